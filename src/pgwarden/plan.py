@@ -1,0 +1,170 @@
+"""The model every command shares: a `Plan` is an ordered tuple of `Step`s.
+
+A step holds one statement's SQL, where it came from, its parse tree, the
+transaction it runs in, and the effects the lock model derived for it. Lint,
+rehearse and apply all take a `Plan`; none of them parses SQL on its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+
+from pgwarden.analysis.catalog import Catalog
+from pgwarden.analysis.effects import Effects
+from pgwarden.analysis.locks import analyse
+from pgwarden.analysis.parse import Node, ParsedStatement, fingerprint
+from pgwarden.location import SourceLocation, line_col
+
+__all__ = ["Plan", "SourceText", "Step", "TxMode", "build_plan"]
+
+
+class TxMode(Enum):
+    """How a step relates to transactions."""
+
+    AUTOCOMMIT = "autocommit"  # runs as its own implicit transaction
+    EXPLICIT = "explicit"  # inside BEGIN ... COMMIT written in the source
+    FILE = "file"  # inside the transaction the migration runner wraps each file in
+
+
+@dataclass(frozen=True, slots=True)
+class SourceText:
+    """The text of one source (a file, a revision, a command-line string)."""
+
+    path: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One statement of the plan."""
+
+    index: int
+    sql: str
+    location: SourceLocation
+    tree: Node
+    tx_mode: TxMode
+    transaction: int | None  # id of the transaction block; None when autocommit
+    effects: Effects
+
+    @property
+    def kind(self) -> str:
+        """The statement's node type, e.g. `AlterTableStmt`."""
+        return next(iter(self.tree))
+
+    @property
+    def body(self) -> Node:
+        """The statement node's fields."""
+        body: Node = self.tree[self.kind]
+        return body
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.transaction is not None
+
+    @property
+    def is_transaction_control(self) -> bool:
+        return self.kind == "TransactionStmt"
+
+    @property
+    def destructive(self) -> bool:
+        return bool(self.effects.destroys)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """An ordered list of steps built from one or more sources."""
+
+    steps: tuple[Step, ...]
+    sources: tuple[str, ...] = ()
+    server_version: int | None = None
+    assumptions: tuple[str, ...] = field(default=())
+
+    def __iter__(self) -> Iterator[Step]:
+        return iter(self.steps)
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def transactions(self) -> dict[int, tuple[Step, ...]]:
+        """Steps grouped by transaction block id."""
+        groups: dict[int, list[Step]] = {}
+        for step in self.steps:
+            if step.transaction is not None:
+                groups.setdefault(step.transaction, []).append(step)
+        return {k: tuple(v) for k, v in groups.items()}
+
+    def fingerprint(self) -> str:
+        """sha256 over the statements' normalized fingerprints, in order."""
+        h = hashlib.sha256()
+        for step in self.steps:
+            h.update(fingerprint(step.sql).encode())
+            h.update(b"\0")
+        return h.hexdigest()
+
+
+def _tx_kind(stmt: ParsedStatement) -> str | None:
+    if stmt.kind != "TransactionStmt":
+        return None
+    kind: str = stmt.body.get("kind", "")
+    return kind
+
+
+_BEGIN = {"TRANS_STMT_BEGIN", "TRANS_STMT_START"}
+_END = {"TRANS_STMT_COMMIT", "TRANS_STMT_ROLLBACK", "TRANS_STMT_PREPARE", "TRANS_STMT_COMMIT_PREPARED"}
+
+
+def build_plan(
+    sources: Iterable[tuple[SourceText, Sequence[ParsedStatement]]],
+    *,
+    catalog: Catalog | None = None,
+    server_version: int | None = None,
+    file_transaction: bool = False,
+) -> Plan:
+    """Steps from parsed sources, in order, with transaction blocks and effects.
+
+    `file_transaction` models runners that wrap each file in one transaction
+    (Alembic, Django, Flyway); explicit BEGIN/COMMIT in a file always wins.
+    """
+    steps: list[Step] = []
+    paths: list[str] = []
+    next_tx = 0
+    for source, stmts in sources:
+        paths.append(source.path)
+        explicit = any(_tx_kind(s) in _BEGIN for s in stmts)
+        wrap = file_transaction and not explicit and bool(stmts)
+        file_tx: int | None = None
+        if wrap:
+            file_tx = next_tx
+            next_tx += 1
+        open_tx: int | None = None
+        for stmt in stmts:
+            kind = _tx_kind(stmt)
+            if kind in _BEGIN and open_tx is None:
+                open_tx = next_tx
+                next_tx += 1
+            tx = open_tx if open_tx is not None else file_tx
+            mode = (
+                TxMode.EXPLICIT
+                if open_tx is not None
+                else TxMode.FILE
+                if file_tx is not None
+                else TxMode.AUTOCOMMIT
+            )
+            line, col = line_col(source.text, stmt.start)
+            steps.append(
+                Step(
+                    index=len(steps),
+                    sql=stmt.text,
+                    location=SourceLocation(source.path, line, col),
+                    tree=stmt.tree,
+                    tx_mode=mode,
+                    transaction=tx,
+                    effects=analyse(stmt.tree, catalog=catalog, server_version=server_version),
+                )
+            )
+            if kind in _END:
+                open_tx = None
+    return Plan(tuple(steps), tuple(paths), server_version)

@@ -1,0 +1,75 @@
+"""Plain `.sql` files and folders of them (ordered by name) as plan sources."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from pgwarden.errors import InputError
+
+__all__ = ["MAX_FILE_BYTES", "collect_sql_files", "read_sql_file"]
+
+MAX_FILE_BYTES = 64 * 1024 * 1024
+
+
+def collect_sql_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Expand folders into their `.sql` files (recursively, sorted by path)."""
+    out: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            found = sorted(q for q in p.rglob("*.sql") if q.is_file())
+            if not found:
+                raise InputError(
+                    f"{p}: folder holds no .sql files",
+                    hint="pass .sql files or a folder that contains them",
+                    path=str(p),
+                )
+            out.extend(found)
+        elif p.exists():
+            out.append(p)
+        else:
+            raise InputError(
+                f"{p}: no such file or directory", hint="check the path", path=str(p)
+            )
+    return out
+
+
+def read_sql_file(path: Path) -> str:
+    """The file's text; one clear `InputError` for anything unreadable."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise InputError(
+                f"{path}: file is {size / 1048576:.0f} MiB, larger than the "
+                f"{MAX_FILE_BYTES // 1048576} MiB pgwarden reads",
+                hint="split the migration into smaller files; a migration this large "
+                "is usually a data load, which belongs in COPY, not in a migration",
+                path=str(path),
+            )
+        data = path.read_bytes()
+    except PermissionError:
+        raise InputError(
+            f"{path}: permission denied", hint="make the file readable", path=str(path)
+        ) from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory", path=str(path)) from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}", path=str(path)) from None
+    if b"\0" in data:
+        raise InputError(
+            f"{path}: binary file (contains NUL bytes), not SQL",
+            hint="pass the migration's .sql text file",
+            path=str(path),
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputError(
+            f"{path}:{line}: not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})",
+            hint="convert the file to UTF-8, e.g. `iconv -f latin1 -t utf-8`",
+            path=str(path),
+        ) from None
+    return text.removeprefix("\ufeff")
