@@ -1,0 +1,122 @@
+"""Plain typed command functions: they take arguments and return results.
+
+They never print or exit; `cli.py` renders their results and maps errors to
+exit codes. Tests and library users call the same functions.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pgwarden.analysis.catalog import Catalog, read_catalog
+from pgwarden.analysis.context import Snapshot, load_snapshot, save_snapshot, take_snapshot
+from pgwarden.analysis.parse import parse
+from pgwarden.errors import InputError, UsageError
+from pgwarden.pg.connect import connect
+from pgwarden.plan import Plan, SourceText, build_plan
+from pgwarden.sources.sql_files import collect_sql_files, read_sql_file
+
+__all__ = ["Context", "explain", "load_context", "load_plan", "stats_dump"]
+
+SUPPORTED_MAJORS = range(13, 19)
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What is known about the target: snapshot (stats + catalog) and server major."""
+
+    snapshot: Snapshot | None
+    catalog: Catalog | None
+    server_version: int | None
+    source: str  # "database", "snapshot" or "none"
+
+
+def _check_version(v: int | None) -> int | None:
+    if v is not None and v not in SUPPORTED_MAJORS:
+        raise UsageError(
+            f"PostgreSQL {v} is not supported", hint="pgwarden models PostgreSQL 13 to 18"
+        )
+    return v
+
+
+def load_context(
+    *,
+    database_url: str | None = None,
+    stats_file: str | os.PathLike[str] | None = None,
+    pg_version: int | None = None,
+    sample_s: float = 0.0,
+) -> Context:
+    """Context from a live database (read-only), a snapshot file, or nothing."""
+    _check_version(pg_version)
+    if database_url and stats_file:
+        raise UsageError("give either --database-url or --stats, not both")
+    if stats_file:
+        snap = load_snapshot(stats_file)
+        return Context(snap, snap.catalog, pg_version or snap.server_major, "snapshot")
+    if database_url:
+        snap = take_snapshot(database_url, sample_s=sample_s)
+        return Context(snap, snap.catalog, pg_version or snap.server_major, "database")
+    return Context(None, None, pg_version, "none")
+
+
+def load_plan(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    context: Context | None = None,
+    file_transaction: bool = False,
+) -> Plan:
+    """A Plan from .sql files and folders (folders in name order)."""
+    if not paths:
+        raise UsageError("no SQL files given", hint="pass one or more .sql files or folders")
+    sources = []
+    for path in collect_sql_files(paths):
+        text = read_sql_file(path)
+        stmts = parse(text, str(path))
+        if not stmts:
+            raise InputError(
+                f"{path}: no SQL statements (the file is empty or only comments)",
+                hint="remove the file or add the migration's statements",
+                path=str(path),
+            )
+        sources.append((SourceText(str(path), text), stmts))
+    ctx = context or Context(None, None, None, "none")
+    return build_plan(
+        sources,
+        catalog=ctx.catalog,
+        server_version=ctx.server_version,
+        file_transaction=file_transaction,
+    )
+
+
+def explain(sql: str, *, context: Context | None = None) -> Plan:
+    """The plan of a SQL string, one step per statement, with effects."""
+    stmts = parse(sql, "<sql>")
+    if not stmts:
+        raise InputError("no SQL statement given", hint='pass SQL, e.g. pgwarden explain "DROP TABLE t"')
+    ctx = context or Context(None, None, None, "none")
+    return build_plan(
+        [(SourceText("<sql>", sql), stmts)],
+        catalog=ctx.catalog,
+        server_version=ctx.server_version,
+    )
+
+
+def stats_dump(
+    database_url: str, output: str | os.PathLike[str], *, sample_s: float = 1.0
+) -> Snapshot:
+    """Take a snapshot of `database_url` (read-only) and write it to `output`."""
+    out = Path(output)
+    if out.parent and not out.parent.exists():
+        raise UsageError(f"{out.parent}: directory does not exist", hint="create it first")
+    snap = take_snapshot(database_url, sample_s=sample_s)
+    save_snapshot(snap, out)
+    return snap
+
+
+def catalog_of(database_url: str) -> Catalog:
+    """The catalog of a live database (read-only)."""
+    with connect(database_url) as conn:
+        return read_catalog(conn)

@@ -1,0 +1,71 @@
+"""Connecting to a user's database, with one clear error per way it can fail."""
+
+from __future__ import annotations
+
+import os
+
+import psycopg
+from psycopg import conninfo
+
+from pgwarden.errors import ConnectionFailed, UsageError
+
+__all__ = ["connect", "describe_dsn", "resolve_dsn"]
+
+_ENV_VARS = ("PGWARDEN_DATABASE_URL", "DATABASE_URL")
+
+
+def resolve_dsn(explicit: str | None, *, required: bool = True) -> str | None:
+    """`explicit`, else $PGWARDEN_DATABASE_URL, else $DATABASE_URL."""
+    if explicit:
+        return explicit
+    for var in _ENV_VARS:
+        value = os.environ.get(var)
+        if value:
+            return value
+    if required:
+        raise UsageError(
+            "no database given",
+            hint="pass --database-url postgresql://user@host/db or set PGWARDEN_DATABASE_URL",
+        )
+    return None
+
+
+def describe_dsn(dsn: str) -> str:
+    """The DSN without its password, for messages."""
+    try:
+        params = conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "<unparseable DSN>"
+    params.pop("password", None)
+    host = params.get("host", "localhost")
+    port = params.get("port", "5432")
+    return f"{params.get('user', '')}@{host}:{port}/{params.get('dbname', '')}".lstrip("@")
+
+
+def connect(
+    dsn: str, *, autocommit: bool = True, connect_timeout_s: int = 5, application_name: str = "pgwarden"
+) -> psycopg.Connection[tuple[object, ...]]:
+    """Open a connection or raise `ConnectionFailed` naming the cause and the fix."""
+    try:
+        params = conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as exc:
+        raise ConnectionFailed(
+            f"invalid database URL: {str(exc).strip()}",
+            hint="use postgresql://user:password@host:5432/dbname or 'host=... dbname=...'",
+        ) from None
+    params.setdefault("connect_timeout", str(connect_timeout_s))
+    params.setdefault("application_name", application_name)
+    try:
+        return psycopg.connect(**params, autocommit=autocommit)  # type: ignore[arg-type]
+    except psycopg.OperationalError as exc:
+        sqlstate = exc.sqlstate
+        text = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        if sqlstate == "28P01" or sqlstate == "28000":
+            hint = "check the user and password in the URL"
+        elif sqlstate == "3D000":
+            hint = "check the database name, or create it first"
+        else:
+            hint = "check that the server is running and reachable from here (host, port, firewall)"
+        raise ConnectionFailed(
+            f"cannot connect to {describe_dsn(dsn)}: {text}", hint=hint, sqlstate=sqlstate
+        ) from None

@@ -1,0 +1,153 @@
+"""Table and index statistics: sizes, row counts and traffic rates.
+
+Rates come from sampling `pg_stat_user_tables` twice over a short interval.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import psycopg
+
+__all__ = ["IndexStats", "Stats", "TableStats", "read_stats"]
+
+
+@dataclass(frozen=True, slots=True)
+class TableStats:
+    """One table's size and activity."""
+
+    name: str  # as regclass prints it
+    rows: int
+    total_bytes: int
+    table_bytes: int
+    index_bytes: int
+    seq_scan: int = 0
+    idx_scan: int = 0
+    n_tup_ins: int = 0
+    n_tup_upd: int = 0
+    n_tup_del: int = 0
+    writes_per_s: float | None = None  # inserted+updated+deleted rows per second
+    reads_per_s: float | None = None  # seq + index scans started per second
+
+
+@dataclass(frozen=True, slots=True)
+class IndexStats:
+    """One index's size and use."""
+
+    name: str
+    table: str
+    bytes: int
+    idx_scan: int
+    scans_per_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """Statistics of one database at one time."""
+
+    taken_at: str
+    server_version_num: int
+    database: str
+    sample_s: float
+    tables: dict[str, TableStats] = field(default_factory=dict)
+    indexes: dict[str, IndexStats] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Stats:
+        return cls(
+            taken_at=str(data["taken_at"]),
+            server_version_num=int(data["server_version_num"]),
+            database=str(data["database"]),
+            sample_s=float(data.get("sample_s", 0.0)),
+            tables={k: TableStats(**v) for k, v in data.get("tables", {}).items()},
+            indexes={k: IndexStats(**v) for k, v in data.get("indexes", {}).items()},
+        )
+
+
+_TABLES = """
+SELECT c.oid::regclass::text,
+       greatest(c.reltuples, coalesce(s.n_live_tup, 0))::bigint,
+       pg_total_relation_size(c.oid), pg_table_size(c.oid), pg_indexes_size(c.oid),
+       coalesce(s.seq_scan, 0), coalesce(s.idx_scan, 0),
+       coalesce(s.n_tup_ins, 0), coalesce(s.n_tup_upd, 0), coalesce(s.n_tup_del, 0)
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+WHERE c.relkind IN ('r', 'p', 'm')
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgwarden')
+  AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'
+"""
+
+_INDEXES = """
+SELECT s.indexrelid::regclass::text, s.relid::regclass::text,
+       pg_relation_size(s.indexrelid), coalesce(s.idx_scan, 0)
+FROM pg_stat_user_indexes s
+WHERE s.schemaname <> 'pgwarden'
+"""
+
+
+def _read(conn: psycopg.Connection[Any]) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
+    tables = {r[0]: list(r) for r in conn.execute(_TABLES).fetchall()}
+    indexes = {r[0]: list(r) for r in conn.execute(_INDEXES).fetchall()}
+    return tables, indexes
+
+
+def read_stats(conn: psycopg.Connection[Any], *, sample_s: float = 1.0) -> Stats:
+    """Sizes now, and rates from two samples `sample_s` apart (0 disables rates)."""
+    from datetime import UTC, datetime
+
+    conn.execute("SELECT pg_stat_clear_snapshot()")
+    t1, i1 = _read(conn)
+    rates = sample_s > 0
+    if rates:
+        time.sleep(sample_s)
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        t2, i2 = _read(conn)
+    else:
+        t2, i2 = t1, i1
+    tables: dict[str, TableStats] = {}
+    for name, r in t2.items():
+        before = t1.get(name, r)
+        writes = reads = None
+        if rates:
+            writes = max(0, (r[7] + r[8] + r[9]) - (before[7] + before[8] + before[9])) / sample_s
+            reads = max(0, (r[5] + r[6]) - (before[5] + before[6])) / sample_s
+        tables[name] = TableStats(
+            name=name,
+            rows=int(r[1]),
+            total_bytes=int(r[2]),
+            table_bytes=int(r[3]),
+            index_bytes=int(r[4]),
+            seq_scan=int(r[5]),
+            idx_scan=int(r[6]),
+            n_tup_ins=int(r[7]),
+            n_tup_upd=int(r[8]),
+            n_tup_del=int(r[9]),
+            writes_per_s=writes,
+            reads_per_s=reads,
+        )
+    indexes: dict[str, IndexStats] = {}
+    for name, r in i2.items():
+        before = i1.get(name, r)
+        indexes[name] = IndexStats(
+            name=name,
+            table=str(r[1]),
+            bytes=int(r[2]),
+            idx_scan=int(r[3]),
+            scans_per_s=(max(0, r[3] - before[3]) / sample_s) if rates else None,
+        )
+    row = conn.execute("SELECT current_setting('server_version_num')::int, current_database()").fetchone()
+    assert row is not None
+    return Stats(
+        taken_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        server_version_num=int(row[0]),
+        database=str(row[1]),
+        sample_s=sample_s if rates else 0.0,
+        tables=tables,
+        indexes=indexes,
+    )

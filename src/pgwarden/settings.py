@@ -1,0 +1,103 @@
+"""Configuration: `[tool.pgwarden]` in pyproject.toml, or `pgwarden.toml`.
+
+Looked up in the working directory unless a path is given (`--config`).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pgwarden.errors import ConfigError
+
+__all__ = ["Environment", "Settings", "load_settings"]
+
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    """A declared deployment target."""
+
+    name: str
+    protected: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """pgwarden's configuration, with defaults for everything."""
+
+    source: str | None = None
+    pg_version: int | None = None
+    file_transaction: bool = True
+    fail_on: str = "error"
+    ignore: tuple[str, ...] = ()
+    environments: dict[str, Environment] = field(default_factory=dict)
+    backup_catalogue: str = "backups/"
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+def _table(path: Path) -> dict[str, Any] | None:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    if path.name == "pyproject.toml":
+        tool = data.get("tool", {})
+        section = tool.get("pgwarden") if isinstance(tool, dict) else None
+        return section if isinstance(section, dict) else None
+    return data
+
+
+def load_settings(config: str | os.PathLike[str] | None = None) -> Settings:
+    """Settings from `config`, else ./pgwarden.toml, else ./pyproject.toml, else defaults."""
+    if config is not None:
+        path = Path(config)
+        if not path.exists():
+            raise ConfigError(f"{path}: config file not found", hint="check --config")
+        table = _table(path)
+        if table is None:
+            raise ConfigError(f"{path}: has no [tool.pgwarden] section")
+        return _build(table, str(path))
+    for name in ("pgwarden.toml", "pyproject.toml"):
+        table = _table(Path(name))
+        if table is not None:
+            return _build(table, name)
+    return Settings()
+
+
+def _build(t: dict[str, Any], source: str) -> Settings:
+    def typed(key: str, kind: type, default: Any) -> Any:
+        value = t.get(key, default)
+        if value is not default and not isinstance(value, kind):
+            raise ConfigError(
+                f"{source}: `{key}` must be a {kind.__name__}, got {type(value).__name__}"
+            )
+        return value
+
+    envs: dict[str, Environment] = {}
+    raw_envs = typed("environments", dict, {})
+    for name, spec in raw_envs.items():
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{source}: environments.{name} must be a table")
+        envs[name] = Environment(name, protected=bool(spec.get("protected", False)))
+    backup = typed("backup", dict, {})
+    fail_on = typed("fail_on", str, "error")
+    if fail_on not in ("error", "warning", "note"):
+        raise ConfigError(f"{source}: fail_on must be error, warning or note, got {fail_on!r}")
+    ignore = typed("ignore", list, [])
+    return Settings(
+        source=source,
+        pg_version=typed("pg_version", int, None),
+        file_transaction=typed("file_transaction", bool, True),
+        fail_on=fail_on,
+        ignore=tuple(str(x) for x in ignore),
+        environments=envs,
+        backup_catalogue=str(backup.get("catalogue", "backups/")),
+        raw=t,
+    )

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pgwarden.analysis.parse import parse
+from pgwarden.errors import InputError, SqlParseError
+from pgwarden.sources.sql_files import MAX_FILE_BYTES, collect_sql_files, read_sql_file
+
+
+def test_folders_expand_to_sql_files_in_name_order(tmp_path: Path):
+    for name in ("010_b.sql", "002_a.sql", "notes.txt", "sub/001_c.sql"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("SELECT 1;")
+    got = [p.relative_to(tmp_path).as_posix() for p in collect_sql_files([tmp_path])]
+    assert got == ["002_a.sql", "010_b.sql", "sub/001_c.sql"]
+
+
+def test_missing_path(tmp_path: Path):
+    with pytest.raises(InputError, match="no such file or directory"):
+        collect_sql_files([tmp_path / "nope.sql"])
+
+
+def test_folder_without_sql(tmp_path: Path):
+    with pytest.raises(InputError, match="holds no .sql files"):
+        collect_sql_files([tmp_path])
+
+
+def test_binary_file(tmp_path: Path):
+    f = tmp_path / "x.sql"
+    f.write_bytes(b"\x00\x01\x02SELECT")
+    with pytest.raises(InputError, match="binary file"):
+        read_sql_file(f)
+
+
+def test_non_utf8_names_line(tmp_path: Path):
+    f = tmp_path / "x.sql"
+    f.write_bytes(b"SELECT 1;\nSELECT '\xe9t\xe9';\n")
+    with pytest.raises(InputError, match=r"x\.sql:2: not valid UTF-8") as exc:
+        read_sql_file(f)
+    assert exc.value.hint and "iconv" in exc.value.hint
+
+
+def test_huge_file_refused_without_reading(tmp_path: Path):
+    f = tmp_path / "big.sql"
+    with f.open("wb") as fh:  # sparse: 100 MB without writing them
+        fh.truncate(100 * 1024 * 1024)
+    assert f.stat().st_size > MAX_FILE_BYTES
+    with pytest.raises(InputError, match="larger than"):
+        read_sql_file(f)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file; covered by the CLI test")
+def test_unreadable_file(tmp_path: Path):
+    f = tmp_path / "x.sql"
+    f.write_text("SELECT 1;")
+    f.chmod(0)
+    with pytest.raises(InputError, match="permission denied"):
+        read_sql_file(f)
+
+
+def test_bom_is_dropped(tmp_path: Path):
+    f = tmp_path / "x.sql"
+    f.write_bytes(b"\xef\xbb\xbfSELECT 1;")
+    assert read_sql_file(f) == "SELECT 1;"
+
+
+@pytest.mark.parametrize(
+    ("sql", "line", "col", "message"),
+    [
+        ("SELECT 1;\nSELEC 2;", 2, 1, 'syntax error at or near "SELEC"'),
+        ("SELECT 'é';\n  ALTER TABLE t ADD COLUMN;", 2, 27, 'syntax error at or near ";"'),
+        ("SELECT (1", 1, 10, "syntax error at end of input"),
+    ],
+)
+def test_parse_error_has_file_line_column(sql: str, line: int, col: int, message: str):
+    with pytest.raises(SqlParseError) as exc:
+        parse(sql, "m.sql")
+    assert exc.value.location.line == line
+    assert exc.value.location.column == col
+    assert exc.value.server_message == message
+    assert str(exc.value).startswith(f"m.sql:{line}:{col}: syntax error: {message}")
+
+
+def test_statement_offsets_are_characters():
+    text = "SELECT 'ä';\n-- comment\nALTER TABLE ö ADD COLUMN x int;"
+    stmts = parse(text)
+    assert [s.kind for s in stmts] == ["SelectStmt", "AlterTableStmt"]
+    assert text[stmts[1].start :].startswith("ALTER TABLE ö")
