@@ -106,6 +106,73 @@ def explain(
         render_explain(out, plan, ctx.snapshot)
 
 
+@cli.command()
+@click.argument("paths", nargs=-1, required=True)
+@dsn_option
+@click.option("--stats", "stats_file", default=None, metavar="FILE", help="Stats snapshot file.")
+@pg_version_option
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json", "sarif", "github"]), default="text"
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(["error", "warning", "note"]),
+    default=None,
+    help="Lowest severity that makes the exit code 1 (default: config, else error).",
+)
+@click.option(
+    "--no-file-transaction",
+    is_flag=True,
+    help="Files do not run inside one transaction each (runner without transactions).",
+)
+@click.option(
+    "--config", "config", default=None, metavar="FILE", help="pgwarden.toml or pyproject.toml."
+)
+@handle_errors
+def lint(
+    paths: tuple[str, ...],
+    database_url: str | None,
+    stats_file: str | None,
+    pg_version: int | None,
+    fmt: str,
+    fail_on: str | None,
+    no_file_transaction: bool,
+    config: str | None,
+) -> None:
+    """Report what each statement locks, scans, rewrites or destroys, sized by table stats."""
+    from pgwarden.findings import Severity
+    from pgwarden.report.lint_json import lint_json
+    from pgwarden.report.lint_text import render_lint
+    from pgwarden.settings import load_settings
+
+    settings = load_settings(config)
+    ctx = commands.load_context(
+        database_url=database_url,
+        stats_file=stats_file,
+        pg_version=pg_version or settings.pg_version,
+    )
+    plan, result = commands.lint(
+        list(paths),
+        context=ctx,
+        settings=settings,
+        file_transaction=False if no_file_transaction else None,
+    )
+    if fmt == "json":
+        _json(lint_json(plan, result))
+    elif fmt == "sarif":
+        from pgwarden.report.lint_ci import sarif
+
+        _json(sarif(result))
+    elif fmt == "github":
+        from pgwarden.report.lint_ci import github_annotations
+
+        sys.stdout.write(github_annotations(result))
+    else:
+        render_lint(out, plan, result)
+    if result.failed(Severity(fail_on or settings.fail_on)):
+        sys.exit(EXIT_FINDINGS)
+
+
 @cli.group()
 def stats() -> None:
     """Table statistics snapshots (sizes, traffic, schema facts)."""
@@ -136,11 +203,16 @@ def stats_dump(database_url: str | None, output: str, sample_seconds: float) -> 
 
 
 @cli.command()
-@click.option("--rows", type=click.IntRange(1000, 100_000_000), default=1_000_000, show_default=True,
-              help="Rows in the demo's invoices table.")
+@click.option(
+    "--rows",
+    type=click.IntRange(1000, 100_000_000),
+    default=1_000_000,
+    show_default=True,
+    help="Rows in the demo's invoices table.",
+)
 @handle_errors
 def demo(rows: int) -> None:
-    """Run the main job on an embedded PostgreSQL: build a sample database, snapshot it, check examples/."""
+    """Run the main job on an embedded PostgreSQL: build, snapshot, lint examples/."""
     from pgwarden.demo import run_demo
 
     run_demo(out, err, invoices_rows=rows)

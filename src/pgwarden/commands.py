@@ -15,11 +15,13 @@ from pgwarden.analysis.catalog import Catalog, read_catalog
 from pgwarden.analysis.context import Snapshot, load_snapshot, save_snapshot, take_snapshot
 from pgwarden.analysis.parse import parse
 from pgwarden.errors import InputError, UsageError
+from pgwarden.lint.engine import LintResult, lint_plan
 from pgwarden.pg.connect import connect
 from pgwarden.plan import Plan, SourceText, build_plan
+from pgwarden.settings import Settings
 from pgwarden.sources.sql_files import collect_sql_files, read_sql_file
 
-__all__ = ["Context", "explain", "load_context", "load_plan", "stats_dump"]
+__all__ = ["Context", "explain", "lint", "load_context", "load_plan", "stats_dump"]
 
 SUPPORTED_MAJORS = range(13, 19)
 
@@ -95,7 +97,9 @@ def explain(sql: str, *, context: Context | None = None) -> Plan:
     """The plan of a SQL string, one step per statement, with effects."""
     stmts = parse(sql, "<sql>")
     if not stmts:
-        raise InputError("no SQL statement given", hint='pass SQL, e.g. pgwarden explain "DROP TABLE t"')
+        raise InputError(
+            "no SQL statement given", hint='pass SQL, e.g. pgwarden explain "DROP TABLE t"'
+        )
     ctx = context or Context(None, None, None, "none")
     return build_plan(
         [(SourceText("<sql>", sql), stmts)],
@@ -120,3 +124,18 @@ def catalog_of(database_url: str) -> Catalog:
     """The catalog of a live database (read-only)."""
     with connect(database_url) as conn:
         return read_catalog(conn)
+
+
+def lint(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    context: Context | None = None,
+    settings: Settings | None = None,
+    file_transaction: bool | None = None,
+) -> tuple[Plan, LintResult]:
+    """Lint SQL files as one deploy; returns the plan and its findings."""
+    cfg = settings or Settings()
+    ctx = context or Context(None, None, cfg.pg_version, "none")
+    wrap = cfg.file_transaction if file_transaction is None else file_transaction
+    plan = load_plan(paths, context=ctx, file_transaction=wrap)
+    return plan, lint_plan(plan, snapshot=ctx.snapshot, ignore=cfg.ignore)

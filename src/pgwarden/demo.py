@@ -19,7 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from pgwarden import commands
 from pgwarden.pg.cluster import Cluster
-from pgwarden.report.explain import render_explain
+from pgwarden.report.lint_text import render_lint
 
 __all__ = ["SCHEMA_SQL", "create_sample_schema", "examples_dir", "run_demo"]
 
@@ -65,7 +65,7 @@ def create_sample_schema(
             "INSERT INTO invoices (payment_account_id, amount_cents, status, created_at) "
             "SELECT 1 + (g * 7919) %% %s, (g * 31) %% 100000, "
             "CASE WHEN g %% 10 = 0 THEN 'paid' ELSE 'open' END, "
-            "now() - (g || ' seconds')::interval FROM generate_series(%s, %s) g",
+            "now() - (g || ' seconds')::interval FROM generate_series(%s::bigint, %s::bigint) g",
             (accounts_rows, done + 1, done + n),
         )
         done += n
@@ -107,14 +107,17 @@ def run_demo(out: Console, err: Console, *, invoices_rows: int = 1_000_000) -> N
             f"in {time.perf_counter() - t0:.1f} s",
         )
         dsn = cluster.create_database("demo")
-        with psycopg.connect(dsn, autocommit=True) as conn, Progress(
-            TextColumn("   loading invoices"),
-            BarColumn(),
-            TextColumn("{task.completed:,}/{task.total:,} rows"),
-            TimeRemainingColumn(),
-            console=err,
-            transient=True,
-        ) as progress:
+        with (
+            psycopg.connect(dsn, autocommit=True) as conn,
+            Progress(
+                TextColumn("   loading invoices"),
+                BarColumn(),
+                TextColumn("{task.completed:,}/{task.total:,} rows"),
+                TimeRemainingColumn(),
+                console=err,
+                transient=True,
+            ) as progress,
+        ):
             task = progress.add_task("load", total=invoices_rows)
             t1 = time.perf_counter()
             create_sample_schema(
@@ -145,7 +148,7 @@ def run_demo(out: Console, err: Console, *, invoices_rows: int = 1_000_000) -> N
         )
         ctx = commands.Context(snap, snap.catalog, snap.server_major, "snapshot")
         folder = examples_dir()
-        out.print(f"[bold]4.[/] What the example migrations in {folder} would do to these tables:\n")
-        plan = commands.load_plan([folder], context=ctx)
-        render_explain(out, plan, snap)
+        out.print(f"[bold]4.[/] Linting the example migrations in {folder} against them:\n")
+        plan, result = commands.lint([folder], context=ctx)
+        render_lint(out, plan, result)
     out.print(f"\nDone in {time.perf_counter() - t0:.1f} s; the throwaway cluster is gone.")

@@ -62,9 +62,7 @@ class ConfigError(UsageError):
 class InputError(PgwardenError):
     """A source file or input that cannot be used."""
 
-    def __init__(
-        self, message: str, *, hint: str | None = None, path: str | None = None
-    ) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, path: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.path = path
 

@@ -80,6 +80,7 @@ class Plan:
     steps: tuple[Step, ...]
     sources: tuple[str, ...] = ()
     server_version: int | None = None
+    texts: tuple[SourceText, ...] = ()
     assumptions: tuple[str, ...] = field(default=())
 
     def __iter__(self) -> Iterator[Step]:
@@ -113,7 +114,12 @@ def _tx_kind(stmt: ParsedStatement) -> str | None:
 
 
 _BEGIN = {"TRANS_STMT_BEGIN", "TRANS_STMT_START"}
-_END = {"TRANS_STMT_COMMIT", "TRANS_STMT_ROLLBACK", "TRANS_STMT_PREPARE", "TRANS_STMT_COMMIT_PREPARED"}
+_END = {
+    "TRANS_STMT_COMMIT",
+    "TRANS_STMT_ROLLBACK",
+    "TRANS_STMT_PREPARE",
+    "TRANS_STMT_COMMIT_PREPARED",
+}
 
 
 def build_plan(
@@ -129,10 +135,10 @@ def build_plan(
     (Alembic, Django, Flyway); explicit BEGIN/COMMIT in a file always wins.
     """
     steps: list[Step] = []
-    paths: list[str] = []
+    texts: list[SourceText] = []
     next_tx = 0
     for source, stmts in sources:
-        paths.append(source.path)
+        texts.append(source)
         explicit = any(_tx_kind(s) in _BEGIN for s in stmts)
         wrap = file_transaction and not explicit and bool(stmts)
         file_tx: int | None = None
@@ -167,4 +173,4 @@ def build_plan(
             )
             if kind in _END:
                 open_tx = None
-    return Plan(tuple(steps), tuple(paths), server_version)
+    return Plan(tuple(steps), tuple(t.path for t in texts), server_version, tuple(texts))

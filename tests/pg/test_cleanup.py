@@ -66,9 +66,16 @@ def test_context_manager_stops_and_removes():
 
 
 def test_exception_inside_block_still_cleans_up():
-    with pytest.raises(RuntimeError), Cluster.start() as c:
-        root, pid = c.root, c.pid
-        raise RuntimeError("boom")
+    seen: list[Cluster] = []
+
+    def crash() -> None:
+        with Cluster.start() as c:
+            seen.append(c)
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        crash()
+    root, pid = seen[0].root, seen[0].pid
     _wait_gone(pid, root)
 
 
@@ -115,8 +122,21 @@ def test_failing_test_in_a_pytest_run_cleans_up(tmp_path: Path):
         )
     )
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "tests.fixtures.pg", str(test_file),
-         "-p", "no:cacheprovider", "--rootdir", str(tmp_path), "-c", "/dev/null"],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "tests.fixtures.pg",
+            str(test_file),
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(tmp_path),
+            "-c",
+            "/dev/null",
+        ],
         capture_output=True,
         text=True,
         timeout=120,

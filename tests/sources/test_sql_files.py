@@ -24,7 +24,7 @@ def test_missing_path(tmp_path: Path):
 
 
 def test_folder_without_sql(tmp_path: Path):
-    with pytest.raises(InputError, match="holds no .sql files"):
+    with pytest.raises(InputError, match=r"holds no \.sql files"):
         collect_sql_files([tmp_path])
 
 

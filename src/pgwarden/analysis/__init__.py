@@ -1,0 +1,1 @@
+"""Parsing, the lock model and table context."""

@@ -78,20 +78,43 @@ _CONFLICTS: dict[LockMode, frozenset[LockMode]] = {
         {_M.SHARE, _M.SHARE_ROW_EXCLUSIVE, _M.EXCLUSIVE, _M.ACCESS_EXCLUSIVE}
     ),
     _M.SHARE_UPDATE_EXCLUSIVE: frozenset(
-        {_M.SHARE_UPDATE_EXCLUSIVE, _M.SHARE, _M.SHARE_ROW_EXCLUSIVE, _M.EXCLUSIVE,
-         _M.ACCESS_EXCLUSIVE}
+        {
+            _M.SHARE_UPDATE_EXCLUSIVE,
+            _M.SHARE,
+            _M.SHARE_ROW_EXCLUSIVE,
+            _M.EXCLUSIVE,
+            _M.ACCESS_EXCLUSIVE,
+        }
     ),
     _M.SHARE: frozenset(
-        {_M.ROW_EXCLUSIVE, _M.SHARE_UPDATE_EXCLUSIVE, _M.SHARE_ROW_EXCLUSIVE, _M.EXCLUSIVE,
-         _M.ACCESS_EXCLUSIVE}
+        {
+            _M.ROW_EXCLUSIVE,
+            _M.SHARE_UPDATE_EXCLUSIVE,
+            _M.SHARE_ROW_EXCLUSIVE,
+            _M.EXCLUSIVE,
+            _M.ACCESS_EXCLUSIVE,
+        }
     ),
     _M.SHARE_ROW_EXCLUSIVE: frozenset(
-        {_M.ROW_EXCLUSIVE, _M.SHARE_UPDATE_EXCLUSIVE, _M.SHARE, _M.SHARE_ROW_EXCLUSIVE,
-         _M.EXCLUSIVE, _M.ACCESS_EXCLUSIVE}
+        {
+            _M.ROW_EXCLUSIVE,
+            _M.SHARE_UPDATE_EXCLUSIVE,
+            _M.SHARE,
+            _M.SHARE_ROW_EXCLUSIVE,
+            _M.EXCLUSIVE,
+            _M.ACCESS_EXCLUSIVE,
+        }
     ),
     _M.EXCLUSIVE: frozenset(
-        {_M.ROW_SHARE, _M.ROW_EXCLUSIVE, _M.SHARE_UPDATE_EXCLUSIVE, _M.SHARE,
-         _M.SHARE_ROW_EXCLUSIVE, _M.EXCLUSIVE, _M.ACCESS_EXCLUSIVE}
+        {
+            _M.ROW_SHARE,
+            _M.ROW_EXCLUSIVE,
+            _M.SHARE_UPDATE_EXCLUSIVE,
+            _M.SHARE,
+            _M.SHARE_ROW_EXCLUSIVE,
+            _M.EXCLUSIVE,
+            _M.ACCESS_EXCLUSIVE,
+        }
     ),
     _M.ACCESS_EXCLUSIVE: frozenset(_M),
 }
@@ -103,7 +126,9 @@ class RelationLock:
 
     relation: str  # as regclass prints it: unqualified when on search_path
     mode: LockMode
-    relkind: str = "table"  # table, partitioned table, index, sequence, view, materialized view, ...
+    relkind: str = (
+        "table"  # table, partitioned table, index, sequence, view, materialized view, ...
+    )
     reason: str = ""
 
 

@@ -79,7 +79,9 @@ def parse_one(text: str) -> Node:
     """The tree of a single statement (raises `SqlParseError`)."""
     stmts = parse(text)
     if len(stmts) != 1:
-        raise SqlParseError(f"expected one statement, found {len(stmts)}", SourceLocation("<sql>", 1, 1))
+        raise SqlParseError(
+            f"expected one statement, found {len(stmts)}", SourceLocation("<sql>", 1, 1)
+        )
     return stmts[0].tree
 
 

@@ -1,0 +1,1 @@
+"""PostgreSQL plumbing: binaries, throwaway clusters, connections, statistics."""

@@ -113,7 +113,21 @@ def find_installations() -> tuple[Installation, ...]:
 
 
 def find_installation(major: int | None = None) -> Installation:
-    """The first installation found, or the one of the given major version."""
+    """The first installation found, or the one of the given major version.
+
+    `PGWARDEN_PG_BINDIR`, when set, is the only place looked at.
+    """
+    env = os.environ.get("PGWARDEN_PG_BINDIR")
+    if env:
+        inst = _probe(Path(env), "env")
+        if inst is None or (major is not None and inst.major != major):
+            raise PostgresNotFound(
+                f"PGWARDEN_PG_BINDIR={env} holds no usable "
+                f"{'PostgreSQL' if major is None else f'PostgreSQL {major}'} "
+                "server (postgres and initdb)",
+                hint="point it at the bin directory of a PostgreSQL installation, or unset it",
+            )
+        return inst
     found = find_installations()
     for inst in found:
         if major is None or inst.major == major:

@@ -128,7 +128,7 @@ def sweep_orphans(tmp: Path | None = None) -> list[Path]:
     return removed
 
 
-def _spawn(args: list[str], root: Path, user_kw: dict[str, object]) -> subprocess.Popen[bytes]:
+def _spawn(args: list[str], root: Path, run_as: tuple[int, int] | None) -> subprocess.Popen[bytes]:
     with open(root / "server.log", "ab") as logf:
         return subprocess.Popen(
             args,
@@ -136,28 +136,36 @@ def _spawn(args: list[str], root: Path, user_kw: dict[str, object]) -> subproces
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             cwd=root,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509
+            preexec_fn=_die_with_parent,
             start_new_session=True,
-            **user_kw,  # type: ignore[arg-type]
+            user=run_as[0] if run_as else None,
+            group=run_as[1] if run_as else None,
+            extra_groups=[] if run_as else None,
         )
 
 
 def _readable_by(inst: Installation, run_as: tuple[int, int]) -> Installation:
     """`inst`, or a copy in a shared cache when the server user cannot run it."""
-    probe = subprocess.run(
-        [str(inst.tool("postgres")), "--version"],
-        capture_output=True,
-        check=False,
-        user=run_as[0],
-        group=run_as[1],
-        extra_groups=[],
-    ) if _can_exec(inst, run_as) else None
+    probe = (
+        subprocess.run(
+            [str(inst.tool("postgres")), "--version"],
+            capture_output=True,
+            check=False,
+            user=run_as[0],
+            group=run_as[1],
+            extra_groups=[],
+        )
+        if _can_exec(inst, run_as)
+        else None
+    )
     if probe is not None and probe.returncode == 0:
         return inst
     # Copy the installation (and a wheel's sibling .libs directory) with its layout.
     prefix = inst.bindir.parent  # .../pginstall
     top = prefix.parent  # the wheel package, or the system prefix
-    cache = Path(tempfile.gettempdir()) / f"pgwarden-binaries-{inst.major}.{inst.minor}-{inst.origin}"
+    cache = (
+        Path(tempfile.gettempdir()) / f"pgwarden-binaries-{inst.major}.{inst.minor}-{inst.origin}"
+    )
     target_bin = cache / top.name / prefix.name / "bin"
     if not (target_bin / "postgres").exists():
         staging = Path(tempfile.mkdtemp(prefix="pgwarden-binaries-staging-"))
@@ -211,7 +219,7 @@ class Cluster:
         process: subprocess.Popen[bytes],
         tcp: bool,
         args: list[str],
-        user_kw: dict[str, object],
+        run_as: tuple[int, int] | None,
     ) -> None:
         self.installation = installation
         self.root = root
@@ -219,7 +227,7 @@ class Cluster:
         self.tcp = tcp
         self._process = process
         self._args = args
-        self._user_kw = user_kw
+        self._run_as = run_as
         self._stopped = False
 
     # -- lifecycle -----------------------------------------------------------------
@@ -240,11 +248,8 @@ class Cluster:
         root = Path(tempfile.mkdtemp(prefix=_PREFIX))
         (root / _OWNER_FILE).write_text(str(os.getpid()))
         data = root / "data"
-        log = root / "server.log"
-        user_kw: dict[str, object] = {}
         if run_as is not None:
             os.chown(root, *run_as)
-            user_kw = {"user": run_as[0], "group": run_as[1], "extra_groups": []}
             inst = _readable_by(inst, run_as)
         try:
             initdb = subprocess.run(
@@ -266,7 +271,9 @@ class Cluster:
                 timeout=120,
                 check=False,
                 cwd=root,
-                **user_kw,  # type: ignore[call-overload]
+                user=run_as[0] if run_as else None,
+                group=run_as[1] if run_as else None,
+                extra_groups=[] if run_as else None,
             )
         except PermissionError as exc:
             shutil.rmtree(root, ignore_errors=True)
@@ -297,8 +304,8 @@ class Cluster:
         ]
         for k, v in conf.items():
             args += ["-c", f"{k}={v}"]
-        proc = _spawn(args, root, user_kw)
-        cluster = cls(inst, root, port, proc, tcp, args, user_kw)
+        proc = _spawn(args, root, run_as)
+        cluster = cls(inst, root, port, proc, tcp, args, run_as)
         with _live_lock:
             _live.add(cluster)
         try:
@@ -368,7 +375,7 @@ class Cluster:
         with contextlib.suppress(ProcessLookupError):
             self._process.send_signal(sig)
         self._process.wait(timeout=60)
-        self._process = _spawn(self._args, self.root, self._user_kw)
+        self._process = _spawn(self._args, self.root, self._run_as)
         self._wait_ready(60)
 
     def __enter__(self) -> Self:
@@ -395,7 +402,9 @@ class Cluster:
             return f"postgresql://{user}@127.0.0.1:{self.port}/{dbname}"
         from urllib.parse import quote
 
-        return f"postgresql://{user}@/{dbname}?host={quote(str(self.root), safe='')}&port={self.port}"
+        return (
+            f"postgresql://{user}@/{dbname}?host={quote(str(self.root), safe='')}&port={self.port}"
+        )
 
     def create_database(self, name: str, template: str = "template1") -> str:
         """CREATE DATABASE `name`; returns its DSN."""

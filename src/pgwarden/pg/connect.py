@@ -43,7 +43,11 @@ def describe_dsn(dsn: str) -> str:
 
 
 def connect(
-    dsn: str, *, autocommit: bool = True, connect_timeout_s: int = 5, application_name: str = "pgwarden"
+    dsn: str,
+    *,
+    autocommit: bool = True,
+    connect_timeout_s: int = 5,
+    application_name: str = "pgwarden",
 ) -> psycopg.Connection[tuple[object, ...]]:
     """Open a connection or raise `ConnectionFailed` naming the cause and the fix."""
     try:

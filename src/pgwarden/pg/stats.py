@@ -141,7 +141,9 @@ def read_stats(conn: psycopg.Connection[Any], *, sample_s: float = 1.0) -> Stats
             idx_scan=int(r[3]),
             scans_per_s=(max(0, r[3] - before[3]) / sample_s) if rates else None,
         )
-    row = conn.execute("SELECT current_setting('server_version_num')::int, current_database()").fetchone()
+    row = conn.execute(
+        "SELECT current_setting('server_version_num')::int, current_database()"
+    ).fetchone()
     assert row is not None
     return Stats(
         taken_at=datetime.now(UTC).isoformat(timespec="seconds"),

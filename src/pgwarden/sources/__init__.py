@@ -1,0 +1,1 @@
+"""Plan sources: SQL files (Alembic and Django later)."""

@@ -30,9 +30,7 @@ def collect_sql_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
         elif p.exists():
             out.append(p)
         else:
-            raise InputError(
-                f"{p}: no such file or directory", hint="check the path", path=str(p)
-            )
+            raise InputError(f"{p}: no such file or directory", hint="check the path", path=str(p))
     return out
 
 

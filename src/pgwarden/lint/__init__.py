@@ -1,0 +1,1 @@
+"""Lint a plan: run every rule over every step, honour suppressions."""

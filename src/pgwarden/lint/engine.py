@@ -1,0 +1,132 @@
+"""Run the rules over a plan in order, keeping the deploy-level context."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from pgwarden.analysis.context import Snapshot
+from pgwarden.findings import Finding, Severity
+from pgwarden.location import SourceLocation, line_col
+from pgwarden.plan import Plan
+from pgwarden.rules import ALL_RULES, Rule
+from pgwarden.rules.base import LintContext
+
+__all__ = ["IGNORE_WITHOUT_REASON", "LintResult", "Suppression", "lint_plan"]
+
+IGNORE_WITHOUT_REASON = "PW900"
+_CODE = r"(?:PW\d+|[a-z][a-z0-9-]+)"
+_IGNORE = re.compile(rf"--\s*pgwarden:\s*ignore\s+({_CODE}(?:\s*,\s*{_CODE})*)[ \t]*(.*)$", re.M)
+
+
+@dataclass(frozen=True, slots=True)
+class Suppression:
+    """An `-- pgwarden: ignore CODE reason` comment and the step it applies to."""
+
+    codes: tuple[str, ...]
+    reason: str
+    location: SourceLocation
+    step: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class LintResult:
+    """Findings in plan order, and what was suppressed with which reason."""
+
+    findings: tuple[Finding, ...]
+    suppressed: tuple[tuple[Finding, Suppression], ...] = ()
+    assumptions: tuple[str, ...] = field(default=())
+
+    def count(self, severity: Severity) -> int:
+        return sum(1 for f in self.findings if f.severity is severity)
+
+    def failed(self, threshold: Severity) -> bool:
+        return any(f.severity.at_least(threshold) for f in self.findings)
+
+
+def _suppressions(plan: Plan) -> list[Suppression]:
+    out: list[Suppression] = []
+    for source in plan.texts:
+        if "pgwarden:" not in source.text:
+            continue
+        steps = [s for s in plan.steps if s.location.path == source.path]
+        for m in _IGNORE.finditer(source.text):
+            line, col = line_col(source.text, m.start())
+            target = next(
+                (s.index for s in steps if s.location.line >= line or _spans(s, line)), None
+            )
+            # A trailing comment on the last line of a statement belongs to that statement.
+            for s in steps:
+                if _spans(s, line):
+                    target = s.index
+            codes = tuple(c.strip() for c in m.group(1).split(","))
+            out.append(
+                Suppression(
+                    codes, m.group(2).strip(), SourceLocation(source.path, line, col), target
+                )
+            )
+    return out
+
+
+def _spans(step: object, line: int) -> bool:
+    from pgwarden.plan import Step
+
+    assert isinstance(step, Step)
+    return step.location.line <= line <= step.location.line + step.sql.count("\n")
+
+
+def lint_plan(
+    plan: Plan,
+    *,
+    snapshot: Snapshot | None = None,
+    rules: Iterable[Rule] = ALL_RULES,
+    ignore: Iterable[str] = (),
+) -> LintResult:
+    """Findings of `rules` over `plan`, minus config ignores and justified inline ignores."""
+    ignored = set(ignore)
+    active = [r for r in rules if r.code not in ignored and r.name not in ignored]
+    ctx = LintContext(plan=plan, snapshot=snapshot)
+    raw: list[Finding] = []
+    for step in plan.steps:
+        for rule in active:
+            raw.extend(rule.run(step, ctx))
+        ctx.after(step)
+    sups = _suppressions(plan)
+    kept: list[Finding] = []
+    suppressed: list[tuple[Finding, Suppression]] = []
+    for f in raw:
+        sup = next(
+            (
+                s
+                for s in sups
+                if s.step == f.step and (f.code in s.codes or f.name in s.codes) and s.reason
+            ),
+            None,
+        )
+        if sup is None:
+            kept.append(f)
+        else:
+            suppressed.append((f, sup))
+    for s in sups:
+        if not s.reason:
+            kept.append(
+                Finding(
+                    code=IGNORE_WITHOUT_REASON,
+                    name="ignore-without-reason",
+                    severity=Severity.ERROR,
+                    message=f"`pgwarden: ignore {', '.join(s.codes)}` gives no reason, so it "
+                    "suppresses nothing",
+                    help="say why the hazard is acceptable, e.g. "
+                    "-- pgwarden: ignore PW101 settings has 40 rows",
+                    location=s.location,
+                    step=s.step,
+                )
+            )
+    kept.sort(key=lambda f: (f.step if f.step is not None else -1, f.code))
+    assumptions = (
+        ()
+        if snapshot is not None
+        else ("no stats given: every existing table is assumed large and busy",)
+    )
+    return LintResult(tuple(kept), tuple(suppressed), assumptions)

@@ -1,0 +1,1 @@
+"""Renderers: they format results, never compute them."""

@@ -1,0 +1,95 @@
+"""Lint findings for CI: SARIF 2.1.0 (code scanning) and GitHub workflow annotations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pgwarden import __version__
+from pgwarden.findings import Severity
+from pgwarden.lint.engine import IGNORE_WITHOUT_REASON, LintResult
+from pgwarden.rules import ALL_RULES
+
+__all__ = ["github_annotations", "sarif"]
+
+_DOCS = "https://github.com/pgwarden/pgwarden/blob/main/docs/rules/{code}.md"
+_GH_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.NOTE: "notice"}
+
+
+def sarif(result: LintResult) -> dict[str, Any]:
+    """A SARIF 2.1.0 log with one run."""
+    rules = [
+        {
+            "id": r.code,
+            "name": r.name,
+            "shortDescription": {"text": r.summary},
+            "fullDescription": {"text": r.doc.strip().splitlines()[0]},
+            "help": {"text": r.doc.strip(), "markdown": r.doc.strip()},
+            "helpUri": _DOCS.format(code=r.code),
+            "defaultConfiguration": {"level": "error"},
+        }
+        for r in ALL_RULES
+    ]
+    rules.append(
+        {
+            "id": IGNORE_WITHOUT_REASON,
+            "name": "ignore-without-reason",
+            "shortDescription": {"text": "an inline ignore without a reason suppresses nothing"},
+            "defaultConfiguration": {"level": "error"},
+        }
+    )
+    index = {r["id"]: i for i, r in enumerate(rules)}
+    results = [
+        {
+            "ruleId": f.code,
+            "ruleIndex": index[f.code],
+            "level": f.severity.value,
+            "message": {"text": f"{f.message}. Help: {f.help}"},
+            "locations": [
+                {
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": f.location.path},
+                        "region": {"startLine": f.location.line, "startColumn": f.location.column},
+                    }
+                }
+            ],
+        }
+        for f in result.findings
+    ]
+    return {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "pgwarden",
+                        "version": __version__,
+                        "informationUri": "https://github.com/pgwarden/pgwarden",
+                        "rules": rules,
+                    }
+                },
+                "columnKind": "unicodeCodePoints",
+                "results": results,
+            }
+        ],
+    }
+
+
+def _data(s: str) -> str:
+    return s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _prop(s: str) -> str:
+    return _data(s).replace(":", "%3A").replace(",", "%2C")
+
+
+def github_annotations(result: LintResult) -> str:
+    """One `::error file=...,line=...,col=...,title=...::message` line per finding."""
+    lines = []
+    for f in result.findings:
+        props = (
+            f"file={_prop(f.location.path)},line={f.location.line},col={f.location.column},"
+            f"title={_prop(f'{f.code} {f.name}')}"
+        )
+        lines.append(f"::{_GH_LEVEL[f.severity]} {props}::{_data(f'{f.message}. {f.help}')}")
+    return "\n".join(lines) + ("\n" if lines else "")

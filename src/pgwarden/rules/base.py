@@ -1,0 +1,166 @@
+"""What a rule is, and the context a rule checks a step in.
+
+A rule module holds its documentation (module docstring with fixed sections),
+its metadata, `check()` and optionally `fix()`, and exports `RULE`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from pgwarden.analysis.context import Snapshot, estimate_seconds
+from pgwarden.analysis.effects import LockMode
+from pgwarden.findings import Finding, Severity
+from pgwarden.plan import Plan, Step
+
+__all__ = ["DOC_SECTIONS", "Hit", "LintContext", "Rule", "TableJudgement", "describe_lock"]
+
+DOC_SECTIONS = (
+    "What it does",
+    "Why is this bad?",
+    "Example",
+    "Use instead",
+    "Fix safety",
+    "References",
+)
+
+# Below these a table is "small": locking it is a note, not an outage.
+SMALL_ROWS = 10_000
+SMALL_BYTES = 10 * 1024 * 1024
+# At or above these a table is "large or busy": locking it is an error.
+BUSY_WRITES_PER_S = 5.0
+LONG_LOCK_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """What `check()` yields: the message and help; the rule adds code, severity, place."""
+
+    message: str
+    help: str
+    severity: Severity = Severity.ERROR
+    fix: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One hazard: code, name, documentation, check and optional fix."""
+
+    code: str
+    name: str
+    summary: str
+    doc: str
+    check: Callable[[Step, LintContext], Iterable[Hit]]
+
+    def sections(self) -> dict[str, str]:
+        """The doc's `## Section` bodies by title."""
+        parts = re.split(r"^## +(.+?)\s*$", self.doc, flags=re.M)
+        return {parts[i].strip(): parts[i + 1].strip() for i in range(1, len(parts) - 1, 2)}
+
+    def run(self, step: Step, ctx: LintContext) -> list[Finding]:
+        return [
+            Finding(
+                code=self.code,
+                name=self.name,
+                severity=hit.severity,
+                message=hit.message,
+                help=hit.help,
+                location=step.location,
+                fix=hit.fix,
+                step=step.index,
+            )
+            for hit in self.check(step, ctx)
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class TableJudgement:
+    """How much locking a table hurts, and the words that explain why."""
+
+    severity: Severity | None  # None: created in this plan, nothing to protect
+    size: str  # "5.0M rows, 1.2 GB, 310 writes/s" or the assumption made
+
+
+@dataclass(slots=True)
+class LintContext:
+    """The plan being linted, the stats snapshot, and what earlier steps did."""
+
+    plan: Plan
+    snapshot: Snapshot | None = None
+    created: set[str] = field(default_factory=set)  # relations created by earlier steps
+    lock_timeout_set: set[int | None] = field(default_factory=set)  # tx ids (None: session)
+    held: dict[int, dict[str, tuple[LockMode, Step]]] = field(default_factory=dict)
+
+    def held_before(self, step: Step) -> dict[str, tuple[LockMode, Step]]:
+        """Locks earlier steps of `step`'s transaction still hold: relation -> (mode, step)."""
+        if step.transaction is None:
+            return {}
+        return self.held.get(step.transaction, {})
+
+    def after(self, step: Step) -> None:
+        """Record what `step` leaves behind for later steps."""
+        self.created.update(c.removeprefix("public.") for c in step.effects.creates)
+        if step.kind == "VariableSetStmt" and step.body.get("name") == "lock_timeout":
+            scope = step.transaction if step.body.get("is_local") else None
+            self.lock_timeout_set.add(scope)
+        if step.transaction is not None:
+            held = self.held.setdefault(step.transaction, {})
+            for lock in step.effects.locks:
+                if lock.mode > held.get(lock.relation, (LockMode.ACCESS_SHARE, step))[0] or (
+                    lock.relation not in held
+                ):
+                    held[lock.relation] = (lock.mode, step)
+
+    def judge(self, relation: str, *, lock_s: float | None = None) -> TableJudgement:
+        """Severity of holding a blocking lock on `relation` for about `lock_s` seconds."""
+        if _bare(relation) in self.created:
+            return TableJudgement(None, "created earlier in this plan")
+        table = self.snapshot.table(relation) if self.snapshot is not None else None
+        if table is None:
+            why = "no stats given" if self.snapshot is None else "table not in the stats snapshot"
+            return TableJudgement(Severity.ERROR, f"size unknown ({why}): assumed large and busy")
+        rate = f", {table.writes_per_s:.0f} writes/s" if table.writes_per_s is not None else ""
+        size = f"{_rows(table.rows)}, {_bytes(table.total_bytes)}{rate}"
+        if table.rows < SMALL_ROWS and table.total_bytes < SMALL_BYTES:
+            return TableJudgement(Severity.NOTE, size)
+        busy = (table.writes_per_s or 0.0) >= BUSY_WRITES_PER_S
+        long = lock_s is not None and lock_s >= LONG_LOCK_S
+        large = table.total_bytes >= 1024**3
+        severity = Severity.ERROR if busy or long or large else Severity.WARNING
+        return TableJudgement(severity, size)
+
+    def duration(self, relation: str, *, rewrite: bool) -> float | None:
+        """Estimated seconds to scan (or rewrite) `relation`, when its size is known."""
+        if self.snapshot is None:
+            return None
+        table = self.snapshot.table(relation)
+        return None if table is None else estimate_seconds(table, rewrite=rewrite)
+
+    def lock_timeout_active(self, step: Step) -> bool:
+        """Whether a `SET [LOCAL] lock_timeout` precedes `step` in its session or transaction."""
+        return None in self.lock_timeout_set or step.transaction in self.lock_timeout_set
+
+
+def _bare(relation: str) -> str:
+    return relation.removeprefix("public.")
+
+
+def _rows(n: int) -> str:
+    return (
+        f"{n / 1e6:.1f}M rows" if n >= 1e6 else f"{n / 1e3:.0f}k rows" if n >= 1e3 else f"{n} rows"
+    )
+
+
+def _bytes(n: int) -> str:
+    if n >= 1024**3:
+        return f"{n / 1024**3:.1f} GB"
+    if n >= 1024**2:
+        return f"{n / 1024**2:.0f} MB"
+    return f"{n / 1024:.0f} kB"
+
+
+def describe_lock(mode: LockMode, relation: str) -> str:
+    """`ACCESS EXCLUSIVE on invoices (blocks reads and writes)`."""
+    return f"{mode.title} on {relation} (blocks {mode.blocks})"

@@ -1,0 +1,81 @@
+"""Builds an index on an existing table without CONCURRENTLY.
+
+## What it does
+Flags `CREATE INDEX` (and `CREATE UNIQUE INDEX`) without `CONCURRENTLY` on a
+table that existed before the migration.
+
+## Why is this bad?
+A plain index build takes a SHARE lock on the table for the whole build: every
+INSERT, UPDATE and DELETE waits until the index is complete (reads go on). The
+build reads the whole table and sorts it, so on a large table writes stop for
+minutes.
+
+## Example
+```sql
+CREATE INDEX invoices_created_at_idx ON invoices (created_at);
+```
+
+## Use instead
+```sql
+CREATE INDEX CONCURRENTLY invoices_created_at_idx ON invoices (created_at);
+```
+It takes SHARE UPDATE EXCLUSIVE (writes go on) and cannot run inside a
+transaction block. Alembic: `op.create_index(..., postgresql_concurrently=True)`
+inside `with op.get_context().autocommit_block():`. Django: `AddIndexConcurrently`
+in a migration with `atomic = False`.
+
+## Fix safety
+Safe: the index is the same. A failed concurrent build leaves an INVALID
+index behind; drop it and retry (`pgwarden apply` does this for you).
+
+## References
+https://www.postgresql.org/docs/current/sql-createindex.html#SQL-CREATEINDEX-CONCURRENTLY
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from pgwarden.rules._sql import qualified, relname
+from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
+from pgwarden.plan import Step
+from pgwarden.analysis.effects import LockMode
+
+_CREATE = re.compile(r"^(\s*CREATE\s+(?:UNIQUE\s+)?INDEX)\b", re.I)
+
+
+def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
+    if step.kind != "IndexStmt" or step.body.get("concurrent"):
+        return
+    table = qualified(relname(step.body.get("relation")))
+    est = ctx.duration(table, rewrite=True)
+    judged = ctx.judge(table, lock_s=est)
+    if judged.severity is None:
+        return
+    how_long = (
+        f" for the whole build (~{est:.1f} s estimated)"
+        if est is not None
+        else " for the whole build"
+    )
+    yield Hit(
+        message=f"builds an index holding {describe_lock(LockMode.SHARE, table)}{how_long}; "
+        f"{table}: {judged.size}",
+        help="use CREATE INDEX CONCURRENTLY, outside a transaction block",
+        severity=judged.severity,
+        fix=fix(step),
+    )
+
+
+def fix(step: Step) -> str | None:
+    fixed, n = _CREATE.subn(r"\1 CONCURRENTLY", step.sql, count=1)
+    return fixed + ";" if n else None
+
+
+RULE = Rule(
+    code="PW101",
+    name="index-built-without-concurrently",
+    summary="CREATE INDEX without CONCURRENTLY blocks writes for the whole build",
+    doc=__doc__ or "",
+    check=check,
+)

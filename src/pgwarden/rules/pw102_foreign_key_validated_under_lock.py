@@ -1,0 +1,122 @@
+"""Adds a foreign key that is validated while writes on both tables wait.
+
+## What it does
+Flags `ALTER TABLE ... ADD [CONSTRAINT ...] FOREIGN KEY` without `NOT VALID`
+on a table that existed before the migration.
+
+## Why is this bad?
+Adding a foreign key takes SHARE ROW EXCLUSIVE on the table *and* on the
+referenced table, then reads every row of the table to check it. Writes to
+both tables wait for the whole scan. When an earlier statement of the same
+transaction took ACCESS EXCLUSIVE (dropping the old constraint, as in the
+Sendcloud outage), reads wait too. Queries pile up behind the lock, and every
+waiting connection counts against `max_connections`.
+
+## Example
+```sql
+ALTER TABLE invoices ADD CONSTRAINT invoices_payment_account_id_fkey
+    FOREIGN KEY (payment_account_id) REFERENCES payment_accounts (id);
+```
+
+## Use instead
+```sql
+ALTER TABLE invoices ADD CONSTRAINT invoices_payment_account_id_fkey
+    FOREIGN KEY (payment_account_id) REFERENCES payment_accounts (id) NOT VALID;
+-- then, in a separate transaction:
+ALTER TABLE invoices VALIDATE CONSTRAINT invoices_payment_account_id_fkey;
+```
+`NOT VALID` makes the lock brief (new rows are checked at once); `VALIDATE`
+scans under SHARE UPDATE EXCLUSIVE, which blocks neither reads nor writes.
+Alembic: `op.create_foreign_key(..., postgresql_not_valid=True)` then
+`op.execute("ALTER TABLE ... VALIDATE CONSTRAINT ...")` in a later revision.
+Django: add the constraint with `SeparateDatabaseAndState` and two `RunSQL`
+operations, the validation in a migration with `atomic = False`.
+
+## Fix safety
+Safe: the constraint is the same once validated. Between the two steps, old
+rows are not yet checked.
+
+## References
+https://www.postgresql.org/docs/current/sql-altertable.html#SQL-ALTERTABLE-DESC-ADD-TABLE-CONSTRAINT
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from pgwarden.analysis.effects import LockMode
+from pgwarden.plan import Step
+from pgwarden.rules._sql import alter_table_cmds, qualified, relname
+from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
+
+
+def _foreign_keys(step: Step) -> Iterator[dict[str, object]]:
+    if step.kind != "AlterTableStmt":
+        return
+    for subtype, cmd in alter_table_cmds(step.body):
+        con = cmd.get("def", {}).get("Constraint", {}) if subtype == "AT_AddConstraint" else {}
+        if con.get("contype") == "CONSTR_FOREIGN" and not con.get("skip_validation"):
+            yield con
+
+
+def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
+    table = qualified(relname(step.body.get("relation")))
+    for con in _foreign_keys(step):
+        ref = qualified(relname(con.get("pktable")))  # type: ignore[arg-type]
+        est = ctx.duration(table, rewrite=False)
+        judged = ctx.judge(table, lock_s=est)
+        if judged.severity is None:
+            continue
+        held = ctx.held_before(step)
+        locks = []
+        for rel in (table, ref):
+            mode = max(LockMode.SHARE_ROW_EXCLUSIVE, held.get(rel, (LockMode.ACCESS_SHARE,))[0])
+            locks.append(describe_lock(mode, rel))
+        earlier = sorted(
+            {
+                f"line {s.location.line}"
+                for rel, (m, s) in held.items()
+                if rel in (table, ref) and m > LockMode.SHARE_ROW_EXCLUSIVE
+            }
+        )
+        from_earlier = (
+            f" (ACCESS EXCLUSIVE taken earlier in this transaction, {', '.join(earlier)})"
+            if earlier
+            else ""
+        )
+        scan = f"~{est:.1f} s estimated" if est is not None else "duration grows with the table"
+        yield Hit(
+            message=f"validates foreign key {con.get('conname') or '(unnamed)'} by scanning all of "
+            f"{table} ({scan}) while holding {' and '.join(locks)}{from_earlier}; "
+            f"{table}: {judged.size}",
+            help="add the foreign key NOT VALID, then VALIDATE CONSTRAINT in a separate transaction",
+            severity=judged.severity,
+            fix=fix(step, table, con),
+        )
+
+
+def fix(step: Step, table: str, con: dict[str, object]) -> str:
+    name = con.get("conname")
+    if not name:
+        cols = "_".join(str(a["String"]["sval"]) for a in con.get("fk_attrs", []))  # type: ignore[attr-defined]
+        name = f"{table.split('.')[-1]}_{cols}_fkey"
+        sql = re.sub(
+            r"\bFOREIGN\s+KEY\b", f"CONSTRAINT {name} FOREIGN KEY", step.sql, count=1, flags=re.I
+        )
+    else:
+        sql = step.sql
+    return (
+        f"{sql.rstrip()} NOT VALID;\n"
+        f"-- in a separate transaction:\n"
+        f"ALTER TABLE {table} VALIDATE CONSTRAINT {name};"
+    )
+
+
+RULE = Rule(
+    code="PW102",
+    name="foreign-key-validated-under-lock",
+    summary="ADD FOREIGN KEY without NOT VALID scans the table while writes to both tables wait",
+    doc=__doc__ or "",
+    check=check,
+)

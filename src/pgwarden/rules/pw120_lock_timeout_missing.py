@@ -1,0 +1,70 @@
+"""Takes a blocking lock with no lock_timeout set.
+
+## What it does
+Flags a statement that takes a lock blocking reads or writes on an existing
+table when no `SET lock_timeout` (or `SET LOCAL lock_timeout`) precedes it in
+its session or transaction.
+
+## Why is this bad?
+A statement that must wait for its lock (behind a long report, an idle
+transaction, autovacuum) queues every later query on that table behind it:
+while DDL waits for ACCESS EXCLUSIVE, nobody can read. Without a timeout the
+wait, and the pile-up, is unbounded.
+
+## Example
+```sql
+ALTER TABLE invoices ADD COLUMN note text;
+```
+
+## Use instead
+```sql
+SET lock_timeout = '1s';
+ALTER TABLE invoices ADD COLUMN note text;
+```
+Retry on failure (`pgwarden apply` retries with backoff and never drops the
+timeout). Alembic and Django: run `SET lock_timeout` at the start of the
+migration (`op.execute(...)`, `RunSQL(...)`), or let `pgwarden apply` do it.
+
+## Fix safety
+Safe: the statement may now fail with `lock_not_available` instead of waiting;
+the migration must be retried.
+
+## References
+https://www.postgresql.org/docs/current/runtime-config-client.html#GUC-LOCK-TIMEOUT
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pgwarden.findings import Severity
+from pgwarden.plan import Step
+from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
+
+
+def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
+    if ctx.lock_timeout_active(step):
+        return
+    for lock in sorted(step.effects.locks, key=lambda lk: -lk.mode):
+        if not lock.mode.blocks_writes or lock.relkind not in ("table", "partitioned table"):
+            continue
+        judged = ctx.judge(lock.relation)
+        if judged.severity is None:
+            continue
+        yield Hit(
+            message=f"waits for {describe_lock(lock.mode, lock.relation)} with no lock_timeout: "
+            f"while it waits, every later query on {lock.relation} queues behind it",
+            help="SET lock_timeout = '1s' (or less) before this statement and retry on failure",
+            severity=Severity.WARNING,
+            fix=f"SET lock_timeout = '1s';\n{step.sql};",
+        )
+        return
+
+
+RULE = Rule(
+    code="PW120",
+    name="lock-timeout-missing",
+    summary="a blocking lock is requested with no lock_timeout, so the wait queues traffic",
+    doc=__doc__ or "",
+    check=check,
+)

@@ -1,0 +1,171 @@
+"""Every error a user can cause: one clear message, the documented exit code, no traceback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(
+    *args: str, env: dict[str, str] | None = None, **kw: object
+) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    for var in ("PGWARDEN_DATABASE_URL", "DATABASE_URL"):
+        if not env or var not in env:
+            full_env.pop(var, None)
+    return subprocess.run(  # type: ignore[call-overload, no-any-return]
+        [sys.executable, "-m", "pgwarden", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=full_env,
+        **kw,
+    )
+
+
+def assert_clean_error(r: subprocess.CompletedProcess[str], code: int, *needles: str) -> None:
+    assert r.returncode == code, (r.returncode, r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr + r.stdout
+    assert r.stderr.startswith("pgwarden: error:"), r.stderr
+    for n in needles:
+        assert n in r.stderr, (n, r.stderr)
+
+
+def test_parse_error_in_file_has_position(tmp_path: Path):
+    f = tmp_path / "001.sql"
+    f.write_text("SELECT 1;\nALTER TABLE t ADD COLUMN;\n")
+    r = run("lint", str(f))
+    assert_clean_error(r, 2, f"{f}:2:25: syntax error: syntax error at or near", "hint:")
+
+
+def test_parse_error_in_explain():
+    r = run("explain", "SELEC 1")
+    assert_clean_error(r, 2, "<sql>:1:1: syntax error")
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (b"", "no SQL statements"),
+        (b"-- only a comment\n", "no SQL statements"),
+        (b"\x00\x01binary", "binary file"),
+        (b"SELECT '\xff';", "not valid UTF-8"),
+    ],
+    ids=["empty", "comments-only", "binary", "latin1"],
+)
+def test_bad_files(tmp_path: Path, content: bytes, needle: str):
+    f = tmp_path / "m.sql"
+    f.write_bytes(content)
+    assert_clean_error(run("lint", str(f)), 2, needle)
+
+
+def test_100_mb_file(tmp_path: Path):
+    f = tmp_path / "huge.sql"
+    with f.open("wb") as fh:
+        fh.truncate(100 * 1024 * 1024)
+    assert_clean_error(run("lint", str(f)), 2, "larger than")
+
+
+def test_missing_path(tmp_path: Path):
+    assert_clean_error(run("lint", str(tmp_path / "nope.sql")), 2, "no such file")
+
+
+def test_unreadable_file(tmp_path: Path):
+    f = tmp_path / "secret.sql"
+    f.write_text("SELECT 1;")
+    f.chmod(0)
+    prefix: list[str] = []
+    if os.geteuid() == 0:  # root reads anything: drop the capabilities that allow it
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root without setpriv (util-linux) to drop DAC override")
+        prefix = [setpriv, "--bounding-set", "-dac_override,-dac_read_search"]
+    r = subprocess.run(
+        [*prefix, sys.executable, "-m", "pgwarden", "lint", str(f)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert_clean_error(r, 2, "permission denied")
+
+
+def test_missing_stats_file(tmp_path: Path):
+    f = tmp_path / "m.sql"
+    f.write_text("SELECT 1;")
+    assert_clean_error(
+        run("lint", str(f), "--stats", str(tmp_path / "stats.json")),
+        2,
+        "stats file not found",
+        "pgwarden stats dump",
+    )
+
+
+def test_damaged_stats_file(tmp_path: Path):
+    f = tmp_path / "m.sql"
+    f.write_text("SELECT 1;")
+    s = tmp_path / "stats.json"
+    s.write_text('{"format": "something-else"}')
+    assert_clean_error(run("lint", str(f), "--stats", str(s)), 2, "not a pgwarden stats file")
+
+
+def test_malformed_dsn():
+    assert_clean_error(
+        run("explain", "SELECT 1", "--database-url", "host=x port=notaport dbname"),
+        2,
+        "invalid database URL",
+    )
+
+
+def test_unreachable_server():
+    r = run("explain", "SELECT 1", "--database-url", "postgresql://u@127.0.0.1:1/db")
+    assert_clean_error(r, 2, "cannot connect to u@127.0.0.1:1/db", "server is running")
+
+
+def test_missing_database(pg_cluster):
+    r = run("explain", "SELECT 1", "--database-url", pg_cluster.dsn("no_such_db"))
+    assert_clean_error(r, 2, "cannot connect", "database name")
+
+
+def test_no_database_given_for_stats_dump(tmp_path: Path):
+    assert_clean_error(run("stats", "dump", "-o", str(tmp_path / "s.json")), 2, "no database given")
+
+
+def test_unsupported_pg_version():
+    r = run("explain", "SELECT 1", "--pg-version", "9")
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+
+
+def test_missing_server_binaries():
+    r = run("demo", env={"PGWARDEN_PG_BINDIR": "/nonexistent/bin"})
+    assert_clean_error(r, 2, "PGWARDEN_PG_BINDIR=/nonexistent/bin holds no usable", "hint:")
+
+
+def test_ctrl_c_during_demo_exits_2_and_leaves_no_cluster():
+    before = {p.name for p in Path("/tmp").glob("pgwarden-cluster-*")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pgwarden", "demo", "--rows", "20000000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # "1. Started a throwaway ..." once the cluster runs
+    assert "Started" in line, line + (proc.stderr.read() if proc.stderr else "")
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2, err
+    assert "pgwarden: error: interrupted" in err
+    assert "Traceback" not in err
+    after = {p.name for p in Path("/tmp").glob("pgwarden-cluster-*")}
+    assert after <= before

@@ -1,0 +1,1 @@
+CREATE INDEX CONCURRENTLY invoices_created_at_idx ON invoices (created_at);

@@ -1,0 +1,2 @@
+ALTER TABLE invoices ADD CONSTRAINT fk FOREIGN KEY (payment_account_id)
+    REFERENCES payment_accounts (id) NOT VALID;

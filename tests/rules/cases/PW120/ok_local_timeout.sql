@@ -1,0 +1,4 @@
+BEGIN;
+SET LOCAL lock_timeout = '1s';
+ALTER TABLE invoices ADD COLUMN note text;
+COMMIT;
