@@ -1,14 +1,695 @@
-"""The lock model. (Initial contract; being written.)"""
+"""The lock model: what a statement locks, rewrites, scans, destroys and creates.
+
+`analyse` dispatches on the statement's node type. Modes, relations and
+rewrites are checked against live servers 15-18 by
+tests/analysis/test_locks_live.py; see docs/lock-model.md.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from pgwarden.analysis.catalog import Catalog
-from pgwarden.analysis.effects import Effects
+from pgwarden.analysis.effects import Effects, LockMode
+from pgwarden.analysis.locks_altertable import alter_table
+from pgwarden.analysis.locks_core import (
+    AE,
+    AS,
+    EX,
+    NEWEST,
+    OLDEST,
+    RE,
+    RS,
+    SH,
+    SRE,
+    SUE,
+    Ctx,
+    defnames,
+    quote,
+    range_vars,
+    strings,
+)
 from pgwarden.analysis.parse import Node
 
 __all__ = ["analyse"]
 
+Handler = Callable[[Ctx, Node], None]
 
-def analyse(tree: Node, *, catalog: Catalog | None = None, server_version: int | None = None) -> Effects:
-    """Effects of one statement."""
-    raise NotImplementedError
+_NO_EFFECTS = Effects()
+
+
+def analyse(
+    tree: Node, *, catalog: Catalog | None = None, server_version: int | None = None
+) -> Effects:
+    """Effects of one statement (a parse tree from `analysis.parse`)."""
+    kind = next(iter(tree))
+    handler = _HANDLERS.get(kind)
+    if handler is None:
+        return _NO_EFFECTS
+    ctx = Ctx(catalog, _version(server_version, catalog))
+    ctx.version_assumed = server_version is None and (
+        catalog is None or catalog.server_version is None
+    )
+    handler(ctx, tree[kind])
+    return ctx.effects()
+
+
+def _version(server_version: int | None, catalog: Catalog | None) -> int:
+    if server_version is None and catalog is not None:
+        server_version = catalog.server_version
+    if server_version is None:
+        return NEWEST
+    return max(OLDEST, min(NEWEST, server_version))
+
+
+# -- indexes -----------------------------------------------------------------------------
+
+
+def _index_columns(params: list[Node]) -> list[str]:
+    cols = []
+    for p in params:
+        elem = p.get("IndexElem", {})
+        cols.append(elem.get("name") or "expr")
+    return cols
+
+
+def _create_index(ctx: Ctx, body: Node) -> None:
+    table = ctx.rv(body["relation"])
+    name = body.get("idxname")
+    if body.get("if_not_exists") and name and ctx.catalog is not None:
+        schema = body["relation"].get("schemaname")
+        if ctx.catalog.resolve(schema, name) is not None:
+            ctx.lock(table, SUE if body.get("concurrent") else SH, "CREATE INDEX IF NOT EXISTS")
+            return
+    cols = _index_columns(body.get("indexParams") or [])
+    base = ctx.rel_base(table)
+    suffix = "key" if body.get("primary") is False and body.get("isconstraint") else "idx"
+    if body.get("concurrent"):
+        ctx.transactional = False
+        ctx.lock(table, SUE, "CREATE INDEX CONCURRENTLY")
+        ctx.create(ctx.new_name(name or f"{base}_{'_'.join(cols)}_{suffix}", table))
+        ctx.scan(table)
+        return
+    ctx.lock(table, SH, "CREATE INDEX")
+    ctx.create(ctx.new_name(name or f"{base}_{'_'.join(cols)}_{suffix}", table))
+    if ctx.has_storage(table):
+        ctx.scan(table)
+    if body["relation"].get("inh", False):
+        for child in ctx.children(table):
+            ctx.lock(child, SH, "CREATE INDEX on the partitioned table")
+            ctx.create(ctx.new_name(f"{ctx.rel_base(child)}_{'_'.join(cols)}_{suffix}", child))
+            if ctx.has_storage(child):
+                ctx.scan(child)
+
+
+def _reindex(ctx: Ctx, body: Node) -> None:
+    kind = body.get("kind", "")
+    concurrent = any(name == "concurrently" for _, name in defnames(body.get("params")))
+    rel_node = body.get("relation")
+    if concurrent:
+        ctx.transactional = False
+    if rel_node is None:
+        ctx.assume(f"{kind[15:]} REINDEX covers relations not named in the statement.")
+        return
+    target = ctx.rv(rel_node)
+    if kind == "REINDEX_OBJECT_INDEX":
+        rel = ctx.rel(target)
+        table = rel.table if rel is not None else None
+        indexes: tuple[str, ...] = (target,)
+        if table is None:
+            ctx.assume(f"The table of index {target} is not known (no catalog).")
+    else:
+        table = target
+        indexes = ctx.indexes(table, "the lock on each index")
+    if table is not None:
+        ctx.lock(table, SUE if concurrent else SH, "REINDEX")
+        ctx.scan(table)
+    for ix in indexes:
+        ctx.rewrite(ix)
+        if concurrent:
+            ctx.lock(ix, SUE, "REINDEX CONCURRENTLY", "index")
+            ctx.lock(ix, RE, "REINDEX CONCURRENTLY: swap", "index")
+            ctx.lock(ix, AE, "REINDEX CONCURRENTLY: the old copy dropped", "index")
+        else:
+            ctx.lock(ix, AE, "REINDEX", "index")
+
+
+# -- maintenance -------------------------------------------------------------------------
+
+
+def _vacuum(ctx: Ctx, body: Node) -> None:
+    opts = {name for _, name in defnames(body.get("options"))}
+    rels = [r["VacuumRelation"]["relation"] for r in body.get("rels") or ()]
+    if not rels:
+        ctx.assume("VACUUM/ANALYZE without a table name processes every table of the database.")
+    if not body.get("is_vacuumcmd"):
+        for rv in rels:
+            table = ctx.rv(rv)
+            ctx.lock(table, SUE, "ANALYZE")
+            ctx.planner_indexes(table, AS, "ANALYZE reads index statistics")
+        return
+    ctx.transactional = False
+    for rv in rels:
+        table = ctx.rv(rv)
+        ctx.lock(table, AS, "VACUUM: finding partitions")
+        if "full" in opts:
+            ctx.lock(table, AE, "VACUUM FULL")
+            ctx.rewrite_table(table, "VACUUM FULL")
+            continue
+        ctx.lock(table, SUE, "VACUUM")
+        ctx.planner_indexes(table, RE, "VACUUM cleans each index")
+        if "analyze" in opts:
+            ctx.planner_indexes(table, AS, "ANALYZE reads index statistics")
+
+
+def _cluster(ctx: Ctx, body: Node) -> None:
+    rv = body.get("relation")
+    if rv is None:
+        ctx.transactional = False
+        ctx.assume("CLUSTER without a table name re-clusters every clustered table.")
+        return
+    table = ctx.rv(rv)
+    ctx.lock(table, AE, "CLUSTER")
+    ctx.rewrite_table(table, "CLUSTER")
+    ctx.planner_indexes(table, AS, "CLUSTER: index checked")
+
+
+def _truncate(ctx: Ctx, body: Node) -> None:
+    tables = [ctx.rv(r) for r in body.get("relations") or ()]
+    if body.get("behavior") == "DROP_CASCADE":
+        if ctx.catalog is None:
+            ctx.assume(
+                "Tables referencing the truncated ones (CASCADE) are not known (no catalog)."
+            )
+        else:
+            todo = list(tables)
+            while todo:
+                for other, _fk in ctx.catalog.referencing(todo.pop()):
+                    if other.name not in tables:
+                        tables.append(other.name)
+                        todo.append(other.name)
+    for table in list(tables):
+        if ctx.partitioned(table) or ctx.children(table):
+            tables.extend(c for c in ctx.children(table) if c not in tables)
+    for table in tables:
+        ctx.lock(table, AE, "TRUNCATE")
+        ctx.destroy(f"all rows of {table}")
+        if not ctx.has_storage(table):
+            continue
+        ctx.lock(table, SH, "TRUNCATE: indexes rebuilt empty")
+        ctx.rewrite(table)
+        for ix in ctx.indexes(table, "the new, empty file of each index"):
+            ctx.lock(ix, AE, "TRUNCATE", "index")
+            ctx.rewrite(ix)
+        if body.get("restart_seqs"):
+            _restart_owned_sequences(ctx, table)
+
+
+def _restart_owned_sequences(ctx: Ctx, table: str) -> None:
+    rel = ctx.rel(table)
+    if rel is None:
+        ctx.assume(f"The sequences owned by {table} are not known (no catalog).")
+        return
+    for seq in rel.sequences:
+        ctx.lock(seq, AE, "RESTART IDENTITY", "sequence")
+        ctx.lock(seq, RE, "RESTART IDENTITY", "sequence")
+        ctx.rewrite(seq)
+
+
+def _lock(ctx: Ctx, body: Node) -> None:
+    mode = LockMode(int(body.get("mode", 8)))
+    for node in body.get("relations") or ():
+        rv = node["RangeVar"]
+        table = ctx.rv(rv)
+        ctx.lock(table, mode, "LOCK TABLE")
+        if rv.get("inh", False):
+            for child in ctx.children(table):
+                ctx.lock(child, mode, "LOCK TABLE: child")
+
+
+# -- DROP --------------------------------------------------------------------------------
+
+_DROP_RELATION = {
+    "OBJECT_TABLE",
+    "OBJECT_VIEW",
+    "OBJECT_MATVIEW",
+    "OBJECT_SEQUENCE",
+    "OBJECT_FOREIGN_TABLE",
+}
+
+
+def _drop(ctx: Ctx, body: Node) -> None:
+    kind = body.get("removeType", "")
+    cascade = body.get("behavior") == "DROP_CASCADE"
+    missing_ok = bool(body.get("missing_ok"))
+    for obj in body.get("objects") or ():
+        items = obj.get("List", {}).get("items") if isinstance(obj, dict) else None
+        if kind in _DROP_RELATION and items:
+            name = ctx.qualified(items)
+            if missing_ok and ctx.catalog is not None and ctx.rel(name) is None:
+                continue
+            ctx.drop_relation(name, cascade, f"DROP {kind[7:].replace('_', ' ')}")
+            if ctx.rel(name) is None:
+                ctx.destroy(f"{kind[7:].lower().replace('_', ' ')} {name}")
+        elif kind == "OBJECT_INDEX" and items:
+            _drop_index(ctx, ctx.qualified(items), body, missing_ok)
+        elif kind == "OBJECT_SCHEMA":
+            _drop_schema(ctx, obj["String"]["sval"], cascade, missing_ok)
+        elif kind == "OBJECT_TRIGGER" and items:
+            table = ctx.qualified(items[:-1])
+            ctx.lock(table, AE, "DROP TRIGGER")
+            ctx.lock(table, AS, "DROP TRIGGER: dependency check")
+        elif kind == "OBJECT_FUNCTION" and cascade:
+            _drop_function_cascade(ctx, obj)
+        elif kind == "OBJECT_TYPE" and cascade:
+            ctx.assume(
+                "DROP TYPE ... CASCADE drops columns of that type; their tables are not named."
+            )
+
+
+def _drop_index(ctx: Ctx, index: str, body: Node, missing_ok: bool) -> None:
+    rel = ctx.rel(index)
+    if rel is None and ctx.catalog is not None and missing_ok:
+        return
+    concurrent = bool(body.get("concurrent"))
+    table = rel.table if rel is not None else None
+    if table is None:
+        ctx.assume(f"The table of index {index} is not known (no catalog); it is locked too.")
+    if concurrent:
+        ctx.transactional = False
+        if table is not None:
+            ctx.lock(table, SUE, "DROP INDEX CONCURRENTLY")
+        ctx.lock(index, SUE, "DROP INDEX CONCURRENTLY", "index")
+        ctx.lock(index, AE, "DROP INDEX CONCURRENTLY: final drop", "index")
+        return
+    if table is not None:
+        ctx.lock(table, AE, "DROP INDEX")
+    ctx.lock(index, AE, "DROP INDEX", "index")
+
+
+def _drop_schema(ctx: Ctx, schema: str, cascade: bool, missing_ok: bool) -> None:
+    ctx.destroy(f"schema {quote(schema)}")
+    if ctx.catalog is None:
+        ctx.assume(f"The relations in schema {schema} are not known (no catalog); each is dropped.")
+        return
+    rels = ctx.catalog.in_schema(schema)
+    if not cascade and rels:
+        return
+    for rel in rels:
+        if rel.relkind in ("r", "p", "v", "m", "f") and not (
+            rel.parent is not None and rel.partition_bound is not None
+        ):
+            ctx.drop_relation(rel.name, True, f"DROP SCHEMA {schema} CASCADE")
+        elif rel.relkind == "S":
+            ctx.lock(rel.name, AE, f"DROP SCHEMA {schema} CASCADE", "sequence")
+
+
+def _drop_function_cascade(ctx: Ctx, obj: Node) -> None:
+    owa = obj.get("ObjectWithArgs", {})
+    fname = strings(owa.get("objname"))[-1:]
+    if ctx.catalog is None:
+        ctx.assume("DROP FUNCTION ... CASCADE drops triggers using it; their tables are not known.")
+        return
+    for rel in ctx.catalog.relations:
+        for trg in rel.triggers:
+            if fname and trg.function.rsplit(".", 1)[-1] == fname[0]:
+                ctx.lock(rel.name, AE, f"trigger {trg.name} dropped (CASCADE)")
+
+
+# -- CREATE ------------------------------------------------------------------------------
+
+
+def _create_table(ctx: Ctx, body: Node) -> None:
+    rv = body["relation"]
+    table = ctx.rv(rv)
+    if body.get("if_not_exists") and ctx.rel(table) is not None:
+        return
+    base = rv["relname"]
+    ctx.create(table)
+    for elt in body.get("tableElts") or ():
+        if "ColumnDef" in elt:
+            _create_column(ctx, table, base, elt["ColumnDef"])
+        elif "Constraint" in elt:
+            _create_constraint(
+                ctx, table, base, elt["Constraint"], strings(elt["Constraint"].get("keys"))
+            )
+        elif "TableLikeClause" in elt:
+            _create_like(ctx, table, base, elt["TableLikeClause"])
+    parents = [ctx.rv(p) for p in body.get("inhRelations") or ()]
+    if body.get("partbound") is not None and parents:
+        parent = parents[0]
+        ctx.lock(parent, AE, "CREATE TABLE PARTITION OF")
+        prel = ctx.rel(parent)
+        for child in prel.partitions if prel is not None else ():
+            crel = ctx.rel(child)
+            if crel is not None and crel.partition_bound == "DEFAULT":
+                ctx.lock(child, AE, "CREATE TABLE PARTITION OF: default partition re-checked")
+                ctx.scan(child)
+        if prel is None:
+            ctx.assume(f"A DEFAULT partition of {parent}, if any, is locked and scanned too.")
+        if prel is not None:
+            for ix in prel.indexes:
+                ctx.create(ctx.new_name(f"{base}_{'_'.join(ix.columns)}_idx", table))
+    else:
+        for parent in parents:
+            ctx.lock(parent, SUE, "CREATE TABLE INHERITS")
+
+
+def _create_column(ctx: Ctx, table: str, base: str, col: Node) -> None:
+    name = col["colname"]
+    typ = strings(col.get("typeName", {}).get("names"))[-1:]
+    if typ and typ[0] in ("serial", "serial4", "bigserial", "serial8", "smallserial", "serial2"):
+        ctx.create(ctx.new_name(f"{base}_{name}_seq", table))
+    for c in col.get("constraints") or ():
+        _create_constraint(ctx, table, base, c["Constraint"], [name])
+
+
+def _create_constraint(ctx: Ctx, table: str, base: str, con: Node, cols: list[str]) -> None:
+    kind = con["contype"]
+    if kind == "CONSTR_PRIMARY":
+        ctx.create(ctx.new_name(con.get("conname") or f"{base}_pkey", table))
+    elif kind == "CONSTR_UNIQUE":
+        ctx.create(ctx.new_name(con.get("conname") or f"{base}_{'_'.join(cols)}_key", table))
+    elif kind == "CONSTR_EXCLUSION":
+        ctx.create(ctx.new_name(con.get("conname") or f"{base}_excl", table))
+    elif kind == "CONSTR_IDENTITY":
+        ctx.create(ctx.new_name(f"{base}_{cols[0]}_seq", table))
+    elif kind == "CONSTR_FOREIGN":
+        pk = ctx.rv(con["pktable"])
+        if pk != table:
+            ctx.add_foreign_key(table, pk, strings(con.get("pk_attrs")), False, "REFERENCES")
+            ctx.locks.pop((table, SRE), None)
+            ctx.locks.pop((table, AS), None)
+
+
+def _create_like(ctx: Ctx, table: str, base: str, like: Node) -> None:
+    src = ctx.rv(like["relation"])
+    ctx.lock(src, AS, "CREATE TABLE LIKE")
+    rel = ctx.rel(src)
+    if rel is None or not int(like.get("options", 0)):
+        return
+    for ix in rel.indexes:
+        name = f"{base}_pkey" if ix.primary else f"{base}_{'_'.join(ix.columns)}_idx"
+        ctx.create(ctx.new_name(name, table))
+
+
+def _query_relations(ctx: Ctx, query: Any, mode: LockMode, planned: bool, reason: str) -> None:
+    """Lock what a query reads: each relation, views' base tables, and (planned) indexes."""
+    for rv in range_vars(query, []):
+        name = ctx.name(rv.get("schemaname"), rv["relname"])
+        rel = ctx.rel(name)
+        if ctx.catalog is not None and rel is None:
+            continue  # a CTE or a function's name
+        ctx.lock(name, mode, reason)
+        for base in _view_bases(ctx, name):
+            ctx.lock(base, AS, f"{reason}: table under view {name}")
+            if planned:
+                ctx.planner_indexes(base, AS, f"{reason}: planned")
+        if planned and (rel is None or rel.relkind in ("r", "p", "m")):
+            ctx.planner_indexes(name, mode, f"{reason}: planned")
+
+
+def _view_bases(ctx: Ctx, view: str) -> list[str]:
+    rel = ctx.rel(view)
+    if rel is None or rel.relkind != "v" or ctx.catalog is None:
+        return []
+    return [r.name for r in ctx.catalog.relations if view in r.views]
+
+
+def _create_table_as(ctx: Ctx, body: Node) -> None:
+    into = body["into"].get("IntoClause", body["into"])
+    target = ctx.rv(into["rel"])
+    if body.get("if_not_exists") and ctx.rel(target) is not None:
+        return
+    ctx.create(target)
+    _query_relations(ctx, body.get("query"), AS, True, "CREATE TABLE AS / MATERIALIZED VIEW")
+    for rv in range_vars(body.get("query"), []):
+        name = ctx.name(rv.get("schemaname"), rv["relname"])
+        if ctx.has_storage(name) and (ctx.catalog is None or ctx.rel(name) is not None):
+            ctx.scan(name)
+
+
+def _create_view(ctx: Ctx, body: Node) -> None:
+    view = ctx.rv(body["view"])
+    if body.get("replace") and ctx.rel(view) is not None:
+        ctx.lock(view, AE, "CREATE OR REPLACE VIEW", "view")
+    else:
+        ctx.create(view)
+        if body.get("replace"):
+            ctx.no_catalog(
+                f"Assuming view {view} does not exist yet (else ACCESS EXCLUSIVE on it)."
+            )
+    _query_relations(ctx, body.get("query"), AS, False, "view definition")
+
+
+def _refresh(ctx: Ctx, body: Node) -> None:
+    mv = ctx.rv(body["relation"])
+    sources = [r.name for r in ctx.catalog.relations if mv in r.views] if ctx.catalog else []
+    if ctx.catalog is None:
+        ctx.assume(
+            f"The tables {mv} reads are not known (no catalog); each is read under ACCESS SHARE."
+        )
+    for src in sources:
+        ctx.lock(src, AS, "REFRESH MATERIALIZED VIEW: query")
+        ctx.planner_indexes(src, AS, "REFRESH MATERIALIZED VIEW: query planned")
+        ctx.scan(src)
+    ctx.scan(mv)
+    ctx.lock(mv, EX, "REFRESH MATERIALIZED VIEW", "materialized view")
+    if body.get("concurrent"):
+        ctx.lock(mv, AS, "REFRESH CONCURRENTLY: diff query", "materialized view")
+        ctx.lock(mv, RE, "REFRESH CONCURRENTLY: applying the diff", "materialized view")
+        for ix in ctx.indexes(mv, "the locks on each index"):
+            ctx.lock(ix, AS, "REFRESH CONCURRENTLY: diff query", "index")
+            ctx.lock(ix, RE, "REFRESH CONCURRENTLY: applying the diff", "index")
+        return
+    ctx.lock(mv, AE, "REFRESH MATERIALIZED VIEW", "materialized view")
+    if not ctx.at_least(16):
+        ctx.lock(mv, AS, "REFRESH MATERIALIZED VIEW", "materialized view")
+    ctx.rewrite_table(mv, "REFRESH MATERIALIZED VIEW")
+
+
+def _create_trigger(ctx: Ctx, body: Node) -> None:
+    ctx.lock(ctx.rv(body["relation"]), SRE, "CREATE TRIGGER")
+
+
+def _create_seq(ctx: Ctx, body: Node) -> None:
+    seq = ctx.rv(body["sequence"])
+    if not (body.get("if_not_exists") and ctx.rel(seq) is not None):
+        ctx.create(seq)
+
+
+def _alter_seq(ctx: Ctx, body: Node) -> None:
+    seq = ctx.rv(body["sequence"])
+    ctx.lock(seq, RE, "ALTER SEQUENCE", "sequence")
+    ctx.lock(seq, SRE, "ALTER SEQUENCE", "sequence")
+    opts = body.get("options") or []
+    if any(name != "owned_by" for _, name in defnames(opts)):
+        ctx.rewrite(seq)
+    for opt in opts:
+        d = opt.get("DefElem", {})
+        if d.get("defname") == "owned_by":
+            parts = strings(d.get("arg", {}).get("List", {}).get("items"))
+            if len(parts) >= 2:
+                ctx.lock(ctx.name(parts[-3] if len(parts) > 2 else None, parts[-2]), AS, "OWNED BY")
+
+
+# -- renames, comments, grants -----------------------------------------------------------
+
+_REL_OBJECTS = {
+    "OBJECT_TABLE",
+    "OBJECT_VIEW",
+    "OBJECT_MATVIEW",
+    "OBJECT_SEQUENCE",
+    "OBJECT_FOREIGN_TABLE",
+    "OBJECT_INDEX",
+    "OBJECT_COLUMN",
+    "OBJECT_TABCONSTRAINT",
+}
+
+
+def _rename(ctx: Ctx, body: Node) -> None:
+    kind = body.get("renameType", "")
+    rv = body.get("relation")
+    if kind not in _REL_OBJECTS or rv is None:
+        return
+    rel = ctx.rv(rv)
+    if kind == "OBJECT_INDEX":
+        ctx.lock(rel, SUE, "ALTER INDEX RENAME", "index")
+        return
+    ctx.lock(rel, AE, f"RENAME ({kind[7:].lower()})")
+    if kind == "OBJECT_COLUMN" and rv.get("inh", False):
+        for child in ctx.children(rel):
+            ctx.lock(child, AE, "RENAME COLUMN: child")
+    if kind == "OBJECT_TABCONSTRAINT":
+        info = ctx.rel(rel)
+        con = info.constraint(body.get("subname", "")) if info is not None else None
+        if con is not None and con.index is not None and con.type in ("p", "u", "x"):
+            ctx.lock(con.index, SUE, "RENAME CONSTRAINT: its index renamed", "index")
+        elif info is None:
+            ctx.assume(
+                "If the renamed constraint has an index, the index is renamed too"
+                " (SHARE UPDATE EXCLUSIVE on it)."
+            )
+
+
+def _set_schema(ctx: Ctx, body: Node) -> None:
+    if body.get("objectType") in _REL_OBJECTS and body.get("relation") is not None:
+        ctx.lock(ctx.rv(body["relation"]), AE, "SET SCHEMA")
+
+
+def _comment(ctx: Ctx, body: Node) -> None:
+    kind = body.get("objtype", "")
+    if kind not in _REL_OBJECTS:
+        return
+    items = body.get("object", {}).get("List", {}).get("items") or []
+    if kind in ("OBJECT_COLUMN", "OBJECT_TABCONSTRAINT"):
+        items = items[:-1]
+    if items:
+        ctx.lock(ctx.qualified(items), SUE, "COMMENT ON")
+
+
+def _grant(ctx: Ctx, body: Node) -> None:
+    if body.get("objtype") != "OBJECT_TABLE" or body.get("targtype") != "ACL_TARGET_OBJECT":
+        return
+    if ctx.at_least(18):
+        for node in body.get("objects") or ():
+            ctx.lock(ctx.rv(node), AS, "GRANT/REVOKE (PostgreSQL 18)")
+
+
+# -- DML ---------------------------------------------------------------------------------
+
+
+def _fk_checks(ctx: Ctx, table: str, columns: set[str] | None, inbound: bool) -> None:
+    """Foreign-key checks by RI triggers: SELECT ... FOR KEY SHARE on the other table."""
+    rel = ctx.rel(table)
+    if rel is None or ctx.catalog is None:
+        ctx.assume(
+            f"Foreign keys of {table} are not known (no catalog); each check takes ROW SHARE"
+            " on the other table and its indexes."
+        )
+        return
+    if not inbound:
+        for con in rel.constraints:
+            if (
+                con.type == "f"
+                and con.references
+                and (columns is None or columns & set(con.columns))
+            ):
+                ctx.lock(con.references, RS, f"foreign key {con.name} checked")
+                ctx.planner_indexes(con.references, RS, f"foreign key {con.name} checked")
+        return
+    for other, con in ctx.catalog.referencing(table):
+        if columns is None or columns & set(con.ref_columns):
+            ctx.lock(other.name, RS, f"foreign key {con.name} checked")
+            ctx.planner_indexes(other.name, RS, f"foreign key {con.name} checked")
+            ctx.lock(table, RS, f"foreign key {con.name}: replacement key looked up")
+            ctx.planner_indexes(table, RS, f"foreign key {con.name}: replacement key looked up")
+
+
+def _insert(ctx: Ctx, body: Node) -> None:
+    table = ctx.rv(body["relation"])
+    ctx.lock(table, RE, "INSERT")
+    sel = body.get("selectStmt", {}).get("SelectStmt", {})
+    if sel and not sel.get("valuesLists"):
+        _query_relations(ctx, sel, AS, True, "INSERT ... SELECT")
+    _fk_checks(ctx, table, None, inbound=False)
+
+
+def _set_columns(body: Node) -> set[str]:
+    return {t["ResTarget"]["name"] for t in body.get("targetList") or () if "ResTarget" in t}
+
+
+def _update(ctx: Ctx, body: Node) -> None:
+    table = ctx.rv(body["relation"])
+    ctx.lock(table, RE, "UPDATE")
+    ctx.planner_indexes(table, RE, "UPDATE: planned")
+    if body.get("fromClause"):
+        _query_relations(ctx, body["fromClause"], AS, True, "UPDATE ... FROM")
+    cols = _set_columns(body)
+    _fk_checks(ctx, table, cols, inbound=False)
+    _fk_checks(ctx, table, cols, inbound=True)
+    if body.get("whereClause") is None:
+        ctx.destroy(f"every row of {table} overwritten (UPDATE without WHERE)")
+
+
+def _delete(ctx: Ctx, body: Node) -> None:
+    table = ctx.rv(body["relation"])
+    ctx.lock(table, RE, "DELETE")
+    ctx.planner_indexes(table, RE, "DELETE: planned")
+    if body.get("usingClause"):
+        _query_relations(ctx, body["usingClause"], AS, True, "DELETE ... USING")
+    _fk_checks(ctx, table, None, inbound=True)
+    if body.get("whereClause") is None:
+        ctx.destroy(f"all rows of {table} (DELETE without WHERE)")
+
+
+def _select(ctx: Ctx, body: Node) -> None:
+    if body.get("intoClause"):
+        into = body["intoClause"].get("IntoClause", body["intoClause"])
+        ctx.create(ctx.rv(into["rel"]))
+    mode = RS if body.get("lockingClause") else AS
+    _query_relations(ctx, body, mode, True, "SELECT FOR UPDATE/SHARE" if mode == RS else "SELECT")
+
+
+def _copy(ctx: Ctx, body: Node) -> None:
+    rv = body.get("relation")
+    if rv is None:
+        _query_relations(ctx, body.get("query"), AS, True, "COPY (query)")
+        return
+    table = ctx.rv(rv)
+    ctx.lock(
+        table, RE if body.get("is_from") else AS, "COPY FROM" if body.get("is_from") else "COPY TO"
+    )
+
+
+def _explain(ctx: Ctx, body: Node) -> None:
+    inner = analyse(body["query"], catalog=ctx.catalog, server_version=ctx.version)
+    for lk in inner.locks:
+        ctx.lock(lk.relation, lk.mode, f"EXPLAIN: {lk.reason}", lk.relkind)
+    if any(name == "analyze" for _, name in defnames(body.get("options"))):
+        for d in inner.destroys:
+            ctx.destroy(d)
+
+
+def _nothing(ctx: Ctx, body: Node) -> None:
+    """Statements that lock no relation (types, functions, extensions, schemas, ...)."""
+    del ctx, body
+
+
+_HANDLERS: dict[str, Handler] = {
+    "AlterTableStmt": alter_table,
+    "IndexStmt": _create_index,
+    "ReindexStmt": _reindex,
+    "VacuumStmt": _vacuum,
+    "ClusterStmt": _cluster,
+    "TruncateStmt": _truncate,
+    "LockStmt": _lock,
+    "DropStmt": _drop,
+    "CreateStmt": _create_table,
+    "CreateTableAsStmt": _create_table_as,
+    "ViewStmt": _create_view,
+    "RefreshMatViewStmt": _refresh,
+    "CreateTrigStmt": _create_trigger,
+    "CreateSeqStmt": _create_seq,
+    "AlterSeqStmt": _alter_seq,
+    "RenameStmt": _rename,
+    "AlterObjectSchemaStmt": _set_schema,
+    "CommentStmt": _comment,
+    "GrantStmt": _grant,
+    "InsertStmt": _insert,
+    "UpdateStmt": _update,
+    "DeleteStmt": _delete,
+    "SelectStmt": _select,
+    "CopyStmt": _copy,
+    "ExplainStmt": _explain,
+    "AlterEnumStmt": _nothing,
+    "CreateEnumStmt": _nothing,
+    "CompositeTypeStmt": _nothing,
+    "DefineStmt": _nothing,
+    "CreateFunctionStmt": _nothing,
+    "CreateExtensionStmt": _nothing,
+    "CreateSchemaStmt": _nothing,
+    "TransactionStmt": _nothing,
+    "VariableSetStmt": _nothing,
+}

@@ -1,0 +1,646 @@
+"""ALTER TABLE (and ALTER INDEX / VIEW / MATERIALIZED VIEW / SEQUENCE) sub-commands.
+
+The table lock is the strongest mode over the sub-commands; most sub-commands
+recurse to partitions and inheritance children with the same mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pgwarden.analysis.effects import LockMode
+from pgwarden.analysis.locks_core import AE, AS, SH, SRE, SUE, Ctx, defnames, quote, strings
+from pgwarden.analysis.parse import Node
+
+Cmd = dict[str, Any]
+
+# Sub-commands that take less than ACCESS EXCLUSIVE (AlterTableGetLockLevel).
+_MODES: dict[str, LockMode] = {
+    "AT_SetStatistics": SUE,
+    "AT_SetOptions": SUE,
+    "AT_ResetOptions": SUE,
+    "AT_ClusterOn": SUE,
+    "AT_DropCluster": SUE,
+    "AT_ValidateConstraint": SUE,
+    "AT_AttachPartition": SUE,
+    "AT_DetachPartitionFinalize": SUE,
+    "AT_EnableTrig": SRE,
+    "AT_EnableAlwaysTrig": SRE,
+    "AT_EnableReplicaTrig": SRE,
+    "AT_EnableTrigAll": SRE,
+    "AT_EnableTrigUser": SRE,
+    "AT_DisableTrig": SRE,
+    "AT_DisableTrigAll": SRE,
+    "AT_DisableTrigUser": SRE,
+}
+
+# Storage parameters settable under SHARE UPDATE EXCLUSIVE (reloptions.c lockmode).
+_SUE_OPTIONS = frozenset(
+    {
+        "fillfactor",
+        "autovacuum_enabled",
+        "autovacuum_vacuum_threshold",
+        "autovacuum_vacuum_insert_threshold",
+        "autovacuum_vacuum_scale_factor",
+        "autovacuum_vacuum_insert_scale_factor",
+        "autovacuum_vacuum_max_threshold",
+        "autovacuum_analyze_threshold",
+        "autovacuum_analyze_scale_factor",
+        "autovacuum_vacuum_cost_delay",
+        "autovacuum_vacuum_cost_limit",
+        "autovacuum_freeze_min_age",
+        "autovacuum_freeze_max_age",
+        "autovacuum_freeze_table_age",
+        "autovacuum_multixact_freeze_min_age",
+        "autovacuum_multixact_freeze_max_age",
+        "autovacuum_multixact_freeze_table_age",
+        "log_autovacuum_min_duration",
+        "toast_tuple_target",
+        "parallel_workers",
+        "vacuum_index_cleanup",
+        "vacuum_truncate",
+        "vacuum_max_eager_freeze_failure_rate",
+        "deduplicate_items",
+        "buffering",
+        "fastupdate",
+        "gin_pending_list_limit",
+        "pages_per_range",
+        "autosummarize",
+    }
+)
+
+# Sub-commands that do not recurse to partitions / inheritance children.
+_LOCAL = frozenset(
+    {
+        "AT_AttachPartition",
+        "AT_DetachPartition",
+        "AT_DetachPartitionFinalize",
+        "AT_SetRelOptions",
+        "AT_ResetRelOptions",
+        "AT_ReplaceRelOptions",
+        "AT_ClusterOn",
+        "AT_DropCluster",
+        "AT_ReplicaIdentity",
+        "AT_EnableRowSecurity",
+        "AT_DisableRowSecurity",
+        "AT_ForceRowSecurity",
+        "AT_NoForceRowSecurity",
+        "AT_SetLogged",
+        "AT_SetUnLogged",
+        "AT_AddInherit",
+        "AT_DropInherit",
+        "AT_ChangeOwner",
+        "AT_SetAccessMethod",
+        "AT_SetTableSpace",
+    }
+)
+
+# Sub-commands newer than the oldest supported server (13).
+_SINCE: dict[str, tuple[int, str]] = {
+    "AT_SetCompression": (14, "ALTER COLUMN ... SET COMPRESSION"),
+    "AT_SetAccessMethod": (15, "SET ACCESS METHOD"),
+    "AT_SetExpression": (17, "ALTER COLUMN ... SET EXPRESSION"),
+}
+
+_SERIAL = frozenset({"serial", "serial4", "bigserial", "serial8", "smallserial", "serial2"})
+
+# Functions whose value does not change row by row: a default calling them needs no rewrite.
+_NOT_VOLATILE = frozenset(
+    {
+        "now",
+        "current_timestamp",
+        "transaction_timestamp",
+        "statement_timestamp",
+        "current_date",
+        "current_user",
+        "lower",
+        "upper",
+        "length",
+        "coalesce",
+        "make_date",
+        "to_timestamp",
+        "jsonb_build_object",
+        "json_build_object",
+        "array",
+        "concat",
+    }
+)
+
+
+def mode_of(cmd: Cmd) -> LockMode:
+    """Lock mode one sub-command needs on its table."""
+    sub = cmd["subtype"]
+    if sub == "AT_AddConstraint":
+        con = cmd.get("def", {}).get("Constraint", {})
+        return SRE if con.get("contype") == "CONSTR_FOREIGN" else AE
+    if sub in ("AT_SetRelOptions", "AT_ResetRelOptions"):
+        opts = defnames(cmd.get("def", {}).get("List", {}).get("items"))
+        return SUE if all(name in _SUE_OPTIONS for _, name in opts) else AE
+    if sub == "AT_DetachPartition":
+        return SUE if cmd["def"]["PartitionCmd"].get("concurrent") else AE
+    return _MODES.get(sub, AE)
+
+
+def volatile(expr: Any) -> bool:
+    """Whether a default expression may differ per row (conservative)."""
+    if isinstance(expr, dict):
+        for key, value in expr.items():
+            if key == "FuncCall":
+                name = strings(value.get("funcname"))[-1].lower()
+                if name not in _NOT_VOLATILE:
+                    return True
+            if key == "SubLink" or volatile(value):
+                return True
+    elif isinstance(expr, list):
+        return any(volatile(v) for v in expr)
+    return False
+
+
+def type_name(tn: Node) -> tuple[str, list[int]]:
+    """(base type, typmods) of a TypeName: ("int8", []), ("varchar", [20])."""
+    names = strings(tn.get("names"))
+    mods: list[int] = []
+    for m in tn.get("typmods") or ():
+        val = m.get("A_Const", {}).get("ival", {})
+        mods.append(int(val.get("ival", 0)))
+    base = names[-1].lower() if names else ""
+    if tn.get("arrayBounds"):
+        base += "[]"
+    return base, mods
+
+
+_ALIASES = {
+    "character varying": "varchar",
+    "integer": "int4",
+    "bigint": "int8",
+    "smallint": "int2",
+    "timestamp without time zone": "timestamp",
+    "timestamp with time zone": "timestamptz",
+    "character": "bpchar",
+    "bit varying": "varbit",
+    "double precision": "float8",
+    "real": "float4",
+    "boolean": "bool",
+}
+
+
+def parse_format_type(text: str) -> tuple[str, list[int]]:
+    """(base type, typmods) of format_type output: "character varying(20)"."""
+    base, _, rest = text.partition("(")
+    mods = [int(x) for x in rest.rstrip(")").split(",") if x.strip().isdigit()] if rest else []
+    base = base.strip()
+    if base.endswith("[]"):
+        return _ALIASES.get(base[:-2], base[:-2]) + "[]", mods
+    return _ALIASES.get(base, base), mods
+
+
+def type_change_rewrites(old: tuple[str, list[int]], new: tuple[str, list[int]], utc: bool) -> bool:
+    """Whether ALTER COLUMN TYPE old -> new rewrites the table (binary coercions do not)."""
+    (ob, om), (nb, nm) = old, new
+    if (ob, om) == (nb, nm):
+        return False
+    length_types = {"varchar", "varbit"}
+    if ob == nb and ob in length_types:
+        return bool(nm) and (not om or nm[0] < om[0])
+    if ob == nb == "numeric":
+        if not nm:
+            return False
+        if not om:
+            return True
+        return not (nm[0] >= om[0] and (nm[1:] or [0]) == (om[1:] or [0]))
+    if {ob, nb} <= {"varchar", "text"} and (nb == "text" or not nm):
+        return False
+    if ob == "bpchar" and nb in ("text", "varchar") and not nm:
+        return False
+    if ob == "cidr" and nb == "inet":
+        return False
+    if {ob, nb} == {"timestamp", "timestamptz"}:
+        return not utc or om != nm
+    return True
+
+
+class AlterTable:
+    """Effects of one ALTER TABLE statement."""
+
+    def __init__(self, ctx: Ctx, body: Node) -> None:
+        self.ctx = ctx
+        self.body = body
+        self.table = ctx.rv(body["relation"])
+        self.inh = bool(body["relation"].get("inh", False))
+        self.objtype = body.get("objtype", "OBJECT_TABLE")
+
+    def run(self) -> None:
+        cmds: list[Cmd] = [c["AlterTableCmd"] for c in self.body.get("cmds", ())]
+        if not cmds:
+            return
+        mode = max(mode_of(c) for c in cmds)
+        what = ", ".join(sorted({c["subtype"][3:] for c in cmds}))
+        reason = f"ALTER {self.objtype[7:].replace('_', ' ')} ({what})"
+        self.ctx.lock(self.table, mode, reason)
+        if self.objtype == "OBJECT_INDEX":
+            for cmd in cmds:
+                if cmd["subtype"] == "AT_AttachPartition":
+                    self.attach_index(cmd)
+            return
+        if self.inh and any(c["subtype"] not in _LOCAL for c in cmds):
+            for child in self.ctx.children(self.table):
+                self.ctx.lock(child, mode, f"{reason}: recursing to {child}")
+        for cmd in cmds:
+            self.check_version(cmd)
+            handler = _HANDLERS.get(cmd["subtype"])
+            if handler is not None:
+                handler(self, cmd)
+
+    # -- helpers -------------------------------------------------------------------
+
+    def check_version(self, cmd: Cmd) -> None:
+        since = _SINCE.get(cmd["subtype"])
+        if cmd["subtype"] == "AT_DetachPartition" and cmd["def"]["PartitionCmd"].get("concurrent"):
+            since = (14, "DETACH PARTITION ... CONCURRENTLY")
+        if since is not None and not self.ctx.at_least(since[0]):
+            self.ctx.assume(
+                f"{since[1]} needs PostgreSQL {since[0]} or later;"
+                f" PostgreSQL {self.ctx.version} rejects this statement."
+            )
+
+    def leaves(self) -> list[str]:
+        """The table and (unless ONLY) its children that have storage."""
+        rels = [self.table, *(self.ctx.children(self.table) if self.inh else ())]
+        return [r for r in rels if self.ctx.has_storage(r)]
+
+    def rewrite(self, why: str) -> None:
+        for rel in self.leaves():
+            self.ctx.rewrite_table(rel, f"{why}: table rewritten")
+
+    def new_sequence(self, column: str) -> None:
+        self.ctx.create(
+            self.ctx.new_name(f"{self.ctx.rel_base(self.table)}_{column}_seq", self.table)
+        )
+        self.ctx.lock(self.table, AS, "sequence OWNED BY set")
+
+    def new_index(self, con: Node, columns: list[str]) -> None:
+        kind = con["contype"]
+        suffix = {"CONSTR_PRIMARY": "pkey", "CONSTR_UNIQUE": "key", "CONSTR_EXCLUSION": "excl"}[
+            kind
+        ]
+        base = self.ctx.rel_base(self.table)
+        name = con.get("conname") or (
+            f"{base}_pkey" if suffix == "pkey" else f"{base}_{'_'.join(columns)}_{suffix}"
+        )
+        self.ctx.create(self.ctx.new_name(name, self.table))
+        self.ctx.lock(self.table, SH, "index build")
+        for rel in self.leaves():
+            self.ctx.scan(rel)
+
+    # -- sub-commands --------------------------------------------------------------
+
+    def add_column(self, cmd: Cmd) -> None:
+        col: Node = cmd["def"]["ColumnDef"]
+        name = col["colname"]
+        if cmd.get("missing_ok") and self.column(name) is not None:
+            return
+        typ, _ = type_name(col.get("typeName", {}))
+        rewrite = False
+        if typ in _SERIAL:
+            self.new_sequence(name)
+            rewrite = True
+        for c in col.get("constraints") or ():
+            con = c["Constraint"]
+            kind = con["contype"]
+            if kind == "CONSTR_DEFAULT" and volatile(con.get("raw_expr")):
+                rewrite = True
+            elif kind == "CONSTR_IDENTITY":
+                self.new_sequence(name)
+                rewrite = True
+            elif kind == "CONSTR_GENERATED" and con.get("generated_kind", "s") == "s":
+                rewrite = True
+            elif kind in ("CONSTR_PRIMARY", "CONSTR_UNIQUE"):
+                self.new_index(con, [name])
+            elif kind == "CONSTR_FOREIGN":
+                pk = self.ctx.rv(con["pktable"])
+                self.ctx.add_foreign_key(
+                    self.table, pk, strings(con.get("pk_attrs")), False, "new column's foreign key"
+                )
+            elif kind == "CONSTR_CHECK":
+                for rel in self.leaves():
+                    self.ctx.scan(rel)
+        if rewrite:
+            self.rewrite(f"ADD COLUMN {name} with a volatile default")
+
+    def column(self, name: str) -> Any:
+        rel = self.ctx.rel(self.table)
+        return rel.column(name) if rel is not None else None
+
+    def drop_column(self, cmd: Cmd) -> None:
+        name = cmd["name"]
+        rel = self.ctx.rel(self.table)
+        if rel is None:
+            if not cmd.get("missing_ok"):
+                self.ctx.destroy(f"column {self.table}.{quote(name)}")
+            self.ctx.no_catalog(
+                f"Without a catalog, indexes and foreign keys on {self.table}.{name} are not"
+                " known; each index on the column is dropped under ACCESS EXCLUSIVE, and a"
+                " foreign key's referenced table is locked ACCESS EXCLUSIVE too."
+            )
+            return
+        if rel.column(name) is None:
+            return
+        self.ctx.destroy(f"column {self.table}.{quote(name)}")
+        for ix in rel.indexes:
+            if name in ix.columns:
+                self.ctx.lock(ix.name, AE, f"index on dropped column {name}", "index")
+        for con in rel.constraints:
+            if con.type == "f" and name in con.columns:
+                self.ctx.drop_foreign_key(self.table, con, f"foreign key on dropped column {name}")
+        if cmd.get("behavior") == "DROP_CASCADE":
+            for view, column in rel.view_columns:
+                if column == name:
+                    self.ctx.drop_relation(view, True, f"view using column {name} (CASCADE)")
+
+    def alter_type(self, cmd: Cmd) -> None:
+        name = cmd["name"]
+        col: Node = cmd["def"]["ColumnDef"]
+        new = type_name(col["typeName"])
+        current = self.column(name)
+        utc = self.timezone_is_utc()
+        if col.get("raw_default") is not None:
+            rewrite = True
+        elif current is None:
+            rewrite = True
+            self.ctx.no_catalog(
+                f"The current type of {self.table}.{name} is not known (no catalog);"
+                " assuming the type change rewrites the table."
+            )
+        else:
+            rewrite = type_change_rewrites(parse_format_type(current.type), new, utc)
+        if rewrite:
+            self.rewrite(f"ALTER COLUMN {name} TYPE")
+        rel = self.ctx.rel(self.table)
+        if rel is None:
+            return
+        for con in rel.constraints:
+            if con.type == "f" and name in con.columns and con.references is not None:
+                reason = f"foreign key {con.name} re-created for the new type"
+                self.ctx.drop_foreign_key(self.table, con, reason)
+                self.ctx.add_foreign_key(
+                    self.table, con.references, list(con.ref_columns), True, reason
+                )
+
+    def timezone_is_utc(self) -> bool:
+        cat = self.ctx.catalog
+        if cat is None:
+            self.ctx.assume(
+                "The session TimeZone is not known (no catalog); assuming it is not UTC,"
+                " so timestamp <-> timestamptz changes rewrite the table."
+            )
+            return False
+        return cat.timezone.upper() in ("UTC", "ETC/UTC", "UCT", "ZULU", "GMT", "ETC/GMT")
+
+    def set_not_null(self, cmd: Cmd) -> None:
+        name = cmd["name"]
+        rel = self.ctx.rel(self.table)
+        if rel is None:
+            self.ctx.assume(
+                f"Without a catalog it is not known whether a valid CHECK ({name} IS NOT NULL)"
+                f" exists on {self.table}; assuming none, so the table is scanned."
+            )
+        else:
+            col = rel.column(name)
+            if (col is not None and col.not_null) or rel.has_not_null_check(name):
+                return
+        for leaf in self.leaves():
+            self.ctx.scan(leaf)
+
+    def add_constraint(self, cmd: Cmd) -> None:
+        con: Node = cmd["def"]["Constraint"]
+        kind = con["contype"]
+        if kind == "CONSTR_FOREIGN":
+            pk = self.ctx.rv(con["pktable"])
+            self.ctx.add_foreign_key(
+                self.table,
+                pk,
+                strings(con.get("pk_attrs")),
+                not con.get("skip_validation"),
+                f"ADD FOREIGN KEY {con.get('conname', '')}".rstrip(),
+            )
+            for child in self.ctx.children(self.table) if self.inh else ():
+                self.ctx.lock(child, AS, "ADD FOREIGN KEY: catalog checks on the partition")
+        elif kind in ("CONSTR_CHECK", "CONSTR_NOTNULL"):
+            if not con.get("skip_validation"):
+                for leaf in self.leaves():
+                    self.ctx.scan(leaf)
+        elif kind in ("CONSTR_PRIMARY", "CONSTR_UNIQUE", "CONSTR_EXCLUSION"):
+            if con.get("indexname"):
+                ix = self.ctx.name(self.body["relation"].get("schemaname"), con["indexname"])
+                self.ctx.lock(ix, SUE, "index becomes a constraint", "index")
+                self.ctx.lock(ix, AS, "index checked", "index")
+                if kind == "CONSTR_PRIMARY":
+                    self.pk_not_null(self.index_columns(ix))
+                return
+            cols = strings(con.get("keys"))
+            self.new_index(con, cols or ["excl"])
+
+    def index_columns(self, ix: str) -> list[str]:
+        rel = self.ctx.rel(self.table)
+        if rel is None:
+            return []
+        return next((list(i.columns) for i in rel.indexes if i.name == ix), [])
+
+    def pk_not_null(self, cols: list[str]) -> None:
+        rel = self.ctx.rel(self.table)
+        if rel is None:
+            self.ctx.assume(
+                f"Without a catalog it is not known whether the key columns of {self.table}"
+                " are NOT NULL; if not, the table is scanned to set NOT NULL."
+            )
+            return
+        for c in cols:
+            col = rel.column(c)
+            if col is not None and not col.not_null:
+                self.ctx.scan(self.table)
+
+    def validate_constraint(self, cmd: Cmd) -> None:
+        name = cmd["name"]
+        rel = self.ctx.rel(self.table)
+        con = rel.constraint(name) if rel is not None else None
+        if con is None:
+            self.ctx.assume(
+                f"Constraint {name} is not in the catalog; assuming a CHECK constraint."
+                " If it is a foreign key, the referenced table is also read under ROW SHARE."
+            )
+        elif con.validated:
+            return
+        elif con.type == "f" and con.references is not None:
+            ref = con.references
+            self.ctx.lock(ref, AS, "VALIDATE foreign key: validation query")
+            self.ctx.lock(ref, LockMode.ROW_SHARE, "VALIDATE foreign key: validation query")
+            self.ctx.lock(self.table, AS, "VALIDATE foreign key: validation query")
+            for r in (self.table, ref):
+                self.ctx.planner_indexes(r, AS, "VALIDATE foreign key: validation query planned")
+                self.ctx.scan(r)
+            return
+        for leaf in self.leaves():
+            self.ctx.scan(leaf)
+
+    def drop_constraint(self, cmd: Cmd) -> None:
+        name = cmd["name"]
+        rel = self.ctx.rel(self.table)
+        con = rel.constraint(name) if rel is not None else None
+        if con is None:
+            if rel is None:
+                self.ctx.assume(
+                    f"Without a catalog, the type of constraint {name} is not known; if it is a"
+                    " foreign key, its referenced table is locked ACCESS EXCLUSIVE too;"
+                    " if it is a primary key or unique constraint, its index is dropped."
+                )
+            return
+        if con.type == "f":
+            self.ctx.drop_foreign_key(self.table, con, f"DROP CONSTRAINT {name}")
+        if con.index is not None and con.type in ("p", "u", "x"):
+            self.ctx.lock(con.index, AE, f"DROP CONSTRAINT {name}: index dropped", "index")
+            if cmd.get("behavior") == "DROP_CASCADE" and self.ctx.catalog is not None:
+                for other, fk in self.ctx.catalog.referencing(self.table):
+                    if fk.index == con.index:
+                        self.ctx.lock(other.name, AE, f"foreign key {fk.name} dropped (CASCADE)")
+
+    def replica_identity(self, cmd: Cmd) -> None:
+        stmt = cmd["def"]["ReplicaIdentityStmt"]
+        if stmt.get("identity_type") == "i":
+            ix = self.ctx.name(self.body["relation"].get("schemaname"), stmt["name"])
+            self.ctx.lock(ix, SH, "REPLICA IDENTITY USING INDEX", "index")
+
+    def cluster_on(self, cmd: Cmd) -> None:
+        ix = self.ctx.name(self.body["relation"].get("schemaname"), cmd["name"])
+        self.ctx.lock(ix, SUE, "CLUSTER ON", "index")
+
+    def identity(self, cmd: Cmd) -> None:
+        self.new_sequence(cmd["name"])
+
+    def drop_identity(self, cmd: Cmd) -> None:
+        seq = self.owned_sequence(cmd["name"])
+        if seq is not None:
+            self.ctx.lock(seq, AE, "identity sequence dropped", "sequence")
+
+    def set_identity(self, cmd: Cmd) -> None:
+        seq = self.owned_sequence(cmd["name"])
+        if seq is not None:
+            self.ctx.lock(seq, LockMode.ROW_EXCLUSIVE, "identity sequence altered", "sequence")
+            self.ctx.lock(seq, SRE, "identity sequence altered", "sequence")
+            self.ctx.rewrite(seq)
+
+    def owned_sequence(self, column: str) -> str | None:
+        rel = self.ctx.rel(self.table)
+        if rel is None:
+            self.ctx.assume(
+                f"The identity sequence of {self.table}.{column} is not known (no catalog)."
+            )
+            return None
+        guess = f"{rel.relname}_{column}_seq"
+        return next((s for s in rel.sequences if s.rsplit(".", 1)[-1] == guess), None)
+
+    def set_expression(self, cmd: Cmd) -> None:
+        self.rewrite(f"SET EXPRESSION of {cmd['name']}")
+
+    def set_logged(self, cmd: Cmd) -> None:
+        self.rewrite("SET LOGGED/UNLOGGED")
+
+    def set_access_method(self, cmd: Cmd) -> None:
+        if cmd.get("name") not in (None, "heap"):
+            self.rewrite("SET ACCESS METHOD")
+        else:
+            self.ctx.no_catalog(
+                f"Assuming {self.table} already uses the heap access method (no rewrite)."
+            )
+
+    def inherit(self, cmd: Cmd) -> None:
+        parent = self.ctx.rv(cmd["def"])
+        mode = SUE if cmd["subtype"] == "AT_AddInherit" else AS
+        self.ctx.lock(parent, mode, f"{cmd['subtype'][3:]} parent")
+
+    def attach_partition(self, cmd: Cmd) -> None:
+        part = self.ctx.rv(cmd["def"]["PartitionCmd"]["name"])
+        self.ctx.lock(part, AE, "ATTACH PARTITION: the table attached")
+        self.ctx.lock(self.table, SUE, "ATTACH PARTITION")
+        rel = self.ctx.rel(part)
+        if rel is None:
+            self.ctx.assume(
+                f"Assuming no CHECK constraint on {part} implies the partition bound,"
+                f" so {part} is scanned."
+            )
+            self.ctx.scan(part)
+        elif not any(c.type == "c" and c.validated for c in rel.constraints):
+            self.ctx.scan(part)
+        else:
+            self.ctx.assume(f"Assuming the CHECK constraint on {part} implies the partition bound.")
+        default = self.default_partition()
+        if default is not None:
+            self.ctx.lock(default, AE, "ATTACH PARTITION: default partition re-checked")
+            self.ctx.scan(default)
+
+    def default_partition(self) -> str | None:
+        rel = self.ctx.rel(self.table)
+        if rel is None:
+            self.ctx.assume(
+                f"Without a catalog it is not known whether {self.table} has a DEFAULT partition;"
+                " if it has, it is locked ACCESS EXCLUSIVE (and scanned when attaching)."
+            )
+            return None
+        for child in rel.partitions:
+            crel = self.ctx.rel(child)
+            if crel is not None and crel.partition_bound == "DEFAULT":
+                return child
+        return None
+
+    def detach_partition(self, cmd: Cmd) -> None:
+        pcmd = cmd["def"]["PartitionCmd"]
+        part = self.ctx.rv(pcmd["name"])
+        if pcmd.get("concurrent"):
+            self.ctx.transactional = False
+            self.ctx.lock(part, SUE, "DETACH PARTITION CONCURRENTLY: first transaction")
+            self.ctx.lock(part, AE, "DETACH PARTITION CONCURRENTLY: second transaction, briefly")
+            self.ctx.lock(self.table, AS, "DETACH PARTITION CONCURRENTLY: partition lookup")
+            return
+        self.ctx.lock(part, AE, "DETACH PARTITION")
+        default = self.default_partition()
+        if default is not None:
+            self.ctx.lock(default, AE, "DETACH PARTITION: default partition")
+
+    def attach_index(self, cmd: Cmd) -> None:
+        child = self.ctx.rv(cmd["def"]["PartitionCmd"]["name"])
+        self.ctx.lock(child, AE, "ALTER INDEX ATTACH PARTITION: child index", "index")
+        for ix in (self.table, child):
+            rel = self.ctx.rel(ix)
+            if rel is not None and rel.table is not None:
+                self.ctx.lock(rel.table, AS, "ALTER INDEX ATTACH PARTITION: its table")
+            elif rel is None:
+                self.ctx.assume(f"The table of index {ix} is not known (no catalog).")
+
+
+_HANDLERS: dict[str, Callable[[AlterTable, Cmd], None]] = {
+    "AT_AddColumn": AlterTable.add_column,
+    "AT_DropColumn": AlterTable.drop_column,
+    "AT_AlterColumnType": AlterTable.alter_type,
+    "AT_SetNotNull": AlterTable.set_not_null,
+    "AT_AddConstraint": AlterTable.add_constraint,
+    "AT_ValidateConstraint": AlterTable.validate_constraint,
+    "AT_DropConstraint": AlterTable.drop_constraint,
+    "AT_ReplicaIdentity": AlterTable.replica_identity,
+    "AT_ClusterOn": AlterTable.cluster_on,
+    "AT_AddIdentity": AlterTable.identity,
+    "AT_DropIdentity": AlterTable.drop_identity,
+    "AT_SetIdentity": AlterTable.set_identity,
+    "AT_SetExpression": AlterTable.set_expression,
+    "AT_SetLogged": AlterTable.set_logged,
+    "AT_SetUnLogged": AlterTable.set_logged,
+    "AT_SetAccessMethod": AlterTable.set_access_method,
+    "AT_AddInherit": AlterTable.inherit,
+    "AT_DropInherit": AlterTable.inherit,
+    "AT_AttachPartition": AlterTable.attach_partition,
+    "AT_DetachPartition": AlterTable.detach_partition,
+}
+
+
+def alter_table(ctx: Ctx, body: Node) -> None:
+    """Entry point for AlterTableStmt."""
+    AlterTable(ctx, body).run()
