@@ -1,0 +1,222 @@
+"""Circuit breaker: closed → open on a failure rate over a rolling window → half-open probes.
+
+Thread-safe; the lock is held only for bookkeeping, never across I/O, so one breaker
+serves threads and event loops alike.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pgwarden.guard.classify import Outcome
+from pgwarden.guard.errors import CircuitOpen, GuardConfigError
+
+__all__ = ["BreakerPolicy", "BreakerState", "BreakerTicket", "CircuitBreaker"]
+
+Clock = Callable[[], int]
+StateListener = Callable[["BreakerState", "BreakerState", float, int], None]
+
+
+class BreakerState(enum.Enum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+    @property
+    def gauge(self) -> int:
+        """0 closed, 1 half-open, 2 open (for a Prometheus gauge)."""
+        return {"closed": 0, "half_open": 1, "open": 2}[self.value]
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerPolicy:
+    """When to open, how long to stay open, how many probes close it again."""
+
+    window_ms: int = 5_000  # rolling window for the failure rate
+    window_buckets: int = 10
+    min_calls: int = 10  # no decision on fewer calls in the window
+    failure_rate: float = 0.5  # open at or above this share of failures
+    open_ms: int = 1_000  # fail immediately for this long, then probe
+    half_open_probes: int = 2  # concurrent probes; all must succeed to close
+    retry_after_jitter_s: int = 2  # Retry-After = remaining open time + 0..jitter s
+
+    def __post_init__(self) -> None:
+        if self.window_ms <= 0 or self.window_buckets <= 0 or self.window_ms < self.window_buckets:
+            raise GuardConfigError("window_ms and window_buckets must be positive, ms >= buckets")
+        if self.min_calls < 1 or self.half_open_probes < 1:
+            raise GuardConfigError("min_calls and half_open_probes must be at least 1")
+        if not 0.0 < self.failure_rate <= 1.0:
+            raise GuardConfigError("failure_rate must be in (0, 1]")
+        if self.open_ms < 0 or self.retry_after_jitter_s < 0:
+            raise GuardConfigError("open_ms and retry_after_jitter_s must not be negative")
+
+
+@dataclass(slots=True)
+class BreakerTicket:
+    """Admission through the breaker; give it back with `CircuitBreaker.record`."""
+
+    generation: int
+    probe: bool
+    done: bool = False
+
+
+class CircuitBreaker:
+    """A circuit breaker keyed on database-unavailability outcomes (see `classify`)."""
+
+    def __init__(
+        self,
+        policy: BreakerPolicy | None = None,
+        *,
+        name: str = "default",
+        clock: Clock = time.monotonic_ns,
+        on_change: StateListener | None = None,
+    ) -> None:
+        self.policy = policy or BreakerPolicy()
+        self.name = name
+        self._clock = clock
+        self._on_change = on_change
+        self._lock = threading.Lock()
+        self._state = BreakerState.CLOSED
+        self._generation = 0
+        self._opened_ns = 0
+        self._probes_out = 0
+        self._probe_successes = 0
+        p = self.policy
+        self._bucket_ns = p.window_ms * 1_000_000 // p.window_buckets
+        self._epochs = [-1] * p.window_buckets
+        self._calls = [0] * p.window_buckets
+        self._failures = [0] * p.window_buckets
+
+    # -- reading -------------------------------------------------------------------
+
+    @property
+    def state(self) -> BreakerState:
+        """Current state (an elapsed open period reads as half-open)."""
+        with self._lock:
+            change = self._tick_locked(self._clock())
+            state = self._state
+        self._notify(change)
+        return state
+
+    def window(self) -> tuple[int, int]:
+        """(calls, failures) in the rolling window."""
+        with self._lock:
+            return self._window_locked(self._clock())
+
+    # -- admission -----------------------------------------------------------------
+
+    def acquire(self) -> BreakerTicket:
+        """Admit one call or raise `CircuitOpen` at once."""
+        notify: tuple[BreakerState, BreakerState, float, int] | None = None
+        with self._lock:
+            now = self._clock()
+            notify = self._tick_locked(now)
+            if self._state is BreakerState.CLOSED:
+                ticket = BreakerTicket(self._generation, probe=False)
+            elif (
+                self._state is BreakerState.HALF_OPEN
+                and self._probes_out < self.policy.half_open_probes
+            ):
+                self._probes_out += 1
+                ticket = BreakerTicket(self._generation, probe=True)
+            else:
+                state = self._state
+                remaining_ns = max(0, self._opened_ns + self.policy.open_ms * 1_000_000 - now)
+                ticket = None
+        self._notify(notify)
+        if ticket is None:
+            raise CircuitOpen(
+                f"database circuit {self.name!r} is {state.value}: recent calls failed",
+                retry_after_s=self._retry_after_s(remaining_ns),
+                guard=self.name,
+            )
+        return ticket
+
+    def record(self, ticket: BreakerTicket, outcome: Outcome) -> None:
+        """Report how an admitted call ended. Idempotent per ticket."""
+        notify: tuple[BreakerState, BreakerState, float, int] | None = None
+        with self._lock:
+            if ticket.done:
+                return
+            ticket.done = True
+            now = self._clock()
+            current = ticket.generation == self._generation
+            if ticket.probe:
+                self._probes_out -= 1
+                if current and self._state is BreakerState.HALF_OPEN:
+                    if outcome is Outcome.FAILURE:
+                        notify = self._open_locked(now, BreakerState.HALF_OPEN)
+                    elif outcome is Outcome.SUCCESS:
+                        self._probe_successes += 1
+                        if self._probe_successes >= self.policy.half_open_probes:
+                            notify = self._close_locked()
+            elif current and self._state is BreakerState.CLOSED and outcome is not Outcome.IGNORE:
+                self._add_locked(now, outcome is Outcome.FAILURE)
+                calls, failures = self._window_locked(now)
+                if calls >= self.policy.min_calls and failures / calls >= self.policy.failure_rate:
+                    notify = self._open_locked(now, BreakerState.CLOSED)
+        self._notify(notify)
+
+    # -- internals -----------------------------------------------------------------
+
+    def _retry_after_s(self, remaining_ns: int) -> int:
+        base = max(1, math.ceil(remaining_ns / 1e9))
+        return base + random.randint(0, self.policy.retry_after_jitter_s)
+
+    def _notify(self, change: tuple[BreakerState, BreakerState, float, int] | None) -> None:
+        if change is not None and self._on_change is not None:
+            self._on_change(*change)
+
+    def _tick_locked(self, now: int) -> tuple[BreakerState, BreakerState, float, int] | None:
+        if (
+            self._state is BreakerState.OPEN
+            and now - self._opened_ns >= self.policy.open_ms * 1_000_000
+        ):
+            self._state = BreakerState.HALF_OPEN
+            self._generation += 1
+            self._probes_out = 0
+            self._probe_successes = 0
+            return (BreakerState.OPEN, BreakerState.HALF_OPEN, 0.0, 0)
+        return None
+
+    def _open_locked(
+        self, now: int, old: BreakerState
+    ) -> tuple[BreakerState, BreakerState, float, int]:
+        calls, failures = self._window_locked(now)
+        self._state = BreakerState.OPEN
+        self._generation += 1
+        self._opened_ns = now
+        self._probes_out = 0
+        self._probe_successes = 0
+        return (old, BreakerState.OPEN, failures / calls if calls else 1.0, calls)
+
+    def _close_locked(self) -> tuple[BreakerState, BreakerState, float, int]:
+        self._state = BreakerState.CLOSED
+        self._generation += 1
+        self._epochs = [-1] * self.policy.window_buckets
+        return (BreakerState.HALF_OPEN, BreakerState.CLOSED, 0.0, self._probe_successes)
+
+    def _add_locked(self, now: int, failed: bool) -> None:
+        epoch = now // self._bucket_ns
+        i = epoch % self.policy.window_buckets
+        if self._epochs[i] != epoch:
+            self._epochs[i] = epoch
+            self._calls[i] = 0
+            self._failures[i] = 0
+        self._calls[i] += 1
+        self._failures[i] += int(failed)
+
+    def _window_locked(self, now: int) -> tuple[int, int]:
+        oldest = now // self._bucket_ns - self.policy.window_buckets + 1
+        calls = failures = 0
+        for i, epoch in enumerate(self._epochs):
+            if epoch >= oldest:
+                calls += self._calls[i]
+                failures += self._failures[i]
+        return calls, failures

@@ -1,0 +1,72 @@
+"""Classify the outcome of database work by exception class and SQLSTATE, never message text."""
+
+from __future__ import annotations
+
+import enum
+
+import psycopg
+import psycopg_pool
+
+from pgwarden.guard.errors import DatabaseUnavailable, Shed
+
+__all__ = ["FAILURE_SQLSTATES", "FAILURE_SQLSTATE_CLASSES", "Outcome", "classify"]
+
+
+class Outcome(enum.Enum):
+    """What a finished unit of database work tells the breaker and the limiter."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"  # the database is unavailable, overloaded or locked
+    IGNORE = "ignore"  # says nothing about database health (app error, cancellation)
+
+
+# SQLSTATE classes meaning "the database cannot serve this now".
+FAILURE_SQLSTATE_CLASSES: frozenset[str] = frozenset(
+    {
+        "08",  # connection_exception
+        "53",  # insufficient_resources (too_many_connections, out_of_memory, disk_full)
+        "57",  # operator_intervention (query_canceled = statement_timeout, admin_shutdown, ...)
+        "58",  # system_error
+    }
+)
+# Single SQLSTATEs outside those classes.
+FAILURE_SQLSTATES: frozenset[str] = frozenset(
+    {
+        "55P03",  # lock_not_available (lock_timeout)
+        "25P03",  # idle_in_transaction_session_timeout
+    }
+)
+
+
+def _one(exc: BaseException) -> Outcome | None:
+    if isinstance(exc, DatabaseUnavailable):
+        return Outcome.FAILURE
+    if isinstance(exc, Shed):
+        return Outcome.IGNORE
+    if isinstance(exc, psycopg_pool.PoolTimeout | psycopg_pool.TooManyRequests):
+        return Outcome.FAILURE
+    if isinstance(exc, psycopg.Error):
+        state = exc.sqlstate
+        if state is None:
+            # Client-side: refused, reset, connect timeout, lost connection.
+            if isinstance(exc, psycopg.OperationalError):
+                return Outcome.FAILURE
+            return None
+        if state in FAILURE_SQLSTATES or state[:2] in FAILURE_SQLSTATE_CLASSES:
+            return Outcome.FAILURE
+    return None
+
+
+def classify(exc: BaseException | None) -> Outcome:
+    """SUCCESS for None; FAILURE when `exc` or a cause means the database is unavailable."""
+    if exc is None:
+        return Outcome.SUCCESS
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        found = _one(cur)
+        if found is not None:
+            return found
+        cur = cur.__cause__ or cur.__context__
+    return Outcome.IGNORE

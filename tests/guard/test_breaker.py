@@ -1,0 +1,160 @@
+import pytest
+
+from pgwarden.guard import BreakerPolicy, BreakerState, CircuitBreaker, CircuitOpen, Outcome
+from pgwarden.guard.errors import GuardConfigError
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.ns = 1_000_000_000_000
+
+    def __call__(self) -> int:
+        return self.ns
+
+    def advance_ms(self, ms: int) -> None:
+        self.ns += ms * 1_000_000
+
+
+POLICY = BreakerPolicy(
+    window_ms=1000,
+    window_buckets=10,
+    min_calls=4,
+    failure_rate=0.5,
+    open_ms=500,
+    half_open_probes=2,
+    retry_after_jitter_s=0,
+)
+
+
+def make() -> tuple[CircuitBreaker, Clock, list[tuple[BreakerState, BreakerState]]]:
+    clock = Clock()
+    changes: list[tuple[BreakerState, BreakerState]] = []
+    breaker = CircuitBreaker(
+        POLICY,
+        name="t",
+        clock=clock,
+        on_change=lambda old, new, rate, calls: changes.append((old, new)),
+    )
+    return breaker, clock, changes
+
+
+def state(breaker: CircuitBreaker) -> BreakerState:
+    """Read the state afresh (keeps mypy from narrowing a property across calls)."""
+    return breaker.state
+
+
+def run(breaker: CircuitBreaker, outcome: Outcome) -> None:
+    breaker.record(breaker.acquire(), outcome)
+
+
+def trip(breaker: CircuitBreaker) -> None:
+    for _ in range(4):
+        run(breaker, Outcome.FAILURE)
+
+
+def test_stays_closed_below_min_calls_and_below_the_rate():
+    breaker, _, changes = make()
+    for _ in range(3):
+        run(breaker, Outcome.FAILURE)
+    assert state(breaker) is BreakerState.CLOSED  # 3 calls < min_calls
+    breaker, _, changes = make()
+    for _ in range(4):
+        run(breaker, Outcome.SUCCESS)
+    for _ in range(3):
+        run(breaker, Outcome.FAILURE)
+    assert state(breaker) is BreakerState.CLOSED  # 3 of 7 < 0.5
+    run(breaker, Outcome.FAILURE)  # 4 failures of 8 calls = 0.5 -> opens
+    assert state(breaker) is BreakerState.OPEN
+    assert changes == [(BreakerState.CLOSED, BreakerState.OPEN)]
+
+
+def test_successes_keep_it_closed():
+    breaker, _, _ = make()
+    for _ in range(10):
+        run(breaker, Outcome.SUCCESS)
+    run(breaker, Outcome.FAILURE)
+    run(breaker, Outcome.IGNORE)
+    assert state(breaker) is BreakerState.CLOSED
+    assert breaker.window() == (11, 1)
+
+
+def test_old_failures_leave_the_window():
+    breaker, clock, _ = make()
+    for _ in range(3):
+        run(breaker, Outcome.FAILURE)
+    clock.advance_ms(1500)
+    assert breaker.window() == (0, 0)
+    run(breaker, Outcome.FAILURE)
+    assert state(breaker) is BreakerState.CLOSED
+
+
+def test_open_fails_immediately_with_retry_after():
+    breaker, _, _ = make()
+    trip(breaker)
+    with pytest.raises(CircuitOpen) as info:
+        breaker.acquire()
+    assert info.value.retry_after_s == 1
+    assert info.value.reason == "circuit_open"
+
+
+def test_half_open_admits_limited_probes_then_closes():
+    breaker, clock, changes = make()
+    trip(breaker)
+    clock.advance_ms(500)
+    assert state(breaker) is BreakerState.HALF_OPEN
+    p1, p2 = breaker.acquire(), breaker.acquire()
+    assert p1.probe
+    assert p2.probe
+    with pytest.raises(CircuitOpen):
+        breaker.acquire()
+    breaker.record(p1, Outcome.SUCCESS)
+    assert state(breaker) is BreakerState.HALF_OPEN
+    breaker.record(p2, Outcome.SUCCESS)
+    assert state(breaker) is BreakerState.CLOSED
+    assert changes == [
+        (BreakerState.CLOSED, BreakerState.OPEN),
+        (BreakerState.OPEN, BreakerState.HALF_OPEN),
+        (BreakerState.HALF_OPEN, BreakerState.CLOSED),
+    ]
+    assert breaker.window() == (0, 0)
+
+
+def test_a_failed_probe_reopens():
+    breaker, clock, changes = make()
+    trip(breaker)
+    clock.advance_ms(600)
+    probe = breaker.acquire()
+    breaker.record(probe, Outcome.FAILURE)
+    assert state(breaker) is BreakerState.OPEN
+    assert changes[-1] == (BreakerState.HALF_OPEN, BreakerState.OPEN)
+
+
+def test_ignored_probe_frees_its_slot():
+    breaker, clock, _ = make()
+    trip(breaker)
+    clock.advance_ms(500)
+    a, b = breaker.acquire(), breaker.acquire()
+    breaker.record(a, Outcome.IGNORE)
+    c = breaker.acquire()
+    assert c.probe
+    breaker.record(b, Outcome.SUCCESS)
+    breaker.record(c, Outcome.SUCCESS)
+    assert state(breaker) is BreakerState.CLOSED
+
+
+def test_results_from_before_opening_are_ignored():
+    breaker, clock, _ = make()
+    slow = breaker.acquire()
+    trip(breaker)
+    clock.advance_ms(500)
+    assert state(breaker) is BreakerState.HALF_OPEN
+    breaker.record(slow, Outcome.FAILURE)  # admitted while closed: says nothing now
+    assert state(breaker) is BreakerState.HALF_OPEN
+    breaker.record(slow, Outcome.FAILURE)  # idempotent
+
+
+def test_invalid_policy_is_refused():
+    with pytest.raises(GuardConfigError):
+        BreakerPolicy(failure_rate=0)
+    with pytest.raises(GuardConfigError):
+        BreakerPolicy(half_open_probes=0)
