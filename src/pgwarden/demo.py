@@ -21,7 +21,7 @@ from pgwarden import commands
 from pgwarden.pg.cluster import Cluster
 from pgwarden.report.lint_text import render_lint
 
-__all__ = ["SCHEMA_SQL", "create_sample_schema", "examples_dir", "run_demo"]
+__all__ = ["SCHEMA_SQL", "create_sample_schema", "examples_dir", "light_traffic", "run_demo"]
 
 SCHEMA_SQL = """
 CREATE TABLE payment_accounts (
@@ -74,7 +74,7 @@ def create_sample_schema(
     conn.execute("VACUUM ANALYZE payment_accounts, invoices, settings")
 
 
-def _light_traffic(dsn: str, stop: threading.Event, accounts_rows: int) -> None:
+def light_traffic(dsn: str, stop: threading.Event, accounts_rows: int) -> None:
     """Point reads and inserts on invoices until `stop` is set."""
     with psycopg.connect(dsn, autocommit=True) as c:
         i = 0
@@ -131,7 +131,7 @@ def run_demo(out: Console, err: Console, *, invoices_rows: int = 1_000_000) -> N
             f"({invoices_rows:,} rows) in {time.perf_counter() - t1:.1f} s"
         )
         stop = threading.Event()
-        traffic = threading.Thread(target=_light_traffic, args=(dsn, stop, accounts), daemon=True)
+        traffic = threading.Thread(target=light_traffic, args=(dsn, stop, accounts), daemon=True)
         traffic.start()
         try:
             with tempfile.TemporaryDirectory(prefix="pgwarden-demo-") as tmp:

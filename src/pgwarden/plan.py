@@ -16,7 +16,7 @@ from pgwarden.analysis.catalog import Catalog
 from pgwarden.analysis.effects import Effects
 from pgwarden.analysis.locks import analyse
 from pgwarden.analysis.parse import Node, ParsedStatement, fingerprint
-from pgwarden.location import SourceLocation, line_col
+from pgwarden.location import LineIndex, SourceLocation
 
 __all__ = ["Plan", "SourceText", "Step", "TxMode", "build_plan"]
 
@@ -146,6 +146,7 @@ def build_plan(
             file_tx = next_tx
             next_tx += 1
         open_tx: int | None = None
+        lines = LineIndex(source.text)
         for stmt in stmts:
             kind = _tx_kind(stmt)
             if kind in _BEGIN and open_tx is None:
@@ -159,7 +160,7 @@ def build_plan(
                 if file_tx is not None
                 else TxMode.AUTOCOMMIT
             )
-            line, col = line_col(source.text, stmt.start)
+            line, col = lines.line_col(stmt.start)
             steps.append(
                 Step(
                     index=len(steps),

@@ -60,7 +60,7 @@ def test_explain_incident_against_live_schema(db: str):
     assert _locks(drop)["payment_accounts"] == "ACCESS EXCLUSIVE"  # known from the catalog
     assert _locks(add)["invoices"] == "SHARE ROW EXCLUSIVE"
     assert _locks(add)["payment_accounts"] == "SHARE ROW EXCLUSIVE"
-    assert add["scans"] == ["invoices"]
+    assert "invoices" in add["scans"]
     assert "invoices" in add["estimates"]
 
 

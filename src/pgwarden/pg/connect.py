@@ -64,10 +64,15 @@ def connect(
     except psycopg.OperationalError as exc:
         sqlstate = exc.sqlstate
         text = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        if sqlstate == "28P01" or sqlstate == "28000":
+        # libpq reports start-up failures without a SQLSTATE: the hint reads the text,
+        # nothing else does.
+        low = str(exc).lower()
+        if sqlstate in ("28P01", "28000") or "authentication failed" in low:
             hint = "check the user and password in the URL"
-        elif sqlstate == "3D000":
-            hint = "check the database name, or create it first"
+        elif sqlstate == "3D000" or ("database" in low and "does not exist" in low):
+            hint = "check the database name in the URL, or create the database first"
+        elif "role" in low and "does not exist" in low:
+            hint = "check the user name in the URL"
         else:
             hint = "check that the server is running and reachable from here (host, port, firewall)"
         raise ConnectionFailed(

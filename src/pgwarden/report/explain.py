@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pgwarden.analysis.context import Snapshot, estimate_seconds
+from pgwarden.analysis.effects import RelationLock
 from pgwarden.plan import Plan, Step
 
 __all__ = ["explain_json", "render_explain"]
@@ -58,7 +59,11 @@ def _step_panel(step: Step, snapshot: Snapshot | None) -> Panel:
     table.add_column("blocks")
     table.add_column("size")
     table.add_column("why")
-    for lock in sorted(eff.locks, key=lambda lk: (-lk.mode, lk.relation)):
+    strongest: dict[str, RelationLock] = {}
+    for lock in eff.locks:
+        if lock.relation not in strongest or lock.mode > strongest[lock.relation].mode:
+            strongest[lock.relation] = lock
+    for lock in sorted(strongest.values(), key=lambda lk: (-lk.mode, lk.relation)):
         style = "red" if lock.mode.blocks_reads else "yellow" if lock.mode.blocks_writes else ""
         table.add_row(
             lock.relation,
@@ -81,12 +86,13 @@ def _step_panel(step: Step, snapshot: Snapshot | None) -> Panel:
         lines.append(Text("cannot run inside a transaction block"))
     for a in eff.assumptions:
         lines.append(Text(f"assumed: {a}", style="dim"))
-    title = f"{step.location}  {step.sql if len(step.sql) <= 90 else step.sql[:87] + '...'}"
+    sql = " ".join(step.sql.split())
+    title = f"{step.location}  {sql if len(sql) <= 90 else sql[:87] + '...'}"
     return Panel(Group(*lines), title=title, title_align="left")
 
 
 def render_explain(console: Console, plan: Plan, snapshot: Snapshot | None) -> None:
-    """Print each statement's effects."""
+    """Print each statement's effects: the strongest lock per relation (JSON lists all)."""
     for step in plan:
         console.print(_step_panel(step, snapshot))
     if plan.server_version is None:

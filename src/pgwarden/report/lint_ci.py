@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version
 from typing import Any
 
-from pgwarden import __version__
 from pgwarden.findings import Severity
 from pgwarden.lint.engine import IGNORE_WITHOUT_REASON, LintResult
 from pgwarden.rules import ALL_RULES
@@ -63,7 +63,7 @@ def sarif(result: LintResult) -> dict[str, Any]:
                 "tool": {
                     "driver": {
                         "name": "pgwarden",
-                        "version": __version__,
+                        "version": version("pgwarden"),
                         "informationUri": "https://github.com/pgwarden/pgwarden",
                         "rules": rules,
                     }

@@ -131,12 +131,14 @@ class LintContext:
         severity = Severity.ERROR if busy or long or large else Severity.WARNING
         return TableJudgement(severity, size)
 
-    def duration(self, relation: str, *, rewrite: bool) -> float | None:
-        """Estimated seconds to scan (or rewrite) `relation`, when its size is known."""
+    def duration(
+        self, relation: str, *, rewrite: bool = False, kind: str | None = None
+    ) -> float | None:
+        """Estimated seconds of work on `relation` (kind: scan, fk, index, rewrite)."""
         if self.snapshot is None:
             return None
         table = self.snapshot.table(relation)
-        return None if table is None else estimate_seconds(table, rewrite=rewrite)
+        return None if table is None else estimate_seconds(table, rewrite=rewrite, kind=kind)
 
     def lock_timeout_active(self, step: Step) -> bool:
         """Whether a `SET [LOCAL] lock_timeout` precedes `step` in its session or transaction."""

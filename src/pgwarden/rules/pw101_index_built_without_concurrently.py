@@ -49,7 +49,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     if step.kind != "IndexStmt" or step.body.get("concurrent"):
         return
     table = qualified(relname(step.body.get("relation")))
-    est = ctx.duration(table, rewrite=True)
+    est = ctx.duration(table, kind="index")
     judged = ctx.judge(table, lock_s=est)
     if judged.severity is None:
         return

@@ -64,7 +64,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     table = qualified(relname(step.body.get("relation")))
     for con in _foreign_keys(step):
         ref = qualified(relname(con.get("pktable")))  # type: ignore[arg-type]
-        est = ctx.duration(table, rewrite=False)
+        est = ctx.duration(table, kind="fk")
         judged = ctx.judge(table, lock_s=est)
         if judged.severity is None:
             continue
