@@ -11,12 +11,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pgwarden.analysis.catalog import Catalog, read_catalog
+from pgwarden.analysis.catalog import Catalog
 from pgwarden.analysis.context import Snapshot, load_snapshot, save_snapshot, take_snapshot
 from pgwarden.analysis.parse import parse
 from pgwarden.errors import InputError, UsageError
 from pgwarden.lint.engine import LintResult, lint_plan
-from pgwarden.pg.connect import connect
 from pgwarden.plan import Plan, SourceText, build_plan
 from pgwarden.settings import Settings
 from pgwarden.sources.sql_files import collect_sql_files, read_sql_file
@@ -122,6 +121,9 @@ def stats_dump(
 
 def catalog_of(database_url: str) -> Catalog:
     """The catalog of a live database (read-only)."""
+    from pgwarden.analysis.catalog import read_catalog
+    from pgwarden.pg.connect import connect
+
     with connect(database_url) as conn:
         return read_catalog(conn)
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
+if TYPE_CHECKING:  # psycopg loads only when a database is read (lint without one stays fast)
+    import psycopg
 
 __all__ = ["Catalog", "Column", "Constraint", "Index", "Relation", "Trigger", "read_catalog"]
 

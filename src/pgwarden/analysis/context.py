@@ -17,8 +17,7 @@ import orjson
 
 from pgwarden.analysis.catalog import Catalog, read_catalog
 from pgwarden.errors import InputError
-from pgwarden.pg.connect import connect
-from pgwarden.pg.stats import Stats, TableStats, read_stats
+from pgwarden.pg.stats import Stats, TableStats
 
 __all__ = [
     "BYTES_PER_S",
@@ -81,6 +80,9 @@ def estimate_seconds(table: TableStats, *, rewrite: bool = False, kind: str | No
 
 def take_snapshot(dsn: str, *, sample_s: float = 1.0) -> Snapshot:
     """Read stats (sampling rates over `sample_s`) and the catalog, read-only."""
+    from pgwarden.pg.connect import connect
+    from pgwarden.pg.stats import read_stats
+
     with connect(dsn) as conn:
         conn.execute("SET default_transaction_read_only = on")
         stats = read_stats(conn, sample_s=sample_s)

@@ -88,9 +88,12 @@ def lint_plan(
     active = [r for r in rules if r.code not in ignored and r.name not in ignored]
     ctx = LintContext(plan=plan, snapshot=snapshot)
     raw: list[Finding] = []
+    observers = [r.observe for r in active if r.observe is not None]
     for step in plan.steps:
         for rule in active:
             raw.extend(rule.run(step, ctx))
+        for observe in observers:
+            observe(step, ctx)
         ctx.after(step)
     sups = _suppressions(plan)
     kept: list[Finding] = []

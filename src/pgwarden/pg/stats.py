@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
+if TYPE_CHECKING:
+    import psycopg
 
 __all__ = ["IndexStats", "Stats", "TableStats", "read_stats"]
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from pgwarden.analysis.context import Snapshot, estimate_seconds
 from pgwarden.analysis.effects import LockMode
 from pgwarden.findings import Finding, Severity
 from pgwarden.plan import Plan, Step
+from pgwarden.rules._sql import alter_table_cmds, table_of
 
 __all__ = ["DOC_SECTIONS", "Hit", "LintContext", "Rule", "TableJudgement", "describe_lock"]
 
@@ -53,6 +55,9 @@ class Rule:
     summary: str
     doc: str
     check: Callable[[Step, LintContext], Iterable[Hit]]
+    # Called once per step, after every rule checked it: keeps rule state up to date
+    # in `ctx.state[code]`, so no rule rescans earlier steps.
+    observe: Callable[[Step, LintContext], None] | None = None
 
     def sections(self) -> dict[str, str]:
         """The doc's `## Section` bodies by title."""
@@ -92,6 +97,8 @@ class LintContext:
     created: set[str] = field(default_factory=set)  # relations created by earlier steps
     lock_timeout_set: set[int | None] = field(default_factory=set)  # tx ids (None: session)
     held: dict[int, dict[str, tuple[LockMode, Step]]] = field(default_factory=dict)
+    added_columns: set[tuple[str, str]] = field(default_factory=set)  # (table, column)
+    state: dict[str, Any] = field(default_factory=dict)  # per rule code, kept by Rule.observe
 
     def held_before(self, step: Step) -> dict[str, tuple[LockMode, Step]]:
         """Locks earlier steps of `step`'s transaction still hold: relation -> (mode, step)."""
@@ -102,6 +109,12 @@ class LintContext:
     def after(self, step: Step) -> None:
         """Record what `step` leaves behind for later steps."""
         self.created.update(c.removeprefix("public.") for c in step.effects.creates)
+        altered = table_of(step)
+        if altered is not None:
+            for subtype, cmd in alter_table_cmds(step.body):
+                if subtype == "AT_AddColumn":
+                    name = cmd.get("def", {}).get("ColumnDef", {}).get("colname")
+                    self.added_columns.add((altered, str(name)))
         if step.kind == "VariableSetStmt" and step.body.get("name") == "lock_timeout":
             scope = step.transaction if step.body.get("is_local") else None
             self.lock_timeout_set.add(scope)

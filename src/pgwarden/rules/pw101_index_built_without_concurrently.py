@@ -37,10 +37,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from pgwarden.analysis.effects import LockMode
+from pgwarden.plan import Step
 from pgwarden.rules._sql import qualified, relname
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
-from pgwarden.plan import Step
-from pgwarden.analysis.effects import LockMode
 
 _CREATE = re.compile(r"^(\s*CREATE\s+(?:UNIQUE\s+)?INDEX)\b", re.I)
 

@@ -90,7 +90,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
             message=f"validates foreign key {con.get('conname') or '(unnamed)'} by scanning all of "
             f"{table} ({scan}) while holding {' and '.join(locks)}{from_earlier}; "
             f"{table}: {judged.size}",
-            help="add the foreign key NOT VALID, then VALIDATE CONSTRAINT in a separate transaction",
+            help="add the foreign key NOT VALID, then VALIDATE it in a separate transaction",
             severity=judged.severity,
             fix=fix(step, table, con),
         )

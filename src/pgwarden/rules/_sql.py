@@ -1,0 +1,230 @@
+"""Small helpers rules share for reading statement trees and wording findings."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from pgwarden.analysis.effects import LockMode
+from pgwarden.analysis.parse import Node
+from pgwarden.plan import Step, TxMode
+
+if TYPE_CHECKING:
+    from pgwarden.rules.base import LintContext
+
+__all__ = [
+    "TABLE_KINDS",
+    "alter_table_cmds",
+    "column_added_earlier",
+    "column_defs",
+    "dotted",
+    "func_names",
+    "how_long",
+    "object_name",
+    "option_on",
+    "qualified",
+    "quote",
+    "regclass",
+    "relname",
+    "size_words",
+    "strings",
+    "strongest_on",
+    "table_of",
+    "tx_words",
+    "type_of",
+    "type_text",
+]
+
+TABLE_KINDS = ("table", "partitioned table", "materialized view", "foreign table")
+
+_PLAIN = re.compile(r"[a-z_][a-z0-9_$]*")
+
+# Type spellings the parser leaves alone, mapped to the catalog name.
+_TYPE_ALIASES = {
+    "integer": "int4",
+    "int": "int4",
+    "smallint": "int2",
+    "bigint": "int8",
+    "character varying": "varchar",
+    "character": "bpchar",
+}
+
+
+def relname(rangevar: Node | None) -> str:
+    """`schema.name` or `name` of a RangeVar's fields (as written)."""
+    if not rangevar:
+        return "?"
+    name = str(rangevar.get("relname", "?"))
+    schema = rangevar.get("schemaname")
+    return f"{schema}.{name}" if schema else name
+
+
+def qualified(relation: str) -> str:
+    """Strip `public.`: how regclass prints a table on the default search_path."""
+    return relation.removeprefix("public.")
+
+
+def quote(ident: str) -> str:
+    """Quote an identifier the way regclass output does (keywords aside)."""
+    if _PLAIN.fullmatch(ident):
+        return ident
+    return '"' + ident.replace('"', '""') + '"'
+
+
+def regclass(rangevar: Node | None) -> str:
+    """The relation of a RangeVar spelled as the lock model spells it (regclass text)."""
+    if not rangevar:
+        return "?"
+    body: Node = rangevar.get("RangeVar", rangevar)
+    name = quote(str(body.get("relname", "?")))
+    schema = body.get("schemaname")
+    return f"{quote(schema)}.{name}" if schema and schema != "public" else name
+
+
+def dotted(items: list[Node] | None) -> str:
+    """`a.b` of a list of String nodes (DROP object names, type names)."""
+    return qualified(".".join(quote(s) for s in strings(items)))
+
+
+def object_name(obj: Node) -> str:
+    """The name of one DROP object (List, TypeName, ObjectWithArgs or String)."""
+    if "List" in obj:
+        return dotted(obj["List"].get("items"))
+    if "TypeName" in obj:
+        return dotted(obj["TypeName"].get("names"))
+    if "ObjectWithArgs" in obj:
+        return dotted(obj["ObjectWithArgs"].get("objname"))
+    if "String" in obj:
+        return quote(str(obj["String"]["sval"]))
+    return "?"
+
+
+def strings(items: list[Node] | None) -> list[str]:
+    """sval of a list of String nodes."""
+    return [str(i["String"]["sval"]) for i in items or () if "String" in i]
+
+
+def alter_table_cmds(body: Node) -> Iterator[tuple[str, Node]]:
+    """(subtype, fields) of each ALTER TABLE sub-command."""
+    for cmd in body.get("cmds", ()):
+        fields: dict[str, Any] = cmd.get("AlterTableCmd", {})
+        yield str(fields.get("subtype", "")), fields
+
+
+def table_of(step: Step) -> str | None:
+    """The table an ALTER TABLE step changes (regclass spelling), else None."""
+    if step.kind != "AlterTableStmt" or step.body.get("objtype", "OBJECT_TABLE") != "OBJECT_TABLE":
+        return None
+    return regclass(step.body.get("relation"))
+
+
+def option_on(options: list[Node] | None, name: str) -> bool:
+    """Whether a DefElem option list (VACUUM, REINDEX) turns `name` on."""
+    for opt in options or ():
+        body = opt.get("DefElem", {})
+        if body.get("defname") != name:
+            continue
+        arg = body.get("arg")
+        if arg is None:
+            return True
+        value = str(arg.get("String", {}).get("sval", arg.get("Integer", {}).get("ival", "1")))
+        return value.lower() not in ("false", "off", "0", "no")
+    return False
+
+
+def type_of(type_name: Node) -> tuple[str, list[int], bool]:
+    """(catalog type name, typmods, is array) of a TypeName: ("varchar", [20], False)."""
+    names = strings(type_name.get("names"))
+    base = names[-1].lower() if names else ""
+    base = _TYPE_ALIASES.get(base, base)  # "char" stays: the one-byte internal type
+    mods = [
+        int(m["A_Const"]["ival"].get("ival", 0))
+        for m in type_name.get("typmods") or ()
+        if "ival" in m.get("A_Const", {})
+    ]
+    return base, mods, bool(type_name.get("arrayBounds"))
+
+
+_SPELLING = {
+    "int8": "bigint",
+    "int4": "integer",
+    "int2": "smallint",
+    "bpchar": "char",
+    "float8": "double precision",
+    "float4": "real",
+    "bool": "boolean",
+}
+
+
+def type_text(type_name: Node) -> str:
+    """A TypeName as a person writes it: `bigint`, `varchar(20)`, `text[]`."""
+    base, mods, array = type_of(type_name)
+    mod = f"({', '.join(map(str, mods))})" if mods else ""
+    return _SPELLING.get(base, base) + mod + ("[]" if array else "")
+
+
+def column_defs(step: Step) -> Iterator[tuple[str, str, Node, str]]:
+    """(table, column, TypeName, where) of every column type a step writes down.
+
+    `where` is "CREATE TABLE", "ADD COLUMN" or "ALTER COLUMN TYPE".
+    """
+    if step.kind == "CreateStmt":
+        table = regclass(step.body.get("relation"))
+        for elt in step.body.get("tableElts") or ():
+            col = elt.get("ColumnDef")
+            if col and col.get("typeName"):
+                yield table, str(col.get("colname", "?")), col["typeName"], "CREATE TABLE"
+    elif step.kind == "AlterTableStmt":
+        table = regclass(step.body.get("relation"))
+        for subtype, cmd in alter_table_cmds(step.body):
+            col = cmd.get("def", {}).get("ColumnDef")
+            if not col or not col.get("typeName"):
+                continue
+            if subtype == "AT_AddColumn":
+                yield table, str(col.get("colname", "?")), col["typeName"], "ADD COLUMN"
+            elif subtype == "AT_AlterColumnType":
+                yield table, str(cmd.get("name", "?")), col["typeName"], "ALTER COLUMN TYPE"
+
+
+def func_names(expr: Any) -> Iterator[str]:
+    """Names of the functions an expression calls, outermost first."""
+    if isinstance(expr, dict):
+        for key, value in expr.items():
+            if key == "FuncCall":
+                yield ".".join(strings(value.get("funcname")))
+            yield from func_names(value)
+    elif isinstance(expr, list):
+        for item in expr:
+            yield from func_names(item)
+
+
+def strongest_on(step: Step, relation: str) -> LockMode | None:
+    """The strongest lock `step` takes on `relation`."""
+    return step.effects.strongest().get(relation)
+
+
+def how_long(seconds: float | None, *, unknown: str = "duration grows with the table") -> str:
+    """`~4.2 s estimated`, or words saying the duration is not known."""
+    if seconds is None:
+        return unknown
+    return f"~{seconds:.1f} s estimated" if seconds >= 0.05 else "under 0.1 s estimated"
+
+
+def tx_words(step: Step) -> str:
+    """How `step` came to be inside a transaction block."""
+    if step.tx_mode is TxMode.EXPLICIT:
+        return "inside the BEGIN ... COMMIT written in the file"
+    return "inside the one transaction the migration runner wraps each file in"
+
+
+def size_words(ctx: LintContext, relation: str) -> str:
+    """`; invoices: 5.0M rows, 470 MB, 169 writes/s` when the snapshot knows the table."""
+    if ctx.snapshot is None or ctx.snapshot.table(relation) is None:
+        return ""
+    return f"; {relation}: {ctx.judge(relation).size}"
+
+
+def column_added_earlier(ctx: LintContext, step: Step, table: str, column: str) -> bool:
+    """Whether an earlier step of the plan added `column` to `table` (no code uses it yet)."""
+    return (table, column) in ctx.added_columns

@@ -1,0 +1,203 @@
+"""Sets NOT NULL on a column by scanning the whole table under ACCESS EXCLUSIVE.
+
+## What it does
+Flags `ALTER TABLE ... ALTER COLUMN c SET NOT NULL` (and, on PostgreSQL 18,
+`ADD CONSTRAINT ... NOT NULL c` without `NOT VALID`) on an existing table when
+nothing proves the column has no NULLs: no validated `CHECK (c IS NOT NULL)`
+in the catalog or earlier in the plan. It also flags `ADD PRIMARY KEY USING
+INDEX` when the catalog shows a key column is still nullable, because the
+primary key sets NOT NULL on it with the same scan.
+
+## Why is this bad?
+SET NOT NULL takes ACCESS EXCLUSIVE on the table and then reads every row to
+check for NULLs. Reads and writes of the table wait for the whole scan, which
+on a large table takes seconds to minutes. Since PostgreSQL 12 the scan is
+skipped when a valid `CHECK (c IS NOT NULL)` already proves it, and that
+CHECK can be validated without blocking anyone.
+
+## Example
+```sql
+ALTER TABLE invoices ALTER COLUMN status SET NOT NULL;
+```
+
+## Use instead
+```sql
+ALTER TABLE invoices ADD CONSTRAINT invoices_status_not_null_check
+    CHECK (status IS NOT NULL) NOT VALID;
+-- in a separate transaction (scans under SHARE UPDATE EXCLUSIVE: reads and writes go on):
+ALTER TABLE invoices VALIDATE CONSTRAINT invoices_status_not_null_check;
+-- in a separate transaction (no scan: the valid CHECK proves it):
+ALTER TABLE invoices ALTER COLUMN status SET NOT NULL;
+ALTER TABLE invoices DROP CONSTRAINT invoices_status_not_null_check;
+```
+Alembic: `op.create_check_constraint(..., postgresql_not_valid=True)`, then
+`op.execute("ALTER TABLE ... VALIDATE CONSTRAINT ...")` in the next revision,
+then `op.alter_column(..., nullable=False)` and `op.drop_constraint(...)`.
+Django: `AddConstraint` of a `CheckConstraint` cannot say NOT VALID, so use
+`RunSQL` for the first two steps (the validation in a migration with
+`atomic = False` or a migration of its own), then `AlterField(null=False)`
+and `RunSQL` to drop the check.
+
+## Fix safety
+Safe: the column ends up NOT NULL as before. If the column does hold NULLs,
+`VALIDATE` fails (without blocking anyone) instead of the deploy; backfill
+them first.
+
+## References
+https://www.postgresql.org/docs/current/sql-altertable.html#SQL-ALTERTABLE-DESC-SET-DROP-NOT-NULL
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pgwarden.analysis.effects import LockMode
+from pgwarden.plan import Step
+from pgwarden.rules._sql import alter_table_cmds, how_long, strings, strongest_on, table_of
+from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
+
+
+def _not_null_columns(step: Step) -> tuple[list[str], bool]:
+    """Columns this step makes NOT NULL, and whether it adds a PRIMARY KEY USING INDEX."""
+    cols: list[str] = []
+    pk_using_index = False
+    for subtype, cmd in alter_table_cmds(step.body):
+        if subtype == "AT_SetNotNull":
+            cols.append(str(cmd.get("name")))
+        elif subtype == "AT_AddConstraint":
+            con = cmd.get("def", {}).get("Constraint", {})
+            if con.get("contype") == "CONSTR_NOTNULL" and not con.get("skip_validation"):
+                cols.extend(strings(con.get("keys")))
+            elif con.get("contype") == "CONSTR_PRIMARY" and con.get("indexname"):
+                pk_using_index = True
+    return cols, pk_using_index
+
+
+def _not_null_proved(expr: Any) -> set[str]:
+    """Columns a CHECK expression proves NOT NULL (top level or AND terms)."""
+    test = expr.get("NullTest") if isinstance(expr, dict) else None
+    if test is not None:
+        ref = strings(test.get("arg", {}).get("ColumnRef", {}).get("fields"))
+        return set(ref[-1:]) if test.get("nulltesttype") == "IS_NOT_NULL" else set()
+    boolexpr = expr.get("BoolExpr") if isinstance(expr, dict) else None
+    if boolexpr is not None and boolexpr.get("boolop") == "AND_EXPR":
+        return set().union(*(_not_null_proved(arg) for arg in boolexpr.get("args", ())))
+    return set()
+
+
+@dataclass
+class _Proofs:
+    """What earlier steps proved about NULLs in one table's columns."""
+
+    pending: dict[str, set[str]] = field(default_factory=dict)  # NOT VALID, awaiting VALIDATE
+    valid: dict[str, set[str]] = field(default_factory=dict)  # constraint -> columns proved
+    proven: set[str] = field(default_factory=set)  # columns already NOT NULL
+
+    def covers(self, column: str) -> bool:
+        return column in self.proven or any(column in cols for cols in self.valid.values())
+
+
+def _proofs(ctx: LintContext, table: str) -> _Proofs:
+    tables: dict[str, _Proofs] = ctx.state.setdefault(RULE_CODE, {})
+    return tables.setdefault(table, _Proofs())
+
+
+def observe(step: Step, ctx: LintContext) -> None:
+    """Track NOT NULL proofs (CHECKs, NOT NULL constraints, SET NOT NULL) per table."""
+    table = table_of(step)
+    if table is None:
+        return
+    p = _proofs(ctx, table)
+    for subtype, cmd in alter_table_cmds(step.body):
+        con = cmd.get("def", {}).get("Constraint", {})
+        name = str(con.get("conname") or cmd.get("name") or "")
+        kind = con.get("contype")
+        if subtype == "AT_AddConstraint" and kind in ("CONSTR_CHECK", "CONSTR_NOTNULL"):
+            cols = (
+                _not_null_proved(con.get("raw_expr"))
+                if kind == "CONSTR_CHECK"
+                else set(strings(con.get("keys")))
+            )
+            if cols:
+                (p.pending if con.get("skip_validation") else p.valid)[name] = cols
+        elif subtype == "AT_ValidateConstraint" and name in p.pending:
+            p.valid[name] = p.pending.pop(name)
+        elif subtype == "AT_DropConstraint":
+            p.pending.pop(name, None)
+            p.valid.pop(name, None)
+        elif subtype == "AT_SetNotNull":
+            p.proven.add(str(cmd.get("name")))
+        elif subtype == "AT_AddColumn":
+            col = cmd.get("def", {}).get("ColumnDef", {})
+            colname = str(col.get("colname"))
+            if any(
+                c.get("Constraint", {}).get("contype") in ("CONSTR_NOTNULL", "CONSTR_PRIMARY")
+                for c in col.get("constraints") or ()
+            ):
+                p.proven.add(colname)
+            else:
+                p.proven.discard(colname)
+
+
+def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
+    table = table_of(step)
+    if table is None:
+        return
+    cols, pk_using_index = _not_null_columns(step)
+    if not (cols or pk_using_index) or not step.effects.scans:
+        return  # the lock model knows a valid CHECK or NOT NULL already proves it
+    proofs = _proofs(ctx, table)
+    cols = [c for c in cols if not proofs.covers(c)]
+    if not cols and not pk_using_index:
+        return
+    est = ctx.duration(table, rewrite=False)
+    judged = ctx.judge(table, lock_s=est)
+    if judged.severity is None:
+        return
+    mode = strongest_on(step, table) or LockMode.ACCESS_EXCLUSIVE
+    what = (
+        f"sets NOT NULL on {', '.join(cols)}"
+        if cols
+        else "adds a primary key over nullable columns, which sets them NOT NULL,"
+    )
+    yield Hit(
+        message=f"{what} by scanning all of {table} for NULLs ({how_long(est)}) while holding "
+        f"{describe_lock(mode, table)}; {table}: {judged.size}",
+        help="add CHECK (column IS NOT NULL) NOT VALID, VALIDATE it in a separate transaction, "
+        "then SET NOT NULL (no scan) and drop the CHECK",
+        severity=judged.severity,
+        fix=fix(step, table, cols),
+    )
+
+
+def fix(step: Step, table: str, cols: list[str]) -> str | None:
+    """The CHECK-first recipe, when the statement only sets NOT NULL."""
+    if not cols or any(sub != "AT_SetNotNull" for sub, _ in alter_table_cmds(step.body)):
+        return None
+    base = table.rsplit(".", 1)[-1].strip('"')
+    names = {c: f"{base}_{c}_not_null_check" for c in cols}
+    add = "\n".join(
+        f"ALTER TABLE {table} ADD CONSTRAINT {n} CHECK ({c} IS NOT NULL) NOT VALID;"
+        for c, n in names.items()
+    )
+    validate = "\n".join(f"ALTER TABLE {table} VALIDATE CONSTRAINT {n};" for n in names.values())
+    finish = "\n".join(
+        [f"ALTER TABLE {table} ALTER COLUMN {c} SET NOT NULL;" for c in cols]
+        + [f"ALTER TABLE {table} DROP CONSTRAINT {n};" for n in names.values()]
+    )
+    return (
+        f"{add}\n-- in a separate transaction:\n{validate}\n-- in a separate transaction:\n{finish}"
+    )
+
+
+RULE_CODE = "PW103"
+RULE = Rule(
+    code=RULE_CODE,
+    name="not-null-set-with-table-scan",
+    summary="SET NOT NULL without a valid CHECK scans the table while reads and writes wait",
+    doc=__doc__ or "",
+    check=check,
+    observe=observe,
+)

@@ -1,0 +1,145 @@
+"""Rewrites a whole existing table (and rebuilds its indexes) under ACCESS EXCLUSIVE.
+
+## What it does
+Flags an `ALTER TABLE` that the lock model says rewrites an existing table:
+a column type change that is not binary-compatible (`int` to `bigint`,
+`text` to `int`, `timestamp` to `timestamptz` outside UTC, shrinking a
+`varchar`), a new column whose default is volatile (`gen_random_uuid()`,
+`clock_timestamp()`, `random()`), a new `serial` or identity column, a new
+`GENERATED ALWAYS AS (...) STORED` column, `SET EXPRESSION`, `SET LOGGED` /
+`SET UNLOGGED` and `SET ACCESS METHOD`. The message names the cause.
+Binary-compatible changes (`varchar(n)` to `text`, raising a `varchar`
+limit, `numeric` precision up) and constant or stable defaults (`DEFAULT 0`,
+`DEFAULT now()`) do not rewrite and are not flagged.
+
+## Why is this bad?
+A rewrite copies every row into a new file and rebuilds every index, holding
+ACCESS EXCLUSIVE the whole time: neither reads nor writes of the table get
+through until it is done, which on a large table is minutes. It also needs
+free disk for a second copy of the table and its indexes, and writes it all
+to WAL (replicas fall behind).
+
+## Example
+```sql
+ALTER TABLE invoices ALTER COLUMN amount_cents TYPE bigint;
+```
+
+## Use instead
+```sql
+ALTER TABLE invoices ADD COLUMN amount_cents_new bigint;
+-- write both columns from the application (or a trigger), then backfill in batches:
+--   pgwarden backfill ... SET amount_cents_new = amount_cents
+-- then switch reads and writes to the new column and drop the old one.
+```
+Expand and contract: a new column of the new type, dual writes, a batched
+backfill, then a rename in a short transaction. For a volatile default, add
+the column without it, `SET DEFAULT` for new rows, and backfill old rows in
+batches. A stored generated column can become a plain column kept up to date
+by a trigger, or (PostgreSQL 18) a virtual one. Alembic: `op.add_column` plus
+`op.execute` for the backfill, in separate revisions. Django: `AddField` with
+`null=True` and no `db_default`, a data migration (`RunPython`, batched, with
+`atomic = False`), then `AlterField`.
+
+## Fix safety
+No mechanical fix: the safe path spans several deploys and application
+changes.
+
+## References
+https://www.postgresql.org/docs/current/sql-altertable.html#SQL-ALTERTABLE-NOTES
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pgwarden.analysis.effects import LockMode
+from pgwarden.plan import Step
+from pgwarden.rules._sql import (
+    TABLE_KINDS,
+    alter_table_cmds,
+    func_names,
+    how_long,
+    type_of,
+    type_text,
+)
+from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
+
+_SERIAL = {"serial", "serial4", "bigserial", "serial8", "smallserial", "serial2"}
+
+
+def _causes(step: Step) -> tuple[list[str], str]:
+    """Why the statement rewrites, in words, and the help for the main cause."""
+    causes: list[str] = []
+    help_ = "no in-place way avoids the rewrite: build the new shape next to the old one"
+    for subtype, cmd in alter_table_cmds(step.body):
+        col = cmd.get("def", {}).get("ColumnDef", {}) if isinstance(cmd.get("def"), dict) else {}
+        if subtype == "AT_AlterColumnType":
+            causes.append(f"changing the type of {cmd.get('name')} to {type_text(col['typeName'])}")
+            help_ = (
+                "add a column of the new type, write both, backfill in batches (pgwarden "
+                "backfill), switch reads, then drop the old column"
+            )
+        elif subtype == "AT_AddColumn":
+            name = col.get("colname")
+            typ = type_of(col.get("typeName", {}))[0]
+            kinds = {
+                c.get("Constraint", {}).get("contype"): c.get("Constraint", {})
+                for c in col.get("constraints") or ()
+            }
+            if typ in _SERIAL:
+                causes.append(f"the new {typ} column {name} (nextval() fills every row)")
+                help_ = "add the column nullable without a default, then fill it in batches"
+            elif "CONSTR_IDENTITY" in kinds:
+                causes.append(f"the new identity column {name} (fills every row)")
+                help_ = "add the column nullable without a default, then fill it in batches"
+            elif "CONSTR_GENERATED" in kinds:
+                causes.append(f"the new stored generated column {name} (computed for every row)")
+                help_ = (
+                    "add a plain nullable column kept up to date by a trigger and backfill it in "
+                    "batches (or use a VIRTUAL generated column on PostgreSQL 18)"
+                )
+            elif "CONSTR_DEFAULT" in kinds:
+                calls = list(func_names(kinds["CONSTR_DEFAULT"].get("raw_expr")))
+                call = f" {calls[0]}()" if calls else ""
+                causes.append(f"the new column {name} with a volatile DEFAULT{call}")
+                help_ = (
+                    "add the column without the default, SET DEFAULT for new rows, then backfill "
+                    "existing rows in batches (pgwarden backfill)"
+                )
+        elif subtype in ("AT_SetLogged", "AT_SetUnLogged"):
+            causes.append(f"SET {'LOGGED' if subtype == 'AT_SetLogged' else 'UNLOGGED'}")
+        elif subtype == "AT_SetAccessMethod":
+            causes.append(f"SET ACCESS METHOD {cmd.get('name')}")
+        elif subtype == "AT_SetExpression":
+            causes.append(f"SET EXPRESSION of {cmd.get('name')} (recomputed for every row)")
+    return causes or ["the change"], help_
+
+
+def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
+    if step.kind != "AlterTableStmt" or not step.effects.rewrites:
+        return
+    kinds = {lk.relation: lk.relkind for lk in step.effects.locks}
+    tables = [r for r in step.effects.rewrites if kinds.get(r, "table") in TABLE_KINDS]
+    causes, help_ = _causes(step)
+    for table in tables:
+        est = ctx.duration(table, rewrite=True)
+        judged = ctx.judge(table, lock_s=est)
+        if judged.severity is None:
+            continue
+        mode = step.effects.strongest().get(table, LockMode.ACCESS_EXCLUSIVE)
+        yield Hit(
+            message=f"rewrites all of {table} and rebuilds its indexes ({how_long(est)}) while "
+            f"holding {describe_lock(mode, table)}, because of {' and '.join(causes)}; "
+            f"{table}: {judged.size}",
+            help=help_,
+            severity=judged.severity,
+        )
+
+
+RULE = Rule(
+    code="PW104",
+    name="table-rewritten-under-lock",
+    summary="an ALTER TABLE rewrites the whole table while reads and writes wait",
+    doc=__doc__ or "",
+    check=check,
+)

@@ -1,0 +1,110 @@
+"""Adds a CHECK constraint that is validated while reads and writes wait.
+
+## What it does
+Flags `ALTER TABLE ... ADD [CONSTRAINT c] CHECK (...)` without `NOT VALID` on
+a table that existed before the migration, and a new column declared with an
+inline `CHECK` (the server verifies it with the same full scan, even though
+the new column is all NULL or all default).
+
+## Why is this bad?
+Adding a CHECK takes ACCESS EXCLUSIVE on the table and then reads every row
+to verify it. Nobody can read or write the table until the scan is done, and
+the scan grows with the table. With `NOT VALID` the lock is held only for a
+catalog update; `VALIDATE CONSTRAINT` later scans under SHARE UPDATE
+EXCLUSIVE, which lets reads and writes go on.
+
+## Example
+```sql
+ALTER TABLE invoices ADD CONSTRAINT invoices_amount_positive CHECK (amount_cents > 0);
+```
+
+## Use instead
+```sql
+ALTER TABLE invoices ADD CONSTRAINT invoices_amount_positive
+    CHECK (amount_cents > 0) NOT VALID;
+-- then, in a separate transaction:
+ALTER TABLE invoices VALIDATE CONSTRAINT invoices_amount_positive;
+```
+New rows are checked from the first statement on. For a new column, add the
+column first and the CHECK as above. Alembic:
+`op.create_check_constraint(..., postgresql_not_valid=True)`, then
+`op.execute("ALTER TABLE ... VALIDATE CONSTRAINT ...")` in the next revision.
+Django: `RunSQL` for both statements (wrapped in `SeparateDatabaseAndState` to
+record the `CheckConstraint`), the validation in its own migration.
+
+## Fix safety
+Safe: the constraint is the same once validated. Until then, existing rows
+are not known to satisfy it (the planner does not rely on it).
+
+## References
+https://www.postgresql.org/docs/current/sql-altertable.html#SQL-ALTERTABLE-NOTES
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from pgwarden.analysis.effects import LockMode
+from pgwarden.plan import Step
+from pgwarden.rules._sql import alter_table_cmds, how_long, quote, table_of
+from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
+
+
+def _checks(step: Step) -> Iterator[tuple[dict[str, Any], str | None]]:
+    """(constraint, new column it is declared on) of each CHECK validated right away."""
+    for subtype, cmd in alter_table_cmds(step.body):
+        if subtype == "AT_AddConstraint":
+            con = cmd.get("def", {}).get("Constraint", {})
+            if con.get("contype") == "CONSTR_CHECK" and not con.get("skip_validation"):
+                yield con, None
+        elif subtype == "AT_AddColumn":
+            col = cmd.get("def", {}).get("ColumnDef", {})
+            for c in col.get("constraints") or ():
+                con = c.get("Constraint", {})
+                if con.get("contype") == "CONSTR_CHECK" and not con.get("skip_validation"):
+                    yield con, str(col.get("colname"))
+
+
+def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
+    table = table_of(step)
+    if table is None or not step.effects.scans:
+        return
+    for con, column in _checks(step):
+        est = ctx.duration(table, rewrite=False)
+        judged = ctx.judge(table, lock_s=est)
+        if judged.severity is None:
+            continue
+        mode = step.effects.strongest().get(table, LockMode.ACCESS_EXCLUSIVE)
+        name = con.get("conname") or "(unnamed)"
+        on_column = f" declared on the new column {column}" if column else ""
+        yield Hit(
+            message=f"validates CHECK {name}{on_column} by scanning all of {table} "
+            f"({how_long(est)}) while holding {describe_lock(mode, table)}; "
+            f"{table}: {judged.size}",
+            help="add the CHECK with NOT VALID, then VALIDATE CONSTRAINT in a separate "
+            "transaction (SHARE UPDATE EXCLUSIVE: reads and writes go on)",
+            severity=judged.severity,
+            fix=None if column else fix(step, table, con),
+        )
+
+
+def fix(step: Step, table: str, con: dict[str, Any]) -> str | None:
+    """NOT VALID now, VALIDATE later; only for a single named ADD CONSTRAINT."""
+    name = con.get("conname")
+    if not name or len(step.body.get("cmds", ())) != 1:
+        return None
+    return (
+        f"{step.sql.rstrip().rstrip(';')} NOT VALID;\n"
+        f"-- in a separate transaction:\n"
+        f"ALTER TABLE {table} VALIDATE CONSTRAINT {quote(str(name))};"
+    )
+
+
+RULE = Rule(
+    code="PW106",
+    name="check-constraint-validated-under-lock",
+    summary="ADD CHECK without NOT VALID scans the table while reads and writes wait",
+    doc=__doc__ or "",
+    check=check,
+)

@@ -1,0 +1,120 @@
+"""Rebuilds indexes with REINDEX without CONCURRENTLY, blocking writes and index reads.
+
+## What it does
+Flags `REINDEX INDEX`, `REINDEX TABLE`, `REINDEX SCHEMA` and `REINDEX
+DATABASE` without `CONCURRENTLY` (and `REINDEX SYSTEM`, which has no
+concurrent form) on relations that existed before the migration.
+
+## Why is this bad?
+A plain REINDEX holds SHARE on the table (every INSERT, UPDATE and DELETE
+waits) and ACCESS EXCLUSIVE on each index it rebuilds, so every query whose
+plan would use that index waits as well, and the planner itself waits when
+it looks at the index. The rebuild reads the whole table, so on a large
+table the application stalls for minutes.
+
+## Example
+```sql
+REINDEX INDEX invoices_payment_account_id_idx;
+```
+
+## Use instead
+```sql
+REINDEX INDEX CONCURRENTLY invoices_payment_account_id_idx;
+```
+`CONCURRENTLY` (PostgreSQL 12+) builds a new copy next to the old one under
+SHARE UPDATE EXCLUSIVE (reads and writes go on) and swaps them; it cannot run
+inside a transaction block. A failed run leaves an invalid `_ccnew` index:
+drop it and retry. Alembic: `op.execute("REINDEX ... CONCURRENTLY ...")`
+inside `autocommit_block()`. Django: `RunSQL` in a migration with
+`atomic = False`.
+
+## Fix safety
+Safe: the rebuilt index is the same. It takes longer and uses the space of a
+second copy while it runs.
+
+## References
+https://www.postgresql.org/docs/current/sql-reindex.html#SQL-REINDEX-CONCURRENTLY
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from pgwarden.analysis.effects import LockMode
+from pgwarden.findings import Severity
+from pgwarden.plan import Step
+from pgwarden.rules._sql import TABLE_KINDS, how_long, option_on, regclass
+from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
+
+_KEYWORD = re.compile(r"^(\s*REINDEX\s+(?:\([^)]*\)\s*)?(?:INDEX|TABLE|SCHEMA|DATABASE))\b", re.I)
+_HELP = "use REINDEX ... CONCURRENTLY, outside a transaction block"
+
+
+def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
+    if step.kind != "ReindexStmt" or option_on(step.body.get("params"), "concurrently"):
+        return
+    kind = str(step.body.get("kind", "")).removeprefix("REINDEX_OBJECT_").lower()
+    if kind in ("schema", "database", "system"):
+        name = step.body.get("name")
+        target = f"{kind} {name}" if name else f"the current {kind}"
+        no_concurrent = (
+            " (there is no concurrent form for system catalogs)" if kind == "system" else ""
+        )
+        yield Hit(
+            message=f"rebuilds every index of {target}{no_concurrent}, each table "
+            "held in SHARE (blocks writes) and each index in ACCESS EXCLUSIVE (queries using it "
+            "wait) while its indexes are rebuilt",
+            help=_HELP if kind != "system" else "run it in a maintenance window, not a migration",
+            severity=Severity.ERROR,
+            fix=fix(step) if kind != "system" else None,
+        )
+        return
+    named = regclass(step.body.get("relation"))
+    kinds = {lk.relation: lk.relkind for lk in step.effects.locks}
+    tables = [r for r, k in kinds.items() if k in TABLE_KINDS]
+    if kind == "table" and named not in tables:
+        tables.append(named)
+    if not tables:  # REINDEX INDEX without a catalog: the table is not known
+        if ctx.judge(named).severity is None:
+            return
+        message = (
+            f"rebuilds index {named} while reading its whole table, holding ACCESS EXCLUSIVE on "
+            f"{named} (queries whose plan would use it wait) and SHARE on its table (blocks "
+            "writes); the table is not known without a catalog, so its size is not either"
+        )
+        yield Hit(message=message, help=_HELP, severity=Severity.ERROR, fix=fix(step))
+        return
+    for table in tables:
+        est = ctx.duration(table, kind="index")
+        judged = ctx.judge(table, lock_s=est)
+        if judged.severity is None:
+            continue
+        mode = step.effects.strongest().get(table, LockMode.SHARE)
+        what = f"index {named}" if kind == "index" else f"the indexes of {table}"
+        index_lock = (
+            f" and ACCESS EXCLUSIVE on {named} (queries whose plan would use it wait)"
+            if kind == "index"
+            else " and ACCESS EXCLUSIVE on each index (queries whose plan would use it wait)"
+        )
+        yield Hit(
+            message=f"rebuilds {what} ({how_long(est)}) holding "
+            f"{describe_lock(mode, table)}{index_lock}; {table}: {judged.size}",
+            help=_HELP,
+            severity=judged.severity,
+            fix=fix(step),
+        )
+
+
+def fix(step: Step) -> str | None:
+    fixed, n = _KEYWORD.subn(r"\1 CONCURRENTLY", step.sql, count=1)
+    return fixed.rstrip().rstrip(";") + ";" if n else None
+
+
+RULE = Rule(
+    code="PW111",
+    name="reindex-without-concurrently",
+    summary="REINDEX without CONCURRENTLY blocks writes, and reads that use the index",
+    doc=__doc__ or "",
+    check=check,
+)

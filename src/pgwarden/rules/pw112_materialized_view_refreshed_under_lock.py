@@ -1,0 +1,81 @@
+"""Refreshes a materialized view without CONCURRENTLY, blocking every read of it.
+
+## What it does
+Flags `REFRESH MATERIALIZED VIEW` without `CONCURRENTLY` on a materialized
+view that existed before the migration, including `WITH NO DATA`.
+
+## Why is this bad?
+A plain refresh holds ACCESS EXCLUSIVE on the materialized view while its
+query runs and the result is written: every SELECT of the view waits until
+the refresh ends, for as long as the query takes. `WITH NO DATA` is quick but
+leaves the view unreadable: queries fail until the next refresh.
+
+## Example
+```sql
+REFRESH MATERIALIZED VIEW monthly_revenue;
+```
+
+## Use instead
+```sql
+REFRESH MATERIALIZED VIEW CONCURRENTLY monthly_revenue;
+```
+`CONCURRENTLY` computes the new contents next to the old ones and applies the
+difference under EXCLUSIVE, which lets reads go on. It needs a unique index
+on the view (create it once, concurrently) and cannot be combined with `WITH
+NO DATA`. Alembic: `op.execute(...)`. Django: `RunSQL(...)`.
+
+## Fix safety
+Safe when the view has a unique index over all its rows; otherwise the
+concurrent refresh fails with an error asking for one, blocking nothing.
+
+## References
+https://www.postgresql.org/docs/current/sql-refreshmaterializedview.html
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from pgwarden.analysis.effects import LockMode
+from pgwarden.plan import Step
+from pgwarden.rules._sql import how_long, regclass
+from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
+
+_KEYWORD = re.compile(r"^(\s*REFRESH\s+MATERIALIZED\s+VIEW)\b", re.I)
+
+
+def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
+    if step.kind != "RefreshMatViewStmt" or step.body.get("concurrent"):
+        return
+    view = regclass(step.body.get("relation"))
+    est = ctx.duration(view, rewrite=True)
+    judged = ctx.judge(view, lock_s=est)
+    if judged.severity is None:
+        return
+    mode = step.effects.strongest().get(view, LockMode.ACCESS_EXCLUSIVE)
+    if step.body.get("skipData"):
+        yield Hit(
+            message=f"empties {view} holding {describe_lock(mode, view)}; afterwards every "
+            f"query of {view} fails until it is refreshed again; {view}: {judged.size}",
+            help="refresh it WITH DATA (CONCURRENTLY), or drop it if it is no longer used",
+            severity=judged.severity,
+        )
+        return
+    yield Hit(
+        message=f"runs the query of {view} and replaces its contents "
+        f"({how_long(est, unknown='as long as the query runs')}) while holding "
+        f"{describe_lock(mode, view)}; {view}: {judged.size}",
+        help="use REFRESH MATERIALIZED VIEW CONCURRENTLY (needs a unique index on the view)",
+        severity=judged.severity,
+        fix=_KEYWORD.sub(r"\1 CONCURRENTLY", step.sql, count=1).rstrip().rstrip(";") + ";",
+    )
+
+
+RULE = Rule(
+    code="PW112",
+    name="materialized-view-refreshed-under-lock",
+    summary="REFRESH MATERIALIZED VIEW without CONCURRENTLY blocks every read of the view",
+    doc=__doc__ or "",
+    check=check,
+)

@@ -1,0 +1,106 @@
+"""Runs a statement that cannot run inside a transaction block inside one.
+
+## What it does
+Flags a statement the server refuses inside a transaction block (`CREATE
+INDEX CONCURRENTLY`, `DROP INDEX CONCURRENTLY`, `REINDEX ... CONCURRENTLY`,
+`DETACH PARTITION ... CONCURRENTLY`, `VACUUM`, `CREATE DATABASE`, ...) when
+it sits between `BEGIN` and `COMMIT` in the file, or in a file that the
+migration runner wraps in one transaction (pgwarden's default assumption, as
+Alembic, Django, Flyway and dbmate do).
+
+## Why is this bad?
+PostgreSQL rejects it with `ERROR: ... cannot run inside a transaction
+block`: the migration fails at deploy time and everything before it in the
+transaction rolls back. People then "fix" it by dropping CONCURRENTLY, which
+brings back the lock that CONCURRENTLY was there to avoid.
+
+## Example
+```sql
+BEGIN;
+CREATE INDEX CONCURRENTLY invoices_created_at_idx ON invoices (created_at);
+COMMIT;
+```
+
+## Use instead
+```sql
+CREATE INDEX CONCURRENTLY invoices_created_at_idx ON invoices (created_at);
+```
+Run it outside any transaction, in a migration of its own. Alembic: inside
+`with op.get_context().autocommit_block():`. Django: a migration with
+`atomic = False`. golang-migrate runs a file holding a single statement
+without a transaction; if your runner does not wrap files in transactions,
+lint with `--no-file-transaction` (or `file_transaction = false` in
+`[tool.pgwarden]`).
+
+## Fix safety
+No mechanical fix: where the transaction boundary goes depends on the runner.
+
+## References
+https://www.postgresql.org/docs/current/sql-createindex.html#SQL-CREATEINDEX-CONCURRENTLY
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from pgwarden.findings import Severity
+from pgwarden.plan import Step, TxMode
+from pgwarden.rules._sql import tx_words
+from pgwarden.rules.base import Hit, LintContext, Rule
+
+_KINDS = {
+    "VacuumStmt": "VACUUM",
+    "ClusterStmt": "CLUSTER without a table",
+    "CreatedbStmt": "CREATE DATABASE",
+    "DropdbStmt": "DROP DATABASE",
+    "AlterSystemStmt": "ALTER SYSTEM",
+    "CreateTableSpaceStmt": "CREATE TABLESPACE",
+    "DropTableSpaceStmt": "DROP TABLESPACE",
+}
+_WORDS = re.compile(r"[A-Za-z]+(?:\s+[A-Za-z]+){0,3}")
+
+
+def _what(step: Step) -> str:
+    """The statement's leading keywords, e.g. `CREATE INDEX CONCURRENTLY`."""
+    if step.kind == "IndexStmt":
+        return "CREATE INDEX CONCURRENTLY"
+    if step.kind == "DropStmt":
+        return "DROP INDEX CONCURRENTLY"
+    if step.kind == "ReindexStmt":
+        return "REINDEX CONCURRENTLY" if "CONCURRENTLY" in step.sql.upper() else "REINDEX"
+    if step.kind == "AlterTableStmt":
+        return "DETACH PARTITION CONCURRENTLY"
+    if step.kind in _KINDS:
+        return _KINDS[step.kind]
+    m = _WORDS.match(step.sql.strip())
+    return m.group(0).upper() if m else step.kind
+
+
+def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
+    if step.effects.transactional or not step.in_transaction or step.is_transaction_control:
+        return
+    explicit = step.tx_mode is TxMode.EXPLICIT
+    where = (
+        tx_words(step)
+        if explicit
+        else "in a file that pgwarden assumes the runner wraps in one transaction (as Alembic, "
+        "Django, Flyway and dbmate do)"
+    )
+    yield Hit(
+        message=f"{_what(step)} runs {where}: PostgreSQL rejects it there (cannot run inside a "
+        "transaction block) and the migration fails at deploy time",
+        help="run it outside any transaction, in a migration of its own (Alembic "
+        "autocommit_block(), Django atomic = False); if the runner does not wrap files in a "
+        "transaction, lint with --no-file-transaction",
+        severity=Severity.ERROR if explicit else Severity.WARNING,
+    )
+
+
+RULE = Rule(
+    code="PW130",
+    name="concurrently-inside-transaction",
+    summary="CONCURRENTLY (and VACUUM, ...) inside a transaction block fails at deploy time",
+    doc=__doc__ or "",
+    check=check,
+)

@@ -1,0 +1,93 @@
+"""Updates or deletes every row of an existing table in one statement.
+
+## What it does
+Flags `UPDATE t SET ...` and `DELETE FROM t` without a `WHERE` clause on a
+table that existed before the migration: the typical unbatched backfill.
+
+## Why is this bad?
+One statement touches every row in one transaction. Each row it changes
+stays locked until COMMIT, so any concurrent UPDATE, DELETE or
+`SELECT ... FOR UPDATE` of those rows waits (plain reads go on); the table
+lock is only ROW EXCLUSIVE, but it blocks index builds and most DDL. An
+UPDATE writes a new version of every row: a WAL burst that replicas must
+replay, twice the table size until vacuum catches up, and an hour-long
+transaction that holds back vacuum everywhere. A DELETE without WHERE also
+destroys every row. Inside a migration's transaction, every lock taken
+earlier is held for the whole statement too (see PW121).
+
+## Example
+```sql
+UPDATE invoices SET currency = 'EUR';
+```
+
+## Use instead
+```sql
+UPDATE invoices SET currency = 'EUR'
+WHERE id >= 1 AND id < 10001 AND currency IS NULL;
+-- ... and so on, one short transaction per batch
+```
+Backfill in batches by primary-key range, each batch its own short
+transaction, outside the schema migration: `pgwarden backfill` does this with
+throttling and resumes where it stopped. Set the column default for new rows
+first, so the backfill only has to cover old rows. Alembic: a data migration
+that loops over ranges in `autocommit_block()`. Django: `RunPython` with
+`atomic = False`, committing per batch. To empty a table on purpose, see
+`TRUNCATE` (PW205).
+
+## Fix safety
+No mechanical fix.
+
+## References
+https://www.postgresql.org/docs/current/explicit-locking.html#LOCKING-ROWS
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pgwarden.findings import Severity
+from pgwarden.plan import Step
+from pgwarden.rules._sql import how_long, regclass
+from pgwarden.rules.base import Hit, LintContext, Rule
+
+_HELP = (
+    "batch it by primary-key range, one short transaction per batch, outside the schema "
+    "migration (pgwarden backfill)"
+)
+
+
+def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
+    if step.kind not in ("UpdateStmt", "DeleteStmt") or step.body.get("whereClause"):
+        return
+    table = regclass(step.body.get("relation"))
+    est = ctx.duration(table, rewrite=True)
+    judged = ctx.judge(table, lock_s=est)
+    if judged.severity is None:
+        return
+    if step.kind == "UpdateStmt":
+        yield Hit(
+            message=f"updates every row of {table} in one statement ({how_long(est)}): each row "
+            "stays locked until COMMIT, so concurrent writes to any row wait (reads go on), and a "
+            f"new version of every row is written (WAL burst, replica lag, bloat); "
+            f"{table}: {judged.size}",
+            help=_HELP,
+            severity=judged.severity,
+        )
+        return
+    yield Hit(
+        message=f"deletes every row of {table} in one statement ({how_long(est)}): the data is "
+        "gone, each row stays locked until COMMIT so concurrent writes to it wait, and dead rows "
+        f"fill the table until vacuum; {table}: {judged.size}",
+        help="if the rows must go, delete in batches (pgwarden backfill) after a verified backup; "
+        "if the table should go, stop using it and drop it in a later release",
+        severity=Severity.ERROR,
+    )
+
+
+RULE = Rule(
+    code="PW140",
+    name="whole-table-update-or-delete",
+    summary="UPDATE or DELETE without WHERE locks every row in one huge transaction",
+    doc=__doc__ or "",
+    check=check,
+)

@@ -1,0 +1,76 @@
+"""Drops a table that running code may still use, with all its rows.
+
+## What it does
+Flags `DROP TABLE` of a table that existed before the migration (a table
+created earlier in the same plan is not flagged).
+
+## Why is this bad?
+The rows are gone the moment the transaction commits; getting them back means
+restoring a backup, and the backup must have been tested to be trusted.
+Application code still deployed (including the old version during a rolling
+deploy) fails on every query that touches the table. The drop also takes
+ACCESS EXCLUSIVE on the table and on every table it has a foreign key to,
+so it queues traffic while it waits. Size does not matter here: this is an
+error on a two-row table too.
+
+## Example
+```sql
+DROP TABLE legacy_invoices;
+```
+
+## Use instead
+```sql
+-- release 1: the application stops reading and writing legacy_invoices.
+-- release 2, after a verified backup (pgwarden backup create, then backup verify):
+-- pgwarden: ignore PW204 unused since release 1
+ALTER TABLE legacy_invoices RENAME TO legacy_invoices_to_drop;
+-- release 3, when nothing complained:
+-- pgwarden: ignore PW201 renamed aside in release 2, backup verified
+DROP TABLE legacy_invoices_to_drop;
+```
+Stop using the table first, back it up and verify the backup, then drop it in
+a later release with an ignore comment that says why it is safe. Alembic:
+`op.drop_table` in a revision after the code change. Django: delete the model
+in one release and let the `DeleteModel` migration run in the next one.
+
+## Fix safety
+No fix: dropping data is a decision, not a rewrite.
+
+## References
+https://www.postgresql.org/docs/current/sql-droptable.html
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pgwarden.findings import Severity
+from pgwarden.plan import Step
+from pgwarden.rules._sql import dotted, qualified, size_words, strings
+from pgwarden.rules.base import Hit, LintContext, Rule
+
+
+def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
+    if step.kind != "DropStmt" or step.body.get("removeType") != "OBJECT_TABLE":
+        return
+    for obj in step.body.get("objects") or ():
+        table = dotted(obj.get("List", {}).get("items"))
+        if not strings(obj.get("List", {}).get("items")) or qualified(table) in ctx.created:
+            continue
+        yield Hit(
+            message=f"drops table {table} and every row in it (ACCESS EXCLUSIVE on {table}, "
+            f"blocks reads and writes); code still using {table} fails from this moment and the "
+            f"data comes back only from a backup{size_words(ctx, table)}",
+            help="stop using the table in a release before, take and verify a backup, then drop "
+            "it with an ignore comment saying so (-- pgwarden: ignore PW201 <why it is safe>)",
+            severity=Severity.ERROR,
+        )
+
+
+RULE = Rule(
+    code="PW201",
+    name="table-dropped",
+    summary="DROP TABLE loses the data and breaks code that still uses the table",
+    doc=__doc__ or "",
+    check=check,
+)

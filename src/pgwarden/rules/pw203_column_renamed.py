@@ -1,0 +1,73 @@
+"""Renames a column that running code uses by its old name.
+
+## What it does
+Flags `ALTER TABLE ... RENAME COLUMN a TO b` (also on views and materialized
+views) on a relation that existed before the migration, unless the column
+was added earlier in the same plan.
+
+## Why is this bad?
+Every query that names the old column fails from the moment the rename
+commits until the new code is deployed everywhere, and the old code keeps
+running during a rolling deploy. The rename itself is quick but takes ACCESS
+EXCLUSIVE, so it queues traffic while it waits.
+
+## Example
+```sql
+ALTER TABLE invoices RENAME COLUMN amount_cents TO total_cents;
+```
+
+## Use instead
+```sql
+ALTER TABLE invoices ADD COLUMN total_cents bigint;
+-- write both columns from the application, backfill total_cents in batches
+-- (pgwarden backfill), switch reads to total_cents, then stop writing and
+-- drop amount_cents in a later release.
+```
+Expand and contract: add the new column, write both, backfill, move reads,
+and drop the old one later. Alembic: `op.add_column` now, `op.drop_column`
+later. Django: `AddField` plus a data migration, `RemoveField` in a later
+release (not `RenameField`).
+
+## Fix safety
+No mechanical fix: the safe path spans several releases.
+
+## References
+https://www.postgresql.org/docs/current/sql-altertable.html#SQL-ALTERTABLE-DESC-RENAME
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pgwarden.findings import Severity
+from pgwarden.plan import Step
+from pgwarden.rules._sql import column_added_earlier, qualified, regclass, size_words
+from pgwarden.rules.base import Hit, LintContext, Rule
+
+
+def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
+    if step.kind != "RenameStmt" or step.body.get("renameType") != "OBJECT_COLUMN":
+        return
+    table = regclass(step.body.get("relation"))
+    old, new = str(step.body.get("subname")), str(step.body.get("newname"))
+    if qualified(table) in ctx.created:
+        return
+    if column_added_earlier(ctx, step, table, old):
+        return
+    yield Hit(
+        message=f"renames {table}.{old} to {new} (ACCESS EXCLUSIVE on {table}, blocks reads and "
+        f"writes, briefly); every query still naming {old} fails until all code is redeployed, "
+        f"old code during a rolling deploy included{size_words(ctx, table)}",
+        help="add the new column, write both, backfill, move reads, and drop the old column in "
+        "a later release",
+        severity=Severity.ERROR,
+    )
+
+
+RULE = Rule(
+    code="PW203",
+    name="column-renamed",
+    summary="RENAME COLUMN breaks every running query that uses the old name",
+    doc=__doc__ or "",
+    check=check,
+)

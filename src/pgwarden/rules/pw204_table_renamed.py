@@ -1,0 +1,100 @@
+"""Renames a table (or view), or moves it to another schema, under running code.
+
+## What it does
+Flags `ALTER TABLE ... RENAME TO`, `ALTER TABLE ... SET SCHEMA` and the same
+on views and materialized views, for relations that existed before the
+migration. Not flagged when a later statement of the plan creates a view
+with the old name (a compatibility view: simple views are updatable, so old
+code keeps reading and writing through it).
+
+## Why is this bad?
+Every query that names the old table fails from the moment the rename
+commits until all code is redeployed; old code keeps running during a
+rolling deploy. The rename is quick but takes ACCESS EXCLUSIVE, so it queues
+traffic while it waits.
+
+## Example
+```sql
+ALTER TABLE invoices RENAME TO bills;
+```
+
+## Use instead
+```sql
+BEGIN;
+ALTER TABLE invoices RENAME TO bills;
+CREATE VIEW invoices AS SELECT * FROM bills;
+COMMIT;
+-- drop the view in a later release, once no code uses the old name.
+```
+Rename and create a view with the old name in the same transaction, so both
+names work; drop the view when the code has moved. Alembic:
+`op.rename_table` plus `op.execute("CREATE VIEW ...")`. Django: set
+`db_table` to the new name in a release after the rename, with the view
+bridging the gap (`RunSQL`).
+
+## Fix safety
+No mechanical fix.
+
+## References
+https://www.postgresql.org/docs/current/sql-altertable.html#SQL-ALTERTABLE-DESC-RENAME
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pgwarden.findings import Severity
+from pgwarden.plan import Step
+from pgwarden.rules._sql import qualified, regclass, size_words
+from pgwarden.rules.base import Hit, LintContext, Rule
+
+_KINDS = {
+    "OBJECT_TABLE": "table",
+    "OBJECT_VIEW": "view",
+    "OBJECT_MATVIEW": "materialized view",
+    "OBJECT_FOREIGN_TABLE": "foreign table",
+}
+
+
+def _change(step: Step) -> tuple[str, str] | None:
+    """(relation, words for the change) of a rename or schema move."""
+    if step.kind == "RenameStmt" and step.body.get("renameType") in _KINDS:
+        rel = regclass(step.body.get("relation"))
+        return rel, f"renames {_KINDS[step.body['renameType']]} {rel} to {step.body.get('newname')}"
+    if step.kind == "AlterObjectSchemaStmt" and step.body.get("objectType") in _KINDS:
+        rel = regclass(step.body.get("relation"))
+        kind = _KINDS[step.body["objectType"]]
+        return rel, f"moves {kind} {rel} to schema {step.body.get('newschema')}"
+    return None
+
+
+def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
+    change = _change(step)
+    if change is None:
+        return
+    rel, words = change
+    if qualified(rel) in ctx.created:
+        return
+    bridged = any(
+        s.kind == "ViewStmt" and regclass(s.body.get("view")) == rel
+        for s in ctx.plan.steps[step.index + 1 :]
+    )
+    if bridged:
+        return
+    yield Hit(
+        message=f"{words} (ACCESS EXCLUSIVE on {rel}, blocks reads and writes, briefly); every "
+        f"query still naming {rel} fails until all code is redeployed, old code during a "
+        f"rolling deploy included{size_words(ctx, rel)}",
+        help=f"in the same transaction, CREATE VIEW {rel} AS SELECT * FROM <new name> so both "
+        "names work; drop the view once the code has moved",
+        severity=Severity.ERROR,
+    )
+
+
+RULE = Rule(
+    code="PW204",
+    name="table-renamed",
+    summary="renaming a table or moving it to another schema breaks code using the old name",
+    doc=__doc__ or "",
+    check=check,
+)

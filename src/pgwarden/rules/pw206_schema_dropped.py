@@ -1,0 +1,73 @@
+"""Drops a schema.
+
+## What it does
+Flags `DROP SCHEMA` of a schema that was not created earlier in the plan.
+
+## Why is this bad?
+Without `CASCADE` it fails unless the schema is empty; with `CASCADE` it
+drops every table, view, function and type in it, with all their data, in
+one statement. Code that uses any of them fails from that moment, and the
+data comes back only from a backup.
+
+## Example
+```sql
+DROP SCHEMA reporting CASCADE;
+```
+
+## Use instead
+```sql
+-- after moving or dropping each object on purpose, in earlier releases:
+DROP SCHEMA reporting;
+```
+Drop the objects one by one (each drop gets its own review), then drop the
+empty schema without `CASCADE`, which fails safely if something was missed.
+If the whole schema really is disposable, take and verify a backup and say
+so in an ignore comment.
+
+## Fix safety
+No fix: dropping data is a decision, not a rewrite.
+
+## References
+https://www.postgresql.org/docs/current/sql-dropschema.html
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pgwarden.findings import Severity
+from pgwarden.plan import Step
+from pgwarden.rules._sql import strings
+from pgwarden.rules.base import Hit, LintContext, Rule
+
+
+def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
+    if step.kind != "DropStmt" or step.body.get("removeType") != "OBJECT_SCHEMA":
+        return
+    if step.body.get("behavior") != "DROP_CASCADE":
+        return  # an empty schema: fails safely if anything is still in it
+    created = {
+        str(s.body.get("schemaname"))
+        for s in ctx.plan.steps[: step.index]
+        if s.kind == "CreateSchemaStmt"
+    }
+    for schema in strings(step.body.get("objects")):
+        if schema in created:
+            continue
+        yield Hit(
+            message=f"drops schema {schema} and, through CASCADE, every table, view, function "
+            "and type in it with all their data; code using any of them fails from this "
+            "moment, and the data comes back only from a backup",
+            help="drop the objects one by one in earlier releases, then DROP SCHEMA without "
+            "CASCADE (it fails safely if anything is left)",
+            severity=Severity.ERROR,
+        )
+
+
+RULE = Rule(
+    code="PW206",
+    name="schema-dropped",
+    summary="DROP SCHEMA ... CASCADE drops every object in the schema with its data",
+    doc=__doc__ or "",
+    check=check,
+)

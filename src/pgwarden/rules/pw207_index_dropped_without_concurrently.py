@@ -1,0 +1,90 @@
+"""Drops an index without CONCURRENTLY, taking ACCESS EXCLUSIVE on its table.
+
+## What it does
+Flags `DROP INDEX` without `CONCURRENTLY` for an index that existed before
+the migration.
+
+## Why is this bad?
+A plain `DROP INDEX` takes ACCESS EXCLUSIVE on the index's table. The drop
+itself is quick, but it must first wait for every running query on the
+table, and while it waits every new query, reads included, queues behind it.
+On a busy table with one slow report running, that is an outage of the
+report's length.
+
+## Example
+```sql
+DROP INDEX invoices_payment_account_id_idx;
+```
+
+## Use instead
+```sql
+DROP INDEX CONCURRENTLY invoices_payment_account_id_idx;
+```
+`CONCURRENTLY` waits for running queries without blocking new ones. It
+cannot run inside a transaction block, drops one index per statement and
+does not support `CASCADE`. Alembic: `op.drop_index(...,
+postgresql_concurrently=True)` inside `autocommit_block()`. Django:
+`RemoveIndexConcurrently` in a migration with `atomic = False`.
+
+## Fix safety
+Safe: the result is the same. A failed concurrent drop leaves an invalid
+index; run the drop again.
+
+## References
+https://www.postgresql.org/docs/current/sql-dropindex.html
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from pgwarden.analysis.effects import LockMode
+from pgwarden.findings import Severity
+from pgwarden.plan import Step
+from pgwarden.rules._sql import TABLE_KINDS, dotted, qualified
+from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
+
+_KEYWORD = re.compile(r"^(\s*DROP\s+INDEX)\b", re.I)
+
+
+def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
+    if step.kind != "DropStmt" or step.body.get("removeType") != "OBJECT_INDEX":
+        return
+    if step.body.get("concurrent"):
+        return
+    indexes = [dotted(o.get("List", {}).get("items")) for o in step.body.get("objects") or ()]
+    indexes = [i for i in indexes if qualified(i) not in ctx.created]
+    if not indexes:
+        return
+    tables = [lk.relation for lk in step.effects.locks if lk.relkind in TABLE_KINDS]
+    judged = [ctx.judge(t) for t in tables]
+    if tables and all(j.severity is None for j in judged):
+        return
+    # The drop is quick; the harm is the queue that forms while it waits for the lock.
+    small = bool(judged) and all(j.severity in (None, Severity.NOTE) for j in judged)
+    on = (
+        " and ".join(describe_lock(LockMode.ACCESS_EXCLUSIVE, t) for t in tables)
+        if tables
+        else "ACCESS EXCLUSIVE on its table (blocks reads and writes)"
+    )
+    sizes = "".join(f"; {t}: {j.size}" for t, j in zip(tables, judged, strict=True))
+    single = len(indexes) == 1 and step.body.get("behavior") != "DROP_CASCADE"
+    yield Hit(
+        message=f"drops {', '.join(indexes)} holding {on}: quick once granted, but while it "
+        f"waits for running queries every new query on the table queues behind it{sizes}",
+        help="use DROP INDEX CONCURRENTLY, outside a transaction block (one index per statement)",
+        severity=Severity.NOTE if small else Severity.WARNING,
+        fix=_KEYWORD.sub(r"\1 CONCURRENTLY", step.sql, count=1).rstrip().rstrip(";") + ";"
+        if single
+        else None,
+    )
+
+
+RULE = Rule(
+    code="PW207",
+    name="index-dropped-without-concurrently",
+    summary="DROP INDEX without CONCURRENTLY takes ACCESS EXCLUSIVE on the table",
+    doc=__doc__ or "",
+    check=check,
+)

@@ -1,0 +1,105 @@
+"""Drops or empties objects with CASCADE, taking unnamed dependents with them.
+
+## What it does
+Flags `DROP ... CASCADE` (tables, views, types, functions, columns,
+constraints, ...) and `TRUNCATE ... CASCADE` on objects that existed before
+the migration. `DROP SCHEMA ... CASCADE` is PW206.
+
+## Why is this bad?
+CASCADE removes whatever depends on the named object without listing it:
+views built on a table, foreign keys in other tables that reference it,
+columns whose type is being dropped, triggers calling a function, or (for
+TRUNCATE) every row of every referencing table. Those objects vanish
+silently, other tables lose integrity guarantees, and code using them breaks.
+Each dropped dependent is also locked ACCESS EXCLUSIVE.
+
+## Example
+```sql
+DROP TABLE payment_accounts CASCADE;
+```
+
+## Use instead
+```sql
+-- drop (or re-point) each dependent on purpose first, then:
+DROP VIEW account_balances;
+ALTER TABLE invoices DROP CONSTRAINT invoices_payment_account_id_fkey;
+DROP TABLE payment_accounts;  -- pgwarden: ignore PW201 unused since release 41, backup verified
+```
+Without CASCADE the statement fails and names what still depends on the
+object, which is the review you want. Alembic and Django never emit CASCADE
+on their own; it comes from `op.execute` / `RunSQL`.
+
+## Fix safety
+No fix: which dependents may go is a decision.
+
+## References
+https://www.postgresql.org/docs/current/ddl-depend.html
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pgwarden.findings import Severity
+from pgwarden.plan import Step
+from pgwarden.rules._sql import alter_table_cmds, object_name, qualified, regclass, table_of
+from pgwarden.rules.base import Hit, LintContext, Rule
+
+_HELP = "drop or re-point each dependent on purpose first, then drop without CASCADE"
+
+
+def _cascaded(step: Step, ctx: LintContext) -> list[str]:
+    """What the step drops or empties with CASCADE, in words."""
+    if step.kind == "DropStmt" and step.body.get("behavior") == "DROP_CASCADE":
+        kind = str(step.body.get("removeType", "")).removeprefix("OBJECT_").lower()
+        if kind == "schema":
+            return []  # PW206
+        out = []
+        for obj in step.body.get("objects") or ():
+            name = object_name(obj)
+            if qualified(name) not in ctx.created:
+                out.append(f"{kind.replace('_', ' ')} {name}")
+        return out
+    if step.kind == "TruncateStmt" and step.body.get("behavior") == "DROP_CASCADE":
+        tables = [regclass(r) for r in step.body.get("relations") or ()]
+        return [f"table {t} (TRUNCATE)" for t in tables if qualified(t) not in ctx.created]
+    table = table_of(step)
+    if table is None or qualified(table) in ctx.created:
+        return []
+    out = []
+    for subtype, cmd in alter_table_cmds(step.body):
+        if cmd.get("behavior") != "DROP_CASCADE":
+            continue
+        if subtype == "AT_DropColumn":
+            out.append(f"column {table}.{cmd.get('name')}")
+        elif subtype == "AT_DropConstraint":
+            out.append(f"constraint {cmd.get('name')} of {table}")
+    return out
+
+
+def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
+    what = _cascaded(step, ctx)
+    if not what:
+        return
+    if step.kind == "TruncateStmt":
+        also = "also empties every table with a foreign key to it, unnamed, and all their rows"
+    else:
+        also = (
+            "also drops every object that depends on it, unnamed: views, foreign keys in other "
+            "tables, columns of a dropped type, triggers, defaults"
+        )
+    yield Hit(
+        message=f"CASCADE on {', '.join(what)} {also}; each is locked ACCESS EXCLUSIVE (blocks "
+        "reads and writes) and is gone",
+        help=_HELP,
+        severity=Severity.ERROR,
+    )
+
+
+RULE = Rule(
+    code="PW208",
+    name="cascade-drops-dependents",
+    summary="CASCADE silently drops or empties every dependent object",
+    doc=__doc__ or "",
+    check=check,
+)

@@ -1,0 +1,69 @@
+"""Renames a schema that running code uses by its old name.
+
+## What it does
+Flags `ALTER SCHEMA s RENAME TO t` for a schema that was not created earlier
+in the plan.
+
+## Why is this bad?
+Every query that names the old schema (`s.invoices`), every `search_path`
+setting that lists it and every function body that mentions it stop working
+the moment the rename commits, for all code still deployed. There is no
+compatibility view for a schema.
+
+## Example
+```sql
+ALTER SCHEMA billing RENAME TO finance;
+```
+
+## Use instead
+```sql
+CREATE SCHEMA finance;
+-- move objects one at a time (ALTER TABLE ... SET SCHEMA finance), each with a
+-- compatibility view left behind in billing, then drop billing in a later release.
+```
+Move the objects one at a time, keeping the old names working with views,
+and retire the old schema once no code uses it. Alembic and Django: by hand
+with `op.execute` / `RunSQL`.
+
+## Fix safety
+No mechanical fix.
+
+## References
+https://www.postgresql.org/docs/current/sql-alterschema.html
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pgwarden.findings import Severity
+from pgwarden.plan import Step
+from pgwarden.rules.base import Hit, LintContext, Rule
+
+
+def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
+    if step.kind != "RenameStmt" or step.body.get("renameType") != "OBJECT_SCHEMA":
+        return
+    old = str(step.body.get("subname"))
+    created = any(
+        s.kind == "CreateSchemaStmt" and s.body.get("schemaname") == old
+        for s in ctx.plan.steps[: step.index]
+    )
+    if created:
+        return
+    yield Hit(
+        message=f"renames schema {old} to {step.body.get('newname')}: every query, search_path "
+        f"and function that names {old} fails from this moment, for all code still deployed",
+        help="create the new schema and move objects one at a time, leaving views under the old "
+        "names, then drop the old schema in a later release",
+        severity=Severity.ERROR,
+    )
+
+
+RULE = Rule(
+    code="PW209",
+    name="schema-renamed",
+    summary="renaming a schema breaks every query that names it",
+    doc=__doc__ or "",
+    check=check,
+)

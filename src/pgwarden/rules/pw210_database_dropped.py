@@ -1,0 +1,67 @@
+"""Drops a whole database from a migration.
+
+## What it does
+Flags `DROP DATABASE`.
+
+## Why is this bad?
+Every table, every row and every object in the database is gone, and only a
+restored backup brings them back. A migration run against the wrong target
+(a laptop pointed at production) turns this into the worst incident in
+`incidents/`. It cannot even run inside a transaction, so nothing rolls it
+back.
+
+## Example
+```sql
+DROP DATABASE analytics;
+```
+
+## Use instead
+```sql
+-- Not in a migration. Decommission databases with an operations runbook:
+-- verified backup (pgwarden backup create, then backup verify), then a manual drop.
+SELECT 1;
+```
+Keep database lifecycle out of schema migrations altogether.
+
+## Fix safety
+No fix.
+
+## References
+https://www.postgresql.org/docs/current/sql-dropdatabase.html
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pgwarden.findings import Severity
+from pgwarden.plan import Step
+from pgwarden.rules.base import Hit, LintContext, Rule
+
+
+def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
+    if step.kind != "DropdbStmt":
+        return
+    name = step.body.get("dbname")
+    created = any(
+        s.kind == "CreatedbStmt" and s.body.get("dbname") == name
+        for s in ctx.plan.steps[: step.index]
+    )
+    if created:
+        return
+    yield Hit(
+        message=f"drops database {name} with every table and row in it; it cannot run in a "
+        "transaction, so nothing rolls it back, and only a restored backup brings the data back",
+        help="keep database drops out of migrations: decommission with a runbook, after a "
+        "verified backup",
+        severity=Severity.ERROR,
+    )
+
+
+RULE = Rule(
+    code="PW210",
+    name="database-dropped",
+    summary="DROP DATABASE in a migration destroys everything in it",
+    doc=__doc__ or "",
+    check=check,
+)

@@ -1,0 +1,71 @@
+"""Drops NOT NULL from a column that code may rely on.
+
+## What it does
+Flags `ALTER TABLE ... ALTER COLUMN c DROP NOT NULL` on a table that existed
+before the migration, unless the column was added earlier in the plan.
+
+## Why is this bad?
+Readers still deployed assume the column always has a value: the moment a
+new writer stores NULL, old code that reads it crashes or, worse, silently
+treats NULL as zero or empty. Putting NOT NULL back later needs a scan (see
+PW103) and a cleanup of the NULLs written meanwhile. The statement itself is
+quick but takes ACCESS EXCLUSIVE.
+
+## Example
+```sql
+ALTER TABLE invoices ALTER COLUMN payment_account_id DROP NOT NULL;
+```
+
+## Use instead
+```sql
+-- release 1: every reader handles a NULL payment_account_id.
+-- release 2:
+-- pgwarden: ignore PW211 readers handle NULL since release 1
+ALTER TABLE invoices ALTER COLUMN payment_account_id DROP NOT NULL;
+```
+Deploy readers that handle NULL first, then relax the column, and say so in
+an ignore comment. Alembic: `op.alter_column(..., nullable=True)`. Django:
+`AlterField(null=True)`, both in a release after the readers.
+
+## Fix safety
+No fix: the order of releases is the remedy.
+
+## References
+https://www.postgresql.org/docs/current/sql-altertable.html#SQL-ALTERTABLE-DESC-SET-DROP-NOT-NULL
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pgwarden.findings import Severity
+from pgwarden.plan import Step
+from pgwarden.rules._sql import alter_table_cmds, column_added_earlier, qualified, table_of
+from pgwarden.rules.base import Hit, LintContext, Rule
+
+
+def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
+    table = table_of(step)
+    if table is None or qualified(table) in ctx.created:
+        return
+    for subtype, cmd in alter_table_cmds(step.body):
+        column = str(cmd.get("name"))
+        if subtype != "AT_DropNotNull" or column_added_earlier(ctx, step, table, column):
+            continue
+        yield Hit(
+            message=f"drops NOT NULL from {table}.{column} (ACCESS EXCLUSIVE on {table}, blocks "
+            "reads and writes, briefly): readers still deployed that assume a value break on "
+            "the first NULL written",
+            help="deploy readers that handle NULL first, then drop NOT NULL with an ignore "
+            "comment saying so",
+            severity=Severity.WARNING,
+        )
+
+
+RULE = Rule(
+    code="PW211",
+    name="not-null-dropped",
+    summary="DROP NOT NULL breaks readers that assume the column always has a value",
+    doc=__doc__ or "",
+    check=check,
+)

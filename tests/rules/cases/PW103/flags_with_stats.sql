@@ -1,0 +1,2 @@
+-- stats: demo-stats.json
+ALTER TABLE invoices ALTER COLUMN status SET NOT NULL;

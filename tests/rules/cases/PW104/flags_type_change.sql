@@ -1,0 +1,1 @@
+ALTER TABLE invoices ALTER COLUMN amount_cents TYPE bigint;

@@ -1,0 +1,2 @@
+-- stats: demo-stats.json
+ALTER TABLE invoices ALTER COLUMN amount_cents TYPE bigint;

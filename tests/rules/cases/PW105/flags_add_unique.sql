@@ -1,0 +1,1 @@
+ALTER TABLE invoices ADD CONSTRAINT invoices_reference_key UNIQUE (reference);

@@ -1,0 +1,1 @@
+CLUSTER invoices USING invoices_pkey;

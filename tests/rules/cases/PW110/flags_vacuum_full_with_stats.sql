@@ -1,0 +1,2 @@
+-- stats: demo-stats.json
+VACUUM (FULL, ANALYZE) invoices;

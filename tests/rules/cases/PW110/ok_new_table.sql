@@ -1,0 +1,2 @@
+CREATE TABLE scratch (id bigint PRIMARY KEY);
+CLUSTER scratch USING scratch_pkey;

@@ -1,0 +1,2 @@
+VACUUM (ANALYZE) invoices;
+VACUUM (FULL false) invoices;

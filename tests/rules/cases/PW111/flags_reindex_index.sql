@@ -1,0 +1,1 @@
+REINDEX INDEX invoices_payment_account_id_idx;

@@ -1,0 +1,6 @@
+BEGIN;
+ALTER TABLE invoices ADD CONSTRAINT invoices_amount_positive CHECK (amount_cents > 0) NOT VALID;
+COMMIT;
+BEGIN;
+ALTER TABLE invoices VALIDATE CONSTRAINT invoices_amount_positive;
+COMMIT;

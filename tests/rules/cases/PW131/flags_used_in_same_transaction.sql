@@ -1,0 +1,4 @@
+BEGIN;
+ALTER TYPE invoice_status ADD VALUE 'refunded';
+UPDATE invoices SET status = 'refunded' WHERE refunded_at IS NOT NULL;
+COMMIT;

@@ -1,0 +1,2 @@
+-- stats: demo-stats.json
+UPDATE invoices SET status = 'open';

@@ -1,0 +1,2 @@
+-- stats: demo-stats.json
+DROP TABLE IF EXISTS settings;

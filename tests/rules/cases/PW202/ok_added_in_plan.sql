@@ -1,0 +1,2 @@
+ALTER TABLE invoices ADD COLUMN tmp text;
+ALTER TABLE invoices DROP COLUMN tmp;

@@ -1,0 +1,2 @@
+-- stats: demo-stats.json
+TRUNCATE invoices, payment_accounts CASCADE;

@@ -1,0 +1,2 @@
+DROP TYPE invoice_status;
+DROP TABLE payment_accounts RESTRICT;

@@ -1,0 +1,2 @@
+CREATE SCHEMA scratch;
+ALTER SCHEMA scratch RENAME TO staging;

@@ -1,0 +1,1 @@
+ALTER TABLE invoices ALTER COLUMN payment_account_id DROP NOT NULL;

@@ -1,0 +1,2 @@
+ALTER TABLE invoices ADD COLUMN currency text NOT NULL DEFAULT 'EUR';
+ALTER TABLE invoices ALTER COLUMN currency DROP NOT NULL;

@@ -1,0 +1,1 @@
+CREATE TABLE payouts (id serial, amount_cents bigint, PRIMARY KEY (id));

@@ -1,0 +1,1 @@
+CREATE TABLE payouts (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, amount_cents bigint);

@@ -1,0 +1,1 @@
+CREATE TABLE payouts (id bigint PRIMARY KEY, paid_at timestamptz, paid_on date);

@@ -1,0 +1,1 @@
+CREATE TABLE payouts (id bigint PRIMARY KEY, flag "char", currency text);

@@ -1,0 +1,1 @@
+CREATE TABLE webhooks (id bigint PRIMARY KEY, payload jsonb);
