@@ -234,3 +234,15 @@ def test_catalog_not_null_check_detection() -> None:
 
 def test_unknown_statement_has_no_effects() -> None:
     assert run("LISTEN x") == Effects()
+
+
+def test_database_and_wide_reindex_statements_refuse_transactions() -> None:
+    for sql in (
+        "CREATE DATABASE x",
+        "DROP DATABASE x",
+        "REINDEX SCHEMA public",
+        "REINDEX DATABASE app",
+        "REINDEX SYSTEM app",
+    ):
+        assert analyse(parse_one(sql)).transactional is False, sql
+    assert analyse(parse_one("DROP DATABASE IF EXISTS x")).destroys == ("database x",)

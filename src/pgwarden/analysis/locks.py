@@ -110,6 +110,8 @@ def _reindex(ctx: Ctx, body: Node) -> None:
     if concurrent:
         ctx.transactional = False
     if rel_node is None:
+        # REINDEX SCHEMA / DATABASE / SYSTEM refuse to run inside a transaction block.
+        ctx.transactional = False
         ctx.assume(f"{kind[15:]} REINDEX covers relations not named in the statement.")
         return
     target = ctx.rv(rel_node)
@@ -652,6 +654,18 @@ def _explain(ctx: Ctx, body: Node) -> None:
             ctx.destroy(d)
 
 
+def _create_database(ctx: Ctx, body: Node) -> None:
+    """CREATE DATABASE: no table locks, never inside a transaction block."""
+    del body
+    ctx.transactional = False
+
+
+def _drop_database(ctx: Ctx, body: Node) -> None:
+    """DROP DATABASE: destroys it; never inside a transaction block."""
+    ctx.transactional = False
+    ctx.destroy(f"database {body['dbname']}")
+
+
 def _nothing(ctx: Ctx, body: Node) -> None:
     """Statements that lock no relation (types, functions, extensions, schemas, ...)."""
     del ctx, body
@@ -683,6 +697,8 @@ _HANDLERS: dict[str, Handler] = {
     "SelectStmt": _select,
     "CopyStmt": _copy,
     "ExplainStmt": _explain,
+    "CreatedbStmt": _create_database,
+    "DropdbStmt": _drop_database,
     "AlterEnumStmt": _nothing,
     "CreateEnumStmt": _nothing,
     "CompositeTypeStmt": _nothing,
