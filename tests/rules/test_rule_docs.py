@@ -69,5 +69,6 @@ def test_generated_docs_are_fresh():
         if not (DOCS / f"{r.code}.md").exists()
         or (DOCS / f"{r.code}.md").read_text() != render_rule(r)
     ]
-    assert not stale, f"docs/rules out of date for {stale}: run .venv/bin/python scripts/gen_docs"
-    assert (DOCS / "README.md").read_text() == render_index(), "run .venv/bin/python scripts/gen_docs"
+    regenerate = "run .venv/bin/python scripts/gen_docs"
+    assert not stale, f"docs/rules out of date for {stale}: {regenerate}"
+    assert (DOCS / "README.md").read_text() == render_index(), regenerate
