@@ -89,8 +89,14 @@ def lint_plan(
     ctx = LintContext(plan=plan, snapshot=snapshot)
     raw: list[Finding] = []
     observers = [r.observe for r in active if r.observe is not None]
+    every = [r for r in active if r.kinds is None]
+    by_kind: dict[str, list[Rule]] = {}
     for step in plan.steps:
-        for rule in active:
+        rules_here = by_kind.get(step.kind)
+        if rules_here is None:
+            rules_here = [r for r in active if r.kinds is not None and step.kind in r.kinds]
+            rules_here = by_kind[step.kind] = sorted([*rules_here, *every], key=lambda r: r.code)
+        for rule in rules_here:
             raw.extend(rule.run(step, ctx))
         for observe in observers:
             observe(step, ctx)

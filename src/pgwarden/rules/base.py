@@ -55,6 +55,8 @@ class Rule:
     summary: str
     doc: str
     check: Callable[[Step, LintContext], Iterable[Hit]]
+    # Statement kinds (parse-tree node names) the rule inspects; None: every statement.
+    kinds: frozenset[str] | None = None
     # Called once per step, after every rule checked it: keeps rule state up to date
     # in `ctx.state[code]`, so no rule rescans earlier steps.
     observe: Callable[[Step, LintContext], None] | None = None

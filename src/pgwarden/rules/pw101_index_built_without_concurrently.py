@@ -78,4 +78,5 @@ RULE = Rule(
     summary="CREATE INDEX without CONCURRENTLY blocks writes for the whole build",
     doc=__doc__ or "",
     check=check,
+    kinds=frozenset({"IndexStmt"}),
 )

@@ -119,4 +119,5 @@ RULE = Rule(
     summary="ADD FOREIGN KEY without NOT VALID scans the table while writes to both tables wait",
     doc=__doc__ or "",
     check=check,
+    kinds=frozenset({"AlterTableStmt"}),
 )

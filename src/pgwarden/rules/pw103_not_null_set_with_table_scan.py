@@ -199,5 +199,6 @@ RULE = Rule(
     summary="SET NOT NULL without a valid CHECK scans the table while reads and writes wait",
     doc=__doc__ or "",
     check=check,
+    kinds=frozenset({"AlterTableStmt"}),
     observe=observe,
 )

@@ -142,4 +142,5 @@ RULE = Rule(
     summary="an ALTER TABLE rewrites the whole table while reads and writes wait",
     doc=__doc__ or "",
     check=check,
+    kinds=frozenset({"AlterTableStmt"}),
 )

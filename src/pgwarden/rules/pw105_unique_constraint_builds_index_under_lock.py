@@ -120,4 +120,5 @@ RULE = Rule(
     summary="ADD UNIQUE / PRIMARY KEY builds its index while reads and writes wait",
     doc=__doc__ or "",
     check=check,
+    kinds=frozenset({"AlterTableStmt"}),
 )

@@ -107,4 +107,5 @@ RULE = Rule(
     summary="ADD CHECK without NOT VALID scans the table while reads and writes wait",
     doc=__doc__ or "",
     check=check,
+    kinds=frozenset({"AlterTableStmt"}),
 )

@@ -76,4 +76,5 @@ RULE = Rule(
     summary="ADD EXCLUDE builds its index while reads and writes wait; there is no concurrent form",
     doc=__doc__ or "",
     check=check,
+    kinds=frozenset({"AlterTableStmt"}),
 )

@@ -105,4 +105,5 @@ RULE = Rule(
     summary="VACUUM FULL and CLUSTER copy the whole table while reads and writes wait",
     doc=__doc__ or "",
     check=check,
+    kinds=frozenset({"VacuumStmt", "ClusterStmt"}),
 )

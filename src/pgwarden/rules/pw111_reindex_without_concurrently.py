@@ -117,4 +117,5 @@ RULE = Rule(
     summary="REINDEX without CONCURRENTLY blocks writes, and reads that use the index",
     doc=__doc__ or "",
     check=check,
+    kinds=frozenset({"ReindexStmt"}),
 )

@@ -78,4 +78,5 @@ RULE = Rule(
     summary="REFRESH MATERIALIZED VIEW without CONCURRENTLY blocks every read of the view",
     doc=__doc__ or "",
     check=check,
+    kinds=frozenset({"RefreshMatViewStmt"}),
 )

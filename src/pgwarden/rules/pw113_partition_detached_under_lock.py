@@ -78,4 +78,5 @@ RULE = Rule(
     summary="DETACH PARTITION without CONCURRENTLY locks the parent against reads and writes",
     doc=__doc__ or "",
     check=check,
+    kinds=frozenset({"AlterTableStmt"}),
 )

@@ -97,4 +97,5 @@ RULE = Rule(
     summary="a new enum value used in the transaction that added it fails at deploy time",
     doc=__doc__ or "",
     check=check,
+    kinds=frozenset({"AlterEnumStmt"}),
 )

@@ -90,4 +90,5 @@ RULE = Rule(
     summary="UPDATE or DELETE without WHERE locks every row in one huge transaction",
     doc=__doc__ or "",
     check=check,
+    kinds=frozenset({"UpdateStmt", "DeleteStmt"}),
 )

@@ -78,4 +78,5 @@ RULE = Rule(
     summary="ADD COLUMN ... NOT NULL without a default fails on a table that has rows",
     doc=__doc__ or "",
     check=check,
+    kinds=frozenset({"AlterTableStmt"}),
 )

@@ -73,4 +73,5 @@ RULE = Rule(
     summary="DROP TABLE loses the data and breaks code that still uses the table",
     doc=__doc__ or "",
     check=check,
+    kinds=frozenset({"DropStmt"}),
 )

@@ -75,4 +75,5 @@ RULE = Rule(
     summary="DROP COLUMN loses the data and breaks code that still uses the column",
     doc=__doc__ or "",
     check=check,
+    kinds=frozenset({"AlterTableStmt"}),
 )

@@ -70,4 +70,5 @@ RULE = Rule(
     summary="RENAME COLUMN breaks every running query that uses the old name",
     doc=__doc__ or "",
     check=check,
+    kinds=frozenset({"RenameStmt"}),
 )

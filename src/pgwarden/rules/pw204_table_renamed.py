@@ -97,4 +97,5 @@ RULE = Rule(
     summary="renaming a table or moving it to another schema breaks code using the old name",
     doc=__doc__ or "",
     check=check,
+    kinds=frozenset({"RenameStmt", "AlterObjectSchemaStmt"}),
 )

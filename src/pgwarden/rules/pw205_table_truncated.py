@@ -67,4 +67,5 @@ RULE = Rule(
     summary="TRUNCATE deletes every row of an existing table",
     doc=__doc__ or "",
     check=check,
+    kinds=frozenset({"TruncateStmt"}),
 )

@@ -70,4 +70,5 @@ RULE = Rule(
     summary="DROP SCHEMA ... CASCADE drops every object in the schema with its data",
     doc=__doc__ or "",
     check=check,
+    kinds=frozenset({"DropStmt"}),
 )

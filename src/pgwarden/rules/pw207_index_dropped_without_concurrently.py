@@ -87,4 +87,5 @@ RULE = Rule(
     summary="DROP INDEX without CONCURRENTLY takes ACCESS EXCLUSIVE on the table",
     doc=__doc__ or "",
     check=check,
+    kinds=frozenset({"DropStmt"}),
 )

@@ -102,4 +102,5 @@ RULE = Rule(
     summary="CASCADE silently drops or empties every dependent object",
     doc=__doc__ or "",
     check=check,
+    kinds=frozenset({"DropStmt", "TruncateStmt", "AlterTableStmt"}),
 )

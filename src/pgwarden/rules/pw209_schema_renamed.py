@@ -66,4 +66,5 @@ RULE = Rule(
     summary="renaming a schema breaks every query that names it",
     doc=__doc__ or "",
     check=check,
+    kinds=frozenset({"RenameStmt"}),
 )

@@ -64,4 +64,5 @@ RULE = Rule(
     summary="DROP DATABASE in a migration destroys everything in it",
     doc=__doc__ or "",
     check=check,
+    kinds=frozenset({"DropdbStmt"}),
 )

@@ -68,4 +68,5 @@ RULE = Rule(
     summary="DROP NOT NULL breaks readers that assume the column always has a value",
     doc=__doc__ or "",
     check=check,
+    kinds=frozenset({"AlterTableStmt"}),
 )

@@ -104,4 +104,5 @@ RULE = Rule(
     summary="an integer primary key can run out; prefer bigint",
     doc=__doc__ or "",
     check=check,
+    kinds=frozenset({"CreateStmt", "AlterTableStmt"}),
 )

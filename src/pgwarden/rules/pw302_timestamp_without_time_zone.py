@@ -58,4 +58,5 @@ RULE = Rule(
     summary="timestamp without time zone stores no zone; prefer timestamptz",
     doc=__doc__ or "",
     check=check,
+    kinds=frozenset({"CreateStmt", "AlterTableStmt"}),
 )

@@ -65,4 +65,5 @@ RULE = Rule(
     summary="varchar(n) is text with a limit that is costly to change; prefer text + CHECK",
     doc=__doc__ or "",
     check=check,
+    kinds=frozenset({"CreateStmt", "AlterTableStmt"}),
 )

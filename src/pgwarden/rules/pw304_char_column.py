@@ -62,4 +62,5 @@ RULE = Rule(
     summary="char(n) pads with spaces and is no faster than text",
     doc=__doc__ or "",
     check=check,
+    kinds=frozenset({"CreateStmt", "AlterTableStmt"}),
 )

@@ -71,4 +71,5 @@ RULE = Rule(
     summary="serial columns use a loose sequence; prefer identity columns",
     doc=__doc__ or "",
     check=check,
+    kinds=frozenset({"CreateStmt", "AlterTableStmt"}),
 )

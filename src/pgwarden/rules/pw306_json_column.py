@@ -58,4 +58,5 @@ RULE = Rule(
     summary="json has no equality operator and no GIN indexing; prefer jsonb",
     doc=__doc__ or "",
     check=check,
+    kinds=frozenset({"CreateStmt", "AlterTableStmt"}),
 )
