@@ -82,6 +82,11 @@ def light_traffic(dsn: str, stop: threading.Event, accounts_rows: int) -> None:
             i += 1
             c.execute("SELECT * FROM invoices WHERE id = %s", (i * 37 % 1000 + 1,))
             c.execute(
+                "SELECT id, amount_cents FROM invoices WHERE payment_account_id = %s "
+                "ORDER BY id DESC LIMIT 20",
+                (i * 13 % accounts_rows + 1,),
+            )
+            c.execute(
                 "INSERT INTO invoices (payment_account_id, amount_cents) VALUES (%s, %s)",
                 (i % accounts_rows + 1, i),
             )

@@ -97,7 +97,8 @@ class LintContext:
     plan: Plan
     snapshot: Snapshot | None = None
     created: set[str] = field(default_factory=set)  # relations created by earlier steps
-    lock_timeout_set: set[int | None] = field(default_factory=set)  # tx ids (None: session)
+    # lock_timeout in ms by scope: a transaction id for SET LOCAL, None for the session.
+    lock_timeouts: dict[int | None, int] = field(default_factory=dict)
     held: dict[int, dict[str, tuple[LockMode, Step]]] = field(default_factory=dict)
     added_columns: set[tuple[str, str]] = field(default_factory=set)  # (table, column)
     state: dict[str, Any] = field(default_factory=dict)  # per rule code, kept by Rule.observe
@@ -119,7 +120,11 @@ class LintContext:
                     self.added_columns.add((altered, str(name)))
         if step.kind == "VariableSetStmt" and step.body.get("name") == "lock_timeout":
             scope = step.transaction if step.body.get("is_local") else None
-            self.lock_timeout_set.add(scope)
+            value = setting_ms(step.body)
+            if value is None:
+                self.lock_timeouts.pop(scope, None)
+            else:
+                self.lock_timeouts[scope] = value
         if step.transaction is not None:
             held = self.held.setdefault(step.transaction, {})
             for lock in step.effects.locks:
@@ -155,9 +160,37 @@ class LintContext:
         table = self.snapshot.table(relation)
         return None if table is None else estimate_seconds(table, rewrite=rewrite, kind=kind)
 
+    def lock_timeout_ms(self, step: Step) -> int | None:
+        """The lock_timeout `step` runs with (0: disabled), None when nothing set it."""
+        if step.transaction is not None and step.transaction in self.lock_timeouts:
+            return self.lock_timeouts[step.transaction]
+        return self.lock_timeouts.get(None)
+
     def lock_timeout_active(self, step: Step) -> bool:
-        """Whether a `SET [LOCAL] lock_timeout` precedes `step` in its session or transaction."""
-        return None in self.lock_timeout_set or step.transaction in self.lock_timeout_set
+        """Whether a non-zero `SET [LOCAL] lock_timeout` precedes `step` in its scope."""
+        return bool(self.lock_timeout_ms(step))
+
+
+_UNITS_MS = {"ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def setting_ms(body: dict[str, Any]) -> int | None:
+    """Milliseconds a `SET x = ...` gives a time setting; None for RESET/DEFAULT/unknown."""
+    if body.get("kind") != "VAR_SET_VALUE":
+        return None
+    args = body.get("args") or ()
+    if len(args) != 1:
+        return None
+    const = args[0].get("A_Const", {})
+    if "ival" in const:
+        return int(const["ival"].get("ival", 0))
+    text = str(const.get("sval", {}).get("sval", "")).strip().lower()
+    number = text.rstrip("abcdefghijklmnopqrstuvwxyz").strip()
+    unit = text[len(number) :].strip() or "ms"
+    try:
+        return int(float(number) * _UNITS_MS[unit])
+    except (ValueError, KeyError):
+        return None
 
 
 def _bare(relation: str) -> str:

@@ -1,0 +1,2 @@
+SET lock_timeout = '10s';
+ALTER TABLE invoices ADD COLUMN note text;

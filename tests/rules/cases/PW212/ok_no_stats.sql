@@ -1,0 +1,1 @@
+DROP INDEX CONCURRENTLY invoices_payment_account_id_idx;

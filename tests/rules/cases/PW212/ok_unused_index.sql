@@ -1,0 +1,2 @@
+-- stats: demo-stats.json
+DROP INDEX CONCURRENTLY settings_value_idx;
