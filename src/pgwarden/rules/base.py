@@ -178,7 +178,7 @@ def setting_ms(body: dict[str, Any]) -> int | None:
     """Milliseconds a `SET x = ...` gives a time setting; None for RESET/DEFAULT/unknown."""
     if body.get("kind") != "VAR_SET_VALUE":
         return None
-    args = body.get("args") or ()
+    args: list[dict[str, Any]] = body.get("args") or []
     if len(args) != 1:
         return None
     const = args[0].get("A_Const", {})
