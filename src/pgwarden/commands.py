@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pgwarden.analysis.catalog import Catalog
@@ -134,10 +134,21 @@ def lint(
     context: Context | None = None,
     settings: Settings | None = None,
     file_transaction: bool | None = None,
+    preflight_dsn: str | None = None,
 ) -> tuple[Plan, LintResult]:
-    """Lint SQL files as one deploy; returns the plan and its findings."""
+    """Lint SQL files as one deploy; returns the plan and its findings.
+
+    With `preflight_dsn`, also count existing rows the new constraints would reject.
+    """
     cfg = settings or Settings()
     ctx = context or Context(None, None, cfg.pg_version, "none")
     wrap = cfg.file_transaction if file_transaction is None else file_transaction
     plan = load_plan(paths, context=ctx, file_transaction=wrap)
-    return plan, lint_plan(plan, snapshot=ctx.snapshot, ignore=cfg.ignore)
+    result = lint_plan(plan, snapshot=ctx.snapshot, ignore=cfg.ignore)
+    if preflight_dsn and "PW401" not in cfg.ignore:
+        from pgwarden.lint.preflight import preflight
+
+        extra = preflight(plan, preflight_dsn)
+        merged = sorted([*result.findings, *extra], key=lambda f: (f.step or -1, f.code))
+        result = replace(result, findings=tuple(merged))
+    return plan, result

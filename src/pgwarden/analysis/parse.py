@@ -19,6 +19,7 @@ from pgwarden.location import SourceLocation, line_col
 __all__ = [
     "Node",
     "ParsedStatement",
+    "check_expressions",
     "comments",
     "fingerprint",
     "parse",
@@ -88,6 +89,20 @@ def parse_one(text: str) -> Node:
 def comments(text: str) -> list[tuple[int, str]]:
     """(character offset, text) of every comment in `text`."""
     return [(c.match_location, c.str) for c in _parser.comments(text)]
+
+
+def check_expressions(statement: str) -> list[str]:
+    """SQL of each CHECK expression an ALTER TABLE ... ADD CHECK statement adds, in order."""
+    import pglast
+    from pglast.stream import RawStream
+
+    out: list[str] = []
+    for raw in pglast.parse_sql(statement):
+        for cmd in getattr(raw.stmt, "cmds", None) or ():
+            con = getattr(cmd, "def_", None)
+            if getattr(con, "contype", None) == pglast.enums.ConstrType.CONSTR_CHECK:
+                out.append(str(RawStream()(con.raw_expr)))
+    return out
 
 
 def fingerprint(text: str) -> str:

@@ -81,6 +81,7 @@ def lint(
 ) -> None:
     """Report what each statement locks, scans, rewrites or destroys, sized by table stats."""
     from pgwarden.findings import Severity
+    from pgwarden.pg.connect import resolve_dsn
     from pgwarden.report.lint_json import lint_json
     from pgwarden.report.lint_text import render_lint
     from pgwarden.settings import load_settings
@@ -96,6 +97,7 @@ def lint(
         context=ctx,
         settings=settings,
         file_transaction=False if no_file_transaction else None,
+        preflight_dsn=resolve_dsn(database_url, required=False) if database_url else None,
     )
     if fmt == "json":
         print_json(lint_json(plan, result))

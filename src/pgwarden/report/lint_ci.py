@@ -6,6 +6,7 @@ from importlib.metadata import version
 from typing import Any
 
 from pgwarden.findings import Severity
+from pgwarden.lint import preflight
 from pgwarden.lint.engine import IGNORE_WITHOUT_REASON, LintResult
 from pgwarden.rules import ALL_RULES
 
@@ -29,6 +30,15 @@ def sarif(result: LintResult) -> dict[str, Any]:
         }
         for r in ALL_RULES
     ]
+    rules.append(
+        {
+            "id": preflight.CODE,
+            "name": preflight.NAME,
+            "shortDescription": {"text": "existing rows would make the migration fail"},
+            "help": {"text": (preflight.__doc__ or "").strip()},
+            "defaultConfiguration": {"level": "error"},
+        }
+    )
     rules.append(
         {
             "id": IGNORE_WITHOUT_REASON,

@@ -1,0 +1,258 @@
+"""Preflight: existing rows that a new constraint would reject (PW401).
+
+## What it does
+With `--database-url` (read-only; point it at a replica), counts the rows of
+existing tables that a new NOT NULL, UNIQUE, PRIMARY KEY, CHECK or FOREIGN KEY
+constraint (or unique index, or NOT NULL column without a default) would
+reject, and shows a few of them.
+
+## Why is this bad?
+The migration fails at that statement in production: after it has waited for
+its lock and scanned the table under it, with every earlier statement of its
+transaction rolled back, and the deploy stuck half-way.
+
+## Example
+```sql
+ALTER TABLE invoices ALTER COLUMN status SET NOT NULL;  -- 120 rows have status NULL
+```
+
+## Use instead
+```sql
+UPDATE invoices SET status = 'open' WHERE status IS NULL;  -- in batches, first
+ALTER TABLE invoices ALTER COLUMN status SET NOT NULL;
+```
+Fix the data in an earlier deploy (`pgwarden backfill`), then add the constraint.
+
+## Fix safety
+No automatic fix: which value the bad rows should get is a decision.
+
+## References
+https://www.postgresql.org/docs/current/ddl-constraints.html
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import sql
+
+from pgwarden.analysis.parse import check_expressions
+from pgwarden.errors import DatabaseError
+from pgwarden.findings import Finding, Severity
+from pgwarden.pg.connect import connect
+from pgwarden.plan import Plan, Step
+
+__all__ = ["CODE", "NAME", "Violation", "preflight"]
+
+CODE = "PW401"
+NAME = "existing-rows-violate-new-constraint"
+
+
+@dataclass(frozen=True, slots=True)
+class _Check:
+    step: Step
+    what: str  # "SET NOT NULL on invoices.status"
+    count: sql.Composed  # SELECT count(*) ...
+    sample: sql.Composed  # SELECT row_to_json(...)::text ... LIMIT n
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """Rows that break a constraint a step adds."""
+
+    step: Step
+    what: str
+    rows: int
+    sample: tuple[str, ...]
+
+
+def _table(rv: dict[str, Any]) -> sql.Composable:
+    schema = rv.get("schemaname")
+    name = sql.Identifier(str(rv["relname"]))
+    return sql.SQL("{}.{}").format(sql.Identifier(schema), name) if schema else name
+
+
+def _label(rv: dict[str, Any]) -> str:
+    schema = rv.get("schemaname")
+    return f"{schema}.{rv['relname']}" if schema else str(rv["relname"])
+
+
+def _keys(items: list[dict[str, Any]] | None) -> list[str]:
+    return [str(i["String"]["sval"]) for i in items or () if "String" in i]
+
+
+def _rows_where(step: Step, table: sql.Composable, cond: sql.Composable, what: str) -> _Check:
+    return _Check(
+        step,
+        what,
+        sql.SQL("SELECT count(*) FROM {} AS t WHERE {}").format(table, cond),
+        sql.SQL("SELECT row_to_json(t)::text FROM {} AS t WHERE {} LIMIT 3").format(table, cond),
+    )
+
+
+def _nulls(step: Step, table: sql.Composable, label: str, cols: list[str]) -> _Check:
+    cond = sql.SQL(" OR ").join(sql.SQL("t.{} IS NULL").format(sql.Identifier(c)) for c in cols)
+    return _rows_where(step, table, cond, f"NOT NULL on {label}({', '.join(cols)})")
+
+
+def _duplicates(step: Step, table: sql.Composable, label: str, cols: list[str]) -> _Check:
+    ids = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
+    not_null = sql.SQL(" AND ").join(
+        sql.SQL("{} IS NOT NULL").format(sql.Identifier(c)) for c in cols
+    )
+    groups = sql.SQL(
+        "SELECT {ids}, count(*) AS copies FROM {t} WHERE {nn} GROUP BY {ids} HAVING count(*) > 1"
+    ).format(ids=ids, t=table, nn=not_null)
+    return _Check(
+        step,
+        f"UNIQUE on {label}({', '.join(cols)})",
+        sql.SQL("SELECT coalesce(sum(copies), 0) FROM ({}) AS d").format(groups),
+        sql.SQL("SELECT row_to_json(d)::text FROM ({}) AS d LIMIT 3").format(groups),
+    )
+
+
+_PRIMARY_KEY = """
+SELECT a.attname FROM pg_index i
+JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+WHERE i.indrelid = %s::regclass AND i.indisprimary
+ORDER BY array_position(i.indkey::int2[], a.attnum)
+"""
+
+
+def _orphans(
+    step: Step, table: sql.Composable, label: str, con: dict[str, Any], conn: Any
+) -> _Check | None:
+    fk_cols = _keys(con.get("fk_attrs"))
+    pk_cols = _keys(con.get("pk_attrs"))
+    if not pk_cols:  # REFERENCES t: the referenced table's primary key
+        pk_cols = [str(r[0]) for r in conn.execute(_PRIMARY_KEY, (_label(con["pktable"]),))]
+    if not pk_cols or len(pk_cols) != len(fk_cols):
+        return None
+    ref = _table(con["pktable"])
+    match = sql.SQL(" AND ").join(
+        sql.SQL("p.{} = t.{}").format(sql.Identifier(p), sql.Identifier(f))
+        for p, f in zip(pk_cols, fk_cols, strict=True)
+    )
+    present = sql.SQL(" AND ").join(
+        sql.SQL("t.{} IS NOT NULL").format(sql.Identifier(f)) for f in fk_cols
+    )
+    cond = sql.SQL("{} AND NOT EXISTS (SELECT 1 FROM {} AS p WHERE {})").format(present, ref, match)
+    what = f"FOREIGN KEY {label}({', '.join(fk_cols)}) -> {_label(con['pktable'])}"
+    return _rows_where(step, table, cond, what)
+
+
+def _checks(step: Step, created: set[str], conn: Any) -> Iterator[_Check]:
+    body = step.body
+    if step.kind == "IndexStmt" and body.get("unique"):
+        rv = body["relation"]
+        cols = [str(p["IndexElem"].get("name")) for p in body.get("indexParams", ())]
+        if (
+            _label(rv) not in created
+            and all(c != "None" for c in cols)
+            and not body.get("whereClause")
+        ):
+            yield _duplicates(step, _table(rv), _label(rv), cols)
+        return
+    if step.kind != "AlterTableStmt" or _label(body["relation"]) in created:
+        return
+    rv = body["relation"]
+    table, label = _table(rv), _label(rv)
+    exprs = iter(check_expressions(step.sql) if "CHECK" in step.sql.upper() else [])
+    for cmd_node in body.get("cmds", ()):
+        cmd = cmd_node.get("AlterTableCmd", {})
+        subtype = cmd.get("subtype")
+        con = cmd.get("def", {}).get("Constraint", {})
+        kind = con.get("contype")
+        if subtype == "AT_SetNotNull":
+            yield _nulls(step, table, label, [str(cmd["name"])])
+        elif subtype == "AT_AddConstraint" and kind == "CONSTR_CHECK":
+            expr = next(exprs)
+            cond = sql.SQL("NOT ({})").format(sql.SQL(expr))  # the migration's own SQL, read-only
+            yield _rows_where(step, table, cond, f"CHECK ({expr}) on {label}")
+        elif subtype == "AT_AddConstraint" and kind in ("CONSTR_UNIQUE", "CONSTR_PRIMARY"):
+            cols = _keys(con.get("keys"))
+            if cols and not con.get("indexname"):
+                yield _duplicates(step, table, label, cols)
+                if kind == "CONSTR_PRIMARY":
+                    yield _nulls(step, table, label, cols)
+        elif subtype == "AT_AddConstraint" and kind == "CONSTR_NOTNULL":
+            yield _nulls(step, table, label, _keys(con.get("keys")))
+        elif subtype == "AT_AddConstraint" and kind == "CONSTR_FOREIGN":
+            check = _orphans(step, table, label, con, conn)
+            if check is not None:
+                yield check
+        elif subtype == "AT_AddColumn":
+            col = cmd.get("def", {}).get("ColumnDef", {})
+            kinds = {c.get("Constraint", {}).get("contype") for c in col.get("constraints") or ()}
+            if (
+                "CONSTR_NOTNULL" in kinds
+                and "CONSTR_DEFAULT" not in kinds
+                and not col.get("identity")
+            ):
+                yield _rows_where(
+                    step,
+                    table,
+                    sql.SQL("true"),
+                    f"new NOT NULL column {label}.{col.get('colname')} without a default",
+                )
+
+
+def find_violations(plan: Plan, dsn: str, *, timeout_ms: int = 30_000) -> list[Violation]:
+    """Run the counting queries read-only on `dsn`; one Violation per failing check."""
+    import psycopg
+
+    found: list[Violation] = []
+    with connect(dsn, autocommit=False) as conn:
+        conn.execute("SET TRANSACTION READ ONLY")
+        conn.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(sql.Literal(timeout_ms)))
+        created: set[str] = set()
+        checks: list[_Check] = []
+        for step in plan.steps:
+            try:
+                with conn.transaction():
+                    checks.extend(_checks(step, created, conn))
+            except psycopg.errors.UndefinedTable:
+                pass  # the referenced table is created by this plan
+            created.update(c.removeprefix("public.") for c in step.effects.creates)
+        for check in checks:
+            conn.execute("SAVEPOINT preflight")
+            try:
+                row = conn.execute(check.count).fetchone()
+                rows = int(str(row[0])) if row and row[0] is not None else 0
+                sample = tuple(str(r[0])[:160] for r in conn.execute(check.sample)) if rows else ()
+            except psycopg.Error as exc:
+                conn.execute("ROLLBACK TO SAVEPOINT preflight")
+                if isinstance(exc, psycopg.errors.QueryCanceled):
+                    raise DatabaseError(
+                        f"preflight check for {check.what} timed out after {timeout_ms} ms",
+                        hint="run it against a replica with more time, "
+                        "or lint without --database-url",
+                        sqlstate=exc.sqlstate,
+                    ) from None
+                if isinstance(exc, psycopg.errors.UndefinedTable | psycopg.errors.UndefinedColumn):
+                    continue  # the object is created by an earlier step of this plan
+                raise
+            if rows:
+                found.append(Violation(check.step, check.what, rows, sample))
+        conn.rollback()
+    return found
+
+
+def preflight(plan: Plan, dsn: str, *, timeout_ms: int = 30_000) -> list[Finding]:
+    """PW401 findings for rows that the plan's new constraints would reject."""
+    return [
+        Finding(
+            code=CODE,
+            name=NAME,
+            severity=Severity.ERROR,
+            message=f"{v.rows:,} existing row(s) violate {v.what}: the migration will fail at "
+            f"this statement; e.g. {'; '.join(v.sample)}",
+            help="fix the data first (pgwarden backfill, in an earlier deploy), then add the "
+            "constraint",
+            location=v.step.location,
+            step=v.step.index,
+        )
+        for v in find_violations(plan, dsn, timeout_ms=timeout_ms)
+    ]

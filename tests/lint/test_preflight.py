@@ -1,0 +1,70 @@
+"""Preflight data checks against a real database: counts and samples of rejected rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+
+from pgwarden.commands import lint, load_context
+
+SCHEMA = """
+CREATE TABLE accounts (id bigint PRIMARY KEY);
+INSERT INTO accounts SELECT generate_series(1, 10);
+CREATE TABLE invoices (id bigint, account_id bigint, status text, code text, amount int);
+INSERT INTO invoices
+SELECT g, CASE WHEN g <= 3 THEN 100 + g ELSE 1 + g % 10 END,
+       CASE WHEN g % 25 = 0 THEN NULL ELSE 'open' END,
+       'c' || (g % 90), CASE WHEN g = 7 THEN -5 ELSE g END
+FROM generate_series(1, 100) g;
+"""
+
+MIGRATION = """
+ALTER TABLE invoices ALTER COLUMN status SET NOT NULL;
+ALTER TABLE invoices ADD CONSTRAINT invoices_code_key UNIQUE (code);
+ALTER TABLE invoices ADD CONSTRAINT invoices_amount_check CHECK (amount >= 0);
+ALTER TABLE invoices ADD CONSTRAINT invoices_account_fkey
+    FOREIGN KEY (account_id) REFERENCES accounts;
+ALTER TABLE invoices ADD COLUMN paid boolean NOT NULL;
+CREATE TABLE refunds (id bigint PRIMARY KEY, invoice_id bigint);
+ALTER TABLE refunds ALTER COLUMN invoice_id SET NOT NULL;
+"""
+
+
+def test_preflight_counts_rows_each_constraint_rejects(db: str, tmp_path: Path):
+    with psycopg.connect(db, autocommit=True) as c:
+        c.execute(SCHEMA)
+    f = tmp_path / "001.sql"
+    f.write_text(MIGRATION)
+    ctx = load_context(database_url=db)
+    _, result = lint([f], context=ctx, preflight_dsn=db)
+    found = {fd.location.line: fd.message for fd in result.findings if fd.code == "PW401"}
+    assert sorted(found) == [2, 3, 4, 5, 7]  # refunds is new: nothing to check
+    assert found[2].startswith("4 existing row(s) violate NOT NULL on invoices(status)")
+    assert found[3].startswith("20 existing row(s) violate UNIQUE on invoices(code)")
+    assert found[4].startswith("1 existing row(s) violate CHECK (amount >= 0) on invoices")
+    assert '"amount":-5' in found[4]
+    assert found[5].startswith("3 existing row(s) violate FOREIGN KEY invoices(account_id)")
+    assert found[7].startswith("100 existing row(s) violate new NOT NULL column invoices.paid")
+
+
+def test_clean_data_gives_no_preflight_findings(db: str, tmp_path: Path):
+    with psycopg.connect(db, autocommit=True) as c:
+        c.execute("CREATE TABLE t (a int); INSERT INTO t VALUES (1), (2);")
+    f = tmp_path / "001.sql"
+    f.write_text("ALTER TABLE t ALTER COLUMN a SET NOT NULL;\nCREATE UNIQUE INDEX t_a ON t (a);")
+    _, result = lint([f], context=load_context(database_url=db), preflight_dsn=db)
+    assert not [fd for fd in result.findings if fd.code == "PW401"]
+
+
+def test_preflight_is_read_only(db: str, tmp_path: Path):
+    with psycopg.connect(db, autocommit=True) as c:
+        c.execute("CREATE TABLE t (a int); INSERT INTO t VALUES (NULL);")
+    f = tmp_path / "001.sql"
+    f.write_text("ALTER TABLE t ALTER COLUMN a SET NOT NULL;")
+    lint([f], context=load_context(database_url=db), preflight_dsn=db)
+    with psycopg.connect(db) as c:
+        row = c.execute(
+            "SELECT attnotnull FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'a'"
+        ).fetchone()
+    assert row == (False,)
