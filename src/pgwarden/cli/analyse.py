@@ -66,6 +66,12 @@ def explain(
     help="Files do not run inside one transaction each (runner without transactions).",
 )
 @click.option(
+    "--fix",
+    "apply_fixes",
+    is_flag=True,
+    help="Rewrite files into their safe form where a mechanical fix exists; print the diff.",
+)
+@click.option(
     "--config", "config", default=None, metavar="FILE", help="pgwarden.toml or pyproject.toml."
 )
 @handle_errors
@@ -77,6 +83,7 @@ def lint(
     fmt: str,
     fail_on: str | None,
     no_file_transaction: bool,
+    apply_fixes: bool,
     config: str | None,
 ) -> None:
     """Report what each statement locks, scans, rewrites or destroys, sized by table stats."""
@@ -99,6 +106,21 @@ def lint(
         file_transaction=False if no_file_transaction else None,
         preflight_dsn=resolve_dsn(database_url, required=False) if database_url else None,
     )
+    if apply_fixes:
+        from pgwarden.lint.fix import fix_plan, write_fixes
+
+        fixes = fix_plan(plan, result, ctx.snapshot)
+        write_fixes(fixes)
+        for fx in fixes:
+            err.print(fx.diff(), markup=False, highlight=False, end="")
+        err.print(f"fixed {sum(len(fx.fixed) for fx in fixes)} finding(s) in {len(fixes)} file(s)")
+        plan, result = commands.lint(
+            list(paths),
+            context=ctx,
+            settings=settings,
+            file_transaction=False if no_file_transaction else None,
+            preflight_dsn=resolve_dsn(database_url, required=False) if database_url else None,
+        )
     if fmt == "json":
         print_json(lint_json(plan, result))
     elif fmt == "sarif":

@@ -44,7 +44,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from pgwarden.analysis.effects import LockMode
 from pgwarden.findings import Severity
+from pgwarden.pg.stats import TableStats
 from pgwarden.plan import Step
 from pgwarden.rules._sql import TABLE_KINDS
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
@@ -52,6 +54,18 @@ from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
 MAX_QUEUED = 20  # queries allowed to pile up behind a waiting lock
 MAX_WITHOUT_STATS_MS = 2000
 MIN_SUGGESTED_MS = 50
+
+
+def blocked_rate(table: TableStats, mode: LockMode) -> float | None:
+    """Queries per second that a lock in `mode` on `table` would hold up (from the snapshot)."""
+    if table.writes_per_s is None:
+        return None
+    return table.writes_per_s + ((table.reads_per_s or 0.0) if mode.blocks_reads else 0.0)
+
+
+def bearable_ms(rate: float) -> int:
+    """The longest lock_timeout that lets at most MAX_QUEUED queries pile up at `rate`."""
+    return max(MIN_SUGGESTED_MS, int(MAX_QUEUED / rate * 1000) // 10 * 10)
 
 
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
@@ -66,14 +80,12 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
             continue  # created in this plan
         table = ctx.snapshot.table(relation) if ctx.snapshot is not None else None
         lock = describe_lock(mode, relation)
-        rate = None
-        if table is not None and table.writes_per_s is not None:
-            rate = table.writes_per_s + ((table.reads_per_s or 0.0) if mode.blocks_reads else 0.0)
+        rate = blocked_rate(table, mode) if table is not None else None
         if rate is not None and rate > 0:
             queued = rate * timeout_ms / 1000
             if queued < MAX_QUEUED:
                 continue
-            bearable = max(MIN_SUGGESTED_MS, int(MAX_QUEUED / rate * 1000) // 10 * 10)
+            bearable = bearable_ms(rate)
             yield Hit(
                 message=f"waits up to {timeout_ms} ms for {lock}; at {rate:.0f} blocked queries/s "
                 f"about {queued:.0f} queries queue behind it before it gives up",

@@ -1,0 +1,77 @@
+"""lint --fix: the rewritten files lint clean of the fixed hazards and run on a real server."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import psycopg
+
+from pgwarden.analysis.context import load_snapshot
+from pgwarden.analysis.parse import parse
+from pgwarden.commands import Context, lint
+from pgwarden.demo import create_sample_schema
+from pgwarden.lint.fix import fix_plan, write_fixes
+
+ROOT = Path(__file__).resolve().parents[2]
+STATS = load_snapshot(ROOT / "tests" / "rules" / "cases" / "demo-stats.json")
+CTX = Context(STATS, STATS.catalog, 15, "snapshot")
+
+
+def _fix(tmp_path: Path, name: str) -> tuple[Path, set[str]]:
+    f = tmp_path / Path(name).name
+    shutil.copy(ROOT / "examples" / name, f)
+    plan, result = lint([f], context=CTX)
+    before = {x.code for x in result.findings}
+    write_fixes(fix_plan(plan, result, STATS))
+    return f, before
+
+
+def _run(dsn: str, path: Path) -> None:
+    with psycopg.connect(dsn, autocommit=True) as c:
+        for stmt in parse(path.read_text()):
+            c.execute(stmt.text)
+
+
+def test_incident_fix_is_not_valid_then_validate_and_lints_clean(tmp_path: Path, db: str):
+    f, before = _fix(tmp_path, "incident/001_recreate_invoice_fk.sql")
+    assert "PW102" in before
+    text = f.read_text()
+    assert "NOT VALID;" in text
+    assert text.index("COMMIT;") < text.index("VALIDATE CONSTRAINT")
+    _, after = lint([f], context=CTX)
+    assert not after.findings, [x.code for x in after.findings]
+    with psycopg.connect(db, autocommit=True) as c:
+        create_sample_schema(c, invoices_rows=2000, accounts_rows=100)
+    _run(db, f)
+    with psycopg.connect(db) as c:
+        row = c.execute(
+            "SELECT convalidated, confdeltype FROM pg_constraint "
+            "WHERE conname = 'invoices_payment_account_id_fkey'"
+        ).fetchone()
+    assert row == (True, "r")  # validated, ON DELETE RESTRICT
+
+
+def test_hazards_fix_moves_concurrent_index_out_of_the_transaction(tmp_path: Path, db: str):
+    f, before = _fix(tmp_path, "incident/002_more_hazards.sql")
+    assert {"PW101", "PW103"} <= before
+    text = f.read_text()
+    concurrently = text.index("CREATE INDEX CONCURRENTLY")
+    assert text.rfind("COMMIT;", 0, concurrently) > text.rfind("BEGIN;", 0, concurrently)
+    _, after = lint([f], context=CTX)
+    fixed = {x.code for x in after.findings}
+    assert not fixed & {"PW101", "PW103", "PW120"}
+    with psycopg.connect(db, autocommit=True) as c:
+        create_sample_schema(c, invoices_rows=2000, accounts_rows=100)
+        c.execute("UPDATE invoices SET status = 'open' WHERE status IS NULL")
+    _run(db, f)
+    with psycopg.connect(db) as c:
+        valid = c.execute(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 'invoices_created_at_idx'::regclass"
+        ).fetchone()
+        notnull = c.execute(
+            "SELECT attnotnull FROM pg_attribute "
+            "WHERE attrelid = 'invoices'::regclass AND attname = 'status'"
+        ).fetchone()
+    assert valid == (True,)
+    assert notnull == (True,)
