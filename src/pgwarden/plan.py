@@ -48,17 +48,13 @@ class Step:
     tx_mode: TxMode
     transaction: int | None  # id of the transaction block; None when autocommit
     effects: Effects
+    kind: str = field(init=False)  # the statement's node type, e.g. `AlterTableStmt`
+    body: Node = field(init=False)  # the statement node's fields
 
-    @property
-    def kind(self) -> str:
-        """The statement's node type, e.g. `AlterTableStmt`."""
-        return next(iter(self.tree))
-
-    @property
-    def body(self) -> Node:
-        """The statement node's fields."""
-        body: Node = self.tree[self.kind]
-        return body
+    def __post_init__(self) -> None:
+        kind = next(iter(self.tree))
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "body", self.tree[kind])
 
     @property
     def in_transaction(self) -> bool:
