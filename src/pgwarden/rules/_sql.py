@@ -11,6 +11,7 @@ from pgwarden.analysis.parse import Node
 from pgwarden.plan import Step, TxMode
 
 if TYPE_CHECKING:
+    from pgwarden.findings import Severity
     from pgwarden.rules.base import LintContext
 
 __all__ = [
@@ -228,3 +229,19 @@ def size_words(ctx: LintContext, relation: str) -> str:
 def column_added_earlier(ctx: LintContext, step: Step, table: str, column: str) -> bool:
     """Whether an earlier step of the plan added `column` to `table` (no code uses it yet)."""
     return (table, column) in ctx.added_columns
+
+
+def judged_rewrites(
+    step: Step, ctx: LintContext, tables: list[str]
+) -> Iterator[tuple[str, float | None, str, Severity, LockMode]]:
+    """(table, estimated seconds, size words, severity, lock mode) per existing table rewritten."""
+    kinds = {lk.relation: lk.relkind for lk in step.effects.locks}
+    strongest = step.effects.strongest()
+    for table in tables:
+        if kinds.get(table, "table") not in TABLE_KINDS:
+            continue
+        est = ctx.duration(table, rewrite=True)
+        judged = ctx.judge(table, lock_s=est)
+        if judged.severity is not None:
+            mode = strongest.get(table, LockMode.ACCESS_EXCLUSIVE)
+            yield table, est, judged.size, judged.severity, mode

@@ -52,13 +52,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from pgwarden.analysis.effects import LockMode
 from pgwarden.plan import Step
 from pgwarden.rules._sql import (
-    TABLE_KINDS,
     alter_table_cmds,
     func_names,
     how_long,
+    judged_rewrites,
     type_of,
     type_text,
 )
@@ -118,21 +117,14 @@ def _causes(step: Step) -> tuple[list[str], str]:
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     if step.kind != "AlterTableStmt" or not step.effects.rewrites:
         return
-    kinds = {lk.relation: lk.relkind for lk in step.effects.locks}
-    tables = [r for r in step.effects.rewrites if kinds.get(r, "table") in TABLE_KINDS]
     causes, help_ = _causes(step)
-    for table in tables:
-        est = ctx.duration(table, rewrite=True)
-        judged = ctx.judge(table, lock_s=est)
-        if judged.severity is None:
-            continue
-        mode = step.effects.strongest().get(table, LockMode.ACCESS_EXCLUSIVE)
+    for table, est, size, severity, mode in judged_rewrites(step, ctx, list(step.effects.rewrites)):
         yield Hit(
             message=f"rewrites all of {table} and rebuilds its indexes ({how_long(est)}) while "
             f"holding {describe_lock(mode, table)}, because of {' and '.join(causes)}; "
-            f"{table}: {judged.size}",
+            f"{table}: {size}",
             help=help_,
-            severity=judged.severity,
+            severity=severity,
         )
 
 

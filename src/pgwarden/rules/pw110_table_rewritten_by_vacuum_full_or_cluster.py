@@ -38,10 +38,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from pgwarden.analysis.effects import LockMode
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
-from pgwarden.rules._sql import TABLE_KINDS, how_long, option_on, regclass
+from pgwarden.rules._sql import how_long, judged_rewrites, option_on, regclass
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
 
 _HELP = (
@@ -81,21 +80,13 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
             severity=Severity.ERROR,
         )
         return
-    kinds = {lk.relation: lk.relkind for lk in step.effects.locks}
-    for table in named:
-        if kinds.get(table, "table") not in TABLE_KINDS:
-            continue
-        est = ctx.duration(table, rewrite=True)
-        judged = ctx.judge(table, lock_s=est)
-        if judged.severity is None:
-            continue
-        mode = step.effects.strongest().get(table, LockMode.ACCESS_EXCLUSIVE)
+    for table, est, size, severity, mode in judged_rewrites(step, ctx, named):
         yield Hit(
             message=f"{command} rewrites all of {table} and rebuilds its indexes "
             f"({how_long(est)}) while holding {describe_lock(mode, table)}; "
-            f"{table}: {judged.size}",
+            f"{table}: {size}",
             help=_HELP,
-            severity=judged.severity,
+            severity=severity,
         )
 
 
