@@ -10,6 +10,14 @@ pool, breaker, adaptive limit, 503 + Retry-After), and the figures are printed s
     .venv/bin/python bench/guard_replay.py                   # 45 s lock, ~2.5 minutes
     .venv/bin/python bench/guard_replay.py --lock-seconds 10  # quick run
 
+Shed latency is reported twice: the client round trip (loopback TCP, including the load
+generator's own scheduling) and inside the app (arrival in the outermost ASGI layer to the
+start of the response). The two cores are shared by the generator, the app, PostgreSQL and
+whatever else runs on the machine; the CPU row says how busy each was during the lock
+("rest" is everything else, including backends that exited between samples), and the
+event-loop lag row shows stalls of the app's and the generator's loops.
+GUARD_REPLAY_DUMP=DIR writes every attempt and server timing, matched by x-replay-id.
+
 Load is bounded in count and time and only ever targets 127.0.0.1.
 """
 
@@ -31,6 +39,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 APP_NAME = "guard-replay-app"
 HOST = "127.0.0.1"
@@ -114,14 +123,90 @@ def build_app(mode: str, dsn: str) -> object:
     )
 
 
-def serve(mode: str, dsn: str, port: int) -> None:
+class ServerTrace:
+    """Server-side timings: arrival in the outermost ASGI layer to response start.
+
+    Also records event-loop lag (a 10 ms ticker that wakes late) and GC pauses, so that a
+    slow response can be told apart from a slow client. Written as JSON on shutdown.
+    """
+
+    def __init__(self, app: Any, path: Path) -> None:
+        self.app = app
+        self.path = path
+        self.requests: list[tuple[str, float, float, int, str | None, int]] = []
+        self.lags: list[tuple[float, float]] = []
+        self.gcs: list[tuple[float, float, int]] = []
+        self._gc_start = 0.0
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        now = time.monotonic()
+        if phase == "start":
+            self._gc_start = now
+        else:
+            self.gcs.append((self._gc_start, now - self._gc_start, info["generation"]))
+
+    async def _ticker(self) -> None:
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(0.01)
+            lag = time.monotonic() - before - 0.01
+            if lag > 0.002:
+                self.lags.append((before, lag))
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            ticker = asyncio.get_running_loop().create_task(self._ticker())
+
+            async def lifespan_send(message: Any) -> None:
+                if message["type"] == "lifespan.shutdown.complete":
+                    ticker.cancel()
+                    self.dump()
+                await send(message)
+
+            await self.app(scope, receive, lifespan_send)
+            return
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        arrived = time.monotonic()
+        path = str(scope.get("path", ""))
+        rid = 0
+        for k, v in scope.get("headers", ()):
+            if k == b"x-replay-id":
+                rid = int(v)
+
+        async def timed_send(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                shed = None
+                for k, v in message.get("headers", ()):
+                    if k == b"x-pgwarden-shed":
+                        shed = v.decode()
+                self.requests.append(
+                    (path, arrived, time.monotonic(), int(message["status"]), shed, rid)
+                )
+            await send(message)
+
+        await self.app(scope, receive, timed_send)
+
+    def dump(self) -> None:
+        import json
+
+        self.path.write_text(
+            json.dumps({"requests": self.requests, "lags": self.lags, "gcs": self.gcs})
+        )
+
+
+def serve(mode: str, dsn: str, port: int, trace_file: str | None = None) -> None:
     import logging
 
     import uvicorn
 
     logging.getLogger("pgwarden.guard").setLevel(logging.WARNING)
+    app: Any = build_app(mode, dsn)
+    trace = ServerTrace(app, Path(trace_file)) if trace_file else None
     uvicorn.run(
-        build_app(mode, dsn),  # type: ignore[arg-type]
+        trace or app,
         host=HOST,
         port=port,
         log_level="warning",
@@ -141,6 +226,7 @@ class Attempt:
     done: float
     status: int  # 0 = client timeout / connection error
     shed: str | None
+    rid: int = 0  # x-replay-id, to match the server's timing
 
 
 @dataclass(slots=True)
@@ -152,6 +238,14 @@ class Run:
     lock_start: float = 0.0
     lock_end: float = 0.0
     end: float = 0.0
+    # Server side: (path, arrived, response started, status, shed reason, x-replay-id).
+    server: list[tuple[str, float, float, int, str | None, int]] = field(default_factory=list)
+    server_lags: list[tuple[float, float]] = field(default_factory=list)
+    server_gcs: list[tuple[float, float, int]] = field(default_factory=list)
+    client_lags: list[tuple[float, float]] = field(default_factory=list)
+    traced: bool = False  # the app wrote its trace (not when it had to be killed)
+    # Once a second: (time, cores busy, cores used by generator, app server, postgres).
+    cpu: list[tuple[float, float, float, float, float]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,20 +265,79 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def _request(client: object, run: Run, path: str, plan: Plan, stop_at: float) -> None:
-    import httpx
+class _Client:
+    """A minimal HTTP/1.1 keep-alive client on asyncio streams.
 
-    assert isinstance(client, httpx.AsyncClient)
+    The load generator shares two cores with the app and PostgreSQL; httpx costs about
+    1.5 ms of CPU per request, which at a few hundred requests a second both starves the
+    app and shows up as latency the server never spent. This client costs a fraction of
+    that. Each request carries `x-replay-id` so that the server's own timing of it can be
+    matched to the client's.
+    """
+
+    def __init__(self, host: str, port: int, max_connections: int) -> None:
+        self.host = host
+        self.port = port
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self._slots = asyncio.Semaphore(max_connections)
+        self._next_id = 0
+
+    def new_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
+    async def get(self, path: str, rid: int, timeout_s: float) -> tuple[int, dict[str, str]]:
+        """(status, lower-cased headers); raises OSError, TimeoutError or IncompleteReadError."""
+        async with asyncio.timeout(timeout_s), self._slots:
+            while self._idle:
+                # A kept-alive connection the server has closed meanwhile (uvicorn drops
+                # idle ones after 5 s) fails before any response byte: use a fresh one.
+                reader, writer = self._idle.pop()
+                with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+                    return await self._exchange(reader, writer, path, rid)
+            reader, writer = await asyncio.open_connection(self.host, self.port)
+            return await self._exchange(reader, writer, path, rid)
+
+    async def _exchange(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str, rid: int
+    ) -> tuple[int, dict[str, str]]:
+        try:
+            request = f"GET {path} HTTP/1.1\r\nhost: {self.host}\r\nx-replay-id: {rid}\r\n\r\n"
+            writer.write(request.encode())
+            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+            status_line, *lines = head.split("\r\n")
+            headers = {}
+            for line in lines:
+                if line:
+                    k, _, v = line.partition(":")
+                    headers[k.strip().lower()] = v.strip()
+            await reader.readexactly(int(headers.get("content-length", "0")))
+        except BaseException:
+            writer.close()
+            raise
+        if headers.get("connection", "").lower() == "close":
+            writer.close()
+        else:
+            self._idle.append((reader, writer))
+        return int(status_line.split(" ", 2)[1]), headers
+
+    def close(self) -> None:
+        for _, writer in self._idle:
+            writer.close()
+        self._idle.clear()
+
+
+async def _request(client: _Client, run: Run, path: str, plan: Plan, stop_at: float) -> None:
     for attempt in range(1, plan.max_attempts + 1):
+        rid = client.new_id()
         sent = time.monotonic()
         status, shed, retry_after = 0, None, None
         try:
-            r = await client.get(path, timeout=plan.client_timeout_s)
-            status, shed = r.status_code, r.headers.get("x-pgwarden-shed")
-            retry_after = r.headers.get("retry-after")
-        except (httpx.TimeoutException, httpx.TransportError):
+            status, headers = await client.get(path, rid, plan.client_timeout_s)
+            shed, retry_after = headers.get("x-pgwarden-shed"), headers.get("retry-after")
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
             pass
-        run.attempts.append(Attempt(path, attempt, sent, time.monotonic(), status, shed))
+        run.attempts.append(Attempt(path, attempt, sent, time.monotonic(), status, shed, rid))
         if status == 200:
             return
         # Retrying client: honour Retry-After, else exponential backoff with jitter.
@@ -212,6 +365,64 @@ async def _monitor(dsn: str, run: Run, stop: asyncio.Event) -> None:
                 await asyncio.wait_for(stop.wait(), 0.1)
 
 
+async def _client_ticker(run: Run, stop: asyncio.Event) -> None:
+    """Lateness of the load generator's own loop (it inflates what it measures)."""
+    while not stop.is_set():
+        before = time.monotonic()
+        await asyncio.sleep(0.01)
+        lag = time.monotonic() - before - 0.01
+        if lag > 0.002:
+            run.client_lags.append((before, lag))
+
+
+def _cpu_snapshot(app_pid: int) -> dict[str, float]:
+    """Jiffies: machine total and busy, and used by the load generator (this process), the
+    app server, this bench's PostgreSQL (the postmaster we started and its backends)."""
+    with open("/proc/stat") as f:
+        fields = [float(x) for x in f.readline().split()[1:]]
+    out = {"total": sum(fields), "busy": sum(fields) - fields[3] - fields[4]}
+    out.update(gen=0.0, app=0.0, pg=0.0)
+    me = os.getpid()
+    procs: dict[int, tuple[int, str, float]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                head, _, rest = f.read().rpartition(")")
+        except OSError:
+            continue
+        parts = rest.split()
+        comm = head.partition("(")[2]
+        procs[int(entry)] = (int(parts[1]), comm, float(parts[11]) + float(parts[12]))
+    for pid, (ppid, comm, used) in procs.items():
+        if pid == me:
+            out["gen"] += used
+        elif pid == app_pid:
+            out["app"] += used
+        elif comm == "postgres" and (
+            ppid == me or (ppid in procs and procs[ppid][0] == me and procs[ppid][1] == comm)
+        ):
+            out["pg"] += used
+    return out
+
+
+async def _cpu_sampler(run: Run, app_pid: int, stop: asyncio.Event) -> None:
+    """Once a second: cores busy on the machine, used by the generator, the app, postgres."""
+    ncpu = os.cpu_count() or 1
+    last = _cpu_snapshot(app_pid)
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 1.0)
+        now = _cpu_snapshot(app_pid)
+        span = max(1.0, now["total"] - last["total"]) / ncpu  # jiffies per core
+        d = {k: (now[k] - last[k]) / span for k in ("busy", "gen", "app", "pg")}
+        # postgres backends come and go: a vanished one's jiffies read as negative.
+        d["pg"] = max(0.0, d["pg"])
+        run.cpu.append((time.monotonic(), d["busy"], d["gen"], d["app"], d["pg"]))
+        last = now
+
+
 async def _hold_lock(dsn: str, run: Run, plan: Plan, t0: float) -> None:
     import psycopg
 
@@ -224,13 +435,13 @@ async def _hold_lock(dsn: str, run: Run, plan: Plan, t0: float) -> None:
         run.lock_end = time.monotonic()
 
 
-async def _drive(base_url: str, admin_dsn: str, run: Run, plan: Plan) -> None:
-    import httpx
-
-    limits = httpx.Limits(max_connections=4000, max_keepalive_connections=200)
-    async with httpx.AsyncClient(base_url=base_url, limits=limits) as client:
+async def _drive(port: int, admin_dsn: str, run: Run, plan: Plan, app_pid: int) -> None:
+    client = _Client(HOST, port, max_connections=4000)
+    try:
         stop = asyncio.Event()
         monitor = asyncio.create_task(_monitor(admin_dsn, run, stop))
+        ticker = asyncio.create_task(_client_ticker(run, stop))
+        sampler = asyncio.create_task(_cpu_sampler(run, app_pid, stop))
         t0 = time.monotonic()
         locker = asyncio.create_task(_hold_lock(admin_dsn, run, plan, t0))
         total_s = plan.warmup_s + plan.lock_s + plan.after_s
@@ -256,7 +467,9 @@ async def _drive(base_url: str, admin_dsn: str, run: Run, plan: Plan) -> None:
             task.cancel()
         run.end = time.monotonic()
         stop.set()
-        await monitor
+        await asyncio.gather(monitor, ticker, sampler)
+    finally:
+        client.close()
 
 
 def _wait_http(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
@@ -286,8 +499,10 @@ def _terminate_app_backends(dsn: str) -> None:
 def run_mode(mode: str, dsn: str, admin_dsn: str, plan: Plan, log_dir: Path) -> Run:
     port = _free_port()
     log = (log_dir / f"{mode}.log").open("wb")
+    trace_file = log_dir / f"{mode}.trace.json"
+    argv = [sys.executable, __file__, "--serve", mode, "--dsn", dsn, "--port", str(port)]
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve", mode, "--dsn", dsn, "--port", str(port)],
+        [*argv, "--trace-file", str(trace_file)],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -297,7 +512,7 @@ def run_mode(mode: str, dsn: str, admin_dsn: str, plan: Plan, log_dir: Path) -> 
         # The load generator's own GC pauses would show up as server latency.
         gc.disable()
         try:
-            asyncio.run(_drive(f"http://{HOST}:{port}", admin_dsn, run, plan))
+            asyncio.run(_drive(port, admin_dsn, run, plan, proc.pid))
         finally:
             gc.enable()
     finally:
@@ -309,6 +524,14 @@ def run_mode(mode: str, dsn: str, admin_dsn: str, plan: Plan, log_dir: Path) -> 
             proc.wait(10)
         log.close()
         _terminate_app_backends(admin_dsn)
+    if trace_file.exists():
+        import json
+
+        trace = json.loads(trace_file.read_text())
+        run.traced = True
+        run.server = [tuple(r) for r in trace["requests"]]
+        run.server_lags = [tuple(r) for r in trace["lags"]]
+        run.server_gcs = [tuple(r) for r in trace["gcs"]]
     return run
 
 
@@ -359,6 +582,21 @@ def figures(run: Run, plan: Plan) -> dict[str, str]:
             break
     ok_nodb = sum(1 for a in nodb_lock if a.status == 200)
     p99_shed = _p99_ms(shed)
+    # The same responses timed inside the app: arrival in the outermost ASGI layer (after
+    # uvicorn parsed the request) to the start of the response.
+    shed_server = [
+        b - a
+        for path, a, b, st, sh, _ in run.server
+        if path == "/invoices" and st == 503
+        if sh not in (None, "database")
+    ]
+    p99_shed_server = _p99_ms(shed_server)
+    lags = [lag for t, lag in run.server_lags if run.lock_start <= t < run.lock_end]
+    gen_lags = [lag for t, lag in run.client_lags if run.lock_start <= t < run.lock_end]
+    cpu = [c for c in run.cpu if run.lock_start < c[0] <= run.lock_end]
+    n_cpu = max(1, len(cpu))
+    busy, gen, app, pg = (sum(c[i] for c in cpu) / n_cpu for i in range(1, 5))
+    other = max(0.0, busy - gen - app - pg)
     p99_failed = _p99_ms(failed)
     p99_db_503 = _p99_ms(db_503)
     return {
@@ -369,8 +607,20 @@ def figures(run: Run, plan: Plan) -> dict[str, str]:
             if nodb_lock
             else "n/a"
         ),
-        "p99 of shed responses (no DB touched)": (
+        "p99 of shed responses, client round trip": (
             f"{p99_shed:.1f} ms (n={len(shed)})" if p99_shed is not None else "none shed"
+        ),
+        "p99 of shed responses, inside the app": (
+            f"{p99_shed_server:.2f} ms (n={len(shed_server)})"
+            if p99_shed_server is not None
+            else "none shed"
+        ),
+        "max event-loop lag during lock (app / gen)": (
+            (f"{1000 * max(lags, default=0.0):.0f} ms" if run.traced else "n/a (app killed)")
+            + f" / {1000 * max(gen_lags, default=0.0):.0f} ms"
+        ),
+        "CPU cores during lock (gen/app/pg/rest)": (
+            f"{gen:.2f}/{app:.2f}/{pg:.2f}/{other:.2f} of {os.cpu_count()}"
         ),
         "p99 of DB-timeout 503s": (
             f"{p99_db_503:.0f} ms (n={len(db_503)})" if p99_db_503 is not None else "none"
@@ -400,10 +650,33 @@ def _dump(run: Run, path: Path) -> None:
 
     t0 = run.lock_start
     rows = [
-        [a.path, a.attempt, round(a.sent - t0, 3), round(a.done - a.sent, 4), a.status, a.shed]
+        [
+            a.path,
+            a.attempt,
+            round(a.sent - t0, 4),
+            round(a.done - a.sent, 5),
+            a.status,
+            a.shed,
+            a.rid,
+        ]
         for a in run.attempts
     ]
-    path.write_text(json.dumps({"lock_s": run.lock_end - t0, "attempts": rows}))
+    server = [
+        [p, round(a - t0, 4), round(b - a, 5), st, sh, rid] for p, a, b, st, sh, rid in run.server
+    ]
+    path.write_text(
+        json.dumps(
+            {
+                "lock_s": run.lock_end - t0,
+                "attempts": rows,
+                "server": server,
+                "server_lags": [[round(t - t0, 4), lag] for t, lag in run.server_lags],
+                "server_gcs": [[round(t - t0, 4), d, g] for t, d, g in run.server_gcs],
+                "client_lags": [[round(t - t0, 4), lag] for t, lag in run.client_lags],
+                "cpu": [[round(t - t0, 2), *rest] for t, *rest in run.cpu],
+            }
+        )
+    )
 
 
 def print_table(results: dict[str, dict[str, str]]) -> None:
@@ -447,9 +720,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--serve", choices=["guarded", "unguarded"], help=argparse.SUPPRESS)
     ap.add_argument("--dsn", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--trace-file", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.serve:
-        serve(args.serve, args.dsn, args.port)
+        serve(args.serve, args.dsn, args.port, args.trace_file)
         return 0
     if not 0 < args.rate <= 200 or not 0 < args.nodb_rate <= 200:
         ap.error("rates must be in (0, 200] requests per second")

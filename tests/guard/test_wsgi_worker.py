@@ -85,7 +85,10 @@ def test_worker_decorator_async(invoices_db):
     guard = Guard("worker", breaker=quick_breaker(), observers=[])
 
     async def main() -> None:
-        async with AsyncGuardedPool(invoices_db, guard, limits=LIMITS, timeouts=TIMEOUTS) as pool:
+        # Five tasks share two connections opened on demand: a generous acquire timeout
+        # keeps the test independent of how fast a loaded machine opens connections.
+        limits = PoolLimits(max_size=2, min_size=0, acquire_timeout_ms=30_000)
+        async with AsyncGuardedPool(invoices_db, guard, limits=limits, timeouts=TIMEOUTS) as pool:
 
             @guarded(guard)
             async def ingest() -> int:
