@@ -97,9 +97,11 @@ def cli() -> None:
 def _register() -> None:
     # One line per capability; each module owns its commands.
     from pgwarden.cli import analyse
+    from pgwarden.cli import apply as apply_cli
 
-    for command in analyse.COMMANDS:
-        cli.add_command(command)
+    for module in (analyse, apply_cli):
+        for command in module.COMMANDS:
+            cli.add_command(command)
 
 
 _register()

@@ -1,0 +1,680 @@
+"""Typed entry points of `pgwarden apply`: apply, resume, status, cancel.
+
+They return results and emit events; they never print. `cli/apply.py`
+renders the events and maps results and errors to exit codes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import errors as pge
+from psycopg import sql
+
+from pgwarden.analysis.context import Snapshot, estimate_seconds, take_snapshot
+from pgwarden.apply.events import Event, Observer, fan_out
+from pgwarden.apply.executor import ExecOptions, Outcome, Unit, build_units, execute, guard_owned
+from pgwarden.apply.guards import LockPolicy, set_timeouts
+from pgwarden.apply.health import HealthPolicy
+from pgwarden.apply.identity import (
+    BackupCheck,
+    Identity,
+    Stamp,
+    check_target,
+    read_identity,
+    read_stamp,
+    verified_backup,
+    write_stamp,
+)
+from pgwarden.apply.journal import (
+    Journal,
+    LocalJournal,
+    RunInfo,
+    applied_keys,
+    plan_from_records,
+    plan_to_records,
+    schema_exists,
+    step_keys,
+)
+from pgwarden.apply.rewrite import Rewrite, rewrite_plan
+from pgwarden.apply.watchdog import Watchdog, WatchdogPolicy
+from pgwarden.errors import DatabaseError, PgwardenError, Refused, UsageError
+from pgwarden.pg.connect import connect
+from pgwarden.plan import Plan
+from pgwarden.settings import Settings
+
+__all__ = [
+    "ApplyResult",
+    "CancelResult",
+    "Limits",
+    "RunStatus",
+    "StatusReport",
+    "StepPreview",
+    "apply_plan",
+    "cancel_run",
+    "derive_lock_policy",
+    "preview",
+    "resume_run",
+    "status",
+]
+
+_ADVISORY_KEY = 0x70677764  # "pgwd": one apply at a time per database
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """User overrides; None derives the value from the table's traffic."""
+
+    lock_timeout_ms: int | None = None
+    statement_timeout_ms: int | None = None
+    lock_budget_s: float | None = None
+    max_blocked_sessions: int | None = None
+    max_block_ms: int | None = None
+    terminate_idle_blockers_after_s: float | None = None
+    health: HealthPolicy | None = field(default_factory=HealthPolicy)
+
+
+@dataclass(frozen=True, slots=True)
+class StepPreview:
+    """One step as `--dry-run` shows it."""
+
+    index: int
+    sql: str
+    location: str
+    transaction: int | None
+    state: str  # pending, applied, skipped (guard-owned timeout / transaction control)
+    point_of_no_return: bool
+    locks: tuple[str, ...]
+    lock_timeout_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    """What an apply (or dry run) did."""
+
+    run_id: str | None
+    state: str  # done, failed, cancelled, dry-run
+    environment: str | None
+    steps: tuple[StepPreview, ...]
+    rewrites: tuple[Rewrite, ...]
+    outcome: Outcome | None = None
+    journal_problem: str | None = None
+    backup: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.state in ("done", "dry-run")
+
+
+def derive_lock_policy(unit: Unit, snapshot: Snapshot | None, limits: Limits) -> LockPolicy:
+    """Short waits on busy tables; statement_timeout from the estimated work."""
+    rate: float | None = None
+    work_s = 0.0
+    for rel in unit.wanted_locks():
+        t = snapshot.table(rel) if snapshot is not None else None
+        if t is None:
+            continue
+        r = (t.writes_per_s or 0.0) + (t.reads_per_s or 0.0)
+        rate = r if rate is None else max(rate, r)
+        for s in unit.steps:
+            if rel in s.effects.rewrites:
+                work_s += estimate_seconds(t, rewrite=True)
+            elif rel in s.effects.scans:
+                work_s += estimate_seconds(t, kind="index" if s.kind == "IndexStmt" else "fk")
+    if limits.lock_timeout_ms is not None:
+        lock_ms = limits.lock_timeout_ms
+    elif rate is None or rate >= 10:
+        lock_ms = 500  # unknown traffic is assumed busy
+    elif rate >= 1:
+        lock_ms = 1000
+    else:
+        lock_ms = 2000
+    if limits.statement_timeout_ms is not None:
+        stmt_ms = limits.statement_timeout_ms
+    elif snapshot is None:
+        stmt_ms = 3_600_000
+    else:
+        stmt_ms = int(max(60.0, 10 * work_s) * 1000)
+    base = LockPolicy(lock_timeout_ms=lock_ms, statement_timeout_ms=stmt_ms)
+    if limits.lock_budget_s is not None:
+        base = replace(base, total_budget_ms=int(limits.lock_budget_s * 1000))
+    return base
+
+
+def _watchdog_policy(limits: Limits) -> WatchdogPolicy:
+    d = WatchdogPolicy()
+    return WatchdogPolicy(
+        max_blocked_sessions=d.max_blocked_sessions
+        if limits.max_blocked_sessions is None
+        else limits.max_blocked_sessions,
+        max_block_ms=d.max_block_ms if limits.max_block_ms is None else limits.max_block_ms,
+    )
+
+
+def preview(
+    plan: Plan,
+    keys: Sequence[str],
+    applied: set[str],
+    policies: dict[int, LockPolicy] | None = None,
+) -> tuple[StepPreview, ...]:
+    """Each step with its state, its locks and whether it is a point of no return."""
+    unit_of: dict[int, int] = {}
+    try:
+        for u in build_units(plan, keys):
+            for s in u.steps:
+                unit_of[s.index] = u.index
+    except UsageError:
+        pass
+    out = []
+    for s, k in zip(plan.steps, keys, strict=True):
+        if s.is_transaction_control or guard_owned(s):
+            state = "skipped"
+        else:
+            state = "applied" if k in applied else "pending"
+        pol = (policies or {}).get(unit_of.get(s.index, -1))
+        out.append(
+            StepPreview(
+                index=s.index,
+                sql=s.sql,
+                location=str(s.location),
+                transaction=s.transaction,
+                state=state,
+                point_of_no_return=s.destructive,
+                locks=tuple(f"{m.title} on {rel}" for rel, m in s.effects.strongest().items()),
+                lock_timeout_ms=pol.lock_timeout_ms if pol else None,
+            )
+        )
+    return tuple(out)
+
+
+def _new_run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def apply_plan(
+    plan: Plan,
+    *,
+    database_url: str | None,
+    env: str | None,
+    settings: Settings | None = None,
+    rewrite: bool = False,
+    dry_run: bool = False,
+    yes: bool = False,
+    accept_data_loss: str | None = None,
+    limits: Limits | None = None,
+    snapshot: Snapshot | None = None,
+    observer: Observer | None = None,
+    cancel: threading.Event | None = None,
+    confirm: Callable[[str], str] | None = None,
+    journal_file: str | Path | None = None,
+    restamp: bool = False,
+    backup_check: BackupCheck = verified_backup,
+    kind: str = "apply",
+    resumes: str | None = None,
+) -> ApplyResult:
+    """Apply `plan` to `database_url` under the guards; a dry run only reads."""
+    cfg = settings or Settings()
+    lim = limits or Limits()
+    stop = cancel or threading.Event()
+    if database_url is None:
+        if not dry_run:
+            raise UsageError(
+                "no database given", hint="pass --database-url or set PGWARDEN_DATABASE_URL"
+            )
+        return _offline_preview(plan, rewrite, snapshot)
+
+    conn = connect(database_url, application_name="pgwarden-apply")
+    try:
+        set_timeouts(conn, lock_timeout_ms=2000, statement_timeout_ms=60_000, local=False)
+        if snapshot is None and rewrite:
+            snapshot = take_snapshot(database_url, sample_s=1.0)
+        rewrites: tuple[Rewrite, ...] = ()
+        if rewrite:
+            plan, rewrites = rewrite_plan(plan, snapshot=snapshot)
+        keys = step_keys(plan)
+        ident = read_identity(conn)
+        stamp = read_stamp(conn)
+        applied = applied_keys(conn)
+        units = build_units(plan, keys)
+        pending = [u for u in units if not all(k in applied for k in u.keys)]
+        destructive = [
+            f"step {s.index} ({s.location}) destroys {d}"
+            for u in pending
+            for s in u.steps
+            for d in s.effects.destroys
+        ]
+        environment, backup = check_target(
+            env_name=env,
+            environments=cfg.environments,
+            ident=ident,
+            stamp=None if restamp else stamp,
+            destructive=destructive,
+            accept_data_loss=accept_data_loss,
+            yes=yes,
+            confirm=confirm,
+            backup_check=backup_check,
+        )
+        if restamp and stamp is not None and environment.protected and not yes and confirm is None:
+            raise Refused("restamping a protected environment needs confirmation or --yes")
+        policies = {u.index: derive_lock_policy(u, snapshot, lim) for u in units}
+        steps = preview(plan, keys, applied, policies)
+        if dry_run:
+            return ApplyResult(None, "dry-run", environment.name, steps, rewrites, backup=backup)
+        return _run(
+            conn,
+            database_url,
+            plan,
+            keys,
+            units,
+            applied,
+            ident,
+            stamp,
+            restamp,
+            environment.name,
+            policies,
+            lim,
+            stop,
+            observer,
+            journal_file,
+            accept_data_loss if destructive else None,
+            steps,
+            rewrites,
+            backup,
+            kind,
+            resumes,
+        )
+    finally:
+        conn.close()
+
+
+def _offline_preview(plan: Plan, rewrite: bool, snapshot: Snapshot | None) -> ApplyResult:
+    rewrites: tuple[Rewrite, ...] = ()
+    if rewrite:
+        plan, rewrites = rewrite_plan(plan, snapshot=snapshot)
+    keys = step_keys(plan)
+    lim = Limits()
+    try:
+        policies = {u.index: derive_lock_policy(u, snapshot, lim) for u in build_units(plan, keys)}
+    except UsageError:
+        policies = {}
+    return ApplyResult(None, "dry-run", None, preview(plan, keys, set(), policies), rewrites)
+
+
+def _run(
+    conn: psycopg.Connection[tuple[object, ...]],
+    dsn: str,
+    plan: Plan,
+    keys: list[str],
+    units: list[Unit],
+    applied: set[str],
+    ident: Identity,
+    stamp: Stamp | None,
+    restamp: bool,
+    env: str,
+    policies: dict[int, LockPolicy],
+    lim: Limits,
+    stop: threading.Event,
+    observer: Observer | None,
+    journal_file: str | Path | None,
+    accept_data_loss: str | None,
+    steps: tuple[StepPreview, ...],
+    rewrites: tuple[Rewrite, ...],
+    backup: str | None,
+    kind: str,
+    resumes: str | None,
+) -> ApplyResult:
+    row = conn.execute(
+        sql.SQL("SELECT pg_try_advisory_lock({})").format(sql.Literal(_ADVISORY_KEY))
+    ).fetchone()
+    if not (row and row[0]):
+        raise Refused(
+            "another pgwarden apply is running against this database",
+            hint="`pgwarden status` shows it; `pgwarden cancel` stops it",
+        )
+    user, host = RunInfo.who()
+    run_id = _new_run_id()
+    info = RunInfo(
+        run_id=run_id,
+        kind=kind,
+        environment=env,
+        system_identifier=ident.system_identifier,
+        plan_fingerprint=plan.fingerprint(),
+        plan=plan_to_records(plan, keys),
+        accept_data_loss=accept_data_loss,
+        resumes=resumes,
+        os_user=user,
+        host=host,
+    )
+    local = LocalJournal(journal_file, run_id) if journal_file else None
+    if local is not None:  # fail before anything changes if the local journal cannot be written
+        local(Event("run_started", None, _started(info, ident)))
+    try:
+        Journal.ensure_schema(conn)
+        if stamp is None or restamp:
+            write_stamp(conn, env, ident, f"{user}@{host}")
+    except pge.InsufficientPrivilege as exc:
+        raise DatabaseError(
+            f"cannot create or write the pgwarden schema: {str(exc).strip()}",
+            hint="grant CREATE on the database to this role once, or create the schema as "
+            "the owner with a first `pgwarden apply`",
+            sqlstate=exc.sqlstate,
+        ) from None
+    jconn = connect(dsn, application_name="pgwarden-journal")
+    journal = Journal(jconn, run_id)
+    try:
+        journal.start(
+            info,
+            conn.info.backend_pid,
+            [(s.index, keys[s.index], s.destructive) for s in plan.steps],
+        )
+        for s in plan.steps:
+            if s.is_transaction_control or guard_owned(s):
+                journal(Event("step_skipped", s.index, {"steps": [s.index], "reason": "guard"}))
+        emit = fan_out([observer, journal, local])
+        if observer is not None:
+            observer(Event("run_started", None, _started(info, ident)))
+        journal(Event("run_started", None, _started(info, ident)))
+        options = ExecOptions(
+            lock=LockPolicy(),
+            watchdog=_watchdog_policy(lim),
+            health=lim.health,
+            terminate_idle_blockers_after_s=lim.terminate_idle_blockers_after_s,
+            unit_lock=policies,
+        )
+        watchdog = Watchdog(
+            dsn,
+            options.watchdog,
+            stop,
+            cancel_requested=lambda c: Journal.cancel_requested(c, run_id),
+        )
+        watchdog.start()
+        try:
+            outcome = execute(
+                conn,
+                units,
+                run_id=run_id,
+                applied=applied,
+                options=options,
+                emit=emit,
+                cancel=stop,
+                watchdog=watchdog,
+                our_pids=[jconn.info.backend_pid],
+            )
+        finally:
+            watchdog.stop()
+        finished = Event(
+            "run_finished",
+            None,
+            {"state": outcome.state, "message": outcome.message, "done": list(outcome.done)},
+        )
+        emit(finished)
+    except PgwardenError as exc:
+        journal.finish("failed", exc.message)
+        raise
+    except KeyboardInterrupt:
+        journal.finish("cancelled", "interrupted")
+        raise
+    finally:
+        jconn.close()
+        if not conn.closed and not conn.broken:
+            with contextlib.suppress(psycopg.Error):
+                conn.execute(
+                    sql.SQL("SELECT pg_advisory_unlock({})").format(sql.Literal(_ADVISORY_KEY))
+                )
+    return ApplyResult(
+        run_id,
+        outcome.state,
+        env,
+        steps,
+        rewrites,
+        outcome,
+        journal_problem=journal.broken,
+        backup=backup,
+    )
+
+
+def _started(info: RunInfo, ident: Identity) -> dict[str, Any]:
+    return {
+        "run_id": info.run_id,
+        "kind": info.kind,
+        "environment": info.environment,
+        "system_identifier": ident.system_identifier,
+        "database": ident.database_name,
+        "plan_fingerprint": info.plan_fingerprint,
+        "os_user": info.os_user,
+        "host": info.host,
+        "accept_data_loss": info.accept_data_loss,
+        "statements": [r["sql"] for r in info.plan],
+    }
+
+
+# -- status, cancel, resume -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StepStatus:
+    index: int
+    state: str
+    attempts: int
+    point_of_no_return: bool
+    sql: str
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunStatus:
+    """One run as the database journal tells it."""
+
+    run_id: str
+    kind: str
+    state: str  # running, done, failed, cancelled, interrupted
+    started_at: datetime
+    finished_at: datetime | None
+    who: str
+    environment: str
+    message: str | None
+    steps: tuple[StepStatus, ...]
+    progress: dict[str, Any] | None = None  # pg_stat_progress_* of the running statement
+    waiting_on: tuple[int, ...] = ()  # pids our backend waits for
+    events: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    stamp: Stamp | None
+    runs: tuple[RunStatus, ...]
+
+
+_PROGRESS = (
+    ("create_index", "pg_stat_progress_create_index"),
+    ("cluster", "pg_stat_progress_cluster"),
+    ("copy", "pg_stat_progress_copy"),
+)
+
+
+def status(database_url: str, *, limit: int = 5) -> StatusReport:
+    """The stamp and the latest runs, with live progress for a running one."""
+    with connect(database_url, application_name="pgwarden-status") as conn:
+        stamp = read_stamp(conn)
+        if not schema_exists(conn):
+            return StatusReport(stamp, ())
+        rows = conn.execute(
+            sql.SQL(
+                "SELECT r.id, r.kind, r.state, r.started_at, r.finished_at, "
+                "r.os_user || '@' || r.host, r.environment, r.message, r.backend_pid, "
+                "r.plan, EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = r.backend_pid "
+                "AND a.application_name = 'pgwarden-apply') "
+                "FROM pgwarden.runs r ORDER BY r.started_at DESC LIMIT {}"
+            ).format(sql.Literal(limit))
+        ).fetchall()
+        runs = []
+        for rid, kind, state, started, finished, who, env, msg, pid, plan, alive in rows:
+            steps = tuple(
+                StepStatus(
+                    int(str(i)),
+                    str(st),
+                    int(str(a)),
+                    bool(p),
+                    str(plan[int(str(i))]["sql"]) if isinstance(plan, list) else "",
+                    None if e is None else str(e),
+                )
+                for i, st, a, p, e in conn.execute(
+                    sql.SQL(
+                        "SELECT idx, state, attempts, point_of_no_return, error "
+                        "FROM pgwarden.steps WHERE run_id = {} ORDER BY idx"
+                    ).format(sql.Literal(rid))
+                )
+            )
+            progress: dict[str, Any] | None = None
+            waiting: tuple[int, ...] = ()
+            shown = str(state)
+            if state == "running" and not alive:
+                shown = "interrupted"
+            elif state == "running":
+                progress = _progress(conn, int(str(pid)))
+                w = conn.execute(
+                    sql.SQL("SELECT pg_blocking_pids({})").format(sql.Literal(int(str(pid))))
+                ).fetchone()
+                waiting = tuple(int(x) for x in (w[0] if w and w[0] else []))  # type: ignore[attr-defined]
+            events = tuple(
+                {"kind": str(k), "step": s, "at": str(at), **(d if isinstance(d, dict) else {})}
+                for k, s, at, d in conn.execute(
+                    sql.SQL(
+                        "SELECT kind, step, at, data FROM pgwarden.events WHERE run_id = {} "
+                        "AND kind IN ('retry', 'watchdog_cancel', 'cancelled', 'step_failed', "
+                        "'cleanup', 'health_pause') ORDER BY id DESC LIMIT 10"
+                    ).format(sql.Literal(rid))
+                )
+            )
+            assert isinstance(started, datetime)
+            runs.append(
+                RunStatus(
+                    str(rid),
+                    str(kind),
+                    shown,
+                    started,
+                    finished if isinstance(finished, datetime) else None,
+                    str(who),
+                    str(env),
+                    None if msg is None else str(msg),
+                    steps,
+                    progress,
+                    waiting,
+                    events,
+                )
+            )
+        return StatusReport(stamp, tuple(runs))
+
+
+def _progress(conn: psycopg.Connection[tuple[object, ...]], pid: int) -> dict[str, Any] | None:
+    for name, view in _PROGRESS:
+        cur = conn.execute(
+            sql.SQL("SELECT * FROM {} WHERE pid = {}").format(
+                sql.Identifier("pg_catalog", view), sql.Literal(pid)
+            )
+        )
+        row = cur.fetchone()
+        if row is not None and cur.description is not None:
+            data = {d.name: v for d, v in zip(cur.description, row, strict=True)}
+            return {"command": name, **{k: str(v) for k, v in data.items()}}
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class CancelResult:
+    run_id: str | None
+    state: str  # cancelled, not-running, signalled
+    message: str
+
+
+def cancel_run(
+    database_url: str, *, run_id: str | None = None, wait_s: float = 10.0
+) -> CancelResult:
+    """Ask the running apply to cancel; fall back to pg_cancel_backend if it does not react."""
+    with connect(database_url, application_name="pgwarden-cancel") as conn:
+        if not schema_exists(conn):
+            return CancelResult(None, "not-running", "no pgwarden run was ever recorded here")
+        where: sql.Composable = sql.SQL("state = 'running'")
+        if run_id is not None:
+            where = sql.SQL("state = 'running' AND id = {}").format(sql.Literal(run_id))
+        row = conn.execute(
+            sql.SQL(
+                "UPDATE pgwarden.runs SET cancel_requested = true WHERE {} "
+                "RETURNING id, backend_pid"
+            ).format(where)
+        ).fetchone()
+        if row is None:
+            return CancelResult(run_id, "not-running", "no running apply to cancel")
+        rid, pid = str(row[0]), int(str(row[1]))
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            st = conn.execute(
+                sql.SQL(
+                    "SELECT r.state, EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = {}) "
+                    "FROM pgwarden.runs r WHERE id = {}"
+                ).format(sql.Literal(pid), sql.Literal(rid))
+            ).fetchone()
+            if st is None or st[0] != "running" or not st[1]:
+                state = "cancelled" if st is not None and st[0] != "running" else "gone"
+                return CancelResult(rid, state, f"run {rid}: {st[0] if st else 'unknown'}")
+            time.sleep(0.1)
+        conn.execute(sql.SQL("SELECT pg_cancel_backend({})").format(sql.Literal(pid)))
+        return CancelResult(
+            rid,
+            "signalled",
+            f"run {rid} did not react within {wait_s:.0f} s; sent pg_cancel_backend to {pid}",
+        )
+
+
+def resume_run(
+    *,
+    database_url: str,
+    env: str | None,
+    run_id: str | None = None,
+    settings: Settings | None = None,
+    **kwargs: Any,
+) -> ApplyResult:
+    """Continue the latest unfinished run (or `run_id`) from its stored plan."""
+    with connect(database_url, application_name="pgwarden-status") as conn:
+        if not schema_exists(conn):
+            raise UsageError("nothing to resume: no pgwarden run was ever recorded here")
+        cond = (
+            sql.SQL("id = {}").format(sql.Literal(run_id))
+            if run_id
+            else sql.SQL("kind <> 'backfill' AND state <> 'done'")
+        )
+        row = conn.execute(
+            sql.SQL(
+                "SELECT id, plan, accept_data_loss, state, EXISTS (SELECT 1 "
+                "FROM pg_stat_activity a WHERE a.pid = backend_pid "
+                "AND a.application_name = 'pgwarden-apply') "
+                "FROM pgwarden.runs WHERE {} ORDER BY started_at DESC LIMIT 1"
+            ).format(cond)
+        ).fetchone()
+        server = conn.info.server_version // 10000
+    if row is None:
+        raise UsageError("nothing to resume: every recorded run is done")
+    rid, records, accepted, state, alive = row
+    if state == "running" and alive:
+        raise Refused(f"run {rid} is still running", hint="`pgwarden cancel` it first")
+    assert isinstance(records, list)
+    plan = plan_from_records(records, server)
+    kwargs.setdefault("accept_data_loss", accepted)
+    return apply_plan(
+        plan,
+        database_url=database_url,
+        env=env,
+        settings=settings,
+        kind="resume",
+        resumes=str(rid),
+        **kwargs,
+    )

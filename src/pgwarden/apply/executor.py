@@ -1,0 +1,580 @@
+"""Executor: runs units of a plan under the lock guard and the watchdog, emitting events.
+
+A unit is one transaction block of the plan, or one statement on its own.
+Transactional units run inside a transaction pgwarden opens, with
+`SET LOCAL lock_timeout / statement_timeout` and the history record in the
+same transaction, so a unit is either applied and recorded or neither.
+Statements that cannot run in a transaction (CONCURRENTLY) run alone and are
+recorded right after; a failed concurrent index build is cleaned up.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, NoReturn
+
+import psycopg
+
+from pgwarden.analysis.effects import LockMode
+from pgwarden.apply.events import Event, Observer
+from pgwarden.apply.guards import (
+    Failure,
+    LockPolicy,
+    backoff_ms,
+    classify,
+    find_blockers,
+    set_timeouts,
+    terminate_idle_blockers,
+)
+from pgwarden.apply.health import HealthPolicy, wait_until_healthy
+from pgwarden.apply.indexes import (
+    builds_index,
+    drop_invalid,
+    index_state,
+    invalid_indexes,
+    table_of,
+)
+from pgwarden.apply.journal import Journal
+from pgwarden.apply.watchdog import Watch, Watchdog, WatchdogPolicy
+from pgwarden.errors import UsageError
+from pgwarden.plan import Plan, Step
+
+__all__ = ["ExecOptions", "Outcome", "Unit", "build_units", "execute", "guard_owned"]
+
+_TIMEOUT_SETTINGS = {"lock_timeout", "statement_timeout"}
+
+
+def guard_owned(step: Step) -> bool:
+    """SET/RESET of lock_timeout or statement_timeout: the guard owns those."""
+    if step.kind != "VariableSetStmt":
+        return False
+    name = str(step.body.get("name", ""))
+    return name in _TIMEOUT_SETTINGS or step.body.get("kind") == "VAR_RESET_ALL"
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """Steps that run and are recorded together."""
+
+    steps: tuple[Step, ...]
+    keys: tuple[str, ...]
+    transactional: bool
+
+    @property
+    def index(self) -> int:
+        return self.steps[0].index
+
+    @property
+    def indexes(self) -> list[int]:
+        return [s.index for s in self.steps]
+
+    @property
+    def point_of_no_return(self) -> bool:
+        return any(s.destructive for s in self.steps)
+
+    def wanted_locks(self) -> dict[str, LockMode]:
+        out: dict[str, LockMode] = {}
+        for s in self.steps:
+            for rel, mode in s.effects.strongest().items():
+                out[rel] = max(mode, out.get(rel, mode))
+        return out
+
+
+def build_units(plan: Plan, keys: Sequence[str]) -> list[Unit]:
+    """Group the plan's executable steps into units; transaction control is ours."""
+    units: list[Unit] = []
+    block: list[Step] = []
+    block_tx: int | None = None
+
+    def flush() -> None:
+        nonlocal block, block_tx
+        if block:
+            bad = [s for s in block if not s.effects.transactional]
+            if bad:
+                s = bad[0]
+                raise UsageError(
+                    f"{s.location}: this statement cannot run inside a transaction block, "
+                    "and the plan puts it in one",
+                    hint="apply with --rewrite (moves CONCURRENTLY out of transactions), or "
+                    "--no-file-transaction when files are not meant to run in one transaction",
+                )
+            units.append(Unit(tuple(block), tuple(keys[s.index] for s in block), True))
+        block, block_tx = [], None
+
+    for step in plan.steps:
+        if step.is_transaction_control or guard_owned(step):
+            continue
+        if step.transaction is None:
+            flush()
+            units.append(Unit((step,), (keys[step.index],), step.effects.transactional))
+            continue
+        if step.transaction != block_tx:
+            flush()
+            block_tx = step.transaction
+        block.append(step)
+    flush()
+    return units
+
+
+@dataclass(frozen=True, slots=True)
+class ExecOptions:
+    """Policies for one run."""
+
+    lock: LockPolicy = field(default_factory=LockPolicy)
+    watchdog: WatchdogPolicy = field(default_factory=WatchdogPolicy)
+    health: HealthPolicy | None = field(default_factory=HealthPolicy)
+    terminate_idle_blockers_after_s: float | None = None
+    holding_cancels_allowed: int = 1  # retries after the watchdog cancels a lock holder
+    unit_lock: dict[int, LockPolicy] = field(default_factory=dict)  # by unit index
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a run ended."""
+
+    state: Literal["done", "failed", "cancelled"]
+    done: tuple[int, ...] = ()
+    skipped: tuple[int, ...] = ()
+    step: int | None = None  # the step that failed or was cancelled
+    message: str | None = None
+    hint: str | None = None
+    sqlstate: str | None = None
+
+
+class _Stop(Exception):
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome.message)
+        self.outcome = outcome
+
+
+@dataclass
+class _Run:
+    conn: psycopg.Connection[tuple[object, ...]]
+    run_id: str
+    options: ExecOptions
+    emit: Observer
+    cancel: threading.Event
+    watchdog: Watchdog
+    our_pids: list[int]
+    done: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)
+
+
+def execute(
+    conn: psycopg.Connection[tuple[object, ...]],
+    units: Sequence[Unit],
+    *,
+    run_id: str,
+    applied: set[str],
+    options: ExecOptions,
+    emit: Observer,
+    cancel: threading.Event,
+    watchdog: Watchdog,
+    our_pids: Sequence[int] = (),
+) -> Outcome:
+    """Run `units` in order, skipping those already applied; never raises for the database."""
+    r = _Run(conn, run_id, options, emit, cancel, watchdog, [conn.info.backend_pid, *our_pids])
+    try:
+        for unit in units:
+            if all(k in applied for k in unit.keys):
+                r.skipped.extend(unit.indexes)
+                emit(
+                    Event("step_skipped", unit.index, {"steps": unit.indexes, "reason": "applied"})
+                )
+                continue
+            _gate(r, unit)
+            _run_unit(r, unit)
+            r.done.extend(unit.indexes)
+    except _Stop as stop:
+        o = stop.outcome
+        return Outcome(
+            o.state, tuple(r.done), tuple(r.skipped), o.step, o.message, o.hint, o.sqlstate
+        )
+    return Outcome("done", tuple(r.done), tuple(r.skipped))
+
+
+def _gate(r: _Run, unit: Unit) -> None:
+    if r.cancel.is_set():
+        _cancelled(r, unit, 0, "cancelled before the step started")
+    if r.options.health is None:
+        return
+    try:
+        health = wait_until_healthy(
+            r.conn,
+            r.options.health,
+            cancel=r.cancel,
+            emit=r.emit,
+            step=unit.index,
+            our_pids=r.our_pids,
+        )
+    except psycopg.Error as exc:
+        _failed(r, unit, 0, exc)
+    if r.cancel.is_set():
+        _cancelled(r, unit, 0, "cancelled while waiting for the database to be healthy")
+    if not health.ok:
+        msg = "the database stayed unhealthy: " + "; ".join(health.reasons)
+        r.emit(Event("step_failed", unit.index, {"steps": unit.indexes, "error": msg}))
+        raise _Stop(
+            Outcome(
+                "failed",
+                step=unit.index,
+                message=msg,
+                hint="nothing of this step ran; run `pgwarden resume` when the load is lower",
+            )
+        )
+
+
+def _run_unit(r: _Run, unit: Unit) -> None:
+    policy = r.options.unit_lock.get(unit.index, r.options.lock)
+    started = time.monotonic()
+    holding_cancels = 0
+    attempt = 0
+    while True:
+        attempt += 1
+        if r.cancel.is_set():
+            _cancelled(r, unit, attempt - 1, "cancelled between attempts")
+        invalid_before = _prepare(r, unit, policy)
+        if invalid_before is None:  # reconciled: a previous run finished the build
+            return
+        _announce_blockers(r, unit, attempt)
+        r.emit(
+            Event(
+                "step_started",
+                unit.index,
+                {
+                    "steps": unit.indexes,
+                    "attempt": attempt,
+                    "lock_timeout_ms": policy.lock_timeout_ms,
+                    "statement_timeout_ms": policy.statement_timeout_ms,
+                    "sql": [s.sql for s in unit.steps],
+                },
+            )
+        )
+        t0 = time.monotonic()
+        error, watch = _attempt(r, unit, policy)
+        if error is None:
+            if not unit.transactional:
+                _record(r, unit, attempt)
+            r.emit(
+                Event(
+                    "step_done",
+                    unit.index,
+                    {
+                        "steps": unit.indexes,
+                        "attempt": attempt,
+                        "duration_s": round(time.monotonic() - t0, 3),
+                        "peak_blocked": watch.peak_blocked,
+                    },
+                )
+            )
+            return
+        kind = classify(error)
+        if watch.cancelled is not None and watch.cancelled != "user":
+            r.emit(
+                Event(
+                    "watchdog_cancel",
+                    unit.index,
+                    {
+                        "steps": unit.indexes,
+                        "attempt": attempt,
+                        "reason": watch.cancelled,
+                        "blocked": [b.to_dict() for b in watch.blocked],
+                    },
+                )
+            )
+        if kind is Failure.CONNECTION:
+            _failed(r, unit, attempt, error)
+        _cleanup(r, unit, policy, invalid_before)
+        if watch.cancelled == "user" or (kind is Failure.CANCELED and r.cancel.is_set()):
+            _cancelled(r, unit, attempt, "cancelled while running; rolled back")
+        reason = _retry_reason(kind, watch)
+        if reason == "blocking-while-holding":
+            holding_cancels += 1
+            if holding_cancels > r.options.holding_cancels_allowed:
+                _failed(
+                    r,
+                    unit,
+                    attempt,
+                    error,
+                    message=f"step {unit.index} holds locks that block traffic for longer than "
+                    f"allowed ({r.options.watchdog.max_blocked_sessions} sessions, "
+                    f"{r.options.watchdog.max_block_ms} ms); cancelled {holding_cancels} times",
+                    hint="apply with --rewrite to use lock-friendly statements, or run it in a "
+                    "quieter window; nothing of this step is applied",
+                )
+        if reason is None:
+            _failed(r, unit, attempt, error)
+        delay = backoff_ms(policy, attempt)
+        elapsed_ms = (time.monotonic() - started) * 1000
+        if attempt >= policy.max_attempts or elapsed_ms + delay > policy.total_budget_ms:
+            _failed(
+                r,
+                unit,
+                attempt,
+                error,
+                message=f"step {unit.index}: lock not acquired after {attempt} attempts in "
+                f"{elapsed_ms / 1000:.1f} s (budget {policy.total_budget_ms / 1000:.0f} s)",
+                hint="see the blockers above; run `pgwarden resume` later, or raise "
+                "--lock-budget-s; nothing of this step is applied",
+            )
+        r.emit(
+            Event(
+                "retry",
+                unit.index,
+                {
+                    "steps": unit.indexes,
+                    "attempt": attempt,
+                    "reason": reason,
+                    "delay_ms": delay,
+                    "sqlstate": getattr(error, "sqlstate", None),
+                    "waited_on": [b.to_dict() for b in watch.waited_on],
+                },
+            )
+        )
+        if r.cancel.wait(delay / 1000):
+            _cancelled(r, unit, attempt, "cancelled while waiting to retry")
+
+
+def _retry_reason(kind: Failure, watch: Watch) -> str | None:
+    if kind is Failure.LOCK:
+        return "lock_timeout"
+    if kind is Failure.CANCELED and watch.cancelled in (
+        "blocking-while-waiting",
+        "blocking-while-holding",
+    ):
+        return watch.cancelled
+    return None
+
+
+def _attempt(r: _Run, unit: Unit, policy: LockPolicy) -> tuple[psycopg.Error | None, Watch]:
+    conn = r.conn
+    with r.watchdog.watch(conn.info.backend_pid) as watch:
+        try:
+            if unit.transactional:
+                with conn.transaction():
+                    set_timeouts(
+                        conn,
+                        lock_timeout_ms=policy.lock_timeout_ms,
+                        statement_timeout_ms=policy.statement_timeout_ms,
+                        local=True,
+                    )
+                    for step in unit.steps:
+                        conn.execute(step.sql.encode())
+                    for step, key in zip(unit.steps, unit.keys, strict=True):
+                        Journal.record_applied(conn, r.run_id, step, key)
+            else:
+                set_timeouts(
+                    conn,
+                    lock_timeout_ms=policy.lock_timeout_ms,
+                    statement_timeout_ms=policy.statement_timeout_ms,
+                    local=False,
+                )
+                conn.execute(unit.steps[0].sql.encode())
+        except psycopg.Error as exc:
+            return exc, watch
+    return None, watch
+
+
+def _record(r: _Run, unit: Unit, attempt: int) -> None:
+    try:
+        for step, key in zip(unit.steps, unit.keys, strict=True):
+            Journal.record_applied(r.conn, r.run_id, step, key)
+    except psycopg.Error as exc:
+        _failed(
+            r,
+            unit,
+            attempt,
+            exc,
+            message=f"step {unit.index} ran but could not be recorded: {exc}",
+            hint="`pgwarden resume` checks the step's result before running it again",
+        )
+
+
+def _prepare(r: _Run, unit: Unit, policy: LockPolicy) -> dict[int, tuple[str, str]] | None:
+    """Before a concurrent index build: reconcile with what a previous run left."""
+    step = unit.steps[0]
+    if unit.transactional or not builds_index(step):
+        return {}
+    table = table_of(step)
+    try:
+        state = index_state(r.conn, step)
+        if state == "valid":
+            _record(r, unit, 0)
+            r.emit(
+                Event(
+                    "step_done",
+                    unit.index,
+                    {"steps": unit.indexes, "attempt": 0, "reconciled": "index already valid"},
+                )
+            )
+            return None
+        if state == "invalid" and table is not None:
+            name = str(step.body.get("idxname"))
+            left = _drop(
+                r,
+                unit,
+                policy,
+                [n for n in invalid_indexes(r.conn, table).values() if n[1] == name],
+            )
+            if left:
+                _failed(
+                    r,
+                    unit,
+                    0,
+                    None,
+                    message=f"an INVALID index {name} from an earlier run could not be dropped",
+                    hint=f"DROP INDEX CONCURRENTLY {name}; then `pgwarden resume`",
+                )
+        return invalid_indexes(r.conn, table) if table is not None else {}
+    except psycopg.Error as exc:
+        _failed(r, unit, 0, exc)
+
+
+def _cleanup(
+    r: _Run, unit: Unit, policy: LockPolicy, invalid_before: dict[int, tuple[str, str]]
+) -> None:
+    step = unit.steps[0]
+    table = table_of(step)
+    if unit.transactional or not builds_index(step) or table is None:
+        return
+    try:
+        now = invalid_indexes(r.conn, table)
+    except psycopg.Error as exc:
+        _failed(r, unit, 0, exc)
+    new = [name for oid, name in now.items() if oid not in invalid_before]
+    if not new:
+        return
+    left = _drop(r, unit, policy, new)
+    if left:
+        names = ", ".join(".".join(n) for n in left)
+        _failed(
+            r,
+            unit,
+            0,
+            None,
+            message=f"the failed index build left INVALID {names}, which could not be dropped",
+            hint="`pgwarden resume` drops it before building again",
+        )
+
+
+def _drop(
+    r: _Run, unit: Unit, policy: LockPolicy, names: list[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    if not names:
+        return []
+    left = drop_invalid(r.conn, names, lock_timeout_ms=policy.lock_timeout_ms)
+    r.emit(
+        Event(
+            "cleanup",
+            unit.index,
+            {
+                "steps": unit.indexes,
+                "dropped_invalid": [".".join(n) for n in names if n not in left],
+                "left": [".".join(n) for n in left],
+            },
+        )
+    )
+    return left
+
+
+def _announce_blockers(r: _Run, unit: Unit, attempt: int) -> None:
+    try:
+        blockers = find_blockers(r.conn, unit.wanted_locks(), r.our_pids)
+    except psycopg.Error as exc:
+        _failed(r, unit, attempt, exc)
+    if not blockers:
+        return
+    r.emit(
+        Event(
+            "lock_wait",
+            unit.index,
+            {
+                "steps": unit.indexes,
+                "attempt": attempt,
+                "phase": "before",
+                "blockers": [b.to_dict() for b in blockers],
+            },
+        )
+    )
+    after = r.options.terminate_idle_blockers_after_s
+    if after is not None:
+        try:
+            gone = terminate_idle_blockers(r.conn, blockers, after)
+        except psycopg.Error as exc:
+            _failed(r, unit, attempt, exc)
+        if gone:
+            r.emit(
+                Event(
+                    "lock_wait",
+                    unit.index,
+                    {
+                        "steps": unit.indexes,
+                        "attempt": attempt,
+                        "phase": "terminated",
+                        "blockers": [b.to_dict() for b in gone],
+                    },
+                )
+            )
+
+
+def _failed(
+    r: _Run,
+    unit: Unit,
+    attempt: int,
+    error: psycopg.Error | None,
+    *,
+    message: str | None = None,
+    hint: str | None = None,
+) -> NoReturn:
+    kind = classify(error) if error is not None else Failure.STATEMENT
+    text = str(error).strip().splitlines()[0] if error is not None and str(error).strip() else ""
+    sqlstate = getattr(error, "sqlstate", None)
+    where = unit.steps[0].location
+    if message is None:
+        message = {
+            Failure.CONNECTION: f"step {unit.index} ({where}): lost the connection to the "
+            f"database ({text or type(error).__name__})",
+            Failure.PERMISSION: f"step {unit.index} ({where}): permission denied: {text}",
+            Failure.CANCELED: f"step {unit.index} ({where}): ran longer than statement_timeout "
+            f"and was cancelled: {text}",
+        }.get(kind, f"step {unit.index} ({where}) failed: {text}")
+    if hint is None:
+        hint = {
+            Failure.CONNECTION: "when the server is back, `pgwarden status` shows what is "
+            "applied and `pgwarden resume` continues",
+            Failure.PERMISSION: "grant the privilege to the role in the URL, then "
+            "`pgwarden resume`",
+        }.get(
+            kind,
+            "transactional steps were rolled back; fix the statement and run the apply again "
+            "(applied steps are skipped)",
+        )
+    r.emit(
+        Event(
+            "step_failed",
+            unit.index,
+            {
+                "steps": unit.indexes,
+                "attempt": attempt,
+                "error": message,
+                "sqlstate": sqlstate,
+                "kind": kind.value,
+            },
+        )
+    )
+    raise _Stop(Outcome("failed", step=unit.index, message=message, hint=hint, sqlstate=sqlstate))
+
+
+def _cancelled(r: _Run, unit: Unit, attempt: int, why: str) -> NoReturn:
+    r.emit(Event("cancelled", unit.index, {"steps": unit.indexes, "attempt": attempt, "why": why}))
+    raise _Stop(
+        Outcome(
+            "cancelled",
+            step=unit.index,
+            message=f"cancelled at step {unit.index} ({unit.steps[0].location}): {why}",
+            hint="`pgwarden status` shows what is applied; `pgwarden resume` continues",
+        )
+    )

@@ -1,0 +1,404 @@
+"""The journal: history and run records in the target's `pgwarden` schema, plus local JSON lines.
+
+`pgwarden.applied` is the history: one row per applied step key (a hash of
+the statement and its occurrence in the plan), written in the same
+transaction as the step when the step is transactional, so a re-run skips
+exactly what is done. `pgwarden.runs`, `.steps` and `.events` record who ran
+what, where, when, each step's outcome, retries, cancels and who was blocked.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import os
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from pgwarden.apply.events import Event
+from pgwarden.errors import EnvironmentProblem
+from pgwarden.plan import Plan, Step
+
+__all__ = [
+    "SCHEMA",
+    "Journal",
+    "LocalJournal",
+    "RunInfo",
+    "applied_keys",
+    "checksum",
+    "schema_exists",
+    "step_keys",
+]
+
+SCHEMA = "pgwarden"
+
+_DDL = sql.SQL(
+    """
+    CREATE SCHEMA IF NOT EXISTS pgwarden;
+    CREATE TABLE IF NOT EXISTS pgwarden.target (
+        singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+        environment text NOT NULL,
+        system_identifier text NOT NULL,
+        database_oid bigint NOT NULL,
+        database_name text NOT NULL,
+        stamped_at timestamptz NOT NULL DEFAULT now(),
+        stamped_by text NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS pgwarden.runs (
+        id text PRIMARY KEY,
+        kind text NOT NULL,
+        state text NOT NULL,
+        resumes text,
+        started_at timestamptz NOT NULL DEFAULT now(),
+        finished_at timestamptz,
+        os_user text NOT NULL,
+        host text NOT NULL,
+        client_pid integer NOT NULL,
+        backend_pid integer NOT NULL,
+        environment text NOT NULL,
+        system_identifier text NOT NULL,
+        plan_fingerprint text NOT NULL,
+        plan jsonb NOT NULL,
+        accept_data_loss text,
+        cancel_requested boolean NOT NULL DEFAULT false,
+        message text
+    );
+    CREATE TABLE IF NOT EXISTS pgwarden.steps (
+        run_id text NOT NULL REFERENCES pgwarden.runs (id),
+        idx integer NOT NULL,
+        key text NOT NULL,
+        state text NOT NULL,
+        attempts integer NOT NULL DEFAULT 0,
+        point_of_no_return boolean NOT NULL DEFAULT false,
+        started_at timestamptz,
+        finished_at timestamptz,
+        error text,
+        sqlstate text,
+        PRIMARY KEY (run_id, idx)
+    );
+    CREATE TABLE IF NOT EXISTS pgwarden.applied (
+        key text PRIMARY KEY,
+        checksum text NOT NULL,
+        sql text NOT NULL,
+        path text,
+        line integer,
+        run_id text NOT NULL,
+        applied_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE IF NOT EXISTS pgwarden.events (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        run_id text NOT NULL,
+        at timestamptz NOT NULL,
+        kind text NOT NULL,
+        step integer,
+        data jsonb NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS pgwarden.backfills (
+        key text PRIMARY KEY,
+        table_name text NOT NULL,
+        set_sql text NOT NULL,
+        where_sql text,
+        last_pk bigint,
+        rows_done bigint NOT NULL DEFAULT 0,
+        state text NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now()
+    );
+    """
+)
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split()).rstrip(";")
+
+
+def checksum(text: str) -> str:
+    """sha256 of the statement text with whitespace normalized."""
+    return hashlib.sha256(_norm(text).encode()).hexdigest()
+
+
+def step_keys(plan: Plan) -> list[str]:
+    """One key per step: the statement's checksum plus its occurrence in the plan."""
+    seen: dict[str, int] = {}
+    keys = []
+    for step in plan.steps:
+        c = checksum(step.sql)
+        n = seen.get(c, 0)
+        seen[c] = n + 1
+        keys.append(hashlib.sha256(f"{c}#{n}".encode()).hexdigest()[:32])
+    return keys
+
+
+def schema_exists(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
+    row = conn.execute(
+        sql.SQL("SELECT to_regclass({}) IS NOT NULL").format(sql.Literal(f"{SCHEMA}.runs"))
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def applied_keys(conn: psycopg.Connection[tuple[object, ...]]) -> set[str]:
+    """Keys of every step ever applied to this database."""
+    if not schema_exists(conn):
+        return set()
+    return {str(r[0]) for r in conn.execute(sql.SQL("SELECT key FROM pgwarden.applied"))}
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """Who runs what, where."""
+
+    run_id: str
+    kind: str  # apply, resume, backfill
+    environment: str
+    system_identifier: str
+    plan_fingerprint: str
+    plan: list[dict[str, Any]]
+    accept_data_loss: str | None = None
+    resumes: str | None = None
+    os_user: str = ""
+    host: str = ""
+
+    @staticmethod
+    def who() -> tuple[str, str]:
+        try:
+            user = getpass.getuser()
+        except (OSError, KeyError):
+            user = str(os.getuid())
+        return user, socket.gethostname()
+
+
+class Journal:
+    """Writes run, step and event records on its own autocommit connection."""
+
+    def __init__(self, conn: psycopg.Connection[tuple[object, ...]], run_id: str) -> None:
+        self.conn = conn
+        self.run_id = run_id
+        self.broken: str | None = None  # why the journal stopped writing, if it did
+
+    @staticmethod
+    def ensure_schema(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+        """Create the `pgwarden` schema and tables if missing (one transaction)."""
+        row = conn.execute(sql.SQL("SELECT to_regclass('pgwarden.backfills')")).fetchone()
+        if row is not None and row[0] is not None:
+            return  # already there; CREATE ... IF NOT EXISTS would still need CREATE rights
+        with conn.transaction():
+            conn.execute(
+                sql.SQL("SELECT set_config('lock_timeout', '2s', true)"),
+            )
+            conn.execute(_DDL)
+
+    def start(
+        self, info: RunInfo, backend_pid: int, steps: Sequence[tuple[int, str, bool]]
+    ) -> None:
+        """Insert the run and its steps (index, key, point of no return) as pending."""
+        with self.conn.transaction():
+            self.conn.execute(
+                sql.SQL(
+                    "INSERT INTO pgwarden.runs (id, kind, state, resumes, os_user, host, "
+                    "client_pid, backend_pid, environment, system_identifier, plan_fingerprint, "
+                    "plan, accept_data_loss) VALUES ({})"
+                ).format(
+                    sql.SQL(", ").join(
+                        sql.Literal(v)
+                        for v in (
+                            info.run_id,
+                            info.kind,
+                            "running",
+                            info.resumes,
+                            info.os_user,
+                            info.host,
+                            os.getpid(),
+                            backend_pid,
+                            info.environment,
+                            info.system_identifier,
+                            info.plan_fingerprint,
+                            Jsonb(info.plan),
+                            info.accept_data_loss,
+                        )
+                    )
+                )
+            )
+            for idx, key, pnr in steps:
+                self.conn.execute(
+                    sql.SQL(
+                        "INSERT INTO pgwarden.steps (run_id, idx, key, state, point_of_no_return) "
+                        "VALUES ({}, {}, {}, 'pending', {})"
+                    ).format(
+                        sql.Literal(self.run_id),
+                        sql.Literal(idx),
+                        sql.Literal(key),
+                        sql.Literal(pnr),
+                    )
+                )
+
+    def __call__(self, event: Event) -> None:
+        """Record an event; step events also move the step's state."""
+        if self.broken is not None:
+            return
+        try:
+            self._write(event)
+        except psycopg.Error as exc:
+            self.broken = f"{type(exc).__name__}: {str(exc).strip()}"
+
+    def _write(self, event: Event) -> None:
+        data = orjson.loads(orjson.dumps(event.data, default=str))
+        self.conn.execute(
+            sql.SQL(
+                "INSERT INTO pgwarden.events (run_id, at, kind, step, data) "
+                "VALUES ({}, to_timestamp({}), {}, {}, {})"
+            ).format(
+                sql.Literal(self.run_id),
+                sql.Literal(event.at),
+                sql.Literal(event.kind),
+                sql.Literal(event.step),
+                sql.Literal(Jsonb(data)),
+            )
+        )
+        steps = event.data.get("steps")
+        state = _STEP_STATE.get(event.kind)
+        if state is None or not isinstance(steps, list):
+            if event.kind == "run_finished":
+                self.finish(str(event.data.get("state")), event.data.get("message"))
+            return
+        stamp = {"running": "started_at = coalesce(started_at, now()), "}.get(state, "")
+        if state in ("done", "failed", "cancelled", "skipped"):
+            stamp = "finished_at = now(), "
+        self.conn.execute(
+            sql.SQL(
+                "UPDATE pgwarden.steps SET state = {}, "
+                + stamp
+                + "attempts = greatest(attempts, {}), "
+                "error = coalesce({}, error), sqlstate = coalesce({}, sqlstate) "
+                "WHERE run_id = {} AND idx = ANY ({})"
+            ).format(
+                sql.Literal(state),
+                sql.Literal(int(event.data.get("attempt", 0))),
+                sql.Literal(event.data.get("error")),
+                sql.Literal(event.data.get("sqlstate")),
+                sql.Literal(self.run_id),
+                sql.Literal([int(s) for s in steps]),
+            )
+        )
+
+    def finish(self, state: str, message: object) -> None:
+        self.conn.execute(
+            sql.SQL(
+                "UPDATE pgwarden.runs SET state = {}, finished_at = now(), message = {} "
+                "WHERE id = {}"
+            ).format(
+                sql.Literal(state),
+                sql.Literal(None if message is None else str(message)),
+                sql.Literal(self.run_id),
+            )
+        )
+
+    @staticmethod
+    def record_applied(
+        conn: psycopg.Connection[tuple[object, ...]], run_id: str, step: Step, key: str
+    ) -> None:
+        """Add `step` to the history (inside the step's own transaction when it has one)."""
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO pgwarden.applied (key, checksum, sql, path, line, run_id) "
+                "VALUES ({}, {}, {}, {}, {}, {}) ON CONFLICT (key) DO NOTHING"
+            ).format(
+                sql.Literal(key),
+                sql.Literal(checksum(step.sql)),
+                sql.Literal(step.sql),
+                sql.Literal(step.location.path),
+                sql.Literal(step.location.line),
+                sql.Literal(run_id),
+            )
+        )
+
+    @staticmethod
+    def cancel_requested(conn: psycopg.Connection[tuple[object, ...]], run_id: str) -> bool:
+        row = conn.execute(
+            sql.SQL("SELECT cancel_requested FROM pgwarden.runs WHERE id = {}").format(
+                sql.Literal(run_id)
+            )
+        ).fetchone()
+        return bool(row and row[0])
+
+
+_STEP_STATE = {
+    "step_started": "running",
+    "step_done": "done",
+    "step_failed": "failed",
+    "step_skipped": "skipped",
+    "cancelled": "cancelled",
+}
+
+
+class LocalJournal:
+    """Appends every event as one JSON line to a local file (flushed per event)."""
+
+    def __init__(self, path: str | os.PathLike[str], run_id: str) -> None:
+        self.path = Path(path)
+        self.run_id = run_id
+
+    def __call__(self, event: Event) -> None:
+        line = orjson.dumps({"run": self.run_id, **event.to_dict()}, default=str) + b"\n"
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("ab") as f:
+                f.write(line)
+                f.flush()
+                if self.path.is_file():
+                    os.fsync(f.fileno())
+        except OSError as exc:
+            raise EnvironmentProblem(
+                f"cannot write the local journal {self.path}: {exc.strerror or exc}",
+                hint="free disk space or pass --journal-file elsewhere; `pgwarden status` "
+                "reads the journal in the database",
+            ) from None
+
+
+def plan_to_records(plan: Plan, keys: Sequence[str]) -> list[dict[str, Any]]:
+    """The plan as stored in `pgwarden.runs.plan`, enough for `resume` to rebuild it."""
+    return [
+        {
+            "index": s.index,
+            "key": k,
+            "sql": s.sql,
+            "path": s.location.path,
+            "line": s.location.line,
+            "column": s.location.column,
+            "transaction": s.transaction,
+            "tx_mode": s.tx_mode.value,
+            "destroys": list(s.effects.destroys),
+        }
+        for s, k in zip(plan.steps, keys, strict=True)
+    ]
+
+
+def plan_from_records(records: Sequence[dict[str, Any]], server_version: int | None) -> Plan:
+    """Rebuild a stored plan (statements are parsed and analysed again)."""
+    from pgwarden.analysis.locks import analyse
+    from pgwarden.analysis.parse import parse
+    from pgwarden.location import SourceLocation
+    from pgwarden.plan import TxMode
+
+    steps = []
+    for i, r in enumerate(records):
+        stmts = parse(str(r["sql"]), str(r["path"]))
+        tree = stmts[0].tree
+        steps.append(
+            Step(
+                index=i,
+                sql=str(r["sql"]),
+                location=SourceLocation(str(r["path"]), int(r["line"]), int(r["column"])),
+                tree=tree,
+                tx_mode=TxMode(str(r["tx_mode"])),
+                transaction=None if r["transaction"] is None else int(r["transaction"]),
+                effects=analyse(tree, server_version=server_version),
+            )
+        )
+    return Plan(tuple(steps), tuple(dict.fromkeys(str(r["path"]) for r in records)), server_version)

@@ -1,0 +1,204 @@
+"""Watchdog: a second connection that cancels our statement when traffic queues behind it.
+
+It samples every `interval_ms` which sessions wait on our backend
+(`pg_blocking_pids`). When more than `max_blocked_sessions` have waited for
+longer than `max_block_ms` -- whether we are still waiting for our lock or
+already hold it -- it cancels our statement with `pg_cancel_backend` and
+records who was blocked. A user cancel (Ctrl-C, `pgwarden cancel`) goes
+through the same door.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Literal
+
+import psycopg
+from psycopg import sql
+
+from pgwarden.apply.events import Blocker
+from pgwarden.pg.connect import connect
+
+__all__ = ["CancelReason", "Watch", "Watchdog", "WatchdogPolicy"]
+
+CancelReason = Literal["blocking-while-waiting", "blocking-while-holding", "user"]
+
+
+@dataclass(frozen=True, slots=True)
+class WatchdogPolicy:
+    """When the watchdog cancels our statement."""
+
+    max_blocked_sessions: int = 2
+    max_block_ms: int = 100
+    interval_ms: int = 50
+
+    def __post_init__(self) -> None:
+        if not 0 < self.interval_ms <= 100:
+            raise ValueError("interval_ms must be within (0, 100]")
+        if self.max_blocked_sessions < 0 or self.max_block_ms < 0:
+            raise ValueError("watchdog limits must not be negative")
+
+
+@dataclass(slots=True)
+class Watch:
+    """What the watchdog saw during one attempt."""
+
+    backend_pid: int
+    cancelled: CancelReason | None = None
+    blocked: list[Blocker] = field(default_factory=list)  # sessions we blocked, at the cancel
+    waited_on: list[Blocker] = field(default_factory=list)  # who we waited for
+    peak_blocked: int = 0
+    samples: int = 0
+
+
+_SAMPLE = sql.SQL(
+    """
+    SELECT a.pid, coalesce(a.application_name, ''), coalesce(a.state, ''),
+           extract(epoch FROM now() - a.xact_start)::float8, coalesce(a.query, ''),
+           a.wait_event_type, a.pid = {pid} AS ours,
+           (a.wait_event_type = 'Lock' AND {pid} = ANY (pg_blocking_pids(a.pid))) AS blocked,
+           a.pid = ANY (pg_blocking_pids({pid})) AS waited_on
+      FROM pg_stat_activity a
+     WHERE a.pid = {pid} OR a.wait_event_type = 'Lock'
+        OR a.pid = ANY (pg_blocking_pids({pid}))
+    """
+)
+
+
+class Watchdog:
+    """Runs a sampling thread on its own connection; `watch()` guards one attempt."""
+
+    def __init__(
+        self,
+        dsn: str,
+        policy: WatchdogPolicy,
+        cancel: threading.Event,
+        cancel_requested: Callable[[psycopg.Connection[tuple[object, ...]]], bool] | None = None,
+    ) -> None:
+        self.dsn = dsn
+        self.policy = policy
+        self.cancel = cancel
+        self._cancel_requested = cancel_requested
+        self._lock = threading.Lock()
+        self._watch: Watch | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._conn: psycopg.Connection[tuple[object, ...]] | None = None
+        self._over_since: float | None = None
+
+    def start(self) -> None:
+        self._conn = connect(self.dsn, application_name="pgwarden-watchdog")
+        self._thread = threading.Thread(target=self._loop, name="pgwarden-watchdog", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self._conn is not None:
+            with suppress(psycopg.Error):
+                self._conn.close()
+
+    def __enter__(self) -> Watchdog:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @contextmanager
+    def watch(self, backend_pid: int) -> Iterator[Watch]:
+        """Guard one attempt of our backend; no cancel is sent after this exits."""
+        w = Watch(backend_pid)
+        with self._lock:
+            self._watch = w
+            self._over_since = None
+        try:
+            yield w
+        finally:
+            with self._lock:
+                self._watch = None
+
+    # -- the sampling thread ---------------------------------------------------------
+
+    def _loop(self) -> None:
+        interval = self.policy.interval_ms / 1000
+        while not self._stop.wait(interval):
+            try:
+                self._tick()
+            except psycopg.Error:
+                self._reconnect()
+
+    def _reconnect(self) -> None:
+        if self._conn is not None:
+            with suppress(psycopg.Error):
+                self._conn.close()
+        self._conn = None
+        with suppress(Exception):
+            self._conn = connect(self.dsn, application_name="pgwarden-watchdog")
+
+    def _tick(self) -> None:
+        conn = self._conn
+        if conn is None:
+            self._reconnect()
+            return
+        poll = self._cancel_requested
+        if not self.cancel.is_set() and poll is not None and poll(conn):
+            self.cancel.set()
+        with self._lock:
+            w = self._watch
+            if w is None:
+                return
+            if self.cancel.is_set():
+                self._fire(conn, w, "user", [])
+                return
+            rows = conn.execute(_SAMPLE.format(pid=sql.Literal(w.backend_pid))).fetchall()
+            w.samples += 1
+            ours_waiting = False
+            blocked: list[Blocker] = []
+            waited_on: list[Blocker] = []
+            for pid, app, state, age, query, wait, ours, is_blocked, is_waited_on in rows:
+                b = Blocker(
+                    pid=int(str(pid)),
+                    application=str(app),
+                    state=str(state),
+                    xact_age_s=None if age is None else float(str(age)),
+                    query=str(query),
+                    wait_event_type=None if wait is None else str(wait),
+                )
+                if ours:
+                    ours_waiting = wait == "Lock"
+                elif is_blocked:
+                    blocked.append(b)
+                elif is_waited_on:
+                    waited_on.append(b)
+            if waited_on and not w.waited_on:
+                w.waited_on = waited_on
+            w.peak_blocked = max(w.peak_blocked, len(blocked))
+            if len(blocked) <= self.policy.max_blocked_sessions:
+                self._over_since = None
+                return
+            now = time.monotonic()
+            if self._over_since is None:
+                self._over_since = now
+            if (now - self._over_since) * 1000 >= self.policy.max_block_ms:
+                reason: CancelReason = (
+                    "blocking-while-waiting" if ours_waiting else "blocking-while-holding"
+                )
+                self._fire(conn, w, reason, blocked)
+
+    def _fire(
+        self,
+        conn: psycopg.Connection[tuple[object, ...]],
+        w: Watch,
+        reason: CancelReason,
+        blocked: list[Blocker],
+    ) -> None:
+        if w.cancelled is None:
+            w.cancelled = reason
+            w.blocked = blocked
+        conn.execute(sql.SQL("SELECT pg_cancel_backend({})").format(sql.Literal(w.backend_pid)))

@@ -1,0 +1,454 @@
+"""CLI commands that change a database: apply, status, cancel, resume, backfill."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any
+
+import click
+import orjson
+
+from pgwarden.cli import EXIT_APPLY, _fail, dsn_option, err, handle_errors, out, print_json
+
+_DEFAULT_JOURNAL = ".pgwarden/journal.jsonl"
+
+
+def _render_event(fmt: str) -> Callable[[Any], None]:
+    """An observer printing events: human lines on stderr, or JSON lines."""
+
+    def show(event: Any) -> None:
+        if fmt == "json":
+            sys.stderr.buffer.write(orjson.dumps(event.to_dict(), default=str) + b"\n")
+            sys.stderr.flush()
+            return
+        d = event.data
+        k = event.kind
+        step = f"step {event.step}" if event.step is not None else ""
+        if k == "run_started":
+            err.print(
+                f"[bold]run {d['run_id']}[/] on {d['database']} ({d['environment']}, "
+                f"system {d['system_identifier']}) as {d['os_user']}@{d['host']}"
+            )
+        elif k == "step_started":
+            first = " ".join(str(d["sql"][0]).split())[:90]
+            err.print(
+                f"[cyan]▶ {step}[/] attempt {d['attempt']} (lock_timeout "
+                f"{d['lock_timeout_ms']} ms): {first}"
+            )
+        elif k == "lock_wait":
+            verb = "terminated" if d.get("phase") == "terminated" else "in the way"
+            for b in d["blockers"]:
+                age = "" if b["xact_age_s"] is None else f", transaction {b['xact_age_s']:.1f} s"
+                err.print(
+                    f"  [yellow]{verb}:[/] pid {b['pid']} {b['application'] or '-'} "
+                    f"[{b['state']}{age}] {b['mode'] or ''} on {b['relation'] or '?'}: "
+                    f"{' '.join(str(b['query']).split())[:80]}"
+                )
+        elif k == "watchdog_cancel":
+            err.print(
+                f"  [yellow]watchdog cancelled {step}[/] ({d['reason']}): "
+                f"{len(d['blocked'])} sessions were queued behind it"
+            )
+        elif k == "retry":
+            err.print(
+                f"  [yellow]retry[/] {step} in {d['delay_ms']} ms ({d['reason']}, "
+                f"attempt {d['attempt']})"
+            )
+        elif k == "cleanup":
+            if d["dropped_invalid"]:
+                err.print(f"  dropped INVALID index {', '.join(d['dropped_invalid'])}")
+        elif k == "health_pause":
+            err.print(f"  [yellow]paused[/] before {step}: {'; '.join(d['reasons'])}")
+        elif k == "step_done":
+            extra = f" ({d['reconciled']})" if d.get("reconciled") else ""
+            dur = f" in {d['duration_s']:.2f} s" if "duration_s" in d else ""
+            err.print(f"[green]✓ {step}[/]{dur}{extra}")
+        elif k == "step_skipped" and d.get("reason") == "applied":
+            err.print(f"[dim]· {step} already applied[/]")
+        elif k == "step_failed":
+            err.print(f"[red]✗ {step}[/] {d['error']}")
+        elif k == "cancelled":
+            err.print(f"[red]✗ {step} cancelled[/]: {d['why']}")
+        elif k == "backfill_batch":
+            pass
+
+    return show
+
+
+@contextmanager
+def _ctrl_c_cancels(cancel: threading.Event) -> Iterator[None]:
+    """First Ctrl-C (or SIGTERM) cancels the running step cleanly; a second one aborts."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+        err.print("[yellow]cancelling the running step (Ctrl-C again to abort)...[/]")
+
+    old_int = signal.signal(signal.SIGINT, handler)
+    old_term = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
+
+
+def _confirm() -> Callable[[str], str] | None:
+    if not sys.stdin.isatty():
+        return None
+
+    def ask(dbname: str) -> str:
+        return str(click.prompt(f"Type the database name ({dbname}) to confirm", err=True))
+
+    return ask
+
+
+def _limits(**kw: Any) -> Any:
+    from pgwarden.apply.api import Limits
+    from pgwarden.apply.health import HealthPolicy
+
+    return Limits(
+        lock_timeout_ms=kw["lock_timeout_ms"],
+        statement_timeout_ms=kw["statement_timeout_ms"],
+        lock_budget_s=kw["lock_budget_s"],
+        max_blocked_sessions=kw["max_blocked_sessions"],
+        max_block_ms=kw["max_block_ms"],
+        terminate_idle_blockers_after_s=kw["terminate_blockers_after"],
+        health=None if kw["no_health_gate"] else HealthPolicy(deadline_s=kw["health_deadline_s"]),
+    )
+
+
+def _guard_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    opts = [
+        click.option("--env", "env", default=None, help="Target environment (from the config)."),
+        click.option("--yes", is_flag=True, help="Skip the typed confirmation (CI)."),
+        click.option(
+            "--accept-data-loss",
+            default=None,
+            metavar="REASON",
+            help="Allow destructive steps on a protected env without a verified backup.",
+        ),
+        click.option("--lock-timeout-ms", type=click.IntRange(1), default=None),
+        click.option("--statement-timeout-ms", type=click.IntRange(1), default=None),
+        click.option("--lock-budget-s", type=click.FloatRange(0.1), default=None),
+        click.option("--max-blocked-sessions", type=click.IntRange(0), default=None),
+        click.option("--max-block-ms", type=click.IntRange(0), default=None),
+        click.option(
+            "--terminate-blockers-after",
+            type=click.FloatRange(0),
+            default=None,
+            metavar="SECONDS",
+            help="Terminate blockers idle in a transaction for this long.",
+        ),
+        click.option("--no-health-gate", is_flag=True, help="Do not pause on an unhealthy db."),
+        click.option("--health-deadline-s", type=click.FloatRange(0), default=300.0),
+        click.option(
+            "--journal-file",
+            default=_DEFAULT_JOURNAL,
+            show_default=True,
+            help="Local JSON-lines journal.",
+        ),
+        click.option("--log-format", type=click.Choice(["text", "json"]), default="text"),
+        click.option("--config", default=None, metavar="FILE"),
+        dsn_option,
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def _finish(result: Any) -> None:
+    from pgwarden.apply.api import ApplyResult
+
+    assert isinstance(result, ApplyResult)
+    if result.journal_problem:
+        err.print(
+            f"[yellow]warning:[/] the journal in the database could not be written "
+            f"({result.journal_problem}); the local journal has every event"
+        )
+    if result.state == "done":
+        o = result.outcome
+        n = len(o.done) if o else 0
+        out.print(
+            f"run {result.run_id}: done ({n} steps applied, {len(o.skipped) if o else 0} skipped)"
+        )
+        return
+    o = result.outcome
+    assert o is not None
+    _fail(o.message or result.state, o.hint, EXIT_APPLY)
+
+
+def _render_preview(result: Any) -> None:
+    from pgwarden.apply.api import ApplyResult
+
+    assert isinstance(result, ApplyResult)
+    for rw in result.rewrites:
+        out.print(
+            f"[bold]rewrite[/] step {rw.step} ({rw.code}): {' '.join(rw.original.split())[:100]}"
+        )
+        for r in rw.replacement:
+            out.print(f"    → {' '.join(r.split())}")
+    tx: int | None = None
+    for s in result.steps:
+        if s.transaction != tx:
+            if s.transaction is not None:
+                out.print(f"[dim]-- transaction {s.transaction}[/]")
+            tx = s.transaction
+        mark = {"applied": "[dim]applied[/]", "skipped": "[dim]skipped[/]"}.get(s.state, "pending")
+        pnr = " [bold red]POINT OF NO RETURN[/]" if s.point_of_no_return else ""
+        locks = f" [dim]({'; '.join(s.locks)}" if s.locks else " [dim]("
+        lt = f", lock_timeout {s.lock_timeout_ms} ms)[/]" if s.lock_timeout_ms else ")[/]"
+        out.print(f"{s.index:>3} {mark} {' '.join(s.sql.split())[:110]}{locks}{lt}{pnr}")
+    env = f" against {result.environment}" if result.environment else ""
+    out.print(f"dry run{env}: nothing was executed")
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--rewrite", is_flag=True, help="Apply the lint fixes (lock-friendly statements).")
+@click.option("--dry-run", is_flag=True, help="Show the plan; execute nothing.")
+@click.option("--restamp", is_flag=True, help="Re-bind this database to --env.")
+@click.option("--stats", "stats_file", default=None, metavar="FILE", help="Stats snapshot file.")
+@click.option(
+    "--no-file-transaction", is_flag=True, help="Files do not run inside one transaction each."
+)
+@_guard_options
+@handle_errors
+def apply(
+    paths: tuple[str, ...],
+    rewrite: bool,
+    dry_run: bool,
+    restamp: bool,
+    stats_file: str | None,
+    no_file_transaction: bool,
+    **kw: Any,
+) -> None:
+    """Apply SQL migrations under lock guard, watchdog, identity guard and journal."""
+    from pgwarden import commands
+    from pgwarden.apply.api import apply_plan
+    from pgwarden.pg.connect import resolve_dsn
+    from pgwarden.settings import load_settings
+
+    settings = load_settings(kw["config"])
+    dsn = resolve_dsn(kw["database_url"], required=not dry_run)
+    ctx = commands.load_context(stats_file=stats_file) if stats_file else None
+    wrap = settings.file_transaction and not no_file_transaction
+    plan = commands.load_plan(paths, context=ctx, file_transaction=wrap)
+    cancel = threading.Event()
+    with _ctrl_c_cancels(cancel):
+        result = apply_plan(
+            plan,
+            database_url=dsn,
+            env=kw["env"],
+            settings=settings,
+            rewrite=rewrite,
+            dry_run=dry_run,
+            yes=kw["yes"],
+            accept_data_loss=kw["accept_data_loss"],
+            limits=_limits(**kw),
+            snapshot=ctx.snapshot if ctx else None,
+            observer=_render_event(kw["log_format"]),
+            cancel=cancel,
+            confirm=_confirm(),
+            journal_file=kw["journal_file"],
+            restamp=restamp,
+        )
+    if dry_run:
+        _render_preview(result)
+        return
+    _finish(result)
+
+
+@click.command()
+@click.option("--run", "run_id", default=None, help="Run id (default: the latest unfinished).")
+@_guard_options
+@handle_errors
+def resume(run_id: str | None, **kw: Any) -> None:
+    """Continue an interrupted, failed or cancelled apply from the journal."""
+    from pgwarden.apply.api import resume_run
+    from pgwarden.pg.connect import resolve_dsn
+    from pgwarden.settings import load_settings
+
+    dsn = resolve_dsn(kw["database_url"])
+    assert dsn is not None
+    cancel = threading.Event()
+    with _ctrl_c_cancels(cancel):
+        result = resume_run(
+            database_url=dsn,
+            env=kw["env"],
+            run_id=run_id,
+            settings=load_settings(kw["config"]),
+            yes=kw["yes"],
+            limits=_limits(**kw),
+            observer=_render_event(kw["log_format"]),
+            cancel=cancel,
+            confirm=_confirm(),
+            journal_file=kw["journal_file"],
+            **({"accept_data_loss": kw["accept_data_loss"]} if kw["accept_data_loss"] else {}),
+        )
+    _finish(result)
+
+
+@click.command()
+@dsn_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@handle_errors
+def status(database_url: str | None, fmt: str) -> None:
+    """Show the target's stamp and the latest runs, with live progress."""
+    from dataclasses import asdict
+
+    from pgwarden.apply.api import status as read_status
+    from pgwarden.pg.connect import resolve_dsn
+
+    dsn = resolve_dsn(database_url)
+    assert dsn is not None
+    report = read_status(dsn)
+    if fmt == "json":
+        print_json(asdict(report))
+        return
+    if report.stamp is None:
+        out.print("not stamped: no pgwarden apply has run against this database")
+    else:
+        st = report.stamp
+        out.print(
+            f"stamped [bold]{st.environment}[/] (system {st.system_identifier}, "
+            f"database {st.database_name} oid {st.database_oid}) "
+            f"since {st.stamped_at:%Y-%m-%d %H:%M}"
+        )
+    for r in report.runs:
+        out.print(
+            f"\nrun {r.run_id} [{r.kind}] [bold]{r.state}[/] "
+            f"started {r.started_at:%Y-%m-%d %H:%M:%S}"
+            f" by {r.who} on {r.environment}" + (f": {r.message}" if r.message else "")
+        )
+        for s in r.steps:
+            pnr = " [red](point of no return)[/]" if s.point_of_no_return else ""
+            tries = f" x{s.attempts}" if s.attempts > 1 else ""
+            out.print(f"  {s.index:>3} {s.state:<10}{tries} {' '.join(s.sql.split())[:90]}{pnr}")
+        if r.progress:
+            p = r.progress
+            out.print(
+                f"  progress: {p.get('command')} {p.get('phase', '')} "
+                f"blocks {p.get('blocks_done', '?')}/{p.get('blocks_total', '?')} "
+                f"tuples {p.get('tuples_done', '?')}/{p.get('tuples_total', '?')}"
+            )
+        if r.waiting_on:
+            out.print(f"  waiting for a lock held by pid {', '.join(map(str, r.waiting_on))}")
+        for e in r.events[:5]:
+            out.print(f"  [dim]{e['at']} {e['kind']} step {e['step']}[/]")
+
+
+@click.command()
+@dsn_option
+@click.option("--run", "run_id", default=None, help="Run id (default: the running one).")
+@handle_errors
+def cancel(database_url: str | None, run_id: str | None) -> None:
+    """Cancel a running apply from another terminal (the step rolls back cleanly)."""
+    from pgwarden.apply.api import cancel_run
+    from pgwarden.pg.connect import resolve_dsn
+
+    dsn = resolve_dsn(database_url)
+    assert dsn is not None
+    result = cancel_run(dsn, run_id=run_id)
+    out.print(result.message)
+    if result.state == "not-running":
+        sys.exit(1)
+
+
+@click.command()
+@click.option("--table", required=True, help="Table to update (schema.name).")
+@click.option("--set", "set_sql", required=True, help="SET list, e.g. \"status = 'open'\".")
+@click.option("--where", "where_sql", default=None, help="Only rows matching this condition.")
+@click.option("--batch-size", type=click.IntRange(1), default=1000, show_default=True)
+@click.option("--target-batch-ms", type=click.IntRange(1), default=200, show_default=True)
+@click.option("--env", "env", default=None, help="Target environment (from the config).")
+@click.option("--yes", is_flag=True, help="Skip the typed confirmation (CI).")
+@click.option("--no-health-gate", is_flag=True)
+@click.option("--config", default=None, metavar="FILE")
+@dsn_option
+@handle_errors
+def backfill(
+    table: str,
+    set_sql: str,
+    where_sql: str | None,
+    batch_size: int,
+    target_batch_ms: int,
+    env: str | None,
+    yes: bool,
+    no_health_gate: bool,
+    config: str | None,
+    database_url: str | None,
+) -> None:
+    """Batched, throttled, resumable UPDATE in primary-key order."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from pgwarden.apply.backfill import BackfillSpec, run_backfill
+    from pgwarden.apply.health import HealthPolicy
+    from pgwarden.apply.identity import check_target, read_identity, read_stamp
+    from pgwarden.pg.connect import connect, resolve_dsn
+    from pgwarden.settings import load_settings
+
+    dsn = resolve_dsn(database_url)
+    assert dsn is not None
+    settings = load_settings(config)
+    with connect(dsn) as conn:
+        ident, stamp = read_identity(conn), read_stamp(conn)
+    check_target(
+        env_name=env,
+        environments=settings.environments,
+        ident=ident,
+        stamp=stamp,
+        destructive=[],
+        accept_data_loss=None,
+        yes=yes,
+        confirm=_confirm(),
+    )
+    spec = BackfillSpec(
+        table, set_sql, where_sql, batch_size=batch_size, target_batch_ms=target_batch_ms
+    )
+    cancel = threading.Event()
+    with (
+        _ctrl_c_cancels(cancel),
+        Progress(
+            TextColumn(f"backfill {table}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>5.1f}%  {task.fields[rows]:,} rows"),
+            TimeRemainingColumn(),
+            console=err,
+        ) as bar,
+    ):
+        task = bar.add_task("backfill", total=1.0, rows=0)
+
+        def show(event: Any) -> None:
+            if event.kind == "backfill_batch":
+                bar.update(task, completed=event.data["progress"], rows=event.data["total_rows"])
+            elif event.kind == "health_pause":
+                err.print(f"  [yellow]paused[/]: {'; '.join(event.data['reasons'])}")
+
+        result = run_backfill(
+            dsn,
+            spec,
+            observer=show,
+            cancel=cancel,
+            health=None if no_health_gate else HealthPolicy(),
+        )
+    if result.state == "cancelled":
+        _fail(
+            f"backfill cancelled after {result.rows:,} rows (last primary key {result.last_pk})",
+            "run the same command again to resume",
+            EXIT_APPLY,
+        )
+    start = f" (resumed after pk {result.resumed_from})" if result.resumed_from else ""
+    out.print(
+        f"backfill {table}: {result.rows:,} rows in {result.batches} batches, "
+        f"{result.seconds:.1f} s{start}"
+    )
+
+
+COMMANDS = (apply, status, cancel, resume, backfill)

@@ -1,0 +1,114 @@
+"""One cancel contract: Ctrl-C or `pgwarden cancel` stops the step cleanly; resume finishes."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import threading
+from pathlib import Path
+
+from pgwarden.apply.api import Limits, apply_plan, cancel_run, resume_run, status
+from tests.apply.conftest import (
+    CIC_WAITING,
+    INVALID,
+    Recorder,
+    cli,
+    plan_of,
+    scalar,
+    wait_until,
+    write_sql,
+)
+
+CIC = "CREATE INDEX CONCURRENTLY invoices_created_at_idx ON invoices (created_at);"
+# An open snapshot makes CREATE INDEX CONCURRENTLY wait after it created its INVALID index.
+SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM settings"
+
+
+def test_cancel_from_another_terminal_drops_the_invalid_index(
+    shop: str, holder, tmp_path: Path, recorder: Recorder
+) -> None:
+    snap = holder(SNAPSHOT)
+    path = write_sql(tmp_path, CIC)
+    results: list[object] = []
+    t = threading.Thread(
+        target=lambda: results.append(
+            apply_plan(
+                plan_of(path, file_transaction=False),
+                database_url=shop,
+                env="staging",
+                observer=recorder,
+                limits=Limits(lock_timeout_ms=120_000),
+            )
+        )
+    )
+    t.start()
+    wait_until(shop, CIC_WAITING)
+    assert scalar(shop, INVALID) == 1
+    cancelled = cancel_run(shop)
+    t.join(60)
+    assert cancelled.state == "cancelled"
+    result = results[0]
+    assert getattr(result, "state", None) == "cancelled"
+    assert scalar(shop, INVALID) == 0
+    kinds = recorder.kinds()
+    assert kinds.index("cleanup") < kinds.index("cancelled")
+    assert status(shop).runs[0].state == "cancelled"
+
+    snap.commit()
+    resumed = resume_run(database_url=shop, env="staging")
+    assert resumed.state == "done"
+    assert scalar(
+        shop,
+        "SELECT indisvalid FROM pg_index WHERE indexrelid = 'invoices_created_at_idx'::regclass",
+    )
+
+
+def test_ctrl_c_during_create_index_concurrently_then_resume(
+    shop: str, holder, tmp_path: Path
+) -> None:
+    snap = holder(SNAPSHOT)
+    path = write_sql(tmp_path, CIC)
+    journal = tmp_path / "journal.jsonl"
+    proc = subprocess.Popen(
+        cli(
+            "apply",
+            str(path),
+            "--database-url",
+            shop,
+            "--env",
+            "staging",
+            "--lock-timeout-ms",
+            "120000",
+            "--journal-file",
+            str(journal),
+            "--no-file-transaction",
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    try:
+        wait_until(shop, CIC_WAITING)
+        assert scalar(shop, INVALID) == 1
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 3, err
+    assert "cancelled" in err and "Traceback" not in err
+    assert scalar(shop, INVALID) == 0
+    assert '"event":"cancelled"' in journal.read_text()
+
+    snap.commit()
+    done = subprocess.run(
+        cli("resume", "--database-url", shop, "--journal-file", str(journal)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert scalar(shop, INVALID) == 0
+    assert scalar(shop, "SELECT to_regclass('invoices_created_at_idx') IS NOT NULL")

@@ -1,0 +1,142 @@
+"""Target identity guard: stamps, mismatching --env, protected environments, data loss."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pgwarden.apply.api import apply_plan
+from pgwarden.apply.identity import Identity
+from pgwarden.errors import Refused, UsageError
+from pgwarden.settings import Environment, Settings
+from tests.apply.conftest import plan_of, scalar, write_sql
+
+SETTINGS = Settings(
+    environments={
+        "production": Environment("production", protected=True),
+        "staging": Environment("staging"),
+    }
+)
+
+
+def _runs(dsn: str) -> object:
+    return scalar(dsn, "SELECT count(*) FROM pgwarden.runs")
+
+
+def test_the_first_apply_stamps_and_a_different_env_is_refused_before_any_statement(
+    shop: str, tmp_path: Path
+) -> None:
+    ok = write_sql(tmp_path, "ALTER TABLE settings ADD COLUMN note text;", "001.sql")
+    apply_plan(plan_of(ok), database_url=shop, env="production", settings=SETTINGS, yes=True)
+    assert scalar(shop, "SELECT environment FROM pgwarden.target") == "production"
+    assert scalar(
+        shop,
+        "SELECT system_identifier = (SELECT system_identifier::text FROM pg_control_system()) "
+        "AND database_oid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+        "FROM pgwarden.target",
+    )
+    drop = write_sql(tmp_path, "DROP TABLE invoices;", "002.sql")
+    with pytest.raises(Refused, match=r"--env staging but database .* is stamped 'production'"):
+        apply_plan(plan_of(drop), database_url=shop, env="staging", settings=SETTINGS)
+    assert scalar(shop, "SELECT count(*) FROM invoices") == 2_000
+    assert _runs(shop) == 1
+
+
+def test_drop_table_on_protected_env_needs_a_backup_or_accepted_data_loss(
+    shop: str, tmp_path: Path
+) -> None:
+    drop = write_sql(tmp_path, "DROP TABLE settings;")
+    with pytest.raises(Refused, match="destructive steps on protected environment"):
+        apply_plan(plan_of(drop), database_url=shop, env="production", settings=SETTINGS, yes=True)
+    assert scalar(shop, "SELECT count(*) FROM settings") == 2
+    assert scalar(shop, "SELECT to_regclass('pgwarden.runs')") is None  # nothing ran at all
+
+    result = apply_plan(
+        plan_of(drop),
+        database_url=shop,
+        env="production",
+        settings=SETTINGS,
+        yes=True,
+        accept_data_loss="settings moved to the config service",
+    )
+    assert result.state == "done"
+    assert scalar(shop, "SELECT to_regclass('settings')") is None
+    assert scalar(shop, "SELECT accept_data_loss FROM pgwarden.runs") == (
+        "settings moved to the config service"
+    )
+    assert scalar(shop, "SELECT point_of_no_return FROM pgwarden.steps") is True
+
+
+def test_a_verified_backup_replaces_the_data_loss_acknowledgement(
+    shop: str, tmp_path: Path
+) -> None:
+    seen: list[Identity] = []
+
+    def backup(ident: Identity) -> str | None:
+        seen.append(ident)
+        return "backup-123"
+
+    drop = write_sql(tmp_path, "DROP TABLE settings;")
+    result = apply_plan(
+        plan_of(drop),
+        database_url=shop,
+        env="production",
+        settings=SETTINGS,
+        yes=True,
+        backup_check=backup,
+    )
+    assert result.state == "done" and result.backup == "backup-123"
+    assert seen and seen[0].database_name == shop.split("dbname=")[1].split()[0]
+
+
+def test_protected_env_needs_a_typed_confirmation(shop: str, tmp_path: Path) -> None:
+    path = write_sql(tmp_path, "ALTER TABLE settings ADD COLUMN note text;")
+    with pytest.raises(Refused, match="no terminal to confirm"):
+        apply_plan(plan_of(path), database_url=shop, env="production", settings=SETTINGS)
+    with pytest.raises(Refused, match="did not match"):
+        apply_plan(
+            plan_of(path),
+            database_url=shop,
+            env="production",
+            settings=SETTINGS,
+            confirm=lambda name: name + "x",
+        )
+    result = apply_plan(
+        plan_of(path),
+        database_url=shop,
+        env="production",
+        settings=SETTINGS,
+        confirm=lambda name: name,
+    )
+    assert result.state == "done"
+
+
+def test_protected_env_must_be_named_and_undeclared_envs_are_typos(
+    shop: str, tmp_path: Path
+) -> None:
+    path = write_sql(tmp_path, "ALTER TABLE settings ADD COLUMN note text;")
+    with pytest.raises(UsageError, match="not declared"):
+        apply_plan(plan_of(path), database_url=shop, env="prod", settings=SETTINGS)
+    with pytest.raises(UsageError, match="no --env given"):
+        apply_plan(plan_of(path), database_url=shop, env=None, settings=SETTINGS)
+    apply_plan(plan_of(path), database_url=shop, env="production", settings=SETTINGS, yes=True)
+    other = write_sql(tmp_path, "ALTER TABLE settings ADD COLUMN other text;", "002.sql")
+    with pytest.raises(Refused, match="must be named explicitly"):
+        apply_plan(plan_of(other), database_url=shop, env=None, settings=SETTINGS, yes=True)
+
+
+def test_a_copy_carrying_another_databases_stamp_is_refused(
+    shop: str, tmp_path: Path, pg_cluster
+) -> None:
+    path = write_sql(tmp_path, "ALTER TABLE settings ADD COLUMN note text;")
+    apply_plan(plan_of(path), database_url=shop, env="staging", settings=SETTINGS)
+    name = shop.split("dbname=")[1].split()[0]
+    copy = pg_cluster.create_database(name + "_copy", template=name)
+    other = write_sql(tmp_path, "ALTER TABLE settings ADD COLUMN other text;", "002.sql")
+    with pytest.raises(Refused, match="it is a copy or a restore"):
+        apply_plan(plan_of(other), database_url=copy, env="staging", settings=SETTINGS)
+    result = apply_plan(
+        plan_of(other), database_url=copy, env="staging", settings=SETTINGS, restamp=True
+    )
+    assert result.state == "done"
