@@ -1,0 +1,250 @@
+"""`backup create`: pg_dump of an exported snapshot, with checksums taken in that snapshot.
+
+One connection opens a REPEATABLE READ transaction and exports its snapshot;
+pg_dump (directory format, parallel jobs) dumps exactly that snapshot while the
+same transaction computes per-table row counts and checksums in a thread. The
+backup is built in a staging directory and published under its final name only
+once the dump, the file checksums and the manifest are all written.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import re
+import secrets
+import subprocess
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import psycopg
+from psycopg import IsolationLevel, conninfo
+
+from pgwarden.backup import content
+from pgwarden.backup.catalogue import DUMP, MANIFEST, Catalogue, write_file_atomic
+from pgwarden.backup.manifest import FileEntry, Manifest, TableCheck, utc_now
+from pgwarden.backup.tools import ToolFailed, installation_for, run_tool, tool_version
+from pgwarden.errors import DatabaseError, EnvironmentProblem
+from pgwarden.pg.connect import connect, describe_dsn
+
+__all__ = ["Progress", "create_backup"]
+
+_DUMPING_RE = re.compile(r'dumping contents of table "(.+)"')
+_TOC_DATA_RE = re.compile(r"^(\d+); \d+ (\d+) TABLE DATA ")
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A step of a long operation: `done` of `total` in `phase` (bytes; rows when restoring)."""
+
+    phase: str
+    done: int
+    total: int
+    item: str = ""
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", name)[:40] or "db"
+
+
+def _split_password(dsn: str) -> tuple[str, dict[str, str]]:
+    """The DSN without its password, and an environment carrying it instead."""
+    params = conninfo.conninfo_to_dict(dsn)
+    env = dict(os.environ)
+    password = params.pop("password", None)
+    if password is not None:
+        env["PGPASSWORD"] = str(password)
+    return conninfo.make_conninfo(**{k: str(v) for k, v in params.items()}), env
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _data_files(dump: Path, oid_to_table: dict[int, str], pg_restore: Path) -> dict[str, str]:
+    """file name -> table, from the dump's table of contents."""
+    proc = subprocess.run(
+        [str(pg_restore), "--list", str(dump)], capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise ToolFailed("pg_restore", proc.returncode, proc.stderr)
+    listing = proc.stdout
+    result: dict[str, str] = {}
+    for line in listing.splitlines():
+        m = _TOC_DATA_RE.match(line)
+        if m is None:
+            continue
+        table = oid_to_table.get(int(m.group(2)))
+        if table is None:
+            continue
+        for f in dump.glob(f"{m.group(1)}.dat*"):
+            result[f.name] = table
+    return result
+
+
+def _disk_full(where: str) -> EnvironmentProblem:
+    return EnvironmentProblem(
+        f"disk full while writing the backup in {where}; nothing was recorded",
+        hint="free space there or point --catalogue at a larger volume, then run it again",
+    )
+
+
+def create_backup(
+    dsn: str, catalogue: Catalogue, *, jobs: int = 2, on_progress: ProgressFn | None = None
+) -> Manifest:
+    """Take a consistent backup of the database at `dsn` into `catalogue`."""
+    conn = connect(dsn, autocommit=True, application_name="pgwarden backup")
+    try:
+        return _create(conn, dsn, catalogue, jobs, on_progress)
+    except psycopg.Error as exc:
+        raise DatabaseError(
+            f"backup of {describe_dsn(dsn)} failed: {str(exc).strip()}",
+            hint="nothing was recorded; check the server and the user's privileges",
+            sqlstate=exc.sqlstate,
+        ) from None
+    finally:
+        conn.close()
+
+
+def _create(
+    conn: content.Conn, dsn: str, catalogue: Catalogue, jobs: int, on_progress: ProgressFn | None
+) -> Manifest:
+    started_at = utc_now()
+    ident = content.identity(conn)
+    inst = installation_for(ident.server_version_num // 10000)
+    content.pin_output_settings(conn)
+    conn.autocommit = False
+    conn.isolation_level = IsolationLevel.REPEATABLE_READ
+    conn.read_only = True
+    row = conn.execute(
+        "SELECT pg_export_snapshot(), clock_timestamp(), (CASE WHEN pg_is_in_recovery()"
+        " THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text,"
+        " pg_database_size(current_database())"
+    ).fetchone()
+    assert row is not None
+    snapshot_id, snapshot_at, lsn, db_size = str(row[0]), row[1], str(row[2]), int(str(row[3]))
+    assert isinstance(snapshot_at, datetime)
+    tables = content.list_tables_with_oid(conn)
+    schema = content.schema_fingerprint(conn)
+    roles = content.roles(conn)
+    sizes = {f"{s}.{t}": b for _oid, s, t, b in tables}
+    total = sum(sizes.values())
+    backup_id = f"{snapshot_at:%Y%m%dT%H%M%SZ}-{_slug(ident.database)}-{secrets.token_hex(2)}"
+
+    checks: list[TableCheck] = []
+    failure: list[BaseException] = []
+    done = {"checksum": 0, "dump": 0}
+    lock = threading.Lock()
+
+    def report(phase: str, size: int, item: str) -> None:
+        with lock:
+            done[phase] += size
+            if on_progress is not None:
+                on_progress(Progress(phase, done[phase], total, item))
+
+    def checksum_worker() -> None:
+        try:
+            checks.extend(
+                content.checksum_all(
+                    conn,
+                    [(s, t, b) for _oid, s, t, b in tables],
+                    lambda name, size: report("checksum", size, name),
+                )
+            )
+        except BaseException as exc:  # re-raised in the main thread
+            failure.append(exc)
+
+    def on_line(line: str) -> None:
+        m = _DUMPING_RE.search(line)
+        if m is not None:
+            report("dump", sizes.get(m.group(1), 0), m.group(1))
+
+    plain_dsn, env = _split_password(dsn)
+    with catalogue.storage.staging(backup_id) as staging:
+        dump_dir = staging / DUMP
+        worker = threading.Thread(target=checksum_worker, name="pgwarden-checksums", daemon=True)
+        worker.start()
+        try:
+            run_tool(
+                [
+                    str(inst.tool("pg_dump")),
+                    "--format=directory",
+                    f"--jobs={jobs}",
+                    "--verbose",
+                    f"--snapshot={snapshot_id}",
+                    f"--file={dump_dir}",
+                    f"--dbname={plain_dsn}",
+                ],
+                env=env,
+                on_line=on_line,
+            )
+            worker.join()
+        except ToolFailed as exc:
+            conn.cancel_safe()
+            worker.join()
+            if "No space left on device" in exc.stderr:
+                raise _disk_full(catalogue.location) from None
+            raise DatabaseError(
+                f"pg_dump failed: {exc.last_error}",
+                hint="nothing was recorded; fix the cause above and run it again",
+            ) from None
+        except BaseException:
+            conn.cancel_safe()
+            worker.join()
+            raise
+        if failure:
+            raise failure[0]
+        conn.rollback()
+        try:
+            oid_to_table = {oid: f"{s}.{t}" for oid, s, t, _b in tables}
+            owners = _data_files(dump_dir, oid_to_table, inst.tool("pg_restore"))
+            files = []
+            for path in sorted(dump_dir.iterdir()):
+                files.append(
+                    FileEntry(
+                        path.name, path.stat().st_size, sha256_file(path), owners.get(path.name)
+                    )
+                )
+            manifest = Manifest(
+                id=backup_id,
+                database=ident.database,
+                database_oid=ident.database_oid,
+                system_identifier=ident.system_identifier,
+                server_version=ident.server_version,
+                server_version_num=ident.server_version_num,
+                pg_dump_version=tool_version(inst, "pg_dump"),
+                encoding=ident.encoding,
+                snapshot_at=snapshot_at,
+                started_at=started_at,
+                ended_at=utc_now(),
+                lsn=lsn,
+                jobs=jobs,
+                size_bytes=sum(f.size for f in files),
+                database_size_bytes=db_size,
+                tables=tuple(checks),
+                files=tuple(files),
+                schema=schema,
+                roles=roles,
+            )
+            text = manifest.to_json()
+            write_file_atomic(staging / MANIFEST, text)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise _disk_full(catalogue.location) from None
+            raise EnvironmentProblem(
+                f"cannot write the backup in {catalogue.location}: {exc.strerror or exc}",
+                hint="nothing was recorded; check the catalogue directory",
+            ) from None
+        catalogue.storage.publish(staging, backup_id)
+    return catalogue.manifest(backup_id)

@@ -1,0 +1,237 @@
+"""`backup restore --at TIME`: pick the backup by an explicit rule, restore, prove it.
+
+The rule: the newest *verified* backup of this system_identifier (and database)
+whose dump ended at or before TIME. TIME must carry an offset. Nothing else is
+ever chosen; when nothing qualifies the refusal lists the nearest backups and
+why each does not count.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import psycopg
+from psycopg import sql
+
+from pgwarden.backup import content
+from pgwarden.backup.catalogue import BackupInfo, Catalogue
+from pgwarden.backup.dump import _split_password
+from pgwarden.backup.manifest import Manifest, format_duration, format_time
+from pgwarden.backup.tools import ToolFailed, installation_for, run_tool
+from pgwarden.backup.verify import check_files, compare_database
+from pgwarden.errors import DatabaseError, Refused, UsageError
+from pgwarden.pg.connect import connect, describe_dsn
+from pgwarden.settings import Settings
+
+__all__ = [
+    "RestoreResult",
+    "Target",
+    "check_environment",
+    "describe_target",
+    "restore_backup",
+    "select_backup",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What the restore would write into."""
+
+    dsn: str
+    description: str
+    identity: content.Identity
+    tables: tuple[str, ...]
+    environment: str | None
+
+    def conflicts(self, m: Manifest) -> tuple[str, ...]:
+        """Tables in the target that a restore of `m` would collide with, or that hold data
+        of their own (everything but pgwarden's own bookkeeping)."""
+        ours = {t.qualified for t in m.tables}
+        return tuple(t for t in self.tables if t in ours or not t.startswith("pgwarden."))
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreResult:
+    """A finished restore and the proof that the data matches the manifest."""
+
+    backup: Manifest
+    target: str
+    restore_seconds: float
+    mismatches: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches
+
+
+def _short(sysid: int) -> str:
+    return str(sysid)[:10] + "…"
+
+
+def _why_not(b: BackupInfo, at: datetime) -> str:
+    assert b.manifest is not None
+    delta = b.manifest.ended_at - at
+    side = "after" if delta > timedelta(0) else "before"
+    when = f"{format_duration(delta.total_seconds())} {side} TIME"
+    if not b.verified:
+        return f"{when}, {b.state}: run `pgwarden backup verify {b.id}`"
+    if delta > timedelta(0):
+        return f"{when}: ended after TIME"
+    return when
+
+
+def select_backup(
+    entries: list[BackupInfo], system_identifier: int, database: str, at: datetime
+) -> BackupInfo:
+    """The newest verified backup of (system_identifier, database) ended at or before `at`."""
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise UsageError("TIME has no UTC offset", hint="e.g. 2024-02-21T04:55:00+00:00")
+    ours = [
+        b
+        for b in entries
+        if b.manifest is not None
+        and b.manifest.system_identifier == system_identifier
+        and b.manifest.database == database
+    ]
+    eligible = [b for b in ours if b.verified and b.manifest and b.manifest.ended_at <= at]
+    if eligible:
+        return max(eligible, key=lambda b: b.manifest.ended_at if b.manifest else at)
+    what = f"database {database!r} of system {system_identifier}"
+    lines = [f"no verified backup of {what} ended at or before {format_time(at)}"]
+
+    def distance(b: BackupInfo) -> float:
+        assert b.manifest is not None
+        return abs((b.manifest.ended_at - at).total_seconds())
+
+    nearest = sorted(ours, key=distance)[:5]
+    if nearest:
+        lines.append("nearest backups of this database:")
+        for b in nearest:
+            assert b.manifest is not None
+            lines.append(f"  {b.id}  ended {format_time(b.manifest.ended_at)}  ({_why_not(b, at)})")
+    others = sorted(
+        {
+            (b.manifest.system_identifier, b.manifest.database)
+            for b in entries
+            if b.manifest is not None and b not in ours
+        }
+    )
+    hint = "choose a later TIME only if you accept losing what was written since"
+    if others:
+        listed = ", ".join(f"{db!r} of system {sid}" for sid, db in others[:5])
+        lines.append(f"the catalogue also holds backups of {listed}")
+        hint = (
+            "if the target is a replacement server, name the source with "
+            "--from-system SYSID [--database NAME]"
+        )
+    if not ours and not others:
+        lines.append("the catalogue holds no backups")
+    raise Refused("\n".join(lines), hint=hint)
+
+
+def _stamp(conn: content.Conn) -> str | None:
+    """The environment name stamped by `pgwarden apply` (schema `pgwarden`), if any."""
+    row = conn.execute(
+        "SELECT table_name, column_name FROM information_schema.columns"
+        " WHERE table_schema = 'pgwarden' AND column_name IN ('environment', 'env')"
+        " ORDER BY table_name <> 'target', table_name LIMIT 1"
+    ).fetchone()
+    if row is None:
+        return None
+    query = sql.SQL("SELECT {} FROM {} LIMIT 1").format(
+        sql.Identifier(str(row[1])), sql.Identifier("pgwarden", str(row[0]))
+    )
+    try:
+        stamped = conn.execute(query).fetchone()
+    except psycopg.Error:
+        return None
+    return None if stamped is None or stamped[0] is None else str(stamped[0])
+
+
+def describe_target(dsn: str) -> Target:
+    """Identity, existing tables and environment stamp of the restore target."""
+    with connect(dsn, application_name="pgwarden backup restore") as conn:
+        ident = content.identity(conn)
+        tables = tuple(f"{s}.{t}" for s, t, _b in content.list_tables(conn))
+        env = _stamp(conn)
+    return Target(dsn, describe_dsn(dsn), ident, tables, env)
+
+
+def check_environment(target: Target, env: str | None, settings: Settings) -> None:
+    """Refuse a target stamped as a protected (or undeclared) environment unless --env names it."""
+    stamped = target.environment
+    if stamped is None:
+        if env is not None:
+            declared = settings.environments.get(env)
+            if declared is None:
+                raise UsageError(
+                    f"--env {env}: no such environment in the configuration",
+                    hint="declare it under [tool.pgwarden.environments]",
+                )
+        return
+    if env is not None and env != stamped:
+        raise Refused(
+            f"target {target.description} is stamped as environment {stamped!r}, not {env!r}",
+            hint="check the URL; you may be pointing at the wrong database",
+        )
+    declared = settings.environments.get(stamped)
+    protected = declared is None or declared.protected
+    if protected and env is None:
+        reason = "protected" if declared is not None else "not declared in the configuration"
+        raise Refused(
+            f"target {target.description} is stamped as environment {stamped!r} ({reason})",
+            hint=f"pass --env {stamped} to restore into it",
+        )
+
+
+def restore_backup(
+    catalogue: Catalogue,
+    backup_id: str,
+    target: Target,
+    *,
+    jobs: int = 2,
+    clean: bool = False,
+    no_owner: bool = False,
+) -> RestoreResult:
+    """Restore `backup_id` into the target, then compare its tables with the manifest."""
+    m = catalogue.manifest(backup_id)
+    conflicts = target.conflicts(m)
+    if conflicts and not clean:
+        shown = ", ".join(conflicts[:5])
+        raise Refused(
+            f"target {target.description} already has {len(conflicts)} tables "
+            f"({shown}{', …' if len(conflicts) > 5 else ''})",
+            hint="restore into an empty database, or pass --clean to drop and recreate "
+            "the objects the backup contains",
+        )
+    dump_major = int(m.pg_dump_version.split(".")[0])
+    inst = installation_for(max(target.identity.server_version_num // 10000, dump_major))
+    with catalogue.storage.dump_dir(backup_id) as dump_dir:
+        problems = check_files(m.files, dump_dir)
+        if problems:
+            raise Refused(
+                f"backup {backup_id} changed since it was taken: {problems[0]}",
+                hint="nothing was restored; choose another backup with an earlier --at",
+            )
+        args = [
+            str(inst.tool("pg_restore")),
+            f"--jobs={jobs}",
+            "--exit-on-error",
+            *(["--clean", "--if-exists"] if clean else []),
+            *(["--no-owner", "--no-privileges"] if no_owner else []),
+        ]
+        plain, env = _split_password(target.dsn)
+        t0 = time.monotonic()
+        try:
+            run_tool([*args, f"--dbname={plain}", str(dump_dir)], env=env)
+        except ToolFailed as exc:
+            raise DatabaseError(
+                f"pg_restore into {target.description} failed: {exc.last_error}",
+                hint="the target may be partly restored; fix the cause, then run again "
+                "with --clean",
+            ) from None
+        seconds = time.monotonic() - t0
+    mismatches = compare_database(target.dsn, m, only_backed_up=True)
+    return RestoreResult(m, target.description, seconds, tuple(mismatches))
