@@ -33,242 +33,15 @@ Load only ever targets the cluster's private unix socket and is bounded in time.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-import random
-import subprocess
-import sys
-import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import psycopg
+from pgwarden.pg.cluster import Cluster
+from pgwarden.replay import ReplaySettings, Run, load_templates, run_one
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-
-from pgwarden.demo import create_sample_schema  # noqa: E402
-from pgwarden.pg.cluster import Cluster  # noqa: E402
-
 MIGRATION = ROOT / "examples" / "incident" / "001_recreate_invoice_fk.sql"
-PGWARDEN = ROOT / ".venv" / "bin" / "pgwarden"
-APP = "api"
-CLIENT_TIMEOUT_S = 5.0
-CLIENT_RETRIES = 3
-WARMUP_S = 5.0
-COOLDOWN_S = 10.0
-REPORT_S = 30.0
-RUN_LIMIT_S = 240.0
-
-
-@dataclass
-class Run:
-    """One scenario x tool: the time series and the figures."""
-
-    scenario: str
-    tool: str
-    rate: float
-    t0: float = 0.0
-    migration_start: float = 0.0
-    migration_end: float = 0.0
-    migration_rc: int | None = None
-    completions: list[float] = field(default_factory=list)
-    errors: int = 0
-    samples: list[tuple[float, int, int]] = field(default_factory=list)  # t, conns, lock waits
-    constraint_valid: bool = False
-    output: str = ""
-
-    def per_second(self) -> list[int]:
-        end = max([self.migration_end, *self.completions], default=self.t0) - self.t0
-        buckets = [0] * (int(end) + 1)
-        for c in self.completions:
-            buckets[int(c - self.t0)] += 1
-        return buckets
-
-    @property
-    def stall_s(self) -> int:
-        b = self.per_second()
-        start = int(self.migration_start - self.t0)
-        # the last bucket may be partial: only whole seconds count
-        return sum(1 for n in b[start:-1] if n < 0.5 * self.rate)
-
-    @property
-    def peak_connections(self) -> int:
-        return max((s[1] for s in self.samples), default=0)
-
-    @property
-    def peak_lock_waits(self) -> int:
-        return max((s[2] for s in self.samples), default=0)
-
-    @property
-    def duration_s(self) -> float:
-        return self.migration_end - self.migration_start
-
-    @property
-    def recovered(self) -> bool:
-        b = self.per_second()[:-1]
-        tail = b[-5:]
-        return len(tail) == 5 and sum(tail) >= 0.8 * self.rate * 5
-
-
-# -- load --------------------------------------------------------------------------------
-
-
-async def _request(dsn: str, i: int, accounts: int, run: Run) -> None:
-    for _attempt in range(CLIENT_RETRIES + 1):
-        try:
-            async with asyncio.timeout(CLIENT_TIMEOUT_S):
-                conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
-                try:
-                    if i % 2:
-                        await conn.execute(
-                            "SELECT id, amount_cents, status FROM invoices WHERE id = %s",
-                            (1 + (i * 7919) % 1_000_000,),
-                        )
-                    else:
-                        await conn.execute(
-                            "INSERT INTO invoices (payment_account_id, amount_cents) "
-                            "VALUES (%s, %s)",
-                            (1 + i % accounts, i % 100_000),
-                        )
-                finally:
-                    await conn.close()
-            run.completions.append(time.monotonic())
-            return
-        except (TimeoutError, psycopg.Error):
-            await asyncio.sleep(0.1 + random.random() * 0.2)
-    run.errors += 1
-
-
-async def _load(dsn: str, rate: float, accounts: int, run: Run, stop: threading.Event) -> None:
-    tasks: set[asyncio.Task[None]] = set()
-    i = 0
-    start = time.monotonic()
-    while not stop.is_set() and time.monotonic() - start < RUN_LIMIT_S:
-        due = start + i / rate
-        delay = due - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        t = asyncio.create_task(_request(dsn, i, accounts, run))
-        tasks.add(t)
-        t.add_done_callback(tasks.discard)
-        i += 1
-    if tasks:
-        await asyncio.wait(tasks, timeout=CLIENT_TIMEOUT_S * (CLIENT_RETRIES + 2))
-
-
-def _sampler(dsn: str, run: Run, stop: threading.Event) -> None:
-    with psycopg.connect(dsn, autocommit=True) as c:
-        while not stop.wait(0.1):
-            row = c.execute(
-                "SELECT count(*) FILTER (WHERE backend_type = 'client backend'), "
-                "count(*) FILTER (WHERE wait_event_type = 'Lock') FROM pg_stat_activity"
-            ).fetchone()
-            assert row is not None
-            run.samples.append((time.monotonic(), int(row[0]), int(row[1])))
-
-
-# -- one run -----------------------------------------------------------------------------
-
-
-def _migrate(cluster: Cluster, db: str, tool: str, run: Run) -> None:
-    if tool == "naive":
-        cmd = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-d", db]
-        cmd += ["-f", str(MIGRATION)]
-    else:
-        cmd = [str(PGWARDEN), "apply", str(MIGRATION), "--database-url", cluster.url(db)]
-        cmd += ["--env", "bench", "--yes", "--rewrite", "--log-format", "json"]
-        cmd += ["--journal-file", str(Path(cluster.root) / "journal.jsonl")]
-    run.migration_start = time.monotonic()
-    p = subprocess.run(cmd, env=cluster.tool_env(), capture_output=True, text=True, check=False)
-    run.migration_end = time.monotonic()
-    run.migration_rc = p.returncode
-    run.output = (p.stdout + p.stderr)[-20000:]
-
-
-def _report(dsn: str, ready: threading.Event, hold_s: float) -> None:
-    with psycopg.connect(dsn, autocommit=True) as c:
-        c.execute("SET application_name = 'monthly-report'")
-        with c.transaction():
-            c.execute("SELECT count(*) FROM invoices WHERE id < 1000")
-            ready.set()
-            c.execute("SELECT pg_sleep(%s)", (hold_s,))
-
-
-def run_one(cluster: Cluster, template: str, scenario: str, tool: str, rate: float) -> Run:
-    db = f"{scenario}_{tool}"
-    admin = cluster.dsn()
-    with psycopg.connect(admin, autocommit=True) as c:
-        c.execute(f"DROP DATABASE IF EXISTS {db}")
-        c.execute(f"CREATE DATABASE {db} TEMPLATE {template}")
-    dsn = cluster.dsn(db)
-    with psycopg.connect(dsn, autocommit=True) as c:
-        c.execute("VACUUM ANALYZE invoices")  # warm the copy's cache and statistics
-    app_dsn = cluster.dsn(db, user="app") + f" application_name={APP} connect_timeout=5"
-    run = Run(scenario, tool, rate)
-    stop = threading.Event()
-    run.t0 = time.monotonic()
-    sampler = threading.Thread(target=_sampler, args=(dsn, run, stop), daemon=True)
-    sampler.start()
-    loader = threading.Thread(
-        target=lambda: asyncio.run(_load(app_dsn, rate, 50_000, run, stop)), daemon=True
-    )
-    loader.start()
-    time.sleep(WARMUP_S)
-    report = None
-    if scenario == "b":
-        ready = threading.Event()
-        report = threading.Thread(target=_report, args=(dsn, ready, REPORT_S), daemon=True)
-        report.start()
-        ready.wait(10)
-        time.sleep(2.0)
-    _migrate(cluster, db, tool, run)
-    if report is not None:
-        report.join(REPORT_S + 10)
-    time.sleep(COOLDOWN_S)
-    stop.set()
-    loader.join(CLIENT_TIMEOUT_S * (CLIENT_RETRIES + 3))
-    sampler.join(5)
-    with psycopg.connect(dsn, autocommit=True) as c:
-        row = c.execute(
-            "SELECT convalidated FROM pg_constraint "
-            "WHERE conname = 'invoices_payment_account_id_fkey'"
-        ).fetchone()
-        run.constraint_valid = bool(row and row[0])
-    with psycopg.connect(admin, autocommit=True) as c:
-        c.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
-            "AND pid <> pg_backend_pid()",
-            (db,),
-        )
-        c.execute(f"DROP DATABASE IF EXISTS {db}")
-    return run
-
-
-# -- main --------------------------------------------------------------------------------
-
-
-def _load_template(cluster: Cluster, rows: int) -> None:
-    t = time.monotonic()
-    for name, drop_fk_index in (("tpl_a", True), ("tpl_b", False)):
-        with psycopg.connect(cluster.dsn(), autocommit=True) as c:
-            if name == "tpl_b":
-                c.execute("CREATE DATABASE tpl_b TEMPLATE tpl_a")
-            else:
-                c.execute("CREATE DATABASE tpl_a")
-        with psycopg.connect(cluster.dsn(name), autocommit=True) as c:
-            if name == "tpl_a":
-                create_sample_schema(c, invoices_rows=rows)
-                c.execute("CREATE ROLE app LOGIN")
-                c.execute("GRANT SELECT, INSERT ON invoices, payment_accounts TO app")
-            if drop_fk_index:
-                c.execute("DROP INDEX invoices_payment_account_id_idx")
-            elif name == "tpl_b":
-                c.execute(
-                    "CREATE INDEX invoices_payment_account_id_idx ON invoices (payment_account_id)"
-                )
-    print(f"loaded {rows:,} invoices in {time.monotonic() - t:.0f} s", flush=True)
 
 
 def _plot(runs: list[Run], path: Path) -> None:
@@ -309,12 +82,15 @@ def main() -> None:
     args = ap.parse_args()
     logging.getLogger("psycopg").setLevel(logging.CRITICAL)  # cancel failures under pile-up
     runs: list[Run] = []
+    cfg = ReplaySettings(rate_per_s=args.rate)
     with Cluster.start() as cluster:
-        _load_template(cluster, args.rows)
+        t = time.monotonic()
+        load_templates(cluster, args.rows, scenario_a="a" in args.scenarios.split(","))
+        print(f"loaded {args.rows:,} invoices in {time.monotonic() - t:.0f} s", flush=True)
         for scenario in args.scenarios.split(","):
             for tool in args.tools.split(","):
                 tpl = "tpl_a" if scenario == "a" else "tpl_b"
-                run = run_one(cluster, tpl, scenario, tool, args.rate)
+                run = run_one(cluster, tpl, scenario, tool, MIGRATION, cfg)
                 runs.append(run)
                 print(
                     f"  ({scenario}) {tool:<8} stall {run.stall_s:>3} s  "

@@ -7,10 +7,10 @@ what each example migration would do to those tables.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -19,78 +19,11 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from pgwarden import commands
 from pgwarden.pg.cluster import Cluster
+from pgwarden.replay import ReplaySettings, run_one
 from pgwarden.report.lint_text import render_lint
+from pgwarden.sample import SCHEMA_SQL, create_sample_schema, light_traffic
 
 __all__ = ["SCHEMA_SQL", "create_sample_schema", "examples_dir", "light_traffic", "run_demo"]
-
-SCHEMA_SQL = """
-CREATE TABLE payment_accounts (
-    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    owner text NOT NULL,
-    iban text,
-    created_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE TABLE invoices (
-    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    payment_account_id bigint NOT NULL REFERENCES payment_accounts (id),
-    amount_cents integer NOT NULL,
-    status text DEFAULT 'open',
-    created_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX invoices_payment_account_id_idx ON invoices (payment_account_id);
-CREATE TABLE settings (key text PRIMARY KEY, value text NOT NULL);
-INSERT INTO settings VALUES ('currency', 'EUR'), ('vat', '21');
-"""
-
-
-def create_sample_schema(
-    conn: psycopg.Connection[tuple[object, ...]],
-    *,
-    invoices_rows: int,
-    accounts_rows: int = 50_000,
-    on_progress: Callable[[int], None] | None = None,
-    chunk: int = 250_000,
-) -> None:
-    """Create and fill the incident's tables (autocommit connection)."""
-    conn.execute(SCHEMA_SQL)
-    conn.execute(
-        "INSERT INTO payment_accounts (owner, iban) "
-        "SELECT 'owner ' || g, 'NL' || lpad(g::text, 16, '0') FROM generate_series(1, %s) g",
-        (accounts_rows,),
-    )
-    done = 0
-    while done < invoices_rows:
-        n = min(chunk, invoices_rows - done)
-        conn.execute(
-            "INSERT INTO invoices (payment_account_id, amount_cents, status, created_at) "
-            "SELECT 1 + (g * 7919) %% %s, (g * 31) %% 100000, "
-            "CASE WHEN g %% 10 = 0 THEN 'paid' ELSE 'open' END, "
-            "now() - (g || ' seconds')::interval FROM generate_series(%s::bigint, %s::bigint) g",
-            (accounts_rows, done + 1, done + n),
-        )
-        done += n
-        if on_progress is not None:
-            on_progress(n)
-    conn.execute("VACUUM ANALYZE payment_accounts, invoices, settings")
-
-
-def light_traffic(dsn: str, stop: threading.Event, accounts_rows: int) -> None:
-    """Point reads and inserts on invoices until `stop` is set."""
-    with psycopg.connect(dsn, autocommit=True) as c:
-        i = 0
-        while not stop.is_set():
-            i += 1
-            c.execute("SELECT * FROM invoices WHERE id = %s", (i * 37 % 1000 + 1,))
-            c.execute(
-                "SELECT id, amount_cents FROM invoices WHERE payment_account_id = %s "
-                "ORDER BY id DESC LIMIT 20",
-                (i * 13 % accounts_rows + 1,),
-            )
-            c.execute(
-                "INSERT INTO invoices (payment_account_id, amount_cents) VALUES (%s, %s)",
-                (i % accounts_rows + 1, i),
-            )
-            time.sleep(0.005)
 
 
 def examples_dir() -> Path:
@@ -102,7 +35,37 @@ def examples_dir() -> Path:
     return Path("examples")
 
 
-def run_demo(out: Console, err: Console, *, invoices_rows: int = 1_000_000) -> None:
+def _replay(out: Console, err: Console, cluster: Cluster, migration: Path) -> None:
+    """Apply the incident migration under load while a report holds a lock: naive vs pgwarden."""
+    logging.getLogger("psycopg").setLevel(logging.CRITICAL)  # cancelled clients are expected
+    cfg = ReplaySettings(warmup_s=3.0, cooldown_s=4.0, report_hold_s=10.0)
+    with psycopg.connect(cluster.dsn("demo"), autocommit=True) as conn:
+        conn.execute("CREATE ROLE app LOGIN")
+        conn.execute("GRANT SELECT, INSERT ON invoices, payment_accounts TO app")
+    out.print(
+        f"\n[bold]5.[/] Applying {migration.name} under {cfg.rate_per_s:.0f} requests/s while a "
+        f"{cfg.report_hold_s:.0f} s report transaction holds a lock on invoices:"
+    )
+    runs = {}
+    for tool in ("naive", "pgwarden"):
+        with err.status(f"   {tool}: running ..."):
+            runs[tool] = run_one(cluster, "demo", "b", tool, migration, cfg)
+        r = runs[tool]
+        how = "psql --single-transaction" if tool == "naive" else "pgwarden apply --rewrite"
+        out.print(
+            f"   {how:<26} API stalled {r.stall_s:>2} s, peak {r.peak_lock_waits:>3} sessions "
+            f"waiting on locks, peak {r.peak_connections:>3} connections, {r.errors} failed "
+            f"requests; migration {r.duration_s:.1f} s, constraint "
+            f"{'valid' if r.constraint_valid else 'NOT valid'}"
+        )
+    naive, ours = runs["naive"], runs["pgwarden"]
+    if naive.stall_s:
+        out.print(f"   pgwarden's stall is {ours.stall_s / naive.stall_s:.0%} of the naive run's.")
+
+
+def run_demo(
+    out: Console, err: Console, *, invoices_rows: int = 1_000_000, replay: bool = True
+) -> None:
     """Run the demo, printing as it goes."""
     accounts = 50_000
     t0 = time.perf_counter()
@@ -156,4 +119,6 @@ def run_demo(out: Console, err: Console, *, invoices_rows: int = 1_000_000) -> N
         out.print(f"[bold]4.[/] Linting the example migrations in {folder} against them:\n")
         plan, result = commands.lint([folder], context=ctx)
         render_lint(out, plan, result)
+        if replay:
+            _replay(out, err, cluster, folder / "incident" / "001_recreate_invoice_fk.sql")
     out.print(f"\nDone in {time.perf_counter() - t0:.1f} s; the throwaway cluster is gone.")

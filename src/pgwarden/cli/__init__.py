@@ -98,8 +98,9 @@ def _register() -> None:
     # One line per capability; each module owns its commands.
     from pgwarden.cli import analyse
     from pgwarden.cli import apply as apply_cli
+    from pgwarden.cli import backup as backup_cli
 
-    for module in (analyse, apply_cli):
+    for module in (analyse, apply_cli, backup_cli):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -174,12 +174,13 @@ def stats_dump(database_url: str | None, output: str, sample_seconds: float) -> 
     show_default=True,
     help="Rows in the demo's invoices table.",
 )
+@click.option("--no-replay", is_flag=True, help="Skip applying the incident migration under load.")
 @handle_errors
-def demo(rows: int) -> None:
-    """Run the main job on an embedded PostgreSQL: build, snapshot, lint examples/."""
+def demo(rows: int, no_replay: bool) -> None:
+    """Run the main job on an embedded PostgreSQL: build, snapshot, lint, apply under load."""
     from pgwarden.demo import run_demo
 
-    run_demo(out, err, invoices_rows=rows)
+    run_demo(out, err, invoices_rows=rows, replay=not no_replay)
 
 
 COMMANDS = (explain, lint, stats, demo)
