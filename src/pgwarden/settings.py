@@ -35,6 +35,10 @@ class Settings:
     ignore: tuple[str, ...] = ()
     environments: dict[str, Environment] = field(default_factory=dict)
     backup_catalogue: str = "backups/"
+    # A destructive step on a protected environment needs a verified backup this recent.
+    backup_max_age_hours: float = 24.0
+    # apply refuses a plan whose exact fingerprint was never rehearsed.
+    require_rehearsed: bool = False
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -91,6 +95,9 @@ def _build(t: dict[str, Any], source: str) -> Settings:
     if fail_on not in ("error", "warning", "note"):
         raise ConfigError(f"{source}: fail_on must be error, warning or note, got {fail_on!r}")
     ignore = typed("ignore", list, [])
+    max_age = backup.get("max_age_hours", 24.0)
+    if not isinstance(max_age, int | float) or isinstance(max_age, bool) or max_age <= 0:
+        raise ConfigError(f"{source}: backup.max_age_hours must be a positive number")
     return Settings(
         source=source,
         pg_version=typed("pg_version", int, None),
@@ -99,5 +106,7 @@ def _build(t: dict[str, Any], source: str) -> Settings:
         ignore=tuple(str(x) for x in ignore),
         environments=envs,
         backup_catalogue=str(backup.get("catalogue", "backups/")),
+        backup_max_age_hours=float(max_age),
+        require_rehearsed=typed("require_rehearsed", bool, False),
         raw=t,
     )

@@ -140,3 +140,28 @@ def test_a_copy_carrying_another_databases_stamp_is_refused(
         plan_of(other), database_url=copy, env="staging", settings=SETTINGS, restamp=True
     )
     assert result.state == "done"
+
+
+def test_the_backup_catalogue_decides_destructive_steps(shop: str, tmp_path: Path) -> None:
+    """A real backup, verified by restoring it, lets a DROP through; an unverified one doesn't."""
+    from dataclasses import replace
+
+    from pgwarden.backup import api as backup
+
+    catalogue = tmp_path / "backups"
+    cfg = replace(SETTINGS, backup_catalogue=str(catalogue))
+    manifest = backup.create(shop, catalogue=str(catalogue))
+    drop = write_sql(tmp_path, "DROP TABLE settings;")
+    with pytest.raises(Refused, match="without a verified backup"):  # created, not verified
+        apply_plan(plan_of(drop), database_url=shop, env="production", settings=cfg, yes=True)
+    assert scalar(shop, "SELECT count(*) FROM settings") == 2
+
+    backup.verify(manifest.id, catalogue=str(catalogue))
+    stale = replace(cfg, backup_max_age_hours=1e-9)  # verified, but older than the policy age
+    with pytest.raises(Refused, match="without a verified backup"):
+        apply_plan(plan_of(drop), database_url=shop, env="production", settings=stale, yes=True)
+
+    result = apply_plan(plan_of(drop), database_url=shop, env="production", settings=cfg, yes=True)
+    assert result.state == "done"
+    assert result.backup == manifest.id
+    assert scalar(shop, "SELECT to_regclass('settings')") is None

@@ -29,10 +29,10 @@ from pgwarden.apply.identity import (
     BackupCheck,
     Identity,
     Stamp,
+    catalogue_backup_check,
     check_target,
     read_identity,
     read_stamp,
-    verified_backup,
     write_stamp,
 )
 from pgwarden.apply.journal import (
@@ -217,7 +217,7 @@ def apply_plan(
     confirm: Callable[[str], str] | None = None,
     journal_file: str | Path | None = None,
     restamp: bool = False,
-    backup_check: BackupCheck = verified_backup,
+    backup_check: BackupCheck | None = None,
     kind: str = "apply",
     resumes: str | None = None,
 ) -> ApplyResult:
@@ -261,7 +261,8 @@ def apply_plan(
             accept_data_loss=accept_data_loss,
             yes=yes,
             confirm=confirm,
-            backup_check=backup_check,
+            backup_check=backup_check
+            or catalogue_backup_check(cfg.backup_catalogue, cfg.backup_max_age_hours),
         )
         if restamp and stamp is not None and environment.protected and not yes and confirm is None:
             raise Refused("restamping a protected environment needs confirmation or --yes")

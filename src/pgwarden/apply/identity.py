@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 from psycopg import errors as pge
@@ -113,14 +114,30 @@ def write_stamp(
 BackupCheck = Callable[[Identity], str | None]
 
 
-def verified_backup(ident: Identity) -> str | None:
-    """A verified backup of this system newer than the configured age, or None.
+def catalogue_backup_check(catalogue: str, max_age_hours: float) -> BackupCheck:
+    """A check that finds a verified backup of the target, newer than `max_age_hours`,
+    in the backup catalogue (`pgwarden backup create` + `verify`); returns its id."""
 
-    Placeholder until the backup catalogue (`pgwarden.backup`) exposes its
-    lookup: it finds none, so destructive steps on protected environments need
-    `--accept-data-loss "<reason>"`. Switch this function over when it lands.
-    """
-    return None
+    def check(ident: Identity) -> str | None:
+        from pgwarden.backup.api import verified_backup_since
+
+        if not Path(catalogue).is_dir():
+            return None
+        since = datetime.now(UTC) - timedelta(hours=max_age_hours)
+        info = verified_backup_since(
+            catalogue, int(ident.system_identifier), since, database=ident.database_name
+        )
+        return None if info is None else info.id
+
+    return check
+
+
+def verified_backup(ident: Identity) -> str | None:
+    """A verified backup of the target in the configured catalogue (default settings)."""
+    from pgwarden.settings import load_settings
+
+    cfg = load_settings()
+    return catalogue_backup_check(cfg.backup_catalogue, cfg.backup_max_age_hours)(ident)
 
 
 def check_target(
