@@ -101,6 +101,11 @@ def test_worker_decorator_async(invoices_db):
             assert await ingest() == 100
             results = await asyncio.gather(*(ingest() for _ in range(5)))
             assert results == [100] * 5
+            # The pool takes a returned connection back in a background task: wait for it.
+            for _ in range(500):
+                if pool.stats().in_use == 0:
+                    break
+                await asyncio.sleep(0.01)
             assert pool.stats().in_use == 0
 
     asyncio.run(main())
