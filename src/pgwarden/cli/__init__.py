@@ -99,8 +99,9 @@ def _register() -> None:
     from pgwarden.cli import analyse
     from pgwarden.cli import apply as apply_cli
     from pgwarden.cli import backup as backup_cli
+    from pgwarden.cli import rehearse as rehearse_cli
 
-    for module in (analyse, apply_cli, backup_cli):
+    for module in (analyse, rehearse_cli, apply_cli, backup_cli):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -1,0 +1,380 @@
+"""Synthetic rows per column type and constraint, generated server-side.
+
+Row `g` (1..N) of a table gets values that are functions of `g`: key and
+unique columns are injective in `g`, foreign key columns take the referenced
+row's key value for row `1 + (g * 7919) % N_parent` (valid by construction),
+NOT NULL columns are always filled, generated columns are left to the server.
+Each table is filled with `INSERT ... SELECT ... FROM generate_series` in
+chunks, parents first, then sequences are moved past the inserted keys and
+every table is analysed. A CHECK that rejects the values makes the columns it
+names fall back to their default (or NULL).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg import errors as pge
+from psycopg import sql
+
+from pgwarden.errors import InputError
+
+__all__ = ["Column", "Table", "TablePlan", "fill", "insert_one", "key_lookup", "read_tables"]
+
+Conn = psycopg.Connection[tuple[object, ...]]
+Progress = Callable[[str, int, int], None]  # (table, rows done, rows total)
+
+_COLUMNS = """
+SELECT c.oid::regclass::text, a.attname, format_type(a.atttypid, a.atttypmod),
+       b.typcategory::text, b.typtype::text, b.typname::text, format_type(b.oid, a.atttypmod),
+       a.attnotnull, a.attidentity::text, a.attgenerated::text, a.atthasdef,
+       CASE WHEN a.atttypmod > 4 AND b.typcategory = 'S' THEN a.atttypmod - 4 END,
+       CASE WHEN b.typtype = 'e'
+            THEN (SELECT count(*) FROM pg_enum e WHERE e.enumtypid = b.oid) END,
+       pg_get_serial_sequence(c.oid::regclass::text, a.attname)
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+JOIN pg_type t ON t.oid = a.atttypid
+JOIN pg_type b ON b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgwarden')
+  AND n.nspname NOT LIKE 'pg\\_%'
+ORDER BY c.oid, a.attnum
+"""
+
+_UNIQUE = """
+SELECT i.indrelid::regclass::text, i.indisprimary,
+       array(SELECT a.attname FROM unnest(i.indkey) k JOIN pg_attribute a
+             ON a.attrelid = i.indrelid AND a.attnum = k WHERE k > 0)
+FROM pg_index i WHERE i.indisunique AND i.indrelid::regclass::text = ANY(%s)
+ORDER BY i.indisprimary DESC, i.indexrelid
+"""
+
+_FKS = """
+SELECT c.conrelid::regclass::text, c.confrelid::regclass::text,
+       array(SELECT a.attname FROM unnest(c.conkey) WITH ORDINALITY k(n, o)
+             JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.o),
+       array(SELECT a.attname FROM unnest(c.confkey) WITH ORDINALITY k(n, o)
+             JOIN pg_attribute a ON a.attrelid = c.confrelid AND a.attnum = k.n ORDER BY k.o)
+FROM pg_constraint c WHERE c.contype = 'f' AND c.conrelid::regclass::text = ANY(%s)
+"""
+
+
+@dataclass(slots=True)
+class Column:
+    """A column and what it takes to fill it."""
+
+    name: str
+    type: str  # format_type, e.g. "character varying(20)"
+    category: str  # pg_type.typcategory of the base type
+    typtype: str
+    base: str  # base type name, e.g. "int4"
+    base_type: str  # base type with typmod, for casts
+    not_null: bool
+    identity: str
+    generated: str
+    has_default: bool
+    max_length: int | None
+    enum_size: int | None
+    sequence: str | None
+    unique: bool = False
+    omit: bool = False  # left to its default (a CHECK rejected generated values)
+
+
+@dataclass(slots=True)
+class Table:
+    """A table to fill: columns, unique keys, foreign keys."""
+
+    name: str
+    columns: list[Column] = field(default_factory=list)
+    keys: list[tuple[str, ...]] = field(default_factory=list)  # primary first, then uniques
+    fks: dict[str, tuple[str, str]] = field(default_factory=dict)  # col -> (table, col)
+    rows: int = 0
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+
+@dataclass(frozen=True, slots=True)
+class TablePlan:
+    """How many rows a table gets."""
+
+    table: str
+    rows: int
+
+
+def read_tables(conn: Conn) -> dict[str, Table]:
+    """The user tables of the database, with columns, keys and foreign keys."""
+    tables: dict[str, Table] = {}
+    for r in conn.execute(_COLUMNS):
+        t = tables.setdefault(str(r[0]), Table(str(r[0])))
+        t.columns.append(
+            Column(
+                name=str(r[1]),
+                type=str(r[2]),
+                category=str(r[3]),
+                typtype=str(r[4]),
+                base=str(r[5]),
+                base_type=str(r[6]),
+                not_null=bool(r[7]),
+                identity=str(r[8] or ""),
+                generated=str(r[9] or ""),
+                has_default=bool(r[10]),
+                max_length=int(str(r[11])) if r[11] is not None else None,
+                enum_size=int(str(r[12])) if r[12] is not None else None,
+                sequence=str(r[13]) if r[13] is not None else None,
+            )
+        )
+    names = list(tables)
+    for r in conn.execute(_UNIQUE, (names,)):
+        cols = tuple(str(c) for c in r[2])  # type: ignore[attr-defined]
+        if cols:
+            t = tables[str(r[0])]
+            t.keys.append(cols)
+            for c in cols:
+                t.column(c).unique = True
+    for r in conn.execute(_FKS, (names,)):
+        child, parent = str(r[0]), str(r[1])
+        for c, p in zip(r[2], r[3], strict=True):  # type: ignore[call-overload]
+            if parent in tables:
+                tables[child].fks[str(c)] = (parent, str(p))
+    return tables
+
+
+def _big(g: int) -> sql.Composable:
+    return sql.SQL("({}::bigint)").format(sql.Literal(g))
+
+
+def _g(g: sql.Composable, mod: int) -> sql.Composable:
+    """A row number in 1..mod derived from `g` (spread by a prime)."""
+    return sql.SQL("(1 + (({} * 7919) % {}))").format(g, sql.Literal(max(mod, 1)))
+
+
+def value(tables: Mapping[str, Table], table: str, col: str, g: sql.Composable) -> sql.Composable:
+    """The value of column `col` of row `g` of `table`."""
+    t = tables[table]
+    c = t.column(col)
+    if col in t.fks:
+        parent, pcol = t.fks[col]
+        if parent == table:
+            return sql.SQL("NULL") if not c.not_null else value(tables, parent, pcol, _big(1))
+        mapped = g if c.unique else _g(g, tables[parent].rows)
+        return value(tables, parent, pcol, mapped)
+    return _typed(c, g)
+
+
+def _typed(c: Column, g: sql.Composable) -> sql.Composable:
+    u = c.unique
+    cast = sql.SQL(c.type)
+    cat, base = c.category, c.base
+    if c.enum_size:
+        return sql.SQL("(enum_range(NULL::{t}))[1 + ({g} % {n})]::{t}").format(
+            t=cast, g=g, n=sql.Literal(c.enum_size)
+        )
+    if cat == "N":
+        if base == "int2":
+            return sql.SQL("({} % 32000)::int2").format(g)
+        if u:
+            return sql.SQL("({})::{}").format(g, cast)
+        return sql.SQL("((({} * 31) % 1000))::{}").format(g, cast)
+    if cat == "S":
+        expr = (
+            sql.SQL("({}::text)").format(g) if u else sql.SQL("('v' || ({} % 997)::text)").format(g)
+        )
+        if c.max_length:
+            expr = sql.SQL("left({}, {})").format(expr, sql.Literal(c.max_length))
+        return sql.SQL("{}::{}").format(expr, cast)
+    if cat == "B":
+        return sql.SQL("(({} % 2) = 0)").format(g)
+    if cat == "D":
+        if base == "date":
+            span = sql.SQL("{}") if u else sql.SQL("({} % 3650)")
+            return sql.SQL("(date '2000-01-01' + ({})::int)").format(span.format(g))
+        if base in ("time", "timetz"):
+            return sql.SQL("(time '00:00' + ({} % 86400) * interval '1 second')::{}").format(
+                g, cast
+            )
+        if base == "interval":
+            return sql.SQL("({} * interval '1 second')").format(g)
+        return sql.SQL("(timestamptz '2020-01-01 00:00+00' + {} * interval '1 second')::{}").format(
+            g, cast
+        )
+    if base == "uuid":
+        return sql.SQL("md5({}::text)::uuid").format(g)
+    if base in ("json", "jsonb"):
+        return sql.SQL("json_build_object('g', {})::{}").format(g, cast)
+    if base == "bytea":
+        return sql.SQL("decode(md5({}::text), 'hex')").format(g)
+    if cat == "I":
+        return sql.SQL("('10.0.0.0'::inet + {})::{}").format(g, cast)
+    if cat == "A":
+        return sql.SQL("'{{}}'::{}").format(cast)
+    if c.not_null and not c.has_default:
+        raise InputError(
+            f"cannot generate values for NOT NULL column {c.name} of type {c.type}",
+            hint="give the column a default in the schema, or rehearse on a staging copy",
+        )
+    return sql.SQL("NULL")
+
+
+def _filled(t: Table) -> list[Column]:
+    """Columns that get generated values (the rest take their defaults)."""
+    out = []
+    for c in t.columns:
+        if c.generated or c.omit:
+            continue
+        odd = c.typtype not in ("b", "e", "d") and c.category != "A"
+        if odd and (c.has_default or not c.not_null):
+            continue
+        out.append(c)
+    return out
+
+
+def _insert(tables: Mapping[str, Table], t: Table, g: sql.Composable) -> sql.Composed:
+    cols = _filled(t)
+    overriding = any(c.identity == "a" for c in cols)
+    return sql.SQL("INSERT INTO {t} ({cols}) {ov}SELECT {vals}").format(
+        t=sql.SQL(t.name),
+        cols=sql.SQL(", ").join(sql.Identifier(c.name) for c in cols),
+        ov=sql.SQL("OVERRIDING SYSTEM VALUE ") if overriding else sql.SQL(""),
+        vals=sql.SQL(", ").join(value(tables, t.name, c.name, g) for c in cols),
+    )
+
+
+def insert_one(tables: Mapping[str, Table], table: str, g: int) -> sql.Composed:
+    """INSERT of row `g` of `table` (for probes: pass g beyond the loaded rows)."""
+    return _insert(tables, tables[table], _big(g))
+
+
+def key_lookup(tables: Mapping[str, Table], table: str, g: int) -> sql.Composable:
+    """A WHERE condition matching row `g` of `table` by its first key, else `ctid`."""
+    t = tables[table]
+    if t.keys:
+        cols = t.keys[0]
+        return sql.SQL(" AND ").join(
+            sql.SQL("{} = {}").format(sql.Identifier(c), value(tables, table, c, _big(g)))
+            for c in cols
+        )
+    return sql.SQL("ctid = (SELECT ctid FROM {} LIMIT 1)").format(sql.SQL(table))
+
+
+def _order(tables: Mapping[str, Table]) -> list[str]:
+    done: list[str] = []
+    seen: set[str] = set()
+
+    def visit(name: str, stack: frozenset[str]) -> None:
+        if name in seen or name in stack:
+            return
+        for parent, _ in tables[name].fks.values():
+            visit(parent, stack | {name})
+        seen.add(name)
+        done.append(name)
+
+    for name in tables:
+        visit(name, frozenset())
+    return done
+
+
+def _chunk(conn: Conn, tables: Mapping[str, Table], t: Table, lo: int, hi: int) -> None:
+    g = sql.SQL("g")
+    cols = _filled(t)
+    overriding = any(c.identity == "a" for c in cols)
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO {t} ({cols}) {ov}SELECT {vals} FROM generate_series({lo}::bigint, "
+            "{hi}::bigint) AS s(g)"
+        ).format(
+            t=sql.SQL(t.name),
+            cols=sql.SQL(", ").join(sql.Identifier(c.name) for c in cols),
+            ov=sql.SQL("OVERRIDING SYSTEM VALUE ") if overriding else sql.SQL(""),
+            vals=sql.SQL(", ").join(value(tables, t.name, c.name, g) for c in cols),
+            lo=sql.Literal(lo),
+            hi=sql.Literal(hi),
+        )
+    )
+
+
+def _check_columns(conn: Conn, table: str, constraint: str) -> list[str]:
+    rows = conn.execute(
+        "SELECT a.attname FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid "
+        "AND a.attnum = ANY(c.conkey) WHERE c.conrelid = %s::regclass AND c.conname = %s",
+        (table, constraint),
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def _fill_table(
+    conn: Conn, tables: Mapping[str, Table], t: Table, chunk: int, progress: Progress | None
+) -> None:
+    done = 0
+    retries = 0
+    while done < t.rows:
+        hi = min(t.rows, done + chunk)
+        try:
+            with conn.transaction():
+                _chunk(conn, tables, t, done + 1, hi)
+        except pge.CheckViolation as exc:
+            cols = _check_columns(conn, t.name, exc.diag.constraint_name or "")
+            fixable = [c for c in cols if not t.column(c).omit]
+            if (
+                retries > 4
+                or not fixable
+                or any(t.column(c).not_null and not t.column(c).has_default for c in fixable)
+            ):
+                raise InputError(
+                    f"synthetic rows for {t.name} violate CHECK {exc.diag.constraint_name}",
+                    hint="give the checked columns defaults, or rehearse on a staging copy "
+                    "with --database-url",
+                ) from None
+            for c in fixable:
+                t.column(c).omit = True
+            retries += 1
+            continue
+        done = hi
+        if progress is not None:
+            progress(t.name, done, t.rows)
+
+
+def fill(
+    conn: Conn,
+    tables: Mapping[str, Table],
+    plan: list[TablePlan],
+    *,
+    chunk: int = 50_000,
+    progress: Progress | None = None,
+) -> None:
+    """Fill the planned tables (parents first), fix sequences, analyse."""
+    for p in plan:
+        tables[p.table].rows = p.rows
+    # FK columns that are unique (1:1) map row g to parent row g: cap to the parent.
+    for name in _order(tables):
+        t = tables[name]
+        for col, (parent, _) in t.fks.items():
+            if t.column(col).unique and parent != name:
+                t.rows = min(t.rows, tables[parent].rows)
+    with contextlib.suppress(pge.InsufficientPrivilege):
+        conn.execute("SET session_replication_role = replica")  # skip FK checks, triggers
+    try:
+        for name in _order(tables):
+            t = tables[name]
+            if t.rows > 0:
+                _fill_table(conn, tables, t, chunk, progress)
+    finally:
+        conn.execute("RESET session_replication_role")
+    for t in tables.values():
+        for c in t.columns:
+            if c.sequence and t.rows > 0:
+                conn.execute(
+                    sql.SQL(
+                        "SELECT setval({}, (SELECT coalesce(max({}), 0) + 1 FROM {}), false)"
+                    ).format(sql.Literal(c.sequence), sql.Identifier(c.name), sql.SQL(t.name))
+                )
+    conn.execute(
+        sql.SQL("ANALYZE {}").format(sql.SQL(", ").join(sql.SQL(n) for n in tables))
+        if tables
+        else sql.SQL("SELECT 1")
+    )

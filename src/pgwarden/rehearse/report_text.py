@@ -1,0 +1,77 @@
+"""Terminal summary of a rehearsal (rich): steps, locks, blocked traffic, workload, findings."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from pgwarden.rehearse.model import RehearsalResult
+
+__all__ = ["render_text"]
+
+
+def render_text(console: Console, result: RehearsalResult) -> None:
+    """Print the rich summary of `result` to `console`."""
+    colour = {"completed": "green", "failed": "red", "interrupted": "red"}[result.status]
+    console.print(
+        f"[bold]rehearsal {result.status}[/] [{colour}]●[/] on {result.target}; "
+        f"schema: {result.schema_source}; plan {result.fingerprint[:12]}"
+    )
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {note}")
+    table = Table(show_lines=False, header_style="bold")
+    for col in ("#", "statement", "status", "s", "locks held", "blocked (longest wait)"):
+        table.add_column(col, overflow="fold")
+    for s in result.steps:
+        locks = ", ".join(
+            f"{m} {r}" for r, m in sorted(s.strongest().items()) if m != "ACCESS SHARE"
+        )
+        blocked = "; ".join(
+            f"{b.table}: reads {b.reads_blocked_s:.3f} s, writes {b.writes_blocked_s:.3f} s"
+            + (
+                f" (est. prod reads {b.est_reads_blocked_s:.1f} s, "
+                f"writes {b.est_writes_blocked_s:.1f} s)"
+                if b.est_writes_blocked_s is not None
+                and b.est_reads_blocked_s is not None
+                and s.scale not in (None, 1.0)
+                else ""
+            )
+            for b in s.blocking
+            if b.reads_blocked_s > 0 or b.writes_blocked_s > 0
+        )
+        status = s.status if s.error is None else f"{s.status}: {s.error.message}"
+        table.add_row(
+            str(s.index),
+            s.sql[:70],
+            status,
+            f"{s.statement_s:.3f}",
+            locks or "-",
+            blocked or "none",
+        )
+    console.print(table)
+    for w in result.workload:
+        if w.before.error or w.after.error:
+            console.print(
+                f"  workload {w.name}: [red]error[/] before: {w.before.error or 'ok'}; "
+                f"after: {w.after.error or 'ok'}"
+            )
+            continue
+        ratio = f"{w.ratio:.2f}x" if w.ratio is not None else "n/a"
+        console.print(
+            f"  workload {w.name}: {w.before.median_ms or 0:.3f} ms -> "
+            f"{w.after.median_ms or 0:.3f} ms "
+            f"({ratio}){'; ' + '; '.join(w.changes) if w.changes else ''}"
+        )
+    for f in result.findings:
+        style = {"error": "bold red", "warning": "yellow", "note": "dim"}[f.severity.value]
+        console.print(
+            f"[{style}]{f.severity.value}[/] {f.code} {f.location}: {f.message}", highlight=False
+        )
+        console.print(f"  [dim]help:[/] {f.help}", highlight=False)
+    console.print(
+        "[dim]Production figures are estimates (linear in table size from the stats snapshot).[/]"
+    )
+    if result.report_path:
+        console.print(f"report: {result.report_path}")
+    if result.record_path:
+        console.print(f"record: {result.record_path}")

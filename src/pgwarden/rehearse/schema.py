@@ -1,0 +1,134 @@
+"""The schema a rehearsal starts from: a file, a live database's dump, or earlier migrations.
+
+`pg_dump --schema-only --no-owner --no-privileges` runs from the installation
+whose major matches the source server (or the nearest newer one, which can
+dump older servers). psql meta-commands in the dump (`\\restrict`, `\\connect`)
+are dropped before the text is run over psycopg.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+from pgwarden.errors import DatabaseError, EnvironmentProblem, InputError
+from pgwarden.pg.binaries import find_installations
+from pgwarden.pg.connect import connect, describe_dsn
+from pgwarden.sources.sql_files import collect_sql_files, read_sql_file
+
+__all__ = ["SchemaSource", "apply_schema", "dump_schema", "earlier_migrations", "resolve_schema"]
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaSource:
+    """Schema SQL and where it came from, in words."""
+
+    sql: str
+    origin: str
+
+
+def dump_schema(dsn: str, *, timeout_s: float = 300.0) -> str:
+    """`pg_dump --schema-only` of `dsn` with a pg_dump able to read that server."""
+    with connect(dsn) as conn:
+        major = conn.info.server_version // 10000
+    tools = sorted(
+        (i for i in find_installations() if i.major >= major and i.tool("pg_dump").exists()),
+        key=lambda i: i.major,
+    )
+    if not tools:
+        raise EnvironmentProblem(
+            f"no pg_dump for PostgreSQL {major} or newer found",
+            hint="install the postgresql client package of that version, or pass --schema FILE",
+        )
+    pg_dump = tools[0].tool("pg_dump")
+    env = dict(os.environ)
+    try:
+        done = subprocess.run(
+            [str(pg_dump), "--schema-only", "--no-owner", "--no-privileges", "-d", dsn],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        raise DatabaseError(
+            f"pg_dump of {describe_dsn(dsn)} did not finish within {timeout_s:.0f} s",
+            hint="check the server's load, or dump the schema yourself and pass --schema FILE",
+        ) from None
+    if done.returncode != 0:
+        raise DatabaseError(
+            f"pg_dump of {describe_dsn(dsn)} failed: {done.stderr.strip()[-1000:]}",
+            hint="check the role can read the schema, or pass --schema FILE",
+        )
+    return done.stdout
+
+
+def earlier_migrations(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """`.sql` files that sort before the first given file in its folder (the history)."""
+    files = [Path(p) for p in paths if Path(p).is_file()]
+    if not files or len(files) != len(paths):
+        return []
+    first = min(files)
+    given = {f.resolve() for f in files}
+    folder = first.parent
+    return [
+        f for f in sorted(folder.glob("*.sql")) if f.resolve() not in given and f.name < first.name
+    ]
+
+
+def resolve_schema(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    schema_file: str | os.PathLike[str] | None = None,
+    schema_from: str | None = None,
+    schema_sql: str | None = None,
+) -> SchemaSource:
+    """The schema to start from; with none given, the migrations folder's earlier files."""
+    given = [x for x in (schema_file, schema_from, schema_sql) if x is not None]
+    if len(given) > 1:
+        from pgwarden.errors import UsageError
+
+        raise UsageError("give one of --schema and --schema-from, not both")
+    if schema_sql is not None:
+        return SchemaSource(schema_sql, "given SQL")
+    if schema_file is not None:
+        files = collect_sql_files([schema_file])
+        return SchemaSource(
+            "\n".join(read_sql_file(f) for f in files), f"schema file {schema_file}"
+        )
+    if schema_from is not None:
+        return SchemaSource(dump_schema(schema_from), f"pg_dump of {describe_dsn(schema_from)}")
+    history = earlier_migrations(paths)
+    if history:
+        return SchemaSource(
+            "\n".join(read_sql_file(f) for f in history),
+            "earlier migrations: " + ", ".join(f.name for f in history),
+        )
+    return SchemaSource("", "none (the plan starts from an empty database)")
+
+
+def _strip_meta(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if not line.startswith("\\"))
+
+
+def apply_schema(dsn: str, source: SchemaSource) -> None:
+    """Run the schema SQL in the rehearsal database (one connection, autocommit)."""
+    text = _strip_meta(source.sql)
+    if not text.strip():
+        return
+    with connect(dsn) as conn:
+        try:
+            conn.execute(text.encode())
+        except psycopg.Error as exc:
+            raise InputError(
+                f"the schema ({source.origin}) failed to load: "
+                f"{str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}",
+                hint="the schema must run on an empty database; check the file or the dump",
+            ) from None

@@ -1,0 +1,380 @@
+"""Run the plan's steps one by one and record what each did.
+
+Transaction blocks are kept as the source wrote them (`BEGIN`/`COMMIT` steps),
+files a runner wraps in a transaction get one, and an autocommit step that may
+run in a transaction runs as `BEGIN; step; <read>; COMMIT` so that its locks,
+row counts and relfilenodes can be read in-transaction (pg_locks of the own
+backend, pg_stat_xact_user_tables, pg_class). Before its transaction ends the
+tracer waits until every probe has issued an operation after the step began
+(at most `sync_s`), so a lock that blocks traffic is seen blocking it.
+Statements that cannot run in a transaction block are observed by the sampler
+only. The static model's prediction for each step is recomputed with the
+catalog as it is just before the step and compared with what was acquired.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import psycopg
+
+from pgwarden.analysis.catalog import read_catalog
+from pgwarden.analysis.effects import LockMode
+from pgwarden.analysis.locks import analyse
+from pgwarden.plan import Plan, Step, TxMode
+from pgwarden.rehearse.model import ModelDiff, RehearsalResult, StepError, StepTrace
+from pgwarden.rehearse.probes import ProbeSet
+from pgwarden.rehearse.sampler import LockSampler
+
+__all__ = ["RehearsalInterrupted", "Tracer"]
+
+Conn = psycopg.Connection[tuple[object, ...]]
+
+_RELS = """
+SELECT c.oid::int8, c.oid::regclass::text, c.relfilenode::int8, c.relkind::text
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.oid >= 16384 AND n.nspname NOT LIKE 'pg_toast%%'
+"""
+_OWN_LOCKS = """
+SELECT relation::int8, mode FROM pg_locks
+WHERE pid = pg_backend_pid() AND locktype = 'relation' AND relation >= 16384 AND granted
+  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+"""
+_XACT = """
+SELECT relid::regclass::text, seq_scan, coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0),
+       n_tup_ins + n_tup_upd + n_tup_del
+FROM pg_stat_xact_user_tables
+"""
+_TEMP = """
+SELECT temp_files, temp_bytes FROM pg_stat_database WHERE datname = current_database()
+"""
+
+
+class RehearsalInterrupted(KeyboardInterrupt):
+    """Ctrl-C during the steps; carries the traces recorded so far."""
+
+    def __init__(self, traces: list[StepTrace]) -> None:
+        super().__init__("interrupted")
+        self.traces = traces
+        self.result: RehearsalResult | None = None  # set by `rehearse` once cleaned up
+
+
+@dataclass(slots=True)
+class _Before:
+    rels: dict[int, tuple[str, int, str]]
+    locks: set[tuple[str, str]]
+    xact: dict[str, tuple[int, int, int]]
+    model: set[tuple[str, str]]
+    lsn: str
+
+
+@dataclass(slots=True)
+class _Tx:
+    """The open transaction: its steps' traces so far (to fix up on failure)."""
+
+    steps: list[int] = field(default_factory=list)
+    synthetic: bool = False
+
+
+def _short(sql_text: str) -> str:
+    one = " ".join(sql_text.split())
+    return one if len(one) <= 160 else one[:157] + "..."
+
+
+def _title(pg_mode: str) -> str:
+    return LockMode.from_pg_name(pg_mode).title
+
+
+class Tracer:
+    """Runs steps on `runner`, observed by `sampler`, under `probes`."""
+
+    def __init__(
+        self,
+        runner: Conn,
+        observer: Conn,
+        sampler: LockSampler,
+        probes: ProbeSet | None,
+        t0: float,
+        major: int,
+        *,
+        sync_s: float = 0.5,
+        on_step: Callable[[StepTrace], None] | None = None,
+    ) -> None:
+        self.runner = runner
+        self.observer = observer
+        self.sampler = sampler
+        self.probes = probes
+        self.t0 = t0
+        self.major = major
+        self.sync_s = sync_s
+        self.on_step = on_step
+        self.traces: list[StepTrace] = []
+        self._tx: _Tx | None = None
+        self._temp = (0, 0)
+
+    # -- helpers ---------------------------------------------------------------
+
+    def _now(self) -> float:
+        return time.perf_counter() - self.t0
+
+    def _in_tx(self) -> bool:
+        return self.runner.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+
+    def _read_temp(self) -> tuple[int, int]:
+        self.observer.execute("SELECT pg_stat_clear_snapshot()")
+        row = self.observer.execute(_TEMP).fetchone()
+        return (int(str(row[0])), int(str(row[1]))) if row else (0, 0)
+
+    def _before(self, step: Step) -> _Before:
+        c = self.runner
+        rels = {int(str(r[0])): (str(r[1]), int(str(r[2])), str(r[3])) for r in c.execute(_RELS)}
+        locks = {
+            (rels[int(str(r[0]))][0], str(r[1]))
+            for r in c.execute(_OWN_LOCKS)
+            if int(str(r[0])) in rels
+        }
+        xact = {
+            str(r[0]): (int(str(r[1])), int(str(r[2])), int(str(r[3]))) for r in c.execute(_XACT)
+        }
+        effects = analyse(step.tree, catalog=read_catalog(c), server_version=self.major)
+        model = {(lk.relation, lk.mode.pg_name) for lk in effects.locks}
+        lsn_row = c.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()
+        return _Before(rels, locks, xact, model, str(lsn_row[0]) if lsn_row else "0/0")
+
+    def _after(self, before: _Before, trace: StepTrace) -> StepTrace:
+        c = self.runner
+        rels_after = {
+            int(str(r[0])): (str(r[1]), int(str(r[2])), str(r[3])) for r in c.execute(_RELS)
+        }
+        names = {oid: v[0] for oid, v in before.rels.items()}
+        locks = {
+            (names[int(str(r[0]))], str(r[1]))
+            for r in c.execute(_OWN_LOCKS)
+            if int(str(r[0])) in names
+        }
+        acquired = locks - before.locks
+        expected = before.model - before.locks
+        existing = set(names.values())
+        diffs = _diffs(
+            {p for p in acquired if p[0] in existing}, {p for p in expected if p[0] in existing}
+        )
+        rewrites = sorted(
+            name
+            for oid, (name, node, kind) in before.rels.items()
+            if node and oid in rels_after and rels_after[oid][1] != node and kind in ("r", "m", "p")
+        )
+        read = written = 0
+        scanned: list[str] = []
+        for r in c.execute(_XACT):
+            name, seq, rows_r, rows_w = str(r[0]), int(str(r[1])), int(str(r[2])), int(str(r[3]))
+            b = before.xact.get(name, (0, 0, 0))
+            read += rows_r - b[1]
+            written += rows_w - b[2]
+            if seq > b[0]:
+                scanned.append(name)
+        size = 0
+        for name in set(scanned) | set(rewrites):
+            fn = "pg_total_relation_size" if name in rewrites else "pg_table_size"
+            row = c.execute(f"SELECT {fn}(%s::regclass)".encode(), (name,)).fetchone()
+            size += int(str(row[0])) if row else 0
+        row = c.execute(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s::pg_lsn)::int8", (before.lsn,)
+        ).fetchone()
+        return replace(
+            trace,
+            acquired=tuple(sorted((n, _title(m)) for n, m in acquired)),
+            model_diffs=diffs,
+            rewrites=tuple(rewrites),
+            rows_read=max(0, read),
+            rows_written=max(0, written),
+            bytes_touched=size,
+            wal_bytes=int(str(row[0])) if row else 0,
+        )
+
+    def _sync_probes(self, since: float) -> None:
+        if self.probes is None:
+            return
+        deadline = time.perf_counter() + self.sync_s
+        while time.perf_counter() < deadline:
+            pending = [
+                p
+                for p in self.probes.probes
+                if not (
+                    any(op.start_s >= since for op in p.ops[-3:])
+                    or (p.in_flight_since is not None and self.sampler.waited_since(p.pid, since))
+                )
+            ]
+            if not pending:
+                return
+            time.sleep(0.001)
+
+    # -- running ---------------------------------------------------------------
+
+    def _exec(self, text: str) -> None:
+        self.runner.execute(text.encode())
+
+    def _begin(self) -> None:
+        self._exec("BEGIN")
+
+    def run(self, plan: Plan) -> list[StepTrace]:
+        """Run every step; stop at the first failure (the rest are `skipped`)."""
+        steps = list(plan.steps)
+        last_in_tx: dict[int, int] = {}
+        for s in steps:
+            if s.transaction is not None:
+                last_in_tx[s.transaction] = s.index
+        failed = False
+        self._temp = self._read_temp()
+        for step in steps:
+            if failed:
+                self.traces.append(self._skeleton(step, "skipped"))
+                continue
+            try:
+                trace = self._run_step(step, last_in_tx)
+            except KeyboardInterrupt:
+                self._abort()
+                self.traces.append(
+                    replace(self._skeleton(step, "interrupted"), start_s=self._now())
+                )
+                raise RehearsalInterrupted(list(self.traces)) from None
+            self.traces.append(trace)
+            if self.on_step is not None:
+                self.on_step(trace)
+            failed = trace.status == "failed"
+        if self._in_tx():
+            self._exec("COMMIT")
+        return self.traces
+
+    def _abort(self) -> None:
+        try:
+            if not self.runner.closed and self._in_tx():
+                self._exec("ROLLBACK")
+        except psycopg.Error:
+            pass
+
+    def _skeleton(self, step: Step, status: str) -> StepTrace:
+        return StepTrace(
+            index=step.index,
+            sql=_short(step.sql),
+            location=str(step.location),
+            kind=step.kind,
+            transaction=step.transaction,
+            status=status,
+        )
+
+    def _run_step(self, step: Step, last_in_tx: dict[int, int]) -> StepTrace:
+        trace = self._skeleton(step, "ok")
+        synthetic = False
+        if step.tx_mode is TxMode.FILE and not self._in_tx():
+            self._begin()  # the runner's per-file transaction
+        elif (
+            step.tx_mode is TxMode.AUTOCOMMIT
+            and step.effects.transactional
+            and not step.is_transaction_control
+        ):
+            self._begin()
+            synthetic = True
+        observable = self._in_tx() and not step.is_transaction_control
+        before = self._before(step) if observable else None
+        start = self._now()  # the statement is sent now; the reads above are not counted
+        try:
+            self._exec(step.sql)
+        except psycopg.Error as exc:
+            return self._failed(step, trace, start, exc)
+        trace = replace(trace, statement_s=self._now() - start)
+        if before is not None:
+            trace = self._after(before, trace)
+            self._sync_probes(start)
+        ends_tx = synthetic or (
+            step.tx_mode is TxMode.FILE
+            and step.transaction is not None
+            and last_in_tx.get(step.transaction) == step.index
+        )
+        if ends_tx:
+            try:
+                self._exec("COMMIT")
+            except psycopg.Error as exc:
+                return self._failed(step, trace, start, exc)
+        end = self._now()
+        held = self.sampler.held_between(start, end)
+        waited = [h for h in held if not h.granted]
+        acquire = max((h.end_s - h.start_s for h in waited), default=0.0)
+        trace = replace(trace, start_s=start, end_s=end, locks=tuple(held), acquire_s=acquire)
+        if before is None and not step.is_transaction_control:
+            trace = replace(trace, model_diffs=sampled_diffs(step, trace))
+        if not self._in_tx():
+            self.runner.execute(
+                "SELECT pg_stat_force_next_flush()" if self.major >= 15 else "SELECT 1"
+            )
+            time.sleep(0.02)
+            temp = self._read_temp()
+            trace = replace(
+                trace, temp_files=temp[0] - self._temp[0], temp_bytes=temp[1] - self._temp[1]
+            )
+            self._temp = temp
+        return trace
+
+    def _failed(self, step: Step, trace: StepTrace, start: float, exc: psycopg.Error) -> StepTrace:
+        in_tx = self._in_tx()
+        self._abort()
+        done = [t.index for t in self.traces if t.status == "ok"]
+        undone = [
+            t.index
+            for t in self.traces
+            if t.status == "ok"
+            and in_tx
+            and t.transaction == step.transaction
+            and step.transaction is not None
+        ]
+        committed = [i for i in done if i not in undone]
+        state = (
+            ("transaction rolled back" if in_tx else "statement failed in autocommit")
+            + (f"; steps {', '.join(map(str, undone))} of it undone" if undone else "")
+            + (
+                f"; committed before it: steps {', '.join(map(str, committed))}"
+                if committed
+                else "; nothing was committed before it"
+            )
+        )
+        message = str(exc).strip() or type(exc).__name__
+        return replace(
+            trace,
+            status="failed",
+            start_s=start,
+            end_s=self._now(),
+            error=StepError(exc.sqlstate, message, state),
+        )
+
+
+def _diffs(observed: set[tuple[str, str]], expected: set[tuple[str, str]]) -> tuple[ModelDiff, ...]:
+    """Per relation where the (relation, mode) pairs differ: observed and modelled modes."""
+    out: list[ModelDiff] = []
+    for rel in sorted({r for r, _ in observed ^ expected}):
+        obs = sorted((LockMode.from_pg_name(m) for r, m in observed if r == rel), reverse=True)
+        exp = sorted((LockMode.from_pg_name(m) for r, m in expected if r == rel), reverse=True)
+        out.append(
+            ModelDiff(
+                rel,
+                ", ".join(m.title for m in obs) or None,
+                ", ".join(m.title for m in exp) or None,
+            )
+        )
+    return tuple(out)
+
+
+def sampled_diffs(step: Step, trace: StepTrace) -> tuple[ModelDiff, ...]:
+    """For steps observed only by sampling: relations locked stronger than modelled."""
+    model = step.effects.strongest()
+    out = []
+    for rel, title in trace.strongest().items():
+        mode = LockMode[title.replace(" ", "_")]
+        if rel in model and mode > model[rel]:
+            out.append(ModelDiff(rel, title, model[rel].title))
+    return tuple(out)
+
+
+def interval_overlap(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Length of the overlap of two intervals."""
+    return max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
