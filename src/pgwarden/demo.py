@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from pgwarden import commands
+from pgwarden.analysis.context import Snapshot
 from pgwarden.pg.cluster import Cluster
 from pgwarden.replay import ReplaySettings, run_one
 from pgwarden.report.lint_text import render_lint
@@ -35,6 +36,29 @@ def examples_dir() -> Path:
     return Path("examples")
 
 
+def _rehearse(
+    out: Console, err: Console, cluster: Cluster, migration: Path, snap: Snapshot, rows: int
+) -> None:
+    """Rehearse the incident migration on a scratch copy under probe traffic."""
+    from pgwarden.rehearse.api import rehearse
+    from pgwarden.rehearse.report_text import render_text
+
+    report = Path.cwd() / "pgwarden-rehearsal.html"
+    out.print(f"\n[bold]5.[/] Rehearsing {migration.name} on a scratch copy under probe traffic:")
+    with err.status("   rehearsing ..."):
+        result = rehearse(
+            [migration],
+            database_url=cluster.dsn(),  # a scratch database on the demo's cluster, dropped after
+            schema_sql=SCHEMA_SQL,
+            snapshot=snap,
+            rows_cap=rows,
+            report_path=report,
+            write_record=False,
+        )
+    render_text(out, result)
+    out.print(f"   report: {report}")
+
+
 def _replay(out: Console, err: Console, cluster: Cluster, migration: Path) -> None:
     """Apply the incident migration under load while a report holds a lock: naive vs pgwarden."""
     logging.getLogger("psycopg").setLevel(logging.CRITICAL)  # cancelled clients are expected
@@ -43,7 +67,7 @@ def _replay(out: Console, err: Console, cluster: Cluster, migration: Path) -> No
         conn.execute("CREATE ROLE app LOGIN")
         conn.execute("GRANT SELECT, INSERT ON invoices, payment_accounts TO app")
     out.print(
-        f"\n[bold]5.[/] Applying {migration.name} under {cfg.rate_per_s:.0f} requests/s while a "
+        f"\n[bold]6.[/] Applying {migration.name} under {cfg.rate_per_s:.0f} requests/s while a "
         f"{cfg.report_hold_s:.0f} s report transaction holds a lock on invoices:"
     )
     runs = {}
@@ -119,6 +143,14 @@ def run_demo(
         out.print(f"[bold]4.[/] Linting the example migrations in {folder} against them:\n")
         plan, result = commands.lint([folder], context=ctx)
         render_lint(out, plan, result)
+        _rehearse(
+            out,
+            err,
+            cluster,
+            folder / "incident" / "001_recreate_invoice_fk.sql",
+            snap,
+            invoices_rows,
+        )
         if replay:
             _replay(out, err, cluster, folder / "incident" / "001_recreate_invoice_fk.sql")
     out.print(f"\nDone in {time.perf_counter() - t0:.1f} s; the throwaway cluster is gone.")

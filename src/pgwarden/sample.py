@@ -80,4 +80,4 @@ def light_traffic(dsn: str, stop: threading.Event, accounts_rows: int) -> None:
                 "INSERT INTO invoices (payment_account_id, amount_cents) VALUES (%s, %s)",
                 (i % accounts_rows + 1, i),
             )
-            time.sleep(0.005)
+            time.sleep(0.01)

@@ -99,7 +99,7 @@ def check_expressions(statement: str) -> list[str]:
     out: list[str] = []
     for raw in pglast.parse_sql(statement):
         for cmd in getattr(raw.stmt, "cmds", None) or ():
-            con = getattr(cmd, "def_", None)
+            con: Any = getattr(cmd, "def_", None)
             if getattr(con, "contype", None) == pglast.enums.ConstrType.CONSTR_CHECK:
                 out.append(str(RawStream()(con.raw_expr)))
     return out

@@ -225,6 +225,16 @@ def apply_plan(
     cfg = settings or Settings()
     lim = limits or Limits()
     stop = cancel or threading.Event()
+    if cfg.require_rehearsed and not dry_run:
+        from pgwarden.rehearse.record import was_rehearsed
+
+        if was_rehearsed(plan) is None:
+            raise Refused(
+                f"this plan (fingerprint {plan.fingerprint()[:12]}) was never rehearsed, and the "
+                "configuration sets require_rehearsed = true",
+                hint="run `pgwarden rehearse` on exactly these files first (it records the "
+                "fingerprint in .pgwarden/rehearsals/)",
+            )
     if database_url is None:
         if not dry_run:
             raise UsageError(
