@@ -56,7 +56,6 @@ def _rehearse(
             write_record=False,
         )
     render_text(out, result)
-    out.print(f"   report: {report}")
 
 
 def _replay(out: Console, err: Console, cluster: Cluster, migration: Path) -> None:
