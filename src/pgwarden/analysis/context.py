@@ -49,6 +49,8 @@ class Snapshot:
 
     stats: Stats
     catalog: Catalog | None
+    # The heaviest statements from pg_stat_statements, when installed: query, calls, ms.
+    top_queries: tuple[dict[str, Any], ...] = ()
 
     def table(self, name: str) -> TableStats | None:
         """Stats of a table by regclass name (unqualified names also match `public.`)."""
@@ -68,6 +70,7 @@ class Snapshot:
             "format": FORMAT,
             "stats": self.stats.to_dict(),
             "catalog": self.catalog.to_dict() if self.catalog is not None else None,
+            "top_queries": list(self.top_queries),
         }
 
 
@@ -81,13 +84,14 @@ def estimate_seconds(table: TableStats, *, rewrite: bool = False, kind: str | No
 def take_snapshot(dsn: str, *, sample_s: float = 1.0) -> Snapshot:
     """Read stats (sampling rates over `sample_s`) and the catalog, read-only."""
     from pgwarden.pg.connect import connect
-    from pgwarden.pg.stats import read_stats
+    from pgwarden.pg.stats import read_stats, read_top_queries
 
     with connect(dsn) as conn:
         conn.execute("SET default_transaction_read_only = on")
         stats = read_stats(conn, sample_s=sample_s)
         catalog = read_catalog(conn)
-    return Snapshot(stats, catalog)
+        top = read_top_queries(conn)
+    return Snapshot(stats, catalog, top)
 
 
 def save_snapshot(snapshot: Snapshot, path: str | os.PathLike[str]) -> None:
@@ -136,4 +140,7 @@ def load_snapshot(path: str | os.PathLike[str]) -> Snapshot:
             hint="regenerate it with `pgwarden stats dump`",
             path=str(p),
         ) from None
-    return Snapshot(stats, catalog)
+    top = data.get("top_queries") or []
+    if not isinstance(top, list):
+        raise InputError(f"{p}: stats file is damaged (top_queries is not a list)", path=str(p))
+    return Snapshot(stats, catalog, tuple(q for q in top if isinstance(q, dict)))

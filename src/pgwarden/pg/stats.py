@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["IndexStats", "Stats", "TableStats", "read_stats"]
+__all__ = ["IndexStats", "Stats", "TableStats", "read_stats", "read_top_queries"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,4 +153,46 @@ def read_stats(conn: psycopg.Connection[Any], *, sample_s: float = 1.0) -> Stats
         sample_s=sample_s if rates else 0.0,
         tables=tables,
         indexes=indexes,
+    )
+
+
+_TOP_QUERIES = """
+SELECT s.query, s.calls, s.total_exec_time, s.mean_exec_time
+FROM {schema}.pg_stat_statements s
+WHERE s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND s.query !~* '^\\s*(BEGIN|COMMIT|ROLLBACK|SET|SHOW|RESET)\\M'
+ORDER BY s.total_exec_time DESC
+LIMIT {limit}
+"""
+
+
+def read_top_queries(
+    conn: psycopg.Connection[Any], *, limit: int = 20
+) -> tuple[dict[str, Any], ...]:
+    """The heaviest statements by total time from pg_stat_statements; () when not available."""
+    import psycopg as pg
+    from psycopg import sql
+
+    row = conn.execute(
+        "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
+        "WHERE e.extname = 'pg_stat_statements'"
+    ).fetchone()
+    if row is None:
+        return ()
+    query = sql.SQL(_TOP_QUERIES).format(
+        schema=sql.Identifier(str(row[0])), limit=sql.Literal(limit)
+    )
+    try:
+        with conn.transaction():
+            rows = conn.execute(query).fetchall()
+    except pg.Error:  # not in shared_preload_libraries, or no privilege: leave it out
+        return ()
+    return tuple(
+        {
+            "query": str(r[0]),
+            "calls": int(r[1]),
+            "total_ms": round(float(r[2]), 3),
+            "mean_ms": round(float(r[3]), 3),
+        }
+        for r in rows
     )
