@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pgwarden.apply.executor import build_units
 from pgwarden.apply.journal import step_keys
-from pgwarden.apply.rewrite import rewrite_plan
+from pgwarden.lint.rewrite import rewrite_plan
 from tests.apply.conftest import plan_of, write_sql
 
 INCIDENT = Path(__file__).resolve().parents[2] / "examples" / "incident"

@@ -45,9 +45,9 @@ from pgwarden.apply.journal import (
     schema_exists,
     step_keys,
 )
-from pgwarden.apply.rewrite import Rewrite, rewrite_plan
 from pgwarden.apply.watchdog import Watchdog, WatchdogPolicy
 from pgwarden.errors import DatabaseError, PgwardenError, Refused, UsageError
+from pgwarden.lint.rewrite import Rewrite, rewrite_plan
 from pgwarden.pg.connect import connect
 from pgwarden.plan import Plan
 from pgwarden.settings import Settings

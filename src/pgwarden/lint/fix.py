@@ -1,14 +1,15 @@
-"""`lint --fix`: rewrite files into their safe form, where a mechanical one exists.
+"""`lint --fix`: write each file's rewritten plan back as SQL, with explicit transactions.
 
-A rule's fix is SQL replacing its statement. Statements after a
-`-- in a separate transaction:` line must run after the first part commits
-(VALIDATE CONSTRAINT, SET NOT NULL after a validated CHECK). The rewritten file
-is laid out so that every transaction is short and every lock wait is bounded:
+The rewrite itself is `lint.rewrite.rewrite_plan`, the same one `apply --rewrite`
+runs; this module only renders it. Every transaction becomes an explicit
+BEGIN ... COMMIT, statements that cannot run in one stand alone, and when a
+rule asked for a lock_timeout the file starts with one sized to what the
+busiest table it touches can bear (at most 1 s):
 
-    SET lock_timeout = '1s';          -- when a rule asked for one
-    BEGIN; ...statements that ran in one transaction, in order...; COMMIT;
-    CREATE INDEX CONCURRENTLY ...;    -- statements that cannot run in a transaction
-    BEGIN; VALIDATE ...; COMMIT;      -- each deferred part in its own transaction
+    SET lock_timeout = '60ms';
+    BEGIN; ...statements that ran in one transaction...; COMMIT;
+    CREATE INDEX CONCURRENTLY ...;
+    ALTER TABLE ... VALIDATE CONSTRAINT ...;   -- its own transaction, after the commit
 """
 
 from __future__ import annotations
@@ -18,16 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pgwarden.analysis.context import Snapshot
-from pgwarden.analysis.locks import analyse
-from pgwarden.analysis.parse import parse
 from pgwarden.findings import Finding
 from pgwarden.lint.engine import LintResult
-from pgwarden.plan import Plan, SourceText, Step, TxMode
+from pgwarden.lint.rewrite import REWRITABLE, rewrite_plan
+from pgwarden.plan import Plan, Step
 from pgwarden.rules.pw122_lock_timeout_too_long import bearable_ms, blocked_rate
 
-__all__ = ["SEPARATE", "FileFix", "fix_plan", "write_fixes"]
+__all__ = ["FileFix", "fix_plan", "write_fixes"]
 
-SEPARATE = "-- in a separate transaction:"
 TIMEOUT_RULES = frozenset({"PW120", "PW122"})
 DEFAULT_TIMEOUT_MS = 1000
 
@@ -53,16 +52,6 @@ class FileFix:
         )
 
 
-def _split_fix(fix: str) -> tuple[list[str], list[list[str]]]:
-    """(statements replacing the original, later transactions)."""
-    parts = [[s.text.strip() for s in parse(part)] for part in fix.split(SEPARATE)]
-    return parts[0], [p for p in parts[1:] if p]
-
-
-def _transactional(sql: str) -> bool:
-    return all(analyse(s.tree).transactional for s in parse(sql))
-
-
 def _timeout_ms(steps: list[Step], snapshot: Snapshot | None) -> int:
     """The prologue's lock_timeout: what the busiest table touched can bear, at most 1 s."""
     best = DEFAULT_TIMEOUT_MS
@@ -75,65 +64,60 @@ def _timeout_ms(steps: list[Step], snapshot: Snapshot | None) -> int:
     return best
 
 
-def _rewrite_file(
-    source: SourceText, steps: list[Step], findings: list[Finding], snapshot: Snapshot | None
-) -> FileFix | None:
-    path, text = source.path, source.text
-    by_step: dict[int, list[Finding]] = {}
-    for f in findings:
-        if f.step is not None and f.fix:
-            by_step.setdefault(f.step, []).append(f)
-    if not by_step:
-        return None
-    wants_timeout = any(f.code in TIMEOUT_RULES for fs in by_step.values() for f in fs)
-    one_transaction = any(s.tx_mode is not TxMode.AUTOCOMMIT for s in steps)
-    main: list[str] = []
-    outside: list[str] = []
-    later: list[list[str]] = []
-    fixed: list[Finding] = []
-    for step in steps:
-        if step.is_transaction_control:
-            continue
-        if step.kind == "VariableSetStmt" and step.body.get("name") == "lock_timeout":
-            continue  # replaced by the prologue's bounded timeout
-        structural = [f for f in by_step.get(step.index, []) if f.code not in TIMEOUT_RULES]
-        fixed.extend(f for f in by_step.get(step.index, []) if f.code in TIMEOUT_RULES)
-        if structural:
-            first, rest = _split_fix(structural[0].fix or "")
-            fixed.append(structural[0])
-            later.extend(rest)
-        else:
-            first = [step.sql.strip()]
-        for sql in first:
-            (main if _transactional(sql) else outside).append(sql)
-    first_start = min((s.location.line for s in steps), default=1)
-    header = [ln for ln in text.splitlines()[: first_start - 1] if ln.strip()]
-    out: list[str] = [*header, "-- Rewritten by `pgwarden lint --fix` for safe deployment."]
-    if wants_timeout:
+def _render(text: str, original: list[Step], steps: list[Step], timeout_ms: int | None) -> str:
+    first_line = min((s.location.line for s in original), default=1)
+    out = [ln for ln in text.splitlines()[: first_line - 1] if ln.strip()]
+    out.append("-- Rewritten by `pgwarden lint --fix` for safe deployment.")
+    if timeout_ms is not None:
         out += [
             "-- Every lock wait is bounded; retry the file if a statement times out.",
-            f"SET lock_timeout = '{_timeout_ms(steps, snapshot)}ms';",
+            f"SET lock_timeout = '{timeout_ms}ms';",
         ]
-    if main:
-        block = [f"{s};" for s in main]
-        out += ["BEGIN;", *block, "COMMIT;"] if one_transaction and len(main) > 1 else block
-    out += [f"{s};" for s in outside]
-    for group in later:
-        out += ["BEGIN;", *(f"{s};" for s in group), "COMMIT;"]
-    new = "\n".join(out) + "\n"
-    return FileFix(path, text, new, tuple(fixed))
+    open_tx: int | None = None
+    for step in steps:
+        if step.is_transaction_control:
+            continue  # transactions are rendered from the plan's transaction ids
+        if timeout_ms is not None and _sets_lock_timeout(step):
+            continue  # replaced by the prologue's bounded timeout
+        if step.transaction != open_tx:
+            if open_tx is not None:
+                out.append("COMMIT;")
+            if step.transaction is not None:
+                out.append("BEGIN;")
+            open_tx = step.transaction
+        out.append(f"{step.sql.strip()};")
+    if open_tx is not None:
+        out.append("COMMIT;")
+    return "\n".join(out) + "\n"
+
+
+def _sets_lock_timeout(step: Step) -> bool:
+    return step.kind == "VariableSetStmt" and step.body.get("name") == "lock_timeout"
 
 
 def fix_plan(plan: Plan, result: LintResult, snapshot: Snapshot | None = None) -> list[FileFix]:
     """The rewrite of every file that has at least one mechanical fix."""
+    rewritten, rewrites = rewrite_plan(plan, snapshot=snapshot)
+    replaced = {r.step for r in rewrites}
     fixes: list[FileFix] = []
     for source in plan.texts:
-        steps = [s for s in plan.steps if s.location.path == source.path]
-        step_ids = {s.index for s in steps}
-        mine = [f for f in result.findings if f.step in step_ids]
-        fx = _rewrite_file(source, steps, mine, snapshot)
-        if fx is not None and fx.new != fx.old:
-            fixes.append(fx)
+        original = [s for s in plan.steps if s.location.path == source.path]
+        ids = {s.index for s in original}
+        mine = [f for f in result.findings if f.step in ids]
+        timeout = any(f.code in TIMEOUT_RULES for f in mine)
+        fixed = tuple(
+            f
+            for f in mine
+            if f.code in TIMEOUT_RULES or (f.code in REWRITABLE and f.step in replaced)
+        )
+        if not fixed:
+            continue
+        steps = [s for s in rewritten.steps if s.location.path == source.path]
+        new = _render(
+            source.text, original, steps, _timeout_ms(original, snapshot) if timeout else None
+        )
+        if new != source.text:
+            fixes.append(FileFix(source.path, source.text, new, fixed))
     return fixes
 
 

@@ -1,4 +1,4 @@
-"""`--rewrite`: replace hazardous steps by the lint fixes' lock-friendly equivalents.
+"""Replace hazardous steps by the lint fixes' safe equivalents: `apply --rewrite`, `lint --fix`.
 
 Uses the rules' `Finding.fix` SQL (PW101 CONCURRENTLY, PW102 NOT VALID +
 VALIDATE, PW103 SET NOT NULL via a validated CHECK, PW105 UNIQUE via a
