@@ -18,7 +18,7 @@ from pgwarden.errors import InputError, UsageError
 from pgwarden.lint.engine import LintResult, lint_plan
 from pgwarden.plan import Plan, SourceText, build_plan
 from pgwarden.settings import Settings
-from pgwarden.sources.sql_files import collect_sql_files, read_sql_file
+from pgwarden.sources.sql_files import read_sources
 
 __all__ = ["Context", "explain", "lint", "load_context", "load_plan", "stats_dump"]
 
@@ -70,19 +70,7 @@ def load_plan(
     file_transaction: bool = False,
 ) -> Plan:
     """A Plan from .sql files and folders (folders in name order)."""
-    if not paths:
-        raise UsageError("no SQL files given", hint="pass one or more .sql files or folders")
-    sources = []
-    for path in collect_sql_files(paths):
-        text = read_sql_file(path)
-        stmts = parse(text, str(path))
-        if not stmts:
-            raise InputError(
-                f"{path}: no SQL statements (the file is empty or only comments)",
-                hint="remove the file or add the migration's statements",
-                path=str(path),
-            )
-        sources.append((SourceText(str(path), text), stmts))
+    sources = read_sources(paths)
     ctx = context or Context(None, None, None, "none")
     return build_plan(
         sources,

@@ -25,6 +25,7 @@ from typing import Literal, Protocol
 
 from pgwarden.backup.manifest import Manifest, Verification
 from pgwarden.errors import EnvironmentProblem, InputError, UsageError
+from pgwarden.pg.cluster import pid_alive
 
 __all__ = ["BackupInfo", "Catalogue", "LocalStorage", "State", "Storage"]
 
@@ -71,16 +72,6 @@ def write_file_atomic(path: Path, text: str) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class LocalStorage:
@@ -185,7 +176,7 @@ class LocalStorage:
                 young = time.time() - path.stat().st_mtime < min_age_s
             except (ValueError, IndexError, OSError):
                 continue
-            if _pid_alive(pid) or (pid == os.getpid() and young):
+            if pid_alive(pid) or (pid == os.getpid() and young):
                 continue
             shutil.rmtree(path, ignore_errors=True)
             removed.append(name)

@@ -91,7 +91,8 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGQUIT)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (perhaps owned by another user)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -117,7 +118,7 @@ def sweep_orphans(tmp: Path | None = None) -> list[Path]:
             except OSError:
                 continue
             pid = -1
-        if pid > 0 and _pid_alive(pid):
+        if pid > 0 and pid_alive(pid):
             continue
         postmaster = d / "data" / "postmaster.pid"
         with contextlib.suppress(OSError, ValueError, IndexError):

@@ -20,10 +20,9 @@ import psycopg
 
 from pgwarden.analysis.catalog import read_catalog
 from pgwarden.analysis.context import Snapshot, load_snapshot
-from pgwarden.analysis.parse import ParsedStatement, parse
-from pgwarden.errors import InputError, UsageError
+from pgwarden.errors import UsageError
 from pgwarden.findings import Finding
-from pgwarden.plan import Plan, SourceText, build_plan
+from pgwarden.plan import Plan, build_plan
 from pgwarden.rehearse import datagen, schema, workload
 from pgwarden.rehearse.blast import attach_blocking, blocked_ops
 from pgwarden.rehearse.model import LoadedTable, RehearsalResult, StepTrace, WorkloadComparison
@@ -33,7 +32,7 @@ from pgwarden.rehearse.target import Target, open_target
 from pgwarden.rehearse.trace import RehearsalInterrupted, Tracer
 from pgwarden.rehearse.verdict import findings_for
 from pgwarden.settings import Environment
-from pgwarden.sources.sql_files import collect_sql_files, read_sql_file
+from pgwarden.sources.sql_files import read_sources
 
 __all__ = ["DEFAULT_ROWS", "DEFAULT_ROWS_CAP", "RehearsalInterrupted", "rehearse"]
 
@@ -58,21 +57,6 @@ class _State:
     extra: dict[str, object] = field(default_factory=dict)
     plan: Plan | None = None
     load_s: float = 0.0
-
-
-def _sources(
-    paths: Sequence[str | os.PathLike[str]],
-) -> list[tuple[SourceText, list[ParsedStatement]]]:
-    if not paths:
-        raise UsageError("no SQL files given", hint="pass one or more .sql files or folders")
-    out = []
-    for path in collect_sql_files(paths):
-        text = read_sql_file(path)
-        stmts = parse(text, str(path))
-        if not stmts:
-            raise InputError(f"{path}: no SQL statements", path=str(path))
-        out.append((SourceText(str(path), text), stmts))
-    return out
 
 
 def _plan_rows(
@@ -196,7 +180,7 @@ def rehearse(
     """Rehearse the migration in `paths`; see the module docstring and docs/rehearse.md."""
     started = time.perf_counter()
     phase = on_phase or (lambda _msg: None)
-    sources = _sources(paths)
+    sources = read_sources(paths)
     if rows_cap < 1:
         raise UsageError("--rows-cap must be at least 1")
     fingerprint = build_plan(sources, file_transaction=file_transaction).fingerprint()

@@ -6,9 +6,11 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from pgwarden.errors import InputError
+from pgwarden.analysis.parse import ParsedStatement, parse
+from pgwarden.errors import InputError, UsageError
+from pgwarden.plan import SourceText
 
-__all__ = ["MAX_FILE_BYTES", "collect_sql_files", "read_sql_file"]
+__all__ = ["MAX_FILE_BYTES", "collect_sql_files", "read_sources", "read_sql_file"]
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
 
@@ -71,3 +73,24 @@ def read_sql_file(path: Path) -> str:
             path=str(path),
         ) from None
     return text.removeprefix("\ufeff")
+
+
+def read_sources(
+    paths: Iterable[str | os.PathLike[str]],
+) -> list[tuple[SourceText, list[ParsedStatement]]]:
+    """Each .sql file of `paths` (folders in name order), read and parsed."""
+    paths = list(paths)
+    if not paths:
+        raise UsageError("no SQL files given", hint="pass one or more .sql files or folders")
+    out: list[tuple[SourceText, list[ParsedStatement]]] = []
+    for path in collect_sql_files(paths):
+        text = read_sql_file(path)
+        stmts = parse(text, str(path))
+        if not stmts:
+            raise InputError(
+                f"{path}: no SQL statements (the file is empty or only comments)",
+                hint="remove the file or add the migration's statements",
+                path=str(path),
+            )
+        out.append((SourceText(str(path), text), stmts))
+    return out
