@@ -23,23 +23,25 @@ ALL = sorted(CASES.glob("PW*/*.sql"))
 
 
 def _run(path: Path) -> tuple[str, LintResult]:
+    """Lint one case by its path relative to CASES (output independent of the checkout)."""
     first = path.read_text().splitlines()[0] if path.read_text() else ""
     snapshot = None
     if first.startswith("-- stats: "):
         snapshot = load_snapshot(CASES / first.removeprefix("-- stats: ").strip())
     ctx = Context(snapshot, snapshot.catalog if snapshot else None, 15, "snapshot")
-    plan, result = lint([path], context=ctx)
+    plan, result = lint([path.relative_to(CASES)], context=ctx)
     code = path.parent.name
     mine = LintResult(
         tuple(f for f in result.findings if f.code == code), result.suppressed, result.assumptions
     )
     buf = io.StringIO()
     render_lint(Console(file=buf, width=100, color_system=None, highlight=False), plan, mine)
-    return buf.getvalue().replace(str(CASES) + "/", ""), mine
+    return buf.getvalue(), mine
 
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_case(path: Path, request: pytest.FixtureRequest):
+def test_case(path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(CASES)
     text, result = _run(path)
     if path.name.startswith("ok_"):
         assert not result.findings, text
