@@ -7,6 +7,8 @@ import subprocess
 import threading
 from pathlib import Path
 
+import pytest
+
 from pgwarden.apply.api import Limits, apply_plan, cancel_run, resume_run, status
 from tests.apply.conftest import (
     CIC_WAITING,
@@ -112,3 +114,30 @@ def test_ctrl_c_during_create_index_concurrently_then_resume(
     assert done.returncode == 0, done.stderr
     assert scalar(shop, INVALID) == 0
     assert scalar(shop, "SELECT to_regclass('invoices_created_at_idx') IS NOT NULL")
+
+
+def test_an_unnamed_build_left_invalid_by_an_earlier_run_is_dropped_and_rebuilt(
+    shop: str, holder, tmp_path: Path
+) -> None:
+    """An INVALID index with the name the server generates for an unnamed build is a leftover."""
+    import psycopg
+
+    snap = holder(SNAPSHOT)  # the build waits for this snapshot after creating its index
+    with psycopg.connect(shop, autocommit=True) as c:
+        c.execute("SET statement_timeout = '1s'")
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            c.execute("CREATE INDEX CONCURRENTLY ON invoices (created_at)")
+    snap.rollback()
+    assert scalar(shop, INVALID) == 1  # the crashed run's leftover: invoices_created_at_idx
+    path = write_sql(tmp_path, "CREATE INDEX CONCURRENTLY ON invoices (created_at);")
+    result = apply_plan(plan_of(path, file_transaction=False), database_url=shop, env="staging")
+    assert result.state == "done"
+    assert scalar(shop, INVALID) == 0
+    assert (
+        scalar(
+            shop,
+            "SELECT count(*) FROM pg_indexes WHERE tablename = 'invoices' "
+            "AND indexdef LIKE '%(created_at)'",
+        )
+        == 1
+    )

@@ -33,6 +33,7 @@ from pgwarden.apply.health import HealthPolicy, wait_until_healthy
 from pgwarden.apply.indexes import (
     builds_index,
     drop_invalid,
+    index_name,
     index_state,
     invalid_indexes,
     table_of,
@@ -412,7 +413,7 @@ def _prepare(r: _Run, unit: Unit, policy: LockPolicy) -> dict[int, tuple[str, st
             )
             return None
         if state == "invalid" and table is not None:
-            name = str(step.body.get("idxname"))
+            name = str(index_name(step))
             left = _drop(
                 r,
                 unit,

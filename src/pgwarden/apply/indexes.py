@@ -16,7 +16,14 @@ from pgwarden.apply.guards import Failure, classify, set_timeouts
 from pgwarden.plan import Step
 from pgwarden.rules._sql import regclass
 
-__all__ = ["builds_index", "drop_invalid", "index_state", "invalid_indexes", "table_of"]
+__all__ = [
+    "builds_index",
+    "drop_invalid",
+    "index_name",
+    "index_state",
+    "invalid_indexes",
+    "table_of",
+]
 
 
 def builds_index(step: Step) -> bool:
@@ -45,9 +52,23 @@ def invalid_indexes(
     return {int(str(r[0])): (str(r[1]), str(r[2])) for r in rows}
 
 
-def index_state(conn: psycopg.Connection[tuple[object, ...]], step: Step) -> str | None:
-    """For a named CREATE INDEX CONCURRENTLY: 'valid', 'invalid', or None when absent."""
+def index_name(step: Step) -> str | None:
+    """The index a CREATE INDEX step builds: its own name, or the one the server generates
+    (the lock model derives it the way PostgreSQL does: table_columns_idx)."""
     name = step.body.get("idxname")
+    if name:
+        return str(name)
+    created = [c for c in step.effects.creates if not c.endswith("_seq")]
+    return created[0].rsplit(".", 1)[-1] if created else None
+
+
+def index_state(conn: psycopg.Connection[tuple[object, ...]], step: Step) -> str | None:
+    """For a CREATE INDEX CONCURRENTLY: 'valid', 'invalid', or None when absent.
+
+    An unnamed build is looked up by the name the server generates; only its INVALID
+    leftover is reported (a valid index of that name may be someone else's).
+    """
+    name = index_name(step)
     table = table_of(step)
     if step.kind != "IndexStmt" or not name or table is None:
         return None
@@ -58,6 +79,8 @@ def index_state(conn: psycopg.Connection[tuple[object, ...]], step: Step) -> str
         ).format(sql.Literal(table), sql.Literal(str(name)))
     ).fetchone()
     if row is None:
+        return None
+    if row[0] and not step.body.get("idxname"):
         return None
     return "valid" if row[0] else "invalid"
 
