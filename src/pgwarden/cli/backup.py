@@ -57,7 +57,7 @@ def _size(n: int) -> str:
 
 
 def _local(t: datetime) -> str:
-    return t.astimezone().isoformat(timespec="seconds")
+    return t.astimezone().strftime("%Y-%m-%d %H:%M %Z")
 
 
 def _catalogue(path: str | None, config: str | None) -> Catalogue:
@@ -182,8 +182,12 @@ def list_(catalogue: str | None, config: str | None, fmt: str) -> None:
         return
     now = datetime.now(UTC)
     table = Table(box=None, pad_edge=False)
-    for col in ("id", "database", "system", "ended (UTC)", "ended (local)", "size", "state"):
+    # The id and the state are what people act on: never truncate them.
+    table.add_column("id", no_wrap=True, min_width=max(len(b.id) for b in entries))
+    for col in ("database", "system", "ended (UTC)", "ended (local)", "size"):
         table.add_column(col, no_wrap=True)
+    table.add_column("state", no_wrap=True, min_width=len("verified"))
+    # (the system identifier is shortened; `backup list --format json` has it whole)
     table.add_column("verified")
     for b in entries:
         m, v = b.manifest, b.verification
