@@ -88,7 +88,9 @@ def lint(
 ) -> None:
     """Report what each statement locks, scans, rewrites or destroys, sized by table stats."""
     from pgwarden.findings import Severity
+    from pgwarden.lint.engine import LintResult
     from pgwarden.pg.connect import resolve_dsn
+    from pgwarden.plan import Plan
     from pgwarden.report.lint_json import lint_json
     from pgwarden.report.lint_text import render_lint
     from pgwarden.settings import load_settings
@@ -99,13 +101,17 @@ def lint(
         stats_file=stats_file,
         pg_version=pg_version or settings.pg_version,
     )
-    plan, result = commands.lint(
-        list(paths),
-        context=ctx,
-        settings=settings,
-        file_transaction=False if no_file_transaction else None,
-        preflight_dsn=resolve_dsn(database_url, required=False) if database_url else None,
-    )
+
+    def run() -> tuple[Plan, LintResult]:
+        return commands.lint(
+            list(paths),
+            context=ctx,
+            settings=settings,
+            file_transaction=False if no_file_transaction else None,
+            preflight_dsn=resolve_dsn(database_url, required=False) if database_url else None,
+        )
+
+    plan, result = run()
     if apply_fixes:
         from pgwarden.lint.fix import fix_plan, write_fixes
 
@@ -114,13 +120,7 @@ def lint(
         for fx in fixes:
             err.print(fx.diff(), markup=False, highlight=False, end="")
         err.print(f"fixed {sum(len(fx.fixed) for fx in fixes)} finding(s) in {len(fixes)} file(s)")
-        plan, result = commands.lint(
-            list(paths),
-            context=ctx,
-            settings=settings,
-            file_transaction=False if no_file_transaction else None,
-            preflight_dsn=resolve_dsn(database_url, required=False) if database_url else None,
-        )
+        plan, result = run()  # what is left after the fixes
     if fmt == "json":
         print_json(lint_json(plan, result))
     elif fmt == "sarif":

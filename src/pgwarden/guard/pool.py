@@ -93,6 +93,24 @@ class PoolStats:
         return self.size - self.available
 
 
+def _pool_options(
+    conninfo: str, lim: PoolLimits, timeouts: SessionTimeouts, guard: Guard
+) -> dict[str, Any]:
+    """psycopg_pool options shared by the sync and async pools (opened by the caller)."""
+    return {
+        "kwargs": _connect_kwargs(conninfo, lim, timeouts),
+        "min_size": lim.min_size,
+        "max_size": lim.max_size,
+        "open": False,
+        "timeout": lim.acquire_timeout_ms / 1000,
+        "max_waiting": lim.max_waiting,
+        "max_idle": lim.max_idle_s,
+        "max_lifetime": lim.max_lifetime_s,
+        "reconnect_timeout": lim.reconnect_timeout_s,
+        "name": guard.name,
+    }
+
+
 def _connect_kwargs(conninfo: str, limits: PoolLimits, timeouts: SessionTimeouts) -> dict[str, Any]:
     existing = str(conninfo_to_dict(conninfo).get("options") or "")
     options = " ".join(part for part in (existing, timeouts.libpq_options()) if part)
@@ -138,17 +156,7 @@ class GuardedPool:
         lim = self.limits
         self.pool: psycopg_pool.ConnectionPool[psycopg.Connection[TupleRow]] = (
             psycopg_pool.ConnectionPool(
-                conninfo,
-                kwargs=_connect_kwargs(conninfo, lim, self.timeouts),
-                min_size=lim.min_size,
-                max_size=lim.max_size,
-                open=False,
-                timeout=lim.acquire_timeout_ms / 1000,
-                max_waiting=lim.max_waiting,
-                max_idle=lim.max_idle_s,
-                max_lifetime=lim.max_lifetime_s,
-                reconnect_timeout=lim.reconnect_timeout_s,
-                name=guard.name,
+                conninfo, **_pool_options(conninfo, lim, self.timeouts, guard)
             )
         )
         if open:
@@ -215,17 +223,7 @@ class AsyncGuardedPool:
         lim = self.limits
         self.pool: psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[TupleRow]] = (
             psycopg_pool.AsyncConnectionPool(
-                conninfo,
-                kwargs=_connect_kwargs(conninfo, lim, self.timeouts),
-                min_size=lim.min_size,
-                max_size=lim.max_size,
-                open=False,
-                timeout=lim.acquire_timeout_ms / 1000,
-                max_waiting=lim.max_waiting,
-                max_idle=lim.max_idle_s,
-                max_lifetime=lim.max_lifetime_s,
-                reconnect_timeout=lim.reconnect_timeout_s,
-                name=guard.name,
+                conninfo, **_pool_options(conninfo, lim, self.timeouts, guard)
             )
         )
 
