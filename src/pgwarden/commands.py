@@ -10,6 +10,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pgwarden.analysis.catalog import Catalog
 from pgwarden.analysis.context import Snapshot, load_snapshot, save_snapshot, take_snapshot
@@ -19,6 +20,12 @@ from pgwarden.lint.engine import LintResult, lint_plan
 from pgwarden.plan import Plan, SourceText, build_plan
 from pgwarden.settings import Settings
 from pgwarden.sources.sql_files import read_sources
+
+if TYPE_CHECKING:
+    from pgwarden.analysis.parse import ParsedStatement
+    from pgwarden.sources.alembic import AlembicSources
+
+    Sources = Sequence[tuple[SourceText, Sequence[ParsedStatement]]] | AlembicSources
 
 __all__ = ["Context", "explain", "lint", "load_context", "load_plan", "stats_dump"]
 
@@ -68,12 +75,23 @@ def load_plan(
     *,
     context: Context | None = None,
     file_transaction: bool = False,
+    sources: Sources | None = None,
 ) -> Plan:
-    """A Plan from .sql files and folders (folders in name order)."""
-    sources = read_sources(paths)
+    """A Plan from .sql files and folders (folders in name order), or from `sources`.
+
+    `sources` are already parsed (SourceText, statements) pairs, e.g. Alembic
+    revisions (`pgwarden.sources.alembic.read_alembic_sources`); Alembic's
+    sources carry their own transactions, so `file_transaction` does not apply.
+    """
     ctx = context or Context(None, None, None, "none")
+    if sources is not None and not isinstance(sources, Sequence):
+        from pgwarden.sources.alembic import build_alembic_plan
+
+        return build_alembic_plan(
+            sources.sources, catalog=ctx.catalog, server_version=ctx.server_version
+        )
     return build_plan(
-        sources,
+        sources if sources is not None else read_sources(paths),
         catalog=ctx.catalog,
         server_version=ctx.server_version,
         file_transaction=file_transaction,
@@ -123,16 +141,21 @@ def lint(
     settings: Settings | None = None,
     file_transaction: bool | None = None,
     preflight_dsn: str | None = None,
+    sources: Sources | None = None,
 ) -> tuple[Plan, LintResult]:
-    """Lint SQL files as one deploy; returns the plan and its findings.
+    """Lint SQL files (or parsed `sources`) as one deploy; returns the plan and its findings.
 
     With `preflight_dsn`, also count existing rows the new constraints would reject.
     """
     cfg = settings or Settings()
     ctx = context or Context(None, None, cfg.pg_version, "none")
     wrap = cfg.file_transaction if file_transaction is None else file_transaction
-    plan = load_plan(paths, context=ctx, file_transaction=wrap)
+    plan = load_plan(paths, context=ctx, file_transaction=wrap, sources=sources)
     result = lint_plan(plan, snapshot=ctx.snapshot, ignore=cfg.ignore)
+    if sources is not None and not isinstance(sources, Sequence):
+        own = {s.index for s in plan.steps if sources.is_bookkeeping(s)}
+        kept = tuple(f for f in result.findings if f.step not in own)
+        result = replace(result, findings=kept)  # Alembic's version table is not the user's
     if preflight_dsn and "PW401" not in cfg.ignore:
         from pgwarden.lint.preflight import preflight
 

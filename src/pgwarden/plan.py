@@ -7,15 +7,15 @@ rehearse and apply all take a `Plan`; none of them parses SQL on its own.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 from pgwarden.analysis.catalog import Catalog
 from pgwarden.analysis.effects import Effects
 from pgwarden.analysis.locks import analyse
-from pgwarden.analysis.parse import Node, ParsedStatement, fingerprint
+from pgwarden.analysis.parse import Node, ParsedStatement, fingerprint, gc_paused
 from pgwarden.location import LineIndex, SourceLocation
 
 __all__ = ["Plan", "SourceText", "Step", "TxMode", "build_plan"]
@@ -50,6 +50,8 @@ class Step:
     effects: Effects
     kind: str = field(init=False)  # the statement's node type, e.g. `AlterTableStmt`
     body: Node = field(init=False)  # the statement node's fields
+    # Values derived from `tree` once per step and reused by every rule (rules/_sql.py).
+    derived: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         kind = next(iter(self.tree))
@@ -95,6 +97,8 @@ class Plan:
 
     def fingerprint(self) -> str:
         """sha256 over the statements' normalized fingerprints, in order."""
+        import hashlib  # not needed on the lint path
+
         h = hashlib.sha256()
         for step in self.steps:
             h.update(fingerprint(step.sql).encode())
@@ -130,6 +134,16 @@ def build_plan(
     `file_transaction` models runners that wrap each file in one transaction
     (Alembic, Django, Flyway); explicit BEGIN/COMMIT in a file always wins.
     """
+    with gc_paused():
+        return _build_plan(sources, catalog, server_version, file_transaction)
+
+
+def _build_plan(
+    sources: Iterable[tuple[SourceText, Sequence[ParsedStatement]]],
+    catalog: Catalog | None,
+    server_version: int | None,
+    file_transaction: bool,
+) -> Plan:
     steps: list[Step] = []
     texts: list[SourceText] = []
     next_tx = 0

@@ -6,6 +6,7 @@ Facts here were measured on PostgreSQL 15-18 (tests/analysis/test_locks_live.py)
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from pgwarden.analysis.catalog import Catalog, Constraint, Relation
@@ -27,6 +28,7 @@ AE = LockMode.ACCESS_EXCLUSIVE
 _PLAIN = re.compile(r"[a-z_][a-z0-9_$]*")
 
 
+@lru_cache(maxsize=4096)
 def quote(ident: str) -> str:
     """Quote an identifier the way regclass output does (keywords aside)."""
     if _PLAIN.fullmatch(ident):

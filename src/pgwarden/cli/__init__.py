@@ -9,6 +9,7 @@ Exit codes (the contract):
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import sys
@@ -29,7 +30,7 @@ R = TypeVar("R")
 EXIT_OK, EXIT_FINDINGS, EXIT_INPUT, EXIT_APPLY = 0, 1, 2, 3
 
 out = Console(highlight=False, soft_wrap=False)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # messages stay one line each
 
 
 def _fail(message: str, hint: str | None, code: int) -> NoReturn:
@@ -88,25 +89,56 @@ pg_version_option = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Which module defines each command. A module is imported when one of its commands
+# runs, so `pgwarden lint` never loads psycopg, rich.progress or the backup code.
+# A name missing here still works: an unknown name loads every module first.
+_COMMAND_MODULES = {
+    "explain": "analyse",
+    "lint": "analyse",
+    "stats": "analyse",
+    "demo": "analyse",
+    "rehearse": "rehearse",
+    "apply": "apply",
+    "status": "apply",
+    "cancel": "apply",
+    "resume": "apply",
+    "backfill": "apply",
+    "backup": "backup",
+}
+
+
+class _LazyGroup(click.Group):
+    """A group that imports a command's module only when the command is needed."""
+
+    def _load(self, module: str) -> None:
+        # One line per capability; each module owns its commands.
+        mod = importlib.import_module(f"pgwarden.cli.{module}")
+        for command in mod.COMMANDS:
+            if command.name not in self.commands:
+                self.add_command(command)
+
+    def _load_all(self) -> None:
+        for module in dict.fromkeys(_COMMAND_MODULES.values()):
+            self._load(module)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_all()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            module = _COMMAND_MODULES.get(cmd_name)
+            if module is not None:
+                self._load(module)
+            if cmd_name not in self.commands:
+                self._load_all()
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="pgwarden")
 def cli() -> None:
     """pgwarden: know what each schema change locks, rehearse it, apply it safely."""
-
-
-def _register() -> None:
-    # One line per capability; each module owns its commands.
-    from pgwarden.cli import analyse
-    from pgwarden.cli import apply as apply_cli
-    from pgwarden.cli import backup as backup_cli
-    from pgwarden.cli import rehearse as rehearse_cli
-
-    for module in (analyse, rehearse_cli, apply_cli, backup_cli):
-        for command in module.COMMANDS:
-            cli.add_command(command)
-
-
-_register()
 
 
 def main(argv: list[str] | None = None) -> NoReturn:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -16,6 +17,7 @@ from pgwarden.cli import (
     pg_version_option,
     print_json,
 )
+from pgwarden.errors import UsageError
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
@@ -46,14 +48,67 @@ def explain(
         render_explain(out, plan, ctx.snapshot)
 
 
+def alembic_options(fn: Any) -> Any:
+    """`--alembic [alembic.ini]`, `--range`, `--unapplied` (lint, rehearse, apply)."""
+    fn = click.option(
+        "--unapplied",
+        is_flag=True,
+        help="With --alembic: only revisions after the database's alembic_version.",
+    )(fn)
+    fn = click.option(
+        "--range",
+        "revision_range",
+        default=None,
+        metavar="BASE:HEAD",
+        help="With --alembic: the revisions to take (default base:heads).",
+    )(fn)
+    return click.option(
+        "--alembic",
+        "alembic_ini",
+        is_flag=False,
+        flag_value="alembic.ini",
+        default=None,
+        metavar="[ALEMBIC_INI]",
+        help="Take the migration from Alembic revisions (offline SQL) instead of files.",
+    )(fn)
+
+
+def alembic_sources(
+    paths: tuple[str, ...],
+    alembic_ini: str | None,
+    revision_range: str | None,
+    unapplied: bool,
+    database_url: str | None,
+) -> Any:
+    """The AlembicSources of the options, or None for SQL files (checks the combination)."""
+    if alembic_ini is None:
+        if revision_range or unapplied:
+            raise UsageError("--range and --unapplied need --alembic")
+        if not paths:
+            raise UsageError(
+                "no SQL files given", hint="pass .sql files or folders, or --alembic [alembic.ini]"
+            )
+        return None
+    if paths:
+        raise UsageError("give either SQL files or --alembic, not both")
+    from pgwarden.pg.connect import resolve_dsn
+    from pgwarden.sources.alembic import read_alembic_sources
+
+    dsn = resolve_dsn(database_url, required=unapplied) if unapplied else None
+    return read_alembic_sources(
+        alembic_ini, revision_range=revision_range, unapplied=unapplied, database_url=dsn
+    )
+
+
 @click.command()
-@click.argument("paths", nargs=-1, required=True)
+@click.argument("paths", nargs=-1, required=False)
 @dsn_option
 @click.option("--stats", "stats_file", default=None, metavar="FILE", help="Stats snapshot file.")
 @pg_version_option
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json", "sarif", "github"]), default="text"
 )
+@alembic_options
 @click.option(
     "--fail-on",
     type=click.Choice(["error", "warning", "note"]),
@@ -85,22 +140,35 @@ def lint(
     no_file_transaction: bool,
     apply_fixes: bool,
     config: str | None,
+    alembic_ini: str | None,
+    revision_range: str | None,
+    unapplied: bool,
 ) -> None:
-    """Report what each statement locks, scans, rewrites or destroys, sized by table stats."""
+    """Report what each statement locks, scans, rewrites or destroys, sized by table stats.
+
+    PATHS are .sql files or folders; or --alembic [alembic.ini] lints Alembic revisions.
+    """
     from pgwarden.findings import Severity
     from pgwarden.lint.engine import LintResult
-    from pgwarden.pg.connect import resolve_dsn
     from pgwarden.plan import Plan
     from pgwarden.report.lint_json import lint_json
-    from pgwarden.report.lint_text import render_lint
     from pgwarden.settings import load_settings
 
     settings = load_settings(config)
+    sources = alembic_sources(paths, alembic_ini, revision_range, unapplied, database_url)
+    if sources is not None and apply_fixes:
+        raise UsageError("--fix rewrites SQL files; it does not edit Alembic revisions")
     ctx = commands.load_context(
         database_url=database_url,
         stats_file=stats_file,
         pg_version=pg_version or settings.pg_version,
     )
+
+    preflight_dsn = None
+    if database_url:
+        from pgwarden.pg.connect import resolve_dsn  # loads psycopg: only with a database
+
+        preflight_dsn = resolve_dsn(database_url, required=False)
 
     def run() -> tuple[Plan, LintResult]:
         return commands.lint(
@@ -108,7 +176,8 @@ def lint(
             context=ctx,
             settings=settings,
             file_transaction=False if no_file_transaction else None,
-            preflight_dsn=resolve_dsn(database_url, required=False) if database_url else None,
+            preflight_dsn=preflight_dsn,
+            sources=sources,
         )
 
     plan, result = run()
@@ -132,6 +201,8 @@ def lint(
 
         sys.stdout.write(github_annotations(result))
     else:
+        from pgwarden.report.lint_text import render_lint  # rich.syntax, pygments
+
         render_lint(out, plan, result)
     if result.failed(Severity(fail_on or settings.fail_on)):
         sys.exit(EXIT_FINDINGS)

@@ -14,6 +14,7 @@ import click
 import orjson
 
 from pgwarden.cli import EXIT_APPLY, _fail, dsn_option, err, handle_errors, out, print_json
+from pgwarden.cli.analyse import alembic_options
 
 _DEFAULT_JOURNAL = ".pgwarden/journal.jsonl"
 
@@ -210,7 +211,7 @@ def _render_preview(result: Any) -> None:
 
 
 @click.command()
-@click.argument("paths", nargs=-1, required=True)
+@click.argument("paths", nargs=-1, required=False)
 @click.option("--rewrite", is_flag=True, help="Apply the lint fixes (lock-friendly statements).")
 @click.option("--dry-run", is_flag=True, help="Show the plan; execute nothing.")
 @click.option("--restamp", is_flag=True, help="Re-bind this database to --env.")
@@ -219,6 +220,7 @@ def _render_preview(result: Any) -> None:
     "--no-file-transaction", is_flag=True, help="Files do not run inside one transaction each."
 )
 @_guard_options
+@alembic_options
 @handle_errors
 def apply(
     paths: tuple[str, ...],
@@ -227,9 +229,16 @@ def apply(
     restamp: bool,
     stats_file: str | None,
     no_file_transaction: bool,
+    alembic_ini: str | None,
+    revision_range: str | None,
+    unapplied: bool,
     **kw: Any,
 ) -> None:
-    """Apply SQL migrations under lock guard, watchdog, identity guard and journal."""
+    """Apply SQL migrations under lock guard, watchdog, identity guard and journal.
+
+    PATHS are .sql files or folders; or --alembic [alembic.ini] applies Alembic revisions
+    (their offline SQL, alembic_version updates included; use --unapplied).
+    """
     from pgwarden import commands
     from pgwarden.apply.api import apply_plan
     from pgwarden.pg.connect import resolve_dsn
@@ -239,7 +248,10 @@ def apply(
     dsn = resolve_dsn(kw["database_url"], required=not dry_run)
     ctx = commands.load_context(stats_file=stats_file) if stats_file else None
     wrap = settings.file_transaction and not no_file_transaction
-    plan = commands.load_plan(paths, context=ctx, file_transaction=wrap)
+    from pgwarden.cli.analyse import alembic_sources
+
+    sources = alembic_sources(paths, alembic_ini, revision_range, unapplied, dsn)
+    plan = commands.load_plan(paths, context=ctx, file_transaction=wrap, sources=sources)
     cancel = threading.Event()
     with _ctrl_c_cancels(cancel):
         result = apply_plan(

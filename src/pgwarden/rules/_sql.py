@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from pgwarden.analysis.effects import LockMode
@@ -16,9 +17,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TABLE_KINDS",
+    "alter_cmds",
     "alter_table_cmds",
     "column_added_earlier",
     "column_defs",
+    "column_types",
     "dotted",
     "func_names",
     "how_long",
@@ -66,6 +69,7 @@ def qualified(relation: str) -> str:
     return relation.removeprefix("public.")
 
 
+@lru_cache(maxsize=4096)
 def quote(ident: str) -> str:
     """Quote an identifier the way regclass output does (keywords aside)."""
     if _PLAIN.fullmatch(ident):
@@ -113,11 +117,27 @@ def alter_table_cmds(body: Node) -> Iterator[tuple[str, Node]]:
         yield str(fields.get("subtype", "")), fields
 
 
+def alter_cmds(step: Step) -> tuple[tuple[str, Node], ...]:
+    """`alter_table_cmds(step.body)`, computed once per step."""
+    cmds: tuple[tuple[str, Node], ...] | None = step.derived.get("cmds")
+    if cmds is None:
+        cmds = step.derived["cmds"] = tuple(alter_table_cmds(step.body))
+    return cmds
+
+
 def table_of(step: Step) -> str | None:
     """The table an ALTER TABLE step changes (regclass spelling), else None."""
-    if step.kind != "AlterTableStmt" or step.body.get("objtype", "OBJECT_TABLE") != "OBJECT_TABLE":
+    if step.kind != "AlterTableStmt":
         return None
-    return regclass(step.body.get("relation"))
+    derived = step.derived
+    if "table_of" not in derived:
+        derived["table_of"] = (
+            regclass(step.body.get("relation"))
+            if step.body.get("objtype", "OBJECT_TABLE") == "OBJECT_TABLE"
+            else None
+        )
+    table: str | None = derived["table_of"]
+    return table
 
 
 def option_on(options: list[Node] | None, name: str) -> bool:
@@ -165,11 +185,33 @@ def type_text(type_name: Node) -> str:
     return _SPELLING.get(base, base) + mod + ("[]" if array else "")
 
 
-def column_defs(step: Step) -> Iterator[tuple[str, str, Node, str]]:
+def column_defs(step: Step) -> tuple[tuple[str, str, Node, str], ...]:
     """(table, column, TypeName, where) of every column type a step writes down.
 
-    `where` is "CREATE TABLE", "ADD COLUMN" or "ALTER COLUMN TYPE".
+    `where` is "CREATE TABLE", "ADD COLUMN" or "ALTER COLUMN TYPE". Computed once per step.
     """
+    if step.kind != "CreateStmt" and step.kind != "AlterTableStmt":
+        return ()
+    defs: tuple[tuple[str, str, Node, str], ...] | None = step.derived.get("column_defs")
+    if defs is None:
+        defs = step.derived["column_defs"] = tuple(_column_defs(step))
+    return defs
+
+
+def column_types(step: Step) -> tuple[tuple[str, str, str, tuple[str, list[int], bool]], ...]:
+    """(table, column, where, `type_of` the TypeName) of each `column_defs` entry, computed once."""
+    types: tuple[tuple[str, str, str, tuple[str, list[int], bool]], ...] | None = step.derived.get(
+        "column_types"
+    )
+    if types is None:
+        types = step.derived["column_types"] = tuple(
+            (table, column, where, type_of(type_name))
+            for table, column, type_name, where in column_defs(step)
+        )
+    return types
+
+
+def _column_defs(step: Step) -> Iterator[tuple[str, str, Node, str]]:
     if step.kind == "CreateStmt":
         table = regclass(step.body.get("relation"))
         for elt in step.body.get("tableElts") or ():
@@ -178,7 +220,7 @@ def column_defs(step: Step) -> Iterator[tuple[str, str, Node, str]]:
                 yield table, str(col.get("colname", "?")), col["typeName"], "CREATE TABLE"
     elif step.kind == "AlterTableStmt":
         table = regclass(step.body.get("relation"))
-        for subtype, cmd in alter_table_cmds(step.body):
+        for subtype, cmd in alter_cmds(step):
             col = cmd.get("def", {}).get("ColumnDef")
             if not col or not col.get("typeName"):
                 continue

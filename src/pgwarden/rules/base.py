@@ -15,7 +15,7 @@ from pgwarden.analysis.context import Snapshot, estimate_seconds
 from pgwarden.analysis.effects import LockMode
 from pgwarden.findings import Finding, Severity
 from pgwarden.plan import Plan, Step
-from pgwarden.rules._sql import alter_table_cmds, table_of
+from pgwarden.rules._sql import alter_cmds, table_of
 
 __all__ = ["DOC_SECTIONS", "Hit", "LintContext", "Rule", "TableJudgement", "describe_lock"]
 
@@ -114,7 +114,7 @@ class LintContext:
         self.created.update(c.removeprefix("public.") for c in step.effects.creates)
         altered = table_of(step)
         if altered is not None:
-            for subtype, cmd in alter_table_cmds(step.body):
+            for subtype, cmd in alter_cmds(step):
                 if subtype == "AT_AddColumn":
                     name = cmd.get("def", {}).get("ColumnDef", {}).get("colname")
                     self.added_columns.add((altered, str(name)))
@@ -137,10 +137,11 @@ class LintContext:
         """Severity of holding a blocking lock on `relation` for about `lock_s` seconds."""
         if _bare(relation) in self.created:
             return TableJudgement(None, "created earlier in this plan")
-        table = self.snapshot.table(relation) if self.snapshot is not None else None
+        if self.snapshot is None:
+            return _NO_STATS
+        table = self.snapshot.table(relation)
         if table is None:
-            why = "no stats given" if self.snapshot is None else "table not in the stats snapshot"
-            return TableJudgement(Severity.ERROR, f"size unknown ({why}): assumed large and busy")
+            return _NOT_IN_SNAPSHOT
         rate = f", {table.writes_per_s:.0f} writes/s" if table.writes_per_s is not None else ""
         size = f"{_rows(table.rows)}, {_bytes(table.total_bytes)}{rate}"
         if table.rows < SMALL_ROWS and table.total_bytes < SMALL_BYTES:
@@ -170,6 +171,11 @@ class LintContext:
         """Whether a non-zero `SET [LOCAL] lock_timeout` precedes `step` in its scope."""
         return bool(self.lock_timeout_ms(step))
 
+
+_NO_STATS = TableJudgement(Severity.ERROR, "size unknown (no stats given): assumed large and busy")
+_NOT_IN_SNAPSHOT = TableJudgement(
+    Severity.ERROR, "size unknown (table not in the stats snapshot): assumed large and busy"
+)
 
 _UNITS_MS = {"ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 
@@ -213,4 +219,8 @@ def _bytes(n: int) -> str:
 
 def describe_lock(mode: LockMode, relation: str) -> str:
     """`ACCESS EXCLUSIVE on invoices (blocks reads and writes)`."""
-    return f"{mode.title} on {relation} (blocks {mode.blocks})"
+    title, blocks = _MODE_WORDS[mode]
+    return f"{title} on {relation} (blocks {blocks})"
+
+
+_MODE_WORDS = {mode: (mode.title, mode.blocks) for mode in LockMode}

@@ -47,14 +47,14 @@ from collections.abc import Iterator
 
 from pgwarden.analysis.effects import LockMode
 from pgwarden.plan import Step
-from pgwarden.rules._sql import alter_table_cmds, qualified, relname
+from pgwarden.rules._sql import alter_cmds, qualified, relname
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
 
 
 def _foreign_keys(step: Step) -> Iterator[dict[str, object]]:
     if step.kind != "AlterTableStmt":
         return
-    for subtype, cmd in alter_table_cmds(step.body):
+    for subtype, cmd in alter_cmds(step):
         con = cmd.get("def", {}).get("Constraint", {}) if subtype == "AT_AddConstraint" else {}
         if con.get("contype") == "CONSTR_FOREIGN" and not con.get("skip_validation"):
             yield con

@@ -55,7 +55,7 @@ from typing import Any
 
 from pgwarden.analysis.effects import LockMode
 from pgwarden.plan import Step
-from pgwarden.rules._sql import alter_table_cmds, how_long, strings, strongest_on, table_of
+from pgwarden.rules._sql import alter_cmds, how_long, strings, strongest_on, table_of
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
 
 
@@ -63,7 +63,7 @@ def _not_null_columns(step: Step) -> tuple[list[str], bool]:
     """Columns this step makes NOT NULL, and whether it adds a PRIMARY KEY USING INDEX."""
     cols: list[str] = []
     pk_using_index = False
-    for subtype, cmd in alter_table_cmds(step.body):
+    for subtype, cmd in alter_cmds(step):
         if subtype == "AT_SetNotNull":
             cols.append(str(cmd.get("name")))
         elif subtype == "AT_AddConstraint":
@@ -110,7 +110,7 @@ def observe(step: Step, ctx: LintContext) -> None:
     if table is None:
         return
     p = _proofs(ctx, table)
-    for subtype, cmd in alter_table_cmds(step.body):
+    for subtype, cmd in alter_cmds(step):
         con = cmd.get("def", {}).get("Constraint", {})
         name = str(con.get("conname") or cmd.get("name") or "")
         kind = con.get("contype")
@@ -174,7 +174,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
 
 def fix(step: Step, table: str, cols: list[str]) -> str | None:
     """The CHECK-first recipe, when the statement only sets NOT NULL."""
-    if not cols or any(sub != "AT_SetNotNull" for sub, _ in alter_table_cmds(step.body)):
+    if not cols or any(sub != "AT_SetNotNull" for sub, _ in alter_cmds(step)):
         return None
     base = table.rsplit(".", 1)[-1].strip('"')
     names = {c: f"{base}_{c}_not_null_check" for c in cols}

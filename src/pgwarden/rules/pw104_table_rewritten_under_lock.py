@@ -54,7 +54,7 @@ from collections.abc import Iterator
 
 from pgwarden.plan import Step
 from pgwarden.rules._sql import (
-    alter_table_cmds,
+    alter_cmds,
     func_names,
     how_long,
     judged_rewrites,
@@ -70,7 +70,7 @@ def _causes(step: Step) -> tuple[list[str], str]:
     """Why the statement rewrites, in words, and the help for the main cause."""
     causes: list[str] = []
     help_ = "no in-place way avoids the rewrite: build the new shape next to the old one"
-    for subtype, cmd in alter_table_cmds(step.body):
+    for subtype, cmd in alter_cmds(step):
         col = cmd.get("def", {}).get("ColumnDef", {}) if isinstance(cmd.get("def"), dict) else {}
         if subtype == "AT_AlterColumnType":
             causes.append(f"changing the type of {cmd.get('name')} to {type_text(col['typeName'])}")

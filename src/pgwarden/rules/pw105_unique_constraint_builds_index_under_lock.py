@@ -50,7 +50,7 @@ from typing import Any
 
 from pgwarden.analysis.effects import LockMode
 from pgwarden.plan import Step
-from pgwarden.rules._sql import alter_table_cmds, how_long, quote, strings, table_of
+from pgwarden.rules._sql import alter_cmds, how_long, quote, strings, table_of
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
 
 _KINDS = {"CONSTR_UNIQUE": "UNIQUE", "CONSTR_PRIMARY": "PRIMARY KEY"}
@@ -58,7 +58,7 @@ _KINDS = {"CONSTR_UNIQUE": "UNIQUE", "CONSTR_PRIMARY": "PRIMARY KEY"}
 
 def _constraints(step: Step) -> Iterator[tuple[dict[str, Any], list[str], bool]]:
     """(constraint, columns, inline on a new column) of each index-building key constraint."""
-    for subtype, cmd in alter_table_cmds(step.body):
+    for subtype, cmd in alter_cmds(step):
         if subtype == "AT_AddConstraint":
             con = cmd.get("def", {}).get("Constraint", {})
             if con.get("contype") in _KINDS and not con.get("indexname"):

@@ -47,13 +47,13 @@ from typing import Any
 
 from pgwarden.analysis.effects import LockMode
 from pgwarden.plan import Step
-from pgwarden.rules._sql import alter_table_cmds, how_long, quote, table_of
+from pgwarden.rules._sql import alter_cmds, how_long, quote, table_of
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
 
 
 def _checks(step: Step) -> Iterator[tuple[dict[str, Any], str | None]]:
     """(constraint, new column it is declared on) of each CHECK validated right away."""
-    for subtype, cmd in alter_table_cmds(step.body):
+    for subtype, cmd in alter_cmds(step):
         if subtype == "AT_AddConstraint":
             con = cmd.get("def", {}).get("Constraint", {})
             if con.get("contype") == "CONSTR_CHECK" and not con.get("skip_validation"):

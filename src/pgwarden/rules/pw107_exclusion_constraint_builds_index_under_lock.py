@@ -43,7 +43,7 @@ from collections.abc import Iterator
 
 from pgwarden.analysis.effects import LockMode
 from pgwarden.plan import Step
-from pgwarden.rules._sql import alter_table_cmds, how_long, table_of
+from pgwarden.rules._sql import alter_cmds, how_long, table_of
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
 
 
@@ -51,7 +51,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     table = table_of(step)
     if table is None:
         return
-    for subtype, cmd in alter_table_cmds(step.body):
+    for subtype, cmd in alter_cmds(step):
         con = cmd.get("def", {}).get("Constraint", {}) if subtype == "AT_AddConstraint" else {}
         if con.get("contype") != "CONSTR_EXCLUSION":
             continue

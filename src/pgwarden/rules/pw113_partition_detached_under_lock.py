@@ -40,7 +40,7 @@ from collections.abc import Iterator
 from pgwarden.analysis.effects import LockMode
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
-from pgwarden.rules._sql import alter_table_cmds, regclass, table_of
+from pgwarden.rules._sql import alter_cmds, regclass, table_of
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
 
 
@@ -48,7 +48,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     parent = table_of(step)
     if parent is None:
         return
-    for subtype, cmd in alter_table_cmds(step.body):
+    for subtype, cmd in alter_cmds(step):
         pcmd = cmd.get("def", {}).get("PartitionCmd", {})
         if subtype != "AT_DetachPartition" or pcmd.get("concurrent"):
             continue

@@ -60,6 +60,7 @@ from pgwarden.plan import Step
 from pgwarden.rules._sql import TABLE_KINDS, how_long, qualified, regclass, tx_words
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
 
+_TABLE_KINDS = frozenset(TABLE_KINDS)
 _DML = {"UpdateStmt": "updates", "DeleteStmt": "deletes", "InsertStmt": "inserts"}
 
 
@@ -107,8 +108,9 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     for rel, (mode, earlier) in held.items():
         if not mode.blocks_writes or qualified(rel) in ctx.created or own.get(rel, 0) >= mode:
             continue
-        kinds = {lk.relkind for lk in earlier.effects.locks if lk.relation == rel}
-        if not kinds & set(TABLE_KINDS):
+        if not any(
+            lk.relation == rel and lk.relkind in _TABLE_KINDS for lk in earlier.effects.locks
+        ):
             continue
         judged = ctx.judge(rel, lock_s=est)
         if judged.severity is None:

@@ -40,7 +40,7 @@ from collections.abc import Iterator
 
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
-from pgwarden.rules._sql import alter_table_cmds, table_of, type_of
+from pgwarden.rules._sql import alter_cmds, table_of, type_of
 from pgwarden.rules.base import Hit, LintContext, Rule
 
 _FILLED = {"CONSTR_DEFAULT", "CONSTR_IDENTITY", "CONSTR_GENERATED"}
@@ -51,7 +51,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     table = table_of(step)
     if table is None:
         return
-    for subtype, cmd in alter_table_cmds(step.body):
+    for subtype, cmd in alter_cmds(step):
         col = cmd.get("def", {}).get("ColumnDef", {}) if subtype == "AT_AddColumn" else {}
         kinds = {c.get("Constraint", {}).get("contype") for c in col.get("constraints") or ()}
         if not kinds & {"CONSTR_NOTNULL", "CONSTR_PRIMARY"} or kinds & _FILLED:

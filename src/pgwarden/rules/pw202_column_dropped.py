@@ -42,7 +42,7 @@ from collections.abc import Iterator
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
 from pgwarden.rules._sql import (
-    alter_table_cmds,
+    alter_cmds,
     column_added_earlier,
     qualified,
     size_words,
@@ -55,7 +55,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     table = table_of(step)
     if table is None or qualified(table) in ctx.created:
         return
-    for subtype, cmd in alter_table_cmds(step.body):
+    for subtype, cmd in alter_cmds(step):
         column = str(cmd.get("name"))
         if subtype != "AT_DropColumn" or column_added_earlier(ctx, step, table, column):
             continue

@@ -42,7 +42,7 @@ from collections.abc import Iterator
 
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
-from pgwarden.rules._sql import alter_table_cmds, object_name, qualified, regclass, table_of
+from pgwarden.rules._sql import alter_cmds, object_name, qualified, regclass, table_of
 from pgwarden.rules.base import Hit, LintContext, Rule
 
 _HELP = "drop or re-point each dependent on purpose first, then drop without CASCADE"
@@ -67,7 +67,7 @@ def _cascaded(step: Step, ctx: LintContext) -> list[str]:
     if table is None or qualified(table) in ctx.created:
         return []
     out = []
-    for subtype, cmd in alter_table_cmds(step.body):
+    for subtype, cmd in alter_cmds(step):
         if cmd.get("behavior") != "DROP_CASCADE":
             continue
         if subtype == "AT_DropColumn":

@@ -40,7 +40,7 @@ from collections.abc import Iterator
 
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
-from pgwarden.rules._sql import alter_table_cmds, column_added_earlier, qualified, table_of
+from pgwarden.rules._sql import alter_cmds, column_added_earlier, qualified, table_of
 from pgwarden.rules.base import Hit, LintContext, Rule
 
 
@@ -48,7 +48,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     table = table_of(step)
     if table is None or qualified(table) in ctx.created:
         return
-    for subtype, cmd in alter_table_cmds(step.body):
+    for subtype, cmd in alter_cmds(step):
         column = str(cmd.get("name"))
         if subtype != "AT_DropNotNull" or column_added_earlier(ctx, step, table, column):
             continue

@@ -39,7 +39,7 @@ from collections.abc import Iterator
 from pgwarden.analysis.parse import Node
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
-from pgwarden.rules._sql import alter_table_cmds, regclass, strings, type_of
+from pgwarden.rules._sql import alter_cmds, regclass, strings, type_of
 from pgwarden.rules.base import Hit, LintContext, Rule
 
 _SMALL = {
@@ -71,7 +71,7 @@ def _columns(step: Step) -> Iterator[tuple[str, Node, bool]]:
                 yield table, col, col.get("colname") in keys or _inline_pk(col)
     elif step.kind == "AlterTableStmt":
         table = regclass(step.body.get("relation"))
-        for subtype, cmd in alter_table_cmds(step.body):
+        for subtype, cmd in alter_cmds(step):
             col = cmd.get("def", {}).get("ColumnDef") if subtype == "AT_AddColumn" else None
             if col:
                 yield table, col, _inline_pk(col)

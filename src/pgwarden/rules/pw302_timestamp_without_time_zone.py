@@ -36,13 +36,13 @@ from collections.abc import Iterator
 
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
-from pgwarden.rules._sql import column_defs, type_of
+from pgwarden.rules._sql import column_types
 from pgwarden.rules.base import Hit, LintContext, Rule
 
 
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
-    for table, column, type_name, where in column_defs(step):
-        if type_of(type_name)[0] != "timestamp":
+    for table, column, where, (base, _, _) in column_types(step):
+        if base != "timestamp":
             continue
         yield Hit(
             message=f"{where} declares {table}.{column} as timestamp without time zone: the "

@@ -39,13 +39,12 @@ from collections.abc import Iterator
 
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
-from pgwarden.rules._sql import column_defs, type_of
+from pgwarden.rules._sql import column_types
 from pgwarden.rules.base import Hit, LintContext, Rule
 
 
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
-    for table, column, type_name, where in column_defs(step):
-        base, mods, _ = type_of(type_name)
+    for table, column, where, (base, mods, _) in column_types(step):
         if base != "bpchar":
             continue
         yield Hit(

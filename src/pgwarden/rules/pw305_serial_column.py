@@ -39,7 +39,7 @@ from collections.abc import Iterator
 
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
-from pgwarden.rules._sql import column_defs, type_of
+from pgwarden.rules._sql import column_types
 from pgwarden.rules.base import Hit, LintContext, Rule
 
 _SERIAL = {
@@ -53,8 +53,7 @@ _SERIAL = {
 
 
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
-    for table, column, type_name, where in column_defs(step):
-        base = type_of(type_name)[0]
+    for table, column, where, (base, _, _) in column_types(step):
         if base not in _SERIAL:
             continue
         yield Hit(
