@@ -1,0 +1,1 @@
+"""Integrations with other tools (Django, Alembic); each imports its tool lazily."""

@@ -1,0 +1,245 @@
+"""Alembic: lint revisions in-process (offline SQL), --unapplied, guarded upgrade via env.py."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+
+pytest.importorskip("alembic")
+
+from pgwarden import commands
+from pgwarden.analysis.parse import parse
+from pgwarden.cli.analyse import lint as lint_cmd
+from pgwarden.findings import Finding
+from pgwarden.plan import SourceText
+from pgwarden.sources.alembic import _sqlalchemy_url, read_alembic_sources
+
+PROJECT = Path(__file__).parent / "alembic_project"
+INI = PROJECT / "alembic.ini"
+VERSIONS = PROJECT / "versions"
+
+# The SQL the revisions 0002..0005 render to, one raw file per revision.
+RAW_SQL = {
+    "0002.sql": "ALTER TABLE invoices ADD CONSTRAINT invoices_account_id_fkey\n"
+    "  FOREIGN KEY (account_id) REFERENCES payment_accounts (id);\n",
+    "0003.sql": "CREATE INDEX invoices_account_id_idx ON invoices (account_id);\n",
+    "0004.sql": "ALTER TABLE invoices ADD COLUMN currency TEXT;\n"
+    "UPDATE invoices SET currency = 'EUR';\n"
+    "ALTER TABLE invoices ALTER COLUMN currency SET NOT NULL;\n",
+    "0005.sql": "ALTER TABLE invoices RENAME customer_name TO billing_name;\n",
+}
+
+
+def _line_of(path: Path, needle: str) -> int:
+    lines = path.read_text().splitlines()
+    return next(i for i, text in enumerate(lines, 1) if needle in text)
+
+
+def _codes(findings: tuple[Finding, ...]) -> list[str]:
+    return sorted(f.code for f in findings)
+
+
+def _alembic_lint(**kw: object) -> tuple[object, tuple[Finding, ...]]:
+    src = read_alembic_sources(INI, **kw)  # type: ignore[arg-type]
+    plan, result = commands.lint([], sources=src)
+    return plan, result.findings
+
+
+def test_lint_finds_the_same_hazards_as_the_raw_sql() -> None:
+    _, alembic_findings = _alembic_lint(revision_range="0001:head")
+    raw = [(SourceText(name, text), parse(text, name)) for name, text in RAW_SQL.items()]
+    # Alembic runs each revision in one transaction (transaction_per_migration = True
+    # in the sample's env.py), like a runner that wraps each raw file in one.
+    _, raw_result = commands.lint([], sources=raw, file_transaction=True)
+    assert {"PW101", "PW102", "PW103", "PW120", "PW203"} <= set(_codes(alembic_findings))
+    assert _codes(alembic_findings) == _codes(raw_result.findings)
+    raw_where = [(Path(f.location.path).stem, f.code) for f in raw_result.findings]
+    alembic_where = [(Path(f.location.path).stem[:4], f.code) for f in alembic_findings]
+    assert sorted(raw_where) == sorted(alembic_where)
+
+
+def test_findings_point_at_the_op_call_in_the_revision_file() -> None:
+    _, findings = _alembic_lint(revision_range="0001:head")
+    by_code = {f.code: f for f in findings}
+    fk = by_code["PW102"]
+    fk_file = VERSIONS / "0002_invoices_account_fk.py"
+    assert Path(fk.location.path).resolve() == fk_file.resolve()
+    assert fk.location.line == _line_of(fk_file, "op.create_foreign_key(")
+    idx = by_code["PW101"]
+    idx_file = VERSIONS / "0003_invoices_account_index.py"
+    assert Path(idx.location.path).resolve() == idx_file.resolve()
+    assert idx.location.line == _line_of(idx_file, "op.create_index(")
+    nn = by_code["PW103"]
+    nn_file = VERSIONS / "0004_invoices_currency_not_null.py"
+    assert nn.location.line == _line_of(nn_file, "op.alter_column(")
+    ren = by_code["PW203"]
+    assert ren.location.line == _line_of(VERSIONS / "0005_rename_customer_name.py", "op.alter")
+
+
+def test_version_table_bookkeeping_is_not_linted() -> None:
+    plan, findings = _alembic_lint()
+    steps = {s.index: s for s in plan}  # type: ignore[attr-defined]
+    assert any("alembic_version" in s.sql for s in steps.values())
+    assert not [f for f in findings if "alembic_version" in steps[f.step or 0].sql]
+
+
+def test_transaction_per_migration_gives_one_transaction_per_revision() -> None:
+    plan, _ = _alembic_lint()
+    by_file: dict[str, set[int | None]] = {}
+    for s in plan:  # type: ignore[attr-defined]
+        by_file.setdefault(Path(s.location.path).name, set()).add(s.transaction)
+    assert len(by_file) == 5
+    assert all(len(txs) == 1 and None not in txs for txs in by_file.values())
+    assert len({next(iter(t)) for t in by_file.values()}) == 5
+
+
+def test_one_transaction_for_the_whole_run_without_transaction_per_migration(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SAMPLE_TRANSACTION_PER_MIGRATION", "0")
+    plan, findings = _alembic_lint(revision_range="0001:head")
+    txs = {s.transaction for s in plan}  # type: ignore[attr-defined]
+    assert txs == {0}
+    # the ACCESS EXCLUSIVE of the index/column steps is now held across revisions
+    assert "PW121" in _codes(findings)
+
+
+def test_cli_lint_alembic(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(PROJECT)
+    r = CliRunner().invoke(lint_cmd, ["--alembic", "--range", "0001:head", "--format", "github"])
+    assert r.exit_code == 1, r.output
+    fk_line = _line_of(VERSIONS / "0002_invoices_account_fk.py", "op.create_foreign_key(")
+    assert f"file=versions/0002_invoices_account_fk.py,line={fk_line}" in r.output
+    assert "PW102" in r.output
+    r = CliRunner().invoke(lint_cmd, ["--alembic", "alembic.ini", "--fix"])
+    assert r.exit_code == 2 and "--fix" in r.output
+    r = CliRunner().invoke(lint_cmd, ["--range", "0001:head"])
+    assert r.exit_code == 2 and "--alembic" in r.output
+
+
+def _alembic(
+    db: str, *args: str, guarded: bool = False, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    full = {
+        **os.environ,
+        "PGWARDEN_GUARDED": "1" if guarded else "0",
+        "PGWARDEN_ENV": "dev",
+        **(env or {}),
+    }
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "alembic",
+            "-c",
+            str(INI),
+            "-x",
+            f"url={_sqlalchemy_url(db)}",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env=full,
+        cwd=PROJECT,
+        timeout=120,
+    )
+
+
+def _version(db: str) -> list[str]:
+    with psycopg.connect(db, autocommit=True) as c:
+        return [str(r[0]) for r in c.execute("SELECT version_num FROM alembic_version")]
+
+
+def test_unapplied_lints_only_revisions_after_the_database(db: str) -> None:
+    done = _alembic(db, "upgrade", "0002")
+    assert done.returncode == 0, done.stderr
+    assert _version(db) == ["0002"]
+    plan, findings = _alembic_lint(unapplied=True, database_url=db)
+    files = {Path(s.location.path).name for s in plan}  # type: ignore[attr-defined]
+    assert files == {
+        "0003_invoices_account_index.py",
+        "0004_invoices_currency_not_null.py",
+        "0005_rename_customer_name.py",
+    }
+    assert "PW102" not in _codes(findings)
+    assert {"PW101", "PW103", "PW203"} <= set(_codes(findings))
+    assert _alembic(db, "upgrade", "head").returncode == 0
+    plan, findings = _alembic_lint(unapplied=True, database_url=db)
+    assert len(plan) == 0 and not findings  # type: ignore[arg-type]
+
+
+def test_guarded_upgrade_keeps_alembic_version_right(db: str, tmp_path: Path) -> None:
+    env: dict[str, str] = {}
+    first = _alembic(db, "upgrade", "0002", guarded=True, env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert _version(db) == ["0002"]
+    with psycopg.connect(db, autocommit=True) as c:
+        fk = c.execute(
+            "SELECT count(*) FROM pg_constraint WHERE conname = 'invoices_account_id_fkey'"
+        ).fetchone()
+        assert fk == (1,)
+        runs = c.execute("SELECT count(*) FROM pgwarden.runs").fetchone()
+        assert runs is not None and runs[0] >= 1  # went through pgwarden's journal
+    rest = _alembic(db, "upgrade", "head", guarded=True, env=env)
+    assert rest.returncode == 0, rest.stdout + rest.stderr
+    assert _version(db) == ["0005"]
+    with psycopg.connect(db, autocommit=True) as c:
+        cols = {
+            str(r[0])
+            for r in c.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'invoices'"
+            )
+        }
+    assert {"billing_name", "currency"} <= cols and "customer_name" not in cols
+    again = _alembic(db, "upgrade", "head", guarded=True, env=env)
+    assert again.returncode == 0, again.stderr
+    assert _version(db) == ["0005"]
+
+
+def test_failed_revision_leaves_alembic_version_consistent(db: str) -> None:
+    assert _alembic(db, "upgrade", "0003").returncode == 0
+    with psycopg.connect(db, autocommit=True) as c:
+        c.execute("INSERT INTO invoices (amount_cents) VALUES (100)")
+        # the NOT NULL step of 0004 fails: make the backfill miss this row
+        c.execute(
+            "CREATE FUNCTION keep_null() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$BEGIN NEW.currency := NULL; RETURN NEW; END$$"
+        )
+        c.execute(
+            "CREATE TRIGGER keep_null BEFORE UPDATE ON invoices FOR EACH ROW "
+            "EXECUTE FUNCTION keep_null()"
+        )
+    failed = _alembic(db, "upgrade", "head", guarded=True)
+    assert failed.returncode != 0
+    assert "upgrade failed" in failed.stderr + failed.stdout
+    assert _version(db) == ["0003"]
+    with psycopg.connect(db, autocommit=True) as c:
+        cols = {
+            str(r[0])
+            for r in c.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'invoices'"
+            )
+        }
+    assert "currency" not in cols  # 0004 rolled back together with its version bump
+
+
+def test_cli_apply_alembic_unapplied_keeps_alembic_version_right(
+    db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pgwarden.cli.apply import apply as apply_cmd
+
+    assert _alembic(db, "upgrade", "0001").returncode == 0
+    monkeypatch.chdir(PROJECT)
+    args = ["--alembic", "--unapplied", "--database-url", db, "--env", "dev"]
+    journal = ["--journal-file", str(tmp_path / "journal.jsonl")]
+    r = CliRunner().invoke(apply_cmd, [*args, *journal])
+    assert r.exit_code == 0, r.output
+    assert _version(db) == ["0005"]
+    r = CliRunner().invoke(apply_cmd, [*args, "--dry-run"])
+    assert r.exit_code == 0, r.output  # nothing left to apply
