@@ -1,0 +1,280 @@
+"""`manage.py pgwarden lint | migrate | rehearse`: pgwarden on Django migrations.
+
+Exit codes follow the `pgwarden` CLI: 0 ok, 1 findings at or above fail_on,
+2 bad input or refused, 3 the apply failed or was cancelled.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from dataclasses import replace
+from typing import Any, ClassVar
+
+import orjson
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.migrations.executor import MigrationExecutor
+from django.db.migrations.recorder import MigrationRecorder
+
+from pgwarden.contrib.django.source import (
+    MigrationSQL,
+    build_django_plan,
+    collect,
+    database_url,
+    django_help,
+    locate,
+    select_migrations,
+    standalone_sql,
+    suppress,
+)
+from pgwarden.errors import PgwardenError, UsageError
+
+EXIT_FINDINGS, EXIT_INPUT, EXIT_APPLY = 1, 2, 3
+
+
+class Command(BaseCommand):  # type: ignore[misc]
+    help = "pgwarden: lint, apply under guard, or rehearse Django migrations."
+    requires_system_checks: ClassVar[list[str]] = []
+    requires_migrations_checks = False
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        sub = parser.add_subparsers(dest="action", required=True)
+        common = {"database": ("--database", {"default": DEFAULT_DB_ALIAS})}
+
+        lint = sub.add_parser("lint", help="Lint the SQL of migrations.")
+        lint.add_argument("app_label", nargs="?", help="Only this app's migrations.")
+        lint.add_argument(
+            "--unapplied",
+            action="store_true",
+            help="Only migrations not yet applied to the database (default: all).",
+        )
+        lint.add_argument("--stats", dest="stats_file", metavar="FILE", help="Stats snapshot.")
+        lint.add_argument(
+            "--live-stats",
+            action="store_true",
+            help="Read table sizes and traffic from the database (read-only).",
+        )
+        lint.add_argument("--format", dest="fmt", choices=["text", "json"], default="text")
+        lint.add_argument("--fail-on", choices=["error", "warning", "note", "never"])
+        lint.add_argument("--config", metavar="FILE", help="pgwarden configuration file.")
+
+        mig = sub.add_parser("migrate", help="Apply unapplied migrations under pgwarden's guards.")
+        mig.add_argument("app_label", nargs="?")
+        mig.add_argument("migration_name", nargs="?")
+        mig.add_argument("--env", help="The environment this database is (identity guard).")
+        mig.add_argument("--yes", action="store_true", help="Do not ask for confirmation.")
+        mig.add_argument(
+            "--rewrite", action="store_true", help="Apply the lint fixes (lock-friendly SQL)."
+        )
+        mig.add_argument("--dry-run", action="store_true", help="Show the plan; run nothing.")
+        mig.add_argument("--stats", dest="stats_file", metavar="FILE")
+        mig.add_argument("--lock-timeout-ms", type=int)
+        mig.add_argument("--statement-timeout-ms", type=int)
+        mig.add_argument("--accept-data-loss", metavar="TOKEN")
+        mig.add_argument("--journal-file", default=".pgwarden/journal.jsonl")
+        mig.add_argument("--config", metavar="FILE")
+
+        reh = sub.add_parser("rehearse", help="Rehearse unapplied migrations on a copy.")
+        reh.add_argument("app_label", nargs="?")
+        reh.add_argument("migration_name", nargs="?")
+        reh.add_argument("--stats", dest="stats_file", metavar="FILE")
+        reh.add_argument("--report", metavar="FILE", help="HTML report path.")
+        reh.add_argument("--config", metavar="FILE")
+
+        for p in (lint, mig, reh):
+            name, kw = common["database"]
+            p.add_argument(name, **kw, help="Django database alias.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        action = options["action"]
+        try:
+            if action == "lint":
+                code = self._lint(options)
+            elif action == "migrate":
+                code = self._migrate(options)
+            else:
+                code = self._rehearse(options)
+        except PgwardenError as exc:
+            self.stderr.write(f"error: {exc.message}")
+            if exc.hint:
+                self.stderr.write(f"  hint: {exc.hint}")
+            sys.exit(exc.exit_code)
+        if code:
+            sys.exit(code)
+
+    # -- lint ----------------------------------------------------------------------
+
+    def _collect(
+        self, options: dict[str, Any], *, unapplied: bool, for_apply: bool
+    ) -> tuple[Any, list[MigrationSQL]]:
+        connection = connections[options["database"]]
+        if for_apply:
+            MigrationRecorder(connection).ensure_schema()
+        executor = MigrationExecutor(connection)
+        migs = select_migrations(
+            executor,
+            app_label=options.get("app_label"),
+            migration_name=options.get("migration_name"),
+            unapplied=unapplied,
+        )
+        return connection, collect(connection, executor.loader, migs)
+
+    def _lint(self, options: dict[str, Any]) -> int:
+        from rich.console import Console
+
+        from pgwarden.commands import load_context
+        from pgwarden.findings import Severity
+        from pgwarden.lint.engine import lint_plan
+        from pgwarden.report.lint_json import lint_json
+        from pgwarden.report.lint_text import render_lint
+        from pgwarden.settings import load_settings
+
+        cfg = load_settings(options["config"])
+        connection, migs = self._collect(options, unapplied=options["unapplied"], for_apply=False)
+        ctx = load_context(
+            database_url=database_url(connection) if options["live_stats"] else None,
+            stats_file=options["stats_file"],
+            pg_version=cfg.pg_version,
+        )
+        plan = build_django_plan(migs, catalog=ctx.catalog, server_version=ctx.server_version)
+        result = lint_plan(plan, snapshot=ctx.snapshot, ignore=cfg.ignore)
+        result = suppress(result, migs)
+        result = replace(result, findings=tuple(django_help(f) for f in result.findings))
+        if options["fmt"] == "json":
+            doc = lint_json(plan, result)
+            doc["migrations"] = [
+                {"app": m.app_label, "name": m.name, "path": m.path, "atomic": m.atomic}
+                for m in migs
+            ]
+            self.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
+        else:
+            console = Console(file=self.stdout, highlight=False, soft_wrap=True)
+            if not migs:
+                console.print("no migrations to lint")
+            render_lint(console, plan, result)
+        fail_on = options["fail_on"] or cfg.fail_on
+        if fail_on != "never" and result.failed(Severity(fail_on)):
+            return EXIT_FINDINGS
+        return 0
+
+    # -- migrate -------------------------------------------------------------------
+
+    def _migrate(self, options: dict[str, Any]) -> int:
+        from pgwarden.apply.api import Limits, apply_plan
+        from pgwarden.cli.apply import _confirm, _ctrl_c_cancels, _render_event
+        from pgwarden.commands import load_context
+        from pgwarden.settings import load_settings
+
+        cfg = load_settings(options["config"])
+        connection, migs = self._collect(options, unapplied=True, for_apply=True)
+        if not migs:
+            self.stdout.write("no migrations to apply")
+            return 0
+        python_ops = [(m, o) for m in migs for o in m.python_operations]
+        if python_ops:
+            m, o = python_ops[0]
+            raise UsageError(
+                f"{m.path}:{o.line}: {m.key} runs Python ({o.describe}), which pgwarden "
+                "cannot execute as SQL",
+                hint=f"apply up to the migration before it with `manage.py pgwarden migrate`, "
+                f"run {m.key} with Django's `manage.py migrate {m.app_label} {m.name}`, "
+                "then continue with `manage.py pgwarden migrate`",
+            )
+        ctx = load_context(stats_file=options["stats_file"]) if options["stats_file"] else None
+        table = MigrationRecorder.Migration._meta.db_table
+        plan = build_django_plan(
+            migs,
+            catalog=ctx.catalog if ctx else None,
+            server_version=ctx.server_version if ctx else None,
+            record_table=table,
+            tag=True,
+        )
+        dsn = database_url(connection)
+        connection.close()  # the guarded executor uses its own connections
+        self.stdout.write(
+            "applying "
+            + ", ".join(m.key for m in migs)
+            + (" (dry run)" if options["dry_run"] else "")
+        )
+        cancel = threading.Event()
+        with _ctrl_c_cancels(cancel):
+            result = apply_plan(
+                plan,
+                database_url=dsn,
+                env=options["env"],
+                settings=cfg,
+                rewrite=options["rewrite"],
+                dry_run=options["dry_run"],
+                yes=options["yes"],
+                accept_data_loss=options["accept_data_loss"],
+                limits=Limits(
+                    lock_timeout_ms=options["lock_timeout_ms"],
+                    statement_timeout_ms=options["statement_timeout_ms"],
+                ),
+                snapshot=ctx.snapshot if ctx else None,
+                observer=_render_event("text"),
+                cancel=cancel,
+                confirm=None if options["yes"] else _confirm(),
+                journal_file=options["journal_file"],
+            )
+        if result.state == "dry-run":
+            for s in result.steps:
+                locks = f"  ({'; '.join(s.locks)})" if s.locks else ""
+                self.stdout.write(f"{s.index:>3} {s.location} {' '.join(s.sql.split())}{locks}")
+            return 0
+        if result.state == "done":
+            self.stdout.write(
+                f"run {result.run_id}: done; applied " + ", ".join(m.key for m in migs)
+            )
+            return 0
+        outcome = result.outcome
+        message = outcome.message if outcome and outcome.message else result.state
+        self.stderr.write(f"error: run {result.run_id}: {message}")
+        if outcome is not None and outcome.hint:
+            self.stderr.write(f"  hint: {outcome.hint}")
+        return EXIT_APPLY
+
+    # -- rehearse ------------------------------------------------------------------
+
+    def _rehearse(self, options: dict[str, Any]) -> int:
+        import tempfile
+        from pathlib import Path
+
+        from pgwarden.rehearse.api import rehearse
+        from pgwarden.settings import load_settings
+
+        cfg = load_settings(options["config"])
+        connection, migs = self._collect(options, unapplied=True, for_apply=False)
+        if not migs:
+            self.stdout.write("no migrations to rehearse")
+            return 0
+        dsn = database_url(connection)
+        by_file: dict[str, MigrationSQL] = {}
+        with tempfile.TemporaryDirectory(prefix="pgwarden-django-") as tmp:
+            for i, m in enumerate(migs):
+                path = Path(tmp) / f"{i:04d}_{m.app_label}_{m.name}.sql"
+                path.write_text(standalone_sql(m), encoding="utf-8")
+                by_file[path.name] = m
+            result = rehearse(
+                [tmp],
+                schema_from=dsn,
+                stats_file=options["stats_file"],
+                report_path=options["report"],
+                file_transaction=False,  # atomic migrations carry their own BEGIN/COMMIT
+                environments=cfg.environments,
+                on_phase=lambda msg: self.stderr.write(msg),
+            )
+        self.stdout.write(f"rehearsal {result.status}: {len(result.findings)} finding(s)")
+        for f in result.findings:
+            owner = by_file.get(Path(f.location.path).name)
+            loc = locate(owner, f.location.line) if owner is not None else f.location
+            self.stdout.write(f"{loc}: {f.severity.value} {f.code} {f.name}")
+            self.stdout.write(f"  {f.message}")
+            if f.help:
+                self.stdout.write(f"  help: {f.help}")
+        if result.report_path:
+            self.stdout.write(f"report: {result.report_path}")
+        if result.status != "completed":
+            return EXIT_APPLY
+        return EXIT_FINDINGS if result.findings else 0

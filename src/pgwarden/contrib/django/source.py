@@ -1,0 +1,522 @@
+"""Django migrations as a pgwarden source: SQL from Django's own machinery, in-process.
+
+Each migration's SQL is what `manage.py sqlmigrate` prints: the migration is
+applied to the project state with `schema_editor(collect_sql=True,
+atomic=migration.atomic)`. Django marks every operation in the collected SQL
+(`--` / `-- <describe>` / `--`); that maps each statement back to its
+operation, and the migration module's AST maps the operation to its line.
+One `SourceText` per migration; atomic migrations are one file transaction,
+`atomic = False` ones run statement by statement, as Django runs them.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import os
+import re
+import sys
+import tokenize
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from pgwarden.analysis.catalog import Catalog
+from pgwarden.analysis.parse import parse
+from pgwarden.errors import InputError, SqlParseError, UsageError
+from pgwarden.findings import Finding, Severity
+from pgwarden.lint.engine import IGNORE_WITHOUT_REASON, LintResult, Suppression
+from pgwarden.location import SourceLocation
+from pgwarden.plan import Plan, SourceText, Step, build_plan
+
+__all__ = [
+    "MigrationSQL",
+    "OperationSQL",
+    "build_django_plan",
+    "collect",
+    "database_url",
+    "django_help",
+    "locate",
+    "select_migrations",
+    "standalone_sql",
+    "suppress",
+]
+
+NOT_SQL = "-- THIS OPERATION CANNOT BE WRITTEN AS SQL"
+NO_OP = "-- (no-op)"
+
+
+@dataclass(frozen=True, slots=True)
+class OperationSQL:
+    """One operation of a migration and the statements Django generates for it."""
+
+    index: int
+    describe: str
+    line: int
+    column: int
+    reduces_to_sql: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationSQL:
+    """One migration: where it is, whether Django wraps it in a transaction, its SQL."""
+
+    app_label: str
+    name: str
+    path: str
+    line: int  # the `class Migration` line
+    atomic: bool
+    operations: tuple[OperationSQL, ...]
+    # (operation index, SQL) in the order Django runs them; deferred SQL (indexes and
+    # constraints Django creates at the end of the migration) comes last
+    chunks: tuple[tuple[int, str], ...]
+    records: tuple[tuple[str, str], ...]  # rows `django_migrations` gets when it is applied
+
+    @property
+    def key(self) -> str:
+        return f"{self.app_label}.{self.name}"
+
+    @property
+    def sql(self) -> str:
+        return "\n".join(stmt for _, stmt in self.chunks)
+
+    @property
+    def python_operations(self) -> tuple[OperationSQL, ...]:
+        return tuple(o for o in self.operations if not o.reduces_to_sql)
+
+
+def database_url(connection: Any) -> str:
+    """A libpq conninfo for a Django PostgreSQL connection (its own settings)."""
+    from psycopg.conninfo import make_conninfo
+
+    if connection.vendor != "postgresql":
+        raise UsageError(
+            f"database {connection.alias!r} uses the {connection.vendor} backend",
+            hint="pgwarden works on PostgreSQL databases (django.db.backends.postgresql)",
+        )
+    params = dict(connection.get_connection_params())
+    keep = {
+        k: v
+        for k, v in params.items()
+        if k in {"dbname", "user", "password", "host", "port", "sslmode", "options", "passfile"}
+        or k.startswith("ssl")
+    }
+    if "dbname" not in keep and "database" in params:
+        keep["dbname"] = params["database"]
+    return make_conninfo(**{k: str(v) for k, v in keep.items() if v not in (None, "")})
+
+
+def select_migrations(
+    executor: Any,
+    *,
+    app_label: str | None = None,
+    migration_name: str | None = None,
+    unapplied: bool = True,
+) -> list[Any]:
+    """Migrations in the order Django would apply them (forwards only).
+
+    `unapplied=False` gives every migration from a clean start, as for a new database.
+    """
+    loader = executor.loader
+    graph = loader.graph
+    if app_label is not None and app_label not in loader.migrated_apps:
+        raise UsageError(f"app {app_label!r} has no migrations")
+    if migration_name is not None:
+        if app_label is None:
+            raise UsageError("a migration name needs an app label")
+        try:
+            mig = loader.get_migration_by_prefix(app_label, migration_name)
+        except Exception as exc:  # AmbiguityError, KeyError
+            raise UsageError(f"{app_label}.{migration_name}: {exc}") from None
+        targets = [(app_label, mig.name)]
+    elif app_label is not None:
+        targets = [n for n in graph.leaf_nodes() if n[0] == app_label]
+    else:
+        targets = graph.leaf_nodes()
+    plan = executor.migration_plan(targets, clean_start=not unapplied)
+    backwards = [m for m, back in plan if back]
+    if backwards:
+        raise UsageError(
+            f"reaching {targets[0][0]}.{targets[0][1]} would unapply "
+            + ", ".join(f"{m.app_label}.{m.name}" for m in backwards),
+            hint="pgwarden applies forwards only; unapply with Django's `manage.py migrate`",
+        )
+    migs = [m for m, _ in plan]
+    if app_label is not None and migration_name is None:
+        migs = [m for m in migs if m.app_label == app_label]
+    return migs
+
+
+def _display_path(path: str) -> str:
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:  # another drive on Windows
+        return path
+    return path if rel.startswith("..") else rel
+
+
+def _operation_lines(path: str) -> tuple[int, list[tuple[int, int]]]:
+    """(line of `class Migration`, [(line, column) of each operation]) from the module's AST."""
+    try:
+        tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return 1, []
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == "Migration":
+            for item in node.body:
+                targets: list[ast.expr] = []
+                value: ast.expr | None = None
+                if isinstance(item, ast.Assign):
+                    targets, value = item.targets, item.value
+                elif isinstance(item, ast.AnnAssign) and item.value is not None:
+                    targets, value = [item.target], item.value
+                if any(isinstance(t, ast.Name) and t.id == "operations" for t in targets):
+                    if isinstance(value, ast.List | ast.Tuple):
+                        return node.lineno, [(e.lineno, e.col_offset + 1) for e in value.elts]
+                    assert value is not None
+                    return node.lineno, []
+            return node.lineno, []
+    return 1, []
+
+
+def _split(collected: Sequence[str]) -> list[tuple[str, list[str], bool]]:
+    """Django's collected SQL split at its per-operation markers: (describe, sql, reduces)."""
+    ops: list[tuple[str, list[str], bool]] = []
+    i = 0
+    while i < len(collected):
+        item = collected[i]
+        if (
+            item == "--"
+            and i + 2 < len(collected)
+            and collected[i + 1].startswith("-- ")
+            and collected[i + 2] == "--"
+        ):
+            ops.append((collected[i + 1][3:], [], True))
+            i += 3
+            continue
+        if not ops:  # SQL before the first marker (none in Django today): its own operation
+            ops.append(("(before the first operation)", [], True))
+        if item == NOT_SQL:
+            describe, stmts, _ = ops[-1]
+            ops[-1] = (describe, stmts, False)
+        elif item != NO_OP:
+            ops[-1][1].append(item)
+        i += 1
+    return ops
+
+
+class _OwnedList(list[Any]):
+    """`schema_editor.deferred_sql` noting which operation deferred each statement."""
+
+    def __init__(self, items: Iterable[Any], editor: Any, owners: dict[int, int]) -> None:
+        super().__init__(items)
+        self._editor = editor
+        self._owners = owners
+
+    def _current(self) -> int:
+        return len(_split(self._editor.collected_sql)) - 1
+
+    def append(self, item: Any) -> None:
+        self._owners[id(item)] = self._current()
+        super().append(item)
+
+    def extend(self, items: Iterable[Any]) -> None:
+        for item in items:
+            self.append(item)
+
+
+def collect(connection: Any, loader: Any, migrations: Sequence[Any]) -> list[MigrationSQL]:
+    """The SQL of each migration, in order, via `Migration.apply(..., collect_sql=True)`."""
+    out: list[MigrationSQL] = []
+    state: Any = None
+    for migration in migrations:
+        if state is None:
+            state = loader.project_state((migration.app_label, migration.name), at_end=False)
+        module = sys.modules.get(type(migration).__module__)
+        file = getattr(module, "__file__", None) or f"<{migration.app_label}.{migration.name}>"
+        class_line, lines = _operation_lines(file)
+        owners: dict[int, int] = {}
+        deferred: list[Any] = []
+        try:
+            with connection.schema_editor(
+                collect_sql=True, atomic=migration.atomic
+            ) as schema_editor:
+                schema_editor.deferred_sql = _OwnedList(
+                    schema_editor.deferred_sql, schema_editor, owners
+                )
+                state = migration.apply(state, schema_editor, collect_sql=True)
+                deferred = list(schema_editor.deferred_sql)
+            collected = list(schema_editor.collected_sql)  # deferred SQL is added on exit
+        except Exception as exc:
+            raise InputError(
+                f"{_display_path(file)}: Django could not generate the SQL of "
+                f"{migration.app_label}.{migration.name}: {exc}",
+                hint="the database must be at the state before this migration, as for "
+                "`manage.py sqlmigrate`; lint with --unapplied against a migrated database",
+            ) from None
+        tail = collected[len(collected) - len(deferred) :] if deferred else []
+        head = collected[: len(collected) - len(tail)]
+        ops: list[OperationSQL] = []
+        chunks: list[tuple[int, str]] = []
+        for idx, (describe, stmts, reduces) in enumerate(_split(head)):
+            line, col = lines[idx] if idx < len(lines) else (class_line, 1)
+            ops.append(OperationSQL(idx, describe, line, col, reduces))
+            chunks += [(idx, stmt) for stmt in stmts]
+        last = len(ops) - 1
+        for item, stmt in zip(deferred, tail, strict=True):
+            chunks.append((owners.get(id(item), last), stmt))
+        records = tuple(migration.replaces) or ((migration.app_label, migration.name),)
+        out.append(
+            MigrationSQL(
+                migration.app_label,
+                migration.name,
+                _display_path(file),
+                class_line,
+                bool(migration.atomic and connection.features.can_rollback_ddl),
+                tuple(ops),
+                tuple(chunks),
+                tuple((str(a), str(n)) for a, n in records),
+            )
+        )
+    return out
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def record_sql(mig: MigrationSQL, table: str = "django_migrations") -> list[str]:
+    """The INSERTs Django's MigrationRecorder makes for `mig` (replaced ones for a squash)."""
+    quoted = '"' + table.replace('"', '""') + '"'
+    return [
+        f'INSERT INTO {quoted} ("app", "name", "applied") '
+        f"VALUES ({_literal(app)}, {_literal(name)}, now());"
+        for app, name in mig.records
+    ]
+
+
+def _text(mig: MigrationSQL, record: list[str]) -> tuple[str, list[int], list[int]]:
+    """The migration's SQL text, and (start offset, operation index) of each chunk."""
+    parts: list[str] = []
+    starts: list[int] = []
+    owners: list[int] = []
+    pos = 0
+    chunks = [*mig.chunks, *((-1, s) for s in record)]
+    for op, stmt in chunks:
+        starts.append(pos)
+        owners.append(op)
+        parts.append(stmt)
+        pos += len(stmt) + 1
+    return "\n".join(parts) + ("\n" if parts else ""), starts, owners
+
+
+def standalone_sql(mig: MigrationSQL) -> str:
+    """The migration as a .sql file: wrapped in BEGIN/COMMIT when Django runs it atomically."""
+    text, _, _ = _text(mig, [])
+    if mig.atomic and text:
+        return f"BEGIN;\n{text}COMMIT;\n"
+    return text
+
+
+def locate(mig: MigrationSQL, line: int) -> SourceLocation:
+    """Where line `line` of `standalone_sql(mig)` comes from in the migration file."""
+    text, starts, owners = _text(mig, [])
+    if mig.atomic and text:
+        line -= 1  # the BEGIN line
+    offset = sum(len(row) + 1 for row in text.split("\n")[: max(line - 1, 0)])
+    chunk = bisect_right(starts, offset) - 1
+    ops = {o.index: o for o in mig.operations}
+    op = ops.get(owners[chunk]) if 0 <= chunk < len(owners) else None
+    if op is None:
+        return SourceLocation(mig.path, mig.line, 1)
+    return SourceLocation(mig.path, op.line, op.column)
+
+
+def build_django_plan(
+    migrations: Iterable[MigrationSQL],
+    *,
+    catalog: Catalog | None = None,
+    server_version: int | None = None,
+    record_table: str | None = None,
+    tag: bool = False,
+) -> Plan:
+    """One plan over the migrations, each step located at its migration's operation.
+
+    `record_table` appends the `django_migrations` INSERTs to each migration (inside
+    its transaction when atomic, right after its last statement when not). `tag`
+    marks each statement with its migration so equal SQL in different migrations
+    keeps distinct journal keys.
+    """
+    steps: list[Step] = []
+    texts: list[SourceText] = []
+    next_tx = 0
+    for mig in migrations:
+        record = record_sql(mig, record_table) if record_table else []
+        text, starts, owners = _text(mig, record)
+        source = SourceText(mig.path, text)
+        texts.append(source)
+        try:
+            stmts = parse(text, mig.path)
+        except SqlParseError as exc:
+            raise InputError(
+                f"{mig.path}: the SQL of {mig.key} does not parse: {exc.message}"
+            ) from None
+        part = build_plan(
+            [(source, stmts)],
+            catalog=catalog,
+            server_version=server_version,
+            file_transaction=mig.atomic,
+        )
+        ops = {o.index: o for o in mig.operations}
+        offset_tx = next_tx
+        for step, stmt in zip(part.steps, stmts, strict=True):
+            chunk = bisect_right(starts, stmt.start) - 1
+            op = ops.get(owners[chunk]) if chunk >= 0 else None
+            loc = (
+                SourceLocation(mig.path, op.line, op.column)
+                if op is not None
+                else SourceLocation(mig.path, mig.line, 1)
+            )
+            tx = None if step.transaction is None else step.transaction + offset_tx
+            if tx is not None:
+                next_tx = max(next_tx, tx + 1)
+            sql = step.sql
+            if tag and not step.is_transaction_control:
+                sql = sql.rstrip().rstrip(";").rstrip() + f" /* django {mig.key} */"
+            steps.append(replace(step, index=len(steps), location=loc, transaction=tx, sql=sql))
+    return Plan(tuple(steps), tuple(t.path for t in texts), server_version, tuple(texts))
+
+
+# -- Django remedies -----------------------------------------------------------------
+
+_SDS = "migrations.SeparateDatabaseAndState"
+
+DJANGO_HELP: dict[str, str] = {
+    "PW101": "In Django: use django.contrib.postgres.operations.AddIndexConcurrently "
+    "(RemoveIndexConcurrently to drop) in a migration with `atomic = False`.",
+    "PW102": f"In Django: add the foreign key NOT VALID with {_SDS}(state_operations="
+    "[AddField(...)], database_operations=[RunSQL('ALTER TABLE ... ADD CONSTRAINT ... "
+    "FOREIGN KEY ... NOT VALID')]), then run RunSQL('ALTER TABLE ... VALIDATE CONSTRAINT "
+    "...') in a separate migration with `atomic = False`.",
+    "PW103": "In Django: add the field nullable first (null=True), backfill it, add a "
+    "CHECK (col IS NOT NULL) with django.contrib.postgres.operations.AddConstraintNotValid "
+    "and ValidateConstraint, then AlterField to null=False.",
+    "PW104": "In Django: add a new field, backfill it in batches, then switch the code "
+    f"over and remove the old field; keep model state in sync with {_SDS}.",
+    "PW105": "In Django: build the unique index with AddIndexConcurrently in a migration "
+    f"with `atomic = False`, then attach it with {_SDS} + RunSQL('ALTER TABLE ... ADD "
+    "CONSTRAINT ... UNIQUE USING INDEX ...').",
+    "PW106": "In Django: use django.contrib.postgres.operations.AddConstraintNotValid, "
+    "then ValidateConstraint in a later migration.",
+    "PW120": "In Django: `manage.py pgwarden migrate` sets lock_timeout and retries for "
+    "every statement.",
+    "PW121": "In Django: each migration runs in one transaction, so split these operations "
+    "into separate migrations (or set `atomic = False`); build indexes with "
+    "AddIndexConcurrently, and add a foreign key NOT VALID with "
+    f"{_SDS} + RunSQL, then VALIDATE it in a later migration with `atomic = False`.",
+    "PW130": "In Django: set `atomic = False` on the migration (Django wraps each "
+    "migration in a transaction by default).",
+    "PW141": "In Django: add the field nullable first (null=True) or with db_default=..., "
+    "backfill, then make it NOT NULL in a later migration.",
+    "PW202": f"In Django: remove the field from the model with {_SDS}(state_operations="
+    "[RemoveField(...)]) and deploy; drop the column in a later release.",
+    "PW203": f"In Django: instead of RenameField, use {_SDS} to keep the old column "
+    "(db_column='old_name') and rename only in the model state; or add the new column, "
+    "dual-write, backfill, then remove the old one.",
+    "PW204": f"In Django: instead of RenameModel, set Meta.db_table to the old name with "
+    f"{_SDS} so the table is not renamed.",
+    "PW201": f"In Django: delete the model with {_SDS}(state_operations=[DeleteModel(...)]) "
+    "first; drop the table in a later release.",
+    "PW207": "In Django: use django.contrib.postgres.operations.RemoveIndexConcurrently "
+    "in a migration with `atomic = False`.",
+}
+
+
+def django_help(finding: Finding) -> Finding:
+    """`finding` with the Django remedy for its rule appended to its help."""
+    extra = DJANGO_HELP.get(finding.code)
+    if extra is None:
+        return finding
+    base = finding.help.rstrip()
+    if base and not base.endswith((".", "!", "?")):
+        base += "."
+    return replace(finding, help=f"{base} {extra}" if base else extra)
+
+
+# -- `# pgwarden: ignore CODE reason` in migration files ------------------------------
+
+_CODE = r"(?:PW\d+|[a-z][a-z0-9-]+)"
+_IGNORE = re.compile(rf"#\s*pgwarden:\s*ignore\s+({_CODE}(?:\s*,\s*{_CODE})*)[ \t]*(.*)$")
+
+
+def _ignores(path: str) -> list[tuple[int, int, int, tuple[str, ...], str]]:
+    """(comment line, column, line it applies to, codes, reason) of each ignore comment.
+
+    A comment after code applies to its own line; a comment on a line of its own
+    applies to the next line with code (the operation below it).
+    """
+    try:
+        source = Path(path).read_text(encoding="utf-8")
+        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    except (OSError, UnicodeDecodeError, SyntaxError, tokenize.TokenError):
+        return []
+    code_lines = sorted(
+        {
+            t.start[0]
+            for t in tokens
+            if t.type not in (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT)
+            and t.type not in (tokenize.DEDENT, tokenize.ENDMARKER)
+        }
+    )
+    out = []
+    for t in tokens:
+        if t.type != tokenize.COMMENT:
+            continue
+        m = _IGNORE.search(t.string)
+        if m is None:
+            continue
+        line, col = t.start
+        target = line if line in code_lines else next((c for c in code_lines if c > line), line)
+        codes = tuple(c.strip() for c in m.group(1).split(","))
+        out.append((line, col + 1, target, codes, m.group(2).strip()))
+    return out
+
+
+def suppress(result: LintResult, migrations: Iterable[MigrationSQL]) -> LintResult:
+    """Apply `# pgwarden: ignore CODE reason` comments at operations of the migration files.
+
+    As with `-- pgwarden: ignore` in SQL, a comment without a reason suppresses nothing
+    and is itself an error (PW900).
+    """
+    kept = list(result.findings)
+    suppressed = list(result.suppressed)
+    for mig in migrations:
+        for line, col, target, codes, reason in _ignores(mig.path):
+            where = SourceLocation(mig.path, line, col)
+            if not reason:
+                kept.append(
+                    Finding(
+                        code=IGNORE_WITHOUT_REASON,
+                        name="ignore-without-reason",
+                        severity=Severity.ERROR,
+                        message=f"`pgwarden: ignore {', '.join(codes)}` gives no reason, so it "
+                        "suppresses nothing",
+                        help="say why the hazard is acceptable, e.g. "
+                        "# pgwarden: ignore PW101 settings has 40 rows",
+                        location=where,
+                    )
+                )
+                continue
+            sup = Suppression(codes, reason, where, None)
+            for f in list(kept):
+                if (
+                    f.location.path == mig.path
+                    and f.location.line == target
+                    and (f.code in codes or f.name in codes)
+                ):
+                    kept.remove(f)
+                    suppressed.append((f, replace(sup, step=f.step)))
+    kept.sort(key=lambda f: (f.step if f.step is not None else -1, f.code))
+    return replace(result, findings=tuple(kept), suppressed=tuple(suppressed))

@@ -1,0 +1,1 @@
+"""Billing: payment accounts and invoices."""
