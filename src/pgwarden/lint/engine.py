@@ -14,7 +14,13 @@ from pgwarden.plan import Plan
 from pgwarden.rules import ALL_RULES, Rule
 from pgwarden.rules.base import LintContext
 
-__all__ = ["IGNORE_WITHOUT_REASON", "LintResult", "Suppression", "lint_plan"]
+__all__ = [
+    "IGNORE_WITHOUT_REASON",
+    "LintResult",
+    "Suppression",
+    "ignore_without_reason",
+    "lint_plan",
+]
 
 IGNORE_WITHOUT_REASON = "PW900"
 _CODE = r"(?:PW\d+|[a-z][a-z0-9-]+)"
@@ -75,6 +81,26 @@ def _spans(step: object, line: int) -> bool:
 
     assert isinstance(step, Step)
     return step.location.line <= line <= step.location.line + step.sql.count("\n")
+
+
+def ignore_without_reason(
+    codes: tuple[str, ...],
+    location: SourceLocation,
+    step: int | None = None,
+    *,
+    comment: str = "--",
+) -> Finding:
+    """PW900: an ignore comment without a reason suppresses nothing and is itself an error."""
+    return Finding(
+        code=IGNORE_WITHOUT_REASON,
+        name="ignore-without-reason",
+        severity=Severity.ERROR,
+        message=f"`pgwarden: ignore {', '.join(codes)}` gives no reason, so it suppresses nothing",
+        help=f"say why the hazard is acceptable, e.g. {comment} pgwarden: ignore PW101 "
+        "settings has 40 rows",
+        location=location,
+        step=step,
+    )
 
 
 def lint_plan(
@@ -140,19 +166,7 @@ def _lint_plan(
             suppressed.append((f, sup))
     for s in sups:
         if not s.reason:
-            kept.append(
-                Finding(
-                    code=IGNORE_WITHOUT_REASON,
-                    name="ignore-without-reason",
-                    severity=Severity.ERROR,
-                    message=f"`pgwarden: ignore {', '.join(s.codes)}` gives no reason, so it "
-                    "suppresses nothing",
-                    help="say why the hazard is acceptable, e.g. "
-                    "-- pgwarden: ignore PW101 settings has 40 rows",
-                    location=s.location,
-                    step=s.step,
-                )
-            )
+            kept.append(ignore_without_reason(s.codes, s.location, s.step))
     kept.sort(key=lambda f: (f.step if f.step is not None else -1, f.code))
     assumptions = (
         ()

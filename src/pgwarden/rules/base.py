@@ -13,7 +13,7 @@ from typing import Any
 
 from pgwarden.analysis.context import Snapshot, estimate_seconds
 from pgwarden.analysis.effects import LockMode
-from pgwarden.findings import Finding, Severity
+from pgwarden.findings import Severity
 from pgwarden.plan import Plan, Step
 from pgwarden.rules._sql import alter_cmds, table_of
 
@@ -65,21 +65,6 @@ class Rule:
         """The doc's `## Section` bodies by title."""
         parts = re.split(r"^## +(.+?)\s*$", self.doc, flags=re.M)
         return {parts[i].strip(): parts[i + 1].strip() for i in range(1, len(parts) - 1, 2)}
-
-    def run(self, step: Step, ctx: LintContext) -> list[Finding]:
-        return [
-            Finding(
-                code=self.code,
-                name=self.name,
-                severity=hit.severity,
-                message=hit.message,
-                help=hit.help,
-                location=step.location,
-                fix=hit.fix,
-                step=step.index,
-            )
-            for hit in self.check(step, ctx)
-        ]
 
 
 @dataclass(frozen=True, slots=True)

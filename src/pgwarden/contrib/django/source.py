@@ -26,8 +26,8 @@ from typing import Any
 from pgwarden.analysis.catalog import Catalog
 from pgwarden.analysis.parse import parse
 from pgwarden.errors import InputError, SqlParseError, UsageError
-from pgwarden.findings import Finding, Severity
-from pgwarden.lint.engine import IGNORE_WITHOUT_REASON, LintResult, Suppression
+from pgwarden.findings import Finding
+from pgwarden.lint.engine import LintResult, Suppression, ignore_without_reason
 from pgwarden.location import SourceLocation
 from pgwarden.plan import Plan, SourceText, Step, build_plan
 
@@ -496,18 +496,7 @@ def suppress(result: LintResult, migrations: Iterable[MigrationSQL]) -> LintResu
         for line, col, target, codes, reason in _ignores(mig.path):
             where = SourceLocation(mig.path, line, col)
             if not reason:
-                kept.append(
-                    Finding(
-                        code=IGNORE_WITHOUT_REASON,
-                        name="ignore-without-reason",
-                        severity=Severity.ERROR,
-                        message=f"`pgwarden: ignore {', '.join(codes)}` gives no reason, so it "
-                        "suppresses nothing",
-                        help="say why the hazard is acceptable, e.g. "
-                        "# pgwarden: ignore PW101 settings has 40 rows",
-                        location=where,
-                    )
-                )
+                kept.append(ignore_without_reason(tuple(codes), where, comment="#"))
                 continue
             sup = Suppression(codes, reason, where, None)
             for f in list(kept):
