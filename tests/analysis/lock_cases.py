@@ -97,6 +97,12 @@ _ALTER_TABLE = [
     Case("add_column_unique", T, "ALTER TABLE t ADD COLUMN e int UNIQUE"),
     Case("add_column_primary_key", K, "ALTER TABLE k ADD COLUMN e serial PRIMARY KEY"),
     Case("add_column_references", FK, "ALTER TABLE f ADD COLUMN q int REFERENCES p (id)"),
+    Case(
+        "add_column_default_references",
+        FK,
+        "ALTER TABLE f ADD COLUMN q int DEFAULT 1 REFERENCES p (id)",
+    ),
+
     Case("add_column_check", T, "ALTER TABLE t ADD COLUMN e int CHECK (e > 0)"),
     Case("add_column_if_not_exists", T, "ALTER TABLE t ADD COLUMN IF NOT EXISTS a int"),
     Case("drop_column", T, "ALTER TABLE t DROP COLUMN b"),

@@ -305,6 +305,13 @@ class AlterTable:
         if typ in _SERIAL:
             self.new_sequence(name)
             rewrite = True
+        # A new column without a default is all NULL and its foreign key is not validated;
+        # with any DEFAULT clause (even DEFAULT NULL), identity or generated value, the
+        # server runs the validation query over every row (measured on 15-18).
+        filled = typ in _SERIAL or any(
+            c["Constraint"]["contype"] in ("CONSTR_DEFAULT", "CONSTR_IDENTITY", "CONSTR_GENERATED")
+            for c in col.get("constraints") or ()
+        )
         for c in col.get("constraints") or ():
             con = c["Constraint"]
             kind = con["contype"]
@@ -320,7 +327,11 @@ class AlterTable:
             elif kind == "CONSTR_FOREIGN":
                 pk = self.ctx.rv(con["pktable"])
                 self.ctx.add_foreign_key(
-                    self.table, pk, strings(con.get("pk_attrs")), False, "new column's foreign key"
+                    self.table,
+                    pk,
+                    strings(con.get("pk_attrs")),
+                    filled and not con.get("skip_validation"),
+                    "new column's foreign key",
                 )
             elif kind == "CONSTR_CHECK":
                 for rel in self.leaves():

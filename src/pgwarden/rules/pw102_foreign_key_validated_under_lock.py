@@ -51,18 +51,26 @@ from pgwarden.rules._sql import alter_cmds, qualified, relname
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
 
 
-def _foreign_keys(step: Step) -> Iterator[dict[str, object]]:
+def _foreign_keys(step: Step) -> Iterator[tuple[dict[str, object], bool]]:
     if step.kind != "AlterTableStmt":
         return
     for subtype, cmd in alter_cmds(step):
         con = cmd.get("def", {}).get("Constraint", {}) if subtype == "AT_AddConstraint" else {}
         if con.get("contype") == "CONSTR_FOREIGN" and not con.get("skip_validation"):
-            yield con
+            yield con, False
+        if subtype == "AT_AddColumn" and step.effects.scans:
+            # ADD COLUMN ... DEFAULT ... REFERENCES: validated when a default fills the column
+            col = cmd.get("def", {}).get("ColumnDef", {})
+            for c in col.get("constraints") or ():
+                inline = c.get("Constraint", {})
+                if inline.get("contype") == "CONSTR_FOREIGN" and not inline.get("skip_validation"):
+                    yield inline, True
 
 
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     table = qualified(relname(step.body.get("relation")))
-    for con in _foreign_keys(step):
+    own = step.effects.strongest()
+    for con, inline in _foreign_keys(step):
         ref = qualified(relname(con.get("pktable")))  # type: ignore[arg-type]
         est = ctx.duration(table, kind="fk")
         judged = ctx.judge(table, lock_s=est)
@@ -71,7 +79,11 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         held = ctx.held_before(step)
         locks = []
         for rel in (table, ref):
-            mode = max(LockMode.SHARE_ROW_EXCLUSIVE, held.get(rel, (LockMode.ACCESS_SHARE,))[0])
+            mode = max(
+                LockMode.SHARE_ROW_EXCLUSIVE,
+                held.get(rel, (LockMode.ACCESS_SHARE,))[0],
+                own.get(rel, LockMode.ACCESS_SHARE),
+            )
             locks.append(describe_lock(mode, rel))
         earlier = sorted(
             {
@@ -90,9 +102,12 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
             message=f"validates foreign key {con.get('conname') or '(unnamed)'} by scanning all of "
             f"{table} ({scan}) while holding {' and '.join(locks)}{from_earlier}; "
             f"{table}: {judged.size}",
-            help="add the foreign key NOT VALID, then VALIDATE it in a separate transaction",
+            help="add the column without its default and REFERENCES first, then the foreign key "
+            "NOT VALID, then VALIDATE it in a separate transaction"
+            if inline
+            else "add the foreign key NOT VALID, then VALIDATE it in a separate transaction",
             severity=judged.severity,
-            fix=fix(step, table, con),
+            fix=None if inline else fix(step, table, con),
         )
 
 
