@@ -1,0 +1,2 @@
+ALTER TABLE invoices_by_month ATTACH PARTITION invoices_2026_11
+    FOR VALUES FROM ('2026-11-01') TO ('2026-12-01');
