@@ -5,7 +5,9 @@ inserts on `invoices`, a new connection per request, a client timeout and
 client retries, as in the incident. A sampler records connections and sessions
 waiting on locks every 100 ms. The migration runs either naively (psql
 --single-transaction, what a migration runner does) or with `pgwarden apply
---rewrite`. Used by `pgwarden demo` and `bench/incident_replay.py`.
+--rewrite`, or is any command given in `ReplaySettings.command` (e.g.
+`manage.py pgwarden migrate`, `alembic upgrade head`). Used by `pgwarden demo`,
+`bench/incident_replay.py` and `bench/frameworks_replay.py`.
 
 Load only ever targets the throwaway cluster's private socket, bounded in time.
 """
@@ -45,6 +47,17 @@ class ReplaySettings:
     cooldown_s: float = 10.0
     report_hold_s: float = 30.0  # scenario (b): the long transaction holding a lock
     run_limit_s: float = 240.0
+    # A migration command instead of psql/pgwarden apply (any tool name). Arguments
+    # and `command_env` values are formatted with {dsn}, {url} (of the run's
+    # database), {db} and {journal}; the command runs in `command_cwd`.
+    command: tuple[str, ...] = ()
+    command_env: tuple[tuple[str, str], ...] = ()
+    command_cwd: str | None = None
+    # The FK whose validity is reported; None: every FK of invoices (at least one).
+    constraint: str | None = "invoices_payment_account_id_fkey"
+    # A query run on the run's database at the end (e.g. the migration history);
+    # its rows go to `Run.check`.
+    check_sql: str | None = None
 
 
 @dataclass
@@ -63,6 +76,7 @@ class Run:
     samples: list[tuple[float, int, int]] = field(default_factory=list)  # t, conns, lock waits
     constraint_valid: bool = False
     output: str = ""
+    check: list[tuple[object, ...]] = field(default_factory=list)
 
     def per_second(self) -> list[int]:
         """Requests completed in each second since the run started."""
@@ -157,8 +171,20 @@ def _sampler(dsn: str, run: Run, stop: threading.Event) -> None:
 # -- one run -----------------------------------------------------------------------------
 
 
-def _migrate(cluster: Cluster, db: str, migration: Path, tool: str, run: Run) -> None:
-    if tool == "naive":
+def _migrate(
+    cluster: Cluster, db: str, migration: Path, tool: str, run: Run, cfg: ReplaySettings
+) -> None:
+    env = cluster.tool_env()
+    if cfg.command:
+        fields = {
+            "dsn": cluster.dsn(db),
+            "url": cluster.url(db),
+            "db": db,
+            "journal": str(cluster.root / f"{db}.jsonl"),
+        }
+        cmd = [a.format(**fields) for a in cfg.command]
+        env.update({k: v.format(**fields) for k, v in cfg.command_env})
+    elif tool == "naive":
         cmd = [str(cluster.installation.tool("psql")), "-X", "-q", "-v", "ON_ERROR_STOP=1"]
         cmd += ["--single-transaction", "-d", db, "-f", str(migration)]
     else:
@@ -166,7 +192,9 @@ def _migrate(cluster: Cluster, db: str, migration: Path, tool: str, run: Run) ->
         cmd += ["--database-url", cluster.url(db), "--env", "replay", "--yes", "--rewrite"]
         cmd += ["--log-format", "json", "--journal-file", str(cluster.root / f"{db}.jsonl")]
     run.migration_start = time.monotonic()
-    p = subprocess.run(cmd, env=cluster.tool_env(), capture_output=True, text=True, check=False)
+    p = subprocess.run(
+        cmd, env=env, cwd=cfg.command_cwd, capture_output=True, text=True, check=False
+    )
     run.migration_end = time.monotonic()
     run.migration_rc = p.returncode
     run.output = (p.stdout + p.stderr)[-20000:]
@@ -224,7 +252,7 @@ def run_one(
             report.start()
             ready.wait(10)
             time.sleep(min(2.0, cfg.report_hold_s / 4))
-        _migrate(cluster, db, migration, tool, run)
+        _migrate(cluster, db, migration, tool, run, cfg)
         if report is not None:
             report.join(cfg.report_hold_s + 10)
         time.sleep(cfg.cooldown_s)
@@ -233,11 +261,18 @@ def run_one(
         loader.join(cfg.client_timeout_s * (cfg.client_retries + 3))
         sampler.join(5)
     with psycopg.connect(dsn, autocommit=True) as c:
-        row = c.execute(
-            "SELECT convalidated FROM pg_constraint "
-            "WHERE conname = 'invoices_payment_account_id_fkey'"
-        ).fetchone()
+        if cfg.constraint is None:
+            row = c.execute(
+                "SELECT bool_and(convalidated) FROM pg_constraint "
+                "WHERE conrelid = 'invoices'::regclass AND contype = 'f'"
+            ).fetchone()
+        else:
+            row = c.execute(
+                "SELECT convalidated FROM pg_constraint WHERE conname = %s", (cfg.constraint,)
+            ).fetchone()
         run.constraint_valid = bool(row and row[0])
+        if cfg.check_sql:
+            run.check = list(c.execute(cfg.check_sql.encode()).fetchall())
     with psycopg.connect(admin, autocommit=True) as c:
         c.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "

@@ -102,7 +102,6 @@ _ALTER_TABLE = [
         FK,
         "ALTER TABLE f ADD COLUMN q int DEFAULT 1 REFERENCES p (id)",
     ),
-
     Case("add_column_check", T, "ALTER TABLE t ADD COLUMN e int CHECK (e > 0)"),
     Case("add_column_if_not_exists", T, "ALTER TABLE t ADD COLUMN IF NOT EXISTS a int"),
     Case("drop_column", T, "ALTER TABLE t DROP COLUMN b"),

@@ -17,6 +17,7 @@ from pgwarden import commands
 from pgwarden.analysis.parse import parse
 from pgwarden.cli.analyse import lint as lint_cmd
 from pgwarden.findings import Finding
+from pgwarden.pg.cluster import Cluster
 from pgwarden.plan import SourceText
 from pgwarden.sources.alembic import _sqlalchemy_url, read_alembic_sources
 
@@ -243,3 +244,106 @@ def test_cli_apply_alembic_unapplied_keeps_alembic_version_right(
     assert _version(db) == ["0005"]
     r = CliRunner().invoke(apply_cmd, [*args, "--dry-run"])
     assert r.exit_code == 0, r.output  # nothing left to apply
+
+
+# --- rehearse --------------------------------------------------------------------------
+
+
+def test_rehearse_fk_revision_points_the_traffic_finding_at_the_revision(
+    pg_cluster: Cluster, tmp_path: Path
+) -> None:
+    from pgwarden.cli.rehearse import alembic_schema_before
+    from pgwarden.rehearse.api import rehearse
+
+    src = read_alembic_sources(INI, revision_range="0001:0002")
+    assert src.revisions == ("0002",)
+    before = alembic_schema_before(str(INI), "0001")
+    assert before is not None and "CREATE TABLE invoices" in before[0]
+    # Synthetic rows only respect FKs of the starting schema: a second, helper FK on
+    # the same column keeps account_id values valid for the FK the revision adds.
+    helper = (
+        "ALTER TABLE invoices ADD CONSTRAINT helper_fk"
+        " FOREIGN KEY (account_id) REFERENCES payment_accounts (id);\n"
+    )
+    result = rehearse(
+        [],
+        sources=src,
+        schema_sql=before[0] + helper,
+        database_url=pg_cluster.dsn(),
+        default_rows=5_000,
+        record_dir=tmp_path / "records",
+    )
+    assert result.status == "completed"
+    fk_file = VERSIONS / "0002_invoices_account_fk.py"
+    fk_steps = [s for s in result.steps if "FOREIGN KEY" in s.sql]
+    assert len(fk_steps) == 1
+    assert ("invoices", "SHARE ROW EXCLUSIVE") in fk_steps[0].acquired
+    rh101 = [f for f in result.findings if f.code == "RH101"]
+    assert rh101 and all(f.step == fk_steps[0].index for f in rh101)
+    assert Path(rh101[0].location.path).resolve() == fk_file.resolve()
+    assert rh101[0].location.line == _line_of(fk_file, "op.create_foreign_key(")
+    # alembic_version gets no synthetic rows and its UPDATE no findings
+    assert "alembic_version" not in [t.name for t in result.tables]
+    book = {s.index for s in result.steps if "alembic_version" in s.sql}
+    assert book and not [f for f in result.findings if f.step in book]
+    with psycopg.connect(pg_cluster.dsn(), autocommit=True) as c:  # scratch db dropped
+        assert c.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_cli_rehearse_alembic_from_base_and_range(
+    pg_cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import orjson
+
+    from pgwarden.cli.rehearse import rehearse as rehearse_cmd
+
+    monkeypatch.chdir(PROJECT)
+    monkeypatch.setenv("PGWARDEN_REHEARSALS", str(tmp_path / "records"))
+    common = ["--database-url", pg_cluster.dsn(), "--rows-cap", "3000", "--format", "json"]
+    # the revisions base:0002 build the schema (untraced), 0003 is rehearsed
+    r = CliRunner().invoke(rehearse_cmd, ["--alembic", "--range", "0002:0003", *common])
+    assert r.exit_code == 1, r.output  # CREATE INDEX blocks writes: an error finding
+    data = orjson.loads(r.stdout)
+    assert data["status"] == "completed"
+    assert not any("FOREIGN KEY" in s["sql"] for s in data["steps"])
+    assert any(
+        f["code"] == "RH101" and "0003_invoices_account_index.py" in str(f["location"])
+        for f in data["findings"]
+    )
+    # from base on the empty scratch database: every revision runs and is traced
+    r = CliRunner().invoke(
+        rehearse_cmd, ["--alembic", "alembic.ini", "--range", "base:0001", *common]
+    )
+    assert r.exit_code == 0, r.output
+    data = orjson.loads(r.stdout)
+    assert data["status"] == "completed"
+    assert any("CREATE TABLE invoices" in s["sql"] for s in data["steps"])
+    r = CliRunner().invoke(rehearse_cmd, ["--range", "0001:head", *common])
+    assert r.exit_code == 2 and "--alembic" in r.output
+    r = CliRunner().invoke(rehearse_cmd, ["--alembic", "x.sql", "--unapplied"])
+    assert r.exit_code == 2
+
+
+def test_cli_rehearse_alembic_unapplied(
+    db: str, pg_cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import orjson
+
+    from pgwarden.cli.rehearse import rehearse as rehearse_cmd
+
+    done = _alembic(db, "upgrade", "0002")
+    assert done.returncode == 0, done.stderr
+    monkeypatch.chdir(PROJECT)
+    monkeypatch.setenv("PGWARDEN_REHEARSALS", str(tmp_path / "records"))
+    # alembic_version of --database-url says 0002: 0003..0005 are rehearsed on a
+    # scratch database of the same server, from the schema of base:0002
+    args = ["--alembic", "--unapplied", "--database-url", db, "--rows-cap", "3000"]
+    r = CliRunner().invoke(rehearse_cmd, [*args, "--format", "json"])
+    assert r.exit_code == 1, r.output
+    data = orjson.loads(r.stdout)
+    assert data["status"] == "completed"
+    sqls = [s["sql"] for s in data["steps"]]
+    assert not any("FOREIGN KEY" in s for s in sqls)
+    assert any("CREATE INDEX invoices_account_id_idx" in s for s in sqls)
+    assert any("billing_name" in s for s in sqls)
+    assert _version(db) == ["0002"]  # read-only

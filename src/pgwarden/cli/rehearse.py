@@ -6,10 +6,43 @@ import click
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from pgwarden.cli import EXIT_FINDINGS, EXIT_INPUT, err, handle_errors, out, print_json
+from pgwarden.cli.analyse import alembic_options, alembic_sources
+
+
+def _range_start(
+    revision_range: str | None, unapplied: bool, version_dsn: str | None
+) -> str | None:
+    """The revision the rehearsed range starts after (None: base)."""
+    if unapplied:
+        from pgwarden.sources.alembic import current_revisions
+
+        assert version_dsn is not None
+        current = current_revisions(version_dsn)
+        return current[0] if current else None
+    if not revision_range or ":" not in revision_range:
+        return None
+    start = revision_range.split(":", 1)[0].strip()
+    return None if start in ("", "base") else start
+
+
+def alembic_schema_before(alembic_ini: str, start: str | None) -> tuple[str, str] | None:
+    """The offline SQL of the revisions up to `start` (base:start) and its origin label.
+
+    `pgwarden rehearse --alembic` starts the scratch database from these
+    revisions (untraced) when no --schema/--schema-from is given, so that the
+    rehearsed range finds the tables it changes.
+    """
+    if start is None:
+        return None
+    from pgwarden.sources.alembic import read_alembic_sources
+
+    before = read_alembic_sources(alembic_ini, revision_range=f"base:{start}")
+    sql = "".join(st.text.rstrip().rstrip(";") + ";\n" for _, sts in before.sources for st in sts)
+    return sql, f"Alembic revisions base:{start} (not traced)"
 
 
 @click.command()
-@click.argument("paths", nargs=-1, required=True)
+@click.argument("paths", nargs=-1, required=False)
 @click.option(
     "--database-url",
     "database_url",
@@ -69,6 +102,7 @@ from pgwarden.cli import EXIT_FINDINGS, EXIT_INPUT, err, handle_errors, out, pri
 @click.option(
     "--config", "config", default=None, metavar="FILE", help="pgwarden.toml or pyproject.toml."
 )
+@alembic_options
 @handle_errors
 def rehearse(
     paths: tuple[str, ...],
@@ -83,8 +117,17 @@ def rehearse(
     threshold: float,
     no_file_transaction: bool,
     config: str | None,
+    alembic_ini: str | None,
+    revision_range: str | None,
+    unapplied: bool,
 ) -> None:
-    """Run the migration on a throwaway copy under synthetic traffic and measure the impact."""
+    """Run the migration on a throwaway copy under synthetic traffic and measure the impact.
+
+    PATHS are .sql files or folders; or --alembic [alembic.ini] rehearses Alembic
+    revisions (--range, or --unapplied after the alembic_version of --schema-from,
+    else of --database-url). Without --schema/--schema-from, the revisions before
+    the range build the starting schema.
+    """
     import sys
 
     from pgwarden.rehearse.api import DEFAULT_ROWS_CAP, RehearsalInterrupted
@@ -92,6 +135,17 @@ def rehearse(
     from pgwarden.settings import load_settings
 
     settings = load_settings(config)
+    version_dsn = schema_from or database_url
+    sources = alembic_sources(paths, alembic_ini, revision_range, unapplied, version_dsn)
+    schema_sql: str | None = None
+    if alembic_ini is not None and schema_file is None and schema_from is None:
+        from pgwarden.pg.connect import resolve_dsn
+
+        dsn = resolve_dsn(version_dsn, required=True) if unapplied else None
+        before = alembic_schema_before(alembic_ini, _range_start(revision_range, unapplied, dsn))
+        if before is not None:
+            schema_sql = before[0]
+            err.print(f"[dim]· schema: {before[1]}[/]")
     progress = Progress(
         TextColumn("  {task.description}"),
         BarColumn(),
@@ -117,6 +171,8 @@ def rehearse(
                 database_url=database_url,
                 schema_file=schema_file,
                 schema_from=schema_from,
+                schema_sql=schema_sql,
+                sources=sources,
                 stats_file=stats_file,
                 rows_cap=rows_cap or DEFAULT_ROWS_CAP,
                 workload_file=workload_file,

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 
@@ -32,7 +33,12 @@ from pgwarden.rehearse.target import Target, open_target
 from pgwarden.rehearse.trace import RehearsalInterrupted, Tracer
 from pgwarden.rehearse.verdict import findings_for
 from pgwarden.settings import Environment
+from pgwarden.sources.alembic import AlembicSources, build_alembic_plan
 from pgwarden.sources.sql_files import read_sources
+
+if TYPE_CHECKING:
+    from pgwarden.analysis.catalog import Catalog
+    from pgwarden.commands import Sources
 
 __all__ = ["DEFAULT_ROWS", "DEFAULT_ROWS_CAP", "RehearsalInterrupted", "rehearse"]
 
@@ -153,6 +159,23 @@ def _trace(
         st.extra["sampler"] = {"samples": sampler.samples, "max_gap_s": sampler.max_gap_s}
 
 
+def _build(
+    sources: Sources,
+    *,
+    catalog: Catalog | None = None,
+    server_version: int | None = None,
+    file_transaction: bool,
+) -> Plan:
+    if isinstance(sources, AlembicSources):
+        return build_alembic_plan(sources.sources, catalog=catalog, server_version=server_version)
+    return build_plan(
+        sources,
+        catalog=catalog,
+        server_version=server_version,
+        file_transaction=file_transaction,
+    )
+
+
 def rehearse(
     paths: Sequence[str | os.PathLike[str]],
     *,
@@ -176,14 +199,28 @@ def rehearse(
     on_progress: Progress | None = None,
     on_phase: Phase | None = None,
     on_step: Callable[[StepTrace], None] | None = None,
+    sources: Sources | None = None,
 ) -> RehearsalResult:
-    """Rehearse the migration in `paths`; see the module docstring and docs/rehearse.md."""
+    """Rehearse the migration in `paths` (or `sources`); see the module docstring.
+
+    `sources` are parsed (SourceText, statements) pairs or an `AlembicSources`
+    (`pgwarden.sources.alembic.read_alembic_sources`), as `commands.load_plan`
+    takes them. Alembic's plan keeps Alembic's own BEGIN/COMMIT
+    (`file_transaction` does not apply), its version table gets no synthetic
+    rows, and its bookkeeping statements produce no findings. The schema to
+    start from is the caller's (`schema_*`; `pgwarden rehearse --alembic`
+    passes the revisions before the range, see docs/alembic.md).
+    """
     started = time.perf_counter()
     phase = on_phase or (lambda _msg: None)
-    sources = read_sources(paths)
+    if sources is None:
+        sources = read_sources(paths)
+    alembic = sources if isinstance(sources, AlembicSources) else None
+    if alembic is not None and not alembic.revisions:
+        raise UsageError("no Alembic revisions to rehearse", hint="the range is empty")
     if rows_cap < 1:
         raise UsageError("--rows-cap must be at least 1")
-    fingerprint = build_plan(sources, file_transaction=file_transaction).fingerprint()
+    fingerprint = _build(sources, file_transaction=file_transaction).fingerprint()
     snap = snapshot if snapshot is not None else (load_snapshot(stats_file) if stats_file else None)
     queries = workload.load_workload(workload_file) if workload_file else []
     if stats_file:
@@ -193,7 +230,8 @@ def rehearse(
         paths, schema_file=schema_file, schema_from=schema_from, schema_sql=schema_sql
     )
     st = _State(schema_origin=src.origin)
-    st.extra["sources"] = [s.path for s, _ in sources]
+    pairs = sources.sources if isinstance(sources, AlembicSources) else sources
+    st.extra["sources"] = [s.path for s, _ in pairs]
     status = "completed"
     interrupted: BaseException | None = None
     try:
@@ -204,13 +242,15 @@ def rehearse(
             schema.apply_schema(target.dsn, src)
             with psycopg.connect(target.dsn, autocommit=True) as conn:
                 tables = datagen.read_tables(conn)
+                if alembic is not None:  # Alembic's bookkeeping, not user data
+                    tables.pop(alembic.version_table, None)
                 rows = _plan_rows(tables, snap, rows_cap, default_rows)
                 phase("generating synthetic rows")
                 t_load = time.perf_counter()
                 datagen.fill(conn, tables, rows, progress=on_progress)
                 st.load_s = time.perf_counter() - t_load
                 st.tables = _loaded(conn, tables, snap)
-                plan = build_plan(
+                plan = _build(
                     sources,
                     catalog=read_catalog(conn),
                     server_version=target.major,
@@ -232,8 +272,11 @@ def rehearse(
     except KeyboardInterrupt as exc:
         status = "interrupted"
         interrupted = exc
-    plan_final = st.plan or build_plan(sources, file_transaction=file_transaction)
+    plan_final = st.plan or _build(sources, file_transaction=file_transaction)
     findings: list[Finding] = findings_for(plan_final, st.traces, st.workload, threshold=threshold)
+    if alembic is not None:  # Alembic's version-table statements are not the user's migration
+        own = {s.index for s in plan_final.steps if alembic.is_bookkeeping(s)}
+        findings = [f for f in findings if f.step not in own]
     if snap is None:
         st.notes.append(
             "no stats snapshot (--stats): tables got "

@@ -1,0 +1,188 @@
+"""Incident replay through the frameworks: Django's and Alembic's migrate, naive vs pgwarden.
+
+The migration drops and re-creates the FK from `invoices` (1M rows by default)
+to `payment_accounts` under API-like load (`pgwarden.replay`), with scenario (b):
+a report transaction holds a lock on invoices when the migration arrives.
+
+Projects (tests/contrib/bench_projects/): a Django app whose models map the
+sample tables (0001 fake-applied; 0002 makes the FK nullable, so Django drops
+the FK, alters the column and re-adds the FK) and an Alembic project (0001
+stamped; 0002 drops and re-adds the FK with ON DELETE RESTRICT).
+
+Tools:
+  django-naive       manage.py migrate ledger
+  django-pgwarden    manage.py pgwarden migrate ledger --env replay --yes --rewrite
+  alembic-naive      alembic upgrade head (stock env.py path)
+  alembic-pgwarden   alembic upgrade head with env.py's pgwarden.contrib.alembic.configure
+                     (rewrite=True)
+  (-norewrite variants: the pgwarden ones without the rewrite)
+
+Per run: stall s (1-s buckets after the migration starts with fewer than half the
+target rate of completed requests), peak sessions waiting on locks, peak
+connections, client errors (requests failed after retries), migration s, and
+whether the FKs of invoices end up valid, and the history table afterwards
+(django_migrations rows of the app / alembic_version).
+
+Usage: .venv/bin/python bench/frameworks_replay.py [--rows 1000000] [--tools ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from pgwarden.pg.cluster import Cluster
+from pgwarden.replay import ReplaySettings, Run, load_templates, run_one
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECTS = ROOT / "tests" / "contrib" / "bench_projects"
+DJANGO = PROJECTS / "django_incident"
+ALEMBIC = PROJECTS / "alembic_incident"
+UNUSED = ROOT / "examples" / "incident" / "001_recreate_invoice_fk.sql"  # run_one's argument
+
+PY = sys.executable
+DJANGO_ENV = (("PGWARDEN_DJANGO_DSN", "{dsn}"),)
+DJANGO_PGWARDEN = (PY, "manage.py", "pgwarden", "migrate", "ledger", "--env", "replay", "--yes")
+ALEMBIC_CMD = (PY, "-m", "alembic", "-c", str(ALEMBIC / "alembic.ini"), "upgrade", "head")
+TOOLS: dict[str, tuple[str, tuple[str, ...], tuple[tuple[str, str], ...]]] = {
+    # name: (template, argv, env)
+    "django-naive": ("tpl_django", (PY, "manage.py", "migrate", "ledger"), DJANGO_ENV),
+    "django-pgwarden": (
+        "tpl_django",
+        (*DJANGO_PGWARDEN, "--rewrite", "--journal-file", "{journal}"),
+        DJANGO_ENV,
+    ),
+    "django-pgwarden-norewrite": (
+        "tpl_django",
+        (*DJANGO_PGWARDEN, "--journal-file", "{journal}"),
+        DJANGO_ENV,
+    ),
+    "alembic-naive": (
+        "tpl_alembic",
+        ALEMBIC_CMD,
+        (("PGWARDEN_BENCH_URL", "{url}"), ("PGWARDEN_GUARDED", "0")),
+    ),
+    "alembic-pgwarden": (
+        "tpl_alembic",
+        ALEMBIC_CMD,
+        (
+            ("PGWARDEN_BENCH_URL", "{url}"),
+            ("PGWARDEN_GUARDED", "1"),
+            ("PGWARDEN_ENV", "replay"),
+            ("PGWARDEN_REWRITE", "1"),
+            ("PGWARDEN_JOURNAL", "{journal}"),
+        ),
+    ),
+    "alembic-pgwarden-norewrite": (
+        "tpl_alembic",
+        ALEMBIC_CMD,
+        (
+            ("PGWARDEN_BENCH_URL", "{url}"),
+            ("PGWARDEN_GUARDED", "1"),
+            ("PGWARDEN_ENV", "replay"),
+            ("PGWARDEN_JOURNAL", "{journal}"),
+        ),
+    ),
+}
+
+
+HISTORY = {
+    "django": "SELECT name FROM django_migrations WHERE app = 'ledger' ORDER BY id",
+    "alembic": "SELECT version_num FROM alembic_version",
+}
+
+
+def _framework_templates(cluster: Cluster, tools: list[str]) -> None:
+    """tpl_django / tpl_alembic: tpl_b with migration 0001 recorded as applied."""
+    env = cluster.tool_env()
+    for tpl, cmd, cwd, extra in (
+        (
+            "tpl_django",
+            [PY, "manage.py", "migrate", "ledger", "0001", "--fake"],
+            DJANGO,
+            {"PGWARDEN_DJANGO_DSN": cluster.dsn("tpl_django")},
+        ),
+        (
+            "tpl_alembic",
+            [*ALEMBIC_CMD[:-2], "stamp", "0001"],
+            ALEMBIC,
+            {"PGWARDEN_BENCH_URL": cluster.url("tpl_alembic")},
+        ),
+    ):
+        if not any(TOOLS[t][0] == tpl for t in tools):
+            continue
+        with psycopg.connect(cluster.dsn(), autocommit=True) as c:
+            c.execute(sql.SQL("CREATE DATABASE {} TEMPLATE tpl_b").format(sql.Identifier(tpl)))
+        subprocess.run(cmd, cwd=cwd, env={**env, **extra}, check=True, capture_output=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--rate", type=float, default=50.0)
+    ap.add_argument("--hold", type=float, default=10.0, help="report transaction hold, s")
+    ap.add_argument(
+        "--tools", default="django-naive,django-pgwarden,alembic-naive,alembic-pgwarden"
+    )
+    ap.add_argument("--verbose", action="store_true", help="print each migration's output")
+    args = ap.parse_args()
+    tools = args.tools.split(",")
+    unknown = [t for t in tools if t not in TOOLS]
+    if unknown:
+        ap.error(f"unknown tool(s): {', '.join(unknown)}; known: {', '.join(TOOLS)}")
+    logging.getLogger("psycopg").setLevel(logging.CRITICAL)
+    runs: list[Run] = []
+    os.environ.pop("PGWARDEN_DATABASE_URL", None)
+    with Cluster.start() as cluster:
+        t = time.monotonic()
+        load_templates(cluster, args.rows, scenario_a=False)
+        _framework_templates(cluster, tools)
+        print(f"loaded {args.rows:,} invoices in {time.monotonic() - t:.0f} s", flush=True)
+        for tool in tools:
+            tpl, argv, env = TOOLS[tool]
+            cfg = ReplaySettings(
+                rate_per_s=args.rate,
+                report_hold_s=args.hold,
+                command=argv,
+                command_env=env,
+                command_cwd=str(DJANGO if tool.startswith("django") else ALEMBIC),
+                constraint=None,
+                check_sql=HISTORY[tool.split("-")[0]],
+            )
+            run = run_one(cluster, tpl, "b", tool.replace("-", "_"), UNUSED, cfg)
+            run.tool = tool
+            runs.append(run)
+            print(
+                f"  (b) {tool:<26} stall {run.stall_s:>3} s  "
+                f"peak lock waits {run.peak_lock_waits:>4}  "
+                f"peak connections {run.peak_connections:>4}  errors {run.errors:>4}  "
+                f"migration {run.duration_s:6.1f} s (exit {run.migration_rc})  "
+                f"constraint valid {'yes' if run.constraint_valid else 'NO'}  "
+                f"history {[str(r[0]) for r in run.check]}",
+                flush=True,
+            )
+            if run.migration_rc != 0 or args.verbose:
+                print(run.output)
+    print()
+    print(
+        f"{'tool':<28}{'stall s':>8}{'lock waits':>11}{'conns':>7}"
+        f"{'errors':>7}{'migration s':>12}{'valid':>6}{'recovered':>10}"
+    )
+    for r in runs:
+        print(
+            f"{r.tool:<28}{r.stall_s:>8}{r.peak_lock_waits:>11}"
+            f"{r.peak_connections:>7}{r.errors:>7}{r.duration_s:>12.1f}"
+            f"{'yes' if r.constraint_valid else 'NO':>6}{'yes' if r.recovered else 'NO':>10}"
+        )
+
+
+if __name__ == "__main__":
+    main()
