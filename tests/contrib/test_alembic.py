@@ -347,3 +347,47 @@ def test_cli_rehearse_alembic_unapplied(
     assert any("CREATE INDEX invoices_account_id_idx" in s for s in sqls)
     assert any("billing_name" in s for s in sqls)
     assert _version(db) == ["0002"]  # read-only
+
+
+def test_cancel_while_waiting_for_a_lock_leaves_alembic_version_consistent(db: str) -> None:
+    import signal
+    import time
+
+    assert _alembic(db, "upgrade", "0001").returncode == 0
+    env = {**os.environ, "PGWARDEN_GUARDED": "1", "PGWARDEN_ENV": "dev"}
+    with psycopg.connect(db, autocommit=True) as watch, psycopg.connect(db) as blocker:
+        blocker.execute("LOCK TABLE invoices IN ROW EXCLUSIVE MODE")  # 0002's FK must wait
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "alembic", "-c", str(INI), "-x",
+             f"url={_sqlalchemy_url(db)}", "upgrade", "0002"],
+            cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            retried = False
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not retried:
+                has_events = watch.execute("SELECT to_regclass('pgwarden.events')").fetchone()
+                if has_events != (None,):
+                    row = watch.execute(
+                        "SELECT count(*) FROM pgwarden.events WHERE kind = 'retry'"
+                    ).fetchone()
+                    retried = bool(row and int(str(row[0])) > 0)
+                time.sleep(0.1)
+            assert retried, "the revision never retried behind the lock"
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        blocker.rollback()
+    assert proc.returncode != 0, out + err
+    assert _version(db) == ["0001"]
+    with psycopg.connect(db, autocommit=True) as c:
+        fk = c.execute(
+            "SELECT count(*) FROM pg_constraint WHERE conname = 'invoices_account_id_fkey'"
+        ).fetchone()
+    assert fk == (0,)
+    done = _alembic(db, "upgrade", "0002", guarded=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _version(db) == ["0002"]
