@@ -174,3 +174,12 @@ def test_ctrl_c_during_demo_exits_2_and_leaves_no_cluster():
         except (OSError, ValueError):
             continue
     assert proc.pid not in owners
+
+
+def test_square_brackets_in_messages_are_printed(tmp_path: Path):
+    f = tmp_path / "m.sql"
+    f.write_text("SELECT ARRAY[1, 2;\n")
+    r = run("lint", str(f))
+    assert_clean_error(r, 2, "syntax error")
+    r = run("lint")
+    assert_clean_error(r, 2, "--alembic [alembic.ini]")

@@ -21,6 +21,7 @@ from typing import Any, NoReturn, ParamSpec, TypeVar
 import click
 import orjson
 from rich.console import Console
+from rich.markup import escape
 
 from pgwarden.errors import ApplyFailed, PgwardenError
 
@@ -34,9 +35,10 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)  # messages stay one
 
 
 def _fail(message: str, hint: str | None, code: int) -> NoReturn:
-    err.print(f"[bold red]pgwarden: error:[/] {message}", markup=True, highlight=False)
+    # Messages carry user text (SQL, paths, `[alembic.ini]`): never read it as markup.
+    err.print(f"[bold red]pgwarden: error:[/] {escape(message)}", markup=True, highlight=False)
     if hint:
-        err.print(f"  [dim]hint:[/] {hint}", markup=True, highlight=False)
+        err.print(f"  [dim]hint:[/] {escape(hint)}", markup=True, highlight=False)
     sys.exit(code)
 
 

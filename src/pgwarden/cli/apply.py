@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 import orjson
+from rich.markup import escape
 
 from pgwarden.cli import EXIT_APPLY, _fail, dsn_option, err, handle_errors, out, print_json
 from pgwarden.cli.analyse import alembic_options
@@ -62,19 +63,21 @@ def _render_event(fmt: str) -> Callable[[Any], None]:
             )
         elif k == "cleanup":
             if d["dropped_invalid"]:
-                err.print(f"  dropped INVALID index {', '.join(d['dropped_invalid'])}")
+                err.print(f"  dropped INVALID index {escape(', '.join(d['dropped_invalid']))}")
         elif k == "health_pause":
-            err.print(f"  [yellow]paused[/] before {step}: {'; '.join(d['reasons'])}")
+            err.print(
+                f"  [yellow]paused[/] before {escape(step)}: {escape('; '.join(d['reasons']))}"
+            )
         elif k == "step_done":
             extra = f" ({d['reconciled']})" if d.get("reconciled") else ""
             dur = f" in {d['duration_s']:.2f} s" if "duration_s" in d else ""
-            err.print(f"[green]✓ {step}[/]{dur}{extra}")
+            err.print(f"[green]✓ {escape(step)}[/]{dur}{escape(extra)}")
         elif k == "step_skipped" and d.get("reason") == "applied":
-            err.print(f"[dim]· {step} already applied[/]")
+            err.print(f"[dim]· {escape(step)} already applied[/]")
         elif k == "step_failed":
-            err.print(f"[red]✗ {step}[/] {d['error']}")
+            err.print(f"[red]✗ {escape(step)}[/] {escape(str(d['error']))}")
         elif k == "cancelled":
-            err.print(f"[red]✗ {step} cancelled[/]: {d['why']}")
+            err.print(f"[red]✗ {escape(step)} cancelled[/]: {escape(str(d['why']))}")
         elif k == "backfill_batch":
             pass
 
@@ -191,10 +194,11 @@ def _render_preview(result: Any) -> None:
     assert isinstance(result, ApplyResult)
     for rw in result.rewrites:
         out.print(
-            f"[bold]rewrite[/] step {rw.step} ({rw.code}): {' '.join(rw.original.split())[:100]}"
+            f"[bold]rewrite[/] step {rw.step} ({rw.code}): "
+            f"{escape(' '.join(rw.original.split())[:100])}"
         )
         for r in rw.replacement:
-            out.print(f"    → {' '.join(r.split())}")
+            out.print(f"    → {escape(' '.join(r.split()))}")
     tx: int | None = None
     for s in result.steps:
         if s.transaction != tx:
@@ -203,9 +207,11 @@ def _render_preview(result: Any) -> None:
             tx = s.transaction
         mark = {"applied": "[dim]applied[/]", "skipped": "[dim]skipped[/]"}.get(s.state, "pending")
         pnr = " [bold red]POINT OF NO RETURN[/]" if s.point_of_no_return else ""
-        locks = f" [dim]({'; '.join(s.locks)}" if s.locks else " [dim]("
-        lt = f", lock_timeout {s.lock_timeout_ms} ms)[/]" if s.lock_timeout_ms else ")[/]"
-        out.print(f"{s.index:>3} {mark} {' '.join(s.sql.split())[:110]}{locks}{lt}{pnr}")
+        details = [*s.locks]
+        if s.lock_timeout_ms:
+            details.append(f"lock_timeout {s.lock_timeout_ms} ms")
+        extra = f" [dim]({escape('; '.join(details))})[/]" if details else ""
+        out.print(f"{s.index:>3} {mark} {escape(' '.join(s.sql.split())[:110])}{extra}{pnr}")
     env = f" against {result.environment}" if result.environment else ""
     out.print(f"dry run{env}: nothing was executed")
 
@@ -342,7 +348,9 @@ def status(database_url: str | None, fmt: str) -> None:
         for s in r.steps:
             pnr = " [red](point of no return)[/]" if s.point_of_no_return else ""
             tries = f" x{s.attempts}" if s.attempts > 1 else ""
-            out.print(f"  {s.index:>3} {s.state:<10}{tries} {' '.join(s.sql.split())[:90]}{pnr}")
+            out.print(
+                f"  {s.index:>3} {s.state:<10}{tries} {escape(' '.join(s.sql.split())[:90])}{pnr}"
+            )
         if r.progress:
             p = r.progress
             out.print(
@@ -441,7 +449,7 @@ def backfill(
             if event.kind == "backfill_batch":
                 bar.update(task, completed=event.data["progress"], rows=event.data["total_rows"])
             elif event.kind == "health_pause":
-                err.print(f"  [yellow]paused[/]: {'; '.join(event.data['reasons'])}")
+                err.print(f"  [yellow]paused[/]: {escape('; '.join(event.data['reasons']))}")
 
         result = run_backfill(
             dsn,

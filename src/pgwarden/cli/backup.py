@@ -153,7 +153,7 @@ def create(
         return
     rows = sum(t.rows for t in m.tables)
     secs = (m.ended_at - m.started_at).total_seconds()
-    out.print(f"created backup {m.id} in {cat.location}")
+    out.print(f"created backup {escape(m.id)} in {escape(str(cat.location))}")
     out.print(
         f"  {m.database} on system {m.system_identifier} (PostgreSQL {m.server_version}), "
         f"snapshot {format_time(m.snapshot_at)} at LSN {m.lsn}"
@@ -178,7 +178,7 @@ def list_(catalogue: str | None, config: str | None, fmt: str) -> None:
         print_json({"catalogue": cat.location, "backups": [backup_json(b) for b in entries]})
         return
     if not entries:
-        out.print(f"no backups in {cat.location}")
+        out.print(f"no backups in {escape(str(cat.location))}")
         return
     now = datetime.now(UTC)
     table = Table(box=None, pad_edge=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from pgwarden.cli import EXIT_FINDINGS, EXIT_INPUT, err, handle_errors, out, print_json
@@ -145,7 +146,7 @@ def rehearse(
         before = alembic_schema_before(alembic_ini, _range_start(revision_range, unapplied, dsn))
         if before is not None:
             schema_sql = before[0]
-            err.print(f"[dim]· schema: {before[1]}[/]")
+            err.print(f"[dim]· schema: {escape(str(before[1]))}[/]")
     progress = Progress(
         TextColumn("  {task.description}"),
         BarColumn(),
@@ -181,13 +182,13 @@ def rehearse(
                 environments=settings.environments,
                 threshold=threshold,
                 on_progress=on_progress,
-                on_phase=lambda msg: progress.console.print(f"[dim]· {msg}[/]"),
+                on_phase=lambda msg: progress.console.print(f"[dim]· {escape(msg)}[/]"),
             )
     except RehearsalInterrupted as exc:
         where = exc.result.report_path if exc.result is not None else None
         err.print("[bold red]pgwarden: error:[/] interrupted; the rehearsal cluster was removed")
         if where:
-            err.print(f"  partial report: {where}")
+            err.print(f"  partial report: {escape(str(where))}")
         sys.exit(EXIT_INPUT)
     if fmt == "json":
         print_json(result.to_dict())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from pgwarden.rehearse.model import RehearsalResult
@@ -14,11 +15,11 @@ def render_text(console: Console, result: RehearsalResult) -> None:
     """Print the rich summary of `result` to `console`."""
     colour = {"completed": "green", "failed": "red", "interrupted": "red"}[result.status]
     console.print(
-        f"[bold]rehearsal {result.status}[/] [{colour}]●[/] on {result.target}; "
-        f"schema: {result.schema_source}; plan {result.fingerprint[:12]}"
+        f"[bold]rehearsal {result.status}[/] [{colour}]●[/] on {escape(result.target)}; "
+        f"schema: {escape(result.schema_source)}; plan {result.fingerprint[:12]}"
     )
     for note in result.notes:
-        console.print(f"[yellow]note:[/] {note}")
+        console.print(f"[yellow]note:[/] {escape(note)}")
     table = Table(show_lines=False, header_style="bold")
     for col in ("#", "statement", "status", "s", "locks held", "blocked (longest wait)"):
         table.add_column(col, overflow="fold")
@@ -42,36 +43,38 @@ def render_text(console: Console, result: RehearsalResult) -> None:
         status = s.status if s.error is None else f"{s.status}: {s.error.message}"
         table.add_row(
             str(s.index),
-            s.sql[:70],
-            status,
+            escape(s.sql[:70]),
+            escape(status),
             f"{s.statement_s:.3f}",
-            locks or "-",
-            blocked or "none",
+            escape(locks or "-"),
+            escape(blocked or "none"),
         )
     console.print(table)
     for w in result.workload:
         if w.before.error or w.after.error:
             console.print(
-                f"  workload {w.name}: [red]error[/] before: {w.before.error or 'ok'}; "
-                f"after: {w.after.error or 'ok'}"
+                f"  workload {escape(w.name)}: [red]error[/] before: "
+                f"{escape(w.before.error or 'ok')}; after: {escape(w.after.error or 'ok')}"
             )
             continue
         ratio = f"{w.ratio:.2f}x" if w.ratio is not None else "n/a"
         console.print(
-            f"  workload {w.name}: {w.before.median_ms or 0:.3f} ms -> "
+            f"  workload {escape(w.name)}: {w.before.median_ms or 0:.3f} ms -> "
             f"{w.after.median_ms or 0:.3f} ms "
-            f"({ratio}){'; ' + '; '.join(w.changes) if w.changes else ''}"
+            f"({ratio}){escape('; ' + '; '.join(w.changes)) if w.changes else ''}"
         )
     for f in result.findings:
         style = {"error": "bold red", "warning": "yellow", "note": "dim"}[f.severity.value]
         console.print(
-            f"[{style}]{f.severity.value}[/] {f.code} {f.location}: {f.message}", highlight=False
+            f"[{style}]{f.severity.value}[/] {f.code} {escape(str(f.location))}: "
+            f"{escape(f.message)}",
+            highlight=False,
         )
-        console.print(f"  [dim]help:[/] {f.help}", highlight=False)
+        console.print(f"  [dim]help:[/] {escape(f.help)}", highlight=False)
     console.print(
         "[dim]Production figures are estimates (linear in table size from the stats snapshot).[/]"
     )
     if result.report_path:
-        console.print(f"report: {result.report_path}")
+        console.print(f"report: {escape(str(result.report_path))}")
     if result.record_path:
-        console.print(f"record: {result.record_path}")
+        console.print(f"record: {escape(str(result.record_path))}")

@@ -66,12 +66,12 @@ def _step_panel(step: Step, snapshot: Snapshot | None) -> Panel:
     for lock in sorted(strongest.values(), key=lambda lk: (-lk.mode, lk.relation)):
         style = "red" if lock.mode.blocks_reads else "yellow" if lock.mode.blocks_writes else ""
         table.add_row(
-            lock.relation,
-            lock.relkind,
+            Text(lock.relation),
+            Text(lock.relkind),
             Text(lock.mode.title, style=style),
-            lock.mode.blocks,
-            _size(snapshot, lock.relation),
-            lock.reason,
+            Text(lock.mode.blocks),
+            Text(_size(snapshot, lock.relation)),
+            Text(lock.reason),
         )
     lines: list[Any] = [table] if eff.locks else [Text("takes no table locks")]
     for rel in eff.rewrites:
@@ -88,7 +88,7 @@ def _step_panel(step: Step, snapshot: Snapshot | None) -> Panel:
         lines.append(Text(f"assumed: {a}", style="dim"))
     sql = " ".join(step.sql.split())
     title = f"{step.location}  {sql if len(sql) <= 90 else sql[:87] + '...'}"
-    return Panel(Group(*lines), title=title, title_align="left")
+    return Panel(Group(*lines), title=Text(title), title_align="left")
 
 
 def render_explain(console: Console, plan: Plan, snapshot: Snapshot | None) -> None:
