@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from pgwarden import commands
+from pgwarden.apply.api import Limits, apply_plan
 from pgwarden.apply.events import Event
 from pgwarden.demo import create_sample_schema
 from pgwarden.plan import Plan
@@ -145,3 +146,23 @@ def cli(*args: str, **kw: object) -> list[str]:
     import sys
 
     return [sys.executable, "-m", "pgwarden", *args]
+
+
+def apply_in_thread(
+    dsn: str, path: Path, recorder: Recorder
+) -> tuple[threading.Thread, list[object]]:
+    """Run apply_plan in a thread (lock timeout long enough to cancel during the wait)."""
+    results: list[object] = []
+    t = threading.Thread(
+        target=lambda: results.append(
+            apply_plan(
+                plan_of(path, file_transaction=False),
+                database_url=dsn,
+                env="staging",
+                observer=recorder,
+                limits=Limits(lock_timeout_ms=120_000),
+            )
+        )
+    )
+    t.start()
+    return t, results

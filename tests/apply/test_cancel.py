@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
 
-from pgwarden.apply.api import Limits, apply_plan, cancel_run, resume_run, status
+from pgwarden.apply.api import apply_plan, cancel_run, resume_run, status
 from tests.apply.conftest import (
     CIC_WAITING,
     INVALID,
     Recorder,
+    apply_in_thread,
     cli,
     plan_of,
     scalar,
@@ -31,19 +31,7 @@ def test_cancel_from_another_terminal_drops_the_invalid_index(
 ) -> None:
     snap = holder(SNAPSHOT)
     path = write_sql(tmp_path, CIC)
-    results: list[object] = []
-    t = threading.Thread(
-        target=lambda: results.append(
-            apply_plan(
-                plan_of(path, file_transaction=False),
-                database_url=shop,
-                env="staging",
-                observer=recorder,
-                limits=Limits(lock_timeout_ms=120_000),
-            )
-        )
-    )
-    t.start()
+    t, results = apply_in_thread(shop, path, recorder)
     wait_until(shop, CIC_WAITING)
     assert scalar(shop, INVALID) == 1
     cancelled = cancel_run(shop)

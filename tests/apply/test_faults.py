@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from pgwarden.apply.api import ApplyResult, Limits, apply_plan, resume_run, status
+from pgwarden.apply.api import ApplyResult, apply_plan, resume_run, status
 from pgwarden.demo import create_sample_schema
 from pgwarden.pg.cluster import Cluster
 from tests.apply.conftest import (
     CIC_WAITING,
     INVALID,
     Recorder,
+    apply_in_thread,
     cli,
     plan_of,
     scalar,
@@ -41,32 +41,13 @@ def own_cluster() -> Iterator[tuple[Cluster, str]]:
         yield cluster, dsn
 
 
-def _apply_in_thread(
-    dsn: str, path: Path, recorder: Recorder
-) -> tuple[threading.Thread, list[object]]:
-    results: list[object] = []
-    t = threading.Thread(
-        target=lambda: results.append(
-            apply_plan(
-                plan_of(path, file_transaction=False),
-                database_url=dsn,
-                env="staging",
-                observer=recorder,
-                limits=Limits(lock_timeout_ms=120_000),
-            )
-        )
-    )
-    t.start()
-    return t, results
-
-
 def test_server_restart_mid_apply_status_tells_the_truth_and_resume_finishes(
     own_cluster: tuple[Cluster, str], tmp_path: Path, recorder: Recorder
 ) -> None:
     cluster, dsn = own_cluster
     holder = psycopg.connect(dsn)
     holder.execute(SNAPSHOT)
-    t, results = _apply_in_thread(dsn, write_sql(tmp_path, PLAN), recorder)
+    t, results = apply_in_thread(dsn, write_sql(tmp_path, PLAN), recorder)
     wait_until(dsn, CIC_WAITING)
     cluster.restart(mode="immediate")
     t.join(60)
@@ -93,7 +74,7 @@ def test_dropped_connection_is_reported_and_resume_finishes(
     shop: str, holder, tmp_path: Path, recorder: Recorder
 ) -> None:
     snap = holder(SNAPSHOT)
-    t, results = _apply_in_thread(shop, write_sql(tmp_path, PLAN), recorder)
+    t, results = apply_in_thread(shop, write_sql(tmp_path, PLAN), recorder)
     wait_until(shop, CIC_WAITING)
     scalar(
         shop,
