@@ -53,10 +53,14 @@ def test_django_app_sheds_while_locked_and_recovers(invoices_db: str, admin):
         wait_until(lambda: _probe(base), what="the Django app to start")
         assert _get(f"{base}/invoices/") == (200, '{"count": 100}')
         with Locker(invoices_db):
-            codes = [_get(f"{base}/invoices/")[0] for _ in range(3)]  # lock timeouts: 500
-            assert codes == [500, 500, 500]
-            shed = _get(f"{base}/invoices/")
-            assert shed[0] == 503 and int(shed[1]) >= 1  # breaker open: shed, Retry-After
+            # Lock timeouts answer 500 until the breaker has seen enough of them (how many
+            # depends on which earlier calls share its window); then it sheds with 503.
+            seen = [_get(f"{base}/invoices/") for _ in range(6)]
+            codes = [code for code, _ in seen]
+            assert codes[0] == 500
+            assert 503 in codes and set(codes) <= {500, 503}
+            shed = seen[codes.index(503)]
+            assert int(shed[1]) >= 1  # Retry-After
             assert _get(f"{base}/healthz") == (200, "ok")  # exempt, works during the lock
             assert backends(admin, "guard-django") <= 4  # never more than the pool's maximum
         wait_until(lambda: _get(f"{base}/invoices/")[0] == 200, what="recovery after the lock")
