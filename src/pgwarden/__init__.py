@@ -5,7 +5,6 @@ The public API, for library users; the CLI calls the same functions.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
 from pgwarden.errors import PgwardenError
@@ -19,10 +18,7 @@ if TYPE_CHECKING:
     from pgwarden.pg.cluster import Cluster
     from pgwarden.plan import Plan, Step
 
-try:
-    __version__ = version("pgwarden")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0"
+    __version__: str
 
 __all__ = [
     "Cluster",
@@ -66,7 +62,15 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> object:
-    # Lazy, so that `import pgwarden.guard` never drags in the parser.
+    # Lazy, so that `import pgwarden.guard` never drags in the parser (nor
+    # importlib.metadata, 30 ms, into every command).
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("pgwarden")
+        except PackageNotFoundError:  # pragma: no cover - running from a source tree
+            return "0.0.0"
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'pgwarden' has no attribute {name!r}")

@@ -16,12 +16,10 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from types import FrameType
-from typing import Any, NoReturn, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar, cast
 
 import click
 import orjson
-from rich.console import Console
-from rich.markup import escape
 
 from pgwarden.errors import ApplyFailed, PgwardenError
 
@@ -30,11 +28,43 @@ R = TypeVar("R")
 
 EXIT_OK, EXIT_FINDINGS, EXIT_INPUT, EXIT_APPLY = 0, 1, 2, 3
 
-out = Console(highlight=False, soft_wrap=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True)  # messages stay one line each
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+class _LazyConsole:
+    """A rich Console made on first use: `lint --format json` never loads rich."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def _get(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._get(), name)
+
+    # Special methods bypass __getattr__: rich's Live uses the console as a context manager.
+    def __enter__(self) -> Console:
+        return self._get().__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        self._get().__exit__(*exc)
+
+
+out = cast("Console", _LazyConsole(highlight=False, soft_wrap=False))
+# Messages stay one line each.
+err = cast("Console", _LazyConsole(stderr=True, highlight=False, soft_wrap=True))
 
 
 def _fail(message: str, hint: str | None, code: int) -> NoReturn:
+    from rich.markup import escape
+
     # Messages carry user text (SQL, paths, `[alembic.ini]`): never read it as markup.
     err.print(f"[bold red]pgwarden: error:[/] {escape(message)}", markup=True, highlight=False)
     if hint:
@@ -75,7 +105,9 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.buffer.write(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
+    """JSON on stdout: indented for a terminal, compact (a third of the bytes) when piped."""
+    option = orjson.OPT_INDENT_2 if sys.stdout.isatty() else 0
+    sys.stdout.buffer.write(orjson.dumps(data, option=option) + b"\n")
     sys.stdout.flush()
 
 
