@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from pgwarden.findings import Severity
 from pgwarden.lint import preflight
@@ -16,8 +19,24 @@ _DOCS = "https://github.com/pgwarden/pgwarden/blob/main/docs/rules/{code}.md"
 _GH_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.NOTE: "notice"}
 
 
-def sarif(result: LintResult) -> dict[str, Any]:
-    """A SARIF 2.1.0 log with one run."""
+_SRCROOT = "%SRCROOT%"
+
+
+def _artifact(path: str, root: Path) -> dict[str, str]:
+    """A SARIF artifactLocation: a relative URI against %SRCROOT% (the working
+    directory), which code scanning maps onto the repository, or a file:// URI."""
+    p = Path(path)
+    if p.is_absolute():
+        try:
+            p = p.relative_to(root)
+        except ValueError:
+            return {"uri": p.as_uri()}
+    return {"uri": quote(p.as_posix()), "uriBaseId": _SRCROOT}
+
+
+def sarif(result: LintResult, *, root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """A SARIF 2.1.0 log with one run; paths are relative to `root` (default: cwd)."""
+    base = Path(root if root is not None else os.getcwd()).resolve()
     rules = [
         {
             "id": r.code,
@@ -57,7 +76,7 @@ def sarif(result: LintResult) -> dict[str, Any]:
             "locations": [
                 {
                     "physicalLocation": {
-                        "artifactLocation": {"uri": f.location.path},
+                        "artifactLocation": _artifact(f.location.path, base),
                         "region": {"startLine": f.location.line, "startColumn": f.location.column},
                     }
                 }
@@ -78,6 +97,7 @@ def sarif(result: LintResult) -> dict[str, Any]:
                         "rules": rules,
                     }
                 },
+                "originalUriBaseIds": {_SRCROOT: {"uri": base.as_uri() + "/"}},
                 "columnKind": "unicodeCodePoints",
                 "results": results,
             }
