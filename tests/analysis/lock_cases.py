@@ -220,6 +220,10 @@ _ALTER_TABLE = [
     Case("cluster_on", T, "ALTER TABLE t CLUSTER ON t_a_idx"),
     Case("set_without_cluster", T, "ALTER TABLE t SET WITHOUT CLUSTER"),
     Case("set_access_method", T, "ALTER TABLE t SET ACCESS METHOD heap", min_version=15),
+    # The tablespace pgwarden_ts is made by the live test (an in-place tablespace).
+    Case("set_tablespace", T, "ALTER TABLE t SET TABLESPACE pgwarden_ts"),
+    Case("index_set_tablespace", T, "ALTER INDEX t_a_idx SET TABLESPACE pgwarden_ts"),
+    Case("partitioned_set_tablespace", PART, "ALTER TABLE m SET TABLESPACE pgwarden_ts"),
     Case("owner_to", T, "ALTER TABLE t OWNER TO CURRENT_USER"),
     Case("replica_identity_full", T, "ALTER TABLE t REPLICA IDENTITY FULL"),
     Case("replica_identity_index", T, "ALTER TABLE t REPLICA IDENTITY USING INDEX t_pkey"),
@@ -443,6 +447,40 @@ _DML = [
     Case("copy_from", T, "COPY t (id, a) FROM STDIN"),
 ]
 
+DOM = """
+CREATE DOMAIN posint AS int;
+CREATE TABLE d (id int PRIMARY KEY, v posint);
+CREATE TABLE d2 (w posint, x int);
+CREATE TABLE dp (k int, v posint) PARTITION BY RANGE (k);
+CREATE TABLE dp1 PARTITION OF dp FOR VALUES FROM (0) TO (10);
+CREATE TABLE other (id int);
+INSERT INTO d SELECT g, g FROM generate_series(1, 20) g;
+INSERT INTO d2 VALUES (1, 1);
+INSERT INTO dp VALUES (1, 1);
+"""
+
+_DOMAIN = [
+    Case("domain_add_check", DOM, "ALTER DOMAIN posint ADD CONSTRAINT pos CHECK (VALUE > 0)"),
+    Case(
+        "domain_add_check_not_valid",
+        DOM,
+        "ALTER DOMAIN posint ADD CONSTRAINT pos CHECK (VALUE > 0) NOT VALID",
+    ),
+    Case(
+        "domain_validate",
+        DOM + "ALTER DOMAIN posint ADD CONSTRAINT pos CHECK (VALUE > 0) NOT VALID;\n",
+        "ALTER DOMAIN posint VALIDATE CONSTRAINT pos",
+    ),
+    Case("domain_set_not_null", DOM, "ALTER DOMAIN posint SET NOT NULL"),
+    Case("domain_drop_not_null", DOM, "ALTER DOMAIN posint DROP NOT NULL"),
+    Case("domain_set_default", DOM, "ALTER DOMAIN posint SET DEFAULT 1"),
+    Case(
+        "domain_drop_constraint",
+        DOM + "ALTER DOMAIN posint ADD CONSTRAINT pos CHECK (VALUE > 0);\n",
+        "ALTER DOMAIN posint DROP CONSTRAINT pos",
+    ),
+]
+
 _MULTI = [
     Case(
         "incident_fk_recreate",
@@ -465,4 +503,4 @@ _MULTI = [
     ),
 ]
 
-CASES: list[Case] = _ALTER_TABLE + _INDEX + _MAINTENANCE + _DROP_CREATE + _DML + _MULTI
+CASES: list[Case] = _ALTER_TABLE + _INDEX + _MAINTENANCE + _DROP_CREATE + _DML + _DOMAIN + _MULTI

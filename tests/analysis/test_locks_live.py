@@ -49,7 +49,12 @@ def lockdb(pg_any: Cluster) -> tuple[int, str, psycopg.Connection[Any]]:
     major = pg_any.installation.major
     if major not in _databases or _connections[major].closed:
         _databases[major] = new_database(pg_any)
-        _connections[major] = psycopg.connect(_databases[major], autocommit=True)
+        _connections[major] = conn = psycopg.connect(_databases[major], autocommit=True)
+        if conn.execute("SELECT 1 FROM pg_tablespace WHERE spcname = 'pgwarden_ts'").fetchone():
+            return major, _databases[major], conn
+        # An in-place tablespace (a directory under pg_tblspc) for SET TABLESPACE cases.
+        conn.execute("SET allow_in_place_tablespaces = on")
+        conn.execute("CREATE TABLESPACE pgwarden_ts LOCATION ''")
     return major, _databases[major], _connections[major]
 
 

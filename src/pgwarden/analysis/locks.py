@@ -559,6 +559,54 @@ def _grant(ctx: Ctx, body: Node) -> None:
             ctx.lock(ctx.rv(node), AS, "GRANT/REVOKE (PostgreSQL 18)")
 
 
+def _domain_users(ctx: Ctx, names: list[str]) -> list[str] | None:
+    """Relations with a column of domain `names` (None without a catalog)."""
+    if ctx.catalog is None:
+        return None
+    domain = names[-1]
+    schema = names[-2] if len(names) > 1 else None
+    accepted = {f"{quote(schema)}.{quote(domain)}"} if schema else {quote(domain), domain}
+    if schema in ctx.catalog.search_path or schema is None:
+        accepted |= {quote(domain), domain}
+    return [
+        rel.name
+        for rel in ctx.catalog.relations
+        if rel.relkind in ("r", "m") and any(c.type in accepted for c in rel.columns)
+    ]
+
+
+def _alter_domain(ctx: Ctx, body: Node) -> None:
+    """ADD CONSTRAINT / SET NOT NULL / VALIDATE check every stored value of the domain.
+
+    The server locks each table with a column of the domain SHARE (VALIDATE too,
+    unlike VALIDATE of a table constraint; checked on 15 to 18) and scans it.
+    """
+    sub = body.get("subtype")
+    con = body.get("def", {}).get("Constraint", {})
+    if sub == "C" and con.get("contype") in ("CONSTR_CHECK", "CONSTR_NOTNULL"):
+        if con.get("skip_validation"):
+            return
+        mode, what = SH, "ADD CONSTRAINT"
+    elif sub == "O":
+        mode, what = SH, "SET NOT NULL"
+    elif sub == "V":
+        mode, what = SH, "VALIDATE CONSTRAINT"
+    else:
+        return
+    names = [i["String"]["sval"] for i in body.get("typeName") or ()]
+    users = _domain_users(ctx, names)
+    if users is None:
+        ctx.assume(
+            f"Without a catalog the tables using domain {'.'.join(names)} are not known: each "
+            f"is locked {mode.title} and read in full to check its values."
+        )
+        return
+    for rel in users:
+        ctx.lock(rel, mode, f"ALTER DOMAIN ... {what}: values checked")
+        if ctx.has_storage(rel):
+            ctx.scan(rel)
+
+
 # -- DML ---------------------------------------------------------------------------------
 
 
@@ -699,6 +747,7 @@ _HANDLERS: dict[str, Handler] = {
     "ExplainStmt": _explain,
     "CreatedbStmt": _create_database,
     "DropdbStmt": _drop_database,
+    "AlterDomainStmt": _alter_domain,
     "AlterEnumStmt": _nothing,
     "CreateEnumStmt": _nothing,
     "CompositeTypeStmt": _nothing,

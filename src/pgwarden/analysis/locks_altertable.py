@@ -242,6 +242,8 @@ class AlterTable:
             for cmd in cmds:
                 if cmd["subtype"] == "AT_AttachPartition":
                     self.attach_index(cmd)
+                elif cmd["subtype"] == "AT_SetTableSpace":
+                    self.set_tablespace(cmd)
             return
         if self.inh and any(c["subtype"] not in _LOCAL for c in cmds):
             for child in self.ctx.children(self.table):
@@ -556,6 +558,12 @@ class AlterTable:
     def set_logged(self, cmd: Cmd) -> None:
         self.rewrite("SET LOGGED/UNLOGGED")
 
+    def set_tablespace(self, cmd: Cmd) -> None:
+        """The relation's files are copied block by block into a new relfilenode
+        (indexes of a table stay where they are)."""
+        if self.ctx.has_storage(self.table):
+            self.ctx.rewrite(self.table)
+
     def set_access_method(self, cmd: Cmd) -> None:
         if cmd.get("name") not in (None, "heap"):
             self.rewrite("SET ACCESS METHOD")
@@ -645,6 +653,7 @@ _HANDLERS: dict[str, Callable[[AlterTable, Cmd], None]] = {
     "AT_SetLogged": AlterTable.set_logged,
     "AT_SetUnLogged": AlterTable.set_logged,
     "AT_SetAccessMethod": AlterTable.set_access_method,
+    "AT_SetTableSpace": AlterTable.set_tablespace,
     "AT_AddInherit": AlterTable.inherit,
     "AT_DropInherit": AlterTable.inherit,
     "AT_AttachPartition": AlterTable.attach_partition,

@@ -118,6 +118,8 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     if step.kind != "AlterTableStmt" or not step.effects.rewrites:
         return
     causes, help_ = _causes(step)
+    if causes == ["the change"] and any(sub == "AT_SetTableSpace" for sub, _ in alter_cmds(step)):
+        return  # a copy into another tablespace: PW115
     for table, est, size, severity, mode in judged_rewrites(step, ctx, list(step.effects.rewrites)):
         yield Hit(
             message=f"rewrites all of {table} and rebuilds its indexes ({how_long(est)}) while "

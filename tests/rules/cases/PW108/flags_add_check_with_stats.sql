@@ -1,0 +1,2 @@
+-- stats: domain-stats.json
+ALTER DOMAIN amount ADD CONSTRAINT amount_positive CHECK (VALUE > 0);

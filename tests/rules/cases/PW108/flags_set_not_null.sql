@@ -1,0 +1,1 @@
+ALTER DOMAIN amount SET NOT NULL;

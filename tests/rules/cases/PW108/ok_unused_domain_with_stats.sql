@@ -1,0 +1,3 @@
+-- stats: demo-stats.json
+-- No table has a column of this domain.
+ALTER DOMAIN amount ADD CONSTRAINT amount_positive CHECK (VALUE > 0);

@@ -1,0 +1,1 @@
+ALTER MATERIALIZED VIEW invoice_totals SET TABLESPACE fast_ssd;

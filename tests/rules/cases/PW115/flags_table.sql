@@ -1,0 +1,1 @@
+ALTER TABLE invoices SET TABLESPACE fast_ssd;
