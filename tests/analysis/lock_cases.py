@@ -85,6 +85,43 @@ _ALTER_TABLE = [
     Case("add_column_volatile_default", T, "ALTER TABLE t ADD COLUMN e float8 DEFAULT random()"),
     Case("add_column_now_default", T, "ALTER TABLE t ADD COLUMN e timestamptz DEFAULT now()"),
     Case("add_column_not_null_default", T, "ALTER TABLE t ADD COLUMN e int NOT NULL DEFAULT 0"),
+    # Stable functions are evaluated once (no rewrite); a volatile one anywhere rewrites.
+    Case(
+        "add_column_utc_default",
+        T,
+        "ALTER TABLE t ADD COLUMN e timestamp DEFAULT timezone('utc', now())",
+    ),
+    Case(
+        "add_column_date_trunc_default",
+        T,
+        "ALTER TABLE t ADD COLUMN e timestamptz DEFAULT date_trunc('day', now())",
+    ),
+    Case(
+        "add_column_setting_default",
+        T,
+        "ALTER TABLE t ADD COLUMN e text DEFAULT current_setting('TimeZone')",
+    ),
+    Case(
+        "add_column_at_time_zone_default",
+        T,
+        "ALTER TABLE t ADD COLUMN e timestamp DEFAULT (now() AT TIME ZONE 'UTC')",
+    ),
+    Case(
+        "add_column_nested_volatile_default",
+        T,
+        "ALTER TABLE t ADD COLUMN e text DEFAULT md5(random()::text)",
+    ),
+    Case(
+        "add_column_clock_default",
+        T,
+        "ALTER TABLE t ADD COLUMN e timestamptz DEFAULT clock_timestamp()",
+    ),
+    Case(
+        "add_column_uuid_default",
+        T,
+        "ALTER TABLE t ADD COLUMN e uuid DEFAULT gen_random_uuid()",
+        min_version=13,
+    ),
     Case("add_column_serial", T, "ALTER TABLE t ADD COLUMN e serial"),
     Case(
         "add_column_identity", T, "ALTER TABLE t ADD COLUMN e bigint GENERATED ALWAYS AS IDENTITY"

@@ -7,6 +7,8 @@ recurse to partitions and inheritance children with the same mode.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
+from importlib.resources import files
 from typing import Any
 
 from pgwarden.analysis.effects import LockMode
@@ -105,27 +107,17 @@ _SINCE: dict[str, tuple[int, str]] = {
 
 _SERIAL = frozenset({"serial", "serial4", "bigserial", "serial8", "smallserial", "serial2"})
 
-# Functions whose value does not change row by row: a default calling them needs no rewrite.
-_NOT_VOLATILE = frozenset(
-    {
-        "now",
-        "current_timestamp",
-        "transaction_timestamp",
-        "statement_timestamp",
-        "current_date",
-        "current_user",
-        "lower",
-        "upper",
-        "length",
-        "coalesce",
-        "make_date",
-        "to_timestamp",
-        "jsonb_build_object",
-        "json_build_object",
-        "array",
-        "concat",
-    }
-)
+
+
+@lru_cache(maxsize=1)
+def builtin_volatility() -> dict[str, str]:
+    """Built-in function name -> worst volatility over its overloads ("i", "s" or "v").
+
+    Read from builtin_functions.txt (scripts/gen_builtin_functions, from pg_proc of
+    every supported server; tests/analysis/test_builtin_functions.py keeps it true).
+    """
+    text = files("pgwarden.analysis").joinpath("builtin_functions.txt").read_text()
+    return {ln[2:]: ln[0] for ln in text.splitlines() if ln and not ln.startswith("#")}
 
 
 def mode_of(cmd: Cmd) -> LockMode:
@@ -143,12 +135,15 @@ def mode_of(cmd: Cmd) -> LockMode:
 
 
 def volatile(expr: Any) -> bool:
-    """Whether a default expression may differ per row (conservative)."""
+    """Whether a default expression may differ per row, as the server judges it
+    (any VOLATILE function); a function that is not built in is assumed volatile."""
     if isinstance(expr, dict):
         for key, value in expr.items():
             if key == "FuncCall":
-                name = strings(value.get("funcname"))[-1].lower()
-                if name not in _NOT_VOLATILE:
+                names = strings(value.get("funcname"))
+                if len(names) > 1 and names[0] != "pg_catalog":
+                    return True  # a user's function: its volatility is not known
+                if builtin_volatility().get(names[-1], "v") == "v":
                     return True
             if key == "SubLink" or volatile(value):
                 return True
