@@ -51,6 +51,14 @@ def test_drop_table_on_protected_env_needs_a_backup_or_accepted_data_loss(
         apply_plan(plan_of(drop), database_url=shop, env="production", settings=SETTINGS, yes=True)
     assert scalar(shop, "SELECT count(*) FROM settings") == 2
     assert scalar(shop, "SELECT to_regclass('pgwarden.runs')") is None  # nothing ran at all
+    # A dry run previews the plan (no confirmation needed) and says what would be refused.
+    preview = apply_plan(
+        plan_of(drop), database_url=shop, env="production", settings=SETTINGS, dry_run=True
+    )
+    assert preview.state == "dry-run" and preview.steps[0].point_of_no_return
+    assert len(preview.warnings) == 1
+    assert "would be refused" in preview.warnings[0] and "backup verify" in preview.warnings[0]
+    assert scalar(shop, "SELECT count(*) FROM settings") == 2
 
     result = apply_plan(
         plan_of(drop),

@@ -108,7 +108,6 @@ _SINCE: dict[str, tuple[int, str]] = {
 _SERIAL = frozenset({"serial", "serial4", "bigserial", "serial8", "smallserial", "serial2"})
 
 
-
 @lru_cache(maxsize=1)
 def builtin_volatility() -> dict[str, str]:
     """Built-in function name -> worst volatility over its overloads ("i", "s" or "v").

@@ -109,6 +109,7 @@ class ApplyResult:
     outcome: Outcome | None = None
     journal_problem: str | None = None
     backup: str | None = None
+    warnings: tuple[str, ...] = ()  # dry run: what a real run would refuse, and why
 
     @property
     def ok(self) -> bool:
@@ -262,6 +263,7 @@ def apply_plan(
             for s in u.steps
             for d in s.effects.destroys
         ]
+        refusals: list[Refused] = []
         environment, backup = check_target(
             env_name=env,
             environments=cfg.environments,
@@ -273,13 +275,19 @@ def apply_plan(
             confirm=confirm,
             backup_check=backup_check
             or catalogue_backup_check(cfg.backup_catalogue, cfg.backup_max_age_hours),
+            warn=refusals.append if dry_run else None,
         )
         if restamp and stamp is not None and environment.protected and not yes and confirm is None:
             raise Refused("restamping a protected environment needs confirmation or --yes")
         policies = {u.index: derive_lock_policy(u, snapshot, lim) for u in units}
         steps = preview(plan, keys, applied, policies)
         if dry_run:
-            return ApplyResult(None, "dry-run", environment.name, steps, rewrites, backup=backup)
+            warnings = tuple(
+                f"a real run would be refused: {r.message} (hint: {r.hint})" for r in refusals
+            )
+            return ApplyResult(
+                None, "dry-run", environment.name, steps, rewrites, backup=backup, warnings=warnings
+            )
         return _run(
             conn,
             database_url,

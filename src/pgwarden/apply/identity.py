@@ -151,11 +151,14 @@ def check_target(
     yes: bool,
     confirm: Callable[[str], str] | None,
     backup_check: BackupCheck = verified_backup,
+    warn: Callable[[Refused], None] | None = None,
 ) -> tuple[Environment, str | None]:
     """The environment this run targets and the backup relied on; raises `Refused` otherwise.
 
     `destructive` lists what the plan's pending steps destroy. `confirm` asks the
-    user to type the database name and returns what they typed.
+    user to type the database name and returns what they typed. With `warn` (a
+    dry run), the protection checks (confirmation, verified backup) report what a
+    real run would refuse instead of raising; the target's identity still must match.
     """
     name = env_name
     if name is None:
@@ -206,6 +209,12 @@ def check_target(
             raise Refused(
                 f"{name!r} is protected: pass --env {name} explicitly", hint=f"--env {name}"
             )
+        if warn is not None:
+            if destructive:
+                backup = backup_check(ident)
+                if backup is None and not (accept_data_loss and accept_data_loss.strip()):
+                    warn(_no_backup(name, ident, destructive))
+            return env, backup
         if not yes:
             if confirm is None:
                 raise Refused(
@@ -221,11 +230,14 @@ def check_target(
         if destructive:
             backup = backup_check(ident)
             if backup is None and not (accept_data_loss and accept_data_loss.strip()):
-                raise Refused(
-                    f"refusing destructive steps on protected environment {name!r} without a "
-                    f"verified backup of system {ident.system_identifier}: "
-                    + "; ".join(destructive),
-                    hint="verify a backup (`pgwarden backup verify`), or pass "
-                    '--accept-data-loss "<reason>" (the reason is journalled)',
-                )
+                raise _no_backup(name, ident, destructive)
     return env, backup
+
+
+def _no_backup(name: str, ident: Identity, destructive: Sequence[str]) -> Refused:
+    return Refused(
+        f"refusing destructive steps on protected environment {name!r} without a "
+        f"verified backup of system {ident.system_identifier}: " + "; ".join(destructive),
+        hint="verify a backup (`pgwarden backup verify`), or pass "
+        '--accept-data-loss "<reason>" (the reason is journalled)',
+    )

@@ -213,6 +213,8 @@ def _render_preview(result: Any) -> None:
         extra = f" [dim]({escape('; '.join(details))})[/]" if details else ""
         out.print(f"{s.index:>3} {mark} {escape(' '.join(s.sql.split())[:110])}{extra}{pnr}")
     env = f" against {result.environment}" if result.environment else ""
+    for warning in result.warnings:
+        err.print(f"[bold yellow]warning:[/] {escape(warning)}")
     out.print(f"dry run{env}: nothing was executed")
 
 
