@@ -1,0 +1,2 @@
+BEGIN;
+ALTER TABLE invoices ADD COLUMN note text;

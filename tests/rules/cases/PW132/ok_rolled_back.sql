@@ -1,0 +1,3 @@
+BEGIN;
+ALTER TABLE invoices ADD COLUMN note text;
+ROLLBACK;
