@@ -273,6 +273,18 @@ def column_added_earlier(ctx: LintContext, step: Step, table: str, column: str) 
     return (table, column) in ctx.added_columns
 
 
+def existing_columns(step: Step, ctx: LintContext, subtype: str) -> Iterator[tuple[str, str, Node]]:
+    """(table, column, sub-command) of each `subtype` sub-command on a column that running
+    code may use: not on a table created, nor a column added, earlier in the plan."""
+    table = table_of(step)
+    if table is None or qualified(table) in ctx.created:
+        return
+    for sub, cmd in alter_cmds(step):
+        column = str(cmd.get("name"))
+        if sub == subtype and not column_added_earlier(ctx, step, table, column):
+            yield table, column, cmd
+
+
 def judged_rewrites(
     step: Step, ctx: LintContext, tables: list[str]
 ) -> Iterator[tuple[str, float | None, str, Severity, LockMode]]:

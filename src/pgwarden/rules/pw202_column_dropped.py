@@ -41,24 +41,12 @@ from collections.abc import Iterator
 
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
-from pgwarden.rules._sql import (
-    alter_cmds,
-    column_added_earlier,
-    qualified,
-    size_words,
-    table_of,
-)
+from pgwarden.rules._sql import existing_columns, size_words
 from pgwarden.rules.base import Hit, LintContext, Rule
 
 
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
-    table = table_of(step)
-    if table is None or qualified(table) in ctx.created:
-        return
-    for subtype, cmd in alter_cmds(step):
-        column = str(cmd.get("name"))
-        if subtype != "AT_DropColumn" or column_added_earlier(ctx, step, table, column):
-            continue
+    for table, column, _cmd in existing_columns(step, ctx, "AT_DropColumn"):
         yield Hit(
             message=f"drops column {table}.{column} and its data (ACCESS EXCLUSIVE on {table}, "
             f"blocks reads and writes, briefly); code that still reads or writes {column} fails "

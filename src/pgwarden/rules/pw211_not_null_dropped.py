@@ -40,18 +40,12 @@ from collections.abc import Iterator
 
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
-from pgwarden.rules._sql import alter_cmds, column_added_earlier, qualified, table_of
+from pgwarden.rules._sql import existing_columns
 from pgwarden.rules.base import Hit, LintContext, Rule
 
 
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
-    table = table_of(step)
-    if table is None or qualified(table) in ctx.created:
-        return
-    for subtype, cmd in alter_cmds(step):
-        column = str(cmd.get("name"))
-        if subtype != "AT_DropNotNull" or column_added_earlier(ctx, step, table, column):
-            continue
+    for table, column, _cmd in existing_columns(step, ctx, "AT_DropNotNull"):
         yield Hit(
             message=f"drops NOT NULL from {table}.{column} (ACCESS EXCLUSIVE on {table}, blocks "
             "reads and writes, briefly): readers still deployed that assume a value break on "
