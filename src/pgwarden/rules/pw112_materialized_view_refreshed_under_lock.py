@@ -38,6 +38,7 @@ import re
 from collections.abc import Iterator
 
 from pgwarden.analysis.effects import LockMode
+from pgwarden.findings import Severity
 from pgwarden.plan import Step
 from pgwarden.rules._sql import how_long, regclass
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
@@ -59,7 +60,8 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
             message=f"empties {view} holding {describe_lock(mode, view)}; afterwards every "
             f"query of {view} fails until it is refreshed again; {view}: {judged.size}",
             help="refresh it WITH DATA (CONCURRENTLY), or drop it if it is no longer used",
-            severity=judged.severity,
+            # Quick whatever the size: the hazard is the failing reads, not the lock.
+            severity=Severity.WARNING if judged.severity is Severity.ERROR else judged.severity,
         )
         return
     yield Hit(

@@ -1,7 +1,8 @@
 """Updates or deletes every row of an existing table in one statement.
 
 ## What it does
-Flags `UPDATE t SET ...` and `DELETE FROM t` without a `WHERE` clause on a
+Flags `UPDATE t SET ...` and `DELETE FROM t` without a `WHERE` clause (or with
+one that is constant and true: `WHERE true`, `WHERE 1 = 1`) on a
 table that existed before the migration: the typical unbatched backfill.
 
 ## Why is this bad?
@@ -56,8 +57,31 @@ _HELP = (
 )
 
 
+def _value(const: dict[str, object]) -> dict[str, object]:
+    return {k: v for k, v in const.items() if k != "location"}
+
+
+def _always_true(where: object) -> bool:
+    """`WHERE true`, `WHERE 1 = 1`, `WHERE 'a' = 'a'`: a constant condition that holds."""
+    if not isinstance(where, dict):
+        return False
+    const = where.get("A_Const")
+    if const is not None:
+        return bool(const.get("boolval", {}).get("boolval"))
+    expr = where.get("A_Expr")
+    if expr is not None and expr.get("kind") == "AEXPR_OP":
+        ops = [n.get("String", {}).get("sval") for n in expr.get("name") or ()]
+        left, right = expr.get("lexpr", {}), expr.get("rexpr", {})
+        if ops == ["="] and "A_Const" in left and "A_Const" in right:
+            return _value(left["A_Const"]) == _value(right["A_Const"])
+    return False
+
+
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
-    if step.kind not in ("UpdateStmt", "DeleteStmt") or step.body.get("whereClause"):
+    if step.kind not in ("UpdateStmt", "DeleteStmt"):
+        return
+    where = step.body.get("whereClause")
+    if where and not _always_true(where):
         return
     table = regclass(step.body.get("relation"))
     est = ctx.duration(table, rewrite=True)

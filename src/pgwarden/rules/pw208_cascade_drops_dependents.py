@@ -5,6 +5,10 @@ Flags `DROP ... CASCADE` (tables, views, types, functions, columns,
 constraints, ...) and `TRUNCATE ... CASCADE` on objects that existed before
 the migration. `DROP SCHEMA ... CASCADE` is PW206.
 
+Severity: error when the cascade can take data with it (TRUNCATE, and DROP
+TYPE / DOMAIN, which drop the columns of that type); a warning otherwise
+(views, foreign keys, triggers and defaults go, the rows stay).
+
 ## Why is this bad?
 CASCADE removes whatever depends on the named object without listing it:
 views built on a table, foreign keys in other tables that reference it,
@@ -92,8 +96,18 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         message=f"CASCADE on {', '.join(what)} {also}; each is locked ACCESS EXCLUSIVE (blocks "
         "reads and writes) and is gone",
         help=_HELP,
-        severity=Severity.ERROR,
+        severity=Severity.ERROR if _loses_rows(step) else Severity.WARNING,
     )
+
+
+def _loses_rows(step: Step) -> bool:
+    """Whether the cascade can take rows or columns of other tables with it: TRUNCATE
+    empties referencing tables, and dropping a type or domain drops the columns of it.
+    Other cascades drop views, constraints, triggers, defaults: code breaks, data stays."""
+    if step.kind == "TruncateStmt":
+        return True
+    kind = step.body.get("removeType")
+    return step.kind == "DropStmt" and kind in ("OBJECT_TYPE", "OBJECT_DOMAIN")
 
 
 RULE = Rule(
