@@ -158,6 +158,28 @@ _ALTER_TABLE = [
         "ALTER TABLE t ALTER COLUMN c TYPE timestamptz",
     ),
     Case("alter_type_using", T, "ALTER TABLE t ALTER COLUMN a TYPE text USING a::text"),
+    # USING the column, or the column cast to the new type (Django): decided as without USING.
+    Case(
+        "alter_type_using_plain_cast",
+        T,
+        'ALTER TABLE "t" ALTER COLUMN "b" TYPE varchar(20) USING "b"::varchar(20)',
+    ),
+    Case("alter_type_using_same_column", T, "ALTER TABLE t ALTER COLUMN b TYPE text USING b"),
+    Case(
+        "alter_type_using_narrowing_cast",
+        T,
+        "ALTER TABLE t ALTER COLUMN b TYPE varchar(5) USING b::varchar(5)",
+    ),
+    Case(
+        "alter_type_char_text",
+        "CREATE TABLE ch (id int, code char(2)); INSERT INTO ch VALUES (1, 'ab');",
+        "ALTER TABLE ch ALTER COLUMN code TYPE text",
+    ),
+    Case(
+        "alter_type_char_varchar",
+        "CREATE TABLE ch (id int, code char(2)); INSERT INTO ch VALUES (1, 'ab');",
+        "ALTER TABLE ch ALTER COLUMN code TYPE varchar",
+    ),
     Case("alter_type_fk_column", FKD, "ALTER TABLE f ALTER COLUMN p_id TYPE bigint"),
     Case("set_not_null", T, "ALTER TABLE t ALTER COLUMN a SET NOT NULL"),
     Case(

@@ -45,6 +45,7 @@ class Ctx:
         "creates",
         "destroys",
         "locks",
+        "maybe_rewrites",
         "rewrites",
         "scans",
         "transactional",
@@ -57,6 +58,7 @@ class Ctx:
         self.version = version
         self.locks: dict[tuple[str, LockMode], RelationLock] = {}
         self.rewrites: dict[str, None] = {}
+        self.maybe_rewrites: dict[str, None] = {}
         self.scans: dict[str, None] = {}
         self.destroys: dict[str, None] = {}
         self.creates: dict[str, None] = {}
@@ -100,6 +102,7 @@ class Ctx:
             scans=tuple(self.scans),
             destroys=tuple(self.destroys),
             creates=tuple(self.creates),
+            maybe_rewrites=tuple(r for r in self.maybe_rewrites if r not in self.rewrites),
             transactional=self.transactional,
             assumptions=tuple(self.assumptions),
         )

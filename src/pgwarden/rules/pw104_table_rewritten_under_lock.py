@@ -52,6 +52,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from pgwarden.analysis.effects import LockMode
+from pgwarden.findings import Severity
 from pgwarden.plan import Step
 from pgwarden.rules._sql import (
     alter_cmds,
@@ -115,7 +117,10 @@ def _causes(step: Step) -> tuple[list[str], str]:
 
 
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
-    if step.kind != "AlterTableStmt" or not step.effects.rewrites:
+    if step.kind != "AlterTableStmt":
+        return
+    yield from _maybe(step, ctx)
+    if not step.effects.rewrites:
         return
     causes, help_ = _causes(step)
     if causes == ["the change"] and any(sub == "AT_SetTableSpace" for sub, _ in alter_cmds(step)):
@@ -127,6 +132,41 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
             f"{table}: {size}",
             help=help_,
             severity=severity,
+        )
+
+
+_IN_PLACE = {
+    "text": "a varchar or text",
+    "varchar": "a shorter varchar (or text, for an unlimited varchar)",
+    "numeric": "a numeric of the same scale and no more precision",
+}
+
+
+def _maybe(step: Step, ctx: LintContext) -> Iterator[Hit]:
+    """Type changes that rewrite only if the (unknown) current type is not a narrower one."""
+    changes = [
+        (str(cmd.get("name")), cmd["def"]["ColumnDef"]["typeName"])
+        for sub, cmd in alter_cmds(step)
+        if sub == "AT_AlterColumnType"
+    ]
+    strongest = step.effects.strongest()
+    for table in step.effects.maybe_rewrites:
+        judged = ctx.judge(table)
+        if judged.severity is None:
+            continue
+        mode = strongest.get(table, LockMode.ACCESS_EXCLUSIVE)
+        cases = "; ".join(
+            f"{name} to {type_text(tn)} happens in place only if {name} is now "
+            f"{_IN_PLACE.get(type_of(tn)[0], 'of a binary-compatible type')}"
+            for name, tn in changes
+        )
+        yield Hit(
+            message=f"changing {cases}; from any other type, all of {table} is rewritten while "
+            f"holding {describe_lock(mode, table)}; the current type is not known (no catalog); "
+            f"{table}: {judged.size}",
+            help="lint with --database-url (a replica) or --stats from `pgwarden stats dump`, "
+            "so the current type is known",
+            severity=Severity.WARNING if judged.severity is Severity.ERROR else judged.severity,
         )
 
 
