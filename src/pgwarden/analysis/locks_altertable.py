@@ -402,8 +402,8 @@ class AlterTable:
                 f" {_WIDENED[new[0]]}, which needs no rewrite; from any other type the table"
                 " is rewritten."
             )
-            for rel in self.leaves():
-                self.ctx.maybe_rewrites[rel] = None
+            for leaf in self.leaves():
+                self.ctx.maybe_rewrites[leaf] = None
         elif current is None:
             rewrite = True
             self.ctx.no_catalog(
