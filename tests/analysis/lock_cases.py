@@ -158,6 +158,33 @@ _ALTER_TABLE = [
         "ALTER TABLE t ALTER COLUMN c TYPE timestamptz",
     ),
     Case("alter_type_using", T, "ALTER TABLE t ALTER COLUMN a TYPE text USING a::text"),
+    # No rewrite, but an index whose operator class changes is rebuilt (UTC: no rewrite).
+    Case(
+        "alter_type_ts_tz_indexed_utc",
+        T + "CREATE INDEX t_c_idx ON t (c);",
+        "ALTER TABLE t ALTER COLUMN c TYPE timestamptz",
+    ),
+    Case(
+        "alter_type_varchar_text_indexed",
+        T + "CREATE INDEX t_b_idx ON t (b);",
+        "ALTER TABLE t ALTER COLUMN b TYPE text",
+    ),
+    # No rewrite, but a CHECK on the column is validated again: a scan.
+    Case(
+        "alter_type_same_type_with_check",
+        T + "ALTER TABLE t ADD CONSTRAINT t_a_pos CHECK (a > 0);",
+        "ALTER TABLE t ALTER COLUMN a TYPE int",
+    ),
+    Case(
+        "alter_type_widen_with_check",
+        T + "ALTER TABLE t ADD CONSTRAINT t_b_len CHECK (length(b) > 0);",
+        "ALTER TABLE t ALTER COLUMN b TYPE varchar(20)",
+    ),
+    Case(
+        "alter_type_widen_with_not_valid_check",
+        T + "ALTER TABLE t ADD CONSTRAINT t_b_len CHECK (length(b) > 0) NOT VALID;",
+        "ALTER TABLE t ALTER COLUMN b TYPE varchar(20)",
+    ),
     # USING the column, or the column cast to the new type (Django): decided as without USING.
     Case(
         "alter_type_using_plain_cast",

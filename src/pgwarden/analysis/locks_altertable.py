@@ -213,6 +213,9 @@ def type_change_rewrites(old: tuple[str, list[int]], new: tuple[str, list[int]],
     return True
 
 
+# Types whose indexes share an operator class: a change among them keeps the index.
+_SAME_OPCLASS = frozenset({"varchar", "text"})
+
 # Target types that an unknown current type is assumed to widen into (see alter_type).
 _WIDENED = {
     "text": "a varchar or text column",
@@ -417,6 +420,8 @@ class AlterTable:
         rel = self.ctx.rel(self.table)
         if rel is None:
             return
+        if not rewrite and current is not None:
+            self.rebuild_dependents(rel, name, parse_format_type(current.type)[0], new[0])
         for con in rel.constraints:
             if con.type == "f" and name in con.columns and con.references is not None:
                 reason = f"foreign key {con.name} re-created for the new type"
@@ -424,6 +429,24 @@ class AlterTable:
                 self.ctx.add_foreign_key(
                     self.table, con.references, list(con.ref_columns), True, reason
                 )
+
+    def rebuild_dependents(self, rel: Any, name: str, old: str, new: str) -> None:
+        """Without a rewrite, the server still re-checks each valid CHECK on the column (a
+        scan), locks each index on it, and rebuilds those whose operator class changes."""
+        if any(c.type == "c" and c.validated and name in c.columns for c in rel.constraints):
+            for leaf in self.leaves():
+                self.ctx.scan(leaf)
+        same_opclass = old == new or {old, new} <= _SAME_OPCLASS
+        for ix in rel.indexes:
+            if name not in ix.columns:
+                continue
+            self.ctx.lock(ix.name, AE, "index on the column re-created for the new type", "index")
+            self.ctx.lock(self.table, SH, f"index {ix.name} re-created for the new type")
+            if same_opclass:  # its storage is kept
+                self.ctx.lock(ix.name, AS, "index storage reused for the new type", "index")
+            else:
+                self.ctx.rewrite(ix.name)
+                self.ctx.scan(self.table)
 
     def timezone_is_utc(self) -> bool:
         cat = self.ctx.catalog

@@ -60,6 +60,7 @@ from pgwarden.rules._sql import (
     func_names,
     how_long,
     judged_rewrites,
+    table_of,
     type_of,
     type_text,
 )
@@ -120,6 +121,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     if step.kind != "AlterTableStmt":
         return
     yield from _maybe(step, ctx)
+    yield from _in_place(step, ctx)
     if not step.effects.rewrites:
         return
     causes, help_ = _causes(step)
@@ -133,6 +135,37 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
             help=help_,
             severity=severity,
         )
+
+
+def _in_place(step: Step, ctx: LintContext) -> Iterator[Hit]:
+    """A type change done in place that still scans: CHECKs re-validated, indexes rebuilt."""
+    table = table_of(step)
+    changed = [str(c.get("name")) for sub, c in alter_cmds(step) if sub == "AT_AlterColumnType"]
+    if table is None or not changed or table in step.effects.rewrites:
+        return
+    kinds = {lk.relation: lk.relkind for lk in step.effects.locks}
+    indexes = [r for r in step.effects.rewrites if kinds.get(r) == "index"]
+    checks = table in step.effects.scans and not indexes
+    if not (indexes or checks):
+        return
+    est = ctx.duration(table, kind="index" if indexes else "scan")
+    judged = ctx.judge(table, lock_s=est)
+    if judged.severity is None:
+        return
+    mode = step.effects.strongest().get(table, LockMode.ACCESS_EXCLUSIVE)
+    work = (
+        f"rebuilds {', '.join(indexes)} (its operator class changes)"
+        if indexes
+        else f"re-validates the CHECK constraints on {', '.join(changed)} by reading all of {table}"
+    )
+    yield Hit(
+        message=f"changes the type of {', '.join(changed)} without rewriting {table}, but "
+        f"{work} ({how_long(est)}) while holding {describe_lock(mode, table)}; "
+        f"{table}: {judged.size}",
+        help="add a column of the new type, backfill it in batches, and swap; or accept the "
+        "scan in a quiet window",
+        severity=judged.severity,
+    )
 
 
 _IN_PLACE = {

@@ -1,2 +1,2 @@
--- stats: domain-stats.json
+-- stats: catalog-variants-stats.json
 ALTER DOMAIN amount ADD CONSTRAINT amount_positive CHECK (VALUE > 0);
