@@ -546,6 +546,18 @@ INSERT INTO dp VALUES (1, 1);
 """
 
 _DOMAIN = [
+    # A new column of a domain with constraints: every row is checked (a rewrite).
+    Case(
+        "add_column_constrained_domain",
+        DOM + "ALTER DOMAIN posint ADD CONSTRAINT pos CHECK (VALUE > 0);\n",
+        "ALTER TABLE other ADD COLUMN v posint",
+    ),
+    Case(
+        "add_column_constrained_domain_default",
+        DOM + "ALTER DOMAIN posint SET NOT NULL;\n",
+        "ALTER TABLE other ADD COLUMN v posint DEFAULT 1",
+    ),
+    Case("add_column_unconstrained_domain", DOM, "ALTER TABLE other ADD COLUMN v posint"),
     Case("domain_add_check", DOM, "ALTER DOMAIN posint ADD CONSTRAINT pos CHECK (VALUE > 0)"),
     Case(
         "domain_add_check_not_valid",

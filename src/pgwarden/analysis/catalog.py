@@ -200,6 +200,9 @@ class Catalog:
     search_path: tuple[str, ...] = ("public",)
     timezone: str = "UTC"
     server_version: int | None = None  # major, e.g. 16
+    # Domains with a CHECK or NOT NULL, as (schema, name): a new column of one is checked
+    # row by row (a rewrite), whatever its default.
+    constrained_domains: tuple[tuple[str, str], ...] = ()
     _by_name: dict[str, Relation] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -249,6 +252,7 @@ class Catalog:
             "search_path": list(self.search_path),
             "timezone": self.timezone,
             "server_version": self.server_version,
+            "constrained_domains": [list(d) for d in self.constrained_domains],
         }
 
     @classmethod
@@ -259,7 +263,17 @@ class Catalog:
             search_path=tuple(d.get("search_path", ("public",))),
             timezone=str(d.get("timezone", "UTC")),
             server_version=d.get("server_version"),
+            constrained_domains=tuple(
+                (str(a), str(b)) for a, b in d.get("constrained_domains", ())
+            ),
         )
+
+    def constrained_domain(self, names: list[str]) -> bool:
+        """Whether the type named `names` (["email"] or ["app", "email"]) resolves to a
+        domain with constraints."""
+        if len(names) > 1:
+            return (names[-2], names[-1]) in self.constrained_domains
+        return any((sch, names[-1]) in self.constrained_domains for sch in self.search_path)
 
 
 _USER = (
@@ -347,6 +361,12 @@ WHERE NOT t.tgisinternal AND {_USER}
 ORDER BY 1, 2
 """
 
+_DOMAINS = f"""
+SELECT n.nspname, t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+WHERE t.typtype = 'd' AND {_USER}
+  AND (t.typnotnull OR EXISTS (SELECT 1 FROM pg_constraint k WHERE k.contypid = t.oid))
+"""
+
 _SESSION = (
     "SELECT current_setting('TimeZone'), current_schemas(false),"
     " current_setting('server_version_num')::int / 10000"
@@ -408,4 +428,5 @@ def read_catalog(conn: psycopg.Connection[Any]) -> Catalog:
         search_path=tuple(path),
         timezone=str(timezone),
         server_version=int(version),
+        constrained_domains=tuple((str(a), str(b)) for a, b in conn.execute(_DOMAINS)),
     )

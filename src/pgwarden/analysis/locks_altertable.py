@@ -323,6 +323,10 @@ class AlterTable:
         if typ in _SERIAL:
             self.new_sequence(name)
             rewrite = True
+        domain = strings(col.get("typeName", {}).get("names"))
+        cat = self.ctx.catalog
+        if cat is not None and cat.constrained_domain(domain):
+            rewrite = True  # every row's value (NULL or the default) is checked against it
         # A new column without a default is all NULL and its foreign key is not validated;
         # with any DEFAULT clause (even DEFAULT NULL), identity or generated value, the
         # server runs the validation query over every row (measured on 15-18).
@@ -355,7 +359,7 @@ class AlterTable:
                 for rel in self.leaves():
                     self.ctx.scan(rel)
         if rewrite:
-            self.rewrite(f"ADD COLUMN {name} with a volatile default")
+            self.rewrite(f"ADD COLUMN {name} (volatile default, sequence or constrained domain)")
 
     def column(self, name: str) -> Any:
         rel = self.ctx.rel(self.table)

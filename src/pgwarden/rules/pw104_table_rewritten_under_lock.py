@@ -51,8 +51,10 @@ https://www.postgresql.org/docs/current/sql-altertable.html#SQL-ALTERTABLE-NOTES
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from pgwarden.analysis.effects import LockMode
+from pgwarden.analysis.locks_altertable import volatile
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
 from pgwarden.rules._sql import (
@@ -69,7 +71,13 @@ from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
 _SERIAL = {"serial", "serial4", "bigserial", "serial8", "smallserial", "serial2"}
 
 
-def _causes(step: Step) -> tuple[list[str], str]:
+def _constrained_domain(ctx: LintContext, type_name: dict[str, Any]) -> bool:
+    catalog = ctx.snapshot.catalog if ctx.snapshot is not None else None
+    names = [n.get("String", {}).get("sval", "") for n in type_name.get("names") or ()]
+    return catalog is not None and catalog.constrained_domain(names)
+
+
+def _causes(step: Step, ctx: LintContext) -> tuple[list[str], str]:
     """Why the statement rewrites, in words, and the help for the main cause."""
     causes: list[str] = []
     help_ = "no in-place way avoids the rewrite: build the new shape next to the old one"
@@ -100,13 +108,22 @@ def _causes(step: Step) -> tuple[list[str], str]:
                     "add a plain nullable column kept up to date by a trigger and backfill it in "
                     "batches (or use a VIRTUAL generated column on PostgreSQL 18)"
                 )
-            elif "CONSTR_DEFAULT" in kinds:
+            elif "CONSTR_DEFAULT" in kinds and volatile(kinds["CONSTR_DEFAULT"].get("raw_expr")):
                 calls = list(func_names(kinds["CONSTR_DEFAULT"].get("raw_expr")))
                 call = f" {calls[0]}()" if calls else ""
                 causes.append(f"the new column {name} with a volatile DEFAULT{call}")
                 help_ = (
                     "add the column without the default, SET DEFAULT for new rows, then backfill "
                     "existing rows in batches (pgwarden backfill)"
+                )
+            elif _constrained_domain(ctx, col.get("typeName", {})):
+                causes.append(
+                    f"the new column {name} of domain {type_text(col.get('typeName', {}))}, whose "
+                    "constraints are checked against every row"
+                )
+                help_ = (
+                    "add the column with the domain's base type, backfill, add the constraints as "
+                    "CHECK ... NOT VALID + VALIDATE, then change the type in a quiet window"
                 )
         elif subtype in ("AT_SetLogged", "AT_SetUnLogged"):
             causes.append(f"SET {'LOGGED' if subtype == 'AT_SetLogged' else 'UNLOGGED'}")
@@ -124,7 +141,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     yield from _in_place(step, ctx)
     if not step.effects.rewrites:
         return
-    causes, help_ = _causes(step)
+    causes, help_ = _causes(step, ctx)
     if causes == ["the change"] and any(sub == "AT_SetTableSpace" for sub, _ in alter_cmds(step)):
         return  # a copy into another tablespace: PW115
     for table, est, size, severity, mode in judged_rewrites(step, ctx, list(step.effects.rewrites)):
