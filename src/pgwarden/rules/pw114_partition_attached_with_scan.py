@@ -6,6 +6,11 @@ server must scan the partition to check that every row fits the bound: no
 valid CHECK constraint on the partition implies it (with a catalog from
 `--database-url` or a stats snapshot pgwarden knows; without one it assumes so).
 
+Also flags `CREATE TABLE ... PARTITION OF` and `ATTACH PARTITION` on a parent
+with a DEFAULT partition (known from the catalog): the server reads the whole
+DEFAULT partition, under ACCESS EXCLUSIVE, to check that none of its rows
+belong to the new partition.
+
 ## Why is this bad?
 The parent only gets SHARE UPDATE EXCLUSIVE, but the partition being attached
 is locked ACCESS EXCLUSIVE for the whole scan: nothing reads or writes it
@@ -73,12 +78,39 @@ def observe(step: Step, ctx: LintContext) -> None:
             checks.pop(str(cmd.get("name")), None)
 
 
+def _default_partition(step: Step, ctx: LintContext, scanned: str, parent: str) -> Iterator[Hit]:
+    """A new partition makes the server re-check the DEFAULT partition for rows it now owns."""
+    est = ctx.duration(scanned, rewrite=False)
+    judged = ctx.judge(scanned, lock_s=est)
+    if judged.severity is None:
+        return
+    mode = step.effects.strongest().get(scanned, LockMode.ACCESS_EXCLUSIVE)
+    yield Hit(
+        message=f"adds a partition to {parent}, so its DEFAULT partition {scanned} is read in "
+        f"full for rows that belong to the new one ({how_long(est)}) while holding "
+        f"{describe_lock(mode, scanned)} (and ACCESS EXCLUSIVE on {parent}); "
+        f"{scanned}: {judged.size}",
+        help="add a CHECK to the DEFAULT partition that excludes the new range (NOT VALID, then "
+        "VALIDATE) so the scan is skipped, or move its matching rows out first",
+        severity=judged.severity,
+    )
+
+
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
+    if step.kind == "CreateStmt":
+        parents = step.body.get("inhRelations") or ()
+        if step.body.get("partbound") is not None and parents:
+            for scanned in step.effects.scans:
+                yield from _default_partition(step, ctx, scanned, regclass(parents[0]))
+        return
     own = step.effects.strongest()
     for subtype, cmd in alter_cmds(step):
         if subtype != "AT_AttachPartition":
             continue
         part = regclass(cmd.get("def", {}).get("PartitionCmd", {}).get("name"))
+        for other in step.effects.scans:
+            if other != part:
+                yield from _default_partition(step, ctx, other, str(table_of(step)))
         if part not in step.effects.scans or any(_validated(ctx).get(part, {}).values()):
             continue  # a valid CHECK (from the catalog or earlier in the plan) proves the bound
         est = ctx.duration(part, rewrite=False)
@@ -101,6 +133,6 @@ RULE = Rule(
     summary="ATTACH PARTITION scans the partition under ACCESS EXCLUSIVE to check its bound",
     doc=__doc__ or "",
     check=check,
-    kinds=frozenset({"AlterTableStmt"}),
+    kinds=frozenset({"AlterTableStmt", "CreateStmt"}),
     observe=observe,
 )
