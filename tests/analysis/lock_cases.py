@@ -406,6 +406,7 @@ _INDEX = [
     Case("create_index_if_not_exists", T, "CREATE INDEX IF NOT EXISTS t_a_idx ON t (a)"),
     Case("create_index_partitioned", PART, "CREATE INDEX m_k_idx ON m (k)"),
     Case("create_index_only_partitioned", PART, "CREATE INDEX m_k_idx ON ONLY m (k)"),
+    Case("create_index_only_plain_table", T, "CREATE INDEX t_n_idx ON ONLY t (n)"),
     Case("create_index_matview", MV, "CREATE INDEX mv_a_idx ON mv (a)"),
     Case(
         "create_index_concurrently", T, "CREATE INDEX CONCURRENTLY t_b_idx ON t (b)", blocked_on="t"

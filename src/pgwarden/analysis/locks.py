@@ -93,7 +93,11 @@ def _create_index(ctx: Ctx, body: Node) -> None:
         return
     ctx.lock(table, SH, "CREATE INDEX")
     ctx.create(ctx.new_name(name or f"{base}_{'_'.join(cols)}_{suffix}", table))
-    if ctx.has_storage(table):
+    only = not body["relation"].get("inh", False)
+    if only and ctx.rel(table) is None:
+        # ON ONLY is the first step of indexing a partitioned table without locking it long.
+        ctx.assume(f"{table} (ON ONLY) is assumed partitioned: an invalid index, nothing built.")
+    elif ctx.has_storage(table):
         ctx.scan(table)
     if body["relation"].get("inh", False):
         for child in ctx.children(table):
