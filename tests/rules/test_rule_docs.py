@@ -16,7 +16,7 @@ from pgwarden.lint.engine import lint_plan
 from pgwarden.plan import SourceText, build_plan
 from pgwarden.rules import ALL_RULES, Rule
 from pgwarden.rules.base import DOC_SECTIONS
-from pgwarden.rules.docs import render_index, render_rule
+from pgwarden.rules.docs import render_index, render_page, render_rule
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "rules"
 CASES = Path(__file__).resolve().parent / "cases"
@@ -78,3 +78,7 @@ def test_generated_docs_are_fresh():
     regenerate = "run .venv/bin/python scripts/gen_docs"
     assert not stale, f"docs/rules out of date for {stale}: {regenerate}"
     assert (DOCS / "README.md").read_text() == render_index(), regenerate
+    from pgwarden.lint import preflight
+
+    page = render_page(preflight.CODE, preflight.NAME, preflight.__doc__ or "")
+    assert (DOCS / "PW401.md").read_text() == page, regenerate

@@ -55,6 +55,7 @@ def sarif(result: LintResult, *, root: str | os.PathLike[str] | None = None) -> 
             "name": preflight.NAME,
             "shortDescription": {"text": "existing rows would make the migration fail"},
             "help": {"text": (preflight.__doc__ or "").strip()},
+            "helpUri": _DOCS.format(code=preflight.CODE),
             "defaultConfiguration": {"level": "error"},
         }
     )

@@ -7,13 +7,12 @@ from pathlib import Path
 from pgwarden.rules import ALL_RULES
 from pgwarden.rules.base import Rule
 
-__all__ = ["render_index", "render_rule", "write_docs"]
+__all__ = ["render_index", "render_page", "render_rule", "write_docs"]
 
 
 def render_rule(rule: Rule) -> str:
     """The markdown page of one rule."""
-    first, _, rest = rule.doc.strip().partition("\n")
-    return f"# {rule.code} {rule.name}\n\n{first.strip()}\n{rest}\n".replace("\n\n\n", "\n\n")
+    return render_page(rule.code, rule.name, rule.doc)
 
 
 def render_index() -> str:
@@ -27,7 +26,19 @@ def render_index() -> str:
         "| --- | --- | --- |",
     ]
     lines += [f"| [{r.code}]({r.code}.md) | {r.name} | {r.summary} |" for r in ALL_RULES]
+    lines += [
+        "| [PW401](PW401.md) | existing-rows-violate-new-constraint | with `--database-url`: "
+        "existing rows would make a new constraint fail at deploy time |",
+        "| PW900 | ignore-without-reason | an inline `-- pgwarden: ignore` without a reason "
+        "suppresses nothing |",
+    ]
     return "\n".join(lines) + "\n"
+
+
+def render_page(code: str, name: str, doc: str) -> str:
+    """The markdown page of a check that is not a rule module (PW401, the preflight)."""
+    first, _, rest = doc.strip().partition("\n")
+    return f"# {code} {name}\n\n{first.strip()}\n{rest}\n".replace("\n\n\n", "\n\n")
 
 
 def write_docs(folder: Path) -> list[Path]:
