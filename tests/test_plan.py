@@ -62,3 +62,23 @@ def test_fingerprint_ignores_constants_and_whitespace_not_statements():
     b = _plan("SELECT *  FROM t\n WHERE id = 2;").fingerprint()
     c = _plan("SELECT * FROM u WHERE id = 1;").fingerprint()
     assert a == b != c
+
+
+def test_set_timezone_earlier_in_the_plan_decides_timestamp_rewrites():
+    from pgwarden.analysis.catalog import Catalog, Column, Relation
+
+    t = Relation("t", "public", "t", "r", columns=(Column("c", "timestamp without time zone"),))
+    berlin = Catalog(relations=(t,), timezone="Europe/Berlin", server_version=16)
+    change = "ALTER TABLE t ALTER COLUMN c TYPE timestamptz;"
+
+    def rewrites(sql: str, catalog: Catalog | None) -> list[tuple[str, ...]]:
+        plan = build_plan([(SourceText("m.sql", sql), parse(sql))], catalog=catalog)
+        return [s.effects.rewrites for s in plan.steps]
+
+    assert rewrites(change, berlin) == [("t",)]
+    assert rewrites(f"SET TimeZone = 'UTC'; {change}", berlin) == [(), ()]
+    assert rewrites(f"SET TIME ZONE 'UTC'; RESET TimeZone; {change}", berlin) == [(), (), ("t",)]
+    # Without a catalog the column's type is unknown; the SET still answers the zone question.
+    plan_sql = f"SET LOCAL timezone TO 'Etc/UTC'; {change}"
+    plan = build_plan([(SourceText("m.sql", plan_sql), parse(plan_sql))])
+    assert not any("TimeZone is not known" in a for a in plan.steps[1].effects.assumptions)

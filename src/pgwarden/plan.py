@@ -122,6 +122,15 @@ _END = {
 }
 
 
+def _timezone_set(body: dict[str, object], catalog: Catalog | None) -> str | None:
+    """The TimeZone after `SET [LOCAL] TimeZone ...` / `RESET TimeZone` (None: not known)."""
+    args = body.get("args")
+    if body.get("kind") == "VAR_SET_VALUE" and isinstance(args, list) and args:
+        value = args[0].get("A_Const", {}).get("sval", {}).get("sval")
+        return str(value) if value is not None else None
+    return catalog.timezone if catalog is not None else None
+
+
 def build_plan(
     sources: Iterable[tuple[SourceText, Sequence[ParsedStatement]]],
     *,
@@ -147,6 +156,7 @@ def _build_plan(
     steps: list[Step] = []
     texts: list[SourceText] = []
     next_tx = 0
+    timezone: str | None = None  # set by SET TimeZone earlier in the plan (one session)
     for source, stmts in sources:
         texts.append(source)
         explicit = any(_tx_kind(s) in _BEGIN for s in stmts)
@@ -171,6 +181,8 @@ def _build_plan(
                 else TxMode.AUTOCOMMIT
             )
             line, col = lines.line_col(stmt.start)
+            if stmt.kind == "VariableSetStmt" and stmt.body.get("name") == "timezone":
+                timezone = _timezone_set(stmt.body, catalog)
             steps.append(
                 Step(
                     index=len(steps),
@@ -179,7 +191,12 @@ def _build_plan(
                     tree=stmt.tree,
                     tx_mode=mode,
                     transaction=tx,
-                    effects=analyse(stmt.tree, catalog=catalog, server_version=server_version),
+                    effects=analyse(
+                        stmt.tree,
+                        catalog=catalog,
+                        server_version=server_version,
+                        timezone=timezone,
+                    ),
                 )
             )
             if kind in _END:

@@ -158,6 +158,11 @@ _ALTER_TABLE = [
         "ALTER TABLE t ALTER COLUMN c TYPE timestamptz",
     ),
     Case("alter_type_using", T, "ALTER TABLE t ALTER COLUMN a TYPE text USING a::text"),
+    Case(
+        "alter_type_ts_tz_after_set_local_utc",
+        T + "SET TimeZone = 'Europe/Berlin';",
+        "SET LOCAL TimeZone = 'UTC'; ALTER TABLE t ALTER COLUMN c TYPE timestamptz",
+    ),
     # No rewrite, but an index whose operator class changes is rebuilt (UTC: no rewrite).
     Case(
         "alter_type_ts_tz_indexed_utc",

@@ -40,14 +40,23 @@ _NO_EFFECTS = Effects()
 
 
 def analyse(
-    tree: Node, *, catalog: Catalog | None = None, server_version: int | None = None
+    tree: Node,
+    *,
+    catalog: Catalog | None = None,
+    server_version: int | None = None,
+    timezone: str | None = None,
 ) -> Effects:
-    """Effects of one statement (a parse tree from `analysis.parse`)."""
+    """Effects of one statement (a parse tree from `analysis.parse`).
+
+    `timezone`: the session's TimeZone when an earlier statement set it (else the
+    catalog's, else unknown).
+    """
     kind = next(iter(tree))
     handler = _HANDLERS.get(kind)
     if handler is None:
         return _NO_EFFECTS
     ctx = Ctx(catalog, _version(server_version, catalog))
+    ctx.session_timezone = timezone
     ctx.version_assumed = server_version is None and (
         catalog is None or catalog.server_version is None
     )

@@ -454,13 +454,14 @@ class AlterTable:
 
     def timezone_is_utc(self) -> bool:
         cat = self.ctx.catalog
-        if cat is None:
+        tz = self.ctx.session_timezone or (cat.timezone if cat is not None else None)
+        if tz is None:
             self.ctx.assume(
                 "The session TimeZone is not known (no catalog); assuming it is not UTC,"
                 " so timestamp <-> timestamptz changes rewrite the table."
             )
             return False
-        return cat.timezone.upper() in ("UTC", "ETC/UTC", "UCT", "ZULU", "GMT", "ETC/GMT")
+        return tz.upper() in ("UTC", "ETC/UTC", "UCT", "ZULU", "GMT", "ETC/GMT")
 
     def set_not_null(self, cmd: Cmd) -> None:
         name = cmd["name"]

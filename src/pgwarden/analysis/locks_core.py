@@ -48,6 +48,7 @@ class Ctx:
         "maybe_rewrites",
         "rewrites",
         "scans",
+        "session_timezone",
         "transactional",
         "version",
         "version_assumed",
@@ -65,6 +66,7 @@ class Ctx:
         self.assumptions: dict[str, None] = {}
         self.transactional = True
         self.version_assumed = False
+        self.session_timezone: str | None = None
 
     def at_least(self, major: int) -> bool:
         """Whether the server is `major` or newer (states the assumption when defaulted)."""
