@@ -41,19 +41,31 @@ from pgwarden.analysis.effects import LockMode
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
 from pgwarden.rules._sql import how_long, regclass
-from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
+from pgwarden.rules.base import LONG_LOCK_S, Hit, LintContext, Rule, describe_lock
 
 _KEYWORD = re.compile(r"^(\s*REFRESH\s+MATERIALIZED\s+VIEW)\b", re.I)
+
+
+def _estimate(step: Step, ctx: LintContext, view: str) -> float | None:
+    """Seconds the refresh holds its lock: reading the tables the view's query reads
+    (known from the catalog) plus writing the view."""
+    parts = [ctx.duration(view, rewrite=True)]
+    parts += [ctx.duration(src, kind="scan") for src in step.effects.scans if src != view]
+    known = [p for p in parts if p is not None]
+    return sum(known) if known else None
 
 
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     if step.kind != "RefreshMatViewStmt" or step.body.get("concurrent"):
         return
     view = regclass(step.body.get("relation"))
-    est = ctx.duration(view, rewrite=True)
+    est = _estimate(step, ctx, view)
     judged = ctx.judge(view, lock_s=est)
-    if judged.severity is None:
+    severity = judged.severity
+    if severity is None:
         return
+    if severity is Severity.NOTE and est is not None and est >= LONG_LOCK_S:
+        severity = Severity.ERROR  # a small view over large tables: readers wait for the query
     mode = step.effects.strongest().get(view, LockMode.ACCESS_EXCLUSIVE)
     if step.body.get("skipData"):
         yield Hit(
@@ -61,7 +73,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
             f"query of {view} fails until it is refreshed again; {view}: {judged.size}",
             help="refresh it WITH DATA (CONCURRENTLY), or drop it if it is no longer used",
             # Quick whatever the size: the hazard is the failing reads, not the lock.
-            severity=Severity.WARNING if judged.severity is Severity.ERROR else judged.severity,
+            severity=Severity.WARNING if severity is Severity.ERROR else severity,
         )
         return
     yield Hit(
@@ -69,7 +81,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         f"({how_long(est, unknown='as long as the query runs')}) while holding "
         f"{describe_lock(mode, view)}; {view}: {judged.size}",
         help="use REFRESH MATERIALIZED VIEW CONCURRENTLY (needs a unique index on the view)",
-        severity=judged.severity,
+        severity=severity,
         fix=_KEYWORD.sub(r"\1 CONCURRENTLY", step.sql, count=1).rstrip().rstrip(";") + ";",
     )
 
