@@ -273,6 +273,19 @@ def column_added_earlier(ctx: LintContext, step: Step, table: str, column: str) 
     return (table, column) in ctx.added_columns
 
 
+def known_missing(ctx: LintContext, relation: str, column: str | None = None) -> bool:
+    """Whether the snapshot's catalog shows that `relation` (or its `column`) does not
+    exist: a DROP ... IF EXISTS of it does nothing."""
+    catalog = ctx.snapshot.catalog if ctx.snapshot is not None else None
+    if catalog is None:
+        return False
+    parts = relation.split(".")
+    rel = catalog.resolve(parts[0] if len(parts) > 1 else None, parts[-1].strip('"'))
+    if rel is None:
+        return True
+    return column is not None and rel.column(column) is None
+
+
 def existing_columns(step: Step, ctx: LintContext, subtype: str) -> Iterator[tuple[str, str, Node]]:
     """(table, column, sub-command) of each `subtype` sub-command on a column that running
     code may use: not on a table created, nor a column added, earlier in the plan."""
@@ -281,8 +294,11 @@ def existing_columns(step: Step, ctx: LintContext, subtype: str) -> Iterator[tup
         return
     for sub, cmd in alter_cmds(step):
         column = str(cmd.get("name"))
-        if sub == subtype and not column_added_earlier(ctx, step, table, column):
-            yield table, column, cmd
+        if sub != subtype or column_added_earlier(ctx, step, table, column):
+            continue
+        if cmd.get("missing_ok") and known_missing(ctx, table, column):
+            continue  # DROP COLUMN IF EXISTS of a column that is not there
+        yield table, column, cmd
 
 
 def judged_rewrites(

@@ -46,7 +46,7 @@ from collections.abc import Iterator
 
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
-from pgwarden.rules._sql import dotted, qualified, size_words, strings
+from pgwarden.rules._sql import dotted, known_missing, qualified, size_words, strings
 from pgwarden.rules.base import Hit, LintContext, Rule
 
 
@@ -57,6 +57,8 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         table = dotted(obj.get("List", {}).get("items"))
         if not strings(obj.get("List", {}).get("items")) or qualified(table) in ctx.created:
             continue
+        if step.body.get("missing_ok") and known_missing(ctx, table):
+            continue  # DROP TABLE IF EXISTS of a table that is not there
         yield Hit(
             message=f"drops table {table} and every row in it (ACCESS EXCLUSIVE on {table}, "
             f"blocks reads and writes); code still using {table} fails from this moment and the "
