@@ -141,8 +141,6 @@ class Effects:
     scans: tuple[str, ...] = ()  # relations read in full while the lock is held (validation)
     destroys: tuple[str, ...] = ()  # what data is lost: "table invoices", "column t.c", ...
     creates: tuple[str, ...] = ()  # relations the statement creates
-    # Relations rewritten only if an assumption (stated in `assumptions`) is wrong.
-    maybe_rewrites: tuple[str, ...] = ()
     transactional: bool = True  # may run inside a transaction block
     assumptions: tuple[str, ...] = field(default=())  # what the model assumed, in words
 

@@ -216,11 +216,11 @@ def type_change_rewrites(old: tuple[str, list[int]], new: tuple[str, list[int]],
 # Types whose indexes share an operator class: a change among them keeps the index.
 _SAME_OPCLASS = frozenset({"varchar", "text"})
 
-# Target types that an unknown current type is assumed to widen into (see alter_type).
+# Target types that some current types reach in place (said when the catalog is missing).
 _WIDENED = {
-    "text": "a varchar or text column",
-    "varchar": "a shorter varchar or text column",
-    "numeric": "a numeric of the same scale and lower precision",
+    "text": "a varchar",
+    "varchar": "a shorter varchar (or, without a limit, text)",
+    "numeric": "a numeric of the same scale and no more precision",
 }
 
 
@@ -400,22 +400,16 @@ class AlterTable:
         using = col.get("raw_default")
         if using is not None and not _plain_using(using, name, new):
             rewrite = True
-        elif current is None and new[0] in _WIDENED:
-            # Changes to text, varchar or numeric are mostly widenings (a longer varchar,
-            # varchar -> text, more numeric precision), which the server does in place.
-            rewrite = False
-            self.ctx.no_catalog(
-                f"The current type of {self.table}.{name} is not known (no catalog); assuming"
-                f" {_WIDENED[new[0]]}, which needs no rewrite; from any other type the table"
-                " is rewritten."
-            )
-            for leaf in self.leaves():
-                self.ctx.maybe_rewrites[leaf] = None
         elif current is None:
+            # The safe default: measured on real migrations, changes to text, varchar(n) or
+            # numeric(p,s) are as often conversions (from text, enum, char, int; a shorter
+            # limit; another scale) that rewrite, as widenings done in place.
             rewrite = True
+            in_place = _WIDENED.get(new[0])
             self.ctx.no_catalog(
                 f"The current type of {self.table}.{name} is not known (no catalog);"
-                " assuming the type change rewrites the table."
+                " assuming the type change rewrites the table"
+                + (f" (it is done in place if {name} is now {in_place})." if in_place else ".")
             )
         else:
             rewrite = type_change_rewrites(parse_format_type(current.type), new, utc)

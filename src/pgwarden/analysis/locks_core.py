@@ -45,7 +45,6 @@ class Ctx:
         "creates",
         "destroys",
         "locks",
-        "maybe_rewrites",
         "rewrites",
         "scans",
         "session_timezone",
@@ -59,7 +58,6 @@ class Ctx:
         self.version = version
         self.locks: dict[tuple[str, LockMode], RelationLock] = {}
         self.rewrites: dict[str, None] = {}
-        self.maybe_rewrites: dict[str, None] = {}
         self.scans: dict[str, None] = {}
         self.destroys: dict[str, None] = {}
         self.creates: dict[str, None] = {}
@@ -104,7 +102,6 @@ class Ctx:
             scans=tuple(self.scans),
             destroys=tuple(self.destroys),
             creates=tuple(self.creates),
-            maybe_rewrites=tuple(r for r in self.maybe_rewrites if r not in self.rewrites),
             transactional=self.transactional,
             assumptions=tuple(self.assumptions),
         )

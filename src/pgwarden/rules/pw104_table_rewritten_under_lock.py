@@ -55,7 +55,6 @@ from typing import Any
 
 from pgwarden.analysis.effects import LockMode
 from pgwarden.analysis.locks_altertable import volatile
-from pgwarden.findings import Severity
 from pgwarden.plan import Step
 from pgwarden.rules._sql import (
     alter_cmds,
@@ -84,7 +83,18 @@ def _causes(step: Step, ctx: LintContext) -> tuple[list[str], str]:
     for subtype, cmd in alter_cmds(step):
         col = cmd.get("def", {}).get("ColumnDef", {}) if isinstance(cmd.get("def"), dict) else {}
         if subtype == "AT_AlterColumnType":
-            causes.append(f"changing the type of {cmd.get('name')} to {type_text(col['typeName'])}")
+            unknown = next(
+                (a for a in step.effects.assumptions if a.startswith("The current type of")), None
+            )
+            causes.append(
+                f"changing the type of {cmd.get('name')} to {type_text(col['typeName'])}"
+                + (
+                    " (its current type is not known without a catalog, so a rewrite is "
+                    "assumed; lint with --database-url or --stats to know)"
+                    if unknown
+                    else ""
+                )
+            )
             help_ = (
                 "add a column of the new type, write both, backfill in batches (pgwarden "
                 "backfill), switch reads, then drop the old column"
@@ -137,7 +147,6 @@ def _causes(step: Step, ctx: LintContext) -> tuple[list[str], str]:
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     if step.kind != "AlterTableStmt":
         return
-    yield from _maybe(step, ctx)
     yield from _in_place(step, ctx)
     if not step.effects.rewrites:
         return
@@ -183,41 +192,6 @@ def _in_place(step: Step, ctx: LintContext) -> Iterator[Hit]:
         "scan in a quiet window",
         severity=judged.severity,
     )
-
-
-_IN_PLACE = {
-    "text": "a varchar or text",
-    "varchar": "a shorter varchar (or text, for an unlimited varchar)",
-    "numeric": "a numeric of the same scale and no more precision",
-}
-
-
-def _maybe(step: Step, ctx: LintContext) -> Iterator[Hit]:
-    """Type changes that rewrite only if the (unknown) current type is not a narrower one."""
-    changes = [
-        (str(cmd.get("name")), cmd["def"]["ColumnDef"]["typeName"])
-        for sub, cmd in alter_cmds(step)
-        if sub == "AT_AlterColumnType"
-    ]
-    strongest = step.effects.strongest()
-    for table in step.effects.maybe_rewrites:
-        judged = ctx.judge(table)
-        if judged.severity is None:
-            continue
-        mode = strongest.get(table, LockMode.ACCESS_EXCLUSIVE)
-        cases = "; ".join(
-            f"{name} to {type_text(tn)} happens in place only if {name} is now "
-            f"{_IN_PLACE.get(type_of(tn)[0], 'of a binary-compatible type')}"
-            for name, tn in changes
-        )
-        yield Hit(
-            message=f"changing {cases}; from any other type, all of {table} is rewritten while "
-            f"holding {describe_lock(mode, table)}; the current type is not known (no catalog); "
-            f"{table}: {judged.size}",
-            help="lint with --database-url (a replica) or --stats from `pgwarden stats dump`, "
-            "so the current type is known",
-            severity=Severity.WARNING if judged.severity is Severity.ERROR else judged.severity,
-        )
 
 
 RULE = Rule(
