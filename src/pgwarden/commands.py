@@ -98,16 +98,16 @@ def load_plan(
     )
 
 
-def explain(sql: str, *, context: Context | None = None) -> Plan:
+def explain(sql: str, *, context: Context | None = None, path: str = "<sql>") -> Plan:
     """The plan of a SQL string, one step per statement, with effects."""
-    stmts = parse(sql, "<sql>")
+    stmts = parse(sql, path)
     if not stmts:
         raise InputError(
             "no SQL statement given", hint='pass SQL, e.g. pgwarden explain "DROP TABLE t"'
         )
     ctx = context or Context(None, None, None, "none")
     return build_plan(
-        [(SourceText("<sql>", sql), stmts)],
+        [(SourceText(path, sql), stmts)],
         catalog=ctx.catalog,
         server_version=ctx.server_version,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -51,6 +52,17 @@ def test_parse_error_in_file_has_position(tmp_path: Path):
 def test_parse_error_in_explain():
     r = run("explain", "SELEC 1")
     assert_clean_error(r, 2, "<sql>:1:1: syntax error")
+
+
+def test_explain_reads_a_file_and_names_a_missing_one(tmp_path: Path):
+    f = tmp_path / "001.sql"
+    f.write_text("SELECT 1;\nALTER TABLE t SET TABLESPACE fast;\n")
+    r = run("explain", str(f), "--format", "json")
+    assert r.returncode == 0, r.stderr
+    second = json.loads(r.stdout)["statements"][1]
+    assert second["location"] == {"path": str(f), "line": 2, "column": 1}
+    assert second["rewrites"] == ["t"] and second["locks"][0]["mode"] == "ACCESS EXCLUSIVE"
+    assert_clean_error(run("explain", str(tmp_path / "nope.sql")), 2, "nope.sql: no such file")
 
 
 @pytest.mark.parametrize(

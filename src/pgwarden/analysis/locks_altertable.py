@@ -236,6 +236,16 @@ def _plain_using(using: Node, column: str, new: tuple[str, list[int]]) -> bool:
     return ref is not None and strings(ref.get("fields")) == [column]
 
 
+# What ALTER INDEX / MATERIALIZED VIEW / ... names, when the catalog cannot say.
+_OBJECT_KINDS = {
+    "OBJECT_INDEX": "index",
+    "OBJECT_MATVIEW": "materialized view",
+    "OBJECT_VIEW": "view",
+    "OBJECT_SEQUENCE": "sequence",
+    "OBJECT_FOREIGN_TABLE": "foreign table",
+}
+
+
 class AlterTable:
     """Effects of one ALTER TABLE statement."""
 
@@ -253,7 +263,8 @@ class AlterTable:
         mode = max(mode_of(c) for c in cmds)
         what = ", ".join(sorted({c["subtype"][3:] for c in cmds}))
         reason = f"ALTER {self.objtype[7:].replace('_', ' ')} ({what})"
-        self.ctx.lock(self.table, mode, reason)
+        known = self.ctx.rel(self.table) is not None
+        self.ctx.lock(self.table, mode, reason, None if known else _OBJECT_KINDS.get(self.objtype))
         if self.objtype == "OBJECT_INDEX":
             for cmd in cmds:
                 if cmd["subtype"] == "AT_AttachPartition":

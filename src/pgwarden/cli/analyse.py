@@ -32,16 +32,26 @@ def explain(
 ) -> None:
     """Show what SQL locks, rewrites, scans and destroys, per relation.
 
-    SQL is the statement text, or - to read it from standard input.
+    SQL is the statement text, a .sql file, or - to read it from standard input.
     """
+    from pathlib import Path
+
     from pgwarden.report.explain import explain_json, render_explain
 
+    path = "<sql>"
     if sql == "-":
         sql = sys.stdin.read()
+    elif sql.strip() and not any(c.isspace() for c in sql.strip()):
+        if Path(sql).is_file():
+            from pgwarden.sources.sql_files import read_sql_file
+
+            path, sql = sql, read_sql_file(Path(sql))
+        elif sql.lower().endswith(".sql"):
+            raise UsageError(f"{sql}: no such file", hint="check the path, or pass the SQL text")
     ctx = commands.load_context(
         database_url=database_url, stats_file=stats_file, pg_version=pg_version
     )
-    plan = commands.explain(sql, context=ctx)
+    plan = commands.explain(sql, context=ctx, path=path)
     if fmt == "json":
         print_json(explain_json(plan, ctx.snapshot))
     else:
