@@ -312,6 +312,25 @@ _ALTER_TABLE = [
     Case("set_without_cluster", T, "ALTER TABLE t SET WITHOUT CLUSTER"),
     Case("set_access_method", T, "ALTER TABLE t SET ACCESS METHOD heap", min_version=15),
     # The tablespace pgwarden_ts is made by the live test (an in-place tablespace).
+    # PostgreSQL 18 forms.
+    Case(
+        "add_column_virtual_generated",
+        T,
+        "ALTER TABLE t ADD COLUMN g int GENERATED ALWAYS AS (a * 2) VIRTUAL",
+        min_version=18,
+    ),
+    Case(
+        "add_not_null_not_valid",
+        T,
+        "ALTER TABLE t ADD CONSTRAINT t_a_nn NOT NULL a NOT VALID",
+        min_version=18,
+    ),
+    Case(
+        "add_check_not_enforced",
+        T,
+        "ALTER TABLE t ADD CONSTRAINT t_a_pos CHECK (a > 0) NOT ENFORCED",
+        min_version=18,
+    ),
     Case("set_tablespace", T, "ALTER TABLE t SET TABLESPACE pgwarden_ts"),
     Case("index_set_tablespace", T, "ALTER INDEX t_a_idx SET TABLESPACE pgwarden_ts"),
     Case("partitioned_set_tablespace", PART, "ALTER TABLE m SET TABLESPACE pgwarden_ts"),
