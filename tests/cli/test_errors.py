@@ -54,6 +54,18 @@ def test_parse_error_in_explain():
     assert_clean_error(r, 2, "<sql>:1:1: syntax error")
 
 
+def test_lint_reads_standard_input_but_does_not_fix_it(tmp_path: Path):
+    r = run("lint", "-", "--format", "json", input="SELECT 1;\nCREATE INDEX i ON t (a);\n")
+    assert r.returncode == 1, r.stderr
+    finding = json.loads(r.stdout)["findings"][0]
+    assert finding["code"] == "PW101"
+    assert finding["location"] == {"path": "<stdin>", "line": 2, "column": 1}
+    fix = run("lint", "--fix", "-", input="CREATE INDEX i ON t (a);\n")
+    assert_clean_error(fix, 2, "standard input (-) has no file to rewrite")
+    binary = run("lint", "-", input="SELECT 1;\0")
+    assert_clean_error(binary, 2, "<stdin>: binary file")
+
+
 def test_explain_reads_a_file_and_names_a_missing_one(tmp_path: Path):
     f = tmp_path / "001.sql"
     f.write_text("SELECT 1;\nALTER TABLE t SET TABLESPACE fast;\n")

@@ -156,7 +156,8 @@ def lint(
 ) -> None:
     """Report what each statement locks, scans, rewrites or destroys, sized by table stats.
 
-    PATHS are .sql files or folders; or --alembic [alembic.ini] lints Alembic revisions.
+    PATHS are .sql files or folders (- reads standard input); or --alembic [alembic.ini]
+    lints Alembic revisions.
     """
     from pgwarden.findings import Severity
     from pgwarden.lint.engine import LintResult
@@ -168,6 +169,11 @@ def lint(
     sources = alembic_sources(paths, alembic_ini, revision_range, unapplied, database_url)
     if sources is not None and apply_fixes:
         raise UsageError("--fix rewrites SQL files; it does not edit Alembic revisions")
+    if apply_fixes and "-" in paths:
+        raise UsageError(
+            "--fix rewrites SQL files in place; standard input (-) has no file to rewrite",
+            hint="save the SQL to a file and run --fix on it",
+        )
     ctx = commands.load_context(
         database_url=database_url,
         stats_file=stats_file,

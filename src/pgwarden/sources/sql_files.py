@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -10,9 +11,17 @@ from pgwarden.analysis.parse import ParsedStatement, parse
 from pgwarden.errors import InputError, UsageError
 from pgwarden.plan import SourceText
 
-__all__ = ["MAX_FILE_BYTES", "collect_sql_files", "read_sources", "read_sql_file"]
+__all__ = [
+    "MAX_FILE_BYTES",
+    "STDIN",
+    "collect_sql_files",
+    "decode_sql",
+    "read_sources",
+    "read_sql_file",
+]
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
+STDIN = "<stdin>"  # the source name of `-`
 
 
 def collect_sql_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -57,20 +66,25 @@ def read_sql_file(path: Path) -> str:
         raise InputError(f"{path}: is a directory", path=str(path)) from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror}", path=str(path)) from None
+    return decode_sql(data, str(path))
+
+
+def decode_sql(data: bytes, name: str) -> str:
+    """SQL text from bytes (a file's, or standard input's); `InputError` if it is not text."""
     if b"\0" in data:
         raise InputError(
-            f"{path}: binary file (contains NUL bytes), not SQL",
+            f"{name}: binary file (contains NUL bytes), not SQL",
             hint="pass the migration's .sql text file",
-            path=str(path),
+            path=name,
         )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise InputError(
-            f"{path}:{line}: not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})",
+            f"{name}:{line}: not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})",
             hint="convert the file to UTF-8, e.g. `iconv -f latin1 -t utf-8`",
-            path=str(path),
+            path=name,
         ) from None
     return text.removeprefix("\ufeff")
 
@@ -78,19 +92,24 @@ def read_sql_file(path: Path) -> str:
 def read_sources(
     paths: Iterable[str | os.PathLike[str]],
 ) -> list[tuple[SourceText, list[ParsedStatement]]]:
-    """Each .sql file of `paths` (folders in name order), read and parsed."""
+    """Each .sql file of `paths` (folders in name order; `-`: standard input), read and
+    parsed."""
     paths = list(paths)
     if not paths:
         raise UsageError("no SQL files given", hint="pass one or more .sql files or folders")
     out: list[tuple[SourceText, list[ParsedStatement]]] = []
-    for path in collect_sql_files(paths):
-        text = read_sql_file(path)
-        stmts = parse(text, str(path))
-        if not stmts:
-            raise InputError(
-                f"{path}: no SQL statements (the file is empty or only comments)",
-                hint="remove the file or add the migration's statements",
-                path=str(path),
-            )
-        out.append((SourceText(str(path), text), stmts))
+    for raw in paths:
+        if str(raw) == "-":  # standard input, read once
+            texts = [(STDIN, decode_sql(sys.stdin.buffer.read(), STDIN))]
+        else:
+            texts = [(str(p), read_sql_file(p)) for p in collect_sql_files([raw])]
+        for name, text in texts:
+            stmts = parse(text, name)
+            if not stmts:
+                raise InputError(
+                    f"{name}: no SQL statements (the file is empty or only comments)",
+                    hint="remove the file or add the migration's statements",
+                    path=name,
+                )
+            out.append((SourceText(name, text), stmts))
     return out
