@@ -20,6 +20,7 @@ h1{font-size:22px;margin:0 0 4px}
 h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;width:100%;font-size:12.5px}
 th,td{border:1px solid #ddd;padding:4px 6px;vertical-align:top;text-align:left}
+.wide{overflow-x:auto}
 th{background:#f5f5f5}
 td.num{text-align:right;white-space:nowrap}
 code{font:12px ui-monospace,Menlo,Consolas,monospace}
@@ -29,7 +30,8 @@ code{font:12px ui-monospace,Menlo,Consolas,monospace}
 .sev-note{color:#555}
 .status-failed,.status-interrupted{color:#b10026;font-weight:600}
 .status-completed,.status-ok{color:#1a7f37}
-.mode{display:inline-block;padding:0 5px;border-radius:3px;margin:1px 4px 1px 0;font-size:11.5px}
+.mode{display:inline-block;padding:0 5px;border-radius:3px;margin:1px 4px 1px 0;font-size:11.5px;
+ white-space:nowrap}
 .est{color:#555;font-style:italic}
 .chart svg{max-width:100%;height:auto}
 .note{background:#fff8e1;padding:6px 10px;border-left:3px solid #f0b400;margin:6px 0}
@@ -38,6 +40,14 @@ code{font:12px ui-monospace,Menlo,Consolas,monospace}
 
 def _mode(m: str) -> str:
     return f'<span class="mode" style="background:{MODE_COLORS.get(m, "#eee")}">{escape(m)}</span>'
+
+
+def _breakable(text: str) -> str:
+    """Escaped, with line-break opportunities after / . _ (paths, qualified names)."""
+    out = escape(text)
+    for ch in "/._":
+        out = out.replace(ch, f"{ch}<wbr>")
+    return out
 
 
 def _s(x: float | None, digits: int = 3) -> str:
@@ -68,14 +78,14 @@ def _blocking(s: StepTrace) -> str:
                 f"writes {_s(b.est_writes_blocked_s, 1)} s)</span>"
             )
         parts.append(
-            f"{escape(b.table)}: reads {_s(b.reads_blocked_s)} s, "
+            f"{_breakable(b.table)}: reads {_s(b.reads_blocked_s)} s, "
             f"writes {_s(b.writes_blocked_s)} s{est}"
         )
     return "<br>".join(parts) or "none"
 
 
 def _step_row(s: StepTrace) -> str:
-    modes = " ".join(f"{_mode(m)}{escape(r)}<br>" for r, m in sorted(s.strongest().items()))
+    modes = " ".join(f"{_mode(m)}{_breakable(r)}<br>" for r, m in sorted(s.strongest().items()))
     err = ""
     if s.error is not None:
         err = f"<br><b>{escape(s.error.message)}</b><br>{escape(s.error.cluster_state)}"
@@ -91,7 +101,7 @@ def _step_row(s: StepTrace) -> str:
         [
             f" class=num>{s.index}</td>",
             f"><code>{escape(s.sql)}</code><br>"
-            f'<span class="meta">{escape(s.location)}</span>{err}{diffs}</td>',
+            f'<span class="meta">{_breakable(s.location)}</span>{err}{diffs}</td>',
             f' class="status-{s.status}">{s.status}</td>',
             f" class=num>{_s(s.statement_s)}{est}</td>",
             f" class=num>{_s(s.acquire_s)}</td>",
@@ -120,7 +130,8 @@ def _steps(result: RehearsalResult) -> str:
         "probe traffic blocked (longest wait)",
     ]
     head = _row([f">{h}</th>" for h in heads], tag="th")
-    return f"<table>{head}{''.join(_step_row(s) for s in result.steps)}</table>"
+    rows = "".join(_step_row(s) for s in result.steps)
+    return f'<div class="wide"><table>{head}{rows}</table></div>'
 
 
 def _workload(result: RehearsalResult) -> str:
@@ -156,9 +167,9 @@ def _findings(result: RehearsalResult) -> str:
         _row(
             [
                 f' class="sev-{f.severity.value}">{f.severity.value}</td>',
-                f">{f.code}<br>{escape(f.name)}</td>",
+                f">{f.code}<br>{_breakable(f.name)}</td>",
                 f">{escape(f.message)}<br><i>{escape(f.help)}</i></td>",
-                f">{escape(str(f.location))}</td>",
+                f">{_breakable(str(f.location))}</td>",
             ]
         )
         for f in result.findings
