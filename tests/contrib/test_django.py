@@ -54,7 +54,9 @@ def manage(
     )
 
 
-def migrate(dsn: str, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def migrate(
+    dsn: str, tmp: Path, *args: str, cwd: Path = PROJECT
+) -> subprocess.CompletedProcess[str]:
     return manage(
         dsn,
         "pgwarden",
@@ -65,6 +67,7 @@ def migrate(dsn: str, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]
         "--yes",
         "--journal-file",
         str(tmp / "journal.jsonl"),
+        cwd=cwd,
     )
 
 
@@ -298,6 +301,23 @@ def test_rehearse_locates_blocking_at_the_migration(
     # A rehearsal changes nothing in the real database.
     assert recorded(conn) == ALL[:1]
     assert "account_id" not in columns(conn)
+
+
+def test_require_rehearsed_accepts_what_manage_py_pgwarden_rehearse_rehearsed(
+    db: str, conn: psycopg.Connection[Any], tmp_path: Path
+) -> None:
+    config = tmp_path / "pgwarden.toml"
+    config.write_text("require_rehearsed = true\n")
+    first = migrate(db, tmp_path, "billing", "0001", "--config", str(config), cwd=tmp_path)
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert "never rehearsed" in first.stderr
+    assert recorded(conn) == []
+    rehearsed = manage(db, "pgwarden", "rehearse", "billing", "0001", cwd=tmp_path)
+    assert rehearsed.stdout.startswith("rehearsal completed"), rehearsed.stdout + rehearsed.stderr
+    # Rehearsed as files with BEGIN/COMMIT, applied as the runner's transaction: same plan.
+    applied = migrate(db, tmp_path, "billing", "0001", "--config", str(config), cwd=tmp_path)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert recorded(conn) == ALL[:1]
 
 
 def test_ignore_comments_in_migration_files(tmp_path: Path) -> None:

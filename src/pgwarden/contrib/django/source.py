@@ -312,9 +312,10 @@ def _text(mig: MigrationSQL, record: list[str]) -> tuple[str, list[int], list[in
     return "\n".join(parts) + ("\n" if parts else ""), starts, owners
 
 
-def standalone_sql(mig: MigrationSQL) -> str:
-    """The migration as a .sql file: wrapped in BEGIN/COMMIT when Django runs it atomically."""
-    text, _, _ = _text(mig, [])
+def standalone_sql(mig: MigrationSQL, record: list[str] | None = None) -> str:
+    """The migration as a .sql file: wrapped in BEGIN/COMMIT when Django runs it atomically;
+    `record` (from `record_sql`) appends the bookkeeping INSERTs, as `migrate` runs them."""
+    text, _, _ = _text(mig, record or [])
     if mig.atomic and text:
         return f"BEGIN;\n{text}COMMIT;\n"
     return text

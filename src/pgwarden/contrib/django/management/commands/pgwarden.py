@@ -24,6 +24,7 @@ from pgwarden.contrib.django.source import (
     database_url,
     django_help,
     locate,
+    record_sql,
     select_migrations,
     standalone_sql,
     suppress,
@@ -254,7 +255,10 @@ class Command(BaseCommand):  # type: ignore[misc]
         with tempfile.TemporaryDirectory(prefix="pgwarden-django-") as tmp:
             for i, m in enumerate(migs):
                 path = Path(tmp) / f"{i:04d}_{m.app_label}_{m.name}.sql"
-                path.write_text(standalone_sql(m), encoding="utf-8")
+                # With the django_migrations INSERTs, as `pgwarden migrate` runs it, so that
+                # the rehearsed plan's fingerprint is the applied one (require_rehearsed).
+                record = record_sql(m, MigrationRecorder.Migration._meta.db_table)
+                path.write_text(standalone_sql(m, record), encoding="utf-8")
                 by_file[path.name] = m
             result = rehearse(
                 [tmp],
