@@ -149,9 +149,10 @@ def cli(*args: str, **kw: object) -> list[str]:
 
 
 def apply_in_thread(
-    dsn: str, path: Path, recorder: Recorder
+    dsn: str, path: Path, recorder: Recorder, *, reconnect_s: float = 0.0
 ) -> tuple[threading.Thread, list[object]]:
-    """Run apply_plan in a thread (lock timeout long enough to cancel during the wait)."""
+    """Run apply_plan in a thread (lock timeout long enough to cancel during the wait;
+    no automatic reconnect unless `reconnect_s`)."""
     results: list[object] = []
     t = threading.Thread(
         target=lambda: results.append(
@@ -160,7 +161,7 @@ def apply_in_thread(
                 database_url=dsn,
                 env="staging",
                 observer=recorder,
-                limits=Limits(lock_timeout_ms=120_000),
+                limits=Limits(lock_timeout_ms=120_000, reconnect_s=reconnect_s),
             )
         )
     )

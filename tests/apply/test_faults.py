@@ -93,6 +93,48 @@ def test_dropped_connection_is_reported_and_resume_finishes(
     assert scalar(shop, INVALID) == 0
 
 
+def test_dropped_connection_reconnects_and_finishes_the_run(
+    shop: str, holder, tmp_path: Path, recorder: Recorder
+) -> None:
+    snap = holder(SNAPSHOT)
+    t, results = apply_in_thread(shop, write_sql(tmp_path, PLAN), recorder, reconnect_s=30)
+    wait_until(shop, CIC_WAITING)
+    scalar(
+        shop,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE application_name = 'pgwarden-apply'",
+    )
+    wait_until(shop, CIC_WAITING)  # resumed: the build waits for the snapshot again
+    snap.commit()
+    t.join(60)
+    result = results[0]
+    assert isinstance(result, ApplyResult) and result.state == "done", result
+    kinds = [e.kind for e in recorder.events]
+    assert kinds.index("reconnecting") < kinds.index("reconnected")
+    assert scalar(shop, "SELECT count(*) FROM pgwarden.applied") == 3
+    assert scalar(shop, INVALID) == 0  # the interrupted build's leftover was rebuilt
+    runs = status(shop).runs
+    assert [r.state for r in runs[:2]] == ["done", "failed"]  # the resume, the first run
+
+
+def test_server_restart_reconnects_and_finishes_the_run(
+    own_cluster: tuple[Cluster, str], tmp_path: Path, recorder: Recorder
+) -> None:
+    cluster, dsn = own_cluster
+    holder = psycopg.connect(dsn)
+    holder.execute(SNAPSHOT)
+    t, results = apply_in_thread(dsn, write_sql(tmp_path, PLAN), recorder, reconnect_s=60)
+    wait_until(dsn, CIC_WAITING)
+    cluster.restart(mode="immediate")  # the holder's snapshot dies with it
+    t.join(90)
+    holder.close()
+    result = results[0]
+    assert isinstance(result, ApplyResult) and result.state == "done", result
+    assert "reconnected" in [e.kind for e in recorder.events]
+    assert scalar(dsn, "SELECT count(*) FROM pgwarden.applied") == 3
+    assert scalar(dsn, INVALID) == 0
+
+
 def test_permission_denied_is_exit_3_with_a_clear_message(shop: str, tmp_path: Path) -> None:
     first = write_sql(tmp_path, "ALTER TABLE settings ADD COLUMN note text;", "001.sql")
     assert apply_plan(plan_of(first), database_url=shop, env="staging").state == "done"

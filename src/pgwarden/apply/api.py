@@ -81,6 +81,10 @@ class Limits:
     max_block_ms: int | None = None
     terminate_idle_blockers_after_s: float | None = None
     health: HealthPolicy | None = field(default_factory=HealthPolicy)
+    # After a lost connection: wait up to this long for the server, then continue the
+    # run from its journal (as `pgwarden resume`); 0 stops with exit 3 instead.
+    reconnect_s: float = 60.0
+    reconnects: int = 3  # at most this many in one run
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +206,96 @@ def _new_run_id() -> str:
 
 
 def apply_plan(
+    plan: Plan,
+    *,
+    database_url: str | None,
+    env: str | None,
+    settings: Settings | None = None,
+    rewrite: bool = False,
+    dry_run: bool = False,
+    yes: bool = False,
+    accept_data_loss: str | None = None,
+    limits: Limits | None = None,
+    snapshot: Snapshot | None = None,
+    observer: Observer | None = None,
+    cancel: threading.Event | None = None,
+    confirm: Callable[[str], str] | None = None,
+    journal_file: str | Path | None = None,
+    restamp: bool = False,
+    backup_check: BackupCheck | None = None,
+    kind: str = "apply",
+    resumes: str | None = None,
+) -> ApplyResult:
+    """Apply `plan` to `database_url` under the guards; a dry run only reads.
+
+    A lost connection (server restart, a proxy or `pg_terminate_backend` dropping
+    the session) does not end the run: it waits up to `limits.reconnect_s` for the
+    server and continues from the journal, like `pgwarden resume`.
+    """
+    lim = limits or Limits()
+    stop = cancel or threading.Event()
+    result = _apply_once(
+        plan,
+        database_url=database_url,
+        env=env,
+        settings=settings,
+        rewrite=rewrite,
+        dry_run=dry_run,
+        yes=yes,
+        accept_data_loss=accept_data_loss,
+        limits=lim,
+        snapshot=snapshot,
+        observer=observer,
+        cancel=stop,
+        confirm=confirm,
+        journal_file=journal_file,
+        restamp=restamp,
+        backup_check=backup_check,
+        kind=kind,
+        resumes=resumes,
+    )
+    for _ in range(lim.reconnects):
+        outcome = result.outcome
+        lost = outcome is not None and outcome.failure == "connection"
+        if not lost or database_url is None or lim.reconnect_s <= 0 or stop.is_set():
+            break
+        emit = observer or (lambda _e: None)
+        emit(Event("reconnecting", None, {"run": result.run_id, "timeout_s": lim.reconnect_s}))
+        if not _server_back(database_url, lim.reconnect_s, stop):
+            emit(Event("reconnect_failed", None, {"run": result.run_id}))
+            break
+        emit(Event("reconnected", None, {"run": result.run_id}))
+        result = resume_run(
+            database_url=database_url,
+            env=result.environment,
+            run_id=result.run_id,
+            settings=settings,
+            yes=True,  # this run was confirmed already
+            limits=lim,
+            snapshot=snapshot,
+            observer=observer,
+            cancel=stop,
+            journal_file=journal_file,
+            backup_check=backup_check,
+        )
+    return result
+
+
+def _server_back(dsn: str, timeout_s: float, stop: threading.Event) -> bool:
+    """Wait until the server accepts a connection again (False: timed out or cancelled)."""
+    deadline = time.monotonic() + timeout_s
+    while not stop.is_set():
+        try:
+            with connect(dsn, application_name="pgwarden-status", connect_timeout_s=2):
+                return True
+        except PgwardenError:
+            pass
+        if time.monotonic() >= deadline or stop.wait(1.0):
+            return False
+    return False
+
+
+def _apply_once(
     plan: Plan,
     *,
     database_url: str | None,

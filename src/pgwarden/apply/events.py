@@ -27,6 +27,9 @@ EventKind = Literal[
     "cancelled",
     "run_finished",
     "backfill_batch",
+    "reconnecting",
+    "reconnected",
+    "reconnect_failed",
 ]
 
 

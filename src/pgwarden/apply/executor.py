@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, NoReturn
 
 import psycopg
@@ -143,6 +143,7 @@ class Outcome:
     message: str | None = None
     hint: str | None = None
     sqlstate: str | None = None
+    failure: str | None = None  # guards.Failure value of a failed run: "connection", ...
 
 
 class _Stop(Exception):
@@ -191,9 +192,7 @@ def execute(
             r.done.extend(unit.indexes)
     except _Stop as stop:
         o = stop.outcome
-        return Outcome(
-            o.state, tuple(r.done), tuple(r.skipped), o.step, o.message, o.hint, o.sqlstate
-        )
+        return replace(o, done=tuple(r.done), skipped=tuple(r.skipped))
     return Outcome("done", tuple(r.done), tuple(r.skipped))
 
 
@@ -566,7 +565,16 @@ def _failed(
             },
         )
     )
-    raise _Stop(Outcome("failed", step=unit.index, message=message, hint=hint, sqlstate=sqlstate))
+    raise _Stop(
+        Outcome(
+            "failed",
+            step=unit.index,
+            message=message,
+            hint=hint,
+            sqlstate=sqlstate,
+            failure=kind.value,
+        )
+    )
 
 
 def _cancelled(r: _Run, unit: Unit, attempt: int, why: str) -> NoReturn:

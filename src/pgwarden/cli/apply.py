@@ -78,6 +78,15 @@ def _render_event(fmt: str) -> Callable[[Any], None]:
             err.print(f"[red]✗ {escape(step)}[/] {escape(str(d['error']))}")
         elif k == "cancelled":
             err.print(f"[red]✗ {escape(step)} cancelled[/]: {escape(str(d['why']))}")
+        elif k == "reconnecting":
+            err.print(
+                f"[yellow]connection lost[/]: waiting up to {d['timeout_s']:.0f} s for the "
+                "server, then continuing the run from its journal"
+            )
+        elif k == "reconnected":
+            err.print("[green]server is back[/]: resuming")
+        elif k == "reconnect_failed":
+            err.print("[red]the server did not come back[/]")
         elif k == "backfill_batch":
             pass
 
@@ -125,6 +134,7 @@ def _limits(**kw: Any) -> Any:
         max_block_ms=kw["max_block_ms"],
         terminate_idle_blockers_after_s=kw["terminate_blockers_after"],
         health=None if kw["no_health_gate"] else HealthPolicy(deadline_s=kw["health_deadline_s"]),
+        reconnect_s=kw["reconnect_s"],
     )
 
 
@@ -152,6 +162,14 @@ def _guard_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--no-health-gate", is_flag=True, help="Do not pause on an unhealthy db."),
         click.option("--health-deadline-s", type=click.FloatRange(0), default=300.0),
+        click.option(
+            "--reconnect-s",
+            type=click.FloatRange(0),
+            default=60.0,
+            show_default=True,
+            help="After a lost connection, wait this long for the server and continue the "
+            "run (0: stop with exit 3).",
+        ),
         click.option(
             "--journal-file",
             default=_DEFAULT_JOURNAL,
