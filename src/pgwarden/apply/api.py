@@ -205,6 +205,20 @@ def _new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
 
 
+def _server_back(dsn: str, timeout_s: float, stop: threading.Event) -> bool:
+    """Wait until the server accepts a connection again (False: timed out or cancelled)."""
+    deadline = time.monotonic() + timeout_s
+    while not stop.is_set():
+        try:
+            with connect(dsn, application_name="pgwarden-status", connect_timeout_s=2):
+                return True
+        except PgwardenError:
+            pass
+        if time.monotonic() >= deadline or stop.wait(1.0):
+            return False
+    return False
+
+
 def apply_plan(
     plan: Plan,
     *,
@@ -232,91 +246,6 @@ def apply_plan(
     the session) does not end the run: it waits up to `limits.reconnect_s` for the
     server and continues from the journal, like `pgwarden resume`.
     """
-    lim = limits or Limits()
-    stop = cancel or threading.Event()
-    result = _apply_once(
-        plan,
-        database_url=database_url,
-        env=env,
-        settings=settings,
-        rewrite=rewrite,
-        dry_run=dry_run,
-        yes=yes,
-        accept_data_loss=accept_data_loss,
-        limits=lim,
-        snapshot=snapshot,
-        observer=observer,
-        cancel=stop,
-        confirm=confirm,
-        journal_file=journal_file,
-        restamp=restamp,
-        backup_check=backup_check,
-        kind=kind,
-        resumes=resumes,
-    )
-    for _ in range(lim.reconnects):
-        outcome = result.outcome
-        lost = outcome is not None and outcome.failure == "connection"
-        if not lost or database_url is None or lim.reconnect_s <= 0 or stop.is_set():
-            break
-        emit = observer or (lambda _e: None)
-        emit(Event("reconnecting", None, {"run": result.run_id, "timeout_s": lim.reconnect_s}))
-        if not _server_back(database_url, lim.reconnect_s, stop):
-            emit(Event("reconnect_failed", None, {"run": result.run_id}))
-            break
-        emit(Event("reconnected", None, {"run": result.run_id}))
-        result = resume_run(
-            database_url=database_url,
-            env=result.environment,
-            run_id=result.run_id,
-            settings=settings,
-            yes=True,  # this run was confirmed already
-            limits=lim,
-            snapshot=snapshot,
-            observer=observer,
-            cancel=stop,
-            journal_file=journal_file,
-            backup_check=backup_check,
-        )
-    return result
-
-
-def _server_back(dsn: str, timeout_s: float, stop: threading.Event) -> bool:
-    """Wait until the server accepts a connection again (False: timed out or cancelled)."""
-    deadline = time.monotonic() + timeout_s
-    while not stop.is_set():
-        try:
-            with connect(dsn, application_name="pgwarden-status", connect_timeout_s=2):
-                return True
-        except PgwardenError:
-            pass
-        if time.monotonic() >= deadline or stop.wait(1.0):
-            return False
-    return False
-
-
-def _apply_once(
-    plan: Plan,
-    *,
-    database_url: str | None,
-    env: str | None,
-    settings: Settings | None = None,
-    rewrite: bool = False,
-    dry_run: bool = False,
-    yes: bool = False,
-    accept_data_loss: str | None = None,
-    limits: Limits | None = None,
-    snapshot: Snapshot | None = None,
-    observer: Observer | None = None,
-    cancel: threading.Event | None = None,
-    confirm: Callable[[str], str] | None = None,
-    journal_file: str | Path | None = None,
-    restamp: bool = False,
-    backup_check: BackupCheck | None = None,
-    kind: str = "apply",
-    resumes: str | None = None,
-) -> ApplyResult:
-    """Apply `plan` to `database_url` under the guards; a dry run only reads."""
     cfg = settings or Settings()
     lim = limits or Limits()
     stop = cancel or threading.Event()
@@ -382,7 +311,7 @@ def _apply_once(
             return ApplyResult(
                 None, "dry-run", environment.name, steps, rewrites, backup=backup, warnings=warnings
             )
-        return _run(
+        result = _run(
             conn,
             database_url,
             plan,
@@ -407,6 +336,57 @@ def _apply_once(
         )
     finally:
         conn.close()
+    return _after_lost_connection(
+        result,
+        database_url=database_url,
+        settings=settings,
+        limits=lim,
+        snapshot=snapshot,
+        observer=observer,
+        cancel=stop,
+        journal_file=journal_file,
+        backup_check=backup_check,
+    )
+
+
+def _after_lost_connection(
+    result: ApplyResult,
+    *,
+    database_url: str,
+    settings: Settings | None,
+    limits: Limits,
+    snapshot: Snapshot | None,
+    observer: Observer | None,
+    cancel: threading.Event,
+    journal_file: str | Path | None,
+    backup_check: BackupCheck | None,
+) -> ApplyResult:
+    """`result`, or, when its connection was lost, the run resumed once the server is back
+    (each resume may do the same, `limits.reconnects` times in all)."""
+    outcome = result.outcome
+    if outcome is None or outcome.failure != "connection":
+        return result
+    if limits.reconnect_s <= 0 or limits.reconnects <= 0 or cancel.is_set():
+        return result
+    emit = observer or (lambda _e: None)
+    emit(Event("reconnecting", None, {"run": result.run_id, "timeout_s": limits.reconnect_s}))
+    if not _server_back(database_url, limits.reconnect_s, cancel):
+        emit(Event("reconnect_failed", None, {"run": result.run_id}))
+        return result
+    emit(Event("reconnected", None, {"run": result.run_id}))
+    return resume_run(
+        database_url=database_url,
+        env=result.environment,
+        run_id=result.run_id,
+        settings=settings,
+        yes=True,  # this run was confirmed already
+        limits=replace(limits, reconnects=limits.reconnects - 1),
+        snapshot=snapshot,
+        observer=observer,
+        cancel=cancel,
+        journal_file=journal_file,
+        backup_check=backup_check,
+    )
 
 
 def _offline_preview(plan: Plan, rewrite: bool, snapshot: Snapshot | None) -> ApplyResult:
