@@ -42,6 +42,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from pgwarden.analysis.context import BYTES_PER_S
 from pgwarden.analysis.effects import LockMode
 from pgwarden.plan import Step
 from pgwarden.rules._sql import alter_cmds, how_long
@@ -57,6 +58,11 @@ def _table_of_index(ctx: LintContext, index: str) -> str:
     return rel.table if rel is not None and rel.table else index
 
 
+def _index_copy_s(ctx: LintContext, index: str) -> float | None:
+    stats = ctx.snapshot.stats.indexes.get(index) if ctx.snapshot is not None else None
+    return None if stats is None else stats.bytes / BYTES_PER_S["copy"]
+
+
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     target = next((c.get("name") for sub, c in alter_cmds(step) if sub == "AT_SetTableSpace"), None)
     if target is None or not step.effects.rewrites:
@@ -65,8 +71,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     what = _KIND.get(step.body.get("objtype", ""), "table")
     for rel in step.effects.rewrites:
         table = _table_of_index(ctx, rel) if what == "index" else rel
-        # Stats size tables, not indexes: an index's copy time is not estimated.
-        est = None if what == "index" else ctx.duration(table, rewrite=True)
+        est = _index_copy_s(ctx, rel) if what == "index" else ctx.duration(table, kind="copy")
         judged = ctx.judge(table, lock_s=est)
         if judged.severity is None:
             continue

@@ -1,0 +1,2 @@
+-- stats: demo-stats.json
+ALTER TABLE invoices SET TABLESPACE fast_ssd;
