@@ -75,3 +75,34 @@ def test_hazards_fix_moves_concurrent_index_out_of_the_transaction(tmp_path: Pat
         ).fetchone()
     assert valid == (True,)
     assert notnull == (True,)
+
+
+def test_set_not_null_fix_fits_the_server_version_and_runs(tmp_path: Path, pg_any) -> None:
+    """PostgreSQL 18: NOT NULL ... NOT VALID + VALIDATE; older: the CHECK-first recipe."""
+    from tests.fixtures.pg import new_database
+
+    major = pg_any.installation.major
+    f = tmp_path / "001.sql"
+    f.write_text("ALTER TABLE invoices ALTER COLUMN status SET NOT NULL;\n")
+    ctx = Context(STATS, STATS.catalog, major, "snapshot")
+    plan, result = lint([f], context=ctx)
+    assert "PW103" in {x.code for x in result.findings}
+    write_fixes(fix_plan(plan, result, STATS))
+    text = f.read_text()
+    if major >= 18:
+        assert "NOT NULL status NOT VALID;" in text and "CHECK" not in text
+    else:
+        assert "CHECK (status IS NOT NULL) NOT VALID;" in text
+    _, after = lint([f], context=ctx)
+    assert not {x.code for x in after.findings} & {"PW103", "PW106"}
+    dsn = new_database(pg_any)
+    with psycopg.connect(dsn, autocommit=True) as c:
+        create_sample_schema(c, invoices_rows=2000, accounts_rows=100)
+        c.execute("UPDATE invoices SET status = 'open' WHERE status IS NULL")
+    _run(dsn, f)
+    with psycopg.connect(dsn) as c:
+        notnull = c.execute(
+            "SELECT attnotnull FROM pg_attribute "
+            "WHERE attrelid = 'invoices'::regclass AND attname = 'status'"
+        ).fetchone()
+    assert notnull == (True,)

@@ -30,6 +30,15 @@ ALTER TABLE invoices VALIDATE CONSTRAINT invoices_status_not_null_check;
 ALTER TABLE invoices ALTER COLUMN status SET NOT NULL;
 ALTER TABLE invoices DROP CONSTRAINT invoices_status_not_null_check;
 ```
+On PostgreSQL 18, a NOT NULL constraint can be added NOT VALID itself: new
+rows are checked at once (the column is marked NOT NULL), and VALIDATE scans
+under SHARE UPDATE EXCLUSIVE. `--fix` writes this form when the plan's server
+is 18 (`--pg-version 18`, `pg_version = 18`, or a snapshot of an 18 server):
+```sql
+ALTER TABLE invoices ADD CONSTRAINT invoices_status_not_null NOT NULL status NOT VALID;
+-- in a separate transaction:
+ALTER TABLE invoices VALIDATE CONSTRAINT invoices_status_not_null;
+```
 Alembic: `op.create_check_constraint(..., postgresql_not_valid=True)`, then
 `op.execute("ALTER TABLE ... VALIDATE CONSTRAINT ...")` in the next revision,
 then `op.alter_column(..., nullable=False)` and `op.drop_constraint(...)`.
@@ -168,15 +177,23 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         help="add CHECK (column IS NOT NULL) NOT VALID, VALIDATE it in a separate transaction, "
         "then SET NOT NULL (no scan) and drop the CHECK",
         severity=judged.severity,
-        fix=fix(step, table, cols),
+        fix=fix(step, table, cols, ctx.plan.server_version),
     )
 
 
-def fix(step: Step, table: str, cols: list[str]) -> str | None:
-    """The CHECK-first recipe, when the statement only sets NOT NULL."""
+def fix(step: Step, table: str, cols: list[str], server_version: int | None = None) -> str | None:
+    """NOT NULL ... NOT VALID + VALIDATE on PostgreSQL 18 (when the plan says so), else
+    the CHECK-first recipe; only when the statement just sets NOT NULL."""
     if not cols or any(sub != "AT_SetNotNull" for sub, _ in alter_cmds(step)):
         return None
     base = table.rsplit(".", 1)[-1].strip('"')
+    if server_version is not None and server_version >= 18:
+        nn = {c: f"{base}_{c}_not_null" for c in cols}
+        add = "\n".join(
+            f"ALTER TABLE {table} ADD CONSTRAINT {n} NOT NULL {c} NOT VALID;" for c, n in nn.items()
+        )
+        validate = "\n".join(f"ALTER TABLE {table} VALIDATE CONSTRAINT {n};" for n in nn.values())
+        return f"{add}\n-- in a separate transaction:\n{validate}"
     names = {c: f"{base}_{c}_not_null_check" for c in cols}
     add = "\n".join(
         f"ALTER TABLE {table} ADD CONSTRAINT {n} CHECK ({c} IS NOT NULL) NOT VALID;"
