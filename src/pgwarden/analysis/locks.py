@@ -572,6 +572,10 @@ def _grant(ctx: Ctx, body: Node) -> None:
             ctx.lock(ctx.rv(node), AS, "GRANT/REVOKE (PostgreSQL 18)")
 
 
+# How an assumption about ALTER DOMAIN without a catalog starts (rules match on it).
+DOMAIN_USERS_UNKNOWN = "Without a catalog the tables using domain"
+
+
 def _domain_users(ctx: Ctx, names: list[str]) -> list[str] | None:
     """Relations with a column of domain `names` (None without a catalog)."""
     if ctx.catalog is None:
@@ -610,7 +614,7 @@ def _alter_domain(ctx: Ctx, body: Node) -> None:
     users = _domain_users(ctx, names)
     if users is None:
         ctx.assume(
-            f"Without a catalog the tables using domain {'.'.join(names)} are not known: each "
+            f"{DOMAIN_USERS_UNKNOWN} {'.'.join(names)} are not known: each "
             f"is locked {mode.title} and read in full to check its values."
         )
         return

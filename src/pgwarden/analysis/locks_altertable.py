@@ -11,6 +11,7 @@ from functools import lru_cache
 from importlib.resources import files
 from typing import Any
 
+from pgwarden.analysis.catalog import Relation
 from pgwarden.analysis.effects import LockMode
 from pgwarden.analysis.locks_core import AE, AS, SH, SRE, SUE, Ctx, defnames, quote, strings
 from pgwarden.analysis.parse import Node
@@ -212,6 +213,9 @@ def type_change_rewrites(old: tuple[str, list[int]], new: tuple[str, list[int]],
         return not utc or om != nm
     return True
 
+
+# How the assumption of an unknown column type starts (rules match on it).
+CURRENT_TYPE_UNKNOWN = "The current type of"
 
 # Types whose indexes share an operator class: a change among them keeps the index.
 _SAME_OPCLASS = frozenset({"varchar", "text"})
@@ -418,7 +422,7 @@ class AlterTable:
             rewrite = True
             in_place = _WIDENED.get(new[0])
             self.ctx.no_catalog(
-                f"The current type of {self.table}.{name} is not known (no catalog);"
+                f"{CURRENT_TYPE_UNKNOWN} {self.table}.{name} is not known (no catalog);"
                 " assuming the type change rewrites the table"
                 + (f" (it is done in place if {name} is now {in_place})." if in_place else ".")
             )
@@ -439,7 +443,7 @@ class AlterTable:
                     self.table, con.references, list(con.ref_columns), True, reason
                 )
 
-    def rebuild_dependents(self, rel: Any, name: str, old: str, new: str) -> None:
+    def rebuild_dependents(self, rel: Relation, name: str, old: str, new: str) -> None:
         """Without a rewrite, the server still re-checks each valid CHECK on the column (a
         scan), locks each index on it, and rebuilds those whose operator class changes."""
         if any(c.type == "c" and c.validated and name in c.columns for c in rel.constraints):

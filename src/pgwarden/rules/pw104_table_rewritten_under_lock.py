@@ -54,7 +54,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from pgwarden.analysis.effects import LockMode
-from pgwarden.analysis.locks_altertable import volatile
+from pgwarden.analysis.locks_altertable import CURRENT_TYPE_UNKNOWN, volatile
 from pgwarden.plan import Step
 from pgwarden.rules._sql import (
     alter_cmds,
@@ -84,7 +84,7 @@ def _causes(step: Step, ctx: LintContext) -> tuple[list[str], str]:
         col = cmd.get("def", {}).get("ColumnDef", {}) if isinstance(cmd.get("def"), dict) else {}
         if subtype == "AT_AlterColumnType":
             unknown = next(
-                (a for a in step.effects.assumptions if a.startswith("The current type of")), None
+                (a for a in step.effects.assumptions if a.startswith(CURRENT_TYPE_UNKNOWN)), None
             )
             causes.append(
                 f"changing the type of {cmd.get('name')} to {type_text(col['typeName'])}"

@@ -44,11 +44,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from pgwarden.analysis.effects import LockMode
+from pgwarden.analysis.locks import DOMAIN_USERS_UNKNOWN
 from pgwarden.plan import Step
 from pgwarden.rules._sql import dotted, how_long
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
-
-_UNKNOWN = "tables using domain"
 
 
 def _validates(step: Step) -> str | None:
@@ -80,7 +79,8 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         "existing rows per table with a CHECK ... NOT VALID + VALIDATE CONSTRAINT (SHARE "
         "UPDATE EXCLUSIVE: writes go on)"
     )
-    if not step.effects.locks and any(_UNKNOWN in a for a in step.effects.assumptions):
+    unknown = any(a.startswith(DOMAIN_USERS_UNKNOWN) for a in step.effects.assumptions)
+    if not step.effects.locks and unknown:
         judged = ctx.judge(f"(tables using {domain})")
         if judged.severity is not None:
             yield Hit(

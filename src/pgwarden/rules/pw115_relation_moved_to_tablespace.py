@@ -48,8 +48,6 @@ from pgwarden.plan import Step
 from pgwarden.rules._sql import alter_cmds, how_long
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
 
-_KIND = {"OBJECT_INDEX": "index", "OBJECT_MATVIEW": "materialized view"}
-
 
 def _table_of_index(ctx: LintContext, index: str) -> str:
     """The index's table when the snapshot's catalog knows it (sizes are per table)."""
@@ -68,8 +66,9 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     if target is None or not step.effects.rewrites:
         return
     strongest = step.effects.strongest()
-    what = _KIND.get(step.body.get("objtype", ""), "table")
+    kinds = {lk.relation: lk.relkind for lk in step.effects.locks}
     for rel in step.effects.rewrites:
+        what = kinds.get(rel, "table")
         table = _table_of_index(ctx, rel) if what == "index" else rel
         est = _index_copy_s(ctx, rel) if what == "index" else ctx.duration(table, kind="copy")
         judged = ctx.judge(table, lock_s=est)
