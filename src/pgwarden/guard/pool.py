@@ -138,6 +138,19 @@ def _unavailable(guard: Guard, exc: BaseException, acquire_timeout_ms: int) -> D
     )
 
 
+def _pool_failure(
+    guard: Guard, limits: PoolLimits, scope: Scope, exc: BaseException, acquired: bool
+) -> BaseException:
+    """What to raise for `exc` out of a pooled connection: a full pool before the connection
+    was handed out is `DatabaseUnavailable` (shed, fail fast); anything else stays itself.
+    The scope sees every failure (its breaker counts them)."""
+    scope.note(exc)
+    full = isinstance(exc, (psycopg_pool.PoolTimeout, psycopg_pool.TooManyRequests))
+    if full and not acquired:
+        return _unavailable(guard, exc, limits.acquire_timeout_ms)
+    return exc
+
+
 class GuardedPool:
     """A bounded, fail-fast psycopg pool tied to a `Guard` (threads, WSGI, workers)."""
 
@@ -196,14 +209,11 @@ class GuardedPool:
             with self.pool.connection() as conn:
                 acquired = True
                 yield conn
-        except (psycopg_pool.PoolTimeout, psycopg_pool.TooManyRequests) as exc:
-            scope.note(exc)
-            if acquired:
-                raise
-            raise _unavailable(self.guard, exc, self.limits.acquire_timeout_ms) from exc
         except BaseException as exc:
-            scope.note(exc)
-            raise
+            mapped = _pool_failure(self.guard, self.limits, scope, exc, acquired)
+            if mapped is exc:
+                raise
+            raise mapped from exc
 
 
 class AsyncGuardedPool:
@@ -262,11 +272,8 @@ class AsyncGuardedPool:
             async with self.pool.connection() as conn:
                 acquired = True
                 yield conn
-        except (psycopg_pool.PoolTimeout, psycopg_pool.TooManyRequests) as exc:
-            scope.note(exc)
-            if acquired:
-                raise
-            raise _unavailable(self.guard, exc, self.limits.acquire_timeout_ms) from exc
         except BaseException as exc:
-            scope.note(exc)
-            raise
+            mapped = _pool_failure(self.guard, self.limits, scope, exc, acquired)
+            if mapped is exc:
+                raise
+            raise mapped from exc
