@@ -511,16 +511,7 @@ def _alter_seq(ctx: Ctx, body: Node) -> None:
 
 # -- renames, comments, grants -----------------------------------------------------------
 
-_REL_OBJECTS = {
-    "OBJECT_TABLE",
-    "OBJECT_VIEW",
-    "OBJECT_MATVIEW",
-    "OBJECT_SEQUENCE",
-    "OBJECT_FOREIGN_TABLE",
-    "OBJECT_INDEX",
-    "OBJECT_COLUMN",
-    "OBJECT_TABCONSTRAINT",
-}
+_REL_OBJECTS = _DROP_RELATION | {"OBJECT_INDEX", "OBJECT_COLUMN", "OBJECT_TABCONSTRAINT"}
 
 
 def _rename(ctx: Ctx, body: Node) -> None:

@@ -127,11 +127,15 @@ class Guard:
         try:
             permit = self.limiter.acquire()
         except BaseException as exc:
-            self.breaker.record(ticket, Outcome.IGNORE)
-            if isinstance(exc, Shed):
-                self._count_shed(exc.reason)
+            self._not_admitted(ticket, exc)
             raise
         return self._admit(ticket, permit)
+
+    def _not_admitted(self, ticket: BreakerTicket, exc: BaseException) -> None:
+        """Work that never got a permit neither counts for nor against the breaker."""
+        self.breaker.record(ticket, Outcome.IGNORE)
+        if isinstance(exc, Shed):
+            self._count_shed(exc.reason)
 
     async def enter_async(self) -> Scope:
         """Admit work (awaiting up to the queue timeout) and activate its scope."""
@@ -139,9 +143,7 @@ class Guard:
         try:
             permit = await self.limiter.acquire_async()
         except BaseException as exc:
-            self.breaker.record(ticket, Outcome.IGNORE)
-            if isinstance(exc, Shed):
-                self._count_shed(exc.reason)
+            self._not_admitted(ticket, exc)
             raise
         return self._admit(ticket, permit)
 
