@@ -75,6 +75,14 @@ def test_explain_reads_a_file_and_names_a_missing_one(tmp_path: Path):
     assert second["location"] == {"path": str(f), "line": 2, "column": 1}
     assert second["rewrites"] == ["t"] and second["locks"][0]["mode"] == "ACCESS EXCLUSIVE"
     assert_clean_error(run("explain", str(tmp_path / "nope.sql")), 2, "nope.sql: no such file")
+    latin1 = subprocess.run(
+        [sys.executable, "-m", "pgwarden", "explain", "-"],
+        input="SELECT 'caf\xe9';".encode("latin-1"),
+        capture_output=True,
+        timeout=120,
+    )
+    assert latin1.returncode == 2
+    assert latin1.stderr.decode().startswith("pgwarden: error: <stdin>:1: not valid UTF-8")
 
 
 @pytest.mark.parametrize(

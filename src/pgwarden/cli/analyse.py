@@ -37,14 +37,13 @@ def explain(
     from pathlib import Path
 
     from pgwarden.report.explain import explain_json, render_explain
+    from pgwarden.sources.sql_files import STDIN, decode_sql, read_sql_file
 
     path = "<sql>"
     if sql == "-":
-        sql = sys.stdin.read()
+        path, sql = STDIN, decode_sql(sys.stdin.buffer.read(), STDIN)
     elif sql.strip() and not any(c.isspace() for c in sql.strip()):
         if Path(sql).is_file():
-            from pgwarden.sources.sql_files import read_sql_file
-
             path, sql = sql, read_sql_file(Path(sql))
         elif sql.lower().endswith(".sql"):
             raise UsageError(f"{sql}: no such file", hint="check the path, or pass the SQL text")
