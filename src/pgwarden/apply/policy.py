@@ -1,0 +1,146 @@
+"""Limits, lock policies and the per-step preview of an apply run."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from pgwarden.analysis.context import Snapshot, estimate_seconds
+from pgwarden.apply.executor import Outcome, Unit, build_units, guard_owned
+from pgwarden.apply.guards import LockPolicy
+from pgwarden.apply.health import HealthPolicy
+from pgwarden.apply.watchdog import WatchdogPolicy
+from pgwarden.errors import UsageError
+from pgwarden.lint.rewrite import Rewrite
+from pgwarden.plan import Plan
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """User overrides; None derives the value from the table's traffic."""
+
+    lock_timeout_ms: int | None = None
+    statement_timeout_ms: int | None = None
+    lock_budget_s: float | None = None
+    max_blocked_sessions: int | None = None
+    max_block_ms: int | None = None
+    terminate_idle_blockers_after_s: float | None = None
+    health: HealthPolicy | None = field(default_factory=HealthPolicy)
+    # After a lost connection: wait up to this long for the server, then continue the
+    # run from its journal (as `pgwarden resume`); 0 stops with exit 3 instead.
+    reconnect_s: float = 60.0
+    reconnects: int = 3  # at most this many in one run
+
+
+@dataclass(frozen=True, slots=True)
+class StepPreview:
+    """One step as `--dry-run` shows it."""
+
+    index: int
+    sql: str
+    location: str
+    transaction: int | None
+    state: str  # pending, applied, skipped (guard-owned timeout / transaction control)
+    point_of_no_return: bool
+    locks: tuple[str, ...]
+    lock_timeout_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    """What an apply (or dry run) did."""
+
+    run_id: str | None
+    state: str  # done, failed, cancelled, dry-run
+    environment: str | None
+    steps: tuple[StepPreview, ...]
+    rewrites: tuple[Rewrite, ...]
+    outcome: Outcome | None = None
+    journal_problem: str | None = None
+    backup: str | None = None
+    warnings: tuple[str, ...] = ()  # dry run: what a real run would refuse, and why
+
+    @property
+    def ok(self) -> bool:
+        return self.state in ("done", "dry-run")
+
+
+def derive_lock_policy(unit: Unit, snapshot: Snapshot | None, limits: Limits) -> LockPolicy:
+    """Short waits on busy tables; statement_timeout from the estimated work."""
+    rate: float | None = None
+    work_s = 0.0
+    for rel in unit.wanted_locks():
+        t = snapshot.table(rel) if snapshot is not None else None
+        if t is None:
+            continue
+        r = (t.writes_per_s or 0.0) + (t.reads_per_s or 0.0)
+        rate = r if rate is None else max(rate, r)
+        for s in unit.steps:
+            if rel in s.effects.rewrites:
+                work_s += estimate_seconds(t, rewrite=True)
+            elif rel in s.effects.scans:
+                work_s += estimate_seconds(t, kind="index" if s.kind == "IndexStmt" else "fk")
+    if limits.lock_timeout_ms is not None:
+        lock_ms = limits.lock_timeout_ms
+    elif rate is None or rate >= 10:
+        lock_ms = 500  # unknown traffic is assumed busy
+    elif rate >= 1:
+        lock_ms = 1000
+    else:
+        lock_ms = 2000
+    if limits.statement_timeout_ms is not None:
+        stmt_ms = limits.statement_timeout_ms
+    elif snapshot is None:
+        stmt_ms = 3_600_000
+    else:
+        stmt_ms = int(max(60.0, 10 * work_s) * 1000)
+    base = LockPolicy(lock_timeout_ms=lock_ms, statement_timeout_ms=stmt_ms)
+    if limits.lock_budget_s is not None:
+        base = replace(base, total_budget_ms=int(limits.lock_budget_s * 1000))
+    return base
+
+
+def watchdog_policy(limits: Limits) -> WatchdogPolicy:
+    d = WatchdogPolicy()
+    return WatchdogPolicy(
+        max_blocked_sessions=d.max_blocked_sessions
+        if limits.max_blocked_sessions is None
+        else limits.max_blocked_sessions,
+        max_block_ms=d.max_block_ms if limits.max_block_ms is None else limits.max_block_ms,
+    )
+
+
+def preview(
+    plan: Plan,
+    keys: Sequence[str],
+    applied: set[str],
+    policies: dict[int, LockPolicy] | None = None,
+) -> tuple[StepPreview, ...]:
+    """Each step with its state, its locks and whether it is a point of no return."""
+    unit_of: dict[int, int] = {}
+    try:
+        for u in build_units(plan, keys):
+            for s in u.steps:
+                unit_of[s.index] = u.index
+    except UsageError:
+        pass
+    out = []
+    for s, k in zip(plan.steps, keys, strict=True):
+        if s.is_transaction_control or guard_owned(s):
+            state = "skipped"
+        else:
+            state = "applied" if k in applied else "pending"
+        pol = (policies or {}).get(unit_of.get(s.index, -1))
+        out.append(
+            StepPreview(
+                index=s.index,
+                sql=s.sql,
+                location=str(s.location),
+                transaction=s.transaction,
+                state=state,
+                point_of_no_return=s.destructive,
+                locks=tuple(f"{m.title} on {rel}" for rel, m in s.effects.strongest().items()),
+                lock_timeout_ms=pol.lock_timeout_ms if pol else None,
+            )
+        )
+    return tuple(out)

@@ -1,0 +1,451 @@
+"""`apply_plan` and `resume_run`: one guarded run of a plan against a database."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import errors as pge
+from psycopg import sql
+
+from pgwarden.analysis.context import Snapshot, take_snapshot
+from pgwarden.apply.events import Event, Observer, fan_out
+from pgwarden.apply.executor import ExecOptions, Unit, build_units, execute, guard_owned
+from pgwarden.apply.guards import LockPolicy, set_timeouts
+from pgwarden.apply.identity import (
+    BackupCheck,
+    Identity,
+    Stamp,
+    catalogue_backup_check,
+    check_target,
+    read_identity,
+    read_stamp,
+    write_stamp,
+)
+from pgwarden.apply.journal import (
+    Journal,
+    LocalJournal,
+    RunInfo,
+    applied_keys,
+    plan_from_records,
+    plan_to_records,
+    schema_exists,
+    step_keys,
+)
+from pgwarden.apply.policy import (
+    ApplyResult,
+    Limits,
+    StepPreview,
+    derive_lock_policy,
+    preview,
+    watchdog_policy,
+)
+from pgwarden.apply.watchdog import Watchdog
+from pgwarden.errors import DatabaseError, PgwardenError, Refused, UsageError
+from pgwarden.lint.rewrite import Rewrite, rewrite_plan
+from pgwarden.pg.connect import connect
+from pgwarden.plan import Plan
+from pgwarden.settings import Settings
+
+_ADVISORY_KEY = 0x70677764  # "pgwd": one apply at a time per database
+
+
+def _new_run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def _server_back(dsn: str, timeout_s: float, stop: threading.Event) -> bool:
+    """Wait until the server accepts a connection again (False: timed out or cancelled)."""
+    deadline = time.monotonic() + timeout_s
+    while not stop.is_set():
+        try:
+            with connect(dsn, application_name="pgwarden-status", connect_timeout_s=2):
+                return True
+        except PgwardenError:
+            pass
+        if time.monotonic() >= deadline or stop.wait(1.0):
+            return False
+    return False
+
+
+def apply_plan(
+    plan: Plan,
+    *,
+    database_url: str | None,
+    env: str | None,
+    settings: Settings | None = None,
+    rewrite: bool = False,
+    dry_run: bool = False,
+    yes: bool = False,
+    accept_data_loss: str | None = None,
+    limits: Limits | None = None,
+    snapshot: Snapshot | None = None,
+    observer: Observer | None = None,
+    cancel: threading.Event | None = None,
+    confirm: Callable[[str], str] | None = None,
+    journal_file: str | Path | None = None,
+    restamp: bool = False,
+    backup_check: BackupCheck | None = None,
+    kind: str = "apply",
+    resumes: str | None = None,
+) -> ApplyResult:
+    """Apply `plan` to `database_url` under the guards; a dry run only reads.
+
+    A lost connection (server restart, a proxy or `pg_terminate_backend` dropping
+    the session) does not end the run: it waits up to `limits.reconnect_s` for the
+    server and continues from the journal, like `pgwarden resume`.
+    """
+    cfg = settings or Settings()
+    lim = limits or Limits()
+    stop = cancel or threading.Event()
+    if cfg.require_rehearsed and not dry_run:
+        from pgwarden.rehearse.record import was_rehearsed
+
+        if was_rehearsed(plan) is None:
+            raise Refused(
+                f"this plan (fingerprint {plan.fingerprint()[:12]}) was never rehearsed, and the "
+                "configuration sets require_rehearsed = true",
+                hint="run `pgwarden rehearse` on exactly these files first (it records the "
+                "fingerprint in .pgwarden/rehearsals/)",
+            )
+    if database_url is None:
+        if not dry_run:
+            raise UsageError(
+                "no database given", hint="pass --database-url or set PGWARDEN_DATABASE_URL"
+            )
+        return _offline_preview(plan, rewrite, snapshot)
+
+    conn = connect(database_url, application_name="pgwarden-apply")
+    try:
+        set_timeouts(conn, lock_timeout_ms=2000, statement_timeout_ms=60_000, local=False)
+        if snapshot is None and rewrite:
+            snapshot = take_snapshot(database_url, sample_s=1.0)
+        rewrites: tuple[Rewrite, ...] = ()
+        if rewrite:
+            plan, rewrites = rewrite_plan(plan, snapshot=snapshot)
+        keys = step_keys(plan)
+        ident = read_identity(conn)
+        stamp = read_stamp(conn)
+        applied = applied_keys(conn)
+        units = build_units(plan, keys)
+        pending = [u for u in units if not all(k in applied for k in u.keys)]
+        destructive = [
+            f"step {s.index} ({s.location}) destroys {d}"
+            for u in pending
+            for s in u.steps
+            for d in s.effects.destroys
+        ]
+        refusals: list[Refused] = []
+        environment, backup = check_target(
+            env_name=env,
+            environments=cfg.environments,
+            ident=ident,
+            stamp=None if restamp else stamp,
+            destructive=destructive,
+            accept_data_loss=accept_data_loss,
+            yes=yes,
+            confirm=confirm,
+            backup_check=backup_check
+            or catalogue_backup_check(cfg.backup_catalogue, cfg.backup_max_age_hours),
+            warn=refusals.append if dry_run else None,
+        )
+        if restamp and stamp is not None and environment.protected and not yes and confirm is None:
+            raise Refused("restamping a protected environment needs confirmation or --yes")
+        policies = {u.index: derive_lock_policy(u, snapshot, lim) for u in units}
+        steps = preview(plan, keys, applied, policies)
+        if dry_run:
+            warnings = tuple(
+                f"a real run would be refused: {r.message} (hint: {r.hint})" for r in refusals
+            )
+            return ApplyResult(
+                None, "dry-run", environment.name, steps, rewrites, backup=backup, warnings=warnings
+            )
+        result = _run(
+            conn,
+            database_url,
+            plan,
+            keys,
+            units,
+            applied,
+            ident,
+            stamp,
+            restamp,
+            environment.name,
+            policies,
+            lim,
+            stop,
+            observer,
+            journal_file,
+            accept_data_loss if destructive else None,
+            steps,
+            rewrites,
+            backup,
+            kind,
+            resumes,
+        )
+    finally:
+        conn.close()
+    return _after_lost_connection(
+        result,
+        database_url=database_url,
+        settings=settings,
+        limits=lim,
+        snapshot=snapshot,
+        observer=observer,
+        cancel=stop,
+        journal_file=journal_file,
+        backup_check=backup_check,
+    )
+
+
+def _after_lost_connection(
+    result: ApplyResult,
+    *,
+    database_url: str,
+    settings: Settings | None,
+    limits: Limits,
+    snapshot: Snapshot | None,
+    observer: Observer | None,
+    cancel: threading.Event,
+    journal_file: str | Path | None,
+    backup_check: BackupCheck | None,
+) -> ApplyResult:
+    """`result`, or, when its connection was lost, the run resumed once the server is back
+    (each resume may do the same, `limits.reconnects` times in all)."""
+    outcome = result.outcome
+    if outcome is None or outcome.failure != "connection":
+        return result
+    if limits.reconnect_s <= 0 or limits.reconnects <= 0 or cancel.is_set():
+        return result
+    emit = observer or (lambda _e: None)
+    emit(Event("reconnecting", None, {"run": result.run_id, "timeout_s": limits.reconnect_s}))
+    if not _server_back(database_url, limits.reconnect_s, cancel):
+        emit(Event("reconnect_failed", None, {"run": result.run_id}))
+        return result
+    emit(Event("reconnected", None, {"run": result.run_id}))
+    return resume_run(
+        database_url=database_url,
+        env=result.environment,
+        run_id=result.run_id,
+        settings=settings,
+        yes=True,  # this run was confirmed already
+        limits=replace(limits, reconnects=limits.reconnects - 1),
+        snapshot=snapshot,
+        observer=observer,
+        cancel=cancel,
+        journal_file=journal_file,
+        backup_check=backup_check,
+    )
+
+
+def _offline_preview(plan: Plan, rewrite: bool, snapshot: Snapshot | None) -> ApplyResult:
+    rewrites: tuple[Rewrite, ...] = ()
+    if rewrite:
+        plan, rewrites = rewrite_plan(plan, snapshot=snapshot)
+    keys = step_keys(plan)
+    lim = Limits()
+    try:
+        policies = {u.index: derive_lock_policy(u, snapshot, lim) for u in build_units(plan, keys)}
+    except UsageError:
+        policies = {}
+    return ApplyResult(None, "dry-run", None, preview(plan, keys, set(), policies), rewrites)
+
+
+def _run(
+    conn: psycopg.Connection[tuple[object, ...]],
+    dsn: str,
+    plan: Plan,
+    keys: list[str],
+    units: list[Unit],
+    applied: set[str],
+    ident: Identity,
+    stamp: Stamp | None,
+    restamp: bool,
+    env: str,
+    policies: dict[int, LockPolicy],
+    lim: Limits,
+    stop: threading.Event,
+    observer: Observer | None,
+    journal_file: str | Path | None,
+    accept_data_loss: str | None,
+    steps: tuple[StepPreview, ...],
+    rewrites: tuple[Rewrite, ...],
+    backup: str | None,
+    kind: str,
+    resumes: str | None,
+) -> ApplyResult:
+    row = conn.execute(
+        sql.SQL("SELECT pg_try_advisory_lock({})").format(sql.Literal(_ADVISORY_KEY))
+    ).fetchone()
+    if not (row and row[0]):
+        raise Refused(
+            "another pgwarden apply is running against this database",
+            hint="`pgwarden status` shows it; `pgwarden cancel` stops it",
+        )
+    user, host = RunInfo.who()
+    run_id = _new_run_id()
+    info = RunInfo(
+        run_id=run_id,
+        kind=kind,
+        environment=env,
+        system_identifier=ident.system_identifier,
+        plan_fingerprint=plan.fingerprint(),
+        plan=plan_to_records(plan, keys),
+        accept_data_loss=accept_data_loss,
+        resumes=resumes,
+        os_user=user,
+        host=host,
+    )
+    local = LocalJournal(journal_file, run_id) if journal_file else None
+    if local is not None:  # fail before anything changes if the local journal cannot be written
+        local(Event("run_started", None, _started(info, ident)))
+    try:
+        Journal.ensure_schema(conn)
+        if stamp is None or restamp:
+            write_stamp(conn, env, ident, f"{user}@{host}")
+    except pge.InsufficientPrivilege as exc:
+        raise DatabaseError(
+            f"cannot create or write the pgwarden schema: {str(exc).strip()}",
+            hint="grant CREATE on the database to this role once, or create the schema as "
+            "the owner with a first `pgwarden apply`",
+            sqlstate=exc.sqlstate,
+        ) from None
+    jconn = connect(dsn, application_name="pgwarden-journal")
+    journal = Journal(jconn, run_id)
+    try:
+        journal.start(
+            info,
+            conn.info.backend_pid,
+            [(s.index, keys[s.index], s.destructive) for s in plan.steps],
+        )
+        for s in plan.steps:
+            if s.is_transaction_control or guard_owned(s):
+                journal(Event("step_skipped", s.index, {"steps": [s.index], "reason": "guard"}))
+        emit = fan_out([observer, journal, local])
+        if observer is not None:
+            observer(Event("run_started", None, _started(info, ident)))
+        journal(Event("run_started", None, _started(info, ident)))
+        options = ExecOptions(
+            lock=LockPolicy(),
+            watchdog=watchdog_policy(lim),
+            health=lim.health,
+            terminate_idle_blockers_after_s=lim.terminate_idle_blockers_after_s,
+            unit_lock=policies,
+        )
+        watchdog = Watchdog(
+            dsn,
+            options.watchdog,
+            stop,
+            cancel_requested=lambda c: Journal.cancel_requested(c, run_id),
+        )
+        watchdog.start()
+        try:
+            outcome = execute(
+                conn,
+                units,
+                run_id=run_id,
+                applied=applied,
+                options=options,
+                emit=emit,
+                cancel=stop,
+                watchdog=watchdog,
+                our_pids=[jconn.info.backend_pid],
+            )
+        finally:
+            watchdog.stop()
+        finished = Event(
+            "run_finished",
+            None,
+            {"state": outcome.state, "message": outcome.message, "done": list(outcome.done)},
+        )
+        emit(finished)
+    except PgwardenError as exc:
+        journal.finish("failed", exc.message)
+        raise
+    except KeyboardInterrupt:
+        journal.finish("cancelled", "interrupted")
+        raise
+    finally:
+        jconn.close()
+        if not conn.closed and not conn.broken:
+            with contextlib.suppress(psycopg.Error):
+                conn.execute(
+                    sql.SQL("SELECT pg_advisory_unlock({})").format(sql.Literal(_ADVISORY_KEY))
+                )
+    return ApplyResult(
+        run_id,
+        outcome.state,
+        env,
+        steps,
+        rewrites,
+        outcome,
+        journal_problem=journal.broken,
+        backup=backup,
+    )
+
+
+def _started(info: RunInfo, ident: Identity) -> dict[str, Any]:
+    return {
+        "run_id": info.run_id,
+        "kind": info.kind,
+        "environment": info.environment,
+        "system_identifier": ident.system_identifier,
+        "database": ident.database_name,
+        "plan_fingerprint": info.plan_fingerprint,
+        "os_user": info.os_user,
+        "host": info.host,
+        "accept_data_loss": info.accept_data_loss,
+        "statements": [r["sql"] for r in info.plan],
+    }
+
+
+def resume_run(
+    *,
+    database_url: str,
+    env: str | None,
+    run_id: str | None = None,
+    settings: Settings | None = None,
+    **kwargs: Any,
+) -> ApplyResult:
+    """Continue the latest unfinished run (or `run_id`) from its stored plan."""
+    with connect(database_url, application_name="pgwarden-status") as conn:
+        if not schema_exists(conn):
+            raise UsageError("nothing to resume: no pgwarden run was ever recorded here")
+        cond = (
+            sql.SQL("id = {}").format(sql.Literal(run_id))
+            if run_id
+            else sql.SQL("kind <> 'backfill' AND state <> 'done'")
+        )
+        row = conn.execute(
+            sql.SQL(
+                "SELECT id, plan, accept_data_loss, state, EXISTS (SELECT 1 "
+                "FROM pg_stat_activity a WHERE a.pid = backend_pid "
+                "AND a.application_name = 'pgwarden-apply') "
+                "FROM pgwarden.runs WHERE {} ORDER BY started_at DESC LIMIT 1"
+            ).format(cond)
+        ).fetchone()
+        server = conn.info.server_version // 10000
+    if row is None:
+        raise UsageError("nothing to resume: every recorded run is done")
+    rid, records, accepted, state, alive = row
+    if state == "running" and alive:
+        raise Refused(f"run {rid} is still running", hint="`pgwarden cancel` it first")
+    assert isinstance(records, list)
+    plan = plan_from_records(records, server)
+    kwargs.setdefault("accept_data_loss", accepted)
+    return apply_plan(
+        plan,
+        database_url=database_url,
+        env=env,
+        settings=settings,
+        kind="resume",
+        resumes=str(rid),
+        **kwargs,
+    )

@@ -1,0 +1,148 @@
+"""`pgwarden status`: the stamp and the latest runs as the database journal tells them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from pgwarden.apply.identity import (
+    Stamp,
+    read_stamp,
+)
+from pgwarden.apply.journal import (
+    schema_exists,
+)
+from pgwarden.pg.connect import connect
+
+
+@dataclass(frozen=True, slots=True)
+class StepStatus:
+    index: int
+    state: str
+    attempts: int
+    point_of_no_return: bool
+    sql: str
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunStatus:
+    """One run as the database journal tells it."""
+
+    run_id: str
+    kind: str
+    state: str  # running, done, failed, cancelled, interrupted
+    started_at: datetime
+    finished_at: datetime | None
+    who: str
+    environment: str
+    message: str | None
+    steps: tuple[StepStatus, ...]
+    progress: dict[str, Any] | None = None  # pg_stat_progress_* of the running statement
+    waiting_on: tuple[int, ...] = ()  # pids our backend waits for
+    events: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    stamp: Stamp | None
+    runs: tuple[RunStatus, ...]
+
+
+_PROGRESS = (
+    ("create_index", "pg_stat_progress_create_index"),
+    ("cluster", "pg_stat_progress_cluster"),
+    ("copy", "pg_stat_progress_copy"),
+)
+
+
+def status(database_url: str, *, limit: int = 5) -> StatusReport:
+    """The stamp and the latest runs, with live progress for a running one."""
+    with connect(database_url, application_name="pgwarden-status") as conn:
+        stamp = read_stamp(conn)
+        if not schema_exists(conn):
+            return StatusReport(stamp, ())
+        rows = conn.execute(
+            sql.SQL(
+                "SELECT r.id, r.kind, r.state, r.started_at, r.finished_at, "
+                "r.os_user || '@' || r.host, r.environment, r.message, r.backend_pid, "
+                "r.plan, EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = r.backend_pid "
+                "AND a.application_name = 'pgwarden-apply') "
+                "FROM pgwarden.runs r ORDER BY r.started_at DESC LIMIT {}"
+            ).format(sql.Literal(limit))
+        ).fetchall()
+        runs = []
+        for rid, kind, state, started, finished, who, env, msg, pid, plan, alive in rows:
+            steps = tuple(
+                StepStatus(
+                    int(str(i)),
+                    str(st),
+                    int(str(a)),
+                    bool(p),
+                    str(plan[int(str(i))]["sql"]) if isinstance(plan, list) else "",
+                    None if e is None else str(e),
+                )
+                for i, st, a, p, e in conn.execute(
+                    sql.SQL(
+                        "SELECT idx, state, attempts, point_of_no_return, error "
+                        "FROM pgwarden.steps WHERE run_id = {} ORDER BY idx"
+                    ).format(sql.Literal(rid))
+                )
+            )
+            progress: dict[str, Any] | None = None
+            waiting: tuple[int, ...] = ()
+            shown = str(state)
+            if state == "running" and not alive:
+                shown = "interrupted"
+            elif state == "running":
+                progress = _progress(conn, int(str(pid)))
+                w = conn.execute(
+                    sql.SQL("SELECT pg_blocking_pids({})").format(sql.Literal(int(str(pid))))
+                ).fetchone()
+                waiting = tuple(int(x) for x in (w[0] if w and w[0] else []))  # type: ignore[attr-defined]
+            events = tuple(
+                {"kind": str(k), "step": s, "at": str(at), **(d if isinstance(d, dict) else {})}
+                for k, s, at, d in conn.execute(
+                    sql.SQL(
+                        "SELECT kind, step, at, data FROM pgwarden.events WHERE run_id = {} "
+                        "AND kind IN ('retry', 'watchdog_cancel', 'cancelled', 'step_failed', "
+                        "'cleanup', 'health_pause') ORDER BY id DESC LIMIT 10"
+                    ).format(sql.Literal(rid))
+                )
+            )
+            assert isinstance(started, datetime)
+            runs.append(
+                RunStatus(
+                    str(rid),
+                    str(kind),
+                    shown,
+                    started,
+                    finished if isinstance(finished, datetime) else None,
+                    str(who),
+                    str(env),
+                    None if msg is None else str(msg),
+                    steps,
+                    progress,
+                    waiting,
+                    events,
+                )
+            )
+        return StatusReport(stamp, tuple(runs))
+
+
+def _progress(conn: psycopg.Connection[tuple[object, ...]], pid: int) -> dict[str, Any] | None:
+    for name, view in _PROGRESS:
+        cur = conn.execute(
+            sql.SQL("SELECT * FROM {} WHERE pid = {}").format(
+                sql.Identifier("pg_catalog", view), sql.Literal(pid)
+            )
+        )
+        row = cur.fetchone()
+        if row is not None and cur.description is not None:
+            data = {d.name: v for d, v in zip(cur.description, row, strict=True)}
+            return {"command": name, **{k: str(v) for k, v in data.items()}}
+    return None
