@@ -2,7 +2,7 @@
 
 They return results and emit events; they never print. `cli/apply.py`
 renders the events and maps results and errors to exit codes. Each command
-lives in its own module (`run`, `status`, `cancel`, `policy`); this module is
+lives in its own module (`run`, `resume`, `status`, `cancel`, `policy`); this module is
 the one place library users import them from.
 """
 
@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from pgwarden.apply.cancel import CancelResult, cancel_run
 from pgwarden.apply.policy import ApplyResult, Limits, StepPreview, derive_lock_policy, preview
-from pgwarden.apply.run import apply_plan, resume_run
+from pgwarden.apply.resume import resume_run
+from pgwarden.apply.run import apply_plan
 from pgwarden.apply.status import RunStatus, StatusReport, StepStatus, status
 
 __all__ = [

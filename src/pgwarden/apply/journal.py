@@ -15,7 +15,6 @@ import os
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -24,13 +23,11 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from pgwarden.apply.events import Event
-from pgwarden.errors import EnvironmentProblem
 from pgwarden.plan import Plan, Step
 
 __all__ = [
     "SCHEMA",
     "Journal",
-    "LocalJournal",
     "RunInfo",
     "applied_keys",
     "checksum",
@@ -335,30 +332,6 @@ _STEP_STATE = {
     "step_skipped": "skipped",
     "cancelled": "cancelled",
 }
-
-
-class LocalJournal:
-    """Appends every event as one JSON line to a local file (flushed per event)."""
-
-    def __init__(self, path: str | os.PathLike[str], run_id: str) -> None:
-        self.path = Path(path)
-        self.run_id = run_id
-
-    def __call__(self, event: Event) -> None:
-        line = orjson.dumps({"run": self.run_id, **event.to_dict()}, default=str) + b"\n"
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("ab") as f:
-                f.write(line)
-                f.flush()
-                if self.path.is_file():
-                    os.fsync(f.fileno())
-        except OSError as exc:
-            raise EnvironmentProblem(
-                f"cannot write the local journal {self.path}: {exc.strerror or exc}",
-                hint="free disk space or pass --journal-file elsewhere; `pgwarden status` "
-                "reads the journal in the database",
-            ) from None
 
 
 def plan_to_records(plan: Plan, keys: Sequence[str]) -> list[dict[str, Any]]:

@@ -31,14 +31,12 @@ from pgwarden.apply.identity import (
 )
 from pgwarden.apply.journal import (
     Journal,
-    LocalJournal,
     RunInfo,
     applied_keys,
-    plan_from_records,
     plan_to_records,
-    schema_exists,
     step_keys,
 )
+from pgwarden.apply.local_journal import LocalJournal
 from pgwarden.apply.policy import (
     ApplyResult,
     Limits,
@@ -230,6 +228,8 @@ def _after_lost_connection(
         emit(Event("reconnect_failed", None, {"run": result.run_id}))
         return result
     emit(Event("reconnected", None, {"run": result.run_id}))
+    from pgwarden.apply.resume import resume_run  # resume runs apply_plan again
+
     return resume_run(
         database_url=database_url,
         env=result.environment,
@@ -404,48 +404,3 @@ def _started(info: RunInfo, ident: Identity) -> dict[str, Any]:
         "accept_data_loss": info.accept_data_loss,
         "statements": [r["sql"] for r in info.plan],
     }
-
-
-def resume_run(
-    *,
-    database_url: str,
-    env: str | None,
-    run_id: str | None = None,
-    settings: Settings | None = None,
-    **kwargs: Any,
-) -> ApplyResult:
-    """Continue the latest unfinished run (or `run_id`) from its stored plan."""
-    with connect(database_url, application_name="pgwarden-status") as conn:
-        if not schema_exists(conn):
-            raise UsageError("nothing to resume: no pgwarden run was ever recorded here")
-        cond = (
-            sql.SQL("id = {}").format(sql.Literal(run_id))
-            if run_id
-            else sql.SQL("kind <> 'backfill' AND state <> 'done'")
-        )
-        row = conn.execute(
-            sql.SQL(
-                "SELECT id, plan, accept_data_loss, state, EXISTS (SELECT 1 "
-                "FROM pg_stat_activity a WHERE a.pid = backend_pid "
-                "AND a.application_name = 'pgwarden-apply') "
-                "FROM pgwarden.runs WHERE {} ORDER BY started_at DESC LIMIT 1"
-            ).format(cond)
-        ).fetchone()
-        server = conn.info.server_version // 10000
-    if row is None:
-        raise UsageError("nothing to resume: every recorded run is done")
-    rid, records, accepted, state, alive = row
-    if state == "running" and alive:
-        raise Refused(f"run {rid} is still running", hint="`pgwarden cancel` it first")
-    assert isinstance(records, list)
-    plan = plan_from_records(records, server)
-    kwargs.setdefault("accept_data_loss", accepted)
-    return apply_plan(
-        plan,
-        database_url=database_url,
-        env=env,
-        settings=settings,
-        kind="resume",
-        resumes=str(rid),
-        **kwargs,
-    )
