@@ -158,6 +158,27 @@ def test_malformed_dsn():
     )
 
 
+@pytest.mark.parametrize(
+    ("dsn", "password"),
+    [
+        ("postgresql://u:S3cret%zzPW@h/db", "S3cret"),
+        ("host=h password=Pa55 word", "Pa55"),
+        ("host=h passwordS3cretWord", "S3cretWord"),
+        ("postgresql://u:Hunter2@[::1/db", "Hunter2"),
+    ],
+)
+@pytest.mark.parametrize("via", ["option", "env"])
+def test_malformed_dsn_never_echoes_the_password(dsn: str, password: str, via: str):
+    args = ["apply", "--dry-run", "-"] if via == "env" else ["explain", "SELECT 1"]
+    env = {"PGWARDEN_DATABASE_URL": dsn} if via == "env" else {}
+    if via == "option":
+        args += ["--database-url", dsn]
+    r = run(*args, env=env, input="SELECT 1;")
+    assert r.returncode == 2, r.stderr
+    assert "invalid database URL" in r.stderr
+    assert password not in r.stdout + r.stderr
+
+
 def test_unreachable_server():
     r = run("explain", "SELECT 1", "--database-url", "postgresql://u@127.0.0.1:1/db")
     assert_clean_error(r, 2, "cannot connect to u@127.0.0.1:1/db", "server is running")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import psycopg
 from psycopg import conninfo
@@ -12,6 +13,22 @@ from pgwarden.errors import ConnectionFailed, UsageError
 __all__ = ["connect", "describe_dsn", "resolve_dsn"]
 
 _ENV_VARS = ("PGWARDEN_DATABASE_URL", "DATABASE_URL")
+
+# A dead peer (a black-holed network, a crashed host) is noticed within about
+# idle + interval * count seconds while waiting for a reply, instead of never.
+KEEPALIVES = {
+    "keepalives": "1",
+    "keepalives_idle": "10",
+    "keepalives_interval": "5",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "30000",  # ms: unacknowledged data counts as a dead peer too
+}
+_QUOTED = re.compile(r'"([^"]*)"')
+
+
+def _without_values(message: str) -> str:
+    """libpq's parse error without the quoted pieces of the DSN (one may be the password)."""
+    return _QUOTED.sub(lambda m: m.group(0) if len(m.group(1)) < 2 else '"…"', message)
 
 
 def resolve_dsn(explicit: str | None, *, required: bool = True) -> str | None:
@@ -54,11 +71,13 @@ def connect(
         params = conninfo.conninfo_to_dict(dsn)
     except psycopg.ProgrammingError as exc:
         raise ConnectionFailed(
-            f"invalid database URL: {str(exc).strip()}",
+            f"invalid database URL: {_without_values(str(exc).strip())} (values not shown)",
             hint="use postgresql://user:password@host:5432/dbname or 'host=... dbname=...'",
         ) from None
     params.setdefault("connect_timeout", str(connect_timeout_s))
     params.setdefault("application_name", application_name)
+    for key, value in KEEPALIVES.items():
+        params.setdefault(key, value)
     try:
         return psycopg.connect(**params, autocommit=autocommit)  # type: ignore[arg-type]
     except psycopg.OperationalError as exc:
