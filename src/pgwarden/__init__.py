@@ -1,64 +1,95 @@
 """pgwarden: safe PostgreSQL schema changes.
 
 The public API, for library users; the CLI calls the same functions.
+`_API` is the one table of what is exported and where it lives; `__all__`
+is derived from it, and a test checks the `TYPE_CHECKING` imports match it.
+No exported name is also a subpackage's name (`pgwarden.lint` is the package;
+the function is `lint_files`): importing the subpackage would replace it.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pgwarden.errors import PgwardenError
+from pgwarden.errors import PgwardenError as PgwardenError
 
-if TYPE_CHECKING:
-    from pgwarden.analysis.context import Snapshot
-    from pgwarden.analysis.effects import Effects, LockMode, RelationLock
-    from pgwarden.commands import Context, explain, lint, load_context, load_plan, stats_dump
-    from pgwarden.findings import Finding, Severity
-    from pgwarden.lint.engine import LintResult
-    from pgwarden.pg.cluster import Cluster
-    from pgwarden.plan import Plan, Step
+if TYPE_CHECKING:  # what static tools see; `X as X` marks an explicit re-export
+    from pgwarden.analysis.context import Snapshot as Snapshot
+    from pgwarden.analysis.effects import Effects as Effects
+    from pgwarden.analysis.effects import LockMode as LockMode
+    from pgwarden.analysis.effects import RelationLock as RelationLock
+    from pgwarden.apply.api import ApplyResult as ApplyResult
+    from pgwarden.apply.api import CancelResult as CancelResult
+    from pgwarden.apply.api import Limits as Limits
+    from pgwarden.apply.api import StatusReport as StatusReport
+    from pgwarden.apply.api import apply_plan as apply_plan
+    from pgwarden.apply.api import cancel_run as cancel_run
+    from pgwarden.apply.api import resume_run as resume_run
+    from pgwarden.apply.api import status as status
+    from pgwarden.backup import api as _backup
+    from pgwarden.commands import Context as Context
+    from pgwarden.commands import explain as explain
+    from pgwarden.commands import lint as _lint
+    from pgwarden.commands import load_context as load_context
+    from pgwarden.commands import load_plan as load_plan
+    from pgwarden.commands import stats_dump as stats_dump
+    from pgwarden.findings import Finding as Finding
+    from pgwarden.findings import Severity as Severity
+    from pgwarden.lint.engine import LintResult as LintResult
+    from pgwarden.pg.cluster import Cluster as Cluster
+    from pgwarden.plan import Plan as Plan
+    from pgwarden.plan import Step as Step
+    from pgwarden.rehearse.api import rehearse as _rehearse
+
+    lint_files = _lint
+    rehearse_files = _rehearse
+    create_backup = _backup.create
+    list_backups = _backup.list_backups
+    verify_backup = _backup.verify
+    restore_backup = _backup.restore
 
     __version__: str
 
-__all__ = [
-    "Cluster",
-    "Context",
-    "Effects",
-    "Finding",
-    "LintResult",
-    "LockMode",
-    "PgwardenError",
-    "Plan",
-    "RelationLock",
-    "Severity",
-    "Snapshot",
-    "Step",
-    "__version__",
-    "explain",
-    "lint",
-    "load_context",
-    "load_plan",
-    "stats_dump",
-]
-
-_LAZY = {
-    "Cluster": "pgwarden.pg.cluster",
-    "Context": "pgwarden.commands",
-    "Effects": "pgwarden.analysis.effects",
-    "Finding": "pgwarden.findings",
-    "LintResult": "pgwarden.lint.engine",
-    "LockMode": "pgwarden.analysis.effects",
-    "Plan": "pgwarden.plan",
-    "RelationLock": "pgwarden.analysis.effects",
-    "Severity": "pgwarden.findings",
-    "Snapshot": "pgwarden.analysis.context",
-    "Step": "pgwarden.plan",
-    "explain": "pgwarden.commands",
-    "lint": "pgwarden.commands",
-    "load_context": "pgwarden.commands",
-    "load_plan": "pgwarden.commands",
-    "stats_dump": "pgwarden.commands",
+# public name -> (module, attribute): imported on first use
+_API: dict[str, tuple[str, str]] = {
+    # lint and explain
+    "Context": ("pgwarden.commands", "Context"),
+    "explain": ("pgwarden.commands", "explain"),
+    "lint_files": ("pgwarden.commands", "lint"),
+    "load_context": ("pgwarden.commands", "load_context"),
+    "load_plan": ("pgwarden.commands", "load_plan"),
+    "stats_dump": ("pgwarden.commands", "stats_dump"),
+    "LintResult": ("pgwarden.lint.engine", "LintResult"),
+    "Finding": ("pgwarden.findings", "Finding"),
+    "Severity": ("pgwarden.findings", "Severity"),
+    # the model
+    "Plan": ("pgwarden.plan", "Plan"),
+    "Step": ("pgwarden.plan", "Step"),
+    "Effects": ("pgwarden.analysis.effects", "Effects"),
+    "LockMode": ("pgwarden.analysis.effects", "LockMode"),
+    "RelationLock": ("pgwarden.analysis.effects", "RelationLock"),
+    "Snapshot": ("pgwarden.analysis.context", "Snapshot"),
+    # apply
+    "apply_plan": ("pgwarden.apply.api", "apply_plan"),
+    "resume_run": ("pgwarden.apply.api", "resume_run"),
+    "cancel_run": ("pgwarden.apply.api", "cancel_run"),
+    "status": ("pgwarden.apply.api", "status"),
+    "Limits": ("pgwarden.apply.api", "Limits"),
+    "ApplyResult": ("pgwarden.apply.api", "ApplyResult"),
+    "CancelResult": ("pgwarden.apply.api", "CancelResult"),
+    "StatusReport": ("pgwarden.apply.api", "StatusReport"),
+    # rehearse
+    "rehearse_files": ("pgwarden.rehearse.api", "rehearse"),
+    # backup
+    "create_backup": ("pgwarden.backup.api", "create"),
+    "list_backups": ("pgwarden.backup.api", "list_backups"),
+    "verify_backup": ("pgwarden.backup.api", "verify"),
+    "restore_backup": ("pgwarden.backup.api", "restore"),
+    # throwaway clusters
+    "Cluster": ("pgwarden.pg.cluster", "Cluster"),
 }
+
+__all__ = sorted(["PgwardenError", "__version__", *_API])
 
 
 def __getattr__(name: str) -> object:
@@ -71,9 +102,11 @@ def __getattr__(name: str) -> object:
             return version("pgwarden")
         except PackageNotFoundError:  # pragma: no cover - running from a source tree
             return "0.0.0"
-    module = _LAZY.get(name)
-    if module is None:
+    target = _API.get(name)
+    if target is None:
         raise AttributeError(f"module 'pgwarden' has no attribute {name!r}")
     import importlib
 
-    return getattr(importlib.import_module(module), name)
+    value = getattr(importlib.import_module(target[0]), target[1])
+    globals()[name] = value  # later lookups skip __getattr__
+    return value

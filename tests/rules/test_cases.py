@@ -48,6 +48,7 @@ def test_case(path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.Mo
         return
     assert result.findings, f"{path.name} should flag {path.parent.name}"
     expected = path.with_suffix(".expected")
-    if request.config.getoption("--update-snapshots") or not expected.exists():
+    if request.config.getoption("--update-snapshots"):
         expected.write_text(text)
+    assert expected.exists(), f"{expected.name} is missing: run `pytest --update-snapshots`"
     assert text == expected.read_text()
