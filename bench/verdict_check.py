@@ -12,7 +12,7 @@ and precision of severity `error`, and every disagreement with its evidence.
 Tracing: a transactional statement runs in `BEGIN ... ROLLBACK` and the own
 backend's `pg_locks`, relfilenodes, `pg_stat_xact_user_tables` (scans, rows
 updated/deleted), dropped columns and row counts are read before the rollback
-(helpers from tests/analysis/live.py). A statement that cannot run in a
+(helpers from pgwarden.analysis.observe). A statement that cannot run in a
 transaction block runs in autocommit while a blocker holds ACCESS EXCLUSIVE on
 its table (the mode it queues for and every lock seen while it runs are
 recorded), then its effect is undone. Durations: the minimum of up to 3 runs
@@ -46,13 +46,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # tests.analysis.live
+from pgwarden.analysis import observe as live
+from pgwarden.pg.binaries import Installation, find_installation, find_installations
+from pgwarden.pg.cluster import Cluster
 
-from tests.analysis import live  # noqa: E402
-
-from pgwarden.pg.binaries import Installation, find_installation, find_installations  # noqa: E402
-from pgwarden.pg.cluster import Cluster  # noqa: E402
 
 PGWARDEN = str(Path(sys.executable).parent / "pgwarden")
 
@@ -433,22 +430,22 @@ def _tx_once(conn: psycopg.Connection[Any], case: Case, info: DbInfo | None, det
         for p in case.prelude:
             conn.execute(p.encode())
         if detail:
-            scans_before = live._scan_counts(conn)
+            scans_before = live.scan_counts(conn)
             tup_before = _tuples(conn)
         t0 = time.perf_counter()
         conn.execute(case.sql.encode())
         tr.seconds = time.perf_counter() - t0
         if detail:
-            rows = list(conn.execute(live._LOCKS, (conn.info.backend_pid,)))
+            rows = list(conn.execute(live.LOCKS_SQL, (conn.info.backend_pid,)))
             after = live.relations(conn)
-            scans_after = live._scan_counts(conn)
+            scans_after = live.scan_counts(conn)
             obs = live.Observed()
-            live._name_locks(rows, before, after, obs)
+            live.name_locks(rows, before, after, obs)
             for rel, mode in obs.locks:
                 tr.locks.setdefault(rel, set()).add(mode)
             old = {v[0] for v in before.values()}
             tr.created = {n for oid, (n, _, _) in after.items() if oid not in before} - old
-            tr.rewrites = live._rewrites(before, after)
+            tr.rewrites = live.rewrites_between(before, after)
             tr.scans = {
                 before[oid][0]
                 for oid, n in scans_after.items()
@@ -491,7 +488,7 @@ def trace_case(
 def observe_nontx(dsn: str, conn: psycopg.Connection[Any], case: Case, tr: Trace) -> None:
     """Run `case` in autocommit while a blocker holds ACCESS EXCLUSIVE on its table.
 
-    Like tests/analysis/live.py `observe_autocommit`, but counts in how many polls
+    Like pgwarden.analysis.observe's `observe_autocommit`, but counts in how many polls
     each granted lock was seen once the statement got going, so that a brief lock
     (REINDEX CONCURRENTLY's swap) is told apart from a lock held during the work.
     """
@@ -519,7 +516,7 @@ def observe_nontx(dsn: str, conn: psycopg.Connection[Any], case: Case, tr: Trace
         deadline = time.monotonic() + 20
         waited: tuple[int, str] | None = None
         while time.monotonic() < deadline and thread.is_alive():
-            now = list(watcher.execute(live._LOCKS, (pid,)))
+            now = list(watcher.execute(live.LOCKS_SQL, (pid,)))
             pending = [r for r in now if not r[2]]
             if pending:
                 waited = (int(pending[0][0]), str(pending[0][1]))
@@ -529,7 +526,7 @@ def observe_nontx(dsn: str, conn: psycopg.Connection[Any], case: Case, tr: Trace
         polls: list[set[tuple[int, str]]] = []
         while thread.is_alive():
             polls.append(
-                {(int(r[0]), str(r[1])) for r in watcher.execute(live._LOCKS, (pid,)) if r[2]}
+                {(int(r[0]), str(r[1])) for r in watcher.execute(live.LOCKS_SQL, (pid,)) if r[2]}
             )
             thread.join(0.002)
         thread.join()
@@ -550,7 +547,7 @@ def observe_nontx(dsn: str, conn: psycopg.Connection[Any], case: Case, tr: Trace
         tr.waited_for = (names.get(waited[0], str(waited[0])), waited[1])
     old = {v[0] for v in before.values()}
     tr.created = {n for oid, (n, _, _) in after.items() if oid not in before} - old
-    tr.rewrites = live._rewrites(before, after)
+    tr.rewrites = live.rewrites_between(before, after)
 
 
 def trace_autocommit(dsn: str, conn: psycopg.Connection[Any], case: Case) -> Trace:

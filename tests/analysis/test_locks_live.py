@@ -24,12 +24,12 @@ from typing import Any
 import psycopg
 import pytest
 
+from pgwarden.analysis import observe as live
 from pgwarden.analysis.catalog import Catalog
 from pgwarden.analysis.effects import Effects, LockMode
 from pgwarden.analysis.locks import analyse
 from pgwarden.analysis.parse import parse
 from pgwarden.pg.cluster import Cluster
-from tests.analysis import live
 from tests.analysis.lock_cases import CASES, Case
 from tests.fixtures.pg import new_database
 

@@ -1,5 +1,8 @@
 """Run a statement on a live server and observe what it locks, rewrites and scans.
 
+The evidence the lock model is checked against (tests/analysis/test_locks_live.py)
+and the verdict bench (bench/verdict_check.py) is traced from.
+
 Transactional statements: `BEGIN; <statement>;` then read `pg_locks` for the
 own backend, relfilenodes and `pg_stat_xact_user_tables`, then `ROLLBACK`.
 
@@ -23,19 +26,19 @@ from pgwarden.analysis.catalog import Catalog, read_catalog
 
 Conn = psycopg.Connection[Any]
 
-_RELS = """
+RELATIONS_SQL = """
 SELECT c.oid::int8, c.oid::regclass::text, c.relfilenode::int8, c.relkind::text
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.oid >= 16384 AND n.nspname NOT LIKE 'pg_toast%'
 """
 
-_LOCKS = """
+LOCKS_SQL = """
 SELECT relation::int8, mode, granted FROM pg_locks
 WHERE pid = %s AND locktype = 'relation' AND relation::int8 >= 16384
   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
 """
 
-_SCANS = """
+SCANS_SQL = """
 SELECT relid::int8, coalesce(seq_scan, 0) + coalesce(idx_scan, 0) FROM pg_stat_xact_user_tables
 """
 
@@ -65,10 +68,10 @@ class Observed:
 
 def relations(conn: Conn) -> dict[int, tuple[str, int, str]]:
     """oid -> (regclass text, relfilenode, relkind) of every non-toast user relation."""
-    return {int(r[0]): (str(r[1]), int(r[2]), str(r[3])) for r in conn.execute(_RELS)}
+    return {int(r[0]): (str(r[1]), int(r[2]), str(r[3])) for r in conn.execute(RELATIONS_SQL)}
 
 
-def _rewrites(
+def rewrites_between(
     before: dict[int, tuple[str, int, str]], after: dict[int, tuple[str, int, str]]
 ) -> set[str]:
     out: set[str] = set()
@@ -84,7 +87,7 @@ def _rewrites(
     return out
 
 
-def _name_locks(
+def name_locks(
     rows: list[tuple[Any, ...]],
     before: dict[int, tuple[str, int, str]],
     after: dict[int, tuple[str, int, str]],
@@ -107,19 +110,19 @@ def observe_in_transaction(conn: Conn, statements: list[str]) -> Observed:
     obs = Observed()
     conn.execute("BEGIN")
     try:
-        scans_before = _scan_counts(conn)
+        scans_before = scan_counts(conn)
         for stmt in statements:
             _run(conn, stmt)
         pid = conn.info.backend_pid
-        rows = list(conn.execute(_LOCKS, (pid,)))
+        rows = list(conn.execute(LOCKS_SQL, (pid,)))
         after = relations(conn)
-        scans_after = _scan_counts(conn)
+        scans_after = scan_counts(conn)
     finally:
         conn.execute("ROLLBACK")
-    _name_locks(rows, before, after, obs)
+    name_locks(rows, before, after, obs)
     old_names = {v[0] for v in before.values()}
     obs.created = {name for oid, (name, _, _) in after.items() if oid not in before} - old_names
-    obs.rewrites = _rewrites(before, after)
+    obs.rewrites = rewrites_between(before, after)
     obs.scans = {
         before[oid][0]
         for oid, n in scans_after.items()
@@ -128,9 +131,9 @@ def observe_in_transaction(conn: Conn, statements: list[str]) -> Observed:
     return obs
 
 
-def _scan_counts(conn: Conn) -> dict[int, int]:
+def scan_counts(conn: Conn) -> dict[int, int]:
     """Sequential plus index scans per table, as this backend counts them so far."""
-    return {int(r[0]): int(r[1]) for r in conn.execute(_SCANS)}
+    return {int(r[0]): int(r[1]) for r in conn.execute(SCANS_SQL)}
 
 
 def _run(conn: Conn, stmt: str) -> None:
@@ -176,7 +179,7 @@ def observe_autocommit(
         rows: list[tuple[Any, ...]] = []
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            now = list(watcher.execute(_LOCKS, (pid,)))
+            now = list(watcher.execute(LOCKS_SQL, (pid,)))
             rows += now
             waiting = [r for r in now if not r[2]]
             if waiting:
@@ -186,16 +189,16 @@ def observe_autocommit(
             time.sleep(0.005)
         blocker.execute("ROLLBACK")
         while thread.is_alive():
-            rows += list(watcher.execute(_LOCKS, (pid,)))
+            rows += list(watcher.execute(LOCKS_SQL, (pid,)))
             thread.join(0.002)
         thread.join()
         if error:
             raise error[0]
         after = relations(watcher)
-    _name_locks(rows, before, after, obs)
+    name_locks(rows, before, after, obs)
     old_names = {v[0] for v in before.values()}
     obs.created = {name for oid, (name, _, _) in after.items() if oid not in before} - old_names
-    obs.rewrites = _rewrites(before, after)
+    obs.rewrites = rewrites_between(before, after)
     return obs
 
 
