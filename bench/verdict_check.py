@@ -50,7 +50,6 @@ from pgwarden.analysis import observe as live
 from pgwarden.pg.binaries import Installation, find_installation, find_installations
 from pgwarden.pg.cluster import Cluster
 
-
 PGWARDEN = str(Path(sys.executable).parent / "pgwarden")
 
 # --------------------------------------------------------------------------------------
