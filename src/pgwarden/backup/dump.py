@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import os
 import re
 import secrets
 import subprocess
@@ -22,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 import psycopg
-from psycopg import IsolationLevel, conninfo
+from psycopg import IsolationLevel
 
 from pgwarden.backup import content
 from pgwarden.backup.catalogue import DUMP, MANIFEST, Catalogue, write_file_atomic
@@ -30,6 +29,7 @@ from pgwarden.backup.manifest import FileEntry, Manifest, TableCheck, utc_now
 from pgwarden.backup.tools import ToolFailed, installation_for, run_tool, tool_version
 from pgwarden.errors import DatabaseError, EnvironmentProblem
 from pgwarden.pg.connect import connect, describe_dsn
+from pgwarden.pg.tool_conninfo import tool_connection
 
 __all__ = ["Progress", "create_backup"]
 
@@ -52,16 +52,6 @@ ProgressFn = Callable[[Progress], None]
 
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", name)[:40] or "db"
-
-
-def _split_password(dsn: str) -> tuple[str, dict[str, str]]:
-    """The DSN without its password, and an environment carrying it instead."""
-    params = conninfo.conninfo_to_dict(dsn)
-    env = dict(os.environ)
-    password = params.pop("password", None)
-    if password is not None:
-        env["PGPASSWORD"] = str(password)
-    return conninfo.make_conninfo(**{k: str(v) for k, v in params.items()}), env
 
 
 def sha256_file(path: Path) -> str:
@@ -170,7 +160,7 @@ def _create(
         if m is not None:
             report("dump", sizes.get(m.group(1), 0), m.group(1))
 
-    plain_dsn, env = _split_password(dsn)
+    source = tool_connection(dsn)  # the password goes in the environment, never in argv
     with catalogue.storage.staging(backup_id) as staging:
         dump_dir = staging / DUMP
         worker = threading.Thread(target=checksum_worker, name="pgwarden-checksums", daemon=True)
@@ -184,9 +174,9 @@ def _create(
                     "--verbose",
                     f"--snapshot={snapshot_id}",
                     f"--file={dump_dir}",
-                    f"--dbname={plain_dsn}",
+                    f"--dbname={source.conninfo}",
                 ],
-                env=env,
+                env=source.env,
                 on_line=on_line,
             )
             worker.join()
@@ -196,7 +186,7 @@ def _create(
             if "No space left on device" in exc.stderr:
                 raise _disk_full(catalogue.location) from None
             raise DatabaseError(
-                f"pg_dump failed: {exc.last_error}",
+                f"pg_dump failed: {source.redact(exc.last_error)}",
                 hint="nothing was recorded; fix the cause above and run it again",
             ) from None
         except BaseException:

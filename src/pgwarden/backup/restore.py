@@ -17,12 +17,12 @@ from psycopg import sql
 
 from pgwarden.backup import content
 from pgwarden.backup.catalogue import BackupInfo, Catalogue
-from pgwarden.backup.dump import _split_password
 from pgwarden.backup.manifest import Manifest, format_duration, format_time
 from pgwarden.backup.tools import ToolFailed, installation_for, run_tool
 from pgwarden.backup.verify import check_files, compare_database
 from pgwarden.errors import DatabaseError, Refused, UsageError
 from pgwarden.pg.connect import connect, describe_dsn
+from pgwarden.pg.tool_conninfo import tool_connection
 from pgwarden.settings import Settings
 
 __all__ = [
@@ -222,13 +222,13 @@ def restore_backup(
             *(["--clean", "--if-exists"] if clean else []),
             *(["--no-owner", "--no-privileges"] if no_owner else []),
         ]
-        plain, env = _split_password(target.dsn)
+        dest = tool_connection(target.dsn)  # the password goes in the environment, not argv
         t0 = time.monotonic()
         try:
-            run_tool([*args, f"--dbname={plain}", str(dump_dir)], env=env)
+            run_tool([*args, f"--dbname={dest.conninfo}", str(dump_dir)], env=dest.env)
         except ToolFailed as exc:
             raise DatabaseError(
-                f"pg_restore into {target.description} failed: {exc.last_error}",
+                f"pg_restore into {target.description} failed: {dest.redact(exc.last_error)}",
                 hint="the target may be partly restored; fix the cause, then run again "
                 "with --clean",
             ) from None

@@ -19,6 +19,7 @@ import psycopg
 from pgwarden.errors import DatabaseError, EnvironmentProblem, InputError
 from pgwarden.pg.binaries import find_installations
 from pgwarden.pg.connect import connect, describe_dsn
+from pgwarden.pg.tool_conninfo import tool_connection
 from pgwarden.sources.sql_files import collect_sql_files, read_sql_file
 
 __all__ = ["SchemaSource", "apply_schema", "dump_schema", "earlier_migrations", "resolve_schema"]
@@ -46,15 +47,21 @@ def dump_schema(dsn: str, *, timeout_s: float = 300.0) -> str:
             hint="install the postgresql client package of that version, or pass --schema FILE",
         )
     pg_dump = tools[0].tool("pg_dump")
-    env = dict(os.environ)
+    target = tool_connection(dsn)  # the password goes in the environment, never in argv
     try:
         done = subprocess.run(
-            [str(pg_dump), "--schema-only", "--no-owner", "--no-privileges", "-d", dsn],
+            [
+                str(pg_dump),
+                "--schema-only",
+                "--no-owner",
+                "--no-privileges",
+                f"--dbname={target.conninfo}",
+            ],
             capture_output=True,
             text=True,
             timeout=timeout_s,
             check=False,
-            env=env,
+            env=target.env,
             stdin=subprocess.DEVNULL,
         )
     except subprocess.TimeoutExpired:
@@ -64,7 +71,7 @@ def dump_schema(dsn: str, *, timeout_s: float = 300.0) -> str:
         ) from None
     if done.returncode != 0:
         raise DatabaseError(
-            f"pg_dump of {describe_dsn(dsn)} failed: {done.stderr.strip()[-1000:]}",
+            f"pg_dump of {describe_dsn(dsn)} failed: {target.redact(done.stderr.strip()[-1000:])}",
             hint="check the role can read the schema, or pass --schema FILE",
         )
     return done.stdout
