@@ -30,6 +30,7 @@ EXIT_OK, EXIT_FINDINGS, EXIT_INPUT, EXIT_APPLY = 0, 1, 2, 3
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.text import Text
 
 
 class _LazyConsole:
@@ -57,18 +58,29 @@ class _LazyConsole:
         self._get().__exit__(*exc)
 
 
-out = cast("Console", _LazyConsole(highlight=False, soft_wrap=False))
+# A plain str printed on these consoles is shown as it is, never read as rich markup:
+# user text (SQL, paths, env names, server messages, `[/]`) cannot break or vanish.
+# pgwarden's own styling goes through `styled`.
+out = cast("Console", _LazyConsole(highlight=False, soft_wrap=False, markup=False))
 # Messages stay one line each.
-err = cast("Console", _LazyConsole(stderr=True, highlight=False, soft_wrap=True))
+err = cast("Console", _LazyConsole(stderr=True, highlight=False, soft_wrap=True, markup=False))
+# For renderers outside the CLI that escape user text themselves (rehearse report, demo).
+out_markup = cast("Console", _LazyConsole(highlight=False, soft_wrap=False))
+err_markup = cast("Console", _LazyConsole(stderr=True, highlight=False, soft_wrap=True))
+
+
+def styled(template: str, /, *values: object) -> Text:
+    """pgwarden's own markup `template`, each `{}` filled with a value shown literally."""
+    from rich.markup import escape
+    from rich.text import Text
+
+    return Text.from_markup(template.format(*(escape(str(v)) for v in values)))
 
 
 def _fail(message: str, hint: str | None, code: int) -> NoReturn:
-    from rich.markup import escape
-
-    # Messages carry user text (SQL, paths, `[alembic.ini]`): never read it as markup.
-    err.print(f"[bold red]pgwarden: error:[/] {escape(message)}", markup=True, highlight=False)
+    err.print(styled("[bold red]pgwarden: error:[/] {}", message))
     if hint:
-        err.print(f"  [dim]hint:[/] {escape(hint)}", markup=True, highlight=False)
+        err.print(styled("  [dim]hint:[/] {}", hint))
     sys.exit(code)
 
 

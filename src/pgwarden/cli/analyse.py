@@ -12,8 +12,10 @@ from pgwarden.cli import (
     EXIT_FINDINGS,
     dsn_option,
     err,
+    err_markup,
     handle_errors,
     out,
+    out_markup,
     pg_version_option,
     print_json,
 )
@@ -202,7 +204,7 @@ def lint(
         fixes = fix_plan(plan, result, ctx.snapshot)
         write_fixes(fixes)
         for fx in fixes:
-            err.print(fx.diff(), markup=False, highlight=False, end="")
+            err.print(fx.diff(), highlight=False, end="")
         err.print(f"fixed {sum(len(fx.fixed) for fx in fixes)} finding(s) in {len(fixes)} file(s)")
         plan, result = run()  # what is left after the fixes
     if fmt == "json":
@@ -266,7 +268,7 @@ def demo(rows: int, no_replay: bool) -> None:
     """Run the main job on an embedded PostgreSQL: build, snapshot, lint, apply under load."""
     from pgwarden.demo import run_demo
 
-    run_demo(out, err, invoices_rows=rows, replay=not no_replay)
+    run_demo(out_markup, err_markup, invoices_rows=rows, replay=not no_replay)
 
 
 COMMANDS = (explain, lint, stats, demo)

@@ -13,11 +13,32 @@ from typing import Any
 import click
 import orjson
 from rich.markup import escape
+from rich.text import Text
 
-from pgwarden.cli import EXIT_APPLY, _fail, dsn_option, err, handle_errors, out, print_json
+from pgwarden.cli import (
+    EXIT_APPLY,
+    _fail,
+    dsn_option,
+    err,
+    handle_errors,
+    out,
+    print_json,
+    styled,
+)
 from pgwarden.cli.analyse import alembic_options
 
 _DEFAULT_JOURNAL = ".pgwarden/journal.jsonl"
+
+
+def _step_label(step: int | None, message: object) -> tuple[str, str]:
+    """The event's step label and its message without the label it may already start with."""
+    text = str(message)
+    if step is None:
+        return "", text
+    label = f"step {step}"
+    if text == label or text.startswith((label + " ", label + ":")):
+        text = text[len(label) :].lstrip(" :")
+    return label, text
 
 
 def _render_event(fmt: str) -> Callable[[Any], None]:
@@ -28,69 +49,98 @@ def _render_event(fmt: str) -> Callable[[Any], None]:
             sys.stderr.buffer.write(orjson.dumps(event.to_dict(), default=str) + b"\n")
             sys.stderr.flush()
             return
-        d = event.data
-        k = event.kind
-        step = f"step {event.step}" if event.step is not None else ""
-        if k == "run_started":
-            err.print(
-                f"[bold]run {d['run_id']}[/] on {d['database']} ({d['environment']}, "
-                f"system {d['system_identifier']}) as {d['os_user']}@{d['host']}"
-            )
-        elif k == "step_started":
-            first = " ".join(str(d["sql"][0]).split())[:90]
-            err.print(
-                f"[cyan]▶ {step}[/] attempt {d['attempt']} (lock_timeout "
-                f"{d['lock_timeout_ms']} ms): {first}"
-            )
-        elif k == "lock_wait":
-            verb = "terminated" if d.get("phase") == "terminated" else "in the way"
-            for b in d["blockers"]:
-                age = "" if b["xact_age_s"] is None else f", transaction {b['xact_age_s']:.1f} s"
-                err.print(
-                    f"  [yellow]{verb}:[/] pid {b['pid']} {b['application'] or '-'} "
-                    f"[{b['state']}{age}] {b['mode'] or ''} on {b['relation'] or '?'}: "
-                    f"{' '.join(str(b['query']).split())[:80]}"
-                )
-        elif k == "watchdog_cancel":
-            err.print(
-                f"  [yellow]watchdog cancelled {step}[/] ({d['reason']}): "
-                f"{len(d['blocked'])} sessions were queued behind it"
-            )
-        elif k == "retry":
-            err.print(
-                f"  [yellow]retry[/] {step} in {d['delay_ms']} ms ({d['reason']}, "
-                f"attempt {d['attempt']})"
-            )
-        elif k == "cleanup":
-            if d["dropped_invalid"]:
-                err.print(f"  dropped INVALID index {escape(', '.join(d['dropped_invalid']))}")
-        elif k == "health_pause":
-            err.print(
-                f"  [yellow]paused[/] before {escape(step)}: {escape('; '.join(d['reasons']))}"
-            )
-        elif k == "step_done":
-            extra = f" ({d['reconciled']})" if d.get("reconciled") else ""
-            dur = f" in {d['duration_s']:.2f} s" if "duration_s" in d else ""
-            err.print(f"[green]✓ {escape(step)}[/]{dur}{escape(extra)}")
-        elif k == "step_skipped" and d.get("reason") == "applied":
-            err.print(f"[dim]· {escape(step)} already applied[/]")
-        elif k == "step_failed":
-            err.print(f"[red]✗ {escape(step)}[/] {escape(str(d['error']))}")
-        elif k == "cancelled":
-            err.print(f"[red]✗ {escape(step)} cancelled[/]: {escape(str(d['why']))}")
-        elif k == "reconnecting":
-            err.print(
-                f"[yellow]connection lost[/]: waiting up to {d['timeout_s']:.0f} s for the "
-                "server, then continuing the run from its journal"
-            )
-        elif k == "reconnected":
-            err.print("[green]server is back[/]: resuming")
-        elif k == "reconnect_failed":
-            err.print("[red]the server did not come back[/]")
-        elif k == "backfill_batch":
-            pass
+        line = _event_line(event)
+        for one in line if isinstance(line, list) else [line]:
+            if one is not None:
+                err.print(one)
 
     return show
+
+
+def _event_line(event: Any) -> Text | list[Text] | None:
+    """One event as styled text; every value from the plan, the server or the user is literal."""
+    d = event.data
+    k = event.kind
+    step = f"step {event.step}" if event.step is not None else ""
+    if k == "run_started":
+        return styled(
+            "[bold]run {}[/] on {} ({}, system {}) as {}@{}",
+            d["run_id"],
+            d["database"],
+            d["environment"],
+            d["system_identifier"],
+            d["os_user"],
+            d["host"],
+        )
+    if k == "step_started":
+        first = " ".join(str(d["sql"][0]).split())[:90]
+        return styled(
+            "[cyan]▶ {}[/] attempt {} (lock_timeout {} ms): {}",
+            step,
+            d["attempt"],
+            d["lock_timeout_ms"],
+            first,
+        )
+    if k == "lock_wait":
+        verb = "terminated" if d.get("phase") == "terminated" else "in the way"
+        lines = []
+        for b in d["blockers"]:
+            age = "" if b["xact_age_s"] is None else f", transaction {b['xact_age_s']:.1f} s"
+            lines.append(
+                styled(
+                    "  [yellow]{}:[/] pid {} {} \\[{}{}] {} on {}: {}",
+                    verb,
+                    b["pid"],
+                    b["application"] or "-",
+                    b["state"],
+                    age,
+                    b["mode"] or "",
+                    b["relation"] or "?",
+                    " ".join(str(b["query"]).split())[:80],
+                )
+            )
+        return lines
+    if k == "watchdog_cancel":
+        return styled(
+            "  [yellow]watchdog cancelled {}[/] ({}): {} sessions were queued behind it",
+            step,
+            d["reason"],
+            len(d["blocked"]),
+        )
+    if k == "retry":
+        return styled(
+            "  [yellow]retry[/] {} in {} ms ({}, attempt {})",
+            step,
+            d["delay_ms"],
+            d["reason"],
+            d["attempt"],
+        )
+    if k == "cleanup" and d["dropped_invalid"]:
+        return styled("  dropped INVALID index {}", ", ".join(d["dropped_invalid"]))
+    if k == "health_pause":
+        return styled("  [yellow]paused[/] before {}: {}", step, "; ".join(d["reasons"]))
+    if k == "step_done":
+        extra = f" ({d['reconciled']})" if d.get("reconciled") else ""
+        dur = f" in {d['duration_s']:.2f} s" if "duration_s" in d else ""
+        return styled("[green]✓ {}[/]{}{}", step, dur, extra)
+    if k == "step_skipped" and d.get("reason") == "applied":
+        return styled("[dim]· {} already applied[/]", step)
+    if k == "step_failed":
+        label, text = _step_label(event.step, d["error"])
+        return styled("[red]✗ {}[/] {}", label, text)
+    if k == "cancelled":
+        return styled("[red]✗ {} cancelled[/]: {}", step, d["why"])
+    if k == "reconnecting":
+        return styled(
+            "[yellow]connection lost[/]: waiting up to {} s for the server, then continuing "
+            "the run from its journal",
+            f"{d['timeout_s']:.0f}",
+        )
+    if k == "reconnected":
+        return styled("[green]server is back[/]: resuming")
+    if k == "reconnect_failed":
+        return styled("[red]the server did not come back[/]")
+    return None
 
 
 @contextmanager
@@ -101,7 +151,7 @@ def _ctrl_c_cancels(cancel: threading.Event) -> Iterator[None]:
         if cancel.is_set():
             raise KeyboardInterrupt
         cancel.set()
-        err.print("[yellow]cancelling the running step (Ctrl-C again to abort)...[/]")
+        err.print(styled("[yellow]cancelling the running step (Ctrl-C again to abort)...[/]"))
 
     old_int = signal.signal(signal.SIGINT, handler)
     old_term = signal.signal(signal.SIGTERM, handler)
@@ -191,8 +241,11 @@ def _finish(result: Any) -> None:
     assert isinstance(result, ApplyResult)
     if result.journal_problem:
         err.print(
-            f"[yellow]warning:[/] the journal in the database could not be written "
-            f"({result.journal_problem}); the local journal has every event"
+            styled(
+                "[yellow]warning:[/] the journal in the database could not be written ({}); "
+                "the local journal has every event",
+                result.journal_problem,
+            )
         )
     if result.state == "done":
         o = result.outcome
@@ -212,27 +265,38 @@ def _render_preview(result: Any) -> None:
     assert isinstance(result, ApplyResult)
     for rw in result.rewrites:
         out.print(
-            f"[bold]rewrite[/] step {rw.step} ({rw.code}): "
-            f"{escape(' '.join(rw.original.split())[:100])}"
+            styled(
+                "[bold]rewrite[/] step {} ({}): {}",
+                rw.step,
+                rw.code,
+                " ".join(rw.original.split())[:100],
+            )
         )
         for r in rw.replacement:
-            out.print(f"    → {escape(' '.join(r.split()))}")
+            out.print("    → " + " ".join(r.split()))
     tx: int | None = None
     for s in result.steps:
         if s.transaction != tx:
             if s.transaction is not None:
-                out.print(f"[dim]-- transaction {s.transaction}[/]")
+                out.print(styled("[dim]-- transaction {}[/]", s.transaction))
             tx = s.transaction
         mark = {"applied": "[dim]applied[/]", "skipped": "[dim]skipped[/]"}.get(s.state, "pending")
         pnr = " [bold red]POINT OF NO RETURN[/]" if s.point_of_no_return else ""
         details = [*s.locks]
         if s.lock_timeout_ms:
             details.append(f"lock_timeout {s.lock_timeout_ms} ms")
-        extra = f" [dim]({escape('; '.join(details))})[/]" if details else ""
-        out.print(f"{s.index:>3} {mark} {escape(' '.join(s.sql.split())[:110])}{extra}{pnr}")
+        extra = " [dim]({})[/]" if details else "{}"
+        out.print(
+            styled(
+                "{:>3} " + mark + " {}" + extra + pnr,
+                s.index,
+                " ".join(s.sql.split())[:110],
+                "; ".join(details),
+            )
+        )
     env = f" against {result.environment}" if result.environment else ""
     for warning in result.warnings:
-        err.print(f"[bold yellow]warning:[/] {escape(warning)}")
+        err.print(styled("[bold yellow]warning:[/] {}", warning))
     out.print(f"dry run{env}: nothing was executed")
 
 
@@ -355,21 +419,39 @@ def status(database_url: str | None, fmt: str) -> None:
     else:
         st = report.stamp
         out.print(
-            f"stamped [bold]{st.environment}[/] (system {st.system_identifier}, "
-            f"database {st.database_name} oid {st.database_oid}) "
-            f"since {st.stamped_at:%Y-%m-%d %H:%M}"
+            styled(
+                "stamped [bold]{}[/] (system {}, database {} oid {}) since {}",
+                st.environment,
+                st.system_identifier,
+                st.database_name,
+                st.database_oid,
+                f"{st.stamped_at:%Y-%m-%d %H:%M}",
+            )
         )
     for r in report.runs:
         out.print(
-            f"\nrun {r.run_id} [{r.kind}] [bold]{r.state}[/] "
-            f"started {r.started_at:%Y-%m-%d %H:%M:%S}"
-            f" by {r.who} on {r.environment}" + (f": {r.message}" if r.message else "")
+            styled(
+                "\nrun {} \\[{}] [bold]{}[/] started {} by {} on {}{}",
+                r.run_id,
+                r.kind,
+                r.state,
+                f"{r.started_at:%Y-%m-%d %H:%M:%S}",
+                r.who,
+                r.environment,
+                f": {r.message}" if r.message else "",
+            )
         )
         for s in r.steps:
             pnr = " [red](point of no return)[/]" if s.point_of_no_return else ""
             tries = f" x{s.attempts}" if s.attempts > 1 else ""
             out.print(
-                f"  {s.index:>3} {s.state:<10}{tries} {escape(' '.join(s.sql.split())[:90])}{pnr}"
+                styled(
+                    "  {:>3} {:<10}{} {}" + pnr,
+                    s.index,
+                    s.state,
+                    tries,
+                    " ".join(s.sql.split())[:90],
+                )
             )
         if r.progress:
             p = r.progress
@@ -381,7 +463,7 @@ def status(database_url: str | None, fmt: str) -> None:
         if r.waiting_on:
             out.print(f"  waiting for a lock held by pid {', '.join(map(str, r.waiting_on))}")
         for e in r.events[:5]:
-            out.print(f"  [dim]{e['at']} {e['kind']} step {e['step']}[/]")
+            out.print(styled("  [dim]{} {} step {}[/]", e["at"], e["kind"], e["step"]))
 
 
 @click.command()
@@ -410,6 +492,7 @@ def cancel(database_url: str | None, run_id: str | None) -> None:
 @click.option("--env", "env", default=None, help="Target environment (from the config).")
 @click.option("--yes", is_flag=True, help="Skip the typed confirmation (CI).")
 @click.option("--no-health-gate", is_flag=True)
+@click.option("--again", is_flag=True, help="Run a finished backfill again, from the first row.")
 @click.option("--config", default=None, metavar="FILE")
 @dsn_option
 @handle_errors
@@ -422,6 +505,7 @@ def backfill(
     env: str | None,
     yes: bool,
     no_health_gate: bool,
+    again: bool,
     config: str | None,
     database_url: str | None,
 ) -> None:
@@ -456,7 +540,7 @@ def backfill(
     with (
         _ctrl_c_cancels(cancel),
         Progress(
-            TextColumn(f"backfill {table}"),
+            TextColumn(f"backfill {escape(table)}"),
             BarColumn(),
             TextColumn("{task.percentage:>5.1f}%  {task.fields[rows]:,} rows"),
             TimeRemainingColumn(),
@@ -469,7 +553,7 @@ def backfill(
             if event.kind == "backfill_batch":
                 bar.update(task, completed=event.data["progress"], rows=event.data["total_rows"])
             elif event.kind == "health_pause":
-                err.print(f"  [yellow]paused[/]: {escape('; '.join(event.data['reasons']))}")
+                err.print(styled("  [yellow]paused[/]: {}", "; ".join(event.data["reasons"])))
 
         result = run_backfill(
             dsn,
@@ -477,6 +561,7 @@ def backfill(
             observer=show,
             cancel=cancel,
             health=None if no_health_gate else HealthPolicy(),
+            again=again,
         )
     if result.state == "cancelled":
         _fail(

@@ -13,13 +13,14 @@ import click
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from pgwarden.backup import api
 from pgwarden.backup.catalogue import BackupInfo, Catalogue
 from pgwarden.backup.dump import Progress as Step
 from pgwarden.backup.dump import ProgressFn
 from pgwarden.backup.manifest import Verification, format_duration, format_time
-from pgwarden.cli import EXIT_FINDINGS, dsn_option, err, handle_errors, out, print_json
+from pgwarden.cli import EXIT_FINDINGS, dsn_option, err, handle_errors, out, print_json, styled
 from pgwarden.errors import Refused, UsageError
 from pgwarden.pg.connect import resolve_dsn
 from pgwarden.settings import load_settings
@@ -153,7 +154,7 @@ def create(
         return
     rows = sum(t.rows for t in m.tables)
     secs = (m.ended_at - m.started_at).total_seconds()
-    out.print(f"created backup {escape(m.id)} in {escape(str(cat.location))}")
+    out.print(f"created backup {m.id} in {cat.location}")
     out.print(
         f"  {m.database} on system {m.system_identifier} (PostgreSQL {m.server_version}), "
         f"snapshot {format_time(m.snapshot_at)} at LSN {m.lsn}"
@@ -178,7 +179,7 @@ def list_(catalogue: str | None, config: str | None, fmt: str) -> None:
         print_json({"catalogue": cat.location, "backups": [backup_json(b) for b in entries]})
         return
     if not entries:
-        out.print(f"no backups in {escape(str(cat.location))}")
+        out.print(f"no backups in {cat.location}")
         return
     now = datetime.now(UTC)
     table = Table(box=None, pad_edge=False)
@@ -192,24 +193,24 @@ def list_(catalogue: str | None, config: str | None, fmt: str) -> None:
     for b in entries:
         m, v = b.manifest, b.verification
         if m is None:
-            table.add_row(escape(b.id), "?", "?", "?", "?", "?", "[red]damaged[/]")
+            table.add_row(b.id, "?", "?", "?", "?", "?", Text("damaged", style="red"))
             continue
         style = {"verified": "green", "failed": "red", "damaged": "red"}.get(b.state, "yellow")
         verified = f"{format_duration((now - v.verified_at).total_seconds())} ago" if v else "never"
         table.add_row(
-            escape(b.id),
-            escape(m.database),
+            b.id,
+            m.database,
             str(m.system_identifier)[:10] + "…",
             format_time(m.ended_at),
             _local(m.ended_at),
             _size(m.size_bytes),
-            f"[{style}]{b.state}[/]",
+            Text(b.state, style=style),
             verified,
         )
     out.print(table)
     for b in entries:
         if b.problem and b.state in ("damaged", "failed"):
-            out.print(f"[red]{escape(b.id)}[/]: {escape(b.problem)}")
+            out.print(styled("[red]{}[/]: {}", b.id, b.problem))
 
 
 @backup.command("verify")
@@ -251,15 +252,17 @@ def verify(
     elif v.ok:
         m = info.manifest
         size = f" of {_size(m.database_size_bytes)}" if m else ""
-        out.print(f"[green]verified[/] backup {v.backup_id}: {v.tables_checked} tables match")
         out.print(
-            f"  restored{size} in {format_duration(v.restore_seconds)} on {escape(v.restored_on)} "
+            styled("[green]verified[/] backup {}: {} tables match", v.backup_id, v.tables_checked)
+        )
+        out.print(
+            f"  restored{size} in {format_duration(v.restore_seconds)} on {v.restored_on} "
             f"(the achievable RTO for this size); whole check {format_duration(v.total_seconds)}"
         )
     else:
-        out.print(f"[red]FAILED[/] backup {v.backup_id}: {escape(v.message)}")
+        out.print(styled("[red]FAILED[/] backup {}: {}", v.backup_id, v.message))
         for line in v.mismatches[:20]:
-            out.print(f"  {escape(line)}")
+            out.print(f"  {line}")
     if not v.ok:
         sys.exit(EXIT_FINDINGS)
 
@@ -284,12 +287,18 @@ def _verify_pgbackrest(
         )
     elif r.ok:
         out.print(
-            f"[green]verified[/] pgBackRest set {r.set_label} of stanza {r.stanza}: restored "
-            f"and recovered in {format_duration(r.restore_seconds)}, {len(r.tables)} tables read "
-            f"({sum(r.tables.values())} rows), every index valid"
+            styled(
+                "[green]verified[/] pgBackRest set {} of stanza {}: restored and recovered in "
+                "{}, {} tables read ({} rows), every index valid",
+                r.set_label,
+                r.stanza,
+                format_duration(r.restore_seconds),
+                len(r.tables),
+                sum(r.tables.values()),
+            )
         )
     else:
-        out.print(f"[red]FAILED[/] pgBackRest set {r.set_label}: {escape(r.problems[0])}")
+        out.print(styled("[red]FAILED[/] pgBackRest set {}: {}", r.set_label, r.problems[0]))
     if not r.ok:
         sys.exit(EXIT_FINDINGS)
 
@@ -338,12 +347,15 @@ def restore(
         f"dump ended {format_time(m.ended_at)}"
     )
     out.print(
-        f"  [yellow]data written in the {format_duration(plan.gap.total_seconds())} between the "
-        f"snapshot and {format_time(plan.at)} is not in this backup[/]"
+        styled(
+            "  [yellow]data written in the {} between the snapshot and {} is not in this backup[/]",
+            format_duration(plan.gap.total_seconds()),
+            format_time(plan.at),
+        )
     )
     est = plan.estimated_restore_seconds
     out.print(f"  estimated restore time {format_duration(est) if est is not None else 'unknown'}")
-    out.print(f"target    {escape(plan.target.description)}")
+    out.print(f"target    {plan.target.description}")
     if not yes:
         if not sys.stdin.isatty():
             raise Refused("a restore needs confirmation", hint="run it in a terminal or pass --yes")
@@ -354,14 +366,18 @@ def restore(
     r = api.restore(plan, jobs=jobs, clean=clean, no_owner=no_owner)
     if r.ok:
         out.print(
-            f"[green]restored[/] {m.id} into {escape(r.target)} in "
-            f"{format_duration(r.restore_seconds)}; "
-            f"{len(m.tables)} tables match the manifest's checksums"
+            styled(
+                "[green]restored[/] {} into {} in {}; {} tables match the manifest's checksums",
+                m.id,
+                r.target,
+                format_duration(r.restore_seconds),
+                len(m.tables),
+            )
         )
         return
-    out.print(f"[red]restored with differences[/] into {escape(r.target)}:")
+    out.print(styled("[red]restored with differences[/] into {}:", r.target))
     for line in r.mismatches[:20]:
-        out.print(f"  {escape(line)}")
+        out.print(f"  {line}")
     sys.exit(EXIT_FINDINGS)
 
 

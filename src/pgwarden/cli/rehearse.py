@@ -6,7 +6,15 @@ import click
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from pgwarden.cli import EXIT_FINDINGS, EXIT_INPUT, err, handle_errors, out, print_json
+from pgwarden.cli import (
+    EXIT_FINDINGS,
+    EXIT_INPUT,
+    err,
+    handle_errors,
+    out_markup,
+    print_json,
+    styled,
+)
 from pgwarden.cli.analyse import alembic_options, alembic_sources
 
 
@@ -146,7 +154,7 @@ def rehearse(
         before = alembic_schema_before(alembic_ini, _range_start(revision_range, unapplied, dsn))
         if before is not None:
             schema_sql = before[0]
-            err.print(f"[dim]· schema: {escape(str(before[1]))}[/]")
+            err.print(styled("[dim]· schema: {}[/]", before[1]))
     progress = Progress(
         TextColumn("  {task.description}"),
         BarColumn(),
@@ -160,7 +168,7 @@ def rehearse(
 
     def on_progress(table: str, rows_done: int, total: int) -> None:
         if table not in tasks:
-            tasks[table] = int(progress.add_task(f"filling {table}", total=total))
+            tasks[table] = int(progress.add_task(f"filling {escape(table)}", total=total))
             done[table] = 0
         progress.advance(tasks[table], rows_done - done[table])  # type: ignore[arg-type]
         done[table] = rows_done
@@ -182,20 +190,22 @@ def rehearse(
                 environments=settings.environments,
                 threshold=threshold,
                 on_progress=on_progress,
-                on_phase=lambda msg: progress.console.print(f"[dim]· {escape(msg)}[/]"),
+                on_phase=lambda msg: progress.console.print(styled("[dim]· {}[/]", msg)),
             )
     except RehearsalInterrupted as exc:
         where = exc.result.report_path if exc.result is not None else None
-        err.print("[bold red]pgwarden: error:[/] interrupted; the rehearsal cluster was removed")
+        err.print(
+            styled("[bold red]pgwarden: error:[/] interrupted; the rehearsal cluster was removed")
+        )
         if where:
-            err.print(f"  partial report: {escape(str(where))}")
+            err.print(f"  partial report: {where}")
         sys.exit(EXIT_INPUT)
     if fmt == "json":
         print_json(result.to_dict())
     else:
         from pgwarden.rehearse.report_text import render_text
 
-        render_text(out, result)
+        render_text(out_markup, result)  # it escapes what it prints
     if result.status != "completed" or any(f.severity.value == "error" for f in result.findings):
         sys.exit(EXIT_FINDINGS)
 
