@@ -5,6 +5,12 @@ progress (last primary key done) recorded in `pgwarden.backfills` in the same
 transaction, so an interrupted backfill resumes exactly where it stopped. The
 batch size adapts toward a target batch time, and the health gate runs before
 every batch.
+
+One backfill per table at a time: a session advisory lock keyed on the table's
+OID is held for the whole run, so a second run started meanwhile is refused
+instead of applying the SET list twice. A job is the resolved table plus the
+SET and WHERE texts; a finished job is refused unless `again` is given, since
+pgwarden cannot tell whether a SET list is safe to apply twice.
 """
 
 from __future__ import annotations
@@ -24,9 +30,11 @@ from pgwarden.apply.health import HealthPolicy, wait_until_healthy
 from pgwarden.apply.journal import Journal
 from pgwarden.errors import ApplyFailed, InputError, Refused
 
-__all__ = ["BackfillResult", "BackfillSpec", "run_backfill"]
+__all__ = ["LOCK_CLASS", "BackfillResult", "BackfillSpec", "run_backfill"]
 
 _INT_TYPES = {"smallint", "integer", "bigint"}
+
+LOCK_CLASS = 0x70776266  # "pwbf": first key of the (class, table OID) advisory lock
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,11 +51,6 @@ class BackfillSpec:
     lock: LockPolicy = field(
         default_factory=lambda: LockPolicy(lock_timeout_ms=500, statement_timeout_ms=30_000)
     )
-
-    @property
-    def key(self) -> str:
-        text = f"{self.table}\0{self.set_sql}\0{self.where_sql or ''}"
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +75,11 @@ def _validate(spec: BackfillSpec) -> None:
         )
 
 
-def _target(conn: psycopg.Connection[tuple[object, ...]], table: str) -> tuple[str, str, str]:
+def _target(conn: psycopg.Connection[tuple[object, ...]], table: str) -> tuple[str, str, str, int]:
+    """(schema, name, primary key column, OID) of `table`."""
     row = conn.execute(
         sql.SQL(
-            "SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, NULL) "
+            "SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, NULL), c.oid::bigint "
             "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary AND i.indnatts = 1 "
             "LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[0] "
@@ -89,7 +93,87 @@ def _target(conn: psycopg.Connection[tuple[object, ...]], table: str) -> tuple[s
             f"{table} has no single-column integer primary key to batch by",
             hint="backfill needs one; batch it by hand otherwise",
         )
-    return str(row[0]), str(row[1]), str(row[2])
+    return str(row[0]), str(row[1]), str(row[2]), int(str(row[4]))
+
+
+def _lock_table(conn: psycopg.Connection[tuple[object, ...]], oid: int, table: str) -> None:
+    """Hold the table's backfill lock for the session, or refuse naming who holds it."""
+    key2 = oid - 2**32 if oid >= 2**31 else oid  # the OID as the int4 the function takes
+    row = conn.execute(
+        sql.SQL("SELECT pg_try_advisory_lock({}, {})").format(
+            sql.Literal(LOCK_CLASS), sql.Literal(key2)
+        )
+    ).fetchone()
+    if row is not None and row[0]:
+        return
+    holder = conn.execute(
+        sql.SQL(
+            "SELECT l.pid, to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') "
+            "FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 "
+            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND l.classid = {}::oid AND l.objid = {}::oid"
+        ).format(sql.Literal(LOCK_CLASS), sql.Literal(oid))
+    ).fetchone()
+    who = "pid ?" if holder is None else f"pid {holder[0]}, connected since {holder[1]} UTC"
+    raise Refused(
+        f"another backfill of {table} is running ({who}); `pgwarden status` shows it",
+        hint="let it finish, or stop it with Ctrl-C in its terminal (the same command then "
+        "resumes it); its progress is in pgwarden.backfills",
+    )
+
+
+def _job_key(table: str, spec: BackfillSpec) -> str:
+    text = f"{table}\0{spec.set_sql}\0{spec.where_sql or ''}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _job(
+    conn: psycopg.Connection[tuple[object, ...]], table: str, spec: BackfillSpec, again: bool
+) -> tuple[str, int | None]:
+    """The job's key and the primary key to resume after; a finished job is refused."""
+    match = sql.SQL(
+        "table_name = {} AND set_sql = {} AND where_sql IS NOT DISTINCT FROM {}"
+    ).format(sql.Literal(table), sql.Literal(spec.set_sql), sql.Literal(spec.where_sql))
+    row = conn.execute(
+        sql.SQL(
+            "SELECT key, state, last_pk, rows_done, "
+            "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') "
+            "FROM pgwarden.backfills WHERE {} ORDER BY updated_at DESC LIMIT 1"
+        ).format(match)
+    ).fetchone()
+    if row is None:
+        key = _job_key(table, spec)
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO pgwarden.backfills (key, table_name, set_sql, where_sql, state) "
+                "VALUES ({}, {}, {}, {}, 'running')"
+            ).format(
+                sql.Literal(key),
+                sql.Literal(table),
+                sql.Literal(spec.set_sql),
+                sql.Literal(spec.where_sql),
+            )
+        )
+        return key, None
+    key, state, last_pk = str(row[0]), str(row[1]), row[2]
+    if state == "done" and not again:
+        raise Refused(
+            f"this backfill of {table} already finished at {row[4]} UTC "
+            f"({int(str(row[3])):,} rows); running it again would apply it a second time",
+            hint="if applying it again is intended (status = 'open' is harmless twice, "
+            "bal = bal + 1 is not), pass --again to start over from the first row; "
+            "to catch rows added since, narrow it with --where",
+        )
+    if state == "done":
+        conn.execute(
+            sql.SQL(
+                "UPDATE pgwarden.backfills SET state = 'running', last_pk = NULL, "
+                "rows_done = 0, updated_at = now() WHERE key = {}"
+            ).format(sql.Literal(key))
+        )
+        return key, None
+    return key, None if last_pk is None else int(str(last_pk))
 
 
 def run_backfill(
@@ -99,8 +183,13 @@ def run_backfill(
     observer: Observer | None = None,
     cancel: threading.Event | None = None,
     health: HealthPolicy | None = None,
+    again: bool = False,
 ) -> BackfillResult:
-    """Run (or resume) the backfill until every row is visited or it is cancelled."""
+    """Run (or resume) the backfill until every row is visited or it is cancelled.
+
+    Refused while another backfill of the same table runs, and when this job already
+    finished (unless `again`: then it starts over from the first row).
+    """
     from pgwarden.pg.connect import connect
 
     _validate(spec)
@@ -109,27 +198,13 @@ def run_backfill(
     started = time.monotonic()
     with connect(dsn, application_name="pgwarden-backfill") as conn:
         set_timeouts(conn, lock_timeout_ms=2000, statement_timeout_ms=60_000, local=False)
-        schema, name, pk = _target(conn, spec.table)
+        schema, name, pk, oid = _target(conn, spec.table)
+        table = f"{schema}.{name}"
+        _lock_table(conn, oid, table)
         Journal.ensure_schema(conn)
         rel = sql.Identifier(schema, name)
         col = sql.Identifier(pk)
-        conn.execute(
-            sql.SQL(
-                "INSERT INTO pgwarden.backfills (key, table_name, set_sql, where_sql, state) "
-                "VALUES ({}, {}, {}, {}, 'running') ON CONFLICT (key) DO NOTHING"
-            ).format(
-                sql.Literal(spec.key),
-                sql.Literal(f"{schema}.{name}"),
-                sql.Literal(spec.set_sql),
-                sql.Literal(spec.where_sql),
-            )
-        )
-        row = conn.execute(
-            sql.SQL("SELECT last_pk FROM pgwarden.backfills WHERE key = {}").format(
-                sql.Literal(spec.key)
-            )
-        ).fetchone()
-        resumed_from = None if row is None or row[0] is None else int(str(row[0]))
+        key, resumed_from = _job(conn, table, spec, again)
         bounds = conn.execute(
             sql.SQL("SELECT min({c}), max({c}) FROM {t}").format(c=col, t=rel)
         ).fetchone()
@@ -155,7 +230,7 @@ def run_backfill(
         while True:
             if stop.is_set():
                 return BackfillResult(
-                    spec.key,
+                    key,
                     "cancelled",
                     rows,
                     batches,
@@ -166,7 +241,7 @@ def run_backfill(
             if health is not None:
                 wait_until_healthy(conn, health, cancel=stop, emit=emit, step=None)
             t0 = time.monotonic()
-            top, n = _batch(conn, spec, make(last, size), last)
+            top, n = _batch(conn, spec, key, make(last, size), last)
             elapsed_ms = (time.monotonic() - t0) * 1000
             if top is None:
                 break
@@ -197,16 +272,17 @@ def run_backfill(
         conn.execute(
             sql.SQL(
                 "UPDATE pgwarden.backfills SET state = 'done', updated_at = now() WHERE key = {}"
-            ).format(sql.Literal(spec.key))
+            ).format(sql.Literal(key))
         )
     return BackfillResult(
-        spec.key, "done", rows, batches, last, resumed_from, time.monotonic() - started
+        key, "done", rows, batches, last, resumed_from, time.monotonic() - started
     )
 
 
 def _batch(
     conn: psycopg.Connection[tuple[object, ...]],
     spec: BackfillSpec,
+    key: str,
     query: sql.Composed,
     last: int,
 ) -> tuple[int | None, int]:
@@ -232,7 +308,7 @@ def _batch(
                     sql.SQL(
                         "UPDATE pgwarden.backfills SET last_pk = {}, rows_done = rows_done + {}, "
                         "updated_at = now() WHERE key = {}"
-                    ).format(sql.Literal(top), sql.Literal(int(str(row[1]))), sql.Literal(spec.key))
+                    ).format(sql.Literal(top), sql.Literal(int(str(row[1]))), sql.Literal(key))
                 )
                 return top, int(str(row[1]))
         except psycopg.Error as exc:
