@@ -117,9 +117,9 @@ def _lock_table(conn: psycopg.Connection[tuple[object, ...]], oid: int, table: s
     ).fetchone()
     who = "pid ?" if holder is None else f"pid {holder[0]}, connected since {holder[1]} UTC"
     raise Refused(
-        f"another backfill of {table} is running ({who}); `pgwarden status` shows it",
+        f"another backfill of {table} is running ({who})",
         hint="let it finish, or stop it with Ctrl-C in its terminal (the same command then "
-        "resumes it); its progress is in pgwarden.backfills",
+        "resumes it); `SELECT * FROM pgwarden.backfills` shows its progress",
     )
 
 
