@@ -7,7 +7,7 @@ from enum import Enum
 
 from pgwarden.location import SourceLocation
 
-__all__ = ["Finding", "Severity"]
+__all__ = ["Finding", "Fix", "FixStatement", "Placement", "Severity"]
 
 
 class Severity(Enum):
@@ -25,6 +25,53 @@ class Severity(Enum):
         return self.rank >= other.rank
 
 
+class Placement(Enum):
+    """Where a statement of a fix runs, relative to the step it replaces."""
+
+    IN_PLACE = "in place"  # where the step was, inside the step's transaction
+    BEFORE = "before"  # alone, before the step's transaction begins (cannot run inside one)
+    AFTER = "after"  # after the step's transaction commits, in a transaction of its own
+    SESSION = "session"  # a session setting: `lint --fix` writes it once at the top of the
+    # file; `apply` sets its own timeouts, so a rewrite leaves it out
+
+
+@dataclass(frozen=True, slots=True)
+class FixStatement:
+    """One statement of a fix, where it goes, and the comment shown above it."""
+
+    sql: str  # one statement, ending in ";"
+    placement: Placement
+    comment: str | None = None  # e.g. "in a separate transaction:"
+
+
+@dataclass(frozen=True, slots=True)
+class Fix:
+    """The safe SQL replacing a step, as statements placed relative to its transaction.
+
+    `mechanical` fixes are applied by `lint --fix` and `apply --rewrite`; the
+    others are advice, and `why_not` says what a person must check first.
+    """
+
+    statements: tuple[FixStatement, ...]
+    mechanical: bool = True
+    why_not: str | None = None
+
+    @property
+    def sql(self) -> str:
+        """The fix as one SQL text, comments included (what users read)."""
+        lines: list[str] = []
+        for s in self.statements:
+            if s.comment:
+                lines.append(f"-- {s.comment}")
+            lines.append(s.sql)
+        return "\n".join(lines)
+
+    @property
+    def sets_session(self) -> bool:
+        """Whether part of it is a session setting (`lint --fix` writes those at the top)."""
+        return any(s.placement is Placement.SESSION for s in self.statements)
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
     """One hazard at one place: what will happen, what to do, and the fix when one exists."""
@@ -35,5 +82,5 @@ class Finding:
     message: str  # what will happen here
     help: str  # what to do instead
     location: SourceLocation
-    fix: str | None = None  # the safe SQL replacing the statement, when mechanical
+    fix: Fix | None = None  # the safe SQL replacing the statement
     step: int | None = None  # index of the plan step

@@ -3,8 +3,8 @@
 The rewrite itself is `lint.rewrite.rewrite_plan`, the same one `apply --rewrite`
 runs; this module only renders it. Every transaction becomes an explicit
 BEGIN ... COMMIT, statements that cannot run in one stand alone, and when a
-rule asked for a lock_timeout the file starts with one sized to what the
-busiest table it touches can bear (at most 1 s):
+rule's fix sets a session lock_timeout (`Placement.SESSION`) the file starts
+with one sized to what the busiest table it touches can bear (at most 1 s):
 
     SET lock_timeout = '60ms';
     BEGIN; ...statements that ran in one transaction...; COMMIT;
@@ -21,13 +21,12 @@ from pathlib import Path
 from pgwarden.analysis.context import Snapshot
 from pgwarden.findings import Finding
 from pgwarden.lint.engine import LintResult
-from pgwarden.lint.rewrite import REWRITABLE, rewrite_plan
+from pgwarden.lint.rewrite import rewrite_plan
 from pgwarden.plan import Plan, Step
 from pgwarden.rules.pw122_lock_timeout_too_long import bearable_ms, blocked_rate
 
 __all__ = ["FileFix", "fix_plan", "write_fixes"]
 
-TIMEOUT_RULES = frozenset({"PW120", "PW122"})
 DEFAULT_TIMEOUT_MS = 1000
 
 
@@ -104,11 +103,11 @@ def fix_plan(plan: Plan, result: LintResult, snapshot: Snapshot | None = None) -
         original = [s for s in plan.steps if s.location.path == source.path]
         ids = {s.index for s in original}
         mine = [f for f in result.findings if f.step in ids]
-        timeout = any(f.code in TIMEOUT_RULES for f in mine)
+        timeout = any(f.fix is not None and f.fix.sets_session for f in mine)
         fixed = tuple(
             f
             for f in mine
-            if f.code in TIMEOUT_RULES or (f.code in REWRITABLE and f.step in replaced)
+            if f.fix is not None and f.fix.mechanical and (f.fix.sets_session or f.step in replaced)
         )
         if not fixed:
             continue

@@ -1,33 +1,28 @@
-"""Replace hazardous steps by the lint fixes' safe equivalents: `apply --rewrite`, `lint --fix`.
+"""Replace hazardous steps by the rules' fixes: `apply --rewrite`, `lint --fix`.
 
-Uses the rules' `Finding.fix` SQL (PW101 CONCURRENTLY, PW102 NOT VALID +
-VALIDATE, PW103 SET NOT NULL via a validated CHECK, PW105 UNIQUE via a
-concurrent index + USING INDEX, PW106 CHECK NOT VALID + VALIDATE) and places
-each statement of a fix:
-- the first transactional statement stays where the step was (same transaction);
-- statements that cannot run in a transaction (CONCURRENTLY) move before the
-  step's transaction, or after it when they follow the in-place statement;
-- statements after a `-- in a separate transaction` line run after the step's
-  transaction ends, each in its own transaction.
-A statement that cannot run in a transaction but sits in one is moved out too.
+Every finding whose `Fix` is mechanical replaces its step (the first such
+finding per step). Each statement of the fix goes where its `Placement` says:
+`IN_PLACE` where the step was (same transaction), `BEFORE` alone before the
+step's transaction begins, `AFTER` after it commits, each in its own
+transaction; `SESSION` settings are left to the caller (`lint --fix` writes a
+bounded prologue, `apply` sets its own timeouts). A statement that cannot run
+in a transaction but sits in one is moved out too.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from pgwarden.analysis.catalog import Catalog
 from pgwarden.analysis.context import Snapshot
 from pgwarden.analysis.locks import analyse
-from pgwarden.analysis.parse import ParsedStatement, parse
+from pgwarden.analysis.nodes import Node
+from pgwarden.analysis.parse import parse
+from pgwarden.findings import Fix, Placement
 from pgwarden.lint.engine import lint_plan
 from pgwarden.plan import Plan, Step, TxMode
 
-__all__ = ["REWRITABLE", "Rewrite", "rewrite_plan"]
-
-REWRITABLE = ("PW101", "PW102", "PW103", "PW105", "PW106")
-_SEPARATOR = re.compile(r"^\s*--.*$", re.M)
+__all__ = ["Rewrite", "rewrite_plan", "statement_changes"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,13 +38,22 @@ class Rewrite:
 @dataclass(frozen=True, slots=True)
 class _New:
     sql: str
-    tree: dict[str, object]
+    tree: Node
     origin: Step
     transaction: int | None
 
 
-def _chunks(fix: str, path: str) -> list[list[ParsedStatement]]:
-    return [stmts for part in _SEPARATOR.split(fix) if (stmts := parse(part, path))]
+def statement_changes(fix: Fix, step: Step) -> bool:
+    """Whether a mechanical fix changes the plan's statements (not only session settings)."""
+    if not fix.mechanical:
+        return False
+    rest = [s for s in fix.statements if s.placement is not Placement.SESSION]
+    unchanged = (
+        len(rest) == 1
+        and rest[0].placement is Placement.IN_PLACE
+        and rest[0].sql.rstrip().rstrip(";").strip() == step.sql.rstrip().rstrip(";").strip()
+    )
+    return bool(rest) and not unchanged
 
 
 def rewrite_plan(
@@ -57,9 +61,14 @@ def rewrite_plan(
 ) -> tuple[Plan, tuple[Rewrite, ...]]:
     """The plan with rewritable hazards replaced, and what was replaced."""
     cat = catalog if catalog is not None else (snapshot.catalog if snapshot else None)
-    fixes: dict[int, tuple[str, str]] = {}
+    fixes: dict[int, tuple[str, Fix]] = {}
     for f in lint_plan(plan, snapshot=snapshot).findings:
-        if f.fix and f.step is not None and f.code in REWRITABLE and f.step not in fixes:
+        if (
+            f.fix is not None
+            and f.step is not None
+            and f.step not in fixes
+            and statement_changes(f.fix, plan.steps[f.step])
+        ):
             fixes[f.step] = (f.code, f.fix)
 
     before: dict[int, list[_New]] = {}
@@ -70,28 +79,25 @@ def rewrite_plan(
         tx = step.transaction
         if step.index in fixes:
             code, fix = fixes[step.index]
-            chunks = _chunks(fix, step.location.path)
-            rewrites.append(
-                Rewrite(step.index, code, step.sql, tuple(s.text for c in chunks for s in c))
-            )
+            placed = [
+                (stmt.text, stmt.tree, fs.placement)
+                for fs in fix.statements
+                if fs.placement is not Placement.SESSION
+                for stmt in parse(fs.sql, step.location.path)
+            ]
         elif tx is not None and not step.effects.transactional and not step.is_transaction_control:
-            chunks = [[ParsedStatement(step.sql, 0, len(step.sql), step.tree)]]
-            rewrites.append(Rewrite(step.index, "tx", step.sql, (step.sql,)))
+            code, placed = "tx", [(step.sql, step.tree, Placement.BEFORE)]
         else:
             continue
-        placed_chunk: int | None = None
+        rewrites.append(Rewrite(step.index, code, step.sql, tuple(q for q, _, _ in placed)))
         mine: list[_New] = []
-        for n, chunk in enumerate(chunks):
-            for stmt in chunk:
-                transactional = analyse(stmt.tree).transactional
-                if not transactional:
-                    target = after if placed_chunk is not None else before
-                    target.setdefault(step.index, []).append(_New(stmt.text, stmt.tree, step, None))
-                elif placed_chunk is None or placed_chunk == n:
-                    placed_chunk = n
-                    mine.append(_New(stmt.text, stmt.tree, step, tx))
-                else:
-                    after.setdefault(step.index, []).append(_New(stmt.text, stmt.tree, step, None))
+        for sql_text, tree, placement in placed:
+            if placement is Placement.IN_PLACE and analyse(tree).transactional:
+                mine.append(_New(sql_text, tree, step, tx))
+            elif placement is Placement.AFTER:
+                after.setdefault(step.index, []).append(_New(sql_text, tree, step, None))
+            else:  # BEFORE, or anything that cannot run in a transaction block
+                before.setdefault(step.index, []).append(_New(sql_text, tree, step, None))
         inplace[step.index] = mine
 
     if not rewrites:

@@ -201,6 +201,6 @@ def finding_dict(f: Finding) -> dict[str, Any]:
         "message": f.message,
         "help": f.help,
         "location": {"path": f.location.path, "line": f.location.line, "column": f.location.column},
-        "fix": f.fix,
+        "fix": f.fix.sql if f.fix else None,
         "step": f.step,
     }

@@ -26,7 +26,8 @@ def lint_json(plan: Plan, result: LintResult) -> dict[str, Any]:
                     "line": f.location.line,
                     "column": f.location.column,
                 },
-                "fix": f.fix,
+                "fix": f.fix.sql if f.fix else None,
+                "fix_mechanical": f.fix.mechanical if f.fix else None,
             }
             for f in result.findings
         ],

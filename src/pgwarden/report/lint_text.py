@@ -46,7 +46,9 @@ def render_lint(console: Console, plan: Plan, result: LintResult, *, show_fix: b
         console.print(Text("  help: ", style="bold") + Text(f.help))
         if show_fix and f.fix:
             console.print(Text("  fix:", style="bold green"))
-            console.print(Text("    " + f.fix.replace("\n", "\n    "), style="green"))
+            console.print(Text("    " + f.fix.sql.replace("\n", "\n    "), style="green"))
+            if not f.fix.mechanical:
+                console.print(Text(f"  --fix leaves this one: {f.fix.why_not}", style="dim"))
         console.print()
     for a in result.assumptions:
         console.print(Text(f"assumed: {a}", style="dim"))

@@ -13,7 +13,7 @@ from typing import Any
 
 from pgwarden.analysis.context import Snapshot, estimate_seconds
 from pgwarden.analysis.effects import LockMode
-from pgwarden.findings import Severity
+from pgwarden.findings import Fix, Severity
 from pgwarden.plan import Plan, Step
 from pgwarden.rules._sql import alter_cmds, table_of
 
@@ -43,7 +43,7 @@ class Hit:
     message: str
     help: str
     severity: Severity = Severity.ERROR
-    fix: str | None = None
+    fix: Fix | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,7 @@ import re
 from collections.abc import Iterator
 
 from pgwarden.analysis.effects import LockMode
+from pgwarden.findings import Fix, FixStatement, Placement
 from pgwarden.plan import Step
 from pgwarden.rules._sql import qualified, relname
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
@@ -69,9 +70,9 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     )
 
 
-def fix(step: Step) -> str | None:
+def fix(step: Step) -> Fix | None:
     fixed, n = _CREATE.subn(r"\1 CONCURRENTLY", step.sql, count=1)
-    return fixed + ";" if n else None
+    return Fix((FixStatement(fixed + ";", Placement.BEFORE),)) if n else None
 
 
 RULE = Rule(

@@ -46,6 +46,7 @@ import re
 from collections.abc import Iterator
 
 from pgwarden.analysis.effects import LockMode
+from pgwarden.findings import Fix, FixStatement, Placement
 from pgwarden.plan import Step
 from pgwarden.rules._sql import alter_cmds, qualified, relname
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
@@ -111,7 +112,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         )
 
 
-def fix(step: Step, table: str, con: dict[str, object]) -> str:
+def fix(step: Step, table: str, con: dict[str, object]) -> Fix:
     name = con.get("conname")
     if not name:
         cols = "_".join(str(a["String"]["sval"]) for a in con.get("fk_attrs", []))  # type: ignore[attr-defined]
@@ -121,10 +122,15 @@ def fix(step: Step, table: str, con: dict[str, object]) -> str:
         )
     else:
         sql = step.sql
-    return (
-        f"{sql.rstrip()} NOT VALID;\n"
-        f"-- in a separate transaction:\n"
-        f"ALTER TABLE {table} VALIDATE CONSTRAINT {name};"
+    return Fix(
+        (
+            FixStatement(f"{sql.rstrip()} NOT VALID;", Placement.IN_PLACE),
+            FixStatement(
+                f"ALTER TABLE {table} VALIDATE CONSTRAINT {name};",
+                Placement.AFTER,
+                "in a separate transaction:",
+            ),
+        )
     )
 
 

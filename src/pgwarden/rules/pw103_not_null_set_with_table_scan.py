@@ -63,6 +63,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pgwarden.analysis.effects import LockMode
+from pgwarden.findings import Fix, FixStatement, Placement
 from pgwarden.plan import Step
 from pgwarden.rules._sql import alter_cmds, how_long, strings, strongest_on, table_of
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
@@ -181,7 +182,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     )
 
 
-def fix(step: Step, table: str, cols: list[str], server_version: int | None = None) -> str | None:
+def fix(step: Step, table: str, cols: list[str], server_version: int | None = None) -> Fix | None:
     """NOT NULL ... NOT VALID + VALIDATE on PostgreSQL 18 (when the plan says so), else
     the CHECK-first recipe; only when the statement just sets NOT NULL."""
     if not cols or any(sub != "AT_SetNotNull" for sub, _ in alter_cmds(step)):
@@ -189,23 +190,36 @@ def fix(step: Step, table: str, cols: list[str], server_version: int | None = No
     base = table.rsplit(".", 1)[-1].strip('"')
     if server_version is not None and server_version >= 18:
         nn = {c: f"{base}_{c}_not_null" for c in cols}
-        add = "\n".join(
+        add = [
             f"ALTER TABLE {table} ADD CONSTRAINT {n} NOT NULL {c} NOT VALID;" for c, n in nn.items()
-        )
-        validate = "\n".join(f"ALTER TABLE {table} VALIDATE CONSTRAINT {n};" for n in nn.values())
-        return f"{add}\n-- in a separate transaction:\n{validate}"
+        ]
+        validate = [f"ALTER TABLE {table} VALIDATE CONSTRAINT {n};" for n in nn.values()]
+        return Fix(_group(add, Placement.IN_PLACE) + _group(validate, Placement.AFTER, _SEPARATE))
     names = {c: f"{base}_{c}_not_null_check" for c in cols}
-    add = "\n".join(
+    add = [
         f"ALTER TABLE {table} ADD CONSTRAINT {n} CHECK ({c} IS NOT NULL) NOT VALID;"
         for c, n in names.items()
+    ]
+    validate = [f"ALTER TABLE {table} VALIDATE CONSTRAINT {n};" for n in names.values()]
+    finish = [f"ALTER TABLE {table} ALTER COLUMN {c} SET NOT NULL;" for c in cols] + [
+        f"ALTER TABLE {table} DROP CONSTRAINT {n};" for n in names.values()
+    ]
+    return Fix(
+        _group(add, Placement.IN_PLACE)
+        + _group(validate, Placement.AFTER, _SEPARATE)
+        + _group(finish, Placement.AFTER, _SEPARATE)
     )
-    validate = "\n".join(f"ALTER TABLE {table} VALIDATE CONSTRAINT {n};" for n in names.values())
-    finish = "\n".join(
-        [f"ALTER TABLE {table} ALTER COLUMN {c} SET NOT NULL;" for c in cols]
-        + [f"ALTER TABLE {table} DROP CONSTRAINT {n};" for n in names.values()]
-    )
-    return (
-        f"{add}\n-- in a separate transaction:\n{validate}\n-- in a separate transaction:\n{finish}"
+
+
+_SEPARATE = "in a separate transaction:"
+
+
+def _group(
+    sqls: list[str], placement: Placement, comment: str | None = None
+) -> tuple[FixStatement, ...]:
+    """Statements placed alike, the comment above the first."""
+    return tuple(
+        FixStatement(q, placement, comment if i == 0 else None) for i, q in enumerate(sqls)
     )
 
 

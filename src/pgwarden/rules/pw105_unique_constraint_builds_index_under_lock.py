@@ -49,6 +49,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from pgwarden.analysis.effects import LockMode
+from pgwarden.findings import Fix, FixStatement, Placement
 from pgwarden.plan import Step
 from pgwarden.rules._sql import alter_cmds, how_long, quote, strings, table_of
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
@@ -95,7 +96,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         )
 
 
-def fix(step: Step, table: str, con: dict[str, Any], cols: list[str]) -> str | None:
+def fix(step: Step, table: str, con: dict[str, Any], cols: list[str]) -> Fix | None:
     """Concurrent unique index, then the constraint over it; only for a plain column list."""
     plain = not any(con.get(k) for k in ("including", "options", "indexspace", "deferrable"))
     if len(step.body.get("cmds", ())) != 1 or not cols or not plain:
@@ -107,10 +108,19 @@ def fix(step: Step, table: str, con: dict[str, Any], cols: list[str]) -> str | N
     )
     nulls = " NULLS NOT DISTINCT" if con.get("nulls_not_distinct") else ""
     column_list = ", ".join(quote(c) for c in cols)
-    return (
-        f"CREATE UNIQUE INDEX CONCURRENTLY {quote(name)} ON {table} ({column_list}){nulls};\n"
-        f"-- once the index is valid:\n"
-        f"ALTER TABLE {table} ADD CONSTRAINT {quote(name)} {kind} USING INDEX {quote(name)};"
+    index = quote(name)
+    return Fix(
+        (
+            FixStatement(
+                f"CREATE UNIQUE INDEX CONCURRENTLY {index} ON {table} ({column_list}){nulls};",
+                Placement.BEFORE,
+            ),
+            FixStatement(
+                f"ALTER TABLE {table} ADD CONSTRAINT {index} {kind} USING INDEX {index};",
+                Placement.IN_PLACE,
+                "once the index is valid:",
+            ),
+        )
     )
 
 

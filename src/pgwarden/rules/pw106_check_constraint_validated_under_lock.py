@@ -46,6 +46,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from pgwarden.analysis.effects import LockMode
+from pgwarden.findings import Fix, FixStatement, Placement
 from pgwarden.plan import Step
 from pgwarden.rules._sql import alter_cmds, how_long, quote, table_of
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
@@ -89,15 +90,20 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         )
 
 
-def fix(step: Step, table: str, con: dict[str, Any]) -> str | None:
+def fix(step: Step, table: str, con: dict[str, Any]) -> Fix | None:
     """NOT VALID now, VALIDATE later; only for a single named ADD CONSTRAINT."""
     name = con.get("conname")
     if not name or len(step.body.get("cmds", ())) != 1:
         return None
-    return (
-        f"{step.sql.rstrip().rstrip(';')} NOT VALID;\n"
-        f"-- in a separate transaction:\n"
-        f"ALTER TABLE {table} VALIDATE CONSTRAINT {quote(str(name))};"
+    return Fix(
+        (
+            FixStatement(f"{step.sql.rstrip().rstrip(';')} NOT VALID;", Placement.IN_PLACE),
+            FixStatement(
+                f"ALTER TABLE {table} VALIDATE CONSTRAINT {quote(str(name))};",
+                Placement.AFTER,
+                "in a separate transaction:",
+            ),
+        )
     )
 
 

@@ -42,7 +42,7 @@ import re
 from collections.abc import Iterator
 
 from pgwarden.analysis.effects import LockMode
-from pgwarden.findings import Severity
+from pgwarden.findings import Fix, FixStatement, Placement, Severity
 from pgwarden.plan import Step
 from pgwarden.rules._sql import TABLE_KINDS, how_long, option_on, regclass
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
@@ -106,9 +106,11 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         )
 
 
-def fix(step: Step) -> str | None:
+def fix(step: Step) -> Fix | None:
     fixed, n = _KEYWORD.subn(r"\1 CONCURRENTLY", step.sql, count=1)
-    return fixed.rstrip().rstrip(";") + ";" if n else None
+    if not n:
+        return None
+    return Fix((FixStatement(fixed.rstrip().rstrip(";") + ";", Placement.BEFORE),))
 
 
 RULE = Rule(

@@ -27,6 +27,9 @@ NO DATA`. Alembic: `op.execute(...)`. Django: `RunSQL(...)`.
 ## Fix safety
 Safe when the view has a unique index over all its rows; otherwise the
 concurrent refresh fails with an error asking for one, blocking nothing.
+`--fix` and `apply --rewrite` apply it only when the catalog (`--stats` or
+`--database-url`) shows such an index on plain columns; otherwise the fix is
+shown as advice.
 
 ## References
 https://www.postgresql.org/docs/current/sql-refreshmaterializedview.html
@@ -38,7 +41,7 @@ import re
 from collections.abc import Iterator
 
 from pgwarden.analysis.effects import LockMode
-from pgwarden.findings import Severity
+from pgwarden.findings import Fix, FixStatement, Placement, Severity
 from pgwarden.plan import Step
 from pgwarden.rules._sql import how_long, regclass
 from pgwarden.rules.base import LONG_LOCK_S, Hit, LintContext, Rule, describe_lock
@@ -82,7 +85,24 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         f"{describe_lock(mode, view)}; {view}: {judged.size}",
         help="use REFRESH MATERIALIZED VIEW CONCURRENTLY (needs a unique index on the view)",
         severity=severity,
-        fix=_KEYWORD.sub(r"\1 CONCURRENTLY", step.sql, count=1).rstrip().rstrip(";") + ";",
+        fix=fix(step, ctx, view),
+    )
+
+
+def fix(step: Step, ctx: LintContext, view: str) -> Fix:
+    """REFRESH ... CONCURRENTLY; applied mechanically only when the catalog shows the unique
+    index it needs (plain columns), since without one the refresh fails."""
+    sql = _KEYWORD.sub(r"\1 CONCURRENTLY", step.sql, count=1).rstrip().rstrip(";") + ";"
+    catalog = ctx.snapshot.catalog if ctx.snapshot is not None else None
+    rel = catalog.get(view) if catalog is not None else None
+    indexed = rel is not None and any(i.unique and i.valid and all(i.columns) for i in rel.indexes)
+    return Fix(
+        (FixStatement(sql, Placement.IN_PLACE),),
+        mechanical=indexed,
+        why_not=None
+        if indexed
+        else "it needs a unique index on plain columns of the view, and "
+        + ("the catalog shows none" if rel is not None else "no catalog was given"),
     )
 
 

@@ -38,7 +38,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from pgwarden.analysis.effects import LockMode
-from pgwarden.findings import Severity
+from pgwarden.findings import Fix, FixStatement, Placement, Severity
 from pgwarden.plan import Step
 from pgwarden.rules._sql import alter_cmds, regclass, table_of
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
@@ -66,7 +66,9 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
             help="use DETACH PARTITION ... CONCURRENTLY (PostgreSQL 14+, outside a transaction "
             "block, no DEFAULT partition)",
             severity=severity,
-            fix=f"{step.sql.rstrip().rstrip(';')} CONCURRENTLY;"
+            fix=Fix(
+                (FixStatement(f"{step.sql.rstrip().rstrip(';')} CONCURRENTLY;", Placement.BEFORE),)
+            )
             if len(step.body.get("cmds", ())) == 1
             else None,
         )

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from pgwarden.findings import Severity
+from pgwarden.findings import Fix, FixStatement, Placement, Severity
 from pgwarden.plan import Step
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
 
@@ -56,7 +56,12 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
             f"while it waits, every later query on {lock.relation} queues behind it",
             help="SET lock_timeout = '1s' (or less) before this statement and retry on failure",
             severity=Severity.WARNING,
-            fix=f"SET lock_timeout = '1s';\n{step.sql};",
+            fix=Fix(
+                (
+                    FixStatement("SET lock_timeout = '1s';", Placement.SESSION),
+                    FixStatement(f"{step.sql};", Placement.IN_PLACE),
+                )
+            ),
         )
         return
 

@@ -45,7 +45,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from pgwarden.analysis.effects import LockMode
-from pgwarden.findings import Severity
+from pgwarden.findings import Fix, FixStatement, Placement, Severity
 from pgwarden.pg.stats import TableStats
 from pgwarden.plan import Step
 from pgwarden.rules._sql import TABLE_KINDS
@@ -91,6 +91,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
                 f"about {queued:.0f} queries queue behind it before it gives up",
                 help=f"SET lock_timeout = '{bearable}ms' (or less) and retry on failure",
                 severity=Severity.WARNING,
+                fix=_bounded(step, bearable),
             )
             return
         if rate is None and timeout_ms > MAX_WITHOUT_STATS_MS:
@@ -100,8 +101,18 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
                 help=f"SET lock_timeout = '{MAX_WITHOUT_STATS_MS}ms' or less (give --stats for a "
                 "bound from real traffic) and retry on failure",
                 severity=Severity.WARNING,
+                fix=_bounded(step, MAX_WITHOUT_STATS_MS),
             )
             return
+
+
+def _bounded(step: Step, timeout_ms: int) -> Fix:
+    return Fix(
+        (
+            FixStatement(f"SET lock_timeout = '{timeout_ms}ms';", Placement.SESSION),
+            FixStatement(f"{step.sql};", Placement.IN_PLACE),
+        )
+    )
 
 
 RULE = Rule(

@@ -40,7 +40,7 @@ import re
 from collections.abc import Iterator
 
 from pgwarden.analysis.effects import LockMode
-from pgwarden.findings import Severity
+from pgwarden.findings import Fix, FixStatement, Placement, Severity
 from pgwarden.plan import Step
 from pgwarden.rules._sql import TABLE_KINDS, dotted, qualified
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
@@ -75,7 +75,14 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         f"waits for running queries every new query on the table queues behind it{sizes}",
         help="use DROP INDEX CONCURRENTLY, outside a transaction block (one index per statement)",
         severity=Severity.NOTE if small else Severity.WARNING,
-        fix=_KEYWORD.sub(r"\1 CONCURRENTLY", step.sql, count=1).rstrip().rstrip(";") + ";"
+        fix=Fix(
+            (
+                FixStatement(
+                    _KEYWORD.sub(r"\1 CONCURRENTLY", step.sql, count=1).rstrip().rstrip(";") + ";",
+                    Placement.BEFORE,
+                ),
+            )
+        )
         if single
         else None,
     )
