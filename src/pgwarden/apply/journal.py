@@ -1,10 +1,13 @@
 """The journal: history and run records in the target's `pgwarden` schema, plus local JSON lines.
 
-`pgwarden.applied` is the history: one row per applied step key (a hash of
-the statement and its occurrence in the plan), written in the same
-transaction as the step when the step is transactional, so a re-run skips
-exactly what is done. `pgwarden.runs`, `.steps` and `.events` record who ran
-what, where, when, each step's outcome, retries, cancels and who was blocked.
+`pgwarden.applied` is the history: one row per applied step key, written in
+the same transaction as the step when the step is transactional, so a re-run
+skips exactly what is done. A key names the statement in its migration, not
+its place in the plan: the source file's name, the statement's text and its
+occurrence in that file (see `step_keys`); other files, their order and the
+folder the plan was read from do not change it. `pgwarden.runs`, `.steps` and
+`.events` record who ran what, where, when, each step's outcome, retries,
+cancels and who was blocked.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import os
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any
 
 import orjson
@@ -26,13 +30,16 @@ from pgwarden.apply.events import Event
 from pgwarden.plan import Plan, Step
 
 __all__ = [
+    "KEY_PREFIX",
     "SCHEMA",
     "Journal",
     "RunInfo",
     "applied_keys",
     "checksum",
     "schema_exists",
+    "source_name",
     "step_keys",
+    "stored_keys",
 ]
 
 SCHEMA = "pgwarden"
@@ -121,15 +128,32 @@ def checksum(text: str) -> str:
     return hashlib.sha256(_norm(text).encode()).hexdigest()
 
 
+KEY_PREFIX = "2:"  # history keys of this scheme; older rows are recognised by `_legacy`
+
+
+def source_name(path: str) -> str:
+    """The name a source is known by in the history: its file name (`<stdin>` for `-`)."""
+    return PurePath(path).name or path
+
+
 def step_keys(plan: Plan) -> list[str]:
-    """One key per step: the statement's checksum plus its occurrence in the plan."""
-    seen: dict[str, int] = {}
+    """One history key per step, in one pass over the plan.
+
+    A key hashes the source's file name (`source_name`), the statement's text
+    (`checksum`) and how many identical statements come before it in that file.
+    So a copy of an applied file under another name is a new migration, a file
+    inserted earlier in sort order shifts nothing, the same file applied from
+    another folder is the same migration, and after a failed run the fixed
+    statement runs while the file's applied statements stay applied.
+    """
+    seen: dict[tuple[str, str], int] = {}
     keys = []
     for step in plan.steps:
-        c = checksum(step.sql)
-        n = seen.get(c, 0)
-        seen[c] = n + 1
-        keys.append(hashlib.sha256(f"{c}#{n}".encode()).hexdigest()[:32])
+        ident = (source_name(step.location.path), checksum(step.sql))
+        n = seen.get(ident, 0)
+        seen[ident] = n + 1
+        raw = f"{ident[0]}\0{ident[1]}\0{n}".encode()
+        keys.append(KEY_PREFIX + hashlib.sha256(raw).hexdigest()[:32])
     return keys
 
 
@@ -140,11 +164,41 @@ def schema_exists(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
     return bool(row and row[0])
 
 
-def applied_keys(conn: psycopg.Connection[tuple[object, ...]]) -> set[str]:
-    """Keys of every step ever applied to this database."""
+def applied_keys(
+    conn: psycopg.Connection[tuple[object, ...]], plan: Plan, keys: Sequence[str]
+) -> set[str]:
+    """The keys of `plan`'s steps that are already applied to this database.
+
+    Rows written before the current key scheme (keys without `KEY_PREFIX`) count
+    for the step with the same file name, line and statement text (`_legacy`).
+    """
     if not schema_exists(conn):
         return set()
-    return {str(r[0]) for r in conn.execute(sql.SQL("SELECT key FROM pgwarden.applied"))}
+    stored: set[str] = set()
+    legacy: set[tuple[str, int, str]] = set()
+    rows = conn.execute(sql.SQL("SELECT key, path, line, checksum FROM pgwarden.applied"))
+    for key, path, line, digest in rows:
+        stored.add(str(key))
+        if not str(key).startswith(KEY_PREFIX) and path is not None and line is not None:
+            legacy.add((source_name(str(path)), int(str(line)), str(digest)))
+    return {k for s, k in zip(plan.steps, keys, strict=True) if k in stored or _legacy(s, legacy)}
+
+
+def _legacy(step: Step, rows: set[tuple[str, int, str]]) -> bool:
+    if not rows:
+        return False
+    loc = step.location
+    return (source_name(loc.path), loc.line, checksum(step.sql)) in rows
+
+
+def stored_keys(conn: psycopg.Connection[tuple[object, ...]], run_id: str) -> list[str] | None:
+    """The step keys a recorded run was started with (what `resume` continues)."""
+    row = conn.execute(
+        sql.SQL("SELECT plan FROM pgwarden.runs WHERE id = {}").format(sql.Literal(run_id))
+    ).fetchone()
+    if row is None or not isinstance(row[0], list):
+        return None
+    return [str(r["key"]) for r in row[0]]
 
 
 @dataclass(frozen=True, slots=True)

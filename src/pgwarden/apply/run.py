@@ -7,7 +7,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from pgwarden.apply.journal import (
     applied_keys,
     plan_to_records,
     step_keys,
+    stored_keys,
 )
 from pgwarden.apply.local_journal import LocalJournal
 from pgwarden.apply.policy import (
@@ -50,9 +51,41 @@ from pgwarden.errors import DatabaseError, PgwardenError, Refused, UsageError
 from pgwarden.lint.rewrite import Rewrite, rewrite_plan
 from pgwarden.pg.connect import connect
 from pgwarden.plan import Plan
-from pgwarden.settings import Settings
+from pgwarden.settings import Environment, Settings
 
 _ADVISORY_KEY = 0x70677764  # "pgwd": one apply at a time per database
+
+
+@dataclass(frozen=True, slots=True)
+class _Decision:
+    """What the target is and what of the plan is still to run, as read at one moment."""
+
+    stamp: Stamp | None
+    applied: set[str]
+    destructive: list[str]
+    environment: Environment
+    backup: str | None
+    refusals: list[Refused]
+
+
+def _lock(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    """Take the one-apply-per-database advisory lock (session level), or refuse."""
+    row = conn.execute(
+        sql.SQL("SELECT pg_try_advisory_lock({})").format(sql.Literal(_ADVISORY_KEY))
+    ).fetchone()
+    if not (row and row[0]):
+        raise Refused(
+            "another pgwarden apply is running against this database",
+            hint="`pgwarden status` shows it; `pgwarden cancel` stops it",
+        )
+
+
+def _unlock(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    if not conn.closed and not conn.broken:
+        with contextlib.suppress(psycopg.Error):
+            conn.execute(
+                sql.SQL("SELECT pg_advisory_unlock({})").format(sql.Literal(_ADVISORY_KEY))
+            )
 
 
 def _new_run_id() -> str:
@@ -128,66 +161,91 @@ def apply_plan(
         rewrites: tuple[Rewrite, ...] = ()
         if rewrite:
             plan, rewrites = rewrite_plan(plan, snapshot=snapshot)
-        keys = step_keys(plan)
-        ident = read_identity(conn)
-        stamp = read_stamp(conn)
-        applied = applied_keys(conn)
+        keys = (stored_keys(conn, resumes) if resumes else None) or step_keys(plan)
         units = build_units(plan, keys)
-        pending = [u for u in units if not all(k in applied for k in u.keys)]
-        destructive = [
-            f"step {s.index} ({s.location}) destroys {d}"
-            for u in pending
-            for s in u.steps
-            for d in s.effects.destroys
-        ]
-        refusals: list[Refused] = []
-        environment, backup = check_target(
-            env_name=env,
-            environments=cfg.environments,
-            ident=ident,
-            stamp=None if restamp else stamp,
-            destructive=destructive,
-            accept_data_loss=accept_data_loss,
-            yes=yes,
-            confirm=confirm,
-            backup_check=backup_check
-            or catalogue_backup_check(cfg.backup_catalogue, cfg.backup_max_age_hours),
-            warn=refusals.append if dry_run else None,
-        )
-        if restamp and stamp is not None and environment.protected and not yes and confirm is None:
+        ident = read_identity(conn)
+
+        def decide(interactive: bool) -> _Decision:
+            stamp = read_stamp(conn)
+            applied = applied_keys(conn, plan, keys)
+            pending = [u for u in units if not all(k in applied for k in u.keys)]
+            destructive = [
+                f"step {s.index} ({s.location}) destroys {d}"
+                for u in pending
+                for s in u.steps
+                for d in s.effects.destroys
+            ]
+            refusals: list[Refused] = []
+            environment, backup = check_target(
+                env_name=env,
+                environments=cfg.environments,
+                ident=ident,
+                stamp=None if restamp else stamp,
+                destructive=destructive,
+                accept_data_loss=accept_data_loss,
+                yes=yes or not interactive,
+                confirm=confirm if interactive else None,
+                backup_check=backup_check
+                or catalogue_backup_check(cfg.backup_catalogue, cfg.backup_max_age_hours),
+                warn=refusals.append if dry_run else None,
+            )
+            return _Decision(stamp, applied, destructive, environment, backup, refusals)
+
+        first = decide(interactive=True)
+        environment = first.environment
+        if (
+            restamp
+            and first.stamp is not None
+            and environment.protected
+            and not yes
+            and confirm is None
+        ):
             raise Refused("restamping a protected environment needs confirmation or --yes")
         policies = {u.index: derive_lock_policy(u, snapshot, lim) for u in units}
-        steps = preview(plan, keys, applied, policies)
         if dry_run:
             warnings = tuple(
-                f"a real run would be refused: {r.message} (hint: {r.hint})" for r in refusals
+                f"a real run would be refused: {r.message} (hint: {r.hint})" for r in first.refusals
             )
+            steps = preview(plan, keys, first.applied, policies)
             return ApplyResult(
-                None, "dry-run", environment.name, steps, rewrites, backup=backup, warnings=warnings
+                None,
+                "dry-run",
+                environment.name,
+                steps,
+                rewrites,
+                backup=first.backup,
+                warnings=warnings,
             )
-        result = _run(
-            conn,
-            database_url,
-            plan,
-            keys,
-            units,
-            applied,
-            ident,
-            stamp,
-            restamp,
-            environment.name,
-            policies,
-            lim,
-            stop,
-            observer,
-            journal_file,
-            accept_data_loss if destructive else None,
-            steps,
-            rewrites,
-            backup,
-            kind,
-            resumes,
-        )
+        _lock(conn)
+        try:
+            # Another run may have applied steps or stamped the database while this one
+            # was being confirmed: what runs is decided again, under the lock.
+            now = decide(interactive=False)
+            result = _run(
+                conn,
+                database_url,
+                plan,
+                keys,
+                units,
+                now.applied,
+                ident,
+                now.stamp,
+                restamp,
+                environment.name,
+                policies,
+                lim,
+                stop,
+                observer,
+                journal_file,
+                accept_data_loss if now.destructive else None,
+                preview(plan, keys, now.applied, policies),
+                rewrites,
+                now.backup,
+                kind,
+                resumes,
+            )
+        finally:
+            _unlock(conn)
     finally:
         conn.close()
     return _after_lost_connection(
@@ -281,14 +339,6 @@ def _run(
     kind: str,
     resumes: str | None,
 ) -> ApplyResult:
-    row = conn.execute(
-        sql.SQL("SELECT pg_try_advisory_lock({})").format(sql.Literal(_ADVISORY_KEY))
-    ).fetchone()
-    if not (row and row[0]):
-        raise Refused(
-            "another pgwarden apply is running against this database",
-            hint="`pgwarden status` shows it; `pgwarden cancel` stops it",
-        )
     user, host = RunInfo.who()
     run_id = _new_run_id()
     info = RunInfo(
@@ -374,11 +424,6 @@ def _run(
         raise
     finally:
         jconn.close()
-        if not conn.closed and not conn.broken:
-            with contextlib.suppress(psycopg.Error):
-                conn.execute(
-                    sql.SQL("SELECT pg_advisory_unlock({})").format(sql.Literal(_ADVISORY_KEY))
-                )
     return ApplyResult(
         run_id,
         outcome.state,
