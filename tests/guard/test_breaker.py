@@ -97,18 +97,19 @@ def test_open_fails_immediately_with_retry_after():
     assert info.value.reason == "circuit_open"
 
 
-def test_half_open_admits_limited_probes_then_closes():
+def test_half_open_admits_one_probe_at_a_time_then_closes():
     breaker, clock, changes = make()
     trip(breaker)
     clock.advance_ms(500)
     assert state(breaker) is BreakerState.HALF_OPEN
-    p1, p2 = breaker.acquire(), breaker.acquire()
+    p1 = breaker.acquire()
     assert p1.probe
-    assert p2.probe
     with pytest.raises(CircuitOpen):
-        breaker.acquire()
+        breaker.acquire()  # one probe in flight: the rest are shed
     breaker.record(p1, Outcome.SUCCESS)
-    assert state(breaker) is BreakerState.HALF_OPEN
+    assert state(breaker) is BreakerState.HALF_OPEN  # POLICY needs two successful probes
+    p2 = breaker.acquire()
+    assert p2.probe
     breaker.record(p2, Outcome.SUCCESS)
     assert state(breaker) is BreakerState.CLOSED
     assert changes == [
@@ -133,11 +134,12 @@ def test_ignored_probe_frees_its_slot():
     breaker, clock, _ = make()
     trip(breaker)
     clock.advance_ms(500)
-    a, b = breaker.acquire(), breaker.acquire()
+    a = breaker.acquire()
     breaker.record(a, Outcome.IGNORE)
-    c = breaker.acquire()
-    assert c.probe
+    b = breaker.acquire()
+    assert b.probe
     breaker.record(b, Outcome.SUCCESS)
+    c = breaker.acquire()
     breaker.record(c, Outcome.SUCCESS)
     assert state(breaker) is BreakerState.CLOSED
 

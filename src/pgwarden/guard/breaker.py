@@ -1,4 +1,9 @@
-"""Circuit breaker: closed → open on a failure rate over a rolling window → half-open probes.
+"""Circuit breaker: closed → open → half-open (one probe at a time) → closed.
+
+It opens on either of two signals, as in Envoy's outlier detection: `consecutive_failures`
+failures in a row (a sudden lock or outage, even when the window is full of successes
+from a healthy period before), or a failure rate over a rolling window (a partial,
+intermittent failure). While half-open exactly one probe is in flight; the rest are shed.
 
 Thread-safe; the lock is held only for bookkeeping, never across I/O, so one breaker
 serves threads and event loops alike.
@@ -42,8 +47,10 @@ class BreakerPolicy:
     window_buckets: int = 10
     min_calls: int = 10  # no decision on fewer calls in the window
     failure_rate: float = 0.5  # open at or above this share of failures
+    consecutive_failures: int = 5  # open after this many failures in a row (0: never)
     open_ms: int = 1_000  # fail immediately for this long, then probe
-    half_open_probes: int = 2  # concurrent probes; all must succeed to close
+    half_open_probes: int = 1  # successful probes needed to close, one in flight at a time
+    probe_lock_timeout_ms: int | None = 100  # lock_timeout of a probe (guarded pools)
     retry_after_jitter_s: int = 2  # Retry-After = remaining open time + 0..jitter s
 
     def __post_init__(self) -> None:
@@ -51,6 +58,10 @@ class BreakerPolicy:
             raise GuardConfigError("window_ms and window_buckets must be positive, ms >= buckets")
         if self.min_calls < 1 or self.half_open_probes < 1:
             raise GuardConfigError("min_calls and half_open_probes must be at least 1")
+        if self.consecutive_failures < 0:
+            raise GuardConfigError("consecutive_failures must not be negative (0 turns it off)")
+        if self.probe_lock_timeout_ms is not None and self.probe_lock_timeout_ms <= 0:
+            raise GuardConfigError("probe_lock_timeout_ms must be positive or None")
         if not 0.0 < self.failure_rate <= 1.0:
             raise GuardConfigError("failure_rate must be in (0, 1]")
         if self.open_ms < 0 or self.retry_after_jitter_s < 0:
@@ -87,6 +98,7 @@ class CircuitBreaker:
         self._opened_ns = 0
         self._probes_out = 0
         self._probe_successes = 0
+        self._streak = 0  # consecutive failures while closed
         p = self.policy
         self._bucket_ns = p.window_ms * 1_000_000 // p.window_buckets
         self._epochs = [-1] * p.window_buckets
@@ -119,10 +131,7 @@ class CircuitBreaker:
             notify = self._tick_locked(now)
             if self._state is BreakerState.CLOSED:
                 ticket = BreakerTicket(self._generation, probe=False)
-            elif (
-                self._state is BreakerState.HALF_OPEN
-                and self._probes_out < self.policy.half_open_probes
-            ):
+            elif self._state is BreakerState.HALF_OPEN and self._probes_out == 0:
                 self._probes_out += 1
                 ticket = BreakerTicket(self._generation, probe=True)
             else:
@@ -131,12 +140,16 @@ class CircuitBreaker:
                 ticket = None
         self._notify(notify)
         if ticket is None:
-            raise CircuitOpen(
-                f"database circuit {self.name!r} is {state.value}: recent calls failed",
-                retry_after_s=self._retry_after_s(remaining_ns),
-                guard=self.name,
-            )
+            raise self._refusal(state, remaining_ns)
         return ticket
+
+    def refusal(self) -> CircuitOpen:
+        """The `CircuitOpen` that `acquire` raises now (for work refused elsewhere)."""
+        with self._lock:
+            now = self._clock()
+            state = self._state
+            remaining_ns = max(0, self._opened_ns + self.policy.open_ms * 1_000_000 - now)
+        return self._refusal(state, remaining_ns)
 
     def record(self, ticket: BreakerTicket, outcome: Outcome) -> None:
         """Report how an admitted call ended. Idempotent per ticket."""
@@ -148,8 +161,9 @@ class CircuitBreaker:
             now = self._clock()
             current = ticket.generation == self._generation
             if ticket.probe:
-                self._probes_out -= 1
-                if current and self._state is BreakerState.HALF_OPEN:
+                # A stale probe (from an earlier period) frees nothing and decides nothing.
+                if current:
+                    self._probes_out -= 1
                     if outcome is Outcome.FAILURE:
                         notify = self._open_locked(now, BreakerState.HALF_OPEN)
                     elif outcome is Outcome.SUCCESS:
@@ -157,13 +171,28 @@ class CircuitBreaker:
                         if self._probe_successes >= self.policy.half_open_probes:
                             notify = self._close_locked()
             elif current and self._state is BreakerState.CLOSED and outcome is not Outcome.IGNORE:
-                self._add_locked(now, outcome is Outcome.FAILURE)
-                calls, failures = self._window_locked(now)
-                if calls >= self.policy.min_calls and failures / calls >= self.policy.failure_rate:
+                failed = outcome is Outcome.FAILURE
+                self._add_locked(now, failed)
+                self._streak = self._streak + 1 if failed else 0
+                if self._should_open_locked(now):
                     notify = self._open_locked(now, BreakerState.CLOSED)
         self._notify(notify)
 
     # -- internals -----------------------------------------------------------------
+
+    def _should_open_locked(self, now: int) -> bool:
+        p = self.policy
+        if p.consecutive_failures and self._streak >= p.consecutive_failures:
+            return True
+        calls, failures = self._window_locked(now)
+        return calls >= p.min_calls and failures / calls >= p.failure_rate
+
+    def _refusal(self, state: BreakerState, remaining_ns: int) -> CircuitOpen:
+        return CircuitOpen(
+            f"database circuit {self.name!r} is {state.value}: recent calls failed",
+            retry_after_s=self._retry_after_s(remaining_ns),
+            guard=self.name,
+        )
 
     def _retry_after_s(self, remaining_ns: int) -> int:
         base = max(1, math.ceil(remaining_ns / 1e9))
@@ -194,12 +223,14 @@ class CircuitBreaker:
         self._opened_ns = now
         self._probes_out = 0
         self._probe_successes = 0
+        self._streak = 0
         return (old, BreakerState.OPEN, failures / calls if calls else 1.0, calls)
 
     def _close_locked(self) -> tuple[BreakerState, BreakerState, float, int]:
         self._state = BreakerState.CLOSED
         self._generation += 1
         self._epochs = [-1] * self.policy.window_buckets
+        self._streak = 0
         return (BreakerState.HALF_OPEN, BreakerState.CLOSED, 0.0, self._probe_successes)
 
     def _add_locked(self, now: int, failed: bool) -> None:

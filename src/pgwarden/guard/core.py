@@ -57,6 +57,11 @@ class Scope:
         self._done = False
         self._reset: contextvars.Token[Scope | None] | None = None
 
+    @property
+    def probe(self) -> bool:
+        """This work is the half-open breaker's probe (guarded pools shorten its waits)."""
+        return self._ticket.probe
+
     def note(self, exc: BaseException) -> None:
         """Record a database error seen inside the scope, even if the caller handles it."""
         if self.db_failure is None and classify(exc) is Outcome.FAILURE:
@@ -232,6 +237,9 @@ class Guard:
     def _breaker_changed(
         self, old: BreakerState, new: BreakerState, failure_rate: float, calls: int
     ) -> None:
+        if new is BreakerState.OPEN:
+            # Work queued for a slot would only reach a database known to be failing.
+            self.limiter.refuse_queued(self.breaker.refusal)
         for o in self.observers:
             o.breaker_changed(self.name, old, new, failure_rate, calls)
 

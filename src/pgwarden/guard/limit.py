@@ -7,9 +7,10 @@ Two limit algorithms, after Netflix's concurrency-limits:
   a little headroom, smoothed; a drop backs off multiplicatively.
 
 `Limiter` admits while in-flight < limit, otherwise queues up to `queue_size` waiters for at
-most `queue_timeout_ms`. When nothing has completed for a whole queue timeout (the database
-is stuck) new arrivals are shed at once instead of queueing. Usable from threads and from
-event loops at the same time.
+most `queue_timeout_ms`. When nothing has succeeded for a whole queue timeout (the database
+is stuck: failures such as lock timeouts are not progress) new arrivals are shed at once
+instead of queueing, and `refuse_queued` sheds the waiting ones at once (the guard calls it
+when its breaker opens). Usable from threads and from event loops at the same time.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from pgwarden.guard.classify import Outcome
-from pgwarden.guard.errors import GuardConfigError, LimitReached
+from pgwarden.guard.errors import GuardConfigError, LimitReached, Shed
 
 __all__ = [
     "Aimd",
@@ -185,7 +186,7 @@ class LimitPolicy:
 
 
 class _Waiter:
-    __slots__ = ("event", "future", "gone", "granted", "loop", "permit")
+    __slots__ = ("event", "future", "gone", "granted", "loop", "permit", "refusal")
 
     def __init__(
         self,
@@ -199,6 +200,7 @@ class _Waiter:
         self.granted = False
         self.gone = False
         self.permit: Permit | None = None
+        self.refusal: Shed | None = None
 
     def wake(self) -> None:
         if self.event is not None:
@@ -294,7 +296,7 @@ class Limiter:
         if len(self._queue) >= self.policy.queue_size:
             raise self._shed("limit", f"{self._inflight} in flight, queue full")
         if now - self._last_progress_ns > self.policy.queue_timeout_ms * 1_000_000:
-            raise self._shed("stalled", "nothing completed within the queue timeout")
+            raise self._shed("stalled", "nothing succeeded within the queue timeout")
         return None
 
     def try_acquire(self) -> Permit:
@@ -316,10 +318,7 @@ class Limiter:
             self._queue.append(waiter)
         assert waiter.event is not None
         waiter.event.wait(self.policy.queue_timeout_ms / 1000)
-        permit = self._after_wait(waiter, start=now)
-        if permit is None:
-            raise self._shed("queue_timeout", "queue wait timed out")
-        return permit
+        return self._granted(waiter, start=now)
 
     async def acquire_async(self) -> Permit:
         """Admit, waiting in the queue up to `queue_timeout_ms` (awaitable, cancel-safe)."""
@@ -342,10 +341,27 @@ class Limiter:
             if granted is not None:
                 granted.release(Outcome.IGNORE)
             raise
-        permit = self._after_wait(waiter, start=now)
-        if permit is None:
-            raise self._shed("queue_timeout", "queue wait timed out")
-        return permit
+        return self._granted(waiter, start=now)
+
+    def refuse_queued(self, refusal: Callable[[], Shed]) -> int:
+        """Shed every queued waiter at once with `refusal()`; returns how many."""
+        with self._lock:
+            waiters = list(self._queue)
+            self._queue.clear()
+            for w in waiters:
+                w.refusal = refusal()
+        for w in waiters:
+            w.wake()
+        return len(waiters)
+
+    def _granted(self, waiter: _Waiter, *, start: int) -> Permit:
+        """The permit a queued waiter got, or the reason it was shed."""
+        permit = self._after_wait(waiter, start=start)
+        if permit is not None:
+            return permit
+        if waiter.refusal is not None:
+            raise waiter.refusal
+        raise self._shed("queue_timeout", "queue wait timed out")
 
     def _after_wait(self, waiter: _Waiter, *, start: int) -> Permit | None:
         """The waiter's permit if it was granted; else take it off the queue."""
@@ -367,7 +383,8 @@ class Limiter:
         with self._lock:
             now = self._clock()
             self._inflight -= 1
-            self._last_progress_ns = now
+            if outcome is Outcome.SUCCESS:  # a failure (lock timeout) is no progress
+                self._last_progress_ns = now
             if outcome is not Outcome.IGNORE:
                 old = self.algorithm.limit
                 new = self.algorithm.update(

@@ -4,7 +4,8 @@ There is deliberately no way to open a connection outside the pool: `connection(
 at most `acquire_timeout_ms` for one of at most `max_size` connections, then raises
 `DatabaseUnavailable`. Every connection carries `statement_timeout`, `lock_timeout` and
 `idle_in_transaction_session_timeout` from the start (libpq `options`), so a locked table
-costs a bounded wait, not a pile-up.
+costs a bounded wait, not a pile-up. The half-open breaker's probe waits only
+`BreakerPolicy.probe_lock_timeout_ms` for locks (see `probe`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from psycopg.rows import TupleRow
 
 from pgwarden.guard.core import Guard, Scope, current_scope
 from pgwarden.guard.errors import DatabaseUnavailable, GuardConfigError
+from pgwarden.guard.probe import checkout, checkout_async, probe_lock_timeout_ms
 
 __all__ = ["AsyncGuardedPool", "GuardedPool", "PoolLimits", "PoolStats", "SessionTimeouts"]
 
@@ -138,6 +140,15 @@ def _unavailable(guard: Guard, exc: BaseException, acquire_timeout_ms: int) -> D
     )
 
 
+def _lock_timeout_for(scope: Scope, timeouts: SessionTimeouts) -> int | None:
+    """A probe's own lock_timeout, or None for ordinary work (the connection's own)."""
+    if not scope.probe:
+        return None
+    return probe_lock_timeout_ms(
+        scope.guard.breaker.policy.probe_lock_timeout_ms, timeouts.lock_timeout_ms
+    )
+
+
 def _pool_failure(
     guard: Guard, limits: PoolLimits, scope: Scope, exc: BaseException, acquired: bool
 ) -> BaseException:
@@ -206,7 +217,7 @@ class GuardedPool:
     def _use(self, scope: Scope) -> Iterator[psycopg.Connection[TupleRow]]:
         acquired = False
         try:
-            with self.pool.connection() as conn:
+            with checkout(self.pool, _lock_timeout_for(scope, self.timeouts)) as conn:
                 acquired = True
                 yield conn
         except BaseException as exc:
@@ -269,7 +280,7 @@ class AsyncGuardedPool:
     async def _use(self, scope: Scope) -> AsyncIterator[psycopg.AsyncConnection[TupleRow]]:
         acquired = False
         try:
-            async with self.pool.connection() as conn:
+            async with checkout_async(self.pool, _lock_timeout_for(scope, self.timeouts)) as conn:
                 acquired = True
                 yield conn
         except BaseException as exc:
