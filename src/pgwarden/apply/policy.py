@@ -58,6 +58,7 @@ class ApplyResult:
     outcome: Outcome | None = None
     journal_problem: str | None = None
     backup: str | None = None
+    local_journal_problem: str | None = None  # the local journal failed after the start
     warnings: tuple[str, ...] = ()  # dry run: what a real run would refuse, and why
 
     @property

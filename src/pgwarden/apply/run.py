@@ -433,6 +433,7 @@ def _run(
         outcome,
         journal_problem=journal.broken,
         backup=backup,
+        local_journal_problem=local.broken if local is not None else None,
     )
 
 

@@ -247,14 +247,25 @@ def _finish(result: Any) -> None:
                 result.journal_problem,
             )
         )
+    o = result.outcome
+    if result.local_journal_problem:
+        # What committed is in the database journal; say so instead of "nothing ran".
+        done = ", ".join(map(str, o.done)) if o and o.done else "none"
+        state = "done" if result.state == "done" else f"{result.state}: {o.message if o else ''}"
+        _fail(
+            f"run {result.run_id} {state}; steps committed in this run: {done}; "
+            f"{result.local_journal_problem}",
+            "`pgwarden status` shows every event from the database journal; free disk space "
+            "or pass --journal-file elsewhere"
+            + ("" if result.state == "done" else ", then resume"),
+            EXIT_APPLY,
+        )
     if result.state == "done":
-        o = result.outcome
         n = len(o.done) if o else 0
         out.print(
             f"run {result.run_id}: done ({n} steps applied, {len(o.skipped) if o else 0} skipped)"
         )
         return
-    o = result.outcome
     assert o is not None
     _fail(o.message or result.state, o.hint, EXIT_APPLY)
 
