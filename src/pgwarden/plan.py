@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, cast
 
 from pgwarden.analysis.catalog import Catalog
 from pgwarden.analysis.effects import Effects
 from pgwarden.analysis.locks import analyse
-from pgwarden.analysis.parse import Node, ParsedStatement, fingerprint, gc_paused
+from pgwarden.analysis.parse import Body, Node, ParsedStatement, fingerprint, gc_paused
 from pgwarden.location import LineIndex, SourceLocation
 
 __all__ = ["Plan", "SourceText", "Step", "TxMode", "build_plan"]
@@ -49,14 +49,14 @@ class Step:
     transaction: int | None  # id of the transaction block; None when autocommit
     effects: Effects
     kind: str = field(init=False)  # the statement's node type, e.g. `AlterTableStmt`
-    body: Node = field(init=False)  # the statement node's fields
+    body: Body = field(init=False)  # the statement node's fields, untyped (typed: tree["<kind>"])
     # Values derived from `tree` once per step and reused by every rule (rules/_sql.py).
     derived: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         kind = next(iter(self.tree))
         object.__setattr__(self, "kind", kind)
-        object.__setattr__(self, "body", self.tree[kind])
+        object.__setattr__(self, "body", cast(Body, self.tree)[kind])
 
     @property
     def in_transaction(self) -> bool:

@@ -8,7 +8,6 @@ tests/analysis/test_locks_live.py; see docs/lock-model.md.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from pgwarden.analysis.catalog import Catalog
 from pgwarden.analysis.effects import Effects, LockMode
@@ -25,12 +24,20 @@ from pgwarden.analysis.locks_core import (
     SRE,
     SUE,
     Ctx,
+)
+from pgwarden.analysis.nodes import (
+    ColumnDef,
+    Constraint,
+    DropStmt,
+    Node,
+    SelectStmt,
+    TableLikeClause,
+    UpdateStmt,
     defnames,
     quote,
     range_vars,
     strings,
 )
-from pgwarden.analysis.parse import Node
 
 __all__ = ["analyse"]
 
@@ -60,7 +67,7 @@ def analyse(
     ctx.version_assumed = server_version is None and (
         catalog is None or catalog.server_version is None
     )
-    handler(ctx, tree[kind])
+    handler(ctx, tree)
     return ctx.effects()
 
 
@@ -83,11 +90,13 @@ def _index_columns(params: list[Node]) -> list[str]:
     return cols
 
 
-def _create_index(ctx: Ctx, body: Node) -> None:
-    table = ctx.rv(body["relation"])
+def _create_index(ctx: Ctx, tree: Node) -> None:
+    body = tree["IndexStmt"]
+    rv = body["relation"]
+    table = ctx.rv(rv)
     name = body.get("idxname")
     if body.get("if_not_exists") and name and ctx.catalog is not None:
-        schema = body["relation"].get("schemaname")
+        schema = rv.get("schemaname")
         if ctx.catalog.resolve(schema, name) is not None:
             ctx.lock(table, SUE if body.get("concurrent") else SH, "CREATE INDEX IF NOT EXISTS")
             return
@@ -102,13 +111,13 @@ def _create_index(ctx: Ctx, body: Node) -> None:
         return
     ctx.lock(table, SH, "CREATE INDEX")
     ctx.create(ctx.new_name(name or f"{base}_{'_'.join(cols)}_{suffix}", table))
-    only = not body["relation"].get("inh", False)
+    only = not rv.get("inh", False)
     if only and ctx.rel(table) is None:
         # ON ONLY is the first step of indexing a partitioned table without locking it long.
         ctx.assume(f"{table} (ON ONLY) is assumed partitioned: an invalid index, nothing built.")
     elif ctx.has_storage(table):
         ctx.scan(table)
-    if body["relation"].get("inh", False):
+    if rv.get("inh", False):
         for child in ctx.children(table):
             ctx.lock(child, SH, "CREATE INDEX on the partitioned table")
             ctx.create(ctx.new_name(f"{ctx.rel_base(child)}_{'_'.join(cols)}_{suffix}", child))
@@ -116,7 +125,8 @@ def _create_index(ctx: Ctx, body: Node) -> None:
                 ctx.scan(child)
 
 
-def _reindex(ctx: Ctx, body: Node) -> None:
+def _reindex(ctx: Ctx, tree: Node) -> None:
+    body = tree["ReindexStmt"]
     kind = body.get("kind", "")
     concurrent = any(name == "concurrently" for _, name in defnames(body.get("params")))
     rel_node = body.get("relation")
@@ -153,7 +163,8 @@ def _reindex(ctx: Ctx, body: Node) -> None:
 # -- maintenance -------------------------------------------------------------------------
 
 
-def _vacuum(ctx: Ctx, body: Node) -> None:
+def _vacuum(ctx: Ctx, tree: Node) -> None:
+    body = tree["VacuumStmt"]
     opts = {name for _, name in defnames(body.get("options"))}
     rels = [r["VacuumRelation"]["relation"] for r in body.get("rels") or ()]
     if not rels:
@@ -178,8 +189,8 @@ def _vacuum(ctx: Ctx, body: Node) -> None:
             ctx.planner_indexes(table, AS, "ANALYZE reads index statistics")
 
 
-def _cluster(ctx: Ctx, body: Node) -> None:
-    rv = body.get("relation")
+def _cluster(ctx: Ctx, tree: Node) -> None:
+    rv = tree["ClusterStmt"].get("relation")
     if rv is None:
         ctx.transactional = False
         ctx.assume("CLUSTER without a table name re-clusters every clustered table.")
@@ -190,8 +201,9 @@ def _cluster(ctx: Ctx, body: Node) -> None:
     ctx.planner_indexes(table, AS, "CLUSTER: index checked")
 
 
-def _truncate(ctx: Ctx, body: Node) -> None:
-    tables = [ctx.rv(r) for r in body.get("relations") or ()]
+def _truncate(ctx: Ctx, tree: Node) -> None:
+    body = tree["TruncateStmt"]
+    tables = [ctx.rv(r["RangeVar"]) for r in body.get("relations") or ()]
     if body.get("behavior") == "DROP_CASCADE":
         if ctx.catalog is None:
             ctx.assume(
@@ -232,8 +244,9 @@ def _restart_owned_sequences(ctx: Ctx, table: str) -> None:
         ctx.rewrite(seq)
 
 
-def _lock(ctx: Ctx, body: Node) -> None:
-    mode = LockMode(int(body.get("mode", 8)))
+def _lock(ctx: Ctx, tree: Node) -> None:
+    body = tree["LockStmt"]
+    mode = LockMode(body.get("mode", 8))
     for node in body.get("relations") or ():
         rv = node["RangeVar"]
         table = ctx.rv(rv)
@@ -254,12 +267,13 @@ _DROP_RELATION = {
 }
 
 
-def _drop(ctx: Ctx, body: Node) -> None:
+def _drop(ctx: Ctx, tree: Node) -> None:
+    body = tree["DropStmt"]
     kind = body.get("removeType", "")
     cascade = body.get("behavior") == "DROP_CASCADE"
     missing_ok = bool(body.get("missing_ok"))
     for obj in body.get("objects") or ():
-        items = obj.get("List", {}).get("items") if isinstance(obj, dict) else None
+        items = obj.get("List", {}).get("items")
         if kind in _DROP_RELATION and items:
             name = ctx.qualified(items)
             if missing_ok and ctx.catalog is not None and ctx.rel(name) is None:
@@ -283,7 +297,7 @@ def _drop(ctx: Ctx, body: Node) -> None:
             )
 
 
-def _drop_index(ctx: Ctx, index: str, body: Node, missing_ok: bool) -> None:
+def _drop_index(ctx: Ctx, index: str, body: DropStmt, missing_ok: bool) -> None:
     rel = ctx.rel(index)
     if rel is None and ctx.catalog is not None and missing_ok:
         return
@@ -335,7 +349,8 @@ def _drop_function_cascade(ctx: Ctx, obj: Node) -> None:
 # -- CREATE ------------------------------------------------------------------------------
 
 
-def _create_table(ctx: Ctx, body: Node) -> None:
+def _create_table(ctx: Ctx, tree: Node) -> None:
+    body = tree["CreateStmt"]
     rv = body["relation"]
     table = ctx.rv(rv)
     if body.get("if_not_exists") and ctx.rel(table) is not None:
@@ -351,7 +366,7 @@ def _create_table(ctx: Ctx, body: Node) -> None:
             )
         elif "TableLikeClause" in elt:
             _create_like(ctx, table, base, elt["TableLikeClause"])
-    parents = [ctx.rv(p) for p in body.get("inhRelations") or ()]
+    parents = [ctx.rv(p["RangeVar"]) for p in body.get("inhRelations") or ()]
     if body.get("partbound") is not None and parents:
         parent = parents[0]
         ctx.lock(parent, AE, "CREATE TABLE PARTITION OF")
@@ -371,7 +386,7 @@ def _create_table(ctx: Ctx, body: Node) -> None:
             ctx.lock(parent, SUE, "CREATE TABLE INHERITS")
 
 
-def _create_column(ctx: Ctx, table: str, base: str, col: Node) -> None:
+def _create_column(ctx: Ctx, table: str, base: str, col: ColumnDef) -> None:
     name = col["colname"]
     typ = strings(col.get("typeName", {}).get("names"))[-1:]
     if typ and typ[0] in ("serial", "serial4", "bigserial", "serial8", "smallserial", "serial2"):
@@ -380,7 +395,7 @@ def _create_column(ctx: Ctx, table: str, base: str, col: Node) -> None:
         _create_constraint(ctx, table, base, c["Constraint"], [name])
 
 
-def _create_constraint(ctx: Ctx, table: str, base: str, con: Node, cols: list[str]) -> None:
+def _create_constraint(ctx: Ctx, table: str, base: str, con: Constraint, cols: list[str]) -> None:
     kind = con["contype"]
     if kind == "CONSTR_PRIMARY":
         ctx.create(ctx.new_name(con.get("conname") or f"{base}_pkey", table))
@@ -398,18 +413,18 @@ def _create_constraint(ctx: Ctx, table: str, base: str, con: Node, cols: list[st
             ctx.locks.pop((table, AS), None)
 
 
-def _create_like(ctx: Ctx, table: str, base: str, like: Node) -> None:
+def _create_like(ctx: Ctx, table: str, base: str, like: TableLikeClause) -> None:
     src = ctx.rv(like["relation"])
     ctx.lock(src, AS, "CREATE TABLE LIKE")
     rel = ctx.rel(src)
-    if rel is None or not int(like.get("options", 0)):
+    if rel is None or not like.get("options", 0):
         return
     for ix in rel.indexes:
         name = f"{base}_pkey" if ix.primary else f"{base}_{'_'.join(ix.columns)}_idx"
         ctx.create(ctx.new_name(name, table))
 
 
-def _query_relations(ctx: Ctx, query: Any, mode: LockMode, planned: bool, reason: str) -> None:
+def _query_relations(ctx: Ctx, query: object, mode: LockMode, planned: bool, reason: str) -> None:
     """Lock what a query reads: each relation, views' base tables, and (planned) indexes."""
     for rv in range_vars(query, []):
         name = ctx.name(rv.get("schemaname"), rv["relname"])
@@ -432,9 +447,9 @@ def _view_bases(ctx: Ctx, view: str) -> list[str]:
     return [r.name for r in ctx.catalog.relations if view in r.views]
 
 
-def _create_table_as(ctx: Ctx, body: Node) -> None:
-    into = body["into"].get("IntoClause", body["into"])
-    target = ctx.rv(into["rel"])
+def _create_table_as(ctx: Ctx, tree: Node) -> None:
+    body = tree["CreateTableAsStmt"]
+    target = ctx.rv(body["into"]["rel"])
     if body.get("if_not_exists") and ctx.rel(target) is not None:
         return
     ctx.create(target)
@@ -445,7 +460,8 @@ def _create_table_as(ctx: Ctx, body: Node) -> None:
             ctx.scan(name)
 
 
-def _create_view(ctx: Ctx, body: Node) -> None:
+def _create_view(ctx: Ctx, tree: Node) -> None:
+    body = tree["ViewStmt"]
     view = ctx.rv(body["view"])
     if body.get("replace") and ctx.rel(view) is not None:
         ctx.lock(view, AE, "CREATE OR REPLACE VIEW", "view")
@@ -458,7 +474,8 @@ def _create_view(ctx: Ctx, body: Node) -> None:
     _query_relations(ctx, body.get("query"), AS, False, "view definition")
 
 
-def _refresh(ctx: Ctx, body: Node) -> None:
+def _refresh(ctx: Ctx, tree: Node) -> None:
+    body = tree["RefreshMatViewStmt"]
     mv = ctx.rv(body["relation"])
     sources = [r.name for r in ctx.catalog.relations if mv in r.views] if ctx.catalog else []
     if ctx.catalog is None:
@@ -484,17 +501,19 @@ def _refresh(ctx: Ctx, body: Node) -> None:
     ctx.rewrite_table(mv, "REFRESH MATERIALIZED VIEW")
 
 
-def _create_trigger(ctx: Ctx, body: Node) -> None:
-    ctx.lock(ctx.rv(body["relation"]), SRE, "CREATE TRIGGER")
+def _create_trigger(ctx: Ctx, tree: Node) -> None:
+    ctx.lock(ctx.rv(tree["CreateTrigStmt"]["relation"]), SRE, "CREATE TRIGGER")
 
 
-def _create_seq(ctx: Ctx, body: Node) -> None:
+def _create_seq(ctx: Ctx, tree: Node) -> None:
+    body = tree["CreateSeqStmt"]
     seq = ctx.rv(body["sequence"])
     if not (body.get("if_not_exists") and ctx.rel(seq) is not None):
         ctx.create(seq)
 
 
-def _alter_seq(ctx: Ctx, body: Node) -> None:
+def _alter_seq(ctx: Ctx, tree: Node) -> None:
+    body = tree["AlterSeqStmt"]
     seq = ctx.rv(body["sequence"])
     ctx.lock(seq, RE, "ALTER SEQUENCE", "sequence")
     ctx.lock(seq, SRE, "ALTER SEQUENCE", "sequence")
@@ -514,7 +533,8 @@ def _alter_seq(ctx: Ctx, body: Node) -> None:
 _REL_OBJECTS = _DROP_RELATION | {"OBJECT_INDEX", "OBJECT_COLUMN", "OBJECT_TABCONSTRAINT"}
 
 
-def _rename(ctx: Ctx, body: Node) -> None:
+def _rename(ctx: Ctx, tree: Node) -> None:
+    body = tree["RenameStmt"]
     kind = body.get("renameType", "")
     rv = body.get("relation")
     if kind not in _REL_OBJECTS or rv is None:
@@ -539,12 +559,15 @@ def _rename(ctx: Ctx, body: Node) -> None:
             )
 
 
-def _set_schema(ctx: Ctx, body: Node) -> None:
-    if body.get("objectType") in _REL_OBJECTS and body.get("relation") is not None:
-        ctx.lock(ctx.rv(body["relation"]), AE, "SET SCHEMA")
+def _set_schema(ctx: Ctx, tree: Node) -> None:
+    body = tree["AlterObjectSchemaStmt"]
+    rv = body.get("relation")
+    if body.get("objectType") in _REL_OBJECTS and rv is not None:
+        ctx.lock(ctx.rv(rv), AE, "SET SCHEMA")
 
 
-def _comment(ctx: Ctx, body: Node) -> None:
+def _comment(ctx: Ctx, tree: Node) -> None:
+    body = tree["CommentStmt"]
     kind = body.get("objtype", "")
     if kind not in _REL_OBJECTS:
         return
@@ -555,12 +578,13 @@ def _comment(ctx: Ctx, body: Node) -> None:
         ctx.lock(ctx.qualified(items), SUE, "COMMENT ON")
 
 
-def _grant(ctx: Ctx, body: Node) -> None:
+def _grant(ctx: Ctx, tree: Node) -> None:
+    body = tree["GrantStmt"]
     if body.get("objtype") != "OBJECT_TABLE" or body.get("targtype") != "ACL_TARGET_OBJECT":
         return
     if ctx.at_least(18):
         for node in body.get("objects") or ():
-            ctx.lock(ctx.rv(node), AS, "GRANT/REVOKE (PostgreSQL 18)")
+            ctx.lock(ctx.rv(node["RangeVar"]), AS, "GRANT/REVOKE (PostgreSQL 18)")
 
 
 # How an assumption about ALTER DOMAIN without a catalog starts (rules match on it).
@@ -583,12 +607,13 @@ def _domain_users(ctx: Ctx, names: list[str]) -> list[str] | None:
     ]
 
 
-def _alter_domain(ctx: Ctx, body: Node) -> None:
+def _alter_domain(ctx: Ctx, tree: Node) -> None:
     """ADD CONSTRAINT / SET NOT NULL / VALIDATE check every stored value of the domain.
 
     The server locks each table with a column of the domain SHARE (VALIDATE too,
     unlike VALIDATE of a table constraint; checked on 15 to 18) and scans it.
     """
+    body = tree["AlterDomainStmt"]
     sub = body.get("subtype")
     con = body.get("def", {}).get("Constraint", {})
     if sub == "C" and con.get("contype") in ("CONSTR_CHECK", "CONSTR_NOTNULL"):
@@ -601,7 +626,7 @@ def _alter_domain(ctx: Ctx, body: Node) -> None:
         mode, what = SH, "VALIDATE CONSTRAINT"
     else:
         return
-    names = [i["String"]["sval"] for i in body.get("typeName") or ()]
+    names = strings(body.get("typeName"))
     users = _domain_users(ctx, names)
     if users is None:
         ctx.assume(
@@ -645,7 +670,8 @@ def _fk_checks(ctx: Ctx, table: str, columns: set[str] | None, inbound: bool) ->
             ctx.planner_indexes(table, RS, f"foreign key {con.name}: replacement key looked up")
 
 
-def _insert(ctx: Ctx, body: Node) -> None:
+def _insert(ctx: Ctx, tree: Node) -> None:
+    body = tree["InsertStmt"]
     table = ctx.rv(body["relation"])
     ctx.lock(table, RE, "INSERT")
     sel = body.get("selectStmt", {}).get("SelectStmt", {})
@@ -654,11 +680,12 @@ def _insert(ctx: Ctx, body: Node) -> None:
     _fk_checks(ctx, table, None, inbound=False)
 
 
-def _set_columns(body: Node) -> set[str]:
+def _set_columns(body: UpdateStmt) -> set[str]:
     return {t["ResTarget"]["name"] for t in body.get("targetList") or () if "ResTarget" in t}
 
 
-def _update(ctx: Ctx, body: Node) -> None:
+def _update(ctx: Ctx, tree: Node) -> None:
+    body = tree["UpdateStmt"]
     table = ctx.rv(body["relation"])
     ctx.lock(table, RE, "UPDATE")
     ctx.planner_indexes(table, RE, "UPDATE: planned")
@@ -671,7 +698,8 @@ def _update(ctx: Ctx, body: Node) -> None:
         ctx.destroy(f"every row of {table} overwritten (UPDATE without WHERE)")
 
 
-def _delete(ctx: Ctx, body: Node) -> None:
+def _delete(ctx: Ctx, tree: Node) -> None:
+    body = tree["DeleteStmt"]
     table = ctx.rv(body["relation"])
     ctx.lock(table, RE, "DELETE")
     ctx.planner_indexes(table, RE, "DELETE: planned")
@@ -682,15 +710,17 @@ def _delete(ctx: Ctx, body: Node) -> None:
         ctx.destroy(f"all rows of {table} (DELETE without WHERE)")
 
 
-def _select(ctx: Ctx, body: Node) -> None:
-    if body.get("intoClause"):
-        into = body["intoClause"].get("IntoClause", body["intoClause"])
+def _select(ctx: Ctx, tree: Node) -> None:
+    body: SelectStmt = tree["SelectStmt"]
+    into = body.get("intoClause")
+    if into:
         ctx.create(ctx.rv(into["rel"]))
     mode = RS if body.get("lockingClause") else AS
     _query_relations(ctx, body, mode, True, "SELECT FOR UPDATE/SHARE" if mode == RS else "SELECT")
 
 
-def _copy(ctx: Ctx, body: Node) -> None:
+def _copy(ctx: Ctx, tree: Node) -> None:
+    body = tree["CopyStmt"]
     rv = body.get("relation")
     if rv is None:
         _query_relations(ctx, body.get("query"), AS, True, "COPY (query)")
@@ -701,7 +731,8 @@ def _copy(ctx: Ctx, body: Node) -> None:
     )
 
 
-def _explain(ctx: Ctx, body: Node) -> None:
+def _explain(ctx: Ctx, tree: Node) -> None:
+    body = tree["ExplainStmt"]
     inner = analyse(body["query"], catalog=ctx.catalog, server_version=ctx.version)
     for lk in inner.locks:
         ctx.lock(lk.relation, lk.mode, f"EXPLAIN: {lk.reason}", lk.relkind)
@@ -710,21 +741,21 @@ def _explain(ctx: Ctx, body: Node) -> None:
             ctx.destroy(d)
 
 
-def _create_database(ctx: Ctx, body: Node) -> None:
+def _create_database(ctx: Ctx, tree: Node) -> None:
     """CREATE DATABASE: no table locks, never inside a transaction block."""
-    del body
+    del tree
     ctx.transactional = False
 
 
-def _drop_database(ctx: Ctx, body: Node) -> None:
+def _drop_database(ctx: Ctx, tree: Node) -> None:
     """DROP DATABASE: destroys it; never inside a transaction block."""
     ctx.transactional = False
-    ctx.destroy(f"database {body['dbname']}")
+    ctx.destroy(f"database {tree['DropdbStmt']['dbname']}")
 
 
-def _nothing(ctx: Ctx, body: Node) -> None:
+def _nothing(ctx: Ctx, tree: Node) -> None:
     """Statements that lock no relation (types, functions, extensions, schemas, ...)."""
-    del ctx, body
+    del ctx, tree
 
 
 _HANDLERS: dict[str, Handler] = {

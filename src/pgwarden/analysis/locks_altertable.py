@@ -9,14 +9,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import lru_cache
 from importlib.resources import files
-from typing import Any
 
-from pgwarden.analysis.catalog import Relation
+from pgwarden.analysis.catalog import Column, Relation
 from pgwarden.analysis.effects import LockMode
-from pgwarden.analysis.locks_core import AE, AS, SH, SRE, SUE, Ctx, defnames, quote, strings
-from pgwarden.analysis.parse import Node
+from pgwarden.analysis.locks_core import AE, AS, SH, SRE, SUE, Ctx
+from pgwarden.analysis.nodes import (
+    TYPE_ALIASES,
+    AlterTableCmd,
+    AlterTableStmt,
+    Constraint,
+    Node,
+    TypeName,
+    contains,
+    defnames,
+    func_calls,
+    quote,
+    strings,
+    type_of,
+)
 
-Cmd = dict[str, Any]
+Cmd = AlterTableCmd
 
 # Sub-commands that take less than ACCESS EXCLUSIVE (AlterTableGetLockLevel).
 _MODES: dict[str, LockMode] = {
@@ -134,50 +146,30 @@ def mode_of(cmd: Cmd) -> LockMode:
     return _MODES.get(sub, AE)
 
 
-def volatile(expr: Any) -> bool:
+def volatile(expr: object) -> bool:
     """Whether a default expression may differ per row, as the server judges it
-    (any VOLATILE function); a function that is not built in is assumed volatile."""
-    if isinstance(expr, dict):
-        for key, value in expr.items():
-            if key == "FuncCall":
-                names = strings(value.get("funcname"))
-                if len(names) > 1 and names[0] != "pg_catalog":
-                    return True  # a user's function: its volatility is not known
-                if builtin_volatility().get(names[-1], "v") == "v":
-                    return True
-            if key == "SubLink" or volatile(value):
-                return True
-    elif isinstance(expr, list):
-        return any(volatile(v) for v in expr)
-    return False
+    (any VOLATILE function or a subquery); a function that is not built in is assumed
+    volatile."""
+    for call in func_calls(expr, []):
+        names = strings(call.get("funcname"))
+        if len(names) > 1 and names[0] != "pg_catalog":
+            return True  # a user's function: its volatility is not known
+        if builtin_volatility().get(names[-1], "v") == "v":
+            return True
+    return contains(expr, "SubLink")
 
 
-def type_name(tn: Node) -> tuple[str, list[int]]:
-    """(base type, typmods) of a TypeName: ("int8", []), ("varchar", [20])."""
-    names = strings(tn.get("names"))
-    mods: list[int] = []
-    for m in tn.get("typmods") or ():
-        val = m.get("A_Const", {}).get("ival", {})
-        mods.append(int(val.get("ival", 0)))
-    base = names[-1].lower() if names else ""
-    if tn.get("arrayBounds"):
-        base += "[]"
-    return base, mods
+def type_name(tn: TypeName) -> tuple[str, list[int]]:
+    """(base type, integer typmods) of a TypeName: ("int8", []), ("varchar", [20]),
+    ("int4[]", [])."""
+    base, mods, array = type_of(tn)
+    return (base + "[]" if array else base), mods
 
 
-_ALIASES = {
-    "character varying": "varchar",
-    "integer": "int4",
-    "bigint": "int8",
-    "smallint": "int2",
-    "timestamp without time zone": "timestamp",
-    "timestamp with time zone": "timestamptz",
-    "character": "bpchar",
-    "bit varying": "varbit",
-    "double precision": "float8",
-    "real": "float4",
-    "boolean": "bool",
-}
+def opaque_typmods(tn: TypeName) -> bool:
+    """Whether a type modifier is not an integer constant (PostGIS `geometry(Point, 4326)`):
+    such a type is not compared with the current one, the change is assumed to rewrite."""
+    return len(type_of(tn).mods) != len(tn.get("typmods") or ())
 
 
 def parse_format_type(text: str) -> tuple[str, list[int]]:
@@ -186,8 +178,8 @@ def parse_format_type(text: str) -> tuple[str, list[int]]:
     mods = [int(x) for x in rest.rstrip(")").split(",") if x.strip().isdigit()] if rest else []
     base = base.strip()
     if base.endswith("[]"):
-        return _ALIASES.get(base[:-2], base[:-2]) + "[]", mods
-    return _ALIASES.get(base, base), mods
+        return TYPE_ALIASES.get(base[:-2], base[:-2]) + "[]", mods
+    return TYPE_ALIASES.get(base, base), mods
 
 
 def type_change_rewrites(old: tuple[str, list[int]], new: tuple[str, list[int]], utc: bool) -> bool:
@@ -253,7 +245,7 @@ _OBJECT_KINDS = {
 class AlterTable:
     """Effects of one ALTER TABLE statement."""
 
-    def __init__(self, ctx: Ctx, body: Node) -> None:
+    def __init__(self, ctx: Ctx, body: AlterTableStmt) -> None:
         self.ctx = ctx
         self.body = body
         self.table = ctx.rv(body["relation"])
@@ -312,7 +304,7 @@ class AlterTable:
         )
         self.ctx.lock(self.table, AS, "sequence OWNED BY set")
 
-    def new_index(self, con: Node, columns: list[str]) -> None:
+    def new_index(self, con: Constraint, columns: list[str]) -> None:
         kind = con["contype"]
         suffix = {"CONSTR_PRIMARY": "pkey", "CONSTR_UNIQUE": "key", "CONSTR_EXCLUSION": "excl"}[
             kind
@@ -329,7 +321,7 @@ class AlterTable:
     # -- sub-commands --------------------------------------------------------------
 
     def add_column(self, cmd: Cmd) -> None:
-        col: Node = cmd["def"]["ColumnDef"]
+        col = cmd["def"]["ColumnDef"]
         name = col["colname"]
         if cmd.get("missing_ok") and self.column(name) is not None:
             return
@@ -376,7 +368,7 @@ class AlterTable:
         if rewrite:
             self.rewrite(f"ADD COLUMN {name} (volatile default, sequence or constrained domain)")
 
-    def column(self, name: str) -> Any:
+    def column(self, name: str) -> Column | None:
         rel = self.ctx.rel(self.table)
         return rel.column(name) if rel is not None else None
 
@@ -408,7 +400,7 @@ class AlterTable:
 
     def alter_type(self, cmd: Cmd) -> None:
         name = cmd["name"]
-        col: Node = cmd["def"]["ColumnDef"]
+        col = cmd["def"]["ColumnDef"]
         new = type_name(col["typeName"])
         current = self.column(name)
         utc = self.timezone_is_utc()
@@ -427,7 +419,9 @@ class AlterTable:
                 + (f" (it is done in place if {name} is now {in_place})." if in_place else ".")
             )
         else:
-            rewrite = type_change_rewrites(parse_format_type(current.type), new, utc)
+            rewrite = opaque_typmods(col["typeName"]) or type_change_rewrites(
+                parse_format_type(current.type), new, utc
+            )
         if rewrite:
             self.rewrite(f"ALTER COLUMN {name} TYPE")
         rel = self.ctx.rel(self.table)
@@ -488,7 +482,7 @@ class AlterTable:
             self.ctx.scan(leaf)
 
     def add_constraint(self, cmd: Cmd) -> None:
-        con: Node = cmd["def"]["Constraint"]
+        con = cmd["def"]["Constraint"]
         kind = con["contype"]
         if kind == "CONSTR_FOREIGN":
             pk = self.ctx.rv(con["pktable"])
@@ -635,7 +629,7 @@ class AlterTable:
             )
 
     def inherit(self, cmd: Cmd) -> None:
-        parent = self.ctx.rv(cmd["def"])
+        parent = self.ctx.rv(cmd["def"]["RangeVar"])
         mode = SUE if cmd["subtype"] == "AT_AddInherit" else AS
         self.ctx.lock(parent, mode, f"{cmd['subtype'][3:]} parent")
 
@@ -723,6 +717,6 @@ _HANDLERS: dict[str, Callable[[AlterTable, Cmd], None]] = {
 }
 
 
-def alter_table(ctx: Ctx, body: Node) -> None:
+def alter_table(ctx: Ctx, tree: Node) -> None:
     """Entry point for AlterTableStmt."""
-    AlterTable(ctx, body).run()
+    AlterTable(ctx, tree["AlterTableStmt"]).run()

@@ -5,13 +5,9 @@ Facts here were measured on PostgreSQL 15-18 (tests/analysis/test_locks_live.py)
 
 from __future__ import annotations
 
-import re
-from functools import lru_cache
-from typing import Any
-
 from pgwarden.analysis.catalog import Catalog, Constraint, Relation
 from pgwarden.analysis.effects import Effects, LockMode, RelationLock
-from pgwarden.analysis.parse import Node
+from pgwarden.analysis.nodes import Node, RangeVar, quote, regclass_name, strings
 
 NEWEST = 18
 OLDEST = 13
@@ -24,16 +20,6 @@ SH = LockMode.SHARE
 SRE = LockMode.SHARE_ROW_EXCLUSIVE
 EX = LockMode.EXCLUSIVE
 AE = LockMode.ACCESS_EXCLUSIVE
-
-_PLAIN = re.compile(r"[a-z_][a-z0-9_$]*")
-
-
-@lru_cache(maxsize=4096)
-def quote(ident: str) -> str:
-    """Quote an identifier the way regclass output does (keywords aside)."""
-    if _PLAIN.fullmatch(ident):
-        return ident
-    return '"' + ident.replace('"', '""') + '"'
 
 
 class Ctx:
@@ -117,18 +103,15 @@ class Ctx:
             if schema is not None and schema not in self.catalog.search_path:
                 return f"{quote(schema)}.{quote(relname)}"
             return quote(relname)
-        if schema is not None and schema != "public":
-            return f"{quote(schema)}.{quote(relname)}"
-        return quote(relname)
+        return regclass_name(schema, relname)
 
-    def rv(self, rangevar: Node) -> str:
-        """regclass text of a RangeVar (bare fields or wrapped in {"RangeVar": ...})."""
-        body = rangevar.get("RangeVar", rangevar)
-        return self.name(body.get("schemaname"), body["relname"])
+    def rv(self, rangevar: RangeVar) -> str:
+        """regclass text of a RangeVar."""
+        return self.name(rangevar.get("schemaname"), rangevar["relname"])
 
     def qualified(self, items: list[Node]) -> str:
         """regclass text of a dotted name given as String nodes (DROP, COMMENT)."""
-        parts = [i["String"]["sval"] for i in items]
+        parts = strings(items)
         return self.name(parts[-2] if len(parts) > 1 else None, parts[-1])
 
     def new_name(self, base: str, schema_of: str | None = None) -> str:
@@ -286,32 +269,3 @@ class Ctx:
             self.destroy(f"{rel.kind} {name}")
         elif rel.relkind == "S":
             self.destroy(f"sequence {name}")
-
-
-def strings(items: list[Node] | None) -> list[str]:
-    """sval of a list of String nodes."""
-    return [i["String"]["sval"] for i in items or () if "String" in i]
-
-
-def defnames(options: list[Node] | None) -> list[tuple[str | None, str]]:
-    """(namespace, name) of DefElem options."""
-    out: list[tuple[str | None, str]] = []
-    for opt in options or ():
-        body: dict[str, Any] = opt.get("DefElem", {})
-        if body:
-            out.append((body.get("defnamespace"), body["defname"]))
-    return out
-
-
-def range_vars(node: Any, out: list[Node]) -> list[Node]:
-    """Every RangeVar below `node` (FROM lists, subqueries, CTEs)."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "RangeVar":
-                out.append(value)
-            else:
-                range_vars(value, out)
-    elif isinstance(node, list):
-        for item in node:
-            range_vars(item, out)
-    return out

@@ -11,15 +11,17 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from pglast import parser as _parser
 
+from pgwarden.analysis.nodes import Node
 from pgwarden.errors import SqlParseError
 from pgwarden.location import SourceLocation, line_col
 
 __all__ = [
+    "Body",
     "Node",
     "ParsedStatement",
     "check_expressions",
@@ -31,7 +33,9 @@ __all__ = [
     "server_grammar_version",
 ]
 
-Node = dict[str, Any]
+# A statement's fields without their types, for code outside the typed boundary
+# (analysis/nodes.py types the tree; the lock model and the rules read it through those).
+Body = dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +53,9 @@ class ParsedStatement:
         return next(iter(self.tree))
 
     @property
-    def body(self) -> Node:
-        """The statement node's fields."""
-        body: Node = self.tree[self.kind]
+    def body(self) -> Body:
+        """The statement node's fields (untyped; typed: `self.tree["<kind>"]`)."""
+        body: Body = cast(Body, self.tree)[self.kind]
         return body
 
 

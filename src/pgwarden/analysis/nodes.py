@@ -1,0 +1,736 @@
+"""The typed boundary of the parse tree: the node shapes pgwarden reads, and their readers.
+
+A tree is libpg_query's JSON loaded by orjson into plain dicts (`analysis.parse`). The
+TypedDicts here describe those dicts and add nothing at run time. Every field is
+optional: the JSON leaves out false, zero and empty values. A field typed `Node` holds a
+wrapped node, `{"KindName": {...}}`; a field typed with a node's own TypedDict holds that
+node's fields bare (the C field has that type, e.g. `RangeVar *relation`). Field names
+follow PostgreSQL's parsenodes.h (pglast's ast.py lists them).
+
+The lock model (analysis/locks*.py) and the rules read trees only through these types
+and the readers below, so mypy checks their logic field by field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from functools import lru_cache
+from typing import NamedTuple, TypedDict, cast
+
+__all__ = [
+    "TYPE_ALIASES",
+    "A_Const",
+    "A_Expr",
+    "AlterDomainStmt",
+    "AlterEnumStmt",
+    "AlterObjectSchemaStmt",
+    "AlterSeqStmt",
+    "AlterTableCmd",
+    "AlterTableStmt",
+    "BoolExpr",
+    "ClusterStmt",
+    "ColumnDef",
+    "ColumnRef",
+    "CommentStmt",
+    "Constraint",
+    "CopyStmt",
+    "CreateSchemaStmt",
+    "CreateSeqStmt",
+    "CreateStmt",
+    "CreateTableAsStmt",
+    "CreateTrigStmt",
+    "CreatedbStmt",
+    "DefElem",
+    "DeleteStmt",
+    "DropStmt",
+    "DropdbStmt",
+    "ExplainStmt",
+    "FuncCall",
+    "GrantStmt",
+    "IndexElem",
+    "IndexStmt",
+    "InsertStmt",
+    "IntoClause",
+    "ListNode",
+    "LockStmt",
+    "Node",
+    "NullTest",
+    "ObjectWithArgs",
+    "PartitionBoundSpec",
+    "PartitionCmd",
+    "RangeVar",
+    "RefreshMatViewStmt",
+    "ReindexStmt",
+    "RenameStmt",
+    "ReplicaIdentityStmt",
+    "ResTarget",
+    "SelectStmt",
+    "String",
+    "TableLikeClause",
+    "TransactionStmt",
+    "TruncateStmt",
+    "TypeCast",
+    "TypeName",
+    "TypeOf",
+    "UpdateStmt",
+    "VacuumRelation",
+    "VacuumStmt",
+    "VariableSetStmt",
+    "ViewStmt",
+    "contains",
+    "defnames",
+    "dotted",
+    "func_calls",
+    "option_on",
+    "quote",
+    "range_vars",
+    "regclass",
+    "regclass_name",
+    "relname",
+    "strings",
+    "type_of",
+]
+
+# -- values --------------------------------------------------------------------------
+
+
+class String(TypedDict, total=False):
+    sval: str
+
+
+class Integer(TypedDict, total=False):
+    ival: int
+
+
+class Float(TypedDict, total=False):
+    fval: str
+
+
+class Boolean(TypedDict, total=False):
+    boolval: bool
+
+
+class ListNode(TypedDict, total=False):
+    items: list[Node]
+
+
+class A_Const(TypedDict, total=False):
+    ival: Integer
+    sval: String
+    fval: Float
+    boolval: Boolean
+    isnull: bool
+    location: int
+
+
+# -- names and types -----------------------------------------------------------------
+
+
+class RangeVar(TypedDict, total=False):
+    catalogname: str
+    schemaname: str
+    relname: str
+    inh: bool
+    relpersistence: str
+    location: int
+
+
+class TypeName(TypedDict, total=False):
+    names: list[Node]
+    typmods: list[Node]
+    typemod: int
+    arrayBounds: list[Node]
+    setof: bool
+    pct_type: bool
+    location: int
+
+
+class ObjectWithArgs(TypedDict, total=False):
+    objname: list[Node]
+    objargs: list[Node]
+
+
+class DefElem(TypedDict, total=False):
+    defnamespace: str
+    defname: str
+    arg: Node
+    defaction: str
+
+
+# -- expressions ---------------------------------------------------------------------
+
+
+class ColumnRef(TypedDict, total=False):
+    fields: list[Node]
+
+
+class TypeCast(TypedDict, total=False):
+    arg: Node
+    typeName: TypeName
+
+
+class FuncCall(TypedDict, total=False):
+    funcname: list[Node]
+    args: list[Node]
+
+
+class A_Expr(TypedDict, total=False):
+    kind: str
+    name: list[Node]
+    lexpr: Node
+    rexpr: Node
+
+
+class BoolExpr(TypedDict, total=False):
+    boolop: str
+    args: list[Node]
+
+
+class NullTest(TypedDict, total=False):
+    arg: Node
+    nulltesttype: str
+
+
+class ResTarget(TypedDict, total=False):
+    name: str
+    val: Node
+
+
+# -- table parts ---------------------------------------------------------------------
+
+
+class Constraint(TypedDict, total=False):
+    contype: str
+    conname: str
+    deferrable: bool
+    initdeferred: bool
+    is_enforced: bool
+    skip_validation: bool
+    initially_valid: bool
+    is_no_inherit: bool
+    raw_expr: Node
+    keys: list[Node]
+    exclusions: list[Node]
+    indexname: str
+    nulls_not_distinct: bool
+    generated_when: str
+    generated_kind: str
+    pktable: RangeVar
+    fk_attrs: list[Node]
+    pk_attrs: list[Node]
+    fk_matchtype: str
+    fk_upd_action: str
+    fk_del_action: str
+    where_clause: Node
+
+
+class ColumnDef(TypedDict, total=False):
+    colname: str
+    typeName: TypeName
+    is_not_null: bool
+    raw_default: Node
+    identity: str
+    generated: str
+    constraints: list[Node]
+
+
+class IndexElem(TypedDict, total=False):
+    name: str
+    expr: Node
+
+
+class PartitionBoundSpec(TypedDict, total=False):
+    strategy: str
+    is_default: bool
+
+
+class PartitionCmd(TypedDict, total=False):
+    name: RangeVar
+    bound: PartitionBoundSpec
+    concurrent: bool
+
+
+class ReplicaIdentityStmt(TypedDict, total=False):
+    identity_type: str
+    name: str
+
+
+class TableLikeClause(TypedDict, total=False):
+    relation: RangeVar
+    options: int
+
+
+class IntoClause(TypedDict, total=False):
+    rel: RangeVar
+
+
+class VacuumRelation(TypedDict, total=False):
+    relation: RangeVar
+    va_cols: list[Node]
+
+
+# `def` is a Python keyword: these two use the functional form.
+AlterTableCmd = TypedDict(
+    "AlterTableCmd",
+    {
+        "subtype": str,
+        "name": str,
+        "num": int,
+        "def": "Node",
+        "behavior": str,
+        "missing_ok": bool,
+        "recurse": bool,
+    },
+    total=False,
+)
+
+AlterDomainStmt = TypedDict(
+    "AlterDomainStmt",
+    {
+        "subtype": str,
+        "typeName": "list[Node]",
+        "name": str,
+        "def": "Node",
+        "behavior": str,
+        "missing_ok": bool,
+    },
+    total=False,
+)
+
+
+# -- statements ----------------------------------------------------------------------
+
+
+class AlterTableStmt(TypedDict, total=False):
+    relation: RangeVar
+    cmds: list[Node]
+    objtype: str
+    missing_ok: bool
+
+
+class IndexStmt(TypedDict, total=False):
+    idxname: str
+    relation: RangeVar
+    accessMethod: str
+    indexParams: list[Node]
+    whereClause: Node
+    unique: bool
+    nulls_not_distinct: bool
+    primary: bool
+    isconstraint: bool
+    concurrent: bool
+    if_not_exists: bool
+
+
+class ReindexStmt(TypedDict, total=False):
+    kind: str
+    relation: RangeVar
+    name: str
+    params: list[Node]
+
+
+class VacuumStmt(TypedDict, total=False):
+    options: list[Node]
+    rels: list[Node]
+    is_vacuumcmd: bool
+
+
+class ClusterStmt(TypedDict, total=False):
+    relation: RangeVar
+    indexname: str
+    params: list[Node]
+
+
+class TruncateStmt(TypedDict, total=False):
+    relations: list[Node]
+    restart_seqs: bool
+    behavior: str
+
+
+class LockStmt(TypedDict, total=False):
+    relations: list[Node]
+    mode: int
+    nowait: bool
+
+
+class DropStmt(TypedDict, total=False):
+    objects: list[Node]
+    removeType: str
+    behavior: str
+    missing_ok: bool
+    concurrent: bool
+
+
+class CreateStmt(TypedDict, total=False):
+    relation: RangeVar
+    tableElts: list[Node]
+    inhRelations: list[Node]
+    partbound: PartitionBoundSpec
+    if_not_exists: bool
+
+
+class CreateTableAsStmt(TypedDict, total=False):
+    query: Node
+    into: IntoClause
+    objtype: str
+    if_not_exists: bool
+
+
+class ViewStmt(TypedDict, total=False):
+    view: RangeVar
+    query: Node
+    replace: bool
+
+
+class RefreshMatViewStmt(TypedDict, total=False):
+    concurrent: bool
+    skipData: bool
+    relation: RangeVar
+
+
+class CreateTrigStmt(TypedDict, total=False):
+    trigname: str
+    relation: RangeVar
+
+
+class CreateSeqStmt(TypedDict, total=False):
+    sequence: RangeVar
+    options: list[Node]
+    if_not_exists: bool
+
+
+class AlterSeqStmt(TypedDict, total=False):
+    sequence: RangeVar
+    options: list[Node]
+
+
+class RenameStmt(TypedDict, total=False):
+    renameType: str
+    relationType: str
+    relation: RangeVar
+    object: Node
+    subname: str
+    newname: str
+    missing_ok: bool
+
+
+class AlterObjectSchemaStmt(TypedDict, total=False):
+    objectType: str
+    relation: RangeVar
+    object: Node
+    newschema: str
+
+
+class CommentStmt(TypedDict, total=False):
+    objtype: str
+    object: Node
+    comment: str
+
+
+class GrantStmt(TypedDict, total=False):
+    is_grant: bool
+    targtype: str
+    objtype: str
+    objects: list[Node]
+
+
+class InsertStmt(TypedDict, total=False):
+    relation: RangeVar
+    cols: list[Node]
+    selectStmt: Node
+
+
+class UpdateStmt(TypedDict, total=False):
+    relation: RangeVar
+    targetList: list[Node]
+    whereClause: Node
+    fromClause: list[Node]
+
+
+class DeleteStmt(TypedDict, total=False):
+    relation: RangeVar
+    usingClause: list[Node]
+    whereClause: Node
+
+
+class SelectStmt(TypedDict, total=False):
+    intoClause: IntoClause
+    targetList: list[Node]
+    fromClause: list[Node]
+    whereClause: Node
+    valuesLists: list[Node]
+    lockingClause: list[Node]
+
+
+class CopyStmt(TypedDict, total=False):
+    relation: RangeVar
+    query: Node
+    is_from: bool
+
+
+class ExplainStmt(TypedDict, total=False):
+    query: Node
+    options: list[Node]
+
+
+class CreatedbStmt(TypedDict, total=False):
+    dbname: str
+
+
+class DropdbStmt(TypedDict, total=False):
+    dbname: str
+    missing_ok: bool
+
+
+class AlterEnumStmt(TypedDict, total=False):
+    typeName: list[Node]
+    oldVal: str
+    newVal: str
+    newValNeighbor: str
+    newValIsAfter: bool
+    skipIfNewValExists: bool
+
+
+class CreateSchemaStmt(TypedDict, total=False):
+    schemaname: str
+    if_not_exists: bool
+
+
+class TransactionStmt(TypedDict, total=False):
+    kind: str
+
+
+class VariableSetStmt(TypedDict, total=False):
+    kind: str
+    name: str
+    args: list[Node]
+    is_local: bool
+
+
+class _Empty(TypedDict, total=False):
+    """A node whose fields pgwarden does not read."""
+
+
+class Node(TypedDict, total=False):
+    """A wrapped node: exactly one of these keys, the node's kind, holding its fields."""
+
+    String: String
+    Integer: Integer
+    Float: Float
+    Boolean: Boolean
+    List: ListNode
+    A_Const: A_Const
+    A_Star: _Empty
+    RangeVar: RangeVar
+    TypeName: TypeName
+    ObjectWithArgs: ObjectWithArgs
+    DefElem: DefElem
+    ColumnRef: ColumnRef
+    TypeCast: TypeCast
+    FuncCall: FuncCall
+    SubLink: _Empty
+    A_Expr: A_Expr
+    BoolExpr: BoolExpr
+    NullTest: NullTest
+    ResTarget: ResTarget
+    Constraint: Constraint
+    ColumnDef: ColumnDef
+    IndexElem: IndexElem
+    PartitionBoundSpec: PartitionBoundSpec
+    PartitionCmd: PartitionCmd
+    ReplicaIdentityStmt: ReplicaIdentityStmt
+    TableLikeClause: TableLikeClause
+    IntoClause: IntoClause
+    VacuumRelation: VacuumRelation
+    AlterTableCmd: AlterTableCmd
+    AlterTableStmt: AlterTableStmt
+    AlterDomainStmt: AlterDomainStmt
+    AlterEnumStmt: AlterEnumStmt
+    AlterObjectSchemaStmt: AlterObjectSchemaStmt
+    AlterSeqStmt: AlterSeqStmt
+    ClusterStmt: ClusterStmt
+    CommentStmt: CommentStmt
+    CopyStmt: CopyStmt
+    CreateSchemaStmt: CreateSchemaStmt
+    CreateSeqStmt: CreateSeqStmt
+    CreateStmt: CreateStmt
+    CreateTableAsStmt: CreateTableAsStmt
+    CreateTrigStmt: CreateTrigStmt
+    CreatedbStmt: CreatedbStmt
+    DeleteStmt: DeleteStmt
+    DropStmt: DropStmt
+    DropdbStmt: DropdbStmt
+    ExplainStmt: ExplainStmt
+    GrantStmt: GrantStmt
+    IndexStmt: IndexStmt
+    InsertStmt: InsertStmt
+    LockStmt: LockStmt
+    RefreshMatViewStmt: RefreshMatViewStmt
+    ReindexStmt: ReindexStmt
+    RenameStmt: RenameStmt
+    SelectStmt: SelectStmt
+    TransactionStmt: TransactionStmt
+    TruncateStmt: TruncateStmt
+    UpdateStmt: UpdateStmt
+    VacuumStmt: VacuumStmt
+    VariableSetStmt: VariableSetStmt
+    ViewStmt: ViewStmt
+
+
+# -- readers -------------------------------------------------------------------------
+
+_PLAIN = re.compile(r"[a-z_][a-z0-9_$]*")
+
+
+@lru_cache(maxsize=4096)
+def quote(ident: str) -> str:
+    """Quote an identifier the way regclass output does (keywords aside)."""
+    if _PLAIN.fullmatch(ident):
+        return ident
+    return '"' + ident.replace('"', '""') + '"'
+
+
+def strings(items: list[Node] | None) -> list[str]:
+    """sval of each String node of a list (other nodes skipped)."""
+    return [i["String"]["sval"] for i in items or () if "String" in i]
+
+
+def dotted(items: list[Node] | None) -> str:
+    """`a.b` of a list of String nodes, quoted as regclass does, without `public.`."""
+    return ".".join(quote(s) for s in strings(items)).removeprefix("public.")
+
+
+def regclass_name(schema: str | None, name: str) -> str:
+    """regclass text of `schema.name` on the default search_path (`public.` left out)."""
+    if schema and schema != "public":
+        return f"{quote(schema)}.{quote(name)}"
+    return quote(name)
+
+
+def regclass(rangevar: RangeVar | None) -> str:
+    """The relation of a RangeVar spelled as regclass prints it without a catalog ("?": none)."""
+    if not rangevar:
+        return "?"
+    return regclass_name(rangevar.get("schemaname"), rangevar.get("relname", "?"))
+
+
+def relname(rangevar: RangeVar | None) -> str:
+    """`schema.name` or `name` of a RangeVar, as written ("?": none)."""
+    if not rangevar:
+        return "?"
+    name = rangevar.get("relname", "?")
+    schema = rangevar.get("schemaname")
+    return f"{schema}.{name}" if schema else name
+
+
+def defnames(options: list[Node] | None) -> list[tuple[str | None, str]]:
+    """(namespace, name) of each DefElem of an option list."""
+    out: list[tuple[str | None, str]] = []
+    for opt in options or ():
+        body = opt.get("DefElem")
+        if body:
+            out.append((body.get("defnamespace"), body["defname"]))
+    return out
+
+
+def option_on(options: list[Node] | None, name: str) -> bool:
+    """Whether a DefElem option list (VACUUM, REINDEX, EXPLAIN) turns `name` on."""
+    for opt in options or ():
+        body = opt.get("DefElem", {})
+        if body.get("defname") != name:
+            continue
+        arg = body.get("arg")
+        if arg is None:
+            return True
+        value = str(arg.get("String", {}).get("sval", arg.get("Integer", {}).get("ival", "1")))
+        return value.lower() not in ("false", "off", "0", "no")
+    return False
+
+
+# Type spellings mapped to the catalog's type names: the parser's (an unqualified name it
+# leaves alone) and format_type's output. "char" stays: the one-byte internal type.
+TYPE_ALIASES = {
+    "integer": "int4",
+    "int": "int4",
+    "smallint": "int2",
+    "bigint": "int8",
+    "character varying": "varchar",
+    "character": "bpchar",
+    "timestamp without time zone": "timestamp",
+    "timestamp with time zone": "timestamptz",
+    "bit varying": "varbit",
+    "double precision": "float8",
+    "real": "float4",
+    "boolean": "bool",
+}
+
+
+class TypeOf(NamedTuple):
+    """A TypeName read: ("varchar", [20], False) for `varchar(20)`."""
+
+    base: str  # the catalog's name, lower case, without schema
+    mods: list[int]  # integer type modifiers
+    array: bool
+
+
+def type_of(type_name: TypeName) -> TypeOf:
+    """The catalog type name, integer typmods and array flag of a TypeName."""
+    names = strings(type_name.get("names"))
+    base = names[-1].lower() if names else ""
+    mods = [
+        m["A_Const"]["ival"].get("ival", 0)
+        for m in type_name.get("typmods") or ()
+        if "ival" in m.get("A_Const", {})
+    ]
+    return TypeOf(TYPE_ALIASES.get(base, base), mods, bool(type_name.get("arrayBounds")))
+
+
+# -- walking expressions ----------------------------------------------------------------
+
+
+def range_vars(node: object, out: list[RangeVar]) -> list[RangeVar]:
+    """Every wrapped RangeVar below `node` (FROM lists, subqueries, CTEs), in order."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "RangeVar":
+                out.append(cast(RangeVar, value))
+            else:
+                range_vars(value, out)
+    elif isinstance(node, list):
+        for item in node:
+            range_vars(item, out)
+    return out
+
+
+def func_calls(node: object, out: list[FuncCall]) -> list[FuncCall]:
+    """Every function call below `node`, outermost first."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "FuncCall":
+                out.append(cast(FuncCall, value))
+            func_calls(value, out)
+    elif isinstance(node, list):
+        for item in node:
+            func_calls(item, out)
+    return out
+
+
+def contains(node: object, kind: str) -> bool:
+    """Whether a node of `kind` (e.g. "SubLink") is anywhere below `node`."""
+    if isinstance(node, dict):
+        return any(key == kind or contains(value, kind) for key, value in node.items())
+    if isinstance(node, list):
+        return any(contains(item, kind) for item in node)
+    return False
+
+
+def walk(node: object) -> Iterator[tuple[str, object]]:
+    """(key, value) of every field below `node`, depth first."""
+    if isinstance(node, dict):
+        for key, value in cast("dict[str, object]", node).items():
+            yield key, value
+            yield from walk(value)
+    elif isinstance(node, list):
+        for item in cast("list[object]", node):
+            yield from walk(item)
