@@ -24,6 +24,7 @@ __all__ = [
     "compare_schema",
     "compare_tables",
     "identity",
+    "lift_timeouts",
     "list_tables",
     "pin_output_settings",
     "schema_fingerprint",
@@ -124,6 +125,16 @@ def pin_output_settings(conn: Conn) -> None:
     """Fix the settings that change how values print, so checksums are comparable."""
     for name, value in _OUTPUT_SETTINGS.items():
         conn.execute("SELECT set_config(%s, %s, false)", (name, value))
+
+
+def lift_timeouts(conn: Conn) -> None:
+    """Turn off the database's or role's statement, idle and transaction timeouts for this
+    session: backup's checksum scans and its exported snapshot must outlive them (a 50 ms
+    statement_timeout set with ALTER DATABASE would cancel them). lock_timeout stays."""
+    conn.execute(
+        "SELECT set_config(name, '0', false) FROM pg_settings WHERE name IN"
+        " ('statement_timeout', 'idle_in_transaction_session_timeout', 'transaction_timeout')"
+    )
 
 
 def identity(conn: Conn) -> Identity:

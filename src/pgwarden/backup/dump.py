@@ -98,19 +98,43 @@ def create_backup(
     try:
         return _create(conn, dsn, catalogue, jobs, on_progress)
     except psycopg.Error as exc:
-        raise DatabaseError(
-            f"backup of {describe_dsn(dsn)} failed: {str(exc).strip()}",
-            hint="nothing was recorded; check the server and the user's privileges",
-            sqlstate=exc.sqlstate,
-        ) from None
+        raise _query_failed(dsn, exc) from None
     finally:
         conn.close()
+
+
+def _query_failed(dsn: str, exc: psycopg.Error) -> DatabaseError:
+    """The error for a failed query of backup's own session, by SQLSTATE."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    where = f"backup of {describe_dsn(dsn)} failed"
+    if exc.sqlstate == "57014":
+        return DatabaseError(
+            f"{where}: its query was cancelled by the server ({text})",
+            hint="backup turns statement_timeout off for its own session, so another session "
+            "cancelled it (pg_cancel_backend, a watchdog, an admin); nothing was recorded, "
+            "run it again",
+            sqlstate=exc.sqlstate,
+        )
+    if exc.sqlstate == "55P03":
+        return DatabaseError(
+            f"{where}: a table stayed locked by another session for longer than "
+            f"lock_timeout ({text})",
+            hint="nothing was recorded; run it again when the DDL holding the lock has "
+            "finished, or raise lock_timeout for the backup's role",
+            sqlstate=exc.sqlstate,
+        )
+    return DatabaseError(
+        f"{where}: {text}",
+        hint="nothing was recorded; check the server and the user's privileges",
+        sqlstate=exc.sqlstate,
+    )
 
 
 def _create(
     conn: content.Conn, dsn: str, catalogue: Catalogue, jobs: int, on_progress: ProgressFn | None
 ) -> Manifest:
     started_at = utc_now()
+    content.lift_timeouts(conn)
     ident = content.identity(conn)
     inst = installation_for(ident.server_version_num // 10000)
     content.pin_output_settings(conn)
@@ -181,8 +205,11 @@ def _create(
             )
             worker.join()
         except ToolFailed as exc:
+            checksums_failed_first = bool(failure)  # then pg_dump lost the snapshot to it
             conn.cancel_safe()
             worker.join()
+            if checksums_failed_first:
+                raise failure[0] from None
             if "No space left on device" in exc.stderr:
                 raise _disk_full(catalogue.location) from None
             raise DatabaseError(

@@ -100,6 +100,7 @@ def prepare_database(cluster: Cluster, m: Manifest) -> str:
 def compare_database(dsn: str, m: Manifest, *, only_backed_up: bool = False) -> list[str]:
     """Row counts, checksums and schema of the database at `dsn` against `m`."""
     with psycopg.connect(dsn, autocommit=True) as conn:
+        content.lift_timeouts(conn)
         content.pin_output_settings(conn)
         tables = content.list_tables(conn)
         if only_backed_up:
