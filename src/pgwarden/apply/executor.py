@@ -481,12 +481,15 @@ def _drop(
 
 
 def _announce_blockers(r: _Run, unit: Unit, attempt: int) -> None:
+    from pgwarden.apply.redact import redact_blocker
+
     try:
         blockers = find_blockers(r.conn, unit.wanted_locks(), r.our_pids)
     except psycopg.Error as exc:
         _failed(r, unit, attempt, exc)
     if not blockers:
         return
+    full = r.watchdog.policy.log_blocker_queries  # else other sessions' queries as fingerprints
     r.emit(
         Event(
             "lock_wait",
@@ -495,7 +498,7 @@ def _announce_blockers(r: _Run, unit: Unit, attempt: int) -> None:
                 "steps": unit.indexes,
                 "attempt": attempt,
                 "phase": "before",
-                "blockers": [b.to_dict() for b in blockers],
+                "blockers": [redact_blocker(b, full_query=full).to_dict() for b in blockers],
             },
         )
     )
@@ -514,7 +517,7 @@ def _announce_blockers(r: _Run, unit: Unit, attempt: int) -> None:
                         "steps": unit.indexes,
                         "attempt": attempt,
                         "phase": "terminated",
-                        "blockers": [b.to_dict() for b in gone],
+                        "blockers": [redact_blocker(b, full_query=full).to_dict() for b in gone],
                     },
                 )
             )

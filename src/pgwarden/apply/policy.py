@@ -30,6 +30,7 @@ class Limits:
     # run from its journal (as `pgwarden resume`); 0 stops with exit 3 instead.
     reconnect_s: float = 60.0
     reconnects: int = 3  # at most this many in one run
+    log_blocker_queries: bool = False  # other sessions' queries whole in events, not fingerprints
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +109,7 @@ def watchdog_policy(limits: Limits) -> WatchdogPolicy:
         if limits.max_blocked_sessions is None
         else limits.max_blocked_sessions,
         max_block_ms=d.max_block_ms if limits.max_block_ms is None else limits.max_block_ms,
+        log_blocker_queries=limits.log_blocker_queries,
     )
 
 

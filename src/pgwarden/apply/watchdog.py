@@ -4,7 +4,8 @@ It samples every `interval_ms` which sessions wait on our backend
 (`pg_blocking_pids`). When more than `max_blocked_sessions` have waited for
 longer than `max_block_ms` -- whether we are still waiting for our lock or
 already hold it -- it cancels our statement with `pg_cancel_backend` and
-records who was blocked. A user cancel (Ctrl-C, `pgwarden cancel`) goes
+records who was blocked (their queries as fingerprints, see `redact`, unless
+the policy logs them whole). A user cancel (Ctrl-C, `pgwarden cancel`) goes
 through the same door.
 """
 
@@ -21,6 +22,7 @@ import psycopg
 from psycopg import sql
 
 from pgwarden.apply.events import Blocker
+from pgwarden.apply.redact import redact_blocker
 from pgwarden.pg.connect import connect
 
 __all__ = ["CancelReason", "Watch", "Watchdog", "WatchdogPolicy"]
@@ -35,6 +37,7 @@ class WatchdogPolicy:
     max_blocked_sessions: int = 2
     max_block_ms: int = 100
     interval_ms: int = 50
+    log_blocker_queries: bool = False  # store other sessions' queries whole, not fingerprinted
 
     def __post_init__(self) -> None:
         if not 0 < self.interval_ms <= 100:
@@ -177,7 +180,7 @@ class Watchdog:
                 elif is_waited_on:
                     waited_on.append(b)
             if waited_on and not w.waited_on:
-                w.waited_on = waited_on
+                w.waited_on = self._redacted(waited_on)
             w.peak_blocked = max(w.peak_blocked, len(blocked))
             if len(blocked) <= self.policy.max_blocked_sessions:
                 self._over_since = None
@@ -200,5 +203,9 @@ class Watchdog:
     ) -> None:
         if w.cancelled is None:
             w.cancelled = reason
-            w.blocked = blocked
+            w.blocked = self._redacted(blocked)
         conn.execute(sql.SQL("SELECT pg_cancel_backend({})").format(sql.Literal(w.backend_pid)))
+
+    def _redacted(self, blockers: list[Blocker]) -> list[Blocker]:
+        full = self.policy.log_blocker_queries
+        return [redact_blocker(b, full_query=full) for b in blockers]

@@ -185,6 +185,7 @@ def _limits(**kw: Any) -> Any:
         terminate_idle_blockers_after_s=kw["terminate_blockers_after"],
         health=None if kw["no_health_gate"] else HealthPolicy(deadline_s=kw["health_deadline_s"]),
         reconnect_s=kw["reconnect_s"],
+        log_blocker_queries=kw["log_blocker_queries"],
     )
 
 
@@ -227,6 +228,12 @@ def _guard_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             help="Local JSON-lines journal.",
         ),
         click.option("--log-format", type=click.Choice(["text", "json"]), default="text"),
+        click.option(
+            "--log-blocker-queries",
+            is_flag=True,
+            help="Store and print blocking sessions' queries whole (default: a fingerprint "
+            "with every literal replaced, at most 200 characters).",
+        ),
         click.option("--config", default=None, metavar="FILE"),
         dsn_option,
     ]
