@@ -101,6 +101,7 @@ class RestorePlan:
     at: datetime
     target: Target
     catalogue: Catalogue
+    damaged: tuple[BackupInfo, ...] = ()  # unreadable manifests: not considered
 
     @property
     def gap(self) -> timedelta:
@@ -148,7 +149,8 @@ def plan_restore(
     )
     chosen = select_backup(entries, sysid, database or target.identity.database, when)
     assert chosen.manifest is not None
-    return RestorePlan(chosen, chosen.manifest, when, target, cat)
+    damaged = tuple(b for b in entries if b.manifest is None)
+    return RestorePlan(chosen, chosen.manifest, when, target, cat, damaged)
 
 
 def restore(

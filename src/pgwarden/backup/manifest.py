@@ -65,15 +65,20 @@ def parse_aware(text: str, *, what: str = "time") -> datetime:
 
 
 def format_duration(seconds: float) -> str:
-    """A short human duration: 4.2 s, 17 min, 3.5 h, 2.0 days."""
+    """A short human duration that never rounds away a unit: 4.2 s, 1 min 30 s, 2 h 5 min,
+    3 days 4 h."""
     s = abs(seconds)
-    if s < 90:
+    if s < 59.95:
         return f"{s:.1f} s"
-    if s < 5400:
-        return f"{s / 60:.0f} min"
-    if s < 172800:
-        return f"{s / 3600:.1f} h"
-    return f"{s / 86400:.1f} days"
+    if s < 3599.5:
+        minutes, secs = divmod(round(s), 60)
+        return f"{minutes} min" + (f" {secs} s" if secs else "")
+    total_min = round(s / 60)
+    if total_min < 48 * 60:
+        hours, minutes = divmod(total_min, 60)
+        return f"{hours} h" + (f" {minutes} min" if minutes else "")
+    days, rest = divmod(round(s / 3600), 24)
+    return f"{days} days" + (f" {rest} h" if rest else "")
 
 
 def _canonical(data: dict[str, Any]) -> bytes:

@@ -17,10 +17,17 @@ from psycopg import sql
 
 from pgwarden.backup import content
 from pgwarden.backup.catalogue import BackupInfo, Catalogue
+from pgwarden.backup.collisions import (
+    TargetObject,
+    clash_drops,
+    conflicts,
+    kind_clashes,
+    list_objects,
+)
 from pgwarden.backup.manifest import Manifest, format_duration, format_time
 from pgwarden.backup.tools import ToolFailed, installation_for, run_tool
 from pgwarden.backup.verify import check_files, compare_database
-from pgwarden.errors import DatabaseError, Refused, UsageError
+from pgwarden.errors import DatabaseError, InputError, Refused, UsageError
 from pgwarden.pg.connect import connect, describe_dsn
 from pgwarden.pg.tool_conninfo import tool_connection
 from pgwarden.settings import Settings
@@ -42,14 +49,13 @@ class Target:
     dsn: str
     description: str
     identity: content.Identity
-    tables: tuple[str, ...]
+    objects: tuple[TargetObject, ...]
     environment: str | None
 
-    def conflicts(self, m: Manifest) -> tuple[str, ...]:
-        """Tables in the target that a restore of `m` would collide with, or that hold data
-        of their own (everything but pgwarden's own bookkeeping)."""
-        ours = {t.qualified for t in m.tables}
-        return tuple(t for t in self.tables if t in ours or not t.startswith("pgwarden."))
+    def conflicts(self, m: Manifest) -> tuple[TargetObject, ...]:
+        """Objects that make the target not empty for a restore of `m` (relations of any
+        kind; types and functions in the schemas `m` restores; not pgwarden's bookkeeping)."""
+        return conflicts(self.objects, m)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +66,7 @@ class RestoreResult:
     target: str
     restore_seconds: float
     mismatches: tuple[str, ...]
+    dropped: tuple[str, ...] = ()  # --clean: target objects of another kind, dropped first
 
     @property
     def ok(self) -> bool:
@@ -126,8 +133,22 @@ def select_backup(
             "if the target is a replacement server, name the source with "
             "--from-system SYSID [--database NAME]"
         )
+    damaged = [b for b in entries if b.manifest is None]
+    if damaged:
+        lines.append("damaged backups, not considered (their time and database are unknown):")
+        lines += [f"  {b.problem or b.id}" for b in damaged[:5]]
+        if len(damaged) > 5:
+            lines.append(f"  … and {len(damaged) - 5} more (`pgwarden backup list`)")
     if not ours and not others:
-        lines.append("the catalogue holds no backups")
+        readable = " readable" if damaged else ""
+        lines.append(f"the catalogue holds no{readable} backup{'' if damaged else 's'}")
+    if damaged:  # the backup wanted may be among them: the catalogue needs repair
+        raise InputError(
+            "\n".join(lines),
+            hint="put back the damaged manifest.json from a copy of the catalogue, or move "
+            "that backup out of the catalogue (the other backups are unaffected); "
+            f"otherwise {hint}",
+        )
     raise Refused("\n".join(lines), hint=hint)
 
 
@@ -153,10 +174,11 @@ def _stamp(conn: content.Conn) -> str | None:
 def describe_target(dsn: str) -> Target:
     """Identity, existing tables and environment stamp of the restore target."""
     with connect(dsn, application_name="pgwarden backup restore") as conn:
+        content.lift_timeouts(conn)
         ident = content.identity(conn)
-        tables = tuple(f"{s}.{t}" for s, t, _b in content.list_tables(conn))
+        objects = list_objects(conn)
         env = _stamp(conn)
-    return Target(dsn, describe_dsn(dsn), ident, tables, env)
+    return Target(dsn, describe_dsn(dsn), ident, objects, env)
 
 
 def check_environment(target: Target, env: str | None, settings: Settings) -> None:
@@ -197,15 +219,16 @@ def restore_backup(
 ) -> RestoreResult:
     """Restore `backup_id` into the target, then compare its tables with the manifest."""
     m = catalogue.manifest(backup_id)
-    conflicts = target.conflicts(m)
-    if conflicts and not clean:
-        shown = ", ".join(conflicts[:5])
+    present = target.conflicts(m)
+    if present and not clean:
+        shown = ", ".join(str(o) for o in present[:5])
         raise Refused(
-            f"target {target.description} already has {len(conflicts)} tables "
-            f"({shown}{', …' if len(conflicts) > 5 else ''})",
+            f"target {target.description} is not empty: it has {len(present)} objects "
+            f"({shown}{', …' if len(present) > 5 else ''})",
             hint="restore into an empty database, or pass --clean to drop and recreate "
             "the objects the backup contains",
         )
+    clashes = kind_clashes(target.objects, m) if clean else ()
     dump_major = int(m.pg_dump_version.split(".")[0])
     inst = installation_for(max(target.identity.server_version_num // 10000, dump_major))
     with catalogue.storage.dump_dir(backup_id) as dump_dir:
@@ -215,6 +238,8 @@ def restore_backup(
                 f"backup {backup_id} changed since it was taken: {problems[0]}",
                 hint="nothing was restored; choose another backup with an earlier --at",
             )
+        if clashes:
+            _drop_clashes(target, clashes)
         args = [
             str(inst.tool("pg_restore")),
             f"--jobs={jobs}",
@@ -234,4 +259,29 @@ def restore_backup(
             ) from None
         seconds = time.monotonic() - t0
     mismatches = compare_database(target.dsn, m, only_backed_up=True)
-    return RestoreResult(m, target.description, seconds, tuple(mismatches))
+    dropped = tuple(str(o) for o in clashes)
+    return RestoreResult(m, target.description, seconds, tuple(mismatches), dropped)
+
+
+def _drop_clashes(target: Target, clashes: tuple[TargetObject, ...]) -> None:
+    """Drop (without CASCADE, in one transaction) target objects named like one of the
+    backup's objects of another kind, which pg_restore --clean cannot drop."""
+    drops = clash_drops(clashes)
+    named = ", ".join(str(o) for o in clashes)
+    todo = "; ".join(d.as_string() for d in drops)
+    try:
+        with (
+            connect(target.dsn, application_name="pgwarden backup restore") as conn,
+            conn.transaction(),
+        ):
+            conn.execute("SET LOCAL lock_timeout = '5s'")
+            for drop in drops:
+                conn.execute(drop)
+    except psycopg.Error as exc:
+        detail = exc.diag.message_detail or ""
+        raise Refused(
+            f"target {target.description} has {named} where the backup has an object of "
+            f"another kind, and it cannot be dropped: {str(exc).strip().splitlines()[0]}"
+            + (f" ({detail.strip()})" if detail.strip() else ""),
+            hint=f"nothing was restored; drop or rename it yourself ({todo}), then run again",
+        ) from None

@@ -356,6 +356,8 @@ def restore(
     est = plan.estimated_restore_seconds
     out.print(f"  estimated restore time {format_duration(est) if est is not None else 'unknown'}")
     out.print(f"target    {plan.target.description}")
+    for b in plan.damaged:  # not considered: their time and database are unknown
+        out.print(styled("  [yellow]not considered, damaged:[/] {}", b.problem or b.id))
     if not yes:
         if not sys.stdin.isatty():
             raise Refused("a restore needs confirmation", hint="run it in a terminal or pass --yes")
@@ -364,6 +366,8 @@ def restore(
         if typed != name:
             raise Refused("confirmation did not match; nothing was restored")
     r = api.restore(plan, jobs=jobs, clean=clean, no_owner=no_owner)
+    if r.dropped:  # --clean: named like the backup's objects of another kind
+        out.print(styled("dropped first (another kind in the backup): {}", ", ".join(r.dropped)))
     if r.ok:
         out.print(
             styled(
