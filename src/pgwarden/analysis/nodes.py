@@ -35,6 +35,7 @@ __all__ = [
     "CommentStmt",
     "Constraint",
     "CopyStmt",
+    "CreateEnumStmt",
     "CreateSchemaStmt",
     "CreateSeqStmt",
     "CreateStmt",
@@ -90,6 +91,7 @@ __all__ = [
     "relname",
     "strings",
     "type_of",
+    "walk",
 ]
 
 # -- values --------------------------------------------------------------------------
@@ -213,6 +215,9 @@ class Constraint(TypedDict, total=False):
     keys: list[Node]
     exclusions: list[Node]
     indexname: str
+    indexspace: str
+    including: list[Node]
+    options: list[Node]
     nulls_not_distinct: bool
     generated_when: str
     generated_kind: str
@@ -492,6 +497,11 @@ class AlterEnumStmt(TypedDict, total=False):
     skipIfNewValExists: bool
 
 
+class CreateEnumStmt(TypedDict, total=False):
+    typeName: list[Node]
+    vals: list[Node]
+
+
 class CreateSchemaStmt(TypedDict, total=False):
     schemaname: str
     if_not_exists: bool
@@ -552,6 +562,7 @@ class Node(TypedDict, total=False):
     ClusterStmt: ClusterStmt
     CommentStmt: CommentStmt
     CopyStmt: CopyStmt
+    CreateEnumStmt: CreateEnumStmt
     CreateSchemaStmt: CreateSchemaStmt
     CreateSeqStmt: CreateSeqStmt
     CreateStmt: CreateStmt

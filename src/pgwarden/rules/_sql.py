@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
-from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pgwarden.analysis.effects import LockMode
-from pgwarden.analysis.parse import Node
+from pgwarden.analysis.nodes import (
+    AlterTableCmd,
+    AlterTableStmt,
+    Node,
+    TypeName,
+    TypeOf,
+    dotted,
+    func_calls,
+    option_on,
+    quote,
+    regclass,
+    relname,
+    strings,
+    type_of,
+)
 from pgwarden.plan import Step, TxMode
 
 if TYPE_CHECKING:
@@ -42,54 +54,10 @@ __all__ = [
 
 TABLE_KINDS = ("table", "partitioned table", "materialized view", "foreign table")
 
-_PLAIN = re.compile(r"[a-z_][a-z0-9_$]*")
-
-# Type spellings the parser leaves alone, mapped to the catalog name.
-_TYPE_ALIASES = {
-    "integer": "int4",
-    "int": "int4",
-    "smallint": "int2",
-    "bigint": "int8",
-    "character varying": "varchar",
-    "character": "bpchar",
-}
-
-
-def relname(rangevar: Node | None) -> str:
-    """`schema.name` or `name` of a RangeVar's fields (as written)."""
-    if not rangevar:
-        return "?"
-    name = str(rangevar.get("relname", "?"))
-    schema = rangevar.get("schemaname")
-    return f"{schema}.{name}" if schema else name
-
 
 def qualified(relation: str) -> str:
     """Strip `public.`: how regclass prints a table on the default search_path."""
     return relation.removeprefix("public.")
-
-
-@lru_cache(maxsize=4096)
-def quote(ident: str) -> str:
-    """Quote an identifier the way regclass output does (keywords aside)."""
-    if _PLAIN.fullmatch(ident):
-        return ident
-    return '"' + ident.replace('"', '""') + '"'
-
-
-def regclass(rangevar: Node | None) -> str:
-    """The relation of a RangeVar spelled as the lock model spells it (regclass text)."""
-    if not rangevar:
-        return "?"
-    body: Node = rangevar.get("RangeVar", rangevar)
-    name = quote(str(body.get("relname", "?")))
-    schema = body.get("schemaname")
-    return f"{quote(schema)}.{name}" if schema and schema != "public" else name
-
-
-def dotted(items: list[Node] | None) -> str:
-    """`a.b` of a list of String nodes (DROP object names, type names)."""
-    return qualified(".".join(quote(s) for s in strings(items)))
 
 
 def object_name(obj: Node) -> str:
@@ -101,70 +69,43 @@ def object_name(obj: Node) -> str:
     if "ObjectWithArgs" in obj:
         return dotted(obj["ObjectWithArgs"].get("objname"))
     if "String" in obj:
-        return quote(str(obj["String"]["sval"]))
+        return quote(obj["String"]["sval"])
     return "?"
 
 
-def strings(items: list[Node] | None) -> list[str]:
-    """sval of a list of String nodes."""
-    return [str(i["String"]["sval"]) for i in items or () if "String" in i]
-
-
-def alter_table_cmds(body: Node) -> Iterator[tuple[str, Node]]:
+def alter_table_cmds(body: AlterTableStmt) -> Iterator[tuple[str, AlterTableCmd]]:
     """(subtype, fields) of each ALTER TABLE sub-command."""
     for cmd in body.get("cmds", ()):
-        fields: dict[str, Any] = cmd.get("AlterTableCmd", {})
-        yield str(fields.get("subtype", "")), fields
+        fields = cmd.get("AlterTableCmd", {})
+        yield fields.get("subtype", ""), fields
 
 
-def alter_cmds(step: Step) -> tuple[tuple[str, Node], ...]:
-    """`alter_table_cmds(step.body)`, computed once per step."""
-    cmds: tuple[tuple[str, Node], ...] | None = step.derived.get("cmds")
+Cmds = tuple[tuple[str, AlterTableCmd], ...]
+
+
+def alter_cmds(step: Step) -> Cmds:
+    """`alter_table_cmds` of an ALTER TABLE step (else empty), computed once per step."""
+    cmds: Cmds | None = step.derived.get("cmds")
     if cmds is None:
-        cmds = step.derived["cmds"] = tuple(alter_table_cmds(step.body))
+        stmt = step.tree.get("AlterTableStmt")
+        cmds = step.derived["cmds"] = tuple(alter_table_cmds(stmt)) if stmt else ()
     return cmds
 
 
 def table_of(step: Step) -> str | None:
     """The table an ALTER TABLE step changes (regclass spelling), else None."""
-    if step.kind != "AlterTableStmt":
+    stmt = step.tree.get("AlterTableStmt")
+    if stmt is None:
         return None
     derived = step.derived
     if "table_of" not in derived:
         derived["table_of"] = (
-            regclass(step.body.get("relation"))
-            if step.body.get("objtype", "OBJECT_TABLE") == "OBJECT_TABLE"
+            regclass(stmt.get("relation"))
+            if stmt.get("objtype", "OBJECT_TABLE") == "OBJECT_TABLE"
             else None
         )
     table: str | None = derived["table_of"]
     return table
-
-
-def option_on(options: list[Node] | None, name: str) -> bool:
-    """Whether a DefElem option list (VACUUM, REINDEX) turns `name` on."""
-    for opt in options or ():
-        body = opt.get("DefElem", {})
-        if body.get("defname") != name:
-            continue
-        arg = body.get("arg")
-        if arg is None:
-            return True
-        value = str(arg.get("String", {}).get("sval", arg.get("Integer", {}).get("ival", "1")))
-        return value.lower() not in ("false", "off", "0", "no")
-    return False
-
-
-def type_of(type_name: Node) -> tuple[str, list[int], bool]:
-    """(catalog type name, typmods, is array) of a TypeName: ("varchar", [20], False)."""
-    names = strings(type_name.get("names"))
-    base = names[-1].lower() if names else ""
-    base = _TYPE_ALIASES.get(base, base)  # "char" stays: the one-byte internal type
-    mods = [
-        int(m["A_Const"]["ival"].get("ival", 0))
-        for m in type_name.get("typmods") or ()
-        if "ival" in m.get("A_Const", {})
-    ]
-    return base, mods, bool(type_name.get("arrayBounds"))
 
 
 _SPELLING = {
@@ -178,31 +119,35 @@ _SPELLING = {
 }
 
 
-def type_text(type_name: Node) -> str:
+def type_text(type_name: TypeName) -> str:
     """A TypeName as a person writes it: `bigint`, `varchar(20)`, `text[]`."""
     base, mods, array = type_of(type_name)
     mod = f"({', '.join(map(str, mods))})" if mods else ""
     return _SPELLING.get(base, base) + mod + ("[]" if array else "")
 
 
-def column_defs(step: Step) -> tuple[tuple[str, str, Node, str], ...]:
+ColumnDefs = tuple[tuple[str, str, TypeName, str], ...]
+
+
+def column_defs(step: Step) -> ColumnDefs:
     """(table, column, TypeName, where) of every column type a step writes down.
 
     `where` is "CREATE TABLE", "ADD COLUMN" or "ALTER COLUMN TYPE". Computed once per step.
     """
     if step.kind != "CreateStmt" and step.kind != "AlterTableStmt":
         return ()
-    defs: tuple[tuple[str, str, Node, str], ...] | None = step.derived.get("column_defs")
+    defs: ColumnDefs | None = step.derived.get("column_defs")
     if defs is None:
         defs = step.derived["column_defs"] = tuple(_column_defs(step))
     return defs
 
 
-def column_types(step: Step) -> tuple[tuple[str, str, str, tuple[str, list[int], bool]], ...]:
+ColumnTypes = tuple[tuple[str, str, str, TypeOf], ...]
+
+
+def column_types(step: Step) -> ColumnTypes:
     """(table, column, where, `type_of` the TypeName) of each `column_defs` entry, computed once."""
-    types: tuple[tuple[str, str, str, tuple[str, list[int], bool]], ...] | None = step.derived.get(
-        "column_types"
-    )
+    types: ColumnTypes | None = step.derived.get("column_types")
     if types is None:
         types = step.derived["column_types"] = tuple(
             (table, column, where, type_of(type_name))
@@ -211,35 +156,31 @@ def column_types(step: Step) -> tuple[tuple[str, str, str, tuple[str, list[int],
     return types
 
 
-def _column_defs(step: Step) -> Iterator[tuple[str, str, Node, str]]:
-    if step.kind == "CreateStmt":
-        table = regclass(step.body.get("relation"))
-        for elt in step.body.get("tableElts") or ():
+def _column_defs(step: Step) -> Iterator[tuple[str, str, TypeName, str]]:
+    create = step.tree.get("CreateStmt")
+    if create is not None:
+        table = regclass(create.get("relation"))
+        for elt in create.get("tableElts") or ():
             col = elt.get("ColumnDef")
             if col and col.get("typeName"):
-                yield table, str(col.get("colname", "?")), col["typeName"], "CREATE TABLE"
-    elif step.kind == "AlterTableStmt":
-        table = regclass(step.body.get("relation"))
+                yield table, col.get("colname", "?"), col["typeName"], "CREATE TABLE"
+    alter = step.tree.get("AlterTableStmt")
+    if alter is not None:
+        table = regclass(alter.get("relation"))
         for subtype, cmd in alter_cmds(step):
             col = cmd.get("def", {}).get("ColumnDef")
             if not col or not col.get("typeName"):
                 continue
             if subtype == "AT_AddColumn":
-                yield table, str(col.get("colname", "?")), col["typeName"], "ADD COLUMN"
+                yield table, col.get("colname", "?"), col["typeName"], "ADD COLUMN"
             elif subtype == "AT_AlterColumnType":
-                yield table, str(cmd.get("name", "?")), col["typeName"], "ALTER COLUMN TYPE"
+                yield table, cmd.get("name", "?"), col["typeName"], "ALTER COLUMN TYPE"
 
 
-def func_names(expr: Any) -> Iterator[str]:
+def func_names(expr: object) -> Iterator[str]:
     """Names of the functions an expression calls, outermost first."""
-    if isinstance(expr, dict):
-        for key, value in expr.items():
-            if key == "FuncCall":
-                yield ".".join(strings(value.get("funcname")))
-            yield from func_names(value)
-    elif isinstance(expr, list):
-        for item in expr:
-            yield from func_names(item)
+    for call in func_calls(expr, []):
+        yield ".".join(strings(call.get("funcname")))
 
 
 def strongest_on(step: Step, relation: str) -> LockMode | None:
@@ -286,7 +227,9 @@ def known_missing(ctx: LintContext, relation: str, column: str | None = None) ->
     return column is not None and rel.column(column) is None
 
 
-def existing_columns(step: Step, ctx: LintContext, subtype: str) -> Iterator[tuple[str, str, Node]]:
+def existing_columns(
+    step: Step, ctx: LintContext, subtype: str
+) -> Iterator[tuple[str, str, AlterTableCmd]]:
     """(table, column, sub-command) of each `subtype` sub-command on a column that running
     code may use: not on a table created, nor a column added, earlier in the plan."""
     table = table_of(step)

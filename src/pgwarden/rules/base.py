@@ -13,6 +13,7 @@ from typing import Any
 
 from pgwarden.analysis.context import Snapshot, estimate_seconds
 from pgwarden.analysis.effects import LockMode
+from pgwarden.analysis.nodes import VariableSetStmt
 from pgwarden.findings import Fix, Severity
 from pgwarden.plan import Plan, Step
 from pgwarden.rules._sql import alter_cmds, table_of
@@ -103,9 +104,10 @@ class LintContext:
                 if subtype == "AT_AddColumn":
                     name = cmd.get("def", {}).get("ColumnDef", {}).get("colname")
                     self.added_columns.add((altered, str(name)))
-        if step.kind == "VariableSetStmt" and step.body.get("name") == "lock_timeout":
-            scope = step.transaction if step.body.get("is_local") else None
-            value = setting_ms(step.body)
+        setting = step.tree.get("VariableSetStmt")
+        if setting is not None and setting.get("name") == "lock_timeout":
+            scope = step.transaction if setting.get("is_local") else None
+            value = setting_ms(setting)
             if value is None:
                 self.lock_timeouts.pop(scope, None)
             else:
@@ -165,17 +167,17 @@ _NOT_IN_SNAPSHOT = TableJudgement(
 _UNITS_MS = {"ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 
-def setting_ms(body: dict[str, Any]) -> int | None:
+def setting_ms(body: VariableSetStmt) -> int | None:
     """Milliseconds a `SET x = ...` gives a time setting; None for RESET/DEFAULT/unknown."""
     if body.get("kind") != "VAR_SET_VALUE":
         return None
-    args: list[dict[str, Any]] = body.get("args") or []
+    args = body.get("args") or []
     if len(args) != 1:
         return None
     const = args[0].get("A_Const", {})
     if "ival" in const:
-        return int(const["ival"].get("ival", 0))
-    text = str(const.get("sval", {}).get("sval", "")).strip().lower()
+        return const["ival"].get("ival", 0)
+    text = const.get("sval", {}).get("sval", "").strip().lower()
     number = text.rstrip("abcdefghijklmnopqrstuvwxyz").strip()
     unit = text[len(number) :].strip() or "ms"
     try:

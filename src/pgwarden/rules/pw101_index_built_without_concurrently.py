@@ -47,11 +47,12 @@ _CREATE = re.compile(r"^(\s*CREATE\s+(?:UNIQUE\s+)?INDEX)\b", re.I)
 
 
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
-    if step.kind != "IndexStmt" or step.body.get("concurrent"):
+    body = step.tree.get("IndexStmt")
+    if body is None or body.get("concurrent"):
         return
     if not step.effects.scans:
         return  # nothing is built: IF NOT EXISTS of an existing index, ON ONLY a partitioned table
-    table = qualified(relname(step.body.get("relation")))
+    table = qualified(relname(body.get("relation")))
     est = ctx.duration(table, kind="index")
     judged = ctx.judge(table, lock_s=est)
     if judged.severity is None:

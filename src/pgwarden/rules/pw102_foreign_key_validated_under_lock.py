@@ -46,13 +46,14 @@ import re
 from collections.abc import Iterator
 
 from pgwarden.analysis.effects import LockMode
+from pgwarden.analysis.nodes import Constraint
 from pgwarden.findings import Fix, FixStatement, Placement
 from pgwarden.plan import Step
 from pgwarden.rules._sql import alter_cmds, qualified, relname
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
 
 
-def _foreign_keys(step: Step) -> Iterator[tuple[dict[str, object], bool]]:
+def _foreign_keys(step: Step) -> Iterator[tuple[Constraint, bool]]:
     if step.kind != "AlterTableStmt":
         return
     for subtype, cmd in alter_cmds(step):
@@ -69,10 +70,13 @@ def _foreign_keys(step: Step) -> Iterator[tuple[dict[str, object], bool]]:
 
 
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
-    table = qualified(relname(step.body.get("relation")))
+    stmt = step.tree.get("AlterTableStmt")
+    if stmt is None:
+        return
+    table = qualified(relname(stmt.get("relation")))
     own = step.effects.strongest()
     for con, inline in _foreign_keys(step):
-        ref = qualified(relname(con.get("pktable")))  # type: ignore[arg-type]
+        ref = qualified(relname(con.get("pktable")))
         est = ctx.duration(table, kind="fk")
         judged = ctx.judge(table, lock_s=est)
         if judged.severity is None:
@@ -112,10 +116,10 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         )
 
 
-def fix(step: Step, table: str, con: dict[str, object]) -> Fix:
+def fix(step: Step, table: str, con: Constraint) -> Fix:
     name = con.get("conname")
     if not name:
-        cols = "_".join(str(a["String"]["sval"]) for a in con.get("fk_attrs", []))  # type: ignore[attr-defined]
+        cols = "_".join(str(a["String"]["sval"]) for a in con.get("fk_attrs", []))
         name = f"{table.split('.')[-1]}_{cols}_fkey"
         sql = re.sub(
             r"\bFOREIGN\s+KEY\b", f"CONSTRAINT {name} FOREIGN KEY", step.sql, count=1, flags=re.I

@@ -60,9 +60,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from pgwarden.analysis.effects import LockMode
+from pgwarden.analysis.nodes import Node
 from pgwarden.findings import Fix, FixStatement, Placement
 from pgwarden.plan import Step
 from pgwarden.rules._sql import alter_cmds, how_long, strings, strongest_on, table_of
@@ -85,13 +85,15 @@ def _not_null_columns(step: Step) -> tuple[list[str], bool]:
     return cols, pk_using_index
 
 
-def _not_null_proved(expr: Any) -> set[str]:
+def _not_null_proved(expr: Node | None) -> set[str]:
     """Columns a CHECK expression proves NOT NULL (top level or AND terms)."""
-    test = expr.get("NullTest") if isinstance(expr, dict) else None
+    if expr is None:
+        return set()
+    test = expr.get("NullTest")
     if test is not None:
         ref = strings(test.get("arg", {}).get("ColumnRef", {}).get("fields"))
         return set(ref[-1:]) if test.get("nulltesttype") == "IS_NOT_NULL" else set()
-    boolexpr = expr.get("BoolExpr") if isinstance(expr, dict) else None
+    boolexpr = expr.get("BoolExpr")
     if boolexpr is not None and boolexpr.get("boolop") == "AND_EXPR":
         return set().union(*(_not_null_proved(arg) for arg in boolexpr.get("args", ())))
     return set()

@@ -51,16 +51,17 @@ https://www.postgresql.org/docs/current/sql-altertable.html#SQL-ALTERTABLE-NOTES
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 from pgwarden.analysis.effects import LockMode
 from pgwarden.analysis.locks_altertable import CURRENT_TYPE_UNKNOWN, volatile
+from pgwarden.analysis.nodes import TypeName
 from pgwarden.plan import Step
 from pgwarden.rules._sql import (
     alter_cmds,
     func_names,
     how_long,
     judged_rewrites,
+    strings,
     table_of,
     type_of,
     type_text,
@@ -70,9 +71,9 @@ from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
 _SERIAL = {"serial", "serial4", "bigserial", "serial8", "smallserial", "serial2"}
 
 
-def _constrained_domain(ctx: LintContext, type_name: dict[str, Any]) -> bool:
+def _constrained_domain(ctx: LintContext, type_name: TypeName) -> bool:
     catalog = ctx.snapshot.catalog if ctx.snapshot is not None else None
-    names = [n.get("String", {}).get("sval", "") for n in type_name.get("names") or ()]
+    names = strings(type_name.get("names"))
     return catalog is not None and catalog.constrained_domain(names)
 
 
@@ -81,7 +82,7 @@ def _causes(step: Step, ctx: LintContext) -> tuple[list[str], str]:
     causes: list[str] = []
     help_ = "no in-place way avoids the rewrite: build the new shape next to the old one"
     for subtype, cmd in alter_cmds(step):
-        col = cmd.get("def", {}).get("ColumnDef", {}) if isinstance(cmd.get("def"), dict) else {}
+        col = cmd.get("def", {}).get("ColumnDef", {})
         if subtype == "AT_AlterColumnType":
             unknown = next(
                 (a for a in step.effects.assumptions if a.startswith(CURRENT_TYPE_UNKNOWN)), None

@@ -46,9 +46,9 @@ https://www.postgresql.org/docs/current/sql-altertable.html#SQL-ALTERTABLE-DESC-
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 from pgwarden.analysis.effects import LockMode
+from pgwarden.analysis.nodes import Constraint
 from pgwarden.findings import Fix, FixStatement, Placement
 from pgwarden.plan import Step
 from pgwarden.rules._sql import alter_cmds, how_long, quote, strings, table_of
@@ -57,7 +57,7 @@ from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
 _KINDS = {"CONSTR_UNIQUE": "UNIQUE", "CONSTR_PRIMARY": "PRIMARY KEY"}
 
 
-def _constraints(step: Step) -> Iterator[tuple[dict[str, Any], list[str], bool]]:
+def _constraints(step: Step) -> Iterator[tuple[Constraint, list[str], bool]]:
     """(constraint, columns, inline on a new column) of each index-building key constraint."""
     for subtype, cmd in alter_cmds(step):
         if subtype == "AT_AddConstraint":
@@ -96,7 +96,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         )
 
 
-def fix(step: Step, table: str, con: dict[str, Any], cols: list[str]) -> Fix | None:
+def fix(step: Step, table: str, con: Constraint, cols: list[str]) -> Fix | None:
     """Concurrent unique index, then the constraint over it; only for a plain column list."""
     plain = not any(con.get(k) for k in ("including", "options", "indexspace", "deferrable"))
     if len(step.body.get("cmds", ())) != 1 or not cols or not plain:

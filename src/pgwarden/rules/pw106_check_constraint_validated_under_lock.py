@@ -43,16 +43,16 @@ https://www.postgresql.org/docs/current/sql-altertable.html#SQL-ALTERTABLE-NOTES
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 from pgwarden.analysis.effects import LockMode
+from pgwarden.analysis.nodes import Constraint
 from pgwarden.findings import Fix, FixStatement, Placement
 from pgwarden.plan import Step
 from pgwarden.rules._sql import alter_cmds, how_long, quote, table_of
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
 
 
-def _checks(step: Step) -> Iterator[tuple[dict[str, Any], str | None]]:
+def _checks(step: Step) -> Iterator[tuple[Constraint, str | None]]:
     """(constraint, new column it is declared on) of each CHECK validated right away."""
     for subtype, cmd in alter_cmds(step):
         if subtype == "AT_AddConstraint":
@@ -90,7 +90,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         )
 
 
-def fix(step: Step, table: str, con: dict[str, Any]) -> Fix | None:
+def fix(step: Step, table: str, con: Constraint) -> Fix | None:
     """NOT VALID now, VALIDATE later; only for a single named ADD CONSTRAINT."""
     name = con.get("conname")
     if not name or len(step.body.get("cmds", ())) != 1:

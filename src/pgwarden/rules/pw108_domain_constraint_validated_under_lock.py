@@ -45,16 +45,16 @@ from collections.abc import Iterator
 
 from pgwarden.analysis.effects import LockMode
 from pgwarden.analysis.locks import DOMAIN_USERS_UNKNOWN
+from pgwarden.analysis.nodes import AlterDomainStmt
 from pgwarden.plan import Step
 from pgwarden.rules._sql import dotted, how_long
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
 
 
-def _validates(step: Step) -> str | None:
+def _validates(body: AlterDomainStmt) -> str | None:
     """What the statement checks existing values for, in words (None: nothing)."""
-    body = step.body
     sub = body.get("subtype")
-    con = body.get("def", {}).get("Constraint", {}) if isinstance(body.get("def"), dict) else {}
+    con = body.get("def", {}).get("Constraint", {})
     if sub == "C" and con.get("contype") in ("CONSTR_CHECK", "CONSTR_NOTNULL"):
         if con.get("skip_validation"):
             return None
@@ -70,10 +70,11 @@ def _validates(step: Step) -> str | None:
 
 
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
-    doing = _validates(step)
-    if doing is None:
+    body = step.tree.get("AlterDomainStmt")
+    doing = _validates(body) if body is not None else None
+    if body is None or doing is None:
         return
-    domain = dotted(step.body.get("typeName"))
+    domain = dotted(body.get("typeName"))
     help_ = (
         "add the domain constraint NOT VALID (new values are checked at once) and check "
         "existing rows per table with a CHECK ... NOT VALID + VALIDATE CONSTRAINT (SHARE "

@@ -51,13 +51,15 @@ _HELP = (
 
 def _targets(step: Step) -> tuple[str, list[str]] | None:
     """(command, tables named) of a VACUUM FULL or CLUSTER, else None."""
-    if step.kind == "VacuumStmt":
-        if not step.body.get("is_vacuumcmd") or not option_on(step.body.get("options"), "full"):
+    vacuum = step.tree.get("VacuumStmt")
+    if vacuum is not None:
+        if not vacuum.get("is_vacuumcmd") or not option_on(vacuum.get("options"), "full"):
             return None
-        rels = [regclass(r["VacuumRelation"].get("relation")) for r in step.body.get("rels") or ()]
+        rels = [regclass(r["VacuumRelation"].get("relation")) for r in vacuum.get("rels") or ()]
         return "VACUUM FULL", rels
-    if step.kind == "ClusterStmt":
-        rel = step.body.get("relation")
+    cluster = step.tree.get("ClusterStmt")
+    if cluster is not None:
+        rel = cluster.get("relation")
         return "CLUSTER", [regclass(rel)] if rel else []
     return None
 

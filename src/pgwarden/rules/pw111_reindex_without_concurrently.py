@@ -52,11 +52,12 @@ _HELP = "use REINDEX ... CONCURRENTLY, outside a transaction block"
 
 
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
-    if step.kind != "ReindexStmt" or option_on(step.body.get("params"), "concurrently"):
+    body = step.tree.get("ReindexStmt")
+    if body is None or option_on(body.get("params"), "concurrently"):
         return
-    kind = str(step.body.get("kind", "")).removeprefix("REINDEX_OBJECT_").lower()
+    kind = body.get("kind", "").removeprefix("REINDEX_OBJECT_").lower()
     if kind in ("schema", "database", "system"):
-        name = step.body.get("name")
+        name = body.get("name")
         target = f"{kind} {name}" if name else f"the current {kind}"
         no_concurrent = (
             " (there is no concurrent form for system catalogs)" if kind == "system" else ""
@@ -70,7 +71,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
             fix=fix(step) if kind != "system" else None,
         )
         return
-    named = regclass(step.body.get("relation"))
+    named = regclass(body.get("relation"))
     kinds = {lk.relation: lk.relkind for lk in step.effects.locks}
     tables = [r for r, k in kinds.items() if k in TABLE_KINDS]
     if kind == "table" and named not in tables:

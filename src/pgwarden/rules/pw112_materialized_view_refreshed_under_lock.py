@@ -59,9 +59,10 @@ def _estimate(step: Step, ctx: LintContext, view: str) -> float | None:
 
 
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
-    if step.kind != "RefreshMatViewStmt" or step.body.get("concurrent"):
+    body = step.tree.get("RefreshMatViewStmt")
+    if body is None or body.get("concurrent"):
         return
-    view = regclass(step.body.get("relation"))
+    view = regclass(body.get("relation"))
     est = _estimate(step, ctx, view)
     judged = ctx.judge(view, lock_s=est)
     severity = judged.severity
@@ -70,7 +71,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     if severity is Severity.NOTE and est is not None and est >= LONG_LOCK_S:
         severity = Severity.ERROR  # a small view over large tables: readers wait for the query
     mode = step.effects.strongest().get(view, LockMode.ACCESS_EXCLUSIVE)
-    if step.body.get("skipData"):
+    if body.get("skipData"):
         yield Hit(
             message=f"empties {view} holding {describe_lock(mode, view)}; afterwards every "
             f"query of {view} fails until it is refreshed again; {view}: {judged.size}",

@@ -97,11 +97,13 @@ def _default_partition(step: Step, ctx: LintContext, scanned: str, parent: str) 
 
 
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
-    if step.kind == "CreateStmt":
-        parents = step.body.get("inhRelations") or ()
-        if step.body.get("partbound") is not None and parents:
+    create = step.tree.get("CreateStmt")
+    if create is not None:
+        parents = create.get("inhRelations") or ()
+        if create.get("partbound") is not None and parents:
+            parent = regclass(parents[0].get("RangeVar"))
             for scanned in step.effects.scans:
-                yield from _default_partition(step, ctx, scanned, regclass(parents[0]))
+                yield from _default_partition(step, ctx, scanned, parent)
         return
     own = step.effects.strongest()
     for subtype, cmd in alter_cmds(step):

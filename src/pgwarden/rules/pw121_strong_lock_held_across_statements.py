@@ -77,16 +77,19 @@ def _slow(step: Step, ctx: LintContext) -> tuple[str, float | None] | None:
         est = sum(t for t in times if t is not None) if all(t is not None for t in times) else None
         verb = "rewrites" if rewrites & set(rels) else "reads all of"
         return f"{verb} {', '.join(rels)}", est
-    if step.kind in _DML:
-        table = regclass(step.body.get("relation"))
+    insert = step.tree.get("InsertStmt")
+    changed = step.tree.get("UpdateStmt") or step.tree.get("DeleteStmt")
+    dml = insert or changed
+    if dml is not None:
+        table = regclass(dml.get("relation"))
         if qualified(table) in ctx.created:
             return None
-        if step.kind == "InsertStmt":
-            select = step.body.get("selectStmt", {}).get("SelectStmt", {})
+        if insert is not None:
+            select = insert.get("selectStmt", {}).get("SelectStmt", {})
             if not select.get("fromClause"):
                 return None  # INSERT ... VALUES: a few rows
             return f"copies rows into {table}", None
-        whole = not step.body.get("whereClause")
+        whole = not (changed or {}).get("whereClause")
         est = ctx.duration(table, rewrite=True) if whole else None
         rows = "every row" if whole else "rows"
         return f"{_DML[step.kind]} {rows} of {table}", est

@@ -44,35 +44,32 @@ https://www.postgresql.org/docs/current/sql-altertype.html#SQL-ALTERTYPE-NOTES
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import cast
 
+from pgwarden.analysis.nodes import A_Const, walk
 from pgwarden.findings import Severity
 from pgwarden.plan import Step, TxMode
 from pgwarden.rules._sql import dotted, tx_words
 from pgwarden.rules.base import Hit, LintContext, Rule
 
 
-def _mentions(node: Any, value: str) -> bool:
+def _mentions(node: object, value: str) -> bool:
     """Whether a string constant equal to `value` appears in the tree."""
-    if isinstance(node, dict):
-        if "A_Const" in node and node["A_Const"].get("sval", {}).get("sval") == value:
-            return True
-        return any(_mentions(v, value) for v in node.values())
-    if isinstance(node, list):
-        return any(_mentions(v, value) for v in node)
-    return False
+    return any(
+        key == "A_Const" and cast(A_Const, const).get("sval", {}).get("sval") == value
+        for key, const in walk(node)
+    )
 
 
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
-    if step.kind != "AlterEnumStmt" or not step.body.get("newVal") or not step.in_transaction:
+    body = step.tree.get("AlterEnumStmt")
+    if body is None or not body.get("newVal") or not step.in_transaction:
         return
-    enum = dotted(step.body.get("typeName"))
-    value = str(step.body["newVal"])
+    enum = dotted(body.get("typeName"))
+    value = body["newVal"]
     same_tx = [s for s in ctx.plan.steps if s.transaction == step.transaction]
     created_here = any(
-        s.index < step.index
-        and s.kind == "CreateEnumStmt"
-        and dotted(s.body.get("typeName")) == enum
+        s.index < step.index and dotted(s.tree.get("CreateEnumStmt", {}).get("typeName")) == enum
         for s in same_tx
     )
     if created_here:

@@ -54,7 +54,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     nxt = step.index + 1
     if nxt < len(steps) and steps[nxt].transaction == step.transaction:
         return  # the transaction goes on (later in the file, or in the next Alembic revision)
-    if step.is_transaction_control and step.body.get("kind") in _ENDS:
+    if step.tree.get("TransactionStmt", {}).get("kind") in _ENDS:
         return
     yield Hit(
         message=f"{step.location.path} ends inside the transaction its BEGIN opened: psql rolls "

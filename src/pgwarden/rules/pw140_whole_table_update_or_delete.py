@@ -46,6 +46,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from pgwarden.analysis.nodes import A_Const, Node
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
 from pgwarden.rules._sql import how_long, regclass
@@ -57,14 +58,12 @@ _HELP = (
 )
 
 
-def _value(const: dict[str, object]) -> dict[str, object]:
+def _value(const: A_Const) -> dict[str, object]:
     return {k: v for k, v in const.items() if k != "location"}
 
 
-def _always_true(where: object) -> bool:
+def _always_true(where: Node) -> bool:
     """`WHERE true`, `WHERE 1 = 1`, `WHERE 'a' = 'a'`: a constant condition that holds."""
-    if not isinstance(where, dict):
-        return False
     const = where.get("A_Const")
     if const is not None:
         return bool(const.get("boolval", {}).get("boolval"))
@@ -78,12 +77,13 @@ def _always_true(where: object) -> bool:
 
 
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
-    if step.kind not in ("UpdateStmt", "DeleteStmt"):
+    body = step.tree.get("UpdateStmt") or step.tree.get("DeleteStmt")
+    if body is None:
         return
-    where = step.body.get("whereClause")
+    where = body.get("whereClause")
     if where and not _always_true(where):
         return
-    table = regclass(step.body.get("relation"))
+    table = regclass(body.get("relation"))
     est = ctx.duration(table, rewrite=True)
     judged = ctx.judge(table, lock_s=est)
     if judged.severity is None:

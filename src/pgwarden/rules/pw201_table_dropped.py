@@ -51,13 +51,14 @@ from pgwarden.rules.base import Hit, LintContext, Rule
 
 
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
-    if step.kind != "DropStmt" or step.body.get("removeType") != "OBJECT_TABLE":
+    body = step.tree.get("DropStmt")
+    if body is None or body.get("removeType") != "OBJECT_TABLE":
         return
-    for obj in step.body.get("objects") or ():
+    for obj in body.get("objects") or ():
         table = dotted(obj.get("List", {}).get("items"))
         if not strings(obj.get("List", {}).get("items")) or qualified(table) in ctx.created:
             continue
-        if step.body.get("missing_ok") and known_missing(ctx, table):
+        if body.get("missing_ok") and known_missing(ctx, table):
             continue  # DROP TABLE IF EXISTS of a table that is not there
         yield Hit(
             message=f"drops table {table} and every row in it (ACCESS EXCLUSIVE on {table}, "

@@ -50,10 +50,11 @@ from pgwarden.rules.base import Hit, LintContext, Rule
 
 
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
-    if step.kind != "RenameStmt" or step.body.get("renameType") != "OBJECT_COLUMN":
+    body = step.tree.get("RenameStmt")
+    if body is None or body.get("renameType") != "OBJECT_COLUMN":
         return
-    table = regclass(step.body.get("relation"))
-    old, new = str(step.body.get("subname")), str(step.body.get("newname"))
+    table = regclass(body.get("relation"))
+    old, new = str(body.get("subname")), str(body.get("newname"))
     if qualified(table) in ctx.created:
         return
     if column_added_earlier(ctx, step, table, old):

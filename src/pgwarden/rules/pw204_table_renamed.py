@@ -62,13 +62,15 @@ _KINDS = {
 
 def _change(step: Step) -> tuple[str, str] | None:
     """(relation, words for the change) of a rename or schema move."""
-    if step.kind == "RenameStmt" and step.body.get("renameType") in _KINDS:
-        rel = regclass(step.body.get("relation"))
-        return rel, f"renames {_KINDS[step.body['renameType']]} {rel} to {step.body.get('newname')}"
-    if step.kind == "AlterObjectSchemaStmt" and step.body.get("objectType") in _KINDS:
-        rel = regclass(step.body.get("relation"))
-        kind = _KINDS[step.body["objectType"]]
-        return rel, f"moves {kind} {rel} to schema {step.body.get('newschema')}"
+    rename = step.tree.get("RenameStmt")
+    if rename is not None and rename.get("renameType") in _KINDS:
+        rel = regclass(rename.get("relation"))
+        return rel, f"renames {_KINDS[rename['renameType']]} {rel} to {rename.get('newname')}"
+    move = step.tree.get("AlterObjectSchemaStmt")
+    if move is not None and move.get("objectType") in _KINDS:
+        rel = regclass(move.get("relation"))
+        kind = _KINDS[move["objectType"]]
+        return rel, f"moves {kind} {rel} to schema {move.get('newschema')}"
     return None
 
 
@@ -80,7 +82,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     if qualified(rel) in ctx.created:
         return
     bridged = any(
-        s.kind == "ViewStmt" and regclass(s.body.get("view")) == rel
+        s.kind == "ViewStmt" and regclass(s.tree["ViewStmt"].get("view")) == rel
         for s in ctx.plan.steps[step.index + 1 :]
     )
     if bridged:

@@ -43,13 +43,14 @@ from pgwarden.rules.base import Hit, LintContext, Rule
 
 
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
-    if step.kind != "TruncateStmt":
+    body = step.tree.get("TruncateStmt")
+    if body is None:
         return
-    tables = [regclass(r) for r in step.body.get("relations") or ()]
+    tables = [regclass(r.get("RangeVar")) for r in body.get("relations") or ()]
     existing = [t for t in tables if qualified(t) not in ctx.created]
     if not existing:
         return
-    cascade = step.body.get("behavior") == "DROP_CASCADE"
+    cascade = body.get("behavior") == "DROP_CASCADE"
     also = " and of every table with a foreign key to them" if cascade else ""
     sizes = "".join(size_words(ctx, t) for t in existing)
     yield Hit(

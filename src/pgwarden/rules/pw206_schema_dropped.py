@@ -42,16 +42,17 @@ from pgwarden.rules.base import Hit, LintContext, Rule
 
 
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
-    if step.kind != "DropStmt" or step.body.get("removeType") != "OBJECT_SCHEMA":
+    body = step.tree.get("DropStmt")
+    if body is None or body.get("removeType") != "OBJECT_SCHEMA":
         return
-    if step.body.get("behavior") != "DROP_CASCADE":
+    if body.get("behavior") != "DROP_CASCADE":
         return  # an empty schema: fails safely if anything is still in it
     created = {
-        str(s.body.get("schemaname"))
+        str(s.tree["CreateSchemaStmt"].get("schemaname"))
         for s in ctx.plan.steps[: step.index]
         if s.kind == "CreateSchemaStmt"
     }
-    for schema in strings(step.body.get("objects")):
+    for schema in strings(body.get("objects")):
         if schema in created:
             continue
         yield Hit(

@@ -49,11 +49,12 @@ _KEYWORD = re.compile(r"^(\s*DROP\s+INDEX)\b", re.I)
 
 
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
-    if step.kind != "DropStmt" or step.body.get("removeType") != "OBJECT_INDEX":
+    body = step.tree.get("DropStmt")
+    if body is None or body.get("removeType") != "OBJECT_INDEX":
         return
-    if step.body.get("concurrent"):
+    if body.get("concurrent"):
         return
-    indexes = [dotted(o.get("List", {}).get("items")) for o in step.body.get("objects") or ()]
+    indexes = [dotted(o.get("List", {}).get("items")) for o in body.get("objects") or ()]
     indexes = [i for i in indexes if qualified(i) not in ctx.created]
     if not indexes:
         return
@@ -69,7 +70,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         else "ACCESS EXCLUSIVE on its table (blocks reads and writes)"
     )
     sizes = "".join(f"; {t}: {j.size}" for t, j in zip(tables, judged, strict=True))
-    single = len(indexes) == 1 and step.body.get("behavior") != "DROP_CASCADE"
+    single = len(indexes) == 1 and body.get("behavior") != "DROP_CASCADE"
     yield Hit(
         message=f"drops {', '.join(indexes)} holding {on}: quick once granted, but while it "
         f"waits for running queries every new query on the table queues behind it{sizes}",

@@ -54,18 +54,20 @@ _HELP = "drop or re-point each dependent on purpose first, then drop without CAS
 
 def _cascaded(step: Step, ctx: LintContext) -> list[str]:
     """What the step drops or empties with CASCADE, in words."""
-    if step.kind == "DropStmt" and step.body.get("behavior") == "DROP_CASCADE":
-        kind = str(step.body.get("removeType", "")).removeprefix("OBJECT_").lower()
+    drop = step.tree.get("DropStmt")
+    if drop is not None and drop.get("behavior") == "DROP_CASCADE":
+        kind = drop.get("removeType", "").removeprefix("OBJECT_").lower()
         if kind == "schema":
             return []  # PW206
         out = []
-        for obj in step.body.get("objects") or ():
+        for obj in drop.get("objects") or ():
             name = object_name(obj)
             if qualified(name) not in ctx.created:
                 out.append(f"{kind.replace('_', ' ')} {name}")
         return out
-    if step.kind == "TruncateStmt" and step.body.get("behavior") == "DROP_CASCADE":
-        tables = [regclass(r) for r in step.body.get("relations") or ()]
+    truncate = step.tree.get("TruncateStmt")
+    if truncate is not None and truncate.get("behavior") == "DROP_CASCADE":
+        tables = [regclass(r.get("RangeVar")) for r in truncate.get("relations") or ()]
         return [f"table {t} (TRUNCATE)" for t in tables if qualified(t) not in ctx.created]
     table = table_of(step)
     if table is None or qualified(table) in ctx.created:
@@ -106,8 +108,8 @@ def _loses_rows(step: Step) -> bool:
     Other cascades drop views, constraints, triggers, defaults: code breaks, data stays."""
     if step.kind == "TruncateStmt":
         return True
-    kind = step.body.get("removeType")
-    return step.kind == "DropStmt" and kind in ("OBJECT_TYPE", "OBJECT_DOMAIN")
+    kind = step.tree.get("DropStmt", {}).get("removeType")
+    return kind in ("OBJECT_TYPE", "OBJECT_DOMAIN")
 
 
 RULE = Rule(

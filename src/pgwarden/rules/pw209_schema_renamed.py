@@ -46,17 +46,18 @@ from pgwarden.rules.base import Hit, LintContext, Rule
 
 
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
-    if step.kind != "RenameStmt" or step.body.get("renameType") != "OBJECT_SCHEMA":
+    body = step.tree.get("RenameStmt")
+    if body is None or body.get("renameType") != "OBJECT_SCHEMA":
         return
-    old = str(step.body.get("subname"))
+    old = str(body.get("subname"))
     created = any(
-        s.kind == "CreateSchemaStmt" and s.body.get("schemaname") == old
+        s.tree.get("CreateSchemaStmt", {}).get("schemaname") == old
         for s in ctx.plan.steps[: step.index]
     )
     if created:
         return
     yield Hit(
-        message=f"renames schema {old} to {step.body.get('newname')}: every query, search_path "
+        message=f"renames schema {old} to {body.get('newname')}: every query, search_path "
         f"and function that names {old} fails from this moment, for all code still deployed",
         help="create the new schema and move objects one at a time, leaving views under the old "
         "names, then drop the old schema in a later release",

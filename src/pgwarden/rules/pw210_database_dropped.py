@@ -40,11 +40,12 @@ from pgwarden.rules.base import Hit, LintContext, Rule
 
 
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
-    if step.kind != "DropdbStmt":
+    body = step.tree.get("DropdbStmt")
+    if body is None:
         return
-    name = step.body.get("dbname")
+    name = body.get("dbname")
     created = any(
-        s.kind == "CreatedbStmt" and s.body.get("dbname") == name
+        s.kind == "CreatedbStmt" and s.tree["CreatedbStmt"].get("dbname") == name
         for s in ctx.plan.steps[: step.index]
     )
     if created:

@@ -49,10 +49,11 @@ HOT_SCANS_PER_S = 1.0
 
 
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
-    if step.body.get("removeType") != "OBJECT_INDEX" or ctx.snapshot is None:
+    body = step.tree.get("DropStmt")
+    if body is None or body.get("removeType") != "OBJECT_INDEX" or ctx.snapshot is None:
         return
     indexes = ctx.snapshot.stats.indexes
-    for obj in step.body.get("objects") or ():
+    for obj in body.get("objects") or ():
         name = object_name(obj)
         stats = indexes.get(name) or indexes.get(qualified(name)) or indexes.get(f"public.{name}")
         if stats is None or stats.idx_scan == 0 or qualified(stats.table) in ctx.created:

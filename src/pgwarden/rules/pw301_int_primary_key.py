@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from pgwarden.analysis.parse import Node
+from pgwarden.analysis.nodes import ColumnDef
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
 from pgwarden.rules._sql import alter_cmds, regclass, strings, type_of
@@ -54,11 +54,13 @@ _SMALL = {
 _LIMIT = {False: "2,147,483,647", True: "32,767"}
 
 
-def _columns(step: Step) -> Iterator[tuple[str, Node, bool]]:
+def _columns(step: Step) -> Iterator[tuple[str, ColumnDef, bool]]:
     """(table, ColumnDef, is a primary key) of every column the step declares."""
-    if step.kind == "CreateStmt":
-        table = regclass(step.body.get("relation"))
-        elts = step.body.get("tableElts") or ()
+    create = step.tree.get("CreateStmt")
+    alter = step.tree.get("AlterTableStmt")
+    if create is not None:
+        table = regclass(create.get("relation"))
+        elts = create.get("tableElts") or ()
         keys = {
             k
             for e in elts
@@ -69,15 +71,15 @@ def _columns(step: Step) -> Iterator[tuple[str, Node, bool]]:
             col = e.get("ColumnDef")
             if col:
                 yield table, col, col.get("colname") in keys or _inline_pk(col)
-    elif step.kind == "AlterTableStmt":
-        table = regclass(step.body.get("relation"))
+    elif alter is not None:
+        table = regclass(alter.get("relation"))
         for subtype, cmd in alter_cmds(step):
             col = cmd.get("def", {}).get("ColumnDef") if subtype == "AT_AddColumn" else None
             if col:
                 yield table, col, _inline_pk(col)
 
 
-def _inline_pk(col: Node) -> bool:
+def _inline_pk(col: ColumnDef) -> bool:
     return any(
         c.get("Constraint", {}).get("contype") == "CONSTR_PRIMARY"
         for c in col.get("constraints") or ()
