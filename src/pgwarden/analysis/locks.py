@@ -30,6 +30,7 @@ from pgwarden.analysis.nodes import (
     Constraint,
     DropStmt,
     Node,
+    RangeVar,
     SelectStmt,
     TableLikeClause,
     UpdateStmt,
@@ -684,13 +685,19 @@ def _set_columns(body: UpdateStmt) -> set[str]:
     return {t["ResTarget"]["name"] for t in body.get("targetList") or () if "ResTarget" in t}
 
 
+def _write_rows(ctx: Ctx, rv: RangeVar, verb: str, joined: list[Node] | None, join: str) -> str:
+    """UPDATE / DELETE: ROW EXCLUSIVE on the table and its indexes, joined relations read."""
+    table = ctx.rv(rv)
+    ctx.lock(table, RE, verb)
+    ctx.planner_indexes(table, RE, f"{verb}: planned")
+    if joined:
+        _query_relations(ctx, joined, AS, True, f"{verb} ... {join}")
+    return table
+
+
 def _update(ctx: Ctx, tree: Node) -> None:
     body = tree["UpdateStmt"]
-    table = ctx.rv(body["relation"])
-    ctx.lock(table, RE, "UPDATE")
-    ctx.planner_indexes(table, RE, "UPDATE: planned")
-    if body.get("fromClause"):
-        _query_relations(ctx, body["fromClause"], AS, True, "UPDATE ... FROM")
+    table = _write_rows(ctx, body["relation"], "UPDATE", body.get("fromClause"), "FROM")
     cols = _set_columns(body)
     _fk_checks(ctx, table, cols, inbound=False)
     _fk_checks(ctx, table, cols, inbound=True)
@@ -700,11 +707,7 @@ def _update(ctx: Ctx, tree: Node) -> None:
 
 def _delete(ctx: Ctx, tree: Node) -> None:
     body = tree["DeleteStmt"]
-    table = ctx.rv(body["relation"])
-    ctx.lock(table, RE, "DELETE")
-    ctx.planner_indexes(table, RE, "DELETE: planned")
-    if body.get("usingClause"):
-        _query_relations(ctx, body["usingClause"], AS, True, "DELETE ... USING")
+    table = _write_rows(ctx, body["relation"], "DELETE", body.get("usingClause"), "USING")
     _fk_checks(ctx, table, None, inbound=True)
     if body.get("whereClause") is None:
         ctx.destroy(f"all rows of {table} (DELETE without WHERE)")

@@ -318,6 +318,12 @@ class AlterTable:
         for rel in self.leaves():
             self.ctx.scan(rel)
 
+    def foreign_key(self, con: Constraint, filled: bool, reason: str) -> None:
+        """A new foreign key: validated unless NOT VALID or the column it is on is all NULL."""
+        pk = self.ctx.rv(con["pktable"])
+        validate = filled and not con.get("skip_validation")
+        self.ctx.add_foreign_key(self.table, pk, strings(con.get("pk_attrs")), validate, reason)
+
     # -- sub-commands --------------------------------------------------------------
 
     def add_column(self, cmd: Cmd) -> None:
@@ -354,14 +360,7 @@ class AlterTable:
             elif kind in ("CONSTR_PRIMARY", "CONSTR_UNIQUE"):
                 self.new_index(con, [name])
             elif kind == "CONSTR_FOREIGN":
-                pk = self.ctx.rv(con["pktable"])
-                self.ctx.add_foreign_key(
-                    self.table,
-                    pk,
-                    strings(con.get("pk_attrs")),
-                    filled and not con.get("skip_validation"),
-                    "new column's foreign key",
-                )
+                self.foreign_key(con, filled, "new column's foreign key")
             elif kind == "CONSTR_CHECK":
                 for rel in self.leaves():
                     self.ctx.scan(rel)
@@ -485,14 +484,7 @@ class AlterTable:
         con = cmd["def"]["Constraint"]
         kind = con["contype"]
         if kind == "CONSTR_FOREIGN":
-            pk = self.ctx.rv(con["pktable"])
-            self.ctx.add_foreign_key(
-                self.table,
-                pk,
-                strings(con.get("pk_attrs")),
-                not con.get("skip_validation"),
-                f"ADD FOREIGN KEY {con.get('conname', '')}".rstrip(),
-            )
+            self.foreign_key(con, True, f"ADD FOREIGN KEY {con.get('conname', '')}".rstrip())
             for child in self.ctx.children(self.table) if self.inh else ():
                 self.ctx.lock(child, AS, "ADD FOREIGN KEY: catalog checks on the partition")
         elif kind in ("CONSTR_CHECK", "CONSTR_NOTNULL"):
