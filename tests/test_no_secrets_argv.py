@@ -8,6 +8,10 @@ exec the real program, so every run below is real and authenticates for real.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,8 +68,10 @@ def argv_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """PGWARDEN_PG_BINDIR pointing at a copy of the bin directory whose client programs
     append their argv (and whether PGPASSWORD reached them) to the returned file."""
     real = find_installation().bindir
-    wrap = tmp_path / "bin"
-    wrap.mkdir()
+    # World-readable, so that a throwaway cluster's server user (when run as root) can use it.
+    wrap = Path(tempfile.mkdtemp(prefix="pgwarden-argv-")) / "bin"
+    wrap.parent.chmod(0o755)
+    wrap.mkdir(mode=0o755)
     log = tmp_path / "argv.log"
     for entry in real.iterdir():
         if entry.name in WRAPPED:
@@ -82,6 +88,7 @@ def argv_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     find_installations.cache_clear()
     yield log
     find_installations.cache_clear()
+    shutil.rmtree(wrap.parent, ignore_errors=True)
 
 
 SCHEMA = (
@@ -134,3 +141,29 @@ def test_a_key_passphrase_is_refused_rather_than_put_in_argv():
         tool_connection(f"host=db.example user=u sslpassword={PASSWORD}")
     assert PASSWORD not in str(info.value)
     assert "service=NAME" in str(info.value)
+
+
+def test_django_rehearse_passes_no_password_in_argv(scram_cluster, argv_log, tmp_path):
+    pytest.importorskip("django")
+    project = Path(__file__).parent / "contrib" / "django_project"
+    history = (
+        "CREATE TABLE django_migrations (id bigserial PRIMARY KEY, app varchar(255) NOT NULL,"
+        " name varchar(255) NOT NULL, applied timestamptz NOT NULL)"
+    )
+    env = {**os.environ, "PGWARDEN_DJANGO_DSN": _new_db(scram_cluster, "django_src", history)}
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parents[1] / "src"), str(project)])
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    out = subprocess.run(
+        [sys.executable, str(project / "manage.py"), "pgwarden", "rehearse", "billing"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert out.stdout.startswith("rehearsal completed"), out.stdout + out.stderr
+    assert PASSWORD not in out.stdout + out.stderr
+    recorded = argv_log.read_text()
+    assert "--schema-only" in recorded and "PGPASSWORD=set" in recorded
+    assert PASSWORD not in recorded
