@@ -33,8 +33,7 @@ from pgwarden.apply.health import HealthPolicy, wait_until_healthy
 from pgwarden.apply.indexes import (
     builds_index,
     drop_invalid,
-    index_name,
-    index_state,
+    existing_builds,
     invalid_indexes,
     table_of,
 )
@@ -394,40 +393,82 @@ def _record(r: _Run, unit: Unit, attempt: int) -> None:
 
 
 def _prepare(r: _Run, unit: Unit, policy: LockPolicy) -> dict[int, tuple[str, str]] | None:
-    """Before a concurrent index build: reconcile with what a previous run left."""
+    """Before a concurrent index build: reconcile with what an earlier attempt left.
+
+    The step's index (by name, or by definition when unnamed) may be valid (the build
+    finished after its client died: recorded as done), INVALID (a dead build: dropped,
+    then built again) or still being built by another session (waited for within the
+    lock budget): a second copy is never built.
+    """
     step = unit.steps[0]
     if unit.transactional or not builds_index(step):
         return {}
     table = table_of(step)
+    deadline = time.monotonic() + policy.total_budget_ms / 1000
+    announced: set[int] = set()
     try:
-        state = index_state(r.conn, step)
-        if state == "valid":
-            _record(r, unit, 0)
-            r.emit(
-                Event(
-                    "step_done",
-                    unit.index,
-                    {"steps": unit.indexes, "attempt": 0, "reconciled": "index already valid"},
+        while True:
+            found = existing_builds(
+                r.conn, step, exclude_pids=r.our_pids, lock_timeout_ms=policy.lock_timeout_ms
+            )
+            building = [e.builder for e in found if e.builder is not None]
+            if not building:
+                break
+            new = [b for b in building if b.pid not in announced]
+            announced.update(b.pid for b in new)
+            if new:
+                r.emit(
+                    Event(
+                        "lock_wait",
+                        unit.index,
+                        {
+                            "steps": unit.indexes,
+                            "attempt": 0,
+                            "phase": "building",
+                            "blockers": [b.to_dict() for b in new],
+                        },
+                    )
                 )
-            )
-            return None
-        if state == "invalid" and table is not None:
-            name = str(index_name(step))
-            left = _drop(
-                r,
-                unit,
-                policy,
-                [n for n in invalid_indexes(r.conn, table).values() if n[1] == name],
-            )
-            if left:
+            if time.monotonic() > deadline:
+                b = building[0]
                 _failed(
                     r,
                     unit,
                     0,
                     None,
-                    message=f"an INVALID index {name} from an earlier run could not be dropped",
-                    hint=f"DROP INDEX CONCURRENTLY {name}; then `pgwarden resume`",
+                    message=f"step {unit.index}: session {b.pid} ({b.application or '-'}) is "
+                    f"still building {b.relation}, the index this step builds",
+                    hint=f"let it finish, or stop it with SELECT pg_cancel_backend({b.pid}); "
+                    "then `pgwarden resume` records a finished build or rebuilds a dead one",
                 )
+            if r.cancel.wait(0.5):
+                _cancelled(r, unit, 0, "cancelled while another session built this index")
+        valid = [e for e in found if e.valid]
+        if valid:
+            _record(r, unit, 0)
+            r.emit(
+                Event(
+                    "step_done",
+                    unit.index,
+                    {
+                        "steps": unit.indexes,
+                        "attempt": 0,
+                        "reconciled": f"index {valid[0].name} already valid",
+                    },
+                )
+            )
+            return None
+        left = _drop(r, unit, policy, [(e.schema, e.name) for e in found])
+        if left:
+            names = ", ".join(".".join(n) for n in left)
+            _failed(
+                r,
+                unit,
+                0,
+                None,
+                message=f"an INVALID index {names} from an earlier run could not be dropped",
+                hint=f"DROP INDEX CONCURRENTLY {names}; then `pgwarden resume`",
+            )
         return invalid_indexes(r.conn, table) if table is not None else {}
     except psycopg.Error as exc:
         _failed(r, unit, 0, exc)

@@ -1,29 +1,41 @@
-"""Index builds outside transactions: find and drop what a failed build leaves INVALID.
+"""Index builds outside transactions: find what an earlier build left, drop what is INVALID.
 
 A cancelled or failed `CREATE INDEX CONCURRENTLY` (or `REINDEX CONCURRENTLY`)
 leaves an INVALID index that still slows every write. pgwarden drops it with
-`DROP INDEX CONCURRENTLY`, under the same lock guard.
+`DROP INDEX CONCURRENTLY`, under the same lock guard. A build whose client died
+may also have finished on the server (the backend builds on until it tries to
+send the result), so before a build the step's index is looked for by its
+definition as the server spells it, not only by name: an unnamed build's second
+copy would get another generated name.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
 
+from pgwarden.analysis.parse import parse
+from pgwarden.apply.events import Blocker
 from pgwarden.apply.guards import Failure, classify, set_timeouts
 from pgwarden.plan import Step
 from pgwarden.rules._sql import regclass
 
 __all__ = [
+    "Existing",
     "builds_index",
+    "definition",
     "drop_invalid",
+    "existing_builds",
     "index_name",
-    "index_state",
     "invalid_indexes",
     "table_of",
 ]
+
+_PROBE = "pgwarden_index_probe"  # the empty temporary copy `definition` builds on
 
 
 def builds_index(step: Step) -> bool:
@@ -62,29 +74,6 @@ def index_name(step: Step) -> str | None:
     return created[0].rsplit(".", 1)[-1] if created else None
 
 
-def index_state(conn: psycopg.Connection[tuple[object, ...]], step: Step) -> str | None:
-    """For a CREATE INDEX CONCURRENTLY: 'valid', 'invalid', or None when absent.
-
-    An unnamed build is looked up by the name the server generates; only its INVALID
-    leftover is reported (a valid index of that name may be someone else's).
-    """
-    name = index_name(step)
-    table = table_of(step)
-    if step.kind != "IndexStmt" or not name or table is None:
-        return None
-    row = conn.execute(
-        sql.SQL(
-            "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-            "WHERE i.indrelid = to_regclass({})::oid AND c.relname = {}"
-        ).format(sql.Literal(table), sql.Literal(str(name)))
-    ).fetchone()
-    if row is None:
-        return None
-    if row[0] and not step.body.get("idxname"):
-        return None
-    return "valid" if row[0] else "invalid"
-
-
 def drop_invalid(
     conn: psycopg.Connection[tuple[object, ...]],
     names: list[tuple[str, str]],
@@ -113,3 +102,172 @@ def drop_invalid(
                     break
                 time.sleep(min(2.0, 0.1 * 2**attempt))
     return left
+
+
+@dataclass(frozen=True, slots=True)
+class Existing:
+    """An index on the step's table that is (a copy of) what the step builds."""
+
+    oid: int
+    schema: str
+    name: str
+    valid: bool
+    builder: Blocker | None  # another session still building it, if any
+
+
+def definition(
+    conn: psycopg.Connection[tuple[object, ...]], step: Step, *, lock_timeout_ms: int
+) -> tuple[bool, str] | None:
+    """What a CREATE INDEX step builds, as the server spells it: (unique, pg_get_indexdef from
+    USING on), with neither the index's name nor its table's.
+
+    The statement's own tail (USING, columns, INCLUDE, WITH, WHERE) is run against an
+    empty temporary copy of the table's columns in a transaction that is rolled back, so
+    expressions and predicates are normalised by the server itself. None when that cannot
+    be done (no TEMP privilege, an expression the copy cannot take): callers then match
+    by name only.
+    """
+    table = table_of(step)
+    tail = _statement_tail(step.sql)
+    if step.kind != "IndexStmt" or table is None or tail is None:
+        return None
+    unique = sql.SQL("UNIQUE ") if step.body.get("unique") else sql.SQL("")
+    try:
+        with conn.transaction(force_rollback=True):
+            set_timeouts(
+                conn, lock_timeout_ms=lock_timeout_ms, statement_timeout_ms=10_000, local=True
+            )
+            row = conn.execute(
+                sql.SQL(
+                    "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c "
+                    "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass({})"
+                ).format(sql.Literal(table))
+            ).fetchone()
+            if row is None:
+                return None
+            conn.execute(
+                sql.SQL("CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP").format(
+                    sql.Identifier(_PROBE), sql.SQL(str(row[0]))
+                )
+            )
+            conn.execute(
+                sql.SQL("CREATE {}INDEX {} ON {} {}").format(
+                    unique, sql.Identifier(_PROBE + "_idx"), sql.Identifier(_PROBE), sql.SQL(tail)
+                )
+            )
+            got = conn.execute(
+                sql.SQL("SELECT pg_get_indexdef(to_regclass({}))").format(
+                    sql.Literal(f"pg_temp.{_PROBE}_idx")
+                )
+            ).fetchone()
+    except psycopg.Error as exc:
+        if classify(exc) is Failure.CONNECTION:
+            raise
+        return None
+    return None if got is None or got[0] is None else _key(str(got[0]))
+
+
+def existing_builds(
+    conn: psycopg.Connection[tuple[object, ...]],
+    step: Step,
+    *,
+    exclude_pids: Sequence[int],
+    lock_timeout_ms: int,
+) -> list[Existing]:
+    """The indexes on the step's table that an earlier attempt of this CREATE INDEX left.
+
+    A named build: the index of that name, unless it is valid with another definition.
+    An unnamed build: every index with the step's definition, whatever its name (the
+    server names a second copy table_col_idx1); when the definition cannot be known,
+    only an INVALID index with the name the server would generate. `builder` tells
+    whether another session is still building it (pg_stat_progress_create_index).
+    """
+    table = table_of(step)
+    if step.kind != "IndexStmt" or table is None:
+        return []
+    wanted = definition(conn, step, lock_timeout_ms=lock_timeout_ms)
+    named = step.body.get("idxname")
+    name = index_name(step)
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT i.indexrelid::bigint, n.nspname, c.relname, i.indisvalid, "
+            "pg_get_indexdef(i.indexrelid), a.pid, coalesce(a.application_name, ''), "
+            "coalesce(a.state, ''), extract(epoch FROM now() - a.xact_start)::float8, "
+            "coalesce(a.query, '') "
+            "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "LEFT JOIN pg_stat_progress_create_index p ON p.index_relid = i.indexrelid "
+            "AND p.pid <> ALL ({ours}::int[]) "
+            "LEFT JOIN pg_stat_activity a ON a.pid = p.pid "
+            "WHERE i.indrelid = to_regclass({table})::oid ORDER BY c.relname"
+        ).format(ours=sql.Literal(list(exclude_pids)), table=sql.Literal(table))
+    ).fetchall()
+    out = []
+    for oid, schema, relname, valid, indexdef, pid, app, state, age, query in rows:
+        same = wanted is not None and _key(str(indexdef)) == wanted
+        if named:
+            mine = relname == named and (not valid or wanted is None or same)
+        else:
+            mine = same if wanted is not None else relname == name and not valid
+        if not mine:
+            continue
+        builder = None
+        if pid is not None:
+            builder = Blocker(
+                pid=int(str(pid)),
+                application=str(app),
+                state=str(state),
+                xact_age_s=None if age is None else float(str(age)),
+                query=str(query),
+                relation=f"{schema}.{relname}",
+                mode="building",
+            )
+        out.append(Existing(int(str(oid)), str(schema), str(relname), bool(valid), builder))
+    return out
+
+
+def _key(indexdef: str) -> tuple[bool, str]:
+    """(unique, the definition from USING on) of a pg_get_indexdef text."""
+    on = indexdef.find(" ON ")
+    at = indexdef.find(" USING ", on)
+    return indexdef.startswith("CREATE UNIQUE "), indexdef[at:] if at >= 0 else indexdef
+
+
+def _statement_tail(text: str) -> str | None:
+    """The CREATE INDEX text after its table's name: USING, columns, INCLUDE, WITH, WHERE."""
+    stmts = parse(text)
+    rel = stmts[0].body.get("relation") if len(stmts) == 1 else None
+    start = rel.get("location") if isinstance(rel, dict) else None
+    if not isinstance(start, int) or start < 0:
+        return None
+    src = stmts[0].text
+    end = _name_end(src, start)
+    tail = src[end:].strip().rstrip(";").strip()
+    return tail or None
+
+
+def _name_end(text: str, i: int) -> int:
+    """Where the possibly qualified, possibly quoted name starting at `i` ends."""
+    n = len(text)
+    while True:
+        if i < n and text[i] == '"':
+            i += 1
+            while i < n:
+                if text[i] == '"' and text[i + 1 : i + 2] == '"':
+                    i += 2
+                elif text[i] == '"':
+                    i += 1
+                    break
+                else:
+                    i += 1
+        else:
+            while i < n and (text[i].isalnum() or text[i] in "_$"):
+                i += 1
+        j = i
+        while j < n and text[j].isspace():
+            j += 1
+        if j >= n or text[j] != ".":
+            return i
+        i = j + 1
+        while i < n and text[i].isspace():
+            i += 1
