@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, cast
+from typing import cast
 
 from pgwarden.analysis.catalog import Catalog
 from pgwarden.analysis.effects import Effects
@@ -51,7 +51,7 @@ class Step:
     kind: str = field(init=False)  # the statement's node type, e.g. `AlterTableStmt`
     body: Body = field(init=False)  # the statement node's fields, untyped (typed: tree["<kind>"])
     # Values derived from `tree` once per step and reused by every rule (rules/_sql.py).
-    derived: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    derived: dict[str, object] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         kind = next(iter(self.tree))

@@ -121,7 +121,7 @@ _SINCE: dict[str, tuple[int, str]] = {
 _SERIAL = frozenset({"serial", "serial4", "bigserial", "serial8", "smallserial", "serial2"})
 
 
-@lru_cache(maxsize=1)
+@lru_cache(maxsize=1)  # type: ignore[misc]  # typeshed's lru_cache is typed with Any
 def builtin_volatility() -> dict[str, str]:
     """Built-in function name -> worst volatility over its overloads ("i", "s" or "v").
 

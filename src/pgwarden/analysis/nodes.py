@@ -594,7 +594,7 @@ class Node(TypedDict, total=False):
 _PLAIN = re.compile(r"[a-z_][a-z0-9_$]*")
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=4096)  # type: ignore[misc]  # typeshed's lru_cache is typed with Any
 def quote(ident: str) -> str:
     """Quote an identifier the way regclass output does (keywords aside)."""
     if _PLAIN.fullmatch(ident):
@@ -703,13 +703,15 @@ def type_of(type_name: TypeName) -> TypeOf:
 def range_vars(node: object, out: list[RangeVar]) -> list[RangeVar]:
     """Every wrapped RangeVar below `node` (FROM lists, subqueries, CTEs), in order."""
     if isinstance(node, dict):
-        for key, value in node.items():
+        fields: dict[str, object] = node
+        for key, value in fields.items():
             if key == "RangeVar":
                 out.append(cast(RangeVar, value))
             else:
                 range_vars(value, out)
     elif isinstance(node, list):
-        for item in node:
+        items: list[object] = node
+        for item in items:
             range_vars(item, out)
     return out
 
@@ -717,12 +719,14 @@ def range_vars(node: object, out: list[RangeVar]) -> list[RangeVar]:
 def func_calls(node: object, out: list[FuncCall]) -> list[FuncCall]:
     """Every function call below `node`, outermost first."""
     if isinstance(node, dict):
-        for key, value in node.items():
+        fields: dict[str, object] = node
+        for key, value in fields.items():
             if key == "FuncCall":
                 out.append(cast(FuncCall, value))
             func_calls(value, out)
     elif isinstance(node, list):
-        for item in node:
+        items: list[object] = node
+        for item in items:
             func_calls(item, out)
     return out
 
@@ -730,18 +734,22 @@ def func_calls(node: object, out: list[FuncCall]) -> list[FuncCall]:
 def contains(node: object, kind: str) -> bool:
     """Whether a node of `kind` (e.g. "SubLink") is anywhere below `node`."""
     if isinstance(node, dict):
-        return any(key == kind or contains(value, kind) for key, value in node.items())
+        fields: dict[str, object] = node
+        return any(key == kind or contains(value, kind) for key, value in fields.items())
     if isinstance(node, list):
-        return any(contains(item, kind) for item in node)
+        items: list[object] = node
+        return any(contains(item, kind) for item in items)
     return False
 
 
 def walk(node: object) -> Iterator[tuple[str, object]]:
     """(key, value) of every field below `node`, depth first."""
     if isinstance(node, dict):
-        for key, value in cast("dict[str, object]", node).items():
+        fields: dict[str, object] = node
+        for key, value in fields.items():
             yield key, value
             yield from walk(value)
     elif isinstance(node, list):
-        for item in cast("list[object]", node):
+        items: list[object] = node
+        for item in items:
             yield from walk(item)

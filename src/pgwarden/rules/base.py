@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import cast
 
 from pgwarden.analysis.context import Snapshot, estimate_seconds
 from pgwarden.analysis.effects import LockMode
@@ -64,7 +64,7 @@ class Rule:
 
     def sections(self) -> dict[str, str]:
         """The doc's `## Section` bodies by title."""
-        parts = re.split(r"^## +(.+?)\s*$", self.doc, flags=re.M)
+        parts = cast("list[str]", re.split(r"^## +(.+?)\s*$", self.doc, flags=re.M))
         return {parts[i].strip(): parts[i + 1].strip() for i in range(1, len(parts) - 1, 2)}
 
 
@@ -87,7 +87,7 @@ class LintContext:
     lock_timeouts: dict[int | None, int] = field(default_factory=dict)
     held: dict[int, dict[str, tuple[LockMode, Step]]] = field(default_factory=dict)
     added_columns: set[tuple[str, str]] = field(default_factory=set)  # (table, column)
-    state: dict[str, Any] = field(default_factory=dict)  # per rule code, kept by Rule.observe
+    state: dict[str, object] = field(default_factory=dict)  # per rule code, kept by Rule.observe
 
     def held_before(self, step: Step) -> dict[str, tuple[LockMode, Step]]:
         """Locks earlier steps of `step`'s transaction still hold: relation -> (mode, step)."""

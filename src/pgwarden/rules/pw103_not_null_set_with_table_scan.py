@@ -60,6 +60,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
 from pgwarden.analysis.effects import LockMode
 from pgwarden.analysis.nodes import Node
@@ -112,7 +113,7 @@ class _Proofs:
 
 
 def _proofs(ctx: LintContext, table: str) -> _Proofs:
-    tables: dict[str, _Proofs] = ctx.state.setdefault(RULE_CODE, {})
+    tables = cast("dict[str, _Proofs]", ctx.state.setdefault(RULE_CODE, {}))
     return tables.setdefault(table, _Proofs())
 
 

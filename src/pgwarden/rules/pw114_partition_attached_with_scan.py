@@ -47,6 +47,7 @@ https://www.postgresql.org/docs/current/ddl-partitioning.html#DDL-PARTITIONING-D
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import cast
 
 from pgwarden.analysis.effects import LockMode
 from pgwarden.plan import Step
@@ -58,8 +59,7 @@ CODE = "PW114"
 
 def _validated(ctx: LintContext) -> dict[str, dict[str, bool]]:
     """table -> {CHECK constraint added earlier in the plan: validated yet}."""
-    state: dict[str, dict[str, bool]] = ctx.state.setdefault(CODE, {})
-    return state
+    return cast("dict[str, dict[str, bool]]", ctx.state.setdefault(CODE, {}))
 
 
 def observe(step: Step, ctx: LintContext) -> None:

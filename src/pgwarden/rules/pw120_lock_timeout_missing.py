@@ -37,15 +37,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from pgwarden.analysis.effects import LockMode, RelationLock
 from pgwarden.findings import Fix, FixStatement, Placement, Severity
 from pgwarden.plan import Step
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
 
 
+def _mode(lock: RelationLock) -> LockMode:
+    return lock.mode
+
+
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     if ctx.lock_timeout_active(step):
         return
-    for lock in sorted(step.effects.locks, key=lambda lk: -lk.mode):
+    for lock in sorted(step.effects.locks, key=_mode, reverse=True):
         if not lock.mode.blocks_writes or lock.relkind not in ("table", "partitioned table"):
             continue
         judged = ctx.judge(lock.relation)

@@ -70,7 +70,7 @@ def _slow(step: Step, ctx: LintContext) -> tuple[str, float | None] | None:
         r for r in (*step.effects.rewrites, *step.effects.scans) if qualified(r) not in ctx.created
     ]
     if existing:
-        rels = list(dict.fromkeys(existing))
+        rels = list(dict.fromkeys(existing, True))
         rewrites = set(step.effects.rewrites)
         work = "index" if step.kind == "IndexStmt" else "scan"
         times = [ctx.duration(r, kind="rewrite" if r in rewrites else work) for r in rels]

@@ -68,11 +68,15 @@ def bearable_ms(rate: float) -> int:
     return max(MIN_SUGGESTED_MS, int(MAX_QUEUED / rate * 1000) // 10 * 10)
 
 
+def _mode(item: tuple[str, LockMode]) -> LockMode:
+    return item[1]
+
+
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     timeout_ms = ctx.lock_timeout_ms(step)
     if not timeout_ms:
         return  # PW120 reports a missing (or zero) timeout
-    for relation, mode in sorted(step.effects.strongest().items(), key=lambda kv: -kv[1]):
+    for relation, mode in sorted(step.effects.strongest().items(), key=_mode, reverse=True):
         relkind = next(lk.relkind for lk in step.effects.locks if lk.relation == relation)
         if not mode.blocks_writes or relkind not in TABLE_KINDS:
             continue
