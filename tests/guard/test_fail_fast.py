@@ -113,6 +113,30 @@ def test_half_open_admits_exactly_one_probe_at_a_time():
     assert state(breaker) is BreakerState.CLOSED
 
 
+def test_each_failed_probe_doubles_the_open_period_up_to_max_open_ms():
+    clock = Clock()
+    breaker = CircuitBreaker(
+        BreakerPolicy(open_ms=1_000, max_open_ms=3_000, retry_after_jitter_s=0), clock=clock
+    )
+    trip(breaker)
+    periods = []
+    for _ in range(4):
+        waited = 0
+        while state(breaker) is BreakerState.OPEN:
+            clock.ns += 100 * MS
+            waited += 100
+        periods.append(waited)
+        run(breaker, Outcome.FAILURE)  # the probe fails: open again
+    assert periods == [1_000, 2_000, 3_000, 3_000]
+    clock.ns += 3_000 * MS
+    run(breaker, Outcome.SUCCESS)  # the probe succeeds: closed, and the period starts over
+    assert state(breaker) is BreakerState.CLOSED
+    trip(breaker)
+    clock.ns += 1_000 * MS
+    assert state(breaker) is BreakerState.HALF_OPEN
+    assert BreakerPolicy(open_ms=700).longest_open_ms == 1_400
+
+
 def test_default_policy_needs_one_probe_and_sheds_with_a_short_probe_timeout():
     policy = BreakerPolicy()
     assert policy.half_open_probes == 1
@@ -122,6 +146,8 @@ def test_default_policy_needs_one_probe_and_sheds_with_a_short_probe_timeout():
         BreakerPolicy(consecutive_failures=-1)
     with pytest.raises(GuardConfigError):
         BreakerPolicy(probe_lock_timeout_ms=0)
+    with pytest.raises(GuardConfigError):
+        BreakerPolicy(open_ms=1_000, max_open_ms=999)
 
 
 # -- the limiter alone (fake clock) ---------------------------------------------------------

@@ -4,6 +4,7 @@ It opens on either of two signals, as in Envoy's outlier detection: `consecutive
 failures in a row (a sudden lock or outage, even when the window is full of successes
 from a healthy period before), or a failure rate over a rolling window (a partial,
 intermittent failure). While half-open exactly one probe is in flight; the rest are shed.
+A failed probe opens it again for twice as long as before, up to `max_open_ms`.
 
 Thread-safe; the lock is held only for bookkeeping, never across I/O, so one breaker
 serves threads and event loops alike.
@@ -49,6 +50,7 @@ class BreakerPolicy:
     failure_rate: float = 0.5  # open at or above this share of failures
     consecutive_failures: int = 5  # open after this many failures in a row (0: never)
     open_ms: int = 1_000  # fail immediately for this long, then probe
+    max_open_ms: int | None = None  # a failed probe doubles the period, up to (2 x open_ms)
     half_open_probes: int = 1  # successful probes needed to close, one in flight at a time
     probe_lock_timeout_ms: int | None = 100  # lock_timeout of a probe (guarded pools)
     retry_after_jitter_s: int = 2  # Retry-After = remaining open time + 0..jitter s
@@ -66,6 +68,13 @@ class BreakerPolicy:
             raise GuardConfigError("failure_rate must be in (0, 1]")
         if self.open_ms < 0 or self.retry_after_jitter_s < 0:
             raise GuardConfigError("open_ms and retry_after_jitter_s must not be negative")
+        if self.max_open_ms is not None and self.max_open_ms < self.open_ms:
+            raise GuardConfigError("max_open_ms must be at least open_ms (or None: 2 x open_ms)")
+
+    @property
+    def longest_open_ms(self) -> int:
+        """The longest open period: `max_open_ms`, by default twice `open_ms`."""
+        return self.max_open_ms if self.max_open_ms is not None else 2 * self.open_ms
 
 
 @dataclass(slots=True)
@@ -99,6 +108,7 @@ class CircuitBreaker:
         self._probes_out = 0
         self._probe_successes = 0
         self._streak = 0  # consecutive failures while closed
+        self._open_ns = self.policy.open_ms * 1_000_000  # this open period
         p = self.policy
         self._bucket_ns = p.window_ms * 1_000_000 // p.window_buckets
         self._epochs = [-1] * p.window_buckets
@@ -136,7 +146,7 @@ class CircuitBreaker:
                 ticket = BreakerTicket(self._generation, probe=True)
             else:
                 state = self._state
-                remaining_ns = max(0, self._opened_ns + self.policy.open_ms * 1_000_000 - now)
+                remaining_ns = max(0, self._opened_ns + self._open_ns - now)
                 ticket = None
         self._notify(notify)
         if ticket is None:
@@ -148,7 +158,7 @@ class CircuitBreaker:
         with self._lock:
             now = self._clock()
             state = self._state
-            remaining_ns = max(0, self._opened_ns + self.policy.open_ms * 1_000_000 - now)
+            remaining_ns = max(0, self._opened_ns + self._open_ns - now)
         return self._refusal(state, remaining_ns)
 
     def record(self, ticket: BreakerTicket, outcome: Outcome) -> None:
@@ -203,10 +213,7 @@ class CircuitBreaker:
             self._on_change(*change)
 
     def _tick_locked(self, now: int) -> tuple[BreakerState, BreakerState, float, int] | None:
-        if (
-            self._state is BreakerState.OPEN
-            and now - self._opened_ns >= self.policy.open_ms * 1_000_000
-        ):
+        if self._state is BreakerState.OPEN and now - self._opened_ns >= self._open_ns:
             self._state = BreakerState.HALF_OPEN
             self._generation += 1
             self._probes_out = 0
@@ -218,6 +225,11 @@ class CircuitBreaker:
         self, now: int, old: BreakerState
     ) -> tuple[BreakerState, BreakerState, float, int]:
         calls, failures = self._window_locked(now)
+        p = self.policy
+        if old is BreakerState.HALF_OPEN:  # the probe failed: back off (Envoy, resilience4j)
+            self._open_ns = min(p.longest_open_ms * 1_000_000, self._open_ns * 2)
+        else:
+            self._open_ns = p.open_ms * 1_000_000
         self._state = BreakerState.OPEN
         self._generation += 1
         self._opened_ns = now
