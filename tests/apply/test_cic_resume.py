@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from pgwarden.apply.api import Limits, apply_plan
-from pgwarden.apply.indexes import existing_builds
+from pgwarden.apply.indexes import definition, existing_builds
 from tests.apply.conftest import (
     CIC_WAITING,
     INVALID,
@@ -196,3 +196,16 @@ def test_the_definition_is_compared_as_the_server_spells_it(conn, tmp_path: Path
     assert conn.execute(
         "SELECT count(*) FROM pg_class WHERE relname LIKE 'pgwarden_index_probe%'"
     ).fetchone() == (0,)
+
+
+def test_a_lock_timeout_while_reading_the_definition_is_an_error_not_no_match(
+    shop: str, holder, tmp_path: Path
+) -> None:
+    """Otherwise a finished copy would go unrecognised whenever the table is briefly locked."""
+    step = plan_of(write_sql(tmp_path, UNNAMED), file_transaction=False).steps[0]
+    holder("BEGIN; LOCK TABLE invoices IN ACCESS EXCLUSIVE MODE")
+    with (
+        psycopg.connect(shop, autocommit=True) as c,
+        pytest.raises(psycopg.errors.LockNotAvailable),
+    ):
+        definition(c, step, lock_timeout_ms=50, attempts=2)

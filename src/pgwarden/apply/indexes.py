@@ -116,54 +116,74 @@ class Existing:
 
 
 def definition(
-    conn: psycopg.Connection[tuple[object, ...]], step: Step, *, lock_timeout_ms: int
+    conn: psycopg.Connection[tuple[object, ...]],
+    step: Step,
+    *,
+    lock_timeout_ms: int,
+    attempts: int = 20,
 ) -> tuple[bool, str] | None:
     """What a CREATE INDEX step builds, as the server spells it: (unique, pg_get_indexdef from
     USING on), with neither the index's name nor its table's.
 
     The statement's own tail (USING, columns, INCLUDE, WITH, WHERE) is run against an
     empty temporary copy of the table's columns in a transaction that is rolled back, so
-    expressions and predicates are normalised by the server itself. None when that cannot
-    be done (no TEMP privilege, an expression the copy cannot take): callers then match
-    by name only.
+    expressions and predicates are normalised by the server itself. Lock timeouts (the
+    copy reads the table's definition under ACCESS SHARE) are retried, then raised; None
+    when it cannot be done otherwise (no TEMP privilege, an expression the copy cannot
+    take): callers then match by name only.
     """
     table = table_of(step)
     tail = _statement_tail(step.sql)
     if step.kind != "IndexStmt" or table is None or tail is None:
         return None
-    unique = sql.SQL("UNIQUE ") if step.body.get("unique") else sql.SQL("")
-    try:
-        with conn.transaction(force_rollback=True):
-            set_timeouts(
-                conn, lock_timeout_ms=lock_timeout_ms, statement_timeout_ms=10_000, local=True
-            )
-            row = conn.execute(
-                sql.SQL(
-                    "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c "
-                    "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass({})"
-                ).format(sql.Literal(table))
-            ).fetchone()
-            if row is None:
+    for attempt in range(1, attempts + 1):
+        try:
+            return _probe(conn, table, bool(step.body.get("unique")), tail, lock_timeout_ms)
+        except psycopg.Error as exc:
+            kind = classify(exc)
+            if kind is Failure.CONNECTION or (kind is Failure.LOCK and attempt == attempts):
+                raise
+            if kind is not Failure.LOCK:
                 return None
-            conn.execute(
-                sql.SQL("CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP").format(
-                    sql.Identifier(_PROBE), sql.SQL(str(row[0]))
-                )
+            time.sleep(min(2.0, 0.1 * 2**attempt))
+    return None
+
+
+def _probe(
+    conn: psycopg.Connection[tuple[object, ...]],
+    table: str,
+    unique: bool,
+    tail: str,
+    lock_timeout_ms: int,
+) -> tuple[bool, str] | None:
+    with conn.transaction(force_rollback=True):
+        set_timeouts(conn, lock_timeout_ms=lock_timeout_ms, statement_timeout_ms=10_000, local=True)
+        row = conn.execute(
+            sql.SQL(
+                "SELECT n.nspname, c.relname FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass({})"
+            ).format(sql.Literal(table))
+        ).fetchone()
+        if row is None:
+            return None
+        conn.execute(
+            sql.SQL("CREATE TEMP TABLE {} (LIKE {}) ON COMMIT DROP").format(
+                sql.Identifier(_PROBE), sql.Identifier(str(row[0]), str(row[1]))
             )
-            conn.execute(
-                sql.SQL("CREATE {}INDEX {} ON {} {}").format(
-                    unique, sql.Identifier(_PROBE + "_idx"), sql.Identifier(_PROBE), sql.SQL(tail)
-                )
+        )
+        conn.execute(
+            sql.SQL("CREATE {}INDEX {} ON {} {}").format(
+                sql.SQL("UNIQUE ") if unique else sql.SQL(""),
+                sql.Identifier(_PROBE + "_idx"),
+                sql.Identifier(_PROBE),
+                sql.SQL(tail),  # the step's own text after its table: what it builds
             )
-            got = conn.execute(
-                sql.SQL("SELECT pg_get_indexdef(to_regclass({}))").format(
-                    sql.Literal(f"pg_temp.{_PROBE}_idx")
-                )
-            ).fetchone()
-    except psycopg.Error as exc:
-        if classify(exc) is Failure.CONNECTION:
-            raise
-        return None
+        )
+        got = conn.execute(
+            sql.SQL("SELECT pg_get_indexdef(to_regclass({}))").format(
+                sql.Literal(f"pg_temp.{_PROBE}_idx")
+            )
+        ).fetchone()
     return None if got is None or got[0] is None else _key(str(got[0]))
 
 
