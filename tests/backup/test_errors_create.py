@@ -57,3 +57,32 @@ def test_a_cancelled_query_is_named_as_such(db: str):
     assert "its query was cancelled by the server" in err.message
     assert "snapshot" not in err.message
     assert err.hint is not None and "run it again" in err.hint
+
+
+def test_a_failed_checksum_query_is_reported_not_the_lost_snapshot(
+    pg_cluster: Cluster, tmp_path: Path
+):
+    from pgwarden.errors import DatabaseError
+
+    src = new_database(pg_cluster)
+    with psycopg.connect(src, autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS backup_owner")
+        conn.execute("CREATE ROLE backup_owner LOGIN")
+        conn.execute("GRANT EXECUTE ON FUNCTION pg_control_system() TO backup_owner")
+        conn.execute("GRANT CREATE ON SCHEMA public TO backup_owner")
+    owner_dsn = src.replace("user=postgres", "user=backup_owner")
+    with psycopg.connect(owner_dsn, autocommit=True) as conn:
+        # The checksum scan of `guarded` fails at once (its owner is subject to the policy,
+        # which raises): that aborts the snapshot's transaction under pg_dump.
+        conn.execute(
+            "CREATE FUNCTION boom() RETURNS bool LANGUAGE plpgsql"
+            " AS $$BEGIN RAISE EXCEPTION 'boom from the row policy'; END$$;"
+            " CREATE TABLE guarded (id int); INSERT INTO guarded VALUES (1);"
+            " CREATE POLICY p ON guarded USING (boom());"
+            " ALTER TABLE guarded ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;"
+        )
+    with pytest.raises(DatabaseError) as info:
+        api.create(owner_dsn, catalogue=tmp_path / "catalogue")
+    assert "boom from the row policy" in info.value.message, info.value.message
+    assert "snapshot" not in info.value.message
+    assert not (tmp_path / "catalogue").exists() or not any((tmp_path / "catalogue").iterdir())

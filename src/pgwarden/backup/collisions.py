@@ -108,6 +108,7 @@ def list_objects(conn: Conn) -> tuple[TargetObject, ...]:
 
 
 def _restored_schemas(m: Manifest) -> set[str]:
+    """Names (unquoted, as the fingerprint writes them) of the schemas `m` holds."""
     return {line.removeprefix("schema ") for line in m.schema if line.startswith("schema ")}
 
 
@@ -119,7 +120,7 @@ def conflicts(objects: Sequence[TargetObject], m: Manifest) -> tuple[TargetObjec
     for o in objects:
         if o.schema == "pgwarden" or o.kind == "index":
             continue
-        if o.kind in _RELATIONS or o.qualified.split(".", 1)[0] in schemas:
+        if o.kind in _RELATIONS or o.schema in schemas:
             found.append(o)
     return tuple(found)
 

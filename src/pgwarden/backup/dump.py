@@ -22,6 +22,7 @@ from pathlib import Path
 
 import psycopg
 from psycopg import IsolationLevel
+from psycopg.pq import TransactionStatus
 
 from pgwarden.backup import content
 from pgwarden.backup.catalogue import DUMP, MANIFEST, Catalogue, write_file_atomic
@@ -205,10 +206,15 @@ def _create(
             )
             worker.join()
         except ToolFailed as exc:
-            checksums_failed_first = bool(failure)  # then pg_dump lost the snapshot to it
-            conn.cancel_safe()
+            # A failed checksum query aborts the transaction, which ends the exported
+            # snapshot under pg_dump: that failure, not pg_dump's, is the cause to report.
+            checksums_failed = bool(failure) or (
+                conn.info.transaction_status == TransactionStatus.INERROR
+            )
+            if not checksums_failed:
+                conn.cancel_safe()
             worker.join()
-            if checksums_failed_first:
+            if checksums_failed and failure:
                 raise failure[0] from None
             if "No space left on device" in exc.stderr:
                 raise _disk_full(catalogue.location) from None
