@@ -99,7 +99,7 @@ def test_damaged_manifest_alone_is_not_an_empty_catalogue(two_backups, tmp_path,
 def test_view_named_like_a_table_counts_and_clean_replaces_it(two_backups, pg_cluster):
     target = _target(pg_cluster, "CREATE VIEW orders AS SELECT 1 AS x")
     plan = _plan(two_backups, target)
-    with pytest.raises(Refused, match=r"not empty: it has 1 objects \(view public.orders\)"):
+    with pytest.raises(Refused, match=r"not empty: it has 1 object \(view public.orders\)"):
         api.restore(plan)
     with psycopg.connect(target) as conn:  # nothing was restored
         assert conn.execute("SELECT to_regclass('public.customers')").fetchone() == (None,)

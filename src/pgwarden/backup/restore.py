@@ -223,7 +223,8 @@ def restore_backup(
     if present and not clean:
         shown = ", ".join(str(o) for o in present[:5])
         raise Refused(
-            f"target {target.description} is not empty: it has {len(present)} objects "
+            f"target {target.description} is not empty: it has {len(present)} "
+            f"object{'s' if len(present) != 1 else ''} "
             f"({shown}{', …' if len(present) > 5 else ''})",
             hint="restore into an empty database, or pass --clean to drop and recreate "
             "the objects the backup contains",
