@@ -99,23 +99,28 @@ def _target(conn: psycopg.Connection[tuple[object, ...]], table: str) -> tuple[s
 def _lock_table(conn: psycopg.Connection[tuple[object, ...]], oid: int, table: str) -> None:
     """Hold the table's backfill lock for the session, or refuse naming who holds it."""
     key2 = oid - 2**32 if oid >= 2**31 else oid  # the OID as the int4 the function takes
-    row = conn.execute(
-        sql.SQL("SELECT pg_try_advisory_lock({}, {})").format(
-            sql.Literal(LOCK_CLASS), sql.Literal(key2)
-        )
-    ).fetchone()
-    if row is not None and row[0]:
-        return
-    holder = conn.execute(
-        sql.SQL(
-            "SELECT l.pid, to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') "
-            "FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
-            "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 "
-            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-            "AND l.classid = {}::oid AND l.objid = {}::oid"
-        ).format(sql.Literal(LOCK_CLASS), sql.Literal(oid))
-    ).fetchone()
-    who = "pid ?" if holder is None else f"pid {holder[0]}, connected since {holder[1]} UTC"
+    holder = None
+    for _ in range(2):  # the holder may end between the try and the look-up
+        row = conn.execute(
+            sql.SQL("SELECT pg_try_advisory_lock({}, {})").format(
+                sql.Literal(LOCK_CLASS), sql.Literal(key2)
+            )
+        ).fetchone()
+        if row is not None and row[0]:
+            return
+        holder = conn.execute(
+            sql.SQL(
+                "SELECT l.pid, to_char(a.backend_start AT TIME ZONE 'UTC', "
+                "'YYYY-MM-DD HH24:MI:SS') FROM pg_locks l "
+                "LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
+                "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 "
+                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+                "AND l.classid = {}::oid AND l.objid = {}::oid"
+            ).format(sql.Literal(LOCK_CLASS), sql.Literal(oid))
+        ).fetchone()
+        if holder is not None:
+            break
+    who = "pid unknown" if holder is None else f"pid {holder[0]}, connected since {holder[1]} UTC"
     raise Refused(
         f"another backfill of {table} is running ({who})",
         hint="let it finish, or stop it with Ctrl-C in its terminal (the same command then "
