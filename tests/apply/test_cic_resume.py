@@ -41,15 +41,19 @@ def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_sigkill_during_an_unnamed_build_then_resume_leaves_one_valid_index(
-    shop: str, holder, tmp_path: Path
+@pytest.mark.parametrize(
+    "statement",
+    [UNNAMED, "CREATE INDEX CONCURRENTLY invoices_created_at_idx ON invoices (created_at);"],
+)
+def test_sigkill_during_a_build_then_resume_leaves_one_valid_index(
+    shop: str, holder, tmp_path: Path, statement: str
 ) -> None:
     snap = holder(SNAPSHOT)
     journal = str(tmp_path / "journal.jsonl")
     proc = subprocess.Popen(
         cli(
             "apply",
-            str(write_sql(tmp_path, UNNAMED)),
+            str(write_sql(tmp_path, statement)),
             "--database-url",
             shop,
             "--env",
