@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 from pgwarden.analysis.context import Snapshot
 from pgwarden.analysis.parse import gc_paused
 from pgwarden.findings import Finding, Severity
-from pgwarden.location import SourceLocation, line_col
-from pgwarden.plan import Plan
+from pgwarden.location import LineIndex, SourceLocation
+from pgwarden.plan import Plan, Step
 from pgwarden.rules import ALL_RULES, Rule
 from pgwarden.rules.base import LintContext
 
@@ -54,19 +56,26 @@ class LintResult:
 
 def _suppressions(plan: Plan) -> list[Suppression]:
     out: list[Suppression] = []
+    by_path: dict[str, list[Step]] = {}
+    for step in plan.steps:
+        by_path.setdefault(step.location.path, []).append(step)
     for source in plan.texts:
         if "pgwarden:" not in source.text:
             continue
-        steps = [s for s in plan.steps if s.location.path == source.path]
+        steps = by_path.get(source.path, [])
+        # Steps of one source follow each other, so first and last lines both ascend.
+        firsts = [s.location.line for s in steps]
+        lasts = list(accumulate((s.location.line + s.sql.count("\n") for s in steps), max))
+        lines = LineIndex(source.text)
         for m in _IGNORE.finditer(source.text):
-            line, col = line_col(source.text, m.start())
-            target = next(
-                (s.index for s in steps if s.location.line >= line or _spans(s, line)), None
-            )
-            # A trailing comment on the last line of a statement belongs to that statement.
-            for s in steps:
-                if _spans(s, line):
-                    target = s.index
+            line, col = lines.line_col(m.start())
+            # The statement the comment stands before or in; a trailing comment on the last
+            # line of a statement belongs to that statement (the last one on that line).
+            k = bisect_left(lasts, line)
+            target = steps[k].index if k < len(steps) else None
+            last = bisect_right(firsts, line) - 1
+            if last >= 0 and firsts[last] <= line <= _last_line(steps[last]):
+                target = steps[last].index
             codes = tuple(c.strip() for c in m.group(1).split(","))
             out.append(
                 Suppression(
@@ -76,11 +85,8 @@ def _suppressions(plan: Plan) -> list[Suppression]:
     return out
 
 
-def _spans(step: object, line: int) -> bool:
-    from pgwarden.plan import Step
-
-    assert isinstance(step, Step)
-    return step.location.line <= line <= step.location.line + step.sql.count("\n")
+def _last_line(step: Step) -> int:
+    return step.location.line + step.sql.count("\n")
 
 
 def ignore_without_reason(
@@ -149,15 +155,15 @@ def _lint_plan(
             observe(step, ctx)
         ctx.after(step)
     sups = _suppressions(plan)
+    by_step: dict[int | None, list[Suppression]] = {}
+    for s in sups:
+        if s.reason:
+            by_step.setdefault(s.step, []).append(s)
     kept: list[Finding] = []
     suppressed: list[tuple[Finding, Suppression]] = []
     for f in raw:
         sup = next(
-            (
-                s
-                for s in sups
-                if s.step == f.step and (f.code in s.codes or f.name in s.codes) and s.reason
-            ),
+            (s for s in by_step.get(f.step, ()) if f.code in s.codes or f.name in s.codes),
             None,
         )
         if sup is None:

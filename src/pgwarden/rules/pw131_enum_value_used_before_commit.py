@@ -43,7 +43,9 @@ https://www.postgresql.org/docs/current/sql-altertype.html#SQL-ALTERTYPE-NOTES
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import cast
 
 from pgwarden.analysis.nodes import A_Const, walk
@@ -52,29 +54,69 @@ from pgwarden.plan import Step, TxMode
 from pgwarden.rules._sql import dotted, tx_words
 from pgwarden.rules.base import Hit, LintContext, Rule
 
+CODE = "PW131"
 
-def _mentions(node: object, value: str) -> bool:
-    """Whether a string constant equal to `value` appears in the tree."""
-    return any(
-        key == "A_Const" and cast(A_Const, const).get("sval", {}).get("sval") == value
-        for key, const in walk(node)
-    )
+
+@dataclass(slots=True)
+class _Tx:
+    """One transaction block of the plan, indexed for look-ups."""
+
+    steps: list[Step] = field(default_factory=list)
+    enums: dict[str, int] = field(default_factory=dict)  # enum -> first step creating it
+    uses: dict[str, list[Step]] | None = None  # string constant -> steps using it, in order
+
+
+def _transaction(ctx: LintContext, tx: int) -> _Tx:
+    """The steps of transaction `tx`; every block is grouped once per lint."""
+    txs = cast("dict[int, _Tx] | None", ctx.state.get(CODE))
+    if txs is None:
+        txs = {}
+        for s in ctx.plan.steps:
+            if s.transaction is None:
+                continue
+            block = txs.get(s.transaction)
+            if block is None:
+                block = txs[s.transaction] = _Tx()
+            block.steps.append(s)
+            create = s.tree.get("CreateEnumStmt")
+            if create is not None:
+                block.enums.setdefault(dotted(create.get("typeName")), s.index)
+        ctx.state[CODE] = txs
+    return txs[tx]
+
+
+def _index(step: Step) -> int:
+    return step.index
+
+
+def _first_use(block: _Tx, value: str, after: int) -> Step | None:
+    """The first step of `block` after step `after` with the string constant `value`."""
+    if block.uses is None:
+        block.uses = {}
+        for s in block.steps:
+            found = {
+                cast(A_Const, const).get("sval", {}).get("sval")
+                for key, const in walk(s.tree)
+                if key == "A_Const"
+            }
+            for sval in found:
+                if sval is not None:
+                    block.uses.setdefault(sval, []).append(s)
+    users = block.uses.get(value, [])
+    k = bisect_right(users, after, key=_index)
+    return users[k] if k < len(users) else None
 
 
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     body = step.tree.get("AlterEnumStmt")
-    if body is None or not body.get("newVal") or not step.in_transaction:
+    if body is None or not body.get("newVal") or step.transaction is None:
         return
     enum = dotted(body.get("typeName"))
     value = body["newVal"]
-    same_tx = [s for s in ctx.plan.steps if s.transaction == step.transaction]
-    created_here = any(
-        s.index < step.index and dotted(s.tree.get("CreateEnumStmt", {}).get("typeName")) == enum
-        for s in same_tx
-    )
-    if created_here:
-        return
-    user = next((s for s in same_tx if s.index > step.index and _mentions(s.tree, value)), None)
+    block = _transaction(ctx, step.transaction)
+    if block.enums.get(enum, step.index) < step.index:
+        return  # the type was created earlier in this transaction
+    user = _first_use(block, value, step.index)
     if user is None:
         return
     explicit = step.tx_mode is TxMode.EXPLICIT
@@ -89,7 +131,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
 
 
 RULE = Rule(
-    code="PW131",
+    code=CODE,
     name="enum-value-used-before-commit",
     summary="a new enum value used in the transaction that added it fails at deploy time",
     doc=__doc__ or "",

@@ -46,6 +46,7 @@ https://www.postgresql.org/docs/current/sql-altertable.html#SQL-ALTERTABLE-DESC-
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import cast
 
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
@@ -74,6 +75,21 @@ def _change(step: Step) -> tuple[str, str] | None:
     return None
 
 
+CODE = "PW204"
+
+
+def _last_view(ctx: LintContext) -> dict[str, int]:
+    """view -> index of the plan's last step that creates it (built once per lint)."""
+    views = cast("dict[str, int] | None", ctx.state.get(CODE))
+    if views is None:
+        views = {}
+        for s in ctx.plan.steps:
+            if s.kind == "ViewStmt":
+                views[regclass(s.tree["ViewStmt"].get("view"))] = s.index
+        ctx.state[CODE] = views
+    return views
+
+
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     change = _change(step)
     if change is None:
@@ -81,12 +97,8 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     rel, words = change
     if qualified(rel) in ctx.created:
         return
-    bridged = any(
-        s.kind == "ViewStmt" and regclass(s.tree["ViewStmt"].get("view")) == rel
-        for s in ctx.plan.steps[step.index + 1 :]
-    )
-    if bridged:
-        return
+    if _last_view(ctx).get(rel, -1) > step.index:
+        return  # a later CREATE VIEW under the old name bridges the rename
     yield Hit(
         message=f"{words} (ACCESS EXCLUSIVE on {rel}, blocks reads and writes, briefly); every "
         f"query still naming {rel} fails until all code is redeployed, old code during a "
@@ -98,7 +110,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
 
 
 RULE = Rule(
-    code="PW204",
+    code=CODE,
     name="table-renamed",
     summary="renaming a table or moving it to another schema breaks code using the old name",
     doc=__doc__ or "",

@@ -34,11 +34,26 @@ https://www.postgresql.org/docs/current/sql-dropschema.html
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import cast
 
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
 from pgwarden.rules._sql import strings
 from pgwarden.rules.base import Hit, LintContext, Rule
+
+CODE = "PW206"
+
+
+def _created_at(ctx: LintContext) -> dict[str, int]:
+    """schema -> index of the first step of the plan that creates it (built once per lint)."""
+    created = cast("dict[str, int] | None", ctx.state.get(CODE))
+    if created is None:
+        created = {}
+        for s in ctx.plan.steps:
+            if s.kind == "CreateSchemaStmt":
+                created.setdefault(str(s.tree["CreateSchemaStmt"].get("schemaname")), s.index)
+        ctx.state[CODE] = created
+    return created
 
 
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
@@ -47,14 +62,10 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         return
     if body.get("behavior") != "DROP_CASCADE":
         return  # an empty schema: fails safely if anything is still in it
-    created = {
-        str(s.tree["CreateSchemaStmt"].get("schemaname"))
-        for s in ctx.plan.steps[: step.index]
-        if s.kind == "CreateSchemaStmt"
-    }
+    created = _created_at(ctx)
     for schema in strings(body.get("objects")):
-        if schema in created:
-            continue
+        if created.get(schema, step.index) < step.index:
+            continue  # created earlier in this plan
         yield Hit(
             message=f"drops schema {schema} and, through CASCADE, every table, view, function "
             "and type in it with all their data; code using any of them fails from this "
@@ -66,7 +77,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
 
 
 RULE = Rule(
-    code="PW206",
+    code=CODE,
     name="schema-dropped",
     summary="DROP SCHEMA ... CASCADE drops every object in the schema with its data",
     doc=__doc__ or "",
