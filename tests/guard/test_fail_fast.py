@@ -322,3 +322,37 @@ def test_an_async_probe_uses_the_probe_lock_timeout_too(invoices_db):
         return seen
 
     assert asyncio.run(main()) == [("100ms",), ("2s",)]
+
+
+def test_the_limit_never_admits_more_work_than_the_pool_has_connections(invoices_db):
+    # AimdPolicy's own maximum is 100: the pool's 2 connections must bound it, or work
+    # admitted beyond them waits out the acquire timeout and trips the breaker.
+    guard = Guard("t", limit=LimitPolicy(queue_size=0), observers=[])
+    with GuardedPool(
+        f"{invoices_db} application_name={APP}",
+        guard,
+        limits=PoolLimits(max_size=2, min_size=0),
+    ) as pool:
+        assert guard.limiter.limit == 2
+        held = threading.Barrier(3)
+        release = threading.Event()
+
+        def hold() -> None:
+            with pool.connection() as c:
+                c.execute("SELECT 1")
+                held.wait(30)
+                release.wait(30)
+
+        threads = [threading.Thread(target=hold) for _ in range(2)]
+        for t in threads:
+            t.start()
+        held.wait(30)
+        with pytest.raises(LimitReached), pool.connection():
+            pass  # shed at once, not a DatabaseUnavailable after the acquire timeout
+        release.set()
+        for t in threads:
+            t.join(30)
+        for _ in range(50):  # busy and healthy: AIMD grows, but not past the pool
+            query(pool)
+        assert guard.limiter.limit <= 2
+    assert guard.stats().shed_total == {"limit": 1}

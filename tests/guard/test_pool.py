@@ -56,7 +56,9 @@ def test_acquire_fails_fast_and_connections_never_exceed_the_maximum(invoices_db
         release = threading.Event()
 
         def hold() -> None:
-            with pool.connection() as c:
+            # Outside the guard (the limit is capped at the pool's size, so guarded work
+            # alone never waits for a connection): e.g. connections being re-established.
+            with pool.pool.connection() as c:
                 c.execute("SELECT 1")
                 started.wait(10)
                 release.wait(20)

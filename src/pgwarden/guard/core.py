@@ -119,6 +119,7 @@ class Guard:
         )
         self.breaker = CircuitBreaker(breaker, name=name, on_change=self._breaker_changed)
         self.limiter = Limiter(limit, name=name, on_change=self._limit_changed)
+        self._pool_connections = 0
         self._lock = threading.Lock()
         self._admitted = 0
         self._shed: Counter[str] = Counter()
@@ -196,6 +197,14 @@ class Guard:
                 shed_total=dict(self._shed),
                 outcome_total=dict(self._outcomes),
             )
+
+    def add_pool(self, max_size: int) -> None:
+        """A guarded pool of `max_size` connections serves this guard: the concurrency
+        limit never exceeds the connections of all its pools together."""
+        with self._lock:
+            self._pool_connections += max_size
+            total = self._pool_connections
+        self.limiter.cap(total)
 
     def count_shed(self, reason: str) -> None:
         """Count work refused outside `enter` (e.g. a pool timeout turned into a 503)."""

@@ -23,7 +23,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from pgwarden.guard.classify import Outcome
@@ -260,6 +260,20 @@ class Limiter:
     @property
     def limit(self) -> int:
         return self.algorithm.limit
+
+    def cap(self, most: int) -> None:
+        """Never let the limit exceed `most` (the connections the guard's pools hold): work
+        admitted beyond them would only wait for a connection. Call it before traffic; the
+        algorithm starts afresh within the new bounds."""
+        algo = self.policy.algorithm
+        bounded = replace(
+            algo,
+            max_limit=min(algo.max_limit, most),
+            initial_limit=min(algo.initial_limit, most),
+            min_limit=min(algo.min_limit, most),
+        )
+        with self._lock:
+            self.algorithm = bounded.build()
 
     @property
     def inflight(self) -> int:

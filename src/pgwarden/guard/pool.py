@@ -178,6 +178,7 @@ class GuardedPool:
         self.limits = limits or PoolLimits()
         self.timeouts = timeouts or SessionTimeouts()
         lim = self.limits
+        guard.add_pool(lim.max_size)
         self.pool: psycopg_pool.ConnectionPool[psycopg.Connection[TupleRow]] = (
             psycopg_pool.ConnectionPool(
                 conninfo, **_pool_options(conninfo, lim, self.timeouts, guard)
@@ -242,6 +243,7 @@ class AsyncGuardedPool:
         self.limits = limits or PoolLimits()
         self.timeouts = timeouts or SessionTimeouts()
         lim = self.limits
+        guard.add_pool(lim.max_size)
         self.pool: psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[TupleRow]] = (
             psycopg_pool.AsyncConnectionPool(
                 conninfo, **_pool_options(conninfo, lim, self.timeouts, guard)
