@@ -1,14 +1,20 @@
-"""Replay the Sendcloud incident against a Starlette app, with and without pgwarden.guard.
+"""Replay the Sendcloud incident against docs/guard.md's example app, with and without the guard.
 
-A throwaway cluster holds an `invoices` table; a Starlette app served by uvicorn (in a
-subprocess, on 127.0.0.1) has `/invoices` (reads the table) and `/ping` (no database).
-Retrying clients send a fixed rate of requests while an ACCESS EXCLUSIVE lock is held on
-`invoices` for --lock-seconds. The same run is made against the unguarded app (a new
-connection per request, no timeouts, as in the incident) and the guarded app (bounded
-pool, breaker, adaptive limit, 503 + Retry-After), and the figures are printed side by side.
+A throwaway cluster holds an `invoices` table. The guarded app is the Python block of
+docs/guard.md's "Starlette (or FastAPI)" section, executed as written (so the figures are
+those of the documented configuration); the unguarded app has the same endpoints with a
+new connection per request and no timeouts, as in the incident. Each is served by uvicorn
+in a subprocess on 127.0.0.1: `/invoices/<id>` reads the table, `/healthz` needs no
+database. Retrying clients (Retry-After honoured, up to --max-attempts) send a fixed rate
+of requests while an ACCESS EXCLUSIVE lock is held on `invoices` for --lock-seconds.
 
-    .venv/bin/python bench/guard_replay.py                   # 45 s lock, ~2.5 minutes
-    .venv/bin/python bench/guard_replay.py --lock-seconds 10  # quick run
+First printed: the five figures the guard must meet (peak app connections <= 12, lock
+waiters <= 12, /healthz success >= 99 %, p99 of all 503s during the lock < 50 ms at the
+client, recovery <= 3 s), per run, with the unguarded run beside them and the ratio where
+both are counts; the exit status is 1 when a guarded run misses one. Then the details.
+
+    .venv/bin/python bench/guard_replay.py                   # 20 s lock, ~1.5 minutes
+    .venv/bin/python bench/guard_replay.py --modes guarded --repeat 3   # the spread
 
 Shed latency is reported twice: the client round trip (loopback TCP, including the load
 generator's own scheduling) and inside the app (arrival in the outermost ASGI layer to the
@@ -35,91 +41,59 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 APP_NAME = "guard-replay-app"
 HOST = "127.0.0.1"
+DB_PATH = "/invoices"  # requested as /invoices/<id>; reads the locked table
+NODB_PATH = "/healthz"  # needs no database
 
 
 # -- the application (runs in the uvicorn subprocess) -----------------------------------
 
 
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "guard.md"
+DOCS_SECTION = "## Starlette (or FastAPI)"
+
+
+def docs_example() -> str:
+    """The first Python block under docs/guard.md's Starlette section, verbatim."""
+    text = DOCS.read_text()
+    section = text[text.index(DOCS_SECTION) :]
+    start = section.index("```python\n") + len("```python\n")
+    return section[start : section.index("```", start)]
+
+
 def build_app(mode: str, dsn: str) -> object:
-    """The Starlette app; `mode` is "guarded" or "unguarded"."""
+    """The app; "guarded" is docs/guard.md's example as written, "unguarded" the same
+    endpoints with a new connection per request and no timeouts, as in the incident."""
+    app_dsn = f"{dsn} application_name={APP_NAME}"
+    if mode == "guarded":
+        os.environ["DATABASE_URL"] = app_dsn
+        namespace: dict[str, Any] = {"__name__": "guard_docs_example"}
+        exec(compile(docs_example(), str(DOCS), "exec"), namespace)
+        return namespace["app"]
+
     import psycopg
     from starlette.applications import Starlette
-    from starlette.middleware import Middleware
     from starlette.requests import Request
-    from starlette.responses import JSONResponse, PlainTextResponse, Response
+    from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    app_dsn = f"{dsn} application_name={APP_NAME}"
-    query = "SELECT count(*), sum(amount) FROM invoices WHERE id BETWEEN %s AND %s + 100"
+    async def invoice(request: Request) -> JSONResponse:
+        async with await psycopg.AsyncConnection.connect(app_dsn) as conn:
+            cur = await conn.execute(
+                "SELECT id, amount FROM invoices WHERE id = %s", [request.path_params["invoice_id"]]
+            )
+            return JSONResponse({"invoice": await cur.fetchone()})
 
-    async def ping(request: Request) -> Response:
-        return PlainTextResponse("pong")
-
-    if mode == "unguarded":
-
-        async def invoices_unguarded(request: Request) -> Response:
-            start = random.randint(1, 99_000)
-            # As in the incident: a new connection per request, no timeouts.
-            async with await psycopg.AsyncConnection.connect(app_dsn) as conn:
-                cur = await conn.execute(query, [start, start])
-                row = await cur.fetchone()
-            return JSONResponse({"count": row[0] if row else None})
-
-        return Starlette(routes=[Route("/invoices", invoices_unguarded), Route("/ping", ping)])
-
-    from pgwarden.guard import (
-        AimdPolicy,
-        AsyncGuardedPool,
-        BreakerPolicy,
-        Guard,
-        GuardMiddleware,
-        LimitPolicy,
-        PoolLimits,
-        SessionTimeouts,
-    )
-
-    guard = Guard(
-        "replay",
-        breaker=BreakerPolicy(
-            window_ms=2_000, min_calls=10, failure_rate=0.5, open_ms=1_000, half_open_probes=1
-        ),
-        limit=LimitPolicy(
-            algorithm=AimdPolicy(initial_limit=10, min_limit=2, max_limit=10),
-            queue_size=10,
-            queue_timeout_ms=5,
-        ),
-    )
-    pool = AsyncGuardedPool(
-        app_dsn,
-        guard,
-        limits=PoolLimits(max_size=10, min_size=2, acquire_timeout_ms=500),
-        timeouts=SessionTimeouts(statement_timeout_ms=5_000, lock_timeout_ms=500),
-    )
-
-    async def invoices_guarded(request: Request) -> Response:
-        start = random.randint(1, 99_000)
-        async with pool.connection() as conn:
-            cur = await conn.execute(query, [start, start])
-            row = await cur.fetchone()
-        return JSONResponse({"count": row[0] if row else None})
-
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with pool:
-            yield
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"ok": True})
 
     return Starlette(
-        routes=[Route("/invoices", invoices_guarded), Route("/ping", ping)],
-        middleware=[Middleware(GuardMiddleware, guard=guard, exempt_paths=["/ping"])],
-        lifespan=lifespan,
+        routes=[Route("/invoices/{invoice_id:int}", invoice), Route("/healthz", healthz)]
     )
 
 
@@ -257,6 +231,7 @@ class Plan:
     after_s: float
     client_timeout_s: float
     max_attempts: int
+    rows: int
 
 
 def _free_port() -> int:
@@ -327,13 +302,19 @@ class _Client:
         self._idle.clear()
 
 
+def _url(path: str, rows: int) -> str:
+    """/invoices -> /invoices/<a random existing id>; other paths as they are."""
+    return f"{path}/{random.randint(1, rows)}" if path == DB_PATH else path
+
+
 async def _request(client: _Client, run: Run, path: str, plan: Plan, stop_at: float) -> None:
+    url = _url(path, plan.rows)
     for attempt in range(1, plan.max_attempts + 1):
         rid = client.new_id()
         sent = time.monotonic()
         status, shed, retry_after = 0, None, None
         try:
-            status, headers = await client.get(path, rid, plan.client_timeout_s)
+            status, headers = await client.get(url, rid, plan.client_timeout_s)
             shed, retry_after = headers.get("x-pgwarden-shed"), headers.get("retry-after")
         except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError):
             pass
@@ -457,7 +438,7 @@ async def _drive(port: int, admin_dsn: str, run: Run, plan: Plan, app_pid: int) 
                 task.add_done_callback(tasks.discard)
 
         await asyncio.gather(
-            arrivals("/invoices", plan.rate_per_s), arrivals("/ping", plan.nodb_rate_per_s)
+            arrivals(DB_PATH, plan.rate_per_s), arrivals(NODB_PATH, plan.nodb_rate_per_s)
         )
         await locker
         # Let outstanding attempts finish (each is bounded by the client timeout).
@@ -480,7 +461,7 @@ def _wait_http(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 30.0
         if proc.poll() is not None:
             raise RuntimeError(f"app server exited with {proc.returncode}")
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"http://{HOST}:{port}/ping", timeout=1).status_code == 200:
+            if httpx.get(f"http://{HOST}:{port}{NODB_PATH}", timeout=1).status_code == 200:
                 return
         time.sleep(0.1)
     raise RuntimeError("app server did not start")
@@ -545,10 +526,124 @@ def _p99_ms(values: list[float]) -> float | None:
     return 1000 * ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)]
 
 
+def _recovery_s(run: Run, plan: Plan, db: list[Attempt]) -> float | None:
+    """From the lock's end, the first 0.5 s bin (by send time) after which every bin has
+    >= 90 % successful /invoices attempts. A ratio, not a count, so that a load generator
+    running behind schedule does not read as a slow server. None: not within the run."""
+    bin_s = 0.5
+    n_bins = max(0, int((run.end - run.lock_end - plan.client_timeout_s) / bin_s))
+    sent = [0] * n_bins
+    ok = [0] * n_bins
+    for a in db:
+        if a.sent >= run.lock_end:
+            i = int((a.sent - run.lock_end) / bin_s)
+            if i < n_bins:
+                sent[i] += 1
+                ok[i] += a.status == 200
+    for i in range(n_bins):
+        if all(ok[j] >= 0.9 * sent[j] for j in range(i, n_bins)):
+            return i * bin_s
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One of the five figures the guard must meet, with its threshold."""
+
+    name: str
+    threshold: str
+    value: float | None  # None: not measurable in this run (e.g. no 503 at all)
+    text: str
+    ok: bool
+
+
+def checks(run: Run, plan: Plan) -> list[Check]:
+    """The five figures of docs/guard.md's replay, against their thresholds."""
+    db = [a for a in run.attempts if a.path == DB_PATH]
+    during = [a for a in db if run.lock_start <= a.sent < run.lock_end]
+    nodb = [
+        a for a in run.attempts if a.path == NODB_PATH and run.lock_start <= a.sent < run.lock_end
+    ]
+    ok_nodb = sum(1 for a in nodb if a.status == 200)
+    nodb_pct = 100 * ok_nodb / len(nodb) if nodb else None
+    all_503 = [a.done - a.sent for a in during if a.status == 503]
+    p99_503 = _p99_ms(all_503)
+    if p99_503 is not None:
+        text_503 = f"{p99_503:.1f} ms (n={len(all_503)})"
+    else:
+        failed = [a.done - a.sent for a in during if a.status != 200]
+        p99_failed = _p99_ms(failed)
+        text_503 = "no 503" + (
+            f"; p99 of {len(failed)} failures {p99_failed:.0f} ms" if p99_failed is not None else ""
+        )
+    recovered = _recovery_s(run, plan, db)
+    return [
+        Check(
+            "peak app database connections",
+            "<= 12",
+            run.peak_connections,
+            str(run.peak_connections),
+            run.peak_connections <= 12,
+        ),
+        Check(
+            "peak app sessions waiting on locks",
+            "<= 12",
+            run.peak_lock_waiters,
+            str(run.peak_lock_waiters),
+            run.peak_lock_waiters <= 12,
+        ),
+        Check(
+            "/healthz success during the lock",
+            ">= 99 %",
+            nodb_pct,
+            f"{nodb_pct:.1f} % ({ok_nodb}/{len(nodb)})" if nodb_pct is not None else "n/a",
+            nodb_pct is not None and nodb_pct >= 99.0,
+        ),
+        Check(
+            "p99 of all 503s during the lock (client)",
+            "< 50 ms",
+            p99_503,
+            text_503,
+            p99_503 is not None and p99_503 < 50.0,
+        ),
+        Check(
+            "recovery after the lock ends",
+            "<= 3 s",
+            recovered,
+            f"{recovered:.1f} s" if recovered is not None else "not within the run",
+            recovered is not None and recovered <= 3.0,
+        ),
+    ]
+
+
+def print_checks(results: dict[str, list[Check]]) -> bool:
+    """The five figures per run, the ratio guarded/unguarded where both are counts, and
+    whether every guarded run met every threshold (the return value)."""
+    modes = list(results)
+    guarded = [m for m in modes if m.startswith("guarded")]
+    base = results.get("unguarded")
+    table: dict[str, dict[str, str]] = {"threshold": {}}
+    for m in modes:
+        table[m] = {}
+    if base is not None and guarded:
+        table["ratio"] = {}
+    for i, c in enumerate(next(iter(results.values()))):
+        table["threshold"][c.name] = c.threshold
+        for m in modes:
+            r = results[m][i]
+            table[m][r.name] = r.text + ("" if m == "unguarded" else "  ok" if r.ok else "  FAIL")
+        if "ratio" in table and base is not None:
+            b, g = base[i].value, results[guarded[0]][i].value
+            ratio = f"1/{b / g:.0f}" if i < 2 and b and g else "-"
+            table["ratio"][c.name] = ratio
+    print_table(table)
+    return all(c.ok for m in guarded for c in results[m])
+
+
 def figures(run: Run, plan: Plan) -> dict[str, str]:
-    db = [a for a in run.attempts if a.path == "/invoices"]
+    db = [a for a in run.attempts if a.path == DB_PATH]
     nodb_lock = [
-        a for a in run.attempts if a.path == "/ping" and run.lock_start <= a.sent < run.lock_end
+        a for a in run.attempts if a.path == NODB_PATH and run.lock_start <= a.sent < run.lock_end
     ]
     # Shed = refused by the breaker or the limit without touching the database. A 503
     # with reason "database" is a database attempt that hit lock/statement/pool timeouts.
@@ -559,27 +654,11 @@ def figures(run: Run, plan: Plan) -> dict[str, str]:
         if a.status == 503:
             reasons[a.shed or "?"] = reasons.get(a.shed or "?", 0) + 1
     failed = [a.done - a.sent for a in db if a.status != 200]
+    opened = [a.done for a in db if a.shed == "circuit_open" and a.sent >= run.lock_start]
     base = [a for a in db if a.status == 200 and a.sent >= run.lock_start - plan.warmup_s + 1]
     base = [a for a in base if a.sent < run.lock_start]
     base_rate = len(base) / max(1e-9, plan.warmup_s - 1)
-    # Recovery: from the lock's end, the first 0.5 s bin (by send time) after which every
-    # bin has >= 90 % successful /invoices attempts. A ratio, not a count, so that a
-    # load generator running behind schedule does not read as a slow server.
-    bin_s = 0.5
-    n_bins = int((run.end - run.lock_end - plan.client_timeout_s) / bin_s)
-    sent = [0] * max(n_bins, 0)
-    ok = [0] * max(n_bins, 0)
-    for a in db:
-        if a.sent >= run.lock_end:
-            i = int((a.sent - run.lock_end) / bin_s)
-            if i < n_bins:
-                sent[i] += 1
-                ok[i] += a.status == 200
-    recovered: float | None = None
-    for i in range(n_bins):
-        if all(ok[j] >= 0.9 * sent[j] for j in range(i, n_bins)):
-            recovered = i * bin_s
-            break
+    recovered = _recovery_s(run, plan, db)
     ok_nodb = sum(1 for a in nodb_lock if a.status == 200)
     p99_shed = _p99_ms(shed)
     # The same responses timed inside the app: arrival in the outermost ASGI layer (after
@@ -587,7 +666,7 @@ def figures(run: Run, plan: Plan) -> dict[str, str]:
     shed_server = [
         b - a
         for path, a, b, st, sh, _ in run.server
-        if path == "/invoices" and st == 503
+        if path.startswith(DB_PATH) and st == 503
         if sh not in (None, "database")
     ]
     p99_shed_server = _p99_ms(shed_server)
@@ -627,6 +706,9 @@ def figures(run: Run, plan: Plan) -> dict[str, str]:
         ),
         "p99 of all failed DB attempts": (
             f"{p99_failed:.0f} ms (n={len(failed)})" if p99_failed is not None else "none"
+        ),
+        "first circuit_open after lock start": (
+            f"{min(opened) - run.lock_start:.2f} s" if opened else "never"
         ),
         "recovery after lock end": (
             f"{recovered:.1f} s" if recovered is not None else "not within the run"
@@ -708,15 +790,18 @@ def prepare(rows: int) -> tuple[object, str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--lock-seconds", type=float, default=45.0)
+    ap.add_argument("--lock-seconds", type=float, default=20.0)
     ap.add_argument("--rate", type=float, default=50.0, help="/invoices requests per second")
-    ap.add_argument("--nodb-rate", type=float, default=10.0, help="/ping requests per second")
+    ap.add_argument("--nodb-rate", type=float, default=10.0, help="/healthz requests per second")
     ap.add_argument("--warmup-seconds", type=float, default=5.0)
     ap.add_argument("--after-seconds", type=float, default=15.0)
     ap.add_argument("--client-timeout-seconds", type=float, default=5.0)
     ap.add_argument("--max-attempts", type=int, default=4)
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--modes", default="unguarded,guarded")
+    ap.add_argument(
+        "--repeat", type=int, default=1, help="guarded runs (the spread on a busy machine)"
+    )
     ap.add_argument("--serve", choices=["guarded", "unguarded"], help=argparse.SUPPRESS)
     ap.add_argument("--dsn", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -729,6 +814,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("rates must be in (0, 200] requests per second")
     if not 0 < args.lock_seconds <= 300:
         ap.error("--lock-seconds must be in (0, 300]")
+    if not 1 <= args.repeat <= 10:
+        ap.error("--repeat must be in [1, 10]")
     plan = Plan(
         rate_per_s=args.rate,
         nodb_rate_per_s=args.nodb_rate,
@@ -737,31 +824,45 @@ def main(argv: list[str] | None = None) -> int:
         after_s=args.after_seconds,
         client_timeout_s=args.client_timeout_seconds,
         max_attempts=args.max_attempts,
+        rows=args.rows,
     )
     cluster, dsn, admin_dsn = prepare(args.rows)
+    runs: list[tuple[str, str]] = []  # (label, mode)
+    for mode in args.modes.split(","):
+        n = args.repeat if mode == "guarded" else 1
+        runs += [(mode if i == 0 else f"{mode} #{i + 1}", mode) for i in range(n)]
     results: dict[str, dict[str, str]] = {}
+    verdicts: dict[str, list[Check]] = {}
     try:
         with tempfile.TemporaryDirectory(prefix="guard-replay-") as tmp:
-            for mode in args.modes.split(","):
+            for label, mode in runs:
                 print(
-                    f"running {mode} ({plan.warmup_s + plan.lock_s + plan.after_s:.0f} s)...",
+                    f"running {label} ({plan.warmup_s + plan.lock_s + plan.after_s:.0f} s)...",
                     file=sys.stderr,
                 )
                 run = run_mode(mode, dsn, admin_dsn, plan, Path(tmp))
-                results[mode] = figures(run, plan)
+                results[label] = figures(run, plan)
+                verdicts[label] = checks(run, plan)
+                name = label.replace(" #", "-")
                 if os.environ.get("GUARD_REPLAY_DUMP"):
-                    _dump(run, Path(os.environ["GUARD_REPLAY_DUMP"]) / f"{mode}.json")
+                    _dump(run, Path(os.environ["GUARD_REPLAY_DUMP"]) / f"{name}.json")
                 if os.environ.get("GUARD_REPLAY_LOGS"):
                     print((Path(tmp) / f"{mode}.log").read_text()[-3000:], file=sys.stderr)
     finally:
         cluster.stop()  # type: ignore[attr-defined]
     print(
-        f"\nlock {plan.lock_s:.0f} s on invoices, {plan.rate_per_s:.0f} req/s to /invoices, "
-        f"{plan.nodb_rate_per_s:.0f} req/s to /ping, clients time out after "
+        "\nguarded: docs/guard.md's example as written; unguarded: a new connection per"
+        " request, no timeouts"
+    )
+    print(
+        f"lock {plan.lock_s:.0f} s on invoices, {plan.rate_per_s:.0f} req/s to /invoices, "
+        f"{plan.nodb_rate_per_s:.0f} req/s to /healthz, clients time out after "
         f"{plan.client_timeout_s:.0f} s and retry up to {plan.max_attempts} times\n"
     )
+    passed = print_checks(verdicts)
+    print()
     print_table(results)
-    return 0
+    return 0 if passed else 1
 
 
 if __name__ == "__main__":
