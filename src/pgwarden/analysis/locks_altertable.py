@@ -169,7 +169,7 @@ def type_name(tn: TypeName) -> tuple[str, list[int]]:
 def opaque_typmods(tn: TypeName) -> bool:
     """Whether a type modifier is not an integer constant (PostGIS `geometry(Point, 4326)`):
     such a type is not compared with the current one, the change is assumed to rewrite."""
-    return len(type_of(tn).mods) != len(tn.get("typmods") or ())
+    return len(type_of(tn)[1]) != len(tn.get("typmods") or ())
 
 
 def parse_format_type(text: str) -> tuple[str, list[int]]:

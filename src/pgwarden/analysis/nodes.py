@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from functools import lru_cache
-from typing import NamedTuple, TypedDict, cast
+from typing import TypedDict, cast
 
 __all__ = [
     "TYPE_ALIASES",
@@ -677,12 +677,9 @@ TYPE_ALIASES = {
 }
 
 
-class TypeOf(NamedTuple):
-    """A TypeName read: ("varchar", [20], False) for `varchar(20)`."""
-
-    base: str  # the catalog's name, lower case, without schema
-    mods: list[int]  # integer type modifiers
-    array: bool
+# A TypeName read: (the catalog's name, lower case, without schema; its integer type
+# modifiers; whether it is an array), e.g. ("varchar", [20], False) for `varchar(20)`.
+TypeOf = tuple[str, list[int], bool]
 
 
 def type_of(type_name: TypeName) -> TypeOf:
@@ -694,7 +691,7 @@ def type_of(type_name: TypeName) -> TypeOf:
         for m in type_name.get("typmods") or ()
         if "ival" in m.get("A_Const", {})
     ]
-    return TypeOf(TYPE_ALIASES.get(base, base), mods, bool(type_name.get("arrayBounds")))
+    return TYPE_ALIASES.get(base, base), mods, bool(type_name.get("arrayBounds"))
 
 
 # -- walking expressions ----------------------------------------------------------------

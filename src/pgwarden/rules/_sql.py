@@ -85,20 +85,21 @@ Cmds = tuple[tuple[str, AlterTableCmd], ...]
 
 def alter_cmds(step: Step) -> Cmds:
     """`alter_table_cmds` of an ALTER TABLE step (else empty), computed once per step."""
+    if step.kind != "AlterTableStmt":
+        return ()
     cmds = cast("Cmds | None", step.derived.get("cmds"))
     if cmds is None:
-        stmt = step.tree.get("AlterTableStmt")
-        cmds = step.derived["cmds"] = tuple(alter_table_cmds(stmt)) if stmt else ()
+        cmds = step.derived["cmds"] = tuple(alter_table_cmds(step.tree["AlterTableStmt"]))
     return cmds
 
 
 def table_of(step: Step) -> str | None:
     """The table an ALTER TABLE step changes (regclass spelling), else None."""
-    stmt = step.tree.get("AlterTableStmt")
-    if stmt is None:
+    if step.kind != "AlterTableStmt":
         return None
     derived = step.derived
     if "table_of" not in derived:
+        stmt = step.tree["AlterTableStmt"]
         derived["table_of"] = (
             regclass(stmt.get("relation"))
             if stmt.get("objtype", "OBJECT_TABLE") == "OBJECT_TABLE"
