@@ -7,13 +7,21 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pgwarden.errors import ConfigError
+from pgwarden.errors import ConfigError, UsageError
 
-__all__ = ["Environment", "Settings", "load_settings"]
+__all__ = [
+    "Environment",
+    "Settings",
+    "check_env_name",
+    "is_protected",
+    "load_settings",
+    "why_protected",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +30,49 @@ class Environment:
 
     name: str
     protected: bool = False
+
+
+def check_env_name(name: str, where: str = "--env") -> str:
+    """`name`, or a `UsageError` when it is empty or holds a control character."""
+    bad = [c for c in name if ord(c) < 32 or 127 <= ord(c) < 160]
+    if not name.strip() or bad:
+        shown = name.encode("unicode_escape").decode("ascii")
+        raise UsageError(
+            f"{where}: environment name '{shown}' "
+            + ("holds a control character" if bad else "is empty"),
+            hint="use a plain name such as production or staging",
+        )
+    return name
+
+
+def is_protected(
+    name: str, environments: Mapping[str, Environment], stamped: bool | None = None
+) -> bool:
+    """Whether environment `name` is protected; every command decides with this.
+
+    `stamped` is what the target's stamp records for `name` (None: no stamp, or a
+    stamp written before protection was recorded). A stamp that says protected
+    is protected wherever pgwarden runs; a declared environment is protected if
+    its declaration says so; an undeclared one is protected unless its stamp
+    says it is not (the safe default when pgwarden cannot know).
+    """
+    if stamped:
+        return True
+    declared = environments.get(name)
+    if declared is not None:
+        return declared.protected
+    return stamped is None
+
+
+def why_protected(
+    name: str, environments: Mapping[str, Environment], stamped: bool | None = None
+) -> str:
+    """The reason `is_protected` gives for `name`, for messages."""
+    if stamped:
+        return "the database's stamp records it as protected"
+    if name in environments:
+        return "the configuration declares it protected"
+    return "it is not declared in a configuration (no pgwarden.toml here), so it is protected"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +138,7 @@ def _build(t: dict[str, Any], source: str) -> Settings:
     envs: dict[str, Environment] = {}
     raw_envs = typed("environments", dict, {})
     for name, spec in raw_envs.items():
+        check_env_name(name, f"{source}: environments")
         if not isinstance(spec, dict):
             raise ConfigError(f"{source}: environments.{name} must be a table")
         envs[name] = Environment(name, protected=bool(spec.get("protected", False)))

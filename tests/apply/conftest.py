@@ -13,15 +13,18 @@ import pytest
 from pgwarden import commands
 from pgwarden.apply.api import Limits, apply_plan
 from pgwarden.apply.events import Event
+from pgwarden.apply.identity import stamp_database
 from pgwarden.demo import create_sample_schema
 from pgwarden.plan import Plan
 
 
 @pytest.fixture
 def shop(db: str) -> str:
-    """A fresh database with payment_accounts, invoices (2,000 rows) and settings."""
+    """A fresh database with payment_accounts, invoices (2,000 rows) and settings,
+    adopted as the unprotected environment staging (as `apply --restamp` would)."""
     with psycopg.connect(db, autocommit=True) as c:
         create_sample_schema(c, invoices_rows=2_000, accounts_rows=100)
+        stamp_database(c, "staging", protected=False, by="tests")
     return db
 
 

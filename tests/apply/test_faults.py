@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from pgwarden.apply.api import ApplyResult, apply_plan, resume_run, status
+from pgwarden.apply.identity import stamp_database
 from pgwarden.demo import create_sample_schema
 from pgwarden.pg.cluster import Cluster
 from tests.apply.conftest import (
@@ -38,6 +39,7 @@ def own_cluster() -> Iterator[tuple[Cluster, str]]:
         dsn = cluster.create_database("shop")
         with psycopg.connect(dsn, autocommit=True) as c:
             create_sample_schema(c, invoices_rows=2_000, accounts_rows=100)
+            stamp_database(c, "staging", protected=False, by="tests")  # adopted, like `shop`
         yield cluster, dsn
 
 

@@ -11,8 +11,10 @@ import pytest
 
 from pgwarden.apply.api import apply_plan, resume_run
 from pgwarden.apply.journal import checksum
+from pgwarden.settings import Environment, Settings
 from tests.apply.conftest import plan_of, scalar, write_sql
 
+STAGING = Settings(environments={"staging": Environment("staging")})
 BONUS = "UPDATE acct SET balance = balance + 100 WHERE id = 1;"
 
 
@@ -23,12 +25,13 @@ def acct(db: str, tmp_path: Path) -> Path:
     mig.mkdir()
     write_sql(mig, "CREATE TABLE acct (id int PRIMARY KEY, balance int);", "000_init.sql")
     write_sql(mig, "INSERT INTO acct VALUES (1, 1);", "000_row.sql")
-    assert apply_plan(plan_of(mig), database_url=db, env="staging").state == "done"
+    first = apply_plan(plan_of(mig), database_url=db, env="staging", settings=STAGING)
+    assert first.state == "done"
     return mig
 
 
 def _apply(db: str, path: Path) -> tuple[int, ...]:
-    result = apply_plan(plan_of(path), database_url=db, env="staging")
+    result = apply_plan(plan_of(path), database_url=db, env="staging", settings=STAGING)
     assert result.state == "done", result.outcome
     assert result.outcome is not None
     return result.outcome.done
@@ -115,7 +118,10 @@ def test_history_written_with_the_old_keys_still_counts_as_applied(
 def test_resume_of_a_run_recorded_with_the_old_keys(db: str, acct: Path, tmp_path: Path) -> None:
     write_sql(acct, BONUS + "\nSELECT 1 / 0;", "001_bonus.sql")
     failed = apply_plan(
-        plan_of(acct / "001_bonus.sql", file_transaction=False), database_url=db, env="staging"
+        plan_of(acct / "001_bonus.sql", file_transaction=False),
+        database_url=db,
+        env="staging",
+        settings=STAGING,
     )
     assert failed.state == "failed" and _balance(db) == 101
     _to_legacy_keys(db)
@@ -124,7 +130,7 @@ def test_resume_of_a_run_recorded_with_the_old_keys(db: str, acct: Path, tmp_pat
             "UPDATE pgwarden.runs SET plan = jsonb_set(plan, '{1,sql}', '\"SELECT 1\"') "
             "WHERE state = 'failed'"
         )
-    resumed = resume_run(database_url=db, env="staging")
+    resumed = resume_run(database_url=db, env="staging", settings=STAGING)
     assert resumed.state == "done"
     assert resumed.outcome is not None and resumed.outcome.done == (1,)
     assert _balance(db) == 101

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from pgwarden.apply.api import apply_plan
-from pgwarden.apply.identity import Identity
+from pgwarden.apply.identity import Identity, stamp_database
+from pgwarden.demo import create_sample_schema
 from pgwarden.errors import Refused, UsageError
 from pgwarden.settings import Environment, Settings
 from tests.apply.conftest import plan_of, scalar, write_sql
@@ -20,15 +22,34 @@ SETTINGS = Settings(
 )
 
 
+@pytest.fixture
+def bare(db: str) -> str:
+    """The sample shop schema, never stamped by pgwarden."""
+    with psycopg.connect(db, autocommit=True) as c:
+        create_sample_schema(c, invoices_rows=2_000, accounts_rows=100)
+    return db
+
+
+@pytest.fixture
+def prod(bare: str) -> str:
+    """The sample shop, adopted as the protected environment production."""
+    with psycopg.connect(bare, autocommit=True) as c:
+        stamp_database(c, "production", protected=True, by="tests")
+    return bare
+
+
 def _runs(dsn: str) -> object:
     return scalar(dsn, "SELECT count(*) FROM pgwarden.runs")
 
 
-def test_the_first_apply_stamps_and_a_different_env_is_refused_before_any_statement(
-    shop: str, tmp_path: Path
+def test_adopting_stamps_and_a_different_env_is_refused_before_any_statement(
+    bare: str, tmp_path: Path
 ) -> None:
+    shop = bare
     ok = write_sql(tmp_path, "ALTER TABLE settings ADD COLUMN note text;", "001.sql")
-    apply_plan(plan_of(ok), database_url=shop, env="production", settings=SETTINGS, yes=True)
+    apply_plan(
+        plan_of(ok), database_url=shop, env="production", settings=SETTINGS, yes=True, restamp=True
+    )
     assert scalar(shop, "SELECT environment FROM pgwarden.target") == "production"
     assert scalar(
         shop,
@@ -44,8 +65,9 @@ def test_the_first_apply_stamps_and_a_different_env_is_refused_before_any_statem
 
 
 def test_drop_table_on_protected_env_needs_a_backup_or_accepted_data_loss(
-    shop: str, tmp_path: Path
+    prod: str, tmp_path: Path
 ) -> None:
+    shop = prod
     drop = write_sql(tmp_path, "DROP TABLE settings;")
     with pytest.raises(Refused, match="destructive steps on protected environment"):
         apply_plan(plan_of(drop), database_url=shop, env="production", settings=SETTINGS, yes=True)
@@ -77,8 +99,9 @@ def test_drop_table_on_protected_env_needs_a_backup_or_accepted_data_loss(
 
 
 def test_a_verified_backup_replaces_the_data_loss_acknowledgement(
-    shop: str, tmp_path: Path
+    prod: str, tmp_path: Path
 ) -> None:
+    shop = prod
     seen: list[Identity] = []
 
     def backup(ident: Identity) -> str | None:
@@ -98,7 +121,8 @@ def test_a_verified_backup_replaces_the_data_loss_acknowledgement(
     assert seen and seen[0].database_name == shop.split("dbname=")[1].split()[0]
 
 
-def test_protected_env_needs_a_typed_confirmation(shop: str, tmp_path: Path) -> None:
+def test_protected_env_needs_a_typed_confirmation(prod: str, tmp_path: Path) -> None:
+    shop = prod
     path = write_sql(tmp_path, "ALTER TABLE settings ADD COLUMN note text;")
     with pytest.raises(Refused, match="no terminal to confirm"):
         apply_plan(plan_of(path), database_url=shop, env="production", settings=SETTINGS)
@@ -121,14 +145,22 @@ def test_protected_env_needs_a_typed_confirmation(shop: str, tmp_path: Path) -> 
 
 
 def test_protected_env_must_be_named_and_undeclared_envs_are_typos(
-    shop: str, tmp_path: Path
+    bare: str, tmp_path: Path
 ) -> None:
+    shop = bare
     path = write_sql(tmp_path, "ALTER TABLE settings ADD COLUMN note text;")
     with pytest.raises(UsageError, match="not declared"):
         apply_plan(plan_of(path), database_url=shop, env="prod", settings=SETTINGS)
     with pytest.raises(UsageError, match="no --env given"):
         apply_plan(plan_of(path), database_url=shop, env=None, settings=SETTINGS)
-    apply_plan(plan_of(path), database_url=shop, env="production", settings=SETTINGS, yes=True)
+    apply_plan(
+        plan_of(path),
+        database_url=shop,
+        env="production",
+        settings=SETTINGS,
+        yes=True,
+        restamp=True,
+    )
     other = write_sql(tmp_path, "ALTER TABLE settings ADD COLUMN other text;", "002.sql")
     with pytest.raises(Refused, match="must be named explicitly"):
         apply_plan(plan_of(other), database_url=shop, env=None, settings=SETTINGS, yes=True)
@@ -150,8 +182,9 @@ def test_a_copy_carrying_another_databases_stamp_is_refused(
     assert result.state == "done"
 
 
-def test_the_backup_catalogue_decides_destructive_steps(shop: str, tmp_path: Path) -> None:
+def test_the_backup_catalogue_decides_destructive_steps(prod: str, tmp_path: Path) -> None:
     """A real backup, verified by restoring it, lets a DROP through; an unverified one doesn't."""
+    shop = prod
     from dataclasses import replace
 
     from pgwarden.backup import api as backup

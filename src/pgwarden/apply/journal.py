@@ -36,6 +36,7 @@ __all__ = [
     "RunInfo",
     "applied_keys",
     "checksum",
+    "has_history",
     "schema_exists",
     "source_name",
     "step_keys",
@@ -44,7 +45,7 @@ __all__ = [
 
 SCHEMA = "pgwarden"
 
-_DDL = sql.SQL(
+_TARGET_DDL = sql.SQL(
     """
     CREATE SCHEMA IF NOT EXISTS pgwarden;
     CREATE TABLE IF NOT EXISTS pgwarden.target (
@@ -54,8 +55,15 @@ _DDL = sql.SQL(
         database_oid bigint NOT NULL,
         database_name text NOT NULL,
         stamped_at timestamptz NOT NULL DEFAULT now(),
-        stamped_by text NOT NULL
+        stamped_by text NOT NULL,
+        protected boolean,
+        data_directory text,
+        port integer
     );
+    """
+)
+_DDL = sql.SQL(
+    """
     CREATE TABLE IF NOT EXISTS pgwarden.runs (
         id text PRIMARY KEY,
         kind text NOT NULL,
@@ -117,6 +125,18 @@ _DDL = sql.SQL(
     );
     """
 )
+# Columns added to a schema an earlier version created (nullable: old stamps lack them).
+_UPGRADE = sql.SQL(
+    "ALTER TABLE pgwarden.target ADD COLUMN IF NOT EXISTS protected boolean, "
+    "ADD COLUMN IF NOT EXISTS data_directory text, ADD COLUMN IF NOT EXISTS port integer"
+)
+_TABLES = ("target", "runs", "steps", "applied", "events", "backfills")
+_COMPLETE = sql.SQL(
+    "SELECT count(*) = {} AND bool_or(c.relname = 'target' AND EXISTS (SELECT 1 "
+    "FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'port' "
+    "AND NOT a.attisdropped)) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE n.nspname = 'pgwarden' AND c.relname = ANY ({})"
+).format(sql.Literal(len(_TABLES)), sql.Literal(list(_TABLES)))
 
 
 def _norm(text: str) -> str:
@@ -161,6 +181,14 @@ def schema_exists(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
     row = conn.execute(
         sql.SQL("SELECT to_regclass({}) IS NOT NULL").format(sql.Literal(f"{SCHEMA}.runs"))
     ).fetchone()
+    return bool(row and row[0])
+
+
+def has_history(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
+    """Whether any step was ever recorded as applied to this database."""
+    if not schema_exists(conn):
+        return False
+    row = conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM pgwarden.applied)")).fetchone()
     return bool(row and row[0])
 
 
@@ -235,15 +263,25 @@ class Journal:
 
     @staticmethod
     def ensure_schema(conn: psycopg.Connection[tuple[object, ...]]) -> None:
-        """Create the `pgwarden` schema and tables if missing (one transaction)."""
-        row = conn.execute(sql.SQL("SELECT to_regclass('pgwarden.backfills')")).fetchone()
-        if row is not None and row[0] is not None:
-            return  # already there; CREATE ... IF NOT EXISTS would still need CREATE rights
+        """Create the `pgwarden` schema, tables and columns that are missing (one transaction)."""
+        row = conn.execute(_COMPLETE).fetchone()
+        if row is not None and row[0]:
+            return  # all there; CREATE ... IF NOT EXISTS would still need CREATE rights
         with conn.transaction():
             conn.execute(
                 sql.SQL("SELECT set_config('lock_timeout', '2s', true)"),
             )
+            conn.execute(_TARGET_DDL)
             conn.execute(_DDL)
+            conn.execute(_UPGRADE)
+
+    @staticmethod
+    def ensure_target(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+        """Create the `pgwarden` schema and its stamp table if missing (not the journal)."""
+        with conn.transaction():
+            conn.execute(sql.SQL("SELECT set_config('lock_timeout', '2s', true)"))
+            conn.execute(_TARGET_DDL)
+            conn.execute(_UPGRADE)
 
     def start(
         self, info: RunInfo, backend_pid: int, steps: Sequence[tuple[int, str, bool]]

@@ -25,14 +25,17 @@ from pgwarden.apply.identity import (
     Stamp,
     catalogue_backup_check,
     check_target,
+    check_writable,
     read_identity,
     read_stamp,
+    user_tables,
     write_stamp,
 )
 from pgwarden.apply.journal import (
     Journal,
     RunInfo,
     applied_keys,
+    has_history,
     plan_to_records,
     step_keys,
     stored_keys,
@@ -47,7 +50,7 @@ from pgwarden.apply.policy import (
     watchdog_policy,
 )
 from pgwarden.apply.watchdog import Watchdog
-from pgwarden.errors import DatabaseError, PgwardenError, Refused, UsageError
+from pgwarden.errors import DatabaseError, InputError, PgwardenError, Refused, UsageError
 from pgwarden.lint.rewrite import Rewrite, rewrite_plan
 from pgwarden.pg.connect import connect
 from pgwarden.plan import Plan
@@ -86,6 +89,24 @@ def _unlock(conn: psycopg.Connection[tuple[object, ...]]) -> None:
             conn.execute(
                 sql.SQL("SELECT pg_advisory_unlock({})").format(sql.Literal(_ADVISORY_KEY))
             )
+
+
+def _refuse_client_copy(plan: Plan) -> None:
+    """`InputError` for COPY ... FROM STDIN / TO STDOUT: their data travels through the
+    client, which apply is not (it runs statements only)."""
+    for s in plan.steps:
+        if s.kind != "CopyStmt" or s.body.get("filename"):
+            continue
+        if s.body.get("is_from"):
+            what = "COPY ... FROM STDIN reads its rows from the client, and apply cannot feed it"
+        else:
+            what = "COPY ... TO STDOUT sends its rows to the client, and apply cannot take them"
+        raise InputError(
+            f"{s.location}: {what} (it runs the migration's statements only)",
+            hint="load data from a file on the database server (COPY ... FROM '/path'), or "
+            "with psql's \\copy outside the migration; nothing was applied",
+            path=s.location.path,
+        )
 
 
 def _new_run_id() -> str:
@@ -136,6 +157,7 @@ def apply_plan(
     cfg = settings or Settings()
     lim = limits or Limits()
     stop = cancel or threading.Event()
+    _refuse_client_copy(plan)
     if cfg.require_rehearsed and not dry_run:
         from pgwarden.rehearse.record import was_rehearsed
 
@@ -164,10 +186,13 @@ def apply_plan(
         keys = (stored_keys(conn, resumes) if resumes else None) or step_keys(plan)
         units = build_units(plan, keys)
         ident = read_identity(conn)
+        if not dry_run:
+            check_writable(conn, ident)
 
         def decide(interactive: bool) -> _Decision:
-            stamp = read_stamp(conn)
+            stamp = read_stamp(conn, lost_ok=restamp)
             applied = applied_keys(conn, plan, keys)
+            unstamped = stamp is None and not restamp
             pending = [u for u in units if not all(k in applied for k in u.keys)]
             destructive = [
                 f"step {s.index} ({s.location}) destroys {d}"
@@ -180,7 +205,7 @@ def apply_plan(
                 env_name=env,
                 environments=cfg.environments,
                 ident=ident,
-                stamp=None if restamp else stamp,
+                stamp=stamp,
                 destructive=destructive,
                 accept_data_loss=accept_data_loss,
                 yes=yes or not interactive,
@@ -188,19 +213,14 @@ def apply_plan(
                 backup_check=backup_check
                 or catalogue_backup_check(cfg.backup_catalogue, cfg.backup_max_age_hours),
                 warn=refusals.append if dry_run else None,
+                restamp=restamp,
+                tables=user_tables(conn) if unstamped else 0,
+                history=has_history(conn) if unstamped else False,
             )
             return _Decision(stamp, applied, destructive, environment, backup, refusals)
 
         first = decide(interactive=True)
         environment = first.environment
-        if (
-            restamp
-            and first.stamp is not None
-            and environment.protected
-            and not yes
-            and confirm is None
-        ):
-            raise Refused("restamping a protected environment needs confirmation or --yes")
         policies = {u.index: derive_lock_policy(u, snapshot, lim) for u in units}
         if dry_run:
             warnings = tuple(
@@ -231,7 +251,7 @@ def apply_plan(
                 ident,
                 now.stamp,
                 restamp,
-                environment.name,
+                now.environment,
                 policies,
                 lim,
                 stop,
@@ -326,7 +346,7 @@ def _run(
     ident: Identity,
     stamp: Stamp | None,
     restamp: bool,
-    env: str,
+    environment: Environment,
     policies: dict[int, LockPolicy],
     lim: Limits,
     stop: threading.Event,
@@ -339,6 +359,7 @@ def _run(
     kind: str,
     resumes: str | None,
 ) -> ApplyResult:
+    env = environment.name
     user, host = RunInfo.who()
     run_id = _new_run_id()
     info = RunInfo(
@@ -358,8 +379,8 @@ def _run(
         local(Event("run_started", None, _started(info, ident)))
     try:
         Journal.ensure_schema(conn)
-        if stamp is None or restamp:
-            write_stamp(conn, env, ident, f"{user}@{host}")
+        if stamp is None or restamp or not stamp.complete:
+            write_stamp(conn, env, ident, f"{user}@{host}", protected=environment.protected)
     except pge.InsufficientPrivilege as exc:
         raise DatabaseError(
             f"cannot create or write the pgwarden schema: {str(exc).strip()}",

@@ -198,10 +198,12 @@ def check_environment(target: Target, env: str | None, settings: Settings) -> No
             f"target {target.description} is stamped as environment {stamped!r}, not {env!r}",
             hint="check the URL; you may be pointing at the wrong database",
         )
-    declared = settings.environments.get(stamped)
-    protected = declared is None or declared.protected
-    if protected and env is None:
-        reason = "protected" if declared is not None else "not declared in the configuration"
+    from pgwarden.apply.identity import stamped_protection
+    from pgwarden.settings import is_protected, why_protected
+
+    recorded = stamped_protection(target.dsn)  # apply's rule: the stamp travels
+    if is_protected(stamped, settings.environments, recorded) and env is None:
+        reason = why_protected(stamped, settings.environments, recorded)
         raise Refused(
             f"target {target.description} is stamped as environment {stamped!r} ({reason})",
             hint=f"pass --env {stamped} to restore into it",
