@@ -61,7 +61,7 @@ def checkout(
 def _reset(conn: psycopg.Connection[TupleRow]) -> None:
     """Back to the connection's own lock_timeout, or closed (the pool replaces it)."""
     try:
-        if conn.pgconn.transaction_status is TransactionStatus.IDLE:
+        if conn.pgconn.transaction_status == TransactionStatus.IDLE:
             conn.execute(_RESET)
             conn.commit()
             return
@@ -96,7 +96,7 @@ async def checkout_async(
 async def _reset_async(conn: psycopg.AsyncConnection[TupleRow]) -> None:
     """Back to the connection's own lock_timeout, or closed (the pool replaces it)."""
     try:
-        if conn.pgconn.transaction_status is TransactionStatus.IDLE:
+        if conn.pgconn.transaction_status == TransactionStatus.IDLE:
             await conn.execute(_RESET)
             await conn.commit()
             return
