@@ -129,3 +129,18 @@ def test_control_characters_in_config_keys_and_stamps_are_usage_errors(
         c.execute("UPDATE pgwarden.target SET environment = E'qa\\nproduction'")
     with pytest.raises(UsageError, match=r"the stamp in pgwarden\.target"):
         apply_plan(plan_of(path), database_url=db, env="qa", yes=True)
+
+
+def test_a_stamp_table_from_an_earlier_version_is_upgraded(db: str, tmp_path: Path) -> None:
+    path = write_sql(tmp_path, "CREATE TABLE t (id int);")
+    assert apply_plan(plan_of(path), database_url=db, env="production", settings=PROD, yes=True).ok
+    with psycopg.connect(db, autocommit=True) as c:  # as pgwarden wrote it before
+        c.execute(
+            "ALTER TABLE pgwarden.target DROP COLUMN protected, DROP COLUMN data_directory, "
+            "DROP COLUMN port"
+        )
+    other = write_sql(tmp_path, "CREATE TABLE u (id int);", "002.sql")
+    with pytest.raises(Refused, match="not declared in a configuration"):  # safe default
+        apply_plan(plan_of(other), database_url=db, env="production")
+    assert apply_plan(plan_of(other), database_url=db, env="production", settings=PROD, yes=True).ok
+    assert scalar(db, "SELECT protected AND port IS NOT NULL FROM pgwarden.target") is True
