@@ -1,12 +1,21 @@
-"""`pgwarden resume`: continue an unfinished run from the plan stored in its journal."""
+"""`pgwarden resume`: continue an unfinished run from the plan stored in its journal.
+
+A run recorded as running whose client is gone (orphaned) does not block a
+resume for ever: its idle or idle-in-transaction backend (which still holds the
+apply lock) is ended; one still running a statement is named with the exact
+commands to wait for it or stop it. When this process itself lost the run's
+connection (the automatic reconnect), the old backend is ended at once.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from psycopg import sql
 
 from pgwarden.apply.journal import plan_from_records, schema_exists
+from pgwarden.apply.liveness import is_this_process, life_of, stop_backend
 from pgwarden.apply.policy import ApplyResult
 from pgwarden.apply.run import apply_plan
 from pgwarden.errors import Refused, UsageError
@@ -31,22 +40,42 @@ def resume_run(
         cond = (
             sql.SQL("id = {}").format(sql.Literal(run_id))
             if run_id
-            else sql.SQL("kind <> 'backfill' AND state <> 'done'")
+            # the latest unfinished run that no later run continued
+            else sql.SQL(
+                "kind <> 'backfill' AND state <> 'done' AND NOT EXISTS "
+                "(SELECT 1 FROM pgwarden.runs l WHERE l.resumes = r.id)"
+            )
         )
         row = conn.execute(
             sql.SQL(
-                "SELECT id, plan, accept_data_loss, state, EXISTS (SELECT 1 "
-                "FROM pg_stat_activity a WHERE a.pid = backend_pid "
-                "AND a.application_name = 'pgwarden-apply') "
-                "FROM pgwarden.runs WHERE {} ORDER BY started_at DESC LIMIT 1"
+                "SELECT id, plan, accept_data_loss, state, backend_pid, started_at, host, "
+                "client_pid FROM pgwarden.runs r WHERE {} ORDER BY started_at DESC LIMIT 1"
             ).format(cond)
         ).fetchone()
         server = conn.info.server_version // 10000
-    if row is None:
-        raise UsageError("nothing to resume: every recorded run is done")
-    rid, records, accepted, state, alive = row
-    if state == "running" and alive:
-        raise Refused(f"run {rid} is still running", hint="`pgwarden cancel` it first")
+        if row is None:
+            raise UsageError("nothing to resume: every recorded run is done")
+        rid, records, accepted, state, pid, started, host, client_pid = row
+        if state == "running":
+            assert isinstance(started, datetime)
+            ours = is_this_process(host, client_pid)
+            life, backend = life_of(conn, str(rid), int(str(pid)), started, client_gone=ours)
+            if life == "running":
+                raise Refused(
+                    f"run {rid} is still running" + (f" ({backend.describe()})" if backend else ""),
+                    hint="wait for it, or `pgwarden cancel` it first",
+                )
+            if backend is not None and backend.state == "active" and not ours:
+                raise Refused(
+                    f"run {rid}'s client is gone, but its {backend.describe()}",
+                    hint="wait for it to finish (`pgwarden status` shows its progress), or stop "
+                    f"it with `pgwarden cancel --run {rid}`; then `pgwarden resume`",
+                )
+            if backend is not None and not stop_backend(conn, backend.pid, terminate=True):
+                raise Refused(
+                    f"run {rid}'s orphaned backend pid {backend.pid} did not end",
+                    hint=f"SELECT pg_terminate_backend({backend.pid}); then `pgwarden resume`",
+                )
     assert isinstance(records, list)
     plan = plan_from_records(records, server)
     kwargs.setdefault("accept_data_loss", accepted)

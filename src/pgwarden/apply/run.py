@@ -415,6 +415,8 @@ def _run(
             options.watchdog,
             stop,
             cancel_requested=lambda c: Journal.cancel_requested(c, run_id),
+            run_id=run_id,
+            guarded=[conn, jconn],
         )
         watchdog.start()
         try:

@@ -1,4 +1,9 @@
-"""`pgwarden status`: the stamp and the latest runs as the database journal tells them."""
+"""`pgwarden status`: the stamp and the latest runs as the database journal tells them.
+
+A run recorded as running is checked against the server (`liveness`): `running`,
+`orphaned` (its backend is there, its client is gone) or `interrupted` (no
+backend). A run a later run resumed shows as `resumed`.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from pgwarden.apply.identity import (
 from pgwarden.apply.journal import (
     schema_exists,
 )
+from pgwarden.apply.liveness import life_of
 from pgwarden.pg.connect import connect
 
 
@@ -35,7 +41,7 @@ class RunStatus:
 
     run_id: str
     kind: str
-    state: str  # running, done, failed, cancelled, interrupted
+    state: str  # running, orphaned, interrupted, resumed, done, failed, cancelled
     started_at: datetime
     finished_at: datetime | None
     who: str
@@ -45,6 +51,8 @@ class RunStatus:
     progress: dict[str, Any] | None = None  # pg_stat_progress_* of the running statement
     waiting_on: tuple[int, ...] = ()  # pids our backend waits for
     events: tuple[dict[str, Any], ...] = ()
+    backend: str | None = None  # what the backend of a running or orphaned run is doing
+    resumed_by: str | None = None  # the later run that continued this one
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,13 +78,13 @@ def status(database_url: str, *, limit: int = 5) -> StatusReport:
             sql.SQL(
                 "SELECT r.id, r.kind, r.state, r.started_at, r.finished_at, "
                 "r.os_user || '@' || r.host, r.environment, r.message, r.backend_pid, "
-                "r.plan, EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = r.backend_pid "
-                "AND a.application_name = 'pgwarden-apply') "
+                "r.plan, (SELECT l.id FROM pgwarden.runs l WHERE l.resumes = r.id "
+                "ORDER BY l.started_at DESC LIMIT 1) "
                 "FROM pgwarden.runs r ORDER BY r.started_at DESC LIMIT {}"
             ).format(sql.Literal(limit))
         ).fetchall()
         runs = []
-        for rid, kind, state, started, finished, who, env, msg, pid, plan, alive in rows:
+        for rid, kind, state, started, finished, who, env, msg, pid, plan, later in rows:
             steps = tuple(
                 StepStatus(
                     int(str(i)),
@@ -96,9 +104,15 @@ def status(database_url: str, *, limit: int = 5) -> StatusReport:
             progress: dict[str, Any] | None = None
             waiting: tuple[int, ...] = ()
             shown = str(state)
-            if state == "running" and not alive:
-                shown = "interrupted"
-            elif state == "running":
+            backend = None
+            if state == "running":
+                assert isinstance(started, datetime)
+                life, found = life_of(conn, str(rid), int(str(pid)), started)
+                shown = life
+                backend = found.describe() if found is not None else None
+            if shown == "interrupted" and later is not None:
+                shown = "resumed"
+            if shown in ("running", "orphaned"):
                 progress = _progress(conn, int(str(pid)))
                 w = conn.execute(
                     sql.SQL("SELECT pg_blocking_pids({})").format(sql.Literal(int(str(pid))))
@@ -129,6 +143,8 @@ def status(database_url: str, *, limit: int = 5) -> StatusReport:
                     progress,
                     waiting,
                     events,
+                    backend,
+                    None if later is None else str(later),
                 )
             )
         return StatusReport(stamp, tuple(runs))

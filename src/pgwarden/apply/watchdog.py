@@ -7,13 +7,26 @@ already hold it -- it cancels our statement with `pg_cancel_backend` and
 records who was blocked (their queries as fingerprints, see `redact`, unless
 the policy logs them whole). A user cancel (Ctrl-C, `pgwarden cancel`) goes
 through the same door.
+
+Its session is named after the run (`watchdog_name`) and queries every tick,
+so its `state_change` in pg_stat_activity is the run's heartbeat: `status`
+tells a live client from a dead or cut-off one by it.
+
+It is also the run's read timeout. A statement legitimately runs for hours
+with nothing on its connection, so silence there proves nothing; but a tick
+unanswered for `unreachable_s` means the server or the path to it is gone (a
+black-holed link answers nothing and reports no error). Then the guarded
+connections are shut down, so a read blocked on them fails at once instead of
+waiting for ever: no step runs unwatched.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Literal
@@ -25,9 +38,14 @@ from pgwarden.apply.events import Blocker
 from pgwarden.apply.redact import redact_blocker
 from pgwarden.pg.connect import connect
 
-__all__ = ["CancelReason", "Watch", "Watchdog", "WatchdogPolicy"]
+__all__ = ["CancelReason", "Watch", "Watchdog", "WatchdogPolicy", "watchdog_name"]
 
 CancelReason = Literal["blocking-while-waiting", "blocking-while-holding", "user"]
+
+
+def watchdog_name(run_id: str | None) -> str:
+    """The application_name of a run's watchdog session."""
+    return "pgwarden-watchdog" if run_id is None else f"pgwarden-watchdog {run_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +56,7 @@ class WatchdogPolicy:
     max_block_ms: int = 100
     interval_ms: int = 50
     log_blocker_queries: bool = False  # store other sessions' queries whole, not fingerprinted
+    unreachable_s: float = 30.0  # no tick answered this long: cut the guarded connections
 
     def __post_init__(self) -> None:
         if not 0 < self.interval_ms <= 100:
@@ -81,8 +100,14 @@ class Watchdog:
         policy: WatchdogPolicy,
         cancel: threading.Event,
         cancel_requested: Callable[[psycopg.Connection[tuple[object, ...]]], bool] | None = None,
+        run_id: str | None = None,
+        guarded: Sequence[psycopg.Connection[tuple[object, ...]]] = (),
     ) -> None:
         self.dsn = dsn
+        self.name = watchdog_name(run_id)
+        self._guarded = list(guarded)
+        self._last_answer = time.monotonic()
+        self.unreachable = False  # the server stopped answering; the guarded conns were cut
         self.policy = policy
         self.cancel = cancel
         self._cancel_requested = cancel_requested
@@ -94,9 +119,11 @@ class Watchdog:
         self._over_since: float | None = None
 
     def start(self) -> None:
-        self._conn = connect(self.dsn, application_name="pgwarden-watchdog")
+        self._conn = connect(self.dsn, application_name=self.name)
         self._thread = threading.Thread(target=self._loop, name="pgwarden-watchdog", daemon=True)
+        self._last_answer = time.monotonic()
         self._thread.start()
+        threading.Thread(target=self._monitor, name="pgwarden-watchdog-timer", daemon=True).start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -126,6 +153,17 @@ class Watchdog:
             with self._lock:
                 self._watch = None
 
+    # -- the read timeout --------------------------------------------------------------
+
+    def _monitor(self) -> None:
+        while not self._stop.wait(0.5):
+            if self.unreachable or time.monotonic() - self._last_answer < self.policy.unreachable_s:
+                continue
+            self.unreachable = True
+            for conn in [self._conn, *self._guarded]:
+                if conn is not None:
+                    _shut_down(conn)
+
     # -- the sampling thread ---------------------------------------------------------
 
     def _loop(self) -> None:
@@ -142,7 +180,7 @@ class Watchdog:
                 self._conn.close()
         self._conn = None
         with suppress(Exception):
-            self._conn = connect(self.dsn, application_name="pgwarden-watchdog")
+            self._conn = connect(self.dsn, application_name=self.name)
 
     def _tick(self) -> None:
         conn = self._conn
@@ -150,8 +188,11 @@ class Watchdog:
             self._reconnect()
             return
         poll = self._cancel_requested
-        if not self.cancel.is_set() and poll is not None and poll(conn):
+        if poll is None or self.cancel.is_set():
+            conn.execute(sql.SQL("SELECT 1"))  # the heartbeat: one query per tick
+        elif poll(conn):
             self.cancel.set()
+        self._last_answer = time.monotonic()
         with self._lock:
             w = self._watch
             if w is None:
@@ -209,3 +250,13 @@ class Watchdog:
     def _redacted(self, blockers: list[Blocker]) -> list[Blocker]:
         full = self.policy.log_blocker_queries
         return [redact_blocker(b, full_query=full) for b in blockers]
+
+
+def _shut_down(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    """Shut the connection's socket down: a read blocked on it returns at once (an error)."""
+    with suppress(Exception):
+        sock = socket.socket(fileno=os.dup(conn.pgconn.socket))
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        finally:
+            sock.close()

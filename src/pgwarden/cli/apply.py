@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from types import FrameType
 from typing import Any
 
 import click
@@ -26,6 +24,7 @@ from pgwarden.cli import (
     styled,
 )
 from pgwarden.cli.analyse import alembic_options
+from pgwarden.cli.interrupts import Interrupts, ctrl_c_escalates
 
 _DEFAULT_JOURNAL = ".pgwarden/journal.jsonl"
 
@@ -144,22 +143,23 @@ def _event_line(event: Any) -> Text | list[Text] | None:
 
 
 @contextmanager
-def _ctrl_c_cancels(cancel: threading.Event) -> Iterator[None]:
-    """First Ctrl-C (or SIGTERM) cancels the running step cleanly; a second one aborts."""
+def _ctrl_c_cancels(
+    cancel: threading.Event, dsn: str | None = None, journal_file: str | None = None
+) -> Iterator[Interrupts]:
+    """First Ctrl-C (or SIGTERM) cancels the running step cleanly; with `dsn`, a second ends
+    its backend and reports what it left, a third exits at once (see `interrupts`)."""
+    with ctrl_c_escalates(cancel, dsn, journal_file) as interrupts:
+        yield interrupts
 
-    def handler(signum: int, frame: FrameType | None) -> None:
-        if cancel.is_set():
-            raise KeyboardInterrupt
-        cancel.set()
-        err.print(styled("[yellow]cancelling the running step (Ctrl-C again to abort)...[/]"))
 
-    old_int = signal.signal(signal.SIGINT, handler)
-    old_term = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old_int)
-        signal.signal(signal.SIGTERM, old_term)
+def _observers(interrupts: Interrupts, fmt: str) -> Callable[[Any], None]:
+    show = _render_event(fmt)
+
+    def both(event: Any) -> None:
+        interrupts.observe(event)
+        show(event)
+
+    return both
 
 
 def _confirm() -> Callable[[str], str] | None:
@@ -242,7 +242,7 @@ def _guard_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def _finish(result: Any) -> None:
+def _finish(result: Any, dsn: str | None) -> None:
     from pgwarden.apply.api import ApplyResult
 
     assert isinstance(result, ApplyResult)
@@ -274,7 +274,15 @@ def _finish(result: Any) -> None:
         )
         return
     assert o is not None
-    _fail(o.message or result.state, o.hint, EXIT_APPLY)
+    message = o.message or result.state
+    if o.failure == "connection" and dsn is not None and result.run_id is not None:
+        # Check, on a new connection, what the server did with the step: it may still run it.
+        from pgwarden.apply.cancel import end_lost_run
+
+        left = end_lost_run(dsn, result.run_id)
+        if left:
+            message = f"{message}; {left}"
+    _fail(message, o.hint, EXIT_APPLY)
 
 
 def _render_preview(result: Any) -> None:
@@ -361,7 +369,7 @@ def apply(
     sources = alembic_sources(paths, alembic_ini, revision_range, unapplied, dsn)
     plan = commands.load_plan(paths, context=ctx, file_transaction=wrap, sources=sources)
     cancel = threading.Event()
-    with _ctrl_c_cancels(cancel):
+    with _ctrl_c_cancels(cancel, dsn, kw["journal_file"]) as interrupts:
         result = apply_plan(
             plan,
             database_url=dsn,
@@ -373,7 +381,7 @@ def apply(
             accept_data_loss=kw["accept_data_loss"],
             limits=_limits(**kw),
             snapshot=ctx.snapshot if ctx else None,
-            observer=_render_event(kw["log_format"]),
+            observer=_observers(interrupts, kw["log_format"]),
             cancel=cancel,
             confirm=_confirm(),
             journal_file=kw["journal_file"],
@@ -382,7 +390,7 @@ def apply(
     if dry_run:
         _render_preview(result)
         return
-    _finish(result)
+    _finish(result, dsn)
 
 
 @click.command()
@@ -398,7 +406,7 @@ def resume(run_id: str | None, **kw: Any) -> None:
     dsn = resolve_dsn(kw["database_url"])
     assert dsn is not None
     cancel = threading.Event()
-    with _ctrl_c_cancels(cancel):
+    with _ctrl_c_cancels(cancel, dsn, kw["journal_file"]) as interrupts:
         result = resume_run(
             database_url=dsn,
             env=kw["env"],
@@ -406,13 +414,13 @@ def resume(run_id: str | None, **kw: Any) -> None:
             settings=load_settings(kw["config"]),
             yes=kw["yes"],
             limits=_limits(**kw),
-            observer=_render_event(kw["log_format"]),
+            observer=_observers(interrupts, kw["log_format"]),
             cancel=cancel,
             confirm=_confirm(),
             journal_file=kw["journal_file"],
             **({"accept_data_loss": kw["accept_data_loss"]} if kw["accept_data_loss"] else {}),
         )
-    _finish(result)
+    _finish(result, dsn)
 
 
 @click.command()
@@ -459,6 +467,17 @@ def status(database_url: str | None, fmt: str) -> None:
                 f": {r.message}" if r.message else "",
             )
         )
+        if r.backend:
+            out.print(f"  {r.backend}")
+        if r.state == "orphaned":
+            out.print(
+                f"  its client is gone: `pgwarden cancel --run {r.run_id}` stops it; "
+                "`pgwarden resume` continues once it is idle"
+            )
+        elif r.state == "interrupted":
+            out.print("  no backend left: `pgwarden resume` continues it")
+        if r.resumed_by:
+            out.print(f"  continued by run {r.resumed_by}")
         for s in r.steps:
             pnr = " [red](point of no return)[/]" if s.point_of_no_return else ""
             tries = f" x{s.attempts}" if s.attempts > 1 else ""
