@@ -243,3 +243,45 @@ def test_a_third_ctrl_c_exits_at_once(target: tuple[str, str, TcpProxy], tmp_pat
     assert proc.returncode == 3, err
     assert "aborted at once; what the step left was not checked" in err, err
     assert "nothing was left running" not in err
+
+
+def test_an_idle_orphan_is_nothing_to_cancel_and_resume_ends_it(
+    target: tuple[str, str, TcpProxy], tmp_path: Path
+) -> None:
+    """The client is killed after its build was cancelled: its backend stays, idle, behind the
+    dead link (holding the apply lock). cancel has nothing to cancel; resume ends it."""
+    direct, proxied, proxy = target
+    snap = psycopg.connect(direct)
+    snap.execute(SNAPSHOT)
+    proc = start_apply(proxied, tmp_path)
+    try:
+        wait_for_build(direct, proc)
+        pid = scalar(direct, ORPHAN)
+        proxy.blackhole(new_connections=False)
+        proc.send_signal(signal.SIGINT)  # cancelled through a new connection
+        wait_until(direct, f"SELECT state = 'idle' FROM pg_stat_activity WHERE pid = {pid}")
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)
+    rid = run_id(direct)
+    wait_until(  # the client's heartbeat goes stale
+        direct,
+        "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name "
+        "LIKE 'pgwarden-watchdog %' AND state_change > now() - interval '16 s')",
+    )
+    status = pgwarden("status", "--database-url", direct, cwd=tmp_path)
+    assert f"run {rid} [apply] orphaned" in status.stdout, status.stdout
+    assert f"backend pid {pid} is idle" in status.stdout
+
+    nothing = pgwarden("cancel", "--database-url", direct, "--run", rid, cwd=tmp_path)
+    assert nothing.returncode == 1
+    assert "nothing to cancel" in nothing.stdout and f"backend pid {pid} is idle" in nothing.stdout
+    assert scalar(direct, f"SELECT state FROM pg_stat_activity WHERE pid = {pid}") == "idle"
+
+    snap.commit()
+    snap.close()
+    done = pgwarden("resume", "--database-url", direct, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert scalar(direct, f"SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}") == 0
+    assert scalar(direct, INVALID) == 0
+    assert scalar(direct, VALID) is True
