@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import cast
+from typing import TypedDict, cast
 
 from pgwarden.analysis.catalog import Catalog
 from pgwarden.analysis.effects import Effects
 from pgwarden.analysis.locks import analyse
+from pgwarden.analysis.nodes import AlterTableCmd, TypeName, TypeOf
 from pgwarden.analysis.parse import Body, Node, ParsedStatement, fingerprint, gc_paused
 from pgwarden.location import LineIndex, SourceLocation
 
@@ -37,6 +38,19 @@ class SourceText:
     text: str
 
 
+class Derived(TypedDict, total=False):
+    """What rules/_sql.py reads from a step's tree once and every rule reuses."""
+
+    cmds: tuple[tuple[str, AlterTableCmd], ...]  # ALTER TABLE (subtype, sub-command)
+    table_of: str | None  # the table an ALTER TABLE changes
+    column_defs: tuple[tuple[str, str, TypeName, str], ...]  # (table, column, type, where)
+    column_types: tuple[tuple[str, str, str, TypeOf], ...]  # (table, column, where, type_of)
+
+
+def _no_derived() -> Derived:
+    return {}
+
+
 @dataclass(frozen=True, slots=True)
 class Step:
     """One statement of the plan."""
@@ -51,7 +65,7 @@ class Step:
     kind: str = field(init=False)  # the statement's node type, e.g. `AlterTableStmt`
     body: Body = field(init=False)  # the statement node's fields, untyped (typed: tree["<kind>"])
     # Values derived from `tree` once per step and reused by every rule (rules/_sql.py).
-    derived: dict[str, object] = field(default_factory=dict, init=False, repr=False, compare=False)
+    derived: Derived = field(default_factory=_no_derived, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         kind = next(iter(self.tree))

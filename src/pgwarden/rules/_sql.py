@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from pgwarden.analysis.effects import LockMode
 from pgwarden.analysis.nodes import (
@@ -87,7 +87,7 @@ def alter_cmds(step: Step) -> Cmds:
     """`alter_table_cmds` of an ALTER TABLE step (else empty), computed once per step."""
     if step.kind != "AlterTableStmt":
         return ()
-    cmds = cast("Cmds | None", step.derived.get("cmds"))
+    cmds = step.derived.get("cmds")
     if cmds is None:
         cmds = step.derived["cmds"] = tuple(alter_table_cmds(step.tree["AlterTableStmt"]))
     return cmds
@@ -105,7 +105,7 @@ def table_of(step: Step) -> str | None:
             if stmt.get("objtype", "OBJECT_TABLE") == "OBJECT_TABLE"
             else None
         )
-    return cast("str | None", derived["table_of"])
+    return derived["table_of"]
 
 
 _SPELLING = {
@@ -136,7 +136,7 @@ def column_defs(step: Step) -> ColumnDefs:
     """
     if step.kind != "CreateStmt" and step.kind != "AlterTableStmt":
         return ()
-    defs = cast("ColumnDefs | None", step.derived.get("column_defs"))
+    defs = step.derived.get("column_defs")
     if defs is None:
         defs = step.derived["column_defs"] = tuple(_column_defs(step))
     return defs
@@ -147,7 +147,7 @@ ColumnTypes = tuple[tuple[str, str, str, TypeOf], ...]
 
 def column_types(step: Step) -> ColumnTypes:
     """(table, column, where, `type_of` the TypeName) of each `column_defs` entry, computed once."""
-    types = cast("ColumnTypes | None", step.derived.get("column_types"))
+    types = step.derived.get("column_types")
     if types is None:
         types = step.derived["column_types"] = tuple(
             (table, column, where, type_of(type_name))
