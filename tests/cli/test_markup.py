@@ -60,7 +60,7 @@ def test_user_text_is_printed_literally_everywhere(shop: str, tmp_path: Path) ->
     col = f'"c{MARK}"'
     first = folder / "001.sql"
     first.write_text(f"ALTER TABLE settings ADD COLUMN {col} text;\n")
-    url = ["--database-url", shop, "--env", ENV]
+    url = ["--database-url", shop, "--env", ENV, "--restamp"]  # adopt the fresh database
 
     # lint and explain: the path and the SQL
     assert_literal(pgwarden("lint", str(first), cwd=tmp_path), 0, str(first))
