@@ -7,12 +7,20 @@ bench/scale.py measures the actual growth.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
+from pgwarden.analysis.parse import parse
 from pgwarden.commands import lint
+from pgwarden.errors import SqlParseError
+from pgwarden.lint.fix import fix_plan
+from pgwarden.plan import Step
 
 HANG_GUARD_S = 90
 
@@ -96,3 +104,82 @@ def test_suppression_targets(tmp_path: Path) -> None:
     assert got == [(1, 0, "PW101"), (4, 1, "PW101"), (6, 4, "PW101"), (7, 5, "PW120")]
     pw900 = [(f.location.line, f.step) for f in result.findings if f.code == "PW900"]
     assert pw900 == [(14, None)]
+
+
+def test_finding_locations_in_a_large_file(tmp_path: Path) -> None:
+    path = tmp_path / "m.sql"
+    path.write_text(
+        "SELECT 1;\n" * 50_000
+        + "BEGIN;\n  CREATE INDEX a ON t (x);\n"
+        + "DO $$ BEGIN PERFORM 1; END $$; ALTER TABLE t\n  DROP COLUMN c;\nCOMMIT;\n"
+    )
+    _, result = lint([path])
+    got = sorted({(f.code, str(f.location)) for f in result.findings})
+    assert got == [
+        ("PW101", f"{path}:50002:3"),
+        ("PW120", f"{path}:50002:3"),
+        ("PW120", f"{path}:50003:32"),
+        ("PW202", f"{path}:50003:32"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("sql", "where"),
+    [
+        ("SELECT 1;\n" * 50_000 + "SELECT 1;\n  SELEC 2;\n", "<sql>:50002:3"),
+        ("SELECT 1;\n" * 50_000 + "SELECT 'a;b' FROM t WHERE;\n", "<sql>:50001:26"),
+        ("SELECT 1; 42;\n", "<sql>:1:11"),  # the scanner alone would drop `42`
+        ("SELECT 1;\nCOPY t FROM stdin;\n1\t2\n", "<sql>:3:1"),
+    ],
+)
+def test_parse_error_location_in_a_large_file(sql: str, where: str) -> None:
+    with pytest.raises(SqlParseError) as exc:
+        parse(sql)
+    assert str(exc.value).startswith(where), str(exc.value)
+
+
+def test_statement_boundaries() -> None:
+    sql = (
+        "-- lead\nSELECT 1;\n"
+        "CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $b$ BEGIN; RETURN 1; END $b$;\n"
+        "CREATE FUNCTION g() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT 2; END;\n"
+        "/* a /* nested */ comment */ SELECT 'x;y' ; ;\n"
+        "BEGIN; SELECT 2; COMMIT"
+    )
+    got = [(s.kind, sql[s.start : s.end], s.text) for s in parse(sql)]
+    assert [k for k, _, _ in got] == [
+        "SelectStmt",
+        "CreateFunctionStmt",
+        "CreateFunctionStmt",
+        "SelectStmt",
+        "TransactionStmt",
+        "SelectStmt",
+        "TransactionStmt",
+    ]
+    assert all(piece == text for _, piece, text in got)
+    assert got[0][2] == "SELECT 1"
+    assert got[2][2].endswith("SELECT 2; END")
+    assert got[3][2] == "SELECT 'x;y'"
+
+
+class _CountingSteps(tuple[Step, ...]):
+    """A plan's steps that count how often they are walked."""
+
+    walks = 0
+
+    def __iter__(self) -> Iterator[Step]:
+        _CountingSteps.walks += 1
+        return super().__iter__()
+
+
+def test_fix_walks_the_plan_a_fixed_number_of_times(tmp_path: Path) -> None:
+    """--fix on many files walks the steps a few times, not once per file (quadratic)."""
+    for f in range(200):
+        (tmp_path / f"{f:03d}.sql").write_text(f"CREATE INDEX i{f} ON invoices (a);\nSELECT {f};\n")
+    plan, result = lint([tmp_path])
+    _CountingSteps.walks = 0
+    counted = dataclasses.replace(plan, steps=_CountingSteps(plan.steps))
+    fixes = fix_plan(counted, result)
+    assert len(fixes) == 200
+    assert all("CREATE INDEX CONCURRENTLY" in fx.new for fx in fixes)
+    assert _CountingSteps.walks < 20

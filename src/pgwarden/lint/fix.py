@@ -98,11 +98,17 @@ def fix_plan(plan: Plan, result: LintResult, snapshot: Snapshot | None = None) -
     """The rewrite of every file that has at least one mechanical fix."""
     rewritten, rewrites = rewrite_plan(plan, snapshot=snapshot)
     replaced = {r.step for r in rewrites}
+    originals = _by_path(plan.steps)
+    news = _by_path(rewritten.steps)
+    path_of = {s.index: s.location.path for s in plan.steps}
+    findings: dict[str, list[Finding]] = {}  # by path, in result order
+    for f in result.findings:
+        if f.step in path_of:
+            findings.setdefault(path_of[f.step], []).append(f)
     fixes: list[FileFix] = []
     for source in plan.texts:
-        original = [s for s in plan.steps if s.location.path == source.path]
-        ids = {s.index for s in original}
-        mine = [f for f in result.findings if f.step in ids]
+        original = originals.get(source.path, [])
+        mine = findings.get(source.path, [])
         timeout = any(f.fix is not None and f.fix.sets_session for f in mine)
         fixed = tuple(
             f
@@ -111,13 +117,21 @@ def fix_plan(plan: Plan, result: LintResult, snapshot: Snapshot | None = None) -
         )
         if not fixed:
             continue
-        steps = [s for s in rewritten.steps if s.location.path == source.path]
+        steps = news.get(source.path, [])
         new = _render(
             source.text, original, steps, _timeout_ms(original, snapshot) if timeout else None
         )
         if new != source.text:
             fixes.append(FileFix(source.path, source.text, new, fixed))
     return fixes
+
+
+def _by_path(steps: tuple[Step, ...]) -> dict[str, list[Step]]:
+    """Steps grouped by source path, in plan order."""
+    out: dict[str, list[Step]] = {}
+    for step in steps:
+        out.setdefault(step.location.path, []).append(step)
+    return out
 
 
 def write_fixes(fixes: list[FileFix]) -> None:
