@@ -71,3 +71,31 @@ def test_cancels_a_step_holding_its_lock_too_long_and_stops_with_nothing_applied
         )
         == 2
     )
+
+
+def test_the_read_timeout_cuts_only_a_server_that_does_not_answer(db: str) -> None:
+    """A watchdog whose queries fail on the server (an error is an answer) leaves the guarded
+    connection alone; once its queries go unanswered, the guarded read fails at once."""
+    import threading
+
+    import psycopg
+    import pytest
+
+    from pgwarden.apply.watchdog import Watchdog, WatchdogPolicy
+    from pgwarden.pg.connect import connect
+
+    policy = WatchdogPolicy(unreachable_s=1.0)
+    failing = Watchdog(db, policy, threading.Event(), lambda c: bool(c.execute("SELECT 1/0")))
+    with connect(db) as guarded:
+        failing._guarded.append(guarded)
+        with failing:
+            guarded.execute("SELECT pg_sleep(3)")  # not cut: the server answered every tick
+    # each tick takes 2 s: for the watchdog, the server stopped answering after 1 s
+    silent = Watchdog(
+        db, policy, threading.Event(), lambda c: bool(c.execute("SELECT pg_sleep(2)"))
+    )
+    with connect(db) as guarded:
+        silent._guarded.append(guarded)
+        with silent, pytest.raises(psycopg.OperationalError):
+            guarded.execute("SELECT pg_sleep(30)")
+        assert silent.unreachable

@@ -172,6 +172,9 @@ class Watchdog:
             try:
                 self._tick()
             except psycopg.Error:
+                conn = self._conn
+                if conn is not None and not conn.broken and not conn.closed:
+                    self._last_answer = time.monotonic()  # an error from the server: it answered
                 self._reconnect()
 
     def _reconnect(self) -> None:
