@@ -190,6 +190,7 @@ def _migrate(
     else:
         cmd = [sys.executable, "-m", "pgwarden", "apply", str(migration)]
         cmd += ["--database-url", cluster.url(db), "--env", "replay", "--yes", "--rewrite"]
+        cmd += ["--restamp"]  # adopt the freshly loaded replay database (it holds tables)
         cmd += ["--log-format", "json", "--journal-file", str(cluster.root / f"{db}.jsonl")]
     run.migration_start = time.monotonic()
     p = subprocess.run(

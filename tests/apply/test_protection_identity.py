@@ -43,7 +43,7 @@ def test_a_lost_stamp_is_never_silently_replaced(db: str, tmp_path: Path) -> Non
     mig = _production(db, tmp_path)
     with psycopg.connect(db, autocommit=True) as c:
         c.execute("DROP SCHEMA pgwarden CASCADE")
-    with pytest.raises(Refused, match=r"(?s)holds 1 table but no pgwarden stamp.*--restamp"):
+    with pytest.raises(Refused, match=r"(?s)holds 1 table with data but no .*--restamp"):
         apply_plan(plan_of(mig), database_url=db, env="staging", settings=SETTINGS)
     assert scalar(db, "SELECT balance FROM acct") == 100
     assert scalar(db, "SELECT to_regclass('pgwarden.target')") is None
@@ -63,6 +63,24 @@ def test_a_lost_stamp_is_never_silently_replaced(db: str, tmp_path: Path) -> Non
     assert adopted.state == "done" and adopted.outcome is not None
     assert adopted.outcome.done == ()  # everything was applied before
     assert scalar(db, "SELECT environment FROM pgwarden.target") == "staging"
+
+
+def test_empty_tables_do_not_block_the_first_apply_tables_with_data_do(
+    db: str, tmp_path: Path
+) -> None:
+    """A migration tool creates its empty version table before the first migration."""
+    with psycopg.connect(db, autocommit=True) as c:
+        c.execute("CREATE TABLE alembic_version (version_num text PRIMARY KEY)")
+    path = write_sql(tmp_path, ACCT)
+    assert apply_plan(plan_of(path), database_url=db, env="staging", settings=SETTINGS).ok
+    other = tmp_path / "other"
+    other.mkdir()
+    with psycopg.connect(db, autocommit=True) as c:
+        c.execute("DROP SCHEMA pgwarden CASCADE")
+    with pytest.raises(Refused, match="holds 2 tables with data"):
+        apply_plan(plan_of(write_sql(other, BONUS)), database_url=db, env="staging",
+                   settings=SETTINGS)  # fmt: skip
+    assert scalar(db, "SELECT balance FROM acct") == 0
 
 
 def test_a_dropped_stamp_table_names_the_cause(db: str, tmp_path: Path) -> None:

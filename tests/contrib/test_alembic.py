@@ -204,7 +204,7 @@ def test_guarded_upgrade_keeps_alembic_version_right(db: str, tmp_path: Path) ->
 
 
 def test_failed_revision_leaves_alembic_version_consistent(db: str) -> None:
-    assert _alembic(db, "upgrade", "0003").returncode == 0
+    assert _alembic(db, "upgrade", "0003", guarded=True).returncode == 0
     with psycopg.connect(db, autocommit=True) as c:
         c.execute("INSERT INTO invoices (amount_cents) VALUES (100)")
         # the NOT NULL step of 0004 fails: make the backfill miss this row
@@ -237,7 +237,7 @@ def test_cli_apply_alembic_unapplied_keeps_alembic_version_right(
 
     assert _alembic(db, "upgrade", "0001").returncode == 0
     monkeypatch.chdir(PROJECT)
-    args = ["--alembic", "--unapplied", "--database-url", db, "--env", "dev"]
+    args = ["--alembic", "--unapplied", "--database-url", db, "--env", "dev", "--restamp"]
     journal = ["--journal-file", str(tmp_path / "journal.jsonl")]
     r = CliRunner().invoke(apply_cmd, [*args, *journal])
     assert r.exit_code == 0, r.output
@@ -353,7 +353,7 @@ def test_cancel_while_waiting_for_a_lock_leaves_alembic_version_consistent(db: s
     import signal
     import time
 
-    assert _alembic(db, "upgrade", "0001").returncode == 0
+    assert _alembic(db, "upgrade", "0001", guarded=True).returncode == 0
     env = {**os.environ, "PGWARDEN_GUARDED": "1", "PGWARDEN_ENV": "dev"}
     with psycopg.connect(db, autocommit=True) as watch, psycopg.connect(db) as blocker:
         blocker.execute("LOCK TABLE invoices IN ROW EXCLUSIVE MODE")  # 0002's FK must wait

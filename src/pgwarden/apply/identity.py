@@ -124,20 +124,33 @@ def check_writable(conn: psycopg.Connection[tuple[object, ...]], ident: Identity
         )
 
 
+_USER_TABLES = sql.SQL(
+    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relkind IN ('r', 'p', 'f', 'm') "
+    "AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgwarden') "
+    "AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%' "
+    "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass "
+    "AND d.objid = c.oid AND d.deptype = 'e')"
+)
+
+
 def user_tables(conn: psycopg.Connection[tuple[object, ...]]) -> int:
-    """How many tables the database holds outside the system schemas, pgwarden's own
-    and extensions'."""
-    row = conn.execute(
-        sql.SQL(
-            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE c.relkind IN ('r', 'p', 'f', 'm') "
-            "AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgwarden') "
-            "AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%' "
-            "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass "
-            "AND d.objid = c.oid AND d.deptype = 'e')"
-        )
-    ).fetchone()
-    return int(str(row[0])) if row else 0
+    """How many tables the database holds outside the system schemas, pgwarden's own and
+    extensions', if any of them holds data; 0 when none does (a new database, or one
+    where a migration tool created only its empty version table)."""
+    row = conn.execute(sql.SQL("SELECT count(*) ") + _USER_TABLES).fetchone()
+    tables = int(str(row[0])) if row else 0
+    if tables == 0:
+        return 0
+    try:  # stops at the first table with data: few locks, even on a large schema
+        row = conn.execute(
+            sql.SQL("SELECT EXISTS (SELECT 1 ")
+            + _USER_TABLES
+            + sql.SQL(" AND pg_relation_size(c.oid) > 0)")
+        ).fetchone()
+    except pge.LockNotAvailable:
+        return tables  # a table locked exclusively by someone: assume it holds data
+    return tables if row and row[0] else 0
 
 
 def read_stamp(
@@ -298,7 +311,8 @@ def check_target(
     `destructive` lists what the plan's pending steps destroy. `confirm` asks the
     user to type the database name and returns what they typed. With `restamp`,
     the stamp is replaced (a deliberate adoption); without it, a database with
-    `tables` (or `history`) but no stamp is refused rather than stamped. With
+    `tables` holding data (see `user_tables`) or `history` but no stamp is
+    refused rather than stamped. With
     `warn` (a dry run), the protection checks (confirmation, verified backup)
     report what a real run would refuse instead of raising; the target's
     identity still must match.
@@ -332,7 +346,7 @@ def check_target(
     if stamp is not None and not restamp:
         _same_target(name, ident, stamp)
     elif stamp is None and not restamp and (tables or history):
-        what = f"{tables} table{'s' * (tables != 1)}" if tables else "pgwarden history"
+        what = f"{tables} table{'s' * (tables != 1)} with data" if tables else "pgwarden history"
         raise Refused(
             f"database {ident.database_name!r} holds {what} but no pgwarden stamp: it was "
             "never applied to by pgwarden, or its stamp was dropped; refusing to stamp it "
