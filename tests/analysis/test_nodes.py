@@ -1,0 +1,82 @@
+"""The typed boundary of the parse tree: one set of readers for the lock model and the rules."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from pgwarden.analysis import locks_altertable, locks_core, nodes
+from pgwarden.analysis.catalog import Catalog, Column, Relation
+from pgwarden.analysis.locks import analyse
+from pgwarden.analysis.parse import parse_one
+from pgwarden.rules import _sql
+
+
+def _alter(sql: str) -> nodes.AlterTableStmt:
+    return parse_one(sql)["AlterTableStmt"]
+
+
+def test_readers_on_a_parsed_tree() -> None:
+    stmt = _alter('ALTER TABLE "Sales".invoices ADD COLUMN "Note" varchar(20)[]')
+    rv = stmt["relation"]
+    assert nodes.relname(rv) == "Sales.invoices"
+    assert nodes.regclass(rv) == '"Sales".invoices'
+    assert nodes.regclass(_alter("ALTER TABLE public.t ADD COLUMN c int")["relation"]) == "t"
+    col = stmt["cmds"][0]["AlterTableCmd"]["def"]["ColumnDef"]
+    assert nodes.quote(col["colname"]) == '"Note"'
+    assert nodes.type_of(col["typeName"]) == ("varchar", [20], True)
+    assert nodes.dotted(col["typeName"]["names"]) == "pg_catalog.varchar"
+    assert locks_altertable.type_name(col["typeName"]) == ("varchar[]", [20])
+    assert _sql.type_text(col["typeName"]) == "varchar(20)[]"
+
+
+def test_type_spellings_map_to_one_catalog_name() -> None:
+    """The parser's names and format_type's output meet in the same alias table."""
+    tn = _alter("ALTER TABLE t ALTER COLUMN c TYPE numeric(12, 2)")["cmds"][0]["AlterTableCmd"]
+    assert nodes.type_of(tn["def"]["ColumnDef"]["typeName"]) == ("numeric", [12, 2], False)
+    assert locks_altertable.parse_format_type("character varying(20)") == ("varchar", [20])
+    assert locks_altertable.parse_format_type("timestamp with time zone[]") == (
+        "timestamptz[]",
+        [],
+    )
+
+
+def test_a_type_modifier_that_is_not_an_integer_keeps_the_rewrite() -> None:
+    """geometry(Point, 4326) -> geometry(LineString, 4326): the integer modifiers alone are
+    equal, yet the server converts every value, so the model keeps assuming a rewrite."""
+    shapes = Relation(
+        "shapes", "public", "shapes", "r", columns=(Column("g", "geometry(Point,4326)"),)
+    )
+    catalog = Catalog(relations=(shapes,), search_path=("public",), timezone="UTC")
+    effects = analyse(
+        parse_one("ALTER TABLE shapes ALTER COLUMN g TYPE geometry(LineString, 4326)"),
+        catalog=catalog,
+        server_version=16,
+    )
+    assert effects.rewrites == ("shapes",)
+
+
+def test_the_lock_model_and_the_rules_share_the_readers() -> None:
+    for name in ("quote", "strings", "dotted", "regclass", "relname", "option_on", "type_of"):
+        assert getattr(_sql, name) is getattr(nodes, name), name
+    for module in (locks_core, locks_altertable, _sql):
+        for name in ("quote", "strings", "defnames", "type_of"):
+            reader = getattr(module, name, None)
+            assert reader is None or reader is getattr(nodes, name), (module.__name__, name)
+
+
+def test_mypy_allows_no_any_in_the_rules_and_the_lock_model() -> None:
+    config = tomllib.loads(Path("pyproject.toml").read_text())
+    strict = {
+        module
+        for override in config["tool"]["mypy"]["overrides"]
+        if override.get("disallow_any_expr")
+        for module in override["module"]
+    }
+    assert {
+        "pgwarden.analysis.nodes",
+        "pgwarden.analysis.locks",
+        "pgwarden.analysis.locks_core",
+        "pgwarden.analysis.locks_altertable",
+        "pgwarden.rules.*",
+    } <= strict
