@@ -114,13 +114,14 @@ def configure(
     journal_file: str | Path | None = None,
     observer: Callable[[Any], None] | None = None,
     cancel: threading.Event | None = None,
+    restamp: bool = False,
     **alembic_opts: Any,
 ) -> Any:
     """Configure and run the migrations of `env.py`; `alembic upgrade` goes through pgwarden.
 
     `url` is the SQLAlchemy URL (default: `sqlalchemy.url` of alembic.ini).
     `environment`, `settings`, `limits`, `rewrite`, `yes`, `accept_data_loss`,
-    `journal_file`, `observer` and `cancel` are those of
+    `journal_file`, `observer`, `cancel` and `restamp` are those of
     `pgwarden.apply.api.apply_plan` (`settings` default: pgwarden.toml /
     pyproject.toml of the working directory). Every other keyword goes to
     Alembic's `context.configure` (e.g. `target_metadata`,
@@ -154,6 +155,7 @@ def configure(
         journal_file=journal_file,
         observer=observer,
         cancel=cancel,
+        restamp=restamp,
     )
 
 

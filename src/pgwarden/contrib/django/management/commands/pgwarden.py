@@ -66,6 +66,9 @@ class Command(BaseCommand):  # type: ignore[misc]
         mig.add_argument("--env", help="The environment this database is (identity guard).")
         mig.add_argument("--yes", action="store_true", help="Do not ask for confirmation.")
         mig.add_argument(
+            "--restamp", action="store_true", help="Adopt this database as --env (re-bind it)."
+        )
+        mig.add_argument(
             "--rewrite", action="store_true", help="Apply the lint fixes (lock-friendly SQL)."
         )
         mig.add_argument("--dry-run", action="store_true", help="Show the plan; run nothing.")
@@ -218,6 +221,7 @@ class Command(BaseCommand):  # type: ignore[misc]
                 cancel=cancel,
                 confirm=None if options["yes"] else _confirm(),
                 journal_file=options["journal_file"],
+                restamp=options["restamp"],
             )
         if result.state == "dry-run":
             for s in result.steps:
