@@ -15,7 +15,7 @@ from typing import TypedDict, cast
 from pgwarden.analysis.catalog import Catalog
 from pgwarden.analysis.effects import Effects
 from pgwarden.analysis.locks import analyse
-from pgwarden.analysis.nodes import AlterTableCmd, TypeName, TypeOf
+from pgwarden.analysis.nodes import AlterTableCmd, TypeName, TypeOf, VariableSetStmt
 from pgwarden.analysis.parse import Body, Node, ParsedStatement, fingerprint, gc_paused
 from pgwarden.location import LineIndex, SourceLocation
 
@@ -129,10 +129,8 @@ class Plan:
 
 
 def _tx_kind(stmt: ParsedStatement) -> str | None:
-    if stmt.kind != "TransactionStmt":
-        return None
-    kind: str = stmt.body.get("kind", "")
-    return kind
+    body = stmt.tree.get("TransactionStmt")
+    return None if body is None else body.get("kind", "")
 
 
 _BEGIN = {"TRANS_STMT_BEGIN", "TRANS_STMT_START"}
@@ -144,12 +142,11 @@ _END = {
 }
 
 
-def _timezone_set(body: dict[str, object], catalog: Catalog | None) -> str | None:
+def _timezone_set(body: VariableSetStmt, catalog: Catalog | None) -> str | None:
     """The TimeZone after `SET [LOCAL] TimeZone ...` / `RESET TimeZone` (None: not known)."""
     args = body.get("args")
-    if body.get("kind") == "VAR_SET_VALUE" and isinstance(args, list) and args:
-        value = args[0].get("A_Const", {}).get("sval", {}).get("sval")
-        return str(value) if value is not None else None
+    if body.get("kind") == "VAR_SET_VALUE" and args:
+        return args[0].get("A_Const", {}).get("sval", {}).get("sval")
     return catalog.timezone if catalog is not None else None
 
 
@@ -203,8 +200,9 @@ def _build_plan(
                 else TxMode.AUTOCOMMIT
             )
             line, col = lines.line_col(stmt.start)
-            if stmt.kind == "VariableSetStmt" and stmt.body.get("name") == "timezone":
-                timezone = _timezone_set(stmt.body, catalog)
+            setting = stmt.tree.get("VariableSetStmt")
+            if setting is not None and setting.get("name") == "timezone":
+                timezone = _timezone_set(setting, catalog)
             steps.append(
                 Step(
                     index=len(steps),
