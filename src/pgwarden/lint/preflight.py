@@ -38,6 +38,7 @@ from typing import Any
 
 from psycopg import sql
 
+from pgwarden.analysis.nodes import Constraint, RangeVar, relname, strings
 from pgwarden.analysis.parse import check_expressions
 from pgwarden.errors import DatabaseError
 from pgwarden.findings import Finding, Severity
@@ -68,19 +69,10 @@ class Violation:
     sample: tuple[str, ...]
 
 
-def _table(rv: dict[str, Any]) -> sql.Composable:
+def _table(rv: RangeVar) -> sql.Composable:
     schema = rv.get("schemaname")
-    name = sql.Identifier(str(rv["relname"]))
+    name = sql.Identifier(rv["relname"])
     return sql.SQL("{}.{}").format(sql.Identifier(schema), name) if schema else name
-
-
-def _label(rv: dict[str, Any]) -> str:
-    schema = rv.get("schemaname")
-    return f"{schema}.{rv['relname']}" if schema else str(rv["relname"])
-
-
-def _keys(items: list[dict[str, Any]] | None) -> list[str]:
-    return [str(i["String"]["sval"]) for i in items or () if "String" in i]
 
 
 def _rows_where(step: Step, table: sql.Composable, cond: sql.Composable, what: str) -> _Check:
@@ -122,12 +114,12 @@ ORDER BY array_position(i.indkey::int2[], a.attnum)
 
 
 def _orphans(
-    step: Step, table: sql.Composable, label: str, con: dict[str, Any], conn: Any
+    step: Step, table: sql.Composable, label: str, con: Constraint, conn: Any
 ) -> _Check | None:
-    fk_cols = _keys(con.get("fk_attrs"))
-    pk_cols = _keys(con.get("pk_attrs"))
+    fk_cols = strings(con.get("fk_attrs"))
+    pk_cols = strings(con.get("pk_attrs"))
     if not pk_cols:  # REFERENCES t: the referenced table's primary key
-        pk_cols = [str(r[0]) for r in conn.execute(_PRIMARY_KEY, (_label(con["pktable"]),))]
+        pk_cols = [str(r[0]) for r in conn.execute(_PRIMARY_KEY, (relname(con["pktable"]),))]
     if not pk_cols or len(pk_cols) != len(fk_cols):
         return None
     ref = _table(con["pktable"])
@@ -139,26 +131,27 @@ def _orphans(
         sql.SQL("t.{} IS NOT NULL").format(sql.Identifier(f)) for f in fk_cols
     )
     cond = sql.SQL("{} AND NOT EXISTS (SELECT 1 FROM {} AS p WHERE {})").format(present, ref, match)
-    what = f"FOREIGN KEY {label}({', '.join(fk_cols)}) -> {_label(con['pktable'])}"
+    what = f"FOREIGN KEY {label}({', '.join(fk_cols)}) -> {relname(con['pktable'])}"
     return _rows_where(step, table, cond, what)
 
 
 def _checks(step: Step, created: set[str], conn: Any) -> Iterator[_Check]:
-    body = step.body
-    if step.kind == "IndexStmt" and body.get("unique"):
-        rv = body["relation"]
-        cols = [str(p["IndexElem"].get("name")) for p in body.get("indexParams", ())]
+    index = step.tree.get("IndexStmt")
+    if index is not None and index.get("unique"):
+        rv = index["relation"]
+        cols = [str(p["IndexElem"].get("name")) for p in index.get("indexParams", ())]
         if (
-            _label(rv) not in created
+            relname(rv) not in created
             and all(c != "None" for c in cols)
-            and not body.get("whereClause")
+            and not index.get("whereClause")
         ):
-            yield _duplicates(step, _table(rv), _label(rv), cols)
+            yield _duplicates(step, _table(rv), relname(rv), cols)
         return
-    if step.kind != "AlterTableStmt" or _label(body["relation"]) in created:
+    body = step.tree.get("AlterTableStmt")
+    if body is None or relname(body["relation"]) in created:
         return
     rv = body["relation"]
-    table, label = _table(rv), _label(rv)
+    table, label = _table(rv), relname(rv)
     exprs = iter(check_expressions(step.sql) if "CHECK" in step.sql.upper() else [])
     for cmd_node in body.get("cmds", ()):
         cmd = cmd_node.get("AlterTableCmd", {})
@@ -166,19 +159,19 @@ def _checks(step: Step, created: set[str], conn: Any) -> Iterator[_Check]:
         con = cmd.get("def", {}).get("Constraint", {})
         kind = con.get("contype")
         if subtype == "AT_SetNotNull":
-            yield _nulls(step, table, label, [str(cmd["name"])])
+            yield _nulls(step, table, label, [cmd["name"]])
         elif subtype == "AT_AddConstraint" and kind == "CONSTR_CHECK":
             expr = next(exprs)
             cond = sql.SQL("NOT ({})").format(sql.SQL(expr))  # the migration's own SQL, read-only
             yield _rows_where(step, table, cond, f"CHECK ({expr}) on {label}")
         elif subtype == "AT_AddConstraint" and kind in ("CONSTR_UNIQUE", "CONSTR_PRIMARY"):
-            cols = _keys(con.get("keys"))
+            cols = strings(con.get("keys"))
             if cols and not con.get("indexname"):
                 yield _duplicates(step, table, label, cols)
                 if kind == "CONSTR_PRIMARY":
                     yield _nulls(step, table, label, cols)
         elif subtype == "AT_AddConstraint" and kind == "CONSTR_NOTNULL":
-            yield _nulls(step, table, label, _keys(con.get("keys")))
+            yield _nulls(step, table, label, strings(con.get("keys")))
         elif subtype == "AT_AddConstraint" and kind == "CONSTR_FOREIGN":
             check = _orphans(step, table, label, con, conn)
             if check is not None:
