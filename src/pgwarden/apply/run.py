@@ -241,6 +241,12 @@ def apply_plan(
             # Another run may have applied steps or stamped the database while this one
             # was being confirmed: what runs is decided again, under the lock.
             now = decide(interactive=False)
+            if now.environment.protected and not (first.environment.protected or yes):
+                raise Refused(
+                    f"{now.environment.name!r} became protected while this run was starting "
+                    "(another run stamped the database)",
+                    hint="run the apply again to confirm, or pass --yes",
+                )
             result = _run(
                 conn,
                 database_url,
