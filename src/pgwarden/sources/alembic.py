@@ -104,10 +104,14 @@ class AlembicSources:
 
     def is_bookkeeping(self, step: Step) -> bool:
         """Whether `step` is Alembic's version-table SQL (not the user's migration)."""
-        if step.kind not in ("CreateStmt", "InsertStmt", "UpdateStmt", "DeleteStmt"):
-            return False
-        rel = step.body.get("relation") or {}
-        return bool(rel.get("relname") == self.version_table)
+        tree = step.tree
+        body = (
+            tree.get("CreateStmt")
+            or tree.get("InsertStmt")
+            or tree.get("UpdateStmt")
+            or tree.get("DeleteStmt")
+        )
+        return body is not None and body.get("relation", {}).get("relname") == self.version_table
 
 
 class _Capture(io.StringIO):
@@ -159,12 +163,8 @@ def _display(path: str) -> str:
         return path
 
 
-def _is_txn(stmt: ParsedStatement) -> bool:
-    return stmt.kind == "TransactionStmt"
-
-
 def _kind(stmt: ParsedStatement) -> str:
-    return str(stmt.body.get("kind", "")) if _is_txn(stmt) else ""
+    return stmt.tree.get("TransactionStmt", {}).get("kind", "")
 
 
 def _assemble(cap: _Capture) -> list[Source]:
@@ -330,7 +330,7 @@ def thread_transactions(plan: Plan) -> Plan:
     open_tx: int | None = None
     next_tx = 0
     for step in plan.steps:
-        kind = str(step.body.get("kind", "")) if step.is_transaction_control else ""
+        kind = step.tree.get("TransactionStmt", {}).get("kind", "")
         if kind in ("TRANS_STMT_BEGIN", "TRANS_STMT_START") and open_tx is None:
             open_tx = next_tx
             next_tx += 1
