@@ -34,11 +34,12 @@ def _loc(text: str) -> SourceLocation:
 
 
 def _adds_validated_fk(step: Step) -> str | None:
-    if step.kind != "AlterTableStmt":
+    body = step.tree.get("AlterTableStmt")
+    if body is None:
         return None
-    for cmd in step.body.get("cmds", []):
+    for cmd in body.get("cmds", []):
         c = cmd.get("AlterTableCmd", {})
-        con = (c.get("def") or {}).get("Constraint", {})
+        con = c.get("def", {}).get("Constraint", {})
         if con.get("contype") == "CONSTR_FOREIGN" and not con.get("skip_validation"):
             return str(con.get("conname") or "the foreign key")
     return None
@@ -52,7 +53,8 @@ def _help(step: Step) -> str:
             f"run ALTER TABLE ... VALIDATE CONSTRAINT {fk} in its own transaction; validation "
             "then takes SHARE UPDATE EXCLUSIVE, which lets reads and writes go on"
         )
-    if step.kind == "IndexStmt" and not step.body.get("concurrent"):
+    index = step.tree.get("IndexStmt")
+    if index is not None and not index.get("concurrent"):
         return "build the index with CREATE INDEX CONCURRENTLY (outside a transaction block)"
     if step.effects.rewrites:
         return (
