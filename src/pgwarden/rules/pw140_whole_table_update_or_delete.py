@@ -49,7 +49,7 @@ from collections.abc import Iterator
 from pgwarden.analysis.nodes import A_Const, Node
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
-from pgwarden.rules._sql import how_long, regclass
+from pgwarden.rules._sql import how_long, regclass, strings
 from pgwarden.rules.base import Hit, LintContext, Rule
 
 _HELP = (
@@ -69,7 +69,7 @@ def _always_true(where: Node) -> bool:
         return bool(const.get("boolval", {}).get("boolval"))
     expr = where.get("A_Expr")
     if expr is not None and expr.get("kind") == "AEXPR_OP":
-        ops = [n.get("String", {}).get("sval") for n in expr.get("name") or ()]
+        ops = strings(expr.get("name"))
         left, right = expr.get("lexpr", {}), expr.get("rexpr", {})
         if ops == ["="] and "A_Const" in left and "A_Const" in right:
             return _value(left["A_Const"]) == _value(right["A_Const"])
