@@ -144,3 +144,19 @@ def test_a_stamp_table_from_an_earlier_version_is_upgraded(db: str, tmp_path: Pa
         apply_plan(plan_of(other), database_url=db, env="production")
     assert apply_plan(plan_of(other), database_url=db, env="production", settings=PROD, yes=True).ok
     assert scalar(db, "SELECT protected AND port IS NOT NULL FROM pgwarden.target") is True
+
+
+def test_rehearse_on_a_live_target_decides_protection_with_the_same_function(db: str) -> None:
+    from pgwarden.rehearse.target import check_not_production
+
+    with psycopg.connect(db, autocommit=True) as c:
+        stamp_database(c, "qa", protected=True, by="test")
+        declared = {"qa": Environment("qa", protected=False)}
+        with pytest.raises(Refused, match="protected environment 'qa'"):
+            check_not_production(db, c, declared)  # the stamp travels
+        c.execute("UPDATE pgwarden.target SET protected = NULL")  # an older stamp
+        with pytest.raises(Refused, match="protected environment 'qa'"):
+            check_not_production(db, c, {})  # undeclared: protected
+        check_not_production(db, c, declared)
+        stamp_database(c, "qa", protected=False, by="test")
+        check_not_production(db, c, {})  # the stamp says unprotected

@@ -34,6 +34,7 @@ __all__ = [
     "read_identity",
     "read_stamp",
     "stamp_database",
+    "stamp_protection",
     "stamped_protection",
     "user_tables",
     "verified_backup",
@@ -230,20 +231,24 @@ def write_stamp(
     )
 
 
+def stamp_protection(conn: psycopg.Connection[tuple[object, ...]]) -> bool | None:
+    """What the database's stamp records as its protection (None: no stamp, or a stamp
+    from before protection was recorded); reads stamps of any pgwarden version."""
+    row = conn.execute(sql.SQL("SELECT to_regclass('pgwarden.target')")).fetchone()
+    if row is None or row[0] is None:
+        return None
+    row = conn.execute(
+        sql.SQL("SELECT (to_jsonb(t) ->> 'protected')::boolean FROM pgwarden.target t LIMIT 1")
+    ).fetchone()
+    return None if row is None or row[0] is None else bool(row[0])
+
+
 def stamped_protection(dsn: str) -> bool | None:
-    """What the stamp of the database at `dsn` records as its protection (None: no stamp,
-    or a stamp from before protection was recorded); for commands without an open
-    connection of their own."""
+    """`stamp_protection` of the database at `dsn`, for commands without a connection."""
     from pgwarden.pg.connect import connect
 
     with connect(dsn, application_name="pgwarden-identity") as conn:
-        row = conn.execute(sql.SQL("SELECT to_regclass('pgwarden.target')")).fetchone()
-        if row is None or row[0] is None:
-            return None
-        row = conn.execute(
-            sql.SQL("SELECT (to_jsonb(t) ->> 'protected')::boolean FROM pgwarden.target t LIMIT 1")
-        ).fetchone()
-    return None if row is None or row[0] is None else bool(row[0])
+        return stamp_protection(conn)
 
 
 def stamp_database(

@@ -83,9 +83,11 @@ def check_not_production(
             )
     stamped = _stamp_environment(conn)
     if stamped is not None:
-        env = environments.get(stamped)
-        protected = env.protected if env is not None else bool(_PROD.search(stamped))
-        if protected:
+        from pgwarden.apply.identity import stamp_protection
+        from pgwarden.settings import is_protected
+
+        recorded = stamp_protection(conn)  # apply's rule: the stamp travels
+        if is_protected(stamped, environments, recorded) or _PROD.search(stamped):
             raise Refused(
                 f"refusing to rehearse on {describe_dsn(dsn)}: it is stamped as protected "
                 f"environment {stamped!r}",
