@@ -181,6 +181,7 @@ def test_a_pg_basebackup_copy_is_told_apart_and_restamp_adopts_it(
         )
         assert adopted.outcome is not None and adopted.outcome.done == (3,)
         assert scalar(copied, "SELECT balance FROM acct") == 101
+        assert scalar(copied, "SELECT protected FROM pgwarden.target") is False  # staging's
     # The original is still production and still itself.
     result = apply_plan(
         plan_of(mig), database_url=dsn, env="production", settings=SETTINGS, yes=True

@@ -54,7 +54,7 @@ from pgwarden.errors import DatabaseError, InputError, PgwardenError, Refused, U
 from pgwarden.lint.rewrite import Rewrite, rewrite_plan
 from pgwarden.pg.connect import connect
 from pgwarden.plan import Plan
-from pgwarden.settings import Environment, Settings
+from pgwarden.settings import Environment, Settings, is_protected
 
 _ADVISORY_KEY = 0x70677764  # "pgwd": one apply at a time per database
 
@@ -257,7 +257,16 @@ def apply_plan(
                 ident,
                 now.stamp,
                 restamp,
-                now.environment,
+                # What the stamp records: the environment's own protection (a run leaving
+                # a protected stamp is confirmed as protected, the new stamp is not).
+                Environment(
+                    now.environment.name,
+                    is_protected(
+                        now.environment.name,
+                        cfg.environments,
+                        None if now.stamp is None or restamp else now.stamp.protected,
+                    ),
+                ),
                 policies,
                 lim,
                 stop,
