@@ -183,3 +183,26 @@ def test_fix_walks_the_plan_a_fixed_number_of_times(tmp_path: Path) -> None:
     assert len(fixes) == 200
     assert all("CREATE INDEX CONCURRENTLY" in fx.new for fx in fixes)
     assert _CountingSteps.walks < 20
+
+
+def test_long_transaction_findings_stay_small(tmp_path: Path) -> None:
+    """PW121 names the first few earlier locks and counts the rest (the output was quadratic)."""
+    n = 300
+    path = tmp_path / "m.sql"
+    path.write_text(
+        "BEGIN;\n"
+        + "".join(f"ALTER TABLE t{i} ALTER COLUMN a TYPE bigint;\n" for i in range(n))
+        + "COMMIT;\n"
+    )
+    _, result = lint([path])
+    pw121 = [f for f in result.findings if f.code == "PW121"]
+    assert len(pw121) == n - 1
+    last = pw121[-1].message
+    assert last.startswith(
+        "ACCESS EXCLUSIVE on t0 (blocks reads and writes), taken at line 2 and ACCESS EXCLUSIVE "
+        "on t1 (blocks reads and writes), taken at line 3 and ACCESS EXCLUSIVE on t2 (blocks "
+        "reads and writes), taken at line 4 and 296 more such locks, are still held while this "
+        "statement rewrites t299"
+    ), last
+    assert last.endswith("(and 296 more tables)")
+    assert max(len(f.message) for f in pw121) < 1000

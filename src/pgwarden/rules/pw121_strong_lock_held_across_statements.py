@@ -7,7 +7,7 @@ DELETE) when an earlier statement of the same transaction took a lock that
 blocks reads or writes on an existing table, and this statement does not
 take that lock itself. The transaction is the `BEGIN ... COMMIT` written in
 the file or, by default, the one transaction the migration runner wraps each
-file in.
+file in. A finding names the first three such locks and counts the rest.
 
 ## Why is this bad?
 A lock is released at COMMIT, not when the statement that took it ends. A
@@ -61,6 +61,9 @@ from pgwarden.rules._sql import TABLE_KINDS, how_long, qualified, regclass, tx_w
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
 
 _TABLE_KINDS = frozenset(TABLE_KINDS)
+# Locks named in a finding; the rest are counted. Naming every earlier lock made the
+# findings of a long transaction grow with the square of its length.
+NAMED = 3
 _DML = {"UpdateStmt": "updates", "DeleteStmt": "deletes", "InsertStmt": "inserts"}
 
 
@@ -108,6 +111,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     parts: list[str] = []
     sizes: list[str] = []
     worst: Severity | None = None
+    count = 0
     for rel, (mode, earlier) in held.items():
         if not mode.blocks_writes or qualified(rel) in ctx.created or own.get(rel, 0) >= mode:
             continue
@@ -120,14 +124,20 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
             continue
         if worst is None or judged.severity.rank > worst.rank:
             worst = judged.severity
+        count += 1
+        if count > NAMED:
+            continue
         where = earlier.location
         at = f"line {where.line}" if where.path == step.location.path else str(where)
         parts.append(f"{describe_lock(mode, rel)}, taken at {at}")
         sizes.append(f"{rel}: {judged.size}")
     if worst is None:
         return
+    if count > NAMED:
+        parts.append(f"{count - NAMED:,} more such locks")
+        sizes.append(f"(and {count - NAMED:,} more tables)")
     yield Hit(
-        message=f"{' and '.join(parts)}, {'is' if len(parts) == 1 else 'are'} still held while "
+        message=f"{' and '.join(parts)}, {'is' if count == 1 else 'are'} still held while "
         f"this statement {doing} ({how_long(est)}): locks live until COMMIT and this runs "
         f"{tx_words(step)}, so that traffic waits for this statement too; {'; '.join(sizes)}",
         help="commit right after the statement that takes the strong lock and run this one in its "
