@@ -11,8 +11,6 @@ The lock model (analysis/locks*.py) and the rules read trees only through these 
 and the readers below, so mypy checks their logic field by field.
 """
 
-from __future__ import annotations
-
 import re
 from collections.abc import Iterator
 from functools import lru_cache
@@ -114,7 +112,7 @@ class Boolean(TypedDict, total=False):
 
 
 class ListNode(TypedDict, total=False):
-    items: list[Node]
+    items: list["Node"]
 
 
 class A_Const(TypedDict, total=False):
@@ -139,24 +137,24 @@ class RangeVar(TypedDict, total=False):
 
 
 class TypeName(TypedDict, total=False):
-    names: list[Node]
-    typmods: list[Node]
+    names: list["Node"]
+    typmods: list["Node"]
     typemod: int
-    arrayBounds: list[Node]
+    arrayBounds: list["Node"]
     setof: bool
     pct_type: bool
     location: int
 
 
 class ObjectWithArgs(TypedDict, total=False):
-    objname: list[Node]
-    objargs: list[Node]
+    objname: list["Node"]
+    objargs: list["Node"]
 
 
 class DefElem(TypedDict, total=False):
     defnamespace: str
     defname: str
-    arg: Node
+    arg: "Node"
     defaction: str
 
 
@@ -164,39 +162,39 @@ class DefElem(TypedDict, total=False):
 
 
 class ColumnRef(TypedDict, total=False):
-    fields: list[Node]
+    fields: list["Node"]
 
 
 class TypeCast(TypedDict, total=False):
-    arg: Node
+    arg: "Node"
     typeName: TypeName
 
 
 class FuncCall(TypedDict, total=False):
-    funcname: list[Node]
-    args: list[Node]
+    funcname: list["Node"]
+    args: list["Node"]
 
 
 class A_Expr(TypedDict, total=False):
     kind: str
-    name: list[Node]
-    lexpr: Node
-    rexpr: Node
+    name: list["Node"]
+    lexpr: "Node"
+    rexpr: "Node"
 
 
 class BoolExpr(TypedDict, total=False):
     boolop: str
-    args: list[Node]
+    args: list["Node"]
 
 
 class NullTest(TypedDict, total=False):
-    arg: Node
+    arg: "Node"
     nulltesttype: str
 
 
 class ResTarget(TypedDict, total=False):
     name: str
-    val: Node
+    val: "Node"
 
 
 # -- table parts ---------------------------------------------------------------------
@@ -211,38 +209,38 @@ class Constraint(TypedDict, total=False):
     skip_validation: bool
     initially_valid: bool
     is_no_inherit: bool
-    raw_expr: Node
-    keys: list[Node]
-    exclusions: list[Node]
+    raw_expr: "Node"
+    keys: list["Node"]
+    exclusions: list["Node"]
     indexname: str
     indexspace: str
-    including: list[Node]
-    options: list[Node]
+    including: list["Node"]
+    options: list["Node"]
     nulls_not_distinct: bool
     generated_when: str
     generated_kind: str
     pktable: RangeVar
-    fk_attrs: list[Node]
-    pk_attrs: list[Node]
+    fk_attrs: list["Node"]
+    pk_attrs: list["Node"]
     fk_matchtype: str
     fk_upd_action: str
     fk_del_action: str
-    where_clause: Node
+    where_clause: "Node"
 
 
 class ColumnDef(TypedDict, total=False):
     colname: str
     typeName: TypeName
     is_not_null: bool
-    raw_default: Node
+    raw_default: "Node"
     identity: str
     generated: str
-    constraints: list[Node]
+    constraints: list["Node"]
 
 
 class IndexElem(TypedDict, total=False):
     name: str
-    expr: Node
+    expr: "Node"
 
 
 class PartitionBoundSpec(TypedDict, total=False):
@@ -272,7 +270,7 @@ class IntoClause(TypedDict, total=False):
 
 class VacuumRelation(TypedDict, total=False):
     relation: RangeVar
-    va_cols: list[Node]
+    va_cols: list["Node"]
 
 
 # `def` is a Python keyword: these two use the functional form.
@@ -294,7 +292,7 @@ AlterDomainStmt = TypedDict(
     "AlterDomainStmt",
     {
         "subtype": str,
-        "typeName": "list[Node]",
+        "typeName": list["Node"],
         "name": str,
         "def": "Node",
         "behavior": str,
@@ -309,7 +307,7 @@ AlterDomainStmt = TypedDict(
 
 class AlterTableStmt(TypedDict, total=False):
     relation: RangeVar
-    cmds: list[Node]
+    cmds: list["Node"]
     objtype: str
     missing_ok: bool
 
@@ -318,8 +316,8 @@ class IndexStmt(TypedDict, total=False):
     idxname: str
     relation: RangeVar
     accessMethod: str
-    indexParams: list[Node]
-    whereClause: Node
+    indexParams: list["Node"]
+    whereClause: "Node"
     unique: bool
     nulls_not_distinct: bool
     primary: bool
@@ -332,35 +330,35 @@ class ReindexStmt(TypedDict, total=False):
     kind: str
     relation: RangeVar
     name: str
-    params: list[Node]
+    params: list["Node"]
 
 
 class VacuumStmt(TypedDict, total=False):
-    options: list[Node]
-    rels: list[Node]
+    options: list["Node"]
+    rels: list["Node"]
     is_vacuumcmd: bool
 
 
 class ClusterStmt(TypedDict, total=False):
     relation: RangeVar
     indexname: str
-    params: list[Node]
+    params: list["Node"]
 
 
 class TruncateStmt(TypedDict, total=False):
-    relations: list[Node]
+    relations: list["Node"]
     restart_seqs: bool
     behavior: str
 
 
 class LockStmt(TypedDict, total=False):
-    relations: list[Node]
+    relations: list["Node"]
     mode: int
     nowait: bool
 
 
 class DropStmt(TypedDict, total=False):
-    objects: list[Node]
+    objects: list["Node"]
     removeType: str
     behavior: str
     missing_ok: bool
@@ -369,14 +367,14 @@ class DropStmt(TypedDict, total=False):
 
 class CreateStmt(TypedDict, total=False):
     relation: RangeVar
-    tableElts: list[Node]
-    inhRelations: list[Node]
+    tableElts: list["Node"]
+    inhRelations: list["Node"]
     partbound: PartitionBoundSpec
     if_not_exists: bool
 
 
 class CreateTableAsStmt(TypedDict, total=False):
-    query: Node
+    query: "Node"
     into: IntoClause
     objtype: str
     if_not_exists: bool
@@ -384,7 +382,7 @@ class CreateTableAsStmt(TypedDict, total=False):
 
 class ViewStmt(TypedDict, total=False):
     view: RangeVar
-    query: Node
+    query: "Node"
     replace: bool
 
 
@@ -401,20 +399,20 @@ class CreateTrigStmt(TypedDict, total=False):
 
 class CreateSeqStmt(TypedDict, total=False):
     sequence: RangeVar
-    options: list[Node]
+    options: list["Node"]
     if_not_exists: bool
 
 
 class AlterSeqStmt(TypedDict, total=False):
     sequence: RangeVar
-    options: list[Node]
+    options: list["Node"]
 
 
 class RenameStmt(TypedDict, total=False):
     renameType: str
     relationType: str
     relation: RangeVar
-    object: Node
+    object: "Node"
     subname: str
     newname: str
     missing_ok: bool
@@ -423,13 +421,13 @@ class RenameStmt(TypedDict, total=False):
 class AlterObjectSchemaStmt(TypedDict, total=False):
     objectType: str
     relation: RangeVar
-    object: Node
+    object: "Node"
     newschema: str
 
 
 class CommentStmt(TypedDict, total=False):
     objtype: str
-    object: Node
+    object: "Node"
     comment: str
 
 
@@ -437,46 +435,46 @@ class GrantStmt(TypedDict, total=False):
     is_grant: bool
     targtype: str
     objtype: str
-    objects: list[Node]
+    objects: list["Node"]
 
 
 class InsertStmt(TypedDict, total=False):
     relation: RangeVar
-    cols: list[Node]
-    selectStmt: Node
+    cols: list["Node"]
+    selectStmt: "Node"
 
 
 class UpdateStmt(TypedDict, total=False):
     relation: RangeVar
-    targetList: list[Node]
-    whereClause: Node
-    fromClause: list[Node]
+    targetList: list["Node"]
+    whereClause: "Node"
+    fromClause: list["Node"]
 
 
 class DeleteStmt(TypedDict, total=False):
     relation: RangeVar
-    usingClause: list[Node]
-    whereClause: Node
+    usingClause: list["Node"]
+    whereClause: "Node"
 
 
 class SelectStmt(TypedDict, total=False):
     intoClause: IntoClause
-    targetList: list[Node]
-    fromClause: list[Node]
-    whereClause: Node
-    valuesLists: list[Node]
-    lockingClause: list[Node]
+    targetList: list["Node"]
+    fromClause: list["Node"]
+    whereClause: "Node"
+    valuesLists: list["Node"]
+    lockingClause: list["Node"]
 
 
 class CopyStmt(TypedDict, total=False):
     relation: RangeVar
-    query: Node
+    query: "Node"
     is_from: bool
 
 
 class ExplainStmt(TypedDict, total=False):
-    query: Node
-    options: list[Node]
+    query: "Node"
+    options: list["Node"]
 
 
 class CreatedbStmt(TypedDict, total=False):
@@ -489,7 +487,7 @@ class DropdbStmt(TypedDict, total=False):
 
 
 class AlterEnumStmt(TypedDict, total=False):
-    typeName: list[Node]
+    typeName: list["Node"]
     oldVal: str
     newVal: str
     newValNeighbor: str
@@ -498,8 +496,8 @@ class AlterEnumStmt(TypedDict, total=False):
 
 
 class CreateEnumStmt(TypedDict, total=False):
-    typeName: list[Node]
-    vals: list[Node]
+    typeName: list["Node"]
+    vals: list["Node"]
 
 
 class CreateSchemaStmt(TypedDict, total=False):
@@ -514,7 +512,7 @@ class TransactionStmt(TypedDict, total=False):
 class VariableSetStmt(TypedDict, total=False):
     kind: str
     name: str
-    args: list[Node]
+    args: list["Node"]
     is_local: bool
 
 
