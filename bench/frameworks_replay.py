@@ -51,6 +51,7 @@ UNUSED = ROOT / "examples" / "incident" / "001_recreate_invoice_fk.sql"  # run_o
 PY = sys.executable
 DJANGO_ENV = (("PGWARDEN_DJANGO_DSN", "{dsn}"),)
 DJANGO_PGWARDEN = (PY, "manage.py", "pgwarden", "migrate", "ledger", "--env", "replay", "--yes")
+DJANGO_PGWARDEN += ("--restamp",)  # adopt the replay's copy (0001 recorded before pgwarden)
 ALEMBIC_CMD = (PY, "-m", "alembic", "-c", str(ALEMBIC / "alembic.ini"), "upgrade", "head")
 TOOLS: dict[str, tuple[str, tuple[str, ...], tuple[tuple[str, str], ...]]] = {
     # name: (template, argv, env)

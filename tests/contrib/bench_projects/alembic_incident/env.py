@@ -29,6 +29,7 @@ if os.environ.get("PGWARDEN_GUARDED") == "1":
         environment=os.environ.get("PGWARDEN_ENV", "dev"),
         rewrite=os.environ.get("PGWARDEN_REWRITE") == "1",
         yes=True,
+        restamp=True,  # the replay's database: a fresh copy with 0001 applied, adopted
         journal_file=os.environ.get("PGWARDEN_JOURNAL") or None,
         transaction_per_migration=True,
     )
