@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import tomllib
+import typing
 from pathlib import Path
+
+import pglast.ast
 
 from pgwarden.analysis import locks_altertable, locks_core, nodes
 from pgwarden.analysis.catalog import Catalog, Column, Relation
@@ -80,3 +83,39 @@ def test_mypy_allows_no_any_in_the_rules_and_the_lock_model() -> None:
         "pgwarden.analysis.locks_altertable",
         "pgwarden.rules.*",
     } <= strict
+
+
+def _typed_dicts() -> dict[str, type]:
+    return {
+        name: obj
+        for name, obj in vars(nodes).items()
+        if isinstance(obj, type) and typing.is_typeddict(obj) and not name.startswith("_")
+    }
+
+
+def test_every_typed_field_is_a_field_of_that_node_in_the_grammar() -> None:
+    """A misspelt field would read as absent for ever: each one is checked against
+    pglast's node classes (its `def_` is the JSON's `def`; A_Const's value is one of the
+    value fields)."""
+    wrong = {}
+    for name, td in _typed_dicts().items():
+        if name in ("Node", "ListNode"):
+            continue
+        if name == "A_Const":
+            fields = {"ival", "sval", "fval", "boolval", "bsval", "isnull", "location"}
+        else:
+            slots = getattr(pglast.ast, name).__slots__
+            fields = {"def" if f == "def_" else f for f in slots}
+        extra = set(td.__annotations__) - fields
+        if extra:
+            wrong[name] = sorted(extra)
+    assert wrong == {}
+
+
+def test_node_maps_each_kind_to_its_own_fields() -> None:
+    kinds = typing.get_type_hints(nodes.Node)
+    for kind, fields in kinds.items():
+        assert kind == "List" or hasattr(pglast.ast, kind), kind
+        assert fields.__name__ in (kind, "ListNode", "_Empty"), (kind, fields)
+    used = set(_typed_dicts()) - {"Node", "ListNode", "TypeOf"}
+    assert used <= set(kinds), used - set(kinds)
