@@ -119,3 +119,31 @@ def test_node_maps_each_kind_to_its_own_fields() -> None:
         assert fields.__name__ in (kind, "ListNode", "_Empty"), (kind, fields)
     used = set(_typed_dicts()) - {"Node", "ListNode", "TypeOf"}
     assert used <= set(kinds), used - set(kinds)
+
+
+def test_every_get_of_a_literal_key_names_a_known_field() -> None:
+    """mypy types `node.get("typo")` as object without an error: every `.get("...")` in the
+    code that reads trees must name a field or node kind of analysis/nodes.py."""
+    import ast
+
+    from pgwarden.plan import Derived
+
+    known = set(typing.get_type_hints(nodes.Node)) | set(Derived.__annotations__)
+    for td in _typed_dicts().values():
+        known |= set(td.__annotations__)
+    src = Path(nodes.__file__).parent.parent
+    files = [*src.glob("rules/*.py"), *src.glob("analysis/locks*.py"), src / "plan.py"]
+    unknown = set()
+    for path in files:
+        for call in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(call, ast.Call)
+                and isinstance(call.func, ast.Attribute)
+                and call.func.attr == "get"
+                and call.args
+                and isinstance(call.args[0], ast.Constant)
+                and isinstance(call.args[0].value, str)
+                and call.args[0].value not in known
+            ):
+                unknown.add(f"{path.name}:{call.lineno} {call.args[0].value}")
+    assert sorted(unknown) == []
