@@ -123,7 +123,8 @@ def test_node_maps_each_kind_to_its_own_fields() -> None:
 
 def test_every_get_of_a_literal_key_names_a_known_field() -> None:
     """mypy types `node.get("typo")` as object without an error: every `.get("...")` in the
-    code that reads trees must name a field or node kind of analysis/nodes.py."""
+    code that reads trees (rules, lock model, plan, preflight, rehearsal verdicts) must name
+    a field or node kind of analysis/nodes.py."""
     import ast
 
     from pgwarden.plan import Derived
@@ -132,7 +133,13 @@ def test_every_get_of_a_literal_key_names_a_known_field() -> None:
     for td in _typed_dicts().values():
         known |= set(td.__annotations__)
     src = Path(nodes.__file__).parent.parent
-    files = [*src.glob("rules/*.py"), *src.glob("analysis/locks*.py"), src / "plan.py"]
+    files = [
+        *src.glob("rules/*.py"),
+        *src.glob("analysis/locks*.py"),
+        src / "plan.py",
+        src / "lint/preflight.py",
+        src / "rehearse/verdict.py",
+    ]
     unknown = set()
     for path in files:
         for call in ast.walk(ast.parse(path.read_text())):
