@@ -206,3 +206,26 @@ def test_long_transaction_findings_stay_small(tmp_path: Path) -> None:
     ), last
     assert last.endswith("(and 296 more tables)")
     assert max(len(f.message) for f in pw121) < 1000
+
+
+def test_many_slow_statements_in_one_file_transaction(tmp_path: Path) -> None:
+    """PW121/PW102 keep what a transaction holds up to date instead of rescanning it per step."""
+    n = 15000
+    path = tmp_path / "m.sql"
+    path.write_text(
+        "".join(
+            f"CREATE INDEX i{i} ON t{i} (a);\n"
+            f"ALTER TABLE t{i} ADD CONSTRAINT f{i} FOREIGN KEY (a) REFERENCES p (id);\n"
+            for i in range(n)
+        )
+    )
+    findings = _lint_json(path)["findings"]
+    assert isinstance(findings, list)
+    pw121 = [f for f in findings if f["code"] == "PW121"]
+    assert len(pw121) == 2 * n - 2
+    assert pw121[-1]["message"].startswith(
+        "SHARE ROW EXCLUSIVE on t0 (blocks writes), taken at line 2 and SHARE ROW EXCLUSIVE on "
+        "t1 (blocks writes), taken at line 4 and SHARE ROW EXCLUSIVE on t2 (blocks writes), "
+        f"taken at line 6 and {n - 4:,} more such locks, are still held while this statement "
+        f"reads all of t{n - 1}, p "
+    ), pw121[-1]["message"][:300]

@@ -92,9 +92,9 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
             locks.append(describe_lock(mode, rel))
         earlier = sorted(
             {
-                f"line {s.location.line}"
-                for rel, (m, s) in held.items()
-                if rel in (table, ref) and m > LockMode.SHARE_ROW_EXCLUSIVE
+                f"line {held[rel][1].location.line}"
+                for rel in (table, ref)
+                if rel in held and held[rel][0] > LockMode.SHARE_ROW_EXCLUSIVE
             }
         )
         from_earlier = (

@@ -53,12 +53,15 @@ https://www.postgresql.org/docs/current/explicit-locking.html#LOCKING-TABLES
 
 from __future__ import annotations
 
+from bisect import insort
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import cast
 
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
 from pgwarden.rules._sql import TABLE_KINDS, how_long, qualified, regclass, tx_words
-from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
+from pgwarden.rules.base import LONG_LOCK_S, Hit, LintContext, Rule, describe_lock
 
 _TABLE_KINDS = frozenset(TABLE_KINDS)
 # Locks named in a finding; the rest are counted. Naming every earlier lock made the
@@ -99,40 +102,131 @@ def _slow(step: Step, ctx: LintContext) -> tuple[str, float | None] | None:
     return None
 
 
+CODE = "PW121"
+_SEVERITY = {s.rank: s for s in Severity}
+
+
+@dataclass(slots=True)
+class _Held:
+    """The locks one transaction holds that block writes on a table, in `ctx.held` order."""
+
+    log_at: int  # how much of _State.created this transaction has seen
+    place: dict[str, int] = field(default_factory=dict)  # relation -> place in ctx.held
+    blocking: list[tuple[int, str]] = field(default_factory=list)  # (place, relation), sorted
+    ranks: dict[str, tuple[int, int]] = field(default_factory=dict)  # severity rank: short, long
+    gone: set[str] = field(default_factory=set)  # created since: no longer an existing table
+    counts: tuple[dict[int, int], dict[int, int]] = field(default_factory=lambda: ({}, {}))
+
+
+@dataclass(slots=True)
+class _State:
+    """What `observe` saw since the last look-up, and each transaction's blocking locks."""
+
+    txs: dict[int, _Held] = field(default_factory=dict)
+    locked: list[tuple[int, str]] = field(default_factory=list)  # (transaction, relation)
+    created: list[str] = field(default_factory=list)  # every relation created, in order
+
+
+def _state(ctx: LintContext) -> _State:
+    state = cast("_State | None", ctx.state.get(CODE))
+    if state is None:
+        state = ctx.state[CODE] = _State()
+    return state
+
+
+def observe(step: Step, ctx: LintContext) -> None:
+    """Note what `step` locks and creates; `_held` files it when a slow statement asks."""
+    state = _state(ctx)
+    if step.transaction is not None:
+        state.locked.extend((step.transaction, lock.relation) for lock in step.effects.locks)
+    state.created.extend(qualified(c) for c in step.effects.creates)
+
+
+def _count(held: _Held, rel: str, sign: int) -> None:
+    for counts, rank in zip(held.counts, held.ranks[rel], strict=True):
+        counts[rank] = counts.get(rank, 0) + sign
+
+
+def _file(ctx: LintContext, state: _State, tx: int, rel: str) -> None:
+    """Re-judge `rel`'s entry in ctx.held of `tx` (new, or taken again in a stronger mode)."""
+    held = state.txs.get(tx)
+    if held is None:
+        held = state.txs[tx] = _Held(log_at=len(state.created))
+    place = held.place.setdefault(rel, len(held.place))
+    mode, earlier = ctx.held[tx][rel]
+    blocks = mode.blocks_writes and any(
+        lk.relation == rel and lk.relkind in _TABLE_KINDS for lk in earlier.effects.locks
+    )
+    if blocks and rel not in held.ranks:
+        insort(held.blocking, (place, rel))
+        if qualified(rel) in ctx.created:
+            held.ranks[rel] = (0, 0)
+            held.gone.add(rel)
+            return
+        short, long = ctx.judge(rel).severity, ctx.judge(rel, lock_s=LONG_LOCK_S).severity
+        held.ranks[rel] = (short.rank if short else 0, long.rank if long else 0)
+        _count(held, rel, 1)
+    elif not blocks and rel in held.ranks:
+        held.blocking.remove((place, rel))
+        if rel not in held.gone:
+            _count(held, rel, -1)
+        held.gone.discard(rel)
+        del held.ranks[rel]
+
+
+def _held(ctx: LintContext, tx: int) -> _Held | None:
+    """Transaction `tx`'s blocking locks, brought up to date with the steps observed since."""
+    state = _state(ctx)
+    for t, rel in state.locked:
+        _file(ctx, state, t, rel)
+    state.locked.clear()
+    held = state.txs.get(tx)
+    if held is not None:
+        for name in state.created[held.log_at :]:
+            for rel in (name, f"public.{name}"):
+                if rel in held.ranks and rel not in held.gone:
+                    held.gone.add(rel)
+                    _count(held, rel, -1)
+        held.log_at = len(state.created)
+    return held
+
+
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
-    held = ctx.held_before(step)
-    if not held:
+    if step.transaction is None or not ctx.held_before(step):
         return
     slow = _slow(step, ctx)
     if slow is None:
         return
     doing, est = slow
+    held = _held(ctx, step.transaction)
+    if held is None:
+        return
+    locks = ctx.held_before(step)
+    long = int(est is not None and est >= LONG_LOCK_S)
+    counts = dict(held.counts[long])
     own = step.effects.strongest()
+    mine = set()  # held locks this statement takes itself, as strong or stronger
+    for rel, mode in own.items():
+        if rel in held.ranks and rel not in held.gone and mode >= locks[rel][0]:
+            mine.add(rel)
+            counts[held.ranks[rel][long]] -= 1
+    ranks = [rank for rank, n in counts.items() if n > 0]
+    if not ranks:
+        return
+    worst = _SEVERITY[max(ranks)]
+    count = sum(counts.values())
     parts: list[str] = []
     sizes: list[str] = []
-    worst: Severity | None = None
-    count = 0
-    for rel, (mode, earlier) in held.items():
-        if not mode.blocks_writes or qualified(rel) in ctx.created or own.get(rel, 0) >= mode:
+    for _, rel in held.blocking:
+        if len(parts) == NAMED:
+            break
+        if rel in held.gone or rel in mine:
             continue
-        if not any(
-            lk.relation == rel and lk.relkind in _TABLE_KINDS for lk in earlier.effects.locks
-        ):
-            continue
-        judged = ctx.judge(rel, lock_s=est)
-        if judged.severity is None:
-            continue
-        if worst is None or judged.severity.rank > worst.rank:
-            worst = judged.severity
-        count += 1
-        if count > NAMED:
-            continue
+        mode, earlier = locks[rel]
         where = earlier.location
         at = f"line {where.line}" if where.path == step.location.path else str(where)
         parts.append(f"{describe_lock(mode, rel)}, taken at {at}")
-        sizes.append(f"{rel}: {judged.size}")
-    if worst is None:
-        return
+        sizes.append(f"{rel}: {ctx.judge(rel, lock_s=est).size}")
     if count > NAMED:
         parts.append(f"{count - NAMED:,} more such locks")
         sizes.append(f"(and {count - NAMED:,} more tables)")
@@ -147,9 +241,10 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
 
 
 RULE = Rule(
-    code="PW121",
+    code=CODE,
     name="strong-lock-held-across-statements",
     summary="a lock taken earlier in the transaction blocks traffic during a later slow statement",
     doc=__doc__ or "",
     check=check,
+    observe=observe,
 )
