@@ -229,3 +229,17 @@ def test_many_slow_statements_in_one_file_transaction(tmp_path: Path) -> None:
         f"taken at line 6 and {n - 4:,} more such locks, are still held while this statement "
         f"reads all of t{n - 1}, p "
     ), pw121[-1]["message"][:300]
+
+
+def test_many_schema_renames_and_database_drops(tmp_path: Path) -> None:
+    n = 20000
+    path = tmp_path / "m.sql"
+    path.write_text(
+        "CREATE SCHEMA s1;\nCREATE DATABASE d1;\n"
+        + "".join(f"ALTER SCHEMA s{i} RENAME TO z{i};\nDROP DATABASE d{i};\n" for i in range(n))
+    )
+    findings = _lint_json(path)["findings"]
+    assert isinstance(findings, list)
+    codes = [f["code"] for f in findings]
+    assert codes.count("PW209") == n - 1  # s1 was created by this plan
+    assert codes.count("PW210") == n - 1

@@ -39,10 +39,26 @@ https://www.postgresql.org/docs/current/sql-alterschema.html
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import cast
 
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
 from pgwarden.rules.base import Hit, LintContext, Rule
+
+CODE = "PW209"
+
+
+def _created_at(ctx: LintContext) -> dict[object, int]:
+    """schema -> index of the first step of the plan that creates it (built once per lint)."""
+    created = cast("dict[object, int] | None", ctx.state.get(CODE))
+    if created is None:
+        created = {}
+        for s in ctx.plan.steps:
+            create = s.tree.get("CreateSchemaStmt")
+            if create is not None:
+                created.setdefault(create.get("schemaname"), s.index)
+        ctx.state[CODE] = created
+    return created
 
 
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
@@ -50,12 +66,8 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     if body is None or body.get("renameType") != "OBJECT_SCHEMA":
         return
     old = str(body.get("subname"))
-    created = any(
-        s.tree.get("CreateSchemaStmt", {}).get("schemaname") == old
-        for s in ctx.plan.steps[: step.index]
-    )
-    if created:
-        return
+    if _created_at(ctx).get(old, step.index) < step.index:
+        return  # created earlier in this plan
     yield Hit(
         message=f"renames schema {old} to {body.get('newname')}: every query, search_path "
         f"and function that names {old} fails from this moment, for all code still deployed",
@@ -66,7 +78,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
 
 
 RULE = Rule(
-    code="PW209",
+    code=CODE,
     name="schema-renamed",
     summary="renaming a schema breaks every query that names it",
     doc=__doc__ or "",

@@ -33,10 +33,26 @@ https://www.postgresql.org/docs/current/sql-dropdatabase.html
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import cast
 
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
 from pgwarden.rules.base import Hit, LintContext, Rule
+
+CODE = "PW210"
+
+
+def _created_at(ctx: LintContext) -> dict[object, int]:
+    """database -> index of the first step of the plan that creates it (built once per lint)."""
+    created = cast("dict[object, int] | None", ctx.state.get(CODE))
+    if created is None:
+        created = {}
+        for s in ctx.plan.steps:
+            create = s.tree.get("CreatedbStmt")
+            if create is not None:
+                created.setdefault(create.get("dbname"), s.index)
+        ctx.state[CODE] = created
+    return created
 
 
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
@@ -44,12 +60,8 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     if body is None:
         return
     name = body.get("dbname")
-    created = any(
-        s.kind == "CreatedbStmt" and s.tree["CreatedbStmt"].get("dbname") == name
-        for s in ctx.plan.steps[: step.index]
-    )
-    if created:
-        return
+    if _created_at(ctx).get(name, step.index) < step.index:
+        return  # created earlier in this plan
     yield Hit(
         message=f"drops database {name} with every table and row in it; it cannot run in a "
         "transaction, so nothing rolls it back, and only a restored backup brings the data back",
@@ -60,7 +72,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
 
 
 RULE = Rule(
-    code="PW210",
+    code=CODE,
     name="database-dropped",
     summary="DROP DATABASE in a migration destroys everything in it",
     doc=__doc__ or "",
