@@ -2,7 +2,9 @@
 
 ## What it does
 Flags `DROP TABLE` of a table that existed before the migration (a table
-created earlier in the same plan is not flagged).
+created earlier in the same plan is not flagged). An error, except when the
+stats snapshot shows the table empty (0 rows) with no reads or writes while it
+was sampled: then a warning, because stale stats can hide rows written since.
 
 ## Why is this bad?
 The rows are gone the moment the transaction commits; getting them back means
@@ -45,6 +47,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from pgwarden.findings import Severity
+from pgwarden.pg.stats import TableStats
 from pgwarden.plan import Step
 from pgwarden.rules._sql import dotted, known_missing, qualified, size_words, strings
 from pgwarden.rules.base import Hit, LintContext, Rule
@@ -60,6 +63,17 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
             continue
         if body.get("missing_ok") and known_missing(ctx, table):
             continue  # DROP TABLE IF EXISTS of a table that is not there
+        stats = ctx.snapshot.table(table) if ctx.snapshot is not None else None
+        if stats is not None and _empty_and_unused(stats):
+            yield Hit(
+                message=f"drops table {table}, which the stats snapshot shows empty and unused "
+                f"(0 rows, no reads or writes while sampled); if the stats are stale, rows written "
+                f"since are lost with it and code still using {table} fails from this moment",
+                help="check the table is still empty (SELECT 1 FROM it LIMIT 1) and unused on the "
+                "database itself before dropping it; a fresh `pgwarden stats dump` says so too",
+                severity=Severity.WARNING,
+            )
+            continue
         yield Hit(
             message=f"drops table {table} and every row in it (ACCESS EXCLUSIVE on {table}, "
             f"blocks reads and writes); code still using {table} fails from this moment and the "
@@ -68,6 +82,11 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
             "it with an ignore comment saying so (-- pgwarden: ignore PW201 <why it is safe>)",
             severity=Severity.ERROR,
         )
+
+
+def _empty_and_unused(stats: TableStats) -> bool:
+    """0 rows, and read and write rates sampled and zero (unknown rates are not zero)."""
+    return stats.rows == 0 and stats.writes_per_s == 0 and stats.reads_per_s == 0
 
 
 RULE = Rule(
