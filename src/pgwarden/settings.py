@@ -1,10 +1,14 @@
 """Configuration: `[tool.pgwarden]` in pyproject.toml, or `pgwarden.toml`.
 
-Looked up in the working directory unless a path is given (`--config`).
+Unless a path is given (`--config`), found by walking up from the working
+directory to the repository root (the first directory holding `.git`): the
+nearest `pgwarden.toml`, or `pyproject.toml` with a `[tool.pgwarden]` table.
+Unknown keys are an error naming the closest valid key.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from collections.abc import Mapping
@@ -15,6 +19,7 @@ from typing import Any
 from pgwarden.errors import ConfigError, UsageError
 
 __all__ = [
+    "KEYS",
     "Environment",
     "Settings",
     "check_env_name",
@@ -90,6 +95,10 @@ class Settings:
     backup_max_age_hours: float = 24.0
     # apply refuses a plan whose exact fingerprint was never rehearsed.
     require_rehearsed: bool = False
+    # An UPDATE/DELETE estimated to touch more rows than this, or more than this share
+    # of a large or busy table, in one statement is an error (PW142).
+    dml_max_rows: int = 100_000
+    dml_max_share: float = 0.1
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -109,8 +118,24 @@ def _table(path: Path) -> dict[str, Any] | None:
     return data
 
 
+def find_config(start: str | os.PathLike[str] | None = None) -> tuple[Path, dict[str, Any]] | None:
+    """The nearest pgwarden.toml, or pyproject.toml with [tool.pgwarden], from `start` up.
+
+    Stops at the repository root (a directory holding `.git`), like ruff and black.
+    """
+    here = Path(start if start is not None else Path.cwd()).absolute()
+    for folder in (here, *here.parents):
+        for name in ("pgwarden.toml", "pyproject.toml"):
+            table = _table(folder / name)
+            if table is not None:
+                return folder / name, table
+        if (folder / ".git").exists():
+            return None
+    return None
+
+
 def load_settings(config: str | os.PathLike[str] | None = None) -> Settings:
-    """Settings from `config`, else ./pgwarden.toml, else ./pyproject.toml, else defaults."""
+    """Settings from `config`, else the nearest config file (`find_config`), else defaults."""
     if config is not None:
         path = Path(config)
         if not path.exists():
@@ -119,14 +144,57 @@ def load_settings(config: str | os.PathLike[str] | None = None) -> Settings:
         if table is None:
             raise ConfigError(f"{path}: has no [tool.pgwarden] section")
         return _build(table, str(path))
-    for name in ("pgwarden.toml", "pyproject.toml"):
-        table = _table(Path(name))
-        if table is not None:
-            return _build(table, name)
-    return Settings()
+    found = find_config()
+    if found is None:
+        return Settings()
+    path, table = found
+    try:
+        shown = str(path.relative_to(Path.cwd().absolute()))
+    except ValueError:
+        shown = str(path)
+    return _build(table, shown)
+
+
+# Every valid key, by table: None marks a table of named entries (environments.<name>).
+KEYS: dict[str | None, Any] = {
+    "pg_version": int,
+    "file_transaction": bool,
+    "fail_on": str,
+    "ignore": list,
+    "require_rehearsed": bool,
+    "dml_max_rows": int,
+    "dml_max_share": float,
+    "environments": {None: {"protected": bool}},
+    "backup": {"catalogue": str, "max_age_hours": float},
+}
+
+
+def _check_keys(
+    table: dict[str, Any], known: dict[str | None, Any], source: str, prefix: str
+) -> None:
+    """ConfigError for the first key of `table` not in `known`, naming the closest valid one."""
+    for key, value in table.items():
+        if None in known:
+            spec: Any = known[None]
+        elif key in known:
+            spec = known[key]
+        else:
+            valid = sorted(k for k in known if k is not None)
+            close = difflib.get_close_matches(key, valid, n=1)
+            where = f"{prefix}{key}"
+            hint = (
+                f"did you mean `{prefix}{close[0]}`?"
+                if close
+                else f"valid keys here: {', '.join(prefix + k for k in valid)}"
+            )
+            raise ConfigError(f"{source}: unknown key `{where}`", hint=hint)
+        if isinstance(spec, dict) and isinstance(value, dict):
+            _check_keys(value, spec, source, f"{prefix}{key}.")
 
 
 def _build(t: dict[str, Any], source: str) -> Settings:
+    _check_keys(t, KEYS, source, "")
+
     def typed(key: str, kind: type, default: Any) -> Any:
         value = t.get(key, default)
         if value is not default and not isinstance(value, kind):
@@ -150,6 +218,12 @@ def _build(t: dict[str, Any], source: str) -> Settings:
     max_age = backup.get("max_age_hours", 24.0)
     if not isinstance(max_age, int | float) or isinstance(max_age, bool) or max_age <= 0:
         raise ConfigError(f"{source}: backup.max_age_hours must be a positive number")
+    max_rows = typed("dml_max_rows", int, 100_000)
+    share = t.get("dml_max_share", 0.1)
+    if isinstance(max_rows, bool) or max_rows <= 0:
+        raise ConfigError(f"{source}: dml_max_rows must be a positive integer")
+    if not isinstance(share, int | float) or isinstance(share, bool) or not 0 < share <= 1:
+        raise ConfigError(f"{source}: dml_max_share must be a number above 0 and at most 1")
     return Settings(
         source=source,
         pg_version=typed("pg_version", int, None),
@@ -160,5 +234,7 @@ def _build(t: dict[str, Any], source: str) -> Settings:
         backup_catalogue=str(backup.get("catalogue", "backups/")),
         backup_max_age_hours=float(max_age),
         require_rehearsed=typed("require_rehearsed", bool, False),
+        dml_max_rows=max_rows,
+        dml_max_share=float(share),
         raw=t,
     )
