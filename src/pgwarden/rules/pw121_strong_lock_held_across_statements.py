@@ -56,8 +56,8 @@ from __future__ import annotations
 from bisect import insort
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import cast
 
+from pgwarden.analysis.effects import LockMode
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
 from pgwarden.rules._sql import TABLE_KINDS, how_long, qualified, regclass, tx_words
@@ -103,6 +103,7 @@ def _slow(step: Step, ctx: LintContext) -> tuple[str, float | None] | None:
 
 
 CODE = "PW121"
+Entry = tuple[LockMode, Step]  # a ctx.held value: the strongest mode and the step that took it
 _SEVERITY = {s.rank: s for s in Severity}
 
 
@@ -111,7 +112,8 @@ class _Held:
     """The locks one transaction holds that block writes on a table, in `ctx.held` order."""
 
     log_at: int  # how much of _State.created this transaction has seen
-    place: dict[str, int] = field(default_factory=dict)  # relation -> place in ctx.held
+    # relation -> (place in ctx.held, the ctx.held entry last filed)
+    seen: dict[str, tuple[int, object]] = field(default_factory=dict)
     blocking: list[tuple[int, str]] = field(default_factory=list)  # (place, relation), sorted
     ranks: dict[str, tuple[int, int]] = field(default_factory=dict)  # severity rank: short, long
     gone: set[str] = field(default_factory=set)  # created since: no longer an existing table
@@ -128,8 +130,8 @@ class _State:
 
 
 def _state(ctx: LintContext) -> _State:
-    state = cast("_State | None", ctx.state.get(CODE))
-    if state is None:
+    state = ctx.state.get(CODE)
+    if not isinstance(state, _State):
         state = ctx.state[CODE] = _State()
     return state
 
@@ -137,9 +139,13 @@ def _state(ctx: LintContext) -> _State:
 def observe(step: Step, ctx: LintContext) -> None:
     """Note what `step` locks and creates; `_held` files it when a slow statement asks."""
     state = _state(ctx)
-    if step.transaction is not None:
-        state.locked.extend((step.transaction, lock.relation) for lock in step.effects.locks)
-    state.created.extend(qualified(c) for c in step.effects.creates)
+    tx = step.transaction
+    if tx is not None:
+        locked = state.locked
+        for lock in step.effects.locks:
+            locked.append((tx, lock.relation))
+    for name in step.effects.creates:
+        state.created.append(qualified(name))
 
 
 def _count(held: _Held, rel: str, sign: int) -> None:
@@ -147,13 +153,9 @@ def _count(held: _Held, rel: str, sign: int) -> None:
         counts[rank] = counts.get(rank, 0) + sign
 
 
-def _file(ctx: LintContext, state: _State, tx: int, rel: str) -> None:
-    """Re-judge `rel`'s entry in ctx.held of `tx` (new, or taken again in a stronger mode)."""
-    held = state.txs.get(tx)
-    if held is None:
-        held = state.txs[tx] = _Held(log_at=len(state.created))
-    place = held.place.setdefault(rel, len(held.place))
-    mode, earlier = ctx.held[tx][rel]
+def _file(ctx: LintContext, held: _Held, place: int, rel: str, entry: Entry) -> None:
+    """Judge `rel`'s entry in ctx.held (new, or taken again in a stronger mode)."""
+    mode, earlier = entry
     blocks = mode.blocks_writes and any(
         lk.relation == rel and lk.relkind in _TABLE_KINDS for lk in earlier.effects.locks
     )
@@ -178,7 +180,19 @@ def _held(ctx: LintContext, tx: int) -> _Held | None:
     """Transaction `tx`'s blocking locks, brought up to date with the steps observed since."""
     state = _state(ctx)
     for t, rel in state.locked:
-        _file(ctx, state, t, rel)
+        held = state.txs.get(t)
+        if held is None:
+            held = state.txs[t] = _Held(log_at=len(state.created))
+        entry = ctx.held[t][rel]
+        seen = held.seen.get(rel)
+        if seen is None:
+            place = len(held.seen)
+        elif seen[1] is entry:
+            continue  # taken again, no stronger than before
+        else:
+            place = seen[0]
+        held.seen[rel] = (place, entry)
+        _file(ctx, held, place, rel, entry)
     state.locked.clear()
     held = state.txs.get(tx)
     if held is not None:
