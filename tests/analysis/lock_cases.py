@@ -626,4 +626,33 @@ _MULTI = [
     ),
 ]
 
-CASES: list[Case] = _ALTER_TABLE + _INDEX + _MAINTENANCE + _DROP_CREATE + _DML + _DOMAIN + _MULTI
+# Issue 14.3: a primary key over an index on a nullable column proved NOT NULL by a valid
+# CHECK, and a scan inside an ALTER TABLE whose other sub-commands take ACCESS EXCLUSIVE.
+KNN = K + "CREATE UNIQUE INDEX k_v_uq ON k (v);\n"
+_INPLAN = [
+    Case(
+        "pk_using_index_nullable",
+        KNN,
+        "ALTER TABLE k ADD CONSTRAINT k_pk PRIMARY KEY USING INDEX k_v_uq",
+    ),
+    Case(
+        "pk_using_index_not_null_check",
+        KNN + "ALTER TABLE k ADD CONSTRAINT k_v_nn CHECK (v IS NOT NULL);\n",
+        "ALTER TABLE k ADD CONSTRAINT k_pk PRIMARY KEY USING INDEX k_v_uq",
+    ),
+    Case(
+        "validate_check_with_add_column",
+        T + "ALTER TABLE t ADD CONSTRAINT t_a_pos CHECK (a > 0) NOT VALID;",
+        "ALTER TABLE t VALIDATE CONSTRAINT t_a_pos, ADD COLUMN z int",
+    ),
+    Case(
+        "validate_fk_with_drop_column",
+        FK + "ALTER TABLE f ADD CONSTRAINT f_fk FOREIGN KEY (p_id) REFERENCES p (id) NOT VALID;"
+        " ALTER TABLE f ADD COLUMN z int;",
+        "ALTER TABLE f VALIDATE CONSTRAINT f_fk, DROP COLUMN z",
+    ),
+]
+
+CASES: list[Case] = (
+    _ALTER_TABLE + _INDEX + _MAINTENANCE + _DROP_CREATE + _DML + _DOMAIN + _MULTI + _INPLAN
+)

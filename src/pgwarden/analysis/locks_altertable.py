@@ -518,7 +518,8 @@ class AlterTable:
             return
         for c in cols:
             col = rel.column(c)
-            if col is not None and not col.not_null:
+            # A valid CHECK (c IS NOT NULL) proves it without a scan (measured on 15-18).
+            if col is not None and not col.not_null and not rel.has_not_null_check(c):
                 self.ctx.scan(self.table)
 
     def validate_constraint(self, cmd: Cmd) -> None:
