@@ -4,7 +4,11 @@
 Flags `ALTER TABLE ... ADD [CONSTRAINT c] CHECK (...)` without `NOT VALID` on
 a table that existed before the migration, and a new column declared with an
 inline `CHECK` (the server verifies it with the same full scan, even though
-the new column is all NULL or all default).
+the new column is all NULL or all default). Also flags `VALIDATE CONSTRAINT`
+(of any constraint) in an `ALTER TABLE` whose other sub-commands take a lock
+that blocks writes (`VALIDATE CONSTRAINT c, ADD COLUMN z int`): the server
+takes the strongest sub-command's lock for the whole statement, so the
+validation scan runs under ACCESS EXCLUSIVE instead of SHARE UPDATE EXCLUSIVE.
 
 ## Why is this bad?
 Adding a CHECK takes ACCESS EXCLUSIVE on the table and then reads every row
@@ -25,6 +29,8 @@ ALTER TABLE invoices ADD CONSTRAINT invoices_amount_positive
 -- then, in a separate transaction:
 ALTER TABLE invoices VALIDATE CONSTRAINT invoices_amount_positive;
 ```
+Keep `VALIDATE CONSTRAINT` in an `ALTER TABLE` of its own, never combined
+with other sub-commands.
 New rows are checked from the first statement on. For a new column, add the
 column first and the CHECK as above. Alembic:
 `op.create_check_constraint(..., postgresql_not_valid=True)`, then
@@ -71,6 +77,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     table = table_of(step)
     if table is None or not step.effects.scans:
         return
+    yield from _validated_with_others(step, ctx, table)
     for con, column in _checks(step):
         est = ctx.duration(table, rewrite=False)
         judged = ctx.judge(table, lock_s=est)
@@ -88,6 +95,29 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
             severity=judged.severity,
             fix=None if column else fix(step, table, con),
         )
+
+
+def _validated_with_others(step: Step, ctx: LintContext, table: str) -> Iterator[Hit]:
+    """VALIDATE CONSTRAINT sharing an ALTER TABLE with sub-commands that block writes."""
+    names = [str(c.get("name")) for sub, c in alter_cmds(step) if sub == "AT_ValidateConstraint"]
+    mode = step.effects.strongest().get(table)
+    if not names or len(names) == len(alter_cmds(step)) or mode is None:
+        return
+    if not mode.blocks_writes:
+        return
+    est = ctx.duration(table, rewrite=False)
+    judged = ctx.judge(table, lock_s=est)
+    if judged.severity is None:
+        return
+    others = sorted({sub[3:] for sub, _ in alter_cmds(step) if sub != "AT_ValidateConstraint"})
+    yield Hit(
+        message=f"validates {', '.join(names)} by scanning all of {table} ({how_long(est)}) "
+        f"while holding {describe_lock(mode, table)}, the lock of the other sub-commands "
+        f"({', '.join(others)}) in the same ALTER TABLE; {table}: {judged.size}",
+        help="run VALIDATE CONSTRAINT as an ALTER TABLE of its own, in a separate transaction "
+        "(SHARE UPDATE EXCLUSIVE: reads and writes go on)",
+        severity=judged.severity,
+    )
 
 
 def fix(step: Step, table: str, con: Constraint) -> Fix | None:
