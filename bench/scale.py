@@ -7,12 +7,13 @@ child's peak RSS (os.wait4's rusage, as getrusage(RUSAGE_CHILDREN) reports it,
 but for that one child), then the growth of each per 10x of input. Linear
 growth is 10x per 10x.
 
-    .venv/bin/python bench/scale.py [--corpus migration|select|ignore] [--sizes 1,10,64]
+    .venv/bin/python bench/scale.py [--corpus migration|select|ignore|indexes] [--sizes 1,10,64]
                                     [--dry-run 10000,100000] [--stats FILE]
 
 Corpora: `migration` cycles through bench/lint_throughput.py's ten statement
 templates (DDL, DML, a query); `select` is `SELECT 1;` per line; `ignore` is
-`-- pgwarden: ignore PW101 <reason>` before each CREATE INDEX. A 64 MB file of
+`-- pgwarden: ignore PW101 <reason>` before each CREATE INDEX; `indexes` is one
+index build per table, all in the file's one transaction. A 64 MB file of
 small statements needs several GB of memory (see the RSS of the smaller sizes);
 pass --sizes 1,10 on a small machine.
 """
@@ -48,10 +49,15 @@ def _ignore(i: int) -> str:
     return f"-- pgwarden: ignore PW101 small table\nCREATE INDEX i{i} ON t (a);\n"
 
 
+def _indexes(i: int) -> str:
+    return f"CREATE INDEX i{i} ON t{i} (a);\n"
+
+
 CORPORA: dict[str, Callable[[int], str]] = {
     "migration": _migration,
     "select": _select,
     "ignore": _ignore,
+    "indexes": _indexes,
 }
 
 
