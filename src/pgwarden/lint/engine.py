@@ -10,11 +10,11 @@ from itertools import accumulate
 
 from pgwarden.analysis.context import Snapshot
 from pgwarden.analysis.parse import gc_paused
-from pgwarden.findings import Finding, Severity
+from pgwarden.findings import Finding, Fix, Placement, Severity
 from pgwarden.location import LineIndex, SourceLocation
 from pgwarden.plan import Plan, Step
 from pgwarden.rules import ALL_RULES, Rule
-from pgwarden.rules.base import LintContext
+from pgwarden.rules.base import DmlLimits, LintContext
 
 __all__ = [
     "IGNORE_WITHOUT_REASON",
@@ -22,6 +22,7 @@ __all__ = [
     "Suppression",
     "ignore_without_reason",
     "lint_plan",
+    "merged_fixes",
 ]
 
 IGNORE_WITHOUT_REASON = "PW900"
@@ -52,6 +53,54 @@ class LintResult:
 
     def failed(self, threshold: Severity) -> bool:
         return any(f.severity.at_least(threshold) for f in self.findings)
+
+
+def _changes(fix: Fix) -> bool:
+    return any(s.placement is not Placement.SESSION for s in fix.statements)
+
+
+def merged_fixes(findings: Iterable[Finding]) -> dict[int, tuple[tuple[str, ...], Fix]]:
+    """One fix per step: the codes it covers, and the merged fix.
+
+    Session settings of every finding on the step come first (each once); then
+    the statements of one fix that changes the statement (the most severe, then
+    the lowest code). A mechanical fix never loses to advice. Codes whose
+    statement change lost to another's are not covered.
+    """
+    by_step: dict[int, list[Finding]] = {}
+    for f in findings:
+        if f.fix is not None and f.step is not None:
+            by_step.setdefault(f.step, []).append(f)
+    out: dict[int, tuple[tuple[str, ...], Fix]] = {}
+    for step, group in by_step.items():
+        changing = sorted(
+            (f for f in group if f.fix is not None and _changes(f.fix)),
+            key=lambda f: (not (f.fix is not None and f.fix.mechanical), -f.severity.rank, f.code),
+        )
+        main = changing[0] if changing else None
+        codes: list[str] = []
+        session: list[str] = []
+        head = []
+        for f in group:
+            assert f.fix is not None
+            if f is main or not _changes(f.fix):
+                codes.append(f.code)
+            for st in f.fix.statements:
+                if st.placement is Placement.SESSION and st.sql not in session:
+                    session.append(st.sql)
+                    head.append(st)
+        rest = tuple(
+            st
+            for st in (main.fix.statements if main and main.fix else ())
+            if st.placement is not Placement.SESSION
+        )
+        mechanical = main is None or (main.fix is not None and main.fix.mechanical)
+        why_not = main.fix.why_not if main is not None and main.fix is not None else None
+        out[step] = (
+            tuple(dict.fromkeys(codes)),
+            Fix((*head, *rest), mechanical=mechanical, why_not=why_not),
+        )
+    return out
 
 
 def _suppressions(plan: Plan) -> list[Suppression]:
@@ -115,23 +164,28 @@ def lint_plan(
     snapshot: Snapshot | None = None,
     rules: Iterable[Rule] = ALL_RULES,
     ignore: Iterable[str] = (),
+    dml: DmlLimits | None = None,
 ) -> LintResult:
     """Findings of `rules` over `plan`, minus config ignores and justified inline ignores."""
     with gc_paused():
-        return _lint_plan(plan, snapshot, rules, ignore)
+        return _lint_plan(plan, snapshot, rules, ignore, dml)
 
 
 def _lint_plan(
-    plan: Plan, snapshot: Snapshot | None, rules: Iterable[Rule], ignore: Iterable[str]
+    plan: Plan,
+    snapshot: Snapshot | None,
+    rules: Iterable[Rule],
+    ignore: Iterable[str],
+    dml: DmlLimits | None = None,
 ) -> LintResult:
     ignored = set(ignore)
     active = [r for r in rules if r.code not in ignored and r.name not in ignored]
-    ctx = LintContext(plan=plan, snapshot=snapshot)
+    ctx = LintContext(plan=plan, snapshot=snapshot, dml=dml or DmlLimits())
     raw: list[Finding] = []
     observers = [r.observe for r in active if r.observe is not None]
     every = [r for r in active if r.kinds is None]
     by_kind: dict[str, list[Rule]] = {}
-    for step in plan.steps:
+    for step in plan.lint_steps():  # a DO block's statements are sub-steps
         rules_here = by_kind.get(step.kind)
         if rules_here is None:
             rules_here = [r for r in active if r.kinds is not None and step.kind in r.kinds]
@@ -144,10 +198,10 @@ def _lint_plan(
                         code=rule.code,
                         name=rule.name,
                         severity=hit.severity,
-                        message=hit.message,
+                        message=hit.message + step.note,
                         help=hit.help,
                         location=step.location,
-                        fix=hit.fix,
+                        fix=None if step.note else hit.fix,  # no SQL to swap inside a body
                         step=step.index,
                     )
                 )

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pgwarden.analysis.context import Snapshot
-from pgwarden.findings import Finding
+from pgwarden.findings import Finding, Placement
 from pgwarden.lint.engine import LintResult
 from pgwarden.lint.rewrite import rewrite_plan
 from pgwarden.plan import Plan, Step
@@ -97,7 +97,7 @@ def _sets_lock_timeout(step: Step) -> bool:
 def fix_plan(plan: Plan, result: LintResult, snapshot: Snapshot | None = None) -> list[FileFix]:
     """The rewrite of every file that has at least one mechanical fix."""
     rewritten, rewrites = rewrite_plan(plan, snapshot=snapshot)
-    replaced = {r.step for r in rewrites}
+    replaced = {(r.step, r.code) for r in rewrites}  # the fix each replaced step took
     originals = _by_path(plan.steps)
     news = _by_path(rewritten.steps)
     path_of = {s.index: s.location.path for s in plan.steps}
@@ -113,7 +113,9 @@ def fix_plan(plan: Plan, result: LintResult, snapshot: Snapshot | None = None) -
         fixed = tuple(
             f
             for f in mine
-            if f.fix is not None and f.fix.mechanical and (f.fix.sets_session or f.step in replaced)
+            if f.fix is not None
+            and f.fix.mechanical
+            and (_session_only(f) or (f.step, f.code) in replaced)
         )
         if not fixed:
             continue
@@ -124,6 +126,11 @@ def fix_plan(plan: Plan, result: LintResult, snapshot: Snapshot | None = None) -
         if new != source.text:
             fixes.append(FileFix(source.path, source.text, new, fixed))
     return fixes
+
+
+def _session_only(f: Finding) -> bool:
+    """A fix that is only a session setting (the prologue writes it)."""
+    return f.fix is not None and all(s.placement is Placement.SESSION for s in f.fix.statements)
 
 
 def _by_path(steps: tuple[Step, ...]) -> dict[str, list[Step]]:

@@ -11,11 +11,11 @@ from urllib.parse import quote
 from pgwarden.findings import Severity
 from pgwarden.lint import preflight
 from pgwarden.lint.engine import IGNORE_WITHOUT_REASON, LintResult
+from pgwarden.report.lint_docs import rule_doc_url
 from pgwarden.rules import ALL_RULES
 
 __all__ = ["github_annotations", "sarif"]
 
-_DOCS = "https://github.com/pgwarden/pgwarden/blob/main/docs/rules/{code}.md"
 _GH_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.NOTE: "notice"}
 
 
@@ -44,7 +44,7 @@ def sarif(result: LintResult, *, root: str | os.PathLike[str] | None = None) -> 
             "shortDescription": {"text": r.summary},
             "fullDescription": {"text": r.doc.strip().splitlines()[0]},
             "help": {"text": r.doc.strip(), "markdown": r.doc.strip()},
-            "helpUri": _DOCS.format(code=r.code),
+            "helpUri": rule_doc_url(r.code),
             "defaultConfiguration": {"level": "error"},
         }
         for r in ALL_RULES
@@ -55,7 +55,7 @@ def sarif(result: LintResult, *, root: str | os.PathLike[str] | None = None) -> 
             "name": preflight.NAME,
             "shortDescription": {"text": "existing rows would make the migration fail"},
             "help": {"text": (preflight.__doc__ or "").strip()},
-            "helpUri": _DOCS.format(code=preflight.CODE),
+            "helpUri": rule_doc_url(preflight.CODE),
             "defaultConfiguration": {"level": "error"},
         }
     )

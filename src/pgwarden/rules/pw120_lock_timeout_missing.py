@@ -3,7 +3,9 @@
 ## What it does
 Flags a statement that takes a lock blocking reads or writes on an existing
 table when no `SET lock_timeout` (or `SET LOCAL lock_timeout`) precedes it in
-its session or transaction.
+its session or transaction. One finding per transaction (statements outside
+any transaction: one per file), at the first statement that waits; one
+`SET lock_timeout` at the top covers the others.
 
 ## Why is this bad?
 A statement that must wait for its lock (behind a long report, an idle
@@ -26,7 +28,9 @@ timeout). Alembic and Django: run `SET lock_timeout` at the start of the
 migration (`op.execute(...)`, `RunSQL(...)`), or let `pgwarden apply` do it.
 
 ## Fix safety
-Safe: the statement may now fail with `lock_not_available` instead of waiting;
+Safe (the fix is the session setting alone, written once at the top of the
+file; another rule's fix of the same statement replaces the statement): the
+statement may now fail with `lock_not_available` instead of waiting;
 the migration must be retried.
 
 ## References
@@ -47,8 +51,18 @@ def _mode(lock: RelationLock) -> LockMode:
     return lock.mode
 
 
+def _scope(step: Step) -> object:
+    """What one finding covers: the step's transaction, else its file."""
+    return step.transaction if step.transaction is not None else step.location.path
+
+
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     if ctx.lock_timeout_active(step):
+        return
+    reported = ctx.state.get(CODE)
+    if not isinstance(reported, set):
+        reported = ctx.state[CODE] = set()
+    if _scope(step) in reported:
         return
     for lock in sorted(step.effects.locks, key=_mode, reverse=True):
         if not lock.mode.blocks_writes or lock.relkind not in ("table", "partitioned table"):
@@ -56,23 +70,28 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         judged = ctx.judge(lock.relation)
         if judged.severity is None:
             continue
+        reported.add(_scope(step))
         yield Hit(
             message=f"waits for {describe_lock(lock.mode, lock.relation)} with no lock_timeout: "
             f"while it waits, every later query on {lock.relation} queues behind it",
-            help="SET lock_timeout = '1s' (or less) before this statement and retry on failure",
+            help="SET lock_timeout = '1s' (or less) before this statement and retry on failure; "
+            "later statements of the same transaction (or file) are not reported again",
             severity=Severity.WARNING,
             fix=Fix(
                 (
-                    FixStatement("SET lock_timeout = '1s';", Placement.SESSION),
-                    FixStatement(f"{step.sql};", Placement.IN_PLACE),
+                    FixStatement(
+                        "SET lock_timeout = '1s';", Placement.SESSION, "at the top of the file:"
+                    ),
                 )
             ),
         )
         return
 
 
+CODE = "PW120"
+
 RULE = Rule(
-    code="PW120",
+    code=CODE,
     name="lock-timeout-missing",
     summary="a blocking lock is requested with no lock_timeout, so the wait queues traffic",
     doc=__doc__ or "",
