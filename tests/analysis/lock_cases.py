@@ -629,6 +629,12 @@ _MULTI = [
 # Issue 14.3: a primary key over an index on a nullable column proved NOT NULL by a valid
 # CHECK, and a scan inside an ALTER TABLE whose other sub-commands take ACCESS EXCLUSIVE.
 KNN = K + "CREATE UNIQUE INDEX k_v_uq ON k (v);\n"
+TS = """
+CREATE TABLE ts2 (id int, ip cidr, at timestamp, at3 timestamp(3), tz3 timestamptz(3),
+    n numeric(10, 2), tm3 time(3), iv3 interval(3));
+INSERT INTO ts2 SELECT g, '10.0.0.0/8', now(), now(), now(), 1.5, now(), '1 s'
+FROM generate_series(1, 20) g;
+"""
 _INPLAN = [
     Case(
         "pk_using_index_nullable",
@@ -650,6 +656,22 @@ _INPLAN = [
         FK + "ALTER TABLE f ADD CONSTRAINT f_fk FOREIGN KEY (p_id) REFERENCES p (id) NOT VALID;"
         " ALTER TABLE f ADD COLUMN z int;",
         "ALTER TABLE f VALIDATE CONSTRAINT f_fk, DROP COLUMN z",
+    ),
+    # Type changes the catalog (or the plan) knows the current type of.
+    Case("alter_type_cidr_inet", TS, "ALTER TABLE ts2 ALTER COLUMN ip TYPE inet"),
+    Case("alter_type_ts_precision_up", TS, "ALTER TABLE ts2 ALTER COLUMN at3 TYPE timestamp(6)"),
+    Case("alter_type_ts_precision_drop", TS, "ALTER TABLE ts2 ALTER COLUMN at3 TYPE timestamp"),
+    Case("alter_type_ts_precision_down", TS, "ALTER TABLE ts2 ALTER COLUMN at3 TYPE timestamp(1)"),
+    Case(
+        "alter_type_tstz_precision_up", TS, "ALTER TABLE ts2 ALTER COLUMN tz3 TYPE timestamptz(5)"
+    ),
+    Case("alter_type_ts_to_precision", TS, "ALTER TABLE ts2 ALTER COLUMN at TYPE timestamp(3)"),
+    Case("alter_type_numeric_up", TS, "ALTER TABLE ts2 ALTER COLUMN n TYPE numeric(12, 2)"),
+    Case("alter_type_time_precision_up", TS, "ALTER TABLE ts2 ALTER COLUMN tm3 TYPE time(6)"),
+    Case(
+        "alter_type_interval_precision_up",
+        TS,
+        "ALTER TABLE ts2 ALTER COLUMN iv3 TYPE interval(6)",
     ),
 ]
 

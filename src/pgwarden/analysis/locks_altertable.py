@@ -172,11 +172,19 @@ def opaque_typmods(tn: TypeName) -> bool:
     return len(type_of(tn)[1]) != len(tn.get("typmods") or ())
 
 
+_PRECISION_TYPES = frozenset({"timestamp", "timestamptz", "time", "timetz", "interval"})
+_INTERVAL_FULL_RANGE = 32767
+_FORMAT_ALIASES = {"time without time zone": "time", "time with time zone": "timetz"}
+
+
 def parse_format_type(text: str) -> tuple[str, list[int]]:
     """(base type, typmods) of format_type output: "character varying(20)"."""
     base, _, rest = text.partition("(")
-    mods = [int(x) for x in rest.rstrip(")").split(",") if x.strip().isdigit()] if rest else []
-    base = base.strip()
+    inside, _, after = rest.partition(")")
+    mods = [int(x) for x in inside.split(",") if x.strip().isdigit()]
+    # "timestamp(3) without time zone", "character varying(20)[]": words after the typmods
+    base = (base.strip() + " " + after.strip()).strip().replace(" []", "[]")
+    base = _FORMAT_ALIASES.get(base, base)
     if base.endswith("[]"):
         return TYPE_ALIASES.get(base[:-2], base[:-2]) + "[]", mods
     return TYPE_ALIASES.get(base, base), mods
@@ -189,6 +197,11 @@ def type_change_rewrites(old: tuple[str, list[int]], new: tuple[str, list[int]],
         return False
     length_types = {"varchar", "varbit"}
     if ob == nb and ob in length_types:
+        return bool(nm) and (not om or nm[0] < om[0])
+    # Fractional-second precision raised or removed: no rewrite (measured on 15-18).
+    if nb == "interval" and nm[:1] == [_INTERVAL_FULL_RANGE]:
+        nm = nm[1:]  # interval(p) is parsed as (full range, p)
+    if ob == nb and ob in _PRECISION_TYPES and len(om) <= 1 and len(nm) <= 1:
         return bool(nm) and (not om or nm[0] < om[0])
     if ob == nb == "numeric":
         if not nm:
