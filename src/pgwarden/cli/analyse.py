@@ -90,8 +90,16 @@ def alembic_sources(
     revision_range: str | None,
     unapplied: bool,
     database_url: str | None,
+    *,
+    snapshot: Any = None,
+    strict: bool = False,
 ) -> Any:
-    """The AlembicSources of the options, or None for SQL files (checks the combination)."""
+    """The AlembicSources of the options, or None for SQL files (checks the combination).
+
+    Revisions the database already ran (its alembic_version, from `snapshot` or
+    `database_url`) are left out and named on stderr; `strict` (apply) refuses a
+    range that includes them, or a revision that cannot render offline.
+    """
     if alembic_ini is None:
         if revision_range or unapplied:
             raise UsageError("--range and --unapplied need --alembic")
@@ -105,10 +113,23 @@ def alembic_sources(
     from pgwarden.pg.connect import resolve_dsn
     from pgwarden.sources.alembic import read_alembic_sources
 
-    dsn = resolve_dsn(database_url, required=unapplied) if unapplied else None
-    return read_alembic_sources(
-        alembic_ini, revision_range=revision_range, unapplied=unapplied, database_url=dsn
+    migrations = snapshot.migrations if snapshot is not None else None
+    applied = migrations.alembic_version if migrations is not None else None
+    where = "database" if database_url else "snapshot"
+    dsn = resolve_dsn(database_url, required=applied is None) if unapplied else database_url
+    sources = read_alembic_sources(
+        alembic_ini,
+        revision_range=revision_range,
+        unapplied=unapplied,
+        database_url=dsn if unapplied or strict else None,
+        sqlalchemy_url=dsn,
+        applied=applied,
+        applied_from=f"the {where}'s alembic_version",
+        strict=strict,
     )
+    for note in sources.notes():
+        err.print(f"warning: {note}", markup=False, highlight=False)
+    return sources
 
 
 @click.command()
@@ -117,14 +138,20 @@ def alembic_sources(
 @click.option("--stats", "stats_file", default=None, metavar="FILE", help="Stats snapshot file.")
 @pg_version_option
 @click.option(
-    "--format", "fmt", type=click.Choice(["text", "json", "sarif", "github"]), default="text"
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "sarif", "github", "gitlab"]),
+    default="text",
+    help="text for people; json (docs/json-output.md); sarif (code scanning); github "
+    "(workflow annotations); gitlab (Code Quality report).",
 )
 @alembic_options
 @click.option(
     "--fail-on",
-    type=click.Choice(["error", "warning", "note"]),
+    type=click.Choice(["error", "warning", "note", "never"]),
     default=None,
-    help="Lowest severity that makes the exit code 1 (default: config, else error).",
+    help="Lowest severity that makes the exit code 1; never: always 0 "
+    "(default: config, else error).",
 )
 @click.option(
     "--no-file-transaction",
@@ -167,8 +194,7 @@ def lint(
     from pgwarden.settings import load_settings
 
     settings = load_settings(config)
-    sources = alembic_sources(paths, alembic_ini, revision_range, unapplied, database_url)
-    if sources is not None and apply_fixes:
+    if alembic_ini is not None and apply_fixes:
         raise UsageError("--fix rewrites SQL files; it does not edit Alembic revisions")
     if apply_fixes and "-" in paths:
         raise UsageError(
@@ -179,6 +205,9 @@ def lint(
         database_url=database_url,
         stats_file=stats_file,
         pg_version=pg_version or settings.pg_version,
+    )
+    sources = alembic_sources(
+        paths, alembic_ini, revision_range, unapplied, database_url, snapshot=ctx.snapshot
     )
 
     preflight_dsn = None
@@ -217,11 +246,16 @@ def lint(
         from pgwarden.report.lint_ci import github_annotations
 
         sys.stdout.write(github_annotations(result))
+    elif fmt == "gitlab":
+        from pgwarden.report.lint_gitlab import gitlab_code_quality
+
+        print_json(gitlab_code_quality(plan, result))
     else:
         from pgwarden.report.lint_text import render_lint  # rich.syntax, pygments
 
         render_lint(out, plan, result)
-    if result.failed(Severity(fail_on or settings.fail_on)):
+    threshold = fail_on or settings.fail_on
+    if threshold != "never" and result.failed(Severity(threshold)):
         sys.exit(EXIT_FINDINGS)
 
 
