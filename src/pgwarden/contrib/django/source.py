@@ -25,6 +25,7 @@ from typing import Any
 
 from pgwarden.analysis.catalog import Catalog
 from pgwarden.analysis.parse import parse
+from pgwarden.contrib.django.catalog import ConstraintCatalog
 from pgwarden.errors import InputError, SqlParseError, UsageError
 from pgwarden.findings import Finding
 from pgwarden.lint.engine import LintResult, Suppression, ignore_without_reason
@@ -115,7 +116,8 @@ def select_migrations(
     migration_name: str | None = None,
     unapplied: bool = True,
 ) -> list[Any]:
-    """Migrations in the order Django would apply them (forwards only).
+    """Migrations in the order Django would apply them (forwards only), dependencies
+    in other apps included, as `migrate` plans them.
 
     `unapplied=False` gives every migration from a clean start, as for a new database.
     """
@@ -143,10 +145,7 @@ def select_migrations(
             + ", ".join(f"{m.app_label}.{m.name}" for m in backwards),
             hint="pgwarden applies forwards only; unapply with Django's `manage.py migrate`",
         )
-    migs = [m for m, _ in plan]
-    if app_label is not None and migration_name is None:
-        migs = [m for m in migs if m.app_label == app_label]
-    return migs
+    return [m for m, _ in plan]
 
 
 def _display_path(path: str) -> str:
@@ -157,27 +156,31 @@ def _display_path(path: str) -> str:
     return path if rel.startswith("..") else rel
 
 
-def _operation_lines(path: str) -> tuple[int, list[tuple[int, int]]]:
-    """(line of `class Migration`, [(line, column) of each operation]) from the module's AST."""
+def _operation_lines(path: str, count: int) -> tuple[int, list[tuple[int, int]]]:
+    """(line of `class Migration`, [(line, column) of each operation]) from the module's AST.
+
+    `operations` may be assigned under an `if` (or several times): the assignment
+    whose list has `count` items is taken, else the first.
+    """
     try:
         tree = ast.parse(Path(path).read_text(encoding="utf-8"))
     except (OSError, SyntaxError, UnicodeDecodeError):
         return 1, []
     for node in tree.body:
         if isinstance(node, ast.ClassDef) and node.name == "Migration":
-            for item in node.body:
+            found: list[list[tuple[int, int]]] = []
+            for item in ast.walk(node):
                 targets: list[ast.expr] = []
                 value: ast.expr | None = None
                 if isinstance(item, ast.Assign):
                     targets, value = item.targets, item.value
                 elif isinstance(item, ast.AnnAssign) and item.value is not None:
                     targets, value = [item.target], item.value
-                if any(isinstance(t, ast.Name) and t.id == "operations" for t in targets):
-                    if isinstance(value, ast.List | ast.Tuple):
-                        return node.lineno, [(e.lineno, e.col_offset + 1) for e in value.elts]
-                    assert value is not None
-                    return node.lineno, []
-            return node.lineno, []
+                named = any(isinstance(t, ast.Name) and t.id == "operations" for t in targets)
+                if named and isinstance(value, ast.List | ast.Tuple):
+                    found.append([(e.lineno, e.col_offset + 1) for e in value.elts])
+            fitting = [f for f in found if len(f) == count]
+            return node.lineno, (fitting or found or [[]])[0]
     return 1, []
 
 
@@ -227,35 +230,91 @@ class _OwnedList(list[Any]):
             self.append(item)
 
 
-def collect(connection: Any, loader: Any, migrations: Sequence[Any]) -> list[MigrationSQL]:
-    """The SQL of each migration, in order, via `Migration.apply(..., collect_sql=True)`."""
+def _start_state(executor: Any, *, from_zero: bool) -> Any:
+    """The project state `migrate` starts from: every applied migration (or nothing)."""
+    from django.db.migrations.state import ProjectState
+
+    if from_zero:
+        return ProjectState(real_apps=executor.loader.unmigrated_apps)
+    return executor._create_project_state(with_applied_migrations=True)
+
+
+def collect(
+    connection: Any, executor: Any, migrations: Sequence[Any], *, from_zero: bool = False
+) -> list[MigrationSQL]:
+    """The SQL of each migration, in order, as `migrate` would run them one after another.
+
+    Like `migrate`, the project state starts from every applied migration (`from_zero`:
+    from none) and each migration is rendered against the state the ones before it
+    leave. Constraint names Django would read from the database come from a
+    `ConstraintCatalog`: the database as it is (nothing, `from_zero`) plus the SQL
+    collected before, so a migration sees what the earlier pending ones created.
+    """
+    introspection = connection.introspection
+    real = introspection.get_constraints
+
+    def read(table: str) -> dict[str, Any]:
+        with connection.cursor() as cursor:
+            found: dict[str, Any] = real(cursor, table)
+            return found
+
+    catalog = ConstraintCatalog(None if from_zero else read)
+    current: dict[str, Any] = {"editor": None, "fed": 0}
+
+    def get_constraints(cursor: Any, table: str) -> dict[str, Any]:
+        editor = current["editor"]
+        if editor is not None:  # what the operations before this one ran
+            pending = editor.collected_sql[current["fed"] :]
+            current["fed"] += len(pending)
+            catalog.feed("\n".join(pending))
+        return catalog.get_constraints(cursor, table)
+
+    introspection.get_constraints = get_constraints
+    try:
+        return _collect(connection, executor, migrations, from_zero, catalog, current)
+    finally:
+        del introspection.get_constraints
+
+
+def _collect(
+    connection: Any,
+    executor: Any,
+    migrations: Sequence[Any],
+    from_zero: bool,
+    catalog: ConstraintCatalog,
+    current: dict[str, Any],
+) -> list[MigrationSQL]:
     out: list[MigrationSQL] = []
-    state: Any = None
+    state: Any = _start_state(executor, from_zero=from_zero) if migrations else None
     for migration in migrations:
-        if state is None:
-            state = loader.project_state((migration.app_label, migration.name), at_end=False)
         module = sys.modules.get(type(migration).__module__)
         file = getattr(module, "__file__", None) or f"<{migration.app_label}.{migration.name}>"
-        class_line, lines = _operation_lines(file)
+        class_line, lines = _operation_lines(file, len(migration.operations))
         owners: dict[int, int] = {}
         deferred: list[Any] = []
         try:
             with connection.schema_editor(
                 collect_sql=True, atomic=migration.atomic
             ) as schema_editor:
+                current.update(editor=schema_editor, fed=0)
                 schema_editor.deferred_sql = _OwnedList(
                     schema_editor.deferred_sql, schema_editor, owners
                 )
                 state = migration.apply(state, schema_editor, collect_sql=True)
                 deferred = list(schema_editor.deferred_sql)
             collected = list(schema_editor.collected_sql)  # deferred SQL is added on exit
+            catalog.feed("\n".join(collected[current["fed"] :]))
         except Exception as exc:
             raise InputError(
                 f"{_display_path(file)}: Django could not generate the SQL of "
-                f"{migration.app_label}.{migration.name}: {exc}",
-                hint="the database must be at the state before this migration, as for "
-                "`manage.py sqlmigrate`; lint with --unapplied against a migrated database",
-            ) from None
+                f"{migration.app_label}.{migration.name}: {type(exc).__name__}: {exc}",
+                hint="the migrations before it (applied, or pending before it in this run) "
+                "must lead to the state it expects; check its dependencies, or run "
+                "`manage.py sqlmigrate` on it to see Django's own error "
+                "(--traceback shows where it failed)",
+            ) from exc
+        finally:
+            current.update(editor=None, fed=0)
         tail = collected[len(collected) - len(deferred) :] if deferred else []
         head = collected[: len(collected) - len(tail)]
         ops: list[OperationSQL] = []

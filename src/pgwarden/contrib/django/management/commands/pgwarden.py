@@ -122,7 +122,11 @@ class Command(BaseCommand):  # type: ignore[misc]
             migration_name=options.get("migration_name"),
             unapplied=unapplied,
         )
-        return connection, collect(connection, executor.loader, migs)
+        collected = collect(connection, executor, migs, from_zero=not unapplied)
+        if options["action"] == "lint" and options.get("app_label"):
+            # lint APP: the app's migrations, rendered after the others they depend on
+            collected = [m for m in collected if m.app_label == options["app_label"]]
+        return connection, collected
 
     def _lint(self, options: dict[str, Any]) -> int:
         from rich.console import Console

@@ -1,0 +1,29 @@
+"""Settings of the multi-app sample project: the database comes from $PGWARDEN_DJANGO_DSN."""
+
+import os
+
+from psycopg.conninfo import conninfo_to_dict
+
+_params = conninfo_to_dict(os.environ.get("PGWARDEN_DJANGO_DSN", "dbname=multisite"))
+
+SECRET_KEY = "test-only"
+DEBUG = False
+USE_TZ = True
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "pgwarden.contrib.django",
+    "alpha",
+    "beta",
+]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": _params.get("dbname", ""),
+        "HOST": _params.get("host", ""),
+        "PORT": _params.get("port", ""),
+        "USER": _params.get("user", ""),
+        "PASSWORD": _params.get("password", ""),
+    }
+}

@@ -1,0 +1,145 @@
+"""`manage.py pgwarden` on a multi-app project upgraded with several apps pending (issue 15).
+
+tests/contrib/django_multi: apps alpha and beta, a cross-app foreign key,
+unique_together added in one migration and removed in the next, an `operations`
+list under an `if`, a migration with RunPython between an AddField and an
+AlterField, and django.contrib.contenttypes / auth (post_migrate creates rows).
+Django runs in subprocesses; the SQL pgwarden renders is compared with the SQL
+Django's own `migrate` executes on the same database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+pytest.importorskip("django")
+
+PROJECT = Path(__file__).parent / "django_multi"
+SRC = Path(__file__).parents[2] / "src"
+PENDING = [
+    "alpha.0002_author_email",
+    "alpha.0003_author_unique_together",
+    "alpha.0004_remove_unique_together",
+    "alpha.0005_author_email_idx",
+    "beta.0002_book_bar",
+    "beta.0003_book_editor",
+]
+
+
+def manage(dsn: str, *args: str, cwd: Path = PROJECT) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env["PGWARDEN_DJANGO_DSN"] = dsn
+    env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    env["COLUMNS"] = "200"
+    return subprocess.run(
+        [sys.executable, str(PROJECT / "manage.py"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def ok(result: subprocess.CompletedProcess[str], *codes: int) -> str:
+    assert result.returncode in (codes or (0,)), result.stdout + result.stderr
+    return result.stdout
+
+
+def line_of(app: str, migration: str, needle: str) -> int:
+    text = (PROJECT / app / "migrations" / f"{migration}.py").read_text().splitlines()
+    return next(i for i, t in enumerate(text, 1) if needle in t)
+
+
+def released(dsn: str, conn: psycopg.Connection[Any]) -> None:
+    """The database as the last release left it: contenttypes and auth migrated, alpha
+    0001 and beta 0001, with rows."""
+    for target in (["auth"], ["beta", "0001"]):
+        ok(manage(dsn, "migrate", *target, "--verbosity", "0"))
+    conn.execute("INSERT INTO alpha_author (name) SELECT 'a' || g FROM generate_series(1, 50) g")
+    conn.execute(
+        "INSERT INTO beta_book (title, author_id) "
+        "SELECT 'b' || g, (SELECT min(id) FROM alpha_author) FROM generate_series(1, 200) g"
+    )
+
+
+def lint_json(dsn: str, *args: str) -> dict[str, Any]:
+    out = ok(manage(dsn, "pgwarden", "lint", *args, "--format", "json"), 0, 1)
+    doc: dict[str, Any] = json.loads(out)
+    return doc
+
+
+def keys(doc: dict[str, Any]) -> list[str]:
+    return [f"{m['app']}.{m['name']}" for m in doc["migrations"]]
+
+
+def test_unapplied_with_several_apps_pending_lints_in_one_run(
+    db: str, conn: psycopg.Connection[Any]
+) -> None:
+    """#15.1: the state starts from every applied migration, not the first pending one's
+    ancestors (was: KeyError ('beta', 'bar') / "Django could not generate the SQL")."""
+    released(db, conn)
+    doc = lint_json(db, "--unapplied")
+    assert keys(doc) == PENDING
+    # One app only: its migrations, rendered after the other apps' pending ones.
+    assert keys(lint_json(db, "--unapplied", "beta")) == PENDING[4:]
+
+
+def test_rendered_sql_is_what_migrate_executes(db: str, conn: psycopg.Connection[Any]) -> None:
+    """#15.3: each pending migration is rendered against what the ones before it leave
+    (unique_together added then removed; FK added nullable then made NOT NULL), and
+    the DDL is exactly what Django's `migrate` executes on the same database."""
+    released(db, conn)
+    rendered = json.loads(ok(manage(db, "sqlcompare", "rendered")))
+    executed = json.loads(ok(manage(db, "sqlcompare", "executed")))
+    assert rendered == executed
+    # The FK of beta 0003 is dropped and re-added (validated) around SET NOT NULL.
+    assert any('"beta_book" DROP CONSTRAINT "beta_book_editor_id' in s for s in executed)
+
+
+def test_lint_finds_the_fk_revalidated_by_alterfield(
+    db: str, conn: psycopg.Connection[Any]
+) -> None:
+    """#15.3: pending AddField FK(null=True) + AlterField(null=False): Django drops and
+    re-adds the FK, validated under lock (PW102), not only the SET NOT NULL (PW103)."""
+    released(db, conn)
+    doc = lint_json(db, "--unapplied")
+    at = line_of("beta", "0003_book_editor", "migrations.AlterField(")
+    codes = {
+        f["code"]
+        for f in doc["findings"]
+        if f["location"]["path"].endswith("0003_book_editor.py") and f["location"]["line"] == at
+    }
+    assert {"PW102", "PW103"} <= codes, doc["findings"]
+
+
+def test_lint_from_zero_with_unique_together_churn(db: str) -> None:
+    """#15.2: from zero, constraint names come from the SQL before, not the empty
+    database (was: "Found wrong number (0) of constraints"), for every app and per app."""
+    doc = lint_json(db)
+    assert "alpha.0004_remove_unique_together" in keys(doc)
+    assert len(keys(doc)) > len(PENDING)
+    beta = lint_json(db, "beta")
+    assert keys(beta) == ["beta.0001_initial", *PENDING[4:]]
+
+
+def test_operations_under_if_point_at_the_operation(db: str, conn: psycopg.Connection[Any]) -> None:
+    """#15.9: `operations` assigned inside an `if`: the finding is at the AddIndex line,
+    not at `class Migration`."""
+    released(db, conn)
+    doc = lint_json(db, "--unapplied", "alpha")
+    (idx,) = [
+        f
+        for f in doc["findings"]
+        if f["code"] == "PW101" and f["location"]["path"].endswith("0005_author_email_idx.py")
+    ]
+    assert idx["location"]["line"] == line_of("alpha", "0005_author_email_idx", "AddIndex(")
