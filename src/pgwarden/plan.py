@@ -14,12 +14,20 @@ from typing import TypedDict, cast
 
 from pgwarden.analysis.catalog import Catalog
 from pgwarden.analysis.effects import Effects
-from pgwarden.analysis.locks import analyse
-from pgwarden.analysis.nodes import AlterTableCmd, TypeName, TypeOf, VariableSetStmt
+from pgwarden.analysis.locks import analyse, body_effects
+from pgwarden.analysis.nodes import (
+    AlterTableCmd,
+    CreateFunctionStmt,
+    TypeName,
+    TypeOf,
+    VariableSetStmt,
+    dotted,
+)
 from pgwarden.analysis.parse import Body, Node, ParsedStatement, fingerprint, gc_paused
+from pgwarden.analysis.plpgsql import body_statements, do_body, routine_body
 from pgwarden.location import LineIndex, SourceLocation
 
-__all__ = ["Plan", "SourceText", "Step", "TxMode", "build_plan"]
+__all__ = ["Plan", "SourceText", "Step", "TxMode", "Unanalysed", "build_plan"]
 
 
 class TxMode(Enum):
@@ -28,6 +36,7 @@ class TxMode(Enum):
     AUTOCOMMIT = "autocommit"  # runs as its own implicit transaction
     EXPLICIT = "explicit"  # inside BEGIN ... COMMIT written in the source
     FILE = "file"  # inside the transaction the migration runner wraps each file in
+    BODY = "body"  # a statement of a DO block or procedure body run outside any transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +61,15 @@ def _no_derived() -> Derived:
 
 
 @dataclass(frozen=True, slots=True)
+class Unanalysed:
+    """SQL inside a DO block or procedure body that pgwarden cannot analyse, and why."""
+
+    location: SourceLocation
+    text: str
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
 class Step:
     """One statement of the plan."""
 
@@ -66,6 +84,13 @@ class Step:
     body: Body = field(init=False)  # the statement node's fields, untyped (typed: tree["<kind>"])
     # Values derived from `tree` once per step and reused by every rule (rules/_sql.py).
     derived: Derived = field(default_factory=_no_derived, init=False, repr=False, compare=False)
+    # A DO (or a CALL of a procedure the plan creates): the statements of its body, as
+    # sub-steps with this step's index, locations in the body, and their own effects
+    # (`effects` above is their union: the body runs as one statement, in one transaction).
+    inner: tuple[Step, ...] = ()
+    unanalysed: tuple[Unanalysed, ...] = ()
+    # A sub-step: where it sits and when it runs, in words appended to its findings.
+    note: str = ""
 
     def __post_init__(self) -> None:
         kind = next(iter(self.tree))
@@ -108,6 +133,25 @@ class Plan:
             if step.transaction is not None:
                 groups.setdefault(step.transaction, []).append(step)
         return {k: tuple(v) for k, v in groups.items()}
+
+    def lint_steps(self) -> Iterator[Step]:
+        """The steps rules check, in order: a step with a body comes as itself without
+        effects (its sub-steps carry them), followed by its sub-steps."""
+        for step in self.steps:
+            if not step.inner and not step.unanalysed:
+                yield step
+                continue
+            yield Step(
+                step.index,
+                step.sql,
+                step.location,
+                step.tree,
+                step.tx_mode,
+                step.transaction,
+                Effects(),
+                unanalysed=step.unanalysed,
+            )
+            yield from step.inner
 
     def fingerprint(self) -> str:
         """sha256 over the statements' normalized fingerprints, in order.
@@ -176,6 +220,7 @@ def _build_plan(
     texts: list[SourceText] = []
     next_tx = 0
     timezone: str | None = None  # set by SET TimeZone earlier in the plan (one session)
+    procedures: dict[str, _Body] = {}  # PL/pgSQL procedures the plan creates, by name
     for source, stmts in sources:
         texts.append(source)
         explicit = any(_tx_kind(s) in _BEGIN for s in stmts)
@@ -203,22 +248,160 @@ def _build_plan(
             setting = stmt.tree.get("VariableSetStmt")
             if setting is not None and setting.get("name") == "timezone":
                 timezone = _timezone_set(setting, catalog)
+            location = SourceLocation(source.path, line, col)
+            effects = analyse(
+                stmt.tree,
+                catalog=catalog,
+                server_version=server_version,
+                timezone=timezone,
+            )
+            body = _Body.of(stmt, source.path, lines, location, procedures)
+            if body is not None and body.call:
+                effects = body_effects(
+                    body.text, catalog=catalog, server_version=server_version, timezone=timezone
+                )
+            inner: tuple[Step, ...] = ()
+            unanalysed: tuple[Unanalysed, ...] = ()
+            if body is not None:
+                body_tx = tx
+                if body_tx is None:  # the block is its own transaction
+                    body_tx = next_tx
+                    next_tx += 1
+                inner, unanalysed = body.steps(
+                    len(steps),
+                    body_tx,
+                    mode if tx is not None else TxMode.BODY,
+                    catalog,
+                    server_version,
+                    timezone,
+                )
             steps.append(
                 Step(
                     index=len(steps),
                     sql=stmt.text,
-                    location=SourceLocation(source.path, line, col),
+                    location=location,
                     tree=stmt.tree,
                     tx_mode=mode,
                     transaction=tx,
-                    effects=analyse(
-                        stmt.tree,
-                        catalog=catalog,
-                        server_version=server_version,
-                        timezone=timezone,
-                    ),
+                    effects=effects,
+                    inner=inner,
+                    unanalysed=unanalysed,
                 )
             )
             if kind in _END:
                 open_tx = None
     return Plan(tuple(steps), tuple(t.path for t in texts), server_version, tuple(texts))
+
+
+@dataclass(frozen=True, slots=True)
+class _Body:
+    """A PL/pgSQL body in the sources: its text and where it starts."""
+
+    text: str
+    path: str
+    lines: LineIndex
+    start: int | None  # character offset of the body in its source (None: not verbatim)
+    location: SourceLocation  # of the DO / CREATE PROCEDURE statement
+    where: str  # "the DO block at line 3", "procedure p (created at line 3)"
+    call: bool = False  # reached through a CALL: the statement's effects are the body's
+
+    @staticmethod
+    def of(
+        stmt: ParsedStatement,
+        path: str,
+        lines: LineIndex,
+        location: SourceLocation,
+        procedures: dict[str, _Body],
+    ) -> _Body | None:
+        """The body a DO runs or a CALL reaches; records a CREATE PROCEDURE's body."""
+        tree = stmt.tree
+        do = tree.get("DoStmt")
+        if do is not None:
+            text, language = do_body(do.get("args"))
+            if text is None or language != "plpgsql":
+                return None
+            where = f"the DO block at line {location.line}"
+            return _Body(text, path, lines, _offset(stmt, text), location, where)
+        routine = tree.get("CreateFunctionStmt")
+        if routine is not None:
+            _record_procedure(routine, stmt, path, lines, location, procedures)
+            return None
+        call = tree.get("CallStmt")
+        if call is not None:
+            known = procedures.get(dotted(call.get("funccall", {}).get("funcname")))
+            if known is not None:
+                return _Body(
+                    known.text,
+                    known.path,
+                    known.lines,
+                    known.start,
+                    known.location,
+                    f"{known.where}, run by the CALL at line {location.line}",
+                    call=True,
+                )
+        return None
+
+    def steps(
+        self,
+        index: int,
+        transaction: int,
+        mode: TxMode,
+        catalog: Catalog | None,
+        server_version: int | None,
+        timezone: str | None,
+    ) -> tuple[tuple[Step, ...], tuple[Unanalysed, ...]]:
+        """The body's statements as sub-steps of step `index`, and what is not analysable."""
+        inner: list[Step] = []
+        unanalysed: list[Unanalysed] = []
+        for part in body_statements(self.text):
+            if self.start is None:
+                loc = self.location
+            else:
+                line, col = self.lines.line_col(self.start + part.offset)
+                loc = SourceLocation(self.path, line, col)
+            if part.tree is None:
+                unanalysed.append(Unanalysed(loc, part.text, part.dynamic or "not analysable"))
+                continue
+            when = f"; it runs only {part.condition}" if part.condition else ""
+            inner.append(
+                Step(
+                    index=index,
+                    sql=part.text,
+                    location=loc,
+                    tree=part.tree,
+                    tx_mode=mode,
+                    transaction=transaction,
+                    effects=analyse(
+                        part.tree,
+                        catalog=catalog,
+                        server_version=server_version,
+                        timezone=timezone,
+                    ),
+                    note=f" (in {self.where}, which runs as one transaction{when})",
+                )
+            )
+        return tuple(inner), tuple(unanalysed)
+
+
+def _offset(stmt: ParsedStatement, body: str) -> int | None:
+    at = stmt.text.find(body)
+    return None if at < 0 or not body else stmt.start + at
+
+
+def _record_procedure(
+    routine: CreateFunctionStmt,
+    stmt: ParsedStatement,
+    path: str,
+    lines: LineIndex,
+    location: SourceLocation,
+    procedures: dict[str, _Body],
+) -> None:
+    if not routine.get("is_procedure"):
+        return
+    text, language = routine_body(routine.get("options"))
+    name = dotted(routine.get("funcname"))
+    if text is None or language != "plpgsql":
+        procedures.pop(name, None)
+        return
+    where = f"procedure {name} (created at line {location.line})"
+    procedures[name] = _Body(text, path, lines, _offset(stmt, text), location, where)

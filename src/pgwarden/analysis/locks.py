@@ -39,8 +39,9 @@ from pgwarden.analysis.nodes import (
     range_vars,
     strings,
 )
+from pgwarden.analysis.plpgsql import body_statements, do_body
 
-__all__ = ["analyse"]
+__all__ = ["analyse", "body_effects"]
 
 Handler = Callable[[Ctx, Node], None]
 
@@ -70,6 +71,59 @@ def analyse(
     )
     handler(ctx, tree)
     return ctx.effects()
+
+
+def body_effects(
+    body: str,
+    *,
+    catalog: Catalog | None = None,
+    server_version: int | None = None,
+    timezone: str | None = None,
+) -> Effects:
+    """Effects of the statements of a PL/pgSQL body (a procedure a plan CALLs), merged."""
+    ctx = Ctx(catalog, _version(server_version, catalog))
+    ctx.session_timezone = timezone
+    ctx.version_assumed = server_version is None and (
+        catalog is None or catalog.server_version is None
+    )
+    _merge_body(ctx, body)
+    return ctx.effects()
+
+
+def _merge_body(ctx: Ctx, body: str) -> None:
+    """Every statement of the body, merged into one: the body runs in one transaction, so
+    each lock is held to its end. Statements in branches are assumed to run."""
+    version = None if ctx.version_assumed else ctx.version
+    for inner in body_statements(body):
+        if inner.tree is None:
+            ctx.assume(f"Not analysed: `{inner.text[:60]}` in a PL/pgSQL body ({inner.dynamic}).")
+            continue
+        sub = analyse(
+            inner.tree, catalog=ctx.catalog, server_version=version, timezone=ctx.session_timezone
+        )
+        for lk in sub.locks:
+            ctx.lock(lk.relation, lk.mode, lk.reason, lk.relkind)
+        for rel in sub.rewrites:
+            ctx.rewrite(rel)
+        for rel in sub.scans:
+            ctx.scan(rel)
+        for what in sub.destroys:
+            ctx.destroy(what)
+        for rel in sub.creates:
+            ctx.create(rel)
+        for text in sub.assumptions:
+            ctx.assume(text)
+        if inner.condition is not None and sub.locks:
+            ctx.assume("Statements in conditional branches of a PL/pgSQL body are assumed to run.")
+
+
+def _do(ctx: Ctx, tree: Node) -> None:
+    """DO: the statements of its PL/pgSQL body, in one transaction."""
+    body, language = do_body(tree["DoStmt"].get("args"))
+    if body is None or language != "plpgsql":
+        ctx.assume(f"A DO block in language {language} is not analysed.")
+        return
+    _merge_body(ctx, body)
 
 
 def _version(server_version: int | None, catalog: Catalog | None) -> int:
@@ -795,6 +849,8 @@ _HANDLERS: dict[str, Handler] = {
     "CompositeTypeStmt": _nothing,
     "DefineStmt": _nothing,
     "CreateFunctionStmt": _nothing,
+    "DoStmt": _do,
+    "CallStmt": _nothing,  # the procedure's body: plan.py, when the plan creates it
     "CreateExtensionStmt": _nothing,
     "CreateSchemaStmt": _nothing,
     "TransactionStmt": _nothing,

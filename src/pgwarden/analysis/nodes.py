@@ -27,6 +27,7 @@ __all__ = [
     "AlterTableCmd",
     "AlterTableStmt",
     "BoolExpr",
+    "CallStmt",
     "ClusterStmt",
     "ColumnDef",
     "ColumnRef",
@@ -34,6 +35,7 @@ __all__ = [
     "Constraint",
     "CopyStmt",
     "CreateEnumStmt",
+    "CreateFunctionStmt",
     "CreateSchemaStmt",
     "CreateSeqStmt",
     "CreateStmt",
@@ -42,6 +44,7 @@ __all__ = [
     "CreatedbStmt",
     "DefElem",
     "DeleteStmt",
+    "DoStmt",
     "DropStmt",
     "DropdbStmt",
     "ExplainStmt",
@@ -509,6 +512,21 @@ class TransactionStmt(TypedDict, total=False):
     kind: str
 
 
+class DoStmt(TypedDict, total=False):
+    args: list["Node"]
+
+
+class CallStmt(TypedDict, total=False):
+    funccall: FuncCall
+
+
+class CreateFunctionStmt(TypedDict, total=False):
+    is_procedure: bool
+    replace: bool
+    funcname: list["Node"]
+    options: list["Node"]
+
+
 class VariableSetStmt(TypedDict, total=False):
     kind: str
     name: str
@@ -557,10 +575,12 @@ class Node(TypedDict, total=False):
     AlterEnumStmt: AlterEnumStmt
     AlterObjectSchemaStmt: AlterObjectSchemaStmt
     AlterSeqStmt: AlterSeqStmt
+    CallStmt: CallStmt
     ClusterStmt: ClusterStmt
     CommentStmt: CommentStmt
     CopyStmt: CopyStmt
     CreateEnumStmt: CreateEnumStmt
+    CreateFunctionStmt: CreateFunctionStmt
     CreateSchemaStmt: CreateSchemaStmt
     CreateSeqStmt: CreateSeqStmt
     CreateStmt: CreateStmt
@@ -568,6 +588,7 @@ class Node(TypedDict, total=False):
     CreateTrigStmt: CreateTrigStmt
     CreatedbStmt: CreatedbStmt
     DeleteStmt: DeleteStmt
+    DoStmt: DoStmt
     DropStmt: DropStmt
     DropdbStmt: DropdbStmt
     ExplainStmt: ExplainStmt

@@ -33,6 +33,7 @@ _MODULES = (
     "pw130_concurrently_inside_transaction",
     "pw131_enum_value_used_before_commit",
     "pw132_transaction_left_open",
+    "pw133_dynamic_sql_not_analysed",
     "pw140_whole_table_update_or_delete",
     "pw141_not_null_column_added_without_default",
     "pw201_table_dropped",

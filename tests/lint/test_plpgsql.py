@@ -1,0 +1,151 @@
+"""Statements inside DO blocks and CALLed procedures are linted like top-level ones (#14.1).
+
+What each statement locks on a live server is checked in tests/analysis/test_plpgsql_live.py
+and the DO cases of tests/analysis/lock_cases.py; here: findings, places and wording.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pgwarden.analysis.effects import LockMode
+from pgwarden.commands import lint
+from pgwarden.findings import Finding
+from pgwarden.plan import Plan
+from pgwarden.settings import Settings
+
+SUPABASE = """\
+-- add status and a unique number, Supabase style
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'invoices_number_key') THEN
+    ALTER TABLE invoices ADD CONSTRAINT invoices_number_key UNIQUE (number);
+  END IF;
+  ALTER TABLE invoices ADD COLUMN token uuid NOT NULL DEFAULT gen_random_uuid();
+  CREATE INDEX invoices_status_idx ON invoices (status);
+  UPDATE invoices SET status = 'open';
+END
+$$;
+"""
+
+
+def _lint(tmp_path: Path, sql: str, *, wrap: bool = True) -> tuple[Plan, list[Finding]]:
+    path = tmp_path / "0001_migration.sql"
+    path.write_text(sql)
+    plan, result = lint([path], settings=Settings(file_transaction=wrap))
+    return plan, list(result.findings)
+
+
+def _at(findings: list[Finding], code: str) -> list[tuple[int, int]]:
+    return [(f.location.line, f.location.column) for f in findings if f.code == code]
+
+
+def test_do_block_statements_are_linted_at_their_lines(tmp_path: Path) -> None:
+    plan, findings = _lint(tmp_path, SUPABASE)
+    assert _at(findings, "PW105") == [(5, 5)]  # UNIQUE builds its index under ACCESS EXCLUSIVE
+    assert _at(findings, "PW104") == [(7, 3)]  # volatile default: the table is rewritten
+    assert _at(findings, "PW101") == [(8, 3)]  # CREATE INDEX without CONCURRENTLY
+    assert _at(findings, "PW140") == [(9, 3)]  # whole-table UPDATE
+    assert (8, 3) in _at(findings, "PW121")  # the index build waits under the earlier locks
+    assert all(f.step == 0 for f in findings)  # all belong to the one DO statement
+    unique = next(f for f in findings if f.code == "PW105")
+    assert "in the DO block at line 2, which runs as one transaction" in unique.message
+    assert "runs only when `NOT EXISTS (SELECT 1 FROM pg_constraint" in unique.message
+    index = next(f for f in findings if f.code == "PW101")
+    assert "runs only" not in index.message
+    # a fix replaces a whole statement: there is none to offer for one inside a body
+    assert all(f.fix is None for f in findings)
+
+
+def test_do_step_runs_as_one_statement_with_the_union_of_effects(tmp_path: Path) -> None:
+    plan, _ = _lint(tmp_path, SUPABASE)
+    (step,) = plan.steps  # apply and rehearse run the DO as one statement
+    assert step.kind == "DoStmt"
+    assert [s.kind for s in step.inner] == [
+        "SelectStmt",  # the IF's condition reads pg_constraint
+        "AlterTableStmt",
+        "AlterTableStmt",
+        "IndexStmt",
+        "UpdateStmt",
+    ]
+    assert {s.transaction for s in step.inner} == {step.transaction}
+    assert step.effects.strongest()["invoices"] is LockMode.ACCESS_EXCLUSIVE
+    assert step.effects.rewrites == ("invoices",)
+    assert "invoices_status_idx" in step.effects.creates
+
+
+def test_autocommit_do_block_is_one_transaction(tmp_path: Path) -> None:
+    sql = """DO $$ BEGIN
+  ALTER TABLE invoices ADD COLUMN note text;
+  CREATE INDEX invoices_note_idx ON invoices (note);
+END $$;
+"""
+    plan, findings = _lint(tmp_path, sql, wrap=False)
+    assert plan.steps[0].transaction is None
+    assert _at(findings, "PW121") == [(3, 3)]
+
+
+def test_dynamic_execute_is_reported_not_passed(tmp_path: Path) -> None:
+    sql = """DO $$
+DECLARE t text := 'invoices';
+BEGIN
+  EXECUTE format('ALTER TABLE %I ADD COLUMN c int', t);
+  EXECUTE 'ALTER TABLE invoices ALTER COLUMN amount TYPE bigint';
+END
+$$;
+"""
+    _, findings = _lint(tmp_path, sql)
+    (dyn,) = [f for f in findings if f.code == "PW133"]
+    assert dyn.severity.value == "warning"
+    assert "line 4, column 11" in dyn.message and "built at run time" in dyn.message
+    assert _at(findings, "PW104") == [(5, 11)]  # a constant string is analysed
+
+
+def test_body_the_plpgsql_parser_rejects_is_reported(tmp_path: Path) -> None:
+    _, findings = _lint(tmp_path, "DO $$ BEGIN ALTER TABLE t ADD COLUMN c int; END IF; END $$;\n")
+    (f,) = [f for f in findings if f.code == "PW133"]
+    assert "PL/pgSQL parser rejected it" in f.message
+
+
+def test_concurrently_inside_do_block_is_an_error_everywhere(tmp_path: Path) -> None:
+    sql = "DO $$ BEGIN\n  CREATE INDEX CONCURRENTLY i ON invoices (a);\nEND $$;\n"
+    for wrap in (True, False):
+        _, findings = _lint(tmp_path, sql, wrap=wrap)
+        (f,) = [f for f in findings if f.code == "PW130"]
+        assert f.severity.value == "error"
+        assert (f.location.line, f.location.column) == (2, 3)
+        assert "cannot be executed from a function" in f.message
+
+
+def test_called_procedure_body_is_linted_where_it_is_written(tmp_path: Path) -> None:
+    sql = """CREATE PROCEDURE add_index() LANGUAGE plpgsql AS $$
+BEGIN
+  CREATE INDEX invoices_a_idx ON invoices (a);
+END
+$$;
+CALL add_index();
+"""
+    plan, findings = _lint(tmp_path, sql)
+    assert _at(findings, "PW101") == [(3, 3)]
+    (f,) = [f for f in findings if f.code == "PW101"]
+    assert f.step == 1  # the CALL runs it
+    assert "procedure add_index (created at line 1), run by the CALL at line 6" in f.message
+    assert plan.steps[1].effects.strongest() == {"invoices": LockMode.SHARE}
+    # without the CREATE PROCEDURE in the plan, the body is not known
+    plan, findings = _lint(tmp_path, "CALL add_index();\n")
+    assert not plan.steps[0].inner and not findings
+
+
+def test_ignore_comment_before_the_do_block_covers_its_statements(tmp_path: Path) -> None:
+    sql = (
+        "-- pgwarden: ignore PW101 settings has 40 rows\n"
+        "DO $$ BEGIN CREATE INDEX s_idx ON settings (k); END $$;\n"
+    )
+    _, findings = _lint(tmp_path, sql)
+    assert not _at(findings, "PW101")
+
+
+def test_drop_inside_do_block_makes_the_step_destructive(tmp_path: Path) -> None:
+    plan, findings = _lint(tmp_path, "DO $$ BEGIN DROP TABLE legacy; END $$;\n")
+    assert plan.steps[0].destructive  # apply asks for a verified backup
+    assert _at(findings, "PW201") == [(1, 13)]

@@ -1,0 +1,6 @@
+DO $$
+BEGIN
+  ALTER TABLE invoices ADD COLUMN note text;
+END IF;
+END
+$$;

@@ -1,0 +1,5 @@
+DO $$
+BEGIN
+  EXECUTE 'ALTER TABLE invoices ADD COLUMN IF NOT EXISTS note text';
+END
+$$;
