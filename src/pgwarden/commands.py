@@ -18,6 +18,7 @@ from pgwarden.analysis.parse import parse
 from pgwarden.errors import InputError, UsageError
 from pgwarden.lint.engine import LintResult, lint_plan
 from pgwarden.plan import Plan, SourceText, build_plan
+from pgwarden.rules.base import DmlLimits
 from pgwarden.settings import Settings
 from pgwarden.sources.sql_files import read_sources
 
@@ -151,7 +152,12 @@ def lint(
     ctx = context or Context(None, None, cfg.pg_version, "none")
     wrap = cfg.file_transaction if file_transaction is None else file_transaction
     plan = load_plan(paths, context=ctx, file_transaction=wrap, sources=sources)
-    result = lint_plan(plan, snapshot=ctx.snapshot, ignore=cfg.ignore)
+    dml = DmlLimits(cfg.dml_max_rows, cfg.dml_max_share)
+    if preflight_dsn and "PW142" not in cfg.ignore:
+        from pgwarden.lint.preflight import planner_rows
+
+        dml = replace(dml, planner_rows=planner_rows(plan, preflight_dsn))
+    result = lint_plan(plan, snapshot=ctx.snapshot, ignore=cfg.ignore, dml=dml)
     if sources is not None and not isinstance(sources, Sequence):
         own = {s.index for s in plan.steps if sources.is_bookkeeping(s)}
         kept = tuple(f for f in result.findings if f.step not in own)

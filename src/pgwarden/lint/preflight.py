@@ -45,7 +45,7 @@ from pgwarden.findings import Finding, Severity
 from pgwarden.pg.connect import connect
 from pgwarden.plan import Plan, Step
 
-__all__ = ["CODE", "NAME", "Violation", "preflight"]
+__all__ = ["CODE", "NAME", "Violation", "planner_rows", "preflight"]
 
 CODE = "PW401"
 NAME = "existing-rows-violate-new-constraint"
@@ -249,3 +249,59 @@ def preflight(plan: Plan, dsn: str, *, timeout_ms: int = 30_000) -> list[Finding
         )
         for v in find_violations(plan, dsn, timeout_ms=timeout_ms)
     ]
+
+
+def planner_rows(
+    plan: Plan, dsn: str, *, timeout_ms: int = 30_000
+) -> dict[int, tuple[float, float]]:
+    """Rows each UPDATE/DELETE with a WHERE would touch, from EXPLAIN (never executed).
+
+    Step index -> (planned rows, the table's rows as the planner counts them), read
+    in a read-only transaction; statements on tables the plan creates are left out.
+    """
+    import psycopg
+
+    out: dict[int, tuple[float, float]] = {}
+    with connect(dsn, autocommit=False) as conn:
+        conn.execute("SET TRANSACTION READ ONLY")
+        conn.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(sql.Literal(timeout_ms)))
+        created: set[str] = set()
+        for step in plan.steps:
+            body = step.tree.get("UpdateStmt") or step.tree.get("DeleteStmt")
+            if (
+                body is not None
+                and body.get("whereClause")
+                and relname(body["relation"]) not in created
+            ):
+                explain = sql.SQL("EXPLAIN (FORMAT JSON) {}").format(sql.SQL(step.sql))
+                try:
+                    with conn.transaction():
+                        row = conn.execute(explain).fetchone()
+                        total = conn.execute(
+                            "SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = %s::regclass",
+                            (_regclass(body["relation"]),),
+                        ).fetchone()
+                except psycopg.Error:
+                    continue  # e.g. a column an earlier step adds: the stats decide instead
+                rows = _modified_rows(row[0] if row else None)
+                if rows is not None and total is not None:
+                    out[step.index] = (rows, float(str(total[0])))
+            created.update(c.removeprefix("public.") for c in step.effects.creates)
+        conn.rollback()
+    return out
+
+
+def _regclass(rv: RangeVar) -> str:
+    return _table(rv).as_string()
+
+
+def _modified_rows(doc: object) -> float | None:
+    """The planned rows of the scan under EXPLAIN's ModifyTable node (EXPLAIN's JSON, not a
+    parse tree: read with subscripts)."""
+    if not isinstance(doc, list) or not doc or not isinstance(doc[0], dict) or "Plan" not in doc[0]:
+        return None
+    node = doc[0]["Plan"]
+    if isinstance(node, dict) and node["Node Type"] == "ModifyTable" and node["Plans"]:
+        node = node["Plans"][0]
+    rows = node["Plan Rows"] if isinstance(node, dict) and "Plan Rows" in node else None
+    return float(rows) if isinstance(rows, int | float) else None

@@ -1,6 +1,9 @@
 """Table and index statistics: sizes, row counts and traffic rates.
 
 Rates come from sampling `pg_stat_user_tables` twice over a short interval.
+Column statistics (from `pg_stats`) are kept small: only for tables of at least
+`COLUMN_STATS_MIN_ROWS` rows, a few most common values and histogram bounds per
+column, values of at most `MAX_VALUE_CHARS` characters.
 """
 
 from __future__ import annotations
@@ -12,7 +15,41 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["IndexStats", "Stats", "TableStats", "read_stats", "read_top_queries"]
+__all__ = [
+    "ColumnStats",
+    "IndexStats",
+    "Stats",
+    "TableStats",
+    "read_column_stats",
+    "read_stats",
+    "read_top_queries",
+]
+
+COLUMN_STATS_MIN_ROWS = 10_000
+MAX_MCV = 10
+MAX_BOUNDS = 11
+MAX_VALUE_CHARS = 40
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnStats:
+    """What the planner knows of one column's values (pg_stats), shortened."""
+
+    null_frac: float
+    n_distinct: float  # > 0: distinct values; < 0: minus the share of rows that are distinct
+    mcv: tuple[str, ...] = ()  # most common values, as text
+    mcf: tuple[float, ...] = ()  # their frequencies
+    bounds: tuple[str, ...] = ()  # histogram bounds (of the values not in mcv), as text
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ColumnStats:
+        return cls(
+            null_frac=float(data.get("null_frac", 0.0)),
+            n_distinct=float(data.get("n_distinct", 0.0)),
+            mcv=tuple(str(v) for v in data.get("mcv", ())),
+            mcf=tuple(float(f) for f in data.get("mcf", ())),
+            bounds=tuple(str(v) for v in data.get("bounds", ())),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +91,8 @@ class Stats:
     sample_s: float
     tables: dict[str, TableStats] = field(default_factory=dict)
     indexes: dict[str, IndexStats] = field(default_factory=dict)
+    # table (as regclass prints it) -> column -> statistics; only tables of some size
+    columns: dict[str, dict[str, ColumnStats]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,6 +106,10 @@ class Stats:
             sample_s=float(data.get("sample_s", 0.0)),
             tables={k: TableStats(**v) for k, v in data.get("tables", {}).items()},
             indexes={k: IndexStats(**v) for k, v in data.get("indexes", {}).items()},
+            columns={
+                t: {c: ColumnStats.from_dict(v) for c, v in cols.items()}
+                for t, cols in (data.get("columns") or {}).items()
+            },
         )
 
 
@@ -146,6 +189,7 @@ def read_stats(conn: psycopg.Connection[Any], *, sample_s: float = 1.0) -> Stats
         "SELECT current_setting('server_version_num')::int, current_database()"
     ).fetchone()
     assert row is not None
+    big = [n for n, t in tables.items() if t.rows >= COLUMN_STATS_MIN_ROWS]
     return Stats(
         taken_at=datetime.now(UTC).isoformat(timespec="seconds"),
         server_version_num=int(row[0]),
@@ -153,7 +197,55 @@ def read_stats(conn: psycopg.Connection[Any], *, sample_s: float = 1.0) -> Stats
         sample_s=sample_s if rates else 0.0,
         tables=tables,
         indexes=indexes,
+        columns=read_column_stats(conn, big),
     )
+
+
+_COLUMNS = """
+SELECT c.oid::regclass::text, s.attname, s.null_frac, s.n_distinct,
+       s.most_common_vals::text::text[], s.most_common_freqs,
+       s.histogram_bounds::text::text[]
+FROM pg_stats s
+JOIN pg_namespace n ON n.nspname = s.schemaname
+JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = s.tablename
+WHERE c.oid::regclass::text = ANY (%s) AND NOT s.inherited
+"""
+
+
+def _short(values: list[Any] | None, keep: int) -> tuple[str, ...] | None:
+    """`keep` values spread over `values` (first and last kept); None if one is too long."""
+    if not values:
+        return ()
+    if any(v is None or len(str(v)) > MAX_VALUE_CHARS for v in values):
+        return None
+    if len(values) <= keep:
+        return tuple(str(v) for v in values)
+    step = (len(values) - 1) / (keep - 1)
+    return tuple(str(values[round(i * step)]) for i in range(keep))
+
+
+def read_column_stats(
+    conn: psycopg.Connection[Any], tables: list[str]
+) -> dict[str, dict[str, ColumnStats]]:
+    """Shortened pg_stats of `tables` (regclass names): what PW142 estimates rows from."""
+    out: dict[str, dict[str, ColumnStats]] = {}
+    if not tables:
+        return out
+    for name, col, null_frac, n_distinct, mcv, mcf, bounds in conn.execute(
+        _COLUMNS, (tables,)
+    ).fetchall():
+        common = _short(list(mcv or ())[:MAX_MCV], MAX_MCV)
+        freqs = tuple(float(f) for f in list(mcf or ())[:MAX_MCV])
+        if common is None:
+            common, freqs = (), ()
+        out.setdefault(str(name), {})[str(col)] = ColumnStats(
+            null_frac=float(null_frac or 0.0),
+            n_distinct=float(n_distinct or 0.0),
+            mcv=common,
+            mcf=freqs,
+            bounds=_short(list(bounds or ()), MAX_BOUNDS) or (),
+        )
+    return out
 
 
 _TOP_QUERIES = """

@@ -36,6 +36,7 @@ _MODULES = (
     "pw133_dynamic_sql_not_analysed",
     "pw140_whole_table_update_or_delete",
     "pw141_not_null_column_added_without_default",
+    "pw142_dml_touches_many_rows",
     "pw201_table_dropped",
     "pw202_column_dropped",
     "pw203_column_renamed",

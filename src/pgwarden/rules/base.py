@@ -18,7 +18,15 @@ from pgwarden.findings import Fix, Severity
 from pgwarden.plan import Plan, Step
 from pgwarden.rules._sql import alter_cmds, table_of
 
-__all__ = ["DOC_SECTIONS", "Hit", "LintContext", "Rule", "TableJudgement", "describe_lock"]
+__all__ = [
+    "DOC_SECTIONS",
+    "DmlLimits",
+    "Hit",
+    "LintContext",
+    "Rule",
+    "TableJudgement",
+    "describe_lock",
+]
 
 DOC_SECTIONS = (
     "What it does",
@@ -76,6 +84,16 @@ class TableJudgement:
     size: str  # "5.0M rows, 1.2 GB, 310 writes/s" or the assumption made
 
 
+@dataclass(frozen=True, slots=True)
+class DmlLimits:
+    """PW142's thresholds (settings dml_max_rows, dml_max_share) and planner estimates."""
+
+    max_rows: int = 100_000
+    max_share: float = 0.1
+    # step index -> (rows the planner expects the UPDATE/DELETE to touch, rows of the table)
+    planner_rows: dict[int, tuple[float, float]] = field(default_factory=dict)
+
+
 @dataclass(slots=True)
 class LintContext:
     """The plan being linted, the stats snapshot, and what earlier steps did."""
@@ -87,6 +105,7 @@ class LintContext:
     lock_timeouts: dict[int | None, int] = field(default_factory=dict)
     held: dict[int, dict[str, tuple[LockMode, Step]]] = field(default_factory=dict)
     added_columns: set[tuple[str, str]] = field(default_factory=set)  # (table, column)
+    dml: DmlLimits = field(default_factory=DmlLimits)
     state: dict[str, object] = field(default_factory=dict)  # per rule code, kept by Rule.observe
 
     def held_before(self, step: Step) -> dict[str, tuple[LockMode, Step]]:

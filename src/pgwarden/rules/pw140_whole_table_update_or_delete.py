@@ -62,7 +62,7 @@ def _value(const: A_Const) -> dict[str, object]:
     return {k: v for k, v in const.items() if k != "location"}
 
 
-def _always_true(where: Node) -> bool:
+def always_true(where: Node) -> bool:
     """`WHERE true`, `WHERE 1 = 1`, `WHERE 'a' = 'a'`: a constant condition that holds."""
     const = where.get("A_Const")
     if const is not None:
@@ -81,7 +81,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     if body is None:
         return
     where = body.get("whereClause")
-    if where and not _always_true(where):
+    if where and not always_true(where):
         return
     table = regclass(body.get("relation"))
     est = ctx.duration(table, rewrite=True)

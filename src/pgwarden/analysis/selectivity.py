@@ -1,0 +1,188 @@
+"""Share of a table's rows a WHERE clause selects, from a snapshot's column statistics.
+
+A small version of the planner's estimator: `col = const`, `col <> const`,
+`col IN (...)`, `col IS [NOT] NULL`, `col < | <= | > | >= const`, combined with
+AND, OR and NOT (independent columns assumed, as the planner does). Anything
+else is not estimated (None).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pgwarden.analysis.nodes import A_Const, A_Expr, Node, strings
+from pgwarden.pg.stats import ColumnStats
+
+__all__ = ["selectivity"]
+
+# The planner's default selectivity for an equality it knows nothing about.
+_DEFAULT_EQ = 0.005
+
+
+def selectivity(where: Node, columns: Mapping[str, ColumnStats], rows: int) -> float | None:
+    """Estimated share (0..1) of `rows` rows that `where` selects; None when unknown."""
+    s = _sel(where, columns, rows)
+    return None if s is None else min(1.0, max(0.0, s))
+
+
+def _sel(node: Node, columns: Mapping[str, ColumnStats], rows: int) -> float | None:
+    boolean = node.get("BoolExpr")
+    if boolean is not None:
+        parts = [_sel(a, columns, rows) for a in boolean.get("args", ())]
+        if any(p is None for p in parts):
+            return None
+        known = [p for p in parts if p is not None]
+        op = boolean.get("boolop")
+        if op == "AND_EXPR":
+            out = 1.0
+            for p in known:
+                out *= p
+            return out
+        if op == "OR_EXPR":
+            miss = 1.0
+            for p in known:
+                miss *= 1.0 - p
+            return 1.0 - miss
+        return 1.0 - known[0] if known else None
+    null_test = node.get("NullTest")
+    if null_test is not None:
+        col = _column(null_test.get("arg", {}), columns)
+        if col is None:
+            return None
+        is_null = null_test.get("nulltesttype") == "IS_NULL"
+        return col.null_frac if is_null else 1.0 - col.null_frac
+    expr = node.get("A_Expr")
+    if expr is not None:
+        return _expr(expr, columns, rows)
+    return None
+
+
+def _expr(expr: A_Expr, columns: Mapping[str, ColumnStats], rows: int) -> float | None:
+    ops = strings(expr.get("name"))
+    if len(ops) != 1:
+        return None
+    op = ops[0]
+    left, right = expr.get("lexpr", {}), expr.get("rexpr", {})
+    kind = expr.get("kind")
+    if kind == "AEXPR_IN":
+        col = _column(left, columns)
+        items = right.get("List", {}).get("items", [])
+        values = [_const(i) for i in items]
+        if col is None or any(v is None for v in values):
+            return None
+        hit = sum(_eq(col, v, rows) for v in values if v is not None)
+        return hit if op == "=" else 1.0 - col.null_frac - hit
+    if kind != "AEXPR_OP":
+        return None
+    col, value = _column(left, columns), _const(right)
+    if col is None:  # const op column: flip the comparison
+        col, value = _column(right, columns), _const(left)
+        op = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}.get(op, op)
+    if col is None or value is None:
+        return None
+    if op == "=":
+        return _eq(col, value, rows)
+    if op in ("<>", "!="):
+        return 1.0 - col.null_frac - _eq(col, value, rows)
+    if op in ("<", "<=", ">", ">="):
+        return _range(col, value, op)
+    return None
+
+
+def _column(node: Node, columns: Mapping[str, ColumnStats]) -> ColumnStats | None:
+    cast = node.get("TypeCast")
+    if cast is not None:
+        node = cast.get("arg", {})
+    ref = node.get("ColumnRef")
+    if ref is None:
+        return None
+    names = strings(ref.get("fields"))
+    return columns.get(names[-1]) if names else None
+
+
+def _const(node: Node) -> str | None:
+    cast = node.get("TypeCast")
+    if cast is not None:
+        node = cast.get("arg", {})
+    const: A_Const | None = node.get("A_Const")
+    if const is None or const.get("isnull"):
+        return None
+    if "ival" in const:
+        return str(const["ival"].get("ival", 0))
+    if "fval" in const:
+        return const["fval"].get("fval", "0")
+    if "sval" in const:
+        return const["sval"].get("sval", "")
+    if "boolval" in const:
+        return "true" if const["boolval"].get("boolval") else "false"
+    return None
+
+
+def _distinct(col: ColumnStats, rows: int) -> float:
+    return col.n_distinct if col.n_distinct > 0 else -col.n_distinct * rows
+
+
+def _same(a: str, b: str) -> bool:
+    x, y = _number(a), _number(b)
+    if x is not None and y is not None:
+        return x == y
+    if {a.lower(), b.lower()} <= {"t", "true", "f", "false"}:
+        return a.lower()[0] == b.lower()[0]
+    return a == b
+
+
+def _eq(col: ColumnStats, value: str, rows: int) -> float:
+    for v, f in zip(col.mcv, col.mcf, strict=False):
+        if _same(v, value):
+            return f
+    rest = 1.0 - col.null_frac - sum(col.mcf)
+    others = _distinct(col, rows) - len(col.mcv)
+    if others >= 1:
+        return max(0.0, rest) / others
+    return _DEFAULT_EQ if not col.mcv else 0.0
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _below(a: str, b: str) -> bool:
+    x, y = _number(a), _number(b)
+    return x < y if x is not None and y is not None else a < b
+
+
+def _range(col: ColumnStats, value: str, op: str) -> float:
+    """Share of rows with `col op value`: MCVs that match plus the histogram's part."""
+    less = op in ("<", "<=")
+    mcv_part = sum(
+        f
+        for v, f in zip(col.mcv, col.mcf, strict=False)
+        if (_below(v, value) if less else _below(value, v)) or ("=" in op and _same(v, value))
+    )
+    rest = max(0.0, 1.0 - col.null_frac - sum(col.mcf))
+    bounds = col.bounds
+    if len(bounds) < 2:
+        return mcv_part + rest / 3  # the planner's default for an inequality
+    below = _fraction_below(bounds, value)
+    return mcv_part + rest * (below if less else 1.0 - below)
+
+
+def _fraction_below(bounds: tuple[str, ...], value: str) -> float:
+    """Share of the histogram below `value` (linear within a bucket for numbers)."""
+    if not _below(bounds[0], value):
+        return 0.0
+    if not _below(value, bounds[-1]):
+        return 1.0
+    buckets = len(bounds) - 1
+    for i in range(buckets):
+        lo, hi = bounds[i], bounds[i + 1]
+        if _below(value, hi):
+            x, a, b = _number(value), _number(lo), _number(hi)
+            inside = 0.5
+            if x is not None and a is not None and b is not None and b > a:
+                inside = (x - a) / (b - a)
+            return (i + inside) / buckets
+    return 1.0

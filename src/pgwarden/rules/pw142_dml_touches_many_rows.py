@@ -1,0 +1,181 @@
+"""An UPDATE or DELETE with a WHERE clause that touches most of a large table.
+
+## What it does
+Estimates how many rows an `UPDATE ... WHERE` or `DELETE ... WHERE` on an
+existing table touches: with `--database-url` (a replica, read-only) from the
+planner (`EXPLAIN`, never executed); with `--stats` from the column statistics
+the snapshot keeps (null fraction, distinct values, most common values,
+histogram bounds) for `col = const`, `col IN (...)`, `col IS [NOT] NULL`,
+`col < const` and the like, combined with AND, OR and NOT. More rows than
+`dml_max_rows` (default 100,000), or more than `dml_max_share` (default 0.1)
+of a large or busy table, in one statement is an error. Without stats or a
+database the size is unknown, and a note says so. (A missing or constant-true
+WHERE is PW140.)
+
+## Why is this bad?
+Every row the statement changes stays locked until COMMIT, so concurrent
+writes to those rows wait; an UPDATE writes a new version of each row (a WAL
+burst that replicas replay, bloat until vacuum); a long transaction holds back
+vacuum everywhere. A selective-looking WHERE (`WHERE status = 'open'`,
+`WHERE created_at < now()`) often matches most of the table.
+
+## Example
+```sql
+UPDATE invoices SET currency = 'EUR' WHERE currency IS NULL;  -- 4.8M of 5M rows
+```
+
+## Use instead
+```sql
+UPDATE invoices SET currency = 'EUR'
+WHERE id >= 1 AND id < 10001 AND currency IS NULL;
+-- ... and so on, one short transaction per batch
+```
+Batch it by primary-key range, each batch its own short transaction, outside
+the schema migration: `pgwarden backfill` does this with throttling and resumes
+where it stopped; or a keyed loop that commits per batch (Alembic:
+`autocommit_block()`; Django: `RunPython` with `atomic = False`).
+
+## Fix safety
+No mechanical fix.
+
+## References
+https://www.postgresql.org/docs/current/planner-stats.html
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pgwarden.analysis.nodes import Node, strings
+from pgwarden.analysis.selectivity import selectivity
+from pgwarden.findings import Severity
+from pgwarden.plan import Step
+from pgwarden.rules._sql import regclass
+from pgwarden.rules.base import Hit, LintContext, Rule
+from pgwarden.rules.pw140_whole_table_update_or_delete import always_true
+
+_HELP = (
+    "batch it by primary-key range, one short transaction per batch, outside the schema "
+    "migration: pgwarden backfill, or a keyed loop that commits per batch"
+)
+
+
+def _estimate(step: Step, ctx: LintContext, table: str) -> tuple[float, float, str] | None:
+    """(rows touched, rows of the table, where the figure comes from), or None when unknown."""
+    planned = ctx.dml.planner_rows.get(step.index)
+    if planned is not None:
+        return planned[0], planned[1], "planner estimate"
+    body = step.tree.get("UpdateStmt") or step.tree.get("DeleteStmt")
+    if ctx.snapshot is None or body is None or "whereClause" not in body:
+        return None
+    stats = ctx.snapshot.table(table)
+    if stats is None:
+        return None
+    columns = ctx.snapshot.stats.columns.get(stats.name, {})
+    share = selectivity(body["whereClause"], columns, stats.rows)
+    if share is None:
+        return None
+    return share * stats.rows, float(stats.rows), "estimate from column statistics"
+
+
+def _int(node: Node) -> int | None:
+    const = node.get("A_Const")
+    return const["ival"].get("ival", 0) if const is not None and "ival" in const else None
+
+
+def _key_span(where: Node) -> int | None:
+    """Width of an integer range `col >= a AND col < b` (or BETWEEN) a WHERE bounds."""
+    conjuncts = [where]
+    boolean = where.get("BoolExpr")
+    if boolean is not None and boolean.get("boolop") == "AND_EXPR":
+        conjuncts = boolean.get("args", [])
+    low: dict[str, int] = {}
+    high: dict[str, int] = {}
+    for node in conjuncts:
+        expr = node.get("A_Expr")
+        if expr is None or "ColumnRef" not in expr.get("lexpr", {}):
+            continue
+        col = ".".join(strings(expr["lexpr"]["ColumnRef"].get("fields")))
+        op = "".join(strings(expr.get("name")))
+        if expr.get("kind") == "AEXPR_BETWEEN":
+            bounds = [_int(b) for b in expr.get("rexpr", {}).get("List", {}).get("items", [])]
+            if len(bounds) == 2 and bounds[0] is not None and bounds[1] is not None:
+                low[col], high[col] = bounds[0], bounds[1] + 1
+            continue
+        value = _int(expr.get("rexpr", {}))
+        if value is None or expr.get("kind") != "AEXPR_OP":
+            continue
+        if op in (">", ">="):
+            low[col] = value + (op == ">")
+        elif op in ("<", "<="):
+            high[col] = value + (op == "<=")
+    spans = [high[c] - low[c] for c in low if c in high]
+    return min(spans) if spans else None
+
+
+def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
+    body = step.tree.get("UpdateStmt") or step.tree.get("DeleteStmt")
+    if body is None:
+        return
+    where = body.get("whereClause")
+    if not where or always_true(where):
+        return  # PW140
+    table = regclass(body.get("relation"))
+    judged = ctx.judge(table)
+    if judged.severity is None or judged.severity is Severity.NOTE:
+        return  # created in this plan, or small: a few rows, whatever the WHERE
+    verb = "updates" if step.kind == "UpdateStmt" else "deletes"
+    est = _estimate(step, ctx, table)
+    if est is None:
+        span = _key_span(where)
+        if span is not None and span <= ctx.dml.max_rows:
+            return  # one batch of a keyed loop: at most `span` rows of a unique key
+        why = (
+            "no stats given"
+            if ctx.snapshot is None
+            else "the stats snapshot has no statistics for this table or condition"
+        )
+        yield Hit(
+            message=f"{verb} rows of {table} matching its WHERE clause: how many is unknown "
+            f"({why}); if it is most of the table, every row stays locked until COMMIT",
+            help="lint with --stats (pgwarden stats dump) or --database-url (a replica) to "
+            f"estimate it; if it is many rows, {_HELP}",
+            severity=Severity.NOTE,
+        )
+        return
+    rows, total, source = est
+    share = rows / total if total > 0 else 0.0
+    limits = ctx.dml
+    too_many = rows > limits.max_rows
+    too_large_share = share > limits.max_share
+    if not (too_many or too_large_share):
+        return
+    severity = Severity.ERROR if too_many or judged.severity is Severity.ERROR else Severity.WARNING
+    limit = (
+        f"more than dml_max_rows = {limits.max_rows:,}"
+        if too_many
+        else f"more than dml_max_share = {limits.max_share:g} of the table"
+    )
+    yield Hit(
+        message=f"{verb} about {rows:,.0f} of {total:,.0f} rows of {table} ({share:.0%}, "
+        f"{source}) in one statement, {limit}: each row stays locked until COMMIT, so "
+        "concurrent writes to them wait, and "
+        + (
+            "a new version of each is written (WAL burst, replica lag, bloat)"
+            if step.kind == "UpdateStmt"
+            else "dead rows fill the table until vacuum"
+        )
+        + f"; {table}: {judged.size}",
+        help=_HELP,
+        severity=severity,
+    )
+
+
+RULE = Rule(
+    code="PW142",
+    name="dml-touches-many-rows",
+    summary="UPDATE or DELETE whose WHERE matches many rows of a large table in one statement",
+    doc=__doc__ or "",
+    check=check,
+    kinds=frozenset({"UpdateStmt", "DeleteStmt"}),
+)

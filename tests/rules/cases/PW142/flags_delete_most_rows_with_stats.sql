@@ -1,0 +1,2 @@
+-- stats: dml-stats.json
+DELETE FROM invoices WHERE status = 'paid' AND amount >= 100;

@@ -1,0 +1,2 @@
+-- stats: dml-stats.json
+UPDATE invoices SET status = 'archived' WHERE created_at < '2021-01-01';

@@ -1,0 +1,1 @@
+UPDATE invoices SET currency = 'EUR' WHERE status = 'paid';

@@ -1,0 +1,2 @@
+-- stats: dml-stats.json
+UPDATE invoices SET currency = 'USD' WHERE currency IS NULL;

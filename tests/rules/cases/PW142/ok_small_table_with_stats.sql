@@ -1,0 +1,2 @@
+-- stats: dml-stats.json
+UPDATE settings SET value = 'w' WHERE value = 'v';
