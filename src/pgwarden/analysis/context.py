@@ -17,7 +17,7 @@ import orjson
 
 from pgwarden.analysis.catalog import Catalog, read_catalog
 from pgwarden.errors import InputError
-from pgwarden.pg.stats import Stats, TableStats
+from pgwarden.pg.stats import MigrationState, Stats, TableStats
 
 __all__ = [
     "BYTES_PER_S",
@@ -55,6 +55,8 @@ class Snapshot:
     catalog: Catalog | None
     # The heaviest statements from pg_stat_statements, when installed: query, calls, ms.
     top_queries: tuple[dict[str, Any], ...] = ()
+    # What the database's migration tools recorded as run (None: not recorded).
+    migrations: MigrationState | None = None
 
     def table(self, name: str) -> TableStats | None:
         """Stats of a table by regclass name (unqualified names also match `public.`)."""
@@ -75,6 +77,7 @@ class Snapshot:
             "stats": self.stats.to_dict(),
             "catalog": self.catalog.to_dict() if self.catalog is not None else None,
             "top_queries": list(self.top_queries),
+            "migrations": self.migrations.to_dict() if self.migrations is not None else None,
         }
 
 
@@ -88,14 +91,15 @@ def estimate_seconds(table: TableStats, *, rewrite: bool = False, kind: str | No
 def take_snapshot(dsn: str, *, sample_s: float = 1.0) -> Snapshot:
     """Read stats (sampling rates over `sample_s`) and the catalog, read-only."""
     from pgwarden.pg.connect import connect
-    from pgwarden.pg.stats import read_stats, read_top_queries
+    from pgwarden.pg.stats import read_migration_state, read_stats, read_top_queries
 
     with connect(dsn) as conn:
         conn.execute("SET default_transaction_read_only = on")
         stats = read_stats(conn, sample_s=sample_s)
         catalog = read_catalog(conn)
         top = read_top_queries(conn)
-    return Snapshot(stats, catalog, top)
+        migrations = read_migration_state(conn)
+    return Snapshot(stats, catalog, top, migrations)
 
 
 def save_snapshot(snapshot: Snapshot, path: str | os.PathLike[str]) -> None:
@@ -147,4 +151,12 @@ def load_snapshot(path: str | os.PathLike[str]) -> Snapshot:
     top = data.get("top_queries") or []
     if not isinstance(top, list):
         raise InputError(f"{p}: stats file is damaged (top_queries is not a list)", path=str(p))
-    return Snapshot(stats, catalog, tuple(q for q in top if isinstance(q, dict)))
+    migrations = data.get("migrations")
+    if migrations is not None and not isinstance(migrations, dict):
+        raise InputError(f"{p}: stats file is damaged (migrations is not an object)", path=str(p))
+    return Snapshot(
+        stats,
+        catalog,
+        tuple(q for q in top if isinstance(q, dict)),
+        MigrationState.from_dict(migrations) if migrations is not None else None,
+    )

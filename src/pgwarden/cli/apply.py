@@ -366,7 +366,7 @@ def apply(
     wrap = settings.file_transaction and not no_file_transaction
     from pgwarden.cli.analyse import alembic_sources
 
-    sources = alembic_sources(paths, alembic_ini, revision_range, unapplied, dsn)
+    sources = alembic_sources(paths, alembic_ini, revision_range, unapplied, dsn, strict=True)
     plan = commands.load_plan(paths, context=ctx, file_transaction=wrap, sources=sources)
     cancel = threading.Event()
     with _ctrl_c_cancels(cancel, dsn, kw["journal_file"]) as interrupts:

@@ -18,9 +18,11 @@ if TYPE_CHECKING:
 __all__ = [
     "ColumnStats",
     "IndexStats",
+    "MigrationState",
     "Stats",
     "TableStats",
     "read_column_stats",
+    "read_migration_state",
     "read_stats",
     "read_top_queries",
 ]
@@ -288,3 +290,49 @@ def read_top_queries(
         }
         for r in rows
     )
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationState:
+    """Which migrations the database has run, as its migration tools recorded them.
+
+    None for a tool whose table does not exist; () for an existing, empty table.
+    """
+
+    alembic_version: tuple[str, ...] | None = None  # public.alembic_version heads
+    django_migrations: tuple[str, ...] | None = None  # applied "app.name", in apply order
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "alembic_version": _listed(self.alembic_version),
+            "django_migrations": _listed(self.django_migrations),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MigrationState:
+        alembic, django = data.get("alembic_version"), data.get("django_migrations")
+        return cls(
+            tuple(str(v) for v in alembic) if alembic is not None else None,
+            tuple(str(v) for v in django) if django is not None else None,
+        )
+
+
+def _listed(values: tuple[str, ...] | None) -> list[str] | None:
+    return list(values) if values is not None else None
+
+
+def read_migration_state(conn: psycopg.Connection[Any]) -> MigrationState:
+    """The alembic_version heads and django_migrations applied set (read-only)."""
+    found = conn.execute(
+        "SELECT to_regclass('alembic_version') IS NOT NULL,"
+        " to_regclass('django_migrations') IS NOT NULL"
+    ).fetchone()
+    assert found is not None
+    alembic = django = None
+    if found[0]:
+        rows = conn.execute("SELECT version_num FROM alembic_version").fetchall()
+        alembic = tuple(sorted(str(r[0]) for r in rows))
+    if found[1]:
+        rows = conn.execute("SELECT app, name FROM django_migrations ORDER BY id").fetchall()
+        django = tuple(f"{r[0]}.{r[1]}" for r in rows)
+    return MigrationState(alembic, django)

@@ -29,10 +29,10 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pgwarden.analysis.parse import ParsedStatement, parse
-from pgwarden.errors import InputError, UsageError
+from pgwarden.errors import InputError, Refused, UsageError
 from pgwarden.plan import Plan, SourceText, Step, TxMode, build_plan
 
 if TYPE_CHECKING:
@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AlembicSources",
+    "AppliedInRange",
+    "OfflineRenderError",
     "Source",
     "build_alembic_plan",
     "current_revisions",
@@ -95,12 +97,52 @@ class _Revision:
 
 
 @dataclass(frozen=True, slots=True)
+class SkippedRevision:
+    """A revision of the range that is not in the plan, and why."""
+
+    revision: str
+    path: str
+    why: str  # "applied" (the database ran it) or "offline" (cannot render offline)
+    detail: str
+
+
+class OfflineRenderError(Refused):
+    """A revision reads data or inspects the connection: Alembic cannot render it offline."""
+
+    def __init__(self, revision: str, path: str, cause: BaseException, *, hint: str) -> None:
+        super().__init__(
+            f"{path}: revision {revision} cannot be rendered offline: it reads data or "
+            f"inspects the connection ({type(cause).__name__}: {cause})",
+            hint=hint,
+        )
+        self.revision = revision
+        self.path = path
+        self.cause = cause
+
+
+class AppliedInRange(Refused):
+    """The revision range includes revisions the database already ran."""
+
+
+@dataclass(frozen=True, slots=True)
 class AlembicSources:
     """The revisions' statements, in run order, and which steps are Alembic's own."""
 
     sources: tuple[Source, ...]
     revisions: tuple[str, ...]
     version_table: str = "alembic_version"
+    # Revisions of the range left out, each with why: "applied" or "offline".
+    skipped: tuple[SkippedRevision, ...] = ()
+
+    def notes(self) -> list[str]:
+        """One line per skipped revision (or group of applied ones) for the user."""
+        applied = [s for s in self.skipped if s.why == "applied"]
+        lines = []
+        if applied:
+            ids = ", ".join(s.revision for s in applied)
+            lines.append(f"skipped {len(applied)} applied revision(s) ({ids}): {applied[0].detail}")
+        lines += [s.detail for s in self.skipped if s.why == "offline"]
+        return lines
 
     def is_bookkeeping(self, step: Step) -> bool:
         """Whether `step` is Alembic's version-table SQL (not the user's migration)."""
@@ -124,6 +166,7 @@ class _Capture(io.StringIO):
         self.revisions: list[_Revision] = []
         self.pending: list[tuple[str, int | None, str | None]] = []  # (sql, line, file)
         self.events: list[tuple[str, object]] = []  # ("rev", _Revision) | ("sql", tuple)
+        self.skip_begin = False
 
     def _revision_frame(self) -> tuple[str | None, int | None]:
         frame = sys._getframe(2)
@@ -134,7 +177,54 @@ class _Capture(io.StringIO):
             frame = frame.f_back  # type: ignore[assignment]
         return None, None
 
+    def drop_failed(self, since_event: int) -> _Revision | None:
+        """Forget the revision that failed after `since_event` (None: none started).
+
+        Its statements go, with the BEGIN (and version-table CREATE) Alembic wrote for
+        it; a transaction the earlier revisions left open stays open, and the BEGIN
+        of the next run is then not written twice.
+        """
+        marks = [i for i, (what, _) in enumerate(self.events) if what == "rev"]
+        if not marks or marks[-1] < since_event:
+            return None
+        cut = marks[-1]
+        failed = self.events[cut][1]
+        assert isinstance(failed, _Revision)
+        while cut > 0 and self.events[cut - 1][0] == "sql":
+            payload = cast("tuple[str, int | None, str | None]", self.events[cut - 1][1])
+            sql, fname = payload[0], payload[2]
+            stmts = parse(sql, "<alembic>")
+            opens = bool(stmts) and (
+                _kind(stmts[0]) in ("TRANS_STMT_BEGIN", "TRANS_STMT_START")
+                or stmts[0].kind == "CreateStmt"
+            )
+            if fname is not None or not opens:
+                break
+            cut -= 1
+        del self.events[cut:]
+        self.revisions.remove(failed)
+        self.skip_begin = self._open()
+        return failed
+
+    def _open(self) -> bool:
+        depth = False
+        for what, payload in self.events:
+            if what != "sql":
+                continue
+            for st in parse(payload[0], "<alembic>"):  # type: ignore[index]
+                kind = _kind(st)
+                if kind in ("TRANS_STMT_BEGIN", "TRANS_STMT_START"):
+                    depth = True
+                elif kind in ("TRANS_STMT_COMMIT", "TRANS_STMT_ROLLBACK"):
+                    depth = False
+        return depth
+
     def write(self, s: str) -> int:
+        if self.skip_begin and s.strip():
+            self.skip_begin = False
+            stmts = parse(s, "<alembic>")
+            if stmts and _kind(stmts[0]) in ("TRANS_STMT_BEGIN", "TRANS_STMT_START"):
+                return len(s)  # the transaction the run before left open goes on
         m = _RUNNING.match(s.strip())
         if m is not None:
             direction, before, after = m.groups()
@@ -223,7 +313,8 @@ def _config(ini: str | os.PathLike[str], buffer: io.StringIO | None, url: str | 
     cfg = Config(str(path), output_buffer=buffer)
     if url:
         cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    elif not cfg.get_main_option("sqlalchemy.url"):
+    elif (cfg.get_main_option("sqlalchemy.url") or "").strip(" \"'") == "":
+        # empty (also `sqlalchemy.url = ""`): offline mode only needs the dialect
         cfg.set_main_option("sqlalchemy.url", "postgresql://")
     return cfg
 
@@ -275,49 +366,151 @@ def read_alembic_sources(
     revision_range: str | None = None,
     unapplied: bool = False,
     database_url: str | None = None,
+    applied: Sequence[str] | None = None,
+    applied_from: str = "the snapshot's alembic_version",
+    strict: bool = False,
+    sqlalchemy_url: str | None = None,
 ) -> AlembicSources:
     """Each revision of `revision_range` (default base:heads) as SQL, via Alembic's offline mode.
 
-    With `unapplied`, the range starts at the revision in `database_url`'s
-    alembic_version table (read-only).
+    What the database already ran is left out: `applied` (its alembic_version heads,
+    e.g. from a stats snapshot; `applied_from` says where they come from), else with
+    `unapplied` or `database_url` the database's own alembic_version (read-only).
+    Without a range that gives the revisions after it, as `alembic upgrade heads`
+    runs them. `sqlalchemy_url` (a libpq DSN or SQLAlchemy URL; default `database_url`)
+    is the `sqlalchemy.url` env.py sees, for an alembic.ini that leaves it empty.
+
+    A range that includes applied revisions, and a revision that cannot render
+    offline (it reads data or inspects the connection), are left out and listed
+    in `skipped`; with `strict` (apply) they are refused instead.
     """
     require_alembic()
-    from alembic import command
     from alembic.script import ScriptDirectory
-    from alembic.util import CommandError
 
     if unapplied and revision_range:
         raise UsageError("give either --range or --unapplied, not both")
-    if unapplied and not database_url:
+    if unapplied and not database_url and applied is None:
         raise UsageError(
             "--unapplied needs the database",
             hint="pass --database-url or set PGWARDEN_DATABASE_URL",
         )
-    cfg = _config(ini, None, None)
+    url = sqlalchemy_url or database_url
+    cfg = _config(ini, None, _sqlalchemy_url(url) if url else None)
     script = ScriptDirectory.from_config(cfg)
     cap = _Capture(script)
     cfg.output_buffer = cap
-    if unapplied:
-        assert database_url is not None
-        current = current_revisions(database_url)
+    current: list[str] | None = list(applied) if applied is not None else None
+    if current is None and database_url:
+        current, applied_from = current_revisions(database_url), "the database's alembic_version"
+    rng = revision_range or "base:heads"
+    if ":" not in rng:
+        rng = f"base:{rng}"
+    lower, upper = (part.strip() or "base" for part in rng.split(":", 1))
+    skipped: list[SkippedRevision] = []
+    if current:
         if len(current) > 1:
             raise UsageError(
                 f"the database is at {len(current)} heads ({', '.join(current)})",
                 hint="lint each branch with --range REV:head",
             )
-        start = current[0] if current else "base"
-        if start != "base" and script.get_current_head() == start:
-            return AlembicSources((), ())
-        revision_range = f"{start}:heads"
-    rng = revision_range or "base:heads"
-    if ":" not in rng:
-        rng = f"base:{rng}"
+        lower, skipped = _after_applied(
+            script, current[0], lower, upper, applied_from, strict and bool(revision_range)
+        )
+    at_end = upper in ("head", "heads") and lower in _heads(script)
+    if lower == upper or at_end:
+        return AlembicSources((), (), skipped=tuple(skipped))
+    skipped += _render(cfg, script, cap, lower, upper, strict)
+    sources = _assemble(cap)
+    return AlembicSources(
+        tuple(sources), tuple(r.revision for r in cap.revisions), skipped=tuple(skipped)
+    )
+
+
+def _heads(script: Any) -> set[str]:
+    return set(script.get_heads())
+
+
+def _ids(script: Any, upper: str, lower: str) -> list[str]:
+    """Revision ids of lower:upper (lower excluded), newest first."""
+    from alembic.util import CommandError
+
     try:
-        command.upgrade(cfg, rng, sql=True)
+        return [sc.revision for sc in script.iterate_revisions(upper, lower)]
     except CommandError as exc:
         raise UsageError(f"alembic: {exc}", hint="check --range and the revision ids") from None
-    sources = _assemble(cap)
-    return AlembicSources(tuple(sources), tuple(r.revision for r in cap.revisions))
+
+
+def _after_applied(
+    script: Any, current: str, lower: str, upper: str, applied_from: str, strict: bool
+) -> tuple[str, list[SkippedRevision]]:
+    """The range's start moved past `current`, and the applied revisions it had."""
+    try:
+        done = set(_ids(script, current, "base"))
+    except UsageError:
+        raise UsageError(
+            f"{applied_from} is {current}, which is not a revision of this project",
+            hint="check the alembic.ini (or --stats / --database-url) belongs to this database",
+        ) from None
+    wanted = _ids(script, upper, lower)
+    ran = [r for r in reversed(wanted) if r in done]
+    if not ran:
+        return lower, []
+    paths = {r: _display(str(script.get_revision(r).path)) for r in ran}
+    detail = f"{applied_from} is {current}, so the database already ran them"
+    if strict:
+        raise AppliedInRange(
+            f"the range {lower}:{upper} includes {len(ran)} revision(s) the database already "
+            f"ran ({', '.join(ran)}): {applied_from} is {current}",
+            hint="drop --range to apply the revisions after alembic_version, or start the "
+            f"range at {current}",
+        )
+    start = current if current in wanted else upper  # else the whole range ran
+    return start, [SkippedRevision(r, paths[r], "applied", detail) for r in ran]
+
+
+def _render(
+    cfg: Any, script: Any, cap: _Capture, lower: str, upper: str, strict: bool
+) -> list[SkippedRevision]:
+    """Run Alembic's offline upgrade of lower:upper into `cap`, leaving out what cannot render."""
+    from alembic import command
+    from alembic.util import CommandError
+
+    wanted = _ids(script, upper, lower)
+    skipped: list[SkippedRevision] = []
+    start = lower
+    while True:
+        mark = len(cap.events)
+        try:
+            command.upgrade(cfg, f"{start}:{upper}", sql=True)
+            return skipped
+        except Exception as exc:  # the revision's own code (or env.py) failed offline
+            failed_exc = exc
+        failed = cap.drop_failed(mark)
+        if failed is None and isinstance(failed_exc, CommandError):
+            raise UsageError(
+                f"alembic: {failed_exc}", hint="check --range and the revision ids"
+            ) from None
+        if failed is None:
+            raise InputError(
+                f"alembic env.py failed in offline mode: {type(failed_exc).__name__}: {failed_exc}",
+                hint="env.py must support `alembic upgrade --sql` (context.is_offline_mode())",
+            ) from failed_exc
+        err = OfflineRenderError(
+            failed.revision,
+            failed.path,
+            failed_exc,
+            hint=f"apply the revisions before it, run `alembic upgrade {failed.revision}` "
+            "with the stock env.py, then apply the rest through pgwarden"
+            if strict
+            else "it is skipped; lint the rest, and review this revision by hand",
+        )
+        if strict:
+            raise err from failed_exc
+        skipped.append(SkippedRevision(failed.revision, failed.path, "offline", err.message))
+        done = {r.revision for r in cap.revisions} | {s.revision for s in skipped}
+        if not [r for r in wanted if r not in done]:
+            return skipped
+        start = failed.revision
 
 
 def thread_transactions(plan: Plan) -> Plan:

@@ -1,0 +1,201 @@
+"""Alembic: what the database already ran is never linted or applied as new (#14.4).
+
+A stats snapshot records the database's alembic_version (and Django's applied
+django_migrations); `lint --alembic --stats` lints the revisions after it, and
+`apply --alembic` applies them, as `alembic upgrade head` does.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+
+pytest.importorskip("alembic")
+
+from pgwarden.analysis.context import load_snapshot
+from pgwarden.cli.analyse import lint as lint_cmd
+from pgwarden.cli.analyse import stats as stats_cmd
+from pgwarden.sources.alembic import _sqlalchemy_url
+
+PROJECT = Path(__file__).parent / "alembic_project"
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the sample project as the working directory (the CI step writes there)."""
+    copy = tmp_path / "project"
+    shutil.copytree(PROJECT, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.chdir(copy)
+    return copy
+
+
+def _alembic(project: Path, db: str, *args: str) -> None:
+    """Plain `alembic` (stock env.py), as a team ran it before adopting pgwarden."""
+    done = subprocess.run(
+        [sys.executable, "-m", "alembic", "-x", f"url={_sqlalchemy_url(db)}", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PGWARDEN_GUARDED": "0"},
+        cwd=project,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _version(db: str) -> list[str]:
+    with psycopg.connect(db, autocommit=True) as c:
+        return [str(r[0]) for r in c.execute("SELECT version_num FROM alembic_version")]
+
+
+def _fill(db: str, rows: int) -> None:
+    with psycopg.connect(db, autocommit=True) as c:
+        c.execute(
+            "INSERT INTO payment_accounts (iban) SELECT 'DE' || g FROM generate_series(1, 100) g"
+        )
+        c.execute(
+            "INSERT INTO invoices (account_id, amount_cents, customer_name) "
+            "SELECT 1 + g %% 100, g, 'c' || g FROM generate_series(1, %s) g",
+            (rows,),
+        )
+        c.execute("ANALYZE")
+
+
+def _dump(db: str, out: str) -> None:
+    r = CliRunner().invoke(stats_cmd, ["dump", "--database-url", db, "-o", out])
+    assert r.exit_code == 0, r.output
+
+
+def _dump_under_traffic(db: str, out: str) -> None:
+    """`stats dump` of a production-like database: the app writes invoices meanwhile."""
+    stop = threading.Event()
+
+    def app() -> None:
+        with psycopg.connect(db, autocommit=True) as c:
+            while not stop.is_set():
+                c.execute("UPDATE invoices SET amount_cents = amount_cents + 1 WHERE id = 1")
+
+    writer = threading.Thread(target=app)
+    writer.start()
+    try:
+        _dump(db, out)
+    finally:
+        stop.set()
+        writer.join()
+
+
+def test_docs_ci_step_fails_on_the_dangerous_unapplied_revisions(db: str, project: Path) -> None:
+    """docs/alembic.md section 3, literally, on a database that ran 0001 (500k invoices)."""
+    _alembic(project, db, "upgrade", "0001")
+    _fill(db, 500_000)
+    (project / ".pgwarden").mkdir()
+    _dump_under_traffic(db, ".pgwarden/prod-stats.json")
+    ci_step = "pgwarden lint --alembic --stats .pgwarden/prod-stats.json --format github"
+    assert ci_step in (Path(__file__).parents[2] / "docs" / "alembic.md").read_text()
+    done = subprocess.run(
+        [sys.executable, "-m", *ci_step.split()],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    errors = [line for line in done.stdout.splitlines() if line.startswith("::error ")]
+    where = {(line.split("file=")[1].split(",")[0], line.split("title=")[1][:5]) for line in errors}
+    assert ("versions/0002_invoices_account_fk.py", "PW102") in where, done.stdout
+    assert ("versions/0003_invoices_account_index.py", "PW101") in where, done.stdout
+    assert ("versions/0004_invoices_currency_not_null.py", "PW103") in where, done.stdout
+    assert not any("0001_" in line for line in done.stdout.splitlines())
+    assert "skipped 1 applied revision(s) (0001)" in done.stderr
+    assert "alembic_version is 0001" in done.stderr
+
+
+def test_stats_dump_records_alembic_version_and_django_migrations(
+    db: str, project: Path, tmp_path: Path
+) -> None:
+    _dump(db, str(tmp_path / "empty.json"))
+    empty = load_snapshot(tmp_path / "empty.json").migrations
+    assert empty is not None
+    assert empty.alembic_version is None and empty.django_migrations is None
+    _alembic(project, db, "upgrade", "0002")
+    with psycopg.connect(db, autocommit=True) as c:  # Django's own table, as migrate makes it
+        c.execute(
+            "CREATE TABLE django_migrations (id bigint GENERATED BY DEFAULT AS IDENTITY "
+            "PRIMARY KEY, app varchar(255) NOT NULL, name varchar(255) NOT NULL, "
+            "applied timestamptz NOT NULL)"
+        )
+        c.execute(
+            "INSERT INTO django_migrations (app, name, applied) VALUES "
+            "('billing', '0001_initial', now()), ('billing', '0002_fk', now())"
+        )
+    _dump(db, str(tmp_path / "stats.json"))
+    state = load_snapshot(tmp_path / "stats.json").migrations
+    assert state is not None
+    assert state.alembic_version == ("0002",)
+    assert state.django_migrations == ("billing.0001_initial", "billing.0002_fk")
+
+
+def test_lint_range_with_applied_revisions_skips_them_and_says_so(
+    db: str, project: Path, tmp_path: Path
+) -> None:
+    _alembic(project, db, "upgrade", "0002")
+    _fill(db, 20_000)
+    _dump_under_traffic(db, str(tmp_path / "stats.json"))
+    stats = ["--stats", str(tmp_path / "stats.json"), "--format", "json"]
+    r = CliRunner().invoke(lint_cmd, ["--alembic", "--range", "base:head", *stats])
+    assert r.exit_code == 1, r.output
+    assert "skipped 2 applied revision(s) (0001, 0002)" in r.stderr
+    assert "0002_invoices_account_fk" not in r.stdout  # the FK that is already there
+    assert "0003_invoices_account_index" in r.stdout  # sized by the snapshot: an error
+    r = CliRunner().invoke(lint_cmd, ["--alembic", "--range", "0001:0002", *stats])
+    assert r.exit_code == 0, r.output
+    assert "skipped 1 applied revision(s) (0002)" in r.stderr
+    assert '"findings":[]' in r.stdout
+
+
+def test_lint_with_database_url_lints_only_what_is_unapplied(db: str, project: Path) -> None:
+    _alembic(project, db, "upgrade", "0003")
+    r = CliRunner().invoke(
+        lint_cmd, ["--alembic", "--database-url", db, "--format", "json", "--fail-on", "never"]
+    )
+    assert r.exit_code == 0, r.output
+    assert "skipped 3 applied revision(s) (0001, 0002, 0003)" in r.stderr
+    assert "the database's alembic_version is 0003" in r.stderr
+    assert "0003_invoices_account_index" not in r.stdout
+    assert "0004_invoices_currency_not_null" in r.stdout
+
+
+def test_apply_without_range_applies_after_alembic_version(
+    db: str, project: Path, tmp_path: Path
+) -> None:
+    from pgwarden.cli.apply import apply as apply_cmd
+
+    _alembic(project, db, "upgrade", "0002")
+    args = ["--alembic", "--database-url", db, "--env", "dev", "--restamp"]
+    journal = ["--journal-file", str(tmp_path / "journal.jsonl")]
+    r = CliRunner().invoke(apply_cmd, [*args, *journal])
+    assert r.exit_code == 0, r.output
+    assert _version(db) == ["0005"]
+    r = CliRunner().invoke(apply_cmd, [*args, "--dry-run"])
+    assert r.exit_code == 0, r.output  # nothing left to apply
+
+
+def test_apply_range_with_applied_revisions_is_refused_with_the_list(
+    db: str, project: Path, tmp_path: Path
+) -> None:
+    from pgwarden.cli.apply import apply as apply_cmd
+
+    _alembic(project, db, "upgrade", "0002")
+    args = ["--alembic", "--range", "base:0003", "--database-url", db, "--env", "dev"]
+    r = CliRunner().invoke(apply_cmd, [*args, "--restamp"])
+    assert r.exit_code == 1, r.output
+    assert "includes 2 revision(s) the database already ran (0001, 0002)" in r.output
+    assert "alembic_version is 0002" in r.output
+    assert _version(db) == ["0002"]  # nothing ran
