@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from pgwarden import commands
-from pgwarden.apply.api import Limits, apply_plan
+from pgwarden.apply.api import GuardPolicy, Limits, RunOptions, apply_plan
 from pgwarden.apply.events import Event
 from pgwarden.apply.identity import stamp_database
 from pgwarden.demo import create_sample_schema
@@ -162,9 +162,9 @@ def apply_in_thread(
             apply_plan(
                 plan_of(path, file_transaction=False),
                 database_url=dsn,
-                env="staging",
                 observer=recorder,
-                limits=Limits(lock_timeout_ms=120_000, reconnect_s=reconnect_s),
+                policy=GuardPolicy(env="staging"),
+                options=RunOptions(limits=Limits(lock_timeout_ms=120_000, reconnect_s=reconnect_s)),
             )
         )
     )

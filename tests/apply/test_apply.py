@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from pgwarden.apply.api import Limits, apply_plan, status
+from pgwarden.apply.api import GuardPolicy, Limits, RunOptions, apply_plan, status
 from pgwarden.apply.guards import LockPolicy
 from tests.apply.conftest import Recorder, plan_of, scalar, write_sql
 
@@ -23,10 +23,9 @@ def test_apply_records_history_and_a_rerun_skips_everything(
     first = apply_plan(
         plan,
         database_url=shop,
-        env="staging",
-        rewrite=True,
         observer=recorder,
-        journal_file=journal,
+        policy=GuardPolicy(env="staging"),
+        options=RunOptions(rewrite=True, journal_file=journal),
     )
     assert first.state == "done"
     assert first.outcome is not None and first.outcome.done == (0, 1, 2)
@@ -39,7 +38,9 @@ def test_apply_records_history_and_a_rerun_skips_everything(
     assert kinds[0] == "run_started" and kinds[-1] == "run_finished"
     assert kinds.count("step_done") == 2  # the transaction [0, 1] and the VALIDATE
 
-    again = apply_plan(plan, database_url=shop, env="staging", rewrite=True)
+    again = apply_plan(
+        plan, database_url=shop, policy=GuardPolicy(env="staging"), options=RunOptions(rewrite=True)
+    )
     assert again.state == "done"
     assert again.outcome is not None and again.outcome.skipped == (0, 1, 2)
     assert again.outcome.done == ()
@@ -56,7 +57,12 @@ def test_dry_run_changes_nothing_and_marks_the_point_of_no_return(
     shop: str, tmp_path: Path
 ) -> None:
     path = write_sql(tmp_path, "ALTER TABLE invoices DROP COLUMN status;")
-    result = apply_plan(plan_of(path), database_url=shop, env="staging", dry_run=True)
+    result = apply_plan(
+        plan_of(path),
+        database_url=shop,
+        policy=GuardPolicy(env="staging"),
+        options=RunOptions(dry_run=True),
+    )
     assert result.state == "dry-run"
     assert [s.point_of_no_return for s in result.steps] == [True]
     assert scalar(shop, "SELECT to_regclass('pgwarden.runs')") is None
@@ -85,10 +91,11 @@ def test_lock_wait_names_the_blocker_retries_and_then_succeeds(
     result = apply_plan(
         plan,
         database_url=shop,
-        env="staging",
-        rewrite=True,
         observer=recorder,
-        limits=Limits(lock_timeout_ms=100, max_blocked_sessions=100),
+        policy=GuardPolicy(env="staging"),
+        options=RunOptions(
+            rewrite=True, limits=Limits(lock_timeout_ms=100, max_blocked_sessions=100)
+        ),
     )
     assert result.state == "done"
     waits = recorder.of("lock_wait")
@@ -109,9 +116,11 @@ def test_lock_budget_exhausted_stops_with_nothing_applied(
     result = apply_plan(
         plan_of(path),
         database_url=shop,
-        env="staging",
         observer=recorder,
-        limits=Limits(lock_timeout_ms=50, lock_budget_s=1.0, max_blocked_sessions=100),
+        policy=GuardPolicy(env="staging"),
+        options=RunOptions(
+            limits=Limits(lock_timeout_ms=50, lock_budget_s=1.0, max_blocked_sessions=100)
+        ),
     )
     assert result.state == "failed"
     assert result.outcome is not None and "lock not acquired" in (result.outcome.message or "")
@@ -138,7 +147,10 @@ def test_a_statement_failing_mid_plan_keeps_earlier_steps_and_rerun_resumes(
         "ALTER TABLE invoices ADD COLUMN later text;\n",
     )
     result = apply_plan(
-        plan_of(path, file_transaction=False), database_url=shop, env="staging", observer=recorder
+        plan_of(path, file_transaction=False),
+        database_url=shop,
+        observer=recorder,
+        policy=GuardPolicy(env="staging"),
     )
     assert result.state == "failed"
     assert result.outcome is not None and result.outcome.done == (0,) and result.outcome.step == 1
@@ -149,7 +161,9 @@ def test_a_statement_failing_mid_plan_keeps_earlier_steps_and_rerun_resumes(
         "ALTER TABLE invoices ALTER COLUMN note SET DEFAULT 'x';\n"
         "ALTER TABLE invoices ADD COLUMN later text;\n"
     )
-    again = apply_plan(plan_of(path, file_transaction=False), database_url=shop, env="staging")
+    again = apply_plan(
+        plan_of(path, file_transaction=False), database_url=shop, policy=GuardPolicy(env="staging")
+    )
     assert again.state == "done"
     assert again.outcome is not None and again.outcome.skipped == (0,)
 
@@ -159,7 +173,7 @@ def test_a_failed_transaction_rolls_back_all_of_its_steps(shop: str, tmp_path: P
         tmp_path,
         "ALTER TABLE invoices ADD COLUMN note text;\nSELECT 1/0;\n",
     )
-    result = apply_plan(plan_of(path), database_url=shop, env="staging")
+    result = apply_plan(plan_of(path), database_url=shop, policy=GuardPolicy(env="staging"))
     assert result.state == "failed"
     assert (
         scalar(
@@ -177,7 +191,10 @@ def test_timeouts_in_the_plan_are_owned_by_the_guard(
 ) -> None:
     path = write_sql(tmp_path, "SET lock_timeout = 0;\nALTER TABLE settings ADD COLUMN note text;")
     result = apply_plan(
-        plan_of(path, file_transaction=False), database_url=shop, env="staging", observer=recorder
+        plan_of(path, file_transaction=False),
+        database_url=shop,
+        observer=recorder,
+        policy=GuardPolicy(env="staging"),
     )
     assert result.state == "done"
     assert [s.state for s in result.steps] == ["skipped", "pending"]
@@ -202,9 +219,9 @@ def test_another_apply_running_is_refused(shop: str, tmp_path: Path, holder) -> 
             apply_plan(
                 plan_of(path),
                 database_url=shop,
-                env="staging",
                 observer=lambda e: started.set() if e.kind == "step_started" else None,
-                limits=Limits(lock_timeout_ms=50, max_blocked_sessions=100),
+                policy=GuardPolicy(env="staging"),
+                options=RunOptions(limits=Limits(lock_timeout_ms=50, max_blocked_sessions=100)),
             )
         )
 
@@ -212,7 +229,7 @@ def test_another_apply_running_is_refused(shop: str, tmp_path: Path, holder) -> 
     t.start()
     assert started.wait(60)
     with pytest.raises(Refused, match="another pgwarden apply"):
-        apply_plan(plan_of(path), database_url=shop, env="staging")
+        apply_plan(plan_of(path), database_url=shop, policy=GuardPolicy(env="staging"))
     blocker.commit()
     t.join(60)
     assert getattr(results[0], "state", None) == "done"

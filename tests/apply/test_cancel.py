@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pgwarden.apply.api import apply_plan, cancel_run, resume_run, status
+from pgwarden.apply.api import GuardPolicy, apply_plan, cancel_run, resume_run, status
 from tests.apply.conftest import (
     CIC_WAITING,
     INVALID,
@@ -45,7 +45,7 @@ def test_cancel_from_another_terminal_drops_the_invalid_index(
     assert status(shop).runs[0].state == "cancelled"
 
     snap.commit()
-    resumed = resume_run(database_url=shop, env="staging")
+    resumed = resume_run(database_url=shop, policy=GuardPolicy(env="staging"))
     assert resumed.state == "done"
     assert scalar(
         shop,
@@ -118,7 +118,9 @@ def test_an_unnamed_build_left_invalid_by_an_earlier_run_is_dropped_and_rebuilt(
     snap.rollback()
     assert scalar(shop, INVALID) == 1  # the crashed run's leftover: invoices_created_at_idx
     path = write_sql(tmp_path, "CREATE INDEX CONCURRENTLY ON invoices (created_at);")
-    result = apply_plan(plan_of(path, file_transaction=False), database_url=shop, env="staging")
+    result = apply_plan(
+        plan_of(path, file_transaction=False), database_url=shop, policy=GuardPolicy(env="staging")
+    )
     assert result.state == "done"
     assert scalar(shop, INVALID) == 0
     assert (

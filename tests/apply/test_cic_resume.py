@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pgwarden.apply.api import Limits, apply_plan
+from pgwarden.apply.api import GuardPolicy, Limits, RunOptions, apply_plan
 from pgwarden.apply.indexes import definition, existing_builds
 from tests.apply.conftest import (
     CIC_WAITING,
@@ -111,7 +111,9 @@ def test_a_dead_copy_under_another_generated_name_is_dropped_and_rebuilt(
     )
 
     path = write_sql(tmp_path, UNNAMED)
-    result = apply_plan(plan_of(path, file_transaction=False), database_url=shop, env="staging")
+    result = apply_plan(
+        plan_of(path, file_transaction=False), database_url=shop, policy=GuardPolicy(env="staging")
+    )
     assert result.state == "done"
     assert scalar(shop, INVALID) == 0
     assert scalar(shop, COPIES) == 1 and scalar(shop, VALID_COPIES) == 1
@@ -147,9 +149,9 @@ def test_a_build_of_the_same_index_by_another_session_is_waited_for(
                 apply_plan(
                     plan_of(path, file_transaction=False),
                     database_url=shop,
-                    env="staging",
                     observer=recorder,
-                    limits=Limits(lock_timeout_ms=2000),
+                    policy=GuardPolicy(env="staging"),
+                    options=RunOptions(limits=Limits(lock_timeout_ms=2000)),
                 )
             )
         )

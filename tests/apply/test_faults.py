@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pgwarden.apply.api import ApplyResult, apply_plan, resume_run, status
+from pgwarden.apply.api import ApplyResult, GuardPolicy, apply_plan, resume_run, status
 from pgwarden.apply.identity import stamp_database
 from pgwarden.demo import create_sample_schema
 from pgwarden.pg.cluster import Cluster
@@ -64,7 +64,7 @@ def test_server_restart_mid_apply_status_tells_the_truth_and_resume_finishes(
     assert [s.state for s in run.steps] == ["done", "running", "pending"]
     assert scalar(dsn, INVALID) == 1  # the crash left the build's INVALID index
 
-    resumed = resume_run(database_url=dsn, env="staging", observer=recorder)
+    resumed = resume_run(database_url=dsn, observer=recorder, policy=GuardPolicy(env="staging"))
     assert resumed.state == "done"
     assert resumed.outcome is not None and resumed.outcome.skipped == (0,)
     assert scalar(dsn, INVALID) == 0
@@ -91,7 +91,7 @@ def test_dropped_connection_is_reported_and_resume_finishes(
     assert [s.state for s in run.steps] == ["done", "failed", "pending"]
     assert "lost the connection" in (run.message or "")
     snap.commit()
-    assert resume_run(database_url=shop, env="staging").state == "done"
+    assert resume_run(database_url=shop, policy=GuardPolicy(env="staging")).state == "done"
     assert scalar(shop, INVALID) == 0
 
 
@@ -139,7 +139,10 @@ def test_server_restart_reconnects_and_finishes_the_run(
 
 def test_permission_denied_is_exit_3_with_a_clear_message(shop: str, tmp_path: Path) -> None:
     first = write_sql(tmp_path, "ALTER TABLE settings ADD COLUMN note text;", "001.sql")
-    assert apply_plan(plan_of(first), database_url=shop, env="staging").state == "done"
+    assert (
+        apply_plan(plan_of(first), database_url=shop, policy=GuardPolicy(env="staging")).state
+        == "done"
+    )
     with psycopg.connect(shop, autocommit=True) as c:
         if not c.execute("SELECT 1 FROM pg_roles WHERE rolname = 'limited'").fetchone():
             c.execute("CREATE ROLE limited LOGIN")

@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pgwarden.apply.api import apply_plan, resume_run
+from pgwarden.apply.api import GuardPolicy, apply_plan, resume_run
 from pgwarden.apply.journal import checksum
 from pgwarden.settings import Environment, Settings
 from tests.apply.conftest import plan_of, scalar, write_sql
@@ -25,13 +25,17 @@ def acct(db: str, tmp_path: Path) -> Path:
     mig.mkdir()
     write_sql(mig, "CREATE TABLE acct (id int PRIMARY KEY, balance int);", "000_init.sql")
     write_sql(mig, "INSERT INTO acct VALUES (1, 1);", "000_row.sql")
-    first = apply_plan(plan_of(mig), database_url=db, env="staging", settings=STAGING)
+    first = apply_plan(
+        plan_of(mig), database_url=db, settings=STAGING, policy=GuardPolicy(env="staging")
+    )
     assert first.state == "done"
     return mig
 
 
 def _apply(db: str, path: Path) -> tuple[int, ...]:
-    result = apply_plan(plan_of(path), database_url=db, env="staging", settings=STAGING)
+    result = apply_plan(
+        plan_of(path), database_url=db, settings=STAGING, policy=GuardPolicy(env="staging")
+    )
     assert result.state == "done", result.outcome
     assert result.outcome is not None
     return result.outcome.done
@@ -120,8 +124,8 @@ def test_resume_of_a_run_recorded_with_the_old_keys(db: str, acct: Path, tmp_pat
     failed = apply_plan(
         plan_of(acct / "001_bonus.sql", file_transaction=False),
         database_url=db,
-        env="staging",
         settings=STAGING,
+        policy=GuardPolicy(env="staging"),
     )
     assert failed.state == "failed" and _balance(db) == 101
     _to_legacy_keys(db)
@@ -130,7 +134,7 @@ def test_resume_of_a_run_recorded_with_the_old_keys(db: str, acct: Path, tmp_pat
             "UPDATE pgwarden.runs SET plan = jsonb_set(plan, '{1,sql}', '\"SELECT 1\"') "
             "WHERE state = 'failed'"
         )
-    resumed = resume_run(database_url=db, env="staging", settings=STAGING)
+    resumed = resume_run(database_url=db, settings=STAGING, policy=GuardPolicy(env="staging"))
     assert resumed.state == "done"
     assert resumed.outcome is not None and resumed.outcome.done == (1,)
     assert _balance(db) == 101

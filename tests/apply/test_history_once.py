@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pgwarden.apply.api import apply_plan
+from pgwarden.apply.api import GuardPolicy, apply_plan
 from pgwarden.settings import Environment, Settings
 from tests.apply.conftest import plan_of, scalar, write_sql
 
@@ -21,7 +21,12 @@ def test_a_run_confirmed_while_another_applies_the_plan_runs_nothing_twice(
     mig.mkdir()
     write_sql(mig, "CREATE TABLE acct (id int PRIMARY KEY, balance int);", "001.sql")
     write_sql(mig, "INSERT INTO acct VALUES (1, 0);", "002.sql")
-    first = apply_plan(plan_of(mig), database_url=db, env="production", settings=SETTINGS, yes=True)
+    first = apply_plan(
+        plan_of(mig),
+        database_url=db,
+        settings=SETTINGS,
+        policy=GuardPolicy(env="production", yes=True),
+    )
     assert first.state == "done"
     write_sql(mig, "UPDATE acct SET balance = balance + 100 WHERE id = 1;", "003_bonus.sql")
     (tmp_path / "pgwarden.toml").write_text(CONFIG)
@@ -38,9 +43,8 @@ def test_a_run_confirmed_while_another_applies_the_plan_runs_nothing_twice(
     b = apply_plan(
         plan_of(mig),
         database_url=db,
-        env="production",
         settings=SETTINGS,
-        confirm=confirm_after_the_other_run,
+        policy=GuardPolicy(env="production", confirm=confirm_after_the_other_run),
     )
     assert other[0].returncode == 0, other[0].stdout + other[0].stderr
     assert b.state == "done"

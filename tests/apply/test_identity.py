@@ -7,7 +7,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pgwarden.apply.api import apply_plan
+from pgwarden.apply.api import GuardPolicy, RunOptions, apply_plan
 from pgwarden.apply.identity import Identity, stamp_database
 from pgwarden.demo import create_sample_schema
 from pgwarden.errors import Refused, UsageError
@@ -48,7 +48,10 @@ def test_adopting_stamps_and_a_different_env_is_refused_before_any_statement(
     shop = bare
     ok = write_sql(tmp_path, "ALTER TABLE settings ADD COLUMN note text;", "001.sql")
     apply_plan(
-        plan_of(ok), database_url=shop, env="production", settings=SETTINGS, yes=True, restamp=True
+        plan_of(ok),
+        database_url=shop,
+        settings=SETTINGS,
+        policy=GuardPolicy(env="production", yes=True, restamp=True),
     )
     assert scalar(shop, "SELECT environment FROM pgwarden.target") == "production"
     assert scalar(
@@ -59,7 +62,9 @@ def test_adopting_stamps_and_a_different_env_is_refused_before_any_statement(
     )
     drop = write_sql(tmp_path, "DROP TABLE invoices;", "002.sql")
     with pytest.raises(Refused, match=r"--env staging but database .* is stamped 'production'"):
-        apply_plan(plan_of(drop), database_url=shop, env="staging", settings=SETTINGS)
+        apply_plan(
+            plan_of(drop), database_url=shop, settings=SETTINGS, policy=GuardPolicy(env="staging")
+        )
     assert scalar(shop, "SELECT count(*) FROM invoices") == 2_000
     assert _runs(shop) == 1
 
@@ -70,12 +75,21 @@ def test_drop_table_on_protected_env_needs_a_backup_or_accepted_data_loss(
     shop = prod
     drop = write_sql(tmp_path, "DROP TABLE settings;")
     with pytest.raises(Refused, match="destructive steps on protected environment"):
-        apply_plan(plan_of(drop), database_url=shop, env="production", settings=SETTINGS, yes=True)
+        apply_plan(
+            plan_of(drop),
+            database_url=shop,
+            settings=SETTINGS,
+            policy=GuardPolicy(env="production", yes=True),
+        )
     assert scalar(shop, "SELECT count(*) FROM settings") == 2
     assert scalar(shop, "SELECT to_regclass('pgwarden.runs')") is None  # nothing ran at all
     # A dry run previews the plan (no confirmation needed) and says what would be refused.
     preview = apply_plan(
-        plan_of(drop), database_url=shop, env="production", settings=SETTINGS, dry_run=True
+        plan_of(drop),
+        database_url=shop,
+        settings=SETTINGS,
+        policy=GuardPolicy(env="production"),
+        options=RunOptions(dry_run=True),
     )
     assert preview.state == "dry-run" and preview.steps[0].point_of_no_return
     assert len(preview.warnings) == 1
@@ -85,10 +99,10 @@ def test_drop_table_on_protected_env_needs_a_backup_or_accepted_data_loss(
     result = apply_plan(
         plan_of(drop),
         database_url=shop,
-        env="production",
         settings=SETTINGS,
-        yes=True,
-        accept_data_loss="settings moved to the config service",
+        policy=GuardPolicy(
+            env="production", yes=True, accept_data_loss="settings moved to the config service"
+        ),
     )
     assert result.state == "done"
     assert scalar(shop, "SELECT to_regclass('settings')") is None
@@ -112,10 +126,8 @@ def test_a_verified_backup_replaces_the_data_loss_acknowledgement(
     result = apply_plan(
         plan_of(drop),
         database_url=shop,
-        env="production",
         settings=SETTINGS,
-        yes=True,
-        backup_check=backup,
+        policy=GuardPolicy(env="production", yes=True, backup_check=backup),
     )
     assert result.state == "done" and result.backup == "backup-123"
     assert seen and seen[0].database_name == shop.split("dbname=")[1].split()[0]
@@ -125,21 +137,24 @@ def test_protected_env_needs_a_typed_confirmation(prod: str, tmp_path: Path) -> 
     shop = prod
     path = write_sql(tmp_path, "ALTER TABLE settings ADD COLUMN note text;")
     with pytest.raises(Refused, match="no terminal to confirm"):
-        apply_plan(plan_of(path), database_url=shop, env="production", settings=SETTINGS)
+        apply_plan(
+            plan_of(path),
+            database_url=shop,
+            settings=SETTINGS,
+            policy=GuardPolicy(env="production"),
+        )
     with pytest.raises(Refused, match="did not match"):
         apply_plan(
             plan_of(path),
             database_url=shop,
-            env="production",
             settings=SETTINGS,
-            confirm=lambda name: name + "x",
+            policy=GuardPolicy(env="production", confirm=lambda name: name + "x"),
         )
     result = apply_plan(
         plan_of(path),
         database_url=shop,
-        env="production",
         settings=SETTINGS,
-        confirm=lambda name: name,
+        policy=GuardPolicy(env="production", confirm=lambda name: name),
     )
     assert result.state == "done"
 
@@ -150,34 +165,48 @@ def test_protected_env_must_be_named_and_undeclared_envs_are_typos(
     shop = bare
     path = write_sql(tmp_path, "ALTER TABLE settings ADD COLUMN note text;")
     with pytest.raises(UsageError, match="not declared"):
-        apply_plan(plan_of(path), database_url=shop, env="prod", settings=SETTINGS)
+        apply_plan(
+            plan_of(path), database_url=shop, settings=SETTINGS, policy=GuardPolicy(env="prod")
+        )
     with pytest.raises(UsageError, match="no --env given"):
-        apply_plan(plan_of(path), database_url=shop, env=None, settings=SETTINGS)
+        apply_plan(
+            plan_of(path), database_url=shop, settings=SETTINGS, policy=GuardPolicy(env=None)
+        )
     apply_plan(
         plan_of(path),
         database_url=shop,
-        env="production",
         settings=SETTINGS,
-        yes=True,
-        restamp=True,
+        policy=GuardPolicy(env="production", yes=True, restamp=True),
     )
     other = write_sql(tmp_path, "ALTER TABLE settings ADD COLUMN other text;", "002.sql")
     with pytest.raises(Refused, match="must be named explicitly"):
-        apply_plan(plan_of(other), database_url=shop, env=None, settings=SETTINGS, yes=True)
+        apply_plan(
+            plan_of(other),
+            database_url=shop,
+            settings=SETTINGS,
+            policy=GuardPolicy(env=None, yes=True),
+        )
 
 
 def test_a_copy_carrying_another_databases_stamp_is_refused(
     shop: str, tmp_path: Path, pg_cluster
 ) -> None:
     path = write_sql(tmp_path, "ALTER TABLE settings ADD COLUMN note text;")
-    apply_plan(plan_of(path), database_url=shop, env="staging", settings=SETTINGS)
+    apply_plan(
+        plan_of(path), database_url=shop, settings=SETTINGS, policy=GuardPolicy(env="staging")
+    )
     name = shop.split("dbname=")[1].split()[0]
     copy = pg_cluster.create_database(name + "_copy", template=name)
     other = write_sql(tmp_path, "ALTER TABLE settings ADD COLUMN other text;", "002.sql")
     with pytest.raises(Refused, match="it is a copy or a restore"):
-        apply_plan(plan_of(other), database_url=copy, env="staging", settings=SETTINGS)
+        apply_plan(
+            plan_of(other), database_url=copy, settings=SETTINGS, policy=GuardPolicy(env="staging")
+        )
     result = apply_plan(
-        plan_of(other), database_url=copy, env="staging", settings=SETTINGS, restamp=True
+        plan_of(other),
+        database_url=copy,
+        settings=SETTINGS,
+        policy=GuardPolicy(env="staging", restamp=True),
     )
     assert result.state == "done"
 
@@ -194,15 +223,30 @@ def test_the_backup_catalogue_decides_destructive_steps(prod: str, tmp_path: Pat
     manifest = backup.create(shop, catalogue=str(catalogue))
     drop = write_sql(tmp_path, "DROP TABLE settings;")
     with pytest.raises(Refused, match="without a verified backup"):  # created, not verified
-        apply_plan(plan_of(drop), database_url=shop, env="production", settings=cfg, yes=True)
+        apply_plan(
+            plan_of(drop),
+            database_url=shop,
+            settings=cfg,
+            policy=GuardPolicy(env="production", yes=True),
+        )
     assert scalar(shop, "SELECT count(*) FROM settings") == 2
 
     backup.verify(manifest.id, catalogue=str(catalogue))
     stale = replace(cfg, backup_max_age_hours=1e-9)  # verified, but older than the policy age
     with pytest.raises(Refused, match="without a verified backup"):
-        apply_plan(plan_of(drop), database_url=shop, env="production", settings=stale, yes=True)
+        apply_plan(
+            plan_of(drop),
+            database_url=shop,
+            settings=stale,
+            policy=GuardPolicy(env="production", yes=True),
+        )
 
-    result = apply_plan(plan_of(drop), database_url=shop, env="production", settings=cfg, yes=True)
+    result = apply_plan(
+        plan_of(drop),
+        database_url=shop,
+        settings=cfg,
+        policy=GuardPolicy(env="production", yes=True),
+    )
     assert result.state == "done"
     assert result.backup == manifest.id
     assert scalar(shop, "SELECT to_regclass('settings')") is None

@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pgwarden.apply.api import apply_plan
+from pgwarden.apply.api import GuardPolicy, RunOptions, apply_plan
 from pgwarden.errors import DatabaseError, InputError, Refused
 from pgwarden.pg import cluster as pgc
 from pgwarden.pg.cluster import Cluster
@@ -34,7 +34,12 @@ def _production(dsn: str, tmp_path: Path) -> Path:
     mig.mkdir(parents=True, exist_ok=True)
     write_sql(mig, ACCT, "001_acct.sql")
     write_sql(mig, BONUS, "002_bonus.sql")
-    done = apply_plan(plan_of(mig), database_url=dsn, env="production", settings=SETTINGS, yes=True)
+    done = apply_plan(
+        plan_of(mig),
+        database_url=dsn,
+        settings=SETTINGS,
+        policy=GuardPolicy(env="production", yes=True),
+    )
     assert done.state == "done"
     return mig
 
@@ -44,7 +49,9 @@ def test_a_lost_stamp_is_never_silently_replaced(db: str, tmp_path: Path) -> Non
     with psycopg.connect(db, autocommit=True) as c:
         c.execute("DROP SCHEMA pgwarden CASCADE")
     with pytest.raises(Refused, match=r"(?s)holds 1 table with data but no .*--restamp"):
-        apply_plan(plan_of(mig), database_url=db, env="staging", settings=SETTINGS)
+        apply_plan(
+            plan_of(mig), database_url=db, settings=SETTINGS, policy=GuardPolicy(env="staging")
+        )
     assert scalar(db, "SELECT balance FROM acct") == 100
     assert scalar(db, "SELECT to_regclass('pgwarden.target')") is None
     # Only the history row's loss is lost: a deleted stamp row with history is refused too.
@@ -55,10 +62,15 @@ def test_a_lost_stamp_is_never_silently_replaced(db: str, tmp_path: Path) -> Non
         c.execute("DELETE FROM pgwarden.target")
         c.execute("DROP TABLE acct")  # no tables left, but the history is there
     with pytest.raises(Refused, match="holds pgwarden history but no pgwarden stamp"):
-        apply_plan(plan_of(mig2), database_url=db, env="staging", settings=SETTINGS)
+        apply_plan(
+            plan_of(mig2), database_url=db, settings=SETTINGS, policy=GuardPolicy(env="staging")
+        )
     # --restamp is the one way to adopt it; the history decides what runs.
     adopted = apply_plan(
-        plan_of(mig2), database_url=db, env="staging", settings=SETTINGS, restamp=True
+        plan_of(mig2),
+        database_url=db,
+        settings=SETTINGS,
+        policy=GuardPolicy(env="staging", restamp=True),
     )
     assert adopted.state == "done" and adopted.outcome is not None
     assert adopted.outcome.done == ()  # everything was applied before
@@ -72,14 +84,20 @@ def test_empty_tables_do_not_block_the_first_apply_tables_with_data_do(
     with psycopg.connect(db, autocommit=True) as c:
         c.execute("CREATE TABLE alembic_version (version_num text PRIMARY KEY)")
     path = write_sql(tmp_path, ACCT)
-    assert apply_plan(plan_of(path), database_url=db, env="staging", settings=SETTINGS).ok
+    assert apply_plan(
+        plan_of(path), database_url=db, settings=SETTINGS, policy=GuardPolicy(env="staging")
+    ).ok
     other = tmp_path / "other"
     other.mkdir()
     with psycopg.connect(db, autocommit=True) as c:
         c.execute("DROP SCHEMA pgwarden CASCADE")
     with pytest.raises(Refused, match="holds 2 tables with data"):
-        apply_plan(plan_of(write_sql(other, BONUS)), database_url=db, env="staging",
-                   settings=SETTINGS)  # fmt: skip
+        apply_plan(
+            plan_of(write_sql(other, BONUS)),
+            database_url=db,
+            settings=SETTINGS,
+            policy=GuardPolicy(env="staging"),
+        )
     assert scalar(db, "SELECT balance FROM acct") == 0
 
 
@@ -88,10 +106,18 @@ def test_a_dropped_stamp_table_names_the_cause(db: str, tmp_path: Path) -> None:
     with psycopg.connect(db, autocommit=True) as c:
         c.execute("DROP TABLE pgwarden.target")
     with pytest.raises(DatabaseError, match=r"pgwarden\.target .* is missing") as err:
-        apply_plan(plan_of(mig), database_url=db, env="production", settings=SETTINGS, yes=True)
+        apply_plan(
+            plan_of(mig),
+            database_url=db,
+            settings=SETTINGS,
+            policy=GuardPolicy(env="production", yes=True),
+        )
     assert err.value.exit_code == 2 and "--restamp" in str(err.value.hint)
     again = apply_plan(
-        plan_of(mig), database_url=db, env="production", settings=SETTINGS, yes=True, restamp=True
+        plan_of(mig),
+        database_url=db,
+        settings=SETTINGS,
+        policy=GuardPolicy(env="production", yes=True, restamp=True),
     )
     assert again.state == "done" and again.outcome is not None and again.outcome.done == ()
     assert scalar(db, "SELECT environment FROM pgwarden.target") == "production"
@@ -103,17 +129,26 @@ def test_a_read_only_database_names_the_cause(db: str, tmp_path: Path) -> None:
         c.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
     path = write_sql(tmp_path, ACCT)
     with pytest.raises(DatabaseError, match="read-only") as err:
-        apply_plan(plan_of(path), database_url=db, env="staging", settings=SETTINGS)
+        apply_plan(
+            plan_of(path), database_url=db, settings=SETTINGS, policy=GuardPolicy(env="staging")
+        )
     assert err.value.exit_code == 2 and "default_transaction_read_only" in str(err.value.hint)
-    preview = apply_plan(plan_of(path), database_url=db, env="staging", settings=SETTINGS,
-                         dry_run=True)  # fmt: skip
+    preview = apply_plan(
+        plan_of(path),
+        database_url=db,
+        settings=SETTINGS,
+        policy=GuardPolicy(env="staging"),
+        options=RunOptions(dry_run=True),
+    )
     assert preview.state == "dry-run"
 
 
 def test_copy_from_stdin_is_refused_before_anything_runs(db: str, tmp_path: Path) -> None:
     path = write_sql(tmp_path, ACCT + "COPY acct FROM STDIN;\n", "003_load.sql")
     with pytest.raises(InputError, match=r"003_load\.sql:3:1: COPY \.\.\. FROM STDIN") as err:
-        apply_plan(plan_of(path), database_url=db, env="staging", settings=SETTINGS)
+        apply_plan(
+            plan_of(path), database_url=db, settings=SETTINGS, policy=GuardPolicy(env="staging")
+        )
     assert err.value.exit_code == 2 and "\\copy" in str(err.value.hint)
     assert scalar(db, "SELECT to_regclass('acct')") is None
     assert scalar(db, "SELECT to_regclass('pgwarden.runs')") is None
@@ -163,28 +198,35 @@ def test_a_pg_basebackup_copy_is_told_apart_and_restamp_adopts_it(
         assert scalar(copied, "SELECT environment FROM pgwarden.target") == "production"
         with pytest.raises(Refused, match="physical copy") as err:
             apply_plan(
-                plan_of(mig), database_url=copied, env="production", settings=SETTINGS, yes=True
+                plan_of(mig),
+                database_url=copied,
+                settings=SETTINGS,
+                policy=GuardPolicy(env="production", yes=True),
             )
         assert "data directory" in str(err.value) and "--restamp" in str(err.value.hint)
         assert scalar(copied, "SELECT balance FROM acct") == 100
         with pytest.raises(Refused, match="restamping a database stamped as protected"):
             apply_plan(
-                plan_of(mig), database_url=copied, env="staging", settings=SETTINGS, restamp=True
+                plan_of(mig),
+                database_url=copied,
+                settings=SETTINGS,
+                policy=GuardPolicy(env="staging", restamp=True),
             )
         adopted = apply_plan(
             plan_of(mig),
             database_url=copied,
-            env="staging",
             settings=SETTINGS,
-            restamp=True,
-            yes=True,
+            policy=GuardPolicy(env="staging", restamp=True, yes=True),
         )
         assert adopted.outcome is not None and adopted.outcome.done == (3,)
         assert scalar(copied, "SELECT balance FROM acct") == 101
         assert scalar(copied, "SELECT protected FROM pgwarden.target") is False  # staging's
     # The original is still production and still itself.
     result = apply_plan(
-        plan_of(mig), database_url=dsn, env="production", settings=SETTINGS, yes=True
+        plan_of(mig),
+        database_url=dsn,
+        settings=SETTINGS,
+        policy=GuardPolicy(env="production", yes=True),
     )
     assert result.outcome is not None and result.outcome.done == (3,)
 
@@ -197,8 +239,7 @@ def test_a_hot_standby_names_the_cause(original: Cluster, tmp_path: Path) -> Non
             apply_plan(
                 plan_of(mig),
                 database_url=standby.dsn("shop"),
-                env="production",
                 settings=SETTINGS,
-                yes=True,
+                policy=GuardPolicy(env="production", yes=True),
             )
         assert err.value.exit_code == 2 and "primary" in str(err.value.hint)

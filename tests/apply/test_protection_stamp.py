@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pgwarden.apply.api import apply_plan
+from pgwarden.apply.api import GuardPolicy, apply_plan
 from pgwarden.apply.identity import stamp_database
 from pgwarden.backup.restore import Target, check_environment
 from pgwarden.errors import Refused, UsageError
@@ -40,7 +40,12 @@ def pgwarden(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def prod(db: str, tmp_path: Path) -> str:
     """A database whose first apply ran with a config declaring production protected."""
     first = write_sql(tmp_path, "CREATE TABLE invoices (id int PRIMARY KEY);", "001.sql")
-    result = apply_plan(plan_of(first), database_url=db, env="production", settings=PROD, yes=True)
+    result = apply_plan(
+        plan_of(first),
+        database_url=db,
+        settings=PROD,
+        policy=GuardPolicy(env="production", yes=True),
+    )
     assert result.state == "done"
     return db
 
@@ -65,7 +70,9 @@ def test_the_stamp_records_protection_and_it_holds_without_a_config(
     # A config that calls production unprotected does not lift the stamp's protection.
     lax = Settings(environments={"production": Environment("production", protected=False)})
     with pytest.raises(Refused, match="no terminal to confirm"):
-        apply_plan(plan_of(drop), database_url=prod, env="production", settings=lax)
+        apply_plan(
+            plan_of(drop), database_url=prod, settings=lax, policy=GuardPolicy(env="production")
+        )
     assert scalar(prod, "SELECT to_regclass('invoices') IS NOT NULL") is True
 
 
@@ -74,19 +81,22 @@ def test_an_undeclared_environment_is_protected_unless_its_stamp_says_otherwise(
 ) -> None:
     path = write_sql(tmp_path, "CREATE TABLE t (id int);")
     with pytest.raises(Refused, match="not declared in a configuration"):
-        apply_plan(plan_of(path), database_url=db, env="qa")
-    assert apply_plan(plan_of(path), database_url=db, env="qa", yes=True).state == "done"
+        apply_plan(plan_of(path), database_url=db, policy=GuardPolicy(env="qa"))
+    assert (
+        apply_plan(plan_of(path), database_url=db, policy=GuardPolicy(env="qa", yes=True)).state
+        == "done"
+    )
     assert scalar(db, "SELECT protected FROM pgwarden.target") is True
     with psycopg.connect(db, autocommit=True) as c:  # adopted as unprotected, deliberately
         stamp_database(c, "qa", protected=False, by="test")
     other = write_sql(tmp_path, "CREATE TABLE u (id int);", "002.sql")
-    assert apply_plan(plan_of(other), database_url=db, env="qa").state == "done"
+    assert apply_plan(plan_of(other), database_url=db, policy=GuardPolicy(env="qa")).state == "done"
     # A stamp from before protection was recorded counts as protected when undeclared.
     with psycopg.connect(db, autocommit=True) as c:
         c.execute("UPDATE pgwarden.target SET protected = NULL")
     third = write_sql(tmp_path, "CREATE TABLE v (id int);", "003.sql")
     with pytest.raises(Refused, match="not declared in a configuration"):
-        apply_plan(plan_of(third), database_url=db, env="qa")
+        apply_plan(plan_of(third), database_url=db, policy=GuardPolicy(env="qa"))
 
 
 def test_backup_restore_decides_protection_with_the_same_function(db: str) -> None:
@@ -110,7 +120,7 @@ def test_environment_names_with_control_characters_are_usage_errors(
 ) -> None:
     path = write_sql(tmp_path, "CREATE TABLE t (id int);")
     with pytest.raises(UsageError, match="environment name"):
-        apply_plan(plan_of(path), database_url=db, env=name, yes=True)
+        apply_plan(plan_of(path), database_url=db, policy=GuardPolicy(env=name, yes=True))
     assert scalar(db, "SELECT to_regclass('pgwarden.target')") is None
     r = pgwarden("apply", str(path), "--database-url", db, "--env", name, "--yes", cwd=tmp_path)
     assert r.returncode == 2, r.stdout + r.stderr
@@ -124,16 +134,24 @@ def test_control_characters_in_config_keys_and_stamps_are_usage_errors(
     with pytest.raises(UsageError, match="holds a control character"):
         load_settings(config)
     path = write_sql(tmp_path, "CREATE TABLE t (id int);")
-    assert apply_plan(plan_of(path), database_url=db, env="qa", yes=True).state == "done"
+    assert (
+        apply_plan(plan_of(path), database_url=db, policy=GuardPolicy(env="qa", yes=True)).state
+        == "done"
+    )
     with psycopg.connect(db, autocommit=True) as c:
         c.execute("UPDATE pgwarden.target SET environment = E'qa\\nproduction'")
     with pytest.raises(UsageError, match=r"the stamp in pgwarden\.target"):
-        apply_plan(plan_of(path), database_url=db, env="qa", yes=True)
+        apply_plan(plan_of(path), database_url=db, policy=GuardPolicy(env="qa", yes=True))
 
 
 def test_a_stamp_table_from_an_earlier_version_is_upgraded(db: str, tmp_path: Path) -> None:
     path = write_sql(tmp_path, "CREATE TABLE t (id int);")
-    assert apply_plan(plan_of(path), database_url=db, env="production", settings=PROD, yes=True).ok
+    assert apply_plan(
+        plan_of(path),
+        database_url=db,
+        settings=PROD,
+        policy=GuardPolicy(env="production", yes=True),
+    ).ok
     with psycopg.connect(db, autocommit=True) as c:  # as pgwarden wrote it before
         c.execute(
             "ALTER TABLE pgwarden.target DROP COLUMN protected, DROP COLUMN data_directory, "
@@ -141,8 +159,13 @@ def test_a_stamp_table_from_an_earlier_version_is_upgraded(db: str, tmp_path: Pa
         )
     other = write_sql(tmp_path, "CREATE TABLE u (id int);", "002.sql")
     with pytest.raises(Refused, match="not declared in a configuration"):  # safe default
-        apply_plan(plan_of(other), database_url=db, env="production")
-    assert apply_plan(plan_of(other), database_url=db, env="production", settings=PROD, yes=True).ok
+        apply_plan(plan_of(other), database_url=db, policy=GuardPolicy(env="production"))
+    assert apply_plan(
+        plan_of(other),
+        database_url=db,
+        settings=PROD,
+        policy=GuardPolicy(env="production", yes=True),
+    ).ok
     assert scalar(db, "SELECT protected AND port IS NOT NULL FROM pgwarden.target") is True
 
 

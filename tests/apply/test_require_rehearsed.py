@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pgwarden.apply.api import apply_plan
+from pgwarden.apply.api import GuardPolicy, apply_plan
 from pgwarden.errors import Refused
 from pgwarden.pg.cluster import Cluster
 from pgwarden.rehearse.api import rehearse
@@ -24,15 +24,29 @@ def test_apply_needs_a_rehearsal_of_exactly_this_plan(
     monkeypatch.setenv("PGWARDEN_REHEARSALS", str(tmp_path / "rehearsals"))
     migration = write_sql(tmp_path, "ALTER TABLE settings ADD COLUMN note text;")
     with pytest.raises(Refused, match="never rehearsed"):
-        apply_plan(plan_of(migration), database_url=shop, env="staging", settings=SETTINGS)
+        apply_plan(
+            plan_of(migration),
+            database_url=shop,
+            settings=SETTINGS,
+            policy=GuardPolicy(env="staging"),
+        )
     assert scalar(shop, "SELECT to_regclass('pgwarden.runs')") is None  # nothing ran
 
     rehearse([migration], database_url=pg_cluster.dsn(), schema_sql=SCHEMA_SQL, rows_cap=1000)
-    result = apply_plan(plan_of(migration), database_url=shop, env="staging", settings=SETTINGS)
+    result = apply_plan(
+        plan_of(migration), database_url=shop, settings=SETTINGS, policy=GuardPolicy(env="staging")
+    )
     assert result.state == "done"
 
     changed = write_sql(tmp_path, "ALTER TABLE settings ADD COLUMN other text;", "002.sql")
     with pytest.raises(Refused, match="never rehearsed"):
-        apply_plan(plan_of(changed), database_url=shop, env="staging", settings=SETTINGS)
+        apply_plan(
+            plan_of(changed),
+            database_url=shop,
+            settings=SETTINGS,
+            policy=GuardPolicy(env="staging"),
+        )
     unchecked = replace(SETTINGS, require_rehearsed=False)
-    assert apply_plan(plan_of(changed), database_url=shop, env="staging", settings=unchecked)
+    assert apply_plan(
+        plan_of(changed), database_url=shop, settings=unchecked, policy=GuardPolicy(env="staging")
+    )

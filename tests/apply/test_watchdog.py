@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pgwarden.apply.api import Limits, apply_plan
+from pgwarden.apply.api import GuardPolicy, Limits, RunOptions, apply_plan
 from tests.apply.conftest import Readers, Recorder, plan_of, scalar, write_sql
 
 
@@ -23,10 +23,11 @@ def test_cancels_a_lock_wait_that_traffic_queues_behind_then_completes(
         result = apply_plan(
             plan_of(path),
             database_url=shop,
-            env="staging",
             observer=recorder,
-            # a lock_timeout this long would let traffic pile up; only the watchdog yields
-            limits=Limits(lock_timeout_ms=60_000, max_blocked_sessions=1, max_block_ms=0),
+            policy=GuardPolicy(env="staging"),
+            options=RunOptions(
+                limits=Limits(lock_timeout_ms=60_000, max_blocked_sessions=1, max_block_ms=0)
+            ),
         )
     assert result.state == "done"
     cancel = recorder.of("watchdog_cancel")[0]
@@ -46,9 +47,9 @@ def test_cancels_a_step_holding_its_lock_too_long_and_stops_with_nothing_applied
         result = apply_plan(
             plan_of(path),
             database_url=shop,
-            env="staging",
             observer=recorder,
-            limits=Limits(max_blocked_sessions=1, max_block_ms=0),
+            policy=GuardPolicy(env="staging"),
+            options=RunOptions(limits=Limits(max_blocked_sessions=1, max_block_ms=0)),
         )
     assert result.state == "failed"
     assert result.outcome is not None and "holds locks" in (result.outcome.message or "")

@@ -9,7 +9,15 @@ the one place library users import them from.
 from __future__ import annotations
 
 from pgwarden.apply.cancel import CancelResult, cancel_run
-from pgwarden.apply.policy import ApplyResult, Limits, StepPreview, derive_lock_policy, preview
+from pgwarden.apply.policy import (
+    ApplyResult,
+    GuardPolicy,
+    Limits,
+    RunOptions,
+    StepPreview,
+    derive_lock_policy,
+    preview,
+)
 from pgwarden.apply.resume import resume_run
 from pgwarden.apply.run import apply_plan
 from pgwarden.apply.status import RunStatus, StatusReport, StepStatus, status
@@ -17,7 +25,9 @@ from pgwarden.apply.status import RunStatus, StatusReport, StepStatus, status
 __all__ = [
     "ApplyResult",
     "CancelResult",
+    "GuardPolicy",
     "Limits",
+    "RunOptions",
     "RunStatus",
     "StatusReport",
     "StepPreview",

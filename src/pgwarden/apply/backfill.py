@@ -24,7 +24,7 @@ import psycopg
 from psycopg import sql
 
 from pgwarden.analysis.parse import parse
-from pgwarden.apply.events import Event, Observer
+from pgwarden.apply.events import BackfillBatch, Observer
 from pgwarden.apply.guards import Failure, LockPolicy, backoff_ms, classify, set_timeouts
 from pgwarden.apply.health import HealthPolicy, wait_until_healthy
 from pgwarden.apply.journal import Journal
@@ -255,19 +255,15 @@ def run_backfill(
             spent = time.monotonic() - started
             eta = spent / done_frac * (1 - done_frac) if done_frac > 0 else None
             emit(
-                Event(
-                    "backfill_batch",
-                    None,
-                    {
-                        "rows": n,
-                        "total_rows": rows,
-                        "last_pk": last,
-                        "max_pk": hi,
-                        "batch_size": size,
-                        "batch_ms": round(elapsed_ms, 1),
-                        "progress": round(done_frac, 4),
-                        "eta_s": None if eta is None else round(eta, 1),
-                    },
+                BackfillBatch(
+                    rows=n,
+                    total_rows=rows,
+                    last_pk=last,
+                    max_pk=hi,
+                    batch_size=size,
+                    batch_ms=round(elapsed_ms, 1),
+                    progress=round(done_frac, 4),
+                    eta_s=None if eta is None else round(eta, 1),
                 )
             )
             ratio = spec.target_batch_ms / max(elapsed_ms, 1.0)

@@ -19,7 +19,18 @@ from typing import Literal, NoReturn
 import psycopg
 
 from pgwarden.analysis.effects import LockMode
-from pgwarden.apply.events import Event, Observer
+from pgwarden.apply.events import (
+    Cancelled,
+    Cleanup,
+    LockWait,
+    Observer,
+    Retry,
+    StepDone,
+    StepFailed,
+    StepSkipped,
+    StepStarted,
+    WatchdogCancel,
+)
 from pgwarden.apply.guards import (
     Failure,
     LockPolicy,
@@ -182,9 +193,7 @@ def execute(
         for unit in units:
             if all(k in applied for k in unit.keys):
                 r.skipped.extend(unit.indexes)
-                emit(
-                    Event("step_skipped", unit.index, {"steps": unit.indexes, "reason": "applied"})
-                )
+                emit(StepSkipped(step=unit.index, steps=tuple(unit.indexes), reason="applied"))
                 continue
             _gate(r, unit)
             _run_unit(r, unit)
@@ -215,7 +224,7 @@ def _gate(r: _Run, unit: Unit) -> None:
         _cancelled(r, unit, 0, "cancelled while waiting for the database to be healthy")
     if not health.ok:
         msg = "the database stayed unhealthy: " + "; ".join(health.reasons)
-        r.emit(Event("step_failed", unit.index, {"steps": unit.indexes, "error": msg}))
+        r.emit(StepFailed(step=unit.index, steps=tuple(unit.indexes), error=msg))
         raise _Stop(
             Outcome(
                 "failed",
@@ -240,16 +249,13 @@ def _run_unit(r: _Run, unit: Unit) -> None:
             return
         _announce_blockers(r, unit, attempt)
         r.emit(
-            Event(
-                "step_started",
-                unit.index,
-                {
-                    "steps": unit.indexes,
-                    "attempt": attempt,
-                    "lock_timeout_ms": policy.lock_timeout_ms,
-                    "statement_timeout_ms": policy.statement_timeout_ms,
-                    "sql": [s.sql for s in unit.steps],
-                },
+            StepStarted(
+                step=unit.index,
+                steps=tuple(unit.indexes),
+                attempt=attempt,
+                lock_timeout_ms=policy.lock_timeout_ms,
+                statement_timeout_ms=policy.statement_timeout_ms,
+                sql=tuple(s.sql for s in unit.steps),
             )
         )
         t0 = time.monotonic()
@@ -258,30 +264,24 @@ def _run_unit(r: _Run, unit: Unit) -> None:
             if not unit.transactional:
                 _record(r, unit, attempt)
             r.emit(
-                Event(
-                    "step_done",
-                    unit.index,
-                    {
-                        "steps": unit.indexes,
-                        "attempt": attempt,
-                        "duration_s": round(time.monotonic() - t0, 3),
-                        "peak_blocked": watch.peak_blocked,
-                    },
+                StepDone(
+                    step=unit.index,
+                    steps=tuple(unit.indexes),
+                    attempt=attempt,
+                    duration_s=round(time.monotonic() - t0, 3),
+                    peak_blocked=watch.peak_blocked,
                 )
             )
             return
         kind = classify(error)
         if watch.cancelled is not None and watch.cancelled != "user":
             r.emit(
-                Event(
-                    "watchdog_cancel",
-                    unit.index,
-                    {
-                        "steps": unit.indexes,
-                        "attempt": attempt,
-                        "reason": watch.cancelled,
-                        "blocked": [b.to_dict() for b in watch.blocked],
-                    },
+                WatchdogCancel(
+                    step=unit.index,
+                    steps=tuple(unit.indexes),
+                    attempt=attempt,
+                    reason=watch.cancelled,
+                    blocked=tuple(watch.blocked),
                 )
             )
         if kind is Failure.CONNECTION:
@@ -320,17 +320,14 @@ def _run_unit(r: _Run, unit: Unit) -> None:
                 "--lock-budget-s; nothing of this step is applied",
             )
         r.emit(
-            Event(
-                "retry",
-                unit.index,
-                {
-                    "steps": unit.indexes,
-                    "attempt": attempt,
-                    "reason": reason,
-                    "delay_ms": delay,
-                    "sqlstate": getattr(error, "sqlstate", None),
-                    "waited_on": [b.to_dict() for b in watch.waited_on],
-                },
+            Retry(
+                step=unit.index,
+                steps=tuple(unit.indexes),
+                attempt=attempt,
+                reason=reason,
+                delay_ms=delay,
+                sqlstate=getattr(error, "sqlstate", None),
+                waited_on=tuple(watch.waited_on),
             )
         )
         if r.cancel.wait(delay / 1000):
@@ -418,15 +415,12 @@ def _prepare(r: _Run, unit: Unit, policy: LockPolicy) -> dict[int, tuple[str, st
             announced.update(b.pid for b in new)
             if new:
                 r.emit(
-                    Event(
-                        "lock_wait",
-                        unit.index,
-                        {
-                            "steps": unit.indexes,
-                            "attempt": 0,
-                            "phase": "building",
-                            "blockers": [b.to_dict() for b in new],
-                        },
+                    LockWait(
+                        step=unit.index,
+                        steps=tuple(unit.indexes),
+                        attempt=0,
+                        phase="building",
+                        blockers=tuple(new),
                     )
                 )
             if time.monotonic() > deadline:
@@ -447,14 +441,11 @@ def _prepare(r: _Run, unit: Unit, policy: LockPolicy) -> dict[int, tuple[str, st
         if valid:
             _record(r, unit, 0)
             r.emit(
-                Event(
-                    "step_done",
-                    unit.index,
-                    {
-                        "steps": unit.indexes,
-                        "attempt": 0,
-                        "reconciled": f"index {valid[0].name} already valid",
-                    },
+                StepDone(
+                    step=unit.index,
+                    steps=tuple(unit.indexes),
+                    attempt=0,
+                    reconciled=f"index {valid[0].name} already valid",
                 )
             )
             return None
@@ -508,14 +499,11 @@ def _drop(
         return []
     left = drop_invalid(r.conn, names, lock_timeout_ms=policy.lock_timeout_ms)
     r.emit(
-        Event(
-            "cleanup",
-            unit.index,
-            {
-                "steps": unit.indexes,
-                "dropped_invalid": [".".join(n) for n in names if n not in left],
-                "left": [".".join(n) for n in left],
-            },
+        Cleanup(
+            step=unit.index,
+            steps=tuple(unit.indexes),
+            dropped_invalid=tuple(".".join(n) for n in names if n not in left),
+            left=tuple(".".join(n) for n in left),
         )
     )
     return left
@@ -532,15 +520,12 @@ def _announce_blockers(r: _Run, unit: Unit, attempt: int) -> None:
         return
     full = r.watchdog.policy.log_blocker_queries  # else other sessions' queries as fingerprints
     r.emit(
-        Event(
-            "lock_wait",
-            unit.index,
-            {
-                "steps": unit.indexes,
-                "attempt": attempt,
-                "phase": "before",
-                "blockers": [redact_blocker(b, full_query=full).to_dict() for b in blockers],
-            },
+        LockWait(
+            step=unit.index,
+            steps=tuple(unit.indexes),
+            attempt=attempt,
+            phase="before",
+            blockers=tuple(redact_blocker(b, full_query=full) for b in blockers),
         )
     )
     after = r.options.terminate_idle_blockers_after_s
@@ -551,15 +536,12 @@ def _announce_blockers(r: _Run, unit: Unit, attempt: int) -> None:
             _failed(r, unit, attempt, exc)
         if gone:
             r.emit(
-                Event(
-                    "lock_wait",
-                    unit.index,
-                    {
-                        "steps": unit.indexes,
-                        "attempt": attempt,
-                        "phase": "terminated",
-                        "blockers": [redact_blocker(b, full_query=full).to_dict() for b in gone],
-                    },
+                LockWait(
+                    step=unit.index,
+                    steps=tuple(unit.indexes),
+                    attempt=attempt,
+                    phase="terminated",
+                    blockers=tuple(redact_blocker(b, full_query=full) for b in gone),
                 )
             )
 
@@ -597,16 +579,13 @@ def _failed(
             "(applied steps are skipped)",
         )
     r.emit(
-        Event(
-            "step_failed",
-            unit.index,
-            {
-                "steps": unit.indexes,
-                "attempt": attempt,
-                "error": message,
-                "sqlstate": sqlstate,
-                "kind": kind.value,
-            },
+        StepFailed(
+            step=unit.index,
+            steps=tuple(unit.indexes),
+            attempt=attempt,
+            error=message,
+            sqlstate=sqlstate,
+            failure=kind.value,
         )
     )
     raise _Stop(
@@ -622,7 +601,7 @@ def _failed(
 
 
 def _cancelled(r: _Run, unit: Unit, attempt: int, why: str) -> NoReturn:
-    r.emit(Event("cancelled", unit.index, {"steps": unit.indexes, "attempt": attempt, "why": why}))
+    r.emit(Cancelled(step=unit.index, steps=tuple(unit.indexes), attempt=attempt, why=why))
     raise _Stop(
         Outcome(
             "cancelled",

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from pgwarden.apply.events import Event, Observer
+from pgwarden.apply.events import HealthPause, Observer
 
 __all__ = ["Health", "HealthPolicy", "check_health", "wait_until_healthy"]
 
@@ -105,7 +105,7 @@ def wait_until_healthy(
         if health.ok or time.monotonic() >= deadline:
             return health
         if health.reasons != last:
-            emit(Event("health_pause", step, {"reasons": list(health.reasons)}))
+            emit(HealthPause(step=step, reasons=tuple(health.reasons)))
             last = health.reasons
         if cancel.wait(policy.poll_interval_ms / 1000):
             return health

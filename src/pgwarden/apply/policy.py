@@ -1,14 +1,17 @@
-"""Limits, lock policies and the per-step preview of an apply run."""
+"""What a run may do: the guard policy, the run options, limits, lock policies, and the
+per-step preview of an apply run."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from pgwarden.analysis.context import Snapshot, estimate_seconds
 from pgwarden.apply.executor import Outcome, Unit, build_units, guard_owned
 from pgwarden.apply.guards import LockPolicy
 from pgwarden.apply.health import HealthPolicy
+from pgwarden.apply.identity import BackupCheck
 from pgwarden.apply.watchdog import WatchdogPolicy
 from pgwarden.errors import UsageError
 from pgwarden.lint.rewrite import Rewrite
@@ -31,6 +34,31 @@ class Limits:
     reconnect_s: float = 60.0
     reconnects: int = 3  # at most this many in one run
     log_blocker_queries: bool = False  # other sessions' queries whole in events, not fingerprints
+
+
+@dataclass(frozen=True, slots=True)
+class GuardPolicy:
+    """Which target a run may change, and who said so (docs/apply.md "Target checks")."""
+
+    env: str | None = None  # the environment the user means (--env)
+    yes: bool = False  # skip the typed confirmation of a protected target
+    accept_data_loss: str | None = None  # the reason destructive steps may run without a backup
+    restamp: bool = False  # bind the database to `env` anew
+    confirm: Callable[[str], str] | None = None  # asks for the database name; None: no prompt
+    backup_check: BackupCheck | None = None  # None: the configured backup catalogue
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """How a run executes."""
+
+    rewrite: bool = False  # apply the lint fixes (lock-friendly statements)
+    dry_run: bool = False  # read only: preview the steps and what a real run would refuse
+    limits: Limits = field(default_factory=Limits)
+    snapshot: Snapshot | None = None  # table traffic and sizes; None: taken when rewriting
+    journal_file: str | Path | None = None  # the local JSON-lines journal
+    kind: str = "apply"  # apply, resume (what the journal records)
+    resumes: str | None = None  # the run this one continues
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,14 +9,16 @@ connection (the automatic reconnect), the old backend is ended at once.
 
 from __future__ import annotations
 
+import threading
+from dataclasses import replace
 from datetime import datetime
-from typing import Any
 
 from psycopg import sql
 
+from pgwarden.apply.events import Observer
 from pgwarden.apply.journal import plan_from_records, schema_exists
 from pgwarden.apply.liveness import is_this_process, life_of, stop_backend
-from pgwarden.apply.policy import ApplyResult
+from pgwarden.apply.policy import ApplyResult, GuardPolicy, RunOptions
 from pgwarden.apply.run import apply_plan
 from pgwarden.errors import Refused, UsageError
 from pgwarden.pg.connect import connect
@@ -28,12 +30,18 @@ __all__ = ["resume_run"]
 def resume_run(
     *,
     database_url: str,
-    env: str | None,
     run_id: str | None = None,
+    policy: GuardPolicy | None = None,
+    options: RunOptions | None = None,
     settings: Settings | None = None,
-    **kwargs: Any,
+    observer: Observer | None = None,
+    cancel: threading.Event | None = None,
 ) -> ApplyResult:
-    """Continue the latest unfinished run (or `run_id`) from its stored plan."""
+    """Continue the latest unfinished run (or `run_id`) from its stored plan.
+
+    `policy` and `options` are those of `apply_plan`; the run's own
+    `--accept-data-loss` reason holds unless `policy` gives one.
+    """
     with connect(database_url, application_name="pgwarden-status") as conn:
         if not schema_exists(conn):
             raise UsageError("nothing to resume: no pgwarden run was ever recorded here")
@@ -78,13 +86,15 @@ def resume_run(
                 )
     assert isinstance(records, list)
     plan = plan_from_records(records, server)
-    kwargs.setdefault("accept_data_loss", accepted)
+    guard = policy or GuardPolicy()
+    if guard.accept_data_loss is None and accepted is not None:
+        guard = replace(guard, accept_data_loss=str(accepted))
     return apply_plan(
         plan,
         database_url=database_url,
-        env=env,
+        policy=guard,
+        options=replace(options or RunOptions(), kind="resume", resumes=str(rid)),
         settings=settings,
-        kind="resume",
-        resumes=str(rid),
-        **kwargs,
+        observer=observer,
+        cancel=cancel,
     )

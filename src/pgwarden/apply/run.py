@@ -6,17 +6,23 @@ import contextlib
 import secrets
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any
 
 import psycopg
 from psycopg import errors as pge
 from psycopg import sql
 
 from pgwarden.analysis.context import Snapshot, take_snapshot
-from pgwarden.apply.events import Event, Observer, fan_out
+from pgwarden.apply.events import (
+    Observer,
+    Reconnected,
+    ReconnectFailed,
+    Reconnecting,
+    RunFinished,
+    RunStarted,
+    StepSkipped,
+    fan_out,
+)
 from pgwarden.apply.executor import ExecOptions, Unit, build_units, execute, guard_owned
 from pgwarden.apply.guards import LockPolicy, set_timeouts
 from pgwarden.apply.identity import (
@@ -43,7 +49,9 @@ from pgwarden.apply.journal import (
 from pgwarden.apply.local_journal import LocalJournal
 from pgwarden.apply.policy import (
     ApplyResult,
+    GuardPolicy,
     Limits,
+    RunOptions,
     StepPreview,
     derive_lock_policy,
     preview,
@@ -131,31 +139,24 @@ def apply_plan(
     plan: Plan,
     *,
     database_url: str | None,
-    env: str | None,
+    policy: GuardPolicy | None = None,
+    options: RunOptions | None = None,
     settings: Settings | None = None,
-    rewrite: bool = False,
-    dry_run: bool = False,
-    yes: bool = False,
-    accept_data_loss: str | None = None,
-    limits: Limits | None = None,
-    snapshot: Snapshot | None = None,
     observer: Observer | None = None,
     cancel: threading.Event | None = None,
-    confirm: Callable[[str], str] | None = None,
-    journal_file: str | Path | None = None,
-    restamp: bool = False,
-    backup_check: BackupCheck | None = None,
-    kind: str = "apply",
-    resumes: str | None = None,
 ) -> ApplyResult:
     """Apply `plan` to `database_url` under the guards; a dry run only reads.
 
-    A lost connection (server restart, a proxy or `pg_terminate_backend` dropping
-    the session) does not end the run: it waits up to `limits.reconnect_s` for the
-    server and continues from the journal, like `pgwarden resume`.
+    `policy` says which target may be changed (default: unprotected environments
+    only, no confirmation); `options` how the run executes. A lost connection
+    (server restart, a proxy or `pg_terminate_backend` dropping the session) does
+    not end the run: it waits up to `limits.reconnect_s` for the server and
+    continues from the journal, like `pgwarden resume`.
     """
     cfg = settings or Settings()
-    lim = limits or Limits()
+    guard = policy or GuardPolicy()
+    opts = options or RunOptions()
+    lim, snapshot, dry_run, restamp = opts.limits, opts.snapshot, opts.dry_run, guard.restamp
     stop = cancel or threading.Event()
     _refuse_client_copy(plan)
     if cfg.require_rehearsed and not dry_run:
@@ -173,17 +174,17 @@ def apply_plan(
             raise UsageError(
                 "no database given", hint="pass --database-url or set PGWARDEN_DATABASE_URL"
             )
-        return _offline_preview(plan, rewrite, snapshot)
+        return _offline_preview(plan, opts.rewrite, snapshot)
 
     conn = connect(database_url, application_name="pgwarden-apply")
     try:
         set_timeouts(conn, lock_timeout_ms=2000, statement_timeout_ms=60_000, local=False)
-        if snapshot is None and rewrite:
+        if snapshot is None and opts.rewrite:
             snapshot = take_snapshot(database_url, sample_s=1.0)
         rewrites: tuple[Rewrite, ...] = ()
-        if rewrite:
+        if opts.rewrite:
             plan, rewrites = rewrite_plan(plan, snapshot=snapshot)
-        keys = (stored_keys(conn, resumes) if resumes else None) or step_keys(plan)
+        keys = (stored_keys(conn, opts.resumes) if opts.resumes else None) or step_keys(plan)
         units = build_units(plan, keys)
         ident = read_identity(conn)
         if not dry_run:
@@ -202,15 +203,15 @@ def apply_plan(
             ]
             refusals: list[Refused] = []
             environment, backup = check_target(
-                env_name=env,
+                env_name=guard.env,
                 environments=cfg.environments,
                 ident=ident,
                 stamp=stamp,
                 destructive=destructive,
-                accept_data_loss=accept_data_loss,
-                yes=yes or not interactive,
-                confirm=confirm if interactive else None,
-                backup_check=backup_check
+                accept_data_loss=guard.accept_data_loss,
+                yes=guard.yes or not interactive,
+                confirm=guard.confirm if interactive else None,
+                backup_check=guard.backup_check
                 or catalogue_backup_check(cfg.backup_catalogue, cfg.backup_max_age_hours),
                 warn=refusals.append if dry_run else None,
                 restamp=restamp,
@@ -241,25 +242,23 @@ def apply_plan(
             # Another run may have applied steps or stamped the database while this one
             # was being confirmed: what runs is decided again, under the lock.
             now = decide(interactive=False)
-            if now.environment.protected and not (first.environment.protected or yes):
+            if now.environment.protected and not (first.environment.protected or guard.yes):
                 raise Refused(
                     f"{now.environment.name!r} became protected while this run was starting "
                     "(another run stamped the database)",
                     hint="run the apply again to confirm, or pass --yes",
                 )
-            result = _run(
-                conn,
-                database_url,
-                plan,
-                keys,
-                units,
-                now.applied,
-                ident,
-                now.stamp,
-                restamp,
+            setup = _RunSetup(
+                dsn=database_url,
+                plan=plan,
+                keys=keys,
+                units=units,
+                ident=ident,
+                decision=now,
+                restamp=restamp,
                 # What the stamp records: the environment's own protection (a run leaving
                 # a protected stamp is confirmed as protected, the new stamp is not).
-                Environment(
+                stamp_environment=Environment(
                     now.environment.name,
                     is_protected(
                         now.environment.name,
@@ -267,18 +266,13 @@ def apply_plan(
                         None if now.stamp is None or restamp else now.stamp.protected,
                     ),
                 ),
-                policies,
-                lim,
-                stop,
-                observer,
-                journal_file,
-                accept_data_loss if now.destructive else None,
-                preview(plan, keys, now.applied, policies),
-                rewrites,
-                now.backup,
-                kind,
-                resumes,
+                policies=policies,
+                options=opts,
+                accept_data_loss=guard.accept_data_loss if now.destructive else None,
+                steps=preview(plan, keys, now.applied, policies),
+                rewrites=rewrites,
             )
+            result = _run(conn, setup, stop, observer)
         finally:
             _unlock(conn)
     finally:
@@ -286,13 +280,11 @@ def apply_plan(
     return _after_lost_connection(
         result,
         database_url=database_url,
+        backup_check=guard.backup_check,
+        options=replace(opts, snapshot=snapshot),
         settings=settings,
-        limits=lim,
-        snapshot=snapshot,
         observer=observer,
         cancel=stop,
-        journal_file=journal_file,
-        backup_check=backup_check,
     )
 
 
@@ -300,41 +292,41 @@ def _after_lost_connection(
     result: ApplyResult,
     *,
     database_url: str,
+    backup_check: BackupCheck | None,
+    options: RunOptions,
     settings: Settings | None,
-    limits: Limits,
-    snapshot: Snapshot | None,
     observer: Observer | None,
     cancel: threading.Event,
-    journal_file: str | Path | None,
-    backup_check: BackupCheck | None,
 ) -> ApplyResult:
     """`result`, or, when its connection was lost, the run resumed once the server is back
     (each resume may do the same, `limits.reconnects` times in all)."""
     outcome = result.outcome
     if outcome is None or outcome.failure != "connection":
         return result
+    limits = options.limits
     if limits.reconnect_s <= 0 or limits.reconnects <= 0 or cancel.is_set():
         return result
     emit = observer or (lambda _e: None)
-    emit(Event("reconnecting", None, {"run": result.run_id, "timeout_s": limits.reconnect_s}))
+    emit(Reconnecting(run=result.run_id, timeout_s=limits.reconnect_s))
     if not _server_back(database_url, limits.reconnect_s, cancel):
-        emit(Event("reconnect_failed", None, {"run": result.run_id}))
+        emit(ReconnectFailed(run=result.run_id))
         return result
-    emit(Event("reconnected", None, {"run": result.run_id}))
+    emit(Reconnected(run=result.run_id))
     from pgwarden.apply.resume import resume_run  # resume runs apply_plan again
 
     return resume_run(
         database_url=database_url,
-        env=result.environment,
         run_id=result.run_id,
+        # this run was confirmed already
+        policy=GuardPolicy(env=result.environment, yes=True, backup_check=backup_check),
+        options=RunOptions(
+            limits=replace(limits, reconnects=limits.reconnects - 1),
+            snapshot=options.snapshot,
+            journal_file=options.journal_file,
+        ),
         settings=settings,
-        yes=True,  # this run was confirmed already
-        limits=replace(limits, reconnects=limits.reconnects - 1),
-        snapshot=snapshot,
         observer=observer,
         cancel=cancel,
-        journal_file=journal_file,
-        backup_check=backup_check,
     )
 
 
@@ -351,50 +343,55 @@ def _offline_preview(plan: Plan, rewrite: bool, snapshot: Snapshot | None) -> Ap
     return ApplyResult(None, "dry-run", None, preview(plan, keys, set(), policies), rewrites)
 
 
+@dataclass(frozen=True, slots=True)
+class _RunSetup:
+    """Everything a confirmed run needs, as decided under the apply lock."""
+
+    dsn: str
+    plan: Plan
+    keys: list[str]
+    units: list[Unit]
+    ident: Identity
+    decision: _Decision
+    restamp: bool
+    stamp_environment: Environment  # what the stamp records
+    policies: dict[int, LockPolicy]
+    options: RunOptions
+    accept_data_loss: str | None  # recorded only when the run destroys something
+    steps: tuple[StepPreview, ...]
+    rewrites: tuple[Rewrite, ...]
+
+
 def _run(
     conn: psycopg.Connection[tuple[object, ...]],
-    dsn: str,
-    plan: Plan,
-    keys: list[str],
-    units: list[Unit],
-    applied: set[str],
-    ident: Identity,
-    stamp: Stamp | None,
-    restamp: bool,
-    environment: Environment,
-    policies: dict[int, LockPolicy],
-    lim: Limits,
+    setup: _RunSetup,
     stop: threading.Event,
     observer: Observer | None,
-    journal_file: str | Path | None,
-    accept_data_loss: str | None,
-    steps: tuple[StepPreview, ...],
-    rewrites: tuple[Rewrite, ...],
-    backup: str | None,
-    kind: str,
-    resumes: str | None,
 ) -> ApplyResult:
+    dsn, plan, keys, ident = setup.dsn, setup.plan, setup.keys, setup.ident
+    lim, journal_file = setup.options.limits, setup.options.journal_file
+    stamp, environment = setup.decision.stamp, setup.stamp_environment
     env = environment.name
     user, host = RunInfo.who()
     run_id = _new_run_id()
     info = RunInfo(
         run_id=run_id,
-        kind=kind,
+        kind=setup.options.kind,
         environment=env,
         system_identifier=ident.system_identifier,
         plan_fingerprint=plan.fingerprint(),
         plan=plan_to_records(plan, keys),
-        accept_data_loss=accept_data_loss,
-        resumes=resumes,
+        accept_data_loss=setup.accept_data_loss,
+        resumes=setup.options.resumes,
         os_user=user,
         host=host,
     )
     local = LocalJournal(journal_file, run_id) if journal_file else None
     if local is not None:  # fail before anything changes if the local journal cannot be written
-        local(Event("run_started", None, _started(info, ident)))
+        local(_started(info, ident))
     try:
         Journal.ensure_schema(conn)
-        if stamp is None or restamp or not stamp.complete:
+        if stamp is None or setup.restamp or not stamp.complete:
             write_stamp(conn, env, ident, f"{user}@{host}", protected=environment.protected)
     except pge.InsufficientPrivilege as exc:
         raise DatabaseError(
@@ -413,17 +410,18 @@ def _run(
         )
         for s in plan.steps:
             if s.is_transaction_control or guard_owned(s):
-                journal(Event("step_skipped", s.index, {"steps": [s.index], "reason": "guard"}))
+                journal(StepSkipped(step=s.index, steps=(s.index,), reason="guard"))
         emit = fan_out([observer, journal, local])
+        started = _started(info, ident)
         if observer is not None:
-            observer(Event("run_started", None, _started(info, ident)))
-        journal(Event("run_started", None, _started(info, ident)))
+            observer(started)
+        journal(started)
         options = ExecOptions(
             lock=LockPolicy(),
             watchdog=watchdog_policy(lim),
             health=lim.health,
             terminate_idle_blockers_after_s=lim.terminate_idle_blockers_after_s,
-            unit_lock=policies,
+            unit_lock=setup.policies,
         )
         watchdog = Watchdog(
             dsn,
@@ -437,9 +435,9 @@ def _run(
         try:
             outcome = execute(
                 conn,
-                units,
+                setup.units,
                 run_id=run_id,
-                applied=applied,
+                applied=setup.decision.applied,
                 options=options,
                 emit=emit,
                 cancel=stop,
@@ -448,12 +446,7 @@ def _run(
             )
         finally:
             watchdog.stop()
-        finished = Event(
-            "run_finished",
-            None,
-            {"state": outcome.state, "message": outcome.message, "done": list(outcome.done)},
-        )
-        emit(finished)
+        emit(RunFinished(state=outcome.state, message=outcome.message, done=tuple(outcome.done)))
     except PgwardenError as exc:
         journal.finish("failed", exc.message)
         raise
@@ -466,25 +459,25 @@ def _run(
         run_id,
         outcome.state,
         env,
-        steps,
-        rewrites,
+        setup.steps,
+        setup.rewrites,
         outcome,
         journal_problem=journal.broken,
-        backup=backup,
+        backup=setup.decision.backup,
         local_journal_problem=local.broken if local is not None else None,
     )
 
 
-def _started(info: RunInfo, ident: Identity) -> dict[str, Any]:
-    return {
-        "run_id": info.run_id,
-        "kind": info.kind,
-        "environment": info.environment,
-        "system_identifier": ident.system_identifier,
-        "database": ident.database_name,
-        "plan_fingerprint": info.plan_fingerprint,
-        "os_user": info.os_user,
-        "host": info.host,
-        "accept_data_loss": info.accept_data_loss,
-        "statements": [r["sql"] for r in info.plan],
-    }
+def _started(info: RunInfo, ident: Identity) -> RunStarted:
+    return RunStarted(
+        run_id=info.run_id,
+        run_kind=info.kind,
+        environment=info.environment,
+        system_identifier=ident.system_identifier,
+        database=ident.database_name,
+        plan_fingerprint=info.plan_fingerprint,
+        os_user=info.os_user,
+        host=info.host,
+        accept_data_loss=info.accept_data_loss,
+        statements=tuple(str(r["sql"]) for r in info.plan),
+    )

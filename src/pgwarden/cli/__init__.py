@@ -22,6 +22,7 @@ import click
 import orjson
 
 from pgwarden.errors import ApplyFailed, PgwardenError
+from pgwarden.report.markup import styled as styled
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -30,7 +31,6 @@ EXIT_OK, EXIT_FINDINGS, EXIT_INPUT, EXIT_APPLY = 0, 1, 2, 3
 
 if TYPE_CHECKING:
     from rich.console import Console
-    from rich.text import Text
 
 
 class _LazyConsole:
@@ -67,14 +67,6 @@ err = cast("Console", _LazyConsole(stderr=True, highlight=False, soft_wrap=True,
 # For renderers outside the CLI that escape user text themselves (rehearse report, demo).
 out_markup = cast("Console", _LazyConsole(highlight=False, soft_wrap=False))
 err_markup = cast("Console", _LazyConsole(stderr=True, highlight=False, soft_wrap=True))
-
-
-def styled(template: str, /, *values: object) -> Text:
-    """pgwarden's own markup `template`, each `{}` filled with a value shown literally."""
-    from rich.markup import escape
-    from rich.text import Text
-
-    return Text.from_markup(template.format(*(escape(str(v)) for v in values)))
 
 
 def _fail(message: str, hint: str | None, code: int) -> NoReturn:

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import click
-import orjson
 from rich.markup import escape
-from rich.text import Text
 
 from pgwarden.cli import (
     EXIT_APPLY,
@@ -24,152 +21,24 @@ from pgwarden.cli import (
     styled,
 )
 from pgwarden.cli.analyse import alembic_options
-from pgwarden.cli.interrupts import Interrupts, ctrl_c_escalates
+from pgwarden.cli.interaction import confirm_prompt, ctrl_c_cancels, run_observer
+from pgwarden.events import BackfillBatch, Event, HealthPause
+from pgwarden.report.events import render
 
 _DEFAULT_JOURNAL = ".pgwarden/journal.jsonl"
 
 
-def _step_label(step: int | None, message: object) -> tuple[str, str]:
-    """The event's step label and its message without the label it may already start with."""
-    text = str(message)
-    if step is None:
-        return "", text
-    label = f"step {step}"
-    if text == label or text.startswith((label + " ", label + ":")):
-        text = text[len(label) :].lstrip(" :")
-    return label, text
+def _policy(kw: dict[str, Any], *, restamp: bool) -> Any:
+    """The guard policy of the command line's --env, --yes, --accept-data-loss."""
+    from pgwarden.apply.api import GuardPolicy
 
-
-def _render_event(fmt: str) -> Callable[[Any], None]:
-    """An observer printing events: human lines on stderr, or JSON lines."""
-
-    def show(event: Any) -> None:
-        if fmt == "json":
-            sys.stderr.buffer.write(orjson.dumps(event.to_dict(), default=str) + b"\n")
-            sys.stderr.flush()
-            return
-        line = _event_line(event)
-        for one in line if isinstance(line, list) else [line]:
-            if one is not None:
-                err.print(one)
-
-    return show
-
-
-def _event_line(event: Any) -> Text | list[Text] | None:
-    """One event as styled text; every value from the plan, the server or the user is literal."""
-    d = event.data
-    k = event.kind
-    step = f"step {event.step}" if event.step is not None else ""
-    if k == "run_started":
-        return styled(
-            "[bold]run {}[/] on {} ({}, system {}) as {}@{}",
-            d["run_id"],
-            d["database"],
-            d["environment"],
-            d["system_identifier"],
-            d["os_user"],
-            d["host"],
-        )
-    if k == "step_started":
-        first = " ".join(str(d["sql"][0]).split())[:90]
-        return styled(
-            "[cyan]▶ {}[/] attempt {} (lock_timeout {} ms): {}",
-            step,
-            d["attempt"],
-            d["lock_timeout_ms"],
-            first,
-        )
-    if k == "lock_wait":
-        verb = "terminated" if d.get("phase") == "terminated" else "in the way"
-        lines = []
-        for b in d["blockers"]:
-            age = "" if b["xact_age_s"] is None else f", transaction {b['xact_age_s']:.1f} s"
-            lines.append(
-                styled(
-                    "  [yellow]{}:[/] pid {} {} \\[{}{}] {} on {}: {}",
-                    verb,
-                    b["pid"],
-                    b["application"] or "-",
-                    b["state"],
-                    age,
-                    b["mode"] or "",
-                    b["relation"] or "?",
-                    " ".join(str(b["query"]).split())[:80],
-                )
-            )
-        return lines
-    if k == "watchdog_cancel":
-        return styled(
-            "  [yellow]watchdog cancelled {}[/] ({}): {} sessions were queued behind it",
-            step,
-            d["reason"],
-            len(d["blocked"]),
-        )
-    if k == "retry":
-        return styled(
-            "  [yellow]retry[/] {} in {} ms ({}, attempt {})",
-            step,
-            d["delay_ms"],
-            d["reason"],
-            d["attempt"],
-        )
-    if k == "cleanup" and d["dropped_invalid"]:
-        return styled("  dropped INVALID index {}", ", ".join(d["dropped_invalid"]))
-    if k == "health_pause":
-        return styled("  [yellow]paused[/] before {}: {}", step, "; ".join(d["reasons"]))
-    if k == "step_done":
-        extra = f" ({d['reconciled']})" if d.get("reconciled") else ""
-        dur = f" in {d['duration_s']:.2f} s" if "duration_s" in d else ""
-        return styled("[green]✓ {}[/]{}{}", step, dur, extra)
-    if k == "step_skipped" and d.get("reason") == "applied":
-        return styled("[dim]· {} already applied[/]", step)
-    if k == "step_failed":
-        label, text = _step_label(event.step, d["error"])
-        return styled("[red]✗ {}[/] {}", label, text)
-    if k == "cancelled":
-        return styled("[red]✗ {} cancelled[/]: {}", step, d["why"])
-    if k == "reconnecting":
-        return styled(
-            "[yellow]connection lost[/]: waiting up to {} s for the server, then continuing "
-            "the run from its journal",
-            f"{d['timeout_s']:.0f}",
-        )
-    if k == "reconnected":
-        return styled("[green]server is back[/]: resuming")
-    if k == "reconnect_failed":
-        return styled("[red]the server did not come back[/]")
-    return None
-
-
-@contextmanager
-def _ctrl_c_cancels(
-    cancel: threading.Event, dsn: str | None = None, journal_file: str | None = None
-) -> Iterator[Interrupts]:
-    """First Ctrl-C (or SIGTERM) cancels the running step cleanly; with `dsn`, a second ends
-    its backend and reports what it left, a third exits at once (see `interrupts`)."""
-    with ctrl_c_escalates(cancel, dsn, journal_file) as interrupts:
-        yield interrupts
-
-
-def _observers(interrupts: Interrupts, fmt: str) -> Callable[[Any], None]:
-    show = _render_event(fmt)
-
-    def both(event: Any) -> None:
-        interrupts.observe(event)
-        show(event)
-
-    return both
-
-
-def _confirm() -> Callable[[str], str] | None:
-    if not sys.stdin.isatty():
-        return None
-
-    def ask(dbname: str) -> str:
-        return str(click.prompt(f"Type the database name ({dbname}) to confirm", err=True))
-
-    return ask
+    return GuardPolicy(
+        env=kw["env"],
+        yes=kw["yes"],
+        accept_data_loss=kw["accept_data_loss"],
+        restamp=restamp,
+        confirm=confirm_prompt(),
+    )
 
 
 def _limits(**kw: Any) -> Any:
@@ -356,7 +225,7 @@ def apply(
     (their offline SQL, alembic_version updates included; use --unapplied).
     """
     from pgwarden import commands
-    from pgwarden.apply.api import apply_plan
+    from pgwarden.apply.api import RunOptions, apply_plan
     from pgwarden.pg.connect import resolve_dsn
     from pgwarden.settings import load_settings
 
@@ -369,23 +238,21 @@ def apply(
     sources = alembic_sources(paths, alembic_ini, revision_range, unapplied, dsn, strict=True)
     plan = commands.load_plan(paths, context=ctx, file_transaction=wrap, sources=sources)
     cancel = threading.Event()
-    with _ctrl_c_cancels(cancel, dsn, kw["journal_file"]) as interrupts:
+    with ctrl_c_cancels(cancel, dsn, kw["journal_file"]) as interrupts:
         result = apply_plan(
             plan,
             database_url=dsn,
-            env=kw["env"],
+            policy=_policy(kw, restamp=restamp),
+            options=RunOptions(
+                rewrite=rewrite,
+                dry_run=dry_run,
+                limits=_limits(**kw),
+                snapshot=ctx.snapshot if ctx else None,
+                journal_file=kw["journal_file"],
+            ),
             settings=settings,
-            rewrite=rewrite,
-            dry_run=dry_run,
-            yes=kw["yes"],
-            accept_data_loss=kw["accept_data_loss"],
-            limits=_limits(**kw),
-            snapshot=ctx.snapshot if ctx else None,
-            observer=_observers(interrupts, kw["log_format"]),
+            observer=run_observer(interrupts, kw["log_format"]),
             cancel=cancel,
-            confirm=_confirm(),
-            journal_file=kw["journal_file"],
-            restamp=restamp,
         )
     if dry_run:
         _render_preview(result)
@@ -399,26 +266,23 @@ def apply(
 @handle_errors
 def resume(run_id: str | None, **kw: Any) -> None:
     """Continue an interrupted, failed or cancelled apply from the journal."""
-    from pgwarden.apply.api import resume_run
+    from pgwarden.apply.api import RunOptions, resume_run
     from pgwarden.pg.connect import resolve_dsn
     from pgwarden.settings import load_settings
 
     dsn = resolve_dsn(kw["database_url"])
     assert dsn is not None
     cancel = threading.Event()
-    with _ctrl_c_cancels(cancel, dsn, kw["journal_file"]) as interrupts:
+    with ctrl_c_cancels(cancel, dsn, kw["journal_file"]) as interrupts:
         result = resume_run(
             database_url=dsn,
-            env=kw["env"],
             run_id=run_id,
+            # without --accept-data-loss, the run's own reason holds
+            policy=_policy(kw, restamp=False),
+            options=RunOptions(limits=_limits(**kw), journal_file=kw["journal_file"]),
             settings=load_settings(kw["config"]),
-            yes=kw["yes"],
-            limits=_limits(**kw),
-            observer=_observers(interrupts, kw["log_format"]),
+            observer=run_observer(interrupts, kw["log_format"]),
             cancel=cancel,
-            confirm=_confirm(),
-            journal_file=kw["journal_file"],
-            **({"accept_data_loss": kw["accept_data_loss"]} if kw["accept_data_loss"] else {}),
         )
     _finish(result, dsn)
 
@@ -568,14 +432,14 @@ def backfill(
         destructive=[],
         accept_data_loss=None,
         yes=yes,
-        confirm=_confirm(),
+        confirm=confirm_prompt(),
     )
     spec = BackfillSpec(
         table, set_sql, where_sql, batch_size=batch_size, target_batch_ms=target_batch_ms
     )
     cancel = threading.Event()
     with (
-        _ctrl_c_cancels(cancel),
+        ctrl_c_cancels(cancel),
         Progress(
             TextColumn(f"backfill {escape(table)}"),
             BarColumn(),
@@ -586,11 +450,12 @@ def backfill(
     ):
         task = bar.add_task("backfill", total=1.0, rows=0)
 
-        def show(event: Any) -> None:
-            if event.kind == "backfill_batch":
-                bar.update(task, completed=event.data["progress"], rows=event.data["total_rows"])
-            elif event.kind == "health_pause":
-                err.print(styled("  [yellow]paused[/]: {}", "; ".join(event.data["reasons"])))
+        def show(event: Event) -> None:
+            if isinstance(event, BackfillBatch):
+                bar.update(task, completed=event.progress, rows=event.total_rows)
+            elif isinstance(event, HealthPause):
+                for line in render(event):
+                    err.print(line)
 
         result = run_backfill(
             dsn,

@@ -20,11 +20,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import orjson
 
 from pgwarden.cli import EXIT_APPLY, err, styled
+from pgwarden.events import Cancelled, Event, RunFinished, RunStarted, StepFailed
 
 __all__ = ["Interrupts", "ctrl_c_escalates"]
 
@@ -43,12 +43,12 @@ class Interrupts:
         self.presses = 0
         self._ended = threading.Event()  # the run reacted: cancelled, failed or finished
 
-    def observe(self, event: Any) -> None:
+    def observe(self, event: Event) -> None:
         """An observer: learns the run id and whether the run reacted."""
-        if event.kind == "run_started":
-            self.run_id = str(event.data["run_id"])
+        if isinstance(event, RunStarted):
+            self.run_id = event.run_id
             self._ended.clear()
-        elif event.kind in ("cancelled", "step_failed", "run_finished"):
+        elif isinstance(event, Cancelled | StepFailed | RunFinished):
             self._ended.set()
 
     def handler(self, signum: int, frame: FrameType | None) -> None:

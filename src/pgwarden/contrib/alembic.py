@@ -27,8 +27,9 @@ version update of that revision follows them in the revision's last transaction.
 
 Other commands (downgrade, stamp, current, check, ...) run Alembic's normal
 online path unchanged. Revisions that read from the database at migration time
-(`op.get_bind().execute(...)` using the result) cannot be rendered offline and
-are refused by Alembic's offline mode, as with `alembic upgrade --sql`.
+(`op.get_bind().execute(...)` using the result, `sa.inspect(op.get_bind())`)
+cannot be rendered offline: the upgrade is refused before anything runs, naming
+the revision (`OfflineRenderError`).
 """
 
 from __future__ import annotations
@@ -160,9 +161,10 @@ def configure(
 
 
 def _guarded_upgrade(context: Any, url: str, opts: dict[str, Any], **apply_kw: Any) -> Any:
-    from pgwarden.apply.api import apply_plan
+    from pgwarden.apply.api import GuardPolicy, Limits, RunOptions, apply_plan
     from pgwarden.settings import load_settings
     from pgwarden.sources.alembic import (
+        OfflineRenderError,
         _assemble,
         _Capture,
         build_alembic_plan,
@@ -185,6 +187,17 @@ def _guarded_upgrade(context: Any, url: str, opts: dict[str, Any], **apply_kw: A
     context.context_opts["starting_rev"] = heads[0] if heads else None
     try:
         _offline(context, url, {**opts, "output_buffer": cap})
+    except Exception as exc:
+        failed = cap.drop_failed(0)
+        if failed is None:
+            raise
+        raise OfflineRenderError(
+            failed.revision,
+            failed.path,
+            exc,
+            hint="nothing was applied; upgrade to the revision before it, run "
+            f"`alembic upgrade {failed.revision}` without the pgwarden hook, then rerun",
+        ) from exc
     finally:
         context.context_opts["as_sql"] = False
     sources = _assemble(cap)
@@ -196,10 +209,20 @@ def _guarded_upgrade(context: Any, url: str, opts: dict[str, Any], **apply_kw: A
     result = apply_plan(
         plan,
         database_url=dsn,
-        env=apply_kw.pop("environment"),
+        policy=GuardPolicy(
+            env=apply_kw["environment"],
+            yes=apply_kw["yes"],
+            accept_data_loss=apply_kw["accept_data_loss"],
+            restamp=apply_kw["restamp"],
+        ),
+        options=RunOptions(
+            rewrite=apply_kw["rewrite"],
+            limits=apply_kw["limits"] or Limits(),
+            journal_file=apply_kw["journal_file"],
+        ),
         settings=settings,
+        observer=apply_kw["observer"],
         cancel=cancel,
-        **apply_kw,
     )
     if not result.ok:
         o = result.outcome

@@ -169,8 +169,8 @@ class Command(BaseCommand):  # type: ignore[misc]
     # -- migrate -------------------------------------------------------------------
 
     def _migrate(self, options: dict[str, Any]) -> int:
-        from pgwarden.apply.api import Limits, apply_plan
-        from pgwarden.cli.apply import _confirm, _ctrl_c_cancels, _render_event
+        from pgwarden.apply.api import GuardPolicy, Limits, RunOptions, apply_plan
+        from pgwarden.cli.interaction import confirm_prompt, ctrl_c_cancels, event_printer
         from pgwarden.commands import load_context
         from pgwarden.settings import load_settings
 
@@ -206,26 +206,30 @@ class Command(BaseCommand):  # type: ignore[misc]
             + (" (dry run)" if options["dry_run"] else "")
         )
         cancel = threading.Event()
-        with _ctrl_c_cancels(cancel):
+        with ctrl_c_cancels(cancel):
             result = apply_plan(
                 plan,
                 database_url=dsn,
-                env=options["env"],
-                settings=cfg,
-                rewrite=options["rewrite"],
-                dry_run=options["dry_run"],
-                yes=options["yes"],
-                accept_data_loss=options["accept_data_loss"],
-                limits=Limits(
-                    lock_timeout_ms=options["lock_timeout_ms"],
-                    statement_timeout_ms=options["statement_timeout_ms"],
+                policy=GuardPolicy(
+                    env=options["env"],
+                    yes=options["yes"],
+                    accept_data_loss=options["accept_data_loss"],
+                    restamp=options["restamp"],
+                    confirm=None if options["yes"] else confirm_prompt(),
                 ),
-                snapshot=ctx.snapshot if ctx else None,
-                observer=_render_event("text"),
+                options=RunOptions(
+                    rewrite=options["rewrite"],
+                    dry_run=options["dry_run"],
+                    limits=Limits(
+                        lock_timeout_ms=options["lock_timeout_ms"],
+                        statement_timeout_ms=options["statement_timeout_ms"],
+                    ),
+                    snapshot=ctx.snapshot if ctx else None,
+                    journal_file=options["journal_file"],
+                ),
+                settings=cfg,
+                observer=event_printer("text"),
                 cancel=cancel,
-                confirm=None if options["yes"] else _confirm(),
-                journal_file=options["journal_file"],
-                restamp=options["restamp"],
             )
         if result.state == "dry-run":
             for s in result.steps:

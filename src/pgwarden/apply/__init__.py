@@ -1,0 +1,1 @@
+"""Guarded execution of a plan: apply, resume, status, cancel, backfill (see `api`)."""

@@ -1,0 +1,64 @@
+"""What a command running a migration does at the terminal, public for contrib.
+
+The CLI commands and the Django command (`manage.py pgwarden migrate`) use the
+same three pieces: the typed confirmation prompt, escalating Ctrl-C handling,
+and an observer printing events (human lines, or JSON lines for
+`--log-format json`).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import click
+import orjson
+
+from pgwarden.cli import err
+from pgwarden.cli.interrupts import Interrupts, ctrl_c_escalates
+from pgwarden.events import Event, Observer, fan_out
+from pgwarden.report.events import render
+
+__all__ = ["Interrupts", "confirm_prompt", "ctrl_c_cancels", "event_printer", "run_observer"]
+
+
+def confirm_prompt() -> Callable[[str], str] | None:
+    """Asks for the database name on a terminal; None (no prompt possible) otherwise."""
+    if not sys.stdin.isatty():
+        return None
+
+    def ask(dbname: str) -> str:
+        return str(click.prompt(f"Type the database name ({dbname}) to confirm", err=True))
+
+    return ask
+
+
+@contextmanager
+def ctrl_c_cancels(
+    cancel: threading.Event, dsn: str | None = None, journal_file: str | None = None
+) -> Iterator[Interrupts]:
+    """First Ctrl-C (or SIGTERM) cancels the running step cleanly; with `dsn`, a second ends
+    its backend and reports what it left, a third exits at once (see `interrupts`)."""
+    with ctrl_c_escalates(cancel, dsn, journal_file) as interrupts:
+        yield interrupts
+
+
+def event_printer(fmt: str = "text") -> Observer:
+    """An observer printing each event on stderr: human lines, or JSON lines (`json`)."""
+
+    def show(event: Event) -> None:
+        if fmt == "json":
+            sys.stderr.buffer.write(orjson.dumps(event.to_dict(), default=str) + b"\n")
+            sys.stderr.flush()
+            return
+        for line in render(event):
+            err.print(line)
+
+    return show
+
+
+def run_observer(interrupts: Interrupts, fmt: str = "text") -> Observer:
+    """The Ctrl-C handler learns the run from the events; then they are printed."""
+    return fan_out([interrupts.observe, event_printer(fmt)])

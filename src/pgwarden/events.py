@@ -1,0 +1,339 @@
+"""What pgwarden's long operations emit: one frozen dataclass per kind of event.
+
+apply, resume, backfill, rehearse and backup (and the Alembic and Django
+integrations, which call them) never print: they call an `Observer` (any
+callable taking an `Event`). The journals, the terminal renderer
+(`pgwarden.report.events`), `--log-format json` and the tests consume the same
+events; a new consumer (a webhook notifier, say) is one more observer passed
+through `fan_out`.
+
+`event.to_dict()` is the stable JSON shape: `{"event": kind, "step", "at",
+...fields}`; `event.data` is the fields alone, as the journal stores them.
+Field names are the JSON keys, except where `_keys` renames one (a field
+cannot be called `kind`: that is the event's own kind).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+__all__ = [
+    "BackfillBatch",
+    "BackupProgress",
+    "Blocker",
+    "Cancelled",
+    "Cleanup",
+    "Event",
+    "FillProgress",
+    "HealthPause",
+    "LockWait",
+    "Observer",
+    "Phase",
+    "ReconnectFailed",
+    "Reconnected",
+    "Reconnecting",
+    "RehearsalStep",
+    "Retry",
+    "RunFinished",
+    "RunStarted",
+    "StepDone",
+    "StepFailed",
+    "StepSkipped",
+    "StepStarted",
+    "WatchdogCancel",
+    "fan_out",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Blocker:
+    """A session that holds or queues for a lock in our way, or that we block."""
+
+    pid: int
+    application: str
+    state: str
+    xact_age_s: float | None
+    query: str
+    wait_event_type: str | None = None
+    relation: str | None = None
+    mode: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pid": self.pid,
+            "application": self.application,
+            "state": self.state,
+            "xact_age_s": None if self.xact_age_s is None else round(self.xact_age_s, 3),
+            "query": self.query[:500],
+            "wait_event_type": self.wait_event_type,
+            "relation": self.relation,
+            "mode": self.mode,
+        }
+
+
+def _plain(value: object) -> object:
+    """A field value as JSON-ready data (blockers as dicts, tuples as lists)."""
+    if isinstance(value, Blocker):
+        return value.to_dict()
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """One thing that happened. Subclasses add their fields and set `kind`."""
+
+    kind: ClassVar[str] = "event"
+    _keys: ClassVar[dict[str, str]] = {}  # field -> JSON key, where they differ
+    _optional: ClassVar[frozenset[str]] = frozenset()  # fields left out when None
+
+    step: int | None = None  # plan step index (first step of a transaction unit)
+    at: float = field(default_factory=time.time)  # unix seconds
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The event's own fields as JSON-ready data (what the journal stores)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            if f.name in ("step", "at"):
+                continue
+            value = getattr(self, f.name)
+            if value is None and f.name in self._optional:
+                continue
+            out[self._keys.get(f.name, f.name)] = _plain(value)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"event": self.kind, "step": self.step, "at": self.at, **self.data}
+
+
+Observer = Callable[[Event], None]
+
+
+def fan_out(observers: Iterable[Observer | None]) -> Observer:
+    """One observer calling each of `observers` in order."""
+    targets = [o for o in observers if o is not None]
+
+    def emit(event: Event) -> None:
+        for target in targets:
+            target(event)
+
+    return emit
+
+
+# -- apply, resume ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunStarted(Event):
+    kind: ClassVar[str] = "run_started"
+    _keys: ClassVar[dict[str, str]] = {"run_kind": "kind"}
+
+    run_id: str
+    run_kind: str  # apply, resume
+    environment: str
+    system_identifier: str
+    database: str
+    plan_fingerprint: str
+    os_user: str
+    host: str
+    accept_data_loss: str | None
+    statements: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepSkipped(Event):
+    kind: ClassVar[str] = "step_skipped"
+
+    steps: tuple[int, ...]
+    reason: str  # guard (the guard owns the statement), applied (by an earlier run)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepStarted(Event):
+    kind: ClassVar[str] = "step_started"
+
+    steps: tuple[int, ...]
+    attempt: int
+    lock_timeout_ms: int
+    statement_timeout_ms: int
+    sql: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LockWait(Event):
+    kind: ClassVar[str] = "lock_wait"
+
+    steps: tuple[int, ...]
+    attempt: int
+    phase: str  # before (the step starts), building (an index build waits), terminated
+    blockers: tuple[Blocker, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WatchdogCancel(Event):
+    kind: ClassVar[str] = "watchdog_cancel"
+
+    steps: tuple[int, ...]
+    attempt: int
+    reason: str
+    blocked: tuple[Blocker, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Retry(Event):
+    kind: ClassVar[str] = "retry"
+
+    steps: tuple[int, ...]
+    attempt: int
+    reason: str
+    delay_ms: int
+    sqlstate: str | None
+    waited_on: tuple[Blocker, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Cleanup(Event):
+    kind: ClassVar[str] = "cleanup"
+
+    steps: tuple[int, ...]
+    dropped_invalid: tuple[str, ...]
+    left: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HealthPause(Event):
+    kind: ClassVar[str] = "health_pause"
+
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepDone(Event):
+    kind: ClassVar[str] = "step_done"
+    _optional: ClassVar[frozenset[str]] = frozenset({"duration_s", "peak_blocked", "reconciled"})
+
+    steps: tuple[int, ...]
+    attempt: int
+    duration_s: float | None = None
+    peak_blocked: int | None = None
+    reconciled: str | None = None  # found done by an earlier, interrupted attempt
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepFailed(Event):
+    kind: ClassVar[str] = "step_failed"
+    _keys: ClassVar[dict[str, str]] = {"failure": "kind"}
+
+    steps: tuple[int, ...]
+    error: str
+    attempt: int = 0
+    sqlstate: str | None = None
+    failure: str | None = None  # the failure class (lock_timeout, connection, ...)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Cancelled(Event):
+    kind: ClassVar[str] = "cancelled"
+
+    steps: tuple[int, ...]
+    attempt: int
+    why: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunFinished(Event):
+    kind: ClassVar[str] = "run_finished"
+
+    state: str  # done, failed, cancelled
+    message: str | None
+    done: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reconnecting(Event):
+    kind: ClassVar[str] = "reconnecting"
+
+    run: str | None
+    timeout_s: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reconnected(Event):
+    kind: ClassVar[str] = "reconnected"
+
+    run: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReconnectFailed(Event):
+    kind: ClassVar[str] = "reconnect_failed"
+
+    run: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BackfillBatch(Event):
+    kind: ClassVar[str] = "backfill_batch"
+
+    rows: int
+    total_rows: int
+    last_pk: int | None
+    max_pk: int | None
+    batch_size: int
+    batch_ms: float
+    progress: float  # 0..1
+    eta_s: float | None
+
+
+# -- rehearse, backup --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Phase(Event):
+    """A long operation moved on to its next phase ("generating synthetic rows")."""
+
+    kind: ClassVar[str] = "phase"
+
+    message: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FillProgress(Event):
+    """Rehearse filled `done` of `total` synthetic rows of `table`."""
+
+    kind: ClassVar[str] = "fill_progress"
+
+    table: str
+    done: int
+    total: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RehearsalStep(Event):
+    """One plan step ran on the rehearsal cluster."""
+
+    kind: ClassVar[str] = "rehearsal_step"
+
+    status: str  # ok, failed, interrupted, skipped
+    sql: str
+    location: str
+    duration_s: float
+    acquire_s: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BackupProgress(Event):
+    """A backup step: `done` of `total` in `phase` (bytes; rows when restoring)."""
+
+    kind: ClassVar[str] = "backup_progress"
+
+    phase: str
+    done: int
+    total: int
+    item: str = ""

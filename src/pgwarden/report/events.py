@@ -1,0 +1,237 @@
+"""Terminal lines for events: one renderer per event type.
+
+Every value from the plan, the server or the user is shown literally
+(`styled`). An event type without a renderer prints nothing; `render` returns
+the lines, the caller prints them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pgwarden.events import (
+    BackfillBatch,
+    BackupProgress,
+    Blocker,
+    Cancelled,
+    Cleanup,
+    Event,
+    FillProgress,
+    HealthPause,
+    LockWait,
+    Phase,
+    Reconnected,
+    ReconnectFailed,
+    Reconnecting,
+    RehearsalStep,
+    Retry,
+    RunFinished,
+    RunStarted,
+    StepDone,
+    StepFailed,
+    StepSkipped,
+    StepStarted,
+    WatchdogCancel,
+)
+from pgwarden.report.markup import styled
+
+if TYPE_CHECKING:
+    from rich.text import Text
+
+__all__ = ["render"]
+
+E = TypeVar("E", bound=Event)
+_RENDERERS: dict[type[Event], Callable[[Any], list[Text]]] = {}
+
+
+def _renders(kind: type[E]) -> Callable[[Callable[[E], list[Text]]], Callable[[E], list[Text]]]:
+    def register(fn: Callable[[E], list[Text]]) -> Callable[[E], list[Text]]:
+        _RENDERERS[kind] = fn
+        return fn
+
+    return register
+
+
+def render(event: Event) -> list[Text]:
+    """The event's lines for a terminal (none for events shown otherwise, or not at all)."""
+    fn = _RENDERERS.get(type(event))
+    return fn(event) if fn is not None else []
+
+
+def _label(event: Event) -> str:
+    return f"step {event.step}" if event.step is not None else ""
+
+
+def _step_label(step: int | None, message: object) -> tuple[str, str]:
+    """The event's step label and its message without the label it may already start with."""
+    text = str(message)
+    if step is None:
+        return "", text
+    label = f"step {step}"
+    if text == label or text.startswith((label + " ", label + ":")):
+        text = text[len(label) :].lstrip(" :")
+    return label, text
+
+
+def _one_line(text: str, width: int) -> str:
+    return " ".join(text.split())[:width]
+
+
+@_renders(RunStarted)
+def _run_started(e: RunStarted) -> list[Text]:
+    return [
+        styled(
+            "[bold]run {}[/] on {} ({}, system {}) as {}@{}",
+            e.run_id,
+            e.database,
+            e.environment,
+            e.system_identifier,
+            e.os_user,
+            e.host,
+        )
+    ]
+
+
+@_renders(StepStarted)
+def _step_started(e: StepStarted) -> list[Text]:
+    return [
+        styled(
+            "[cyan]▶ {}[/] attempt {} (lock_timeout {} ms): {}",
+            _label(e),
+            e.attempt,
+            e.lock_timeout_ms,
+            _one_line(e.sql[0] if e.sql else "", 90),
+        )
+    ]
+
+
+def _blocker(verb: str, b: Blocker) -> Text:
+    age = "" if b.xact_age_s is None else f", transaction {b.xact_age_s:.1f} s"
+    return styled(
+        "  [yellow]{}:[/] pid {} {} \\[{}{}] {} on {}: {}",
+        verb,
+        b.pid,
+        b.application or "-",
+        b.state,
+        age,
+        b.mode or "",
+        b.relation or "?",
+        _one_line(b.query[:500], 80),
+    )
+
+
+@_renders(LockWait)
+def _lock_wait(e: LockWait) -> list[Text]:
+    verb = "terminated" if e.phase == "terminated" else "in the way"
+    return [_blocker(verb, b) for b in e.blockers]
+
+
+@_renders(WatchdogCancel)
+def _watchdog_cancel(e: WatchdogCancel) -> list[Text]:
+    return [
+        styled(
+            "  [yellow]watchdog cancelled {}[/] ({}): {} sessions were queued behind it",
+            _label(e),
+            e.reason,
+            len(e.blocked),
+        )
+    ]
+
+
+@_renders(Retry)
+def _retry(e: Retry) -> list[Text]:
+    return [
+        styled(
+            "  [yellow]retry[/] {} in {} ms ({}, attempt {})",
+            _label(e),
+            e.delay_ms,
+            e.reason,
+            e.attempt,
+        )
+    ]
+
+
+@_renders(Cleanup)
+def _cleanup(e: Cleanup) -> list[Text]:
+    if not e.dropped_invalid:
+        return []
+    return [styled("  dropped INVALID index {}", ", ".join(e.dropped_invalid))]
+
+
+@_renders(HealthPause)
+def _health_pause(e: HealthPause) -> list[Text]:
+    if e.step is None:
+        return [styled("  [yellow]paused[/]: {}", "; ".join(e.reasons))]
+    return [styled("  [yellow]paused[/] before {}: {}", _label(e), "; ".join(e.reasons))]
+
+
+@_renders(StepDone)
+def _step_done(e: StepDone) -> list[Text]:
+    extra = f" ({e.reconciled})" if e.reconciled else ""
+    dur = f" in {e.duration_s:.2f} s" if e.duration_s is not None else ""
+    return [styled("[green]✓ {}[/]{}{}", _label(e), dur, extra)]
+
+
+@_renders(StepSkipped)
+def _step_skipped(e: StepSkipped) -> list[Text]:
+    if e.reason != "applied":
+        return []
+    return [styled("[dim]· {} already applied[/]", _label(e))]
+
+
+@_renders(StepFailed)
+def _step_failed(e: StepFailed) -> list[Text]:
+    label, text = _step_label(e.step, e.error)
+    return [styled("[red]✗ {}[/] {}", label, text)]
+
+
+@_renders(Cancelled)
+def _cancelled(e: Cancelled) -> list[Text]:
+    return [styled("[red]✗ {} cancelled[/]: {}", _label(e), e.why)]
+
+
+@_renders(Reconnecting)
+def _reconnecting(e: Reconnecting) -> list[Text]:
+    return [
+        styled(
+            "[yellow]connection lost[/]: waiting up to {} s for the server, then continuing "
+            "the run from its journal",
+            f"{e.timeout_s:.0f}",
+        )
+    ]
+
+
+@_renders(Reconnected)
+def _reconnected(e: Reconnected) -> list[Text]:
+    return [styled("[green]server is back[/]: resuming")]
+
+
+@_renders(ReconnectFailed)
+def _reconnect_failed(e: ReconnectFailed) -> list[Text]:
+    return [styled("[red]the server did not come back[/]")]
+
+
+@_renders(Phase)
+def _phase(e: Phase) -> list[Text]:
+    return [styled("[dim]· {}[/]", e.message)]
+
+
+@_renders(RehearsalStep)
+def _rehearsal_step(e: RehearsalStep) -> list[Text]:
+    mark = "[green]✓" if e.status == "ok" else "[red]✗"
+    return [
+        styled(
+            mark + " {}[/] {} in {} s: {}",
+            _label(e),
+            e.status,
+            f"{e.duration_s:.2f}",
+            _one_line(e.sql, 90),
+        )
+    ]
+
+
+# Shown otherwise: progress events drive progress bars (as lines they would flood the
+# terminal); the end of a run is the command's own summary line.
+for _quiet in (FillProgress, BackupProgress, BackfillBatch, RunFinished):
+    _RENDERERS[_quiet] = lambda _e: []
