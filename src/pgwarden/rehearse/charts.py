@@ -13,7 +13,13 @@ from typing import Any
 from pgwarden.analysis.effects import LockMode
 from pgwarden.rehearse.model import RehearsalResult
 
-__all__ = ["MODE_COLORS", "timeline_svg", "workload_svg"]
+__all__ = ["MISSING", "MODE_COLORS", "available", "timeline_svg", "workload_svg"]
+
+# What the report and the terminal say when matplotlib is not installed.
+MISSING = (
+    "the report has no charts: matplotlib is not installed "
+    "(pip install 'pgwarden[report]' to draw them)"
+)
 
 MODE_COLORS: dict[str, str] = {
     "ACCESS SHARE": "#c7e9c0",
@@ -26,6 +32,15 @@ MODE_COLORS: dict[str, str] = {
     "ACCESS EXCLUSIVE": "#a63603",
 }
 BLOCKED = "#cb181d"
+
+
+def available() -> bool:
+    """Whether matplotlib can be imported (the charts need it; the report does not)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _svg(fig: Any) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from html import escape
 from pathlib import Path
 
-from pgwarden.errors import EnvironmentProblem, InputError
-from pgwarden.rehearse.charts import MODE_COLORS, timeline_svg, workload_svg
+from pgwarden.errors import InputError
+from pgwarden.rehearse.charts import MISSING, MODE_COLORS, available, timeline_svg, workload_svg
 from pgwarden.rehearse.model import RehearsalResult, StepTrace
 
 __all__ = ["render_html", "write_report"]
@@ -196,11 +196,14 @@ def _tables(result: RehearsalResult) -> str:
     return f"<table>{_row([f'>{h}</th>' for h in heads], tag='th')}{''.join(rows)}</table>"
 
 
-def render_html(result: RehearsalResult) -> str:
-    """The report as one HTML document."""
+def render_html(result: RehearsalResult, *, charts: bool = True) -> str:
+    """The report as one HTML document (`charts=False`: without the matplotlib charts)."""
     notes = "".join(f'<div class="note">{escape(n)}</div>' for n in result.notes)
-    wl_chart = workload_svg(result)
+    if not charts:
+        notes += f'<div class="note">{escape(MISSING)}</div>'
+    wl_chart = workload_svg(result) if charts else ""
     wl_block = f'<div class="chart">{wl_chart}</div>' if wl_chart else ""
+    timeline = f'<div class="chart">{timeline_svg(result)}</div>' if charts else ""
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -213,7 +216,7 @@ def render_html(result: RehearsalResult) -> str:
         f"data load {result.load_s:.1f} s &middot; total {result.total_s:.1f} s</div>{notes}",
         f"<h2>Findings ({len(result.findings)})</h2>{_findings(result)}",
         "<h2>Timeline: steps, locks held, blocked probe traffic</h2>",
-        f'<div class="chart">{timeline_svg(result)}</div>',
+        timeline,
         '<p class="meta">Production figures are estimates: durations and waits of steps that '
         "scan or rewrite a table, scaled linearly by its size in the stats snapshot.</p>",
         f"<h2>Steps</h2>{_steps(result)}",
@@ -224,20 +227,15 @@ def render_html(result: RehearsalResult) -> str:
     return "\n".join(parts) + "\n"
 
 
-def write_report(result: RehearsalResult, path: Path) -> None:
-    """Write the report (atomically); needs matplotlib for the charts."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise EnvironmentProblem(
-            "the HTML report needs matplotlib, which is not installed",
-            hint="pip install 'pgwarden[report]' (or matplotlib), or omit --report",
-        ) from None
+def write_report(result: RehearsalResult, path: Path) -> bool:
+    """Write the report (atomically); False when it has no charts (no matplotlib)."""
+    charts = available()
     tmp = path.with_name(path.name + ".tmp")
     try:
-        tmp.write_text(render_html(result), encoding="utf-8")
+        tmp.write_text(render_html(result, charts=charts), encoding="utf-8")
         tmp.replace(path)
     except OSError as exc:
         raise InputError(
             f"{path}: cannot write the report: {exc.strerror}", path=str(path)
         ) from None
+    return charts

@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from pgwarden.rehearse.charts import MISSING, available
 from pgwarden.rehearse.model import RehearsalResult
 
 __all__ = ["render_text"]
@@ -76,5 +77,7 @@ def render_text(console: Console, result: RehearsalResult) -> None:
     )
     if result.report_path:
         console.print(f"report: {escape(str(result.report_path))}")
+        if not available():
+            console.print(f"[yellow]note:[/] {escape(MISSING)}")
     if result.record_path:
         console.print(f"record: {escape(str(result.record_path))}")
