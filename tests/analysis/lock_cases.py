@@ -675,6 +675,49 @@ _INPLAN = [
     ),
 ]
 
+# Issue 14.1: DO blocks run their statements in one transaction; the model's effects of
+# the DO statement are the union of its statements' (conditions here hold on the data).
+_PLPGSQL = [
+    Case(
+        "do_add_column_volatile_default",
+        T,
+        "DO $$ BEGIN ALTER TABLE t ADD COLUMN z uuid NOT NULL DEFAULT gen_random_uuid(); END $$",
+    ),
+    Case(
+        "do_if_not_exists_add_unique",
+        T,
+        "DO $$\nBEGIN\n  IF NOT EXISTS (SELECT 1 FROM t WHERE a = 0) THEN\n"
+        "    ALTER TABLE t ADD CONSTRAINT t_a_key UNIQUE (a);\n  END IF;\nEND\n$$",
+    ),
+    Case("do_create_index", T, "DO $$ BEGIN CREATE INDEX t_b_idx ON t (b); END $$"),
+    Case(
+        "do_add_column_then_index",
+        T,
+        "DO $$ BEGIN ALTER TABLE t ADD COLUMN z int; CREATE INDEX t_z_idx ON t (z); END $$",
+    ),
+    Case(
+        "do_constant_execute_alter_type",
+        T,
+        "DO $$ BEGIN EXECUTE 'ALTER TABLE t ALTER COLUMN c TYPE timestamptz'; END $$",
+    ),
+    Case(
+        "do_add_fk",
+        FK,
+        "DO $$ BEGIN ALTER TABLE f ADD CONSTRAINT f_fk FOREIGN KEY (p_id) REFERENCES p (id); "
+        "END $$",
+    ),
+    Case("do_set_not_null", T, "DO $$ BEGIN ALTER TABLE t ALTER COLUMN a SET NOT NULL; END $$"),
+    Case("do_drop_table", FK, "DO $$ BEGIN DROP TABLE f; END $$"),
+]
+
 CASES: list[Case] = (
-    _ALTER_TABLE + _INDEX + _MAINTENANCE + _DROP_CREATE + _DML + _DOMAIN + _MULTI + _INPLAN
+    _ALTER_TABLE
+    + _INDEX
+    + _MAINTENANCE
+    + _DROP_CREATE
+    + _DML
+    + _DOMAIN
+    + _MULTI
+    + _INPLAN
+    + _PLPGSQL
 )

@@ -7,8 +7,9 @@ INDEX CONCURRENTLY`, `DROP INDEX CONCURRENTLY`, `REINDEX ... CONCURRENTLY`,
 it sits between `BEGIN` and `COMMIT` in the file, or in a file that the
 migration runner wraps in one transaction (pgwarden's default assumption, as
 Alembic, Django, Flyway and dbmate do). Inside a DO block or a procedure
-body it always fails (`cannot be executed from a function`), so it is an
-error there wherever the block runs.
+body it always fails (`cannot be executed from a function`, or `cannot
+run inside a transaction block` when the block runs inside one), so it is
+an error there wherever the block runs.
 
 ## Why is this bad?
 PostgreSQL rejects it with `ERROR: ... cannot run inside a transaction
@@ -92,7 +93,8 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     if step.note:  # a statement of a DO block or procedure body: always fails
         yield Hit(
             message=f"{_what(step)} runs inside a PL/pgSQL body: PostgreSQL rejects it there "
-            "(cannot be executed from a function) and the migration fails at deploy time",
+            "(cannot be executed from a function; inside BEGIN: cannot run inside a transaction "
+            "block) and the migration fails at deploy time",
             help="move it out of the DO block (or procedure) to a statement of its own, run "
             "outside any transaction; IF NOT EXISTS replaces the existence check",
         )
