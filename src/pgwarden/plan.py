@@ -14,6 +14,7 @@ from typing import TypedDict, cast
 
 from pgwarden.analysis.catalog import Catalog
 from pgwarden.analysis.effects import Effects
+from pgwarden.analysis.inplan import InPlan
 from pgwarden.analysis.locks import analyse, body_effects
 from pgwarden.analysis.nodes import (
     AlterTableCmd,
@@ -220,6 +221,7 @@ def _build_plan(
     texts: list[SourceText] = []
     next_tx = 0
     timezone: str | None = None  # set by SET TimeZone earlier in the plan (one session)
+    inplan = InPlan(catalog)  # the catalog as earlier statements of the plan leave it
     procedures: dict[str, _Body] = {}  # PL/pgSQL procedures the plan creates, by name
     for source, stmts in sources:
         texts.append(source)
@@ -254,6 +256,7 @@ def _build_plan(
                 catalog=catalog,
                 server_version=server_version,
                 timezone=timezone,
+                inplan=inplan,
             )
             body = _Body.of(stmt, source.path, lines, location, procedures)
             if body is not None and body.call:
@@ -288,6 +291,7 @@ def _build_plan(
                     unanalysed=unanalysed,
                 )
             )
+            inplan.observe(stmt.tree)
             if kind in _END:
                 open_tx = None
     return Plan(tuple(steps), tuple(t.path for t in texts), server_version, tuple(texts))

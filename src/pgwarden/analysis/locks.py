@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from pgwarden.analysis.catalog import Catalog
 from pgwarden.analysis.effects import Effects, LockMode
+from pgwarden.analysis.inplan import InPlan
 from pgwarden.analysis.locks_altertable import alter_table
 from pgwarden.analysis.locks_core import (
     AE,
@@ -54,6 +55,7 @@ def analyse(
     catalog: Catalog | None = None,
     server_version: int | None = None,
     timezone: str | None = None,
+    inplan: InPlan | None = None,
 ) -> Effects:
     """Effects of one statement (a parse tree from `analysis.parse`).
 
@@ -64,7 +66,7 @@ def analyse(
     handler = _HANDLERS.get(kind)
     if handler is None:
         return _NO_EFFECTS
-    ctx = Ctx(catalog, _version(server_version, catalog))
+    ctx = Ctx(catalog, _version(server_version, catalog), inplan)
     ctx.session_timezone = timezone
     ctx.version_assumed = server_version is None and (
         catalog is None or catalog.server_version is None

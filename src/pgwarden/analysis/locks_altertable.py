@@ -381,8 +381,10 @@ class AlterTable:
             self.rewrite(f"ADD COLUMN {name} (volatile default, sequence or constrained domain)")
 
     def column(self, name: str) -> Column | None:
-        rel = self.ctx.rel(self.table)
-        return rel.column(name) if rel is not None else None
+        """The column as the catalog or earlier statements of the plan left it."""
+        rel = self.ctx.known(self.table)
+        column = rel.column(name) if rel is not None else None
+        return column if column is None or column.type else None  # "": type not known
 
     def drop_column(self, cmd: Cmd) -> None:
         name = cmd["name"]
@@ -480,7 +482,11 @@ class AlterTable:
 
     def set_not_null(self, cmd: Cmd) -> None:
         name = cmd["name"]
-        rel = self.ctx.rel(self.table)
+        rel = self.ctx.known(self.table)
+        if rel is not None and self.ctx.rel(self.table) is None:  # what the plan said of it
+            if self.proved_not_null(rel, name) or rel.has_not_null_check(name):
+                return
+            rel = None
         if rel is None:
             self.ctx.assume(
                 f"Without a catalog it is not known whether a valid CHECK ({name} IS NOT NULL)"
@@ -516,13 +522,21 @@ class AlterTable:
             self.new_index(con, cols or ["excl"])
 
     def index_columns(self, ix: str) -> list[str]:
-        rel = self.ctx.rel(self.table)
+        rel = self.ctx.known(self.table)
         if rel is None:
             return []
         return next((list(i.columns) for i in rel.indexes if i.name == ix), [])
 
     def pk_not_null(self, cols: list[str]) -> None:
         rel = self.ctx.rel(self.table)
+        known = self.ctx.known(self.table)
+        if (
+            rel is None
+            and known is not None
+            and cols
+            and all(self.proved_not_null(known, name) for name in cols)
+        ):
+            return  # the plan made the index and proved its columns NOT NULL
         if rel is None:
             self.ctx.assume(
                 f"Without a catalog it is not known whether the key columns of {self.table}"
@@ -535,9 +549,15 @@ class AlterTable:
             if col is not None and not col.not_null and not rel.has_not_null_check(c):
                 self.ctx.scan(self.table)
 
+    @staticmethod
+    def proved_not_null(rel: Relation, name: str) -> bool:
+        """Column `name` is NOT NULL or a valid CHECK (name IS NOT NULL) proves it."""
+        column = rel.column(name)
+        return column is not None and (column.not_null or rel.has_not_null_check(name))
+
     def validate_constraint(self, cmd: Cmd) -> None:
         name = cmd["name"]
-        rel = self.ctx.rel(self.table)
+        rel = self.ctx.known(self.table)
         con = rel.constraint(name) if rel is not None else None
         if con is None:
             self.ctx.assume(

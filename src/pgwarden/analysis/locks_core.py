@@ -5,9 +5,14 @@ Facts here were measured on PostgreSQL 15-18 (tests/analysis/test_locks_live.py)
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pgwarden.analysis.catalog import Catalog, Constraint, Relation
 from pgwarden.analysis.effects import Effects, LockMode, RelationLock
 from pgwarden.analysis.nodes import Node, RangeVar, quote, regclass_name, strings
+
+if TYPE_CHECKING:
+    from pgwarden.analysis.inplan import InPlan
 
 NEWEST = 18
 OLDEST = 13
@@ -30,6 +35,7 @@ class Ctx:
         "catalog",
         "creates",
         "destroys",
+        "inplan",
         "locks",
         "rewrites",
         "scans",
@@ -39,8 +45,9 @@ class Ctx:
         "version_assumed",
     )
 
-    def __init__(self, catalog: Catalog | None, version: int) -> None:
+    def __init__(self, catalog: Catalog | None, version: int, inplan: InPlan | None = None) -> None:
         self.catalog = catalog
+        self.inplan = inplan  # what earlier statements of the plan created and changed
         self.version = version
         self.locks: dict[tuple[str, LockMode], RelationLock] = {}
         self.rewrites: dict[str, None] = {}
@@ -137,7 +144,17 @@ class Ctx:
         return name.rsplit(".", 1)[-1].strip('"')
 
     def rel(self, name: str) -> Relation | None:
+        """The relation, whole: as the plan left it, else the catalog's (None: not known)."""
+        if self.inplan is not None and self.inplan.decides(name):
+            return self.inplan.get(name)
         return self.catalog.get(name) if self.catalog is not None else None
+
+    def known(self, name: str) -> Relation | None:
+        """`rel`, or what the plan said about a table the catalog does not show (its columns,
+        constraints and indexes so far; what it lacks may still exist)."""
+        if self.inplan is not None:
+            return self.inplan.get(name)
+        return self.rel(name)
 
     def kind(self, name: str) -> str:
         rel = self.rel(name)
