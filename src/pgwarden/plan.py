@@ -8,7 +8,7 @@ rehearse and apply all take a `Plan`; none of them parses SQL on its own.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import TypedDict, cast
 
@@ -152,7 +152,11 @@ class Plan:
                 Effects(),
                 unanalysed=step.unanalysed,
             )
-            yield from step.inner
+            tx = body_transaction(step)
+            for sub in step.inner:  # sources renumber steps and transactions after the build
+                if sub.index != step.index or sub.transaction != tx:
+                    sub = replace(sub, index=step.index, transaction=tx)
+                yield sub
 
     def fingerprint(self) -> str:
         """sha256 over the statements' normalized fingerprints, in order.
@@ -171,6 +175,12 @@ class Plan:
             h.update(fingerprint(step.sql).encode())
             h.update(b"\0")
         return h.hexdigest()
+
+
+def body_transaction(step: Step) -> int:
+    """The transaction a DO / CALL body runs in: the step's, or its own (a negative id,
+    distinct from every transaction block of the plan)."""
+    return step.transaction if step.transaction is not None else -(step.index + 1)
 
 
 def _tx_kind(stmt: ParsedStatement) -> str | None:
@@ -266,13 +276,9 @@ def _build_plan(
             inner: tuple[Step, ...] = ()
             unanalysed: tuple[Unanalysed, ...] = ()
             if body is not None:
-                body_tx = tx
-                if body_tx is None:  # the block is its own transaction
-                    body_tx = next_tx
-                    next_tx += 1
                 inner, unanalysed = body.steps(
                     len(steps),
-                    body_tx,
+                    tx if tx is not None else -(len(steps) + 1),  # as body_transaction()
                     mode if tx is not None else TxMode.BODY,
                     catalog,
                     server_version,

@@ -6,11 +6,13 @@ and the DO cases of tests/analysis/lock_cases.py; here: findings, places and wor
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from pgwarden.analysis.effects import LockMode
 from pgwarden.commands import lint
 from pgwarden.findings import Finding
+from pgwarden.lint.engine import lint_plan
 from pgwarden.plan import Plan
 from pgwarden.settings import Settings
 
@@ -41,7 +43,7 @@ def _at(findings: list[Finding], code: str) -> list[tuple[int, int]]:
 
 
 def test_do_block_statements_are_linted_at_their_lines(tmp_path: Path) -> None:
-    plan, findings = _lint(tmp_path, SUPABASE)
+    _, findings = _lint(tmp_path, SUPABASE)
     assert _at(findings, "PW105") == [(5, 5)]  # UNIQUE builds its index under ACCESS EXCLUSIVE
     assert _at(findings, "PW104") == [(7, 3)]  # volatile default: the table is rewritten
     assert _at(findings, "PW101") == [(8, 3)]  # CREATE INDEX without CONCURRENTLY
@@ -149,3 +151,17 @@ def test_drop_inside_do_block_makes_the_step_destructive(tmp_path: Path) -> None
     plan, findings = _lint(tmp_path, "DO $$ BEGIN DROP TABLE legacy; END $$;\n")
     assert plan.steps[0].destructive  # apply asks for a verified backup
     assert _at(findings, "PW201") == [(1, 13)]
+
+
+def test_sub_steps_follow_their_step_when_a_source_renumbers_it(tmp_path: Path) -> None:
+    """Django and Alembic rebuild steps with new indexes and transaction ids."""
+    plan, _ = _lint(tmp_path, "SELECT 1;\n" + SUPABASE)
+    moved = Plan(
+        tuple(replace(s, index=s.index + 10, transaction=7) for s in plan.steps),
+        plan.sources,
+        texts=plan.texts,
+    )
+    findings = lint_plan(moved).findings
+    assert {f.step for f in findings if f.code in ("PW101", "PW105")} == {11}
+    inner = [s for s in moved.lint_steps() if s.note]
+    assert {(s.index, s.transaction) for s in inner} == {(11, 7)}
