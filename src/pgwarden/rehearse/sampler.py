@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import psycopg
 
@@ -160,4 +160,21 @@ class LockSampler:
             now = time.perf_counter() - self._t0
             for key in list(self._state.held):
                 self._close(key, now)
+            self._name_oids()
         self._conn.close()
+
+    def _name_oids(self) -> None:
+        """Relations seen only by OID (created in the migration's open transaction) by name,
+        now that it ended; those gone (rolled back, or a rewrite's transient copy) left out."""
+        if not any(h.relation.isdigit() for h in self._state.closed):
+            return
+        try:
+            self._refresh_names()
+        except psycopg.Error:
+            return
+        names = {str(oid): name for oid, name in self._names.items()}
+        self._state.closed = [
+            replace(h, relation=names[h.relation]) if h.relation in names else h
+            for h in self._state.closed
+            if not h.relation.isdigit() or h.relation in names
+        ]

@@ -19,12 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import psycopg
+from psycopg.pq import TransactionStatus
 
 from pgwarden.analysis.catalog import read_catalog
 from pgwarden.analysis.effects import LockMode
 from pgwarden.analysis.locks import analyse
 from pgwarden.plan import Plan, Step, TxMode
-from pgwarden.rehearse.model import ModelDiff, RehearsalResult, StepError, StepTrace
+from pgwarden.rehearse.model import HeldLock, ModelDiff, RehearsalResult, StepError, StepTrace
 from pgwarden.rehearse.probes import ProbeSet
 from pgwarden.rehearse.sampler import LockSampler
 
@@ -126,6 +127,24 @@ class Tracer:
         self.observer.execute("SELECT pg_stat_clear_snapshot()")
         row = self.observer.execute(_TEMP).fetchone()
         return (int(str(row[0])), int(str(row[1]))) if row else (0, 0)
+
+    def _named(self, held: list[HeldLock]) -> list[HeldLock]:
+        """Names for relations the sampler knew only by OID: created in the migration's open
+        transaction, so only the migration's own session sees them. Relations gone already
+        (a rewrite's transient copy) are left out: nobody else can wait for them."""
+        oids = sorted({int(h.relation) for h in held if h.relation.isdigit()})
+        if not oids or self.runner.info.transaction_status == TransactionStatus.INERROR:
+            return held
+        rows = self.runner.execute(
+            "SELECT c.oid::int8, c.oid::regclass::text FROM pg_class c WHERE c.oid = ANY (%s)",
+            (oids,),
+        ).fetchall()
+        names = {str(r[0]): str(r[1]) for r in rows}
+        return [
+            replace(h, relation=names[h.relation]) if h.relation in names else h
+            for h in held
+            if not h.relation.isdigit() or h.relation in names
+        ]
 
     def _before(self, step: Step) -> _Before:
         c = self.runner
@@ -298,7 +317,7 @@ class Tracer:
             except psycopg.Error as exc:
                 return self._failed(step, trace, start, exc)
         end = self._now()
-        held = self.sampler.held_between(start, end)
+        held = self._named(self.sampler.held_between(start, end))
         waited = [h for h in held if not h.granted]
         acquire = max((h.end_s - h.start_s for h in waited), default=0.0)
         trace = replace(trace, start_s=start, end_s=end, locks=tuple(held), acquire_s=acquire)
