@@ -199,3 +199,25 @@ def test_apply_range_with_applied_revisions_is_refused_with_the_list(
     assert "includes 2 revision(s) the database already ran (0001, 0002)" in r.output
     assert "alembic_version is 0002" in r.output
     assert _version(db) == ["0002"]  # nothing ran
+
+
+def test_unstamped_database_create_of_existing_table_is_reported_not_treated_as_new(
+    db: str, project: Path
+) -> None:
+    """No alembic_version to go by (tables made before Alembic): PW402, sized by the snapshot."""
+    _alembic(project, db, "upgrade", "0001")
+    _fill(db, 500_000)
+    with psycopg.connect(db, autocommit=True) as c:
+        c.execute("DROP TABLE alembic_version")
+    _dump_under_traffic(db, "stats.json")
+    r = CliRunner().invoke(lint_cmd, ["--alembic", "--stats", "stats.json", "--format", "github"])
+    assert r.exit_code == 1, r.output
+    errors = [line for line in r.stdout.splitlines() if line.startswith("::error ")]
+    assert any(
+        "file=versions/0001_invoices_and_accounts.py" in line
+        and "title=PW402" in line
+        and "the snapshot shows it exists: the range includes applied revisions" in line
+        for line in errors
+    ), r.stdout
+    assert any("title=PW102" in line and "500k rows" in line for line in errors), r.stdout
+    assert any("title=PW101" in line for line in errors), r.stdout

@@ -55,6 +55,7 @@ _MODULES = (
     "pw304_char_column",
     "pw305_serial_column",
     "pw306_json_column",
+    "pw402_created_table_already_exists",
 )
 
 

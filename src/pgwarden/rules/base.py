@@ -101,6 +101,7 @@ class LintContext:
     plan: Plan
     snapshot: Snapshot | None = None
     created: set[str] = field(default_factory=set)  # relations created by earlier steps
+    dropped: set[str] = field(default_factory=set)  # tables dropped by earlier steps
     # lock_timeout in ms by scope: a transaction id for SET LOCAL, None for the session.
     lock_timeouts: dict[int | None, int] = field(default_factory=dict)
     held: dict[int, dict[str, tuple[LockMode, Step]]] = field(default_factory=dict)
@@ -116,7 +117,10 @@ class LintContext:
 
     def after(self, step: Step) -> None:
         """Record what `step` leaves behind for later steps."""
-        self.created.update(c.removeprefix("public.") for c in step.effects.creates)
+        for made in step.effects.creates:
+            if not self.shown_existing(made, step):
+                self.created.add(made.removeprefix("public."))
+        self.dropped.update(d[6:] for d in step.effects.destroys if d.startswith("table "))
         altered = table_of(step)
         if altered is not None:
             for subtype, cmd in alter_cmds(step):
@@ -138,6 +142,19 @@ class LintContext:
                     lock.relation not in held
                 ):
                     held[lock.relation] = (lock.mode, step)
+
+    def shown_existing(self, relation: str, step: Step) -> bool:
+        """Whether `step` creates a table the snapshot shows existing (not dropped before it).
+
+        Such a table is not new: the linted range includes migrations the database ran.
+        """
+        return (
+            self.snapshot is not None
+            and "CreateStmt" in step.tree
+            and _bare(relation) not in self.dropped
+            and relation not in self.dropped
+            and self.snapshot.table(relation) is not None
+        )
 
     def judge(self, relation: str, *, lock_s: float | None = None) -> TableJudgement:
         """Severity of holding a blocking lock on `relation` for about `lock_s` seconds."""

@@ -1,0 +1,2 @@
+-- Without a snapshot nothing is known to exist.
+CREATE TABLE invoices (id bigint PRIMARY KEY);
