@@ -15,7 +15,7 @@ from typing import TypedDict, cast
 from pgwarden.analysis.catalog import Catalog
 from pgwarden.analysis.effects import Effects
 from pgwarden.analysis.inplan import InPlan
-from pgwarden.analysis.locks import analyse, body_effects
+from pgwarden.analysis.locks import analyse, union_effects
 from pgwarden.analysis.nodes import (
     AlterTableCmd,
     CreateFunctionStmt,
@@ -261,21 +261,18 @@ def _build_plan(
             if setting is not None and setting.get("name") == "timezone":
                 timezone = _timezone_set(setting, catalog)
             location = SourceLocation(source.path, line, col)
-            effects = analyse(
-                stmt.tree,
-                catalog=catalog,
-                server_version=server_version,
-                timezone=timezone,
-                inplan=inplan,
-            )
             body = _Body.of(stmt, source.path, lines, location, procedures)
-            if body is not None and body.call:
-                effects = body_effects(
-                    body.text, catalog=catalog, server_version=server_version, timezone=timezone
-                )
             inner: tuple[Step, ...] = ()
             unanalysed: tuple[Unanalysed, ...] = ()
-            if body is not None:
+            if body is None:
+                effects = analyse(
+                    stmt.tree,
+                    catalog=catalog,
+                    server_version=server_version,
+                    timezone=timezone,
+                    inplan=inplan,
+                )
+            else:
                 inner, unanalysed = body.steps(
                     len(steps),
                     tx if tx is not None else -(len(steps) + 1),  # as body_transaction()
@@ -283,6 +280,11 @@ def _build_plan(
                     catalog,
                     server_version,
                     timezone,
+                    inplan,
+                )
+                effects = union_effects(
+                    ((s.effects, "; it runs only" in s.note) for s in inner),
+                    (u.text for u in unanalysed),
                 )
             steps.append(
                 Step(
@@ -359,6 +361,7 @@ class _Body:
         catalog: Catalog | None,
         server_version: int | None,
         timezone: str | None,
+        inplan: InPlan,
     ) -> tuple[tuple[Step, ...], tuple[Unanalysed, ...]]:
         """The body's statements as sub-steps of step `index`, and what is not analysable."""
         inner: list[Step] = []
@@ -386,10 +389,12 @@ class _Body:
                         catalog=catalog,
                         server_version=server_version,
                         timezone=timezone,
+                        inplan=inplan,
                     ),
                     note=f" (in {self.where}, which runs as one transaction{when})",
                 )
             )
+            inplan.observe(part.tree)  # later statements see what this one created
         return tuple(inner), tuple(unanalysed)
 
 

@@ -165,3 +165,19 @@ def test_sub_steps_follow_their_step_when_a_source_renumbers_it(tmp_path: Path) 
     assert {f.step for f in findings if f.code in ("PW101", "PW105")} == {11}
     inner = [s for s in moved.lint_steps() if s.note]
     assert {(s.index, s.transaction) for s in inner} == {(11, 7)}
+
+
+def test_columns_added_in_a_do_block_feed_later_statements(tmp_path: Path) -> None:
+    """#14.3's in-plan catalog sees statements inside bodies: cidr -> inet and varchar
+    widening after an ADD in (or before) the block do not rewrite; inet -> cidr does."""
+    sql = """DO $$ BEGIN
+  ALTER TABLE t ADD COLUMN ip cidr;
+  ALTER TABLE t ALTER COLUMN ip TYPE inet;
+END $$;
+ALTER TABLE t ALTER COLUMN ip TYPE cidr;
+DO $$ BEGIN ALTER TABLE t ADD COLUMN v varchar(10); END $$;
+ALTER TABLE t ALTER COLUMN v TYPE varchar(20);
+"""
+    plan, findings = _lint(tmp_path, sql)
+    assert _at(findings, "PW104") == [(5, 1)]
+    assert plan.steps[0].effects.rewrites == ()

@@ -7,7 +7,7 @@ tests/analysis/test_locks_live.py; see docs/lock-model.md.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from pgwarden.analysis.catalog import Catalog
 from pgwarden.analysis.effects import Effects, LockMode
@@ -42,7 +42,7 @@ from pgwarden.analysis.nodes import (
 )
 from pgwarden.analysis.plpgsql import body_statements, do_body
 
-__all__ = ["analyse", "body_effects"]
+__all__ = ["analyse", "union_effects"]
 
 Handler = Callable[[Ctx, Node], None]
 
@@ -75,48 +75,55 @@ def analyse(
     return ctx.effects()
 
 
-def body_effects(
-    body: str,
-    *,
-    catalog: Catalog | None = None,
-    server_version: int | None = None,
-    timezone: str | None = None,
-) -> Effects:
-    """Effects of the statements of a PL/pgSQL body (a procedure a plan CALLs), merged."""
-    ctx = Ctx(catalog, _version(server_version, catalog))
-    ctx.session_timezone = timezone
-    ctx.version_assumed = server_version is None and (
-        catalog is None or catalog.server_version is None
-    )
-    _merge_body(ctx, body)
+def union_effects(parts: Iterable[tuple[Effects, bool]], not_analysed: Iterable[str]) -> Effects:
+    """One statement's effects from those of the statements of its body, in order
+    ((effects, runs only on a condition)), and the SQL of the body not analysed."""
+    ctx = Ctx(None, NEWEST)
+    for effects, conditional in parts:
+        _merge(ctx, effects, conditional)
+    for text in not_analysed:
+        ctx.assume(_not_analysed(text))
     return ctx.effects()
 
 
+def _not_analysed(text: str) -> str:
+    return f"Not analysed: `{' '.join(text.split())[:60]}` in a PL/pgSQL body."
+
+
+def _merge(ctx: Ctx, sub: Effects, conditional: bool) -> None:
+    """Add a body statement's effects: the body runs in one transaction, so each lock is
+    held to its end. Statements in branches are assumed to run."""
+    for lk in sub.locks:
+        ctx.locks.setdefault((lk.relation, lk.mode), lk)
+    for rel in sub.rewrites:
+        ctx.rewrite(rel)
+    for rel in sub.scans:
+        ctx.scan(rel)
+    for what in sub.destroys:
+        ctx.destroy(what)
+    for rel in sub.creates:
+        ctx.create(rel)
+    for text in sub.assumptions:
+        ctx.assume(text)
+    if conditional and sub.locks:
+        ctx.assume("Statements in conditional branches of a PL/pgSQL body are assumed to run.")
+
+
 def _merge_body(ctx: Ctx, body: str) -> None:
-    """Every statement of the body, merged into one: the body runs in one transaction, so
-    each lock is held to its end. Statements in branches are assumed to run."""
+    """Every statement of the body, merged into one."""
     version = None if ctx.version_assumed else ctx.version
     for inner in body_statements(body):
         if inner.tree is None:
-            ctx.assume(f"Not analysed: `{inner.text[:60]}` in a PL/pgSQL body ({inner.dynamic}).")
+            ctx.assume(_not_analysed(inner.text))
             continue
         sub = analyse(
-            inner.tree, catalog=ctx.catalog, server_version=version, timezone=ctx.session_timezone
+            inner.tree,
+            catalog=ctx.catalog,
+            server_version=version,
+            timezone=ctx.session_timezone,
+            inplan=ctx.inplan,
         )
-        for lk in sub.locks:
-            ctx.lock(lk.relation, lk.mode, lk.reason, lk.relkind)
-        for rel in sub.rewrites:
-            ctx.rewrite(rel)
-        for rel in sub.scans:
-            ctx.scan(rel)
-        for what in sub.destroys:
-            ctx.destroy(what)
-        for rel in sub.creates:
-            ctx.create(rel)
-        for text in sub.assumptions:
-            ctx.assume(text)
-        if inner.condition is not None and sub.locks:
-            ctx.assume("Statements in conditional branches of a PL/pgSQL body are assumed to run.")
+        _merge(ctx, sub, inner.condition is not None)
 
 
 def _do(ctx: Ctx, tree: Node) -> None:
