@@ -20,6 +20,9 @@ from typing import Any
 import psycopg
 import pytest
 
+from pgwarden.pg.cluster import Cluster
+from tests.fixtures.pg import new_database
+
 pytest.importorskip("django")
 
 PROJECT = Path(__file__).parent / "django_multi"
@@ -31,6 +34,7 @@ PENDING = [
     "alpha.0005_author_email_idx",
     "beta.0002_book_bar",
     "beta.0003_book_editor",
+    "beta.0004_shelf",
 ]
 
 
@@ -143,3 +147,83 @@ def test_operations_under_if_point_at_the_operation(db: str, conn: psycopg.Conne
         if f["code"] == "PW101" and f["location"]["path"].endswith("0005_author_email_idx.py")
     ]
     assert idx["location"]["line"] == line_of("alpha", "0005_author_email_idx", "AddIndex(")
+
+
+def pgwarden_migrate(dsn: str, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    journal = str(tmp / "journal.jsonl")
+    return manage(dsn, "pgwarden", "migrate", "--env", "test", "--yes", "--journal-file", journal,
+                  *args)  # fmt: skip
+
+
+def outcome(conn: psycopg.Connection[Any]) -> dict[str, Any]:
+    """What `migrate` leaves: history, content types, permissions, the beta_book columns."""
+
+    def rows(query: str) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in conn.execute(query).fetchall()]
+
+    return {
+        "migrations": rows("SELECT app, name FROM django_migrations ORDER BY app, name"),
+        "content_types": rows("SELECT app_label, model FROM django_content_type ORDER BY 1, 2"),
+        "permissions": rows("SELECT codename FROM auth_permission ORDER BY 1"),
+        "book": rows(
+            "SELECT column_name, is_nullable FROM information_schema.columns "
+            "WHERE table_name = 'beta_book' ORDER BY 1"
+        ),
+        "constraints": rows(
+            "SELECT conrelid::regclass::text, conname, contype, convalidated FROM pg_constraint "
+            "WHERE connamespace = 'public'::regnamespace ORDER BY 1, 2"
+        ),
+        "indexes": rows("SELECT indexname FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1"),
+    }
+
+
+def test_migrate_runs_python_in_order_and_sends_post_migrate(
+    db: str, conn: psycopg.Connection[Any], pg_cluster: Cluster, tmp_path: Path
+) -> None:
+    """#15.4 + #15.5: one `pgwarden migrate` runs beta 0003 (AddField, RunPython,
+    AlterField) through Django's executor between the guarded SQL, and sends
+    pre_/post_migrate: the same history, content types, permissions and schema as
+    plain `migrate` (was: refused, "runs Python"; after a split run, no content type
+    or permissions for beta.shelf)."""
+    released(db, conn)
+    plain = new_database(pg_cluster)
+    with psycopg.connect(plain, autocommit=True) as other:
+        released(plain, other)
+        ok(manage(plain, "migrate", "--verbosity", "0"))
+        expected = outcome(other)
+    out = pgwarden_migrate(db, tmp_path, "--restamp")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "beta.0003_book_editor through Django's executor" in out.stdout
+    assert outcome(conn) == expected
+    assert ("beta", "shelf") in expected["content_types"]
+    assert ("add_shelf",) in expected["permissions"]
+    # RunPython ran after 0003's AddField and before its AlterField (NOT NULL held).
+    same = conn.execute("SELECT bool_and(editor_id = author_id) FROM beta_book").fetchone()
+    assert same == (True,)
+    assert ok(manage(db, "migrate", "--check")) is not None
+    again = pgwarden_migrate(db, tmp_path)
+    assert again.returncode == 0 and "no migrations to apply" in again.stdout
+
+
+def test_migrate_dry_run_names_the_python_part(
+    db: str, conn: psycopg.Connection[Any], tmp_path: Path
+) -> None:
+    """#15.5: the dry run shows the SQL parts and names what Django's executor runs."""
+    released(db, conn)
+    out = pgwarden_migrate(db, tmp_path, "--restamp", "--dry-run")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "through Django's executor between the guarded parts: beta.0003_book_editor" in (
+        out.stdout
+    )
+    before = conn.execute("SELECT count(*) FROM django_migrations").fetchone()
+    assert before is not None
+    assert "beta.0004_shelf" not in str(before)
+
+
+def test_traceback_after_the_subcommand_keeps_the_original_exception(db: str) -> None:
+    """#15.9: `--traceback` is accepted after the subcommand and shows the chain."""
+    out = manage(db, "pgwarden", "lint", "nosuchapp", "--traceback")
+    assert "unrecognized arguments" not in out.stderr
+    assert "Traceback" in out.stderr and "nosuchapp" in out.stderr
+    plain = manage(db, "pgwarden", "lint", "nosuchapp")
+    assert plain.returncode == 2 and "Traceback" not in plain.stderr

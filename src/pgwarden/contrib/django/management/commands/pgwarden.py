@@ -6,6 +6,7 @@ Exit codes follow the `pgwarden` CLI: 0 ok, 1 findings at or above fail_on,
 
 from __future__ import annotations
 
+import argparse
 import sys
 import threading
 from dataclasses import replace
@@ -29,7 +30,7 @@ from pgwarden.contrib.django.source import (
     standalone_sql,
     suppress,
 )
-from pgwarden.errors import PgwardenError, UsageError
+from pgwarden.errors import PgwardenError, Refused
 
 EXIT_FINDINGS, EXIT_INPUT, EXIT_APPLY = 1, 2, 3
 
@@ -89,6 +90,13 @@ class Command(BaseCommand):  # type: ignore[misc]
         for p in (lint, mig, reh):
             name, kw = common["database"]
             p.add_argument(name, **kw, help="Django database alias.")
+            # also after the subcommand; SUPPRESS keeps a --traceback given before it
+            p.add_argument(
+                "--traceback",
+                action="store_true",
+                default=argparse.SUPPRESS,
+                help="Raise on error, with the original exception, instead of one message.",
+            )
 
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]
@@ -100,6 +108,8 @@ class Command(BaseCommand):  # type: ignore[misc]
             else:
                 code = self._rehearse(options)
         except PgwardenError as exc:
+            if options.get("traceback"):
+                raise
             self.stderr.write(f"error: {exc.message}")
             if exc.hint:
                 self.stderr.write(f"  hint: {exc.hint}")
@@ -169,9 +179,6 @@ class Command(BaseCommand):  # type: ignore[misc]
     # -- migrate -------------------------------------------------------------------
 
     def _migrate(self, options: dict[str, Any]) -> int:
-        from pgwarden.apply.api import GuardPolicy, Limits, RunOptions, apply_plan
-        from pgwarden.cli.interaction import confirm_prompt, ctrl_c_cancels, event_printer
-        from pgwarden.commands import load_context
         from pgwarden.settings import load_settings
 
         cfg = load_settings(options["config"])
@@ -179,16 +186,88 @@ class Command(BaseCommand):  # type: ignore[misc]
         if not migs:
             self.stdout.write("no migrations to apply")
             return 0
-        python_ops = [(m, o) for m in migs for o in m.python_operations]
-        if python_ops:
-            m, o = python_ops[0]
-            raise UsageError(
-                f"{m.path}:{o.line}: {m.key} runs Python ({o.describe}), which pgwarden "
-                "cannot execute as SQL",
-                hint=f"apply up to the migration before it with `manage.py pgwarden migrate`, "
-                f"run {m.key} with Django's `manage.py migrate {m.app_label} {m.name}`, "
-                "then continue with `manage.py pgwarden migrate`",
-            )
+        return self._migrate_all(options, cfg, connection, migs)
+
+    def _migrate_all(
+        self, options: dict[str, Any], cfg: Any, connection: Any, migs: list[MigrationSQL]
+    ) -> int:
+        """Guarded SQL and Django-run (Python) migrations in plan order, between
+        `pre_migrate` and `post_migrate`, as `manage.py migrate` runs them."""
+        from io import StringIO
+
+        from django.core.management.base import OutputWrapper
+
+        from pgwarden.apply.identity import stamped_protection
+        from pgwarden.contrib.django.runner import (
+            emit_post_migrate,
+            emit_pre_migrate,
+            run_in_django,
+            segments,
+        )
+        from pgwarden.settings import is_protected
+
+        parts = segments(migs)
+        sql_only = [m for runs, part in parts if not runs for m in part]
+        if options["dry_run"]:
+            for runs, part in parts:
+                if runs:
+                    self.stdout.write(
+                        "runs Python, through Django's executor between the guarded parts: "
+                        + ", ".join(m.key for m in part)
+                    )
+            return self._guarded(options, cfg, connection, sql_only)
+        verbosity = int(options.get("verbosity", 1))
+        if parts[0][0]:  # Django runs first: check the target before anything runs
+            env = options["env"]
+            if env and not options["yes"]:
+                stamped = stamped_protection(database_url(connection))
+                if is_protected(env, cfg.environments, stamped):
+                    m = parts[0][1][0]
+                    raise Refused(
+                        f"{m.key} runs Python first, through Django's executor, and {env!r} is "
+                        "protected: it cannot be confirmed before the guarded run asks",
+                        hint="check the target, then pass --yes",
+                    )
+            out, quiet = getattr(self, "stdout"), StringIO()  # noqa: B009 (untyped base)
+            setattr(self, "stdout", OutputWrapper(quiet))  # noqa: B010
+            try:
+                code = self._guarded(dict(options, dry_run=True), cfg, connection, sql_only)
+            finally:
+                setattr(self, "stdout", out)  # noqa: B010
+            if code:
+                out.write(quiet.getvalue())
+                return code
+        emit_pre_migrate(connection, migs, verbosity)
+        step_options = options
+        for runs, part in parts:
+            if runs:
+                self.stdout.write(
+                    "running " + ", ".join(m.key for m in part) + " through Django's executor "
+                    "(RunPython), under lock_timeout"
+                )
+                run_in_django(
+                    connection,
+                    part,
+                    lock_timeout_ms=options["lock_timeout_ms"] or 5000,
+                    statement_timeout_ms=options["statement_timeout_ms"],
+                )
+                continue
+            code = self._guarded(step_options, cfg, connection, part)
+            if code:
+                return code
+            # confirmed and stamped by the first guarded part
+            step_options = dict(options, yes=True, restamp=False)
+        emit_post_migrate(connection, migs, verbosity)
+        return 0
+
+    def _guarded(
+        self, options: dict[str, Any], cfg: Any, connection: Any, migs: list[MigrationSQL]
+    ) -> int:
+        """Apply `migs` (SQL only) through pgwarden's guarded executor."""
+        from pgwarden.apply.api import GuardPolicy, Limits, RunOptions, apply_plan
+        from pgwarden.cli.interaction import confirm_prompt, ctrl_c_cancels, event_printer
+        from pgwarden.commands import load_context
+
         ctx = load_context(stats_file=options["stats_file"]) if options["stats_file"] else None
         table = MigrationRecorder.Migration._meta.db_table
         plan = build_django_plan(
