@@ -68,11 +68,39 @@ def _guard_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             metavar="REASON",
             help="Allow destructive steps on a protected env without a verified backup.",
         ),
-        click.option("--lock-timeout-ms", type=click.IntRange(1), default=None),
-        click.option("--statement-timeout-ms", type=click.IntRange(1), default=None),
-        click.option("--lock-budget-s", type=click.FloatRange(0.1), default=None),
-        click.option("--max-blocked-sessions", type=click.IntRange(0), default=None),
-        click.option("--max-block-ms", type=click.IntRange(0), default=None),
+        click.option(
+            "--lock-timeout-ms",
+            type=click.IntRange(1),
+            default=None,
+            help="lock_timeout of each attempt (default: 500 ms on a busy or unknown table, "
+            "1000-2000 ms on quiet ones, from --stats).",
+        ),
+        click.option(
+            "--statement-timeout-ms",
+            type=click.IntRange(1),
+            default=None,
+            help="statement_timeout of each step (default: 10x the estimated work, at least "
+            "60 s, from --stats; 1 h without).",
+        ),
+        click.option(
+            "--lock-budget-s",
+            type=click.FloatRange(0.1),
+            default=None,
+            help="Give up a step after retrying its lock this long in all (default: 600).",
+        ),
+        click.option(
+            "--max-blocked-sessions",
+            type=click.IntRange(0),
+            default=None,
+            help="Watchdog: cancel our statement when more sessions than this queue behind "
+            "it (default: 2).",
+        ),
+        click.option(
+            "--max-block-ms",
+            type=click.IntRange(0),
+            default=None,
+            help="Watchdog: how long those sessions may queue before it cancels (default: 100).",
+        ),
         click.option(
             "--terminate-blockers-after",
             type=click.FloatRange(0),
@@ -81,7 +109,13 @@ def _guard_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             help="Terminate blockers idle in a transaction for this long.",
         ),
         click.option("--no-health-gate", is_flag=True, help="Do not pause on an unhealthy db."),
-        click.option("--health-deadline-s", type=click.FloatRange(0), default=300.0),
+        click.option(
+            "--health-deadline-s",
+            type=click.FloatRange(0),
+            default=300.0,
+            show_default=True,
+            help="Stop (resumable) when the database stays unhealthy this long before a step.",
+        ),
         click.option(
             "--reconnect-s",
             type=click.FloatRange(0),
@@ -96,14 +130,21 @@ def _guard_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             help="Local JSON-lines journal.",
         ),
-        click.option("--log-format", type=click.Choice(["text", "json"]), default="text"),
+        click.option(
+            "--log-format",
+            type=click.Choice(["text", "json"]),
+            default="text",
+            help="Progress on stderr as text, or one JSON event per line.",
+        ),
         click.option(
             "--log-blocker-queries",
             is_flag=True,
             help="Store and print blocking sessions' queries whole (default: a fingerprint "
             "with every literal replaced, at most 200 characters).",
         ),
-        click.option("--config", default=None, metavar="FILE"),
+        click.option(
+            "--config", default=None, metavar="FILE", help="pgwarden.toml or pyproject.toml."
+        ),
         dsn_option,
     ]
     for opt in reversed(opts):
@@ -289,7 +330,9 @@ def resume(run_id: str | None, **kw: Any) -> None:
 
 @click.command()
 @dsn_option
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", help="Output format."
+)
 @handle_errors
 def status(database_url: str | None, fmt: str) -> None:
     """Show the target's stamp and the latest runs, with live progress."""
@@ -388,13 +431,25 @@ def cancel(database_url: str | None, run_id: str | None) -> None:
 @click.option("--table", required=True, help="Table to update (schema.name).")
 @click.option("--set", "set_sql", required=True, help="SET list, e.g. \"status = 'open'\".")
 @click.option("--where", "where_sql", default=None, help="Only rows matching this condition.")
-@click.option("--batch-size", type=click.IntRange(1), default=1000, show_default=True)
-@click.option("--target-batch-ms", type=click.IntRange(1), default=200, show_default=True)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1),
+    default=1000,
+    show_default=True,
+    help="Rows in the first batch, one short transaction each.",
+)
+@click.option(
+    "--target-batch-ms",
+    type=click.IntRange(1),
+    default=200,
+    show_default=True,
+    help="Batches grow or shrink to take about this long.",
+)
 @click.option("--env", "env", default=None, help="Target environment (from the config).")
 @click.option("--yes", is_flag=True, help="Skip the typed confirmation (CI).")
-@click.option("--no-health-gate", is_flag=True)
+@click.option("--no-health-gate", is_flag=True, help="Do not pause on an unhealthy db.")
 @click.option("--again", is_flag=True, help="Run a finished backfill again, from the first row.")
-@click.option("--config", default=None, metavar="FILE")
+@click.option("--config", default=None, metavar="FILE", help="pgwarden.toml or pyproject.toml.")
 @dsn_option
 @handle_errors
 def backfill(
