@@ -161,6 +161,7 @@ KEYS: dict[str | None, Any] = {
     "file_transaction": bool,
     "fail_on": str,
     "ignore": list,
+    "ignore_sources": list,  # [{path = glob | app = label, rules?, reason}]: lint/ignore_sources.py
     "require_rehearsed": bool,
     "dml_max_rows": int,
     "dml_max_share": float,

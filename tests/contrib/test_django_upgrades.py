@@ -227,3 +227,33 @@ def test_traceback_after_the_subcommand_keeps_the_original_exception(db: str) ->
     assert "Traceback" in out.stderr and "nosuchapp" in out.stderr
     plain = manage(db, "pgwarden", "lint", "nosuchapp")
     assert plain.returncode == 2 and "Traceback" not in plain.stderr
+
+
+def test_ignore_sources_by_app_and_path_with_a_reason(
+    db: str, conn: psycopg.Connection[Any], tmp_path: Path
+) -> None:
+    """#15.6: findings of migrations you do not own are suppressed by app label or path
+    glob in the configuration, each with its reason (was: only by switching a rule off)."""
+    released(db, conn)
+    config = tmp_path / "pgwarden.toml"
+    config.write_text(
+        "[[ignore_sources]]\n"
+        'app = "alpha"\n'
+        'reason = "third-party app, reviewed upstream"\n'
+        "[[ignore_sources]]\n"
+        'path = "*/beta/migrations/0003_*"\n'
+        'rules = ["PW102"]\n'
+        'reason = "books is small"\n'
+    )
+    before = lint_json(db, "--unapplied")
+    after = lint_json(db, "--unapplied", "--config", str(config))
+    paths = {f["location"]["path"] for f in after["findings"]}
+    assert not [p for p in paths if p.startswith("alpha/")]
+    assert [f for f in before["findings"] if f["location"]["path"].startswith("alpha/")]
+    beta3 = {f["code"] for f in after["findings"] if "0003_book_editor" in f["location"]["path"]}
+    assert "PW102" not in beta3 and "PW103" in beta3
+    assert after["summary"]["suppressed"] == len(before["findings"]) - len(after["findings"])
+
+    config.write_text('[[ignore_sources]]\napp = "alpha"\n')
+    bad = manage(db, "pgwarden", "lint", "--unapplied", "--config", str(config))
+    assert bad.returncode == 2 and "gives no reason" in bad.stderr, bad.stdout + bad.stderr

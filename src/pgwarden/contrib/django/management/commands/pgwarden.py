@@ -144,6 +144,7 @@ class Command(BaseCommand):  # type: ignore[misc]
         from pgwarden.commands import load_context
         from pgwarden.findings import Severity
         from pgwarden.lint.engine import lint_plan
+        from pgwarden.lint.ignore_sources import apply_source_ignores, source_ignores
         from pgwarden.report.lint_json import lint_json
         from pgwarden.report.lint_text import render_lint
         from pgwarden.settings import load_settings
@@ -158,6 +159,10 @@ class Command(BaseCommand):  # type: ignore[misc]
         plan = build_django_plan(migs, catalog=ctx.catalog, server_version=ctx.server_version)
         result = lint_plan(plan, snapshot=ctx.snapshot, ignore=cfg.ignore)
         result = suppress(result, migs)
+        apps = {m.path: m.app_label for m in migs}
+        result = apply_source_ignores(
+            result, source_ignores(cfg), app_of=apps.get, config=cfg.source or "configuration"
+        )
         result = replace(result, findings=tuple(django_help(f) for f in result.findings))
         if options["fmt"] == "json":
             doc = lint_json(plan, result)
