@@ -38,6 +38,7 @@ PREDICATES = [
     "status IN ('open', 'x') OR currency = 'EUR'",
     "id <= 5000",
     "status IS NULL",
+    "NOT status = 'open'",
 ]
 
 
@@ -49,10 +50,12 @@ def shop(db: str) -> str:
 
 
 def _real(dsn: str, predicate: str) -> int:
+    """Rows the UPDATE really touches: run it, read the row count, roll back."""
     with psycopg.connect(dsn) as c:
-        row = c.execute(f"SELECT count(*) FROM invoices WHERE {predicate}").fetchone()
-    assert row is not None
-    return int(row[0])
+        cur = c.execute(f"UPDATE invoices SET currency = 'USD' WHERE {predicate}")
+        touched = cur.rowcount
+        c.rollback()
+    return touched
 
 
 def _pw142(findings: tuple[Finding, ...]) -> dict[int, Finding]:

@@ -43,7 +43,14 @@ def _sel(node: Node, columns: Mapping[str, ColumnStats], rows: int) -> float | N
             for p in known:
                 miss *= 1.0 - p
             return 1.0 - miss
-        return 1.0 - known[0] if known else None
+        if not known:
+            return None
+        # NOT of a comparison: rows where it is NULL are not selected either (the planner
+        # turns NOT (a = b) into a <> b).
+        args = boolean.get("args", [])
+        inner = args[0].get("A_Expr") if args else None
+        col = _column(inner.get("lexpr", {}), columns) if inner is not None else None
+        return 1.0 - known[0] - (col.null_frac if col is not None else 0.0)
     null_test = node.get("NullTest")
     if null_test is not None:
         col = _column(null_test.get("arg", {}), columns)
