@@ -221,3 +221,21 @@ def test_unstamped_database_create_of_existing_table_is_reported_not_treated_as_
     ), r.stdout
     assert any("title=PW102" in line and "500k rows" in line for line in errors), r.stdout
     assert any("title=PW101" in line for line in errors), r.stdout
+
+
+def test_stats_dump_by_a_role_that_may_not_read_alembic_version(
+    db: str, project: Path, tmp_path: Path
+) -> None:
+    _alembic(project, db, "upgrade", "0001")
+    with psycopg.connect(db, autocommit=True) as c:
+        c.execute("DROP ROLE IF EXISTS h6_stats_reader")
+        c.execute("CREATE ROLE h6_stats_reader LOGIN")
+    try:
+        reader = db.replace("user=postgres", "user=h6_stats_reader")
+        assert reader != db
+        _dump(reader, str(tmp_path / "stats.json"))
+        state = load_snapshot(tmp_path / "stats.json").migrations
+        assert state is not None and state.alembic_version is None  # unknown, not "at base"
+    finally:
+        with psycopg.connect(db, autocommit=True) as c:
+            c.execute("DROP ROLE h6_stats_reader")

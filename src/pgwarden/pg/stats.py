@@ -330,9 +330,20 @@ def read_migration_state(conn: psycopg.Connection[Any]) -> MigrationState:
     assert found is not None
     alembic = django = None
     if found[0]:
-        rows = conn.execute("SELECT version_num FROM alembic_version").fetchall()
-        alembic = tuple(sorted(str(r[0]) for r in rows))
+        rows = _rows_or_none(conn, "SELECT version_num FROM alembic_version")
+        alembic = None if rows is None else tuple(sorted(str(r[0]) for r in rows))
     if found[1]:
-        rows = conn.execute("SELECT app, name FROM django_migrations ORDER BY id").fetchall()
-        django = tuple(f"{r[0]}.{r[1]}" for r in rows)
+        rows = _rows_or_none(conn, "SELECT app, name FROM django_migrations ORDER BY id")
+        django = None if rows is None else tuple(f"{r[0]}.{r[1]}" for r in rows)
     return MigrationState(alembic, django)
+
+
+def _rows_or_none(conn: psycopg.Connection[Any], query: str) -> list[Any] | None:
+    """The rows, or None when the role may not read the table (the state is then unknown)."""
+    import psycopg as pg
+
+    try:
+        with conn.transaction():
+            return list(conn.execute(query).fetchall())
+    except pg.errors.InsufficientPrivilege:
+        return None
