@@ -130,3 +130,18 @@ def test_env_py_hook_refuses_naming_the_revision(db: str, project: Path) -> None
     assert "revision 0002 cannot be rendered offline" in done.stderr
     assert "AttributeError: 'NoneType' object has no attribute 'fetchall'" in done.stderr
     assert _version(db) == ["0001"]
+
+
+def test_bad_range_and_foreign_snapshot_are_usage_errors_with_alembic_text(
+    project: Path,
+) -> None:
+    r = CliRunner().invoke(lint_cmd, ["--alembic", "--range", "0004:0003"])
+    assert r.exit_code == 2, r.output
+    assert "alembic: Revision 0004 is not an ancestor of revision 0003" in r.output
+    assert "internal error" not in r.output
+    r = CliRunner().invoke(lint_cmd, ["--alembic", "--range", "nope:head"])
+    assert r.exit_code == 2 and "No such revision or branch 'nope'" in r.output, r.output
+    from pgwarden.errors import UsageError
+
+    with pytest.raises(UsageError, match="the snapshot's alembic_version is ffff, which is not"):
+        read_alembic_sources("alembic.ini", applied=["ffff"])

@@ -432,11 +432,12 @@ def _heads(script: Any) -> set[str]:
 
 def _ids(script: Any, upper: str, lower: str) -> list[str]:
     """Revision ids of lower:upper (lower excluded), newest first."""
+    from alembic.script.revision import RevisionError
     from alembic.util import CommandError
 
     try:
         return [sc.revision for sc in script.iterate_revisions(upper, lower)]
-    except CommandError as exc:
+    except (CommandError, RevisionError) as exc:
         raise UsageError(f"alembic: {exc}", hint="check --range and the revision ids") from None
 
 
@@ -473,6 +474,7 @@ def _render(
 ) -> list[SkippedRevision]:
     """Run Alembic's offline upgrade of lower:upper into `cap`, leaving out what cannot render."""
     from alembic import command
+    from alembic.script.revision import RevisionError
     from alembic.util import CommandError
 
     wanted = _ids(script, upper, lower)
@@ -486,7 +488,7 @@ def _render(
         except Exception as exc:  # the revision's own code (or env.py) failed offline
             failed_exc = exc
         failed = cap.drop_failed(mark)
-        if failed is None and isinstance(failed_exc, CommandError):
+        if failed is None and isinstance(failed_exc, (CommandError, RevisionError)):
             raise UsageError(
                 f"alembic: {failed_exc}", hint="check --range and the revision ids"
             ) from None
