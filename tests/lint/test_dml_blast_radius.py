@@ -135,6 +135,15 @@ def test_without_stats_the_size_is_unknown(tmp_path: Path) -> None:
     assert "--stats" in hit.help and "--database-url" in hit.help
 
 
+def test_unknown_size_is_said_once_per_file(tmp_path: Path) -> None:
+    f = tmp_path / "001.sql"
+    f.write_text(
+        "".join(f"UPDATE invoices SET status = 'paid' WHERE id = {i};\n" for i in range(50))
+    )
+    _, result = lint([f], context=Context(None, None, 16, "none"))
+    assert len(_pw142(result.findings)) == 1
+
+
 def test_small_or_new_tables_are_not_flagged(shop: str, tmp_path: Path) -> None:
     f = tmp_path / "001.sql"
     f.write_text(

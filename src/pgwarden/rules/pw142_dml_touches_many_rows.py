@@ -130,6 +130,11 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         span = _key_span(where)
         if span is not None and span <= ctx.dml.max_rows:
             return  # one batch of a keyed loop: at most `span` rows of a unique key
+        noted = ctx.state.setdefault("PW142", set())
+        assert isinstance(noted, set)
+        if step.location.path in noted:
+            return  # one note per file: the same words on every UPDATE would be noise
+        noted.add(step.location.path)
         why = (
             "no stats given"
             if ctx.snapshot is None
@@ -137,7 +142,8 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         )
         yield Hit(
             message=f"{verb} rows of {table} matching its WHERE clause: how many is unknown "
-            f"({why}); if it is most of the table, every row stays locked until COMMIT",
+            f"({why}); if it is most of the table, every row stays locked until COMMIT "
+            "(said once per file, for every UPDATE/DELETE whose size is unknown)",
             help="lint with --stats (pgwarden stats dump) or --database-url (a replica) to "
             f"estimate it; if it is many rows, {_HELP}",
             severity=Severity.NOTE,
