@@ -108,6 +108,10 @@ class Relation:
         """The constraint called `name`, if any."""
         return next((c for c in self.constraints if c.name == name), None)
 
+    def index_columns(self, name: str) -> list[str] | None:
+        """The columns of index `name` of this table (None: no such index)."""
+        return next((list(i.columns) for i in self.indexes if i.name == name), None)
+
     def has_not_null_check(self, column: str) -> bool:
         """A validated `CHECK (column IS NOT NULL)` exists."""
         pattern = _not_null_check(column)

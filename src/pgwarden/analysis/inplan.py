@@ -11,6 +11,7 @@ show: its columns' types, NOT NULLs, CHECKs and indexes).
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 from pgwarden.analysis.catalog import Catalog, Column, Constraint, Index, Relation
@@ -32,7 +33,7 @@ from pgwarden.analysis.nodes import (
 )
 from pgwarden.analysis.nodes import Constraint as ConNode
 
-__all__ = ["InPlan", "type_text"]
+__all__ = ["Draft", "InPlan", "type_text"]
 
 _SERIAL = {"serial": "int4", "serial4": "int4", "bigserial": "int8", "serial8": "int8"}
 _SERIAL |= {"smallserial": "int2", "serial2": "int2"}
@@ -81,28 +82,128 @@ def _not_null_definition(expr: Node | None) -> str:
     return "CHECK (...)"
 
 
-class InPlan:
-    """Relations as earlier statements left them; the catalog (if any) for the rest."""
+_NN_CHECK = re.compile(r'CHECK \(+("(?:[^"]|"")+"|[a-z_][a-z0-9_$]*) IS NOT NULL\)+( NOT VALID)?')
 
-    __slots__ = ("base", "namer", "partial", "rels")
+
+def _nn_column(definition: str) -> str | None:
+    """The column a `CHECK ((c IS NOT NULL))` definition proves NOT NULL."""
+    m = _NN_CHECK.fullmatch(definition)
+    if m is None:
+        return None
+    col = m[1]
+    return col[1:-1].replace('""', '"') if col.startswith('"') else col
+
+
+class Draft:
+    """One table as the plan left it, kept in dicts so each change and look-up is O(1)."""
+
+    __slots__ = ("_cache", "_checks", "columns", "constraints", "indexes", "start")
+
+    def __init__(self, rel: Relation) -> None:
+        self.start = rel  # the fields the plan does not change (name, kind, partitions ...)
+        self.columns = {c.name: c for c in rel.columns}
+        self.indexes = {i.name: i for i in rel.indexes}
+        self.constraints = {k.name: k for k in rel.constraints}
+        # CHECK (c IS NOT NULL) constraints: name -> c
+        self._checks = {
+            k.name: c
+            for k in rel.constraints
+            if k.type == "c" and (c := _nn_column(k.definition)) is not None
+        }
+        self._cache: Relation | None = rel
+
+    def relation(self) -> Relation:
+        """The table as a catalog `Relation` (built again only after a change)."""
+        if self._cache is None:
+            self._cache = replace(
+                self.start,
+                columns=tuple(self.columns.values()),
+                indexes=tuple(self.indexes.values()),
+                constraints=tuple(self.constraints.values()),
+            )
+        return self._cache
+
+    def changed(self) -> None:
+        self._cache = None
+
+    # The look-ups the lock model makes (as Relation has them).
+
+    def column(self, name: str) -> Column | None:
+        return self.columns.get(name)
+
+    def constraint(self, name: str) -> Constraint | None:
+        return self.constraints.get(name)
+
+    def has_not_null_check(self, column: str) -> bool:
+        return any(
+            c == column and self.constraints[n].validated
+            for n, c in self._checks.items()
+            if n in self.constraints
+        )
+
+    def index_columns(self, name: str) -> list[str] | None:
+        ix = self.indexes.get(name)
+        return None if ix is None else list(ix.columns)
+
+    # Changes.
+
+    def add_constraint(self, con: Constraint) -> None:
+        self.constraints[con.name] = con
+        if con.type == "c":
+            col = _nn_column(con.definition)
+            if col is not None:
+                self._checks[con.name] = col
+        self.changed()
+
+    def set_not_null(self, cols: list[str], value: bool) -> None:
+        for name in cols:
+            col = self.columns.get(name)
+            if col is not None:
+                self.columns[name] = replace(col, not_null=value)
+        self.changed()
+
+
+class InPlan:
+    """Tables as earlier statements left them; the catalog (if any) for the rest."""
+
+    __slots__ = ("base", "namer", "partial", "pending", "rels")
 
     def __init__(self, base: Catalog | None) -> None:
         self.base = base
         self.namer = Ctx(base, NEWEST)  # spells names as the lock model does
-        # Relations the plan changed: None when dropped in the plan.
-        self.rels: dict[str, Relation | None] = {}
+        # Tables the plan changed: None when dropped in the plan.
+        self.rels: dict[str, Draft | None] = {}
         # Tables the catalog does not show and the plan did not create: only what the
         # plan said about them is known (never that a column or constraint is missing).
         self.partial: set[str] = set()
+        # CREATE TABLEs not looked at since: read into a draft on first use (most tables a
+        # plan creates are never altered in it; building each would cost every lint).
+        self.pending: dict[str, CreateStmt] = {}
 
     # -- reading ---------------------------------------------------------------------
 
     def decides(self, name: str) -> bool:
         """Whether the plan knows `name` whole (created, changed from the catalog, dropped)."""
-        return name in self.rels and name not in self.partial
+        return (name in self.rels or name in self.pending) and name not in self.partial
+
+    def _read_pending(self, name: str) -> None:
+        body = self.pending.pop(name, None)
+        if body is not None:
+            self._build(name, body)
 
     def get(self, name: str) -> Relation | None:
         """The relation as the plan left it (whole or partial), else the catalog's."""
+        if name in self.pending:
+            self._read_pending(name)
+        if name in self.rels:
+            draft = self.rels[name]
+            return None if draft is None else draft.relation()
+        return self.base.get(name) if self.base is not None else None
+
+    def draft(self, name: str) -> Draft | Relation | None:
+        """`get` without building a Relation: for look-ups by name."""
+        if name in self.pending:
+            self._read_pending(name)
         if name in self.rels:
             return self.rels[name]
         return self.base.get(name) if self.base is not None else None
@@ -123,25 +224,31 @@ class InPlan:
         elif "RenameStmt" in tree:
             self._rename(tree["RenameStmt"])
 
-    def _table(self, rv: RangeVar) -> tuple[str, Relation]:
-        """The overlay entry to change for a table (copied from the catalog, or partial)."""
-        name = self.namer.rv(rv)
-        rel = self.get(name)
-        if rel is None:
-            schema = rv.get("schemaname") or (
-                self.base.search_path[0] if self.base is not None else "public"
-            )
-            rel = Relation(name=name, schema=schema, relname=rv["relname"], relkind="r")
-            self.partial.add(name)
-        return name, rel
+    def _schema(self, rv: RangeVar) -> str:
+        schema = rv.get("schemaname")
+        if schema is not None:
+            return schema
+        return self.base.search_path[0] if self.base is not None else "public"
 
-    def _put(self, name: str, rel: Relation) -> None:
-        self.rels[name] = rel
+    def _table(self, rv: RangeVar) -> tuple[str, Draft]:
+        """The draft to change for a table (from the catalog's relation, or partial)."""
+        name = self.namer.rv(rv)
+        if name in self.pending:
+            self._read_pending(name)
+        draft = self.rels.get(name)
+        if draft is not None:
+            return name, draft
+        rel = self.base.get(name) if self.base is not None and name not in self.rels else None
+        if rel is None:
+            rel = Relation(name=name, schema=self._schema(rv), relname=rv["relname"], relkind="r")
+            self.partial.add(name)
+        draft = self.rels[name] = Draft(rel)
+        return name, draft
 
     def _create(self, body: CreateStmt) -> None:
         rv = body["relation"]
         name = self.namer.rv(rv)
-        if body.get("if_not_exists") and self.get(name) is not None:
+        if body.get("if_not_exists") and self.draft(name) is not None:
             return
         elts = body.get("tableElts") or ()
         whole = not (
@@ -153,21 +260,23 @@ class InPlan:
         self.partial.discard(name)
         if not whole:
             self.partial.add(name)
+        self.rels.pop(name, None)
+        self.pending[name] = body
+
+    def _build(self, name: str, body: CreateStmt) -> None:
+        rv = body["relation"]
         relkind = "p" if "partspec" in body else "r"
-        schema = rv.get("schemaname") or (
-            self.base.search_path[0] if self.base is not None else "public"
-        )
-        rel = Relation(name=name, schema=schema, relname=rv["relname"], relkind=relkind)
-        for elt in elts:
+        rel = Relation(name=name, schema=self._schema(rv), relname=rv["relname"], relkind=relkind)
+        draft = self.rels[name] = Draft(rel)
+        for elt in body.get("tableElts") or ():
             col = elt.get("ColumnDef")
             if col is not None:
-                rel = self._add_column(rel, col)
+                self._add_column(draft, col)
             con = elt.get("Constraint")
             if con is not None:
-                rel = self._add_constraint(rel, con, None)
-        self._put(name, rel)
+                self._add_constraint(draft, con, None)
 
-    def _add_column(self, rel: Relation, col: ColumnDef) -> Relation:
+    def _add_column(self, draft: Draft, col: ColumnDef) -> None:
         colname = col["colname"]
         tn = col.get("typeName", {})
         base = type_of(tn)[0]
@@ -176,130 +285,118 @@ class InPlan:
         for con in cons:
             if con["contype"] in ("CONSTR_NOTNULL", "CONSTR_PRIMARY", "CONSTR_IDENTITY"):
                 not_null = True
-        columns = tuple(c for c in rel.columns if c.name != colname)
-        rel = replace(rel, columns=(*columns, Column(colname, type_text(tn), not_null)))
+        draft.columns.pop(colname, None)
+        draft.columns[colname] = Column(colname, type_text(tn), not_null)
+        draft.changed()
         for con in cons:
             if con["contype"] in ("CONSTR_PRIMARY", "CONSTR_UNIQUE", "CONSTR_CHECK"):
-                rel = self._add_constraint(rel, con, colname)
-        return rel
+                self._add_constraint(draft, con, colname)
 
-    def _add_constraint(self, rel: Relation, con: ConNode, column: str | None) -> Relation:
+    def _add_constraint(self, draft: Draft, con: ConNode, column: str | None) -> None:
         kind = con["contype"]
         cols = [column] if column is not None else strings(con.get("keys"))
+        relname = draft.start.relname
         if kind == "CONSTR_NOTNULL":
-            if con.get("skip_validation"):
-                return rel
-            return self._set_not_null(rel, cols, True)
+            if not con.get("skip_validation"):
+                draft.set_not_null(cols, True)
+            return
         if kind == "CONSTR_CHECK":
             expr = con.get("raw_expr")
             refs = _column_refs(expr, [])
-            name = con.get("conname") or f"{rel.relname}_{(refs or [''])[0]}_check"
+            name = con.get("conname") or f"{relname}_{(refs or [''])[0]}_check"
             valid = not con.get("skip_validation")
-            new = Constraint(name, "c", valid, None, _not_null_definition(expr), tuple(refs))
-            return replace(rel, constraints=(*rel.constraints, new))
-        if kind == "CONSTR_FOREIGN":
-            fk = Constraint(
-                con.get("conname")
-                or f"{rel.relname}_{'_'.join(strings(con.get('fk_attrs')))}_fkey",
-                "f",
-                not con.get("skip_validation"),
-                self.namer.rv(con["pktable"]),
-                columns=tuple(strings(con.get("fk_attrs")) or cols),
-                ref_columns=tuple(strings(con.get("pk_attrs"))),
+            draft.add_constraint(
+                Constraint(name, "c", valid, None, _not_null_definition(expr), tuple(refs))
             )
-            return replace(rel, constraints=(*rel.constraints, fk))
+            return
+        if kind == "CONSTR_FOREIGN":
+            fk_cols = strings(con.get("fk_attrs")) or cols
+            draft.add_constraint(
+                Constraint(
+                    con.get("conname") or f"{relname}_{'_'.join(fk_cols)}_fkey",
+                    "f",
+                    not con.get("skip_validation"),
+                    self.namer.rv(con["pktable"]),
+                    columns=tuple(fk_cols),
+                    ref_columns=tuple(strings(con.get("pk_attrs"))),
+                )
+            )
+            return
         if kind not in ("CONSTR_PRIMARY", "CONSTR_UNIQUE"):
-            return rel
+            return
         primary = kind == "CONSTR_PRIMARY"
         using = con.get("indexname")
+        table = draft.start.name
         if using:
-            ix_name = self.namer.name(rel.schema if "." in rel.name else None, using)
-            index = next((i for i in rel.indexes if i.name == ix_name), None)
-            cols = list(index.columns) if index is not None else cols
-            others = tuple(i for i in rel.indexes if i.name != ix_name)
+            ix_name = self.namer.name(draft.start.schema if "." in table else None, using)
+            found = draft.indexes.pop(ix_name, None)
+            cols = list(found.columns) if found is not None else cols
         else:
             suffix = "pkey" if primary else f"{'_'.join(cols)}_key"
-            ix_name = self.namer.new_name(con.get("conname") or f"{rel.relname}_{suffix}", rel.name)
-            others = rel.indexes
-        index = Index(ix_name, True, True, primary, tuple(cols))
-        ctype = "p" if primary else "u"
+            ix_name = self.namer.new_name(con.get("conname") or f"{relname}_{suffix}", table)
+        draft.indexes[ix_name] = Index(ix_name, True, True, primary, tuple(cols))
         name = con.get("conname") or ix_name.rsplit(".", 1)[-1]
-        new = Constraint(name, ctype, True, None, "", tuple(cols), ix_name)
-        rel = replace(rel, indexes=(*others, index), constraints=(*rel.constraints, new))
-        return self._set_not_null(rel, cols, True) if primary else rel
-
-    @staticmethod
-    def _set_not_null(rel: Relation, cols: list[str], value: bool) -> Relation:
-        return replace(
-            rel,
-            columns=tuple(replace(c, not_null=value) if c.name in cols else c for c in rel.columns),
+        draft.add_constraint(
+            Constraint(name, "p" if primary else "u", True, None, "", tuple(cols), ix_name)
         )
+        if primary:
+            draft.set_not_null(cols, True)
 
     def _alter(self, body: AlterTableStmt) -> None:
         if body.get("objtype", "OBJECT_TABLE") != "OBJECT_TABLE":
             return
-        name, rel = self._table(body["relation"])
+        _, draft = self._table(body["relation"])
         for c in body.get("cmds", ()):
-            rel = self._alter_cmd(rel, c["AlterTableCmd"])
-        self._put(name, rel)
+            self._alter_cmd(draft, c["AlterTableCmd"])
 
-    def _alter_cmd(self, rel: Relation, cmd: AlterTableCmd) -> Relation:
+    def _alter_cmd(self, draft: Draft, cmd: AlterTableCmd) -> None:
         sub = cmd["subtype"]
         col = cmd.get("name", "")
         if sub == "AT_AddColumn":
             cdef = cmd["def"]["ColumnDef"]
-            if cmd.get("missing_ok") and rel.column(cdef["colname"]) is not None:
-                return rel
-            return self._add_column(rel, cdef)
-        if sub == "AT_AlterColumnType":
+            if not (cmd.get("missing_ok") and cdef["colname"] in draft.columns):
+                self._add_column(draft, cdef)
+        elif sub == "AT_AlterColumnType":
             tn = cmd["def"]["ColumnDef"]["typeName"]
-            old = rel.column(col) or Column(col, "")
-            columns = tuple(c for c in rel.columns if c.name != col)
-            return replace(rel, columns=(*columns, replace(old, type=type_text(tn))))
-        if sub in ("AT_SetNotNull", "AT_DropNotNull"):
-            return self._set_not_null(rel, [col], sub == "AT_SetNotNull")
-        if sub == "AT_AddConstraint":
-            return self._add_constraint(rel, cmd["def"]["Constraint"], None)
-        if sub == "AT_ValidateConstraint":
-            return replace(
-                rel,
-                constraints=tuple(
-                    replace(k, validated=True) if k.name == col else k for k in rel.constraints
-                ),
-            )
-        if sub == "AT_DropConstraint":
-            gone = rel.constraint(col)
-            return replace(
-                rel,
-                constraints=tuple(k for k in rel.constraints if k.name != col),
-                indexes=tuple(
-                    i
-                    for i in rel.indexes
-                    if gone is None or gone.type not in ("p", "u", "x") or i.name != gone.index
-                ),
-            )
-        if sub == "AT_DropColumn":
-            return replace(
-                rel,
-                columns=tuple(c for c in rel.columns if c.name != col),
-                indexes=tuple(i for i in rel.indexes if col not in i.columns),
-                constraints=tuple(k for k in rel.constraints if col not in k.columns),
-            )
-        return rel
+            old = draft.columns.get(col) or Column(col, "")
+            draft.columns[col] = replace(old, type=type_text(tn))
+            draft.changed()
+        elif sub in ("AT_SetNotNull", "AT_DropNotNull"):
+            draft.set_not_null([col], sub == "AT_SetNotNull")
+        elif sub == "AT_AddConstraint":
+            self._add_constraint(draft, cmd["def"]["Constraint"], None)
+        elif sub == "AT_ValidateConstraint":
+            con = draft.constraints.get(col)
+            if con is not None:
+                draft.constraints[col] = replace(con, validated=True)
+                draft.changed()
+        elif sub == "AT_DropConstraint":
+            gone = draft.constraints.pop(col, None)
+            if gone is not None and gone.type in ("p", "u", "x") and gone.index is not None:
+                draft.indexes.pop(gone.index, None)
+            draft.changed()
+        elif sub == "AT_DropColumn" and col in draft.columns:
+            del draft.columns[col]
+            for ix in [i.name for i in draft.indexes.values() if col in i.columns]:
+                del draft.indexes[ix]
+            for k in [k.name for k in draft.constraints.values() if col in k.columns]:
+                del draft.constraints[k]
+            draft.changed()
 
     def _index(self, body: IndexStmt) -> None:
         rv = body["relation"]
-        name, rel = self._table(rv)
+        name, draft = self._table(rv)
         cols = [p.get("IndexElem", {}).get("name") or "" for p in body.get("indexParams") or ()]
-        base = f"{rel.relname}_{'_'.join(c or 'expr' for c in cols)}_idx"
         idx = body.get("idxname")
-        ix_name = (
-            self.namer.name(rv.get("schemaname"), idx) if idx else self.namer.new_name(base, name)
-        )
-        if body.get("if_not_exists") and any(i.name == ix_name for i in rel.indexes):
+        if idx:
+            ix_name = self.namer.name(rv.get("schemaname"), idx)
+        else:
+            base = f"{draft.start.relname}_{'_'.join(c or 'expr' for c in cols)}_idx"
+            ix_name = self.namer.new_name(base, name)
+        if body.get("if_not_exists") and ix_name in draft.indexes:
             return
-        index = Index(ix_name, True, bool(body.get("unique")), False, tuple(cols))
-        self._put(name, replace(rel, indexes=(*rel.indexes, index)))
+        draft.indexes[ix_name] = Index(ix_name, True, bool(body.get("unique")), False, tuple(cols))
+        draft.changed()
 
     def _drop(self, body: DropStmt) -> None:
         kind = body.get("removeType")
@@ -311,51 +408,47 @@ class InPlan:
                 continue
             name = self.namer.name(parts[-2] if len(parts) > 1 else None, parts[-1])
             if kind == "OBJECT_TABLE":
+                self.pending.pop(name, None)
                 self.rels[name] = None
                 self.partial.discard(name)
                 continue
-            for tname in list(self.rels):
-                rel = self.rels[tname]
-                if rel is not None and any(i.name == name for i in rel.indexes):
-                    self.rels[tname] = replace(
-                        rel, indexes=tuple(i for i in rel.indexes if i.name != name)
-                    )
+            for draft in self.rels.values():
+                if draft is not None and draft.indexes.pop(name, None) is not None:
+                    draft.changed()
+                    break
 
     def _rename(self, body: RenameStmt) -> None:
         rv = body.get("relation")
         if rv is None:
             return
         kind = body.get("renameType")
+        old, new = body.get("subname", ""), body.get("newname", "")
         if kind == "OBJECT_COLUMN":
-            name, rel = self._table(rv)
-            old, new = body.get("subname", ""), body.get("newname", "")
-            self._put(
-                name,
-                replace(
-                    rel,
-                    columns=tuple(
-                        replace(c, name=new) if c.name == old else c for c in rel.columns
-                    ),
-                    indexes=tuple(
-                        replace(i, columns=tuple(new if x == old else x for x in i.columns))
-                        for i in rel.indexes
-                    ),
-                    constraints=tuple(
-                        replace(k, columns=tuple(new if x == old else x for x in k.columns))
-                        for k in rel.constraints
-                    ),
-                ),
-            )
+            _, draft = self._table(rv)
+            column = draft.columns.pop(old, None)
+            if column is not None:
+                draft.columns[new] = replace(column, name=new)
+
+            def renamed(cols: tuple[str, ...]) -> tuple[str, ...]:
+                return tuple(new if x == old else x for x in cols)
+
+            for ix in draft.indexes.values():
+                if old in ix.columns:
+                    draft.indexes[ix.name] = replace(ix, columns=renamed(ix.columns))
+            for k in draft.constraints.values():
+                if old in k.columns:
+                    draft.constraints[k.name] = replace(k, columns=renamed(k.columns))
+            draft.changed()
         elif kind == "OBJECT_TABLE":
             old_name = self.namer.rv(rv)
             moved = self.get(old_name)
             partial = old_name in self.partial
             self.rels[old_name] = None
             self.partial.discard(old_name)
-            new_name = self.namer.name(rv.get("schemaname"), body.get("newname", ""))
+            new_name = self.namer.name(rv.get("schemaname"), new)
             if moved is None:
                 self.rels.pop(new_name, None)  # not known: back to the catalog's word
                 return
-            self.rels[new_name] = replace(moved, name=new_name, relname=body.get("newname", ""))
+            self.rels[new_name] = Draft(replace(moved, name=new_name, relname=new))
             if partial:
                 self.partial.add(new_name)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import lru_cache
 from importlib.resources import files
+from typing import TYPE_CHECKING
 
 from pgwarden.analysis.catalog import Column, Relation
 from pgwarden.analysis.effects import LockMode
@@ -27,6 +28,9 @@ from pgwarden.analysis.nodes import (
     strings,
     type_of,
 )
+
+if TYPE_CHECKING:
+    from pgwarden.analysis.inplan import Draft
 
 Cmd = AlterTableCmd
 
@@ -398,7 +402,8 @@ class AlterTable:
                 " foreign key's referenced table is locked ACCESS EXCLUSIVE too."
             )
             return
-        if rel.column(name) is None:
+        known = self.ctx.known(self.table)  # the same table, looked up by name in O(1)
+        if known is not None and known.column(name) is None:
             return
         self.ctx.destroy(f"column {self.table}.{quote(name)}")
         for ix in rel.indexes:
@@ -525,7 +530,7 @@ class AlterTable:
         rel = self.ctx.known(self.table)
         if rel is None:
             return []
-        return next((list(i.columns) for i in rel.indexes if i.name == ix), [])
+        return rel.index_columns(ix) or []
 
     def pk_not_null(self, cols: list[str]) -> None:
         rel = self.ctx.rel(self.table)
@@ -550,7 +555,7 @@ class AlterTable:
                 self.ctx.scan(self.table)
 
     @staticmethod
-    def proved_not_null(rel: Relation, name: str) -> bool:
+    def proved_not_null(rel: Draft | Relation, name: str) -> bool:
         """Column `name` is NOT NULL or a valid CHECK (name IS NOT NULL) proves it."""
         column = rel.column(name)
         return column is not None and (column.not_null or rel.has_not_null_check(name))

@@ -12,7 +12,7 @@ from pgwarden.analysis.effects import Effects, LockMode, RelationLock
 from pgwarden.analysis.nodes import Node, RangeVar, quote, regclass_name, strings
 
 if TYPE_CHECKING:
-    from pgwarden.analysis.inplan import InPlan
+    from pgwarden.analysis.inplan import Draft, InPlan
 
 NEWEST = 18
 OLDEST = 13
@@ -149,11 +149,11 @@ class Ctx:
             return self.inplan.get(name)
         return self.catalog.get(name) if self.catalog is not None else None
 
-    def known(self, name: str) -> Relation | None:
-        """`rel`, or what the plan said about a table the catalog does not show (its columns,
-        constraints and indexes so far; what it lacks may still exist)."""
+    def known(self, name: str) -> Draft | Relation | None:
+        """`rel` for look-ups by name, or what the plan said about a table the catalog does
+        not show (its columns, constraints and indexes so far; what it lacks may exist)."""
         if self.inplan is not None:
-            return self.inplan.get(name)
+            return self.inplan.draft(name)
         return self.rel(name)
 
     def kind(self, name: str) -> str:
@@ -161,8 +161,10 @@ class Ctx:
         return rel.kind if rel is not None else "table"
 
     def indexes(self, table: str, what: str) -> tuple[str, ...]:
-        """Index names of `table`; without a catalog, say that they are not known."""
-        rel = self.rel(table)
+        """Index names of `table` the catalog shows; without a catalog, say that they are not
+        known. Indexes built earlier in the plan are not listed: a plan that builds thousands
+        would make every later statement's effects (and the lint) grow with them."""
+        rel = self.catalog.get(table) if self.catalog is not None else None
         if rel is None:
             self.assume(f"The indexes of {table} are not known (no catalog); {what} is not listed.")
             return ()
