@@ -166,3 +166,18 @@ def test_snapshot_keeps_column_statistics_small(shop: str, tmp_path: Path) -> No
     assert len(cols["invoices"]["id"].bounds) <= 11
     assert cols["invoices"]["note"].bounds == ()  # values longer than 40 characters: left out
     assert snap.stat().st_size < 20_000, snap.stat().st_size
+
+
+def test_planner_does_not_queue_behind_a_held_lock(shop: str, tmp_path: Path) -> None:
+    """Planning an UPDATE takes ROW EXCLUSIVE: with the table locked by another session,
+    the EXPLAIN gives up at its lock_timeout and the column statistics decide."""
+    snap = tmp_path / "stats.json"
+    save_snapshot(take_snapshot(shop, sample_s=0), snap)
+    f = tmp_path / "001.sql"
+    f.write_text("UPDATE invoices SET currency = 'USD' WHERE status = 'paid';\n")
+    with psycopg.connect(shop) as holder:
+        holder.execute("LOCK TABLE invoices IN ACCESS EXCLUSIVE MODE")
+        _, result = lint([f], context=load_context(stats_file=snap), preflight_dsn=shop)
+        holder.rollback()
+    (hit,) = _pw142(result.findings).values()
+    assert "estimate from column statistics" in hit.message

@@ -252,19 +252,22 @@ def preflight(plan: Plan, dsn: str, *, timeout_ms: int = 30_000) -> list[Finding
 
 
 def planner_rows(
-    plan: Plan, dsn: str, *, timeout_ms: int = 30_000
+    plan: Plan, dsn: str, *, timeout_ms: int = 30_000, lock_ms: int = 1_000
 ) -> dict[int, tuple[float, float]]:
     """Rows each UPDATE/DELETE with a WHERE would touch, from EXPLAIN (never executed).
 
-    Step index -> (planned rows, the table's rows as the planner counts them), read
-    in a read-only transaction; statements on tables the plan creates are left out.
+    Step index -> (planned rows, the table's rows as the planner counts them). Each
+    EXPLAIN runs in its own short read-only transaction: planning an UPDATE takes ROW
+    EXCLUSIVE on its table, held only that long and waited for at most `lock_ms`.
+    Statements on tables the plan creates are left out.
     """
     import psycopg
 
     out: dict[int, tuple[float, float]] = {}
-    with connect(dsn, autocommit=False) as conn:
-        conn.execute("SET TRANSACTION READ ONLY")
-        conn.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(sql.Literal(timeout_ms)))
+    with connect(dsn, autocommit=True) as conn:
+        conn.execute("SET default_transaction_read_only = on")
+        conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(timeout_ms)))
+        conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(lock_ms)))
         created: set[str] = set()
         for step in plan.steps:
             body = step.tree.get("UpdateStmt") or step.tree.get("DeleteStmt")
@@ -282,12 +285,11 @@ def planner_rows(
                             (_regclass(body["relation"]),),
                         ).fetchone()
                 except psycopg.Error:
-                    continue  # e.g. a column an earlier step adds: the stats decide instead
+                    continue  # a column an earlier step adds, a lock not granted: stats decide
                 rows = _modified_rows(row[0] if row else None)
                 if rows is not None and total is not None:
                     out[step.index] = (rows, float(str(total[0])))
             created.update(c.removeprefix("public.") for c in step.effects.creates)
-        conn.rollback()
     return out
 
 
