@@ -17,6 +17,12 @@ COMMIT/BEGIN around `op.get_context().autocommit_block()`. `build_alembic_plan`
 threads those across revisions, so the plan's transactions are the ones
 Alembic would run.
 
+What the database already ran (its alembic_version, from a stats snapshot or
+read live) is left out of the range. A revision whose code fails offline (it
+reads data or inspects the connection) is dropped with its statements and the
+rest of the range is rendered after it; both are listed in `skipped`, or
+refused with `strict` (apply).
+
 Alembic is an optional dependency: it is imported inside the functions.
 """
 
@@ -494,8 +500,10 @@ def _render(
             ) from None
         if failed is None:
             raise InputError(
-                f"alembic env.py failed in offline mode: {type(failed_exc).__name__}: {failed_exc}",
-                hint="env.py must support `alembic upgrade --sql` (context.is_offline_mode())",
+                "alembic failed in offline mode, before any revision ran (env.py or loading "
+                f"the revision files): {type(failed_exc).__name__}: {failed_exc}",
+                hint="`alembic upgrade head --sql` shows the same error; env.py must support "
+                "offline mode (context.is_offline_mode())",
             ) from failed_exc
         err = OfflineRenderError(
             failed.revision,
