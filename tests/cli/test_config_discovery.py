@@ -105,3 +105,16 @@ def test_dml_limits_are_read_and_checked(tmp_path: Path) -> None:
     config.write_text("dml_max_share = 2\n")
     with pytest.raises(ConfigError):
         load_settings(config)
+
+
+def test_every_documented_table_is_accepted(tmp_path: Path) -> None:
+    config = tmp_path / "pgwarden.toml"
+    config.write_text(
+        'pg_version = 16\nfile_transaction = true\nfail_on = "warning"\nignore = ["PW120"]\n'
+        "require_rehearsed = false\ndml_max_rows = 1000\ndml_max_share = 0.2\n"
+        "[environments.production]\nprotected = true\n"
+        '[backup]\ncatalogue = "b/"\nmax_age_hours = 12\n'
+        '[[ignore_sources]]\npath = "*/site-packages/*"\nreason = "third-party"\n'
+    )
+    s = load_settings(config)
+    assert s.environments["production"].protected and s.backup_catalogue == "b/"
