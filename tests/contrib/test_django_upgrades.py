@@ -38,8 +38,11 @@ PENDING = [
 ]
 
 
-def manage(dsn: str, *args: str, cwd: Path = PROJECT) -> subprocess.CompletedProcess[str]:
+def manage(
+    dsn: str, *args: str, cwd: Path = PROJECT, contrib: bool = False
+) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
+    env["MULTISITE_CONTRIB"] = "1" if contrib else ""
     env["PGWARDEN_DJANGO_DSN"] = dsn
     env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.pop("DJANGO_SETTINGS_MODULE", None)
@@ -165,9 +168,9 @@ def outcome(conn: psycopg.Connection[Any]) -> dict[str, Any]:
         "migrations": rows("SELECT app, name FROM django_migrations ORDER BY app, name"),
         "content_types": rows("SELECT app_label, model FROM django_content_type ORDER BY 1, 2"),
         "permissions": rows("SELECT codename FROM auth_permission ORDER BY 1"),
-        "book": rows(
-            "SELECT column_name, is_nullable FROM information_schema.columns "
-            "WHERE table_name = 'beta_book' ORDER BY 1"
+        "columns": rows(
+            "SELECT table_name, column_name, data_type, character_maximum_length, is_nullable "
+            "FROM information_schema.columns WHERE table_schema = 'public' ORDER BY 1, 2"
         ),
         "constraints": rows(
             "SELECT conrelid::regclass::text, conname, contype, convalidated FROM pg_constraint "
@@ -257,3 +260,72 @@ def test_ignore_sources_by_app_and_path_with_a_reason(
     config.write_text('[[ignore_sources]]\napp = "alpha"\n')
     bad = manage(db, "pgwarden", "lint", "--unapplied", "--config", str(config))
     assert bad.returncode == 2 and "gives no reason" in bad.stderr, bad.stdout + bad.stderr
+
+
+CONTRIB_RELEASED = [
+    ["contenttypes", "0001"],
+    ["auth", "0001"],
+    ["sites", "0001"],
+    ["flatpages", "0001"],
+    ["redirects", "0001"],
+    ["sessions", "0001"],
+    ["admin", "0001"],
+    ["beta", "0001"],
+]
+
+
+def contrib_released(dsn: str, conn: psycopg.Connection[Any]) -> None:
+    """Django's contrib apps at their first migrations, as an old release left them, with rows."""
+    for target in CONTRIB_RELEASED:
+        ok(manage(dsn, "migrate", *target, "--verbosity", "0", contrib=True))
+    conn.execute(
+        "INSERT INTO auth_user (password, last_login, is_superuser, username, first_name, "
+        "last_name, email, is_staff, is_active, date_joined) SELECT 'x', now(), false, "
+        "'u' || g, '', '', 'u' || g || '@example.com', false, true, now() "
+        "FROM generate_series(1, 2000) g"
+    )
+    conn.execute(
+        "INSERT INTO django_redirect (site_id, old_path, new_path) "
+        "SELECT (SELECT min(id) FROM django_site), '/old/' || g, '/new/' || g "
+        "FROM generate_series(1, 500) g"
+    )
+    conn.execute(
+        "INSERT INTO django_admin_log (action_time, user_id, content_type_id, object_id, "
+        "object_repr, action_flag, change_message) SELECT now(), u.id, "
+        "(SELECT min(id) FROM django_content_type), u.id::text, 'u', 1, '' "
+        "FROM auth_user u"
+    )
+
+
+def test_django_contrib_apps_upgraded_from_their_first_migrations(
+    db: str, conn: psycopg.Connection[Any], pg_cluster: Cluster, tmp_path: Path
+) -> None:
+    """#15.1-5 on real third-party migrations: Django's own contrib apps (contenttypes,
+    auth, admin, sites, flatpages, redirects, sessions) at their 0001 with rows, plus
+    alpha/beta: 23 pending migrations over 7 apps, RunPython (contenttypes 0002,
+    auth 0011), cross-app FKs. One lint run covers them all; the rendered DDL is the
+    DDL plain `migrate` executes; one `pgwarden migrate` leaves what plain `migrate`
+    leaves (history, content types, permissions, columns, constraints, indexes)."""
+    contrib_released(db, conn)
+    doc = json.loads(
+        ok(manage(db, "pgwarden", "lint", "--unapplied", "--format", "json", contrib=True), 0, 1)
+    )
+    assert len(doc["migrations"]) == 23
+    assert {m["app"] for m in doc["migrations"]} == {
+        "admin", "alpha", "auth", "beta", "contenttypes", "redirects", "sites"
+    }  # fmt: skip
+
+    copy = new_database(pg_cluster)
+    with psycopg.connect(copy, autocommit=True) as other:
+        contrib_released(copy, other)
+        rendered = json.loads(ok(manage(copy, "sqlcompare", "rendered", contrib=True)))
+        executed = json.loads(ok(manage(copy, "sqlcompare", "executed", contrib=True)))
+        assert rendered == executed
+        expected = outcome(other)
+
+    out = manage(db, "pgwarden", "migrate", "--env", "test", "--yes", "--restamp",
+                 "--journal-file", str(tmp_path / "journal.jsonl"), contrib=True)  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "contenttypes.0002_remove_content_type_name" in out.stdout
+    assert outcome(conn) == expected
+    ok(manage(db, "migrate", "--check", contrib=True))

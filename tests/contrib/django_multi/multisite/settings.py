@@ -27,3 +27,32 @@ DATABASES = {
         "PASSWORD": _params.get("password", ""),
     }
 }
+
+if os.environ.get("MULTISITE_CONTRIB") == "1":  # Django's own contrib apps: a long real history
+    INSTALLED_APPS += [
+        "django.contrib.sessions",
+        "django.contrib.sites",
+        "django.contrib.flatpages",
+        "django.contrib.redirects",
+        "django.contrib.messages",
+        "django.contrib.admin",
+    ]
+    SITE_ID = 1
+    MIDDLEWARE = [
+        "django.contrib.sessions.middleware.SessionMiddleware",
+        "django.contrib.auth.middleware.AuthenticationMiddleware",
+        "django.contrib.messages.middleware.MessageMiddleware",
+    ]
+    TEMPLATES = [
+        {
+            "BACKEND": "django.template.backends.django.DjangoTemplates",
+            "APP_DIRS": True,
+            "OPTIONS": {
+                "context_processors": [
+                    "django.template.context_processors.request",
+                    "django.contrib.auth.context_processors.auth",
+                    "django.contrib.messages.context_processors.messages",
+                ]
+            },
+        }
+    ]
