@@ -1,4 +1,4 @@
-"""Signal, not noise: one PW120 per transaction, one merged fix per statement, help once per file."""
+"""Signal, not noise: one PW120 per transaction, one merged fix per statement, help once a file."""
 
 from __future__ import annotations
 

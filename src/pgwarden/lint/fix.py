@@ -6,23 +6,34 @@ BEGIN ... COMMIT, statements that cannot run in one stand alone, and when a
 rule's fix sets a session lock_timeout (`Placement.SESSION`) the file starts
 with one sized to what the busiest table it touches can bear (at most 1 s):
 
+    -- pgwarden: no-file-transaction: run it as it is (psql -f, ...)
     SET lock_timeout = '60ms';
+    DROP INDEX CONCURRENTLY IF EXISTS ...;   -- what a timed-out build left
+    CREATE INDEX CONCURRENTLY IF NOT EXISTS ...;
     BEGIN; ...statements that ran in one transaction...; COMMIT;
-    CREATE INDEX CONCURRENTLY ...;
     ALTER TABLE ... VALIDATE CONSTRAINT ...;   -- its own transaction, after the commit
+
+The `no-file-transaction` line tells pgwarden (lint, apply) that the file's
+transactions are the ones it writes. Every statement is made safe to run again
+(`lint.rerunnable`), comments (inline ignores included) stay with their
+statements, and the result is linted again: a fix that leaves a hazard it
+claims to fix, or brings one the original did not have, is dropped.
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from pgwarden.analysis.context import Snapshot
+from pgwarden.analysis.parse import parse
 from pgwarden.findings import Finding, Placement
-from pgwarden.lint.engine import LintResult
+from pgwarden.lint.engine import LintResult, lint_plan
+from pgwarden.lint.rerunnable import rerunnable
 from pgwarden.lint.rewrite import rewrite_plan
-from pgwarden.plan import Plan, Step
+from pgwarden.plan import NO_FILE_TRANSACTION, Plan, SourceText, Step, TxMode, build_plan
 from pgwarden.rules.pw122_lock_timeout_too_long import bearable_ms, blocked_rate
 
 __all__ = ["FileFix", "fix_plan", "write_fixes"]
@@ -63,15 +74,72 @@ def _timeout_ms(steps: list[Step], snapshot: Snapshot | None) -> int:
     return best
 
 
+HEADER = "-- Rewritten by `pgwarden lint --fix` for safe deployment."
+_MARK = (
+    f"{NO_FILE_TRANSACTION}: run it as it is (psql -f, or a runner that does not wrap "
+    "files in a transaction); its transactions are the BEGIN ... COMMIT below."
+)
+_RETRY = "-- Every statement may run again: if one fails or times out, retry the whole file."
+_TIMEOUT = "-- Every lock wait is bounded; retry the file if a statement times out."
+_OWN = {HEADER, _RETRY, _TIMEOUT}
+_TRAIL = re.compile(r"[ \t]*;?[ \t]*(--[^\n]*)")
+_IGNORE = re.compile(r"--\s*pgwarden:\s*ignore\b")
+_USING_INDEX = re.compile(r"\bUSING\s+INDEX\s+(\"(?:[^\"]|\"\")+\"|[\w$]+)", re.I)
+
+
+def _comments(text: str, original: list[Step]) -> dict[tuple[int, int], tuple[list[str], str]]:
+    """Each original step's comment lines before it and comment after it on its last line
+    (what inline ignores attach to), by (line, column); a BEGIN's go to the next step."""
+    starts = [0]
+    for m in re.finditer("\n", text):
+        starts.append(m.end())
+    out: dict[tuple[int, int], tuple[list[str], str]] = {}
+    prev_end: int | None = None
+    pending: list[str] = []
+    for step in original:
+        line, col = step.location.line, step.location.column
+        start = starts[line - 1] + col - 1 if line - 1 < len(starts) else len(text)
+        at = text.find(step.sql, start)
+        end = (at if at >= 0 else start) + len(step.sql)
+        lead = list(pending)
+        if prev_end is not None:
+            gap = text[prev_end:start]
+            gap = gap[gap.find("\n") + 1 :] if "\n" in gap else ""
+            lead += [ln.strip() for ln in gap.splitlines() if ln.strip().startswith("--")]
+        tail = _TRAIL.match(text, end)
+        trail = tail.group(1).rstrip() if tail else ""
+        prev_end = end
+        if step.is_transaction_control:
+            pending = lead + ([trail] if trail else [])
+            continue
+        pending = []
+        out[(line, col)] = (lead, trail)
+    return out
+
+
+def _leftover_ok(steps: list[Step]) -> set[str]:
+    """Index names a later ADD CONSTRAINT ... USING INDEX takes over (never dropped)."""
+    return {m.group(1).strip('"').lower() for s in steps for m in _USING_INDEX.finditer(s.sql)}
+
+
 def _render(text: str, original: list[Step], steps: list[Step], timeout_ms: int | None) -> str:
     first_line = min((s.location.line for s in original), default=1)
-    out = [ln for ln in text.splitlines()[: first_line - 1] if ln.strip()]
-    out.append("-- Rewritten by `pgwarden lint --fix` for safe deployment.")
+    head = [
+        ln
+        for ln in text.splitlines()[: first_line - 1]
+        if ln.strip() and ln not in _OWN and not ln.startswith(NO_FILE_TRANSACTION)
+    ]
+    # An inline ignore above the first statement stays with it, below the prologue.
+    out = [ln for ln in head if not _IGNORE.search(ln)]
+    first_lead = [ln.strip() for ln in head if _IGNORE.search(ln)]
+    out += [HEADER, _MARK]
     if timeout_ms is not None:
-        out += [
-            "-- Every lock wait is bounded; retry the file if a statement times out.",
-            f"SET lock_timeout = '{timeout_ms}ms';",
-        ]
+        out += [_TIMEOUT, f"SET lock_timeout = '{timeout_ms}ms';"]
+    else:
+        out.append(_RETRY)
+    notes = _comments(text, original)
+    kept = _leftover_ok(steps)
+    placed: set[tuple[int, int]] = set()
     open_tx: int | None = None
     for step in steps:
         if step.is_transaction_control:
@@ -84,7 +152,19 @@ def _render(text: str, original: list[Step], steps: list[Step], timeout_ms: int 
             if step.transaction is not None:
                 out.append("BEGIN;")
             open_tx = step.transaction
-        out.append(f"{step.sql.strip()};")
+        key = (step.location.line, step.location.column)
+        lead, trail = notes.get(key, ([], ""))
+        if key in placed:
+            lead, trail = [], ""
+        placed.add(key)
+        out += first_lead + lead
+        first_lead = []
+        index = step.body.get("idxname") if step.kind == "IndexStmt" else None
+        drop = not (isinstance(index, str) and index.lower() in kept)
+        stmts = rerunnable(step.sql.strip().rstrip(";"), drop_leftover=drop)
+        out += [f"{q};" for q in stmts]
+        if trail:
+            out[-1] += f"  {trail}"
     if open_tx is not None:
         out.append("COMMIT;")
     return "\n".join(out) + "\n"
@@ -95,37 +175,76 @@ def _sets_lock_timeout(step: Step) -> bool:
 
 
 def fix_plan(plan: Plan, result: LintResult, snapshot: Snapshot | None = None) -> list[FileFix]:
-    """The rewrite of every file that has at least one mechanical fix."""
-    rewritten, rewrites = rewrite_plan(plan, snapshot=snapshot)
-    replaced = {(r.step, r.code) for r in rewrites}  # the fix each replaced step took
+    """The rewrite of every file that has at least one mechanical fix.
+
+    Each rewritten file is linted again as it will be read: a file still showing
+    a hazard it claims to fix, or a hazard the original did not have (a fix that
+    relies on a constraint another fix made NOT VALID, say), loses its last
+    statement fix until it is clean; the session timeout always stays.
+    """
     originals = _by_path(plan.steps)
-    news = _by_path(rewritten.steps)
     path_of = {s.index: s.location.path for s in plan.steps}
     findings: dict[str, list[Finding]] = {}  # by path, in result order
     for f in result.findings:
         if f.step in path_of:
             findings.setdefault(path_of[f.step], []).append(f)
-    fixes: list[FileFix] = []
-    for source in plan.texts:
-        original = originals.get(source.path, [])
-        mine = findings.get(source.path, [])
-        timeout = any(f.fix is not None and f.fix.sets_session for f in mine)
-        fixed = tuple(
-            f
-            for f in mine
-            if f.fix is not None
-            and f.fix.mechanical
-            and (_session_only(f) or (f.step, f.code) in replaced)
-        )
-        if not fixed:
-            continue
-        steps = news.get(source.path, [])
-        new = _render(
-            source.text, original, steps, _timeout_ms(original, snapshot) if timeout else None
-        )
-        if new != source.text:
+    skip: set[int] = set()
+    before: dict[str, set[str]] = {}
+    while True:
+        rewritten, rewrites = rewrite_plan(plan, snapshot=snapshot, skip=frozenset(skip))
+        replaced = {(r.step, r.code) for r in rewrites}  # the fix each replaced step took
+        news = _by_path(rewritten.steps)
+        fixes: list[FileFix] = []
+        retry = False
+        for source in plan.texts:
+            original = originals.get(source.path, [])
+            mine = findings.get(source.path, [])
+            timeout = any(f.fix is not None and f.fix.sets_session for f in mine)
+            fixed = tuple(
+                f
+                for f in mine
+                if f.fix is not None
+                and f.fix.mechanical
+                and (_session_only(f) or (f.step, f.code) in replaced)
+            )
+            if not fixed:
+                continue
+            steps = news.get(source.path, [])
+            new = _render(
+                source.text, original, steps, _timeout_ms(original, snapshot) if timeout else None
+            )
+            if new == source.text:
+                continue
+            if source.path not in before:
+                wrapped = any(s.tx_mode is TxMode.FILE for s in original)
+                before[source.path] = _codes(plan, source.path, source.text, snapshot, wrapped)
+            after = _codes(plan, source.path, new, snapshot, False)
+            if after & {f.code for f in fixed} or not after <= before[source.path]:
+                mine_rewrites = [
+                    r.step
+                    for r in rewrites
+                    if r.code != "tx" and path_of.get(r.step) == source.path
+                ]
+                if mine_rewrites:
+                    skip.add(max(mine_rewrites))
+                    retry = True
+                    continue
             fixes.append(FileFix(source.path, source.text, new, fixed))
-    return fixes
+        if not retry:
+            return fixes
+
+
+def _codes(
+    plan: Plan, path: str, text: str, snapshot: Snapshot | None, file_transaction: bool
+) -> set[str]:
+    """The codes a lint of `text` alone finds (as `lint` reads the file)."""
+    one = build_plan(
+        [(SourceText(path, text), parse(text, path))],
+        catalog=snapshot.catalog if snapshot is not None else None,
+        server_version=plan.server_version,
+        file_transaction=file_transaction,
+    )
+    return {f.code for f in lint_plan(one, snapshot=snapshot).findings}
 
 
 def _session_only(f: Finding) -> bool:

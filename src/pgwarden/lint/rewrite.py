@@ -57,9 +57,17 @@ def statement_changes(fix: Fix, step: Step) -> bool:
 
 
 def rewrite_plan(
-    plan: Plan, *, snapshot: Snapshot | None = None, catalog: Catalog | None = None
+    plan: Plan,
+    *,
+    snapshot: Snapshot | None = None,
+    catalog: Catalog | None = None,
+    skip: frozenset[int] = frozenset(),
 ) -> tuple[Plan, tuple[Rewrite, ...]]:
-    """The plan with rewritable hazards replaced, and what was replaced."""
+    """The plan with rewritable hazards replaced, and what was replaced.
+
+    `skip`: steps whose fixes are left out (`lint --fix` drops a fix that would
+    bring in a hazard of its own).
+    """
     cat = catalog if catalog is not None else (snapshot.catalog if snapshot else None)
     fixes: dict[int, tuple[str, Fix]] = {}
     for f in lint_plan(plan, snapshot=snapshot).findings:
@@ -67,6 +75,7 @@ def rewrite_plan(
             f.fix is not None
             and f.step is not None
             and f.step not in fixes
+            and f.step not in skip
             and statement_changes(f.fix, plan.steps[f.step])
         ):
             fixes[f.step] = (f.code, f.fix)
