@@ -50,20 +50,23 @@ def _snapshot(invoices: int) -> object:
 def one(invoices: int) -> dict[str, object]:
     """One full rehearsal at `invoices` rows (run in its own process)."""
     from pgwarden.analysis.context import Snapshot
+    from pgwarden.commands import load_plan
     from pgwarden.demo import SCHEMA_SQL
-    from pgwarden.rehearse.api import rehearse
+    from pgwarden.rehearse.api import RehearseOptions, rehearse
 
     snap = _snapshot(invoices)
     assert isinstance(snap, Snapshot)
     with tempfile.TemporaryDirectory(prefix="pgwarden-bench-") as tmp:
         t0 = time.perf_counter()
         result = rehearse(
-            [INCIDENT],
-            schema_sql=SCHEMA_SQL,
-            snapshot=snap,
-            rows_cap=invoices,
-            record_dir=Path(tmp),
-            report_path=Path(tmp) / "report.html",
+            load_plan([INCIDENT], file_transaction=True),
+            RehearseOptions(
+                schema_sql=SCHEMA_SQL,
+                snapshot=snap,
+                rows_cap=invoices,
+                record_dir=Path(tmp),
+                report_path=Path(tmp) / "report.html",
+            ),
         )
         wall = time.perf_counter() - t0
     inv_writes = [

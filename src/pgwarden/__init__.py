@@ -20,7 +20,9 @@ if TYPE_CHECKING:  # what static tools see; `X as X` marks an explicit re-export
     from pgwarden.analysis.effects import RelationLock as RelationLock
     from pgwarden.apply.api import ApplyResult as ApplyResult
     from pgwarden.apply.api import CancelResult as CancelResult
+    from pgwarden.apply.api import GuardPolicy as GuardPolicy
     from pgwarden.apply.api import Limits as Limits
+    from pgwarden.apply.api import RunOptions as RunOptions
     from pgwarden.apply.api import StatusReport as StatusReport
     from pgwarden.apply.api import apply_plan as apply_plan
     from pgwarden.apply.api import cancel_run as cancel_run
@@ -39,6 +41,7 @@ if TYPE_CHECKING:  # what static tools see; `X as X` marks an explicit re-export
     from pgwarden.pg.cluster import Cluster as Cluster
     from pgwarden.plan import Plan as Plan
     from pgwarden.plan import Step as Step
+    from pgwarden.rehearse.api import RehearseOptions as RehearseOptions
     from pgwarden.rehearse.api import rehearse as _rehearse
 
     lint_files = _lint
@@ -75,11 +78,14 @@ _API: dict[str, tuple[str, str]] = {
     "cancel_run": ("pgwarden.apply.api", "cancel_run"),
     "status": ("pgwarden.apply.api", "status"),
     "Limits": ("pgwarden.apply.api", "Limits"),
+    "GuardPolicy": ("pgwarden.apply.api", "GuardPolicy"),
+    "RunOptions": ("pgwarden.apply.api", "RunOptions"),
     "ApplyResult": ("pgwarden.apply.api", "ApplyResult"),
     "CancelResult": ("pgwarden.apply.api", "CancelResult"),
     "StatusReport": ("pgwarden.apply.api", "StatusReport"),
     # rehearse
-    "rehearse_files": ("pgwarden.rehearse.api", "rehearse"),
+    "rehearse_files": ("pgwarden.rehearse.api", "rehearse"),  # takes a Plan, like apply_plan
+    "RehearseOptions": ("pgwarden.rehearse.api", "RehearseOptions"),
     # backup
     "create_backup": ("pgwarden.backup.api", "create"),
     "list_backups": ("pgwarden.backup.api", "list_backups"),

@@ -40,20 +40,23 @@ def _rehearse(
     out: Console, err: Console, cluster: Cluster, migration: Path, snap: Snapshot, rows: int
 ) -> None:
     """Rehearse the incident migration on a scratch copy under probe traffic."""
-    from pgwarden.rehearse.api import rehearse
+    from pgwarden.commands import load_plan
+    from pgwarden.rehearse.api import RehearseOptions, rehearse
     from pgwarden.rehearse.report_text import render_text
 
     report = Path.cwd() / "pgwarden-rehearsal.html"
     out.print(f"\n[bold]5.[/] Rehearsing {migration.name} on a scratch copy under probe traffic:")
     with err.status("   rehearsing ..."):
         result = rehearse(
-            [migration],
-            database_url=cluster.dsn(),  # a scratch database on the demo's cluster, dropped after
-            schema_sql=SCHEMA_SQL,
-            snapshot=snap,
-            rows_cap=rows,
-            report_path=report,
-            write_record=False,
+            load_plan([migration], file_transaction=True),
+            RehearseOptions(
+                database_url=cluster.dsn(),  # a scratch database on the demo's cluster
+                schema_sql=SCHEMA_SQL,
+                snapshot=snap,
+                rows_cap=rows,
+                report_path=report,
+                write_record=False,
+            ),
         )
     render_text(out, result)
 

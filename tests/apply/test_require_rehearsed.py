@@ -10,7 +10,7 @@ import pytest
 from pgwarden.apply.api import GuardPolicy, apply_plan
 from pgwarden.errors import Refused
 from pgwarden.pg.cluster import Cluster
-from pgwarden.rehearse.api import rehearse
+from pgwarden.rehearse.api import RehearseOptions, rehearse
 from pgwarden.sample import SCHEMA_SQL
 from pgwarden.settings import Environment, Settings
 from tests.apply.conftest import plan_of, scalar, write_sql
@@ -32,7 +32,10 @@ def test_apply_needs_a_rehearsal_of_exactly_this_plan(
         )
     assert scalar(shop, "SELECT to_regclass('pgwarden.runs')") is None  # nothing ran
 
-    rehearse([migration], database_url=pg_cluster.dsn(), schema_sql=SCHEMA_SQL, rows_cap=1000)
+    rehearse(
+        plan_of(migration),
+        RehearseOptions(database_url=pg_cluster.dsn(), schema_sql=SCHEMA_SQL, rows_cap=1000),
+    )
     result = apply_plan(
         plan_of(migration), database_url=shop, settings=SETTINGS, policy=GuardPolicy(env="staging")
     )

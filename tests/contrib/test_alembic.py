@@ -253,7 +253,8 @@ def test_rehearse_fk_revision_points_the_traffic_finding_at_the_revision(
     pg_cluster: Cluster, tmp_path: Path
 ) -> None:
     from pgwarden.cli.rehearse import alembic_schema_before
-    from pgwarden.rehearse.api import rehearse
+    from pgwarden.commands import load_plan
+    from pgwarden.rehearse.api import RehearseOptions, rehearse
 
     src = read_alembic_sources(INI, revision_range="0001:0002")
     assert src.revisions == ("0002",)
@@ -266,12 +267,14 @@ def test_rehearse_fk_revision_points_the_traffic_finding_at_the_revision(
         " FOREIGN KEY (account_id) REFERENCES payment_accounts (id);\n"
     )
     result = rehearse(
-        [],
-        sources=src,
-        schema_sql=before[0] + helper,
-        database_url=pg_cluster.dsn(),
-        default_rows=5_000,
-        record_dir=tmp_path / "records",
+        load_plan([], sources=src),
+        RehearseOptions(
+            schema_sql=before[0] + helper,
+            database_url=pg_cluster.dsn(),
+            default_rows=5_000,
+            record_dir=tmp_path / "records",
+            version_table=src.version_table,
+        ),
     )
     assert result.status == "completed"
     fk_file = VERSIONS / "0002_invoices_account_fk.py"

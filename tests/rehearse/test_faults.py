@@ -8,9 +8,10 @@ from typing import Any
 import psycopg
 import pytest
 
+from pgwarden.commands import load_plan
 from pgwarden.errors import ConnectionFailed, Refused
 from pgwarden.pg.cluster import Cluster
-from pgwarden.rehearse.api import rehearse
+from pgwarden.rehearse.api import RehearseOptions, rehearse
 from pgwarden.rehearse.target import check_not_production
 from pgwarden.settings import Environment
 from tests.rehearse.conftest import write
@@ -20,7 +21,7 @@ def test_unreachable_schema_source_fails_before_anything_starts(tmp_path: Path):
     plan = write(tmp_path, "001.sql", "ALTER TABLE t ADD COLUMN x int;\n")
     bad = f"host={tmp_path} port=1 dbname=nope user=nobody connect_timeout=2"
     with pytest.raises(ConnectionFailed, match="cannot connect"):
-        rehearse([plan], schema_from=bad, record_dir=tmp_path / "rec")
+        rehearse(load_plan([plan]), RehearseOptions(schema_from=bad, record_dir=tmp_path / "rec"))
     assert not (tmp_path / "rec").exists()
 
 
@@ -81,7 +82,7 @@ def test_refused_target_runs_nothing(pg_cluster: Cluster, tmp_path: Path):
     dsn = pg_cluster.create_database("billing_production")
     plan = write(tmp_path, "001.sql", "CREATE TABLE x (id int);\n")
     with pytest.raises(Refused):
-        rehearse([plan], database_url=dsn, record_dir=tmp_path / "rec")
+        rehearse(load_plan([plan]), RehearseOptions(database_url=dsn, record_dir=tmp_path / "rec"))
     with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
         left = conn.execute(
             "SELECT count(*) FROM pg_database WHERE datname LIKE 'pgwarden_rehearse_%'"

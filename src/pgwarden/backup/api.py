@@ -14,7 +14,7 @@ from pathlib import Path
 from pgwarden.backup import drill as _drill
 from pgwarden.backup import pgbackrest as _pgbackrest
 from pgwarden.backup.catalogue import BackupInfo, Catalogue
-from pgwarden.backup.dump import ProgressFn, create_backup
+from pgwarden.backup.dump import create_backup
 from pgwarden.backup.manifest import Manifest, Verification, parse_aware
 from pgwarden.backup.restore import (
     RestoreResult,
@@ -26,6 +26,7 @@ from pgwarden.backup.restore import (
 )
 from pgwarden.backup.verify import check_files, verify_backup
 from pgwarden.errors import InputError, UsageError
+from pgwarden.events import Observer
 from pgwarden.settings import Settings, load_settings
 
 __all__ = [
@@ -60,13 +61,11 @@ def create(
     *,
     catalogue: CatalogueArg = None,
     jobs: int = 2,
-    on_progress: ProgressFn | None = None,
+    observer: Observer | None = None,
 ) -> Manifest:
     """Take a consistent, checksummed backup; return its manifest."""
     _check_jobs(jobs)
-    return create_backup(
-        database_url, open_catalogue(catalogue), jobs=jobs, on_progress=on_progress
-    )
+    return create_backup(database_url, open_catalogue(catalogue), jobs=jobs, observer=observer)
 
 
 def list_backups(catalogue: CatalogueArg = None) -> list[BackupInfo]:
@@ -79,7 +78,7 @@ def verify(
     *,
     catalogue: CatalogueArg = None,
     jobs: int = 2,
-    on_progress: ProgressFn | None = None,
+    observer: Observer | None = None,
 ) -> Verification:
     """Restore a backup (None: the newest one) into a throwaway cluster and check it."""
     _check_jobs(jobs)
@@ -89,7 +88,7 @@ def verify(
         if not entries:
             raise UsageError(f"no backups in {cat.location}", hint="run `pgwarden backup create`")
         backup_id = entries[-1].id
-    return verify_backup(cat, cat.resolve(backup_id), jobs=jobs, on_progress=on_progress)
+    return verify_backup(cat, cat.resolve(backup_id), jobs=jobs, observer=observer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +169,7 @@ def drill(
     jobs: int = 2,
     keep: int = 7,
     max_age: timedelta = timedelta(hours=26),
-    on_progress: ProgressFn | None = None,
+    observer: Observer | None = None,
 ) -> _drill.DrillResult:
     """Create + verify + prune; `.ok` is False when the newest verified backup is too old."""
     _check_jobs(jobs)
@@ -180,7 +179,7 @@ def drill(
         jobs=jobs,
         keep=keep,
         max_age=max_age,
-        on_progress=on_progress,
+        observer=observer,
     )
 
 

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from pgwarden.backup.catalogue import BackupInfo, Catalogue
-from pgwarden.backup.dump import ProgressFn, create_backup
+from pgwarden.backup.dump import create_backup
 from pgwarden.backup.manifest import Manifest, Verification, utc_now
 from pgwarden.backup.verify import verify_backup
 from pgwarden.errors import UsageError
+from pgwarden.events import Observer
 
 __all__ = ["DrillResult", "drill", "prune"]
 
@@ -97,13 +98,13 @@ def drill(
     jobs: int = 2,
     keep: int = 7,
     max_age: timedelta = timedelta(hours=26),
-    on_progress: ProgressFn | None = None,
+    observer: Observer | None = None,
 ) -> DrillResult:
     """One scheduled run: take a backup, prove it by restoring it, apply retention."""
     if keep < 1:
         raise UsageError("--keep must be at least 1")
-    m = create_backup(dsn, catalogue, jobs=jobs, on_progress=on_progress)
-    v = verify_backup(catalogue, m.id, jobs=jobs, on_progress=on_progress)
+    m = create_backup(dsn, catalogue, jobs=jobs, observer=observer)
+    v = verify_backup(catalogue, m.id, jobs=jobs, observer=observer)
     pruned = prune(catalogue, m, keep)
     newest = newest_verified(catalogue, m.system_identifier, m.database)
     age = utc_now() - newest.manifest.ended_at if newest and newest.manifest else None

@@ -15,8 +15,6 @@ import re
 import secrets
 import subprocess
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -29,26 +27,14 @@ from pgwarden.backup.catalogue import DUMP, MANIFEST, Catalogue, write_file_atom
 from pgwarden.backup.manifest import FileEntry, Manifest, TableCheck, utc_now
 from pgwarden.backup.tools import ToolFailed, installation_for, run_tool, tool_version
 from pgwarden.errors import DatabaseError, EnvironmentProblem
+from pgwarden.events import BackupProgress, Observer
 from pgwarden.pg.connect import connect, describe_dsn
 from pgwarden.pg.tool_conninfo import tool_connection
 
-__all__ = ["Progress", "create_backup"]
+__all__ = ["create_backup"]
 
 _DUMPING_RE = re.compile(r'dumping contents of table "(.+)"')
 _TOC_DATA_RE = re.compile(r"^(\d+); \d+ (\d+) TABLE DATA ")
-
-
-@dataclass(frozen=True, slots=True)
-class Progress:
-    """A step of a long operation: `done` of `total` in `phase` (bytes; rows when restoring)."""
-
-    phase: str
-    done: int
-    total: int
-    item: str = ""
-
-
-ProgressFn = Callable[[Progress], None]
 
 
 def _slug(name: str) -> str:
@@ -92,12 +78,12 @@ def _disk_full(where: str) -> EnvironmentProblem:
 
 
 def create_backup(
-    dsn: str, catalogue: Catalogue, *, jobs: int = 2, on_progress: ProgressFn | None = None
+    dsn: str, catalogue: Catalogue, *, jobs: int = 2, observer: Observer | None = None
 ) -> Manifest:
     """Take a consistent backup of the database at `dsn` into `catalogue`."""
     conn = connect(dsn, autocommit=True, application_name="pgwarden backup")
     try:
-        return _create(conn, dsn, catalogue, jobs, on_progress)
+        return _create(conn, dsn, catalogue, jobs, observer)
     except psycopg.Error as exc:
         raise _query_failed(dsn, exc) from None
     finally:
@@ -132,7 +118,7 @@ def _query_failed(dsn: str, exc: psycopg.Error) -> DatabaseError:
 
 
 def _create(
-    conn: content.Conn, dsn: str, catalogue: Catalogue, jobs: int, on_progress: ProgressFn | None
+    conn: content.Conn, dsn: str, catalogue: Catalogue, jobs: int, observer: Observer | None
 ) -> Manifest:
     started_at = utc_now()
     content.lift_timeouts(conn)
@@ -165,8 +151,8 @@ def _create(
     def report(phase: str, size: int, item: str) -> None:
         with lock:
             done[phase] += size
-            if on_progress is not None:
-                on_progress(Progress(phase, done[phase], total, item))
+            if observer is not None:
+                observer(BackupProgress(phase=phase, done=done[phase], total=total, item=item))
 
     def checksum_worker() -> None:
         try:

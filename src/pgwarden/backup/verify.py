@@ -19,10 +19,11 @@ from psycopg import sql
 
 from pgwarden.backup import content
 from pgwarden.backup.catalogue import Catalogue
-from pgwarden.backup.dump import Progress, ProgressFn, sha256_file
+from pgwarden.backup.dump import sha256_file
 from pgwarden.backup.manifest import FileEntry, Manifest, Verification, utc_now
 from pgwarden.backup.tools import ToolFailed, installation_for, run_tool
 from pgwarden.errors import InputError, Refused
+from pgwarden.events import BackupProgress, Observer
 from pgwarden.pg.cluster import Cluster
 
 __all__ = ["check_files", "verify_backup"]
@@ -114,7 +115,7 @@ def compare_database(dsn: str, m: Manifest, *, only_backed_up: bool = False) -> 
 
 
 def verify_backup(
-    catalogue: Catalogue, backup_id: str, *, jobs: int = 2, on_progress: ProgressFn | None = None
+    catalogue: Catalogue, backup_id: str, *, jobs: int = 2, observer: Observer | None = None
 ) -> Verification:
     """Restore `backup_id` into a throwaway cluster, check it, record and return the outcome."""
     started = time.monotonic()
@@ -126,8 +127,12 @@ def verify_backup(
             hint=exc.hint or "do not trust this backup; restore from another one",
         ) from None
     with catalogue.storage.dump_dir(backup_id) as dump_dir:
-        if on_progress is not None:
-            on_progress(Progress("files", 0, m.size_bytes, "checking file checksums"))
+        if observer is not None:
+            observer(
+                BackupProgress(
+                    phase="files", done=0, total=m.size_bytes, item="checking file checksums"
+                )
+            )
         problems = check_files(m.files, dump_dir)
         if problems:
             v = _result(m, started, 0.0, "", problems, "dump files differ from the manifest")
@@ -142,9 +147,9 @@ def verify_backup(
         def on_line(line: str) -> None:
             nonlocal done
             hit = _PROCESSING_RE.search(line)
-            if hit is not None and on_progress is not None:
+            if hit is not None and observer is not None:
                 done += sizes.get(hit.group(1), 0)
-                on_progress(Progress("restore", done, total, hit.group(1)))
+                observer(BackupProgress(phase="restore", done=done, total=total, item=hit.group(1)))
 
         with Cluster.start(inst) as cluster:
             dsn = prepare_database(cluster, m)
@@ -170,8 +175,12 @@ def verify_backup(
                 catalogue.record(v)
                 return v
             restore_s = time.monotonic() - t0
-            if on_progress is not None:
-                on_progress(Progress("check", 0, len(m.tables), "comparing checksums"))
+            if observer is not None:
+                observer(
+                    BackupProgress(
+                        phase="check", done=0, total=len(m.tables), item="comparing checksums"
+                    )
+                )
             problems = compare_database(dsn, m)
         message = "restored and matched" if not problems else problems[0]
         v = _result(m, started, restore_s, str(inst), problems, message)

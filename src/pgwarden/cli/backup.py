@@ -17,11 +17,10 @@ from rich.text import Text
 
 from pgwarden.backup import api
 from pgwarden.backup.catalogue import BackupInfo, Catalogue
-from pgwarden.backup.dump import Progress as Step
-from pgwarden.backup.dump import ProgressFn
 from pgwarden.backup.manifest import Verification, format_duration, format_time
 from pgwarden.cli import EXIT_FINDINGS, dsn_option, err, handle_errors, out, print_json, styled
 from pgwarden.errors import Refused, UsageError
+from pgwarden.events import BackupProgress, Event, Observer
 from pgwarden.pg.connect import resolve_dsn
 from pgwarden.settings import load_settings
 
@@ -66,7 +65,7 @@ def _catalogue(path: str | None, config: str | None) -> Catalogue:
 
 
 @contextmanager
-def _progress() -> Iterator[ProgressFn | None]:
+def _progress() -> Iterator[Observer | None]:
     """A progress bar on stderr when it is a terminal."""
     if not err.is_terminal:
         yield None
@@ -82,7 +81,10 @@ def _progress() -> Iterator[ProgressFn | None]:
     )
     tasks: dict[str, TaskID] = {}
 
-    def update(step: Step) -> None:
+    def update(event: Event) -> None:
+        if not isinstance(event, BackupProgress):
+            return
+        step = event
         if step.phase not in tasks:
             tasks[step.phase] = bars.add_task(
                 _PHASES.get(step.phase, step.phase), total=max(step.total, 1), item=""
@@ -148,7 +150,7 @@ def create(
     assert dsn is not None
     cat = _catalogue(catalogue, config)
     with _progress() as on_progress:
-        m = api.create(dsn, catalogue=cat, jobs=jobs, on_progress=on_progress)
+        m = api.create(dsn, catalogue=cat, jobs=jobs, observer=on_progress)
     if fmt == "json":
         print_json(backup_json(cat.info(m.id)))
         return
@@ -245,7 +247,7 @@ def verify(
     if (backup_id is None) == (not latest):
         raise UsageError("give a backup ID or --latest (not both)", hint="`pgwarden backup list`")
     with _progress() as on_progress:
-        v = api.verify(backup_id, catalogue=cat, jobs=jobs, on_progress=on_progress)
+        v = api.verify(backup_id, catalogue=cat, jobs=jobs, observer=on_progress)
     info = cat.info(v.backup_id)
     if fmt == "json":
         print_json(backup_json(info))

@@ -139,13 +139,26 @@ def rehearse(
     """
     import sys
 
-    from pgwarden.rehearse.api import DEFAULT_ROWS_CAP, RehearsalInterrupted
+    from pgwarden import commands
+    from pgwarden.errors import UsageError
+    from pgwarden.events import Event, FillProgress, Phase
+    from pgwarden.rehearse.api import DEFAULT_ROWS_CAP, RehearsalInterrupted, RehearseOptions
     from pgwarden.rehearse.api import rehearse as run
+    from pgwarden.report.events import render
     from pgwarden.settings import load_settings
+    from pgwarden.sources.alembic import AlembicSources
 
     settings = load_settings(config)
     version_dsn = schema_from or database_url
     sources = alembic_sources(paths, alembic_ini, revision_range, unapplied, version_dsn)
+    alembic = sources if isinstance(sources, AlembicSources) else None
+    if alembic is not None and not alembic.revisions:
+        raise UsageError("no Alembic revisions to rehearse", hint="the range is empty")
+    plan = commands.load_plan(
+        list(paths),
+        file_transaction=not no_file_transaction and settings.file_transaction,
+        sources=sources,
+    )
     schema_sql: str | None = None
     if alembic_ini is not None and schema_file is None and schema_from is None:
         from pgwarden.pg.connect import resolve_dsn
@@ -166,31 +179,36 @@ def rehearse(
     tasks: dict[str, int] = {}
     done: dict[str, int] = {}
 
-    def on_progress(table: str, rows_done: int, total: int) -> None:
-        if table not in tasks:
-            tasks[table] = int(progress.add_task(f"filling {escape(table)}", total=total))
-            done[table] = 0
-        progress.advance(tasks[table], rows_done - done[table])  # type: ignore[arg-type]
-        done[table] = rows_done
+    def show(event: Event) -> None:
+        if isinstance(event, FillProgress):
+            table = event.table
+            if table not in tasks:
+                tasks[table] = int(progress.add_task(f"filling {escape(table)}", total=event.total))
+                done[table] = 0
+            progress.advance(tasks[table], event.done - done[table])  # type: ignore[arg-type]
+            done[table] = event.done
+        elif isinstance(event, Phase):  # the steps are summed up at the end
+            for line in render(event):
+                progress.console.print(line)
 
     try:
         with progress:
             result = run(
-                list(paths),
-                database_url=database_url,
-                schema_file=schema_file,
-                schema_from=schema_from,
-                schema_sql=schema_sql,
-                sources=sources,
-                stats_file=stats_file,
-                rows_cap=rows_cap or DEFAULT_ROWS_CAP,
-                workload_file=workload_file,
-                report_path=report_path,
-                file_transaction=not no_file_transaction and settings.file_transaction,
-                environments=settings.environments,
-                threshold=threshold,
-                on_progress=on_progress,
-                on_phase=lambda msg: progress.console.print(styled("[dim]· {}[/]", msg)),
+                plan,
+                RehearseOptions(
+                    database_url=database_url,
+                    schema_file=schema_file,
+                    schema_from=schema_from,
+                    schema_sql=schema_sql,
+                    stats_file=stats_file,
+                    rows_cap=rows_cap or DEFAULT_ROWS_CAP,
+                    workload_file=workload_file,
+                    report_path=report_path,
+                    environments=settings.environments,
+                    threshold=threshold,
+                    version_table=alembic.version_table if alembic is not None else None,
+                ),
+                observer=show,
             )
     except RehearsalInterrupted as exc:
         where = exc.result.report_path if exc.result is not None else None

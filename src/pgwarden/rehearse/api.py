@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,31 +22,33 @@ import psycopg
 from pgwarden.analysis.catalog import read_catalog
 from pgwarden.analysis.context import Snapshot, load_snapshot
 from pgwarden.errors import UsageError
+from pgwarden.events import FillProgress, Observer, Phase, RehearsalStep
 from pgwarden.findings import Finding
-from pgwarden.plan import Plan, build_plan
+from pgwarden.plan import Plan, Step
 from pgwarden.rehearse import datagen, schema, workload
 from pgwarden.rehearse.blast import attach_blocking, blocked_ops
 from pgwarden.rehearse.model import LoadedTable, RehearsalResult, StepTrace, WorkloadComparison
 from pgwarden.rehearse.probes import ProbeSet
+from pgwarden.rehearse.reanalyse import reanalyse
 from pgwarden.rehearse.sampler import LockSampler
 from pgwarden.rehearse.target import Target, open_target
 from pgwarden.rehearse.trace import RehearsalInterrupted, Tracer
 from pgwarden.rehearse.verdict import findings_for
 from pgwarden.settings import Environment
-from pgwarden.sources.alembic import AlembicSources, build_alembic_plan
-from pgwarden.sources.sql_files import read_sources
 
 if TYPE_CHECKING:
-    from pgwarden.analysis.catalog import Catalog
-    from pgwarden.commands import Sources
+    pass
 
-__all__ = ["DEFAULT_ROWS", "DEFAULT_ROWS_CAP", "RehearsalInterrupted", "rehearse"]
+__all__ = [
+    "DEFAULT_ROWS",
+    "DEFAULT_ROWS_CAP",
+    "RehearsalInterrupted",
+    "RehearseOptions",
+    "rehearse",
+]
 
 DEFAULT_ROWS_CAP = 200_000  # rows per table: loads and runs in well under a minute on 2 cores
 DEFAULT_ROWS = 10_000  # rows per table when no stats snapshot says otherwise
-
-Progress = Callable[[str, int, int], None]
-Phase = Callable[[str], None]
 
 
 @dataclass(slots=True)
@@ -159,108 +161,120 @@ def _trace(
         st.extra["sampler"] = {"samples": sampler.samples, "max_gap_s": sampler.max_gap_s}
 
 
-def _build(
-    sources: Sources,
-    *,
-    catalog: Catalog | None = None,
-    server_version: int | None = None,
-    file_transaction: bool,
-) -> Plan:
-    if isinstance(sources, AlembicSources):
-        return build_alembic_plan(sources.sources, catalog=catalog, server_version=server_version)
-    return build_plan(
-        sources,
-        catalog=catalog,
-        server_version=server_version,
-        file_transaction=file_transaction,
+@dataclass(frozen=True, slots=True)
+class RehearseOptions:
+    """Where to rehearse, what to start from, how much data, and where the results go."""
+
+    database_url: str | None = None  # a server to rehearse on; None: a local throwaway cluster
+    schema_file: str | os.PathLike[str] | None = None  # the schema to start from (--schema)
+    schema_from: str | None = None  # ... or a database's schema (--schema-from)
+    schema_sql: str | None = None  # ... or SQL text; none: the migrations folder's earlier files
+    stats_file: str | os.PathLike[str] | None = None  # production sizes and queries
+    snapshot: Snapshot | None = None  # ... or the snapshot itself
+    rows_cap: int = DEFAULT_ROWS_CAP  # synthetic rows per table, at most
+    default_rows: int = DEFAULT_ROWS  # rows per table when no snapshot says otherwise
+    workload_file: str | os.PathLike[str] | None = None
+    report_path: str | os.PathLike[str] | None = None  # the HTML report
+    record_dir: str | os.PathLike[str] | None = None  # default: .pgwarden/rehearsals
+    write_record: bool = True  # record the fingerprint (require_rehearsed)
+    environments: Mapping[str, Environment] | None = None  # refuse protected targets
+    threshold: float = 1.5  # latency ratio that makes a regression
+    pg_major: int | None = None  # the local cluster's major version
+    baseline_s: float = 0.2  # probe traffic before the first step
+    # Alembic: the version table, which gets no synthetic rows and whose statements
+    # (Alembic's bookkeeping) produce no findings.
+    version_table: str | None = None
+
+
+def _bookkeeping(step: Step, version_table: str) -> bool:
+    """Whether `step` writes Alembic's version table (not the user's migration)."""
+    tree = step.tree
+    body = (
+        tree.get("CreateStmt")
+        or tree.get("InsertStmt")
+        or tree.get("UpdateStmt")
+        or tree.get("DeleteStmt")
     )
+    return body is not None and body.get("relation", {}).get("relname") == version_table
 
 
 def rehearse(
-    paths: Sequence[str | os.PathLike[str]],
+    plan: Plan,
+    options: RehearseOptions | None = None,
     *,
-    database_url: str | None = None,
-    schema_file: str | os.PathLike[str] | None = None,
-    schema_from: str | None = None,
-    schema_sql: str | None = None,
-    stats_file: str | os.PathLike[str] | None = None,
-    snapshot: Snapshot | None = None,
-    rows_cap: int = DEFAULT_ROWS_CAP,
-    default_rows: int = DEFAULT_ROWS,
-    workload_file: str | os.PathLike[str] | None = None,
-    report_path: str | os.PathLike[str] | None = None,
-    record_dir: str | os.PathLike[str] | None = None,
-    write_record: bool = True,
-    file_transaction: bool = True,
-    environments: Mapping[str, Environment] | None = None,
-    threshold: float = 1.5,
-    pg_major: int | None = None,
-    baseline_s: float = 0.2,
-    on_progress: Progress | None = None,
-    on_phase: Phase | None = None,
-    on_step: Callable[[StepTrace], None] | None = None,
-    sources: Sources | None = None,
+    observer: Observer | None = None,
 ) -> RehearsalResult:
-    """Rehearse the migration in `paths` (or `sources`); see the module docstring.
+    """Rehearse `plan` (as `commands.load_plan` builds it); see the module docstring.
 
-    `sources` are parsed (SourceText, statements) pairs or an `AlembicSources`
-    (`pgwarden.sources.alembic.read_alembic_sources`), as `commands.load_plan`
-    takes them. Alembic's plan keeps Alembic's own BEGIN/COMMIT
-    (`file_transaction` does not apply), its version table gets no synthetic
-    rows, and its bookkeeping statements produce no findings. The schema to
-    start from is the caller's (`schema_*`; `pgwarden rehearse --alembic`
-    passes the revisions before the range, see docs/alembic.md).
+    The steps' effects are analysed again against the rehearsal cluster's
+    catalog once the schema is loaded. With `options.version_table` (Alembic)
+    that table gets no synthetic rows and its statements produce no findings.
+    The schema to start from is the caller's (`schema_*`; `pgwarden rehearse
+    --alembic` passes the revisions before the range, see docs/alembic.md).
+    Progress goes to `observer` as `Phase`, `FillProgress` and `RehearsalStep` events.
     """
+    o = options or RehearseOptions()
     started = time.perf_counter()
-    phase = on_phase or (lambda _msg: None)
-    if sources is None:
-        sources = read_sources(paths)
-    alembic = sources if isinstance(sources, AlembicSources) else None
-    if alembic is not None and not alembic.revisions:
-        raise UsageError("no Alembic revisions to rehearse", hint="the range is empty")
-    if rows_cap < 1:
+    emit: Observer = observer or (lambda _e: None)
+
+    def phase(message: str) -> None:
+        emit(Phase(message=message))
+
+    def on_step(trace: StepTrace) -> None:
+        emit(
+            RehearsalStep(
+                step=trace.index,
+                status=trace.status,
+                sql=trace.sql,
+                location=trace.location,
+                duration_s=round(trace.duration_s, 3),
+                acquire_s=round(trace.acquire_s, 3),
+            )
+        )
+
+    def on_fill(table: str, done: int, total: int) -> None:
+        emit(FillProgress(table=table, done=done, total=total))
+
+    if o.rows_cap < 1:
         raise UsageError("--rows-cap must be at least 1")
-    fingerprint = _build(sources, file_transaction=file_transaction).fingerprint()
+    fingerprint = plan.fingerprint()
+    snapshot, stats_file = o.snapshot, o.stats_file
     snap = snapshot if snapshot is not None else (load_snapshot(stats_file) if stats_file else None)
-    queries = workload.load_workload(workload_file) if workload_file else []
+    queries = workload.load_workload(o.workload_file) if o.workload_file else []
     if stats_file:
         queries += workload.snapshot_queries(stats_file)
     phase("resolving the schema")
     src = schema.resolve_schema(
-        paths, schema_file=schema_file, schema_from=schema_from, schema_sql=schema_sql
+        plan.sources, schema_file=o.schema_file, schema_from=o.schema_from, schema_sql=o.schema_sql
     )
     st = _State(schema_origin=src.origin)
-    pairs = sources.sources if isinstance(sources, AlembicSources) else sources
-    st.extra["sources"] = [s.path for s, _ in pairs]
+    st.extra["sources"] = list(plan.sources)
     status = "completed"
     interrupted: BaseException | None = None
     try:
         phase("starting the target")
-        with open_target(database_url, environments=environments, major=pg_major) as target:
+        with open_target(o.database_url, environments=o.environments, major=o.pg_major) as target:
             st.target, st.version = target.description, target.server_version
             phase(f"loading the schema ({src.origin})")
             schema.apply_schema(target.dsn, src)
             with psycopg.connect(target.dsn, autocommit=True) as conn:
                 tables = datagen.read_tables(conn)
-                if alembic is not None:  # Alembic's bookkeeping, not user data
-                    tables.pop(alembic.version_table, None)
-                rows = _plan_rows(tables, snap, rows_cap, default_rows)
+                if o.version_table is not None:  # Alembic's bookkeeping, not user data
+                    tables.pop(o.version_table, None)
+                rows = _plan_rows(tables, snap, o.rows_cap, o.default_rows)
                 phase("generating synthetic rows")
                 t_load = time.perf_counter()
-                datagen.fill(conn, tables, rows, progress=on_progress)
+                datagen.fill(conn, tables, rows, progress=on_fill)
                 st.load_s = time.perf_counter() - t_load
                 st.tables = _loaded(conn, tables, snap)
-                plan = _build(
-                    sources,
-                    catalog=read_catalog(conn),
-                    server_version=target.major,
-                    file_transaction=file_transaction,
+                on_target = reanalyse(
+                    plan, read_catalog(conn), target.major, alembic=o.version_table is not None
                 )
-                st.plan = plan
+                st.plan = on_target
                 phase("running the workload before the migration")
                 before = workload.run_queries(conn, queries) if queries else []
             phase("running the steps under probe traffic")
-            _trace(target, plan, tables, st, on_step, baseline_s)
+            _trace(target, on_target, tables, st, on_step, o.baseline_s)
             if any(t.status == "failed" for t in st.traces):
                 status = "failed"
             if queries:
@@ -272,15 +286,17 @@ def rehearse(
     except KeyboardInterrupt as exc:
         status = "interrupted"
         interrupted = exc
-    plan_final = st.plan or _build(sources, file_transaction=file_transaction)
-    findings: list[Finding] = findings_for(plan_final, st.traces, st.workload, threshold=threshold)
-    if alembic is not None:  # Alembic's version-table statements are not the user's migration
-        own = {s.index for s in plan_final.steps if alembic.is_bookkeeping(s)}
+    plan_final = st.plan or plan
+    findings: list[Finding] = findings_for(
+        plan_final, st.traces, st.workload, threshold=o.threshold
+    )
+    if o.version_table is not None:  # Alembic's version-table statements are not the user's
+        own = {s.index for s in plan_final.steps if _bookkeeping(s, o.version_table)}
         findings = [f for f in findings if f.step not in own]
     if snap is None:
         st.notes.append(
             "no stats snapshot (--stats): tables got "
-            f"{min(default_rows, rows_cap):,} rows each and nothing is extrapolated"
+            f"{min(o.default_rows, o.rows_cap):,} rows each and nothing is extrapolated"
         )
     result = RehearsalResult(
         fingerprint=fingerprint,
@@ -297,16 +313,16 @@ def rehearse(
         total_s=time.perf_counter() - started,
         extra=dict(st.extra),
     )
-    if write_record:
+    if o.write_record:
         from pgwarden.rehearse.record import write_record as _write
 
-        path = _write(result, Path(record_dir) if record_dir else None)
+        path = _write(result, Path(o.record_dir) if o.record_dir else None)
         result = replace(result, record_path=str(path))
-    if report_path is not None:
+    if o.report_path is not None:
         from pgwarden.rehearse.report_html import write_report
 
-        write_report(result, Path(report_path))
-        result = replace(result, report_path=str(report_path))
+        write_report(result, Path(o.report_path))
+        result = replace(result, report_path=str(o.report_path))
     if interrupted is not None:
         stop = RehearsalInterrupted(list(result.steps))
         stop.result = result

@@ -338,7 +338,9 @@ class Command(BaseCommand):  # type: ignore[misc]
         import tempfile
         from pathlib import Path
 
-        from pgwarden.rehearse.api import rehearse
+        from pgwarden.commands import load_plan
+        from pgwarden.events import Event, Phase
+        from pgwarden.rehearse.api import RehearseOptions, rehearse
         from pgwarden.settings import load_settings
 
         cfg = load_settings(options["config"])
@@ -356,14 +358,21 @@ class Command(BaseCommand):  # type: ignore[misc]
                 record = record_sql(m, MigrationRecorder.Migration._meta.db_table)
                 path.write_text(standalone_sql(m, record), encoding="utf-8")
                 by_file[path.name] = m
+
+            def phases(event: Event) -> None:
+                if isinstance(event, Phase):
+                    self.stderr.write(event.message)
+
             result = rehearse(
-                [tmp],
-                schema_from=dsn,
-                stats_file=options["stats_file"],
-                report_path=options["report"],
-                file_transaction=False,  # atomic migrations carry their own BEGIN/COMMIT
-                environments=cfg.environments,
-                on_phase=lambda msg: self.stderr.write(msg),
+                # atomic migrations carry their own BEGIN/COMMIT
+                load_plan([tmp], file_transaction=False),
+                RehearseOptions(
+                    schema_from=dsn,
+                    stats_file=options["stats_file"],
+                    report_path=options["report"],
+                    environments=cfg.environments,
+                ),
+                observer=phases,
             )
         self.stdout.write(f"rehearsal {result.status}: {len(result.findings)} finding(s)")
         for f in result.findings:
