@@ -208,6 +208,31 @@ def test_migrate_runs_python_in_order_and_sends_post_migrate(
     assert again.returncode == 0 and "no migrations to apply" in again.stdout
 
 
+def test_target_is_checked_before_django_runs_a_python_migration_first(
+    db: str, conn: psycopg.Connection[Any], tmp_path: Path
+) -> None:
+    """#15.5: when the next migration runs Python, the identity guard still runs first:
+    the wrong --env is refused before Django's executor touches the database."""
+    released(db, conn)
+    first = pgwarden_migrate(db, tmp_path, "alpha", "--restamp")
+    assert first.returncode == 0, first.stdout + first.stderr
+    second = pgwarden_migrate(db, tmp_path, "beta", "0002")
+    assert second.returncode == 0, second.stdout + second.stderr  # next: beta 0003, Python
+    journal = str(tmp_path / "journal.jsonl")
+    wrong = manage(db, "pgwarden", "migrate", "--env", "production", "--yes",
+                   "--journal-file", journal)  # fmt: skip
+    assert wrong.returncode == 1, wrong.stdout + wrong.stderr
+    assert "stamped" in wrong.stderr + wrong.stdout
+    editor = conn.execute(
+        "SELECT count(*) FROM information_schema.columns "
+        "WHERE table_name = 'beta_book' AND column_name = 'editor_id'"
+    ).fetchone()
+    assert editor == (0,)
+    right = pgwarden_migrate(db, tmp_path)
+    assert right.returncode == 0, right.stdout + right.stderr
+    ok(manage(db, "migrate", "--check"))
+
+
 def test_migrate_dry_run_names_the_python_part(
     db: str, conn: psycopg.Connection[Any], tmp_path: Path
 ) -> None:
