@@ -8,13 +8,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import orjson
+
 from pgwarden.findings import Severity
 from pgwarden.lint import preflight
 from pgwarden.lint.engine import IGNORE_WITHOUT_REASON, LintResult
+from pgwarden.plan import Plan
 from pgwarden.report.lint_docs import rule_doc_url
 from pgwarden.rules import ALL_RULES
 
-__all__ = ["github_annotations", "sarif"]
+__all__ = ["CI_FORMATS", "ci_report", "github_annotations", "sarif"]
+
+CI_FORMATS = ("sarif", "github", "gitlab")
 
 _GH_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.NOTE: "notice"}
 
@@ -124,3 +129,18 @@ def github_annotations(result: LintResult) -> str:
         )
         lines.append(f"::{_GH_LEVEL[f.severity]} {props}::{_data(f'{f.message}. {f.help}')}")
     return "\n".join(lines) + ("\n" if lines else "")
+
+
+def ci_report(fmt: str, plan: Plan, result: LintResult) -> str:
+    """The text of `fmt` (sarif, github, gitlab) for stdout: one place for the CLI and Django."""
+    if fmt == "github":
+        return github_annotations(result)
+    if fmt == "sarif":
+        doc: Any = sarif(result)
+    elif fmt == "gitlab":
+        from pgwarden.report.lint_gitlab import gitlab_code_quality
+
+        doc = gitlab_code_quality(plan, result)
+    else:
+        raise ValueError(f"not a CI format: {fmt}")
+    return orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n"

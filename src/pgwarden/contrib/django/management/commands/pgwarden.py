@@ -57,7 +57,12 @@ class Command(BaseCommand):  # type: ignore[misc]
             action="store_true",
             help="Read table sizes and traffic from the database (read-only).",
         )
-        lint.add_argument("--format", dest="fmt", choices=["text", "json"], default="text")
+        lint.add_argument(
+            "--format",
+            dest="fmt",
+            choices=["text", "json", "sarif", "github", "gitlab"],
+            default="text",
+        )
         lint.add_argument("--fail-on", choices=["error", "warning", "note", "never"])
         lint.add_argument("--config", metavar="FILE", help="pgwarden configuration file.")
 
@@ -171,6 +176,10 @@ class Command(BaseCommand):  # type: ignore[misc]
                 for m in migs
             ]
             self.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
+        elif options["fmt"] in ("sarif", "github", "gitlab"):
+            from pgwarden.report.lint_ci import ci_report
+
+            self.stdout.write(ci_report(options["fmt"], plan, result), ending="")
         else:
             console = Console(file=self.stdout, highlight=False, soft_wrap=True)
             if not migs:
