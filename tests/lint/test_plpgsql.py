@@ -6,14 +6,18 @@ and the DO cases of tests/analysis/lock_cases.py; here: findings, places and wor
 
 from __future__ import annotations
 
+import io
 from dataclasses import replace
 from pathlib import Path
+
+from rich.console import Console
 
 from pgwarden.analysis.effects import LockMode
 from pgwarden.commands import lint
 from pgwarden.findings import Finding
 from pgwarden.lint.engine import lint_plan
 from pgwarden.plan import Plan
+from pgwarden.report.lint_text import render_lint
 from pgwarden.settings import Settings
 
 SUPABASE = """\
@@ -181,3 +185,21 @@ ALTER TABLE t ALTER COLUMN v TYPE varchar(20);
     plan, findings = _lint(tmp_path, sql)
     assert _at(findings, "PW104") == [(5, 1)]
     assert plan.steps[0].effects.rewrites == ()
+
+
+def test_text_output_shows_the_lines_of_a_finding_deep_in_a_block(tmp_path: Path) -> None:
+    body = "".join(f"  PERFORM {i};\n" for i in range(10))
+    sql = f"DO $$\nBEGIN\n{body}  CREATE INDEX i ON invoices (a);\nEND\n$$;\n"
+    plan, result = lint([_write(tmp_path, sql)])
+    buf = io.StringIO()
+    render_lint(Console(file=buf, width=200, color_system=None), plan, result)
+    text = buf.getvalue()
+    assert "0001_migration.sql:13:3: error PW101" in text
+    assert "  13   CREATE INDEX i ON invoices (a);" in text
+    assert "   1 DO $$" not in text  # not the head of the block
+
+
+def _write(tmp_path: Path, sql: str) -> Path:
+    path = tmp_path / "0001_migration.sql"
+    path.write_text(sql)
+    return path

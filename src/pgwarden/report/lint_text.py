@@ -54,10 +54,15 @@ def render_lint(console: Console, plan: Plan, result: LintResult, *, show_fix: b
         line(head)
         step = steps.get(f.step) if f.step is not None else None
         if step is not None:
+            # A finding deep inside a DO block: show the lines around it, not the block's head.
+            first = max(0, f.location.line - step.location.line - 2)
+            if first < 4 or f.location.path != step.location.path:
+                first = 0
+            rest = step.sql.splitlines()[first:]
             excerpt = (
                 step.sql
-                if step.sql.count("\n") < 6
-                else "\n".join(step.sql.splitlines()[:6]) + "\n..."
+                if not first and step.sql.count("\n") < 6
+                else "\n".join(rest[:6]) + ("\n..." if len(rest) > 6 else "")
             )
             console.print(
                 Syntax(
@@ -66,7 +71,7 @@ def render_lint(console: Console, plan: Plan, result: LintResult, *, show_fix: b
                     theme="ansi_dark",
                     background_color="default",
                     line_numbers=True,
-                    start_line=step.location.line,
+                    start_line=step.location.line + first,
                 ),
                 soft_wrap=True,
             )
