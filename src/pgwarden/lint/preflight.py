@@ -280,26 +280,23 @@ def planner_rows(
                 try:
                     with conn.transaction():
                         row = conn.execute(explain).fetchone()
-                        total = conn.execute(
-                            "SELECT greatest(reltuples, 0) FROM pg_class WHERE oid = %s::regclass",
-                            (_regclass(body["relation"]),),
-                        ).fetchone()
+                        # The planner's rows of the whole table, on the same footing as
+                        # its estimate (reltuples scaled to the table's current pages).
+                        whole = sql.SQL("EXPLAIN (FORMAT JSON) SELECT 1 FROM {}")
+                        total = conn.execute(whole.format(_table(body["relation"]))).fetchone()
                 except psycopg.Error:
                     continue  # a column an earlier step adds, a lock not granted: stats decide
                 rows = _modified_rows(row[0] if row else None)
-                if rows is not None and total is not None:
-                    out[step.index] = (rows, float(str(total[0])))
+                table_rows = _modified_rows(total[0] if total else None)
+                if rows is not None and table_rows is not None:
+                    out[step.index] = (rows, max(rows, table_rows))
             created.update(c.removeprefix("public.") for c in step.effects.creates)
     return out
 
 
-def _regclass(rv: RangeVar) -> str:
-    return _table(rv).as_string()
-
-
 def _modified_rows(doc: object) -> float | None:
-    """The planned rows of the scan under EXPLAIN's ModifyTable node (EXPLAIN's JSON, not a
-    parse tree: read with subscripts)."""
+    """The planned rows of the top node, or of the scan under a ModifyTable node (EXPLAIN's
+    JSON, not a parse tree: read with subscripts)."""
     if not isinstance(doc, list) or not doc or not isinstance(doc[0], dict) or "Plan" not in doc[0]:
         return None
     node = doc[0]["Plan"]
