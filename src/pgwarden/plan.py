@@ -92,6 +92,9 @@ class Step:
     unanalysed: tuple[Unanalysed, ...] = ()
     # A sub-step: where it sits and when it runs, in words appended to its findings.
     note: str = ""
+    # A sub-step: the location its step had when the plan was built (sources that move
+    # the step, e.g. to an Alembic op call, leave the sub-step's own location meaningless).
+    built_at: SourceLocation | None = None
 
     def __post_init__(self) -> None:
         kind = next(iter(self.tree))
@@ -154,6 +157,8 @@ class Plan:
             )
             tx = body_transaction(step)
             for sub in step.inner:  # sources renumber steps and transactions after the build
+                if sub.built_at is not None and sub.built_at != step.location:
+                    sub = _relocated(sub, step)
                 if sub.index != step.index or sub.transaction != tx:
                     sub = replace(sub, index=step.index, transaction=tx)
                 yield sub
@@ -177,6 +182,17 @@ class Plan:
         return h.hexdigest()
 
 
+def _relocated(sub: Step, step: Step) -> Step:
+    """A sub-step of a step a source moved (Alembic, Django: to the operation's line):
+    placed at the step, its note naming the statement instead of a line."""
+    cut = sub.note.find("; it runs only")
+    when = sub.note[cut:-1] if cut >= 0 else ""
+    text = " ".join(sub.sql.split())
+    text = text if len(text) <= 60 else text[:59] + "…"
+    note = f" (`{text}` in the PL/pgSQL body this runs, as one transaction{when})"
+    return replace(sub, location=step.location, note=note, built_at=step.location)
+
+
 def body_transaction(step: Step) -> int:
     """The transaction a DO / CALL body runs in: the step's, or its own (a negative id,
     distinct from every transaction block of the plan)."""
@@ -189,9 +205,6 @@ def _tx_kind(stmt: ParsedStatement) -> str | None:
 
 
 _BEGIN = {"TRANS_STMT_BEGIN", "TRANS_STMT_START"}
-# A file carrying this line (`lint --fix` writes it) has no runner transaction: its own
-# BEGIN ... COMMIT are all there is, and the statements outside them run one by one.
-NO_FILE_TRANSACTION = "-- pgwarden: no-file-transaction"
 _END = {
     "TRANS_STMT_COMMIT",
     "TRANS_STMT_ROLLBACK",
@@ -238,7 +251,7 @@ def _build_plan(
     procedures: dict[str, _Body] = {}  # PL/pgSQL procedures the plan creates, by name
     for source, stmts in sources:
         texts.append(source)
-        explicit = NO_FILE_TRANSACTION in source.text or any(_tx_kind(s) in _BEGIN for s in stmts)
+        explicit = any(_tx_kind(s) in _BEGIN for s in stmts)
         wrap = file_transaction and not explicit and bool(stmts)
         file_tx: int | None = None
         if wrap:
@@ -264,7 +277,7 @@ def _build_plan(
             if setting is not None and setting.get("name") == "timezone":
                 timezone = _timezone_set(setting, catalog)
             location = SourceLocation(source.path, line, col)
-            body = _Body.of(stmt, source.path, lines, location, procedures)
+            body = _Body.of(stmt, source, lines, location, procedures)
             inner: tuple[Step, ...] = ()
             unanalysed: tuple[Unanalysed, ...] = ()
             if body is None:
@@ -284,6 +297,7 @@ def _build_plan(
                     server_version,
                     timezone,
                     inplan,
+                    location,
                 )
                 effects = union_effects(
                     ((s.effects, "; it runs only" in s.note) for s in inner),
@@ -323,12 +337,13 @@ class _Body:
     @staticmethod
     def of(
         stmt: ParsedStatement,
-        path: str,
+        source: SourceText,
         lines: LineIndex,
         location: SourceLocation,
         procedures: dict[str, _Body],
     ) -> _Body | None:
         """The body a DO runs or a CALL reaches; records a CREATE PROCEDURE's body."""
+        path = source.path
         tree = stmt.tree
         do = tree.get("DoStmt")
         if do is not None:
@@ -336,10 +351,10 @@ class _Body:
             if text is None or language != "plpgsql":
                 return None
             where = f"the DO block at line {location.line}"
-            return _Body(text, path, lines, _offset(stmt, text), location, where)
+            return _Body(text, path, lines, _offset(source.text, stmt, text), location, where)
         routine = tree.get("CreateFunctionStmt")
         if routine is not None:
-            _record_procedure(routine, stmt, path, lines, location, procedures)
+            _record_procedure(routine, stmt, source, lines, location, procedures)
             return None
         call = tree.get("CallStmt")
         if call is not None:
@@ -365,6 +380,7 @@ class _Body:
         server_version: int | None,
         timezone: str | None,
         inplan: InPlan,
+        owner: SourceLocation,
     ) -> tuple[tuple[Step, ...], tuple[Unanalysed, ...]]:
         """The body's statements as sub-steps of step `index`, and what is not analysable."""
         inner: list[Step] = []
@@ -395,25 +411,29 @@ class _Body:
                         inplan=inplan,
                     ),
                     note=f" (in {self.where}, which runs as one transaction{when})",
+                    built_at=owner,
                 )
             )
             inplan.observe(part.tree)  # later statements see what this one created
         return tuple(inner), tuple(unanalysed)
 
 
-def _offset(stmt: ParsedStatement, body: str) -> int | None:
-    at = stmt.text.find(body)
-    return None if at < 0 or not body else stmt.start + at
+def _offset(text: str, stmt: ParsedStatement, body: str) -> int | None:
+    """Where the body starts in the source: after the statement's start (an SQL file, or
+    the SQL literal of an Alembic op.execute in the revision file); None: not verbatim."""
+    at = text.find(body, stmt.start) if body else -1
+    return None if at < 0 else at
 
 
 def _record_procedure(
     routine: CreateFunctionStmt,
     stmt: ParsedStatement,
-    path: str,
+    source: SourceText,
     lines: LineIndex,
     location: SourceLocation,
     procedures: dict[str, _Body],
 ) -> None:
+    path = source.path
     if not routine.get("is_procedure"):
         return
     text, language = routine_body(routine.get("options"))
@@ -422,4 +442,4 @@ def _record_procedure(
         procedures.pop(name, None)
         return
     where = f"procedure {name} (created at line {location.line})"
-    procedures[name] = _Body(text, path, lines, _offset(stmt, text), location, where)
+    procedures[name] = _Body(text, path, lines, _offset(source.text, stmt, text), location, where)

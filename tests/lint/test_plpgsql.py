@@ -7,6 +7,7 @@ and the DO cases of tests/analysis/lock_cases.py; here: findings, places and wor
 from __future__ import annotations
 
 import io
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,9 +17,11 @@ from pgwarden.analysis.effects import LockMode
 from pgwarden.commands import lint
 from pgwarden.findings import Finding
 from pgwarden.lint.engine import lint_plan
+from pgwarden.location import SourceLocation
 from pgwarden.plan import Plan
 from pgwarden.report.lint_text import render_lint
 from pgwarden.settings import Settings
+from pgwarden.sources.alembic import read_alembic_sources
 
 SUPABASE = """\
 -- add status and a unique number, Supabase style
@@ -203,3 +206,70 @@ def _write(tmp_path: Path, sql: str) -> Path:
     path = tmp_path / "0001_migration.sql"
     path.write_text(sql)
     return path
+
+
+def test_sub_steps_of_a_moved_step_are_placed_at_it(tmp_path: Path) -> None:
+    """Django places each step at its operation's line in the migration file; a line
+    inside the rendered SQL means nothing there, so the finding names the statement."""
+    plan, _ = _lint(tmp_path, SUPABASE)
+    op = SourceLocation("app/migrations/0002_status.py", 14, 9)
+    moved = Plan((replace(plan.steps[0], location=op),), plan.sources, texts=plan.texts)
+    (f,) = [f for f in lint_plan(moved).findings if f.code == "PW105"]
+    assert f.location == op
+    assert "(`ALTER TABLE invoices ADD CONSTRAINT invoices_number_key UNI…` in the PL/pgSQL " in (
+        f.message
+    )
+    assert "runs only when `NOT EXISTS" in f.message
+
+
+def test_alembic_op_execute_do_block_points_into_the_revision_file(tmp_path: Path) -> None:
+    project = tmp_path / "alembic_project"
+    shutil.copytree(Path(__file__).parents[1] / "contrib" / "alembic_project", project)
+    (project / "versions" / "0006_do_block.py").write_text(ALEMBIC_DO)
+    src = read_alembic_sources(project / "alembic.ini", revision_range="0005:head")
+    _, result = lint([], sources=src)
+    revision = project / "versions" / "0006_do_block.py"
+    lines = revision.read_text().splitlines()
+    where = {f.code: (f.location.path, f.location.line) for f in result.findings}
+    assert where["PW105"] == (
+        str(revision),
+        1 + next(i for i, t in enumerate(lines) if "ADD CONSTRAINT inv_x" in t),
+    )
+    assert where["PW101"] == (
+        str(revision),
+        1 + next(i for i, t in enumerate(lines) if "CREATE INDEX invoices_y_idx" in t),
+    )
+
+
+ALEMBIC_DO = '''"""do block
+
+Revision ID: 0006
+Revises: 0005
+"""
+
+from alembic import op
+
+revision = "0006"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute(
+        """
+        DO $$
+        BEGIN
+          IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'inv_x') THEN
+            ALTER TABLE invoices ADD CONSTRAINT inv_x UNIQUE (account_id);
+          END IF;
+          CREATE INDEX invoices_y_idx ON invoices (account_id);
+        END
+        $$;
+        """
+    )
+
+
+def downgrade() -> None:
+    pass
+'''
