@@ -3,11 +3,13 @@
 Rates come from sampling `pg_stat_user_tables` twice over a short interval.
 Column statistics (from `pg_stats`) are kept small: only for tables of at least
 `COLUMN_STATS_MIN_ROWS` rows, a few most common values and histogram bounds per
-column, values of at most `MAX_VALUE_CHARS` characters.
+column, values of at most `MAX_VALUE_CHARS` characters; and no values that could
+be private (see `_values_kept`).
 """
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -206,12 +208,30 @@ def read_stats(conn: psycopg.Connection[Any], *, sample_s: float = 1.0) -> Stats
 _COLUMNS = """
 SELECT c.oid::regclass::text, s.attname, s.null_frac, s.n_distinct,
        s.most_common_vals::text::text[], s.most_common_freqs,
-       s.histogram_bounds::text::text[]
+       s.histogram_bounds::text::text[], t.typcategory::text
 FROM pg_stats s
 JOIN pg_namespace n ON n.nspname = s.schemaname
 JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = s.tablename
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = s.attname
+JOIN pg_type t ON t.oid = a.atttypid
 WHERE c.oid::regclass::text = ANY (%s) AND NOT s.inherited
 """
+
+# Values leave the database only where they are not data someone would keep secret:
+# numbers, dates and times, booleans and enum labels; strings only for a column with
+# few distinct values (a status, a currency) and a name that does not look secret.
+_PLAIN_TYPES = frozenset("NDBE")  # pg_type.typcategory: numeric, date/time, boolean, enum
+MAX_TEXT_DISTINCT = 100
+_SECRET = re.compile(r"pass|secret|token|key|hash|salt|mail|phone|ssn|card|iban|name|addr", re.I)
+
+
+def _values_kept(column: str, category: str, n_distinct: float) -> tuple[bool, bool]:
+    """Whether the MCVs and the histogram bounds of a column may go into the snapshot."""
+    if _SECRET.search(column):
+        return False, False
+    if category in _PLAIN_TYPES:
+        return True, True
+    return 0 < n_distinct <= MAX_TEXT_DISTINCT, False
 
 
 def _short(values: list[Any] | None, keep: int) -> tuple[str, ...] | None:
@@ -233,13 +253,16 @@ def read_column_stats(
     out: dict[str, dict[str, ColumnStats]] = {}
     if not tables:
         return out
-    for name, col, null_frac, n_distinct, mcv, mcf, bounds in conn.execute(
+    for name, col, null_frac, n_distinct, mcv, mcf, bounds, category in conn.execute(
         _COLUMNS, (tables,)
     ).fetchall():
-        common = _short(list(mcv or ())[:MAX_MCV], MAX_MCV)
+        keep_mcv, keep_bounds = _values_kept(str(col), str(category), float(n_distinct or 0.0))
+        common = _short(list(mcv or ())[:MAX_MCV], MAX_MCV) if keep_mcv else None
         freqs = tuple(float(f) for f in list(mcf or ())[:MAX_MCV])
         if common is None:
             common, freqs = (), ()
+        if not keep_bounds:
+            bounds = None
         out.setdefault(str(name), {})[str(col)] = ColumnStats(
             null_frac=float(null_frac or 0.0),
             n_distinct=float(n_distinct or 0.0),

@@ -6,7 +6,9 @@ existing table touches: with `--database-url` (a replica, read-only) from the
 planner (`EXPLAIN`, never executed); with `--stats` from the column statistics
 the snapshot keeps (null fraction, distinct values, most common values,
 histogram bounds) for `col = const`, `col IN (...)`, `col IS [NOT] NULL`,
-`col < const` and the like, combined with AND, OR and NOT. More rows than
+`col < const` and the like, combined with AND, OR and NOT (the snapshot keeps
+values of numbers, dates, booleans and enums, and of text columns with at most
+100 distinct values whose name does not look private). More rows than
 `dml_max_rows` (default 100,000), or more than `dml_max_share` (default 0.1)
 of a large or busy table, in one statement is an error. Without stats or a
 database the size is unknown, and a note says so. (A missing or constant-true
