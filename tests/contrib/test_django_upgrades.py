@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -230,6 +231,44 @@ def test_target_is_checked_before_django_runs_a_python_migration_first(
     assert editor == (0,)
     right = pgwarden_migrate(db, tmp_path)
     assert right.returncode == 0, right.stdout + right.stderr
+    ok(manage(db, "migrate", "--check"))
+
+
+def test_python_migration_waiting_for_a_lock_is_retried(
+    db: str, conn: psycopg.Connection[Any], tmp_path: Path
+) -> None:
+    """#15.5: a migration Django's executor runs waits at most --lock-timeout-ms for a
+    lock, rolls back and retries (atomic), instead of queueing traffic behind it."""
+    released(db, conn)
+    for target in (("alpha", "--restamp"), ("beta", "0002")):
+        done = pgwarden_migrate(db, tmp_path, *target)
+        assert done.returncode == 0, done.stdout + done.stderr
+    err = tmp_path / "stderr.txt"
+    env = dict(os.environ, PGWARDEN_DJANGO_DSN=db, MULTISITE_CONTRIB="")
+    env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    with psycopg.connect(db) as blocker, err.open("w") as sink:
+        blocker.execute("LOCK TABLE beta_book IN SHARE MODE")  # beta 0003's AddField waits
+        proc = subprocess.Popen(
+            [sys.executable, str(PROJECT / "manage.py"), "pgwarden", "migrate", "--env", "test",
+             "--yes", "--lock-timeout-ms", "100", "--journal-file",
+             str(tmp_path / "journal.jsonl")],
+            cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=sink, text=True,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while "retry 2/" not in err.read_text() and proc.poll() is None:
+                assert time.monotonic() < deadline, err.read_text()
+                time.sleep(0.05)
+            assert proc.poll() is None, err.read_text()  # still retrying, not failed
+            blocker.rollback()
+            out, _ = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 0, out + err.read_text()
+    assert "beta.0003_book_editor: lock_timeout (100 ms)" in err.read_text()
     ok(manage(db, "migrate", "--check"))
 
 

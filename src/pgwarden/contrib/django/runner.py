@@ -3,14 +3,15 @@
 Migrations with `RunPython` (or any operation that is not SQL) cannot run in
 pgwarden's guarded executor: they run through Django's `MigrationExecutor`, in
 plan order between the SQL parts pgwarden guards, each in its own transaction
-(atomic migrations) under `lock_timeout` / `statement_timeout`. `pre_migrate` and
-`post_migrate` are sent as `manage.py migrate` sends them (content types and
-permissions are created by their receivers).
+(atomic migrations) under a short `lock_timeout` with retries, and
+`statement_timeout`. `pre_migrate` and `post_migrate` are sent as `manage.py
+migrate` sends them (content types and permissions are created by their receivers).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pgwarden.contrib.django.source import MigrationSQL
@@ -66,37 +67,73 @@ def emit_post_migrate(connection: Any, migs: Sequence[MigrationSQL], verbosity: 
     )
 
 
+def _lock_timed_out(exc: BaseException) -> bool:
+    import psycopg.errors
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, psycopg.errors.LockNotAvailable):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def run_in_django(
     connection: Any,
     migs: Sequence[MigrationSQL],
     *,
     lock_timeout_ms: int,
     statement_timeout_ms: int | None,
+    attempts: int = 8,
+    on_retry: Callable[[str], None] | None = None,
 ) -> None:
-    """Apply `migs` one by one through Django's executor (which records them)."""
+    """Apply `migs` one by one through Django's executor (which records them).
+
+    Each runs under a short `lock_timeout`; an atomic migration that timed out waiting
+    for a lock rolled back whole, so it is retried (up to `attempts`, with backoff),
+    as the guarded executor retries its own transactions. A non-atomic one is not.
+    """
+    for mig in migs:
+        for attempt in range(1, attempts + 1):
+            try:
+                _apply_one(connection, mig, lock_timeout_ms, statement_timeout_ms)
+                break
+            except Exception as exc:
+                if mig.atomic and attempt < attempts and _lock_timed_out(exc):
+                    wait = min(0.25 * 2 ** (attempt - 1), 5.0)
+                    if on_retry is not None:
+                        on_retry(
+                            f"{mig.key}: lock_timeout ({lock_timeout_ms} ms) waiting for a "
+                            f"lock; rolled back, retry {attempt}/{attempts - 1} in {wait:.2f} s"
+                        )
+                    time.sleep(wait)
+                    continue
+                raise DjangoRunError(
+                    f"{mig.path}: {mig.key} failed in Django's executor: "
+                    f"{type(exc).__name__}: {' '.join(str(exc).split())}",
+                    hint="an atomic migration rolled back with its django_migrations row; fix "
+                    "the cause and run `manage.py pgwarden migrate` again (--traceback shows "
+                    "where)",
+                ) from exc
+
+
+def _apply_one(
+    connection: Any, mig: MigrationSQL, lock_timeout_ms: int, statement_timeout_ms: int | None
+) -> None:
     from django.db.migrations.executor import MigrationExecutor
 
-    for mig in migs:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT set_config('lock_timeout', %s, false)", [f"{lock_timeout_ms}ms"])
-            if statement_timeout_ms is not None:
-                cursor.execute(
-                    "SELECT set_config('statement_timeout', %s, false)",
-                    [f"{statement_timeout_ms}ms"],
-                )
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('lock_timeout', %s, false)", [f"{lock_timeout_ms}ms"])
+        if statement_timeout_ms is not None:
+            cursor.execute(
+                "SELECT set_config('statement_timeout', %s, false)", [f"{statement_timeout_ms}ms"]
+            )
+    try:
         executor = MigrationExecutor(connection)
         migration = executor.loader.graph.nodes[(mig.app_label, mig.name)]
         state = executor._create_project_state(with_applied_migrations=True)
-        try:
-            executor.apply_migration(state, migration)
-        except Exception as exc:
-            raise DjangoRunError(
-                f"{mig.path}: {mig.key} failed in Django's executor: "
-                f"{type(exc).__name__}: {' '.join(str(exc).split())}",
-                hint="an atomic migration rolled back with its django_migrations row; fix the "
-                "cause and run `manage.py pgwarden migrate` again (--traceback shows where)",
-            ) from exc
-        finally:
-            with connection.cursor() as cursor:
-                cursor.execute("RESET lock_timeout")
-                cursor.execute("RESET statement_timeout")
+        executor.apply_migration(state, migration)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+            cursor.execute("RESET statement_timeout")
