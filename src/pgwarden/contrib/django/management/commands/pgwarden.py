@@ -57,7 +57,12 @@ class Command(BaseCommand):  # type: ignore[misc]
             action="store_true",
             help="Read table sizes and traffic from the database (read-only).",
         )
-        lint.add_argument("--format", dest="fmt", choices=["text", "json"], default="text")
+        lint.add_argument(
+            "--format",
+            dest="fmt",
+            choices=["text", "json", "sarif", "github", "gitlab"],
+            default="text",
+        )
         lint.add_argument("--fail-on", choices=["error", "warning", "note", "never"])
         lint.add_argument("--config", metavar="FILE", help="pgwarden configuration file.")
 
@@ -171,6 +176,10 @@ class Command(BaseCommand):  # type: ignore[misc]
                 for m in migs
             ]
             self.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
+        elif options["fmt"] in ("sarif", "github", "gitlab"):
+            from pgwarden.report.lint_ci import ci_report
+
+            self.stdout.write(ci_report(options["fmt"], plan, result), ending="")
         else:
             console = Console(file=self.stdout, highlight=False, soft_wrap=True)
             if not migs:
@@ -253,8 +262,9 @@ class Command(BaseCommand):  # type: ignore[misc]
                 run_in_django(
                     connection,
                     part,
-                    lock_timeout_ms=options["lock_timeout_ms"] or 5000,
+                    lock_timeout_ms=options["lock_timeout_ms"] or 1000,
                     statement_timeout_ms=options["statement_timeout_ms"],
+                    on_retry=self.stderr.write,
                 )
                 continue
             code = self._guarded(step_options, cfg, connection, part)
@@ -338,7 +348,9 @@ class Command(BaseCommand):  # type: ignore[misc]
         import tempfile
         from pathlib import Path
 
-        from pgwarden.rehearse.api import rehearse
+        from pgwarden.commands import load_plan
+        from pgwarden.events import Event, Phase
+        from pgwarden.rehearse.api import RehearseOptions, rehearse
         from pgwarden.settings import load_settings
 
         cfg = load_settings(options["config"])
@@ -356,14 +368,21 @@ class Command(BaseCommand):  # type: ignore[misc]
                 record = record_sql(m, MigrationRecorder.Migration._meta.db_table)
                 path.write_text(standalone_sql(m, record), encoding="utf-8")
                 by_file[path.name] = m
+
+            def phases(event: Event) -> None:
+                if isinstance(event, Phase):
+                    self.stderr.write(event.message)
+
             result = rehearse(
-                [tmp],
-                schema_from=dsn,
-                stats_file=options["stats_file"],
-                report_path=options["report"],
-                file_transaction=False,  # atomic migrations carry their own BEGIN/COMMIT
-                environments=cfg.environments,
-                on_phase=lambda msg: self.stderr.write(msg),
+                # atomic migrations carry their own BEGIN/COMMIT
+                load_plan([tmp], file_transaction=False),
+                RehearseOptions(
+                    schema_from=dsn,
+                    stats_file=options["stats_file"],
+                    report_path=options["report"],
+                    environments=cfg.environments,
+                ),
+                observer=phases,
             )
         self.stdout.write(f"rehearsal {result.status}: {len(result.findings)} finding(s)")
         for f in result.findings:
