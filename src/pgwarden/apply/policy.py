@@ -15,6 +15,7 @@ from pgwarden.apply.identity import BackupCheck
 from pgwarden.apply.watchdog import WatchdogPolicy
 from pgwarden.errors import UsageError
 from pgwarden.lint.rewrite import Rewrite
+from pgwarden.pg.stats import TableStats
 from pgwarden.plan import Plan
 
 
@@ -99,17 +100,23 @@ def derive_lock_policy(unit: Unit, snapshot: Snapshot | None, limits: Limits) ->
     """Short waits on busy tables; statement_timeout from the estimated work."""
     rate: float | None = None
     work_s = 0.0
+    tables: dict[str, TableStats] = {}
     for rel in unit.wanted_locks():
         t = snapshot.table(rel) if snapshot is not None else None
         if t is None:
             continue
+        tables[rel] = t
         r = (t.writes_per_s or 0.0) + (t.reads_per_s or 0.0)
         rate = r if rate is None else max(rate, r)
-        for s in unit.steps:
-            if rel in s.effects.rewrites:
-                work_s += estimate_seconds(t, rewrite=True)
-            elif rel in s.effects.scans:
-                work_s += estimate_seconds(t, kind="index" if s.kind == "IndexStmt" else "fk")
+    # One pass over the steps (a whole file is one unit): the work on each known table.
+    for s in unit.steps if tables else ():
+        for rel in set(s.effects.rewrites):
+            if rel in tables:
+                work_s += estimate_seconds(tables[rel], rewrite=True)
+        kind = "index" if s.kind == "IndexStmt" else "fk"
+        for rel in set(s.effects.scans):
+            if rel in tables and rel not in s.effects.rewrites:
+                work_s += estimate_seconds(tables[rel], kind=kind)
     if limits.lock_timeout_ms is not None:
         lock_ms = limits.lock_timeout_ms
     elif rate is None or rate >= 10:

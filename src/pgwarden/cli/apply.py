@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 from rich.markup import escape
+from rich.text import Text
 
 from pgwarden.cli import (
     EXIT_APPLY,
@@ -199,8 +200,9 @@ def _render_preview(result: Any) -> None:
     from pgwarden.apply.api import ApplyResult
 
     assert isinstance(result, ApplyResult)
+    lines: list[Text] = []  # printed at once: one print per row cost 80 % of a large dry run
     for rw in result.rewrites:
-        out.print(
+        lines.append(
             styled(
                 "[bold]rewrite[/] step {} ({}): {}",
                 rw.step,
@@ -208,13 +210,12 @@ def _render_preview(result: Any) -> None:
                 " ".join(rw.original.split())[:100],
             )
         )
-        for r in rw.replacement:
-            out.print("    → " + " ".join(r.split()))
+        lines.extend(Text("    → " + " ".join(r.split())) for r in rw.replacement)
     tx: int | None = None
     for s in result.steps:
         if s.transaction != tx:
             if s.transaction is not None:
-                out.print(styled("[dim]-- transaction {}[/]", s.transaction))
+                lines.append(styled("[dim]-- transaction {}[/]", s.transaction))
             tx = s.transaction
         mark = {"applied": "[dim]applied[/]", "skipped": "[dim]skipped[/]"}.get(s.state, "pending")
         pnr = " [bold red]POINT OF NO RETURN[/]" if s.point_of_no_return else ""
@@ -222,7 +223,7 @@ def _render_preview(result: Any) -> None:
         if s.lock_timeout_ms:
             details.append(f"lock_timeout {s.lock_timeout_ms} ms")
         extra = " [dim]({})[/]" if details else "{}"
-        out.print(
+        lines.append(
             styled(
                 "{:>3} " + mark + " {}" + extra + pnr,
                 s.index,
@@ -230,6 +231,8 @@ def _render_preview(result: Any) -> None:
                 "; ".join(details),
             )
         )
+    if lines:
+        out.print(Text("\n").join(lines))
     env = f" against {result.environment}" if result.environment else ""
     for warning in result.warnings:
         err.print(styled("[bold yellow]warning:[/] {}", warning))
