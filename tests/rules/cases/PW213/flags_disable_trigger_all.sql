@@ -1,0 +1,3 @@
+ALTER TABLE invoices DISABLE TRIGGER ALL;
+UPDATE invoices SET payment_account_id = 999999 WHERE id = 1;
+ALTER TABLE invoices ENABLE TRIGGER ALL;
