@@ -212,3 +212,40 @@ def test_concurrent_index_fix_drops_an_invalid_leftover(pg_any, tmp_path: Path) 
             "WHERE indexrelid = 'invoices_created_at_idx'::regclass"
         ).fetchone()
     assert valid == (True, False)  # rebuilt as the file says
+
+
+MIXED = """\
+ALTER TABLE invoices ADD COLUMN note text;
+ALTER TABLE invoices ADD CONSTRAINT invoices_amount_positive CHECK (amount_cents > 0);
+ALTER TABLE payment_accounts ALTER COLUMN iban SET NOT NULL;
+CREATE INDEX invoices_note_idx ON invoices (note);
+ALTER TABLE invoices ADD CONSTRAINT invoices_pa_fkey
+    FOREIGN KEY (payment_account_id) REFERENCES payment_accounts (id);
+"""
+
+
+def test_several_fixes_in_one_file_keep_their_order(pg_any, tmp_path: Path) -> None:
+    """An index on a column the same transaction adds cannot be built before it: the
+    transaction is split there instead (the column commits, then the build runs)."""
+    major = pg_any.installation.major
+    snap = load_snapshot(CASES / DEMO)
+    ctx = Context(snap, snap.catalog, major, "snapshot")
+    f = tmp_path / "001.sql"
+    f.write_text(MIXED)
+    plan, result = lint([f], context=ctx)
+    before = {x.code for x in result.findings}
+    fixes = fix_plan(plan, result, snap)
+    claimed = {x.code for x in fixes[0].fixed}
+    assert {"PW101", "PW102", "PW103", "PW106", "PW120"} <= claimed
+    write_fixes(fixes)
+    _, after = lint([f], context=ctx)
+    codes = {x.code for x in after.findings}
+    assert not codes & claimed and codes <= before, f.read_text()
+    plain = _database(pg_any, "")
+    _run(plain, _statements(tmp_path / "001.sql") and [s.text for s in parse(MIXED)])
+    dsn = _database(pg_any, "")
+    stmts = _statements(f)
+    _half(dsn, stmts)
+    _run(dsn, stmts)
+    _run(dsn, stmts)
+    assert _state(dsn) == _state(plain)

@@ -6,12 +6,17 @@ finding per step). Each statement of the fix goes where its `Placement` says:
 step's transaction begins, `AFTER` after it commits, each in its own
 transaction; `SESSION` settings are left to the caller (`lint --fix` writes a
 bounded prologue, `apply` sets its own timeouts). A statement that cannot run
-in a transaction but sits in one is moved out too.
+in a transaction but sits in one is moved out too. A statement moved out that
+uses what an earlier step of its transaction made (a table it created, a column
+it added) cannot run before that transaction: the transaction is split there
+instead (what came before commits, the statement runs, the rest follows in a
+new transaction).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 
 from pgwarden.analysis.catalog import Catalog
 from pgwarden.analysis.context import Snapshot
@@ -21,6 +26,7 @@ from pgwarden.analysis.parse import parse
 from pgwarden.findings import Fix, Placement
 from pgwarden.lint.engine import lint_plan
 from pgwarden.plan import Plan, Step, TxMode
+from pgwarden.rules._sql import alter_cmds, table_of
 
 __all__ = ["Rewrite", "rewrite_plan", "statement_changes"]
 
@@ -41,6 +47,27 @@ class _New:
     tree: Node
     origin: Step
     transaction: int | None
+
+
+_WORD = re.compile(r'"((?:[^"]|"")+)"|([A-Za-z_][A-Za-z0-9_$]*)')
+
+
+def _uses_earlier(sql: str, tree: Node, earlier: list[Step]) -> bool:
+    """Whether `sql` uses a relation or column that one of `earlier` creates or adds."""
+    relations = {lock.relation for lock in analyse(tree).locks}
+    words = {m.group(1) or m.group(2).lower() for m in _WORD.finditer(sql)}
+    for step in earlier:
+        if relations & set(step.effects.creates):
+            return True
+        if table_of(step) not in relations:
+            continue
+        for sub, fields in alter_cmds(step):
+            column = fields.get("def")
+            if sub == "AT_AddColumn" and isinstance(column, dict):
+                name = column.get("ColumnDef", {}).get("colname")
+                if isinstance(name, str) and name in words:
+                    return True
+    return False
 
 
 def statement_changes(fix: Fix, step: Step) -> bool:
@@ -83,9 +110,14 @@ def rewrite_plan(
     before: dict[int, list[_New]] = {}
     after: dict[int, list[_New]] = {}
     inplace: dict[int, list[_New]] = {}
+    split: dict[int, list[_New]] = {}  # run where the step was, between two transactions
     rewrites: list[Rewrite] = []
+    so_far: dict[int, list[Step]] = {}  # each transaction's steps up to this one
     for step in plan.steps:
         tx = step.transaction
+        earlier = so_far.setdefault(tx, []) if tx is not None else []
+        if tx is not None:
+            earlier.append(step)
         if step.index in fixes:
             code, fix = fixes[step.index]
             placed = [
@@ -105,6 +137,8 @@ def rewrite_plan(
                 mine.append(_New(sql_text, tree, step, tx))
             elif placement is Placement.AFTER:
                 after.setdefault(step.index, []).append(_New(sql_text, tree, step, None))
+            elif tx is not None and _uses_earlier(sql_text, tree, earlier[:-1]):
+                split.setdefault(step.index, []).append(_New(sql_text, tree, step, None))
             else:  # BEFORE, or anything that cannot run in a transaction block
                 before.setdefault(step.index, []).append(_New(sql_text, tree, step, None))
         inplace[step.index] = mine
@@ -129,12 +163,18 @@ def rewrite_plan(
         post.setdefault(last[tx] if tx is not None else idx, []).extend(items)
 
     out: list[_New] = []
+    next_tx = 1 + max((s.transaction for s in plan.steps if s.transaction is not None), default=-1)
+    renamed: dict[int, int] = {}  # a split transaction's id -> the id of its second part
     for step in plan.steps:
         out.extend(pre.get(step.index, []))
-        if step.index in inplace:
-            out.extend(inplace[step.index])
-        else:
-            out.append(_New(step.sql, step.tree, step, step.transaction))
+        if step.index in split and step.transaction is not None:
+            out.extend(split[step.index])
+            renamed[step.transaction] = next_tx
+            next_tx += 1
+        here = inplace.get(step.index, [_New(step.sql, step.tree, step, step.transaction)])
+        for new in here:
+            tx = new.transaction
+            out.append(replace(new, transaction=renamed.get(tx, tx)) if tx is not None else new)
         out.extend(post.get(step.index, []))
 
     steps: list[Step] = []
