@@ -205,6 +205,9 @@ def _tx_kind(stmt: ParsedStatement) -> str | None:
 
 
 _BEGIN = {"TRANS_STMT_BEGIN", "TRANS_STMT_START"}
+# A file carrying this line (`lint --fix` writes it) has no runner transaction: its own
+# BEGIN ... COMMIT are all there is, and the statements outside them run one by one.
+NO_FILE_TRANSACTION = "-- pgwarden: no-file-transaction"
 _END = {
     "TRANS_STMT_COMMIT",
     "TRANS_STMT_ROLLBACK",
@@ -251,7 +254,7 @@ def _build_plan(
     procedures: dict[str, _Body] = {}  # PL/pgSQL procedures the plan creates, by name
     for source, stmts in sources:
         texts.append(source)
-        explicit = any(_tx_kind(s) in _BEGIN for s in stmts)
+        explicit = NO_FILE_TRANSACTION in source.text or any(_tx_kind(s) in _BEGIN for s in stmts)
         wrap = file_transaction and not explicit and bool(stmts)
         file_tx: int | None = None
         if wrap:
