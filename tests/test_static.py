@@ -18,7 +18,7 @@ BIN = Path(sys.executable).parent
         ["ruff", "check", "src", "tests", "bench"],
         ["ruff", "format", "--check", "src", "tests", "bench"],
         ["mypy"],
-        ["lint-imports"],
+        ["lint-imports", "--no-cache"],  # a stale cache hid a broken layer once
     ],
     ids=["ruff", "ruff-format", "mypy", "import-linter"],
 )

@@ -34,8 +34,6 @@ __all__ = [
     "read_identity",
     "read_stamp",
     "stamp_database",
-    "stamp_protection",
-    "stamped_protection",
     "user_tables",
     "verified_backup",
     "write_stamp",
@@ -229,26 +227,6 @@ def write_stamp(
             "data_directory = excluded.data_directory, port = excluded.port"
         ).format(sql.SQL(", ").join(sql.Literal(v) for v in values))
     )
-
-
-def stamp_protection(conn: psycopg.Connection[tuple[object, ...]]) -> bool | None:
-    """What the database's stamp records as its protection (None: no stamp, or a stamp
-    from before protection was recorded); reads stamps of any pgwarden version."""
-    row = conn.execute(sql.SQL("SELECT to_regclass('pgwarden.target')")).fetchone()
-    if row is None or row[0] is None:
-        return None
-    row = conn.execute(
-        sql.SQL("SELECT (to_jsonb(t) ->> 'protected')::boolean FROM pgwarden.target t LIMIT 1")
-    ).fetchone()
-    return None if row is None or row[0] is None else bool(row[0])
-
-
-def stamped_protection(dsn: str) -> bool | None:
-    """`stamp_protection` of the database at `dsn`, for commands without a connection."""
-    from pgwarden.pg.connect import connect
-
-    with connect(dsn, application_name="pgwarden-identity") as conn:
-        return stamp_protection(conn)
 
 
 def stamp_database(

@@ -198,7 +198,7 @@ def check_environment(target: Target, env: str | None, settings: Settings) -> No
             f"target {target.description} is stamped as environment {stamped!r}, not {env!r}",
             hint="check the URL; you may be pointing at the wrong database",
         )
-    from pgwarden.apply.identity import stamped_protection
+    from pgwarden.pg.stamp import stamped_protection
     from pgwarden.settings import is_protected, why_protected
 
     recorded = stamped_protection(target.dsn)  # apply's rule: the stamp travels

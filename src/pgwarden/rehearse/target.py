@@ -83,7 +83,7 @@ def check_not_production(
             )
     stamped = _stamp_environment(conn)
     if stamped is not None:
-        from pgwarden.apply.identity import stamp_protection
+        from pgwarden.pg.stamp import stamp_protection
         from pgwarden.settings import is_protected
 
         recorded = stamp_protection(conn)  # apply's rule: the stamp travels

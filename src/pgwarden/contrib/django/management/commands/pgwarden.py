@@ -211,13 +211,13 @@ class Command(BaseCommand):  # type: ignore[misc]
 
         from django.core.management.base import OutputWrapper
 
-        from pgwarden.apply.identity import stamped_protection
         from pgwarden.contrib.django.runner import (
             emit_post_migrate,
             emit_pre_migrate,
             run_in_django,
             segments,
         )
+        from pgwarden.pg.stamp import stamped_protection
         from pgwarden.settings import is_protected
 
         parts = segments(migs)
