@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, cast
 
 from pgwarden.analysis.effects import LockMode
 from pgwarden.analysis.nodes import (
@@ -258,3 +258,19 @@ def judged_rewrites(
         if judged.severity is not None:
             mode = strongest.get(table, LockMode.ACCESS_EXCLUSIVE)
             yield table, est, judged.size, judged.severity, mode
+
+
+def first_step_naming(
+    ctx: LintContext, key: str, name_of: Callable[[Step], str | None]
+) -> dict[str, int]:
+    """name -> index of the first plan step `name_of` names (e.g. the CREATE SCHEMA of each
+    schema), built once per lint and kept in `ctx.state[key]`."""
+    found = ctx.state.get(key)
+    if found is None:
+        index: dict[str, int] = {}
+        for s in ctx.plan.steps:
+            name = name_of(s)
+            if name is not None:
+                index.setdefault(name, s.index)
+        ctx.state[key] = found = index
+    return cast("dict[str, int]", found)

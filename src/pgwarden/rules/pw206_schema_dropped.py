@@ -34,26 +34,24 @@ https://www.postgresql.org/docs/current/sql-dropschema.html
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import cast
 
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
-from pgwarden.rules._sql import strings
+from pgwarden.rules._sql import first_step_naming, strings
 from pgwarden.rules.base import Hit, LintContext, Rule
 
 CODE = "PW206"
 
 
+def _created(step: Step) -> str | None:
+    """The schema this step creates, if it is a CreateSchemaStmt."""
+    create = step.tree.get("CreateSchemaStmt")
+    return None if create is None else str(create.get("schemaname"))
+
+
 def _created_at(ctx: LintContext) -> dict[str, int]:
-    """schema -> index of the first step of the plan that creates it (built once per lint)."""
-    created = cast("dict[str, int] | None", ctx.state.get(CODE))
-    if created is None:
-        created = {}
-        for s in ctx.plan.steps:
-            if s.kind == "CreateSchemaStmt":
-                created.setdefault(str(s.tree["CreateSchemaStmt"].get("schemaname")), s.index)
-        ctx.state[CODE] = created
-    return created
+    """schema -> index of the first step of the plan that creates it."""
+    return first_step_naming(ctx, CODE, _created)
 
 
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:

@@ -33,26 +33,24 @@ https://www.postgresql.org/docs/current/sql-dropdatabase.html
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import cast
 
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
+from pgwarden.rules._sql import first_step_naming
 from pgwarden.rules.base import Hit, LintContext, Rule
 
 CODE = "PW210"
 
 
-def _created_at(ctx: LintContext) -> dict[object, int]:
-    """database -> index of the first step of the plan that creates it (built once per lint)."""
-    created = cast("dict[object, int] | None", ctx.state.get(CODE))
-    if created is None:
-        created = {}
-        for s in ctx.plan.steps:
-            create = s.tree.get("CreatedbStmt")
-            if create is not None:
-                created.setdefault(create.get("dbname"), s.index)
-        ctx.state[CODE] = created
-    return created
+def _created(step: Step) -> str | None:
+    """The database this step creates, if it is a CreatedbStmt."""
+    create = step.tree.get("CreatedbStmt")
+    return None if create is None else str(create.get("dbname"))
+
+
+def _created_at(ctx: LintContext) -> dict[str, int]:
+    """database -> index of the first step of the plan that creates it."""
+    return first_step_naming(ctx, CODE, _created)
 
 
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
@@ -60,7 +58,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     if body is None:
         return
     name = body.get("dbname")
-    if _created_at(ctx).get(name, step.index) < step.index:
+    if _created_at(ctx).get(str(name), step.index) < step.index:
         return  # created earlier in this plan
     yield Hit(
         message=f"drops database {name} with every table and row in it; it cannot run in a "
