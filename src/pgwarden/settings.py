@@ -37,8 +37,22 @@ class Environment:
     protected: bool = False
 
 
-def check_env_name(name: str, where: str = "--env") -> str:
-    """`name`, or a `UsageError` when it is empty or holds a control character."""
+def check_env_name(
+    name: str,
+    where: str = "--env",
+    *,
+    environments: Mapping[str, Environment] | None = None,
+    stamp_env: str | None = None,
+) -> str:
+    """`name`, or a `UsageError` when it is empty, holds a control character, or is
+    not an environment this run may target.
+
+    With `environments` (the declared ones; empty: none declared, anything goes) a
+    name outside them is accepted only when it is `stamp_env`, the environment the
+    database's stamp records (a database adopted under that name elsewhere); any
+    other undeclared name is a typo or the wrong configuration, refused naming the
+    closest declared environment and the stamp's.
+    """
     bad = [c for c in name if ord(c) < 32 or 127 <= ord(c) < 160]
     if not name.strip() or bad:
         shown = name.encode("unicode_escape").decode("ascii")
@@ -47,7 +61,23 @@ def check_env_name(name: str, where: str = "--env") -> str:
             + ("holds a control character" if bad else "is empty"),
             hint="use a plain name such as production or staging",
         )
-    return name
+    if not environments or name in environments or name == stamp_env:
+        return name
+    declared = sorted(environments)
+    close = difflib.get_close_matches(name, declared, n=1, cutoff=0.5)
+    stamp = (
+        f"the database's stamp says {stamp_env!r}"
+        if stamp_env is not None
+        else "the database has no pgwarden stamp"
+    )
+    raise UsageError(
+        f"{where} {name}: environment {name!r} is not declared in the configuration "
+        f"(declared: {', '.join(declared)}) and {stamp}",
+        hint=(f"did you mean --env {close[0]}? " if close else "")
+        + "pass a declared environment"
+        + (f", or --env {stamp_env} to target what the stamp records" if stamp_env else "")
+        + ", or declare it under [tool.pgwarden.environments]",
+    )
 
 
 def is_protected(
@@ -77,6 +107,11 @@ def why_protected(
         return "the database's stamp records it as protected"
     if name in environments:
         return "the configuration declares it protected"
+    if environments:
+        return (
+            "it is not declared in the configuration and its stamp does not record its "
+            "protection, so it is protected"
+        )
     return "it is not declared in a configuration (no pgwarden.toml here), so it is protected"
 
 

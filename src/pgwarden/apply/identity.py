@@ -321,11 +321,9 @@ def check_target(
                 "a protected environment must be named explicitly",
                 hint=f"pass --env {name}",
             )
-    if environments and name not in environments:
-        raise UsageError(
-            f"environment {name!r} is not declared in the configuration",
-            hint="declared: " + ", ".join(sorted(environments)),
-        )
+    check_env_name(
+        name, environments=environments, stamp_env=None if stamp is None else stamp.environment
+    )
     if stamp is not None and not restamp:
         _same_target(name, ident, stamp)
     elif stamp is None and not restamp and (tables or history):

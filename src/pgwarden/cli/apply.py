@@ -61,7 +61,13 @@ def _limits(**kw: Any) -> Any:
 
 def _guard_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     opts = [
-        click.option("--env", "env", default=None, help="Target environment (from the config)."),
+        click.option(
+            "--env",
+            "env",
+            default=None,
+            help="Target environment: declared in the config, or the one the database's stamp"
+            " records.",
+        ),
         click.option("--yes", is_flag=True, help="Skip the typed confirmation (CI)."),
         click.option(
             "--accept-data-loss",
