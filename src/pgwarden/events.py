@@ -29,6 +29,10 @@ __all__ = [
     "Cleanup",
     "Event",
     "FillProgress",
+    "FleetGate",
+    "FleetHalted",
+    "FleetTarget",
+    "FleetWave",
     "HealthPause",
     "LockWait",
     "Observer",
@@ -337,3 +341,64 @@ class BackupProgress(Event):
     done: int
     total: int
     item: str = ""
+
+
+# -- fleet -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FleetWave(Event):
+    """A wave of a fleet rollout moved on: started, applied (its bake time begins), done."""
+
+    kind: ClassVar[str] = "fleet_wave"
+
+    rollout: str
+    wave: int
+    name: str
+    phase: str  # started, baking, done
+    targets: tuple[str, ...]
+    parallel: int
+    bake_s: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FleetTarget(Event):
+    """One target of a fleet rollout started, or ended (done, failed, refused, cancelled)."""
+
+    kind: ClassVar[str] = "fleet_target"
+    _optional: ClassVar[frozenset[str]] = frozenset({"run_id", "message", "duration_s"})
+
+    rollout: str
+    wave: int
+    target: str
+    state: str  # running, done, failed, refused, cancelled
+    run_id: str | None = None
+    message: str | None = None
+    duration_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FleetGate(Event):
+    """A health gate was evaluated after a wave."""
+
+    kind: ClassVar[str] = "fleet_gate"
+
+    rollout: str
+    wave: int
+    gate: str
+    signal: str
+    scope: str  # wave, fleet
+    ok: bool
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FleetHalted(Event):
+    """The rollout stopped before its next wave (a failed target or gate, or a cancel)."""
+
+    kind: ClassVar[str] = "fleet_halted"
+
+    rollout: str
+    wave: int
+    reason: str  # target, gate, cancelled
+    message: str

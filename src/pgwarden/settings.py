@@ -202,6 +202,16 @@ KEYS: dict[str | None, Any] = {
     "dml_max_share": float,
     "environments": {None: {"protected": bool}},
     "backup": {"catalogue": str, "max_age_hours": float},
+    # [tool.pgwarden.fleet.<name>]: validated in pgwarden/fleet/config.py
+    "fleet": {
+        None: {
+            **dict.fromkeys(("targets", "command", "waves", "gates"), list),
+            "registry": {"query": str, "dsn": str, "dsn_env": str, "password_env": str},
+            **dict.fromkeys(("order", "on_error", "journal_dir"), str),
+            **dict.fromkeys(("parallel", "max_connections", "max_per_server"), int),
+            "bake_s": float,
+        }
+    },
 }
 
 

@@ -18,6 +18,10 @@ from pgwarden.events import (
     Cleanup,
     Event,
     FillProgress,
+    FleetGate,
+    FleetHalted,
+    FleetTarget,
+    FleetWave,
     HealthPause,
     LockWait,
     Phase,
@@ -228,6 +232,53 @@ def _rehearsal_step(e: RehearsalStep) -> list[Text]:
             f"{e.duration_s:.2f}",
             _one_line(e.sql, 90),
         )
+    ]
+
+
+@_renders(FleetWave)
+def _fleet_wave(e: FleetWave) -> list[Text]:
+    if e.phase == "started":
+        return [
+            styled(
+                "[bold]wave {} {}[/]: {} target(s), {} at a time",
+                e.wave,
+                e.name,
+                len(e.targets),
+                e.parallel,
+            )
+        ]
+    if e.phase == "baking" and e.bake_s > 0:
+        return [styled("[dim]· wave {} applied; baking {} s[/]", e.wave, f"{e.bake_s:g}")]
+    if e.phase == "done":
+        return [styled("[green]✓ wave {} {} done[/]", e.wave, e.name)]
+    return []
+
+
+@_renders(FleetTarget)
+def _fleet_target(e: FleetTarget) -> list[Text]:
+    if e.state == "running":
+        return []
+    if e.state == "done":
+        dur = f" in {e.duration_s:.1f} s" if e.duration_s is not None else ""
+        return [styled("  [green]✓ {}[/]{}", e.target, dur)]
+    return [styled("  [red]✗ {} {}[/]: {}", e.target, e.state, _one_line(e.message or "", 300))]
+
+
+@_renders(FleetGate)
+def _fleet_gate(e: FleetGate) -> list[Text]:
+    if e.ok:
+        return [styled("  [green]gate {} ok[/] ({}, {})", e.gate, e.signal, e.scope)]
+    lines = [styled("  [red]gate {} failed[/] ({}, {})", e.gate, e.signal, e.scope)]
+    lines.extend(styled("    {}", _one_line(r, 300)) for r in e.reasons[:10])
+    if len(e.reasons) > 10:
+        lines.append(styled("    … {} more", len(e.reasons) - 10))
+    return lines
+
+
+@_renders(FleetHalted)
+def _fleet_halted(e: FleetHalted) -> list[Text]:
+    return [
+        styled("[bold red]rollout halted[/] after wave {} ({}): {}", e.wave, e.reason, e.message)
     ]
 
 

@@ -1,0 +1,326 @@
+"""`pgwarden fleet apply|status|resume|cancel`: a plan rolled out over many databases."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Any
+
+import click
+
+from pgwarden.cli import EXIT_APPLY, EXIT_FINDINGS, err, handle_errors, out, print_json, styled
+from pgwarden.cli.interaction import ctrl_c_cancels, event_printer
+
+_COMMON = [
+    click.option("--fleet", "fleet", required=True, help="The fleet ([tool.pgwarden.fleet.NAME])."),
+    click.option(
+        "--label",
+        "labels",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Only the targets carrying this label (repeatable): one CI job per label.",
+    ),
+    click.option("--config", default=None, metavar="FILE", help="pgwarden.toml or pyproject.toml."),
+]
+
+
+def _common(fn: Any) -> Any:
+    for opt in reversed(_COMMON):
+        fn = opt(fn)
+    return fn
+
+
+def _run_options(fn: Any) -> Any:
+    opts = [
+        click.option("--env", "env", required=True, help="Target environment of every database."),
+        click.option("--yes", is_flag=True, help="Skip the confirmation of a protected env (CI)."),
+        click.option(
+            "--accept-data-loss",
+            default=None,
+            metavar="REASON",
+            help="Allow destructive steps on a protected env without a verified backup.",
+        ),
+        click.option(
+            "--on-error",
+            type=click.Choice(["halt", "continue"]),
+            default=None,
+            help="A failed target or gate halts the rollout (default from the config: halt), "
+            "or is recorded and skipped.",
+        ),
+        click.option("--lock-timeout-ms", type=click.IntRange(1), default=None),
+        click.option("--statement-timeout-ms", type=click.IntRange(1), default=None),
+        click.option("--lock-budget-s", type=click.FloatRange(0.1), default=None),
+        click.option(
+            "--no-health-gate", is_flag=True, help="apply's own per-step health pause off."
+        ),
+        click.option(
+            "--log-format",
+            type=click.Choice(["text", "json"]),
+            default="text",
+            help="Progress on stderr as text, or one JSON event per line.",
+        ),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def _selector(labels: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    from pgwarden.errors import UsageError
+
+    out_: list[tuple[str, str]] = []
+    for item in labels:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--label {item!r} is not KEY=VALUE", hint="e.g. --label region=eu")
+        out_.append((key, value))
+    return tuple(sorted(out_))
+
+
+def _load(kw: dict[str, Any]) -> tuple[Any, Any, list[Any]]:
+    from pgwarden.fleet.config import fleet_config
+    from pgwarden.fleet.targets import load_targets
+    from pgwarden.settings import load_settings
+
+    settings = load_settings(kw["config"])
+    cfg = fleet_config(settings, kw["fleet"])
+    return settings, cfg, load_targets(cfg)
+
+
+def _options(kw: dict[str, Any], settings: Any, cfg: Any) -> Any:
+    from pgwarden.apply.api import Limits
+    from pgwarden.apply.health import HealthPolicy
+    from pgwarden.errors import Refused
+    from pgwarden.fleet.rollout import RolloutOptions
+    from pgwarden.settings import check_env_name, is_protected
+
+    env = check_env_name(kw["env"])
+    if is_protected(env, settings.environments) and not kw["yes"]:
+        if not sys.stdin.isatty():
+            raise Refused(
+                f"{env!r} is protected and there is no terminal to confirm the rollout on",
+                hint="pass --yes (in CI) after checking the fleet",
+            )
+        typed = click.prompt(f"Type the fleet name ({cfg.name}) to roll out to {env}", err=True)
+        if str(typed).strip() != cfg.name:
+            raise Refused("confirmation did not match the fleet name", hint="type it exactly")
+    return RolloutOptions(
+        env=env,
+        yes=True,
+        accept_data_loss=kw["accept_data_loss"],
+        limits=Limits(
+            lock_timeout_ms=kw["lock_timeout_ms"],
+            statement_timeout_ms=kw["statement_timeout_ms"],
+            lock_budget_s=kw["lock_budget_s"],
+            health=None if kw["no_health_gate"] else HealthPolicy(),
+        ),
+        selector=_selector(kw["labels"]),
+        on_error=kw["on_error"],
+    )
+
+
+def _report(result: Any) -> None:
+    from pgwarden.fleet.rollout import RolloutResult
+
+    assert isinstance(result, RolloutResult)
+    done = result.names("done")
+    bad = [t for t in result.targets if t.state in ("failed", "refused", "cancelled")]
+    untouched = result.names("pending")
+    out.print(
+        styled(
+            "rollout {} [bold]{}[/]: {} target(s) have the change, {} failed, {} never touched",
+            result.rollout_id,
+            result.state,
+            len(done),
+            len(bad),
+            len(untouched),
+        )
+    )
+    for t in bad:
+        out.print(styled("  [red]{}[/] (wave {}) {}: {}", t.name, t.wave, t.state, t.message or ""))
+    if untouched:
+        shown = ", ".join(untouched[:20]) + (" …" if len(untouched) > 20 else "")
+        out.print(f"  never touched: {shown}")
+    if result.state == "done":
+        return
+    hint = (
+        "fix the cause, then `pgwarden fleet resume` continues from the halted wave; "
+        "`pgwarden fleet status` reads every target"
+    )
+    err.print(
+        styled("[bold red]pgwarden: error:[/] rollout {}: {}", result.state, result.message or "")
+    )
+    err.print(styled("  [dim]hint:[/] {}", hint))
+    # 3: a target failed or was cancelled during its change; 1: refused by a gate or a guard
+    code = EXIT_FINDINGS
+    if result.reason == "cancelled" or any(t.state in ("failed", "cancelled") for t in bad):
+        code = EXIT_APPLY
+    sys.exit(code)
+
+
+@click.group("fleet")
+def fleet() -> None:
+    """Roll a plan out over many databases in waves, with health gates between them."""
+
+
+@fleet.command("apply")
+@click.argument("paths", nargs=-1, required=True)
+@_common
+@_run_options
+@click.option("--dry-run", is_flag=True, help="Show the waves and their targets; apply nothing.")
+@click.option(
+    "--no-file-transaction", is_flag=True, help="Files do not run inside one transaction each."
+)
+@handle_errors
+def fleet_apply(
+    paths: tuple[str, ...], dry_run: bool, no_file_transaction: bool, **kw: Any
+) -> None:
+    """Apply PATHS to every target of --fleet, wave by wave (canary first)."""
+    from pgwarden import commands
+    from pgwarden.fleet.rollout import _selected, run_rollout
+    from pgwarden.fleet.waves import plan_waves
+
+    settings, cfg, targets = _load(kw)
+    wrap = settings.file_transaction and not no_file_transaction
+    plan = commands.load_plan(paths, file_transaction=wrap)
+    if dry_run:
+        waves = plan_waves(cfg, _selected(targets, _selector(kw["labels"])))
+        for w in waves:
+            out.print(
+                styled(
+                    "[bold]wave {} {}[/]: {} target(s), {} at a time, bake {} s",
+                    w.index,
+                    w.name,
+                    len(w.targets),
+                    w.parallel,
+                    f"{w.bake_s:g}",
+                )
+            )
+            out.print("  " + ", ".join(t.name for t in w.targets))
+        out.print(f"dry run: {len(plan.steps)} step(s) would be applied; nothing was executed")
+        return
+    options = _options(kw, settings, cfg)
+    cancel = threading.Event()
+    with ctrl_c_cancels(cancel):
+        result = run_rollout(
+            plan,
+            cfg,
+            targets,
+            options,
+            settings=settings,
+            observer=event_printer(kw["log_format"]),
+            cancel=cancel,
+            sources=paths,
+        )
+    _report(result)
+
+
+@fleet.command("resume")
+@_common
+@_run_options
+@handle_errors
+def fleet_resume(**kw: Any) -> None:
+    """Continue a halted or interrupted rollout from where it stopped."""
+    from pgwarden.fleet.rollout import resume_rollout
+
+    settings, cfg, targets = _load(kw)
+    options = _options(kw, settings, cfg)
+    cancel = threading.Event()
+    with ctrl_c_cancels(cancel):
+        result = resume_rollout(
+            cfg,
+            targets,
+            options,
+            settings=settings,
+            observer=event_printer(kw["log_format"]),
+            cancel=cancel,
+        )
+    _report(result)
+
+
+@fleet.command("status")
+@_common
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", help="Output format."
+)
+@handle_errors
+def fleet_status_cmd(fmt: str, **kw: Any) -> None:
+    """Per target: the plans its own history records, runs in progress, drift."""
+    from pgwarden.fleet.journal import RolloutJournal, journal_path
+    from pgwarden.fleet.status import fleet_status
+
+    _settings, cfg, targets = _load(kw)
+    path = journal_path(cfg.journal_dir, cfg.name, dict(_selector(kw["labels"])))
+    journal = RolloutJournal.load(path).data if path.exists() else None
+    sel = dict(_selector(kw["labels"]))
+    chosen = [t for t in targets if all(t.label(k) == v for k, v in sel.items())]
+    report = fleet_status(
+        cfg.name, chosen, journal=journal, max_connections=min(16, cfg.max_connections)
+    )
+    if fmt == "json":
+        print_json(report.to_json())
+        return
+    r = report.rollout
+    if r is not None:
+        out.print(
+            styled(
+                "rollout {} [bold]{}[/] on {}{}",
+                r["rollout"],
+                r["state"],
+                r["environment"],
+                f" (halted at wave {r['halted_wave']}, {r['reason']}: {r['message']})"
+                if r["state"] in ("halted", "cancelled")
+                else "",
+            )
+        )
+        for w in r["waves"]:
+            out.print(f"  wave {w['index']} {w['name']}: {w['state']} ({w['targets']} targets)")
+    else:
+        out.print(f"fleet {cfg.name}: no rollout journal here; reading the targets only")
+    for t in report.targets:
+        if t.error:
+            out.print(styled("[red]{}[/]: cannot read: {}", t.name, t.error))
+            continue
+        wave = f"wave {t.wave} " if t.wave is not None else ""
+        line = (
+            f"{t.name}: {wave}{t.rollout_state or '-'}; change {t.change}; "
+            f"{len(t.plans)} plan(s) applied"
+        )
+        if t.last_failure:
+            line += f"; last failure: {t.last_failure}"
+        out.print(line)
+        for run in t.in_progress:
+            out.print(f"  run {run.run_id} {run.state} since {run.started_at:%Y-%m-%d %H:%M:%S}")
+        for d in t.drift:
+            out.print(styled("  [yellow]drift[/]: {} ({})", d.object, d.how))
+    drifting = [t.name for t in report.targets if t.drift]
+    if drifting:
+        out.print(
+            styled(
+                "[yellow]{} target(s) drift from their peers[/]: {}",
+                len(drifting),
+                ", ".join(drifting[:20]),
+            )
+        )
+
+
+@fleet.command("cancel")
+@_common
+@handle_errors
+def fleet_cancel(**kw: Any) -> None:
+    """Stop a running rollout; its running targets are cancelled as `pgwarden cancel` does."""
+    from pgwarden.fleet.control import cancel_rollout, load_journal_or_fail
+    from pgwarden.fleet.journal import journal_path
+
+    _settings, cfg, targets = _load(kw)
+    journal = load_journal_or_fail(
+        journal_path(cfg.journal_dir, cfg.name, dict(_selector(kw["labels"])))
+    )
+    result = cancel_rollout(journal, targets)
+    for line in result.lines:
+        out.print(line)
+    if result.state == "not-running":
+        sys.exit(EXIT_FINDINGS)
+
+
+COMMANDS = (fleet,)

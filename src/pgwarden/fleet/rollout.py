@@ -1,0 +1,593 @@
+"""Run a plan over a fleet in waves: apply each target through apply's guarded runner,
+check the health gates, bake, go on, or halt.
+
+Each target is applied by `pgwarden.apply.api.apply_plan` with its own
+identity stamp, environment check and advisory lock, exactly as `pgwarden
+apply` would. A wave applies its targets on a bounded thread pool (`parallel`,
+at most `max_connections // 3` at once over the fleet: one apply holds three
+connections; at most `max_per_server` per server); the pool is closed at the
+end of each wave, so no thread outlives it. A failed or refused target stops
+the wave from starting more targets (those running finish their step), and
+the rollout halts before the next wave; a failed gate halts it too; with
+`on_error = continue` both are recorded and the rollout goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from pgwarden.apply.api import GuardPolicy, Limits, RunOptions, apply_plan
+from pgwarden.apply.journal import plan_from_records, plan_to_records, step_keys
+from pgwarden.errors import PgwardenError, Refused, UsageError
+from pgwarden.events import Event, FleetGate, FleetHalted, FleetTarget, FleetWave, Observer
+from pgwarden.fleet.config import FleetConfig, GateSpec
+from pgwarden.fleet.gates import GateResult, Reading, evaluate, read_target
+from pgwarden.fleet.journal import RolloutJournal, journal_path, runner_lock
+from pgwarden.fleet.targets import Redactor, Target, server_of
+from pgwarden.fleet.waves import Wave, plan_waves
+from pgwarden.plan import Plan
+from pgwarden.settings import Settings
+
+__all__ = [
+    "RolloutOptions",
+    "RolloutResult",
+    "TargetOutcome",
+    "resume_rollout",
+    "run_rollout",
+]
+
+CONNECTIONS_PER_APPLY = 3  # the run's session, its journal and its watchdog
+_FAILED = ("failed", "refused", "cancelled")
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutOptions:
+    """What the user said on the command line (or a library caller)."""
+
+    env: str
+    yes: bool = False  # the fleet was confirmed once (a protected environment needs it)
+    accept_data_loss: str | None = None
+    limits: Limits = field(default_factory=Limits)
+    selector: tuple[tuple[str, str], ...] = ()  # only targets carrying these labels
+    on_error: str | None = None  # None: the fleet's
+
+
+@dataclass(frozen=True, slots=True)
+class TargetOutcome:
+    name: str
+    wave: int
+    state: str  # pending (never touched), running, done, failed, refused, cancelled
+    run_id: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutResult:
+    rollout_id: str
+    state: str  # done, halted, cancelled
+    halted_wave: int | None
+    reason: str | None  # target, gate, cancelled
+    message: str | None
+    targets: tuple[TargetOutcome, ...]
+    gates: tuple[tuple[int, GateResult], ...]
+    journal: str
+
+    def names(self, *states: str) -> list[str]:
+        return [t.name for t in self.targets if t.state in states]
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "done"
+
+
+def _new_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def _selected(targets: Sequence[Target], selector: Sequence[tuple[str, str]]) -> list[Target]:
+    want = dict(selector)
+    chosen = [t for t in targets if all(t.label(k) == v for k, v in want.items())]
+    if not chosen:
+        raise UsageError(
+            "no target of the fleet carries " + ", ".join(f"{k}={v}" for k, v in want.items()),
+            hint="check --label against the targets' labels",
+        )
+    return chosen
+
+
+def run_rollout(
+    plan: Plan,
+    cfg: FleetConfig,
+    targets: Sequence[Target],
+    options: RolloutOptions,
+    *,
+    settings: Settings | None = None,
+    observer: Observer | None = None,
+    cancel: threading.Event | None = None,
+    sources: Sequence[str] = (),
+) -> RolloutResult:
+    """Roll `plan` out over `targets` (already loaded from `cfg`) wave by wave."""
+    chosen = _selected(targets, options.selector)
+    waves = plan_waves(cfg, chosen)
+    path = journal_path(cfg.journal_dir, cfg.name, dict(options.selector))
+    with runner_lock(path):
+        if path.exists():
+            old = RolloutJournal.load(path)
+            if (
+                old.data.get("state") not in ("done", "cancelled")
+                and old.data.get("plan_fingerprint") != plan.fingerprint()
+            ):
+                raise Refused(
+                    f"rollout {old.data.get('rollout')} of fleet {cfg.name} is "
+                    f"{old.data.get('state')} (halted at wave {old.data.get('halted_wave')}) "
+                    "with another plan",
+                    hint="finish it with `pgwarden fleet resume`, or stop it with "
+                    "`pgwarden fleet cancel`, before rolling out a new plan",
+                )
+        rid = _new_id()
+        user = os.environ.get("USER") or str(os.getuid())
+        data: dict[str, Any] = {
+            "version": 1,
+            "rollout": rid,
+            "fleet": cfg.name,
+            "environment": options.env,
+            "selector": dict(options.selector),
+            "sources": list(sources),
+            "plan_fingerprint": plan.fingerprint(),
+            "plan": plan_to_records(plan, step_keys(plan)),
+            "server_version": plan.server_version,
+            "state": "running",
+            "halted_wave": None,
+            "reason": None,
+            "message": None,
+            "started_at": time.time(),
+            "by": f"{user}@{socket.gethostname()}",
+            "accept_data_loss": options.accept_data_loss,
+            "waves": [
+                {
+                    "index": w.index,
+                    "name": w.name,
+                    "targets": [t.name for t in w.targets],
+                    "parallel": w.parallel,
+                    "bake_s": w.bake_s,
+                    "state": "pending",
+                }
+                for w in waves
+            ],
+            "targets": {
+                t.name: {"wave": w.index, "state": "pending", "run_id": None, "message": None}
+                for w in waves
+                for t in w.targets
+            },
+            "before": {},
+            "gates": [],
+        }
+        journal = RolloutJournal(path, data)
+        journal.clear_cancel()
+        journal.save()
+        return _Runner(plan, cfg, chosen, waves, options, settings, observer, cancel, journal).run()
+
+
+def resume_rollout(
+    cfg: FleetConfig,
+    targets: Sequence[Target],
+    options: RolloutOptions,
+    *,
+    settings: Settings | None = None,
+    observer: Observer | None = None,
+    cancel: threading.Event | None = None,
+) -> RolloutResult:
+    """Continue the halted (or interrupted) rollout of `cfg` from where it stopped."""
+    path = journal_path(cfg.journal_dir, cfg.name, dict(options.selector))
+    with runner_lock(path):
+        journal = RolloutJournal.load(path)
+        d = journal.data
+        if d["state"] == "done":
+            raise UsageError(
+                f"rollout {d['rollout']} of fleet {cfg.name} is done: nothing to resume",
+                hint="`pgwarden fleet status` shows every target",
+            )
+        if d["environment"] != options.env:
+            raise Refused(
+                f"rollout {d['rollout']} runs against environment {d['environment']!r}, "
+                f"not {options.env!r}",
+                hint=f"pass --env {d['environment']}",
+            )
+        by_name = {t.name: t for t in targets}
+        missing = [n for n in d["targets"] if n not in by_name]
+        if missing:
+            raise UsageError(
+                f"{len(missing)} target(s) of rollout {d['rollout']} are no longer in fleet "
+                f"{cfg.name}: {', '.join(missing[:5])}",
+                hint="restore them in the targets source, or cancel this rollout and start "
+                "a new one",
+            )
+        waves = [
+            Wave(
+                w["index"],
+                w["name"],
+                tuple(by_name[n] for n in w["targets"]),
+                int(w["parallel"]),
+                float(w["bake_s"]),
+            )
+            for w in d["waves"]
+        ]
+        plan = plan_from_records(d["plan"], d.get("server_version"))
+        chosen = [by_name[n] for n in d["targets"]]
+        accept = options.accept_data_loss or d.get("accept_data_loss")
+        opts = RolloutOptions(
+            env=options.env,
+            yes=options.yes,
+            accept_data_loss=accept,
+            limits=options.limits,
+            selector=options.selector,
+            on_error=options.on_error,
+        )
+        journal.clear_cancel()
+        journal.update(lambda x: x.update(state="running", reason=None, message=None))
+        runner = _Runner(plan, cfg, chosen, waves, opts, settings, observer, cancel, journal)
+        return runner.run()
+
+
+class _Runner:
+    def __init__(
+        self,
+        plan: Plan,
+        cfg: FleetConfig,
+        targets: list[Target],
+        waves: list[Wave],
+        options: RolloutOptions,
+        settings: Settings | None,
+        observer: Observer | None,
+        cancel: threading.Event | None,
+        journal: RolloutJournal,
+    ) -> None:
+        self.plan = plan
+        self.cfg = cfg
+        self.targets = targets
+        self.waves = waves
+        self.options = options
+        self.settings = settings
+        self.observer = observer
+        self.cancel = cancel or threading.Event()
+        self.journal = journal
+        self.rid = str(journal.data["rollout"])
+        self.redact = Redactor(targets)
+        self.on_error = options.on_error or cfg.on_error
+        self._emit_lock = threading.Lock()
+        self._servers: dict[str, threading.Semaphore] = {}
+        self._servers_lock = threading.Lock()
+        self._workers = max(1, cfg.max_connections // CONNECTIONS_PER_APPLY)
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    def emit(self, event: Event) -> None:
+        if self.observer is not None:
+            with self._emit_lock:  # observers need not be thread-safe
+                self.observer(event)
+
+    def _server_slot(self, target: Target) -> threading.Semaphore:
+        key = server_of(target)
+        with self._servers_lock:
+            sem = self._servers.get(key)
+            if sem is None:
+                sem = self._servers[key] = threading.BoundedSemaphore(self.cfg.max_per_server)
+            return sem
+
+    def _watch_cancel(self, stop: threading.Event) -> None:
+        while not stop.wait(0.2):
+            if self.journal.cancel_requested():
+                self.cancel.set()
+                return
+
+    # -- the rollout --------------------------------------------------------------------
+
+    def run(self) -> RolloutResult:
+        stop_watch = threading.Event()
+        watcher = threading.Thread(
+            target=self._watch_cancel, args=(stop_watch,), name="pgwarden-fleet-cancel"
+        )
+        watcher.start()
+        try:
+            return self._run()
+        finally:
+            stop_watch.set()
+            watcher.join()
+
+    def _run(self) -> RolloutResult:
+        for wave in self.waves:
+            wstate = self.journal.data["waves"][wave.index - 1]["state"]
+            if wstate == "done":
+                continue
+            halted = self._wave(wave)
+            if halted is not None:
+                reason, message = halted
+                return self._halt(wave.index, reason, message)
+        self.journal.update(
+            lambda d: d.update(state="done", halted_wave=None, finished_at=time.time())
+        )
+        return self._result()
+
+    def _halt(self, wave: int, reason: str, message: str) -> RolloutResult:
+        state = "cancelled" if reason == "cancelled" else "halted"
+        self.journal.update(
+            lambda d: d.update(state=state, halted_wave=wave, reason=reason, message=message)
+        )
+        self.emit(FleetHalted(rollout=self.rid, wave=wave, reason=reason, message=message))
+        return self._result()
+
+    def _set_wave(self, wave: Wave, state: str) -> None:
+        self.journal.update(lambda d: d["waves"][wave.index - 1].update(state=state))
+
+    def _wave(self, wave: Wave) -> tuple[str, str] | None:
+        """Apply one wave and check its gates; (reason, message) when the rollout halts."""
+        if self.cancel.is_set():
+            return "cancelled", "cancelled before the wave started"
+        names = tuple(t.name for t in wave.targets)
+        self.emit(
+            FleetWave(
+                rollout=self.rid,
+                wave=wave.index,
+                name=wave.name,
+                phase="started",
+                targets=names,
+                parallel=wave.parallel,
+                bake_s=wave.bake_s,
+            )
+        )
+        wave_state = self.journal.data["waves"][wave.index - 1]["state"]
+        db_gates = [g for g in self.cfg.gates if g.signal not in ("http", "prometheus")]
+        if wave_state == "pending":
+            self._set_wave(wave, "applying")
+            if db_gates:
+                self._store_before(wave)
+        if wave_state in ("pending", "applying"):
+            failed = self._apply_wave(wave)
+            if self.cancel.is_set():
+                return "cancelled", "cancelled while the wave was applied"
+            if failed and self.on_error == "halt":
+                return "target", self._failed_message(wave, failed)
+            self._set_wave(wave, "gating")
+        if self.cfg.gates or wave.bake_s > 0:
+            failed_gates = self._gates(wave, db_gates)
+            if self.cancel.is_set():
+                return "cancelled", "cancelled during the bake time"
+            if failed_gates and self.on_error == "halt":
+                return "gate", "; ".join(
+                    f"gate {g.gate} ({g.signal}, {g.scope}): {g.reasons[0]}"
+                    + (f" (+{len(g.reasons) - 1} more)" if len(g.reasons) > 1 else "")
+                    for g in failed_gates
+                )
+        self._set_wave(wave, "done")
+        self.emit(
+            FleetWave(
+                rollout=self.rid,
+                wave=wave.index,
+                name=wave.name,
+                phase="done",
+                targets=names,
+                parallel=wave.parallel,
+                bake_s=wave.bake_s,
+            )
+        )
+        return None
+
+    def _failed_message(self, wave: Wave, failed: list[str]) -> str:
+        t = self.journal.data["targets"]
+        first = failed[0]
+        return (
+            f"{len(failed)} target(s) of wave {wave.index} failed: "
+            + ", ".join(failed[:10])
+            + f"; {first}: {t[first]['state']}: {t[first]['message']}"
+        )
+
+    # -- applying -----------------------------------------------------------------------
+
+    def _apply_wave(self, wave: Wave) -> list[str]:
+        todo = [t for t in wave.targets if self.journal.data["targets"][t.name]["state"] != "done"]
+        halt = threading.Event()
+        workers = max(1, min(wave.parallel, self._workers, len(todo) or 1))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pgwarden-fleet") as pool:
+            states = list(pool.map(lambda t: self._apply_one(t, wave, halt), todo))
+        return [t.name for t, s in zip(todo, states, strict=True) if s in _FAILED]
+
+    def _apply_one(self, target: Target, wave: Wave, halt: threading.Event) -> str:
+        if self.cancel.is_set() or (halt.is_set() and self.on_error == "halt"):
+            return "pending"  # never started: untouched
+        with self._server_slot(target):
+            if self.cancel.is_set() or (halt.is_set() and self.on_error == "halt"):
+                return "pending"
+            self.journal.set_target(target.name, state="running", message=None)
+            self.emit(
+                FleetTarget(rollout=self.rid, wave=wave.index, target=target.name, state="running")
+            )
+            started = time.monotonic()
+            state, run_id, message = self._apply(target)
+        if state in _FAILED:
+            halt.set()
+        self.journal.set_target(target.name, state=state, run_id=run_id, message=message)
+        self.emit(
+            FleetTarget(
+                rollout=self.rid,
+                wave=wave.index,
+                target=target.name,
+                state=state,
+                run_id=run_id,
+                message=message,
+                duration_s=round(time.monotonic() - started, 3),
+            )
+        )
+        return state
+
+    def _apply(self, target: Target) -> tuple[str, str | None, str | None]:
+        policy = GuardPolicy(
+            env=self.options.env,
+            yes=True,  # confirmed once for the fleet (the CLI asks, or --yes)
+            accept_data_loss=self.options.accept_data_loss,
+        )
+        journal_file = self.journal.path.with_suffix(".events.jsonl")
+        try:
+            result = apply_plan(
+                self.plan,
+                database_url=target.dsn,
+                policy=policy,
+                options=RunOptions(limits=self.options.limits, journal_file=journal_file),
+                settings=self.settings,
+                cancel=self.cancel,
+            )
+        except Refused as exc:
+            return "refused", None, self._text(exc)
+        except PgwardenError as exc:
+            return "failed", None, self._text(exc)
+        except Exception as exc:  # a bug must not leave the journal saying "running"
+            return "failed", None, self.redact(f"internal error: {type(exc).__name__}: {exc}")
+        if result.state == "done":
+            return "done", result.run_id, None
+        o = result.outcome
+        message = (o.message if o is not None else None) or result.state
+        if o is not None and o.hint:
+            message += f" (hint: {o.hint})"
+        return result.state, result.run_id, self.redact(message)
+
+    def _text(self, exc: PgwardenError) -> str:
+        return self.redact(exc.message + (f" (hint: {exc.hint})" if exc.hint else ""))
+
+    # -- gates ----------------------------------------------------------------------------
+
+    def _scope(self, wave: Wave, gates: Sequence[GateSpec]) -> tuple[list[Target], list[Target]]:
+        wave_t = list(wave.targets) if any(g.scope == "wave" for g in gates) else []
+        fleet_t = list(self.targets) if any(g.scope == "fleet" for g in gates) else []
+        return wave_t, fleet_t
+
+    def _read_all(self, targets: Sequence[Target]) -> dict[str, Reading]:
+        if not targets:
+            return {}
+        workers = max(1, min(8, self.cfg.max_connections, len(targets)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pgwarden-gate") as pool:
+            readings = pool.map(lambda t: read_target(t, redact=self.redact), targets)
+            return {t.name: r for t, r in zip(targets, readings, strict=True)}
+
+    def _store_before(self, wave: Wave) -> None:
+        db_gates = [g for g in self.cfg.gates if g.signal not in ("http", "prometheus")]
+        wave_t, fleet_t = self._scope(wave, db_gates)
+        uniq = {t.name: t for t in [*wave_t, *fleet_t]}
+        before = self._read_all(list(uniq.values()))
+        self.journal.update(lambda d: d.update(before={k: v.to_json() for k, v in before.items()}))
+
+    def _gates(self, wave: Wave, db_gates: Sequence[GateSpec]) -> list[GateResult]:
+        wave_t, fleet_t = self._scope(wave, db_gates)
+        uniq = {t.name: t for t in [*wave_t, *fleet_t]}
+        start = self._read_all(list(uniq.values()))
+        self.emit(
+            FleetWave(
+                rollout=self.rid,
+                wave=wave.index,
+                name=wave.name,
+                phase="baking",
+                targets=tuple(t.name for t in wave.targets),
+                parallel=wave.parallel,
+                bake_s=wave.bake_s,
+            )
+        )
+        if wave.bake_s > 0 and self.cancel.wait(wave.bake_s):
+            return []
+        if not self.cfg.gates:
+            return []
+        end = self._read_all(list(uniq.values()))
+        stored = self.journal.data.get("before", {})
+        before = {n: Reading.from_json(stored[n]) if n in stored else start[n] for n in uniq}
+
+        def windows(ts: Sequence[Target]) -> dict[str, tuple[Reading, Reading, Reading]]:
+            return {t.name: (before[t.name], start[t.name], end[t.name]) for t in ts}
+
+        results = evaluate(
+            self.cfg.gates,
+            wave=windows(wave_t),
+            fleet=windows(fleet_t),
+            wave_targets=[t.name for t in wave.targets],
+            resolve=_url_of,
+        )
+        results = [
+            GateResult(
+                r.gate, r.signal, r.scope, r.ok, tuple(self.redact(x) for x in r.reasons), r.value
+            )
+            for r in results
+        ]
+        for r in results:
+            self.emit(
+                FleetGate(
+                    rollout=self.rid,
+                    wave=wave.index,
+                    gate=r.gate,
+                    signal=r.signal,
+                    scope=r.scope,
+                    ok=r.ok,
+                    reasons=r.reasons,
+                )
+            )
+        self.journal.update(
+            lambda d: d["gates"].append(
+                {"wave": wave.index, "at": time.time(), "results": [r.to_json() for r in results]}
+            )
+        )
+        return [r for r in results if not r.ok]
+
+    # -- result ---------------------------------------------------------------------------
+
+    def _result(self) -> RolloutResult:
+        d = self.journal.data
+        targets = tuple(
+            TargetOutcome(n, int(t["wave"]), str(t["state"]), t.get("run_id"), t.get("message"))
+            for n, t in d["targets"].items()
+        )
+        gates = tuple(
+            (
+                int(g["wave"]),
+                GateResult.from_json(r),
+            )
+            for g in d["gates"]
+            for r in g["results"]
+        )
+        return RolloutResult(
+            str(d["rollout"]),
+            str(d["state"]),
+            d.get("halted_wave"),
+            d.get("reason"),
+            d.get("message"),
+            targets,
+            gates,
+            str(self.journal.path),
+        )
+
+
+def _url_of(gate: GateSpec) -> tuple[str, str]:
+    """The gate's URL and how messages name it (a URL from the environment is a secret)."""
+    if "url_env" in gate.params:
+        var = str(gate.params["url_env"])
+        url = os.environ.get(var)
+        if not url:
+            raise UsageError(
+                f"gate {gate.name}: the environment variable {var} is not set",
+                hint=f"export {var}=https://... (the URL is treated as a secret)",
+            )
+        return url, f"${var}"
+    url = str(gate.params["url"])
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    port = f":{parts.port}" if parts.port else ""
+    return (
+        url,
+        f"{parts.scheme}://{parts.hostname}{port}{parts.path}",
+    )
+
+
+ObserverFactory = Callable[[], Observer]

@@ -1,0 +1,357 @@
+"""`pgwarden fleet status`: what each database's own pgwarden history says, and drift.
+
+Per target: its stamp's environment, the plans it has applied (the
+fingerprints of its done runs, from `pgwarden.runs`), whether it has the
+rollout's plan (`applied`, `partial`: some of its statements, or `none`), its
+runs in progress as apply's liveness check sees them (`running`, `orphaned`:
+the client is gone, `interrupted`: no backend), and its catalog fingerprint.
+Drift: targets that have applied the same plans are compared object by object
+(tables with their columns, constraints, indexes, views, functions, triggers,
+sequences, enum types, schemas; pgwarden's own schema and extension members
+left out); an object whose definition on a target differs from the one most of
+its peers have, or that only it has or lacks, is listed for that target.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from pgwarden.apply.liveness import life_of
+from pgwarden.errors import PgwardenError
+from pgwarden.fleet.targets import Redactor, Target
+from pgwarden.pg.connect import connect
+
+__all__ = ["DriftItem", "FleetStatus", "TargetStatus", "catalog_objects", "fleet_status"]
+
+_USER = (
+    "n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgwarden') "
+    "AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'"
+)
+
+
+def _ext(classid: str, oid: str) -> str:
+    return (
+        f"NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '{classid}'::regclass "
+        f"AND d.objid = {oid} AND d.deptype = 'e')"
+    )
+
+
+# (kind, identity, definition) for every user object
+_OBJECTS = sql.SQL(
+    f"""
+    SELECT 'schema', n.nspname, '' FROM pg_namespace n
+     WHERE {_USER} AND n.nspname <> 'public' AND {_ext("pg_namespace", "n.oid")}
+    UNION ALL
+    SELECT CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'table' WHEN 'v' THEN 'view'
+             WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence'
+             WHEN 'f' THEN 'foreign table' END,
+           n.nspname || '.' || c.relname,
+           c.relkind::text || coalesce((SELECT string_agg(a.attname || ' ' ||
+               format_type(a.atttypid, a.atttypmod) || CASE WHEN a.attnotnull THEN ' not null'
+               ELSE '' END || coalesce(' default ' || pg_get_expr(ad.adbin, ad.adrelid), ''),
+               ', ' ORDER BY a.attnum)
+             FROM pg_attribute a LEFT JOIN pg_attrdef ad
+               ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+            WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '')
+           || CASE WHEN c.relkind IN ('v', 'm') THEN ' AS ' || pg_get_viewdef(c.oid) ELSE '' END
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND {_USER}
+       AND {_ext("pg_class", "c.oid")}
+    UNION ALL
+    SELECT 'index', n.nspname || '.' || i.relname,
+           pg_get_indexdef(i.oid) || CASE WHEN x.indisvalid THEN '' ELSE ' INVALID' END
+      FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+      JOIN pg_namespace n ON n.oid = i.relnamespace
+     WHERE {_USER} AND {_ext("pg_class", "x.indrelid")}
+    UNION ALL
+    SELECT 'constraint', n.nspname || '.' || r.relname || '.' || k.conname,
+           pg_get_constraintdef(k.oid) || CASE WHEN k.convalidated THEN '' ELSE ' NOT VALID' END
+      FROM pg_constraint k JOIN pg_class r ON r.oid = k.conrelid
+      JOIN pg_namespace n ON n.oid = r.relnamespace
+     WHERE {_USER} AND {_ext("pg_class", "r.oid")}
+    UNION ALL
+    SELECT 'trigger', n.nspname || '.' || r.relname || '.' || t.tgname, pg_get_triggerdef(t.oid)
+      FROM pg_trigger t JOIN pg_class r ON r.oid = t.tgrelid
+      JOIN pg_namespace n ON n.oid = r.relnamespace
+     WHERE NOT t.tgisinternal AND {_USER}
+    UNION ALL
+    SELECT CASE p.prokind WHEN 'p' THEN 'procedure' ELSE 'function' END,
+           n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+           md5(pg_get_functiondef(p.oid))
+      FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+     WHERE p.prokind IN ('f', 'p') AND {_USER} AND {_ext("pg_proc", "p.oid")}
+    UNION ALL
+    SELECT 'type', n.nspname || '.' || t.typname,
+           (SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder) FROM pg_enum e
+             WHERE e.enumtypid = t.oid)
+      FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+     WHERE t.typtype = 'e' AND {_USER} AND {_ext("pg_type", "t.oid")}
+    """
+)
+
+
+def catalog_objects(conn: psycopg.Connection[tuple[object, ...]]) -> dict[str, str]:
+    """'kind name' -> a digest of its definition, for every user object of the database."""
+    out = {}
+    for kind, name, definition in conn.execute(_OBJECTS):
+        digest = hashlib.sha256(str(definition or "").encode()).hexdigest()[:16]
+        out[f"{kind} {name}"] = digest
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class RunInProgress:
+    run_id: str
+    state: str  # running, orphaned, interrupted
+    started_at: datetime
+    plan_fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class DriftItem:
+    object: str  # "table public.x"
+    how: str  # extra (only here), missing (peers have it), differs
+
+
+@dataclass(frozen=True, slots=True)
+class TargetStatus:
+    name: str
+    labels: tuple[tuple[str, str], ...]
+    environment: str | None = None
+    plans: tuple[str, ...] = ()  # fingerprints of its done runs, oldest first
+    change: str = "none"  # the rollout's plan here: applied, partial, none
+    last_failure: str | None = None  # the latest failed or cancelled run of the rollout's plan
+    in_progress: tuple[RunInProgress, ...] = ()
+    fingerprint: str | None = None  # of the catalog
+    drift: tuple[DriftItem, ...] = ()
+    peers: int = 0  # targets at the same plans it was compared with
+    rollout_state: str | None = None  # what the local rollout journal says
+    wave: int | None = None
+    error: str | None = None  # could not be read
+    objects: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "labels": dict(self.labels),
+            "environment": self.environment,
+            "plans": list(self.plans),
+            "change": self.change,
+            "last_failure": self.last_failure,
+            "in_progress": [
+                {
+                    "run_id": r.run_id,
+                    "state": r.state,
+                    "started_at": r.started_at.isoformat(),
+                    "plan_fingerprint": r.plan_fingerprint,
+                }
+                for r in self.in_progress
+            ],
+            "fingerprint": self.fingerprint,
+            "drift": [{"object": d.object, "how": d.how} for d in self.drift],
+            "peers": self.peers,
+            "rollout_state": self.rollout_state,
+            "wave": self.wave,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FleetStatus:
+    fleet: str
+    rollout: dict[str, Any] | None  # the local journal's summary, when there is one
+    targets: tuple[TargetStatus, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "fleet": self.fleet,
+            "rollout": self.rollout,
+            "targets": [t.to_json() for t in self.targets],
+        }
+
+
+def _read(
+    target: Target, plan_fp: str | None, keys: Sequence[str], redact: Redactor
+) -> TargetStatus:
+    base = TargetStatus(target.name, target.labels)
+    try:
+        with connect(target.dsn, application_name="pgwarden-fleet-status") as conn:
+            conn.execute("SET statement_timeout = '30s'")
+            objects = catalog_objects(conn)
+            env = None
+            row = conn.execute(
+                sql.SQL(
+                    "SELECT to_regclass('pgwarden.runs') IS NOT NULL, "
+                    "to_regclass('pgwarden.target') IS NOT NULL"
+                )
+            ).fetchone()
+            has_runs, has_target = bool(row and row[0]), bool(row and row[1])
+            if has_target:
+                r = conn.execute(sql.SQL("SELECT environment FROM pgwarden.target")).fetchone()
+                env = None if r is None else str(r[0])
+            plans: list[str] = []
+            running: list[RunInProgress] = []
+            change, failure = "none", None
+            if has_runs:
+                rows = conn.execute(
+                    sql.SQL(
+                        "SELECT id, state, plan_fingerprint, started_at, backend_pid, message "
+                        "FROM pgwarden.runs WHERE kind <> 'backfill' ORDER BY started_at"
+                    )
+                ).fetchall()
+                for rid, state, fp, started, pid, message in rows:
+                    if state == "done" and fp not in plans:
+                        plans.append(str(fp))
+                    if state == "running":
+                        assert isinstance(started, datetime)
+                        life, _b = life_of(conn, str(rid), int(str(pid)), started)
+                        running.append(RunInProgress(str(rid), life, started, str(fp)))
+                    if fp == plan_fp and state in ("failed", "cancelled"):
+                        failure = f"run {rid} {state}: {message}"
+                    elif fp == plan_fp and state == "done":
+                        failure = None
+                if plan_fp is not None and plan_fp in plans:
+                    change = "applied"
+                elif keys:
+                    r = conn.execute(
+                        sql.SQL("SELECT count(*) FROM pgwarden.applied WHERE key = ANY({})").format(
+                            sql.Literal(list(keys))
+                        )
+                    ).fetchone()
+                    if r is not None and int(str(r[0])) > 0:
+                        change = "partial"
+            digest = hashlib.sha256(
+                "\n".join(f"{k}={v}" for k, v in sorted(objects.items())).encode()
+            ).hexdigest()[:16]
+            return TargetStatus(
+                target.name,
+                target.labels,
+                env,
+                tuple(plans),
+                change,
+                None if change == "applied" else failure,
+                tuple(running),
+                digest,
+                objects=objects,
+            )
+    except (PgwardenError, psycopg.Error) as exc:
+        text = exc.message if isinstance(exc, PgwardenError) else str(exc).strip()
+        return TargetStatus(
+            base.name, base.labels, error=redact(text.splitlines()[0] if text else "error")
+        )
+
+
+def _drift(statuses: list[TargetStatus]) -> list[TargetStatus]:
+    """Each target with the objects where it differs from most targets at the same plans."""
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, s in enumerate(statuses):
+        if s.error is None:
+            groups.setdefault(tuple(sorted(s.plans)), []).append(i)
+    out = list(statuses)
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        names = set().union(*(statuses[i].objects for i in members))
+        majority: dict[str, str | None] = {}
+        for obj in names:
+            votes = Counter(statuses[i].objects.get(obj) for i in members)
+            top = votes.most_common(2)
+            # a tie has no majority: everyone differing is listed
+            majority[obj] = top[0][0] if len(top) == 1 or top[0][1] > top[1][1] else "<tie>"
+        for i in members:
+            s = statuses[i]
+            items = []
+            for obj in sorted(names):
+                want, have = majority[obj], s.objects.get(obj)
+                if have == want:
+                    continue
+                how = "extra" if want is None else "missing" if have is None else "differs"
+                items.append(DriftItem(obj, how))
+            out[i] = TargetStatus(
+                s.name,
+                s.labels,
+                s.environment,
+                s.plans,
+                s.change,
+                s.last_failure,
+                s.in_progress,
+                s.fingerprint,
+                tuple(items),
+                len(members) - 1,
+                objects=s.objects,
+            )
+    return out
+
+
+def fleet_status(
+    fleet: str,
+    targets: Sequence[Target],
+    *,
+    journal: dict[str, Any] | None = None,
+    max_connections: int = 8,
+) -> FleetStatus:
+    """Read every target (bounded, in parallel) and compare their catalogs."""
+    plan_fp = None if journal is None else journal.get("plan_fingerprint")
+    keys = [] if journal is None else [str(r["key"]) for r in journal.get("plan", [])]
+    redact = Redactor(targets)
+    workers = max(1, min(max_connections, len(targets) or 1))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pgwarden-status") as pool:
+        statuses = list(pool.map(lambda t: _read(t, plan_fp, keys, redact), targets))
+    statuses = _drift(statuses)
+    jt = (journal or {}).get("targets", {})
+    final = []
+    for s in statuses:
+        entry = jt.get(s.name)
+        final.append(
+            TargetStatus(
+                s.name,
+                s.labels,
+                s.environment,
+                s.plans,
+                s.change,
+                s.last_failure,
+                s.in_progress,
+                s.fingerprint,
+                s.drift,
+                s.peers,
+                None if entry is None else str(entry["state"]),
+                None if entry is None else int(entry["wave"]),
+                s.error,
+                objects=s.objects,
+            )
+        )
+    summary = None
+    if journal is not None:
+        summary = {
+            k: journal.get(k)
+            for k in (
+                "rollout",
+                "environment",
+                "state",
+                "halted_wave",
+                "reason",
+                "message",
+                "plan_fingerprint",
+                "sources",
+                "by",
+            )
+        }
+        summary["waves"] = [
+            {
+                "index": w["index"],
+                "name": w["name"],
+                "state": w["state"],
+                "targets": len(w["targets"]),
+            }
+            for w in journal.get("waves", [])
+        ]
+    return FleetStatus(fleet, summary, tuple(final))
