@@ -111,6 +111,13 @@ def test_fixed_file_lints_clean_and_runs_twice(case: str, pg_any, tmp_path: Path
     ctx = Context(snap, snap.catalog if snap else None, major, "snapshot")
     f = tmp_path / source.name
     shutil.copy(source, f)
+    key = case.removeprefix("tests/rules/cases/")
+    plain = _database(pg_any, key)
+    try:
+        _run(plain, _statements(source))  # the original file, once
+    except psycopg.Error as exc:  # e.g. REINDEX DATABASE without a name before 16
+        pytest.skip(f"the original does not run on PostgreSQL {major}: {exc}")
+
     plan, result = lint([f], context=ctx)
     before = {x.code for x in result.findings}
     fixes = fix_plan(plan, result, snap)
@@ -122,12 +129,6 @@ def test_fixed_file_lints_clean_and_runs_twice(case: str, pg_any, tmp_path: Path
     assert not codes & claimed, (claimed, f.read_text())
     assert codes <= before, (codes - before, f.read_text())
 
-    key = case.removeprefix("tests/rules/cases/")
-    plain = _database(pg_any, key)
-    try:
-        _run(plain, _statements(source))  # the original file, once
-    except psycopg.Error as exc:  # e.g. REINDEX DATABASE without a name before 16
-        pytest.skip(f"the original does not run on PostgreSQL {major}: {exc}")
     stmts = _statements(f)
     dsn = _database(pg_any, key)
     if key in ONCE:

@@ -161,7 +161,12 @@ def _render(text: str, original: list[Step], steps: list[Step], timeout_ms: int 
         first_lead = []
         index = step.body.get("idxname") if step.kind == "IndexStmt" else None
         drop = not (isinstance(index, str) and index.lower() in kept)
-        stmts = rerunnable(step.sql.strip().rstrip(";"), drop_leftover=drop)
+        rebuilt = (
+            list(dict.fromkeys(lk.relation for lk in step.effects.locks if lk.relkind == "index"))
+            if step.kind == "ReindexStmt"
+            else []
+        )
+        stmts = rerunnable(step.sql.strip().rstrip(";"), drop_leftover=drop, indexes=rebuilt)
         out += [f"{q};" for q in stmts]
         if trail:
             out[-1] += f"  {trail}"

@@ -11,6 +11,24 @@ would have failed on an existing one, so such an index is what an earlier run
 of this file left, typically INVALID after a timeout (IF NOT EXISTS alone
 would keep the invalid index).
 
+`REINDEX ... CONCURRENTLY` that is cancelled leaves its work behind: an INVALID
+`<index>_ccnew` (stopped before the swap) or `<index>_ccold` (stopped after it),
+which every write still maintains and a second run skips or adds to. So the
+rebuild first drops those two names (concurrently) for each index it names, or
+for each index of the table the catalog lists (REINDEX TABLE); the names are
+the server's (the index name cut to fit 63 bytes, then `_ccnew` / `_ccold`).
+Not dropped: the copy of a TOAST index (named after the table's OID, which SQL
+cannot name without a block, where DROP INDEX CONCURRENTLY cannot run); a
+retry skips it with a warning, and `DROP INDEX CONCURRENTLY` removes it.
+
+`DETACH PARTITION ... CONCURRENTLY` that is cancelled after its first
+transaction leaves the partition "detach pending", and running it again fails
+("already pending detach"): it is preceded by a block that finishes such a
+detach with `DETACH PARTITION ... FINALIZE` (allowed in a transaction). A
+detach that completed cannot be skipped in SQL (it cannot run in a block):
+running the file again then stops there with "is not a partition", having
+changed nothing.
+
 The user's text is kept: a keyword is inserted where it belongs and the result
 is checked against the parse tree with the flag set; when the two differ (an
 unusual spelling) the statement is deparsed instead.
@@ -19,7 +37,7 @@ unusual spelling) the statement is deparsed instead.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pglast
@@ -83,11 +101,13 @@ def _guarded_constraint(sql: str, node: Any) -> str | None:
     )
 
 
-def rerunnable(sql: str, *, drop_leftover: bool) -> list[str]:
+def rerunnable(sql: str, *, drop_leftover: bool, indexes: Sequence[str] = ()) -> list[str]:
     """`sql` (one statement, no `;`) as statements that may run again.
 
     `drop_leftover`: a concurrent build may drop an index of its name first (the
-    caller knows no other index of that name can exist).
+    caller knows no other index of that name can exist). `indexes`: the indexes
+    a REINDEX TABLE rebuilds, when the catalog knows them (their leftovers are
+    dropped first).
     """
     try:
         parsed = pglast.parse_sql(sql)
@@ -115,7 +135,12 @@ def rerunnable(sql: str, *, drop_leftover: bool) -> list[str]:
     if kind == "AlterEnumStmt" and node.newVal and not node.oldVal and not node.skipIfNewValExists:
         node.skipIfNewValExists = True
         return [_text(sql, node, lambda s: _VALUE.sub("ADD VALUE IF NOT EXISTS ", s, count=1))]
+    if kind == "ReindexStmt" and _concurrent(node):
+        return [*_reindex_leftovers(node, indexes), sql]
     if kind == "AlterTableStmt":
+        finalize = _finalize_pending_detach(node)
+        if finalize is not None:
+            return [finalize, sql]
         guarded = _guarded_constraint(sql, node)
         if guarded is not None:
             return [guarded]
@@ -145,3 +170,78 @@ def _ident(dotted: str) -> str:
     from psycopg import sql as psql
 
     return ".".join(psql.Identifier(p).as_string(None) for p in dotted.split("."))
+
+
+_NAMEDATALEN = 64
+
+
+def _concurrent(node: Any) -> bool:
+    return any(
+        getattr(p, "defname", None) == "concurrently" and (p.arg is None or _true(p.arg))
+        for p in node.params or ()
+    )
+
+
+def _true(arg: Any) -> bool:
+    """A DefElem value read as a boolean option (true, on, 1, or a boolean constant)."""
+    value = getattr(arg, "boolval", getattr(arg, "ival", getattr(arg, "sval", True)))
+    return str(value).lower() not in ("false", "off", "0", "no")
+
+
+def _leftover_name(index: str, label: str) -> str:
+    """The name PostgreSQL gives a REINDEX CONCURRENTLY copy (makeObjectName)."""
+    room = _NAMEDATALEN - 1 - len(label) - 1
+    raw = index.encode("utf-8")
+    if len(raw) > room:  # cut on a character boundary, as pg_mbcliplen does
+        raw = raw[:room]
+        while raw and (raw[-1] & 0xC0) == 0x80:
+            raw = raw[:-1]
+        if raw and raw[-1] >= 0xC0:
+            raw = raw[:-1]
+    return f"{raw.decode('utf-8')}_{label}"
+
+
+def _reindex_leftovers(node: Any, indexes: Sequence[str]) -> list[str]:
+    """DROP INDEX CONCURRENTLY IF EXISTS of the `_ccnew` / `_ccold` copies a cancelled
+    REINDEX ... CONCURRENTLY of the same indexes left."""
+    kind = node.kind.name.rsplit("_", 1)[-1].lower()
+    if kind == "index" and node.relation is not None:
+        names = [(node.relation.schemaname, node.relation.relname)]
+    elif kind == "table":
+        schema = node.relation.schemaname if node.relation is not None else None
+        names = [
+            (i.rsplit(".", 1)[0], i.rsplit(".", 1)[1]) if "." in i else (schema, i) for i in indexes
+        ]
+    else:
+        return []
+    from psycopg import sql as psql
+
+    out = []
+    for schema, name in names:
+        for label in ("ccnew", "ccold"):
+            parts = [p for p in (schema, _leftover_name(name, label)) if p]
+            ident = ".".join(psql.Identifier(p).as_string(None) for p in parts)
+            out.append(f"DROP INDEX CONCURRENTLY IF EXISTS {ident}")
+    return out
+
+
+def _finalize_pending_detach(node: Any) -> str | None:
+    """A block finishing an interrupted DETACH PARTITION ... CONCURRENTLY of the same
+    partition (one left "detach pending"), before the statement runs again."""
+    cmds: list[Any] = list(node.cmds or ())
+    if len(cmds) != 1 or cmds[0].subtype != AlterTableType.AT_DetachPartition:
+        return None
+    pcmd = cmds[0].def_
+    if pcmd is None or not pcmd.concurrent or pcmd.name is None:
+        return None
+    parent, part = _deparse(node.relation), _deparse(pcmd.name)
+    return (
+        "DO $pgwarden$ BEGIN\n"
+        "  IF EXISTS (SELECT FROM pg_inherits\n"
+        f"             WHERE inhrelid = to_regclass({_literal(part)})\n"
+        f"               AND inhparent = to_regclass({_literal(parent)})\n"
+        "               AND inhdetachpending) THEN\n"
+        f"    ALTER TABLE {parent} DETACH PARTITION {part} FINALIZE;\n"
+        "  END IF;\n"
+        "END $pgwarden$"
+    )

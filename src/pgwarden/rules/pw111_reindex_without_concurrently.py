@@ -21,6 +21,9 @@ REINDEX INDEX invoices_payment_account_id_idx;
 ```sql
 REINDEX INDEX CONCURRENTLY invoices_payment_account_id_idx;
 ```
+`REINDEX DATABASE` needs the database's name before PostgreSQL 16, so an
+unnamed one gets a mechanical fix only when the plan's server is 16 or newer
+(`--pg-version`, `pg_version`, or the snapshot's server).
 `CONCURRENTLY` (PostgreSQL 12+) builds a new copy next to the old one under
 SHARE UPDATE EXCLUSIVE (reads and writes go on) and swaps them; it cannot run
 inside a transaction block. A failed run leaves an invalid `_ccnew` index:
@@ -30,7 +33,10 @@ inside `autocommit_block()`. Django: `RunSQL` in a migration with
 
 ## Fix safety
 Safe: the rebuilt index is the same. It takes longer and uses the space of a
-second copy while it runs.
+second copy while it runs. The fixed file first drops the INVALID
+`<index>_ccnew` / `<index>_ccold` copies an earlier, cancelled run of the same
+rebuild left (for REINDEX TABLE: of the indexes the catalog lists), so a retry
+after a timeout leaves no invalid index behind.
 
 ## References
 https://www.postgresql.org/docs/current/sql-reindex.html#SQL-REINDEX-CONCURRENTLY
@@ -62,13 +68,30 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         no_concurrent = (
             " (there is no concurrent form for system catalogs)" if kind == "system" else ""
         )
+        version = ctx.plan.server_version
+        # Before PostgreSQL 16 REINDEX DATABASE / SYSTEM need the name (a syntax error
+        # without it); the fix keeps the statement's shape, so it is offered without a
+        # name only for a plan whose server is known to be 16 or newer.
+        unnamed = kind == "database" and not name
+        needs_name = unnamed and (version is None or version < 16)
+        old_server = (
+            f"; before PostgreSQL 16 it needs the database's name (PostgreSQL {version} "
+            "rejects it without one)"
+            if unnamed and version is not None and version < 16
+            else ""
+        )
         yield Hit(
             message=f"rebuilds every index of {target}{no_concurrent}, each table "
             "held in SHARE (blocks writes) and each index in ACCESS EXCLUSIVE (queries using it "
-            "wait) while its indexes are rebuilt",
-            help=_HELP if kind != "system" else "run it in a maintenance window, not a migration",
+            f"wait) while its indexes are rebuilt{old_server}",
+            help="run it in a maintenance window, not a migration"
+            if kind == "system"
+            else "use REINDEX DATABASE CONCURRENTLY <this database's name>, outside a "
+            "transaction block (the name is required before PostgreSQL 16)"
+            if needs_name
+            else _HELP,
             severity=Severity.ERROR,
-            fix=fix(step) if kind != "system" else None,
+            fix=fix(step) if kind != "system" and not needs_name else None,
         )
         return
     named = regclass(body.get("relation"))

@@ -1,0 +1,143 @@
+"""`lint --fix` output after a run that was cancelled half-way, on a live server.
+
+A cancelled `REINDEX ... CONCURRENTLY` leaves an INVALID `<index>_ccnew` copy;
+the fixed file drops it before rebuilding, so running it again (and again)
+leaves no invalid index. A cancelled `DETACH PARTITION ... CONCURRENTLY` leaves
+the partition "detach pending"; the fixed file finishes it with FINALIZE.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from pgwarden.analysis.context import load_snapshot
+from pgwarden.analysis.parse import parse
+from pgwarden.commands import Context, lint
+from pgwarden.lint.fix import fix_plan, write_fixes
+from pgwarden.pg.cluster import Cluster
+from pgwarden.sample import create_sample_schema
+from tests.fixtures.pg import new_database
+
+CASES = Path(__file__).resolve().parents[1] / "rules" / "cases"
+
+
+def _fixed(tmp_path: Path, text: str, major: int, with_catalog: bool) -> list[str]:
+    """`text` rewritten by lint --fix for `major`; its statements."""
+    snap = load_snapshot(CASES / "demo-stats.json") if with_catalog else None
+    ctx = Context(snap, snap.catalog if snap else None, major, "snapshot")
+    f = tmp_path / "001.sql"
+    f.write_text(text)
+    plan, result = lint([f], context=ctx)
+    fixes = fix_plan(plan, result, snap)
+    assert fixes, text
+    write_fixes(fixes)
+    _, after = lint([f], context=ctx)
+    assert not {x.code for x in after.findings} & {x.code for x in fixes[0].fixed}, f.read_text()
+    return [s.text for s in parse(f.read_text())]
+
+
+@contextmanager
+def _writer_in_flight(dsn: str) -> Iterator[None]:
+    """A transaction that has written to invoices and stays open: a concurrent rebuild
+    waits for it after creating its copy, a concurrent detach after its first step."""
+    with psycopg.connect(dsn, autocommit=True) as other:
+        other.execute("BEGIN")
+        other.execute("SELECT * FROM events LIMIT 1")
+        other.execute("UPDATE invoices SET status = status WHERE id = 1")
+        yield
+        other.execute("ROLLBACK")
+
+
+def _cancelled(dsn: str, statement: str) -> None:
+    with _writer_in_flight(dsn), psycopg.connect(dsn, autocommit=True) as c:
+        c.execute("SET statement_timeout = '300ms'")
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            c.execute(statement.encode())
+
+
+def _invalid(dsn: str) -> list[tuple[object, ...]]:
+    """INVALID indexes outside pg_toast (a cancelled REINDEX TABLE's copy of the TOAST
+    index is named after the table's OID: the fix cannot name it; a retry skips it)."""
+    with psycopg.connect(dsn) as c:
+        return c.execute(
+            "SELECT indexrelid::regclass::text FROM pg_index i JOIN pg_class r"
+            " ON r.oid = i.indexrelid WHERE NOT indisvalid"
+            " AND r.relnamespace <> 'pg_toast'::regnamespace ORDER BY 1"
+        ).fetchall()
+
+
+def _run(dsn: str, stmts: list[str]) -> None:
+    with psycopg.connect(dsn, autocommit=True) as c:
+        for q in stmts:
+            c.execute(q.encode())
+
+
+def _database(cluster: Cluster) -> str:
+    dsn = new_database(cluster)
+    with psycopg.connect(dsn, autocommit=True) as c:
+        create_sample_schema(c, invoices_rows=300, accounts_rows=50)
+        c.execute(
+            "CREATE TABLE events (id bigint, at date) PARTITION BY RANGE (at);"
+            "CREATE TABLE events_2023 PARTITION OF events"
+            " FOR VALUES FROM ('2023-01-01') TO ('2024-01-01')"
+        )
+    return dsn
+
+
+@pytest.mark.parametrize(
+    ("original", "with_catalog"),
+    [
+        ("REINDEX INDEX invoices_payment_account_id_idx;", False),
+        ("REINDEX TABLE invoices;", True),
+    ],
+    ids=["index", "table-with-catalog"],
+)
+def test_reindex_fix_drops_what_a_cancelled_rebuild_left(
+    pg_any: Cluster, tmp_path: Path, original: str, with_catalog: bool
+) -> None:
+    stmts = _fixed(tmp_path, original, pg_any.installation.major, with_catalog)
+    dsn = _database(pg_any)
+    concurrent = next(s for s in stmts if s.lstrip().upper().startswith("REINDEX"))
+    count = "SELECT count(*) FROM pg_index WHERE indrelid = 'invoices'::regclass"
+    with psycopg.connect(dsn) as c:
+        before = c.execute(count).fetchone()
+    _cancelled(dsn, concurrent)  # as a retry of the fixed file that timed out there
+    left = [str(r[0]) for r in _invalid(dsn)]
+    assert "invoices_payment_account_id_idx_ccnew" in left
+    assert all(n.endswith("_ccnew") for n in left)
+    _run(dsn, stmts)
+    assert _invalid(dsn) == []
+    _run(dsn, stmts)
+    assert _invalid(dsn) == []
+    with psycopg.connect(dsn) as c:
+        assert c.execute(count).fetchone() == before  # no copy left
+
+
+def test_detach_fix_finishes_a_pending_detach(pg_any: Cluster, tmp_path: Path) -> None:
+    original = "ALTER TABLE events DETACH PARTITION events_2023;"
+    stmts = _fixed(tmp_path, original, pg_any.installation.major, False)
+    dsn = _database(pg_any)
+    detach = stmts[-1]
+    assert detach.rstrip(";").upper().endswith("CONCURRENTLY")
+    _cancelled(dsn, detach)
+    with psycopg.connect(dsn) as c:
+        pending = c.execute("SELECT inhdetachpending FROM pg_inherits").fetchall()
+    assert pending == [(True,)]
+    _run(dsn, stmts[:-1])  # the retry: the pending detach is finished before the detach
+    with psycopg.connect(dsn) as c:
+        assert c.execute("SELECT count(*) FROM pg_inherits").fetchone() == (0,)
+        assert c.execute("SELECT to_regclass('events_2023') IS NOT NULL").fetchone() == (True,)
+    # Done: running the detach again changes nothing and says why (it cannot be skipped
+    # in SQL: DETACH ... CONCURRENTLY cannot run inside a block).
+    with pytest.raises(psycopg.errors.Error, match="is not a partition"):
+        _run(dsn, stmts[-1:])
+    # Not interrupted: the guard is a no-op and the detach runs.
+    fresh = _database(pg_any)
+    _run(fresh, stmts)
+    with psycopg.connect(fresh) as c:
+        assert c.execute("SELECT count(*) FROM pg_inherits").fetchone() == (0,)
