@@ -48,6 +48,12 @@ __all__ = [
     "StepFailed",
     "StepSkipped",
     "StepStarted",
+    "UpgradeCopy",
+    "UpgradeHook",
+    "UpgradeLag",
+    "UpgradePhase",
+    "UpgradeSwitchover",
+    "UpgradeVerified",
     "WatchdogCancel",
     "fan_out",
 ]
@@ -401,4 +407,89 @@ class FleetHalted(Event):
     rollout: str
     wave: int
     reason: str  # target, gate, cancelled
+    message: str
+
+
+# -- upgrade run / cancel / rollback ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpgradePhase(Event):
+    """A blue/green upgrade entered (`started`) or left (`done`, `failed`) one of its phases."""
+
+    kind: ClassVar[str] = "upgrade_phase"
+    _optional: ClassVar[frozenset[str]] = frozenset({"duration_s"})
+
+    upgrade_id: str
+    phase: str  # guardrails, schema, replication, initial_copy, catch_up, verify, ...
+    status: str  # started, done, failed, skipped
+    message: str
+    duration_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpgradeCopy(Event):
+    """Initial copy of the subscription: tables ready of all, rows copied of an estimate."""
+
+    kind: ClassVar[str] = "upgrade_copy"
+
+    upgrade_id: str
+    tables_ready: int
+    tables_total: int
+    rows_done: int
+    rows_total: int  # the planner's estimate on OLD
+    copying: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpgradeLag(Event):
+    """How far the receiving side trails the sending side (WAL bytes, seconds)."""
+
+    kind: ClassVar[str] = "upgrade_lag"
+    _optional: ClassVar[frozenset[str]] = frozenset({"lag_s"})
+
+    upgrade_id: str
+    direction: str  # forward (OLD -> NEW), reverse (NEW -> OLD)
+    lag_bytes: int
+    lag_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpgradeVerified(Event):
+    """One table compared on both sides at the same LSN: rows and checksum."""
+
+    kind: ClassVar[str] = "upgrade_verified"
+
+    upgrade_id: str
+    table: str
+    lsn: str
+    rows_old: int
+    rows_new: int
+    same: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpgradeHook(Event):
+    """The switch hook ran (output captured, secrets masked)."""
+
+    kind: ClassVar[str] = "upgrade_hook"
+
+    upgrade_id: str
+    switch_to: str  # new, old
+    exit_code: int | None  # None: killed at the deadline
+    duration_s: float
+    output: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpgradeSwitchover(Event):
+    """A switchover (or a switch back) ended: switched, rolled_back or failed."""
+
+    kind: ClassVar[str] = "upgrade_switchover"
+
+    upgrade_id: str
+    direction: str  # to_new, to_old
+    outcome: str  # switched, rolled_back, failed
+    final_lsn: str | None
+    writes_paused_s: float
     message: str

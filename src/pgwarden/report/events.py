@@ -36,6 +36,12 @@ from pgwarden.events import (
     StepFailed,
     StepSkipped,
     StepStarted,
+    UpgradeCopy,
+    UpgradeHook,
+    UpgradeLag,
+    UpgradePhase,
+    UpgradeSwitchover,
+    UpgradeVerified,
     WatchdogCancel,
 )
 from pgwarden.report.markup import styled
@@ -282,7 +288,99 @@ def _fleet_halted(e: FleetHalted) -> list[Text]:
     ]
 
 
+@_renders(UpgradePhase)
+def _upgrade_phase(e: UpgradePhase) -> list[Text]:
+    if e.status == "started":
+        return [styled("[dim]· {}[/]", e.message)]
+    mark = {"done": "[green]✓", "skipped": "[dim]-", "failed": "[red]✗"}.get(e.status, "·")
+    took = f" ({e.duration_s:.1f} s)" if e.duration_s is not None else ""
+    return [styled(mark + " {}[/] {}{}", e.phase, e.message, took)]
+
+
+@_renders(UpgradeVerified)
+def _upgrade_verified(e: UpgradeVerified) -> list[Text]:
+    if e.same:
+        return [styled("[green]✓[/] {} {} rows, same checksum", e.table, f"{e.rows_old:,}")]
+    return [
+        styled(
+            "[red]✗ {} differs[/] at {}: OLD {} rows, NEW {} rows",
+            e.table,
+            e.lsn,
+            f"{e.rows_old:,}",
+            f"{e.rows_new:,}",
+        )
+    ]
+
+
+@_renders(UpgradeHook)
+def _upgrade_hook(e: UpgradeHook) -> list[Text]:
+    status = "killed at the deadline" if e.exit_code is None else f"exit {e.exit_code}"
+    lines = [
+        styled(
+            "[dim]· switch hook (to {}): {} in {} s[/]", e.switch_to, status, f"{e.duration_s:.2f}"
+        )
+    ]
+    lines += [styled("[dim]  | {}[/]", line) for line in e.output.splitlines()[-10:]]
+    return lines
+
+
+@_renders(UpgradeSwitchover)
+def _upgrade_switchover(e: UpgradeSwitchover) -> list[Text]:
+    mark = (
+        "[green]✓"
+        if e.outcome == "switched"
+        else "[yellow]↺"
+        if e.outcome == "rolled_back"
+        else "[red]✗"
+    )
+    return [
+        styled(
+            mark + " switchover {}[/] ({}): writes paused {} s; {}",
+            e.outcome.replace("_", " "),
+            e.direction.replace("_", " "),
+            f"{e.writes_paused_s:.2f}",
+            e.message,
+        )
+    ]
+
+
+@_renders(BreakGlass)
+def _break_glass(e: BreakGlass) -> list[Text]:
+    return [
+        styled(
+            "[bold white on red] BREAK GLASS [/] [bold red]{} runs as {} (session user {}) on "
+            "protected environment {}, not as the migration role {}[/]",
+            f"{e.os_user}@{e.host}",
+            e.current_user,
+            e.session_user,
+            e.environment,
+            e.expected or "(none declared)",
+        ),
+        styled("[bold red]  reason: {}[/] [dim](recorded in pgwarden.break_glass)[/]", e.reason),
+    ]
+
+
+@_renders(NoRolePolicy)
+def _no_role_policy(e: NoRolePolicy) -> list[Text]:
+    return [
+        styled(
+            "[yellow]warning:[/] no role policy declared for {} (running as {}); declare "
+            "\\[tool.pgwarden.environments.{}.roles] so only the migration role can change it",
+            e.environment,
+            e.current_user,
+            e.environment,
+        )
+    ]
+
+
 # Shown otherwise: progress events drive progress bars (as lines they would flood the
 # terminal); the end of a run is the command's own summary line.
-for _quiet in (FillProgress, BackupProgress, BackfillBatch, RunFinished):
+for _quiet in (
+    FillProgress,
+    BackupProgress,
+    BackfillBatch,
+    RunFinished,
+    UpgradeCopy,
+    UpgradeLag,
+):
     _RENDERERS[_quiet] = lambda _e: []

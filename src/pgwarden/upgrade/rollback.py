@@ -1,0 +1,113 @@
+"""Rollback after a switchover: back to OLD through the reverse replication, no write lost.
+
+NEW is frozen the way OLD was (EXCLUSIVE locks on the replicated tables, then
+read-only for new sessions and its client sessions ended), OLD applies NEW's
+final LSN through the reverse subscription, sequences are set on OLD from NEW,
+the reverse replication is removed, OLD is made writable, and the switch hook
+runs with PGWARDEN_SWITCH_TO=old. NEW stays read-only (it no longer receives
+OLD's writes). Bounded by a deadline; if OLD has not applied NEW's final LSN in
+time, NEW is made writable again and the upgrade stays switched.
+"""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+
+from pgwarden.errors import ApplyFailed
+from pgwarden.events import Observer, UpgradeHook, UpgradeSwitchover
+from pgwarden.upgrade import logical
+from pgwarden.upgrade.journal import Record, save
+from pgwarden.upgrade.logical import Names, Sides, Table
+from pgwarden.upgrade.sequences import copy_sequences
+from pgwarden.upgrade.verify import lock_tables, wait_applied
+
+__all__ = ["RollbackFailed", "switch_back"]
+
+Conn = psycopg.Connection[tuple[object, ...]]
+
+
+class RollbackFailed(ApplyFailed):
+    """The switch back to OLD did not complete; NEW still takes the writes."""
+
+
+def switch_back(
+    sides: Sides,
+    names: Names,
+    tables: list[Table],
+    record: Record,
+    journal: Conn,
+    emit: Observer,
+    switch_cmd: str | None,
+    deadline: object,
+) -> float:
+    """Move the writes back to OLD; returns how long NEW refused writes (seconds)."""
+    from pgwarden.upgrade.switchover import Deadline, run_hook
+
+    assert isinstance(deadline, Deadline)
+    old = journal
+    new = sides.new()
+    locker = sides.new(autocommit=False)
+    started = time.monotonic()
+    record.state = "rolling_back"
+    save(journal, record)
+    try:
+        lock_tables(locker, tables, int(deadline.left() * 1000))
+        logical.set_read_only(new, True)
+        logical.terminate_clients(new, keep=(locker.info.backend_pid,))
+        row = new.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+        assert row is not None
+        final = str(row[0])
+        if not wait_applied(new, names.reverse, final, deadline.at):
+            raise RollbackFailed(
+                f"OLD did not apply NEW's final LSN {final} within the timeout",
+                hint="NEW takes writes again; check the reverse subscription on OLD "
+                "(pg_stat_subscription) and run `pgwarden upgrade rollback` again",
+            )
+        copy_sequences(new, old)
+        logical.drop_subscription(old, names.reverse)
+        logical.drop_publication(new, names.reverse)
+        logical.drop_publication(old, names.forward)
+        logical.drop_slot(old, names.forward)
+        logical.set_read_only(old, False)
+        record.info["old_read_only"] = False
+        record.info["new_read_only"] = True
+        locker.rollback()
+    except BaseException:
+        if not locker.closed:
+            locker.rollback()
+        if record.info.get("old_read_only", True) is not False:
+            logical.set_read_only(new, False)
+            record.state = "switched"
+            save(journal, record)
+        raise
+    finally:
+        locker.close()
+        new.close()
+    paused = time.monotonic() - started
+    record.state = "rolled_back"
+    record.info["rolled_back_lsn"] = final
+    save(journal, record)
+    if switch_cmd:
+        result = run_hook(switch_cmd, sides, "old", record.id, max(deadline.left(), 30.0))
+        emit(
+            UpgradeHook(
+                upgrade_id=record.id,
+                switch_to="old",
+                exit_code=result.exit_code,
+                duration_s=result.duration_s,
+                output=result.output,
+            )
+        )
+    emit(
+        UpgradeSwitchover(
+            upgrade_id=record.id,
+            direction="to_old",
+            outcome="rolled_back",
+            final_lsn=final,
+            writes_paused_s=paused,
+            message="OLD takes the writes again with every write made on NEW; NEW is read-only",
+        )
+    )
+    return paused
