@@ -21,6 +21,7 @@ from pgwarden.errors import ConfigError, UsageError
 __all__ = [
     "KEYS",
     "Environment",
+    "RolePolicy",
     "Settings",
     "check_env_name",
     "is_protected",
@@ -35,6 +36,35 @@ class Environment:
 
     name: str
     protected: bool = False
+    roles: RolePolicy | None = None  # [environments.<name>.roles]: audit and apply's role check
+
+
+@dataclass(frozen=True, slots=True)
+class RolePolicy:
+    """Who may do what in one environment (docs/audit.md); checked by pgwarden.access."""
+
+    migration: str | None = None  # the one role that may change schema
+    application: tuple[str, ...] = ()  # DML only, on `application_schemas`
+    application_schemas: tuple[str, ...] = ("public",)
+    readonly: tuple[str, ...] = ()
+    break_glass: tuple[str, ...] = ()  # may run apply with --break-glass "reason"
+    superusers: tuple[str, ...] = ()  # any other superuser is an error
+
+
+def _role_policy(spec: object, where: str) -> RolePolicy:
+    """`RolePolicy` of a `roles` table, or `ConfigError` naming the bad value."""
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{where} must be a table")
+    lists: dict[str, tuple[str, ...]] = {}
+    for key in ("application", "application_schemas", "readonly", "break_glass", "superusers"):
+        value = spec.get(key, ["public"] if key == "application_schemas" else [])
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise ConfigError(f"{where}.{key} must be a list of role or schema names")
+        lists[key] = tuple(value)
+    migration = spec.get("migration")
+    if migration is not None and not (isinstance(migration, str) and migration):
+        raise ConfigError(f"{where}.migration must be a role name")
+    return RolePolicy(migration=migration, **lists)
 
 
 def check_env_name(
@@ -200,8 +230,19 @@ KEYS: dict[str | None, Any] = {
     "require_rehearsed": bool,
     "dml_max_rows": int,
     "dml_max_share": float,
-    "environments": {None: {"protected": bool}},
-    "backup": {"catalogue": str, "max_age_hours": float},
+    "environments": {
+        None: {
+            "protected": bool,
+            "roles": {
+                "migration": str,
+                **dict.fromkeys(
+                    ("application", "application_schemas", "readonly", "break_glass"), list
+                ),
+                "superusers": list,
+            },
+        }
+    },
+    "backup": {"catalogue": str, "max_age_hours": float, "drill_max_age_days": float},
     # [tool.pgwarden.fleet.<name>]: validated in pgwarden/fleet/config.py
     "fleet": {
         None: {
@@ -255,7 +296,12 @@ def _build(t: dict[str, Any], source: str) -> Settings:
         check_env_name(name, f"{source}: environments")
         if not isinstance(spec, dict):
             raise ConfigError(f"{source}: environments.{name} must be a table")
-        envs[name] = Environment(name, protected=bool(spec.get("protected", False)))
+        roles = spec.get("roles")
+        envs[name] = Environment(
+            name,
+            protected=bool(spec.get("protected", False)),
+            roles=None if roles is None else _role_policy(roles, f"{source}: {name}.roles"),
+        )
     backup = typed("backup", dict, {})
     fail_on = typed("fail_on", str, "error")
     if fail_on not in ("error", "warning", "note"):

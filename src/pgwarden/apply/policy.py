@@ -3,12 +3,12 @@ per-step preview of an apply run."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pgwarden.analysis.context import Snapshot, estimate_seconds
-from pgwarden.apply.executor import Outcome, Unit, build_units, guard_owned
+from pgwarden.apply.executor import Outcome, Runner, Unit, build_units, guard_owned
 from pgwarden.apply.guards import LockPolicy
 from pgwarden.apply.health import HealthPolicy
 from pgwarden.apply.identity import BackupCheck
@@ -60,6 +60,9 @@ class RunOptions:
     journal_file: str | Path | None = None  # the local JSON-lines journal
     kind: str = "apply"  # apply, resume (what the journal records)
     resumes: str | None = None  # the run this one continues
+    # Steps run by a callable instead of their SQL, by the step's SQL (Alembic revisions
+    # that only run online: pgwarden.sources.alembic_online)
+    runners: Mapping[str, Runner] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -185,7 +185,7 @@ def apply_plan(
         if opts.rewrite:
             plan, rewrites = rewrite_plan(plan, snapshot=snapshot)
         keys = (stored_keys(conn, opts.resumes) if opts.resumes else None) or step_keys(plan)
-        units = build_units(plan, keys)
+        units = build_units(plan, keys, opts.runners)
         ident = read_identity(conn)
         if not dry_run:
             check_writable(conn, ident)

@@ -142,6 +142,7 @@ _COMMAND_MODULES = {
     "resume": "apply",
     "backfill": "apply",
     "backup": "backup",
+    "audit": "audit",
     "fleet": "fleet",
 }
 

@@ -299,6 +299,7 @@ def apply(
                 limits=_limits(**kw),
                 snapshot=ctx.snapshot if ctx else None,
                 journal_file=kw["journal_file"],
+                runners=sources.runners if sources is not None else {},
             ),
             settings=settings,
             observer=run_observer(interrupts, kw["log_format"]),

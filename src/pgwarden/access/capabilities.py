@@ -1,0 +1,300 @@
+"""What each login role can do to this database, and the path that grants it.
+
+A login role has the privileges of every role it reaches along grants with
+INHERIT (without doing anything), and of every role it may `SET ROLE` to
+along grants with SET, plus what those inherit in turn; a grant WITH ADMIN
+OPTION lets it grant the role to itself. Role attributes (SUPERUSER,
+CREATEROLE, CREATEDB, BYPASSRLS) are not inherited: they count when held by
+the role itself or by a role it may SET ROLE to (REPLICATION only on the
+login role: it is checked at connection). PUBLIC's grants hold for everyone.
+
+A path reads from the login role to the privilege, e.g.
+`dev -> member of app (INHERIT) -> owns table public.users`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from pgwarden.access.roles import PUBLIC, Catalog, Role
+
+__all__ = [
+    "ATTRIBUTES",
+    "DDL",
+    "OTHER",
+    "WRITE",
+    "Capability",
+    "Reach",
+    "capabilities",
+    "reach",
+]
+
+# Capability kinds, by what they let a role do.
+ATTRIBUTES = ("superuser", "createrole", "createdb", "bypassrls", "replication")
+WRITE = ("write", "write_all", "future_write")  # changes rows
+DDL = ("owner", "schema_create", "database_create", "maintain", "trigger", "references")
+OTHER = ("database_temp",)  # shown, never a finding: temporary tables are the session's own
+
+_WRITE_PRIVS = frozenset({"INSERT", "UPDATE", "DELETE", "TRUNCATE"})
+_TABLE_KINDS = frozenset(
+    {"table", "partitioned table", "view", "materialized view", "foreign table"}
+)
+_WRITE_ALL = {"pg_write_all_data": "write_all"}  # predefined roles that write everywhere
+
+
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """A role whose privileges the login role has, and how."""
+
+    role: str
+    hops: tuple[str, ...]  # after the login role's name, e.g. ("member of app (INHERIT)",)
+    set_role: bool  # needs SET ROLE (or a self-grant) first
+    admin_self_grant: bool = False  # only through ADMIN OPTION: it may grant itself the role
+    chain: tuple[str, ...] = ()  # the roles along the path, login role first, `role` last
+
+
+@dataclass(frozen=True, slots=True)
+class Capability:
+    """One thing one login role can do, and why."""
+
+    role: str  # the login role
+    kind: str  # superuser, createrole, ..., owner, write, schema_create, future_write, ...
+    privilege: str  # SUPERUSER, OWNER, INSERT, CREATE, ...
+    object_kind: str  # table, schema, database, role, ...
+    object: str  # public.users, "public", the database name, the role name
+    schema: str | None
+    holder: str  # the role that holds it (the login role, a role it reaches, or PUBLIC)
+    path: tuple[str, ...]  # the login role, the hops, the grant itself
+    set_role: bool  # only after SET ROLE
+    chain: tuple[str, ...] = ()  # the roles from the login role to `holder` (none: PUBLIC)
+
+    @property
+    def why(self) -> str:
+        return " -> ".join(self.path)
+
+    @property
+    def what(self) -> str:
+        """What it allows, in a few words: `owns table public.users`, `INSERT on table t`."""
+        if self.kind in ATTRIBUTES:
+            return (
+                self.privilege if self.holder == self.role else f"{self.privilege} of {self.holder}"
+            )
+        if self.kind == "owner":
+            return f"owns {self.object_kind} {self.object}"
+        if self.object_kind == "database" and self.kind == "write_all":
+            return f"writes every table ({self.holder})"
+        if self.object.startswith("future "):
+            return f"{self.privilege} on {self.object}"
+        return f"{self.privilege} on {self.object_kind} {self.object}"
+
+
+def _edge_label(role: str, inherit: bool, can_set: bool, admin: bool, implicit: bool) -> str:
+    if implicit:
+        return f"owns the database, so member of {role}"
+    opts = [o for o, on in (("INHERIT", inherit), ("SET", can_set), ("ADMIN", admin)) if on]
+    return f"member of {role} ({', '.join(opts) or 'no INHERIT, no SET'})"
+
+
+def reach(cat: Catalog, login: str) -> dict[str, Reach]:
+    """Every role whose privileges `login` has or can take, with the shortest path.
+
+    Inherited privileges need no action; SET ROLE needs a chain of grants with
+    SET from the login role; ADMIN OPTION on a role lets the login role (or a
+    role it becomes) grant that role to itself.
+    """
+    by_member: dict[str, list[tuple[str, bool, bool, bool, bool]]] = {}
+    for m in cat.memberships:
+        by_member.setdefault(m.member, []).append((m.role, m.inherit, m.set, m.admin, m.implicit))
+    out: dict[str, Reach] = {login: Reach(login, (), False, chain=(login,))}
+    # state: (role, how it is held: "inherit" = privileges in use, "set" = may SET ROLE to it)
+    queue: deque[tuple[str, bool]] = deque([(login, False)])
+    while queue:
+        role, via_set = queue.popleft()
+        here = out[role]
+        for parent, inherit, can_set, admin, implicit in by_member.get(role, ()):
+            label = _edge_label(parent, inherit, can_set, admin, implicit)
+            chain = (*here.chain, parent)
+            if inherit:
+                candidate = Reach(
+                    parent, (*here.hops, label), via_set, here.admin_self_grant, chain
+                )
+            elif can_set:
+                candidate = Reach(
+                    parent,
+                    (*here.hops, label, f"SET ROLE {parent}"),
+                    True,
+                    here.admin_self_grant,
+                    chain,
+                )
+            elif admin:
+                candidate = Reach(
+                    parent, (*here.hops, label, f"can GRANT {parent} to itself"), True, True, chain
+                )
+            else:
+                continue
+            old = out.get(parent)
+            if old is None or (old.set_role and not candidate.set_role):
+                out[parent] = candidate
+                queue.append((parent, candidate.set_role))
+    return out
+
+
+def _attribute_caps(cat: Catalog, login: Role, roles: dict[str, Reach]) -> list[Capability]:
+    out: list[Capability] = []
+    for name, r in roles.items():
+        role = cat.roles.get(name)
+        if role is None:
+            continue
+        # attributes apply to the current role: the login role itself, or one it can become
+        if name != login.name and not r.set_role and not _can_set(cat, login.name, name):
+            continue
+        for attr in ATTRIBUTES:
+            if not getattr(role, attr) or (attr == "replication" and name != login.name):
+                continue
+            hops = r.hops if name == login.name or r.set_role else (*r.hops, f"SET ROLE {name}")
+            out.append(
+                Capability(
+                    login.name,
+                    attr,
+                    attr.upper(),
+                    "role",
+                    name,
+                    None,
+                    name,
+                    (login.name, *hops, f"{name} has {attr.upper()}"),
+                    name != login.name,
+                    r.chain,
+                )
+            )
+    return out
+
+
+def _can_set(cat: Catalog, login: str, target: str) -> bool:
+    """Whether `login` may SET ROLE to `target` along grants with SET."""
+    seen = {login}
+    queue = deque([login])
+    while queue:
+        role = queue.popleft()
+        for m in cat.memberships:
+            if m.member == role and m.set and m.role not in seen:
+                if m.role == target:
+                    return True
+                seen.add(m.role)
+                queue.append(m.role)
+    return False
+
+
+def _grant_kind(kind: str, privilege: str) -> str | None:
+    if kind == "database":
+        return {"CREATE": "database_create", "TEMPORARY": "database_temp"}.get(privilege)
+    if kind == "schema":
+        return "schema_create" if privilege == "CREATE" else None
+    if kind in _TABLE_KINDS:
+        if privilege in _WRITE_PRIVS:
+            return "write"
+        return {"TRIGGER": "trigger", "REFERENCES": "references", "MAINTAIN": "maintain"}.get(
+            privilege
+        )
+    if kind == "sequence" and privilege == "UPDATE":
+        return "write"
+    return None
+
+
+def capabilities(cat: Catalog, login: str) -> list[Capability]:
+    """Everything `login` can do that changes data or schema, or bypasses the rules, each
+    with the path that grants it. A superuser's per-object rights are not listed: it can
+    do anything."""
+    role = cat.roles[login]
+    roles = reach(cat, login)
+    out = _attribute_caps(cat, role, roles)
+    if role.superuser:
+        return out
+    for o in cat.owned:
+        r = roles.get(o.owner)
+        if r is None:
+            continue
+        out.append(
+            Capability(
+                login,
+                "owner",
+                "OWNER",
+                o.kind,
+                o.name,
+                o.schema,
+                o.owner,
+                (login, *r.hops, f"owns {o.kind} {o.name}"),
+                r.set_role,
+                r.chain,
+            )
+        )
+    public = Reach(PUBLIC, ("PUBLIC (every role)",), False)
+    for g in cat.grants:
+        kind = _grant_kind(g.kind, g.privilege)
+        if kind is None or g.grantee == g.owner:
+            continue  # an owner's own privileges are counted as ownership
+        r = public if g.grantee == PUBLIC else roles.get(g.grantee)
+        if r is None:
+            continue
+        holder = "" if g.grantee == login else f"{g.grantee} "
+        what = f"{g.privilege} on {g.kind} {g.name}"
+        out.append(
+            Capability(
+                login,
+                kind,
+                g.privilege,
+                g.kind,
+                g.name,
+                g.schema,
+                g.grantee,
+                (login, *r.hops, f"{holder}granted {what}".strip()),
+                r.set_role,
+                r.chain,
+            )
+        )
+    for d in cat.defaults:
+        writes = d.objtype in ("TABLES", "SEQUENCES") and d.privilege in _WRITE_PRIVS
+        if not writes and not (d.objtype == "SCHEMAS" and d.privilege == "CREATE"):
+            continue
+        r = public if d.grantee == PUBLIC else roles.get(d.grantee)
+        if r is None:
+            continue
+        where = f" in schema {d.schema}" if d.schema else ""
+        kind = "future_write" if d.objtype != "SCHEMAS" else "schema_create"
+        out.append(
+            Capability(
+                login,
+                kind,
+                d.privilege,
+                d.objtype.lower(),
+                f"future {d.objtype.lower()} of {d.creator}{where}",
+                d.schema,
+                d.grantee,
+                (
+                    login,
+                    *r.hops,
+                    f"default privileges of {d.creator}{where} grant {d.privilege} on new "
+                    f"{d.objtype.lower()} to {d.grantee}",
+                ),
+                r.set_role,
+                r.chain,
+            )
+        )
+    for name, r in roles.items():
+        kind = _WRITE_ALL.get(name)
+        if kind is not None:
+            out.append(
+                Capability(
+                    login,
+                    kind,
+                    "INSERT, UPDATE, DELETE",
+                    "database",
+                    "all tables",
+                    None,
+                    name,
+                    (login, *r.hops, f"{name}: writes every table"),
+                    r.set_role,
+                    r.chain,
+                )
+            )
+    return out

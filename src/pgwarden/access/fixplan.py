@@ -1,0 +1,339 @@
+"""The SQL that brings a database to its role policy, ordered so the application keeps working.
+
+1. Ownership moves to the migration role: `REASSIGN OWNED BY <role> TO <migration>`
+   for every role through which a login role can drop or alter objects beyond
+   its class (the database's ownership moves with it: the database owner is
+   the implicit member of `pg_database_owner`, which owns schema public from
+   PostgreSQL 15).
+2. Application roles get what ownership gave them and the policy allows:
+   USAGE on their schemas, SELECT/INSERT/UPDATE/DELETE on every table and
+   USAGE/SELECT on every sequence there, and the same on what the migration
+   role creates later (`ALTER DEFAULT PRIVILEGES FOR ROLE <migration>`).
+   Read-only roles that lose a membership get SELECT there instead.
+3. Then the revokes: memberships that lead to capabilities beyond a role's
+   class, privileges on tables, CREATE on schemas and the database (also from
+   PUBLIC), default privileges that would grant them on new tables, and role
+   attributes (`ALTER ROLE ... NOSUPERUSER ...`).
+
+Every statement is built with psycopg.sql from names read from the catalog.
+The plan is one transaction (applied with `pgwarden apply`), so a failure
+leaves the database as it was. It needs a role that may do all of it: a
+superuser, usually a declared break-glass role (`--break-glass "reason"`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import psycopg
+from psycopg import sql
+
+from pgwarden.access.capabilities import Capability
+from pgwarden.access.policy import class_of
+from pgwarden.access.roles import PUBLIC, Catalog
+from pgwarden.access.verdict import AuditFinding, RoleVerdict
+from pgwarden.settings import RolePolicy
+
+__all__ = ["FixPlan", "fix_plan", "header"]
+
+_APP_TABLE_PRIVS = "SELECT, INSERT, UPDATE, DELETE"
+_ATTR_OFF = {
+    "superuser": "NOSUPERUSER",
+    "createrole": "NOCREATEROLE",
+    "createdb": "NOCREATEDB",
+    "bypassrls": "NOBYPASSRLS",
+    "replication": "NOREPLICATION",
+}
+_OBJECT_CLAUSE = {
+    "sequence": "SEQUENCE",
+    "schema": "SCHEMA",
+    "database": "DATABASE",
+}
+
+
+@dataclass(slots=True)
+class FixPlan:
+    """Sections of statements, in the order they must run, each with a comment."""
+
+    sections: list[tuple[str, list[sql.Composable]]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the plan does not fix, and why
+
+    @property
+    def empty(self) -> bool:
+        return not any(stmts for _, stmts in self.sections)
+
+    def render(self, conn: psycopg.Connection[tuple[object, ...]], header: Sequence[str]) -> str:
+        """The plan as a SQL file: a header, then each section's comment and statements."""
+        lines = [f"-- {h}" if h else "--" for h in header]
+        for note in self.notes:
+            lines.append(f"-- not fixed here: {note}")
+        for title, stmts in self.sections:
+            if not stmts:
+                continue
+            lines += ["", f"-- {title}"]
+            lines += list(dict.fromkeys(s.as_string(conn) + ";" for s in stmts))
+        return "\n".join(lines) + "\n"
+
+
+def _ident(*parts: str) -> sql.Identifier:
+    return sql.Identifier(*parts)
+
+
+def _grantee(name: str) -> sql.Composable:
+    return sql.SQL("PUBLIC") if name == PUBLIC else _ident(name)
+
+
+def _object(cap: Capability, cat: Catalog) -> tuple[str, sql.Composable] | None:
+    """(`ON` clause keyword, the object's name) of a capability granted on an object."""
+    grant = next(
+        (
+            g
+            for g in cat.grants
+            if g.name == cap.object and g.kind == cap.object_kind and g.privilege == cap.privilege
+        ),
+        None,
+    )
+    if grant is None or not grant.parts:
+        return None
+    return _OBJECT_CLAUSE.get(grant.kind, "TABLE"), _ident(*grant.parts)
+
+
+def _reassigned(
+    cat: Catalog, bad: Iterable[Capability], policy: RolePolicy
+) -> tuple[list[str], bool]:
+    """Roles whose objects move to the migration role; whether the database moves too."""
+    owners: dict[str, None] = {}
+    database = False
+    for c in bad:
+        if c.kind != "owner":
+            continue
+        holder = c.holder
+        if holder == "pg_database_owner":
+            holder = cat.database_owner
+        role = cat.roles.get(holder)
+        if role is None or role.superuser or holder == policy.migration:
+            continue
+        if holder in policy.break_glass or holder in policy.superusers:
+            continue
+        owners[holder] = None
+        database = database or holder == cat.database_owner
+    return list(owners), database
+
+
+def _membership_revokes(
+    cat: Catalog, bad: Iterable[Capability], policy: RolePolicy, moved: set[str]
+) -> tuple[list[sql.Composable], set[str]]:
+    """REVOKE role FROM member for the last grant on each path to a capability beyond the
+    login role's class; the members that lose something (read-only roles get SELECT back)."""
+    out: list[sql.Composable] = []
+    losing: set[str] = set()
+    for c in bad:
+        if len(c.chain) < 2 or c.holder in (c.role, PUBLIC):
+            continue
+        member, role = c.chain[-2], c.chain[-1]
+        if role == "pg_database_owner":
+            continue  # implicit: fixed by moving the database's ownership
+        cls = class_of(policy, c.role)
+        holder_cls = class_of(policy, role)
+        # an application role reaching another application role: after the fix that role
+        # holds DML in the application schemas only, which this one may have too
+        if c.kind == "owner" and role in moved and cls == holder_cls == "application":
+            continue
+        m = next((m for m in cat.memberships if m.role == role and m.member == member), None)
+        if m is None or m.implicit:
+            continue
+        losing.add(c.role)
+        grantors = [g for g in m.grantors if g in cat.roles] if cat.major >= 16 else []
+        if not grantors:
+            out.append(sql.SQL("REVOKE {} FROM {}").format(_ident(role), _ident(member)))
+        for g in dict.fromkeys(grantors):
+            out.append(
+                sql.SQL("REVOKE {} FROM {} GRANTED BY {}").format(
+                    _ident(role), _ident(member), _ident(g)
+                )
+            )
+    return out, losing
+
+
+def _direct_revokes(cat: Catalog, bad: Iterable[Capability]) -> dict[str, list[sql.Composable]]:
+    """Revokes of privileges held by the login role itself or PUBLIC, by section."""
+    grants: dict[tuple[str, str, str], list[str]] = {}  # (clause, object sql, grantee) -> privs
+    objects: dict[tuple[str, str], sql.Composable] = {}
+    defaults: dict[tuple[str, str | None, str, str], list[str]] = {}
+    attrs: dict[str, list[str]] = {}
+    for c in bad:
+        if c.holder not in (c.role, PUBLIC):
+            continue
+        if c.kind in _ATTR_OFF:
+            attrs.setdefault(c.role, []).append(_ATTR_OFF[c.kind])
+        elif c.kind == "owner":
+            continue  # REASSIGN OWNED
+        elif c.kind == "write_all":
+            continue  # a membership
+        elif c.kind in ("future_write", "schema_create") and c.object.startswith("future "):
+            d = next(
+                (
+                    d
+                    for d in cat.defaults
+                    if d.grantee == c.holder
+                    and d.privilege == c.privilege
+                    and d.objtype.lower() == c.object_kind
+                    and c.object.startswith(f"future {d.objtype.lower()} of {d.creator}")
+                    and d.schema == c.schema
+                ),
+                None,
+            )
+            if d is not None:
+                defaults.setdefault((d.creator, d.schema, d.objtype, d.grantee), []).append(
+                    d.privilege
+                )
+        else:
+            target = _object(c, cat)
+            if target is None:
+                continue
+            clause, name = target
+            key = (clause, repr(name), c.holder)
+            objects[key[:2]] = name
+            grants.setdefault(key, []).append(c.privilege)
+    out: dict[str, list[sql.Composable]] = {"objects": [], "defaults": [], "attributes": []}
+    for (clause, shown, grantee), privs in grants.items():
+        out["objects"].append(
+            sql.SQL("REVOKE {} ON {} {} FROM {}").format(
+                sql.SQL(", ").join(sql.SQL(p) for p in dict.fromkeys(privs)),
+                sql.SQL(clause),
+                objects[(clause, shown)],
+                _grantee(grantee),
+            )
+        )
+    for (creator, schema, objtype, grantee), privs in defaults.items():
+        where = sql.SQL(" IN SCHEMA {}").format(_ident(schema)) if schema else sql.SQL("")
+        out["defaults"].append(
+            sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {}{} REVOKE {} ON {} FROM {}").format(
+                _ident(creator),
+                where,
+                sql.SQL(", ").join(sql.SQL(p) for p in dict.fromkeys(privs)),
+                sql.SQL(objtype),
+                _grantee(grantee),
+            )
+        )
+    for role, flags in attrs.items():
+        out["attributes"].append(
+            sql.SQL("ALTER ROLE {} {}").format(
+                _ident(role), sql.SQL(" ").join(sql.SQL(f) for f in dict.fromkeys(flags))
+            )
+        )
+    return out
+
+
+def _grants_to(
+    cat: Catalog,
+    policy: RolePolicy,
+    roles: Iterable[str],
+    privs: str,
+    seq_privs: str,
+    creator: str | None,
+) -> list[sql.Composable]:
+    schemas = {o.schema for o in cat.owned if o.kind == "schema"}
+    out: list[sql.Composable] = []
+    for role in roles:
+        if role not in cat.roles:
+            continue
+        for schema in policy.application_schemas:
+            if schema not in schemas:
+                continue
+            s, r = _ident(schema), _ident(role)
+            out += [
+                sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(s, r),
+                sql.SQL("GRANT {} ON ALL TABLES IN SCHEMA {} TO {}").format(sql.SQL(privs), s, r),
+                sql.SQL("GRANT {} ON ALL SEQUENCES IN SCHEMA {} TO {}").format(
+                    sql.SQL(seq_privs), s, r
+                ),
+            ]
+            if creator is not None and creator in cat.roles:
+                for what, p in (("TABLES", privs), ("SEQUENCES", seq_privs)):
+                    out.append(
+                        sql.SQL(
+                            "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} GRANT {} ON {} TO {}"
+                        ).format(_ident(creator), s, sql.SQL(p), sql.SQL(what), r)
+                    )
+    return out
+
+
+def fix_plan(
+    cat: Catalog,
+    verdicts: Sequence[RoleVerdict],
+    general: Sequence[AuditFinding],
+    policy: RolePolicy,
+) -> FixPlan:
+    """The statements that remove every capability the verdicts flag, in a safe order."""
+    bad: list[Capability] = []
+    for v in verdicts:
+        for f in v.findings:
+            bad.extend(f.capabilities)
+    for f in general:
+        bad.extend(f.capabilities)
+    plan = FixPlan()
+    migration = policy.migration if policy.migration in cat.roles else None
+    owners, database_moves = _reassigned(cat, bad, policy)
+    if owners and migration is None:
+        plan.notes.append(
+            "ownership: no existing migration role is declared to take over the objects of "
+            + ", ".join(owners)
+        )
+        owners, database_moves = [], False
+    moved = set(owners)
+    reassign: list[sql.Composable] = []
+    assert migration is not None or not owners
+    for owner in owners:
+        reassign.append(
+            sql.SQL("REASSIGN OWNED BY {} TO {}").format(_ident(owner), _ident(str(migration)))
+        )
+    if (
+        migration is not None
+        and not database_moves
+        and cat.database_owner != migration
+        and any(c.holder == "pg_database_owner" and c.kind == "owner" for c in bad)
+    ):
+        reassign.append(
+            sql.SQL("ALTER DATABASE {} OWNER TO {}").format(_ident(cat.database), _ident(migration))
+        )
+    memberships, losing = _membership_revokes(cat, bad, policy, moved)
+    direct = _direct_revokes(cat, bad)
+    something = bool(reassign or memberships or any(direct.values()))
+    grants: list[sql.Composable] = []
+    if something:
+        grants = _grants_to(
+            cat, policy, policy.application, _APP_TABLE_PRIVS, "USAGE, SELECT", migration
+        )
+        readers = [r for r in policy.readonly if r in losing]
+        grants += _grants_to(cat, policy, readers, "SELECT", "SELECT", migration)
+    plan.sections = [
+        (f"1. ownership moves to the migration role {migration}", reassign),
+        (
+            "2. what the application (and read-only) roles keep: DML (SELECT) in "
+            + ", ".join(policy.application_schemas)
+            + ", now and on new tables",
+            grants,
+        ),
+        ("3. memberships that lead beyond a role's class", memberships),
+        ("4. privileges on tables, schemas and the database", direct["objects"]),
+        ("5. default privileges that would grant them on new objects", direct["defaults"]),
+        ("6. role attributes", direct["attributes"]),
+    ]
+    return plan
+
+
+def header(cat: Catalog, env: str | None, path: str) -> list[str]:
+    """The comment lines that open a plan file."""
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return [
+        f"pgwarden audit --fix-plan: database {cat.database} to the role policy of {env}",
+        f"generated {now} from the catalog of PostgreSQL {cat.server_version // 10000}.",
+        "Review it, then apply it as a role allowed to change ownership and grants (a",
+        "superuser; on a protected environment a declared break-glass role):",
+        f"  pgwarden apply {path} --env {env} --dry-run",
+        f'  pgwarden apply {path} --env {env} --break-glass "audit fix plan"',
+        "Run `pgwarden audit` again afterwards: it should be clean.",
+    ]

@@ -1,0 +1,277 @@
+"""Judge each login role's capabilities against the declared policy.
+
+In a protected environment a role that can write or change schema beyond its
+class, a superuser not declared as one, and a role attribute beyond its
+class are errors; an undeclared login role is a warning. Elsewhere the same
+findings are warnings. Without a policy only grants to PUBLIC that let every
+role create or write are reported (warnings), with a note that no policy is
+declared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pgwarden.access.capabilities import Capability
+from pgwarden.access.policy import class_of, declared_roles
+from pgwarden.access.roles import PUBLIC, Catalog
+from pgwarden.settings import RolePolicy
+
+__all__ = ["RULES", "AuditFinding", "RoleVerdict", "judge"]
+
+# code -> (name, what it means), for SARIF and the docs
+RULES: dict[str, tuple[str, str]] = {
+    "PW501": (
+        "undeclared-superuser",
+        "a login role is, or can become, a superuser the policy does not declare",
+    ),
+    "PW502": (
+        "can-change-schema",
+        "a login role can drop or alter objects (owns them), create "
+        "in a schema or the database, or add triggers or foreign keys, beyond its class",
+    ),
+    "PW503": (
+        "can-write",
+        "a login role can insert, update, delete or truncate rows beyond "
+        "its class (now, or on tables created later through default privileges)",
+    ),
+    "PW504": (
+        "role-attribute",
+        "a login role holds CREATEROLE, CREATEDB, BYPASSRLS or REPLICATION beyond its class",
+    ),
+    "PW505": ("public-grant", "PUBLIC (every role) may create or write"),
+    "PW506": ("undeclared-role", "a login role the policy does not name"),
+    "PW507": (
+        "policy-mismatch",
+        "the policy names a role that is missing or cannot log in, or declares no migration role",
+    ),
+    "PW508": ("no-policy", "no role policy is declared for this environment"),
+    "PW509": (
+        "restore-drill-overdue",
+        "the newest verified restore drill of this database is "
+        "older than backup.drill_max_age_days, or there is none",
+    ),
+}
+
+_DDL = frozenset({"owner", "schema_create", "database_create", "trigger", "references", "maintain"})
+_WRITE = frozenset({"write", "write_all", "future_write"})
+_APP_DML = frozenset({"INSERT", "UPDATE", "DELETE"})
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFinding:
+    """One verdict about one role (or the policy, or the database)."""
+
+    code: str
+    severity: str  # error, warning, note
+    role: str | None
+    message: str
+    help: str
+    paths: tuple[str, ...] = ()  # why: one path per capability, shortest first
+    capabilities: tuple[Capability, ...] = field(default=(), repr=False)
+
+    @property
+    def name(self) -> str:
+        return RULES[self.code][0]
+
+
+@dataclass(frozen=True, slots=True)
+class RoleVerdict:
+    """One login role: its class, what it can do, and the findings about it."""
+
+    role: str
+    role_class: str  # migration, application, readonly, break_glass, superuser, undeclared,
+    #                  or "-" without a policy
+    capabilities: tuple[Capability, ...]
+    findings: tuple[AuditFinding, ...]
+
+
+def _allowed(cap: Capability, cls: str, policy: RolePolicy, is_declared_superuser: bool) -> bool:
+    """Whether a role of class `cls` may have `cap`."""
+    if is_declared_superuser:
+        return True
+    if cap.kind == "superuser":
+        return cls == "break_glass" and cap.holder in policy.superusers
+    if cap.kind == "database_temp":
+        return True
+    if cls == "break_glass":
+        return True
+    if cls == "migration":
+        return cap.kind != "createrole"
+    if cls == "application":
+        if cap.kind == "write" and cap.object_kind == "sequence":
+            return cap.schema in policy.application_schemas
+        if cap.kind in ("write", "future_write"):
+            return cap.schema in policy.application_schemas and cap.privilege in _APP_DML
+        return False
+    return False
+
+
+def _summary(caps: Sequence[Capability], limit: int = 3) -> str:
+    objs = list(dict.fromkeys(c.what for c in caps))
+    more = f" and {len(objs) - limit} more" if len(objs) > limit else ""
+    return ", ".join(objs[:limit]) + more
+
+
+def _holders(caps: Sequence[Capability]) -> str:
+    via = sorted({c.holder for c in caps if c.holder != c.role})
+    return f" (through {', '.join(via)})" if via else ""
+
+
+def _by_code(cap: Capability) -> str:
+    if cap.kind == "superuser":
+        return "PW501"
+    if cap.kind in ("createrole", "createdb", "bypassrls", "replication"):
+        return "PW504"
+    if cap.kind in _WRITE:
+        return "PW503"
+    return "PW502"
+
+
+_HELP = {
+    "PW501": "remove SUPERUSER (ALTER ROLE ... NOSUPERUSER) or the membership that leads to "
+    "it, or declare the role in superusers",
+    "PW502": "make the migration role own every object (REASSIGN OWNED BY ... TO <migration>) "
+    "and revoke CREATE and the membership that grants it; `pgwarden audit --fix-plan` writes it",
+    "PW503": "revoke the write privileges (or the membership or default privileges that grant "
+    "them); application roles may write only in application_schemas",
+    "PW504": "ALTER ROLE ... NOCREATEROLE NOCREATEDB NOBYPASSRLS NOREPLICATION",
+}
+
+
+def _judge_role(
+    cat: Catalog, login: str, caps: Sequence[Capability], policy: RolePolicy, protected: bool
+) -> RoleVerdict:
+    cls = class_of(policy, login)
+    declared_super = login in policy.superusers
+    severity = "error" if protected else "warning"
+    bad: dict[str, list[Capability]] = {}
+    for cap in caps:
+        if not _allowed(cap, cls, policy, declared_super):
+            bad.setdefault(_by_code(cap), []).append(cap)
+    findings: list[AuditFinding] = []
+    for code in sorted(bad):
+        group = bad[code]
+        what = {
+            "PW501": "can act as a superuser",
+            "PW502": "can change schema",
+            "PW503": "can write data",
+            "PW504": "holds role attributes",
+        }[code]
+        sev = severity
+        if code == "PW504" and all(c.kind == "replication" for c in group):
+            sev = "warning"
+        label = "undeclared role" if cls == "undeclared" else f"{cls.replace('_', '-')} role"
+        findings.append(
+            AuditFinding(
+                code,
+                sev,
+                login,
+                f"{label} {login} {what}: {_summary(group)}{_holders(group)}",
+                _HELP[code],
+                tuple(dict.fromkeys(c.why for c in sorted(group, key=lambda c: len(c.path)))),
+                tuple(group),
+            )
+        )
+    if cls == "undeclared" and not declared_super:
+        findings.append(
+            AuditFinding(
+                "PW506",
+                "warning",
+                login,
+                f"login role {login} is not declared in the role policy",
+                "add it to migration, application, readonly, break_glass or superusers, or "
+                "drop it (or ALTER ROLE ... NOLOGIN)",
+            )
+        )
+    shown = "superuser" if declared_super and cls == "undeclared" else cls
+    return RoleVerdict(login, shown, tuple(caps), tuple(findings))
+
+
+def _policy_findings(cat: Catalog, policy: RolePolicy) -> list[AuditFinding]:
+    out: list[AuditFinding] = []
+    if not policy.migration:
+        out.append(
+            AuditFinding(
+                "PW507",
+                "warning",
+                None,
+                "the role policy declares no migration role: nobody may change schema",
+                "set roles.migration to the role pgwarden apply connects as",
+            )
+        )
+    for name in declared_roles(policy):
+        role = cat.roles.get(name)
+        if role is None:
+            out.append(
+                AuditFinding(
+                    "PW507",
+                    "warning",
+                    name,
+                    f"the role policy names {name}, which does not exist on this server",
+                    "fix the name in the configuration, or create the role",
+                )
+            )
+        elif name == policy.migration and not role.login:
+            # a NOLOGIN migration role is fine when apply connects as a member and SETs it
+            continue
+    return out
+
+
+def _public_findings(caps: Sequence[Capability], protected: bool) -> list[AuditFinding]:
+    """Grants to PUBLIC that let every role create or write (reported once, not per role)."""
+    seen: dict[tuple[str, str], Capability] = {}
+    for c in caps:
+        if c.holder == PUBLIC and (c.kind in _WRITE or c.kind in _DDL):
+            seen.setdefault((c.privilege, c.object), c)
+    if not seen:
+        return []
+    group = list(seen.values())
+    return [
+        AuditFinding(
+            "PW505",
+            "error" if protected else "warning",
+            PUBLIC,
+            f"PUBLIC (every role, including ones created later) may {_summary(group)}",
+            "REVOKE it FROM PUBLIC and grant it to the roles that need it"
+            + (
+                " (PostgreSQL before 15 grants CREATE on schema public to PUBLIC by default)"
+                if any(c.kind == "schema_create" for c in group)
+                else ""
+            ),
+            tuple(f"PUBLIC -> granted {c.privilege} on {c.object_kind} {c.object}" for c in group),
+            tuple(group),
+        )
+    ]
+
+
+def judge(
+    cat: Catalog,
+    caps: dict[str, list[Capability]],
+    policy: RolePolicy | None,
+    *,
+    protected: bool,
+    env: str | None,
+) -> tuple[list[RoleVerdict], list[AuditFinding]]:
+    """Verdicts per login role, and findings about the policy and PUBLIC."""
+    every = [c for cs in caps.values() for c in cs]
+    if policy is None:
+        verdicts = [RoleVerdict(r, "-", tuple(cs), ()) for r, cs in sorted(caps.items())]
+        general = _public_findings(every, protected=False)
+        general.append(
+            AuditFinding(
+                "PW508",
+                "note",
+                None,
+                f"no role policy declared for {env}"
+                if env
+                else "no environment given "
+                "(--env) and the database is not stamped: no role policy to judge against",
+                f"declare [tool.pgwarden.environments.{env or '<env>'}.roles] (docs/audit.md)",
+            )
+        )
+        return verdicts, general
+    verdicts = [_judge_role(cat, r, cs, policy, protected) for r, cs in sorted(caps.items())]
+    general = _policy_findings(cat, policy) + _public_findings(every, protected)
+    return verdicts, general

@@ -1,0 +1,105 @@
+"""`pgwarden audit`: who can change this database, judged against the role policy."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from pgwarden.cli import EXIT_FINDINGS, dsn_option, err, handle_errors, out, print_json
+
+
+@click.command()
+@dsn_option
+@click.option(
+    "--env",
+    "env",
+    default=None,
+    help="Environment whose role policy applies (default: the one the database is stamped with).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "sarif", "github"]),
+    default="text",
+    help="Output format.",
+)
+@click.option(
+    "--fix-plan",
+    "fix_plan_file",
+    default=None,
+    metavar="FILE",
+    help="Write the SQL that brings the database to the policy (apply it with pgwarden apply).",
+)
+@click.option("--config", default=None, metavar="FILE", help="pgwarden.toml or pyproject.toml.")
+@handle_errors
+def audit(
+    database_url: str | None,
+    env: str | None,
+    fmt: str,
+    fix_plan_file: str | None,
+    config: str | None,
+) -> None:
+    """Every login role's capabilities (superuser, ownership, writes, CREATE, default
+    privileges) with the path that grants them, judged against the declared role policy.
+
+    Read only. Exit 1 when an error is found (in a protected environment: a role that
+    can write or change schema beyond its class, an undeclared superuser, an overdue
+    restore drill).
+    """
+    from pgwarden.access.audit import audit_connection
+    from pgwarden.access.fixplan import header
+    from pgwarden.access.render import github_annotations, sarif, text
+    from pgwarden.backup.cadence import drill_max_age, drill_status, judge_drills
+    from pgwarden.errors import UsageError
+    from pgwarden.pg.connect import connect, resolve_dsn
+    from pgwarden.settings import load_settings
+
+    settings = load_settings(config)
+    dsn = resolve_dsn(database_url)
+    assert dsn is not None
+    max_age = drill_max_age(settings)
+    with connect(dsn, application_name="pgwarden-audit") as conn:
+        report = audit_connection(conn, env=env, settings=settings)
+        drills = drill_status(conn, settings.backup_catalogue)
+        report = report.with_findings(judge_drills(drills, max_age, protected=report.protected))
+        plan_text = None
+        if fix_plan_file is not None:
+            plan = report.fix_plan()
+            if plan is None:
+                raise UsageError(
+                    "--fix-plan needs a role policy to fix towards: none is declared for "
+                    + (report.environment or "this database (no --env, no stamp)"),
+                    hint="declare [tool.pgwarden.environments.<env>.roles] and pass --env "
+                    "(docs/audit.md)",
+                )
+            plan_text = plan.render(conn, header(report.catalog, report.environment, fix_plan_file))
+            nothing = plan.empty
+    if plan_text is not None and fix_plan_file is not None:
+        target = Path(fix_plan_file)
+        try:
+            target.write_text(plan_text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(
+                f"{fix_plan_file}: cannot write the fix plan: {exc.strerror}",
+                hint="pass a writable path to --fix-plan",
+            ) from None
+        err.print(
+            f"fix plan written to {fix_plan_file}"
+            + (": nothing to fix" if nothing else "; review it, then `pgwarden apply` it")
+        )
+    if fmt == "json":
+        print_json(report.to_dict())
+    elif fmt == "sarif":
+        print_json(sarif(report, settings.source))
+    elif fmt == "github":
+        sys.stdout.write(github_annotations(report))
+    else:
+        for item in text(report):
+            out.print(item)
+    if report.count("error"):
+        sys.exit(EXIT_FINDINGS)
+
+
+COMMANDS = (audit,)
