@@ -1,8 +1,9 @@
 """Alembic revisions that read data or inspect the connection (#15.8), and the URL (#15.9).
 
 Such revisions cannot render offline: lint names each one, skips it with a
-warning and lints the rest; apply (CLI or the env.py hook) refuses before
-anything runs, naming the revision. An alembic.ini whose sqlalchemy.url is
+warning and lints the rest; the env.py hook refuses before anything runs,
+naming the revision (`pgwarden apply --alembic` runs them online:
+test_alembic_online.py). An alembic.ini whose sqlalchemy.url is
 empty works, and --database-url is the URL env.py sees.
 """
 
@@ -108,19 +109,6 @@ def test_env_py_failure_keeps_the_original_exception(
     assert r.exit_code == 2, r.output
     assert "RuntimeError: env.py could not import the application's settings" in r.output
     assert "internal error" not in r.output
-
-
-def test_cli_apply_refuses_naming_the_revision_before_anything_runs(
-    db: str, project: Path, tmp_path: Path
-) -> None:
-    from pgwarden.cli.apply import apply as apply_cmd
-
-    assert _alembic(project, db, "upgrade", "0001").returncode == 0
-    args = ["--alembic", "--database-url", db, "--env", "dev", "--restamp"]
-    r = CliRunner().invoke(apply_cmd, [*args, "--journal-file", str(tmp_path / "j.jsonl")])
-    assert r.exit_code == 1, r.output
-    assert READS in r.output and "alembic upgrade 0002" in r.output
-    assert _version(db) == ["0001"]
 
 
 def test_env_py_hook_refuses_naming_the_revision(db: str, project: Path) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal, NoReturn
 
@@ -66,6 +66,11 @@ def guard_owned(step: Step) -> bool:
     return name in _TIMEOUT_SETTINGS or step.body.get("kind") == "VAR_RESET_ALL"
 
 
+# Runs a step in its SQL's place, inside the unit's transaction, on the run's connection
+# (an Alembic revision that only runs online); raises psycopg.Error on failure.
+Runner = Callable[[psycopg.Connection[tuple[object, ...]]], None]
+
+
 @dataclass(frozen=True, slots=True)
 class Unit:
     """Steps that run and are recorded together."""
@@ -73,6 +78,7 @@ class Unit:
     steps: tuple[Step, ...]
     keys: tuple[str, ...]
     transactional: bool
+    run: Runner | None = None  # runs instead of the steps' SQL (one step, transactional)
 
     @property
     def index(self) -> int:
@@ -94,8 +100,13 @@ class Unit:
         return out
 
 
-def build_units(plan: Plan, keys: Sequence[str]) -> list[Unit]:
-    """Group the plan's executable steps into units; transaction control is ours."""
+def build_units(
+    plan: Plan, keys: Sequence[str], runners: Mapping[str, Runner] | None = None
+) -> list[Unit]:
+    """Group the plan's executable steps into units; transaction control is ours.
+
+    A step whose SQL is a key of `runners` is a unit of its own, run by that callable.
+    """
     units: list[Unit] = []
     block: list[Step] = []
     block_tx: int | None = None
@@ -117,6 +128,10 @@ def build_units(plan: Plan, keys: Sequence[str]) -> list[Unit]:
 
     for step in plan.steps:
         if step.is_transaction_control or guard_owned(step):
+            continue
+        if runners and step.sql in runners:
+            flush()
+            units.append(Unit((step,), (keys[step.index],), True, runners[step.sql]))
             continue
         if step.transaction is None:
             flush()
@@ -357,7 +372,9 @@ def _attempt(r: _Run, unit: Unit, policy: LockPolicy) -> tuple[psycopg.Error | N
                         statement_timeout_ms=policy.statement_timeout_ms,
                         local=True,
                     )
-                    for step in unit.steps:
+                    if unit.run is not None:
+                        unit.run(conn)
+                    for step in unit.steps if unit.run is None else ():
                         conn.execute(step.sql.encode())
                     for step, key in zip(unit.steps, unit.keys, strict=True):
                         Journal.record_applied(conn, r.run_id, step, key)

@@ -20,8 +20,12 @@ Alembic would run.
 What the database already ran (its alembic_version, from a stats snapshot or
 read live) is left out of the range. A revision whose code fails offline (it
 reads data or inspects the connection) is dropped with its statements and the
-rest of the range is rendered after it; both are listed in `skipped`, or
-refused with `strict` (apply).
+rest of the range is rendered after it; both are listed in `skipped`. For apply
+(`online`), such a revision becomes one step of its own transaction, run online
+by Alembic inside the guarded executor (`pgwarden.sources.alembic_online`).
+
+`--range A:B` means what `alembic upgrade A:B --sql` means: the database is at
+A, so A itself is not taken; a note says so, naming A.
 
 Alembic is an optional dependency: it is imported inside the functions.
 """
@@ -32,7 +36,7 @@ import io
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -40,6 +44,7 @@ from typing import TYPE_CHECKING, Any, cast
 from pgwarden.analysis.parse import ParsedStatement, parse
 from pgwarden.errors import InputError, Refused, UsageError
 from pgwarden.plan import Plan, SourceText, Step, TxMode, build_plan
+from pgwarden.sources.alembic_online import OnlineRevision, Runner, online_runner, placeholder_sql
 
 if TYPE_CHECKING:
     from pgwarden.analysis.catalog import Catalog
@@ -108,7 +113,9 @@ class SkippedRevision:
 
     revision: str
     path: str
-    why: str  # "applied" (the database ran it) or "offline" (cannot render offline)
+    # "applied" (the database ran it), "offline" (cannot render offline: not linted),
+    # "online" (cannot render offline: apply runs it online), "start" (the range's start)
+    why: str
     detail: str
 
 
@@ -137,17 +144,21 @@ class AlembicSources:
     sources: tuple[Source, ...]
     revisions: tuple[str, ...]
     version_table: str = "alembic_version"
-    # Revisions of the range left out, each with why: "applied" or "offline".
+    # Revisions of the range left out (or run online), each with why: see SkippedRevision.
     skipped: tuple[SkippedRevision, ...] = ()
+    # Revisions apply runs online, and the callables the executor runs for their steps
+    # (keyed by the step's placeholder SQL; see pgwarden.apply RunOptions.runners).
+    online: tuple[OnlineRevision, ...] = ()
+    runners: Mapping[str, Runner] = field(default_factory=dict)
 
     def notes(self) -> list[str]:
         """One line per skipped revision (or group of applied ones) for the user."""
         applied = [s for s in self.skipped if s.why == "applied"]
-        lines = []
+        lines = [s.detail for s in self.skipped if s.why == "start"]
         if applied:
             ids = ", ".join(s.revision for s in applied)
             lines.append(f"skipped {len(applied)} applied revision(s) ({ids}): {applied[0].detail}")
-        lines += [s.detail for s in self.skipped if s.why == "offline"]
+        lines += [s.detail for s in self.skipped if s.why in ("offline", "online")]
         return lines
 
     def is_bookkeeping(self, step: Step) -> bool:
@@ -211,6 +222,19 @@ class _Capture(io.StringIO):
         self.revisions.remove(failed)
         self.skip_begin = self._open()
         return failed
+
+    def add_online(self, rev: _Revision, statement: str) -> None:
+        """`rev` (dropped by `drop_failed`) as one transaction of its own: `statement`.
+
+        A transaction the revisions before it left open is committed first.
+        """
+        if self._open():
+            self.events.append(("sql", ("COMMIT;", None, None)))
+        self.revisions.append(rev)
+        self.events.append(("rev", rev))
+        for text in ("BEGIN;", statement + ";", "COMMIT;"):
+            self.events.append(("sql", (text, None, rev.path)))
+        self.skip_begin = False
 
     def _open(self) -> bool:
         depth = False
@@ -388,7 +412,9 @@ def read_alembic_sources(
 
     A range that includes applied revisions, and a revision that cannot render
     offline (it reads data or inspects the connection), are left out and listed
-    in `skipped`; with `strict` (apply) they are refused instead.
+    in `skipped`. With `strict` (apply) the first is refused, and the second is
+    one step of its own transaction that the executor runs online through Alembic
+    (`online`, `runners`).
     """
     require_alembic()
     from alembic.script import ScriptDirectory
@@ -401,7 +427,8 @@ def read_alembic_sources(
             hint="pass --database-url or set PGWARDEN_DATABASE_URL",
         )
     url = sqlalchemy_url or database_url
-    cfg = _config(ini, None, _sqlalchemy_url(url) if url else None)
+    sa_url = _sqlalchemy_url(url) if url else None
+    cfg = _config(ini, None, sa_url)
     script = ScriptDirectory.from_config(cfg)
     cap = _Capture(script)
     cfg.output_buffer = cap
@@ -413,6 +440,8 @@ def read_alembic_sources(
         rng = f"base:{rng}"
     lower, upper = (part.strip() or "base" for part in rng.split(":", 1))
     skipped: list[SkippedRevision] = []
+    if revision_range and lower not in ("base", *_heads(script)):
+        skipped += _range_start(script, lower, upper, current, applied_from, strict)
     if current:
         if len(current) > 1:
             raise UsageError(
@@ -425,11 +454,80 @@ def read_alembic_sources(
     at_end = upper in ("head", "heads") and lower in _heads(script)
     if lower == upper or at_end:
         return AlembicSources((), (), skipped=tuple(skipped))
-    skipped += _render(cfg, script, cap, lower, upper, strict)
+    rendered = _render(cfg, script, cap, lower, upper, strict)
+    skipped += rendered
     sources = _assemble(cap)
-    return AlembicSources(
-        tuple(sources), tuple(r.revision for r in cap.revisions), skipped=tuple(skipped)
+    online = tuple(
+        OnlineRevision(
+            s.revision, s.path, _down(script, s.revision), placeholder_sql(s.revision, s.path)
+        )
+        for s in rendered
+        if s.why == "online"
     )
+    return AlembicSources(
+        tuple(sources),
+        tuple(r.revision for r in cap.revisions),
+        skipped=tuple(skipped),
+        online=online,
+        runners={o.sql: online_runner(ini, sa_url, o) for o in online},
+    )
+
+
+def _down(script: Any, revision: str) -> tuple[str, ...]:
+    """What the version table holds right before `revision` runs (linear history)."""
+    down = script.get_revision(revision).down_revision
+    if down is None:
+        return ()
+    return tuple(sorted([down] if isinstance(down, str) else down))
+
+
+def _range_start(
+    script: Any,
+    lower: str,
+    upper: str,
+    current: list[str] | None,
+    applied_from: str,
+    strict: bool,
+) -> list[SkippedRevision]:
+    """`--range A:B` starts after A, as `alembic upgrade A:B --sql` does: say so.
+
+    When the database's alembic_version is known and has not reached A, the
+    revisions up to A would never run: apply refuses, lint names them.
+    """
+    try:
+        rev = script.get_revision(lower)
+    except Exception:  # "head-1" and the like: Alembic resolves them in the range itself
+        return []
+    if rev is None or lower in ("head", "heads"):
+        return []
+    path = _display(str(rev.path))
+    ids = list(reversed(_ids(script, lower, "base")))
+    if current is not None:
+        done = set(_ids(script, current[0], "base")) if len(current) == 1 else set()
+        missing = [r for r in ids if r not in done]
+        if not missing:
+            return []  # the database ran A: the range starts where it is
+        what = (
+            f"the range {lower}:{upper} starts after {lower} (as `alembic upgrade "
+            f"{lower}:{upper} --sql`), but {applied_from} is {', '.join(current) or 'empty'}: "
+            f"{len(missing)} revision(s) before the range never ran ({', '.join(missing)})"
+        )
+        if strict:
+            raise AppliedInRange(
+                what, hint="drop --range to apply the revisions after alembic_version"
+            )
+        return [SkippedRevision(lower, path, "start", what + "; they are not linted")]
+    down = ", ".join(_down(script, lower)) or "base"
+    return [
+        SkippedRevision(
+            lower,
+            path,
+            "start",
+            f"--range {lower}:{upper} starts after {lower}, as `alembic upgrade {lower}:{upper} "
+            f"--sql` does (the database is taken to be at {lower}): revision {lower} ({path}) "
+            f"is not taken; --range {down}:{upper} includes it",
+        )
+    ]
 
 
 def _heads(script: Any) -> set[str]:
@@ -509,14 +607,18 @@ def _render(
             failed.revision,
             failed.path,
             failed_exc,
-            hint=f"apply the revisions before it, run `alembic upgrade {failed.revision}` "
-            "with the stock env.py, then apply the rest through pgwarden"
-            if strict
-            else "it is skipped; lint the rest, and review this revision by hand",
+            hint="it is skipped; lint the rest, and review this revision by hand",
         )
         if strict:
-            raise err from failed_exc
-        skipped.append(SkippedRevision(failed.revision, failed.path, "offline", err.message))
+            cap.add_online(failed, placeholder_sql(failed.revision, failed.path))
+            detail = (
+                f"{failed.path}: revision {failed.revision} cannot be rendered offline (it reads "
+                "data or inspects the connection): it runs online through Alembic, as one "
+                "guarded transaction of its own"
+            )
+            skipped.append(SkippedRevision(failed.revision, failed.path, "online", detail))
+        else:
+            skipped.append(SkippedRevision(failed.revision, failed.path, "offline", err.message))
         done = {r.revision for r in cap.revisions} | {s.revision for s in skipped}
         if not [r for r in wanted if r not in done]:
             return skipped

@@ -1,0 +1,239 @@
+"""Alembic revisions that read data run online inside the guarded executor (#15.2), and
+what `--range A:B` takes (#15.3).
+
+`pgwarden apply --alembic` runs a revision that cannot render offline through
+Alembic (the project's env.py, online) on the executor's connection, inside the
+transaction the executor opened for it: under its lock_timeout, retried after a
+lock timeout, cancelled by the watchdog or Ctrl-C, recorded in the journal in
+the same transaction. What cannot stay in that transaction (autocommit_block) is
+refused, naming the revision, and rolled back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+
+pytest.importorskip("alembic")
+
+from pgwarden.cli.analyse import lint as lint_cmd
+from pgwarden.cli.apply import apply as apply_cmd
+from pgwarden.pg.cluster import Cluster
+from pgwarden.sources.alembic import _sqlalchemy_url
+from tests.fixtures.pg import new_database
+
+PROJECT = Path(__file__).parent / "alembic_reads_project"
+
+AUTOCOMMIT_REVISION = '''"""count the metrics, then index them CONCURRENTLY (reads data, autocommit)
+
+Revision ID: 0006
+Revises: 0005
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0006"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    n = op.get_bind().execute(sa.text("SELECT count(*) FROM metrics")).scalar()
+    if n:
+        with op.get_context().autocommit_block():
+            op.execute("CREATE INDEX CONCURRENTLY metrics_value_idx ON metrics (value)")
+
+
+def downgrade() -> None:
+    op.drop_index("metrics_value_idx", table_name="metrics")
+'''
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    copy = tmp_path / "project"
+    shutil.copytree(PROJECT, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.chdir(copy)
+    return copy
+
+
+def _alembic(project: Path, db: str, *args: str) -> None:
+    """Plain `alembic` with the stock env.py path."""
+    done = subprocess.run(
+        [sys.executable, "-m", "alembic", "-x", f"url={_sqlalchemy_url(db)}", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PGWARDEN_GUARDED": "0"},
+        cwd=project,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _at_0001_with_rows(project: Path, db: str) -> None:
+    """0001 applied; duplicate keys for 0002 to delete (it reads them first)."""
+    _alembic(project, db, "upgrade", "0001")
+    with psycopg.connect(db, autocommit=True) as c:
+        c.execute(
+            "INSERT INTO metrics (key, value) "
+            "SELECT 'k' || (i % 50), i FROM generate_series(1, 500) i"
+        )
+
+
+def _version(db: str) -> list[str]:
+    with psycopg.connect(db, autocommit=True) as c:
+        return [str(r[0]) for r in c.execute("SELECT version_num FROM alembic_version")]
+
+
+def _schema(db: str) -> dict[str, list[tuple[object, ...]]]:
+    """Columns, constraints and indexes of the public schema (pgwarden's own left out)."""
+    queries = {
+        "columns": "SELECT table_name, column_name, data_type, is_nullable, column_default "
+        "FROM information_schema.columns WHERE table_schema = 'public' ORDER BY 1, 2",
+        "constraints": "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) "
+        "FROM pg_constraint WHERE connamespace = 'public'::regnamespace ORDER BY 1, 2",
+        "indexes": "SELECT tablename, indexname, indexdef FROM pg_indexes "
+        "WHERE schemaname = 'public' ORDER BY 1, 2",
+        "metrics": "SELECT key, value FROM metrics ORDER BY key, value",
+        "version": "SELECT version_num FROM alembic_version",
+    }
+    with psycopg.connect(db, autocommit=True) as c:
+        return {k: c.execute(q).fetchall() for k, q in queries.items()}  # type: ignore[arg-type]
+
+
+def _apply(db: str, tmp_path: Path, *extra: str) -> tuple[int, str]:
+    args = ["--alembic", "--database-url", db, "--env", "dev", "--restamp", *extra]
+    r = CliRunner().invoke(apply_cmd, [*args, "--journal-file", str(tmp_path / "j.jsonl")])
+    return r.exit_code, r.output
+
+
+def _events(tmp_path: Path) -> list[dict[str, object]]:
+    lines = (tmp_path / "j.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def test_apply_runs_the_revisions_that_read_data_online_in_order(
+    pg_cluster: Cluster, project: Path, tmp_path: Path
+) -> None:
+    guarded, plain = new_database(pg_cluster), new_database(pg_cluster)
+    for db in (guarded, plain):
+        _at_0001_with_rows(project, db)
+    code, output = _apply(guarded, tmp_path)
+    assert code == 0, output  # refused before: "revision 0002 cannot be rendered offline"
+    assert "revision 0002 cannot be rendered offline" in output
+    assert "it runs online through Alembic" in output
+    _alembic(project, plain, "upgrade", "head")
+    assert _schema(guarded) == _schema(plain)
+    assert _version(guarded) == ["0005"]
+    assert len(_schema(guarded)["metrics"]) == 50  # 0002 deleted the duplicates
+    # the online revisions are steps of the run, each done and recorded in its transaction
+    done = [e for e in _events(tmp_path) if e.get("event") == "step_done"]
+    assert len(done) == 4  # 0002 (online), 0003, 0004 (online), 0005: one transaction each
+    with psycopg.connect(guarded, autocommit=True) as c:
+        sqls = [str(r[0]) for r in c.execute("SELECT sql FROM pgwarden.applied ORDER BY 1")]
+    assert sum("alembic revision 0002" in s for s in sqls) == 1
+    assert sum("alembic revision 0004" in s for s in sqls) == 1
+
+
+def test_online_revision_waits_under_lock_timeout_and_is_retried(
+    db: str, project: Path, tmp_path: Path
+) -> None:
+    _at_0001_with_rows(project, db)
+    holder = psycopg.connect(db)
+    holder.execute("LOCK TABLE metrics IN ACCESS EXCLUSIVE MODE")
+    release = threading.Timer(2.0, holder.rollback)
+    release.start()
+    try:
+        code, output = _apply(db, tmp_path, "--lock-timeout-ms", "200")
+    finally:
+        release.join()
+        holder.close()
+    assert code == 0, output
+    assert _version(db) == ["0005"]
+    retries = [e for e in _events(tmp_path) if e.get("event") == "retry"]
+    assert retries and all(e["reason"] == "lock_timeout" for e in retries)
+    started = [e for e in _events(tmp_path) if e.get("event") == "step_started"]
+    first = started[0]
+    assert "alembic revision 0002" in str(first["sql"])  # the online revision waited
+
+
+def test_ctrl_c_cancels_an_online_revision_waiting_for_a_lock(db: str, project: Path) -> None:
+    from pgwarden.apply.api import GuardPolicy, Limits, RunOptions, apply_plan
+    from pgwarden.commands import load_plan
+    from pgwarden.events import Event, Retry
+    from pgwarden.settings import Environment, Settings
+    from pgwarden.sources.alembic import read_alembic_sources
+
+    _at_0001_with_rows(project, db)
+    sources = read_alembic_sources("alembic.ini", database_url=db, strict=True)
+    assert [o.revision for o in sources.online] == ["0002", "0004"]
+    plan = load_plan([], sources=sources)
+    cancel = threading.Event()
+
+    def observer(event: Event) -> None:
+        if isinstance(event, Retry):
+            cancel.set()  # what Ctrl-C does
+
+    with psycopg.connect(db) as holder:
+        holder.execute("LOCK TABLE metrics IN ACCESS EXCLUSIVE MODE")
+        result = apply_plan(
+            plan,
+            database_url=db,
+            policy=GuardPolicy(env="dev", restamp=True),
+            options=RunOptions(limits=Limits(lock_timeout_ms=200), runners=sources.runners),
+            settings=Settings(environments={"dev": Environment("dev", False)}),
+            observer=observer,
+            cancel=cancel,
+        )
+        holder.rollback()
+    assert result.state == "cancelled", result
+    assert _version(db) == ["0001"]
+    assert len(_schema(db)["metrics"]) == 500  # 0002 rolled back whole
+
+
+def test_autocommit_in_an_online_revision_is_refused_naming_it(
+    db: str, project: Path, tmp_path: Path
+) -> None:
+    (project / "versions" / "0006_count_then_index.py").write_text(AUTOCOMMIT_REVISION)
+    _at_0001_with_rows(project, db)
+    code, output = _apply(db, tmp_path)
+    assert code == 3, output
+    text = " ".join(output.split())
+    assert "revision 0006 (versions/0006_count_then_index.py)" in text
+    assert "cannot run in pgwarden's guarded transaction" in text
+    assert "autocommit" in text
+    assert _version(db) == ["0005"]  # the revisions before it committed; 0006 rolled back
+    assert not any(i[1] == "metrics_value_idx" for i in _schema(db)["indexes"])
+
+
+def test_range_start_is_excluded_as_alembic_sql_does_and_said(
+    db: str, project: Path, tmp_path: Path
+) -> None:
+    r = CliRunner().invoke(lint_cmd, ["--alembic", "--range", "0003:head", "--fail-on", "never"])
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.output.split())
+    assert "--range 0003:head starts after 0003, as `alembic upgrade 0003:head --sql` does" in text
+    assert "revision 0003 (versions/0003_metrics_key_index.py) is not taken" in text
+    assert "--range 0002:head includes it" in text
+    assert "PW101" not in r.output  # 0003's CREATE INDEX is not in the range
+    # apply: a database that has not reached the range's start is refused, nothing runs
+    _at_0001_with_rows(project, db)
+    code, output = _apply(db, tmp_path, "--range", "0003:head")
+    assert code == 1, output
+    text = " ".join(output.split())
+    assert "2 revision(s) before the range never ran (0002, 0003)" in text
+    assert _version(db) == ["0001"]
+    code, output = _apply(db, tmp_path, "--range", "0001:0003")
+    assert code == 0, output
+    assert _version(db) == ["0003"]
