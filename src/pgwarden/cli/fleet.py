@@ -11,6 +11,12 @@ import click
 from pgwarden.cli import EXIT_APPLY, EXIT_FINDINGS, err, handle_errors, out, print_json, styled
 from pgwarden.cli.interaction import ctrl_c_cancels, event_printer
 
+
+def _say(*objects: Any) -> None:
+    """One line on stdout, never wrapped (a CI log keeps each target on one line)."""
+    out.print(*objects, soft_wrap=True)
+
+
 _COMMON = [
     click.option("--fleet", "fleet", required=True, help="The fleet ([tool.pgwarden.fleet.NAME])."),
     click.option(
@@ -126,7 +132,7 @@ def _report(result: Any) -> None:
     done = result.names("done")
     bad = [t for t in result.targets if t.state in ("failed", "refused", "cancelled")]
     untouched = result.names("pending")
-    out.print(
+    _say(
         styled(
             "rollout {} [bold]{}[/]: {} target(s) have the change, {} failed, {} never touched",
             result.rollout_id,
@@ -137,10 +143,10 @@ def _report(result: Any) -> None:
         )
     )
     for t in bad:
-        out.print(styled("  [red]{}[/] (wave {}) {}: {}", t.name, t.wave, t.state, t.message or ""))
+        _say(styled("  [red]{}[/] (wave {}) {}: {}", t.name, t.wave, t.state, t.message or ""))
     if untouched:
         shown = ", ".join(untouched[:20]) + (" …" if len(untouched) > 20 else "")
-        out.print(f"  never touched: {shown}")
+        _say(f"  never touched: {shown}")
     if result.state == "done":
         return
     hint = (
@@ -186,7 +192,7 @@ def fleet_apply(
     if dry_run:
         waves = plan_waves(cfg, _selected(targets, _selector(kw["labels"])))
         for w in waves:
-            out.print(
+            _say(
                 styled(
                     "[bold]wave {} {}[/]: {} target(s), {} at a time, bake {} s",
                     w.index,
@@ -196,8 +202,8 @@ def fleet_apply(
                     f"{w.bake_s:g}",
                 )
             )
-            out.print("  " + ", ".join(t.name for t in w.targets))
-        out.print(f"dry run: {len(plan.steps)} step(s) would be applied; nothing was executed")
+            _say("  " + ", ".join(t.name for t in w.targets))
+        _say(f"dry run: {len(plan.steps)} step(s) would be applied; nothing was executed")
         return
     options = _options(kw, settings, cfg)
     cancel = threading.Event()
@@ -262,7 +268,7 @@ def fleet_status_cmd(fmt: str, **kw: Any) -> None:
         return
     r = report.rollout
     if r is not None:
-        out.print(
+        _say(
             styled(
                 "rollout {} [bold]{}[/] on {}{}",
                 r["rollout"],
@@ -274,12 +280,12 @@ def fleet_status_cmd(fmt: str, **kw: Any) -> None:
             )
         )
         for w in r["waves"]:
-            out.print(f"  wave {w['index']} {w['name']}: {w['state']} ({w['targets']} targets)")
+            _say(f"  wave {w['index']} {w['name']}: {w['state']} ({w['targets']} targets)")
     else:
-        out.print(f"fleet {cfg.name}: no rollout journal here; reading the targets only")
+        _say(f"fleet {cfg.name}: no rollout journal here; reading the targets only")
     for t in report.targets:
         if t.error:
-            out.print(styled("[red]{}[/]: cannot read: {}", t.name, t.error))
+            _say(styled("[red]{}[/]: cannot read: {}", t.name, t.error))
             continue
         wave = f"wave {t.wave} " if t.wave is not None else ""
         line = (
@@ -288,14 +294,14 @@ def fleet_status_cmd(fmt: str, **kw: Any) -> None:
         )
         if t.last_failure:
             line += f"; last failure: {t.last_failure}"
-        out.print(line)
+        _say(line)
         for run in t.in_progress:
-            out.print(f"  run {run.run_id} {run.state} since {run.started_at:%Y-%m-%d %H:%M:%S}")
+            _say(f"  run {run.run_id} {run.state} since {run.started_at:%Y-%m-%d %H:%M:%S}")
         for d in t.drift:
-            out.print(styled("  [yellow]drift[/]: {} ({})", d.object, d.how))
+            _say(styled("  [yellow]drift[/]: {} ({})", d.object, d.how))
     drifting = [t.name for t in report.targets if t.drift]
     if drifting:
-        out.print(
+        _say(
             styled(
                 "[yellow]{} target(s) drift from their peers[/]: {}",
                 len(drifting),
@@ -318,7 +324,7 @@ def fleet_cancel(**kw: Any) -> None:
     )
     result = cancel_rollout(journal, targets)
     for line in result.lines:
-        out.print(line)
+        _say(line)
     if result.state == "not-running":
         sys.exit(EXIT_FINDINGS)
 

@@ -78,6 +78,7 @@ _OBJECTS = sql.SQL(
       FROM pg_constraint k JOIN pg_class r ON r.oid = k.conrelid
       JOIN pg_namespace n ON n.oid = r.relnamespace
      WHERE {_USER} AND {_ext("pg_class", "r.oid")}
+       AND k.contype::text <> 'n'  -- 18 lists NOT NULL here; the column says it already
     UNION ALL
     SELECT 'trigger', n.nspname || '.' || r.relname || '.' || t.tgname, pg_get_triggerdef(t.oid)
       FROM pg_trigger t JOIN pg_class r ON r.oid = t.tgrelid
