@@ -82,6 +82,22 @@ class Table:
         return sql.Identifier(self.schema, self.name)
 
 
+# A row written here on the sending side, once seen on the receiving side, proves that
+# every transaction committed before it was applied (replication keeps commit order).
+MARKER = Table(STATE_SCHEMA, "marker", False, 0)
+
+
+def ensure_marker(conn: Conn) -> None:
+    """The marker table (published with the user tables) on either side."""
+    conn.execute(
+        sql.SQL(
+            "CREATE SCHEMA IF NOT EXISTS {s}; "
+            "CREATE TABLE IF NOT EXISTS {s}.marker (id text PRIMARY KEY, at timestamptz "
+            "NOT NULL DEFAULT now())"
+        ).format(s=sql.Identifier(STATE_SCHEMA))
+    )
+
+
 def published_tables(conn: Conn) -> list[Table]:
     """The tables an upgrade replicates, with the planner's row estimate."""
     rows = conn.execute(_TABLES, {"state": STATE_SCHEMA}).fetchall()
@@ -124,14 +140,12 @@ def create_publication(conn: Conn, name: str, tables: list[Table]) -> None:
     """CREATE PUBLICATION `name` FOR TABLE ... (unless it exists)."""
     if conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (name,)).fetchone():
         return
-    if tables:
-        conn.execute(
-            sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(
-                sql.Identifier(name), sql.SQL(", ").join(t.ident for t in tables)
-            )
+    ensure_marker(conn)
+    conn.execute(
+        sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(
+            sql.Identifier(name), sql.SQL(", ").join(t.ident for t in [*tables, MARKER])
         )
-    else:
-        conn.execute(sql.SQL("CREATE PUBLICATION {}").format(sql.Identifier(name)))
+    )
 
 
 def drop_publication(conn: Conn, name: str) -> bool:

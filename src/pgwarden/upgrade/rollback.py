@@ -56,15 +56,14 @@ def switch_back(
         lock_tables(locker, tables, int(deadline.left() * 1000))
         logical.set_read_only(new, True)
         logical.terminate_clients(new, keep=(locker.info.backend_pid,))
-        row = new.execute("SELECT pg_current_wal_lsn()::text").fetchone()
-        assert row is not None
-        final = str(row[0])
-        if not wait_applied(new, names.reverse, final, deadline.at):
+        applied = wait_applied(new, old, deadline.at)
+        if applied is None:
             raise RollbackFailed(
-                f"OLD did not apply NEW's final LSN {final} within the timeout",
+                "OLD did not apply NEW's last writes within the timeout",
                 hint="NEW takes writes again; check the reverse subscription on OLD "
                 "(pg_stat_subscription) and run `pgwarden upgrade rollback` again",
             )
+        final = applied
         copy_sequences(new, old)
         logical.drop_subscription(old, names.reverse)
         logical.drop_publication(new, names.reverse)

@@ -398,6 +398,7 @@ class _Runner:
             )
             yield
             return
+        self.check_stop(f"the {name} phase")
         self.record.phase = name
         save(self.old, self.record)
         self.emit(UpgradePhase(upgrade_id=self.rid, phase=name, status="started", message=message))
@@ -532,6 +533,7 @@ class _Runner:
                     hint="`pgwarden upgrade cancel`, recreate NEW's database empty, run again",
                 )
             copy_schema(self.sides, record.target_major)
+            logical.ensure_marker(new)
             record.info["schema_fingerprint"] = logical.schema_fingerprint(self.old)
         with self.phase("replication", "creating the publication on OLD, subscription on NEW"):
             logical.create_publication(self.old, names.forward, tables)

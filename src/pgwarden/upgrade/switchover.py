@@ -173,13 +173,11 @@ def _forward(sw: Switch, deadline: Deadline) -> None:
         lock_tables(sw.locker, sw.tables, int(deadline.left() * 1000))
         sw.step("locked")
         # 2. final LSN, NEW applies it
-        row = old.execute("SELECT pg_current_wal_lsn()::text").fetchone()
-        assert row is not None
-        sw.final_lsn = str(row[0])
-        sw.record.info["final_lsn"] = sw.final_lsn
-        if not wait_applied(old, sw.names.forward, sw.final_lsn, deadline.at):
+        sw.final_lsn = wait_applied(old, new, deadline.at)
+        if sw.final_lsn is None:
             deadline.check("the catch-up of NEW")
-            raise SwitchFailed("NEW did not apply OLD's final LSN in time")
+            raise SwitchFailed("NEW did not apply OLD's last writes in time")
+        sw.record.info["final_lsn"] = sw.final_lsn
         sw.step("caught_up")
         # 3. sequences
         deadline.check("the catch-up of NEW")
@@ -232,6 +230,7 @@ def _forward(sw: Switch, deadline: Deadline) -> None:
         sw.step("writes_seen")
     finally:
         new.close()
+    logical.drop_publication(old, sw.names.forward)  # nothing subscribes to it any more
     sw.record.info["writes_paused_s"] = round(paused, 3)
     sw.record.state = "switched"
     sw.step("switched")

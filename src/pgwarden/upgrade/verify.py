@@ -2,7 +2,8 @@
 
 `consistent_snapshots` pauses writes to the published tables on OLD for a
 moment (EXCLUSIVE locks: reads go on, writers queue, bounded by `pause_s`),
-takes OLD's LSN, waits until NEW has applied it, opens a REPEATABLE READ
+writes a marker row on OLD and waits until NEW has applied it (replication keeps
+commit order, so NEW then holds every write OLD committed before), opens a REPEATABLE READ
 transaction on each side (their snapshots hold exactly the same rows) and
 lets writes go on. The comparison then reads both snapshots while the
 application keeps writing. A checksum is the sum of md5 digests of each
@@ -11,6 +12,7 @@ row's text form, so row order does not matter.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from pgwarden.upgrade.logical import Table, replay_lsn
+from pgwarden.upgrade.logical import MARKER, Table
 
 __all__ = ["NotCaughtUp", "Snapshots", "TableCheck", "compare", "consistent_snapshots"]
 
@@ -62,16 +64,23 @@ def lock_tables(conn: Conn, tables: list[Table], timeout_ms: int) -> None:
         )
 
 
-def wait_applied(old: Conn, slot: str, lsn: str, deadline: float) -> bool:
-    """Whether the receiver of `slot` applied `lsn` before `deadline` (monotonic)."""
+def wait_applied(sender: Conn, receiver: Conn, deadline: float) -> str | None:
+    """Write a marker row on `sender`; wait until `receiver` has applied it (then it has
+    applied every transaction committed on `sender` before). The sender's LSN after the
+    marker, or None when `deadline` (monotonic) passed first."""
+    token = secrets.token_hex(8)
+    marker = sql.Identifier(MARKER.schema, MARKER.name)
+    sender.execute(sql.SQL("INSERT INTO {} (id) VALUES (%s)").format(marker), (token,))
+    row = sender.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+    assert row is not None
+    lsn = str(row[0])
+    query = sql.SQL("SELECT 1 FROM {} WHERE id = %s").format(marker)
     while True:
-        got = replay_lsn(old, slot)
-        if got is not None:
-            row = old.execute("SELECT %s::pg_lsn >= %s::pg_lsn", (got, lsn)).fetchone()
-            if row is not None and row[0]:
-                return True
+        if receiver.execute(query, (token,)).fetchone() is not None:
+            sender.execute(sql.SQL("DELETE FROM {} WHERE id = %s").format(marker), (token,))
+            return lsn
         if time.monotonic() >= deadline:
-            return False
+            return None
         time.sleep(0.005)
 
 
@@ -85,7 +94,7 @@ def consistent_snapshots(
     pause_s: float = 1.0,
 ) -> Iterator[Snapshots]:
     """Two REPEATABLE READ transactions, on OLD and NEW, seeing the same rows."""
-    locker, probe = old_dsn(), old_dsn()
+    locker, probe, seen = old_dsn(), old_dsn(), new_dsn()
     snap_old, snap_new = old_dsn(), new_dsn()
     try:
         for c in (snap_old, snap_new):
@@ -94,19 +103,18 @@ def consistent_snapshots(
         locker.autocommit = False
         started = time.monotonic()
         lock_tables(locker, tables, max(int(pause_s * 1000 / 2), 50))
-        lsn_row = probe.execute("SELECT pg_current_wal_lsn()::text").fetchone()
-        assert lsn_row is not None
-        lsn = str(lsn_row[0])
-        if not wait_applied(probe, slot, lsn, started + pause_s):
+        applied = wait_applied(probe, seen, started + pause_s)
+        if applied is None:
             locker.rollback()
-            raise NotCaughtUp(lsn)
+            raise NotCaughtUp(slot)
+        lsn = applied
         snap_old.execute("SELECT 1")  # the snapshot is taken by the first query
         snap_new.execute("SELECT 1")
         locker.rollback()
         paused = time.monotonic() - started
         yield Snapshots(snap_old, snap_new, lsn, paused)
     finally:
-        for c in (locker, probe, snap_old, snap_new):
+        for c in (locker, probe, seen, snap_old, snap_new):
             c.close()
 
 

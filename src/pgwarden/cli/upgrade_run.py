@@ -1,0 +1,494 @@
+"""`pgwarden upgrade run | cancel | rollback | finish | status`: the blue/green upgrade."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pgwarden.cli import err, handle_errors, out, print_json, styled
+from pgwarden.cli.interaction import ctrl_c_cancels, event_printer
+from pgwarden.errors import Refused, UsageError
+from pgwarden.events import Event, Observer, UpgradeCopy, UpgradeLag
+
+_DEFAULT_JOURNAL = ".pgwarden/upgrade-journal.jsonl"
+
+
+def _sides(
+    database_url: str | None,
+    target_url: str | None,
+    source_conninfo: str | None = None,
+    target_conninfo: str | None = None,
+) -> Any:
+    from pgwarden.pg.connect import resolve_dsn
+    from pgwarden.upgrade.logical import Sides
+
+    old = resolve_dsn(database_url)
+    assert old is not None
+    if not target_url:
+        raise UsageError(
+            "no target given", hint="pass --target-url postgresql://user@new-host/db (NEW)"
+        )
+    return Sides(old, target_url, source_conninfo or old, target_conninfo or target_url)
+
+
+_common = [
+    click.option(
+        "--database-url",
+        "database_url",
+        metavar="DSN",
+        default=None,
+        help="OLD: the database upgraded (falls back to $PGWARDEN_DATABASE_URL, "
+        "then $DATABASE_URL).",
+    ),
+    click.option(
+        "--log-format",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        help="Progress on stderr as text, or one JSON event per line.",
+    ),
+]
+
+
+def _apply(options: list[Callable[[Any], Any]]) -> Callable[[Any], Any]:
+    def deco(fn: Any) -> Any:
+        for opt in reversed(options):
+            fn = opt(fn)
+        return fn
+
+    return deco
+
+
+@contextmanager
+def _progress(fmt: str) -> Iterator[Observer]:
+    """An observer: progress bars for the initial copy and the lag, lines for the rest."""
+    printer = event_printer(fmt)
+    if fmt == "json" or not err.is_terminal:
+        last: dict[str, float] = {}
+
+        def quiet(event: Event) -> None:
+            if isinstance(event, UpgradeCopy | UpgradeLag) and fmt == "text":
+                now = event.at
+                if now - last.get(event.kind, 0.0) < 10:
+                    return
+                last[event.kind] = now
+                if isinstance(event, UpgradeCopy):
+                    err.print(
+                        f"  copied {event.tables_ready}/{event.tables_total} tables, about "
+                        f"{event.rows_done:,} of {event.rows_total:,} rows"
+                    )
+                else:
+                    secs = "" if event.lag_s is None else f", {event.lag_s:.1f} s"
+                    err.print(f"  NEW trails OLD by {event.lag_bytes:,} bytes{secs}")
+                return
+            printer(event)
+
+        yield quiet
+        return
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[detail]}"),
+        console=err,
+        transient=True,
+    ) as bar:
+        copy = bar.add_task("initial copy", total=1, detail="", visible=False)
+        lag = bar.add_task("lag", total=None, detail="", visible=False)
+
+        def show(event: Event) -> None:
+            if isinstance(event, UpgradeCopy):
+                bar.update(
+                    copy,
+                    visible=True,
+                    total=max(event.rows_total, 1),
+                    completed=event.rows_done,
+                    detail=f"{event.tables_ready}/{event.tables_total} tables, "
+                    f"{event.rows_done:,}/{event.rows_total:,} rows",
+                )
+            elif isinstance(event, UpgradeLag):
+                secs = "" if event.lag_s is None else f", {event.lag_s:.1f} s"
+                bar.update(lag, visible=True, detail=f"{event.lag_bytes:,} bytes behind{secs}")
+            else:
+                for line in __import__("pgwarden.report.events", fromlist=["render"]).render(event):
+                    bar.console.print(line)
+
+        yield show
+
+
+@click.command("run")
+@_apply(_common)
+@click.option(
+    "--target-url",
+    metavar="DSN",
+    default=None,
+    help="NEW: an empty database on a server of the target major.",
+)
+@click.option("--env", "env", required=True, help="The environment OLD belongs to.")
+@click.option(
+    "--to",
+    "to_major",
+    type=click.IntRange(10, 99),
+    default=None,
+    help="The target major; NEW must run it (default: whatever NEW runs).",
+)
+@click.option(
+    "--switchover-timeout",
+    type=click.FloatRange(1, 3600),
+    default=30.0,
+    show_default=True,
+    help="Seconds the whole switchover may take before it is "
+    "rolled back and OLD takes writes again.",
+)
+@click.option(
+    "--switch-cmd",
+    default=None,
+    help="Shell command that moves the application to NEW (PgBouncer, DNS); run "
+    "with PGWARDEN_SWITCH_TO=new (and =old on a rollback).",
+)
+@click.option(
+    "--no-write-check",
+    is_flag=True,
+    help="Do not wait for writes on NEW after the hook (a quiet application).",
+)
+@click.option("--no-verify", is_flag=True, help="Skip the row count / checksum comparison.")
+@click.option(
+    "--verify-pause",
+    type=click.FloatRange(0.1, 30),
+    default=1.0,
+    show_default=True,
+    help="Longest pause of writes to OLD while both snapshots are taken (seconds).",
+)
+@click.option(
+    "--max-lag-bytes",
+    type=click.IntRange(0),
+    default=1 << 20,
+    show_default=True,
+    help="Switch over only once NEW trails OLD by less than this.",
+)
+@click.option(
+    "--source-conninfo",
+    default=None,
+    help="How NEW's server reaches OLD (default: --database-url).",
+)
+@click.option(
+    "--target-conninfo",
+    default=None,
+    help="How OLD's server reaches NEW for the reverse replication (default: --target-url).",
+)
+@click.option(
+    "--journal-file", default=_DEFAULT_JOURNAL, show_default=True, help="Local JSON-lines journal."
+)
+@click.option("--yes", is_flag=True, help="Skip the typed confirmation (CI).")
+@click.option("--config", default=None, help="pgwarden.toml or pyproject.toml to read.")
+@handle_errors
+def run(
+    database_url: str | None,
+    log_format: str,
+    target_url: str | None,
+    env: str,
+    to_major: int | None,
+    switchover_timeout: float,
+    switch_cmd: str | None,
+    no_write_check: bool,
+    no_verify: bool,
+    verify_pause: float,
+    max_lag_bytes: int,
+    source_conninfo: str | None,
+    target_conninfo: str | None,
+    journal_file: str,
+    yes: bool,
+    config: str | None,
+) -> None:
+    """Upgrade OLD to NEW through logical replication, then switch over (blue/green)."""
+    from pgwarden.apply.identity import check_target, read_identity, read_stamp
+    from pgwarden.cli.interaction import confirm_prompt
+    from pgwarden.settings import load_settings
+    from pgwarden.upgrade.run import RunOptions, run_upgrade
+
+    sides = _sides(database_url, target_url, source_conninfo, target_conninfo)
+    settings = load_settings(config)
+    with sides.old() as conn:
+        ident, stamp = read_identity(conn), read_stamp(conn, lost_ok=True)
+    check_target(
+        env_name=env,
+        environments=settings.environments,
+        ident=ident,
+        stamp=stamp,
+        destructive=[],
+        accept_data_loss=None,
+        yes=yes,
+        confirm=confirm_prompt(),
+    )
+    options = RunOptions(
+        environment=env,
+        target_major=to_major,
+        switchover_timeout_s=switchover_timeout,
+        switch_cmd=switch_cmd,
+        write_check=not no_write_check,
+        max_lag_bytes=max_lag_bytes,
+        verify=not no_verify,
+        verify_pause_s=verify_pause,
+        journal_file=journal_file,
+    )
+    cancel = threading.Event()
+    with ctrl_c_cancels(cancel), _progress(log_format) as show:
+        record = run_upgrade(sides, options, show, cancel)
+    times = ", ".join(f"{k} {v:.1f} s" for k, v in record.info.get("phase_s", {}).items())
+    out.print(
+        styled(
+            "[green]upgrade {} switched over[/]: NEW takes the writes (writes paused {} s); "
+            "OLD is read-only and receives NEW's writes until `pgwarden upgrade finish`",
+            record.id,
+            f"{float(record.info.get('writes_paused_s', 0.0)):.2f}",
+        )
+    )
+    out.print(f"phases: {times}")
+
+
+@click.command("cancel")
+@_apply(_common)
+@click.option("--target-url", metavar="DSN", default=None, help="NEW (to drop its subscription).")
+@click.option(
+    "--wait",
+    "wait_s",
+    type=click.FloatRange(0),
+    default=60.0,
+    show_default=True,
+    help="How long to wait for a run in another process to stop.",
+)
+@handle_errors
+def cancel_cmd(
+    database_url: str | None, log_format: str, target_url: str | None, wait_s: float
+) -> None:
+    """Cancel an upgrade before its switchover: OLD exactly as it was."""
+    from pgwarden.pg.connect import resolve_dsn
+    from pgwarden.upgrade.cancel import cancel
+    from pgwarden.upgrade.logical import Sides
+
+    old_dsn = resolve_dsn(database_url)
+    assert old_dsn is not None
+    sides = Sides(old_dsn, target_url, old_dsn, target_url) if target_url else None
+    with Sides(old_dsn, "", old_dsn, "").old() as old:
+        result = cancel(old, sides, event_printer(log_format), wait_s=wait_s)
+    removed = ", ".join(result.removed) or "nothing left to remove"
+    out.print(styled("[green]upgrade {} cancelled[/]: removed {}", result.record.id, removed))
+    if sides is None:
+        out.print(
+            "NEW was not given (--target-url): its subscription, if any, was left; "
+            "OLD's slot was dropped, so it cannot receive anything."
+        )
+
+
+@click.command("rollback")
+@_apply(_common)
+@click.option("--target-url", metavar="DSN", default=None, help="NEW.")
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(1, 3600),
+    default=60.0,
+    show_default=True,
+    help="Seconds OLD may take to apply NEW's last writes.",
+)
+@click.option(
+    "--switch-cmd",
+    default=None,
+    help="Shell command moving the application back (run with PGWARDEN_SWITCH_TO=old).",
+)
+@handle_errors
+def rollback_cmd(
+    database_url: str | None,
+    log_format: str,
+    target_url: str | None,
+    timeout_s: float,
+    switch_cmd: str | None,
+) -> None:
+    """After a switchover: back to OLD through the reverse replication, no write lost."""
+    from pgwarden.upgrade.journal import find_active
+    from pgwarden.upgrade.logical import Names, published_tables
+    from pgwarden.upgrade.rollback import switch_back
+    from pgwarden.upgrade.switchover import Deadline
+
+    sides = _sides(database_url, target_url)
+    with sides.old() as old:
+        record = find_active(old)
+        if record is None or record.state not in ("switched", "rolling_back"):
+            what = "no upgrade" if record is None else f"upgrade {record.id} is {record.state}"
+            raise Refused(
+                f"nothing to roll back: {what}",
+                hint="before the switchover, `pgwarden upgrade cancel` stops an upgrade",
+            )
+        paused = switch_back(
+            sides,
+            Names(record.id),
+            published_tables(old),
+            record,
+            old,
+            event_printer(log_format),
+            switch_cmd,
+            Deadline(timeout_s),
+        )
+    out.print(
+        styled(
+            "[green]upgrade {} rolled back[/]: OLD takes the writes again (writes "
+            "paused {} s); NEW is read-only",
+            record.id,
+            f"{paused:.2f}",
+        )
+    )
+
+
+@click.command("finish")
+@_apply(_common)
+@click.option("--target-url", metavar="DSN", default=None, help="NEW.")
+@handle_errors
+def finish_cmd(database_url: str | None, log_format: str, target_url: str | None) -> None:
+    """After a switchover: end the reverse replication (no rollback possible afterwards)."""
+    from pgwarden.upgrade import logical
+    from pgwarden.upgrade.journal import find_active, save
+    from pgwarden.upgrade.logical import Names
+
+    sides = _sides(database_url, target_url)
+    with sides.old() as old, sides.new() as new:
+        record = find_active(old)
+        if record is None or record.state != "switched":
+            what = "no upgrade" if record is None else f"upgrade {record.id} is {record.state}"
+            raise Refused(
+                f"nothing to finish: {what}",
+                hint="`pgwarden upgrade status` shows the upgrade's state",
+            )
+        names = Names(record.id)
+        logical.drop_subscription(old, names.reverse)
+        logical.drop_publication(new, names.reverse)
+        logical.drop_slot(new, names.reverse)
+        logical.drop_publication(old, names.forward)
+        record.state = "finished"
+        save(old, record)
+    out.print(
+        styled("[green]upgrade {} finished[/]: NEW stands alone; OLD stays read-only", record.id)
+    )
+
+
+@click.command("status")
+@_apply(_common[:1])
+@click.option("--id", "upgrade_id", default=None, help="An upgrade id (default: the latest).")
+@click.option(
+    "--journal-file",
+    default=_DEFAULT_JOURNAL,
+    show_default=True,
+    help="Local journal, read when OLD cannot be reached.",
+)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@handle_errors
+def status_cmd(
+    database_url: str | None, upgrade_id: str | None, journal_file: str, fmt: str
+) -> None:
+    """The state of the latest upgrade of OLD (or --id), and what to do next."""
+    from pgwarden.errors import ConnectionFailed
+    from pgwarden.pg.connect import resolve_dsn
+    from pgwarden.upgrade.journal import find_latest, run_is_live
+    from pgwarden.upgrade.logical import Names, Sides, is_read_only, lag
+
+    dsn = resolve_dsn(database_url)
+    assert dsn is not None
+    try:
+        old = Sides(dsn, "", dsn, "").old()
+    except ConnectionFailed as exc:
+        _status_from_journal(journal_file, upgrade_id, fmt, str(exc))
+        return
+    with old:
+        record = find_latest(old, upgrade_id)
+        if record is None:
+            raise Refused(
+                "no upgrade recorded on this database", hint="`pgwarden upgrade run` starts one"
+            )
+        live = run_is_live(old)
+        names = Names(record.id)
+        behind = lag(old, names.forward)
+        read_only = is_read_only(old)
+    data = record.to_dict()
+    data.update(
+        live=live,
+        old_read_only=read_only,
+        lag_bytes=None if behind is None else behind.bytes,
+        lag_s=None if behind is None else behind.seconds,
+        next=_next_step(record.state, live),
+    )
+    if fmt == "json":
+        print_json(data)
+        return
+    out.print(
+        styled(
+            "upgrade [bold]{}[/] of {} to {} (PostgreSQL {}): [bold]{}[/], phase {}",
+            record.id,
+            record.database,
+            record.target,
+            str(record.target_major),
+            record.state,
+            record.phase,
+        )
+    )
+    out.print(
+        f"  process: {'running' if live else 'not running'} (last: {record.host} pid "
+        f"{record.pid}); updated {data['updated_at']}"
+    )
+    if behind is not None:
+        secs = "" if behind.seconds is None else f", {behind.seconds:.1f} s"
+        out.print(f"  NEW trails OLD by {behind.bytes:,} bytes{secs}")
+    out.print(f"  OLD read-only: {'yes' if read_only else 'no'}")
+    for k, v in record.info.get("phase_s", {}).items():
+        out.print(f"  {k}: {v:.1f} s")
+    out.print(styled("  [dim]next:[/] {}", data["next"]))
+
+
+def _next_step(state: str, live: bool) -> str:
+    if live:
+        return "the upgrade is running; `pgwarden upgrade cancel` stops it before the switchover"
+    return {
+        "running": "its process is gone: `pgwarden upgrade run` (same arguments) continues it, "
+        "`pgwarden upgrade cancel` removes it",
+        "interrupted": "`pgwarden upgrade run` (same arguments) continues it, "
+        "`pgwarden upgrade cancel` removes it",
+        "switching": "stopped inside its switchover: `pgwarden upgrade cancel --target-url NEW` "
+        "makes OLD writable again, or `pgwarden upgrade run` undoes and retries it",
+        "switched": "`pgwarden upgrade rollback` goes back to OLD; `pgwarden upgrade finish` "
+        "ends the reverse replication",
+        "rolling_back": "`pgwarden upgrade rollback` again",
+        "cancelled": "nothing: OLD is as it was",
+        "rolled_back": "nothing: OLD takes the writes",
+        "finished": "nothing: NEW stands alone",
+    }.get(state, "`pgwarden upgrade status` again")
+
+
+def _status_from_journal(path: str, upgrade_id: str | None, fmt: str, why: str) -> None:
+    import orjson
+
+    try:
+        raw = Path(path).read_bytes()
+        lines = [orjson.loads(x) for x in raw.splitlines() if x.strip()]
+    except OSError:
+        raise Refused(
+            f"{why}; and no local journal at {path}",
+            hint="check that OLD is reachable, or pass --journal-file",
+        ) from None
+    if upgrade_id is None and lines:
+        upgrade_id = str(lines[-1].get("run"))
+    mine = [x for x in lines if x.get("run") == upgrade_id]
+    if fmt == "json":
+        print_json({"id": upgrade_id, "source": "local journal", "events": mine[-20:]})
+        return
+    err.print(f"OLD cannot be reached ({why}); from the local journal {path}:")
+    for event in mine[-10:]:
+        out.print(
+            f"  {event.get('event')} {event.get('phase', '')} {event.get('status', '')} "
+            f"{event.get('message', '')}".rstrip()
+        )
+
+
+SUBCOMMANDS = (run, cancel_cmd, rollback_cmd, finish_cmd, status_cmd)
