@@ -25,6 +25,7 @@ __all__ = [
     "BackfillBatch",
     "BackupProgress",
     "Blocker",
+    "BreakGlass",
     "Cancelled",
     "Cleanup",
     "Event",
@@ -35,6 +36,7 @@ __all__ = [
     "FleetWave",
     "HealthPause",
     "LockWait",
+    "NoRolePolicy",
     "Observer",
     "Phase",
     "ReconnectFailed",
@@ -299,6 +301,34 @@ class BackfillBatch(Event):
     batch_ms: float
     progress: float  # 0..1
     eta_s: float | None
+
+
+# -- role policy (pgwarden.access.enforce) ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BreakGlass(Event):
+    """A declared break-glass role ran a command on a protected environment, and why."""
+
+    kind: ClassVar[str] = "break_glass"
+
+    environment: str
+    reason: str
+    session_user: str
+    current_user: str
+    os_user: str
+    host: str
+    expected: str | None  # the declared migration role
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NoRolePolicy(Event):
+    """A protected environment declares no role policy: any role was allowed to run."""
+
+    kind: ClassVar[str] = "no_role_policy"
+
+    environment: str
+    current_user: str
 
 
 # -- rehearse, backup --------------------------------------------------------------------

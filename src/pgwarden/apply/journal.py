@@ -113,6 +113,18 @@ _DDL = sql.SQL(
         step integer,
         data jsonb NOT NULL
     );
+    CREATE TABLE IF NOT EXISTS pgwarden.break_glass (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        run_id text,
+        at timestamptz NOT NULL,
+        environment text NOT NULL,
+        command text NOT NULL,
+        session_user_name text NOT NULL,
+        current_user_name text NOT NULL,
+        os_user text NOT NULL,
+        host text NOT NULL,
+        reason text NOT NULL
+    );
     CREATE TABLE IF NOT EXISTS pgwarden.backfills (
         key text PRIMARY KEY,
         table_name text NOT NULL,
@@ -130,7 +142,7 @@ _UPGRADE = sql.SQL(
     "ALTER TABLE pgwarden.target ADD COLUMN IF NOT EXISTS protected boolean, "
     "ADD COLUMN IF NOT EXISTS data_directory text, ADD COLUMN IF NOT EXISTS port integer"
 )
-_TABLES = ("target", "runs", "steps", "applied", "events", "backfills")
+_TABLES = ("target", "runs", "steps", "applied", "events", "backfills", "break_glass")
 _COMPLETE = sql.SQL(
     "SELECT count(*) = {} AND bool_or(c.relname = 'target' AND EXISTS (SELECT 1 "
     "FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'port' "
@@ -350,6 +362,8 @@ class Journal:
                 sql.Literal(Jsonb(data)),
             )
         )
+        if event.kind == "break_glass":
+            Journal.record_break_glass(self.conn, self.run_id, event, "apply")
         steps = event.data.get("steps")
         state = _STEP_STATE.get(event.kind)
         if state is None or not isinstance(steps, list):
@@ -404,6 +418,38 @@ class Journal:
                 sql.Literal(step.location.path),
                 sql.Literal(step.location.line),
                 sql.Literal(run_id),
+            )
+        )
+
+    @staticmethod
+    def record_break_glass(
+        conn: psycopg.Connection[tuple[object, ...]],
+        run_id: str | None,
+        event: Event,
+        command: str,
+    ) -> None:
+        """Record a break-glass run (who, when, why) in `pgwarden.break_glass`."""
+        d = event.data
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO pgwarden.break_glass (run_id, at, environment, command, "
+                "session_user_name, current_user_name, os_user, host, reason) "
+                "VALUES ({}, to_timestamp({}), {})"
+            ).format(
+                sql.Literal(run_id),
+                sql.Literal(event.at),
+                sql.SQL(", ").join(
+                    sql.Literal(str(v))
+                    for v in (
+                        d["environment"],
+                        command,
+                        d["session_user"],
+                        d["current_user"],
+                        d["os_user"],
+                        d["host"],
+                        d["reason"],
+                    )
+                ),
             )
         )
 

@@ -47,6 +47,9 @@ class GuardPolicy:
     restamp: bool = False  # bind the database to `env` anew
     confirm: Callable[[str], str] | None = None  # asks for the database name; None: no prompt
     backup_check: BackupCheck | None = None  # None: the configured backup catalogue
+    # --break-glass: the reason a declared break-glass role runs instead of the migration
+    # role on a protected environment (pgwarden.access.enforce; recorded with the run)
+    break_glass: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,8 +12,10 @@ import psycopg
 from psycopg import errors as pge
 from psycopg import sql
 
+from pgwarden.access.enforce import RoleCheck, adopt_journal, check_role
 from pgwarden.analysis.context import Snapshot, take_snapshot
 from pgwarden.apply.events import (
+    Event,
     Observer,
     Reconnected,
     ReconnectFailed,
@@ -222,6 +224,7 @@ def apply_plan(
 
         first = decide(interactive=True)
         environment = first.environment
+        roles = _check_roles(conn, environment, cfg, guard, first.refusals if dry_run else None)
         policies = {u.index: derive_lock_policy(u, snapshot, lim) for u in units}
         if dry_run:
             warnings = tuple(
@@ -248,6 +251,8 @@ def apply_plan(
                     "(another run stamped the database)",
                     hint="run the apply again to confirm, or pass --yes",
                 )
+            if now.environment.protected and not first.environment.protected:
+                roles = _check_roles(conn, now.environment, cfg, guard, None)
             setup = _RunSetup(
                 dsn=database_url,
                 plan=plan,
@@ -271,6 +276,8 @@ def apply_plan(
                 accept_data_loss=guard.accept_data_loss if now.destructive else None,
                 steps=preview(plan, keys, now.applied, policies),
                 rewrites=rewrites,
+                role_events=() if roles is None else roles.events,
+                journal_owner=None if roles is None else roles.journal_owner,
             )
             result = _run(conn, setup, stop, observer)
         finally:
@@ -281,6 +288,7 @@ def apply_plan(
         result,
         database_url=database_url,
         backup_check=guard.backup_check,
+        break_glass=guard.break_glass,
         options=replace(opts, snapshot=snapshot),
         settings=settings,
         observer=observer,
@@ -293,6 +301,7 @@ def _after_lost_connection(
     *,
     database_url: str,
     backup_check: BackupCheck | None,
+    break_glass: str | None,
     options: RunOptions,
     settings: Settings | None,
     observer: Observer | None,
@@ -318,7 +327,9 @@ def _after_lost_connection(
         database_url=database_url,
         run_id=result.run_id,
         # this run was confirmed already
-        policy=GuardPolicy(env=result.environment, yes=True, backup_check=backup_check),
+        policy=GuardPolicy(
+            env=result.environment, yes=True, backup_check=backup_check, break_glass=break_glass
+        ),
         options=RunOptions(
             limits=replace(limits, reconnects=limits.reconnects - 1),
             snapshot=options.snapshot,
@@ -360,6 +371,33 @@ class _RunSetup:
     accept_data_loss: str | None  # recorded only when the run destroys something
     steps: tuple[StepPreview, ...]
     rewrites: tuple[Rewrite, ...]
+    role_events: tuple[Event, ...] = ()  # the role check's (break glass, no policy)
+    journal_owner: str | None = None  # break glass: the pgwarden schema goes to this role
+
+
+def _check_roles(
+    conn: psycopg.Connection[tuple[object, ...]],
+    environment: Environment,
+    cfg: Settings,
+    guard: GuardPolicy,
+    warn: list[Refused] | None,
+) -> RoleCheck | None:
+    """The role policy's check of this session (pgwarden.access.enforce); with `warn` (a dry
+    run) a refusal is reported there instead of raised."""
+    declared = cfg.environments.get(environment.name)
+    try:
+        return check_role(
+            conn,
+            environment=environment.name,
+            protected=environment.protected,
+            policy=None if declared is None else declared.roles,
+            break_glass=guard.break_glass,
+        )
+    except Refused as exc:
+        if warn is None:
+            raise
+        warn.append(exc)
+        return None
 
 
 def _run(
@@ -393,6 +431,8 @@ def _run(
         Journal.ensure_schema(conn)
         if stamp is None or setup.restamp or not stamp.complete:
             write_stamp(conn, env, ident, f"{user}@{host}", protected=environment.protected)
+        if setup.journal_owner is not None:
+            adopt_journal(conn, setup.journal_owner)
     except pge.InsufficientPrivilege as exc:
         raise DatabaseError(
             f"cannot create or write the pgwarden schema: {str(exc).strip()}",
@@ -416,6 +456,8 @@ def _run(
         if observer is not None:
             observer(started)
         journal(started)
+        for event in setup.role_events:
+            emit(event)
         options = ExecOptions(
             lock=LockPolicy(),
             watchdog=watchdog_policy(lim),

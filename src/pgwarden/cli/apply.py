@@ -39,6 +39,7 @@ def _policy(kw: dict[str, Any], *, restamp: bool) -> Any:
         accept_data_loss=kw["accept_data_loss"],
         restamp=restamp,
         confirm=confirm_prompt(),
+        break_glass=kw["break_glass"],
     )
 
 
@@ -59,6 +60,16 @@ def _limits(**kw: Any) -> Any:
     )
 
 
+_break_glass_option = click.option(
+    "--break-glass",
+    "break_glass",
+    default=None,
+    metavar="REASON",
+    help="Run as a declared break-glass role instead of the migration role on a protected "
+    "env (recorded with who, when and REASON; docs/audit.md).",
+)
+
+
 def _guard_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     opts = [
         click.option(
@@ -75,6 +86,7 @@ def _guard_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             metavar="REASON",
             help="Allow destructive steps on a protected env without a verified backup.",
         ),
+        _break_glass_option,
         click.option(
             "--lock-timeout-ms",
             type=click.IntRange(1),
@@ -459,6 +471,7 @@ def cancel(database_url: str | None, run_id: str | None) -> None:
 @click.option("--yes", is_flag=True, help="Skip the typed confirmation (CI).")
 @click.option("--no-health-gate", is_flag=True, help="Do not pause on an unhealthy db.")
 @click.option("--again", is_flag=True, help="Run a finished backfill again, from the first row.")
+@_break_glass_option
 @click.option("--config", default=None, metavar="FILE", help="pgwarden.toml or pyproject.toml.")
 @dsn_option
 @handle_errors
@@ -472,6 +485,7 @@ def backfill(
     yes: bool,
     no_health_gate: bool,
     again: bool,
+    break_glass: str | None,
     config: str | None,
     database_url: str | None,
 ) -> None:
@@ -499,12 +513,20 @@ def backfill(
         yes=yes,
         confirm=confirm_prompt(),
     )
+    from pgwarden.apply.role_gate import gate_command
+
+    def loud(event: Event) -> None:
+        for line in render(event):
+            err.print(line)
+
+    gate_command(dsn, target, settings, break_glass=break_glass, command="backfill", observer=loud)
     spec = BackfillSpec(
         table, set_sql, where_sql, batch_size=batch_size, target_batch_ms=target_batch_ms
     )
     cancel = threading.Event()
     with (
         ctrl_c_cancels(cancel),
+        attach(settings, command="backfill", env=env, database_url=dsn, cancel=cancel) as hook,
         Progress(
             TextColumn(f"backfill {escape(table)}"),
             BarColumn(),

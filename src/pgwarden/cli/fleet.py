@@ -150,7 +150,7 @@ def _report(result: Any) -> None:
     if result.state == "done":
         return
     hint = (
-        "fix the cause, then `pgwarden fleet resume` continues from the halted wave; "
+        "fix the cause, then `pgwarden fleet resume` continues where it stopped; "
         "`pgwarden fleet status` reads every target"
     )
     err.print(

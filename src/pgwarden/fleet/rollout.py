@@ -125,10 +125,12 @@ def run_rollout(
                 old.data.get("state") not in ("done", "cancelled")
                 and old.data.get("plan_fingerprint") != plan.fingerprint()
             ):
+                at = old.data.get("halted_wave")
                 raise Refused(
                     f"rollout {old.data.get('rollout')} of fleet {cfg.name} is "
-                    f"{old.data.get('state')} (halted at wave {old.data.get('halted_wave')}) "
-                    "with another plan",
+                    f"{old.data.get('state')}"
+                    + (f" (halted at wave {at})" if at else "")
+                    + " with another plan",
                     hint="finish it with `pgwarden fleet resume`, or stop it with "
                     "`pgwarden fleet cancel`, before rolling out a new plan",
                 )
@@ -232,7 +234,16 @@ def resume_rollout(
             on_error=options.on_error,
         )
         journal.clear_cancel()
-        journal.update(lambda x: x.update(state="running", reason=None, message=None))
+
+        def reopen(x: dict[str, Any]) -> None:
+            x.update(state="running", reason=None, message=None)
+            for w in x["waves"]:  # a finished wave with targets left out runs them again
+                if w["state"] == "done" and any(
+                    x["targets"][n]["state"] != "done" for n in w["targets"]
+                ):
+                    w["state"] = "applying"
+
+        journal.update(reopen)
         runner = _Runner(plan, cfg, chosen, waves, opts, settings, observer, cancel, journal)
         return runner.run()
 
@@ -311,8 +322,18 @@ class _Runner:
             if halted is not None:
                 reason, message = halted
                 return self._halt(wave.index, reason, message)
+        # with on_error = continue, failed targets leave the rollout incomplete (resumable)
+        bad = [n for n, t in self.journal.data["targets"].items() if t["state"] != "done"]
         self.journal.update(
-            lambda d: d.update(state="done", halted_wave=None, finished_at=time.time())
+            lambda d: d.update(
+                state="incomplete" if bad else "done",
+                halted_wave=None,
+                reason="target" if bad else None,
+                message=f"{len(bad)} target(s) without the change: {', '.join(bad[:10])}"
+                if bad
+                else None,
+                finished_at=time.time(),
+            )
         )
         return self._result()
 
