@@ -503,7 +503,7 @@ def backfill(
     settings = load_settings(config)
     with connect(dsn) as conn:
         ident, stamp = read_identity(conn), read_stamp(conn)
-    check_target(
+    target, _ = check_target(
         env_name=env,
         environments=settings.environments,
         ident=ident,
@@ -526,7 +526,6 @@ def backfill(
     cancel = threading.Event()
     with (
         ctrl_c_cancels(cancel),
-        attach(settings, command="backfill", env=env, database_url=dsn, cancel=cancel) as hook,
         Progress(
             TextColumn(f"backfill {escape(table)}"),
             BarColumn(),
