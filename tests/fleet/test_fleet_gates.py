@@ -58,7 +58,7 @@ class _Exporter(BaseHTTPRequestHandler):
             wanted = re.compile(f"^(?:{m.group(1)})$") if m else None
             result = [
                 {
-                    "metric": {"__name__": "app_error_ratio", "target": t},
+                    "metric": {"target": t},  # as "max by (target)" gives it
                     "value": [time.time(), str(v)],
                 }
                 for t, v in VALUES.items()
