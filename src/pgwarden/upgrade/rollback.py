@@ -41,8 +41,15 @@ def switch_back(
     emit: Observer,
     switch_cmd: str | None,
     deadline: object,
+    *,
+    keep_forward: bool = False,
 ) -> float:
-    """Move the writes back to OLD; returns how long NEW refused writes (seconds)."""
+    """Move the writes back to OLD; returns how long NEW refused writes (seconds).
+
+    With `keep_forward` (a switchover being undone), the forward replication OLD -> NEW
+    is created again while both sides are frozen and equal, before OLD takes writes:
+    NEW stays an up-to-date (read-only) replica and the switchover can be retried.
+    """
     from pgwarden.upgrade.switchover import Deadline, run_hook
 
     assert isinstance(deadline, Deadline)
@@ -67,8 +74,12 @@ def switch_back(
         copy_sequences(new, old)
         logical.drop_subscription(old, names.reverse)
         logical.drop_publication(new, names.reverse)
-        logical.drop_publication(old, names.forward)
-        logical.drop_slot(old, names.forward)
+        if keep_forward:
+            logical.create_publication(old, names.forward, tables)
+            logical.create_subscription(new, names.forward, sides.source_conninfo, copy_data=False)
+        else:
+            logical.drop_publication(old, names.forward)
+            logical.drop_slot(old, names.forward)
         logical.set_read_only(old, False)
         record.info["old_read_only"] = False
         record.info["new_read_only"] = True
@@ -85,7 +96,11 @@ def switch_back(
         locker.close()
         new.close()
     paused = time.monotonic() - started
-    record.state = "rolled_back"
+    record.state = "running" if keep_forward else "rolled_back"
+    if keep_forward:
+        record.phase = "sequences"
+        record.info.pop("switch_step", None)
+        record.info.pop("hook_started", None)
     record.info["rolled_back_lsn"] = final
     save(journal, record)
     if switch_cmd:
@@ -106,7 +121,8 @@ def switch_back(
             outcome="rolled_back",
             final_lsn=final,
             writes_paused_s=paused,
-            message="OLD takes the writes again with every write made on NEW; NEW is read-only",
+            message="OLD takes the writes again with every write made on NEW; NEW is read-only"
+            + (" and replicates from OLD again" if keep_forward else ""),
         )
     )
     return paused

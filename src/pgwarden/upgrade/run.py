@@ -384,20 +384,21 @@ class _Runner:
         assert self.record is not None
         return self.record.id
 
+    def todo(self, name: str) -> bool:
+        """Whether phase `name` is still to run (a resumed run skips the done ones)."""
+        assert self.record is not None
+        if PHASES.index(self.record.phase) <= PHASES.index(name):
+            return True
+        self.emit(
+            UpgradePhase(
+                upgrade_id=self.rid, phase=name, status="skipped", message="done by an earlier run"
+            )
+        )
+        return False
+
     @contextmanager
     def phase(self, name: str, message: str) -> Iterator[None]:
         assert self.record is not None
-        if PHASES.index(self.record.phase) > PHASES.index(name):
-            self.emit(
-                UpgradePhase(
-                    upgrade_id=self.rid,
-                    phase=name,
-                    status="skipped",
-                    message="done by an earlier run",
-                )
-            )
-            yield
-            return
         self.check_stop(f"the {name} phase")
         self.record.phase = name
         save(self.old, self.record)
@@ -513,65 +514,72 @@ class _Runner:
         assert self.record is not None
         record = self.record
         tables: list[Table] = []
-        with self.phase("guardrails", "checking OLD and NEW"):
-            problems = guardrails(self.old, new, self.options.target_major, self.extra_checks)
-            problems += _new_is_empty(new)
-            if problems:
-                record.state = "cancelled"
-                save(self.old, record)
-                raise Refused(
-                    f"{len(problems)} guardrail(s) refuse the upgrade: "
-                    + "; ".join(p.message for p in problems),
-                    hint=problems[0].hint,
-                )
+        if self.todo("guardrails"):
+            with self.phase("guardrails", "checking OLD and NEW"):
+                problems = guardrails(self.old, new, self.options.target_major, self.extra_checks)
+                problems += _new_is_empty(new)
+                if problems:
+                    record.state = "cancelled"
+                    save(self.old, record)
+                    raise Refused(
+                        f"{len(problems)} guardrail(s) refuse the upgrade: "
+                        + "; ".join(p.message for p in problems),
+                        hint=problems[0].hint,
+                    )
         tables = logical.published_tables(self.old)
         names = Names(record.id)
-        with self.phase("schema", "copying the schema to NEW (pg_dump --schema-only)"):
-            if logical.published_tables(new):
-                raise UpgradeFailed(
-                    "an earlier run stopped while copying the schema: NEW is half-filled",
-                    hint="`pgwarden upgrade cancel`, recreate NEW's database empty, run again",
-                )
-            copy_schema(self.sides, record.target_major)
-            logical.ensure_marker(new)
-            record.info["schema_fingerprint"] = logical.schema_fingerprint(self.old)
-        with self.phase("replication", "creating the publication on OLD, subscription on NEW"):
-            logical.create_publication(self.old, names.forward, tables)
-            logical.create_subscription(
-                new, names.forward, self.sides.source_conninfo, copy_data=True
-            )
-        estimates = {t.qualified: t.estimate for t in tables}
-        with self.phase("initial_copy", f"copying {len(tables)} tables to NEW"):
-            while True:
-                progress = logical.copy_progress(new, names.forward, estimates)
-                self.emit(
-                    UpgradeCopy(
-                        upgrade_id=record.id,
-                        tables_ready=progress.tables_ready,
-                        tables_total=progress.tables_total,
-                        rows_done=progress.rows_done,
-                        rows_total=progress.rows_total,
-                        copying=progress.copying,
+        if self.todo("schema"):
+            with self.phase("schema", "copying the schema to NEW (pg_dump --schema-only)"):
+                if logical.published_tables(new):
+                    raise UpgradeFailed(
+                        "an earlier run stopped while copying the schema: NEW is half-filled",
+                        hint="`pgwarden upgrade cancel`, recreate NEW's database empty, run again",
                     )
+                copy_schema(self.sides, record.target_major)
+                logical.ensure_marker(new)
+                record.info["schema_fingerprint"] = logical.schema_fingerprint(self.old)
+        if self.todo("replication"):
+            with self.phase("replication", "creating the publication on OLD, subscription on NEW"):
+                logical.create_publication(self.old, names.forward, tables)
+                logical.create_subscription(
+                    new, names.forward, self.sides.source_conninfo, copy_data=True
                 )
-                if progress.done:
-                    break
-                self._sub_errors(new, names.forward)
-                self.check_stop("the initial copy")
-                time.sleep(self.options.poll_s)
-        with self.phase(
-            "catch_up",
-            f"waiting until NEW trails OLD by less than {self.options.max_lag_bytes:,} bytes",
-        ):
-            self._wait_lag(names.forward)
-        if self.options.verify:
-            with self.phase("verify", "comparing row counts and checksums at one LSN"):
-                self._verify(tables, names)
-        else:
-            with self.phase("verify", "verification skipped (--no-verify)"):
-                pass
-        with self.phase("sequences", "copying sequence values to NEW"):
-            record.info["sequences"] = copy_sequences(self.old, new)
+        estimates = {t.qualified: t.estimate for t in tables}
+        if self.todo("initial_copy"):
+            with self.phase("initial_copy", f"copying {len(tables)} tables to NEW"):
+                while True:
+                    progress = logical.copy_progress(new, names.forward, estimates)
+                    self.emit(
+                        UpgradeCopy(
+                            upgrade_id=record.id,
+                            tables_ready=progress.tables_ready,
+                            tables_total=progress.tables_total,
+                            rows_done=progress.rows_done,
+                            rows_total=progress.rows_total,
+                            copying=progress.copying,
+                        )
+                    )
+                    if progress.done:
+                        break
+                    self._sub_errors(new, names.forward)
+                    self.check_stop("the initial copy")
+                    time.sleep(self.options.poll_s)
+        if self.todo("catch_up"):
+            with self.phase(
+                "catch_up",
+                f"waiting until NEW trails OLD by less than {self.options.max_lag_bytes:,} bytes",
+            ):
+                self._wait_lag(names.forward)
+        if self.todo("verify"):
+            if self.options.verify:
+                with self.phase("verify", "comparing row counts and checksums at one LSN"):
+                    self._verify(tables, names)
+            else:
+                with self.phase("verify", "verification skipped (--no-verify)"):
+                    pass
+        if self.todo("sequences"):
+            with self.phase("sequences", "copying sequence values to NEW"):
+                record.info["sequences"] = copy_sequences(self.old, new)
         self._check_ddl()
         self._wait_lag(names.forward)
         self.check_stop("the catch-up")

@@ -13,10 +13,11 @@ Bounded by one deadline (`--switchover-timeout`). In order:
 7. a check that writes arrive on NEW.
 
 Past the deadline, or on any failure, it is undone: before the hook, by putting
-the forward replication back while OLD is still frozen and making OLD writable
-(NEW stays in sync: the switchover can be tried again); after the hook has run,
-by a switch back through the reverse replication (`rollback.switch_back`), so
-no write made on NEW is lost. The step reached is saved in the record after each
+the forward replication back while OLD is still frozen and making OLD writable;
+after the hook has run, by a switch back through the reverse replication
+(`rollback.switch_back`), so no write made on NEW is lost, with the forward
+replication put back before OLD takes writes. Either way NEW stays in sync and
+the switchover can be tried again. The step reached is saved in the record after each
 step, so a killed process is undone the same way by `cancel` or a new `run`.
 """
 
@@ -198,6 +199,8 @@ def _forward(sw: Switch, deadline: Deadline) -> None:
         logical.set_read_only(old, True)
         sw.record.info["old_read_only"] = True
         logical.terminate_clients(old, keep=(sw.locker.info.backend_pid,))
+        if logical.is_read_only(new):  # left so by a switchover undone earlier
+            logical.set_read_only(new, False)
         sw.step("old_read_only")
         sw.locker.rollback()
         baseline = logical.write_count(new)
@@ -271,6 +274,7 @@ def undo(sw: Switch, why: str, *, bound_s: float = 30.0) -> None:
             sw.emit,
             sw.switch_cmd,
             Deadline(bound_s),
+            keep_forward=True,
         )
         sw.emit(
             UpgradeSwitchover(
@@ -279,8 +283,8 @@ def undo(sw: Switch, why: str, *, bound_s: float = 30.0) -> None:
                 outcome="rolled_back",
                 final_lsn=sw.final_lsn,
                 writes_paused_s=time.monotonic() - started,
-                message=f"{why}; switched back to OLD with NEW's writes; start a new upgrade "
-                "to try again",
+                message=f"{why}; switched back to OLD with NEW's writes, NEW replicates "
+                "again: run again to retry",
             )
         )
         return
