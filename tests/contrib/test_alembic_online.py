@@ -109,7 +109,7 @@ def _schema(db: str) -> dict[str, list[tuple[object, ...]]]:
         "version": "SELECT version_num FROM alembic_version",
     }
     with psycopg.connect(db, autocommit=True) as c:
-        return {k: c.execute(q).fetchall() for k, q in queries.items()}  # type: ignore[arg-type]
+        return {k: c.execute(q).fetchall() for k, q in queries.items()}
 
 
 def _apply(db: str, tmp_path: Path, *extra: str) -> tuple[int, str]:
