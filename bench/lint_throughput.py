@@ -1,23 +1,34 @@
-"""Lint throughput: pgwarden vs squawk on one big file and on many small files.
+"""Lint throughput: pgwarden vs squawk (and vs an older pgwarden) on two shapes.
 
 Generates a corpus (default 20,000 statements; as one file and as 2,000 files
 of 10), runs `pgwarden lint --format json` and `squawk --reporter json` on each
-shape in the same run, and prints median wall times over --runs and the ratio.
+shape in the same run, and prints median wall times over --runs, peak memory
+(max RSS of the process) and the ratios. With --baseline REV (default 0bbc838,
+the commit before issue 14's remaining work) the same corpus is linted by that
+revision too, checked out into a temporary git worktree and run with this venv's
+interpreter, so a regression shows as a ratio above 1.00. `--select-one N`
+adds a file of N `SELECT 1;` statements (the memory kept per statement).
 
     .venv/bin/python bench/lint_throughput.py [--statements 20000] [--runs 5]
+        [--baseline 0bbc838|none] [--squawk PATH] [--select-one 200000]
 
-squawk comes from the `squawk-cli` package on PyPI (a dev dependency).
+squawk is the `squawk-cli` wheel from PyPI, installed outside the project:
+    .venv/bin/python -m pip install --target /tmp/squawk squawk-cli
+and found as --squawk, on PATH, or in /tmp/squawk/bin.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 TEMPLATES = (
@@ -41,15 +52,64 @@ def corpus(n: int) -> list[str]:
     return [TEMPLATES[i % len(TEMPLATES)].format(i=i) for i in range(n)]
 
 
-def timed(cmd: list[str], runs: int) -> float:
-    times = []
-    for _ in range(runs + 1):  # first run warms caches and is not counted
-        t = time.perf_counter()
-        r = subprocess.run(cmd, capture_output=True, check=False)
-        times.append(time.perf_counter() - t)
-        if r.returncode not in (0, 1):
-            sys.exit(f"{cmd[0]} failed ({r.returncode}): {r.stderr.decode()[-500:]}")
-    return statistics.median(times[1:])
+def rss_run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """One run: wall seconds and peak RSS in MB (wait4 on the child itself)."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode not in (0, 1):
+        sys.exit(f"{cmd[0]} failed ({proc.returncode}): {err.decode()[-500:]}")
+    return time.perf_counter() - t, usage.ru_maxrss / 1024
+
+
+def measure(cmd: list[str], runs: int, env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Median wall seconds over `runs` (after one warm-up run) and the largest peak RSS."""
+    results = [rss_run(cmd, env) for _ in range(runs + 1)]
+    return statistics.median(t for t, _ in results[1:]), max(m for _, m in results)
+
+
+def find_squawk(given: str | None) -> str:
+    bindir = Path(sys.executable).parent
+    for found in (
+        given,
+        shutil.which("squawk", path=str(bindir)),
+        shutil.which("squawk"),
+        shutil.which("squawk", path="/tmp/squawk/bin"),
+    ):
+        if found:
+            return found
+    sys.exit(
+        "squawk not found: .venv/bin/python -m pip install --target /tmp/squawk squawk-cli "
+        "(or pass --squawk PATH)"
+    )
+
+
+@contextmanager
+def baseline_checkout(rev: str) -> Iterator[Path | None]:
+    """`rev` checked out into a temporary git worktree (its src/), removed afterwards."""
+    if rev == "none":
+        yield None
+        return
+    root = Path(__file__).resolve().parents[1]
+    tmp = Path(tempfile.mkdtemp(prefix="pgwarden-baseline-"))
+    where = tmp / "tree"
+    subprocess.run(
+        ["git", "-C", str(root), "worktree", "add", "--detach", str(where), rev],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield where / "src"
+    finally:
+        subprocess.run(
+            ["git", "-C", str(root), "worktree", "remove", "--force", str(where)],
+            check=False,
+            capture_output=True,
+        )
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main() -> None:
@@ -59,14 +119,18 @@ def main() -> None:
     ap.add_argument("--statements", type=int, default=20_000)
     ap.add_argument("--files", type=int, default=2_000)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--baseline", default="0bbc838", help="git revision to compare, or none")
+    ap.add_argument("--squawk", default=None, help="the squawk binary")
+    ap.add_argument("--select-one", type=int, default=0, help="also lint N x 'SELECT 1;'")
     args = ap.parse_args()
     bindir = Path(sys.executable).parent
-    pgwarden = str(bindir / "pgwarden")
-    squawk = shutil.which("squawk", path=str(bindir)) or shutil.which("squawk")
-    if squawk is None:
-        sys.exit("squawk not found: pip install squawk-cli")
+    pgwarden = [str(bindir / "pgwarden")]
+    squawk = find_squawk(args.squawk)
     stmts = corpus(args.statements)
-    with tempfile.TemporaryDirectory(prefix="pgwarden-bench-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="pgwarden-bench-") as tmp,
+        baseline_checkout(args.baseline) as base_src,
+    ):
         big = Path(tmp) / "big.sql"
         big.write_text("\n".join(stmts) + "\n")
         small_dir = Path(tmp) / "small"
@@ -76,19 +140,41 @@ def main() -> None:
             chunk = stmts[f * per : (f + 1) * per]
             (small_dir / f"{f:05d}.sql").write_text("\n".join(chunk) + "\n")
         small = sorted(str(p) for p in small_dir.glob("*.sql"))
-        version = subprocess.run(
-            [squawk, "--version"], capture_output=True, text=True
-        ).stdout.strip()
-        print(f"corpus: {len(stmts):,} statements; {version}; median of {args.runs} runs")
-        print(f"{'shape':<28}{'pgwarden s':>12}{'squawk s':>12}{'ratio':>10}")
-        for label, paths in (
+        shapes = [
             (f"1 file x {len(stmts):,}", [str(big)]),
             (f"{args.files:,} files x {per}", small),
-        ):
-            pw = timed([pgwarden, "lint", "--format", "json", *paths], args.runs)
-            sq = timed([squawk, "--reporter", "json", *paths], args.runs)
-            print(f"{label:<28}{pw:>12.3f}{sq:>12.3f}{pw / sq:>9.2f}x")
-        print("ratio = pgwarden / squawk (below 1.00: pgwarden is faster)")
+        ]
+        if args.select_one:
+            ones = Path(tmp) / "select1.sql"
+            ones.write_text("SELECT 1;\n" * args.select_one)
+            shapes.append((f"1 file x {args.select_one:,} SELECT 1", [str(ones)]))
+        base_env = None
+        if base_src is not None:
+            base_env = {**os.environ, "PYTHONPATH": str(base_src)}
+        version = subprocess.run(
+            [squawk, "--version"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+        print(
+            f"corpus: {len(stmts):,} statements; {version}; baseline {args.baseline}; "
+            f"median of {args.runs} runs; memory = peak RSS"
+        )
+        head = f"{'shape':<30}{'pgwarden':>10}{'MB':>7}{'squawk':>9}{'MB':>7}{'/squawk':>9}"
+        if base_env is not None:
+            head += f"{args.baseline:>10}{'MB':>7}{'/base':>8}"
+        print(head)
+        for label, paths in shapes:
+            pw, pw_mb = measure([*pgwarden, "lint", "--format", "json", *paths], args.runs)
+            sq, sq_mb = measure([squawk, "--reporter", "json", *paths], args.runs)
+            line = f"{label:<30}{pw:>9.3f}s{pw_mb:>7.0f}{sq:>8.3f}s{sq_mb:>7.0f}{pw / sq:>8.2f}x"
+            if base_env is not None:
+                cmd = [sys.executable, "-m", "pgwarden", "lint", "--format", "json", *paths]
+                bs, bs_mb = measure(cmd, args.runs, base_env)
+                line += f"{bs:>9.3f}s{bs_mb:>7.0f}{pw / bs:>7.2f}x"
+            print(line, flush=True)
+        print(
+            "/squawk = pgwarden / squawk, /base = pgwarden / the baseline revision "
+            "(below 1.00: faster)"
+        )
 
 
 if __name__ == "__main__":
