@@ -253,6 +253,12 @@ KEYS: dict[str | None, Any] = {
             "bake_s": float,
         }
     },
+    # [tool.pgwarden.notify]: validated in pgwarden/notify/config.py (docs/notify.md)
+    "notify": {
+        "webhooks": list,
+        **dict.fromkeys(("stuck_after_s", "stuck_factor", "progress_every_s"), float),
+        "exit_wait_s": float,
+    },
 }
 
 

@@ -23,7 +23,8 @@ from pgwarden.cli import (
 )
 from pgwarden.cli.analyse import alembic_options
 from pgwarden.cli.interaction import confirm_prompt, ctrl_c_cancels, run_observer
-from pgwarden.events import BackfillBatch, Event, HealthPause
+from pgwarden.events import BackfillBatch, Event, HealthPause, fan_out
+from pgwarden.notify import attach
 from pgwarden.report.events import render
 
 _DEFAULT_JOURNAL = ".pgwarden/journal.jsonl"
@@ -300,7 +301,10 @@ def apply(
     sources = alembic_sources(paths, alembic_ini, revision_range, unapplied, dsn, strict=True)
     plan = commands.load_plan(paths, context=ctx, file_transaction=wrap, sources=sources)
     cancel = threading.Event()
-    with ctrl_c_cancels(cancel, dsn, kw["journal_file"]) as interrupts:
+    with (
+        ctrl_c_cancels(cancel, dsn, kw["journal_file"]) as interrupts,
+        attach(settings, command="apply", env=kw["env"], database_url=dsn, cancel=cancel) as hook,
+    ):
         result = apply_plan(
             plan,
             database_url=dsn,
@@ -314,7 +318,7 @@ def apply(
                 runners=sources.runners if sources is not None else {},
             ),
             settings=settings,
-            observer=run_observer(interrupts, kw["log_format"]),
+            observer=fan_out([run_observer(interrupts, kw["log_format"]), hook]),
             cancel=cancel,
         )
     if dry_run:
@@ -335,16 +339,20 @@ def resume(run_id: str | None, **kw: Any) -> None:
 
     dsn = resolve_dsn(kw["database_url"])
     assert dsn is not None
+    settings = load_settings(kw["config"])
     cancel = threading.Event()
-    with ctrl_c_cancels(cancel, dsn, kw["journal_file"]) as interrupts:
+    with (
+        ctrl_c_cancels(cancel, dsn, kw["journal_file"]) as interrupts,
+        attach(settings, command="resume", env=kw["env"], database_url=dsn, cancel=cancel) as hook,
+    ):
         result = resume_run(
             database_url=dsn,
             run_id=run_id,
             # without --accept-data-loss, the run's own reason holds
             policy=_policy(kw, restamp=False),
             options=RunOptions(limits=_limits(**kw), journal_file=kw["journal_file"]),
-            settings=load_settings(kw["config"]),
-            observer=run_observer(interrupts, kw["log_format"]),
+            settings=settings,
+            observer=fan_out([run_observer(interrupts, kw["log_format"]), hook]),
             cancel=cancel,
         )
     _finish(result, dsn)
@@ -526,6 +534,7 @@ def backfill(
     cancel = threading.Event()
     with (
         ctrl_c_cancels(cancel),
+        attach(settings, command="backfill", env=env, database_url=dsn, cancel=cancel) as hook,
         Progress(
             TextColumn(f"backfill {escape(table)}"),
             BarColumn(),
@@ -546,7 +555,7 @@ def backfill(
         result = run_backfill(
             dsn,
             spec,
-            observer=show,
+            observer=fan_out([show, hook]),
             cancel=cancel,
             health=None if no_health_gate else HealthPolicy(),
             again=again,
