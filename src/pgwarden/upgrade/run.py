@@ -40,6 +40,7 @@ from pgwarden.pg.binaries import Installation, find_installations
 from pgwarden.pg.connect import describe_dsn
 from pgwarden.pg.tool_conninfo import tool_connection
 from pgwarden.upgrade import logical
+from pgwarden.upgrade.check import Severity, logical_readiness
 from pgwarden.upgrade.journal import (
     PHASES,
     Record,
@@ -135,7 +136,13 @@ def guardrails(
                 "point --target-url at a server of a newer major",
             )
         )
-    for side, conn in (("OLD", old), ("NEW", new)):
+    for issue in logical_readiness(old):
+        if issue.severity is Severity.BLOCKER:
+            shown = ", ".join(issue.objects) + (f" and {issue.more} more" if issue.more else "")
+            problems.append(
+                Problem(issue.code, issue.message + (f" ({shown})" if shown else ""), issue.hint)
+            )
+    for side, conn in (("NEW", new),):
         level = str(_one(conn, "SHOW wal_level"))
         if level != "logical":
             problems.append(
@@ -154,7 +161,7 @@ def guardrails(
                 )
             )
         )
-        need = 3 if side == "OLD" else 1
+        need = 1
         if free_slots < need:
             problems.append(
                 Problem(
@@ -180,55 +187,7 @@ def guardrails(
                     "raise max_wal_senders (restart)",
                 )
             )
-        superuser = bool(_one(conn, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"))
-        if not superuser:
-            problems.append(
-                Problem(
-                    "role",
-                    f"the role pgwarden connects to {side} as is not a superuser",
-                    "connect as a superuser: creating subscriptions, publications for every "
-                    "table and ALTER DATABASE need it",
-                )
-            )
-    tables = logical.published_tables(old)
-    ident = {
-        f"{s}.{n}": (str(r), bool(pk))
-        for s, n, r, pk in _q(
-            old,
-            "SELECT n.nspname, c.relname, c.relreplident, EXISTS (SELECT 1 FROM pg_index i "
-            "WHERE i.indrelid = c.oid AND i.indisprimary) FROM pg_class c "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r'",
-        )
-    }
-    for t in tables:
-        if t.unlogged:
-            problems.append(
-                Problem(
-                    "unlogged-table",
-                    f"{t.qualified} is UNLOGGED: logical replication does not carry it",
-                    f"ALTER TABLE {t.qualified} SET LOGGED, or empty and drop it",
-                )
-            )
-            continue
-        replident, has_pk = ident.get(t.qualified, ("d", True))
-        if replident == "n" or (replident == "d" and not has_pk):
-            problems.append(
-                Problem(
-                    "no-replica-identity",
-                    f"{t.qualified} has no primary key or replica identity: its UPDATEs and "
-                    "DELETEs would fail on OLD once published",
-                    f"add a primary key, or ALTER TABLE {t.qualified} REPLICA IDENTITY FULL",
-                )
-            )
-    large = int(str(_one(old, "SELECT count(*) FROM pg_largeobject_metadata")))
-    if large:
-        problems.append(
-            Problem(
-                "large-objects",
-                f"OLD holds {large} large objects: logical replication does not carry them",
-                "move them into bytea columns, or upgrade with pg_upgrade instead",
-            )
-        )
+
     available = {str(r[0]) for r in _q(new, "SELECT name FROM pg_available_extensions")}
     for (ext,) in _q(old, "SELECT extname FROM pg_extension WHERE extname <> 'plpgsql'"):
         if str(ext) not in available:
@@ -254,6 +213,16 @@ def guardrails(
                 "copy them first: pg_dumpall --roles-only (from OLD) | psql (into NEW)",
             )
         )
+    for side, conn in (("OLD", old), ("NEW", new)):
+        if not bool(_one(conn, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user")):
+            problems.append(
+                Problem(
+                    "role",
+                    f"the role pgwarden connects to {side} as is not a superuser",
+                    "connect as a superuser: publishing every table, subscribing and "
+                    "ALTER DATABASE need it",
+                )
+            )
     for check in extra:
         problems.extend(check(old, new))
     return problems
