@@ -1,0 +1,68 @@
+"""`upgrade cancel` at each step before the switchover leaves OLD as it was: no slot, no
+publication, writable, same rows (real clusters, 15 -> 18)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+
+from pgwarden.cli.upgrade import upgrade
+from pgwarden.events import Event, UpgradePhase
+from pgwarden.upgrade.run import Interrupted, RunOptions, run_upgrade
+from tests.upgrade.run_support import can_write, leftovers, logical_clusters, make_pair
+
+__all__ = ["logical_clusters"]
+
+# Ctrl-C arrives when this phase has finished: the run stops before the next one.
+AFTER = ["guardrails", "schema", "replication", "initial_copy", "verify", "sequences"]
+
+
+def _snapshot(dsn: str) -> tuple[object, ...]:
+    with psycopg.connect(dsn) as c:
+        row = c.execute(
+            "SELECT (SELECT count(*) FROM orders), (SELECT max(id) FROM orders), "
+            "(SELECT count(*) FROM pg_publication), (SELECT count(*) FROM pg_replication_slots "
+            "WHERE database = current_database()), (SELECT count(*) FROM pg_db_role_setting s "
+            "JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = current_database())"
+        ).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+@pytest.mark.parametrize("after", AFTER)
+def test_cancel_after_each_step_leaves_old_as_it_was(
+    logical_clusters, tmp_path: Path, after: str
+) -> None:
+    pair = make_pair(logical_clusters, 15, 18)
+    before = _snapshot(pair.old_dsn)
+    cancel = threading.Event()
+
+    def ctrl_c_after(event: Event) -> None:
+        if isinstance(event, UpgradePhase) and event.phase == after and event.status == "done":
+            cancel.set()
+
+    with pytest.raises(Interrupted, match="interrupted"):
+        run_upgrade(
+            pair.sides,
+            RunOptions(environment="test", poll_s=0.1, journal_file=str(tmp_path / "j.jsonl")),
+            ctrl_c_after,
+            cancel,
+        )
+    runner = CliRunner()
+    status = runner.invoke(upgrade, ["status", "--database-url", pair.old_dsn])
+    assert "interrupted" in status.output and "continues it" in status.output, status.output
+    result = runner.invoke(
+        upgrade, ["cancel", "--database-url", pair.old_dsn, "--target-url", pair.new_dsn]
+    )
+    assert result.exit_code == 0, result.output
+    assert "cancelled" in result.output
+    assert _snapshot(pair.old_dsn) == before
+    assert leftovers(pair.old_dsn) == {"slots": [], "publications": [], "subscriptions": []}
+    assert leftovers(pair.new_dsn)["subscriptions"] == []
+    assert can_write(pair.old_dsn)
+    again = runner.invoke(upgrade, ["cancel", "--database-url", pair.old_dsn])
+    assert again.exit_code == 1 and "no upgrade to cancel" in again.output
