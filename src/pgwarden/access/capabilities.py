@@ -96,63 +96,74 @@ def _edge_label(role: str, inherit: bool, can_set: bool, admin: bool, implicit: 
     return f"member of {role} ({', '.join(opts) or 'no INHERIT, no SET'})"
 
 
-def reach(cat: Catalog, login: str) -> dict[str, Reach]:
-    """Every role whose privileges `login` has or can take, with the shortest path.
+def _walk(cat: Catalog, login: str) -> tuple[dict[str, Reach], dict[str, Reach]]:
+    """(roles whose privileges `login` has, roles it may become), shortest paths first.
 
-    Inherited privileges need no action; SET ROLE needs a chain of grants with
-    SET from the login role; ADMIN OPTION on a role lets the login role (or a
-    role it becomes) grant that role to itself.
+    The roles it may become (`SET ROLE`, or grant itself through ADMIN OPTION) are
+    those along grants with SET from the login role; from each of them (and the
+    login role) privileges flow along grants with INHERIT.
     """
     by_member: dict[str, list[tuple[str, bool, bool, bool, bool]]] = {}
     for m in cat.memberships:
         by_member.setdefault(m.member, []).append((m.role, m.inherit, m.set, m.admin, m.implicit))
-    out: dict[str, Reach] = {login: Reach(login, (), False, chain=(login,))}
-    # state: (role, how it is held: "inherit" = privileges in use, "set" = may SET ROLE to it)
-    queue: deque[tuple[str, bool]] = deque([(login, False)])
+    start = Reach(login, (), False, chain=(login,))
+    used: dict[str, Reach] = {}  # privileges usable (set_role: after SET ROLE)
+    become: dict[str, Reach] = {login: start}  # may be current_user
+    seen: set[tuple[str, bool, bool]] = set()
+    # state: (the reach, whether the role is on a SET chain from the login role)
+    queue: deque[tuple[Reach, bool]] = deque([(start, True)])
     while queue:
-        role, via_set = queue.popleft()
-        here = out[role]
-        for parent, inherit, can_set, admin, implicit in by_member.get(role, ()):
+        here, settable = queue.popleft()
+        key = (here.role, settable, here.set_role)
+        if key in seen:
+            continue
+        seen.add(key)
+        old = used.get(here.role)
+        if old is None or (old.set_role and not here.set_role):
+            used[here.role] = here
+        if settable and here.role not in become:
+            become[here.role] = here
+        for parent, inherit, can_set, admin, implicit in by_member.get(here.role, ()):
             label = _edge_label(parent, inherit, can_set, admin, implicit)
             chain = (*here.chain, parent)
             if inherit:
-                candidate = Reach(
-                    parent, (*here.hops, label), via_set, here.admin_self_grant, chain
+                queue.append(
+                    (
+                        Reach(
+                            parent, (*here.hops, label), here.set_role, here.admin_self_grant, chain
+                        ),
+                        False,
+                    )
                 )
-            elif can_set:
-                candidate = Reach(
-                    parent,
-                    (*here.hops, label, f"SET ROLE {parent}"),
-                    True,
-                    here.admin_self_grant,
-                    chain,
-                )
-            elif admin:
-                candidate = Reach(
-                    parent, (*here.hops, label, f"can GRANT {parent} to itself"), True, True, chain
-                )
-            else:
-                continue
-            old = out.get(parent)
-            if old is None or (old.set_role and not candidate.set_role):
-                out[parent] = candidate
-                queue.append((parent, candidate.set_role))
-    return out
+            if settable and can_set:
+                hops = (*here.hops, label, f"SET ROLE {parent}")
+                queue.append((Reach(parent, hops, True, here.admin_self_grant, chain), True))
+            if admin and not (inherit or can_set):
+                hops = (*here.hops, label, f"can GRANT {parent} to itself")
+                queue.append((Reach(parent, hops, True, True, chain), True))
+    return used, become
 
 
-def _attribute_caps(cat: Catalog, login: Role, roles: dict[str, Reach]) -> list[Capability]:
+def reach(cat: Catalog, login: str) -> dict[str, Reach]:
+    """Every role whose privileges `login` has or can take, with the shortest path.
+
+    Inherited privileges need no action (`set_role` false); the others need SET
+    ROLE along a chain of grants with SET from the login role, or a grant to
+    itself through ADMIN OPTION.
+    """
+    return _walk(cat, login)[0]
+
+
+def _attribute_caps(cat: Catalog, login: Role) -> list[Capability]:
+    """Attributes of the login role and of every role it may become."""
     out: list[Capability] = []
-    for name, r in roles.items():
+    for name, r in _walk(cat, login.name)[1].items():
         role = cat.roles.get(name)
         if role is None:
-            continue
-        # attributes apply to the current role: the login role itself, or one it can become
-        if name != login.name and not r.set_role and not _can_set(cat, login.name, name):
             continue
         for attr in ATTRIBUTES:
             if not getattr(role, attr) or (attr == "replication" and name != login.name):
                 continue
-            hops = r.hops if name == login.name or r.set_role else (*r.hops, f"SET ROLE {name}")
             out.append(
                 Capability(
                     login.name,
@@ -162,27 +173,12 @@ def _attribute_caps(cat: Catalog, login: Role, roles: dict[str, Reach]) -> list[
                     name,
                     None,
                     name,
-                    (login.name, *hops, f"{name} has {attr.upper()}"),
+                    (login.name, *r.hops, f"{name} has {attr.upper()}"),
                     name != login.name,
                     r.chain,
                 )
             )
     return out
-
-
-def _can_set(cat: Catalog, login: str, target: str) -> bool:
-    """Whether `login` may SET ROLE to `target` along grants with SET."""
-    seen = {login}
-    queue = deque([login])
-    while queue:
-        role = queue.popleft()
-        for m in cat.memberships:
-            if m.member == role and m.set and m.role not in seen:
-                if m.role == target:
-                    return True
-                seen.add(m.role)
-                queue.append(m.role)
-    return False
 
 
 def _grant_kind(kind: str, privilege: str) -> str | None:
@@ -207,7 +203,7 @@ def capabilities(cat: Catalog, login: str) -> list[Capability]:
     do anything."""
     role = cat.roles[login]
     roles = reach(cat, login)
-    out = _attribute_caps(cat, role, roles)
+    out = _attribute_caps(cat, role)
     if role.superuser:
         return out
     for o in cat.owned:
