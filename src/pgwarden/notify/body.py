@@ -119,7 +119,7 @@ def slack_body(n: Notification, ctx: RunContext, run: dict[str, str | None]) -> 
         context.append(f"run {n.details['run_id']}")
     context.append(datetime.fromtimestamp(n.at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC"))
     return {
-        "text": f"{title}: {n.summary}",
+        "text": _mrkdwn(f"{title}: {n.summary}"),
         "blocks": [
             {
                 "type": "section",

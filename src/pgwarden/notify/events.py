@@ -110,11 +110,17 @@ def event_text(event: Event) -> str:
         sql = event.sql[0] if event.sql else ""
         return f"step {event.step} started (attempt {event.attempt}): {_one_line(sql, 120)}"
     lines = [line.plain for line in render(event)]
-    return _one_line(" ".join(lines)) if lines else event.kind
+    text = _one_line(" ".join(lines)) if lines else event.kind
+    # The terminal's leading marks (▶, ✓, ·) mean nothing in a message.
+    while text and not (text[0].isalnum() or text[0] in "([\"'"):
+        text = text[1:]
+    return text or event.kind
 
 
 def _elapsed(seconds: float) -> str:
     s = int(seconds)
+    if s < 10:
+        return f"{seconds:.1f} s"
     if s < 120:
         return f"{seconds:.0f} s"
     if s < 7200:
