@@ -168,4 +168,7 @@ def lint(
         extra = preflight(plan, preflight_dsn)
         merged = sorted([*result.findings, *extra], key=lambda f: (f.step or -1, f.code))
         result = replace(result, findings=tuple(merged))
-    return plan, result
+    from pgwarden.lint.ignore_sources import apply_source_ignores, source_ignores
+
+    config = cfg.source or "configuration"  # [[ignore_sources]]: migrations you do not own
+    return plan, apply_source_ignores(result, source_ignores(cfg), config=config)

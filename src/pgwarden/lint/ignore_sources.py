@@ -11,7 +11,9 @@ reason = "run in the maintenance window"
 ```
 
 Every entry needs a reason; suppressed findings stay listed with it, as for an
-inline `pgwarden: ignore` comment.
+inline `pgwarden: ignore` comment, and the lint summary counts them per entry
+and reason (`suppressed_summary`). `path` applies to every source (SQL files,
+Alembic revisions, Django migrations); `app` to Django migrations only.
 """
 
 from __future__ import annotations
@@ -26,7 +28,13 @@ from pgwarden.lint.engine import LintResult, Suppression
 from pgwarden.location import SourceLocation
 from pgwarden.settings import Settings
 
-__all__ = ["SourceIgnore", "apply_source_ignores", "source_ignores"]
+__all__ = [
+    "SourceIgnore",
+    "SuppressedGroup",
+    "apply_source_ignores",
+    "source_ignores",
+    "suppressed_summary",
+]
 
 _EXAMPLE = '[[tool.pgwarden.ignore_sources]] path = "*/site-packages/*" reason = "..."'
 
@@ -39,6 +47,11 @@ class SourceIgnore:
     path: str | None = None
     app: str | None = None
     rules: tuple[str, ...] = ()  # empty: every rule
+
+    def describe(self) -> str:
+        """The entry as the summary names it: `path "*/site-packages/*" rules PW121`."""
+        what = f'path "{self.path}"' if self.path is not None else f'app "{self.app}"'
+        return what + (f" rules {', '.join(self.rules)}" if self.rules else "")
 
     def matches(self, code: str, name: str, path: str, app: str | None) -> bool:
         if self.rules and code not in self.rules and name not in self.rules:
@@ -108,6 +121,27 @@ def apply_source_ignores(
             kept.append(f)
             continue
         codes = hit.rules or (f.code,)
-        sup = Suppression(codes, hit.reason, SourceLocation(config, 1, 1), f.step)
+        # line 0: declared in the configuration, not at a line of a migration
+        where = SourceLocation(f"{config}: ignore_sources {hit.describe()}", 0, 0)
+        sup = Suppression(codes, hit.reason, where, f.step)
         suppressed.append((f, sup))
     return replace(result, findings=tuple(kept), suppressed=tuple(suppressed))
+
+
+@dataclass(frozen=True, slots=True)
+class SuppressedGroup:
+    """Suppressed findings that share where they were suppressed and why."""
+
+    count: int
+    by: str  # "inline comment", or the configuration entry
+    reason: str
+
+
+def suppressed_summary(result: LintResult) -> tuple[SuppressedGroup, ...]:
+    """The suppressed findings counted per suppression (entry or inline) and reason."""
+    counts: dict[tuple[str, str], int] = {}
+    for _finding, sup in result.suppressed:
+        by = sup.location.path if sup.location.line == 0 else "inline comment"
+        counts[(by, sup.reason)] = counts.get((by, sup.reason), 0) + 1
+    groups = [SuppressedGroup(n, by, reason) for (by, reason), n in counts.items()]
+    return tuple(sorted(groups, key=lambda g: (-g.count, g.by, g.reason)))

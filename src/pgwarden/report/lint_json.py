@@ -6,6 +6,7 @@ from typing import Any
 
 from pgwarden.findings import Severity
 from pgwarden.lint.engine import LintResult
+from pgwarden.lint.ignore_sources import suppressed_summary
 from pgwarden.plan import Plan
 
 __all__ = ["lint_json"]
@@ -38,6 +39,10 @@ def lint_json(plan: Plan, result: LintResult) -> dict[str, Any]:
             "warnings": result.count(Severity.WARNING),
             "notes": result.count(Severity.NOTE),
             "suppressed": len(result.suppressed),
+            "suppressed_by": [
+                {"count": g.count, "by": g.by, "reason": g.reason}
+                for g in suppressed_summary(result)
+            ],
             "assumptions": list(result.assumptions),
         },
     }

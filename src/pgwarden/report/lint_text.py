@@ -104,3 +104,7 @@ def render_lint(console: Console, plan: Plan, result: LintResult, *, show_fix: b
             style="bold",
         )
     )
+    from pgwarden.lint.ignore_sources import suppressed_summary
+
+    for g in suppressed_summary(result):
+        line(Text(f"  {g.count} suppressed by {g.by}: {g.reason}", style="dim"))
