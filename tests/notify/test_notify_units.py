@@ -175,9 +175,9 @@ def test_configuration_errors_and_warnings_never_show_the_url(tmp_path: Path) ->
     with pytest.raises(ConfigError, match="unknown notification 'stuk'") as e:
         _config(tmp_path, base + 'events = ["stuk"]\n')
     assert e.value.hint is not None and "did you mean 'stuck'" in e.value.hint
-    with pytest.raises(ConfigError, match="notify.stuck_after_s must be at least 1"):
+    with pytest.raises(ConfigError, match=r"notify\.stuck_after_s must be at least 1"):
         _config(tmp_path, "[notify]\nstuck_after_s = 0\n")
-    with pytest.raises(ConfigError, match="unknown key `notify.stuck_after`"):
+    with pytest.raises(ConfigError, match=r"unknown key `notify\.stuck_after`"):
         _config(tmp_path, "[notify]\nstuck_after = 10\n")
     with pytest.raises(ConfigError) as e:
         _config(tmp_path, base, {"HOOK": "ftp://T0KEN-bad-scheme"})
@@ -208,18 +208,20 @@ def test_slack_bodies_escape_markup_and_retries_recover_from_5xx(tmp_path: Path)
     warnings: list[str] = []
     with receiver("fail:2:503") as rx, pytest.MonkeyPatch.context() as mp:
         mp.setenv("HOOK", rx.url)
-        with (
-            pytest.raises(RuntimeError),
-            attach(
+
+        def failing_command() -> None:
+            with attach(
                 settings,
                 command="backup create",
                 env="prod & <eu>",
                 database_url="postgresql://alice:pw-s3cret@db.internal:5433/shop",
                 warn=warnings.append,
-            ) as notifier,
-        ):
-            notifier(Phase(message="dumping"))  # progress: not in `events`
-            raise RuntimeError("boom")
+            ) as notifier:
+                notifier(Phase(message="dumping"))  # progress: not in `events`
+                raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError):
+            failing_command()
     assert warnings == []
     assert len(rx.requests) == 4  # started three times (503, 503, 200), then failed
     started, failed = rx.requests[0], rx.requests[-1]
