@@ -118,7 +118,9 @@ class Writer:
             with self.lock:
                 dsn = self.dsn
             try:
-                with psycopg.connect(dsn, autocommit=True, connect_timeout=3) as c:
+                with psycopg.connect(
+                    dsn, autocommit=True, connect_timeout=3, prepare_threshold=None
+                ) as c:
                     while not self.stop.is_set():
                         with self.lock:
                             if self.dsn != dsn:
