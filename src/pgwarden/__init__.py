@@ -37,6 +37,13 @@ if TYPE_CHECKING:  # what static tools see; `X as X` marks an explicit re-export
     from pgwarden.commands import stats_dump as stats_dump
     from pgwarden.findings import Finding as Finding
     from pgwarden.findings import Severity as Severity
+    from pgwarden.fleet.config import fleet_config as fleet_config
+    from pgwarden.fleet.rollout import RolloutOptions as RolloutOptions
+    from pgwarden.fleet.rollout import RolloutResult as RolloutResult
+    from pgwarden.fleet.rollout import resume_rollout as resume_rollout
+    from pgwarden.fleet.rollout import run_rollout as run_rollout
+    from pgwarden.fleet.status import fleet_status as fleet_status
+    from pgwarden.fleet.targets import load_targets as load_targets
     from pgwarden.lint.engine import LintResult as LintResult
     from pgwarden.pg.cluster import Cluster as Cluster
     from pgwarden.plan import Plan as Plan
@@ -91,6 +98,14 @@ _API: dict[str, tuple[str, str]] = {
     "list_backups": ("pgwarden.backup.api", "list_backups"),
     "verify_backup": ("pgwarden.backup.api", "verify"),
     "restore_backup": ("pgwarden.backup.api", "restore"),
+    # fleet: one plan over many databases, in waves (docs/fleet.md)
+    "fleet_config": ("pgwarden.fleet.config", "fleet_config"),
+    "load_targets": ("pgwarden.fleet.targets", "load_targets"),
+    "run_rollout": ("pgwarden.fleet.rollout", "run_rollout"),
+    "resume_rollout": ("pgwarden.fleet.rollout", "resume_rollout"),
+    "RolloutOptions": ("pgwarden.fleet.rollout", "RolloutOptions"),
+    "RolloutResult": ("pgwarden.fleet.rollout", "RolloutResult"),
+    "fleet_status": ("pgwarden.fleet.status", "fleet_status"),
     # throwaway clusters
     "Cluster": ("pgwarden.pg.cluster", "Cluster"),
 }

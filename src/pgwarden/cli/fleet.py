@@ -132,13 +132,19 @@ def _report(result: Any) -> None:
     done = result.names("done")
     bad = [t for t in result.targets if t.state in ("failed", "refused", "cancelled")]
     untouched = result.names("pending")
+    others = "".join(
+        f", {len(result.names(state))} {state}"
+        for state in ("refused", "cancelled")
+        if result.names(state)
+    )
     _say(
         styled(
-            "rollout {} [bold]{}[/]: {} target(s) have the change, {} failed, {} never touched",
+            "rollout {} [bold]{}[/]: {} target(s) have the change, {} failed{}, {} never touched",
             result.rollout_id,
             result.state,
             len(done),
-            len(bad),
+            len(result.names("failed")),
+            others,
             len(untouched),
         )
     )
@@ -150,7 +156,8 @@ def _report(result: Any) -> None:
     if result.state == "done":
         return
     hint = (
-        "fix the cause, then `pgwarden fleet resume` continues where it stopped; "
+        ("" if result.reason == "cancelled" else "fix the cause, then ")
+        + "`pgwarden fleet resume` continues where it stopped; "
         "`pgwarden fleet status` reads every target"
     )
     err.print(
