@@ -144,6 +144,7 @@ _COMMAND_MODULES = {
     "backup": "backup",
     "audit": "audit",
     "fleet": "fleet",
+    "upgrade": "upgrade",
 }
 
 
