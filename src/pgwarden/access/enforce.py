@@ -48,7 +48,15 @@ def session_roles(conn: psycopg.Connection[tuple[object, ...]]) -> tuple[str, st
 def adopt_journal(conn: psycopg.Connection[tuple[object, ...]], owner: str) -> bool:
     """Give `owner` the `pgwarden` schema and its tables where this session's role owns
     them (a break-glass run created them; the migration role must write them next time).
-    False when this role may not (it is neither a superuser nor a member of `owner`)."""
+    False when this role may not (it is neither a superuser nor a member of `owner`) or
+    `owner` does not exist."""
+    row = conn.execute(
+        sql.SQL("SELECT to_regrole({}) IS NOT NULL").format(
+            sql.Literal(sql.Identifier(owner).as_string(conn))
+        )
+    ).fetchone()
+    if not (row and row[0]):
+        return False
     try:
         with conn.transaction():
             row = conn.execute(

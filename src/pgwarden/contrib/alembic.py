@@ -116,14 +116,15 @@ def configure(
     observer: Callable[[Any], None] | None = None,
     cancel: threading.Event | None = None,
     restamp: bool = False,
+    break_glass: str | None = None,
     **alembic_opts: Any,
 ) -> Any:
     """Configure and run the migrations of `env.py`; `alembic upgrade` goes through pgwarden.
 
     `url` is the SQLAlchemy URL (default: `sqlalchemy.url` of alembic.ini).
     `environment`, `settings`, `limits`, `rewrite`, `yes`, `accept_data_loss`,
-    `journal_file`, `observer`, `cancel` and `restamp` are those of
-    `pgwarden.apply.api.apply_plan` (`settings` default: pgwarden.toml /
+    `journal_file`, `observer`, `cancel`, `restamp` and `break_glass` (docs/audit.md)
+    are those of `pgwarden.apply.api.apply_plan` (`settings` default: pgwarden.toml /
     pyproject.toml of the working directory). Every other keyword goes to
     Alembic's `context.configure` (e.g. `target_metadata`,
     `transaction_per_migration`, `version_table`).
@@ -157,6 +158,7 @@ def configure(
         observer=observer,
         cancel=cancel,
         restamp=restamp,
+        break_glass=break_glass,
     )
 
 
@@ -214,6 +216,7 @@ def _guarded_upgrade(context: Any, url: str, opts: dict[str, Any], **apply_kw: A
             yes=apply_kw["yes"],
             accept_data_loss=apply_kw["accept_data_loss"],
             restamp=apply_kw["restamp"],
+            break_glass=apply_kw["break_glass"],
         ),
         options=RunOptions(
             rewrite=apply_kw["rewrite"],

@@ -82,6 +82,11 @@ class Command(BaseCommand):  # type: ignore[misc]
         mig.add_argument("--lock-timeout-ms", type=int)
         mig.add_argument("--statement-timeout-ms", type=int)
         mig.add_argument("--accept-data-loss", metavar="TOKEN")
+        mig.add_argument(
+            "--break-glass",
+            metavar="REASON",
+            help="Run as a declared break-glass role on a protected env (recorded; audit docs).",
+        )
         mig.add_argument("--journal-file", default=".pgwarden/journal.jsonl")
         mig.add_argument("--config", metavar="FILE")
 
@@ -242,6 +247,20 @@ class Command(BaseCommand):  # type: ignore[misc]
                         "protected: it cannot be confirmed before the guarded run asks",
                         hint="check the target, then pass --yes",
                     )
+            if env:  # the role policy too: Django's executor would run as any role
+                from pgwarden.access.enforce import check_role
+                from pgwarden.pg.connect import connect as pg_connect
+
+                dsn, declared = database_url(connection), cfg.environments.get(env)
+                with pg_connect(dsn, application_name="pgwarden-migrate") as conn:
+                    check_role(
+                        conn,
+                        environment=env,
+                        protected=is_protected(env, cfg.environments, stamped_protection(dsn)),
+                        policy=None if declared is None else declared.roles,
+                        break_glass=options.get("break_glass"),
+                        command="migrate",
+                    )
             out, quiet = getattr(self, "stdout"), StringIO()  # noqa: B009 (untyped base)
             setattr(self, "stdout", OutputWrapper(quiet))  # noqa: B010
             try:
@@ -308,6 +327,7 @@ class Command(BaseCommand):  # type: ignore[misc]
                     env=options["env"],
                     yes=options["yes"],
                     accept_data_loss=options["accept_data_loss"],
+                    break_glass=options.get("break_glass"),
                     restamp=options["restamp"],
                     confirm=None if options["yes"] else confirm_prompt(),
                 ),

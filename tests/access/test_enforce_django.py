@@ -1,0 +1,54 @@
+"""#16.4 through `manage.py pgwarden migrate`: when the next migration runs Python
+(Django's executor, not the guarded one), the role policy is still checked first."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from pgwarden.pg.cluster import Cluster
+from tests.contrib.test_django_upgrades import manage, released
+
+pytest.importorskip("django")
+
+
+def test_a_python_first_migration_is_refused_for_a_non_migration_role(
+    db: str, conn: psycopg.Connection[Any], pg_cluster: Cluster, tmp_path: Path
+) -> None:
+    released(db, conn)
+    dev = f"dj{os.getpid()}_dev"
+    conn.execute(sql.SQL("CREATE ROLE {} LOGIN SUPERUSER").format(sql.Identifier(dev)))
+    try:
+        cfg = tmp_path / "pgwarden.toml"
+        cfg.write_text(
+            "[environments.production]\nprotected = true\n"
+            "[environments.production.roles]\n"
+            'migration = "migrator"\nbreak_glass = ["postgres"]\n'
+            f'superusers = ["postgres", "{dev}"]\n'
+        )
+        journal = str(tmp_path / "journal.jsonl")
+        common = ("--env", "production", "--yes", "--journal-file", journal, "--config", str(cfg))
+        # up to beta 0002, as the break-glass superuser (recorded)
+        for target in (("alpha", "--restamp"), ("beta", "0002")):
+            r = manage(db, "pgwarden", "migrate", *target, *common, "--break-glass", "catch up")
+            assert r.returncode == 0, r.stdout + r.stderr
+        # next is beta 0003 (RunPython first): a superuser developer is refused before it runs
+        dev_dsn = pg_cluster.dsn(str(conninfo_to_dict(db)["dbname"]), dev)
+        r = manage(dev_dsn, "pgwarden", "migrate", *common)
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert f"connected as role {dev}, but only the migration role migrator" in r.stderr
+        editor = conn.execute(
+            "SELECT count(*) FROM information_schema.columns "
+            "WHERE table_name = 'beta_book' AND column_name = 'editor_id'"
+        ).fetchone()
+        assert editor == (0,)
+        glass = conn.execute("SELECT count(*), min(reason) FROM pgwarden.break_glass").fetchone()
+        assert glass == (2, "catch up")
+    finally:
+        conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(dev)))
