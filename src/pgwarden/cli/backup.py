@@ -20,7 +20,8 @@ from pgwarden.backup.catalogue import BackupInfo, Catalogue
 from pgwarden.backup.manifest import Verification, format_duration, format_time
 from pgwarden.cli import EXIT_FINDINGS, dsn_option, err, handle_errors, out, print_json, styled
 from pgwarden.errors import Refused, UsageError
-from pgwarden.events import BackupProgress, Event, Observer
+from pgwarden.events import BackupProgress, Event, Observer, fan_out
+from pgwarden.notify import attach
 from pgwarden.pg.connect import resolve_dsn
 from pgwarden.settings import load_settings
 
@@ -149,8 +150,11 @@ def create(
     dsn = resolve_dsn(database_url)
     assert dsn is not None
     cat = _catalogue(catalogue, config)
-    with _progress() as on_progress:
-        m = api.create(dsn, catalogue=cat, jobs=jobs, observer=on_progress)
+    with (
+        _progress() as on_progress,
+        attach(load_settings(config), command="backup create", database_url=dsn) as hook,
+    ):
+        m = api.create(dsn, catalogue=cat, jobs=jobs, observer=fan_out([on_progress, hook]))
     if fmt == "json":
         print_json(backup_json(cat.info(m.id)))
         return
@@ -246,8 +250,13 @@ def verify(
         raise UsageError("--set needs --pgbackrest STANZA")
     if (backup_id is None) == (not latest):
         raise UsageError("give a backup ID or --latest (not both)", hint="`pgwarden backup list`")
-    with _progress() as on_progress:
-        v = api.verify(backup_id, catalogue=cat, jobs=jobs, observer=on_progress)
+    with (
+        _progress() as on_progress,
+        attach(load_settings(config), command="backup verify") as hook,
+    ):
+        v = api.verify(backup_id, catalogue=cat, jobs=jobs, observer=fan_out([on_progress, hook]))
+        if not v.ok:
+            hook.finish("failed", f"backup {v.backup_id}: {v.message}")
     info = cat.info(v.backup_id)
     if fmt == "json":
         print_json(backup_json(info))
@@ -419,7 +428,16 @@ def drill(
     assert dsn is not None
     policy = _parse_age(max_age)
     cat = _catalogue(catalogue, config)
-    r = api.drill(dsn, catalogue=cat, jobs=jobs, keep=keep, max_age=policy)
+    with attach(load_settings(config), command="backup drill", database_url=dsn) as hook:
+        r = api.drill(dsn, catalogue=cat, jobs=jobs, keep=keep, max_age=policy, observer=hook)
+        if not r.ok:
+            v = r.verification
+            hook.finish(
+                "failed",
+                f"backup {v.backup_id}: {v.message}"
+                if not v.ok
+                else f"the newest verified backup is older than {max_age}",
+            )
     newest = r.newest_verified
     print_json(
         {

@@ -141,7 +141,8 @@ def rehearse(
 
     from pgwarden import commands
     from pgwarden.errors import UsageError
-    from pgwarden.events import Event, FillProgress, Phase
+    from pgwarden.events import Event, FillProgress, Phase, fan_out
+    from pgwarden.notify import attach
     from pgwarden.rehearse.api import DEFAULT_ROWS_CAP, RehearsalInterrupted, RehearseOptions
     from pgwarden.rehearse.api import rehearse as run
     from pgwarden.report.events import render
@@ -192,7 +193,7 @@ def rehearse(
                 progress.console.print(line)
 
     try:
-        with progress:
+        with progress, attach(settings, command="rehearse", database_url=database_url) as hook:
             result = run(
                 plan,
                 RehearseOptions(
@@ -208,7 +209,7 @@ def rehearse(
                     threshold=threshold,
                     version_table=alembic.version_table if alembic is not None else None,
                 ),
-                observer=show,
+                observer=fan_out([show, hook]),
             )
     except RehearsalInterrupted as exc:
         where = exc.result.report_path if exc.result is not None else None
