@@ -1,0 +1,422 @@
+"""`upgrade rehearse`: the whole pg_upgrade on a copy, every phase timed, plans compared.
+
+1. A copy of the database (the newest verified backup of it, else a fresh
+   pg_dump) restored into a throwaway cluster of the source major, then
+   ANALYZEd: production has statistics, so the copy must too.
+2. The workload (`--workload FILE`, else the stats snapshot's top queries,
+   else the source's pg_stat_statements top reads) runs on it: "before".
+3. A fresh cluster of the target major; `pg_upgrade --check`, then
+   `pg_upgrade` in the chosen mode (copy, link, clone, swap); the new server
+   is started on the upgraded data.
+4. The workload again at once: "right after". Before PostgreSQL 18,
+   pg_upgrade carries no planner statistics, so this is what the first
+   minutes after an upgrade look like; 18 carries them (extended statistics
+   excepted), which the result records.
+5. `vacuumdb --all --analyze-in-stages` (with `--missing-stats-only` on 18),
+   each stage timed; then the workload a third time: "after analyze".
+
+Plan changes and slowdowns against "before" are the regressions. Nothing
+touches the user's database except the read-only catalog reads and pg_dump.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from pgwarden.backup.catalogue import Catalogue
+from pgwarden.errors import InputError
+from pgwarden.events import Observer, Phase
+from pgwarden.pg.binaries import find_installation
+from pgwarden.pg.cluster import Cluster
+from pgwarden.pg.connect import describe_dsn
+from pgwarden.rehearse.model import QueryRun, WorkloadComparison
+from pgwarden.rehearse.workload import Query, compare, load_workload, run_query, snapshot_queries
+from pgwarden.upgrade.check_run import target_for
+from pgwarden.upgrade.pg_upgrade import (
+    StatsStage,
+    UpgradeOutcome,
+    analyze_in_stages,
+    check_mode,
+    run_pg_upgrade,
+)
+from pgwarden.upgrade.rehearse_copy import CopyInfo, open_source, read_source, restored_copy
+
+__all__ = [
+    "PhaseTime",
+    "Regression",
+    "RehearseUpgradeOptions",
+    "UpgradeRehearsal",
+    "rehearse_upgrade",
+]
+
+_PARAM = re.compile(r"\$\d+")
+_READ = re.compile(r"^\s*(SELECT|WITH|VALUES|TABLE)\b", re.IGNORECASE)
+# A slowdown counts only above this many milliseconds: sub-millisecond queries on a small
+# copy vary by more than any ratio from one run to the next.
+MIN_SLOWDOWN_MS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class RehearseUpgradeOptions:
+    """What `upgrade rehearse` does."""
+
+    target_major: int
+    mode: str = "copy"
+    copy: str = "auto"  # auto, backup, dump
+    catalogue: Catalogue | None = None
+    backup_id: str | None = None
+    workload_file: str | None = None
+    stats_file: str | None = None
+    top: int = 10
+    repeat: int = 3
+    threshold: float = 1.5
+    jobs: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseTime:
+    """One timed phase of the rehearsal."""
+
+    name: str
+    seconds: float
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "seconds": round(self.seconds, 3), "detail": self.detail}
+
+
+@dataclass(frozen=True, slots=True)
+class Regression:
+    """A workload query that got slower or changed plan after the upgrade."""
+
+    query: str
+    when: str  # "right after pg_upgrade" or "after analyze"
+    before_ms: float | None
+    after_ms: float | None
+    changes: tuple[str, ...]
+
+    @property
+    def ratio(self) -> float | None:
+        if self.before_ms is None or self.after_ms is None:
+            return None
+        return self.after_ms / max(self.before_ms, 1e-3)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "query": self.query,
+            "when": self.when,
+            "before_ms": self.before_ms,
+            "after_ms": self.after_ms,
+            "ratio": None if self.ratio is None else round(self.ratio, 3),
+            "changes": list(self.changes),
+        }
+
+
+def _run_dict(run: QueryRun) -> dict[str, Any]:
+    return {
+        "median_ms": run.median_ms,
+        "indexes": list(run.indexes),
+        "seq_scans": list(run.seq_scans),
+        "error": run.error,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class UpgradeRehearsal:
+    """Everything one `upgrade rehearse` measured."""
+
+    status: str  # completed, failed
+    database: str
+    source_version: str
+    target_version: str
+    mode: str
+    copy: CopyInfo | None
+    phases: tuple[PhaseTime, ...]
+    queries: tuple[Query, ...] = ()
+    before: tuple[QueryRun, ...] = ()
+    right_after: tuple[QueryRun, ...] = ()
+    after_analyze: tuple[QueryRun, ...] = ()
+    stats_carried: bool | None = None
+    stats_stages: tuple[StatsStage, ...] = ()
+    check: UpgradeOutcome | None = None
+    upgrade: UpgradeOutcome | None = None
+    regressions: tuple[Regression, ...] = ()
+    workload_source: str = ""
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def total_s(self) -> float:
+        return sum(p.seconds for p in self.phases)
+
+    @property
+    def downtime_s(self) -> float | None:
+        """How long the database is down on this route: pg_upgrade and the restart."""
+        for p in self.phases:
+            if p.name.startswith("pg_upgrade --") and p.name != "pg_upgrade --check":
+                return p.seconds
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "database": self.database,
+            "source_version": self.source_version,
+            "target_version": self.target_version,
+            "mode": self.mode,
+            "copy": None if self.copy is None else self.copy.to_dict(),
+            "phases": [p.to_dict() for p in self.phases],
+            "total_seconds": round(self.total_s, 3),
+            "downtime_seconds": None if self.downtime_s is None else round(self.downtime_s, 3),
+            "statistics_carried_by_pg_upgrade": self.stats_carried,
+            "statistics_stages": [
+                {"stage": s.name, "seconds": round(s.seconds, 3)} for s in self.stats_stages
+            ],
+            "pg_upgrade_check": None if self.check is None else self.check.to_dict(),
+            "pg_upgrade": None if self.upgrade is None else self.upgrade.to_dict(),
+            "workload_source": self.workload_source,
+            "workload": [
+                {
+                    "name": q.name,
+                    "sql": q.sql,
+                    "location": q.location,
+                    "before": _run_dict(b),
+                    "right_after": _run_dict(r) if r is not None else None,
+                    "after_analyze": _run_dict(a) if a is not None else None,
+                }
+                for q, b, r, a in zip(
+                    self.queries,
+                    self.before,
+                    _padded(self.right_after, len(self.queries)),
+                    _padded(self.after_analyze, len(self.queries)),
+                    strict=True,
+                )
+            ],
+            "regressions": [r.to_dict() for r in self.regressions],
+            "notes": list(self.notes),
+        }
+
+
+def _padded(runs: tuple[QueryRun, ...], n: int) -> list[QueryRun | None]:
+    return [*runs, *([None] * (n - len(runs)))]
+
+
+def _top_queries(conn: psycopg.Connection[tuple[object, ...]], limit: int) -> list[Query]:
+    """The source's most expensive parameterless reads from pg_stat_statements."""
+    try:
+        with conn.transaction():
+            found = conn.execute(
+                "SELECT s.query, s.calls FROM pg_stat_statements s "
+                "JOIN pg_database d ON d.oid = s.dbid AND d.datname = current_database() "
+                "ORDER BY s.total_exec_time DESC LIMIT 200"
+            ).fetchall()
+    except psycopg.Error:
+        return []
+    out: list[Query] = []
+    for i, (text, calls) in enumerate(found):
+        query = str(text)
+        if _PARAM.search(query) or not _READ.match(query) or "pg_stat_statements" in query:
+            continue
+        out.append(
+            Query(f"top{len(out) + 1}", query, f"pg_stat_statements #{i + 1}", float(str(calls)))
+        )
+        if len(out) >= limit:
+            break
+    return out
+
+
+def _workload(
+    conn: psycopg.Connection[tuple[object, ...]], options: RehearseUpgradeOptions
+) -> tuple[list[Query], str]:
+    if options.workload_file:
+        return load_workload(options.workload_file), options.workload_file
+    if options.stats_file:
+        queries = snapshot_queries(options.stats_file, limit=options.top)
+        return queries, f"{options.stats_file} (top queries)"
+    queries = _top_queries(conn, options.top)
+    if queries:
+        return queries, "pg_stat_statements of the source (top reads by total time)"
+    return [], ""
+
+
+def _runs(dsn: str, queries: list[Query], repeat: int) -> tuple[QueryRun, ...]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        return tuple(run_query(conn, q, repeat=repeat) for q in queries)
+
+
+def _stats_rows(dsn: str) -> int:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stats WHERE schemaname NOT IN "
+            "('pg_catalog', 'information_schema')"
+        ).fetchone()
+    return 0 if row is None else int(str(row[0]))
+
+
+def regressions(
+    comparisons: list[WorkloadComparison], when: str, threshold: float
+) -> list[Regression]:
+    """Queries whose plan changed for the worse or that got `threshold` times slower."""
+    out: list[Regression] = []
+    for c in comparisons:
+        b, a = c.before.median_ms, c.after.median_ms
+        slower = b is not None and a is not None and a >= b * threshold and a - b >= MIN_SLOWDOWN_MS
+        if c.changes or slower:
+            out.append(Regression(c.name, when, b, a, c.changes))
+    return out
+
+
+class _Clock:
+    """Collects phase times; emits a Phase event when each starts."""
+
+    def __init__(self, emit: Observer) -> None:
+        self.emit = emit
+        self.phases: list[PhaseTime] = []
+
+    def run(self, name: str, message: str) -> _Timer:
+        self.emit(Phase(message=message))
+        return _Timer(self, name)
+
+
+class _Timer:
+    def __init__(self, clock: _Clock, name: str) -> None:
+        self.clock = clock
+        self.name = name
+        self.detail = ""
+        self.t0 = 0.0
+
+    def __enter__(self) -> _Timer:
+        self.t0 = time.monotonic()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.clock.phases.append(PhaseTime(self.name, time.monotonic() - self.t0, self.detail))
+
+
+def rehearse_upgrade(
+    dsn: str, options: RehearseUpgradeOptions, *, observer: Observer | None = None
+) -> UpgradeRehearsal:
+    """Rehearse the pg_upgrade of the database at `dsn` to `options.target_major`."""
+    emit: Observer = observer or (lambda _e: None)
+    target_inst = find_installation(options.target_major)
+    check_mode(options.mode, options.target_major)
+    if options.copy == "schema":
+        raise InputError(
+            "upgrade rehearse needs the data: --copy schema would time nothing real",
+            hint="use --copy auto (newest verified backup, else a dump), backup or dump",
+        )
+    with open_source(dsn) as conn:
+        facts = read_source(conn)
+        target_for(facts.major, options.target_major)
+        queries, workload_source = _workload(conn, options)
+    notes: list[str] = []
+    if not queries:
+        notes.append(
+            "no workload: pass --workload FILE, or --stats with a snapshot that has top "
+            "queries, or install pg_stat_statements on the source"
+        )
+    clock = _Clock(emit)
+
+    def result(status: str, **measured: Any) -> UpgradeRehearsal:
+        return UpgradeRehearsal(
+            status=status,
+            database=describe_dsn(dsn),
+            source_version=facts.version,
+            target_version=target_inst.version,
+            mode=options.mode,
+            phases=tuple(clock.phases),
+            queries=tuple(queries),
+            workload_source=workload_source,
+            notes=tuple(notes),
+            **measured,
+        )
+
+    with restored_copy(
+        dsn,
+        facts,
+        kind=options.copy,
+        catalogue=options.catalogue,
+        backup_id=options.backup_id,
+        jobs=options.jobs,
+        observer=emit,
+    ) as restored:
+        copy = restored.info
+        if copy.dump_s:
+            clock.phases.append(PhaseTime("dump", copy.dump_s, copy.label))
+        clock.phases.append(PhaseTime("restore", copy.restore_s, copy.label))
+        notes += copy.notes
+        with (
+            clock.run("analyze source", "ANALYZE on the copy (production has statistics)"),
+            psycopg.connect(restored.dsn, autocommit=True) as c,
+        ):
+            c.execute("ANALYZE")
+        with clock.run("workload before", f"workload on PostgreSQL {facts.version}"):
+            before = _runs(restored.dsn, queries, options.repeat)
+        with clock.run("start target", f"fresh PostgreSQL {target_inst.version} cluster"):
+            target = Cluster.start(target_inst)
+        with target:
+            with clock.run("pg_upgrade --check", "pg_upgrade --check"):
+                check = run_pg_upgrade(restored.cluster, target, check_only=True, jobs=options.jobs)
+            if not check.ok:
+                notes.append(f"pg_upgrade --check failed: {check.message}")
+                return result("failed", copy=copy, before=before, check=check)
+            with clock.run(
+                f"pg_upgrade --{options.mode}",
+                f"pg_upgrade --{options.mode} and start the new server",
+            ) as timer:
+                upgrade = run_pg_upgrade(
+                    restored.cluster, target, mode=options.mode, jobs=options.jobs
+                )
+                timer.detail = f"pg_upgrade itself {upgrade.seconds:.1f} s"
+            notes += upgrade.notes
+            if not upgrade.ok:
+                notes.append(f"pg_upgrade failed: {upgrade.message}")
+                return result("failed", copy=copy, before=before, check=check, upgrade=upgrade)
+            new_dsn = target.dsn(facts.database)
+            carried = _stats_rows(new_dsn) > 0
+            with clock.run("workload right after", "workload right after pg_upgrade"):
+                right_after = _runs(new_dsn, queries, options.repeat)
+            missing_only = options.target_major >= 18
+            with clock.run(
+                "analyze in stages",
+                "vacuumdb --all --analyze-in-stages"
+                + (" --missing-stats-only" if missing_only else ""),
+            ):
+                stages = analyze_in_stages(
+                    target,
+                    missing_only=missing_only,
+                    on_stage=lambda s: emit(Phase(message=f"statistics: {s}")),
+                )
+            with clock.run("workload after analyze", "workload after the statistics"):
+                after = _runs(new_dsn, queries, options.repeat)
+    found = regressions(
+        compare(queries, list(before), list(right_after)),
+        "right after pg_upgrade",
+        options.threshold,
+    ) + regressions(compare(queries, list(before), list(after)), "after analyze", options.threshold)
+    if carried:
+        notes.append(
+            f"PostgreSQL {options.target_major}'s pg_upgrade carried the planner statistics "
+            "over (extended statistics excepted): the first minutes need no ANALYZE"
+        )
+    elif queries:
+        notes.append(
+            "pg_upgrade carried no planner statistics: until ANALYZE finishes, the planner "
+            "guesses (the 'right after' column)"
+        )
+    return result(
+        "completed",
+        copy=copy,
+        before=before,
+        right_after=right_after,
+        after_analyze=after,
+        stats_carried=carried,
+        stats_stages=tuple(stages),
+        check=check,
+        upgrade=upgrade,
+        regressions=tuple(found),
+    )
