@@ -213,7 +213,7 @@ def test_failed_target_halts_wave_3_and_resume_finishes(
             assert runs_of(by_n[n].dsn) == [], n  # not started after the failure
 
     status = _status(home, "roll")
-    assert status[""]["state"] == "halted" and status[""]["halted_wave"] == 3  # type: ignore[index]
+    assert status[""]["state"] == "halted" and status[""]["halted_wave"] == 3
     for n in (*waves[1], *waves[2], *wave3_done):
         t = status[by_n[n].name]
         assert (t["change"], t["rollout_state"]) == ("applied", "done"), n
@@ -230,7 +230,7 @@ def test_failed_target_halts_wave_3_and_resume_finishes(
     assert done.returncode == 0, done.stdout + done.stderr
     assert "51 target(s) have the change, 0 failed, 0 never touched" in done.stdout
     status = _status(home, "roll")
-    assert status[""]["state"] == "done"  # type: ignore[index]
+    assert status[""]["state"] == "done"
     for m in members:
         assert status[m.name]["change"] == "applied", m.name
         assert has_column(m.dsn, "note"), m.name
