@@ -2,13 +2,17 @@
 
 A small version of the planner's estimator: `col = const`, `col <> const`,
 `col IN (...)`, `col IS [NOT] NULL`, `col < | <= | > | >= const`, combined with
-AND, OR and NOT (independent columns assumed, as the planner does). Anything
-else is not estimated (None).
+AND, OR and NOT (independent columns assumed, as the planner does). The current
+time (`now()`, `CURRENT_TIMESTAMP`, `CURRENT_DATE`, ..., optionally plus or minus
+an interval or a number of days) counts as a constant: the time the snapshot was
+taken. Anything else is not estimated (None).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 
 from pgwarden.analysis.nodes import A_Const, A_Expr, Node, strings
 from pgwarden.pg.stats import ColumnStats
@@ -19,16 +23,24 @@ __all__ = ["selectivity"]
 _DEFAULT_EQ = 0.005
 
 
-def selectivity(where: Node, columns: Mapping[str, ColumnStats], rows: int) -> float | None:
-    """Estimated share (0..1) of `rows` rows that `where` selects; None when unknown."""
-    s = _sel(where, columns, rows)
+def selectivity(
+    where: Node, columns: Mapping[str, ColumnStats], rows: int, now: datetime | None = None
+) -> float | None:
+    """Estimated share (0..1) of `rows` rows that `where` selects; None when unknown.
+
+    `now`: what the current time is for the statement (the snapshot's time); without
+    it a comparison with the current time is not estimated.
+    """
+    s = _sel(where, columns, rows, now)
     return None if s is None else min(1.0, max(0.0, s))
 
 
-def _sel(node: Node, columns: Mapping[str, ColumnStats], rows: int) -> float | None:
+def _sel(
+    node: Node, columns: Mapping[str, ColumnStats], rows: int, now: datetime | None
+) -> float | None:
     boolean = node.get("BoolExpr")
     if boolean is not None:
-        parts = [_sel(a, columns, rows) for a in boolean.get("args", ())]
+        parts = [_sel(a, columns, rows, now) for a in boolean.get("args", ())]
         if any(p is None for p in parts):
             return None
         known = [p for p in parts if p is not None]
@@ -60,11 +72,13 @@ def _sel(node: Node, columns: Mapping[str, ColumnStats], rows: int) -> float | N
         return col.null_frac if is_null else 1.0 - col.null_frac
     expr = node.get("A_Expr")
     if expr is not None:
-        return _expr(expr, columns, rows)
+        return _expr(expr, columns, rows, now)
     return None
 
 
-def _expr(expr: A_Expr, columns: Mapping[str, ColumnStats], rows: int) -> float | None:
+def _expr(
+    expr: A_Expr, columns: Mapping[str, ColumnStats], rows: int, now: datetime | None
+) -> float | None:
     ops = strings(expr.get("name"))
     if len(ops) != 1:
         return None
@@ -74,16 +88,16 @@ def _expr(expr: A_Expr, columns: Mapping[str, ColumnStats], rows: int) -> float 
     if kind == "AEXPR_IN":
         col = _column(left, columns)
         items = right.get("List", {}).get("items", [])
-        values = [_const(i) for i in items]
+        values = [_const(i, now) for i in items]
         if col is None or any(v is None for v in values):
             return None
         hit = sum(_eq(col, v, rows) for v in values if v is not None)
         return hit if op == "=" else 1.0 - col.null_frac - hit
     if kind != "AEXPR_OP":
         return None
-    col, value = _column(left, columns), _const(right)
+    col, value = _column(left, columns), _const(right, now)
     if col is None:  # const op column: flip the comparison
-        col, value = _column(right, columns), _const(left)
+        col, value = _column(right, columns), _const(left, now)
         op = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}.get(op, op)
     if col is None or value is None:
         return None
@@ -107,7 +121,80 @@ def _column(node: Node, columns: Mapping[str, ColumnStats]) -> ColumnStats | Non
     return columns.get(names[-1]) if names else None
 
 
-def _const(node: Node) -> str | None:
+_NOW_FUNCS = {"now", "transaction_timestamp", "statement_timestamp", "clock_timestamp"}
+_NOW_SVF = {
+    "SVFOP_CURRENT_TIMESTAMP",
+    "SVFOP_CURRENT_TIMESTAMP_N",
+    "SVFOP_LOCALTIMESTAMP",
+    "SVFOP_LOCALTIMESTAMP_N",
+    "SVFOP_CURRENT_DATE",
+}
+_UNITS = {
+    "second": 1,
+    "sec": 1,
+    "minute": 60,
+    "min": 60,
+    "hour": 3600,
+    "day": 86400,
+    "week": 7 * 86400,
+    "month": 30 * 86400,
+    "mon": 30 * 86400,
+    "year": 365 * 86400,
+}
+_INTERVAL_PART = re.compile(r"(-?\d+(?:\.\d+)?)\s*([a-z]+)")
+
+
+def _is_now(node: Node) -> bool:
+    call = node.get("FuncCall")
+    if call is not None:
+        names = strings(call.get("funcname"))
+        return not call.get("args") and bool(names) and names[-1] in _NOW_FUNCS
+    svf = node.get("SQLValueFunction")
+    return isinstance(svf, dict) and svf.get("op") in _NOW_SVF
+
+
+def _seconds(node: Node) -> float | None:
+    """An interval literal ('30 days', '1 hour 30 minutes') or a number of days, in seconds."""
+    cast = node.get("TypeCast")
+    if cast is not None:
+        node = cast.get("arg", {})
+    const = node.get("A_Const")
+    if const is None:
+        return None
+    if "ival" in const:
+        return float(const["ival"].get("ival", 0)) * 86400  # date +/- integer: days
+    text = str(const.get("sval", {}).get("sval", "")).lower()
+    parts = _INTERVAL_PART.findall(text)
+    total = 0.0
+    for number, unit in parts:
+        size = _UNITS.get(unit.rstrip("s")) or _UNITS.get(unit)
+        if size is None:
+            return None
+        total += float(number) * size
+    return total if parts else None
+
+
+def _time(node: Node, now: datetime | None) -> datetime | None:
+    """The moment a current-time expression stands for (None: not one)."""
+    if now is None:
+        return None
+    if _is_now(node):
+        return now
+    expr = node.get("A_Expr")
+    if expr is None or expr.get("kind") != "AEXPR_OP":
+        return None
+    op = strings(expr.get("name"))
+    base = _time(expr.get("lexpr", {}), now)
+    delta = _seconds(expr.get("rexpr", {}))
+    if base is None or delta is None or op not in (["+"], ["-"]):
+        return None
+    return base + timedelta(seconds=delta if op == ["+"] else -delta)
+
+
+def _const(node: Node, now: datetime | None = None) -> str | None:
+    moment = _time(node, now)
+    if moment is not None:  # compares as the statistics print times: 'YYYY-MM-DD HH:MM:SS'
+        return moment.strftime("%Y-%m-%d %H:%M:%S")
     cast = node.get("TypeCast")
     if cast is not None:
         node = cast.get("arg", {})

@@ -47,7 +47,9 @@ https://www.postgresql.org/docs/current/planner-stats.html
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
+from pgwarden.analysis.context import Snapshot
 from pgwarden.analysis.nodes import Node, strings
 from pgwarden.analysis.selectivity import selectivity
 from pgwarden.findings import Severity
@@ -74,10 +76,19 @@ def _estimate(step: Step, ctx: LintContext, table: str) -> tuple[float, float, s
     if stats is None:
         return None
     columns = ctx.snapshot.stats.columns.get(stats.name, {})
-    share = selectivity(body["whereClause"], columns, stats.rows)
+    share = selectivity(body["whereClause"], columns, stats.rows, _taken_at(ctx.snapshot))
     if share is None:
         return None
     return share * stats.rows, float(stats.rows), "estimate from column statistics"
+
+
+def _taken_at(snapshot: Snapshot) -> datetime | None:
+    """When the snapshot was taken (the statement's 'now' for its statistics), in UTC."""
+    try:
+        moment = datetime.fromisoformat(snapshot.stats.taken_at)
+    except ValueError:
+        return None
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def _int(node: Node) -> int | None:
