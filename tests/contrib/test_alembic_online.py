@@ -146,6 +146,19 @@ def test_apply_runs_the_revisions_that_read_data_online_in_order(
     assert sum("alembic revision 0004" in s for s in sqls) == 1
 
 
+def test_env_py_with_the_pgwarden_hook_runs_its_plain_online_path_for_apply(
+    db: str, project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _at_0001_with_rows(project, db)
+    monkeypatch.setenv("PGWARDEN_GUARDED", "1")  # env.py calls pgwarden.contrib.alembic.configure
+    code, output = _apply(db, tmp_path)
+    # before: the hook started a guarded upgrade of its own inside the run, which refused
+    # 0002 (OfflineRenderError) and failed the step
+    assert code == 0, output
+    assert _version(db) == ["0005"]
+    assert len(_schema(db)["metrics"]) == 50
+
+
 def test_online_revision_waits_under_lock_timeout_and_is_retried(
     db: str, project: Path, tmp_path: Path
 ) -> None:

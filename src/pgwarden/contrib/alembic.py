@@ -29,7 +29,9 @@ Other commands (downgrade, stamp, current, check, ...) run Alembic's normal
 online path unchanged. Revisions that read from the database at migration time
 (`op.get_bind().execute(...)` using the result, `sa.inspect(op.get_bind())`)
 cannot be rendered offline: the upgrade is refused before anything runs, naming
-the revision (`OfflineRenderError`).
+the revision (`OfflineRenderError`); `pgwarden apply --alembic` runs them online
+inside its guarded executor, and while it does, this hook runs Alembic's plain
+online path (on the connection the executor lends it).
 """
 
 from __future__ import annotations
@@ -133,13 +135,16 @@ def configure(
     `GuardedUpgradeFailed` when the upgrade failed or was cancelled, so the
     `alembic` command exits non-zero.
     """
+    from pgwarden.sources.alembic_online import RUNNING_ONLINE
+
     context = _environment(context)
     url = url or context.config.get_main_option("sqlalchemy.url")
     if context.is_offline_mode():
         _offline(context, url, alembic_opts)
         return None
     fn = context.context_opts.get("fn")
-    if getattr(fn, "__name__", "") != "upgrade":
+    if getattr(fn, "__name__", "") != "upgrade" or RUNNING_ONLINE.get():
+        # RUNNING_ONLINE: pgwarden apply --alembic runs one revision online, guarded
         _online(context, url, alembic_opts)
         return None
     if url is None:
@@ -197,8 +202,9 @@ def _guarded_upgrade(context: Any, url: str, opts: dict[str, Any], **apply_kw: A
             failed.revision,
             failed.path,
             exc,
-            hint="nothing was applied; upgrade to the revision before it, run "
-            f"`alembic upgrade {failed.revision}` without the pgwarden hook, then rerun",
+            hint="nothing was applied; `pgwarden apply --alembic` runs it online inside the "
+            "guarded executor (or upgrade to the revision before it, run "
+            f"`alembic upgrade {failed.revision}` without the pgwarden hook, then rerun)",
         ) from exc
     finally:
         context.context_opts["as_sql"] = False
