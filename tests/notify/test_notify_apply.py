@@ -108,6 +108,9 @@ def test_apply_behind_a_lock_notifies_started_stuck_failed_then_done(
     assert started["event"]["event"] == "run_started" and started["event"]["statements"] == 1
     assert stuck["reason"] == "no_progress" and stuck["stalled_s"] >= 1
     assert "no progress" in stuck["summary"] and "retry" in stuck["summary"], stuck
+    # who is in the way: the holder's session and its lock
+    assert "in the way: pid" in stuck["summary"] and "lock-holder" in stuck["summary"], stuck
+    assert "AccessExclusiveLock on t" in stuck["summary"], stuck
     assert end["event"]["event"] == "run_finished" and end["event"]["state"] == "failed"
     assert "lock" in end["summary"], end
     assert end["run_id"] == started["run_id"] == stuck["run_id"]
@@ -116,7 +119,7 @@ def test_apply_behind_a_lock_notifies_started_stuck_failed_then_done(
     assert [r["notification"] for r in second] == ["started", "done"], second
     assert (
         second[1]["summary"].startswith("apply done in")
-        and "1 steps applied" in (second[1]["summary"])
+        and "1 step applied" in (second[1]["summary"])
     )
 
     # The webhook URL is a secret: in no output, journal or request path shown anywhere.

@@ -106,6 +106,9 @@ def event_text(event: Event) -> str:
     if isinstance(event, UpgradeLag):
         secs = f", {event.lag_s:.1f} s" if event.lag_s is not None else ""
         return f"{event.direction} replication lag {event.lag_bytes:,} bytes{secs}"
+    if isinstance(event, StepDone):
+        took = f" in {event.duration_s:.2f} s" if event.duration_s is not None else ""
+        return f"step {', '.join(map(str, event.steps))} done{took}"
     if isinstance(event, StepStarted):
         sql = event.sql[0] if event.sql else ""
         return f"step {event.step} started (attempt {event.attempt}): {_one_line(sql, 120)}"
@@ -166,6 +169,8 @@ class Tracker:
         self._expected: Mapping[int, float] = {}
         self._lag: dict[str, int] = {}
         self._failed_step: str | None = None
+        self._quiet_until = 0.0
+        self._last_lock: LockWait | None = None  # the latest wait that names who is in the way
 
     # -- notifications ---------------------------------------------------------------
 
@@ -189,7 +194,8 @@ class Tracker:
             return []
         now = self._clock()
         out: list[Notification] = []
-        if isinstance(event, RunStarted):
+        own_run = self.announce_on is RunStarted  # apply, resume (not a fleet's targets)
+        if isinstance(event, RunStarted) and own_run:
             self.run_id, self.environment = event.run_id, event.environment
             self.database = event.database
             if self._expected_of is not None:
@@ -201,10 +207,11 @@ class Tracker:
             n = len(event.statements) if isinstance(event, RunStarted) else None
             what = f"{self.command} started" + (f" (run {self.run_id})" if self.run_id else "")
             return [Notification("started", what, event=event, details=self._details(statements=n))]
-        if isinstance(event, RunFinished):
+        if isinstance(event, RunFinished) and own_run:
             message = event.message or ""
             if event.state == "done":
-                return self._end("done", f"{len(event.done)} steps applied", event)
+                n = len(event.done)
+                return self._end("done", f"{n} step{'' if n == 1 else 's'} applied", event)
             return self._end(
                 event.state if event.state == "cancelled" else "failed", message, event
             )
@@ -217,10 +224,12 @@ class Tracker:
             if event.steps != self._step:  # a new step (a retry of it is a wait)
                 self._step, self._step_t0, self._step_flagged = event.steps, now, False
                 return out + self._moved(event, now)
-            self._last_wait = event
             return out
         if isinstance(event, StepDone | StepSkipped):
             self._step = None
+        if isinstance(event, FleetWave) and event.phase == "baking":
+            # a bake is a wait the rollout chose: not stuck before it ends
+            self._quiet_until = now + event.bake_s
         if isinstance(event, UpgradeLag):
             before = self._lag.get(event.direction)
             self._lag[event.direction] = event.lag_bytes
@@ -231,12 +240,14 @@ class Tracker:
             return out + self._moved(event, now)
         if isinstance(event, _WAITS):
             self._last_wait = event
+            if isinstance(event, LockWait) and event.blockers:
+                self._last_lock = event
         return out
 
     def _moved(self, event: Event, now: float) -> list[Notification]:
         """A progress event: reset the stuck timer; a `progress` notification if due."""
         self._last_progress = now
-        self._last_wait = None
+        self._last_wait = self._last_lock = None
         if not self.running:
             return []
         if self._stalled:  # moving again: say so at once
@@ -263,11 +274,11 @@ class Tracker:
             out.append(
                 Notification("progress", event_text(event), event=event, details=self._details())
             )
-        idle = now - self._last_progress
+        idle = now - max(self._last_progress, self._quiet_until)
         if not self._stalled and idle >= self.stuck_after_s:
             self._stalled = True
             wait = self._last_wait
-            doing = f"; last: {event_text(wait)}" if wait is not None else ""
+            doing = self._waiting()
             out.append(
                 Notification(
                     "stuck",
@@ -284,7 +295,7 @@ class Tracker:
                 if ran > max(self.stuck_factor * expected, MIN_STEP_STUCK_S):
                     self._step_flagged = True
                     wait = self._last_wait
-                    doing = f"; last: {event_text(wait)}" if wait is not None else ""
+                    doing = self._waiting()
                     steps = ", ".join(map(str, self._step))
                     out.append(
                         Notification(
@@ -301,6 +312,15 @@ class Tracker:
                         )
                     )
         return out
+
+    def _waiting(self) -> str:
+        """What the command waits for: who is in the way, and the last wait event."""
+        parts = []
+        if self._last_lock is not None:
+            parts.append(event_text(self._last_lock))
+        if self._last_wait is not None and self._last_wait is not self._last_lock:
+            parts.append(f"last: {event_text(self._last_wait)}")
+        return "".join(f"; {p}" for p in parts)
 
     def _end(self, kind: str, message: str, event: Event | None) -> list[Notification]:
         if self.ended:
