@@ -24,6 +24,15 @@ whether the FKs of invoices end up valid, and the history table afterwards
 (django_migrations rows of the app / alembic_version).
 
 Usage: .venv/bin/python bench/frameworks_replay.py [--rows 1000000] [--tools ...]
+
+Alembic wall time (`--alembic-upgrade`): a real project, mlflow's tracking-store
+revisions (pip install 'pgwarden[test-alembic-real]'): a database made as mlflow
+makes it (initial tables, `alembic upgrade 451aebb31d03`) with `--metric-rows`
+metrics (400k by default) over 2,000 runs, upgraded to head on two copies by
+plain `alembic upgrade head` and by `pgwarden apply --alembic` (59 revisions
+rendered offline, 7 run online through Alembic inside the guarded executor);
+prints each wall time (process start-up included), the ratio, and whether both
+copies end with the same schema and alembic_version.
 """
 
 from __future__ import annotations
@@ -125,6 +134,116 @@ def _framework_templates(cluster: Cluster, tools: list[str]) -> None:
         subprocess.run(cmd, cwd=cwd, env={**env, **extra}, check=True, capture_output=True)
 
 
+MLFLOW_START = "451aebb31d03"
+MLFLOW_DATA = """
+INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage)
+SELECT e, 'exp' || e, '/artifacts/' || e, 'active' FROM generate_series(1, 20) e;
+SELECT setval('experiments_experiment_id_seq', 20);
+INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, user_id, status,
+                  start_time, end_time, source_version, lifecycle_stage, artifact_uri,
+                  experiment_id)
+SELECT md5(r::text), 'run' || r, 'LOCAL', 'train.py', 'main', 'user' || (r % 7), 'FINISHED',
+       1700000000000 + r, 1700000100000 + r, 'abc', 'active', '/artifacts/r' || r, 1 + r % 20
+  FROM generate_series(1, 2000) r;
+INSERT INTO metrics (key, value, timestamp, run_uuid, step)
+SELECT 'm' || (i % 13), i * 0.5, 1700000000000 + i, md5((1 + i % 2000)::text), i / 2000
+  FROM generate_series(1, {rows}) i;
+INSERT INTO params (key, value, run_uuid)
+SELECT 'p' || k, 'v' || r, md5(r::text) FROM generate_series(1, 2000) r, generate_series(1, 5) k;
+INSERT INTO tags (key, value, run_uuid)
+SELECT 'note', 'n' || r, md5(r::text) FROM generate_series(1, 2000) r;
+ANALYZE;
+"""
+SCHEMA_SQL = """
+SELECT 'c', table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable
+       || ' ' || coalesce(column_default, '')
+  FROM information_schema.columns WHERE table_schema = 'public'
+UNION ALL
+SELECT 'k', conrelid::regclass::text || ' ' || conname || ' ' || pg_get_constraintdef(oid)
+  FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+UNION ALL
+SELECT 'i', indexdef FROM pg_indexes WHERE schemaname = 'public'
+UNION ALL
+SELECT 'v', version_num FROM alembic_version
+ORDER BY 1, 2
+"""
+
+
+def _alembic_upgrade_wall_time(metric_rows: int, repeat: int) -> None:
+    """Wall time of `pgwarden apply --alembic` vs plain `alembic upgrade head` on mlflow."""
+    import tempfile
+
+    try:
+        import mlflow.store.db_migrations as migrations
+        from mlflow.store.tracking.dbmodels.initial_models import Base as InitialBase
+    except ImportError:
+        sys.exit("needs mlflow's revisions: pip install 'pgwarden[test-alembic-real]'")
+    from sqlalchemy import create_engine
+
+    from pgwarden.sources.alembic import _sqlalchemy_url
+
+    work = Path(tempfile.mkdtemp(prefix="pgwarden-mlflow-bench-"))
+    (work / "pgwarden.toml").write_text("[environments.bench]\nprotected = false\n")
+    location = Path(migrations.__file__).parent
+    ini = work / "alembic.ini"
+    ini.write_text(f"[alembic]\nscript_location = {location}\nsqlalchemy.url =\n")
+
+    def plain_ini(url: str) -> Path:
+        path = work / "plain.ini"
+        path.write_text(ini.read_text().replace("sqlalchemy.url =", f"sqlalchemy.url = {url}"))
+        return path
+
+    def timed(argv: list[str]) -> float:
+        t0 = time.monotonic()
+        done = subprocess.run(argv, cwd=work, capture_output=True, text=True, check=False)
+        took = time.monotonic() - t0
+        if done.returncode != 0:
+            sys.exit(f"{' '.join(argv[:4])} ... failed:\n{done.stdout}{done.stderr}")
+        return took
+
+    with Cluster.start() as cluster:
+        t = time.monotonic()
+        tpl = cluster.create_database("mlflow_tpl")
+        engine = create_engine(_sqlalchemy_url(tpl))
+        InitialBase.metadata.create_all(engine)
+        engine.dispose()
+        url = _sqlalchemy_url(tpl).replace("%", "%%")
+        timed([PY, "-m", "alembic", "-c", str(plain_ini(url)), "upgrade", MLFLOW_START])
+        with psycopg.connect(tpl, autocommit=True) as c:
+            c.execute(MLFLOW_DATA.format(rows=int(metric_rows)).encode())
+        print(
+            f"mlflow at {MLFLOW_START} with {metric_rows:,} metrics, 2,000 runs "
+            f"({time.monotonic() - t:.0f} s to load)",
+            flush=True,
+        )
+        apply_argv = [PY, "-m", "pgwarden", "apply", "--alembic", str(ini), "--env", "bench"]
+        apply_argv += ["--restamp", "--yes", "--journal-file", "j.jsonl"]
+        plain_s: list[float] = []
+        ours_s: list[float] = []
+        for i in range(repeat):
+            plain = cluster.create_database(f"mlflow_plain_{i}", template="mlflow_tpl")
+            ours = cluster.create_database(f"mlflow_pgwarden_{i}", template="mlflow_tpl")
+            url = _sqlalchemy_url(plain).replace("%", "%%")
+            plain_s.append(
+                timed([PY, "-m", "alembic", "-c", str(plain_ini(url)), "upgrade", "head"])
+            )
+            ours_s.append(timed([*apply_argv, "--database-url", ours]))
+            with psycopg.connect(plain) as a, psycopg.connect(ours) as b:
+                same = a.execute(SCHEMA_SQL).fetchall() == b.execute(SCHEMA_SQL).fetchall()
+            print(
+                f"  run {i + 1}: alembic upgrade head {plain_s[-1]:6.1f} s   "
+                f"pgwarden apply --alembic {ours_s[-1]:6.1f} s   "
+                f"ratio {ours_s[-1] / plain_s[-1]:.2f}   same schema and version: "
+                f"{'yes' if same else 'NO'}",
+                flush=True,
+            )
+        best_plain, best_ours = min(plain_s), min(ours_s)
+        print(
+            f"best of {repeat}: alembic upgrade head {best_plain:.1f} s, pgwarden apply --alembic "
+            f"{best_ours:.1f} s, ratio {best_ours / best_plain:.2f}"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--rows", type=int, default=1_000_000)
@@ -134,7 +253,17 @@ def main() -> None:
         "--tools", default="django-naive,django-pgwarden,alembic-naive,alembic-pgwarden"
     )
     ap.add_argument("--verbose", action="store_true", help="print each migration's output")
+    ap.add_argument(
+        "--alembic-upgrade",
+        action="store_true",
+        help="instead: wall time of pgwarden apply --alembic vs alembic upgrade head (mlflow)",
+    )
+    ap.add_argument("--metric-rows", type=int, default=400_000, help="with --alembic-upgrade")
+    ap.add_argument("--repeat", type=int, default=2, help="with --alembic-upgrade")
     args = ap.parse_args()
+    if args.alembic_upgrade:
+        _alembic_upgrade_wall_time(args.metric_rows, args.repeat)
+        return
     tools = args.tools.split(",")
     unknown = [t for t in tools if t not in TOOLS]
     if unknown:
