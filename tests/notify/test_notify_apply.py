@@ -173,3 +173,41 @@ def test_a_dead_receiver_changes_nothing_but_one_warning_line(
     want = "connection refused" if dead == "closed" else "no answer"
     assert want in extra[0], extra
     assert token not in run.stdout + run.stderr
+
+
+def test_ctrl_c_during_a_lock_wait_notifies_cancelled(db: str, tmp_path: Path) -> None:
+    import signal
+
+    dsn = _database(db)
+    (tmp_path / "pgwarden.toml").write_text(CONFIG + NOTIFY.format(wait=5))
+    (tmp_path / "001.sql").write_text(MIGRATION)
+    holder = psycopg.connect(dsn, application_name="lock-holder")
+    holder.execute("LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
+    try:
+        with receiver() as rx:
+            argv = [sys.executable, "-m", "pgwarden", "apply", "001.sql", "--database-url", dsn]
+            argv += ["--env", "staging", "--restamp", "--journal-file", "journal.jsonl"]
+            proc = subprocess.Popen(
+                argv,
+                cwd=tmp_path,
+                env={**os.environ, "HOOK_URL": rx.url, "COLUMNS": "500"},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            try:
+                rx.wait_for("started")
+                proc.send_signal(signal.SIGINT)  # Ctrl-C: the step is cancelled cleanly
+                _out, err = proc.communicate(timeout=120)
+            finally:
+                proc.kill()
+            kinds = rx.kinds()
+            cancelled = rx.wait_for("cancelled", timeout_s=0)
+    finally:
+        holder.close()
+    assert proc.returncode == 3, err
+    assert kinds[0] == "started" and kinds[-1] == "cancelled", kinds
+    assert "failed" not in kinds and "done" not in kinds
+    assert cancelled["event"]["event"] == "run_finished" and cancelled["summary"].startswith(
+        "apply cancelled after"
+    )
