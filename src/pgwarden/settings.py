@@ -303,10 +303,11 @@ def _build(t: dict[str, Any], source: str) -> Settings:
         if not isinstance(spec, dict):
             raise ConfigError(f"{source}: environments.{name} must be a table")
         roles = spec.get("roles")
+        where = f"{source}: environments.{name}.roles"
         envs[name] = Environment(
             name,
             protected=bool(spec.get("protected", False)),
-            roles=None if roles is None else _role_policy(roles, f"{source}: {name}.roles"),
+            roles=None if roles is None else _role_policy(roles, where),
         )
     backup = typed("backup", dict, {})
     fail_on = typed("fail_on", str, "error")

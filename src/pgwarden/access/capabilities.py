@@ -27,6 +27,7 @@ __all__ = [
     "Capability",
     "Reach",
     "capabilities",
+    "public_capabilities",
     "reach",
 ]
 
@@ -195,6 +196,43 @@ def _grant_kind(kind: str, privilege: str) -> str | None:
     if kind == "sequence" and privilege == "UPDATE":
         return "write"
     return None
+
+
+def public_capabilities(cat: Catalog) -> list[Capability]:
+    """What PUBLIC (every role, also ones created later) may do that writes or changes
+    schema: grants and default privileges to PUBLIC."""
+    out: list[Capability] = []
+    for g in cat.grants:
+        kind = _grant_kind(g.kind, g.privilege)
+        if g.grantee != PUBLIC or kind is None or kind == "database_temp":
+            continue
+        what = f"granted {g.privilege} on {g.kind} {g.name}"
+        out.append(
+            Capability(
+                PUBLIC, kind, g.privilege, g.kind, g.name, g.schema, PUBLIC, (PUBLIC, what), False
+            )
+        )
+    for d in cat.defaults:
+        if d.grantee != PUBLIC or not (
+            d.objtype in ("TABLES", "SEQUENCES") and d.privilege in _WRITE_PRIVS
+        ):
+            continue
+        where = f" in schema {d.schema}" if d.schema else ""
+        obj = f"future {d.objtype.lower()} of {d.creator}{where}"
+        out.append(
+            Capability(
+                PUBLIC,
+                "future_write",
+                d.privilege,
+                d.objtype.lower(),
+                obj,
+                d.schema,
+                PUBLIC,
+                (PUBLIC, f"default privileges of {d.creator}{where} grant {d.privilege}"),
+                False,
+            )
+        )
+    return out
 
 
 def capabilities(cat: Catalog, login: str) -> list[Capability]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pgwarden.access.capabilities import Capability
+from pgwarden.access.capabilities import Capability, public_capabilities
 from pgwarden.access.policy import class_of, declared_roles
 from pgwarden.access.roles import PUBLIC, Catalog
 from pgwarden.settings import RolePolicy
@@ -54,7 +54,6 @@ RULES: dict[str, tuple[str, str]] = {
     ),
 }
 
-_DDL = frozenset({"owner", "schema_create", "database_create", "trigger", "references", "maintain"})
 _WRITE = frozenset({"write", "write_all", "future_write"})
 _APP_DML = frozenset({"INSERT", "UPDATE", "DELETE"})
 
@@ -219,12 +218,11 @@ def _policy_findings(cat: Catalog, policy: RolePolicy) -> list[AuditFinding]:
     return out
 
 
-def _public_findings(caps: Sequence[Capability], protected: bool) -> list[AuditFinding]:
+def _public_findings(cat: Catalog, protected: bool) -> list[AuditFinding]:
     """Grants to PUBLIC that let every role create or write (reported once, not per role)."""
     seen: dict[tuple[str, str], Capability] = {}
-    for c in caps:
-        if c.holder == PUBLIC and (c.kind in _WRITE or c.kind in _DDL):
-            seen.setdefault((c.privilege, c.object), c)
+    for c in public_capabilities(cat):
+        seen.setdefault((c.privilege, c.object), c)
     if not seen:
         return []
     group = list(seen.values())
@@ -240,7 +238,7 @@ def _public_findings(caps: Sequence[Capability], protected: bool) -> list[AuditF
                 if any(c.kind == "schema_create" for c in group)
                 else ""
             ),
-            tuple(f"PUBLIC -> granted {c.privilege} on {c.object_kind} {c.object}" for c in group),
+            tuple(c.why for c in group),
             tuple(group),
         )
     ]
@@ -255,10 +253,9 @@ def judge(
     env: str | None,
 ) -> tuple[list[RoleVerdict], list[AuditFinding]]:
     """Verdicts per login role, and findings about the policy and PUBLIC."""
-    every = [c for cs in caps.values() for c in cs]
     if policy is None:
         verdicts = [RoleVerdict(r, "-", tuple(cs), ()) for r, cs in sorted(caps.items())]
-        general = _public_findings(every, protected=False)
+        general = _public_findings(cat, protected=False)
         general.append(
             AuditFinding(
                 "PW508",
@@ -273,5 +270,5 @@ def judge(
         )
         return verdicts, general
     verdicts = [_judge_role(cat, r, cs, policy, protected) for r, cs in sorted(caps.items())]
-    general = _policy_findings(cat, policy) + _public_findings(every, protected)
+    general = _policy_findings(cat, policy) + _public_findings(cat, protected)
     return verdicts, general
