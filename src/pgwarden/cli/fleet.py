@@ -10,6 +10,8 @@ import click
 
 from pgwarden.cli import EXIT_APPLY, EXIT_FINDINGS, err, handle_errors, out, print_json, styled
 from pgwarden.cli.interaction import ctrl_c_cancels, event_printer
+from pgwarden.events import fan_out
+from pgwarden.notify import attach
 
 
 def _say(*objects: Any) -> None:
@@ -214,17 +216,22 @@ def fleet_apply(
         return
     options = _options(kw, settings, cfg)
     cancel = threading.Event()
-    with ctrl_c_cancels(cancel):
+    with (
+        ctrl_c_cancels(cancel),
+        attach(settings, command="fleet apply", env=kw["env"], cancel=cancel) as hook,
+    ):
         result = run_rollout(
             plan,
             cfg,
             targets,
             options,
             settings=settings,
-            observer=event_printer(kw["log_format"]),
+            observer=fan_out([event_printer(kw["log_format"]), hook]),
             cancel=cancel,
             sources=paths,
         )
+        if result.state != "done":  # no-op when a fleet_halted event said it already
+            hook.finish("cancelled" if result.reason == "cancelled" else "failed", result.message)
     _report(result)
 
 
@@ -239,15 +246,20 @@ def fleet_resume(**kw: Any) -> None:
     settings, cfg, targets = _load(kw)
     options = _options(kw, settings, cfg)
     cancel = threading.Event()
-    with ctrl_c_cancels(cancel):
+    with (
+        ctrl_c_cancels(cancel),
+        attach(settings, command="fleet resume", env=kw["env"], cancel=cancel) as hook,
+    ):
         result = resume_rollout(
             cfg,
             targets,
             options,
             settings=settings,
-            observer=event_printer(kw["log_format"]),
+            observer=fan_out([event_printer(kw["log_format"]), hook]),
             cancel=cancel,
         )
+        if result.state != "done":  # no-op when a fleet_halted event said it already
+            hook.finish("cancelled" if result.reason == "cancelled" else "failed", result.message)
     _report(result)
 
 

@@ -108,12 +108,12 @@ class Notifier:
         except Exception:  # a notifier never breaks the run
             pass
 
-    def finish(self, kind: str | None, message: str = "") -> None:
+    def finish(self, kind: str | None, message: str | None = None) -> None:
         """The command's outcome: done, failed or cancelled (None: done unless known)."""
         if self._sender is None:
             return
         with self._lock:
-            self._send(self._tracker.finish(kind, message))
+            self._send(self._tracker.finish(kind, message or ""))
 
     def _send(self, notifications: list[Notification]) -> None:
         assert self._sender is not None
