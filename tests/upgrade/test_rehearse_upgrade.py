@@ -1,0 +1,138 @@
+"""`upgrade rehearse` on real clusters: a restored copy is upgraded with pg_upgrade, each
+phase timed, and a planted plan regression is reported where it really happens.
+
+The plant: a queue table whose pending rows (1 %) have a partial index. With
+statistics the planner reads the partial index; without them it guesses that
+`status <> 'done'` matches 99.5 % of the rows and scans the table. pg_upgrade to
+17 (here from 16) carries no statistics, so the regression shows right after the upgrade and
+heals after ANALYZE; pg_upgrade to 18 carries them and the plan stays.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import psycopg
+import pytest
+
+from pgwarden.backup import api as backup
+from pgwarden.pg.cluster import Cluster
+from pgwarden.upgrade.rehearse import RehearseUpgradeOptions, rehearse_upgrade
+from pgwarden.upgrade.rehearse_report import render_html
+from tests.fixtures.pg import new_database
+
+WORKLOAD = """\
+-- name: pending
+SELECT * FROM orders WHERE status <> 'done';
+-- name: by_id
+SELECT * FROM orders WHERE id = 42;
+"""
+
+
+def _source(cluster: Cluster) -> str:
+    dsn = new_database(cluster)
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute("CREATE TABLE orders (id int PRIMARY KEY, status text NOT NULL, note text)")
+        c.execute(
+            "INSERT INTO orders SELECT g, CASE WHEN g % 100 = 0 THEN 'open' ELSE 'done' END, "
+            "repeat('x', 100) FROM generate_series(1, 20000) g"
+        )
+        c.execute("CREATE INDEX orders_pending ON orders (id) WHERE status <> 'done'")
+    return dsn
+
+
+@pytest.fixture(scope="module")
+def workload(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("wl") / "workload.sql"
+    path.write_text(WORKLOAD)
+    return path
+
+
+def test_16_to_17_link_mode_reports_the_regression_of_empty_statistics(
+    cluster_of: Callable[[int], Cluster], workload: Path
+) -> None:
+    r = rehearse_upgrade(
+        _source(cluster_of(16)),
+        RehearseUpgradeOptions(17, mode="link", copy="dump", workload_file=str(workload)),
+    )
+    assert r.status == "completed", r.notes
+    assert r.upgrade is not None and r.upgrade.ok and r.upgrade.mode == "link"
+    assert r.copy is not None and r.copy.kind == "dump"
+    names = [p.name for p in r.phases]
+    assert names == [
+        "dump",
+        "restore",
+        "analyze source",
+        "workload before",
+        "start target",
+        "pg_upgrade --check",
+        "pg_upgrade --link",
+        "workload right after",
+        "analyze in stages",
+        "workload after analyze",
+    ]
+    assert all(p.seconds > 0 for p in r.phases)
+    assert r.stats_carried is False
+    assert [s.name.split()[1] for s in r.stats_stages] == ["minimal", "medium", "default"]
+    pending = r.queries[0].name
+    assert r.before[0].indexes == ("orders_pending",)
+    assert r.right_after[0].seq_scans == ("orders",)
+    assert r.after_analyze[0].indexes == ("orders_pending",)
+    regressions = {(g.query, g.when): g for g in r.regressions}
+    right_after = regressions[(pending, "right after pg_upgrade")]
+    assert "index orders_pending no longer used" in right_after.changes
+    assert "sequential scan on orders appears" in right_after.changes
+    assert (pending, "after analyze") not in regressions
+    html = render_html(r)
+    assert "pg_upgrade --link" in html and "orders_pending no longer used" in html
+
+
+def test_15_to_18_from_the_newest_verified_backup_with_statistics_carried(
+    cluster_of: Callable[[int], Cluster], workload: Path, tmp_path: Path
+) -> None:
+    source = _source(cluster_of(15))
+    catalogue = tmp_path / "backups"
+    m = backup.create(source, catalogue=catalogue)
+    assert backup.verify(m.id, catalogue=catalogue).ok
+    report = tmp_path / "upgrade.html"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pgwarden",
+            "upgrade",
+            "rehearse",
+            "--database-url",
+            source,
+            "--to",
+            "18",
+            "--catalogue",
+            str(catalogue),
+            "--workload",
+            str(workload),
+            "--report",
+            str(report),
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    data = orjson.loads(proc.stdout)
+    assert data["status"] == "completed"
+    assert data["copy"]["kind"] == "backup" and data["copy"]["label"] == m.id
+    assert data["target_version"].startswith("18.")
+    assert data["statistics_carried_by_pg_upgrade"] is True
+    assert data["workload"][0]["right_after"]["indexes"] == ["orders_pending"]
+    assert data["regressions"] == []
+    assert data["downtime_seconds"] > 0
+    assert "restore" in [p["name"] for p in data["phases"]]
+    assert report.read_text().startswith("<!DOCTYPE html>")
