@@ -161,6 +161,7 @@ def check_upgrade(
             backup_id=options.backup_id,
             jobs=options.jobs,
             observer=observer,
+            schema_fallback=True,
         ) as restored:
             copy = restored.info
             emit(Phase(message=f"starting a fresh PostgreSQL {target.version} cluster"))

@@ -256,8 +256,12 @@ def restored_copy(
     jobs: int = 2,
     observer: Observer | None = None,
     settings: dict[str, str] | None = None,
+    schema_fallback: bool = False,
 ) -> Iterator[Restored]:
-    """A throwaway cluster of the source's major holding a copy of the database."""
+    """A throwaway cluster of the source's major holding a copy of the database.
+
+    `schema_fallback`: when `kind="auto"` finds no verified backup, dump the schema only.
+    """
     if kind not in COPY_KINDS:
         raise UsageError(f"unknown copy kind {kind!r}", hint=f"use one of {', '.join(COPY_KINDS)}")
     emit = observer or (lambda _e: None)
@@ -275,7 +279,7 @@ def restored_copy(
             copy_kind = "backup"
             dump_major = int(backup.manifest.pg_dump_version.split(".")[0])
         else:
-            schema_only = kind == "schema"
+            schema_only = kind == "schema" or (kind == "auto" and schema_fallback)
             emit(
                 Phase(
                     message=f"pg_dump{' --schema-only' if schema_only else ''} of "
