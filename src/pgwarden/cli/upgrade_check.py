@@ -9,7 +9,7 @@ from typing import get_args
 import click
 
 from pgwarden.cli import EXIT_FINDINGS, dsn_option, err, handle_errors, out, print_json, styled
-from pgwarden.events import Event, Phase
+from pgwarden.events import Event, Phase, fan_out
 
 _FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 _TO = click.option(
@@ -220,22 +220,26 @@ def rehearse(
     assert dsn is not None
     cat = _catalogue(catalogue, config, copy in ("auto", "backup") or backup_id is not None)
     assert cat is None or isinstance(cat, Catalogue)
-    result = rehearse_upgrade(
-        dsn,
-        RehearseUpgradeOptions(
-            target_major=target_major,
-            mode=mode,
-            copy=copy,
-            catalogue=cat,
-            backup_id=backup_id,
-            workload_file=workload_file,
-            stats_file=stats_file,
-            top=top,
-            threshold=threshold,
-            jobs=jobs,
-        ),
-        observer=_show,
-    )
+    from pgwarden.notify import attach
+    from pgwarden.settings import load_settings
+
+    with attach(load_settings(config), command="upgrade rehearse", database_url=dsn) as hook:
+        result = rehearse_upgrade(
+            dsn,
+            RehearseUpgradeOptions(
+                target_major=target_major,
+                mode=mode,
+                copy=copy,
+                catalogue=cat,
+                backup_id=backup_id,
+                workload_file=workload_file,
+                stats_file=stats_file,
+                top=top,
+                threshold=threshold,
+                jobs=jobs,
+            ),
+            observer=fan_out([_show, hook]),
+        )
     if report_path:
         write_report(result, Path(report_path))
         err.print(styled("[dim]· report: {}[/]", report_path))

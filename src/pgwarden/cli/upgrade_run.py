@@ -13,7 +13,8 @@ import click
 from pgwarden.cli import err, handle_errors, out, print_json, styled
 from pgwarden.cli.interaction import ctrl_c_cancels, event_printer
 from pgwarden.errors import Refused, UsageError
-from pgwarden.events import Event, Observer, UpgradeCopy, UpgradeLag
+from pgwarden.events import Event, Observer, UpgradeCopy, UpgradeLag, fan_out
+from pgwarden.notify import attach
 
 _DEFAULT_JOURNAL = ".pgwarden/upgrade-journal.jsonl"
 
@@ -237,8 +238,14 @@ def run(
         journal_file=journal_file,
     )
     cancel = threading.Event()
-    with ctrl_c_cancels(cancel), _progress(log_format) as show:
-        record = run_upgrade(sides, options, show, cancel)
+    with (
+        ctrl_c_cancels(cancel),
+        _progress(log_format) as show,
+        attach(
+            settings, command="upgrade run", env=env, database_url=sides.old_dsn, cancel=cancel
+        ) as hook,
+    ):
+        record = run_upgrade(sides, options, fan_out([show, hook]), cancel)
     times = ", ".join(f"{k} {v:.1f} s" for k, v in record.info.get("phase_s", {}).items())
     out.print(
         styled(
@@ -310,6 +317,7 @@ def rollback_cmd(
     switch_cmd: str | None,
 ) -> None:
     """After a switchover: back to OLD through the reverse replication, no write lost."""
+    from pgwarden.settings import load_settings
     from pgwarden.upgrade.journal import find_active
     from pgwarden.upgrade.logical import Names, published_tables
     from pgwarden.upgrade.rollback import switch_back
@@ -324,16 +332,19 @@ def rollback_cmd(
                 f"nothing to roll back: {what}",
                 hint="before the switchover, `pgwarden upgrade cancel` stops an upgrade",
             )
-        paused = switch_back(
-            sides,
-            Names(record.id),
-            published_tables(old),
-            record,
-            old,
-            event_printer(log_format),
-            switch_cmd,
-            Deadline(timeout_s),
-        )
+        with attach(
+            load_settings(), command="upgrade rollback", database_url=sides.old_dsn
+        ) as hook:
+            paused = switch_back(
+                sides,
+                Names(record.id),
+                published_tables(old),
+                record,
+                old,
+                fan_out([event_printer(log_format), hook]),
+                switch_cmd,
+                Deadline(timeout_s),
+            )
     out.print(
         styled(
             "[green]upgrade {} rolled back[/]: OLD takes the writes again (writes "
