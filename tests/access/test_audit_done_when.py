@@ -23,12 +23,19 @@ from typing import Any
 
 import psycopg
 import pytest
+from click.testing import CliRunner, Result
 from psycopg import errors as pge
 from psycopg import sql
 
+from pgwarden.cli import cli
 from pgwarden.pg.cluster import Cluster
 
 _ids = itertools.count()
+
+
+def audit(*args: str) -> Result:
+    """`pgwarden audit` in this process (a second each saved against a subprocess)."""
+    return CliRunner().invoke(cli, ["audit", *args], env={"COLUMNS": "200"})
 
 
 def pgwarden(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -131,8 +138,8 @@ def test_audit_fix_plan_apply_then_clean(team: Team, tmp_path: Path) -> None:
     base = ("--database-url", team.dsn(), "--env", "production", "--config", cfg)
 
     # 1. the audit names every role that can DROP or write, and why
-    r = pgwarden(tmp_path, "audit", *base, "--format", "json")
-    assert r.returncode == 1, r.stderr
+    r = audit(*base, "--format", "json")
+    assert r.exit_code == 1, r.output
     findings = _findings(r.stdout)
     by_role = {(f["role"], f["code"]): f for f in findings}
     app_ddl = by_role[(team.app, "PW502")]
@@ -151,14 +158,14 @@ def test_audit_fix_plan_apply_then_clean(team: Team, tmp_path: Path) -> None:
     assert not any(
         f["role"] in (team.migrator, "postgres") and f["severity"] == "error" for f in findings
     )
-    text = pgwarden(tmp_path, "audit", *base)
-    assert text.returncode == 1
+    text = audit(*base)
+    assert text.exit_code == 1
     assert f"{team.dev} -> member of {team.app}" in text.stdout
 
     # 2. the fix as a plan, reviewable with --dry-run, applied by the break-glass superuser
     plan = tmp_path / "revoke.sql"
-    r = pgwarden(tmp_path, "audit", *base, "--fix-plan", str(plan), "--format", "json")
-    assert r.returncode == 1 and plan.exists(), r.stderr
+    r = audit(*base, "--fix-plan", str(plan), "--format", "json")
+    assert r.exit_code == 1 and plan.exists(), r.output
     sql_text = plan.read_text()
     assert (
         sql_text.index("REASSIGN OWNED")
@@ -186,8 +193,8 @@ def test_audit_fix_plan_apply_then_clean(team: Team, tmp_path: Path) -> None:
         "CREATE TABLE invoices (id bigserial PRIMARY KEY);\n"
     )
     mig = (*base[2:], "--database-url", team.dsn(team.migrator), "--yes")
-    r = pgwarden(tmp_path, "apply", str(tmp_path / "002_invoices.sql"), *mig)
-    assert r.returncode == 0, r.stdout + r.stderr
+    nxt = pgwarden(tmp_path, "apply", str(tmp_path / "002_invoices.sql"), *mig)
+    assert nxt.returncode == 0, nxt.stdout + nxt.stderr
     with psycopg.connect(team.dsn(team.app), autocommit=True) as c:
         c.execute("INSERT INTO invoices DEFAULT VALUES")
         with pytest.raises(pge.InsufficientPrivilege):
@@ -204,8 +211,8 @@ def test_audit_fix_plan_apply_then_clean(team: Team, tmp_path: Path) -> None:
             c.execute("CREATE TABLE public.scratch (id int)")
 
     # 5. a second audit is clean, and a second fix plan is empty
-    again = pgwarden(tmp_path, "audit", *base, "--format", "json", "--fix-plan", str(plan))
-    assert again.returncode == 0, again.stdout
+    again = audit(*base, "--format", "json", "--fix-plan", str(plan))
+    assert again.exit_code == 0, again.output
     assert [f for f in _findings(again.stdout) if f["severity"] == "error"] == []
     assert "nothing to fix" in again.stderr
     with psycopg.connect(team.dsn(), autocommit=True) as c:
