@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -156,6 +157,18 @@ def test_fleet_cancel_stops_the_rollout_and_its_running_apply(
     try:
         assert seen.running.wait(30)
         path = journal_path(cfg.journal_dir, cfg.name, {})
+        deadline = time.monotonic() + 30
+        while True:  # until the canary's apply has recorded its run
+            live = fleet_status(cfg.name, targets, journal=RolloutJournal.load(path).data)
+            busy = {t.name: t.in_progress for t in live.targets if t.in_progress}
+            if busy or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert list(busy) == [canary.name]
+        locked = {t.name: t for t in live.targets}[canary.name]
+        assert locked.catalog_note is not None and "locked" in locked.catalog_note
+        assert [r.state for r in busy[canary.name]] == ["running"]
+        assert live.rollout is not None and live.rollout["state"] == "running"
         answer = cancel_rollout(RolloutJournal.load(path), targets)
         runner.join(60)
     finally:

@@ -303,8 +303,10 @@ def test_a_table_created_by_hand_shows_as_drift(fleet: tuple[Path, list[Member]]
         assert status[odd.name]["peers"] == len(members) - 1
         others = {m.name: status[m.name]["drift"] for m in members if m is not odd}
         assert {n: d for n, d in others.items() if d} == {}
-        text = cli(home, "fleet", "status", "--fleet", "roll")
+        text = cli(home, "fleet", "status", "--fleet", "roll", "--check")
         assert "drift: table public.handmade (extra)" in text.stdout
+        assert text.returncode == 1  # --check: drift found
     finally:
         with psycopg.connect(odd.dsn, autocommit=True) as c:
             c.execute("DROP TABLE handmade")
+    assert cli(home, "fleet", "status", "--fleet", "roll", "--check").returncode == 0

@@ -268,8 +268,13 @@ def fleet_resume(**kw: Any) -> None:
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", help="Output format."
 )
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Exit 1 when a target drifts, cannot be read, or lacks the rollout's change.",
+)
 @handle_errors
-def fleet_status_cmd(fmt: str, **kw: Any) -> None:
+def fleet_status_cmd(fmt: str, check: bool, **kw: Any) -> None:
     """Per target: the plans its own history records, runs in progress, drift."""
     from pgwarden.fleet.journal import RolloutJournal, journal_path
     from pgwarden.fleet.status import fleet_status
@@ -282,8 +287,15 @@ def fleet_status_cmd(fmt: str, **kw: Any) -> None:
     report = fleet_status(
         cfg.name, chosen, journal=journal, max_connections=min(16, cfg.max_connections)
     )
+    bad = [
+        t.name
+        for t in report.targets
+        if t.drift or t.error or (report.rollout is not None and t.change != "applied")
+    ]
     if fmt == "json":
         print_json(report.to_json())
+        if check and bad:
+            sys.exit(EXIT_FINDINGS)
         return
     r = report.rollout
     if r is not None:
@@ -316,6 +328,8 @@ def fleet_status_cmd(fmt: str, **kw: Any) -> None:
         _say(line)
         for run in t.in_progress:
             _say(f"  run {run.run_id} {run.state} since {run.started_at:%Y-%m-%d %H:%M:%S}")
+        if t.catalog_note:
+            _say(f"  {t.catalog_note}")
         for d in t.drift:
             _say(styled("  [yellow]drift[/]: {} ({})", d.object, d.how))
     drifting = [t.name for t in report.targets if t.drift]
@@ -327,6 +341,8 @@ def fleet_status_cmd(fmt: str, **kw: Any) -> None:
                 ", ".join(drifting[:20]),
             )
         )
+    if check and bad:
+        sys.exit(EXIT_FINDINGS)
 
 
 @fleet.command("cancel")

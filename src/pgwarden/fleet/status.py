@@ -18,11 +18,12 @@ import hashlib
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg import errors as pge
 from psycopg import sql
 
 from pgwarden.apply.liveness import life_of
@@ -138,6 +139,7 @@ class TargetStatus:
     rollout_state: str | None = None  # what the local rollout journal says
     wave: int | None = None
     error: str | None = None  # could not be read
+    catalog_note: str | None = None  # why its catalog was not compared
     objects: dict[str, str] = field(default_factory=dict, repr=False)
 
     def to_json(self) -> dict[str, Any]:
@@ -163,6 +165,7 @@ class TargetStatus:
             "rollout_state": self.rollout_state,
             "wave": self.wave,
             "error": self.error,
+            "catalog_note": self.catalog_note,
         }
 
 
@@ -186,8 +189,9 @@ def _read(
     base = TargetStatus(target.name, target.labels)
     try:
         with connect(target.dsn, application_name="pgwarden-fleet-status") as conn:
+            # never queue behind a migration's lock for long: a status must answer
             conn.execute("SET statement_timeout = '30s'")
-            objects = catalog_objects(conn)
+            conn.execute("SET lock_timeout = '2s'")
             env = None
             row = conn.execute(
                 sql.SQL(
@@ -230,9 +234,21 @@ def _read(
                     ).fetchone()
                     if r is not None and int(str(r[0])) > 0:
                         change = "partial"
-            digest = hashlib.sha256(
-                "\n".join(f"{k}={v}" for k, v in sorted(objects.items())).encode()
-            ).hexdigest()[:16]
+            objects: dict[str, str] | None
+            note: str | None = None
+            try:
+                objects = catalog_objects(conn)
+            except (pge.LockNotAvailable, pge.QueryCanceled):
+                # a table under ACCESS EXCLUSIVE (a running migration): its definitions
+                # cannot be read now; this target is left out of the drift comparison
+                objects, note = None, "catalog not read: a table is locked (a change running?)"
+            digest = (
+                None
+                if objects is None
+                else hashlib.sha256(
+                    "\n".join(f"{k}={v}" for k, v in sorted(objects.items())).encode()
+                ).hexdigest()[:16]
+            )
             return TargetStatus(
                 target.name,
                 target.labels,
@@ -242,7 +258,8 @@ def _read(
                 None if change == "applied" else failure,
                 tuple(running),
                 digest,
-                objects=objects,
+                catalog_note=note,
+                objects=objects or {},
             )
     except (PgwardenError, psycopg.Error) as exc:
         text = exc.message if isinstance(exc, PgwardenError) else str(exc).strip()
@@ -255,7 +272,7 @@ def _drift(statuses: list[TargetStatus]) -> list[TargetStatus]:
     """Each target with the objects where it differs from most targets at the same plans."""
     groups: dict[tuple[str, ...], list[int]] = {}
     for i, s in enumerate(statuses):
-        if s.error is None:
+        if s.error is None and s.fingerprint is not None:
             groups.setdefault(tuple(sorted(s.plans)), []).append(i)
     out = list(statuses)
     for members in groups.values():
@@ -277,19 +294,7 @@ def _drift(statuses: list[TargetStatus]) -> list[TargetStatus]:
                     continue
                 how = "extra" if want is None else "missing" if have is None else "differs"
                 items.append(DriftItem(obj, how))
-            out[i] = TargetStatus(
-                s.name,
-                s.labels,
-                s.environment,
-                s.plans,
-                s.change,
-                s.last_failure,
-                s.in_progress,
-                s.fingerprint,
-                tuple(items),
-                len(members) - 1,
-                objects=s.objects,
-            )
+            out[i] = replace(s, drift=tuple(items), peers=len(members) - 1)
     return out
 
 
@@ -313,21 +318,10 @@ def fleet_status(
     for s in statuses:
         entry = jt.get(s.name)
         final.append(
-            TargetStatus(
-                s.name,
-                s.labels,
-                s.environment,
-                s.plans,
-                s.change,
-                s.last_failure,
-                s.in_progress,
-                s.fingerprint,
-                s.drift,
-                s.peers,
-                None if entry is None else str(entry["state"]),
-                None if entry is None else int(entry["wave"]),
-                s.error,
-                objects=s.objects,
+            replace(
+                s,
+                rollout_state=None if entry is None else str(entry["state"]),
+                wave=None if entry is None else int(entry["wave"]),
             )
         )
     summary = None
