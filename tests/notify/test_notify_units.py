@@ -3,13 +3,14 @@ controlled clock, bodies and delivery against a real local HTTP receiver."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import orjson
 import pytest
 
 from pgwarden.errors import ConfigError
-from pgwarden.events import BackfillBatch, Phase, Retry, StepDone, StepStarted
+from pgwarden.events import BackfillBatch, Phase, Retry, StepDone, StepStarted, UpgradeCopy
 from pgwarden.notify import attach, load_notify_config, rehearsed_durations
 from pgwarden.notify.config import Webhook
 from pgwarden.notify.events import Tracker
@@ -103,6 +104,23 @@ def test_stuck_when_nothing_moves_waits_do_not_count_and_it_says_when_it_moves_a
     assert t.tick() == []  # once per stall
     moved = t.observe(Phase(message="copying rows"))
     assert [(n.kind, n.summary) for n in moved] == [("progress", "moving again: copying rows")]
+
+    # An upgrade's initial copy is polled: the same figures again are no progress.
+    copy = UpgradeCopy(
+        upgrade_id="u", tables_ready=1, tables_total=3, rows_done=500, rows_total=900, copying=()
+    )
+    clock.now += 10
+    t.observe(copy)
+    for _ in range(5):
+        clock.now += 5
+        assert t.observe(copy) == [] and t.tick() == []
+    clock.now += 6
+    stuck = t.observe(copy) + t.tick()
+    assert [n.kind for n in stuck] == ["stuck"] and "no progress for 31 s" in stuck[0].summary
+    more = dataclasses.replace(copy, rows_done=600)
+    assert [n.summary for n in t.observe(more)] == [
+        "moving again: initial copy: 1 of 3 tables ready, 600 of about 900 rows"
+    ]
 
 
 def test_a_step_past_k_times_its_rehearsed_duration_is_stuck(tmp_path: Path) -> None:

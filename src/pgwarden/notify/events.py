@@ -170,6 +170,7 @@ class Tracker:
         self._lag: dict[str, int] = {}
         self._failed_step: str | None = None
         self._quiet_until = 0.0
+        self._copied = (-1, -1)  # the initial copy's (tables ready, rows) so far
         self._last_lock: LockWait | None = None  # the latest wait that names who is in the way
 
     # -- notifications ---------------------------------------------------------------
@@ -230,6 +231,10 @@ class Tracker:
         if isinstance(event, FleetWave) and event.phase == "baking":
             # a bake is a wait the rollout chose: not stuck before it ends
             self._quiet_until = now + event.bake_s
+        if isinstance(event, UpgradeCopy):  # polled: progress only when it moved
+            moved = (event.tables_ready, event.rows_done) > self._copied
+            self._copied = max(self._copied, (event.tables_ready, event.rows_done))
+            return out + self._moved(event, now) if moved else out
         if isinstance(event, UpgradeLag):
             before = self._lag.get(event.direction)
             self._lag[event.direction] = event.lag_bytes
