@@ -407,7 +407,7 @@ class FleetTarget(Event):
     rollout: str
     wave: int
     target: str
-    state: str  # running, done, failed, refused, cancelled
+    state: str  # running, waiting (held up: retry, lock, health), done, failed, refused, cancelled
     run_id: str | None = None
     message: str | None = None
     duration_s: float | None = None

@@ -82,10 +82,13 @@ def _plan(home: Path, name: str, sql_text: str) -> tuple[Path, Plan]:
 class _Seen:
     def __init__(self) -> None:
         self.running = threading.Event()
+        self.waiting = threading.Event()
         self.events: list[Event] = []
 
     def __call__(self, event: Event) -> None:
         self.events.append(event)
+        if isinstance(event, FleetTarget) and event.state == "waiting":
+            self.waiting.set()
         if event.kind in ("retry", "lock_wait") or (
             isinstance(event, FleetTarget) and event.state == "running"
         ):
@@ -156,6 +159,10 @@ def test_fleet_cancel_stops_the_rollout_and_its_running_apply(
     runner.start()
     try:
         assert seen.running.wait(30)
+        assert seen.waiting.wait(30)  # the canary's apply says why it is held up
+        held = [e for e in seen.events if isinstance(e, FleetTarget) and e.state == "waiting"]
+        assert held[0].target == canary.name
+        assert "retry in" in str(held[0].message) or "waiting for pid" in str(held[0].message)
         path = journal_path(cfg.journal_dir, cfg.name, {})
         deadline = time.monotonic() + 30
         while True:  # until the canary's apply has recorded its run
@@ -225,9 +232,7 @@ def test_secrets_stay_in_memory(small: tuple[Path, list[Member]], tmp_path: Path
         mp.setenv(members[2].env_var, f"{members[2].dsn}_missing password={SECRET}")
         runs = [
             cli(tmp_path, "fleet", "apply", str(folder), "--fleet", "sec", "--env", "staging"),
-            cli(tmp_path, "fleet", "status", "--fleet", "sec"),
             cli(tmp_path, "fleet", "status", "--fleet", "sec", "--format", "json"),
-            cli(tmp_path, "fleet", "resume", "--fleet", "sec", "--env", "staging"),
         ]
     # trust authentication ignores the password: it is there only to be leaked
     assert runs[0].returncode == 3, runs[0].stderr  # the missing database failed

@@ -27,7 +27,9 @@ from pgwarden import commands
 from pgwarden.errors import PostgresNotFound
 from pgwarden.events import Event, FleetTarget, FleetWave
 from pgwarden.fleet.config import fleet_config
+from pgwarden.fleet.journal import RolloutJournal, journal_path
 from pgwarden.fleet.rollout import RolloutOptions, resume_rollout, run_rollout
+from pgwarden.fleet.status import fleet_status
 from pgwarden.fleet.targets import load_targets, server_of
 from pgwarden.pg.binaries import find_installation
 from pgwarden.pg.cluster import Cluster
@@ -134,10 +136,16 @@ def fleet(
         yield home, members
 
 
-def _status(home: Path, fleet: str) -> dict[str, dict[str, object]]:
-    done = cli(home, "fleet", "status", "--fleet", fleet, "--format", "json")
-    assert done.returncode == 0, done.stderr
-    report = orjson.loads(done.stdout)
+def _status(home: Path, fleet: str, *, via_cli: bool = False) -> dict[str, dict[str, object]]:
+    """`fleet status --format json` by name: through the CLI, or the function it calls."""
+    if via_cli:
+        done = cli(home, "fleet", "status", "--fleet", fleet, "--format", "json")
+        assert done.returncode == 0, done.stderr
+        report = orjson.loads(done.stdout)
+    else:
+        cfg = fleet_config(load_settings(), fleet)
+        journal = RolloutJournal.load(journal_path(cfg.journal_dir, fleet, {})).data
+        report = fleet_status(fleet, load_targets(cfg), journal=journal).to_json()
     return {t["name"]: t for t in report["targets"]} | {"": report["rollout"]}
 
 
@@ -212,7 +220,7 @@ def test_failed_target_halts_wave_3_and_resume_finishes(
         if n != BAD and n not in wave3_done:
             assert runs_of(by_n[n].dsn) == [], n  # not started after the failure
 
-    status = _status(home, "roll")
+    status = _status(home, "roll", via_cli=True)
     assert status[""]["state"] == "halted" and status[""]["halted_wave"] == 3
     for n in (*waves[1], *waves[2], *wave3_done):
         t = status[by_n[n].name]

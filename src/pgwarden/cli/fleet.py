@@ -55,9 +55,24 @@ def _run_options(fn: Any) -> Any:
             help="A failed target or gate halts the rollout (default from the config: halt), "
             "or is recorded and skipped.",
         ),
-        click.option("--lock-timeout-ms", type=click.IntRange(1), default=None),
-        click.option("--statement-timeout-ms", type=click.IntRange(1), default=None),
-        click.option("--lock-budget-s", type=click.FloatRange(0.1), default=None),
+        click.option(
+            "--lock-timeout-ms",
+            type=click.IntRange(1),
+            default=None,
+            help="lock_timeout of each attempt on every target (default as `pgwarden apply`).",
+        ),
+        click.option(
+            "--statement-timeout-ms",
+            type=click.IntRange(1),
+            default=None,
+            help="statement_timeout of each step (default as `pgwarden apply`).",
+        ),
+        click.option(
+            "--lock-budget-s",
+            type=click.FloatRange(0.1),
+            default=None,
+            help="Give up a target's step after retrying its lock this long (default 600).",
+        ),
         click.option(
             "--no-health-gate", is_flag=True, help="apply's own per-step health pause off."
         ),

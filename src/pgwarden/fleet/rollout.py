@@ -27,7 +27,19 @@ from typing import Any
 from pgwarden.apply.api import GuardPolicy, Limits, RunOptions, apply_plan
 from pgwarden.apply.journal import plan_from_records, plan_to_records, step_keys
 from pgwarden.errors import PgwardenError, Refused, UsageError
-from pgwarden.events import Event, FleetGate, FleetHalted, FleetTarget, FleetWave, Observer
+from pgwarden.events import (
+    Event,
+    FleetGate,
+    FleetHalted,
+    FleetTarget,
+    FleetWave,
+    HealthPause,
+    LockWait,
+    Observer,
+    Reconnecting,
+    Retry,
+    WatchdogCancel,
+)
 from pgwarden.fleet.config import FleetConfig, GateSpec
 from pgwarden.fleet.gates import GateResult, Reading, evaluate, read_target
 from pgwarden.fleet.journal import RolloutJournal, journal_path, runner_lock
@@ -431,7 +443,7 @@ class _Runner:
                 FleetTarget(rollout=self.rid, wave=wave.index, target=target.name, state="running")
             )
             started = time.monotonic()
-            state, run_id, message = self._apply(target)
+            state, run_id, message = self._apply(target, wave)
         if state in _FAILED:
             halt.set()
         self.journal.set_target(target.name, state=state, run_id=run_id, message=message)
@@ -448,7 +460,37 @@ class _Runner:
         )
         return state
 
-    def _apply(self, target: Target) -> tuple[str, str | None, str | None]:
+    def _waiting(self, target: Target, wave: Wave) -> Observer:
+        """Apply's events that mean a target is held up, as `waiting` FleetTarget events."""
+
+        def see(e: Event) -> None:
+            what: str | None = None
+            if isinstance(e, Retry):
+                what = f"step {e.step}: retry in {e.delay_ms} ms ({e.reason}, attempt {e.attempt})"
+            elif isinstance(e, WatchdogCancel):
+                what = f"step {e.step}: watchdog cancelled it ({e.reason})"
+            elif isinstance(e, HealthPause):
+                what = "paused: " + "; ".join(e.reasons)
+            elif isinstance(e, LockWait) and e.blockers:
+                b = e.blockers[0]
+                what = f"step {e.step}: waiting for pid {b.pid} ({b.application or '-'}, {b.state})"
+            elif isinstance(e, Reconnecting):
+                what = f"connection lost: waiting up to {e.timeout_s:.0f} s for the server"
+            if what is not None:
+                self.emit(
+                    FleetTarget(
+                        rollout=self.rid,
+                        wave=wave.index,
+                        target=target.name,
+                        state="waiting",
+                        run_id=None,
+                        message=self.redact(what),
+                    )
+                )
+
+        return see
+
+    def _apply(self, target: Target, wave: Wave) -> tuple[str, str | None, str | None]:
         policy = GuardPolicy(
             env=self.options.env,
             yes=True,  # confirmed once for the fleet (the CLI asks, or --yes)
@@ -462,6 +504,7 @@ class _Runner:
                 policy=policy,
                 options=RunOptions(limits=self.options.limits, journal_file=journal_file),
                 settings=self.settings,
+                observer=self._waiting(target, wave),
                 cancel=self.cancel,
             )
         except Refused as exc:

@@ -266,6 +266,8 @@ def _fleet_wave(e: FleetWave) -> list[Text]:
 def _fleet_target(e: FleetTarget) -> list[Text]:
     if e.state == "running":
         return []
+    if e.state == "waiting":
+        return [styled("  [yellow]… {}[/] {}", e.target, _one_line(e.message or "", 200))]
     if e.state == "done":
         dur = f" in {e.duration_s:.1f} s" if e.duration_s is not None else ""
         return [styled("  [green]✓ {}[/]{}", e.target, dur)]
