@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import psycopg
 import pytest
 from click.testing import CliRunner, Result
+from psycopg import sql
 
 from pgwarden.backup import api as backup_api
 from pgwarden.cli import cli
@@ -123,3 +125,26 @@ def test_restore_drill_cadence(db: str, tmp_path: Path) -> None:
     cfg = config(tmp_path, POLICY + "[backup]\ndrill_max_age_days = -1\n")
     r = run(*base, "--config", cfg)
     assert r.exit_code == 2 and "drill_max_age_days must be a positive number" in r.output
+
+
+def test_the_fix_plan_warns_about_schemas_the_application_would_lose(
+    db: str, tmp_path: Path
+) -> None:
+    app = f"billing_app_{os.getpid()}"
+    with psycopg.connect(db, autocommit=True) as c:
+        c.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(app)))
+        c.execute(sql.SQL("CREATE SCHEMA billing AUTHORIZATION {}").format(sql.Identifier(app)))
+        c.execute(sql.SQL("CREATE TABLE billing.invoices (id int)"))
+        c.execute(sql.SQL("ALTER TABLE billing.invoices OWNER TO {}").format(sql.Identifier(app)))
+    try:
+        cfg = config(tmp_path, POLICY + f'application = ["{app}"]\n')
+        plan = tmp_path / "fix.sql"
+        r = run("--database-url", db, "--env", "production", "--config", cfg,
+                "--fix-plan", str(plan))  # fmt: skip
+        assert r.exit_code == 1
+        assert f"application role {app} owns objects in schema billing" in r.stderr
+        assert "-- not fixed here: application role" in plan.read_text()
+    finally:
+        with psycopg.connect(db, autocommit=True) as c:
+            c.execute(sql.SQL("DROP SCHEMA billing CASCADE"))
+            c.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(app)))

@@ -218,3 +218,22 @@ def test_backfill_gate_refuses_and_records_break_glass(target: Target) -> None:
     with psycopg.connect(target.dsn(), autocommit=True) as c:
         row = c.execute("SELECT run_id, command, reason FROM pgwarden.break_glass").fetchone()
     assert row == (None, "backfill", "fix rows")
+
+
+def test_the_wrong_role_is_refused_before_the_confirmation_is_asked(
+    target: Target, tmp_path: Path
+) -> None:
+    path = tmp_path / "001.sql"
+    path.write_text("CREATE TABLE t (id int);\n")
+
+    def confirm(name: str) -> str:
+        raise AssertionError(f"asked to confirm {name} before the role check")
+
+    with pytest.raises(Refused) as exc:
+        apply_plan(
+            commands.load_plan([path]),
+            database_url=target.dsn(target.dev),
+            policy=GuardPolicy(env="production", yes=False, confirm=confirm),
+            settings=target.settings(),
+        )
+    assert f"only the migration role {target.migrator}" in exc.value.message

@@ -284,6 +284,25 @@ def fix_plan(
         )
         owners, database_moves = [], False
     moved = set(owners)
+    for owner in owners:
+        if owner not in policy.application:
+            continue
+        outside = sorted(
+            {
+                o.schema
+                for o in cat.owned
+                if o.owner == owner
+                and o.schema is not None
+                and o.kind != "schema"
+                and o.schema not in policy.application_schemas
+            }
+        )
+        if outside:
+            plan.notes.append(
+                f"application role {owner} owns objects in schema {', '.join(outside)}, which "
+                "application_schemas does not list: after this plan it cannot use them (list "
+                "the schema there if it should, and write the plan again)"
+            )
     reassign: list[sql.Composable] = []
     assert migration is not None or not owners
     for owner in owners:

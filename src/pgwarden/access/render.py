@@ -3,12 +3,13 @@ paths) and for CI (SARIF 2.1.0, GitHub workflow annotations)."""
 
 from __future__ import annotations
 
-from collections import Counter
+from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pgwarden.access.audit import AuditReport
+from pgwarden.access.capabilities import Capability
 from pgwarden.access.verdict import RULES, AuditFinding
 from pgwarden.report.markup import styled
 
@@ -32,12 +33,14 @@ _COLOR = {"error": "red", "warning": "yellow", "note": "dim"}
 SHOWN_PATHS = 4
 
 
-def _cell(kinds: tuple[str, ...], counts: Counter[str], attrs: list[str]) -> str:
+def _cell(kinds: tuple[str, ...], caps: Sequence[Capability]) -> str:
+    """Yes for SUPERUSER, the attributes' short names, else how many objects."""
+    mine = [c for c in caps if c.kind in kinds]
     if kinds == ("superuser",):
-        return "yes" if counts["superuser"] else ""
+        return "yes" if mine else ""
     if kinds[0] == "createrole":
-        return ",".join(_ATTR_SHORT.get(a, a) for a in attrs)
-    n = sum(counts[k] for k in kinds)
+        return ",".join(sorted({_ATTR_SHORT.get(c.privilege, c.privilege) for c in mine}))
+    n = len({c.object for c in mine})
     return str(n) if n else ""
 
 
@@ -65,8 +68,6 @@ def text(report: AuditReport) -> list[RenderableType]:
         table.add_column(heading, justify="right")
     table.add_column("verdict", no_wrap=True)
     for v in report.verdicts:
-        counts = Counter(c.kind for c in v.capabilities)
-        attrs = sorted({c.privilege for c in v.capabilities if c.kind in _COLUMNS["attrs"]})
         worst = next(
             (s for s in ("error", "warning") if any(f.severity == s for f in v.findings)), None
         )
@@ -78,7 +79,7 @@ def text(report: AuditReport) -> list[RenderableType]:
         table.add_row(
             v.role,
             v.role_class,
-            *(_cell(kinds, counts, attrs) for kinds in _COLUMNS.values()),
+            *(_cell(kinds, v.capabilities) for kinds in _COLUMNS.values()),
             verdict,
         )
     out.append(table)

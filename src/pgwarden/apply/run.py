@@ -222,6 +222,8 @@ def apply_plan(
             )
             return _Decision(stamp, applied, destructive, environment, backup, refusals)
 
+        if not dry_run:  # a wrong role is refused before the confirmation prompt
+            _early_role_check(conn, cfg, guard)
         first = decide(interactive=True)
         environment = first.environment
         roles = _check_roles(conn, environment, cfg, guard, first.refusals if dry_run else None)
@@ -373,6 +375,22 @@ class _RunSetup:
     rewrites: tuple[Rewrite, ...]
     role_events: tuple[Event, ...] = ()  # the role check's (break glass, no policy)
     journal_owner: str | None = None  # break glass: the pgwarden schema goes to this role
+
+
+def _early_role_check(
+    conn: psycopg.Connection[tuple[object, ...]], cfg: Settings, guard: GuardPolicy
+) -> None:
+    """The role check on what the stamp and --env say now, before the target checks ask
+    for a confirmation; `_check_roles` decides again on the confirmed environment."""
+    stamp = read_stamp(conn, lost_ok=True)
+    name = guard.env or (stamp.environment if stamp is not None else None)
+    if name is None:
+        return
+    stamped = stamp.protected if stamp is not None and stamp.environment == name else None
+    if is_protected(name, cfg.environments, stamped):
+        declared = cfg.environments.get(name)
+        if declared is not None and declared.roles is not None:
+            _check_roles(conn, Environment(name, True), cfg, guard, None)
 
 
 def _check_roles(

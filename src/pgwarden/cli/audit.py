@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from pgwarden.cli import EXIT_FINDINGS, dsn_option, err, handle_errors, out, print_json
+from pgwarden.cli import EXIT_FINDINGS, dsn_option, err, handle_errors, out, print_json, styled
 
 
 @click.command()
@@ -75,7 +75,7 @@ def audit(
                     "(docs/audit.md)",
                 )
             plan_text = plan.render(conn, header(report.catalog, report.environment, fix_plan_file))
-            nothing = plan.empty
+            nothing, notes = plan.empty, plan.notes
     if plan_text is not None and fix_plan_file is not None:
         target = Path(fix_plan_file)
         try:
@@ -89,6 +89,8 @@ def audit(
             f"fix plan written to {fix_plan_file}"
             + (": nothing to fix" if nothing else "; review it, then `pgwarden apply` it")
         )
+        for note in notes:
+            err.print(styled("[yellow]warning:[/] the fix plan {}", note))
     if fmt == "json":
         print_json(report.to_dict())
     elif fmt == "sarif":
@@ -96,8 +98,16 @@ def audit(
     elif fmt == "github":
         sys.stdout.write(github_annotations(report))
     else:
+        from rich.console import Console
+        from rich.table import Table
+
+        # never hard-wrapped when piped (a CI log): the table as wide as it needs
+        wide = out if out.is_terminal else Console(file=sys.stdout, width=250, highlight=False)
         for item in text(report):
-            out.print(item)
+            if isinstance(item, Table):
+                wide.print(item)
+            else:
+                out.print(item, soft_wrap=True)
     if report.count("error"):
         sys.exit(EXIT_FINDINGS)
 
