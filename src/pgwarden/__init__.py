@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 from pgwarden.errors import PgwardenError as PgwardenError
 
 if TYPE_CHECKING:  # what static tools see; `X as X` marks an explicit re-export
+    from pgwarden.access.audit import AuditReport as AuditReport
+    from pgwarden.access.audit import audit as _audit
     from pgwarden.analysis.context import Snapshot as Snapshot
     from pgwarden.analysis.effects import Effects as Effects
     from pgwarden.analysis.effects import LockMode as LockMode
@@ -52,6 +54,7 @@ if TYPE_CHECKING:  # what static tools see; `X as X` marks an explicit re-export
     from pgwarden.rehearse.api import rehearse as _rehearse
 
     lint_files = _lint
+    audit_database = _audit
     rehearse_files = _rehearse
     create_backup = _backup.create
     list_backups = _backup.list_backups
@@ -106,6 +109,9 @@ _API: dict[str, tuple[str, str]] = {
     "RolloutOptions": ("pgwarden.fleet.rollout", "RolloutOptions"),
     "RolloutResult": ("pgwarden.fleet.rollout", "RolloutResult"),
     "fleet_status": ("pgwarden.fleet.status", "fleet_status"),
+    # audit: who can change the database, against the role policy (docs/audit.md)
+    "audit_database": ("pgwarden.access.audit", "audit"),
+    "AuditReport": ("pgwarden.access.audit", "AuditReport"),
     # throwaway clusters
     "Cluster": ("pgwarden.pg.cluster", "Cluster"),
 }
