@@ -18,6 +18,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from pgwarden.pg.cluster import Cluster
 from tests.notify.receiver import closed_port, receiver
 
 MIGRATION = "ALTER TABLE t ADD COLUMN c int;\n"
@@ -81,7 +82,7 @@ def test_apply_behind_a_lock_notifies_started_stuck_failed_then_done(
     with receiver() as rx:
         try:
             failed = _apply(
-                tmp_path, dsn, rx.url, "--lock-timeout-ms", "100", "--lock-budget-s", "8"
+                tmp_path, dsn, rx.url, "--lock-timeout-ms", "100", "--lock-budget-s", "4"
             )
         finally:
             holder.rollback()
@@ -136,21 +137,28 @@ def _normalized(text: str, dbname: str) -> list[str]:
     return text.splitlines()
 
 
+@pytest.fixture(scope="module")
+def baseline(
+    pg_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[subprocess.CompletedProcess[str], str]:
+    """The same apply without notifications: (its run, its database name)."""
+    plain_dir = tmp_path_factory.mktemp("plain")
+    (plain_dir / "pgwarden.toml").write_text(CONFIG)
+    plain_dsn = _database(pg_cluster.create_database("notify_plain"))
+    return _apply(plain_dir, plain_dsn, None), str(
+        psycopg.conninfo.conninfo_to_dict(plain_dsn)["dbname"]
+    )
+
+
 @pytest.mark.parametrize("dead", ["closed", "hang"])
 def test_a_dead_receiver_changes_nothing_but_one_warning_line(
-    pg_cluster: object, db: str, tmp_path: Path, dead: str
+    baseline: tuple[subprocess.CompletedProcess[str], str], db: str, tmp_path: Path, dead: str
 ) -> None:
-    from pgwarden.pg.cluster import Cluster
-
-    assert isinstance(pg_cluster, Cluster)
-    plain_dir, notified_dir = tmp_path / "plain", tmp_path / "notified"
-    plain_dir.mkdir()
+    baseline_run, plain_db = baseline
+    notified_dir = tmp_path / "notified"
     notified_dir.mkdir()
-    (plain_dir / "pgwarden.toml").write_text(CONFIG)
     (notified_dir / "pgwarden.toml").write_text(CONFIG + NOTIFY.format(wait=1))
-    plain_dsn = _database(pg_cluster.create_database(f"notify_plain_{dead}"))
     dsn = _database(db)
-    baseline = _apply(plain_dir, plain_dsn, None)
     if dead == "closed":
         url = f"http://127.0.0.1:{closed_port()}/hooks/T0KEN-dead-4711"
         run = _apply(notified_dir, dsn, url)
@@ -161,12 +169,11 @@ def test_a_dead_receiver_changes_nothing_but_one_warning_line(
             token = rx.token
             assert rx.requests and rx.requests[0]["notification"] == "started"
 
-    assert baseline.returncode == run.returncode == 0, run.stderr
-    plain_db = str(psycopg.conninfo.conninfo_to_dict(plain_dsn)["dbname"])
+    assert baseline_run.returncode == run.returncode == 0, run.stderr
     dbname = str(psycopg.conninfo.conninfo_to_dict(dsn)["dbname"])
-    assert _normalized(run.stdout, dbname) == _normalized(baseline.stdout, plain_db)
+    assert _normalized(run.stdout, dbname) == _normalized(baseline_run.stdout, plain_db)
     extra = _normalized(run.stderr, dbname)
-    for line in _normalized(baseline.stderr, plain_db):
+    for line in _normalized(baseline_run.stderr, plain_db):
         extra.remove(line)
     assert len(extra) == 1, run.stderr
     assert extra[0].startswith("warning: ") and "not delivered to webhook #1 (HOOK_URL)" in extra[0]

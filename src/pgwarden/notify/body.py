@@ -13,8 +13,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-import psycopg
-from psycopg import conninfo
 
 from pgwarden.events import Event
 from pgwarden.notify.events import Notification
@@ -46,6 +44,9 @@ class RunContext:
     @classmethod
     def of(cls, command: str, env: str | None, database_url: str | None) -> RunContext:
         """The context of `command` against `database_url`, credentials left out."""
+        import psycopg  # here: `pgwarden --help` imports the CLI modules, not psycopg
+        from psycopg import conninfo
+
         database = server = None
         if database_url:
             try:

@@ -25,6 +25,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -33,8 +34,10 @@ from pgwarden.events import Event, RunStarted
 from pgwarden.notify.body import RunContext, encode
 from pgwarden.notify.config import NotifyConfig, load_notify_config
 from pgwarden.notify.events import Notification, Tracker
-from pgwarden.notify.sender import Delivery, Sender
 from pgwarden.settings import Settings
+
+if TYPE_CHECKING:
+    from pgwarden.notify.sender import Delivery, Sender
 
 __all__ = ["Notifier", "attach", "rehearsed_durations"]
 
@@ -90,7 +93,11 @@ class Notifier:
             announce_on=_ANNOUNCED_BY.get(context.command),
             expected=expected,
         )
-        self._sender = Sender(config.webhooks) if config.enabled else None
+        self._sender: Sender | None = None
+        if config.enabled:
+            from pgwarden.notify.sender import Sender  # urllib and ssl only when sending
+
+            self._sender = Sender(config.webhooks)
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
         self.sent: list[Notification] = []  # what was handed to the sender, in order
