@@ -233,15 +233,20 @@ def test_autocommit_in_an_online_revision_is_refused_naming_it(
 def test_range_start_is_excluded_as_alembic_sql_does_and_said(
     db: str, project: Path, tmp_path: Path
 ) -> None:
-    r = CliRunner().invoke(lint_cmd, ["--alembic", "--range", "0003:head", "--fail-on", "never"])
+    args = ["--alembic", "--range", "0003:head", "--fail-on", "never"]
+    r = CliRunner().invoke(lint_cmd, args)
     assert r.exit_code == 0, r.output
     text = " ".join(r.output.split())
     assert "--range 0003:head starts after 0003, as `alembic upgrade 0003:head --sql` does" in text
     assert "revision 0003 (versions/0003_metrics_key_index.py) is not taken" in text
     assert "--range 0002:head includes it" in text
     assert "PW101" not in r.output  # 0003's CREATE INDEX is not in the range
-    # apply: a database that has not reached the range's start is refused, nothing runs
     _at_0001_with_rows(project, db)
+    r = CliRunner().invoke(lint_cmd, [*args, "--database-url", db])
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.output.split())
+    assert "2 revision(s) before the range never ran (0002, 0003); they are not linted" in text
+    # apply: a database that has not reached the range's start is refused, nothing runs
     code, output = _apply(db, tmp_path, "--range", "0003:head")
     assert code == 1, output
     text = " ".join(output.split())

@@ -448,9 +448,10 @@ def read_alembic_sources(
                 f"the database is at {len(current)} heads ({', '.join(current)})",
                 hint="lint each branch with --range REV:head",
             )
-        lower, skipped = _after_applied(
+        lower, ran = _after_applied(
             script, current[0], lower, upper, applied_from, strict and bool(revision_range)
         )
+        skipped += ran
     at_end = upper in ("head", "heads") and lower in _heads(script)
     if lower == upper or at_end:
         return AlembicSources((), (), skipped=tuple(skipped))

@@ -70,13 +70,13 @@ def _literal(text: str) -> str:
 def placeholder_sql(revision: str, path: str) -> str:
     """The plan's statement standing for an online revision: fails if run as SQL."""
     msg = (
-        f"alembic revision {revision} ({path}) reads data or inspects the connection: "
-        "it runs online through Alembic, not as SQL"
+        f"alembic revision {revision} runs online through Alembic, not as SQL ({path}: it "
+        "reads data or inspects the connection)"
     )
     hint = "run `pgwarden apply --alembic` again: it continues after alembic_version"
     return (
-        "DO $pgwarden_alembic$ BEGIN RAISE EXCEPTION USING MESSAGE = "
-        f"{_literal(msg)}, HINT = {_literal(hint)}; END $pgwarden_alembic$"
+        f"DO $pgwarden$ BEGIN RAISE EXCEPTION USING MESSAGE = {_literal(msg)}, "
+        f"HINT = {_literal(hint)}; END $pgwarden$"
     )
 
 
