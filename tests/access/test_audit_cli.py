@@ -148,3 +148,30 @@ def test_the_fix_plan_warns_about_schemas_the_application_would_lose(
         with psycopg.connect(db, autocommit=True) as c:
             c.execute(sql.SQL("DROP SCHEMA billing CASCADE"))
             c.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(app)))
+
+
+def test_the_environment_is_checked_like_apply_checks_it(db: str, tmp_path: Path) -> None:
+    from pgwarden.apply.identity import stamp_database
+
+    with psycopg.connect(db, autocommit=True) as c:
+        stamp_database(c, "production", protected=True, by="tests")
+    cfg = config(tmp_path, POLICY)
+    r = run("--database-url", db, "--env", "prod", "--config", cfg)
+    assert r.exit_code == 2 and "did you mean --env production" in r.output
+    # without --env: the stamp's environment and protection
+    r = run("--database-url", db, "--config", cfg, "--format", "json")
+    doc = json.loads(r.stdout)
+    assert (doc["environment"], doc["protected"]) == ("production", True)
+    # a role that may not read the stamp must say which environment it audits
+    role = f"nostamp_{os.getpid()}"
+    with psycopg.connect(db, autocommit=True) as c:
+        c.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+    try:
+        dsn = f"{db} user={role}"
+        r = run("--database-url", dsn, "--config", cfg)
+        assert r.exit_code == 2 and "may not read the database's pgwarden stamp" in r.output
+        r = run("--database-url", dsn, "--config", cfg, "--env", "production", "--format", "json")
+        assert json.loads(r.stdout)["connected_as"] == role
+    finally:
+        with psycopg.connect(db, autocommit=True) as c:
+            c.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))

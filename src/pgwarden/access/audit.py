@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import psycopg
+from psycopg import errors as pge
 from psycopg import sql
 
 from pgwarden.access.capabilities import capabilities
@@ -16,6 +17,7 @@ from pgwarden.access.fixplan import FixPlan, fix_plan
 from pgwarden.access.policy import policy_for
 from pgwarden.access.roles import Catalog, read_catalog
 from pgwarden.access.verdict import AuditFinding, RoleVerdict, judge
+from pgwarden.errors import UsageError
 from pgwarden.pg.connect import connect
 from pgwarden.settings import RolePolicy, Settings, check_env_name, is_protected
 
@@ -111,14 +113,23 @@ class AuditReport:
         }
 
 
+_UNREADABLE = "unreadable"
+
+
 def _stamp(conn: psycopg.Connection[tuple[object, ...]]) -> tuple[str | None, bool | None]:
-    """(environment, protected) of the database's pgwarden stamp, if it has one."""
-    row = conn.execute(sql.SQL("SELECT to_regclass('pgwarden.target') IS NOT NULL")).fetchone()
-    if not (row and row[0]):
-        return None, None
-    row = conn.execute(
-        sql.SQL("SELECT environment, (to_jsonb(t) ->> 'protected')::boolean FROM pgwarden.target t")
-    ).fetchone()
+    """(environment, protected) of the database's pgwarden stamp, if it has one;
+    (`_UNREADABLE`, None) when this role may not read it."""
+    try:
+        row = conn.execute(sql.SQL("SELECT to_regclass('pgwarden.target') IS NOT NULL")).fetchone()
+        if not (row and row[0]):
+            return None, None
+        row = conn.execute(
+            sql.SQL(
+                "SELECT environment, (to_jsonb(t) ->> 'protected')::boolean FROM pgwarden.target t"
+            )
+        ).fetchone()
+    except pge.InsufficientPrivilege:
+        return _UNREADABLE, None
     if row is None:
         return None, None
     return str(row[0]), None if row[1] is None else bool(row[1])
@@ -130,7 +141,19 @@ def audit_connection(
     """Audit the database `conn` is connected to, against the policy of `env` (default:
     the environment its stamp names)."""
     stamped_env, stamped = _stamp(conn)
-    name = check_env_name(env) if env is not None else stamped_env
+    if stamped_env == _UNREADABLE:
+        if env is None:
+            raise UsageError(
+                f"this role ({conn.info.user}) may not read the database's pgwarden stamp "
+                "(pgwarden.target), so the environment is unknown",
+                hint="pass --env NAME, or audit as a role with USAGE on schema pgwarden",
+            )
+        stamped_env = None
+    name = (
+        check_env_name(env, environments=settings.environments, stamp_env=stamped_env)
+        if env is not None
+        else stamped_env
+    )
     protected = False
     if name is not None:
         protected = is_protected(
