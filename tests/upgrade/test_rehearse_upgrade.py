@@ -21,7 +21,8 @@ import pytest
 
 from pgwarden.backup import api as backup
 from pgwarden.pg.cluster import Cluster
-from pgwarden.upgrade.rehearse import RehearseUpgradeOptions, rehearse_upgrade
+from pgwarden.rehearse.workload import Query
+from pgwarden.upgrade.rehearse import RehearseUpgradeOptions, generic_plan, rehearse_upgrade
 from pgwarden.upgrade.rehearse_report import render_html
 from tests.fixtures.pg import new_database
 
@@ -136,3 +137,25 @@ def test_15_to_18_from_the_newest_verified_backup_with_statistics_carried(
     assert data["downtime_seconds"] > 0
     assert "restore" in [p["name"] for p in data["phases"]]
     assert report.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_a_query_with_parameters_is_compared_by_its_generic_plan(
+    cluster_of: Callable[[int], Cluster],
+) -> None:
+    # pg_stat_statements stores `status <> $1`: no value to run it with, but a plan.
+    dsn = _source(cluster_of(15))
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute("ANALYZE orders")
+        by_id = generic_plan(c, Query("q", "SELECT * FROM orders WHERE id = $1", "x"))
+        assert by_id.indexes == ("orders_pkey",) and by_id.median_ms is None
+        many = generic_plan(c, Query("q", "SELECT note FROM orders WHERE id > $1 LIMIT $2", "x"))
+        assert many.error is None
+        broken = generic_plan(c, Query("q", "SELECT * FROM nowhere WHERE id = $1", "x"))
+        assert broken.error is not None and "42P01" in broken.error
+        # Prepared fine, fails when planned (1/0 is folded at plan time): the statement is
+        # still deallocated, so the next query gets its plan.
+        bad = generic_plan(c, Query("q", "SELECT * FROM orders WHERE id = $1 AND 1/0 = 1", "x"))
+        assert bad.error is not None and "22012" in bad.error
+        assert generic_plan(c, Query("q", "SELECT * FROM orders WHERE id = $1", "x")).indexes
+        # Nothing is left prepared in the session.
+        assert c.execute("SELECT count(*) FROM pg_prepared_statements").fetchone() == (0,)

@@ -21,11 +21,13 @@ touches the user's database except the read-only catalog reads and pg_dump.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import psycopg
 
 from pgwarden.backup.catalogue import Catalogue
@@ -56,9 +58,11 @@ __all__ = [
 
 _PARAM = re.compile(r"\$\d+")
 _READ = re.compile(r"^\s*(SELECT|WITH|VALUES|TABLE)\b", re.IGNORECASE)
-# A slowdown counts only above this many milliseconds: sub-millisecond queries on a small
-# copy vary by more than any ratio from one run to the next.
-MIN_SLOWDOWN_MS = 1.0
+# Catalog queries (pg_dump's, psql's, monitoring's, pgwarden's own) are not the workload.
+_CATALOG = re.compile(r"\b(pg_\w+|information_schema)\b", re.IGNORECASE)
+# A slowdown counts only above this many milliseconds: queries of a few milliseconds on a
+# small copy, on a busy machine, vary by more than any ratio from one run to the next.
+MIN_SLOWDOWN_MS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +77,7 @@ class RehearseUpgradeOptions:
     workload_file: str | None = None
     stats_file: str | None = None
     top: int = 10
-    repeat: int = 3
+    repeat: int = 5
     threshold: float = 1.5
     jobs: int = 2
 
@@ -205,8 +209,57 @@ def _padded(runs: tuple[QueryRun, ...], n: int) -> list[QueryRun | None]:
     return [*runs, *([None] * (n - len(runs)))]
 
 
+GENERIC = "(generic plan)"
+
+
+def _plan_facts(node: dict[str, Any], indexes: set[str], seq: set[str]) -> None:
+    if "Index Name" in node:
+        indexes.add(str(node["Index Name"]))
+    if node.get("Node Type") == "Seq Scan" and "Relation Name" in node:
+        seq.add(str(node["Relation Name"]))
+    for child in node.get("Plans", []) or []:
+        _plan_facts(child, indexes, seq)
+
+
+def generic_plan(conn: psycopg.Connection[tuple[object, ...]], q: Query) -> QueryRun:
+    """The plan of a query with $n parameters whatever their values (no timing).
+
+    pg_stat_statements replaces constants by $n, so its queries cannot run as they
+    are; with plan_cache_mode = force_generic_plan, EXPLAIN EXECUTE of the prepared
+    statement shows the plan the server uses for any value (EXPLAIN only, nothing runs).
+    """
+    name = "pgwarden_upgrade_generic"
+    try:
+        with conn.transaction(force_rollback=True):
+            conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            conn.execute(f"PREPARE {name} AS ".encode() + q.sql.encode())
+            row = conn.execute(
+                "SELECT cardinality(parameter_types) FROM pg_prepared_statements WHERE name = %s",
+                (name,),
+            ).fetchone()
+            n = int(str(row[0])) if row is not None else 0
+            args = ", ".join(["NULL"] * n)
+            explain = f"EXPLAIN (FORMAT JSON) EXECUTE {name}" + (f"({args})" if n else "")
+            plan_row = conn.execute(explain.encode()).fetchone()
+    except psycopg.Error as exc:
+        msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return QueryRun(None, error=f"{exc.sqlstate or ''} {msg}".strip())
+    finally:
+        # A prepared statement outlives the rolled-back transaction that made it.
+        with contextlib.suppress(psycopg.Error):
+            conn.execute(f"DEALLOCATE {name}".encode())
+    assert plan_row is not None
+    doc = plan_row[0]
+    data: list[dict[str, Any]] = orjson.loads(doc) if isinstance(doc, str | bytes) else doc  # type: ignore[assignment]
+    indexes: set[str] = set()
+    seq: set[str] = set()
+    _plan_facts(data[0]["Plan"], indexes, seq)
+    return QueryRun(None, indexes=tuple(sorted(indexes)), seq_scans=tuple(sorted(seq)))
+
+
 def _top_queries(conn: psycopg.Connection[tuple[object, ...]], limit: int) -> list[Query]:
-    """The source's most expensive parameterless reads from pg_stat_statements."""
+    """The source's most expensive reads from pg_stat_statements (those with $n
+    parameters are compared by their generic plans)."""
     try:
         with conn.transaction():
             found = conn.execute(
@@ -219,11 +272,10 @@ def _top_queries(conn: psycopg.Connection[tuple[object, ...]], limit: int) -> li
     out: list[Query] = []
     for i, (text, calls) in enumerate(found):
         query = str(text)
-        if _PARAM.search(query) or not _READ.match(query) or "pg_stat_statements" in query:
+        if not _READ.match(query) or _CATALOG.search(query):
             continue
-        out.append(
-            Query(f"top{len(out) + 1}", query, f"pg_stat_statements #{i + 1}", float(str(calls)))
-        )
+        where = f"pg_stat_statements #{i + 1}" + (f" {GENERIC}" if _PARAM.search(query) else "")
+        out.append(Query(f"top{len(out) + 1}", query, where, float(str(calls))))
         if len(out) >= limit:
             break
     return out
@@ -245,7 +297,12 @@ def _workload(
 
 def _runs(dsn: str, queries: list[Query], repeat: int) -> tuple[QueryRun, ...]:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        return tuple(run_query(conn, q, repeat=repeat) for q in queries)
+        return tuple(
+            generic_plan(conn, q)
+            if q.location.endswith(GENERIC)
+            else run_query(conn, q, repeat=repeat)
+            for q in queries
+        )
 
 
 def _stats_rows(dsn: str) -> int:

@@ -19,7 +19,7 @@ def _ms(run: QueryRun | None) -> str:
         return "-"
     if run.error:
         return f"error: {run.error}"
-    return "-" if run.median_ms is None else f"{run.median_ms:.3f}"
+    return "plan only" if run.median_ms is None else f"{run.median_ms:.3f}"
 
 
 def _plan(run: QueryRun | None) -> str:
@@ -54,12 +54,12 @@ def rehearsal_lines(r: UpgradeRehearsal) -> list[str]:
     if r.queries:
         lines.append("")
         lines.append(f"workload ({r.workload_source}), median ms:")
-        lines.append("  query                 before   right after   after analyze")
+        lines.append("  query                   before    right after  after analyze")
         for i, q in enumerate(r.queries):
             b = r.before[i] if i < len(r.before) else None
             ra = r.right_after[i] if i < len(r.right_after) else None
             aa = r.after_analyze[i] if i < len(r.after_analyze) else None
-            lines.append(f"  {q.name[:20]:<20} {_ms(b):>8} {_ms(ra):>13} {_ms(aa):>15}")
+            lines.append(f"  {q.name[:20]:<20} {_ms(b):>10} {_ms(ra):>14} {_ms(aa):>14}")
     lines.append("")
     if r.regressions:
         lines.append(f"regressions ({len(r.regressions)}):")
@@ -67,6 +67,9 @@ def rehearsal_lines(r: UpgradeRehearsal) -> list[str]:
             ratio = "" if g.ratio is None else f", {g.ratio:.2f}x"
             what = "; ".join(g.changes) or "slower"
             lines.append(f"  {g.query} {g.when}: {what}{ratio}")
+        sql_of = {q.name: q.sql for q in r.queries}
+        for name in dict.fromkeys(g.query for g in r.regressions):
+            lines.append(f"  {name}: {' '.join(sql_of.get(name, '').split())[:160]}")
     elif r.status == "completed":
         lines.append("no plan regressions")
     for note in r.notes:
