@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,9 +89,10 @@ def _has_memory_ts(c: psycopg.Connection[tuple[object, ...]]) -> bool:
 def make_members(
     clusters: Sequence[Cluster], count: int, prefix: str, template: str = "fleet_tpl"
 ) -> list[Member]:
-    """`count` databases spread round-robin over `clusters`, stamped as staging."""
-    members = []
-    for n in range(1, count + 1):
+    """`count` databases spread round-robin over `clusters`, stamped as staging (each
+    cluster's databases created by a thread of its own)."""
+
+    def create(n: int) -> Member:
         cluster = clusters[n % len(clusters)]
         name = f"{prefix}{n:03d}"
         with psycopg.connect(cluster.dsn(), autocommit=True) as c:
@@ -105,8 +107,14 @@ def make_members(
         dsn = cluster.dsn(name)
         with psycopg.connect(dsn, autocommit=True) as c:
             stamp_database(c, "staging", protected=False, by="fleet-tests")
-        members.append(Member(name, dsn, f"FLEET_DSN_{name.upper()}", n, cluster))
-    return members
+        return Member(name, dsn, f"FLEET_DSN_{name.upper()}", n, cluster)
+
+    def per_cluster(k: int) -> list[Member]:
+        return [create(n) for n in range(1, count + 1) if n % len(clusters) == k]
+
+    with ThreadPoolExecutor(len(clusters)) as pool:
+        made = [m for ms in pool.map(per_cluster, range(len(clusters))) for m in ms]
+    return sorted(made, key=lambda m: m.n)
 
 
 def fleet_toml(fleets: dict[str, str], members: Sequence[Member], *, journal_dir: Path) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import shutil
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import orjson
@@ -83,14 +84,16 @@ min_mean_ms = 5.0
 
 @pytest.fixture(scope="module")
 def clusters() -> Iterator[list[Cluster]]:
-    started: list[Cluster] = []
+    installs = []
+    for major in (15, 15, 18):
+        try:
+            installs.append(find_installation(major))
+        except PostgresNotFound:
+            installs.append(find_installation(17))
     spaces: list[Path] = []
+    started: list[Cluster] = []
     try:
-        for major in (15, 15, 18):
-            try:
-                inst = find_installation(major)
-            except PostgresNotFound:
-                inst = find_installation(17)
+        for inst in installs:
             started.append(Cluster.start(inst, settings=preload_settings()))
         for c in started:
             space = memory_tablespace(c)
@@ -99,8 +102,8 @@ def clusters() -> Iterator[list[Cluster]]:
             make_template(c)
         yield started
     finally:
-        for c in started:
-            c.stop()
+        with ThreadPoolExecutor(3) as pool:
+            list(pool.map(lambda c: c.stop(), started))
         for space in spaces:
             shutil.rmtree(space, ignore_errors=True)
 
