@@ -326,3 +326,27 @@ def test_config_errors_name_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     )
     with pytest.raises(ConfigError, match="no fleet 'b'"):
         fleet_config(load_settings(), "b")
+
+
+def test_a_label_selects_a_slice_with_its_own_journal(small: tuple[Path, list[Member]]) -> None:
+    """One CI job per label: only the slice is touched, and its journal is its own."""
+    home, members = small
+    _folder, plan = _plan(home, "slice", "ALTER TABLE accounts ADD COLUMN sl int;\n")
+    settings = load_settings()
+    cfg = fleet_config(settings, "small")
+    result = run_rollout(
+        plan,
+        cfg,
+        load_targets(cfg),
+        RolloutOptions(env="staging", selector=(("n", "2"),)),
+        settings=settings,
+    )
+    assert result.state == "done"
+    assert [t.name for t in result.targets] == [members[1].name]
+    assert Path(result.journal).name == "small--n=2.json"
+    assert [has_column(m.dsn, "sl") for m in members] == [False, True, False, False, False]
+    dry = cli(home, "fleet", "apply", "slice", "--fleet", "small", "--env", "staging",
+              "--label", "n=4", "--dry-run")  # fmt: skip
+    assert dry.returncode == 0, dry.stderr
+    assert "wave 1 canary: 1 target(s)" in dry.stdout and members[3].name in dry.stdout
+    assert "wave 2 rest: 0 target(s)" in dry.stdout
