@@ -55,3 +55,36 @@ def test_backup_create_notifies_started_and_done(db: str, tmp_path: Path) -> Non
     dbname = psycopg.conninfo.conninfo_to_dict(db)["dbname"]
     assert {(r["command"], r["database"]) for r in rx.requests} == {("backup create", dbname)}
     assert rx.requests[1]["summary"].startswith("backup create done in ")
+
+
+def test_backfill_notifies_started_and_done(db: str, tmp_path: Path) -> None:
+    from pgwarden.apply.identity import stamp_database
+
+    (tmp_path / "pgwarden.toml").write_text(
+        "[environments.staging]\nprotected = false\n\n" + CONFIG
+    )
+    with psycopg.connect(db, autocommit=True) as c:
+        c.execute("CREATE TABLE t (id int PRIMARY KEY, v int)")
+        c.execute("INSERT INTO t SELECT g, 0 FROM generate_series(1, 500) g")
+        stamp_database(c, "staging", protected=False, by="notify-tests")
+    with receiver() as rx:
+        run = _pgwarden(
+            tmp_path,
+            rx.url,
+            "backfill",
+            "--database-url",
+            db,
+            "--env",
+            "staging",
+            "--table",
+            "t",
+            "--set",
+            "v = 1",
+            "--batch-size",
+            "100",
+            "--no-health-gate",
+        )
+    assert run.returncode == 0, run.stderr
+    kinds = [r["notification"] for r in rx.requests]
+    assert kinds[0] == "started" and kinds[-1] == "done", kinds
+    assert {(r["command"], r["environment"]) for r in rx.requests} == {("backfill", "staging")}
