@@ -350,3 +350,28 @@ def test_a_label_selects_a_slice_with_its_own_journal(small: tuple[Path, list[Me
     assert dry.returncode == 0, dry.stderr
     assert "wave 1 canary: 1 target(s)" in dry.stdout and members[3].name in dry.stdout
     assert "wave 2 rest: 0 target(s)" in dry.stdout
+
+
+def test_a_target_stamped_protected_needs_the_fleet_confirmed(
+    db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The configuration says staging is not protected, but this database's own stamp
+    says it is (the stamp wins): without --yes (or the typed confirmation) the fleet's
+    apply is refused there, as `pgwarden apply` would refuse it."""
+    from pgwarden.apply.identity import stamp_database
+
+    with psycopg.connect(db, autocommit=True) as c:
+        stamp_database(c, "staging", protected=True, by="tests")
+        c.execute("CREATE TABLE t (id int)")
+    monkeypatch.setenv("GUARDED_DB", db)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pgwarden.toml").write_text(
+        "[environments.staging]\nprotected = false\n[fleet.p]\n"
+        f'journal_dir = "{tmp_path / "j"}"\ntargets = [{{ name = "a", dsn_env = "GUARDED_DB" }}]\n'
+    )
+    (tmp_path / "001.sql").write_text("ALTER TABLE t ADD COLUMN x int;\n")
+    refused = cli(tmp_path, "fleet", "apply", "001.sql", "--fleet", "p", "--env", "staging")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "a (wave 1) refused" in refused.stdout and "protected" in refused.stdout
+    done = cli(tmp_path, "fleet", "resume", "--fleet", "p", "--env", "staging", "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr

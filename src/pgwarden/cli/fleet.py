@@ -118,7 +118,8 @@ def _options(kw: dict[str, Any], settings: Any, cfg: Any) -> Any:
     from pgwarden.settings import check_env_name, is_protected
 
     env = check_env_name(kw["env"])
-    if is_protected(env, settings.environments) and not kw["yes"]:
+    confirmed = bool(kw["yes"])
+    if is_protected(env, settings.environments) and not confirmed:
         if not sys.stdin.isatty():
             raise Refused(
                 f"{env!r} is protected and there is no terminal to confirm the rollout on",
@@ -127,9 +128,10 @@ def _options(kw: dict[str, Any], settings: Any, cfg: Any) -> Any:
         typed = click.prompt(f"Type the fleet name ({cfg.name}) to roll out to {env}", err=True)
         if str(typed).strip() != cfg.name:
             raise Refused("confirmation did not match the fleet name", hint="type it exactly")
+        confirmed = True
     return RolloutOptions(
         env=env,
-        yes=True,
+        yes=confirmed,
         accept_data_loss=kw["accept_data_loss"],
         limits=Limits(
             lock_timeout_ms=kw["lock_timeout_ms"],

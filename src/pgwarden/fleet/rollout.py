@@ -65,7 +65,7 @@ class RolloutOptions:
     """What the user said on the command line (or a library caller)."""
 
     env: str
-    yes: bool = False  # the fleet was confirmed once (a protected environment needs it)
+    yes: bool = False  # the fleet was confirmed (typed, or --yes): protected targets may run
     accept_data_loss: str | None = None
     limits: Limits = field(default_factory=Limits)
     selector: tuple[tuple[str, str], ...] = ()  # only targets carrying these labels
@@ -493,7 +493,9 @@ class _Runner:
     def _apply(self, target: Target, wave: Wave) -> tuple[str, str | None, str | None]:
         policy = GuardPolicy(
             env=self.options.env,
-            yes=True,  # confirmed once for the fleet (the CLI asks, or --yes)
+            # the fleet was confirmed once (typed or --yes); without it a target whose own
+            # stamp says protected is refused (there is no prompt per target)
+            yes=self.options.yes,
             accept_data_loss=self.options.accept_data_loss,
         )
         journal_file = self.journal.path.with_suffix(".events.jsonl")
