@@ -24,6 +24,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from pgwarden.errors import UsageError
 from pgwarden.fleet.config import GateSpec
 from pgwarden.fleet.gates import GateResult, evaluate
 from pgwarden.fleet.rollout import _url_of
@@ -217,14 +218,25 @@ def test_an_http_gate_halts_a_rollout_of_a_real_target(
         'targets = [{ name = "a", dsn_env = "GATE_DB" }, { name = "b", dsn_env = "GATE_DB2" }]\n'
         "[[fleet.g.gates]]\n"
         f'signal = "http"\nurl = "{exporter}/health"\n'
+        "[fleet.unset]\n"
+        f'journal_dir = "{tmp_path / "j"}"\n'
+        'targets = [{ name = "a", dsn_env = "GATE_DB" }]\n'
+        '[[fleet.unset.gates]]\nsignal = "http"\nurl_env = "FLEET_TEST_UNSET_URL"\n'
     )
     (tmp_path / "001.sql").write_text("CREATE TABLE gated (id int);\n")
     settings = load_settings()
+    plan = commands.load_plan([tmp_path / "001.sql"], file_transaction=True)
+    unset = fleet_config(settings, "unset")
+    monkeypatch.delenv("FLEET_TEST_UNSET_URL", raising=False)
+    with pytest.raises(UsageError, match="FLEET_TEST_UNSET_URL is not set"):
+        run_rollout(plan, unset, load_targets(unset), RolloutOptions(env="staging"))
+    with psycopg.connect(db, autocommit=True) as c:  # refused before anything ran
+        assert c.execute("SELECT to_regclass('gated')").fetchone() == (None,)
     cfg = fleet_config(settings, "g")
     _Exporter.health = 500
     try:
         result = run_rollout(
-            commands.load_plan([tmp_path / "001.sql"], file_transaction=True),
+            plan,
             cfg,
             load_targets(cfg),
             RolloutOptions(env="staging"),

@@ -14,6 +14,7 @@ the rollout halts before the next wave; a failed gate halts it too; with
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
@@ -129,6 +130,7 @@ def run_rollout(
     """Roll `plan` out over `targets` (already loaded from `cfg`) wave by wave."""
     chosen = _selected(targets, options.selector)
     waves = plan_waves(cfg, chosen)
+    _check_gate_urls(cfg)
     path = journal_path(cfg.journal_dir, cfg.name, dict(options.selector))
     with runner_lock(path):
         if path.exists():
@@ -200,6 +202,7 @@ def resume_rollout(
     cancel: threading.Event | None = None,
 ) -> RolloutResult:
     """Continue the halted (or interrupted) rollout of `cfg` from where it stopped."""
+    _check_gate_urls(cfg)
     path = journal_path(cfg.journal_dir, cfg.name, dict(options.selector))
     with runner_lock(path):
         journal = RolloutJournal.load(path)
@@ -321,6 +324,14 @@ class _Runner:
         watcher.start()
         try:
             return self._run()
+        except (PgwardenError, KeyboardInterrupt) as exc:
+            # the journal must not say "running" for a runner that is gone
+            why = exc.message if isinstance(exc, PgwardenError) else "interrupted"
+            with contextlib.suppress(PgwardenError):
+                self.journal.update(
+                    lambda d: d.update(state="halted", reason="error", message=self.redact(why))
+                )
+            raise
         finally:
             stop_watch.set()
             watcher.join()
@@ -632,6 +643,13 @@ class _Runner:
             gates,
             str(self.journal.path),
         )
+
+
+def _check_gate_urls(cfg: FleetConfig) -> None:
+    """A gate's URL variable missing is a usage error before anything is applied."""
+    for gate in cfg.gates:
+        if gate.signal in ("http", "prometheus"):
+            _url_of(gate)
 
 
 def _url_of(gate: GateSpec) -> tuple[str, str]:
