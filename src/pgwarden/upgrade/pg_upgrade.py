@@ -308,6 +308,7 @@ def run_pg_upgrade(
     if check_only:
         args.append("--check")
     t0 = time.monotonic()
+    # On Ctrl-C, _run kills pg_upgrade's process group, the servers its pg_ctl started too.
     run = _run(args, _owner(target), target.root, on_line=on_line)
     seconds = time.monotonic() - t0
     failed = _failed_checks(run.lines)
