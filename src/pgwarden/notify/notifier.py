@@ -176,8 +176,9 @@ def _outcome(exc: BaseException, cancel: threading.Event | None) -> tuple[str | 
 
 
 def _stderr(text: str) -> None:
-    sys.stderr.write(f"warning: {text}\n")
-    sys.stderr.flush()
+    with contextlib.suppress(OSError, ValueError):  # stderr closed: nothing to tell
+        sys.stderr.write(f"warning: {text}\n")
+        sys.stderr.flush()
 
 
 @contextmanager
