@@ -50,5 +50,7 @@ def test_a_python_first_migration_is_refused_for_a_non_migration_role(
         assert editor == (0,)
         glass = conn.execute("SELECT count(*), min(reason) FROM pgwarden.break_glass").fetchone()
         assert glass == (2, "catch up")
+        # what the check stopped: Django's executor, not the guarded run after it
+        assert "through Django's executor" not in r.stdout
     finally:
         conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(dev)))
