@@ -52,10 +52,18 @@ if TYPE_CHECKING:  # what static tools see; `X as X` marks an explicit re-export
     from pgwarden.plan import Step as Step
     from pgwarden.rehearse.api import RehearseOptions as RehearseOptions
     from pgwarden.rehearse.api import rehearse as _rehearse
+    from pgwarden.upgrade.check_run import CheckOptions as _UpgradeCheckOptions
+    from pgwarden.upgrade.check_run import CheckReport as _UpgradeCheckReport
+    from pgwarden.upgrade.check_run import check_upgrade as check_upgrade
+    from pgwarden.upgrade.rehearse import RehearseUpgradeOptions as RehearseUpgradeOptions
+    from pgwarden.upgrade.rehearse import UpgradeRehearsal as UpgradeRehearsal
+    from pgwarden.upgrade.rehearse import rehearse_upgrade as rehearse_upgrade
 
     lint_files = _lint
     audit_database = _audit
     rehearse_files = _rehearse
+    UpgradeCheckOptions = _UpgradeCheckOptions
+    UpgradeCheckReport = _UpgradeCheckReport
     create_backup = _backup.create
     list_backups = _backup.list_backups
     verify_backup = _backup.verify
@@ -112,6 +120,13 @@ _API: dict[str, tuple[str, str]] = {
     # audit: who can change the database, against the role policy (docs/audit.md)
     "audit_database": ("pgwarden.access.audit", "audit"),
     "AuditReport": ("pgwarden.access.audit", "AuditReport"),
+    # major-version upgrades: check and rehearse (docs/upgrade.md)
+    "check_upgrade": ("pgwarden.upgrade.check_run", "check_upgrade"),
+    "UpgradeCheckOptions": ("pgwarden.upgrade.check_run", "CheckOptions"),
+    "UpgradeCheckReport": ("pgwarden.upgrade.check_run", "CheckReport"),
+    "rehearse_upgrade": ("pgwarden.upgrade.rehearse", "rehearse_upgrade"),
+    "RehearseUpgradeOptions": ("pgwarden.upgrade.rehearse", "RehearseUpgradeOptions"),
+    "UpgradeRehearsal": ("pgwarden.upgrade.rehearse", "UpgradeRehearsal"),
     # throwaway clusters
     "Cluster": ("pgwarden.pg.cluster", "Cluster"),
 }
