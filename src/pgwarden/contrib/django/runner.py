@@ -4,20 +4,37 @@ Migrations with `RunPython` (or any operation that is not SQL) cannot run in
 pgwarden's guarded executor: they run through Django's `MigrationExecutor`, in
 plan order between the SQL parts pgwarden guards, each in its own transaction
 (atomic migrations) under a short `lock_timeout` with retries, and
-`statement_timeout`. `pre_migrate` and `post_migrate` are sent as `manage.py
-migrate` sends them (content types and permissions are created by their receivers).
+`statement_timeout`. The run's watchdog guards Django's connection as it guards
+pgwarden's own: when sessions queue behind it (waiting for a lock, or holding
+one) its statement is cancelled, and so is it on Ctrl-C (the same cancel event).
+A cancel while waiting rolls an atomic migration back whole and is retried like
+a lock timeout; a cancel while holding, or by the user, stops the run.
+`pre_migrate` and `post_migrate` are sent as `manage.py migrate` sends them
+(content types and permissions are created by their receivers).
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 from pgwarden.contrib.django.source import MigrationSQL
 from pgwarden.errors import PgwardenError
 
-__all__ = ["DjangoRunError", "emit_post_migrate", "emit_pre_migrate", "run_in_django", "segments"]
+if TYPE_CHECKING:
+    from pgwarden.apply.watchdog import Watch, Watchdog
+
+__all__ = [
+    "DjangoRunError",
+    "backend_pid",
+    "emit_post_migrate",
+    "emit_pre_migrate",
+    "run_in_django",
+    "segments",
+]
 
 
 class DjangoRunError(PgwardenError):
@@ -78,6 +95,38 @@ def _lock_timed_out(exc: BaseException) -> bool:
     return False
 
 
+def backend_pid(connection: Any) -> int:
+    """The server process id of Django's connection (psycopg 3 or psycopg2)."""
+    connection.ensure_connection()
+    raw = connection.connection
+    info = getattr(raw, "info", None)
+    if info is not None and hasattr(info, "backend_pid"):
+        return int(info.backend_pid)
+    return int(raw.get_backend_pid())
+
+
+@contextmanager
+def _watched(connection: Any, watchdog: Watchdog | None) -> Iterator[Watch | None]:
+    if watchdog is None:
+        yield None
+        return
+    with watchdog.watch(backend_pid(connection)) as watch:
+        yield watch
+
+
+def _cancel_message(watch: Watch | None) -> str | None:
+    if watch is None or watch.cancelled is None:
+        return None
+    if watch.cancelled == "user":
+        return "cancelled (Ctrl-C or `pgwarden cancel`)"
+    state = "waiting for a lock" if watch.cancelled == "blocking-while-waiting" else "holding locks"
+    who = ", ".join(f"pid {b.pid} ({b.query})" for b in watch.blocked[:3])
+    return (
+        f"cancelled by the watchdog: {len(watch.blocked)} session(s) queued behind it while it "
+        f"was {state}" + (f": {who}" if who else "")
+    )
+
+
 def run_in_django(
     connection: Any,
     migs: Sequence[MigrationSQL],
@@ -86,34 +135,54 @@ def run_in_django(
     statement_timeout_ms: int | None,
     attempts: int = 8,
     on_retry: Callable[[str], None] | None = None,
+    watchdog: Watchdog | None = None,
+    cancel: threading.Event | None = None,
 ) -> None:
     """Apply `migs` one by one through Django's executor (which records them).
 
-    Each runs under a short `lock_timeout`; an atomic migration that timed out waiting
-    for a lock rolled back whole, so it is retried (up to `attempts`, with backoff),
-    as the guarded executor retries its own transactions. A non-atomic one is not.
+    Each runs under a short `lock_timeout`, watched by `watchdog` (when given); an atomic
+    migration that timed out waiting for a lock, or that the watchdog cancelled while it
+    waited with sessions queued behind it, rolled back whole, so it is retried (up to
+    `attempts`, with backoff), as the guarded executor retries its own transactions. A
+    non-atomic one is not; a cancel while holding locks, or by the user, stops the run.
     """
     for mig in migs:
         for attempt in range(1, attempts + 1):
+            if cancel is not None and cancel.is_set():
+                raise DjangoRunError(
+                    f"{mig.key} not started: the run was cancelled",
+                    hint="the migrations before it are applied and recorded; run "
+                    "`manage.py pgwarden migrate` again to continue",
+                )
+            watch: Watch | None = None
             try:
-                _apply_one(connection, mig, lock_timeout_ms, statement_timeout_ms)
+                with _watched(connection, watchdog) as watch:
+                    _apply_one(connection, mig, lock_timeout_ms, statement_timeout_ms)
                 break
             except Exception as exc:
-                if mig.atomic and attempt < attempts and _lock_timed_out(exc):
+                cancelled = _cancel_message(watch)
+                waiting = watch is not None and watch.cancelled == "blocking-while-waiting"
+                retry = _lock_timed_out(exc) if cancelled is None else waiting
+                if mig.atomic and attempt < attempts and retry:
                     wait = min(0.25 * 2 ** (attempt - 1), 5.0)
+                    why = cancelled or f"lock_timeout ({lock_timeout_ms} ms) waiting for a lock"
                     if on_retry is not None:
                         on_retry(
-                            f"{mig.key}: lock_timeout ({lock_timeout_ms} ms) waiting for a "
-                            f"lock; rolled back, retry {attempt}/{attempts - 1} in {wait:.2f} s"
+                            f"{mig.key}: {why}; rolled back, retry {attempt}/{attempts - 1} "
+                            f"in {wait:.2f} s"
                         )
                     time.sleep(wait)
                     continue
+                what = cancelled or f"{type(exc).__name__}: {' '.join(str(exc).split())}"
                 raise DjangoRunError(
-                    f"{mig.path}: {mig.key} failed in Django's executor: "
-                    f"{type(exc).__name__}: {' '.join(str(exc).split())}",
-                    hint="an atomic migration rolled back with its django_migrations row; fix "
-                    "the cause and run `manage.py pgwarden migrate` again (--traceback shows "
-                    "where)",
+                    f"{mig.path}: {mig.key} failed in Django's executor: {what}",
+                    hint=(
+                        "an atomic migration rolled back with its django_migrations row"
+                        if mig.atomic
+                        else "a non-atomic migration may have run in part (not recorded)"
+                    )
+                    + "; fix the cause and run `manage.py pgwarden migrate` again "
+                    "(--traceback shows where)",
                 ) from exc
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -30,9 +32,31 @@ from pgwarden.contrib.django.source import (
     standalone_sql,
     suppress,
 )
-from pgwarden.errors import PgwardenError, Refused
+from pgwarden.errors import PgwardenError, Refused, UsageError
 
 EXIT_FINDINGS, EXIT_INPUT, EXIT_APPLY = 1, 2, 3
+
+
+def context_note(connection: Any, source: str, options: dict[str, Any]) -> str:
+    """Where lint's catalog and statistics came from, naming the database (no password)."""
+    if source == "database":
+        where = " ".join(
+            f"{k}={v}"
+            for k, v in (
+                ("dbname", connection.settings_dict.get("NAME")),
+                ("host", connection.settings_dict.get("HOST")),
+                ("port", connection.settings_dict.get("PORT")),
+            )
+            if v
+        )
+        return (
+            f"catalog and table statistics read from database {connection.alias!r} ({where}) "
+            "(read-only); --sql-only lints from the SQL alone"
+        )
+    if source == "snapshot":
+        return f"catalog and table statistics from {options['stats_file']}"
+    why = "" if options["sql_only"] else " (every migration from a clean start)"
+    return f"from the SQL alone{why}: every existing table is assumed large and busy"
 
 
 class Command(BaseCommand):  # type: ignore[misc]
@@ -55,7 +79,14 @@ class Command(BaseCommand):  # type: ignore[misc]
         lint.add_argument(
             "--live-stats",
             action="store_true",
-            help="Read table sizes and traffic from the database (read-only).",
+            help="Read the catalog, table sizes and traffic from the database (read-only); "
+            "the default with --unapplied.",
+        )
+        lint.add_argument(
+            "--sql-only",
+            action="store_true",
+            help="Lint from the SQL alone: read no catalog or statistics from the database "
+            "(every existing table is assumed large and busy).",
         )
         lint.add_argument(
             "--format",
@@ -160,12 +191,20 @@ class Command(BaseCommand):  # type: ignore[misc]
         from pgwarden.settings import load_settings
 
         cfg = load_settings(options["config"])
+        if options["sql_only"] and (options["live_stats"] or options["stats_file"]):
+            raise UsageError("--sql-only reads no statistics: drop --live-stats / --stats")
         connection, migs = self._collect(options, unapplied=options["unapplied"], for_apply=False)
+        # The database is where the pending migrations start (--unapplied): its catalog and
+        # statistics are the context, read-only, unless a snapshot or --sql-only says otherwise.
+        live = options["live_stats"] or (
+            options["unapplied"] and not options["sql_only"] and not options["stats_file"]
+        )
         ctx = load_context(
-            database_url=database_url(connection) if options["live_stats"] else None,
+            database_url=database_url(connection) if live else None,
             stats_file=options["stats_file"],
             pg_version=cfg.pg_version,
         )
+        self.stderr.write(f"lint: {context_note(connection, ctx.source, options)}")
         plan = build_django_plan(migs, catalog=ctx.catalog, server_version=ctx.server_version)
         result = lint_plan(plan, snapshot=ctx.snapshot, ignore=cfg.ignore)
         result = suppress(result, migs)
@@ -216,6 +255,7 @@ class Command(BaseCommand):  # type: ignore[misc]
 
         from django.core.management.base import OutputWrapper
 
+        from pgwarden.cli.interaction import ctrl_c_cancels
         from pgwarden.contrib.django.runner import (
             emit_post_migrate,
             emit_pre_migrate,
@@ -270,32 +310,59 @@ class Command(BaseCommand):  # type: ignore[misc]
             if code:
                 out.write(quiet.getvalue())
                 return code
-        emit_pre_migrate(connection, migs, verbosity)
-        step_options = options
-        for runs, part in parts:
-            if runs:
-                self.stdout.write(
-                    "running " + ", ".join(m.key for m in part) + " through Django's executor "
-                    "(RunPython), under lock_timeout"
-                )
-                run_in_django(
-                    connection,
-                    part,
-                    lock_timeout_ms=options["lock_timeout_ms"] or 1000,
-                    statement_timeout_ms=options["statement_timeout_ms"],
-                    on_retry=self.stderr.write,
-                )
-                continue
-            code = self._guarded(step_options, cfg, connection, part)
-            if code:
-                return code
-            # confirmed and stamped by the first guarded part
-            step_options = dict(options, yes=True, restamp=False)
-        emit_post_migrate(connection, migs, verbosity)
+        cancel = threading.Event()
+        with ctrl_c_cancels(cancel), self._watchdog(connection, parts, cancel) as watchdog:
+            emit_pre_migrate(connection, migs, verbosity)
+            step_options = options
+            for runs, part in parts:
+                if cancel.is_set():
+                    self.stderr.write("error: cancelled; the migrations before are applied")
+                    return EXIT_APPLY
+                if runs:
+                    self.stdout.write(
+                        "running " + ", ".join(m.key for m in part) + " through Django's "
+                        "executor (RunPython), under lock_timeout and the watchdog"
+                    )
+                    run_in_django(
+                        connection,
+                        part,
+                        lock_timeout_ms=options["lock_timeout_ms"] or 1000,
+                        statement_timeout_ms=options["statement_timeout_ms"],
+                        on_retry=self.stderr.write,
+                        watchdog=watchdog,
+                        cancel=cancel,
+                    )
+                    continue
+                code = self._guarded(step_options, cfg, connection, part, cancel)
+                if code:
+                    return code
+                # confirmed and stamped by the first guarded part
+                step_options = dict(options, yes=True, restamp=False)
+            emit_post_migrate(connection, migs, verbosity)
         return 0
 
+    @contextmanager
+    def _watchdog(
+        self, connection: Any, parts: list[tuple[bool, list[MigrationSQL]]], cancel: Any
+    ) -> Iterator[Any]:
+        """The watchdog of the parts Django's executor runs (none when there are none)."""
+        if not any(runs for runs, _ in parts):
+            yield None
+            return
+        from pgwarden.apply.api import Limits
+        from pgwarden.apply.policy import watchdog_policy
+        from pgwarden.apply.watchdog import Watchdog
+
+        with Watchdog(database_url(connection), watchdog_policy(Limits()), cancel) as watchdog:
+            yield watchdog
+
     def _guarded(
-        self, options: dict[str, Any], cfg: Any, connection: Any, migs: list[MigrationSQL]
+        self,
+        options: dict[str, Any],
+        cfg: Any,
+        connection: Any,
+        migs: list[MigrationSQL],
+        cancel: threading.Event | None = None,
     ) -> int:
         """Apply `migs` (SQL only) through pgwarden's guarded executor."""
         from pgwarden.apply.api import GuardPolicy, Limits, RunOptions, apply_plan
@@ -318,7 +385,7 @@ class Command(BaseCommand):  # type: ignore[misc]
             + ", ".join(m.key for m in migs)
             + (" (dry run)" if options["dry_run"] else "")
         )
-        cancel = threading.Event()
+        cancel = cancel or threading.Event()
         with ctrl_c_cancels(cancel):
             result = apply_plan(
                 plan,
