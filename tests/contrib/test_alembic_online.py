@@ -159,6 +159,25 @@ def test_env_py_with_the_pgwarden_hook_runs_its_plain_online_path_for_apply(
     assert len(_schema(db)["metrics"]) == 50
 
 
+def test_env_py_hook_runs_the_revisions_that_read_data_online(db: str, project: Path) -> None:
+    _at_0001_with_rows(project, db)
+    done = subprocess.run(
+        [sys.executable, "-m", "alembic", "-x", f"url={_sqlalchemy_url(db)}", "upgrade", "head"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PGWARDEN_GUARDED": "1", "PGWARDEN_RESTAMP": "1"},
+        cwd=project,
+        timeout=120,
+    )
+    # refused before: "revision 0002 cannot be rendered offline" (OfflineRenderError)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _version(db) == ["0005"]
+    assert len(_schema(db)["metrics"]) == 50  # 0002 ran, online
+    with psycopg.connect(db, autocommit=True) as c:
+        sqls = [str(r[0]) for r in c.execute("SELECT sql FROM pgwarden.applied")]
+    assert sum("alembic revision 0004" in s for s in sqls) == 1  # a guarded, recorded step
+
+
 def test_online_revision_waits_under_lock_timeout_and_is_retried(
     db: str, project: Path, tmp_path: Path
 ) -> None:

@@ -28,10 +28,10 @@ version update of that revision follows them in the revision's last transaction.
 Other commands (downgrade, stamp, current, check, ...) run Alembic's normal
 online path unchanged. Revisions that read from the database at migration time
 (`op.get_bind().execute(...)` using the result, `sa.inspect(op.get_bind())`)
-cannot be rendered offline: the upgrade is refused before anything runs, naming
-the revision (`OfflineRenderError`); `pgwarden apply --alembic` runs them online
-inside its guarded executor, and while it does, this hook runs Alembic's plain
-online path (on the connection the executor lends it).
+cannot be rendered offline: each becomes one step of its own transaction that
+the executor runs online through Alembic (`pgwarden.sources.alembic_online`), in
+order between the others; while it runs, this hook takes Alembic's plain online
+path on the connection the executor lends it.
 """
 
 from __future__ import annotations
@@ -171,12 +171,13 @@ def _guarded_upgrade(context: Any, url: str, opts: dict[str, Any], **apply_kw: A
     from pgwarden.apply.api import GuardPolicy, Limits, RunOptions, apply_plan
     from pgwarden.settings import load_settings
     from pgwarden.sources.alembic import (
-        OfflineRenderError,
         _assemble,
         _Capture,
+        _sqlalchemy_url,
         build_alembic_plan,
         current_revisions,
     )
+    from pgwarden.sources.alembic_online import online_runner
 
     dsn = libpq_dsn(url)
     version_table = str(opts.get("version_table", "alembic_version"))
@@ -190,28 +191,13 @@ def _guarded_upgrade(context: Any, url: str, opts: dict[str, Any], **apply_kw: A
         )
     # Render the pending revisions with Alembic's offline mode, in this process.
     cap = _Capture(context.script)
-    context.context_opts["as_sql"] = True
-    context.context_opts["starting_rev"] = heads[0] if heads else None
-    try:
-        _offline(context, url, {**opts, "output_buffer": cap})
-    except Exception as exc:
-        failed = cap.drop_failed(0)
-        if failed is None:
-            raise
-        raise OfflineRenderError(
-            failed.revision,
-            failed.path,
-            exc,
-            hint="nothing was applied; `pgwarden apply --alembic` runs it online inside the "
-            "guarded executor (or upgrade to the revision before it, run "
-            f"`alembic upgrade {failed.revision}` without the pgwarden hook, then rerun)",
-        ) from exc
-    finally:
-        context.context_opts["as_sql"] = False
+    online = _render_with_online(context, url, opts, cap, heads[0] if heads else None)
     sources = _assemble(cap)
     if not sources:
         return None
     plan = build_alembic_plan(sources)
+    ini = str(context.config.config_file_name or "")
+    libpq_url = _sqlalchemy_url(dsn)
     settings = apply_kw.pop("settings") or load_settings(None)
     cancel = apply_kw.pop("cancel") or threading.Event()
     result = apply_plan(
@@ -225,6 +211,7 @@ def _guarded_upgrade(context: Any, url: str, opts: dict[str, Any], **apply_kw: A
             break_glass=apply_kw["break_glass"],
         ),
         options=RunOptions(
+            runners={o.sql: online_runner(ini, libpq_url, o) for o in online},
             rewrite=apply_kw["rewrite"],
             limits=apply_kw["limits"] or Limits(),
             journal_file=apply_kw["journal_file"],
@@ -233,6 +220,10 @@ def _guarded_upgrade(context: Any, url: str, opts: dict[str, Any], **apply_kw: A
         observer=apply_kw["observer"],
         cancel=cancel,
     )
+    if online:
+        # each online revision ran a nested Alembic command, whose exit removed the
+        # `alembic.context` proxy of this one: put it back for the rest of env.py
+        context._install_proxy()
     if not result.ok:
         o = result.outcome
         raise GuardedUpgradeFailed(
@@ -241,3 +232,41 @@ def _guarded_upgrade(context: Any, url: str, opts: dict[str, Any], **apply_kw: A
             or "alembic_version names the last revision that committed; fix and rerun",
         )
     return result
+
+
+def _render_with_online(
+    context: Any, url: str, opts: dict[str, Any], cap: Any, start: str | None
+) -> list[Any]:
+    """Render the pending revisions offline into `cap`; those that cannot be rendered
+    become online steps (pgwarden.sources.alembic_online), returned in order."""
+    from pgwarden.sources.alembic import OfflineRenderError, _down
+    from pgwarden.sources.alembic_online import OnlineRevision, placeholder_sql
+
+    online: list[OnlineRevision] = []
+    context.context_opts["as_sql"] = True
+    try:
+        while True:
+            context.context_opts["starting_rev"] = start
+            mark = len(cap.events)
+            try:
+                _offline(context, url, {**opts, "output_buffer": cap})
+                return online
+            except Exception as exc:
+                failed = cap.drop_failed(mark)
+                if failed is None:
+                    raise
+                if not context.config.config_file_name:
+                    raise OfflineRenderError(
+                        failed.revision,
+                        failed.path,
+                        exc,
+                        hint="nothing was applied; running it online needs the Config's "
+                        "alembic.ini (config_file_name); `pgwarden apply --alembic` runs it",
+                    ) from exc
+                statement = placeholder_sql(failed.revision, failed.path)
+                cap.add_online(failed, statement)
+                after = _down(context.script, failed.revision)
+                online.append(OnlineRevision(failed.revision, failed.path, after, statement))
+                start = failed.revision
+    finally:
+        context.context_opts["as_sql"] = False

@@ -28,6 +28,7 @@ if os.environ.get("PGWARDEN_GUARDED") == "1":
         context,
         url=url,
         environment=os.environ.get("PGWARDEN_ENV", "dev"),
+        restamp=os.environ.get("PGWARDEN_RESTAMP") == "1",
         transaction_per_migration=per_migration,
     )
 elif context.is_offline_mode():
