@@ -336,8 +336,11 @@ def fleet_status_cmd(fmt: str, check: bool, **kw: Any) -> None:
             _say(styled("[red]{}[/]: cannot read: {}", t.name, t.error))
             continue
         wave = f"wave {t.wave} " if t.wave is not None else ""
+        change = t.change
+        if t.change == "partial" and r is not None:
+            change += f" ({t.statements_applied} of {r['statements']} statements)"
         line = (
-            f"{t.name}: {wave}{t.rollout_state or '-'}; change {t.change}; "
+            f"{t.name}: {wave}{t.rollout_state or '-'}; change {change}; "
             f"{len(t.plans)} plan(s) applied"
         )
         if t.last_failure:

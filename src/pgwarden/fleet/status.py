@@ -140,6 +140,7 @@ class TargetStatus:
     wave: int | None = None
     error: str | None = None  # could not be read
     catalog_note: str | None = None  # why its catalog was not compared
+    statements_applied: int = 0  # partial: how many of the plan's statements its history has
     objects: dict[str, str] = field(default_factory=dict, repr=False)
 
     def to_json(self) -> dict[str, Any]:
@@ -166,6 +167,7 @@ class TargetStatus:
             "wave": self.wave,
             "error": self.error,
             "catalog_note": self.catalog_note,
+            "statements_applied": self.statements_applied,
         }
 
 
@@ -206,6 +208,7 @@ def _read(
             plans: list[str] = []
             running: list[RunInProgress] = []
             change, failure = "none", None
+            statements = 0  # of the rollout's statements in its history, when partial
             if has_runs:
                 rows = conn.execute(
                     sql.SQL(
@@ -232,8 +235,9 @@ def _read(
                             sql.Literal(list(keys))
                         )
                     ).fetchone()
-                    if r is not None and int(str(r[0])) > 0:
-                        change = "partial"
+                    found = int(str(r[0])) if r is not None else 0
+                    if found > 0:
+                        change, statements = "partial", found
             objects: dict[str, str] | None
             note: str | None = None
             try:
@@ -259,6 +263,7 @@ def _read(
                 tuple(running),
                 digest,
                 catalog_note=note,
+                statements_applied=statements,
                 objects=objects or {},
             )
     except (PgwardenError, psycopg.Error) as exc:
@@ -340,6 +345,7 @@ def fleet_status(
                 "by",
             )
         }
+        summary["statements"] = len(keys)
         summary["waves"] = [
             {
                 "index": w["index"],

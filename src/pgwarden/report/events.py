@@ -252,7 +252,7 @@ def _fleet_wave(e: FleetWave) -> list[Text]:
                 e.wave,
                 e.name,
                 len(e.targets),
-                e.parallel,
+                max(1, min(e.parallel, len(e.targets))),
             )
         ]
     if e.phase == "baking" and e.bake_s > 0:
