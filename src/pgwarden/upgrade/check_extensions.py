@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+import psycopg
+
 from pgwarden.errors import EnvironmentProblem
 from pgwarden.pg.binaries import Installation
 from pgwarden.upgrade.check import BOTH, Conn, Issue, Severity, _issue, rows
@@ -186,11 +188,12 @@ def extension_issues(conn: Conn, target: Installation) -> list[Issue]:
                 [f"{lib}: {', '.join(procs[:3])}" for lib, procs in libraries.items()],
             )
         )
-    preload = [
-        lib.strip()
-        for lib in str(rows(conn, "SHOW shared_preload_libraries")[0][0]).split(",")
-        if lib.strip()
-    ]
+    try:
+        with conn.transaction():
+            setting = str(rows(conn, "SHOW shared_preload_libraries")[0][0])
+    except psycopg.errors.InsufficientPrivilege:
+        setting = ""  # readable only with pg_read_all_settings: not judged
+    preload = [lib.strip() for lib in setting.split(",") if lib.strip()]
     absent = [lib for lib in preload if files.library(f"$libdir/{lib}") is None]
     if absent:
         out.append(

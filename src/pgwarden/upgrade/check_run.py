@@ -16,10 +16,18 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
+
 from pgwarden.backup.catalogue import Catalogue
-from pgwarden.errors import UsageError
+from pgwarden.errors import (
+    ClusterError,
+    DatabaseError,
+    EnvironmentProblem,
+    InputError,
+    UsageError,
+)
 from pgwarden.events import Observer, Phase
-from pgwarden.pg.binaries import find_installation
+from pgwarden.pg.binaries import Installation, find_installation
 from pgwarden.pg.cluster import Cluster
 from pgwarden.pg.connect import describe_dsn
 from pgwarden.upgrade.check import (
@@ -31,6 +39,7 @@ from pgwarden.upgrade.check import (
     prepared_transactions,
 )
 from pgwarden.upgrade.check_collations import (
+    UsedCollation,
     collation_issues,
     target_version_changes,
     used_collations,
@@ -38,7 +47,13 @@ from pgwarden.upgrade.check_collations import (
 from pgwarden.upgrade.check_extensions import extension_issues, target_files
 from pgwarden.upgrade.check_types import pg_upgrade_readiness
 from pgwarden.upgrade.pg_upgrade import UpgradeOutcome, run_pg_upgrade
-from pgwarden.upgrade.rehearse_copy import CopyInfo, open_source, read_source, restored_copy
+from pgwarden.upgrade.rehearse_copy import (
+    CopyInfo,
+    SourceFacts,
+    open_source,
+    read_source,
+    restored_copy,
+)
 
 __all__ = ["CheckOptions", "CheckReport", "check_upgrade", "target_for"]
 
@@ -130,6 +145,42 @@ def _order(issues: list[Issue]) -> tuple[Issue, ...]:
     return tuple(sorted(issues, key=lambda i: rank[i.severity]))
 
 
+def _on_a_copy(
+    dsn: str,
+    facts: SourceFacts,
+    options: CheckOptions,
+    target: Installation,
+    used: list[UsedCollation],
+    observer: Observer | None,
+) -> tuple[UpgradeOutcome, CopyInfo, list[Issue]]:
+    """pg_upgrade --check (and the collation versions) between a copy and a new cluster."""
+    emit = observer or (lambda _e: None)
+    files = target_files(target)
+    issues: list[Issue] = []
+    with restored_copy(
+        dsn,
+        facts,
+        kind=options.copy,
+        catalogue=options.catalogue,
+        backup_id=options.backup_id,
+        jobs=options.jobs,
+        observer=observer,
+        schema_fallback=True,
+    ) as restored:
+        emit(Phase(message=f"starting a fresh PostgreSQL {target.version} cluster"))
+        with Cluster.start(target) as new:
+            # ICU collations against a target without ICU are reported already.
+            probe = [c for c in used if files.has_icu or c.provider != "icu"]
+            if probe:
+                issues += target_version_changes(probe, new.dsn())
+            emit(Phase(message="pg_upgrade --check between the copy and the new cluster"))
+            outcome = run_pg_upgrade(restored.cluster, new, check_only=True, jobs=options.jobs)
+    found = _pg_upgrade_issue(outcome)
+    if found is not None:
+        issues.append(found)
+    return outcome, restored.info, issues
+
+
 def check_upgrade(
     dsn: str, options: CheckOptions, *, observer: Observer | None = None
 ) -> CheckReport:
@@ -142,39 +193,41 @@ def check_upgrade(
         target_for(facts.major, options.target_major)
         emit(Phase(message=f"reading the catalog of {describe_dsn(dsn)}"))
         files = target_files(target)
-        issues: list[Issue] = [
-            *prepared_transactions(conn),
-            *pg_upgrade_readiness(conn, facts.major, options.target_major),
-            *extension_issues(conn, target),
-            *collation_issues(conn, files, options.target_major),
-            *logical_readiness(conn),
-        ]
-        used = used_collations(conn)
+        try:
+            issues: list[Issue] = [
+                *prepared_transactions(conn),
+                *pg_upgrade_readiness(conn, facts.major, options.target_major),
+                *extension_issues(conn, target),
+                *collation_issues(conn, files, options.target_major),
+                *logical_readiness(conn),
+            ]
+            used = used_collations(conn)
+        except psycopg.Error as exc:
+            text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise DatabaseError(
+                f"reading the catalog of {describe_dsn(dsn)} failed: {text}",
+                hint="connect as a role that can read the catalog (a superuser, or a member "
+                "of pg_read_all_settings and pg_read_all_stats)",
+                sqlstate=exc.sqlstate,
+            ) from None
     outcome: UpgradeOutcome | None = None
     copy: CopyInfo | None = None
     if options.copy != "none":
-        with restored_copy(
-            dsn,
-            facts,
-            kind=options.copy,
-            catalogue=options.catalogue,
-            backup_id=options.backup_id,
-            jobs=options.jobs,
-            observer=observer,
-            schema_fallback=True,
-        ) as restored:
-            copy = restored.info
-            emit(Phase(message=f"starting a fresh PostgreSQL {target.version} cluster"))
-            with Cluster.start(target) as new:
-                # ICU collations against a target without ICU are reported already.
-                probe = [c for c in used if files.has_icu or c.provider != "icu"]
-                if probe:
-                    issues += target_version_changes(probe, new.dsn())
-                emit(Phase(message="pg_upgrade --check between the copy and the new cluster"))
-                outcome = run_pg_upgrade(restored.cluster, new, check_only=True, jobs=options.jobs)
-        found = _pg_upgrade_issue(outcome)
-        if found is not None:
-            issues.append(found)
+        try:
+            outcome, copy, more = _on_a_copy(dsn, facts, options, target, used, observer)
+        except (InputError, EnvironmentProblem, ClusterError, DatabaseError) as exc:
+            issues.append(
+                _issue(
+                    "pg-upgrade-check-not-run",
+                    Severity.BLOCKER,
+                    ("pg_upgrade",),
+                    f"pg_upgrade --check could not run on a copy: {exc.message}",
+                    (exc.hint + "; " if exc.hint else "")
+                    + "or pass --copy none to rely on the catalog checks alone",
+                )
+            )
+        else:
+            issues += more
     return CheckReport(
         database=describe_dsn(dsn),
         source_version=facts.version,
