@@ -200,10 +200,10 @@ def test_online_revision_waits_under_lock_timeout_and_is_retried(
     assert "alembic revision 0002" in str(first["sql"])  # the online revision waited
 
 
-def test_ctrl_c_cancels_an_online_revision_waiting_for_a_lock(db: str, project: Path) -> None:
+def test_ctrl_c_cancels_an_online_revision_while_it_runs(db: str, project: Path) -> None:
     from pgwarden.apply.api import GuardPolicy, Limits, RunOptions, apply_plan
     from pgwarden.commands import load_plan
-    from pgwarden.events import Event, Retry
+    from pgwarden.events import Event, StepStarted
     from pgwarden.settings import Environment, Settings
     from pgwarden.sources.alembic import read_alembic_sources
 
@@ -214,8 +214,8 @@ def test_ctrl_c_cancels_an_online_revision_waiting_for_a_lock(db: str, project: 
     cancel = threading.Event()
 
     def observer(event: Event) -> None:
-        if isinstance(event, Retry):
-            cancel.set()  # what Ctrl-C does
+        if isinstance(event, StepStarted):  # 0002 is about to wait for the held lock
+            threading.Timer(1.0, cancel.set).start()  # what Ctrl-C does
 
     with psycopg.connect(db) as holder:
         holder.execute("LOCK TABLE metrics IN ACCESS EXCLUSIVE MODE")
@@ -223,13 +223,15 @@ def test_ctrl_c_cancels_an_online_revision_waiting_for_a_lock(db: str, project: 
             plan,
             database_url=db,
             policy=GuardPolicy(env="dev", restamp=True),
-            options=RunOptions(limits=Limits(lock_timeout_ms=200), runners=sources.runners),
+            # waits far longer than the cancel takes: only the watchdog's cancel ends it
+            options=RunOptions(limits=Limits(lock_timeout_ms=60_000), runners=sources.runners),
             settings=Settings(environments={"dev": Environment("dev", False)}),
             observer=observer,
             cancel=cancel,
         )
         holder.rollback()
     assert result.state == "cancelled", result
+    assert result.outcome is not None and "cancelled while running" in str(result.outcome.message)
     assert _version(db) == ["0001"]
     assert len(_schema(db)["metrics"]) == 500  # 0002 rolled back whole
 
