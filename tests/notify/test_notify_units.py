@@ -4,6 +4,7 @@ controlled clock, bodies and delivery against a real local HTTP receiver."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import orjson
@@ -282,3 +283,34 @@ def test_a_final_status_is_not_retried_and_a_full_queue_drops_progress_first(
     assert len(queued) == 3 and queued[-1] == 10  # the end survives, progress went first
     assert delivery.sent == 0 and delivery.undelivered == 11
     assert delivery.dropped == 11 - delivery.left and delivery.left in (3, 4)  # 4: one in flight
+
+
+def test_notify_test_posts_once_to_each_webhook_and_says_which_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from pgwarden.cli.notify import notify
+    from tests.notify.receiver import closed_port
+
+    (tmp_path / "pgwarden.toml").write_text(
+        '[[notify.webhooks]]\nurl_env = "HOOK_A"\nformat = "slack"\n'
+        '[[notify.webhooks]]\nurl_env = "HOOK_B"\n'
+        '[[notify.webhooks]]\nurl_env = "HOOK_C"\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HOOK_C", raising=False)
+    monkeypatch.setenv("HOOK_B", f"http://127.0.0.1:{closed_port()}/hooks/T0KEN-b")
+    with receiver() as rx:
+        monkeypatch.setenv("HOOK_A", rx.url)
+        result = CliRunner().invoke(notify, ["test"])
+    assert result.exit_code == 1, result.output
+    lines = result.output.splitlines()
+    assert re.fullmatch(r"delivered webhook #1 \(HOOK_A\) \(slack format, \d+\.\d\d s\)", lines[0])
+    assert lines[1:] == [
+        "failed webhook #2 (HOOK_B): connection refused",
+        "not sent webhook #3 (HOOK_C): its environment variable is not set",
+    ]
+    (body,) = rx.requests
+    assert body["text"].startswith("pgwarden notify test test") and ":bell:" in str(body)
+    assert "T0KEN" not in result.output

@@ -145,6 +145,7 @@ _COMMAND_MODULES = {
     "audit": "audit",
     "fleet": "fleet",
     "upgrade": "upgrade",
+    "notify": "notify",
 }
 
 

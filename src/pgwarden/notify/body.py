@@ -28,6 +28,7 @@ _ICONS = {
     "failed": ":x:",
     "cancelled": ":no_entry_sign:",
     "done": ":white_check_mark:",
+    "test": ":bell:",  # `pgwarden notify test`
 }
 
 

@@ -26,7 +26,7 @@ from typing import IO
 
 from pgwarden.notify.config import Webhook
 
-__all__ = ["Delivery", "Sender"]
+__all__ = ["Delivery", "Sender", "post_once"]
 
 QUEUE_SIZE = 100
 ATTEMPTS = 5
@@ -94,11 +94,33 @@ def _retry_after(exc: BaseException) -> float | None:
     return None
 
 
+def post_once(
+    hook: Webhook, body: bytes, timeout_s: float
+) -> tuple[str, bool, float | None] | None:
+    """POST `body` to `hook` once: None when delivered (2xx), else (what went wrong without
+    the URL, whether a retry may help, the Retry-After the receiver asked for)."""
+    assert hook.url is not None
+    request = urllib.request.Request(
+        hook.url,
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", "User-Agent": _USER_AGENT},
+    )
+    try:
+        with _OPENER.open(request, timeout=max(timeout_s, 0.05)) as response:
+            response.read(65536)
+        return None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        error, retry = _describe(exc)
+        return error, retry, _retry_after(exc)
+    except Exception as exc:  # a notifier never breaks the run
+        return type(exc).__name__, False, None
+
+
 @dataclass(slots=True)
 class _Item:
     kind: str
     body: bytes
-    content_type: str
 
 
 @dataclass(slots=True)
@@ -133,7 +155,7 @@ class Sender:
                 old = next((i for i in target.queue if i.kind == "progress"), target.queue[0])
                 target.queue.remove(old)
                 target.delivery.dropped += 1
-            target.queue.append(_Item(kind, body, "application/json"))
+            target.queue.append(_Item(kind, body))
             if target.thread is None:
                 target.thread = threading.Thread(
                     target=self._run, args=(target,), name="pgwarden-notify", daemon=True
@@ -176,25 +198,14 @@ class Sender:
             if remaining is not None and remaining <= 0:
                 return False, None
             timeout = hook.timeout_s if remaining is None else min(hook.timeout_s, remaining)
-            request = urllib.request.Request(
-                hook.url,
-                data=item.body,
-                method="POST",
-                headers={"Content-Type": item.content_type, "User-Agent": _USER_AGENT},
-            )
-            try:
-                with _OPENER.open(request, timeout=max(timeout, 0.05)) as response:
-                    response.read(65536)
+            failure = post_once(hook, item.body, timeout)
+            if failure is None:
                 return True, None
-            except (urllib.error.URLError, OSError, ValueError) as exc:
-                error, retry = _describe(exc)
-                with self._cond:
-                    target.delivery.last_error = error
-                if not retry:
-                    return False, error
-                pause = _retry_after(exc)
-            except Exception as exc:
-                return False, type(exc).__name__
+            error, retry, pause = failure
+            with self._cond:
+                target.delivery.last_error = error
+            if not retry:
+                return False, error
             if attempt + 1 == ATTEMPTS:
                 break
             cap = min(BACKOFF_CAP_S, BACKOFF_S * 2**attempt)
