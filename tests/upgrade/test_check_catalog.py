@@ -10,7 +10,11 @@ import pytest
 
 from pgwarden.pg.cluster import Cluster
 from pgwarden.upgrade.check import Issue, Severity, logical_readiness, prepared_transactions
-from pgwarden.upgrade.check_collations import collation_issues
+from pgwarden.upgrade.check_collations import (
+    collation_issues,
+    target_version_changes,
+    used_collations,
+)
 from pgwarden.upgrade.check_extensions import extension_issues, target_files
 from pgwarden.upgrade.check_types import pg_upgrade_readiness
 from tests.fixtures.pg import new_database
@@ -152,3 +156,32 @@ def test_icu_collations_in_use_block_a_target_built_without_icu(source15: Conn) 
     assert "icu-unsupported" not in _by_code(
         collation_issues(source15, target_files(installation(18)), 18)
     )
+
+
+def test_a_collation_whose_library_changed_under_the_source_is_stale(source15: Conn) -> None:
+    # What an OS or ICU upgrade leaves behind: the version recorded at CREATE COLLATION
+    # differs from what the library reports now (recorded by hand here, in this database).
+    source15.execute('CREATE COLLATION german (provider = icu, locale = "de-DE")')
+    actual = source15.execute(
+        "SELECT pg_collation_actual_version(oid) FROM pg_collation WHERE collname = 'german'"
+    ).fetchone()
+    assert actual is not None and actual[0] is not None
+    source15.execute("UPDATE pg_collation SET collversion = '1.0' WHERE collname = 'german'")
+    issues = _by_code(collation_issues(source15, target_files(installation(17)), 17))
+    stale = issues["collation-version-stale"]
+    assert stale.objects == (f"german: recorded 1.0, library {actual[0]}",)
+
+
+def test_index_collations_are_compared_with_a_running_target(
+    source15: Conn, cluster_of: Callable[[int], Cluster]
+) -> None:
+    source15.execute('CREATE TABLE words (w text COLLATE "de-x-icu", plain text)')
+    source15.execute("CREATE INDEX words_w ON words (w)")
+    source15.execute("CREATE INDEX words_plain ON words (plain)")  # C: never a problem
+    used = used_collations(source15)
+    assert [(u.name, u.provider, u.indexes) for u in used] == [("de-x-icu", "icu", ("words_w",))]
+    # The 18 wheel has no ICU: the collation cannot even be created there.
+    issues = _by_code(target_version_changes(used, cluster_of(18).dsn()))
+    assert issues["collation-unavailable"].objects[0].startswith("de-x-icu (icu de")
+    # The same library (the source server itself as the "target"): nothing changes.
+    assert target_version_changes(used, cluster_of(15).dsn()) == []
