@@ -211,7 +211,9 @@ def _guarded_upgrade(context: Any, url: str, opts: dict[str, Any], **apply_kw: A
             break_glass=apply_kw["break_glass"],
         ),
         options=RunOptions(
-            runners={o.sql: online_runner(ini, libpq_url, o) for o in online},
+            runners={
+                o.sql: online_runner(ini, libpq_url, o, version_table=version_table) for o in online
+            },
             rewrite=apply_kw["rewrite"],
             limits=apply_kw["limits"] or Limits(),
             journal_file=apply_kw["journal_file"],
