@@ -160,8 +160,7 @@ def leftovers(dsn: str) -> dict[str, list[str]]:
             "slots": [
                 str(r[0])
                 for r in c.execute(
-                    "SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE 'pgwarden%%' "
-                    "OR slot_name LIKE 'pg\\_%%\\_sync\\_%%'"
+                    "SELECT slot_name FROM pg_replication_slots WHERE database = current_database()"
                 )
             ],
             "publications": [str(r[0]) for r in c.execute("SELECT pubname FROM pg_publication")],
@@ -193,3 +192,9 @@ class Events:
 
     def kinds(self) -> list[str]:
         return [e.kind for e in self.seen]
+
+
+@pytest.fixture(autouse=True)
+def clean_cwd(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run from an empty directory: no pgwarden.toml of the checkout decides --env."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))

@@ -13,9 +13,9 @@ from click.testing import CliRunner
 from pgwarden.cli.upgrade import upgrade
 from pgwarden.events import Event, UpgradePhase
 from pgwarden.upgrade.run import Interrupted, RunOptions, run_upgrade
-from tests.upgrade.run_support import can_write, leftovers, logical_clusters, make_pair
+from tests.upgrade.run_support import can_write, clean_cwd, leftovers, logical_clusters, make_pair
 
-__all__ = ["logical_clusters"]
+__all__ = ["clean_cwd", "logical_clusters"]
 
 # Ctrl-C arrives when this phase has finished: the run stops before the next one.
 AFTER = ["guardrails", "schema", "replication", "initial_copy", "verify", "sequences"]

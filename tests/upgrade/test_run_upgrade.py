@@ -19,13 +19,14 @@ from tests.upgrade.run_support import (
     Events,
     Writer,
     can_write,
+    clean_cwd,
     ids_on,
     leftovers,
     logical_clusters,
     make_pair,
 )
 
-__all__ = ["logical_clusters"]
+__all__ = ["clean_cwd", "logical_clusters"]
 
 
 def _follow_flag(flag: Path, writer: Writer, dsn: str) -> threading.Thread:

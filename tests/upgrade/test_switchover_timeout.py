@@ -15,13 +15,14 @@ from tests.upgrade.run_support import (
     Events,
     Writer,
     can_write,
+    clean_cwd,
     ids_on,
     leftovers,
     logical_clusters,
     make_pair,
 )
 
-__all__ = ["logical_clusters"]
+__all__ = ["clean_cwd", "logical_clusters"]
 
 
 def _options(tmp_path: Path, cmd: str, timeout_s: float) -> RunOptions:

@@ -200,25 +200,25 @@ def drop_subscription(conn: Conn, name: str) -> bool:
     return True
 
 
-def drop_slot(conn: Conn, name: str) -> bool:
-    """Drop the replication slot `name` if it is still there (ending its walsender)."""
-    rows = conn.execute(
-        "SELECT slot_name, active_pid FROM pg_replication_slots WHERE slot_name = %s", (name,)
-    ).fetchall()
-    dropped = False
-    for slot, pid in rows:
-        if slot != name:
-            continue
-        if pid is not None:
-            conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
-        for _ in range(50):
-            try:
-                conn.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
-                dropped = True
-                break
-            except psycopg.errors.ObjectInUse:
-                time.sleep(0.1)
-    return dropped
+def drop_slot(conn: Conn, name: str, *, wait_s: float = 10.0) -> bool:
+    """Drop the replication slot `name` if it is still there, ending the walsender that
+    uses it (a subscriber being stopped may hold it for a moment); whether one was dropped."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        row = conn.execute(
+            "SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s", (name,)
+        ).fetchone()
+        if row is None:
+            return False
+        if row[0] is not None:
+            conn.execute("SELECT pg_terminate_backend(%s)", (row[0],))
+        try:
+            conn.execute("SELECT pg_drop_replication_slot(%s)", (name,))
+            return True
+        except (psycopg.errors.ObjectInUse, psycopg.errors.UndefinedObject):
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +251,7 @@ def copy_progress(new: Conn, name: str, estimates: dict[str, int]) -> CopyProgre
     ready = 0
     done = 0
     copying: list[str] = []
+    rows = [r for r in rows if str(r[0]) in estimates]  # not pgwarden's marker
     for table, state, processed in rows:
         estimate = estimates.get(str(table), 0)
         if state in ("r", "s"):

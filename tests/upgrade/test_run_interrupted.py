@@ -1,0 +1,130 @@
+"""Ctrl-C and a killed `pgwarden upgrade run` process: the upgrade is resumable, or
+cleanly cancelable from what `status` says (the real CLI in a subprocess, 15 -> 18)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+
+from tests.upgrade.run_support import can_write, clean_cwd, leftovers, logical_clusters, make_pair
+
+__all__ = ["clean_cwd", "logical_clusters"]
+
+PGWARDEN = [sys.executable, "-m", "pgwarden"]
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*PGWARDEN, "upgrade", *args],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        cwd=cwd,
+        timeout=120,
+        check=False,
+    )
+
+
+def _start(args: list[str], cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*PGWARDEN, "upgrade", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+        start_new_session=True,
+    )
+
+
+def _wait_for_line(proc: subprocess.Popen[str], needle: str, timeout_s: float = 60) -> str:
+    assert proc.stderr is not None
+    seen = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line and proc.poll() is not None:
+            break
+        seen.append(line)
+        if needle in line:
+            return "".join(seen)
+    raise AssertionError(f"never saw {needle!r}: {''.join(seen)}")
+
+
+def test_ctrl_c_then_run_again_resumes(logical_clusters, tmp_path: Path) -> None:
+    pair = make_pair(logical_clusters, 15, 18)
+    args = [
+        "run",
+        "--database-url",
+        pair.old_dsn,
+        "--target-url",
+        pair.new_dsn,
+        "--env",
+        "dev",
+        "--yes",
+        "--no-write-check",
+    ]
+    proc = _start(args, tmp_path)
+    _wait_for_line(proc, "creating the publication")
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, err
+    assert "interrupted" in err and "continues it" in err
+    status = _cli("status", "--database-url", pair.old_dsn, cwd=tmp_path)
+    assert "interrupted" in status.stdout and "not running" in status.stdout, status.stdout
+    # the local journal beside the operator has the run's events
+    assert (tmp_path / ".pgwarden" / "upgrade-journal.jsonl").exists()
+    again = _cli(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "resuming upgrade" in again.stderr and "switched over" in again.stdout
+    with psycopg.connect(pair.new_dsn) as c:
+        assert c.execute("SELECT count(*) FROM orders").fetchone() == (2000,)
+
+
+def test_killed_inside_the_switchover_is_cancelled_from_status(
+    logical_clusters, tmp_path: Path
+) -> None:
+    pair = make_pair(logical_clusters, 15, 18)
+    flag = tmp_path / "hook-started"
+    proc = _start(
+        [
+            "run",
+            "--database-url",
+            pair.old_dsn,
+            "--target-url",
+            pair.new_dsn,
+            "--env",
+            "dev",
+            "--yes",
+            "--switchover-timeout",
+            "120",
+            "--switch-cmd",
+            f"touch {flag}; sleep 100",
+        ],
+        tmp_path,
+    )
+    deadline = time.monotonic() + 60
+    while not flag.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # pgwarden and its hook, mid-switchover
+    proc.communicate(timeout=10)
+    assert not can_write(pair.old_dsn)  # left read-only: the danger status must explain
+    status = _cli("status", "--database-url", pair.old_dsn, cwd=tmp_path)
+    assert "switching" in status.stdout and "not running" in status.stdout, status.stdout
+    assert "upgrade cancel" in status.stdout
+    cancel = _cli(
+        "cancel", "--database-url", pair.old_dsn, "--target-url", pair.new_dsn, cwd=tmp_path
+    )
+    assert cancel.returncode == 0, cancel.stderr + cancel.stdout
+    assert can_write(pair.old_dsn)
+    assert leftovers(pair.old_dsn) == {"slots": [], "publications": [], "subscriptions": []}
+    assert leftovers(pair.new_dsn) == {"slots": [], "publications": [], "subscriptions": []}
+    final = _cli("status", "--database-url", pair.old_dsn, "--format", "json", cwd=tmp_path)
+    assert '"state":"cancelled"' in final.stdout.replace(" ", "")
