@@ -85,19 +85,19 @@ def _grantee(name: str) -> sql.Composable:
     return sql.SQL("PUBLIC") if name == PUBLIC else _ident(name)
 
 
-def _object(cap: Capability, cat: Catalog) -> tuple[str, sql.Composable] | None:
-    """(`ON` clause keyword, the object's name) of a capability granted on an object."""
-    grant = next(
-        (
-            g
-            for g in cat.grants
-            if g.name == cap.object and g.kind == cap.object_kind and g.privilege == cap.privilege
-        ),
-        None,
-    )
-    if grant is None or not grant.parts:
+def _object(
+    cap: Capability, parts: dict[tuple[str, str], tuple[str, ...]]
+) -> tuple[str, sql.Composable] | None:
+    """(`ON` clause keyword, the object's name) of a capability granted on an object;
+    `parts` maps (kind, shown name) to the name's parts (`_parts`)."""
+    found = parts.get((cap.object_kind, cap.object))
+    if not found:
         return None
-    return _OBJECT_CLAUSE.get(grant.kind, "TABLE"), _ident(*grant.parts)
+    return _OBJECT_CLAUSE.get(cap.object_kind, "TABLE"), _ident(*found)
+
+
+def _parts(cat: Catalog) -> dict[tuple[str, str], tuple[str, ...]]:
+    return {(g.kind, g.name): g.parts for g in cat.grants}
 
 
 def _reassigned(
@@ -163,6 +163,7 @@ def _direct_revokes(cat: Catalog, bad: Iterable[Capability]) -> dict[str, list[s
     objects: dict[tuple[str, str], sql.Composable] = {}
     defaults: dict[tuple[str, str | None, str, str], list[str]] = {}
     attrs: dict[str, list[str]] = {}
+    parts = _parts(cat)
     for c in bad:
         if c.holder not in (c.role, PUBLIC):
             continue
@@ -190,7 +191,7 @@ def _direct_revokes(cat: Catalog, bad: Iterable[Capability]) -> dict[str, list[s
                     d.privilege
                 )
         else:
-            target = _object(c, cat)
+            target = _object(c, parts)
             if target is None:
                 continue
             clause, name = target
