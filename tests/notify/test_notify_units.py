@@ -196,6 +196,8 @@ def test_configuration_errors_and_warnings_never_show_the_url(tmp_path: Path) ->
     assert e.value.hint is not None and "did you mean 'stuck'" in e.value.hint
     with pytest.raises(ConfigError, match=r"notify\.stuck_after_s must be at least 1"):
         _config(tmp_path, "[notify]\nstuck_after_s = 0\n")
+    with pytest.raises(ConfigError, match=r"notify\.exit_wait_s must be at least 0 and at most 60"):
+        _config(tmp_path, "[notify]\nexit_wait_s = 600\n")
     with pytest.raises(ConfigError, match=r"unknown key `notify\.stuck_after`"):
         _config(tmp_path, "[notify]\nstuck_after = 10\n")
     with pytest.raises(ConfigError) as e:

@@ -77,12 +77,21 @@ class NotifyConfig:
         return any(w.url is not None for w in self.webhooks)
 
 
-def _number(section: dict[str, Any], key: str, default: float, where: str, *, low: float) -> float:
+def _number(
+    section: dict[str, Any],
+    key: str,
+    default: float,
+    where: str,
+    *,
+    low: float,
+    high: float = math.inf,
+) -> float:
     value = section.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ConfigError(f"{where}notify.{key} must be a number, got {value!r}")
-    if value < low:
-        raise ConfigError(f"{where}notify.{key} must be at least {low:g}, got {value!r}")
+    if not low <= value <= high:
+        limits = f"at least {low:g}" + (f" and at most {high:g}" if high < math.inf else "")
+        raise ConfigError(f"{where}notify.{key} must be {limits}, got {value!r}")
     return float(value)
 
 
@@ -201,6 +210,7 @@ def load_notify_config(settings: Settings, environ: dict[str, str] | None = None
         stuck_after_s=_number(section, "stuck_after_s", 300.0, where, low=1.0),
         stuck_factor=_number(section, "stuck_factor", 3.0, where, low=1.0),
         progress_every_s=_number(section, "progress_every_s", 60.0, where, low=1.0),
-        exit_wait_s=_number(section, "exit_wait_s", 5.0, where, low=0.0),
+        # the exit of a command is held at most this long: a few seconds, not minutes
+        exit_wait_s=_number(section, "exit_wait_s", 5.0, where, low=0.0, high=60.0),
         problems=tuple(problems),
     )
