@@ -6,6 +6,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 import psycopg
@@ -191,3 +192,23 @@ def _until(read: Callable[[], T], ok: Callable[[T], bool]) -> T:
         if ok(value) or time.monotonic() > deadline:
             return value
         time.sleep(0.1)
+
+
+def test_the_documented_configuration_is_accepted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every TOML block of docs/fleet.md, together, is a valid fleet `tenants`."""
+    import re
+
+    from pgwarden.fleet.config import fleet_config
+    from pgwarden.settings import load_settings
+
+    doc = (Path(__file__).parents[2] / "docs" / "fleet.md").read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", doc, re.DOTALL)
+    assert len(blocks) >= 2
+    (tmp_path / "pyproject.toml").write_text("\n".join(blocks))
+    monkeypatch.chdir(tmp_path)
+    cfg = fleet_config(load_settings(), "tenants")
+    assert [w.name for w in cfg.waves] == ["canary", "ten", "rest"]
+    assert [g.signal for g in cfg.gates] == ["pg_stat_statements", "prometheus"]
+    assert cfg.parallel == 4 and cfg.bake_s == 60 and len(cfg.targets) == 3
