@@ -70,8 +70,9 @@ def _literal(text: str) -> str:
 def placeholder_sql(revision: str, path: str) -> str:
     """The plan's statement standing for an online revision: fails if run as SQL."""
     msg = (
-        f"alembic revision {revision} runs online through Alembic, not as SQL ({path}: it "
-        "reads data or inspects the connection)"
+        f"alembic revision {revision} runs online through Alembic, not as SQL: run "
+        f"`pgwarden apply --alembic` again, it runs it ({path} reads data or inspects the "
+        "connection; resume cannot)"
     )
     hint = "run `pgwarden apply --alembic` again: it continues after alembic_version"
     return (
@@ -236,7 +237,12 @@ def online_runner(
         except psycopg.Error:
             raise
         except _NotGuardable as exc:
-            raise _failure(rev, f"cannot run in pgwarden's guarded transaction: {exc}") from exc
+            raise _failure(
+                rev,
+                f"cannot run in pgwarden's guarded transaction: {exc}; nothing of it was "
+                f"applied: run `alembic upgrade {rev.revision}` for this revision alone without "
+                "pgwarden, then `pgwarden apply --alembic` for the rest",
+            ) from exc
         except Exception as exc:
             text = " ".join(str(exc).split())
             raise _failure(rev, f"failed in Alembic: {type(exc).__name__}: {text}") from exc
