@@ -212,9 +212,7 @@ def _policy_findings(cat: Catalog, policy: RolePolicy) -> list[AuditFinding]:
                     "fix the name in the configuration, or create the role",
                 )
             )
-        elif name == policy.migration and not role.login:
-            # a NOLOGIN migration role is fine when apply connects as a member and SETs it
-            continue
+        # a NOLOGIN migration role is fine: apply connects as a member that SETs it
     return out
 
 

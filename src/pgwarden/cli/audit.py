@@ -41,8 +41,10 @@ def audit(
     fix_plan_file: str | None,
     config: str | None,
 ) -> None:
-    """Every login role's capabilities (superuser, ownership, writes, CREATE, default
-    privileges) with the path that grants them, judged against the declared role policy.
+    """Who can write or change schema here, and why, judged against the role policy.
+
+    Every login role's capabilities (superuser, ownership, writes, CREATE, default
+    privileges) with the membership or grant that gives them.
 
     Read only. Exit 1 when an error is found (in a protected environment: a role that
     can write or change schema beyond its class, an undeclared superuser, an overdue
