@@ -316,3 +316,25 @@ def test_notify_test_posts_once_to_each_webhook_and_says_which_failed(
     (body,) = rx.requests
     assert body["text"].startswith("pgwarden notify test test") and ":bell:" in str(body)
     assert "T0KEN" not in result.output
+
+
+def test_json_bodies_count_statements_and_cut_sql_and_long_session_lists() -> None:
+    from pgwarden.events import Blocker, LockWait
+    from pgwarden.notify.body import RunContext, json_body
+    from pgwarden.notify.events import Notification
+
+    blockers = tuple(
+        Blocker(pid=i, application="app", state="active", xact_age_s=1.0, query="x" * 450)
+        for i in range(25)
+    )
+    wait = LockWait(steps=(1,), attempt=1, phase="before", blockers=blockers)
+    ctx = RunContext.of("apply", "prod", "postgresql://bob:pw@db.example:6543/shop?sslmode=require")
+    body = json_body(Notification("stuck", "s", event=wait), ctx, {})
+    assert (body["database"], body["server"]) == ("shop", "db.example:6543")
+    assert "bob" not in str(body) and "pw" not in str(body["server"])
+    event = body["event"]
+    assert event["blockers_total"] == 25 and [b["pid"] for b in event["blockers"]] == list(
+        range(10)
+    )
+    assert all(len(b["query"]) == 200 for b in event["blockers"])
+    orjson.dumps(body)  # JSON-ready

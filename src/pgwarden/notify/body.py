@@ -21,6 +21,7 @@ __all__ = ["FORMAT_VERSION", "RunContext", "encode", "json_body", "slack_body"]
 
 FORMAT_VERSION = "pgwarden-notify/1"
 _SQL_CHARS = 200
+_LIST_ITEMS = 10  # sessions listed per event (blockers, blocked)
 _ICONS = {
     "started": ":arrow_forward:",
     "progress": ":hourglass_flowing_sand:",
@@ -69,7 +70,8 @@ def _short(value: object) -> object:
 
 
 def _event_dict(event: Event | None) -> dict[str, Any] | None:
-    """`event.to_dict()` with SQL shortened and a run's statements only counted."""
+    """`event.to_dict()` with SQL shortened, a run's statements only counted and lists of
+    sessions (blockers) cut to their first `_LIST_ITEMS` (`<key>_total` says how many)."""
     if event is None:
         return None
     data = event.to_dict()
@@ -78,6 +80,11 @@ def _event_dict(event: Event | None) -> dict[str, Any] | None:
     for key in ("sql", "query"):
         if key in data:
             data[key] = _short(data[key])
+    for key, value in list(data.items()):
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            if len(value) > _LIST_ITEMS:
+                data[f"{key}_total"] = len(value)
+            data[key] = [{k: _short(v) for k, v in item.items()} for item in value[:_LIST_ITEMS]]
     return data
 
 
