@@ -236,6 +236,60 @@ def test_ctrl_c_cancels_an_online_revision_while_it_runs(db: str, project: Path)
     assert len(_schema(db)["metrics"]) == 500  # 0002 rolled back whole
 
 
+def test_lost_connection_during_an_online_revision_reconnects_and_runs_it(
+    db: str, project: Path
+) -> None:
+    from pgwarden.apply.api import GuardPolicy, Limits, RunOptions, apply_plan
+    from pgwarden.commands import load_plan
+    from pgwarden.events import Event, Reconnected, StepStarted
+    from pgwarden.settings import Environment, Settings
+    from pgwarden.sources.alembic import read_alembic_sources
+
+    _at_0001_with_rows(project, db)
+    sources = read_alembic_sources("alembic.ini", database_url=db, strict=True)
+    plan = load_plan([], sources=sources)
+    holder = psycopg.connect(db)
+    holder.execute("LOCK TABLE metrics IN ACCESS EXCLUSIVE MODE")
+    seen: list[Event] = []
+    timers: list[threading.Timer] = []
+
+    def cut() -> None:  # the server drops the run's session while 0002 waits
+        with psycopg.connect(db, autocommit=True) as c:
+            c.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'pgwarden-apply' AND datname = current_database()"
+            )
+        holder.rollback()
+
+    def observer(event: Event) -> None:
+        seen.append(event)
+        if isinstance(event, StepStarted) and not timers:  # once, at 0002
+            timers.append(threading.Timer(1.0, cut))
+            timers[0].start()
+
+    try:
+        result = apply_plan(
+            plan,
+            database_url=db,
+            policy=GuardPolicy(env="dev", restamp=True),
+            options=RunOptions(
+                limits=Limits(lock_timeout_ms=60_000, reconnect_s=20), runners=sources.runners
+            ),
+            settings=Settings(environments={"dev": Environment("dev", False)}),
+            observer=observer,
+        )
+    finally:
+        for t in timers:
+            t.join()
+        holder.close()
+    assert any(isinstance(e, Reconnected) for e in seen)
+    # before: the resumed run ran 0002's placeholder as SQL ("runs online through Alembic,
+    # not as SQL") and failed
+    assert result.state == "done", result.outcome
+    assert _version(db) == ["0005"]
+    assert len(_schema(db)["metrics"]) == 50
+
+
 def test_autocommit_in_an_online_revision_is_refused_naming_it(
     db: str, project: Path, tmp_path: Path
 ) -> None:

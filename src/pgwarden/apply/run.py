@@ -336,6 +336,7 @@ def _after_lost_connection(
             limits=replace(limits, reconnects=limits.reconnects - 1),
             snapshot=options.snapshot,
             journal_file=options.journal_file,
+            runners=options.runners,  # Alembic revisions that run online
         ),
         settings=settings,
         observer=observer,
