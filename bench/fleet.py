@@ -5,6 +5,7 @@ creates --databases copies of a small schema, stamps them as staging, then:
 1. rolls a clean plan out (canary 1, 10 %, 50 %, 100 %; parallel 8): wall time,
    per-wave times, peak pgwarden connections (pg_stat_activity sampled every
    20 ms on every cluster) against the bound (max_connections), threads after;
+   then `fleet status` over every target, with one table created by hand;
 2. rolls a second plan out with rows on one target of wave 3 violating its
    CHECK: the time from that target's failure to the halt (the wave's running
    targets finish their step, no new one starts), and how many were touched.
@@ -29,7 +30,9 @@ from pgwarden.apply.identity import stamp_database
 from pgwarden.errors import PostgresNotFound
 from pgwarden.events import Event, FleetHalted, FleetTarget, FleetWave
 from pgwarden.fleet.config import FleetConfig, WaveSpec
+from pgwarden.fleet.journal import RolloutJournal
 from pgwarden.fleet.rollout import RolloutOptions, run_rollout
+from pgwarden.fleet.status import fleet_status
 from pgwarden.fleet.targets import Target
 from pgwarden.pg.binaries import find_installation
 from pgwarden.pg.cluster import Cluster
@@ -200,6 +203,16 @@ def main() -> None:
             f"{args.max_connections}; 3 per apply x {at_once} applies at once)"
         )
         print(f"threads before/after: {threads}/{threading.active_count()}")
+        with psycopg.connect(targets[7].dsn, autocommit=True) as k:
+            k.execute("CREATE TABLE handmade (id int)")
+        t0 = time.monotonic()
+        journal = RolloutJournal.load(Path(result.journal)).data
+        report = fleet_status(cfg.name, targets, journal=journal, max_connections=16)
+        drifting = [t.name for t in report.targets if t.drift]
+        print(
+            f"fleet status of {len(targets)} targets (history, runs, catalog, drift; 16 at "
+            f"once): {time.monotonic() - t0:.1f} s; drift found on {', '.join(drifting)}"
+        )
 
         # 2. a planted failure in wave 3 (waves 1-2 are the first 10 %, wave 3 up to 50 %)
         victim = targets[len(targets) * 10 // 100 + 10]
