@@ -165,7 +165,7 @@ class Concurrency:
         self.hooks: list[object] = []
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, FleetTarget):
+        if isinstance(event, FleetTarget) and event.state != "waiting":
             s = self.servers[event.target]
             step = 1 if event.state == "running" else -1
             self.now[s] = self.now.get(s, 0) + step
