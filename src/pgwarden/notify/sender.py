@@ -33,6 +33,7 @@ ATTEMPTS = 5
 BACKOFF_S = 0.5  # first retry after up to this long, doubling
 BACKOFF_CAP_S = 30.0
 _USER_AGENT = "pgwarden-notify/1"
+_REFUSED, _NO_HOST = "connection refused", "the host name does not resolve"
 
 
 @dataclass(slots=True)
@@ -78,9 +79,9 @@ def _describe(exc: BaseException) -> tuple[str, bool]:
     if isinstance(reason, TimeoutError | socket.timeout):
         return "no answer within the timeout", True
     if isinstance(reason, socket.gaierror):
-        return "the host name does not resolve", True
+        return _NO_HOST, True
     if isinstance(reason, ConnectionRefusedError):
-        return "connection refused", True
+        return _REFUSED, True
     if isinstance(reason, OSError) and reason.errno is not None:
         return f"{errno.errorcode.get(reason.errno, 'error')} ({reason.strerror})", True
     return type(reason).__name__, True
@@ -206,24 +207,26 @@ class Sender:
                 target.delivery.last_error = error
             if not retry:
                 return False, error
+            if self._remaining() is not None and error in (_REFUSED, _NO_HOST):
+                return False, None  # closing, and the receiver is down: no use waiting
             if attempt + 1 == ATTEMPTS:
                 break
             cap = min(BACKOFF_CAP_S, BACKOFF_S * 2**attempt)
             wait = pause if pause is not None else random.uniform(0, cap)
+            until = time.monotonic() + wait
+
+            def hopeless(until: float = until) -> bool:
+                """Closing, and the retry would come after the deadline (or it passed)."""
+                remaining = self._remaining()
+                return remaining is not None and until - time.monotonic() >= remaining
+
             with self._cond:
-                self._cond.wait_for(self._past_deadline, timeout=self._bounded(wait))
+                if self._cond.wait_for(hopeless, timeout=wait):
+                    return False, None  # counted as left by `close`
         remaining = self._remaining()
         if remaining is not None and remaining <= 0:
             return False, None
         return False, error
-
-    def _past_deadline(self) -> bool:
-        remaining = self._remaining()
-        return remaining is not None and remaining <= 0
-
-    def _bounded(self, wait: float) -> float:
-        remaining = self._remaining()
-        return wait if remaining is None else max(0.0, min(wait, remaining))
 
     def close(self, wait_s: float) -> list[Delivery]:
         """Stop taking notifications, wait at most `wait_s` for the queues; the outcome."""
