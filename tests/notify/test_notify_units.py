@@ -338,3 +338,21 @@ def test_json_bodies_count_statements_and_cut_sql_and_long_session_lists() -> No
     )
     assert all(len(b["query"]) == 200 for b in event["blockers"])
     orjson.dumps(body)  # JSON-ready
+
+
+def test_a_webhook_limited_to_production_hears_nothing_of_staging(tmp_path: Path) -> None:
+    from pgwarden.settings import Settings
+
+    settings = _settings(
+        tmp_path, '[[notify.webhooks]]\nurl_env = "HOOK"\nenvironments = ["production"]\n'
+    )
+    assert isinstance(settings, Settings)
+    with receiver() as rx, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HOOK", rx.url)
+        for env in ("staging", "production"):
+            with attach(settings, command="backfill", env=env):
+                pass
+    assert [(r["notification"], r["environment"]) for r in rx.requests] == [
+        ("started", "production"),
+        ("done", "production"),
+    ]
