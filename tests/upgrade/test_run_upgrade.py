@@ -122,40 +122,55 @@ def test_run_switches_over_under_load_and_rolls_back_with_new_writes(
 
 
 def test_run_and_finish_on_another_pair_of_majors(logical_clusters, tmp_path: Path) -> None:
+    """16 -> 17 through the CLI, with passwords in both DSNs (the servers trust local
+    connections, so any password works): none reaches the output, the hook, the journal
+    or the record."""
     pair = make_pair(logical_clusters, 16, 17)
+    secret = "sekr3t-pw-4711"
+    old_dsn, new_dsn = f"{pair.old_dsn} password={secret}", f"{pair.new_dsn} password={secret}"
     with psycopg.connect(pair.old_dsn, autocommit=True) as c:
         c.execute("CREATE SEQUENCE invoice_no START 1000")
         c.execute("SELECT nextval('invoice_no') FROM generate_series(1, 5)")
     runner = CliRunner()
+    journal = tmp_path / "j.jsonl"
     result = runner.invoke(
         upgrade,
         [
             "run",
             "--database-url",
-            pair.old_dsn,
+            old_dsn,
             "--target-url",
-            pair.new_dsn,
+            new_dsn,
             "--env",
             "dev",
             "--to",
             "17",
             "--no-write-check",
             "--journal-file",
-            str(tmp_path / "j.jsonl"),
+            str(journal),
             "--yes",
+            "--switch-cmd",
+            "echo to=$PGWARDEN_SWITCH_TO pgpassword=${PGPASSWORD:-none} "
+            f"old=$PGWARDEN_OLD; echo the password is {secret}",
         ],
     )
     assert result.exit_code == 0, result.output
     assert "switched over" in result.output
+    assert "to=new pgpassword=none old=postgres@" in result.output  # a clean environment
+    assert "the password is ********" in result.output  # masked
+    assert secret not in result.output
+    assert secret not in journal.read_text()
+    with psycopg.connect(pair.old_dsn) as c:
+        stored = c.execute("SELECT row_to_json(r)::text FROM pgwarden_upgrade.runs r").fetchall()
+    assert stored and all(secret not in str(row[0]) for row in stored)
     with psycopg.connect(pair.new_dsn) as c:
         assert c.execute("SELECT nextval('invoice_no')").fetchone() == (1005,)
         assert c.execute("SELECT count(*) FROM orders").fetchone() == (2000,)
-    status = runner.invoke(upgrade, ["status", "--database-url", pair.old_dsn])
+    status = runner.invoke(upgrade, ["status", "--database-url", old_dsn])
     assert status.exit_code == 0, status.output
     assert "switched" in status.output and "rollback" in status.output
-    done = runner.invoke(
-        upgrade, ["finish", "--database-url", pair.old_dsn, "--target-url", pair.new_dsn]
-    )
+    assert secret not in status.output
+    done = runner.invoke(upgrade, ["finish", "--database-url", old_dsn, "--target-url", new_dsn])
     assert done.exit_code == 0, done.output
     assert leftovers(pair.old_dsn) == {"slots": [], "publications": [], "subscriptions": []}
     assert leftovers(pair.new_dsn) == {"slots": [], "publications": [], "subscriptions": []}
