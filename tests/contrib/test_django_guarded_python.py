@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.contrib.test_django_upgrades import PROJECT, SRC, pgwarden_migrate, released
+from tests.contrib.test_django_upgrades import PROJECT, SRC, manage, pgwarden_migrate, released
 
 pytest.importorskip("django")
 
@@ -143,3 +143,22 @@ def test_ctrl_c_cancels_a_python_migration(
         "WHERE table_name = 'beta_book' AND column_name = 'editor_id'"
     ).fetchone()
     assert columns == (0,)
+
+
+def test_rehearse_stops_before_a_python_migration_and_says_so(
+    db: str, conn: psycopg.Connection[Any]
+) -> None:
+    """`manage.py pgwarden rehearse` runs the SQL of the pending migrations on a copy. beta
+    0003's RunPython needs Django on that copy, and its AlterField (NOT NULL) needs the rows
+    it writes: the rehearsal covers the migrations before it and names what it left out
+    (was: the RunPython skipped silently, then "column editor_id contains null values ...
+    the migration would fail the same way in production", which it would not)."""
+    released(db, conn)
+    out = manage(db, "pgwarden", "rehearse", "beta")
+    assert out.returncode in (0, 1), out.stdout + out.stderr
+    assert out.stdout.startswith("rehearsal completed"), out.stdout + out.stderr
+    assert "in 5 migration(s), up to alpha.0005_author_email_idx" in out.stdout
+    note = "not rehearsed: beta.0003_book_editor runs Python (RunPython)"
+    assert note in out.stdout and note in out.stderr
+    assert "(1 more, up to beta.0004_shelf)" in out.stdout
+    assert "contains null values" not in out.stdout

@@ -445,6 +445,25 @@ class Command(BaseCommand):  # type: ignore[misc]
         if not migs:
             self.stdout.write("no migrations to rehearse")
             return 0
+        # RunPython (any operation that is not SQL) needs Django on the copy, and what follows
+        # it needs the rows it writes: the rehearsal stops before the first such migration.
+        first = next((i for i, m in enumerate(migs) if m.python_operations), len(migs))
+        skipped = ""
+        if first < len(migs):
+            later = len(migs) - first - 1
+            skipped = (
+                f"not rehearsed: {migs[first].key} runs Python (RunPython), which needs Django "
+                "on the copy, and the migrations after it need what it writes"
+                + (f" ({later} more, up to {migs[-1].key})" if later else "")
+                + "; rehearse the SQL before it here, and the rest on a staging copy with "
+                "`manage.py pgwarden migrate`"
+            )
+            self.stderr.write(skipped)
+            migs = migs[:first]
+        if not migs:
+            self.stdout.write("nothing rehearsed")
+            self.stdout.write(skipped)
+            return 0
         dsn = database_url(connection)
         by_file: dict[str, MigrationSQL] = {}
         with tempfile.TemporaryDirectory(prefix="pgwarden-django-") as tmp:
@@ -471,7 +490,12 @@ class Command(BaseCommand):  # type: ignore[misc]
                 ),
                 observer=phases,
             )
-        self.stdout.write(f"rehearsal {result.status}: {len(result.findings)} finding(s)")
+        self.stdout.write(
+            f"rehearsal {result.status}: {len(result.findings)} finding(s) in "
+            f"{len(migs)} migration(s), up to {migs[-1].key}"
+        )
+        if skipped:
+            self.stdout.write(skipped)
         for f in result.findings:
             owner = by_file.get(Path(f.location.path).name)
             loc = locate(owner, f.location.line) if owner is not None else f.location
