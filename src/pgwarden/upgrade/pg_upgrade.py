@@ -184,6 +184,27 @@ def data_checksums(cluster: Cluster) -> bool:
     return row is not None and row[0] == "on"
 
 
+def _server_up(cluster: Cluster) -> bool:
+    """Whether the cluster's data directory has a running server (postmaster.pid)."""
+    return (cluster.root / "data" / "postmaster.pid").exists()
+
+
+def _controldata_checksums(cluster: Cluster) -> bool:
+    """Whether the stopped cluster has data checksums on (pg_controldata)."""
+    run = _run(
+        [str(cluster.installation.tool("pg_controldata")), "-D", str(cluster.root / "data")],
+        _owner(cluster),
+        cluster.root,
+    )
+    for line in run.lines:
+        if line.startswith("Data page checksum version:"):
+            return line.split(":", 1)[1].strip() not in ("0", "")
+    raise ClusterError(
+        f"pg_controldata did not report the checksum setting of {cluster.root / 'data'}",
+        hint=" ".join(run.lines[-3:]) or "see the server log",
+    )
+
+
 def _align_checksums(target: Cluster, want: bool) -> str:
     """Turn the stopped target's checksums on or off; a note saying what was done."""
     run = _run(
@@ -271,17 +292,23 @@ def run_pg_upgrade(
     on_line: Callable[[str], None] | None = None,
 ) -> UpgradeOutcome:
     """pg_upgrade (`--check` when `check_only`) from the running `source` to the fresh
-    running `target`. Both are shut down; on success the target is started again on the
-    upgraded data (after a real upgrade) and the source too (after `--check`)."""
+    `target` (running or stopped).
+
+    `--check` runs against the live source (pg_upgrade's live check) and leaves the
+    target stopped, ready for the real run. The real run shuts the source down and, on
+    success, starts the target on the upgraded data; after a failure the source is
+    started again (unless link mode may have touched it).
+    """
     new_major = target.installation.major
     check_mode(mode, new_major)
     notes: list[str] = []
     want = data_checksums(source)
-    have = data_checksums(target)
-    shutdown(target)
-    shutdown(source)
-    if want != have:
+    if _server_up(target):
+        shutdown(target)
+    if _controldata_checksums(target) != want:
         notes.append(_align_checksums(target, want))
+    if not check_only and _server_up(source):
+        shutdown(source)
     args = [
         str(target.installation.tool("pg_upgrade")),
         "-b",
@@ -315,14 +342,12 @@ def run_pg_upgrade(
     ok = run.code == 0
     reports = _reports(run.lines) if not ok else ()
     message = "" if ok else _explanation(run.lines)
-    if check_only or not ok:
-        target.restart(mode="fast")  # untouched by --check; fresh again after a failure
-    if ok and not check_only:
-        target.restart(mode="fast")
-    elif mode != "link" or check_only or not ok:
-        # A source upgraded in link mode must never start again; otherwise it may.
-        source.restart(mode="fast")
-        if not check_only:
+    if not check_only:
+        if ok:
+            target.restart(mode="fast")
+        elif mode != "link":
+            # A source upgraded in link mode must never start again; otherwise it may.
+            source.restart(mode="fast")
             notes.append("the source cluster was started again after the failed upgrade")
     return UpgradeOutcome(
         ok=ok,
