@@ -167,9 +167,16 @@ def test_audit_fix_plan_apply_then_clean(team: Team, tmp_path: Path) -> None:
     r = audit(*base, "--fix-plan", str(plan), "--format", "json")
     assert r.exit_code == 1 and plan.exists(), r.output
     sql_text = plan.read_text()
+    # each table moves in a short transaction of its own, with the application's grants
+    move = (
+        f'BEGIN;\nALTER TABLE "public"."users" OWNER TO "{team.migrator}";\n'
+        f'GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."users" TO "{team.app}";\n'
+        f'GRANT USAGE, SELECT ON SEQUENCE "public"."users_id_seq" TO "{team.app}";\nCOMMIT;'
+    )
+    assert move in sql_text
     assert (
-        sql_text.index("REASSIGN OWNED")
-        < sql_text.index("GRANT SELECT, INSERT")
+        sql_text.index(move)
+        < sql_text.index("REASSIGN OWNED")
         < sql_text.index(f'REVOKE "{team.app}" FROM "{team.dev}"')
     )
     dry = pgwarden(tmp_path, "apply", str(plan), *base, "--dry-run")

@@ -1,10 +1,13 @@
 """The SQL that brings a database to its role policy, ordered so the application keeps working.
 
-1. Ownership moves to the migration role: `REASSIGN OWNED BY <role> TO <migration>`
-   for every role through which a login role can drop or alter objects beyond
-   its class (the database's ownership moves with it: the database owner is
-   the implicit member of `pg_database_owner`, which owns schema public from
-   PostgreSQL 15).
+0. Each relation of a role through which a login role can drop or alter
+   objects beyond its class moves to the migration role in a short transaction
+   of its own, together with the application roles' DML on it and USAGE on its
+   sequences: `ALTER TABLE ... OWNER` takes ACCESS EXCLUSIVE, so one
+   transaction over every table would hold them all at once.
+1. What else they own moves too: `REASSIGN OWNED BY <role> TO <migration>`
+   (schemas, functions, the database: the database owner is the implicit
+   member of `pg_database_owner`, which owns schema public from PostgreSQL 15).
 2. Application roles get what ownership gave them and the policy allows:
    USAGE on their schemas, SELECT/INSERT/UPDATE/DELETE on every table and
    USAGE/SELECT on every sequence there, and the same on what the migration
@@ -16,8 +19,8 @@
    attributes (`ALTER ROLE ... NOSUPERUSER ...`).
 
 Every statement is built with psycopg.sql from names read from the catalog.
-The plan is one transaction (applied with `pgwarden apply`), so a failure
-leaves the database as it was. It needs a role that may do all of it: a
+Steps 1-6 are one transaction (applied with `pgwarden apply`): a failure leaves
+them undone, and the relations moved before it stay usable. It needs a role that may do all of it: a
 superuser, usually a declared break-glass role (`--break-glass "reason"`).
 """
 
@@ -59,21 +62,35 @@ class FixPlan:
 
     sections: list[tuple[str, list[sql.Composable]]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what the plan does not fix, and why
+    # one short transaction per relation that changes owner (ALTER ... OWNER takes ACCESS
+    # EXCLUSIVE): the new owner and the application's grants on it, together
+    relations: list[list[sql.Composable]] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
-        return not any(stmts for _, stmts in self.sections)
+        return not self.relations and not any(stmts for _, stmts in self.sections)
 
     def render(self, conn: psycopg.Connection[tuple[object, ...]], header: Sequence[str]) -> str:
-        """The plan as a SQL file: a header, then each section's comment and statements."""
+        """The plan as a SQL file: a header, the per-relation transactions, then the rest
+        in one transaction, each section with its comment."""
         lines = [f"-- {h}" if h else "--" for h in header]
         for note in self.notes:
             lines.append(f"-- not fixed here: {note}")
-        for title, stmts in self.sections:
-            if not stmts:
-                continue
-            lines += ["", f"-- {title}"]
-            lines += list(dict.fromkeys(s.as_string(conn) + ";" for s in stmts))
+        if self.relations:
+            lines += [
+                "",
+                "-- 0. each relation to the migration role with the application's privileges on "
+                "it, one short transaction each (the owner change locks the relation)",
+            ]
+            for stmts in self.relations:
+                lines += ["BEGIN;", *(x.as_string(conn) + ";" for x in stmts), "COMMIT;"]
+        rest = [(t, stmts) for t, stmts in self.sections if stmts]
+        if rest:
+            lines += ["", "BEGIN;"]
+            for title, stmts in rest:
+                lines += [f"-- {title}"]
+                lines += list(dict.fromkeys(x.as_string(conn) + ";" for x in stmts))
+            lines.append("COMMIT;")
         return "\n".join(lines) + "\n"
 
 
@@ -306,6 +323,8 @@ def fix_plan(
             )
     reassign: list[sql.Composable] = []
     assert migration is not None or not owners
+    if migration is not None:
+        plan.relations = _relation_moves(cat, policy, owners, migration)
     for owner in owners:
         reassign.append(
             sql.SQL("REASSIGN OWNED BY {} TO {}").format(_ident(owner), _ident(str(migration)))
@@ -330,7 +349,7 @@ def fix_plan(
         readers = [r for r in policy.readonly if r in losing]
         grants += _grants_to(cat, policy, readers, "SELECT", "SELECT", migration)
     plan.sections = [
-        (f"1. ownership moves to the migration role {migration}", reassign),
+        (f"1. what else they own moves to the migration role {migration}", reassign),
         (
             "2. what the application (and read-only) roles keep: DML (SELECT) in "
             + ", ".join(policy.application_schemas)
@@ -343,6 +362,50 @@ def fix_plan(
         ("6. role attributes", direct["attributes"]),
     ]
     return plan
+
+
+_ALTER = {
+    "table": "TABLE",
+    "partitioned table": "TABLE",
+    "view": "VIEW",
+    "materialized view": "MATERIALIZED VIEW",
+    "foreign table": "FOREIGN TABLE",
+}
+
+
+def _relation_moves(
+    cat: Catalog, policy: RolePolicy, owners: Sequence[str], migration: str
+) -> list[list[sql.Composable]]:
+    """Per relation of `owners`: ALTER ... OWNER TO the migration role, and in the
+    application schemas the application roles' DML on it and USAGE on its sequences."""
+    apps = [_ident(a) for a in policy.application if a in cat.roles]
+    sequences: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for seq, table in cat.sequence_owners.items():
+        sequences.setdefault(table, []).append(seq)
+    out: list[list[sql.Composable]] = []
+    for o in cat.owned:
+        keyword = _ALTER.get(o.kind)
+        if keyword is None or o.owner not in owners or len(o.parts) != 2:
+            continue
+        name = _ident(*o.parts)
+        stmts: list[sql.Composable] = [
+            sql.SQL("ALTER {} {} OWNER TO {}").format(sql.SQL(keyword), name, _ident(migration))
+        ]
+        if o.schema in policy.application_schemas:
+            for app in apps:
+                stmts.append(
+                    sql.SQL("GRANT {} ON TABLE {} TO {}").format(
+                        sql.SQL(_APP_TABLE_PRIVS), name, app
+                    )
+                )
+                for seq in sequences.get((o.parts[0], o.parts[1]), []):
+                    stmts.append(
+                        sql.SQL("GRANT USAGE, SELECT ON SEQUENCE {} TO {}").format(
+                            _ident(*seq), app
+                        )
+                    )
+        out.append(stmts)
+    return out
 
 
 def header(cat: Catalog, env: str | None, path: str) -> list[str]:

@@ -12,7 +12,7 @@ is allowed along any grant.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import sql
@@ -123,6 +123,9 @@ class Catalog:
     owned: tuple[Owned, ...]
     grants: tuple[Grant, ...]
     defaults: tuple[DefaultGrant, ...]
+    # sequences owned by a table's column (serial, identity): (schema, sequence) ->
+    # (schema, table); they change owner with their table
+    sequence_owners: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
 
     @property
     def major(self) -> int:
@@ -355,6 +358,19 @@ def _read(conn: psycopg.Connection[tuple[object, ...]]) -> Catalog:
             Owned(_PROKIND.get(str(kind), "function"), str(signature), str(nsp), str(owner))
         )
 
+    sequence_owners: dict[tuple[str, str], tuple[str, str]] = {}
+    for sn, sq, tn, tb in conn.execute(
+        sql.SQL(
+            "SELECT sn.nspname, s.relname, tn.nspname, t.relname FROM pg_depend d "
+            "JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S' "
+            "JOIN pg_namespace sn ON sn.oid = s.relnamespace "
+            "JOIN pg_class t ON t.oid = d.refobjid "
+            "JOIN pg_namespace tn ON tn.oid = t.relnamespace "
+            "WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass "
+            "AND d.deptype IN ('a', 'i')"
+        )
+    ):
+        sequence_owners[(str(sn), str(sq))] = (str(tn), str(tb))
     defaults: list[DefaultGrant] = []
     for creator, nsp, objtype, grantee, priv in conn.execute(
         sql.SQL(
@@ -387,4 +403,5 @@ def _read(conn: psycopg.Connection[tuple[object, ...]]) -> Catalog:
         owned=tuple(owned),
         grants=tuple(grants),
         defaults=tuple(defaults),
+        sequence_owners=sequence_owners,
     )
