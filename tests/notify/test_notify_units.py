@@ -314,7 +314,9 @@ def test_notify_test_posts_once_to_each_webhook_and_says_which_failed(
         "not sent webhook #3 (HOOK_C): its environment variable is not set",
     ]
     (body,) = rx.requests
-    assert body["text"].startswith("pgwarden notify test test") and ":bell:" in str(body)
+    assert body["text"].startswith(
+        "pgwarden notify test: test notification from pgwarden"
+    ) and ":bell:" in str(body)
     assert "T0KEN" not in result.output
 
 

@@ -34,7 +34,7 @@ def test(config: str | None) -> None:
             "no webhook configured",
             hint='add [[tool.pgwarden.notify.webhooks]] with url_env = "NAME" (docs/notify.md)',
         )
-    context = RunContext.of("notify test", None, None)
+    context = RunContext.of("notify", None, None)
     failed = 0
     for hook in cfg.webhooks:
         if hook.url is None:
