@@ -240,6 +240,8 @@ def rehearse(
             ),
             observer=fan_out([_show, hook]),
         )
+        if result.status != "completed":
+            hook.finish("failed", f"upgrade rehearsal to {target_major}: {'; '.join(result.notes)}")
     if report_path:
         write_report(result, Path(report_path))
         err.print(styled("[dim]· report: {}[/]", report_path))

@@ -1,0 +1,62 @@
+"""`upgrade rehearse` when pg_upgrade refuses the database: status failed, exit 1, the
+reason from pg_upgrade itself, nothing upgraded, and a webhook told `failed`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+import psycopg
+
+from pgwarden.pg.cluster import Cluster
+from tests.fixtures.pg import new_database
+from tests.notify.receiver import receiver
+
+
+def test_a_refused_upgrade_fails_the_rehearsal_and_notifies(
+    cluster_of: Callable[[int], Cluster], tmp_path: Path
+) -> None:
+    dsn = new_database(cluster_of(15))
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute("CREATE TABLE jobs (id int PRIMARY KEY, fn regprocedure)")
+    (tmp_path / "pgwarden.toml").write_text(
+        '[[notify.webhooks]]\nurl_env = "HOOK_URL"\nformat = "json"\n'
+    )
+    with receiver() as rx:
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pgwarden",
+                "upgrade",
+                "rehearse",
+                "--database-url",
+                dsn,
+                "--to",
+                "16",
+                "--copy",
+                "dump",
+                "--format",
+                "json",
+            ],
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            cwd=tmp_path,
+            env={**os.environ, "HOOK_URL": rx.url},
+            timeout=300,
+            check=False,
+        )
+    assert proc.returncode == 1, proc.stderr
+    data = orjson.loads(proc.stdout)
+    assert data["status"] == "failed"
+    assert data["pg_upgrade_check"]["ok"] is False
+    assert data["pg_upgrade_check"]["reports"][0]["file"] == "tables_using_reg.txt"
+    assert data["pg_upgrade"] is None  # the real pg_upgrade never ran
+    assert [p["name"] for p in data["phases"]][-1] == "pg_upgrade --check"
+    assert [r["notification"] for r in rx.requests] == ["started", "failed"]
+    assert "reg* data types" in rx.requests[-1]["summary"]
