@@ -418,5 +418,6 @@ def header(cat: Catalog, env: str | None, path: str) -> list[str]:
         "superuser; on a protected environment a declared break-glass role):",
         f"  pgwarden apply {path} --env {env} --dry-run",
         f'  pgwarden apply {path} --env {env} --break-glass "audit fix plan"',
+        "(add --restamp the first time pgwarden applies to this database: it holds data).",
         "Run `pgwarden audit` again afterwards: it should be clean.",
     ]
