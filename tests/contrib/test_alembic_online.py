@@ -11,6 +11,7 @@ refused, naming the revision, and rolled back.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -81,14 +82,29 @@ def _alembic(project: Path, db: str, *args: str) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def _at_0001_with_rows(project: Path, db: str) -> None:
-    """0001 applied; duplicate keys for 0002 to delete (it reads them first)."""
-    _alembic(project, db, "upgrade", "0001")
+_copies = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def at_0001(pg_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A database at 0001 with duplicate keys for 0002 to delete (it reads them first),
+    made once with plain Alembic: the template of each test's database."""
+    copy = tmp_path_factory.mktemp("online") / "project"
+    shutil.copytree(PROJECT, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    db = new_database(pg_cluster)
+    _alembic(copy, db, "upgrade", "0001")
     with psycopg.connect(db, autocommit=True) as c:
         c.execute(
             "INSERT INTO metrics (key, value) "
             "SELECT 'k' || (i % 50), i FROM generate_series(1, 500) i"
         )
+    return str(psycopg.conninfo.conninfo_to_dict(db)["dbname"])
+
+
+@pytest.fixture
+def db(pg_cluster: Cluster, at_0001: str) -> str:
+    """A fresh database at 0001 with rows (a copy of the template)."""
+    return pg_cluster.create_database(f"online_{next(_copies)}", template=at_0001)
 
 
 def _version(db: str) -> list[str]:
@@ -124,11 +140,9 @@ def _events(tmp_path: Path) -> list[dict[str, object]]:
 
 
 def test_apply_runs_the_revisions_that_read_data_online_in_order(
-    pg_cluster: Cluster, project: Path, tmp_path: Path
+    pg_cluster: Cluster, at_0001: str, db: str, project: Path, tmp_path: Path
 ) -> None:
-    guarded, plain = new_database(pg_cluster), new_database(pg_cluster)
-    for db in (guarded, plain):
-        _at_0001_with_rows(project, db)
+    guarded, plain = db, pg_cluster.create_database(f"online_{next(_copies)}", template=at_0001)
     code, output = _apply(guarded, tmp_path)
     assert code == 0, output  # refused before: "revision 0002 cannot be rendered offline"
     assert "revision 0002 cannot be rendered offline" in output
@@ -149,7 +163,6 @@ def test_apply_runs_the_revisions_that_read_data_online_in_order(
 def test_env_py_with_the_pgwarden_hook_runs_its_plain_online_path_for_apply(
     db: str, project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _at_0001_with_rows(project, db)
     monkeypatch.setenv("PGWARDEN_GUARDED", "1")  # env.py calls pgwarden.contrib.alembic.configure
     code, output = _apply(db, tmp_path)
     # before: the hook started a guarded upgrade of its own inside the run, which refused
@@ -160,7 +173,6 @@ def test_env_py_with_the_pgwarden_hook_runs_its_plain_online_path_for_apply(
 
 
 def test_env_py_hook_runs_the_revisions_that_read_data_online(db: str, project: Path) -> None:
-    _at_0001_with_rows(project, db)
     done = subprocess.run(
         [sys.executable, "-m", "alembic", "-x", f"url={_sqlalchemy_url(db)}", "upgrade", "head"],
         capture_output=True,
@@ -181,7 +193,6 @@ def test_env_py_hook_runs_the_revisions_that_read_data_online(db: str, project: 
 def test_online_revision_waits_under_lock_timeout_and_is_retried(
     db: str, project: Path, tmp_path: Path
 ) -> None:
-    _at_0001_with_rows(project, db)
     holder = psycopg.connect(db)
     holder.execute("LOCK TABLE metrics IN ACCESS EXCLUSIVE MODE")
     release = threading.Timer(2.0, holder.rollback)
@@ -207,7 +218,6 @@ def test_ctrl_c_cancels_an_online_revision_while_it_runs(db: str, project: Path)
     from pgwarden.settings import Environment, Settings
     from pgwarden.sources.alembic import read_alembic_sources
 
-    _at_0001_with_rows(project, db)
     sources = read_alembic_sources("alembic.ini", database_url=db, strict=True)
     assert [o.revision for o in sources.online] == ["0002", "0004"]
     plan = load_plan([], sources=sources)
@@ -245,7 +255,6 @@ def test_lost_connection_during_an_online_revision_reconnects_and_runs_it(
     from pgwarden.settings import Environment, Settings
     from pgwarden.sources.alembic import read_alembic_sources
 
-    _at_0001_with_rows(project, db)
     sources = read_alembic_sources("alembic.ini", database_url=db, strict=True)
     plan = load_plan([], sources=sources)
     holder = psycopg.connect(db)
@@ -294,7 +303,6 @@ def test_autocommit_in_an_online_revision_is_refused_naming_it(
     db: str, project: Path, tmp_path: Path
 ) -> None:
     (project / "versions" / "0006_count_then_index.py").write_text(AUTOCOMMIT_REVISION)
-    _at_0001_with_rows(project, db)
     code, output = _apply(db, tmp_path)
     assert code == 3, output
     text = " ".join(output.split())
@@ -316,7 +324,6 @@ def test_range_start_is_excluded_as_alembic_sql_does_and_said(
     assert "revision 0003 (versions/0003_metrics_key_index.py) is not taken" in text
     assert "--range 0002:head includes it" in text
     assert "PW101" not in r.output  # 0003's CREATE INDEX is not in the range
-    _at_0001_with_rows(project, db)
     r = CliRunner().invoke(lint_cmd, [*args, "--database-url", db])
     assert r.exit_code == 0, r.output
     text = " ".join(r.output.split())
