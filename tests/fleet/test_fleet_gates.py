@@ -28,6 +28,7 @@ from pgwarden.errors import UsageError
 from pgwarden.fleet.config import GateSpec
 from pgwarden.fleet.gates import GateResult, evaluate
 from pgwarden.fleet.rollout import _url_of
+from tests.fleet.conftest import cli
 
 VALUES = {"t1": 0.01, "t2": 0.5}
 
@@ -218,6 +219,10 @@ def test_an_http_gate_halts_a_rollout_of_a_real_target(
         'targets = [{ name = "a", dsn_env = "GATE_DB" }, { name = "b", dsn_env = "GATE_DB2" }]\n'
         "[[fleet.g.gates]]\n"
         f'signal = "http"\nurl = "{exporter}/health"\n'
+        '[fleet.c]\non_error = "continue"\n'
+        f'journal_dir = "{tmp_path / "j"}"\n'
+        'targets = [{ name = "a", dsn_env = "GATE_DB" }]\n'
+        f'[[fleet.c.gates]]\nsignal = "http"\nurl = "{exporter}/health"\n'
         "[fleet.unset]\n"
         f'journal_dir = "{tmp_path / "j"}"\n'
         'targets = [{ name = "a", dsn_env = "GATE_DB" }]\n'
@@ -247,3 +252,12 @@ def test_an_http_gate_halts_a_rollout_of_a_real_target(
     assert (result.state, result.halted_wave, result.reason) == ("halted", 1, "gate")
     assert {t.name: t.state for t in result.targets} == {"a": "done", "b": "pending"}
     assert "answered 500" in str(result.message)
+    # on_error = continue goes past the failed gate, and still exits 1 so that CI notices
+    _Exporter.health = 500
+    try:
+        went_on = cli(tmp_path, "fleet", "apply", "001.sql", "--fleet", "c", "--env", "staging")
+    finally:
+        _Exporter.health = 200
+    assert went_on.returncode == 1, went_on.stdout + went_on.stderr
+    assert "gate http failed after wave 1" in went_on.stdout
+    assert "1 gate check(s) failed (on_error = continue)" in went_on.stderr

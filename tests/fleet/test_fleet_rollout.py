@@ -297,6 +297,8 @@ def test_gate_halts_on_a_planted_regression_and_resume_finishes(
         cfg, load_targets(cfg), RolloutOptions(env="staging"), settings=settings, observer=seen
     )
     assert again.state == "done", again.message
+    assert result.failed_gates()[0][0] == 2  # type: ignore[attr-defined]
+    assert again.failed_gates() == []  # the resumed wave's gate passed: only that counts
     gate_waves = [w for w, g in again.gates if g.ok]
     assert 2 in gate_waves and 4 in gate_waves
     status = _status(home, "gated")

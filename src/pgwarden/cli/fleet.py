@@ -172,7 +172,18 @@ def _report(result: Any) -> None:
     if untouched:
         shown = ", ".join(untouched[:20]) + (" …" if len(untouched) > 20 else "")
         _say(f"  never touched: {shown}")
+    failed_gates = result.failed_gates()
+    for w, g in failed_gates:
+        _say(styled("  [red]gate {} failed after wave {}[/]: {}", g.gate, w, "; ".join(g.reasons)))
     if result.state == "done":
+        if failed_gates:  # on_error = continue went past them: CI must still notice
+            err.print(
+                styled(
+                    "[bold red]pgwarden: error:[/] {} gate check(s) failed (on_error = continue)",
+                    len(failed_gates),
+                )
+            )
+            sys.exit(EXIT_FINDINGS)
         return
     hint = (
         ("" if result.reason == "cancelled" else "fix the cause, then ")

@@ -100,6 +100,14 @@ class RolloutResult:
     def ok(self) -> bool:
         return self.state == "done"
 
+    def failed_gates(self) -> list[tuple[int, GateResult]]:
+        """The gates whose latest check after their wave failed (a resumed wave's gate is
+        checked again: only the last check counts)."""
+        last: dict[tuple[int, str], GateResult] = {}
+        for wave, g in self.gates:
+            last[(wave, g.gate)] = g
+        return [(w, g) for (w, _n), g in last.items() if not g.ok]
+
 
 def _new_id() -> str:
     return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
@@ -340,6 +348,9 @@ class _Runner:
         for wave in self.waves:
             wstate = self.journal.data["waves"][wave.index - 1]["state"]
             if wstate == "done":
+                continue
+            if not wave.targets:  # nothing to apply, nothing to check
+                self._set_wave(wave, "done")
                 continue
             halted = self._wave(wave)
             if halted is not None:
