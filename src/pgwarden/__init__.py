@@ -47,6 +47,8 @@ if TYPE_CHECKING:  # what static tools see; `X as X` marks an explicit re-export
     from pgwarden.fleet.status import fleet_status as fleet_status
     from pgwarden.fleet.targets import load_targets as load_targets
     from pgwarden.lint.engine import LintResult as LintResult
+    from pgwarden.notify import Notifier as Notifier
+    from pgwarden.notify import attach as _notify_attach
     from pgwarden.pg.cluster import Cluster as Cluster
     from pgwarden.plan import Plan as Plan
     from pgwarden.plan import Step as Step
@@ -68,6 +70,7 @@ if TYPE_CHECKING:  # what static tools see; `X as X` marks an explicit re-export
     list_backups = _backup.list_backups
     verify_backup = _backup.verify
     restore_backup = _backup.restore
+    attach_notifications = _notify_attach
 
     __version__: str
 
@@ -127,6 +130,9 @@ _API: dict[str, tuple[str, str]] = {
     "rehearse_upgrade": ("pgwarden.upgrade.rehearse", "rehearse_upgrade"),
     "RehearseUpgradeOptions": ("pgwarden.upgrade.rehearse", "RehearseUpgradeOptions"),
     "UpgradeRehearsal": ("pgwarden.upgrade.rehearse", "UpgradeRehearsal"),
+    # webhook notifications of a long command, an observer to fan out (docs/notify.md)
+    "attach_notifications": ("pgwarden.notify", "attach"),
+    "Notifier": ("pgwarden.notify", "Notifier"),
     # throwaway clusters
     "Cluster": ("pgwarden.pg.cluster", "Cluster"),
 }
