@@ -140,8 +140,14 @@ class Switch:
     locker: Conn | None = None
     final_lsn: str | None = None
     paused_at: float | None = None
+    _last: float = 0.0
 
     def step(self, name: str, **info: object) -> None:
+        now = time.monotonic()
+        if self.paused_at is not None:  # each step's time, for status and the bench
+            took = self.record.info.setdefault("switch_steps_s", {})
+            took[name] = round(now - self._last or self.paused_at, 3)
+        self._last = now
         self.record.info["switch_step"] = name
         self.record.info.update(info)
         save(self.journal, self.record)
@@ -152,6 +158,7 @@ def switch_over(sw: Switch, deadline: Deadline) -> None:
     sw.record.state = "switching"
     sw.record.phase = "switchover"
     sw.record.info.pop("switch_step", None)
+    sw.record.info.pop("switch_steps_s", None)
     sw.step("started")
     try:
         _forward(sw, deadline)

@@ -70,7 +70,10 @@ def wait_applied(sender: Conn, receiver: Conn, deadline: float) -> str | None:
     marker, or None when `deadline` (monotonic) passed first."""
     token = secrets.token_hex(8)
     marker = sql.Identifier(MARKER.schema, MARKER.name)
-    sender.execute(sql.SQL("INSERT INTO {} (id) VALUES (%s)").format(marker), (token,))
+    # a flushed commit wakes the walsender now (not at the WAL writer's next round)
+    with sender.transaction():
+        sender.execute("SET LOCAL synchronous_commit = on")
+        sender.execute(sql.SQL("INSERT INTO {} (id) VALUES (%s)").format(marker), (token,))
     row = sender.execute("SELECT pg_current_wal_lsn()::text").fetchone()
     assert row is not None
     lsn = str(row[0])
