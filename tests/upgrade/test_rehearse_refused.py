@@ -11,6 +11,7 @@ from pathlib import Path
 
 import orjson
 import psycopg
+import pytest
 
 from pgwarden.pg.cluster import Cluster
 from tests.fixtures.pg import new_database
@@ -60,3 +61,46 @@ def test_a_refused_upgrade_fails_the_rehearsal_and_notifies(
     assert [p["name"] for p in data["phases"]][-1] == "pg_upgrade --check"
     assert [r["notification"] for r in rx.requests] == ["started", "failed"]
     assert "reg* data types" in rx.requests[-1]["summary"]
+
+
+def test_no_room_for_the_copy_is_refused_before_anything_starts(
+    cluster_of: Callable[[int], Cluster], tmp_path: Path
+) -> None:
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4M", "tmpfs", str(mnt)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a 4 MB tmpfs here (needs root)")
+    try:
+        dsn = new_database(cluster_of(15))  # an empty database is about 7 MB already
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pgwarden",
+                "upgrade",
+                "rehearse",
+                "--database-url",
+                dsn,
+                "--to",
+                "17",
+                "--copy",
+                "dump",
+            ],
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "TMPDIR": str(mnt)},
+            timeout=300,
+            check=False,
+        )
+        assert proc.returncode == 2, proc.stderr
+        assert f"{mnt} has" in proc.stderr and "free" in proc.stderr
+        assert "--mode link" in proc.stderr and "Traceback" not in proc.stderr
+        assert list(mnt.iterdir()) == []  # nothing was started there
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import re
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +33,7 @@ import orjson
 import psycopg
 
 from pgwarden.backup.catalogue import Catalogue
-from pgwarden.errors import InputError
+from pgwarden.errors import EnvironmentProblem, InputError
 from pgwarden.events import Observer, Phase
 from pgwarden.pg.binaries import find_installation
 from pgwarden.pg.cluster import Cluster
@@ -354,6 +356,33 @@ class _Timer:
         self.clock.phases.append(PhaseTime(self.name, time.monotonic() - self.t0, self.detail))
 
 
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def _room_for(size: int, *, dumped: bool, copied: bool) -> None:
+    """Refuse before starting when the temp directory cannot hold the rehearsal.
+
+    The restored copy takes about the database's size; a fresh dump up to as much
+    again (a backup is read in place); pg_upgrade --copy writes the data files a second
+    time (--link, --clone and --swap do not).
+    """
+    need = size * (1 + int(dumped) + int(copied))
+    where = tempfile.gettempdir()
+    free = shutil.disk_usage(where).free
+    if free < need:
+        raise EnvironmentProblem(
+            f"{where} has {_size(free)} free; rehearsing the upgrade of this "
+            f"{_size(size)} database needs about {_size(need)} there",
+            hint="point TMPDIR at a larger volume"
+            + (", or use --mode link (no second copy of the data files)" if copied else ""),
+        )
+
+
 def rehearse_upgrade(
     dsn: str, options: RehearseUpgradeOptions, *, observer: Observer | None = None
 ) -> UpgradeRehearsal:
@@ -370,6 +399,7 @@ def rehearse_upgrade(
         facts = read_source(conn)
         target_for(facts.major, options.target_major)
         queries, workload_source = _workload(conn, options)
+    _room_for(facts.size_bytes, dumped=options.copy == "dump", copied=options.mode == "copy")
     notes: list[str] = []
     if not queries:
         notes.append(
