@@ -375,3 +375,52 @@ def test_a_target_stamped_protected_needs_the_fleet_confirmed(
     assert "a (wave 1) refused" in refused.stdout and "protected" in refused.stdout
     done = cli(tmp_path, "fleet", "resume", "--fleet", "p", "--env", "staging", "--yes")
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_status_tells_a_killed_runner(db: str, tmp_path: Path) -> None:
+    """A runner killed mid-rollout (SIGKILL: no cleanup at all) shows as interrupted,
+    with the command that continues it; its target's run is still in progress there."""
+    import os
+    import signal
+    import subprocess
+
+    from pgwarden.apply.identity import stamp_database
+
+    with psycopg.connect(db, autocommit=True) as c:
+        stamp_database(c, "staging", protected=False, by="tests")
+        c.execute("CREATE TABLE k (id int)")
+    (tmp_path / "pgwarden.toml").write_text(
+        "[environments.staging]\nprotected = false\n[fleet.k]\n"
+        f'journal_dir = "{tmp_path / "j"}"\ntargets = [{{ name = "a", dsn_env = "KILLED_DB" }}]\n'
+    )
+    (tmp_path / "001.sql").write_text("ALTER TABLE k ADD COLUMN x int;\n")
+    env = {**os.environ, "KILLED_DB": db}
+    holder = psycopg.connect(db)
+    holder.execute("LOCK TABLE k IN ACCESS EXCLUSIVE MODE")
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "pgwarden", "fleet", "apply", "001.sql", "--fleet", "k",
+         "--env", "staging"],
+        cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        journal = tmp_path / "j" / "k.json"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if (
+                journal.exists()
+                and b'"state": "running"' in journal.read_bytes().split(b'"targets"')[-1]
+            ):
+                break
+            time.sleep(0.1)
+        os.kill(runner.pid, signal.SIGKILL)
+        runner.wait(10)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("KILLED_DB", db)
+            shown = cli(tmp_path, "fleet", "status", "--fleet", "k")
+    finally:
+        holder.rollback()
+        holder.close()
+    assert "interrupted" in shown.stdout, shown.stdout + shown.stderr
+    assert "`pgwarden fleet resume` continues it" in shown.stdout
+    assert "a: wave 1 running" in shown.stdout  # what the journal last knew

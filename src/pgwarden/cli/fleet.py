@@ -304,12 +304,14 @@ def fleet_resume(**kw: Any) -> None:
 @handle_errors
 def fleet_status_cmd(fmt: str, check: bool, **kw: Any) -> None:
     """Per target: the plans its own history records, runs in progress, drift."""
-    from pgwarden.fleet.journal import RolloutJournal, journal_path
+    from pgwarden.fleet.journal import RolloutJournal, journal_path, runner_lock
     from pgwarden.fleet.status import fleet_status
 
     _settings, cfg, targets = _load(kw)
     path = journal_path(cfg.journal_dir, cfg.name, dict(_selector(kw["labels"])))
     journal = RolloutJournal.load(path).data if path.exists() else None
+    if journal is not None and journal.get("state") == "running" and not runner_lock.held(path):
+        journal = {**journal, "state": "interrupted"}  # its runner is gone (killed, crashed)
     sel = dict(_selector(kw["labels"]))
     chosen = [t for t in targets if all(t.label(k) == v for k, v in sel.items())]
     report = fleet_status(
@@ -340,6 +342,8 @@ def fleet_status_cmd(fmt: str, check: bool, **kw: Any) -> None:
         )
         for w in r["waves"]:
             _say(f"  wave {w['index']} {w['name']}: {w['state']} ({w['targets']} targets)")
+        if r["state"] == "interrupted":
+            _say("  its runner is gone (killed or crashed): `pgwarden fleet resume` continues it")
     else:
         _say(f"fleet {cfg.name}: no rollout journal here; reading the targets only")
     for t in report.targets:
