@@ -26,8 +26,7 @@ import pytest
 
 from pgwarden.errors import UsageError
 from pgwarden.fleet.config import GateSpec
-from pgwarden.fleet.gates import GateResult, evaluate
-from pgwarden.fleet.rollout import _url_of
+from pgwarden.fleet.gates import GateResult, evaluate, gate_url
 from tests.fleet.conftest import cli
 
 VALUES = {"t1": 0.01, "t2": 0.5}
@@ -143,7 +142,7 @@ def _gate(signal: str, **params: object) -> GateSpec:
 
 
 def _one(gate: GateSpec, targets: list[str]) -> GateResult:
-    (result,) = evaluate([gate], wave={}, fleet={}, wave_targets=targets, resolve=_url_of)
+    (result,) = evaluate([gate], wave={}, fleet={}, wave_targets=targets, resolve=gate_url)
     return result
 
 

@@ -15,8 +15,7 @@ from psycopg import errors as pge
 
 from pgwarden.errors import ConfigError
 from pgwarden.fleet.config import FleetConfig, GateSpec, WaveSpec
-from pgwarden.fleet.gates import GateResult, Reading, evaluate, read_target
-from pgwarden.fleet.rollout import _url_of
+from pgwarden.fleet.gates import GateResult, Reading, evaluate, gate_url, read_target
 from pgwarden.fleet.targets import Redactor, Target
 from pgwarden.fleet.waves import plan_waves
 
@@ -78,7 +77,9 @@ def _gate(signal: str, scope: str = "wave", **params: object) -> GateSpec:
 def _check(
     gates: list[GateSpec], windows: dict[str, tuple[Reading, Reading, Reading]]
 ) -> list[GateResult]:
-    return evaluate(gates, wave=windows, fleet=windows, wave_targets=list(windows), resolve=_url_of)
+    return evaluate(
+        gates, wave=windows, fleet=windows, wave_targets=list(windows), resolve=gate_url
+    )
 
 
 def test_rollbacks_deadlocks_and_lock_waits_are_read_from_the_server(db: str) -> None:

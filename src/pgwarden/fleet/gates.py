@@ -14,6 +14,7 @@ its signal fails: a rollout never continues on a health it could not check.
 from __future__ import annotations
 
 import math
+import os
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -25,12 +26,12 @@ import orjson
 import psycopg
 from psycopg import sql
 
-from pgwarden.errors import PgwardenError
+from pgwarden.errors import PgwardenError, UsageError
 from pgwarden.fleet.config import GateSpec
 from pgwarden.fleet.targets import Redactor, Target
 from pgwarden.pg.connect import connect
 
-__all__ = ["GateResult", "Reading", "evaluate", "read_target"]
+__all__ = ["GateResult", "Reading", "check_gate_urls", "evaluate", "gate_url", "read_target"]
 
 # pgwarden's own queries and the catalog's are not the application's
 _OWN = ("pgwarden", "pg_stat_", "pg_catalog", "pg_advisory", "pg_try_advisory", "set_config")
@@ -328,3 +329,32 @@ def evaluate(
         else:
             out.append(_db_signal(g, wave if g.scope == "wave" else fleet))
     return out
+
+
+def check_gate_urls(gates: Sequence[GateSpec]) -> None:
+    """A gate's URL variable missing is a usage error before anything is applied."""
+    for gate in gates:
+        if gate.signal in ("http", "prometheus"):
+            gate_url(gate)
+
+
+def gate_url(gate: GateSpec) -> tuple[str, str]:
+    """The gate's URL and how messages name it (a URL from the environment is a secret)."""
+    if "url_env" in gate.params:
+        var = str(gate.params["url_env"])
+        url = os.environ.get(var)
+        if not url:
+            raise UsageError(
+                f"gate {gate.name}: the environment variable {var} is not set",
+                hint=f"export {var}=https://... (the URL is treated as a secret)",
+            )
+        return url, f"${var}"
+    url = str(gate.params["url"])
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    port = f":{parts.port}" if parts.port else ""
+    return (
+        url,
+        f"{parts.scheme}://{parts.hostname}{port}{parts.path}",
+    )

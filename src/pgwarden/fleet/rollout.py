@@ -20,7 +20,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,7 +42,14 @@ from pgwarden.events import (
     WatchdogCancel,
 )
 from pgwarden.fleet.config import FleetConfig, GateSpec
-from pgwarden.fleet.gates import GateResult, Reading, evaluate, read_target
+from pgwarden.fleet.gates import (
+    GateResult,
+    Reading,
+    check_gate_urls,
+    evaluate,
+    gate_url,
+    read_target,
+)
 from pgwarden.fleet.journal import RolloutJournal, journal_path, runner_lock
 from pgwarden.fleet.targets import Redactor, Target, server_of
 from pgwarden.fleet.waves import Wave, plan_waves
@@ -138,7 +145,7 @@ def run_rollout(
     """Roll `plan` out over `targets` (already loaded from `cfg`) wave by wave."""
     chosen = _selected(targets, options.selector)
     waves = plan_waves(cfg, chosen)
-    _check_gate_urls(cfg)
+    check_gate_urls(cfg.gates)
     path = journal_path(cfg.journal_dir, cfg.name, dict(options.selector))
     with runner_lock(path):
         if path.exists():
@@ -210,7 +217,7 @@ def resume_rollout(
     cancel: threading.Event | None = None,
 ) -> RolloutResult:
     """Continue the halted (or interrupted) rollout of `cfg` from where it stopped."""
-    _check_gate_urls(cfg)
+    check_gate_urls(cfg.gates)
     path = journal_path(cfg.journal_dir, cfg.name, dict(options.selector))
     with runner_lock(path):
         journal = RolloutJournal.load(path)
@@ -601,7 +608,7 @@ class _Runner:
             wave=windows(wave_t),
             fleet=windows(fleet_t),
             wave_targets=[t.name for t in wave.targets],
-            resolve=_url_of,
+            resolve=gate_url,
         )
         results = [
             GateResult(
@@ -654,35 +661,3 @@ class _Runner:
             gates,
             str(self.journal.path),
         )
-
-
-def _check_gate_urls(cfg: FleetConfig) -> None:
-    """A gate's URL variable missing is a usage error before anything is applied."""
-    for gate in cfg.gates:
-        if gate.signal in ("http", "prometheus"):
-            _url_of(gate)
-
-
-def _url_of(gate: GateSpec) -> tuple[str, str]:
-    """The gate's URL and how messages name it (a URL from the environment is a secret)."""
-    if "url_env" in gate.params:
-        var = str(gate.params["url_env"])
-        url = os.environ.get(var)
-        if not url:
-            raise UsageError(
-                f"gate {gate.name}: the environment variable {var} is not set",
-                hint=f"export {var}=https://... (the URL is treated as a secret)",
-            )
-        return url, f"${var}"
-    url = str(gate.params["url"])
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    port = f":{parts.port}" if parts.port else ""
-    return (
-        url,
-        f"{parts.scheme}://{parts.hostname}{port}{parts.path}",
-    )
-
-
-ObserverFactory = Callable[[], Observer]
