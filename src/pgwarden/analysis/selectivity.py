@@ -24,23 +24,34 @@ _DEFAULT_EQ = 0.005
 
 
 def selectivity(
-    where: Node, columns: Mapping[str, ColumnStats], rows: int, now: datetime | None = None
+    where: Node,
+    columns: Mapping[str, ColumnStats],
+    rows: int,
+    now: datetime | None = None,
+    joined: frozenset[str] | None = None,
 ) -> float | None:
     """Estimated share (0..1) of `rows` rows that `where` selects; None when unknown.
 
     `now`: what the current time is for the statement (the snapshot's time); without
-    it a comparison with the current time is not estimated.
+    it a comparison with the current time is not estimated. `joined`: the statement
+    joins other tables (UPDATE ... FROM, DELETE ... USING) and these are the names its
+    target goes by; a join condition `target.col = other.col` then keeps every target
+    row whose `col` is set (each has its match, as through a foreign key).
     """
-    s = _sel(where, columns, rows, now)
+    s = _sel(where, columns, rows, now, joined)
     return None if s is None else min(1.0, max(0.0, s))
 
 
 def _sel(
-    node: Node, columns: Mapping[str, ColumnStats], rows: int, now: datetime | None
+    node: Node,
+    columns: Mapping[str, ColumnStats],
+    rows: int,
+    now: datetime | None,
+    joined: frozenset[str] | None = None,
 ) -> float | None:
     boolean = node.get("BoolExpr")
     if boolean is not None:
-        parts = [_sel(a, columns, rows, now) for a in boolean.get("args", ())]
+        parts = [_sel(a, columns, rows, now, joined) for a in boolean.get("args", ())]
         if any(p is None for p in parts):
             return None
         known = [p for p in parts if p is not None]
@@ -72,12 +83,16 @@ def _sel(
         return col.null_frac if is_null else 1.0 - col.null_frac
     expr = node.get("A_Expr")
     if expr is not None:
-        return _expr(expr, columns, rows, now)
+        return _expr(expr, columns, rows, now, joined)
     return None
 
 
 def _expr(
-    expr: A_Expr, columns: Mapping[str, ColumnStats], rows: int, now: datetime | None
+    expr: A_Expr,
+    columns: Mapping[str, ColumnStats],
+    rows: int,
+    now: datetime | None,
+    joined: frozenset[str] | None = None,
 ) -> float | None:
     ops = strings(expr.get("name"))
     if len(ops) != 1:
@@ -95,6 +110,10 @@ def _expr(
         return hit if op == "=" else 1.0 - col.null_frac - hit
     if kind != "AEXPR_OP":
         return None
+    if joined is not None and op == "=":
+        share = _join(left, right, columns, joined)
+        if share is not None:
+            return share
     col, value = _column(left, columns), _const(right, now)
     if col is None:  # const op column: flip the comparison
         col, value = _column(right, columns), _const(left, now)
@@ -108,6 +127,30 @@ def _expr(
     if op in ("<", "<=", ">", ">="):
         return _range(col, value, op)
     return None
+
+
+def _ref(node: Node) -> list[str] | None:
+    cast = node.get("TypeCast")
+    if cast is not None:
+        node = cast.get("arg", {})
+    ref = node.get("ColumnRef")
+    return strings(ref.get("fields")) if ref is not None else None
+
+
+def _join(
+    left: Node, right: Node, columns: Mapping[str, ColumnStats], target: frozenset[str]
+) -> float | None:
+    """`a.x = b.y` joining the target to another table: the target rows whose column is set."""
+    a, b = _ref(left), _ref(right)
+    if not a or not b:
+        return None
+    mine = [r for r in (a, b) if len(r) > 1 and r[-2] in target]
+    if not mine:  # unqualified: the side that names a column of the target
+        mine = [r for r in (a, b) if len(r) == 1 and r[0] in columns]
+    if len(mine) != 1:
+        return None
+    col = columns.get(mine[0][-1])
+    return None if col is None else 1.0 - col.null_frac
 
 
 def _column(node: Node, columns: Mapping[str, ColumnStats]) -> ColumnStats | None:

@@ -46,7 +46,7 @@ https://www.postgresql.org/docs/current/planner-stats.html
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 
 from pgwarden.analysis.context import Snapshot
@@ -76,10 +76,24 @@ def _estimate(step: Step, ctx: LintContext, table: str) -> tuple[float, float, s
     if stats is None:
         return None
     columns = ctx.snapshot.stats.columns.get(stats.name, {})
-    share = selectivity(body["whereClause"], columns, stats.rows, _taken_at(ctx.snapshot))
+    share = selectivity(
+        body["whereClause"], columns, stats.rows, _taken_at(ctx.snapshot), _join_names(body)
+    )
     if share is None:
         return None
     return share * stats.rows, float(stats.rows), "estimate from column statistics"
+
+
+def _join_names(body: Mapping[str, object]) -> frozenset[str] | None:
+    """The names the target goes by when the statement joins other tables, else None."""
+    if not (body.get("fromClause") or body.get("usingClause")):
+        return None
+    rel = body.get("relation")
+    if not isinstance(rel, dict):
+        return None
+    alias = rel.get("alias")
+    name = alias.get("aliasname") if isinstance(alias, dict) else rel.get("relname")
+    return frozenset({str(name)})
 
 
 def _taken_at(snapshot: Snapshot) -> datetime | None:

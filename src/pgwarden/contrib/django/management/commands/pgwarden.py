@@ -37,9 +37,27 @@ from pgwarden.errors import PgwardenError, Refused, UsageError
 EXIT_FINDINGS, EXIT_INPUT, EXIT_APPLY = 1, 2, 3
 
 
-def context_note(connection: Any, source: str, options: dict[str, Any]) -> str:
+SMALL_DATABASE_ROWS = 10_000
+
+
+def context_note(connection: Any, ctx: Any, options: dict[str, Any]) -> str:
     """Where lint's catalog and statistics came from, naming the database (no password)."""
+    source = ctx.source
     if source == "database":
+        tables = ctx.snapshot.stats.tables.values() if ctx.snapshot is not None else []
+        largest = max(tables, key=lambda t: t.rows, default=None)
+        size = (
+            f"; its largest table is {largest.name} with {largest.rows:,} rows"
+            if largest is not None
+            else "; it has no tables"
+        )
+        if largest is None or largest.rows < SMALL_DATABASE_ROWS:
+            size += (
+                ": a CI or development copy makes every hazard look small; lint with --stats "
+                "and a snapshot of production, or with --sql-only (every table assumed large)"
+            )
+        else:
+            size += "; --sql-only lints from the SQL alone"
         where = " ".join(
             f"{k}={v}"
             for k, v in (
@@ -51,7 +69,7 @@ def context_note(connection: Any, source: str, options: dict[str, Any]) -> str:
         )
         return (
             f"catalog and table statistics read from database {connection.alias!r} ({where}) "
-            "(read-only); --sql-only lints from the SQL alone"
+            f"(read-only){size}"
         )
     if source == "snapshot":
         return f"catalog and table statistics from {options['stats_file']}"
@@ -204,7 +222,7 @@ class Command(BaseCommand):  # type: ignore[misc]
             stats_file=options["stats_file"],
             pg_version=cfg.pg_version,
         )
-        self.stderr.write(f"lint: {context_note(connection, ctx.source, options)}")
+        self.stderr.write(f"lint: {context_note(connection, ctx, options)}")
         plan = build_django_plan(migs, catalog=ctx.catalog, server_version=ctx.server_version)
         result = lint_plan(plan, snapshot=ctx.snapshot, ignore=cfg.ignore)
         result = suppress(result, migs)
