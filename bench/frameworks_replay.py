@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -59,7 +60,16 @@ UNUSED = ROOT / "examples" / "incident" / "001_recreate_invoice_fk.sql"  # run_o
 
 PY = sys.executable
 DJANGO_ENV = (("PGWARDEN_DJANGO_DSN", "{dsn}"),)
-DJANGO_PGWARDEN = (PY, "manage.py", "pgwarden", "migrate", "ledger", "--env", "replay", "--yes")
+DJANGO_PGWARDEN: tuple[str, ...] = (
+    PY,
+    "manage.py",
+    "pgwarden",
+    "migrate",
+    "ledger",
+    "--env",
+    "replay",
+    "--yes",
+)
 DJANGO_PGWARDEN += ("--restamp",)  # adopt the replay's copy (0001 recorded before pgwarden)
 ALEMBIC_CMD = (PY, "-m", "alembic", "-c", str(ALEMBIC / "alembic.ini"), "upgrade", "head")
 TOOLS: dict[str, tuple[str, tuple[str, ...], tuple[tuple[str, str], ...]]] = {
@@ -244,6 +254,93 @@ def _alembic_upgrade_wall_time(metric_rows: int, repeat: int) -> None:
         )
 
 
+WAGTAIL = ROOT / "tests" / "contrib" / "django_wagtail"
+DJANGO_SCHEMA_SQL = """
+SELECT 'c', table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable
+       || ' ' || coalesce(column_default, '')
+  FROM information_schema.columns WHERE table_schema = 'public'
+UNION ALL
+SELECT 'k', conrelid::regclass::text || ' ' || conname || ' ' || pg_get_constraintdef(oid)
+  FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+UNION ALL
+SELECT 'i', indexdef FROM pg_indexes WHERE schemaname = 'public'
+UNION ALL
+SELECT 'm', app || '.' || name FROM django_migrations
+UNION ALL
+SELECT 'p', app_label || '.' || codename FROM auth_permission p
+  JOIN django_content_type c ON c.id = p.content_type_id
+ORDER BY 1, 2
+"""
+
+
+def _django_upgrade_wall_time(repeat: int) -> None:
+    """Wall time of `manage.py pgwarden migrate` vs plain `manage.py migrate` on the wagtail
+    4.1 -> installed upgrade of tests/contrib/django_wagtail (42 migrations, 8 apps,
+    RunPython data migrations, thousands of rows), each on a fresh copy of one template."""
+    import tempfile
+
+    try:
+        import wagtail  # type: ignore[import-untyped]
+    except ImportError:
+        sys.exit("needs wagtail: pip install 'pgwarden[test-django-real]'")
+    work = Path(tempfile.mkdtemp(prefix="pgwarden-wagtail-bench-"))
+    config = work / "pgwarden.toml"
+    config.write_text("[environments.bench]\nprotected = false\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+
+    def timed(dsn: str, *args: str) -> tuple[float, str]:
+        t0 = time.monotonic()
+        done = subprocess.run(
+            [PY, "manage.py", *args], cwd=WAGTAIL, env={**env, "PGWARDEN_DJANGO_DSN": dsn},
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        took = time.monotonic() - t0
+        if done.returncode != 0:
+            sys.exit(f"manage.py {' '.join(args[:3])} ... failed:\n{done.stdout}{done.stderr}")
+        return took, done.stdout + done.stderr
+
+    with Cluster.start() as cluster:
+        t = time.monotonic()
+        timed(cluster.create_database("wagtail_tpl"), "wagtailrelease")
+        print(
+            f"wagtail 4.1 leaves with rows, upgraded to {wagtail.__version__} "
+            f"({time.monotonic() - t:.0f} s to load)",
+            flush=True,
+        )
+        ours_argv = ["pgwarden", "migrate", "--env", "bench", "--yes", "--restamp"]
+        ours_argv += ["--config", str(config), "--journal-file", str(work / "j.jsonl")]
+        plain_s: list[float] = []
+        ours_s: list[float] = []
+        for i in range(repeat):
+            plain = cluster.create_database(f"wagtail_plain_{i}", template="wagtail_tpl")
+            ours = cluster.create_database(f"wagtail_pgwarden_{i}", template="wagtail_tpl")
+            took, _ = timed(plain, "migrate", "--verbosity", "0")
+            plain_s.append(took)
+            took, out = timed(ours, *ours_argv)
+            ours_s.append(took)
+            waited = sum(
+                float(w) for w in re.findall(r"retry \d+/\d+ in ([0-9.]+) s", out)
+            )  # the guard's own waits (backoff before a retry); none without contention
+            with psycopg.connect(plain) as a, psycopg.connect(ours) as b:
+                same = (
+                    a.execute(DJANGO_SCHEMA_SQL).fetchall()
+                    == b.execute(DJANGO_SCHEMA_SQL).fetchall()
+                )
+            print(
+                f"  run {i + 1}: manage.py migrate {plain_s[-1]:6.1f} s   "
+                f"manage.py pgwarden migrate {ours_s[-1]:6.1f} s (guard waits {waited:.1f} s)  "
+                f"ratio {ours_s[-1] / plain_s[-1]:.2f}   same schema, history and "
+                f"permissions: {'yes' if same else 'NO'}",
+                flush=True,
+            )
+        best_plain, best_ours = min(plain_s), min(ours_s)
+        print(
+            f"best of {repeat}: manage.py migrate {best_plain:.1f} s, manage.py pgwarden migrate "
+            f"{best_ours:.1f} s, ratio {best_ours / best_plain:.2f}"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--rows", type=int, default=1_000_000)
@@ -258,11 +355,19 @@ def main() -> None:
         action="store_true",
         help="instead: wall time of pgwarden apply --alembic vs alembic upgrade head (mlflow)",
     )
+    ap.add_argument(
+        "--django-upgrade",
+        action="store_true",
+        help="instead: wall time of manage.py pgwarden migrate vs manage.py migrate (wagtail)",
+    )
     ap.add_argument("--metric-rows", type=int, default=400_000, help="with --alembic-upgrade")
-    ap.add_argument("--repeat", type=int, default=2, help="with --alembic-upgrade")
+    ap.add_argument("--repeat", type=int, default=2, help="with --alembic/--django-upgrade")
     args = ap.parse_args()
     if args.alembic_upgrade:
         _alembic_upgrade_wall_time(args.metric_rows, args.repeat)
+        return
+    if args.django_upgrade:
+        _django_upgrade_wall_time(args.repeat)
         return
     tools = args.tools.split(",")
     unknown = [t for t in tools if t not in TOOLS]
