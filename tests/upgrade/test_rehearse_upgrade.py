@@ -88,6 +88,7 @@ def test_16_to_17_link_mode_reports_the_regression_of_empty_statistics(
     assert "index orders_pending no longer used" in right_after.changes
     assert "sequential scan on orders appears" in right_after.changes
     assert (pending, "after analyze") not in regressions
+    assert any(n.startswith(f"1 query ({pending}) regress until") for n in r.notes)
     html = render_html(r)
     assert "pg_upgrade --link" in html and "orders_pending no longer used" in html
 

@@ -495,6 +495,17 @@ def rehearse_upgrade(
             "pg_upgrade carried no planner statistics: until ANALYZE finishes, the planner "
             "guesses (the 'right after' column)"
         )
+    healed = sorted(
+        {g.query for g in found if g.when == "right after pg_upgrade"}
+        - {g.query for g in found if g.when == "after analyze"}
+    )
+    if healed and stages:
+        notes.append(
+            f"{len(healed)} quer{'y' if len(healed) == 1 else 'ies'} ({', '.join(healed[:5])}) "
+            "regress until the statistics are back: keep traffic off the new server until "
+            f"vacuumdb --analyze-in-stages has finished ({stages[-1].seconds:.1f} s on this "
+            "copy; it grows with the tables), or ANALYZE their tables first"
+        )
     return result(
         "completed",
         copy=copy,
