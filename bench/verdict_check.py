@@ -4,10 +4,19 @@ A corpus of single migration statements of the kinds real projects ship
 (Rails, Django, Alembic, Flyway, Liquibase, raw SQL) is traced on throwaway
 clusters (PostgreSQL 15 and the newest server found by default) against a
 populated schema, at two table sizes, and linted with `pgwarden lint --format
-json` (one file per statement, no stats, default settings; then again with
-`--database-url` of the traced database). The ground-truth label comes from the
-trace only (its definition is printed). Prints the confusion matrices, recall
-and precision of severity `error`, and every disagreement with its evidence.
+json` three ways: from the SQL alone (one file per statement, no stats, default
+settings); with `--database-url` of the traced database; and with context:
+`--stats` of a `pgwarden stats dump` of the traced database (its catalog: the
+schema as the live server has it) whose sizes are multiplied by
+--context-scale (default 250: the 400k-row tables become 100M rows) and whose
+tables are all busy, as production would be. The ground-truth label comes from
+the trace only (its definition is printed). Prints the confusion matrices,
+recall and precision of severity `error`, every disagreement with its
+evidence, and the figures per source: the corpus tags its cases with
+`-- source: NAME` (frameworks: generated and hand-written migrations of the
+common frameworks; squawk, eugene, strong_migrations: the examples of those
+projects' tests and docs, restated on this schema; realworld: Supabase DO
+blocks, framework output and data migrations).
 
 Tracing: a transactional statement runs in `BEGIN ... ROLLBACK` and the own
 backend's `pg_locks`, relfilenodes, `pg_stat_xact_user_tables` (scans, rows
@@ -20,9 +29,9 @@ at each size.
 
     .venv/bin/python bench/verdict_check.py [--versions 15,newest] [--small 20000]
         [--large 400000] [--db-lint newest|all|none] [--serial] [--only REGEX]
-        [--verbose] [--dump traces.json]
+        [--verbose] [--dump traces.json] [--context-scale 250]
 
-The statements are in bench/verdict_corpus.sql. About 4 minutes on 2 cores (the two
+The statements are in bench/verdict_corpus.sql. About 10 minutes on 2 cores (the two
 servers are traced in parallel; --serial for one after the other).
 """
 
@@ -277,6 +286,7 @@ class Case:
     prelude: tuple[str, ...] = ()  # session statements before it (also in the lint file)
     target: str = "orders"  # non-transactional: the table a blocker locks
     undo: tuple[str, ...] = ()  # non-transactional: statements restoring the schema
+    source: str = "frameworks"  # whose material the case restates (`-- source: NAME`)
 
 
 CORPUS_FILE = Path(__file__).with_name("verdict_corpus.sql")
@@ -287,6 +297,7 @@ def load_corpus(path: Path = CORPUS_FILE) -> list[Case]:
     cases: list[Case] = []
     head: str | None = None
     body: list[str] = []
+    source = "frameworks"
 
     def flush() -> None:
         if head is None:
@@ -298,10 +309,14 @@ def load_corpus(path: Path = CORPUS_FILE) -> list[Case]:
             parts = tuple(v.strip() for v in value.split(";") if v.strip())
             kw[key.strip()] = parts[0] if key.strip() == "target" else parts
         text = " ".join(" ".join(body).split()).rstrip(";").strip()
-        cases.append(Case(name, text, **kw))
+        cases.append(Case(name, text, source=source, **kw))
 
     for line in path.read_text().splitlines():
-        if line.startswith("-- case "):
+        if line.startswith("-- source: "):
+            flush()
+            head, body = None, []
+            source = line.removeprefix("-- source: ").split()[0]
+        elif line.startswith("-- case "):
             flush()
             head, body = line[len("-- case ") :], []
         elif line.startswith("--") or head is None:
@@ -815,10 +830,12 @@ def _about_work(code: str) -> bool:
     return code not in ("PW120", "PW121", "PW122", "PW130") and not code.startswith("PW3")
 
 
-def lint_one(path: Path, url: str | None) -> Lint:
+def lint_one(path: Path, url: str | None, stats: Path | None = None) -> Lint:
     cmd = [PGWARDEN, "lint", "--format", "json", path.name]
     if url:
         cmd += ["--database-url", url]
+    if stats is not None:
+        cmd += ["--stats", str(stats)]
     env = {
         k: v for k, v in os.environ.items() if k not in ("PGWARDEN_DATABASE_URL", "DATABASE_URL")
     }
@@ -837,9 +854,83 @@ def lint_one(path: Path, url: str | None) -> Lint:
     return Lint(None, [(f["code"], f["severity"]) for f in data["findings"]])
 
 
-def lint_all(paths: list[Path], url: str | None) -> list[Lint]:
+def lint_all(paths: list[Path], url: str | None, stats: Path | None = None) -> list[Lint]:
     with ThreadPoolExecutor(max_workers=2) as pool:
-        return list(pool.map(lambda p: lint_one(p, url), paths))
+        return list(pool.map(lambda p: lint_one(p, url, stats), paths))
+
+
+# What "production size" means for the context run: every table of the large database
+# grown this many times (400k rows -> 100M), every table busy.
+CONTEXT_SCALE = 250
+CONTEXT_WRITES_PER_S = 200.0
+CONTEXT_READS_PER_S = 2000.0
+
+
+def context_snapshot(url: str, where: Path, scale: int) -> Path:
+    """`pgwarden stats dump` of the traced large database (its catalog: the schema as a
+    live server has it), sizes multiplied by `scale` and every table busy. Index usage
+    is left as the traced database has it (no query uses most of them): inventing
+    usage would make every DROP INDEX drop an index in use, which the trace cannot
+    see either way."""
+    raw = where / "stats-raw.json"
+    r = subprocess.run(
+        [PGWARDEN, "stats", "dump", "--database-url", url, "-o", str(raw), "--sample-seconds", "0"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if r.returncode != 0:
+        sys.exit(f"stats dump failed: {r.stderr.strip()}")
+    data = json.loads(raw.read_text())
+    for t in data["stats"]["tables"].values():
+        for key in ("rows", "total_bytes", "table_bytes", "index_bytes"):
+            t[key] = int(t[key]) * scale
+        t["writes_per_s"] = CONTEXT_WRITES_PER_S
+        t["reads_per_s"] = CONTEXT_READS_PER_S
+    for i in data["stats"]["indexes"].values():
+        i["bytes"] = int(i["bytes"]) * scale  # their use stays what the trace database saw
+    out = where / "stats-production.json"
+    out.write_text(json.dumps(data))
+    return out
+
+
+def scores(cases: list[Case], labels: list[Label], lints: list[Lint]) -> tuple[int, int, int, int]:
+    """(tp, fp, fn, tn) of the error verdict against `dangerous`, scored cases only."""
+    tp = fp = fn = tn = 0
+    for lb, ln in zip(labels, lints, strict=True):
+        if lb.error or ln.failed:
+            continue
+        if lb.dangerous:
+            tp, fn = tp + ln.error, fn + (not ln.error)
+        else:
+            fp, tn = fp + ln.error, tn + (not ln.error)
+    return tp, fp, fn, tn
+
+
+def _ratio(a: int, b: int) -> str:
+    return f"{a / b:.3f}" if b else "  -  "
+
+
+def print_by_source(
+    title: str, cases: list[Case], labels: list[Label], modes: dict[str, list[Lint]]
+) -> None:
+    """Recall and precision of each lint mode, for every source and in total."""
+    sources = sorted({c.source for c in cases})
+    print(f"\n{title}")
+    head = f"  {'source':<18}{'cases':>6}{'label+':>7}"
+    for mode in modes:
+        head += f"  {mode + ' recall':>22}{'precision':>10}{'fp':>4}{'fn':>4}"
+    print(head)
+    for src in [*sources, "all"]:
+        idx = [i for i, c in enumerate(cases) if src in ("all", c.source)]
+        sub_cases = [cases[i] for i in idx]
+        sub_labels = [labels[i] for i in idx]
+        pos = sum(lb.dangerous and not lb.error for lb in sub_labels)
+        line = f"  {src:<18}{len(idx):>6}{pos:>7}"
+        for lints in modes.values():
+            tp, fp, fn, _tn = scores(sub_cases, sub_labels, [lints[i] for i in idx])
+            line += f"  {_ratio(tp, tp + fn):>22}{_ratio(tp, tp + fp):>10}{fp:>4}{fn:>4}"
+        print(line)
 
 
 # --------------------------------------------------------------------------------------
@@ -937,6 +1028,17 @@ def main() -> None:
     ap.add_argument("--serial", action="store_true", help="trace one server after the other")
     ap.add_argument("--dump", default=None, help="write every trace to this JSON file")
     ap.add_argument("--verbose", action="store_true", help="print every statement's trace")
+    ap.add_argument(
+        "--no-url-lint",
+        action="store_true",
+        help="skip the --database-url lint (SQL alone and with context only)",
+    )
+    ap.add_argument(
+        "--context-scale",
+        type=int,
+        default=CONTEXT_SCALE,
+        help="with context: sizes of the large database multiplied by this (0: no context run)",
+    )
     args = ap.parse_args()
 
     cases = [c for c in load_corpus() if not args.only or re.search(args.only, c.id)]
@@ -959,9 +1061,14 @@ def main() -> None:
             t0 = time.perf_counter()
             lint_default = lint_all(paths, None)
             lint_db: dict[int, list[Lint]] = {}
+            lint_ctx: dict[int, list[Lint]] = {}
             for s in servers:
                 if args.db_lint == "all" or (args.db_lint == "newest" and s is servers[-1]):
-                    lint_db[s.major] = lint_all(paths, s.url_large)
+                    if not args.no_url_lint:
+                        lint_db[s.major] = lint_all(paths, s.url_large)
+                    if args.context_scale:
+                        snap = context_snapshot(s.url_large, Path(tmp), args.context_scale)
+                        lint_ctx[s.major] = lint_all(paths, None, snap)
             print(f"  lint: {time.perf_counter() - t0:.1f} s", flush=True)
 
         t0 = time.perf_counter()
@@ -1116,10 +1223,31 @@ def main() -> None:
             brief=True,
         )
 
+    for m, lints in lint_ctx.items():
+        lbs = labels[m]
+        w = confusion(
+            f"== lint with context (--stats: the traced schema's catalog, sizes x"
+            f"{args.context_scale}, every table busy; PostgreSQL {m}) vs its label",
+            cases,
+            lbs,
+            lints,
+        )
+        print_disagreements(
+            f"\n== Disagreements with context (PostgreSQL {m})", w, cases, lbs, lints
+        )
+    for m in majors:
+        modes = {"sql-alone": lint_default}
+        if m in lint_ctx:
+            modes["context"] = lint_ctx[m]
+        print_by_source(
+            f"== By source, PostgreSQL {m} label LOCK or DESTROY", cases, labels[m], modes
+        )
+
     failures = [
         (cases[i], f"{mode}: {ln.failed}")
         for mode, lints in [("no stats", lint_default)]
         + [(f"--database-url pg{m}", v) for m, v in lint_db.items()]
+        + [(f"context pg{m}", v) for m, v in lint_ctx.items()]
         for i, ln in enumerate(lints)
         if ln.failed
     ]

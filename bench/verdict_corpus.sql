@@ -1121,3 +1121,301 @@ ALTER TABLE orders ADD COLUMN archived_at timestamptz, ALTER COLUMN legacy_flag 
 
 -- case detach_partition_concurrently | target: events | undo: ALTER TABLE events ATTACH PARTITION events_2023 FOR VALUES FROM ('2023-01-01') TO ('2024-01-01')
 ALTER TABLE events DETACH PARTITION events_2023 CONCURRENTLY;
+
+-- === The peers' own examples, restated on this schema (written here, not copied) ===
+-- A `-- source: NAME` line tags the cases after it (per-source figures). squawk: the
+-- examples of its rule tests and docs; eugene: its lint hints' examples; strong_migrations:
+-- the operations its README lists, as Rails emits them for PostgreSQL.
+
+-- source: squawk
+
+-- case sq_add_int_default
+ALTER TABLE "orders" ADD COLUMN "foo" integer DEFAULT 10;
+
+-- case sq_add_bool_default_volatile
+ALTER TABLE "orders" ADD COLUMN "sampled" boolean DEFAULT random() > 0.5;
+
+-- case sq_add_jsonb_default
+ALTER TABLE "orders" ADD COLUMN "extra" jsonb DEFAULT '{}'::jsonb;
+
+-- case sq_add_now_default
+ALTER TABLE "orders" ADD COLUMN "seen" timestamptz DEFAULT now();
+
+-- case sq_add_enum_default
+ALTER TABLE "orders" ADD COLUMN "state" order_status DEFAULT 'paid';
+
+-- case sq_add_numbers_default
+alter table orders add column blah integer default 2 + 2;
+
+-- case sq_add_generated_stored
+ALTER TABLE orders ADD COLUMN line_total numeric GENERATED ALWAYS AS (amount * quantity) STORED;
+
+-- case sq_set_logged_and_add_col
+alter table import_staging set logged, add column c integer default 1;
+
+-- case sq_add_fk
+ALTER TABLE "line_items" ADD CONSTRAINT "line_items_order_fk" FOREIGN KEY ("order_id") REFERENCES "orders" ("id");
+
+-- case sq_add_fk_not_valid
+ALTER TABLE "line_items" ADD CONSTRAINT "line_items_order_fk" FOREIGN KEY ("order_id") REFERENCES "orders" ("id") NOT VALID;
+
+-- case sq_add_column_references
+ALTER TABLE line_items ADD COLUMN buyer_id bigint REFERENCES customers (id);
+
+-- case sq_set_not_null
+ALTER TABLE "orders" ALTER COLUMN "description" SET NOT NULL;
+
+-- case sq_add_pk
+ALTER TABLE page_views ADD PRIMARY KEY (id);
+
+-- case sq_add_serial_pk
+ALTER TABLE audit_log_2024 ADD COLUMN pk bigserial PRIMARY KEY;
+
+-- case sq_char_field
+ALTER TABLE customers ADD COLUMN region char(5);
+
+-- case sq_drop_column
+ALTER TABLE "orders" DROP COLUMN "legacy_flag";
+
+-- case sq_drop_not_null
+ALTER TABLE "orders" ALTER COLUMN "external_ref" DROP NOT NULL;
+
+-- case sq_drop_table
+DROP TABLE "import_staging";
+
+-- case sq_type_text_using_same
+ALTER TABLE "orders" ALTER COLUMN "description" TYPE text USING "description"::text;
+
+-- case sq_type_text_to_varchar255
+ALTER TABLE "orders" ALTER COLUMN "sku" TYPE varchar(255) USING "sku"::varchar(255);
+
+-- case sq_check_without_not_valid
+ALTER TABLE "orders" ADD CONSTRAINT "orders_qty_max" CHECK ("quantity" < 1000);
+
+-- case sq_check_not_valid
+ALTER TABLE "orders" ADD CONSTRAINT "orders_qty_max" CHECK ("quantity" < 1000) NOT VALID;
+
+-- case sq_unique_constraint
+ALTER TABLE "customers" ADD CONSTRAINT "customers_name_key" UNIQUE ("name");
+
+-- case sq_unique_using_index
+ALTER TABLE orders ADD CONSTRAINT orders_ext_ref_key UNIQUE USING INDEX orders_ext_ref_uidx;
+
+-- case sq_rename_column
+ALTER TABLE "customers" RENAME COLUMN "legacy_code" TO "old_code";
+
+-- case sq_rename_table
+ALTER TABLE "import_staging" RENAME TO "import_staging_old";
+
+-- case sq_create_index
+CREATE INDEX "orders_shipped_at_idx" ON "orders" ("shipped_at");
+
+-- case sq_truncate_cascade
+TRUNCATE line_items CASCADE;
+
+-- case sq_alter_domain_add_check
+ALTER DOMAIN email_addr ADD CONSTRAINT email_addr_short CHECK (length(VALUE) < 200);
+
+-- case sq_alter_domain_add_check_not_valid
+ALTER DOMAIN email_addr ADD CONSTRAINT email_addr_short CHECK (length(VALUE) < 200) NOT VALID;
+
+-- case sq_set_default
+ALTER TABLE orders ALTER COLUMN note SET DEFAULT 'none';
+
+-- case sq_disable_trigger
+ALTER TABLE orders DISABLE TRIGGER orders_touch_updated_at;
+
+-- case sq_replica_identity_full
+ALTER TABLE orders REPLICA IDENTITY FULL;
+
+-- case sq_drop_default
+ALTER TABLE orders ALTER COLUMN created_at DROP DEFAULT;
+
+-- source: eugene
+
+-- case eu_check_constraint
+ALTER TABLE customers ADD CONSTRAINT customers_country_len CHECK (char_length(country) = 2);
+
+-- case eu_set_not_null
+ALTER TABLE customers ALTER COLUMN country SET NOT NULL;
+
+-- case eu_add_json_column
+ALTER TABLE orders ADD COLUMN meta json;
+
+-- case eu_update_while_exclusive | prelude: ALTER TABLE orders ADD COLUMN score int
+UPDATE orders SET score = 0;
+
+-- case eu_type_rewrite
+ALTER TABLE line_items ALTER COLUMN qty TYPE bigint;
+
+-- case eu_create_index
+CREATE INDEX line_items_product_code_idx ON line_items (product_code);
+
+-- case eu_unique_constraint
+ALTER TABLE line_items ADD CONSTRAINT line_items_id_order_uniq UNIQUE (id, order_id);
+
+-- case eu_exclusion_constraint
+ALTER TABLE reservations ADD CONSTRAINT reservations_no_overlap EXCLUDE USING gist (during WITH &&);
+
+-- case eu_generated_stored
+ALTER TABLE line_items ADD COLUMN line_total numeric GENERATED ALWAYS AS (qty * price) STORED;
+
+-- case eu_add_enum_value
+ALTER TYPE order_status ADD VALUE 'refunded';
+
+-- case eu_pk_using_index
+ALTER TABLE page_views ADD CONSTRAINT page_views_pkey PRIMARY KEY USING INDEX page_views_id_uidx;
+
+-- case eu_new_table_then_index | prelude: CREATE TABLE coupons (id bigint PRIMARY KEY, code text)
+CREATE INDEX coupons_code_idx ON coupons (code);
+
+-- case eu_validate_not_valid_fk | prelude: ALTER TABLE line_items ADD CONSTRAINT line_items_order_fk FOREIGN KEY (order_id) REFERENCES orders (id) NOT VALID
+ALTER TABLE line_items VALIDATE CONSTRAINT line_items_order_fk;
+
+-- source: strong_migrations
+
+-- case sm_remove_column
+ALTER TABLE "customers" DROP COLUMN "legacy_code";
+
+-- case sm_varchar_increase
+ALTER TABLE "customers" ALTER COLUMN "name" TYPE character varying(255);
+
+-- case sm_varchar_to_text
+ALTER TABLE "customers" ALTER COLUMN "name" TYPE text;
+
+-- case sm_varchar_decrease
+ALTER TABLE "customers" ALTER COLUMN "name" TYPE character varying(50);
+
+-- case sm_numeric_precision_increase
+ALTER TABLE "line_items" ALTER COLUMN "price" TYPE numeric(14,2);
+
+-- case sm_numeric_scale_change
+ALTER TABLE "line_items" ALTER COLUMN "price" TYPE numeric(14,4);
+
+-- case sm_ts_to_tstz_default_tz
+ALTER TABLE "UserAccounts" ALTER COLUMN "CreatedAt" TYPE timestamptz;
+
+-- case sm_ts_to_tstz_utc | prelude: SET TimeZone = 'UTC'
+ALTER TABLE "UserAccounts" ALTER COLUMN "CreatedAt" TYPE timestamptz;
+
+-- case sm_rename_column
+ALTER TABLE "orders" RENAME COLUMN "description" TO "details";
+
+-- case sm_rename_table
+ALTER TABLE "line_items" RENAME TO "order_lines";
+
+-- case sm_add_index
+CREATE INDEX "index_orders_on_updated_at" ON "orders" ("updated_at");
+
+-- case sm_add_reference_column
+ALTER TABLE "line_items" ADD "product_id" bigint;
+
+-- case sm_add_foreign_key
+ALTER TABLE "line_items" ADD CONSTRAINT "fk_rails_6fa1e2b7c0" FOREIGN KEY ("order_id") REFERENCES "orders" ("id");
+
+-- case sm_add_foreign_key_not_valid
+ALTER TABLE "line_items" ADD CONSTRAINT "fk_rails_6fa1e2b7c0" FOREIGN KEY ("order_id") REFERENCES "orders" ("id") NOT VALID;
+
+-- case sm_add_check
+ALTER TABLE "orders" ADD CONSTRAINT "price_check" CHECK ("amount" >= 0);
+
+-- case sm_change_null_false
+ALTER TABLE "line_items" ALTER COLUMN "price" SET NOT NULL;
+
+-- case sm_change_null_false_already
+ALTER TABLE "customers" ALTER COLUMN "created_at" SET NOT NULL;
+
+-- case sm_add_json_column
+ALTER TABLE "orders" ADD "properties" json;
+
+-- case sm_add_column_stable_default
+ALTER TABLE "orders" ADD "expires_at" timestamp(6) DEFAULT (now() + interval '30 days');
+
+-- case sm_backfill_batch
+UPDATE "orders" SET "legacy_flag" = false WHERE "orders"."id" >= 1 AND "orders"."id" < 1001;
+
+-- case sm_backfill_all
+UPDATE "orders" SET "legacy_flag" = false;
+
+-- case sm_add_unique_index
+CREATE UNIQUE INDEX "index_customers_on_name" ON "customers" ("name");
+
+-- case sm_remove_index
+DROP INDEX "orders_created_at_idx";
+
+-- case sm_change_default
+ALTER TABLE "orders" ALTER COLUMN "status" SET DEFAULT 'paid';
+
+-- source: realworld
+
+-- case rw_supabase_do_add_col
+DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_name = 'orders' AND column_name = 'archived') THEN ALTER TABLE orders ADD COLUMN archived boolean NOT NULL DEFAULT false; END IF; END $$;
+
+-- case rw_supabase_do_unique
+DO $$ BEGIN ALTER TABLE customers ADD CONSTRAINT customers_legacy_code_key UNIQUE (legacy_code); EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+
+-- case rw_supabase_do_index
+DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_indexes WHERE indexname = 'orders_status_idx') THEN CREATE INDEX orders_status_idx ON orders (status); END IF; END $$;
+
+-- case rw_supabase_do_update_all
+DO $$ BEGIN UPDATE orders SET legacy_flag = coalesce(legacy_flag, false); END $$;
+
+-- case rw_supabase_do_fk
+DO $$ BEGIN ALTER TABLE line_items ADD CONSTRAINT line_items_order_id_fkey FOREIGN KEY (order_id) REFERENCES orders (id); EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+
+-- case rw_supabase_do_not_null
+DO $$ BEGIN ALTER TABLE orders ALTER COLUMN note SET NOT NULL; END $$;
+
+-- case rw_supabase_do_type
+DO $$ BEGIN ALTER TABLE orders ALTER COLUMN quantity TYPE bigint; END $$;
+
+-- case rw_supabase_do_nullable_col
+DO $$ BEGIN ALTER TABLE orders ADD COLUMN IF NOT EXISTS archived_at timestamptz; END $$;
+
+-- case rw_supabase_rls
+ALTER TABLE orders ENABLE ROW LEVEL SECURITY;
+
+-- case rw_supabase_policy
+CREATE POLICY orders_read ON orders FOR SELECT TO reporting USING (true);
+
+-- case rw_django_add_field_default
+ALTER TABLE "orders" ADD COLUMN "priority" integer DEFAULT 0 NOT NULL;
+
+-- case rw_django_fk_on_new_column
+ALTER TABLE "line_items" ADD COLUMN "customer_id" bigint NULL CONSTRAINT "line_items_customer_id_fk_customers_id" REFERENCES "customers"("id") DEFERRABLE INITIALLY DEFERRED;
+
+-- case rw_django_like_index
+CREATE INDEX "orders_sku_like" ON "orders" ("sku" text_pattern_ops);
+
+-- case rw_django_unique
+ALTER TABLE "orders" ADD CONSTRAINT "orders_external_ref_uniq" UNIQUE ("external_ref");
+
+-- case rw_alembic_add_col_server_default
+ALTER TABLE orders ADD COLUMN is_archived BOOLEAN DEFAULT false NOT NULL;
+
+-- case rw_alembic_create_index
+CREATE INDEX ix_orders_status ON orders (status);
+
+-- case rw_alembic_set_not_null
+ALTER TABLE orders ALTER COLUMN note SET NOT NULL;
+
+-- case rw_alembic_drop_fk
+ALTER TABLE billing.invoices DROP CONSTRAINT invoices_order_id_fkey;
+
+-- case rw_data_delete_old_rows
+DELETE FROM page_views WHERE viewed_at < '2023-01-02';
+
+-- case rw_data_update_join_all
+UPDATE orders o SET note = c.country FROM customers c WHERE c.id = o.customer_id;
+
+-- case rw_data_update_most
+UPDATE orders SET note = 'archived' WHERE created_at < '2100-01-01';
+
+-- case rw_rails_composite_index
+CREATE INDEX "index_line_items_on_order_id_and_product_code" ON "line_items" ("order_id", "product_code");
+
+-- case rw_create_table_like
+CREATE TABLE orders_archive (LIKE orders INCLUDING ALL);
+
+-- case rw_sm_index_concurrently | target: orders | undo: DROP INDEX index_orders_on_shipped_at
+CREATE INDEX CONCURRENTLY "index_orders_on_shipped_at" ON "orders" ("shipped_at");
