@@ -201,6 +201,11 @@ def main() -> None:
             "(locks to hook done)"
         )
         print(f"  total          {ended - started:7.2f} s")
+        with psycopg.connect(old_dsn) as c:
+            steps = c.execute(
+                "SELECT info -> 'switch_steps_s' FROM pgwarden_upgrade.runs"
+            ).fetchone()
+        print(f"  switchover steps (s): {steps[0] if steps else None}")
         pause = writers.longest_gap(switch_start - 0.5, time.monotonic())
         before = writers.longest_gap(started, switch_start - 0.5)
         acked_new_side = {i for _, i, _ in writers.acked}
