@@ -101,10 +101,10 @@ def check_env_name(
         else "the database has no pgwarden stamp"
     )
     raise UsageError(
-        f"{where} {name}: environment {name!r} is not declared in the configuration "
+        f"{where} {name} is not declared in the configuration "
         f"(declared: {', '.join(declared)}) and {stamp}",
         hint=(f"did you mean --env {close[0]}? " if close else "")
-        + "pass a declared environment"
+        + "Pass a declared environment"
         + (f", or --env {stamp_env} to target what the stamp records" if stamp_env else "")
         + ", or declare it under [tool.pgwarden.environments]",
     )
