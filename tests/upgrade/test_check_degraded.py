@@ -91,3 +91,27 @@ def test_without_the_source_major_binaries_the_catalog_report_still_comes(
     assert "PostgreSQL 15" in not_run["message"] and not_run["routes"] == ["pg_upgrade"]
     assert "--copy none" in not_run["hint"]
     assert data["pg_upgrade_check"] is None
+
+
+def test_all_databases_reads_the_other_databases_of_the_cluster(
+    cluster_of: Callable[[int], Cluster],
+) -> None:
+    cluster = cluster_of(15)
+    main = new_database(cluster)
+    other = new_database(cluster)
+    other_name = psycopg.conninfo.conninfo_to_dict(other)["dbname"]
+    with psycopg.connect(main, autocommit=True) as c:
+        c.execute("CREATE TABLE clean (id int PRIMARY KEY)")
+    with psycopg.connect(other, autocommit=True) as c:
+        c.execute("CREATE TABLE hooks (id int PRIMARY KEY, fn regprocedure)")
+    # pg_upgrade upgrades every database: the reg* column elsewhere blocks it too.
+    code, data, stderr = _check(main, "--copy", "none", "--all-databases")
+    assert code == 1, stderr
+    elsewhere = [
+        i for i in data["issues"] if i["code"] == "reg-types" and i["database"] == other_name
+    ]
+    assert [i["objects"] for i in elsewhere] == [["public.hooks.fn (regprocedure)"]]
+    # Without the flag only the given database is read.
+    code, data, stderr = _check(main, "--copy", "none", "--route", "pg_upgrade")
+    assert code == 0, stderr
+    assert not [i for i in data["issues"] if i["code"] == "reg-types"]

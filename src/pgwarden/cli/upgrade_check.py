@@ -74,6 +74,12 @@ def _catalogue(path: str | None, config: str | None, needed: bool) -> object:
     help="What pg_upgrade --check runs on: a schema-only dump, a full dump, the newest "
     "verified backup (auto: that, else a schema dump), or nothing.",
 )
+@click.option(
+    "--all-databases",
+    is_flag=True,
+    help="Also read the catalog of every other database of the server (pg_upgrade "
+    "upgrades them all); pg_upgrade --check still runs on a copy of DSN's database.",
+)
 @_BACKUP
 @_CATALOGUE
 @_JOBS
@@ -85,6 +91,7 @@ def check(
     target_major: int,
     route: str,
     copy: str,
+    all_databases: bool,
     backup_id: str | None,
     catalogue: str | None,
     jobs: int,
@@ -122,6 +129,7 @@ def check(
             backup_id=backup_id,
             jobs=jobs,
             routes=routes,
+            all_databases=all_databases,
         ),
         observer=_show,
     )

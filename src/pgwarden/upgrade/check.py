@@ -26,6 +26,7 @@ __all__ = [
     "Issue",
     "Route",
     "Severity",
+    "logical_database_readiness",
     "logical_readiness",
     "prepared_transactions",
     "server_major",
@@ -60,6 +61,7 @@ class Issue:
     objects: tuple[str, ...] = ()
     more: int = 0  # objects beyond those listed
     detail: tuple[str, ...] = field(default=())
+    database: str | None = None  # set when several databases are checked
 
     def blocks(self, route: Route) -> bool:
         """Whether this issue stops `route`."""
@@ -75,6 +77,7 @@ class Issue:
             "objects": list(self.objects),
             "more_objects": self.more,
             "detail": list(self.detail),
+            "database": self.database,
         }
 
 
@@ -378,8 +381,12 @@ def logical_readiness(conn: Conn) -> list[Issue]:
     Reads the catalog of the database `conn` is connected to (and the server's
     settings); changes nothing.
     """
+    return [*_server_settings(conn), *logical_database_readiness(conn)]
+
+
+def logical_database_readiness(conn: Conn) -> list[Issue]:
+    """The per-database part of `logical_readiness` (tables, large objects, ...)."""
     return [
-        *_server_settings(conn),
         *_tables(conn),
         *_large_objects(conn),
         *_materialized_views(conn),

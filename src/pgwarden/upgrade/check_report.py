@@ -33,7 +33,10 @@ def check_lines(report: CheckReport) -> list[str]:
     for issue in report.issues:
         lines.append("")
         routes = " + ".join(issue.routes)
-        lines.append(f"{_MARK[issue.severity.value]} [{issue.code}] ({routes}) {issue.message}")
+        where = f" in database {issue.database}:" if issue.database else ""
+        lines.append(
+            f"{_MARK[issue.severity.value]} [{issue.code}] ({routes}){where} {issue.message}"
+        )
         for obj in issue.objects:
             lines.append(f"    {obj}")
         if issue.more:

@@ -12,15 +12,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg import conninfo
 
 from pgwarden.backup.catalogue import Catalogue
 from pgwarden.errors import (
     ClusterError,
+    ConnectionFailed,
     DatabaseError,
     EnvironmentProblem,
     InputError,
@@ -35,6 +38,7 @@ from pgwarden.upgrade.check import (
     Route,
     Severity,
     _issue,
+    logical_database_readiness,
     logical_readiness,
     prepared_transactions,
 )
@@ -45,7 +49,7 @@ from pgwarden.upgrade.check_collations import (
     used_collations,
 )
 from pgwarden.upgrade.check_extensions import extension_issues, target_files
-from pgwarden.upgrade.check_types import pg_upgrade_readiness
+from pgwarden.upgrade.check_types import cluster_readiness, database_readiness
 from pgwarden.upgrade.pg_upgrade import UpgradeOutcome, run_pg_upgrade
 from pgwarden.upgrade.rehearse_copy import (
     CopyInfo,
@@ -70,6 +74,7 @@ class CheckOptions:
     backup_id: str | None = None
     jobs: int = 2
     routes: tuple[Route, ...] = ROUTES
+    all_databases: bool = False  # also the cluster's other databases (pg_upgrade takes all)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +150,48 @@ def _order(issues: list[Issue]) -> tuple[Issue, ...]:
     return tuple(sorted(issues, key=lambda i: rank[i.severity]))
 
 
+def _other_database(
+    dsn: str, name: str, source: int, target_major: int, target: Installation
+) -> list[Issue]:
+    """The per-database checks of another database of the same cluster."""
+    other = conninfo.make_conninfo(dsn, dbname=name)
+    try:
+        conn = open_source(other)
+    except ConnectionFailed as exc:
+        return [
+            dataclasses.replace(
+                _issue(
+                    "database-not-checked",
+                    Severity.WARNING,
+                    ROUTES,
+                    f"could not read database {name}: {exc.message}",
+                    "grant this role CONNECT on it, or check it with its own --database-url",
+                ),
+                database=name,
+            )
+        ]
+    with conn:
+        try:
+            found = [
+                *database_readiness(conn, source, target_major),
+                *extension_issues(conn, target),
+                *collation_issues(conn, target_files(target), target_major),
+                *logical_database_readiness(conn),
+            ]
+        except psycopg.Error as exc:
+            text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            found = [
+                _issue(
+                    "database-not-checked",
+                    Severity.WARNING,
+                    ROUTES,
+                    f"could not read the catalog of database {name}: {text}",
+                    "check it with its own --database-url and a role that can read it",
+                )
+            ]
+    return [dataclasses.replace(i, database=name) for i in found]
+
+
 def _on_a_copy(
     dsn: str,
     facts: SourceFacts,
@@ -196,7 +243,8 @@ def check_upgrade(
         try:
             issues: list[Issue] = [
                 *prepared_transactions(conn),
-                *pg_upgrade_readiness(conn, facts.major, options.target_major),
+                *database_readiness(conn, facts.major, options.target_major),
+                *cluster_readiness(conn),
                 *extension_issues(conn, target),
                 *collation_issues(conn, files, options.target_major),
                 *logical_readiness(conn),
@@ -210,6 +258,20 @@ def check_upgrade(
                 "of pg_read_all_settings and pg_read_all_stats)",
                 sqlstate=exc.sqlstate,
             ) from None
+        others = (
+            [
+                str(r[0])
+                for r in conn.execute(
+                    "SELECT datname FROM pg_database WHERE datallowconn "
+                    "AND datname <> current_database() ORDER BY 1"
+                ).fetchall()
+            ]
+            if options.all_databases
+            else []
+        )
+    for name in others:
+        emit(Phase(message=f"reading the catalog of database {name}"))
+        issues += _other_database(dsn, name, facts.major, options.target_major, target)
     outcome: UpgradeOutcome | None = None
     copy: CopyInfo | None = None
     if options.copy != "none":

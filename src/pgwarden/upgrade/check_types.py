@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from pgwarden.upgrade.check import Conn, Issue, Severity, _issue, rows
 
-__all__ = ["pg_upgrade_readiness"]
+__all__ = ["cluster_readiness", "database_readiness", "pg_upgrade_readiness"]
 
 # Columns (of tables, materialized views and indexes) whose type is, or contains, a type
 # in the seed set. The recursion follows domains, arrays, composites and ranges.
@@ -142,9 +142,40 @@ def _simple(
 
 
 def pg_upgrade_readiness(conn: Conn, source: int, target: int) -> list[Issue]:
-    """Objects of the connected database and cluster that pg_upgrade `source` -> `target`
-    refuses (reg*/aclitem/removed types, postfix operators, encoding conversions, NOT NULL
-    inconsistencies under inheritance, pg_* roles, databases it cannot connect to)."""
+    """What pg_upgrade `source` -> `target` refuses, in the connected database and its
+    cluster: `database_readiness` and `cluster_readiness` together."""
+    return database_readiness(conn, source, target) + cluster_readiness(conn)
+
+
+def cluster_readiness(conn: Conn) -> list[Issue]:
+    """Cluster-wide refusals: pg_* roles, databases pg_upgrade cannot connect to."""
+    out: list[Issue] = []
+    out += _simple(
+        conn,
+        "SELECT rolname::text FROM pg_roles WHERE rolname ~ '^pg_' AND oid >= 16384",
+        "pg-role-prefix",
+        "role(s) whose names start with pg_, a prefix reserved for system roles",
+        "rename them (ALTER ROLE ... RENAME TO ...)",
+        Severity.BLOCKER,
+    )
+    out += _simple(
+        conn,
+        "SELECT datname::text FROM pg_database WHERE datname <> 'template0' "
+        "AND (NOT datallowconn OR datconnlimit = -2) ORDER BY 1",
+        "databases-not-connectable",
+        "database(s) refuse connections or are invalid (a DROP DATABASE interrupted half-way): "
+        "pg_upgrade must connect to every database",
+        "ALTER DATABASE ... ALLOW_CONNECTIONS true, or finish dropping an invalid database "
+        "(DROP DATABASE)",
+        Severity.BLOCKER,
+    )
+    return out
+
+
+def database_readiness(conn: Conn, source: int, target: int) -> list[Issue]:
+    """Objects of the connected database that pg_upgrade refuses (reg*/aclitem/removed
+    types, postfix operators, encoding conversions, NOT NULL inconsistencies under
+    inheritance)."""
     out = _type_issues(conn, source, target)
     if source <= 13:
         out += _simple(
@@ -181,23 +212,4 @@ def pg_upgrade_readiness(conn: Conn, source: int, target: int) -> list[Issue]:
             "ALTER TABLE child ALTER COLUMN c SET NOT NULL for each (after fixing NULL rows)",
             Severity.BLOCKER,
         )
-    out += _simple(
-        conn,
-        "SELECT rolname::text FROM pg_roles WHERE rolname ~ '^pg_' AND oid >= 16384",
-        "pg-role-prefix",
-        "role(s) whose names start with pg_, a prefix reserved for system roles",
-        "rename them (ALTER ROLE ... RENAME TO ...)",
-        Severity.BLOCKER,
-    )
-    out += _simple(
-        conn,
-        "SELECT datname::text FROM pg_database WHERE datname <> 'template0' "
-        "AND (NOT datallowconn OR datconnlimit = -2) ORDER BY 1",
-        "databases-not-connectable",
-        "database(s) refuse connections or are invalid (a DROP DATABASE interrupted half-way): "
-        "pg_upgrade must connect to every database",
-        "ALTER DATABASE ... ALLOW_CONNECTIONS true, or finish dropping an invalid database "
-        "(DROP DATABASE)",
-        Severity.BLOCKER,
-    )
     return out
