@@ -84,3 +84,48 @@ def test_the_application_writes_through_the_whole_fix(pg_cluster: Cluster, tmp_p
             c.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(db)))
             for role in (migrator, app):
                 c.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+def test_an_application_role_that_is_a_superuser_is_fixed_in_one_plan(
+    pg_cluster: Cluster, tmp_path: Path
+) -> None:
+    """Small teams' other habit: the application connects as a superuser that owns its
+    tables. One plan demotes it and moves its tables, and the application still writes."""
+    p = f"fs{os.getpid()}_{next(_ids)}"
+    migrator, app, db = f"{p}_migrator", f"{p}_app", f"{p}_db"
+    with psycopg.connect(pg_cluster.dsn(), autocommit=True) as c:
+        c.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(migrator)))
+        c.execute(sql.SQL("CREATE ROLE {} LOGIN SUPERUSER").format(sql.Identifier(app)))
+        c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
+    with psycopg.connect(pg_cluster.dsn(db, app), autocommit=True) as c:
+        c.execute("CREATE TABLE users (id bigserial PRIMARY KEY)")
+    policy = RolePolicy(
+        migration=migrator, application=(app,), break_glass=("postgres",), superusers=("postgres",)
+    )
+    settings = Settings(environments={"production": Environment("production", True, policy)})
+    try:
+        report = audit(pg_cluster.dsn(db), env="production", settings=settings)
+        assert any(f.code == "PW501" and f.role == app for f in report.findings)
+        plan = report.fix_plan()
+        assert plan is not None
+        with psycopg.connect(pg_cluster.dsn(db)) as c:
+            text = plan.render(c, ["test"])
+        assert f'ALTER TABLE "public"."users" OWNER TO "{migrator}"' in text
+        assert f'ALTER ROLE "{app}" NOSUPERUSER' in text
+        path = tmp_path / "fix.sql"
+        path.write_text(text)
+        result = apply_plan(
+            commands.load_plan([path]),
+            database_url=pg_cluster.dsn(db),
+            policy=GuardPolicy(env="production", yes=True, break_glass="test", restamp=True),
+            settings=settings,
+        )
+        assert result.state == "done"
+        assert audit(pg_cluster.dsn(db), env="production", settings=settings).count("error") == 0
+        with psycopg.connect(pg_cluster.dsn(db, app), autocommit=True) as c:
+            c.execute("INSERT INTO users DEFAULT VALUES")
+    finally:
+        with psycopg.connect(pg_cluster.dsn(), autocommit=True) as c:
+            c.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(db)))
+            for role in (migrator, app):
+                c.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))

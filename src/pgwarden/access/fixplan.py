@@ -122,21 +122,20 @@ def _reassigned(
 ) -> tuple[list[str], bool]:
     """Roles whose objects move to the migration role; whether the database moves too."""
     owners: dict[str, None] = {}
-    database = False
-    for c in bad:
-        if c.kind != "owner":
-            continue
-        holder = c.holder
+    # a superuser the plan demotes (ALTER ROLE ... NOSUPERUSER) hands over what it owns too
+    demoted = {c.role for c in bad if c.kind == "superuser" and c.holder == c.role}
+    holders = [c.holder for c in bad if c.kind == "owner"]
+    holders += [o.owner for o in cat.owned if o.owner in demoted]
+    for holder in holders:
         if holder == "pg_database_owner":
             holder = cat.database_owner
         role = cat.roles.get(holder)
-        if role is None or role.superuser or holder == policy.migration:
+        if role is None or (role.superuser and holder not in demoted):
             continue
-        if holder in policy.break_glass or holder in policy.superusers:
+        if holder in (policy.migration, *policy.break_glass, *policy.superusers):
             continue
         owners[holder] = None
-        database = database or holder == cat.database_owner
-    return list(owners), database
+    return list(owners), cat.database_owner in owners
 
 
 def _membership_revokes(
