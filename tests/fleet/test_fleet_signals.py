@@ -213,3 +213,33 @@ def test_the_documented_configuration_is_accepted(
     assert [w.name for w in cfg.waves] == ["canary", "ten", "rest"]
     assert [g.signal for g in cfg.gates] == ["pg_stat_statements", "prometheus"]
     assert cfg.parallel == 4 and cfg.bake_s == 60 and len(cfg.targets) == 3
+
+
+def test_replication_lag_of_a_paused_hot_standby_fails_the_gate(tmp_path: Path) -> None:
+    """A real streaming replica whose replay is paused falls behind the primary by what
+    the primary writes; the gate reads that from pg_stat_replication."""
+    from pgwarden.pg.cluster import Cluster
+    from tests.apply.test_protection_identity import _physical_copy
+
+    with Cluster.start() as primary:
+        dsn = primary.create_database("lagged")
+        with _physical_copy(primary, standby=True) as standby:
+            target = Target("p", dsn)
+            connected = _until(lambda: read_target(target), lambda r: r.replication_lag is not None)
+            assert connected.replication_lag is not None, "the standby never connected"
+            with psycopg.connect(standby.dsn(), autocommit=True) as s:
+                s.execute("SELECT pg_wal_replay_pause()")
+                start = read_target(target)
+                with psycopg.connect(dsn, autocommit=True) as c:
+                    c.execute("CREATE TABLE filler AS SELECT g, repeat('x', 200) AS pad "
+                              "FROM generate_series(1, 20000) g")  # fmt: skip
+                end = _until(
+                    lambda: read_target(target),
+                    lambda r: (r.replication_lag or 0) > 2_000_000,
+                )
+                s.execute("SELECT pg_wal_replay_resume()")
+    (lag,) = _check([_gate("replication_lag", max_bytes=1_000_000)], {"p": (start, start, end)})
+    assert not lag.ok and lag.value is not None and lag.value > 2_000_000
+    assert "replication lag" in lag.reasons[0]
+    (fine,) = _check([_gate("replication_lag", max_bytes=1_000_000)], {"p": (start, start, start)})
+    assert fine.ok
