@@ -206,3 +206,5 @@ def test_guardrails_refuse_before_anything_is_created(logical_clusters, planted:
     assert ("audit_log" if planted == "no-replica-identity" else "already_here") in result.output
     assert leftovers(pair.old_dsn) == {"slots": [], "publications": [], "subscriptions": []}
     assert leftovers(pair.new_dsn)["subscriptions"] == []
+    with psycopg.connect(pair.old_dsn) as c:  # not even the upgrade's record
+        assert c.execute("SELECT to_regnamespace('pgwarden_upgrade')").fetchone() == (None,)

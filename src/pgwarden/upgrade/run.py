@@ -330,6 +330,8 @@ class _Runner:
         self.old = sides.old()
         self.record: Record | None = None
         self._last_poll = 0.0
+        self._guardrails_s = 0.0
+        self.new_id = secrets.token_hex(4)  # the id of the upgrade, if a new one starts
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -401,19 +403,66 @@ class _Runner:
     # -- the run -----------------------------------------------------------------------
 
     def run(self) -> Record:
-        ensure_schema(self.old)
-        if not lock_run(self.old):
-            raise Refused(
-                "another pgwarden upgrade process is running against this database",
-                hint="`pgwarden upgrade status` shows it; wait for it or cancel it",
-            )
         new = self.sides.new()
         try:
+            if find_active(self.old) is None:
+                # a new upgrade: refused before anything is written to either side
+                self._guardrails(new)
+            ensure_schema(self.old)
+            if not lock_run(self.old):
+                raise Refused(
+                    "another pgwarden upgrade process is running against this database",
+                    hint="`pgwarden upgrade status` shows it; wait for it or cancel it",
+                )
             self.record = self._start_or_resume(new)
             self._phases(new)
         finally:
             new.close()
         return self.record
+
+    def _guardrails(self, new: Conn) -> None:
+        """Every guardrail, read-only; `Refused` listing each problem and its fix."""
+        started = time.monotonic()
+        self.emit(
+            UpgradePhase(
+                upgrade_id=self.new_id,
+                phase="guardrails",
+                status="started",
+                message="checking OLD and NEW",
+            )
+        )
+        problems = guardrails(self.old, new, self.options.target_major, self.extra_checks)
+        problems += _new_is_empty(new)
+        self._guardrails_s = round(time.monotonic() - started, 3)
+        if problems:
+            self.emit(
+                UpgradePhase(
+                    upgrade_id=self.new_id,
+                    phase="guardrails",
+                    status="failed",
+                    message=f"{len(problems)} problem(s), nothing was changed",
+                    duration_s=self._guardrails_s,
+                )
+            )
+            many = len(problems) > 1
+            raise Refused(
+                f"{len(problems)} guardrail(s) refuse the upgrade: "
+                + " ".join(
+                    (f"({i}) " if many else "") + p.message for i, p in enumerate(problems, 1)
+                ),
+                hint=" ".join(
+                    (f"({i}) " if many else "") + p.hint for i, p in enumerate(problems, 1)
+                ),
+            )
+        self.emit(
+            UpgradePhase(
+                upgrade_id=self.new_id,
+                phase="guardrails",
+                status="done",
+                message="OLD and NEW are ready",
+                duration_s=self._guardrails_s,
+            )
+        )
 
     def _start_or_resume(self, new: Conn) -> Record:
         target = describe_dsn(self.sides.new_dsn)
@@ -458,9 +507,9 @@ class _Runner:
         major = int(str(_one(new, "SHOW server_version_num"))) // 10000
         db = str(_one(self.old, "SELECT current_database()"))
         record = Record(
-            id=secrets.token_hex(4),
+            id=self.new_id,
             state="running",
-            phase="guardrails",
+            phase="schema",
             environment=self.options.environment,
             database=db,
             target=target,
@@ -483,18 +532,7 @@ class _Runner:
         assert self.record is not None
         record = self.record
         tables: list[Table] = []
-        if self.todo("guardrails"):
-            with self.phase("guardrails", "checking OLD and NEW"):
-                problems = guardrails(self.old, new, self.options.target_major, self.extra_checks)
-                problems += _new_is_empty(new)
-                if problems:
-                    record.state = "cancelled"
-                    save(self.old, record)
-                    raise Refused(
-                        f"{len(problems)} guardrail(s) refuse the upgrade: "
-                        + "; ".join(p.message for p in problems),
-                        hint=problems[0].hint,
-                    )
+        record.info.setdefault("phase_s", {}).setdefault("guardrails", self._guardrails_s)
         tables = logical.published_tables(self.old)
         names = Names(record.id)
         if self.todo("schema"):
