@@ -43,6 +43,8 @@ def test_a_refused_upgrade_fails_the_rehearsal_and_notifies(
                 "dump",
                 "--format",
                 "json",
+                "--report",
+                str(tmp_path / "r.html"),
             ],
             capture_output=True,
             text=True,
@@ -61,6 +63,8 @@ def test_a_refused_upgrade_fails_the_rehearsal_and_notifies(
     assert [p["name"] for p in data["phases"]][-1] == "pg_upgrade --check"
     assert [r["notification"] for r in rx.requests] == ["started", "failed"]
     assert "reg* data types" in rx.requests[-1]["summary"]
+    html = (tmp_path / "r.html").read_text()
+    assert "pg_upgrade --check refused" in html and "public.jobs.fn" in html
 
 
 def test_no_room_for_the_copy_is_refused_before_anything_starts(

@@ -145,6 +145,21 @@ def _regressions(r: UpgradeRehearsal) -> str:
     )
 
 
+def _refusal(r: UpgradeRehearsal) -> str:
+    """What pg_upgrade refused, with the object lists it wrote."""
+    failed = next((o for o in (r.upgrade, r.check) if o is not None and not o.ok), None)
+    if failed is None:
+        return ""
+    checks = "".join(f"<li>{escape(c)}</li>" for c in failed.failed_checks)
+    files = "".join(
+        f"<h3>{escape(name)}</h3><pre>{escape(text)}</pre>" for name, text in failed.reports
+    )
+    return (
+        f"<h2>pg_upgrade{' --check' if failed.check_only else ''} refused</h2>"
+        f"<ul>{checks}</ul><p>{escape(failed.message)}</p>{files}"
+    )
+
+
 def render_html(r: UpgradeRehearsal) -> str:
     """The rehearsal as one HTML document (no scripts, no network)."""
     notes = "".join(f'<div class="note">{escape(n)}</div>' for n in r.notes)
@@ -170,6 +185,7 @@ def render_html(r: UpgradeRehearsal) -> str:
         f'<div class="meta">{escape(r.database)} &middot; PostgreSQL {escape(r.source_version)}'
         f" &rarr; {escape(r.target_version)} &middot; pg_upgrade --{escape(r.mode)}{copy}</div>",
         notes,
+        _refusal(r),
         f"<h2>Phases</h2>{_phases(r)}{down}",
         f"<h2>Statistics</h2><ul>{stages}</ul>" if stages else "",
         f"<h2>Regressions</h2>{_regressions(r)}",
