@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from pgwarden.cli.upgrade import upgrade
+from pgwarden.errors import Refused
 from pgwarden.events import Event, UpgradePhase
 from pgwarden.upgrade.run import Interrupted, RunOptions, run_upgrade
 from tests.upgrade.run_support import can_write, clean_cwd, leftovers, logical_clusters, make_pair
@@ -66,3 +67,32 @@ def test_cancel_after_each_step_leaves_old_as_it_was(
     assert can_write(pair.old_dsn)
     again = runner.invoke(upgrade, ["cancel", "--database-url", pair.old_dsn])
     assert again.exit_code == 1 and "no upgrade to cancel" in again.output
+
+
+def test_ddl_on_old_during_the_upgrade_refuses_the_switchover(
+    logical_clusters, tmp_path: Path
+) -> None:
+    pair = make_pair(logical_clusters, 15, 18)
+
+    def ddl_after_verify(event: Event) -> None:
+        if isinstance(event, UpgradePhase) and event.phase == "verify" and event.status == "done":
+            with psycopg.connect(pair.old_dsn, autocommit=True) as c:
+                c.execute("ALTER TABLE orders ADD COLUMN coupon text")
+
+    options = RunOptions(
+        environment="test", poll_s=0.1, write_check=False, journal_file=str(tmp_path / "j")
+    )
+    with pytest.raises(Refused, match="schema of OLD changed"):
+        run_upgrade(pair.sides, options, ddl_after_verify)
+    assert can_write(pair.old_dsn)  # no switchover was attempted
+    # the same DDL applied on NEW lets the same command go on
+    with psycopg.connect(pair.new_dsn, autocommit=True) as c:
+        c.execute("ALTER TABLE orders ADD COLUMN coupon text")
+    with psycopg.connect(pair.old_dsn, autocommit=True) as c:
+        c.execute("INSERT INTO orders (note, coupon) VALUES ('with coupon', 'X1')")
+    record = run_upgrade(pair.sides, options, lambda e: None)
+    assert record.state == "switched"
+    with psycopg.connect(pair.new_dsn) as c:
+        assert c.execute("SELECT coupon FROM orders WHERE note = 'with coupon'").fetchone() == (
+            "X1",
+        )

@@ -246,7 +246,7 @@ def run(
         ) as hook,
     ):
         record = run_upgrade(sides, options, fan_out([show, hook]), cancel)
-    times = ", ".join(f"{k} {v:.1f} s" for k, v in record.info.get("phase_s", {}).items())
+    times = ", ".join(f"{k} {v:.1f} s" for k, v in _phase_times(record.info))
     out.print(
         styled(
             "[green]upgrade {} switched over[/]: NEW takes the writes (writes paused {} s); "
@@ -453,9 +453,17 @@ def status_cmd(
         secs = "" if behind.seconds is None else f", {behind.seconds:.1f} s"
         out.print(f"  NEW trails OLD by {behind.bytes:,} bytes{secs}")
     out.print(f"  OLD read-only: {'yes' if read_only else 'no'}")
-    for k, v in record.info.get("phase_s", {}).items():
+    for k, v in _phase_times(record.info):
         out.print(f"  {k}: {v:.1f} s")
     out.print(styled("  [dim]next:[/] {}", data["next"]))
+
+
+def _phase_times(info: dict[str, Any]) -> list[tuple[str, float]]:
+    """The phases' times in the order they run (the record's JSON keeps no order)."""
+    from pgwarden.upgrade.journal import PHASES
+
+    times = info.get("phase_s", {})
+    return [(name, float(times[name])) for name in PHASES if name in times]
 
 
 def _next_step(state: str, live: bool) -> str:

@@ -545,6 +545,7 @@ class _Runner:
                 copy_schema(self.sides, record.target_major)
                 logical.ensure_marker(new)
                 record.info["schema_fingerprint"] = logical.schema_fingerprint(self.old)
+                record.info["new_schema_fingerprint"] = logical.schema_fingerprint(new)
         if self.todo("replication"):
             with self.phase("replication", "creating the publication on OLD, subscription on NEW"):
                 logical.create_publication(self.old, names.forward, tables)
@@ -587,7 +588,7 @@ class _Runner:
         if self.todo("sequences"):
             with self.phase("sequences", "copying sequence values to NEW"):
                 record.info["sequences"] = copy_sequences(self.old, new)
-        self._check_ddl()
+        self._check_ddl(new)
         self._wait_lag(names.forward)
         self.check_stop("the catch-up")
         sw = Switch(
@@ -708,17 +709,35 @@ class _Runner:
             hint="raise --verify-pause, or run in a quieter moment; --no-verify skips it",
         )
 
-    def _check_ddl(self) -> None:
+    def _check_ddl(self, new: Conn) -> None:
+        """DDL is not replicated: refuse the switchover if OLD's schema changed since it was
+        copied and NEW's did not (the same DDL applied on NEW lets it go on, reported)."""
         assert self.record is not None
-        before = self.record.info.get("schema_fingerprint")
-        now = logical.schema_fingerprint(self.old)
-        if before is not None and now != before:
-            raise Refused(
-                "the schema of OLD changed during the upgrade (DDL is not replicated): "
-                "switching over would lose it on NEW",
-                hint="apply the same DDL on NEW, or `pgwarden upgrade cancel` and start again; "
-                "then run again",
+        info = self.record.info
+        old_now = logical.schema_fingerprint(self.old)
+        new_now = logical.schema_fingerprint(new)
+        if info.get("schema_fingerprint") in (None, old_now):
+            return
+        if info.get("new_schema_fingerprint") not in (None, new_now):
+            self.emit(
+                UpgradePhase(
+                    upgrade_id=self.rid,
+                    phase="sequences",
+                    status="done",
+                    message="DDL ran on OLD during the upgrade and NEW's schema changed too: "
+                    "taken as the same DDL applied on NEW",
+                )
             )
+            info["schema_fingerprint"], info["new_schema_fingerprint"] = old_now, new_now
+            save(self.old, self.record)
+            return
+        self.record.state = "interrupted"
+        save(self.old, self.record)
+        raise Refused(
+            "the schema of OLD changed during the upgrade (DDL is not replicated): switching "
+            "over would lose it on NEW",
+            hint="apply the same DDL on NEW, then run again; or `pgwarden upgrade cancel`",
+        )
 
     def _restamp(self, new: Conn) -> None:
         """NEW received OLD's pgwarden stamp: make it describe NEW (same environment)."""

@@ -235,7 +235,13 @@ def _forward(sw: Switch, deadline: Deadline) -> None:
         # 7. writes arrive on NEW
         if sw.write_check:
             while logical.write_count(new) <= baseline:
-                deadline.check("waiting for writes on NEW")
+                if deadline.cancelled():
+                    deadline.check("waiting for writes on NEW")
+                if time.monotonic() >= deadline.at:
+                    raise SwitchFailed(
+                        "no write reached NEW within the switchover timeout: did the hook move "
+                        "the application? (for a quiet application, pass --no-write-check)"
+                    )
                 time.sleep(0.05)
         sw.step("writes_seen")
     finally:
