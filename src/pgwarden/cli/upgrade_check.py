@@ -263,7 +263,10 @@ def rehearse(
         "right-after": ("after analyze", "right after pg_upgrade"),
         "never": (),
     }[fail_on]
-    if result.status != "completed" or any(g.when in failing for g in result.regressions):
+    # A slowdown with the same plan is reported, not failed on: timings on a copy vary.
+    if result.status != "completed" or any(
+        g.when in failing and g.changes for g in result.regressions
+    ):
         sys.exit(EXIT_FINDINGS)
 
 

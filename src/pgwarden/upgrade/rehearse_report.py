@@ -65,7 +65,7 @@ def rehearsal_lines(r: UpgradeRehearsal) -> list[str]:
         lines.append(f"regressions ({len(r.regressions)}):")
         for g in r.regressions:
             ratio = "" if g.ratio is None else f", {g.ratio:.2f}x"
-            what = "; ".join(g.changes) or "slower"
+            what = "; ".join(g.changes) or "slower with the same plan"
             lines.append(f"  {g.query} {g.when}: {what}{ratio}")
         sql_of = {q.name: q.sql for q in r.queries}
         for name in dict.fromkeys(g.query for g in r.regressions):
@@ -136,7 +136,7 @@ def _regressions(r: UpgradeRehearsal) -> str:
     rows = "".join(
         f"<tr><td>{escape(g.query)}</td><td>{escape(g.when)}</td>"
         f"<td class=num>{DASH if g.ratio is None else f'{g.ratio:.2f}&times;'}</td>"
-        f"<td>{escape('; '.join(g.changes) or 'slower')}</td></tr>"
+        f"<td>{escape('; '.join(g.changes) or 'slower with the same plan')}</td></tr>"
         for g in r.regressions
     )
     return (
