@@ -8,6 +8,8 @@ columns, ...). A database made as mlflow makes it (its initial tables, then
 
 - `pgwarden lint --alembic --database-url` lints every pending revision in one
   run, naming and skipping with a warning the 7 that cannot render offline;
+- what it lints is what Alembic runs: per revision rendered offline, the DDL
+  pgwarden reads equals the DDL plain `alembic upgrade head` sends to the server;
 - `pgwarden apply --alembic` brings it to head with the same schema, data and
   alembic_version as plain `alembic upgrade head` on a twin database.
 """
@@ -179,18 +181,95 @@ def test_lint_lints_every_pending_revision_in_one_run(
 
 
 def test_apply_brings_it_to_head_as_plain_alembic_upgrade_head(
-    mlflow: MlflowProject, monkeypatch: pytest.MonkeyPatch
+    mlflow: MlflowProject, plain: PlainRun, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(mlflow.folder)
-    guarded, plain = mlflow.copy(), mlflow.copy()
+    guarded = mlflow.copy()
     args = ["--alembic", str(mlflow.ini), "--database-url", guarded, "--env", "dev", "--restamp"]
     r = CliRunner().invoke(apply_cmd, [*args, "--journal-file", str(mlflow.folder / "j.jsonl")])
     assert r.exit_code == 0, r.output  # refused before: revision 90e64c465722 reads data
-    mlflow.plain_alembic(plain, "upgrade", "head")
-    ours, theirs = _schema(guarded), _schema(plain)
+    ours, theirs = _schema(guarded), _schema(plain.db)
     assert ours == theirs
     assert ours["version"] == [(_revisions(mlflow)[0],)]
     assert ours["latest_metrics"][0][1] == 200  # one per (run, key), filled by 89d4b8295536
     assert "mlflow.user" in {
         key for key, _n in ours["tags"]
     }  # tags made from runs.user_id by 90e64c465722
+
+
+_DML = {"InsertStmt", "UpdateStmt", "DeleteStmt", "SelectStmt", "TransactionStmt"}
+_POSITIONS = ("location", "stmt_len", "_start", "_end")  # offsets in the statement text
+
+
+def _shape(node: object) -> object:
+    """A parse tree without source positions, to compare statements by meaning."""
+    if isinstance(node, dict):
+        return {k: _shape(v) for k, v in node.items() if not k.endswith(_POSITIONS)}
+    if isinstance(node, list):
+        return [_shape(v) for v in node]
+    return node
+
+
+def _sorted(trees: list[object]) -> list[str]:
+    return sorted(json.dumps(t, sort_keys=True) for t in trees)
+
+
+@dataclass(frozen=True, slots=True)
+class PlainRun:
+    """A copy upgraded by plain `alembic upgrade head` (in this process, mlflow's env.py),
+    with the DDL pgwarden lints and the DDL Alembic executed, per revision."""
+
+    db: str
+    linted: dict[str, list[object]]
+    executed: dict[str, list[object]]
+
+
+@pytest.fixture(scope="module")
+def plain(mlflow: MlflowProject) -> PlainRun:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    from pgwarden.analysis.parse import parse
+    from pgwarden.sources.alembic import read_alembic_sources
+
+    db = mlflow.copy()
+    sources = read_alembic_sources(mlflow.ini, database_url=db)
+    linted: dict[str, list[object]] = {}
+    for (text, stmts), rev in zip(sources.sources, sources.revisions, strict=True):
+        assert Path(text.path).name.startswith(rev)
+        linted[rev] = [
+            _shape(s.tree) for s in stmts if s.kind not in _DML and "alembic_version" not in s.text
+        ]
+    executed: dict[str, list[object]] = {}
+    pending: list[object] = []
+
+    def capture(_conn: object, _cursor: object, statement: str, *_a: object) -> None:
+        nonlocal pending
+        head = statement.lstrip().upper()
+        if "alembic_version" in statement and head.startswith(("UPDATE", "INSERT")):
+            # Alembic writes the new revision as a literal: SET version_num='...' / VALUES ('...')
+            executed[statement.split("'")[1]], pending = pending, []
+        elif not head.startswith(("SELECT", "INSERT", "UPDATE", "DELETE", "SHOW")):
+            pending += [_shape(s.tree) for s in parse(statement) if s.kind not in _DML]
+
+    cfg = Config(str(mlflow.ini))
+    cfg.set_main_option("sqlalchemy.url", _sqlalchemy_url(db).replace("%", "%%"))
+    event.listen(Engine, "before_cursor_execute", capture)
+    try:
+        command.upgrade(cfg, "head")
+    finally:
+        event.remove(Engine, "before_cursor_execute", capture)
+    return PlainRun(db, linted, executed)
+
+
+def test_what_lint_reads_is_the_ddl_alembic_executes(plain: PlainRun) -> None:
+    """Per revision rendered offline, the DDL pgwarden lints equals the DDL plain
+    `alembic upgrade head` sends to the server (captured from SQLAlchemy)."""
+    assert set(plain.executed) == set(plain.linted) | ONLINE
+    # as multisets: SQLAlchemy emits a create_table's indexes in its set order, which
+    # differs between processes (and between two plain runs)
+    differ = [r for r in plain.linted if _sorted(plain.linted[r]) != _sorted(plain.executed[r])]
+    assert not differ, differ
+    assert sum(len(v) for v in plain.linted.values()) > 100
