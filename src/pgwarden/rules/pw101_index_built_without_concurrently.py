@@ -8,7 +8,8 @@ table that existed before the migration.
 A plain index build takes a SHARE lock on the table for the whole build: every
 INSERT, UPDATE and DELETE waits until the index is complete (reads go on). The
 build reads the whole table and sorts it, so on a large table writes stop for
-minutes.
+minutes. On a materialized view (which takes no writes) the build only holds
+back its refreshes: a warning, not an error.
 
 ## Example
 ```sql
@@ -38,7 +39,7 @@ import re
 from collections.abc import Iterator
 
 from pgwarden.analysis.effects import LockMode
-from pgwarden.findings import Fix, FixStatement, Placement
+from pgwarden.findings import Fix, FixStatement, Placement, Severity
 from pgwarden.plan import Step
 from pgwarden.rules._sql import qualified, relname
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
@@ -62,6 +63,18 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         if est is not None
         else " for the whole build"
     )
+    kinds = {lk.relation: lk.relkind for lk in step.effects.locks}
+    if kinds.get(table, kinds.get(table.removeprefix("public."))) == "materialized view":
+        # A materialized view takes no writes: SHARE only holds back its refreshes.
+        yield Hit(
+            message=f"builds an index on materialized view {table} holding SHARE{how_long}: "
+            f"reads go on, REFRESH MATERIALIZED VIEW waits until it is done; {judged.size}",
+            help="use CREATE INDEX CONCURRENTLY, outside a transaction block, if a refresh "
+            "must not wait",
+            severity=Severity.NOTE if judged.severity is Severity.NOTE else Severity.WARNING,
+            fix=fix(step),
+        )
+        return
     yield Hit(
         message=f"builds an index holding {describe_lock(LockMode.SHARE, table)}{how_long}; "
         f"{table}: {judged.size}",
