@@ -597,6 +597,19 @@ _DOMAIN = [
     Case("domain_set_not_null", DOM, "ALTER DOMAIN posint SET NOT NULL"),
     Case("domain_drop_not_null", DOM, "ALTER DOMAIN posint DROP NOT NULL"),
     Case("domain_set_default", DOM, "ALTER DOMAIN posint SET DEFAULT 1"),
+    # From a domain to its base type the column is relabelled (no rewrite, its index kept);
+    # to another type it is converted.
+    Case(
+        "type_domain_to_base",
+        DOM + "ALTER DOMAIN posint ADD CONSTRAINT pos CHECK (VALUE > 0);\n"
+        "CREATE INDEX d_v_idx ON d (v);\n",
+        "ALTER TABLE d ALTER COLUMN v TYPE int",
+    ),
+    Case(
+        "type_domain_to_other",
+        DOM + "CREATE INDEX d_v_idx ON d (v);\n",
+        "ALTER TABLE d ALTER COLUMN v TYPE bigint",
+    ),
     Case(
         "domain_drop_constraint",
         DOM + "ALTER DOMAIN posint ADD CONSTRAINT pos CHECK (VALUE > 0);\n",

@@ -207,6 +207,9 @@ class Catalog:
     # Domains with a CHECK or NOT NULL, as (schema, name): a new column of one is checked
     # row by row (a rewrite), whatever its default.
     constrained_domains: tuple[tuple[str, str], ...] = ()
+    # Every domain as (schema, name, its base type as format_type prints it): a column
+    # changed from a domain to its base type (or a wider one) is relabelled, not rewritten.
+    domain_bases: tuple[tuple[str, str, str], ...] = ()
     _by_name: dict[str, Relation] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -257,6 +260,7 @@ class Catalog:
             "timezone": self.timezone,
             "server_version": self.server_version,
             "constrained_domains": [list(d) for d in self.constrained_domains],
+            "domain_bases": [list(d) for d in self.domain_bases],
         }
 
     @classmethod
@@ -270,7 +274,19 @@ class Catalog:
             constrained_domains=tuple(
                 (str(a), str(b)) for a, b in d.get("constrained_domains", ())
             ),
+            domain_bases=tuple((str(a), str(b), str(c)) for a, b, c in d.get("domain_bases", ())),
         )
+
+    def domain_base(self, type_text: str) -> str | None:
+        """The base type (format_type text) of the domain `type_text` names, as a column's
+        type prints it ("email_addr", "app.email"), or None when it is not a domain."""
+        schema, _, name = type_text.rpartition(".")
+        for sch, dom, base in self.domain_bases:
+            if dom == name.strip('"') and (
+                sch == schema.strip('"') if schema else sch in self.search_path
+            ):
+                return base
+        return None
 
     def constrained_domain(self, names: list[str]) -> bool:
         """Whether the type named `names` (["email"] or ["app", "email"]) resolves to a
@@ -371,6 +387,12 @@ WHERE t.typtype = 'd' AND {_USER}
   AND (t.typnotnull OR EXISTS (SELECT 1 FROM pg_constraint k WHERE k.contypid = t.oid))
 """
 
+_DOMAIN_BASES = f"""
+SELECT n.nspname, t.typname, format_type(t.typbasetype, t.typtypmod)
+FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+WHERE t.typtype = 'd' AND {_USER}
+"""
+
 _SESSION = (
     "SELECT current_setting('TimeZone'), current_schemas(false),"
     " current_setting('server_version_num')::int / 10000"
@@ -433,4 +455,5 @@ def read_catalog(conn: psycopg.Connection[Any]) -> Catalog:
         timezone=str(timezone),
         server_version=int(version),
         constrained_domains=tuple((str(a), str(b)) for a, b in conn.execute(_DOMAINS)),
+        domain_bases=tuple((str(a), str(b), str(c)) for a, b, c in conn.execute(_DOMAIN_BASES)),
     )

@@ -417,6 +417,13 @@ class AlterTable:
                 if column == name:
                     self.ctx.drop_relation(view, True, f"view using column {name} (CASCADE)")
 
+    def _current_type(self, text: str) -> tuple[str, list[int]]:
+        """A column's current type for comparing with a new one: a domain counts as its
+        base type (from a domain to its base type the server only relabels the column)."""
+        cat = self.ctx.catalog
+        base = cat.domain_base(text) if cat is not None else None
+        return parse_format_type(base if base is not None else text)
+
     def alter_type(self, cmd: Cmd) -> None:
         name = cmd["name"]
         col = cmd["def"]["ColumnDef"]
@@ -439,7 +446,7 @@ class AlterTable:
             )
         else:
             rewrite = opaque_typmods(col["typeName"]) or type_change_rewrites(
-                parse_format_type(current.type), new, utc
+                self._current_type(current.type), new, utc
             )
         if rewrite:
             self.rewrite(f"ALTER COLUMN {name} TYPE")
@@ -447,7 +454,7 @@ class AlterTable:
         if rel is None:
             return
         if not rewrite and current is not None:
-            self.rebuild_dependents(rel, name, parse_format_type(current.type)[0], new[0])
+            self.rebuild_dependents(rel, name, self._current_type(current.type)[0], new[0])
         for con in rel.constraints:
             if con.type == "f" and name in con.columns and con.references is not None:
                 reason = f"foreign key {con.name} re-created for the new type"
