@@ -211,11 +211,24 @@ def test_pgwarden_migrate_leaves_what_plain_migrate_leaves(
     """One `manage.py pgwarden migrate` (no per-app split) runs the 42 migrations, the
     RunPython ones through Django's executor between the guarded SQL, and sends
     pre_/post_migrate: same schema, history, content types, permissions and rewritten
-    rows as plain `migrate` on the twin."""
+    rows as plain `migrate` on the twin. What a later part would refuse is refused
+    before the first part runs."""
     dsn = copy_of(pg_cluster, release)
-    out = manage(dsn, "pgwarden", "migrate", "--env", "test", "--yes", "--restamp",
-                 "--accept-data-loss", "wagtail upgrade test",
-                 "--journal-file", str(tmp_path / "journal.jsonl"))  # fmt: skip
+    argv = ["pgwarden", "migrate", "--env", "test", "--yes", "--restamp",
+            "--journal-file", str(tmp_path / "journal.jsonl")]  # fmt: skip
+    with psycopg.connect(dsn) as conn:
+        history = conn.execute("SELECT count(*) FROM django_migrations").fetchone()
+    # 'test' is protected: wagtailcore 0090 (after three RunPython parts) drops a column,
+    # with no verified backup. Refused before anything runs, not half-way (was: 16
+    # migrations applied, then refused at 0090).
+    refused = manage(dsn, *argv)
+    assert refused.returncode == 1, refused.stdout[-3000:] + refused.stderr[-3000:]
+    assert "refused before anything ran (42 migrations" in refused.stderr
+    assert "wagtailcore_grouppagepermission.permission_type" in refused.stderr
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM django_migrations").fetchone() == history
+
+    out = manage(dsn, *argv, "--accept-data-loss", "wagtail upgrade test")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "wagtailcore.0081_populate_workflowstate_content_type through Django's" in out.stdout
     got = outcome(dsn, pg_cluster)

@@ -269,9 +269,6 @@ class Command(BaseCommand):  # type: ignore[misc]
     ) -> int:
         """Guarded SQL and Django-run (Python) migrations in plan order, between
         `pre_migrate` and `post_migrate`, as `manage.py migrate` runs them."""
-        from io import StringIO
-
-        from django.core.management.base import OutputWrapper
 
         from pgwarden.cli.interaction import ctrl_c_cancels
         from pgwarden.contrib.django.runner import (
@@ -319,15 +316,18 @@ class Command(BaseCommand):  # type: ignore[misc]
                         break_glass=options.get("break_glass"),
                         command="migrate",
                     )
-            out, quiet = getattr(self, "stdout"), StringIO()  # noqa: B009 (untyped base)
-            setattr(self, "stdout", OutputWrapper(quiet))  # noqa: B010
-            try:
-                code = self._guarded(dict(options, dry_run=True), cfg, connection, sql_only)
-            finally:
-                setattr(self, "stdout", out)  # noqa: B010
-            if code:
-                out.write(quiet.getvalue())
-                return code
+        if len(parts) > 1 or parts[0][0]:
+            # The parts run one after another: what a real run of any SQL part would refuse
+            # (a destructive step without a backup, an unstamped database, ...) is refused
+            # now, before the first part runs, not half-way through the upgrade.
+            check = self._apply(dict(options, dry_run=True), cfg, connection, sql_only)
+            if check.warnings:
+                raise Refused(
+                    f"refused before anything ran ({len(migs)} migrations, "
+                    f"{sum(1 for runs, _ in parts if runs)} run by Django's executor between "
+                    "the guarded parts): " + "; ".join(check.warnings),
+                    hint="the hints above say how to proceed; nothing was applied",
+                )
         cancel = threading.Event()
         with ctrl_c_cancels(cancel), self._watchdog(connection, parts, cancel) as watchdog:
             emit_pre_migrate(connection, migs, verbosity)
@@ -374,15 +374,15 @@ class Command(BaseCommand):  # type: ignore[misc]
         with Watchdog(database_url(connection), watchdog_policy(Limits()), cancel) as watchdog:
             yield watchdog
 
-    def _guarded(
+    def _apply(
         self,
         options: dict[str, Any],
         cfg: Any,
         connection: Any,
         migs: list[MigrationSQL],
         cancel: threading.Event | None = None,
-    ) -> int:
-        """Apply `migs` (SQL only) through pgwarden's guarded executor."""
+    ) -> Any:
+        """`migs` (SQL only) through pgwarden's guarded executor: its ApplyResult."""
         from pgwarden.apply.api import GuardPolicy, Limits, RunOptions, apply_plan
         from pgwarden.cli.interaction import confirm_prompt, ctrl_c_cancels, event_printer
         from pgwarden.commands import load_context
@@ -398,14 +398,9 @@ class Command(BaseCommand):  # type: ignore[misc]
         )
         dsn = database_url(connection)
         connection.close()  # the guarded executor uses its own connections
-        self.stdout.write(
-            "applying "
-            + ", ".join(m.key for m in migs)
-            + (" (dry run)" if options["dry_run"] else "")
-        )
         cancel = cancel or threading.Event()
         with ctrl_c_cancels(cancel):
-            result = apply_plan(
+            return apply_plan(
                 plan,
                 database_url=dsn,
                 policy=GuardPolicy(
@@ -430,10 +425,28 @@ class Command(BaseCommand):  # type: ignore[misc]
                 observer=event_printer("text"),
                 cancel=cancel,
             )
+
+    def _guarded(
+        self,
+        options: dict[str, Any],
+        cfg: Any,
+        connection: Any,
+        migs: list[MigrationSQL],
+        cancel: threading.Event | None = None,
+    ) -> int:
+        """Apply `migs` (SQL only) through pgwarden's guarded executor and report it."""
+        self.stdout.write(
+            "applying "
+            + ", ".join(m.key for m in migs)
+            + (" (dry run)" if options["dry_run"] else "")
+        )
+        result = self._apply(options, cfg, connection, migs, cancel)
         if result.state == "dry-run":
             for s in result.steps:
                 locks = f"  ({'; '.join(s.locks)})" if s.locks else ""
                 self.stdout.write(f"{s.index:>3} {s.location} {' '.join(s.sql.split())}{locks}")
+            for warning in result.warnings:
+                self.stdout.write(warning)
             return 0
         if result.state == "done":
             self.stdout.write(
