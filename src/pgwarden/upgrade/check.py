@@ -28,6 +28,7 @@ __all__ = [
     "Severity",
     "logical_database_readiness",
     "logical_readiness",
+    "new_issue",
     "prepared_transactions",
     "server_major",
 ]
@@ -102,7 +103,7 @@ def listed(names: list[str]) -> tuple[tuple[str, ...], int]:
     return tuple(names[:_LIST]), max(0, len(names) - _LIST)
 
 
-def _issue(
+def new_issue(
     code: str,
     severity: Severity,
     routes: tuple[Route, ...],
@@ -127,7 +128,7 @@ def prepared_transactions(conn: Conn) -> list[Issue]:
         return []
     names = [f"{gid} (database {db}, owner {owner}, prepared {at})" for gid, db, owner, at in found]
     return [
-        _issue(
+        new_issue(
             "prepared-transactions",
             Severity.BLOCKER,
             BOTH,
@@ -174,7 +175,7 @@ def _tables(conn: Conn) -> list[Issue]:
     out: list[Issue] = []
     if no_identity:
         out.append(
-            _issue(
+            new_issue(
                 "no-replica-identity",
                 Severity.BLOCKER,
                 ("logical",),
@@ -188,7 +189,7 @@ def _tables(conn: Conn) -> list[Issue]:
         )
     if full:
         out.append(
-            _issue(
+            new_issue(
                 "replica-identity-full",
                 Severity.WARNING,
                 ("logical",),
@@ -201,7 +202,7 @@ def _tables(conn: Conn) -> list[Issue]:
         )
     if unlogged:
         out.append(
-            _issue(
+            new_issue(
                 "unlogged-tables",
                 Severity.BLOCKER,
                 ("logical",),
@@ -220,7 +221,7 @@ def _large_objects(conn: Conn) -> list[Issue]:
     if not count:
         return []
     return [
-        _issue(
+        new_issue(
             "large-objects",
             Severity.BLOCKER,
             ("logical",),
@@ -243,7 +244,7 @@ def _sequences(conn: Conn) -> list[Issue]:
     if not names:
         return []
     return [
-        _issue(
+        new_issue(
             "sequences",
             Severity.NOTE,
             ("logical",),
@@ -268,7 +269,7 @@ def _materialized_views(conn: Conn) -> list[Issue]:
     if not names:
         return []
     return [
-        _issue(
+        new_issue(
             "materialized-views",
             Severity.WARNING,
             ("logical",),
@@ -285,7 +286,7 @@ def _server_settings(conn: Conn) -> list[Issue]:
     level = str(value(conn, "SHOW wal_level"))
     if level != "logical":
         out.append(
-            _issue(
+            new_issue(
                 "wal-level",
                 Severity.BLOCKER,
                 ("logical",),
@@ -307,7 +308,7 @@ def _server_settings(conn: Conn) -> list[Issue]:
     )
     if free_slots < need:
         out.append(
-            _issue(
+            new_issue(
                 "replication-slots",
                 Severity.BLOCKER,
                 ("logical",),
@@ -328,7 +329,7 @@ def _server_settings(conn: Conn) -> list[Issue]:
     )
     if free_senders < need:
         out.append(
-            _issue(
+            new_issue(
                 "wal-senders",
                 Severity.BLOCKER,
                 ("logical",),
@@ -345,7 +346,7 @@ def _server_settings(conn: Conn) -> list[Issue]:
     ]
     if inactive:
         out.append(
-            _issue(
+            new_issue(
                 "inactive-slots",
                 Severity.WARNING,
                 BOTH,
@@ -363,7 +364,7 @@ def _server_settings(conn: Conn) -> list[Issue]:
     )
     if not can_replicate:
         out.append(
-            _issue(
+            new_issue(
                 "replication-role",
                 Severity.WARNING,
                 ("logical",),

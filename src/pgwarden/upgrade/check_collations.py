@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from pgwarden.upgrade.check import BOTH, Conn, Issue, Severity, _issue, rows, server_major
+from pgwarden.upgrade.check import BOTH, Conn, Issue, Severity, new_issue, rows, server_major
 from pgwarden.upgrade.check_extensions import TargetFiles
 
 __all__ = ["UsedCollation", "collation_issues", "target_version_changes", "used_collations"]
@@ -124,7 +124,7 @@ def collation_issues(conn: Conn, target: TargetFiles, target_major: int) -> list
     stale = _stale(conn)
     if stale:
         out.append(
-            _issue(
+            new_issue(
                 "collation-version-stale",
                 Severity.WARNING,
                 BOTH,
@@ -164,7 +164,7 @@ def collation_issues(conn: Conn, target: TargetFiles, target_major: int) -> list
             users.insert(0, "the database's default collation")
         if users:
             out.append(
-                _issue(
+                new_issue(
                     "icu-unsupported",
                     Severity.BLOCKER,
                     BOTH,
@@ -213,7 +213,7 @@ def target_version_changes(used: list[UsedCollation], target_dsn: str) -> list[I
     out: list[Issue] = []
     if changed:
         out.append(
-            _issue(
+            new_issue(
                 "collation-version-change",
                 Severity.WARNING,
                 ("pg_upgrade",),
@@ -227,7 +227,7 @@ def target_version_changes(used: list[UsedCollation], target_dsn: str) -> list[I
         )
     if unknown:
         out.append(
-            _issue(
+            new_issue(
                 "collation-unavailable",
                 Severity.BLOCKER,
                 BOTH,

@@ -20,7 +20,7 @@ import psycopg
 
 from pgwarden.errors import EnvironmentProblem
 from pgwarden.pg.binaries import Installation
-from pgwarden.upgrade.check import BOTH, Conn, Issue, Severity, _issue, rows
+from pgwarden.upgrade.check import BOTH, Conn, Issue, Severity, new_issue, rows
 
 __all__ = ["TargetFiles", "extension_issues", "target_files"]
 
@@ -127,7 +127,7 @@ def extension_issues(conn: Conn, target: Installation) -> list[Issue]:
             updates.append(f"{ext} {installed} -> {default}")
     if missing:
         out.append(
-            _issue(
+            new_issue(
                 "extension-missing",
                 Severity.BLOCKER,
                 BOTH,
@@ -141,7 +141,7 @@ def extension_issues(conn: Conn, target: Installation) -> list[Issue]:
         )
     if other_version:
         out.append(
-            _issue(
+            new_issue(
                 "extension-version",
                 Severity.WARNING,
                 ("logical",),
@@ -154,7 +154,7 @@ def extension_issues(conn: Conn, target: Installation) -> list[Issue]:
         )
     if updates:
         out.append(
-            _issue(
+            new_issue(
                 "extension-update",
                 Severity.NOTE,
                 ("pg_upgrade",),
@@ -177,7 +177,7 @@ def extension_issues(conn: Conn, target: Installation) -> list[Issue]:
             libraries.setdefault(str(probin), []).append(str(proc))
     if libraries:
         out.append(
-            _issue(
+            new_issue(
                 "library-missing",
                 Severity.BLOCKER,
                 BOTH,
@@ -197,7 +197,7 @@ def extension_issues(conn: Conn, target: Installation) -> list[Issue]:
     absent = [lib for lib in preload if files.library(f"$libdir/{lib}") is None]
     if absent:
         out.append(
-            _issue(
+            new_issue(
                 "preload-missing",
                 Severity.BLOCKER,
                 BOTH,

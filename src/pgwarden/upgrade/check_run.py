@@ -37,9 +37,9 @@ from pgwarden.upgrade.check import (
     Issue,
     Route,
     Severity,
-    _issue,
     logical_database_readiness,
     logical_readiness,
+    new_issue,
     prepared_transactions,
 )
 from pgwarden.upgrade.check_collations import (
@@ -135,7 +135,7 @@ def _pg_upgrade_issue(outcome: UpgradeOutcome) -> Issue | None:
         if line.strip() and not line.startswith("In database:")
     ]
     checks = "; ".join(outcome.failed_checks) or "see the message"
-    return _issue(
+    return new_issue(
         "pg-upgrade-check",
         Severity.BLOCKER,
         ("pg_upgrade",),
@@ -160,7 +160,7 @@ def _other_database(
     except ConnectionFailed as exc:
         return [
             dataclasses.replace(
-                _issue(
+                new_issue(
                     "database-not-checked",
                     Severity.WARNING,
                     ROUTES,
@@ -181,7 +181,7 @@ def _other_database(
         except psycopg.Error as exc:
             text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             found = [
-                _issue(
+                new_issue(
                     "database-not-checked",
                     Severity.WARNING,
                     ROUTES,
@@ -279,7 +279,7 @@ def check_upgrade(
             outcome, copy, more = _on_a_copy(dsn, facts, options, target, used, observer)
         except (InputError, EnvironmentProblem, ClusterError, DatabaseError) as exc:
             issues.append(
-                _issue(
+                new_issue(
                     "pg-upgrade-check-not-run",
                     Severity.BLOCKER,
                     ("pg_upgrade",),

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pgwarden.upgrade.check import Conn, Issue, Severity, _issue, rows
+from pgwarden.upgrade.check import Conn, Issue, Severity, new_issue, rows
 
 __all__ = ["cluster_readiness", "database_readiness", "pg_upgrade_readiness"]
 
@@ -120,7 +120,7 @@ def _type_issues(conn: Conn, source: int, target: int) -> list[Issue]:
         names = [f"{column} ({typ})" for column, typ in found]
         types = ", ".join(sorted({str(r[1]) for r in found}))
         out.append(
-            _issue(
+            new_issue(
                 rule.code,
                 Severity.BLOCKER,
                 ("pg_upgrade",),
@@ -138,7 +138,7 @@ def _simple(
     names = [str(r[0]) for r in rows(conn, query)]
     if not names:
         return []
-    return [_issue(code, severity, ("pg_upgrade",), f"{len(names)} {message}", hint, names)]
+    return [new_issue(code, severity, ("pg_upgrade",), f"{len(names)} {message}", hint, names)]
 
 
 def pg_upgrade_readiness(conn: Conn, source: int, target: int) -> list[Issue]:

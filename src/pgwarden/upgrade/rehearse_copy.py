@@ -32,7 +32,15 @@ from pgwarden.pg.cluster import Cluster
 from pgwarden.pg.connect import connect, describe_dsn
 from pgwarden.pg.tool_conninfo import tool_connection
 
-__all__ = ["COPY_KINDS", "CopyInfo", "Restored", "SourceFacts", "read_source", "restored_copy"]
+__all__ = [
+    "COPY_KINDS",
+    "CopyInfo",
+    "Restored",
+    "SourceFacts",
+    "open_source",
+    "read_source",
+    "restored_copy",
+]
 
 CopyKind = Literal["auto", "backup", "dump", "schema"]
 COPY_KINDS: tuple[str, ...] = ("auto", "backup", "dump", "schema")
