@@ -14,13 +14,16 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
+from pgwarden.pg.cluster import Cluster
 from tests.contrib.test_django_upgrades import PROJECT, SRC, manage, pgwarden_migrate, released
+from tests.fixtures.pg import new_database
 
 pytest.importorskip("django")
 
@@ -63,6 +66,23 @@ def up_to_python_part(db: str, conn: psycopg.Connection[Any], tmp: Path) -> None
         assert done.returncode == 0, done.stdout + done.stderr
 
 
+@pytest.fixture(scope="module")
+def before_0003(pg_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One database for the two cancel tests: released, alpha and beta 0002 applied by
+    pgwarden. The Ctrl-C test leaves it as it found it (it checks that); the watchdog
+    test then applies the rest."""
+    dsn = new_database(pg_cluster)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        up_to_python_part(dsn, conn, tmp_path_factory.mktemp("before_0003"))
+    return dsn
+
+
+@pytest.fixture
+def conn_0003(before_0003: str) -> Iterator[psycopg.Connection[Any]]:
+    with psycopg.connect(before_0003, autocommit=True) as conn:
+        yield conn
+
+
 def recorded(conn: psycopg.Connection[Any], name: str) -> bool:
     row = conn.execute(
         "SELECT count(*) FROM django_migrations WHERE app = 'beta' AND name = %s", [name]
@@ -70,14 +90,45 @@ def recorded(conn: psycopg.Connection[Any], name: str) -> bool:
     return row == (1,)
 
 
+def test_ctrl_c_cancels_a_python_migration(
+    before_0003: str, conn_0003: psycopg.Connection[Any], tmp_path: Path
+) -> None:
+    """Ctrl-C while beta 0003 (run by Django's executor) waits for its lock: the statement is
+    cancelled, the migration rolls back with its django_migrations row, and the command
+    exits 3 with one message, not a KeyboardInterrupt traceback."""
+    db, conn = before_0003, conn_0003
+    with psycopg.connect(db) as blocker:
+        blocker.execute("LOCK TABLE beta_book IN SHARE MODE")
+        proc, err = start(db, tmp_path, "--lock-timeout-ms", "60000")
+        try:
+            wait_for(lambda: django_waits(conn), proc, err)
+            proc.send_signal(signal.SIGINT)
+            out, _ = proc.communicate(timeout=30)  # well before the 60 s lock_timeout
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert not django_waits(conn)
+    text = err.read_text()
+    assert proc.returncode == 3, out + text
+    assert "beta.0003_book_editor failed in Django's executor: cancelled (Ctrl-C" in text
+    assert "Traceback" not in text
+    assert not recorded(conn, "0003_book_editor")
+    columns = conn.execute(
+        "SELECT count(*) FROM information_schema.columns "
+        "WHERE table_name = 'beta_book' AND column_name = 'editor_id'"
+    ).fetchone()
+    assert columns == (0,)
+
+
 def test_watchdog_cancels_a_python_migration_that_traffic_queues_behind(
-    db: str, conn: psycopg.Connection[Any], tmp_path: Path
+    before_0003: str, conn_0003: psycopg.Connection[Any], tmp_path: Path
 ) -> None:
     """beta 0003 waits for its lock (lock_timeout 60 s); readers queue behind its request.
     The watchdog cancels it within its limits (not after 60 s), the readers go on, the
     atomic migration rolled back and is retried, and it completes once the lock is free
     (was: Django's connection unwatched, every reader stuck for the whole lock_timeout)."""
-    up_to_python_part(db, conn, tmp_path)
+    db, conn = before_0003, conn_0003
     done = threading.Event()
     finished: list[float] = []
 
@@ -112,37 +163,6 @@ def test_watchdog_cancels_a_python_migration_that_traffic_queues_behind(
     assert "beta.0003_book_editor: cancelled by the watchdog" in text
     assert "while it was waiting for a lock" in text and "retry 1/" in text
     assert recorded(conn, "0003_book_editor") and recorded(conn, "0004_shelf")
-
-
-def test_ctrl_c_cancels_a_python_migration(
-    db: str, conn: psycopg.Connection[Any], tmp_path: Path
-) -> None:
-    """Ctrl-C while beta 0003 (run by Django's executor) waits for its lock: the statement is
-    cancelled, the migration rolls back with its django_migrations row, and the command
-    exits 3 with one message, not a KeyboardInterrupt traceback."""
-    up_to_python_part(db, conn, tmp_path)
-    with psycopg.connect(db) as blocker:
-        blocker.execute("LOCK TABLE beta_book IN SHARE MODE")
-        proc, err = start(db, tmp_path, "--lock-timeout-ms", "60000")
-        try:
-            wait_for(lambda: django_waits(conn), proc, err)
-            proc.send_signal(signal.SIGINT)
-            out, _ = proc.communicate(timeout=30)  # well before the 60 s lock_timeout
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        assert not django_waits(conn)
-    text = err.read_text()
-    assert proc.returncode == 3, out + text
-    assert "beta.0003_book_editor failed in Django's executor: cancelled (Ctrl-C" in text
-    assert "Traceback" not in text
-    assert not recorded(conn, "0003_book_editor")
-    columns = conn.execute(
-        "SELECT count(*) FROM information_schema.columns "
-        "WHERE table_name = 'beta_book' AND column_name = 'editor_id'"
-    ).fetchone()
-    assert columns == (0,)
 
 
 def test_rehearse_stops_before_a_python_migration_and_says_so(
