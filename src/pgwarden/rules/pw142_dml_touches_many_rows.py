@@ -112,6 +112,30 @@ def _int(node: Node) -> int | None:
 
 def _key_span(where: Node) -> int | None:
     """Width of an integer range `col >= a AND col < b` (or BETWEEN) a WHERE bounds."""
+    spans = _key_spans(where)
+    return min(spans.values()) if spans else None
+
+
+def _unique_span(where: Node, ctx: LintContext, table: str) -> int | None:
+    """The narrowest integer range the WHERE bounds on a column the catalog shows unique
+    by itself (a primary key): no more rows than its width can match."""
+    spans = _key_spans(where)
+    cat = ctx.snapshot.catalog if ctx.snapshot is not None else None
+    rel = cat.get(table) if cat is not None and spans else None
+    if rel is None:
+        return None
+    unique = {
+        ix.columns[0]
+        for ix in rel.indexes
+        if (ix.unique or ix.primary) and ix.valid and len(ix.columns) == 1
+    }
+    widths = [w for col, w in spans.items() if col.rsplit(".", 1)[-1] in unique]
+    return min(widths) if widths else None
+
+
+def _key_spans(where: Node) -> dict[str, int]:
+    """Column -> width of the integer range `col >= a AND col < b` (or BETWEEN) the WHERE
+    bounds it to."""
     conjuncts = [where]
     boolean = where.get("BoolExpr")
     if boolean is not None and boolean.get("boolop") == "AND_EXPR":
@@ -136,8 +160,7 @@ def _key_span(where: Node) -> int | None:
             low[col] = value + (op == ">")
         elif op in ("<", "<="):
             high[col] = value + (op == "<=")
-    spans = [high[c] - low[c] for c in low if c in high]
-    return min(spans) if spans else None
+    return {c: high[c] - low[c] for c in low if c in high}
 
 
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
@@ -177,6 +200,9 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         )
         return
     rows, total, source = est
+    span = _unique_span(where, ctx, table)
+    if span is not None and span < rows:  # a keyed batch: the key bounds what it touches
+        rows, source = float(max(span, 0)), f"at most the {span:,} keys its WHERE spans"
     share = rows / total if total > 0 else 0.0
     limits = ctx.dml
     too_many = rows > limits.max_rows
