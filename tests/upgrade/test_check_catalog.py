@@ -185,3 +185,34 @@ def test_index_collations_are_compared_with_a_running_target(
     assert issues["collation-unavailable"].objects[0].startswith("de-x-icu (icu de")
     # The same library (the source server itself as the "target"): nothing changes.
     assert target_version_changes(used, cluster_of(15).dsn()) == []
+
+
+def test_a_c_function_whose_library_the_target_lacks(source15: Conn) -> None:
+    # adminpack's library is in PostgreSQL 15 and gone from 17 on; a function bound to it
+    # outside any extension is what pg_upgrade's loadable-library check stops on.
+    source15.execute(
+        "CREATE FUNCTION file_write(text, text, bool) RETURNS bigint "
+        "AS '$libdir/adminpack', 'pg_file_write_v1_1' LANGUAGE C STRICT"
+    )
+    to18 = _by_code(extension_issues(source15, installation(18)))
+    assert to18["library-missing"].objects == ("$libdir/adminpack: file_write(text,text,boolean)",)
+    assert to18["library-missing"].blocks("pg_upgrade")
+
+
+def test_pgvector_is_carried_at_its_old_version(cluster_of: Callable[[int], Cluster]) -> None:
+    with psycopg.connect(new_database(cluster_of(16)), autocommit=True) as c:
+        c.execute("CREATE EXTENSION vector")
+        installed = c.execute(
+            "SELECT extversion FROM pg_extension WHERE extname = 'vector'"
+        ).fetchone()
+        assert installed is not None
+        issues = _by_code(extension_issues(c, installation(18)))
+    # The 18 wheel ships pgvector (its library too): nothing missing, an update to run
+    # after pg_upgrade; but it installs only its newest version, so the logical route
+    # cannot create the old one.
+    assert "extension-missing" not in issues and "library-missing" not in issues
+    [update] = issues["extension-update"].objects
+    assert update.startswith(f"vector {installed[0]} -> ") and "no update path" not in update
+    [old] = issues["extension-version"].objects
+    assert old.startswith(f"vector {installed[0]} (target ships ")
+    assert issues["extension-version"].routes == ("logical",)

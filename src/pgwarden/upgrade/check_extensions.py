@@ -78,8 +78,8 @@ def target_files(inst: Installation) -> TargetFiles:
     return TargetFiles(sharedir, pkglibdir, has_icu)
 
 
-def _reachable(scripts: list[str], name: str, version: str) -> bool:
-    """Whether CREATE EXTENSION name VERSION version can run from these scripts."""
+def _versions(scripts: list[str], name: str) -> tuple[set[str], dict[str, set[str]]]:
+    """(versions with an install script, update edges) from an extension's script names."""
     installs: set[str] = set()
     updates: dict[str, set[str]] = {}
     prefix = f"{name}--"
@@ -89,15 +89,30 @@ def _reachable(scripts: list[str], name: str, version: str) -> bool:
             installs.add(parts[0])
         elif len(parts) == 2:
             updates.setdefault(parts[0], set()).add(parts[1])
-    seen = set(installs)
-    todo = list(installs)
+    return installs, updates
+
+
+def _closure(start: set[str], updates: dict[str, set[str]]) -> set[str]:
+    seen = set(start)
+    todo = list(start)
     while todo:
-        v = todo.pop()
-        for nxt in updates.get(v, ()):
+        for nxt in updates.get(todo.pop(), ()):
             if nxt not in seen:
                 seen.add(nxt)
                 todo.append(nxt)
-    return version in seen
+    return seen
+
+
+def _reachable(scripts: list[str], name: str, version: str) -> bool:
+    """Whether CREATE EXTENSION name VERSION version can run from these scripts."""
+    installs, updates = _versions(scripts, name)
+    return version in _closure(installs, updates)
+
+
+def _updatable(scripts: list[str], name: str, version: str, to: str) -> bool:
+    """Whether ALTER EXTENSION name UPDATE TO `to` can run from `version`."""
+    _installs, updates = _versions(scripts, name)
+    return to in _closure({version}, updates)
 
 
 def extension_issues(conn: Conn, target: Installation) -> list[Issue]:
@@ -121,10 +136,12 @@ def extension_issues(conn: Conn, target: Installation) -> list[Issue]:
             text = ""
         m = _DEFAULT_VERSION.search(text)
         default = m.group(1) if m else None
-        if not _reachable(files.scripts(ext), ext, installed):
+        scripts = files.scripts(ext)
+        if not _reachable(scripts, ext, installed):
             other_version.append(f"{ext} {installed} (target ships {default or '?'})")
-        elif default is not None and default != installed:
-            updates.append(f"{ext} {installed} -> {default}")
+        if default is not None and default != installed:
+            how = "" if _updatable(scripts, ext, installed, default) else " (no update path)"
+            updates.append(f"{ext} {installed} -> {default}{how}")
     if missing:
         out.append(
             new_issue(
