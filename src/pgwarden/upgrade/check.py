@@ -15,7 +15,7 @@ the same functions for its guardrails:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -61,7 +61,6 @@ class Issue:
     hint: str
     objects: tuple[str, ...] = ()
     more: int = 0  # objects beyond those listed
-    detail: tuple[str, ...] = field(default=())
     database: str | None = None  # set when several databases are checked
 
     def blocks(self, route: Route) -> bool:
@@ -77,7 +76,6 @@ class Issue:
             "hint": self.hint,
             "objects": list(self.objects),
             "more_objects": self.more,
-            "detail": list(self.detail),
             "database": self.database,
         }
 
