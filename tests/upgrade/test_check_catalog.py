@@ -216,3 +216,18 @@ def test_pgvector_is_carried_at_its_old_version(cluster_of: Callable[[int], Clus
     [old] = issues["extension-version"].objects
     assert old.startswith(f"vector {installed[0]} (target ships ")
     assert issues["extension-version"].routes == ("logical",)
+
+
+def test_not_null_dropped_on_an_inheritance_child_matters_only_going_to_18(
+    source15: Conn,
+) -> None:
+    # PostgreSQL 15 lets a child drop the NOT NULL its parent has; pg_upgrade 18 refuses
+    # it ("Checking for not-null constraint inconsistencies", public.child.a): seen live.
+    source15.execute("CREATE TABLE parent (a int NOT NULL, b int)")
+    source15.execute("CREATE TABLE child () INHERITS (parent)")
+    source15.execute("ALTER TABLE child ALTER COLUMN a DROP NOT NULL")
+    to18 = _by_code(pg_upgrade_readiness(source15, 15, 18))
+    assert to18["not-null-inheritance"].objects == ("child.a (NOT NULL in parent parent)",)
+    assert "not-null-inheritance" not in _by_code(pg_upgrade_readiness(source15, 15, 17))
+    source15.execute("ALTER TABLE child ALTER COLUMN a SET NOT NULL")
+    assert "not-null-inheritance" not in _by_code(pg_upgrade_readiness(source15, 15, 18))
