@@ -11,6 +11,8 @@ import psycopg
 import pytest
 
 from pgwarden.analysis.context import save_snapshot, take_snapshot
+from pgwarden.analysis.parse import parse_one
+from pgwarden.analysis.selectivity import selectivity
 from pgwarden.commands import lint, load_context
 from pgwarden.findings import Severity
 
@@ -63,3 +65,18 @@ def test_current_time_predicates_are_estimated_from_the_snapshot(
         assert abs(est - real) <= 0.1 * 150_000, (predicate, est, real)
         assert "column statistics" in found[line].message
     assert found[1].severity is Severity.ERROR  # every row of a 150k-row table
+
+
+def test_a_time_inside_a_histogram_bucket_is_interpolated(views: str) -> None:
+    """A bound one day into a 104-day range selects ~1 % (not half a bucket)."""
+    snap = take_snapshot(views, sample_s=0)
+    columns = snap.stats.columns["page_views"]
+    with psycopg.connect(views) as c:
+        row = c.execute("SELECT (min(viewed_at) + interval '1 day')::text FROM page_views")
+        first_day = row.fetchone()[0]  # type: ignore[index]
+    predicate = f"viewed_at < '{first_day}'"
+    where = parse_one(f"SELECT 1 FROM page_views WHERE {predicate}")["SelectStmt"]["whereClause"]
+    share = selectivity(where, columns, 150_000)
+    real = _real(views, predicate)
+    assert share is not None
+    assert abs(share * 150_000 - real) <= 0.005 * 150_000, (share * 150_000, real)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from pgwarden.analysis.nodes import A_Const, A_Expr, Node, strings
 from pgwarden.pg.stats import ColumnStats
@@ -286,6 +286,21 @@ def _number(text: str) -> float | None:
         return None
 
 
+def _position(text: str) -> float | None:
+    """Where a value lies on a line, for interpolating within a histogram bucket: a
+    number, or a date/time as seconds (no offset: read as UTC)."""
+    number = _number(text)
+    if number is not None:
+        return number
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
 def _below(a: str, b: str) -> bool:
     x, y = _number(a), _number(b)
     return x < y if x is not None and y is not None else a < b
@@ -308,7 +323,8 @@ def _range(col: ColumnStats, value: str, op: str) -> float:
 
 
 def _fraction_below(bounds: tuple[str, ...], value: str) -> float:
-    """Share of the histogram below `value` (linear within a bucket for numbers)."""
+    """Share of the histogram below `value` (linear within a bucket for numbers, dates
+    and times)."""
     if not _below(bounds[0], value):
         return 0.0
     if not _below(value, bounds[-1]):
@@ -317,9 +333,9 @@ def _fraction_below(bounds: tuple[str, ...], value: str) -> float:
     for i in range(buckets):
         lo, hi = bounds[i], bounds[i + 1]
         if _below(value, hi):
-            x, a, b = _number(value), _number(lo), _number(hi)
+            x, a, b = _position(value), _position(lo), _position(hi)
             inside = 0.5
             if x is not None and a is not None and b is not None and b > a:
-                inside = (x - a) / (b - a)
+                inside = min(1.0, max(0.0, (x - a) / (b - a)))
             return (i + inside) / buckets
     return 1.0
