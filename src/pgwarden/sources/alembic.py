@@ -470,7 +470,7 @@ def read_alembic_sources(
         tuple(r.revision for r in cap.revisions),
         skipped=tuple(skipped),
         online=online,
-        runners={o.sql: online_runner(ini, sa_url, o) for o in online},
+        runners={o.sql: online_runner(ini, sa_url, o, script=script) for o in online},
     )
 
 
@@ -574,11 +574,37 @@ def _after_applied(
     return start, [SkippedRevision(r, paths[r], "applied", detail) for r in ran]
 
 
+def upgrade_with(config: Any, script: Any, revision: str, *, sql: bool = False) -> None:
+    """`alembic.command.upgrade`, with a ScriptDirectory already loaded.
+
+    Alembic's command loads every revision file again on each call; a range with
+    several revisions that cannot render offline (each restarts the rendering, and
+    apply runs each online) would load them a dozen times.
+    """
+    from alembic.runtime.environment import EnvironmentContext
+
+    starting_rev = None
+    if ":" in revision:
+        starting_rev, revision = revision.split(":", 1)
+
+    def upgrade(rev: Any, _context: Any) -> Any:
+        return script._upgrade_revs(revision, rev)
+
+    with EnvironmentContext(
+        config,
+        script,
+        fn=upgrade,
+        as_sql=sql,
+        starting_rev=starting_rev,
+        destination_rev=revision,
+    ):
+        script.run_env()
+
+
 def _render(
     cfg: Any, script: Any, cap: _Capture, lower: str, upper: str, strict: bool
 ) -> list[SkippedRevision]:
     """Run Alembic's offline upgrade of lower:upper into `cap`, leaving out what cannot render."""
-    from alembic import command
     from alembic.script.revision import RevisionError
     from alembic.util import CommandError
 
@@ -588,7 +614,7 @@ def _render(
     while True:
         mark = len(cap.events)
         try:
-            command.upgrade(cfg, f"{start}:{upper}", sql=True)
+            upgrade_with(cfg, script, f"{start}:{upper}", sql=True)
             return skipped
         except Exception as exc:  # the revision's own code (or env.py) failed offline
             failed_exc = exc

@@ -204,8 +204,11 @@ def online_runner(
     rev: OnlineRevision,
     *,
     version_table: str = "alembic_version",
+    script: Any = None,
 ) -> Runner:
     """The callable that runs `rev` with `alembic upgrade REV` on the executor's connection.
+
+    `script`: the project's ScriptDirectory, already loaded (default: loaded anew).
 
     Database errors come out as the psycopg error the server raised (a lock or
     statement timeout, a cancel by the watchdog: the executor retries or stops as
@@ -213,10 +216,10 @@ def online_runner(
     """
 
     def run(conn: psycopg.Connection[tuple[object, ...]]) -> None:
-        from alembic import command
+        from alembic.script import ScriptDirectory
         from sqlalchemy.exc import DBAPIError
 
-        from pgwarden.sources.alembic import _config
+        from pgwarden.sources.alembic import _config, upgrade_with
 
         before = _heads(conn, version_table)
         if before != rev.after:
@@ -226,10 +229,11 @@ def online_runner(
                 f"{', '.join(rev.after) or 'base'}; another run moved the database meanwhile",
             )
         cfg = _config(ini, None, sqlalchemy_url)
+        scripts = script if script is not None else ScriptDirectory.from_config(cfg)
         token = RUNNING_ONLINE.set(True)
         try:
             with _lend(conn) as drivers:
-                command.upgrade(cfg, rev.revision)
+                upgrade_with(cfg, scripts, rev.revision)
         except DBAPIError as exc:
             if isinstance(exc.orig, psycopg.Error):
                 raise exc.orig from None
