@@ -275,7 +275,9 @@ def _explanation(lines: list[str]) -> str:
         if ln.strip()
         and not ln.strip().startswith("failed check:")
         and _REPORT_FILE.search(ln.strip()) is None
-        and ln.strip() != "Failure, exiting"
+        and _STATUS.match(ln) is None  # "Checking ...   ok" lines
+        and set(ln.strip()) != {"-"}
+        and ln.strip() not in ("Failure, exiting", "Performing Consistency Checks")
     ]
     text = " ".join(kept)
     text = re.sub(r"\s*A list of [^.:]* is in the file:", "", text)

@@ -162,6 +162,8 @@ class UpgradeRehearsal:
     @property
     def downtime_s(self) -> float | None:
         """How long the database is down on this route: pg_upgrade and the restart."""
+        if self.upgrade is None or not self.upgrade.ok:
+            return None
         for p in self.phases:
             if p.name.startswith("pg_upgrade --") and p.name != "pg_upgrade --check":
                 return p.seconds
