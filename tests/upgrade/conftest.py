@@ -9,6 +9,7 @@ import pytest
 from pgwarden.errors import PostgresNotFound
 from pgwarden.pg.binaries import Installation, find_installation
 from pgwarden.pg.cluster import Cluster
+from tests.upgrade.run_support import logical_clusters  # noqa: F401 - `upgrade run` tests
 
 
 def installation(major: int) -> Installation:

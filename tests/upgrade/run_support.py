@@ -3,6 +3,7 @@ with acknowledged ids, and what is left on each side (slots, publications, subsc
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 import time
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import psycopg
+import psycopg.sql
 import pytest
 
 from pgwarden.errors import PostgresNotFound
@@ -45,8 +47,29 @@ class LogicalClusters:
         return c
 
     def stop(self) -> None:
+        # Subscriptions left running (switched upgrades keep their reverse replication)
+        # make an immediate shutdown wait for its 5 s SIGKILL fallback: end them first.
+        for c in self.by_major.values():
+            with contextlib.suppress(psycopg.Error):
+                _drop_subscriptions(c)
         for c in self.by_major.values():
             c.stop()
+
+
+def _drop_subscriptions(cluster: Cluster) -> None:
+    with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+        subs = conn.execute(
+            "SELECT d.datname, s.subname FROM pg_subscription s "
+            "JOIN pg_database d ON d.oid = s.subdbid"
+        ).fetchall()
+    for db, name in subs:
+        with psycopg.connect(cluster.dsn(str(db)), autocommit=True) as conn:
+            ident = psycopg.sql.Identifier(str(name))
+            conn.execute(psycopg.sql.SQL("ALTER SUBSCRIPTION {} DISABLE").format(ident))
+            conn.execute(
+                psycopg.sql.SQL("ALTER SUBSCRIPTION {} SET (slot_name = NONE)").format(ident)
+            )
+            conn.execute(psycopg.sql.SQL("DROP SUBSCRIPTION {}").format(ident))
 
 
 @pytest.fixture(scope="session")

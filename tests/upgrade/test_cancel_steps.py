@@ -14,9 +14,9 @@ from pgwarden.cli.upgrade import upgrade
 from pgwarden.errors import Refused
 from pgwarden.events import Event, UpgradePhase
 from pgwarden.upgrade.run import Interrupted, RunOptions, run_upgrade
-from tests.upgrade.run_support import can_write, clean_cwd, leftovers, logical_clusters, make_pair
+from tests.upgrade.run_support import can_write, clean_cwd, leftovers, make_pair
 
-__all__ = ["clean_cwd", "logical_clusters"]
+__all__ = ["clean_cwd"]
 
 # Ctrl-C arrives when this phase has finished: the run stops before the next one.
 AFTER = ["guardrails", "schema", "replication", "initial_copy", "verify", "sequences"]

@@ -16,9 +16,9 @@ import psycopg
 import pytest
 
 from pgwarden.upgrade.run import RunOptions, run_upgrade
-from tests.upgrade.run_support import Events, Writer, clean_cwd, ids_on, logical_clusters, make_pair
+from tests.upgrade.run_support import Events, Writer, clean_cwd, ids_on, make_pair
 
-__all__ = ["clean_cwd", "logical_clusters"]
+__all__ = ["clean_cwd"]
 
 PGBOUNCER = shutil.which("pgbouncer") or (
     "/usr/sbin/pgbouncer" if os.path.exists("/usr/sbin/pgbouncer") else None

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import psycopg
 
-from tests.upgrade.run_support import can_write, clean_cwd, leftovers, logical_clusters, make_pair
+from tests.upgrade.run_support import can_write, clean_cwd, leftovers, make_pair
 
-__all__ = ["clean_cwd", "logical_clusters"]
+__all__ = ["clean_cwd"]
 
 PGWARDEN = [sys.executable, "-m", "pgwarden"]
 

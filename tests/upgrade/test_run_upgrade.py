@@ -22,11 +22,10 @@ from tests.upgrade.run_support import (
     clean_cwd,
     ids_on,
     leftovers,
-    logical_clusters,
     make_pair,
 )
 
-__all__ = ["clean_cwd", "logical_clusters"]
+__all__ = ["clean_cwd"]
 
 
 def _follow_flag(flag: Path, writer: Writer, dsn: str) -> threading.Thread:

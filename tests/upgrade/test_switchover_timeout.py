@@ -18,11 +18,10 @@ from tests.upgrade.run_support import (
     clean_cwd,
     ids_on,
     leftovers,
-    logical_clusters,
     make_pair,
 )
 
-__all__ = ["clean_cwd", "logical_clusters"]
+__all__ = ["clean_cwd"]
 
 
 def _options(tmp_path: Path, cmd: str, timeout_s: float) -> RunOptions:
