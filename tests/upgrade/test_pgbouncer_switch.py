@@ -79,6 +79,7 @@ def test_pgbouncer_backend_moved_by_the_switch_hook(logical_clusters, tmp_path: 
         for path in (home, *home.iterdir()):
             os.chown(path, *run_as)
     stderr = (home / "stderr.txt").open("wb")
+    assert PGBOUNCER is not None
     bouncer = subprocess.Popen(
         [PGBOUNCER, str(ini)],
         stdin=subprocess.DEVNULL,

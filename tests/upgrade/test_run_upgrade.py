@@ -85,16 +85,11 @@ def test_run_switches_over_under_load_and_rolls_back_with_new_writes(
 
     # writes on NEW, then rollback: every one of them reaches OLD
     with psycopg.connect(pair.new_dsn, autocommit=True) as c:
-        on_new = {
-            int(
-                str(
-                    c.execute(
-                        "INSERT INTO orders (note) VALUES ('on new') RETURNING id"
-                    ).fetchone()[0]
-                )
-            )  # type: ignore[index]
-            for _ in range(20)
-        }
+        on_new: set[int] = set()
+        for _ in range(20):
+            row = c.execute("INSERT INTO orders (note) VALUES ('on new') RETURNING id").fetchone()
+            assert row is not None
+            on_new.add(int(str(row[0])))
     result = CliRunner().invoke(
         upgrade,
         [

@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pgwarden.events import UpgradeHook, UpgradeSwitchover
+from pgwarden.events import Event, Observer, UpgradeHook, UpgradeSwitchover
 from pgwarden.upgrade.run import RunOptions, UpgradeFailed, run_upgrade
 from tests.upgrade.run_support import (
     Events,
@@ -115,11 +115,11 @@ def test_switchover_timeout_before_the_hook_leaves_old_writable(
     assert int(str(row[0])) in ids_on(pair.new_dsn)
 
 
-def fan(events: Events, holder: psycopg.Connection[tuple[object, ...]]):  # type: ignore[no-untyped-def]
+def fan(events: Events, holder: psycopg.Connection[tuple[object, ...]]) -> Observer:
     """Record events; when the switchover starts, open a write transaction on OLD."""
     from pgwarden.events import UpgradePhase
 
-    def observe(event):  # type: ignore[no-untyped-def]
+    def observe(event: Event) -> None:
         events(event)
         if (
             isinstance(event, UpgradePhase)
