@@ -14,6 +14,7 @@ import psycopg
 from psycopg import sql
 
 from pgwarden.pg.cluster import Cluster
+from pgwarden.upgrade.check_run import CheckOptions, check_upgrade
 from tests.fixtures.pg import new_database
 from tests.upgrade.conftest import installation
 
@@ -105,13 +106,11 @@ def test_all_databases_reads_the_other_databases_of_the_cluster(
     with psycopg.connect(other, autocommit=True) as c:
         c.execute("CREATE TABLE hooks (id int PRIMARY KEY, fn regprocedure)")
     # pg_upgrade upgrades every database: the reg* column elsewhere blocks it too.
-    code, data, stderr = _check(main, "--copy", "none", "--all-databases")
-    assert code == 1, stderr
-    elsewhere = [
-        i for i in data["issues"] if i["code"] == "reg-types" and i["database"] == other_name
-    ]
-    assert [i["objects"] for i in elsewhere] == [["public.hooks.fn (regprocedure)"]]
+    both = check_upgrade(main, CheckOptions(18, copy="none", all_databases=True))
+    elsewhere = [i for i in both.issues if i.code == "reg-types" and i.database == other_name]
+    assert [i.objects for i in elsewhere] == [("public.hooks.fn (regprocedure)",)]
+    assert both.blockers("pg_upgrade")
     # Without the flag only the given database is read.
-    code, data, stderr = _check(main, "--copy", "none", "--route", "pg_upgrade")
-    assert code == 0, stderr
-    assert not [i for i in data["issues"] if i["code"] == "reg-types"]
+    one = check_upgrade(main, CheckOptions(18, copy="none", routes=("pg_upgrade",)))
+    assert not [i for i in one.issues if i.code == "reg-types"]
+    assert not one.blocked

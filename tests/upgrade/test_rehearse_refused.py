@@ -14,7 +14,6 @@ import psycopg
 import pytest
 
 from pgwarden.pg.cluster import Cluster
-from pgwarden.upgrade.rehearse import RehearseUpgradeOptions, rehearse_upgrade
 from tests.fixtures.pg import new_database
 from tests.notify.receiver import receiver
 
@@ -109,24 +108,3 @@ def test_no_room_for_the_copy_is_refused_before_anything_starts(
         assert list(mnt.iterdir()) == []  # nothing was started there
     finally:
         subprocess.run(["umount", str(mnt)], check=False)
-
-
-def test_a_failing_pg_upgrade_run_reports_why_and_no_downtime(
-    cluster_of: Callable[[int], Cluster],
-) -> None:
-    # --clone needs a file system with reflinks; the temp directory here usually has none
-    # (overlayfs, tmpfs, ext4), and pg_upgrade --check does not test for it.
-    dsn = new_database(cluster_of(15))
-    with psycopg.connect(dsn, autocommit=True) as c:
-        c.execute("CREATE TABLE t (id int PRIMARY KEY)")
-    r = rehearse_upgrade(dsn, RehearseUpgradeOptions(16, mode="clone", copy="dump"))
-    assert r.check is not None and r.check.ok
-    assert r.upgrade is not None
-    if r.upgrade.ok:  # a reflink file system (btrfs, xfs): the clone worked
-        assert r.status == "completed" and r.downtime_s is not None
-        return
-    assert r.status == "failed"
-    assert r.downtime_s is None
-    assert r.upgrade.message.startswith("could not clone file"), r.upgrade.message
-    assert "ok" not in r.upgrade.message.split()
-    assert "the source cluster was started again after the failed upgrade" in r.notes
