@@ -12,7 +12,13 @@ from pathlib import Path
 
 import psycopg
 
-from tests.upgrade.run_support import can_write, clean_cwd, leftovers, make_pair
+from tests.upgrade.run_support import (
+    LogicalClusters,
+    can_write,
+    clean_cwd,
+    leftovers,
+    make_pair,
+)
 
 __all__ = ["clean_cwd"]
 
@@ -128,3 +134,40 @@ def test_killed_inside_the_switchover_is_cancelled_from_status(
     assert leftovers(pair.new_dsn) == {"slots": [], "publications": [], "subscriptions": []}
     final = _cli("status", "--database-url", pair.old_dsn, "--format", "json", cwd=tmp_path)
     assert '"state":"cancelled"' in final.stdout.replace(" ", "")
+
+
+def test_cancel_from_another_terminal_stops_a_live_run(
+    logical_clusters: LogicalClusters, tmp_path: Path
+) -> None:
+    """A run held up in its verification (a session on OLD holds a lock that keeps writes
+    from pausing, without a transaction id) is stopped by `upgrade cancel` from another
+    process: the run cleans up itself and exits 3; OLD is as it was."""
+    pair = make_pair(logical_clusters, 15, 18)
+    with psycopg.connect(pair.old_dsn) as blocker:
+        blocker.execute("LOCK TABLE settings IN ROW EXCLUSIVE MODE")
+        proc = _start(
+            [
+                "run",
+                "--database-url",
+                pair.old_dsn,
+                "--target-url",
+                pair.new_dsn,
+                "--env",
+                "dev",
+                "--yes",
+            ],
+            tmp_path,
+        )
+        _wait_for_line(proc, "comparing row counts")
+        status = _cli("status", "--database-url", pair.old_dsn, cwd=tmp_path)
+        assert "the upgrade is running" in status.stdout, status.stdout
+        cancel = _cli(
+            "cancel", "--database-url", pair.old_dsn, "--target-url", pair.new_dsn, cwd=tmp_path
+        )
+        _out, err = proc.communicate(timeout=60)
+        blocker.rollback()
+    assert cancel.returncode == 0, cancel.stdout + cancel.stderr
+    assert proc.returncode == 3 and "cancelled: OLD is as it was" in err, err
+    assert can_write(pair.old_dsn)
+    assert leftovers(pair.old_dsn) == {"slots": [], "publications": [], "subscriptions": []}
+    assert leftovers(pair.new_dsn)["subscriptions"] == []
