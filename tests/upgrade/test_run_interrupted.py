@@ -126,8 +126,16 @@ def test_killed_inside_the_switchover_is_cancelled_from_status(
     assert "switching" in status.stdout and "not running" in status.stdout, status.stdout
     assert "upgrade cancel" in status.stdout
     cancel = _cli(
-        "cancel", "--database-url", pair.old_dsn, "--target-url", pair.new_dsn, cwd=tmp_path
+        "cancel",
+        "--database-url",
+        pair.old_dsn,
+        "--target-url",
+        pair.new_dsn,
+        "--switch-cmd",
+        "echo application back to $PGWARDEN_SWITCH_TO",
+        cwd=tmp_path,
     )
+    assert "application back to old" in cancel.stderr  # its hook had started: run back
     assert cancel.returncode == 0, cancel.stderr + cancel.stdout
     assert can_write(pair.old_dsn)
     assert leftovers(pair.old_dsn) == {"slots": [], "publications": [], "subscriptions": []}

@@ -262,6 +262,12 @@ def run(
 @_apply(_common)
 @click.option("--target-url", metavar="DSN", default=None, help="NEW (to drop its subscription).")
 @click.option(
+    "--switch-cmd",
+    default=None,
+    help="If a killed run's switch hook had started: the command moving the application "
+    "back (run with PGWARDEN_SWITCH_TO=old).",
+)
+@click.option(
     "--wait",
     "wait_s",
     type=click.FloatRange(0),
@@ -271,7 +277,11 @@ def run(
 )
 @handle_errors
 def cancel_cmd(
-    database_url: str | None, log_format: str, target_url: str | None, wait_s: float
+    database_url: str | None,
+    log_format: str,
+    target_url: str | None,
+    switch_cmd: str | None,
+    wait_s: float,
 ) -> None:
     """Cancel an upgrade before its switchover: OLD exactly as it was."""
     from pgwarden.pg.connect import resolve_dsn
@@ -282,7 +292,7 @@ def cancel_cmd(
     assert old_dsn is not None
     sides = Sides(old_dsn, target_url, old_dsn, target_url) if target_url else None
     with Sides(old_dsn, "", old_dsn, "").old() as old:
-        result = cancel(old, sides, event_printer(log_format), wait_s=wait_s)
+        result = cancel(old, sides, event_printer(log_format), wait_s=wait_s, switch_cmd=switch_cmd)
     removed = ", ".join(result.removed) or "nothing left to remove"
     out.print(styled("[green]upgrade {} cancelled[/]: removed {}", result.record.id, removed))
     if sides is None:

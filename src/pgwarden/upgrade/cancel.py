@@ -95,6 +95,7 @@ def cancel(
     *,
     wait_s: float = 60.0,
     sleep: Callable[[float], None] = time.sleep,
+    switch_cmd: str | None = None,
 ) -> CancelResult:
     """Cancel the active upgrade of OLD's database (see module doc)."""
     record = find_active(old)
@@ -130,6 +131,6 @@ def cancel(
     if record.state == "switching":
         from pgwarden.upgrade.run import undo_interrupted_switchover
 
-        undo_interrupted_switchover(old, sides, record, emit)
+        undo_interrupted_switchover(old, sides, record, emit, switch_cmd)
     removed = clean_up(old, sides, record, emit)
     return CancelResult(record, removed, waited)

@@ -486,7 +486,9 @@ class _Runner:
                     hint="`pgwarden upgrade cancel`, recreate NEW's database, and run again",
                 )
             if active.state == "switching":
-                undo_interrupted_switchover(self.old, self.sides, active, self.emit)
+                undo_interrupted_switchover(
+                    self.old, self.sides, active, self.emit, self.options.switch_cmd
+                )
             active.state = "running"
             active.cancel_requested = False
             self.old.execute(
@@ -792,9 +794,10 @@ def run_upgrade(
 
 
 def undo_interrupted_switchover(
-    old: Conn, sides: Sides | None, record: Record, emit: Observer
+    old: Conn, sides: Sides | None, record: Record, emit: Observer, switch_cmd: str | None = None
 ) -> None:
-    """Undo the switchover a killed process left half-done (see `switchover.undo`)."""
+    """Undo the switchover a killed process left half-done (see `switchover.undo`); if its
+    hook had started, `switch_cmd` runs again with PGWARDEN_SWITCH_TO=old."""
     if sides is None:
         raise Refused(
             f"upgrade {record.id} stopped in the middle of its switchover",
@@ -808,9 +811,19 @@ def undo_interrupted_switchover(
         record=record,
         journal=old,
         emit=emit,
-        switch_cmd=None,
+        switch_cmd=switch_cmd,
         write_check=False,
     )
+    if record.info.get("hook_started") and not switch_cmd:
+        emit(
+            UpgradePhase(
+                upgrade_id=record.id,
+                phase="switchover",
+                status="failed",
+                message="the switch hook had started and no --switch-cmd was given to run it "
+                "back: point the application at OLD yourself",
+            )
+        )
     undo(sw, "the process running the switchover stopped")
 
 
