@@ -181,6 +181,8 @@ ORDER BY 1, 2
 
 def _alembic_upgrade_wall_time(metric_rows: int, repeat: int) -> None:
     """Wall time of `pgwarden apply --alembic` vs plain `alembic upgrade head` on mlflow."""
+    import atexit
+    import shutil
     import tempfile
 
     try:
@@ -193,6 +195,7 @@ def _alembic_upgrade_wall_time(metric_rows: int, repeat: int) -> None:
     from pgwarden.sources.alembic import _sqlalchemy_url
 
     work = Path(tempfile.mkdtemp(prefix="pgwarden-mlflow-bench-"))
+    atexit.register(shutil.rmtree, work, True)  # its alembic.ini files hold the cluster's URL
     (work / "pgwarden.toml").write_text("[environments.bench]\nprotected = false\n")
     location = Path(migrations.__file__).parent
     ini = work / "alembic.ini"
