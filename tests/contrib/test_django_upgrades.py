@@ -33,6 +33,7 @@ PENDING = [
     "alpha.0003_author_unique_together",
     "alpha.0004_remove_unique_together",
     "alpha.0005_author_email_idx",
+    "alpha.0006_author_slug",
     "beta.0002_book_bar",
     "beta.0003_book_editor",
     "beta.0004_shelf",
@@ -99,7 +100,7 @@ def test_unapplied_with_several_apps_pending_lints_in_one_run(
     doc = lint_json(db, "--unapplied")
     assert keys(doc) == PENDING
     # One app only: its migrations, rendered after the other apps' pending ones.
-    assert keys(lint_json(db, "--unapplied", "beta")) == PENDING[4:]
+    assert keys(lint_json(db, "--unapplied", "beta")) == PENDING[5:]
 
 
 def test_rendered_sql_is_what_migrate_executes(db: str, conn: psycopg.Connection[Any]) -> None:
@@ -137,7 +138,7 @@ def test_lint_from_zero_with_unique_together_churn(db: str) -> None:
     assert "alpha.0004_remove_unique_together" in keys(doc)
     assert len(keys(doc)) > len(PENDING)
     beta = lint_json(db, "beta")
-    assert keys(beta) == ["beta.0001_initial", *PENDING[4:]]
+    assert keys(beta) == ["beta.0001_initial", *PENDING[5:]]
 
 
 def test_operations_under_if_point_at_the_operation(db: str, conn: psycopg.Connection[Any]) -> None:
@@ -204,6 +205,15 @@ def test_migrate_runs_python_in_order_and_sends_post_migrate(
     # RunPython ran after 0003's AddField and before its AlterField (NOT NULL held).
     same = conn.execute("SELECT bool_and(editor_id = author_id) FROM beta_book").fetchone()
     assert same == (True,)
+    # alpha 0006 (atomic = False): AddField, RunPython backfill, then RunSQL CREATE INDEX
+    # CONCURRENTLY, in that order through Django's executor: every slug filled, index valid.
+    assert "alpha.0006_author_slug through Django's executor" in out.stdout
+    slugs = conn.execute("SELECT count(*) FROM alpha_author WHERE slug = lower(name)").fetchone()
+    assert slugs == (50,)
+    valid = conn.execute(
+        "SELECT indisvalid FROM pg_index WHERE indexrelid = 'alpha_author_slug_idx'::regclass"
+    ).fetchone()
+    assert valid == (True,)
     assert ok(manage(db, "migrate", "--check")) is not None
     again = pgwarden_migrate(db, tmp_path)
     assert again.returncode == 0 and "no migrations to apply" in again.stdout
@@ -366,7 +376,7 @@ def test_django_contrib_apps_upgraded_from_their_first_migrations(
 ) -> None:
     """#15.1-5 on real third-party migrations: Django's own contrib apps (contenttypes,
     auth, admin, sites, flatpages, redirects, sessions) at their 0001 with rows, plus
-    alpha/beta: 23 pending migrations over 7 apps, RunPython (contenttypes 0002,
+    alpha/beta: 24 pending migrations over 7 apps, RunPython (contenttypes 0002,
     auth 0011), cross-app FKs. One lint run covers them all; the rendered DDL is the
     DDL plain `migrate` executes; one `pgwarden migrate` leaves what plain `migrate`
     leaves (history, content types, permissions, columns, constraints, indexes)."""
@@ -374,7 +384,7 @@ def test_django_contrib_apps_upgraded_from_their_first_migrations(
     doc = json.loads(
         ok(manage(db, "pgwarden", "lint", "--unapplied", "--format", "json", contrib=True), 0, 1)
     )
-    assert len(doc["migrations"]) == 23
+    assert len(doc["migrations"]) == 24
     assert {m["app"] for m in doc["migrations"]} == {
         "admin", "alpha", "auth", "beta", "contenttypes", "redirects", "sites"
     }  # fmt: skip
