@@ -34,7 +34,11 @@ if TYPE_CHECKING:
 
 
 class _LazyConsole:
-    """A rich Console made on first use: `lint --format json` never loads rich."""
+    """A rich Console made on first use: `lint --format json` never loads rich.
+
+    Printed to a file or a CI log (not a terminal), lines are never hard-wrapped:
+    a message, a path or a statement stays on one line, whole, for grep.
+    """
 
     def __init__(self, **options: Any) -> None:
         self._options = options
@@ -44,7 +48,10 @@ class _LazyConsole:
         if self._console is None:
             from rich.console import Console
 
-            self._console = Console(**self._options)
+            console = Console(**self._options)
+            if not console.is_terminal:
+                console.soft_wrap = True
+            self._console = console
         return self._console
 
     def __getattr__(self, name: str) -> Any:
