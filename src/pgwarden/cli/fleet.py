@@ -49,6 +49,12 @@ def _run_options(fn: Any) -> Any:
             help="Allow destructive steps on a protected env without a verified backup.",
         ),
         click.option(
+            "--restamp",
+            is_flag=True,
+            help="Adopt targets that hold data but were never stamped by pgwarden, as --env "
+            "(as `pgwarden apply --restamp` does for one database).",
+        ),
+        click.option(
             "--on-error",
             type=click.Choice(["halt", "continue"]),
             default=None,
@@ -133,6 +139,7 @@ def _options(kw: dict[str, Any], settings: Any, cfg: Any) -> Any:
         env=env,
         yes=confirmed,
         accept_data_loss=kw["accept_data_loss"],
+        restamp=bool(kw["restamp"]),
         limits=Limits(
             lock_timeout_ms=kw["lock_timeout_ms"],
             statement_timeout_ms=kw["statement_timeout_ms"],

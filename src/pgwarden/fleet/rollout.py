@@ -75,6 +75,8 @@ class RolloutOptions:
     env: str
     yes: bool = False  # the fleet was confirmed (typed, or --yes): protected targets may run
     accept_data_loss: str | None = None
+    # adopt targets that hold data but were never stamped, as --env (apply's --restamp)
+    restamp: bool = False
     limits: Limits = field(default_factory=Limits)
     selector: tuple[tuple[str, str], ...] = ()  # only targets carrying these labels
     on_error: str | None = None  # None: the fleet's
@@ -259,6 +261,7 @@ def resume_rollout(
             env=options.env,
             yes=options.yes,
             accept_data_loss=accept,
+            restamp=options.restamp,
             limits=options.limits,
             selector=options.selector,
             on_error=options.on_error,
@@ -526,6 +529,7 @@ class _Runner:
             # stamp says protected is refused (there is no prompt per target)
             yes=self.options.yes,
             accept_data_loss=self.options.accept_data_loss,
+            restamp=self.options.restamp,
         )
         journal_file = self.journal.path.with_suffix(".events.jsonl")
         try:
