@@ -348,7 +348,10 @@ def fleet_status_cmd(fmt: str, check: bool, **kw: Any) -> None:
             )
         )
         for w in r["waves"]:
-            _say(f"  wave {w['index']} {w['name']}: {w['state']} ({w['targets']} targets)")
+            state = w["state"]
+            if r["state"] in ("halted", "cancelled") and w["index"] == r.get("halted_wave"):
+                state = f"{r['state']} while {state}"  # the journal keeps 'applying' for resume
+            _say(f"  wave {w['index']} {w['name']}: {state} ({w['targets']} targets)")
         if r["state"] == "interrupted":
             _say("  its runner is gone (killed or crashed): `pgwarden fleet resume` continues it")
     else:
