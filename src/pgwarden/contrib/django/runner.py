@@ -28,10 +28,10 @@ if TYPE_CHECKING:
     from pgwarden.apply.watchdog import Watch, Watchdog
 
 __all__ = [
-    "DjangoRun",
     "DjangoRunError",
     "backend_pid",
     "emit_post_migrate",
+    "emit_pre_migrate",
     "run_in_django",
     "segments",
 ]
@@ -60,6 +60,18 @@ def _plan(executor: Any, migs: Sequence[MigrationSQL]) -> list[tuple[Any, bool]]
     return [(nodes[(m.app_label, m.name)], False) for m in migs]
 
 
+def emit_pre_migrate(connection: Any, migs: Sequence[MigrationSQL], verbosity: int = 0) -> None:
+    """`pre_migrate`, with the apps of the state before the run, as `migrate` sends it."""
+    from django.core.management.sql import emit_pre_migrate_signal
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    state = executor._create_project_state(with_applied_migrations=True)
+    emit_pre_migrate_signal(
+        verbosity, False, connection.alias, apps=state.apps, plan=_plan(executor, migs)
+    )
+
+
 def emit_post_migrate(connection: Any, migs: Sequence[MigrationSQL], verbosity: int = 0) -> None:
     """`post_migrate`, with the apps of the state after the run, as `migrate` sends it."""
     from django.core.management.sql import emit_post_migrate_signal
@@ -70,44 +82,6 @@ def emit_post_migrate(connection: Any, migs: Sequence[MigrationSQL], verbosity: 
     emit_post_migrate_signal(
         verbosity, False, connection.alias, apps=state.apps, plan=_plan(executor, migs)
     )
-
-
-class DjangoRun:
-    """One executor and one project state for a whole `pgwarden migrate`, as `migrate` keeps
-    them: the state of every applied migration is rendered once, then advanced migration
-    by migration (the SQL parts pgwarden applied, then each migration Django applies), so a
-    RunPython does not render every model again."""
-
-    def __init__(self, connection: Any, migs: Sequence[MigrationSQL]) -> None:
-        from django.db.migrations.executor import MigrationExecutor
-
-        self.connection = connection
-        self.executor = MigrationExecutor(connection)
-        self.state = self.executor._create_project_state(with_applied_migrations=True)
-        self.plan = _plan(self.executor, migs)
-
-    def node(self, mig: MigrationSQL) -> Any:
-        return self.executor.loader.graph.nodes[(mig.app_label, mig.name)]
-
-    def pre_migrate(self, verbosity: int = 0) -> None:
-        """`pre_migrate`, with the apps of the state before the run, as `migrate` sends it."""
-        from django.core.management.sql import emit_pre_migrate_signal
-
-        emit_pre_migrate_signal(
-            verbosity, False, self.connection.alias, apps=self.state.apps, plan=self.plan
-        )
-
-    def applied(self, migs: Sequence[MigrationSQL]) -> None:
-        """Advance the state past `migs`, which pgwarden's guarded executor applied."""
-        for mig in migs:
-            self.state = self.node(mig).mutate_state(self.state, preserve=False)
-
-    def apply(self, mig: MigrationSQL) -> None:
-        """Apply `mig` through Django's executor (which records it); on failure the state
-        stays where it was, so an attempt can be retried."""
-        if "apps" not in self.state.__dict__:
-            self.state.apps  # noqa: B018 (render once, as migrate does before applying)
-        self.state = self.executor.apply_migration(self.state.clone(), self.node(mig))
 
 
 def _lock_timed_out(exc: BaseException) -> bool:
@@ -163,10 +137,8 @@ def run_in_django(
     on_retry: Callable[[str], None] | None = None,
     watchdog: Watchdog | None = None,
     cancel: threading.Event | None = None,
-    run: DjangoRun | None = None,
 ) -> None:
-    """Apply `migs` one by one through Django's executor (which records them), advancing
-    `run`'s state (a new `DjangoRun` when none is given).
+    """Apply `migs` one by one through Django's executor (which records them).
 
     Each runs under a short `lock_timeout`, watched by `watchdog` (when given); an atomic
     migration that timed out waiting for a lock, or that the watchdog cancelled while it
@@ -174,7 +146,6 @@ def run_in_django(
     `attempts`, with backoff), as the guarded executor retries its own transactions. A
     non-atomic one is not; a cancel while holding locks, or by the user, stops the run.
     """
-    run = run or DjangoRun(connection, migs)
     for mig in migs:
         for attempt in range(1, attempts + 1):
             if cancel is not None and cancel.is_set():
@@ -186,7 +157,7 @@ def run_in_django(
             watch: Watch | None = None
             try:
                 with _watched(connection, watchdog) as watch:
-                    _apply_one(run, mig, lock_timeout_ms, statement_timeout_ms)
+                    _apply_one(connection, mig, lock_timeout_ms, statement_timeout_ms)
                 break
             except Exception as exc:
                 cancelled = _cancel_message(watch)
@@ -216,9 +187,10 @@ def run_in_django(
 
 
 def _apply_one(
-    run: DjangoRun, mig: MigrationSQL, lock_timeout_ms: int, statement_timeout_ms: int | None
+    connection: Any, mig: MigrationSQL, lock_timeout_ms: int, statement_timeout_ms: int | None
 ) -> None:
-    connection = run.connection
+    from django.db.migrations.executor import MigrationExecutor
+
     with connection.cursor() as cursor:
         cursor.execute("SELECT set_config('lock_timeout', %s, false)", [f"{lock_timeout_ms}ms"])
         if statement_timeout_ms is not None:
@@ -226,7 +198,10 @@ def _apply_one(
                 "SELECT set_config('statement_timeout', %s, false)", [f"{statement_timeout_ms}ms"]
             )
     try:
-        run.apply(mig)
+        executor = MigrationExecutor(connection)
+        migration = executor.loader.graph.nodes[(mig.app_label, mig.name)]
+        state = executor._create_project_state(with_applied_migrations=True)
+        executor.apply_migration(state, migration)
     finally:
         with connection.cursor() as cursor:
             cursor.execute("RESET lock_timeout")

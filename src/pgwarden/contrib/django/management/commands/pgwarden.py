@@ -272,8 +272,8 @@ class Command(BaseCommand):  # type: ignore[misc]
 
         from pgwarden.cli.interaction import ctrl_c_cancels
         from pgwarden.contrib.django.runner import (
-            DjangoRun,
             emit_post_migrate,
+            emit_pre_migrate,
             run_in_django,
             segments,
         )
@@ -330,8 +330,7 @@ class Command(BaseCommand):  # type: ignore[misc]
                 )
         cancel = threading.Event()
         with ctrl_c_cancels(cancel), self._watchdog(connection, parts, cancel) as watchdog:
-            run = DjangoRun(connection, migs)
-            run.pre_migrate(verbosity)
+            emit_pre_migrate(connection, migs, verbosity)
             step_options = options
             for runs, part in parts:
                 if cancel.is_set():
@@ -350,13 +349,11 @@ class Command(BaseCommand):  # type: ignore[misc]
                         on_retry=self.stderr.write,
                         watchdog=watchdog,
                         cancel=cancel,
-                        run=run,
                     )
                     continue
                 code = self._guarded(step_options, cfg, connection, part, cancel)
                 if code:
                     return code
-                run.applied(part)
                 # confirmed and stamped by the first guarded part
                 step_options = dict(options, yes=True, restamp=False)
             emit_post_migrate(connection, migs, verbosity)
