@@ -20,6 +20,7 @@ __all__ = [
     "TYPE_ALIASES",
     "A_Const",
     "A_Expr",
+    "Alias",
     "AlterDomainStmt",
     "AlterEnumStmt",
     "AlterObjectSchemaStmt",
@@ -130,12 +131,18 @@ class A_Const(TypedDict, total=False):
 # -- names and types -----------------------------------------------------------------
 
 
+class Alias(TypedDict, total=False):
+    aliasname: str
+    colnames: list["Node"]
+
+
 class RangeVar(TypedDict, total=False):
     catalogname: str
     schemaname: str
     relname: str
     inh: bool
     relpersistence: str
+    alias: Alias
     location: int
 
 
@@ -544,6 +551,7 @@ class Node(TypedDict, total=False):
     String: String
     Integer: Integer
     Float: Float
+    Alias: Alias
     Boolean: Boolean
     List: ListNode
     A_Const: A_Const
