@@ -191,6 +191,17 @@ def test_a_protected_environment_without_a_policy_says_so_once_per_run(
     )
     assert target.exists("public.u")
     assert not [e for e in events if isinstance(e, BreakGlass | NoRolePolicy)]
+    # ... and --break-glass there is an error, never silently ignored (nothing runs)
+    path = tmp_path / "003.sql"
+    path.write_text("CREATE TABLE v (id int);\n")
+    with pytest.raises(UsageError, match="is not protected"):
+        apply_plan(
+            commands.load_plan([path]),
+            database_url=target.dsn(),
+            policy=GuardPolicy(env="production", yes=True, break_glass="INC-1"),
+            settings=settings,
+        )
+    assert not target.exists("public.v")
 
 
 def test_a_dry_run_reports_the_refusal_instead_of_raising(target: Target, tmp_path: Path) -> None:

@@ -117,6 +117,13 @@ def check_role(
             "--break-glass needs a reason", hint='e.g. --break-glass "INC-123: restore orders"'
         )
     if not protected:
+        if reason:
+            # never silently ignored: the user believes the run is recorded as break-glass
+            raise UsageError(
+                f"--break-glass given, but environment {environment!r} is not protected: "
+                "no role check to break and nothing would be recorded",
+                hint="run without --break-glass, or check --env and the database URL",
+            )
         return RoleCheck(current, session)
     if policy is None:
         return RoleCheck(
