@@ -389,6 +389,19 @@ class _Runner:
         self.emit(FleetHalted(rollout=self.rid, wave=wave, reason=reason, message=message))
         return self._result()
 
+    def _wave_event(self, wave: Wave, phase: str) -> None:
+        self.emit(
+            FleetWave(
+                rollout=self.rid,
+                wave=wave.index,
+                name=wave.name,
+                phase=phase,
+                targets=tuple(t.name for t in wave.targets),
+                parallel=wave.parallel,
+                bake_s=wave.bake_s,
+            )
+        )
+
     def _set_wave(self, wave: Wave, state: str) -> None:
         self.journal.update(lambda d: d["waves"][wave.index - 1].update(state=state))
 
@@ -396,18 +409,7 @@ class _Runner:
         """Apply one wave and check its gates; (reason, message) when the rollout halts."""
         if self.cancel.is_set():
             return "cancelled", "cancelled before the wave started"
-        names = tuple(t.name for t in wave.targets)
-        self.emit(
-            FleetWave(
-                rollout=self.rid,
-                wave=wave.index,
-                name=wave.name,
-                phase="started",
-                targets=names,
-                parallel=wave.parallel,
-                bake_s=wave.bake_s,
-            )
-        )
+        self._wave_event(wave, "started")
         wave_state = self.journal.data["waves"][wave.index - 1]["state"]
         db_gates = [g for g in self.cfg.gates if g.signal not in ("http", "prometheus")]
         if wave_state == "pending":
@@ -432,17 +434,7 @@ class _Runner:
                     for g in failed_gates
                 )
         self._set_wave(wave, "done")
-        self.emit(
-            FleetWave(
-                rollout=self.rid,
-                wave=wave.index,
-                name=wave.name,
-                phase="done",
-                targets=names,
-                parallel=wave.parallel,
-                bake_s=wave.bake_s,
-            )
-        )
+        self._wave_event(wave, "done")
         return None
 
     def _failed_message(self, wave: Wave, failed: list[str]) -> str:
@@ -585,17 +577,7 @@ class _Runner:
         wave_t, fleet_t = self._scope(wave, db_gates)
         uniq = {t.name: t for t in [*wave_t, *fleet_t]}
         start = self._read_all(list(uniq.values()))
-        self.emit(
-            FleetWave(
-                rollout=self.rid,
-                wave=wave.index,
-                name=wave.name,
-                phase="baking",
-                targets=tuple(t.name for t in wave.targets),
-                parallel=wave.parallel,
-                bake_s=wave.bake_s,
-            )
-        )
+        self._wave_event(wave, "baking")
         if wave.bake_s > 0 and self.cancel.wait(wave.bake_s):
             return []
         if not self.cfg.gates:
