@@ -151,6 +151,20 @@ def _options(kw: dict[str, Any], settings: Any, cfg: Any) -> Any:
     )
 
 
+def _drive(kw: dict[str, Any], settings: Any, command: str, run: Any) -> None:
+    """Run a rollout (`run(observer, cancel)`) with Ctrl-C cancelling it, events printed
+    and sent to the notifications, then report it."""
+    cancel = threading.Event()
+    with (
+        ctrl_c_cancels(cancel),
+        attach(settings, command=command, env=kw["env"], cancel=cancel) as hook,
+    ):
+        result = run(fan_out([event_printer(kw["log_format"]), hook]), cancel)
+        if result.state != "done":  # no-op when a fleet_halted event said it already
+            hook.finish("cancelled" if result.reason == "cancelled" else "failed", result.message)
+    _report(result)
+
+
 def _report(result: Any) -> None:
     from pgwarden.fleet.rollout import RolloutResult
 
@@ -250,24 +264,21 @@ def fleet_apply(
         _say(f"dry run: {len(plan.steps)} step(s) would be applied; nothing was executed")
         return
     options = _options(kw, settings, cfg)
-    cancel = threading.Event()
-    with (
-        ctrl_c_cancels(cancel),
-        attach(settings, command="fleet apply", env=kw["env"], cancel=cancel) as hook,
-    ):
-        result = run_rollout(
+    _drive(
+        kw,
+        settings,
+        "fleet apply",
+        lambda observer, cancel: run_rollout(
             plan,
             cfg,
             targets,
             options,
             settings=settings,
-            observer=fan_out([event_printer(kw["log_format"]), hook]),
+            observer=observer,
             cancel=cancel,
             sources=paths,
-        )
-        if result.state != "done":  # no-op when a fleet_halted event said it already
-            hook.finish("cancelled" if result.reason == "cancelled" else "failed", result.message)
-    _report(result)
+        ),
+    )
 
 
 @fleet.command("resume")
@@ -280,22 +291,14 @@ def fleet_resume(**kw: Any) -> None:
 
     settings, cfg, targets = _load(kw)
     options = _options(kw, settings, cfg)
-    cancel = threading.Event()
-    with (
-        ctrl_c_cancels(cancel),
-        attach(settings, command="fleet resume", env=kw["env"], cancel=cancel) as hook,
-    ):
-        result = resume_rollout(
-            cfg,
-            targets,
-            options,
-            settings=settings,
-            observer=fan_out([event_printer(kw["log_format"]), hook]),
-            cancel=cancel,
-        )
-        if result.state != "done":  # no-op when a fleet_halted event said it already
-            hook.finish("cancelled" if result.reason == "cancelled" else "failed", result.message)
-    _report(result)
+    _drive(
+        kw,
+        settings,
+        "fleet resume",
+        lambda observer, cancel: resume_rollout(
+            cfg, targets, options, settings=settings, observer=observer, cancel=cancel
+        ),
+    )
 
 
 @fleet.command("status")
