@@ -20,7 +20,7 @@ from psycopg import conninfo, sql
 
 from pgwarden.errors import ConfigError, EnvironmentProblem, UsageError
 from pgwarden.fleet.config import FleetConfig, RegistrySpec
-from pgwarden.pg.connect import connect, describe_dsn
+from pgwarden.pg.connect import connect, describe_dsn, host_port
 
 __all__ = ["Redactor", "Target", "load_targets", "server_of"]
 
@@ -47,10 +47,9 @@ class Target:
 def server_of(target: Target) -> str:
     """host:port of the target's server (what per-server limits count)."""
     try:
-        p = conninfo.conninfo_to_dict(target.dsn)
+        return host_port(conninfo.conninfo_to_dict(target.dsn))
     except psycopg.ProgrammingError:
         return "?"
-    return f"{p.get('host', 'localhost')}:{p.get('port', '5432')}"
 
 
 class Redactor:

@@ -49,6 +49,8 @@ class RunContext:
         import psycopg  # here: `pgwarden --help` imports the CLI modules, not psycopg
         from psycopg import conninfo
 
+        from pgwarden.pg.connect import host_port
+
         database = server = None
         if database_url:
             try:
@@ -56,8 +58,7 @@ class RunContext:
             except psycopg.ProgrammingError:
                 params = {}
             database = str(params["dbname"]) if params.get("dbname") else None
-            host = str(params.get("host") or params.get("hostaddr") or "localhost")
-            server = f"{host}:{params.get('port') or 5432}"
+            server = host_port(params)
         return cls(command, env, database, server, socket.gethostname())
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 
 import psycopg
 from psycopg import conninfo
 
 from pgwarden.errors import ConnectionFailed, UsageError
 
-__all__ = ["connect", "describe_dsn", "resolve_dsn"]
+__all__ = ["connect", "describe_dsn", "host_port", "resolve_dsn"]
 
 _ENV_VARS = ("PGWARDEN_DATABASE_URL", "DATABASE_URL")
 
@@ -47,16 +48,20 @@ def resolve_dsn(explicit: str | None, *, required: bool = True) -> str | None:
     return None
 
 
+def host_port(params: Mapping[str, object]) -> str:
+    """host:port of a parsed DSN (`conninfo_to_dict`), no credentials: its host, else its
+    hostaddr, else localhost; its port, else 5432."""
+    host = params.get("host") or params.get("hostaddr") or "localhost"
+    return f"{host}:{params.get('port') or 5432}"
+
+
 def describe_dsn(dsn: str) -> str:
     """The DSN without its password, for messages."""
     try:
         params = conninfo.conninfo_to_dict(dsn)
     except psycopg.ProgrammingError:
         return "<unparseable DSN>"
-    params.pop("password", None)
-    host = params.get("host", "localhost")
-    port = params.get("port", "5432")
-    return f"{params.get('user', '')}@{host}:{port}/{params.get('dbname', '')}".lstrip("@")
+    return f"{params.get('user', '')}@{host_port(params)}/{params.get('dbname', '')}".lstrip("@")
 
 
 def connect(
