@@ -49,6 +49,7 @@ from pgwarden.apply.indexes import (
     table_of,
 )
 from pgwarden.apply.journal import Journal
+from pgwarden.apply.partitions import Detach, detach_of, detach_state, finalize
 from pgwarden.apply.watchdog import Watch, Watchdog, WatchdogPolicy
 from pgwarden.errors import UsageError
 from pgwarden.plan import Plan, Step
@@ -412,9 +413,13 @@ def _prepare(r: _Run, unit: Unit, policy: LockPolicy) -> dict[int, tuple[str, st
     The step's index (by name, or by definition when unnamed) may be valid (the build
     finished after its client died: recorded as done), INVALID (a dead build: dropped,
     then built again) or still being built by another session (waited for within the
-    lock budget): a second copy is never built.
+    lock budget): a second copy is never built. A DETACH ... CONCURRENTLY: see
+    `_prepare_detach`.
     """
     step = unit.steps[0]
+    detach = None if unit.transactional else detach_of(step)
+    if detach is not None:
+        return _prepare_detach(r, unit, policy, detach)
     if unit.transactional or not builds_index(step):
         return {}
     table = table_of(step)
@@ -480,6 +485,50 @@ def _prepare(r: _Run, unit: Unit, policy: LockPolicy) -> dict[int, tuple[str, st
         return invalid_indexes(r.conn, table) if table is not None else {}
     except psycopg.Error as exc:
         _failed(r, unit, 0, exc)
+
+
+def _prepare_detach(
+    r: _Run, unit: Unit, policy: LockPolicy, d: Detach
+) -> dict[int, tuple[str, str]] | None:
+    """Before a DETACH PARTITION ... CONCURRENTLY: a detach an earlier attempt (or run)
+    completed is recorded as done; one it left pending is finished with FINALIZE, then
+    recorded. Running the statement again would fail in both cases."""
+    state = None
+    try:
+        state = detach_state(r.conn, d)
+        if state == "pending":
+            finalize(
+                r.conn,
+                d,
+                lock_timeout_ms=policy.lock_timeout_ms,
+                statement_timeout_ms=policy.statement_timeout_ms,
+            )
+    except psycopg.Error as exc:
+        if state != "pending":
+            _failed(r, unit, 0, exc)
+        _failed(
+            r,
+            unit,
+            0,
+            exc,
+            message=f"step {unit.index}: the detach of {d.partition} from {d.parent} an "
+            f"earlier attempt left pending could not be finished: {str(exc).strip()}",
+            hint=f"`pgwarden resume` finishes it, or ALTER TABLE {d.parent} DETACH PARTITION "
+            f"{d.partition} FINALIZE",
+        )
+    if state in ("attached", "unknown"):
+        return {}
+    _record(r, unit, 0)
+    done = "finished its pending detach (FINALIZE)" if state == "pending" else "already done"
+    r.emit(
+        StepDone(
+            step=unit.index,
+            steps=tuple(unit.indexes),
+            attempt=0,
+            reconciled=f"{d.partition} detached from {d.parent}: {done}",
+        )
+    )
+    return None
 
 
 def _cleanup(
