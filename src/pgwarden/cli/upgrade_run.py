@@ -285,14 +285,31 @@ def cancel_cmd(
 ) -> None:
     """Cancel an upgrade before its switchover: OLD exactly as it was."""
     from pgwarden.pg.connect import resolve_dsn
+    from pgwarden.settings import load_settings
     from pgwarden.upgrade.cancel import cancel
+    from pgwarden.upgrade.journal import find_active
     from pgwarden.upgrade.logical import Sides
 
     old_dsn = resolve_dsn(database_url)
     assert old_dsn is not None
     sides = Sides(old_dsn, target_url, old_dsn, target_url) if target_url else None
     with Sides(old_dsn, "", old_dsn, "").old() as old:
-        result = cancel(old, sides, event_printer(log_format), wait_s=wait_s, switch_cmd=switch_cmd)
+        active = find_active(old)
+        with attach(
+            load_settings(),
+            command="upgrade cancel",
+            env=active.environment if active else None,
+            database_url=old_dsn,
+        ) as hook:
+            result = cancel(
+                old,
+                sides,
+                fan_out([event_printer(log_format), hook]),
+                wait_s=wait_s,
+                switch_cmd=switch_cmd,
+            )
+            what = f"removed {', '.join(result.removed)}" if result.removed else "nothing to remove"
+            hook.finish("cancelled", f"upgrade {result.record.id}: OLD as it was; {what}")
     removed = ", ".join(result.removed) or "nothing left to remove"
     out.print(styled("[green]upgrade {} cancelled[/]: removed {}", result.record.id, removed))
     if sides is None:
@@ -343,7 +360,10 @@ def rollback_cmd(
                 hint="before the switchover, `pgwarden upgrade cancel` stops an upgrade",
             )
         with attach(
-            load_settings(), command="upgrade rollback", database_url=sides.old_dsn
+            load_settings(),
+            command="upgrade rollback",
+            env=record.environment,
+            database_url=sides.old_dsn,
         ) as hook:
             paused = switch_back(
                 sides,
@@ -371,6 +391,7 @@ def rollback_cmd(
 @handle_errors
 def finish_cmd(database_url: str | None, log_format: str, target_url: str | None) -> None:
     """After a switchover: end the reverse replication (no rollback possible afterwards)."""
+    from pgwarden.settings import load_settings
     from pgwarden.upgrade import logical
     from pgwarden.upgrade.journal import find_active, save
     from pgwarden.upgrade.logical import Names
@@ -378,19 +399,26 @@ def finish_cmd(database_url: str | None, log_format: str, target_url: str | None
     sides = _sides(database_url, target_url)
     with sides.old() as old, sides.new() as new:
         record = find_active(old)
-        if record is None or record.state != "switched":
-            what = "no upgrade" if record is None else f"upgrade {record.id} is {record.state}"
-            raise Refused(
-                f"nothing to finish: {what}",
-                hint="`pgwarden upgrade status` shows the upgrade's state",
-            )
-        names = Names(record.id)
-        logical.drop_subscription(old, names.reverse)
-        logical.drop_publication(new, names.reverse)
-        logical.drop_slot(new, names.reverse)
-        logical.drop_publication(old, names.forward)
-        record.state = "finished"
-        save(old, record)
+        with attach(
+            load_settings(),
+            command="upgrade finish",
+            env=record.environment if record else None,
+            database_url=sides.old_dsn,
+        ) as hook:
+            if record is None or record.state != "switched":
+                what = "no upgrade" if record is None else f"upgrade {record.id} is {record.state}"
+                raise Refused(
+                    f"nothing to finish: {what}",
+                    hint="`pgwarden upgrade status` shows the upgrade's state",
+                )
+            names = Names(record.id)
+            logical.drop_subscription(old, names.reverse)
+            logical.drop_publication(new, names.reverse)
+            logical.drop_slot(new, names.reverse)
+            logical.drop_publication(old, names.forward)
+            record.state = "finished"
+            save(old, record)
+            hook.finish("done", f"upgrade {record.id} finished: NEW stands alone")
     out.print(
         styled("[green]upgrade {} finished[/]: NEW stands alone; OLD stays read-only", record.id)
     )
