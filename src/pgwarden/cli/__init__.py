@@ -37,7 +37,8 @@ class _LazyConsole:
     """A rich Console made on first use: `lint --format json` never loads rich.
 
     Printed to a file or a CI log (not a terminal), lines are never hard-wrapped:
-    a message, a path or a statement stays on one line, whole, for grep.
+    a message, a path or a statement stays on one line, whole, for grep; tables and
+    panels are laid out at the width they need (see `pgwarden.report.piped`).
     """
 
     def __init__(self, **options: Any) -> None:
@@ -46,12 +47,9 @@ class _LazyConsole:
 
     def _get(self) -> Console:
         if self._console is None:
-            from rich.console import Console
+            from pgwarden.report.piped import make_console
 
-            console = Console(**self._options)
-            if not console.is_terminal:
-                console.soft_wrap = True
-            self._console = console
+            self._console = make_console(**self._options)
         return self._console
 
     def __getattr__(self, name: str) -> Any:

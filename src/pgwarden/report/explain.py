@@ -50,7 +50,7 @@ def _duration(snapshot: Snapshot | None, relation: str, *, rewrite: bool) -> str
     return f" (~{estimate_seconds(t, rewrite=rewrite):.1f} s estimated)"
 
 
-def _step_panel(step: Step, snapshot: Snapshot | None) -> Panel:
+def _step_panel(step: Step, snapshot: Snapshot | None, *, expand: bool) -> Panel:
     eff = step.effects
     table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
     table.add_column("relation")
@@ -88,13 +88,18 @@ def _step_panel(step: Step, snapshot: Snapshot | None) -> Panel:
         lines.append(Text(f"assumed: {a}", style="dim"))
     sql = " ".join(step.sql.split())
     title = f"{step.location}  {sql if len(sql) <= 90 else sql[:87] + '...'}"
-    return Panel(Group(*lines), title=Text(title), title_align="left")
+    return Panel(Group(*lines), title=Text(title), title_align="left", expand=expand)
 
 
 def render_explain(console: Console, plan: Plan, snapshot: Snapshot | None) -> None:
-    """Print each statement's effects: the strongest lock per relation (JSON lists all)."""
+    """Print each statement's effects: the strongest lock per relation (JSON lists all).
+
+    In a terminal a panel fills the width; piped (a file, a CI log) it is as wide as its
+    content needs, up to the console's width, and long lines wrap inside it.
+    """
+    terminal = console.is_terminal
     for step in plan:
-        console.print(_step_panel(step, snapshot))
+        console.print(_step_panel(step, snapshot, expand=terminal), soft_wrap=False)
     if plan.server_version is None:
         console.print(
             Text(
