@@ -502,25 +502,14 @@ def backfill(
 
     from pgwarden.apply.backfill import BackfillSpec, run_backfill
     from pgwarden.apply.health import HealthPolicy
-    from pgwarden.apply.identity import check_target, read_identity, read_stamp
+    from pgwarden.cli.environment import check_environment
     from pgwarden.pg.connect import connect, resolve_dsn
     from pgwarden.settings import load_settings
 
     dsn = resolve_dsn(database_url)
     assert dsn is not None
     settings = load_settings(config)
-    with connect(dsn) as conn:
-        ident, stamp = read_identity(conn), read_stamp(conn)
-    target, _ = check_target(
-        env_name=env,
-        environments=settings.environments,
-        ident=ident,
-        stamp=stamp,
-        destructive=[],
-        accept_data_loss=None,
-        yes=yes,
-        confirm=confirm_prompt(),
-    )
+    target = check_environment(lambda: connect(dsn), env, settings, yes=yes)
     from pgwarden.apply.role_gate import gate_command
 
     def loud(event: Event) -> None:

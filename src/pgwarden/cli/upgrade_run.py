@@ -207,25 +207,13 @@ def run(
     config: str | None,
 ) -> None:
     """Upgrade OLD to NEW through logical replication, then switch over (blue/green)."""
-    from pgwarden.apply.identity import check_target, read_identity, read_stamp
-    from pgwarden.cli.interaction import confirm_prompt
+    from pgwarden.cli.environment import check_environment
     from pgwarden.settings import load_settings
     from pgwarden.upgrade.run import RunOptions, run_upgrade
 
     sides = _sides(database_url, target_url, source_conninfo, target_conninfo)
     settings = load_settings(config)
-    with sides.old() as conn:
-        ident, stamp = read_identity(conn), read_stamp(conn, lost_ok=True)
-    check_target(
-        env_name=env,
-        environments=settings.environments,
-        ident=ident,
-        stamp=stamp,
-        destructive=[],
-        accept_data_loss=None,
-        yes=yes,
-        confirm=confirm_prompt(),
-    )
+    check_environment(sides.old, env, settings, yes=yes, lost_stamp_ok=True)
     options = RunOptions(
         environment=env,
         target_major=to_major,
