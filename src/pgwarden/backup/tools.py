@@ -8,11 +8,12 @@ import re
 import signal
 import subprocess
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from pgwarden.errors import PostgresNotFound
 from pgwarden.pg.binaries import Installation, find_installation, find_installations
 
-__all__ = ["ToolFailed", "installation_for", "run_tool", "tool_version"]
+__all__ = ["ToolFailed", "installation_for", "run_tool", "stream_process", "tool_version"]
 
 _VERSION_RE = re.compile(r"\(PostgreSQL\)\s+(\S+)")
 
@@ -63,6 +64,53 @@ def tool_version(inst: Installation, program: str) -> str:
     return m.group(1) if m else out.strip()
 
 
+def stream_process(
+    args: Sequence[str],
+    on_line: Callable[[str], None],
+    *,
+    merge_stdout: bool = False,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    user: int | None = None,
+    group: int | None = None,
+) -> int:
+    """Run a program in its own process group, passing each line of its stderr (with
+    `merge_stdout`: of its stdout and stderr; else stdout is discarded) to `on_line`,
+    newline included; its exit code.
+
+    On any exception (Ctrl-C included, or one raised by `on_line`) the whole group is
+    killed and reaped before the exception propagates.
+    """
+    proc = subprocess.Popen(
+        list(args),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE if merge_stdout else subprocess.DEVNULL,
+        stderr=subprocess.STDOUT if merge_stdout else subprocess.PIPE,
+        text=True,
+        errors="replace",
+        cwd=cwd,
+        env=env,
+        start_new_session=True,
+        user=user,
+        group=group,
+        extra_groups=[] if user is not None else None,
+    )
+    pipe = proc.stdout if merge_stdout else proc.stderr
+    try:
+        assert pipe is not None
+        for line in pipe:
+            on_line(line)
+        return proc.wait()
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+    finally:
+        if pipe is not None:
+            pipe.close()
+
+
 def run_tool(
     args: Sequence[str],
     *,
@@ -76,37 +124,16 @@ def run_tool(
     On any exception (Ctrl-C included) the whole group is killed and reaped before
     the exception propagates. Raises ToolFailed on a non-zero exit; returns stderr.
     """
-    proc = subprocess.Popen(
-        list(args),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        errors="replace",
-        env=env,
-        start_new_session=True,
-        user=user,
-        group=group,
-        extra_groups=[] if user is not None else None,
-    )
     lines: list[str] = []
-    try:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            lines.append(line)
-            if len(lines) > 2000:
-                del lines[:1000]
-            if on_line is not None:
-                on_line(line.rstrip("\n"))
-        code = proc.wait()
-    except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        raise
-    finally:
-        if proc.stderr is not None:
-            proc.stderr.close()
+
+    def take(line: str) -> None:
+        lines.append(line)
+        if len(lines) > 2000:
+            del lines[:1000]
+        if on_line is not None:
+            on_line(line.rstrip("\n"))
+
+    code = stream_process(args, take, env=env, user=user, group=group)
     stderr = "".join(lines)
     if code != 0:
         raise ToolFailed(os.path.basename(args[0]), code, stderr)

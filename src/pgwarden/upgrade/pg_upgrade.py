@@ -11,11 +11,8 @@ process runs in its own process group and is killed on Ctrl-C.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import signal
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +21,7 @@ from typing import Any, Literal
 
 import psycopg
 
+from pgwarden.backup.tools import stream_process
 from pgwarden.errors import ClusterError, UsageError
 from pgwarden.pg.cluster import Cluster
 
@@ -119,36 +117,22 @@ def _run(
     on_line: Callable[[str], None] | None = None,
 ) -> _Run:
     """Run a server tool as the clusters' owner; stdout and stderr merged, line by line."""
-    proc = subprocess.Popen(
-        list(args),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        errors="replace",
+    result = _Run(0)
+
+    def take(line: str) -> None:
+        result.lines.append(line.rstrip("\n"))
+        if on_line is not None:
+            on_line(line.rstrip("\n"))
+
+    result.code = stream_process(
+        args,
+        take,
+        merge_stdout=True,
         cwd=cwd,
         env=env if env is not None else _env(),
-        start_new_session=True,
         user=owner[0] if owner else None,
         group=owner[1] if owner else None,
-        extra_groups=[] if owner else None,
     )
-    result = _Run(0)
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            result.lines.append(line.rstrip("\n"))
-            if on_line is not None:
-                on_line(line.rstrip("\n"))
-        result.code = proc.wait()
-    except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        raise
-    finally:
-        if proc.stdout is not None:
-            proc.stdout.close()
     return result
 
 
