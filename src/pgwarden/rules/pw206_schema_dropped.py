@@ -49,8 +49,8 @@ def _created(step: Step) -> str | None:
     return None if create is None else str(create.get("schemaname"))
 
 
-def _created_at(ctx: LintContext) -> dict[str, int]:
-    """schema -> index of the first step of the plan that creates it."""
+def schemas_created_at(ctx: LintContext) -> dict[str, int]:
+    """schema -> index of the first step of the plan that creates it (PW209 reads it too)."""
     return first_step_naming(ctx, CODE, _created)
 
 
@@ -60,7 +60,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         return
     if body.get("behavior") != "DROP_CASCADE":
         return  # an empty schema: fails safely if anything is still in it
-    created = _created_at(ctx)
+    created = schemas_created_at(ctx)
     for schema in strings(body.get("objects")):
         if created.get(schema, step.index) < step.index:
             continue  # created earlier in this plan

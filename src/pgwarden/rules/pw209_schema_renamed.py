@@ -42,21 +42,10 @@ from collections.abc import Iterator
 
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
-from pgwarden.rules._sql import first_step_naming
 from pgwarden.rules.base import Hit, LintContext, Rule
+from pgwarden.rules.pw206_schema_dropped import schemas_created_at
 
 CODE = "PW209"
-
-
-def _created(step: Step) -> str | None:
-    """The schema this step creates, if it is a CreateSchemaStmt."""
-    create = step.tree.get("CreateSchemaStmt")
-    return None if create is None else str(create.get("schemaname"))
-
-
-def _created_at(ctx: LintContext) -> dict[str, int]:
-    """schema -> index of the first step of the plan that creates it."""
-    return first_step_naming(ctx, CODE, _created)
 
 
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
@@ -64,7 +53,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     if body is None or body.get("renameType") != "OBJECT_SCHEMA":
         return
     old = str(body.get("subname"))
-    if _created_at(ctx).get(old, step.index) < step.index:
+    if schemas_created_at(ctx).get(old, step.index) < step.index:
         return  # created earlier in this plan
     yield Hit(
         message=f"renames schema {old} to {body.get('newname')}: every query, search_path "
