@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from pgwarden.access.audit import AuditReport
 from pgwarden.access.capabilities import Capability
 from pgwarden.access.verdict import RULES, AuditFinding
+from pgwarden.report import github
 from pgwarden.report.markup import styled
 
 if TYPE_CHECKING:
@@ -184,14 +185,6 @@ def sarif(report: AuditReport, config_path: str | None) -> dict[str, Any]:
     }
 
 
-def _data(s: str) -> str:
-    return s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def _prop(s: str) -> str:
-    return _data(s).replace(":", "%3A").replace(",", "%2C")
-
-
 def github_annotations(report: AuditReport) -> str:
     """One GitHub workflow command per finding (`::error title=...::message`)."""
     level = {"error": "error", "warning": "warning", "note": "notice"}
@@ -199,5 +192,7 @@ def github_annotations(report: AuditReport) -> str:
     for f in report.findings:
         why = "\n".join(f"why: {p}" for p in f.paths[:SHOWN_PATHS])
         body = f"{f.message}\n{why}\nhelp: {f.help}".replace("\n\n", "\n")
-        lines.append(f"::{level[f.severity]} title={_prop(f'{f.code} {f.name}')}::{_data(body)}")
+        lines.append(
+            f"::{level[f.severity]} title={github.prop(f'{f.code} {f.name}')}::{github.data(body)}"
+        )
     return "\n".join(lines) + ("\n" if lines else "")

@@ -14,6 +14,7 @@ from pgwarden.findings import Severity
 from pgwarden.lint import preflight
 from pgwarden.lint.engine import IGNORE_WITHOUT_REASON, LintResult
 from pgwarden.plan import Plan
+from pgwarden.report import github
 from pgwarden.report.lint_docs import rule_doc_url
 from pgwarden.rules import ALL_RULES
 
@@ -111,23 +112,15 @@ def sarif(result: LintResult, *, root: str | os.PathLike[str] | None = None) -> 
     }
 
 
-def _data(s: str) -> str:
-    return s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def _prop(s: str) -> str:
-    return _data(s).replace(":", "%3A").replace(",", "%2C")
-
-
 def github_annotations(result: LintResult) -> str:
     """One `::error file=...,line=...,col=...,title=...::message` line per finding."""
     lines = []
     for f in result.findings:
         props = (
-            f"file={_prop(f.location.path)},line={f.location.line},col={f.location.column},"
-            f"title={_prop(f'{f.code} {f.name}')}"
+            f"file={github.prop(f.location.path)},line={f.location.line},col={f.location.column},"
+            f"title={github.prop(f'{f.code} {f.name}')}"
         )
-        lines.append(f"::{_GH_LEVEL[f.severity]} {props}::{_data(f'{f.message}. {f.help}')}")
+        lines.append(f"::{_GH_LEVEL[f.severity]} {props}::{github.data(f'{f.message}. {f.help}')}")
     return "\n".join(lines) + ("\n" if lines else "")
 
 
