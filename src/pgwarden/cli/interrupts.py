@@ -7,6 +7,11 @@
    the server what it left (pg_stat_activity, the step's object), record the run
    as cancelled, print that, and exit 3;
 3. exit 3 at once, saying the state was not checked.
+
+Without a run to act on (no `dsn`), the second press raises KeyboardInterrupt in the
+main thread. With `unwind=True` (code that is not pgwarden's executor, e.g. Django's
+executor running a migration) that is the way the code running rolls back and reports;
+a third press then exits 3 at once, as above.
 """
 
 from __future__ import annotations
@@ -35,10 +40,18 @@ CONNECT_TIMEOUT_S = 5
 class Interrupts:
     """Counts Ctrl-C presses and acts on the run it learnt from the events."""
 
-    def __init__(self, cancel: threading.Event, dsn: str | None, journal_file: str | None) -> None:
+    def __init__(
+        self,
+        cancel: threading.Event,
+        dsn: str | None,
+        journal_file: str | None,
+        *,
+        unwind: bool = False,
+    ) -> None:
         self.cancel = cancel
         self.dsn = dsn
         self.journal_file = journal_file
+        self.unwind = unwind
         self.run_id: str | None = None
         self.presses = 0
         self._ended = threading.Event()  # the run reacted: cancelled, failed or finished
@@ -60,7 +73,13 @@ class Interrupts:
                 threading.Thread(target=self._nudge, name="pgwarden-nudge", daemon=True).start()
             return
         if self.dsn is None:
-            raise KeyboardInterrupt
+            if not self.unwind:
+                raise KeyboardInterrupt
+            if self.presses == 2:
+                err.print(styled("[yellow]stopping it (Ctrl-C again to exit at once)...[/]"))
+                raise KeyboardInterrupt
+            self._exit("aborted at once; what the step left was not checked")
+            return
         if self.presses == 2 and self.run_id is not None:
             err.print(
                 styled("[yellow]ending the step's backend (Ctrl-C again to exit at once)...[/]")
@@ -126,10 +145,14 @@ class Interrupts:
 
 @contextmanager
 def ctrl_c_escalates(
-    cancel: threading.Event, dsn: str | None = None, journal_file: str | None = None
+    cancel: threading.Event,
+    dsn: str | None = None,
+    journal_file: str | None = None,
+    *,
+    unwind: bool = False,
 ) -> Iterator[Interrupts]:
     """Install the escalating Ctrl-C / SIGTERM handler for the block."""
-    interrupts = Interrupts(cancel, dsn, journal_file)
+    interrupts = Interrupts(cancel, dsn, journal_file, unwind=unwind)
     old_int = signal.signal(signal.SIGINT, interrupts.handler)
     old_term = signal.signal(signal.SIGTERM, interrupts.handler)
     try:

@@ -8,13 +8,16 @@ plan order between the SQL parts pgwarden guards, each in its own transaction
 pgwarden's own: when sessions queue behind it (waiting for a lock, or holding
 one) its statement is cancelled, and so is it on Ctrl-C (the same cancel event).
 A cancel while waiting rolls an atomic migration back whole and is retried like
-a lock timeout; a cancel while holding, or by the user, stops the run.
+a lock timeout; a cancel while holding, or by the user, stops the run. A second
+Ctrl-C interrupts the migration in Django's executor (busy in Python, it did not
+notice the cancel): it unwinds, rolls back, and the run stops with one message.
 `pre_migrate` and `post_migrate` are sent as `manage.py migrate` sends them
 (content types and permissions are created by their receivers).
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -147,43 +150,79 @@ def run_in_django(
     non-atomic one is not; a cancel while holding locks, or by the user, stops the run.
     """
     for mig in migs:
-        for attempt in range(1, attempts + 1):
-            if cancel is not None and cancel.is_set():
-                raise DjangoRunError(
-                    f"{mig.key} not started: the run was cancelled",
-                    hint="the migrations before it are applied and recorded; run "
-                    "`manage.py pgwarden migrate` again to continue",
+        try:
+            _run_one(
+                connection, mig, lock_timeout_ms, statement_timeout_ms, attempts, on_retry,
+                watchdog, cancel,
+            )  # fmt: skip
+        except KeyboardInterrupt:  # a second Ctrl-C: Django's executor unwound (rolled back)
+            _close(connection)
+            raise DjangoRunError(
+                f"{mig.path}: {mig.key} interrupted in Django's executor (Ctrl-C twice)",
+                hint=(
+                    "it is atomic: rolled back whole, not recorded in django_migrations"
+                    if mig.atomic
+                    else "a non-atomic migration may have run in part (not recorded)"
                 )
-            watch: Watch | None = None
-            try:
-                with _watched(connection, watchdog) as watch:
-                    _apply_one(connection, mig, lock_timeout_ms, statement_timeout_ms)
-                break
-            except Exception as exc:
-                cancelled = _cancel_message(watch)
-                waiting = watch is not None and watch.cancelled == "blocking-while-waiting"
-                retry = _lock_timed_out(exc) if cancelled is None else waiting
-                if mig.atomic and attempt < attempts and retry:
-                    wait = min(0.25 * 2 ** (attempt - 1), 5.0)
-                    why = cancelled or f"lock_timeout ({lock_timeout_ms} ms) waiting for a lock"
-                    if on_retry is not None:
-                        on_retry(
-                            f"{mig.key}: {why}; rolled back, retry {attempt}/{attempts - 1} "
-                            f"in {wait:.2f} s"
-                        )
-                    time.sleep(wait)
-                    continue
-                what = cancelled or f"{type(exc).__name__}: {' '.join(str(exc).split())}"
-                raise DjangoRunError(
-                    f"{mig.path}: {mig.key} failed in Django's executor: {what}",
-                    hint=(
-                        "an atomic migration rolled back with its django_migrations row"
-                        if mig.atomic
-                        else "a non-atomic migration may have run in part (not recorded)"
+                + "; the migrations before it are applied and recorded; run "
+                "`manage.py pgwarden migrate` again to continue",
+            ) from None
+
+
+def _close(connection: Any) -> None:
+    """Close Django's connection: whatever transaction it still had open is rolled back."""
+    with contextlib.suppress(Exception):  # already broken: the server ends its transaction
+        connection.close()
+
+
+def _run_one(
+    connection: Any,
+    mig: MigrationSQL,
+    lock_timeout_ms: int,
+    statement_timeout_ms: int | None,
+    attempts: int,
+    on_retry: Callable[[str], None] | None,
+    watchdog: Watchdog | None,
+    cancel: threading.Event | None,
+) -> None:
+    """Apply one migration through Django's executor, with the retries `run_in_django` says."""
+    for attempt in range(1, attempts + 1):
+        if cancel is not None and cancel.is_set():
+            raise DjangoRunError(
+                f"{mig.key} not started: the run was cancelled",
+                hint="the migrations before it are applied and recorded; run "
+                "`manage.py pgwarden migrate` again to continue",
+            )
+        watch: Watch | None = None
+        try:
+            with _watched(connection, watchdog) as watch:
+                _apply_one(connection, mig, lock_timeout_ms, statement_timeout_ms)
+            break
+        except Exception as exc:
+            cancelled = _cancel_message(watch)
+            waiting = watch is not None and watch.cancelled == "blocking-while-waiting"
+            retry = _lock_timed_out(exc) if cancelled is None else waiting
+            if mig.atomic and attempt < attempts and retry:
+                wait = min(0.25 * 2 ** (attempt - 1), 5.0)
+                why = cancelled or f"lock_timeout ({lock_timeout_ms} ms) waiting for a lock"
+                if on_retry is not None:
+                    on_retry(
+                        f"{mig.key}: {why}; rolled back, retry {attempt}/{attempts - 1} "
+                        f"in {wait:.2f} s"
                     )
-                    + "; fix the cause and run `manage.py pgwarden migrate` again "
-                    "(--traceback shows where)",
-                ) from exc
+                time.sleep(wait)
+                continue
+            what = cancelled or f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+            raise DjangoRunError(
+                f"{mig.path}: {mig.key} failed in Django's executor: {what}",
+                hint=(
+                    "an atomic migration rolled back with its django_migrations row"
+                    if mig.atomic
+                    else "a non-atomic migration may have run in part (not recorded)"
+                )
+                + "; fix the cause and run `manage.py pgwarden migrate` again "
+                "(--traceback shows where)",
+            ) from exc
 
 
 def _apply_one(

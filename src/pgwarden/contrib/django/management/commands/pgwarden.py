@@ -32,7 +32,7 @@ from pgwarden.contrib.django.source import (
     standalone_sql,
     suppress,
 )
-from pgwarden.errors import PgwardenError, Refused, UsageError
+from pgwarden.errors import ApplyFailed, PgwardenError, Refused, UsageError
 
 EXIT_FINDINGS, EXIT_INPUT, EXIT_APPLY = 1, 2, 3
 
@@ -270,13 +270,8 @@ class Command(BaseCommand):  # type: ignore[misc]
         """Guarded SQL and Django-run (Python) migrations in plan order, between
         `pre_migrate` and `post_migrate`, as `manage.py migrate` runs them."""
 
-        from pgwarden.cli.interaction import ctrl_c_cancels
-        from pgwarden.contrib.django.runner import (
-            emit_post_migrate,
-            emit_pre_migrate,
-            run_in_django,
-            segments,
-        )
+        from pgwarden.cli.interrupts import ctrl_c_escalates
+        from pgwarden.contrib.django.runner import segments
         from pgwarden.pg.stamp import stamped_protection
         from pgwarden.settings import is_protected
 
@@ -329,7 +324,36 @@ class Command(BaseCommand):  # type: ignore[misc]
                     hint="the hints above say how to proceed; nothing was applied",
                 )
         cancel = threading.Event()
-        with ctrl_c_cancels(cancel), self._watchdog(connection, parts, cancel) as watchdog:
+        # Ctrl-C: the first cancels the running statement; a second unwinds Django's executor
+        # (its migration rolls back) into one message and exit 3; a third exits 3 at once.
+        try:
+            with ctrl_c_escalates(cancel, unwind=True):
+                return self._run_parts(options, cfg, connection, migs, parts, cancel, verbosity)
+        except KeyboardInterrupt:  # outside a migration: between parts, in a signal receiver
+            raise ApplyFailed(
+                "interrupted (Ctrl-C twice); the migrations before are applied and recorded",
+                hint="`manage.py showmigrations` lists them; run `manage.py pgwarden migrate` "
+                "again to continue",
+            ) from None
+
+    def _run_parts(
+        self,
+        options: dict[str, Any],
+        cfg: Any,
+        connection: Any,
+        migs: list[MigrationSQL],
+        parts: list[tuple[bool, list[MigrationSQL]]],
+        cancel: threading.Event,
+        verbosity: int,
+    ) -> int:
+        """Each part in plan order: Django's executor runs the Python ones, guarded."""
+        from pgwarden.contrib.django.runner import (
+            emit_post_migrate,
+            emit_pre_migrate,
+            run_in_django,
+        )
+
+        with self._watchdog(connection, parts, cancel) as watchdog:
             emit_pre_migrate(connection, migs, verbosity)
             step_options = options
             for runs, part in parts:
