@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import click
@@ -23,6 +22,13 @@ from pgwarden.cli import (
 )
 from pgwarden.cli.analyse import alembic_options
 from pgwarden.cli.interaction import confirm_prompt, ctrl_c_cancels, run_observer
+from pgwarden.cli.options import (
+    accept_data_loss_option,
+    config_option,
+    log_format_option,
+    stacked,
+    yes_option,
+)
 from pgwarden.events import BackfillBatch, Event, HealthPause, fan_out
 from pgwarden.notify import attach
 from pgwarden.report.events import render
@@ -71,105 +77,88 @@ _break_glass_option = click.option(
 )
 
 
-def _guard_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    opts = [
-        click.option(
-            "--env",
-            "env",
-            default=None,
-            help="Target environment: declared in the config, or the one the database's stamp"
-            " records.",
-        ),
-        click.option("--yes", is_flag=True, help="Skip the typed confirmation (CI)."),
-        click.option(
-            "--accept-data-loss",
-            default=None,
-            metavar="REASON",
-            help="Allow destructive steps on a protected env without a verified backup.",
-        ),
-        _break_glass_option,
-        click.option(
-            "--lock-timeout-ms",
-            type=click.IntRange(1),
-            default=None,
-            help="lock_timeout of each attempt (default: 500 ms on a busy or unknown table, "
-            "1000-2000 ms on quiet ones, from --stats).",
-        ),
-        click.option(
-            "--statement-timeout-ms",
-            type=click.IntRange(1),
-            default=None,
-            help="statement_timeout of each step (default: 10x the estimated work, at least "
-            "60 s, from --stats; 1 h without).",
-        ),
-        click.option(
-            "--lock-budget-s",
-            type=click.FloatRange(0.1),
-            default=None,
-            help="Give up a step after retrying its lock this long in all (default: 600).",
-        ),
-        click.option(
-            "--max-blocked-sessions",
-            type=click.IntRange(0),
-            default=None,
-            help="Watchdog: cancel our statement when more sessions than this queue behind "
-            "it (default: 2).",
-        ),
-        click.option(
-            "--max-block-ms",
-            type=click.IntRange(0),
-            default=None,
-            help="Watchdog: how long those sessions may queue before it cancels (default: 100).",
-        ),
-        click.option(
-            "--terminate-blockers-after",
-            type=click.FloatRange(0),
-            default=None,
-            metavar="SECONDS",
-            help="Terminate blockers idle in a transaction for this long.",
-        ),
-        click.option("--no-health-gate", is_flag=True, help="Do not pause on an unhealthy db."),
-        click.option(
-            "--health-deadline-s",
-            type=click.FloatRange(0),
-            default=300.0,
-            show_default=True,
-            help="Stop (resumable) when the database stays unhealthy this long before a step.",
-        ),
-        click.option(
-            "--reconnect-s",
-            type=click.FloatRange(0),
-            default=60.0,
-            show_default=True,
-            help="After a lost connection, wait this long for the server and continue the "
-            "run (0: stop with exit 3).",
-        ),
-        click.option(
-            "--journal-file",
-            default=_DEFAULT_JOURNAL,
-            show_default=True,
-            help="Local JSON-lines journal.",
-        ),
-        click.option(
-            "--log-format",
-            type=click.Choice(["text", "json"]),
-            default="text",
-            help="Progress on stderr as text, or one JSON event per line.",
-        ),
-        click.option(
-            "--log-blocker-queries",
-            is_flag=True,
-            help="Store and print blocking sessions' queries whole (default: a fingerprint "
-            "with every literal replaced, at most 200 characters).",
-        ),
-        click.option(
-            "--config", default=None, metavar="FILE", help="pgwarden.toml or pyproject.toml."
-        ),
-        dsn_option,
-    ]
-    for opt in reversed(opts):
-        fn = opt(fn)
-    return fn
+_guard_options = stacked(
+    click.option(
+        "--env",
+        "env",
+        default=None,
+        help="Target environment: declared in the config, or the one the database's stamp records.",
+    ),
+    yes_option,
+    accept_data_loss_option,
+    _break_glass_option,
+    click.option(
+        "--lock-timeout-ms",
+        type=click.IntRange(1),
+        default=None,
+        help="lock_timeout of each attempt (default: 500 ms on a busy or unknown table, "
+        "1000-2000 ms on quiet ones, from --stats).",
+    ),
+    click.option(
+        "--statement-timeout-ms",
+        type=click.IntRange(1),
+        default=None,
+        help="statement_timeout of each step (default: 10x the estimated work, at least "
+        "60 s, from --stats; 1 h without).",
+    ),
+    click.option(
+        "--lock-budget-s",
+        type=click.FloatRange(0.1),
+        default=None,
+        help="Give up a step after retrying its lock this long in all (default: 600).",
+    ),
+    click.option(
+        "--max-blocked-sessions",
+        type=click.IntRange(0),
+        default=None,
+        help="Watchdog: cancel our statement when more sessions than this queue behind "
+        "it (default: 2).",
+    ),
+    click.option(
+        "--max-block-ms",
+        type=click.IntRange(0),
+        default=None,
+        help="Watchdog: how long those sessions may queue before it cancels (default: 100).",
+    ),
+    click.option(
+        "--terminate-blockers-after",
+        type=click.FloatRange(0),
+        default=None,
+        metavar="SECONDS",
+        help="Terminate blockers idle in a transaction for this long.",
+    ),
+    click.option("--no-health-gate", is_flag=True, help="Do not pause on an unhealthy db."),
+    click.option(
+        "--health-deadline-s",
+        type=click.FloatRange(0),
+        default=300.0,
+        show_default=True,
+        help="Stop (resumable) when the database stays unhealthy this long before a step.",
+    ),
+    click.option(
+        "--reconnect-s",
+        type=click.FloatRange(0),
+        default=60.0,
+        show_default=True,
+        help="After a lost connection, wait this long for the server and continue the "
+        "run (0: stop with exit 3).",
+    ),
+    click.option(
+        "--journal-file",
+        default=_DEFAULT_JOURNAL,
+        show_default=True,
+        help="Local JSON-lines journal.",
+    ),
+    log_format_option,
+    click.option(
+        "--log-blocker-queries",
+        is_flag=True,
+        help="Store and print blocking sessions' queries whole (default: a fingerprint "
+        "with every literal replaced, at most 200 characters).",
+    ),
+    config_option,
+    dsn_option,
+)
 
 
 def _finish(result: Any, dsn: str | None) -> None:
@@ -369,6 +358,7 @@ def status(database_url: str | None, fmt: str) -> None:
     from dataclasses import asdict
 
     from pgwarden.apply.api import status as read_status
+    from pgwarden.cli.status_view import render_break_glass
     from pgwarden.pg.connect import resolve_dsn
 
     dsn = resolve_dsn(database_url)
@@ -391,6 +381,7 @@ def status(database_url: str | None, fmt: str) -> None:
                 f"{st.stamped_at:%Y-%m-%d %H:%M}",
             )
         )
+    render_break_glass(report.break_glass)
     for r in report.runs:
         out.print(
             styled(
@@ -476,11 +467,11 @@ def cancel(database_url: str | None, run_id: str | None) -> None:
     help="Batches grow or shrink to take about this long.",
 )
 @click.option("--env", "env", default=None, help="Target environment (from the config).")
-@click.option("--yes", is_flag=True, help="Skip the typed confirmation (CI).")
+@yes_option
 @click.option("--no-health-gate", is_flag=True, help="Do not pause on an unhealthy db.")
 @click.option("--again", is_flag=True, help="Run a finished backfill again, from the first row.")
 @_break_glass_option
-@click.option("--config", default=None, metavar="FILE", help="pgwarden.toml or pyproject.toml.")
+@config_option
 @dsn_option
 @handle_errors
 def backfill(

@@ -10,6 +10,7 @@ import click
 
 from pgwarden.cli import EXIT_APPLY, EXIT_FINDINGS, err, handle_errors, out, print_json, styled
 from pgwarden.cli.interaction import ctrl_c_cancels, event_printer
+from pgwarden.cli.options import accept_data_loss_option, config_option, log_format_option, stacked
 from pgwarden.events import fan_out
 from pgwarden.notify import attach
 
@@ -19,7 +20,7 @@ def _say(*objects: Any) -> None:
     out.print(*objects, soft_wrap=True)
 
 
-_COMMON = [
+_common = stacked(
     click.option("--fleet", "fleet", required=True, help="The fleet ([tool.pgwarden.fleet.NAME])."),
     click.option(
         "--label",
@@ -28,70 +29,48 @@ _COMMON = [
         metavar="KEY=VALUE",
         help="Only the targets carrying this label (repeatable): one CI job per label.",
     ),
-    click.option("--config", default=None, metavar="FILE", help="pgwarden.toml or pyproject.toml."),
-]
+    config_option,
+)
 
 
-def _common(fn: Any) -> Any:
-    for opt in reversed(_COMMON):
-        fn = opt(fn)
-    return fn
-
-
-def _run_options(fn: Any) -> Any:
-    opts = [
-        click.option("--env", "env", required=True, help="Target environment of every database."),
-        click.option("--yes", is_flag=True, help="Skip the confirmation of a protected env (CI)."),
-        click.option(
-            "--accept-data-loss",
-            default=None,
-            metavar="REASON",
-            help="Allow destructive steps on a protected env without a verified backup.",
-        ),
-        click.option(
-            "--restamp",
-            is_flag=True,
-            help="Adopt targets that hold data but were never stamped by pgwarden, as --env "
-            "(as `pgwarden apply --restamp` does for one database).",
-        ),
-        click.option(
-            "--on-error",
-            type=click.Choice(["halt", "continue"]),
-            default=None,
-            help="A failed target or gate halts the rollout (default from the config: halt), "
-            "or is recorded and skipped.",
-        ),
-        click.option(
-            "--lock-timeout-ms",
-            type=click.IntRange(1),
-            default=None,
-            help="lock_timeout of each attempt on every target (default as `pgwarden apply`).",
-        ),
-        click.option(
-            "--statement-timeout-ms",
-            type=click.IntRange(1),
-            default=None,
-            help="statement_timeout of each step (default as `pgwarden apply`).",
-        ),
-        click.option(
-            "--lock-budget-s",
-            type=click.FloatRange(0.1),
-            default=None,
-            help="Give up a target's step after retrying its lock this long (default 600).",
-        ),
-        click.option(
-            "--no-health-gate", is_flag=True, help="apply's own per-step health pause off."
-        ),
-        click.option(
-            "--log-format",
-            type=click.Choice(["text", "json"]),
-            default="text",
-            help="Progress on stderr as text, or one JSON event per line.",
-        ),
-    ]
-    for opt in reversed(opts):
-        fn = opt(fn)
-    return fn
+_run_options = stacked(
+    click.option("--env", "env", required=True, help="Target environment of every database."),
+    click.option("--yes", is_flag=True, help="Skip the confirmation of a protected env (CI)."),
+    accept_data_loss_option,
+    click.option(
+        "--restamp",
+        is_flag=True,
+        help="Adopt targets that hold data but were never stamped by pgwarden, as --env "
+        "(as `pgwarden apply --restamp` does for one database).",
+    ),
+    click.option(
+        "--on-error",
+        type=click.Choice(["halt", "continue"]),
+        default=None,
+        help="A failed target or gate halts the rollout (default from the config: halt), "
+        "or is recorded and skipped.",
+    ),
+    click.option(
+        "--lock-timeout-ms",
+        type=click.IntRange(1),
+        default=None,
+        help="lock_timeout of each attempt on every target (default as `pgwarden apply`).",
+    ),
+    click.option(
+        "--statement-timeout-ms",
+        type=click.IntRange(1),
+        default=None,
+        help="statement_timeout of each step (default as `pgwarden apply`).",
+    ),
+    click.option(
+        "--lock-budget-s",
+        type=click.FloatRange(0.1),
+        default=None,
+        help="Give up a target's step after retrying its lock this long (default 600).",
+    ),
+    click.option("--no-health-gate", is_flag=True, help="apply's own per-step health pause off."),
+    log_format_option,
+)
 
 
 def _selector(labels: tuple[str, ...]) -> tuple[tuple[str, str], ...]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,7 @@ import click
 
 from pgwarden.cli import err, handle_errors, out, print_json, styled
 from pgwarden.cli.interaction import ctrl_c_cancels, event_printer
+from pgwarden.cli.options import log_format_option, stacked, yes_option
 from pgwarden.errors import Refused, UsageError
 from pgwarden.events import Event, Observer, UpgradeCopy, UpgradeLag, fan_out
 from pgwarden.notify import attach
@@ -46,22 +47,8 @@ _common = [
         help="OLD: the database upgraded (falls back to $PGWARDEN_DATABASE_URL, "
         "then $DATABASE_URL).",
     ),
-    click.option(
-        "--log-format",
-        type=click.Choice(["text", "json"]),
-        default="text",
-        help="Progress on stderr as text, or one JSON event per line.",
-    ),
+    log_format_option,
 ]
-
-
-def _apply(options: list[Callable[[Any], Any]]) -> Callable[[Any], Any]:
-    def deco(fn: Any) -> Any:
-        for opt in reversed(options):
-            fn = opt(fn)
-        return fn
-
-    return deco
 
 
 @contextmanager
@@ -123,7 +110,7 @@ def _progress(fmt: str) -> Iterator[Observer]:
 
 
 @click.command("run")
-@_apply(_common)
+@stacked(*_common)
 @click.option(
     "--target-url",
     metavar="DSN",
@@ -185,7 +172,7 @@ def _progress(fmt: str) -> Iterator[Observer]:
 @click.option(
     "--journal-file", default=_DEFAULT_JOURNAL, show_default=True, help="Local JSON-lines journal."
 )
-@click.option("--yes", is_flag=True, help="Skip the typed confirmation (CI).")
+@yes_option
 @click.option("--config", default=None, help="pgwarden.toml or pyproject.toml to read.")
 @handle_errors
 def run(
@@ -247,7 +234,7 @@ def run(
 
 
 @click.command("cancel")
-@_apply(_common)
+@stacked(*_common)
 @click.option("--target-url", metavar="DSN", default=None, help="NEW (to drop its subscription).")
 @click.option(
     "--switch-cmd",
@@ -308,7 +295,7 @@ def cancel_cmd(
 
 
 @click.command("rollback")
-@_apply(_common)
+@stacked(*_common)
 @click.option("--target-url", metavar="DSN", default=None, help="NEW.")
 @click.option(
     "--timeout",
@@ -374,7 +361,7 @@ def rollback_cmd(
 
 
 @click.command("finish")
-@_apply(_common)
+@stacked(*_common)
 @click.option("--target-url", metavar="DSN", default=None, help="NEW.")
 @handle_errors
 def finish_cmd(database_url: str | None, log_format: str, target_url: str | None) -> None:
@@ -413,7 +400,7 @@ def finish_cmd(database_url: str | None, log_format: str, target_url: str | None
 
 
 @click.command("status")
-@_apply(_common[:1])
+@stacked(*_common[:1])
 @click.option("--id", "upgrade_id", default=None, help="An upgrade id (default: the latest).")
 @click.option(
     "--journal-file",
