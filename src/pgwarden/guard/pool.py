@@ -162,7 +162,23 @@ def _pool_failure(
     return exc
 
 
-class GuardedPool:
+class _Pool:
+    """What the sync and async pools share: their guard, limits and session timeouts, and
+    their connections counted in the guard's budget."""
+
+    def __init__(
+        self, guard: Guard, limits: PoolLimits | None, timeouts: SessionTimeouts | None
+    ) -> None:
+        self.guard = guard
+        self.limits = limits or PoolLimits()
+        self.timeouts = timeouts or SessionTimeouts()
+        guard.add_pool(self.limits.max_size)
+
+    def _options(self, conninfo: str) -> dict[str, Any]:
+        return _pool_options(conninfo, self.limits, self.timeouts, self.guard)
+
+
+class GuardedPool(_Pool):
     """A bounded, fail-fast psycopg pool tied to a `Guard` (threads, WSGI, workers)."""
 
     def __init__(
@@ -174,15 +190,9 @@ class GuardedPool:
         timeouts: SessionTimeouts | None = None,
         open: bool = True,
     ) -> None:
-        self.guard = guard
-        self.limits = limits or PoolLimits()
-        self.timeouts = timeouts or SessionTimeouts()
-        lim = self.limits
-        guard.add_pool(lim.max_size)
+        super().__init__(guard, limits, timeouts)
         self.pool: psycopg_pool.ConnectionPool[psycopg.Connection[TupleRow]] = (
-            psycopg_pool.ConnectionPool(
-                conninfo, **_pool_options(conninfo, lim, self.timeouts, guard)
-            )
+            psycopg_pool.ConnectionPool(conninfo, **self._options(conninfo))
         )
         if open:
             self.open()
@@ -228,7 +238,7 @@ class GuardedPool:
             raise mapped from exc
 
 
-class AsyncGuardedPool:
+class AsyncGuardedPool(_Pool):
     """A bounded, fail-fast async psycopg pool tied to a `Guard` (ASGI apps, async workers)."""
 
     def __init__(
@@ -239,15 +249,9 @@ class AsyncGuardedPool:
         limits: PoolLimits | None = None,
         timeouts: SessionTimeouts | None = None,
     ) -> None:
-        self.guard = guard
-        self.limits = limits or PoolLimits()
-        self.timeouts = timeouts or SessionTimeouts()
-        lim = self.limits
-        guard.add_pool(lim.max_size)
+        super().__init__(guard, limits, timeouts)
         self.pool: psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[TupleRow]] = (
-            psycopg_pool.AsyncConnectionPool(
-                conninfo, **_pool_options(conninfo, lim, self.timeouts, guard)
-            )
+            psycopg_pool.AsyncConnectionPool(conninfo, **self._options(conninfo))
         )
 
     async def open(self) -> None:
