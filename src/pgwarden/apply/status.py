@@ -2,7 +2,8 @@
 
 A run recorded as running is checked against the server (`liveness`): `running`,
 `orphaned` (its backend is there, its client is gone) or `interrupted` (no
-backend). A run a later run resumed shows as `resumed`.
+backend). A run a later run resumed shows as `resumed`. The latest break-glass
+records (`pgwarden.break_glass`: who, when, why, which run) come with them.
 """
 
 from __future__ import annotations
@@ -56,9 +57,25 @@ class RunStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class BreakGlassRecord:
+    """A break-glass run (`--break-glass "reason"`) as `pgwarden.break_glass` records it."""
+
+    at: datetime
+    run_id: str | None  # None: a gate check that started no run of its own
+    command: str
+    environment: str
+    os_user: str
+    host: str
+    session_user: str
+    current_user: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class StatusReport:
     stamp: Stamp | None
     runs: tuple[RunStatus, ...]
+    break_glass: tuple[BreakGlassRecord, ...] = ()  # the latest first
 
 
 _PROGRESS = (
@@ -147,7 +164,41 @@ def status(database_url: str, *, limit: int = 5) -> StatusReport:
                     None if later is None else str(later),
                 )
             )
-        return StatusReport(stamp, tuple(runs))
+        return StatusReport(stamp, tuple(runs), _break_glass(conn, limit))
+
+
+def _break_glass(
+    conn: psycopg.Connection[tuple[object, ...]], limit: int
+) -> tuple[BreakGlassRecord, ...]:
+    """The latest `limit` break-glass records (none in a journal older than the table)."""
+    row = conn.execute("SELECT to_regclass('pgwarden.break_glass') IS NOT NULL").fetchone()
+    if not (row and row[0]):
+        return ()
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT at, run_id, command, environment, os_user, host, session_user_name, "
+            "current_user_name, reason FROM pgwarden.break_glass "
+            "ORDER BY at DESC, id DESC LIMIT {}"
+        ).format(sql.Literal(limit))
+    ).fetchall()
+    out = []
+    for at, run_id, *text in rows:
+        assert isinstance(at, datetime)
+        command, env, os_user, host, session_user, current_user, reason = map(str, text)
+        out.append(
+            BreakGlassRecord(
+                at,
+                None if run_id is None else str(run_id),
+                command,
+                env,
+                os_user,
+                host,
+                session_user,
+                current_user,
+                reason,
+            )
+        )
+    return tuple(out)
 
 
 def _progress(conn: psycopg.Connection[tuple[object, ...]], pid: int) -> dict[str, Any] | None:
