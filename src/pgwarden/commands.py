@@ -157,7 +157,13 @@ def lint(
         from pgwarden.lint.preflight import planner_rows
 
         dml = replace(dml, planner_rows=planner_rows(plan, preflight_dsn))
-    result = lint_plan(plan, snapshot=ctx.snapshot, ignore=cfg.ignore, dml=dml)
+    result = lint_plan(
+        plan,
+        snapshot=ctx.snapshot,
+        ignore=cfg.ignore,
+        dml=dml,
+        unknown_type_change=cfg.unknown_type_change,
+    )
     if sources is not None and not isinstance(sources, Sequence):
         own = {s.index for s in plan.steps if sources.is_bookkeeping(s)}
         kept = tuple(f for f in result.findings if f.step not in own)

@@ -164,6 +164,9 @@ class Settings:
     # of a large or busy table, in one statement is an error (PW142).
     dml_max_rows: int = 100_000
     dml_max_share: float = 0.1
+    # Without a catalog, an ALTER COLUMN ... TYPE to a target real migrations mostly reach
+    # in place (text) is a warning ("warning"), or an error like every other ("error").
+    unknown_type_change: str = "warning"
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -230,6 +233,7 @@ KEYS: dict[str | None, Any] = {
     "require_rehearsed": bool,
     "dml_max_rows": int,
     "dml_max_share": float,
+    "unknown_type_change": str,
     "environments": {
         None: {
             "protected": bool,
@@ -323,6 +327,11 @@ def _build(t: dict[str, Any], source: str) -> Settings:
         raise ConfigError(f"{source}: dml_max_rows must be a positive integer")
     if not isinstance(share, int | float) or isinstance(share, bool) or not 0 < share <= 1:
         raise ConfigError(f"{source}: dml_max_share must be a number above 0 and at most 1")
+    unknown_type = typed("unknown_type_change", str, "warning")
+    if unknown_type not in ("error", "warning"):
+        raise ConfigError(
+            f"{source}: unknown_type_change must be error or warning, got {unknown_type!r}"
+        )
     return Settings(
         source=source,
         pg_version=typed("pg_version", int, None),
@@ -335,5 +344,6 @@ def _build(t: dict[str, Any], source: str) -> Settings:
         require_rehearsed=typed("require_rehearsed", bool, False),
         dml_max_rows=max_rows,
         dml_max_share=float(share),
+        unknown_type_change=unknown_type,
         raw=t,
     )

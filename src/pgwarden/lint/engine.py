@@ -165,10 +165,11 @@ def lint_plan(
     rules: Iterable[Rule] = ALL_RULES,
     ignore: Iterable[str] = (),
     dml: DmlLimits | None = None,
+    unknown_type_change: str = "warning",
 ) -> LintResult:
     """Findings of `rules` over `plan`, minus config ignores and justified inline ignores."""
     with gc_paused():
-        return _lint_plan(plan, snapshot, rules, ignore, dml)
+        return _lint_plan(plan, snapshot, rules, ignore, dml, unknown_type_change)
 
 
 def _lint_plan(
@@ -177,10 +178,16 @@ def _lint_plan(
     rules: Iterable[Rule],
     ignore: Iterable[str],
     dml: DmlLimits | None = None,
+    unknown_type_change: str = "warning",
 ) -> LintResult:
     ignored = set(ignore)
     active = [r for r in rules if r.code not in ignored and r.name not in ignored]
-    ctx = LintContext(plan=plan, snapshot=snapshot, dml=dml or DmlLimits())
+    ctx = LintContext(
+        plan=plan,
+        snapshot=snapshot,
+        dml=dml or DmlLimits(),
+        unknown_type_change=unknown_type_change,
+    )
     raw: list[Finding] = []
     observers = [r.observe for r in active if r.observe is not None]
     every = [r for r in active if r.kinds is None]

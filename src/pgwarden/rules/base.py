@@ -107,6 +107,7 @@ class LintContext:
     held: dict[int, dict[str, tuple[LockMode, Step]]] = field(default_factory=dict)
     added_columns: set[tuple[str, str]] = field(default_factory=set)  # (table, column)
     dml: DmlLimits = field(default_factory=DmlLimits)
+    unknown_type_change: str = "warning"  # setting: PW104 without a catalog
     state: dict[str, object] = field(default_factory=dict)  # per rule code, kept by Rule.observe
 
     def held_before(self, step: Step) -> dict[str, tuple[LockMode, Step]]:

@@ -12,6 +12,16 @@ Binary-compatible changes (`varchar(n)` to `text`, raising a `varchar`
 limit, `numeric` precision up) and constant or stable defaults (`DEFAULT 0`,
 `DEFAULT now()`) do not rewrite and are not flagged.
 
+Whether a type change rewrites depends on the column's current type. With
+`--database-url` or `--stats` (or when the plan added the column) the answer
+is exact. From the SQL alone the current type is not known and a rewrite is
+assumed, with the severity set by what real migrations do
+(bench/alter_type_study.json, docs/lock-model.md): a change to `text` or an
+unbounded `varchar` is a warning, since 14 of 17 such real changes were
+from a varchar and ran in place; every other target (`varchar(n)`,
+`bigint`, `numeric(p,s)`, `timestamptz`, `jsonb`, ...) stays an error.
+Setting `unknown_type_change = "error"` makes them all errors.
+
 ## Why is this bad?
 A rewrite copies every row into a new file and rebuilds every index, holding
 ACCESS EXCLUSIVE the whole time: neither reads nor writes of the table get
@@ -53,8 +63,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from pgwarden.analysis.effects import LockMode
-from pgwarden.analysis.locks_altertable import CURRENT_TYPE_UNKNOWN, volatile
+from pgwarden.analysis.locks_altertable import (
+    CURRENT_TYPE_UNKNOWN,
+    MOSTLY_IN_PLACE,
+    target_family,
+    type_name,
+    volatile,
+)
 from pgwarden.analysis.nodes import TypeName
+from pgwarden.findings import Severity
 from pgwarden.plan import Step
 from pgwarden.rules._sql import (
     alter_cmds,
@@ -77,25 +94,45 @@ def _constrained_domain(ctx: LintContext, type_name: TypeName) -> bool:
     return catalog is not None and catalog.constrained_domain(names)
 
 
-def _causes(step: Step, ctx: LintContext) -> tuple[list[str], str]:
-    """Why the statement rewrites, in words, and the help for the main cause."""
+_KNOW = "lint with --database-url or --stats to know"
+
+
+def _unknown_type(step: Step, column: str) -> bool:
+    """Whether the lock model assumed a rewrite because `column`'s current type is unknown."""
+    named = f".{column} is not known (no catalog)"
+    return any(a.startswith(CURRENT_TYPE_UNKNOWN) and named in a for a in step.effects.assumptions)
+
+
+def _type_cause(step: Step, ctx: LintContext, name: str, tn: TypeName) -> tuple[str, bool]:
+    """A type change in words, and whether it is a warning only: its current type is not
+    known and real migrations mostly reach its target in place (setting unknown_type_change)."""
+    what = f"changing the type of {name} to {type_text(tn)}"
+    if not _unknown_type(step, name):
+        return what, False
+    studied = MOSTLY_IN_PLACE.get(target_family(type_name(tn)))
+    if studied is None or ctx.unknown_type_change == "error":
+        unknown = "its current type is not known without a catalog, so a rewrite is assumed"
+        return f"{what} ({unknown}; {_KNOW})", False
+    return (
+        f"{what} if it is not now {studied.source} (its current type is not known without a "
+        f"catalog; of {studied.total} real changes to {studied.words}, {studied.in_place} were "
+        f"from {studied.source}, done in place; {_KNOW})",
+        True,
+    )
+
+
+def _causes(step: Step, ctx: LintContext) -> tuple[list[str], str, bool]:
+    """Why the statement rewrites, in words, the help for the main cause, and whether every
+    cause is a type change that real migrations mostly do in place (a warning only)."""
     causes: list[str] = []
     help_ = "no in-place way avoids the rewrite: build the new shape next to the old one"
+    soft = 0  # type changes that are a warning only
     for subtype, cmd in alter_cmds(step):
         col = cmd.get("def", {}).get("ColumnDef", {})
         if subtype == "AT_AlterColumnType":
-            unknown = next(
-                (a for a in step.effects.assumptions if a.startswith(CURRENT_TYPE_UNKNOWN)), None
-            )
-            causes.append(
-                f"changing the type of {cmd.get('name')} to {type_text(col['typeName'])}"
-                + (
-                    " (its current type is not known without a catalog, so a rewrite is "
-                    "assumed; lint with --database-url or --stats to know)"
-                    if unknown
-                    else ""
-                )
-            )
+            cause, maybe = _type_cause(step, ctx, str(cmd.get("name")), col["typeName"])
+            causes.append(cause)
+            soft += maybe
             help_ = (
                 "add a column of the new type, write both, backfill in batches (pgwarden "
                 "backfill), switch reads, then drop the old column"
@@ -142,7 +179,7 @@ def _causes(step: Step, ctx: LintContext) -> tuple[list[str], str]:
             causes.append(f"SET ACCESS METHOD {cmd.get('name')}")
         elif subtype == "AT_SetExpression":
             causes.append(f"SET EXPRESSION of {cmd.get('name')} (recomputed for every row)")
-    return causes or ["the change"], help_
+    return causes or ["the change"], help_, 0 < soft == len(causes)
 
 
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
@@ -151,16 +188,21 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     yield from _in_place(step, ctx)
     if not step.effects.rewrites:
         return
-    causes, help_ = _causes(step, ctx)
+    causes, help_, soft = _causes(step, ctx)
     if causes == ["the change"] and any(sub == "AT_SetTableSpace" for sub, _ in alter_cmds(step)):
         return  # a copy into another tablespace: PW115
+    if soft:
+        help_ = (
+            f"{_KNOW} exactly; if it does rewrite, {help_}, or set unknown_type_change = "
+            '"error" to keep these an error'
+        )
+    verb = "may rewrite all of {} and rebuild" if soft else "rewrites all of {} and rebuilds"
     for table, est, size, severity, mode in judged_rewrites(step, ctx, list(step.effects.rewrites)):
         yield Hit(
-            message=f"rewrites all of {table} and rebuilds its indexes ({how_long(est)}) while "
-            f"holding {describe_lock(mode, table)}, because of {' and '.join(causes)}; "
-            f"{table}: {size}",
+            message=f"{verb.format(table)} its indexes ({how_long(est)}) while holding "
+            f"{describe_lock(mode, table)}, because of {' and '.join(causes)}; {table}: {size}",
             help=help_,
-            severity=severity,
+            severity=Severity.WARNING if soft and severity is Severity.ERROR else severity,
         )
 
 
