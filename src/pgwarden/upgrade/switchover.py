@@ -152,6 +152,19 @@ class Switch:
         self.record.info.update(info)
         save(self.journal, self.record)
 
+    def outcome(self, outcome: str, paused_s: float, message: str) -> None:
+        """Emit how this switchover to NEW ended (switched, rolled_back)."""
+        self.emit(
+            UpgradeSwitchover(
+                upgrade_id=self.record.id,
+                direction="to_new",
+                outcome=outcome,
+                final_lsn=self.final_lsn,
+                writes_paused_s=paused_s,
+                message=message,
+            )
+        )
+
 
 def switch_over(sw: Switch, deadline: Deadline) -> None:
     """Run the switchover; raises `SwitchFailed` after undoing it."""
@@ -250,15 +263,8 @@ def _forward(sw: Switch, deadline: Deadline) -> None:
     sw.record.info["writes_paused_s"] = round(paused, 3)
     sw.record.state = "switched"
     sw.step("switched")
-    sw.emit(
-        UpgradeSwitchover(
-            upgrade_id=sw.record.id,
-            direction="to_new",
-            outcome="switched",
-            final_lsn=sw.final_lsn,
-            writes_paused_s=paused,
-            message="NEW takes the writes; OLD is read-only and receives NEW's changes",
-        )
+    sw.outcome(
+        "switched", paused, "NEW takes the writes; OLD is read-only and receives NEW's changes"
     )
 
 
@@ -289,16 +295,11 @@ def undo(sw: Switch, why: str, *, bound_s: float = 30.0) -> None:
             Deadline(bound_s),
             keep_forward=True,
         )
-        sw.emit(
-            UpgradeSwitchover(
-                upgrade_id=sw.record.id,
-                direction="to_new",
-                outcome="rolled_back",
-                final_lsn=sw.final_lsn,
-                writes_paused_s=time.monotonic() - started,
-                message=f"{why}; switched back to OLD with NEW's writes, NEW replicates "
-                "again: run again to retry",
-            )
+        sw.outcome(
+            "rolled_back",
+            time.monotonic() - started,
+            f"{why}; switched back to OLD with NEW's writes, NEW replicates again: run again "
+            "to retry",
         )
         return
     old = sw.journal
@@ -336,18 +337,13 @@ def undo(sw: Switch, why: str, *, bound_s: float = 30.0) -> None:
     if stale:
         sw.record.info["new_stale"] = True
     save(sw.journal, sw.record)
-    sw.emit(
-        UpgradeSwitchover(
-            upgrade_id=sw.record.id,
-            direction="to_new",
-            outcome="rolled_back",
-            final_lsn=sw.final_lsn,
-            writes_paused_s=time.monotonic() - started,
-            message=f"{why}; OLD takes writes again"
-            + (
-                "; NEW could not be put back in sync: cancel and start over"
-                if stale
-                else "; NEW is still replicating: run again to retry"
-            ),
-        )
+    sw.outcome(
+        "rolled_back",
+        time.monotonic() - started,
+        f"{why}; OLD takes writes again"
+        + (
+            "; NEW could not be put back in sync: cancel and start over"
+            if stale
+            else "; NEW is still replicating: run again to retry"
+        ),
     )
