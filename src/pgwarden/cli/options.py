@@ -12,6 +12,7 @@ __all__ = [
     "config_option",
     "log_format_option",
     "stacked",
+    "threshold_option",
     "yes_option",
 ]
 
@@ -45,4 +46,11 @@ log_format_option = click.option(
     type=click.Choice(["text", "json"]),
     default="text",
     help="Progress on stderr as text, or one JSON event per line.",
+)
+threshold_option = click.option(
+    "--threshold",
+    type=float,
+    default=1.5,
+    show_default=True,
+    help="Latency ratio that makes a regression.",
 )

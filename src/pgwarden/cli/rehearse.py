@@ -16,6 +16,7 @@ from pgwarden.cli import (
     styled,
 )
 from pgwarden.cli.analyse import alembic_options, alembic_sources
+from pgwarden.cli.options import config_option, threshold_option
 
 
 def _range_start(
@@ -98,19 +99,11 @@ def alembic_schema_before(alembic_ini: str, start: str | None) -> tuple[str, str
     help="Write a self-contained HTML report.",
 )
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
-@click.option(
-    "--threshold",
-    type=float,
-    default=1.5,
-    show_default=True,
-    help="Latency ratio that makes a regression.",
-)
+@threshold_option
 @click.option(
     "--no-file-transaction", is_flag=True, help="Files do not run inside one transaction each."
 )
-@click.option(
-    "--config", "config", default=None, metavar="FILE", help="pgwarden.toml or pyproject.toml."
-)
+@config_option
 @alembic_options
 @handle_errors
 def rehearse(

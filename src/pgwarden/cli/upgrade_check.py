@@ -9,6 +9,7 @@ from typing import get_args
 import click
 
 from pgwarden.cli import EXIT_FINDINGS, dsn_option, err, handle_errors, out, print_json, styled
+from pgwarden.cli.options import config_option, threshold_option
 from pgwarden.events import Event, Phase, fan_out
 
 _FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
@@ -35,9 +36,6 @@ _BACKUP = click.option(
 )
 _JOBS = click.option(
     "--jobs", type=click.IntRange(1, 64), default=2, show_default=True, help="Parallel jobs."
-)
-_CONFIG = click.option(
-    "--config", "config", default=None, metavar="FILE", help="pgwarden.toml or pyproject.toml."
 )
 
 
@@ -84,7 +82,7 @@ def _catalogue(path: str | None, config: str | None, needed: bool) -> object:
 @_CATALOGUE
 @_JOBS
 @_FORMAT
-@_CONFIG
+@config_option
 @handle_errors
 def check(
     database_url: str | None,
@@ -176,13 +174,7 @@ def check(
 @click.option(
     "--top", type=click.IntRange(1, 100), default=10, show_default=True, help="Top queries."
 )
-@click.option(
-    "--threshold",
-    type=float,
-    default=1.5,
-    show_default=True,
-    help="Latency ratio that makes a regression.",
-)
+@threshold_option
 @click.option(
     "--fail-on",
     type=click.Choice(["after-analyze", "right-after", "never"]),
@@ -194,7 +186,7 @@ def check(
 @click.option("--report", "report_path", default=None, metavar="FILE", help="Write an HTML report.")
 @_JOBS
 @_FORMAT
-@_CONFIG
+@config_option
 @handle_errors
 def rehearse(
     database_url: str | None,
