@@ -1,8 +1,9 @@
 """`lint --fix` output after a run that was cancelled half-way, on a live server.
 
-A cancelled `REINDEX ... CONCURRENTLY` leaves an INVALID `<index>_ccnew` copy;
-the fixed file drops it before rebuilding, so running it again (and again)
-leaves no invalid index. A cancelled `DETACH PARTITION ... CONCURRENTLY` leaves
+A cancelled `REINDEX ... CONCURRENTLY` leaves an INVALID `<index>_ccnew` copy
+(REINDEX TABLE: of its TOAST index too, `pg_toast.pg_toast_<oid>_index_ccnew`);
+the fixed file drops them before rebuilding, so running it again (and again)
+leaves no invalid index, pg_toast included. A cancelled `DETACH PARTITION ... CONCURRENTLY` leaves
 the partition "detach pending"; the fixed file finishes it with FINALIZE.
 """
 
@@ -61,13 +62,10 @@ def _cancelled(dsn: str, statement: str) -> None:
 
 
 def _invalid(dsn: str) -> list[tuple[object, ...]]:
-    """INVALID indexes outside pg_toast (a cancelled REINDEX TABLE's copy of the TOAST
-    index is named after the table's OID: the fix cannot name it; a retry skips it)."""
+    """INVALID indexes, pg_toast included."""
     with psycopg.connect(dsn) as c:
         return c.execute(
-            "SELECT indexrelid::regclass::text FROM pg_index i JOIN pg_class r"
-            " ON r.oid = i.indexrelid WHERE NOT indisvalid"
-            " AND r.relnamespace <> 'pg_toast'::regnamespace ORDER BY 1"
+            "SELECT indexrelid::regclass::text FROM pg_index WHERE NOT indisvalid ORDER BY 1"
         ).fetchall()
 
 
@@ -110,6 +108,8 @@ def test_reindex_fix_drops_what_a_cancelled_rebuild_left(
     left = [str(r[0]) for r in _invalid(dsn)]
     assert "invoices_payment_account_id_idx_ccnew" in left
     assert all(n.endswith("_ccnew") for n in left)
+    toast = [n for n in left if n.startswith("pg_toast.")]
+    assert len(toast) == (1 if original.startswith("REINDEX TABLE") else 0), left
     _run(dsn, stmts)
     assert _invalid(dsn) == []
     _run(dsn, stmts)
@@ -141,3 +141,27 @@ def test_detach_fix_finishes_a_pending_detach(pg_any: Cluster, tmp_path: Path) -
     _run(fresh, stmts)
     with psycopg.connect(fresh) as c:
         assert c.execute("SELECT count(*) FROM pg_inherits").fetchone() == (0,)
+
+
+def test_toast_leftover_without_pg_toast_usage_warns(pg_any: Cluster, tmp_path: Path) -> None:
+    """A table owner that is not a superuser cannot name a pg_toast index: the fixed file
+    warns with the DROP a superuser runs, and the rebuild goes on (skipping that copy)."""
+    stmts = _fixed(tmp_path, "REINDEX TABLE invoices;", pg_any.installation.major, True)
+    dsn = _database(pg_any)
+    role = f"owner_{psycopg.conninfo.conninfo_to_dict(dsn)['dbname']}"  # one per database
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute(f'CREATE ROLE "{role}" LOGIN')
+        c.execute(f'ALTER TABLE invoices OWNER TO "{role}"')
+    concurrent = next(s for s in stmts if s.lstrip().upper().startswith("REINDEX"))
+    _cancelled(dsn, concurrent)
+    owner = psycopg.conninfo.make_conninfo(dsn, user=role)
+    warnings: list[str] = []
+    with psycopg.connect(owner, autocommit=True) as c:
+        c.add_notice_handler(lambda d: warnings.append(str(d.message_primary)))
+        for q in stmts:
+            c.execute(q.encode())
+    toast = [str(r[0]) for r in _invalid(dsn)]
+    assert len(toast) == 1 and toast[0].startswith("pg_toast."), toast  # only the TOAST copy
+    assert any(toast[0] in w and "cancelled REINDEX" in w for w in warnings), warnings
+    _run(dsn, stmts)  # a superuser's retry drops it
+    assert _invalid(dsn) == []

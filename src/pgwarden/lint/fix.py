@@ -31,7 +31,7 @@ from pgwarden.analysis.context import Snapshot
 from pgwarden.analysis.parse import parse
 from pgwarden.findings import Finding, Placement
 from pgwarden.lint.engine import LintResult, lint_plan
-from pgwarden.lint.rerunnable import rerunnable
+from pgwarden.lint.rerunnable import detaches_concurrently, rerunnable
 from pgwarden.lint.rewrite import rewrite_plan
 from pgwarden.plan import NO_FILE_TRANSACTION, Plan, SourceText, Step, TxMode, build_plan
 from pgwarden.rules.pw122_lock_timeout_too_long import bearable_ms, blocked_rate
@@ -81,7 +81,12 @@ _MARK = (
 )
 _RETRY = "-- Every statement may run again: if one fails or times out, retry the whole file."
 _TIMEOUT = "-- Every lock wait is bounded; retry the file if a statement times out."
-_OWN = {HEADER, _RETRY, _TIMEOUT}
+_DETACH = (
+    "-- A DETACH PARTITION ... CONCURRENTLY that completed cannot run again (psql stops there "
+    'with "is not a partition of"): retry with `pgwarden apply`, which records it as done, '
+    "or run the file from the statement after it."
+)
+_OWN = {HEADER, _RETRY, _TIMEOUT, _DETACH}
 _TRAIL = re.compile(r"[ \t]*;?[ \t]*(--[^\n]*)")
 _IGNORE = re.compile(r"--\s*pgwarden:\s*ignore\b")
 _USING_INDEX = re.compile(r"\bUSING\s+INDEX\s+(\"(?:[^\"]|\"\")+\"|[\w$]+)", re.I)
@@ -132,11 +137,11 @@ def _render(text: str, original: list[Step], steps: list[Step], timeout_ms: int 
     # An inline ignore above the first statement stays with it, below the prologue.
     out = [ln for ln in head if not _IGNORE.search(ln)]
     first_lead = [ln.strip() for ln in head if _IGNORE.search(ln)]
-    out += [HEADER, _MARK]
+    out += [HEADER, _MARK, _TIMEOUT if timeout_ms is not None else _RETRY]
+    if any(detaches_concurrently(st.sql.strip().rstrip(";")) for st in steps):
+        out.append(_DETACH)
     if timeout_ms is not None:
-        out += [_TIMEOUT, f"SET lock_timeout = '{timeout_ms}ms';"]
-    else:
-        out.append(_RETRY)
+        out.append(f"SET lock_timeout = '{timeout_ms}ms';")
     notes = _comments(text, original)
     kept = _leftover_ok(steps)
     placed: set[tuple[int, int]] = set()
@@ -166,7 +171,12 @@ def _render(text: str, original: list[Step], steps: list[Step], timeout_ms: int 
             if step.kind == "ReindexStmt"
             else []
         )
-        stmts = rerunnable(step.sql.strip().rstrip(";"), drop_leftover=drop, indexes=rebuilt)
+        stmts = rerunnable(
+            step.sql.strip().rstrip(";"),
+            drop_leftover=drop,
+            indexes=rebuilt,
+            lock_timeout_ms=DEFAULT_TIMEOUT_MS if timeout_ms is None else timeout_ms,
+        )
         out += [f"{q};" for q in stmts]
         if trail:
             out[-1] += f"  {trail}"

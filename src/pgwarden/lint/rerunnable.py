@@ -17,17 +17,24 @@ which every write still maintains and a second run skips or adds to. So the
 rebuild first drops those two names (concurrently) for each index it names, or
 for each index of the table the catalog lists (REINDEX TABLE); the names are
 the server's (the index name cut to fit 63 bytes, then `_ccnew` / `_ccold`).
-Not dropped: the copy of a TOAST index (named after the table's OID, which SQL
-cannot name without a block, where DROP INDEX CONCURRENTLY cannot run); a
-retry skips it with a warning, and `DROP INDEX CONCURRENTLY` removes it.
+A REINDEX TABLE also leaves a copy of its TOAST table's index, named after the
+table's OID: a block finds the INVALID indexes of the table's TOAST table
+(reltoastrelid; only a cancelled rebuild makes one) and drops them under a
+short lock_timeout. A block cannot drop concurrently: the plain DROP takes
+ACCESS EXCLUSIVE on the TOAST table only (not the table), which waits for and
+blocks only the sessions reading or writing out-of-line values, at most the
+lock_timeout. Naming a pg_toast object needs USAGE on that schema (superusers
+have it): without it the block warns with the DROP for a superuser to run, and
+the rebuild skips the copy with a warning of its own.
 
 `DETACH PARTITION ... CONCURRENTLY` that is cancelled after its first
 transaction leaves the partition "detach pending", and running it again fails
 ("already pending detach"): it is preceded by a block that finishes such a
 detach with `DETACH PARTITION ... FINALIZE` (allowed in a transaction). A
 detach that completed cannot be skipped in SQL (it cannot run in a block):
-running the file again then stops there with "is not a partition", having
-changed nothing.
+psql running the file again stops there with "is not a partition", having
+changed nothing; `pgwarden apply` records it as done (`detached`), so the
+file's header says to retry with it.
 
 The user's text is kept: a keyword is inserted where it belongs and the result
 is checked against the parse tree with the flag set; when the two differ (an
@@ -44,7 +51,7 @@ import pglast
 from pglast.enums import AlterTableType
 from pglast.stream import RawStream
 
-__all__ = ["rerunnable"]
+__all__ = ["detaches_concurrently", "rerunnable"]
 
 _ADD_COLUMN = re.compile(
     r"\bADD\s+(?:COLUMN\s+)?(?!IF\b|CONSTRAINT\b|PRIMARY\b|UNIQUE\b|CHECK\b|FOREIGN\b|EXCLUDE\b"
@@ -101,13 +108,15 @@ def _guarded_constraint(sql: str, node: Any) -> str | None:
     )
 
 
-def rerunnable(sql: str, *, drop_leftover: bool, indexes: Sequence[str] = ()) -> list[str]:
+def rerunnable(
+    sql: str, *, drop_leftover: bool, indexes: Sequence[str] = (), lock_timeout_ms: int = 1000
+) -> list[str]:
     """`sql` (one statement, no `;`) as statements that may run again.
 
     `drop_leftover`: a concurrent build may drop an index of its name first (the
     caller knows no other index of that name can exist). `indexes`: the indexes
     a REINDEX TABLE rebuilds, when the catalog knows them (their leftovers are
-    dropped first).
+    dropped first). `lock_timeout_ms`: the bound of a block's lock wait.
     """
     try:
         parsed = pglast.parse_sql(sql)
@@ -136,7 +145,8 @@ def rerunnable(sql: str, *, drop_leftover: bool, indexes: Sequence[str] = ()) ->
         node.skipIfNewValExists = True
         return [_text(sql, node, lambda s: _VALUE.sub("ADD VALUE IF NOT EXISTS ", s, count=1))]
     if kind == "ReindexStmt" and _concurrent(node):
-        return [*_reindex_leftovers(node, indexes), sql]
+        toast = _toast_leftovers(node, lock_timeout_ms)
+        return [*_reindex_leftovers(node, indexes), *toast, sql]
     if kind == "AlterTableStmt":
         finalize = _finalize_pending_detach(node)
         if finalize is not None:
@@ -223,6 +233,53 @@ def _reindex_leftovers(node: Any, indexes: Sequence[str]) -> list[str]:
             ident = ".".join(psql.Identifier(p).as_string(None) for p in parts)
             out.append(f"DROP INDEX CONCURRENTLY IF EXISTS {ident}")
     return out
+
+
+_TOAST_REASON = "drops the INVALID copies of the TOAST index a cancelled rebuild left"
+
+
+def _toast_leftovers(node: Any, lock_timeout_ms: int) -> list[str]:
+    """For REINDEX TABLE: a block dropping the INVALID copies of the table's TOAST index
+    a cancelled rebuild left (named after the table's OID)."""
+    if node.kind.name.rsplit("_", 1)[-1].lower() != "table" or node.relation is None:
+        return []
+    table = _deparse(node.relation)
+    return [
+        f"-- pgwarden: ignore PW133 {_TOAST_REASON}\n"
+        "DO $pgwarden$ DECLARE leftover regclass; BEGIN\n"
+        f"  SET LOCAL lock_timeout = '{lock_timeout_ms}ms';\n"
+        "  FOR leftover IN SELECT i.indexrelid::regclass FROM pg_index i\n"
+        "                  JOIN pg_class t ON t.reltoastrelid = i.indrelid\n"
+        f"                  WHERE t.oid = to_regclass({_literal(table)}) AND NOT i.indisvalid\n"
+        "  LOOP\n"
+        "    IF has_schema_privilege('pg_toast', 'USAGE') THEN\n"
+        "      EXECUTE format('DROP INDEX %s', leftover);\n"
+        "    ELSE\n"
+        "      RAISE WARNING 'INVALID index % left by a cancelled REINDEX CONCURRENTLY',\n"
+        "        leftover USING HINT = format('a superuser can drop it: "
+        "DROP INDEX CONCURRENTLY %s', leftover);\n"
+        "    END IF;\n"
+        "  END LOOP;\n"
+        "END $pgwarden$"
+    ]
+
+
+def detaches_concurrently(sql: str) -> bool:
+    """`sql` is one ALTER TABLE ... DETACH PARTITION ... CONCURRENTLY."""
+    try:
+        parsed = pglast.parse_sql(sql)
+    except pglast.parser.ParseError:
+        return False
+    node: Any = parsed[0].stmt if len(parsed) == 1 else None
+    if type(node).__name__ != "AlterTableStmt":
+        return False
+    cmds: list[Any] = list(node.cmds or ())
+    return (
+        len(cmds) == 1
+        and cmds[0].subtype == AlterTableType.AT_DetachPartition
+        and cmds[0].def_ is not None
+        and bool(cmds[0].def_.concurrent)
+    )
 
 
 def _finalize_pending_detach(node: Any) -> str | None:

@@ -27,7 +27,14 @@ with `DETACH PARTITION ... FINALIZE`. Alembic: `op.execute(...)` inside
 
 ## Fix safety
 Safe: the result is the same. The detach waits for running queries on the
-parent to finish, in two transactions.
+parent to finish, in two transactions. The fixed file first finishes a
+detach an earlier, interrupted run left pending (`DETACH PARTITION ...
+FINALIZE`, in a block that does nothing otherwise). A detach that completed
+cannot run again ("is not a partition of"), and no SQL can skip it (it cannot
+run inside a block): the file's header says to retry with `pgwarden apply`,
+which finds the partition already detached and records the step as done (or
+finishes a pending detach itself). With psql, run the file again from the
+statement after the detach.
 
 ## References
 https://www.postgresql.org/docs/current/sql-altertable.html#SQL-ALTERTABLE-DETACH-PARTITION
