@@ -126,9 +126,15 @@ def fix(step: Step, table: str, con: Constraint) -> Fix:
         )
     else:
         sql = step.sql
+    return validate_later(sql.rstrip(), table, str(name))
+
+
+def validate_later(added: str, table: str, name: str) -> Fix:
+    """`added` (an ALTER TABLE ... ADD CONSTRAINT `name`, no `;`) NOT VALID in place, then
+    VALIDATE CONSTRAINT in a separate transaction; PW106's fix is the same."""
     return Fix(
         (
-            FixStatement(f"{sql.rstrip()} NOT VALID;", Placement.IN_PLACE),
+            FixStatement(f"{added} NOT VALID;", Placement.IN_PLACE),
             FixStatement(
                 f"ALTER TABLE {table} VALIDATE CONSTRAINT {name};",
                 Placement.AFTER,

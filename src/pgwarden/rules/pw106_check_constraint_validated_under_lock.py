@@ -52,10 +52,11 @@ from collections.abc import Iterator
 
 from pgwarden.analysis.effects import LockMode
 from pgwarden.analysis.nodes import Constraint
-from pgwarden.findings import Fix, FixStatement, Placement
+from pgwarden.findings import Fix
 from pgwarden.plan import Step
 from pgwarden.rules._sql import alter_cmds, how_long, quote, table_of
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
+from pgwarden.rules.pw102_foreign_key_validated_under_lock import validate_later
 
 
 def _checks(step: Step) -> Iterator[tuple[Constraint, str | None]]:
@@ -125,16 +126,7 @@ def fix(step: Step, table: str, con: Constraint) -> Fix | None:
     name = con.get("conname")
     if not name or len(step.body.get("cmds", ())) != 1:
         return None
-    return Fix(
-        (
-            FixStatement(f"{step.sql.rstrip().rstrip(';')} NOT VALID;", Placement.IN_PLACE),
-            FixStatement(
-                f"ALTER TABLE {table} VALIDATE CONSTRAINT {quote(str(name))};",
-                Placement.AFTER,
-                "in a separate transaction:",
-            ),
-        )
-    )
+    return validate_later(step.sql.rstrip().rstrip(";"), table, quote(str(name)))
 
 
 RULE = Rule(
