@@ -229,16 +229,22 @@ def _large_objects(conn: Conn) -> list[Issue]:
     ]
 
 
-def _sequences(conn: Conn) -> list[Issue]:
-    names = [
+def _relations(conn: Conn, relkind: str) -> list[str]:
+    """The quoted schema.name of each user relation of `relkind` ('S', 'm'...), sorted."""
+    return [
         str(r[0])
         for r in rows(
             conn,
             "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'S' "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = %s "
             "AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1",
+            (relkind,),
         )
     ]
+
+
+def _sequences(conn: Conn) -> list[Issue]:
+    names = _relations(conn, "S")
     if not names:
         return []
     return [
@@ -255,15 +261,7 @@ def _sequences(conn: Conn) -> list[Issue]:
 
 
 def _materialized_views(conn: Conn) -> list[Issue]:
-    names = [
-        str(r[0])
-        for r in rows(
-            conn,
-            "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'm' "
-            "AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1",
-        )
-    ]
+    names = _relations(conn, "m")
     if not names:
         return []
     return [
