@@ -337,3 +337,32 @@ def test_range_start_is_excluded_as_alembic_sql_does_and_said(
     code, output = _apply(db, tmp_path, "--range", "0001:0003")
     assert code == 0, output
     assert _version(db) == ["0003"]
+
+
+@pytest.mark.parametrize("on", ["engine", "connection"])
+def test_an_isolation_level_env_py_asks_for_is_refused_naming_it(
+    db: str, project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, on: str
+) -> None:
+    """env.py asks for SERIALIZABLE (create_engine or execution_options): the executor's
+    transaction began at READ COMMITTED and cannot change, so the revision is refused, named,
+    and rolled back (was: run at READ COMMITTED without a word)."""
+    monkeypatch.setenv("SAMPLE_ISOLATION", "SERIALIZABLE")
+    monkeypatch.setenv("SAMPLE_ISOLATION_ON", on)
+    code, output = _apply(db, tmp_path)
+    assert code == 3, output
+    text = " ".join(output.split())
+    assert "revision 0002 (versions/0002_dedupe_metric_keys.py)" in text
+    assert "env.py asks for isolation level SERIALIZABLE" in text
+    assert "which began at READ COMMITTED" in text
+    assert _version(db) == ["0001"]  # 0002 rolled back: nothing of it applied
+    assert len(_schema(db)["metrics"]) == 500
+
+
+def test_the_isolation_level_of_the_transaction_is_accepted(
+    db: str, project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SAMPLE_ISOLATION", "READ COMMITTED")
+    code, output = _apply(db, tmp_path)
+    assert code == 0, output
+    assert _version(db) == ["0005"]
+    assert len(_schema(db)["metrics"]) == 50

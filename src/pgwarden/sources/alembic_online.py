@@ -18,9 +18,10 @@ How env.py's engine gets that connection: while the revision runs, SQLAlchemy's
 so that SQLAlchemy's commit, rollback and close do nothing (the executor commits
 after recording the step, or rolls back). What cannot be guarded is refused, the
 transaction rolled back: a revision that switches the connection to autocommit
-(`autocommit_block()`), an env.py engine on another driver than psycopg 3, an
-env.py that connects without SQLAlchemy's engine (`creator=`, a connection of its
-own).
+(`autocommit_block()`), an isolation level other than the one the executor's
+transaction began at (it cannot change once begun), an env.py engine on another
+driver than psycopg 3, an env.py that connects without SQLAlchemy's engine
+(`creator=`, a connection of its own).
 """
 
 from __future__ import annotations
@@ -102,9 +103,32 @@ class _Borrowed:
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "autocommit" and value:
             self._refuse_autocommit()
+        if name == "isolation_level":
+            self._check_isolation(value)
         if name in ("autocommit", "isolation_level", "read_only", "deferrable"):
             return  # the executor's transaction keeps its settings
         setattr(self._conn, name, value)
+
+    def _check_isolation(self, value: Any) -> None:
+        """An isolation level other than the transaction's is refused, not silently dropped.
+
+        The executor's transaction has begun (and taken its snapshot) before env.py
+        connects: PostgreSQL cannot change its isolation any more. SQLAlchemy also sets
+        the default level back on its connection; that one matches and passes.
+        """
+        if value is None:
+            return
+        wanted = psycopg.IsolationLevel(value).name.replace("_", " ")
+        row = self._conn.execute("SHOW transaction_isolation").fetchone()
+        current = str(row[0]).upper() if row else "?"
+        if wanted != current:
+            raise _NotGuardable(
+                f"env.py asks for isolation level {wanted} (isolation_level= of "
+                "create_engine(), sqlalchemy.isolation_level in alembic.ini, or "
+                "connection.execution_options(isolation_level=...)), but the revision runs "
+                f"inside pgwarden's transaction, which began at {current}, and PostgreSQL "
+                "cannot change the isolation of a transaction once it has begun"
+            )
 
     @staticmethod
     def _refuse_autocommit() -> None:
@@ -123,7 +147,7 @@ class _Borrowed:
             self._refuse_autocommit()
 
     def set_isolation_level(self, value: Any) -> None:
-        pass
+        self._check_isolation(value)
 
     def set_read_only(self, value: Any) -> None:
         pass

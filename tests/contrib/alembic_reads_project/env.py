@@ -43,8 +43,16 @@ elif context.is_offline_mode():
 else:
     if not url:
         raise RuntimeError("sqlalchemy.url is empty: set it in alembic.ini")
-    engine = create_engine(url)
+    # SAMPLE_ISOLATION: an isolation level asked for on the engine, or (SAMPLE_ISOLATION_ON=
+    # connection) with execution_options on the connection
+    isolation = os.environ.get("SAMPLE_ISOLATION")
+    on_engine = os.environ.get("SAMPLE_ISOLATION_ON", "engine") == "engine"
+    engine = create_engine(
+        url, **({"isolation_level": isolation} if isolation and on_engine else {})
+    )
     with engine.connect() as connection:
+        if isolation and not on_engine:
+            connection = connection.execution_options(isolation_level=isolation)
         context.configure(connection=connection, transaction_per_migration=per_migration)
         with context.begin_transaction():
             context.run_migrations()
