@@ -53,16 +53,18 @@ def table_of(step: Step) -> str | None:
 def invalid_indexes(
     conn: psycopg.Connection[tuple[object, ...]], table: str
 ) -> dict[int, tuple[str, str]]:
-    """OID -> (schema, name) of the INVALID indexes on `table`, and on its TOAST table
-    (a cancelled REINDEX TABLE CONCURRENTLY's copy) when the role may name pg_toast
-    objects (USAGE on it: superusers)."""
+    """OID -> (schema, name) of the INVALID indexes on `table` (an index: on its table, as
+    a REINDEX INDEX names it), and on its TOAST table (a cancelled REINDEX TABLE
+    CONCURRENTLY's copy) when the role may name pg_toast objects (USAGE: superusers)."""
     rows = conn.execute(
         sql.SQL(
+            "WITH t AS (SELECT coalesce((SELECT indrelid FROM pg_index "
+            "WHERE indexrelid = to_regclass({t})), to_regclass({t})::oid) AS oid) "
             "SELECT i.indexrelid::bigint, n.nspname, c.relname FROM pg_index i "
             "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE NOT i.indisvalid AND (i.indrelid = to_regclass({t})::oid "
+            "WHERE NOT i.indisvalid AND (i.indrelid = (SELECT oid FROM t) "
             "OR (has_schema_privilege('pg_toast', 'USAGE') AND i.indrelid = "
-            "(SELECT reltoastrelid FROM pg_class WHERE oid = to_regclass({t}))))"
+            "(SELECT reltoastrelid FROM pg_class WHERE oid = (SELECT oid FROM t))))"
         ).format(t=sql.Literal(table))
     ).fetchall()
     return {int(str(r[0])): (str(r[1]), str(r[2])) for r in rows}
