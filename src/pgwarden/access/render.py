@@ -4,7 +4,6 @@ paths) and for CI (SARIF 2.1.0, GitHub workflow annotations)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +12,7 @@ from pgwarden.access.capabilities import Capability
 from pgwarden.access.verdict import RULES, AuditFinding
 from pgwarden.report import github
 from pgwarden.report.markup import styled
+from pgwarden.report.sarif import SRCROOT, sarif_log
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -140,7 +140,7 @@ def sarif(report: AuditReport, config_path: str | None) -> dict[str, Any]:
             "locations": [
                 {
                     "physicalLocation": {
-                        "artifactLocation": {"uri": where.as_posix(), "uriBaseId": "%SRCROOT%"},
+                        "artifactLocation": {"uri": where.as_posix(), "uriBaseId": SRCROOT},
                         "region": {"startLine": 1},
                     },
                     "logicalLocations": [
@@ -165,24 +165,7 @@ def sarif(report: AuditReport, config_path: str | None) -> dict[str, Any]:
         }
         for code, (name, what) in RULES.items()
     ]
-    return {
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [
-            {
-                "tool": {
-                    "driver": {
-                        "name": "pgwarden-audit",
-                        "version": version("pgwarden"),
-                        "informationUri": "https://github.com/pgwarden/pgwarden",
-                        "rules": rules,
-                    }
-                },
-                "originalUriBaseIds": {"%SRCROOT%": {"uri": Path.cwd().as_uri() + "/"}},
-                "results": results,
-            }
-        ],
-    }
+    return sarif_log("pgwarden-audit", rules, results, base_uri=Path.cwd().as_uri() + "/")
 
 
 def github_annotations(report: AuditReport) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -16,6 +15,7 @@ from pgwarden.lint.engine import IGNORE_WITHOUT_REASON, LintResult
 from pgwarden.plan import Plan
 from pgwarden.report import github
 from pgwarden.report.lint_docs import rule_doc_url
+from pgwarden.report.sarif import SRCROOT, sarif_log
 from pgwarden.rules import ALL_RULES
 
 __all__ = ["CI_FORMATS", "ci_report", "github_annotations", "sarif"]
@@ -23,9 +23,6 @@ __all__ = ["CI_FORMATS", "ci_report", "github_annotations", "sarif"]
 CI_FORMATS = ("sarif", "github", "gitlab")
 
 _GH_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.NOTE: "notice"}
-
-
-_SRCROOT = "%SRCROOT%"
 
 
 def _artifact(path: str, root: Path) -> dict[str, str]:
@@ -37,7 +34,7 @@ def _artifact(path: str, root: Path) -> dict[str, str]:
             p = p.relative_to(root)
         except ValueError:
             return {"uri": p.as_uri()}
-    return {"uri": quote(p.as_posix()), "uriBaseId": _SRCROOT}
+    return {"uri": quote(p.as_posix()), "uriBaseId": SRCROOT}
 
 
 def sarif(result: LintResult, *, root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
@@ -91,25 +88,13 @@ def sarif(result: LintResult, *, root: str | os.PathLike[str] | None = None) -> 
         }
         for f in result.findings
     ]
-    return {
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [
-            {
-                "tool": {
-                    "driver": {
-                        "name": "pgwarden",
-                        "version": version("pgwarden"),
-                        "informationUri": "https://github.com/pgwarden/pgwarden",
-                        "rules": rules,
-                    }
-                },
-                "originalUriBaseIds": {_SRCROOT: {"uri": base.as_uri() + "/"}},
-                "columnKind": "unicodeCodePoints",
-                "results": results,
-            }
-        ],
-    }
+    return sarif_log(
+        "pgwarden",
+        rules,
+        results,
+        base_uri=base.as_uri() + "/",
+        columnKind="unicodeCodePoints",
+    )
 
 
 def github_annotations(result: LintResult) -> str:
