@@ -67,8 +67,9 @@ def hook_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def test_upgrade_run_then_finish_notify_started_and_done(
-    logical_clusters: object, hook_dir: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("then", ["finish", "rollback"])
+def test_upgrade_run_then_finish_or_rollback_notify_started_and_done(
+    logical_clusters: object, hook_dir: Path, monkeypatch: pytest.MonkeyPatch, then: str
 ) -> None:
     pair = make_pair(logical_clusters, 16, 17)  # type: ignore[arg-type]
     with receiver() as rx:
@@ -77,23 +78,14 @@ def test_upgrade_run_then_finish_notify_started_and_done(
         kinds = _kinds(bodies, "upgrade run")
         assert kinds[0] == "started" and kinds[-1] == "done", kinds
         assert set(kinds) <= {"started", "progress", "done"}, kinds
-        finish = ["finish", "--database-url", pair.old_dsn, "--target-url", pair.new_dsn]
-        _, bodies = _invoke(rx, finish)
-    assert _kinds(bodies, "upgrade finish") == ["started", "done"]
-    assert "finished: NEW stands alone" in bodies[-1]["summary"]
-
-
-def test_upgrade_rollback_notifies_with_the_upgrades_environment(
-    logical_clusters: object, hook_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    pair = make_pair(logical_clusters, 16, 17)  # type: ignore[arg-type]
-    with receiver() as rx:
-        monkeypatch.setenv("HOOK_URL", rx.url)
-        _invoke(rx, _run(pair, hook_dir))
-        back = ["rollback", "--database-url", pair.old_dsn, "--target-url", pair.new_dsn]
-        _, bodies = _invoke(rx, back)
-    kinds = _kinds(bodies, "upgrade rollback")
+        _, bodies = _invoke(
+            rx, [then, "--database-url", pair.old_dsn, "--target-url", pair.new_dsn]
+        )
+    kinds = _kinds(bodies, f"upgrade {then}")
     assert kinds[0] == "started" and kinds[-1] == "done", kinds
+    assert set(kinds) <= {"started", "progress", "done"}, kinds
+    if then == "finish":
+        assert "finished: NEW stands alone" in bodies[-1]["summary"]
 
 
 def test_upgrade_cancel_notifies_cancelled(
