@@ -55,3 +55,41 @@ def test_a_timed_out_reindex_leaves_no_invalid_index(
     dropped = [str(d) for e in recorder.of("cleanup") for d in e.data["dropped_invalid"]]
     assert {d.split(".", 1)[0] for d in dropped} == copies, dropped
     assert scalar(shop, INVALID) == 0
+
+
+@pytest.mark.parametrize(
+    ("statement", "copies"),
+    [
+        ("REINDEX TABLE CONCURRENTLY invoices;", {"public", "pg_toast"}),
+        ("REINDEX INDEX CONCURRENTLY invoices_payment_account_id_idx;", {"public"}),
+    ],
+    ids=["table", "index"],
+)
+def test_apply_drops_the_copies_a_cancelled_run_left(
+    shop: str, tmp_path: Path, statement: str, copies: set[str]
+) -> None:
+    """A run cancelled outside apply (psql, a `lint --fix` file without a catalog, which
+    cannot name the copies): apply's retry drops them before rebuilding."""
+    with psycopg.connect(shop, autocommit=True) as writer:
+        writer.execute("BEGIN")
+        writer.execute("UPDATE invoices SET status = status WHERE id = 1")  # the rebuild waits
+        with psycopg.connect(shop, autocommit=True) as c:
+            c.execute("SET statement_timeout = '300ms'")
+            with pytest.raises(psycopg.errors.QueryCanceled):
+                c.execute(statement.encode())
+        writer.execute("ROLLBACK")
+    with psycopg.connect(shop, autocommit=True) as c:
+        c.execute("CREATE INDEX invoices_status_ccnew ON invoices (status)")  # a user's, kept
+    assert int(str(scalar(shop, INVALID))) >= len(copies)
+    recorder = Recorder()
+    result = apply_plan(
+        plan_of(write_sql(tmp_path, statement), file_transaction=False),
+        database_url=shop,
+        observer=recorder,
+        policy=GuardPolicy(env="staging"),
+    )
+    assert result.state == "done", recorder.kinds()
+    dropped = [str(d) for e in recorder.of("cleanup") for d in e.data["dropped_invalid"]]
+    assert {d.split(".", 1)[0] for d in dropped} == copies, dropped
+    assert scalar(shop, INVALID) == 0
+    assert scalar(shop, "SELECT to_regclass('invoices_status_ccnew') IS NOT NULL") is True

@@ -46,6 +46,7 @@ from pgwarden.apply.indexes import (
     drop_invalid,
     existing_builds,
     invalid_indexes,
+    reindex_leftovers,
     table_of,
 )
 from pgwarden.apply.journal import Journal
@@ -413,7 +414,8 @@ def _prepare(r: _Run, unit: Unit, policy: LockPolicy) -> dict[int, tuple[str, st
     The step's index (by name, or by definition when unnamed) may be valid (the build
     finished after its client died: recorded as done), INVALID (a dead build: dropped,
     then built again) or still being built by another session (waited for within the
-    lock budget): a second copy is never built. A DETACH ... CONCURRENTLY: see
+    lock budget): a second copy is never built. A REINDEX ... CONCURRENTLY: the INVALID
+    copies an earlier run of it left are dropped. A DETACH ... CONCURRENTLY: see
     `_prepare_detach`.
     """
     step = unit.steps[0]
@@ -471,7 +473,8 @@ def _prepare(r: _Run, unit: Unit, policy: LockPolicy) -> dict[int, tuple[str, st
                 )
             )
             return None
-        left = _drop(r, unit, policy, [(e.schema, e.name) for e in found])
+        copies = reindex_leftovers(r.conn, step, exclude_pids=r.our_pids)
+        left = _drop(r, unit, policy, [(e.schema, e.name) for e in found] + copies)
         if left:
             names = ", ".join(".".join(n) for n in left)
             _failed(

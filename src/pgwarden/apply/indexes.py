@@ -32,6 +32,7 @@ __all__ = [
     "existing_builds",
     "index_name",
     "invalid_indexes",
+    "reindex_leftovers",
     "table_of",
 ]
 
@@ -68,6 +69,61 @@ def invalid_indexes(
         ).format(t=sql.Literal(table))
     ).fetchall()
     return {int(str(r[0])): (str(r[1]), str(r[2])) for r in rows}
+
+
+_REINDEX_LEFTOVERS = sql.SQL(
+    """
+    WITH named AS (SELECT to_regclass({rel}) AS oid),
+    tab AS (SELECT coalesce((SELECT indrelid FROM pg_index, named
+                             WHERE indexrelid = named.oid), (SELECT oid FROM named)) AS oid),
+    tabs AS (SELECT oid FROM tab
+             UNION ALL
+             SELECT reltoastrelid FROM pg_class
+              WHERE oid = (SELECT oid FROM tab) AND reltoastrelid <> 0
+                AND has_schema_privilege('pg_toast', 'USAGE'))
+    SELECT n.nspname, c.relname FROM pg_index i
+      JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE NOT i.indisvalid AND i.indrelid IN (SELECT oid FROM tabs)
+       AND c.relname ~ '_cc(new|old)[0-9]*$'
+       AND EXISTS (SELECT FROM pg_index v JOIN pg_class vc ON vc.oid = v.indexrelid
+                    WHERE v.indrelid = i.indrelid AND v.indisvalid
+                      AND ({whole} OR v.indexrelid = (SELECT oid FROM named))
+                      AND starts_with(vc.relname,
+                                      regexp_replace(c.relname, '_cc(new|old)[0-9]*$', '')))
+       AND NOT EXISTS (SELECT FROM pg_stat_progress_create_index p
+                        WHERE p.relid IN (SELECT oid FROM tabs) AND p.pid <> ALL ({ours}))
+     ORDER BY 1, 2
+    """
+)
+
+
+def reindex_leftovers(
+    conn: psycopg.Connection[tuple[object, ...]], step: Step, *, exclude_pids: Sequence[int]
+) -> list[tuple[str, str]]:
+    """(schema, name) of the INVALID `<index>_ccnew` / `_ccold` copies an earlier, cancelled
+    run of this REINDEX INDEX / TABLE ... CONCURRENTLY left (psql, or a killed apply):
+    on the table, and on its TOAST table when the role may name pg_toast objects.
+
+    A copy is an INVALID index named after a valid index of the same table (REINDEX
+    INDEX: the named one) plus `_ccnew` / `_ccold`; none while another session builds
+    an index on the table (its copy is in progress, not left). A retry would skip them
+    (REINDEX TABLE) or build a second copy beside them (REINDEX INDEX).
+    """
+    kind = str(step.body.get("kind", ""))
+    rel = table_of(step)
+    if step.kind != "ReindexStmt" or rel is None or kind not in _REINDEX_KINDS:
+        return []
+    rows = conn.execute(
+        _REINDEX_LEFTOVERS.format(
+            rel=sql.Literal(rel),
+            whole=sql.Literal(kind == "REINDEX_OBJECT_TABLE"),
+            ours=sql.Literal(list(exclude_pids)),
+        )
+    ).fetchall()
+    return [(str(r[0]), str(r[1])) for r in rows]
+
+
+_REINDEX_KINDS = ("REINDEX_OBJECT_TABLE", "REINDEX_OBJECT_INDEX")
 
 
 def index_name(step: Step) -> str | None:
