@@ -64,6 +64,23 @@ def describe_dsn(dsn: str) -> str:
     return f"{params.get('user', '')}@{host_port(params)}/{params.get('dbname', '')}".lstrip("@")
 
 
+_ATTEMPT = re.compile(
+    r'^(?:connection failed: )?(?:connection to server (?:at "[^"]*"(?:, port \d+)?|on socket'
+    r' "[^"]*") failed: )?(?:FATAL: +)?'
+)
+
+
+def libpq_reason(message: str) -> str:
+    """The cause in a libpq start-up error, without the server it names (the caller does)
+    and without libpq's "Is the server running" advice (the hint gives it)."""
+    parts = []
+    for line in message.strip().splitlines():
+        line = _ATTEMPT.sub("", line.strip())
+        if line and not line.startswith("Is the server running"):
+            parts.append(line)
+    return "; ".join(parts)
+
+
 def connect(
     dsn: str,
     *,
@@ -87,7 +104,7 @@ def connect(
         return psycopg.connect(**params, autocommit=autocommit)  # type: ignore[arg-type]
     except psycopg.OperationalError as exc:
         sqlstate = exc.sqlstate
-        text = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        text = libpq_reason(str(exc)) or type(exc).__name__
         # libpq reports start-up failures without a SQLSTATE: the hint reads the text,
         # nothing else does.
         low = str(exc).lower()
