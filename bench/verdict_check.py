@@ -12,7 +12,9 @@ schema as the live server has it) whose sizes are multiplied by
 tables are all busy, as production would be. The ground-truth label comes from
 the trace only (its definition is printed). Prints the confusion matrices,
 recall and precision of severity `error`, every disagreement with its
-evidence, and the figures per source: the corpus tags its cases with
+evidence, the SQL-alone figures again with `unknown_type_change = "error"`
+(a type change whose current type is unknown always an error, as before
+bench/alter_type_study.json graded them), and the figures per source: the corpus tags its cases with
 `-- source: NAME` (frameworks: generated and hand-written migrations of the
 common frameworks; squawk, eugene, strong_migrations: the examples of those
 projects' tests and docs, restated on this schema; realworld: Supabase DO
@@ -862,6 +864,8 @@ def lint_all(paths: list[Path], url: str | None, stats: Path | None = None) -> l
 # What "production size" means for the context run: every table of the large database
 # grown this many times (400k rows -> 100M), every table busy.
 CONTEXT_SCALE = 250
+# The setting an extra SQL-alone lint runs with (the default is "warning").
+STRICT = "error"
 CONTEXT_WRITES_PER_S = 200.0
 CONTEXT_READS_PER_S = 2000.0
 
@@ -995,12 +999,12 @@ def print_disagreements(
         return
     for i in idx:
         case, lb, ln = cases[i], labels[i], lints[i]
-        kind = []
+        parts = []
         if lb.lock:
-            kind.append("LOCK")
+            parts.append("LOCK")
         if lb.destroy:
-            kind.append("DESTROY")
-        truth = "+".join(kind) if kind else "safe"
+            parts.append("DESTROY")
+        truth = "+".join(parts) if parts else "safe"
         verdict = "error" if ln.error else "no error"
         pre = "; ".join(case.prelude)
         print(f"- [{case.id}] {(pre + '; ') if pre else ''}{case.sql}")
@@ -1060,6 +1064,12 @@ def main() -> None:
             paths = write_files(cases, Path(tmp))
             t0 = time.perf_counter()
             lint_default = lint_all(paths, None)
+            # The same files under a pgwarden.toml keeping unknown type changes errors (the
+            # verdict before bench/alter_type_study.json graded them).
+            strict = Path(tmp) / "strict"
+            strict.mkdir()
+            (strict / "pgwarden.toml").write_text(f'unknown_type_change = "{STRICT}"\n')
+            lint_strict = lint_all(write_files(cases, strict), None)
             lint_db: dict[int, list[Lint]] = {}
             lint_ctx: dict[int, list[Lint]] = {}
             for s in servers:
@@ -1235,8 +1245,25 @@ def main() -> None:
         print_disagreements(
             f"\n== Disagreements with context (PostgreSQL {m})", w, cases, lbs, lints
         )
+    confusion(
+        f"== lint (no stats, unknown_type_change = {STRICT!r}) vs PostgreSQL {primary} label "
+        "LOCK or DESTROY",
+        cases,
+        labels[primary],
+        lint_strict,
+    )
+    changed = [i for i in range(len(cases)) if lint_strict[i].error != lint_default[i].error]
+    print_disagreements(
+        f"\n== Verdict differs between the default and unknown_type_change = {STRICT!r} "
+        f"(PostgreSQL {primary} label)",
+        changed,
+        cases,
+        labels[primary],
+        lint_default,
+        brief=True,
+    )
     for m in majors:
-        modes = {"sql-alone": lint_default}
+        modes = {"sql-alone": lint_default, f"type={STRICT}": lint_strict}
         if m in lint_ctx:
             modes["context"] = lint_ctx[m]
         print_by_source(
