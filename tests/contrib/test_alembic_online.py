@@ -366,3 +366,52 @@ def test_the_isolation_level_of_the_transaction_is_accepted(
     assert code == 0, output
     assert _version(db) == ["0005"]
     assert len(_schema(db)["metrics"]) == 50
+
+
+def _stopped_at_0002(db: str, tmp_path: Path) -> None:
+    """`apply --alembic` gives up on 0002 (its lock held past the lock budget): exit 3, and
+    the hint says `pgwarden resume`."""
+    with psycopg.connect(db) as holder:
+        holder.execute("LOCK TABLE metrics IN ACCESS EXCLUSIVE MODE")
+        code, output = _apply(db, tmp_path, "--lock-timeout-ms", "100", "--lock-budget-s", "0.5")
+        holder.rollback()
+    assert code == 3, output
+    assert "pgwarden resume" in output
+    assert _version(db) == ["0001"]
+
+
+def _resume(db: str, tmp_path: Path) -> tuple[int, str]:
+    from pgwarden.cli.apply import resume as resume_cmd
+
+    args = ["--database-url", db, "--journal-file", str(tmp_path / "j.jsonl")]
+    r = CliRunner().invoke(resume_cmd, args)
+    return r.exit_code, r.output
+
+
+def test_resume_runs_an_online_revision_through_alembic(
+    db: str, project: Path, tmp_path: Path
+) -> None:
+    """The run stopped at 0002 (reads data, runs online): `pgwarden resume`, as the hint says,
+    runs it online through Alembic and the rest after it (was: it ran 0002's placeholder as
+    SQL and failed with "runs online through Alembic, not as SQL")."""
+    _stopped_at_0002(db, tmp_path)
+    code, output = _resume(db, tmp_path)
+    assert code == 0, output
+    assert _version(db) == ["0005"]
+    assert len(_schema(db)["metrics"]) == 50  # 0002 ran, online
+    with psycopg.connect(db, autocommit=True) as c:
+        kinds = [str(r[0]) for r in c.execute("SELECT kind FROM pgwarden.runs ORDER BY 1")]
+    assert kinds == ["apply", "resume"]
+
+
+def test_resume_elsewhere_says_where_to_run_it(
+    db: str, project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _stopped_at_0002(db, tmp_path)
+    monkeypatch.chdir(tmp_path)  # not the project: versions/0002_... is not here
+    code, output = _resume(db, tmp_path)
+    assert code == 3, output
+    text = " ".join(output.split())
+    assert "revision 0002 (versions/0002_dedupe_metric_keys.py) runs online through Alembic" in text
+    assert "run `pgwarden resume` where `pgwarden apply --alembic` ran" in text
+    assert _version(db) == ["0001"]

@@ -23,6 +23,7 @@ from pgwarden.apply.run import apply_plan
 from pgwarden.errors import Refused, UsageError
 from pgwarden.pg.connect import connect
 from pgwarden.settings import Settings
+from pgwarden.sources.alembic_resume import resume_runners
 
 __all__ = ["resume_run"]
 
@@ -89,11 +90,16 @@ def resume_run(
     guard = policy or GuardPolicy()
     if guard.accept_data_loss is None and accepted is not None:
         guard = replace(guard, accept_data_loss=str(accepted))
+    opts = replace(options or RunOptions(), kind="resume", resumes=str(rid))
+    # Alembic revisions that only run online: their runners again (the plan has placeholders)
+    online = resume_runners((step.sql for step in plan.steps), database_url)
+    if online:
+        opts = replace(opts, runners={**online, **opts.runners})
     return apply_plan(
         plan,
         database_url=database_url,
         policy=guard,
-        options=replace(options or RunOptions(), kind="resume", resumes=str(rid)),
+        options=opts,
         settings=settings,
         observer=observer,
         cancel=cancel,

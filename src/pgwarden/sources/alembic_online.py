@@ -69,7 +69,11 @@ def _literal(text: str) -> str:
 
 
 def placeholder_sql(revision: str, path: str) -> str:
-    """The plan's statement standing for an online revision: fails if run as SQL."""
+    """The plan's statement standing for an online revision: fails if run as SQL.
+
+    Its text is fixed (`alembic_resume.placeholder_revision` reads the revision and
+    path back for `pgwarden resume`, and stored plans hold it), "resume cannot" included.
+    """
     msg = (
         f"alembic revision {revision} runs online through Alembic, not as SQL: run "
         f"`pgwarden apply --alembic` again, it runs it ({path} reads data or inspects the "
