@@ -86,7 +86,12 @@ _DETACH = (
     'with "is not a partition of"): retry with `pgwarden apply`, which records it as done, '
     "or run the file from the statement after it."
 )
-_OWN = {HEADER, _RETRY, _TIMEOUT, _DETACH}
+_UNNAMED = (
+    "-- Without a catalog this file cannot name the INVALID copies a cancelled REINDEX TABLE "
+    "... CONCURRENTLY leaves (<index>_ccnew): retry with `pgwarden apply`, which drops them, "
+    "or fix the file again with --database-url."
+)
+_OWN = {HEADER, _RETRY, _TIMEOUT, _DETACH, _UNNAMED}
 _TRAIL = re.compile(r"[ \t]*;?[ \t]*(--[^\n]*)")
 _IGNORE = re.compile(r"--\s*pgwarden:\s*ignore\b")
 _USING_INDEX = re.compile(r"\bUSING\s+INDEX\s+(\"(?:[^\"]|\"\")+\"|[\w$]+)", re.I)
@@ -140,6 +145,8 @@ def _render(text: str, original: list[Step], steps: list[Step], timeout_ms: int 
     out += [HEADER, _MARK, _TIMEOUT if timeout_ms is not None else _RETRY]
     if any(detaches_concurrently(st.sql.strip().rstrip(";")) for st in steps):
         out.append(_DETACH)
+    if any(_reindex_table(st) and not _rebuilt(st) for st in steps):
+        out.append(_UNNAMED)
     if timeout_ms is not None:
         out.append(f"SET lock_timeout = '{timeout_ms}ms';")
     notes = _comments(text, original)
@@ -166,15 +173,10 @@ def _render(text: str, original: list[Step], steps: list[Step], timeout_ms: int 
         first_lead = []
         index = step.body.get("idxname") if step.kind == "IndexStmt" else None
         drop = not (isinstance(index, str) and index.lower() in kept)
-        rebuilt = (
-            list(dict.fromkeys(lk.relation for lk in step.effects.locks if lk.relkind == "index"))
-            if step.kind == "ReindexStmt"
-            else []
-        )
         stmts = rerunnable(
             step.sql.strip().rstrip(";"),
             drop_leftover=drop,
-            indexes=rebuilt,
+            indexes=_rebuilt(step),
             lock_timeout_ms=DEFAULT_TIMEOUT_MS if timeout_ms is None else timeout_ms,
         )
         out += [f"{q};" for q in stmts]
@@ -183,6 +185,22 @@ def _render(text: str, original: list[Step], steps: list[Step], timeout_ms: int 
     if open_tx is not None:
         out.append("COMMIT;")
     return "\n".join(out) + "\n"
+
+
+def _rebuilt(step: Step) -> list[str]:
+    """The indexes a REINDEX step rebuilds, as the lock model knows them (from the catalog)."""
+    if step.kind != "ReindexStmt":
+        return []
+    return list(dict.fromkeys(lk.relation for lk in step.effects.locks if lk.relkind == "index"))
+
+
+def _reindex_table(step: Step) -> bool:
+    """A REINDEX TABLE ... CONCURRENTLY (the one whose copies the file names)."""
+    return (
+        step.kind == "ReindexStmt"
+        and step.body.get("kind") == "REINDEX_OBJECT_TABLE"
+        and not step.effects.transactional
+    )
 
 
 def _sets_lock_timeout(step: Step) -> bool:

@@ -15,8 +15,10 @@ would keep the invalid index).
 `<index>_ccnew` (stopped before the swap) or `<index>_ccold` (stopped after it),
 which every write still maintains and a second run skips or adds to. So the
 rebuild first drops those two names (concurrently) for each index it names, or
-for each index of the table the catalog lists (REINDEX TABLE); the names are
-the server's (the index name cut to fit 63 bytes, then `_ccnew` / `_ccold`).
+for each index of the table the catalog lists (REINDEX TABLE; without a
+catalog `lint.fix` writes in the header to retry with `pgwarden apply`, which
+drops them); the names are the server's (the index name cut to fit 63 bytes,
+then `_ccnew` / `_ccold`).
 A REINDEX TABLE also leaves a copy of its TOAST table's index, named after the
 table's OID: a block finds the INVALID indexes of the table's TOAST table
 (reltoastrelid; only a cancelled rebuild makes one) and drops them under a

@@ -36,14 +36,18 @@ Safe: the rebuilt index is the same. It takes longer and uses the space of a
 second copy while it runs. The fixed file first drops the INVALID
 `<index>_ccnew` / `<index>_ccold` copies an earlier, cancelled run of the same
 rebuild left (for REINDEX TABLE: of the indexes the catalog lists), so a retry
-after a timeout leaves no invalid index behind. A cancelled REINDEX TABLE also
-leaves a copy of the table's TOAST index (`pg_toast.pg_toast_<oid>_index_ccnew`),
-which a second REINDEX CONCURRENTLY skips with a warning: a block finds it
-from the table and drops it (a plain DROP INDEX, under the file's lock_timeout:
-it waits for and blocks only sessions reading or writing out-of-line values
-of that table). Naming a pg_toast index needs USAGE on that schema, which
-only superusers have by default: otherwise the block warns with the
-`DROP INDEX CONCURRENTLY` for a superuser to run.
+after a timeout leaves no invalid index behind. Without a catalog (no
+`--database-url` or snapshot) a REINDEX TABLE's copies cannot be named: the
+file's header says to retry with `pgwarden apply`, which finds and drops them
+before rebuilding (as it does for every REINDEX INDEX / TABLE it runs). A
+cancelled REINDEX TABLE also leaves a copy of the table's TOAST index
+(`pg_toast.pg_toast_<oid>_index_ccnew`), which a second REINDEX CONCURRENTLY
+skips with a warning: a block finds it from the table and drops it (a plain
+DROP INDEX, under the file's lock_timeout: it waits for and blocks only
+sessions reading or writing out-of-line values of that table). Naming a
+pg_toast index needs USAGE on that schema, which only superusers have by
+default: otherwise the block warns with the `DROP INDEX CONCURRENTLY` for a
+superuser to run.
 
 ## References
 https://www.postgresql.org/docs/current/sql-reindex.html#SQL-REINDEX-CONCURRENTLY
