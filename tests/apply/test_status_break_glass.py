@@ -7,13 +7,11 @@ makes them, `pgwarden apply --break-glass "reason"` on a protected environment.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import orjson
 import psycopg
+from click.testing import CliRunner, Result
 
 CONFIG = """
 [tool.pgwarden.environments.production]
@@ -26,20 +24,12 @@ superusers = ["postgres"]
 """
 
 
-def _pgwarden(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PGWARDEN_DATABASE_URL")
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "pgwarden", *args],
-        env=env,
-        cwd=tmp_path,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+def _pgwarden(tmp_path: Path, *args: str) -> Result:
+    """The command in-process (click's runner: stdout is not a terminal)."""
+    from pgwarden.cli.apply import COMMANDS
+
+    command = next(c for c in COMMANDS if c.name == args[0])
+    return CliRunner().invoke(command, list(args[1:]))
 
 
 def test_status_lists_break_glass_runs_in_text_and_json(db: str, tmp_path: Path) -> None:
@@ -54,14 +44,14 @@ def test_status_lists_break_glass_runs_in_text_and_json(db: str, tmp_path: Path)
             "--yes", "--config", str(config), "--break-glass", reason,
             "--journal-file", str(tmp_path / "journal.jsonl"),
         )  # fmt: skip
-        assert done.returncode == 0, done.stdout + done.stderr
+        assert done.exit_code == 0, done.output
         with psycopg.connect(db) as c:
             row = c.execute("SELECT id FROM pgwarden.runs ORDER BY started_at DESC").fetchone()
         assert row is not None
         run_ids.append(str(row[0]))
 
     text = _pgwarden(tmp_path, "status", "--database-url", db)
-    assert text.returncode == 0, text.stderr
+    assert text.exit_code == 0, text.output
     lines = text.stdout.splitlines()
     start = lines.index("break glass (pgwarden.break_glass, latest first):")
     latest, first = lines[start + 1], lines[start + 2]
@@ -71,7 +61,7 @@ def test_status_lists_break_glass_runs_in_text_and_json(db: str, tmp_path: Path)
     assert first.endswith(" as postgres: INC-7 hotfix")
 
     js = _pgwarden(tmp_path, "status", "--database-url", db, "--format", "json")
-    assert js.returncode == 0, js.stderr
+    assert js.exit_code == 0, js.output
     records = orjson.loads(js.stdout)["break_glass"]
     assert [(r["run_id"], r["reason"], r["command"]) for r in records] == [
         (run_ids[1], "INC-9: [bold] not markup", "apply"),
@@ -88,7 +78,7 @@ def test_status_without_break_glass_says_nothing_of_it(db: str, tmp_path: Path) 
         tmp_path, "apply", str(path), "--database-url", db, "--env", "staging", "--yes",
         "--journal-file", str(tmp_path / "journal.jsonl"),
     )  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.exit_code == 0, done.output
     text = _pgwarden(tmp_path, "status", "--database-url", db)
     assert "break glass" not in text.stdout
     js = _pgwarden(tmp_path, "status", "--database-url", db, "--format", "json")
