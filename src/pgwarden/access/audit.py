@@ -12,7 +12,7 @@ import psycopg
 from psycopg import errors as pge
 from psycopg import sql
 
-from pgwarden.access.capabilities import capabilities
+from pgwarden.access.capabilities import OwnerRights, capabilities
 from pgwarden.access.fixplan import FixPlan, fix_plan
 from pgwarden.access.policy import policy_for
 from pgwarden.access.roles import Catalog, read_catalog
@@ -161,7 +161,8 @@ def audit_connection(
         )
     cat = read_catalog(conn)
     policy = policy_for(settings, name)
-    caps = {r.name: capabilities(cat, r.name) for r in cat.login_roles()}
+    owners: OwnerRights = {}  # what each SECURITY DEFINER routine's owner can do, once
+    caps = {r.name: capabilities(cat, r.name, owners) for r in cat.login_roles()}
     verdicts, general = judge(cat, caps, policy, protected=protected, env=name)
     return AuditReport(
         database=cat.database,

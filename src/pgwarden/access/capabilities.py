@@ -7,6 +7,14 @@ OPTION lets it grant the role to itself. Role attributes (SUPERUSER,
 CREATEROLE, CREATEDB, BYPASSRLS) are not inherited: they count when held by
 the role itself or by a role it may SET ROLE to (REPLICATION only on the
 login role: it is checked at connection). PUBLIC's grants hold for everyone.
+Before PostgreSQL 16 a role with CREATEROLE may grant itself any role that is
+not a superuser, so it reaches every one of them (after the self-grant).
+
+Column-level grants (`GRANT UPDATE (col) ON t`) write like table-level ones.
+A SECURITY DEFINER function or procedure that a role may EXECUTE (and whose
+schema it may use) runs with the rights of its owner: it is a path to what the
+owner can do (its inherited rights: SET ROLE is refused inside such a function;
+one level: calls from its body to other definer functions are not followed).
 
 A path reads from the login role to the privilege, e.g.
 `dev -> member of app (INHERIT) -> owns table public.users`.
@@ -17,7 +25,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from pgwarden.access.roles import PUBLIC, Catalog, Role
+from pgwarden.access.roles import PUBLIC, Catalog, Definer, Grant, Role
 
 __all__ = [
     "ATTRIBUTES",
@@ -25,6 +33,7 @@ __all__ = [
     "OTHER",
     "WRITE",
     "Capability",
+    "OwnerRights",
     "Reach",
     "capabilities",
     "public_capabilities",
@@ -34,7 +43,16 @@ __all__ = [
 # Capability kinds, by what they let a role do.
 ATTRIBUTES = ("superuser", "createrole", "createdb", "bypassrls", "replication")
 WRITE = ("write", "write_all", "future_write")  # changes rows
-DDL = ("owner", "schema_create", "database_create", "maintain", "trigger", "references")
+DDL = (
+    "owner",
+    "schema_create",
+    "database_create",
+    "maintain",
+    "trigger",
+    "references",
+    "definer",  # EXECUTE on a SECURITY DEFINER routine whose owner can write or change schema
+    "superuser_rights",  # inside `definer`: the owner is a superuser
+)
 OTHER = ("database_temp",)  # shown, never a finding: temporary tables are the session's own
 
 _WRITE_PRIVS = frozenset({"INSERT", "UPDATE", "DELETE", "TRUNCATE"})
@@ -53,6 +71,7 @@ class Reach:
     set_role: bool  # needs SET ROLE (or a self-grant) first
     admin_self_grant: bool = False  # only through ADMIN OPTION: it may grant itself the role
     chain: tuple[str, ...] = ()  # the roles along the path, login role first, `role` last
+    createrole: bool = False  # through a self-grant CREATEROLE allows (before PostgreSQL 16)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +88,12 @@ class Capability:
     path: tuple[str, ...]  # the login role, the hops, the grant itself
     set_role: bool  # only after SET ROLE
     chain: tuple[str, ...] = ()  # the roles from the login role to `holder` (none: PUBLIC)
+    column: str | None = None  # a column-level grant: the column
+    # how it is reached: "grant" (memberships and grants), "createrole" (a self-grant
+    # CREATEROLE allows before 16), "definer" (EXECUTE on a SECURITY DEFINER routine)
+    route: str = "grant"
+    executor: str | None = None  # definer: the grantee of the EXECUTE grant (or PUBLIC)
+    inner: tuple[Capability, ...] = ()  # definer: what the routine's owner can do
 
     @property
     def why(self) -> str:
@@ -83,6 +108,12 @@ class Capability:
             )
         if self.kind == "owner":
             return f"owns {self.object_kind} {self.object}"
+        if self.kind == "definer":
+            return f"runs {self.object_kind} {self.object} as {self.holder}"
+        if self.kind == "superuser_rights":
+            return f"every right of superuser {self.holder}"
+        if self.column is not None:
+            return f"{self.privilege} ({self.column}) on {self.object_kind} {self.object}"
         if self.object_kind == "database" and self.kind == "write_all":
             return f"writes every table ({self.holder})"
         if self.object.startswith("future "):
@@ -107,6 +138,7 @@ def _walk(cat: Catalog, login: str) -> tuple[dict[str, Reach], dict[str, Reach]]
     by_member: dict[str, list[tuple[str, bool, bool, bool, bool]]] = {}
     for m in cat.memberships:
         by_member.setdefault(m.member, []).append((m.role, m.inherit, m.set, m.admin, m.implicit))
+    grantable = _createrole_grantable(cat)
     start = Reach(login, (), False, chain=(login,))
     used: dict[str, Reach] = {}  # privileges usable (set_role: after SET ROLE)
     become: dict[str, Reach] = {login: start}  # may be current_user
@@ -131,18 +163,42 @@ def _walk(cat: Catalog, login: str) -> tuple[dict[str, Reach], dict[str, Reach]]
                 queue.append(
                     (
                         Reach(
-                            parent, (*here.hops, label), here.set_role, here.admin_self_grant, chain
+                            parent,
+                            (*here.hops, label),
+                            here.set_role,
+                            here.admin_self_grant,
+                            chain,
+                            here.createrole,
                         ),
                         False,
                     )
                 )
             if settable and can_set:
                 hops = (*here.hops, label, f"SET ROLE {parent}")
-                queue.append((Reach(parent, hops, True, here.admin_self_grant, chain), True))
+                queue.append(
+                    (Reach(parent, hops, True, here.admin_self_grant, chain, here.createrole), True)
+                )
             if admin and not (inherit or can_set):
                 hops = (*here.hops, label, f"can GRANT {parent} to itself")
-                queue.append((Reach(parent, hops, True, True, chain), True))
+                queue.append((Reach(parent, hops, True, True, chain, here.createrole), True))
+        holder = cat.roles.get(here.role)
+        if settable and grantable and holder is not None and holder.createrole:
+            label = f"{here.role} has CREATEROLE (before PostgreSQL 16: any non-superuser role)"
+            for target in grantable:
+                if target != here.role:
+                    hops = (*here.hops, label, f"can GRANT {target} to itself")
+                    chain = (*here.chain, target)
+                    queue.append((Reach(target, hops, True, True, chain, True), True))
     return used, become
+
+
+def _createrole_grantable(cat: Catalog) -> list[str]:
+    """Roles a CREATEROLE role may grant to itself without ADMIN OPTION: before
+    PostgreSQL 16 every role that is not a superuser (pg_database_owner takes no
+    members); from 16 none (ADMIN OPTION, a membership, is needed)."""
+    if cat.major >= 16:
+        return []
+    return sorted(n for n, r in cat.roles.items() if not r.superuser and n != "pg_database_owner")
 
 
 def reach(cat: Catalog, login: str) -> dict[str, Reach]:
@@ -198,18 +254,33 @@ def _grant_kind(kind: str, privilege: str) -> str | None:
     return None
 
 
-def public_capabilities(cat: Catalog) -> list[Capability]:
+def _granted(g: Grant) -> str:
+    col = f" ({g.column})" if g.column is not None else ""
+    return f"{g.privilege}{col} on {g.kind} {g.name}"
+
+
+def public_capabilities(cat: Catalog, owners: OwnerRights | None = None) -> list[Capability]:
     """What PUBLIC (every role, also ones created later) may do that writes or changes
-    schema: grants and default privileges to PUBLIC."""
+    schema: grants and default privileges to PUBLIC, and SECURITY DEFINER routines it
+    may execute whose owner can write or change schema."""
     out: list[Capability] = []
     for g in cat.grants:
         kind = _grant_kind(g.kind, g.privilege)
         if g.grantee != PUBLIC or kind is None or kind == "database_temp":
             continue
-        what = f"granted {g.privilege} on {g.kind} {g.name}"
+        what = f"granted {_granted(g)}"
         out.append(
             Capability(
-                PUBLIC, kind, g.privilege, g.kind, g.name, g.schema, PUBLIC, (PUBLIC, what), False
+                PUBLIC,
+                kind,
+                g.privilege,
+                g.kind,
+                g.name,
+                g.schema,
+                PUBLIC,
+                (PUBLIC, what),
+                False,
+                column=g.column,
             )
         )
     for d in cat.defaults:
@@ -232,18 +303,149 @@ def public_capabilities(cat: Catalog) -> list[Capability]:
                 False,
             )
         )
+    usage = _schema_usage(cat)
+    rights = owners if owners is not None else {}
+    for f in cat.definers:
+        if PUBLIC not in f.grants or PUBLIC not in usage.get(f.schema, ()):
+            continue
+        inner = _owner_rights(cat, f.owner, rights)
+        if inner:
+            out.append(_definer_cap(PUBLIC, f, Reach(PUBLIC, (), False), PUBLIC, inner))
     return out
 
 
-def capabilities(cat: Catalog, login: str) -> list[Capability]:
+OwnerRights = dict[str, tuple["Capability", ...]]
+
+
+def _schema_usage(cat: Catalog) -> dict[str, set[str]]:
+    """Schema -> the grantees of USAGE on it (the owner's own grant included)."""
+    out: dict[str, set[str]] = {}
+    for g in cat.grants:
+        if g.kind == "schema" and g.privilege == "USAGE" and g.schema is not None:
+            out.setdefault(g.schema, set()).add(g.grantee)
+    return out
+
+
+_ROUTINES = frozenset({"function", "procedure", "aggregate"})
+
+
+def _owner_rights(cat: Catalog, owner: str, cache: OwnerRights) -> tuple[Capability, ...]:
+    """What a SECURITY DEFINER routine of `owner` may do when it runs: everything if the
+    owner is a superuser, else the owner's own and inherited rights that write or change
+    schema (SET ROLE is refused inside such a routine; PUBLIC's grants everyone has
+    anyway; the routines it owns are not counted). Ownership first."""
+    found = cache.get(owner)
+    if found is not None:
+        return found
+    role = cat.roles.get(owner)
+    caps: list[Capability] = []
+    if role is not None and role.superuser:
+        caps.append(
+            Capability(
+                owner,
+                "superuser_rights",
+                "SUPERUSER",
+                "role",
+                owner,
+                None,
+                owner,
+                (owner, f"{owner} has SUPERUSER"),
+                False,
+                (owner,),
+            )
+        )
+    elif role is not None:
+        inherited = {n: r for n, r in reach(cat, owner).items() if not r.set_role}
+        caps = [
+            c
+            for c in _grant_caps(cat, owner, inherited)
+            if c.holder != PUBLIC
+            and c.kind != "database_temp"
+            and not (c.kind == "owner" and c.object_kind in _ROUTINES)
+        ]
+        caps.sort(key=lambda c: (c.kind != "owner", c.kind not in DDL))
+    cache[owner] = tuple(caps)
+    return cache[owner]
+
+
+def _definer_cap(
+    login: str, f: Definer, r: Reach, grantee: str, inner: tuple[Capability, ...]
+) -> Capability:
+    holder = "" if grantee == login else f"{grantee} "
+    runs = (
+        f"{holder}granted EXECUTE on {f.kind} {f.name} (SECURITY DEFINER: runs with the rights "
+        f"of {f.owner})"
+    )
+    tail = list(inner[0].path[1:])
+    if len(inner) > 1:
+        tail[-1] += f" (and {len(inner) - 1} more)"
+    return Capability(
+        login,
+        "definer",
+        "EXECUTE",
+        f.kind,
+        f.name,
+        f.schema,
+        f.owner,
+        (login, *r.hops, runs.strip(), *tail),
+        r.set_role,
+        r.chain,
+        route="definer",
+        executor=grantee,
+        inner=inner,
+    )
+
+
+def _definer_caps(
+    cat: Catalog, login: str, roles: dict[str, Reach], owners: OwnerRights
+) -> list[Capability]:
+    """SECURITY DEFINER routines `login` may execute (EXECUTE through itself, a role it
+    reaches or PUBLIC, and USAGE on the schema) whose owner it does not reach already and
+    who can write or change schema: one capability per routine, `inner` the owner's rights."""
+    usage = _schema_usage(cat)
+    public = Reach(PUBLIC, ("PUBLIC (every role)",), False)
+    out: list[Capability] = []
+    for f in cat.definers:
+        if f.owner in roles:
+            continue
+        users = usage.get(f.schema, set())
+        if PUBLIC not in users and not any(u in roles for u in users):
+            continue
+        options = [
+            (public if g == PUBLIC else roles[g], g) for g in f.grants if g == PUBLIC or g in roles
+        ]
+        if not options:
+            continue
+        r, grantee = min(options, key=lambda o: (o[0].set_role, len(o[0].hops)))
+        inner = _owner_rights(cat, f.owner, owners)
+        if inner:
+            out.append(_definer_cap(login, f, r, grantee, inner))
+    return out
+
+
+def capabilities(cat: Catalog, login: str, owners: OwnerRights | None = None) -> list[Capability]:
     """Everything `login` can do that changes data or schema, or bypasses the rules, each
     with the path that grants it. A superuser's per-object rights are not listed: it can
-    do anything."""
+    do anything. `owners` caches what SECURITY DEFINER routines' owners can do, across
+    calls on the same catalog."""
     role = cat.roles[login]
     roles = reach(cat, login)
     out = _attribute_caps(cat, role)
     if role.superuser:
         return out
+    out += _grant_caps(cat, login, roles)
+    out += _definer_caps(cat, login, roles, owners if owners is not None else {})
+    return out
+
+
+def _route(r: Reach) -> str:
+    return "createrole" if r.createrole else "grant"
+
+
+def _grant_caps(cat: Catalog, login: str, roles: dict[str, Reach]) -> list[Capability]:
+    """Ownership, grants, default privileges and pg_write_all_data of the roles `login`
+    reaches (`roles`)."""
+    out: list[Capability] = []
     for o in cat.owned:
         r = roles.get(o.owner)
         if r is None:
@@ -260,6 +462,7 @@ def capabilities(cat: Catalog, login: str) -> list[Capability]:
                 (login, *r.hops, f"owns {o.kind} {o.name}"),
                 r.set_role,
                 r.chain,
+                route=_route(r),
             )
         )
     public = Reach(PUBLIC, ("PUBLIC (every role)",), False)
@@ -271,7 +474,6 @@ def capabilities(cat: Catalog, login: str) -> list[Capability]:
         if r is None:
             continue
         holder = "" if g.grantee == login else f"{g.grantee} "
-        what = f"{g.privilege} on {g.kind} {g.name}"
         out.append(
             Capability(
                 login,
@@ -281,9 +483,11 @@ def capabilities(cat: Catalog, login: str) -> list[Capability]:
                 g.name,
                 g.schema,
                 g.grantee,
-                (login, *r.hops, f"{holder}granted {what}".strip()),
+                (login, *r.hops, f"{holder}granted {_granted(g)}".strip()),
                 r.set_role,
                 r.chain,
+                column=g.column,
+                route=_route(r),
             )
         )
     for d in cat.defaults:
@@ -312,6 +516,7 @@ def capabilities(cat: Catalog, login: str) -> list[Capability]:
                 ),
                 r.set_role,
                 r.chain,
+                route=_route(r),
             )
         )
     for name, r in roles.items():
@@ -329,6 +534,7 @@ def capabilities(cat: Catalog, login: str) -> list[Capability]:
                     (login, *r.hops, f"{name}: writes every table"),
                     r.set_role,
                     r.chain,
+                    route=_route(r),
                 )
             )
     return out

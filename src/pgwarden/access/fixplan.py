@@ -88,7 +88,7 @@ class FixPlan:
         if rest:
             lines += ["", "BEGIN;"]
             for title, stmts in rest:
-                lines += [f"-- {title}"]
+                lines += [f"-- {t}" for t in title.split("\n")]
                 lines += list(dict.fromkeys(x.as_string(conn) + ";" for x in stmts))
             lines.append("COMMIT;")
         return "\n".join(lines) + "\n"
@@ -175,7 +175,8 @@ def _membership_revokes(
 
 def _direct_revokes(cat: Catalog, bad: Iterable[Capability]) -> dict[str, list[sql.Composable]]:
     """Revokes of privileges held by the login role itself or PUBLIC, by section."""
-    grants: dict[tuple[str, str, str], list[str]] = {}  # (clause, object sql, grantee) -> privs
+    # (clause, object sql, grantee) -> privileges (`UPDATE (col)` for a column's)
+    grants: dict[tuple[str, str, str], list[sql.Composable]] = {}
     objects: dict[tuple[str, str], sql.Composable] = {}
     defaults: dict[tuple[str, str | None, str, str], list[str]] = {}
     attrs: dict[str, list[str]] = {}
@@ -213,12 +214,15 @@ def _direct_revokes(cat: Catalog, bad: Iterable[Capability]) -> dict[str, list[s
             clause, name = target
             key = (clause, repr(name), c.holder)
             objects[key[:2]] = name
-            grants.setdefault(key, []).append(c.privilege)
+            priv: sql.Composable = sql.SQL(c.privilege)
+            if c.column is not None:
+                priv = sql.SQL("{} ({})").format(priv, _ident(c.column))
+            grants.setdefault(key, []).append(priv)
     out: dict[str, list[sql.Composable]] = {"objects": [], "defaults": [], "attributes": []}
-    for (clause, shown, grantee), privs in grants.items():
+    for (clause, shown, grantee), granted in grants.items():
         out["objects"].append(
             sql.SQL("REVOKE {} ON {} {} FROM {}").format(
-                sql.SQL(", ").join(sql.SQL(p) for p in dict.fromkeys(privs)),
+                sql.SQL(", ").join(list({repr(p): p for p in granted}.values())),
                 sql.SQL(clause),
                 objects[(clause, shown)],
                 _grantee(grantee),
@@ -242,6 +246,66 @@ def _direct_revokes(cat: Catalog, bad: Iterable[Capability]) -> dict[str, list[s
             )
         )
     return out
+
+
+def _routine(parts: tuple[str, str, str]) -> sql.Composable:
+    """`schema.name(arguments)`: the arguments as the server prints them
+    (pg_get_function_identity_arguments)."""
+    return sql.SQL("{}({})").format(_ident(parts[0], parts[1]), sql.SQL(parts[2]))
+
+
+def _routine_revokes(
+    cat: Catalog,
+    verdicts: Sequence[RoleVerdict],
+    bad: Sequence[Capability],
+    policy: RolePolicy,
+) -> tuple[str, list[sql.Composable]]:
+    """REVOKE EXECUTE on each SECURITY DEFINER routine that gives a role a path beyond its
+    class, from the grantee the path goes through (PUBLIC, the role, or a role it is a
+    member of); GRANT EXECUTE back to the login roles whose class allows what the routine's
+    owner can do and that held it through a revoked grant. The title says who loses it."""
+    definers = {f.name: f for f in cat.definers}
+    revoked: dict[str, dict[str, None]] = {}  # routine -> grantees
+    for c in bad:
+        if c.executor is not None and c.object in definers:
+            revoked.setdefault(c.object, {})[c.executor] = None
+    if not revoked:
+        return "", []
+    flagged = {(c.role, c.object) for c in bad}
+    out: list[sql.Composable] = []
+    keep: list[sql.Composable] = []
+    losing: list[str] = []
+    for name, grantees in revoked.items():
+        f = definers[name]
+        routine = _routine(f.parts)
+        for g in grantees:
+            out.append(sql.SQL("REVOKE EXECUTE ON ROUTINE {} FROM {}").format(routine, _grantee(g)))
+        for v in verdicts:
+            for c in v.capabilities:
+                if c.kind != "definer" or c.object != name or c.executor not in grantees:
+                    continue
+                if (v.role, name) in flagged:
+                    if class_of(policy, v.role) == "application":
+                        losing.append(f"{v.role} ({f.kind} {name}, as {f.owner})")
+                else:
+                    keep.append(
+                        sql.SQL("GRANT EXECUTE ON ROUTINE {} TO {}").format(routine, _ident(v.role))
+                    )
+    title = (
+        "7. EXECUTE on SECURITY DEFINER routines that run with the rights of an owner who "
+        "can write or change schema beyond a role's class\n"
+        "   (the audit cannot tell what the body does; roles whose class allows the owner's "
+        "rights get EXECUTE back)"
+    )
+    if losing:
+        title += (
+            "\n   the application can no longer call: "
+            + ", ".join(dict.fromkeys(losing))
+            + "\n   if it does, review the body, then make it SECURITY INVOKER (the "
+            "application's own DML rights) or have an owner with only the DML the application "
+            "may do own it, and GRANT EXECUTE back; or run this plan after that change"
+        )
+    return title, out + keep
 
 
 def _grants_to(
@@ -291,6 +355,10 @@ def fix_plan(
             bad.extend(f.capabilities)
     for f in general:
         bad.extend(f.capabilities)
+    # a path through a SECURITY DEFINER routine is cut by revoking EXECUTE on it; one
+    # through a self-grant CREATEROLE allows (before 16) by NOCREATEROLE, its own capability
+    definers = [c for c in bad if c.route == "definer"]
+    bad = [c for c in bad if c.route == "grant"]
     plan = FixPlan()
     migration = policy.migration if policy.migration in cat.roles else None
     owners, database_moves = _reassigned(cat, bad, policy)
@@ -339,7 +407,8 @@ def fix_plan(
         )
     memberships, losing = _membership_revokes(cat, bad, policy, moved)
     direct = _direct_revokes(cat, bad)
-    something = bool(reassign or memberships or any(direct.values()))
+    routines_title, routines = _routine_revokes(cat, verdicts, definers, policy)
+    something = bool(reassign or memberships or any(direct.values()) or routines)
     grants: list[sql.Composable] = []
     if something:
         grants = _grants_to(
@@ -359,6 +428,7 @@ def fix_plan(
         ("4. privileges on tables, schemas and the database", direct["objects"]),
         ("5. default privileges that would grant them on new objects", direct["defaults"]),
         ("6. role attributes", direct["attributes"]),
+        (routines_title, routines),
     ]
     return plan
 

@@ -28,6 +28,7 @@ _COLUMNS = {
     "CREATE": ("schema_create", "database_create"),
     "trig/FK": ("trigger", "references", "maintain"),
     "future": ("future_write",),
+    "definer": ("definer",),  # SECURITY DEFINER routines that run with an owner's rights
 }
 _ATTR_SHORT = {"CREATEROLE": "CR", "CREATEDB": "DB", "BYPASSRLS": "RLS", "REPLICATION": "REPL"}
 _COLOR = {"error": "red", "warning": "yellow", "note": "dim"}

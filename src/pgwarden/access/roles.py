@@ -21,6 +21,7 @@ __all__ = [
     "PUBLIC",
     "Catalog",
     "DefaultGrant",
+    "Definer",
     "Grant",
     "Membership",
     "Owned",
@@ -95,6 +96,22 @@ class Grant:
     privilege: str  # INSERT, UPDATE, CREATE, TEMPORARY, ...
     grantable: bool
     parts: tuple[str, ...] = ()  # the object's name parts as stored, unquoted
+    column: str | None = None  # a column-level grant (`GRANT UPDATE (col) ON t`), as stored
+
+
+@dataclass(frozen=True, slots=True)
+class Definer:
+    """A SECURITY DEFINER function or procedure: whoever may EXECUTE it runs its body with
+    the rights of its owner. `grants` are the EXECUTE grants on it (`PUBLIC` by default)."""
+
+    kind: str  # function, procedure
+    name: str  # schema.name(argument types), quoted where needed
+    schema: str
+    owner: str
+    parts: tuple[str, str, str]  # schema, name as stored, identity arguments (SQL)
+    language: str
+    body: str  # prosrc: the source of sql and plpgsql functions
+    grants: tuple[str, ...]  # grantees of EXECUTE, `PUBLIC` for every role
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +143,7 @@ class Catalog:
     # sequences owned by a table's column (serial, identity): (schema, sequence) ->
     # (schema, table); they change owner with their table
     sequence_owners: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    definers: tuple[Definer, ...] = ()
 
     @property
     def major(self) -> int:
@@ -346,6 +364,8 @@ def _read(conn: psycopg.Connection[tuple[object, ...]]) -> Catalog:
             )
         )
 
+    grants += _column_grants(conn, rel_where)
+
     # functions and procedures: ownership (an owner can replace or drop them)
     for nsp, signature, kind, owner in conn.execute(
         sql.SQL(
@@ -404,4 +424,76 @@ def _read(conn: psycopg.Connection[tuple[object, ...]]) -> Catalog:
         grants=tuple(grants),
         defaults=tuple(defaults),
         sequence_owners=sequence_owners,
+        definers=_definers(conn),
     )
+
+
+def _column_grants(
+    conn: psycopg.Connection[tuple[object, ...]], rel_where: sql.Composable
+) -> list[Grant]:
+    """Column-level grants (`pg_attribute.attacl`: NULL when there are none)."""
+    out: list[Grant] = []
+    for nsp, rel, kind, owner, col, grantee, priv, grantable in conn.execute(
+        sql.SQL(
+            "SELECT n.nspname, c.relname, c.relkind::text, pg_get_userbyid(c.relowner), "
+            "a.attname, pg_get_userbyid(NULLIF(x.grantee, 0)), x.privilege_type, x.is_grantable "
+            "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace, aclexplode(a.attacl) x "
+            "WHERE a.attacl IS NOT NULL AND a.attnum > 0 AND NOT a.attisdropped AND {} "
+            "ORDER BY 1, 2, a.attnum"
+        ).format(rel_where)
+    ):
+        out.append(
+            Grant(
+                _RELKIND[str(kind)],
+                display_name(str(nsp), str(rel)),
+                str(nsp),
+                str(owner),
+                _grantee(grantee),
+                str(priv),
+                bool(grantable),
+                (str(nsp), str(rel)),
+                str(col),
+            )
+        )
+    return out
+
+
+def _definers(conn: psycopg.Connection[tuple[object, ...]]) -> tuple[Definer, ...]:
+    """SECURITY DEFINER functions and procedures one can call (not trigger functions, not
+    an extension's), with their EXECUTE grants (the default ACL gives PUBLIC EXECUTE)."""
+    found: dict[int, Definer] = {}
+    for oid, nsp, name, args, kind, owner, lang, body, grantee in conn.execute(
+        sql.SQL(
+            "SELECT p.oid::bigint, n.nspname, p.proname, "
+            "pg_get_function_identity_arguments(p.oid), p.prokind::text, "
+            "pg_get_userbyid(p.proowner), l.lanname, p.prosrc, "
+            "pg_get_userbyid(NULLIF(a.grantee, 0)) "
+            "FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+            "JOIN pg_language l ON l.oid = p.prolang, "
+            "aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) a "
+            "WHERE p.prosecdef AND p.prokind IN ('f', 'p') AND a.privilege_type = 'EXECUTE' "
+            "AND p.prorettype NOT IN ('trigger'::regtype, 'event_trigger'::regtype) "
+            "AND {} AND {} ORDER BY 2, 3, 4"
+        ).format(_SYSTEM_SCHEMAS, _NOT_EXTENSION.format(sql.Literal("pg_proc"), sql.SQL("p.oid")))
+    ):
+        key = int(str(oid))
+        old = found.get(key)
+        who = _grantee(grantee)
+        if old is not None:
+            found[key] = Definer(
+                old.kind, old.name, old.schema, old.owner, old.parts, old.language, old.body,
+                (*old.grants, who),
+            )  # fmt: skip
+            continue
+        found[key] = Definer(
+            "procedure" if str(kind) == "p" else "function",
+            f"{display_name(str(nsp), str(name))}({args})",
+            str(nsp),
+            str(owner),
+            (str(nsp), str(name), str(args)),
+            str(lang),
+            str(body or ""),
+            (who,),
+        )
+    return tuple(found.values())

@@ -87,9 +87,12 @@ class RoleVerdict:
 
 
 def _allowed(cap: Capability, cls: str, policy: RolePolicy, is_declared_superuser: bool) -> bool:
-    """Whether a role of class `cls` may have `cap`."""
+    """Whether a role of class `cls` may have `cap`. A SECURITY DEFINER routine is judged by
+    what its owner can do, as if the role could do it itself."""
     if is_declared_superuser:
         return True
+    if cap.kind == "definer":
+        return all(_allowed(c, cls, policy, False) for c in cap.inner)
     if cap.kind == "superuser":
         return cls == "break_glass" and cap.holder in policy.superusers
     if cap.kind == "database_temp":
@@ -118,7 +121,10 @@ def _holders(caps: Sequence[Capability]) -> str:
     return f" (through {', '.join(via)})" if via else ""
 
 
-def _by_code(cap: Capability) -> str:
+def _by_code(cap: Capability, cls: str = "", policy: RolePolicy | None = None) -> str:
+    if cap.kind == "definer":  # by the worst of the owner's rights this class may not have
+        bad = [c for c in cap.inner if policy is None or not _allowed(c, cls, policy, False)]
+        return min((_by_code(c) for c in bad), default="PW502")
     if cap.kind == "superuser":
         return "PW501"
     if cap.kind in ("createrole", "createdb", "bypassrls", "replication"):
@@ -139,6 +145,23 @@ _HELP = {
 }
 
 
+def _route_help(caps: Sequence[Capability]) -> str:
+    """What else to do when some of `caps` come through a SECURITY DEFINER routine or a
+    self-grant CREATEROLE allows."""
+    extra = []
+    if any(c.route == "definer" for c in caps):
+        extra.append(
+            "a SECURITY DEFINER routine runs with its owner's rights: REVOKE EXECUTE ON "
+            "ROUTINE ... FROM PUBLIC (and the roles that should not run it)"
+        )
+    if any(c.route == "createrole" for c in caps):
+        extra.append(
+            "before PostgreSQL 16 CREATEROLE may grant any non-superuser role to itself: "
+            "ALTER ROLE ... NOCREATEROLE"
+        )
+    return "".join(f"; {e}" for e in extra)
+
+
 def _judge_role(
     cat: Catalog, login: str, caps: Sequence[Capability], policy: RolePolicy, protected: bool
 ) -> RoleVerdict:
@@ -148,7 +171,7 @@ def _judge_role(
     bad: dict[str, list[Capability]] = {}
     for cap in caps:
         if not _allowed(cap, cls, policy, declared_super):
-            bad.setdefault(_by_code(cap), []).append(cap)
+            bad.setdefault(_by_code(cap, cls, policy), []).append(cap)
     findings: list[AuditFinding] = []
     for code in sorted(bad):
         group = bad[code]
@@ -168,7 +191,7 @@ def _judge_role(
                 sev,
                 login,
                 f"{label} {login} {what}: {_summary(group)}{_holders(group)}",
-                _HELP[code],
+                _HELP[code] + _route_help(group),
                 tuple(dict.fromkeys(c.why for c in sorted(group, key=lambda c: len(c.path)))),
                 tuple(group),
             )
@@ -235,7 +258,8 @@ def _public_findings(cat: Catalog, protected: bool) -> list[AuditFinding]:
                 " (PostgreSQL before 15 grants CREATE on schema public to PUBLIC by default)"
                 if any(c.kind == "schema_create" for c in group)
                 else ""
-            ),
+            )
+            + _route_help(group),
             tuple(c.why for c in group),
             tuple(group),
         )
