@@ -850,7 +850,8 @@ def lint_one(path: Path, url: str | None, stats: Path | None = None) -> Lint:
     try:
         data = json.loads(r.stdout)
     except json.JSONDecodeError as exc:
-        return Lint(f"bad JSON ({exc}): {r.stdout[:200]}", [])
+        err = " | ".join(r.stderr.strip().splitlines()[-3:])
+        return Lint(f"bad JSON ({exc}), exit {r.returncode}: {r.stdout[:200]} stderr: {err}", [])
     if "Traceback" in r.stderr:
         return Lint(f"traceback on stderr: {r.stderr.strip().splitlines()[-1]}", [])
     return Lint(None, [(f["code"], f["severity"]) for f in data["findings"]])
