@@ -254,6 +254,10 @@ def _grant_kind(kind: str, privilege: str) -> str | None:
     return None
 
 
+# owner -> what a SECURITY DEFINER routine it owns can do (`_owner_rights`), per catalog
+OwnerRights = dict[str, tuple[Capability, ...]]
+
+
 def _granted(g: Grant) -> str:
     col = f" ({g.column})" if g.column is not None else ""
     return f"{g.privilege}{col} on {g.kind} {g.name}"
@@ -303,7 +307,7 @@ def public_capabilities(cat: Catalog, owners: OwnerRights | None = None) -> list
                 False,
             )
         )
-    usage = _schema_usage(cat)
+    usage = _schema_usage(cat) if cat.definers else {}
     rights = owners if owners is not None else {}
     for f in cat.definers:
         if PUBLIC not in f.grants or PUBLIC not in usage.get(f.schema, ()):
@@ -312,9 +316,6 @@ def public_capabilities(cat: Catalog, owners: OwnerRights | None = None) -> list
         if inner:
             out.append(_definer_cap(PUBLIC, f, Reach(PUBLIC, (), False), PUBLIC, inner))
     return out
-
-
-OwnerRights = dict[str, tuple["Capability", ...]]
 
 
 def _schema_usage(cat: Catalog) -> dict[str, set[str]]:
@@ -402,6 +403,8 @@ def _definer_caps(
     """SECURITY DEFINER routines `login` may execute (EXECUTE through itself, a role it
     reaches or PUBLIC, and USAGE on the schema) whose owner it does not reach already and
     who can write or change schema: one capability per routine, `inner` the owner's rights."""
+    if not cat.definers:
+        return []
     usage = _schema_usage(cat)
     public = Reach(PUBLIC, ("PUBLIC (every role)",), False)
     out: list[Capability] = []

@@ -272,6 +272,11 @@ def _routine_revokes(
     if not revoked:
         return "", []
     flagged = {(c.role, c.object) for c in bad}
+    paths: dict[str, list[Capability]] = {}  # routine -> every login role's path through it
+    for v in verdicts:
+        for c in v.capabilities:
+            if c.kind == "definer" and c.object in revoked:
+                paths.setdefault(c.object, []).append(c)
     out: list[sql.Composable] = []
     keep: list[sql.Composable] = []
     losing: list[str] = []
@@ -280,17 +285,16 @@ def _routine_revokes(
         routine = _routine(f.parts)
         for g in grantees:
             out.append(sql.SQL("REVOKE EXECUTE ON ROUTINE {} FROM {}").format(routine, _grantee(g)))
-        for v in verdicts:
-            for c in v.capabilities:
-                if c.kind != "definer" or c.object != name or c.executor not in grantees:
-                    continue
-                if (v.role, name) in flagged:
-                    if class_of(policy, v.role) == "application":
-                        losing.append(f"{v.role} ({f.kind} {name}, as {f.owner})")
-                else:
-                    keep.append(
-                        sql.SQL("GRANT EXECUTE ON ROUTINE {} TO {}").format(routine, _ident(v.role))
-                    )
+        for c in paths.get(name, ()):
+            if c.executor not in grantees:
+                continue
+            if (c.role, name) in flagged:
+                if class_of(policy, c.role) == "application":
+                    losing.append(f"{c.role} ({f.kind} {name}, as {f.owner})")
+            else:
+                keep.append(
+                    sql.SQL("GRANT EXECUTE ON ROUTINE {} TO {}").format(routine, _ident(c.role))
+                )
     title = (
         "7. EXECUTE on SECURITY DEFINER routines that run with the rights of an owner who "
         "can write or change schema beyond a role's class\n"
