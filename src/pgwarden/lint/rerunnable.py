@@ -26,8 +26,9 @@ short lock_timeout. A block cannot drop concurrently: the plain DROP takes
 ACCESS EXCLUSIVE on the TOAST table only (not the table), which waits for and
 blocks only the sessions reading or writing out-of-line values, at most the
 lock_timeout. Naming a pg_toast object needs USAGE on that schema (superusers
-have it): without it the block warns with the DROP for a superuser to run, and
-the rebuild skips the copy with a warning of its own.
+have it): without it (or without owning the table) the block warns with the
+DROP for a superuser to run, and the rebuild skips the copy with a warning of
+its own.
 
 `DETACH PARTITION ... CONCURRENTLY` that is cancelled after its first
 transaction leaves the partition "detach pending", and running it again fails
@@ -254,13 +255,13 @@ def _toast_leftovers(node: Any, lock_timeout_ms: int) -> list[str]:
         "                  JOIN pg_class t ON t.reltoastrelid = i.indrelid\n"
         f"                  WHERE t.oid = to_regclass({_literal(table)}) AND NOT i.indisvalid\n"
         "  LOOP\n"
-        "    IF has_schema_privilege('pg_toast', 'USAGE') THEN\n"
+        "    BEGIN\n"
         "      EXECUTE format('DROP INDEX %s', leftover);\n"
-        "    ELSE\n"
-        "      RAISE WARNING 'INVALID index % left by a cancelled REINDEX CONCURRENTLY',\n"
-        "        leftover USING HINT = format('a superuser can drop it: "
+        "    EXCEPTION WHEN insufficient_privilege THEN\n"
+        "      RAISE WARNING 'INVALID index % left by a cancelled REINDEX CONCURRENTLY: %',\n"
+        "        leftover, SQLERRM USING HINT = format('a superuser can drop it: "
         "DROP INDEX CONCURRENTLY %s', leftover);\n"
-        "    END IF;\n"
+        "    END;\n"
         "  END LOOP;\n"
         "END $pgwarden$"
     ]
