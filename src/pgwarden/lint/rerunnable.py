@@ -24,8 +24,8 @@ table's OID: a block finds the INVALID indexes of the table's TOAST table
 (reltoastrelid; only a cancelled rebuild makes one) and drops them under a
 short lock_timeout. A block cannot drop concurrently: the plain DROP takes
 ACCESS EXCLUSIVE on the TOAST table only (not the table), which waits for and
-blocks only the sessions reading or writing out-of-line values, at most the
-lock_timeout. Naming a pg_toast object needs USAGE on that schema (superusers
+blocks only the statements that read, write or delete out-of-line (TOASTed)
+values, at most the lock_timeout (other columns' reads and updates go on). Naming a pg_toast object needs USAGE on that schema (superusers
 have it): without it (or without owning the table) the block warns with the
 DROP for a superuser to run, and the rebuild skips the copy with a warning of
 its own.

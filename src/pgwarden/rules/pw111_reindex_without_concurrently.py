@@ -43,8 +43,8 @@ before rebuilding (as it does for every REINDEX INDEX / TABLE it runs). A
 cancelled REINDEX TABLE also leaves a copy of the table's TOAST index
 (`pg_toast.pg_toast_<oid>_index_ccnew`), which a second REINDEX CONCURRENTLY
 skips with a warning: a block finds it from the table and drops it (a plain
-DROP INDEX, under the file's lock_timeout: it waits for and blocks only
-sessions reading or writing out-of-line values of that table). Naming a
+DROP INDEX, under the file's lock_timeout: it waits for and blocks only the
+statements that read, write or delete that table's out-of-line values). Naming a
 pg_toast index needs USAGE on that schema, which only superusers have by
 default: otherwise the block warns with the `DROP INDEX CONCURRENTLY` for a
 superuser to run.
