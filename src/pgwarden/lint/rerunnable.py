@@ -25,10 +25,10 @@ table's OID: a block finds the INVALID indexes of the table's TOAST table
 short lock_timeout. A block cannot drop concurrently: the plain DROP takes
 ACCESS EXCLUSIVE on the TOAST table only (not the table), which waits for and
 blocks only the statements that read, write or delete out-of-line (TOASTed)
-values, at most the lock_timeout (other columns' reads and updates go on). Naming a pg_toast object needs USAGE on that schema (superusers
-have it): without it (or without owning the table) the block warns with the
-DROP for a superuser to run, and the rebuild skips the copy with a warning of
-its own.
+values, at most the lock_timeout (other columns' reads and updates go on).
+Naming a pg_toast object needs USAGE on that schema (superusers have it):
+without it (or without owning the table) the block warns with the DROP for a
+superuser to run, and the rebuild skips the copy with a warning of its own.
 
 `DETACH PARTITION ... CONCURRENTLY` that is cancelled after its first
 transaction leaves the partition "detach pending", and running it again fails
