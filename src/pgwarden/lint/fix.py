@@ -15,7 +15,10 @@ with one sized to what the busiest table it touches can bear (at most 1 s):
 
 The `no-file-transaction` line tells pgwarden (lint, apply) that the file's
 transactions are the ones it writes. Every statement is made safe to run again
-(`lint.rerunnable`), comments (inline ignores included) stay with their
+(`lint.rerunnable`); where SQL cannot make it so (a DETACH PARTITION ...
+CONCURRENTLY that completed; a REINDEX TABLE's copies without a catalog to
+name them) a header line says to retry with `pgwarden apply`, which reconciles
+them. Comments (inline ignores included) stay with their
 statements, and the result is linted again: a fix that leaves a hazard it
 claims to fix, or brings one the original did not have, is dropped.
 """
