@@ -1,7 +1,9 @@
 """How long `pgwarden audit` takes on a large catalog: N tables owned by the application
-role, a developer member of it, per-table grants to a reporting role; prints the time to
+role, a developer member of it, per-table grants to a reporting role; optionally R
+SECURITY DEFINER functions of the application role (EXECUTE to PUBLIC, the default) and a
+column-level UPDATE grant to the reporting role on every tenth table. Prints the time to
 read the catalog, compute every login role's capabilities and verdict, and write the fix
-plan. Usage: python bench/audit_catalog.py [tables] [server major]"""
+plan. Usage: python bench/audit_catalog.py [tables] [server major] [routines]"""
 
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ from pgwarden.settings import Environment, RolePolicy, Settings
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
-    major = int(sys.argv[2]) if len(sys.argv) > 2 else None
+    major = int(sys.argv[2]) if len(sys.argv) > 2 and sys.argv[2] else None
+    routines = int(sys.argv[3]) if len(sys.argv) > 3 else 0
     with Cluster.start(find_installation(major)) as c:
         with psycopg.connect(c.dsn(), autocommit=True) as conn:
             for r in ("migrator", "app", "dev", "reporting"):
@@ -31,6 +34,13 @@ def main() -> None:
             for i in range(n):
                 conn.execute(f"CREATE TABLE t{i} (id bigserial PRIMARY KEY, v text)")
                 conn.execute(f"GRANT SELECT, INSERT ON t{i} TO reporting")
+                if routines and i % 10 == 0:
+                    conn.execute(f"GRANT UPDATE (v) ON t{i} TO reporting")
+            for i in range(routines):
+                conn.execute(
+                    f"CREATE FUNCTION f{i}() RETURNS int LANGUAGE sql SECURITY DEFINER "
+                    "AS 'SELECT 1'"
+                )
             conn.commit()
         policy = RolePolicy(
             migration="migrator",
@@ -53,7 +63,10 @@ def main() -> None:
             text = plan.render(conn, [])
             t4 = time.perf_counter()
     total = sum(len(v) for v in caps.values())
-    print(f"{n} tables ({n * 2} relations), {len(cat.grants)} grants, {total} capabilities")
+    print(
+        f"{n} tables ({n * 2} relations), {len(cat.grants)} grants, {len(cat.definers)} "
+        f"SECURITY DEFINER routines, {total} capabilities"
+    )
     print(f"read catalog      {t1 - t0:6.2f} s")
     print(f"capabilities      {t2 - t1:6.2f} s")
     print(f"whole audit       {t3 - t2:6.2f} s  ({report.count('error')} errors)")

@@ -126,10 +126,15 @@ def test_column_grants_and_definer_routines_are_write_paths(shop: Shop) -> None:
     assert f"{dev} -> granted UPDATE (email) on table public.users" in _paths(report, dev, "PW503")
     purge = (
         f"{dev} -> PUBLIC (every role) -> PUBLIC granted EXECUTE on function public.purge() "
-        f"(SECURITY DEFINER: runs with the rights of {n['owner']}) -> owns table public.users"
+        f"(SECURITY DEFINER: runs with the rights of {n['owner']}; body: DROP) -> "
+        "owns table public.users"
     )
     assert purge in _paths(report, dev, "PW502")
-    assert any("log_event(IN w text)" in p for p in _paths(report, dev, "PW503")), [
+    log_event = (
+        f"log_event(IN w text) (SECURITY DEFINER: runs with the rights of {n['writer']}; "
+        "body: INSERT)"
+    )
+    assert any(log_event in p for p in _paths(report, dev, "PW503")), [
         (f.code, f.role, f.paths) for f in report.findings
     ]
     # the application may INSERT into events itself: log_event() is no finding for it;

@@ -109,7 +109,7 @@ class Capability:
         if self.kind == "owner":
             return f"owns {self.object_kind} {self.object}"
         if self.kind == "definer":
-            return f"runs {self.object_kind} {self.object} as {self.holder}"
+            return f"EXECUTE on {self.object_kind} {self.object} (runs as {self.holder})"
         if self.kind == "superuser_rights":
             return f"every right of superuser {self.holder}"
         if self.column is not None:
@@ -372,10 +372,13 @@ def _owner_rights(cat: Catalog, owner: str, cache: OwnerRights) -> tuple[Capabil
 def _definer_cap(
     login: str, f: Definer, r: Reach, grantee: str, inner: tuple[Capability, ...]
 ) -> Capability:
+    from pgwarden.access.body import body_note  # the parser, only for catalogs with routines
+
     holder = "" if grantee == login else f"{grantee} "
+    note = body_note(f.language, f.body)
     runs = (
         f"{holder}granted EXECUTE on {f.kind} {f.name} (SECURITY DEFINER: runs with the rights "
-        f"of {f.owner})"
+        f"of {f.owner}{'; ' + note if note else ''})"
     )
     tail = list(inner[0].path[1:])
     if len(inner) > 1:

@@ -92,7 +92,7 @@ def _allowed(cap: Capability, cls: str, policy: RolePolicy, is_declared_superuse
     if is_declared_superuser:
         return True
     if cap.kind == "definer":
-        return all(_allowed(c, cls, policy, False) for c in cap.inner)
+        return _definer_code(cap.inner, cls, policy, {}) is None
     if cap.kind == "superuser":
         return cls == "break_glass" and cap.holder in policy.superusers
     if cap.kind == "database_temp":
@@ -121,10 +121,24 @@ def _holders(caps: Sequence[Capability]) -> str:
     return f" (through {', '.join(via)})" if via else ""
 
 
-def _by_code(cap: Capability, cls: str = "", policy: RolePolicy | None = None) -> str:
-    if cap.kind == "definer":  # by the worst of the owner's rights this class may not have
-        bad = [c for c in cap.inner if policy is None or not _allowed(c, cls, policy, False)]
-        return min((_by_code(c) for c in bad), default="PW502")
+# (id of a routine owner's rights, class) -> `_definer_code`; the routines of one owner
+# share one `inner` tuple, so each is judged once per class (while the tuples are alive)
+_DefinerMemo = dict[tuple[int, str], str | None]
+
+
+def _definer_code(
+    inner: tuple[Capability, ...], cls: str, policy: RolePolicy, memo: _DefinerMemo
+) -> str | None:
+    """The code of the worst of a routine owner's rights (`inner`) that class `cls` may not
+    have (as if the role had them itself); None when it may have them all."""
+    key = (id(inner), cls)
+    if key not in memo:
+        codes = [_by_code(c) for c in inner if not _allowed(c, cls, policy, False)]
+        memo[key] = min(codes, default=None)
+    return memo[key]
+
+
+def _by_code(cap: Capability) -> str:
     if cap.kind == "superuser":
         return "PW501"
     if cap.kind in ("createrole", "createdb", "bypassrls", "replication"):
@@ -163,15 +177,24 @@ def _route_help(caps: Sequence[Capability]) -> str:
 
 
 def _judge_role(
-    cat: Catalog, login: str, caps: Sequence[Capability], policy: RolePolicy, protected: bool
+    cat: Catalog,
+    login: str,
+    caps: Sequence[Capability],
+    policy: RolePolicy,
+    protected: bool,
+    memo: _DefinerMemo,
 ) -> RoleVerdict:
     cls = class_of(policy, login)
     declared_super = login in policy.superusers
     severity = "error" if protected else "warning"
     bad: dict[str, list[Capability]] = {}
     for cap in caps:
-        if not _allowed(cap, cls, policy, declared_super):
-            bad.setdefault(_by_code(cap, cls, policy), []).append(cap)
+        if cap.kind == "definer" and not declared_super:  # judged by the owner's rights
+            code = _definer_code(cap.inner, cls, policy, memo)
+            if code is not None:
+                bad.setdefault(code, []).append(cap)
+        elif not _allowed(cap, cls, policy, declared_super):
+            bad.setdefault(_by_code(cap), []).append(cap)
     findings: list[AuditFinding] = []
     for code in sorted(bad):
         group = bad[code]
@@ -291,6 +314,7 @@ def judge(
             )
         )
         return verdicts, general
-    verdicts = [_judge_role(cat, r, cs, policy, protected) for r, cs in sorted(caps.items())]
+    memo: _DefinerMemo = {}
+    verdicts = [_judge_role(cat, r, cs, policy, protected, memo) for r, cs in sorted(caps.items())]
     general = _policy_findings(cat, policy) + _public_findings(cat, protected)
     return verdicts, general
