@@ -171,3 +171,49 @@ def test_column_grants_and_definer_routines_are_write_paths(shop: Shop) -> None:
     assert _can(shop, "app", "CALL log_event('x')")
     after = shop.audit()
     assert after.count("error") == 0, [f.message for f in after.findings]
+
+
+def test_row_level_security_bypass_is_listed_as_the_server_applies_it(pg_any: Cluster) -> None:
+    """Listed (json), never judged: BYPASSRLS, and the owner (and who inherits its
+    privileges) unless the table forces row level security."""
+    p = f"rl{os.getpid()}_{next(_ids)}"
+    n = {k: f"{p}_{k}" for k in ("owner", "member", "bypass", "reader")}
+    i = {k: sql.Identifier(v) for k, v in n.items()}
+    db = f"{p}_db"
+    with psycopg.connect(pg_any.dsn(), autocommit=True) as c:
+        c.execute(sql.SQL("CREATE ROLE {} LOGIN").format(i["owner"]))
+        c.execute(sql.SQL("CREATE ROLE {} LOGIN IN ROLE {}").format(i["member"], i["owner"]))
+        c.execute(sql.SQL("CREATE ROLE {} LOGIN BYPASSRLS").format(i["bypass"]))
+        c.execute(sql.SQL("CREATE ROLE {} LOGIN").format(i["reader"]))
+        c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
+    try:
+        with psycopg.connect(pg_any.dsn(db), autocommit=True) as c:
+            c.execute("CREATE TABLE t (id int)")
+            c.execute("INSERT INTO t VALUES (1)")
+            c.execute("ALTER TABLE t ENABLE ROW LEVEL SECURITY")
+            c.execute("CREATE POLICY nothing ON t USING (false)")
+            c.execute(sql.SQL("ALTER TABLE t OWNER TO {}").format(i["owner"]))
+            c.execute(sql.SQL("GRANT SELECT ON t TO {}, {}").format(i["bypass"], i["reader"]))
+        for force in (False, True):
+            if force:
+                with psycopg.connect(pg_any.dsn(db), autocommit=True) as c:
+                    c.execute("ALTER TABLE t FORCE ROW LEVEL SECURITY")
+            report = audit(pg_any.dsn(db), env=None, settings=Settings())
+            listed = {
+                v.role
+                for v in report.verdicts
+                for cap in v.capabilities
+                if cap.kind == "rls_bypass" and cap.object == "public.t"
+            }
+            for key, role in n.items():
+                with psycopg.connect(pg_any.dsn(db, role)) as c:
+                    row = c.execute("SELECT count(*) FROM t").fetchone()
+                assert (role in listed) == (row == (1,)), (force, key, listed)
+            assert (n["owner"] in listed) == (not force)
+            assert n["bypass"] in listed and n["reader"] not in listed
+            assert not any(f.role in n.values() for f in report.findings)
+    finally:
+        with psycopg.connect(pg_any.dsn(), autocommit=True) as c:
+            c.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(db)))
+            for v in n.values():
+                c.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(v)))

@@ -53,7 +53,9 @@ DDL = (
     "definer",  # EXECUTE on a SECURITY DEFINER routine whose owner can write or change schema
     "superuser_rights",  # inside `definer`: the owner is a superuser
 )
-OTHER = ("database_temp",)  # shown, never a finding: temporary tables are the session's own
+# shown (json), never a finding: temporary tables are the session's own; bypassing a row
+# level security policy grants no write (the role's grants and ownership are judged)
+OTHER = ("database_temp", "rls_bypass")
 
 _WRITE_PRIVS = frozenset({"INSERT", "UPDATE", "DELETE", "TRUNCATE"})
 _TABLE_KINDS = frozenset(
@@ -441,6 +443,47 @@ def capabilities(cat: Catalog, login: str, owners: OwnerRights | None = None) ->
         return out
     out += _grant_caps(cat, login, roles)
     out += _definer_caps(cat, login, roles, owners if owners is not None else {})
+    out += _rls_bypass(cat, login, roles)
+    return out
+
+
+def _rls_bypass(cat: Catalog, login: str, roles: dict[str, Reach]) -> list[Capability]:
+    """Tables with row level security whose policies `login` is not subject to: BYPASSRLS
+    (of the login role or a role it may SET ROLE to), or the table's owner without FORCE
+    ROW LEVEL SECURITY (the owner's privileges, inherited or after SET ROLE)."""
+    if not cat.rls:
+        return []
+    bypass = next(
+        (
+            r
+            for n, r in _walk(cat, login)[1].items()
+            if (role := cat.roles.get(n)) and role.bypassrls
+        ),
+        None,
+    )
+    out: list[Capability] = []
+    for name, schema, owner, forced in cat.rls:
+        r = bypass
+        why = f"{bypass.role if bypass else ''} has BYPASSRLS"
+        if r is None and not forced and owner in roles:
+            r, why = roles[owner], f"owns table {name} (no FORCE ROW LEVEL SECURITY)"
+        if r is None:
+            continue
+        out.append(
+            Capability(
+                login,
+                "rls_bypass",
+                "BYPASSRLS",
+                "table",
+                name,
+                schema,
+                r.role,
+                (login, *r.hops, why, f"row level security of table {name} does not apply"),
+                r.set_role,
+                r.chain,
+                route=_route(r),
+            )
+        )
     return out
 
 

@@ -144,6 +144,9 @@ class Catalog:
     # (schema, table); they change owner with their table
     sequence_owners: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
     definers: tuple[Definer, ...] = ()
+    # tables with row level security enabled: (shown name, schema, owner, FORCE ROW LEVEL
+    # SECURITY: the owner is subject to the policies too)
+    rls: tuple[tuple[str, str, str, bool], ...] = ()
 
     @property
     def major(self) -> int:
@@ -425,6 +428,17 @@ def _read(conn: psycopg.Connection[tuple[object, ...]]) -> Catalog:
         defaults=tuple(defaults),
         sequence_owners=sequence_owners,
         definers=_definers(conn),
+        rls=tuple(
+            (display_name(str(nsp), str(rel)), str(nsp), str(owner), bool(forced))
+            for nsp, rel, owner, forced in conn.execute(
+                sql.SQL(
+                    "SELECT n.nspname, c.relname, pg_get_userbyid(c.relowner), "
+                    "c.relforcerowsecurity FROM pg_class c "
+                    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE c.relrowsecurity AND {} ORDER BY 1, 2"
+                ).format(rel_where)
+            )
+        ),
     )
 
 

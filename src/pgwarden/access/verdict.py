@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pgwarden.access.capabilities import Capability, public_capabilities
+from pgwarden.access.capabilities import OTHER, Capability, public_capabilities
 from pgwarden.access.policy import class_of, declared_roles
 from pgwarden.access.roles import PUBLIC, Catalog
 from pgwarden.settings import RolePolicy
@@ -95,7 +95,7 @@ def _allowed(cap: Capability, cls: str, policy: RolePolicy, is_declared_superuse
         return _definer_code(cap.inner, cls, policy, {}) is None
     if cap.kind == "superuser":
         return cls == "break_glass" and cap.holder in policy.superusers
-    if cap.kind == "database_temp":
+    if cap.kind in OTHER:
         return True
     if cls == "break_glass":
         return True
