@@ -62,14 +62,15 @@ def test_a_timed_out_reindex_leaves_no_invalid_index(
     [
         ("REINDEX TABLE CONCURRENTLY invoices;", {"public", "pg_toast"}),
         ("REINDEX INDEX CONCURRENTLY invoices_payment_account_id_idx;", {"public"}),
+        ("REINDEX SCHEMA CONCURRENTLY public;", {"public", "pg_toast"}),
     ],
-    ids=["table", "index"],
+    ids=["table", "index", "schema"],
 )
 def test_apply_drops_the_copies_a_cancelled_run_left(
     shop: str, tmp_path: Path, statement: str, copies: set[str]
 ) -> None:
-    """A run cancelled outside apply (psql, a `lint --fix` file without a catalog, which
-    cannot name the copies): apply's retry drops them before rebuilding."""
+    """A run cancelled outside apply (psql, a `lint --fix` file that cannot name the
+    copies: no catalog, or a whole schema): apply's retry drops them before rebuilding."""
     with psycopg.connect(shop, autocommit=True) as writer:
         writer.execute("BEGIN")
         writer.execute("UPDATE invoices SET status = status WHERE id = 1")  # the rebuild waits

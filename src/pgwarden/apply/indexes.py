@@ -74,12 +74,20 @@ def invalid_indexes(
 _REINDEX_LEFTOVERS = sql.SQL(
     """
     WITH named AS (SELECT to_regclass({rel}) AS oid),
-    tab AS (SELECT coalesce((SELECT indrelid FROM pg_index, named
-                             WHERE indexrelid = named.oid), (SELECT oid FROM named)) AS oid),
-    tabs AS (SELECT oid FROM tab
+    base AS (SELECT coalesce((SELECT indrelid FROM pg_index, named
+                              WHERE indexrelid = named.oid), (SELECT oid FROM named)) AS oid
+             WHERE {kind} IN ('TABLE', 'INDEX')
+             UNION ALL
+             SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.relkind IN ('r', 'm')
+                AND CASE {kind} WHEN 'SCHEMA' THEN n.nspname = {schema}
+                    WHEN 'DATABASE' THEN n.nspname NOT IN ('pg_catalog', 'information_schema')
+                         AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'
+                    ELSE false END),
+    tabs AS (SELECT oid FROM base
              UNION ALL
              SELECT reltoastrelid FROM pg_class
-              WHERE oid = (SELECT oid FROM tab) AND reltoastrelid <> 0
+              WHERE oid IN (SELECT oid FROM base) AND reltoastrelid <> 0
                 AND has_schema_privilege('pg_toast', 'USAGE'))
     SELECT n.nspname, c.relname FROM pg_index i
       JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -87,7 +95,7 @@ _REINDEX_LEFTOVERS = sql.SQL(
        AND c.relname ~ '_cc(new|old)[0-9]*$'
        AND EXISTS (SELECT FROM pg_index v JOIN pg_class vc ON vc.oid = v.indexrelid
                     WHERE v.indrelid = i.indrelid AND v.indisvalid
-                      AND ({whole} OR v.indexrelid = (SELECT oid FROM named))
+                      AND ({kind} <> 'INDEX' OR v.indexrelid = (SELECT oid FROM named))
                       AND starts_with(vc.relname,
                                       regexp_replace(c.relname, '_cc(new|old)[0-9]*$', '')))
        AND NOT EXISTS (SELECT FROM pg_stat_progress_create_index p
@@ -101,29 +109,33 @@ def reindex_leftovers(
     conn: psycopg.Connection[tuple[object, ...]], step: Step, *, exclude_pids: Sequence[int]
 ) -> list[tuple[str, str]]:
     """(schema, name) of the INVALID `<index>_ccnew` / `_ccold` copies an earlier, cancelled
-    run of this REINDEX INDEX / TABLE ... CONCURRENTLY left (psql, or a killed apply):
-    on the table, and on its TOAST table when the role may name pg_toast objects.
+    run of this REINDEX INDEX / TABLE / SCHEMA / DATABASE ... CONCURRENTLY left (psql, or
+    a killed apply): on the tables it rebuilds, and on their TOAST tables when the role
+    may name pg_toast objects.
 
     A copy is an INVALID index named after a valid index of the same table (REINDEX
     INDEX: the named one) plus `_ccnew` / `_ccold`; none while another session builds
-    an index on the table (its copy is in progress, not left). A retry would skip them
-    (REINDEX TABLE) or build a second copy beside them (REINDEX INDEX).
+    an index on those tables (its copy is in progress, not left). A retry would skip
+    them (REINDEX TABLE and wider) or build a second copy beside them (REINDEX INDEX).
     """
-    kind = str(step.body.get("kind", ""))
+    kind = str(step.body.get("kind", "")).removeprefix("REINDEX_OBJECT_")
     rel = table_of(step)
-    if step.kind != "ReindexStmt" or rel is None or kind not in _REINDEX_KINDS:
+    if step.kind != "ReindexStmt" or kind not in _REINDEX_KINDS:
+        return []
+    if kind in ("TABLE", "INDEX") and rel is None:
         return []
     rows = conn.execute(
         _REINDEX_LEFTOVERS.format(
             rel=sql.Literal(rel),
-            whole=sql.Literal(kind == "REINDEX_OBJECT_TABLE"),
+            kind=sql.Literal(kind),
+            schema=sql.Literal(step.body.get("name")),
             ours=sql.Literal(list(exclude_pids)),
         )
     ).fetchall()
     return [(str(r[0]), str(r[1])) for r in rows]
 
 
-_REINDEX_KINDS = ("REINDEX_OBJECT_TABLE", "REINDEX_OBJECT_INDEX")
+_REINDEX_KINDS = ("TABLE", "INDEX", "SCHEMA", "DATABASE")
 
 
 def index_name(step: Step) -> str | None:

@@ -16,11 +16,12 @@ with one sized to what the busiest table it touches can bear (at most 1 s):
 The `no-file-transaction` line tells pgwarden (lint, apply) that the file's
 transactions are the ones it writes. Every statement is made safe to run again
 (`lint.rerunnable`); where SQL cannot make it so (a DETACH PARTITION ...
-CONCURRENTLY that completed; a REINDEX TABLE's copies without a catalog to
-name them) a header line says to retry with `pgwarden apply`, which reconciles
-them. Comments (inline ignores included) stay with their
-statements, and the result is linted again: a fix that leaves a hazard it
-claims to fix, or brings one the original did not have, is dropped.
+CONCURRENTLY that completed; the copies a cancelled REINDEX of a schema, a
+database or a table without a catalog leaves) a header line says to retry
+with `pgwarden apply`, which reconciles them. Comments (inline ignores
+included) stay with their statements, and the result is linted again: a fix
+that leaves a hazard it claims to fix, or brings one the original did not
+have, is dropped.
 """
 
 from __future__ import annotations
@@ -90,9 +91,9 @@ _DETACH = (
     "or run the file from the statement after it."
 )
 _UNNAMED = (
-    "-- Without a catalog this file cannot name the INVALID copies a cancelled REINDEX TABLE "
-    "... CONCURRENTLY leaves (<index>_ccnew): retry with `pgwarden apply`, which drops them, "
-    "or fix the file again with --database-url."
+    "-- This file cannot name the INVALID copies (<index>_ccnew) a cancelled REINDEX ... "
+    "CONCURRENTLY of a whole table without a catalog, a schema or a database leaves: retry "
+    "with `pgwarden apply`, which drops them (or fix a REINDEX TABLE with --database-url)."
 )
 _OWN = {HEADER, _RETRY, _TIMEOUT, _DETACH, _UNNAMED}
 _TRAIL = re.compile(r"[ \t]*;?[ \t]*(--[^\n]*)")
@@ -148,7 +149,7 @@ def _render(text: str, original: list[Step], steps: list[Step], timeout_ms: int 
     out += [HEADER, _MARK, _TIMEOUT if timeout_ms is not None else _RETRY]
     if any(detaches_concurrently(st.sql.strip().rstrip(";")) for st in steps):
         out.append(_DETACH)
-    if any(_reindex_table(st) and not _rebuilt(st) for st in steps):
+    if any(_unnamed_copies(st) for st in steps):
         out.append(_UNNAMED)
     if timeout_ms is not None:
         out.append(f"SET lock_timeout = '{timeout_ms}ms';")
@@ -197,12 +198,15 @@ def _rebuilt(step: Step) -> list[str]:
     return list(dict.fromkeys(lk.relation for lk in step.effects.locks if lk.relkind == "index"))
 
 
-def _reindex_table(step: Step) -> bool:
-    """A REINDEX TABLE ... CONCURRENTLY (the one whose copies the file names)."""
-    return (
-        step.kind == "ReindexStmt"
-        and step.body.get("kind") == "REINDEX_OBJECT_TABLE"
-        and not step.effects.transactional
+def _unnamed_copies(step: Step) -> bool:
+    """A REINDEX ... CONCURRENTLY whose copies the file cannot name: a table's without a
+    catalog, a schema's or a database's (`rerunnable` names an index's, a table's from
+    the catalog)."""
+    if step.kind != "ReindexStmt" or step.effects.transactional:
+        return False
+    kind = step.body.get("kind")
+    return kind in ("REINDEX_OBJECT_SCHEMA", "REINDEX_OBJECT_DATABASE") or (
+        kind == "REINDEX_OBJECT_TABLE" and not _rebuilt(step)
     )
 
 

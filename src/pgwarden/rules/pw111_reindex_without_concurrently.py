@@ -36,10 +36,11 @@ Safe: the rebuilt index is the same. It takes longer and uses the space of a
 second copy while it runs. The fixed file first drops the INVALID
 `<index>_ccnew` / `<index>_ccold` copies an earlier, cancelled run of the same
 rebuild left (for REINDEX TABLE: of the indexes the catalog lists), so a retry
-after a timeout leaves no invalid index behind. Without a catalog (no
-`--database-url` or snapshot) a REINDEX TABLE's copies cannot be named: the
-file's header says to retry with `pgwarden apply`, which finds and drops them
-before rebuilding (as it does for every REINDEX INDEX / TABLE it runs). A
+after a timeout leaves no invalid index behind. The copies of a REINDEX
+SCHEMA or DATABASE, or of a REINDEX TABLE without a catalog (no
+`--database-url` or snapshot), cannot be named: the file's header says to
+retry with `pgwarden apply`, which finds and drops them before rebuilding (as
+it does for every REINDEX ... CONCURRENTLY it runs). A
 cancelled REINDEX TABLE also leaves a copy of the table's TOAST index
 (`pg_toast.pg_toast_<oid>_index_ccnew`), which a second REINDEX CONCURRENTLY
 skips with a warning: a block finds it from the table and drops it (a plain
