@@ -117,7 +117,8 @@ def _summary(caps: Sequence[Capability], limit: int = 3) -> str:
 
 
 def _holders(caps: Sequence[Capability]) -> str:
-    via = sorted({c.holder for c in caps if c.holder != c.role})
+    # a routine's `what` names its owner already
+    via = sorted({c.holder for c in caps if c.holder != c.role and c.kind != "definer"})
     return f" (through {', '.join(via)})" if via else ""
 
 
@@ -176,6 +177,15 @@ def _route_help(caps: Sequence[Capability]) -> str:
     return "".join(f"; {e}" for e in extra)
 
 
+def _help(code: str, caps: Sequence[Capability]) -> str:
+    """The code's help, and what to do about the routes some of `caps` take; only the
+    latter when every one of them takes such a route (its own fix is the whole fix)."""
+    extra = _route_help(caps)
+    if extra and all(c.route != "grant" for c in caps):
+        return extra.removeprefix("; ")
+    return _HELP[code] + extra
+
+
 def _judge_role(
     cat: Catalog,
     login: str,
@@ -214,7 +224,7 @@ def _judge_role(
                 sev,
                 login,
                 f"{label} {login} {what}: {_summary(group)}{_holders(group)}",
-                _HELP[code] + _route_help(group),
+                _help(code, group),
                 tuple(dict.fromkeys(c.why for c in sorted(group, key=lambda c: len(c.path)))),
                 tuple(group),
             )
