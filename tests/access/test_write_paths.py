@@ -42,14 +42,15 @@ def shop(pg_any: Cluster) -> Iterator[Shop]:
     routines: purge() (owner can drop users), log_event() (owner only INSERTs into
     events), noop() (owner can do nothing), hidden.purge() (schema dev may not use)."""
     p = f"wp{os.getpid()}_{next(_ids)}"
-    n = {k: f"{p}_{k}" for k in ("owner", "writer", "idle", "dev", "app", "migrator")}
+    n = {k: f"{p}_{k}" for k in ("owner", "writer", "idle", "ops", "dev", "app", "migrator")}
     db = f"{p}_db"
     i = {k: sql.Identifier(v) for k, v in n.items()}
     with psycopg.connect(pg_any.dsn(), autocommit=True) as c:
-        for k in ("owner", "writer", "idle"):
+        for k in ("owner", "writer", "idle", "ops"):
             c.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(i[k]))
         for k in ("dev", "app", "migrator"):
             c.execute(sql.SQL("CREATE ROLE {} LOGIN").format(i[k]))
+        c.execute(sql.SQL("GRANT {} TO {}").format(i["ops"], i["dev"]))
         c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
     with psycopg.connect(pg_any.dsn(db), autocommit=True) as c:
         c.execute("CREATE TABLE users (id int, email text, admin bool)")
@@ -69,6 +70,14 @@ def shop(pg_any: Cluster) -> Iterator[Shop]:
             "AS 'INSERT INTO public.events VALUES (w)'"
         )
         c.execute("CREATE FUNCTION noop() RETURNS int LANGUAGE sql SECURITY DEFINER AS 'SELECT 1'")
+        for fn in ("wipe", "reset_email"):  # EXECUTE to a group dev is in, and to dev itself
+            c.execute(
+                f"CREATE FUNCTION {fn}() RETURNS void LANGUAGE sql SECURITY DEFINER "
+                "AS 'UPDATE public.users SET email = NULL'"
+            )
+            c.execute(f"REVOKE EXECUTE ON FUNCTION {fn}() FROM PUBLIC")
+        c.execute(sql.SQL("GRANT EXECUTE ON FUNCTION wipe() TO {}").format(i["ops"]))
+        c.execute(sql.SQL("GRANT EXECUTE ON FUNCTION reset_email() TO {}").format(i["dev"]))
         c.execute("CREATE SCHEMA hidden")
         c.execute(
             "CREATE FUNCTION hidden.purge() RETURNS void LANGUAGE sql SECURITY DEFINER "
@@ -82,6 +91,8 @@ def shop(pg_any: Cluster) -> Iterator[Shop]:
             ("purge()", "owner"),
             ("log_event(text)", "writer"),
             ("noop()", "idle"),
+            ("wipe()", "owner"),
+            ("reset_email()", "owner"),
             ("hidden.purge()", "owner"),
             ("trg()", "owner"),
         ):
@@ -143,6 +154,15 @@ def test_column_grants_and_definer_routines_are_write_paths(shop: Shop) -> None:
     assert any("public.purge()" in p for p in _paths(report, app, "PW502"))
     public = next(f for f in report.general if f.code == "PW505")
     assert "public.purge()" in public.message and "REVOKE EXECUTE ON ROUTINE" in public.help
+    runs = f"(SECURITY DEFINER: runs with the rights of {n['owner']}; body: UPDATE)"
+    assert (
+        f"{dev} -> member of {n['ops']} (INHERIT, SET) -> {n['ops']} granted EXECUTE on "
+        f"function public.wipe() {runs} -> owns table public.users"
+    ) in _paths(report, dev, "PW502")
+    assert (
+        f"{dev} -> granted EXECUTE on function public.reset_email() {runs} -> owns table "
+        "public.users"
+    ) in _paths(report, dev, "PW502")
     shown = " ".join(p for f in report.findings for p in f.paths)
     assert "noop()" not in shown and "hidden.purge" not in shown and "trg()" not in shown
     # the server agrees with every claim and every silence
@@ -151,6 +171,8 @@ def test_column_grants_and_definer_routines_are_write_paths(shop: Shop) -> None:
     assert _can(shop, "dev", "SELECT purge()")
     assert _can(shop, "dev", "CALL log_event('x')")
     assert not _can(shop, "dev", "SELECT hidden.purge()")
+    assert _can(shop, "dev", "SELECT wipe()") and _can(shop, "dev", "SELECT reset_email()")
+    assert not _can(shop, "app", "SELECT wipe()")
 
     plan = report.fix_plan()
     assert plan is not None
@@ -161,12 +183,16 @@ def test_column_grants_and_definer_routines_are_write_paths(shop: Shop) -> None:
         assert 'REVOKE EXECUTE ON ROUTINE "public"."log_event"(IN w text) FROM PUBLIC' in text
         assert f'GRANT EXECUTE ON ROUTINE "public"."log_event"(IN w text) TO "{app}"' in text
         assert f"the application can no longer call: {app} (function public.purge()" in text
+        assert f'REVOKE EXECUTE ON ROUTINE "public"."wipe"() FROM "{n["ops"]}"' in text
+        assert f'REVOKE EXECUTE ON ROUTINE "public"."reset_email"() FROM "{dev}"' in text
         assert "noop" not in text and "REASSIGN" not in text
+        assert f'REVOKE "{n["ops"]}"' not in text  # the routine is the path, not the membership
         c.autocommit = True
         c.execute(text.encode())
     assert not _can(shop, "dev", "UPDATE users SET email = 'b@x'")
     assert not _can(shop, "dev", "SELECT purge()")
     assert not _can(shop, "dev", "CALL log_event('x')")
+    assert not _can(shop, "dev", "SELECT wipe()") and not _can(shop, "dev", "SELECT reset_email()")
     assert not _can(shop, "app", "SELECT purge()")
     assert _can(shop, "app", "CALL log_event('x')")
     after = shop.audit()
