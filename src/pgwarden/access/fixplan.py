@@ -14,12 +14,17 @@
    role creates later (`ALTER DEFAULT PRIVILEGES FOR ROLE <migration>`).
    Read-only roles that lose a membership get SELECT there instead.
 3. Then the revokes: memberships that lead to capabilities beyond a role's
-   class, privileges on tables, CREATE on schemas and the database (also from
-   PUBLIC), default privileges that would grant them on new tables, and role
-   attributes (`ALTER ROLE ... NOSUPERUSER ...`).
+   class, privileges on tables (on columns too), CREATE on schemas and the
+   database (also from PUBLIC), default privileges that would grant them on new
+   tables, and role attributes (`ALTER ROLE ... NOSUPERUSER ...`; before 16
+   NOCREATEROLE also cuts what CREATEROLE could grant itself).
+4. EXECUTE on SECURITY DEFINER routines that give a role its owner's rights
+   beyond its class, from the grantee on the path (PUBLIC, the role, a group);
+   granted back to the login roles whose class allows them. The comment names
+   the application roles that lose a routine (they may call it).
 
 Every statement is built with psycopg.sql from names read from the catalog.
-Steps 1-6 are one transaction (applied with `pgwarden apply`): a failure leaves
+Steps 1-7 are one transaction (applied with `pgwarden apply`): a failure leaves
 them undone, and the relations moved before it stay usable. It needs a role that may do all of it: a
 superuser, usually a declared break-glass role (`--break-glass "reason"`).
 """
