@@ -36,7 +36,7 @@ def _self_grant(cluster: Cluster, db: str, login: str, role: str) -> bool:
 
 def test_createrole_reaches_what_the_server_lets_it_grant(pg_any: Cluster) -> None:
     p = f"cr{os.getpid()}_{next(_ids)}"
-    owner, su, cr, migrator = (f"{p}_{k}" for k in ("owner", "su", "cr", "migrator"))
+    owner, su, cr, migrator, made = (f"{p}_{k}" for k in ("owner", "su", "cr", "migrator", "made"))
     db = f"{p}_db"
     with psycopg.connect(pg_any.dsn(), autocommit=True) as c:
         major = c.info.server_version // 10000
@@ -50,15 +50,17 @@ def test_createrole_reaches_what_the_server_lets_it_grant(pg_any: Cluster) -> No
     )
     settings = Settings(environments={"production": Environment("production", True, policy)})
     try:
+        with psycopg.connect(pg_any.dsn(db, cr), autocommit=True) as c:  # 16+: ADMIN OPTION
+            c.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(made)))
         with psycopg.connect(pg_any.dsn(db), autocommit=True) as c:
             c.execute("CREATE TABLE t (id int)")
             c.execute(sql.SQL("ALTER TABLE t OWNER TO {}").format(sql.Identifier(owner)))
             cat = read_catalog(c)
         ours = reach(cat, cr)
-        for role in (owner, su, "pg_write_all_data"):
+        for role in (owner, su, made, "pg_write_all_data"):
             server = _self_grant(pg_any, db, cr, role)
             assert (role in ours) == server, (major, role, ours.get(role))
-        assert (owner in ours) == (major < 16)
+        assert (owner in ours) == (major < 16) and made in ours
         report = audit(pg_any.dsn(db), env="production", settings=settings)
         codes = {f.code for f in report.findings if f.role == cr}
         if major < 16:
@@ -88,5 +90,5 @@ def test_createrole_reaches_what_the_server_lets_it_grant(pg_any: Cluster) -> No
     finally:
         with psycopg.connect(pg_any.dsn(), autocommit=True) as c:
             c.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(db)))
-            for r in (owner, su, cr, migrator):
+            for r in (made, owner, su, cr, migrator):
                 c.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(r)))
