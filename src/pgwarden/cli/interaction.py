@@ -8,6 +8,7 @@ and an observer printing events (human lines, or JSON lines for
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -25,14 +26,33 @@ __all__ = ["Interrupts", "confirm_prompt", "ctrl_c_cancels", "event_printer", "r
 
 
 def confirm_prompt() -> Callable[[str], str] | None:
-    """Asks for the database name on a terminal; None (no prompt possible) otherwise."""
+    """Asks for the database name on a terminal; None (no prompt possible) otherwise.
+
+    Ctrl-C at the prompt ends it at once (click's `Abort`: nothing has run yet), not the
+    escalating "cancel the running step" of the run's handler, which would leave the
+    prompt waiting.
+    """
     if not sys.stdin.isatty():
         return None
 
     def ask(dbname: str) -> str:
-        return str(click.prompt(f"Type the database name ({dbname}) to confirm", err=True))
+        with _plain_ctrl_c():
+            return str(click.prompt(f"Type the database name ({dbname}) to confirm", err=True))
 
     return ask
+
+
+@contextmanager
+def _plain_ctrl_c() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt in the block (the main thread's default)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 @contextmanager

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any, ClassVar
 
+import click
 import orjson
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -173,6 +174,13 @@ class Command(BaseCommand):  # type: ignore[misc]
             if exc.hint:
                 self.stderr.write(f"  hint: {exc.hint}")
             sys.exit(exc.exit_code)
+        except click.exceptions.Abort:  # Ctrl-C (or end of input) at the confirmation prompt
+            if options.get("traceback"):
+                raise
+            self.stderr.write("")  # the prompt's line is still open
+            self.stderr.write("error: not confirmed (interrupted at the prompt): nothing applied")
+            self.stderr.write("  hint: run it again and type the database name, or pass --yes")
+            sys.exit(EXIT_INPUT)
         if code:
             sys.exit(code)
 
