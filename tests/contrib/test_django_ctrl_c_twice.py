@@ -68,7 +68,8 @@ class Migration(migrations.Migration):
 """
 
 
-def _project(root: Path) -> None:
+def _project(root: Path, second: str = BUSY) -> None:
+    """The project in `root`; `second` is the text of slow/migrations/0002_busy.py."""
     (root / "proj").mkdir()
     (root / "proj" / "__init__.py").write_text("")
     (root / "proj" / "settings.py").write_text(SETTINGS)
@@ -81,7 +82,7 @@ def _project(root: Path) -> None:
     )
     (migrations / "__init__.py").write_text("")
     (migrations / "0001_initial.py").write_text(INITIAL)
-    (migrations / "0002_busy.py").write_text(BUSY)
+    (migrations / "0002_busy.py").write_text(second)
 
 
 def _wait(check: Any, proc: subprocess.Popen[str], err: Path) -> None:

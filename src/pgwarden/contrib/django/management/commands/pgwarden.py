@@ -500,7 +500,7 @@ class Command(BaseCommand):  # type: ignore[misc]
 
         from pgwarden.commands import load_plan
         from pgwarden.events import Event, Phase
-        from pgwarden.rehearse.api import RehearseOptions, rehearse
+        from pgwarden.rehearse.api import RehearsalInterrupted, RehearseOptions, rehearse
         from pgwarden.settings import load_settings
 
         cfg = load_settings(options["config"])
@@ -542,17 +542,24 @@ class Command(BaseCommand):  # type: ignore[misc]
                 if isinstance(event, Phase):
                     self.stderr.write(event.message)
 
-            result = rehearse(
-                # atomic migrations carry their own BEGIN/COMMIT
-                load_plan([tmp], file_transaction=False),
-                RehearseOptions(
-                    schema_from=dsn,
-                    stats_file=options["stats_file"],
-                    report_path=options["report"],
-                    environments=cfg.environments,
-                ),
-                observer=phases,
-            )
+            try:
+                result = rehearse(
+                    # atomic migrations carry their own BEGIN/COMMIT
+                    load_plan([tmp], file_transaction=False),
+                    RehearseOptions(
+                        schema_from=dsn,
+                        stats_file=options["stats_file"],
+                        report_path=options["report"],
+                        environments=cfg.environments,
+                    ),
+                    observer=phases,
+                )
+            except RehearsalInterrupted as exc:  # Ctrl-C: cleaned up, as `pgwarden rehearse`
+                self.stderr.write("error: interrupted; the rehearsal cluster was removed")
+                where = exc.result.report_path if exc.result is not None else None
+                if where:
+                    self.stderr.write(f"  partial report: {where}")
+                return EXIT_INPUT
         self.stdout.write(
             f"rehearsal {result.status}: {len(result.findings)} finding(s) in "
             f"{len(migs)} migration(s), up to {migs[-1].key}"
