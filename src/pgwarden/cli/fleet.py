@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from pgwarden.cli import EXIT_APPLY, EXIT_FINDINGS, err, handle_errors, out, print_json, styled
+from pgwarden.cli.analyse import alembic_options
 from pgwarden.cli.interaction import ctrl_c_cancels, event_printer
 from pgwarden.cli.options import accept_data_loss_option, config_option, log_format_option, stacked
 from pgwarden.events import fan_out
@@ -95,7 +96,7 @@ def _load(kw: dict[str, Any]) -> tuple[Any, Any, list[Any]]:
     return settings, cfg, load_targets(cfg)
 
 
-def _options(kw: dict[str, Any], settings: Any, cfg: Any) -> Any:
+def _options(kw: dict[str, Any], settings: Any, cfg: Any, *, rewrite: bool = False) -> Any:
     from pgwarden.apply.api import Limits
     from pgwarden.apply.health import HealthPolicy
     from pgwarden.errors import Refused
@@ -127,6 +128,7 @@ def _options(kw: dict[str, Any], settings: Any, cfg: Any) -> Any:
         ),
         selector=_selector(kw["labels"]),
         on_error=kw["on_error"],
+        rewrite=rewrite,
     )
 
 
@@ -206,43 +208,117 @@ def fleet() -> None:
     """Roll a plan out over many databases in waves, with health gates between them."""
 
 
+def _alembic_change(
+    alembic_ini: str, revision_range: str | None, cfg: Any, chosen: list[Any]
+) -> Any:
+    """Each chosen target's alembic_version, and the revisions each lacks, rendered."""
+    from pgwarden.errors import UsageError
+    from pgwarden.fleet.alembic import alembic_change, read_versions
+    from pgwarden.fleet.targets import Redactor
+
+    if revision_range:
+        raise UsageError(
+            "--range does not apply to a fleet: each target gets the revisions after its own "
+            "alembic_version, up to head",
+            hint="drop --range (`alembic upgrade head` on every target)",
+        )
+    versions = read_versions(chosen, workers=min(16, cfg.max_connections), redact=Redactor(chosen))
+    return alembic_change(alembic_ini, versions)
+
+
+def _dry_run(cfg: Any, chosen: list[Any], plan: Any, rewrite: bool) -> None:
+    from pgwarden.fleet.alembic import AlembicChange
+    from pgwarden.fleet.waves import plan_waves
+
+    for w in plan_waves(cfg, chosen):
+        _say(
+            styled(
+                "[bold]wave {} {}[/]: {} target(s), {} at a time, bake {} s",
+                w.index,
+                w.name,
+                len(w.targets),
+                w.parallel,
+                f"{w.bake_s:g}",
+            )
+        )
+        if not isinstance(plan, AlembicChange):
+            _say("  " + ", ".join(t.name for t in w.targets))
+            continue
+        for t in w.targets:
+            key = plan.key_of(t.name)
+            revs = plan.revisions[key]
+            _say(
+                f"  {t.name}: alembic_version {key} -> {', '.join(plan.heads)}: "
+                + (
+                    f"{len(revs)} revision(s) ({', '.join(revs)}), "
+                    f"{len(plan.plans[key].steps)} step(s)"
+                    if revs
+                    else "nothing to run"
+                )
+            )
+    if isinstance(plan, AlembicChange):
+        what = "each target's revisions would be applied"
+    else:
+        what = f"{len(plan.steps)} step(s) would be applied"
+    if rewrite:
+        what += " (rewritten per target from its own traffic snapshot)"
+    _say(f"dry run: {what}; nothing was executed")
+
+
 @fleet.command("apply")
-@click.argument("paths", nargs=-1, required=True)
+@click.argument("paths", nargs=-1, required=False)
 @_common
 @_run_options
 @click.option("--dry-run", is_flag=True, help="Show the waves and their targets; apply nothing.")
 @click.option(
     "--no-file-transaction", is_flag=True, help="Files do not run inside one transaction each."
 )
+@click.option(
+    "--rewrite",
+    is_flag=True,
+    help="Apply the lint fixes (lock-friendly statements), per target as `pgwarden apply "
+    "--rewrite`.",
+)
+@alembic_options
 @handle_errors
 def fleet_apply(
-    paths: tuple[str, ...], dry_run: bool, no_file_transaction: bool, **kw: Any
+    paths: tuple[str, ...],
+    dry_run: bool,
+    no_file_transaction: bool,
+    rewrite: bool,
+    alembic_ini: str | None,
+    revision_range: str | None,
+    unapplied: bool,
+    **kw: Any,
 ) -> None:
-    """Apply PATHS to every target of --fleet, wave by wave (canary first)."""
+    """Apply PATHS to every target of --fleet, wave by wave (canary first).
+
+    PATHS are .sql files or folders; or --alembic [alembic.ini] applies to each target the
+    Alembic revisions after its own alembic_version (as `alembic upgrade head`).
+    """
     from pgwarden import commands
+    from pgwarden.errors import UsageError
     from pgwarden.fleet.rollout import _selected, run_rollout
-    from pgwarden.fleet.waves import plan_waves
 
     settings, cfg, targets = _load(kw)
-    wrap = settings.file_transaction and not no_file_transaction
-    plan = commands.load_plan(paths, file_transaction=wrap)
+    if alembic_ini is not None and paths:
+        raise UsageError("give either SQL files or --alembic, not both")
+    if alembic_ini is None and (revision_range or unapplied):
+        raise UsageError("--range and --unapplied need --alembic")
+    if alembic_ini is None and not paths:
+        raise UsageError(
+            "no SQL files given", hint="pass .sql files or folders, or --alembic [alembic.ini]"
+        )
+    chosen = _selected(targets, _selector(kw["labels"]))
+    if alembic_ini is not None:
+        plan = _alembic_change(alembic_ini, revision_range, cfg, chosen)
+    else:
+        wrap = settings.file_transaction and not no_file_transaction
+        plan = commands.load_plan(paths, file_transaction=wrap)
     if dry_run:
-        waves = plan_waves(cfg, _selected(targets, _selector(kw["labels"])))
-        for w in waves:
-            _say(
-                styled(
-                    "[bold]wave {} {}[/]: {} target(s), {} at a time, bake {} s",
-                    w.index,
-                    w.name,
-                    len(w.targets),
-                    w.parallel,
-                    f"{w.bake_s:g}",
-                )
-            )
-            _say("  " + ", ".join(t.name for t in w.targets))
-        _say(f"dry run: {len(plan.steps)} step(s) would be applied; nothing was executed")
+        _dry_run(cfg, chosen, plan, rewrite)
         return
-    options = _options(kw, settings, cfg)
+    options = _options(kw, settings, cfg, rewrite=rewrite)
     _drive(
         kw,
         settings,
@@ -255,7 +331,7 @@ def fleet_apply(
             settings=settings,
             observer=observer,
             cancel=cancel,
-            sources=paths,
+            sources=paths or (f"alembic {alembic_ini}",),
         ),
     )
 
@@ -350,6 +426,10 @@ def fleet_status_cmd(fmt: str, check: bool, **kw: Any) -> None:
             f"{t.name}: {wave}{t.rollout_state or '-'}; change {change}; "
             f"{len(t.plans)} plan(s) applied"
         )
+        if t.alembic_version is not None:
+            now = ", ".join(t.alembic_version) or "empty"
+            was = None if t.alembic_before is None else ", ".join(t.alembic_before) or "empty"
+            line += f"; alembic_version {was} -> {now}" if was is not None else f"; at {now}"
         if t.last_failure:
             line += f"; last failure: {t.last_failure}"
         _say(line)

@@ -41,6 +41,7 @@ from pgwarden.events import (
     Retry,
     WatchdogCancel,
 )
+from pgwarden.fleet.alembic import AlembicChange
 from pgwarden.fleet.config import FleetConfig, GateSpec
 from pgwarden.fleet.gates import (
     GateResult,
@@ -80,6 +81,8 @@ class RolloutOptions:
     limits: Limits = field(default_factory=Limits)
     selector: tuple[tuple[str, str], ...] = ()  # only targets carrying these labels
     on_error: str | None = None  # None: the fleet's
+    # apply's --rewrite on every target (each target's own traffic snapshot decides)
+    rewrite: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +137,7 @@ def _selected(targets: Sequence[Target], selector: Sequence[tuple[str, str]]) ->
 
 
 def run_rollout(
-    plan: Plan,
+    plan: Plan | AlembicChange,
     cfg: FleetConfig,
     targets: Sequence[Target],
     options: RolloutOptions,
@@ -144,8 +147,14 @@ def run_rollout(
     cancel: threading.Event | None = None,
     sources: Sequence[str] = (),
 ) -> RolloutResult:
-    """Roll `plan` out over `targets` (already loaded from `cfg`) wave by wave."""
+    """Roll `plan` out over `targets` (already loaded from `cfg`) wave by wave.
+
+    An `AlembicChange` gives each target the plan of the revisions it lacks.
+    """
     chosen = _selected(targets, options.selector)
+    alembic = plan if isinstance(plan, AlembicChange) else None
+    single = plan if isinstance(plan, Plan) else None
+    fingerprint = plan.fingerprint if isinstance(plan, AlembicChange) else plan.fingerprint()
     waves = plan_waves(cfg, chosen)
     check_gate_urls(cfg.gates)
     path = journal_path(cfg.journal_dir, cfg.name, dict(options.selector))
@@ -154,7 +163,7 @@ def run_rollout(
             old = RolloutJournal.load(path)
             if (
                 old.data.get("state") not in ("done", "cancelled")
-                and old.data.get("plan_fingerprint") != plan.fingerprint()
+                and old.data.get("plan_fingerprint") != fingerprint
             ):
                 at = old.data.get("halted_wave")
                 raise Refused(
@@ -174,9 +183,11 @@ def run_rollout(
             "environment": options.env,
             "selector": dict(options.selector),
             "sources": list(sources),
-            "plan_fingerprint": plan.fingerprint(),
-            "plan": plan_to_records(plan, step_keys(plan)),
-            "server_version": plan.server_version,
+            "plan_fingerprint": fingerprint,
+            "plan": [] if single is None else plan_to_records(single, step_keys(single)),
+            "server_version": None if single is None else single.server_version,
+            "alembic": alembic.to_json() if alembic else None,
+            "rewrite": options.rewrite,
             "state": "running",
             "halted_wave": None,
             "reason": None,
@@ -207,6 +218,13 @@ def run_rollout(
         journal.clear_cancel()
         journal.save()
         return _Runner(plan, cfg, chosen, waves, options, settings, observer, cancel, journal).run()
+
+
+def _stored_change(d: dict[str, Any]) -> Plan | AlembicChange:
+    """The plan a rollout journal holds (one plan, or the Alembic plans per target)."""
+    if d.get("alembic"):
+        return AlembicChange.from_json(d["alembic"], str(d["plan_fingerprint"]))
+    return plan_from_records(d["plan"], d.get("server_version"))
 
 
 def resume_rollout(
@@ -254,7 +272,7 @@ def resume_rollout(
             )
             for w in d["waves"]
         ]
-        plan = plan_from_records(d["plan"], d.get("server_version"))
+        plan = _stored_change(d)
         chosen = [by_name[n] for n in d["targets"]]
         accept = options.accept_data_loss or d.get("accept_data_loss")
         opts = RolloutOptions(
@@ -265,6 +283,7 @@ def resume_rollout(
             limits=options.limits,
             selector=options.selector,
             on_error=options.on_error,
+            rewrite=bool(d.get("rewrite")),  # as the rollout started
         )
         journal.clear_cancel()
 
@@ -284,7 +303,7 @@ def resume_rollout(
 class _Runner:
     def __init__(
         self,
-        plan: Plan,
+        plan: Plan | AlembicChange,
         cfg: FleetConfig,
         targets: list[Target],
         waves: list[Wave],
@@ -514,6 +533,26 @@ class _Runner:
 
         return see
 
+    def _plan_for(self, target: Target) -> tuple[Plan | None, str | None]:
+        """The target's plan, or (None, message) when it has nothing to run (Alembic: at
+        head already) or must not run it (Alembic: moved since the rollout planned it)."""
+        if not isinstance(self.plan, AlembicChange):
+            return self.plan, None
+        from pgwarden.sources.alembic import current_revisions
+
+        change = self.plan
+        plan = change.plans[change.key_of(target.name)]
+        if not plan.steps:
+            return None, f"alembic_version is {', '.join(change.heads)} (head) already"
+        moved = change.moved(target.name, current_revisions(target.dsn))
+        if moved is not None:
+            raise Refused(
+                moved,
+                hint="`pgwarden fleet cancel`, then `pgwarden fleet apply --alembic` plans "
+                "every target again from its alembic_version",
+            )
+        return plan, None
+
     def _apply(self, target: Target, wave: Wave) -> tuple[str, str | None, str | None]:
         policy = GuardPolicy(
             env=self.options.env,
@@ -525,11 +564,18 @@ class _Runner:
         )
         journal_file = self.journal.path.with_suffix(".events.jsonl")
         try:
+            plan, nothing = self._plan_for(target)
+            if plan is None:
+                return "done", None, nothing
             result = apply_plan(
-                self.plan,
+                plan,
                 database_url=target.dsn,
                 policy=policy,
-                options=RunOptions(limits=self.options.limits, journal_file=journal_file),
+                options=RunOptions(
+                    rewrite=self.options.rewrite,
+                    limits=self.options.limits,
+                    journal_file=journal_file,
+                ),
                 settings=self.settings,
                 observer=self._waiting(target, wave),
                 cancel=self.cancel,

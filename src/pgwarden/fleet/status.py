@@ -28,6 +28,7 @@ from psycopg import sql
 
 from pgwarden.apply.liveness import life_of
 from pgwarden.errors import PgwardenError
+from pgwarden.fleet.alembic import start_key
 from pgwarden.fleet.targets import Redactor, Target
 from pgwarden.pg.connect import connect
 
@@ -141,6 +142,9 @@ class TargetStatus:
     error: str | None = None  # could not be read
     catalog_note: str | None = None  # why its catalog was not compared
     statements_applied: int = 0  # partial: how many of the plan's statements its history has
+    # Alembic rollouts: alembic_version when the rollout planned it, and now
+    alembic_before: tuple[str, ...] | None = None
+    alembic_version: tuple[str, ...] | None = None
     objects: dict[str, str] = field(default_factory=dict, repr=False)
 
     def to_json(self) -> dict[str, Any]:
@@ -168,7 +172,24 @@ class TargetStatus:
             "error": self.error,
             "catalog_note": self.catalog_note,
             "statements_applied": self.statements_applied,
+            "alembic_before": _opt_list(self.alembic_before),
+            "alembic_version": _opt_list(self.alembic_version),
         }
+
+
+def _opt_list(v: tuple[str, ...] | None) -> list[str] | None:
+    return None if v is None else list(v)
+
+
+@dataclass(frozen=True, slots=True)
+class Expected:
+    """What one target should have from the rollout, per the local journal."""
+
+    plan_fp: str | None = None  # the plan's fingerprint (its Alembic plan's, per target)
+    keys: tuple[str, ...] = ()  # its statements' history keys
+    run_id: str | None = None  # the target's latest run of the rollout (a --rewrite plan)
+    alembic_before: tuple[str, ...] | None = None
+    alembic_heads: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,9 +206,16 @@ class FleetStatus:
         }
 
 
-def _read(
-    target: Target, plan_fp: str | None, keys: Sequence[str], redact: Redactor
-) -> TargetStatus:
+def _alembic_version(conn: psycopg.Connection[tuple[object, ...]]) -> tuple[str, ...]:
+    row = conn.execute("SELECT to_regclass('alembic_version') IS NOT NULL").fetchone()
+    if not (row and row[0]):
+        return ()
+    rows = conn.execute("SELECT version_num FROM alembic_version").fetchall()
+    return tuple(sorted(str(r[0]) for r in rows))
+
+
+def _read(target: Target, want: Expected, redact: Redactor) -> TargetStatus:
+    plan_fp, keys = want.plan_fp, want.keys
     base = TargetStatus(target.name, target.labels)
     try:
         with connect(target.dsn, application_name="pgwarden-fleet-status") as conn:
@@ -216,6 +244,9 @@ def _read(
                         "FROM pgwarden.runs WHERE kind <> 'backfill' ORDER BY started_at"
                     )
                 ).fetchall()
+                # with --rewrite the target ran its own rewrite of the plan: the run named
+                # by the rollout journal says which fingerprint that is
+                plan_fps = {plan_fp} | {str(r[2]) for r in rows if str(r[0]) == want.run_id}
                 for rid, state, fp, started, pid, message in rows:
                     if state == "done" and fp not in plans:
                         plans.append(str(fp))
@@ -223,11 +254,11 @@ def _read(
                         assert isinstance(started, datetime)
                         life, _b = life_of(conn, str(rid), int(str(pid)), started)
                         running.append(RunInProgress(str(rid), life, started, str(fp)))
-                    if fp == plan_fp and state in ("failed", "cancelled"):
+                    if fp in plan_fps and state in ("failed", "cancelled"):
                         failure = f"run {rid} {state}: {message}"
-                    elif fp == plan_fp and state == "done":
+                    elif fp in plan_fps and state == "done":
                         failure = None
-                if plan_fp is not None and plan_fp in plans:
+                if plan_fps & set(plans):
                     change = "applied"
                 elif keys:
                     r = conn.execute(
@@ -238,6 +269,13 @@ def _read(
                     found = int(str(r[0])) if r is not None else 0
                     if found > 0:
                         change, statements = "partial", found
+            version = None
+            if want.alembic_heads is not None:  # the truth of an Alembic rollout
+                version = _alembic_version(conn)
+                if version == want.alembic_heads:
+                    change = "applied"
+                elif change == "applied" or version != want.alembic_before:
+                    change = "partial"
             objects: dict[str, str] | None
             note: str | None = None
             try:
@@ -264,6 +302,8 @@ def _read(
                 digest,
                 catalog_note=note,
                 statements_applied=statements,
+                alembic_before=want.alembic_before,
+                alembic_version=version,
                 objects=objects or {},
             )
     except (PgwardenError, psycopg.Error) as exc:
@@ -303,6 +343,29 @@ def _drift(statuses: list[TargetStatus]) -> list[TargetStatus]:
     return out
 
 
+def expected(journal: dict[str, Any] | None, name: str) -> Expected:
+    """What target `name` should have, per the rollout journal (nothing without one)."""
+    if journal is None:
+        return Expected()
+    entry = journal.get("targets", {}).get(name) or {}
+    run_id = entry.get("run_id")
+    alembic = journal.get("alembic")
+    if not alembic:
+        keys = tuple(str(r["key"]) for r in journal.get("plan", []))
+        return Expected(journal.get("plan_fingerprint"), keys, run_id)
+    before = alembic["before"].get(name)
+    if before is None:  # not in this rollout (another --label slice)
+        return Expected(alembic_heads=tuple(alembic["heads"]))
+    stored = alembic["plans"][start_key(before)]
+    return Expected(
+        str(stored["fingerprint"]),
+        tuple(str(r["key"]) for r in stored["plan"]),
+        run_id,
+        tuple(before),
+        tuple(alembic["heads"]),
+    )
+
+
 def fleet_status(
     fleet: str,
     targets: Sequence[Target],
@@ -311,12 +374,11 @@ def fleet_status(
     max_connections: int = 8,
 ) -> FleetStatus:
     """Read every target (bounded, in parallel) and compare their catalogs."""
-    plan_fp = None if journal is None else journal.get("plan_fingerprint")
     keys = [] if journal is None else [str(r["key"]) for r in journal.get("plan", [])]
     redact = Redactor(targets)
     workers = max(1, min(max_connections, len(targets) or 1))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pgwarden-status") as pool:
-        statuses = list(pool.map(lambda t: _read(t, plan_fp, keys, redact), targets))
+        statuses = list(pool.map(lambda t: _read(t, expected(journal, t.name), redact), targets))
     statuses = _drift(statuses)
     jt = (journal or {}).get("targets", {})
     final = []
@@ -346,6 +408,9 @@ def fleet_status(
             )
         }
         summary["statements"] = len(keys)
+        alembic = journal.get("alembic")
+        summary["alembic_heads"] = alembic["heads"] if alembic else None
+        summary["rewrite"] = bool(journal.get("rewrite"))
         summary["waves"] = [
             {
                 "index": w["index"],
