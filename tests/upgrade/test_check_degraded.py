@@ -94,23 +94,23 @@ def test_without_the_source_major_binaries_the_catalog_report_still_comes(
     assert data["pg_upgrade_check"] is None
 
 
-def test_all_databases_reads_the_other_databases_of_the_cluster(
-    cluster_of: Callable[[int], Cluster],
-) -> None:
-    cluster = cluster_of(15)
-    main = new_database(cluster)
-    other = new_database(cluster)
-    other_name = psycopg.conninfo.conninfo_to_dict(other)["dbname"]
-    with psycopg.connect(main, autocommit=True) as c:
-        c.execute("CREATE TABLE clean (id int PRIMARY KEY)")
-    with psycopg.connect(other, autocommit=True) as c:
-        c.execute("CREATE TABLE hooks (id int PRIMARY KEY, fn regprocedure)")
-    # pg_upgrade upgrades every database: the reg* column elsewhere blocks it too.
-    both = check_upgrade(main, CheckOptions(18, copy="none", all_databases=True))
+def test_all_databases_reads_the_other_databases_of_the_cluster() -> None:
+    """On a cluster of its own: the shared session cluster holds a database per test run
+    before this one (hundreds in a full run), and --all-databases reads every one of them."""
+    with Cluster.start(installation(15)) as cluster:
+        main = new_database(cluster)
+        other = new_database(cluster)
+        other_name = psycopg.conninfo.conninfo_to_dict(other)["dbname"]
+        with psycopg.connect(main, autocommit=True) as c:
+            c.execute("CREATE TABLE clean (id int PRIMARY KEY)")
+        with psycopg.connect(other, autocommit=True) as c:
+            c.execute("CREATE TABLE hooks (id int PRIMARY KEY, fn regprocedure)")
+        # pg_upgrade upgrades every database: the reg* column elsewhere blocks it too.
+        both = check_upgrade(main, CheckOptions(18, copy="none", all_databases=True))
+        # Without the flag only the given database is read.
+        one = check_upgrade(main, CheckOptions(18, copy="none", routes=("pg_upgrade",)))
     elsewhere = [i for i in both.issues if i.code == "reg-types" and i.database == other_name]
     assert [i.objects for i in elsewhere] == [("public.hooks.fn (regprocedure)",)]
     assert both.blockers("pg_upgrade")
-    # Without the flag only the given database is read.
-    one = check_upgrade(main, CheckOptions(18, copy="none", routes=("pg_upgrade",)))
     assert not [i for i in one.issues if i.code == "reg-types"]
     assert not one.blocked
