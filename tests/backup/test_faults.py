@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -223,30 +224,37 @@ def test_disk_full_during_create_records_nothing(pg_cluster, tmp_path):
         subprocess.run(["umount", str(mnt)], check=False)
 
 
-def _descendants_running(pattern: str) -> bool:
+def _processes(*needles: str) -> list[int]:
+    """Pids of the processes whose command line holds every needle."""
+    found = []
     for pid in os.listdir("/proc"):
         if pid.isdigit():
             try:
                 cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
             except OSError:
                 continue
-            if pattern.encode() in cmd:
-                return True
-    return False
+            if all(n.encode() in cmd for n in needles):
+                found.append(int(pid))
+    return found
+
+
+def _descendants_running(pattern: str) -> bool:
+    return bool(_processes(pattern))
 
 
 def test_ctrl_c_during_verify_leaves_nothing_behind(pg_cluster, tmp_path):
     src = new_database(pg_cluster)
     with psycopg.connect(src, autocommit=True) as conn:
-        conn.execute(
+        conn.execute(  # enough for the restore to be seen running (about a second)
             "CREATE TABLE big AS SELECT g AS id, md5(g::text) AS a, md5((g+1)::text) AS b"
-            " FROM generate_series(1, 3000000) g"
+            " FROM generate_series(1, 300000) g"
         )
         conn.execute("ALTER TABLE big ADD PRIMARY KEY (id)")
     cat = tmp_path / "catalogue"
     m = api.create(src, catalogue=cat)
     private_tmp = Path(tempfile.mkdtemp(prefix="pgwarden-test-tmp-"))
     private_tmp.chmod(0o755)
+    restore_group: int | None = None
     try:
         env = {**os.environ, "TMPDIR": str(private_tmp)}
         proc = subprocess.Popen(
@@ -257,10 +265,18 @@ def test_ctrl_c_during_verify_leaves_nothing_behind(pg_cluster, tmp_path):
             text=True,
         )
         deadline = time.monotonic() + 120
-        while not _descendants_running(str(cat / m.id / "dump")):
+        while not (restores := _processes(str(cat / m.id / "dump"), "--dbname=")):
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "pg_restore never started"
-            time.sleep(0.05)
+            time.sleep(0.01)
+        # Freeze the restore where it is (pg_restore and its --jobs workers: its process
+        # group), so the Ctrl-C lands during it however fast the machine restores.
+        try:
+            restore_group = os.getpgid(restores[0])
+            os.killpg(restore_group, signal.SIGSTOP)
+        except ProcessLookupError:
+            pytest.fail("pg_restore ended before it could be frozen: restore more rows")
+        assert _descendants_running(str(cat / m.id / "dump"))
         assert [p for p in private_tmp.iterdir() if p.name.startswith("pgwarden-cluster-")]
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=60)
@@ -273,4 +289,7 @@ def test_ctrl_c_during_verify_leaves_nothing_behind(pg_cluster, tmp_path):
         (info,) = api.list_backups(cat)
         assert info.state == "unverified"
     finally:
+        if restore_group is not None:  # verify killed it; if not, do not leave it stopped
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(restore_group, signal.SIGKILL)
         shutil.rmtree(private_tmp, ignore_errors=True)
