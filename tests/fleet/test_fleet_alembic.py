@@ -217,26 +217,32 @@ def test_alembic_targets_at_different_revisions_reach_head_in_waves(
         ).fetchone() == (1,)
 
 
-def test_alembic_revision_reading_data_is_refused_before_anything_runs(
+def test_alembic_revision_reading_data_runs_online_on_every_target(
     fleet: tuple[Path, list[Member]],
 ) -> None:
+    """A revision that cannot render offline runs online through Alembic on each target, as
+    `pgwarden apply --alembic` runs it (one such target at a time: wave 3 has parallel 2)."""
     home, members = fleet
     versions = home / "migrations" / "versions"
     body = (
-        'rows = op.get_bind().execute(sa.text("SELECT id FROM accounts")).fetchall()\n'
-        '    op.execute("SELECT %d" % len(rows))'
+        'n = op.get_bind().execute(sa.text("SELECT count(*) FROM accounts")).scalar()\n'
+        "    op.execute(f\"COMMENT ON TABLE accounts IS 'rows: {n}'\")"
     )
     _write_revision(versions, "0004", "0003", "reads data", body)
-    try:
-        done = cli(
-            home, "fleet", "apply", "--alembic", "migrations/alembic.ini", "--fleet", "tenants",
-            "--env", "staging",
-        )  # fmt: skip
-        assert done.returncode == 2, done.stdout + done.stderr
-        assert "revision 0004 reads data" in done.stderr and "0004_r.py" in done.stderr
-        assert all(_version(m.dsn) == "0003" for m in members)
-    finally:
-        (versions / "0004_r.py").unlink()
+    args = ("fleet", "apply", "--alembic", "migrations/alembic.ini", "--fleet", "tenants")
+    dry = cli(home, *args, "--env", "staging", "--dry-run")
+    assert "fa001: alembic_version 0003 -> 0004: 1 revision(s) (0004, online)" in dry.stdout, (
+        dry.stdout + dry.stderr
+    )
+    done = cli(home, *args, "--env", "staging")
+    assert done.returncode == 0, done.stdout + done.stderr
+    for m in members:
+        assert _version(m.dsn) == "0004", m.name
+        with psycopg.connect(m.dsn, autocommit=True) as c:
+            row = c.execute("SELECT obj_description('accounts'::regclass)").fetchone()
+            assert row == ("rows: 20",), m.name
+    st = _status(home, "tenants")
+    assert all(st[m.name]["change"] == "applied" for m in members)
 
 
 def test_rewrite_makes_the_index_concurrent_on_every_target(
@@ -260,3 +266,23 @@ def test_rewrite_makes_the_index_concurrent_on_every_target(
     st = _status(home, "rw")
     assert st[""]["rewrite"] is True
     assert all(st[m.name]["change"] == "applied" for m in members)  # its own rewritten plan
+
+
+def test_alembic_change_with_an_online_revision_survives_the_rollout_journal(
+    tmp_path: Path,
+) -> None:
+    """What `fleet resume` reads back: the same plans, and a runner for the online revision."""
+    from pgwarden.fleet.alembic import AlembicChange, alembic_change
+
+    ini = _project(tmp_path)
+    body = 'op.get_bind().execute(sa.text("SELECT 1")).scalar()'
+    _write_revision(ini.parent / "versions", "0004", "0003", "reads data", body)
+    change = alembic_change(ini, {"a": ("0002",), "b": (), "c": ("0002",)})
+    assert sorted(change.plans) == ["0002", "base"]
+    assert change.revisions["0002"] == ("0003", "0004")
+    back = AlembicChange.from_json(orjson.loads(orjson.dumps(change.to_json())), "fp")
+    assert back.online == change.online and back.before == change.before
+    for key, plan in change.plans.items():
+        assert [s.sql for s in back.plans[key].steps] == [s.sql for s in plan.steps]
+    dsn = "host=/tmp port=5432 dbname=a user=u"
+    assert list(back.runners("a", dsn)) == [change.online["0002"][0].sql]

@@ -246,7 +246,8 @@ def _dry_run(cfg: Any, chosen: list[Any], plan: Any, rewrite: bool) -> None:
             continue
         for t in w.targets:
             key = plan.key_of(t.name)
-            revs = plan.revisions[key]
+            online = {o.revision for o in plan.online.get(key, ())}
+            revs = [f"{r}, online" if r in online else r for r in plan.revisions[key]]
             _say(
                 f"  {t.name}: alembic_version {key} -> {', '.join(plan.heads)}: "
                 + (

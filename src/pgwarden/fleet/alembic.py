@@ -5,19 +5,24 @@ runs, every target's `alembic_version` is read (read-only, in parallel); the
 revisions each one lacks up to the project's head are rendered to SQL once per
 distinct starting revision (Alembic's offline mode is process-global, so this
 happens here, on one thread, never in the wave's workers), exactly as `pgwarden
-apply --alembic` renders them for one database. A revision that cannot render
-offline (it reads data) is refused here, naming it: the online path lends one
-target's connection to Alembic's process-global `context`/`op` proxies and
-SQLAlchemy's connect hook, which the wave's parallel targets would share.
+apply --alembic` renders them for one database.
+
+A revision that cannot render offline (it reads data) runs online through
+Alembic, as `pgwarden apply --alembic` runs it: its step's runner
+(`sources.alembic_online.online_runner`) on the target's own URL. Alembic's
+`context`/`op` proxies and the SQLAlchemy connect hook that lends the executor's
+connection are process-wide, so the rollout applies targets with such a
+revision one at a time (`online_lock`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +30,14 @@ from pgwarden.apply.journal import plan_from_records, plan_to_records, step_keys
 from pgwarden.errors import PgwardenError, UsageError
 from pgwarden.fleet.targets import Redactor, Target
 from pgwarden.plan import Plan
+from pgwarden.sources.alembic_online import OnlineRevision, Runner
 
-__all__ = ["AlembicChange", "alembic_change", "read_versions"]
+__all__ = ["AlembicChange", "alembic_change", "online_lock", "read_versions"]
 
 _AT_BASE = "base"
+
+# held while a target whose plan runs a revision online is applied (see the module doc)
+online_lock = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +50,8 @@ class AlembicChange:
     plans: Mapping[str, Plan]  # start key ("base" or the revision ids) -> its plan
     revisions: Mapping[str, tuple[str, ...]]  # start key -> the revisions its plan runs
     before: Mapping[str, tuple[str, ...]]  # target name -> its alembic_version
+    # start key -> its revisions that run online (their plan steps are placeholders)
+    online: Mapping[str, tuple[OnlineRevision, ...]] = field(default_factory=dict)
 
     def key_of(self, target: str) -> str:
         return start_key(self.before[target])
@@ -57,6 +68,7 @@ class AlembicChange:
                     "fingerprint": p.fingerprint(),
                     "server_version": p.server_version,
                     "revisions": list(self.revisions[k]),
+                    "online": [asdict(o) for o in self.online.get(k, ())],
                 }
                 for k, p in self.plans.items()
             },
@@ -72,7 +84,24 @@ class AlembicChange:
             {k: plan_from_records(v["plan"], v.get("server_version")) for k, v in plans.items()},
             {k: tuple(v["revisions"]) for k, v in plans.items()},
             {n: tuple(v) for n, v in d["before"].items()},
+            {
+                k: tuple(
+                    OnlineRevision(o["revision"], o["path"], tuple(o["after"]), o["sql"])
+                    for o in v.get("online", ())
+                )
+                for k, v in plans.items()
+            },
         )
+
+    def runners(self, target: str, dsn: str) -> dict[str, Runner]:
+        """The runners of the target's online revisions, on its own URL (empty: none)."""
+        from pgwarden.sources.alembic import _sqlalchemy_url
+        from pgwarden.sources.alembic_online import online_runner
+
+        return {
+            o.sql: online_runner(self.ini, _sqlalchemy_url(dsn), o)
+            for o in self.online.get(self.key_of(target), ())
+        }
 
     def moved(self, target: str, now: Sequence[str]) -> str | None:
         """Why `target`, now at `now`, is no longer where its plan starts (None: it is,
@@ -136,8 +165,8 @@ def alembic_change(
 ) -> AlembicChange:
     """Render, once per distinct alembic_version among `versions`, the revisions up to head.
 
-    Refused (`UsageError`, exit 2, before anything runs): a revision that cannot render
-    offline, a target at several heads or at a revision the project does not have.
+    Refused (`UsageError`, exit 2, before anything runs): a target at several heads or at
+    a revision the project does not have.
     """
     from alembic.script import ScriptDirectory
 
@@ -153,6 +182,7 @@ def alembic_change(
     heads = tuple(sorted(script.get_heads()))
     plans: dict[str, Plan] = {}
     revisions: dict[str, tuple[str, ...]] = {}
+    online: dict[str, tuple[OnlineRevision, ...]] = {}
     groups: dict[str, list[str]] = {}
     for name, version in versions.items():
         groups.setdefault(start_key(version), []).append(name)
@@ -165,17 +195,9 @@ def alembic_change(
             )
         except PgwardenError as exc:
             raise UsageError(f"{who}: {exc.message}", hint=exc.hint) from None
-        if sources.online:
-            o = sources.online[0]
-            raise UsageError(
-                f"{o.path}: revision {o.revision} reads data or inspects the connection (it "
-                "cannot be rendered offline); `fleet apply --alembic` runs revisions rendered "
-                f"to SQL only ({who} lacks it); nothing ran",
-                hint="make the revision renderable offline (SQL through op.execute), or run "
-                "`pgwarden apply --alembic` per database for it, then the fleet for the rest",
-            )
         plans[key] = build_alembic_plan(sources.sources)
         revisions[key] = sources.revisions
+        online[key] = sources.online
     return AlembicChange(
         str(ini),
         heads,
@@ -183,4 +205,5 @@ def alembic_change(
         plans,
         revisions,
         dict(versions),
+        online,
     )

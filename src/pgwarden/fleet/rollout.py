@@ -20,7 +20,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,7 +41,7 @@ from pgwarden.events import (
     Retry,
     WatchdogCancel,
 )
-from pgwarden.fleet.alembic import AlembicChange
+from pgwarden.fleet.alembic import AlembicChange, online_lock
 from pgwarden.fleet.config import FleetConfig, GateSpec
 from pgwarden.fleet.gates import (
     GateResult,
@@ -535,7 +535,8 @@ class _Runner:
 
     def _plan_for(self, target: Target) -> tuple[Plan | None, str | None]:
         """The target's plan, or (None, message) when it has nothing to run (Alembic: at
-        head already) or must not run it (Alembic: moved since the rollout planned it)."""
+        head already); `Refused` when it must not run it (Alembic: moved since the rollout
+        planned it)."""
         if not isinstance(self.plan, AlembicChange):
             return self.plan, None
         from pgwarden.sources.alembic import current_revisions
@@ -567,19 +568,26 @@ class _Runner:
             plan, nothing = self._plan_for(target)
             if plan is None:
                 return "done", None, nothing
-            result = apply_plan(
-                plan,
-                database_url=target.dsn,
-                policy=policy,
-                options=RunOptions(
-                    rewrite=self.options.rewrite,
-                    limits=self.options.limits,
-                    journal_file=journal_file,
-                ),
-                settings=self.settings,
-                observer=self._waiting(target, wave),
-                cancel=self.cancel,
-            )
+            runners = {}
+            if isinstance(self.plan, AlembicChange):
+                runners = self.plan.runners(target.name, target.dsn)
+            with self._online_turn(bool(runners)) as turn:
+                if not turn:
+                    return "cancelled", None, "cancelled while waiting for its turn"
+                result = apply_plan(
+                    plan,
+                    database_url=target.dsn,
+                    policy=policy,
+                    options=RunOptions(
+                        rewrite=self.options.rewrite,
+                        limits=self.options.limits,
+                        journal_file=journal_file,
+                        runners=runners,
+                    ),
+                    settings=self.settings,
+                    observer=self._waiting(target, wave),
+                    cancel=self.cancel,
+                )
         except Refused as exc:
             return "refused", None, self._text(exc)
         except PgwardenError as exc:
@@ -593,6 +601,22 @@ class _Runner:
         if o is not None and o.hint:
             message += f" (hint: {o.hint})"
         return result.state, result.run_id, self.redact(message)
+
+    @contextlib.contextmanager
+    def _online_turn(self, online: bool) -> Iterator[bool]:
+        """Hold `online_lock` for a target running Alembic revisions online (one such target
+        at a time in the process); yields False when the rollout is cancelled meanwhile."""
+        if not online:
+            yield True
+            return
+        while not online_lock.acquire(timeout=0.2):
+            if self.cancel.is_set():
+                yield False
+                return
+        try:
+            yield True
+        finally:
+            online_lock.release()
 
     def _text(self, exc: PgwardenError) -> str:
         return self.redact(exc.message + (f" (hint: {exc.hint})" if exc.hint else ""))
