@@ -24,6 +24,7 @@ __all__ = [
     "Body",
     "Node",
     "ParsedStatement",
+    "Trees",
     "check_expressions",
     "comments",
     "fingerprint",
@@ -88,13 +89,21 @@ def _error(text: str, message: str, offset: int | None, path: str, base: int) ->
     return SqlParseError(message, SourceLocation(path, line, col))
 
 
-def parse(text: str, path: str = "<sql>") -> list[ParsedStatement]:
-    """Split and parse `text`; raises `SqlParseError` with file:line:column."""
+# Statement text -> its trees; shared by the parse() calls of one run (`trees=`).
+Trees = dict[str, list[Any]]
+
+
+def parse(text: str, path: str = "<sql>", *, trees: Trees | None = None) -> list[ParsedStatement]:
+    """Split and parse `text`; raises `SqlParseError` with file:line:column.
+
+    `trees` carries the trees of statements already parsed from one call to the next
+    (a statement repeated across the files of one run is parsed once, its tree shared).
+    """
     with gc_paused():
-        return _parse(text, path)
+        return _parse(text, path, {} if trees is None else trees)
 
 
-def _parse(text: str, path: str) -> list[ParsedStatement]:
+def _parse(text: str, path: str, seen: Trees) -> list[ParsedStatement]:
     try:
         slices = _parser.split(text, with_parser=True, only_slices=True)
     except _parser.ParseError as exc:
@@ -104,7 +113,6 @@ def _parse(text: str, path: str) -> list[ParsedStatement]:
     # The same statement text always parses to the same tree (its locations count from
     # the statement's start): parsed once and the tree shared, read-only like every tree
     # (a file of 200,000 `SELECT 1;` or repeated batches keeps one tree, not one each).
-    seen: dict[str, list[Any]] = {}
     for sl in slices:
         stmt_text = text[sl]
         trees = seen.get(stmt_text)

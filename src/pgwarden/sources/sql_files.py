@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from pgwarden.analysis.parse import ParsedStatement, parse
+from pgwarden.analysis.parse import ParsedStatement, Trees, parse
 from pgwarden.errors import InputError, UsageError
 from pgwarden.plan import SourceText
 
@@ -98,13 +98,14 @@ def read_sources(
     if not paths:
         raise UsageError("no SQL files given", hint="pass one or more .sql files or folders")
     out: list[tuple[SourceText, list[ParsedStatement]]] = []
+    trees: Trees = {}  # a statement repeated across files is parsed once
     for raw in paths:
         if str(raw) == "-":  # standard input, read once
             texts = [(STDIN, decode_sql(sys.stdin.buffer.read(), STDIN))]
         else:
             texts = [(str(p), read_sql_file(p)) for p in collect_sql_files([raw])]
         for name, text in texts:
-            stmts = parse(text, name)
+            stmts = parse(text, name, trees=trees)
             if not stmts:
                 raise InputError(
                     f"{name}: no SQL statements (the file is empty or only comments)",
