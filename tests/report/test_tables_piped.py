@@ -67,6 +67,9 @@ def test_rehearse_table_keeps_statement_and_locks_on_one_line(
         if "ALTER TABLE invoices DROP CONSTRAINT invoices_payment_account_id_fkey" in line
     ]
     assert len(rows) == 1, done.stdout
+    # the statement's label: one line, cut after a whole word (before: "..._fkey F")
+    adds = [ln for ln in done.stdout.splitlines() if "ADD CONSTRAINT invoices_pay" in ln]
+    assert len(adds) == 1 and "ADD CONSTRAINT invoices_payment_account_id_fkey…" in adds[0]
     row = rows[0]
     assert "ACCESS EXCLUSIVE invoices, ACCESS EXCLUSIVE payment_accounts" in row
     assert "invoices: reads" in row and "payment_accounts: reads" in row

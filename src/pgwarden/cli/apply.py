@@ -32,6 +32,7 @@ from pgwarden.cli.options import (
 from pgwarden.events import BackfillBatch, Event, HealthPause, fan_out
 from pgwarden.notify import attach
 from pgwarden.report.events import render
+from pgwarden.sources.labels import statement_label
 
 _DEFAULT_JOURNAL = ".pgwarden/journal.jsonl"
 
@@ -235,7 +236,7 @@ def _render_preview(result: Any) -> None:
             styled(
                 "{:>3} " + mark + " {}" + extra + pnr,
                 s.index,
-                " ".join(s.sql.split())[:110],
+                statement_label(s.sql, 110),
                 "; ".join(details),
             )
         )
@@ -358,7 +359,7 @@ def status(database_url: str | None, fmt: str) -> None:
     from dataclasses import asdict
 
     from pgwarden.apply.api import status as read_status
-    from pgwarden.cli.status_view import render_break_glass
+    from pgwarden.cli.status_view import render_break_glass, render_steps
     from pgwarden.pg.connect import resolve_dsn
 
     dsn = resolve_dsn(database_url)
@@ -406,18 +407,7 @@ def status(database_url: str | None, fmt: str) -> None:
             out.print("  no backend left: `pgwarden resume` continues it")
         if r.resumed_by:
             out.print(f"  continued by run {r.resumed_by}")
-        for s in r.steps:
-            pnr = " [red](point of no return)[/]" if s.point_of_no_return else ""
-            tries = f" x{s.attempts}" if s.attempts > 1 else ""
-            out.print(
-                styled(
-                    "  {:>3} {:<10}{} {}" + pnr,
-                    s.index,
-                    s.state,
-                    tries,
-                    " ".join(s.sql.split())[:90],
-                )
-            )
+        render_steps(r.steps)
         if r.progress:
             p = r.progress
             out.print(

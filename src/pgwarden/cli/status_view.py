@@ -1,13 +1,14 @@
-"""`pgwarden status` text: the break-glass records (who, when, why, which run)."""
+"""`pgwarden status` text: a run's steps, the break-glass records (who, when, why, which run)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pgwarden.apply.status import BreakGlassRecord
+from pgwarden.apply.status import BreakGlassRecord, StepStatus
 from pgwarden.cli import out, styled
+from pgwarden.sources.labels import statement_label
 
-__all__ = ["render_break_glass"]
+__all__ = ["render_break_glass", "render_steps"]
 
 
 def render_break_glass(records: Sequence[BreakGlassRecord]) -> None:
@@ -32,4 +33,14 @@ def render_break_glass(records: Sequence[BreakGlassRecord]) -> None:
                 role,
                 r.reason,
             )
+        )
+
+
+def render_steps(steps: Sequence[StepStatus]) -> None:
+    """One line per step of a run: index, state, attempts, the statement's label."""
+    for s in steps:
+        pnr = " [red](point of no return)[/]" if s.point_of_no_return else ""
+        tries = f" x{s.attempts}" if s.attempts > 1 else ""
+        out.print(
+            styled("  {:>3} {:<10}{} {}" + pnr, s.index, s.state, tries, statement_label(s.sql, 90))
         )

@@ -8,6 +8,7 @@ from rich.table import Table
 
 from pgwarden.rehearse.charts import MISSING, available
 from pgwarden.rehearse.model import RehearsalResult
+from pgwarden.sources.labels import statement_label
 
 __all__ = ["render_text"]
 
@@ -44,7 +45,7 @@ def render_text(console: Console, result: RehearsalResult) -> None:
         status = s.status if s.error is None else f"{s.status}: {s.error.message}"
         table.add_row(
             str(s.index),
-            escape(s.sql[:70]),
+            escape(statement_label(s.sql, 70)),
             escape(status),
             f"{s.statement_s:.3f}",
             escape(locks or "-"),

@@ -47,6 +47,7 @@ from pgwarden.events import (
     WatchdogCancel,
 )
 from pgwarden.report.markup import styled
+from pgwarden.sources.labels import statement_label
 
 if TYPE_CHECKING:
     from rich.text import Text
@@ -113,7 +114,7 @@ def _step_started(e: StepStarted) -> list[Text]:
             _label(e),
             e.attempt,
             e.lock_timeout_ms,
-            _one_line(e.sql[0] if e.sql else "", 90),
+            statement_label(e.sql[0] if e.sql else "", 90),
         )
     ]
 
@@ -129,7 +130,7 @@ def _blocker(verb: str, b: Blocker) -> Text:
         age,
         b.mode or "",
         b.relation or "?",
-        _one_line(b.query[:500], 80),
+        statement_label(b.query[:500], 80),
     )
 
 
@@ -238,7 +239,7 @@ def _rehearsal_step(e: RehearsalStep) -> list[Text]:
             _label(e),
             e.status,
             f"{e.duration_s:.2f}",
-            _one_line(e.sql, 90),
+            statement_label(e.sql, 90),
         )
     ]
 

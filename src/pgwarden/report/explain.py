@@ -12,6 +12,7 @@ from rich.text import Text
 from pgwarden.analysis.context import Snapshot, estimate_seconds
 from pgwarden.analysis.effects import RelationLock
 from pgwarden.plan import Plan, Step
+from pgwarden.sources.labels import statement_label
 
 __all__ = ["explain_json", "render_explain"]
 
@@ -86,8 +87,7 @@ def _step_panel(step: Step, snapshot: Snapshot | None, *, expand: bool) -> Panel
         lines.append(Text("cannot run inside a transaction block"))
     for a in eff.assumptions:
         lines.append(Text(f"assumed: {a}", style="dim"))
-    sql = " ".join(step.sql.split())
-    title = f"{step.location}  {sql if len(sql) <= 90 else sql[:87] + '...'}"
+    title = f"{step.location}  {statement_label(step.sql, 90)}"
     return Panel(Group(*lines), title=Text(title), title_align="left", expand=expand)
 
 
