@@ -100,7 +100,10 @@ def _at(dsn: str, rev: str) -> None:
         for r in BY_HAND:
             if r <= rev:
                 c.execute(BY_HAND[r])
-        c.execute("CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY)")
+        c.execute(  # as Alembic creates it
+            "CREATE TABLE alembic_version (version_num varchar(32) NOT NULL, "
+            "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+        )
         c.execute("INSERT INTO alembic_version VALUES (%s)", (rev,))
 
 
@@ -176,8 +179,8 @@ def test_alembic_targets_at_different_revisions_reach_head_in_waves(
     args = ("fleet", "apply", "--alembic", "migrations/alembic.ini", "--fleet", "tenants")
     dry = cli(home, *args, "--env", "staging", "--dry-run")
     assert dry.returncode == 0, dry.stderr
-    assert "fa004: alembic_version 0002 -> 0003: 1 revision(s) (0003)" in dry.stdout, dry.stdout
-    assert "fa001: alembic_version base -> 0003: 3 revision(s) (0001, 0002, 0003)" in dry.stdout
+    assert "fa004: alembic_version 0002 -> 0003: 1 revision(s): 0003;" in dry.stdout, dry.stdout
+    assert "fa001: alembic_version base -> 0003: 3 revision(s): 0001, 0002, 0003;" in dry.stdout
     assert "fa005: alembic_version 0003 -> 0003: nothing to run" in dry.stdout
 
     first = cli(home, *args, "--env", "staging")
@@ -231,7 +234,7 @@ def test_alembic_revision_reading_data_runs_online_on_every_target(
     _write_revision(versions, "0004", "0003", "reads data", body)
     args = ("fleet", "apply", "--alembic", "migrations/alembic.ini", "--fleet", "tenants")
     dry = cli(home, *args, "--env", "staging", "--dry-run")
-    assert "fa001: alembic_version 0003 -> 0004: 1 revision(s) (0004, online)" in dry.stdout, (
+    assert "fa001: alembic_version 0003 -> 0004: 1 revision(s): 0004 (online);" in dry.stdout, (
         dry.stdout + dry.stderr
     )
     done = cli(home, *args, "--env", "staging")
@@ -243,6 +246,13 @@ def test_alembic_revision_reading_data_runs_online_on_every_target(
             assert row == ("rows: 20",), m.name
     st = _status(home, "tenants")
     assert all(st[m.name]["change"] == "applied" for m in members)
+    assert not any(st[m.name]["drift"] for m in members), [st[m.name]["drift"] for m in members]
+    # targets that reached 0004 through different plans are compared with each other
+    with psycopg.connect(members[2].dsn, autocommit=True) as c:
+        c.execute("CREATE TABLE by_hand (id int)")
+    st = _status(home, "tenants")
+    assert st["fa003"]["drift"] == [{"object": "table public.by_hand", "how": "extra"}]
+    assert not any(st[m.name]["drift"] for m in members if m.n != 3)
 
 
 def test_rewrite_makes_the_index_concurrent_on_every_target(

@@ -247,11 +247,11 @@ def _dry_run(cfg: Any, chosen: list[Any], plan: Any, rewrite: bool) -> None:
         for t in w.targets:
             key = plan.key_of(t.name)
             online = {o.revision for o in plan.online.get(key, ())}
-            revs = [f"{r}, online" if r in online else r for r in plan.revisions[key]]
+            revs = [f"{r} (online)" if r in online else r for r in plan.revisions[key]]
             _say(
                 f"  {t.name}: alembic_version {key} -> {', '.join(plan.heads)}: "
                 + (
-                    f"{len(revs)} revision(s) ({', '.join(revs)}), "
+                    f"{len(revs)} revision(s): {', '.join(revs)}; "
                     f"{len(plan.plans[key].steps)} step(s)"
                     if revs
                     else "nothing to run"

@@ -571,7 +571,7 @@ class _Runner:
             runners = {}
             if isinstance(self.plan, AlembicChange):
                 runners = self.plan.runners(target.name, target.dsn)
-            with self._online_turn(bool(runners)) as turn:
+            with self._online_turn(bool(runners), target, wave) as turn:
                 if not turn:
                     return "cancelled", None, "cancelled while waiting for its turn"
                 result = apply_plan(
@@ -603,16 +603,24 @@ class _Runner:
         return result.state, result.run_id, self.redact(message)
 
     @contextlib.contextmanager
-    def _online_turn(self, online: bool) -> Iterator[bool]:
+    def _online_turn(self, online: bool, target: Target, wave: Wave) -> Iterator[bool]:
         """Hold `online_lock` for a target running Alembic revisions online (one such target
         at a time in the process); yields False when the rollout is cancelled meanwhile."""
         if not online:
             yield True
             return
-        while not online_lock.acquire(timeout=0.2):
-            if self.cancel.is_set():
-                yield False
-                return
+        if not online_lock.acquire(blocking=False):
+            why = "waiting for another target's Alembic revision that runs online"
+            self.emit(
+                FleetTarget(
+                    rollout=self.rid, wave=wave.index, target=target.name, state="waiting",
+                    run_id=None, message=why,
+                )
+            )  # fmt: skip
+            while not online_lock.acquire(timeout=0.2):
+                if self.cancel.is_set():
+                    yield False
+                    return
         try:
             yield True
         finally:

@@ -314,11 +314,15 @@ def _read(target: Target, want: Expected, redact: Redactor) -> TargetStatus:
 
 
 def _drift(statuses: list[TargetStatus]) -> list[TargetStatus]:
-    """Each target with the objects where it differs from most targets at the same plans."""
+    """Each target with the objects where it differs from most targets at the same plans
+    (in an Alembic rollout: at the same alembic_version, whatever plans brought it there)."""
     groups: dict[tuple[str, ...], list[int]] = {}
     for i, s in enumerate(statuses):
         if s.error is None and s.fingerprint is not None:
-            groups.setdefault(tuple(sorted(s.plans)), []).append(i)
+            key = tuple(sorted(s.plans))
+            if s.alembic_version is not None:
+                key = ("alembic_version", *s.alembic_version)
+            groups.setdefault(key, []).append(i)
     out = list(statuses)
     for members in groups.values():
         if len(members) < 2:
