@@ -294,5 +294,9 @@ def test_alembic_change_with_an_online_revision_survives_the_rollout_journal(
     assert back.online == change.online and back.before == change.before
     for key, plan in change.plans.items():
         assert [s.sql for s in back.plans[key].steps] == [s.sql for s in plan.steps]
+    # part-way through its own plan is fine (its history resumes it), elsewhere is not
+    assert back.moved("a", ("0002",)) is None and back.moved("a", ("0004",)) is None
+    assert "planned this target from 0002" in str(back.moved("a", ("0001",)))
+    assert back.moved("b", ()) is None and back.moved("b", ("0003",)) is None
     dsn = "host=/tmp port=5432 dbname=a user=u"
     assert list(back.runners("a", dsn)) == [change.online["0002"][0].sql]

@@ -421,7 +421,7 @@ def fleet_status_cmd(fmt: str, check: bool, **kw: Any) -> None:
             continue
         wave = f"wave {t.wave} " if t.wave is not None else ""
         change = t.change
-        if t.change == "partial" and r is not None:
+        if t.change == "partial" and r is not None and t.alembic_version is None:
             change += f" ({t.statements_applied} of {r['statements']} statements)"
         line = (
             f"{t.name}: {wave}{t.rollout_state or '-'}; change {change}; "
