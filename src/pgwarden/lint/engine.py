@@ -105,12 +105,13 @@ def merged_fixes(findings: Iterable[Finding]) -> dict[int, tuple[tuple[str, ...]
 
 def _suppressions(plan: Plan) -> list[Suppression]:
     out: list[Suppression] = []
+    commented = [source for source in plan.texts if "pgwarden:" in source.text]
+    if not commented:
+        return out  # no ignore comment anywhere: no need to group the steps by file
     by_path: dict[str, list[Step]] = {}
     for step in plan.steps:
         by_path.setdefault(step.location.path, []).append(step)
-    for source in plan.texts:
-        if "pgwarden:" not in source.text:
-            continue
+    for source in commented:
         steps = by_path.get(source.path, [])
         # Steps of one source follow each other, so first and last lines both ascend.
         firsts = [s.location.line for s in steps]

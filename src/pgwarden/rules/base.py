@@ -118,10 +118,12 @@ class LintContext:
 
     def after(self, step: Step) -> None:
         """Record what `step` leaves behind for later steps."""
-        for made in step.effects.creates:
+        effects = step.effects
+        for made in effects.creates:
             if not self.shown_existing(made, step):
                 self.created.add(made.removeprefix("public."))
-        self.dropped.update(d[6:] for d in step.effects.destroys if d.startswith("table "))
+        if effects.destroys:
+            self.dropped.update(d[6:] for d in effects.destroys if d.startswith("table "))
         altered = table_of(step)
         if altered is not None:
             for subtype, cmd in alter_cmds(step):
@@ -138,7 +140,7 @@ class LintContext:
                 self.lock_timeouts[scope] = value
         if step.transaction is not None:
             held = self.held.setdefault(step.transaction, {})
-            for lock in step.effects.locks:
+            for lock in effects.locks:
                 if lock.mode > held.get(lock.relation, (LockMode.ACCESS_SHARE, step))[0] or (
                     lock.relation not in held
                 ):
