@@ -645,7 +645,11 @@ def _failed(
         }.get(
             kind,
             "transactional steps were rolled back; fix the statement and run the apply again "
-            "(applied steps are skipped)",
+            "(applied steps are skipped)"
+            if unit.run is None
+            else "nothing of this Alembic revision was applied (its transaction rolled back, "
+            "alembic_version with it): fix the revision file or the data it needs, then run "
+            "`pgwarden apply --alembic` again; it continues after alembic_version",
         )
     r.emit(
         StepFailed(

@@ -41,6 +41,7 @@ __all__ = [
     "RUNNING_ONLINE",
     "OnlineRevision",
     "Runner",
+    "online_label",
     "online_runner",
     "placeholder_sql",
 ]
@@ -84,6 +85,13 @@ def placeholder_sql(revision: str, path: str) -> str:
         f"DO $pgwarden$ BEGIN RAISE EXCEPTION USING MESSAGE = {_literal(msg)}, "
         f"HINT = {_literal(hint)}; END $pgwarden$"
     )
+
+
+def online_label(revision: str, path: str) -> str:
+    """How progress lines, tables and `pgwarden status` name an online revision's step
+    (its statement is the placeholder, a DO block that reads like an error): the
+    revision and its file's name, which holds its message (`0006_backfill_totals.py`)."""
+    return f"alembic revision {revision} (online: {os.path.basename(path)})"
 
 
 class _NotGuardable(Exception):

@@ -4,7 +4,9 @@ Progress lines, the rehearsal table, `pgwarden status`, the plan preview of
 `pgwarden apply` and the title of `pgwarden explain` all show a statement by
 `statement_label`: one line (runs of whitespace, newlines included, collapsed
 to one space), cut at a word boundary and ended with an ellipsis when longer
-than the room given.
+than the room given. The step of an Alembic revision that runs online has a
+placeholder statement (a DO block that raises, should it ever run as SQL): it is
+labelled `alembic revision <rev> (online: <file name>)` instead.
 """
 
 from __future__ import annotations
@@ -31,4 +33,11 @@ def shorten(text: str, width: int) -> str:
 
 def statement_label(sql: str, width: int) -> str:
     """The one-line label of the statement `sql`, at most `width` characters."""
+    if sql.startswith("DO $pgwarden$"):  # imported here: psycopg, which lint does not need
+        from pgwarden.sources.alembic_online import online_label
+        from pgwarden.sources.alembic_resume import placeholder_revision
+
+        online = placeholder_revision(sql)
+        if online is not None:
+            sql = online_label(*online)
     return shorten(sql, width)
