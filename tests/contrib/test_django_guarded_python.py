@@ -22,7 +22,7 @@ import psycopg
 import pytest
 
 from pgwarden.pg.cluster import Cluster
-from tests.contrib.test_django_upgrades import PROJECT, SRC, manage, pgwarden_migrate, released
+from tests.contrib.test_django_upgrades import PROJECT, SRC, pgwarden_migrate, released
 from tests.fixtures.pg import new_database
 
 pytest.importorskip("django")
@@ -163,22 +163,3 @@ def test_watchdog_cancels_a_python_migration_that_traffic_queues_behind(
     assert "beta.0003_book_editor: cancelled by the watchdog" in text
     assert "while it was waiting for a lock" in text and "retry 1/" in text
     assert recorded(conn, "0003_book_editor") and recorded(conn, "0004_shelf")
-
-
-def test_rehearse_stops_before_a_python_migration_and_says_so(
-    db: str, conn: psycopg.Connection[Any]
-) -> None:
-    """`manage.py pgwarden rehearse` runs the SQL of the pending migrations on a copy. beta
-    0003's RunPython needs Django on that copy, and its AlterField (NOT NULL) needs the rows
-    it writes: the rehearsal covers the migrations before it and names what it left out
-    (was: the RunPython skipped silently, then "column editor_id contains null values ...
-    the migration would fail the same way in production", which it would not)."""
-    released(db, conn)
-    out = manage(db, "pgwarden", "rehearse", "beta")
-    assert out.returncode in (0, 1), out.stdout + out.stderr
-    assert out.stdout.startswith("rehearsal completed"), out.stdout + out.stderr
-    assert "in 5 migration(s), up to alpha.0005_author_email_idx" in out.stdout
-    note = "not rehearsed: beta.0003_book_editor runs Python (RunPython)"
-    assert note in out.stdout and note in out.stderr
-    assert "(1 more, up to beta.0004_shelf)" in out.stdout
-    assert "contains null values" not in out.stdout

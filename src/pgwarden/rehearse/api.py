@@ -28,6 +28,7 @@ from pgwarden.plan import Plan, Step
 from pgwarden.rehearse import datagen, schema, workload
 from pgwarden.rehearse.blast import attach_blocking, blocked_ops
 from pgwarden.rehearse.model import LoadedTable, RehearsalResult, StepTrace, WorkloadComparison
+from pgwarden.rehearse.opaque import OpaqueStep
 from pgwarden.rehearse.probes import ProbeSet
 from pgwarden.rehearse.reanalyse import reanalyse
 from pgwarden.rehearse.sampler import LockSampler
@@ -120,6 +121,7 @@ def _trace(
     st: _State,
     on_step: Callable[[StepTrace], None] | None,
     baseline_s: float,
+    opaque: Mapping[int, OpaqueStep] | None = None,
 ) -> None:
     t0 = time.perf_counter()
     touched = _touched(plan, tables)
@@ -127,7 +129,10 @@ def _trace(
     probes = ProbeSet(target.dsn, tables, touched, t0) if touched else None
     runner = psycopg.connect(target.dsn, autocommit=True, application_name="pgwarden-rehearse")
     observer = psycopg.connect(target.dsn, autocommit=True, application_name="pgwarden-observer")
-    tracer = Tracer(runner, observer, sampler, probes, t0, target.major, on_step=on_step)
+    tracer = Tracer(
+        runner, observer, sampler, probes, t0, target.major,
+        on_step=on_step, opaque=opaque, dsn=target.dsn,
+    )  # fmt: skip
     try:
         if probes is not None:
             probes.start()
@@ -184,6 +189,10 @@ class RehearseOptions:
     # Alembic: the version table, which gets no synthetic rows and whose statements
     # (Alembic's bookkeeping) produce no findings.
     version_table: str | None = None
+    # Steps the caller runs itself (Django's executor for a RunPython migration), by the
+    # path of the source that stands for them: that source must have one statement, which
+    # is not sent; see rehearse/opaque.py.
+    opaque: Mapping[str, OpaqueStep] | None = None
 
 
 def _bookkeeping(step: Step, version_table: str) -> bool:
@@ -196,6 +205,20 @@ def _bookkeeping(step: Step, version_table: str) -> bool:
         or tree.get("DeleteStmt")
     )
     return body is not None and body.get("relation", {}).get("relname") == version_table
+
+
+def _opaque_steps(plan: Plan, by_source: Mapping[str, OpaqueStep]) -> dict[int, OpaqueStep]:
+    """The caller's opaque steps by step index (each source stands for one step)."""
+    out: dict[int, OpaqueStep] = {}
+    for source, op in by_source.items():
+        steps = [s.index for s in plan.steps if s.location.path == source]
+        if len(steps) != 1:
+            raise UsageError(
+                f"{source}: a source standing for a step run by the caller has "
+                f"{len(steps)} statements, not 1"
+            )
+        out[steps[0]] = op
+    return out
 
 
 def rehearse(
@@ -238,6 +261,7 @@ def rehearse(
     if o.rows_cap < 1:
         raise UsageError("--rows-cap must be at least 1")
     fingerprint = plan.fingerprint()
+    opaque = _opaque_steps(plan, o.opaque or {})
     snapshot, stats_file = o.snapshot, o.stats_file
     snap = snapshot if snapshot is not None else (load_snapshot(stats_file) if stats_file else None)
     queries = workload.load_workload(o.workload_file) if o.workload_file else []
@@ -274,7 +298,7 @@ def rehearse(
                 phase("running the workload before the migration")
                 before = workload.run_queries(conn, queries) if queries else []
             phase("running the steps under probe traffic")
-            _trace(target, on_target, tables, st, on_step, o.baseline_s)
+            _trace(target, on_target, tables, st, on_step, o.baseline_s, opaque)
             if any(t.status == "failed" for t in st.traces):
                 status = "failed"
             if queries:

@@ -8,14 +8,16 @@ backend, pg_stat_xact_user_tables, pg_class). Before its transaction ends the
 tracer waits until every probe has issued an operation after the step began
 (at most `sync_s`), so a lock that blocks traffic is seen blocking it.
 Statements that cannot run in a transaction block are observed by the sampler
-only. The static model's prediction for each step is recomputed with the
+only. A step the caller maps to an `OpaqueStep` (Django's executor running a
+RunPython migration) runs on the caller's own session, sampled like the runner.
+The static model's prediction for each step is recomputed with the
 catalog as it is just before the step and compared with what was acquired.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 import psycopg
@@ -26,6 +28,7 @@ from pgwarden.analysis.effects import LockMode
 from pgwarden.analysis.locks import analyse
 from pgwarden.plan import Plan, Step, TxMode
 from pgwarden.rehearse.model import HeldLock, ModelDiff, RehearsalResult, StepError, StepTrace
+from pgwarden.rehearse.opaque import OPAQUE_KIND, OpaqueFailed, OpaqueStep
 from pgwarden.rehearse.probes import ProbeSet
 from pgwarden.rehearse.sampler import LockSampler
 
@@ -102,6 +105,8 @@ class Tracer:
         *,
         sync_s: float = 0.5,
         on_step: Callable[[StepTrace], None] | None = None,
+        opaque: Mapping[int, OpaqueStep] | None = None,
+        dsn: str = "",
     ) -> None:
         self.runner = runner
         self.observer = observer
@@ -111,6 +116,8 @@ class Tracer:
         self.major = major
         self.sync_s = sync_s
         self.on_step = on_step
+        self.opaque = dict(opaque or {})  # step index -> the caller's step
+        self.dsn = dsn  # the target, for opaque steps' sessions
         self.traces: list[StepTrace] = []
         self._tx: _Tx | None = None
         self._temp = (0, 0)
@@ -251,7 +258,10 @@ class Tracer:
                 self.traces.append(self._skeleton(step, "skipped"))
                 continue
             try:
-                trace = self._run_step(step, last_in_tx)
+                op = self.opaque.get(step.index)
+                trace = (
+                    self._run_step(step, last_in_tx) if op is None else self._run_opaque(step, op)
+                )
             except KeyboardInterrupt:
                 self._abort()
                 self.traces.append(
@@ -274,11 +284,12 @@ class Tracer:
             pass
 
     def _skeleton(self, step: Step, status: str) -> StepTrace:
+        op = self.opaque.get(step.index)
         return StepTrace(
             index=step.index,
-            sql=_short(step.sql),
-            location=str(step.location),
-            kind=step.kind,
+            sql=_short(step.sql) if op is None else op.name,
+            location=str(step.location) if op is None else op.location,
+            kind=step.kind if op is None else OPAQUE_KIND,
             transaction=step.transaction,
             status=status,
         )
@@ -334,6 +345,48 @@ class Tracer:
             )
             self._temp = temp
         return trace
+
+    def _run_opaque(self, step: Step, op: OpaqueStep) -> StepTrace:
+        """Run `op` on its own session, the sampler watching that session's backend."""
+        if self._in_tx():
+            self._exec("COMMIT")
+        trace = self._skeleton(step, "ok")
+        probes = [p.pid for p in self.probes.probes] if self.probes is not None else []
+        start = self._now()
+        try:
+            pid = op.open(self.dsn)
+            self.sampler.watch(pid, probes)
+            start = self._now()
+            outcome = op.run()
+        except Exception as exc:
+            end = self._now()
+            if isinstance(exc, OpaqueFailed):
+                error = StepError(exc.sqlstate, exc.message, exc.state)
+            else:
+                error = StepError(
+                    getattr(exc, "sqlstate", None),
+                    f"{type(exc).__name__}: {' '.join(str(exc).split())}",
+                    "failed in the caller's session",
+                )
+            held = self._named(self.sampler.held_between(start, end))
+            return replace(
+                trace, status="failed", start_s=start, end_s=end, locks=tuple(held), error=error
+            )
+        finally:
+            op.close()
+            self.sampler.watch(self.runner.info.backend_pid, probes)
+        end = self._now()
+        held = self._named(self.sampler.held_between(start, end))
+        waited = [h for h in held if not h.granted]
+        return replace(
+            trace,
+            start_s=start,
+            end_s=end,
+            statement_s=end - start,
+            locks=tuple(held),
+            acquire_s=max((h.end_s - h.start_s for h in waited), default=0.0),
+            rows_written=outcome.rows_written,
+        )
 
     def _failed(self, step: Step, trace: StepTrace, start: float, exc: psycopg.Error) -> StepTrace:
         in_tx = self._in_tx()

@@ -17,6 +17,7 @@ from pgwarden.findings import Finding, Severity
 from pgwarden.location import SourceLocation
 from pgwarden.plan import Plan, Step
 from pgwarden.rehearse.model import StepTrace, WorkloadComparison
+from pgwarden.rehearse.opaque import OPAQUE_KIND
 
 __all__ = ["BLOCKED_S", "findings_for"]
 
@@ -134,9 +135,13 @@ def findings_for(
                     "RH102",
                     "step_failed",
                     Severity.ERROR,
-                    f"step {tr.index} failed: {tr.error.message} (SQLSTATE {tr.error.sqlstate}); "
-                    f"{tr.error.cluster_state}",
-                    "fix the statement; the migration would fail the same way in production",
+                    f"step {tr.index} failed: {tr.error.message}"
+                    + (f" (SQLSTATE {tr.error.sqlstate})" if tr.error.sqlstate else "")
+                    + f"; {tr.error.cluster_state}",
+                    "fix the statement; the migration would fail the same way in production"
+                    if tr.kind != OPAQUE_KIND
+                    else "see whether it fails for want of rows the copy does not have (its "
+                    "rows are synthetic) or would fail in production too; fix the code if so",
                     step.location,
                     step=step.index,
                 )

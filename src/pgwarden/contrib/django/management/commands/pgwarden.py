@@ -27,7 +27,6 @@ from pgwarden.contrib.django.source import (
     collect,
     database_url,
     django_help,
-    locate,
     record_sql,
     select_migrations,
     standalone_sql,
@@ -145,6 +144,7 @@ class Command(BaseCommand):  # type: ignore[misc]
         reh.add_argument("migration_name", nargs="?")
         reh.add_argument("--stats", dest="stats_file", metavar="FILE")
         reh.add_argument("--report", metavar="FILE", help="HTML report path.")
+        reh.add_argument("--format", dest="fmt", choices=["text", "json"], default="text")
         reh.add_argument("--config", metavar="FILE")
 
         for p in (lint, mig, reh):
@@ -499,6 +499,7 @@ class Command(BaseCommand):  # type: ignore[misc]
         from pathlib import Path
 
         from pgwarden.commands import load_plan
+        from pgwarden.contrib.django.rehearsal import DjangoStep, placeholder_sql
         from pgwarden.events import Event, Phase
         from pgwarden.rehearse.api import RehearsalInterrupted, RehearseOptions, rehearse
         from pgwarden.settings import load_settings
@@ -508,40 +509,33 @@ class Command(BaseCommand):  # type: ignore[misc]
         if not migs:
             self.stdout.write("no migrations to rehearse")
             return 0
-        # RunPython (any operation that is not SQL) needs Django on the copy, and what follows
-        # it needs the rows it writes: the rehearsal stops before the first such migration.
-        first = next((i for i, m in enumerate(migs) if m.python_operations), len(migs))
-        skipped = ""
-        if first < len(migs):
-            later = len(migs) - first - 1
-            skipped = (
-                f"not rehearsed: {migs[first].key} runs Python (RunPython), which needs Django "
-                "on the copy, and the migrations after it need what it writes"
-                + (f" ({later} more, up to {migs[-1].key})" if later else "")
-                + "; rehearse the SQL before it here, and the rest on a staging copy with "
-                "`manage.py pgwarden migrate`"
-            )
-            self.stderr.write(skipped)
-            migs = migs[:first]
-        if not migs:
-            self.stdout.write("nothing rehearsed")
-            self.stdout.write(skipped)
-            return 0
         dsn = database_url(connection)
+        # Python migrations run through Django's executor on the copy; its loader (and the
+        # project state of each) starts from what the real database has applied.
+        executor = MigrationExecutor(connection)
+        done = set(executor.loader.applied_migrations)
         by_file: dict[str, MigrationSQL] = {}
+        steps: dict[str, DjangoStep] = {}
         with tempfile.TemporaryDirectory(prefix="pgwarden-django-") as tmp:
             for i, m in enumerate(migs):
                 path = Path(tmp) / f"{i:04d}_{m.app_label}_{m.name}.sql"
-                # With the django_migrations INSERTs, as `pgwarden migrate` runs it, so that
-                # the rehearsed plan's fingerprint is the applied one (require_rehearsed).
-                record = record_sql(m, MigrationRecorder.Migration._meta.db_table)
-                path.write_text(standalone_sql(m, record), encoding="utf-8")
+                if m.python_operations:
+                    step = DjangoStep(connection, executor, m, done, say=self.stderr.write)
+                    path.write_text(placeholder_sql(step.name), encoding="utf-8")
+                    steps[str(path)] = step
+                else:
+                    # With the django_migrations INSERTs, as `pgwarden migrate` runs it, so
+                    # that the rehearsed plan's fingerprint is the applied one.
+                    record = record_sql(m, MigrationRecorder.Migration._meta.db_table)
+                    path.write_text(standalone_sql(m, record), encoding="utf-8")
                 by_file[path.name] = m
+                done |= {(m.app_label, m.name), *m.records}
 
             def phases(event: Event) -> None:
                 if isinstance(event, Phase):
                     self.stderr.write(event.message)
 
+            connection.close()  # the rehearsal reads the schema on its own connections
             try:
                 result = rehearse(
                     # atomic migrations carry their own BEGIN/COMMIT
@@ -551,6 +545,7 @@ class Command(BaseCommand):  # type: ignore[misc]
                         stats_file=options["stats_file"],
                         report_path=options["report"],
                         environments=cfg.environments,
+                        opaque=steps,
                     ),
                     observer=phases,
                 )
@@ -560,21 +555,17 @@ class Command(BaseCommand):  # type: ignore[misc]
                 if where:
                     self.stderr.write(f"  partial report: {where}")
                 return EXIT_INPUT
-        self.stdout.write(
-            f"rehearsal {result.status}: {len(result.findings)} finding(s) in "
-            f"{len(migs)} migration(s), up to {migs[-1].key}"
-        )
-        if skipped:
-            self.stdout.write(skipped)
-        for f in result.findings:
-            owner = by_file.get(Path(f.location.path).name)
-            loc = locate(owner, f.location.line) if owner is not None else f.location
-            self.stdout.write(f"{loc}: {f.severity.value} {f.code} {f.name}")
-            self.stdout.write(f"  {f.message}")
-            if f.help:
-                self.stdout.write(f"  help: {f.help}")
-        if result.report_path:
-            self.stdout.write(f"report: {result.report_path}")
+            finally:
+                for step in steps.values():  # Django's connection back on the real database
+                    step.close()
+        from pgwarden.contrib.django.rehearsal import report_json, report_text
+
+        if options["fmt"] == "json":
+            doc = report_json(result, migs, by_file)
+            self.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
+        else:
+            for line in report_text(result, migs, by_file):
+                self.stdout.write(line)
         if result.status != "completed":
             return EXIT_APPLY
         return EXIT_FINDINGS if result.findings else 0

@@ -1,0 +1,274 @@
+"""Python migrations in `manage.py pgwarden rehearse`: run by Django's executor on the copy.
+
+A migration with `RunPython` (any operation that is not SQL) is one rehearsal step
+that Django's `MigrationExecutor` runs, as `manage.py pgwarden migrate` runs it,
+but on the rehearsal's throwaway database: for the step, the Django connection of
+the rehearsed alias is switched to the copy (its settings replaced by the copy's
+host, port, database and user; options that could lead elsewhere, such as a
+service, a passfile or a connection pool, dropped) and checked to be there before
+anything runs; it is switched back afterwards. Code in the migration that uses the
+alias, or the default routing, therefore reaches the copy and never the real
+database. The project state is built from the migrations applied to the real
+database plus the rehearsed ones before the step, not from the copy's
+`django_migrations`, whose rows are synthetic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from pgwarden.contrib.django.runner import backend_pid
+from pgwarden.contrib.django.source import MigrationSQL
+from pgwarden.errors import UsageError
+from pgwarden.rehearse.model import RehearsalResult, StepTrace
+from pgwarden.rehearse.opaque import OpaqueFailed, OpaqueOutcome
+
+__all__ = [
+    "DjangoStep",
+    "placeholder_sql",
+    "python_step_name",
+    "report_json",
+    "report_text",
+    "scratch_settings",
+]
+
+# OPTIONS of a Django database that could connect somewhere else than the copy
+_ELSEWHERE = {"service", "passfile", "pool", "assume_role", "hostaddr", "target_session_attrs"}
+_WRITES = ("INSERT", "UPDATE", "DELETE", "MERGE")
+
+
+def python_step_name(mig: MigrationSQL, migration: Any) -> str:
+    """`app.0003_x: RunPython fill_editor` (the operations that are not SQL, named)."""
+    names = []
+    for op in migration.operations:
+        if type(op).__name__ == "RunPython":
+            code = op.code
+            names.append(f"RunPython {getattr(code, '__qualname__', None) or repr(code)}")
+        elif not getattr(op, "reduces_to_sql", True):
+            names.append(type(op).__name__)
+    return f"{mig.key}: {', '.join(names) or 'Python'}"
+
+
+def placeholder_sql(name: str) -> str:
+    """The one statement that stands for the step in the plan; it is never sent."""
+    return f"SELECT /* run by Django's executor */ '{name.replace(chr(39), chr(39) * 2)}';\n"
+
+
+def scratch_settings(settings: dict[str, Any], dsn: str) -> dict[str, Any]:
+    """A Django database's settings pointed at the copy `dsn` instead."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    params = conninfo_to_dict(dsn)
+    out = dict(settings)
+    out.update(
+        NAME=str(params.get("dbname", "")),
+        HOST=str(params.get("host", "")),
+        PORT=str(params.get("port", "")),
+        USER=str(params.get("user", "")),
+        PASSWORD=str(params.get("password", "")),
+    )
+    out["OPTIONS"] = {
+        k: v
+        for k, v in (settings.get("OPTIONS") or {}).items()
+        if k not in _ELSEWHERE and not k.startswith("ssl")
+    }
+    return out
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    seen: BaseException | None = exc
+    while seen is not None:
+        state = getattr(seen, "sqlstate", None) or getattr(seen, "pgcode", None)
+        if state:
+            return str(state)
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+class DjangoStep:
+    """One Python migration, run by Django's executor on the rehearsal copy (an OpaqueStep)."""
+
+    def __init__(
+        self,
+        connection: Any,
+        executor: Any,
+        mig: MigrationSQL,
+        applied: Iterable[tuple[str, str]],
+        *,
+        say: Callable[[str], None] | None = None,
+    ) -> None:
+        self.connection = connection
+        self.executor = executor  # its loader read the real database's django_migrations
+        self.mig = mig
+        self.migration = executor.loader.graph.nodes[(mig.app_label, mig.name)]
+        self.applied = frozenset(applied)  # real applied + the rehearsed ones before this
+        self.name = python_step_name(mig, self.migration)
+        op = mig.python_operations[0] if mig.python_operations else None
+        self.location = f"{mig.path}:{op.line if op else mig.line}:{op.column if op else 1}"
+        self._say = say
+        self._saved: dict[str, Any] | None = None
+
+    def open(self, dsn: str) -> int:
+        """Switch the Django connection to the copy `dsn`, check it is there: its pid."""
+        self.close()
+        connection = self.connection
+        connection.close()
+        self._saved = connection.settings_dict
+        connection.settings_dict = scratch_settings(self._saved, dsn)
+        connection.ensure_connection()
+        from psycopg.conninfo import conninfo_to_dict
+
+        want = conninfo_to_dict(dsn)
+        info = connection.connection.info
+        got = {"dbname": info.dbname, "host": info.host, "port": str(info.port)}
+        if any(str(want.get(k, got[k])) != got[k] for k in got):
+            self.close()
+            raise UsageError(
+                f"Django's connection {connection.alias!r} did not reach the rehearsal copy "
+                f"({got} instead of {want.get('dbname')} on {want.get('host')}:"
+                f"{want.get('port')}); nothing ran",
+                hint="check the database's OPTIONS in settings.DATABASES",
+            )
+        return backend_pid(connection)
+
+    def run(self) -> OpaqueOutcome:
+        """Apply the migration through Django's executor; count the rows its statements wrote."""
+        from django.db.migrations.recorder import MigrationRecorder
+
+        if self._say is not None:
+            self._say(f"running {self.name} through Django's executor, on the rehearsal copy")
+        recorder_table = MigrationRecorder.Migration._meta.db_table
+        written = 0
+
+        def count(execute: Any, sql: Any, params: Any, many: bool, context: Any) -> Any:
+            nonlocal written
+            result = execute(sql, params, many, context)
+            text = str(sql).lstrip().upper()
+            if text.startswith(_WRITES) and recorder_table.upper() not in text:
+                written += max(0, int(getattr(context["cursor"], "rowcount", 0) or 0))
+            return result
+
+        executor = self.executor
+        executor.loader.applied_migrations = dict.fromkeys(self.applied)
+        try:
+            state = executor._create_project_state(with_applied_migrations=True)
+            with self.connection.execute_wrapper(count):
+                executor.apply_migration(state, self.migration)
+        except Exception as exc:
+            what = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+            raise OpaqueFailed(
+                f"{self.mig.key} failed in Django's executor: {what}",
+                sqlstate=_sqlstate(exc),
+                state=(
+                    "the atomic migration rolled back"
+                    if self.mig.atomic
+                    else "the non-atomic migration may have run in part"
+                )
+                + "; the copy's rows are synthetic (or none): code that expects real rows "
+                "may fail here and not in production",
+            ) from exc
+        return OpaqueOutcome(rows_written=written)
+
+    def close(self) -> None:
+        """Close the copy's connection and switch Django's connection back (idempotent)."""
+        if self._saved is None:
+            return
+        with contextlib.suppress(Exception):  # a broken connection: the server ends it
+            self.connection.close()
+        self.connection.settings_dict = self._saved
+        self._saved = None
+
+
+def _where(location: str, by_file: Mapping[str, MigrationSQL]) -> str:
+    """A rehearsal location (`tmp/0003_app_name.sql:LINE:COL`) in the migration file."""
+    from pathlib import Path
+
+    from pgwarden.contrib.django.source import locate
+
+    head, _, _col = location.rpartition(":")
+    path, _, line = head.rpartition(":")
+    mig = by_file.get(Path(path).name)
+    if mig is None or not line.isdigit():
+        return location
+    if mig.python_operations:
+        op = mig.python_operations[0]
+        return f"{mig.path}:{op.line}:{op.column}"
+    return str(locate(mig, int(line)))
+
+
+def _blocked(trace: StepTrace) -> str:
+    parts = [
+        f"{b.table} reads {b.reads_blocked_s:.3f} s, writes {b.writes_blocked_s:.3f} s"
+        for b in trace.blocking
+        if b.reads_blocked_s > 0 or b.writes_blocked_s > 0
+    ]
+    return "; ".join(parts) or "none"
+
+
+def report_text(
+    result: RehearsalResult, migs: Sequence[MigrationSQL], by_file: Mapping[str, MigrationSQL]
+) -> list[str]:
+    """The command's text output: summary, the steps Django ran, findings, report path."""
+    python = [m for m in migs if m.python_operations]
+    ran = f" ({len(python)} run by Django's executor)" if python else ""
+    lines = [
+        f"rehearsal {result.status}: {len(result.findings)} finding(s) in "
+        f"{len(migs)} migration(s){ran}, up to {migs[-1].key}"
+    ]
+    keys = {f"{m.key}: " for m in python}
+    for tr in result.steps:
+        if not any(tr.sql.startswith(k) for k in keys):
+            continue
+        if tr.status in ("skipped", "interrupted"):
+            lines.append(f"step {tr.index} {tr.sql}: {tr.status}")
+            continue
+        locks = ", ".join(
+            f"{m} on {r}" for r, m in sorted(tr.strongest().items()) if m != "ACCESS SHARE"
+        )
+        status = tr.status if tr.error is None else f"{tr.status}: {tr.error.message}"
+        lines.append(
+            f"step {tr.index} {tr.sql}: {status}; {tr.duration_s:.3f} s; "
+            f"locks held: {locks or 'none stronger than ACCESS SHARE'}; "
+            f"{tr.rows_written:,} row(s) written; probe traffic blocked: {_blocked(tr)}"
+        )
+    skipped = sum(1 for tr in result.steps if tr.status == "skipped")
+    if skipped:
+        lines.append(f"{skipped} step(s) not run after the failure")
+    for f in result.findings:
+        lines.append(f"{_where(str(f.location), by_file)}: {f.severity.value} {f.code} {f.name}")
+        lines.append(f"  {f.message}")
+        if f.help:
+            lines.append(f"  help: {f.help}")
+    if result.report_path:
+        lines.append(f"report: {result.report_path}")
+    return lines
+
+
+def report_json(
+    result: RehearsalResult, migs: Sequence[MigrationSQL], by_file: Mapping[str, MigrationSQL]
+) -> dict[str, Any]:
+    """`pgwarden rehearse --format json`'s document, located at the migration files, with
+    the migrations (and which of them Django's executor ran)."""
+    doc = result.to_dict()
+    for raw in doc["findings"]:
+        where = _where(
+            f"{raw['location']['path']}:{raw['location']['line']}:{raw['location']['column']}",
+            by_file,
+        )
+        path, line, col = where.rsplit(":", 2)
+        raw["location"] = {"path": path, "line": int(line), "column": int(col)}
+    for raw in doc["steps"]:
+        raw["location"] = _where(str(raw["location"]), by_file)
+    doc["migrations"] = [
+        {
+            "app": m.app_label,
+            "name": m.name,
+            "path": m.path,
+            "atomic": m.atomic,
+            "runs_python": bool(m.python_operations),
+        }
+        for m in migs
+    ]
+    return doc
