@@ -168,8 +168,6 @@ def alembic_change(
     Refused (`UsageError`, exit 2, before anything runs): a target at several heads or at
     a revision the project does not have.
     """
-    from alembic.script import ScriptDirectory
-
     from pgwarden.sources.alembic import (
         _config,
         build_alembic_plan,
@@ -178,6 +176,8 @@ def alembic_change(
     )
 
     require_alembic()
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(_config(ini, None, None))
     heads = tuple(sorted(script.get_heads()))
     plans: dict[str, Plan] = {}

@@ -486,7 +486,7 @@ class _Runner:
                 FleetTarget(rollout=self.rid, wave=wave.index, target=target.name, state="running")
             )
             started = time.monotonic()
-            state, run_id, message = self._apply(target, wave)
+            state, run_id, message = self._apply(target, wave, halt)
         if state in _FAILED:
             halt.set()
         self.journal.set_target(target.name, state=state, run_id=run_id, message=message)
@@ -554,7 +554,9 @@ class _Runner:
             )
         return plan, None
 
-    def _apply(self, target: Target, wave: Wave) -> tuple[str, str | None, str | None]:
+    def _apply(
+        self, target: Target, wave: Wave, halt: threading.Event
+    ) -> tuple[str, str | None, str | None]:
         policy = GuardPolicy(
             env=self.options.env,
             # the fleet was confirmed once (typed or --yes); without it a target whose own
@@ -571,9 +573,9 @@ class _Runner:
             runners = {}
             if isinstance(self.plan, AlembicChange):
                 runners = self.plan.runners(target.name, target.dsn)
-            with self._online_turn(bool(runners), target, wave) as turn:
-                if not turn:
-                    return "cancelled", None, "cancelled while waiting for its turn"
+            with self._online_turn(bool(runners), target, wave, halt) as stopped:
+                if stopped is not None:  # it never touched the database
+                    return "pending", None, f"not started: {stopped} while it waited its turn"
                 result = apply_plan(
                     plan,
                     database_url=target.dsn,
@@ -603,11 +605,14 @@ class _Runner:
         return result.state, result.run_id, self.redact(message)
 
     @contextlib.contextmanager
-    def _online_turn(self, online: bool, target: Target, wave: Wave) -> Iterator[bool]:
+    def _online_turn(
+        self, online: bool, target: Target, wave: Wave, halt: threading.Event
+    ) -> Iterator[str | None]:
         """Hold `online_lock` for a target running Alembic revisions online (one such target
-        at a time in the process); yields False when the rollout is cancelled meanwhile."""
+        at a time in the process); yields None to go on, or why not when the rollout was
+        cancelled or the wave halted meanwhile."""
         if not online:
-            yield True
+            yield None
             return
         if not online_lock.acquire(blocking=False):
             why = "waiting for another target's Alembic revision that runs online"
@@ -619,10 +624,13 @@ class _Runner:
             )  # fmt: skip
             while not online_lock.acquire(timeout=0.2):
                 if self.cancel.is_set():
-                    yield False
+                    yield "the rollout was cancelled"
+                    return
+                if halt.is_set() and self.on_error == "halt":
+                    yield "the wave halted"
                     return
         try:
-            yield True
+            yield None
         finally:
             online_lock.release()
 
