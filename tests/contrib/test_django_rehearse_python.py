@@ -61,6 +61,8 @@ def test_runpython_between_sql_migrations_is_rehearsed_on_the_copy(
     )  # fmt: skip
     assert out.returncode in (0, 1), out.stdout + out.stderr
     assert "Traceback" not in out.stderr
+    # the real database: no editor_id, no shelf, no new django_migrations rows
+    assert _real(conn) == before
     doc = json.loads(out.stdout)
     assert doc["status"] == "completed", out.stderr
     python = [m["name"] for m in doc["migrations"] if m["runs_python"]]
@@ -86,8 +88,6 @@ def test_runpython_between_sql_migrations_is_rehearsed_on_the_copy(
     # after it, 0004 created its tables on the copy; 0003's NOT NULL held there
     assert any("beta_shelf" in s["sql"] for s in doc["steps"])
     assert NAME in report.read_text()
-    # the real database: no editor_id, no shelf, no new django_migrations rows
-    assert _real(conn) == before
     assert "running beta.0003_book_editor: RunPython" in out.stderr
 
 
