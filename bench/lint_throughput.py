@@ -3,7 +3,8 @@
 Generates a corpus (default 20,000 statements; as one file and as 2,000 files
 of 10), runs `pgwarden lint --format json` and `squawk --reporter json` on each
 shape in the same run, and prints median wall times over --runs, peak memory
-(max RSS of the process) and the ratios. With --baseline REV (default 0bbc838,
+(max RSS of the process) and the ratios, in wall time and in CPU time (user +
+system: on a shared, busy machine the steadier of the two). With --baseline REV (default 0bbc838,
 the commit before issue 14's remaining work) the same corpus is linted by that
 revision too, checked out into a temporary git worktree and run with this venv's
 interpreter, so a regression shows as a ratio above 1.00. `--select-one N`
@@ -11,6 +12,11 @@ adds a file of N `SELECT 1;` statements (the memory kept per statement).
 
     .venv/bin/python bench/lint_throughput.py [--statements 20000] [--runs 5]
         [--baseline 0bbc838|none] [--squawk PATH] [--select-one 200000]
+
+Both pgwarden trees are byte-compiled first (`compileall`), as an installed
+package is: without it, a tree whose .pyc files are missing or stale (a fresh
+worktree, files just edited, PYTHONDONTWRITEBYTECODE set) recompiles its
+modules in every run, about half of pgwarden's start-up.
 
 squawk is the `squawk-cli` wheel from PyPI, installed outside the project:
     .venv/bin/python -m pip install --target /tmp/squawk squawk-cli
@@ -30,6 +36,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 TEMPLATES = (
     "CREATE TABLE t{i} (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text NOT NULL, "
@@ -52,8 +59,16 @@ def corpus(n: int) -> list[str]:
     return [TEMPLATES[i % len(TEMPLATES)].format(i=i) for i in range(n)]
 
 
-def rss_run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
-    """One run: wall seconds and peak RSS in MB (wait4 on the child itself)."""
+class Run(NamedTuple):
+    """Median wall and CPU (user + system) seconds over the runs, and the largest peak RSS."""
+
+    wall: float
+    cpu: float
+    mb: float
+
+
+def rss_run(cmd: list[str], env: dict[str, str] | None = None) -> Run:
+    """One run: wall and CPU seconds and peak RSS in MB (wait4 on the child itself)."""
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     assert proc.stderr is not None
@@ -62,13 +77,18 @@ def rss_run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, f
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode not in (0, 1):
         sys.exit(f"{cmd[0]} failed ({proc.returncode}): {err.decode()[-500:]}")
-    return time.perf_counter() - t, usage.ru_maxrss / 1024
+    cpu = usage.ru_utime + usage.ru_stime
+    return Run(time.perf_counter() - t, cpu, usage.ru_maxrss / 1024)
 
 
-def measure(cmd: list[str], runs: int, env: dict[str, str] | None = None) -> tuple[float, float]:
-    """Median wall seconds over `runs` (after one warm-up run) and the largest peak RSS."""
+def measure(cmd: list[str], runs: int, env: dict[str, str] | None = None) -> Run:
+    """Medians over `runs` (after one warm-up run) and the largest peak RSS."""
     results = [rss_run(cmd, env) for _ in range(runs + 1)]
-    return statistics.median(t for t, _ in results[1:]), max(m for _, m in results)
+    return Run(
+        statistics.median(r.wall for r in results[1:]),
+        statistics.median(r.cpu for r in results[1:]),
+        max(r.mb for r in results),
+    )
 
 
 def find_squawk(given: str | None) -> str:
@@ -85,6 +105,11 @@ def find_squawk(given: str | None) -> str:
         "squawk not found: .venv/bin/python -m pip install --target /tmp/squawk squawk-cli "
         "(or pass --squawk PATH)"
     )
+
+
+def byte_compile(src: Path) -> None:
+    """Write the .pyc files of the modules under `src`, so runs load rather than compile."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(src)], check=True)
 
 
 @contextmanager
@@ -149,7 +174,9 @@ def main() -> None:
             ones.write_text("SELECT 1;\n" * args.select_one)
             shapes.append((f"1 file x {args.select_one:,} SELECT 1", [str(ones)]))
         base_env = None
+        byte_compile(Path(__file__).resolve().parents[1] / "src")
         if base_src is not None:
+            byte_compile(base_src)
             base_env = {**os.environ, "PYTHONPATH": str(base_src)}
         version = subprocess.run(
             [squawk, "--version"], capture_output=True, text=True, check=False
@@ -158,22 +185,28 @@ def main() -> None:
             f"corpus: {len(stmts):,} statements; {version}; baseline {args.baseline}; "
             f"median of {args.runs} runs; memory = peak RSS"
         )
-        head = f"{'shape':<30}{'pgwarden':>10}{'MB':>7}{'squawk':>9}{'MB':>7}{'/squawk':>9}"
+        head = f"{'shape':<30}{'pgwarden':>10}{'MB':>7}{'squawk':>9}{'MB':>7}"
+        head += f"{'/squawk':>9}{'cpu':>7}"
         if base_env is not None:
-            head += f"{args.baseline:>10}{'MB':>7}{'/base':>8}"
+            head += f"{args.baseline:>10}{'MB':>7}{'/base':>8}{'cpu':>7}"
         print(head)
         for label, paths in shapes:
-            pw, pw_mb = measure([*pgwarden, "lint", "--format", "json", *paths], args.runs)
-            sq, sq_mb = measure([squawk, "--reporter", "json", *paths], args.runs)
-            line = f"{label:<30}{pw:>9.3f}s{pw_mb:>7.0f}{sq:>8.3f}s{sq_mb:>7.0f}{pw / sq:>8.2f}x"
+            pw = measure([*pgwarden, "lint", "--format", "json", *paths], args.runs)
+            sq = measure([squawk, "--reporter", "json", *paths], args.runs)
+            line = (
+                f"{label:<30}{pw.wall:>9.3f}s{pw.mb:>7.0f}{sq.wall:>8.3f}s{sq.mb:>7.0f}"
+                f"{pw.wall / sq.wall:>8.2f}x{pw.cpu / sq.cpu:>6.2f}x"
+            )
             if base_env is not None:
                 cmd = [sys.executable, "-m", "pgwarden", "lint", "--format", "json", *paths]
-                bs, bs_mb = measure(cmd, args.runs, base_env)
-                line += f"{bs:>9.3f}s{bs_mb:>7.0f}{pw / bs:>7.2f}x"
+                bs = measure(cmd, args.runs, base_env)
+                line += f"{bs.wall:>9.3f}s{bs.mb:>7.0f}{pw.wall / bs.wall:>7.2f}x"
+                line += f"{pw.cpu / bs.cpu:>6.2f}x"
             print(line, flush=True)
         print(
             "/squawk = pgwarden / squawk, /base = pgwarden / the baseline revision "
-            "(below 1.00: faster)"
+            "(below 1.00: faster), in wall time, then (cpu) in user + system CPU time, "
+            "which a busy machine disturbs less"
         )
 
 
