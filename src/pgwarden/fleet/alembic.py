@@ -103,13 +103,17 @@ class AlembicChange:
             for o in self.online.get(self.key_of(target), ())
         }
 
-    def moved(self, target: str, now: Sequence[str]) -> str | None:
-        """Why `target`, now at `now`, is no longer where its plan starts (None: it is,
-        or it is part-way through its plan, which its own history resumes)."""
+    def moved(self, target: str, now: Sequence[str], *, touched: bool) -> str | None:
+        """Why `target`, now at `now`, must not run its plan (None: it may).
+
+        It may when it is where the rollout planned it from, or, once this rollout has
+        applied to it (`touched`: a failed, cancelled or cut-off attempt), part-way through
+        its plan: its own pgwarden history skips what that attempt committed.
+        """
         before = self.before[target]
-        if tuple(now) == before or (
-            len(now) == 1 and now[0] in self.revisions[self.key_of(target)]
-        ):
+        if tuple(now) == before:
+            return None
+        if touched and len(now) == 1 and now[0] in self.revisions[self.key_of(target)]:
             return None
         return (
             f"alembic_version is {', '.join(now) or 'empty'}, but the rollout planned this "
@@ -194,7 +198,11 @@ def alembic_change(
                 ini, applied=at, applied_from=f"{who}'s alembic_version", strict=True
             )
         except PgwardenError as exc:
-            raise UsageError(f"{who}: {exc.message}", hint=exc.hint) from None
+            text = exc.message if who in exc.message else f"{who}: {exc.message}"
+            hint = exc.hint
+            if hint and ("--range" in hint or "--stats" in hint):  # apply's and lint's options
+                hint = "check that target's alembic_version against the project; nothing ran"
+            raise UsageError(text, hint=hint) from None
         plans[key] = build_alembic_plan(sources.sources)
         revisions[key] = sources.revisions
         online[key] = sources.online

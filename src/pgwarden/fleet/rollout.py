@@ -481,12 +481,15 @@ class _Runner:
         with self._server_slot(target):
             if self.cancel.is_set() or (halt.is_set() and self.on_error == "halt"):
                 return "pending"
+            prior = self.journal.data["targets"][target.name]
+            # an earlier attempt of this rollout (failed, cancelled, cut off) may have moved it
+            touched = prior["state"] != "pending" or prior.get("run_id") is not None
             self.journal.set_target(target.name, state="running", message=None)
             self.emit(
                 FleetTarget(rollout=self.rid, wave=wave.index, target=target.name, state="running")
             )
             started = time.monotonic()
-            state, run_id, message = self._apply(target, wave, halt)
+            state, run_id, message = self._apply(target, wave, halt, touched)
         if state in _FAILED:
             halt.set()
         self.journal.set_target(target.name, state=state, run_id=run_id, message=message)
@@ -533,7 +536,7 @@ class _Runner:
 
         return see
 
-    def _plan_for(self, target: Target) -> tuple[Plan | None, str | None]:
+    def _plan_for(self, target: Target, touched: bool) -> tuple[Plan | None, str | None]:
         """The target's plan, or (None, message) when it has nothing to run (Alembic: at
         head already); `Refused` when it must not run it (Alembic: moved since the rollout
         planned it)."""
@@ -545,7 +548,7 @@ class _Runner:
         plan = change.plans[change.key_of(target.name)]
         if not plan.steps:
             return None, f"alembic_version is {', '.join(change.heads)} (head) already"
-        moved = change.moved(target.name, current_revisions(target.dsn))
+        moved = change.moved(target.name, current_revisions(target.dsn), touched=touched)
         if moved is not None:
             raise Refused(
                 moved,
@@ -555,7 +558,7 @@ class _Runner:
         return plan, None
 
     def _apply(
-        self, target: Target, wave: Wave, halt: threading.Event
+        self, target: Target, wave: Wave, halt: threading.Event, touched: bool
     ) -> tuple[str, str | None, str | None]:
         policy = GuardPolicy(
             env=self.options.env,
@@ -567,7 +570,7 @@ class _Runner:
         )
         journal_file = self.journal.path.with_suffix(".events.jsonl")
         try:
-            plan, nothing = self._plan_for(target)
+            plan, nothing = self._plan_for(target, touched)
             if plan is None:
                 return "done", None, nothing
             runners = {}
