@@ -21,7 +21,10 @@ database or a table without a catalog leaves) a header line says to retry
 with `pgwarden apply`, which reconciles them. Comments (inline ignores
 included) stay with their statements, and the result is linted again: a fix
 that leaves a hazard it claims to fix, or brings one the original did not
-have, is dropped.
+have, is dropped. Fixing a fixed file again (a statement added to it, another
+finding left) adds none of the statements it already has before a statement
+(the drops of what a cancelled run left, the cleanup and finalize blocks), and
+its bounded-lock-wait header stays while its SET lock_timeout does.
 """
 
 from __future__ import annotations
@@ -99,6 +102,7 @@ _OWN = {HEADER, _RETRY, _TIMEOUT, _DETACH, _UNNAMED}
 _TRAIL = re.compile(r"[ \t]*;?[ \t]*(--[^\n]*)")
 _IGNORE = re.compile(r"--\s*pgwarden:\s*ignore\b")
 _USING_INDEX = re.compile(r"\bUSING\s+INDEX\s+(\"(?:[^\"]|\"\")+\"|[\w$]+)", re.I)
+_BOUND = re.compile(r"lock_timeout = '\d+ms'")
 
 
 def _comments(text: str, original: list[Step]) -> dict[tuple[int, int], tuple[list[str], str]]:
@@ -136,6 +140,21 @@ def _leftover_ok(steps: list[Step]) -> set[str]:
     return {m.group(1).strip('"').lower() for s in steps for m in _USING_INDEX.finditer(s.sql)}
 
 
+def _same(sql: str) -> str:
+    """A statement compared with the file's: comment lines, layout and a block's lock
+    bound left out (a fix of a fixed file may size the bound differently)."""
+    lines = [ln for ln in sql.splitlines() if not ln.lstrip().startswith("--")]
+    return _BOUND.sub("lock_timeout = ?", " ".join(" ".join(lines).split()).rstrip(";"))
+
+
+def _missing(prelude: list[str], before: list[str]) -> list[str]:
+    """The statements `rerunnable` puts before a step (drops of what a cancelled run left,
+    a block finishing a detach) that the statements just before it are not already:
+    a fix of a fixed file adds none of them twice."""
+    there = {_same(q) for q in before[max(len(before) - len(prelude), 0) :]}
+    return [q for q in prelude if _same(q) not in there]
+
+
 def _render(text: str, original: list[Step], steps: list[Step], timeout_ms: int | None) -> str:
     first_line = min((s.location.line for s in original), default=1)
     head = [
@@ -146,7 +165,11 @@ def _render(text: str, original: list[Step], steps: list[Step], timeout_ms: int 
     # An inline ignore above the first statement stays with it, below the prologue.
     out = [ln for ln in head if not _IGNORE.search(ln)]
     first_lead = [ln.strip() for ln in head if _IGNORE.search(ln)]
-    out += [HEADER, _MARK, _TIMEOUT if timeout_ms is not None else _RETRY]
+    # A fixed file keeps its bounded session timeout: a SET lock_timeout step, no finding.
+    bounded = timeout_ms is not None or (
+        _TIMEOUT in text.splitlines() and any(_sets_lock_timeout(s) for s in steps)
+    )
+    out += [HEADER, _MARK, _TIMEOUT if bounded else _RETRY]
     if any(detaches_concurrently(st.sql.strip().rstrip(";")) for st in steps):
         out.append(_DETACH)
     if any(_unnamed_copies(st) for st in steps):
@@ -157,9 +180,11 @@ def _render(text: str, original: list[Step], steps: list[Step], timeout_ms: int 
     kept = _leftover_ok(steps)
     placed: set[tuple[int, int]] = set()
     open_tx: int | None = None
+    before: list[str] = []  # the file's statements so far
     for step in steps:
         if step.is_transaction_control:
             continue  # transactions are rendered from the plan's transaction ids
+        before.append(step.sql)
         if timeout_ms is not None and _sets_lock_timeout(step):
             continue  # replaced by the prologue's bounded timeout
         if step.transaction != open_tx:
@@ -183,7 +208,7 @@ def _render(text: str, original: list[Step], steps: list[Step], timeout_ms: int 
             indexes=_rebuilt(step),
             lock_timeout_ms=DEFAULT_TIMEOUT_MS if timeout_ms is None else timeout_ms,
         )
-        out += [f"{q};" for q in stmts]
+        out += [f"{q};" for q in [*_missing(stmts[:-1], before[:-1]), stmts[-1]]]
         if trail:
             out[-1] += f"  {trail}"
     if open_tx is not None:
