@@ -125,6 +125,8 @@ def _trace(
 ) -> None:
     t0 = time.perf_counter()
     touched = _touched(plan, tables)
+    for op in (opaque or {}).values():  # probe traffic also where the caller's steps work
+        touched += [t for t in op.tables if t in tables and t not in touched]
     sampler = LockSampler(target.dsn, t0)
     probes = ProbeSet(target.dsn, tables, touched, t0) if touched else None
     runner = psycopg.connect(target.dsn, autocommit=True, application_name="pgwarden-rehearse")

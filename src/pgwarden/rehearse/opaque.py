@@ -6,7 +6,8 @@ the tracer then, instead of sending the step's SQL, lets it open its own session
 on the rehearsal target, points the lock sampler at that session's backend, and
 runs it. What is recorded is what can be seen from outside the session: the
 relation locks it held or waited for and for how long (sampled), its duration,
-the probe traffic it blocked, and the rows it wrote (as the step counts them).
+the probe traffic it blocked on the tables it names and those other steps touch,
+and the rows it wrote (as the step counts them).
 Rows read, WAL and temp files are not separable from the probes' and stay 0,
 and there is no lock model to compare with.
 """
@@ -50,6 +51,11 @@ class OpaqueStep(Protocol):
     @property
     def location(self) -> str:
         """Where the step comes from (`path:line:column`)."""
+        ...
+
+    @property
+    def tables(self) -> tuple[str, ...]:
+        """Tables it is likely to lock: probe traffic runs on them (those that exist)."""
         ...
 
     def open(self, dsn: str) -> int:

@@ -87,6 +87,25 @@ def _sqlstate(exc: BaseException) -> str | None:
     return None
 
 
+def _tables(mig: MigrationSQL) -> tuple[str, ...]:
+    """Tables `mig` likely locks: those its SQL operations lock (lint's model), then the
+    tables of its app's models, at most 16 (probe traffic runs on the ones that exist)."""
+    from django.apps import apps
+
+    from pgwarden.contrib.django.source import build_django_plan
+
+    out: list[str] = []
+    with contextlib.suppress(Exception):  # SQL that does not parse: lint reports it
+        for step in build_django_plan([mig]).steps:
+            out += [lk.relation for lk in step.effects.locks if lk.relation not in out]
+    with contextlib.suppress(LookupError):
+        for model in apps.get_app_config(mig.app_label).get_models():
+            table = model._meta.db_table
+            if table not in out:
+                out.append(table)
+    return tuple(out[:16])
+
+
 class DjangoStep:
     """One Python migration, run by Django's executor on the rehearsal copy (an OpaqueStep)."""
 
@@ -109,6 +128,7 @@ class DjangoStep:
         self.location = f"{mig.path}:{op.line if op else mig.line}:{op.column if op else 1}"
         self._say = say
         self._saved: dict[str, Any] | None = None
+        self.tables = _tables(mig)  # probe traffic runs on them
 
     def open(self, dsn: str) -> int:
         """Switch the Django connection to the copy `dsn`, check it is there: its pid."""
