@@ -201,7 +201,7 @@ def test_alembic_targets_at_different_revisions_reach_head_in_waves(
     assert st["fa006"]["change"] == "none" and st["fa006"]["rollout_state"] == "pending"
     assert st["fa005"]["change"] == "applied"  # at head before the rollout
     text = cli(home, "fleet", "status", "--fleet", "tenants").stdout
-    line = "fa001: wave 1 done; change applied; 1 plan(s) applied; alembic_version empty -> 0003"
+    line = "fa001: wave 1 done; change applied; 1 plan(s) applied; alembic_version base -> 0003"
     assert line in text, text
 
     with psycopg.connect(members[BAD - 1].dsn, autocommit=True) as c:

@@ -428,8 +428,8 @@ def fleet_status_cmd(fmt: str, check: bool, **kw: Any) -> None:
             f"{len(t.plans)} plan(s) applied"
         )
         if t.alembic_version is not None:
-            now = ", ".join(t.alembic_version) or "empty"
-            was = None if t.alembic_before is None else ", ".join(t.alembic_before) or "empty"
+            now = ", ".join(t.alembic_version) or "base"  # no revision yet, as Alembic says
+            was = None if t.alembic_before is None else ", ".join(t.alembic_before) or "base"
             line += f"; alembic_version {was} -> {now}" if was is not None else f"; at {now}"
         if t.last_failure:
             line += f"; last failure: {t.last_failure}"
