@@ -89,6 +89,14 @@ def test_runpython_between_sql_migrations_is_rehearsed_on_the_copy(
     assert any("beta_shelf" in s["sql"] for s in doc["steps"])
     assert NAME in report.read_text()
     assert "running beta.0003_book_editor: RunPython" in out.stderr
+    # require_rehearsed: each stretch of SQL migrations `migrate` applies was rehearsed
+    config = tmp_path / "pgwarden.toml"
+    config.write_text("require_rehearsed = true\n")
+    applied = manage(
+        db, "pgwarden", "migrate", "beta", "--env", "test", "--yes", "--restamp",
+        "--journal-file", str(tmp_path / "journal.jsonl"), "--config", str(config), cwd=tmp_path,
+    )  # fmt: skip
+    assert applied.returncode == 0, applied.stdout + applied.stderr
 
 
 FAILS = """

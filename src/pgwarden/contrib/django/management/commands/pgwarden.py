@@ -494,6 +494,18 @@ class Command(BaseCommand):  # type: ignore[misc]
 
     # -- rehearse ------------------------------------------------------------------
 
+    def _record_parts(self, result: Any, migs: list[MigrationSQL]) -> None:
+        """Record each stretch of SQL migrations between the Python ones as rehearsed:
+        the plans `manage.py pgwarden migrate` applies one by one (require_rehearsed)."""
+        from pgwarden.contrib.django.runner import segments
+        from pgwarden.rehearse.record import write_record
+
+        table = MigrationRecorder.Migration._meta.db_table
+        for runs, part in segments(migs):
+            if not runs:
+                plan = build_django_plan(part, record_table=table, tag=True)
+                write_record(replace(result, fingerprint=plan.fingerprint()))
+
     def _rehearse(self, options: dict[str, Any]) -> int:
         import tempfile
         from pathlib import Path
@@ -560,6 +572,8 @@ class Command(BaseCommand):  # type: ignore[misc]
                     step.close()
         from pgwarden.contrib.django.rehearsal import report_json, report_text
 
+        if result.status == "completed" and steps:
+            self._record_parts(result, migs)
         if options["fmt"] == "json":
             doc = report_json(result, migs, by_file)
             self.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
