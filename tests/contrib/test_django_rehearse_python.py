@@ -183,3 +183,25 @@ def test_ctrl_c_in_a_runpython_step_is_one_message_and_a_partial_report(
     assert "interrupted" in html and "slow.0002_busy: RunPython busy" in html
     assert conn.execute("SELECT to_regclass('slow_item')").fetchone() == (None,)
     _assert_clean(sandbox)
+
+
+def test_the_copy_settings_keep_nothing_that_leads_to_the_real_database() -> None:
+    """A service, passfile, pool or SSL file of the real database would connect elsewhere
+    than the copy (a pool is even shared per alias): dropped; search_path options kept."""
+    from pgwarden.contrib.django.rehearsal import scratch_settings
+
+    real = {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": "prod", "HOST": "db.example", "PORT": "6432", "USER": "app", "PASSWORD": "s",
+        "CONN_MAX_AGE": 60,
+        "OPTIONS": {
+            "service": "prod", "passfile": "/p", "pool": True, "sslmode": "verify-full",
+            "sslrootcert": "/ca", "assume_role": "owner", "options": "-c search_path=app",
+        },
+    }  # fmt: skip
+    copy = scratch_settings(real, "host=/tmp/x port=5432 dbname=rehearsal user=postgres")
+    assert (copy["NAME"], copy["HOST"], copy["PORT"], copy["USER"], copy["PASSWORD"]) == (
+        "rehearsal", "/tmp/x", "5432", "postgres", "",
+    )  # fmt: skip
+    assert copy["OPTIONS"] == {"options": "-c search_path=app"}
+    assert copy["CONN_MAX_AGE"] == 60 and real["NAME"] == "prod"
