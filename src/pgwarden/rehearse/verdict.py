@@ -12,6 +12,7 @@ Codes (stable, RH = measured by rehearsal, unlike lint's static PW codes):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from pgwarden.findings import Finding, Severity
 from pgwarden.location import SourceLocation
@@ -129,6 +130,8 @@ def findings_for(
     out: list[Finding] = []
     for tr in traces:
         step = by_index[tr.index]
+        if tr.kind == OPAQUE_KIND:  # the caller's step: found where the caller says it is
+            step = replace(step, location=_loc(tr.location))
         if tr.error is not None:
             out.append(
                 Finding(
