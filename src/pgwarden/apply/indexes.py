@@ -51,21 +51,32 @@ def table_of(step: Step) -> str | None:
     return regclass(rel) if rel else None
 
 
+# The relation `t` names and, partitioned, its partitions at every level (`tree`); for
+# an index, the tables of those indexes (`tabs`).
+_TREE = (
+    "WITH named AS (SELECT to_regclass({t}) AS oid), "
+    "tree AS (SELECT oid FROM named WHERE oid IS NOT NULL "
+    "UNION SELECT p.relid FROM named, pg_partition_tree(named.oid) p), "
+    "tabs AS (SELECT coalesce((SELECT indrelid FROM pg_index WHERE indexrelid = tree.oid), "
+    "tree.oid) AS oid FROM tree) "
+)
+
+
 def invalid_indexes(
     conn: psycopg.Connection[tuple[object, ...]], table: str
 ) -> dict[int, tuple[str, str]]:
     """OID -> (schema, name) of the INVALID indexes on `table` (an index: on its table, as
-    a REINDEX INDEX names it), and on its TOAST table (a cancelled REINDEX TABLE
-    CONCURRENTLY's copy) when the role may name pg_toast objects (USAGE: superusers)."""
+    a REINDEX INDEX names it) and, when it is partitioned, on its partitions at every
+    level (a REINDEX of a partitioned table or index rebuilds theirs), and on their TOAST
+    tables (a cancelled REINDEX TABLE CONCURRENTLY's copy) when the role may name
+    pg_toast objects (USAGE: superusers)."""
     rows = conn.execute(
         sql.SQL(
-            "WITH t AS (SELECT coalesce((SELECT indrelid FROM pg_index "
-            "WHERE indexrelid = to_regclass({t})), to_regclass({t})::oid) AS oid) "
-            "SELECT i.indexrelid::bigint, n.nspname, c.relname FROM pg_index i "
+            _TREE + "SELECT i.indexrelid::bigint, n.nspname, c.relname FROM pg_index i "
             "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE NOT i.indisvalid AND (i.indrelid = (SELECT oid FROM t) "
-            "OR (has_schema_privilege('pg_toast', 'USAGE') AND i.indrelid = "
-            "(SELECT reltoastrelid FROM pg_class WHERE oid = (SELECT oid FROM t))))"
+            "WHERE NOT i.indisvalid AND (i.indrelid IN (SELECT oid FROM tabs) "
+            "OR (has_schema_privilege('pg_toast', 'USAGE') AND i.indrelid IN "
+            "(SELECT reltoastrelid FROM pg_class WHERE oid IN (SELECT oid FROM tabs))))"
         ).format(t=sql.Literal(table))
     ).fetchall()
     return {int(str(r[0])): (str(r[1]), str(r[2])) for r in rows}
@@ -74,9 +85,11 @@ def invalid_indexes(
 _REINDEX_LEFTOVERS = sql.SQL(
     """
     WITH named AS (SELECT to_regclass({rel}) AS oid),
-    base AS (SELECT coalesce((SELECT indrelid FROM pg_index, named
-                              WHERE indexrelid = named.oid), (SELECT oid FROM named)) AS oid
-             WHERE {kind} IN ('TABLE', 'INDEX')
+    tree AS (SELECT oid FROM named WHERE oid IS NOT NULL
+             UNION SELECT p.relid FROM named, pg_partition_tree(named.oid) p),
+    base AS (SELECT coalesce((SELECT indrelid FROM pg_index WHERE indexrelid = tree.oid),
+                             tree.oid) AS oid
+               FROM tree WHERE {kind} IN ('TABLE', 'INDEX')
              UNION ALL
              SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
               WHERE c.relkind IN ('r', 'm')
@@ -95,7 +108,7 @@ _REINDEX_LEFTOVERS = sql.SQL(
        AND c.relname ~ '_cc(new|old)[0-9]*$'
        AND EXISTS (SELECT FROM pg_index v JOIN pg_class vc ON vc.oid = v.indexrelid
                     WHERE v.indrelid = i.indrelid AND v.indisvalid
-                      AND ({kind} <> 'INDEX' OR v.indexrelid = (SELECT oid FROM named))
+                      AND ({kind} <> 'INDEX' OR v.indexrelid IN (SELECT oid FROM tree))
                       AND starts_with(vc.relname,
                                       regexp_replace(c.relname, '_cc(new|old)[0-9]*$', '')))
        AND NOT EXISTS (SELECT FROM pg_stat_progress_create_index p
@@ -110,8 +123,9 @@ def reindex_leftovers(
 ) -> list[tuple[str, str]]:
     """(schema, name) of the INVALID `<index>_ccnew` / `_ccold` copies an earlier, cancelled
     run of this REINDEX INDEX / TABLE / SCHEMA / DATABASE ... CONCURRENTLY left (psql, or
-    a killed apply): on the tables it rebuilds, and on their TOAST tables when the role
-    may name pg_toast objects.
+    a killed apply): on the tables it rebuilds (a partitioned table's or index's: its
+    partitions', every level), and on their TOAST tables when the role may name pg_toast
+    objects.
 
     A copy is an INVALID index named after a valid index of the same table (REINDEX
     INDEX: the named one) plus `_ccnew` / `_ccold`; none while another session builds

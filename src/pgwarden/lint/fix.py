@@ -34,7 +34,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from pgwarden.analysis.catalog import Catalog
 from pgwarden.analysis.context import Snapshot
+from pgwarden.analysis.nodes import regclass
 from pgwarden.analysis.parse import parse
 from pgwarden.findings import Finding, Placement
 from pgwarden.lint.engine import LintResult, lint_plan
@@ -155,7 +157,13 @@ def _missing(prelude: list[str], before: list[str]) -> list[str]:
     return [q for q in prelude if _same(q) not in there]
 
 
-def _render(text: str, original: list[Step], steps: list[Step], timeout_ms: int | None) -> str:
+def _render(
+    text: str,
+    original: list[Step],
+    steps: list[Step],
+    timeout_ms: int | None,
+    catalog: Catalog | None = None,
+) -> str:
     first_line = min((s.location.line for s in original), default=1)
     head = [
         ln
@@ -172,7 +180,7 @@ def _render(text: str, original: list[Step], steps: list[Step], timeout_ms: int 
     out += [HEADER, _MARK, _TIMEOUT if bounded else _RETRY]
     if any(detaches_concurrently(st.sql.strip().rstrip(";")) for st in steps):
         out.append(_DETACH)
-    if any(_unnamed_copies(st) for st in steps):
+    if any(_unnamed_copies(st, catalog) for st in steps):
         out.append(_UNNAMED)
     if timeout_ms is not None:
         out.append(f"SET lock_timeout = '{timeout_ms}ms';")
@@ -205,7 +213,7 @@ def _render(text: str, original: list[Step], steps: list[Step], timeout_ms: int 
         stmts = rerunnable(
             step.sql.strip().rstrip(";"),
             drop_leftover=drop,
-            indexes=_rebuilt(step),
+            indexes=_rebuilt(step, catalog),
             lock_timeout_ms=DEFAULT_TIMEOUT_MS if timeout_ms is None else timeout_ms,
         )
         out += [f"{q};" for q in [*_missing(stmts[:-1], before[:-1]), stmts[-1]]]
@@ -216,14 +224,26 @@ def _render(text: str, original: list[Step], steps: list[Step], timeout_ms: int 
     return "\n".join(out) + "\n"
 
 
-def _rebuilt(step: Step) -> list[str]:
-    """The indexes a REINDEX step rebuilds, as the lock model knows them (from the catalog)."""
+def _rebuilt(step: Step, catalog: Catalog | None) -> list[str]:
+    """The indexes a REINDEX step rebuilds, as the lock model knows them (from the catalog);
+    of a partitioned table, its partitions' too, every level (REINDEX TABLE rebuilds
+    theirs, one partition after the other; the lock model lists the partitioned ones)."""
     if step.kind != "ReindexStmt":
         return []
-    return list(dict.fromkeys(lk.relation for lk in step.effects.locks if lk.relkind == "index"))
+    names = [lk.relation for lk in step.effects.locks if lk.relkind == "index"]
+    stmt = step.tree.get("ReindexStmt")
+    if catalog is not None and stmt and stmt.get("kind") == "REINDEX_OBJECT_TABLE":
+        todo = [regclass(stmt.get("relation"))]
+        while todo:
+            table = catalog.get(todo.pop())
+            for part in table.partitions if table is not None else ():
+                child = catalog.get(part)
+                names += [i.name for i in child.indexes] if child is not None else []
+                todo.append(part)
+    return list(dict.fromkeys(names))
 
 
-def _unnamed_copies(step: Step) -> bool:
+def _unnamed_copies(step: Step, catalog: Catalog | None) -> bool:
     """A REINDEX ... CONCURRENTLY whose copies the file cannot name: a table's without a
     catalog, a schema's or a database's (`rerunnable` names an index's, a table's from
     the catalog)."""
@@ -231,7 +251,7 @@ def _unnamed_copies(step: Step) -> bool:
         return False
     kind = step.body.get("kind")
     return kind in ("REINDEX_OBJECT_SCHEMA", "REINDEX_OBJECT_DATABASE") or (
-        kind == "REINDEX_OBJECT_TABLE" and not _rebuilt(step)
+        kind == "REINDEX_OBJECT_TABLE" and not _rebuilt(step, catalog)
     )
 
 
@@ -276,7 +296,11 @@ def fix_plan(plan: Plan, result: LintResult, snapshot: Snapshot | None = None) -
                 continue
             steps = news.get(source.path, [])
             new = _render(
-                source.text, original, steps, _timeout_ms(original, snapshot) if timeout else None
+                source.text,
+                original,
+                steps,
+                _timeout_ms(original, snapshot) if timeout else None,
+                snapshot.catalog if snapshot is not None else None,
             )
             if new == source.text:
                 continue

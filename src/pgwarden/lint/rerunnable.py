@@ -21,14 +21,17 @@ drops them); the names are the server's (the index name cut to fit 63 bytes,
 then `_ccnew` / `_ccold`).
 A REINDEX TABLE also leaves a copy of its TOAST table's index, named after the
 table's OID: a block finds the INVALID indexes of the table's TOAST table
-(reltoastrelid; only a cancelled rebuild makes one) and drops them under a
-short lock_timeout. A block cannot drop concurrently: the plain DROP takes
-ACCESS EXCLUSIVE on the TOAST table only (not the table), which waits for and
-blocks only the statements that read, write or delete out-of-line (TOASTed)
-values, at most the lock_timeout (other columns' reads and updates go on).
-Naming a pg_toast object needs USAGE on that schema (superusers have it):
-without it (or without owning the table) the block warns with the DROP for a
-superuser to run, and the rebuild skips the copy with a warning of its own.
+(reltoastrelid; only a cancelled rebuild makes one), and of its partitions'
+TOAST tables when it is partitioned (pg_partition_tree: REINDEX rebuilds each
+partition's indexes; the partitions' own copies are named from the catalog by
+`lint.fix`), and drops them under a short lock_timeout. A block cannot drop
+concurrently: the plain DROP takes ACCESS EXCLUSIVE on the TOAST table only (not
+the table), which waits for and blocks only the statements that read, write or
+delete out-of-line (TOASTed) values, at most the lock_timeout (other columns'
+reads and updates go on). Naming a pg_toast object needs USAGE on that schema
+(superusers have it): without it (or without owning the table) the block warns
+with the DROP for a superuser to run, and the rebuild skips the copy with a
+warning of its own.
 
 `DETACH PARTITION ... CONCURRENTLY` that is cancelled after its first
 transaction leaves the partition "detach pending", and running it again fails
@@ -243,7 +246,8 @@ _TOAST_REASON = "drops the INVALID copies of the TOAST index a cancelled rebuild
 
 def _toast_leftovers(node: Any, lock_timeout_ms: int) -> list[str]:
     """For REINDEX TABLE: a block dropping the INVALID copies of the table's TOAST index
-    a cancelled rebuild left (named after the table's OID)."""
+    a cancelled rebuild left (named after the table's OID); a partitioned table's: of
+    its partitions' TOAST indexes, every level (REINDEX rebuilds each partition's)."""
     if node.kind.name.rsplit("_", 1)[-1].lower() != "table" or node.relation is None:
         return []
     table = _deparse(node.relation)
@@ -253,7 +257,10 @@ def _toast_leftovers(node: Any, lock_timeout_ms: int) -> list[str]:
         f"  SET LOCAL lock_timeout = '{lock_timeout_ms}ms';\n"
         "  FOR leftover IN SELECT i.indexrelid::regclass FROM pg_index i\n"
         "                  JOIN pg_class t ON t.reltoastrelid = i.indrelid\n"
-        f"                  WHERE t.oid = to_regclass({_literal(table)}) AND NOT i.indisvalid\n"
+        f"                  WHERE t.oid IN (SELECT to_regclass({_literal(table)}) UNION\n"
+        "                                  SELECT relid FROM pg_partition_tree(\n"
+        f"                                    to_regclass({_literal(table)})))\n"
+        "                    AND NOT i.indisvalid\n"
         "  LOOP\n"
         "    BEGIN\n"
         "      EXECUTE format('DROP INDEX %s', leftover);\n"
