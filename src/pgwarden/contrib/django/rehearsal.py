@@ -41,9 +41,11 @@ _WRITES = ("INSERT", "UPDATE", "DELETE", "MERGE")
 
 def python_step_name(mig: MigrationSQL, migration: Any) -> str:
     """`app.0003_x: RunPython fill_editor` (the operations that are not SQL, named)."""
+    from django.db.migrations.operations.special import RunPython
+
     names = []
     for op in migration.operations:
-        if type(op).__name__ == "RunPython":
+        if isinstance(op, RunPython):
             code = op.code
             names.append(f"RunPython {getattr(code, '__qualname__', None) or repr(code)}")
         elif not getattr(op, "reduces_to_sql", True):
