@@ -2,13 +2,14 @@
 
 Generates a corpus (default 20,000 statements; as one file and as 2,000 files
 of 10), runs `pgwarden lint --format json` and `squawk --reporter json` on each
-shape in the same run, and prints median wall times over --runs, peak memory
-(max RSS of the process) and the ratios, in wall time and in CPU time (user +
-system: on a shared, busy machine the steadier of the two). With --baseline REV (default 0bbc838,
-the commit before issue 14's remaining work) the same corpus is linted by that
-revision too, checked out into a temporary git worktree and run with this venv's
-interpreter, so a regression shows as a ratio above 1.00. `--select-one N`
-adds a file of N `SELECT 1;` statements (the memory kept per statement).
+shape in the same run, taking turns run by run, and prints median wall times
+over --runs, peak memory (max RSS of the process) and the ratios, in wall time
+and in CPU time (user + system: on a shared, busy machine the steadier of the
+two). With --baseline REV (default 0bbc838, the commit before issue 14's
+remaining work) the same corpus is linted by that revision too, checked out
+into a temporary git worktree and run with this venv's interpreter, so a
+regression shows as a ratio above 1.00. `--select-one N` adds a file of N
+`SELECT 1;` statements (the memory kept per statement).
 
     .venv/bin/python bench/lint_throughput.py [--statements 20000] [--runs 5]
         [--baseline 0bbc838|none] [--squawk PATH] [--select-one 200000]
@@ -81,14 +82,27 @@ def rss_run(cmd: list[str], env: dict[str, str] | None = None) -> Run:
     return Run(time.perf_counter() - t, cpu, usage.ru_maxrss / 1024)
 
 
-def measure(cmd: list[str], runs: int, env: dict[str, str] | None = None) -> Run:
-    """Medians over `runs` (after one warm-up run) and the largest peak RSS."""
-    results = [rss_run(cmd, env) for _ in range(runs + 1)]
-    return Run(
-        statistics.median(r.wall for r in results[1:]),
-        statistics.median(r.cpu for r in results[1:]),
-        max(r.mb for r in results),
-    )
+Command = tuple[list[str], dict[str, str] | None]  # argv and environment (None: this one)
+
+
+def measure(cmds: list[Command], runs: int) -> list[Run]:
+    """Per command: medians over `runs` (after one warm-up round) and the largest peak RSS.
+
+    The commands take turns, one run each per round, so a change in the machine's load
+    falls on all of them rather than on whichever ran during it.
+    """
+    rounds = [[rss_run(cmd, env) for cmd, env in cmds] for _ in range(runs + 1)]
+    out = []
+    for i in range(len(cmds)):
+        results = [r[i] for r in rounds]
+        out.append(
+            Run(
+                statistics.median(r.wall for r in results[1:]),
+                statistics.median(r.cpu for r in results[1:]),
+                max(r.mb for r in results),
+            )
+        )
+    return out
 
 
 def find_squawk(given: str | None) -> str:
@@ -191,15 +205,19 @@ def main() -> None:
             head += f"{args.baseline:>10}{'MB':>7}{'/base':>8}{'cpu':>7}"
         print(head)
         for label, paths in shapes:
-            pw = measure([*pgwarden, "lint", "--format", "json", *paths], args.runs)
-            sq = measure([squawk, "--reporter", "json", *paths], args.runs)
+            cmds: list[Command] = [
+                ([*pgwarden, "lint", "--format", "json", *paths], None),
+                ([squawk, "--reporter", "json", *paths], None),
+            ]
+            if base_env is not None:
+                cmd = [sys.executable, "-m", "pgwarden", "lint", "--format", "json", *paths]
+                cmds.append((cmd, base_env))
+            pw, sq, *base = measure(cmds, args.runs)
             line = (
                 f"{label:<30}{pw.wall:>9.3f}s{pw.mb:>7.0f}{sq.wall:>8.3f}s{sq.mb:>7.0f}"
                 f"{pw.wall / sq.wall:>8.2f}x{pw.cpu / sq.cpu:>6.2f}x"
             )
-            if base_env is not None:
-                cmd = [sys.executable, "-m", "pgwarden", "lint", "--format", "json", *paths]
-                bs = measure(cmd, args.runs, base_env)
+            for bs in base:
                 line += f"{bs.wall:>9.3f}s{bs.mb:>7.0f}{pw.wall / bs.wall:>7.2f}x"
                 line += f"{pw.cpu / bs.cpu:>6.2f}x"
             print(line, flush=True)
