@@ -107,3 +107,25 @@ def test_the_fixed_file_drops_the_copies_left_in_partitions(
             for q in parse(text):
                 c.execute(q.text.encode())
             assert _invalid(dsn) == []
+
+
+def test_a_partitioned_index_rebuild_is_retried_with_apply(pg_any: Cluster, tmp_path: Path) -> None:
+    """REINDEX INDEX ... CONCURRENTLY of a partitioned index rebuilds the partitions'
+    indexes, which the catalog does not tie to it by name: the fixed file says to retry
+    with `pgwarden apply`, whose retry drops the copies a cancelled run left."""
+    dsn = _with_copies(pg_any)
+    snap = take_snapshot(dsn, sample_s=0)
+    ctx = Context(snap, snap.catalog, pg_any.installation.major, "database")
+    path = write_sql(tmp_path, "REINDEX INDEX ev_id_idx;\n")
+    plan, result = lint([path], context=ctx)
+    write_fixes(fix_plan(plan, result, snap))
+    text = path.read_text()
+    assert "REINDEX INDEX CONCURRENTLY ev_id_idx" in text
+    assert "of a partitioned index leaves in a partition: retry with `pgwarden apply`" in text
+    result_ = apply_plan(
+        plan_of(path, file_transaction=False),
+        database_url=dsn,
+        policy=GuardPolicy(env="staging"),
+    )
+    assert result_.state == "done", result_
+    assert [n for n in _invalid(dsn) if not n.startswith("pg_toast.")] == []

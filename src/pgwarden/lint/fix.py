@@ -17,8 +17,8 @@ The `no-file-transaction` line tells pgwarden (lint, apply) that the file's
 transactions are the ones it writes. Every statement is made safe to run again
 (`lint.rerunnable`); where SQL cannot make it so (a DETACH PARTITION ...
 CONCURRENTLY that completed; the copies a cancelled REINDEX of a schema, a
-database or a table without a catalog leaves) a header line says to retry
-with `pgwarden apply`, which reconciles them. Comments (inline ignores
+database, a table without a catalog or a partitioned index leaves) a header
+line says to retry with `pgwarden apply`, which reconciles them. Comments (inline ignores
 included) stay with their statements, and the result is linted again: a fix
 that leaves a hazard it claims to fix, or brings one the original did not
 have, is dropped. Fixing a fixed file again (a statement added to it, another
@@ -100,7 +100,12 @@ _UNNAMED = (
     "CONCURRENTLY of a whole table without a catalog, a schema or a database leaves: retry "
     "with `pgwarden apply`, which drops them (or fix a REINDEX TABLE with --database-url)."
 )
-_OWN = {HEADER, _RETRY, _TIMEOUT, _DETACH, _UNNAMED}
+_PARTITIONED_INDEX = (
+    "-- This file cannot name the INVALID copies (<partition index>_ccnew) a cancelled "
+    "REINDEX INDEX ... CONCURRENTLY of a partitioned index leaves in a partition: retry "
+    "with `pgwarden apply`, which drops them."
+)
+_OWN = {HEADER, _RETRY, _TIMEOUT, _DETACH, _UNNAMED, _PARTITIONED_INDEX}
 _TRAIL = re.compile(r"[ \t]*;?[ \t]*(--[^\n]*)")
 _IGNORE = re.compile(r"--\s*pgwarden:\s*ignore\b")
 _USING_INDEX = re.compile(r"\bUSING\s+INDEX\s+(\"(?:[^\"]|\"\")+\"|[\w$]+)", re.I)
@@ -182,6 +187,8 @@ def _render(
         out.append(_DETACH)
     if any(_unnamed_copies(st, catalog) for st in steps):
         out.append(_UNNAMED)
+    if any(_partitioned_index(st, catalog) for st in steps):
+        out.append(_PARTITIONED_INDEX)
     if timeout_ms is not None:
         out.append(f"SET lock_timeout = '{timeout_ms}ms';")
     notes = _comments(text, original)
@@ -253,6 +260,18 @@ def _unnamed_copies(step: Step, catalog: Catalog | None) -> bool:
     return kind in ("REINDEX_OBJECT_SCHEMA", "REINDEX_OBJECT_DATABASE") or (
         kind == "REINDEX_OBJECT_TABLE" and not _rebuilt(step, catalog)
     )
+
+
+def _partitioned_index(step: Step, catalog: Catalog | None) -> bool:
+    """A REINDEX INDEX ... CONCURRENTLY of an index the catalog shows partitioned: it
+    rebuilds the partitions' indexes, which the catalog does not tie to it by name."""
+    stmt = step.tree.get("ReindexStmt")
+    if catalog is None or not stmt or step.effects.transactional:
+        return False
+    if stmt.get("kind") != "REINDEX_OBJECT_INDEX":
+        return False
+    rel = catalog.get(regclass(stmt.get("relation")))
+    return rel is not None and rel.relkind == "I"
 
 
 def _sets_lock_timeout(step: Step) -> bool:
