@@ -184,6 +184,9 @@ def test_a_failed_transaction_rolls_back_all_of_its_steps(shop: str, tmp_path: P
         == 0
     )
     assert scalar(shop, "SELECT count(*) FROM pgwarden.applied") == 0
+    # the message names the statement that failed, not the transaction's first one
+    message = result.outcome.message if result.outcome is not None else ""
+    assert message is not None and message.startswith(f"step 1 ({path}:2:1) failed:"), message
 
 
 def test_timeouts_in_the_plan_are_owned_by_the_guard(

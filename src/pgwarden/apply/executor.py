@@ -190,6 +190,7 @@ class _Run:
     our_pids: list[int]
     done: list[int] = field(default_factory=list)
     skipped: list[int] = field(default_factory=list)
+    running: int = 0  # position in the unit of the statement last sent (named on failure)
 
 
 def execute(
@@ -364,6 +365,7 @@ def _retry_reason(kind: Failure, watch: Watch) -> str | None:
 
 def _attempt(r: _Run, unit: Unit, policy: LockPolicy) -> tuple[psycopg.Error | None, Watch]:
     conn = r.conn
+    r.running = 0
     with r.watchdog.watch(conn.info.backend_pid) as watch:
         try:
             if unit.transactional:
@@ -376,8 +378,10 @@ def _attempt(r: _Run, unit: Unit, policy: LockPolicy) -> tuple[psycopg.Error | N
                     )
                     if unit.run is not None:
                         unit.run(conn)
-                    for step in unit.steps if unit.run is None else ():
+                    for i, step in enumerate(unit.steps if unit.run is None else ()):
+                        r.running = i
                         conn.execute(step.sql.encode())
+                    r.running = 0
                     for step, key in zip(unit.steps, unit.keys, strict=True):
                         Journal.record_applied(conn, r.run_id, step, key)
             else:
@@ -627,15 +631,17 @@ def _failed(
     kind = classify(error) if error is not None else Failure.STATEMENT
     text = str(error).strip().splitlines()[0] if error is not None and str(error).strip() else ""
     sqlstate = getattr(error, "sqlstate", None)
-    where = unit.steps[0].location
+    # in a transaction of several statements, the one that failed (not the first)
+    at = min(r.running, len(unit.steps) - 1)
+    where, index = unit.steps[at].location, unit.indexes[at]
     if message is None:
         message = {
-            Failure.CONNECTION: f"step {unit.index} ({where}): lost the connection to the "
+            Failure.CONNECTION: f"step {index} ({where}): lost the connection to the "
             f"database ({text or type(error).__name__})",
-            Failure.PERMISSION: f"step {unit.index} ({where}): permission denied: {text}",
-            Failure.CANCELED: f"step {unit.index} ({where}): ran longer than statement_timeout "
+            Failure.PERMISSION: f"step {index} ({where}): permission denied: {text}",
+            Failure.CANCELED: f"step {index} ({where}): ran longer than statement_timeout "
             f"and was cancelled: {text}",
-        }.get(kind, f"step {unit.index} ({where}) failed: {text}")
+        }.get(kind, f"step {index} ({where}) failed: {text}")
     if hint is None:
         hint = {
             Failure.CONNECTION: "when the server is back, `pgwarden status` shows what is "
