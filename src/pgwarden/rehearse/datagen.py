@@ -21,6 +21,7 @@ from psycopg import errors as pge
 from psycopg import sql
 
 from pgwarden.errors import InputError
+from pgwarden.rehearse.datagen_types import Maker, Types
 
 __all__ = ["Column", "Table", "TablePlan", "fill", "insert_one", "key_lookup", "read_tables"]
 
@@ -34,7 +35,8 @@ SELECT c.oid::regclass::text, a.attname, format_type(a.atttypid, a.atttypmod),
        CASE WHEN a.atttypmod > 4 AND b.typcategory = 'S' THEN a.atttypmod - 4 END,
        CASE WHEN b.typtype = 'e'
             THEN (SELECT count(*) FROM pg_enum e WHERE e.enumtypid = b.oid) END,
-       pg_get_serial_sequence(c.oid::regclass::text, a.attname)
+       pg_get_serial_sequence(c.oid::regclass::text, a.attname),
+       a.atttypid::int8, a.atttypmod, a.attndims
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -81,8 +83,17 @@ class Column:
     max_length: int | None
     enum_size: int | None
     sequence: str | None
+    type_oid: int = 0
+    typmod: int = -1
+    ndims: int = 1
     unique: bool = False
-    omit: bool = False  # left to its default (a CHECK rejected generated values)
+    nullable: bool = True  # neither the column nor a domain on the way says NOT NULL
+    domains: frozenset[str] = frozenset()  # domains whose checks its values pass
+    options: list[Maker] = field(default_factory=list)  # generators, best first
+    level: int = 0  # the option in use; past the last, the column is left out
+    tried_candidates: bool = False
+    refused: str = ""  # the server's objection to the values tried, if any
+    omit: bool = False  # left to its default or NULL (its values were rejected)
 
 
 @dataclass(slots=True)
@@ -127,6 +138,9 @@ def read_tables(conn: Conn) -> dict[str, Table]:
                 max_length=int(str(r[11])) if r[11] is not None else None,
                 enum_size=int(str(r[12])) if r[12] is not None else None,
                 sequence=str(r[13]) if r[13] is not None else None,
+                type_oid=int(str(r[14])),
+                typmod=int(str(r[15])),
+                ndims=max(int(str(r[16])), 1),
             )
         )
     names = list(tables)
@@ -142,7 +156,26 @@ def read_tables(conn: Conn) -> dict[str, Table]:
         for c, p in zip(r[2], r[3], strict=True):  # type: ignore[call-overload]
             if parent in tables:
                 tables[child].fks[str(c)] = (parent, str(p))
+    _plan_values(Types(conn), tables)
     return tables
+
+
+def _plan_values(types: Types, tables: Mapping[str, Table]) -> None:
+    """Each column's generator: by type, else a text literal its type accepts, else none."""
+    types.load({c.type_oid for t in tables.values() for c in t.columns})
+    why = types.why
+    for t in tables.values():
+        for c in t.columns:
+            c.nullable = not c.not_null and not types.not_null(c.type_oid)
+            c.has_default = c.has_default or types.has_default(c.type_oid)
+            c.domains = frozenset(types.domains(c.type_oid))
+            if c.generated or c.name in t.fks:
+                continue
+            made = types.maker(c.type_oid, c.typmod, c.unique, c.ndims)
+            if made is None and not c.has_default:  # no generator: the default comes first
+                made = types.candidate(c.type_oid, c.typmod, c.unique)
+            c.options = [made] if made is not None else []
+            c.refused = why.get(c.type, "")
 
 
 def _big(g: int) -> sql.Composable:
@@ -164,74 +197,35 @@ def value(tables: Mapping[str, Table], table: str, col: str, g: sql.Composable) 
             return sql.SQL("NULL") if not c.not_null else value(tables, parent, pcol, _big(1))
         mapped = g if c.unique else _g(g, tables[parent].rows)
         return value(tables, parent, pcol, mapped)
-    return _typed(c, g)
-
-
-def _typed(c: Column, g: sql.Composable) -> sql.Composable:
-    u = c.unique
-    cast = sql.SQL(c.type)
-    cat, base = c.category, c.base
-    if c.enum_size:
-        return sql.SQL("(enum_range(NULL::{t}))[1 + ({g} % {n})]::{t}").format(
-            t=cast, g=g, n=sql.Literal(c.enum_size)
-        )
-    if cat == "N":
-        if base == "int2":
-            return sql.SQL("({} % 32000)::int2").format(g)
-        if u:
-            return sql.SQL("({})::{}").format(g, cast)
-        return sql.SQL("((({} * 31) % 1000))::{}").format(g, cast)
-    if cat == "S":
-        expr = (
-            sql.SQL("({}::text)").format(g) if u else sql.SQL("('v' || ({} % 997)::text)").format(g)
-        )
-        if c.max_length:
-            expr = sql.SQL("left({}, {})").format(expr, sql.Literal(c.max_length))
-        return sql.SQL("{}::{}").format(expr, cast)
-    if cat == "B":
-        return sql.SQL("(({} % 2) = 0)").format(g)
-    if cat == "D":
-        if base == "date":
-            span = sql.SQL("{}") if u else sql.SQL("({} % 3650)")
-            return sql.SQL("(date '2000-01-01' + ({})::int)").format(span.format(g))
-        if base in ("time", "timetz"):
-            return sql.SQL("(time '00:00' + ({} % 86400) * interval '1 second')::{}").format(
-                g, cast
-            )
-        if base == "interval":
-            return sql.SQL("({} * interval '1 second')").format(g)
-        return sql.SQL("(timestamptz '2020-01-01 00:00+00' + {} * interval '1 second')::{}").format(
-            g, cast
-        )
-    if base == "uuid":
-        return sql.SQL("md5({}::text)::uuid").format(g)
-    if base in ("json", "jsonb"):
-        return sql.SQL("json_build_object('g', {})::{}").format(g, cast)
-    if base == "bytea":
-        return sql.SQL("decode(md5({}::text), 'hex')").format(g)
-    if cat == "I":
-        return sql.SQL("('10.0.0.0'::inet + {})::{}").format(g, cast)
-    if cat == "A":
-        return sql.SQL("'{{}}'::{}").format(cast)
-    if c.not_null and not c.has_default:
-        raise InputError(
-            f"cannot generate values for NOT NULL column {c.name} of type {c.type}",
-            hint="give the column a default in the schema, or rehearse on a staging copy",
-        )
-    return sql.SQL("NULL")
+    if c.omit or c.level >= len(c.options):
+        return sql.SQL("NULL")
+    return c.options[c.level](g)
 
 
 def _filled(t: Table) -> list[Column]:
-    """Columns that get generated values (the rest take their defaults)."""
-    out = []
+    """Columns that get generated values (the rest take their defaults, or NULL)."""
+    return [
+        c
+        for c in t.columns
+        if not c.generated and not c.omit and (c.name in t.fks or c.level < len(c.options))
+    ]
+
+
+def _unfillable(t: Table) -> Column | None:
+    """A column left out that can take neither a default nor NULL."""
+    filled = {c.name for c in _filled(t)}
     for c in t.columns:
-        if c.generated or c.omit:
-            continue
-        odd = c.typtype not in ("b", "e", "d") and c.category != "A"
-        if odd and (c.has_default or not c.not_null):
-            continue
-        out.append(c)
-    return out
+        if not (c.generated or c.has_default or c.nullable or c.name in filled):
+            return c
+    return None
+
+
+def _cannot(t: Table, c: Column, why: str) -> InputError:
+    return InputError(
+        f"cannot generate values for NOT NULL column {c.name} of {t.name} (type {c.type}): {why}",
+        hint="give the column (or its domain) a DEFAULT that passes its checks: the synthetic "
+        "rows then leave the column to it",
+    )
 
 
 def _insert(tables: Mapping[str, Table], t: Table, g: sql.Composable) -> sql.Composed:
@@ -307,9 +301,42 @@ def _check_columns(conn: Conn, table: str, constraint: str) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
+def _rejected(conn: Conn, t: Table, exc: pge.IntegrityError) -> list[Column]:
+    """The columns whose values a CHECK or a domain's NOT NULL rejected."""
+    d = exc.diag
+    if d.datatype_name:  # a domain's constraint: every column going through that domain
+        return [c for c in t.columns if d.datatype_name in c.domains]
+    if d.column_name:
+        return [c for c in t.columns if c.name == d.column_name]
+    names = _check_columns(conn, t.name, d.constraint_name or "")
+    return [t.column(n) for n in names]
+
+
+def _fall_back(conn: Conn, t: Table, c: Column, why: str) -> None:
+    """The next generator of `c`: a text literal its type accepts, then its default or NULL."""
+    c.level += 1
+    if c.level < len(c.options):
+        return
+    if not c.tried_candidates and c.name not in t.fks:
+        c.tried_candidates = True
+        types = Types(conn)
+        types.load({c.type_oid})
+        c.options += types.candidates(c.type_oid, c.typmod, c.unique)
+        if c.level < len(c.options):
+            return
+    if c.nullable or c.has_default:
+        c.omit = True
+        return
+    raise _cannot(t, c, why)
+
+
 def _fill_table(
     conn: Conn, tables: Mapping[str, Table], t: Table, chunk: int, progress: Progress | None
 ) -> None:
+    missing = _unfillable(t)
+    if missing is not None:
+        why = f"the server refused every value tried ({missing.refused})"
+        raise _cannot(t, missing, why if missing.refused else "no generator for its type")
     done = 0
     retries = 0
     while done < t.rows:
@@ -317,21 +344,22 @@ def _fill_table(
         try:
             with conn.transaction():
                 _chunk(conn, tables, t, done + 1, hi)
-        except pge.CheckViolation as exc:
-            cols = _check_columns(conn, t.name, exc.diag.constraint_name or "")
-            fixable = [c for c in cols if not t.column(c).omit]
-            if (
-                retries > 4
-                or not fixable
-                or any(t.column(c).not_null and not t.column(c).has_default for c in fixable)
-            ):
+        except (pge.CheckViolation, pge.NotNullViolation) as exc:
+            what = exc.diag.constraint_name or "NOT NULL"
+            if exc.diag.datatype_name:
+                what = f"{what} of domain {exc.diag.datatype_name}"
+            cols = [c for c in _rejected(conn, t, exc) if not c.omit]
+            if retries > 40 or not cols:
                 raise InputError(
-                    f"synthetic rows for {t.name} violate CHECK {exc.diag.constraint_name}",
-                    hint="give the checked columns defaults, or rehearse on a staging copy "
-                    "with --database-url",
+                    f"synthetic rows for {t.name} violate {what}",
+                    hint="give the checked columns defaults that pass the check, or rehearse "
+                    "with --schema on a schema without it",
                 ) from None
-            for c in fixable:
-                t.column(c).omit = True
+            for c in cols:
+                if c.nullable or c.has_default:  # NULL (or the default) first, as before
+                    c.omit = True
+                else:
+                    _fall_back(conn, t, c, f"every value tried violates {what}")
             retries += 1
             continue
         done = hi
