@@ -38,7 +38,8 @@ CREATE TABLE everything (
     pt point NOT NULL, ln line NOT NULL, ls lseg NOT NULL, bx box NOT NULL, pa path NOT NULL,
     pg polygon NOT NULL, ci2 circle NOT NULL, pr pair NOT NULL, n62 numeric(6, 2) NOT NULL,
     ch "char" NOT NULL, chk int NOT NULL CHECK (chk < 10), nm name NOT NULL, f4 real NOT NULL,
-    gen_len int GENERATED ALWAYS AS (length(ci)) STORED
+    gen_len int GENERATED ALWAYS AS (length(ci)) STORED,
+    EXCLUDE USING gist (rts WITH &&)
 );
 """
 EXTENSIONS = {  # where the server has them

@@ -302,7 +302,7 @@ def _check_columns(conn: Conn, table: str, constraint: str) -> list[str]:
 
 
 def _rejected(conn: Conn, t: Table, exc: pge.IntegrityError) -> list[Column]:
-    """The columns whose values a CHECK or a domain's NOT NULL rejected."""
+    """The columns whose values a CHECK, an exclusion or a domain's NOT NULL rejected."""
     d = exc.diag
     if d.datatype_name:  # a domain's constraint: every column going through that domain
         return [c for c in t.columns if d.datatype_name in c.domains]
@@ -344,7 +344,7 @@ def _fill_table(
         try:
             with conn.transaction():
                 _chunk(conn, tables, t, done + 1, hi)
-        except (pge.CheckViolation, pge.NotNullViolation) as exc:
+        except (pge.CheckViolation, pge.NotNullViolation, pge.ExclusionViolation) as exc:
             what = exc.diag.constraint_name or "NOT NULL"
             if exc.diag.datatype_name:
                 what = f"{what} of domain {exc.diag.datatype_name}"
