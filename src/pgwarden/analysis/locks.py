@@ -30,6 +30,7 @@ from pgwarden.analysis.nodes import (
     ColumnDef,
     Constraint,
     DropStmt,
+    InsertStmt,
     Node,
     RangeVar,
     SelectStmt,
@@ -742,6 +743,33 @@ def _insert(ctx: Ctx, tree: Node) -> None:
     if sel and not sel.get("valuesLists"):
         _query_relations(ctx, sel, AS, True, "INSERT ... SELECT")
     _fk_checks(ctx, table, None, inbound=False)
+    _defaulted_sequences(ctx, table, body)
+
+
+def _defaulted_sequences(ctx: Ctx, table: str, body: InsertStmt) -> None:
+    """nextval() of a serial/identity column the INSERT leaves to its default (not in the
+    column list; without one, DEFAULT or past the end of a VALUES row): ROW EXCLUSIVE on
+    its sequence. The column is known by the sequence's default name, <table>_<column>_seq."""
+    rel = ctx.rel(table)
+    if rel is None or not rel.sequences:
+        return
+    listed = body.get("cols")
+    names = (
+        [str(t["ResTarget"]["name"]) for t in listed if "ResTarget" in t]
+        if listed
+        else [c.name for c in rel.columns]
+    )
+    given = set(names) if body.get("selectStmt") else set()  # DEFAULT VALUES: none given
+    rows = body.get("selectStmt", {}).get("SelectStmt", {}).get("valuesLists") or []
+    for row in rows:
+        items = row.get("List", {}).get("items") or []
+        given -= set(names[len(items) :])
+        given -= {n for n, v in zip(names, items, strict=False) if "SetToDefault" in v}
+    for seq in rel.sequences:
+        base = ctx.rel_base(seq)
+        col = next((c.name for c in rel.columns if base == f"{rel.relname}_{c.name}_seq"), None)
+        if col is not None and col not in given:
+            ctx.lock(seq, RE, f"INSERT: nextval() of {col}'s default", "sequence")
 
 
 def _set_columns(body: UpdateStmt) -> set[str]:
