@@ -41,6 +41,7 @@ CREATE TABLE everything (
     gen_len int GENERATED ALWAYS AS (length(ci)) STORED,
     EXCLUDE USING gist (rts WITH &&)
 );
+CREATE TABLE moods (m mood PRIMARY KEY, note text);  -- an enum key: as many rows as labels
 """
 EXTENSIONS = {  # where the server has them
     "citext": "cit citext NOT NULL UNIQUE",
@@ -61,7 +62,8 @@ def test_every_type_not_null(pg_any: Cluster) -> None:
             conn.execute("SELECT '<a/>'::xml")
             conn.execute("ALTER TABLE everything ADD COLUMN x xml NOT NULL")
         tables = read_tables(conn)
-        fill(conn, tables, [TablePlan("everything", 3_000)], chunk=1_000)
+        fill(conn, tables, [TablePlan("everything", 3_000), TablePlan("moods", 2)], chunk=1_000)
+        assert conn.execute("SELECT count(*) FROM moods").fetchone() == (2,)
         assert conn.execute("SELECT count(*) FROM everything").fetchone() == (3_000,)
         nulls = conn.execute(
             "SELECT DISTINCT j.k FROM everything e, jsonb_each(to_jsonb(e)) j(k, v) "

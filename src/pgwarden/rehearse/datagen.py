@@ -174,6 +174,8 @@ def _plan_values(types: Types, tables: Mapping[str, Table]) -> None:
             made = types.maker(c.type_oid, c.typmod, c.unique, c.ndims)
             if made is None and not c.has_default:  # no generator: the default comes first
                 made = types.candidate(c.type_oid, c.typmod, c.unique)
+            if made is None and c.unique:  # fewer distinct values (an enum's): enough for few rows
+                made = types.maker(c.type_oid, c.typmod, True, c.ndims, distinct=False)
             c.options = [made] if made is not None else []
             c.refused = why.get(c.type, "")
 

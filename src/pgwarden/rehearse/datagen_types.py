@@ -104,7 +104,7 @@ class Types:
         self._conn = conn
         self._info: dict[int, TypeInfo] = {}
         self._names: dict[tuple[int, int], str] = {}
-        self._tried: dict[tuple[str, bool, int], Maker | None] = {}
+        self._tried: dict[tuple[str, bool, int, bool], Maker | None] = {}
         self._candidate: dict[tuple[str, bool], Maker | None] = {}
         self.why: dict[str, str] = {}  # type name -> the server's first objection to a value
 
@@ -209,13 +209,16 @@ class Types:
             return sql.SQL("ROW({})::{}").format(sql.SQL(", ").join(fields), cast)
         return _base(t, typmod, cast, g, unique)
 
-    def maker(self, oid: int, typmod: int, unique: bool, ndims: int = 1) -> Maker | None:
-        """The generator of the type, tried on the server; None if it fails there."""
-        key = (self.name(oid, typmod), unique, ndims)
+    def maker(
+        self, oid: int, typmod: int, unique: bool, ndims: int = 1, *, distinct: bool = True
+    ) -> Maker | None:
+        """The generator of the type, tried on the server; None if it fails there. With
+        `unique` and not `distinct`, the values need not all differ (an enum's labels)."""
+        key = (self.name(oid, typmod), unique, ndims, distinct)
         if key not in self._tried:
             g0 = sql.SQL("g")
             built = self.expr(oid, typmod, g0, unique, ndims)
-            ok = built is not None and self._works(built, unique, key[0])
+            ok = built is not None and self._works(built, unique and distinct, key[0])
 
             def make(g: sql.Composable) -> sql.Composable:
                 e = self.expr(oid, typmod, g, unique, ndims)
