@@ -28,6 +28,7 @@ CREATE TABLE everything (
     a_uuid uuid[] NOT NULL, a_mood mood[] NOT NULL, a_pair pair[] NOT NULL,
     r4 int4range NOT NULL, r8 int8range NOT NULL, rn numrange NOT NULL, rts tsrange NOT NULL,
     rtz tstzrange NOT NULL, rd daterange NOT NULL, rf floatrange NOT NULL,
+    m4 int4multirange NOT NULL, mts tsmultirange NOT NULL, a_r4 int4range[] NOT NULL,
     d_pos posint NOT NULL, d_code code3, small small NOT NULL, d_tags tags NOT NULL, d_vec nnvec,
     mood mood NOT NULL, ci text NOT NULL UNIQUE,
     ip inet NOT NULL, net cidr NOT NULL, mac macaddr NOT NULL, mac8 macaddr8 NOT NULL,

@@ -277,7 +277,7 @@ def _text_maker(text: str, name: str) -> Maker:
 
 
 _GEOMETRIC = {
-    "point": "point({g}, {g} % 97)",
+    "point": "point({g}, 0)",
     "line": "line(point(0, 0), point(1, {g} + 1))",
     "lseg": "lseg(point({g}, 0), point({g}, 1))",
     "box": "box(point({g}, 0), point({g} + 1, 1))",
@@ -357,8 +357,11 @@ def _base(
         return sql.SQL("('10.0.0.0'::inet + {})::{}").format(g, cast)
     if name in ("macaddr", "macaddr8"):
         return sql.SQL("lpad(to_hex({}), 12, '0')::{}").format(g, cast)
-    if name in ("bit", "varbit"):
-        return sql.SQL("({}::bit(64))::{}").format(g, cast)
+    if name in ("bit", "varbit"):  # the low bits of g, as many as the type holds
+        n = typmod if typmod > 0 else 1 if name == "bit" else 64
+        return sql.SQL("lpad(right({}::bit(64)::text, {n}), {n}, '0')::{}").format(
+            g, cast, n=sql.Literal(n)
+        )
     if name in _GEOMETRIC:
         return sql.SQL(_GEOMETRIC[name]).format(g=sql.SQL("({}::float8)").format(g))
     if name in _TEXT_INPUT:
