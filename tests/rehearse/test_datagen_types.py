@@ -93,3 +93,21 @@ def test_no_value_passes_the_check(conn: psycopg.Connection[tuple[object, ...]])
         "cannot generate values for NOT NULL column code of t (type code3): the server refused "
         'every value tried (value for domain code3 violates check constraint "code3_check")'
     ), str(err.value)
+
+
+def test_values_out_of_range_or_repeating_fall_back(
+    conn: psycopg.Connection[tuple[object, ...]],
+) -> None:
+    conn.execute(
+        "CREATE TABLE sizes (id int PRIMARY KEY, price numeric(4, 2) UNIQUE, "
+        "tiny int2 UNIQUE, code varchar(2) NOT NULL)"
+    )
+    tables = read_tables(conn)
+    fill(conn, tables, [TablePlan("sizes", 40_000)], chunk=20_000)
+    # price: 100.00 (row 10,000) overflows numeric(4, 2) in the first chunk; tiny's values
+    # repeat after 32,000 rows, in the second: both nullable, so NULL from there on
+    assert conn.execute("SELECT count(*), count(price), count(tiny) FROM sizes").fetchone() == (
+        40_000,
+        0,
+        20_000,
+    )

@@ -303,15 +303,45 @@ def _check_columns(conn: Conn, table: str, constraint: str) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
-def _rejected(conn: Conn, t: Table, exc: pge.IntegrityError) -> list[Column]:
-    """The columns whose values a CHECK, an exclusion or a domain's NOT NULL rejected."""
+_INDEX_COLUMNS = """
+SELECT a.attname FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid
+JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)
+WHERE i.indrelid = %s::regclass AND x.relname = %s
+"""
+
+
+def _rejected(
+    conn: Conn, tables: Mapping[str, Table], t: Table, exc: psycopg.Error, rows: tuple[int, int]
+) -> list[Column]:
+    """The columns whose values a CHECK, an exclusion, a unique index, a domain's NOT NULL
+    or the type itself (out of range, too long) rejected."""
     d = exc.diag
+    if isinstance(exc, pge.DataError):  # no column named: the ones that fail on their own
+        return [c for c in _filled(t) if not _evaluates(conn, tables, t, c, rows)]
     if d.datatype_name:  # a domain's constraint: every column going through that domain
         return [c for c in t.columns if d.datatype_name in c.domains]
     if d.column_name:
         return [c for c in t.columns if c.name == d.column_name]
+    if isinstance(exc, pge.UniqueViolation):
+        found = conn.execute(_INDEX_COLUMNS, (t.name, d.constraint_name or "")).fetchall()
+        return [t.column(str(r[0])) for r in found]
     names = _check_columns(conn, t.name, d.constraint_name or "")
     return [t.column(n) for n in names]
+
+
+def _evaluates(
+    conn: Conn, tables: Mapping[str, Table], t: Table, c: Column, rows: tuple[int, int]
+) -> bool:
+    """The column's values for rows lo..hi can be computed."""
+    q = sql.SQL("SELECT count({}) FROM generate_series({}::bigint, {}::bigint) AS s(g)").format(
+        value(tables, t.name, c.name, sql.SQL("g")), sql.Literal(rows[0]), sql.Literal(rows[1])
+    )
+    try:
+        with conn.transaction():
+            conn.execute(q)
+    except psycopg.Error:
+        return False
+    return True
 
 
 def _fall_back(conn: Conn, t: Table, c: Column, why: str) -> None:
@@ -332,6 +362,11 @@ def _fall_back(conn: Conn, t: Table, c: Column, why: str) -> None:
     raise _cannot(t, c, why)
 
 
+def _first_line(exc: psycopg.Error) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 def _fill_table(
     conn: Conn, tables: Mapping[str, Table], t: Table, chunk: int, progress: Progress | None
 ) -> None:
@@ -346,11 +381,13 @@ def _fill_table(
         try:
             with conn.transaction():
                 _chunk(conn, tables, t, done + 1, hi)
-        except (pge.CheckViolation, pge.NotNullViolation, pge.ExclusionViolation) as exc:
-            what = exc.diag.constraint_name or "NOT NULL"
+        except (pge.IntegrityError, pge.DataError) as exc:
+            what = exc.diag.constraint_name or (
+                "NOT NULL" if isinstance(exc, pge.NotNullViolation) else _first_line(exc)
+            )
             if exc.diag.datatype_name:
                 what = f"{what} of domain {exc.diag.datatype_name}"
-            cols = [c for c in _rejected(conn, t, exc) if not c.omit]
+            cols = [c for c in _rejected(conn, tables, t, exc, (done + 1, hi)) if not c.omit]
             if retries > 40 or not cols:
                 raise InputError(
                     f"synthetic rows for {t.name} violate {what}",
