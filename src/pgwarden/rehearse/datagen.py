@@ -6,8 +6,11 @@ row's key value for row `1 + (g * 7919) % N_parent` (valid by construction),
 NOT NULL columns are always filled, generated columns are left to the server.
 Each table is filled with `INSERT ... SELECT ... FROM generate_series` in
 chunks, parents first, then sequences are moved past the inserted keys and
-every table is analysed. A CHECK that rejects the values makes the columns it
-names fall back to their default (or NULL).
+every table is analysed. Values per type come from `datagen_types`. A CHECK,
+exclusion or unique index that rejects the values, or a type that cannot hold
+them, makes the columns concerned fall back: to their default or NULL where
+they allow it, else to another literal their type accepts, else an error
+naming the column.
 """
 
 from __future__ import annotations
