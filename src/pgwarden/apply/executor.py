@@ -467,15 +467,7 @@ def _prepare(r: _Run, unit: Unit, policy: LockPolicy) -> dict[int, tuple[str, st
                 _cancelled(r, unit, 0, "cancelled while another session built this index")
         valid = [e for e in found if e.valid]
         if valid:
-            _record(r, unit, 0)
-            r.emit(
-                StepDone(
-                    step=unit.index,
-                    steps=tuple(unit.indexes),
-                    attempt=0,
-                    reconciled=f"index {valid[0].name} already valid",
-                )
-            )
+            _reconciled(r, unit, f"index {valid[0].name} already valid")
             return None
         copies = reindex_leftovers(r.conn, step, exclude_pids=r.our_pids)
         left = _drop(r, unit, policy, [(e.schema, e.name) for e in found] + copies)
@@ -525,17 +517,15 @@ def _prepare_detach(
         )
     if state in ("attached", "unknown"):
         return {}
-    _record(r, unit, 0)
     done = "finished its pending detach (FINALIZE)" if state == "pending" else "already done"
-    r.emit(
-        StepDone(
-            step=unit.index,
-            steps=tuple(unit.indexes),
-            attempt=0,
-            reconciled=f"{d.partition} detached from {d.parent}: {done}",
-        )
-    )
+    _reconciled(r, unit, f"{d.partition} detached from {d.parent}: {done}")
     return None
+
+
+def _reconciled(r: _Run, unit: Unit, why: str) -> None:
+    """Record `unit` as done without running it: what it does is already there."""
+    _record(r, unit, 0)
+    r.emit(StepDone(step=unit.index, steps=tuple(unit.indexes), attempt=0, reconciled=why))
 
 
 def _cleanup(

@@ -19,6 +19,7 @@ from pgwarden.backup import api
 from pgwarden.backup.catalogue import BackupInfo, Catalogue
 from pgwarden.backup.manifest import Verification, format_duration, format_time
 from pgwarden.cli import EXIT_FINDINGS, dsn_option, err, handle_errors, out, print_json, styled
+from pgwarden.cli.options import config_option
 from pgwarden.errors import Refused, UsageError
 from pgwarden.events import BackupProgress, Event, Observer, fan_out
 from pgwarden.notify import attach
@@ -30,9 +31,6 @@ catalogue_option = click.option(
     default=None,
     metavar="DIR",
     help="Backup catalogue (default: [tool.pgwarden.backup] catalogue, else backups/).",
-)
-config_option = click.option(
-    "--config", default=None, metavar="FILE", help="pgwarden.toml or pyproject.toml."
 )
 jobs_option = click.option(
     "--jobs", "-j", type=click.IntRange(1, 64), default=2, show_default=True, help="Parallel jobs."
