@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from pgwarden.events import RehearsalStep, StepStarted
 from pgwarden.report.events import render
 from pgwarden.sources.labels import shorten, statement_label
@@ -57,13 +59,16 @@ def test_progress_lines_use_the_label() -> None:
     assert "\n" not in line and line.endswith("…"), line
 
 
-def test_explain_title_uses_the_label(tmp_path: Path) -> None:
+def test_explain_title_uses_the_label(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
 
     from pgwarden.cli.analyse import explain
 
     text = FK.replace("(id)", "(id) ON DELETE CASCADE ON UPDATE CASCADE DEFERRABLE")
     (tmp_path / "fk.sql").write_text(text + ";\n")
+    # pytest-xdist's workers set COLUMNS=80, which a piped console honours: the panel's
+    # title (path + label) was cut at 80 columns there
+    monkeypatch.delenv("COLUMNS", raising=False)
     r = CliRunner().invoke(explain, [str(tmp_path / "fk.sql"), "--pg-version", "16"])
     assert r.exit_code == 0, r.output
     title = " ".join(ln for ln in r.output.splitlines() if "fk.sql:1" in ln)
