@@ -28,7 +28,15 @@ if TYPE_CHECKING:
 
     Sources = Sequence[tuple[SourceText, Sequence[ParsedStatement]]] | AlembicSources
 
-__all__ = ["Context", "explain", "lint", "load_context", "load_plan", "stats_dump"]
+__all__ = [
+    "Context",
+    "explain",
+    "lint",
+    "lint_built_plan",
+    "load_context",
+    "load_plan",
+    "stats_dump",
+]
 
 SUPPORTED_MAJORS = range(13, 19)
 
@@ -152,6 +160,32 @@ def lint(
     ctx = context or Context(None, None, cfg.pg_version, "none")
     wrap = cfg.file_transaction if file_transaction is None else file_transaction
     plan = load_plan(paths, context=ctx, file_transaction=wrap, sources=sources)
+    own: set[int] = set()
+    if sources is not None and not isinstance(sources, Sequence):
+        own = {s.index for s in plan.steps if sources.is_bookkeeping(s)}
+    result = lint_built_plan(plan, ctx, cfg, preflight_dsn=preflight_dsn, bookkeeping=own)
+    from pgwarden.lint.ignore_sources import apply_source_ignores, source_ignores
+
+    config = cfg.source or "configuration"  # [[ignore_sources]]: migrations you do not own
+    return plan, apply_source_ignores(result, source_ignores(cfg), config=config)
+
+
+def lint_built_plan(
+    plan: Plan,
+    context: Context,
+    settings: Settings,
+    *,
+    preflight_dsn: str | None = None,
+    bookkeeping: set[int] | frozenset[int] = frozenset(),
+    count_violations: bool = True,
+) -> LintResult:
+    """Lint a plan already built (SQL files, Alembic, Django) with the settings' limits.
+
+    With `preflight_dsn` (read-only), DML sizes come from the planner and, with
+    `count_violations`, the rows a new constraint would reject are counted (PW401). Findings
+    on `bookkeeping` steps (a framework's own version table) are dropped.
+    """
+    cfg = settings
     dml = DmlLimits(cfg.dml_max_rows, cfg.dml_max_share)
     if preflight_dsn and "PW142" not in cfg.ignore:
         from pgwarden.lint.preflight import planner_rows
@@ -159,22 +193,18 @@ def lint(
         dml = replace(dml, planner_rows=planner_rows(plan, preflight_dsn))
     result = lint_plan(
         plan,
-        snapshot=ctx.snapshot,
+        snapshot=context.snapshot,
         ignore=cfg.ignore,
         dml=dml,
         unknown_type_change=cfg.unknown_type_change,
     )
-    if sources is not None and not isinstance(sources, Sequence):
-        own = {s.index for s in plan.steps if sources.is_bookkeeping(s)}
-        kept = tuple(f for f in result.findings if f.step not in own)
+    if bookkeeping:
+        kept = tuple(f for f in result.findings if f.step not in bookkeeping)
         result = replace(result, findings=kept)  # Alembic's version table is not the user's
-    if preflight_dsn and "PW401" not in cfg.ignore:
+    if preflight_dsn and count_violations and "PW401" not in cfg.ignore:
         from pgwarden.lint.preflight import preflight
 
         extra = preflight(plan, preflight_dsn)
         merged = sorted([*result.findings, *extra], key=lambda f: (f.step or -1, f.code))
         result = replace(result, findings=tuple(merged))
-    from pgwarden.lint.ignore_sources import apply_source_ignores, source_ignores
-
-    config = cfg.source or "configuration"  # [[ignore_sources]]: migrations you do not own
-    return plan, apply_source_ignores(result, source_ignores(cfg), config=config)
+    return result
