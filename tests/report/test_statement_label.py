@@ -4,9 +4,10 @@ status, the apply preview)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
-
-import pytest
 
 from pgwarden.events import RehearsalStep, StepStarted
 from pgwarden.report.events import render
@@ -59,19 +60,18 @@ def test_progress_lines_use_the_label() -> None:
     assert "\n" not in line and line.endswith("…"), line
 
 
-def test_explain_title_uses_the_label(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from click.testing import CliRunner
-
-    from pgwarden.cli.analyse import explain
-
+def test_explain_title_uses_the_label(tmp_path: Path) -> None:
     text = FK.replace("(id)", "(id) ON DELETE CASCADE ON UPDATE CASCADE DEFERRABLE")
     (tmp_path / "fk.sql").write_text(text + ";\n")
-    # pytest-xdist's workers set COLUMNS=80, which a piped console honours: the panel's
-    # title (path + label) was cut at 80 columns there
-    monkeypatch.delenv("COLUMNS", raising=False)
-    r = CliRunner().invoke(explain, [str(tmp_path / "fk.sql"), "--pg-version", "16"])
-    assert r.exit_code == 0, r.output
-    title = " ".join(ln for ln in r.output.splitlines() if "fk.sql:1" in ln)
+    # a process of its own, piped, without COLUMNS: pytest-xdist's workers set COLUMNS=80
+    # and the CLI's console is made once per process (an earlier test's width would stick)
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    args = ["explain", str(tmp_path / "fk.sql"), "--pg-version", "16"]
+    r = subprocess.run(
+        [sys.executable, "-m", "pgwarden", *args], capture_output=True, text=True, env=env
+    )
+    assert r.returncode == 0, r.stderr
+    title = " ".join(ln for ln in r.stdout.splitlines() if "fk.sql:1" in ln)
     # before: cut inside a word ("... REFERENCES payment_acc...")
     assert statement_label(text, 90).endswith("…")
-    assert statement_label(text, 90) in title, r.output
+    assert statement_label(text, 90) in title, r.stdout
