@@ -18,13 +18,12 @@ import pytest
 
 from pgwarden.analysis.context import Snapshot, load_snapshot
 from pgwarden.analysis.parse import parse
-from pgwarden.apply.api import GuardPolicy, RunOptions, apply_plan
-from pgwarden.apply.identity import stamp_database
-from pgwarden.commands import Context, lint, load_plan
+from pgwarden.commands import Context, lint
 from pgwarden.lint.fix import fix_plan, write_fixes
 from pgwarden.lint.rewrite import statement_changes
 from pgwarden.sample import create_sample_schema
 from tests.fixtures.pg import new_database
+from tests.lint.fixed_apply import apply_fixed
 
 ROOT = Path(__file__).resolve().parents[2]
 CASES = ROOT / "tests" / "rules" / "cases"
@@ -139,26 +138,13 @@ def test_fixed_file_lints_clean_and_runs_twice(case: str, pg_any, tmp_path: Path
     _half(dsn, stmts)
     _run(dsn, stmts)
     if APPLY_RETRY in f.read_text():
-        _apply(dsn, f)
+        apply_fixed(dsn, f)
     else:
         _run(dsn, stmts)
     fixed_state, plain_state = _state(dsn), _state(plain)
     fixed_state["constraints"] = [c for c in fixed_state["constraints"] if c[:3] != DETACHED_BOUND]
     assert not [i for i in fixed_state["indexes"] if not i[2]]  # no INVALID index left
     assert fixed_state == plain_state  # the same schema as the original makes
-
-
-def _apply(dsn: str, path: Path) -> None:
-    """`pgwarden apply` of the fixed file, on an unprotected environment."""
-    with psycopg.connect(dsn, autocommit=True) as c:
-        stamp_database(c, "staging", protected=False, by="tests")
-    result = apply_plan(
-        load_plan([path]),
-        database_url=dsn,
-        policy=GuardPolicy(env="staging"),
-        options=RunOptions(journal_file=str(path.with_suffix(".jsonl"))),
-    )
-    assert result.state == "done", result
 
 
 def _database(pg_any, key: str) -> str:

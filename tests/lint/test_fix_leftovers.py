@@ -18,13 +18,12 @@ import pytest
 
 from pgwarden.analysis.context import load_snapshot
 from pgwarden.analysis.parse import parse
-from pgwarden.apply.api import GuardPolicy, RunOptions, apply_plan
-from pgwarden.apply.identity import stamp_database
-from pgwarden.commands import Context, lint, load_plan
+from pgwarden.commands import Context, lint
 from pgwarden.lint.fix import fix_plan, write_fixes
 from pgwarden.pg.cluster import Cluster
 from pgwarden.sample import create_sample_schema
 from tests.fixtures.pg import new_database
+from tests.lint.fixed_apply import apply_fixed
 
 CASES = Path(__file__).resolve().parents[1] / "rules" / "cases"
 
@@ -77,19 +76,6 @@ def _run(dsn: str, stmts: list[str]) -> None:
             c.execute(q.encode())
 
 
-def _apply(dsn: str, path: Path) -> None:
-    """`pgwarden apply` of the fixed file, on an unprotected environment."""
-    with psycopg.connect(dsn, autocommit=True) as c:
-        stamp_database(c, "staging", protected=False, by="tests")
-    result = apply_plan(
-        load_plan([path]),
-        database_url=dsn,
-        policy=GuardPolicy(env="staging"),
-        options=RunOptions(journal_file=str(path.with_suffix(".jsonl"))),
-    )
-    assert result.state == "done", result
-
-
 def _database(cluster: Cluster) -> str:
     dsn = new_database(cluster)
     with psycopg.connect(dsn, autocommit=True) as c:
@@ -131,7 +117,7 @@ def test_reindex_fix_drops_what_a_cancelled_rebuild_left(
     unnamed = original.startswith("REINDEX TABLE") and not with_catalog
     assert ("retry with `pgwarden apply`" in (tmp_path / "001.sql").read_text()) is unnamed
     if unnamed:
-        _apply(dsn, tmp_path / "001.sql")
+        apply_fixed(dsn, tmp_path / "001.sql")
     else:
         _run(dsn, stmts)
     assert _invalid(dsn) == []
