@@ -353,19 +353,7 @@ def _read(conn: psycopg.Connection[tuple[object, ...]]) -> Catalog:
             "WHERE {} ORDER BY 1, 2"
         ).format(rel_where)
     ):
-        name = display_name(str(nsp), str(rel))
-        grants.append(
-            Grant(
-                _RELKIND[str(kind)],
-                name,
-                str(nsp),
-                str(owner),
-                _grantee(grantee),
-                str(priv),
-                bool(grantable),
-                (str(nsp), str(rel)),
-            )
-        )
+        grants.append(_relation_grant(nsp, rel, kind, owner, grantee, priv, grantable))
 
     grants += _column_grants(conn, rel_where)
 
@@ -457,20 +445,32 @@ def _column_grants(
             "ORDER BY 1, 2, a.attnum"
         ).format(rel_where)
     ):
-        out.append(
-            Grant(
-                _RELKIND[str(kind)],
-                display_name(str(nsp), str(rel)),
-                str(nsp),
-                str(owner),
-                _grantee(grantee),
-                str(priv),
-                bool(grantable),
-                (str(nsp), str(rel)),
-                str(col),
-            )
-        )
+        out.append(_relation_grant(nsp, rel, kind, owner, grantee, priv, grantable, str(col)))
     return out
+
+
+def _relation_grant(
+    nsp: object,
+    rel: object,
+    kind: object,
+    owner: object,
+    grantee: object,
+    priv: object,
+    grantable: object,
+    column: str | None = None,
+) -> Grant:
+    """A privilege on a relation (or one of its columns) from a row of aclexplode()."""
+    return Grant(
+        _RELKIND[str(kind)],
+        display_name(str(nsp), str(rel)),
+        str(nsp),
+        str(owner),
+        _grantee(grantee),
+        str(priv),
+        bool(grantable),
+        (str(nsp), str(rel)),
+        column,
+    )
 
 
 def _definers(conn: psycopg.Connection[tuple[object, ...]]) -> tuple[Definer, ...]:
