@@ -9,7 +9,6 @@ from typing import Any
 import click
 
 from pgwarden.cli import EXIT_APPLY, EXIT_FINDINGS, err, handle_errors, out, print_json, styled
-from pgwarden.cli.analyse import alembic_options
 from pgwarden.cli.interaction import ctrl_c_cancels, event_printer
 from pgwarden.cli.options import accept_data_loss_option, config_option, log_format_option, stacked
 from pgwarden.events import fan_out
@@ -71,6 +70,26 @@ _run_options = stacked(
     ),
     click.option("--no-health-gate", is_flag=True, help="apply's own per-step health pause off."),
     log_format_option,
+)
+
+
+_alembic_options = stacked(
+    click.option(
+        "--alembic",
+        "alembic_ini",
+        is_flag=False,
+        flag_value="alembic.ini",
+        default=None,
+        metavar="[ALEMBIC_INI]",
+        help="Take the change from Alembic revisions instead of files: each target gets the "
+        "revisions after its own alembic_version, up to head.",
+    ),
+    # Hidden: apply's --range is refused with a message saying why (each target goes to head
+    # from its own revision); --unapplied is what a fleet always does, accepted for scripts.
+    click.option(
+        "--range", "revision_range", default=None, hidden=True, help="Refused (see --alembic)."
+    ),
+    click.option("--unapplied", is_flag=True, hidden=True, help="What --alembic does anyway."),
 )
 
 
@@ -208,20 +227,11 @@ def fleet() -> None:
     """Roll a plan out over many databases in waves, with health gates between them."""
 
 
-def _alembic_change(
-    alembic_ini: str, revision_range: str | None, cfg: Any, chosen: list[Any]
-) -> Any:
+def _alembic_change(alembic_ini: str, cfg: Any, chosen: list[Any]) -> Any:
     """Each chosen target's alembic_version, and the revisions each lacks, rendered."""
-    from pgwarden.errors import UsageError
     from pgwarden.fleet.alembic import alembic_change, read_versions
     from pgwarden.fleet.targets import Redactor
 
-    if revision_range:
-        raise UsageError(
-            "--range does not apply to a fleet: each target gets the revisions after its own "
-            "alembic_version, up to head",
-            hint="drop --range (`alembic upgrade head` on every target)",
-        )
     versions = read_versions(chosen, workers=min(16, cfg.max_connections), redact=Redactor(chosen))
     return alembic_change(alembic_ini, versions)
 
@@ -280,7 +290,7 @@ def _dry_run(cfg: Any, chosen: list[Any], plan: Any, rewrite: bool) -> None:
     help="Apply the lint fixes (lock-friendly statements), per target as `pgwarden apply "
     "--rewrite`.",
 )
-@alembic_options
+@_alembic_options
 @handle_errors
 def fleet_apply(
     paths: tuple[str, ...],
@@ -301,18 +311,24 @@ def fleet_apply(
     from pgwarden.errors import UsageError
     from pgwarden.fleet.rollout import _selected, run_rollout
 
-    settings, cfg, targets = _load(kw)
+    if revision_range is not None:
+        raise UsageError(
+            "--range does not apply to a fleet: each target gets the revisions after its own "
+            "alembic_version, up to head",
+            hint="drop --range (`alembic upgrade head` on every target)",
+        )
     if alembic_ini is not None and paths:
         raise UsageError("give either SQL files or --alembic, not both")
-    if alembic_ini is None and (revision_range or unapplied):
-        raise UsageError("--range and --unapplied need --alembic")
+    if alembic_ini is None and unapplied:
+        raise UsageError("--unapplied needs --alembic")
     if alembic_ini is None and not paths:
         raise UsageError(
             "no SQL files given", hint="pass .sql files or folders, or --alembic [alembic.ini]"
         )
+    settings, cfg, targets = _load(kw)
     chosen = _selected(targets, _selector(kw["labels"]))
     if alembic_ini is not None:
-        plan = _alembic_change(alembic_ini, revision_range, cfg, chosen)
+        plan = _alembic_change(alembic_ini, cfg, chosen)
     else:
         wrap = settings.file_transaction and not no_file_transaction
         plan = commands.load_plan(paths, file_transaction=wrap)
