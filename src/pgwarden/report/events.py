@@ -269,6 +269,8 @@ def _fleet_target(e: FleetTarget) -> list[Text]:
         return []
     if e.state == "waiting":
         return [styled("  [yellow]… {}[/] {}", e.target, _one_line(e.message or "", 200))]
+    if e.state == "pending":  # never started (the rollout stopped while it waited its turn)
+        return [styled("  [dim]· {} pending[/]: {}", e.target, _one_line(e.message or "", 300))]
     if e.state == "done":
         dur = f" in {e.duration_s:.1f} s" if e.duration_s is not None else ""
         return [styled("  [green]✓ {}[/]{}", e.target, dur)]
