@@ -6,6 +6,22 @@ existing tables that a new NOT NULL, UNIQUE, PRIMARY KEY, CHECK or FOREIGN KEY
 constraint (or unique index, or NOT NULL column without a default) would
 reject, and shows a few of them.
 
+The rows are counted as the plan's earlier statements leave them, still without
+writing anything. An earlier UPDATE or DELETE of the table alone (no FROM / USING /
+WITH; the table has no triggers and no generated columns) and TRUNCATE are folded
+into the count: it reads the table through a CTE that applies their SET and WHERE,
+so `UPDATE t SET c = 'x' WHERE c IS NULL` before `SET NOT NULL` leaves nothing to
+report, while an UPDATE whose WHERE misses some rows still reports those (error).
+Statements in a DO body pgwarden reads count the same way. Any other earlier write
+to the table (INSERT, MERGE, COPY, UPDATE ... FROM, ALTER COLUMN TYPE ... USING, a
+DO / CALL body pgwarden cannot read, a Django RunPython) cannot be folded: the rows
+are counted as they are today and reported as a warning naming that statement,
+to check it fixes them. So is a `pgwarden backfill` of the table started and not
+finished (`pgwarden.backfills`): it may or may not end before the deploy. And so is
+a folded statement whose SQL cannot be evaluated as a query (a PL/pgSQL variable,
+`nextval()` in a read-only transaction). Writes made by functions called from a
+SELECT are not seen.
+
 ## Why is this bad?
 The migration fails at that statement in production: after it has waited for
 its lock and scanned the table under it, with every earlier statement of its
@@ -32,7 +48,7 @@ https://www.postgresql.org/docs/current/ddl-constraints.html
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,13 +58,23 @@ from pgwarden.analysis.nodes import Constraint, RangeVar, relname, strings
 from pgwarden.analysis.parse import check_expressions
 from pgwarden.errors import DatabaseError
 from pgwarden.findings import Finding, Severity
+from pgwarden.lint.preflight_writes import (
+    Sources,
+    Write,
+    plain_table,
+    step_writes,
+    unfinished_backfills,
+)
 from pgwarden.pg.connect import connect
 from pgwarden.plan import Plan, Step
 
-__all__ = ["CODE", "NAME", "Violation", "planner_rows", "preflight"]
+__all__ = ["CODE", "NAME", "Violation", "Write", "planner_rows", "preflight"]
 
 CODE = "PW401"
 NAME = "existing-rows-violate-new-constraint"
+
+
+_Source = Callable[[RangeVar], sql.Composable]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +93,10 @@ class Violation:
     what: str
     rows: int
     sample: tuple[str, ...]
-
-
-def _table(rv: RangeVar) -> sql.Composable:
-    schema = rv.get("schemaname")
-    name = sql.Identifier(rv["relname"])
-    return sql.SQL("{}.{}").format(sql.Identifier(schema), name) if schema else name
+    # the earlier writes the count already applies (rows left as they are: still an error)
+    after: tuple[Write, ...] = ()
+    # earlier writes pgwarden cannot fold: today's count, a warning
+    changed_by: tuple[Write, ...] = ()
 
 
 def _rows_where(step: Step, table: sql.Composable, cond: sql.Composable, what: str) -> _Check:
@@ -114,7 +138,7 @@ ORDER BY array_position(i.indkey::int2[], a.attnum)
 
 
 def _orphans(
-    step: Step, table: sql.Composable, label: str, con: Constraint, conn: Any
+    step: Step, table: sql.Composable, label: str, con: Constraint, conn: Any, src: _Source
 ) -> _Check | None:
     fk_cols = strings(con.get("fk_attrs"))
     pk_cols = strings(con.get("pk_attrs"))
@@ -122,7 +146,7 @@ def _orphans(
         pk_cols = [str(r[0]) for r in conn.execute(_PRIMARY_KEY, (relname(con["pktable"]),))]
     if not pk_cols or len(pk_cols) != len(fk_cols):
         return None
-    ref = _table(con["pktable"])
+    ref = src(con["pktable"])
     match = sql.SQL(" AND ").join(
         sql.SQL("p.{} = t.{}").format(sql.Identifier(p), sql.Identifier(f))
         for p, f in zip(pk_cols, fk_cols, strict=True)
@@ -135,7 +159,8 @@ def _orphans(
     return _rows_where(step, table, cond, what)
 
 
-def _checks(step: Step, created: set[str], conn: Any) -> Iterator[_Check]:
+def _checks(step: Step, created: set[str], conn: Any, src: _Source) -> Iterator[_Check]:
+    """The counts a step's new constraints need, reading each table through `src`."""
     index = step.tree.get("IndexStmt")
     if index is not None and index.get("unique"):
         rv = index["relation"]
@@ -145,13 +170,13 @@ def _checks(step: Step, created: set[str], conn: Any) -> Iterator[_Check]:
             and all(c != "None" for c in cols)
             and not index.get("whereClause")
         ):
-            yield _duplicates(step, _table(rv), relname(rv), cols)
+            yield _duplicates(step, src(rv), relname(rv), cols)
         return
     body = step.tree.get("AlterTableStmt")
     if body is None or relname(body["relation"]) in created:
         return
     rv = body["relation"]
-    table, label = _table(rv), relname(rv)
+    table, label = src(rv), relname(rv)
     exprs = iter(check_expressions(step.sql) if "CHECK" in step.sql.upper() else [])
     for cmd_node in body.get("cmds", ()):
         cmd = cmd_node.get("AlterTableCmd", {})
@@ -173,7 +198,7 @@ def _checks(step: Step, created: set[str], conn: Any) -> Iterator[_Check]:
         elif subtype == "AT_AddConstraint" and kind == "CONSTR_NOTNULL":
             yield _nulls(step, table, label, strings(con.get("keys")))
         elif subtype == "AT_AddConstraint" and kind == "CONSTR_FOREIGN":
-            check = _orphans(step, table, label, con, conn)
+            check = _orphans(step, table, label, con, conn, src)
             if check is not None:
                 yield check
         elif subtype == "AT_AddColumn":
@@ -192,8 +217,75 @@ def _checks(step: Step, created: set[str], conn: Any) -> Iterator[_Check]:
                 )
 
 
-def find_violations(plan: Plan, dsn: str, *, timeout_ms: int = 30_000) -> list[Violation]:
-    """Run the counting queries read-only on `dsn`; one Violation per failing check."""
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    """A check as it reads today's rows, and as the plan's earlier writes leave them."""
+
+    plain: _Check
+    folded: sql.Composed | None  # the count over the folded tables (WITH ... SELECT)
+    folded_sample: sql.Composed | None
+    folds: tuple[Write, ...]
+    opaque: tuple[Write, ...]
+
+
+def _plan_checks(
+    step: Step, created: set[str], conn: Any, writes: Sequence[Write]
+) -> Iterator[_Planned]:
+    plain = list(_checks(step, created, conn, plain_table))
+    if not plain or not writes:
+        yield from (_Planned(c, None, None, (), ()) for c in plain)
+        return
+    sources = Sources(writes, conn)
+    folded = list(_checks(step, created, conn, sources.table))
+    prefix = sources.prefix()
+    for p, f in zip(plain, folded, strict=True):
+        if sources.opaque:
+            yield _Planned(p, None, None, (), tuple(sources.opaque))
+        elif sources.folded:
+            count = sql.Composed([prefix, f.count])
+            sample = sql.Composed([prefix, f.sample])
+            yield _Planned(p, count, sample, tuple(sources.folded), ())
+        else:
+            yield _Planned(p, None, None, (), ())
+
+
+def _count(
+    conn: Any, what: str, count: sql.Composed, sample: sql.Composed, timeout_ms: int
+) -> tuple[int, tuple[str, ...]] | None:
+    """(rows, a few of them); None when an object is created by an earlier step."""
+    import psycopg
+
+    conn.execute("SAVEPOINT preflight")
+    try:
+        row = conn.execute(count).fetchone()
+        rows = int(str(row[0])) if row and row[0] is not None else 0
+        rows_sample = tuple(str(r[0])[:160] for r in conn.execute(sample)) if rows else ()
+    except psycopg.Error as exc:
+        conn.execute("ROLLBACK TO SAVEPOINT preflight")
+        if isinstance(exc, psycopg.errors.QueryCanceled):
+            raise DatabaseError(
+                f"preflight check for {what} timed out after {timeout_ms} ms",
+                hint="run it against a replica with more time, or lint without --database-url",
+                sqlstate=exc.sqlstate,
+            ) from None
+        if isinstance(exc, psycopg.errors.UndefinedTable | psycopg.errors.UndefinedColumn):
+            return None  # the object is created by an earlier step of this plan
+        raise
+    return rows, rows_sample
+
+
+def find_violations(
+    plan: Plan,
+    dsn: str,
+    *,
+    timeout_ms: int = 30_000,
+    opaque: Sequence[tuple[int, Write]] = (),
+) -> list[Violation]:
+    """Run the counting queries read-only on `dsn`; one Violation per failing check.
+
+    `opaque`: (index of the step it runs before, write) for code the plan does not show
+    (a Django RunPython), which may change any table.
+    """
     import psycopg
 
     found: list[Violation] = []
@@ -201,54 +293,89 @@ def find_violations(plan: Plan, dsn: str, *, timeout_ms: int = 30_000) -> list[V
         conn.execute("SET TRANSACTION READ ONLY")
         conn.execute(sql.SQL("SET LOCAL statement_timeout = {}").format(sql.Literal(timeout_ms)))
         created: set[str] = set()
-        checks: list[_Check] = []
+        writes: list[Write] = unfinished_backfills(conn)
+        planned: list[_Planned] = []
         for step in plan.steps:
+            writes += [w for before, w in opaque if before == step.index]
             try:
                 with conn.transaction():
-                    checks.extend(_checks(step, created, conn))
+                    planned.extend(_plan_checks(step, created, conn, writes))
             except psycopg.errors.UndefinedTable:
                 pass  # the referenced table is created by this plan
             created.update(c.removeprefix("public.") for c in step.effects.creates)
-        for check in checks:
-            conn.execute("SAVEPOINT preflight")
-            try:
-                row = conn.execute(check.count).fetchone()
-                rows = int(str(row[0])) if row and row[0] is not None else 0
-                sample = tuple(str(r[0])[:160] for r in conn.execute(check.sample)) if rows else ()
-            except psycopg.Error as exc:
-                conn.execute("ROLLBACK TO SAVEPOINT preflight")
-                if isinstance(exc, psycopg.errors.QueryCanceled):
-                    raise DatabaseError(
-                        f"preflight check for {check.what} timed out after {timeout_ms} ms",
-                        hint="run it against a replica with more time, "
-                        "or lint without --database-url",
-                        sqlstate=exc.sqlstate,
-                    ) from None
-                if isinstance(exc, psycopg.errors.UndefinedTable | psycopg.errors.UndefinedColumn):
-                    continue  # the object is created by an earlier step of this plan
-                raise
-            if rows:
-                found.append(Violation(check.step, check.what, rows, sample))
+            writes += step_writes(step)
+        for p in planned:
+            found += _violations(conn, p, timeout_ms)
         conn.rollback()
     return found
 
 
-def preflight(plan: Plan, dsn: str, *, timeout_ms: int = 30_000) -> list[Finding]:
-    """PW401 findings for rows that the plan's new constraints would reject."""
-    return [
-        Finding(
+def _violations(conn: Any, p: _Planned, timeout_ms: int) -> Iterator[Violation]:
+    import psycopg
+
+    check = p.plain
+    if p.folded is not None and p.folded_sample is not None:
+        try:
+            with conn.transaction():
+                got = _count(conn, check.what, p.folded, p.folded_sample, timeout_ms)
+        except psycopg.Error:  # the earlier statement's SQL does not read as a query here
+            got = None
+        if got is not None:
+            if got[0]:
+                yield Violation(check.step, check.what, got[0], got[1], after=p.folds)
+            return
+    got = _count(conn, check.what, check.count, check.sample, timeout_ms)
+    if got is not None and got[0]:
+        changed = p.opaque or p.folds  # a fold that did not evaluate: as opaque
+        yield Violation(check.step, check.what, got[0], got[1], changed_by=changed)
+
+
+def _where(writes: Sequence[Write]) -> str:
+    return ", ".join(
+        f"{w.what} at {w.location.path}:{w.location.line}" if w.location else w.what for w in writes
+    )
+
+
+def _finding(v: Violation) -> Finding:
+    e_g = f"; e.g. {'; '.join(v.sample)}"
+    if v.changed_by:
+        return Finding(
             code=CODE,
             name=NAME,
-            severity=Severity.ERROR,
-            message=f"{v.rows:,} existing row(s) violate {v.what}: the migration will fail at "
-            f"this statement; e.g. {'; '.join(v.sample)}",
-            help="fix the data first (pgwarden backfill, in an earlier deploy), then add the "
-            "constraint",
+            severity=Severity.WARNING,
+            message=f"{v.rows:,} row(s) violate {v.what} today; {_where(v.changed_by)} "
+            f"may change them first: check it fixes them, else the migration fails at this "
+            f"statement{e_g}",
+            help="make sure the earlier statement leaves no such row (or fix the data in an "
+            "earlier deploy with pgwarden backfill), then add the constraint",
             location=v.step.location,
             step=v.step.index,
         )
-        for v in find_violations(plan, dsn, timeout_ms=timeout_ms)
-    ]
+    after = f" after {_where(v.after)}" if v.after else ""
+    return Finding(
+        code=CODE,
+        name=NAME,
+        severity=Severity.ERROR,
+        message=f"{v.rows:,} existing row(s) violate {v.what}{after}: the migration will fail "
+        f"at this statement{e_g}",
+        help=(
+            "the earlier statement leaves these rows as they are: widen its WHERE / SET to "
+            "fix them, then add the constraint"
+            if v.after
+            else "fix the data first (pgwarden backfill, in an earlier deploy), then add the "
+            "constraint"
+        ),
+        location=v.step.location,
+        step=v.step.index,
+    )
+
+
+def preflight(
+    plan: Plan, dsn: str, *, timeout_ms: int = 30_000, opaque: Sequence[tuple[int, Write]] = ()
+) -> list[Finding]:
+    """PW401 findings for rows that the plan's new constraints would reject."""
+    found = find_violations(plan, dsn, timeout_ms=timeout_ms, opaque=opaque)
+    return [_finding(v) for v in found]
 
 
 def planner_rows(
@@ -283,7 +410,7 @@ def planner_rows(
                         # The planner's rows of the whole table, on the same footing as
                         # its estimate (reltuples scaled to the table's current pages).
                         whole = sql.SQL("EXPLAIN (FORMAT JSON) SELECT 1 FROM {}")
-                        total = conn.execute(whole.format(_table(body["relation"]))).fetchone()
+                        total = conn.execute(whole.format(plain_table(body["relation"]))).fetchone()
                 except psycopg.Error:
                     continue  # a column an earlier step adds, a lock not granted: stats decide
                 rows = _modified_rows(row[0] if row else None)
