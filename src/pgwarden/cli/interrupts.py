@@ -34,6 +34,7 @@ from pgwarden.events import Cancelled, Event, RunFinished, RunStarted, StepFaile
 __all__ = ["Interrupts", "ctrl_c_escalates"]
 
 NUDGE_S = 2.0
+RESUME_HINT = "`pgwarden resume` continues the run"
 CONNECT_TIMEOUT_S = 5
 
 
@@ -47,11 +48,13 @@ class Interrupts:
         journal_file: str | None,
         *,
         unwind: bool = False,
+        resume_hint: str = RESUME_HINT,
     ) -> None:
         self.cancel = cancel
         self.dsn = dsn
         self.journal_file = journal_file
         self.unwind = unwind
+        self.resume_hint = resume_hint
         self.run_id: str | None = None
         self.presses = 0
         self._ended = threading.Event()  # the run reacted: cancelled, failed or finished
@@ -120,7 +123,7 @@ class Interrupts:
         self._journal(text)
         err.print(styled("[bold red]pgwarden: error:[/] {}", text))
         if self.run_id:
-            err.print(styled("  [dim]hint:[/] {}", "`pgwarden resume` continues the run"))
+            err.print(styled("  [dim]hint:[/] {}", self.resume_hint))
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)  # the run's own connections may hang for ever: do not wait for them
@@ -150,9 +153,11 @@ def ctrl_c_escalates(
     journal_file: str | None = None,
     *,
     unwind: bool = False,
+    resume_hint: str = RESUME_HINT,
 ) -> Iterator[Interrupts]:
-    """Install the escalating Ctrl-C / SIGTERM handler for the block."""
-    interrupts = Interrupts(cancel, dsn, journal_file, unwind=unwind)
+    """Install the escalating Ctrl-C / SIGTERM handler for the block (`resume_hint`: how to
+    go on after an interrupted run)."""
+    interrupts = Interrupts(cancel, dsn, journal_file, unwind=unwind, resume_hint=resume_hint)
     old_int = signal.signal(signal.SIGINT, interrupts.handler)
     old_term = signal.signal(signal.SIGTERM, interrupts.handler)
     try:

@@ -13,6 +13,10 @@ Ctrl-C interrupts the migration in Django's executor (busy in Python, it did not
 notice the cancel): it unwinds, rolls back, and the run stops with one message.
 `pre_migrate` and `post_migrate` are sent as `manage.py migrate` sends them
 (content types and permissions are created by their receivers).
+
+The SQL parts run in pgwarden's guarded executor, with Ctrl-C handled as `pgwarden apply`
+handles it (`guarded_ctrl_c`): a second press ends the step's backend through a new
+connection, records the run as cancelled and says what the step left.
 """
 
 from __future__ import annotations
@@ -29,12 +33,14 @@ from pgwarden.errors import PgwardenError
 
 if TYPE_CHECKING:
     from pgwarden.apply.watchdog import Watch, Watchdog
+    from pgwarden.events import Observer
 
 __all__ = [
     "DjangoRunError",
     "backend_pid",
     "emit_post_migrate",
     "emit_pre_migrate",
+    "guarded_ctrl_c",
     "run_in_django",
     "segments",
 ]
@@ -85,6 +91,24 @@ def emit_post_migrate(connection: Any, migs: Sequence[MigrationSQL], verbosity: 
     emit_post_migrate_signal(
         verbosity, False, connection.alias, apps=state.apps, plan=_plan(executor, migs)
     )
+
+
+@contextmanager
+def guarded_ctrl_c(
+    cancel: threading.Event, database_url: str, journal_file: str | None
+) -> Iterator[Observer]:
+    """Ctrl-C (or SIGTERM) while a guarded SQL part runs, as during `pgwarden apply`: the
+    first cancels the step (its statement through a new connection if the run does not
+    react), the second ends its backend (pg_terminate_backend), checks what it left, records
+    the run as cancelled and exits 3, a third exits at once. Yields the run's observer: it
+    prints the events and tells the handler which run to act on."""
+    from pgwarden.cli.interaction import run_observer
+    from pgwarden.cli.interrupts import ctrl_c_escalates
+
+    # `manage.py pgwarden migrate` again continues with a new run, and sends post_migrate
+    hint = "run `manage.py pgwarden migrate` again to continue"
+    with ctrl_c_escalates(cancel, database_url, journal_file, resume_hint=hint) as interrupts:
+        yield run_observer(interrupts)
 
 
 def _lock_timed_out(exc: BaseException) -> bool:

@@ -419,8 +419,9 @@ class Command(BaseCommand):  # type: ignore[misc]
     ) -> Any:
         """`migs` (SQL only) through pgwarden's guarded executor: its ApplyResult."""
         from pgwarden.apply.api import GuardPolicy, Limits, RunOptions, apply_plan
-        from pgwarden.cli.interaction import confirm_prompt, ctrl_c_cancels, event_printer
+        from pgwarden.cli.interaction import confirm_prompt
         from pgwarden.commands import load_context
+        from pgwarden.contrib.django.runner import guarded_ctrl_c
 
         ctx = load_context(stats_file=options["stats_file"]) if options["stats_file"] else None
         table = MigrationRecorder.Migration._meta.db_table
@@ -434,7 +435,7 @@ class Command(BaseCommand):  # type: ignore[misc]
         dsn = database_url(connection)
         connection.close()  # the guarded executor uses its own connections
         cancel = cancel or threading.Event()
-        with ctrl_c_cancels(cancel):
+        with guarded_ctrl_c(cancel, dsn, options["journal_file"]) as observer:
             return apply_plan(
                 plan,
                 database_url=dsn,
@@ -457,7 +458,7 @@ class Command(BaseCommand):  # type: ignore[misc]
                     journal_file=options["journal_file"],
                 ),
                 settings=cfg,
-                observer=event_printer("text"),
+                observer=observer,
                 cancel=cancel,
             )
 
