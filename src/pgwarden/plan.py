@@ -14,7 +14,7 @@ from typing import TypedDict, cast
 
 from pgwarden.analysis.catalog import Catalog
 from pgwarden.analysis.effects import Effects
-from pgwarden.analysis.inplan import InPlan
+from pgwarden.analysis.inplan import ColumnFact, InPlan
 from pgwarden.analysis.locks import analyse, union_effects
 from pgwarden.analysis.nodes import (
     AlterTableCmd,
@@ -46,6 +46,9 @@ class SourceText:
 
     path: str
     text: str
+    # What the migration framework says of columns the SQL changes (Alembic's
+    # existing_type, Django's old field), each before the statement it precedes.
+    facts: tuple[ColumnFact, ...] = ()
 
 
 class Derived(TypedDict, total=False):
@@ -216,6 +219,10 @@ _END = {
 }
 
 
+def _fact_order(fact: ColumnFact) -> int:
+    return fact.before
+
+
 def _timezone_set(body: VariableSetStmt, catalog: Catalog | None) -> str | None:
     """The TimeZone after `SET [LOCAL] TimeZone ...` / `RESET TimeZone` (None: not known)."""
     args = body.get("args")
@@ -262,7 +269,10 @@ def _build_plan(
             next_tx += 1
         open_tx: int | None = None
         lines = LineIndex(source.text)
-        for stmt in stmts:
+        facts = sorted(source.facts, key=_fact_order) if source.facts else []
+        for at, stmt in enumerate(stmts):
+            while facts and facts[0].before <= at:  # rare: a framework's word on a column
+                inplan.assume(facts.pop(0))
             kind = _tx_kind(stmt)
             if kind in _BEGIN and open_tx is None:
                 open_tx = next_tx

@@ -7,12 +7,17 @@ DROP INDEX, DROP TABLE and renames. The lock model reads it through
 `Ctx.rel` (relations it knows whole: created in the plan, or in the catalog)
 and `Ctx.known` (also what the plan said about a table the catalog does not
 show: its columns' types, NOT NULLs, CHECKs and indexes).
+
+A migration framework can say more than its SQL: an Alembic `alter_column`
+names the column's `existing_type`, a Django `AlterField` has the old field.
+`ColumnFact` carries that; `InPlan.assume` takes it where neither the catalog
+nor the plan says anything about the column.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from pgwarden.analysis.catalog import Catalog, Column, Constraint, Index, Relation
 from pgwarden.analysis.locks_core import NEWEST, Ctx
@@ -32,8 +37,10 @@ from pgwarden.analysis.nodes import (
     type_of,
 )
 from pgwarden.analysis.nodes import Constraint as ConNode
+from pgwarden.analysis.parse import parse_one
+from pgwarden.errors import SqlParseError
 
-__all__ = ["Draft", "InPlan", "type_text"]
+__all__ = ["ColumnFact", "Draft", "InPlan", "fact_type", "type_text"]
 
 _SERIAL = {"serial": "int4", "serial4": "int4", "bigserial": "int8", "serial8": "int8"}
 _SERIAL |= {"smallserial": "int2", "serial2": "int2"}
@@ -50,6 +57,34 @@ def type_text(tn: TypeName) -> str:
         return ""  # a typmod that is not a number (PostGIS): the current type is not known
     text = f"{base}({','.join(map(str, mods))})" if mods else base
     return text + "[]" if array else text
+
+
+def fact_type(text: str) -> str:
+    """A type as a framework spells it ("VARCHAR(100)", "numeric(10, 2)", "timestamp with
+    time zone") in `type_text` form ("varchar(100)", "numeric(10,2)", "timestamptz");
+    "" when it does not parse as one type or its typmods are not numbers."""
+    try:
+        tree = parse_one(f"ALTER TABLE t ALTER COLUMN c TYPE {text}")
+    except SqlParseError:
+        return ""
+    cmds = tree.get("AlterTableStmt", {}).get("cmds") or ()
+    if len(cmds) != 1:
+        return ""
+    tn = cmds[0]["AlterTableCmd"].get("def", {}).get("ColumnDef", {}).get("typeName")
+    return type_text(tn) if tn else ""
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnFact:
+    """What a migration framework says a column is, right before statement `before` (an
+    index into its source's statements) runs: `type` in `type_text` form."""
+
+    table: str  # as the migration names it, unquoted
+    schema: str | None
+    column: str
+    type: str
+    nullable: bool | None  # None: not said
+    before: int
 
 
 def _column_refs(expr: object, out: list[str]) -> list[str]:
@@ -209,6 +244,30 @@ class InPlan:
         return self.base.get(name) if self.base is not None else None
 
     # -- writing ---------------------------------------------------------------------
+
+    def assume(self, fact: ColumnFact) -> None:
+        """Take what a framework says of a column the catalog does not show and the plan has
+        not typed (a catalog's table, or one the plan created or dropped, is known whole)."""
+        if not fact.type:
+            return
+        rv: RangeVar = {"relname": fact.table}
+        if fact.schema:
+            rv["schemaname"] = fact.schema
+        name = self.namer.rv(rv)
+        if name in self.pending:
+            self._read_pending(name)
+        if name in self.rels:
+            if name not in self.partial:
+                return
+        elif self.base is not None and self.base.get(name) is not None:
+            return
+        _, draft = self._table(rv)
+        col = draft.columns.get(fact.column)
+        if col is not None and col.type:
+            return
+        not_null = fact.nullable is False or (col is not None and col.not_null)
+        draft.columns[fact.column] = Column(fact.column, fact.type, not_null)
+        draft.changed()
 
     def observe(self, tree: Node) -> None:
         """Update the overlay with what one statement did (statements that fail are not

@@ -27,6 +27,12 @@ by Alembic inside the guarded executor (`pgwarden.sources.alembic_online`).
 `--range A:B` means what `alembic upgrade A:B --sql` means: the database is at
 A, so A itself is not taken; a note says so, naming A.
 
+Each `alter_column` (also in `batch_alter_table`, which runs without recreating
+the table on PostgreSQL) that names the column's `existing_type` becomes a
+`ColumnFact` of its revision, before the statement it writes first: without a
+catalog the lock model then knows the current type, and a type change is graded
+exactly (varchar(100) to varchar(255) in place, int to bigint a rewrite).
+
 Alembic is an optional dependency: it is imported inside the functions.
 """
 
@@ -38,9 +44,11 @@ import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from pgwarden.analysis.inplan import ColumnFact, fact_type
 from pgwarden.analysis.parse import ParsedStatement, parse
 from pgwarden.errors import InputError, Refused, UsageError
 from pgwarden.plan import Plan, SourceText, Step, TxMode, build_plan
@@ -182,15 +190,30 @@ class _Capture(io.StringIO):
         self._paths: dict[str, str] = {}  # resolved file path -> revision id, for lookup
         self.revisions: list[_Revision] = []
         self.pending: list[tuple[str, int | None, str | None]] = []  # (sql, line, file)
-        self.events: list[tuple[str, object]] = []  # ("rev", _Revision) | ("sql", tuple)
+        # ("rev", _Revision) | ("sql", (sql, line, file)) | ("fact", ColumnFact)
+        self.events: list[tuple[str, object]] = []
         self.skip_begin = False
+        self._fact_frame: Any = None  # the alter_column call the last fact came from
 
     def _revision_frame(self) -> tuple[str | None, int | None]:
+        """The revision file and line the write comes from; notes the column's existing
+        type when the write is inside an `alter_column` that names it."""
         frame = sys._getframe(2)
+        call = named = None  # outermost alter_column frames: any, and one naming the type
         while frame is not None:
-            fname = frame.f_code.co_filename
+            code = frame.f_code
+            fname = code.co_filename
             if fname in self._paths:
+                if named is not None and call is not self._fact_frame:
+                    self._fact_frame = call  # its other statements follow this one
+                    fact = _existing_column(named.f_locals)
+                    if fact is not None:
+                        self.events.append(("fact", fact))
                 return fname, frame.f_lineno
+            if code.co_name == "alter_column":  # op proxy, AlterColumnOp, toimpl, impl
+                call = frame
+                if "existing_type" in code.co_varnames:
+                    named = frame
             frame = frame.f_back  # type: ignore[assignment]
         return None, None
 
@@ -275,6 +298,41 @@ class _Capture(io.StringIO):
         return len(s)
 
 
+@cache
+def _pg_dialect() -> Any:
+    from sqlalchemy.dialects import postgresql
+
+    return postgresql.dialect()  # type: ignore[no-untyped-call]
+
+
+def _existing_column(names: Mapping[str, Any]) -> ColumnFact | None:
+    """The column's current type and nullability an `alter_column` call names (its
+    `existing_type`, compiled for PostgreSQL), or None when it names no usable type."""
+    existing = names.get("existing_type")
+    table, column, schema = names.get("table_name"), names.get("column_name"), names.get("schema")
+    if existing is None or not isinstance(table, str) or not isinstance(column, str):
+        return None
+    from sqlalchemy import exc
+    from sqlalchemy.types import to_instance
+
+    try:
+        spelled = to_instance(existing).compile(dialect=_pg_dialect())
+    except (exc.SQLAlchemyError, TypeError, ValueError, AttributeError):
+        return None  # an Enum without a name, a type PostgreSQL's dialect cannot write
+    typ = fact_type(str(spelled))
+    if not typ:
+        return None
+    nullable = names.get("existing_nullable")
+    return ColumnFact(
+        table,
+        schema if isinstance(schema, str) else None,
+        column,
+        typ,
+        nullable if isinstance(nullable, bool) else None,
+        0,  # placed by _assemble
+    )
+
+
 def _display(path: str) -> str:
     """`path` relative to the working directory when it lies under it."""
     try:
@@ -293,6 +351,7 @@ def _assemble(cap: _Capture) -> list[Source]:
         return []
     order = cap.revisions
     per: dict[int, list[ParsedStatement]] = {id(r): [] for r in order}
+    facts: dict[int, list[ColumnFact]] = {id(r): [] for r in order}
     current: _Revision | None = None
     waiting: list[tuple[str, int | None, str | None]] = []  # before the next revision
 
@@ -310,6 +369,11 @@ def _assemble(cap: _Capture) -> list[Source]:
                 place(current, sql, line, fname is not None)
             waiting = []
             continue
+        if what == "fact":  # before the statement its alter_column writes first
+            assert isinstance(payload, ColumnFact)
+            if current is not None:
+                facts[id(current)].append(replace(payload, before=len(per[id(current)])))
+            continue
         sql, line, fname = payload  # type: ignore[misc]
         stmts = parse(sql, "<alembic>")
         # BEGIN and CREATE TABLE alembic_version belong to the revision that follows;
@@ -324,7 +388,7 @@ def _assemble(cap: _Capture) -> list[Source]:
             place(current, sql, line, fname is not None)
     for sql, line, fname in waiting:  # trailing BEGIN without a revision (unusual)
         place(order[-1], sql, line, fname is not None)
-    sources = [(SourceText(r.path, r.text), per[id(r)]) for r in order]
+    sources = [(SourceText(r.path, r.text, tuple(facts[id(r)])), per[id(r)]) for r in order]
     return sources
 
 

@@ -1,0 +1,111 @@
+"""Alembic's `existing_type` tells the lint a column's current type, with no database.
+
+From the SQL alone `ALTER COLUMN c TYPE varchar(255)` may rewrite the table (an error);
+the revision knows better: autogenerate writes `existing_type=sa.VARCHAR(length=100)`.
+`pgwarden lint --alembic` takes it (also inside `batch_alter_table`), so the type
+change is graded as the catalog would grade it: a raised varchar limit or numeric
+precision is done in place, int to bigint rewrites. A table the plan created itself
+keeps the plan's word. (The server's own behaviour for these changes, relfilenode
+kept or not, is checked by tests/analysis/lock_cases.py on every version.)
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+pytest.importorskip("alembic")
+
+from pgwarden.cli.analyse import lint as lint_cmd
+from pgwarden.sources.alembic import build_alembic_plan, read_alembic_sources
+
+SAMPLE = Path(__file__).parents[1] / "contrib" / "alembic_project"
+
+ENV = """
+from alembic import context
+
+context.configure(url=context.config.get_main_option("sqlalchemy.url"), literal_binds=True)
+with context.begin_transaction():
+    context.run_migrations()
+"""
+
+REVISION = """
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0001"
+down_revision = None
+
+
+def upgrade():
+    op.alter_column("account", "name", existing_type=sa.VARCHAR(length=100),
+                    type_=sa.String(length=255), existing_nullable=False)
+    op.alter_column("invoice", "total", existing_type=sa.INTEGER(), type_=sa.BigInteger())
+    with op.batch_alter_table("payment", schema="billing") as batch_op:
+        batch_op.alter_column("amount", existing_type=sa.NUMERIC(precision=10, scale=2),
+                              type_=sa.Numeric(precision=12, scale=2))
+    op.alter_column("payment", "note", existing_type=sa.String(), type_=sa.String(length=80),
+                    schema="billing")
+    op.create_table("tag", sa.Column("label", sa.Integer()))
+    op.alter_column("tag", "label", existing_type=sa.VARCHAR(length=10), type_=sa.String(20))
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "versions").mkdir()
+    shutil.copy(SAMPLE / "alembic.ini", tmp_path / "alembic.ini")
+    shutil.copy(SAMPLE / "script.py.mako", tmp_path / "script.py.mako")
+    (tmp_path / "env.py").write_text(ENV)
+    (tmp_path / "versions" / "0001_types.py").write_text(REVISION)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _rewrites(output: str) -> dict[int, str]:
+    """PW104 findings by line of the revision: their severity."""
+    doc: dict[str, Any] = json.loads(output)
+    return {f["location"]["line"]: f["severity"] for f in doc["findings"] if f["code"] == "PW104"}
+
+
+def test_existing_type_grades_the_type_change(project: Path) -> None:
+    r = CliRunner().invoke(lint_cmd, ["--alembic", "--format", "json"])
+    assert r.exit_code == 1, r.output
+    assert _rewrites(r.stdout) == {
+        # line 10: varchar(100) -> varchar(255), in place (was an error: type not known)
+        12: "error",  # int4 -> int8 rewrites
+        # line 13: numeric(10,2) -> numeric(12,2) in batch_alter_table, in place
+        16: "error",  # an unbounded varchar -> varchar(80): every row is checked (rewrite)
+    }
+
+
+def test_facts_are_kept_per_revision_and_ignored_under_a_catalog(project: Path) -> None:
+    from pgwarden.analysis.catalog import Catalog, Column, Relation
+
+    sources = read_alembic_sources("alembic.ini").sources
+    ((text, stmts),) = sources
+    facts = {(f.schema, f.table, f.column): (f.type, f.nullable) for f in text.facts}
+    assert facts == {
+        (None, "account", "name"): ("varchar(100)", False),
+        (None, "invoice", "total"): ("int4", None),
+        ("billing", "payment", "amount"): ("numeric(10,2)", None),
+        ("billing", "payment", "note"): ("varchar", None),
+        (None, "tag", "label"): ("varchar(10)", None),
+    }
+    for fact in text.facts:  # each precedes the ALTER its alter_column wrote
+        assert (
+            f'"{fact.column}"' in stmts[fact.before].text or fact.column in stmts[fact.before].text
+        )
+    # the plan created tag.label as an integer: the plan's word wins (int4 -> varchar rewrites)
+    (tag,) = [s for s in build_alembic_plan(sources).steps if "tag ALTER" in s.sql]
+    assert tag.effects.rewrites
+    # a live catalog wins: account.name is text there, so varchar(255) rewrites it
+    account = Relation("account", "public", "account", "r", columns=(Column("name", "text", True),))
+    plan = build_alembic_plan(sources, catalog=Catalog((account,)))
+    (alter,) = [s for s in plan.steps if "account ALTER" in s.sql]
+    assert alter.effects.rewrites
