@@ -28,6 +28,7 @@ import psycopg
 from psycopg import sql
 
 from pgwarden.apply.watchdog import watchdog_name
+from pgwarden.sources.labels import statement_label
 
 __all__ = [
     "HEARTBEAT_S",
@@ -63,8 +64,7 @@ class Backend:
         return self.state != "idle"
 
     def describe(self) -> str:
-        what = " ".join(self.query.split())
-        what = what if len(what) <= 80 else what[:79] + "…"
+        what = statement_label(self.query, 80)
         waiting = f", waiting for {self.wait}" if self.wait else ""
         age = f" for {self.seconds:.0f} s" if self.seconds is not None else ""
         if self.state == "active":

@@ -46,6 +46,7 @@ from pgwarden.events import (
     WatchdogCancel,
 )
 from pgwarden.report.events import render
+from pgwarden.sources.labels import shorten, statement_label
 
 __all__ = ["MIN_STEP_STUCK_S", "Notification", "Tracker", "event_text"]
 
@@ -83,11 +84,6 @@ class Notification:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
-def _one_line(text: str, width: int = 300) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
 def event_text(event: Event) -> str:
     """One line describing `event`, for summaries (progress-bar events get their own)."""
     if isinstance(event, BackfillBatch):
@@ -111,9 +107,9 @@ def event_text(event: Event) -> str:
         return f"step {', '.join(map(str, event.steps))} done{took}"
     if isinstance(event, StepStarted):
         sql = event.sql[0] if event.sql else ""
-        return f"step {event.step} started (attempt {event.attempt}): {_one_line(sql, 120)}"
+        return f"step {event.step} started (attempt {event.attempt}): {statement_label(sql, 120)}"
     lines = [line.plain for line in render(event)]
-    text = _one_line(" ".join(lines)) if lines else event.kind
+    text = shorten(" ".join(lines), 300) if lines else event.kind
     # The terminal's leading marks (▶, ✓, ·) mean nothing in a message.
     while text and not (text[0].isalnum() or text[0] in "([\"'"):
         text = text[1:]
@@ -220,7 +216,7 @@ class Tracker:
             kind = "cancelled" if event.reason == "cancelled" else "failed"
             return self._end(kind, event.message, event)
         if isinstance(event, RehearsalStep) and event.status == "failed":
-            self._failed_step = f"a step failed on the copy: {_one_line(event.sql, 120)}"
+            self._failed_step = f"a step failed on the copy: {statement_label(event.sql, 120)}"
         if isinstance(event, StepStarted):
             if event.steps != self._step:  # a new step (a retry of it is a wait)
                 self._step, self._step_t0, self._step_flagged = event.steps, now, False
@@ -339,7 +335,7 @@ class Tracker:
             "cancelled": f"{self.command} cancelled after {took}",
         }[kind]
         if message:
-            text += f": {_one_line(message)}"
+            text += f": {shorten(message, 300)}"
         return [Notification(kind, text, event=event, details=self._details())]
 
     def finish(self, kind: str | None, message: str = "") -> list[Notification]:

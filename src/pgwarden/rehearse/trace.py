@@ -31,6 +31,7 @@ from pgwarden.rehearse.model import HeldLock, ModelDiff, RehearsalResult, StepEr
 from pgwarden.rehearse.opaque import OPAQUE_KIND, OpaqueFailed, OpaqueStep
 from pgwarden.rehearse.probes import ProbeSet
 from pgwarden.rehearse.sampler import LockSampler
+from pgwarden.sources.labels import statement_label
 
 __all__ = ["RehearsalInterrupted", "Tracer"]
 
@@ -80,11 +81,6 @@ class _Tx:
 
     steps: list[int] = field(default_factory=list)
     synthetic: bool = False
-
-
-def _short(sql_text: str) -> str:
-    one = " ".join(sql_text.split())
-    return one if len(one) <= 160 else one[:157] + "..."
 
 
 def _title(pg_mode: str) -> str:
@@ -287,7 +283,7 @@ class Tracer:
         op = self.opaque.get(step.index)
         return StepTrace(
             index=step.index,
-            sql=_short(step.sql) if op is None else op.name,
+            sql=statement_label(step.sql, 160) if op is None else op.name,
             location=str(step.location) if op is None else op.location,
             kind=step.kind if op is None else OPAQUE_KIND,
             transaction=step.transaction,

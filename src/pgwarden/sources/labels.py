@@ -1,7 +1,8 @@
 """How a plan statement is named where it is shown in one line.
 
-Progress lines, the rehearsal table, `pgwarden status`, the plan preview of
-`pgwarden apply` and the title of `pgwarden explain` all show a statement by
+Progress lines, the rehearsal table and its step events, `pgwarden status`, the
+description of a run's backend, the plan preview of `pgwarden apply`, notification
+summaries and the title of `pgwarden explain` all show a statement by
 `statement_label`: one line (runs of whitespace, newlines included, collapsed
 to one space), cut at a word boundary and ended with an ellipsis when longer
 than the room given. The step of an Alembic revision that runs online has a
