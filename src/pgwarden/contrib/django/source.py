@@ -7,6 +7,10 @@ atomic=migration.atomic)`. Django marks every operation in the collected SQL
 operation, and the migration module's AST maps the operation to its line.
 One `SourceText` per migration; atomic migrations are one file transaction,
 `atomic = False` ones run statement by statement, as Django runs them.
+
+Each `schema_editor.alter_field` (AlterField, RenameField) also notes the old
+field's column type and nullability as a `ColumnFact`: without a catalog the lock
+model then knows the current type, and a type change is graded exactly.
 """
 
 from __future__ import annotations
@@ -17,13 +21,14 @@ import os
 import re
 import sys
 import tokenize
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from pgwarden.analysis.catalog import Catalog
+from pgwarden.analysis.inplan import ColumnFact, fact_type
 from pgwarden.analysis.parse import parse
 from pgwarden.contrib.django.catalog import ConstraintCatalog
 from pgwarden.errors import InputError, SqlParseError, UsageError
@@ -74,6 +79,9 @@ class MigrationSQL:
     # constraints Django creates at the end of the migration) comes last
     chunks: tuple[tuple[int, str], ...]
     records: tuple[tuple[str, str], ...]  # rows `django_migrations` gets when it is applied
+    # Old columns of the fields it alters, each before the chunk (index into `chunks`)
+    # its alter_field writes first.
+    facts: tuple[ColumnFact, ...] = ()
 
     @property
     def key(self) -> str:
@@ -230,6 +238,39 @@ class _OwnedList(list[Any]):
             self.append(item)
 
 
+def _old_column(connection: Any, model: Any, old_field: Any, at: int) -> ColumnFact | None:
+    """The column `old_field` is before `alter_field` changes it (None: not a column)."""
+    column = getattr(old_field, "column", None)
+    typ = old_field.db_parameters(connection=connection).get("type")
+    if not column or not typ:
+        return None  # a ManyToManyField, a GeneratedField's expression, ...
+    typ = fact_type(str(typ))
+    if not typ:
+        return None  # typmods that are not numbers (PostGIS): not comparable
+    return ColumnFact(str(model._meta.db_table), None, str(column), typ, bool(old_field.null), at)
+
+
+def _note_old_columns(editor: Any, connection: Any, facts: list[ColumnFact]) -> None:
+    """Make `editor.alter_field` note each old column, at the collected SQL so far."""
+    alter_field = editor.alter_field
+
+    def noting(model: Any, old_field: Any, new_field: Any, *args: Any, **kwargs: Any) -> Any:
+        fact = _old_column(connection, model, old_field, len(editor.collected_sql))
+        if fact is not None:
+            facts.append(fact)
+        return alter_field(model, old_field, new_field, *args, **kwargs)
+
+    editor.alter_field = noting
+
+
+def _chunk_facts(head: Sequence[str], facts: Iterable[ColumnFact]) -> tuple[ColumnFact, ...]:
+    """Facts placed at an offset of the collected SQL, placed at a chunk instead."""
+    return tuple(
+        replace(f, before=sum(len(stmts) for _, stmts, _ in _split(head[: f.before])))
+        for f in facts
+    )
+
+
 def _start_state(executor: Any, *, from_zero: bool) -> Any:
     """The project state `migrate` starts from: every applied migration (or nothing)."""
     from django.db.migrations.state import ProjectState
@@ -292,11 +333,13 @@ def _collect(
         class_line, lines = _operation_lines(file, len(migration.operations))
         owners: dict[int, int] = {}
         deferred: list[Any] = []
+        facts: list[ColumnFact] = []
         try:
             with connection.schema_editor(
                 collect_sql=True, atomic=migration.atomic
             ) as schema_editor:
                 current.update(editor=schema_editor, fed=0)
+                _note_old_columns(schema_editor, connection, facts)
                 schema_editor.deferred_sql = _OwnedList(
                     schema_editor.deferred_sql, schema_editor, owners
                 )
@@ -337,6 +380,7 @@ def _collect(
                 tuple(ops),
                 tuple(chunks),
                 tuple((str(a), str(n)) for a, n in records),
+                _chunk_facts(head, facts),
             )
         )
     return out
@@ -394,6 +438,21 @@ def locate(mig: MigrationSQL, line: int) -> SourceLocation:
     return SourceLocation(mig.path, op.line, op.column)
 
 
+def _statement_facts(
+    facts: Sequence[ColumnFact], starts: Sequence[int], stmts: Sequence[Any]
+) -> tuple[ColumnFact, ...]:
+    """Facts placed at a chunk, placed at the first statement of that chunk."""
+    if not facts:
+        return ()
+    offsets = [s.start for s in stmts]
+    return tuple(
+        replace(f, before=bisect_left(offsets, starts[f.before]))
+        if f.before < len(starts)
+        else replace(f, before=len(stmts))
+        for f in facts
+    )
+
+
 def build_django_plan(
     migrations: Iterable[MigrationSQL],
     *,
@@ -415,14 +474,14 @@ def build_django_plan(
     for mig in migrations:
         record = record_sql(mig, record_table) if record_table else []
         text, starts, owners = _text(mig, record)
-        source = SourceText(mig.path, text)
-        texts.append(source)
         try:
             stmts = parse(text, mig.path)
         except SqlParseError as exc:
             raise InputError(
                 f"{mig.path}: the SQL of {mig.key} does not parse: {exc.message}"
             ) from None
+        source = SourceText(mig.path, text, _statement_facts(mig.facts, starts, stmts))
+        texts.append(source)
         part = build_plan(
             [(source, stmts)],
             catalog=catalog,

@@ -1,0 +1,102 @@
+"""Django's old field tells `manage.py pgwarden lint` a column's current type, with no catalog.
+
+From the SQL alone `ALTER COLUMN c TYPE varchar(255)` may rewrite the table (an error);
+the AlterField knows the old field. With `--sql-only` (no catalog) the type change is
+graded as the catalog would grade it: a raised max_length or decimal precision is done
+in place, IntegerField to BigIntegerField rewrites.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("django")
+
+SRC = Path(__file__).parents[2] / "src"
+
+SETTINGS = """
+import os
+from psycopg.conninfo import conninfo_to_dict
+
+_p = conninfo_to_dict(os.environ["PGWARDEN_DJANGO_DSN"])
+SECRET_KEY = "test-only"
+USE_TZ = True
+INSTALLED_APPS = ["pgwarden.contrib.django", "shop"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+DATABASES = {"default": {"ENGINE": "django.db.backends.postgresql", "NAME": _p["dbname"],
+             "HOST": _p.get("host", ""), "PORT": _p.get("port", ""), "USER": _p.get("user", "")}}
+"""
+
+INITIAL = """
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    initial = True
+    operations = [
+        migrations.CreateModel(
+            name="Item",
+            fields=[
+                ("id", models.BigAutoField(primary_key=True)),
+                ("name", models.CharField(max_length=100)),
+                ("stock", models.IntegerField()),
+                ("price", models.DecimalField(max_digits=10, decimal_places=2)),
+            ],
+        ),
+    ]
+"""
+
+ALTER = """
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("shop", "0001_initial")]
+    operations = [
+        migrations.AlterField("item", "name", models.CharField(max_length=255)),
+        migrations.AlterField("item", "stock", models.BigIntegerField()),
+        migrations.AlterField(
+            "item", "price", models.DecimalField(max_digits=12, decimal_places=2)
+        ),
+    ]
+"""
+
+
+def _manage(project: Path, dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PGWARDEN_DJANGO_DSN=dsn, DJANGO_SETTINGS_MODULE="settings")
+    env["PYTHONPATH"] = os.pathsep.join([str(project), str(SRC), env.get("PYTHONPATH", "")])
+    return subprocess.run(
+        [sys.executable, "-m", "django", *args],
+        cwd=project, env=env, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+
+
+def test_alter_field_is_graded_from_the_old_field(db: str, tmp_path: Path) -> None:
+    migrations = tmp_path / "shop" / "migrations"
+    migrations.mkdir(parents=True)
+    (tmp_path / "settings.py").write_text(SETTINGS)
+    (tmp_path / "shop" / "__init__.py").write_text("")
+    (migrations / "__init__.py").write_text("")
+    (migrations / "0001_initial.py").write_text(INITIAL)
+    (migrations / "0002_wider.py").write_text(ALTER)
+    r = _manage(tmp_path, db, "migrate", "shop", "0001", "--verbosity", "0")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+    r = _manage(tmp_path, db, "pgwarden", "lint", "--unapplied", "--sql-only", "--format", "json")
+    assert r.returncode == 1, r.stdout + r.stderr
+    doc: dict[str, Any] = json.loads(r.stdout)
+    rewrites = {
+        f["location"]["line"]: f["severity"]
+        for f in doc["findings"]
+        if f["code"] == "PW104" and f["location"]["path"].endswith("0002_wider.py")
+    }
+    # line 8: varchar(100) -> varchar(255), in place (was an error: the type was not known)
+    # lines 10-12: numeric(10,2) -> numeric(12,2), in place (was an error)
+    assert rewrites == {9: "error"}  # integer -> bigint rewrites
