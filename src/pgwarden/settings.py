@@ -14,20 +14,36 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pgwarden.errors import ConfigError, UsageError
 
 __all__ = [
+    "CLIENT_GONE_S",
     "KEYS",
+    "UNREACHABLE_S",
     "Environment",
     "RolePolicy",
     "Settings",
+    "UnknownTypeChange",
     "check_env_name",
     "is_protected",
     "load_settings",
     "why_protected",
 ]
+
+
+# How PW104 grades an ALTER COLUMN ... TYPE whose current type is unknown (no catalog).
+UnknownTypeChange = Literal["error", "warning"]
+
+# [watchdog] defaults. A run's watchdog whose queries go unanswered this long cuts the
+# run's connections (apply.watchdog); a run whose watchdog session has been silent this
+# long has a gone client for status, cancel and resume (apply.liveness).
+UNREACHABLE_S = 30.0
+CLIENT_GONE_S = 15.0
+# Below these a slow tick on a busy server could pass for a dead one (the watchdog
+# queries every 50 ms), and resume would end a live run's backend.
+_MIN_WATCHDOG_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +182,10 @@ class Settings:
     dml_max_share: float = 0.1
     # Without a catalog, an ALTER COLUMN ... TYPE to a target real migrations mostly reach
     # in place (text) is a warning ("warning"), or an error like every other ("error").
-    unknown_type_change: str = "warning"
+    unknown_type_change: UnknownTypeChange = "warning"
+    # [watchdog]: apply's read timeout, and when status/cancel/resume call a client gone.
+    watchdog_unreachable_s: float = UNREACHABLE_S
+    watchdog_client_gone_s: float = CLIENT_GONE_S
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -234,6 +253,7 @@ KEYS: dict[str | None, Any] = {
     "dml_max_rows": int,
     "dml_max_share": float,
     "unknown_type_change": str,
+    "watchdog": {"unreachable_s": float, "client_gone_s": float},
     "environments": {
         None: {
             "protected": bool,
@@ -247,6 +267,8 @@ KEYS: dict[str | None, Any] = {
         }
     },
     "backup": {"catalogue": str, "max_age_hours": float, "drill_max_age_days": float},
+    # [tool.pgwarden.rehearse]: validated in pgwarden/rehearse/copydata.py (docs/rehearse.md)
+    "rehearse": {"copy_data": list, "copy_max_rows": int},
     # [tool.pgwarden.fleet.<name>]: validated in pgwarden/fleet/config.py
     "fleet": {
         None: {
@@ -327,11 +349,15 @@ def _build(t: dict[str, Any], source: str) -> Settings:
         raise ConfigError(f"{source}: dml_max_rows must be a positive integer")
     if not isinstance(share, int | float) or isinstance(share, bool) or not 0 < share <= 1:
         raise ConfigError(f"{source}: dml_max_share must be a number above 0 and at most 1")
-    unknown_type = typed("unknown_type_change", str, "warning")
-    if unknown_type not in ("error", "warning"):
+    raw_unknown_type = typed("unknown_type_change", str, "warning")
+    if raw_unknown_type not in ("error", "warning"):
         raise ConfigError(
-            f"{source}: unknown_type_change must be error or warning, got {unknown_type!r}"
+            f"{source}: unknown_type_change must be error or warning, got {raw_unknown_type!r}"
         )
+    unknown_type: UnknownTypeChange = "error" if raw_unknown_type == "error" else "warning"
+    watchdog = typed("watchdog", dict, {})
+    unreachable = _seconds(watchdog, "unreachable_s", UNREACHABLE_S, source)
+    client_gone = _seconds(watchdog, "client_gone_s", CLIENT_GONE_S, source)
     return Settings(
         source=source,
         pg_version=typed("pg_version", int, None),
@@ -345,5 +371,19 @@ def _build(t: dict[str, Any], source: str) -> Settings:
         dml_max_rows=max_rows,
         dml_max_share=float(share),
         unknown_type_change=unknown_type,
+        watchdog_unreachable_s=unreachable,
+        watchdog_client_gone_s=client_gone,
         raw=t,
     )
+
+
+def _seconds(table: dict[str, Any], key: str, default: float, source: str) -> float:
+    """`watchdog.<key>` in seconds, or ConfigError unless a number of at least 1."""
+    value = table.get(key, default)
+    if not isinstance(value, int | float) or isinstance(value, bool) or value < _MIN_WATCHDOG_S:
+        raise ConfigError(
+            f"{source}: watchdog.{key} must be a number of seconds, at least "
+            f"{_MIN_WATCHDOG_S:g}, got {value!r}",
+            hint=f"the default is {default:g}",
+        )
+    return float(value)

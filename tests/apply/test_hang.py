@@ -50,6 +50,14 @@ def target(
 
 
 ENV = {**os.environ, "COLUMNS": "500"}  # one line per message
+# The watchdog's read timeout and status's "client gone" (defaults 30 s and 15 s), short
+# so the tests do not wait them out; apply, status, cancel and resume read them from here.
+UNREACHABLE_S = 3
+CLIENT_GONE_S = 2
+CONFIG = (
+    "[environments.staging]\nprotected = false\n"
+    f"[watchdog]\nunreachable_s = {UNREACHABLE_S}\nclient_gone_s = {CLIENT_GONE_S}\n"
+)
 
 
 def pgwarden(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -59,7 +67,7 @@ def pgwarden(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def start_apply(dsn: str, tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
-    (tmp_path / "pgwarden.toml").write_text("[environments.staging]\nprotected = false\n")
+    (tmp_path / "pgwarden.toml").write_text(CONFIG)
     return subprocess.Popen(
         cli(
             "apply",
@@ -105,12 +113,14 @@ def test_black_holed_during_cic_apply_ends_by_itself_and_the_orphan_is_handled(
     direct, proxied, proxy = target
     snap = psycopg.connect(direct)
     snap.execute(SNAPSHOT)  # the build waits for this snapshot after creating its index
-    proc = start_apply(proxied, tmp_path, "--reconnect-s", "5")
+    proc = start_apply(proxied, tmp_path, "--reconnect-s", "2")
     try:
         wait_for_build(direct, proc)
         proxy.blackhole()  # every connection, old and new: the server is unreachable
         t0 = time.monotonic()
-        _out, err = proc.communicate(timeout=150)  # a hang guard, not a timing assertion
+        # a hang guard, not a timing assertion: without the watchdog's read timeout the
+        # black-holed reads never return (the proxy's end of the socket keeps answering TCP)
+        _out, err = proc.communicate(timeout=120)
         took = time.monotonic() - t0
     finally:
         proc.kill()
@@ -267,7 +277,8 @@ def test_an_idle_orphan_is_nothing_to_cancel_and_resume_ends_it(
     wait_until(  # the client's heartbeat goes stale
         direct,
         "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name "
-        "LIKE 'pgwarden-watchdog %' AND state_change > now() - interval '16 s')",
+        "LIKE 'pgwarden-watchdog %' AND state_change > now() - "
+        f"interval '{CLIENT_GONE_S + 1} s')",
     )
     status = pgwarden("status", "--database-url", direct, cwd=tmp_path)
     assert f"run {rid} [apply] orphaned" in status.stdout, status.stdout

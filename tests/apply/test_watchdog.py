@@ -100,3 +100,32 @@ def test_the_read_timeout_cuts_only_a_server_that_does_not_answer(db: str) -> No
         with silent, pytest.raises(psycopg.OperationalError):
             guarded.execute("SELECT pg_sleep(30)")
         assert silent.unreachable
+
+
+def test_the_watchdog_timers_are_settings_with_their_defaults(tmp_path: Path) -> None:
+    """[watchdog] unreachable_s reaches the watchdog of a run, client_gone_s is status's;
+    a typo names the key meant, a value under 1 s is refused."""
+    import pytest
+
+    from pgwarden.apply.policy import watchdog_policy
+    from pgwarden.apply.watchdog import WatchdogPolicy
+    from pgwarden.errors import ConfigError
+    from pgwarden.settings import load_settings
+
+    config = tmp_path / "pgwarden.toml"
+    config.write_text("")
+    assert load_settings(config).watchdog_unreachable_s == 30.0
+    assert load_settings(config).watchdog_client_gone_s == 15.0
+    assert WatchdogPolicy().unreachable_s == 30.0
+    assert watchdog_policy(Limits()).unreachable_s == 30.0
+    assert watchdog_policy(Limits(unreachable_s=2.5)).unreachable_s == 2.5
+    config.write_text("[watchdog]\nunreachable_s = 3\nclient_gone_s = 2.5\n")
+    settings = load_settings(config)
+    assert (settings.watchdog_unreachable_s, settings.watchdog_client_gone_s) == (3.0, 2.5)
+    config.write_text("[watchdog]\nunreachable = 3\n")
+    with pytest.raises(ConfigError) as typo:
+        load_settings(config)
+    assert "did you mean `watchdog.unreachable_s`?" in str(typo.value.hint)
+    config.write_text("[watchdog]\nclient_gone_s = 0.2\n")
+    with pytest.raises(ConfigError, match=r"watchdog.client_gone_s must be .* at least 1"):
+        load_settings(config)

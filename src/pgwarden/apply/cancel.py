@@ -18,6 +18,7 @@ from psycopg import sql
 
 from pgwarden.apply.journal import schema_exists
 from pgwarden.apply.liveness import (
+    HEARTBEAT_S,
     Backend,
     Conn,
     Life,
@@ -105,9 +106,14 @@ def _end_orphan(conn: Conn, run: _Run, backend: Backend) -> CancelResult:
 
 
 def cancel_run(
-    database_url: str, *, run_id: str | None = None, wait_s: float = 10.0
+    database_url: str,
+    *,
+    run_id: str | None = None,
+    wait_s: float = 10.0,
+    client_gone_s: float = HEARTBEAT_S,
 ) -> CancelResult:
-    """Stop the live run (or `run_id`): ask its client, or end an orphaned run's backend."""
+    """Stop the live run (or `run_id`): ask its client, or end an orphaned run's backend
+    (one whose watchdog has been silent for `client_gone_s`)."""
     with connect(database_url, application_name="pgwarden-cancel") as conn:
         if not schema_exists(conn):
             return CancelResult(None, "not-running", "no pgwarden run was ever recorded here")
@@ -118,7 +124,10 @@ def cancel_run(
             ).fetchone()
             what = "no such run" if row is None else f"it is {row[0]}"
             return CancelResult(run_id, "not-running", f"run {run_id} is not running: {what}")
-        lives = [(r, *life_of(conn, r.run_id, r.pid, r.started_at)) for r in runs]
+        lives = [
+            (r, *life_of(conn, r.run_id, r.pid, r.started_at, client_gone_s=client_gone_s))
+            for r in runs
+        ]
         if run_id is None:
             live = [x for x in lives if x[1] == "running"]
             if not live:

@@ -3,8 +3,9 @@
 A run's *backend* is the `pgwarden-apply` session that runs its statements
 (`pgwarden.runs.backend_pid`). Its *client* is the pgwarden process; the
 server sees it through the run's watchdog session, which queries every 50 ms
-(`watchdog.watchdog_name`): a watchdog session active within `HEARTBEAT_S` is a
-live client. A run recorded as running is then
+(`watchdog.watchdog_name`): a watchdog session active within `client_gone_s`
+(setting `watchdog.client_gone_s`, default `HEARTBEAT_S`, 15 s) is a live
+client. A run recorded as running is then
 
 - `running`: backend and client alive;
 - `orphaned`: the backend is still there (running the step, idle in a
@@ -28,6 +29,7 @@ import psycopg
 from psycopg import sql
 
 from pgwarden.apply.watchdog import watchdog_name
+from pgwarden.settings import CLIENT_GONE_S
 from pgwarden.sources.labels import statement_label
 
 __all__ = [
@@ -42,7 +44,7 @@ __all__ = [
     "unit_report",
 ]
 
-HEARTBEAT_S = 15.0
+HEARTBEAT_S = CLIENT_GONE_S
 Life = Literal["running", "orphaned", "interrupted"]
 
 Conn = psycopg.Connection[tuple[object, ...]]
@@ -96,13 +98,13 @@ def find_backend(conn: Conn, pid: int, started_at: datetime | None = None) -> Ba
     )
 
 
-def client_alive(conn: Conn, run_id: str) -> bool:
-    """The run's watchdog session queried within the last `HEARTBEAT_S` seconds."""
+def client_alive(conn: Conn, run_id: str, client_gone_s: float = HEARTBEAT_S) -> bool:
+    """The run's watchdog session queried within the last `client_gone_s` seconds."""
     row = conn.execute(
         sql.SQL(
             "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = {} "
             "AND state_change > now() - make_interval(secs => {}))"
-        ).format(sql.Literal(watchdog_name(run_id)), sql.Literal(HEARTBEAT_S))
+        ).format(sql.Literal(watchdog_name(run_id)), sql.Literal(client_gone_s))
     ).fetchone()
     return bool(row and row[0])
 
@@ -119,12 +121,14 @@ def life_of(
     started_at: datetime | None,
     *,
     client_gone: bool = False,
+    client_gone_s: float = HEARTBEAT_S,
 ) -> tuple[Life, Backend | None]:
-    """What a run recorded as running really is, and its backend if any."""
+    """What a run recorded as running really is, and its backend if any (its client is
+    gone when `client_gone`, or when its watchdog has been silent for `client_gone_s`)."""
     backend = find_backend(conn, backend_pid, started_at)
     if backend is None:
         return "interrupted", None
-    if client_gone or not client_alive(conn, run_id):
+    if client_gone or not client_alive(conn, run_id, client_gone_s):
         return "orphaned", backend
     return "running", backend
 

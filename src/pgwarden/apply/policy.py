@@ -35,6 +35,8 @@ class Limits:
     reconnect_s: float = 60.0
     reconnects: int = 3  # at most this many in one run
     log_blocker_queries: bool = False  # other sessions' queries whole in events, not fingerprints
+    # The watchdog's read timeout; None: the setting watchdog.unreachable_s (apply_plan).
+    unreachable_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +153,7 @@ def watchdog_policy(limits: Limits) -> WatchdogPolicy:
         else limits.max_blocked_sessions,
         max_block_ms=d.max_block_ms if limits.max_block_ms is None else limits.max_block_ms,
         log_blocker_queries=limits.log_blocker_queries,
+        unreachable_s=d.unreachable_s if limits.unreachable_s is None else limits.unreachable_s,
     )
 
 

@@ -68,7 +68,14 @@ def resume_run(
         if state == "running":
             assert isinstance(started, datetime)
             ours = is_this_process(host, client_pid)
-            life, backend = life_of(conn, str(rid), int(str(pid)), started, client_gone=ours)
+            life, backend = life_of(
+                conn,
+                str(rid),
+                int(str(pid)),
+                started,
+                client_gone=ours,
+                client_gone_s=(settings or Settings()).watchdog_client_gone_s,
+            )
             if life == "running":
                 raise Refused(
                     f"run {rid} is still running" + (f" ({backend.describe()})" if backend else ""),

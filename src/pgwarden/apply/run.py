@@ -158,6 +158,9 @@ def apply_plan(
     cfg = settings or Settings()
     guard = policy or GuardPolicy()
     opts = options or RunOptions()
+    if opts.limits.unreachable_s is None:
+        limits = replace(opts.limits, unreachable_s=cfg.watchdog_unreachable_s)
+        opts = replace(opts, limits=limits)
     lim, snapshot, dry_run, restamp = opts.limits, opts.snapshot, opts.dry_run, guard.restamp
     stop = cancel or threading.Event()
     _refuse_client_copy(plan)

@@ -22,7 +22,7 @@ from pgwarden.apply.identity import (
 from pgwarden.apply.journal import (
     schema_exists,
 )
-from pgwarden.apply.liveness import life_of
+from pgwarden.apply.liveness import HEARTBEAT_S, life_of
 from pgwarden.pg.connect import connect
 
 
@@ -85,8 +85,11 @@ _PROGRESS = (
 )
 
 
-def status(database_url: str, *, limit: int = 5) -> StatusReport:
-    """The stamp and the latest runs, with live progress for a running one."""
+def status(
+    database_url: str, *, limit: int = 5, client_gone_s: float = HEARTBEAT_S
+) -> StatusReport:
+    """The stamp and the latest runs, with live progress for a running one (a run whose
+    watchdog has been silent for `client_gone_s` is orphaned, see `liveness`)."""
     with connect(database_url, application_name="pgwarden-status") as conn:
         stamp = read_stamp(conn)
         if not schema_exists(conn):
@@ -124,7 +127,9 @@ def status(database_url: str, *, limit: int = 5) -> StatusReport:
             backend = None
             if state == "running":
                 assert isinstance(started, datetime)
-                life, found = life_of(conn, str(rid), int(str(pid)), started)
+                life, found = life_of(
+                    conn, str(rid), int(str(pid)), started, client_gone_s=client_gone_s
+                )
                 shown = life
                 backend = found.describe() if found is not None else None
             if shown == "interrupted" and later is not None:

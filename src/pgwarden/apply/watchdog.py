@@ -14,8 +14,9 @@ tells a live client from a dead or cut-off one by it.
 
 It is also the run's read timeout. A statement legitimately runs for hours
 with nothing on its connection, so silence there proves nothing; but a tick
-unanswered for `unreachable_s` means the server or the path to it is gone (a
-black-holed link answers nothing and reports no error). Then the guarded
+unanswered for `unreachable_s` (setting `watchdog.unreachable_s`, default 30 s)
+means the server or the path to it is gone (a black-holed link answers nothing
+and reports no error). Then the guarded
 connections are shut down, so a read blocked on them fails at once instead of
 waiting for ever: no step runs unwatched.
 """
@@ -37,6 +38,7 @@ from psycopg import sql
 from pgwarden.apply.events import Blocker
 from pgwarden.apply.redact import redact_blocker
 from pgwarden.pg.connect import connect
+from pgwarden.settings import UNREACHABLE_S
 
 __all__ = ["CancelReason", "Watch", "Watchdog", "WatchdogPolicy", "watchdog_name"]
 
@@ -56,7 +58,7 @@ class WatchdogPolicy:
     max_block_ms: int = 100
     interval_ms: int = 50
     log_blocker_queries: bool = False  # store other sessions' queries whole, not fingerprinted
-    unreachable_s: float = 30.0  # no tick answered this long: cut the guarded connections
+    unreachable_s: float = UNREACHABLE_S  # no tick answered this long: cut the guarded conns
 
     def __post_init__(self) -> None:
         if not 0 < self.interval_ms <= 100:

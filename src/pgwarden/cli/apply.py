@@ -353,18 +353,21 @@ def resume(run_id: str | None, **kw: Any) -> None:
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", help="Output format."
 )
+@config_option
 @handle_errors
-def status(database_url: str | None, fmt: str) -> None:
+def status(database_url: str | None, fmt: str, config: str | None) -> None:
     """Show the target's stamp and the latest runs, with live progress."""
     from dataclasses import asdict
 
     from pgwarden.apply.api import status as read_status
     from pgwarden.cli.status_view import render_break_glass, render_steps
     from pgwarden.pg.connect import resolve_dsn
+    from pgwarden.settings import load_settings
 
     dsn = resolve_dsn(database_url)
     assert dsn is not None
-    report = read_status(dsn)
+    settings = load_settings(config)
+    report = read_status(dsn, client_gone_s=settings.watchdog_client_gone_s)
     if fmt == "json":
         print_json(asdict(report))
         return
@@ -424,15 +427,18 @@ def status(database_url: str | None, fmt: str) -> None:
 @click.command()
 @dsn_option
 @click.option("--run", "run_id", default=None, help="Run id (default: the running one).")
+@config_option
 @handle_errors
-def cancel(database_url: str | None, run_id: str | None) -> None:
+def cancel(database_url: str | None, run_id: str | None, config: str | None) -> None:
     """Cancel a running apply from another terminal (the step rolls back cleanly)."""
     from pgwarden.apply.api import cancel_run
     from pgwarden.pg.connect import resolve_dsn
+    from pgwarden.settings import load_settings
 
     dsn = resolve_dsn(database_url)
     assert dsn is not None
-    result = cancel_run(dsn, run_id=run_id)
+    settings = load_settings(config)
+    result = cancel_run(dsn, run_id=run_id, client_gone_s=settings.watchdog_client_gone_s)
     out.print(result.message)
     if result.state == "not-running":
         sys.exit(1)

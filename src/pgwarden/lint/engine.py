@@ -15,6 +15,7 @@ from pgwarden.location import LineIndex, SourceLocation
 from pgwarden.plan import Plan, Step
 from pgwarden.rules import ALL_RULES, Rule
 from pgwarden.rules.base import DmlLimits, LintContext
+from pgwarden.settings import UnknownTypeChange
 
 __all__ = [
     "IGNORE_WITHOUT_REASON",
@@ -166,7 +167,7 @@ def lint_plan(
     rules: Iterable[Rule] = ALL_RULES,
     ignore: Iterable[str] = (),
     dml: DmlLimits | None = None,
-    unknown_type_change: str = "warning",
+    unknown_type_change: UnknownTypeChange = "warning",
 ) -> LintResult:
     """Findings of `rules` over `plan`, minus config ignores and justified inline ignores."""
     with gc_paused():
@@ -179,7 +180,7 @@ def _lint_plan(
     rules: Iterable[Rule],
     ignore: Iterable[str],
     dml: DmlLimits | None = None,
-    unknown_type_change: str = "warning",
+    unknown_type_change: UnknownTypeChange = "warning",
 ) -> LintResult:
     ignored = set(ignore)
     active = [r for r in rules if r.code not in ignored and r.name not in ignored]

@@ -17,6 +17,7 @@ from pgwarden.analysis.nodes import VariableSetStmt
 from pgwarden.findings import Fix, Severity
 from pgwarden.plan import Plan, Step
 from pgwarden.rules._sql import alter_cmds, table_of
+from pgwarden.settings import UnknownTypeChange
 
 __all__ = [
     "DOC_SECTIONS",
@@ -107,7 +108,7 @@ class LintContext:
     held: dict[int, dict[str, tuple[LockMode, Step]]] = field(default_factory=dict)
     added_columns: set[tuple[str, str]] = field(default_factory=set)  # (table, column)
     dml: DmlLimits = field(default_factory=DmlLimits)
-    unknown_type_change: str = "warning"  # setting: PW104 without a catalog
+    unknown_type_change: UnknownTypeChange = "warning"  # setting: PW104 without a catalog
     state: dict[str, object] = field(default_factory=dict)  # per rule code, kept by Rule.observe
 
     def held_before(self, step: Step) -> dict[str, tuple[LockMode, Step]]:
