@@ -16,7 +16,7 @@ from pgwarden.cli.upgrade import upgrade
 from pgwarden.events import Event, UpgradePhase
 from pgwarden.upgrade.run import Interrupted, RunOptions, run_upgrade
 from tests.notify.receiver import Receiver, receiver
-from tests.upgrade.run_support import Pair, logical_clusters, make_pair
+from tests.upgrade.run_support import Pair, logical_clusters, make_pair, run_args
 
 __all__ = ["logical_clusters"]
 
@@ -28,21 +28,9 @@ _CONFIG = (
 
 
 def _run(pair: Pair, tmp_path: Path) -> list[str]:
-    return [
-        "run",
-        "--database-url",
-        pair.old_dsn,
-        "--target-url",
-        pair.new_dsn,
-        "--env",
-        "dev",
-        "--to",
-        "17",
-        "--no-write-check",
-        "--journal-file",
-        str(tmp_path / "j.jsonl"),
-        "--yes",
-    ]
+    return run_args(
+        pair, "--to", "17", "--no-write-check", "--journal-file", str(tmp_path / "j.jsonl")
+    )
 
 
 def _invoke(rx: Receiver, args: list[str]) -> tuple[Any, list[dict[str, Any]]]:

@@ -109,6 +109,22 @@ ANALYZE;
 """
 
 
+def run_args(pair: Pair, *extra: str) -> list[str]:
+    """`upgrade run` arguments from `pair`'s OLD to its NEW, as environment dev, confirmed
+    (--yes); `extra` options after them."""
+    return [
+        "run",
+        "--database-url",
+        pair.old_dsn,
+        "--target-url",
+        pair.new_dsn,
+        "--env",
+        "dev",
+        "--yes",
+        *extra,
+    ]
+
+
 def make_pair(clusters: LogicalClusters, old_major: int, new_major: int) -> Pair:
     old, new = clusters.get(old_major), clusters.get(new_major)
     name = f"up_{next(_n)}"

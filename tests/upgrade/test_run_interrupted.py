@@ -18,6 +18,7 @@ from tests.upgrade.run_support import (
     clean_cwd,
     leftovers,
     make_pair,
+    run_args,
 )
 
 __all__ = ["clean_cwd"]
@@ -65,17 +66,7 @@ def _wait_for_line(proc: subprocess.Popen[str], needle: str, timeout_s: float = 
 
 def test_ctrl_c_then_run_again_resumes(logical_clusters, tmp_path: Path) -> None:
     pair = make_pair(logical_clusters, 15, 18)
-    args = [
-        "run",
-        "--database-url",
-        pair.old_dsn,
-        "--target-url",
-        pair.new_dsn,
-        "--env",
-        "dev",
-        "--yes",
-        "--no-write-check",
-    ]
+    args = run_args(pair, "--no-write-check")
     proc = _start(args, tmp_path)
     _wait_for_line(proc, "creating the publication")
     proc.send_signal(signal.SIGINT)
@@ -99,20 +90,7 @@ def test_killed_inside_the_switchover_is_cancelled_from_status(
     pair = make_pair(logical_clusters, 15, 18)
     flag = tmp_path / "hook-started"
     proc = _start(
-        [
-            "run",
-            "--database-url",
-            pair.old_dsn,
-            "--target-url",
-            pair.new_dsn,
-            "--env",
-            "dev",
-            "--yes",
-            "--switchover-timeout",
-            "120",
-            "--switch-cmd",
-            f"touch {flag}; sleep 100",
-        ],
+        run_args(pair, "--switchover-timeout", "120", "--switch-cmd", f"touch {flag}; sleep 100"),
         tmp_path,
     )
     deadline = time.monotonic() + 60
@@ -153,19 +131,7 @@ def test_cancel_from_another_terminal_stops_a_live_run(
     pair = make_pair(logical_clusters, 15, 18)
     with psycopg.connect(pair.old_dsn) as blocker:
         blocker.execute("LOCK TABLE settings IN ROW EXCLUSIVE MODE")
-        proc = _start(
-            [
-                "run",
-                "--database-url",
-                pair.old_dsn,
-                "--target-url",
-                pair.new_dsn,
-                "--env",
-                "dev",
-                "--yes",
-            ],
-            tmp_path,
-        )
+        proc = _start(run_args(pair), tmp_path)
         _wait_for_line(proc, "comparing row counts")
         status = _cli("status", "--database-url", pair.old_dsn, cwd=tmp_path)
         assert "the upgrade is running" in status.stdout, status.stdout

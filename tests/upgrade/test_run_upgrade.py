@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import psycopg
@@ -23,6 +24,7 @@ from tests.upgrade.run_support import (
     ids_on,
     leftovers,
     make_pair,
+    run_args,
 )
 
 __all__ = ["clean_cwd"]
@@ -129,24 +131,17 @@ def test_run_and_finish_on_another_pair_of_majors(logical_clusters, tmp_path: Pa
     journal = tmp_path / "j.jsonl"
     result = runner.invoke(
         upgrade,
-        [
-            "run",
-            "--database-url",
-            old_dsn,
-            "--target-url",
-            new_dsn,
-            "--env",
-            "dev",
+        run_args(
+            replace(pair, old_dsn=old_dsn, new_dsn=new_dsn),
             "--to",
             "17",
             "--no-write-check",
             "--journal-file",
             str(journal),
-            "--yes",
             "--switch-cmd",
             "echo to=$PGWARDEN_SWITCH_TO pgpassword=${PGPASSWORD:-none} "
             f"old=$PGWARDEN_OLD; echo the password is {secret}",
-        ],
+        ),
     )
     assert result.exit_code == 0, result.output
     assert "switched over" in result.output
@@ -180,21 +175,7 @@ def test_guardrails_refuse_before_anything_is_created(logical_clusters, planted:
     else:
         with psycopg.connect(pair.new_dsn, autocommit=True) as c:
             c.execute("CREATE TABLE already_here (id int PRIMARY KEY)")
-    result = CliRunner().invoke(
-        upgrade,
-        [
-            "run",
-            "--database-url",
-            pair.old_dsn,
-            "--target-url",
-            pair.new_dsn,
-            "--env",
-            "dev",
-            "--yes",
-            "--journal-file",
-            "/dev/null",
-        ],
-    )
+    result = CliRunner().invoke(upgrade, run_args(pair, "--journal-file", "/dev/null"))
     assert result.exit_code == 1, result.output
     assert "guardrail" in result.output
     assert ("audit_log" if planted == "no-replica-identity" else "already_here") in result.output
