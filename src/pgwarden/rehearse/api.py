@@ -1,9 +1,10 @@
 """`rehearse(...)`: run a migration on a throwaway copy under synthetic traffic.
 
-Order: read the sources and options (fail fast, nothing started), start the
-target, load the schema, fill synthetic rows, run the workload, trace the
-steps under probe traffic, run the workload again, derive findings, write the
-rehearsal record and the HTML report. Whatever happens, probes, sampler and
+Order: read the sources and options (fail fast, nothing started; the tables to
+copy are counted), start the target, load the schema, copy the reference
+tables' rows (copy_data), fill the others with synthetic rows, run the
+workload, trace the steps under probe traffic, run the workload again, derive
+findings, write the rehearsal record and the HTML report. Whatever happens, probes, sampler and
 cluster are stopped and removed before this returns; on Ctrl-C a partial
 report is written and `RehearsalInterrupted` (a KeyboardInterrupt) is raised.
 """
@@ -25,7 +26,7 @@ from pgwarden.errors import UsageError
 from pgwarden.events import FillProgress, Observer, Phase, RehearsalStep
 from pgwarden.findings import Finding
 from pgwarden.plan import Plan, Step
-from pgwarden.rehearse import datagen, schema, workload
+from pgwarden.rehearse import copydata, datagen, schema, workload
 from pgwarden.rehearse.blast import attach_blocking, blocked_ops
 from pgwarden.rehearse.model import LoadedTable, RehearsalResult, StepTrace, WorkloadComparison
 from pgwarden.rehearse.opaque import OpaqueStep
@@ -72,7 +73,9 @@ def _plan_rows(
     tables: Mapping[str, datagen.Table], snapshot: Snapshot | None, rows_cap: int, default_rows: int
 ) -> list[datagen.TablePlan]:
     out = []
-    for name in tables:
+    for name, t in tables.items():
+        if t.copied:  # its rows are the source's
+            continue
         prod = snapshot.table(name) if snapshot is not None else None
         want = prod.rows if prod is not None else default_rows
         out.append(datagen.TablePlan(name, max(0, min(want, rows_cap))))
@@ -100,6 +103,7 @@ def _loaded(
                 prod.rows if prod else None,
                 prod.table_bytes if prod else None,
                 prod.total_bytes if prod else None,
+                copied=bool(t.copied),
             )
         )
     return out
@@ -195,6 +199,10 @@ class RehearseOptions:
     # path of the source that stands for them: that source must have one statement, which
     # is not sent; see rehearse/opaque.py.
     opaque: Mapping[str, OpaqueStep] | None = None
+    # Tables whose real rows are copied from `schema_from` instead of generated (with the
+    # tables they reference), each refused above `copy_max_rows`; see rehearse/copydata.py.
+    copy_data: tuple[str, ...] = ()
+    copy_max_rows: int = copydata.DEFAULT_MAX_ROWS
 
 
 def _bookkeeping(step: Step, version_table: str) -> bool:
@@ -269,6 +277,15 @@ def rehearse(
     queries = workload.load_workload(o.workload_file) if o.workload_file else []
     if stats_file:
         queries += workload.snapshot_queries(stats_file)
+    copy_plan: list[copydata.CopyTable] = []
+    if o.copy_data:
+        if o.schema_from is None:
+            raise UsageError(
+                "rehearse.copy_data needs the database to copy the rows from (--schema-from)",
+                hint="rehearse with --schema-from, or leave copy_data out of the configuration",
+            )
+        phase("counting the rows of the tables to copy (copy_data)")
+        copy_plan = copydata.plan_copy(o.schema_from, o.copy_data, o.copy_max_rows)
     phase("resolving the schema")
     src = schema.resolve_schema(
         plan.sources, schema_file=o.schema_file, schema_from=o.schema_from, schema_sql=o.schema_sql
@@ -287,6 +304,13 @@ def rehearse(
                 tables = datagen.read_tables(conn)
                 if o.version_table is not None:  # Alembic's bookkeeping, not user data
                     tables.pop(o.version_table, None)
+                if copy_plan:
+                    phase("copying reference tables from the database (copy_data)")
+                    copied = copydata.copy_rows(o.schema_from or "", conn, copy_plan, tables)
+                    for c in copied:
+                        phase(c.said())
+                    st.notes += [c.said() for c in copied]
+                    st.extra["copied"] = [(c.name, c.rows, c.referenced_by) for c in copied]
                 rows = _plan_rows(tables, snap, o.rows_cap, o.default_rows)
                 phase("generating synthetic rows")
                 t_load = time.perf_counter()

@@ -10,7 +10,9 @@ every table is analysed. Values per type come from `datagen_types`. A CHECK,
 exclusion or unique index that rejects the values, or a type that cannot hold
 them, makes the columns concerned fall back: to their default or NULL where
 they allow it, else to another literal their type accepts, else an error
-naming the column.
+naming the column. A table whose real rows were copied (rehearse/copydata.py)
+is not filled: row `g` of it is row `g` of the snapshot of its rows, so that
+the foreign keys of the tables referencing it point at real rows.
 """
 
 from __future__ import annotations
@@ -108,6 +110,7 @@ class Table:
     keys: list[tuple[str, ...]] = field(default_factory=list)  # primary first, then uniques
     fks: dict[str, tuple[str, str]] = field(default_factory=dict)  # col -> (table, col)
     rows: int = 0
+    copied: str = ""  # the snapshot of its rows copied from the source (copydata.py), if any
 
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
@@ -193,11 +196,33 @@ def _g(g: sql.Composable, mod: int) -> sql.Composable:
 
 
 def value(tables: Mapping[str, Table], table: str, col: str, g: sql.Composable) -> sql.Composable:
-    """The value of column `col` of row `g` of `table`."""
+    """The value of column `col` of row `g` of `table`: for a table whose rows were copied
+    (`copied`), row `g` of its snapshot for g in 1..rows, a synthetic value beyond."""
     t = tables[table]
-    c = t.column(col)
+    made = _synthetic(tables, t, t.column(col), g)
+    if not t.copied:
+        return made
+    return sql.SQL(
+        "CASE WHEN {g} BETWEEN 1 AND {n} THEN (SELECT {c} FROM {lk} WHERE pgwarden_n = {g}) "
+        "ELSE ({made})::{type} END"
+    ).format(
+        g=g,
+        n=sql.Literal(t.rows),
+        c=sql.Identifier(col),
+        lk=sql.SQL(t.copied),
+        made=made,
+        type=sql.SQL(t.column(col).type),
+    )
+
+
+def _synthetic(
+    tables: Mapping[str, Table], t: Table, c: Column, g: sql.Composable
+) -> sql.Composable:
+    col, table = c.name, t.name
     if col in t.fks:
         parent, pcol = t.fks[col]
+        if tables[parent].copied and tables[parent].rows == 0:  # no row to point at
+            return sql.SQL("NULL")
         if parent == table:
             return sql.SQL("NULL") if not c.not_null else value(tables, parent, pcol, _big(1))
         mapped = g if c.unique else _g(g, tables[parent].rows)
@@ -420,18 +445,22 @@ def fill(
     """Fill the planned tables (parents first), fix sequences, analyse."""
     for p in plan:
         tables[p.table].rows = p.rows
-    # FK columns that are unique (1:1) map row g to parent row g: cap to the parent.
+    # FK columns that are unique (1:1) map row g to parent row g: cap to the parent;
+    # so does a NOT NULL FK to a copied table that has no rows.
     for name in _order(tables):
         t = tables[name]
         for col, (parent, _) in t.fks.items():
-            if t.column(col).unique and parent != name:
+            if t.copied or parent == name:
+                continue
+            empty = tables[parent].copied and tables[parent].rows == 0
+            if t.column(col).unique or (empty and t.column(col).not_null):
                 t.rows = min(t.rows, tables[parent].rows)
     with contextlib.suppress(pge.InsufficientPrivilege):
         conn.execute("SET session_replication_role = replica")  # skip FK checks, triggers
     try:
         for name in _order(tables):
             t = tables[name]
-            if t.rows > 0:
+            if t.rows > 0 and not t.copied:
                 _fill_table(conn, tables, t, chunk, progress)
     finally:
         conn.execute("RESET session_replication_role")

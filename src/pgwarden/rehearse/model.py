@@ -115,7 +115,8 @@ class StepTrace:
 
 @dataclass(frozen=True, slots=True)
 class LoadedTable:
-    """A table filled with synthetic rows, and the production size it stands for."""
+    """A table filled with synthetic rows (or copied ones), and the production size it stands
+    for."""
 
     name: str
     rows: int
@@ -124,6 +125,7 @@ class LoadedTable:
     prod_rows: int | None = None
     prod_table_bytes: int | None = None
     prod_total_bytes: int | None = None
+    copied: bool = False  # its rows were copied from the source database (copy_data)
 
 
 @dataclass(frozen=True, slots=True)

@@ -184,7 +184,7 @@ def _tables(result: RehearsalResult) -> str:
         _row(
             [
                 f">{escape(t.name)}</td>",
-                f" class=num>{t.rows:,}</td>",
+                f" class=num>{t.rows:,}{' copied' if t.copied else ''}</td>",
                 f" class=num>{_bytes(t.total_bytes)}</td>",
                 f" class=num>{DASH if t.prod_rows is None else f'{t.prod_rows:,}'}</td>",
                 f" class=num>{_bytes(t.prod_total_bytes) if t.prod_total_bytes else DASH}</td>",
@@ -221,7 +221,14 @@ def render_html(result: RehearsalResult, *, charts: bool = True) -> str:
         "scan or rewrite a table, scaled linearly by its size in the stats snapshot.</p>",
         f"<h2>Steps</h2>{_steps(result)}",
         f"<h2>Workload before / after</h2>{wl_block}{_workload(result)}",
-        f"<h2>Synthetic data</h2>{_tables(result)}",
+        "<h2>Synthetic data</h2>"
+        + (
+            '<p class="meta">Rows marked copied are the source database&rsquo;s own '
+            "(copy_data); the others are synthetic.</p>"
+            if any(t.copied for t in result.tables)
+            else ""
+        )
+        + _tables(result),
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"

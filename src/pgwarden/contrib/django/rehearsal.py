@@ -11,6 +11,14 @@ alias, or the default routing, therefore reaches the copy and never the real
 database. The project state is built from the migrations applied to the real
 database plus the rehearsed ones before the step, not from the copy's
 `django_migrations`, whose rows are synthetic.
+
+`pre_migrate` and `post_migrate` are sent as `manage.py migrate` sends them: once,
+before the first and after the last migration, with the plan and the apps of the
+project state before and after it, verbosity 0, each as a step of its own on the
+copy (the same switch of the connection): contenttypes and auth create the
+content types and permissions of the models the rehearsed migrations add there,
+never in the real database. The real rows of the tables they read are copied
+into the copy by default (`default_copy_data`).
 """
 
 from __future__ import annotations
@@ -22,13 +30,17 @@ from typing import Any
 from pgwarden.contrib.django.runner import backend_pid
 from pgwarden.contrib.django.source import MigrationSQL
 from pgwarden.errors import UsageError
+from pgwarden.rehearse.copydata import CopyTable
 from pgwarden.rehearse.model import RehearsalResult, StepTrace
 from pgwarden.rehearse.opaque import OpaqueFailed, OpaqueOutcome
 
 __all__ = [
     "DjangoStep",
+    "SignalStep",
+    "default_copy_data",
     "placeholder_sql",
     "python_step_name",
+    "relabel",
     "report_json",
     "report_text",
     "scratch_settings",
@@ -108,29 +120,43 @@ def _tables(mig: MigrationSQL) -> tuple[str, ...]:
     return tuple(out[:16])
 
 
-class DjangoStep:
-    """One Python migration, run by Django's executor on the rehearsal copy (an OpaqueStep)."""
+def default_copy_data(connection: Any = None) -> tuple[str, ...]:
+    """The tables whose real rows a Django rehearsal copies unless `copy_data` says
+    otherwise: the content types and permissions, when their apps are installed (and,
+    given `connection`, their tables are in its database)."""
+    from django.apps import apps
 
-    def __init__(
-        self,
-        connection: Any,
-        executor: Any,
-        mig: MigrationSQL,
-        applied: Iterable[tuple[str, str]],
-        *,
-        say: Callable[[str], None] | None = None,
-    ) -> None:
+    out: list[str] = []
+    if apps.is_installed("django.contrib.contenttypes"):
+        out.append(apps.get_model("contenttypes", "ContentType")._meta.db_table)
+    if apps.is_installed("django.contrib.auth"):
+        out.append(apps.get_model("auth", "Permission")._meta.db_table)
+    if connection is not None:
+        there = set(connection.introspection.table_names())
+        out = [t for t in out if t in there]
+    return tuple(out)
+
+
+def _clear_content_types() -> None:
+    """Forget the content types cached for the alias: the copy's are not the real ones."""
+    from django.apps import apps
+
+    if apps.is_installed("django.contrib.contenttypes"):
+        apps.get_model("contenttypes", "ContentType").objects.clear_cache()
+
+
+class _OnCopy:
+    """Django's connection switched to the rehearsal copy while a step runs there."""
+
+    name = ""
+    location = ""
+    tables: tuple[str, ...] = ()
+
+    def __init__(self, connection: Any, executor: Any, say: Callable[[str], None] | None) -> None:
         self.connection = connection
         self.executor = executor  # its loader read the real database's django_migrations
-        self.mig = mig
-        self.migration = executor.loader.graph.nodes[(mig.app_label, mig.name)]
-        self.applied = frozenset(applied)  # real applied + the rehearsed ones before this
-        self.name = python_step_name(mig, self.migration)
-        op = mig.python_operations[0] if mig.python_operations else None
-        self.location = f"{mig.path}:{op.line if op else mig.line}:{op.column if op else 1}"
         self._say = say
         self._saved: dict[str, Any] | None = None
-        self.tables = _tables(mig)  # probe traffic runs on them
 
     def open(self, dsn: str) -> int:
         """Switch the Django connection to the copy `dsn`, check it is there: its pid."""
@@ -153,31 +179,71 @@ class DjangoStep:
                 f"{want.get('port')}); nothing ran",
                 hint="check the database's OPTIONS in settings.DATABASES",
             )
+        _clear_content_types()
         return backend_pid(connection)
+
+    def _counting(self, written: list[int]) -> Any:
+        """An execute wrapper adding the rows each write (but django_migrations') wrote."""
+        from django.db.migrations.recorder import MigrationRecorder
+
+        recorder_table = MigrationRecorder.Migration._meta.db_table.upper()
+
+        def count(execute: Any, sql: Any, params: Any, many: bool, context: Any) -> Any:
+            result = execute(sql, params, many, context)
+            text = str(sql).lstrip().upper()
+            if text.startswith(_WRITES) and recorder_table not in text:
+                written[0] += max(0, int(getattr(context["cursor"], "rowcount", 0) or 0))
+            return result
+
+        return self.connection.execute_wrapper(count)
+
+    def _state(self, applied: Iterable[tuple[str, str]]) -> Any:
+        """The project state with `applied` applied (not the copy's django_migrations)."""
+        executor = self.executor
+        executor.loader.applied_migrations = dict.fromkeys(applied)
+        return executor._create_project_state(with_applied_migrations=True)
+
+    def close(self) -> None:
+        """Close the copy's connection and switch Django's connection back (idempotent)."""
+        if self._saved is None:
+            return
+        with contextlib.suppress(Exception):  # a broken connection: the server ends it
+            self.connection.close()
+        self.connection.settings_dict = self._saved
+        self._saved = None
+        _clear_content_types()
+
+
+class DjangoStep(_OnCopy):
+    """One Python migration, run by Django's executor on the rehearsal copy (an OpaqueStep)."""
+
+    def __init__(
+        self,
+        connection: Any,
+        executor: Any,
+        mig: MigrationSQL,
+        applied: Iterable[tuple[str, str]],
+        *,
+        say: Callable[[str], None] | None = None,
+    ) -> None:
+        super().__init__(connection, executor, say)
+        self.mig = mig
+        self.migration = executor.loader.graph.nodes[(mig.app_label, mig.name)]
+        self.applied = frozenset(applied)  # real applied + the rehearsed ones before this
+        self.name = python_step_name(mig, self.migration)
+        op = mig.python_operations[0] if mig.python_operations else None
+        self.location = f"{mig.path}:{op.line if op else mig.line}:{op.column if op else 1}"
+        self.tables = _tables(mig)  # probe traffic runs on them
 
     def run(self) -> OpaqueOutcome:
         """Apply the migration through Django's executor; count the rows its statements wrote."""
-        from django.db.migrations.recorder import MigrationRecorder
-
         if self._say is not None:
             self._say(f"running {self.name} through Django's executor, on the rehearsal copy")
-        recorder_table = MigrationRecorder.Migration._meta.db_table
-        written = 0
-
-        def count(execute: Any, sql: Any, params: Any, many: bool, context: Any) -> Any:
-            nonlocal written
-            result = execute(sql, params, many, context)
-            text = str(sql).lstrip().upper()
-            if text.startswith(_WRITES) and recorder_table.upper() not in text:
-                written += max(0, int(getattr(context["cursor"], "rowcount", 0) or 0))
-            return result
-
-        executor = self.executor
-        executor.loader.applied_migrations = dict.fromkeys(self.applied)
+        written = [0]
         try:
-            state = executor._create_project_state(with_applied_migrations=True)
-            with self.connection.execute_wrapper(count):
-                executor.apply_migration(state, self.migration)
+            state = self._state(self.applied)
+            with self._counting(written):
+                self.executor.apply_migration(state, self.migration)
         except Exception as exc:
             what = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
             raise OpaqueFailed(
@@ -188,19 +254,67 @@ class DjangoStep:
                     if self.mig.atomic
                     else "the non-atomic migration may have run in part"
                 )
-                + "; the copy's rows are synthetic (or none): code that expects real rows "
-                "may fail here and not in production",
+                + "; the copy's rows are synthetic (or none) but for the tables copied "
+                "(copy_data): code that expects other real rows may fail here and not in "
+                "production",
             ) from exc
-        return OpaqueOutcome(rows_written=written)
+        return OpaqueOutcome(rows_written=written[0])
 
-    def close(self) -> None:
-        """Close the copy's connection and switch Django's connection back (idempotent)."""
-        if self._saved is None:
-            return
-        with contextlib.suppress(Exception):  # a broken connection: the server ends it
-            self.connection.close()
-        self.connection.settings_dict = self._saved
-        self._saved = None
+
+SIGNALS = ("pre_migrate", "post_migrate")
+
+
+class SignalStep(_OnCopy):
+    """`pre_migrate` or `post_migrate`, sent on the rehearsal copy as `migrate` sends it
+    (an OpaqueStep): once, with the plan and the apps of the state before or after it."""
+
+    def __init__(
+        self,
+        signal: str,
+        connection: Any,
+        executor: Any,
+        migs: Sequence[MigrationSQL],
+        applied: Iterable[tuple[str, str]],
+        *,
+        say: Callable[[str], None] | None = None,
+    ) -> None:
+        import inspect
+
+        from django.core.management import sql as django_sql
+
+        super().__init__(connection, executor, say)
+        self.signal = signal
+        self.applied = frozenset(applied)  # real applied (+ every rehearsed one: post_)
+        nodes = executor.loader.graph.nodes
+        self.plan = [(nodes[(m.app_label, m.name)], False) for m in migs]
+        self.name = f"{signal} (Django's signal, as migrate sends it)"
+        emit = getattr(django_sql, f"emit_{signal}_signal")
+        self._emit = emit
+        self.location = f"{inspect.getsourcefile(emit)}:{inspect.getsourcelines(emit)[1]}:1"
+        self.tables = default_copy_data()  # what contenttypes and auth write
+
+    def run(self) -> OpaqueOutcome:
+        """Send the signal on the copy (verbosity 0); count the rows its receivers wrote."""
+        if self._say is not None:
+            self._say(f"sending {self.signal} on the rehearsal copy")
+        written = [0]
+        try:
+            state = self._state(self.applied)
+            with self._counting(written):
+                self._emit(0, False, self.connection.alias, apps=state.apps, plan=self.plan)
+        except Exception as exc:
+            what = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+            raise OpaqueFailed(
+                f"{self.signal} failed on the copy: {what}",
+                sqlstate=_sqlstate(exc),
+                state="a receiver failed (its writes, in autocommit, may have run in part)",
+            ) from exc
+        return OpaqueOutcome(rows_written=written[0])
+
+
+def copied(result: RehearsalResult) -> list[CopyTable]:
+    """The tables whose rows the rehearsal copied from the database (copy_data)."""
+    return [CopyTable(str(n), int(r), str(b)) for n, r, b in result.extra.get("copied", [])]
 
 
 def _where(location: str, by_file: Mapping[str, MigrationSQL]) -> str:
@@ -218,6 +332,29 @@ def _where(location: str, by_file: Mapping[str, MigrationSQL]) -> str:
         op = mig.python_operations[0]
         return f"{mig.path}:{op.line}:{op.column}"
     return str(locate(mig, int(line)))
+
+
+def relabel(result: RehearsalResult, by_file: Mapping[str, MigrationSQL]) -> RehearsalResult:
+    """`result` located at the migration files, not at the rehearsal's temporary .sql files:
+    each SQL step as `app.0002_x at path:line:column`, each finding at its line (the
+    HTML report)."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from pgwarden.location import SourceLocation
+
+    steps = []
+    for tr in result.steps:
+        where = _where(tr.location, by_file)
+        mig = by_file.get(Path(tr.location.rsplit(":", 2)[0]).name)
+        if mig is not None and where != tr.location and not mig.python_operations:
+            where = f"{mig.key} at {where}"
+        steps.append(replace(tr, location=where))
+    findings = []
+    for f in result.findings:
+        path, line, col = _where(str(f.location), by_file).rsplit(":", 2)
+        findings.append(replace(f, location=SourceLocation(path, int(line), int(col))))
+    return replace(result, steps=tuple(steps), findings=tuple(findings))
 
 
 def _blocked(trace: StepTrace) -> str:
@@ -239,7 +376,8 @@ def report_text(
         f"rehearsal {result.status}: {len(result.findings)} finding(s) in "
         f"{len(migs)} migration(s){ran}, up to {migs[-1].key}"
     ]
-    keys = {f"{m.key}: " for m in python}
+    lines += [c.said() for c in copied(result)]
+    keys = {f"{m.key}: " for m in python} | {f"{s} (" for s in SIGNALS}
     for tr in result.steps:
         if not any(tr.sql.startswith(k) for k in keys):
             continue
@@ -283,6 +421,10 @@ def report_json(
         raw["location"] = {"path": path, "line": int(line), "column": int(col)}
     for raw in doc["steps"]:
         raw["location"] = _where(str(raw["location"]), by_file)
+    doc["copied"] = [
+        {"table": c.name, "rows": c.rows, "referenced_by": c.referenced_by or None}
+        for c in copied(result)
+    ]
     doc["migrations"] = [
         {
             "app": m.app_label,

@@ -510,35 +510,63 @@ class Command(BaseCommand):  # type: ignore[misc]
                 plan = build_django_plan(part, record_table=table, tag=True)
                 write_record(replace(result, fingerprint=plan.fingerprint()))
 
+    @staticmethod
+    def _html(result: Any, by_file: dict[str, MigrationSQL], path: str) -> Any:
+        """Write the HTML report located at the migration files; `result` with its path."""
+        from pathlib import Path
+
+        from pgwarden.contrib.django.rehearsal import relabel
+        from pgwarden.rehearse.report_html import write_report
+
+        write_report(relabel(result, by_file), Path(path))
+        return replace(result, report_path=path)
+
     def _rehearse(self, options: dict[str, Any]) -> int:
         import tempfile
         from pathlib import Path
 
         from pgwarden.commands import load_plan
-        from pgwarden.contrib.django.rehearsal import DjangoStep, placeholder_sql
+        from pgwarden.contrib.django.rehearsal import (
+            DjangoStep,
+            SignalStep,
+            default_copy_data,
+            placeholder_sql,
+        )
         from pgwarden.events import Event, Phase
         from pgwarden.rehearse.api import RehearsalInterrupted, RehearseOptions, rehearse
+        from pgwarden.rehearse.copydata import copy_settings
         from pgwarden.settings import load_settings
 
         cfg = load_settings(options["config"])
+        copy = copy_settings(cfg)
         connection, migs = self._collect(options, unapplied=True, for_apply=False)
         if not migs:
             self.stdout.write("no migrations to rehearse")
             return 0
         dsn = database_url(connection)
+        copy_data = default_copy_data(connection) if copy.tables is None else copy.tables
         # Python migrations run through Django's executor on the copy; its loader (and the
         # project state of each) starts from what the real database has applied.
         executor = MigrationExecutor(connection)
         done = set(executor.loader.applied_migrations)
         by_file: dict[str, MigrationSQL] = {}
-        steps: dict[str, DjangoStep] = {}
+        steps: dict[str, DjangoStep | SignalStep] = {}
         with tempfile.TemporaryDirectory(prefix="pgwarden-django-") as tmp:
-            for i, m in enumerate(migs):
+
+            def signal(name: str, order: int) -> None:
+                # sent once before the first and after the last migration, as migrate does
+                step = SignalStep(name, connection, executor, migs, done, say=self.stderr.write)
+                path = Path(tmp) / f"{order:04d}_{name}.sql"
+                path.write_text(placeholder_sql(step.name), encoding="utf-8")
+                steps[str(path)] = step
+
+            signal("pre_migrate", 0)
+            for i, m in enumerate(migs, 1):
                 path = Path(tmp) / f"{i:04d}_{m.app_label}_{m.name}.sql"
                 if m.python_operations:
-                    step = DjangoStep(connection, executor, m, done, say=self.stderr.write)
-                    path.write_text(placeholder_sql(step.name), encoding="utf-8")
-                    steps[str(path)] = step
+                    python = DjangoStep(connection, executor, m, done, say=self.stderr.write)
+                    path.write_text(placeholder_sql(python.name), encoding="utf-8")
+                    steps[str(path)] = python
                 else:
                     # With the django_migrations INSERTs, as `pgwarden migrate` runs it, so
                     # that the rehearsed plan's fingerprint is the applied one.
@@ -546,6 +574,7 @@ class Command(BaseCommand):  # type: ignore[misc]
                     path.write_text(standalone_sql(m, record), encoding="utf-8")
                 by_file[path.name] = m
                 done |= {(m.app_label, m.name), *m.records}
+            signal("post_migrate", len(migs) + 1)
 
             def phases(event: Event) -> None:
                 if isinstance(event, Phase):
@@ -559,24 +588,28 @@ class Command(BaseCommand):  # type: ignore[misc]
                     RehearseOptions(
                         schema_from=dsn,
                         stats_file=options["stats_file"],
-                        report_path=options["report"],
                         environments=cfg.environments,
                         opaque=steps,
+                        # real rows of the reference tables data migrations look up
+                        copy_data=copy_data,
+                        copy_max_rows=copy.max_rows,
                     ),
                     observer=phases,
                 )
             except RehearsalInterrupted as exc:  # Ctrl-C: cleaned up, as `pgwarden rehearse`
                 self.stderr.write("error: interrupted; the rehearsal cluster was removed")
-                where = exc.result.report_path if exc.result is not None else None
-                if where:
-                    self.stderr.write(f"  partial report: {where}")
+                if exc.result is not None and options["report"]:
+                    self._html(exc.result, by_file, options["report"])
+                    self.stderr.write(f"  partial report: {options['report']}")
                 return EXIT_INPUT
             finally:
                 for step in steps.values():  # Django's connection back on the real database
                     step.close()
         from pgwarden.contrib.django.rehearsal import report_json, report_text
 
-        if result.status == "completed" and steps:
+        if options["report"]:
+            result = self._html(result, by_file, options["report"])
+        if result.status == "completed":  # the whole plan has the signals' steps too
             self._record_parts(result, migs)
         if options["fmt"] == "json":
             doc = report_json(result, migs, by_file)

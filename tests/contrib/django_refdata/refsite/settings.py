@@ -1,0 +1,28 @@
+"""contenttypes, auth and `notes`, whose 0002 RunPython reads a content type.
+
+The database comes from $PGWARDEN_DJANGO_DSN.
+"""
+
+import os
+
+from psycopg.conninfo import conninfo_to_dict
+
+_p = conninfo_to_dict(os.environ["PGWARDEN_DJANGO_DSN"])
+SECRET_KEY = "test-only"
+USE_TZ = True
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "pgwarden.contrib.django",
+    "notes",
+]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": _p["dbname"],
+        "HOST": _p.get("host", ""),
+        "PORT": _p.get("port", ""),
+        "USER": _p.get("user", ""),
+    }
+}
