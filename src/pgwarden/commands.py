@@ -24,6 +24,7 @@ from pgwarden.sources.sql_files import read_sources
 
 if TYPE_CHECKING:
     from pgwarden.analysis.parse import ParsedStatement
+    from pgwarden.lint.preflight_writes import Write
     from pgwarden.sources.alembic import AlembicSources
 
     Sources = Sequence[tuple[SourceText, Sequence[ParsedStatement]]] | AlembicSources
@@ -177,13 +178,15 @@ def lint_built_plan(
     *,
     preflight_dsn: str | None = None,
     bookkeeping: set[int] | frozenset[int] = frozenset(),
-    count_violations: bool = True,
+    hidden_writes: Sequence[tuple[int, Write]] = (),
 ) -> LintResult:
     """Lint a plan already built (SQL files, Alembic, Django) with the settings' limits.
 
-    With `preflight_dsn` (read-only), DML sizes come from the planner and, with
-    `count_violations`, the rows a new constraint would reject are counted (PW401). Findings
-    on `bookkeeping` steps (a framework's own version table) are dropped.
+    With `preflight_dsn` (read-only), DML sizes come from the planner and the rows a new
+    constraint would reject are counted (PW401), as the plan's earlier statements and
+    `hidden_writes` (code the plan does not show: Django's RunPython, as (index of the
+    step it runs before, write)) leave them. Findings on `bookkeeping` steps (a
+    framework's own version table) are dropped.
     """
     cfg = settings
     dml = DmlLimits(cfg.dml_max_rows, cfg.dml_max_share)
@@ -201,10 +204,10 @@ def lint_built_plan(
     if bookkeeping:
         kept = tuple(f for f in result.findings if f.step not in bookkeeping)
         result = replace(result, findings=kept)  # Alembic's version table is not the user's
-    if preflight_dsn and count_violations and "PW401" not in cfg.ignore:
+    if preflight_dsn and "PW401" not in cfg.ignore:
         from pgwarden.lint.preflight import preflight
 
-        extra = preflight(plan, preflight_dsn)
+        extra = preflight(plan, preflight_dsn, opaque=hidden_writes)
         merged = sorted([*result.findings, *extra], key=lambda f: (f.step or -1, f.code))
         result = replace(result, findings=tuple(merged))
     return result

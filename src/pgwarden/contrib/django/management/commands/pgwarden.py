@@ -209,6 +209,7 @@ class Command(BaseCommand):  # type: ignore[misc]
         from rich.console import Console
 
         from pgwarden.commands import lint_built_plan, load_context
+        from pgwarden.contrib.django.python_steps import python_writes
         from pgwarden.findings import Severity
         from pgwarden.lint.ignore_sources import apply_source_ignores, source_ignores
         from pgwarden.report.lint_json import lint_json
@@ -232,10 +233,11 @@ class Command(BaseCommand):  # type: ignore[misc]
         self.stderr.write(f"lint: {context_note(connection, ctx, options)}")
         plan = build_django_plan(migs, catalog=ctx.catalog, server_version=ctx.server_version)
         # the settings' DML limits and type-change grading; with the live database, the
-        # planner's DML sizes (as pgwarden lint). Not PW401: a RunPython before a new
-        # constraint usually fixes the rows it would count (add null, fill, set NOT NULL)
+        # planner's DML sizes and PW401's counts (as pgwarden lint). A RunPython before a
+        # new constraint may fix the rows counted: those counts are warnings naming it
         dsn = database_url(connection) if live else None
-        result = lint_built_plan(plan, ctx, cfg, preflight_dsn=dsn, count_violations=False)
+        code = python_writes(plan, migs) if dsn else []
+        result = lint_built_plan(plan, ctx, cfg, preflight_dsn=dsn, hidden_writes=code)
         result = suppress(result, migs)
         apps = {m.path: m.app_label for m in migs}
         result = apply_source_ignores(
