@@ -401,6 +401,12 @@ def finish_cmd(database_url: str | None, log_format: str, target_url: str | None
 
 @click.command("status")
 @stacked(*_common[:1])
+@click.option(
+    "--target-url",
+    metavar="DSN",
+    default=None,
+    help="NEW: after the switchover, read how far the reverse replication trails there.",
+)
 @click.option("--id", "upgrade_id", default=None, help="An upgrade id (default: the latest).")
 @click.option(
     "--journal-file",
@@ -411,7 +417,11 @@ def finish_cmd(database_url: str | None, log_format: str, target_url: str | None
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @handle_errors
 def status_cmd(
-    database_url: str | None, upgrade_id: str | None, journal_file: str, fmt: str
+    database_url: str | None,
+    target_url: str | None,
+    upgrade_id: str | None,
+    journal_file: str,
+    fmt: str,
 ) -> None:
     """The state of the latest upgrade of OLD (or --id), and what to do next."""
     from pgwarden.errors import ConnectionFailed
@@ -436,12 +446,18 @@ def status_cmd(
         names = Names(record.id)
         behind = lag(old, names.forward)
         read_only = is_read_only(old)
+        reverse = (
+            _reverse(old, target_url, names.reverse, record.info.get("switched_at"))
+            if record.state in ("switched", "rolling_back")
+            else None
+        )
     data = record.to_dict()
     data.update(
         live=live,
         old_read_only=read_only,
         lag_bytes=None if behind is None else behind.bytes,
         lag_s=None if behind is None else behind.seconds,
+        reverse=None if reverse is None else reverse.to_dict(),
         next=_next_step(record.state, live),
     )
     if fmt == "json":
@@ -465,10 +481,57 @@ def status_cmd(
     if behind is not None:
         secs = "" if behind.seconds is None else f", {behind.seconds:.1f} s"
         out.print(f"  NEW trails OLD by {behind.bytes:,} bytes{secs}")
+    if reverse is not None:
+        for line in _reverse_lines(reverse):
+            out.print(line)
     out.print(f"  OLD read-only: {'yes' if read_only else 'no'}")
     for k, v in _phase_times(record.info):
         out.print(f"  {k}: {v:.1f} s")
     out.print(styled("  [dim]next:[/] {}", data["next"]))
+
+
+def _reverse(old: Any, target_url: str | None, name: str, switched_at: object) -> Any:
+    """The reverse replication's state from OLD and, with --target-url, NEW."""
+    from pgwarden.errors import ConnectionFailed
+    from pgwarden.pg.connect import connect
+    from pgwarden.upgrade.reverse import reverse_state
+
+    when = switched_at if isinstance(switched_at, str) else None
+    if not target_url:
+        return reverse_state(old, None, name, when)
+    try:
+        new = connect(target_url, application_name="pgwarden-upgrade")
+    except ConnectionFailed as exc:
+        return reverse_state(old, None, name, when, new_error=exc.message)
+    with new:
+        return reverse_state(old, new, name, when)
+
+
+def _reverse_lines(r: Any) -> list[Any]:
+    """Text lines for the reverse replication (a `ReverseState`)."""
+    head = f"  reverse replication NEW -> OLD ({r.name}):"
+    if r.problem is not None:
+        since = (
+            "every write made on NEW"
+            if r.at_risk_since is None
+            else f"the writes made on NEW since {r.at_risk_since:%Y-%m-%d %H:%M:%S %Z}".rstrip()
+        )
+        lines: list[Any] = [
+            styled("{} [bold red]BROKEN[/]: {}", head, r.problem),
+            f"    rollback would lose {since}",
+        ]
+    else:
+        lines = [f"{head} streaming"]
+    if r.lag_bytes is not None:
+        secs = "" if r.lag_s is None else f", {r.lag_s:.1f} s"
+        lines.append(f"    OLD trails NEW by {r.lag_bytes:,} bytes{secs}")
+    if r.last_contact is not None:
+        lines.append(f"    last message from NEW: {r.last_contact:%Y-%m-%d %H:%M:%S %Z}".rstrip())
+    if r.new_error is not None:
+        lines.append(f"    NEW not read: {r.new_error}")
+    elif not r.new_read:
+        lines.append("    pass --target-url NEW for how far OLD trails (bytes, seconds)")
+    return lines
 
 
 def _phase_times(info: dict[str, Any]) -> list[tuple[str, float]]:

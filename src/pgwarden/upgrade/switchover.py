@@ -29,6 +29,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import psycopg
 from psycopg import sql
@@ -261,6 +262,8 @@ def _forward(sw: Switch, deadline: Deadline) -> None:
         new.close()
     logical.drop_publication(old, sw.names.forward)  # nothing subscribes to it any more
     sw.record.info["writes_paused_s"] = round(paused, 3)
+    # From here a rollback needs the reverse replication; status bounds the risk by it.
+    sw.record.info["switched_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     sw.record.state = "switched"
     sw.step("switched")
     sw.outcome(
