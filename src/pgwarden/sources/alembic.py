@@ -312,11 +312,16 @@ def _existing_column(names: Mapping[str, Any]) -> ColumnFact | None:
     table, column, schema = names.get("table_name"), names.get("column_name"), names.get("schema")
     if existing is None or not isinstance(table, str) or not isinstance(column, str):
         return None
-    from sqlalchemy import exc
+    from sqlalchemy import Enum, exc
     from sqlalchemy.types import to_instance
 
     try:
-        spelled = to_instance(existing).compile(dialect=_pg_dialect())
+        written = to_instance(existing)
+        if isinstance(written, Enum) and not written.native_enum:
+            # VARCHAR as long as its longest value, not the column's declared length
+            # (mlflow's runs.status: Enum(...) of 9 characters on a varchar(20))
+            return None
+        spelled = written.compile(dialect=_pg_dialect())
     except (exc.SQLAlchemyError, TypeError, ValueError, AttributeError):
         return None  # an Enum without a name, a type PostgreSQL's dialect cannot write
     typ = fact_type(str(spelled))
