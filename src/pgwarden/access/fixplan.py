@@ -20,8 +20,13 @@
    NOCREATEROLE also cuts what CREATEROLE could grant itself).
 4. EXECUTE on SECURITY DEFINER routines that give a role its owner's rights
    beyond its class, from the grantee on the path (PUBLIC, the role, a group);
-   granted back to the login roles whose class allows them. The comment names
-   the application roles that lose a routine (they may call it).
+   granted back to the login roles whose class allows them. A group keeps its
+   grant when the membership the path goes through is revoked in 3. When PUBLIC
+   loses it, so does PUBLIC on the routines the owner creates later
+   (`ALTER DEFAULT PRIVILEGES FOR ROLE <owner> REVOKE EXECUTE ON ROUTINES FROM
+   PUBLIC`, global: PostgreSQL's built-in grant cannot be revoked per schema),
+   and the roles granted back get it on them. The comment names the
+   application roles that lose a routine (they may call it) and the groups.
 
 Every statement is built with psycopg.sql from names read from the catalog.
 Steps 1-7 are one transaction (applied with `pgwarden apply`): a failure leaves
@@ -32,13 +37,13 @@ superuser, usually a declared break-glass role (`--break-glass "reason"`).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import psycopg
 from psycopg import sql
 
-from pgwarden.access.capabilities import Capability
+from pgwarden.access.capabilities import Capability, reach
 from pgwarden.access.policy import class_of
 from pgwarden.access.roles import PUBLIC, Catalog
 from pgwarden.access.verdict import AuditFinding, RoleVerdict
@@ -145,11 +150,13 @@ def _reassigned(
 
 def _membership_revokes(
     cat: Catalog, bad: Iterable[Capability], policy: RolePolicy, moved: set[str]
-) -> tuple[list[sql.Composable], set[str]]:
+) -> tuple[list[sql.Composable], set[str], set[tuple[str, str]]]:
     """REVOKE role FROM member for the last grant on each path to a capability beyond the
-    login role's class; the members that lose something (read-only roles get SELECT back)."""
+    login role's class; the members that lose something (read-only roles get SELECT back);
+    the (role, member) grants revoked."""
     out: list[sql.Composable] = []
     losing: set[str] = set()
+    cut: set[tuple[str, str]] = set()
     for c in bad:
         if len(c.chain) < 2 or c.holder in (c.role, PUBLIC):
             continue
@@ -166,6 +173,7 @@ def _membership_revokes(
         if m is None or m.implicit:
             continue
         losing.add(c.role)
+        cut.add((role, member))
         grantors = [g for g in m.grantors if g in cat.roles] if cat.major >= 16 else []
         if not grantors:
             out.append(sql.SQL("REVOKE {} FROM {}").format(_ident(role), _ident(member)))
@@ -175,7 +183,7 @@ def _membership_revokes(
                     _ident(role), _ident(member), _ident(g)
                 )
             )
-    return out, losing
+    return out, losing, cut
 
 
 def _direct_revokes(cat: Catalog, bad: Iterable[Capability]) -> dict[str, list[sql.Composable]]:
@@ -259,21 +267,43 @@ def _routine(parts: tuple[str, str, str]) -> sql.Composable:
     return sql.SQL("{}({})").format(_ident(parts[0], parts[1]), sql.SQL(parts[2]))
 
 
+def _after_cuts(cat: Catalog, cut: set[tuple[str, str]]) -> Catalog:
+    """The catalog once the membership grants `cut` ((role, member)) are revoked."""
+    if not cut:
+        return cat
+    kept = tuple(m for m in cat.memberships if (m.role, m.member) not in cut)
+    return replace(cat, memberships=kept)
+
+
 def _routine_revokes(
     cat: Catalog,
     verdicts: Sequence[RoleVerdict],
     bad: Sequence[Capability],
     policy: RolePolicy,
+    cut: set[tuple[str, str]],
+    moves: dict[str, list[str]],
 ) -> tuple[str, list[sql.Composable]]:
     """REVOKE EXECUTE on each SECURITY DEFINER routine that gives a role a path beyond its
     class, from the grantee the path goes through (PUBLIC, the role, or a role it is a
     member of); GRANT EXECUTE back to the login roles whose class allows what the routine's
-    owner can do and that held it through a revoked grant. The title says who loses it."""
+    owner can do and that held it through a revoked grant. The title says who loses it.
+
+    A group's grant stays when the membership the path goes through is revoked anyway
+    (`cut`, step 3): the group's other members keep it. When PUBLIC loses EXECUTE, so does
+    PUBLIC on the routines the owners create later (PostgreSQL grants it on every new
+    routine): ALTER DEFAULT PRIVILEGES for the owner (and for the migration role, in
+    `moves`, that takes over what the owner owns), granting it to the roles that keep it.
+    """
     definers = {f.name: f for f in cat.definers}
+    after = _after_cuts(cat, cut)
     revoked: dict[str, dict[str, None]] = {}  # routine -> grantees
     for c in bad:
-        if c.executor is not None and c.object in definers:
-            revoked.setdefault(c.object, {})[c.executor] = None
+        if c.executor is None or c.object not in definers:
+            continue
+        g = c.executor
+        if g not in (PUBLIC, c.role) and g not in reach(after, c.role):
+            continue  # the membership the path goes through is revoked in step 3
+        revoked.setdefault(c.object, {})[g] = None
     if not revoked:
         return "", []
     flagged = {(c.role, c.object) for c in bad}
@@ -285,11 +315,19 @@ def _routine_revokes(
     out: list[sql.Composable] = []
     keep: list[sql.Composable] = []
     losing: list[str] = []
+    groups: list[str] = []
+    creators: dict[str, dict[str, None]] = {}  # who creates tomorrow's routines -> keepers
     for name, grantees in revoked.items():
         f = definers[name]
         routine = _routine(f.parts)
         for g in grantees:
             out.append(sql.SQL("REVOKE EXECUTE ON ROUTINE {} FROM {}").format(routine, _grantee(g)))
+            if g != PUBLIC and g in cat.roles and not cat.roles[g].login:
+                groups.append(f"{g} ({name})")
+        owners = [f.owner] if PUBLIC in grantees else []
+        owners += [m for m, moved in moves.items() if f.owner in moved and owners]
+        for owner in owners:
+            creators.setdefault(owner, {})
         for c in paths.get(name, ()):
             if c.executor not in grantees:
                 continue
@@ -300,6 +338,18 @@ def _routine_revokes(
                 keep.append(
                     sql.SQL("GRANT EXECUTE ON ROUTINE {} TO {}").format(routine, _ident(c.role))
                 )
+                for owner in owners:
+                    creators[owner][c.role] = None
+    defaults: list[sql.Composable] = []
+    grant = sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} GRANT EXECUTE ON ROUTINES TO {}")
+    for owner, keepers in creators.items():
+        who = _ident(owner)
+        defaults.append(
+            sql.SQL(
+                "ALTER DEFAULT PRIVILEGES FOR ROLE {} REVOKE EXECUTE ON ROUTINES FROM PUBLIC"
+            ).format(who)
+        )
+        defaults += [grant.format(who, _ident(role)) for role in keepers]
     title = (
         "7. EXECUTE on SECURITY DEFINER routines that run with the rights of an owner who "
         "can write or change schema beyond a role's class\n"
@@ -314,7 +364,23 @@ def _routine_revokes(
             "application's own DML rights) or have an owner with only the DML the application "
             "may do own it, and GRANT EXECUTE back; or run this plan after that change"
         )
-    return title, out + keep
+    if groups:
+        title += (
+            "\n   groups that lose EXECUTE (a member beyond the owner's rights reaches it "
+            "through them): "
+            + ", ".join(dict.fromkeys(groups))
+            + "; their login members above get it directly, a member added later needs a GRANT"
+        )
+    if creators:
+        title += (
+            "\n   routines "
+            + ", ".join(creators)
+            + " create later are not executable by PUBLIC either (global default privileges: "
+            "PostgreSQL grants EXECUTE to PUBLIC on every new routine, a per-schema default "
+            "cannot take that back); GRANT EXECUTE on each one a role calls, extensions' "
+            "included, in the migration that creates it"
+        )
+    return title, out + keep + defaults
 
 
 def _grants_to(
@@ -414,9 +480,10 @@ def fix_plan(
         reassign.append(
             sql.SQL("ALTER DATABASE {} OWNER TO {}").format(_ident(cat.database), _ident(migration))
         )
-    memberships, losing = _membership_revokes(cat, bad, policy, moved)
+    memberships, losing, cut = _membership_revokes(cat, bad, policy, moved)
     direct = _direct_revokes(cat, bad)
-    routines_title, routines = _routine_revokes(cat, verdicts, definers, policy)
+    moves = {migration: owners} if migration is not None else {}
+    routines_title, routines = _routine_revokes(cat, verdicts, definers, policy, cut, moves)
     something = bool(reassign or memberships or any(direct.values()) or routines)
     grants: list[sql.Composable] = []
     if something:
