@@ -72,6 +72,7 @@ def test_a_write_pgwarden_cannot_fold_gives_todays_count_as_a_warning(db: str, t
         "UPDATE invoices SET status = f.status FROM fixes f WHERE f.id = invoices.id;": "FROM",
         "DO $$ DECLARE v text := 'x'; BEGIN UPDATE invoices SET status = v; END $$;": "UPDATE",
         "DO $$ BEGIN EXECUTE 'UPDATE ' || 'invoices SET status = 1'; END $$;": "DO body",
+        "INSERT INTO invoices (id) VALUES (1000);": "INSERT INTO invoices",
     }
     for stmt, named in writes.items():
         found = _pw401(db, tmp_path, stmt + "\n" + SET_NOT_NULL)
@@ -82,6 +83,17 @@ def test_a_write_pgwarden_cannot_fold_gives_todays_count_as_a_warning(db: str, t
     # a DO body pgwarden reads is folded like the statement itself
     folded = "DO $$ BEGIN UPDATE invoices SET status = 'x' WHERE status IS NULL; END $$;\n"
     assert _pw401(db, tmp_path, folded + SET_NOT_NULL) == {}
+    # a trigger may change what the UPDATE writes: not folded
+    with psycopg.connect(db, autocommit=True) as c:
+        c.execute(
+            "CREATE FUNCTION keep() RETURNS trigger LANGUAGE plpgsql AS "
+            "'BEGIN NEW.status := OLD.status; RETURN NEW; END'"
+        )
+        c.execute(
+            "CREATE TRIGGER keep BEFORE UPDATE ON invoices FOR EACH ROW EXECUTE FUNCTION keep()"
+        )
+    fixed = "UPDATE invoices SET status = 'open' WHERE status IS NULL;\n" + SET_NOT_NULL
+    assert _pw401(db, tmp_path, fixed)[2].severity is Severity.WARNING
 
 
 def test_an_unfinished_backfill_of_the_table_gives_a_warning(db: str, tmp_path: Path):

@@ -175,12 +175,11 @@ class Sources:
         if not mine:
             self._names[key] = source
             return source
-        if any(not w.folds for w in mine) or not self._foldable(rv):
+        columns = self._columns(rv) if all(w.folds for w in mine) else None
+        if columns is None:
             self.opaque += mine
             self._names[key] = source
             return source
-        rows = self._conn.execute(_COLUMNS, (plain_table(rv).as_string(self._conn),))
-        columns = [(str(r[0]), str(r[1])) for r in rows]
         for w in mine:
             name = sql.Identifier(f"_pw_{len(self._ctes)}")
             self._ctes.append(sql.SQL("{} AS ({})").format(name, _derived(w, source, columns)))
@@ -189,12 +188,15 @@ class Sources:
         self._names[key] = source
         return source
 
-    def _foldable(self, rv: RangeVar) -> bool:
-        """No trigger may change what the UPDATE writes, no generated column go stale."""
+    def _columns(self, rv: RangeVar) -> list[tuple[str, str]] | None:
+        """(name, type) of the table's columns; None when a fold would be wrong: a trigger
+        may change what an UPDATE writes, a generated column would go stale."""
         reg = plain_table(rv).as_string(self._conn)
         rows = self._conn.execute(_COLUMNS, (reg,)).fetchall()
         trig = self._conn.execute(_TRIGGERS, (reg,)).fetchone()
-        return not any(r[2] for r in rows) and not (trig and trig[0])
+        if any(r[2] for r in rows) or (trig and trig[0]):
+            return None
+        return [(str(r[0]), str(r[1])) for r in rows]
 
     def prefix(self) -> sql.Composable:
         if not self._ctes:
