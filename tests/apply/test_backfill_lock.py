@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 import psycopg
@@ -11,10 +10,14 @@ import pytest
 
 from pgwarden.apply.backfill import LOCK_CLASS, BackfillSpec, run_backfill
 from pgwarden.errors import Refused
-from tests.apply.conftest import cli, scalar
+from tests.apply.conftest import cli, scalar, wait_until
 
-ROWS = 100_000
+ROWS = 10_000  # ten batches of the default size
 BUMP = "bal = bal + 1"
+JOB_LOCKED = (  # a backfill holds its job's lock (LOCK_CLASS, the table's OID)
+    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+    f"AND classid = {LOCK_CLASS}::oid AND objsubid = 2)"
+)
 
 
 @pytest.fixture
@@ -45,33 +48,34 @@ def _backfill(dsn: str, cwd: Path, *extra: str) -> list[str]:
 def test_two_concurrent_runs_of_the_same_backfill_apply_it_once(
     ledger: str, tmp_path: Path
 ) -> None:
-    # small batches that stay small: the first run is still going when the second starts
-    slow = ("--batch-size", "100", "--target-batch-ms", "1")
-    procs = []
-    for _ in range(2):
-        procs.append(
-            subprocess.Popen(
-                _backfill(ledger, tmp_path, *slow),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
+    # The first run's first batch waits for a row the test keeps locked: the run holds its
+    # job's lock for as long as the second needs to start, however slow the machine.
+    with psycopg.connect(ledger) as row_lock:
+        row_lock.execute("SELECT 1 FROM ledger WHERE id = 1 FOR UPDATE")
+        first = subprocess.Popen(
+            _backfill(ledger, tmp_path),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+        )
+        try:
+            wait_until(ledger, JOB_LOCKED)
+            second = subprocess.run(
+                _backfill(ledger, tmp_path),
+                capture_output=True,
                 text=True,
+                timeout=300,
                 cwd=tmp_path,
             )
-        )
-        time.sleep(0.3)
-    results = []
-    try:
-        for p in procs:
-            out, err = p.communicate(timeout=300)
-            results.append((p.returncode, out, err))
-    finally:
-        for p in procs:
-            p.kill()
-    codes = sorted(r[0] for r in results)
-    assert codes == [0, 1], results
-    refused = next(r for r in results if r[0] == 1)
-    assert "another backfill of public.ledger is running (pid " in refused[2], refused[2]
-    assert "Traceback" not in refused[2]
+            row_lock.commit()
+            _out, err = first.communicate(timeout=300)
+        finally:
+            first.kill()
+    assert first.returncode == 0, err
+    assert second.returncode == 1, second.stdout + second.stderr
+    assert "another backfill of public.ledger is running (pid " in second.stderr, second.stderr
+    assert "Traceback" not in second.stderr
     assert scalar(ledger, "SELECT count(*) FROM ledger WHERE bal <> 1") == 0
 
 

@@ -24,6 +24,7 @@ from tests.apply.conftest import (
     wait_until,
     write_sql,
 )
+from tests.fixtures.pg import new_database
 
 PLAN = (
     "ALTER TABLE settings ADD COLUMN note text;\n"
@@ -33,14 +34,21 @@ PLAN = (
 SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM payment_accounts"
 
 
-@pytest.fixture
-def own_cluster() -> Iterator[tuple[Cluster, str]]:
+@pytest.fixture(scope="module")
+def restartable() -> Iterator[Cluster]:
+    """A cluster of this module's own, which its tests restart (one start for them all)."""
     with Cluster.start() as cluster:
-        dsn = cluster.create_database("shop")
-        with psycopg.connect(dsn, autocommit=True) as c:
-            create_sample_schema(c, invoices_rows=2_000, accounts_rows=100)
-            stamp_database(c, "staging", protected=False, by="tests")  # adopted, like `shop`
-        yield cluster, dsn
+        yield cluster
+
+
+@pytest.fixture
+def own_cluster(restartable: Cluster) -> tuple[Cluster, str]:
+    """The restartable cluster and a fresh shop database on it."""
+    dsn = new_database(restartable)
+    with psycopg.connect(dsn, autocommit=True) as c:
+        create_sample_schema(c, invoices_rows=2_000, accounts_rows=100)
+        stamp_database(c, "staging", protected=False, by="tests")  # adopted, like `shop`
+    return restartable, dsn
 
 
 def test_server_restart_mid_apply_status_tells_the_truth_and_resume_finishes(
