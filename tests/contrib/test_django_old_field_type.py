@@ -50,6 +50,17 @@ class Migration(migrations.Migration):
                 ("price", models.DecimalField(max_digits=10, decimal_places=2)),
             ],
         ),
+        migrations.CreateModel(
+            name="Brand",
+            fields=[("code", models.CharField(max_length=10, primary_key=True))],
+        ),
+        migrations.CreateModel(
+            name="Label",
+            fields=[
+                ("id", models.BigAutoField(primary_key=True)),
+                ("brand", models.ForeignKey("shop.brand", models.CASCADE)),
+            ],
+        ),
     ]
 """
 
@@ -64,6 +75,9 @@ class Migration(migrations.Migration):
         migrations.AlterField("item", "stock", models.BigIntegerField()),
         migrations.AlterField(
             "item", "price", models.DecimalField(max_digits=12, decimal_places=2)
+        ),
+        migrations.AlterField(
+            "brand", "code", models.CharField(max_length=20, primary_key=True)
         ),
     ]
 """
@@ -99,4 +113,6 @@ def test_alter_field_is_graded_from_the_old_field(db: str, tmp_path: Path) -> No
     }
     # line 8: varchar(100) -> varchar(255), in place (was an error: the type was not known)
     # lines 10-12: numeric(10,2) -> numeric(12,2), in place (was an error)
+    # lines 13-15: brand.code and label.brand_id (Django changes the foreign key along with
+    # the primary key) varchar(10) -> varchar(20), in place (were errors)
     assert rewrites == {9: "error"}  # integer -> bigint rewrites

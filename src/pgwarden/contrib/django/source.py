@@ -22,7 +22,7 @@ import re
 import sys
 import tokenize
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -250,14 +250,31 @@ def _old_column(connection: Any, model: Any, old_field: Any, at: int) -> ColumnF
     return ColumnFact(str(model._meta.db_table), None, str(column), typ, bool(old_field.null), at)
 
 
+def _old_columns(
+    connection: Any, model: Any, old_field: Any, new_field: Any, at: int
+) -> Iterator[ColumnFact | None]:
+    """The old field's column, then the foreign keys Django changes along with it (those
+    to a primary key or unique column whose type changes), as Django pairs them."""
+    yield _old_column(connection, model, old_field, at)
+    try:
+        from django.db.backends.base.schema import _related_non_m2m_objects
+    except ImportError:  # pragma: no cover - Django's helper since 1.8
+        return
+    for old_rel, _ in _related_non_m2m_objects(old_field, new_field):
+        yield _old_column(connection, old_rel.related_model, old_rel.field, at)
+
+
 def _note_old_columns(editor: Any, connection: Any, facts: list[ColumnFact]) -> None:
     """Make `editor.alter_field` note each old column, at the collected SQL so far."""
     alter_field = editor.alter_field
 
     def noting(model: Any, old_field: Any, new_field: Any, *args: Any, **kwargs: Any) -> Any:
-        fact = _old_column(connection, model, old_field, len(editor.collected_sql))
-        if fact is not None:
-            facts.append(fact)
+        at = len(editor.collected_sql)
+        try:
+            found = list(_old_columns(connection, model, old_field, new_field, at))
+        except Exception:  # a custom field's db_parameters: Django's own call reports it
+            found = []
+        facts.extend(f for f in found if f is not None)
         return alter_field(model, old_field, new_field, *args, **kwargs)
 
     editor.alter_field = noting
