@@ -134,3 +134,28 @@ def test_routines_created_later_and_the_applications_group_after_the_fix(site: S
     assert site.can("late", "CALL log_event('x')")
     after = site.audit()
     assert after.count("error") == 0, [f.message for f in after.findings]
+
+
+def test_every_grant_a_flagged_role_reaches_the_routine_through_is_revoked(site: Site) -> None:
+    """report may run stamp() through PUBLIC and through a group of its own: both go."""
+    n = site.n
+    ops = f"{n['group']}_ops"
+    with psycopg.connect(site.cluster.dsn(site.db), autocommit=True) as c:
+        c.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(ops)))
+        c.execute(
+            sql.SQL("GRANT {} TO {}").format(sql.Identifier(ops), sql.Identifier(n["report"]))
+        )
+        c.execute(sql.SQL("GRANT EXECUTE ON FUNCTION stamp() TO {}").format(sql.Identifier(ops)))
+    try:
+        plan = site.audit().fix_plan()
+        assert plan is not None
+        with psycopg.connect(site.cluster.dsn(site.db), autocommit=True) as c:
+            c.execute(plan.render(c, ["test"]).encode())
+        assert not site.can("report", "SELECT stamp()")
+        assert site.can("app", "SELECT stamp()")
+        after = site.audit()
+        assert after.count("error") == 0, [f.message for f in after.findings]
+    finally:
+        with psycopg.connect(site.cluster.dsn(site.db), autocommit=True) as c:
+            c.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(ops)))
+            c.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(ops)))

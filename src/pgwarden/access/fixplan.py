@@ -19,9 +19,10 @@
    tables, and role attributes (`ALTER ROLE ... NOSUPERUSER ...`; before 16
    NOCREATEROLE also cuts what CREATEROLE could grant itself).
 4. EXECUTE on SECURITY DEFINER routines that give a role its owner's rights
-   beyond its class, from the grantee on the path (PUBLIC, the role, a group);
-   granted back to the login roles whose class allows them. A group keeps its
-   grant when the membership the path goes through is revoked in 3. When PUBLIC
+   beyond its class, from every grantee it reaches the routine through (PUBLIC,
+   the role, a group); granted back to the login roles whose class allows them.
+   A group keeps its grant when the membership the path goes through is revoked
+   in 3. When PUBLIC
    loses it, so does PUBLIC on the routines the owner creates later
    (`ALTER DEFAULT PRIVILEGES FOR ROLE <owner> REVOKE EXECUTE ON ROUTINES FROM
    PUBLIC`, global: PostgreSQL's built-in grant cannot be revoked per schema),
@@ -284,8 +285,8 @@ def _routine_revokes(
     moves: dict[str, list[str]],
 ) -> tuple[str, list[sql.Composable]]:
     """REVOKE EXECUTE on each SECURITY DEFINER routine that gives a role a path beyond its
-    class, from the grantee the path goes through (PUBLIC, the role, or a role it is a
-    member of); GRANT EXECUTE back to the login roles whose class allows what the routine's
+    class, from every grantee the role reaches it through (PUBLIC, the role, roles it is
+    a member of); GRANT EXECUTE back to the login roles whose class allows what the routine's
     owner can do and that held it through a revoked grant. The title says who loses it.
 
     A group's grant stays when the membership the path goes through is revoked anyway
@@ -300,10 +301,12 @@ def _routine_revokes(
     for c in bad:
         if c.executor is None or c.object not in definers:
             continue
-        g = c.executor
-        if g not in (PUBLIC, c.role) and g not in reach(after, c.role):
-            continue  # the membership the path goes through is revoked in step 3
-        revoked.setdefault(c.object, {})[g] = None
+        # every grant the role reaches the routine through, not only the path shown; a
+        # group's stays when the membership it goes through is revoked in step 3
+        reached = reach(after, c.role)
+        for g in definers[c.object].grants:
+            if g in (PUBLIC, c.role) or g in reached:
+                revoked.setdefault(c.object, {})[g] = None
     if not revoked:
         return "", []
     flagged = {(c.role, c.object) for c in bad}
