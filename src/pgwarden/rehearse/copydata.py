@@ -194,6 +194,7 @@ def copy_rows(
                     lookup, sql.Identifier(ROW_NUMBER)
                 )
             )
+            conn.execute(sql.SQL("ANALYZE {}").format(lookup))
             got = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(lookup)).fetchone()
             rows = int(str(got[0])) if got is not None else 0
             t.rows = rows

@@ -41,7 +41,7 @@ SELECT c.oid::regclass::text, a.attname, format_type(a.atttypid, a.atttypmod),
        CASE WHEN b.typtype = 'e'
             THEN (SELECT count(*) FROM pg_enum e WHERE e.enumtypid = b.oid) END,
        pg_get_serial_sequence(c.oid::regclass::text, a.attname),
-       a.atttypid::int8, a.atttypmod, a.attndims
+       a.atttypid::int8, a.atttypmod, a.attndims, t.typlen > 0
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -91,6 +91,7 @@ class Column:
     type_oid: int = 0
     typmod: int = -1
     ndims: int = 1
+    fixed_width: bool = False  # its values have one size (int, uuid, ...; not text)
     unique: bool = False
     nullable: bool = True  # neither the column nor a domain on the way says NOT NULL
     domains: frozenset[str] = frozenset()  # domains whose checks its values pass
@@ -147,6 +148,7 @@ def read_tables(conn: Conn) -> dict[str, Table]:
                 type_oid=int(str(r[14])),
                 typmod=int(str(r[15])),
                 ndims=max(int(str(r[16])), 1),
+                fixed_width=bool(r[17]),
             )
         )
     names = list(tables)
@@ -195,23 +197,34 @@ def _g(g: sql.Composable, mod: int) -> sql.Composable:
     return sql.SQL("(1 + (({} * 7919) % {}))").format(g, sql.Literal(max(mod, 1)))
 
 
+_SHORT_ARRAY = 2_000  # rows of a copied table whose values are looked up in one array
+
+
 def value(tables: Mapping[str, Table], table: str, col: str, g: sql.Composable) -> sql.Composable:
     """The value of column `col` of row `g` of `table`: for a table whose rows were copied
     (`copied`), row `g` of its snapshot for g in 1..rows, a synthetic value beyond."""
     t = tables[table]
-    made = _synthetic(tables, t, t.column(col), g)
+    c = t.column(col)
+    made = _synthetic(tables, t, c, g)
     if not t.copied:
         return made
+    # The column's values as one array, read once per statement (an InitPlan), subscripted
+    # per row; an element of a long array of variable-size values (text) is found by
+    # walking it, so those are looked up by row number instead.
+    copied = (
+        "((SELECT array_agg({c} ORDER BY pgwarden_n) FROM {lk}))[{g}]"
+        if c.fixed_width or t.rows <= _SHORT_ARRAY
+        else "(SELECT {c} FROM {lk} WHERE pgwarden_n = {g})"
+    )
     return sql.SQL(
-        "CASE WHEN {g} BETWEEN 1 AND {n} THEN (SELECT {c} FROM {lk} WHERE pgwarden_n = {g}) "
-        "ELSE ({made})::{type} END"
+        "CASE WHEN {g} BETWEEN 1 AND {n} THEN " + copied + " ELSE ({made})::{type} END"
     ).format(
         g=g,
         n=sql.Literal(t.rows),
         c=sql.Identifier(col),
         lk=sql.SQL(t.copied),
         made=made,
-        type=sql.SQL(t.column(col).type),
+        type=sql.SQL(c.type),
     )
 
 
