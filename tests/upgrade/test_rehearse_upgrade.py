@@ -23,7 +23,7 @@ from pgwarden.backup import api as backup
 from pgwarden.pg.cluster import Cluster
 from pgwarden.rehearse.workload import Query
 from pgwarden.upgrade.rehearse import RehearseUpgradeOptions, generic_plan, rehearse_upgrade
-from pgwarden.upgrade.rehearse_report import render_html
+from pgwarden.upgrade.rehearse_report import rehearsal_lines, render_html
 from tests.fixtures.pg import new_database
 
 WORKLOAD = """\
@@ -91,12 +91,20 @@ def test_16_to_17_link_mode_reports_the_regression_of_empty_statistics(
     assert any(n.startswith(f"1 query ({pending}) regress until") for n in r.notes)
     html = render_html(r)
     assert "pg_upgrade --link" in html and "orders_pending no longer used" in html
+    # Before 18 pg_upgrade asks for analyze-in-stages: the rehearsal ran it itself.
+    after = "\n".join(rehearsal_lines(r)).split("after the upgrade, pg_upgrade asks for")[1]
+    assert "Optimizer statistics are not transferred by pg_upgrade." in after
+    assert "    vacuumdb --all --analyze-in-stages   (ran on the copy" in after
+    assert "/bin/vacuumdb" not in after and "-U postgres" not in after  # this machine's
 
 
 def test_15_to_18_from_the_newest_verified_backup_with_statistics_carried(
     cluster_of: Callable[[int], Cluster], workload: Path, tmp_path: Path
 ) -> None:
     source = _source(cluster_of(15))
+    with psycopg.connect(source, autocommit=True) as c:
+        c.execute("CREATE EXTENSION ltree")  # 1.2 on 15, 1.3 on 18: update_extensions.sql
+    db = source.split("dbname=")[1].split()[0]
     catalogue = tmp_path / "backups"
     m = backup.create(source, catalogue=catalogue)
     assert backup.verify(m.id, catalogue=catalogue).ok
@@ -138,6 +146,13 @@ def test_15_to_18_from_the_newest_verified_backup_with_statistics_carried(
     assert data["downtime_seconds"] > 0
     assert "restore" in [p["name"] for p in data["phases"]]
     assert report.read_text().startswith("<!DOCTYPE html>")
+    (ext,) = data["pg_upgrade_findings"]
+    assert (ext["code"], ext["level"]) == ("extension-updates", "notice")
+    assert ext["objects"] == [f"{db}: extension ltree"]
+    ran = {c: c in s["ran_on_copy"] for s in data["post_upgrade"] for c in s["commands"]}
+    assert ran["vacuumdb --all --analyze-in-stages --missing-stats-only"]  # the analyze phase
+    assert ran["vacuumdb --all --analyze-only"] is False  # 18's second command: production's
+    assert ran[f"psql -d {db} -c 'ALTER EXTENSION \"ltree\" UPDATE;'"] is False
 
 
 def test_a_query_with_parameters_is_compared_by_its_generic_plan(

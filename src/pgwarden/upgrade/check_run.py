@@ -145,6 +145,34 @@ def _pg_upgrade_issue(outcome: UpgradeOutcome) -> Issue | None:
     )
 
 
+_FINDING_HINTS = {
+    "extension-updates": "after the upgrade, run ALTER EXTENSION ... UPDATE for each "
+    "extension listed, in its database",
+    "objects-affected-by-unicode-update": "after the upgrade, REINDEX the indexes and "
+    "validate the constraints (refresh the materialized views) of the relations listed: "
+    "their expressions depend on Unicode behaviour that changed",
+}
+
+
+def _finding_issues(outcome: UpgradeOutcome) -> list[Issue]:
+    """The checks pg_upgrade --check passed with a warning or a notice, as issues."""
+    return [
+        new_issue(
+            f"pg-upgrade-{f.code}",
+            Severity.WARNING if f.level == "warning" else Severity.NOTE,
+            ("pg_upgrade",),
+            f"pg_upgrade --check ({f.check}: {f.level}): {f.message}",
+            _FINDING_HINTS.get(
+                f.code,
+                "pg_upgrade goes ahead; deal with the objects listed (see its message) "
+                "after the upgrade",
+            ),
+            list(f.objects),
+        )
+        for f in outcome.findings
+    ]
+
+
 def _order(issues: list[Issue]) -> tuple[Issue, ...]:
     rank = {Severity.BLOCKER: 0, Severity.WARNING: 1, Severity.NOTE: 2}
     return tuple(sorted(issues, key=lambda i: rank[i.severity]))
@@ -225,6 +253,7 @@ def _on_a_copy(
     found = _pg_upgrade_issue(outcome)
     if found is not None:
         issues.append(found)
+    issues += _finding_issues(outcome)
     return outcome, restored.info, issues
 
 

@@ -24,6 +24,7 @@ import psycopg
 from pgwarden.backup.tools import stream_process
 from pgwarden.errors import ClusterError, UsageError
 from pgwarden.pg.cluster import Cluster
+from pgwarden.upgrade.pg_upgrade_output import Finding, PostStep, findings, post_steps
 
 __all__ = [
     "MODES",
@@ -54,6 +55,8 @@ class UpgradeOutcome:
     reports: tuple[tuple[str, str], ...] = ()  # (file name, its content): objects at fault
     message: str = ""  # pg_upgrade's explanation when it failed
     notes: tuple[str, ...] = ()
+    findings: tuple[Finding, ...] = ()  # checks passed with a warning or a notice
+    post_upgrade: tuple[PostStep, ...] = ()  # what pg_upgrade asks to run afterwards
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -65,6 +68,8 @@ class UpgradeOutcome:
             "reports": [{"file": f, "content": c} for f, c in self.reports],
             "message": self.message,
             "notes": list(self.notes),
+            "findings": [f.to_dict() for f in self.findings],
+            "post_upgrade": [p.to_dict() for p in self.post_upgrade],
         }
 
 
@@ -315,6 +320,7 @@ def run_pg_upgrade(
         "50433",
         f"--jobs={max(1, jobs)}",
         f"--{mode}",
+        "--retain",  # keep pg_upgrade_output.d: the files its warnings name are read after
     ]
     if new_major >= 15:
         args.append("--no-sync")
@@ -328,6 +334,8 @@ def run_pg_upgrade(
     ok = run.code == 0
     reports = _reports(run.lines) if not ok else ()
     message = "" if ok else _explanation(run.lines)
+    found = findings(run.lines, target.root)
+    steps = post_steps(run.lines, found) if ok and not check_only else ()
     if not check_only:
         if ok:
             target.restart(mode="fast")
@@ -344,6 +352,8 @@ def run_pg_upgrade(
         reports=reports,
         message=message,
         notes=tuple(notes),
+        findings=found,
+        post_upgrade=steps,
     )
 
 

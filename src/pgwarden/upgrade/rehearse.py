@@ -48,6 +48,7 @@ from pgwarden.upgrade.pg_upgrade import (
     check_mode,
     run_pg_upgrade,
 )
+from pgwarden.upgrade.pg_upgrade_output import Finding, PostStep
 from pgwarden.upgrade.rehearse_copy import CopyInfo, open_source, read_source, restored_copy
 
 __all__ = [
@@ -154,6 +155,21 @@ class UpgradeRehearsal:
     regressions: tuple[Regression, ...] = ()
     workload_source: str = ""
     notes: tuple[str, ...] = field(default=())
+    ran_on_copy: tuple[str, ...] = ()  # post-upgrade commands this rehearsal ran itself
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        """Checks pg_upgrade passed with a warning or a notice (--check, then the run)."""
+        seen: dict[str, Finding] = {}
+        for outcome in (self.check, self.upgrade):
+            for f in () if outcome is None else outcome.findings:
+                seen.setdefault(f.code, f)
+        return tuple(seen.values())
+
+    @property
+    def post_upgrade(self) -> tuple[PostStep, ...]:
+        """What pg_upgrade asked to do after the upgrade (its completion banner)."""
+        return () if self.upgrade is None else self.upgrade.post_upgrade
 
     @property
     def total_s(self) -> float:
@@ -206,6 +222,11 @@ class UpgradeRehearsal:
             ],
             "regressions": [r.to_dict() for r in self.regressions],
             "notes": list(self.notes),
+            "pg_upgrade_findings": [f.to_dict() for f in self.findings],
+            "post_upgrade": [
+                {**p.to_dict(), "ran_on_copy": [c for c in p.commands if c in self.ran_on_copy]}
+                for p in self.post_upgrade
+            ],
         }
 
 
@@ -470,11 +491,10 @@ def rehearse_upgrade(
             with clock.run("workload right after", "workload right after pg_upgrade"):
                 right_after = _runs(new_dsn, queries, options.repeat)
             missing_only = options.target_major >= 18
-            with clock.run(
-                "analyze in stages",
-                "vacuumdb --all --analyze-in-stages"
-                + (" --missing-stats-only" if missing_only else ""),
-            ):
+            analyze = "vacuumdb --all --analyze-in-stages" + (
+                " --missing-stats-only" if missing_only else ""
+            )
+            with clock.run("analyze in stages", analyze):
                 stages = analyze_in_stages(
                     target,
                     missing_only=missing_only,
@@ -519,4 +539,5 @@ def rehearse_upgrade(
         check=check,
         upgrade=upgrade,
         regressions=tuple(found),
+        ran_on_copy=(analyze,),
     )

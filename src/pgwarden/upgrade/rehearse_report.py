@@ -74,6 +74,38 @@ def rehearsal_lines(r: UpgradeRehearsal) -> list[str]:
         lines.append("no plan regressions")
     for note in r.notes:
         lines.append(f"note: {note}")
+    lines += _findings_lines(r)
+    lines += _post_upgrade_lines(r)
+    return lines
+
+
+def _findings_lines(r: UpgradeRehearsal) -> list[str]:
+    """pg_upgrade's warnings and notices, each with the objects it listed."""
+    if not r.findings:
+        return []
+    lines = ["", "pg_upgrade findings:"]
+    for f in r.findings:
+        lines.append(f"  {f.level} [{f.code}] {f.check}: {f.message}")
+        lines += [f"    {o}" for o in f.objects[:20]]
+        if len(f.objects) > 20:
+            lines.append(f"    ... and {len(f.objects) - 20} more")
+    return lines
+
+
+def _post_upgrade_lines(r: UpgradeRehearsal) -> list[str]:
+    """The steps pg_upgrade asked for after the upgrade, and which this rehearsal ran."""
+    if not r.post_upgrade:
+        return []
+    lines = ["", "after the upgrade, pg_upgrade asks for (run these on production too):"]
+    for step in r.post_upgrade:
+        lines.append(f"  {step.why}" + ("" if step.why.endswith(".") else ":"))
+        for command in step.commands:
+            ran = (
+                "   (ran on the copy: phase 'analyze in stages')"
+                if command in r.ran_on_copy
+                else ""
+            )
+            lines.append(f"    {command}{ran}")
     return lines
 
 
@@ -160,6 +192,29 @@ def _refusal(r: UpgradeRehearsal) -> str:
     )
 
 
+def _after(r: UpgradeRehearsal) -> str:
+    """pg_upgrade's findings and the steps it asked for, as HTML."""
+    found = "".join(
+        f"<li><b>{escape(f.level)}</b> <code>{escape(f.code)}</code> {escape(f.check)}: "
+        f"{escape(f.message)}<ul>{''.join(f'<li>{escape(o)}</li>' for o in f.objects)}</ul></li>"
+        for f in r.findings
+    )
+    steps = "".join(
+        f"<li>{escape(p.why)}<ul>"
+        + "".join(
+            f"<li><code>{escape(c)}</code>"
+            + (" <span class=meta>(ran on the copy)</span>" if c in r.ran_on_copy else "")
+            + "</li>"
+            for c in p.commands
+        )
+        + "</ul></li>"
+        for p in r.post_upgrade
+    )
+    return (f"<h2>pg_upgrade findings</h2><ul>{found}</ul>" if found else "") + (
+        f"<h2>After the upgrade</h2><ul>{steps}</ul>" if steps else ""
+    )
+
+
 def render_html(r: UpgradeRehearsal) -> str:
     """The rehearsal as one HTML document (no scripts, no network)."""
     notes = "".join(f'<div class="note">{escape(n)}</div>' for n in r.notes)
@@ -189,6 +244,7 @@ def render_html(r: UpgradeRehearsal) -> str:
         f"<h2>Phases</h2>{_phases(r)}{down}",
         f"<h2>Statistics</h2><ul>{stages}</ul>" if stages else "",
         f"<h2>Regressions</h2>{_regressions(r)}",
+        _after(r),
         f"<h2>Workload</h2><p class=meta>{escape(r.workload_source)}</p>{_workload(r)}",
         "</body></html>",
     ]
