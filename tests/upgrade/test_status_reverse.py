@@ -71,6 +71,8 @@ def test_status_shows_the_reverse_replication_and_when_it_breaks(
     assert f"reverse replication NEW -> OLD ({name}): streaming" in text
     assert "OLD trails NEW by" in text and "BROKEN" not in text
     assert "pass --target-url NEW" in _status(runner, *old_args)  # OLD's side alone
+    unreachable = _status(runner, *old_args, "--target-url", "postgresql://postgres@127.0.0.1:1/x")
+    assert "streaming" in unreachable and "NEW not read: cannot connect" in unreachable
 
     # Broken: the subscription on OLD disabled (as after a failed apply with
     # disable_on_error, or by hand): writes on NEW no longer reach OLD.
@@ -93,7 +95,9 @@ def test_status_shows_the_reverse_replication_and_when_it_breaks(
     assert not reverse["ok"] and "missing on OLD" in reverse["problem"]
     assert reverse["slot_present"] and not reverse["slot_active"]
     assert reverse["writes_at_risk_since"] == record.info["switched_at"].replace("Z", "+00:00")
-    assert "rollback would lose the writes made on NEW since" in _status(runner, *both)
+    text = _status(runner, *both)
+    assert "rollback would lose the writes made on NEW since" in text
+    assert "NEW's WAL not confirmed by OLD: " in text and "OLD trails NEW" not in text
 
     done = runner.invoke(upgrade, ["finish", *both])
     assert done.exit_code == 0, done.output

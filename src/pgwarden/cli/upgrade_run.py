@@ -522,9 +522,11 @@ def _reverse_lines(r: Any) -> list[Any]:
         ]
     else:
         lines = [f"{head} streaming"]
-    if r.lag_bytes is not None:
+    if r.lag_bytes is not None and r.problem is None:
         secs = "" if r.lag_s is None else f", {r.lag_s:.1f} s"
         lines.append(f"    OLD trails NEW by {r.lag_bytes:,} bytes{secs}")
+    elif r.lag_bytes is not None:  # the slot's last confirmed position: what is not on OLD
+        lines.append(f"    NEW's WAL not confirmed by OLD: {r.lag_bytes:,} bytes")
     if r.last_contact is not None:
         lines.append(f"    last message from NEW: {r.last_contact:%Y-%m-%d %H:%M:%S %Z}".rstrip())
     if r.new_error is not None:
