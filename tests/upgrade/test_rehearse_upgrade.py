@@ -153,6 +153,8 @@ def test_15_to_18_from_the_newest_verified_backup_with_statistics_carried(
     assert ran["vacuumdb --all --analyze-in-stages --missing-stats-only"]  # the analyze phase
     assert ran["vacuumdb --all --analyze-only"] is False  # 18's second command: production's
     assert ran[f"psql -d {db} -c 'ALTER EXTENSION \"ltree\" UPDATE;'"] is False
+    html = report.read_text()
+    assert "<h2>After the upgrade</h2>" in html and "vacuumdb --all --analyze-only" in html
 
 
 def test_a_query_with_parameters_is_compared_by_its_generic_plan(
