@@ -242,6 +242,8 @@ def build_plan(
 
     `file_transaction` models runners that wrap each file in one transaction
     (Alembic, Django, Flyway); explicit BEGIN/COMMIT in a file always wins.
+    A source's `facts` are taken right before the statement each precedes, where
+    neither the catalog nor the statements before say anything of the column.
     """
     with gc_paused():
         return _build_plan(sources, catalog, server_version, file_transaction)
