@@ -46,6 +46,8 @@ INSERT INTO m SELECT g, g FROM generate_series(0, 19) g;
 
 PARTD = PART + "CREATE TABLE md PARTITION OF m DEFAULT;\n"
 
+PARTIX = PART + "CREATE INDEX m_k_idx ON m (k);\n"
+
 LOOSE = """
 CREATE TABLE m3 (id int, k int);
 INSERT INTO m3 VALUES (1, 25);
@@ -442,6 +444,22 @@ _INDEX = [
     Case("reindex_table", T, "REINDEX TABLE t"),
     Case("reindex_concurrently", T, "REINDEX TABLE CONCURRENTLY t", blocked_on="t"),
     Case("reindex_index_concurrently", T, "REINDEX INDEX CONCURRENTLY t_a_idx", blocked_on="t"),
+    # A partitioned table: the partitions are listed under SHARE (both forms; behind a
+    # writer on a partition, writers of that partition queue), then reindexed one by one.
+    Case("reindex_partitioned", PARTIX, "REINDEX TABLE m", blocked_on="m1"),
+    Case(
+        "reindex_partitioned_concurrently",
+        PARTIX,
+        "REINDEX TABLE CONCURRENTLY m",
+        blocked_on="m1",
+    ),
+    Case("reindex_partitioned_index", PARTIX, "REINDEX INDEX m_k_idx", blocked_on="m1"),
+    Case(
+        "reindex_partitioned_index_concurrently",
+        PARTIX,
+        "REINDEX INDEX CONCURRENTLY m_k_idx",
+        blocked_on="m1",
+    ),
     Case("alter_index_rename", T, "ALTER INDEX t_a_idx RENAME TO t_a_idx2"),
     Case("alter_index_set_fillfactor", T, "ALTER INDEX t_a_idx SET (fillfactor = 80)"),
     Case(

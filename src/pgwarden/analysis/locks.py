@@ -203,6 +203,9 @@ def _reindex(ctx: Ctx, tree: Node) -> None:
         ctx.assume(f"{kind[15:]} REINDEX covers relations not named in the statement.")
         return
     target = ctx.rv(rel_node)
+    if ctx.partitioned(target) or _partitioned_index(ctx, target):
+        _reindex_partitions(ctx, target, concurrent)
+        return
     if kind == "REINDEX_OBJECT_INDEX":
         rel = ctx.rel(target)
         table = rel.table if rel is not None else None
@@ -223,6 +226,44 @@ def _reindex(ctx: Ctx, tree: Node) -> None:
             ctx.lock(ix, AE, "REINDEX CONCURRENTLY: the old copy dropped", "index")
         else:
             ctx.lock(ix, AE, "REINDEX", "index")
+
+
+def _partitioned_index(ctx: Ctx, name: str) -> bool:
+    rel = ctx.rel(name)
+    return rel is not None and rel.relkind == "I"
+
+
+def _reindex_partitions(ctx: Ctx, target: str, concurrent: bool) -> None:
+    """REINDEX of a partitioned table or index: no transaction block; the parent under
+    SHARE (SHARE UPDATE EXCLUSIVE concurrently) while the partitions are listed, then each
+    partition's indexes rebuilt in a transaction of its own, as REINDEX of that partition
+    would. Listing the partitions of a table takes SHARE on each in both forms: behind a
+    writer of one partition, that partition's writers queue."""
+    ctx.transactional = False
+    index = _partitioned_index(ctx, target)
+    ctx.lock(target, SUE if concurrent else SH, "REINDEX: the partitions listed")
+    for child in ctx.children(target):
+        rel = ctx.rel(child)
+        if not index:
+            ctx.lock(child, SH, "REINDEX: the partitions listed")
+        if not ctx.has_storage(child):
+            continue
+        if index:
+            table = rel.table if rel is not None else None
+            indexes: tuple[str, ...] = (child,)
+        else:
+            table, indexes = child, ctx.indexes(child, "the lock on each index")
+        if table is not None:
+            ctx.lock(table, SUE if concurrent else SH, "REINDEX of a partition")
+            ctx.scan(table)
+        for ix in indexes:
+            ctx.rewrite(ix)
+            if concurrent:
+                ctx.lock(ix, SUE, "REINDEX CONCURRENTLY", "index")
+                ctx.lock(ix, RE, "REINDEX CONCURRENTLY: swap", "index")
+                ctx.lock(ix, AE, "REINDEX CONCURRENTLY: the old copy dropped", "index")
+            else:
+                ctx.lock(ix, AE, "REINDEX", "index")
 
 
 # -- maintenance -------------------------------------------------------------------------

@@ -31,6 +31,13 @@ drop it and retry. Alembic: `op.execute("REINDEX ... CONCURRENTLY ...")`
 inside `autocommit_block()`. Django: `RunSQL` in a migration with
 `atomic = False`.
 
+A partitioned table (or index) is rebuilt one partition at a time, each in
+a transaction of its own: one finding names the partition held longest.
+PostgreSQL lists the partitions of a partitioned table under SHARE, in the
+concurrent form too, so `REINDEX TABLE CONCURRENTLY` of one waits behind an
+open writer of any partition, and that partition's writers queue behind it:
+set a lock_timeout (PW120 says so).
+
 ## Fix safety
 Safe: the rebuilt index is the same. It takes longer and uses the space of a
 second copy while it runs. The fixed file first drops the INVALID
@@ -120,6 +127,36 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
             "writes); the table is not known without a catalog, so its size is not either"
         )
         yield Hit(message=message, help=_HELP, severity=Severity.ERROR, fix=fix(step))
+        return
+    partitions = [r for r in tables if kinds[r] != "partitioned table"] if named in kinds else []
+    if kinds.get(named) in ("partitioned table", "partitioned index") and partitions:
+        # Each partition is rebuilt in a transaction of its own: one finding, for the
+        # partition held longest, naming how many there are.
+        flagged: list[tuple[int, float, Severity, str, str]] = []
+        for t in partitions:
+            t_est = ctx.duration(t, kind="index")
+            t_judged = ctx.judge(t, lock_s=t_est)
+            if t_judged.severity is not None:
+                sev = t_judged.severity
+                flagged.append((sev.rank, t_est or 0.0, sev, t_judged.size, t))
+        if not flagged:
+            return
+        best = flagged[0]
+        for f in flagged[1:]:
+            if f[0] > best[0] or (f[0] == best[0] and f[1] > best[1]):
+                best = f
+        _, _, severity, size, table = best
+        est = ctx.duration(table, kind="index")
+        mode = step.effects.strongest().get(table, LockMode.SHARE)
+        yield Hit(
+            message=f"rebuilds the indexes of {len(partitions)} partition(s) of {named} one "
+            f"at a time, holding {describe_lock(mode, 'each partition')} and ACCESS EXCLUSIVE "
+            "on its indexes (queries whose plan would use them wait) while they are rebuilt; "
+            f"the longest, {table}: {how_long(est)}, {size}",
+            help=_HELP,
+            severity=severity,
+            fix=fix(step),
+        )
         return
     for table in tables:
         est = ctx.duration(table, kind="index")
