@@ -113,7 +113,7 @@ def test_black_holed_during_cic_apply_ends_by_itself_and_the_orphan_is_handled(
     direct, proxied, proxy = target
     snap = psycopg.connect(direct)
     snap.execute(SNAPSHOT)  # the build waits for this snapshot after creating its index
-    proc = start_apply(proxied, tmp_path, "--reconnect-s", "2")
+    proc = start_apply(proxied, tmp_path, "--reconnect-s", "1")  # one try to reconnect
     try:
         wait_for_build(direct, proc)
         proxy.blackhole()  # every connection, old and new: the server is unreachable
