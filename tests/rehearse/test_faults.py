@@ -41,7 +41,7 @@ def test_failing_step_names_the_step_the_error_and_the_state(run: Any, tmp_path:
     assert failed.error.sqlstate == "42P01"
     assert "no_such_table" in failed.error.message
     assert "transaction rolled back" in failed.error.cluster_state
-    assert "steps 0 of it undone" in failed.error.cluster_state
+    assert "; step 0 of it undone;" in failed.error.cluster_state
     rh102 = [f for f in result.findings if f.code == "RH102"]
     assert rh102 and rh102[0].step == 1 and rh102[0].location.line == 2
 
@@ -50,12 +50,14 @@ def test_failing_autocommit_step_reports_what_was_committed(run: Any, tmp_path: 
     plan = write(
         tmp_path,
         "001.sql",
-        "ALTER TABLE settings ADD COLUMN note text;\nSELECT 1/0;\n",
+        "ALTER TABLE settings ADD COLUMN note text;\nSELECT 1;\nSELECT 2;\nSELECT 3;\n"
+        "SELECT 1/0;\n",
     )
     result = run([plan], file_transaction=False)
-    failed = result.steps[1]
+    failed = result.steps[4]
     assert failed.error is not None and failed.error.sqlstate == "22012"
-    assert "committed before it: steps 0" in failed.error.cluster_state
+    # the committed steps as a range (RH102 listed every one: "steps 0, 1, 2, 3")
+    assert failed.error.cluster_state.endswith("; committed before it: steps 0-3")
 
 
 @pytest.mark.parametrize("dbname", ["prod_copy", "production", "app-prod"])

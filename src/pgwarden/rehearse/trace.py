@@ -17,7 +17,7 @@ catalog as it is just before the step and compared with what was acquired.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import psycopg
@@ -33,7 +33,7 @@ from pgwarden.rehearse.probes import ProbeSet
 from pgwarden.rehearse.sampler import LockSampler
 from pgwarden.sources.labels import statement_label
 
-__all__ = ["RehearsalInterrupted", "Tracer"]
+__all__ = ["RehearsalInterrupted", "Tracer", "step_ranges"]
 
 Conn = psycopg.Connection[tuple[object, ...]]
 
@@ -399,9 +399,9 @@ class Tracer:
         committed = [i for i in done if i not in undone]
         state = (
             ("transaction rolled back" if in_tx else "statement failed in autocommit")
-            + (f"; steps {', '.join(map(str, undone))} of it undone" if undone else "")
+            + (f"; {step_ranges(undone)} of it undone" if undone else "")
             + (
-                f"; committed before it: steps {', '.join(map(str, committed))}"
+                f"; committed before it: {step_ranges(committed)}"
                 if committed
                 else "; nothing was committed before it"
             )
@@ -414,6 +414,19 @@ class Tracer:
             end_s=self._now(),
             error=StepError(exc.sqlstate, message, state),
         )
+
+
+def step_ranges(indexes: Sequence[int]) -> str:
+    """Step numbers as runs: `step 4`, `steps 0-91`, `steps 0-3, 5, 7-9`."""
+    runs: list[list[int]] = []
+    for i in sorted(set(indexes)):
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    text = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+    single = len(runs) == 1 and runs[0][0] == runs[0][1]
+    return f"{'step' if single else 'steps'} {text}"
 
 
 def _diffs(observed: set[tuple[str, str]], expected: set[tuple[str, str]]) -> tuple[ModelDiff, ...]:
