@@ -138,11 +138,13 @@ def rehearse(
     from pgwarden.notify import attach
     from pgwarden.rehearse.api import DEFAULT_ROWS_CAP, RehearsalInterrupted, RehearseOptions
     from pgwarden.rehearse.api import rehearse as run
+    from pgwarden.rehearse.copydata import copy_settings
     from pgwarden.report.events import render
     from pgwarden.settings import load_settings
     from pgwarden.sources.alembic import AlembicSources
 
     settings = load_settings(config)
+    copy = copy_settings(settings)  # [tool.pgwarden.rehearse] copy_data, copy_max_rows
     version_dsn = schema_from or database_url
     sources = alembic_sources(paths, alembic_ini, revision_range, unapplied, version_dsn)
     alembic = sources if isinstance(sources, AlembicSources) else None
@@ -201,6 +203,8 @@ def rehearse(
                     environments=settings.environments,
                     threshold=threshold,
                     version_table=alembic.version_table if alembic is not None else None,
+                    copy_data=copy.tables or (),
+                    copy_max_rows=copy.max_rows,
                 ),
                 observer=fan_out([show, hook]),
             )
