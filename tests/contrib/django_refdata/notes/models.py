@@ -1,3 +1,4 @@
+# mypy: disable-error-code="misc"
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 

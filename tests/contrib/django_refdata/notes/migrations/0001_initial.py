@@ -1,3 +1,4 @@
+# mypy: disable-error-code="misc"
 from django.db import migrations, models
 
 
