@@ -283,6 +283,19 @@ def test_an_idle_orphan_is_nothing_to_cancel_and_resume_ends_it(
     status = pgwarden("status", "--database-url", direct, cwd=tmp_path)
     assert f"run {rid} [apply] orphaned" in status.stdout, status.stdout
     assert f"backend pid {pid} is idle" in status.stdout
+    # fleet status reads the same setting (a target's run in progress, orphaned)
+    with (tmp_path / "pgwarden.toml").open("a") as f:
+        f.write('[fleet.one]\ntargets = [{ name = "t1", dsn_env = "T1_URL" }]\n')
+    fleet = subprocess.run(
+        cli("fleet", "status", "--fleet", "one"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        check=False,
+        env={**ENV, "T1_URL": direct},
+    )
+    assert f"{rid}" in fleet.stdout and "orphaned" in fleet.stdout, fleet.stdout + fleet.stderr
 
     nothing = pgwarden("cancel", "--database-url", direct, "--run", rid, cwd=tmp_path)
     assert nothing.returncode == 1

@@ -389,7 +389,7 @@ def fleet_status_cmd(fmt: str, check: bool, **kw: Any) -> None:
     from pgwarden.fleet.journal import RolloutJournal, journal_path, runner_lock
     from pgwarden.fleet.status import fleet_status
 
-    _settings, cfg, targets = _load(kw)
+    settings, cfg, targets = _load(kw)
     path = journal_path(cfg.journal_dir, cfg.name, dict(_selector(kw["labels"])))
     journal = RolloutJournal.load(path).data if path.exists() else None
     if journal is not None and journal.get("state") == "running" and not runner_lock.held(path):
@@ -397,7 +397,11 @@ def fleet_status_cmd(fmt: str, check: bool, **kw: Any) -> None:
     sel = dict(_selector(kw["labels"]))
     chosen = [t for t in targets if all(t.label(k) == v for k, v in sel.items())]
     report = fleet_status(
-        cfg.name, chosen, journal=journal, max_connections=min(16, cfg.max_connections)
+        cfg.name,
+        chosen,
+        journal=journal,
+        max_connections=min(16, cfg.max_connections),
+        client_gone_s=settings.watchdog_client_gone_s,
     )
     bad = [
         t.name

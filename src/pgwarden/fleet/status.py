@@ -26,7 +26,7 @@ import psycopg
 from psycopg import errors as pge
 from psycopg import sql
 
-from pgwarden.apply.liveness import life_of
+from pgwarden.apply.liveness import HEARTBEAT_S, life_of
 from pgwarden.errors import PgwardenError
 from pgwarden.fleet.alembic import start_key
 from pgwarden.fleet.targets import Redactor, Target
@@ -214,7 +214,9 @@ def _alembic_version(conn: psycopg.Connection[tuple[object, ...]]) -> tuple[str,
     return tuple(sorted(str(r[0]) for r in rows))
 
 
-def _read(target: Target, want: Expected, redact: Redactor) -> TargetStatus:
+def _read(
+    target: Target, want: Expected, redact: Redactor, client_gone_s: float = HEARTBEAT_S
+) -> TargetStatus:
     plan_fp, keys = want.plan_fp, want.keys
     base = TargetStatus(target.name, target.labels)
     try:
@@ -252,7 +254,9 @@ def _read(target: Target, want: Expected, redact: Redactor) -> TargetStatus:
                         plans.append(str(fp))
                     if state == "running":
                         assert isinstance(started, datetime)
-                        life, _b = life_of(conn, str(rid), int(str(pid)), started)
+                        life, _b = life_of(
+                            conn, str(rid), int(str(pid)), started, client_gone_s=client_gone_s
+                        )
                         running.append(RunInProgress(str(rid), life, started, str(fp)))
                     if fp in plan_fps and state in ("failed", "cancelled"):
                         failure = f"run {rid} {state}: {message}"
@@ -376,13 +380,17 @@ def fleet_status(
     *,
     journal: dict[str, Any] | None = None,
     max_connections: int = 8,
+    client_gone_s: float = HEARTBEAT_S,
 ) -> FleetStatus:
-    """Read every target (bounded, in parallel) and compare their catalogs."""
+    """Read every target (bounded, in parallel) and compare their catalogs; a run whose
+    watchdog has been silent for `client_gone_s` is orphaned (setting watchdog.client_gone_s)."""
     keys = [] if journal is None else [str(r["key"]) for r in journal.get("plan", [])]
     redact = Redactor(targets)
     workers = max(1, min(max_connections, len(targets) or 1))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pgwarden-status") as pool:
-        statuses = list(pool.map(lambda t: _read(t, expected(journal, t.name), redact), targets))
+        statuses = list(
+            pool.map(lambda t: _read(t, expected(journal, t.name), redact, client_gone_s), targets)
+        )
     statuses = _drift(statuses)
     jt = (journal or {}).get("targets", {})
     final = []
