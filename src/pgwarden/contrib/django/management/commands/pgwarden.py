@@ -366,7 +366,7 @@ class Command(BaseCommand):  # type: ignore[misc]
             run_in_django,
         )
 
-        with self._watchdog(connection, parts, cancel) as watchdog:
+        with self._watchdog(connection, parts, cancel, cfg) as watchdog:
             emit_pre_migrate(connection, migs, verbosity)
             step_options = options
             for runs, part in parts:
@@ -398,9 +398,10 @@ class Command(BaseCommand):  # type: ignore[misc]
 
     @contextmanager
     def _watchdog(
-        self, connection: Any, parts: list[tuple[bool, list[MigrationSQL]]], cancel: Any
+        self, connection: Any, parts: list[tuple[bool, list[MigrationSQL]]], cancel: Any, cfg: Any
     ) -> Iterator[Any]:
-        """The watchdog of the parts Django's executor runs (none when there are none)."""
+        """The watchdog of the parts Django's executor runs (none when there are none), with
+        the configured `watchdog.unreachable_s`."""
         if not any(runs for runs, _ in parts):
             yield None
             return
@@ -408,7 +409,8 @@ class Command(BaseCommand):  # type: ignore[misc]
         from pgwarden.apply.policy import watchdog_policy
         from pgwarden.apply.watchdog import Watchdog
 
-        with Watchdog(database_url(connection), watchdog_policy(Limits()), cancel) as watchdog:
+        limits = Limits(unreachable_s=cfg.watchdog_unreachable_s)
+        with Watchdog(database_url(connection), watchdog_policy(limits), cancel) as watchdog:
             yield watchdog
 
     def _apply(
