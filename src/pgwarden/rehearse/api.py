@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,7 +26,7 @@ from pgwarden.errors import UsageError
 from pgwarden.events import FillProgress, Observer, Phase, RehearsalStep
 from pgwarden.findings import Finding
 from pgwarden.plan import Plan, Step
-from pgwarden.rehearse import copydata, datagen, schema, workload
+from pgwarden.rehearse import allowed, copydata, datagen, schema, workload
 from pgwarden.rehearse.blast import attach_blocking, blocked_ops
 from pgwarden.rehearse.model import LoadedTable, RehearsalResult, StepTrace, WorkloadComparison
 from pgwarden.rehearse.opaque import OpaqueStep
@@ -203,6 +203,9 @@ class RehearseOptions:
     # tables they reference), each refused above `copy_max_rows`; see rehearse/copydata.py.
     copy_data: tuple[str, ...] = ()
     copy_max_rows: int = copydata.DEFAULT_MAX_ROWS
+    # The values the application allows in a column, as text, by (table, column): the
+    # synthetic rows take theirs from these (Django's field choices); see rehearse/allowed.py.
+    choices: Mapping[tuple[str, str], Sequence[str]] | None = None
 
 
 def _bookkeeping(step: Step, version_table: str) -> bool:
@@ -311,6 +314,13 @@ def rehearse(
                         phase(c.said())
                     st.notes += [c.said() for c in copied]
                     st.extra["copied"] = [(c.name, c.rows, c.referenced_by) for c in copied]
+                if o.choices:
+                    used, kept = allowed.restrict(conn, tables, o.choices)
+                    if used:
+                        phase(f"synthetic values from the choices of {len(used)} column(s)")
+                    for note in kept:
+                        phase(note)
+                    st.notes += kept
                 rows = _plan_rows(tables, snap, o.rows_cap, o.default_rows)
                 phase("generating synthetic rows")
                 t_load = time.perf_counter()

@@ -38,6 +38,7 @@ __all__ = [
     "DjangoStep",
     "SignalStep",
     "default_copy_data",
+    "model_choices",
     "placeholder_sql",
     "python_step_name",
     "relabel",
@@ -135,6 +136,45 @@ def default_copy_data(connection: Any = None) -> tuple[str, ...]:
         there = set(connection.introspection.table_names())
         out = [t for t in out if t in there]
     return tuple(out)
+
+
+def _as_text(value: Any) -> str | None:
+    """A database value as the text PostgreSQL reads it; None for what has no plain text."""
+    import datetime
+    import decimal
+    import uuid
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float | decimal.Decimal | uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    return None
+
+
+def model_choices(executor: Any, connection: Any) -> dict[tuple[str, str], tuple[str, ...]]:
+    """The `choices` of each model field, as database values in text, by (table, column),
+    in the project state of the migrations the real database has applied (the schema the
+    rehearsal starts from): the synthetic rows take their values from them."""
+    state = executor._create_project_state(with_applied_migrations=True)
+    out: dict[tuple[str, str], tuple[str, ...]] = {}
+    for model in state.apps.get_models():
+        for f in model._meta.local_fields:
+            if not (f.concrete and f.column and f.choices) or f.is_relation:
+                continue
+            values: list[str] = []
+            with contextlib.suppress(Exception):  # a value the field cannot prepare
+                for value, _label in f.flatchoices:
+                    text = _as_text(f.get_db_prep_save(value, connection))
+                    if text is None:
+                        values = []
+                        break
+                    if text not in values:
+                        values.append(text)
+            if values:
+                out[(model._meta.db_table, f.column)] = tuple(values)
+    return out
 
 
 def _clear_content_types() -> None:

@@ -534,6 +534,7 @@ class Command(BaseCommand):  # type: ignore[misc]
             DjangoStep,
             SignalStep,
             default_copy_data,
+            model_choices,
             placeholder_sql,
         )
         from pgwarden.events import Event, Phase
@@ -553,6 +554,7 @@ class Command(BaseCommand):  # type: ignore[misc]
         # project state of each) starts from what the real database has applied.
         executor = MigrationExecutor(connection)
         done = set(executor.loader.applied_migrations)
+        choices = model_choices(executor, connection)  # the synthetic rows' values
         by_file: dict[str, MigrationSQL] = {}
         steps: dict[str, DjangoStep | SignalStep] = {}
         with tempfile.TemporaryDirectory(prefix="pgwarden-django-") as tmp:
@@ -597,6 +599,7 @@ class Command(BaseCommand):  # type: ignore[misc]
                         # real rows of the reference tables data migrations look up
                         copy_data=copy_data,
                         copy_max_rows=copy.max_rows,
+                        choices=choices,
                     ),
                     observer=phases,
                 )
