@@ -18,9 +18,11 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
-from pgwarden.rehearse.datagen import Table, insert_one, key_lookup
+from pgwarden.rehearse.datagen import Table, insert_one, key_lookup, value
 
 __all__ = ["Op", "Probe", "ProbeSet"]
+
+_FRESH = 1_000_000  # a writer's INSERT i is row _FRESH + rows + i of its table
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +90,7 @@ class ProbeSet:
                 sql.SQL(p.table), key_lookup(self._tables, p.table, g)
             )
         if i % 2 == 0:
-            return insert_one(self._tables, p.table, rows + 1_000_000 + i)
+            return insert_one(self._tables, p.table, _FRESH + rows + i)
         settable = [c for c in t.columns if not c.generated and c.identity != "a" and not c.unique]
         col = settable[0] if settable else None
         if col is None:
@@ -126,6 +128,35 @@ class ProbeSet:
         """Probes that have not yet begun an operation at or after `t`."""
         with self._lock:
             return [p for p in self.probes if p.last_start_s < t]
+
+    def null_rows(
+        self, conn: psycopg.Connection[tuple[object, ...]], table: str, column: str
+    ) -> tuple[int, int] | None:
+        """Rows of `table` with NULL in `column`: all of them, and those the writer probe
+        inserted (by their keys); None when that cannot be told (no probe, no key)."""
+        name = next((n for n in self._tables if n == table or n.endswith(f".{table}")), None)
+        writer = next((p for p in self.probes if p.table == name and p.kind == "write"), None)
+        if name is None or writer is None or not self._tables[name].keys:
+            return None
+        t = self._tables[name]
+        g, lo = sql.SQL("g"), _FRESH + max(t.rows, 1)
+        keys = t.keys[0]
+        query = sql.SQL(
+            "SELECT count(*), count(*) FILTER (WHERE ({k}) IN (SELECT {v} FROM "
+            "generate_series({lo}::bigint, {hi}::bigint) AS s(g))) FROM {t} WHERE {c} IS NULL"
+        ).format(
+            k=sql.SQL(", ").join(sql.Identifier(k) for k in keys),
+            v=sql.SQL(", ").join(value(self._tables, name, k, g) for k in keys),
+            lo=sql.Literal(lo + 1),
+            hi=sql.Literal(lo + writer.started),
+            t=sql.SQL(name),
+            c=sql.Identifier(column),
+        )
+        try:
+            row = conn.execute(query).fetchone()
+        except psycopg.Error:  # the key changed with the migration: not told
+            return None
+        return (int(str(row[0])), int(str(row[1]))) if row is not None else None
 
     def stop(self) -> None:
         self._stop.set()

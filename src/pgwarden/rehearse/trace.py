@@ -384,6 +384,23 @@ class Tracer:
             rows_written=outcome.rows_written,
         )
 
+    def _probe_nulls(self, exc: psycopg.Error) -> str:
+        """For a NOT NULL violation: how many of the NULL rows the probe traffic inserted."""
+        table, column = exc.diag.table_name, exc.diag.column_name
+        if exc.sqlstate != "23502" or self.probes is None or not table or not column:
+            return ""
+        counts = self.probes.null_rows(self.runner, table, column)
+        if counts is None or counts[1] == 0:
+            return ""
+        nulls, ours = counts
+        return (
+            f"; {ours:,} of the {nulls:,} rows with NULL in {column} were inserted during the "
+            "rehearsal by the probe traffic, which writes the table as the application did "
+            "before the migration (without the columns it adds): in production, rows the "
+            "application inserts between the step that fills the column and this one would "
+            "make it fail the same way"
+        )
+
     def _failed(self, step: Step, trace: StepTrace, start: float, exc: psycopg.Error) -> StepTrace:
         in_tx = self._in_tx()
         self._abort()
@@ -406,7 +423,11 @@ class Tracer:
                 else "; nothing was committed before it"
             )
         )
-        message = str(exc).strip() or type(exc).__name__
+        # with rows written by the steps rolled back, the rows left do not show what it saw
+        wrote = any(t.rows_written for t in self.traces if t.index in undone)
+        message = (str(exc).strip() or type(exc).__name__) + (
+            "" if wrote else self._probe_nulls(exc)
+        )
         return replace(
             trace,
             status="failed",
