@@ -188,9 +188,36 @@ def cli() -> None:
     """pgwarden: know what each schema change locks, rehearse it, apply it safely."""
 
 
+_teardown = True  # False: the command leaves nothing that needs the interpreter's teardown
+
+
+def skip_teardown() -> None:
+    """Let `main` end the process as soon as the command is done, output flushed.
+
+    For commands that hold no resource needing cleanup (no connection, temporary
+    cluster or atexit handler): the interpreter's teardown would only free, one by one,
+    the objects a large run built (a 20,000-statement lint: ~0.1-0.2 s of CPU).
+    Run in-process (tests, CliRunner), nothing changes: only `main` looks at it.
+    """
+    global _teardown
+    _teardown = False
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     """Entry point of the `pgwarden` command."""
     signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        code = _run(argv)
+    except SystemExit as exc:
+        if _teardown or not (exc.code is None or isinstance(exc.code, int)):
+            raise
+        code = exc.code or EXIT_OK
+    if not _teardown:
+        _exit_now(code)
+    sys.exit(code)
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         code = cli.main(args=argv, prog_name="pgwarden", standalone_mode=False)
     except click.exceptions.Abort:
@@ -200,4 +227,14 @@ def main(argv: list[str] | None = None) -> NoReturn:
         sys.exit(EXIT_INPUT)
     except ApplyFailed as exc:  # pragma: no cover - handled inside commands
         _fail(exc.message, exc.hint, EXIT_APPLY)
-    sys.exit(code if isinstance(code, int) else EXIT_OK)
+    return code if isinstance(code, int) else EXIT_OK
+
+
+def _exit_now(code: int) -> NoReturn:
+    """End the process now: flush what was printed, skip the interpreter's teardown."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:  # the reader left: nothing more to say, as handle_errors does
+        pass
+    os._exit(code)

@@ -18,6 +18,7 @@ from pgwarden.cli import (
     out_markup,
     pg_version_option,
     print_json,
+    skip_teardown,
 )
 from pgwarden.errors import UsageError
 
@@ -193,6 +194,7 @@ def lint(
     from pgwarden.report.lint_json import lint_json
     from pgwarden.settings import load_settings
 
+    skip_teardown()  # what lint opens it closes itself (files, a read-only connection)
     settings = load_settings(config)
     if alembic_ini is not None and apply_fixes:
         raise UsageError("--fix rewrites SQL files; it does not edit Alembic revisions")

@@ -14,6 +14,7 @@ from pgwarden.findings import Finding, Fix, Placement, Severity
 from pgwarden.location import LineIndex, SourceLocation
 from pgwarden.plan import Plan, Step
 from pgwarden.rules import ALL_RULES, Rule
+from pgwarden.rules._sql import alter_cmds
 from pgwarden.rules.base import DmlLimits, LintContext
 from pgwarden.settings import UnknownTypeChange
 
@@ -174,6 +175,20 @@ def lint_plan(
         return _lint_plan(plan, snapshot, rules, ignore, dml, unknown_type_change)
 
 
+def _rules_for(active: list[Rule], kind: str, subtypes: frozenset[str] | None) -> list[Rule]:
+    """The rules of `active` that look at a statement of `kind` (with these ALTER TABLE
+    sub-commands), in code order."""
+
+    def looks(r: Rule) -> bool:
+        if r.kinds is None:
+            return True
+        if kind not in r.kinds:
+            return False
+        return r.subtypes is None or subtypes is None or not r.subtypes.isdisjoint(subtypes)
+
+    return sorted(filter(looks, active), key=lambda r: r.code)
+
+
 def _lint_plan(
     plan: Plan,
     snapshot: Snapshot | None,
@@ -192,13 +207,18 @@ def _lint_plan(
     )
     raw: list[Finding] = []
     observers = [r.observe for r in active if r.observe is not None]
-    every = [r for r in active if r.kinds is None]
-    by_kind: dict[str, list[Rule]] = {}
+    # The rules that look at a statement, by its kind (and an ALTER TABLE's sub-commands):
+    # most rules are about one kind of statement, so most never run on a given one.
+    by_kind: dict[object, list[Rule]] = {}
     for step in plan.lint_steps():  # a DO block's statements are sub-steps
-        rules_here = by_kind.get(step.kind)
+        kind = step.kind
+        subtypes = None
+        key: object = kind
+        if kind == "AlterTableStmt":
+            key = subtypes = frozenset([sub for sub, _ in alter_cmds(step)])
+        rules_here = by_kind.get(key)
         if rules_here is None:
-            rules_here = [r for r in active if r.kinds is not None and step.kind in r.kinds]
-            rules_here = by_kind[step.kind] = sorted([*rules_here, *every], key=lambda r: r.code)
+            rules_here = by_kind[key] = _rules_for(active, kind, subtypes)
         for rule in rules_here:
             # `Rule.run`, inlined: most checks find nothing, so build no list for them.
             for hit in rule.check(step, ctx):

@@ -67,6 +67,9 @@ class Rule:
     check: Callable[[Step, LintContext], Iterable[Hit]]
     # Statement kinds (parse-tree node names) the rule inspects; None: every statement.
     kinds: frozenset[str] | None = None
+    # ALTER TABLE sub-commands (`AT_*` subtypes) the rule inspects when the statement is an
+    # ALTER TABLE: it is not run on one that has none of them. None: every ALTER TABLE.
+    subtypes: frozenset[str] | None = None
     # Called once per step, after every rule checked it: keeps rule state up to date
     # in `ctx.state[code]`, so no rule rescans earlier steps.
     observe: Callable[[Step, LintContext], None] | None = None

@@ -151,4 +151,5 @@ RULE = Rule(
     doc=__doc__ or "",
     check=check,
     kinds=frozenset({"AlterTableStmt"}),
+    subtypes=frozenset({"AT_AddConstraint", "AT_AddColumn"}),
 )

@@ -234,5 +234,6 @@ RULE = Rule(
     doc=__doc__ or "",
     check=check,
     kinds=frozenset({"AlterTableStmt"}),
+    subtypes=frozenset({"AT_SetNotNull", "AT_AddConstraint"}),
     observe=observe,
 )

@@ -136,5 +136,6 @@ RULE = Rule(
     doc=__doc__ or "",
     check=check,
     kinds=frozenset({"AlterTableStmt", "CreateStmt"}),
+    subtypes=frozenset({"AT_AttachPartition"}),
     observe=observe,
 )

@@ -119,4 +119,5 @@ RULE = Rule(
     doc=__doc__ or "",
     check=check,
     kinds=frozenset({"DropStmt", "TruncateStmt", "AlterTableStmt"}),
+    subtypes=frozenset({"AT_DropColumn", "AT_DropConstraint"}),
 )

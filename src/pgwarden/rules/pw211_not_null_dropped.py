@@ -63,4 +63,5 @@ RULE = Rule(
     doc=__doc__ or "",
     check=check,
     kinds=frozenset({"AlterTableStmt"}),
+    subtypes=frozenset({"AT_DropNotNull"}),
 )

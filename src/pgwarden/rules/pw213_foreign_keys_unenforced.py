@@ -87,4 +87,5 @@ RULE = Rule(
     doc=__doc__ or "",
     check=check,
     kinds=frozenset({"AlterTableStmt", "VariableSetStmt"}),
+    subtypes=frozenset({"AT_DisableTrigAll"}),
 )

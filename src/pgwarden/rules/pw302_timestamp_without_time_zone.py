@@ -59,4 +59,5 @@ RULE = Rule(
     doc=__doc__ or "",
     check=check,
     kinds=frozenset({"CreateStmt", "AlterTableStmt"}),
+    subtypes=frozenset({"AT_AddColumn", "AT_AlterColumnType"}),
 )

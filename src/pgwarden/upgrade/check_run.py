@@ -263,10 +263,11 @@ def check_upgrade(
     """Run every check of the database at `dsn` for an upgrade to `options.target_major`."""
     emit = observer or (lambda _e: None)
     started = time.monotonic()
-    target = find_installation(options.target_major)
     with open_source(dsn) as conn:
         facts = read_source(conn)
+        # The version first: an older --to is refused as such, installed or not.
         target_for(facts.major, options.target_major)
+        target = find_installation(options.target_major)
         emit(Phase(message=f"reading the catalog of {describe_dsn(dsn)}"))
         files = target_files(target)
         try:

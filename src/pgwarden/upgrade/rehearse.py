@@ -411,7 +411,6 @@ def rehearse_upgrade(
 ) -> UpgradeRehearsal:
     """Rehearse the pg_upgrade of the database at `dsn` to `options.target_major`."""
     emit: Observer = observer or (lambda _e: None)
-    target_inst = find_installation(options.target_major)
     check_mode(options.mode, options.target_major)
     if options.copy == "schema":
         raise InputError(
@@ -420,7 +419,9 @@ def rehearse_upgrade(
         )
     with open_source(dsn) as conn:
         facts = read_source(conn)
+        # The version first: an older --to is refused as such, installed or not.
         target_for(facts.major, options.target_major)
+        target_inst = find_installation(options.target_major)
         queries, workload_source = _workload(conn, options)
     _room_for(facts.size_bytes, dumped=options.copy == "dump", copied=options.mode == "copy")
     notes: list[str] = []
