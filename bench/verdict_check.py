@@ -14,11 +14,13 @@ the trace only (its definition is printed). Prints the confusion matrices,
 recall and precision of severity `error`, every disagreement with its
 evidence, the SQL-alone figures again with `unknown_type_change = "error"`
 (a type change whose current type is unknown always an error, as before
-bench/alter_type_study.json graded them), and the figures per source: the corpus tags its cases with
-`-- source: NAME` (frameworks: generated and hand-written migrations of the
-common frameworks; squawk, eugene, strong_migrations: the examples of those
-projects' tests and docs, restated on this schema; realworld: Supabase DO
-blocks, framework output and data migrations).
+bench/alter_type_study.json graded them), and the figures per source: the
+corpus tags its cases with `-- source: NAME` (frameworks: generated and
+hand-written migrations of the common frameworks; squawk, eugene,
+strong_migrations: the examples of those projects' tests and docs, restated on
+this schema; realworld: Supabase DO blocks, framework output and data
+migrations; study: every distinct type change of bench/alter_type_study.json,
+on a customers column of the type it had just before).
 
 Tracing: a transactional statement runs in `BEGIN ... ROLLBACK` and the own
 backend's `pg_locks`, relfilenodes, `pg_stat_xact_user_tables` (scans, rows
@@ -33,8 +35,9 @@ at each size.
         [--large 400000] [--db-lint newest|all|none] [--serial] [--only REGEX]
         [--verbose] [--dump traces.json] [--context-scale 250]
 
-The statements are in bench/verdict_corpus.sql. About 10 minutes on 2 cores (the two
-servers are traced in parallel; --serial for one after the other).
+The statements are in bench/verdict_corpus.sql. About 10 minutes on 2 idle cores, 37 on
+a shared 2-core machine at load 9-14 (the two servers are traced in parallel; --serial
+for one after the other).
 """
 
 from __future__ import annotations
@@ -111,6 +114,7 @@ SCHEMA = """
 CREATE SCHEMA billing;
 CREATE TYPE order_status AS ENUM ('pending', 'paid', 'shipped', 'cancelled');
 CREATE TYPE unused_kind AS ENUM ('a', 'b');
+CREATE TYPE tokentypes AS ENUM ('Bearer');
 CREATE DOMAIN email_addr AS text CONSTRAINT email_addr_check CHECK (VALUE LIKE '%@%');
 ALTER DOMAIN email_addr ADD CONSTRAINT email_addr_lower CHECK (VALUE = lower(VALUE)) NOT VALID;
 CREATE SEQUENCE invoice_number_seq;
@@ -123,11 +127,50 @@ CREATE TABLE customers (
     name varchar(100) NOT NULL,
     country char(2),
     created_at timestamp NOT NULL DEFAULT now(),
-    legacy_code text
+    legacy_code text,
+    -- the current types of bench/alter_type_study.json's changes (`-- source: study`)
+    signup_on date,
+    age integer,
+    profile json,
+    settings jsonb,
+    score numeric,
+    balance numeric(10,0),
+    height numeric(4,2),
+    preferences text,
+    last_login_at timestamp,
+    device_uuid uuid,
+    serial_number varchar,
+    user_type varchar(1),
+    display_name varchar(100),
+    nickname varchar(20),
+    flags varchar(200),
+    website varchar(2048),
+    tag_value varchar(250),
+    company_name varchar(255),
+    member_no varchar(30),
+    reset_token varchar(32),
+    token_type varchar(40),
+    search_filter varchar(400),
+    password_hash varchar(60),
+    email_address varchar(75),
+    group_name varchar(80)
 );
-INSERT INTO customers (email, name, country, created_at, legacy_code)
+INSERT INTO customers (email, name, country, created_at, legacy_code, signup_on, age, profile,
+    settings, score, balance, height, preferences, last_login_at, device_uuid, serial_number,
+    user_type, display_name, nickname, flags, website, tag_value, company_name, member_no,
+    reset_token, token_type, search_filter, password_hash, email_address, group_name)
 SELECT 'user' || g || '@example.com', 'Customer ' || g, (ARRAY['DE','FR','US','NL'])[1 + g % 4],
-       timestamp '2020-01-01' + g * interval '1 minute', CASE WHEN g % 3 = 0 THEN 'L' || g END
+       timestamp '2020-01-01' + g * interval '1 minute', CASE WHEN g % 3 = 0 THEN 'L' || g END,
+       date '2019-01-01' + g % 1500, 18 + g % 60, json_build_object('theme', 'dark', 'n', g),
+       jsonb_build_object('lang', 'en', 'n', g % 7), (g % 5000) / 100.0, g % 100000,
+       1.40 + (g % 60) / 100.0, format('{"newsletter": %s, "n": %s}', (g % 2 = 0)::text, g),
+       timestamp '2022-01-01' + g * interval '37 minutes', md5('d' || g)::uuid,
+       (1000000 + g)::text, (ARRAY['A','B','C'])[1 + g % 3], 'Customer display ' || g,
+       'nick' || g, (ARRAY['', 'tagme', 'tagme,loop'])[1 + g % 3],
+       'https://example.com/u/' || g, 'tag-' || md5(g::text), 'Company ' || g || ' GmbH',
+       (500000 + g)::text, md5('t' || g), 'Bearer', 'country = ''DE'' AND id > ' || g,
+       left('$2b$12$' || md5(g::text) || md5((g + 1)::text), 60), 'user' || g || '@example.com',
+       'group ' || g % 50
 FROM generate_series(1, @N10@) g;
 CREATE UNIQUE INDEX customers_email_idx ON customers (email);
 CREATE VIEW active_customers AS SELECT id, name FROM customers WHERE legacy_code IS NULL;

@@ -1419,3 +1419,243 @@ CREATE TABLE orders_archive (LIKE orders INCLUDING ALL);
 
 -- case rw_sm_index_concurrently | target: orders | undo: DROP INDEX index_orders_on_shipped_at
 CREATE INDEX CONCURRENTLY "index_orders_on_shipped_at" ON "orders" ("shipped_at");
+
+-- source: study
+
+-- Every distinct change (old type, new type, USING) of bench/alter_type_study.json: real
+-- ALTER COLUMN ... TYPE statements of public repositories, each on a customers column of
+-- the type it had just before (verdict_check.py's schema), in the form its framework writes.
+-- The comment names the change, how often the study saw it and the repositories.
+
+-- date -> timestamp: 1x in the study, rewrites
+--   YuzuTen/yuzublog
+-- case study_date_timestamp
+ALTER TABLE "customers" ALTER COLUMN "signup_on" TYPE timestamp;
+
+-- integer -> bigint: 13x in the study, rewrites
+--   ilaflott/epmt, OnishkovValera/CosmokeyBot, quay/quay, rr-/szurubooru, onepanelio/onepanel,
+--   sleepepi/traintracks, CodeClouds-Guru/99ventures, shivani-330/shopping-cart-1
+-- case study_int_bigint
+ALTER TABLE customers ALTER COLUMN age TYPE BIGINT;
+
+-- integer -> bigint USING c::bigint: 5x in the study, rewrites
+--   studybuffalo/studybuffalo
+-- case study_int_bigint_using
+ALTER TABLE "customers" ALTER COLUMN "age" TYPE bigint USING "age"::bigint;
+
+-- integer -> numeric(36,12): 2x in the study, rewrites
+--   LiteFarmOrg/LiteFarm
+-- case study_int_numeric_36_12
+ALTER TABLE "customers" ALTER COLUMN "age" TYPE decimal(36, 12);
+
+-- integer -> numeric(8,2): 1x in the study, rewrites
+--   dave1167/MembersAdmin
+-- case study_int_numeric_8_2
+ALTER TABLE "customers" ALTER COLUMN "age" TYPE decimal(8, 2);
+
+-- integer -> varchar: 1x in the study, rewrites
+--   miken/plantains
+-- case study_int_varchar
+ALTER TABLE "customers" ALTER COLUMN "age" TYPE character varying;
+
+-- integer -> varchar(255): 2x in the study, rewrites
+--   hoiqz/drugscomparison, philipqnguyen/portfolio
+-- case study_int_varchar255
+ALTER TABLE "customers" ALTER COLUMN "age" TYPE character varying(255);
+
+-- integer -> varchar(255) USING c::text: 1x in the study, rewrites
+--   Preon1/rag-ehanced-cover-letter-generator
+-- case study_int_varchar255_using_text
+ALTER TABLE customers ALTER COLUMN age TYPE VARCHAR(255) USING age::text;
+
+-- json -> jsonb USING CAST(c AS jsonb): 1x in the study, rewrites
+--   internetee/registry
+-- case study_json_jsonb_using_cast
+ALTER TABLE "customers" ALTER COLUMN "profile" TYPE jsonb USING CAST(profile AS jsonb);
+
+-- json -> jsonb USING c::jsonb: 1x in the study, rewrites
+--   catima/catima
+-- case study_json_jsonb_using
+ALTER TABLE customers ALTER COLUMN profile TYPE jsonb USING profile::jsonb;
+
+-- jsonb -> text USING c::text: 1x in the study, rewrites
+--   Bridgeless-Project/callisto
+-- case study_jsonb_text_using
+ALTER TABLE customers ALTER COLUMN settings TYPE text USING settings::text;
+
+-- numeric -> bigint: 1x in the study, rewrites
+--   Kuziil/tg_bot_for_ag
+-- case study_numeric_bigint
+ALTER TABLE customers ALTER COLUMN score TYPE BIGINT;
+
+-- numeric -> integer: 1x in the study, rewrites
+--   jackrosenthal/algobowl
+-- case study_numeric_int
+ALTER TABLE customers ALTER COLUMN score TYPE INTEGER;
+
+-- numeric -> numeric(6,2): 1x in the study, rewrites
+--   robkondrat/mini_capstone
+-- case study_numeric_6_2
+ALTER TABLE "customers" ALTER COLUMN "score" TYPE decimal(6,2);
+
+-- numeric -> numeric(9,2): 1x in the study, rewrites
+--   williampritzker/mini-capstone
+-- case study_numeric_9_2
+ALTER TABLE "customers" ALTER COLUMN "score" TYPE decimal(9,2);
+
+-- numeric(10,0) -> numeric(10,2): 1x in the study, rewrites
+--   DHSC05G04/candySphere
+-- case study_numeric_10_0_to_10_2
+ALTER TABLE "customers" ALTER COLUMN "balance" TYPE DECIMAL(10,2);
+
+-- numeric(4,2) -> numeric(5,2): 1x in the study, in place
+--   M-formoso/clubHipico
+-- case study_numeric_4_2_to_5_2
+ALTER TABLE customers ALTER COLUMN height TYPE NUMERIC(5, 2);
+
+-- text -> jsonb USING c::jsonb: 1x in the study, rewrites
+--   bossjones/sandbox_agent
+-- case study_text_jsonb_using
+ALTER TABLE customers ALTER COLUMN preferences TYPE JSONB USING preferences::jsonb;
+
+-- timestamp -> date: 2x in the study, rewrites
+--   davidgeismar/tennis, Phu-Bahr/thirsty-thursdays
+-- case study_timestamp_date
+ALTER TABLE "customers" ALTER COLUMN "last_login_at" TYPE date;
+
+-- timestamp -> timestamptz: 3x in the study, rewrites outside a UTC session (bench servers: UTC)
+--   tech4germany/steuerlotse, vasgg/today_is, infanasotku/netku-proxy
+-- case study_timestamp_tstz
+ALTER TABLE customers ALTER COLUMN last_login_at TYPE TIMESTAMP WITH TIME ZONE;
+
+-- timestamp -> timestamptz USING c AT TIME ZONE 'UTC': 4x in the study, rewrites
+--   tordtafjord/svipp-server
+-- case study_timestamp_tstz_at_utc
+ALTER TABLE customers ALTER COLUMN last_login_at TYPE timestamptz USING last_login_at AT TIME ZONE 'UTC';
+
+-- uuid -> varchar: 1x in the study, rewrites
+--   dm-kamaev/dom_su
+-- case study_uuid_varchar
+ALTER TABLE customers ALTER COLUMN device_uuid TYPE varchar;
+
+-- varchar -> bigint USING (c::bigint): 1x in the study, rewrites
+--   photonia-io/photonia
+-- case study_varchar_bigint_using
+ALTER TABLE customers ALTER COLUMN serial_number TYPE bigint USING (serial_number::bigint);
+
+-- varchar -> text: 2x in the study, in place
+--   dagster-io/staging
+-- case study_varchar_text
+ALTER TABLE customers ALTER COLUMN serial_number TYPE TEXT;
+
+-- varchar -> varchar(20): 1x in the study, rewrites
+--   ryokky59/comitrace
+-- case study_varchar_varchar20
+ALTER TABLE "customers" ALTER COLUMN "serial_number" TYPE character varying(20);
+
+-- varchar -> varchar(255): 1x in the study, rewrites
+--   h1r0yuki8823/gamin_fun
+-- case study_varchar_varchar255
+ALTER TABLE "customers" ALTER COLUMN "serial_number" TYPE character varying(255);
+
+-- varchar -> varchar(30): 2x in the study, rewrites
+--   ryo27-jp/Todoapp, takuya-ookuchi/BooksManager
+-- case study_varchar_varchar30
+ALTER TABLE "customers" ALTER COLUMN "serial_number" TYPE character varying(30);
+
+-- varchar(1) -> varchar(10): 1x in the study, in place
+--   bcgov/nr-forests-access-management
+-- case study_vc1_vc10
+ALTER TABLE customers ALTER COLUMN user_type TYPE VARCHAR(10);
+
+-- varchar(100) -> varchar(255) USING c::varchar(255): 1x in the study, in place
+--   django/django
+-- case study_vc100_vc255_using
+ALTER TABLE "customers" ALTER COLUMN "display_name" TYPE varchar(255) USING "display_name"::varchar(255);
+
+-- varchar(20) -> varchar: 1x in the study, in place
+--   hermeznetwork/hermez-node
+-- case study_vc20_varchar
+ALTER TABLE customers ALTER COLUMN nickname TYPE VARCHAR;
+
+-- varchar(20) -> varchar(255): 1x in the study, in place
+--   asterisk/asterisk
+-- case study_vc20_vc255
+ALTER TABLE customers ALTER COLUMN nickname TYPE VARCHAR(255);
+
+-- varchar(200) -> varchar(2048): 1x in the study, in place
+--   rr-/szurubooru
+-- case study_vc200_vc2048
+ALTER TABLE customers ALTER COLUMN flags TYPE VARCHAR(2048);
+
+-- varchar(200) -> varchar(32): 1x in the study, rewrites
+--   rr-/szurubooru
+-- case study_vc200_vc32
+ALTER TABLE customers ALTER COLUMN flags TYPE VARCHAR(32);
+
+-- varchar(2048) -> text: 1x in the study, in place
+--   cnumr/ecoindex_python_fullstack
+-- case study_vc2048_text
+ALTER TABLE customers ALTER COLUMN website TYPE TEXT;
+
+-- varchar(250) -> varchar(5000): 1x in the study, in place
+--   mlflow/mlflow
+-- case study_vc250_vc5000
+ALTER TABLE customers ALTER COLUMN tag_value TYPE VARCHAR(5000);
+
+-- varchar(255) -> text: 9x in the study, in place
+--   MuhammadMiftaa/UMKMGo-Backend, antonhedstrom/somethinganything, unboxed/hangman_extreme,
+--   JoeKarlsson/Call-Me-Joe, mladinaki/Travel-Blog, ALPHACamp/forum-express-grading, gip-
+--   inclusion/immersion-facile, robotpistol/go
+-- case study_vc255_text
+ALTER TABLE customers ALTER COLUMN company_name TYPE TEXT;
+
+-- varchar(255) -> varchar(1000): 1x in the study, in place
+--   MarsVolta4366/reddit-clone-backend
+-- case study_vc255_vc1000
+ALTER TABLE "customers" ALTER COLUMN "company_name" TYPE VARCHAR(1000);
+
+-- varchar(30) -> integer USING c::numeric: 1x in the study, rewrites
+--   mozilla-conduit/lando-api
+-- case study_vc30_int_using_numeric
+ALTER TABLE customers ALTER COLUMN member_no TYPE INTEGER USING member_no::numeric;
+
+-- varchar(30) -> varchar(150) USING c::varchar(150): 3x in the study, in place
+--   django/django
+-- case study_vc30_vc150_using
+ALTER TABLE "customers" ALTER COLUMN "member_no" TYPE varchar(150) USING "member_no"::varchar(150);
+
+-- varchar(32) -> varchar(64): 1x in the study, in place
+--   moloch--/RootTheBox
+-- case study_vc32_vc64
+ALTER TABLE customers ALTER COLUMN reset_token TYPE VARCHAR(64);
+
+-- varchar(40) -> tokentypes USING c::tokentypes: 1x in the study, rewrites
+--   frol/flask-restplus-server-example
+-- case study_vc40_enum_using
+ALTER TABLE customers ALTER COLUMN token_type TYPE tokentypes USING token_type::tokentypes;
+
+-- varchar(40) -> varchar(255): 1x in the study, in place
+--   asterisk/asterisk
+-- case study_vc40_vc255
+ALTER TABLE customers ALTER COLUMN token_type TYPE VARCHAR(255);
+
+-- varchar(400) -> text: 1x in the study, in place
+--   e-cidade/e-cidade
+-- case study_vc400_text
+ALTER TABLE customers ALTER COLUMN search_filter TYPE text;
+
+-- varchar(60) -> varchar(200): 1x in the study, in place
+--   DMGUK/flask_guk_labs
+-- case study_vc60_vc200
+ALTER TABLE customers ALTER COLUMN password_hash TYPE VARCHAR(200);
+
+-- varchar(75) -> varchar(254) USING c::varchar(254): 1x in the study, in place
+--   django/django
+-- case study_vc75_vc254_using
+ALTER TABLE "customers" ALTER COLUMN "email_address" TYPE varchar(254) USING "email_address"::varchar(254);
+
+-- varchar(80) -> varchar(150) USING c::varchar(150): 1x in the study, in place
+--   django/django
+-- case study_vc80_vc150_using
+ALTER TABLE "customers" ALTER COLUMN "group_name" TYPE varchar(150) USING "group_name"::varchar(150);
