@@ -165,7 +165,7 @@ def create(
     )
     out.print(
         f"  {len(m.tables)} tables, {rows} rows, {_size(m.size_bytes)} dump of "
-        f"{_size(m.database_size_bytes)} database, {format_duration(secs)}"
+        f"a {_size(m.database_size_bytes)} database, {format_duration(secs)}"
     )
     out.print(f"  not verified yet: run `pgwarden backup verify {m.id}`")
 
@@ -260,7 +260,7 @@ def verify(
         print_json(backup_json(info))
     elif v.ok:
         m = info.manifest
-        size = f" of {_size(m.database_size_bytes)}" if m else ""
+        size = f" the {_size(m.database_size_bytes)} database" if m else ""
         out.print(
             styled("[green]verified[/] backup {}: {} tables match", v.backup_id, v.tables_checked)
         )
