@@ -39,12 +39,13 @@ def explain(
     """
     from pathlib import Path
 
+    from pgwarden.cli.interaction import stdin
     from pgwarden.report.explain import explain_json, render_explain
     from pgwarden.sources.sql_files import STDIN, decode_sql, read_sql_file
 
     path = "<sql>"
     if sql == "-":
-        path, sql = STDIN, decode_sql(sys.stdin.buffer.read(), STDIN)
+        path, sql = STDIN, decode_sql(stdin().read(), STDIN)
     elif sql.strip() and not any(c.isspace() for c in sql.strip()):
         if Path(sql).is_file():
             path, sql = sql, read_sql_file(Path(sql))

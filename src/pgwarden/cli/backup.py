@@ -19,6 +19,7 @@ from pgwarden.backup import api
 from pgwarden.backup.catalogue import BackupInfo, Catalogue
 from pgwarden.backup.manifest import Verification, format_duration, format_time
 from pgwarden.cli import EXIT_FINDINGS, dsn_option, err, handle_errors, out, print_json, styled
+from pgwarden.cli.interaction import stdin
 from pgwarden.cli.options import config_option
 from pgwarden.errors import Refused, UsageError
 from pgwarden.events import BackupProgress, Event, Observer, fan_out
@@ -368,7 +369,7 @@ def restore(
     for b in plan.damaged:  # not considered: their time and database are unknown
         out.print(styled("  [yellow]not considered, damaged:[/] {}", b.problem or b.id))
     if not yes:
-        if not sys.stdin.isatty():
+        if not stdin().isatty():
             raise Refused("a restore needs confirmation", hint="run it in a terminal or pass --yes")
         name = plan.target.identity.database
         typed = click.prompt(f"type the target database name ({name}) to restore into it")

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from pgwarden.cli import EXIT_APPLY, EXIT_FINDINGS, err, handle_errors, out, print_json, styled
-from pgwarden.cli.interaction import ctrl_c_cancels, event_printer
+from pgwarden.cli.interaction import ctrl_c_cancels, event_printer, stdin
 from pgwarden.cli.options import accept_data_loss_option, config_option, log_format_option, stacked
 from pgwarden.events import fan_out
 from pgwarden.notify import attach
@@ -125,7 +125,7 @@ def _options(kw: dict[str, Any], settings: Any, cfg: Any, *, rewrite: bool = Fal
     env = check_env_name(kw["env"])
     confirmed = bool(kw["yes"])
     if is_protected(env, settings.environments) and not confirmed:
-        if not sys.stdin.isatty():
+        if not stdin().isatty():
             raise Refused(
                 f"{env!r} is protected and there is no terminal to confirm the rollout on",
                 hint="pass --yes (in CI) after checking the fleet",

@@ -8,11 +8,13 @@ and an observer printing events (human lines, or JSON lines for
 
 from __future__ import annotations
 
+import io
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import BinaryIO
 
 import click
 import orjson
@@ -22,7 +24,25 @@ from pgwarden.cli.interrupts import Interrupts, ctrl_c_escalates
 from pgwarden.events import Event, Observer, fan_out
 from pgwarden.report.events import render
 
-__all__ = ["Interrupts", "confirm_prompt", "ctrl_c_cancels", "event_printer", "run_observer"]
+__all__ = [
+    "Interrupts",
+    "confirm_prompt",
+    "ctrl_c_cancels",
+    "event_printer",
+    "run_observer",
+    "stdin",
+]
+
+
+def stdin() -> BinaryIO:
+    """Standard input, as bytes; every read of it and every "is it a terminal?" goes here.
+
+    With file descriptor 0 closed (`<&-`, as some CI runners start jobs) Python sets
+    `sys.stdin` to None; that reads as /dev/null does: empty, and not a terminal.
+    """
+    if sys.stdin is None:
+        return io.BytesIO()
+    return sys.stdin.buffer
 
 
 def confirm_prompt() -> Callable[[str], str] | None:
@@ -32,7 +52,7 @@ def confirm_prompt() -> Callable[[str], str] | None:
     escalating "cancel the running step" of the run's handler, which would leave the
     prompt waiting.
     """
-    if not sys.stdin.isatty():
+    if not stdin().isatty():
         return None
 
     def ask(dbname: str) -> str:

@@ -101,7 +101,10 @@ def read_sources(
     trees: Trees = {}  # a statement repeated across files is parsed once
     for raw in paths:
         if str(raw) == "-":  # standard input, read once
-            texts = [(STDIN, decode_sql(sys.stdin.buffer.read(), STDIN))]
+            # Closed (fd 0 closed: sys.stdin is None) reads as /dev/null, as the CLI's
+            # pgwarden.cli.interaction.stdin does (that layer is above this one).
+            data = b"" if sys.stdin is None else sys.stdin.buffer.read()
+            texts = [(STDIN, decode_sql(data, STDIN))]
         else:
             texts = [(str(p), read_sql_file(p)) for p in collect_sql_files([raw])]
         for name, text in texts:
