@@ -8,6 +8,7 @@ why each does not count.
 
 from __future__ import annotations
 
+import shlex
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -89,6 +90,27 @@ def _why_not(b: BackupInfo, at: datetime) -> str:
     return when
 
 
+def _source_hint(others: list[tuple[int, str]], system_identifier: int) -> str:
+    """How to name the source whose backups the catalogue holds: `--database` alone for
+    another database of the same system, `--from-system` for a replacement server."""
+    same = sorted({db for sid, db in others if sid == system_identifier})
+    hints = []
+    if len(same) == 1:
+        name = same[0]
+        hints.append(
+            f"to restore database {name!r} of this system, pass --database {shlex.quote(name)}"
+        )
+    elif same:
+        names = ", ".join(repr(db) for db in same[:5])
+        hints.append(f"to restore another database of this system ({names}), pass --database NAME")
+    if any(sid != system_identifier for sid, _db in others):
+        hints.append(
+            "if the target is a replacement server, name the source with --from-system SYSID "
+            "(and --database NAME if its name differs)"
+        )
+    return "; ".join(hints)
+
+
 def select_backup(
     entries: list[BackupInfo], system_identifier: int, database: str, at: datetime
 ) -> BackupInfo:
@@ -129,10 +151,7 @@ def select_backup(
     if others:
         listed = ", ".join(f"{db!r} of system {sid}" for sid, db in others[:5])
         lines.append(f"the catalogue also holds backups of {listed}")
-        hint = (
-            "if the target is a replacement server, name the source with "
-            "--from-system SYSID [--database NAME]"
-        )
+        hint = _source_hint(others, system_identifier)
     damaged = [b for b in entries if b.manifest is None]
     if damaged:
         lines.append("damaged backups, not considered (their time and database are unknown):")
