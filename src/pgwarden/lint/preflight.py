@@ -4,7 +4,11 @@
 With `--database-url` (read-only; point it at a replica), counts the rows of
 existing tables that a new NOT NULL, UNIQUE, PRIMARY KEY, CHECK or FOREIGN KEY
 constraint (or unique index, or NOT NULL column without a default) would
-reject, and shows a few of them.
+reject, and locates a few of them: the values of their primary key (else of a
+unique key on NOT NULL columns, else their `ctid`), never any other column, so
+that no row data (personal data, secrets) reaches CI logs. The rejected value
+itself is said only where the constraint tells it (NULL); otherwise "values not
+shown".
 
 The rows are counted as the plan's earlier statements leave them, still without
 writing anything. An earlier UPDATE or DELETE of the table alone (no FROM / USING /
@@ -82,7 +86,9 @@ class _Check:
     step: Step
     what: str  # "SET NOT NULL on invoices.status"
     count: sql.Composed  # SELECT count(*) ...
-    sample: sql.Composed  # SELECT row_to_json(...)::text ... LIMIT n
+    sample: sql.Composed  # SELECT <the locator of a row>::text ... LIMIT n
+    key: str  # what the sample shows: "id", "(tenant, id)", "ctid"; "" when not located
+    shown: str  # what is known of the rejected values: "NULL in status", "values not shown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,28 +98,90 @@ class Violation:
     step: Step
     what: str
     rows: int
-    sample: tuple[str, ...]
+    sample: tuple[str, ...]  # the `key` values of a few of the rows, never other columns
+    key: str = ""  # "id", "(tenant, id)", "ctid"; "" when the rows cannot be located
+    shown: str = "values not shown"
     # the earlier writes the count already applies (rows left as they are: still an error)
     after: tuple[Write, ...] = ()
     # earlier writes pgwarden cannot fold: today's count, a warning
     changed_by: tuple[Write, ...] = ()
 
 
-def _rows_where(step: Step, table: sql.Composable, cond: sql.Composable, what: str) -> _Check:
+@dataclass(frozen=True, slots=True)
+class _Locator:
+    """How a check names a rejected row: its key's values (`expr` over alias `t`)."""
+
+    key: str  # "id", "(tenant, id)", "ctid"; "" when there is nothing to locate rows by
+    expr: sql.Composable | None
+    columns: tuple[str, ...] = ()
+
+
+_KEY = """
+SELECT array_agg(a.attname::text ORDER BY k.ord) FROM pg_index i
+CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k (attnum, ord)
+JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+WHERE i.indrelid = to_regclass(%s) AND i.indisunique AND i.indpred IS NULL
+AND i.indexprs IS NULL
+GROUP BY i.indexrelid, i.indisprimary HAVING bool_and(a.attnotnull)
+ORDER BY i.indisprimary DESC, count(*), i.indexrelid LIMIT 1
+"""
+
+
+def _locator(conn: Any, rv: RangeVar, table: sql.Composable) -> _Locator:
+    """The primary key of `rv`, else a unique key on NOT NULL columns, else `ctid` (only
+    where `table` is the table itself: a CTE folding earlier writes has none)."""
+    row = conn.execute(_KEY, (relname(rv),)).fetchone()
+    cols = [str(c) for c in row[0]] if row and row[0] else []
+    if not cols:
+        if table != plain_table(rv):
+            return _Locator("", None)
+        return _Locator("ctid", sql.SQL("t.ctid::text"))
+    if len(cols) == 1:
+        expr: sql.Composable = sql.SQL("t.{}::text").format(sql.Identifier(cols[0]))
+        return _Locator(cols[0], expr, tuple(cols))
+    fields = sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in cols)
+    return _Locator(f"({', '.join(cols)})", sql.SQL("row({})::text").format(fields), tuple(cols))
+
+
+def _sample(loc: _Locator, table: sql.Composable, cond: sql.Composable) -> sql.Composed:
+    if loc.expr is None:
+        return sql.SQL("SELECT NULL::text WHERE false").format()
+    return sql.SQL("SELECT {} FROM {} AS t WHERE {} LIMIT 3").format(loc.expr, table, cond)
+
+
+def _rows_where(
+    step: Step,
+    table: sql.Composable,
+    cond: sql.Composable,
+    what: str,
+    loc: _Locator,
+    shown: str = "values not shown",
+) -> _Check:
     return _Check(
         step,
         what,
         sql.SQL("SELECT count(*) FROM {} AS t WHERE {}").format(table, cond),
-        sql.SQL("SELECT row_to_json(t)::text FROM {} AS t WHERE {} LIMIT 3").format(table, cond),
+        _sample(loc, table, cond),
+        loc.key,
+        shown,
     )
 
 
-def _nulls(step: Step, table: sql.Composable, label: str, cols: list[str]) -> _Check:
+def _nulls(step: Step, table: sql.Composable, label: str, cols: list[str], loc: _Locator) -> _Check:
     cond = sql.SQL(" OR ").join(sql.SQL("t.{} IS NULL").format(sql.Identifier(c)) for c in cols)
-    return _rows_where(step, table, cond, f"NOT NULL on {label}({', '.join(cols)})")
+    return _rows_where(
+        step,
+        table,
+        cond,
+        f"NOT NULL on {label}({', '.join(cols)})",
+        loc,
+        f"NULL in {' or '.join(cols)}",
+    )
 
 
-def _duplicates(step: Step, table: sql.Composable, label: str, cols: list[str]) -> _Check:
+def _duplicates(
+    step: Step, table: sql.Composable, label: str, cols: list[str], loc: _Locator
+) -> _Check:
     ids = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
     not_null = sql.SQL(" AND ").join(
         sql.SQL("{} IS NOT NULL").format(sql.Identifier(c)) for c in cols
@@ -121,11 +189,23 @@ def _duplicates(step: Step, table: sql.Composable, label: str, cols: list[str]) 
     groups = sql.SQL(
         "SELECT {ids}, count(*) AS copies FROM {t} WHERE {nn} GROUP BY {ids} HAVING count(*) > 1"
     ).format(ids=ids, t=table, nn=not_null)
+    mine = sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(c)) for c in cols)
+    # the rows sharing a value, copies side by side (ordered by the value, never shown)
+    sample = (
+        sql.SQL(
+            "SELECT {e} FROM {t} AS t WHERE ({mine}) IN (SELECT {ids} FROM ({g}) AS d) "
+            "ORDER BY {mine} LIMIT 4"
+        ).format(e=loc.expr, t=table, mine=mine, ids=ids, g=groups)
+        if loc.expr is not None
+        else _sample(loc, table, sql.SQL("false"))
+    )
     return _Check(
         step,
         f"UNIQUE on {label}({', '.join(cols)})",
         sql.SQL("SELECT coalesce(sum(copies), 0) FROM ({}) AS d").format(groups),
-        sql.SQL("SELECT row_to_json(d)::text FROM ({}) AS d LIMIT 3").format(groups),
+        sample,
+        loc.key,
+        "values not shown",
     )
 
 
@@ -138,7 +218,13 @@ ORDER BY array_position(i.indkey::int2[], a.attnum)
 
 
 def _orphans(
-    step: Step, table: sql.Composable, label: str, con: Constraint, conn: Any, src: _Source
+    step: Step,
+    table: sql.Composable,
+    label: str,
+    con: Constraint,
+    conn: Any,
+    src: _Source,
+    loc: _Locator,
 ) -> _Check | None:
     fk_cols = strings(con.get("fk_attrs"))
     pk_cols = strings(con.get("pk_attrs"))
@@ -156,7 +242,7 @@ def _orphans(
     )
     cond = sql.SQL("{} AND NOT EXISTS (SELECT 1 FROM {} AS p WHERE {})").format(present, ref, match)
     what = f"FOREIGN KEY {label}({', '.join(fk_cols)}) -> {relname(con['pktable'])}"
-    return _rows_where(step, table, cond, what)
+    return _rows_where(step, table, cond, what, loc)
 
 
 def _checks(step: Step, created: set[str], conn: Any, src: _Source) -> Iterator[_Check]:
@@ -170,13 +256,15 @@ def _checks(step: Step, created: set[str], conn: Any, src: _Source) -> Iterator[
             and all(c != "None" for c in cols)
             and not index.get("whereClause")
         ):
-            yield _duplicates(step, src(rv), relname(rv), cols)
+            table = src(rv)
+            yield _duplicates(step, table, relname(rv), cols, _locator(conn, rv, table))
         return
     body = step.tree.get("AlterTableStmt")
     if body is None or relname(body["relation"]) in created:
         return
     rv = body["relation"]
     table, label = src(rv), relname(rv)
+    loc = _locator(conn, rv, table)
     exprs = iter(check_expressions(step.sql) if "CHECK" in step.sql.upper() else [])
     for cmd_node in body.get("cmds", ()):
         cmd = cmd_node.get("AlterTableCmd", {})
@@ -184,21 +272,21 @@ def _checks(step: Step, created: set[str], conn: Any, src: _Source) -> Iterator[
         con = cmd.get("def", {}).get("Constraint", {})
         kind = con.get("contype")
         if subtype == "AT_SetNotNull":
-            yield _nulls(step, table, label, [cmd["name"]])
+            yield _nulls(step, table, label, [cmd["name"]], loc)
         elif subtype == "AT_AddConstraint" and kind == "CONSTR_CHECK":
             expr = next(exprs)
             cond = sql.SQL("NOT ({})").format(sql.SQL(expr))  # the migration's own SQL, read-only
-            yield _rows_where(step, table, cond, f"CHECK ({expr}) on {label}")
+            yield _rows_where(step, table, cond, f"CHECK ({expr}) on {label}", loc)
         elif subtype == "AT_AddConstraint" and kind in ("CONSTR_UNIQUE", "CONSTR_PRIMARY"):
             cols = strings(con.get("keys"))
             if cols and not con.get("indexname"):
-                yield _duplicates(step, table, label, cols)
+                yield _duplicates(step, table, label, cols, loc)
                 if kind == "CONSTR_PRIMARY":
-                    yield _nulls(step, table, label, cols)
+                    yield _nulls(step, table, label, cols, loc)
         elif subtype == "AT_AddConstraint" and kind == "CONSTR_NOTNULL":
-            yield _nulls(step, table, label, strings(con.get("keys")))
+            yield _nulls(step, table, label, strings(con.get("keys")), loc)
         elif subtype == "AT_AddConstraint" and kind == "CONSTR_FOREIGN":
-            check = _orphans(step, table, label, con, conn, src)
+            check = _orphans(step, table, label, con, conn, src, loc)
             if check is not None:
                 yield check
         elif subtype == "AT_AddColumn":
@@ -214,6 +302,8 @@ def _checks(step: Step, created: set[str], conn: Any, src: _Source) -> Iterator[
                     table,
                     sql.SQL("true"),
                     f"new NOT NULL column {label}.{col.get('colname')} without a default",
+                    loc,
+                    f"{col.get('colname')} would be NULL",
                 )
 
 
@@ -259,7 +349,7 @@ def _count(
     try:
         row = conn.execute(count).fetchone()
         rows = int(str(row[0])) if row and row[0] is not None else 0
-        rows_sample = tuple(str(r[0])[:160] for r in conn.execute(sample)) if rows else ()
+        rows_sample = tuple(str(r[0])[:80] for r in conn.execute(sample)) if rows else ()
     except psycopg.Error as exc:
         conn.execute("ROLLBACK TO SAVEPOINT preflight")
         if isinstance(exc, psycopg.errors.QueryCanceled):
@@ -322,12 +412,16 @@ def _violations(conn: Any, p: _Planned, timeout_ms: int) -> Iterator[Violation]:
             got = None
         if got is not None:
             if got[0]:
-                yield Violation(check.step, check.what, got[0], got[1], after=p.folds)
+                yield Violation(
+                    check.step, check.what, got[0], got[1], check.key, check.shown, after=p.folds
+                )
             return
     got = _count(conn, check.what, check.count, check.sample, timeout_ms)
     if got is not None and got[0]:
         changed = p.opaque or p.folds  # a fold that did not evaluate: as opaque
-        yield Violation(check.step, check.what, got[0], got[1], changed_by=changed)
+        yield Violation(
+            check.step, check.what, got[0], got[1], check.key, check.shown, changed_by=changed
+        )
 
 
 def _where(writes: Sequence[Write]) -> str:
@@ -336,8 +430,15 @@ def _where(writes: Sequence[Write]) -> str:
     )
 
 
+def _located(v: Violation) -> str:
+    """Where a few of the rows are, by key only: "e.g. id 20, 45 (NULL in status)"."""
+    if not v.sample:
+        return f"rows not located: the table has no primary or unique NOT NULL key ({v.shown})"
+    return f"e.g. {v.key} {', '.join(v.sample)} ({v.shown})"
+
+
 def _finding(v: Violation) -> Finding:
-    e_g = f"; e.g. {'; '.join(v.sample)}"
+    e_g = f"; {_located(v)}"
     if v.changed_by:
         return Finding(
             code=CODE,
