@@ -30,7 +30,7 @@ from pgwarden.apply.health import HealthPolicy, wait_until_healthy
 from pgwarden.apply.journal import Journal
 from pgwarden.errors import ApplyFailed, InputError, Refused
 
-__all__ = ["LOCK_CLASS", "BackfillResult", "BackfillSpec", "run_backfill"]
+__all__ = ["LOCK_CLASS", "BackfillResult", "BackfillSpec", "check_backfill", "run_backfill"]
 
 _INT_TYPES = {"smallint", "integer", "bigint"}
 
@@ -94,6 +94,45 @@ def _target(conn: psycopg.Connection[tuple[object, ...]], table: str) -> tuple[s
             hint="backfill needs one; batch it by hand otherwise",
         )
     return str(row[0]), str(row[1]), str(row[2]), int(str(row[4]))
+
+
+def _check_columns(
+    conn: psycopg.Connection[tuple[object, ...]],
+    rel: sql.Identifier,
+    table: str,
+    spec: BackfillSpec,
+) -> None:
+    """Refuse a SET list or condition that does not fit the table (an unknown column, a
+    type mismatch): EXPLAIN plans the UPDATE, resolving every name, and runs nothing."""
+    where = sql.SQL(" WHERE {}").format(sql.SQL(spec.where_sql)) if spec.where_sql else sql.SQL("")
+    query = sql.SQL("EXPLAIN (COSTS OFF) UPDATE {} SET {}{}").format(
+        rel, sql.SQL(spec.set_sql), where
+    )
+    try:
+        with conn.transaction():
+            conn.execute(query)
+    except psycopg.Error as exc:
+        state = exc.sqlstate or ""
+        if state[:2] not in ("42", "22") or state == "42501":
+            return  # not about the text (a lock wait, a privilege): the first batch says
+        text = str(exc).strip().splitlines()[0]
+        flags = "--set and --where" if spec.where_sql else "--set"
+        raise InputError(
+            f"{flags} do not fit {table}: {text}",
+            hint=f"check the column names and types of {table}; nothing was changed",
+        ) from None
+
+
+def check_backfill(dsn: str, spec: BackfillSpec) -> None:
+    """Check the spec without changing anything: one SET list and one condition, a table
+    with a single-column integer primary key, and names and types that fit it."""
+    from pgwarden.pg.connect import connect
+
+    _validate(spec)
+    with connect(dsn, application_name="pgwarden-backfill") as conn:
+        set_timeouts(conn, lock_timeout_ms=2000, statement_timeout_ms=60_000, local=False)
+        schema, name, _pk, _oid = _target(conn, spec.table)
+        _check_columns(conn, sql.Identifier(schema, name), f"{schema}.{name}", spec)
 
 
 def _lock_table(conn: psycopg.Connection[tuple[object, ...]], oid: int, table: str) -> None:
@@ -205,9 +244,10 @@ def run_backfill(
         set_timeouts(conn, lock_timeout_ms=2000, statement_timeout_ms=60_000, local=False)
         schema, name, pk, oid = _target(conn, spec.table)
         table = f"{schema}.{name}"
+        rel = sql.Identifier(schema, name)
+        _check_columns(conn, rel, table, spec)
         _lock_table(conn, oid, table)
         Journal.ensure_schema(conn)
-        rel = sql.Identifier(schema, name)
         col = sql.Identifier(pk)
         key, resumed_from = _job(conn, table, spec, again)
         bounds = conn.execute(

@@ -487,7 +487,7 @@ def backfill(
     """Batched, throttled, resumable UPDATE in primary-key order."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from pgwarden.apply.backfill import BackfillSpec, run_backfill
+    from pgwarden.apply.backfill import BackfillSpec, check_backfill, run_backfill
     from pgwarden.apply.health import HealthPolicy
     from pgwarden.cli.environment import check_environment
     from pgwarden.pg.connect import connect, resolve_dsn
@@ -507,6 +507,7 @@ def backfill(
     spec = BackfillSpec(
         table, set_sql, where_sql, batch_size=batch_size, target_batch_ms=target_batch_ms
     )
+    check_backfill(dsn, spec)  # a bad --set/--where is said before any progress output
     cancel = threading.Event()
     with (
         ctrl_c_cancels(cancel),
