@@ -23,6 +23,7 @@ from psycopg import errors as pge
 from psycopg import sql
 
 from pgwarden.errors import DatabaseError, Refused, UsageError
+from pgwarden.pg.journal_access import check_journal_readable
 from pgwarden.settings import Environment, check_env_name, is_protected, why_protected
 
 __all__ = [
@@ -159,8 +160,10 @@ def read_stamp(
 
     Raises `DatabaseError` when pgwarden's journal is there but its stamp table
     is not (dropped by hand): the database's identity is lost, `--restamp` sets
-    it (`lost_ok`: return None instead).
+    it (`lost_ok`: return None instead), and when this role may not read the
+    pgwarden schema (`check_journal_readable`).
     """
+    check_journal_readable(conn)
     row = conn.execute(
         sql.SQL(
             "SELECT to_regclass('pgwarden.target') IS NOT NULL, "

@@ -27,6 +27,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from pgwarden.apply.events import Event
+from pgwarden.pg.journal_access import check_journal_readable
 from pgwarden.plan import Plan, Step
 
 __all__ = [
@@ -190,6 +191,8 @@ def step_keys(plan: Plan) -> list[str]:
 
 
 def schema_exists(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
+    """Whether the journal is there; `DatabaseError` when this role may not read it."""
+    check_journal_readable(conn)
     row = conn.execute(
         sql.SQL("SELECT to_regclass({}) IS NOT NULL").format(sql.Literal(f"{SCHEMA}.runs"))
     ).fetchone()
@@ -275,7 +278,9 @@ class Journal:
 
     @staticmethod
     def ensure_schema(conn: psycopg.Connection[tuple[object, ...]]) -> None:
-        """Create the `pgwarden` schema, tables and columns that are missing (one transaction)."""
+        """Create the `pgwarden` schema, tables and columns that are missing (one transaction);
+        `DatabaseError` when the schema is there but this role may not read it."""
+        check_journal_readable(conn)
         row = conn.execute(_COMPLETE).fetchone()
         if row is not None and row[0]:
             return  # all there; CREATE ... IF NOT EXISTS would still need CREATE rights

@@ -19,7 +19,7 @@ from pgwarden.apply.events import Observer
 from pgwarden.apply.journal import plan_from_records, schema_exists
 from pgwarden.apply.liveness import is_this_process, life_of, stop_backend
 from pgwarden.apply.policy import ApplyResult, GuardPolicy, RunOptions
-from pgwarden.apply.run import apply_plan
+from pgwarden.apply.run import apply_plan, early_role_check
 from pgwarden.errors import Refused, UsageError
 from pgwarden.pg.connect import connect
 from pgwarden.settings import Settings
@@ -44,6 +44,8 @@ def resume_run(
     `--accept-data-loss` reason holds unless `policy` gives one.
     """
     with connect(database_url, application_name="pgwarden-status") as conn:
+        if not (options or RunOptions()).dry_run:  # before the journal is read or a backend ended
+            early_role_check(conn, settings or Settings(), policy or GuardPolicy())
         if not schema_exists(conn):
             raise UsageError("nothing to resume: no pgwarden run was ever recorded here")
         cond = (

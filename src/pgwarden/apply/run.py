@@ -184,6 +184,8 @@ def apply_plan(
     conn = connect(database_url, application_name="pgwarden-apply")
     try:
         set_timeouts(conn, lock_timeout_ms=2000, statement_timeout_ms=60_000, local=False)
+        if not dry_run:  # a wrong role is refused before the confirmation prompt, and
+            early_role_check(conn, cfg, guard)  # before anything reads pgwarden's schema
         if snapshot is None and opts.rewrite:
             snapshot = take_snapshot(database_url, sample_s=1.0)
         rewrites: tuple[Rewrite, ...] = ()
@@ -225,8 +227,6 @@ def apply_plan(
             )
             return _Decision(stamp, applied, destructive, environment, backup, refusals)
 
-        if not dry_run:  # a wrong role is refused before the confirmation prompt
-            _early_role_check(conn, cfg, guard)
         first = decide(interactive=True)
         environment = first.environment
         roles = _check_roles(conn, environment, cfg, guard, first.refusals if dry_run else None)
@@ -381,11 +381,17 @@ class _RunSetup:
     journal_owner: str | None = None  # break glass: the pgwarden schema goes to this role
 
 
-def _early_role_check(
+def early_role_check(
     conn: psycopg.Connection[tuple[object, ...]], cfg: Settings, guard: GuardPolicy
 ) -> None:
-    """The role check on what the stamp and --env say now, before the target checks ask
-    for a confirmation; `_check_roles` decides again on the confirmed environment."""
+    """The role check on what the configuration, --env and the stamp say now, before the
+    target checks ask for a confirmation; `_check_roles` decides again on the confirmed
+    environment. An --env the configuration declares protected with a role policy is
+    checked before the stamp is read: another role may not be able to read it."""
+    declared = None if guard.env is None else cfg.environments.get(guard.env)
+    if declared is not None and declared.protected and declared.roles is not None:
+        _check_roles(conn, Environment(declared.name, True), cfg, guard, None)
+        return
     stamp = read_stamp(conn, lost_ok=True)
     name = guard.env or (stamp.environment if stamp is not None else None)
     if name is None:

@@ -4,6 +4,8 @@ A run recorded as running is checked against the server (`liveness`): `running`,
 `orphaned` (its backend is there, its client is gone) or `interrupted` (no
 backend). A run a later run resumed shows as `resumed`. The latest break-glass
 records (`pgwarden.break_glass`: who, when, why, which run) come with them.
+It only reads: a role granted USAGE on schema pgwarden and SELECT on its tables
+may run it; one without gets `journal_unreadable` (exit 2) from `read_stamp`.
 """
 
 from __future__ import annotations

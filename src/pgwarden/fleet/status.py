@@ -31,6 +31,7 @@ from pgwarden.errors import PgwardenError
 from pgwarden.fleet.alembic import start_key
 from pgwarden.fleet.targets import Redactor, Target
 from pgwarden.pg.connect import connect
+from pgwarden.pg.journal_access import check_journal_readable
 
 __all__ = ["DriftItem", "FleetStatus", "TargetStatus", "catalog_objects", "fleet_status"]
 
@@ -225,6 +226,7 @@ def _read(
             conn.execute("SET statement_timeout = '30s'")
             conn.execute("SET lock_timeout = '2s'")
             env = None
+            check_journal_readable(conn)  # its role may not read pgwarden's schema: say so
             row = conn.execute(
                 sql.SQL(
                     "SELECT to_regclass('pgwarden.runs') IS NOT NULL, "

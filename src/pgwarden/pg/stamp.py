@@ -10,13 +10,16 @@ import psycopg
 from psycopg import sql
 
 from pgwarden.pg.connect import connect
+from pgwarden.pg.journal_access import check_journal_readable
 
 __all__ = ["stamp_protection", "stamped_protection"]
 
 
 def stamp_protection(conn: psycopg.Connection[tuple[object, ...]]) -> bool | None:
     """What the database's stamp records as its protection (None: no stamp, or a stamp
-    from before protection was recorded); reads stamps of any pgwarden version."""
+    from before protection was recorded); reads stamps of any pgwarden version.
+    `DatabaseError` when this role may not read the pgwarden schema."""
+    check_journal_readable(conn)
     row = conn.execute(sql.SQL("SELECT to_regclass('pgwarden.target')")).fetchone()
     if row is None or row[0] is None:
         return None

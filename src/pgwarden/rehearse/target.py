@@ -25,6 +25,7 @@ from pgwarden.errors import DatabaseError, Refused
 from pgwarden.pg.binaries import Installation, find_installation
 from pgwarden.pg.cluster import Cluster
 from pgwarden.pg.connect import connect, describe_dsn
+from pgwarden.pg.journal_access import check_journal_readable
 from pgwarden.settings import Environment
 
 __all__ = ["Target", "check_not_production", "open_target"]
@@ -46,6 +47,7 @@ class Target:
 
 
 def _stamp_environment(conn: psycopg.Connection[tuple[object, ...]]) -> str | None:
+    check_journal_readable(conn)  # an unreadable stamp may be production's: say so
     row = conn.execute(
         "SELECT to_regclass('pgwarden.target') IS NOT NULL",
     ).fetchone()
