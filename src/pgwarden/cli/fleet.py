@@ -241,13 +241,15 @@ def _dry_run(cfg: Any, chosen: list[Any], plan: Any, rewrite: bool) -> None:
     from pgwarden.fleet.waves import plan_waves
 
     for w in plan_waves(cfg, chosen):
+        if not w.targets:  # the rollout skips it too (nothing to apply, nothing to check)
+            continue
         _say(
             styled(
                 "[bold]wave {} {}[/]: {} target(s), {} at a time, bake {} s",
                 w.index,
                 w.name,
                 len(w.targets),
-                w.parallel,
+                min(w.parallel, len(w.targets)),
                 f"{w.bake_s:g}",
             )
         )
