@@ -103,3 +103,27 @@ def test_preflight_locates_rows_by_key_and_prints_no_other_column(db: str, tmp_p
     text = " ".join(found.values())
     for value in ("@x.org", "Person", "Twin", "SSN-", "secret", "{"):
         assert value not in text
+
+
+def test_rows_an_earlier_update_leaves_are_located_by_key_or_said_unlocated(
+    db: str, tmp_path: Path
+):
+    with psycopg.connect(db, autocommit=True) as c:
+        c.execute(PEOPLE)
+        c.execute("CREATE TABLE loose (email text); INSERT INTO loose VALUES (NULL), ('a@x.org')")
+    f = tmp_path / "001.sql"
+    f.write_text(
+        "UPDATE people SET email = 'none' WHERE id < 25 AND email IS NULL;\n"
+        "ALTER TABLE people ALTER COLUMN email SET NOT NULL;\n"
+        "UPDATE loose SET email = email WHERE false;\n"
+        "ALTER TABLE loose ALTER COLUMN email SET NOT NULL;\n"
+    )
+    _, result = lint([f], context=load_context(database_url=db), preflight_dsn=db)
+    found = {fd.location.line: fd.message for fd in result.findings if fd.code == "PW401"}
+    assert found[2].startswith("3 existing row(s) violate NOT NULL on people(email) after")
+    assert found[2].endswith("e.g. id 30, 40, 50 (NULL in email)")
+    # read through the CTE that folds the UPDATE: no ctid there, and no key
+    assert found[4].startswith("1 existing row(s) violate NOT NULL on loose(email) after")
+    assert found[4].endswith(
+        "rows not located: the table has no primary or unique NOT NULL key (NULL in email)"
+    )
