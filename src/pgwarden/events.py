@@ -329,6 +329,7 @@ class NoRolePolicy(Event):
 
     environment: str
     current_user: str
+    config: str | None = None  # the config file in use (Settings.source), for the message
 
 
 # -- rehearse, backup --------------------------------------------------------------------

@@ -27,6 +27,7 @@ __all__ = [
     "Settings",
     "UnknownTypeChange",
     "check_env_name",
+    "config_table",
     "is_protected",
     "load_settings",
     "why_protected",
@@ -83,12 +84,30 @@ def _role_policy(spec: object, where: str) -> RolePolicy:
     return RolePolicy(migration=migration, **lists)
 
 
+def config_table(key: str, source: str | None, *, array: bool = False, named: bool = True) -> str:
+    """Table `key` (e.g. `environments.prod.roles`) as the config file `source` spells it,
+    for hints: `[tool.pgwarden.KEY]` in pyproject.toml, `[KEY]` in pgwarden.toml (or any
+    other --config file), followed by " in FILE" (`named`); with no config file (None),
+    both, pgwarden.toml first. `array`: `[[...]]`, an array of tables.
+
+    A hint naming `[tool.pgwarden.environments]` to a pgwarden.toml user led to
+    "unknown key `tool`".
+    """
+    o, c = ("[[", "]]") if array else ("[", "]")
+    if source is None:
+        return f"{o}{key}{c} in pgwarden.toml (or {o}tool.pgwarden.{key}{c} in pyproject.toml)"
+    prefix = "tool.pgwarden." if Path(source).name == "pyproject.toml" else ""
+    table = f"{o}{prefix}{key}{c}"
+    return f"{table} in {source}" if named else table
+
+
 def check_env_name(
     name: str,
     where: str = "--env",
     *,
     environments: Mapping[str, Environment] | None = None,
     stamp_env: str | None = None,
+    source: str | None = None,
 ) -> str:
     """`name`, or a `UsageError` when it is empty, holds a control character, or is
     not an environment this run may target.
@@ -97,7 +116,8 @@ def check_env_name(
     name outside them is accepted only when it is `stamp_env`, the environment the
     database's stamp records (a database adopted under that name elsewhere); any
     other undeclared name is a typo or the wrong configuration, refused naming the
-    closest declared environment and the stamp's.
+    closest declared environment and the stamp's; `source` is the config file that
+    declares them (`Settings.source`), named in the hint.
     """
     bad = [c for c in name if ord(c) < 32 or 127 <= ord(c) < 160]
     if not name.strip() or bad:
@@ -122,7 +142,7 @@ def check_env_name(
         hint=(f"did you mean --env {close[0]}? " if close else "")
         + "Pass a declared environment"
         + (f", or --env {stamp_env} to target what the stamp records" if stamp_env else "")
-        + ", or declare it under [tool.pgwarden.environments]",
+        + f", or declare it under {config_table('environments', source)}",
     )
 
 
@@ -306,6 +326,13 @@ def _check_keys(
                 if close
                 else f"valid keys here: {', '.join(prefix + k for k in valid)}"
             )
+            if where == "tool" and isinstance(value, dict) and "pgwarden" in value:
+                inner = value["pgwarden"]  # [tool.pgwarden.X] is pyproject.toml's spelling
+                first = next(iter(inner), "environments") if isinstance(inner, dict) else "fleet"
+                hint = (
+                    "this file takes the tables without the tool.pgwarden prefix: "
+                    f"write [{first}], not [tool.pgwarden.{first}]"
+                )
             raise ConfigError(f"{source}: unknown key `{where}`", hint=hint)
         if isinstance(spec, dict) and isinstance(value, dict):
             _check_keys(value, spec, source, f"{prefix}{key}.")

@@ -150,7 +150,9 @@ def audit_connection(
             )
         stamped_env = None
     name = (
-        check_env_name(env, environments=settings.environments, stamp_env=stamped_env)
+        check_env_name(
+            env, environments=settings.environments, stamp_env=stamped_env, source=settings.source
+        )
         if env is not None
         else stamped_env
     )
@@ -163,7 +165,9 @@ def audit_connection(
     policy = policy_for(settings, name)
     owners: OwnerRights = {}  # what each SECURITY DEFINER routine's owner can do, once
     caps = {r.name: capabilities(cat, r.name, owners) for r in cat.login_roles()}
-    verdicts, general = judge(cat, caps, policy, protected=protected, env=name)
+    verdicts, general = judge(
+        cat, caps, policy, protected=protected, env=name, config=settings.source
+    )
     return AuditReport(
         database=cat.database,
         server_version=cat.major,

@@ -22,7 +22,7 @@ from psycopg import sql
 
 from pgwarden.errors import Refused, UsageError
 from pgwarden.events import BreakGlass, Event, NoRolePolicy
-from pgwarden.settings import RolePolicy
+from pgwarden.settings import RolePolicy, config_table
 
 __all__ = ["RoleCheck", "adopt_journal", "check_role", "session_roles"]
 
@@ -105,10 +105,12 @@ def check_role(
     policy: RolePolicy | None,
     break_glass: str | None,
     command: str = "apply",
+    config: str | None = None,
 ) -> RoleCheck:
     """Whether this session's role may run `command` on `environment`; `Refused` otherwise.
 
-    `break_glass` is the reason given with `--break-glass` (None: not given).
+    `break_glass` is the reason given with `--break-glass` (None: not given); `config` is
+    the config file in use (`Settings.source`), named in hints.
     """
     current, session = session_roles(conn)
     reason = None if break_glass is None else break_glass.strip()
@@ -127,7 +129,9 @@ def check_role(
         return RoleCheck(current, session)
     if policy is None:
         return RoleCheck(
-            current, session, (NoRolePolicy(environment=environment, current_user=current),)
+            current,
+            session,
+            (NoRolePolicy(environment=environment, current_user=current, config=config),),
         )
     expected = policy.migration
     as_whom = f"role {current}" + (f" (session user {session})" if session != current else "")
@@ -164,7 +168,8 @@ def check_role(
         raise Refused(
             f"refusing to {command} on protected environment {environment!r}: its role policy "
             f"declares no migration role, and {as_whom} is not a break-glass role",
-            hint=f"set roles.migration in [tool.pgwarden.environments.{environment}.roles]",
+            hint="set migration = ROLE under "
+            + config_table(f"environments.{environment}.roles", config),
         )
     extra = f"; {current} is not a declared break-glass role" if reason else ""
     raise Refused(

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pgwarden.access.capabilities import OTHER, Capability, public_capabilities
 from pgwarden.access.policy import class_of, declared_roles
 from pgwarden.access.roles import PUBLIC, Catalog
-from pgwarden.settings import RolePolicy
+from pgwarden.settings import RolePolicy, config_table
 
 __all__ = ["RULES", "AuditFinding", "RoleVerdict", "judge"]
 
@@ -306,11 +306,14 @@ def judge(
     *,
     protected: bool,
     env: str | None,
+    config: str | None = None,
 ) -> tuple[list[RoleVerdict], list[AuditFinding]]:
-    """Verdicts per login role, and findings about the policy and PUBLIC."""
+    """Verdicts per login role, and findings about the policy and PUBLIC; `config` is the
+    config file in use (`Settings.source`), named in the help."""
     if policy is None:
         verdicts = [RoleVerdict(r, "-", tuple(cs), ()) for r, cs in sorted(caps.items())]
         general = _public_findings(cat, protected=False)
+        roles = config_table(f"environments.{env or '<env>'}.roles", config)
         general.append(
             AuditFinding(
                 "PW508",
@@ -320,7 +323,7 @@ def judge(
                 if env
                 else "no environment given "
                 "(--env) and the database is not stamped: no role policy to judge against",
-                f"declare [tool.pgwarden.environments.{env or '<env>'}.roles] (docs/audit.md)",
+                f"declare {roles} (docs/audit.md)",
             )
         )
         return verdicts, general

@@ -290,6 +290,7 @@ def check_target(
     restamp: bool = False,
     tables: int = 0,
     history: bool = False,
+    config: str | None = None,
 ) -> tuple[Environment, str | None]:
     """The environment this run targets and the backup relied on; raises `Refused` otherwise.
 
@@ -301,7 +302,8 @@ def check_target(
     refused rather than stamped. With
     `warn` (a dry run), the protection checks (confirmation, verified backup)
     report what a real run would refuse instead of raising; the target's
-    identity still must match.
+    identity still must match. `config` is the file that declares `environments`
+    (`Settings.source`), for the hints.
     """
     if env_name is not None:
         check_env_name(env_name)
@@ -325,7 +327,10 @@ def check_target(
                 hint=f"pass --env {name}",
             )
     check_env_name(
-        name, environments=environments, stamp_env=None if stamp is None else stamp.environment
+        name,
+        environments=environments,
+        stamp_env=None if stamp is None else stamp.environment,
+        source=config,
     )
     if stamp is not None and not restamp:
         _same_target(name, ident, stamp)

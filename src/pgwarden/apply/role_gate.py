@@ -31,6 +31,7 @@ def gate_command(
             policy=None if declared is None else declared.roles,
             break_glass=break_glass,
             command=command,
+            config=settings.source,
         )
         for event in check.events:
             if isinstance(event, BreakGlass):

@@ -224,6 +224,7 @@ def apply_plan(
                 restamp=restamp,
                 tables=user_tables(conn) if unstamped else 0,
                 history=has_history(conn) if unstamped else False,
+                config=cfg.source,
             )
             return _Decision(stamp, applied, destructive, environment, backup, refusals)
 
@@ -420,6 +421,7 @@ def _check_roles(
             protected=environment.protected,
             policy=None if declared is None else declared.roles,
             break_glass=guard.break_glass,
+            config=cfg.source,
         )
     except Refused as exc:
         if warn is None:

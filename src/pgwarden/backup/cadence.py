@@ -22,7 +22,7 @@ from pgwarden.access.verdict import AuditFinding
 from pgwarden.backup.catalogue import Catalogue
 from pgwarden.backup.manifest import utc_now
 from pgwarden.errors import ConfigError
-from pgwarden.settings import Settings
+from pgwarden.settings import Settings, config_table
 
 __all__ = ["DrillStatus", "drill_max_age", "drill_status", "judge_drills"]
 
@@ -78,10 +78,11 @@ def drill_status(conn: psycopg.Connection[tuple[object, ...]], catalogue: str) -
 
 
 def judge_drills(
-    status: DrillStatus, max_age: timedelta | None, *, protected: bool
+    status: DrillStatus, max_age: timedelta | None, *, protected: bool, config: str | None = None
 ) -> list[AuditFinding]:
     """PW509: the drill is missing or too old (error in a protected environment with
-    `drill_max_age_days` set; otherwise a note saying when the last one ran)."""
+    `drill_max_age_days` set; otherwise a note saying when the last one ran). `config`:
+    the config file in use (`Settings.source`), named in the help."""
     days = None if max_age is None else max_age.total_seconds() / 86400
     if status.system_identifier is None:
         what = (
@@ -106,5 +107,6 @@ def judge_drills(
         what += f", older than backup.drill_max_age_days = {days:g}"
     overdue = days is not None and protected
     if days is None:
-        help_ += "; set [tool.pgwarden.backup] drill_max_age_days to enforce a cadence"
+        table = config_table("backup", config)
+        help_ += f"; set drill_max_age_days under {table} to enforce a cadence"
     return [AuditFinding("PW509", "error" if overdue else "note", None, what, help_)]

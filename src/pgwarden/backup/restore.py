@@ -31,7 +31,7 @@ from pgwarden.backup.verify import check_files, compare_database
 from pgwarden.errors import DatabaseError, InputError, Refused, UsageError
 from pgwarden.pg.connect import connect, describe_dsn
 from pgwarden.pg.tool_conninfo import tool_connection
-from pgwarden.settings import Settings
+from pgwarden.settings import Settings, config_table
 
 __all__ = [
     "RestoreResult",
@@ -209,7 +209,7 @@ def check_environment(target: Target, env: str | None, settings: Settings) -> No
             if declared is None:
                 raise UsageError(
                     f"--env {env}: no such environment in the configuration",
-                    hint="declare it under [tool.pgwarden.environments]",
+                    hint="declare it under " + config_table("environments", settings.source),
                 )
         return
     if env is not None and env != stamped:

@@ -56,7 +56,7 @@ def audit(
     from pgwarden.backup.cadence import drill_max_age, drill_status, judge_drills
     from pgwarden.errors import UsageError
     from pgwarden.pg.connect import connect, resolve_dsn
-    from pgwarden.settings import load_settings
+    from pgwarden.settings import config_table, load_settings
 
     settings = load_settings(config)
     dsn = resolve_dsn(database_url)
@@ -65,16 +65,20 @@ def audit(
     with connect(dsn, application_name="pgwarden-audit") as conn:
         report = audit_connection(conn, env=env, settings=settings)
         drills = drill_status(conn, settings.backup_catalogue)
-        report = report.with_findings(judge_drills(drills, max_age, protected=report.protected))
+        drill_findings = judge_drills(
+            drills, max_age, protected=report.protected, config=settings.source
+        )
+        report = report.with_findings(drill_findings)
         plan_text = None
         if fix_plan_file is not None:
             plan = report.fix_plan()
             if plan is None:
+                env_key = report.environment or "<env>"
                 raise UsageError(
                     "--fix-plan needs a role policy to fix towards: none is declared for "
                     + (report.environment or "this database (no --env, no stamp)"),
-                    hint="declare [tool.pgwarden.environments.<env>.roles] and pass --env "
-                    "(docs/audit.md)",
+                    hint=f"declare {config_table(f'environments.{env_key}.roles', settings.source)}"
+                    " and pass --env (docs/audit.md)",
                 )
             plan_text = plan.render(conn, header(report.catalog, report.environment, fix_plan_file))
             nothing, notes = plan.empty, plan.notes

@@ -31,7 +31,7 @@ catalogue_option = click.option(
     "--catalogue",
     default=None,
     metavar="DIR",
-    help="Backup catalogue (default: [tool.pgwarden.backup] catalogue, else backups/).",
+    help="Backup catalogue (default: backup.catalogue of the configuration, else backups/).",
 )
 jobs_option = click.option(
     "--jobs", "-j", type=click.IntRange(1, 64), default=2, show_default=True, help="Parallel jobs."

@@ -40,5 +40,6 @@ def check_environment(
         accept_data_loss=None,
         yes=yes,
         confirm=confirm_prompt(),
+        config=settings.source,
     )
     return target

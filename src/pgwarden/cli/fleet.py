@@ -21,7 +21,7 @@ def _say(*objects: Any) -> None:
 
 
 _common = stacked(
-    click.option("--fleet", "fleet", required=True, help="The fleet ([tool.pgwarden.fleet.NAME])."),
+    click.option("--fleet", "fleet", required=True, help="The fleet (fleet.NAME in the config)."),
     click.option(
         "--label",
         "labels",

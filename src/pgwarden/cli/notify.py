@@ -25,14 +25,15 @@ def test(config: str | None) -> None:
     from pgwarden.notify.config import load_notify_config
     from pgwarden.notify.events import Notification
     from pgwarden.notify.sender import post_once
-    from pgwarden.settings import load_settings
+    from pgwarden.settings import config_table, load_settings
 
     settings = load_settings(config)
     cfg = load_notify_config(settings)
     if not cfg.webhooks:
         raise UsageError(
             "no webhook configured",
-            hint='add [[tool.pgwarden.notify.webhooks]] with url_env = "NAME" (docs/notify.md)',
+            hint=f"add {config_table('notify.webhooks', settings.source, array=True)} "
+            'with url_env = "NAME" (docs/notify.md)',
         )
     context = RunContext.of("notify", None, None)
     failed = 0

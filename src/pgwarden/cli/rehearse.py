@@ -205,6 +205,7 @@ def rehearse(
                     version_table=alembic.version_table if alembic is not None else None,
                     copy_data=copy.tables or (),
                     copy_max_rows=copy.max_rows,
+                    config=settings.source,
                 ),
                 observer=fan_out([show, hook]),
             )

@@ -25,7 +25,7 @@ _CATALOGUE = click.option(
     "--catalogue",
     default=None,
     metavar="DIR",
-    help="Backup catalogue for --copy auto/backup (default: [tool.pgwarden.backup] catalogue).",
+    help="Backup catalogue for --copy auto/backup (default: backup.catalogue in the config).",
 )
 _BACKUP = click.option(
     "--backup",

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pgwarden.errors import ConfigError
-from pgwarden.settings import Settings
+from pgwarden.settings import Settings, config_table
 
 __all__ = [
     "SIGNALS",
@@ -300,7 +300,8 @@ def fleet_config(settings: Settings, name: str) -> FleetConfig:
             hint=(
                 f"configured fleets: {', '.join(known)}"
                 if known
-                else f"declare it as [tool.pgwarden.fleet.{name}] (docs/fleet.md)"
+                else f"declare it as {config_table(f'fleet.{name}', settings.source)} "
+                "(docs/fleet.md)"
             ),
         )
     t = fleets[name]

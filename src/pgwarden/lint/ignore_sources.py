@@ -26,7 +26,7 @@ from fnmatch import fnmatchcase
 from pgwarden.errors import ConfigError
 from pgwarden.lint.engine import LintResult, Suppression
 from pgwarden.location import SourceLocation
-from pgwarden.settings import Settings
+from pgwarden.settings import Settings, config_table
 
 __all__ = [
     "SourceIgnore",
@@ -35,8 +35,6 @@ __all__ = [
     "source_ignores",
     "suppressed_summary",
 ]
-
-_EXAMPLE = '[[tool.pgwarden.ignore_sources]] path = "*/site-packages/*" reason = "..."'
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +71,9 @@ def source_ignores(cfg: Settings) -> tuple[SourceIgnore, ...]:
     for i, entry in enumerate(raw):
         label = f"{where}: ignore_sources[{i}]"
         if not isinstance(entry, dict):
-            raise ConfigError(f"{label} must be a table", hint=_EXAMPLE)
+            table = config_table("ignore_sources", cfg.source, array=True, named=False)
+            example = f'{table} path = "*/site-packages/*" reason = "..."'
+            raise ConfigError(f"{label} must be a table", hint=example)
         unknown = sorted(set(entry) - {"path", "app", "rules", "reason"})
         if unknown:
             raise ConfigError(

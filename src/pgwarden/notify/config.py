@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pgwarden.errors import ConfigError
-from pgwarden.settings import Settings
+from pgwarden.settings import Settings, config_table
 
 __all__ = ["KINDS", "NotifyConfig", "Webhook", "load_notify_config"]
 
@@ -127,10 +127,13 @@ def _check_url(url: str, label: str) -> None:
         )
 
 
-def _webhook(index: int, spec: object, where: str, environ: dict[str, str]) -> Webhook:
+def _webhook(
+    index: int, spec: object, where: str, environ: dict[str, str], source: str | None
+) -> Webhook:
     at = f"{where}notify.webhooks[{index}]"
     if not isinstance(spec, dict):
-        raise ConfigError(f"{at} must be a table ([[tool.pgwarden.notify.webhooks]])")
+        table = config_table("notify.webhooks", source, array=True, named=False)
+        raise ConfigError(f"{at} must be a table ({table})")
     for key in spec:
         if key not in _WEBHOOK_KEYS:
             close = difflib.get_close_matches(str(key), _WEBHOOK_KEYS, n=1)
@@ -187,12 +190,15 @@ def load_notify_config(settings: Settings, environ: dict[str, str] | None = None
         return NotifyConfig()
     where = f"{settings.source}: " if settings.source else ""
     if not isinstance(section, dict):
-        raise ConfigError(f"{where}notify must be a table ([tool.pgwarden.notify])")
+        table = config_table("notify", settings.source, named=False)
+        raise ConfigError(f"{where}notify must be a table ({table})")
     env = dict(os.environ) if environ is None else environ
     raw_hooks = section.get("webhooks", [])
     if not isinstance(raw_hooks, list):
         raise ConfigError(f"{where}notify.webhooks must be an array of tables")
-    hooks = tuple(_webhook(i, spec, where, env) for i, spec in enumerate(raw_hooks, start=1))
+    hooks = tuple(
+        _webhook(i, spec, where, env, settings.source) for i, spec in enumerate(raw_hooks, start=1)
+    )
     problems: list[str] = []
     for spec, hook in zip(raw_hooks, hooks, strict=True):
         if hook.url is None:

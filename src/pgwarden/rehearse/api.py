@@ -203,6 +203,8 @@ class RehearseOptions:
     # tables they reference), each refused above `copy_max_rows`; see rehearse/copydata.py.
     copy_data: tuple[str, ...] = ()
     copy_max_rows: int = copydata.DEFAULT_MAX_ROWS
+    # The config file copy_data comes from (Settings.source), named in its hints.
+    config: str | None = None
     # The values the application allows in a column, as text, by (table, column): the
     # synthetic rows take theirs from these (Django's field choices); see rehearse/allowed.py.
     choices: Mapping[tuple[str, str], Sequence[str]] | None = None
@@ -288,7 +290,7 @@ def rehearse(
                 hint="rehearse with --schema-from, or leave copy_data out of the configuration",
             )
         phase("counting the rows of the tables to copy (copy_data)")
-        copy_plan = copydata.plan_copy(o.schema_from, o.copy_data, o.copy_max_rows)
+        copy_plan = copydata.plan_copy(o.schema_from, o.copy_data, o.copy_max_rows, config=o.config)
     phase("resolving the schema")
     src = schema.resolve_schema(
         plan.sources, schema_file=o.schema_file, schema_from=o.schema_from, schema_sql=o.schema_sql

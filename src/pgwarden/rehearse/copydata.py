@@ -26,7 +26,7 @@ from psycopg import sql
 from pgwarden.errors import ConfigError, UsageError
 from pgwarden.pg.connect import connect, describe_dsn
 from pgwarden.rehearse.datagen import Table
-from pgwarden.settings import Settings
+from pgwarden.settings import Settings, config_table
 
 __all__ = [
     "DEFAULT_MAX_ROWS",
@@ -85,20 +85,26 @@ class CopyTable:
         return f"copied {self.rows:,} rows of {self.name} from the database{why}"
 
 
-def _too_big(name: str, rows: int, about: bool, max_rows: int, by: str) -> UsageError:
+def _too_big(
+    name: str, rows: int, about: bool, max_rows: int, by: str, config: str | None
+) -> UsageError:
     what = f"{name} (referenced by {by}, listed in copy_data)" if by else name
+    table = config_table("rehearse", config)
     return UsageError(
         f"rehearse.copy_data: table {what} has {'about ' if about else ''}{rows:,} rows, more "
         f"than rehearse.copy_max_rows ({max_rows:,}); no rows were copied and nothing started",
-        hint="list only small reference tables in [tool.pgwarden.rehearse] copy_data (the "
-        "others get synthetic rows), or raise copy_max_rows",
+        hint=f"list only small reference tables in copy_data under {table} (the others get "
+        "synthetic rows), or raise copy_max_rows",
     )
 
 
-def plan_copy(source_dsn: str, names: Sequence[str], max_rows: int) -> list[CopyTable]:
+def plan_copy(
+    source_dsn: str, names: Sequence[str], max_rows: int, *, config: str | None = None
+) -> list[CopyTable]:
     """The tables to copy from `source_dsn`, parents first, counted (read-only).
 
-    A name the source does not have, or a table above `max_rows`, is a `UsageError`.
+    A name the source does not have, or a table above `max_rows`, is a `UsageError`;
+    `config` is the config file that lists them (`Settings.source`), named in hints.
     """
     out: dict[str, CopyTable] = {}
     with connect(source_dsn, application_name="pgwarden-rehearse-copy") as conn:
@@ -114,13 +120,13 @@ def plan_copy(source_dsn: str, names: Sequence[str], max_rows: int) -> list[Copy
             ).fetchone()
             estimate = int(str(est[0])) if est is not None else -1
             if estimate > 2 * max_rows:  # do not count a big table just to refuse it
-                raise _too_big(name, estimate, True, max_rows, by)
+                raise _too_big(name, estimate, True, max_rows, by, config)
             counted = conn.execute(
                 sql.SQL("SELECT count(*) FROM {}").format(sql.SQL(name))
             ).fetchone()
             rows = int(str(counted[0])) if counted is not None else 0
             if rows > max_rows:
-                raise _too_big(name, rows, False, max_rows, by)
+                raise _too_big(name, rows, False, max_rows, by, config)
             out[name] = CopyTable(name, rows, by)
 
         for raw in names:
@@ -129,7 +135,8 @@ def plan_copy(source_dsn: str, names: Sequence[str], max_rows: int) -> list[Copy
                 raise UsageError(
                     f"rehearse.copy_data: no table {raw} in {describe_dsn(source_dsn)}",
                     hint="name the tables as the database does (schema.table outside the "
-                    "search path), or remove it from [tool.pgwarden.rehearse] copy_data",
+                    "search path), or remove it from copy_data under "
+                    + config_table("rehearse", config),
                 )
             visit(str(found[0]), "", frozenset())
     return list(out.values())

@@ -47,6 +47,7 @@ from pgwarden.events import (
     WatchdogCancel,
 )
 from pgwarden.report.markup import styled
+from pgwarden.settings import config_table
 from pgwarden.sources.labels import statement_label
 
 if TYPE_CHECKING:
@@ -372,10 +373,10 @@ def _no_role_policy(e: NoRolePolicy) -> list[Text]:
     return [
         styled(
             "[yellow]warning:[/] no role policy declared for {} (running as {}); declare "
-            "\\[tool.pgwarden.environments.{}.roles] so only the migration role can change it",
+            "{} so only the migration role can change it",
             e.environment,
             e.current_user,
-            e.environment,
+            config_table(f"environments.{e.environment}.roles", e.config),
         )
     ]
 

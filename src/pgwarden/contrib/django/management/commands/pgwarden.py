@@ -323,6 +323,7 @@ class Command(BaseCommand):  # type: ignore[misc]
                         policy=None if declared is None else declared.roles,
                         break_glass=options.get("break_glass"),
                         command="migrate",
+                        config=cfg.source,
                     )
         if len(parts) > 1 or parts[0][0]:
             # The parts run one after another: what a real run of any SQL part would refuse
@@ -599,6 +600,7 @@ class Command(BaseCommand):  # type: ignore[misc]
                         # real rows of the reference tables data migrations look up
                         copy_data=copy_data,
                         copy_max_rows=copy.max_rows,
+                        config=cfg.source,
                         choices=choices,
                     ),
                     observer=phases,
