@@ -85,6 +85,31 @@ def test_another_role_gets_the_role_refusal_once_the_migration_role_owns_the_sch
     assert not target.exists("public.u")
 
 
+def test_backfill_by_another_role_gets_the_role_refusal(target: Target, tmp_path: Path) -> None:
+    _migrated(target, tmp_path)
+    out = CliRunner().invoke(
+        cli,
+        [
+            "backfill",
+            "--table",
+            "t",
+            "--set",
+            "id = 1",
+            "--database-url",
+            target.cluster.url(target.db, target.dev),
+            "--env",
+            "production",
+            "--yes",
+            "--config",
+            _config(target, tmp_path),
+        ],
+        env={"COLUMNS": "200"},
+    )
+    assert out.exit_code == 1, out.output
+    assert f"connected as role {target.dev}, but only the migration role" in out.output
+    assert "cannot read schema" not in out.output
+
+
 def test_status_by_a_role_without_usage_names_the_schema_and_the_grant(
     target: Target, tmp_path: Path
 ) -> None:

@@ -491,19 +491,30 @@ def backfill(
     from pgwarden.apply.health import HealthPolicy
     from pgwarden.cli.environment import check_environment
     from pgwarden.pg.connect import connect, resolve_dsn
-    from pgwarden.settings import load_settings
+    from pgwarden.settings import Environment, load_settings
 
     dsn = resolve_dsn(database_url)
     assert dsn is not None
     settings = load_settings(config)
-    target = check_environment(lambda: connect(dsn), env, settings, yes=yes)
     from pgwarden.apply.role_gate import gate_command
 
     def loud(event: Event) -> None:
         for line in render(event):
             err.print(line)
 
-    gate_command(dsn, target, settings, break_glass=break_glass, command="backfill", observer=loud)
+    declared = None if env is None else settings.environments.get(env)
+    early = declared is not None and declared.protected and declared.roles is not None
+
+    def gate(environment: Environment) -> None:
+        gate_command(
+            dsn, environment, settings, break_glass=break_glass, command="backfill", observer=loud
+        )
+
+    if early and declared is not None:
+        gate(declared)  # the role first: another role may not be able to read pgwarden's stamp
+    target = check_environment(lambda: connect(dsn), env, settings, yes=yes)
+    if not early:
+        gate(target)
     spec = BackfillSpec(
         table, set_sql, where_sql, batch_size=batch_size, target_batch_ms=target_batch_ms
     )
