@@ -257,6 +257,7 @@ def lint(
         from pgwarden.report.lint_text import render_lint  # rich.syntax, pygments
 
         render_lint(out, plan, result)
+    skip_teardown(plan, result)  # freed with the process, not one object at a time
     threshold = fail_on or settings.fail_on
     if threshold != "never" and result.failed(Severity(threshold)):
         sys.exit(EXIT_FINDINGS)
