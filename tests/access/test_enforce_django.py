@@ -54,3 +54,39 @@ def test_a_python_first_migration_is_refused_for_a_non_migration_role(
         assert "through Django's executor" not in r.stdout
     finally:
         conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(dev)))
+
+
+def test_a_role_that_cannot_read_pgwarden_schema_gets_the_role_refusal(
+    db: str, conn: psycopg.Connection[Any], pg_cluster: Cluster, tmp_path: Path
+) -> None:
+    """Not a superuser, so pgwarden's stamp is unreadable to it: with --env declared
+    protected with a role policy, the role check comes first (exit 1, the documented
+    refusal), not 'cannot read schema pgwarden' (exit 2)."""
+    released(db, conn)
+    dev = f"dj{os.getpid()}_ro"
+    conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(dev)))
+    try:
+        # it reads the application's tables (Django loads its migration state), not pgwarden's
+        conn.execute(
+            sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(sql.Identifier(dev))
+        )
+        cfg = tmp_path / "pgwarden.toml"
+        cfg.write_text(
+            "[environments.production]\nprotected = true\n"
+            "[environments.production.roles]\n"
+            f'migration = "migrator"\nbreak_glass = ["postgres"]\nreadonly = ["{dev}"]\n'
+            'superusers = ["postgres"]\n'
+        )
+        journal = str(tmp_path / "journal.jsonl")
+        common = ("--env", "production", "--yes", "--journal-file", journal, "--config", str(cfg))
+        for target in (("alpha", "--restamp"), ("beta", "0002")):
+            r = manage(db, "pgwarden", "migrate", *target, *common, "--break-glass", "catch up")
+            assert r.returncode == 0, r.stdout + r.stderr
+        dev_dsn = pg_cluster.dsn(str(conninfo_to_dict(db)["dbname"]), dev)
+        r = manage(dev_dsn, "pgwarden", "migrate", *common)
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert f"connected as role {dev}, but only the migration role migrator" in r.stderr
+        assert "cannot read schema" not in r.stderr
+    finally:
+        conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(dev)))
+        conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(dev)))

@@ -299,32 +299,34 @@ class Command(BaseCommand):  # type: ignore[misc]
                     )
             return self._guarded(options, cfg, connection, sql_only)
         verbosity = int(options.get("verbosity", 1))
-        if parts[0][0]:  # Django runs first: check the target before anything runs
-            env = options["env"]
-            if env and not options["yes"]:
-                stamped = stamped_protection(database_url(connection))
-                if is_protected(env, cfg.environments, stamped):
-                    m = parts[0][1][0]
-                    raise Refused(
-                        f"{m.key} runs Python first, through Django's executor, and {env!r} is "
-                        "protected: it cannot be confirmed before the guarded run asks",
-                        hint="check the target, then pass --yes",
-                    )
-            if env:  # the role policy too: Django's executor would run as any role
-                from pgwarden.access.enforce import check_role
-                from pgwarden.pg.connect import connect as pg_connect
+        env = options["env"]
+        declared = cfg.environments.get(env) if env else None
+        # An --env the configuration declares protected with a role policy: the role is
+        # checked before anything reads pgwarden's stamp (another role may not read it).
+        known = declared is not None and declared.protected and declared.roles is not None
+        dsn = database_url(connection)
+        unconfirmed = parts[0][0] and env and not options["yes"]  # Django runs first
+        if unconfirmed and (known or is_protected(env, cfg.environments, stamped_protection(dsn))):
+            m = parts[0][1][0]
+            raise Refused(
+                f"{m.key} runs Python first, through Django's executor, and {env!r} is "
+                "protected: it cannot be confirmed before the guarded run asks",
+                hint="check the target, then pass --yes",
+            )
+        if env and (known or parts[0][0]):  # Django's executor would run as any role
+            from pgwarden.access.enforce import check_role
+            from pgwarden.pg.connect import connect as pg_connect
 
-                dsn, declared = database_url(connection), cfg.environments.get(env)
-                with pg_connect(dsn, application_name="pgwarden-migrate") as conn:
-                    check_role(
-                        conn,
-                        environment=env,
-                        protected=is_protected(env, cfg.environments, stamped_protection(dsn)),
-                        policy=None if declared is None else declared.roles,
-                        break_glass=options.get("break_glass"),
-                        command="migrate",
-                        config=cfg.source,
-                    )
+            with pg_connect(dsn, application_name="pgwarden-migrate") as conn:
+                check_role(
+                    conn,
+                    environment=env,
+                    protected=known or is_protected(env, cfg.environments, stamped_protection(dsn)),
+                    policy=None if declared is None else declared.roles,
+                    break_glass=options.get("break_glass"),
+                    command="migrate",
+                    config=cfg.source,
+                )
         if len(parts) > 1 or parts[0][0]:
             # The parts run one after another: what a real run of any SQL part would refuse
             # (a destructive step without a backup, an unstamped database, ...) is refused
