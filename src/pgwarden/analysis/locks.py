@@ -215,8 +215,15 @@ def _reindex(ctx: Ctx, tree: Node) -> None:
     else:
         table = target
         indexes = ctx.indexes(table, "the lock on each index")
+    _rebuild(ctx, table, indexes, concurrent, "REINDEX")
+
+
+def _rebuild(
+    ctx: Ctx, table: str | None, indexes: tuple[str, ...], concurrent: bool, why: str
+) -> None:
+    """REINDEX's work on one table: the table locked and read, each index rebuilt."""
     if table is not None:
-        ctx.lock(table, SUE if concurrent else SH, "REINDEX")
+        ctx.lock(table, SUE if concurrent else SH, why)
         ctx.scan(table)
     for ix in indexes:
         ctx.rewrite(ix)
@@ -253,17 +260,7 @@ def _reindex_partitions(ctx: Ctx, target: str, concurrent: bool) -> None:
             indexes: tuple[str, ...] = (child,)
         else:
             table, indexes = child, ctx.indexes(child, "the lock on each index")
-        if table is not None:
-            ctx.lock(table, SUE if concurrent else SH, "REINDEX of a partition")
-            ctx.scan(table)
-        for ix in indexes:
-            ctx.rewrite(ix)
-            if concurrent:
-                ctx.lock(ix, SUE, "REINDEX CONCURRENTLY", "index")
-                ctx.lock(ix, RE, "REINDEX CONCURRENTLY: swap", "index")
-                ctx.lock(ix, AE, "REINDEX CONCURRENTLY: the old copy dropped", "index")
-            else:
-                ctx.lock(ix, AE, "REINDEX", "index")
+        _rebuild(ctx, table, indexes, concurrent, "REINDEX of a partition")
 
 
 # -- maintenance -------------------------------------------------------------------------
