@@ -11,7 +11,6 @@ The project is written to tmp_path: app `slow`, 0001 a table (a guarded SQL part
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -22,22 +21,9 @@ from typing import Any
 import psycopg
 import pytest
 
+from tests.contrib.django_site import project_env, write_project
+
 pytest.importorskip("django")
-
-SRC = Path(__file__).parents[2] / "src"
-
-SETTINGS = """
-import os
-from psycopg.conninfo import conninfo_to_dict
-
-_p = conninfo_to_dict(os.environ["PGWARDEN_DJANGO_DSN"])
-SECRET_KEY = "test-only"
-USE_TZ = True
-INSTALLED_APPS = ["pgwarden.contrib.django", "slow"]
-DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-DATABASES = {"default": {"ENGINE": "django.db.backends.postgresql", "NAME": _p["dbname"],
-             "HOST": _p.get("host", ""), "PORT": _p.get("port", ""), "USER": _p.get("user", "")}}
-"""
 
 INITIAL = """
 from django.db import migrations, models
@@ -48,6 +34,14 @@ class Migration(migrations.Migration):
         migrations.CreateModel("Item", [("id", models.BigAutoField(primary_key=True)),
                                         ("name", models.TextField())]),
     ]
+"""
+
+MODELS = """
+from django.db import models
+
+
+class Item(models.Model):
+    name = models.TextField()
 """
 
 BUSY = """
@@ -70,19 +64,7 @@ class Migration(migrations.Migration):
 
 def _project(root: Path, second: str = BUSY) -> None:
     """The project in `root`; `second` is the text of slow/migrations/0002_busy.py."""
-    (root / "proj").mkdir()
-    (root / "proj" / "__init__.py").write_text("")
-    (root / "proj" / "settings.py").write_text(SETTINGS)
-    migrations = root / "slow" / "migrations"
-    migrations.mkdir(parents=True)
-    (root / "slow" / "__init__.py").write_text("")
-    (root / "slow" / "models.py").write_text(
-        "from django.db import models\n\n\nclass Item(models.Model):\n"
-        "    name = models.TextField()\n"
-    )
-    (migrations / "__init__.py").write_text("")
-    (migrations / "0001_initial.py").write_text(INITIAL)
-    (migrations / "0002_busy.py").write_text(second)
+    write_project(root, "slow", {"0001_initial.py": INITIAL, "0002_busy.py": second}, MODELS)
 
 
 def _wait(check: Any, proc: subprocess.Popen[str], err: Path) -> None:
@@ -98,13 +80,7 @@ def test_second_ctrl_c_in_djangos_executor_prints_one_message_and_exits_3(
 ) -> None:
     _project(tmp_path)
     started, err = tmp_path / "started", tmp_path / "stderr.txt"
-    env = dict(
-        os.environ,
-        PGWARDEN_DJANGO_DSN=db,
-        DJANGO_SETTINGS_MODULE="proj.settings",
-        SLOW_STARTED=str(started),
-        PYTHONPATH=os.pathsep.join([str(tmp_path), str(SRC)]),
-    )
+    env = project_env(tmp_path, db, SLOW_STARTED=str(started))
     args = ["migrate", "--env", "test", "--yes", "--journal-file", str(tmp_path / "j.jsonl")]
     with err.open("w") as sink:
         proc = subprocess.Popen(

@@ -12,7 +12,6 @@ connection, and hang.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -26,23 +25,9 @@ import pytest
 
 from pgwarden.pg.cluster import Cluster
 from tests.apply.tcp_proxy import TcpProxy
+from tests.contrib.django_site import project_env, write_project
 
 pytest.importorskip("django")
-
-SRC = Path(__file__).parents[2] / "src"
-
-SETTINGS = """
-import os
-from psycopg.conninfo import conninfo_to_dict
-
-_p = conninfo_to_dict(os.environ["PGWARDEN_DJANGO_DSN"])
-SECRET_KEY = "test-only"
-USE_TZ = True
-INSTALLED_APPS = ["pgwarden.contrib.django", "slow"]
-DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-DATABASES = {"default": {"ENGINE": "django.db.backends.postgresql", "NAME": _p["dbname"],
-             "HOST": _p["host"], "PORT": _p["port"], "USER": _p["user"]}}
-"""
 
 BLOCKS = """
 from django.db import migrations
@@ -64,17 +49,6 @@ def tcp_cluster() -> Iterator[Cluster]:
         yield cluster
 
 
-def _project(root: Path) -> None:
-    (root / "proj").mkdir()
-    (root / "proj" / "__init__.py").write_text("")
-    (root / "proj" / "settings.py").write_text(SETTINGS)
-    migrations = root / "slow" / "migrations"
-    migrations.mkdir(parents=True)
-    (root / "slow" / "__init__.py").write_text("")
-    (migrations / "__init__.py").write_text("")
-    (migrations / "0001_blocks.py").write_text(BLOCKS)
-
-
 def _scalar(dsn: str, query: str) -> Any:
     with psycopg.connect(dsn, autocommit=True) as c:
         row = c.execute(query).fetchone()
@@ -94,16 +68,11 @@ def test_second_ctrl_c_in_a_guarded_part_ends_the_backend(
     tcp_cluster: Cluster, tmp_path: Path
 ) -> None:
     direct = tcp_cluster.create_database("django_ctrl_c_guarded")
-    _project(tmp_path)
+    write_project(tmp_path, "slow", {"0001_blocks.py": BLOCKS})
     err, journal = tmp_path / "stderr.txt", tmp_path / "j.jsonl"
     with TcpProxy(tcp_cluster.port) as proxy:
-        env = dict(
-            os.environ,
-            COLUMNS="500",  # one line per message
-            PGWARDEN_DJANGO_DSN=proxy.dsn("django_ctrl_c_guarded"),
-            DJANGO_SETTINGS_MODULE="proj.settings",
-            PYTHONPATH=os.pathsep.join([str(tmp_path), str(SRC)]),
-        )
+        dsn = proxy.dsn("django_ctrl_c_guarded")
+        env = project_env(tmp_path, dsn, COLUMNS="500")  # COLUMNS: one line per message
         args = ["migrate", "--env", "test", "--yes", "--statement-timeout-ms", "600000"]
         with err.open("w") as sink:
             proc = subprocess.Popen(

@@ -9,7 +9,6 @@ in place, IntegerField to BigIntegerField rewrites.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,22 +16,9 @@ from typing import Any
 
 import pytest
 
+from tests.contrib.django_site import project_env, write_project
+
 pytest.importorskip("django")
-
-SRC = Path(__file__).parents[2] / "src"
-
-SETTINGS = """
-import os
-from psycopg.conninfo import conninfo_to_dict
-
-_p = conninfo_to_dict(os.environ["PGWARDEN_DJANGO_DSN"])
-SECRET_KEY = "test-only"
-USE_TZ = True
-INSTALLED_APPS = ["pgwarden.contrib.django", "shop"]
-DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-DATABASES = {"default": {"ENGINE": "django.db.backends.postgresql", "NAME": _p["dbname"],
-             "HOST": _p.get("host", ""), "PORT": _p.get("port", ""), "USER": _p.get("user", "")}}
-"""
 
 INITIAL = """
 from django.db import migrations, models
@@ -84,22 +70,14 @@ class Migration(migrations.Migration):
 
 
 def _manage(project: Path, dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PGWARDEN_DJANGO_DSN=dsn, DJANGO_SETTINGS_MODULE="settings")
-    env["PYTHONPATH"] = os.pathsep.join([str(project), str(SRC), env.get("PYTHONPATH", "")])
     return subprocess.run(
         [sys.executable, "-m", "django", *args],
-        cwd=project, env=env, capture_output=True, text=True, timeout=180,
+        cwd=project, env=project_env(project, dsn), capture_output=True, text=True, timeout=180,
     )  # fmt: skip
 
 
 def test_alter_field_is_graded_from_the_old_field(db: str, tmp_path: Path) -> None:
-    migrations = tmp_path / "shop" / "migrations"
-    migrations.mkdir(parents=True)
-    (tmp_path / "settings.py").write_text(SETTINGS)
-    (tmp_path / "shop" / "__init__.py").write_text("")
-    (migrations / "__init__.py").write_text("")
-    (migrations / "0001_initial.py").write_text(INITIAL)
-    (migrations / "0002_wider.py").write_text(ALTER)
+    write_project(tmp_path, "shop", {"0001_initial.py": INITIAL, "0002_wider.py": ALTER})
     r = _manage(tmp_path, db, "migrate", "shop", "0001", "--verbosity", "0")
     assert r.returncode == 0, r.stdout + r.stderr
 

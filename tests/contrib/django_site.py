@@ -1,0 +1,49 @@
+"""One-app Django projects for the tests that run Django in a subprocess.
+
+`write_project` writes a one-app project to a tmp dir (settings module `proj.settings`);
+`project_env` is the environment that runs it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+SRC = Path(__file__).parents[2] / "src"
+
+SETTINGS = """
+import os
+from psycopg.conninfo import conninfo_to_dict
+
+_p = conninfo_to_dict(os.environ["PGWARDEN_DJANGO_DSN"])
+SECRET_KEY = "test-only"
+USE_TZ = True
+INSTALLED_APPS = ["pgwarden.contrib.django", "{app}"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+DATABASES = {{"default": {{"ENGINE": "django.db.backends.postgresql", "NAME": _p["dbname"],
+             "HOST": _p.get("host", ""), "PORT": _p.get("port", ""), "USER": _p.get("user", "")}}}}
+"""
+
+
+def write_project(root: Path, app: str, migrations: dict[str, str], models: str = "") -> None:
+    """Project `proj` in `root` with app `app`: its `migrations` by file name, `models.py`."""
+    (root / "proj").mkdir()
+    (root / "proj" / "__init__.py").write_text("")
+    (root / "proj" / "settings.py").write_text(SETTINGS.format(app=app))
+    folder = root / app / "migrations"
+    folder.mkdir(parents=True)
+    (root / app / "__init__.py").write_text("")
+    if models:
+        (root / app / "models.py").write_text(models)
+    (folder / "__init__.py").write_text("")
+    for name, text in migrations.items():
+        (folder / name).write_text(text)
+
+
+def project_env(root: Path, dsn: str, **extra: str) -> dict[str, str]:
+    """The environment that runs `python -m django` for the project `write_project` wrote."""
+    env = dict(os.environ, PGWARDEN_DJANGO_DSN=dsn, DJANGO_SETTINGS_MODULE="proj.settings")
+    paths = [str(root), str(SRC), env.get("PYTHONPATH", "")]
+    env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    env.update(extra)
+    return env
