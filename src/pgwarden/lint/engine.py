@@ -242,9 +242,9 @@ def _lint_plan(
     for s in sups:
         if s.reason:
             by_step.setdefault(s.step, []).append(s)
-    kept: list[Finding] = []
+    kept: list[Finding] = raw if not by_step else []  # most plans suppress nothing
     suppressed: list[tuple[Finding, Suppression]] = []
-    for f in raw:
+    for f in raw if by_step else ():
         sup = next(
             (s for s in by_step.get(f.step, ()) if f.code in s.codes or f.name in s.codes),
             None,
