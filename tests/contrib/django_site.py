@@ -1,12 +1,15 @@
-"""One-app Django projects for the tests that run Django in a subprocess.
+"""Django projects for the tests that run Django in a subprocess.
 
 `write_project` writes a one-app project to a tmp dir (settings module `proj.settings`);
-`project_env` is the environment that runs it.
+`project_env` is the environment that runs it. `manage_multi` runs the `manage.py` of a
+copy of the django_multi sample project.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 SRC = Path(__file__).parents[2] / "src"
@@ -47,3 +50,14 @@ def project_env(root: Path, dsn: str, **extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     env.update(extra)
     return env
+
+
+def manage_multi(project: Path, dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`manage.py` of `project`, a copy of tests/contrib/django_multi (no Django contrib apps)."""
+    env = dict(os.environ, PGWARDEN_DJANGO_DSN=dsn, MULTISITE_CONTRIB="", COLUMNS="200")
+    env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    return subprocess.run(
+        [sys.executable, str(project / "manage.py"), *args],
+        cwd=project, env=env, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip

@@ -5,20 +5,18 @@ naming it (the code may fix the rows), a count before one stays an error."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
+from tests.contrib.django_site import manage_multi
+
 pytest.importorskip("django")
 
 PROJECT = Path(__file__).parent / "django_multi"
-SRC = Path(__file__).parents[2] / "src"
 
 MIGRATION = """
 from django.db import migrations, models
@@ -38,20 +36,10 @@ FILL = "migrations.RunPython(fill_bar, migrations.RunPython.noop),"
 NOT_NULL = 'migrations.AlterField(model_name="book", name="bar", field=models.IntegerField()),'
 
 
-def _manage(project: Path, dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PGWARDEN_DJANGO_DSN=dsn, MULTISITE_CONTRIB="", COLUMNS="200")
-    env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    return subprocess.run(
-        [sys.executable, str(project / "manage.py"), *args],
-        cwd=project, env=env, capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
-
-
 def test_django_lint_counts_rows_and_knows_where_runpython_runs(db: str, tmp_path: Path):
     project = tmp_path / "site"
     shutil.copytree(PROJECT, project)
-    r = _manage(project, db, "migrate", "--verbosity", "0")
+    r = manage_multi(project, db, "migrate", "--verbosity", "0")
     assert r.returncode == 0, r.stdout + r.stderr
     with psycopg.connect(db, autocommit=True) as c:
         c.execute("INSERT INTO alpha_author (name, email) VALUES ('a', 'a@x') RETURNING id")
@@ -65,7 +53,7 @@ def test_django_lint_counts_rows_and_knows_where_runpython_runs(db: str, tmp_pat
     def pw401(*operations: str) -> list[dict[str, Any]]:
         body = "\n        ".join(operations)
         migration.write_text(MIGRATION.replace("{operations}", body))
-        r = _manage(project, db, "pgwarden", "lint", "--unapplied", "--format", "json")
+        r = manage_multi(project, db, "pgwarden", "lint", "--unapplied", "--format", "json")
         assert r.returncode in (0, 1), r.stdout + r.stderr
         doc: dict[str, Any] = json.loads(r.stdout)
         return [f for f in doc["findings"] if f["code"] == "PW401"]

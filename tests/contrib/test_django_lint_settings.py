@@ -8,19 +8,17 @@ of pyproject.toml / pgwarden.toml were silently dropped.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.contrib.django_site import manage_multi
+
 pytest.importorskip("django")
 
 PROJECT = Path(__file__).parent / "django_multi"
-SRC = Path(__file__).parents[2] / "src"
 
 MIGRATION = """
 from django.db import migrations
@@ -36,25 +34,15 @@ class Migration(migrations.Migration):
 """
 
 
-def _manage(project: Path, dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PGWARDEN_DJANGO_DSN=dsn, MULTISITE_CONTRIB="", COLUMNS="200")
-    env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    return subprocess.run(
-        [sys.executable, str(project / "manage.py"), *args],
-        cwd=project, env=env, capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
-
-
 def test_django_lint_reads_unknown_type_change(db: str, tmp_path: Path) -> None:
     project = tmp_path / "site"
     shutil.copytree(PROJECT, project)
     (project / "beta" / "migrations" / "0005_title_text.py").write_text(MIGRATION)
-    r = _manage(project, db, "migrate", "beta", "0001", "--verbosity", "0")
+    r = manage_multi(project, db, "migrate", "beta", "0001", "--verbosity", "0")
     assert r.returncode == 0, r.stdout + r.stderr
 
     def pw104(*args: str) -> str | None:
-        r = _manage(
+        r = manage_multi(
             project, db, "pgwarden", "lint", "--unapplied", "--sql-only", "--format", "json", *args
         )
         assert r.returncode in (0, 1), r.stdout + r.stderr
