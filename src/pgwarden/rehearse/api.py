@@ -326,7 +326,10 @@ def rehearse(
                 rows = _plan_rows(tables, snap, o.rows_cap, o.default_rows)
                 phase("generating synthetic rows")
                 t_load = time.perf_counter()
-                datagen.fill(conn, tables, rows, progress=on_fill)
+                capped = datagen.fill(conn, tables, rows, progress=on_fill)
+                for note in capped:
+                    phase(note)
+                st.notes += capped
                 st.load_s = time.perf_counter() - t_load
                 st.tables = _loaded(conn, tables, snap)
                 on_target = reanalyse(

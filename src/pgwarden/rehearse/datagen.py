@@ -18,6 +18,7 @@ the foreign keys of the tables referencing it point at real rows.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -28,7 +29,16 @@ from psycopg import sql
 from pgwarden.errors import InputError
 from pgwarden.rehearse.datagen_types import Maker, Types
 
-__all__ = ["Column", "Table", "TablePlan", "fill", "insert_one", "key_lookup", "read_tables"]
+__all__ = [
+    "Column",
+    "Table",
+    "TablePlan",
+    "cap_to_keys",
+    "fill",
+    "insert_one",
+    "key_lookup",
+    "read_tables",
+]
 
 Conn = psycopg.Connection[tuple[object, ...]]
 Progress = Callable[[str, int, int], None]  # (table, rows done, rows total)
@@ -100,6 +110,7 @@ class Column:
     tried_candidates: bool = False
     refused: str = ""  # the server's objection to the values tried, if any
     omit: bool = False  # left to its default or NULL (its values were rejected)
+    distinct: int | None = None  # its values repeat after this many rows (None: they do not)
 
 
 @dataclass(slots=True)
@@ -185,6 +196,8 @@ def _plan_values(types: Types, tables: Mapping[str, Table]) -> None:
             if made is None and c.unique:  # fewer distinct values (an enum's): enough for few rows
                 made = types.maker(c.type_oid, c.typmod, True, c.ndims, distinct=False)
             c.options = [made] if made is not None else []
+            if made is not None and c.unique:
+                c.distinct = types.distinct(c.type_oid, c.typmod)
             c.refused = why.get(c.type, "")
 
 
@@ -447,6 +460,39 @@ def _fill_table(
             progress(t.name, done, t.rows)
 
 
+def _key_room(t: Table, key: tuple[str, ...]) -> int | None:
+    """How many rows get distinct values of `key`: its columns' values repeat with periods
+    (`Column.distinct`), so the rows repeat the whole key after their least common multiple;
+    None if a column never repeats (a foreign key column's parent caps it instead) or can
+    be NULL (its values fall back to NULL where they repeat, see `_fill_table`)."""
+    room = 1
+    for name in key:
+        c = t.column(name)
+        if c.distinct is None or c.name in t.fks or c.generated or c.omit or c.nullable:
+            return None
+        room = math.lcm(room, c.distinct)
+    return room
+
+
+def cap_to_keys(tables: Mapping[str, Table]) -> list[str]:
+    """Cap each synthetic table's rows to what its unique keys can hold (parents first, so
+    that foreign keys point at rows that exist); a note per table capped."""
+    notes: list[str] = []
+    for name in _order(tables):
+        t = tables[name]
+        if t.copied:
+            continue
+        rooms = [(r, k) for k in t.keys if (r := _key_room(t, k)) is not None]
+        if not rooms:
+            continue
+        room, key = min(rooms)
+        if t.rows > room:
+            cols = ", ".join(f"{k} {t.column(k).type}" for k in key)
+            notes.append(f"{name}: {t.rows:,} rows asked, {room:,} fit its unique key ({cols})")
+            t.rows = room
+    return notes
+
+
 def fill(
     conn: Conn,
     tables: Mapping[str, Table],
@@ -454,10 +500,12 @@ def fill(
     *,
     chunk: int = 50_000,
     progress: Progress | None = None,
-) -> None:
-    """Fill the planned tables (parents first), fix sequences, analyse."""
+) -> list[str]:
+    """Fill the planned tables (parents first), fix sequences, analyse. Returns notes on
+    tables that got fewer rows than planned since their unique keys hold no more."""
     for p in plan:
         tables[p.table].rows = p.rows
+    notes = cap_to_keys(tables)
     # FK columns that are unique (1:1) map row g to parent row g: cap to the parent;
     # so does a NOT NULL FK to a copied table that has no rows.
     for name in _order(tables):
@@ -490,3 +538,4 @@ def fill(
         if tables
         else sql.SQL("SELECT 1")
     )
+    return notes

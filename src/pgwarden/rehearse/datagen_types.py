@@ -209,6 +209,22 @@ class Types:
             return sql.SQL("ROW({})::{}").format(sql.SQL(", ").join(fields), cast)
         return _base(t, typmod, cast, g, unique)
 
+    def distinct(self, oid: int, typmod: int) -> int | None:
+        """After how many rows the values of `expr` with `unique` repeat (row g + n gets
+        row g's value); None: they do not (before any row count a rehearsal loads)."""
+        t = self._info[oid]
+        if t.typtype == "d":
+            return self.distinct(t.base, t.domain_typmod if t.domain_typmod >= 0 else typmod)
+        if t.elem:
+            return self.distinct(t.elem, typmod)
+        if t.enum_size:
+            return t.enum_size
+        if t.typtype in ("r", "m"):
+            return self.distinct(t.sub, -1)
+        if t.typtype == "c":
+            return None
+        return _base_distinct(t, typmod)
+
     def maker(
         self, oid: int, typmod: int, unique: bool, ndims: int = 1, *, distinct: bool = True
     ) -> Maker | None:
@@ -305,11 +321,48 @@ def _numeric(typmod: int, g: sql.Composable, unique: bool) -> sql.Composable:
     precision, scale = (typmod - 4) >> 16, (typmod - 4) & 0xFFFF
     whole = 10 ** max(precision - scale, 0)
     step = sql.Literal(10**scale)
-    if unique:
-        return sql.SQL("({}::numeric / {})").format(g, step)
+    if unique:  # 1 .. 10**precision - 1 over and over: never past the precision
+        span = sql.Literal(10**precision - 1)
+        return sql.SQL("((1 + ({} - 1) % {})::numeric / {})").format(g, span, step)
     if whole <= 1:
         return sql.SQL("((1 + {} % 9)::numeric / {})").format(g, step)
     return sql.SQL("(1 + ({} * 31) % {})").format(g, sql.Literal(min(whole - 1, 1000)))
+
+
+_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_SHORT_TEXT = 6  # unique text of at most this length: row g in base 36 (digits fit too few)
+
+
+def _text_limit(t: TypeInfo, typmod: int) -> int | None:
+    return typmod - 4 if t.typname in ("varchar", "bpchar") and typmod > 4 else None
+
+
+def _base36(g: sql.Composable, width: int) -> sql.Composable:
+    """Row `g` modulo 36**width, written in `width` digits of `_ALPHABET`."""
+    digits = [
+        sql.SQL("substr({a}, 1 + (({g} / {p}) % 36)::int, 1)").format(
+            a=sql.Literal(_ALPHABET), g=g, p=sql.Literal(36**k)
+        )
+        for k in reversed(range(width))
+    ]
+    return sql.SQL("({})").format(sql.SQL(" || ").join(digits))
+
+
+def _base_distinct(t: TypeInfo, typmod: int) -> int | None:
+    """`distinct` of a base type: the values `_base` gives with `unique`."""
+    name = t.typname
+    if name == "int2":
+        return 32_000
+    if name == "bool":
+        return 2
+    if name == "numeric" and typmod >= 4:
+        return int(10 ** ((typmod - 4) >> 16)) - 1
+    if name in ("bit", "varbit"):
+        return int(2 ** (typmod if typmod > 0 else 1 if name == "bit" else 64))
+    limit = _text_limit(t, typmod)
+    if t.category == "S" and limit is not None:
+        return int(36**limit) if limit <= _SHORT_TEXT else int(10**limit) - 1
+    return None
 
 
 def _base(
@@ -326,7 +379,9 @@ def _base(
         return sql.SQL("{}::{}").format(expr.format(g), cast)
     if cat == "S":
         expr = sql.SQL("({}::text)") if u else sql.SQL("('v' || ({} % 997)::text)")
-        limit = typmod - 4 if name in ("varchar", "bpchar") and typmod > 4 else None
+        limit = _text_limit(t, typmod)
+        if u and limit is not None and limit <= _SHORT_TEXT:
+            return sql.SQL("{}::{}").format(_base36(g, limit), cast)
         text = expr.format(g)
         if limit:
             text = sql.SQL("left({}, {})").format(text, sql.Literal(limit))
