@@ -237,6 +237,7 @@ def build_plan(
     catalog: Catalog | None = None,
     server_version: int | None = None,
     file_transaction: bool = False,
+    timezone: str | None = None,
 ) -> Plan:
     """Steps from parsed sources, in order, with transaction blocks and effects.
 
@@ -244,9 +245,11 @@ def build_plan(
     (Alembic, Django, Flyway); explicit BEGIN/COMMIT in a file always wins.
     A source's `facts` are taken right before the statement each precedes, where
     neither the catalog nor the statements before say anything of the column.
+    `timezone`: the session's TimeZone when the plan starts, as a runner sets it
+    (Django), taken as a `SET TimeZone` before the first statement would be.
     """
     with gc_paused():
-        return _build_plan(sources, catalog, server_version, file_transaction)
+        return _build_plan(sources, catalog, server_version, file_transaction, timezone)
 
 
 def _build_plan(
@@ -254,11 +257,11 @@ def _build_plan(
     catalog: Catalog | None,
     server_version: int | None,
     file_transaction: bool,
+    timezone: str | None,  # set by the runner, or by SET TimeZone earlier (one session)
 ) -> Plan:
     steps: list[Step] = []
     texts: list[SourceText] = []
     next_tx = 0
-    timezone: str | None = None  # set by SET TimeZone earlier in the plan (one session)
     inplan = InPlan(catalog)  # the catalog as earlier statements of the plan leave it
     procedures: dict[str, _Body] = {}  # PL/pgSQL procedures the plan creates, by name
     for source, stmts in sources:

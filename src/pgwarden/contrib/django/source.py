@@ -46,6 +46,7 @@ __all__ = [
     "django_help",
     "locate",
     "select_migrations",
+    "session_timezone",
     "standalone_sql",
     "suppress",
 ]
@@ -114,7 +115,30 @@ def database_url(connection: Any) -> str:
     }
     if "dbname" not in keep and "database" in params:
         keep["dbname"] = params["database"]
+    tz = session_timezone(connection)
+    if tz is not None and tz != _default_timezone(connection):
+        # Django sets TimeZone on each connection it opens; a session started from this
+        # URL gets the same one from its start (an ALTER ... TYPE timestamptz from
+        # timestamp is done in place only when it is UTC).
+        option = "-c TimeZone=" + tz.replace("\\", "\\\\").replace(" ", "\\ ")
+        keep["options"] = f"{keep.get('options') or ''} {option}".strip()
     return make_conninfo(**{k: str(v) for k, v in keep.items() if v not in (None, "")})
+
+
+def session_timezone(connection: Any) -> str | None:
+    """The TimeZone Django sets on its connections (`connection.timezone_name`: with
+    USE_TZ, the database's TIME_ZONE or UTC; without, settings.TIME_ZONE), None when it
+    sets none (the server's default stays)."""
+    name = connection.timezone_name
+    return str(name) if name else None
+
+
+def _default_timezone(connection: Any) -> str:
+    """The TimeZone a new session of Django's connection settings starts with (before
+    Django sets its own)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reset_val FROM pg_settings WHERE name = 'TimeZone'")
+        return str(cursor.fetchone()[0])
 
 
 def select_migrations(
@@ -477,13 +501,15 @@ def build_django_plan(
     server_version: int | None = None,
     record_table: str | None = None,
     tag: bool = False,
+    timezone: str | None = None,
 ) -> Plan:
     """One plan over the migrations, each step located at its migration's operation.
 
     `record_table` appends the `django_migrations` INSERTs to each migration (inside
     its transaction when atomic, right after its last statement when not). `tag`
     marks each statement with its migration so equal SQL in different migrations
-    keeps distinct journal keys.
+    keeps distinct journal keys. `timezone`: the session TimeZone Django sets
+    (`session_timezone`), which decides whether timestamp -> timestamptz rewrites.
     """
     steps: list[Step] = []
     texts: list[SourceText] = []
@@ -504,6 +530,7 @@ def build_django_plan(
             catalog=catalog,
             server_version=server_version,
             file_transaction=mig.atomic,
+            timezone=timezone,
         )
         ops = {o.index: o for o in mig.operations}
         offset_tx = next_tx

@@ -29,6 +29,7 @@ from pgwarden.contrib.django.source import (
     django_help,
     record_sql,
     select_migrations,
+    session_timezone,
     standalone_sql,
     suppress,
 )
@@ -231,7 +232,13 @@ class Command(BaseCommand):  # type: ignore[misc]
             pg_version=cfg.pg_version,
         )
         self.stderr.write(f"lint: {context_note(connection, ctx, options)}")
-        plan = build_django_plan(migs, catalog=ctx.catalog, server_version=ctx.server_version)
+        # the TimeZone Django's (and pgwarden migrate's) sessions run with
+        plan = build_django_plan(
+            migs,
+            catalog=ctx.catalog,
+            server_version=ctx.server_version,
+            timezone=session_timezone(connection),
+        )
         # the settings' DML limits and type-change grading; with the live database, the
         # planner's DML sizes and PW401's counts (as pgwarden lint). A RunPython before a
         # new constraint may fix the rows counted: those counts are warnings naming it
@@ -438,7 +445,9 @@ class Command(BaseCommand):  # type: ignore[misc]
             server_version=ctx.server_version if ctx else None,
             record_table=table,
             tag=True,
+            timezone=session_timezone(connection),
         )
+        # with Django's TimeZone: a timestamp -> timestamptz change runs as `migrate` runs it
         dsn = database_url(connection)
         connection.close()  # the guarded executor uses its own connections
         cancel = cancel or threading.Event()

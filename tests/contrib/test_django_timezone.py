@@ -1,0 +1,147 @@
+"""The session TimeZone Django sets is the one `manage.py pgwarden migrate` and lint use.
+
+`ALTER COLUMN ... TYPE timestamptz` from `timestamp` is done in place only when the
+session's TimeZone is UTC. Django sets TimeZone on every connection it opens
+(`connection.timezone_name`); pgwarden's guarded executor opens its own connections, so
+they start with the same TimeZone, and lint grades the change with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+pytest.importorskip("django")
+
+SRC = Path(__file__).parents[2] / "src"
+
+SETTINGS = """
+import os
+from psycopg.conninfo import conninfo_to_dict
+
+_p = conninfo_to_dict(os.environ["PGWARDEN_DJANGO_DSN"])
+SECRET_KEY = "test-only"
+{tz}
+INSTALLED_APPS = ["pgwarden.contrib.django", "shop"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+DATABASES = {{"default": {{"ENGINE": "django.db.backends.postgresql", "NAME": _p["dbname"],
+             "HOST": _p.get("host", ""), "PORT": _p.get("port", ""), "USER": _p.get("user", "")}}}}
+"""
+
+FIELDS = """
+from django.db import models
+
+
+class NaiveDateTimeField(models.DateTimeField):
+    def db_type(self, connection):
+        return "timestamp"
+"""
+
+INITIAL = """
+from django.db import migrations, models
+
+import shop.fields
+
+
+class Migration(migrations.Migration):
+    initial = True
+    operations = [
+        migrations.CreateModel(
+            name="Event",
+            fields=[
+                ("id", models.BigAutoField(primary_key=True)),
+                ("at", shop.fields.NaiveDateTimeField()),
+            ],
+        ),
+    ]
+"""
+
+AWARE = """
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("shop", "0001_initial")]
+    operations = [migrations.AlterField("event", "at", models.DateTimeField())]
+"""
+
+UTC = "USE_TZ = True"
+PARIS = "USE_TZ = False\nTIME_ZONE = 'Europe/Paris'"
+
+
+def _project(root: Path, tz: str) -> Path:
+    migrations = root / "shop" / "migrations"
+    migrations.mkdir(parents=True)
+    (root / "settings.py").write_text(SETTINGS.format(tz=tz))
+    (root / "shop" / "__init__.py").write_text("")
+    (root / "shop" / "fields.py").write_text(FIELDS)
+    (migrations / "__init__.py").write_text("")
+    (migrations / "0001_initial.py").write_text(INITIAL)
+    (migrations / "0002_aware.py").write_text(AWARE)
+    return root
+
+
+def _manage(project: Path, dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PGWARDEN_DJANGO_DSN=dsn, DJANGO_SETTINGS_MODULE="settings")
+    env["PYTHONPATH"] = os.pathsep.join([str(project), str(SRC), env.get("PYTHONPATH", "")])
+    return subprocess.run(
+        [sys.executable, "-m", "django", *args],
+        cwd=project, env=env, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+
+
+def _relfilenode(dsn: str) -> int:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT pg_relation_filenode('shop_event')").fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+def test_migrate_runs_with_djangos_timezone(db: str, tmp_path: Path) -> None:
+    # The server's sessions start in Paris; Django (USE_TZ = True) sets UTC on its own.
+    with psycopg.connect(db, autocommit=True) as conn:
+        name = conn.execute("SELECT current_database()").fetchone()
+        assert name is not None
+        conn.execute(f"ALTER DATABASE {name[0]} SET TimeZone = 'Europe/Paris'")
+    project = _project(tmp_path, UTC)
+    r = _manage(project, db, "migrate", "shop", "0001", "--verbosity", "0")
+    assert r.returncode == 0, r.stdout + r.stderr
+    before = _relfilenode(db)
+
+    r = _manage(
+        project, db, "pgwarden", "migrate", "--env", "test", "--yes", "--restamp",
+        "--journal-file", str(tmp_path / "journal.jsonl"),
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    # in place, as Django's own `migrate` runs it under UTC (was rewritten: the guarded
+    # executor's session kept the database's Europe/Paris)
+    assert _relfilenode(db) == before
+
+
+def _pw104(project: Path, dsn: str) -> dict[int, str]:
+    r = _manage(project, dsn, "pgwarden", "lint", "--unapplied", "--sql-only", "--format", "json")
+    assert r.returncode in (0, 1), r.stdout + r.stderr
+    doc: dict[str, Any] = json.loads(r.stdout)
+    return {
+        f["location"]["line"]: f["severity"]
+        for f in doc["findings"]
+        if f["code"] == "PW104" and f["location"]["path"].endswith("0002_aware.py")
+    }
+
+
+@pytest.mark.parametrize(("tz", "expected"), [(UTC, {}), (PARIS, {7: "error"})])
+def test_lint_grades_with_djangos_timezone(
+    db: str, tmp_path: Path, tz: str, expected: dict[int, str]
+) -> None:
+    project = _project(tmp_path, tz)
+    r = _manage(project, db, "migrate", "shop", "0001", "--verbosity", "0")
+    assert r.returncode == 0, r.stdout + r.stderr
+    # UTC: in place (was an error: the session TimeZone was assumed not UTC)
+    assert _pw104(project, db) == expected
