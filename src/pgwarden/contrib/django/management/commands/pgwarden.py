@@ -635,7 +635,11 @@ class Command(BaseCommand):  # type: ignore[misc]
             doc = report_json(result, migs, by_file)
             self.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
         else:
-            for line in report_text(result, migs, by_file):
+            lines = report_text(result, migs, by_file)
+            # the notes after the summary, as `pgwarden rehearse` prints them (the copied
+            # tables' are among report_text's lines already)
+            lines[1:1] = [f"note: {n}" for n in result.notes if n not in lines]
+            for line in lines:
                 self.stdout.write(line)
         if result.status != "completed":
             return EXIT_APPLY
