@@ -5,54 +5,35 @@ refuses; the fix plan cuts the paths and keeps the routine the application may c
 
 from __future__ import annotations
 
-import itertools
-import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 
-import psycopg
 import pytest
-from psycopg import errors as pge
 from psycopg import sql
 
 from pgwarden.access.audit import AuditReport, audit
 from pgwarden.pg.cluster import Cluster
-from pgwarden.settings import Environment, RolePolicy, Settings
-
-_ids = itertools.count()
-
-
-@dataclass
-class Shop:
-    cluster: Cluster
-    db: str
-    n: dict[str, str]
-    settings: Settings
-
-    def audit(self) -> AuditReport:
-        return audit(self.cluster.dsn(self.db), env="production", settings=self.settings)
-
-    def connect(self, role: str = "postgres") -> psycopg.Connection[tuple[object, ...]]:
-        return psycopg.connect(self.cluster.dsn(self.db, self.n.get(role, role)))
+from pgwarden.settings import Settings
+from tests.access.sandbox import Sandbox, sandbox
 
 
 @pytest.fixture
-def shop(pg_any: Cluster) -> Iterator[Shop]:
+def shop(pg_any: Cluster) -> Iterator[Sandbox]:
     """users owned by a NOLOGIN owner; dev may UPDATE one column; four SECURITY DEFINER
     routines: purge() (owner can drop users), log_event() (owner only INSERTs into
     events), noop() (owner can do nothing), hidden.purge() (schema dev may not use)."""
-    p = f"wp{os.getpid()}_{next(_ids)}"
-    n = {k: f"{p}_{k}" for k in ("owner", "writer", "idle", "ops", "dev", "app", "migrator")}
-    db = f"{p}_db"
-    i = {k: sql.Identifier(v) for k, v in n.items()}
-    with psycopg.connect(pg_any.dsn(), autocommit=True) as c:
-        for k in ("owner", "writer", "idle", "ops"):
-            c.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(i[k]))
-        for k in ("dev", "app", "migrator"):
-            c.execute(sql.SQL("CREATE ROLE {} LOGIN").format(i[k]))
+    roles = dict.fromkeys(("owner", "writer", "idle", "ops"), "NOLOGIN")
+    roles.update(dict.fromkeys(("dev", "app", "migrator"), "LOGIN"))
+    with sandbox(pg_any, "wp", roles) as shop:
+        _build(shop)
+        shop.protect("migrator", ("app",), "dev")
+        yield shop
+
+
+def _build(shop: Sandbox) -> None:
+    """The database and grants of `shop`."""
+    i = {k: sql.Identifier(v) for k, v in shop.n.items()}
+    with shop.connect(autocommit=True) as c:
         c.execute(sql.SQL("GRANT {} TO {}").format(i["ops"], i["dev"]))
-        c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
-    with psycopg.connect(pg_any.dsn(db), autocommit=True) as c:
         c.execute("CREATE TABLE users (id int, email text, admin bool)")
         c.execute("CREATE TABLE events (what text)")
         c.execute("INSERT INTO users VALUES (1, 'a@x', false)")
@@ -99,38 +80,13 @@ def shop(pg_any: Cluster) -> Iterator[Shop]:
             kind = "PROCEDURE" if fn.startswith("log_event") else "FUNCTION"
             c.execute(sql.SQL(f"ALTER {kind} {fn} OWNER TO {{}}").format(i[owner]))
         c.execute(sql.SQL("REVOKE ALL ON SCHEMA hidden FROM {}").format(i["dev"]))
-    policy = RolePolicy(
-        migration=n["migrator"],
-        application=(n["app"],),
-        readonly=(n["dev"],),
-        break_glass=("postgres",),
-        superusers=("postgres",),
-    )
-    settings = Settings(environments={"production": Environment("production", True, policy)})
-    yield Shop(pg_any, db, n, settings)
-    with psycopg.connect(pg_any.dsn(), autocommit=True) as c:
-        c.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(db)))
-        for v in n.values():
-            c.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(v)))
-
-
-def _can(shop: Shop, role: str, statement: str) -> bool:
-    """Whether the server lets `role` run `statement` (rolled back either way)."""
-    with shop.connect(role) as c:
-        try:
-            c.execute(statement)
-        except pge.InsufficientPrivilege:
-            return False
-        finally:
-            c.rollback()
-    return True
 
 
 def _paths(report: AuditReport, role: str, code: str) -> list[str]:
     return [p for f in report.findings if f.role == role and f.code == code for p in f.paths]
 
 
-def test_column_grants_and_definer_routines_are_write_paths(shop: Shop) -> None:
+def test_column_grants_and_definer_routines_are_write_paths(shop: Sandbox) -> None:
     n = shop.n
     dev, app = n["dev"], n["app"]
     report = shop.audit()
@@ -166,13 +122,13 @@ def test_column_grants_and_definer_routines_are_write_paths(shop: Shop) -> None:
     shown = " ".join(p for f in report.findings for p in f.paths)
     assert "noop()" not in shown and "hidden.purge" not in shown and "trg()" not in shown
     # the server agrees with every claim and every silence
-    assert _can(shop, "dev", "UPDATE users SET email = 'b@x'")
-    assert not _can(shop, "dev", "UPDATE users SET admin = true")
-    assert _can(shop, "dev", "SELECT purge()")
-    assert _can(shop, "dev", "CALL log_event('x')")
-    assert not _can(shop, "dev", "SELECT hidden.purge()")
-    assert _can(shop, "dev", "SELECT wipe()") and _can(shop, "dev", "SELECT reset_email()")
-    assert not _can(shop, "app", "SELECT wipe()")
+    assert shop.can("dev", "UPDATE users SET email = 'b@x'")
+    assert not shop.can("dev", "UPDATE users SET admin = true")
+    assert shop.can("dev", "SELECT purge()")
+    assert shop.can("dev", "CALL log_event('x')")
+    assert not shop.can("dev", "SELECT hidden.purge()")
+    assert shop.can("dev", "SELECT wipe()") and shop.can("dev", "SELECT reset_email()")
+    assert not shop.can("app", "SELECT wipe()")
 
     plan = report.fix_plan()
     assert plan is not None
@@ -189,12 +145,12 @@ def test_column_grants_and_definer_routines_are_write_paths(shop: Shop) -> None:
         assert f'REVOKE "{n["ops"]}"' not in text  # the routine is the path, not the membership
         c.autocommit = True
         c.execute(text.encode())
-    assert not _can(shop, "dev", "UPDATE users SET email = 'b@x'")
-    assert not _can(shop, "dev", "SELECT purge()")
-    assert not _can(shop, "dev", "CALL log_event('x')")
-    assert not _can(shop, "dev", "SELECT wipe()") and not _can(shop, "dev", "SELECT reset_email()")
-    assert not _can(shop, "app", "SELECT purge()")
-    assert _can(shop, "app", "CALL log_event('x')")
+    assert not shop.can("dev", "UPDATE users SET email = 'b@x'")
+    assert not shop.can("dev", "SELECT purge()")
+    assert not shop.can("dev", "CALL log_event('x')")
+    assert not shop.can("dev", "SELECT wipe()") and not shop.can("dev", "SELECT reset_email()")
+    assert not shop.can("app", "SELECT purge()")
+    assert shop.can("app", "CALL log_event('x')")
     after = shop.audit()
     assert after.count("error") == 0, [f.message for f in after.findings]
 
@@ -202,18 +158,12 @@ def test_column_grants_and_definer_routines_are_write_paths(shop: Shop) -> None:
 def test_row_level_security_bypass_is_listed_as_the_server_applies_it(pg_any: Cluster) -> None:
     """Listed (json), never judged: BYPASSRLS, and the owner (and who inherits its
     privileges) unless the table forces row level security."""
-    p = f"rl{os.getpid()}_{next(_ids)}"
-    n = {k: f"{p}_{k}" for k in ("owner", "member", "bypass", "reader")}
-    i = {k: sql.Identifier(v) for k, v in n.items()}
-    db = f"{p}_db"
-    with psycopg.connect(pg_any.dsn(), autocommit=True) as c:
-        c.execute(sql.SQL("CREATE ROLE {} LOGIN").format(i["owner"]))
-        c.execute(sql.SQL("CREATE ROLE {} LOGIN IN ROLE {}").format(i["member"], i["owner"]))
-        c.execute(sql.SQL("CREATE ROLE {} LOGIN BYPASSRLS").format(i["bypass"]))
-        c.execute(sql.SQL("CREATE ROLE {} LOGIN").format(i["reader"]))
-        c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
-    try:
-        with psycopg.connect(pg_any.dsn(db), autocommit=True) as c:
+    roles = {"owner": "LOGIN", "member": "LOGIN", "bypass": "LOGIN BYPASSRLS", "reader": "LOGIN"}
+    with sandbox(pg_any, "rl", roles) as site:
+        n, db = site.n, site.db
+        i = {k: sql.Identifier(v) for k, v in n.items()}
+        with site.connect(autocommit=True) as c:
+            c.execute(sql.SQL("GRANT {} TO {}").format(i["owner"], i["member"]))
             c.execute("CREATE TABLE t (id int)")
             c.execute("INSERT INTO t VALUES (1)")
             c.execute("ALTER TABLE t ENABLE ROW LEVEL SECURITY")
@@ -222,7 +172,7 @@ def test_row_level_security_bypass_is_listed_as_the_server_applies_it(pg_any: Cl
             c.execute(sql.SQL("GRANT SELECT ON t TO {}, {}").format(i["bypass"], i["reader"]))
         for force in (False, True):
             if force:
-                with psycopg.connect(pg_any.dsn(db), autocommit=True) as c:
+                with site.connect(autocommit=True) as c:
                     c.execute("ALTER TABLE t FORCE ROW LEVEL SECURITY")
             report = audit(pg_any.dsn(db), env=None, settings=Settings())
             listed = {
@@ -232,14 +182,9 @@ def test_row_level_security_bypass_is_listed_as_the_server_applies_it(pg_any: Cl
                 if cap.kind == "rls_bypass" and cap.object == "public.t"
             }
             for key, role in n.items():
-                with psycopg.connect(pg_any.dsn(db, role)) as c:
+                with site.connect(key) as c:
                     row = c.execute("SELECT count(*) FROM t").fetchone()
                 assert (role in listed) == (row == (1,)), (force, key, listed)
             assert (n["owner"] in listed) == (not force)
             assert n["bypass"] in listed and n["reader"] not in listed
             assert not any(f.role in n.values() for f in report.findings)
-    finally:
-        with psycopg.connect(pg_any.dsn(), autocommit=True) as c:
-            c.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(db)))
-            for v in n.values():
-                c.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(v)))
