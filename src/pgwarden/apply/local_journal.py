@@ -21,6 +21,7 @@ import orjson
 
 from pgwarden.apply.events import Event
 from pgwarden.errors import EnvironmentProblem
+from pgwarden.private_dir import make_private_dir
 
 __all__ = ["LocalJournal", "append_line"]
 
@@ -30,7 +31,7 @@ _FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
 def append_line(path: Path, line: bytes) -> None:
     """Append `line` whole or not at all (raises OSError; the file is left as it was)."""
     if not path.parent.exists():
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_dir(path.parent)
     fd = os.open(path, _FLAGS, 0o600)
     try:
         st = os.fstat(fd)

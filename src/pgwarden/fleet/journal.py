@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 
 from pgwarden.errors import EnvironmentProblem, Refused, UsageError
+from pgwarden.private_dir import make_private_dir
 
 __all__ = ["RolloutJournal", "journal_path", "runner_lock"]
 
@@ -45,7 +46,7 @@ class runner_lock:
         self._fd: int | None = None
 
     def __enter__(self) -> runner_lock:
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_dir(self.path.parent)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -114,7 +115,7 @@ class RolloutJournal:
         return RolloutJournal(path, data)
 
     def save(self) -> None:
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_dir(self.path.parent)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}")
         body = orjson.dumps(self.data, option=orjson.OPT_INDENT_2)
         try:

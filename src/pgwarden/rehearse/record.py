@@ -26,6 +26,7 @@ import orjson
 
 from pgwarden.errors import InputError
 from pgwarden.plan import Plan
+from pgwarden.private_dir import make_private_dir
 from pgwarden.rehearse.model import RehearsalResult
 
 __all__ = [
@@ -99,10 +100,12 @@ def write_record(result: RehearsalResult, directory: Path | None = None) -> Path
     """Write (atomically) the record of `result`; return its path."""
     folder = directory or default_dir()
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        make_private_dir(folder)
         target = folder / f"{result.fingerprint}.json"
         tmp = target.with_name(target.name + ".tmp")
-        tmp.write_bytes(orjson.dumps(_summary(result), option=orjson.OPT_INDENT_2))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(orjson.dumps(_summary(result), option=orjson.OPT_INDENT_2))
         tmp.replace(target)
     except OSError as exc:
         raise InputError(
