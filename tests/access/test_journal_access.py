@@ -53,6 +53,20 @@ def _config(target: Target, tmp_path: Path) -> str:
     return str(path)
 
 
+def _refused(target: Target, tmp_path: Path, *args: str) -> str:
+    """The output of `pgwarden <args>` as the developer on production, protected with a role
+    policy: the documented role refusal (exit 1)."""
+    url, config = target.cluster.url(target.db, target.dev), _config(target, tmp_path)
+    out = CliRunner().invoke(
+        cli,
+        [*args, "--database-url", url, "--env", "production", "--yes", "--config", config],
+        env={"COLUMNS": "200"},
+    )
+    assert out.exit_code == 1, out.output
+    assert f"connected as role {target.dev}, but only the migration role" in out.output
+    return out.output
+
+
 def _unreadable(exc: DatabaseError, role: str, owner: str) -> None:
     assert f"role {role} cannot read schema pgwarden (owned by {owner})" in exc.message
     assert "GRANT USAGE ON SCHEMA pgwarden" in str(exc.hint)
@@ -64,50 +78,15 @@ def test_another_role_gets_the_role_refusal_once_the_migration_role_owns_the_sch
 ) -> None:
     _migrated(target, tmp_path)
     (tmp_path / "002.sql").write_text("CREATE TABLE u (id int);\n")
-    out = CliRunner().invoke(
-        cli,
-        [
-            "apply",
-            str(tmp_path / "002.sql"),
-            "--database-url",
-            target.cluster.url(target.db, target.dev),
-            "--env",
-            "production",
-            "--yes",
-            "--config",
-            _config(target, tmp_path),
-        ],
-        env={"COLUMNS": "200"},
-    )
-    assert out.exit_code == 1, out.output
-    assert f"connected as role {target.dev}, but only the migration role" in out.output
-    assert "internal error" not in out.output
+    out = _refused(target, tmp_path, "apply", str(tmp_path / "002.sql"))
+    assert "internal error" not in out
     assert not target.exists("public.u")
 
 
 def test_backfill_by_another_role_gets_the_role_refusal(target: Target, tmp_path: Path) -> None:
     _migrated(target, tmp_path)
-    out = CliRunner().invoke(
-        cli,
-        [
-            "backfill",
-            "--table",
-            "t",
-            "--set",
-            "id = 1",
-            "--database-url",
-            target.cluster.url(target.db, target.dev),
-            "--env",
-            "production",
-            "--yes",
-            "--config",
-            _config(target, tmp_path),
-        ],
-        env={"COLUMNS": "200"},
-    )
-    assert out.exit_code == 1, out.output
-    assert f"connected as role {target.dev}, but only the migration role" in out.output
-    assert "cannot read schema" not in out.output
+    out = _refused(target, tmp_path, "backfill", "--table", "t", "--set", "id = 1")
+    assert "cannot read schema" not in out
 
 
 def test_status_by_a_role_without_usage_names_the_schema_and_the_grant(
