@@ -123,6 +123,21 @@ class _Held:
     ranks: dict[str, tuple[int, int]] = field(default_factory=dict)  # severity rank: short, long
     gone: set[str] = field(default_factory=set)  # created since: no longer an existing table
     counts: tuple[dict[int, int], dict[int, int]] = field(default_factory=lambda: ({}, {}))
+    version: int = 0  # changes whenever the above or a filed ctx.held entry changes
+    # What findings said about these locks at `said_at`, by what else shapes the words:
+    # the statements of a long transaction repeat them.
+    said: dict[tuple[object, ...], _Said | None] = field(default_factory=dict)
+    said_at: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Said:
+    """The part of a finding that names the held locks."""
+
+    worst: Severity
+    count: int
+    locks: str
+    sizes: str
 
 
 @dataclass(slots=True)
@@ -198,6 +213,7 @@ def _held(ctx: LintContext, tx: int) -> _Held | None:
             place = seen[0]
         held.seen[rel] = (place, entry)
         _file(ctx, held, place, rel, entry)
+        held.version += 1
     state.locked.clear()
     held = state.txs.get(tx)
     if held is not None:
@@ -206,6 +222,7 @@ def _held(ctx: LintContext, tx: int) -> _Held | None:
                 if rel in held.ranks and rel not in held.gone:
                     held.gone.add(rel)
                     _count(held, rel, -1)
+                    held.version += 1
         held.log_at = len(state.created)
     return held
 
@@ -222,17 +239,48 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         return
     locks = ctx.held_before(step)
     long = int(est is not None and est >= LONG_LOCK_S)
+    mine = frozenset(  # held locks this statement takes itself, as strong or stronger
+        rel
+        for rel, mode in step.effects.strongest().items()
+        if rel in held.ranks and rel not in held.gone and mode >= locks[rel][0]
+    )
+    if held.said_at != held.version:
+        held.said.clear()
+        held.said_at = held.version
+    key = (long, mine, step.location.path, est)
+    if key in held.said:
+        said = held.said[key]
+    else:
+        said = held.said[key] = _say(ctx, held, locks, long, mine, step.location.path, est)
+    if said is None:
+        return
+    yield Hit(
+        message=f"{said.locks}, {'is' if said.count == 1 else 'are'} still held while "
+        f"this statement {doing} ({how_long(est)}): locks live until COMMIT and this runs "
+        f"{tx_words(step)}, so that traffic waits for this statement too; {said.sizes}",
+        help="commit right after the statement that takes the strong lock and run this one in its "
+        "own transaction (its own migration, or its own BEGIN ... COMMIT block in the file)",
+        severity=said.worst,
+    )
+
+
+def _say(
+    ctx: LintContext,
+    held: _Held,
+    locks: dict[str, Entry],
+    long: int,
+    mine: frozenset[str],
+    path: str,
+    est: float | None,
+) -> _Said | None:
+    """The held locks a statement in `path` waits behind, less `mine`, in words (None:
+    none that blocks)."""
     counts = dict(held.counts[long])
-    own = step.effects.strongest()
-    mine = set()  # held locks this statement takes itself, as strong or stronger
-    for rel, mode in own.items():
-        if rel in held.ranks and rel not in held.gone and mode >= locks[rel][0]:
-            mine.add(rel)
-            counts[held.ranks[rel][long]] -= 1
+    for rel in mine:
+        counts[held.ranks[rel][long]] -= 1
     ranks = [rank for rank, n in counts.items() if n > 0]
     if not ranks:
-        return
-    worst = _SEVERITY[max(ranks)]
+        return None
     count = sum(counts.values())
     parts: list[str] = []
     sizes: list[str] = []
@@ -243,20 +291,13 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
             continue
         mode, earlier = locks[rel]
         where = earlier.location
-        at = f"line {where.line}" if where.path == step.location.path else str(where)
+        at = f"line {where.line}" if where.path == path else str(where)
         parts.append(f"{describe_lock(mode, rel)}, taken at {at}")
         sizes.append(f"{rel}: {ctx.judge(rel, lock_s=est).size}")
     if count > NAMED:
         parts.append(f"{count - NAMED:,} more such locks")
         sizes.append(f"(and {count - NAMED:,} more tables)")
-    yield Hit(
-        message=f"{' and '.join(parts)}, {'is' if count == 1 else 'are'} still held while "
-        f"this statement {doing} ({how_long(est)}): locks live until COMMIT and this runs "
-        f"{tx_words(step)}, so that traffic waits for this statement too; {'; '.join(sizes)}",
-        help="commit right after the statement that takes the strong lock and run this one in its "
-        "own transaction (its own migration, or its own BEGIN ... COMMIT block in the file)",
-        severity=worst,
-    )
+    return _Said(_SEVERITY[max(ranks)], count, " and ".join(parts), "; ".join(sizes))
 
 
 RULE = Rule(
