@@ -429,6 +429,8 @@ def fleet_status_cmd(fmt: str, check: bool, **kw: Any) -> None:
             )
         )
         for w in r["waves"]:
+            if not w["targets"]:  # the rollout skipped it (as the dry run leaves it out)
+                continue
             state = w["state"]
             if r["state"] in ("halted", "cancelled") and w["index"] == r.get("halted_wave"):
                 state = f"{r['state']} while {state}"  # the journal keeps 'applying' for resume
