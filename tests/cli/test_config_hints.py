@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from pgwarden.pg.cluster import Cluster
 from pgwarden.report.events import render
 from pgwarden.settings import config_table
 from tests.fixtures.pg import new_database
+from tests.fixtures.run import pgwarden
 
 ENVIRONMENTS = {
     "pgwarden.toml": "[environments.staging]\nprotected = false\n",
@@ -31,16 +31,7 @@ def _run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "COLUMNS": "300"}
     for var in ("PGWARDEN_DATABASE_URL", "DATABASE_URL"):
         env.pop(var, None)
-    return subprocess.run(
-        [sys.executable, "-m", "pgwarden", *args],
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return pgwarden(*args, cwd=cwd, env=env)
 
 
 def _project(tmp_path: Path, config: str | None, text: str = "") -> Path:

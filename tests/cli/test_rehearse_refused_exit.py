@@ -8,14 +8,13 @@ README: "1 ... refused by a guard"). The server is marked production by the
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import psycopg
 
 from pgwarden.pg.cluster import Cluster
 from tests.fixtures.pg import new_database
+from tests.fixtures.run import pgwarden
 
 
 def test_a_refused_rehearsal_target_exits_1(pg_cluster: Cluster, tmp_path: Path) -> None:
@@ -27,16 +26,7 @@ def test_a_refused_rehearsal_target_exits_1(pg_cluster: Cluster, tmp_path: Path)
     (tmp_path / "001.sql").write_text("ALTER TABLE t ADD COLUMN note text;\n")
     env = {**os.environ, "COLUMNS": "200", "PGWARDEN_REHEARSALS": str(tmp_path / "records")}
     args = ["rehearse", "001.sql", "--schema", "schema.sql", "--database-url", dsn]
-    r = subprocess.run(
-        [sys.executable, "-m", "pgwarden", *args],
-        cwd=tmp_path,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    r = pgwarden(*args, cwd=tmp_path, env=env)
     assert r.returncode == 1, (r.stdout, r.stderr)
     assert "pgwarden: error: refusing to rehearse on" in r.stderr, r.stderr
     assert "'production' marks it as production" in r.stderr

@@ -18,6 +18,7 @@ import pytest
 
 from pgwarden.demo import SCHEMA_SQL
 from pgwarden.pg.cluster import Cluster
+from tests.fixtures.run import pgwarden
 
 ROOT = Path(__file__).resolve().parents[2]
 INCIDENT = ROOT / "examples" / "incident" / "001_recreate_invoice_fk.sql"
@@ -30,16 +31,7 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def _pgwarden(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pgwarden", *args],
-        env=_env(tmp_path, **env),
-        cwd=tmp_path,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return pgwarden(*args, cwd=tmp_path, env=_env(tmp_path, **env), timeout=300)
 
 
 @pytest.mark.parametrize("columns", [None, "400"], ids=["one-line-per-row", "table-as-wide"])
