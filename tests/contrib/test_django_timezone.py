@@ -125,20 +125,27 @@ def test_migrate_runs_with_djangos_timezone(db: str, tmp_path: Path) -> None:
     assert _relfilenode(db) == before
 
 
-def _pw104(project: Path, dsn: str) -> dict[int, str]:
+def _cause(message: str) -> str:
+    return message.partition("because of ")[2].partition(";")[0]
+
+
+def _pw104(project: Path, dsn: str) -> dict[int, tuple[str, str]]:
     r = _manage(project, dsn, "pgwarden", "lint", "--unapplied", "--sql-only", "--format", "json")
     assert r.returncode in (0, 1), r.stdout + r.stderr
     doc: dict[str, Any] = json.loads(r.stdout)
     return {
-        f["location"]["line"]: f["severity"]
+        f["location"]["line"]: (f["severity"], _cause(f["message"]))
         for f in doc["findings"]
         if f["code"] == "PW104" and f["location"]["path"].endswith("0002_aware.py")
     }
 
 
-@pytest.mark.parametrize(("tz", "expected"), [(UTC, {}), (PARIS, {7: "error"})])
+REWRITE = "changing the type of at (timestamp -> timestamptz rewrites the table outside UTC)"
+
+
+@pytest.mark.parametrize(("tz", "expected"), [(UTC, {}), (PARIS, {7: ("error", REWRITE)})])
 def test_lint_grades_with_djangos_timezone(
-    db: str, tmp_path: Path, tz: str, expected: dict[int, str]
+    db: str, tmp_path: Path, tz: str, expected: dict[int, tuple[str, str]]
 ) -> None:
     project = _project(tmp_path, tz)
     r = _manage(project, db, "migrate", "shop", "0001", "--verbosity", "0")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-__all__ = ["Effects", "LockMode", "RelationLock"]
+__all__ = ["Effects", "LockMode", "RelationLock", "TypeChange"]
 
 
 class LockMode(IntEnum):
@@ -133,6 +133,18 @@ class RelationLock:
 
 
 @dataclass(frozen=True, slots=True)
+class TypeChange:
+    """An ALTER COLUMN TYPE whose current type the model knew (catalog, the plan, or a
+    framework's word), in the model's spelling: varchar(100) -> varchar(255)."""
+
+    table: str
+    column: str
+    old: str
+    new: str
+    rewrites: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Effects:
     """Everything the lock model knows about one statement."""
 
@@ -143,6 +155,7 @@ class Effects:
     creates: tuple[str, ...] = ()  # relations the statement creates
     transactional: bool = True  # may run inside a transaction block
     assumptions: tuple[str, ...] = field(default=())  # what the model assumed, in words
+    type_changes: tuple[TypeChange, ...] = ()  # column type changes from a known type
 
     def strongest(self) -> dict[str, LockMode]:
         """The strongest mode per relation."""

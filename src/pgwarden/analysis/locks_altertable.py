@@ -13,7 +13,7 @@ from importlib.resources import files
 from typing import TYPE_CHECKING
 
 from pgwarden.analysis.catalog import Column, Relation
-from pgwarden.analysis.effects import LockMode
+from pgwarden.analysis.effects import LockMode, TypeChange
 from pgwarden.analysis.locks_core import AE, AS, SH, SRE, SUE, Ctx
 from pgwarden.analysis.nodes import (
     TYPE_ALIASES,
@@ -193,6 +193,16 @@ def parse_format_type(text: str) -> tuple[str, list[int]]:
     if base.endswith("[]"):
         return TYPE_ALIASES.get(base[:-2], base[:-2]) + "[]", mods
     return TYPE_ALIASES.get(base, base), mods
+
+
+def spell_type(parsed: tuple[str, list[int]]) -> str:
+    """A (base type, typmods) pair as text: ("varchar", [255]) -> "varchar(255)"."""
+    base, mods = parsed
+    if not mods:
+        return base
+    array = base.endswith("[]")
+    text = f"{base.removesuffix('[]')}({','.join(map(str, mods))})"
+    return text + "[]" if array else text
 
 
 def type_change_rewrites(old: tuple[str, list[int]], new: tuple[str, list[int]], utc: bool) -> bool:
@@ -489,6 +499,10 @@ class AlterTable:
             rewrite = opaque_typmods(col["typeName"]) or type_change_rewrites(
                 self._current_type(current.type), new, utc
             )
+            if not opaque_typmods(col["typeName"]):
+                old = spell_type(self._current_type(current.type))
+                change = TypeChange(self.table, name, old, spell_type(new), rewrite)
+                self.ctx.type_changes.append(change)
         if rewrite:
             self.rewrite(f"ALTER COLUMN {name} TYPE")
         rel = self.ctx.rel(self.table)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pgwarden.analysis.catalog import Catalog, Constraint, Relation
-from pgwarden.analysis.effects import Effects, LockMode, RelationLock
+from pgwarden.analysis.effects import Effects, LockMode, RelationLock, TypeChange
 from pgwarden.analysis.nodes import Node, RangeVar, quote, regclass_name, strings
 
 if TYPE_CHECKING:
@@ -41,6 +41,7 @@ class Ctx:
         "scans",
         "session_timezone",
         "transactional",
+        "type_changes",
         "version",
         "version_assumed",
     )
@@ -58,6 +59,7 @@ class Ctx:
         self.transactional = True
         self.version_assumed = False
         self.session_timezone: str | None = None
+        self.type_changes: list[TypeChange] = []
 
     def at_least(self, major: int) -> bool:
         """Whether the server is `major` or newer (states the assumption when defaulted)."""
@@ -97,6 +99,7 @@ class Ctx:
             creates=tuple(self.creates),
             transactional=self.transactional,
             assumptions=tuple(self.assumptions),
+            type_changes=tuple(self.type_changes),
         )
 
     # -- names and catalog -----------------------------------------------------------

@@ -13,14 +13,20 @@ limit, `numeric` precision up) and constant or stable defaults (`DEFAULT 0`,
 `DEFAULT now()`) do not rewrite and are not flagged.
 
 Whether a type change rewrites depends on the column's current type. With
-`--database-url` or `--stats` (or when the plan added the column) the answer
-is exact. From the SQL alone the current type is not known and a rewrite is
-assumed, with the severity set by what real migrations do
-(bench/alter_type_study.json, docs/lock-model.md): a change to `text` or an
-unbounded `varchar` is a warning, since 14 of 17 such real changes were
-from a varchar and ran in place; every other target (`varchar(n)`,
-`bigint`, `numeric(p,s)`, `timestamptz`, `jsonb`, ...) stays an error.
-Setting `unknown_type_change = "error"` makes them all errors.
+`--database-url` or `--stats`, when the plan added the column, or when the
+migration framework says what the column was (Alembic's `existing_type`,
+Django's old field) the answer is exact and the message names both types
+(`int4 -> int8 rewrites the table`; `varchar(100) -> varchar(255)` is done in
+place and not flagged). `timestamp` to `timestamptz` is done in place only
+when the session's TimeZone is UTC: the catalog's, a `SET TimeZone` earlier in
+the plan, or the one Django sets; otherwise it is assumed not UTC. From the
+SQL alone the current type is not known and a rewrite is assumed, with the
+severity set by what real migrations do (bench/alter_type_study.json,
+docs/lock-model.md): a change to `text` or an unbounded `varchar` is a
+warning, since 14 of 17 such real changes were from a varchar and ran in
+place; every other target (`varchar(n)`, `bigint`, `numeric(p,s)`,
+`timestamptz`, `jsonb`, ...) stays an error. Setting
+`unknown_type_change = "error"` makes them all errors.
 
 ## Why is this bad?
 A rewrite copies every row into a new file and rebuilds every index, holding
@@ -62,7 +68,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from pgwarden.analysis.effects import LockMode
+from pgwarden.analysis.effects import LockMode, TypeChange
 from pgwarden.analysis.locks_altertable import (
     CURRENT_TYPE_UNKNOWN,
     MOSTLY_IN_PLACE,
@@ -103,9 +109,29 @@ def _unknown_type(step: Step, column: str) -> bool:
     return any(a.startswith(CURRENT_TYPE_UNKNOWN) and named in a for a in step.effects.assumptions)
 
 
+def _known_change(step: Step, name: str) -> TypeChange | None:
+    """`name`'s type change as the lock model graded it from the known current type."""
+    return next((c for c in step.effects.type_changes if c.column == name), None)
+
+
+_ZONED = {"timestamp", "timestamptz"}
+
+
+def _known_cause(change: TypeChange) -> str:
+    """A rewriting type change from a known type, in words."""
+    zoned = {change.old.partition("(")[0], change.new.partition("(")[0]} == _ZONED
+    return (
+        f"changing the type of {change.column} ({change.old} -> {change.new} rewrites the "
+        "table" + (" outside UTC)" if zoned else ")")
+    )
+
+
 def _type_cause(step: Step, ctx: LintContext, name: str, tn: TypeName) -> tuple[str, bool]:
     """A type change in words, and whether it is a warning only: its current type is not
     known and real migrations mostly reach its target in place (setting unknown_type_change)."""
+    known = _known_change(step, name)
+    if known is not None:
+        return _known_cause(known), False
     what = f"changing the type of {name} to {type_text(tn)}"
     if not _unknown_type(step, name):
         return what, False
@@ -130,6 +156,9 @@ def _causes(step: Step, ctx: LintContext) -> tuple[list[str], str, bool]:
     for subtype, cmd in alter_cmds(step):
         col = cmd.get("def", {}).get("ColumnDef", {})
         if subtype == "AT_AlterColumnType":
+            known = _known_change(step, str(cmd.get("name")))
+            if known is not None and not known.rewrites:
+                continue  # done in place: not a cause of the rewrite
             cause, maybe = _type_cause(step, ctx, str(cmd.get("name")), col["typeName"])
             causes.append(cause)
             soft += maybe
@@ -210,6 +239,10 @@ def _in_place(step: Step, ctx: LintContext) -> Iterator[Hit]:
     """A type change done in place that still scans: CHECKs re-validated, indexes rebuilt."""
     table = table_of(step)
     changed = [str(c.get("name")) for sub, c in alter_cmds(step) if sub == "AT_AlterColumnType"]
+    spelled = []
+    for name in changed:
+        known = _known_change(step, name)
+        spelled.append(name if known is None else f"{name} ({known.old} -> {known.new})")
     if table is None or not changed or table in step.effects.rewrites:
         return
     kinds = {lk.relation: lk.relkind for lk in step.effects.locks}
@@ -228,7 +261,7 @@ def _in_place(step: Step, ctx: LintContext) -> Iterator[Hit]:
         else f"re-validates the CHECK constraints on {', '.join(changed)} by reading all of {table}"
     )
     yield Hit(
-        message=f"changes the type of {', '.join(changed)} without rewriting {table}, but "
+        message=f"changes the type of {', '.join(spelled)} without rewriting {table}, but "
         f"{work} ({how_long(est)}) while holding {describe_lock(mode, table)}; "
         f"{table}: {judged.size}",
         help="add a column of the new type, backfill it in batches, and swap; or accept the "
