@@ -20,6 +20,7 @@ from pgwarden.cli import (
     print_json,
     skip_teardown,
 )
+from pgwarden.cli.options import alembic_option
 from pgwarden.errors import UsageError
 
 
@@ -75,14 +76,8 @@ def alembic_options(fn: Any) -> Any:
         metavar="BASE:HEAD",
         help="With --alembic: the revisions to take (default base:heads).",
     )(fn)
-    return click.option(
-        "--alembic",
-        "alembic_ini",
-        is_flag=False,
-        flag_value="alembic.ini",
-        default=None,
-        metavar="[ALEMBIC_INI]",
-        help="Take the migration from Alembic revisions (offline SQL) instead of files.",
+    return alembic_option(
+        "Take the migration from Alembic revisions (offline SQL) instead of files."
     )(fn)
 
 

@@ -10,7 +10,13 @@ import click
 
 from pgwarden.cli import EXIT_APPLY, EXIT_FINDINGS, err, handle_errors, out, print_json, styled
 from pgwarden.cli.interaction import ctrl_c_cancels, event_printer, stdin
-from pgwarden.cli.options import accept_data_loss_option, config_option, log_format_option, stacked
+from pgwarden.cli.options import (
+    accept_data_loss_option,
+    alembic_option,
+    config_option,
+    log_format_option,
+    stacked,
+)
 from pgwarden.events import fan_out
 from pgwarden.notify import attach
 
@@ -74,15 +80,9 @@ _run_options = stacked(
 
 
 _alembic_options = stacked(
-    click.option(
-        "--alembic",
-        "alembic_ini",
-        is_flag=False,
-        flag_value="alembic.ini",
-        default=None,
-        metavar="[ALEMBIC_INI]",
-        help="Take the change from Alembic revisions instead of files: each target gets the "
-        "revisions after its own alembic_version, up to head.",
+    alembic_option(
+        "Take the change from Alembic revisions instead of files: each target gets the "
+        "revisions after its own alembic_version, up to head."
     ),
     # Hidden: apply's --range is refused with a message saying why (each target goes to head
     # from its own revision); --unapplied is what a fleet always does, accepted for scripts.

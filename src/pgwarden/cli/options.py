@@ -1,4 +1,4 @@
-"""Click options several commands declare alike (apply, backfill, fleet, upgrade run)."""
+"""Click options several commands declare alike (apply, backfill, fleet, lint, upgrade run)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import click
 
 __all__ = [
     "accept_data_loss_option",
+    "alembic_option",
     "config_option",
     "log_format_option",
     "stacked",
@@ -54,3 +55,18 @@ threshold_option = click.option(
     show_default=True,
     help="Latency ratio that makes a regression.",
 )
+
+
+def alembic_option(help: str) -> Callable[[F], F]:
+    """`--alembic [ALEMBIC_INI]` into `alembic_ini` (alembic.ini when given no value), with
+    the command's own `help`."""
+    option: Callable[[F], F] = click.option(
+        "--alembic",
+        "alembic_ini",
+        is_flag=False,
+        flag_value="alembic.ini",
+        default=None,
+        metavar="[ALEMBIC_INI]",
+        help=help,
+    )
+    return option
