@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import psycopg
@@ -13,6 +12,7 @@ from psycopg import sql
 
 from pgwarden.apply.identity import stamp_database
 from pgwarden.pg.cluster import Cluster
+from tests.fixtures.run import pgwarden
 from tests.notify.receiver import receiver
 
 TOML = """\
@@ -40,16 +40,7 @@ url_env = "HOOK_URL"
 
 
 def _fleet(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pgwarden", "fleet", *args, "--fleet", "tenants"],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=180,
-        check=False,
-    )
+    return pgwarden("fleet", *args, "--fleet", "tenants", cwd=cwd, env=env, timeout=180)
 
 
 def test_a_halted_rollout_notifies_failed_and_its_resume_done(

@@ -7,7 +7,6 @@ in test_rehearse_upgrade.py, on the rehearsals that test runs anyway."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -16,17 +15,11 @@ import psycopg
 
 from pgwarden.pg.cluster import Cluster
 from tests.fixtures.pg import new_database
+from tests.fixtures.run import pgwarden
 
 
 def _pgwarden(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pgwarden", "upgrade", *args],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=300,
-        check=False,
-    )
+    return pgwarden("upgrade", *args, timeout=300)
 
 
 def test_check_17_to_18_names_the_relations_of_the_unicode_warning(

@@ -4,24 +4,17 @@ for: on a PostgreSQL 15 source, `--to 14` says so even where 14 is not installed
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Callable
 
 import pytest
 
 from pgwarden.pg.cluster import Cluster
 from tests.fixtures.pg import new_database
+from tests.fixtures.run import pgwarden
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pgwarden", "upgrade", *args],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=120,
-        check=False,
-    )
+    return pgwarden("upgrade", *args)
 
 
 @pytest.mark.parametrize("command", [("check", "--copy", "none"), ("rehearse", "--copy", "dump")])
