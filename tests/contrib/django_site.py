@@ -1,7 +1,8 @@
 """Django projects for the tests that run Django in a subprocess.
 
 `write_project` writes a one-app project to a tmp dir (settings module `proj.settings`);
-`project_env` is the environment that runs it. `manage_multi` runs the `manage.py` of a
+`project_env` is the environment that runs it, `running` runs it in the background.
+`manage_multi` runs the `manage.py` of a
 copy of the django_multi sample project.
 """
 
@@ -10,6 +11,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 SRC = Path(__file__).parents[2] / "src"
@@ -50,6 +53,25 @@ def project_env(root: Path, dsn: str, **extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     env.update(extra)
     return env
+
+
+@contextmanager
+def running(
+    root: Path, env: dict[str, str], args: list[str], err: Path
+) -> Iterator[subprocess.Popen[str]]:
+    """`python -m django <args>` started in `root`: stdout a pipe, stderr written to `err`;
+    killed on exit if it still runs."""
+    with err.open("w") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "django", *args],
+            cwd=root, env=env, stdout=subprocess.PIPE, stderr=sink, text=True,
+        )  # fmt: skip
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def manage_multi(project: Path, dsn: str, *args: str) -> subprocess.CompletedProcess[str]:

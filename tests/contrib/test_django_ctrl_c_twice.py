@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.contrib.django_site import project_env, write_project
+from tests.contrib.django_site import project_env, running, write_project
 
 pytest.importorskip("django")
 
@@ -82,22 +81,13 @@ def test_second_ctrl_c_in_djangos_executor_prints_one_message_and_exits_3(
     started, err = tmp_path / "started", tmp_path / "stderr.txt"
     env = project_env(tmp_path, db, SLOW_STARTED=str(started))
     args = ["migrate", "--env", "test", "--yes", "--journal-file", str(tmp_path / "j.jsonl")]
-    with err.open("w") as sink:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "django", "pgwarden", *args],
-            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=sink, text=True,
-        )  # fmt: skip
-    try:
+    with running(tmp_path, env, ["pgwarden", *args], err) as proc:
         _wait(started.exists, proc, err)
         proc.send_signal(signal.SIGINT)
         _wait(lambda: "Ctrl-C again" in err.read_text(), proc, err)
         assert proc.poll() is None  # busy in Python: the statement cancel did not stop it
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)  # well before the minute of work ends
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     text = err.read_text()
     assert proc.returncode == 3, out + text
     assert "Traceback" not in text and "KeyboardInterrupt" not in text

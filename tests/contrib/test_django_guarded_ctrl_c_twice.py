@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +24,7 @@ import pytest
 
 from pgwarden.pg.cluster import Cluster
 from tests.apply.tcp_proxy import TcpProxy
-from tests.contrib.django_site import project_env, write_project
+from tests.contrib.django_site import project_env, running, write_project
 
 pytest.importorskip("django")
 
@@ -73,13 +72,9 @@ def test_second_ctrl_c_in_a_guarded_part_ends_the_backend(
     with TcpProxy(tcp_cluster.port) as proxy:
         dsn = proxy.dsn("django_ctrl_c_guarded")
         env = project_env(tmp_path, dsn, COLUMNS="500")  # COLUMNS: one line per message
-        args = ["migrate", "--env", "test", "--yes", "--statement-timeout-ms", "600000"]
-        with err.open("w") as sink:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "django", "pgwarden", *args, "--journal-file", str(journal)],
-                cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=sink, text=True,
-            )  # fmt: skip
-        try:
+        args = ["pgwarden", "migrate", "--env", "test", "--yes", "--journal-file", str(journal)]
+        args += ["--statement-timeout-ms", "600000"]
+        with running(tmp_path, env, args, err) as proc:
             pid = _wait(direct, STEP, proc, err)
             proxy.blackhole(new_connections=False)  # the run's own connections are dead
             proc.send_signal(signal.SIGINT)
@@ -88,10 +83,6 @@ def test_second_ctrl_c_in_a_guarded_part_ends_the_backend(
                   proc, err)  # fmt: skip
             proc.send_signal(signal.SIGINT)
             out, _ = proc.communicate(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
     text = err.read_text()
     assert proc.returncode == 3, out + text
     assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
