@@ -31,14 +31,18 @@ ALTER TABLE refunds ALTER COLUMN invoice_id SET NOT NULL;
 """
 
 
+def _pw401(db: str, tmp_path: Path, migration: str) -> dict[int, str]:
+    """The PW401 messages, by line, of lint with preflight of `migration` against `db`."""
+    f = tmp_path / "001.sql"
+    f.write_text(migration)
+    _, result = lint([f], context=load_context(database_url=db), preflight_dsn=db)
+    return {fd.location.line: fd.message for fd in result.findings if fd.code == "PW401"}
+
+
 def test_preflight_counts_rows_each_constraint_rejects(db: str, tmp_path: Path):
     with psycopg.connect(db, autocommit=True) as c:
         c.execute(SCHEMA)
-    f = tmp_path / "001.sql"
-    f.write_text(MIGRATION)
-    ctx = load_context(database_url=db)
-    _, result = lint([f], context=ctx, preflight_dsn=db)
-    found = {fd.location.line: fd.message for fd in result.findings if fd.code == "PW401"}
+    found = _pw401(db, tmp_path, MIGRATION)
     assert sorted(found) == [2, 3, 4, 5, 7]  # refunds is new: nothing to check
     assert found[2].startswith("4 existing row(s) violate NOT NULL on invoices(status)")
     assert found[3].startswith("20 existing row(s) violate UNIQUE on invoices(code)")
@@ -53,10 +57,8 @@ def test_preflight_counts_rows_each_constraint_rejects(db: str, tmp_path: Path):
 def test_clean_data_gives_no_preflight_findings(db: str, tmp_path: Path):
     with psycopg.connect(db, autocommit=True) as c:
         c.execute("CREATE TABLE t (a int); INSERT INTO t VALUES (1), (2);")
-    f = tmp_path / "001.sql"
-    f.write_text("ALTER TABLE t ALTER COLUMN a SET NOT NULL;\nCREATE UNIQUE INDEX t_a ON t (a);")
-    _, result = lint([f], context=load_context(database_url=db), preflight_dsn=db)
-    assert not [fd for fd in result.findings if fd.code == "PW401"]
+    migration = "ALTER TABLE t ALTER COLUMN a SET NOT NULL;\nCREATE UNIQUE INDEX t_a ON t (a);"
+    assert not _pw401(db, tmp_path, migration)
 
 
 def test_preflight_is_read_only(db: str, tmp_path: Path):
@@ -85,15 +87,14 @@ INSERT INTO visits VALUES (1, 1, NULL), (1, 2, 'secret note'), (2, 1, NULL);
 def test_preflight_locates_rows_by_key_and_prints_no_other_column(db: str, tmp_path: Path):
     with psycopg.connect(db, autocommit=True) as c:
         c.execute(PEOPLE)
-    f = tmp_path / "001.sql"
-    f.write_text(
+    found = _pw401(
+        db,
+        tmp_path,
         "ALTER TABLE people ALTER COLUMN email SET NOT NULL;\n"
         "ALTER TABLE people ADD CONSTRAINT people_email_key UNIQUE (email);\n"
         "ALTER TABLE people ADD CONSTRAINT people_name_check CHECK (id < 51);\n"
-        "ALTER TABLE visits ALTER COLUMN note SET NOT NULL;\n"
+        "ALTER TABLE visits ALTER COLUMN note SET NOT NULL;\n",
     )
-    _, result = lint([f], context=load_context(database_url=db), preflight_dsn=db)
-    found = {fd.location.line: fd.message for fd in result.findings if fd.code == "PW401"}
     assert found[1].startswith("5 existing row(s) violate NOT NULL on people(email)")
     assert found[1].endswith("e.g. id 10, 20, 30 (NULL in email)")
     assert found[2].endswith("e.g. id 1, 51 (values not shown)")  # the two rows sharing one
@@ -111,15 +112,14 @@ def test_rows_an_earlier_update_leaves_are_located_by_key_or_said_unlocated(
     with psycopg.connect(db, autocommit=True) as c:
         c.execute(PEOPLE)
         c.execute("CREATE TABLE loose (email text); INSERT INTO loose VALUES (NULL), ('a@x.org')")
-    f = tmp_path / "001.sql"
-    f.write_text(
+    found = _pw401(
+        db,
+        tmp_path,
         "UPDATE people SET email = 'none' WHERE id < 25 AND email IS NULL;\n"
         "ALTER TABLE people ALTER COLUMN email SET NOT NULL;\n"
         "UPDATE loose SET email = email WHERE false;\n"
-        "ALTER TABLE loose ALTER COLUMN email SET NOT NULL;\n"
+        "ALTER TABLE loose ALTER COLUMN email SET NOT NULL;\n",
     )
-    _, result = lint([f], context=load_context(database_url=db), preflight_dsn=db)
-    found = {fd.location.line: fd.message for fd in result.findings if fd.code == "PW401"}
     assert found[2].startswith("3 existing row(s) violate NOT NULL on people(email) after")
     assert found[2].endswith("e.g. id 30, 40, 50 (NULL in email)")
     # read through the CTE that folds the UPDATE: no ctid there, and no key
