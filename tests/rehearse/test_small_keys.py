@@ -45,6 +45,27 @@ def test_rows_capped_to_what_unique_keys_hold(conn: psycopg.Connection[tuple[obj
     assert conn.execute("SELECT count(DISTINCT country) FROM cities").fetchone() == (1_296,)
 
 
+def test_a_check_wanting_letters_gets_letters(conn: psycopg.Connection[tuple[object, ...]]):
+    conn.execute(
+        "CREATE DOMAIN iso3 AS char(3) CHECK (VALUE ~ '^[A-Z]{3}$');"
+        "CREATE TABLE currencies (code iso3 PRIMARY KEY);"
+        "CREATE TABLE countries (code char(2) PRIMARY KEY CHECK (code ~ '^[A-Z]{2}$'));"
+        "CREATE TABLE cities (id int PRIMARY KEY, country char(2) NOT NULL REFERENCES countries);"
+    )
+    tables = read_tables(conn)
+    notes = fill(conn, tables, [TablePlan(n, 20_000) for n in tables], chunk=5_000)
+    count = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone() for t in tables}
+    # 26 ** 2 = 676 country codes (the CHECK refused the digits), 26 ** 3 = 17,576 currencies
+    assert count == {"currencies": (17_576,), "countries": (676,), "cities": (20_000,)}
+    assert sorted(notes) == [
+        "countries: 20,000 rows asked, 676 fit its unique key (code character(2))",
+        "currencies: 20,000 rows asked, 17,576 fit its unique key (code iso3)",
+    ]
+    assert conn.execute(
+        "SELECT count(*) FROM cities WHERE country NOT IN (SELECT code FROM countries)"
+    ).fetchone() == (0,)
+
+
 def test_rehearsal_completes_on_code_tables(run: Any, tmp_path: Path):
     plan = write(tmp_path, "001.sql", "ALTER TABLE cities ADD COLUMN zip text;\n")
     result = run([plan], schema_sql=SCHEMA, default_rows=10_000)

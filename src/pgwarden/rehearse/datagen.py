@@ -33,7 +33,6 @@ __all__ = [
     "Column",
     "Table",
     "TablePlan",
-    "cap_to_keys",
     "fill",
     "insert_one",
     "key_lookup",
@@ -110,7 +109,13 @@ class Column:
     tried_candidates: bool = False
     refused: str = ""  # the server's objection to the values tried, if any
     omit: bool = False  # left to its default or NULL (its values were rejected)
-    distinct: int | None = None  # its values repeat after this many rows (None: they do not)
+    repeats: dict[Maker, int] = field(default_factory=dict)  # option -> rows until it repeats
+
+    def period(self) -> int | None:
+        """After how many rows the values in use repeat (None: they do not)."""
+        if self.level >= len(self.options):
+            return None
+        return self.repeats.get(self.options[self.level])
 
 
 @dataclass(slots=True)
@@ -122,6 +127,7 @@ class Table:
     keys: list[tuple[str, ...]] = field(default_factory=list)  # primary first, then uniques
     fks: dict[str, tuple[str, str]] = field(default_factory=dict)  # col -> (table, col)
     rows: int = 0
+    asked: int = 0  # the rows planned, before its unique keys capped them
     copied: str = ""  # the snapshot of its rows copied from the source (copydata.py), if any
 
     def column(self, name: str) -> Column:
@@ -196,8 +202,11 @@ def _plan_values(types: Types, tables: Mapping[str, Table]) -> None:
             if made is None and c.unique:  # fewer distinct values (an enum's): enough for few rows
                 made = types.maker(c.type_oid, c.typmod, True, c.ndims, distinct=False)
             c.options = [made] if made is not None else []
-            if made is not None and c.unique:
-                c.distinct = types.distinct(c.type_oid, c.typmod)
+            if made is not None and c.unique and (n := types.distinct(c.type_oid, c.typmod)):
+                c.repeats[made] = n
+            if c.unique and (letters := types.letters(c.type_oid, c.typmod)) is not None:
+                c.options.append(letters[0])  # for a CHECK that wants letters only
+                c.repeats[letters[0]] = letters[1]
             c.refused = why.get(c.type, "")
 
 
@@ -422,7 +431,12 @@ def _first_line(exc: psycopg.Error) -> str:
 
 
 def _fill_table(
-    conn: Conn, tables: Mapping[str, Table], t: Table, chunk: int, progress: Progress | None
+    conn: Conn,
+    tables: Mapping[str, Table],
+    t: Table,
+    chunk: int,
+    progress: Progress | None,
+    notes: dict[str, str],
 ) -> None:
     missing = _unfillable(t)
     if missing is not None:
@@ -453,6 +467,9 @@ def _fill_table(
                     c.omit = True
                 else:
                     _fall_back(conn, t, c, f"every value tried violates {what}")
+            # the values that replace them may repeat sooner (letters only: 676 for char(2))
+            if done == 0 and (note := _cap(t)) is not None:
+                notes[t.name] = note
             retries += 1
             continue
         done = hi
@@ -462,35 +479,41 @@ def _fill_table(
 
 def _key_room(t: Table, key: tuple[str, ...]) -> int | None:
     """How many rows get distinct values of `key`: its columns' values repeat with periods
-    (`Column.distinct`), so the rows repeat the whole key after their least common multiple;
+    (`Column.period`), so the rows repeat the whole key after their least common multiple;
     None if a column never repeats (a foreign key column's parent caps it instead) or can
     be NULL (its values fall back to NULL where they repeat, see `_fill_table`)."""
     room = 1
     for name in key:
         c = t.column(name)
-        if c.distinct is None or c.name in t.fks or c.generated or c.omit or c.nullable:
+        n = c.period()
+        if n is None or c.name in t.fks or c.generated or c.omit or c.nullable:
             return None
-        room = math.lcm(room, c.distinct)
+        room = math.lcm(room, n)
     return room
 
 
-def cap_to_keys(tables: Mapping[str, Table]) -> list[str]:
-    """Cap each synthetic table's rows to what its unique keys can hold (parents first, so
-    that foreign keys point at rows that exist); a note per table capped."""
-    notes: list[str] = []
-    for name in _order(tables):
-        t = tables[name]
-        if t.copied:
+def _cap(t: Table) -> str | None:
+    """Cap `t`'s rows to what its unique keys hold; the note saying so, if it was capped."""
+    rooms = [(r, k) for k in t.keys if (r := _key_room(t, k)) is not None]
+    if t.copied or not rooms:
+        return None
+    room, key = min(rooms)
+    if t.rows <= room:
+        return None
+    t.rows = room
+    cols = ", ".join(f"{k} {t.column(k).type}" for k in key)
+    return f"{t.name}: {t.asked:,} rows asked, {room:,} fit its unique key ({cols})"
+
+
+def _fk_cap(tables: Mapping[str, Table], t: Table) -> None:
+    """FK columns that are unique (1:1) map row g to parent row g: cap to the parent;
+    so does a NOT NULL FK to a copied table that has no rows."""
+    for col, (parent, _) in t.fks.items():
+        if t.copied or parent == t.name:
             continue
-        rooms = [(r, k) for k in t.keys if (r := _key_room(t, k)) is not None]
-        if not rooms:
-            continue
-        room, key = min(rooms)
-        if t.rows > room:
-            cols = ", ".join(f"{k} {t.column(k).type}" for k in key)
-            notes.append(f"{name}: {t.rows:,} rows asked, {room:,} fit its unique key ({cols})")
-            t.rows = room
-    return notes
+        empty = tables[parent].copied and tables[parent].rows == 0
+        if t.column(col).unique or (empty and t.column(col).not_null):
+            t.rows = min(t.rows, tables[parent].rows)
 
 
 def fill(
@@ -504,25 +527,21 @@ def fill(
     """Fill the planned tables (parents first), fix sequences, analyse. Returns notes on
     tables that got fewer rows than planned since their unique keys hold no more."""
     for p in plan:
-        tables[p.table].rows = p.rows
-    notes = cap_to_keys(tables)
-    # FK columns that are unique (1:1) map row g to parent row g: cap to the parent;
-    # so does a NOT NULL FK to a copied table that has no rows.
-    for name in _order(tables):
+        tables[p.table].rows = tables[p.table].asked = p.rows
+    notes: dict[str, str] = {}  # table -> why it has fewer rows than asked
+    for name in _order(tables):  # parents first: their children point at the rows they keep
         t = tables[name]
-        for col, (parent, _) in t.fks.items():
-            if t.copied or parent == name:
-                continue
-            empty = tables[parent].copied and tables[parent].rows == 0
-            if t.column(col).unique or (empty and t.column(col).not_null):
-                t.rows = min(t.rows, tables[parent].rows)
+        if (note := _cap(t)) is not None:
+            notes[name] = note
+        _fk_cap(tables, t)
     with contextlib.suppress(pge.InsufficientPrivilege):
         conn.execute("SET session_replication_role = replica")  # skip FK checks, triggers
     try:
         for name in _order(tables):
             t = tables[name]
+            _fk_cap(tables, t)  # a parent may have kept fewer rows while it was filled
             if t.rows > 0 and not t.copied:
-                _fill_table(conn, tables, t, chunk, progress)
+                _fill_table(conn, tables, t, chunk, progress, notes)
     finally:
         conn.execute("RESET session_replication_role")
     for t in tables.values():
@@ -538,4 +557,4 @@ def fill(
         if tables
         else sql.SQL("SELECT 1")
     )
-    return notes
+    return list(notes.values())

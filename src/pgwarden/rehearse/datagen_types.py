@@ -225,6 +225,26 @@ class Types:
             return None
         return _base_distinct(t, typmod)
 
+    def letters(self, oid: int, typmod: int) -> tuple[Maker, int] | None:
+        """For short unique text (through domains): row g in capital letters only, and
+        after how many rows it repeats; None for other types, or if the server refuses it."""
+        name = self.name(oid, typmod)
+        t = self._info[oid]
+        while t.typtype == "d":
+            typmod = t.domain_typmod if t.domain_typmod >= 0 else typmod
+            t = self._info[t.base]
+        limit = _text_limit(t, typmod) if t.category == "S" else None
+        if limit is None or limit > _SHORT_TEXT:
+            return None
+        width = limit
+
+        def make(g: sql.Composable) -> sql.Composable:
+            return sql.SQL("({})::{}").format(_digits(g, width, _LETTERS), sql.SQL(name))
+
+        if not self._works(make(sql.SQL("g")), False, name):  # distinct by construction
+            return None
+        return make, len(_LETTERS) ** limit
+
     def maker(
         self, oid: int, typmod: int, unique: bool, ndims: int = 1, *, distinct: bool = True
     ) -> Maker | None:
@@ -337,11 +357,15 @@ def _text_limit(t: TypeInfo, typmod: int) -> int | None:
     return typmod - 4 if t.typname in ("varchar", "bpchar") and typmod > 4 else None
 
 
-def _base36(g: sql.Composable, width: int) -> sql.Composable:
-    """Row `g` modulo 36**width, written in `width` digits of `_ALPHABET`."""
+_LETTERS = _ALPHABET[10:]  # for a CHECK that wants letters only (`^[A-Z]{2}$`)
+
+
+def _digits(g: sql.Composable, width: int, alphabet: str = _ALPHABET) -> sql.Composable:
+    """Row `g` modulo len(alphabet)**width, written in `width` digits of `alphabet`."""
+    n = len(alphabet)
     digits = [
-        sql.SQL("substr({a}, 1 + (({g} / {p}) % 36)::int, 1)").format(
-            a=sql.Literal(_ALPHABET), g=g, p=sql.Literal(36**k)
+        sql.SQL("substr({a}, 1 + (({g} / {p}) % {n})::int, 1)").format(
+            a=sql.Literal(alphabet), g=g, p=sql.Literal(n**k), n=sql.Literal(n)
         )
         for k in reversed(range(width))
     ]
@@ -381,7 +405,7 @@ def _base(
         expr = sql.SQL("({}::text)") if u else sql.SQL("('v' || ({} % 997)::text)")
         limit = _text_limit(t, typmod)
         if u and limit is not None and limit <= _SHORT_TEXT:
-            return sql.SQL("{}::{}").format(_base36(g, limit), cast)
+            return sql.SQL("{}::{}").format(_digits(g, limit), cast)
         text = expr.format(g)
         if limit:
             text = sql.SQL("left({}, {})").format(text, sql.Literal(limit))
