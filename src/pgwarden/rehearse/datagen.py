@@ -1,7 +1,9 @@
 """Synthetic rows per column type and constraint, generated server-side.
 
 Row `g` (1..N) of a table gets values that are functions of `g`: key and
-unique columns are injective in `g`, foreign key columns take the referenced
+unique columns are injective in `g` as far as their types allow (a `char(2)`
+holds 1,296 values: a table whose unique key of NOT NULL columns holds fewer
+than N gets that many rows, said in a note), foreign key columns take the referenced
 row's key value for row `1 + (g * 7919) % N_parent` (valid by construction),
 NOT NULL columns are always filled, generated columns are left to the server.
 Each table is filled with `INSERT ... SELECT ... FROM generate_series` in
