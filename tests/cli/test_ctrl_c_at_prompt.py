@@ -22,7 +22,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.contrib.test_django_ctrl_c_twice import SRC, _project
+from tests.contrib.django_site import SRC
+from tests.contrib.test_django_ctrl_c_twice import _project
 
 PROTECTED = "[tool.pgwarden.environments.prod]\nprotected = true\n"
 

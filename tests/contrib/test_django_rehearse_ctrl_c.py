@@ -19,7 +19,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.contrib.test_django_ctrl_c_twice import SRC, _project
+from tests.contrib.django_site import SRC
+from tests.contrib.test_django_ctrl_c_twice import _project
 from tests.rehearse.test_cli import _assert_clean, _wait_for_sleep
 
 pytest.importorskip("django")

@@ -22,7 +22,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.contrib.test_django_ctrl_c_twice import BUSY, SRC, _project
+from tests.contrib.django_site import SRC
+from tests.contrib.test_django_ctrl_c_twice import BUSY, _project
 from tests.contrib.test_django_rehearse_ctrl_c import DJANGO_MIGRATIONS, sandbox
 from tests.contrib.test_django_upgrades import line_of, manage, released
 from tests.rehearse.test_cli import _assert_clean
