@@ -1,3 +1,4 @@
+# mypy: disable-error-code="misc"
 from django.db import models
 
 STATES = [("Active", [("open", "Open"), ("in_progress", "In progress")]), ("closed", "Closed")]

@@ -1,3 +1,4 @@
+# mypy: disable-error-code="misc"
 from django.db import migrations, models
 
 STATES = [("Active", [("open", "Open"), ("in_progress", "In progress")]), ("closed", "Closed")]
@@ -5,7 +6,7 @@ STATES = [("Active", [("open", "Open"), ("in_progress", "In progress")]), ("clos
 
 class Migration(migrations.Migration):
     initial = True
-    dependencies = []
+    dependencies: list[tuple[str, str]] = []
     operations = [
         migrations.CreateModel(
             "Ticket",
