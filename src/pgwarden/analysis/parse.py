@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import sys
+import threading
 import types
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,16 +24,30 @@ from pgwarden.analysis.nodes import Node
 from pgwarden.errors import SqlParseError
 from pgwarden.location import SourceLocation, line_col
 
+_LOADING = threading.RLock()  # one thread runs a deferred module's code; others wait
+_RUNNING: set[str] = set()  # deferred modules whose code is running now
+
 
 class _OnFirstUse(types.ModuleType):
-    """A module whose code runs when one of its attributes is first read."""
+    """A module whose code runs when one of its attributes is first read: once, by
+    whichever thread reads first, while the others wait. The code runs in a module of its
+    own whose names are then copied in at once, so no thread sees it half-run (pglast.ast
+    finishes its classes' slots after defining them)."""
 
     def __getattr__(self, name: str) -> Any:
-        object.__setattr__(self, "__class__", types.ModuleType)  # a plain module again
-        spec = self.__spec__
-        assert spec is not None and spec.loader is not None
-        spec.loader.exec_module(self)
-        return getattr(self, name)
+        with _LOADING:
+            if type(self) is _OnFirstUse and self.__name__ not in _RUNNING:
+                spec = self.__spec__
+                assert spec is not None and spec.loader is not None
+                ran = module_from_spec(spec)
+                _RUNNING.add(self.__name__)  # its own code reading it: AttributeError
+                try:
+                    spec.loader.exec_module(ran)
+                finally:
+                    _RUNNING.discard(self.__name__)
+                vars(self).update(vars(ran))  # one step: no other thread runs meanwhile
+                object.__setattr__(self, "__class__", types.ModuleType)  # a plain module again
+        return object.__getattribute__(self, name)
 
 
 def _defer_pglast_nodes() -> None:
