@@ -27,6 +27,7 @@ from pgwarden.events import FillProgress, Observer, Phase, RehearsalStep
 from pgwarden.findings import Finding
 from pgwarden.plan import Plan, Step
 from pgwarden.rehearse import allowed, copydata, datagen, schema, workload
+from pgwarden.rehearse import timezone as tzmod
 from pgwarden.rehearse.blast import attach_blocking, blocked_ops
 from pgwarden.rehearse.model import LoadedTable, RehearsalResult, StepTrace, WorkloadComparison
 from pgwarden.rehearse.opaque import OpaqueStep
@@ -208,6 +209,9 @@ class RehearseOptions:
     # The values the application allows in a column, as text, by (table, column): the
     # synthetic rows take theirs from these (Django's field choices); see rehearse/allowed.py.
     choices: Mapping[tuple[str, str], Sequence[str]] | None = None
+    # The session TimeZone the migrations run with in production (Django's); None: the
+    # source's session default (`schema_from`), else the snapshot's; see rehearse/timezone.py.
+    timezone: str | None = None
 
 
 def _bookkeeping(step: Step, version_table: str) -> bool:
@@ -295,7 +299,15 @@ def rehearse(
     src = schema.resolve_schema(
         plan.sources, schema_file=o.schema_file, schema_from=o.schema_from, schema_sql=o.schema_sql
     )
+    tz, tz_origin = tzmod.pick_timezone(o.timezone, o.schema_from, snap)
     st = _State(schema_origin=src.origin)
+    if tz is not None:
+        st.extra["timezone"] = tz
+        if tz.upper() != "UTC":
+            st.notes.append(
+                f"the steps ran with TimeZone {tz!r} ({tz_origin}): a timestamp <-> "
+                "timestamptz change rewrites the table outside UTC"
+            )
     st.extra["sources"] = list(plan.sources)
     status = "completed"
     interrupted: BaseException | None = None
@@ -303,6 +315,9 @@ def rehearse(
         phase("starting the target")
         with open_target(o.database_url, environments=o.environments, major=o.pg_major) as target:
             st.target, st.version = target.description, target.server_version
+            if tz is not None:  # every session opened on the copy from now on starts with it
+                with psycopg.connect(target.dsn, autocommit=True) as conn:
+                    tzmod.set_database_timezone(conn, tz)
             phase(f"loading the schema ({src.origin})")
             schema.apply_schema(target.dsn, src)
             with psycopg.connect(target.dsn, autocommit=True) as conn:

@@ -613,6 +613,9 @@ class Command(BaseCommand):  # type: ignore[misc]
                         copy_max_rows=copy.max_rows,
                         config=cfg.source,
                         choices=choices,
+                        # the TimeZone Django sets on its sessions: a timestamp ->
+                        # timestamptz change is rehearsed as `migrate` runs it
+                        timezone=session_timezone(connection),
                     ),
                     observer=phases,
                 )
