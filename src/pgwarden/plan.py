@@ -321,6 +321,10 @@ def _build_plan(
                     ((s.effects, "; it runs only" in s.note) for s in inner),
                     (u.text for u in unanalysed),
                 )
+                # the body's type changes from a known type too (PW104 names the old type)
+                effects = replace(
+                    effects, type_changes=tuple(c for s in inner for c in s.effects.type_changes)
+                )
             steps.append(
                 Step(
                     index=len(steps),
