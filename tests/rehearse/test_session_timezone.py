@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from pgwarden.analysis.context import take_snapshot
 from tests.rehearse.conftest import write
 
 SOURCE = "CREATE TABLE t (id bigint PRIMARY KEY, ts timestamp NOT NULL);"
@@ -60,3 +61,14 @@ def test_a_reset_in_the_steps_gets_the_sources_too(run: Any, db: str, tmp_path: 
     )
     result = run([step], schema_sql=None, schema_from=db, default_rows=50)
     assert result.status == "completed", [(s.sql, s.error) for s in result.steps]
+
+
+def test_without_a_source_the_snapshots_timezone(run: Any, db: str, tmp_path: Path) -> None:
+    """Schema from SQL, sizes from a snapshot: the snapshot's catalog TimeZone is production's."""
+    _source(db, "Europe/Paris")
+    snapshot = take_snapshot(db, sample_s=0.05)
+    step = write(tmp_path, "001_aware.sql", STEP)
+    result = run([step], schema_sql=SOURCE, snapshot=snapshot)
+    (alter,) = [s for s in result.steps if "ALTER TABLE" in s.sql]
+    assert alter.rewrites, alter
+    assert any("stats snapshot" in n and "'Europe/Paris'" in n for n in result.notes), result.notes

@@ -303,7 +303,7 @@ def rehearse(
     st = _State(schema_origin=src.origin)
     if tz is not None:
         st.extra["timezone"] = tz
-        if tz.upper() != "UTC":
+        if not tzmod.is_utc(tz):
             st.notes.append(
                 f"the steps ran with TimeZone {tz!r} ({tz_origin}): a timestamp <-> "
                 "timestamptz change rewrites the table outside UTC"

@@ -16,7 +16,15 @@ from psycopg import sql
 from pgwarden.analysis.context import Snapshot
 from pgwarden.pg.connect import connect
 
-__all__ = ["pick_timezone", "set_database_timezone", "source_timezone"]
+__all__ = ["is_utc", "pick_timezone", "set_database_timezone", "source_timezone"]
+
+# Names of UTC as the lock model knows them (analysis/locks_altertable.py).
+_UTC = frozenset({"UTC", "ETC/UTC", "UCT", "ZULU", "GMT", "ETC/GMT"})
+
+
+def is_utc(tz: str) -> bool:
+    """Whether `tz` names UTC (a timestamp <-> timestamptz change is then in place)."""
+    return tz.upper() in _UTC
 
 
 def source_timezone(dsn: str) -> str:
