@@ -26,6 +26,7 @@ from pgwarden.analysis.nodes import (
 )
 from pgwarden.analysis.parse import Body, Node, ParsedStatement, fingerprint, gc_paused
 from pgwarden.analysis.plpgsql import body_statements, do_body, routine_body
+from pgwarden.findings import slot_setter
 from pgwarden.location import LineIndex, SourceLocation
 
 __all__ = ["Plan", "SourceText", "Step", "TxMode", "Unanalysed", "build_plan"]
@@ -202,6 +203,73 @@ def body_transaction(step: Step) -> int:
     return step.transaction if step.transaction is not None else -(step.index + 1)
 
 
+_new = object.__new__
+_STEP_FIELDS = (
+    "index",
+    "sql",
+    "location",
+    "tree",
+    "tx_mode",
+    "transaction",
+    "effects",
+    "kind",
+    "body",
+    "derived",
+    "inner",
+    "unanalysed",
+    "note",
+    "built_at",
+)
+assert Step.__slots__ == _STEP_FIELDS, "_new_step() sets every field of Step"
+# Each slot's own setter: a frozen dataclass's __init__ looks each field up by name
+# through object.__setattr__, 2.5x the cost of these (one step per statement).
+_index = slot_setter(Step, "index")
+_sql = slot_setter(Step, "sql")
+_location = slot_setter(Step, "location")
+_tree = slot_setter(Step, "tree")
+_tx_mode = slot_setter(Step, "tx_mode")
+_transaction = slot_setter(Step, "transaction")
+_effects = slot_setter(Step, "effects")
+_kind = slot_setter(Step, "kind")
+_body = slot_setter(Step, "body")
+_derived = slot_setter(Step, "derived")
+_inner = slot_setter(Step, "inner")
+_unanalysed = slot_setter(Step, "unanalysed")
+_note = slot_setter(Step, "note")
+_built_at = slot_setter(Step, "built_at")
+
+
+def _new_step(
+    index: int,
+    stmt: ParsedStatement,
+    location: SourceLocation,
+    mode: TxMode,
+    transaction: int | None,
+    effects: Effects,
+    inner: tuple[Step, ...],
+    unanalysed: tuple[Unanalysed, ...],
+) -> Step:
+    """`Step(...)` of a statement of a source, built without the frozen __init__'s cost."""
+    step: Step = _new(Step)
+    tree = stmt.tree
+    kind = next(iter(tree))
+    _index(step, index)
+    _sql(step, stmt.text)
+    _location(step, location)
+    _tree(step, tree)
+    _tx_mode(step, mode)
+    _transaction(step, transaction)
+    _effects(step, effects)
+    _kind(step, kind)
+    _body(step, cast(Body, tree)[kind])
+    _derived(step, {})
+    _inner(step, inner)
+    _unanalysed(step, unanalysed)
+    _note(step, "")
+    _built_at(step, None)
+    return step
+
+
 def _tx_kind(stmt: ParsedStatement) -> str | None:
     body = stmt.tree.get("TransactionStmt")
     return None if body is None else body.get("kind", "")
@@ -266,7 +334,8 @@ def _build_plan(
     procedures: dict[str, _Body] = {}  # PL/pgSQL procedures the plan creates, by name
     for source, stmts in sources:
         texts.append(source)
-        explicit = NO_FILE_TRANSACTION in source.text or any(_tx_kind(s) in _BEGIN for s in stmts)
+        tx_kinds = [_tx_kind(s) for s in stmts]
+        explicit = NO_FILE_TRANSACTION in source.text or any(k in _BEGIN for k in tx_kinds)
         wrap = file_transaction and not explicit and bool(stmts)
         file_tx: int | None = None
         if wrap:
@@ -278,7 +347,7 @@ def _build_plan(
         for at, stmt in enumerate(stmts):
             while facts and facts[0].before <= at:  # rare: a framework's word on a column
                 inplan.assume(facts.pop(0))
-            kind = _tx_kind(stmt)
+            kind = tx_kinds[at]
             if kind in _BEGIN and open_tx is None:
                 open_tx = next_tx
                 next_tx += 1
@@ -326,17 +395,7 @@ def _build_plan(
                     effects, type_changes=tuple(c for s in inner for c in s.effects.type_changes)
                 )
             steps.append(
-                Step(
-                    index=len(steps),
-                    sql=stmt.text,
-                    location=location,
-                    tree=stmt.tree,
-                    tx_mode=mode,
-                    transaction=tx,
-                    effects=effects,
-                    inner=inner,
-                    unanalysed=unanalysed,
-                )
+                _new_step(len(steps), stmt, location, mode, tx, effects, inner, unanalysed)
             )
             inplan.observe(stmt.tree)
             if kind in _END:

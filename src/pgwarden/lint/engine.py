@@ -10,7 +10,7 @@ from itertools import accumulate
 
 from pgwarden.analysis.context import Snapshot
 from pgwarden.analysis.parse import gc_paused
-from pgwarden.findings import Finding, Fix, Placement, Severity
+from pgwarden.findings import Finding, Fix, Placement, Severity, new_finding
 from pgwarden.location import LineIndex, SourceLocation
 from pgwarden.plan import Plan, Step
 from pgwarden.rules import ALL_RULES, Rule
@@ -223,15 +223,15 @@ def _lint_plan(
             # `Rule.run`, inlined: most checks find nothing, so build no list for them.
             for hit in rule.check(step, ctx):
                 raw.append(
-                    Finding(
-                        code=rule.code,
-                        name=rule.name,
-                        severity=hit.severity,
-                        message=hit.message + step.note,
-                        help=hit.help,
-                        location=step.location,
-                        fix=None if step.note else hit.fix,  # no SQL to swap inside a body
-                        step=step.index,
+                    new_finding(
+                        rule.code,
+                        rule.name,
+                        hit.severity,
+                        hit.message + step.note,
+                        hit.help,
+                        step.location,
+                        None if step.note else hit.fix,  # no SQL to swap inside a body
+                        step.index,
                     )
                 )
         for observe in observers:
