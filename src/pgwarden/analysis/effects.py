@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from pgwarden.findings import slot_setter
+
 __all__ = ["Effects", "LockMode", "RelationLock", "TypeChange"]
 
 
@@ -120,7 +122,10 @@ _CONFLICTS: dict[LockMode, frozenset[LockMode]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+# RelationLock and Effects are built once or more per statement: their __init__ sets each
+# slot through its own setter (`slot_setter`), a third of the frozen dataclass __init__'s
+# cost per field (which looks each one up by name through object.__setattr__).
+@dataclass(frozen=True, slots=True, init=False)
 class RelationLock:
     """A lock the statement takes and holds until its transaction ends."""
 
@@ -130,6 +135,19 @@ class RelationLock:
         "table"  # table, partitioned table, index, sequence, view, materialized view, ...
     )
     reason: str = ""
+
+    def __init__(
+        self, relation: str, mode: LockMode, relkind: str = "table", reason: str = ""
+    ) -> None:
+        _lock_relation(self, relation)
+        _lock_mode(self, mode)
+        _lock_relkind(self, relkind)
+        _lock_reason(self, reason)
+
+
+_lock_relation, _lock_mode, _lock_relkind, _lock_reason = (
+    slot_setter(RelationLock, name) for name in RelationLock.__slots__
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +162,7 @@ class TypeChange:
     rewrites: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Effects:
     """Everything the lock model knows about one statement."""
 
@@ -157,6 +175,26 @@ class Effects:
     assumptions: tuple[str, ...] = field(default=())  # what the model assumed, in words
     type_changes: tuple[TypeChange, ...] = ()  # column type changes from a known type
 
+    def __init__(
+        self,
+        locks: tuple[RelationLock, ...] = (),
+        rewrites: tuple[str, ...] = (),
+        scans: tuple[str, ...] = (),
+        destroys: tuple[str, ...] = (),
+        creates: tuple[str, ...] = (),
+        transactional: bool = True,
+        assumptions: tuple[str, ...] = (),
+        type_changes: tuple[TypeChange, ...] = (),
+    ) -> None:
+        _locks(self, locks)
+        _rewrites(self, rewrites)
+        _scans(self, scans)
+        _destroys(self, destroys)
+        _creates(self, creates)
+        _transactional(self, transactional)
+        _assumptions(self, assumptions)
+        _type_changes(self, type_changes)
+
     def strongest(self) -> dict[str, LockMode]:
         """The strongest mode per relation."""
         out: dict[str, LockMode] = {}
@@ -168,3 +206,8 @@ class Effects:
     def max_mode(self) -> LockMode | None:
         """The strongest mode over all relations, if any lock is taken."""
         return max((lk.mode for lk in self.locks), default=None)
+
+
+_locks, _rewrites, _scans, _destroys, _creates, _transactional, _assumptions, _type_changes = (
+    slot_setter(Effects, name) for name in Effects.__slots__
+)

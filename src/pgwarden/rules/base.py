@@ -14,7 +14,7 @@ from typing import cast
 from pgwarden.analysis.context import Snapshot, estimate_seconds
 from pgwarden.analysis.effects import LockMode
 from pgwarden.analysis.nodes import VariableSetStmt
-from pgwarden.findings import Fix, Severity
+from pgwarden.findings import Fix, Severity, slot_setter
 from pgwarden.plan import Plan, Step
 from pgwarden.rules._sql import alter_cmds, table_of
 from pgwarden.settings import UnknownTypeChange
@@ -46,7 +46,7 @@ BUSY_WRITES_PER_S = 5.0
 LONG_LOCK_S = 1.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Hit:
     """What `check()` yields: the message and help; the rule adds code, severity, place."""
 
@@ -54,6 +54,21 @@ class Hit:
     help: str
     severity: Severity = Severity.ERROR
     fix: Fix | None = None
+
+    # Each slot set through its own setter: a third of the frozen dataclass __init__'s
+    # cost per field (rules yield a hit per finding).
+    def __init__(
+        self, message: str, help: str, severity: Severity = Severity.ERROR, fix: Fix | None = None
+    ) -> None:
+        _hit_message(self, message)
+        _hit_help(self, help)
+        _hit_severity(self, severity)
+        _hit_fix(self, fix)
+
+
+_hit_message, _hit_help, _hit_severity, _hit_fix = (
+    slot_setter(Hit, name) for name in ("message", "help", "severity", "fix")
+)
 
 
 @dataclass(frozen=True, slots=True)
