@@ -8,7 +8,7 @@ from dataclasses import dataclass
 __all__ = ["LineIndex", "SourceLocation", "line_col"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class SourceLocation:
     """A position in a source file (1-based line and column; column counts characters)."""
 
@@ -16,8 +16,18 @@ class SourceLocation:
     line: int
     column: int
 
+    # One per statement: each slot set through its own setter, a third of the frozen
+    # dataclass __init__'s cost per field (object.__setattr__ looked up by name).
+    def __init__(self, path: str, line: int, column: int) -> None:
+        _path(self, path)
+        _line(self, line)
+        _column(self, column)
+
     def __str__(self) -> str:
         return f"{self.path}:{self.line}:{self.column}"
+
+
+_path, _line, _column = (SourceLocation.__dict__[name].__set__ for name in SourceLocation.__slots__)
 
 
 def line_col(text: str, offset: int) -> tuple[int, int]:

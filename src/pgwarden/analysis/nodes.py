@@ -726,17 +726,20 @@ def type_of(type_name: TypeName) -> TypeOf:
 
 def range_vars(node: object, out: list[RangeVar]) -> list[RangeVar]:
     """Every wrapped RangeVar below `node` (FROM lists, subqueries, CTEs), in order."""
-    if isinstance(node, dict):
-        fields: dict[str, object] = node
+    # A parse tree holds only dicts, lists and scalars: no call for a scalar (most fields).
+    cls = type(node)
+    if cls is dict:
+        fields = cast("dict[str, object]", node)
         for key, value in fields.items():
             if key == "RangeVar":
                 out.append(cast(RangeVar, value))
-            else:
+            elif type(value) is dict or type(value) is list:
                 range_vars(value, out)
-    elif isinstance(node, list):
-        items: list[object] = node
+    elif cls is list:
+        items = cast("list[object]", node)
         for item in items:
-            range_vars(item, out)
+            if type(item) is dict or type(item) is list:
+                range_vars(item, out)
     return out
 
 
