@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import accumulate
 
@@ -206,7 +206,8 @@ def _lint_plan(
         unknown_type_change=unknown_type_change,
     )
     raw: list[Finding] = []
-    observers = [r.observe for r in active if r.observe is not None]
+    observing = [r for r in active if r.observe is not None]
+    observers_by_kind: dict[str, list[Callable[[Step, LintContext], None]]] = {}
     # The rules that look at a statement, by its kind (and an ALTER TABLE's sub-commands):
     # most rules are about one kind of statement, so most never run on a given one.
     by_kind: dict[object, list[Rule]] = {}
@@ -234,6 +235,13 @@ def _lint_plan(
                         step.index,
                     )
                 )
+        observers = observers_by_kind.get(kind)
+        if observers is None:
+            observers = observers_by_kind[kind] = [
+                r.observe
+                for r in observing
+                if r.observe is not None and (r.observe_kinds is None or kind in r.observe_kinds)
+            ]
         for observe in observers:
             observe(step, ctx)
         ctx.after(step)

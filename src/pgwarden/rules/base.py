@@ -88,6 +88,8 @@ class Rule:
     # Called once per step, after every rule checked it: keeps rule state up to date
     # in `ctx.state[code]`, so no rule rescans earlier steps.
     observe: Callable[[Step, LintContext], None] | None = None
+    # Statement kinds `observe` looks at; None: every statement.
+    observe_kinds: frozenset[str] | None = None
 
     def sections(self) -> dict[str, str]:
         """The doc's `## Section` bodies by title."""

@@ -236,4 +236,5 @@ RULE = Rule(
     kinds=frozenset({"AlterTableStmt"}),
     subtypes=frozenset({"AT_SetNotNull", "AT_AddConstraint"}),
     observe=observe,
+    observe_kinds=frozenset({"AlterTableStmt"}),  # table_of(): an ALTER TABLE's table
 )

@@ -138,4 +138,5 @@ RULE = Rule(
     kinds=frozenset({"AlterTableStmt", "CreateStmt"}),
     subtypes=frozenset({"AT_AttachPartition"}),
     observe=observe,
+    observe_kinds=frozenset({"AlterTableStmt"}),  # table_of(): an ALTER TABLE's table
 )
