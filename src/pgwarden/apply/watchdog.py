@@ -39,6 +39,7 @@ from pgwarden.apply.events import Blocker
 from pgwarden.apply.redact import redact_blocker
 from pgwarden.pg.connect import connect
 from pgwarden.settings import UNREACHABLE_S
+from pgwarden.threads import Background
 
 __all__ = ["CancelReason", "Watch", "Watchdog", "WatchdogPolicy", "watchdog_name"]
 
@@ -122,10 +123,10 @@ class Watchdog:
 
     def start(self) -> None:
         self._conn = connect(self.dsn, application_name=self.name)
-        self._thread = threading.Thread(target=self._loop, name="pgwarden-watchdog", daemon=True)
+        self._thread = Background(target=self._loop, name="pgwarden-watchdog", daemon=True)
         self._last_answer = time.monotonic()
         self._thread.start()
-        threading.Thread(target=self._monitor, name="pgwarden-watchdog-timer", daemon=True).start()
+        Background(target=self._monitor, name="pgwarden-watchdog-timer", daemon=True).start()
 
     def stop(self) -> None:
         self._stop.set()

@@ -30,6 +30,7 @@ from pgwarden.errors import DatabaseError, EnvironmentProblem
 from pgwarden.events import BackupProgress, Observer
 from pgwarden.pg.connect import connect, describe_dsn
 from pgwarden.pg.tool_conninfo import tool_connection
+from pgwarden.threads import Background
 
 __all__ = ["create_backup"]
 
@@ -174,7 +175,7 @@ def _create(
     source = tool_connection(dsn)  # the password goes in the environment, never in argv
     with catalogue.storage.staging(backup_id) as staging:
         dump_dir = staging / DUMP
-        worker = threading.Thread(target=checksum_worker, name="pgwarden-checksums", daemon=True)
+        worker = Background(target=checksum_worker, name="pgwarden-checksums", daemon=True)
         worker.start()
         try:
             run_tool(

@@ -30,6 +30,7 @@ import orjson
 
 from pgwarden.cli import EXIT_APPLY, err, styled
 from pgwarden.events import Cancelled, Event, RunFinished, RunStarted, StepFailed
+from pgwarden.threads import Background
 
 __all__ = ["Interrupts", "ctrl_c_escalates"]
 
@@ -73,7 +74,7 @@ class Interrupts:
             self.cancel.set()
             err.print(styled("[yellow]cancelling the running step (Ctrl-C again to end it)...[/]"))
             if self.dsn is not None:
-                threading.Thread(target=self._nudge, name="pgwarden-nudge", daemon=True).start()
+                Background(target=self._nudge, name="pgwarden-nudge", daemon=True).start()
             return
         if self.dsn is None:
             if not self.unwind:
@@ -88,9 +89,7 @@ class Interrupts:
                 styled("[yellow]ending the step's backend (Ctrl-C again to exit at once)...[/]")
             )
             said: list[str] = []
-            worker = threading.Thread(
-                target=lambda: said.append(self._stop(terminate=True)), daemon=True
-            )
+            worker = Background(target=lambda: said.append(self._stop(terminate=True)), daemon=True)
             worker.start()
             worker.join(CONNECT_TIMEOUT_S + 20)  # a third Ctrl-C interrupts this wait
             self._exit(said[0] if said else "the server did not answer in time; state unknown")

@@ -56,6 +56,7 @@ from pgwarden.fleet.targets import Redactor, Target, server_of
 from pgwarden.fleet.waves import Wave, plan_waves
 from pgwarden.plan import Plan
 from pgwarden.settings import Settings
+from pgwarden.threads import Background
 
 __all__ = [
     "RolloutOptions",
@@ -355,7 +356,7 @@ class _Runner:
 
     def run(self) -> RolloutResult:
         stop_watch = threading.Event()
-        watcher = threading.Thread(
+        watcher = Background(
             target=self._watch_cancel, args=(stop_watch,), name="pgwarden-fleet-cancel"
         )
         watcher.start()

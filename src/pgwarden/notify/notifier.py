@@ -35,6 +35,7 @@ from pgwarden.notify.body import RunContext, encode
 from pgwarden.notify.config import NotifyConfig, load_notify_config
 from pgwarden.notify.events import Notification, Tracker
 from pgwarden.settings import Settings
+from pgwarden.threads import Background
 
 if TYPE_CHECKING:
     from pgwarden.notify.sender import Delivery, Sender
@@ -146,7 +147,7 @@ class Notifier:
             return
         with self._lock:
             self._send(self._tracker.start())
-        self._watcher = threading.Thread(target=self._watch, name="pgwarden-notify-watch")
+        self._watcher = Background(target=self._watch, name="pgwarden-notify-watch")
         self._watcher.daemon = True
         self._watcher.start()
 

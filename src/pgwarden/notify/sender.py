@@ -25,6 +25,7 @@ from email.message import Message
 from typing import IO
 
 from pgwarden.notify.config import Webhook
+from pgwarden.threads import Background
 
 __all__ = ["Delivery", "Sender", "post_once"]
 
@@ -158,7 +159,7 @@ class Sender:
                 target.delivery.dropped += 1
             target.queue.append(_Item(kind, body))
             if target.thread is None:
-                target.thread = threading.Thread(
+                target.thread = Background(
                     target=self._run, args=(target,), name="pgwarden-notify", daemon=True
                 )
                 target.thread.start()

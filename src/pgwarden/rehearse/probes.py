@@ -19,6 +19,7 @@ import psycopg
 from psycopg import sql
 
 from pgwarden.rehearse.datagen import Table, insert_one, key_lookup, value
+from pgwarden.threads import Background
 
 __all__ = ["Op", "Probe", "ProbeSet"]
 
@@ -76,10 +77,10 @@ class ProbeSet:
             )
             self._conns.append(conn)
             p.pid = conn.info.backend_pid
-            th = threading.Thread(target=self._loop, args=(p, conn), daemon=True)
+            th = Background(target=self._loop, args=(p, conn), daemon=True)
             self._threads.append(th)
-        for th in self._threads:
-            th.start()
+        for thread in self._threads:
+            thread.start()
 
     def _statements(self, p: Probe, i: int) -> sql.Composed:
         t = self._tables[p.table]

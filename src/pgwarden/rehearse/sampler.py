@@ -15,6 +15,7 @@ import psycopg
 
 from pgwarden.analysis.effects import LockMode
 from pgwarden.rehearse.model import HeldLock
+from pgwarden.threads import Background
 
 __all__ = ["LockSampler"]
 
@@ -59,7 +60,7 @@ class LockSampler:
         self._state = _State()
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="pgwarden-sampler", daemon=True)
+        self._thread = Background(target=self._loop, name="pgwarden-sampler", daemon=True)
         self.samples = 0
         self.max_gap_s = 0.0
 
