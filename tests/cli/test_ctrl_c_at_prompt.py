@@ -96,3 +96,38 @@ def test_manage_py_pgwarden_migrate(db: str, tmp_path: Path) -> None:
     assert "error: not confirmed (interrupted at the prompt): nothing applied" in text
     with psycopg.connect(db) as c:
         assert c.execute("SELECT to_regclass('slow_item')").fetchone() == (None,)
+
+
+def test_the_typed_name_confirms_and_an_empty_line_asks_again(db: str, tmp_path: Path) -> None:
+    """The prompt reads the terminal itself (so that Ctrl-C is never lost): an empty line
+    asks again, the database's name confirms and the change is applied."""
+    (tmp_path / "pyproject.toml").write_text(PROTECTED)
+    (tmp_path / "001.sql").write_text("CREATE TABLE typed (id int);\n")
+    dbname = psycopg.conninfo.conninfo_to_dict(db)["dbname"]
+    args = [sys.executable, "-m", "pgwarden", "apply", "001.sql", "--database-url", db,
+            "--env", "prod", "--journal-file", str(tmp_path / "j.jsonl")]  # fmt: skip
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        args, cwd=tmp_path, env=dict(os.environ, TERM="xterm"), stdin=follower,
+        stdout=follower, stderr=follower,
+    )  # fmt: skip
+    os.close(follower)
+    seen = b""
+    try:
+        for answer in (b"\n", f"{dbname}\n".encode()):
+            end = time.monotonic() + 60
+            asked = seen.count(b"to confirm: ")
+            while seen.count(b"to confirm: ") == asked and time.monotonic() < end:
+                if select.select([leader], [], [], 0.1)[0]:
+                    seen += os.read(leader, 4096)
+            os.write(leader, answer)
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(leader)
+    assert code == 0, seen.decode(errors="replace")
+    assert seen.count(b"to confirm: ") == 2
+    with psycopg.connect(db) as c:
+        assert c.execute("SELECT to_regclass('typed')").fetchone() == ("typed",)

@@ -9,6 +9,7 @@ and an observer printing events (human lines, or JSON lines for
 from __future__ import annotations
 
 import io
+import select
 import signal
 import sys
 import threading
@@ -57,9 +58,32 @@ def confirm_prompt() -> Callable[[str], str] | None:
 
     def ask(dbname: str) -> str:
         with _plain_ctrl_c():
-            return str(click.prompt(f"Type the database name ({dbname}) to confirm", err=True))
+            try:
+                while True:  # an empty answer asks again, as click.prompt does
+                    click.echo(
+                        f"Type the database name ({dbname}) to confirm: ", err=True, nl=False
+                    )
+                    answer = _read_line()
+                    if answer:
+                        return answer
+            except KeyboardInterrupt:
+                raise click.Abort() from None
 
     return ask
+
+
+def _read_line() -> str:
+    """One line from the terminal, waiting in short polls: Ctrl-C pressed just as the
+    prompt appears (before a blocking read has started) would otherwise wait for Enter,
+    its handler running only when the read returns. EOF (Ctrl-D) is an interruption."""
+    stream = stdin()
+    fd = stream.fileno()
+    while not select.select([fd], [], [], 0.2)[0]:
+        pass  # between polls Python runs the Ctrl-C handler
+    line = stream.readline()
+    if not line:
+        raise KeyboardInterrupt
+    return line.decode(errors="replace").strip()
 
 
 @contextmanager
