@@ -83,3 +83,16 @@ def manage_multi(project: Path, dsn: str, *args: str) -> subprocess.CompletedPro
         [sys.executable, str(project / "manage.py"), *args],
         cwd=project, env=env, capture_output=True, text=True, timeout=180,
     )  # fmt: skip
+
+
+def manage_fixture(
+    project: Path, dsn: str, *args: str, cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    """`manage.py` of a fixture project in tests/contrib (its own settings), run in `cwd`."""
+    env = dict(os.environ, PGWARDEN_DJANGO_DSN=dsn, COLUMNS="200")
+    env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    return subprocess.run(
+        [sys.executable, str(project / "manage.py"), *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip

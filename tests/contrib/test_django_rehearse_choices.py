@@ -13,29 +13,22 @@ says so.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
+from tests.contrib.django_site import manage_fixture
+
 pytest.importorskip("django")
 
 PROJECT = Path(__file__).parent / "django_choices"
-SRC = Path(__file__).parents[2] / "src"
 
 
 def manage(dsn: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PGWARDEN_DJANGO_DSN=dsn, COLUMNS="200")
-    env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    return subprocess.run(
-        [sys.executable, str(PROJECT / "manage.py"), *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=240, check=False,
-    )  # fmt: skip
+    return manage_fixture(PROJECT, dsn, *args, cwd=cwd)
 
 
 def test_a_runpython_mapping_choices_and_the_set_not_null_after_it_pass(
