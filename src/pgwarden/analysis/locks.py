@@ -248,11 +248,20 @@ def _reindex_partitions(ctx: Ctx, target: str, concurrent: bool) -> None:
     writer of one partition, that partition's writers queue."""
     ctx.transactional = False
     index = _partitioned_index(ctx, target)
-    ctx.lock(target, SUE if concurrent else SH, "REINDEX: the partitions listed")
+    listed = "REINDEX: the partitions listed"
+    if index:  # the index's table first, then the index; its partitions' indexes listed
+        parent = ctx.rel(target)
+        if parent is not None and parent.table is not None:
+            ctx.lock(parent.table, SUE if concurrent else SH, listed)
+        ctx.lock(target, SUE if concurrent else AE, listed, "partitioned index")
+    else:
+        ctx.lock(target, SUE if concurrent else SH, listed)
     for child in ctx.children(target):
         rel = ctx.rel(child)
-        if not index:
-            ctx.lock(child, SH, "REINDEX: the partitions listed")
+        if index:
+            ctx.lock(child, SUE if concurrent else SH, listed, "index")
+        else:
+            ctx.lock(child, SH, listed)
         if not ctx.has_storage(child):
             continue
         if index:
