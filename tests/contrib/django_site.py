@@ -23,7 +23,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 _p = conninfo_to_dict(os.environ["PGWARDEN_DJANGO_DSN"])
 SECRET_KEY = "test-only"
-USE_TZ = True
+{timezone}
 INSTALLED_APPS = ["pgwarden.contrib.django", "{app}"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 DATABASES = {{"default": {{"ENGINE": "django.db.backends.postgresql", "NAME": _p["dbname"],
@@ -31,16 +31,27 @@ DATABASES = {{"default": {{"ENGINE": "django.db.backends.postgresql", "NAME": _p
 """
 
 
-def write_project(root: Path, app: str, migrations: dict[str, str], models: str = "") -> None:
-    """Project `proj` in `root` with app `app`: its `migrations` by file name, `models.py`."""
+def write_project(
+    root: Path,
+    app: str,
+    migrations: dict[str, str],
+    models: str = "",
+    *,
+    timezone: str = "USE_TZ = True",
+    modules: dict[str, str] | None = None,
+) -> None:
+    """Project `proj` in `root` with app `app`: its `migrations` by file name, `models.py`,
+    other `modules` of the app by file name; `timezone`: the settings' USE_TZ/TIME_ZONE lines."""
     (root / "proj").mkdir()
     (root / "proj" / "__init__.py").write_text("")
-    (root / "proj" / "settings.py").write_text(SETTINGS.format(app=app))
+    (root / "proj" / "settings.py").write_text(SETTINGS.format(app=app, timezone=timezone))
     folder = root / app / "migrations"
     folder.mkdir(parents=True)
     (root / app / "__init__.py").write_text("")
     if models:
         (root / app / "models.py").write_text(models)
+    for name, text in (modules or {}).items():
+        (root / app / name).write_text(text)
     (folder / "__init__.py").write_text("")
     for name, text in migrations.items():
         (folder / name).write_text(text)

@@ -9,7 +9,6 @@ they start with the same TimeZone, and lint grades the change with it.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,22 +17,9 @@ from typing import Any
 import psycopg
 import pytest
 
+from tests.contrib.django_site import project_env, write_project
+
 pytest.importorskip("django")
-
-SRC = Path(__file__).parents[2] / "src"
-
-SETTINGS = """
-import os
-from psycopg.conninfo import conninfo_to_dict
-
-_p = conninfo_to_dict(os.environ["PGWARDEN_DJANGO_DSN"])
-SECRET_KEY = "test-only"
-{tz}
-INSTALLED_APPS = ["pgwarden.contrib.django", "shop"]
-DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-DATABASES = {{"default": {{"ENGINE": "django.db.backends.postgresql", "NAME": _p["dbname"],
-             "HOST": _p.get("host", ""), "PORT": _p.get("port", ""), "USER": _p.get("user", "")}}}}
-"""
 
 FIELDS = """
 from django.db import models
@@ -77,23 +63,15 @@ PARIS = "USE_TZ = False\nTIME_ZONE = 'Europe/Paris'"
 
 
 def _project(root: Path, tz: str) -> Path:
-    migrations = root / "shop" / "migrations"
-    migrations.mkdir(parents=True)
-    (root / "settings.py").write_text(SETTINGS.format(tz=tz))
-    (root / "shop" / "__init__.py").write_text("")
-    (root / "shop" / "fields.py").write_text(FIELDS)
-    (migrations / "__init__.py").write_text("")
-    (migrations / "0001_initial.py").write_text(INITIAL)
-    (migrations / "0002_aware.py").write_text(AWARE)
+    migrations = {"0001_initial.py": INITIAL, "0002_aware.py": AWARE}
+    write_project(root, "shop", migrations, timezone=tz, modules={"fields.py": FIELDS})
     return root
 
 
 def _manage(project: Path, dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PGWARDEN_DJANGO_DSN=dsn, DJANGO_SETTINGS_MODULE="settings")
-    env["PYTHONPATH"] = os.pathsep.join([str(project), str(SRC), env.get("PYTHONPATH", "")])
     return subprocess.run(
         [sys.executable, "-m", "django", *args],
-        cwd=project, env=env, capture_output=True, text=True, timeout=180,
+        cwd=project, env=project_env(project, dsn), capture_output=True, text=True, timeout=180,
     )  # fmt: skip
 
 
