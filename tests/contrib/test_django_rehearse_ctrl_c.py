@@ -7,7 +7,6 @@ project's 0002 sleeps in SQL, so the rehearsal is interrupted while it runs a st
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.contrib.django_site import SRC
+from tests.contrib.django_site import project_env
 from tests.contrib.test_django_ctrl_c_twice import _project
 from tests.rehearse.test_cli import _assert_clean, _wait_for_sleep
 
@@ -50,19 +49,20 @@ def sandbox() -> Iterator[Path]:
     subprocess.run(["rm", "-rf", str(d)], check=False)
 
 
+def sandbox_env(db: str, root: Path, sandbox: Path, **extra: str) -> dict[str, str]:
+    """The environment of `manage.py pgwarden rehearse` for the project in `root`, its
+    temporary files and rehearsal records in `sandbox`."""
+    return project_env(
+        root, db, TMPDIR=str(sandbox), PGWARDEN_REHEARSALS=str(sandbox / "records"), **extra
+    )
+
+
 def test_ctrl_c_during_rehearse_is_one_message_and_exit_2(
     db: str, conn: psycopg.Connection[Any], tmp_path: Path, sandbox: Path
 ) -> None:
     _project(tmp_path, SLEEPS)
     conn.execute(DJANGO_MIGRATIONS)  # as Django's recorder creates it
-    env = dict(
-        os.environ,
-        TMPDIR=str(sandbox),
-        PGWARDEN_REHEARSALS=str(sandbox / "records"),
-        PGWARDEN_DJANGO_DSN=db,
-        DJANGO_SETTINGS_MODULE="proj.settings",
-        PYTHONPATH=os.pathsep.join([str(tmp_path), str(SRC)]),
-    )
+    env = sandbox_env(db, tmp_path, sandbox)
     report = tmp_path / "report.html"
     proc = subprocess.Popen(
         [sys.executable, "-m", "django", "pgwarden", "rehearse", "--report", str(report)],

@@ -11,7 +11,6 @@ while one runs is one message, a partial report and exit 2.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -22,9 +21,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.contrib.django_site import SRC
 from tests.contrib.test_django_ctrl_c_twice import BUSY, _project
-from tests.contrib.test_django_rehearse_ctrl_c import DJANGO_MIGRATIONS, sandbox
+from tests.contrib.test_django_rehearse_ctrl_c import DJANGO_MIGRATIONS, sandbox, sandbox_env
 from tests.contrib.test_django_upgrades import line_of, manage, released
 from tests.rehearse.test_cli import _assert_clean
 
@@ -113,16 +111,7 @@ class Migration(migrations.Migration):
 
 
 def _env(db: str, root: Path, sandbox: Path, **extra: str) -> dict[str, str]:
-    return dict(
-        os.environ,
-        TMPDIR=str(sandbox),
-        PGWARDEN_REHEARSALS=str(sandbox / "records"),
-        PGWARDEN_DJANGO_DSN=db,
-        DJANGO_SETTINGS_MODULE="proj.settings",
-        PYTHONPATH=os.pathsep.join([str(root), str(SRC)]),
-        COLUMNS="200",
-        **extra,
-    )
+    return sandbox_env(db, root, sandbox, COLUMNS="200", **extra)
 
 
 def test_a_failing_runpython_is_rh102_naming_the_migration(
