@@ -153,7 +153,8 @@ def lint(
     preflight_dsn: str | None = None,
     sources: Sources | None = None,
 ) -> tuple[Plan, LintResult]:
-    """Lint SQL files (or parsed `sources`) as one deploy; returns the plan and its findings.
+    """Lint SQL files (or parsed `sources`) in order, each one migration; returns the plan
+    and its findings. Without a snapshot, what an earlier file created is not new.
 
     With `preflight_dsn`, also count existing rows the new constraints would reject.
     """

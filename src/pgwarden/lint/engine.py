@@ -212,6 +212,7 @@ def _lint_plan(
     # most rules are about one kind of statement, so most never run on a given one.
     by_kind: dict[object, list[Rule]] = {}
     for step in plan.lint_steps():  # a DO block's statements are sub-steps
+        ctx.enter(step)
         kind = step.kind
         subtypes = None
         key: object = kind

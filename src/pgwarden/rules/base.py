@@ -122,6 +122,10 @@ class LintContext:
     plan: Plan
     snapshot: Snapshot | None = None
     created: set[str] = field(default_factory=set)  # relations created by earlier steps
+    # Without a snapshot, relations an earlier migration (file) created: it may have run
+    # long ago, so they are not new any more (relation -> that file).
+    earlier: dict[str, str] = field(default_factory=dict)
+    unit: str | None = None  # the file of the step being linted
     dropped: set[str] = field(default_factory=set)  # tables dropped by earlier steps
     # lock_timeout in ms by scope: a transaction id for SET LOCAL, None for the session.
     lock_timeouts: dict[int | None, int] = field(default_factory=dict)
@@ -137,6 +141,19 @@ class LintContext:
             return {}
         return self.held.get(step.transaction, {})
 
+    def enter(self, step: Step) -> None:
+        """Start linting `step`. Its file is one migration: without a snapshot nothing
+        tells whether an earlier file already ran (a folder of migrations holds years of
+        them), so what earlier files created or added is not new any more."""
+        path = step.location.path
+        if path == self.unit:
+            return
+        if self.unit is not None and self.snapshot is None:
+            self.earlier.update(dict.fromkeys(self.created, self.unit))
+            self.created.clear()
+            self.added_columns.clear()
+        self.unit = path
+
     def after(self, step: Step) -> None:
         """Record what `step` leaves behind for later steps."""
         effects = step.effects
@@ -149,8 +166,9 @@ class LintContext:
         if altered is not None:
             for subtype, cmd in alter_cmds(step):
                 if subtype == "AT_AddColumn":
-                    name = cmd.get("def", {}).get("ColumnDef", {}).get("colname")
-                    self.added_columns.add((altered, str(name)))
+                    name = str(cmd.get("def", {}).get("ColumnDef", {}).get("colname"))
+                    if not self._shown_column(altered, name):
+                        self.added_columns.add((altered, name))
         setting = step.tree.get("VariableSetStmt")
         if setting is not None and setting.get("name") == "lock_timeout":
             scope = step.transaction if setting.get("is_local") else None
@@ -180,12 +198,30 @@ class LintContext:
             and self.snapshot.table(relation) is not None
         )
 
+    def _shown_column(self, table: str, column: str) -> bool:
+        """Whether the snapshot's catalog shows `table` with `column` already: the column
+        was added by a migration the database ran, and code may use it."""
+        catalog = self.snapshot.catalog if self.snapshot is not None else None
+        if catalog is None or _bare(table) in self.created:
+            return False
+        parts = table.split(".")
+        rel = catalog.resolve(parts[0] if len(parts) > 1 else None, parts[-1].strip('"'))
+        return rel is not None and rel.column(column) is not None
+
     def judge(self, relation: str, *, lock_s: float | None = None) -> TableJudgement:
         """Severity of holding a blocking lock on `relation` for about `lock_s` seconds."""
-        if _bare(relation) in self.created:
+        bare = _bare(relation)
+        if bare in self.created:
             return TableJudgement(None, "created earlier in this plan")
         if self.snapshot is None:
-            return _NO_STATS
+            made_by = self.earlier.get(bare)
+            if made_by is None:
+                return _NO_STATS
+            return TableJudgement(
+                Severity.ERROR,
+                f"size unknown: created by {made_by}, an earlier migration that may have run"
+                " long ago (no stats given), so assumed large and busy",
+            )
         table = self.snapshot.table(relation)
         if table is None:
             return _NOT_IN_SNAPSHOT
