@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 from tests.contrib.django_site import project_env, write_project
+from tests.fixtures.pgbouncer import needs_pgbouncer, pgbouncer
 
 pytest.importorskip("django")
 
@@ -130,3 +131,25 @@ def test_lint_grades_with_djangos_timezone(
     assert r.returncode == 0, r.stdout + r.stderr
     # UTC: in place (was an error: the session TimeZone was assumed not UTC)
     assert _pw104(project, db) == expected
+
+
+@needs_pgbouncer
+def test_migrate_through_pgbouncer_keeps_djangos_timezone(db: str, tmp_path: Path) -> None:
+    # PgBouncer before 1.20 refuses a start-up `options` ("unsupported startup parameter"):
+    # the TimeZone reaches the server as the start-up parameter libpq sends for PGTZ.
+    with psycopg.connect(db, autocommit=True) as conn:
+        name = conn.execute("SELECT current_database()").fetchone()
+        assert name is not None
+        conn.execute(f"ALTER DATABASE {name[0]} SET TimeZone = 'UTC'")
+    project = _project(tmp_path, PARIS)
+    with pgbouncer(db) as through:
+        r = _manage(project, through, "migrate", "shop", "0001", "--verbosity", "0")
+        assert r.returncode == 0, r.stdout + r.stderr
+        before = _relfilenode(db)
+        r = _manage(
+            project, through, "pgwarden", "migrate", "--env", "test", "--yes", "--restamp",
+            "--journal-file", str(tmp_path / "journal.jsonl"),
+        )  # fmt: skip
+        assert r.returncode == 0, r.stdout + r.stderr
+    # rewritten, as Django's own `migrate` does it in Europe/Paris (in place only in UTC)
+    assert _relfilenode(db) != before

@@ -23,6 +23,7 @@ import sys
 import tokenize
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ __all__ = [
     "collect",
     "database_url",
     "django_help",
+    "django_timezone",
     "locate",
     "select_migrations",
     "session_timezone",
@@ -115,14 +117,29 @@ def database_url(connection: Any) -> str:
     }
     if "dbname" not in keep and "database" in params:
         keep["dbname"] = params["database"]
-    tz = session_timezone(connection)
-    if tz is not None and tz != _default_timezone(connection):
-        # Django sets TimeZone on each connection it opens; a session started from this
-        # URL gets the same one from its start (an ALTER ... TYPE timestamptz from
-        # timestamp is done in place only when it is UTC).
-        option = "-c TimeZone=" + tz.replace("\\", "\\\\").replace(" ", "\\ ")
-        keep["options"] = f"{keep.get('options') or ''} {option}".strip()
     return make_conninfo(**{k: str(v) for k, v in keep.items() if v not in (None, "")})
+
+
+@contextmanager
+def django_timezone(connection: Any) -> Iterator[None]:
+    """While inside, connections pgwarden opens start in the TimeZone Django sets on its
+    own (an ALTER ... TYPE timestamptz from timestamp is done in place only in UTC).
+
+    libpq sends `PGTZ` as the start-up parameter TimeZone, which PgBouncer passes on to
+    the server; a start-up `options=-c TimeZone=...` would make PgBouncer before 1.20
+    refuse the connection ("unsupported startup parameter: options").
+    """
+    tz = session_timezone(connection)
+    before = os.environ.get("PGTZ")
+    if tz is not None:
+        os.environ["PGTZ"] = tz
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("PGTZ", None)
+        else:
+            os.environ["PGTZ"] = before
 
 
 def session_timezone(connection: Any) -> str | None:
@@ -131,14 +148,6 @@ def session_timezone(connection: Any) -> str | None:
     sets none (the server's default stays)."""
     name = connection.timezone_name
     return str(name) if name else None
-
-
-def _default_timezone(connection: Any) -> str:
-    """The TimeZone a new session of Django's connection settings starts with (before
-    Django sets its own)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT reset_val FROM pg_settings WHERE name = 'TimeZone'")
-        return str(cursor.fetchone()[0])
 
 
 def select_migrations(

@@ -27,6 +27,7 @@ from pgwarden.contrib.django.source import (
     collect,
     database_url,
     django_help,
+    django_timezone,
     record_sql,
     select_migrations,
     session_timezone,
@@ -162,12 +163,13 @@ class Command(BaseCommand):  # type: ignore[misc]
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]
         try:
-            if action == "lint":
-                code = self._lint(options)
-            elif action == "migrate":
-                code = self._migrate(options)
-            else:
-                code = self._rehearse(options)
+            with django_timezone(connections[options["database"]]):
+                if action == "lint":
+                    code = self._lint(options)
+                elif action == "migrate":
+                    code = self._migrate(options)
+                else:
+                    code = self._rehearse(options)
         except PgwardenError as exc:
             if options.get("traceback"):
                 raise
