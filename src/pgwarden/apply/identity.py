@@ -301,8 +301,9 @@ def check_target(
     `tables` holding data (see `user_tables`) or `history` but no stamp is
     refused rather than stamped. With
     `warn` (a dry run), the protection checks (confirmation, verified backup)
-    report what a real run would refuse instead of raising; the target's
-    identity still must match. `config` is the file that declares `environments`
+    report what a real run would refuse instead of raising, and so does a
+    database with data but no stamp; a stamp naming another target still
+    raises. `config` is the file that declares `environments`
     (`Settings.source`), for the hints.
     """
     if env_name is not None:
@@ -336,13 +337,16 @@ def check_target(
         _same_target(name, ident, stamp)
     elif stamp is None and not restamp and (tables or history):
         what = f"{tables} table{'s' * (tables != 1)} with data" if tables else "pgwarden history"
-        raise Refused(
+        unstamped = Refused(
             f"database {ident.database_name!r} holds {what} but no pgwarden stamp: it was "
             "never applied to by pgwarden, or its stamp was dropped; refusing to stamp it "
             f"as {name!r} without being told",
             hint=f"if this database really is {name}, adopt it with --restamp --env {name} "
             "(the history in pgwarden.applied decides what is already applied)",
         )
+        if warn is None:
+            raise unstamped
+        warn(unstamped)  # a dry run previews what --restamp would then run
     stamped = stamp.protected if stamp is not None and stamp.environment == name else None
     if restamp:
         stamped = None

@@ -78,7 +78,9 @@ class StepPreview:
     sql: str
     location: str
     transaction: int | None
-    state: str  # pending, applied, skipped (guard-owned timeout / transaction control)
+    # pending, applied, skipped (guard-owned timeout / transaction control), unknown (the
+    # history could not be read)
+    state: str
     point_of_no_return: bool
     locks: tuple[str, ...]
     lock_timeout_ms: int | None
@@ -162,8 +164,11 @@ def preview(
     keys: Sequence[str],
     applied: set[str],
     policies: dict[int, LockPolicy] | None = None,
+    *,
+    unknown: bool = False,
 ) -> tuple[StepPreview, ...]:
-    """Each step with its state, its locks and whether it is a point of no return."""
+    """Each step with its state, its locks and whether it is a point of no return;
+    `unknown`: the history could not be read, so no step is pending or applied."""
     unit_of: dict[int, int] = {}
     try:
         for u in build_units(plan, keys):
@@ -175,6 +180,8 @@ def preview(
     for s, k in zip(plan.steps, keys, strict=True):
         if s.is_transaction_control or guard_owned(s):
             state = "skipped"
+        elif unknown:
+            state = "unknown"
         else:
             state = "applied" if k in applied else "pending"
         pol = (policies or {}).get(unit_of.get(s.index, -1))

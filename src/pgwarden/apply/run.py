@@ -63,8 +63,9 @@ from pgwarden.apply.watchdog import Watchdog
 from pgwarden.errors import DatabaseError, InputError, PgwardenError, Refused, UsageError
 from pgwarden.lint.rewrite import Rewrite, rewrite_plan
 from pgwarden.pg.connect import connect
+from pgwarden.pg.journal_access import check_journal_readable
 from pgwarden.plan import Plan
-from pgwarden.settings import Environment, Settings, is_protected
+from pgwarden.settings import Environment, Settings, check_env_name, is_protected
 
 _ADVISORY_KEY = 0x70677764  # "pgwd": one apply at a time per database
 
@@ -196,6 +197,10 @@ def apply_plan(
         ident = read_identity(conn)
         if not dry_run:
             check_writable(conn, ident)
+        elif (unreadable := _journal_unreadable(conn)) is not None:
+            return _blind_preview(
+                conn, plan, keys, units, snapshot, lim, rewrites, guard, cfg, unreadable
+            )
 
         def decide(interactive: bool) -> _Decision:
             stamp = read_stamp(conn, lost_ok=restamp)
@@ -346,6 +351,48 @@ def _after_lost_connection(
         observer=observer,
         cancel=cancel,
     )
+
+
+def _journal_unreadable(conn: psycopg.Connection[tuple[object, ...]]) -> DatabaseError | None:
+    """Why this role may not read pgwarden's schema (stamp, history), or None."""
+    try:
+        check_journal_readable(conn)
+    except DatabaseError as exc:
+        return exc
+    return None
+
+
+def _blind_preview(
+    conn: psycopg.Connection[tuple[object, ...]],
+    plan: Plan,
+    keys: list[str],
+    units: list[Unit],
+    snapshot: Snapshot | None,
+    lim: Limits,
+    rewrites: tuple[Rewrite, ...],
+    guard: GuardPolicy,
+    cfg: Settings,
+    unreadable: DatabaseError,
+) -> ApplyResult:
+    """A dry run by a role that may not read pgwarden's schema: the plan, its locks and
+    timeouts, each step's state `unknown` (the history is unread), and what could not be
+    checked, instead of stopping at the first read of the stamp."""
+    warnings = [
+        f"{unreadable.message}: which steps are already applied and what the stamp records "
+        "(environment, protection, identity) are unknown, so no step's state is shown and "
+        "the target is not checked; a real run as this role stops before changing "
+        f"anything (hint: {unreadable.hint})"
+    ]
+    name = guard.env
+    if name is not None:
+        check_env_name(name)
+        refusals: list[Refused] = []
+        protected = is_protected(name, cfg.environments, None)
+        _check_roles(conn, Environment(name, protected), cfg, guard, refusals)
+        warnings += [f"a real run would be refused: {r.message} (hint: {r.hint})" for r in refusals]
+    policies = {u.index: derive_lock_policy(u, snapshot, lim) for u in units}
+    steps = preview(plan, keys, set(), policies, unknown=True)
+    return ApplyResult(None, "dry-run", name, steps, rewrites, warnings=tuple(warnings))
 
 
 def _offline_preview(plan: Plan, rewrite: bool, snapshot: Snapshot | None) -> ApplyResult:

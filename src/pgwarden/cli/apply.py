@@ -221,12 +221,18 @@ def _render_preview(result: Any) -> None:
         )
         lines.extend(Text("    → " + " ".join(r.split())) for r in rw.replacement)
     tx: int | None = None
-    for s in result.steps:
-        if s.transaction != tx:
+    for n, s in enumerate(result.steps):
+        if s.transaction != tx or (n == 0 and s.transaction is None):
             if s.transaction is not None:
                 lines.append(styled("[dim]-- transaction {}[/]", s.transaction))
+            else:  # after a transaction, or first: say these run each on its own
+                lines.append(styled("[dim]-- each statement on its own[/]"))
             tx = s.transaction
-        mark = {"applied": "[dim]applied[/]", "skipped": "[dim]skipped[/]"}.get(s.state, "pending")
+        mark = {
+            "applied": "[dim]applied[/]",
+            "skipped": "[dim]skipped[/]",
+            "unknown": "[yellow]unknown[/]",
+        }.get(s.state, "pending")
         pnr = " [bold red]POINT OF NO RETURN[/]" if s.point_of_no_return else ""
         details = [*s.locks]
         if s.lock_timeout_ms:
