@@ -166,11 +166,22 @@ def _trace(
             (p.table, p.kind, s, e) for p in plist for s, e in blocked_ops(p, waits.get(p.pid, []))
         ]
         st.extra["probe_ops"] = sum(len(p.ops) for p in plist)
+        if probes is not None:
+            st.notes += probes.notes(lambda t: _when(st.traces, t))
         st.extra["locks"] = [
             (h.relation, h.mode, h.start_s, h.end_s, h.granted)
             for h in sampler.held_between(0.0, float("inf"))
         ]
         st.extra["sampler"] = {"samples": sampler.samples, "max_gap_s": sampler.max_gap_s}
+
+
+def _when(traces: Sequence[StepTrace], t: float) -> str:
+    """When `t` (seconds since the trace began) was, by the steps: "during step 3"."""
+    during = [tr.index for tr in traces if tr.start_s <= t <= tr.end_s]
+    if during:
+        return f"during step {during[-1]}"
+    before = [tr.index for tr in traces if tr.end_s < t and tr.status != "skipped"]
+    return f"after step {before[-1]}" if before else "before the first step"
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,9 @@ point UPDATE and an INSERT of a fresh synthetic row), each on its own
 autocommit connection, in a loop with a short pause. Every operation's
 interval is kept; an operation counts as blocked when the sampler saw its
 backend waiting for a lock while it ran, and then its whole latency counts.
+An INSERT takes a row whose unique keys no row has (rehearse/fresh.py); a
+table whose keys hold no more (a `char(2)` key with its 1,296 rows) gets an
+UPDATE instead, and `notes` says so, as it says which writes failed.
 """
 
 from __future__ import annotations
@@ -12,18 +15,17 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import psycopg
 from psycopg import sql
 
 from pgwarden.rehearse.datagen import Table, insert_one, key_lookup, value
+from pgwarden.rehearse.fresh import FreshRows, fresh_rows
 from pgwarden.threads import Background
 
 __all__ = ["Op", "Probe", "ProbeSet"]
-
-_FRESH = 1_000_000  # a writer's INSERT i is row _FRESH + rows + i of its table
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,11 @@ class Probe:
     started: int = 0  # ops begun
     last_start_s: float = -1.0
     in_flight_since: float | None = None
+    inserts: list[int] = field(default_factory=list)  # row numbers of the INSERTs tried
+    inserted: list[int] = field(default_factory=list)  # ... and of those that succeeded
+    no_key_since: float | None = None  # when the writer found no fresh key left
+    # failed operations by (INSERT/UPDATE/SELECT, SQLSTATE): count, first message, first time
+    failures: dict[tuple[str, str], tuple[int, str, float]] = field(default_factory=dict)
 
 
 class ProbeSet:
@@ -69,6 +76,7 @@ class ProbeSet:
         self.probes = [Probe(n, k) for n in names for k in ("read", "write")]
         self._conns: list[psycopg.Connection[tuple[object, ...]]] = []
         self._threads: list[threading.Thread] = []
+        self.fresh: dict[str, FreshRows] = {}
 
     def start(self) -> None:
         for p in self.probes:
@@ -77,36 +85,76 @@ class ProbeSet:
             )
             self._conns.append(conn)
             p.pid = conn.info.backend_pid
+            if p.kind == "write":  # before any probe runs: against the loaded rows
+                self.fresh[p.table] = fresh_rows(conn, self._tables, p.table)
             th = Background(target=self._loop, args=(p, conn), daemon=True)
             self._threads.append(th)
         for thread in self._threads:
             thread.start()
 
-    def _statements(self, p: Probe, i: int) -> sql.Composed:
+    def _fresh_row(self, p: Probe, now: float) -> int | None:
+        """The row number of `p`'s next INSERT: one whose keys no row has; None if none."""
+        with self._lock:
+            fresh = self.fresh[p.table]
+            g = fresh.take(len(p.inserts) + 1)
+            if g is None and fresh.follows is not None:  # rows the parent's writer added
+                parent = next(
+                    (q for q in self.probes if q.table == fresh.follows and q.kind == "write"),
+                    None,
+                )
+                done = len(p.inserts) - (fresh.size() or 0)
+                if parent is not None and done < len(parent.inserted):
+                    g = parent.inserted[done]
+            if g is None:
+                waits = fresh.follows is not None and any(  # for the parent's next row
+                    q.table == fresh.follows and q.kind == "write" for q in self.probes
+                )
+                if p.no_key_since is None and not waits:
+                    p.no_key_since = now
+                return None
+            p.inserts.append(g)
+            return g
+
+    def _statements(self, p: Probe, i: int, now: float) -> tuple[str, sql.Composed, int | None]:
+        """The operation's verb, statement and, for an INSERT, its row number."""
         t = self._tables[p.table]
         rows = max(t.rows, 1)
         g = 1 + (i * 7919) % rows
         if p.kind == "read":
-            return sql.SQL("SELECT * FROM {} WHERE {} LIMIT 1").format(
-                sql.SQL(p.table), key_lookup(self._tables, p.table, g)
+            return (
+                "SELECT",
+                sql.SQL("SELECT * FROM {} WHERE {} LIMIT 1").format(
+                    sql.SQL(p.table), key_lookup(self._tables, p.table, g)
+                ),
+                None,
             )
-        if i % 2 == 0:
-            return insert_one(self._tables, p.table, _FRESH + rows + i)
+        if i % 2 == 0 and (new := self._fresh_row(p, now)) is not None:
+            return "INSERT", insert_one(self._tables, p.table, new), new
         settable = [c for c in t.columns if not c.generated and c.identity != "a" and not c.unique]
         col = settable[0] if settable else None
         if col is None:
-            return sql.SQL("SELECT 1 FROM {} WHERE {} FOR UPDATE").format(
-                sql.SQL(p.table), key_lookup(self._tables, p.table, g)
+            return (
+                "SELECT FOR UPDATE",
+                sql.SQL("SELECT 1 FROM {} WHERE {} FOR UPDATE").format(
+                    sql.SQL(p.table), key_lookup(self._tables, p.table, g)
+                ),
+                None,
             )
-        return sql.SQL("UPDATE {t} SET {c} = {c} WHERE {w}").format(
-            t=sql.SQL(p.table), c=sql.Identifier(col.name), w=key_lookup(self._tables, p.table, g)
+        return (
+            "UPDATE",
+            sql.SQL("UPDATE {t} SET {c} = {c} WHERE {w}").format(
+                t=sql.SQL(p.table),
+                c=sql.Identifier(col.name),
+                w=key_lookup(self._tables, p.table, g),
+            ),
+            None,
         )
 
     def _loop(self, p: Probe, conn: psycopg.Connection[tuple[object, ...]]) -> None:
         i = 0
         while not self._stop.is_set():
             i += 1
-            stmt = self._statements(p, i)
+            verb, stmt, new = self._statements(p, i, time.perf_counter() - self._t0)
             start = time.perf_counter() - self._t0
             with self._lock:
                 p.started += 1
@@ -119,10 +167,18 @@ class ProbeSet:
                 if self._stop.is_set() or conn.closed:
                     return
                 error = exc.sqlstate or type(exc).__name__
+                said = str(exc).strip().splitlines()
+                with self._lock:
+                    n, first, at = p.failures.get(
+                        (verb, error), (0, said[0] if said else "", start)
+                    )
+                    p.failures[verb, error] = (n + 1, first, at)
             end = time.perf_counter() - self._t0
             with self._lock:
                 p.ops.append(Op(start, end, error))
                 p.in_flight_since = None
+                if new is not None and error is None:
+                    p.inserted.append(new)
             self._stop.wait(self._pause if error is None else 0.05)
 
     def all_started_since(self, t: float) -> list[Probe]:
@@ -139,17 +195,17 @@ class ProbeSet:
         writer = next((p for p in self.probes if p.table == name and p.kind == "write"), None)
         if name is None or writer is None or not self._tables[name].keys:
             return None
-        t = self._tables[name]
-        g, lo = sql.SQL("g"), _FRESH + max(t.rows, 1)
-        keys = t.keys[0]
+        g = sql.SQL("g")
+        keys = self._tables[name].keys[0]
+        with self._lock:
+            tried = list(writer.inserts)
         query = sql.SQL(
             "SELECT count(*), count(*) FILTER (WHERE ({k}) IN (SELECT {v} FROM "
-            "generate_series({lo}::bigint, {hi}::bigint) AS s(g))) FROM {t} WHERE {c} IS NULL"
+            "unnest({tried}::bigint[]) AS s(g))) FROM {t} WHERE {c} IS NULL"
         ).format(
             k=sql.SQL(", ").join(sql.Identifier(k) for k in keys),
             v=sql.SQL(", ").join(value(self._tables, name, k, g) for k in keys),
-            lo=sql.Literal(lo + 1),
-            hi=sql.Literal(lo + writer.started),
+            tried=sql.Literal(tried),
             t=sql.SQL(name),
             c=sql.Identifier(column),
         )
@@ -158,6 +214,35 @@ class ProbeSet:
         except psycopg.Error:  # the key changed with the migration: not told
             return None
         return (int(str(row[0])), int(str(row[1]))) if row is not None else None
+
+    def notes(self, step_at: Callable[[float], str]) -> list[str]:
+        """What the probe traffic could not do as asked: tables whose keys left the writer
+        no row to insert, and operations the server refused (`step_at` says when a time
+        was: "during step 3")."""
+        out: list[str] = []
+        with self._lock:
+            for p in self.probes:
+                fresh = self.fresh.get(p.table)
+                if p.kind == "write" and fresh is not None and p.no_key_since is not None:
+                    why = f" ({fresh.why})" if fresh.why else ""
+                    if not p.inserts:
+                        out.append(
+                            f"probe traffic on {p.table}: no INSERT, since no key was left for "
+                            f"a new row{why}; its writer updated existing rows instead"
+                        )
+                    else:
+                        out.append(
+                            f"probe traffic on {p.table}: {len(p.inserts):,} INSERTs, then no "
+                            f"key was left for a new row{why}; its writer updated existing "
+                            f"rows from {p.no_key_since:.1f} s on"
+                        )
+                for (verb, state), (n, first, at) in sorted(p.failures.items()):
+                    out.append(
+                        f"probe traffic on {p.table}: {verb} failed {n:,} time(s) with "
+                        f"SQLSTATE {state} ({first}), the first {step_at(at)}; the probes "
+                        "write as the application did before the migration"
+                    )
+        return out
 
     def stop(self) -> None:
         self._stop.set()
