@@ -36,7 +36,7 @@ def test_restamp_adopts_unstamped_targets_holding_data(
     assert "no pgwarden stamp" in refused.stdout + refused.stderr
     assert not any(has_column(dsn, "note") for dsn in dsns)
     status = cli(tmp_path, "fleet", "status", "--fleet", "tenants")
-    assert "wave 1 canary: halted while applying (1 targets)" in status.stdout, status.stdout
+    assert "wave 1 canary: halted while applying (1 target)" in status.stdout, status.stdout
 
     adopted = cli(tmp_path, "fleet", "resume", "--fleet", "tenants", "--env", "dev", "--restamp")
     assert adopted.returncode == 0, adopted.stdout + adopted.stderr

@@ -179,8 +179,8 @@ def test_alembic_targets_at_different_revisions_reach_head_in_waves(
     args = ("fleet", "apply", "--alembic", "migrations/alembic.ini", "--fleet", "tenants")
     dry = cli(home, *args, "--env", "staging", "--dry-run")
     assert dry.returncode == 0, dry.stderr
-    assert "fa004: alembic_version 0002 -> 0003: 1 revision(s): 0003;" in dry.stdout, dry.stdout
-    assert "fa001: alembic_version base -> 0003: 3 revision(s): 0001, 0002, 0003;" in dry.stdout
+    assert "fa004: alembic_version 0002 -> 0003: 1 revision: 0003;" in dry.stdout, dry.stdout
+    assert "fa001: alembic_version base -> 0003: 3 revisions: 0001, 0002, 0003;" in dry.stdout
     assert "fa005: alembic_version 0003 -> 0003: nothing to run" in dry.stdout
 
     first = cli(home, *args, "--env", "staging")
@@ -201,7 +201,7 @@ def test_alembic_targets_at_different_revisions_reach_head_in_waves(
     assert st["fa006"]["change"] == "none" and st["fa006"]["rollout_state"] == "pending"
     assert st["fa005"]["change"] == "applied"  # at head before the rollout
     text = cli(home, "fleet", "status", "--fleet", "tenants").stdout
-    line = "fa001: wave 1 done; change applied; 1 plan(s) applied; alembic_version base -> 0003"
+    line = "fa001: wave 1 done; change applied; 1 plan applied; alembic_version base -> 0003"
     assert line in text, text
 
     with psycopg.connect(members[BAD - 1].dsn, autocommit=True) as c:
@@ -234,7 +234,7 @@ def test_alembic_revision_reading_data_runs_online_on_every_target(
     _write_revision(versions, "0004", "0003", "reads data", body)
     args = ("fleet", "apply", "--alembic", "migrations/alembic.ini", "--fleet", "tenants")
     dry = cli(home, *args, "--env", "staging", "--dry-run")
-    assert "fa001: alembic_version 0003 -> 0004: 1 revision(s): 0004 (online);" in dry.stdout, (
+    assert "fa001: alembic_version 0003 -> 0004: 1 revision: 0004 (online);" in dry.stdout, (
         dry.stdout + dry.stderr
     )
     done = cli(home, *args, "--env", "staging")

@@ -43,9 +43,9 @@ def test_the_dry_run_drops_empty_waves_and_says_how_many_at_once(
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[:4] == [
-        "wave 1 canary: 1 target(s), 1 at a time, bake 0 s",
+        "wave 1 canary: 1 target, 1 at a time, bake 0 s",
         "  a",
-        "wave 3 rest: 2 target(s), 2 at a time, bake 0 s",
+        "wave 3 rest: 2 targets, 2 at a time, bake 0 s",
         "  b, c",
     ], r.stdout
     assert "eu" not in r.stdout and all(line.strip() for line in lines)

@@ -259,4 +259,4 @@ def test_an_http_gate_halts_a_rollout_of_a_real_target(
         _Exporter.health = 200
     assert went_on.returncode == 1, went_on.stdout + went_on.stderr
     assert "gate http failed after wave 1" in went_on.stdout
-    assert "1 gate check(s) failed (on_error = continue)" in went_on.stderr
+    assert "1 gate check failed (on_error = continue)" in went_on.stderr

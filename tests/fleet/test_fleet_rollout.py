@@ -239,7 +239,7 @@ def test_failed_target_halts_wave_3_and_resume_finishes(
         c.execute("UPDATE accounts SET balance = 70 WHERE id = 7")
     done = cli(home, "fleet", "resume", "--fleet", "roll", "--env", "staging")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "51 target(s) have the change, 0 failed, 0 never touched" in done.stdout
+    assert "51 targets have the change, 0 failed, 0 never touched" in done.stdout
     status = _status(home, "roll")
     assert status[""]["state"] == "done"
     for m in members:

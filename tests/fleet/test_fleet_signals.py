@@ -58,7 +58,7 @@ def test_targets_left_out_of_every_wave_are_an_error() -> None:
     cfg = FleetConfig(name="f", waves=(WaveSpec("one", count=1), WaveSpec("half", percent=50)))
     with pytest.raises(ConfigError) as info:
         plan_waves(cfg, [_t(f"t{i}") for i in range(4)])
-    assert "2 target(s) are in no wave (t2, t3)" in info.value.message
+    assert "2 targets are in no wave (t2, t3)" in info.value.message
     assert "percent = 100" in str(info.value.hint)
 
 

@@ -37,6 +37,6 @@ def test_status_leaves_empty_waves_out(
     status = cli(tmp_path, "fleet", "status", "--fleet", "f")
     assert status.returncode == 0, status.stdout + status.stderr
     waves = [x.strip() for x in status.stdout.splitlines() if x.strip().startswith("wave ")]
-    assert waves == ["wave 1 canary: done (1 targets)", "wave 3 rest: done (2 targets)"], (
+    assert waves == ["wave 1 canary: done (1 target)", "wave 3 rest: done (2 targets)"], (
         status.stdout
     )

@@ -167,6 +167,7 @@ def _drive(kw: dict[str, Any], settings: Any, command: str, run: Any) -> None:
 
 def _report(result: Any) -> None:
     from pgwarden.fleet.rollout import RolloutResult
+    from pgwarden.fleet.words import count
 
     assert isinstance(result, RolloutResult)
     done = result.names("done")
@@ -179,10 +180,10 @@ def _report(result: Any) -> None:
     )
     _say(
         styled(
-            "rollout {} [bold]{}[/]: {} target(s) have the change, {} failed{}, {} never touched",
+            "rollout {} [bold]{}[/]: {} the change, {} failed{}, {} never touched",
             result.rollout_id,
             result.state,
-            len(done),
+            count(len(done), "target") + (" has" if len(done) == 1 else " have"),
             len(result.names("failed")),
             others,
             len(untouched),
@@ -200,8 +201,8 @@ def _report(result: Any) -> None:
         if failed_gates:  # on_error = continue went past them: CI must still notice
             err.print(
                 styled(
-                    "[bold red]pgwarden: error:[/] {} gate check(s) failed (on_error = continue)",
-                    len(failed_gates),
+                    "[bold red]pgwarden: error:[/] {} failed (on_error = continue)",
+                    count(len(failed_gates), "gate check"),
                 )
             )
             sys.exit(EXIT_FINDINGS)
@@ -238,17 +239,20 @@ def _alembic_change(alembic_ini: str, cfg: Any, chosen: list[Any]) -> Any:
 
 def _dry_run(cfg: Any, chosen: list[Any], plan: Any, rewrite: bool) -> None:
     from pgwarden.fleet.alembic import AlembicChange
+    from pgwarden.fleet.rollout import check_plan
     from pgwarden.fleet.waves import plan_waves
+    from pgwarden.fleet.words import count
 
+    check_plan(plan, rewrite=rewrite)  # what the real run would refuse, the dry run refuses
     for w in plan_waves(cfg, chosen):
         if not w.targets:  # the rollout skips it too (nothing to apply, nothing to check)
             continue
         _say(
             styled(
-                "[bold]wave {} {}[/]: {} target(s), {} at a time, bake {} s",
+                "[bold]wave {} {}[/]: {}, {} at a time, bake {} s",
                 w.index,
                 w.name,
-                len(w.targets),
+                count(len(w.targets), "target"),
                 min(w.parallel, len(w.targets)),
                 f"{w.bake_s:g}",
             )
@@ -263,8 +267,8 @@ def _dry_run(cfg: Any, chosen: list[Any], plan: Any, rewrite: bool) -> None:
             _say(
                 f"  {t.name}: alembic_version {key} -> {', '.join(plan.heads)}: "
                 + (
-                    f"{len(revs)} revision(s): {', '.join(revs)}; "
-                    f"{len(plan.plans[key].steps)} step(s)"
+                    f"{count(len(revs), 'revision')}: {', '.join(revs)}; "
+                    f"{count(len(plan.plans[key].steps), 'step')}"
                     if revs
                     else "nothing to run"
                 )
@@ -272,7 +276,7 @@ def _dry_run(cfg: Any, chosen: list[Any], plan: Any, rewrite: bool) -> None:
     if isinstance(plan, AlembicChange):
         what = "each target's revisions would be applied"
     else:
-        what = f"{len(plan.steps)} step(s) would be applied"
+        what = f"{count(len(plan.steps), 'step')} would be applied"
     if rewrite:
         what += " (rewritten per target from its own traffic snapshot)"
     _say(f"dry run: {what}; nothing was executed")
@@ -390,6 +394,7 @@ def fleet_status_cmd(fmt: str, check: bool, **kw: Any) -> None:
     """Per target: the plans its own history records, runs in progress, drift."""
     from pgwarden.fleet.journal import RolloutJournal, journal_path, runner_lock
     from pgwarden.fleet.status import fleet_status
+    from pgwarden.fleet.words import count
 
     settings, cfg, targets = _load(kw)
     path = journal_path(cfg.journal_dir, cfg.name, dict(_selector(kw["labels"])))
@@ -434,7 +439,7 @@ def fleet_status_cmd(fmt: str, check: bool, **kw: Any) -> None:
             state = w["state"]
             if r["state"] in ("halted", "cancelled") and w["index"] == r.get("halted_wave"):
                 state = f"{r['state']} while {state}"  # the journal keeps 'applying' for resume
-            _say(f"  wave {w['index']} {w['name']}: {state} ({w['targets']} targets)")
+            _say(f"  wave {w['index']} {w['name']}: {state} ({count(w['targets'], 'target')})")
         if r["state"] == "interrupted":
             _say("  its runner is gone (killed or crashed): `pgwarden fleet resume` continues it")
     else:
@@ -449,7 +454,7 @@ def fleet_status_cmd(fmt: str, check: bool, **kw: Any) -> None:
             change += f" ({t.statements_applied} of {r['statements']} statements)"
         line = (
             f"{t.name}: {wave}{t.rollout_state or '-'}; change {change}; "
-            f"{len(t.plans)} plan(s) applied"
+            f"{count(len(t.plans), 'plan')} applied"
         )
         if t.alembic_version is not None:
             now = ", ".join(t.alembic_version) or "base"  # no revision yet, as Alembic says
@@ -468,8 +473,9 @@ def fleet_status_cmd(fmt: str, check: bool, **kw: Any) -> None:
     if drifting:
         _say(
             styled(
-                "[yellow]{} target(s) drift from their peers[/]: {}",
-                len(drifting),
+                "[yellow]{} from {} peers[/]: {}",
+                count(len(drifting), "target") + (" drifts" if len(drifting) == 1 else " drift"),
+                "its" if len(drifting) == 1 else "their",
                 ", ".join(drifting[:20]),
             )
         )

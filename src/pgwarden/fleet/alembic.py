@@ -29,6 +29,7 @@ from typing import Any
 from pgwarden.apply.journal import plan_from_records, plan_to_records, step_keys
 from pgwarden.errors import PgwardenError, UsageError
 from pgwarden.fleet.targets import Redactor, Target
+from pgwarden.fleet.words import count
 from pgwarden.plan import Plan
 from pgwarden.sources.alembic_online import OnlineRevision, Runner
 
@@ -148,7 +149,8 @@ def read_versions(
     if bad:
         first = next(iter(bad))
         raise UsageError(
-            f"cannot read alembic_version of {len(bad)} target(s) ({', '.join(list(bad)[:5])}); "
+            f"cannot read alembic_version of {count(len(bad), 'target')} "
+            f"({', '.join(list(bad)[:5])}); "
             f"{first}: {bad[first]}",
             hint="each target's alembic_version says which revisions it lacks; nothing ran",
         )

@@ -25,7 +25,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
+
 from pgwarden.apply.api import GuardPolicy, Limits, RunOptions, apply_plan
+from pgwarden.apply.executor import build_units
 from pgwarden.apply.journal import plan_from_records, plan_to_records, step_keys
 from pgwarden.errors import PgwardenError, Refused, UsageError
 from pgwarden.events import (
@@ -54,6 +57,7 @@ from pgwarden.fleet.gates import (
 from pgwarden.fleet.journal import RolloutJournal, journal_path, runner_lock
 from pgwarden.fleet.targets import Redactor, Target, server_of
 from pgwarden.fleet.waves import Wave, plan_waves
+from pgwarden.fleet.words import count
 from pgwarden.plan import Plan
 from pgwarden.settings import Settings
 from pgwarden.threads import Background
@@ -62,6 +66,7 @@ __all__ = [
     "RolloutOptions",
     "RolloutResult",
     "TargetOutcome",
+    "check_plan",
     "resume_rollout",
     "run_rollout",
 ]
@@ -137,6 +142,27 @@ def _selected(targets: Sequence[Target], selector: Sequence[tuple[str, str]]) ->
     return chosen
 
 
+def _online_placeholder(_conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    raise AssertionError("only its key is read: the target's own runner runs the revision")
+
+
+def check_plan(plan: Plan | AlembicChange, *, rewrite: bool = False) -> None:
+    """Refuse, before any target is touched, a plan that `pgwarden apply` would refuse on
+    every target for its shape alone: a statement that cannot run inside a transaction
+    block (CREATE INDEX CONCURRENTLY, ...) put in one (`UsageError`, exit 2).
+
+    With `rewrite`, each target's rewrite moves such statements out of the transaction.
+    """
+    if rewrite:
+        return
+    if isinstance(plan, AlembicChange):
+        for key, each in plan.plans.items():
+            online = {o.sql: _online_placeholder for o in plan.online.get(key, ())}
+            build_units(each, step_keys(each), online)
+        return
+    build_units(plan, step_keys(plan))
+
+
 def run_rollout(
     plan: Plan | AlembicChange,
     cfg: FleetConfig,
@@ -153,6 +179,7 @@ def run_rollout(
     An `AlembicChange` gives each target the plan of the revisions it lacks.
     """
     chosen = _selected(targets, options.selector)
+    check_plan(plan, rewrite=options.rewrite)
     alembic = plan if isinstance(plan, AlembicChange) else None
     single = plan if isinstance(plan, Plan) else None
     fingerprint = plan.fingerprint if isinstance(plan, AlembicChange) else plan.fingerprint()
@@ -258,7 +285,8 @@ def resume_rollout(
         missing = [n for n in d["targets"] if n not in by_name]
         if missing:
             raise UsageError(
-                f"{len(missing)} target(s) of rollout {d['rollout']} are no longer in fleet "
+                f"{count(len(missing), 'target')} of rollout {d['rollout']} "
+                f"{'is' if len(missing) == 1 else 'are'} no longer in fleet "
                 f"{cfg.name}: {', '.join(missing[:5])}",
                 hint="restore them in the targets source, or cancel this rollout and start "
                 "a new one",
@@ -393,7 +421,7 @@ class _Runner:
                 state="incomplete" if bad else "done",
                 halted_wave=None,
                 reason="target" if bad else None,
-                message=f"{len(bad)} target(s) without the change: {', '.join(bad[:10])}"
+                message=f"{count(len(bad), 'target')} without the change: {', '.join(bad[:10])}"
                 if bad
                 else None,
                 finished_at=time.time(),
@@ -458,13 +486,20 @@ class _Runner:
         return None
 
     def _failed_message(self, wave: Wave, failed: list[str]) -> str:
+        """`wave 3: 1 target failed (t04), 2 targets refused (t05, t06); t04: why`."""
         t = self.journal.data["targets"]
+        by_state: dict[str, list[str]] = {}
+        for name in failed:
+            by_state.setdefault(str(t[name]["state"]), []).append(name)
+        parts = [
+            f"{count(len(names), 'target')} {state} ("
+            + ", ".join(names[:10])
+            + (" …" if len(names) > 10 else "")
+            + ")"
+            for state, names in by_state.items()
+        ]
         first = failed[0]
-        return (
-            f"{len(failed)} target(s) of wave {wave.index} failed: "
-            + ", ".join(failed[:10])
-            + f"; {first}: {t[first]['state']}: {t[first]['message']}"
-        )
+        return f"wave {wave.index}: {', '.join(parts)}; {first}: {t[first]['message']}"
 
     # -- applying -----------------------------------------------------------------------
 
@@ -663,6 +698,17 @@ class _Runner:
         before = self._read_all(list(uniq.values()))
         self.journal.update(lambda d: d.update(before={k: v.to_json() for k, v in before.items()}))
 
+    def _baseline(self, name: str, start: Reading) -> Reading:
+        """The target's reading from before its wave (kept in the journal, so a resumed
+        wave compares with it), else the start of this window: a target that could not be
+        read then (down, unreachable) and was fixed since is judged on what it says now,
+        not failed again and again on the old error."""
+        stored = self.journal.data.get("before", {}).get(name)
+        if stored is None:
+            return start
+        before = Reading.from_json(stored)
+        return start if before.error is not None else before
+
     def _gates(self, wave: Wave, db_gates: Sequence[GateSpec]) -> list[GateResult]:
         wave_t, fleet_t = self._scope(wave, db_gates)
         uniq = {t.name: t for t in [*wave_t, *fleet_t]}
@@ -673,8 +719,7 @@ class _Runner:
         if not self.cfg.gates:
             return []
         end = self._read_all(list(uniq.values()))
-        stored = self.journal.data.get("before", {})
-        before = {n: Reading.from_json(stored[n]) if n in stored else start[n] for n in uniq}
+        before = {n: self._baseline(n, start[n]) for n in uniq}
 
         def windows(ts: Sequence[Target]) -> dict[str, tuple[Reading, Reading, Reading]]:
             return {t.name: (before[t.name], start[t.name], end[t.name]) for t in ts}

@@ -5,7 +5,9 @@ fingerprints of its done runs, from `pgwarden.runs`), whether it has the
 rollout's plan (`applied`, `partial`: some of its statements, or `none`), its
 runs in progress as apply's liveness check sees them (`running`, `orphaned`:
 the client is gone, `interrupted`: no backend), and its catalog fingerprint.
-Drift: targets that have applied the same plans are compared object by object
+Drift: targets whose histories hold the same statements (`pgwarden.applied`:
+whatever plans brought them there, and a plan half-applied counts for what it
+applied) are compared object by object
 (tables with their columns, constraints, indexes, views, functions, triggers,
 sequences, enum types, schemas; pgwarden's own schema and extension members
 left out); an object whose definition on a target differs from the one most of
@@ -143,6 +145,8 @@ class TargetStatus:
     error: str | None = None  # could not be read
     catalog_note: str | None = None  # why its catalog was not compared
     statements_applied: int = 0  # partial: how many of the plan's statements its history has
+    # a digest of every statement its pgwarden history holds: its drift peers have the same
+    history: str | None = None
     # Alembic rollouts: alembic_version when the rollout planned it, and now
     alembic_before: tuple[str, ...] | None = None
     alembic_version: tuple[str, ...] | None = None
@@ -241,6 +245,7 @@ def _read(
             running: list[RunInProgress] = []
             change, failure = "none", None
             statements = 0  # of the rollout's statements in its history, when partial
+            history = _history(conn) if has_runs else _history_of([])
             if has_runs:
                 rows = conn.execute(
                     sql.SQL(
@@ -308,6 +313,7 @@ def _read(
                 digest,
                 catalog_note=note,
                 statements_applied=statements,
+                history=history,
                 alembic_before=want.alembic_before,
                 alembic_version=version,
                 objects=objects or {},
@@ -319,13 +325,30 @@ def _read(
         )
 
 
+def _history_of(keys: Sequence[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()[:16]
+
+
+def _history(conn: psycopg.Connection[tuple[object, ...]]) -> str:
+    """A digest of the statements this database's pgwarden history holds."""
+    if conn.execute("SELECT to_regclass('pgwarden.applied') IS NULL").fetchone() == (True,):
+        return _history_of([])
+    return _history_of([str(r[0]) for r in conn.execute("SELECT key FROM pgwarden.applied")])
+
+
 def _drift(statuses: list[TargetStatus]) -> list[TargetStatus]:
-    """Each target with the objects where it differs from most targets at the same plans
-    (in an Alembic rollout: at the same alembic_version, whatever plans brought it there)."""
+    """Each target with the objects where it differs from most targets whose history holds
+    the same statements (in an Alembic rollout: at the same alembic_version, whatever plans
+    brought it there).
+
+    Not the same plans: a target that applied 001 then 001+002 has the schema of one that
+    applied 001+002 at once, and one that applied a plan half-way (a failed step outside
+    the plan's transaction) has not the schema of one that applied none of it: that is a
+    change in progress (`partial`), not drift."""
     groups: dict[tuple[str, ...], list[int]] = {}
     for i, s in enumerate(statuses):
         if s.error is None and s.fingerprint is not None:
-            key = tuple(sorted(s.plans))
+            key = ("history", s.history) if s.history is not None else tuple(sorted(s.plans))
             if s.alembic_version is not None:
                 key = ("alembic_version", *s.alembic_version)
             groups.setdefault(key, []).append(i)

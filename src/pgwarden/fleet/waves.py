@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pgwarden.errors import ConfigError
 from pgwarden.fleet.config import FleetConfig
 from pgwarden.fleet.targets import Target, select
+from pgwarden.fleet.words import count
 
 __all__ = ["Wave", "order_targets", "plan_waves"]
 
@@ -75,7 +76,8 @@ def plan_waves(cfg: FleetConfig, targets: Sequence[Target]) -> list[Wave]:
         )
     if remaining:
         raise ConfigError(
-            f"fleet {cfg.name}: {len(remaining)} target(s) are in no wave "
+            f"fleet {cfg.name}: {count(len(remaining), 'target')} "
+            f"{'is' if len(remaining) == 1 else 'are'} in no wave "
             f"({', '.join(t.name for t in remaining[:5])}{'…' if len(remaining) > 5 else ''})",
             hint="end the waves with one that takes the rest: percent = 100",
         )

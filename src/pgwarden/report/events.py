@@ -250,10 +250,11 @@ def _fleet_wave(e: FleetWave) -> list[Text]:
     if e.phase == "started":
         return [
             styled(
-                "[bold]wave {} {}[/]: {} target(s), {} at a time",
+                "[bold]wave {} {}[/]: {} target{}, {} at a time",
                 e.wave,
                 e.name,
                 len(e.targets),
+                "" if len(e.targets) == 1 else "s",
                 max(1, min(e.parallel, len(e.targets))),
             )
         ]

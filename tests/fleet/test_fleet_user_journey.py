@@ -1,0 +1,157 @@
+"""What a new user met rolling changes out from docs/fleet.md, on a real cluster.
+
+- A plan that `pgwarden apply` refuses for its shape alone (CREATE INDEX
+  CONCURRENTLY inside the file's transaction) passed the dry run (exit 0), then
+  failed on the canary (exit 3) with a journal to cancel: it is refused before
+  any target, dry run included (exit 2).
+- A target unreachable when its wave started kept its unreadable baseline in the
+  rollout journal: once it was reachable again every `fleet resume` failed the
+  gate on the old error.
+- Drift compared targets with the same set of applied plans: a target that got
+  001+002 at once was never compared with those that got 001 then 001+002, so a
+  table created by hand on it went unseen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from pgwarden import commands
+from pgwarden.apply.api import GuardPolicy, apply_plan
+from pgwarden.pg.cluster import Cluster
+from tests.fleet.conftest import (
+    Member,
+    cli,
+    export,
+    fleet_toml,
+    has_column,
+    make_members,
+    make_template,
+    runs_of,
+)
+
+FLEETS = {
+    "shape": "",
+    "gated": """
+[[fleet.gated.waves]]
+name = "canary"
+count = 1
+[[fleet.gated.waves]]
+name = "rest"
+percent = 100
+[[fleet.gated.gates]]
+name = "rollbacks"
+signal = "rollback_ratio"
+max = 0.05
+""",
+}
+
+
+@pytest.fixture(scope="module")
+def journey(
+    pg_cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Path, list[Member]]]:
+    make_template(pg_cluster, "fleet_journey_tpl")
+    members = make_members([pg_cluster], 3, "fj", template="fleet_journey_tpl")
+    home = tmp_path_factory.mktemp("fleet-journey")
+    (home / "pgwarden.toml").write_text(fleet_toml(FLEETS, members, journal_dir=home / "journal"))
+    with pytest.MonkeyPatch.context() as mp:
+        export(members, mp)
+        mp.chdir(home)
+        yield home, members
+
+
+def _write(folder: Path, files: dict[str, str]) -> Path:
+    folder.mkdir(exist_ok=True)
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    return folder
+
+
+def test_a_plan_apply_refuses_everywhere_is_refused_before_any_target(
+    journey: tuple[Path, list[Member]],
+) -> None:
+    home, members = journey
+    _write(
+        home / "concurrent",
+        {
+            "001.sql": "ALTER TABLE accounts ADD COLUMN shape_a int;\n"
+            "CREATE INDEX CONCURRENTLY accounts_shape_a ON accounts (shape_a);\n"
+        },
+    )
+    args = ("fleet", "apply", "concurrent", "--fleet", "shape", "--env", "staging")
+    dry = cli(home, *args, "--dry-run")
+    assert dry.returncode == 2, dry.stdout + dry.stderr
+    assert "001.sql:2:1: this statement cannot run inside a transaction block" in dry.stderr
+    assert "--no-file-transaction" in dry.stderr
+    real = cli(home, *args)
+    assert real.returncode == 2, real.stdout + real.stderr
+    assert "cannot run inside a transaction block" in real.stderr
+    assert not (home / "journal" / "shape.json").exists()  # no rollout to resume or cancel
+    assert all(not has_column(m.dsn, "shape_a") and not runs_of(m.dsn) for m in members)
+    # as the hint says: the file not in one transaction goes through
+    ok = cli(home, *args, "--no-file-transaction")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "3 targets have the change, 0 failed, 0 never touched" in ok.stdout
+    assert all(has_column(m.dsn, "shape_a") for m in members)
+
+
+def test_a_target_unreachable_when_its_wave_began_is_judged_afresh_on_resume(
+    journey: tuple[Path, list[Member]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home, members = journey
+    _write(home / "gated", {"001.sql": "ALTER TABLE accounts ADD COLUMN gated_b int;\n"})
+    down = members[1]
+    monkeypatch.setenv(down.env_var, "postgresql://postgres@127.0.0.1:1/nowhere")
+    args = ("--fleet", "gated", "--env", "staging")
+    first = cli(home, "fleet", "apply", "gated", *args)
+    assert first.returncode == 3, first.stdout + first.stderr
+    assert "cannot connect" in first.stderr
+    monkeypatch.setenv(down.env_var, down.dsn)  # the server is back
+    resumed = cli(home, "fleet", "resume", *args)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "gate rollbacks ok" in resumed.stderr
+    assert all(has_column(m.dsn, "gated_b") for m in members)
+    # the halt said what stopped which target, in words that count right
+    assert f"wave 2: 1 target failed ({down.name}); {down.name}: cannot connect" in first.stderr
+    assert "3 targets have the change" in resumed.stdout
+    assert all(has_column(m.dsn, "gated_b") for m in members)
+
+
+def test_targets_with_the_same_history_are_compared_whatever_plans_brought_it(
+    journey: tuple[Path, list[Member]],
+) -> None:
+    home, members = journey
+    one = _write(home / "h1", {"010_h.sql": "CREATE TABLE hist_a (id int);\n"})
+    both = _write(
+        home / "h12",
+        {
+            "010_h.sql": "CREATE TABLE hist_a (id int);\n",
+            "020_h.sql": "CREATE TABLE hist_b (id int);\n",
+        },
+    )
+    policy = GuardPolicy(env="staging")
+    for m in members[:2]:  # 010 first, then the folder (010 skipped by their history)
+        for folder in (one, both):
+            plan = commands.load_plan([folder], file_transaction=True)
+            assert apply_plan(plan, database_url=m.dsn, policy=policy).state == "done"
+    late = members[2]  # the folder at once
+    plan = commands.load_plan([both], file_transaction=True)
+    assert apply_plan(plan, database_url=late.dsn, policy=policy).state == "done"
+    import psycopg
+
+    with psycopg.connect(late.dsn, autocommit=True) as c:
+        c.execute("CREATE TABLE made_by_hand (id int)")
+    done = cli(home, "fleet", "status", "--fleet", "shape", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    by_name = {t["name"]: t for t in orjson.loads(done.stdout)["targets"]}
+    assert len(by_name[members[0].name]["plans"]) != len(by_name[late.name]["plans"])
+    assert by_name[late.name]["drift"] == [{"object": "table public.made_by_hand", "how": "extra"}]
+    assert by_name[late.name]["peers"] == 2
+    assert by_name[members[0].name]["drift"] == []
+    text = cli(home, "fleet", "status", "--fleet", "shape")
+    assert "1 target drifts from its peers: " + late.name in text.stdout, text.stdout
