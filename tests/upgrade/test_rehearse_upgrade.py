@@ -150,9 +150,17 @@ def test_15_to_18_from_the_newest_verified_backup_with_statistics_carried(
     assert (ext["code"], ext["level"]) == ("extension-updates", "notice")
     assert ext["objects"] == [f"{db}: extension ltree"]
     ran = {c: c in s["ran_on_copy"] for s in data["post_upgrade"] for c in s["commands"]}
-    assert ran["vacuumdb --all --analyze-in-stages --missing-stats-only"]  # the analyze phase
-    assert ran["vacuumdb --all --analyze-only"] is False  # 18's second command: production's
+    # 18 asks for two vacuumdb commands: both run on the copy, in its order, each timed
+    assert ran["vacuumdb --all --analyze-in-stages --missing-stats-only"]
+    assert ran["vacuumdb --all --analyze-only"]
     assert ran[f"psql -d {db} -c 'ALTER EXTENSION \"ltree\" UPDATE;'"] is False
+    phases = [(p["name"], p["detail"]) for p in data["phases"]]
+    assert phases[-3:] == [
+        ("analyze in stages", "vacuumdb --all --analyze-in-stages --missing-stats-only"),
+        ("analyze", "vacuumdb --all --analyze-only"),
+        ("workload after analyze", ""),
+    ]
+    assert all(p["seconds"] > 0 for p in data["phases"][-3:-1])
     html = report.read_text()
     assert "<h2>After the upgrade</h2>" in html and "vacuumdb --all --analyze-only" in html
 

@@ -1,4 +1,4 @@
-"""pg_upgrade between two throwaway clusters: `--check`, the real upgrade, statistics in stages.
+"""pg_upgrade between two throwaway clusters: `--check`, the real upgrade, the vacuumdb it asks for.
 
 The source is a running `Cluster` of the old major (a restored copy); the
 target is a fresh `Cluster` of the new major. Both are shut down cleanly
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,9 +32,11 @@ __all__ = [
     "Mode",
     "StatsStage",
     "UpgradeOutcome",
-    "analyze_in_stages",
+    "VacuumdbRun",
+    "asked_vacuumdb",
     "check_mode",
     "run_pg_upgrade",
+    "run_vacuumdb",
 ]
 
 Mode = Literal["copy", "link", "clone", "swap"]
@@ -358,19 +361,42 @@ def run_pg_upgrade(
 
 
 _STAGE = re.compile(r"processing database \"[^\"]*\": (.+)$")
+# What pg_upgrade runs the statistics step with when its banner asks for nothing parsable.
+DEFAULT_VACUUMDB = ("vacuumdb --all --analyze-in-stages",)
 
 
-def analyze_in_stages(
-    target: Cluster, *, missing_only: bool = False, on_stage: Callable[[str], None] | None = None
-) -> list[StatsStage]:
-    """`vacuumdb --all --analyze-in-stages` on the upgraded cluster; each stage timed.
+@dataclass(frozen=True, slots=True)
+class VacuumdbRun:
+    """One vacuumdb command run on the upgraded cluster, as pg_upgrade asked for it."""
 
-    `missing_only` (PostgreSQL 18+, whose pg_upgrade carries statistics over) only fills
-    what pg_upgrade did not carry, as the 18 release recommends.
-    """
-    args = [str(target.installation.tool("vacuumdb")), "--all", "--analyze-in-stages"]
-    if missing_only:
-        args.append("--missing-stats-only")
+    command: str  # as pg_upgrade printed it, without this machine's bindir and -U
+    seconds: float
+    stages: tuple[StatsStage, ...] = ()  # --analyze-in-stages: when each stage ended
+
+
+def asked_vacuumdb(outcome: UpgradeOutcome) -> tuple[str, ...]:
+    """The vacuumdb commands pg_upgrade's completion banner asks for, in its order
+    (one before 18; `--analyze-in-stages --missing-stats-only` then `--analyze-only`
+    on 18)."""
+    found: list[str] = []
+    for step in outcome.post_upgrade:
+        for command in step.commands:
+            words = shlex.split(command)
+            if words and Path(words[0]).name == "vacuumdb":
+                found.append(command)
+    return tuple(found)
+
+
+def run_vacuumdb(
+    target: Cluster, command: str, *, on_stage: Callable[[str], None] | None = None
+) -> VacuumdbRun:
+    """Run `command` (a vacuumdb command line as pg_upgrade printed it) with the target's
+    vacuumdb against the upgraded cluster; timed, and each stage of
+    `--analyze-in-stages` timed."""
+    words = shlex.split(command)
+    if not words or Path(words[0]).name != "vacuumdb":
+        raise UsageError(f"not a vacuumdb command: {command}", hint="pass a vacuumdb command")
+    args = [str(target.installation.tool("vacuumdb")), *words[1:]]
     env = _env()
     env.update(PGHOST=str(target.root), PGPORT=str(target.port), PGUSER="postgres")
     stages: list[StatsStage] = []
@@ -390,16 +416,18 @@ def analyze_in_stages(
                 on_stage(name)
 
     run = _run(args, None, target.root, env=env, on_line=line)
+    seconds = time.monotonic() - t0
     if run.code != 0:
         raise ClusterError(
-            "vacuumdb --analyze-in-stages failed on the upgraded cluster: "
-            + " ".join(run.lines[-3:]),
+            f"{command} failed on the upgraded cluster: " + " ".join(run.lines[-3:]),
             hint="see the message; the upgraded copy may be damaged",
         )
     if current:
-        stages.append(StatsStage(current[-1], time.monotonic() - t0))
+        stages.append(StatsStage(current[-1], seconds))
     # Stages repeat per database; keep the time each stage name finished last.
     done: dict[str, float] = {}
     for s in stages:
         done[s.name] = s.seconds
-    return [StatsStage(name, secs) for name, secs in done.items()]
+    return VacuumdbRun(
+        command, seconds, tuple(StatsStage(name, secs) for name, secs in done.items())
+    )

@@ -12,8 +12,11 @@
    pg_upgrade carries no planner statistics, so this is what the first
    minutes after an upgrade look like; 18 carries them (extended statistics
    excepted), which the result records.
-5. `vacuumdb --all --analyze-in-stages` (with `--missing-stats-only` on 18),
-   each stage timed; then the workload a third time: "after analyze".
+5. The vacuumdb commands pg_upgrade's completion banner asks for, read from its
+   output and run in its order, each timed (and each stage of
+   `--analyze-in-stages`): `--analyze-in-stages` before 18; on 18
+   `--analyze-in-stages --missing-stats-only`, then `--analyze-only`. Then the
+   workload a third time: "after analyze".
 
 Plan changes and slowdowns against "before" are the regressions. Nothing
 touches the user's database except the read-only catalog reads and pg_dump.
@@ -42,11 +45,13 @@ from pgwarden.rehearse.model import QueryRun, WorkloadComparison
 from pgwarden.rehearse.workload import Query, compare, load_workload, run_query, snapshot_queries
 from pgwarden.upgrade.check_run import target_for
 from pgwarden.upgrade.pg_upgrade import (
+    DEFAULT_VACUUMDB,
     StatsStage,
     UpgradeOutcome,
-    analyze_in_stages,
+    asked_vacuumdb,
     check_mode,
     run_pg_upgrade,
+    run_vacuumdb,
 )
 from pgwarden.upgrade.pg_upgrade_output import Finding, PostStep
 from pgwarden.upgrade.rehearse_copy import CopyInfo, open_source, read_source, restored_copy
@@ -352,6 +357,15 @@ def regressions(
     return out
 
 
+def _vacuumdb_phase(command: str) -> str:
+    """The phase name of a vacuumdb command pg_upgrade asked for."""
+    if "--analyze-in-stages" in command.split():
+        return "analyze in stages"
+    if "--analyze-only" in command.split():
+        return "analyze"
+    return command
+
+
 class _Clock:
     """Collects phase times; emits a Phase event when each starts."""
 
@@ -491,16 +505,17 @@ def rehearse_upgrade(
             carried = _stats_rows(new_dsn) > 0
             with clock.run("workload right after", "workload right after pg_upgrade"):
                 right_after = _runs(new_dsn, queries, options.repeat)
-            missing_only = options.target_major >= 18
-            analyze = "vacuumdb --all --analyze-in-stages" + (
-                " --missing-stats-only" if missing_only else ""
-            )
-            with clock.run("analyze in stages", analyze):
-                stages = analyze_in_stages(
-                    target,
-                    missing_only=missing_only,
-                    on_stage=lambda s: emit(Phase(message=f"statistics: {s}")),
-                )
+            # What pg_upgrade's banner asks for, in its order (two commands on 18).
+            commands = asked_vacuumdb(upgrade) or DEFAULT_VACUUMDB
+            stages: list[StatsStage] = []
+            for command in commands:
+                name = _vacuumdb_phase(command)
+                with clock.run(name, command) as timer:
+                    ran = run_vacuumdb(
+                        target, command, on_stage=lambda s: emit(Phase(message=f"statistics: {s}"))
+                    )
+                    timer.detail = command
+                stages += ran.stages
             with clock.run("workload after analyze", "workload after the statistics"):
                 after = _runs(new_dsn, queries, options.repeat)
     found = regressions(
@@ -540,5 +555,5 @@ def rehearse_upgrade(
         check=check,
         upgrade=upgrade,
         regressions=tuple(found),
-        ran_on_copy=(analyze,),
+        ran_on_copy=tuple(commands),
     )

@@ -92,6 +92,13 @@ def _findings_lines(r: UpgradeRehearsal) -> list[str]:
     return lines
 
 
+def _phase_of(r: UpgradeRehearsal, command: str) -> str | None:
+    """The rehearsal's phase that ran `command` (None: not run on the copy)."""
+    if command not in r.ran_on_copy:
+        return None
+    return next((p.name for p in r.phases if p.detail == command), "?")
+
+
 def _post_upgrade_lines(r: UpgradeRehearsal) -> list[str]:
     """The steps pg_upgrade asked for after the upgrade, and which this rehearsal ran."""
     if not r.post_upgrade:
@@ -100,11 +107,8 @@ def _post_upgrade_lines(r: UpgradeRehearsal) -> list[str]:
     for step in r.post_upgrade:
         lines.append(f"  {step.why}" + ("" if step.why.endswith(".") else ":"))
         for command in step.commands:
-            ran = (
-                "   (ran on the copy: phase 'analyze in stages')"
-                if command in r.ran_on_copy
-                else ""
-            )
+            phase = _phase_of(r, command)
+            ran = f"   (ran on the copy: phase '{phase}')" if phase is not None else ""
             lines.append(f"    {command}{ran}")
     return lines
 
