@@ -43,6 +43,7 @@ from pgwarden.apply.guards import (
 from pgwarden.apply.health import HealthPolicy, wait_until_healthy
 from pgwarden.apply.indexes import (
     builds_index,
+    built_by_step,
     drop_invalid,
     existing_builds,
     invalid_indexes,
@@ -416,9 +417,11 @@ def _prepare(r: _Run, unit: Unit, policy: LockPolicy) -> dict[int, tuple[str, st
     """Before a concurrent index build: reconcile with what an earlier attempt left.
 
     The step's index (by name, or by definition when unnamed) may be valid (the build
-    finished after its client died: recorded as done), INVALID (a dead build: dropped,
+    finished after its client died: recorded as done, when an earlier attempt of this
+    step was journalled before the index was created; an index that was there before is
+    someone else's, and the statement runs as written), INVALID (a dead build: dropped,
     then built again) or still being built by another session (waited for within the
-    lock budget): a second copy is never built. A REINDEX ... CONCURRENTLY: the INVALID
+    lock budget). A REINDEX ... CONCURRENTLY: the INVALID
     copies an earlier run of it left are dropped. A DETACH ... CONCURRENTLY: see
     `_prepare_detach`.
     """
@@ -465,12 +468,13 @@ def _prepare(r: _Run, unit: Unit, policy: LockPolicy) -> dict[int, tuple[str, st
                 )
             if r.cancel.wait(0.5):
                 _cancelled(r, unit, 0, "cancelled while another session built this index")
-        valid = [e for e in found if e.valid]
+        valid = built_by_step(r.conn, unit.keys[0], [e for e in found if e.valid])
         if valid:
             _reconciled(r, unit, f"index {valid[0].name} already valid")
             return None
         copies = reindex_leftovers(r.conn, step, exclude_pids=r.our_pids)
-        left = _drop(r, unit, policy, [(e.schema, e.name) for e in found] + copies)
+        dead = [(e.schema, e.name) for e in found if not e.valid]
+        left = _drop(r, unit, policy, dead + copies)
         if left:
             names = ", ".join(".".join(n) for n in left)
             _failed(

@@ -27,6 +27,7 @@ from pgwarden.rules._sql import regclass
 __all__ = [
     "Existing",
     "builds_index",
+    "built_by_step",
     "definition",
     "drop_invalid",
     "existing_builds",
@@ -332,6 +333,33 @@ def existing_builds(
             )
         out.append(Existing(int(str(oid)), str(schema), str(relname), bool(valid), builder))
     return out
+
+
+# Of the given indexes, those whose catalog row was written after the first recorded
+# attempt of the step began: the `step_started` event of that attempt is committed before
+# its build starts, so a build it started has a younger xmin (a smaller age()).
+_BUILT_BY_STEP = sql.SQL(
+    "SELECT c.oid::bigint FROM pg_class c WHERE c.oid = ANY ({oids}::oid[]) "
+    "AND age(c.xmin) < (SELECT max(age(e.xmin)) FROM pgwarden.events e "
+    "JOIN pgwarden.steps s ON s.run_id = e.run_id AND s.idx = e.step "
+    "WHERE e.kind = 'step_started' AND s.key = {key})"
+)
+
+
+def built_by_step(
+    conn: psycopg.Connection[tuple[object, ...]], key: str, found: Sequence[Existing]
+) -> list[Existing]:
+    """Those of `found` that an earlier attempt of the step with history key `key` built
+    (this run's or a killed, failed or cancelled run's, as the journal records them): an
+    index of the same definition that was there before the step was first tried is
+    someone else's, and adopting it would skip a statement the user wrote."""
+    if not found:
+        return []
+    rows = conn.execute(
+        _BUILT_BY_STEP.format(oids=sql.Literal([e.oid for e in found]), key=sql.Literal(key))
+    ).fetchall()
+    ours = {int(str(r[0])) for r in rows}
+    return [e for e in found if e.oid in ours]
 
 
 def _key(indexdef: str) -> tuple[bool, str]:
