@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pgwarden.analysis.context import Snapshot, estimate_seconds
+from pgwarden.analysis.effects import LockMode
 from pgwarden.apply.executor import Outcome, Runner, Unit, build_units, guard_owned
 from pgwarden.apply.guards import LockPolicy
 from pgwarden.apply.health import HealthPolicy
@@ -159,6 +160,10 @@ def watchdog_policy(limits: Limits) -> WatchdogPolicy:
     )
 
 
+_TITLES = {m: m.title for m in LockMode}  # a DML step on a table with many foreign keys
+# lists hundreds of locks: their titles are looked up, not rebuilt each time
+
+
 def preview(
     plan: Plan,
     keys: Sequence[str],
@@ -166,16 +171,18 @@ def preview(
     policies: dict[int, LockPolicy] | None = None,
     *,
     unknown: bool = False,
+    units: Sequence[Unit] | None = None,
 ) -> tuple[StepPreview, ...]:
     """Each step with its state, its locks and whether it is a point of no return;
     `unknown`: the history could not be read, so no step is pending or applied."""
     unit_of: dict[int, int] = {}
     try:
-        for u in build_units(plan, keys):
+        for u in units if units is not None else build_units(plan, keys):
             for s in u.steps:
                 unit_of[s.index] = u.index
     except UsageError:
         pass
+    title = _TITLES
     out = []
     for s, k in zip(plan.steps, keys, strict=True):
         if s.is_transaction_control or guard_owned(s):
@@ -193,7 +200,7 @@ def preview(
                 transaction=s.transaction,
                 state=state,
                 point_of_no_return=s.destructive,
-                locks=tuple(f"{m.title} on {rel}" for rel, m in s.effects.strongest().items()),
+                locks=tuple(f"{title[m]} on {rel}" for rel, m in s.effects.strongest().items()),
                 lock_timeout_ms=pol.lock_timeout_ms if pol else None,
             )
         )

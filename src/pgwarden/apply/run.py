@@ -241,7 +241,7 @@ def apply_plan(
             warnings = tuple(
                 f"a real run would be refused: {r.message} (hint: {r.hint})" for r in first.refusals
             )
-            steps = preview(plan, keys, first.applied, policies)
+            steps = preview(plan, keys, first.applied, policies, units=units)
             return ApplyResult(
                 None,
                 "dry-run",
@@ -285,7 +285,7 @@ def apply_plan(
                 policies=policies,
                 options=opts,
                 accept_data_loss=guard.accept_data_loss if now.destructive else None,
-                steps=preview(plan, keys, now.applied, policies),
+                steps=preview(plan, keys, now.applied, policies, units=units),
                 rewrites=rewrites,
                 role_events=() if roles is None else roles.events,
                 journal_owner=None if roles is None else roles.journal_owner,
@@ -391,7 +391,7 @@ def _blind_preview(
         _check_roles(conn, Environment(name, protected), cfg, guard, refusals)
         warnings += [f"a real run would be refused: {r.message} (hint: {r.hint})" for r in refusals]
     policies = {u.index: derive_lock_policy(u, snapshot, lim) for u in units}
-    steps = preview(plan, keys, set(), policies, unknown=True)
+    steps = preview(plan, keys, set(), policies, unknown=True, units=units)
     return ApplyResult(None, "dry-run", name, steps, rewrites, warnings=tuple(warnings))
 
 
@@ -402,10 +402,12 @@ def _offline_preview(plan: Plan, rewrite: bool, snapshot: Snapshot | None) -> Ap
     keys = step_keys(plan)
     lim = Limits()
     try:
-        policies = {u.index: derive_lock_policy(u, snapshot, lim) for u in build_units(plan, keys)}
+        units: list[Unit] | None = build_units(plan, keys)
     except UsageError:
-        policies = {}
-    return ApplyResult(None, "dry-run", None, preview(plan, keys, set(), policies), rewrites)
+        units = None
+    policies = {u.index: derive_lock_policy(u, snapshot, lim) for u in units or ()}
+    steps = preview(plan, keys, set(), policies, units=units)
+    return ApplyResult(None, "dry-run", None, steps, rewrites)
 
 
 @dataclass(frozen=True, slots=True)
