@@ -427,6 +427,7 @@ class FleetGate(Event):
     scope: str  # wave, fleet
     ok: bool
     reasons: tuple[str, ...]
+    not_judged: tuple[str, ...] = ()  # targets whose window was too quiet to judge
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

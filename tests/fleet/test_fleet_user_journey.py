@@ -7,6 +7,8 @@
 - A target unreachable when its wave started kept its unreadable baseline in the
   rollout journal: once it was reachable again every `fleet resume` failed the
   gate on the old error.
+- A gate whose window was too quiet to judge (fewer transactions than
+  `min_transactions`) printed `gate ... ok`, as if the change had been checked.
 - Drift compared targets with the same set of applied plans: a target that got
   001+002 at once was never compared with those that got 001 then 001+002, so a
   table created by hand on it went unseen.
@@ -116,6 +118,9 @@ def test_a_target_unreachable_when_its_wave_began_is_judged_afresh_on_resume(
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "gate rollbacks ok" in resumed.stderr
     assert all(has_column(m.dsn, "gated_b") for m in members)
+    # nobody used these databases during the window: the gate says it judged nothing
+    assert "gate rollbacks ok, not judged on 2 targets (rollback_ratio, wave)" in resumed.stderr
+    assert "transactions in the window (min_transactions 20)" in resumed.stderr
     # the halt said what stopped which target, in words that count right
     assert f"wave 2: 1 target failed ({down.name}); {down.name}: cannot connect" in first.stderr
     assert "3 targets have the change" in resumed.stdout

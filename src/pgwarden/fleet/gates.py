@@ -141,6 +141,9 @@ class GateResult:
     ok: bool
     reasons: tuple[str, ...]  # what is over its threshold (or could not be read)
     value: float | None = None  # the worst value seen, for reports
+    # targets whose window was too quiet to judge (an ok gate that judged nothing is not
+    # a green light: the user is told)
+    not_judged: tuple[str, ...] = ()
 
     @staticmethod
     def from_json(d: Mapping[str, Any]) -> GateResult:
@@ -151,6 +154,7 @@ class GateResult:
             bool(d["ok"]),
             tuple(str(r) for r in d["reasons"]),
             d.get("value"),
+            tuple(str(r) for r in d.get("not_judged", ())),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -161,6 +165,7 @@ class GateResult:
             "ok": self.ok,
             "reasons": list(self.reasons),
             "value": self.value,
+            "not_judged": list(self.not_judged),
         }
 
 
@@ -169,6 +174,7 @@ Windows = Mapping[str, tuple[Reading, Reading, Reading]]  # target -> (before, s
 
 def _db_signal(gate: GateSpec, windows: Windows) -> GateResult:
     reasons: list[str] = []
+    quiet: list[str] = []
     worst: float | None = None
     for name, (before, start, end) in sorted(windows.items()):
         bad = next((r.error for r in (before, start, end) if r.error), None)
@@ -179,7 +185,12 @@ def _db_signal(gate: GateSpec, windows: Windows) -> GateResult:
         if gate.signal == "rollback_ratio":
             rb = end.rollbacks - start.rollbacks
             xacts = rb + end.commits - start.commits
-            if xacts >= int(gate.number("min_transactions", 20) or 0) and xacts > 0:
+            least = int(gate.number("min_transactions", 20) or 0)
+            if xacts < least or xacts <= 0:
+                quiet.append(
+                    f"{name}: {xacts} transactions in the window (min_transactions {least})"
+                )
+            else:
                 value = rb / xacts
                 limit = gate.number("max") or 0.0
                 if value > limit:
@@ -200,18 +211,27 @@ def _db_signal(gate: GateSpec, windows: Windows) -> GateResult:
             if value is not None and value > (gate.number("max_bytes") or 0.0):
                 reasons.append(f"{name}: replication lag {value / 1048576:.1f} MB")
         elif gate.signal == "pg_stat_statements":
-            value = _statements(gate, name, before, start, end, reasons)
+            value = _statements(gate, name, before, start, end, reasons, quiet)
         if value is not None:
             worst = value if worst is None else max(worst, value)
-    return GateResult(gate.name, gate.signal, gate.scope, not reasons, tuple(reasons), worst)
+    return GateResult(
+        gate.name, gate.signal, gate.scope, not reasons, tuple(reasons), worst, tuple(quiet)
+    )
 
 
 def _statements(
-    gate: GateSpec, name: str, before: Reading, start: Reading, end: Reading, reasons: list[str]
+    gate: GateSpec,
+    name: str,
+    before: Reading,
+    start: Reading,
+    end: Reading,
+    reasons: list[str],
+    quiet: list[str],
 ) -> float | None:
     """The worst ratio of a top query's mean time in the window to its mean before the wave."""
-    if not end.has_statements:
-        return None  # the extension is not there: nothing to compare
+    if not end.has_statements:  # the extension is not there: nothing to compare
+        quiet.append(f"{name}: pg_stat_statements is not installed or not preloaded there")
+        return None
     top = int(gate.number("top", 10) or 10)
     min_calls = int(gate.number("min_calls", 5) or 1)
     max_ratio = gate.number("max_ratio", 3.0) or 3.0
@@ -224,12 +244,14 @@ def _statements(
             window.append((calls - c0, (total - t0) / (calls - c0), qid, text))
     window.sort(reverse=True)
     worst: float | None = None
+    compared = 0
     for _calls, mean, qid, text in window[:top]:
         if max_mean is not None and mean > max_mean:
             reasons.append(f"{name}: {text!r} takes {mean:.1f} ms on average (> {max_mean} ms)")
         old = before.statements.get(qid)
         if old is None or old[0] < min_calls:
             continue
+        compared += 1
         mean_before = old[1] / old[0]
         ratio = mean / max(mean_before, 0.001)
         worst = ratio if worst is None else max(worst, ratio)
@@ -238,6 +260,10 @@ def _statements(
                 f"{name}: {text!r} takes {mean:.1f} ms on average, {ratio:.1f}x its "
                 f"{mean_before:.2f} ms before the wave (limit {max_ratio}x)"
             )
+    if not compared and not (max_mean is not None and window):
+        quiet.append(
+            f"{name}: no query ran {min_calls} times both before the wave and in the window"
+        )
     return worst
 
 

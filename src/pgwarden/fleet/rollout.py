@@ -733,7 +733,13 @@ class _Runner:
         )
         results = [
             GateResult(
-                r.gate, r.signal, r.scope, r.ok, tuple(self.redact(x) for x in r.reasons), r.value
+                r.gate,
+                r.signal,
+                r.scope,
+                r.ok,
+                tuple(self.redact(x) for x in r.reasons),
+                r.value,
+                tuple(self.redact(x) for x in r.not_judged),
             )
             for r in results
         ]
@@ -747,6 +753,7 @@ class _Runner:
                     scope=r.scope,
                     ok=r.ok,
                     reasons=r.reasons,
+                    not_judged=r.not_judged,
                 )
             )
         self.journal.update(

@@ -281,6 +281,22 @@ def _fleet_target(e: FleetTarget) -> list[Text]:
 
 @_renders(FleetGate)
 def _fleet_gate(e: FleetGate) -> list[Text]:
+    if e.ok and e.not_judged:  # too quiet to judge is not a green light: say it
+        n = len(e.not_judged)
+        lines = [
+            styled(
+                "  [yellow]gate {} ok, not judged on {} target{}[/] ({}, {})",
+                e.gate,
+                n,
+                "" if n == 1 else "s",
+                e.signal,
+                e.scope,
+            )
+        ]
+        lines.extend(styled("    {}", _one_line(r, 300)) for r in e.not_judged[:3])
+        if n > 3:
+            lines.append(styled("    … {} more", n - 3))
+        return lines
     if e.ok:
         return [styled("  [green]gate {} ok[/] ({}, {})", e.gate, e.signal, e.scope)]
     lines = [styled("  [red]gate {} failed[/] ({}, {})", e.gate, e.signal, e.scope)]
