@@ -187,6 +187,9 @@ def test_fleet_cancel_stops_the_rollout_and_its_running_apply(
     assert getattr(result, "state", None) == "cancelled"
     states = {t.name: t.state for t in getattr(result, "targets", ())}
     assert states[canary.name] == "cancelled"
+    # apply's own hint (`pgwarden resume` on that one database) is not the way on in a fleet
+    said = {t.name: t.message or "" for t in getattr(result, "targets", ())}[canary.name]
+    assert "cancelled" in said and "pgwarden resume" not in said, said
     assert all(states[m.name] == "pending" for m in members[1:])  # never touched
     assert not has_column(canary.dsn, "c1")
     assert [s for s, f in runs_of(canary.dsn) if f == plan.fingerprint()] == ["cancelled"]
@@ -423,4 +426,5 @@ def test_status_tells_a_killed_runner(db: str, tmp_path: Path) -> None:
         holder.close()
     assert "interrupted" in shown.stdout, shown.stdout + shown.stderr
     assert "`pgwarden fleet resume` continues it" in shown.stdout
-    assert "a: wave 1 running" in shown.stdout  # what the journal last knew
+    # the journal last said running; its runner is gone, so nobody is applying it now
+    assert "a: wave 1 interrupted" in shown.stdout

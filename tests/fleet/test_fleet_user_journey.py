@@ -113,6 +113,8 @@ def test_a_target_unreachable_when_its_wave_began_is_judged_afresh_on_resume(
     first = cli(home, "fleet", "apply", "gated", *args)
     assert first.returncode == 3, first.stdout + first.stderr
     assert "cannot connect" in first.stderr
+    # resume runs the journal's plan; a corrected plan needs the rollout cancelled first
+    assert "`pgwarden fleet cancel`, then `pgwarden fleet apply` it" in first.stderr
     monkeypatch.setenv(down.env_var, down.dsn)  # the server is back
     resumed = cli(home, "fleet", "resume", *args)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr

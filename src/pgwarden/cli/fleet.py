@@ -207,11 +207,17 @@ def _report(result: Any) -> None:
             )
             sys.exit(EXIT_FINDINGS)
         return
-    hint = (
-        ("" if result.reason == "cancelled" else "fix the cause, then ")
-        + "`pgwarden fleet resume` continues where it stopped; "
-        "`pgwarden fleet status` reads every target"
-    )
+    if result.reason == "cancelled":
+        hint = (
+            "`pgwarden fleet resume` continues where it stopped; "
+            "`pgwarden fleet status` reads every target"
+        )
+    else:  # resume runs the journal's plan: a corrected plan is a new rollout
+        hint = (
+            "fix the cause, then `pgwarden fleet resume` continues with the "
+            "same plan; to roll out a corrected plan instead, `pgwarden fleet cancel`, then "
+            "`pgwarden fleet apply` it; `pgwarden fleet status` reads every target"
+        )
     err.print(
         styled("[bold red]pgwarden: error:[/] rollout {}: {}", result.state, result.message or "")
     )
@@ -452,10 +458,8 @@ def fleet_status_cmd(fmt: str, check: bool, **kw: Any) -> None:
         change = t.change
         if t.change == "partial" and r is not None and t.alembic_version is None:
             change += f" ({t.statements_applied} of {r['statements']} statements)"
-        line = (
-            f"{t.name}: {wave}{t.rollout_state or '-'}; change {change}; "
-            f"{count(len(t.plans), 'plan')} applied"
-        )
+        state = t.rollout_state or "-"
+        line = f"{t.name}: {wave}{state}; change {change}; {count(len(t.plans), 'plan')} applied"
         if t.alembic_version is not None:
             now = ", ".join(t.alembic_version) or "base"  # no revision yet, as Alembic says
             was = None if t.alembic_before is None else ", ".join(t.alembic_before) or "base"

@@ -639,7 +639,9 @@ class _Runner:
             return "done", result.run_id, None
         o = result.outcome
         message = (o.message if o is not None else None) or result.state
-        if o is not None and o.hint:
+        # a cancelled target's hint is apply's own (`pgwarden resume` on that database):
+        # in a rollout, `fleet resume` (the halt's hint) is the way on
+        if o is not None and o.hint and result.state != "cancelled":
             message += f" (hint: {o.hint})"
         return result.state, result.run_id, self.redact(message)
 

@@ -418,13 +418,17 @@ def fleet_status(
         )
     statuses = _drift(statuses)
     jt = (journal or {}).get("targets", {})
+    gone = (journal or {}).get("state") == "interrupted"  # the runner was killed
     final = []
     for s in statuses:
         entry = jt.get(s.name)
+        state = None if entry is None else str(entry["state"])
+        if gone and state == "running":
+            state = "interrupted"  # nobody is applying it now (`fleet resume` will)
         final.append(
             replace(
                 s,
-                rollout_state=None if entry is None else str(entry["state"]),
+                rollout_state=state,
                 wave=None if entry is None else int(entry["wave"]),
             )
         )
