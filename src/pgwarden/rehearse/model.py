@@ -17,6 +17,7 @@ __all__ = [
     "HeldLock",
     "LoadedTable",
     "ModelDiff",
+    "NullRows",
     "QueryRun",
     "RehearsalResult",
     "StepError",
@@ -59,12 +60,24 @@ class Blocking:
 
 
 @dataclass(frozen=True, slots=True)
+class NullRows:
+    """A NOT NULL that failed on NULLs: how many rows had one, and how many of them the
+    probe traffic inserted (standing for the application) during the rehearsal."""
+
+    table: str
+    column: str
+    rows: int  # rows with NULL in the column when the step failed
+    inserted: int  # ... of them inserted by the probe writers
+
+
+@dataclass(frozen=True, slots=True)
 class StepError:
     """Why a step failed, and what state the cluster was left in."""
 
     sqlstate: str | None
     message: str
     cluster_state: str
+    null_rows: NullRows | None = None  # a NOT NULL failed on rows the probes inserted
 
 
 @dataclass(frozen=True, slots=True)

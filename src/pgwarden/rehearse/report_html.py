@@ -8,6 +8,7 @@ from pathlib import Path
 from pgwarden.errors import InputError
 from pgwarden.rehearse.charts import MISSING, MODE_COLORS, available, timeline_svg, workload_svg
 from pgwarden.rehearse.model import RehearsalResult, StepTrace
+from pgwarden.rehearse.null_window import CODE, headline
 
 __all__ = ["render_html", "write_report"]
 
@@ -35,6 +36,8 @@ code{font:12px ui-monospace,Menlo,Consolas,monospace}
 .est{color:#555;font-style:italic}
 .chart svg{max-width:100%;height:auto}
 .note{background:#fff8e1;padding:6px 10px;border-left:3px solid #f0b400;margin:6px 0}
+.hazard{background:#fdecee;padding:8px 12px;border-left:4px solid #b10026;margin:12px 0}
+.hazard p{margin:4px 0}
 """
 
 
@@ -84,7 +87,7 @@ def _blocking(s: StepTrace) -> str:
     return "<br>".join(parts) or "none"
 
 
-def _step_row(s: StepTrace) -> str:
+def _step_row(s: StepTrace, hazard: bool = False) -> str:
     modes = " ".join(f"{_mode(m)}{_breakable(r)}<br>" for r, m in sorted(s.strongest().items()))
     err = ""
     if s.error is not None:
@@ -102,7 +105,9 @@ def _step_row(s: StepTrace) -> str:
             f" class=num>{s.index}</td>",
             f"><code>{escape(s.sql)}</code><br>"
             f'<span class="meta">{_breakable(s.location)}</span>{err}{diffs}</td>',
-            f' class="status-{s.status}">{s.status}</td>',
+            f' class="status-{s.status}">{s.status}'
+            + (f"<br>deploy hazard ({CODE})" if hazard else "")
+            + "</td>",
             f" class=num>{_s(s.statement_s)}{est}</td>",
             f" class=num>{_s(s.acquire_s)}</td>",
             f">{modes or DASH}</td>",
@@ -130,7 +135,8 @@ def _steps(result: RehearsalResult) -> str:
         "probe traffic blocked (longest wait)",
     ]
     head = _row([f">{h}</th>" for h in heads], tag="th")
-    rows = "".join(_step_row(s) for s in result.steps)
+    hazards = {f.step for f in result.findings if f.code == CODE}
+    rows = "".join(_step_row(s, s.index in hazards) for s in result.steps)
     return f'<div class="wide"><table>{head}{rows}</table></div>'
 
 
@@ -158,6 +164,20 @@ def _workload(result: RehearsalResult) -> str:
     heads = ["query", "weight", "before ms", "after ms", "ratio", "plan changes"]
     head = _row([f">{h}</th>" for h in heads], tag="th")
     return f"<table>{head}{''.join(rows)}</table>"
+
+
+def _hazards(result: RehearsalResult) -> str:
+    """A box per deploy hazard that stopped the rehearsal (RH103): what, where, what to do."""
+    boxes = [
+        f'<div class="hazard"><b>Deploy hazard ({f.code} {escape(f.name)}) at step {f.step}'
+        f"</b> &middot; {_breakable(str(f.location))}<p>{escape(f.message)}.</p>"
+        f"<p><b>What to do:</b> {escape(f.help)}.</p><p class=meta>The migration would stop "
+        "at this step in production too; the rehearsal stopped there, and the steps after "
+        "it were not run.</p></div>"
+        for f in result.findings
+        if f.code == CODE
+    ]
+    return "".join(boxes)
 
 
 def _findings(result: RehearsalResult) -> str:
@@ -210,10 +230,11 @@ def render_html(result: RehearsalResult, *, charts: bool = True) -> str:
         f"<title>pgwarden rehearsal {result.fingerprint[:12]}</title>",
         f"<style>{_CSS}</style></head><body>",
         f'<h1>pgwarden rehearsal: <span class="status-{result.status}">'
-        f"{escape(result.status)}</span></h1>",
+        f"{escape(headline(result.status, result.findings))}</span></h1>",
         f'<div class="meta">plan {result.fingerprint[:16]}&hellip; &middot; '
         f"{escape(result.target)} &middot; schema: {escape(result.schema_source)} &middot; "
-        f"data load {result.load_s:.1f} s &middot; total {result.total_s:.1f} s</div>{notes}",
+        f"data load {result.load_s:.1f} s &middot; total {result.total_s:.1f} s</div>"
+        f"{_hazards(result)}{notes}",
         f"<h2>Findings ({len(result.findings)})</h2>{_findings(result)}",
         "<h2>Timeline: steps, locks held, blocked probe traffic</h2>",
         timeline,

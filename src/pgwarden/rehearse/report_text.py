@@ -8,6 +8,7 @@ from rich.table import Table
 
 from pgwarden.rehearse.charts import MISSING, available
 from pgwarden.rehearse.model import RehearsalResult
+from pgwarden.rehearse.null_window import CODE, headline
 from pgwarden.sources.labels import statement_label
 
 __all__ = ["render_text"]
@@ -17,9 +18,18 @@ def render_text(console: Console, result: RehearsalResult) -> None:
     """Print the rich summary of `result` to `console`."""
     colour = {"completed": "green", "failed": "red", "interrupted": "red"}[result.status]
     console.print(
-        f"[bold]rehearsal {result.status}[/] [{colour}]●[/] on {escape(result.target)}; "
-        f"schema: {escape(result.schema_source)}; plan {result.fingerprint[:12]}"
+        f"[bold]rehearsal {headline(result.status, result.findings)}[/] [{colour}]●[/] on "
+        f"{escape(result.target)}; schema: {escape(result.schema_source)}; "
+        f"plan {result.fingerprint[:12]}"
     )
+    for f in result.findings:
+        if f.code == CODE:
+            console.print(
+                f"  step {f.step} cannot run while the application inserts rows as it does "
+                f"now ({f.code} below, at {escape(str(f.location))}): production would stop "
+                "there too; the steps after it were not run",
+                highlight=False,
+            )
     for note in result.notes:
         console.print(f"[yellow]note:[/] {escape(note)}")
     table = Table(show_lines=False, header_style="bold")

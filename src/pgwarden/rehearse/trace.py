@@ -27,7 +27,14 @@ from pgwarden.analysis.catalog import read_catalog
 from pgwarden.analysis.effects import LockMode
 from pgwarden.analysis.locks import analyse
 from pgwarden.plan import Plan, Step, TxMode
-from pgwarden.rehearse.model import HeldLock, ModelDiff, RehearsalResult, StepError, StepTrace
+from pgwarden.rehearse.model import (
+    HeldLock,
+    ModelDiff,
+    NullRows,
+    RehearsalResult,
+    StepError,
+    StepTrace,
+)
 from pgwarden.rehearse.opaque import OPAQUE_KIND, OpaqueFailed, OpaqueStep
 from pgwarden.rehearse.probes import ProbeSet
 from pgwarden.rehearse.sampler import LockSampler
@@ -384,22 +391,15 @@ class Tracer:
             rows_written=outcome.rows_written,
         )
 
-    def _probe_nulls(self, exc: psycopg.Error) -> str:
+    def _probe_nulls(self, exc: psycopg.Error) -> NullRows | None:
         """For a NOT NULL violation: how many of the NULL rows the probe traffic inserted."""
         table, column = exc.diag.table_name, exc.diag.column_name
         if exc.sqlstate != "23502" or self.probes is None or not table or not column:
-            return ""
+            return None
         counts = self.probes.null_rows(self.runner, table, column)
         if counts is None or counts[1] == 0:
-            return ""
-        nulls, ours = counts
-        return (
-            f"; {ours:,} of the {nulls:,} rows with NULL in {column} were inserted during the "
-            "rehearsal by the probe traffic, which writes the table as the application did "
-            "before the migration (without the columns it adds): in production, rows the "
-            "application inserts between the step that fills the column and this one would "
-            "make it fail the same way"
-        )
+            return None
+        return NullRows(table, column, counts[0], counts[1])
 
     def _failed(self, step: Step, trace: StepTrace, start: float, exc: psycopg.Error) -> StepTrace:
         in_tx = self._in_tx()
@@ -425,15 +425,22 @@ class Tracer:
         )
         # with rows written by the steps rolled back, the rows left do not show what it saw
         wrote = any(t.rows_written for t in self.traces if t.index in undone)
-        message = (str(exc).strip() or type(exc).__name__) + (
-            "" if wrote else self._probe_nulls(exc)
-        )
+        nulls = None if wrote else self._probe_nulls(exc)
+        message = str(exc).strip() or type(exc).__name__
+        if nulls is not None:
+            message += (
+                f"; {nulls.inserted:,} of the {nulls.rows:,} rows with NULL in {nulls.column} "
+                "were inserted during the rehearsal by the probe traffic, which writes the table "
+                "as the application did before the migration (without the columns it adds): in "
+                "production, rows the application inserts between the step that fills the "
+                "column and this one would make it fail the same way"
+            )
         return replace(
             trace,
             status="failed",
             start_s=start,
             end_s=self._now(),
-            error=StepError(exc.sqlstate, message, state),
+            error=StepError(exc.sqlstate, message, state, nulls),
         )
 
 

@@ -3,6 +3,9 @@
 Codes (stable, RH = measured by rehearsal, unlike lint's static PW codes):
   RH101 traffic_blocked_during_step      probes waited on this step's locks
   RH102 step_failed                      the server rejected the step
+  RH103 rows_inserted_between_backfill_and_not_null
+                                         a NOT NULL failed on rows the application's
+                                         traffic inserted after the fill (null_window.py)
   RH201 query_slower_after_migration     workload latency ratio above the threshold
   RH202 query_plan_changed               index no longer used / seq scan appears
   RH203 query_fails_after_migration      a workload query errors only afterwards
@@ -18,6 +21,7 @@ from pgwarden.findings import Finding, Severity
 from pgwarden.location import SourceLocation
 from pgwarden.plan import Plan, Step
 from pgwarden.rehearse.model import StepTrace, WorkloadComparison
+from pgwarden.rehearse.null_window import null_window_finding
 from pgwarden.rehearse.opaque import OPAQUE_KIND
 
 __all__ = ["BLOCKED_S", "findings_for"]
@@ -132,7 +136,10 @@ def findings_for(
         step = by_index[tr.index]
         if tr.kind == OPAQUE_KIND:  # the caller's step: found where the caller says it is
             step = replace(step, location=_loc(tr.location))
-        if tr.error is not None:
+        window = null_window_finding(plan, traces, tr, step.location) if tr.error else None
+        if window is not None:
+            out.append(window)
+        elif tr.error is not None:
             out.append(
                 Finding(
                     "RH102",

@@ -32,6 +32,7 @@ from pgwarden.contrib.django.source import MigrationSQL
 from pgwarden.errors import UsageError
 from pgwarden.rehearse.copydata import CopyTable
 from pgwarden.rehearse.model import RehearsalResult, StepTrace
+from pgwarden.rehearse.null_window import headline
 from pgwarden.rehearse.opaque import OpaqueFailed, OpaqueOutcome
 
 __all__ = [
@@ -413,7 +414,8 @@ def report_text(
     python = [m for m in migs if m.python_operations]
     ran = f" ({len(python)} run by Django's executor)" if python else ""
     lines = [
-        f"rehearsal {result.status}: {len(result.findings)} finding(s) in "
+        f"rehearsal {headline(result.status, result.findings)}: {len(result.findings)} "
+        "finding(s) in "
         f"{len(migs)} migration(s){ran}, up to {migs[-1].key}"
     ]
     lines += [c.said() for c in copied(result)]
