@@ -38,6 +38,7 @@ __all__ = [
     "applied_keys",
     "checksum",
     "has_history",
+    "rewritten_keys",
     "schema_exists",
     "source_name",
     "step_keys",
@@ -207,24 +208,89 @@ def has_history(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
     return bool(row and row[0])
 
 
+PART = "/"  # a rewritten statement's part: "<the original statement's key>/<j>.<n>"
+
+
+def rewritten_keys(original: Plan, rewritten: Plan) -> tuple[list[str], list[tuple[str, ...]]]:
+    """History keys of `rewritten` (`apply --rewrite` of `original`), and per step the
+    other keys that also count as it being applied.
+
+    A statement the rewrite left as written keeps the key of the statement in its file;
+    the j-th of the n statements replacing one (`CREATE INDEX CONCURRENTLY` for a
+    `CREATE INDEX`; `... NOT VALID` and `VALIDATE` for an `ADD FOREIGN KEY`) gets
+    `<its key>/<j>.<n>`, so the history of a file is the same with or without
+    --rewrite (`applied_keys`). A replacement also counts as applied under the key
+    earlier versions gave it (`step_keys` of the rewritten plan)."""
+    base = step_keys(original)
+    by_location: dict[object, tuple[Step, str] | None] = {}
+    for step, key in zip(original.steps, base, strict=True):
+        loc = step.location
+        by_location[loc] = None if loc in by_location else (step, key)  # None: ambiguous
+    earlier = step_keys(rewritten)
+    keys = list(earlier)
+    parts: dict[str, list[int]] = {}
+    origin: dict[str, Step] = {}
+    for step in rewritten.steps:
+        found = by_location.get(step.location)
+        if found is not None:
+            parts.setdefault(found[1], []).append(step.index)
+            origin[found[1]] = found[0]
+    also: list[tuple[str, ...]] = [() for _ in rewritten.steps]
+    for key, idxs in parts.items():
+        if len(idxs) == 1 and rewritten.steps[idxs[0]].sql == origin[key].sql:
+            keys[idxs[0]] = key
+        else:
+            for j, i in enumerate(idxs):
+                keys[i] = f"{key}{PART}{j}.{len(idxs)}"
+        for i in idxs:
+            if earlier[i] != keys[i]:
+                also[i] = (earlier[i],)
+    return keys, also
+
+
 def applied_keys(
-    conn: psycopg.Connection[tuple[object, ...]], plan: Plan, keys: Sequence[str]
+    conn: psycopg.Connection[tuple[object, ...]],
+    plan: Plan,
+    keys: Sequence[str],
+    also: Sequence[Sequence[str]] | None = None,
 ) -> set[str]:
     """The keys of `plan`'s steps that are already applied to this database.
 
-    Rows written before the current key scheme (keys without `KEY_PREFIX`) count
-    for the step with the same file name, line and statement text (`_legacy`).
+    A step counts as applied when its key is recorded, or one of its `also` keys
+    (`rewritten_keys`); a part of a rewritten statement (`<key>/<j>.<n>`) when
+    the statement it replaces was applied as written; a statement when all the
+    parts of its rewrite were applied. Rows written before the current key scheme
+    (keys without `KEY_PREFIX`) count for the step with the same file name, line
+    and statement text (`_legacy`).
     """
     if not schema_exists(conn):
         return set()
     stored: set[str] = set()
     legacy: set[tuple[str, int, str]] = set()
+    split: dict[tuple[str, str], set[str]] = {}  # (original key, n) -> the parts j applied
     rows = conn.execute(sql.SQL("SELECT key, path, line, checksum FROM pgwarden.applied"))
     for key, path, line, digest in rows:
-        stored.add(str(key))
-        if not str(key).startswith(KEY_PREFIX) and path is not None and line is not None:
+        k = str(key)
+        stored.add(k)
+        if not k.startswith(KEY_PREFIX) and path is not None and line is not None:
             legacy.add((source_name(str(path)), int(str(line)), str(digest)))
-    return {k for s, k in zip(plan.steps, keys, strict=True) if k in stored or _legacy(s, legacy)}
+        elif PART in k:
+            whole, _, part = k.rpartition(PART)
+            j, _, n = part.partition(".")
+            split.setdefault((whole, n), set()).add(j)
+    for (whole, n), js in split.items():
+        if n.isdigit() and len(js) == int(n):
+            stored.add(whole)  # every part of its rewrite is applied
+    out = set()
+    for i, (s, k) in enumerate(zip(plan.steps, keys, strict=True)):
+        if (
+            k in stored
+            or (PART in k and k.rpartition(PART)[0] in stored)
+            or (also is not None and any(a in stored for a in also[i]))
+            or _legacy(s, legacy)
+        ):
+            out.add(k)
+    return out
 
 
 def _legacy(step: Step, rows: set[tuple[str, int, str]]) -> bool:

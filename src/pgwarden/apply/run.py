@@ -45,6 +45,7 @@ from pgwarden.apply.journal import (
     applied_keys,
     has_history,
     plan_to_records,
+    rewritten_keys,
     step_keys,
     stored_keys,
 )
@@ -190,9 +191,14 @@ def apply_plan(
         if snapshot is None and opts.rewrite:
             snapshot = take_snapshot(database_url, sample_s=1.0)
         rewrites: tuple[Rewrite, ...] = ()
+        also: list[tuple[str, ...]] | None = None
+        keys = stored_keys(conn, opts.resumes) if opts.resumes else None
         if opts.rewrite:
+            original = plan
             plan, rewrites = rewrite_plan(plan, snapshot=snapshot)
-        keys = (stored_keys(conn, opts.resumes) if opts.resumes else None) or step_keys(plan)
+            if keys is None and rewrites:  # the history is the files' statements'
+                keys, also = rewritten_keys(original, plan)
+        keys = keys or step_keys(plan)
         units = build_units(plan, keys, opts.runners)
         ident = read_identity(conn)
         if not dry_run:
@@ -204,7 +210,7 @@ def apply_plan(
 
         def decide(interactive: bool) -> _Decision:
             stamp = read_stamp(conn, lost_ok=restamp)
-            applied = applied_keys(conn, plan, keys)
+            applied = applied_keys(conn, plan, keys, also)
             unstamped = stamp is None and not restamp
             pending = [u for u in units if not all(k in applied for k in u.keys)]
             destructive = [
