@@ -221,10 +221,12 @@ def _render_preview(result: Any) -> None:
         )
         lines.extend(Text("    → " + " ".join(r.split())) for r in rw.replacement)
     tx: int | None = None
+    numbers: dict[int, int] = {}  # numbered in the order they run (a rewrite splits some)
     for n, s in enumerate(result.steps):
         if s.transaction != tx or (n == 0 and s.transaction is None):
             if s.transaction is not None:
-                lines.append(styled("[dim]-- transaction {}[/]", s.transaction))
+                number = numbers.setdefault(s.transaction, len(numbers))
+                lines.append(styled("[dim]-- transaction {}[/]", number))
             else:  # after a transaction, or first: say these run each on its own
                 lines.append(styled("[dim]-- each statement on its own[/]"))
             tx = s.transaction
