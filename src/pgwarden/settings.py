@@ -288,7 +288,7 @@ KEYS: dict[str | None, Any] = {
     },
     "backup": {"catalogue": str, "max_age_hours": float, "drill_max_age_days": float},
     # [tool.pgwarden.rehearse]: validated in pgwarden/rehearse/copydata.py (docs/rehearse.md)
-    "rehearse": {"copy_data": list, "copy_max_rows": int},
+    "rehearse": {"copy_data": list, "copy_max_rows": int, "timezone": str},
     # [tool.pgwarden.fleet.<name>]: validated in pgwarden/fleet/config.py
     "fleet": {
         None: {

@@ -98,6 +98,16 @@ def alembic_schema_before(alembic_ini: str, start: str | None) -> tuple[str, str
     metavar="FILE",
     help="Write a self-contained HTML report.",
 )
+@click.option(
+    "--timezone",
+    "timezone",
+    default=None,
+    metavar="NAME",
+    help="Production's session TimeZone (as `SHOW TimeZone` prints it there): the steps run "
+    "with it, since a timestamp -> timestamptz change is in place only in UTC. Default: "
+    "rehearse.timezone in the configuration, else --schema-from's, else the --stats "
+    "snapshot's, else the rehearsal database's own (said to be assumed).",
+)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @threshold_option
 @click.option(
@@ -115,6 +125,7 @@ def rehearse(
     rows_cap: int | None,
     workload_file: str | None,
     report_path: str | None,
+    timezone: str | None,
     fmt: str,
     threshold: float,
     no_file_transaction: bool,
@@ -139,12 +150,19 @@ def rehearse(
     from pgwarden.rehearse.api import DEFAULT_ROWS_CAP, RehearsalInterrupted, RehearseOptions
     from pgwarden.rehearse.api import rehearse as run
     from pgwarden.rehearse.copydata import copy_settings
+    from pgwarden.rehearse.timezone import timezone_setting
     from pgwarden.report.events import render
     from pgwarden.settings import load_settings
     from pgwarden.sources.alembic import AlembicSources
 
     settings = load_settings(config)
     copy = copy_settings(settings)  # [tool.pgwarden.rehearse] copy_data, copy_max_rows
+    zone = timezone or timezone_setting(settings)
+    zone_origin = (
+        "--timezone"
+        if timezone
+        else f"rehearse.timezone in {settings.source or 'the configuration'}"
+    )
     version_dsn = schema_from or database_url
     sources = alembic_sources(paths, alembic_ini, revision_range, unapplied, version_dsn)
     alembic = sources if isinstance(sources, AlembicSources) else None
@@ -206,6 +224,8 @@ def rehearse(
                     copy_data=copy.tables or (),
                     copy_max_rows=copy.max_rows,
                     config=settings.source,
+                    timezone=zone,
+                    timezone_origin=zone_origin,
                 ),
                 observer=fan_out([show, hook]),
             )

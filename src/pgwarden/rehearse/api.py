@@ -223,6 +223,7 @@ class RehearseOptions:
     # The session TimeZone the migrations run with in production (Django's); None: the
     # source's session default (`schema_from`), else the snapshot's; see rehearse/timezone.py.
     timezone: str | None = None
+    timezone_origin: str = "the session TimeZone the migrations run with"  # said in notes
 
 
 def _bookkeeping(step: Step, version_table: str) -> bool:
@@ -310,13 +311,22 @@ def rehearse(
     src = schema.resolve_schema(
         plan.sources, schema_file=o.schema_file, schema_from=o.schema_from, schema_sql=o.schema_sql
     )
-    tz, tz_origin = tzmod.pick_timezone(o.timezone, o.schema_from, snap)
+    zone = tzmod.pick_timezone(
+        o.timezone,
+        o.schema_from,
+        snap,
+        given_origin=o.timezone_origin,
+        stats_file=stats_file if snapshot is None else None,
+    )
+    tz = zone.name
     st = _State(schema_origin=src.origin)
+    st.extra["timezone_assumed"] = zone.assumed
     if tz is not None:
         st.extra["timezone"] = tz
+        st.extra["timezone_source"] = zone.origin
         if not tzmod.is_utc(tz):
             st.notes.append(
-                f"the steps ran with TimeZone {tz!r} ({tz_origin}): a timestamp <-> "
+                f"the steps ran with TimeZone {tz!r} ({zone.origin}): a timestamp <-> "
                 "timestamptz change rewrites the table outside UTC"
             )
     st.extra["sources"] = list(plan.sources)
@@ -326,9 +336,12 @@ def rehearse(
         phase("starting the target")
         with open_target(o.database_url, environments=o.environments, major=o.pg_major) as target:
             st.target, st.version = target.description, target.server_version
-            if tz is not None:  # every session opened on the copy from now on starts with it
-                with psycopg.connect(target.dsn, autocommit=True) as conn:
-                    tzmod.set_database_timezone(conn, tz)
+            with psycopg.connect(target.dsn, autocommit=True) as conn:
+                if tz is not None:  # every session opened on the copy from now on starts with it
+                    tzmod.set_database_timezone(conn, tz, zone.origin)
+                else:  # nothing said production's: the target's own, said to be assumed
+                    st.extra["timezone"] = tzmod.database_timezone(conn)
+                    st.extra["timezone_source"] = zone.origin
             phase(f"loading the schema ({src.origin})")
             schema.apply_schema(target.dsn, src)
             with psycopg.connect(target.dsn, autocommit=True) as conn:
@@ -362,6 +375,10 @@ def rehearse(
                     plan, read_catalog(conn), target.major, alembic=o.version_table is not None
                 )
                 st.plan = on_target
+                if zone.assumed:
+                    assumed = str(st.extra["timezone"])
+                    steps = tzmod.zone_sensitive_steps(on_target)
+                    st.notes.append(tzmod.assumed_note(assumed, zone.assumed, steps))
                 phase("running the workload before the migration")
                 before = workload.run_queries(conn, queries) if queries else []
             phase("running the steps under probe traffic")

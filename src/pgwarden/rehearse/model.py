@@ -204,6 +204,16 @@ class RehearsalResult:
         for wl, raw in zip(self.workload, data["workload"], strict=True):
             raw["ratio"] = wl.ratio
         data.pop("extra")
+        tz = self.extra.get("timezone")
+        data["timezone"] = (
+            {
+                "name": tz,
+                "source": self.extra.get("timezone_source", ""),
+                "assumed": self.extra.get("timezone_assumed") or None,
+            }
+            if tz is not None
+            else None
+        )
         return data
 
 
