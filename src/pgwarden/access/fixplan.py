@@ -468,8 +468,11 @@ def fix_plan(
             )
     reassign: list[sql.Composable] = []
     assert migration is not None or not owners
+    # read-only roles whose objects move keep reading them (an owner reads its tables
+    # without any grant: after the move it needs one)
+    owner_readers = [r for r in owners if r in policy.readonly]
     if migration is not None:
-        plan.relations = _relation_moves(cat, policy, owners, migration)
+        plan.relations = _relation_moves(cat, policy, owners, migration, owner_readers)
     for owner in owners:
         reassign.append(
             sql.SQL("REASSIGN OWNED BY {} TO {}").format(_ident(owner), _ident(str(migration)))
@@ -493,8 +496,9 @@ def fix_plan(
         grants = _grants_to(
             cat, policy, policy.application, _APP_TABLE_PRIVS, "USAGE, SELECT", migration
         )
-        readers = [r for r in policy.readonly if r in losing]
+        readers = [r for r in policy.readonly if r in losing or r in owner_readers]
         grants += _grants_to(cat, policy, readers, "SELECT", "SELECT", migration)
+        grants += _schema_usage(cat, policy, owner_readers)
     plan.sections = [
         (f"1. what else they own moves to the migration role {migration}", reassign),
         (
@@ -521,11 +525,39 @@ _ALTER = {
 }
 
 
+def _schema_usage(cat: Catalog, policy: RolePolicy, readers: Sequence[str]) -> list[sql.Composable]:
+    """USAGE on the schemas outside application_schemas that read-only `readers` owned and
+    held relations in (their relations' SELECT is granted with each move)."""
+    out: list[sql.Composable] = []
+    for r in readers:
+        kept = {
+            o.schema
+            for o in cat.owned
+            if o.owner == r and o.kind in _ALTER and o.schema is not None and len(o.parts) == 2
+        }
+        for o in cat.owned:
+            if (
+                o.kind == "schema"
+                and o.owner == r
+                and o.schema in kept
+                and o.schema not in policy.application_schemas
+            ):
+                out.append(
+                    sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(_ident(o.schema), _ident(r))
+                )
+    return out
+
+
 def _relation_moves(
-    cat: Catalog, policy: RolePolicy, owners: Sequence[str], migration: str
+    cat: Catalog,
+    policy: RolePolicy,
+    owners: Sequence[str],
+    migration: str,
+    readers: Sequence[str] = (),
 ) -> list[list[sql.Composable]]:
-    """Per relation of `owners`: ALTER ... OWNER TO the migration role, and in the
-    application schemas the application roles' DML on it and USAGE on its sequences."""
+    """Per relation of `owners`: ALTER ... OWNER TO the migration role, in the application
+    schemas the application roles' DML on it and USAGE on its sequences, and SELECT on it
+    to its former owner when that is a read-only role (`readers`)."""
     apps = [_ident(a) for a in policy.application if a in cat.roles]
     sequences: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for seq, table in cat.sequence_owners.items():
@@ -539,6 +571,8 @@ def _relation_moves(
         stmts: list[sql.Composable] = [
             sql.SQL("ALTER {} {} OWNER TO {}").format(sql.SQL(keyword), name, _ident(migration))
         ]
+        if o.owner in readers:
+            stmts.append(sql.SQL("GRANT SELECT ON {} TO {}").format(name, _ident(o.owner)))
         if o.schema in policy.application_schemas:
             for app in apps:
                 stmts.append(
@@ -556,16 +590,40 @@ def _relation_moves(
     return out
 
 
-def header(cat: Catalog, env: str | None, path: str) -> list[str]:
-    """The comment lines that open a plan file."""
+def header(
+    cat: Catalog, env: str | None, path: str, *, empty: bool = False, stamped: bool = True
+) -> list[str]:
+    """The comment lines that open a plan file (`empty`: nothing to fix, nothing to apply;
+    `stamped`: pgwarden has applied to this database before, no --restamp needed)."""
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return [
+    if empty:
+        return [
+            f"pgwarden audit --fix-plan: database {cat.database} already meets the role "
+            f"policy of {env}: nothing to fix, nothing to apply.",
+            f"generated {now} from the catalog of PostgreSQL {cat.server_version // 10000}.",
+        ]
+    lines = [
         f"pgwarden audit --fix-plan: database {cat.database} to the role policy of {env}",
         f"generated {now} from the catalog of PostgreSQL {cat.server_version // 10000}.",
-        "Review it, then apply it as a role allowed to change ownership and grants (a",
-        "superuser; on a protected environment a declared break-glass role):",
-        f"  pgwarden apply {path} --env {env} --dry-run",
-        f'  pgwarden apply {path} --env {env} --break-glass "audit fix plan"',
-        "(add --restamp the first time pgwarden applies to this database: it holds data).",
-        "Run `pgwarden audit` again afterwards: it should be clean.",
+        "Review it, then apply it to the audited database (--database-url, or",
+        "PGWARDEN_DATABASE_URL, as for the audit) as a role allowed to change ownership",
+        "and grants (a superuser; on a protected environment a declared break-glass role):",
+        f"  pgwarden apply {path} --env {env} --database-url URL --dry-run",
+        f'  pgwarden apply {path} --env {env} --database-url URL --break-glass "audit fix plan"',
     ]
+    if not stamped:
+        lines.append(
+            "(add --restamp: pgwarden has never applied to this database, and it holds data)."
+        )
+    lines.append("Run `pgwarden audit` again afterwards: it should be clean.")
+    return lines
+
+
+def stamped(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
+    """Whether pgwarden has stamped this database (its `pgwarden.target` table exists: read
+    from the catalog, which any role may, not from the schema, which it may not)."""
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = 'pgwarden' AND c.relname = 'target')"
+    ).fetchone()
+    return bool(row and row[0])

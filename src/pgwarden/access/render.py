@@ -87,16 +87,20 @@ def text(report: AuditReport) -> list[RenderableType]:
     out.append(table)
     for f in report.findings:
         out.extend(finding_lines(f))
-    errors, warnings = report.count("error"), report.count("warning")
     out.append(
         styled(
-            "{} login roles: {} errors, {} warnings",
-            len(report.verdicts),
-            errors,
-            warnings,
+            "{}: {}, {}, {}",
+            _count(len(report.verdicts), "login role"),
+            _count(report.count("error"), "error"),
+            _count(report.count("warning"), "warning"),
+            _count(report.count("note"), "note"),
         )
     )
     return out
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def finding_lines(f: AuditFinding) -> list[RenderableType]:
@@ -107,9 +111,8 @@ def finding_lines(f: AuditFinding) -> list[RenderableType]:
     for p in f.paths[:SHOWN_PATHS]:
         lines.append(styled("    [dim]why:[/] {}", p))
     if len(f.paths) > SHOWN_PATHS:
-        lines.append(
-            styled("    [dim]... {} more paths (--format json lists them)[/]", len(f.paths) - 4)
-        )
+        more = _count(len(f.paths) - SHOWN_PATHS, "more path")
+        lines.append(styled("    [dim]... {} (--format json lists them)[/]", more))
     if f.help:
         lines.append(styled("    [dim]help:[/] {}", f.help))
     return lines

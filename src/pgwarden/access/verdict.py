@@ -10,6 +10,7 @@ declared.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -259,12 +260,16 @@ def _policy_findings(cat: Catalog, policy: RolePolicy) -> list[AuditFinding]:
     for name in declared_roles(policy):
         role = cat.roles.get(name)
         if role is None:
+            near = difflib.get_close_matches(
+                name, [r for r in cat.roles if not r.startswith("pg_")], n=1, cutoff=0.6
+            )
             out.append(
                 AuditFinding(
                     "PW507",
                     "warning",
                     name,
-                    f"the role policy names {name}, which does not exist on this server",
+                    f"the role policy names {name}, which does not exist on this server"
+                    + (f" (did you mean {near[0]}?)" if near else ""),
                     "fix the name in the configuration, or create the role",
                 )
             )

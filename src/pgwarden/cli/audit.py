@@ -51,7 +51,7 @@ def audit(
     restore drill).
     """
     from pgwarden.access.audit import audit_connection
-    from pgwarden.access.fixplan import header
+    from pgwarden.access.fixplan import header, stamped
     from pgwarden.access.render import github_annotations, sarif, text
     from pgwarden.backup.cadence import drill_max_age, drill_status, judge_drills
     from pgwarden.errors import UsageError
@@ -80,7 +80,14 @@ def audit(
                     hint=f"declare {config_table(f'environments.{env_key}.roles', settings.source)}"
                     " and pass --env (docs/audit.md)",
                 )
-            plan_text = plan.render(conn, header(report.catalog, report.environment, fix_plan_file))
+            top = header(
+                report.catalog,
+                report.environment,
+                fix_plan_file,
+                empty=plan.empty,
+                stamped=stamped(conn),
+            )
+            plan_text = plan.render(conn, top)
             nothing, notes = plan.empty, plan.notes
     if plan_text is not None and fix_plan_file is not None:
         target = Path(fix_plan_file)
