@@ -183,7 +183,9 @@ class LockWait(Event):
 
     steps: tuple[int, ...]
     attempt: int
-    phase: str  # before (the step starts), building (an index build waits), terminated
+    # before (the step starts), building (an index build waits), terminated, waiting (the
+    # running statement has waited 2 s for these sessions)
+    phase: str
     blockers: tuple[Blocker, ...]
 
 

@@ -20,6 +20,7 @@ import psycopg
 
 from pgwarden.analysis.effects import LockMode
 from pgwarden.apply.events import (
+    Blocker,
     Cancelled,
     Cleanup,
     LockWait,
@@ -278,7 +279,7 @@ def _run_unit(r: _Run, unit: Unit) -> None:
             )
         )
         t0 = time.monotonic()
-        error, watch = _attempt(r, unit, policy)
+        error, watch = _attempt(r, unit, policy, attempt)
         if error is None:
             if not unit.transactional:
                 _record(r, unit, attempt)
@@ -364,10 +365,24 @@ def _retry_reason(kind: Failure, watch: Watch) -> str | None:
     return None
 
 
-def _attempt(r: _Run, unit: Unit, policy: LockPolicy) -> tuple[psycopg.Error | None, Watch]:
+def _attempt(
+    r: _Run, unit: Unit, policy: LockPolicy, attempt: int
+) -> tuple[psycopg.Error | None, Watch]:
     conn = r.conn
     r.running = 0
-    with r.watchdog.watch(conn.info.backend_pid) as watch:
+
+    def waiting(blockers: list[Blocker]) -> None:  # from the watchdog's thread
+        r.emit(
+            LockWait(
+                step=unit.index,
+                steps=tuple(unit.indexes),
+                attempt=attempt,
+                phase="waiting",
+                blockers=tuple(blockers),
+            )
+        )
+
+    with r.watchdog.watch(conn.info.backend_pid, on_wait=waiting) as watch:
         try:
             if unit.transactional:
                 with conn.transaction():

@@ -13,6 +13,7 @@ from pgwarden.apply.executor import Outcome, Runner, Unit, build_units, guard_ow
 from pgwarden.apply.guards import LockPolicy
 from pgwarden.apply.health import HealthPolicy
 from pgwarden.apply.identity import BackupCheck
+from pgwarden.apply.indexes import builds_index
 from pgwarden.apply.watchdog import WatchdogPolicy
 from pgwarden.errors import UsageError
 from pgwarden.lint.rewrite import Rewrite
@@ -128,8 +129,21 @@ def derive_lock_policy(unit: Unit, snapshot: Snapshot | None, limits: Limits) ->
         for rel in set(s.effects.scans):
             if rel in tables and rel not in s.effects.rewrites:
                 work_s += estimate_seconds(tables[rel], kind=kind)
+    budget_ms = (
+        LockPolicy().total_budget_ms
+        if limits.lock_budget_s is None
+        else int(limits.lock_budget_s * 1000)
+    )
+    # A concurrent index build's waits (for SHARE UPDATE EXCLUSIVE, then for the
+    # transactions that predate each phase) hold up no reads or writes, and a lock timeout
+    # in the later ones throws the whole build away: the next attempt builds it again.
+    # It waits within the lock budget instead (the watchdog still cancels it when
+    # sessions queue behind it).
+    concurrent = not unit.transactional and any(builds_index(s) for s in unit.steps)
     if limits.lock_timeout_ms is not None:
         lock_ms = limits.lock_timeout_ms
+    elif concurrent:
+        lock_ms = budget_ms
     elif rate is None or rate >= 10:
         lock_ms = 500  # unknown traffic is assumed busy
     elif rate >= 1:
@@ -142,9 +156,11 @@ def derive_lock_policy(unit: Unit, snapshot: Snapshot | None, limits: Limits) ->
         stmt_ms = 3_600_000
     else:
         stmt_ms = int(max(60.0, 10 * work_s) * 1000)
+        if concurrent and limits.lock_timeout_ms is None:
+            stmt_ms += lock_ms  # its waits count against statement_timeout too
     base = LockPolicy(lock_timeout_ms=lock_ms, statement_timeout_ms=stmt_ms)
     if limits.lock_budget_s is not None:
-        base = replace(base, total_budget_ms=int(limits.lock_budget_s * 1000))
+        base = replace(base, total_budget_ms=budget_ms)
     return base
 
 

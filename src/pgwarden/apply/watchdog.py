@@ -78,6 +78,14 @@ class Watch:
     waited_on: list[Blocker] = field(default_factory=list)  # who we waited for
     peak_blocked: int = 0
     samples: int = 0
+    # Told the sessions our backend has waited for WAIT_ANNOUNCE_S or longer (each once):
+    # a concurrent index build may wait minutes for an old transaction, silently otherwise.
+    on_wait: Callable[[list[Blocker]], None] | None = None
+    waiting_since: float | None = None
+    announced: set[int] = field(default_factory=set)
+
+
+WAIT_ANNOUNCE_S = 2.0
 
 
 _SAMPLE = sql.SQL(
@@ -144,9 +152,13 @@ class Watchdog:
         self.stop()
 
     @contextmanager
-    def watch(self, backend_pid: int) -> Iterator[Watch]:
-        """Guard one attempt of our backend; no cancel is sent after this exits."""
-        w = Watch(backend_pid)
+    def watch(
+        self, backend_pid: int, on_wait: Callable[[list[Blocker]], None] | None = None
+    ) -> Iterator[Watch]:
+        """Guard one attempt of our backend; no cancel is sent after this exits. `on_wait`
+        is told (from the watchdog's thread) the sessions the backend has waited for
+        `WAIT_ANNOUNCE_S` or longer, each once."""
+        w = Watch(backend_pid, on_wait=on_wait)
         with self._lock:
             self._watch = w
             self._over_since = None
@@ -188,6 +200,19 @@ class Watchdog:
         with suppress(Exception):
             self._conn = connect(self.dsn, application_name=self.name)
 
+    def _long_waits(self, w: Watch, waited_on: list[Blocker]) -> None:
+        """Tell `w.on_wait` the sessions waited for since WAIT_ANNOUNCE_S, once each."""
+        if w.on_wait is None or not waited_on:
+            w.waiting_since = None
+            return
+        now = time.monotonic()
+        if w.waiting_since is None:
+            w.waiting_since = now
+        new = [b for b in waited_on if b.pid not in w.announced]
+        if new and now - w.waiting_since >= WAIT_ANNOUNCE_S:
+            w.announced.update(b.pid for b in new)
+            w.on_wait(self._redacted(new))
+
     def _tick(self) -> None:
         conn = self._conn
         if conn is None:
@@ -228,6 +253,7 @@ class Watchdog:
                     waited_on.append(b)
             if waited_on and not w.waited_on:
                 w.waited_on = self._redacted(waited_on)
+            self._long_waits(w, waited_on if ours_waiting else [])
             w.peak_blocked = max(w.peak_blocked, len(blocked))
             if len(blocked) <= self.policy.max_blocked_sessions:
                 self._over_since = None

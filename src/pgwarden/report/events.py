@@ -137,6 +137,18 @@ def _blocker(verb: str, b: Blocker) -> Text:
 
 @_renders(LockWait)
 def _lock_wait(e: LockWait) -> list[Text]:
+    if e.phase == "waiting":  # the running statement waits for these sessions' transactions
+        return [
+            styled(
+                "  [yellow]waiting for:[/] pid {} {} \\[{}{}]: {}",
+                b.pid,
+                b.application or "-",
+                b.state,
+                "" if b.xact_age_s is None else f", transaction {b.xact_age_s:.1f} s",
+                statement_label(b.query[:500], 80),
+            )
+            for b in e.blockers
+        ]
     verb = "terminated" if e.phase == "terminated" else "in the way"
     return [_blocker(verb, b) for b in e.blockers]
 
