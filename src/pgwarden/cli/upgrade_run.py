@@ -70,8 +70,7 @@ def _progress(fmt: str) -> Iterator[Observer]:
                         f"{event.rows_done:,} of {event.rows_total:,} rows"
                     )
                 else:
-                    secs = "" if event.lag_s is None else f", {event.lag_s:.1f} s"
-                    err.print(f"  NEW trails OLD by {event.lag_bytes:,} bytes{secs}")
+                    err.print(f"  NEW trails OLD by {_event_lag(event)}")
                 return
             printer(event)
 
@@ -100,13 +99,19 @@ def _progress(fmt: str) -> Iterator[Observer]:
                     f"{event.rows_done:,}/{event.rows_total:,} rows",
                 )
             elif isinstance(event, UpgradeLag):
-                secs = "" if event.lag_s is None else f", {event.lag_s:.1f} s"
-                bar.update(lag, visible=True, detail=f"{event.lag_bytes:,} bytes behind{secs}")
+                bar.update(lag, visible=True, detail=f"behind by {_event_lag(event)}")
             else:
                 for line in __import__("pgwarden.report.events", fromlist=["render"]).render(event):
                     bar.console.print(line)
 
         yield show
+
+
+def _event_lag(event: UpgradeLag) -> str:
+    """'N bytes, S s' of a lag event; the seconds said unknown when not measured."""
+    from pgwarden.upgrade.logical import Lag
+
+    return Lag(event.lag_bytes, event.lag_s).describe()
 
 
 @click.command("run")
@@ -457,6 +462,7 @@ def status_cmd(
         old_read_only=read_only,
         lag_bytes=None if behind is None else behind.bytes,
         lag_s=None if behind is None else behind.seconds,
+        lag_unknown=None if behind is None else behind.unknown,
         reverse=None if reverse is None else reverse.to_dict(),
         next=_next_step(record.state, live),
     )
@@ -479,8 +485,11 @@ def status_cmd(
         f"{record.pid}); updated {data['updated_at']}"
     )
     if behind is not None:
-        secs = "" if behind.seconds is None else f", {behind.seconds:.1f} s"
-        out.print(f"  NEW trails OLD by {behind.bytes:,} bytes{secs}")
+        copying = record.phase in ("replication", "initial_copy") and record.state != "cancelled"
+        out.print(
+            f"  NEW trails OLD by {behind.describe()}"
+            + (" (rows of the initial copy not counted)" if copying else "")
+        )
     if reverse is not None:
         for line in _reverse_lines(reverse):
             out.print(line)
@@ -509,6 +518,8 @@ def _reverse(old: Any, target_url: str | None, name: str, switched_at: object) -
 
 def _reverse_lines(r: Any) -> list[Any]:
     """Text lines for the reverse replication (a `ReverseState`)."""
+    from pgwarden.upgrade.logical import Lag
+
     head = f"  reverse replication NEW -> OLD ({r.name}):"
     if r.problem is not None:
         since = (
@@ -523,8 +534,7 @@ def _reverse_lines(r: Any) -> list[Any]:
     else:
         lines = [f"{head} streaming"]
     if r.lag_bytes is not None and r.problem is None:
-        secs = "" if r.lag_s is None else f", {r.lag_s:.1f} s"
-        lines.append(f"    OLD trails NEW by {r.lag_bytes:,} bytes{secs}")
+        lines.append(f"    OLD trails NEW by {Lag(r.lag_bytes, r.lag_s, r.lag_unknown).describe()}")
     elif r.lag_bytes is not None:  # the slot's last confirmed position: what is not on OLD
         lines.append(f"    NEW's WAL not confirmed by OLD: {r.lag_bytes:,} bytes")
     if r.last_contact is not None:

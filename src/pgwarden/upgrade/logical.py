@@ -264,18 +264,45 @@ def copy_progress(new: Conn, name: str, estimates: dict[str, int]) -> CopyProgre
     return CopyProgress(ready, len(rows), min(done, total), total, tuple(copying))
 
 
+# A lag in seconds is the server's own measurement (pg_stat_replication.replay_lag), and
+# only as of the receiver's last reply: a receiver stuck applying a transaction (a lock,
+# a slow trigger) sends no reply and the figure stays what it was. Older than this, the
+# figure is not shown; a healthy receiver replies as soon as it has applied something.
+FRESH_REPLY_S = 2.0
+
+
 @dataclass(frozen=True, slots=True)
 class Lag:
+    """How far a slot's receiver trails the sender: bytes always; seconds when known."""
+
     bytes: int
-    seconds: float | None
+    seconds: float | None  # None: not known now (`unknown` says why)
+    unknown: str | None = None  # why the seconds are not known
+
+    def describe(self) -> str:
+        """'N bytes, S s', or 'N bytes (seconds unknown: why)'."""
+        if self.seconds is not None:
+            return f"{self.bytes:,} bytes, {_secs(self.seconds)}"
+        return f"{self.bytes:,} bytes (seconds unknown: {self.unknown or 'not measured'})"
+
+
+def _secs(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
 
 
 def lag(sender: Conn, name: str) -> Lag | None:
-    """How far the slot `name` trails the sender's WAL (None: no such slot)."""
+    """How far the slot `name` trails the sender's WAL (None: no such slot).
+
+    Bytes: the sender's current WAL position minus the slot's confirmed_flush_lsn.
+    Seconds: 0 when nothing is unconfirmed; else the server's replay_lag, only while
+    the receiver's last reply is fresh (`FRESH_REPLY_S`); otherwise unknown, with why.
+    """
     row = sender.execute(
         """
         SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), s.confirmed_flush_lsn)::bigint,
-               extract(epoch FROM r.replay_lag)::float8
+               extract(epoch FROM r.replay_lag)::float8,
+               r.pid IS NOT NULL,
+               extract(epoch FROM clock_timestamp() - r.reply_time)::float8
         FROM pg_replication_slots s
         LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid
         WHERE s.slot_name = %s
@@ -285,8 +312,19 @@ def lag(sender: Conn, name: str) -> Lag | None:
     if row is None:
         return None
     behind = max(int(str(row[0] or 0)), 0)
-    seconds = None if row[1] is None else float(str(row[1]))
-    return Lag(behind, 0.0 if behind == 0 and seconds is None else seconds)
+    replay_lag = None if row[1] is None else float(str(row[1]))
+    connected = bool(row[2])
+    reply_age = None if row[3] is None else float(str(row[3]))
+    if behind == 0:
+        return Lag(0, 0.0)
+    if not connected:
+        return Lag(behind, None, "no receiver is connected to the slot")
+    if reply_age is None or reply_age > FRESH_REPLY_S:
+        age = "" if reply_age is None else f" for {reply_age:.1f} s"
+        return Lag(behind, None, f"no reply from the receiver{age} (idle, or stuck applying)")
+    if replay_lag is None:
+        return Lag(behind, None, "not measured by the server yet")
+    return Lag(behind, replay_lag)
 
 
 def replay_lsn(sender: Conn, name: str) -> str | None:

@@ -39,6 +39,7 @@ class ReverseState:
     wal_status: str | None
     lag_bytes: int | None
     lag_s: float | None
+    lag_unknown: str | None  # why lag_s is None while lag_bytes is known
     problem: str | None  # None: rollback loses nothing once OLD catches up
     at_risk_since: datetime | None
 
@@ -64,6 +65,7 @@ class ReverseState:
             "wal_status": self.wal_status,
             "lag_bytes": self.lag_bytes,
             "lag_s": self.lag_s,
+            "lag_unknown": self.lag_unknown,
             "problem": self.problem,
             "writes_at_risk_since": iso(self.at_risk_since),
         }
@@ -134,11 +136,12 @@ def reverse_state(
     inactive_since: datetime | None = None
     behind_bytes: int | None = None
     behind_s: float | None = None
+    behind_unknown: str | None = None
     if new is not None:
         slot, active, wal, inactive_since = _slot(new, name)
         behind = lag(new, name)
         if behind is not None:
-            behind_bytes, behind_s = behind.bytes, behind.seconds
+            behind_bytes, behind_s, behind_unknown = behind.bytes, behind.seconds, behind.unknown
     since = contact or switched
     problem: str | None = None
     if not present:
@@ -171,6 +174,7 @@ def reverse_state(
         wal_status=wal,
         lag_bytes=behind_bytes,
         lag_s=behind_s,
+        lag_unknown=behind_unknown,
         problem=problem,
         at_risk_since=since if problem else None,
     )
