@@ -29,6 +29,9 @@ CREATE TABLE variants (big boolean NOT NULL, size size NOT NULL, PRIMARY KEY (bi
 CREATE TABLE users (id bigserial PRIMARY KEY, email text UNIQUE NOT NULL);
 CREATE TABLE profiles (user_id bigint PRIMARY KEY REFERENCES users, bio text);
 CREATE TABLE tags (id serial PRIMARY KEY, code varchar(2) UNIQUE);
+CREATE TABLE teams (id bigserial PRIMARY KEY, name varchar(200) UNIQUE NOT NULL);
+CREATE TABLE members (id bigserial PRIMARY KEY, user_id bigint NOT NULL REFERENCES users,
+    team_id bigint NOT NULL REFERENCES teams, UNIQUE (user_id, team_id));
 """
 
 
@@ -58,9 +61,14 @@ def test_probe_inserts_take_free_keys_only(db: str) -> None:
     assert inserted["countries"] == 46 and inserted["levels"] == 10
     assert inserted["variants"] == 0 and inserted["tags"] == 96
     assert inserted["profiles"] >= 10 and inserted["currencies"] > 0 and inserted["users"] > 0
+    # a key of two foreign keys: rows both parents' writers inserted (was: 23503, or rows
+    # numbered after a long varchar key's "period" of 10^200, right where the sequence goes)
+    assert inserted["members"] > 0 and inserted["teams"] > 0
     with psycopg.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM countries").fetchone() == (1_296,)
         assert conn.execute("SELECT count(*) FROM variants").fetchone() == (6,)
+        team = conn.execute("SELECT min(id) FROM teams WHERE id > 2000").fetchone()
+        assert team is not None and int(str(team[0])) >= 1_000_000
         id_seq = conn.execute("SELECT nextval('tags_id_seq')").fetchone()
         assert id_seq == (1_201,)  # the probe's ids are far above what the sequence gives
         assert conn.execute("SELECT count(*) FROM tags WHERE id > 1200").fetchone() == (96,)
@@ -77,7 +85,7 @@ def test_probe_inserts_take_free_keys_only(db: str) -> None:
                      "row (its unique key (code character(2)) holds 1,296 values)")
         for n in notes
     ), notes  # fmt: skip
-    assert not any("profiles" in n for n in notes)  # it follows the users writer's rows
+    assert not any("profiles" in n or "members" in n for n in notes)  # they follow parents
 
 
 def test_rehearsal_says_what_probes_could_not_do(run: Any, tmp_path: Path) -> None:

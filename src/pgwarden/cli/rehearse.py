@@ -174,13 +174,14 @@ def rehearse(
         sources=sources,
     )
     schema_sql: str | None = None
+    schema_label: str | None = None
     if alembic_ini is not None and schema_file is None and schema_from is None:
         from pgwarden.pg.connect import resolve_dsn
 
         dsn = resolve_dsn(version_dsn, required=True) if unapplied else None
         before = alembic_schema_before(alembic_ini, _range_start(revision_range, unapplied, dsn))
         if before is not None:
-            schema_sql = before[0]
+            schema_sql, schema_label = before
             err.print(styled("[dim]· schema: {}[/]", before[1]))
     progress = Progress(
         TextColumn("  {task.description}"),
@@ -214,6 +215,7 @@ def rehearse(
                     schema_file=schema_file,
                     schema_from=schema_from,
                     schema_sql=schema_sql,
+                    schema_label=schema_label,
                     stats_file=stats_file,
                     rows_cap=rows_cap or DEFAULT_ROWS_CAP,
                     workload_file=workload_file,

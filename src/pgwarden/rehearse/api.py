@@ -192,6 +192,7 @@ class RehearseOptions:
     schema_file: str | os.PathLike[str] | None = None  # the schema to start from (--schema)
     schema_from: str | None = None  # ... or a database's schema (--schema-from)
     schema_sql: str | None = None  # ... or SQL text; none: the migrations folder's earlier files
+    schema_label: str | None = None  # what `schema_sql` is, for the output ("given SQL")
     stats_file: str | os.PathLike[str] | None = None  # production sizes and queries
     snapshot: Snapshot | None = None  # ... or the snapshot itself
     rows_cap: int = DEFAULT_ROWS_CAP  # synthetic rows per table, at most
@@ -309,7 +310,11 @@ def rehearse(
         copy_plan = copydata.plan_copy(o.schema_from, o.copy_data, o.copy_max_rows, config=o.config)
     phase("resolving the schema")
     src = schema.resolve_schema(
-        plan.sources, schema_file=o.schema_file, schema_from=o.schema_from, schema_sql=o.schema_sql
+        plan.sources,
+        schema_file=o.schema_file,
+        schema_from=o.schema_from,
+        schema_sql=o.schema_sql,
+        schema_label=o.schema_label,
     )
     zone = tzmod.pick_timezone(
         o.timezone,

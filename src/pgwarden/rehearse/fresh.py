@@ -2,7 +2,8 @@
 
 Row `g` of a table gets values that are functions of `g` (datagen.py) and the
 loaded rows are 1..N. Where every unique key's values never repeat, the writer's
-k-th INSERT is row `FRESH + N + k`: new by construction, and far above the
+k-th INSERT is row `FRESH + M + k` (M: the most rows of any table, so that all
+writers insert the same row numbers): new by construction, and far above the
 keys the table's sequences hand out next (a step's own INSERT gets those).
 
 A unique key whose columns repeat after R rows (a `char(2)` after 1,296, a
@@ -11,7 +12,7 @@ writer takes the row numbers N + 1 .. R (moved by a multiple of every key's
 period, so the values are the same and the other columns' are far above the
 sequences) and stops inserting when none is left. A key with a foreign key
 column that is unique (a 1:1 child: row g points at parent row g) has the
-parent's rows past N, then the rows the parent's own writer inserted. A copied
+parents' rows past N, then the rows every parent's own writer inserted. A copied
 table's (copy_data) real keys may be anywhere: its row numbers are each checked
 against the rows in the table first (`POOL` of them).
 """
@@ -27,7 +28,7 @@ from psycopg import sql
 
 from pgwarden.rehearse.datagen import Table, value
 
-__all__ = ["FRESH", "POOL", "FreshRows", "fresh_rows"]
+__all__ = ["FRESH", "POOL", "FreshRows", "fresh_base", "fresh_rows"]
 
 FRESH = 1_000_000  # an unbounded table's k-th probe INSERT is row FRESH + rows + k
 POOL = 20_000  # row numbers checked ahead for a table whose keys are bounded
@@ -44,7 +45,8 @@ class FreshRows:
     base: int  # the k-th INSERT is row base + k ...
     last: int | None = None  # ... up to this row (None: no end)
     pool: list[int] | None = None  # or these row numbers, checked (a copied table's)
-    follows: str | None = None  # ... then the rows this parent's writer inserted (1:1)
+    # ... then the rows every one of these parents' writers inserted (a 1:1 child)
+    follows: tuple[str, ...] = ()
     why: str = ""  # what bounds the keys: "its unique key (code character(2)) holds 1,296 values"
 
     def size(self) -> int | None:
@@ -59,6 +61,12 @@ class FreshRows:
             return self.pool[k - 1] if k <= len(self.pool) else None
         g = self.base + k
         return g if self.last is None or g <= self.last else None
+
+
+def fresh_base(tables: Mapping[str, Table]) -> int:
+    """The row number past which every table's probe INSERTs go: one for all tables, so
+    that the writers of a 1:1 child's parents insert the same row numbers."""
+    return FRESH + max((t.rows for t in tables.values()), default=0)
 
 
 def _unique_fks(tables: Mapping[str, Table], t: Table) -> dict[str, str]:
@@ -80,7 +88,7 @@ def _key_period(t: Table, key: tuple[str, ...]) -> int | None:
         if n is None or c.generated or c.omit or name in t.fks:
             return None
         room = math.lcm(room, n)
-    return room
+    return room if room <= _INT4_MAX else None  # long text: never reached by row numbers
 
 
 def _bounds(t: Table, fk_keys: set[str]) -> list[tuple[int, tuple[str, ...]]]:
@@ -117,14 +125,18 @@ def _keys_free(tables: Mapping[str, Table], t: Table, lo: int, hi: int) -> sql.C
     )
 
 
-def fresh_rows(conn: Conn, tables: Mapping[str, Table], name: str) -> FreshRows:
-    """How the probe writer of `name` picks fresh rows, read against its rows now."""
+def fresh_rows(
+    conn: Conn, tables: Mapping[str, Table], name: str, base: int | None = None
+) -> FreshRows:
+    """How the probe writer of `name` picks fresh rows, read against its rows now (`base`:
+    `fresh_base(tables)`, past which unbounded keys take their row numbers)."""
     t = tables[name]
     n = max(t.rows, 0)
+    start = fresh_base(tables) if base is None else base
     fks = _unique_fks(tables, t)
     bounds = _bounds(t, set(fks))
     if not bounds and not fks and not t.copied:
-        return FreshRows(name, FRESH + n)
+        return FreshRows(name, start)
     whys: list[str] = []
     room: int | None = None
     shift = 0
@@ -134,19 +146,20 @@ def fresh_rows(conn: Conn, tables: Mapping[str, Table], name: str) -> FreshRows:
         cols = ", ".join(f"{k} {t.column(k).type}" for k in key)
         whys.append(f"its unique key ({cols}) holds {period:,} values")
         every = math.lcm(*(p for p, _ in bounds))
-        shift = every * math.ceil(FRESH / every)
+        shift = every * math.ceil(start / every)
         if shift + period > _INT4_MAX:
             shift = 0
-    follows: str | None = None
+    follows: tuple[str, ...] = ()
     if fks:
-        parents = sorted(set(fks.values()))
-        room = min([tables[p].rows for p in parents] + ([room] if room is not None else []))
-        shift = 0  # row g points at the parent's row g: it must exist
-        follows = parents[0] if len(parents) == 1 else None
+        follows = tuple(sorted(set(fks.values())))
+        room = min([tables[p].rows for p in follows] + ([room] if room is not None else []))
+        shift = 0  # row g points at each parent's row g: it must exist
         cols = ", ".join(sorted(fks))
-        whys.append(f"each row points at a row of its own of {', '.join(parents)} (unique {cols})")
+        whys.append(
+            f"a new row needs a row of its own in {', '.join(follows)} ({cols} in its unique keys)"
+        )
     if room is None:  # copied rows, unbounded keys: far above them, checked all the same
-        lo, hi = FRESH + n + 1, FRESH + n + POOL
+        lo, hi = start + 1, start + POOL
     else:
         lo, hi = n + 1 + shift, room + shift
     if not t.copied:

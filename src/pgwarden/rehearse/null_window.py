@@ -92,7 +92,10 @@ def null_window_finding(
             "itself (it may not expect the synthetic values)"
         )
     if added is not None:
-        msg += f"; the column is added without a default by step {added.index}"
+        msg += (
+            f"; the column is added without a default by step {added.index} "
+            f"({statement_label(added.sql, 90)}, {added.location})"
+        )
     help_ = (
         "close the window before the fill: give the column a default where it is added "
         f"(ALTER TABLE {table} ALTER COLUMN {column} SET DEFAULT ...), so rows the application "

@@ -22,7 +22,7 @@ import psycopg
 from psycopg import sql
 
 from pgwarden.rehearse.datagen import Table, insert_one, key_lookup, value
-from pgwarden.rehearse.fresh import FreshRows, fresh_rows
+from pgwarden.rehearse.fresh import FreshRows, fresh_base, fresh_rows
 from pgwarden.threads import Background
 
 __all__ = ["Op", "Probe", "ProbeSet"]
@@ -50,6 +50,9 @@ class Probe:
     in_flight_since: float | None = None
     inserts: list[int] = field(default_factory=list)  # row numbers of the INSERTs tried
     inserted: list[int] = field(default_factory=list)  # ... and of those that succeeded
+    inserted_set: set[int] = field(default_factory=set)
+    static_used: int = 0  # row numbers taken from its own FreshRows
+    follow_at: int = 0  # next of the first parent's inserted rows to look at (1:1 child)
     no_key_since: float | None = None  # when the writer found no fresh key left
     # failed operations by (INSERT/UPDATE/SELECT, SQLSTATE): count, first message, first time
     failures: dict[tuple[str, str], tuple[int, str, float]] = field(default_factory=dict)
@@ -79,6 +82,7 @@ class ProbeSet:
         self.fresh: dict[str, FreshRows] = {}
 
     def start(self) -> None:
+        base = fresh_base(self._tables)
         for p in self.probes:
             conn = psycopg.connect(
                 self._dsn, autocommit=True, application_name=f"pgwarden-probe-{p.kind}"
@@ -86,31 +90,52 @@ class ProbeSet:
             self._conns.append(conn)
             p.pid = conn.info.backend_pid
             if p.kind == "write":  # before any probe runs: against the loaded rows
-                self.fresh[p.table] = fresh_rows(conn, self._tables, p.table)
+                self.fresh[p.table] = fresh_rows(conn, self._tables, p.table, base)
             th = Background(target=self._loop, args=(p, conn), daemon=True)
             self._threads.append(th)
         for thread in self._threads:
             thread.start()
 
+    def _writer(self, table: str) -> Probe | None:
+        return next((q for q in self.probes if q.table == table and q.kind == "write"), None)
+
+    def _followed(self, p: Probe, fresh: FreshRows) -> tuple[int | None, bool]:
+        """A row every parent's writer inserted that `p` has not taken (None: none yet), and
+        whether there never will be one (a parent without a writer)."""
+        writers = [self._writer(t) for t in fresh.follows]
+        if any(w is None for w in writers):
+            return None, True
+        first, others = writers[0], writers[1:]
+        assert first is not None
+        while p.follow_at < len(first.inserted):
+            g = first.inserted[p.follow_at]
+            if all(g in w.inserted_set for w in others if w is not None):
+                p.follow_at += 1
+                return g, False
+            # each writer's row numbers grow: one past g that lacks it never inserts it
+            if any(
+                w is not None and g not in w.inserted_set and w.inserts and w.inserts[-1] >= g
+                for w in others
+            ):
+                p.follow_at += 1
+                continue
+            return None, False
+        return None, False
+
     def _fresh_row(self, p: Probe, now: float) -> int | None:
         """The row number of `p`'s next INSERT: one whose keys no row has; None if none."""
         with self._lock:
             fresh = self.fresh[p.table]
-            g = fresh.take(len(p.inserts) + 1)
-            if g is None and fresh.follows is not None:  # rows the parent's writer added
-                parent = next(
-                    (q for q in self.probes if q.table == fresh.follows and q.kind == "write"),
-                    None,
-                )
-                done = len(p.inserts) - (fresh.size() or 0)
-                if parent is not None and done < len(parent.inserted):
-                    g = parent.inserted[done]
-            if g is None:
-                waits = fresh.follows is not None and any(  # for the parent's next row
-                    q.table == fresh.follows and q.kind == "write" for q in self.probes
-                )
-                if p.no_key_since is None and not waits:
+            g = fresh.take(p.static_used + 1)
+            if g is not None:
+                p.static_used += 1
+            elif fresh.follows:
+                g, never = self._followed(p, fresh)
+                if never and p.no_key_since is None:
                     p.no_key_since = now
+            elif p.no_key_since is None:
+                p.no_key_since = now
+            if g is None:
                 return None
             p.inserts.append(g)
             return g
@@ -179,6 +204,7 @@ class ProbeSet:
                 p.in_flight_since = None
                 if new is not None and error is None:
                     p.inserted.append(new)
+                    p.inserted_set.add(new)
             self._stop.wait(self._pause if error is None else 0.05)
 
     def all_started_since(self, t: float) -> list[Probe]:
@@ -215,6 +241,26 @@ class ProbeSet:
             return None
         return (int(str(row[0])), int(str(row[1]))) if row is not None else None
 
+    def _no_key_note(self, p: Probe, fresh: FreshRows) -> str:
+        unprobed = [t for t in fresh.follows if self._writer(t) is None]
+        if unprobed and fresh.size() == 0:
+            return (
+                f"probe traffic on {p.table}: no INSERT, since {fresh.why} and "
+                f"{', '.join(unprobed)} get no probe INSERTs (the plan does not touch them); "
+                "its writer updated existing rows instead"
+            )
+        why = f" ({fresh.why})" if fresh.why else ""
+        if not p.inserts:
+            return (
+                f"probe traffic on {p.table}: no INSERT, since no key was left for a new "
+                f"row{why}; its writer updated existing rows instead"
+            )
+        return (
+            f"probe traffic on {p.table}: {len(p.inserts):,} INSERTs, then no key was left "
+            f"for a new row{why}; its writer updated existing rows from "
+            f"{p.no_key_since or 0.0:.1f} s on"
+        )
+
     def notes(self, step_at: Callable[[float], str]) -> list[str]:
         """What the probe traffic could not do as asked: tables whose keys left the writer
         no row to insert, and operations the server refused (`step_at` says when a time
@@ -224,18 +270,7 @@ class ProbeSet:
             for p in self.probes:
                 fresh = self.fresh.get(p.table)
                 if p.kind == "write" and fresh is not None and p.no_key_since is not None:
-                    why = f" ({fresh.why})" if fresh.why else ""
-                    if not p.inserts:
-                        out.append(
-                            f"probe traffic on {p.table}: no INSERT, since no key was left for "
-                            f"a new row{why}; its writer updated existing rows instead"
-                        )
-                    else:
-                        out.append(
-                            f"probe traffic on {p.table}: {len(p.inserts):,} INSERTs, then no "
-                            f"key was left for a new row{why}; its writer updated existing "
-                            f"rows from {p.no_key_since:.1f} s on"
-                        )
+                    out.append(self._no_key_note(p, fresh))
                 for (verb, state), (n, first, at) in sorted(p.failures.items()):
                     out.append(
                         f"probe traffic on {p.table}: {verb} failed {n:,} time(s) with "

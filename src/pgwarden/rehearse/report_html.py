@@ -171,9 +171,9 @@ def _hazards(result: RehearsalResult) -> str:
     boxes = [
         f'<div class="hazard"><b>Deploy hazard ({f.code} {escape(f.name)}) at step {f.step}'
         f"</b> &middot; {_breakable(str(f.location))}<p>{escape(f.message)}.</p>"
-        f"<p><b>What to do:</b> {escape(f.help)}.</p><p class=meta>The migration would stop "
-        "at this step in production too; the rehearsal stopped there, and the steps after "
-        "it were not run.</p></div>"
+        f"<p><b>What to do:</b> {escape(f.help)}.</p><p class=meta>In production the "
+        "migration stops at this step too whenever the application inserts rows in that "
+        "window; the rehearsal stopped there, and the steps after it were not run.</p></div>"
         for f in result.findings
         if f.code == CODE
     ]

@@ -96,15 +96,17 @@ def resolve_schema(
     schema_file: str | os.PathLike[str] | None = None,
     schema_from: str | None = None,
     schema_sql: str | None = None,
+    schema_label: str | None = None,
 ) -> SchemaSource:
-    """The schema to start from; with none given, the migrations folder's earlier files."""
+    """The schema to start from; with none given, the migrations folder's earlier files
+    (`schema_label`: what `schema_sql` is, for the output)."""
     given = [x for x in (schema_file, schema_from, schema_sql) if x is not None]
     if len(given) > 1:
         from pgwarden.errors import UsageError
 
         raise UsageError("give one of --schema and --schema-from, not both")
     if schema_sql is not None:
-        return SchemaSource(schema_sql, "given SQL")
+        return SchemaSource(schema_sql, schema_label or "given SQL")
     if schema_file is not None:
         files = collect_sql_files([schema_file])
         return SchemaSource(
