@@ -64,6 +64,15 @@ def _wait_for_line(proc: subprocess.Popen[str], needle: str, timeout_s: float = 
     raise AssertionError(f"never saw {needle!r}: {''.join(seen)}")
 
 
+def _alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie waiting for its reaper has finished)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
 def test_ctrl_c_then_run_again_resumes(logical_clusters, tmp_path: Path) -> None:
     pair = make_pair(logical_clusters, 15, 18)
     args = run_args(pair, "--no-write-check")
@@ -89,20 +98,27 @@ def test_killed_inside_the_switchover_is_cancelled_from_status(
 ) -> None:
     pair = make_pair(logical_clusters, 15, 18)
     flag = tmp_path / "hook-started"
-    proc = _start(
-        run_args(pair, "--switchover-timeout", "120", "--switch-cmd", f"touch {flag}; sleep 100"),
-        tmp_path,
-    )
+    moved = tmp_path / "application-moved"
+    hook = f"echo $$ > {flag}; sleep 100; touch {moved}"
+    proc = _start(run_args(pair, "--switchover-timeout", "120", "--switch-cmd", hook), tmp_path)
     deadline = time.monotonic() + 60
-    while not flag.exists():
+    while not flag.exists() or not flag.read_text().strip():
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
         time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)  # pgwarden and its hook, mid-switchover
+    hook_pid = int(flag.read_text())
+    named = "SELECT bool_or(info ? 'hook_process') FROM pgwarden_upgrade.runs"
+    with psycopg.connect(pair.old_dsn, autocommit=True) as c:  # the record names the hook
+        while c.execute(named).fetchone() != (True,):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)  # pgwarden only: its hook (own session) keeps running
     proc.communicate(timeout=10)
     assert not can_write(pair.old_dsn)  # left read-only: the danger status must explain
+    assert _alive(hook_pid)
     status = _cli("status", "--database-url", pair.old_dsn, cwd=tmp_path)
     assert "switching" in status.stdout and "not running" in status.stdout, status.stdout
-    assert "upgrade cancel" in status.stdout
+    assert "upgrade cancel" in status.stdout and "--switch-cmd" in status.stdout
+    assert "switch hook is still running here" in status.stdout
     cancel = _cli(
         "cancel",
         "--database-url",
@@ -115,6 +131,9 @@ def test_killed_inside_the_switchover_is_cancelled_from_status(
     )
     assert "application back to old" in cancel.stderr  # its hook had started: run back
     assert cancel.returncode == 0, cancel.stderr + cancel.stdout
+    # the stray hook was ended first: it never moves the application to NEW afterwards
+    assert "ended the switch hook" in cancel.stderr
+    assert not _alive(hook_pid) and not moved.exists()
     assert can_write(pair.old_dsn)
     assert leftovers(pair.old_dsn) == {"slots": [], "publications": [], "subscriptions": []}
     assert leftovers(pair.new_dsn) == {"slots": [], "publications": [], "subscriptions": []}

@@ -464,7 +464,7 @@ def status_cmd(
         lag_s=None if behind is None else behind.seconds,
         lag_unknown=None if behind is None else behind.unknown,
         reverse=None if reverse is None else reverse.to_dict(),
-        next=_next_step(record.state, live),
+        next=_next_step(record.state, live, record.info),
     )
     if fmt == "json":
         print_json(data)
@@ -554,9 +554,26 @@ def _phase_times(info: dict[str, Any]) -> list[tuple[str, float]]:
     return [(name, float(times[name])) for name in PHASES if name in times]
 
 
-def _next_step(state: str, live: bool) -> str:
+def _next_step(state: str, live: bool, info: dict[str, Any]) -> str:
+    from pgwarden.upgrade import hook_process
+
     if live:
         return "the upgrade is running; `pgwarden upgrade cancel` stops it before the switchover"
+    if state == "switching" and info.get("hook_started"):
+        still = hook_process.running(info.get("hook_process"))
+        hook = {
+            True: "its switch hook is still running here and is ended first",
+            None: f"its switch hook may still be running on {info['hook_process'].get('host')}"
+            if isinstance(info.get("hook_process"), dict)
+            else "",
+            False: "its switch hook had started",
+        }[still]
+        return (
+            f"stopped inside its switchover; {hook} (the application may be on NEW): "
+            "`pgwarden upgrade cancel --target-url NEW --switch-cmd CMD` runs the hook back "
+            "(PGWARDEN_SWITCH_TO=old) and makes OLD writable again, or `pgwarden upgrade run` "
+            "(same arguments) undoes and retries it"
+        )
     return {
         "running": "its process is gone: `pgwarden upgrade run` (same arguments) continues it, "
         "`pgwarden upgrade cancel` removes it",

@@ -39,7 +39,7 @@ from pgwarden.events import (
 from pgwarden.pg.binaries import Installation, find_installations
 from pgwarden.pg.connect import describe_dsn
 from pgwarden.pg.tool_conninfo import tool_connection
-from pgwarden.upgrade import logical
+from pgwarden.upgrade import hook_process, logical
 from pgwarden.upgrade.check import Severity, logical_readiness
 from pgwarden.upgrade.journal import (
     PHASES,
@@ -814,6 +814,30 @@ def undo_interrupted_switchover(
         switch_cmd=switch_cmd,
         write_check=False,
     )
+    stray = record.info.pop("hook_process", None)
+    if hook_process.stop(stray):
+        assert isinstance(stray, dict)
+        emit(
+            UpgradePhase(
+                upgrade_id=record.id,
+                phase="switchover",
+                status="done",
+                message=f"ended the switch hook the stopped process left running (process "
+                f"group {stray['pgid']}): it would have moved the application to NEW later",
+            )
+        )
+    elif hook_process.running(stray) is None:
+        assert isinstance(stray, dict)
+        emit(
+            UpgradePhase(
+                upgrade_id=record.id,
+                phase="switchover",
+                status="failed",
+                message=f"the switch hook started on {stray.get('host')} (process group "
+                f"{stray.get('pgid')}) may still be running there: stop it, or it may move "
+                "the application to NEW",
+            )
+        )
     if record.info.get("hook_started") and not switch_cmd:
         emit(
             UpgradePhase(

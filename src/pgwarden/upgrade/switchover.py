@@ -23,6 +23,7 @@ step, so a killed process is undone the same way by `cancel` or a new `run`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -37,7 +38,7 @@ from psycopg import sql
 from pgwarden.events import Observer, UpgradeHook, UpgradeSwitchover
 from pgwarden.pg.connect import describe_dsn
 from pgwarden.pg.tool_conninfo import tool_connection
-from pgwarden.upgrade import logical
+from pgwarden.upgrade import hook_process, logical
 from pgwarden.upgrade.journal import Record, save
 from pgwarden.upgrade.logical import Names, Sides, Table
 from pgwarden.upgrade.sequences import copy_sequences
@@ -99,10 +100,17 @@ def _hook_env(sides: Sides, switch_to: str, upgrade_id: str) -> dict[str, str]:
 
 
 def run_hook(
-    command: str, sides: Sides, switch_to: str, upgrade_id: str, timeout_s: float
+    command: str,
+    sides: Sides,
+    switch_to: str,
+    upgrade_id: str,
+    timeout_s: float,
+    on_start: Callable[[int], None] | None = None,
 ) -> HookResult:
     """Run `command` with /bin/sh, a clean environment and stdin closed; output captured
-    (stdout and stderr, last 8 kB) with the DSNs' passwords masked; killed at the timeout."""
+    (stdout and stderr, last 8 kB) with the DSNs' passwords masked; killed at the timeout,
+    and when pgwarden itself is interrupted (a second Ctrl-C) while waiting for it.
+    `on_start` gets the hook's process group id as soon as it runs."""
     env = _hook_env(sides, switch_to, upgrade_id)
     started = time.monotonic()
     proc = subprocess.Popen(
@@ -114,12 +122,20 @@ def run_hook(
         start_new_session=True,
     )
     try:
+        if on_start is not None:
+            on_start(proc.pid)
         out, _ = proc.communicate(timeout=timeout_s)
         code: int | None = proc.returncode
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate()
         code = None
+    except BaseException:
+        # never leave it running behind pgwarden: it could move the application later
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
     text = out.decode(errors="replace")[-8192:]
     for dsn in (sides.old_dsn, sides.new_dsn, sides.source_conninfo, sides.target_conninfo):
         text = tool_connection(dsn, {}).redact(text)
@@ -229,7 +245,15 @@ def _forward(sw: Switch, deadline: Deadline) -> None:
         deadline.check("making OLD read-only")
         if sw.switch_cmd:
             sw.step("hook", hook_started=True)
-            result = run_hook(sw.switch_cmd, sw.sides, "new", sw.record.id, deadline.left())
+
+            def started(pgid: int) -> None:  # a later pgwarden can end it (kill -9 of this one)
+                sw.record.info["hook_process"] = hook_process.describe(pgid)
+                save(sw.journal, sw.record)
+
+            result = run_hook(
+                sw.switch_cmd, sw.sides, "new", sw.record.id, deadline.left(), on_start=started
+            )
+            sw.record.info.pop("hook_process", None)
             sw.emit(
                 UpgradeHook(
                     upgrade_id=sw.record.id,
