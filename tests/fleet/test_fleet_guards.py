@@ -416,6 +416,13 @@ def test_status_tells_a_killed_runner(db: str, tmp_path: Path) -> None:
             ):
                 break
             time.sleep(0.1)
+        with psycopg.connect(db, autocommit=True) as c:  # and its run is recorded there
+            while time.monotonic() < deadline:
+                if c.execute("SELECT to_regclass('pgwarden.runs')").fetchone() != (None,):
+                    row = c.execute("SELECT count(*) FROM pgwarden.runs").fetchone()
+                    if row == (1,):
+                        break
+                time.sleep(0.1)
         os.kill(runner.pid, signal.SIGKILL)
         runner.wait(10)
         with pytest.MonkeyPatch.context() as mp:
@@ -428,3 +435,25 @@ def test_status_tells_a_killed_runner(db: str, tmp_path: Path) -> None:
     assert "`pgwarden fleet resume` continues it" in shown.stdout
     # the journal last said running; its runner is gone, so nobody is applying it now
     assert "a: wave 1 interrupted" in shown.stdout
+    with psycopg.connect(db, autocommit=True) as c:  # the killed client's backend ends
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and c.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgwarden-apply'"
+        ).fetchone() != (0,):
+            time.sleep(0.1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KILLED_DB", db)
+        resumed = cli(tmp_path, "fleet", "resume", "--fleet", "k", "--env", "staging")
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        after = cli(tmp_path, "fleet", "status", "--fleet", "k")
+    # the new run continued the cut-off one, as `pgwarden resume` would: nothing is left
+    # saying "interrupted: `pgwarden resume` continues it" on a target that has the change
+    with psycopg.connect(db, autocommit=True) as c:
+        runs = c.execute(
+            "SELECT id, kind, resumes FROM pgwarden.runs ORDER BY started_at"
+        ).fetchall()
+    assert [(k, r) for _i, k, r in runs] == [("apply", None), ("resume", runs[0][0])], (
+        resumed.stdout + resumed.stderr + str(runs)
+    )
+    assert "a: wave 1 done; change applied" in after.stdout, after.stdout
+    assert "interrupted" not in after.stdout, after.stdout

@@ -26,10 +26,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from pgwarden.apply.api import GuardPolicy, Limits, RunOptions, apply_plan
 from pgwarden.apply.executor import build_units
-from pgwarden.apply.journal import plan_from_records, plan_to_records, step_keys
+from pgwarden.apply.journal import plan_from_records, plan_to_records, schema_exists, step_keys
 from pgwarden.errors import PgwardenError, Refused, UsageError
 from pgwarden.events import (
     Event,
@@ -58,6 +59,7 @@ from pgwarden.fleet.journal import RolloutJournal, journal_path, runner_lock
 from pgwarden.fleet.targets import Redactor, Target, server_of
 from pgwarden.fleet.waves import Wave, plan_waves
 from pgwarden.fleet.words import count
+from pgwarden.pg.connect import connect
 from pgwarden.plan import Plan
 from pgwarden.settings import Settings
 from pgwarden.threads import Background
@@ -140,6 +142,26 @@ def _selected(targets: Sequence[Target], selector: Sequence[tuple[str, str]]) ->
             hint="check --label against the targets' labels",
         )
     return chosen
+
+
+_UNFINISHED = sql.SQL(
+    "SELECT r.id FROM pgwarden.runs r WHERE r.plan_fingerprint = {} AND r.kind <> 'backfill' "
+    "AND r.state <> 'done' AND NOT EXISTS (SELECT 1 FROM pgwarden.runs l WHERE l.resumes = r.id) "
+    "ORDER BY r.started_at DESC LIMIT 1"
+)
+
+
+def unfinished_run(dsn: str, fingerprint: str) -> str | None:
+    """The target's latest unfinished run of this plan that no later run continued (None:
+    there is none, or its journal cannot be read: the apply then says why)."""
+    try:
+        with connect(dsn, application_name="pgwarden-fleet", connect_timeout_s=10) as conn:
+            if not schema_exists(conn):
+                return None
+            row = conn.execute(_UNFINISHED.format(sql.Literal(fingerprint))).fetchone()
+    except (PgwardenError, psycopg.Error):
+        return None
+    return None if row is None else str(row[0])
 
 
 def _online_placeholder(_conn: psycopg.Connection[tuple[object, ...]]) -> None:
@@ -612,6 +634,12 @@ class _Runner:
             runners = {}
             if isinstance(self.plan, AlembicChange):
                 runners = self.plan.runners(target.name, target.dsn)
+            # an earlier attempt cut off (a killed runner, a lost connection) left its run
+            # unfinished there: this one continues it, as `pgwarden resume` would, so the
+            # target's own status says "resumed", not "interrupted: pgwarden resume it"
+            resumes = None
+            if touched and not self.options.rewrite:
+                resumes = unfinished_run(target.dsn, plan.fingerprint())
             with self._online_turn(bool(runners), target, wave, halt) as stopped:
                 if stopped is not None:  # it never touched the database
                     return "pending", None, f"not started: {stopped} while it waited its turn"
@@ -624,6 +652,8 @@ class _Runner:
                         limits=self.options.limits,
                         journal_file=journal_file,
                         runners=runners,
+                        kind="apply" if resumes is None else "resume",
+                        resumes=resumes,
                     ),
                     settings=self.settings,
                     observer=self._waiting(target, wave),

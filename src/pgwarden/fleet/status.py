@@ -249,14 +249,15 @@ def _read(
             if has_runs:
                 rows = conn.execute(
                     sql.SQL(
-                        "SELECT id, state, plan_fingerprint, started_at, backend_pid, message "
-                        "FROM pgwarden.runs WHERE kind <> 'backfill' ORDER BY started_at"
+                        "SELECT r.id, r.state, r.plan_fingerprint, r.started_at, r.backend_pid, "
+                        "r.message, EXISTS (SELECT 1 FROM pgwarden.runs l WHERE l.resumes = r.id) "
+                        "FROM pgwarden.runs r WHERE r.kind <> 'backfill' ORDER BY r.started_at"
                     )
                 ).fetchall()
                 # with --rewrite the target ran its own rewrite of the plan: the run named
                 # by the rollout journal says which fingerprint that is
                 plan_fps = {plan_fp} | {str(r[2]) for r in rows if str(r[0]) == want.run_id}
-                for rid, state, fp, started, pid, message in rows:
+                for rid, state, fp, started, pid, message, resumed in rows:
                     if state == "done" and fp not in plans:
                         plans.append(str(fp))
                     if state == "running":
@@ -264,7 +265,8 @@ def _read(
                         life, _b = life_of(
                             conn, str(rid), int(str(pid)), started, client_gone_s=client_gone_s
                         )
-                        running.append(RunInProgress(str(rid), life, started, str(fp)))
+                        if not (resumed and life == "interrupted"):  # a later run went on
+                            running.append(RunInProgress(str(rid), life, started, str(fp)))
                     if fp in plan_fps and state in ("failed", "cancelled"):
                         failure = f"run {rid} {state}: {message}"
                     elif fp in plan_fps and state == "done":
