@@ -39,13 +39,16 @@ def window(tmp_path_factory: pytest.TempPathFactory, pg_cluster: Any) -> Rehears
         "001.sql",
         "ALTER TABLE accounts ADD COLUMN code int;\n"
         "UPDATE accounts SET code = 1;\n"
+        # a step that writes rows while its transaction holds accounts: not the fill
+        "BEGIN;\nALTER TABLE accounts ADD COLUMN note text;\n"
+        "INSERT INTO changes (what) VALUES ('note');\nCOMMIT;\n"
         # steps in between: each waits for every probe to begin an operation after it
-        "SELECT 1;\nSELECT 2;\nSELECT 3;\nSELECT 4;\n"
+        "SELECT 1;\nSELECT 2;\nSELECT 3;\n"
         "ALTER TABLE accounts ALTER COLUMN code SET NOT NULL;\n",
     )
     options = RehearseOptions(
         database_url=pg_cluster.dsn(),
-        schema_sql=SCHEMA,
+        schema_sql=SCHEMA + "CREATE TABLE changes (id bigserial PRIMARY KEY, what text);\n",
         default_rows=500,
         record_dir=tmp / "records",
     )
@@ -57,18 +60,19 @@ def test_the_failed_not_null_is_reported_as_the_window_it_is(window: RehearsalRe
     codes = [f.code for f in window.findings]
     assert "RH103" in codes and "RH102" not in codes, codes
     f = next(f for f in window.findings if f.code == "RH103")
-    assert f.severity.value == "error" and f.step == 6
+    assert f.severity.value == "error" and f.step == 9
     assert f.name == "rows_inserted_between_backfill_and_not_null"
     assert f.message.startswith("accounts.code cannot be made NOT NULL here: ")
     assert "inserted by the probe traffic, which writes as the application did before the " \
-        "migration, after step 1 (UPDATE accounts SET code = 1, " in f.message  # fmt: skip
+        "migration, after step 1 (UPDATE accounts SET code = 1, 001.sql:2) filled it and " \
+        "before this step" in f.message  # fmt: skip
     assert (
         "the column is added without a default by step 0 (ALTER TABLE accounts ADD COLUMN "
-        "code int, " in f.message
+        "code int, 001.sql:1)" in f.message
     )
     assert "the other" not in f.message  # the fill missed none of its rows
     assert "SET DEFAULT" in f.help and "CHECK (code IS NOT NULL) NOT VALID" in f.help
-    failed = window.steps[6]
+    failed = window.steps[9]
     assert failed.error is not None and failed.error.null_rows is not None
     nulls = failed.error.null_rows
     assert (nulls.table, nulls.column) == ("accounts", "code")
@@ -82,7 +86,7 @@ def test_the_failed_not_null_is_reported_as_the_window_it_is(window: RehearsalRe
     )
     assert said is not None and said[1] == said[2] == str(nulls.rows), failed.error.message
     doc = json.loads(json.dumps(window.to_dict()))
-    assert doc["steps"][6]["error"]["null_rows"] == {
+    assert doc["steps"][9]["error"]["null_rows"] == {
         "table": "accounts", "column": "code", "rows": nulls.rows, "inserted": nulls.inserted,
     }  # fmt: skip
 
@@ -93,12 +97,12 @@ def test_text_and_html_say_deploy_hazard(window: RehearsalResult) -> None:
     text = out.getvalue()
     first = text.splitlines()[0]
     assert first.startswith("rehearsal stopped at a deploy hazard ● on "), first
-    assert "step 6 cannot run while the application inserts rows as it does now (RH103 " in text
+    assert "step 9 cannot run while the application inserts rows as it does now (RH103 " in text
     assert "error RH103 " in text
     html = render_html(window, charts=False)
     assert 'pgwarden rehearsal: <span class="status-failed">stopped at a deploy hazard' in html
     assert '<div class="hazard"><b>Deploy hazard (RH103 rows_inserted_between_backfill_and_' \
-        "not_null) at step 6</b>" in html  # fmt: skip
+        "not_null) at step 9</b>" in html  # fmt: skip
     assert "<b>What to do:</b> close the window before the fill" in html
 
 

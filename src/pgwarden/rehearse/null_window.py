@@ -13,6 +13,7 @@ not as a step that failed for reasons of its own.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from pgwarden.analysis.effects import LockMode
 from pgwarden.findings import Finding, Severity
@@ -44,19 +45,30 @@ def _adds(step: Step, table: str, column: str) -> bool:
     )
 
 
-def _wrote(tr: StepTrace, table: str) -> bool:
-    """Whether the step wrote rows of `table` (a ROW EXCLUSIVE or stronger lock on it)."""
+def _fills(step: Step | None, tr: StepTrace, table: str) -> bool:
+    """Whether the step wrote rows of `table`: an UPDATE or INSERT of it, or the caller's
+    own step (a data migration) that wrote rows holding a write lock on it."""
     if tr.status != "ok" or tr.rows_written <= 0:
         return False
-    return any(
-        _same(rel, table) and LockMode[mode.replace(" ", "_")] >= LockMode.ROW_EXCLUSIVE
-        for rel, mode in tr.strongest().items()
-    )
+    if tr.kind == OPAQUE_KIND or step is None:  # its own session: its locks are its own
+        return any(
+            _same(rel, table) and LockMode[mode.replace(" ", "_")] >= LockMode.ROW_EXCLUSIVE
+            for rel, mode in tr.strongest().items()
+        )
+    body = step.tree.get("UpdateStmt") or step.tree.get("InsertStmt")
+    return body is not None and body.get("relation", {}).get("relname") == table
+
+
+def _short(location: str) -> str:
+    """`path:line:col` as `file:line` (a migration's file name says which it is)."""
+    head, _, _col = location.rpartition(":")
+    path, _, line = head.rpartition(":")
+    return f"{Path(path).name}:{line}" if path and line.isdigit() else location
 
 
 def _named(tr: StepTrace, width: int = 90) -> str:
     """A step as the reader finds it: its index, its statement, where it is."""
-    where = tr.location if tr.kind != OPAQUE_KIND else ""
+    where = _short(tr.location) if tr.kind != OPAQUE_KIND else ""
     return f"step {tr.index} ({statement_label(tr.sql, width)}" + (f", {where})" if where else ")")
 
 
@@ -72,7 +84,8 @@ def null_window_finding(
     committed = [
         t for t in earlier if failed.transaction is None or t.transaction != failed.transaction
     ]
-    fill = next((t for t in reversed(committed) if _wrote(t, table)), None)
+    by_index = {s.index: s for s in plan.steps}
+    fill = next((t for t in reversed(committed) if _fills(by_index.get(t.index), t, table)), None)
     if fill is None and nulls.inserted < nulls.rows:  # no fill, NULLs of its own: RH102
         return None
     added = next(
@@ -94,7 +107,7 @@ def null_window_finding(
     if added is not None:
         msg += (
             f"; the column is added without a default by step {added.index} "
-            f"({statement_label(added.sql, 90)}, {added.location})"
+            f"({statement_label(added.sql, 90)}, {_short(str(added.location))})"
         )
     help_ = (
         "close the window before the fill: give the column a default where it is added "

@@ -73,6 +73,10 @@ def _help(step: Step) -> str:
     )
 
 
+# a step that failed at once holds no lock of its own; its transaction's earlier steps' do
+_EARLIER = "none sampled of its own, those of the steps before it in its transaction"
+
+
 def _blocking_finding(step: Step, tr: StepTrace) -> Finding | None:
     heavy = bool(tr.rewrites or step.effects.scans or step.effects.rewrites)
     worst: tuple[str, str, float, float | None] | None = None
@@ -109,7 +113,7 @@ def _blocking_finding(step: Step, tr: StepTrace) -> Finding | None:
         "RH101",
         "traffic_blocked_during_step",
         severity,
-        f"{msg} (locks held: {held})",
+        f"{msg} (locks held: {held or _EARLIER})",
         _help(step),
         step.location,
         step=step.index,
