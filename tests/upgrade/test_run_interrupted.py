@@ -154,13 +154,46 @@ def test_cancel_from_another_terminal_stops_a_live_run(
         _wait_for_line(proc, "comparing row counts")
         status = _cli("status", "--database-url", pair.old_dsn, cwd=tmp_path)
         assert "the upgrade is running" in status.stdout, status.stdout
-        cancel = _cli(
-            "cancel", "--database-url", pair.old_dsn, "--target-url", pair.new_dsn, cwd=tmp_path
-        )
+        # without --target-url: the run, which knows NEW, removes everything itself
+        cancel = _cli("cancel", "--database-url", pair.old_dsn, cwd=tmp_path)
         _out, err = proc.communicate(timeout=60)
         blocker.rollback()
     assert cancel.returncode == 0, cancel.stdout + cancel.stderr
+    # what the run removed is reported, and no warning that NEW's subscription was left
+    assert "cancelled (by the run, which stopped): removed subscription" in cancel.stdout
+    assert "NEW was not given" not in cancel.stdout, cancel.stdout
     assert proc.returncode == 3 and "cancelled: OLD is as it was" in err, err
     assert can_write(pair.old_dsn)
     assert leftovers(pair.old_dsn) == {"slots": [], "publications": [], "subscriptions": []}
     assert leftovers(pair.new_dsn)["subscriptions"] == []
+
+
+def test_cancel_while_the_switch_hook_runs_undoes_the_switchover(
+    logical_clusters: LogicalClusters, tmp_path: Path
+) -> None:
+    """`upgrade cancel` from another terminal while the run's hook moves the application:
+    the run undoes its switchover (the hook runs back), then cleans up; it never ends
+    switched with OLD made writable under an application on NEW."""
+    pair = make_pair(logical_clusters, 15, 18)
+    flag = tmp_path / "hook-started"
+    hook = f'echo "to $PGWARDEN_SWITCH_TO" >> {flag}; [ "$PGWARDEN_SWITCH_TO" = old ] || sleep 3'
+    proc = _start(
+        run_args(pair, "--no-write-check", "--switchover-timeout", "60", "--switch-cmd", hook),
+        tmp_path,
+    )
+    deadline = time.monotonic() + 60
+    while not flag.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
+        time.sleep(0.05)
+    cancel = _cli(
+        "cancel", "--database-url", pair.old_dsn, "--target-url", pair.new_dsn, cwd=tmp_path
+    )
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, err
+    assert cancel.returncode == 0, cancel.stdout + cancel.stderr
+    assert flag.read_text().split("\n")[:2] == ["to new", "to old"]  # the hook ran back
+    assert can_write(pair.old_dsn)
+    assert leftovers(pair.old_dsn) == {"slots": [], "publications": [], "subscriptions": []}
+    assert leftovers(pair.new_dsn) == {"slots": [], "publications": [], "subscriptions": []}
+    final = _cli("status", "--database-url", pair.old_dsn, "--format", "json", cwd=tmp_path)
+    assert '"state":"cancelled"' in final.stdout.replace(" ", "")

@@ -290,9 +290,13 @@ def cancel_cmd(
             )
             what = f"removed {', '.join(result.removed)}" if result.removed else "nothing to remove"
             hook.finish("cancelled", f"upgrade {result.record.id}: OLD as it was; {what}")
-    removed = ", ".join(result.removed) or "nothing left to remove"
-    out.print(styled("[green]upgrade {} cancelled[/]: removed {}", result.record.id, removed))
-    if sides is None:
+    by = " (by the run, which stopped)" if result.waited_for_run else ""
+    out.print(
+        styled("[green]upgrade {} cancelled[/]{}: {}", result.record.id, by, what)
+        if result.removed
+        else styled("[green]upgrade {} cancelled[/]: nothing was left to remove", result.record.id)
+    )
+    if sides is None and not result.waited_for_run:
         out.print(
             "NEW was not given (--target-url): its subscription, if any, was left; "
             "OLD's slot was dropped, so it cannot receive anything."

@@ -75,6 +75,7 @@ def clean_up(old: Conn, sides: Sides | None, record: Record, emit: Observer) -> 
     if new is not None:
         new.close()
     record.state = "cancelled"
+    record.info["cancel_removed"] = removed
     save(old, record)
     emit(
         UpgradePhase(
@@ -126,8 +127,16 @@ def cancel(
                 hint="press Ctrl-C in that terminal, or end that process and cancel again",
             )
         record = find_latest(old, record.id) or record
-        if record.state == "cancelled":
-            return CancelResult(record, [], waited)
+        if record.state == "cancelled":  # the run removed its objects itself
+            removed = record.info.get("cancel_removed")
+            return CancelResult(record, list(removed) if isinstance(removed, list) else [], waited)
+        if record.state not in ("running", "interrupted", "switching"):
+            # it finished its switchover before it saw the request: NEW takes the writes
+            raise Refused(
+                f"upgrade {record.id} switched over to NEW before it could stop "
+                f"({record.state}): cancelling now would lose the writes made on NEW",
+                hint="`pgwarden upgrade rollback` switches back to OLD with NEW's writes",
+            )
     if record.state == "switching":
         from pgwarden.upgrade.run import undo_interrupted_switchover
 

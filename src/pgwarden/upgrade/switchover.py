@@ -270,6 +270,8 @@ def _forward(sw: Switch, deadline: Deadline) -> None:
         else:
             sw.step("hook", hook_started=True)
         paused = time.monotonic() - (sw.paused_at or time.monotonic())
+        if deadline.cancelled():  # Ctrl-C or `upgrade cancel` while the hook ran
+            deadline.check("the switch hook")
         # 7. writes arrive on NEW
         if sw.write_check:
             while logical.write_count(new) <= baseline:
