@@ -16,8 +16,11 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import orjson
 import pytest
@@ -162,3 +165,52 @@ def test_targets_with_the_same_history_are_compared_whatever_plans_brought_it(
     assert by_name[members[0].name]["drift"] == []
     text = cli(home, "fleet", "status", "--fleet", "shape")
     assert "1 target drifts from its peers: " + late.name in text.stdout, text.stdout
+
+
+class _Hooks(BaseHTTPRequestHandler):
+    posts: ClassVar[list[bytes]] = []
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        type(self).posts.append(self.rfile.read(length))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+def test_a_rollout_refused_before_it_starts_tells_no_webhook(
+    journey: tuple[Path, list[Member]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A gate's URL variable not set is exit 2 with nothing run: the webhooks were told
+    'fleet apply started' then 'failed' all the same (a page for a rollout that never
+    began)."""
+    _home, members = journey
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hooks)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        gate = (
+            '[[fleet.hooked.gates]]\nname = "app"\nsignal = "http"\nurl_env = "JOURNEY_APP_URL"\n'
+        )
+        (tmp_path / "pgwarden.toml").write_text(
+            fleet_toml({"hooked": gate}, members, journal_dir=tmp_path / "journal")
+            + '\n[[notify.webhooks]]\nurl_env = "JOURNEY_HOOK"\nformat = "json"\n'
+        )
+        _write(tmp_path / "m", {"001.sql": "ALTER TABLE accounts ADD COLUMN hooked_c int;\n"})
+        monkeypatch.setenv("JOURNEY_HOOK", f"http://127.0.0.1:{server.server_address[1]}/h")
+        monkeypatch.delenv("JOURNEY_APP_URL", raising=False)
+        args = ("--fleet", "hooked", "--env", "staging")
+        refused = cli(tmp_path, "fleet", "apply", "m", *args)
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert "JOURNEY_APP_URL is not set" in refused.stderr
+        resumed = cli(tmp_path, "fleet", "resume", *args)
+        assert resumed.returncode == 2, resumed.stdout + resumed.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert _Hooks.posts == []
+    assert not any(has_column(m.dsn, "hooked_c") for m in members)

@@ -151,6 +151,18 @@ def _options(kw: dict[str, Any], settings: Any, cfg: Any, *, rewrite: bool = Fal
     )
 
 
+def _refuse_early(cfg: Any, plan: Any, rewrite: bool) -> None:
+    """What the rollout would refuse before touching a target (a gate's URL variable not
+    set, a plan apply refuses for its shape), refused before the webhooks are told that a
+    rollout started."""
+    from pgwarden.fleet.gates import check_gate_urls
+    from pgwarden.fleet.rollout import check_plan
+
+    check_gate_urls(cfg.gates)
+    if plan is not None:
+        check_plan(plan, rewrite=rewrite)
+
+
 def _drive(kw: dict[str, Any], settings: Any, command: str, run: Any) -> None:
     """Run a rollout (`run(observer, cancel)`) with Ctrl-C cancelling it, events printed
     and sent to the notifications, then report it."""
@@ -348,6 +360,7 @@ def fleet_apply(
         _dry_run(cfg, chosen, plan, rewrite)
         return
     options = _options(kw, settings, cfg, rewrite=rewrite)
+    _refuse_early(cfg, plan, rewrite)
     _drive(
         kw,
         settings,
@@ -375,6 +388,7 @@ def fleet_resume(**kw: Any) -> None:
 
     settings, cfg, targets = _load(kw)
     options = _options(kw, settings, cfg)
+    _refuse_early(cfg, None, False)
     _drive(
         kw,
         settings,
