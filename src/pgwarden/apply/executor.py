@@ -36,7 +36,9 @@ from pgwarden.apply.guards import (
     Failure,
     LockPolicy,
     backoff_ms,
+    check_client,
     classify,
+    client_check_supported,
     find_blockers,
     set_timeouts,
     terminate_idle_blockers,
@@ -193,6 +195,7 @@ class _Run:
     done: list[int] = field(default_factory=list)
     skipped: list[int] = field(default_factory=list)
     running: int = 0  # position in the unit of the statement last sent (named on failure)
+    client_check: bool = False  # the server may check that this client is still there
 
 
 def execute(
@@ -209,6 +212,10 @@ def execute(
 ) -> Outcome:
     """Run `units` in order, skipping those already applied; never raises for the database."""
     r = _Run(conn, run_id, options, emit, cancel, watchdog, [conn.info.backend_pid, *our_pids])
+    try:
+        r.client_check = client_check_supported(conn)
+    except psycopg.Error:
+        r.client_check = False
     try:
         for unit in units:
             if all(k in applied for k in unit.keys):
@@ -392,6 +399,8 @@ def _attempt(
                         statement_timeout_ms=policy.statement_timeout_ms,
                         local=True,
                     )
+                    if r.client_check:  # not for a concurrent build: it may finish orphaned
+                        check_client(conn)
                     if unit.run is not None:
                         unit.run(conn)
                     for i, step in enumerate(unit.steps if unit.run is None else ()):

@@ -111,6 +111,39 @@ def set_timeouts(
     )
 
 
+CLIENT_CHECK_MS = 1000  # client_connection_check_interval of a transaction apply runs
+
+
+def client_check_supported(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
+    """Whether this server can notice a vanished client while a query runs
+    (`client_connection_check_interval`: PostgreSQL 14+, on Linux and a few other
+    kernels; elsewhere it refuses any value but 0). Leaves the session's value as it was."""
+    if conn.info.server_version < 140000:
+        return False
+    try:
+        with conn.transaction():
+            conn.execute(
+                sql.SQL("SELECT set_config('client_connection_check_interval', {}, true)").format(
+                    sql.Literal(f"{CLIENT_CHECK_MS}ms")
+                )
+            )
+    except psycopg.errors.InvalidParameterValue:
+        return False
+    return True
+
+
+def check_client(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    """In the current transaction, have the server check every CLIENT_CHECK_MS that its
+    client is still there: a killed apply's statement is cancelled and its transaction
+    rolled back within a second, instead of holding its locks until the statement ends
+    (no watchdog is left to cancel it)."""
+    conn.execute(
+        sql.SQL("SELECT set_config('client_connection_check_interval', {}, true)").format(
+            sql.Literal(f"{CLIENT_CHECK_MS}ms")
+        )
+    )
+
+
 _BLOCKERS = sql.SQL(
     """
     SELECT l.pid, coalesce(a.application_name, ''), coalesce(a.state, ''),
