@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -443,7 +444,7 @@ def status_cmd(
     try:
         old = Sides(dsn, "", dsn, "").old()
     except ConnectionFailed as exc:
-        _status_from_journal(journal_file, upgrade_id, fmt, str(exc))
+        _status_from_journal(journal_file, upgrade_id, fmt, exc)
         return
     with old:
         record = find_latest(old, upgrade_id)
@@ -594,29 +595,84 @@ def _next_step(state: str, live: bool, info: dict[str, Any]) -> str:
     }.get(state, "`pgwarden upgrade status` again")
 
 
-def _status_from_journal(path: str, upgrade_id: str | None, fmt: str, why: str) -> None:
+def _status_from_journal(path: str, upgrade_id: str | None, fmt: str, failed: Any) -> None:
+    """Status from the local journal when OLD cannot be reached (`failed`: ConnectionFailed);
+    without a journal, that failure itself (exit 2) with both fixes in its hint."""
     import orjson
 
+    from pgwarden.errors import ConnectionFailed
+
+    why = failed.message
     try:
         raw = Path(path).read_bytes()
         lines = [orjson.loads(x) for x in raw.splitlines() if x.strip()]
-    except OSError:
-        raise Refused(
-            f"{why}; and no local journal at {path}",
-            hint="check that OLD is reachable, or pass --journal-file",
+    except (OSError, orjson.JSONDecodeError) as exc:
+        reason = (
+            "there is no local journal at"
+            if isinstance(exc, FileNotFoundError)
+            else ("cannot read the local journal")
+        )
+        raise ConnectionFailed(
+            f"{why} (OLD); and {reason} {path}: nothing to show",
+            hint=f"{failed.hint}; or pass --journal-file with the journal of the run",
         ) from None
     if upgrade_id is None and lines:
         upgrade_id = str(lines[-1].get("run"))
     mine = [x for x in lines if x.get("run") == upgrade_id]
-    if fmt == "json":
-        print_json({"id": upgrade_id, "source": "local journal", "events": mine[-20:]})
-        return
-    err.print(f"OLD cannot be reached ({why}); from the local journal {path}:")
-    for event in mine[-10:]:
-        out.print(
-            f"  {event.get('event')} {event.get('phase', '')} {event.get('status', '')} "
-            f"{event.get('message', '')}".rstrip()
+    if not mine:
+        raise ConnectionFailed(
+            f"{why} (OLD); and the local journal {path} has no events of "
+            f"{'upgrade ' + upgrade_id if upgrade_id else 'any upgrade'}",
+            hint=f"{failed.hint}; or pass the run's --journal-file (and --id)",
         )
+    if fmt == "json":
+        print_json(
+            {"id": upgrade_id, "source": "local journal", "error": why, "events": mine[-20:]}
+        )
+        sys.exit(2)
+    err.print(f"OLD cannot be reached ({why}); from the local journal {path}:")
+    out.print(f"upgrade {upgrade_id}: its last {min(len(mine), 10)} events (OLD has the truth)")
+    for event in mine[-10:]:
+        out.print("  " + _journal_line(event))
+    out.print(
+        styled(
+            "  [dim]next:[/] reach OLD, then `pgwarden upgrade status` tells the state "
+            "and what to run"
+        )
+    )
+    sys.exit(2)  # the state itself was not read: an environment problem
+
+
+def _journal_line(event: dict[str, Any]) -> str:
+    """One journal event as a line: its time (UTC), kind and what it says."""
+    from datetime import UTC, datetime
+
+    at = event.get("at")
+    when = (
+        datetime.fromtimestamp(float(at), UTC).strftime("%H:%M:%S")
+        if isinstance(at, int | float)
+        else "--:--:--"
+    )
+    kind = str(event.get("event", "?")).removeprefix("upgrade_")
+    if kind == "verified":
+        same = "same checksum" if event.get("same") else "DIFFERENT"
+        what = (
+            f"{event.get('table')}: {event.get('rows_old')} / {event.get('rows_new')} rows, {same}"
+        )
+    elif kind == "lag":
+        secs = event.get("lag_s")
+        what = f"{event.get('direction')} {event.get('lag_bytes')} bytes" + (
+            "" if secs is None else f", {float(secs):.3f} s"
+        )
+    elif kind == "hook":
+        what = f"to {event.get('switch_to')}: exit {event.get('exit_code')}"
+    elif kind == "switchover":
+        what = f"{event.get('direction')} {event.get('outcome')}: {event.get('message', '')}"
+    else:
+        what = " ".join(
+            str(event[k]) for k in ("phase", "status", "message") if event.get(k) is not None
+        )
+    return f"{when} {kind} {what}".rstrip()
 
 
 SUBCOMMANDS = (run, cancel_cmd, rollback_cmd, finish_cmd, status_cmd)
