@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 from typing import Any
@@ -18,6 +19,7 @@ from pgwarden.cli import (
     handle_errors,
     out,
     print_json,
+    skip_teardown,
     styled,
 )
 from pgwarden.cli.analyse import alembic_options
@@ -163,6 +165,20 @@ _guard_options = stacked(
 
 
 def _finish(result: Any, dsn: str | None) -> None:
+    """Report how the run ended, and exit with its code. The run is over: a late Ctrl-C (a
+    second press landing as the first one's cancel finished) is ignored here instead of
+    ending the process by SIGINT (exit 130) after the report; nothing is left to clean up
+    (connections closed, notifications sent), so the process ends as soon as it is
+    printed, without the interpreter's teardown (where such a press landed too)."""
+    skip_teardown(result)
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        _report(result, dsn)
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def _report(result: Any, dsn: str | None) -> None:
     from pgwarden.apply.api import ApplyResult
 
     assert isinstance(result, ApplyResult)
