@@ -11,6 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from pgwarden import commands
 from pgwarden.apply.api import GuardPolicy, RunOptions, apply_plan
 from pgwarden.errors import DatabaseError, Refused
 from pgwarden.settings import Environment, Settings
@@ -59,6 +60,7 @@ def test_a_role_that_cannot_read_the_journal_still_sees_the_plan(
     assert [s.state for s in result.steps] == ["unknown", "unknown"]
     assert result.steps[0].locks == ("SHARE on invoices",)
     assert result.steps[0].lock_timeout_ms == 500
+    assert [(f.step, f.code) for f in result.findings] == [(0, "PW101")]  # no PW120: the guard's
     (warning,) = result.warnings
     role = reader.split("user=")[1]
     assert f"role {role} cannot read schema pgwarden" in warning
@@ -81,6 +83,8 @@ def test_a_role_that_cannot_read_the_journal_still_sees_the_plan(
     )  # fmt: skip
     assert cli.returncode == 0, cli.stderr
     assert "unknown CREATE INDEX ON invoices (amount)" in cli.stdout
+    assert "error PW101 index-built-without-concurrently: builds an index" in cli.stdout
+    assert "lint: 1 error, 0 warnings on the steps to run" in cli.stdout
     assert "unknown ALTER TABLE invoices ADD COLUMN note text" in cli.stdout
     assert f"role {role} cannot read schema pgwarden" in cli.stderr
     assert "Traceback" not in cli.stderr
@@ -134,3 +138,31 @@ def test_the_listing_marks_statements_that_run_on_their_own(tmp_path: Path) -> N
         "3 pending ALTER TABLE invoices VALIDATE CONSTRAINT fk",
         "dry run: nothing was executed",
     ], cli.stdout
+
+
+def test_findings_are_shown_for_the_steps_still_to_run_only(shop: str, tmp_path: Path) -> None:
+    done = write_sql(tmp_path, "CREATE INDEX ON invoices (created_at);\n", "001_index.sql")
+    apply_plan(
+        plan_of(done), database_url=shop, settings=SETTINGS, policy=GuardPolicy(env="staging")
+    )
+    more = write_sql(tmp_path, "UPDATE invoices SET status = 'x';\n", "002_update.sql")
+    plan = commands.load_plan([done, more], file_transaction=True)
+    result = apply_plan(
+        plan,
+        database_url=shop,
+        settings=SETTINGS,
+        policy=GuardPolicy(env="staging"),
+        options=RunOptions(dry_run=True),
+    )
+    assert [s.state for s in result.steps] == ["applied", "pending"]
+    assert {f.code for f in result.findings} == {"PW140"}  # not 001's PW101: it ran
+    assert all(f.step == 1 for f in result.findings)
+    ignoring = Settings(environments=SETTINGS.environments, ignore=("PW140",))
+    quiet = apply_plan(
+        plan,
+        database_url=shop,
+        settings=ignoring,
+        policy=GuardPolicy(env="staging"),
+        options=RunOptions(dry_run=True),
+    )
+    assert quiet.findings == ()  # the configuration's ignores hold, as in `pgwarden lint`

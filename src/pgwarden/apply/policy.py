@@ -16,6 +16,7 @@ from pgwarden.apply.identity import BackupCheck
 from pgwarden.apply.indexes import builds_index
 from pgwarden.apply.watchdog import WatchdogPolicy
 from pgwarden.errors import UsageError
+from pgwarden.findings import Finding
 from pgwarden.lint.rewrite import Rewrite
 from pgwarden.pg.stats import TableStats
 from pgwarden.plan import Plan
@@ -102,6 +103,9 @@ class ApplyResult:
     backup: str | None = None
     local_journal_problem: str | None = None  # the local journal failed after the start
     warnings: tuple[str, ...] = ()  # dry run: what a real run would refuse, and why
+    # dry run: lint's errors and warnings on the steps still to run (the guard's own
+    # timeouts, PW120/PW122, left out)
+    findings: tuple[Finding, ...] = ()
 
     @property
     def ok(self) -> bool:

@@ -62,10 +62,13 @@ from pgwarden.apply.policy import (
 )
 from pgwarden.apply.watchdog import Watchdog
 from pgwarden.errors import DatabaseError, InputError, PgwardenError, Refused, UsageError
+from pgwarden.findings import Finding, Severity
+from pgwarden.lint.engine import lint_plan
 from pgwarden.lint.rewrite import Rewrite, rewrite_plan
 from pgwarden.pg.connect import connect
 from pgwarden.pg.journal_access import check_journal_readable
 from pgwarden.plan import Plan
+from pgwarden.rules.base import DmlLimits
 from pgwarden.settings import Environment, Settings, check_env_name, is_protected
 
 _ADVISORY_KEY = 0x70677764  # "pgwd": one apply at a time per database
@@ -181,7 +184,7 @@ def apply_plan(
             raise UsageError(
                 "no database given", hint="pass --database-url or set PGWARDEN_DATABASE_URL"
             )
-        return _offline_preview(plan, opts.rewrite, snapshot)
+        return _offline_preview(plan, opts.rewrite, snapshot, cfg)
 
     conn = connect(database_url, application_name="pgwarden-apply")
     try:
@@ -256,6 +259,7 @@ def apply_plan(
                 rewrites,
                 backup=first.backup,
                 warnings=warnings,
+                findings=_findings_ahead(plan, snapshot, cfg, steps),
             )
         _lock(conn)
         try:
@@ -398,10 +402,41 @@ def _blind_preview(
         warnings += [f"a real run would be refused: {r.message} (hint: {r.hint})" for r in refusals]
     policies = {u.index: derive_lock_policy(u, snapshot, lim) for u in units}
     steps = preview(plan, keys, set(), policies, unknown=True, units=units)
-    return ApplyResult(None, "dry-run", name, steps, rewrites, warnings=tuple(warnings))
+    findings = _findings_ahead(plan, snapshot, cfg, steps)
+    return ApplyResult(
+        None, "dry-run", name, steps, rewrites, warnings=tuple(warnings), findings=findings
+    )
 
 
-def _offline_preview(plan: Plan, rewrite: bool, snapshot: Snapshot | None) -> ApplyResult:
+_GUARD_OWNED_RULES = frozenset({"PW120", "PW122"})  # lock_timeout: apply sets its own
+
+
+def _findings_ahead(
+    plan: Plan, snapshot: Snapshot | None, cfg: Settings, steps: tuple[StepPreview, ...]
+) -> tuple[Finding, ...]:
+    """Lint's errors and warnings on the steps a run would still execute (pending, or
+    unknown when the history is unread), as `pgwarden lint` judges them with the same
+    configuration; the timeouts the guard sets itself are left out."""
+    ahead = {s.index for s in steps if s.state in ("pending", "unknown")}
+    if not ahead:
+        return ()
+    result = lint_plan(
+        plan,
+        snapshot=snapshot,
+        ignore=cfg.ignore,
+        dml=DmlLimits(cfg.dml_max_rows, cfg.dml_max_share),
+        unknown_type_change=cfg.unknown_type_change,
+    )
+    return tuple(
+        f
+        for f in result.findings
+        if f.step in ahead and f.severity is not Severity.NOTE and f.code not in _GUARD_OWNED_RULES
+    )
+
+
+def _offline_preview(
+    plan: Plan, rewrite: bool, snapshot: Snapshot | None, cfg: Settings
+) -> ApplyResult:
     rewrites: tuple[Rewrite, ...] = ()
     if rewrite:
         plan, rewrites = rewrite_plan(plan, snapshot=snapshot)
@@ -413,7 +448,8 @@ def _offline_preview(plan: Plan, rewrite: bool, snapshot: Snapshot | None) -> Ap
         units = None
     policies = {u.index: derive_lock_policy(u, snapshot, lim) for u in units or ()}
     steps = preview(plan, keys, set(), policies, units=units)
-    return ApplyResult(None, "dry-run", None, steps, rewrites)
+    findings = _findings_ahead(plan, snapshot, cfg, steps)
+    return ApplyResult(None, "dry-run", None, steps, rewrites, findings=findings)
 
 
 @dataclass(frozen=True, slots=True)

@@ -236,6 +236,9 @@ def _render_preview(result: Any) -> None:
             )
         )
         lines.extend(Text("    → " + " ".join(r.split())) for r in rw.replacement)
+    found: dict[int | None, list[Any]] = {}
+    for f in result.findings:
+        found.setdefault(f.step, []).append(f)
     tx: int | None = None
     numbers: dict[int, int] = {}  # numbered in the order they run (a rewrite splits some)
     for n, s in enumerate(result.steps):
@@ -264,11 +267,31 @@ def _render_preview(result: Any) -> None:
                 "; ".join(details),
             )
         )
+        for f in found.get(s.index, ()):
+            color = "red" if f.severity.value == "error" else "yellow"
+            lines.append(
+                styled(
+                    "      [" + color + "]{} {} {}[/]: {}",
+                    f.severity.value,
+                    f.code,
+                    f.name,
+                    statement_label(f.message, 160),
+                )
+            )
     if lines:
         out.print(Text("\n").join(lines))
     env = f" against {result.environment}" if result.environment else ""
     for warning in result.warnings:
         err.print(styled("[bold yellow]warning:[/] {}", warning))
+    if result.findings:
+        errors = sum(f.severity.value == "error" for f in result.findings)
+        warns = len(result.findings) - errors
+        out.print(
+            f"lint: {errors} error{'s' * (errors != 1)}, {warns} warning{'s' * (warns != 1)} "
+            "on the steps to run (`pgwarden lint` on these files explains them"
+            + ("" if result.rewrites else "; --rewrite fixes those it can")
+            + ")"
+        )
     out.print(f"dry run{env}: nothing was executed")
 
 
