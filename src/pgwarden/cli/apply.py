@@ -221,6 +221,9 @@ def _report(result: Any, dsn: str | None) -> None:
     _fail(message, o.hint, EXIT_APPLY)
 
 
+_LISTED_FINDINGS = 100  # a plan of thousands of hazardous statements: the count says the rest
+
+
 def _render_preview(result: Any) -> None:
     from pgwarden.apply.api import ApplyResult
 
@@ -237,7 +240,7 @@ def _render_preview(result: Any) -> None:
         )
         lines.extend(Text("    → " + " ".join(r.split())) for r in rw.replacement)
     found: dict[int | None, list[Any]] = {}
-    for f in result.findings:
+    for f in result.findings[:_LISTED_FINDINGS]:  # the rest are counted below
         found.setdefault(f.step, []).append(f)
     tx: int | None = None
     numbers: dict[int, int] = {}  # numbered in the order they run (a rewrite splits some)
@@ -286,9 +289,12 @@ def _render_preview(result: Any) -> None:
     if result.findings:
         errors = sum(f.severity.value == "error" for f in result.findings)
         warns = len(result.findings) - errors
+        unlisted = len(result.findings) - _LISTED_FINDINGS
         out.print(
             f"lint: {errors} error{'s' * (errors != 1)}, {warns} warning{'s' * (warns != 1)} "
-            "on the steps to run (`pgwarden lint` on these files explains them"
+            "on the steps to run"
+            + (f", the first {_LISTED_FINDINGS} listed" if unlisted > 0 else "")
+            + " (`pgwarden lint` on these files explains them"
             + ("" if result.rewrites else "; --rewrite fixes those it can")
             + ")"
         )
