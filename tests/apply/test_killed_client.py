@@ -6,11 +6,13 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import psycopg
+
 from tests.apply.conftest import cli, scalar, wait_until, write_sql
 
 RUNNING = (
     "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = 'pgwarden-apply' "
-    "AND query LIKE 'SELECT pg_sleep%')"
+    "AND query LIKE 'SELECT pg_sleep%' AND wait_event = 'PgSleep')"
 )
 GONE = (
     "SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = 'pgwarden-apply')"
@@ -20,8 +22,12 @@ GONE = (
 def test_a_killed_apply_releases_its_locks_at_once(shop: str, tmp_path: Path) -> None:
     # The file's transaction takes ACCESS EXCLUSIVE on invoices, then runs for 10 minutes
     # (a long UPDATE, say): killed, no watchdog is left to cancel it.
+    with psycopg.connect(shop, autocommit=True) as c:
+        c.execute("CREATE TABLE slow_flag ()")  # the statement is slow while this exists
     path = write_sql(
-        tmp_path, "ALTER TABLE invoices ADD COLUMN note text;\nSELECT pg_sleep(600);\n"
+        tmp_path,
+        "ALTER TABLE invoices ADD COLUMN note text;\n"
+        "SELECT pg_sleep(CASE WHEN to_regclass('slow_flag') IS NULL THEN 0 ELSE 600 END);\n",
     )
     proc = subprocess.Popen(
         cli("apply", str(path), "--database-url", shop, "--env", "staging"),
@@ -46,5 +52,23 @@ def test_a_killed_apply_releases_its_locks_at_once(shop: str, tmp_path: Path) ->
         )
         == 0
     )
-    run = scalar(shop, "SELECT state FROM pgwarden.runs")
-    assert run == "running"  # as the killed client left it; `status` shows it interrupted
+    run = scalar(shop, "SELECT id FROM pgwarden.runs WHERE state = 'running'")
+    assert run is not None  # as the killed client left it; `status` shows it interrupted
+    with psycopg.connect(shop, autocommit=True) as c:
+        c.execute("DROP TABLE slow_flag")
+    common = ["--database-url", shop]
+    assert "`pgwarden resume` continues it" in _cli(tmp_path, "cancel", *common).stdout
+    resumed = _cli(tmp_path, "resume", *common)
+    assert resumed.returncode == 0, resumed.stderr
+    # Continued: nothing left to cancel or resume, and cancel does not send one back to it.
+    plain = _cli(tmp_path, "cancel", *common)
+    assert plain.returncode == 1 and plain.stdout.strip() == "no running apply to cancel"
+    named = _cli(tmp_path, "cancel", *common, "--run", str(run))
+    assert "nothing to cancel; run " in named.stdout and "continued it" in named.stdout
+
+
+def _cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        cli(*args), stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd=cwd,
+        timeout=120, check=False,
+    )  # fmt: skip

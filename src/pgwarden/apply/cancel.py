@@ -47,6 +47,7 @@ class _Run:
     started_at: datetime
     host: str
     client_pid: int
+    resumed_by: str | None = None  # the later run that continued this one, if any
 
 
 def _running(conn: Conn, run_id: str | None, *, any_state: bool = False) -> list[_Run]:
@@ -55,14 +56,24 @@ def _running(conn: Conn, run_id: str | None, *, any_state: bool = False) -> list
         cond = sql.SQL("{} AND id = {}").format(cond, sql.Literal(run_id))
     rows = conn.execute(
         sql.SQL(
-            "SELECT id, backend_pid, started_at, host, client_pid FROM pgwarden.runs "
-            "WHERE {} ORDER BY started_at DESC"
+            "SELECT id, backend_pid, started_at, host, client_pid, (SELECT l.id FROM "
+            "pgwarden.runs l WHERE l.resumes = r.id ORDER BY l.started_at LIMIT 1) "
+            "FROM pgwarden.runs r WHERE {} ORDER BY started_at DESC"
         ).format(cond)
     ).fetchall()
     out = []
-    for rid, pid, started, host, cpid in rows:
+    for rid, pid, started, host, cpid, later in rows:
         assert isinstance(started, datetime)
-        out.append(_Run(str(rid), int(str(pid)), started, str(host), int(str(cpid))))
+        out.append(
+            _Run(
+                str(rid),
+                int(str(pid)),
+                started,
+                str(host),
+                int(str(cpid)),
+                None if later is None else str(later),
+            )
+        )
     return out
 
 
@@ -136,11 +147,15 @@ def cancel_run(
         else:
             run, life, backend = lives[0]
         if life == "interrupted":
+            then = (
+                f"run {run.resumed_by} continued it"
+                if run.resumed_by
+                else "`pgwarden resume` continues it"
+            )
             return CancelResult(
                 run.run_id,
                 "not-running",
-                f"run {run.run_id} has no backend left (interrupted): nothing to cancel; "
-                f"`pgwarden resume` continues it",
+                f"run {run.run_id} has no backend left (interrupted): nothing to cancel; {then}",
             )
         assert backend is not None
         if life == "orphaned":
@@ -164,7 +179,7 @@ def _nothing_live(lives: list[tuple[_Run, Life, Backend | None]]) -> str:
                 f"run {run.run_id} is orphaned ({backend.describe()}): "
                 f"`pgwarden cancel --run {run.run_id}` stops it"
             )
-        elif life == "interrupted":
+        elif life == "interrupted" and run.resumed_by is None:  # else: continued already
             parts.append(f"run {run.run_id} was interrupted: `pgwarden resume` continues it")
     return "; ".join(parts)
 
