@@ -13,6 +13,7 @@ import threading
 from dataclasses import replace
 from datetime import datetime
 
+import psycopg
 from psycopg import sql
 
 from pgwarden.apply.events import Observer
@@ -26,6 +27,28 @@ from pgwarden.settings import Settings
 from pgwarden.sources.alembic_resume import resume_runners
 
 __all__ = ["resume_run"]
+
+
+def _refuse_superseded(conn: psycopg.Connection[tuple[object, ...]], rid: str, state: str) -> None:
+    """`UsageError` when a run that finished started after the unfinished run `rid`: the
+    user has applied since (the failing statement fixed in its file, or other files), and
+    resuming `rid` would run its stored plan, old statements included, behind their back."""
+    row = conn.execute(
+        sql.SQL(
+            "SELECT l.id FROM pgwarden.runs l, pgwarden.runs r WHERE r.id = {} "
+            "AND l.kind <> 'backfill' AND l.state = 'done' AND l.started_at > r.started_at "
+            "ORDER BY l.started_at DESC LIMIT 1"
+        ).format(sql.Literal(rid))
+    ).fetchone()
+    if row is None:
+        return
+    raise UsageError(
+        f"nothing to resume: the latest run, {row[0]}, is done; run {rid} ({state}) "
+        "started before it and was not continued, and runs since may have replaced its "
+        "statements",
+        hint=f"`pgwarden status` shows what run {rid} left undone; "
+        f"`pgwarden resume --run {rid}` continues it if that is still wanted",
+    )
 
 
 def resume_run(
@@ -67,6 +90,8 @@ def resume_run(
         if row is None:
             raise UsageError("nothing to resume: every recorded run is done")
         rid, records, accepted, state, pid, started, host, client_pid = row
+        if run_id is None:
+            _refuse_superseded(conn, str(rid), str(state))
         if state == "running":
             assert isinstance(started, datetime)
             ours = is_this_process(host, client_pid)
