@@ -14,6 +14,9 @@ import psycopg
 import pytest
 
 from pgwarden.pg.cluster import Cluster
+from pgwarden.upgrade.pg_upgrade import UpgradeOutcome
+from pgwarden.upgrade.rehearse import UpgradeRehearsal
+from pgwarden.upgrade.rehearse_report import rehearsal_lines
 from tests.fixtures.pg import new_database
 from tests.notify.receiver import receiver
 
@@ -65,6 +68,30 @@ def test_a_refused_upgrade_fails_the_rehearsal_and_notifies(
     assert "reg* data types" in rx.requests[-1]["summary"]
     html = (tmp_path / "r.html").read_text()
     assert "pg_upgrade --check refused" in html and "public.jobs.fn" in html
+    # the text report names the failed check and the objects, as the HTML does
+    check = data["pg_upgrade_check"]
+    refused = UpgradeRehearsal(
+        status="failed",
+        database=data["database"],
+        source_version=data["source_version"],
+        target_version=data["target_version"],
+        mode="copy",
+        copy=None,
+        phases=(),
+        check=UpgradeOutcome(
+            ok=False,
+            mode="copy",
+            check_only=True,
+            seconds=check["seconds"],
+            failed_checks=tuple(check["failed_checks"]),
+            reports=tuple((f["file"], f["content"]) for f in check["reports"]),
+            message=check["message"],
+        ),
+    )
+    text = "\n".join(rehearsal_lines(refused))
+    assert "pg_upgrade --check refused:" in text
+    assert "  failed check: Checking for reg* data types in user tables" in text
+    assert "  tables_using_reg.txt:" in text and "public.jobs.fn" in text
 
 
 def test_no_room_for_the_copy_is_refused_before_anything_starts(

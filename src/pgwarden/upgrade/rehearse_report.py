@@ -74,8 +74,29 @@ def rehearsal_lines(r: UpgradeRehearsal) -> list[str]:
         lines.append("no plan regressions")
     for note in r.notes:
         lines.append(f"note: {note}")
+    lines += _refusal_lines(r)
     lines += _findings_lines(r)
     lines += _post_upgrade_lines(r)
+    return lines
+
+
+def _refusal_lines(r: UpgradeRehearsal) -> list[str]:
+    """What pg_upgrade refused: its failed checks and the objects of the files it wrote."""
+    failed = next((o for o in (r.upgrade, r.check) if o is not None and not o.ok), None)
+    if failed is None:
+        return []
+    lines = ["", f"pg_upgrade{' --check' if failed.check_only else ''} refused:"]
+    lines += [f"  failed check: {c}" for c in failed.failed_checks]
+    for name, text in failed.reports:
+        rows = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        lines.append(f"  {name}:")
+        lines += [f"    {ln}" for ln in rows[:20]]
+        if len(rows) > 20:
+            lines.append(f"    ... and {len(rows) - 20} more lines")
+    lines.append(
+        "  fix: change or remove the objects listed on production (or install what the "
+        "target lacks), then rehearse again; `pgwarden upgrade check` explains each check"
+    )
     return lines
 
 
