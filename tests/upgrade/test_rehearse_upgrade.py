@@ -22,7 +22,13 @@ import pytest
 from pgwarden.backup import api as backup
 from pgwarden.pg.cluster import Cluster
 from pgwarden.rehearse.workload import Query
-from pgwarden.upgrade.rehearse import RehearseUpgradeOptions, generic_plan, rehearse_upgrade
+from pgwarden.upgrade.rehearse import (
+    RehearseUpgradeOptions,
+    _no_top_queries,
+    _top_queries,
+    generic_plan,
+    rehearse_upgrade,
+)
 from pgwarden.upgrade.rehearse_report import rehearsal_lines, render_html
 from tests.fixtures.pg import new_database
 
@@ -185,3 +191,17 @@ def test_a_query_with_parameters_is_compared_by_its_generic_plan(
         assert generic_plan(c, Query("q", "SELECT * FROM orders WHERE id = $1", "x")).indexes
         # Nothing is left prepared in the session.
         assert c.execute("SELECT count(*) FROM pg_prepared_statements").fetchone() == (0,)
+
+
+def test_no_workload_note_names_what_pg_stat_statements_lacks(
+    cluster_of: Callable[[int], Cluster],
+) -> None:
+    # The session cluster does not preload pg_stat_statements: installing the extension
+    # is not enough, and the note must say so rather than "install it".
+    dsn = new_database(cluster_of(15))
+    with psycopg.connect(dsn, autocommit=True) as c:
+        assert "CREATE EXTENSION pg_stat_statements" in _no_top_queries(c)
+        c.execute("CREATE EXTENSION pg_stat_statements")
+        assert _top_queries(c, 10) == []  # not loaded: the view cannot be read
+        note = _no_top_queries(c)
+    assert "installed but not in shared_preload_libraries" in note and "restart" in note

@@ -287,6 +287,36 @@ def generic_plan(conn: psycopg.Connection[tuple[object, ...]], q: Query) -> Quer
     return QueryRun(None, indexes=tuple(sorted(indexes)), seq_scans=tuple(sorted(seq)))
 
 
+# Why the source's pg_stat_statements gave no workload (the note names the fix).
+_NO_PGSS = (
+    "no workload: pass --workload FILE, or --stats with a snapshot that has top queries, or {fix}"
+)
+
+
+def _no_top_queries(conn: psycopg.Connection[tuple[object, ...]]) -> str:
+    """The note saying why pg_stat_statements gave nothing and what to do."""
+    try:
+        with conn.transaction():
+            row = conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'),"
+                " 'pg_stat_statements' = ANY(string_to_array(replace("
+                "current_setting('shared_preload_libraries'), ' ', ''), ','))"
+            ).fetchone()
+    except psycopg.Error:
+        row = None
+    installed, loaded = (bool(row[0]), bool(row[1])) if row is not None else (False, False)
+    if installed and not loaded:
+        fix = (
+            "load pg_stat_statements on the source (it is installed but not in "
+            "shared_preload_libraries; a restart is needed)"
+        )
+    elif installed:
+        fix = "let pg_stat_statements collect the application's reads first (it has none)"
+    else:
+        fix = "CREATE EXTENSION pg_stat_statements on the source (and preload it)"
+    return _NO_PGSS.format(fix=fix)
+
+
 def _top_queries(conn: psycopg.Connection[tuple[object, ...]], limit: int) -> list[Query]:
     """The source's most expensive reads from pg_stat_statements (those with $n
     parameters are compared by their generic plans)."""
@@ -313,16 +343,18 @@ def _top_queries(conn: psycopg.Connection[tuple[object, ...]], limit: int) -> li
 
 def _workload(
     conn: psycopg.Connection[tuple[object, ...]], options: RehearseUpgradeOptions
-) -> tuple[list[Query], str]:
+) -> tuple[list[Query], str, str]:
+    """(queries, where they come from, the note when there are none)."""
     if options.workload_file:
-        return load_workload(options.workload_file), options.workload_file
+        return load_workload(options.workload_file), options.workload_file, ""
     if options.stats_file:
         queries = snapshot_queries(options.stats_file, limit=options.top)
-        return queries, f"{options.stats_file} (top queries)"
+        none = _NO_PGSS.format(fix="take a snapshot where pg_stat_statements is loaded")
+        return queries, f"{options.stats_file} (top queries)", "" if queries else none
     queries = _top_queries(conn, options.top)
     if queries:
-        return queries, "pg_stat_statements of the source (top reads by total time)"
-    return [], ""
+        return queries, "pg_stat_statements of the source (top reads by total time)", ""
+    return [], "", _no_top_queries(conn)
 
 
 def _runs(dsn: str, queries: list[Query], repeat: int) -> tuple[QueryRun, ...]:
@@ -436,14 +468,11 @@ def rehearse_upgrade(
         # The version first: an older --to is refused as such, installed or not.
         target_for(facts.major, options.target_major)
         target_inst = find_installation(options.target_major)
-        queries, workload_source = _workload(conn, options)
+        queries, workload_source, no_workload = _workload(conn, options)
     _room_for(facts.size_bytes, dumped=options.copy == "dump", copied=options.mode == "copy")
     notes: list[str] = []
     if not queries:
-        notes.append(
-            "no workload: pass --workload FILE, or --stats with a snapshot that has top "
-            "queries, or install pg_stat_statements on the source"
-        )
+        notes.append(no_workload or "no workload: the workload file has no queries")
     clock = _Clock(emit)
 
     def result(status: str, **measured: Any) -> UpgradeRehearsal:
