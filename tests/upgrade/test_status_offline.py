@@ -30,7 +30,7 @@ def test_no_journal_is_an_environment_error_naming_both(tmp_path: Path) -> None:
         upgrade, ["status", "--database-url", _unreachable(), "--journal-file", str(journal)]
     )
     assert result.exit_code == 2, result.output  # was 1 ("refused")
-    assert "cannot connect to app@127.0.0.1" in result.output
+    assert "OLD (--database-url): cannot connect to app@127.0.0.1" in result.output
     assert f"there is no local journal at {journal}" in result.output
     assert "--journal-file" in result.output
     assert result.output.count("hint:") == 1  # one hint, not one inside the message
@@ -71,3 +71,13 @@ def test_the_journal_tells_the_last_events(tmp_path: Path) -> None:
     assert "cannot connect" in data["error"] and "s3cret" not in js.stdout
     other = runner.invoke(upgrade, [*args, "--id", "deadbeef"])
     assert other.exit_code == 2 and "no events of upgrade deadbeef" in other.output
+
+
+def test_commands_name_the_side_they_cannot_reach(tmp_path: Path) -> None:
+    runner = CliRunner()
+    for command in ("cancel", "rollback", "finish"):
+        extra = [] if command == "cancel" else ["--target-url", _unreachable()]
+        result = runner.invoke(upgrade, [command, "--database-url", _unreachable(), *extra])
+        assert result.exit_code == 2, result.output
+        assert "OLD (--database-url): cannot connect to app@127.0.0.1" in result.output
+        assert "s3cret" not in result.output

@@ -613,7 +613,7 @@ def _status_from_journal(path: str, upgrade_id: str | None, fmt: str, failed: An
             else ("cannot read the local journal")
         )
         raise ConnectionFailed(
-            f"{why} (OLD); and {reason} {path}: nothing to show",
+            f"{why}; and {reason} {path}: nothing to show",
             hint=f"{failed.hint}; or pass --journal-file with the journal of the run",
         ) from None
     if upgrade_id is None and lines:
@@ -621,7 +621,7 @@ def _status_from_journal(path: str, upgrade_id: str | None, fmt: str, failed: An
     mine = [x for x in lines if x.get("run") == upgrade_id]
     if not mine:
         raise ConnectionFailed(
-            f"{why} (OLD); and the local journal {path} has no events of "
+            f"{why}; and the local journal {path} has no events of "
             f"{'upgrade ' + upgrade_id if upgrade_id else 'any upgrade'}",
             hint=f"{failed.hint}; or pass the run's --journal-file (and --id)",
         )
@@ -630,7 +630,7 @@ def _status_from_journal(path: str, upgrade_id: str | None, fmt: str, failed: An
             {"id": upgrade_id, "source": "local journal", "error": why, "events": mine[-20:]}
         )
         sys.exit(2)
-    err.print(f"OLD cannot be reached ({why}); from the local journal {path}:")
+    err.print(f"{why}; from the local journal {path}:")
     out.print(f"upgrade {upgrade_id}: its last {min(len(mine), 10)} events (OLD has the truth)")
     for event in mine[-10:]:
         out.print("  " + _journal_line(event))

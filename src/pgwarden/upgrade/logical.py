@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
+from pgwarden.errors import ConnectionFailed
 from pgwarden.pg.connect import connect
 
 __all__ = [
@@ -358,11 +359,21 @@ class Sides:
 
     def old(self, *, autocommit: bool = True) -> Conn:
         """A connection to OLD that may write even while OLD is read-only."""
-        return _writable(connect(self.old_dsn, application_name="pgwarden-upgrade"), autocommit)
+        return _writable(_connect(self.old_dsn, "OLD (--database-url)"), autocommit)
 
     def new(self, *, autocommit: bool = True) -> Conn:
         """A connection to NEW that may write even while NEW is read-only."""
-        return _writable(connect(self.new_dsn, application_name="pgwarden-upgrade"), autocommit)
+        return _writable(_connect(self.new_dsn, "NEW (--target-url)"), autocommit)
+
+
+def _connect(dsn: str, side: str) -> Conn:
+    """`connect`, its failure naming the side (OLD or NEW) it was for."""
+    try:
+        return connect(dsn, application_name="pgwarden-upgrade")
+    except ConnectionFailed as exc:
+        raise ConnectionFailed(
+            f"{side}: {exc.message}", hint=exc.hint, sqlstate=exc.sqlstate
+        ) from None
 
 
 def _writable(conn: Conn, autocommit: bool) -> Conn:
