@@ -85,6 +85,16 @@ def test_status_shows_the_reverse_replication_and_when_it_breaks(
     text = _status(runner, *old_args)
     assert "BROKEN: the reverse subscription" in text and "is disabled" in text
     assert "rollback would lose the writes made on NEW since 20" in text
+    # A rollback cannot succeed: refused at once, NEW untouched (was: NEW frozen, its
+    # sessions ended, for the whole --timeout, then exit 3)
+    with psycopg.connect(pair.new_dsn, autocommit=True) as client:
+        refused = runner.invoke(upgrade, ["rollback", *both, "--timeout", "20"])
+        assert refused.exit_code == 1, refused.output
+        assert "is disabled" in refused.output and f"ALTER SUBSCRIPTION {name} ENABLE" in (
+            refused.output
+        )
+        client.execute("INSERT INTO orders (note) VALUES ('still on new')")  # not ended
+    assert _reverse(runner, *both)["problem"] is not None  # still switched
 
     # Missing: the subscription dropped on OLD (its slot on NEW kept).
     with psycopg.connect(pair.old_dsn, autocommit=True) as c:

@@ -332,7 +332,7 @@ def rollback_cmd(
     from pgwarden.settings import load_settings
     from pgwarden.upgrade.journal import find_active
     from pgwarden.upgrade.logical import Names, published_tables
-    from pgwarden.upgrade.rollback import switch_back
+    from pgwarden.upgrade.rollback import refuse_if_reverse_broken, switch_back
     from pgwarden.upgrade.switchover import Deadline
 
     sides = _sides(database_url, target_url)
@@ -350,6 +350,9 @@ def rollback_cmd(
             env=record.environment,
             database_url=sides.old_dsn,
         ) as hook:
+            if record.state == "switched":  # a rollback cut short is finished whatever
+                with sides.new() as new:
+                    refuse_if_reverse_broken(old, new, record)
             paused = switch_back(
                 sides,
                 Names(record.id),

@@ -15,7 +15,7 @@ import time
 
 import psycopg
 
-from pgwarden.errors import ApplyFailed
+from pgwarden.errors import ApplyFailed, Refused
 from pgwarden.events import Observer, UpgradeHook, UpgradeSwitchover
 from pgwarden.upgrade import logical
 from pgwarden.upgrade.journal import Record, save
@@ -23,13 +23,48 @@ from pgwarden.upgrade.logical import Names, Sides, Table
 from pgwarden.upgrade.sequences import copy_sequences
 from pgwarden.upgrade.verify import lock_tables, wait_applied
 
-__all__ = ["RollbackFailed", "switch_back"]
+__all__ = ["RollbackFailed", "refuse_if_reverse_broken", "switch_back"]
 
 Conn = psycopg.Connection[tuple[object, ...]]
 
 
 class RollbackFailed(ApplyFailed):
     """The switch back to OLD did not complete; NEW still takes the writes."""
+
+
+def refuse_if_reverse_broken(old: Conn, new: Conn, record: Record) -> None:
+    """Refuse a rollback the reverse replication cannot carry, before NEW is touched.
+
+    A missing or disabled subscription on OLD, a missing slot on NEW or one whose WAL
+    is gone: OLD would never apply NEW's last writes, so freezing NEW (its sessions
+    ended, writes paused until --timeout) would only hurt. A worker that is not running
+    or a slot without receiver may be a restart: the rollback waits for them.
+    """
+    from pgwarden.upgrade.reverse import reverse_state
+
+    name = Names(record.id).reverse
+    state = reverse_state(old, new, name, record.info.get("switched_at"))
+    if state.ok or (
+        state.subscription and state.enabled and state.slot and state.wal_status != "lost"
+    ):
+        return
+    if state.subscription and state.enabled is False:
+        hint = (
+            f"enable it on OLD (SET default_transaction_read_only = off; ALTER SUBSCRIPTION "
+            f"{name} ENABLE), check that it streams (`pgwarden upgrade status --target-url "
+            "NEW`), then roll back again"
+        )
+    else:
+        hint = (
+            "the reverse replication cannot be repaired: NEW's writes since then reach OLD "
+            "only by hand; NEW keeps the writes (`pgwarden upgrade finish` ends the upgrade "
+            "there)"
+        )
+    raise Refused(
+        f"rollback of upgrade {record.id} refused: {state.problem}; OLD would never get "
+        "NEW's last writes (nothing was changed)",
+        hint=hint,
+    )
 
 
 def switch_back(
