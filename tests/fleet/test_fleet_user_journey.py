@@ -214,3 +214,51 @@ def test_a_rollout_refused_before_it_starts_tells_no_webhook(
         thread.join()
     assert _Hooks.posts == []
     assert not any(has_column(m.dsn, "hooked_c") for m in members)
+
+
+@pytest.mark.parametrize("gap_s", [0.0, 0.05])
+def test_ctrl_c_twice_ends_with_the_fleet_s_exit_code_never_by_sigint(
+    journey: tuple[Path, list[Member]], gap_s: float
+) -> None:
+    """Two Ctrl-C close together while the canary waits for a lock: the second press could
+    land as the first one's cancel finished and kill the process by SIGINT after its
+    report (exit -2 / 130), or end with apply's 'run the command again'."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psycopg
+
+    home, members = journey
+    _write(home / f"ctrl_c_{gap_s}", {"001.sql": "ALTER TABLE accounts ADD COLUMN ctrl_c int;\n"})
+    holder = psycopg.connect(members[0].dsn)
+    holder.execute("LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE")
+    try:
+        with subprocess.Popen(
+            [sys.executable, "-m", "pgwarden", "fleet", "apply", f"ctrl_c_{gap_s}",
+             "--fleet", "shape", "--env", "staging"],
+            cwd=home, env=dict(os.environ), stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        ) as runner:  # fmt: skip
+            assert runner.stderr is not None
+            seen = []
+            for line in runner.stderr:  # until the canary says it is held up
+                seen.append(line)
+                if "retry in" in line or "waiting for pid" in line:
+                    break
+            runner.send_signal(signal.SIGINT)
+            if gap_s:
+                time.sleep(gap_s)
+            runner.send_signal(signal.SIGINT)
+            _out, rest = runner.communicate(timeout=60)
+    finally:
+        holder.rollback()
+        holder.close()
+    said = "".join(seen) + rest
+    assert runner.returncode == 3, said
+    assert "`pgwarden fleet resume`" in said and "run the command again" not in said
+    assert not has_column(members[0].dsn, "ctrl_c")
+    cancelled = cli(home, "fleet", "cancel", "--fleet", "shape")  # the next test starts clean
+    assert cancelled.returncode in (0, 1), cancelled.stdout + cancelled.stderr

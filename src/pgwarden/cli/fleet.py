@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 from typing import Any
@@ -166,14 +167,30 @@ def _refuse_early(cfg: Any, plan: Any, rewrite: bool) -> None:
 def _drive(kw: dict[str, Any], settings: Any, command: str, run: Any) -> None:
     """Run a rollout (`run(observer, cancel)`) with Ctrl-C cancelling it, events printed
     and sent to the notifications, then report it."""
+    from pgwarden.errors import ApplyFailed
+
     cancel = threading.Event()
-    with (
-        ctrl_c_cancels(cancel),
-        attach(settings, command=command, env=kw["env"], cancel=cancel) as hook,
-    ):
-        result = run(fan_out([event_printer(kw["log_format"]), hook]), cancel)
-        if result.state != "done":  # no-op when a fleet_halted event said it already
-            hook.finish("cancelled" if result.reason == "cancelled" else "failed", result.message)
+    try:
+        with (
+            ctrl_c_cancels(cancel),
+            attach(settings, command=command, env=kw["env"], cancel=cancel) as hook,
+        ):
+            result = run(fan_out([event_printer(kw["log_format"]), hook]), cancel)
+            if result.state != "done":  # no-op when a fleet_halted event said it already
+                hook.finish(
+                    "cancelled" if result.reason == "cancelled" else "failed", result.message
+                )
+    except KeyboardInterrupt:  # Ctrl-C twice: the runner stopped waiting for its targets
+        raise ApplyFailed(
+            "rollout interrupted (Ctrl-C twice): targets being applied were cancelled as far "
+            "as they got, and the rollout journal says halted",
+            hint="`pgwarden fleet status` reads every target; `pgwarden fleet resume` "
+            "continues the rollout",
+        ) from None
+    # the rollout is over and the process ends after its report: a late Ctrl-C (a second
+    # press landing as the first one's cancel finished) is ignored from here to the exit,
+    # not ending the process by SIGINT (-2) after the report or during its teardown
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _report(result)
 
 
