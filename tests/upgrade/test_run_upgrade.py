@@ -175,9 +175,16 @@ def test_guardrails_refuse_before_anything_is_created(logical_clusters, planted:
     else:
         with psycopg.connect(pair.new_dsn, autocommit=True) as c:
             c.execute("CREATE TABLE already_here (id int PRIMARY KEY)")
+        with psycopg.connect(pair.old_dsn, autocommit=True) as c:
+            c.execute("CREATE UNLOGGED TABLE scratch (id int PRIMARY KEY)")
     result = CliRunner().invoke(upgrade, run_args(pair, "--journal-file", "/dev/null"))
     assert result.exit_code == 1, result.output
     assert "guardrail" in result.output
+    if planted == "target-not-empty":  # one problem a line, its fix on the next
+        assert "2 guardrails refuse the upgrade (nothing was changed):" in result.output
+        assert "  (1) [unlogged-tables] " in result.output and "scratch" in result.output
+        assert "  (2) [target-not-empty] NEW's database already holds" in result.output
+        assert "      fix: point --target-url at an empty database" in result.output
     assert ("audit_log" if planted == "no-replica-identity" else "already_here") in result.output
     assert leftovers(pair.old_dsn) == {"slots": [], "publications": [], "subscriptions": []}
     assert leftovers(pair.new_dsn)["subscriptions"] == []

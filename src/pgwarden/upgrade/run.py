@@ -456,15 +456,16 @@ class _Runner:
                     duration_s=self._guardrails_s,
                 )
             )
-            many = len(problems) > 1
+            n = len(problems)
             raise Refused(
-                f"{len(problems)} guardrail(s) refuse the upgrade: "
-                + " ".join(
-                    (f"({i}) " if many else "") + p.message for i, p in enumerate(problems, 1)
+                f"{n} guardrail{'s' if n > 1 else ''} refuse{'' if n > 1 else 's'} the upgrade "
+                "(nothing was changed):\n"
+                + "\n".join(
+                    f"  ({i}) [{p.code}] {p.message}\n      fix: {p.hint}"
+                    for i, p in enumerate(problems, 1)
                 ),
-                hint=" ".join(
-                    (f"({i}) " if many else "") + p.hint for i, p in enumerate(problems, 1)
-                ),
+                hint="fix each, then run the same command again; `pgwarden upgrade check "
+                "--route logical` lists them without NEW",
             )
         self.emit(
             UpgradePhase(
