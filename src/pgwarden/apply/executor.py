@@ -648,6 +648,9 @@ def _failed(
 ) -> NoReturn:
     kind = classify(error) if error is not None else Failure.STATEMENT
     text = str(error).strip().splitlines()[0] if error is not None and str(error).strip() else ""
+    detail = getattr(getattr(error, "diag", None), "message_detail", None)
+    if text and detail:  # which key is duplicated, which row breaks the constraint
+        text = f"{text} ({' '.join(str(detail).split())})"
     sqlstate = getattr(error, "sqlstate", None)
     # in a transaction of several statements, the one that failed (not the first)
     at = min(r.running, len(unit.steps) - 1)
@@ -668,8 +671,15 @@ def _failed(
             "`pgwarden resume`",
         }.get(
             kind,
-            "transactional steps were rolled back; fix the statement and run the apply again "
-            "(applied steps are skipped)"
+            (
+                "transactional steps were rolled back; fix the statement and run the apply "
+                "again (applied steps are skipped)"
+                if unit.transactional
+                else "it ran outside a transaction, so nothing rolled back: an INVALID index "
+                "it left is dropped (above), a pending detach is finished by the next attempt; "
+                "fix the statement or the data and run the apply again (applied steps are "
+                "skipped)"
+            )
             if unit.run is None
             else "nothing of this Alembic revision was applied (its transaction rolled back, "
             "alembic_version with it): fix the revision file or the data it needs, then run "
