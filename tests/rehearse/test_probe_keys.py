@@ -88,6 +88,28 @@ def test_probe_inserts_take_free_keys_only(db: str) -> None:
     assert not any("profiles" in n or "members" in n for n in notes)  # they follow parents
 
 
+def test_a_parent_the_plan_does_not_touch_is_fed(db: str) -> None:
+    """Probes only on `profiles` (1:1 with users): an INSERT-only feeder adds users rows, so
+    that the profiles writer can insert (was: every INSERT failed, 23503)."""
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute(SCHEMA)
+        tables = read_tables(conn)
+        fill(conn, tables, [TablePlan(n, 300) for n in tables])
+    probes = ProbeSet(db, tables, ["profiles"], time.perf_counter(), pause_s=0.0)
+    probes.start()
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(probes.probes[1].inserted) < 20:
+            time.sleep(0.05)
+    finally:
+        probes.stop()
+    writer = probes.probes[1]
+    assert writer.kind == "write" and len(writer.inserted) >= 20 and not writer.failures
+    assert [f.table for f in probes.feeders] == ["users"]
+    assert probes.notes(lambda t: "now") == []
+    assert {p.table for p in probes.probes} == {"profiles"}  # the feeder is not measured
+
+
 def test_rehearsal_says_what_probes_could_not_do(run: Any, tmp_path: Path) -> None:
     plan = write(
         tmp_path,
@@ -121,4 +143,10 @@ def test_rehearsal_says_what_probes_could_not_do(run: Any, tmp_path: Path) -> No
     )
     assert said is not None, notes
     assert "probe traffic on variants: INSERT failed" not in notes
+    # no timestamp <-> timestamptz step: the TimeZone assumed is said in short
+    assert (
+        "the steps ran with TimeZone 'UTC', the rehearsal database's default, since nothing "
+        "said what production's is (no step here changes a column between timestamp and "
+        "timestamptz, whose rewrite depends on it); give production's with --timezone NAME"
+    ) in result.notes
     assert "23505" not in notes

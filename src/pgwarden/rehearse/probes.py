@@ -80,24 +80,43 @@ class ProbeSet:
         self._conns: list[psycopg.Connection[tuple[object, ...]]] = []
         self._threads: list[threading.Thread] = []
         self.fresh: dict[str, FreshRows] = {}
+        self.feeders: list[Probe] = []  # INSERT-only writers of untouched parents
 
     def start(self) -> None:
         base = fresh_base(self._tables)
         for p in self.probes:
-            conn = psycopg.connect(
-                self._dsn, autocommit=True, application_name=f"pgwarden-probe-{p.kind}"
-            )
-            self._conns.append(conn)
-            p.pid = conn.info.backend_pid
+            conn = self._connect(p)
             if p.kind == "write":  # before any probe runs: against the loaded rows
                 self.fresh[p.table] = fresh_rows(conn, self._tables, p.table, base)
-            th = Background(target=self._loop, args=(p, conn), daemon=True)
-            self._threads.append(th)
+        # parents of a 1:1 child that the plan does not touch: a feeder inserts their rows
+        # (nothing else, and it is not measured), so that the child's writer can insert
+        needed = [t for f in self.fresh.values() for t in f.follows]
+        while needed:
+            table = needed.pop()
+            if table in self.fresh or table not in self._tables:
+                continue
+            feeder = Probe(table, "feed")
+            self.feeders.append(feeder)
+            self.fresh[table] = fresh_rows(self._connect(feeder), self._tables, table, base)
+            needed += self.fresh[table].follows
         for thread in self._threads:
             thread.start()
 
+    def _connect(self, p: Probe) -> psycopg.Connection[tuple[object, ...]]:
+        """`p`'s own autocommit session and the thread that will run it."""
+        conn = psycopg.connect(
+            self._dsn, autocommit=True, application_name=f"pgwarden-probe-{p.kind}"
+        )
+        self._conns.append(conn)
+        p.pid = conn.info.backend_pid
+        self._threads.append(Background(target=self._loop, args=(p, conn), daemon=True))
+        return conn
+
     def _writer(self, table: str) -> Probe | None:
-        return next((q for q in self.probes if q.table == table and q.kind == "write"), None)
+        return next(
+            (q for q in self.probes + self.feeders if q.table == table and q.kind != "read"),
+            None,
+        )
 
     def _followed(self, p: Probe, fresh: FreshRows) -> tuple[int | None, bool]:
         """A row every parent's writer inserted that `p` has not taken (None: none yet), and
@@ -140,8 +159,11 @@ class ProbeSet:
             p.inserts.append(g)
             return g
 
-    def _statements(self, p: Probe, i: int, now: float) -> tuple[str, sql.Composed, int | None]:
-        """The operation's verb, statement and, for an INSERT, its row number."""
+    def _statements(
+        self, p: Probe, i: int, now: float
+    ) -> tuple[str, sql.Composed | None, int | None]:
+        """The operation's verb, statement and, for an INSERT, its row number (a feeder with
+        no row to insert yet: no statement)."""
         t = self._tables[p.table]
         rows = max(t.rows, 1)
         g = 1 + (i * 7919) % rows
@@ -153,6 +175,9 @@ class ProbeSet:
                 ),
                 None,
             )
+        if p.kind == "feed":
+            new = self._fresh_row(p, now)
+            return "INSERT", None if new is None else insert_one(self._tables, p.table, new), new
         if i % 2 == 0 and (new := self._fresh_row(p, now)) is not None:
             return "INSERT", insert_one(self._tables, p.table, new), new
         settable = [c for c in t.columns if not c.generated and c.identity != "a" and not c.unique]
@@ -180,6 +205,9 @@ class ProbeSet:
         while not self._stop.is_set():
             i += 1
             verb, stmt, new = self._statements(p, i, time.perf_counter() - self._t0)
+            if stmt is None:  # a feeder with nothing to insert
+                self._stop.wait(self._pause + 0.01)
+                continue
             start = time.perf_counter() - self._t0
             with self._lock:
                 p.started += 1
@@ -267,7 +295,7 @@ class ProbeSet:
         was: "during step 3")."""
         out: list[str] = []
         with self._lock:
-            for p in self.probes:
+            for p in self.probes + self.feeders:
                 fresh = self.fresh.get(p.table)
                 if p.kind == "write" and fresh is not None and p.no_key_since is not None:
                     out.append(self._no_key_note(p, fresh))

@@ -157,19 +157,23 @@ def zone_sensitive_steps(plan: Plan) -> list[tuple[int, str, bool]]:
 
 
 def assumed_note(tz: str, why: str, steps: Sequence[tuple[int, str, bool]]) -> str:
-    """The note saying the TimeZone was assumed, what that changes, and how to give it."""
-    text = (
-        f"the steps ran with TimeZone {tz!r}, the rehearsal database's default, since {why}: "
-        "a timestamp <-> timestamptz change is done in place only in UTC and rewrites the "
-        "table under ACCESS EXCLUSIVE elsewhere"
-    )
-    if steps:
-        listed = "; ".join(
-            f"step {i} ({label}) {'with a rewrite' if rewrites else 'in place'}"
-            for i, label, rewrites in steps
+    """The note saying the TimeZone was assumed, what that changes, and how to give it
+    (in full when a step's rewrite depends on it)."""
+    head = f"the steps ran with TimeZone {tz!r}, the rehearsal database's default, since {why}"
+    if not steps:
+        return (
+            f"{head} (no step here changes a column between timestamp and timestamptz, "
+            "whose rewrite depends on it); give production's with --timezone NAME"
         )
-        text += f" (here: {listed}; production's TimeZone decides)"
-    return f"{text}; {HOW_TO_GIVE}"
+    listed = "; ".join(
+        f"step {i} ({label}) {'with a rewrite' if rewrites else 'in place'}"
+        for i, label, rewrites in steps
+    )
+    return (
+        f"{head}: a timestamp <-> timestamptz change is done in place only in UTC and "
+        f"rewrites the table under ACCESS EXCLUSIVE elsewhere (here: {listed}; production's "
+        f"TimeZone decides); {HOW_TO_GIVE}"
+    )
 
 
 def set_database_timezone(
