@@ -464,6 +464,12 @@ def status_cmd(
             if record.state in ("switched", "rolling_back")
             else None
         )
+        copying = (
+            _copy(old, target_url, names.forward)
+            if record.phase in ("replication", "initial_copy")
+            and record.state in ("running", "interrupted")
+            else None
+        )
     data = record.to_dict()
     data.update(
         live=live,
@@ -472,6 +478,7 @@ def status_cmd(
         lag_s=None if behind is None else behind.seconds,
         lag_unknown=None if behind is None else behind.unknown,
         reverse=None if reverse is None else reverse.to_dict(),
+        initial_copy=copying,
         next=_next_step(record.state, live, record.info),
     )
     if fmt == "json":
@@ -493,11 +500,25 @@ def status_cmd(
         f"{record.pid}); updated {data['updated_at']}"
     )
     if behind is not None:
-        copying = record.phase in ("replication", "initial_copy") and record.state != "cancelled"
+        in_copy = record.phase in ("replication", "initial_copy") and record.state != "cancelled"
         out.print(
             f"  NEW trails OLD by {behind.describe()}"
-            + (" (rows of the initial copy not counted)" if copying else "")
+            + (" (rows of the initial copy not counted)" if in_copy else "")
         )
+    if copying is not None:
+        if copying.get("error"):
+            out.print(f"  initial copy: NEW not read: {copying['error']}")
+        else:
+            out.print(
+                f"  initial copy: {copying['tables_ready']}/{copying['tables_total']} tables "
+                f"ready, about {copying['rows_done']:,} of {copying['rows_total']:,} rows"
+                + (f" (copying {', '.join(copying['copying'])})" if copying["copying"] else "")
+            )
+    elif record.phase in ("replication", "initial_copy") and record.state in (
+        "running",
+        "interrupted",
+    ):
+        out.print("  initial copy: pass --target-url NEW for its progress")
     if reverse is not None:
         for line in _reverse_lines(reverse):
             out.print(line)
@@ -505,6 +526,31 @@ def status_cmd(
     for k, v in _phase_times(record.info):
         out.print(f"  {k}: {v:.1f} s")
     out.print(styled("  [dim]next:[/] {}", data["next"]))
+
+
+def _copy(old: Any, target_url: str | None, name: str) -> dict[str, Any] | None:
+    """The initial copy's progress read on NEW (None without --target-url)."""
+    from pgwarden.errors import ConnectionFailed
+    from pgwarden.pg.connect import connect
+    from pgwarden.upgrade.logical import copy_progress, published_tables
+
+    if not target_url:
+        return None
+    try:
+        new = connect(target_url, application_name="pgwarden-upgrade")
+    except ConnectionFailed as exc:
+        return {"error": exc.message}
+    estimates = {t.qualified: t.estimate for t in published_tables(old)}
+    with new:
+        p = copy_progress(new, name, estimates)
+    return {
+        "tables_ready": p.tables_ready,
+        "tables_total": p.tables_total,
+        "rows_done": p.rows_done,
+        "rows_total": p.rows_total,
+        "copying": list(p.copying),
+        "error": None,
+    }
 
 
 def _reverse(old: Any, target_url: str | None, name: str, switched_at: object) -> Any:
