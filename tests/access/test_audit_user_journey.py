@@ -104,3 +104,17 @@ def test_a_policy_naming_a_missing_role_says_which_one_was_meant(pg_cluster: Clu
         ]
         doc = json.loads(json.dumps(report.to_dict()))  # --format json says it too
         assert any("did you mean" in f["message"] for f in doc["findings"])
+
+
+def test_functions_are_named_with_their_schema(pg_cluster: Cluster) -> None:
+    """`owns function purge()` (the server's regprocedure under the session's search_path)
+    while the same routine's definer path said `function public.purge()`."""
+    with sandbox(pg_cluster, "af", {"migrator": "LOGIN", "app": "LOGIN"}) as sb:
+        with sb.connect(autocommit=True) as c:
+            c.execute(f'GRANT CREATE ON SCHEMA public TO "{sb.n["app"]}"')
+        with sb.connect("app", autocommit=True) as c:
+            c.execute("CREATE FUNCTION purge(n int) RETURNS int LANGUAGE sql AS 'SELECT n'")
+        sb.protect("migrator", ("app",), "migrator")
+        report = sb.audit()
+        owns = [f.message for f in report.findings if f.code == "PW502" and f.role == sb.n["app"]]
+        assert len(owns) == 1 and "owns function public.purge(integer)" in owns[0], owns

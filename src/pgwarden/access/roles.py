@@ -255,6 +255,9 @@ def read_catalog(conn: psycopg.Connection[tuple[object, ...]]) -> Catalog:
     database, in one snapshot. Read only; needs no privilege beyond CONNECT."""
     with conn.transaction():
         conn.execute(sql.SQL("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"))
+        # names printed by the server (regprocedure) carry their schema whatever the
+        # session's search_path: `function public.purge()`, never an ambiguous `purge()`
+        conn.execute(sql.SQL("SET LOCAL search_path = pg_catalog"))
         return _read(conn)
 
 
