@@ -14,7 +14,7 @@ import pytest
 
 from pgwarden import commands
 from pgwarden.apply.api import GuardPolicy, Limits, RunOptions, apply_plan
-from pgwarden.errors import ConfigError, EnvironmentProblem
+from pgwarden.errors import ConfigError, EnvironmentProblem, UsageError
 from pgwarden.events import Event, FleetTarget
 from pgwarden.fleet.config import fleet_config
 from pgwarden.fleet.control import cancel_rollout
@@ -290,6 +290,8 @@ def test_targets_from_a_registry_query_and_from_a_command(
         '[[fleet.reg.waves]]\nlabel = { tier = "gold" }\n[[fleet.reg.waves]]\npercent = 100\n'
         f'[fleet.cmd]\ncommand = ["{sys.executable}", "{script}"]\norder = "n"\n'
         '[fleet.broken]\ncommand = ["/bin/sh", "-c", "echo postgresql://u:pw@h/db; exit 3"]\n'
+        '[fleet.nodsn]\nregistry = { dsn_env = "FLEET_REGISTRY", '
+        'query = "SELECT name, labels FROM tenants" }\n'
     )
     from pgwarden.fleet.waves import plan_waves
 
@@ -304,6 +306,9 @@ def test_targets_from_a_registry_query_and_from_a_command(
     with pytest.raises(EnvironmentProblem) as info:
         load_targets(fleet_config(settings, "broken"))
     assert "status 3" in info.value.message and "pw" not in info.value.message
+    with pytest.raises(UsageError) as missing:  # the column it lacks, named
+        load_targets(fleet_config(settings, "nodsn"))
+    assert "returns no column dsn (it returns name, labels)" in missing.value.message
 
 
 def test_config_errors_name_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -120,8 +120,10 @@ def _from_registry(spec: RegistrySpec, fleet: str) -> list[Target]:
             hint="the query must return the columns name, dsn and (optionally) labels (jsonb)",
         ) from None
     if "name" not in cols or "dsn" not in cols:
+        lacks = " and ".join(c for c in ("name", "dsn") if c not in cols)
         raise UsageError(
-            f"fleet {fleet}: the registry query returns {', '.join(cols) or 'no columns'}",
+            f"fleet {fleet}: the registry query returns no column {lacks} (it returns "
+            f"{', '.join(cols) or 'no columns'})",
             hint="return the columns name, dsn and (optionally) labels (a jsonb object)",
         )
     out = []
