@@ -342,7 +342,7 @@ def _run_unit(r: _Run, unit: Unit) -> None:
                 attempt,
                 error,
                 message=f"step {unit.index}: lock not acquired after {attempt} attempts in "
-                f"{elapsed_ms / 1000:.1f} s (budget {policy.total_budget_ms / 1000:.0f} s)",
+                f"{elapsed_ms / 1000:.1f} s (budget {policy.total_budget_ms / 1000:g} s)",
                 hint="see the blockers above; run `pgwarden resume` later, or raise "
                 "--lock-budget-s; nothing of this step is applied",
             )

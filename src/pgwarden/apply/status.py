@@ -143,7 +143,14 @@ def status(
                 ).fetchone()
                 waiting = tuple(int(x) for x in (w[0] if w and w[0] else []))  # type: ignore[attr-defined]
             events = tuple(
-                {"kind": str(k), "step": s, "at": str(at), **(d if isinstance(d, dict) else {})}
+                # the event's own kind wins; a step_failed's failure class (its data's
+                # "kind") is kept as "failure"
+                {
+                    **{("failure" if key == "kind" else key): v for key, v in _data(d).items()},
+                    "kind": str(k),
+                    "step": s,
+                    "at": str(at),
+                }
                 for k, s, at, d in conn.execute(
                     sql.SQL(
                         "SELECT kind, step, at, data FROM pgwarden.events WHERE run_id = {} "
@@ -220,3 +227,7 @@ def _progress(conn: psycopg.Connection[tuple[object, ...]], pid: int) -> dict[st
             data = {d.name: v for d, v in zip(cur.description, row, strict=True)}
             return {"command": name, **{k: str(v) for k, v in data.items()}}
     return None
+
+
+def _data(d: object) -> dict[str, Any]:
+    return {str(k): v for k, v in d.items()} if isinstance(d, dict) else {}

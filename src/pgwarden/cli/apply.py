@@ -473,8 +473,21 @@ def status(database_url: str | None, fmt: str, config: str | None) -> None:
             )
         if r.waiting_on:
             out.print(f"  waiting for a lock held by pid {', '.join(map(str, r.waiting_on))}")
-        for e in r.events[:5]:
-            out.print(styled("  [dim]{} {} step {}[/]", e["at"], e["kind"], e["step"]))
+        for e in reversed(r.events[:5]):  # the latest five, oldest first
+            out.print(
+                styled("  [dim]{} {} step {}{}[/]", e["at"][11:23], e["kind"], e["step"], _said(e))
+            )
+
+
+def _said(event: dict[str, Any]) -> str:
+    """What a journalled event says, in a few words (`status`)."""
+    said = [str(event[k]) for k in ("reason", "why", "error") if event.get(k)]
+    if event.get("dropped_invalid"):
+        said.append("dropped INVALID " + ", ".join(map(str, event["dropped_invalid"])))
+    if event.get("reasons"):
+        said.append(", ".join(map(str, event["reasons"])))
+    text = statement_label("; ".join(said), 120)
+    return f": {text}" if text else ""
 
 
 @click.command()
