@@ -197,3 +197,44 @@ def test_cancel_while_the_switch_hook_runs_undoes_the_switchover(
     assert leftovers(pair.new_dsn) == {"slots": [], "publications": [], "subscriptions": []}
     final = _cli("status", "--database-url", pair.old_dsn, "--format", "json", cwd=tmp_path)
     assert '"state":"cancelled"' in final.stdout.replace(" ", "")
+
+
+def test_ctrl_c_twice_during_the_hook_ends_it_and_says_what_is_left(
+    logical_clusters: LogicalClusters, tmp_path: Path
+) -> None:
+    """A second Ctrl-C while the switch hook runs: the hook is ended with pgwarden (it
+    would move the application later), the exit is 3 with the half-done switchover named
+    (was: 'interrupted; nothing was left running', exit 2), and cancel undoes it."""
+    pair = make_pair(logical_clusters, 15, 18)
+    flag = tmp_path / "hook-pid"
+    hook = f"echo $$ > {flag}; sleep 100"
+    proc = _start(
+        run_args(pair, "--no-write-check", "--switchover-timeout", "60", "--switch-cmd", hook),
+        tmp_path,
+    )
+    deadline = time.monotonic() + 60
+    while not flag.exists() or not flag.read_text().strip():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1]
+        time.sleep(0.05)
+    hook_pid = int(flag.read_text())
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, err
+    assert "stopped inside its switchover (Ctrl-C twice)" in err and "nothing was left" not in err
+    assert not _alive(hook_pid)
+    assert not can_write(pair.old_dsn)  # as the message says: OLD read-only
+    cancel = _cli(
+        "cancel",
+        "--database-url",
+        pair.old_dsn,
+        "--target-url",
+        pair.new_dsn,
+        "--switch-cmd",
+        "true",
+        cwd=tmp_path,
+    )
+    assert cancel.returncode == 0, cancel.stdout + cancel.stderr
+    assert can_write(pair.old_dsn)
+    assert leftovers(pair.old_dsn) == {"slots": [], "publications": [], "subscriptions": []}

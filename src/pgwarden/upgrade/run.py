@@ -12,6 +12,7 @@ the same command again, or removed by `upgrade cancel`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import subprocess
@@ -802,6 +803,29 @@ def run_upgrade(
             runner.record.state = "interrupted"
             save(runner.old, runner.record)
         raise
+    except KeyboardInterrupt:  # Ctrl-C twice: stop now, and say what is left
+        record = runner.record
+        if record is None:
+            raise
+        if record.state == "switching":
+            raise UpgradeFailed(
+                f"upgrade {record.id} stopped inside its switchover (Ctrl-C twice): OLD may "
+                "be read-only and the application may be on NEW",
+                hint="`pgwarden upgrade run` (same arguments) undoes the switchover and "
+                "retries it; `pgwarden upgrade cancel --target-url NEW --switch-cmd CMD` "
+                "undoes it and removes the upgrade",
+            ) from None
+        with contextlib.suppress(psycopg.Error, PgwardenError):
+            if record.state == "running":
+                record.state = "interrupted"
+                with sides.old() as fresh:  # this process's connection may be mid-query
+                    save(fresh, record)
+        raise Interrupted(
+            f"upgrade {record.id} stopped during {record.phase} (Ctrl-C twice); the "
+            "replication it created keeps running",
+            hint="`pgwarden upgrade run` with the same arguments continues it; "
+            "`pgwarden upgrade cancel` removes what it created",
+        ) from None
     finally:
         runner.old.close()
 
