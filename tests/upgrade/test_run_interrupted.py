@@ -238,3 +238,28 @@ def test_ctrl_c_twice_during_the_hook_ends_it_and_says_what_is_left(
     assert cancel.returncode == 0, cancel.stdout + cancel.stderr
     assert can_write(pair.old_dsn)
     assert leftovers(pair.old_dsn) == {"slots": [], "publications": [], "subscriptions": []}
+
+
+def test_ctrl_c_twice_before_the_switchover_leaves_it_interrupted(
+    logical_clusters: LogicalClusters, tmp_path: Path
+) -> None:
+    pair = make_pair(logical_clusters, 15, 18)
+    with psycopg.connect(pair.old_dsn) as blocker:  # holds the run in its verification
+        blocker.execute("LOCK TABLE settings IN ROW EXCLUSIVE MODE")
+        proc = _start(run_args(pair), tmp_path)
+        _wait_for_line(proc, "comparing row counts")
+        proc.send_signal(signal.SIGINT)
+        first = _wait_for_line(proc, "cancelling the running step")  # its 1 s retry wait
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+        err = first + err
+        blocker.rollback()
+    assert proc.returncode == 3, err
+    assert "(Ctrl-C twice)" in err and "continues it" in err, err
+    assert "nothing was left running" not in err
+    status = _cli("status", "--database-url", pair.old_dsn, cwd=tmp_path)
+    assert "interrupted" in status.stdout and "not running" in status.stdout, status.stdout
+    cancel = _cli(
+        "cancel", "--database-url", pair.old_dsn, "--target-url", pair.new_dsn, cwd=tmp_path
+    )
+    assert cancel.returncode == 0, cancel.stdout + cancel.stderr
