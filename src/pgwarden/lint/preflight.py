@@ -10,6 +10,11 @@ that no row data (personal data, secrets) reaches CI logs. The rejected value
 itself is said only where the constraint tells it (NULL); otherwise "values not
 shown".
 
+A CHECK or FOREIGN KEY added `NOT VALID` checks no existing row, so nothing is
+counted there: the rows are counted at its `VALIDATE CONSTRAINT`, where the
+migration would fail, whether the plan added the constraint or the database
+already has it (its definition read from `pg_constraint`).
+
 The rows are counted as the plan's earlier statements leave them, still without
 writing anything. An earlier UPDATE or DELETE of the table alone (no FROM / USING /
 WITH; the table has no triggers and no generated columns) and TRUNCATE are folded
@@ -58,7 +63,7 @@ from typing import Any
 
 from psycopg import sql
 
-from pgwarden.analysis.nodes import Constraint, RangeVar, relname, strings
+from pgwarden.analysis.nodes import AlterTableStmt, Constraint, RangeVar, relname, strings
 from pgwarden.analysis.parse import check_expressions
 from pgwarden.errors import DatabaseError
 from pgwarden.findings import Finding, Severity
@@ -245,7 +250,74 @@ def _orphans(
     return _rows_where(step, table, cond, what, loc)
 
 
-def _checks(step: Step, created: set[str], conn: Any, src: _Source) -> Iterator[_Check]:
+# (table, constraint) -> the step that VALIDATEs it; a NOT VALID constraint the plan adds
+# and validates is counted when added, reported at its VALIDATE (rows written between the
+# two must pass it already).
+_Validations = dict[tuple[str, str], Step]
+
+_NOT_VALID = """
+SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c
+WHERE c.conrelid = to_regclass(%s) AND c.conname = %s AND NOT c.convalidated
+AND c.contype IN ('c', 'f')
+"""
+
+
+def validations(plan: Plan) -> tuple[_Validations, set[tuple[str, str]]]:
+    """The plan's VALIDATE CONSTRAINTs by (table, constraint), and the NOT VALID
+    constraints it adds itself."""
+    found: _Validations = {}
+    added: set[tuple[str, str]] = set()
+    for step in plan.steps:
+        body = step.tree.get("AlterTableStmt")
+        if body is None:
+            continue
+        label = relname(body["relation"])
+        for cmd_node in body.get("cmds", ()):
+            cmd = cmd_node.get("AlterTableCmd", {})
+            con = cmd.get("def", {}).get("Constraint", {})
+            if cmd.get("subtype") == "AT_ValidateConstraint":
+                found.setdefault((label, str(cmd.get("name"))), step)
+            elif con.get("skip_validation") and con.get("conname"):
+                added.add((label, str(con["conname"])))
+    return found, added
+
+
+def _validated_elsewhere(
+    step: Step, body: AlterTableStmt, conn: Any, added: set[tuple[str, str]]
+) -> tuple[Step, AlterTableStmt, str] | None:
+    """A VALIDATE CONSTRAINT of a NOT VALID constraint the database already has: the
+    statement that would add it valid, as the server's definition reads (to count what
+    VALIDATE scans), located at the VALIDATE."""
+    from pgwarden.analysis.parse import parse
+
+    rv = body["relation"]
+    for cmd_node in body.get("cmds", ()):
+        cmd = cmd_node.get("AlterTableCmd", {})
+        name = str(cmd.get("name"))
+        if cmd.get("subtype") != "AT_ValidateConstraint" or (relname(rv), name) in added:
+            continue
+        row = conn.execute(_NOT_VALID, (relname(rv), name)).fetchone()
+        if row is None:
+            continue
+        definition = str(row[0]).removesuffix(" NOT VALID")
+        text = (
+            sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} ")
+            .format(sql.SQL(relname(rv)), sql.Identifier(name))
+            .as_string(conn)
+            + definition
+        )
+        tree = parse(text)[0].tree
+        return step, tree["AlterTableStmt"], text
+    return None
+
+
+def _checks(
+    step: Step,
+    created: set[str],
+    conn: Any,
+    src: _Source,
+    validate: tuple[_Validations, set[tuple[str, str]]] = ({}, set()),
+) -> Iterator[_Check]:
     """The counts a step's new constraints need, reading each table through `src`."""
     index = step.tree.get("IndexStmt")
     if index is not None and index.get("unique"):
@@ -262,21 +334,44 @@ def _checks(step: Step, created: set[str], conn: Any, src: _Source) -> Iterator[
     body = step.tree.get("AlterTableStmt")
     if body is None or relname(body["relation"]) in created:
         return
+    elsewhere = _validated_elsewhere(step, body, conn, validate[1])
+    if elsewhere is not None:
+        yield from _alter_checks(elsewhere[0], elsewhere[1], elsewhere[2], conn, src, ({}, set()))
+    yield from _alter_checks(step, body, step.sql, conn, src, validate)
+
+
+def _alter_checks(
+    step: Step,
+    body: AlterTableStmt,
+    text: str,
+    conn: Any,
+    src: _Source,
+    validate: tuple[_Validations, set[tuple[str, str]]],
+) -> Iterator[_Check]:
     rv = body["relation"]
     table, label = src(rv), relname(rv)
     loc = _locator(conn, rv, table)
-    exprs = iter(check_expressions(step.sql) if "CHECK" in step.sql.upper() else [])
+    exprs = iter(check_expressions(text) if "CHECK" in text.upper() else [])
     for cmd_node in body.get("cmds", ()):
         cmd = cmd_node.get("AlterTableCmd", {})
         subtype = cmd.get("subtype")
         con = cmd.get("def", {}).get("Constraint", {})
         kind = con.get("contype")
+        at = step
+        if subtype == "AT_AddConstraint" and con.get("skip_validation"):
+            # NOT VALID: existing rows are not checked now; they are at the VALIDATE
+            later = validate[0].get((label, str(con.get("conname"))))
+            if later is None:
+                if kind == "CONSTR_CHECK":
+                    next(exprs)
+                continue
+            at = later
         if subtype == "AT_SetNotNull":
             yield _nulls(step, table, label, [cmd["name"]], loc)
         elif subtype == "AT_AddConstraint" and kind == "CONSTR_CHECK":
             expr = next(exprs)
             cond = sql.SQL("NOT ({})").format(sql.SQL(expr))  # the migration's own SQL, read-only
-            yield _rows_where(step, table, cond, f"CHECK ({expr}) on {label}", loc)
+            yield _rows_where(at, table, cond, f"CHECK ({expr}) on {label}", loc)
         elif subtype == "AT_AddConstraint" and kind in ("CONSTR_UNIQUE", "CONSTR_PRIMARY"):
             cols = strings(con.get("keys"))
             if cols and not con.get("indexname"):
@@ -286,7 +381,7 @@ def _checks(step: Step, created: set[str], conn: Any, src: _Source) -> Iterator[
         elif subtype == "AT_AddConstraint" and kind == "CONSTR_NOTNULL":
             yield _nulls(step, table, label, strings(con.get("keys")), loc)
         elif subtype == "AT_AddConstraint" and kind == "CONSTR_FOREIGN":
-            check = _orphans(step, table, label, con, conn, src, loc)
+            check = _orphans(at, table, label, con, conn, src, loc)
             if check is not None:
                 yield check
         elif subtype == "AT_AddColumn":
@@ -319,14 +414,18 @@ class _Planned:
 
 
 def _plan_checks(
-    step: Step, created: set[str], conn: Any, writes: Sequence[Write]
+    step: Step,
+    created: set[str],
+    conn: Any,
+    writes: Sequence[Write],
+    validate: tuple[_Validations, set[tuple[str, str]]],
 ) -> Iterator[_Planned]:
-    plain = list(_checks(step, created, conn, plain_table))
+    plain = list(_checks(step, created, conn, plain_table, validate))
     if not plain or not writes:
         yield from (_Planned(c, None, None, (), ()) for c in plain)
         return
     sources = Sources(writes, conn)
-    folded = list(_checks(step, created, conn, sources.table))
+    folded = list(_checks(step, created, conn, sources.table, validate))
     prefix = sources.prefix()
     for p, f in zip(plain, folded, strict=True):
         if sources.opaque:
@@ -385,11 +484,12 @@ def find_violations(
         created: set[str] = set()
         writes: list[Write] = unfinished_backfills(conn)
         planned: list[_Planned] = []
+        validate = validations(plan)
         for step in plan.steps:
             writes += [w for before, w in opaque if before == step.index]
             try:
                 with conn.transaction():
-                    planned.extend(_plan_checks(step, created, conn, writes))
+                    planned.extend(_plan_checks(step, created, conn, writes, validate))
             except psycopg.errors.UndefinedTable:
                 pass  # the referenced table is created by this plan
             created.update(c.removeprefix("public.") for c in step.effects.creates)
