@@ -44,7 +44,7 @@ from datetime import UTC, datetime
 import psycopg
 from psycopg import sql
 
-from pgwarden.access.capabilities import Capability, reach
+from pgwarden.access.capabilities import Capability, capabilities, reach
 from pgwarden.access.policy import class_of
 from pgwarden.access.roles import PUBLIC, Catalog
 from pgwarden.access.verdict import AuditFinding, RoleVerdict
@@ -73,6 +73,9 @@ class FixPlan:
 
     sections: list[tuple[str, list[sql.Composable]]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what the plan does not fix, and why
+    # what the plan's grants add to what a role can do now (a table an application role
+    # only read or appended to becomes writable): for the review
+    widens: list[str] = field(default_factory=list)
     # one short transaction per relation that changes owner (ALTER ... OWNER takes ACCESS
     # EXCLUSIVE): the new owner and the application's grants on it, together
     relations: list[list[sql.Composable]] = field(default_factory=list)
@@ -87,6 +90,8 @@ class FixPlan:
         lines = [f"-- {h}" if h else "--" for h in header]
         for note in self.notes:
             lines.append(f"-- not fixed here: {note}")
+        for more in self.widens:
+            lines.append(f"-- review: this plan {more}")
         if self.relations:
             lines += [
                 "",
@@ -496,6 +501,7 @@ def fix_plan(
         grants = _grants_to(
             cat, policy, policy.application, _APP_TABLE_PRIVS, "USAGE, SELECT", migration
         )
+        plan.widens = _widened(cat, policy)
         readers = [r for r in policy.readonly if r in losing or r in owner_readers]
         grants += _grants_to(cat, policy, readers, "SELECT", "SELECT", migration)
         grants += _schema_usage(cat, policy, owner_readers)
@@ -523,6 +529,44 @@ _ALTER = {
     "materialized view": "MATERIALIZED VIEW",
     "foreign table": "FOREIGN TABLE",
 }
+
+
+_DML = ("INSERT", "UPDATE", "DELETE")
+
+
+def _widened(cat: Catalog, policy: RolePolicy) -> list[str]:
+    """Per application role, the existing relations of application_schemas on which the
+    plan's `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES` gives it a write it has not
+    now (neither through ownership nor a grant)."""
+    out: list[str] = []
+    relations = [
+        o for o in cat.owned if o.kind in _ALTER and o.schema in policy.application_schemas
+    ]
+    for app in policy.application:
+        if app not in cat.roles or not relations:
+            continue
+        has: dict[str, set[str]] = {}
+        for c in capabilities(cat, app):
+            if c.route != "grant" or c.column is not None:
+                continue
+            if c.kind == "owner" or (c.kind == "write" and c.privilege in _DML):
+                got = set(_DML) if c.kind == "owner" else {c.privilege}
+                has.setdefault(c.object, set()).update(got)
+        gains = []
+        for o in relations:
+            missing = [x for x in _DML if x not in has.get(o.name, set())]
+            if missing:
+                gains.append(f"{', '.join(missing)} on {o.name}")
+        if gains:
+            shown = "; ".join(gains[:5]) + (
+                f"; and {len(gains) - 5} more" if len(gains) > 5 else ""
+            )
+            out.append(
+                f"gives application role {app} rights it does not have now (step 2 grants DML "
+                f"on every table of {', '.join(policy.application_schemas)}): {shown}; "
+                "revoke what it should not have after applying"
+            )
+    return out
 
 
 def _schema_usage(cat: Catalog, policy: RolePolicy, readers: Sequence[str]) -> list[sql.Composable]:
