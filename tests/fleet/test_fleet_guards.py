@@ -443,7 +443,8 @@ def test_status_tells_a_killed_runner(db: str, tmp_path: Path) -> None:
     with psycopg.connect(db, autocommit=True) as c:  # the killed client's backend ends
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and c.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgwarden-apply'"
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgwarden-apply' "
+            "AND datname = current_database()"
         ).fetchone() != (0,):
             time.sleep(0.1)
     with pytest.MonkeyPatch.context() as mp:
