@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import threading
 from pathlib import Path
 
-from tests.apply.conftest import cli, wait_until, write_sql
+import pytest
+
+from pgwarden.apply.api import GuardPolicy, RunOptions, apply_plan
+from pgwarden.errors import PgwardenError
+from tests.apply.conftest import cli, plan_of, scalar, wait_until, write_sql
 
 RUNNING = (
     "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = 'pgwarden-apply' "
@@ -45,3 +50,20 @@ def test_ctrl_c_after_the_report_keeps_the_exit_code(shop: str, tmp_path: Path) 
             proc.stderr.close()
     text = "".join(lines)
     assert "pgwarden: error: cancelled at step 0" in text and "Traceback" not in text
+
+
+def test_ctrl_c_before_the_run_starts_records_nothing(shop: str, tmp_path: Path) -> None:
+    # A press while the plan is read or the traffic sampled (--rewrite): the run never began.
+    path = write_sql(tmp_path, "CREATE INDEX ON invoices (created_at);\n")
+    pressed = threading.Event()
+    pressed.set()
+    with pytest.raises(PgwardenError, match="interrupted before the run started") as err:
+        apply_plan(
+            plan_of(path),
+            database_url=shop,
+            policy=GuardPolicy(env="staging"),
+            options=RunOptions(rewrite=True),
+            cancel=pressed,
+        )
+    assert err.value.exit_code == 2
+    assert scalar(shop, "SELECT to_regclass('pgwarden.runs')") is None  # no journal, no run

@@ -124,6 +124,16 @@ def _refuse_client_copy(plan: Plan) -> None:
         )
 
 
+def _not_interrupted(stop: threading.Event) -> None:
+    """Exit 2 when the run was cancelled (Ctrl-C, SIGTERM) before it started: nothing is
+    recorded in the journal and nothing ran, so there is nothing to resume."""
+    if stop.is_set():
+        raise PgwardenError(
+            "interrupted before the run started: nothing was changed",
+            hint="run the command again when you are ready",
+        )
+
+
 def _new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
 
@@ -261,6 +271,7 @@ def apply_plan(
                 warnings=warnings,
                 findings=_findings_ahead(plan, snapshot, cfg, steps),
             )
+        _not_interrupted(stop)
         _lock(conn)
         try:
             # Another run may have applied steps or stamped the database while this one
@@ -300,6 +311,7 @@ def apply_plan(
                 role_events=() if roles is None else roles.events,
                 journal_owner=None if roles is None else roles.journal_owner,
             )
+            _not_interrupted(stop)  # the last moment before anything is recorded or run
             result = _run(conn, setup, stop, observer)
         finally:
             _unlock(conn)
