@@ -142,6 +142,8 @@ def observe(step: Step, ctx: LintContext) -> None:
             p.valid.pop(name, None)
         elif subtype == "AT_SetNotNull":
             p.proven.add(str(cmd.get("name")))
+        elif subtype == "AT_DropNotNull":
+            p.proven.discard(str(cmd.get("name")))  # NULLs may be written from here on
         elif subtype == "AT_AddColumn":
             col = cmd.get("def", {}).get("ColumnDef", {})
             colname = str(col.get("colname"))
