@@ -8,9 +8,7 @@ Unknown keys are an error naming the closest valid key.
 
 from __future__ import annotations
 
-import difflib
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,7 +128,9 @@ def check_env_name(
     if not environments or name in environments or name == stamp_env:
         return name
     declared = sorted(environments)
-    close = difflib.get_close_matches(name, declared, n=1, cutoff=0.5)
+    from difflib import get_close_matches  # only to name the closest of a wrong name
+
+    close = get_close_matches(name, declared, n=1, cutoff=0.5)
     stamp = (
         f"the database's stamp says {stamp_env!r}"
         if stamp_env is not None
@@ -211,11 +211,15 @@ class Settings:
 
 def _table(path: Path) -> dict[str, Any] | None:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
+    import tomllib  # only once a config file exists
+
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     if path.name == "pyproject.toml":
@@ -319,7 +323,9 @@ def _check_keys(
             spec = known[key]
         else:
             valid = sorted(k for k in known if k is not None)
-            close = difflib.get_close_matches(key, valid, n=1)
+            from difflib import get_close_matches
+
+            close = get_close_matches(key, valid, n=1)
             where = f"{prefix}{key}"
             hint = (
                 f"did you mean `{prefix}{close[0]}`?"

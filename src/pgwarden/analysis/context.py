@@ -11,13 +11,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from pgwarden.analysis.catalog import Catalog, read_catalog
 from pgwarden.errors import InputError
-from pgwarden.pg.stats import MigrationState, Stats, TableStats
+
+if TYPE_CHECKING:  # loaded with a snapshot (read or taken): lint without one never needs it
+    from pgwarden.pg.stats import MigrationState, Stats, TableStats
 
 __all__ = [
     "BYTES_PER_S",
@@ -116,6 +118,8 @@ def save_snapshot(snapshot: Snapshot, path: str | os.PathLike[str]) -> None:
 
 def load_snapshot(path: str | os.PathLike[str]) -> Snapshot:
     """Read a snapshot file written by `pgwarden stats dump`."""
+    from pgwarden.pg.stats import MigrationState, Stats
+
     p = Path(path)
     try:
         data = orjson.loads(p.read_bytes())

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib.resources import files
 from typing import TYPE_CHECKING
 
 from pgwarden.analysis.catalog import Column, Relation
@@ -133,6 +132,8 @@ def builtin_volatility() -> dict[str, str]:
     Read from builtin_functions.txt (scripts/gen_builtin_functions, from pg_proc of
     every supported server; tests/analysis/test_builtin_functions.py keeps it true).
     """
+    from importlib.resources import files  # tempfile, shutil, zip codecs: only when read
+
     text = files("pgwarden.analysis").joinpath("builtin_functions.txt").read_text()
     return {ln[2:]: ln[0] for ln in text.splitlines() if ln and not ln.startswith("#")}
 

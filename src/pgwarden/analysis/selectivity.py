@@ -13,9 +13,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from pgwarden.analysis.nodes import A_Const, A_Expr, Node, strings
-from pgwarden.pg.stats import ColumnStats
+
+if TYPE_CHECKING:  # a snapshot's types: pg.stats is loaded with a snapshot
+    from pgwarden.pg.stats import ColumnStats
 
 __all__ = ["selectivity"]
 

@@ -43,13 +43,16 @@ https://www.postgresql.org/docs/current/explicit-locking.html
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from pgwarden.analysis.effects import LockMode
 from pgwarden.findings import Fix, FixStatement, Placement, Severity
-from pgwarden.pg.stats import TableStats
 from pgwarden.plan import Step
 from pgwarden.rules._sql import TABLE_KINDS
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
+
+if TYPE_CHECKING:  # a snapshot's types: pg.stats is loaded with a snapshot
+    from pgwarden.pg.stats import TableStats
 
 MAX_QUEUED = 20  # queries allowed to pile up behind a waiting lock
 MAX_WITHOUT_STATS_MS = 2000

@@ -45,12 +45,15 @@ https://www.postgresql.org/docs/current/sql-droptable.html
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from pgwarden.findings import Severity
-from pgwarden.pg.stats import TableStats
 from pgwarden.plan import Step
 from pgwarden.rules._sql import dotted, known_missing, qualified, size_words, strings
 from pgwarden.rules.base import Hit, LintContext, Rule
+
+if TYPE_CHECKING:  # a snapshot's types: pg.stats is loaded with a snapshot
+    from pgwarden.pg.stats import TableStats
 
 
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
