@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from stat import S_ISDIR
+from typing import BinaryIO
 
 from pgwarden.analysis.parse import ParsedStatement, Trees, parse
 from pgwarden.errors import InputError, UsageError
@@ -22,6 +25,8 @@ __all__ = [
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
 STDIN = "<stdin>"  # the source name of `-`
+# Errors that `Path.exists()` and `is_dir()` read as "not there" (pathlib._ignore_error).
+_MISSING = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP})
 
 
 def collect_sql_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -29,7 +34,8 @@ def collect_sql_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     out: list[Path] = []
     for raw in paths:
         p = Path(raw)
-        if p.is_dir():
+        mode = _mode(p)
+        if mode is not None and S_ISDIR(mode):
             found = sorted(q for q in p.rglob("*.sql") if q.is_file())
             if not found:
                 raise InputError(
@@ -38,26 +44,31 @@ def collect_sql_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
                     path=str(p),
                 )
             out.extend(found)
-        elif p.exists():
+        elif mode is not None:
             out.append(p)
         else:
             raise InputError(f"{p}: no such file or directory", hint="check the path", path=str(p))
     return out
 
 
+def _mode(path: Path) -> int | None:
+    """The file mode of `path` (None: it does not exist), as `is_dir()` and `exists()` see
+    it, from one stat."""
+    try:
+        return path.stat().st_mode
+    except OSError as exc:
+        if exc.errno not in _MISSING:
+            raise
+    except ValueError:  # a name the OS cannot hold (a NUL byte)
+        pass
+    return None
+
+
 def read_sql_file(path: Path) -> str:
     """The file's text; one clear `InputError` for anything unreadable."""
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise InputError(
-                f"{path}: file is {size / 1048576:.0f} MiB, larger than the "
-                f"{MAX_FILE_BYTES // 1048576} MiB pgwarden reads",
-                hint="split the migration into smaller files; a migration this large "
-                "is usually a data load, which belongs in COPY, not in a migration",
-                path=str(path),
-            )
-        data = path.read_bytes()
+        with open(path, "rb") as file:
+            return decode_sql(_read(file, path), str(path))
     except PermissionError:
         raise InputError(
             f"{path}: permission denied", hint="make the file readable", path=str(path)
@@ -66,7 +77,20 @@ def read_sql_file(path: Path) -> str:
         raise InputError(f"{path}: is a directory", path=str(path)) from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc.strerror}", path=str(path)) from None
-    return decode_sql(data, str(path))
+
+
+def _read(file: BinaryIO, path: Path) -> bytes:
+    """The bytes of an open file, refused before reading when larger than MAX_FILE_BYTES."""
+    size = os.fstat(file.fileno()).st_size
+    if size > MAX_FILE_BYTES:
+        raise InputError(
+            f"{path}: file is {size / 1048576:.0f} MiB, larger than the "
+            f"{MAX_FILE_BYTES // 1048576} MiB pgwarden reads",
+            hint="split the migration into smaller files; a migration this large "
+            "is usually a data load, which belongs in COPY, not in a migration",
+            path=str(path),
+        )
+    return file.read()
 
 
 def decode_sql(data: bytes, name: str) -> str:
