@@ -142,7 +142,8 @@ def test_migrate_through_pgbouncer_keeps_djangos_timezone(db: str, tmp_path: Pat
         assert name is not None
         conn.execute(f"ALTER DATABASE {name[0]} SET TimeZone = 'UTC'")
     project = _project(tmp_path, PARIS)
-    with pgbouncer(db) as through:
+    with pgbouncer(db, pool_mode="session") as bouncer:
+        through = bouncer.through
         r = _manage(project, through, "migrate", "shop", "0001", "--verbosity", "0")
         assert r.returncode == 0, r.stdout + r.stderr
         before = _relfilenode(db)
