@@ -401,7 +401,7 @@ def _blind_preview(
     checked, instead of stopping at the first read of the stamp."""
     warnings = [
         f"{unreadable.message}: which steps are already applied and what the stamp records "
-        "(environment, protection, identity) are unknown, so no step's state is shown and "
+        "(environment, protection, identity) are unknown, so every step is shown as unknown and "
         "the target is not checked; a real run as this role stops before changing "
         f"anything (hint: {unreadable.hint})"
     ]
