@@ -3,7 +3,10 @@
 ## What it does
 Flags `UPDATE t SET ...` and `DELETE FROM t` without a `WHERE` clause (or with
 one that is constant and true: `WHERE true`, `WHERE 1 = 1`) on a
-table that existed before the migration: the typical unbatched backfill.
+table that existed before the migration: the typical unbatched backfill. An
+UPDATE is graded by the table's size and traffic, and is an error whenever the
+table holds more than `dml_max_rows` rows (as PW142 grades the same rows
+touched through a WHERE); a DELETE is always an error.
 
 ## Why is this bad?
 One statement touches every row in one transaction. Each row it changes
@@ -89,13 +92,18 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     if judged.severity is None:
         return
     if step.kind == "UpdateStmt":
+        severity, limit = judged.severity, ""
+        stats = ctx.snapshot.table(table) if ctx.snapshot is not None else None
+        if stats is not None and stats.rows > ctx.dml.max_rows and severity is not Severity.ERROR:
+            # as PW142 grades the same rows touched through a WHERE
+            severity, limit = Severity.ERROR, f", more than dml_max_rows = {ctx.dml.max_rows:,}"
         yield Hit(
             message=f"updates every row of {table} in one statement ({how_long(est)}): each row "
             "stays locked until COMMIT, so concurrent writes to any row wait (reads go on), and a "
             f"new version of every row is written (WAL burst, replica lag, bloat); "
-            f"{table}: {judged.size}",
+            f"{table}: {judged.size}{limit}",
             help=_HELP,
-            severity=judged.severity,
+            severity=severity,
         )
         return
     yield Hit(
