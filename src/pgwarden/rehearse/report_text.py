@@ -36,8 +36,10 @@ def render_text(console: Console, result: RehearsalResult) -> None:
     for col in ("#", "statement", "status", "s", "locks held", "blocked (longest wait)"):
         table.add_column(col, overflow="fold")
     for s in result.steps:
-        locks = ", ".join(
-            f"{m} {r}" for r, m in sorted(s.strongest().items()) if m != "ACCESS SHARE"
+        locks = ", ".join(  # a TOAST table is locked with its table: not shown apart
+            f"{m} {r}"
+            for r, m in sorted(s.strongest().items())
+            if m != "ACCESS SHARE" and not r.startswith("pg_toast.")
         )
         blocked = "; ".join(
             f"{b.table}: reads {b.reads_blocked_s:.3f} s, writes {b.writes_blocked_s:.3f} s"
@@ -83,9 +85,15 @@ def render_text(console: Console, result: RehearsalResult) -> None:
             highlight=False,
         )
         console.print(f"  [dim]help:[/] {escape(f.help)}", highlight=False)
-    console.print(
-        "[dim]Production figures are estimates (linear in table size from the stats snapshot).[/]"
-    )
+    if any(
+        b.est_reads_blocked_s is not None and s.scale not in (None, 1.0)
+        for s in result.steps
+        for b in s.blocking
+    ):
+        console.print(
+            "[dim]Production figures are estimates (linear in table size from the stats "
+            "snapshot).[/]"
+        )
     if result.report_path:
         console.print(f"report: {escape(str(result.report_path))}")
         if not available():
