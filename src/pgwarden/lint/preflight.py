@@ -10,6 +10,10 @@ that no row data (personal data, secrets) reaches CI logs. The rejected value
 itself is said only where the constraint tells it (NULL); otherwise "values not
 shown".
 
+Constraints added inside a DO body (or a procedure the plan creates and CALLs)
+are counted like top-level ones, at their line in the body, including the
+`IF NOT EXISTS` blocks `lint --fix` writes.
+
 A CHECK or FOREIGN KEY added `NOT VALID` checks no existing row, so nothing is
 counted there: the rows are counted at its `VALIDATE CONSTRAINT`, where the
 migration would fail, whether the plan added the constraint or the database
@@ -73,6 +77,7 @@ from pgwarden.lint.preflight_writes import (
     plain_table,
     step_writes,
     unfinished_backfills,
+    unread_body,
 )
 from pgwarden.pg.connect import connect
 from pgwarden.plan import Plan, Step
@@ -487,13 +492,18 @@ def find_violations(
         validate = validations(plan)
         for step in plan.steps:
             writes += [w for before, w in opaque if before == step.index]
-            try:
-                with conn.transaction():
-                    planned.extend(_plan_checks(step, created, conn, writes, validate))
-            except psycopg.errors.UndefinedTable:
-                pass  # the referenced table is created by this plan
-            created.update(c.removeprefix("public.") for c in step.effects.creates)
-            writes += step_writes(step)
+            unread = unread_body(step)
+            if step.inner and unread is not None:
+                writes.append(unread)  # somewhere in the body: before any statement of it
+            # a DO block's (or a called procedure's) statements are checked one by one
+            for part in step.inner or (step,):
+                try:
+                    with conn.transaction():
+                        planned.extend(_plan_checks(part, created, conn, writes, validate))
+                except psycopg.errors.UndefinedTable:
+                    pass  # the referenced table is created by this plan
+                created.update(c.removeprefix("public.") for c in part.effects.creates)
+                writes += step_writes(part)
         for p in planned:
             found += _violations(conn, p, timeout_ms)
         conn.rollback()

@@ -20,7 +20,15 @@ from pgwarden.analysis.nodes import RangeVar, relname
 from pgwarden.location import SourceLocation
 from pgwarden.plan import Step
 
-__all__ = ["Sources", "Write", "plain_table", "step_writes", "table_key", "unfinished_backfills"]
+__all__ = [
+    "Sources",
+    "Write",
+    "plain_table",
+    "step_writes",
+    "table_key",
+    "unfinished_backfills",
+    "unread_body",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,12 +136,20 @@ def _one(step: Step) -> Iterator[Write]:
         yield Write(loc, "CALL", None)  # a procedure the plan does not create
 
 
+def unread_body(step: Step) -> Write | None:
+    """The write, to any table, of the part of a DO / CALL body pgwarden cannot read."""
+    if not step.unanalysed:
+        return None
+    named = "DO" if step.kind == "DoStmt" else "CALL"
+    return Write(step.location, f"{named} body (SQL pgwarden cannot read)", None)
+
+
 def step_writes(step: Step) -> Iterator[Write]:
     """The writes of one step: of its DO / CALL body's statements when pgwarden reads the
     body (opaque for any table when it cannot), else of the statement itself."""
-    if step.unanalysed:
-        named = "DO" if step.kind == "DoStmt" else "CALL"
-        yield Write(step.location, f"{named} body (SQL pgwarden cannot read)", None)
+    unread = unread_body(step)
+    if unread is not None:
+        yield unread
     if step.inner or step.unanalysed:
         for sub in step.inner:
             yield from _one(sub)
