@@ -22,3 +22,16 @@ def test_an_unparseable_dsn_is_not_echoed() -> None:
     dsn = "postgresql://bob:s3cret@db.example/shop?nosuch=1"
     assert describe_dsn(dsn) == "<unparseable DSN>"
     assert server_of(Target("t", dsn)) == "?"
+
+
+def test_a_bad_option_value_is_named_not_blamed_on_the_server() -> None:
+    import pytest
+
+    from pgwarden.errors import ConnectionFailed
+    from pgwarden.pg.connect import connect
+
+    with pytest.raises(ConnectionFailed) as err:
+        connect("host=127.0.0.1 port=1 dbname=x password=s3cret sslmode=bogus")
+    assert 'invalid sslmode value: "bogus"' in err.value.message
+    assert err.value.hint is not None and "option's value" in err.value.hint
+    assert "s3cret" not in err.value.message + err.value.hint

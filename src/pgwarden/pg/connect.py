@@ -114,6 +114,9 @@ def connect(
             hint = "check the database name in the URL, or create the database first"
         elif "role" in low and "does not exist" in low:
             hint = "check the user name in the URL"
+        elif re.search(r"invalid \w+ value", low):
+            # libpq rejects an option before connecting: `invalid sslmode value: "bogus"`
+            hint = "check that option's value in the URL (libpq's connection parameters)"
         else:
             hint = "check that the server is running and reachable from here (host, port, firewall)"
         raise ConnectionFailed(
