@@ -89,7 +89,9 @@ def _step_label(step: int | None, message: object) -> tuple[str, str]:
 
 
 def _one_line(text: str, width: int) -> str:
-    return " ".join(text.split())[:width]
+    """`text` on one line, cut to `width` characters with an ellipsis when longer."""
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1].rstrip() + "…"
 
 
 @_renders(RunStarted)
