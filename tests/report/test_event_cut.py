@@ -9,8 +9,10 @@ from pgwarden.report.events import render
 
 def test_a_cut_message_ends_with_an_ellipsis() -> None:
     long = "step 3 failed: " + "x " * 400
-    (line,) = render(FleetTarget("r1", 1, "eu-1", "failed", message=long))
+    (line,) = render(FleetTarget(rollout="r1", wave=1, target="eu-1", state="failed", message=long))
     text = line.plain
     assert text.endswith("…") and len(text) < 340
-    (short,) = render(FleetTarget("r1", 1, "eu-1", "failed", message="lock timeout"))
+    (short,) = render(
+        FleetTarget(rollout="r1", wave=1, target="eu-1", state="failed", message="lock timeout")
+    )
     assert short.plain.endswith("lock timeout")
