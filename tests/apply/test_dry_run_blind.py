@@ -166,3 +166,26 @@ def test_findings_are_shown_for_the_steps_still_to_run_only(shop: str, tmp_path:
         options=RunOptions(dry_run=True),
     )
     assert quiet.findings == ()  # the configuration's ignores hold, as in `pgwarden lint`
+
+
+def test_transactions_are_numbered_in_the_order_they_run(tmp_path: Path) -> None:
+    # --rewrite splits 002's transaction (its SET NOT NULL's CHECK goes in a new one),
+    # whose id comes after 003's: listed as they run, 0, 1, 2, 3.
+    write_sql(tmp_path, "CREATE TABLE a (id int);\n", "001.sql")
+    write_sql(
+        tmp_path,
+        "ALTER TABLE invoices ADD COLUMN status text NOT NULL DEFAULT 'open';\n"
+        "CREATE INDEX invoices_status_idx ON invoices (status);\n"
+        "ALTER TABLE invoices ALTER COLUMN amount SET NOT NULL;\n",
+        "002.sql",
+    )
+    write_sql(
+        tmp_path,
+        "ALTER TABLE invoices DROP CONSTRAINT c1;\n"
+        "ALTER TABLE invoices ADD CONSTRAINT c1 FOREIGN KEY (a_id) REFERENCES a (id);\n",
+        "003.sql",
+    )
+    cli = pgwarden("apply", ".", "--rewrite", "--dry-run", cwd=tmp_path, env=_env())
+    assert cli.returncode == 0, cli.stderr
+    numbered = [ln for ln in cli.stdout.splitlines() if ln.startswith("-- transaction")]
+    assert numbered == [f"-- transaction {n}" for n in range(4)], cli.stdout
