@@ -82,3 +82,16 @@ def test_set_timezone_earlier_in_the_plan_decides_timestamp_rewrites():
     plan_sql = f"SET LOCAL timezone TO 'Etc/UTC'; {change}"
     plan = build_plan([(SourceText("m.sql", plan_sql), parse(plan_sql))])
     assert not any("TimeZone is not known" in a for a in plan.steps[1].effects.assumptions)
+
+
+def test_destroyed_relation_reads_each_form_the_lock_model_writes() -> None:
+    from pgwarden.plan import destroyed_relation
+
+    assert destroyed_relation("table public.t") == "public.t"
+    assert destroyed_relation("materialized view mv") == "mv"
+    assert destroyed_relation("all rows of t") == "t"
+    assert destroyed_relation("all rows of t (DELETE without WHERE)") == "t"
+    assert destroyed_relation("every row of s.t overwritten (UPDATE without WHERE)") == "s.t"
+    assert destroyed_relation("column t.c") == "t"
+    assert destroyed_relation("schema app") is None
+    assert destroyed_relation("database shop") is None

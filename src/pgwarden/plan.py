@@ -29,7 +29,15 @@ from pgwarden.analysis.plpgsql import body_statements, do_body, routine_body
 from pgwarden.findings import slot_setter
 from pgwarden.location import LineIndex, SourceLocation
 
-__all__ = ["Plan", "SourceText", "Step", "TxMode", "Unanalysed", "build_plan"]
+__all__ = [
+    "Plan",
+    "SourceText",
+    "Step",
+    "TxMode",
+    "Unanalysed",
+    "build_plan",
+    "destroys_existing",
+]
 
 
 class TxMode(Enum):
@@ -184,6 +192,32 @@ class Plan:
             h.update(fingerprint(step.sql).encode())
             h.update(b"\0")
         return h.hexdigest()
+
+
+def destroyed_relation(what: str) -> str | None:
+    """The relation a destroy entry of the lock model is about ("table t", "all rows of
+    t", "every row of t overwritten (...)", "column t.c"); None for a schema or database."""
+    for prefix in ("all rows of ", "every row of "):
+        if what.startswith(prefix):
+            return what.removeprefix(prefix).split(" (", 1)[0].removesuffix(" overwritten")
+    if what.startswith("column "):
+        return what.removeprefix("column ").rsplit(".", 1)[0]
+    if what.startswith(("schema ", "database ")):
+        return None
+    return what.rsplit(" ", 1)[-1]
+
+
+def destroys_existing(steps: Iterable[Step]) -> Iterator[tuple[Step, str]]:
+    """(step, what) of each destroy among `steps` (in the order they run) of data that
+    exists before them: not of a relation an earlier one of `steps` created, whose rows
+    can only be the ones these steps wrote."""
+    created: set[str] = set()
+    for step in steps:
+        for what in step.effects.destroys:
+            rel = destroyed_relation(what)
+            if rel is None or rel.removeprefix("public.") not in created:
+                yield step, what
+        created.update(c.removeprefix("public.") for c in step.effects.creates)
 
 
 def _relocated(sub: Step, step: Step) -> Step:

@@ -250,3 +250,28 @@ def test_the_backup_catalogue_decides_destructive_steps(prod: str, tmp_path: Pat
     assert result.state == "done"
     assert result.backup == manifest.id
     assert scalar(shop, "SELECT to_regclass('settings')") is None
+
+
+def test_writing_a_table_the_run_creates_loses_no_data(prod: str, tmp_path: Path) -> None:
+    # its rows can only be the ones the run wrote: no backup or acknowledgement needed
+    new = write_sql(
+        tmp_path,
+        "CREATE TABLE ledger (id int PRIMARY KEY, v int);\n"
+        "INSERT INTO ledger VALUES (1, 0);\nUPDATE ledger SET v = 1;\nDELETE FROM ledger;\n",
+    )
+    result = apply_plan(
+        plan_of(new),
+        database_url=prod,
+        settings=SETTINGS,
+        policy=GuardPolicy(env="production", yes=True),
+    )
+    assert result.state == "done"
+    # once it exists (an earlier run created it), the same UPDATE is a data loss again
+    again = write_sql(tmp_path, "UPDATE ledger SET v = 2;\n", name="002.sql")
+    with pytest.raises(Refused, match="destructive steps on protected environment"):
+        apply_plan(
+            plan_of(again),
+            database_url=prod,
+            settings=SETTINGS,
+            policy=GuardPolicy(env="production", yes=True),
+        )

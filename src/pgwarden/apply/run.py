@@ -67,7 +67,7 @@ from pgwarden.lint.engine import lint_plan
 from pgwarden.lint.rewrite import Rewrite, rewrite_plan
 from pgwarden.pg.connect import connect
 from pgwarden.pg.journal_access import check_journal_readable
-from pgwarden.plan import Plan
+from pgwarden.plan import Plan, destroys_existing
 from pgwarden.rules.base import DmlLimits
 from pgwarden.settings import Environment, Settings, check_env_name, is_protected
 
@@ -226,11 +226,10 @@ def apply_plan(
             applied = applied_keys(conn, plan, keys, also)
             unstamped = stamp is None and not restamp
             pending = [u for u in units if not all(k in applied for k in u.keys)]
+            # a table the run itself creates holds only rows the run wrote: no data loss
             destructive = [
                 f"step {s.index} ({s.location}) destroys {d}"
-                for u in pending
-                for s in u.steps
-                for d in s.effects.destroys
+                for s, d in destroys_existing(s for u in pending for s in u.steps)
             ]
             refusals: list[Refused] = []
             environment, backup = check_target(
