@@ -85,13 +85,14 @@ def test_the_fix_plan_keeps_a_read_only_owner_reading_and_says_how_to_apply(
         assert clean.exit_code == 0, clean.output
         assert "nothing to fix, nothing to apply" in fix.read_text()
         assert "pgwarden apply" not in fix.read_text()
-        assert "login roles: 0 errors, 0 warnings" in clean.stdout
+        # (warnings may name other tests' login roles: roles belong to the whole cluster)
+        assert "login roles: 0 errors," in clean.stdout
         # a new slip on the database pgwarden now stamps: no --restamp in the plan
         with sb.connect(autocommit=True) as c:
             c.execute(f'GRANT INSERT ON users TO "{n["reader"]}"')
         again = _audit(*base, "--fix-plan", str(fix))
         assert again.exit_code == 1, again.output
-        assert "login roles: 1 error, 0 warnings" in again.stdout
+        assert "login roles: 1 error," in again.stdout
         assert "--restamp" not in fix.read_text()
         assert f'REVOKE INSERT ON TABLE "public"."users" FROM "{n["reader"]}";' in fix.read_text()
 
