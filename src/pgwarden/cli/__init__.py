@@ -75,6 +75,10 @@ err_markup = cast("Console", _LazyConsole(stderr=True, highlight=False, soft_wra
 
 
 def _fail(message: str, hint: str | None, code: int) -> NoReturn:
+    if _process:
+        # the outcome is decided: a Ctrl-C from here on (a second press landing as the
+        # report ends) must not turn the documented exit code into death by SIGINT
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     err.print(styled("[bold red]pgwarden: error:[/] {}", message))
     if hint:
         err.print(styled("  [dim]hint:[/] {}", hint))
@@ -189,6 +193,7 @@ def cli() -> None:
 
 
 _teardown = True  # False: the command leaves nothing that needs the interpreter's teardown
+_process = False  # True when `main` runs: this process is the command (not a test's)
 _kept: list[object] = []  # the last command's results, dropped with the process
 
 
@@ -209,6 +214,8 @@ def skip_teardown(*keep: object) -> None:
 
 def main(argv: list[str] | None = None) -> NoReturn:
     """Entry point of the `pgwarden` command."""
+    global _process
+    _process = True
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         code = _run(argv)
