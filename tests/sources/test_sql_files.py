@@ -89,3 +89,24 @@ def test_statement_offsets_are_characters():
     stmts = parse(text)
     assert [s.kind for s in stmts] == ["SelectStmt", "AlterTableStmt"]
     assert text[stmts[1].start :].startswith("ALTER TABLE ö")
+
+
+def test_a_folder_runs_in_version_order(tmp_path: Path) -> None:
+    from pgwarden.sources.sql_files import collect_sql_files
+
+    names = ["V10__t.sql", "V2__b.sql", "V1__a.sql", "R__views.sql", "V1_1__fix.sql"]
+    for name in names:
+        (tmp_path / name).write_text("SELECT 1;\n")
+    (tmp_path / "sub").mkdir()
+    for name in ["0010_c.sql", "0002_b.sql"]:
+        (tmp_path / "sub" / name).write_text("SELECT 1;\n")
+    got = [p.relative_to(tmp_path).as_posix() for p in collect_sql_files([tmp_path])]
+    assert got == [
+        "V1__a.sql",
+        "V1_1__fix.sql",
+        "V2__b.sql",
+        "V10__t.sql",  # was before V2 (sorted by name)
+        "sub/0002_b.sql",
+        "sub/0010_c.sql",
+        "R__views.sql",  # Flyway's repeatable files after the versioned ones
+    ]

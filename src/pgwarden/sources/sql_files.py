@@ -1,9 +1,10 @@
-"""Plain `.sql` files and folders of them (ordered by name) as plan sources."""
+"""Plain `.sql` files and folders of them (in version order) as plan sources."""
 
 from __future__ import annotations
 
 import errno
 import os
+import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -19,6 +20,7 @@ __all__ = [
     "STDIN",
     "collect_sql_files",
     "decode_sql",
+    "migration_order",
     "read_sources",
     "read_sql_file",
 ]
@@ -29,14 +31,34 @@ STDIN = "<stdin>"  # the source name of `-`
 _MISSING = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP})
 
 
+_DIGITS = re.compile(r"(\d+)")
+_FLYWAY = re.compile(r"V(\d+(?:[._]\d+)*)__")
+
+
+def migration_order(path: Path) -> tuple[object, ...]:
+    """Sort key of a file in a folder of migrations: numbers compare as numbers (V2 before
+    V10; zero-padded names keep their order), Flyway's `V<version>__` files by version
+    (V1 < V1_1 < V2), and its repeatable `R__` files after all the others."""
+    key: list[object] = [path.name.startswith("R__")]  # repeatable: after every other
+    for i, part in enumerate(path.parts):
+        flyway = _FLYWAY.match(part) if i == len(path.parts) - 1 else None
+        if flyway is not None:
+            version = tuple(int(n) for n in re.split(r"[._]", flyway.group(1)))
+            key.append((0, version, part))
+        else:
+            runs = _DIGITS.split(part)
+            key.append((1, tuple(int(r) if j % 2 else r for j, r in enumerate(runs)), part))
+    return tuple(key)
+
+
 def collect_sql_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """Expand folders into their `.sql` files (recursively, sorted by path)."""
+    """Expand folders into their `.sql` files (recursively, in `migration_order`)."""
     out: list[Path] = []
     for raw in paths:
         p = Path(raw)
         mode = _mode(p)
         if mode is not None and S_ISDIR(mode):
-            found = sorted(q for q in p.rglob("*.sql") if q.is_file())
+            found = sorted((q for q in p.rglob("*.sql") if q.is_file()), key=migration_order)
             if not found:
                 raise InputError(
                     f"{p}: folder holds no .sql files",
