@@ -14,6 +14,7 @@ import psycopg
 
 from tests.upgrade.run_support import (
     LogicalClusters,
+    Pair,
     can_write,
     clean_cwd,
     leftovers,
@@ -134,11 +135,7 @@ def test_killed_inside_the_switchover_is_cancelled_from_status(
     # the stray hook was ended first: it never moves the application to NEW afterwards
     assert "ended the switch hook" in cancel.stderr
     assert not _alive(hook_pid) and not moved.exists()
-    assert can_write(pair.old_dsn)
-    assert leftovers(pair.old_dsn) == {"slots": [], "publications": [], "subscriptions": []}
-    assert leftovers(pair.new_dsn) == {"slots": [], "publications": [], "subscriptions": []}
-    final = _cli("status", "--database-url", pair.old_dsn, "--format", "json", cwd=tmp_path)
-    assert '"state":"cancelled"' in final.stdout.replace(" ", "")
+    _cancelled_cleanly(pair, tmp_path)
 
 
 def test_cancel_from_another_terminal_stops_a_live_run(
@@ -192,11 +189,7 @@ def test_cancel_while_the_switch_hook_runs_undoes_the_switchover(
     assert proc.returncode == 3, err
     assert cancel.returncode == 0, cancel.stdout + cancel.stderr
     assert flag.read_text().split("\n")[:2] == ["to new", "to old"]  # the hook ran back
-    assert can_write(pair.old_dsn)
-    assert leftovers(pair.old_dsn) == {"slots": [], "publications": [], "subscriptions": []}
-    assert leftovers(pair.new_dsn) == {"slots": [], "publications": [], "subscriptions": []}
-    final = _cli("status", "--database-url", pair.old_dsn, "--format", "json", cwd=tmp_path)
-    assert '"state":"cancelled"' in final.stdout.replace(" ", "")
+    _cancelled_cleanly(pair, tmp_path)
 
 
 def test_ctrl_c_twice_during_the_hook_ends_it_and_says_what_is_left(
@@ -263,3 +256,14 @@ def test_ctrl_c_twice_before_the_switchover_leaves_it_interrupted(
         "cancel", "--database-url", pair.old_dsn, "--target-url", pair.new_dsn, cwd=tmp_path
     )
     assert cancel.returncode == 0, cancel.stdout + cancel.stderr
+
+
+def _cancelled_cleanly(pair: Pair, cwd: Path) -> None:
+    """OLD takes writes, neither side keeps a slot, publication or subscription, and the
+    upgrade's state is `cancelled`."""
+    empty: dict[str, list[str]] = {"slots": [], "publications": [], "subscriptions": []}
+    assert can_write(pair.old_dsn)
+    assert leftovers(pair.old_dsn) == empty
+    assert leftovers(pair.new_dsn) == empty
+    final = _cli("status", "--database-url", pair.old_dsn, "--format", "json", cwd=cwd)
+    assert '"state":"cancelled"' in final.stdout.replace(" ", "")
