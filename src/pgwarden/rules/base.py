@@ -131,6 +131,8 @@ class LintContext:
     lock_timeouts: dict[int | None, int] = field(default_factory=dict)
     held: dict[int, dict[str, tuple[LockMode, Step]]] = field(default_factory=dict)
     added_columns: set[tuple[str, str]] = field(default_factory=set)  # (table, column)
+    # of those, added without a DEFAULT (NULL in every row there was): table -> columns
+    added_null: dict[str, set[str]] = field(default_factory=dict)
     dml: DmlLimits = field(default_factory=DmlLimits)
     unknown_type_change: UnknownTypeChange = "warning"  # setting: PW104 without a catalog
     state: dict[str, object] = field(default_factory=dict)  # per rule code, kept by Rule.observe
@@ -152,6 +154,7 @@ class LintContext:
             self.earlier.update(dict.fromkeys(self.created, self.unit))
             self.created.clear()
             self.added_columns.clear()
+            self.added_null.clear()
         self.unit = path
 
     def after(self, step: Step) -> None:
@@ -166,9 +169,16 @@ class LintContext:
         if altered is not None:
             for subtype, cmd in alter_cmds(step):
                 if subtype == "AT_AddColumn":
-                    name = str(cmd.get("def", {}).get("ColumnDef", {}).get("colname"))
+                    col = cmd.get("def", {}).get("ColumnDef", {})
+                    name = str(col.get("colname"))
                     if not self._shown_column(altered, name):
                         self.added_columns.add((altered, name))
+                        kinds = {
+                            c.get("Constraint", {}).get("contype")
+                            for c in col.get("constraints") or ()
+                        }
+                        if not kinds & {"CONSTR_DEFAULT", "CONSTR_IDENTITY", "CONSTR_GENERATED"}:
+                            self.added_null.setdefault(altered, set()).add(name)
         setting = step.tree.get("VariableSetStmt")
         if setting is not None and setting.get("name") == "lock_timeout":
             scope = step.transaction if setting.get("is_local") else None

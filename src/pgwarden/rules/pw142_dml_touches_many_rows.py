@@ -10,8 +10,11 @@ histogram bounds) for `col = const`, `col IN (...)`, `col IS [NOT] NULL`,
 values of numbers, dates, booleans and enums, and of text columns with at most
 100 distinct values whose name does not look private). More rows than
 `dml_max_rows` (default 100,000), or more than `dml_max_share` (default 0.1)
-of a large or busy table, in one statement is an error. Without stats or a
-database the size is unknown, and a note says so. (A missing or constant-true
+of a large or busy table, in one statement is an error. A column the plan added
+earlier without a default is NULL in every existing row, so the backfill
+`UPDATE t SET c = ... WHERE c IS NULL` touches them all (the planner cannot
+say: the column does not exist yet). Without stats or a database the size is
+unknown, and a note says so. (A missing or constant-true
 WHERE is PW140.)
 
 ## Why is this bad?
@@ -76,6 +79,11 @@ def _estimate(step: Step, ctx: LintContext, table: str) -> tuple[float, float, s
     if stats is None:
         return None
     columns = ctx.snapshot.stats.columns.get(stats.name, {})
+    added = ctx.added_null.get(table)
+    if added:  # added earlier in the plan without a default: NULL in every existing row
+        from pgwarden.pg.stats import ColumnStats  # loaded with the snapshot already
+
+        columns = {**columns, **{c: ColumnStats(null_frac=1.0, n_distinct=0.0) for c in added}}
     share = selectivity(
         body["whereClause"], columns, stats.rows, _taken_at(ctx.snapshot), _join_names(body)
     )
