@@ -76,6 +76,21 @@ def _manage(project: Path, dsn: str, *args: str) -> subprocess.CompletedProcess[
     )  # fmt: skip
 
 
+def _database_timezone(dsn: str, tz: str) -> None:
+    """The TimeZone the database's new sessions start with."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        name = conn.execute("SELECT current_database()").fetchone()
+        assert name is not None
+        conn.execute(f"ALTER DATABASE {name[0]} SET TimeZone = '{tz}'")
+
+
+def _pgwarden_migrate(project: Path, dsn: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    return _manage(
+        project, dsn, "pgwarden", "migrate", "--env", "test", "--yes", "--restamp",
+        "--journal-file", str(tmp_path / "journal.jsonl"),
+    )  # fmt: skip
+
+
 def _relfilenode(dsn: str) -> int:
     with psycopg.connect(dsn, autocommit=True) as conn:
         row = conn.execute("SELECT pg_relation_filenode('shop_event')").fetchone()
@@ -85,19 +100,13 @@ def _relfilenode(dsn: str) -> int:
 
 def test_migrate_runs_with_djangos_timezone(db: str, tmp_path: Path) -> None:
     # The server's sessions start in Paris; Django (USE_TZ = True) sets UTC on its own.
-    with psycopg.connect(db, autocommit=True) as conn:
-        name = conn.execute("SELECT current_database()").fetchone()
-        assert name is not None
-        conn.execute(f"ALTER DATABASE {name[0]} SET TimeZone = 'Europe/Paris'")
+    _database_timezone(db, "Europe/Paris")
     project = _project(tmp_path, UTC)
     r = _manage(project, db, "migrate", "shop", "0001", "--verbosity", "0")
     assert r.returncode == 0, r.stdout + r.stderr
     before = _relfilenode(db)
 
-    r = _manage(
-        project, db, "pgwarden", "migrate", "--env", "test", "--yes", "--restamp",
-        "--journal-file", str(tmp_path / "journal.jsonl"),
-    )  # fmt: skip
+    r = _pgwarden_migrate(project, db, tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     # in place, as Django's own `migrate` runs it under UTC (was rewritten: the guarded
     # executor's session kept the database's Europe/Paris)
@@ -137,20 +146,14 @@ def test_lint_grades_with_djangos_timezone(
 def test_migrate_through_pgbouncer_keeps_djangos_timezone(db: str, tmp_path: Path) -> None:
     # PgBouncer before 1.20 refuses a start-up `options` ("unsupported startup parameter"):
     # the TimeZone reaches the server as the start-up parameter libpq sends for PGTZ.
-    with psycopg.connect(db, autocommit=True) as conn:
-        name = conn.execute("SELECT current_database()").fetchone()
-        assert name is not None
-        conn.execute(f"ALTER DATABASE {name[0]} SET TimeZone = 'UTC'")
+    _database_timezone(db, "UTC")
     project = _project(tmp_path, PARIS)
     with pgbouncer(db, pool_mode="session") as bouncer:
         through = bouncer.through
         r = _manage(project, through, "migrate", "shop", "0001", "--verbosity", "0")
         assert r.returncode == 0, r.stdout + r.stderr
         before = _relfilenode(db)
-        r = _manage(
-            project, through, "pgwarden", "migrate", "--env", "test", "--yes", "--restamp",
-            "--journal-file", str(tmp_path / "journal.jsonl"),
-        )  # fmt: skip
+        r = _pgwarden_migrate(project, through, tmp_path)
         assert r.returncode == 0, r.stdout + r.stderr
     # rewritten, as Django's own `migrate` does it in Europe/Paris (in place only in UTC)
     assert _relfilenode(db) != before
