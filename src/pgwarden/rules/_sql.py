@@ -24,6 +24,7 @@ from pgwarden.analysis.nodes import (
 from pgwarden.plan import Step, TxMode
 
 if TYPE_CHECKING:
+    from pgwarden.analysis.catalog import Catalog, Relation
     from pgwarden.findings import Severity
     from pgwarden.rules.base import LintContext
 
@@ -31,6 +32,7 @@ __all__ = [
     "TABLE_KINDS",
     "alter_cmds",
     "alter_table_cmds",
+    "catalog_relation",
     "column_added_earlier",
     "column_defs",
     "column_types",
@@ -214,14 +216,19 @@ def column_added_earlier(ctx: LintContext, step: Step, table: str, column: str) 
     return (table, column) in ctx.added_columns
 
 
+def catalog_relation(catalog: Catalog, relation: str) -> Relation | None:
+    """`relation` (regclass spelling, schema-qualified or not) in `catalog`."""
+    parts = relation.split(".")
+    return catalog.resolve(parts[0] if len(parts) > 1 else None, parts[-1].strip('"'))
+
+
 def known_missing(ctx: LintContext, relation: str, column: str | None = None) -> bool:
     """Whether the snapshot's catalog shows that `relation` (or its `column`) does not
     exist: a DROP ... IF EXISTS of it does nothing."""
     catalog = ctx.snapshot.catalog if ctx.snapshot is not None else None
     if catalog is None:
         return False
-    parts = relation.split(".")
-    rel = catalog.resolve(parts[0] if len(parts) > 1 else None, parts[-1].strip('"'))
+    rel = catalog_relation(catalog, relation)
     if rel is None:
         return True
     return column is not None and rel.column(column) is None

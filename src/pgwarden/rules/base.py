@@ -16,7 +16,7 @@ from pgwarden.analysis.effects import LockMode
 from pgwarden.analysis.nodes import VariableSetStmt
 from pgwarden.findings import Fix, Severity, slot_setter
 from pgwarden.plan import Plan, Step
-from pgwarden.rules._sql import alter_cmds, table_of
+from pgwarden.rules._sql import alter_cmds, catalog_relation, table_of
 from pgwarden.settings import UnknownTypeChange
 
 __all__ = [
@@ -214,8 +214,7 @@ class LintContext:
         catalog = self.snapshot.catalog if self.snapshot is not None else None
         if catalog is None or _bare(table) in self.created:
             return False
-        parts = table.split(".")
-        rel = catalog.resolve(parts[0] if len(parts) > 1 else None, parts[-1].strip('"'))
+        rel = catalog_relation(catalog, table)
         return rel is not None and rel.column(column) is not None
 
     def judge(self, relation: str, *, lock_s: float | None = None) -> TableJudgement:
