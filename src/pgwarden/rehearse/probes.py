@@ -221,9 +221,12 @@ class ProbeSet:
                     return
                 error = exc.sqlstate or type(exc).__name__
                 said = str(exc).strip().splitlines()
+                # when it failed, not when it began: a request that waited on a step's lock
+                # fails because of that step, though it began before it
+                failed = time.perf_counter() - self._t0
                 with self._lock:
                     n, first, at = p.failures.get(
-                        (verb, error), (0, said[0] if said else "", start)
+                        (verb, error), (0, said[0] if said else "", failed)
                     )
                     p.failures[verb, error] = (n + 1, first, at)
             end = time.perf_counter() - self._t0
