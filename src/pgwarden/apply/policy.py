@@ -19,7 +19,7 @@ from pgwarden.errors import UsageError
 from pgwarden.findings import Finding
 from pgwarden.lint.rewrite import Rewrite
 from pgwarden.pg.stats import TableStats
-from pgwarden.plan import Plan
+from pgwarden.plan import Plan, Step, destroys_existing
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,8 +193,9 @@ def preview(
     unknown: bool = False,
     units: Sequence[Unit] | None = None,
 ) -> tuple[StepPreview, ...]:
-    """Each step with its state, its locks and whether it is a point of no return;
-    `unknown`: the history could not be read, so no step is pending or applied."""
+    """Each step with its state, its locks and whether it is a point of no return (it
+    destroys data that exists before the run); `unknown`: the history could not be read,
+    so no step is pending or applied."""
     unit_of: dict[int, int] = {}
     try:
         for u in units if units is not None else build_units(plan, keys):
@@ -203,14 +204,13 @@ def preview(
     except UsageError:
         pass
     title = _TITLES
+    states = [_state(s, k, applied, unknown=unknown) for s, k in zip(plan.steps, keys, strict=True)]
+    ahead = (s for s, state in zip(plan.steps, states, strict=True) if state != "applied")
+    # what this run destroys, as the data-loss guard judges it: not a table an earlier step
+    # of the run creates (its rows are only those the run wrote), nor what an applied step did
+    destroying = {s.index for s, _ in destroys_existing(ahead)}
     out = []
-    for s, k in zip(plan.steps, keys, strict=True):
-        if s.is_transaction_control or guard_owned(s):
-            state = "skipped"
-        elif unknown:
-            state = "unknown"
-        else:
-            state = "applied" if k in applied else "pending"
+    for s, state in zip(plan.steps, states, strict=True):
         pol = (policies or {}).get(unit_of.get(s.index, -1))
         out.append(
             StepPreview(
@@ -219,9 +219,18 @@ def preview(
                 location=str(s.location),
                 transaction=s.transaction,
                 state=state,
-                point_of_no_return=s.destructive,
+                point_of_no_return=s.index in destroying,
                 locks=tuple(f"{title[m]} on {rel}" for rel, m in s.effects.strongest().items()),
                 lock_timeout_ms=pol.lock_timeout_ms if pol else None,
             )
         )
     return tuple(out)
+
+
+def _state(step: Step, key: str, applied: set[str], *, unknown: bool) -> str:
+    """A step's state in the preview: skipped, unknown, applied or pending."""
+    if step.is_transaction_control or guard_owned(step):
+        return "skipped"
+    if unknown:
+        return "unknown"
+    return "applied" if key in applied else "pending"

@@ -578,7 +578,7 @@ def _run(
         journal.start(
             info,
             conn.info.backend_pid,
-            [(s.index, keys[s.index], s.destructive) for s in plan.steps],
+            [(p.index, keys[p.index], p.point_of_no_return) for p in setup.steps],
         )
         for s in plan.steps:
             if s.is_transaction_control or guard_owned(s):
