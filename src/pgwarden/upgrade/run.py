@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from pgwarden.apply.local_journal import LocalJournal
 from pgwarden.errors import ApplyFailed, EnvironmentProblem, PgwardenError, Refused
@@ -48,6 +49,7 @@ from pgwarden.upgrade.journal import (
     cancel_requested,
     ensure_schema,
     find_active,
+    find_latest,
     lock_run,
     save,
 )
@@ -227,6 +229,26 @@ def guardrails(
     for check in extra:
         problems.extend(check(old, new))
     return problems
+
+
+def refuse_if_finished(old: Conn) -> None:
+    """Refuse a new upgrade of an OLD whose last upgrade finished and is still read-only.
+
+    Its data stopped at the switchover: NEW has served the writes since, so a second
+    upgrade of OLD would copy stale data. Once OLD is made writable again on purpose,
+    it is a database of its own and may be upgraded.
+    """
+    latest = find_latest(old)
+    if latest is None or latest.state != "finished" or not logical.is_read_only(old):
+        return
+    db = str(_one(old, "SELECT current_database()"))
+    raise Refused(
+        f"upgrade {latest.id} of this database already finished: NEW ({latest.target}) "
+        "serves the writes; OLD is read-only and stopped at the switchover",
+        hint="to upgrade further, run against NEW (--database-url NEW); to start over "
+        "from OLD, without NEW's writes, make it writable first (ALTER DATABASE "
+        f"{sql.Identifier(db).as_string(old)} RESET default_transaction_read_only)",
+    )
 
 
 def _new_is_empty(new: Conn) -> list[Problem]:
@@ -420,6 +442,7 @@ class _Runner:
         try:
             if find_active(self.old) is None:
                 # a new upgrade: refused before anything is written to either side
+                refuse_if_finished(self.old)
                 self._guardrails(new)
             ensure_schema(self.old)
             if not lock_run(self.old):
