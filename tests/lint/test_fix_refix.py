@@ -26,7 +26,16 @@ from tests.fixtures.pg import new_database
 CASES = Path(__file__).resolve().parents[1] / "rules" / "cases"
 ADDED = "CREATE INDEX invoices_status_idx2 ON invoices (status);\n"
 ADDED_FIXED = (
-    "DROP INDEX CONCURRENTLY IF EXISTS invoices_status_idx2;\n"
+    "DO $pgwarden$ BEGIN\n"
+    "  IF EXISTS (SELECT FROM pg_index\n"
+    "             WHERE indexrelid = to_regclass('invoices_status_idx2')\n"
+    "               AND NOT indisvalid)\n"
+    "     AND NOT EXISTS (SELECT FROM pg_stat_progress_create_index\n"
+    "                     WHERE index_relid = to_regclass('invoices_status_idx2')) THEN\n"
+    "    ALTER INDEX invoices_status_idx2 RENAME TO invoices_status_idx2_pgwarden_invalid;\n"
+    "  END IF;\n"
+    "END $pgwarden$;\n"
+    "DROP INDEX CONCURRENTLY IF EXISTS invoices_status_idx2_pgwarden_invalid;\n"
     "CREATE INDEX CONCURRENTLY IF NOT EXISTS invoices_status_idx2 ON invoices (status);\n"
 )
 
@@ -91,7 +100,7 @@ def test_the_refixed_file_runs_twice_and_leaves_no_invalid_index(
     path.write_text("REINDEX TABLE invoices;\n")
     path.write_text(_fix(path, True) + ADDED)
     stmts = [s.text for s in parse(_fix(path, True))]
-    assert sum(s.startswith("DO $pgwarden$") for s in stmts) == 1, stmts
+    assert sum(s.startswith("DO $pgwarden$ DECLARE") for s in stmts) == 1, stmts
     dsn = new_database(pg_cluster)
     with psycopg.connect(dsn, autocommit=True) as c:
         create_sample_schema(c, invoices_rows=200, accounts_rows=20)

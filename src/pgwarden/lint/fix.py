@@ -8,7 +8,8 @@ with one sized to what the busiest table it touches can bear (at most 1 s):
 
     -- pgwarden: no-file-transaction: run it as it is (psql -f, ...)
     SET lock_timeout = '60ms';
-    DROP INDEX CONCURRENTLY IF EXISTS ...;   -- what a timed-out build left
+    DO $pgwarden$ ... $pgwarden$;            -- sets an INVALID index of that name aside
+    DROP INDEX CONCURRENTLY IF EXISTS ...;   -- drops it (what a timed-out build left)
     CREATE INDEX CONCURRENTLY IF NOT EXISTS ...;
     BEGIN; ...statements that ran in one transaction...; COMMIT;
     ALTER TABLE ... VALIDATE CONSTRAINT ...;   -- its own transaction, after the commit
@@ -108,7 +109,6 @@ _PARTITIONED_INDEX = (
 _OWN = {HEADER, _RETRY, _TIMEOUT, _DETACH, _UNNAMED, _PARTITIONED_INDEX}
 _TRAIL = re.compile(r"[ \t]*;?[ \t]*(--[^\n]*)")
 _IGNORE = re.compile(r"--\s*pgwarden:\s*ignore\b")
-_USING_INDEX = re.compile(r"\bUSING\s+INDEX\s+(\"(?:[^\"]|\"\")+\"|[\w$]+)", re.I)
 _BOUND = re.compile(r"lock_timeout = '\d+ms'")
 
 
@@ -140,11 +140,6 @@ def _comments(text: str, original: list[Step]) -> dict[tuple[int, int], tuple[li
         pending = []
         out[(line, col)] = (lead, trail)
     return out
-
-
-def _leftover_ok(steps: list[Step]) -> set[str]:
-    """Index names a later ADD CONSTRAINT ... USING INDEX takes over (never dropped)."""
-    return {m.group(1).strip('"').lower() for s in steps for m in _USING_INDEX.finditer(s.sql)}
 
 
 def _same(sql: str) -> str:
@@ -192,7 +187,6 @@ def _render(
     if timeout_ms is not None:
         out.append(f"SET lock_timeout = '{timeout_ms}ms';")
     notes = _comments(text, original)
-    kept = _leftover_ok(steps)
     placed: set[tuple[int, int]] = set()
     open_tx: int | None = None
     before: list[str] = []  # the file's statements so far
@@ -215,11 +209,8 @@ def _render(
         placed.add(key)
         out += first_lead + lead
         first_lead = []
-        index = step.body.get("idxname") if step.kind == "IndexStmt" else None
-        drop = not (isinstance(index, str) and index.lower() in kept)
         stmts = rerunnable(
             step.sql.strip().rstrip(";"),
-            drop_leftover=drop,
             indexes=_rebuilt(step, catalog),
             lock_timeout_ms=DEFAULT_TIMEOUT_MS if timeout_ms is None else timeout_ms,
         )

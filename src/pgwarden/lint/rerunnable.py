@@ -5,11 +5,15 @@ says to retry the file when a statement times out. So every statement must
 survive a second run: CREATE TABLE / CREATE INDEX / ADD COLUMN / ADD VALUE get
 IF NOT EXISTS, DROP gets IF EXISTS, a named ADD CONSTRAINT runs only when the
 constraint is not there yet (a DO block: PostgreSQL has no IF NOT EXISTS for
-constraints), and a concurrent index build whose original statement had no
-IF NOT EXISTS first drops an index of that name (concurrently): the original
-would have failed on an existing one, so such an index is what an earlier run
-of this file left, typically INVALID after a timeout (IF NOT EXISTS alone
-would keep the invalid index).
+constraints), a RENAME runs unless it is done already (the old name gone, the new
+one there), and a named concurrent index build first drops an INVALID index of
+that name: what an earlier run of this file left when the build failed or timed
+out half-way (IF NOT EXISTS alone would keep the invalid index, and an ADD
+CONSTRAINT ... USING INDEX would fail on it). A valid index of that name is kept:
+the build ran to its end. A block sets the invalid index aside under a name of
+its own (ALTER INDEX RENAME: SHARE UPDATE EXCLUSIVE on the index only), which
+`DROP INDEX CONCURRENTLY IF EXISTS` then drops (a block cannot drop
+concurrently); an index another session is building is left alone.
 
 `REINDEX ... CONCURRENTLY` that is cancelled leaves its work behind: an INVALID
 `<index>_ccnew` (stopped before the swap) or `<index>_ccold` (stopped after it),
@@ -54,6 +58,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pglast
+from pglast import ast
 from pglast.enums import AlterTableType
 from pglast.stream import RawStream
 
@@ -114,15 +119,12 @@ def _guarded_constraint(sql: str, node: Any) -> str | None:
     )
 
 
-def rerunnable(
-    sql: str, *, drop_leftover: bool, indexes: Sequence[str] = (), lock_timeout_ms: int = 1000
-) -> list[str]:
+def rerunnable(sql: str, *, indexes: Sequence[str] = (), lock_timeout_ms: int = 1000) -> list[str]:
     """`sql` (one statement, no `;`) as statements that may run again.
 
-    `drop_leftover`: a concurrent build may drop an index of its name first (the
-    caller knows no other index of that name can exist). `indexes`: the indexes
-    a REINDEX TABLE rebuilds, when the catalog knows them (their leftovers are
-    dropped first). `lock_timeout_ms`: the bound of a block's lock wait.
+    `indexes`: the indexes a REINDEX TABLE rebuilds, when the catalog knows them
+    (their leftovers are dropped first). `lock_timeout_ms`: the bound of a block's
+    lock wait.
     """
     try:
         parsed = pglast.parse_sql(sql)
@@ -132,14 +134,13 @@ def rerunnable(
         return [sql]
     node: Any = parsed[0].stmt
     kind = type(node).__name__
-    if kind == "IndexStmt" and node.idxname and not node.if_not_exists:
-        node.if_not_exists = True
-        text = _text(sql, node, lambda s: _INDEX.sub(r"INDEX \1IF NOT EXISTS ", s, count=1))
-        if node.concurrent and drop_leftover:
-            schema = node.relation.schemaname
-            name = f"{schema}.{node.idxname}" if schema else node.idxname
-            drop = pglast.parse_sql(f"DROP INDEX CONCURRENTLY IF EXISTS {_ident(name)}")
-            return [_deparse(drop[0].stmt), text]
+    if kind == "IndexStmt" and node.idxname:
+        text = sql
+        if not node.if_not_exists:
+            node.if_not_exists = True
+            text = _text(sql, node, lambda s: _INDEX.sub(r"INDEX \1IF NOT EXISTS ", s, count=1))
+        if node.concurrent:
+            return [*_invalid_index_cleanup(node.relation.schemaname, node.idxname), text]
         return [text]
     if kind == "CreateStmt" and not node.if_not_exists and not node.partbound:
         node.if_not_exists = True
@@ -177,15 +178,36 @@ def rerunnable(
     return [sql]
 
 
+_ASIDE = "pgwarden_invalid"
+
+
+def _invalid_index_cleanup(schema: str | None, index: str) -> list[str]:
+    """A block setting an INVALID index named `index` aside (renamed, unless another
+    session is building it), then the concurrent drop of what it set aside."""
+    name = _relation(schema, index)
+    aside = _leftover_name(index, _ASIDE)
+    return [
+        "DO $pgwarden$ BEGIN\n"
+        "  IF EXISTS (SELECT FROM pg_index\n"
+        f"             WHERE indexrelid = to_regclass({_literal(name)})\n"
+        "               AND NOT indisvalid)\n"
+        "     AND NOT EXISTS (SELECT FROM pg_stat_progress_create_index\n"
+        f"                     WHERE index_relid = to_regclass({_literal(name)})) THEN\n"
+        f"    ALTER INDEX {name} RENAME TO {_relation(None, aside)};\n"
+        "  END IF;\n"
+        "END $pgwarden$",
+        f"DROP INDEX CONCURRENTLY IF EXISTS {_relation(schema, aside)}",
+    ]
+
+
+def _relation(schema: str | None, name: str) -> str:
+    """`schema.name` as SQL, quoted where it must be."""
+    return _deparse(ast.RangeVar(schemaname=schema, relname=name, inh=True, relpersistence="p"))
+
+
 def _alter_edit(sql: str) -> str:
     sql = _ADD_COLUMN.sub("ADD COLUMN IF NOT EXISTS ", sql)
     return _DROP_MEMBER.sub(lambda m: f"DROP {m.group(1) or 'COLUMN '}IF EXISTS ", sql)
-
-
-def _ident(dotted: str) -> str:
-    from psycopg import sql as psql
-
-    return ".".join(psql.Identifier(p).as_string(None) for p in dotted.split("."))
 
 
 _NAMEDATALEN = 64
