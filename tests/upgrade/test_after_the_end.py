@@ -1,11 +1,13 @@
-"""What `upgrade` refuses once an upgrade is over: a finished upgrade's OLD is not
-upgraded again (real clusters, 15 -> 16)."""
+"""What `upgrade` says and refuses once an upgrade is over: status after a rollback tells
+how long it took and which side serves; a finished upgrade's OLD is not upgraded again
+(real clusters, 15 -> 16)."""
 
 from __future__ import annotations
 
 import itertools
 from pathlib import Path
 
+import orjson
 import psycopg
 from click.testing import CliRunner
 
@@ -24,6 +26,41 @@ def _run(pair: Pair, journal: Path) -> str:
     )
     assert result.exit_code == 0, result.output
     return result.output
+
+
+def test_status_after_a_rollback_says_how_long_it_took_and_who_serves(
+    logical_clusters, tmp_path: Path
+) -> None:
+    pair = make_pair(logical_clusters, 15, 16)
+    journal = tmp_path / "j.jsonl"
+    ran = _run(pair, journal)
+    assert "switchover done: NEW serves the writes" in ran, ran
+    runner = CliRunner()
+    back = ["rollback", "--database-url", pair.old_dsn, "--target-url", pair.new_dsn]
+    rolled = runner.invoke(upgrade, back)
+    assert rolled.exit_code == 0, rolled.output
+    assert "rolled back: OLD serves the writes again" in rolled.output, rolled.output
+    assert "(to old)" not in rolled.output and "(to new)" not in rolled.output
+    status = runner.invoke(upgrade, ["status", "--database-url", pair.old_dsn])
+    assert status.exit_code == 0, status.output
+    line = next(x for x in status.output.splitlines() if "rolled back at" in x)
+    assert " UTC, in " in line and "NEW refused writes for" in line, line
+    assert "OLD serves the writes again; NEW is read-only" in line, line
+    away = [
+        "status",
+        "--database-url",
+        "host=/nonexistent dbname=x",
+        "--journal-file",
+        str(journal),
+    ]
+    offline = runner.invoke(upgrade, away)  # OLD unreachable: the local journal's events
+    assert "switchover done, NEW serves the writes" in offline.output, offline.output
+    shown = runner.invoke(upgrade, ["status", "--database-url", pair.old_dsn, "--format", "json"])
+    data = orjson.loads(shown.output)
+    assert data["serving"] == "old"
+    took = data["info"]["rollback"]
+    assert took["seconds"] >= took["writes_paused_s"] > 0, took
+    assert took["at"].endswith("+00:00")
 
 
 def test_a_finished_upgrade_is_not_run_again_from_its_read_only_old(

@@ -479,6 +479,7 @@ def status_cmd(
         lag_unknown=None if behind is None else behind.unknown,
         reverse=None if reverse is None else reverse.to_dict(),
         initial_copy=copying,
+        serving=_serving(record.state),
         next=_next_step(record.state, live, record.info),
     )
     if fmt == "json":
@@ -499,6 +500,8 @@ def status_cmd(
         f"  process: {'running' if live else 'not running'} (last: {record.host} pid "
         f"{record.pid}); updated {data['updated_at']}"
     )
+    if record.state == "rolled_back":
+        out.print(_rolled_back_line(record.info))
     if behind is not None:
         in_copy = record.phase in ("replication", "initial_copy") and record.state != "cancelled"
         out.print(
@@ -600,6 +603,33 @@ def _reverse_lines(r: Any) -> list[Any]:
     return lines
 
 
+def _serving(state: str) -> str | None:
+    """Which side takes the application's writes in `state` (None: not known for sure)."""
+    if state in ("switched", "finished"):
+        return "new"
+    if state in ("running", "interrupted", "cancelled", "rolled_back"):
+        return "old"
+    return None
+
+
+def _rolled_back_line(info: dict[str, Any]) -> str:
+    """When the rollback ended and how long it took, and which side serves since."""
+    done = info.get("rollback")
+    serving = "OLD serves the writes again; NEW is read-only and receives nothing"
+    if not isinstance(done, dict):
+        return f"  rolled back (its time was not recorded): {serving}"
+    return (
+        f"  rolled back at {_utc(done.get('at'))}, in "
+        f"{float(done.get('seconds', 0.0)):.2f} s (NEW refused writes for "
+        f"{float(done.get('writes_paused_s', 0.0)):.2f} s): {serving}"
+    )
+
+
+def _utc(at: object) -> str:
+    """An ISO time of the record (UTC) as 'YYYY-MM-DD HH:MM:SS UTC'."""
+    return str(at).replace("T", " ").removesuffix("+00:00") + " UTC"
+
+
 def _phase_times(info: dict[str, Any]) -> list[tuple[str, float]]:
     """The phases' times in the order they run (the record's JSON keeps no order)."""
     from pgwarden.upgrade.journal import PHASES
@@ -692,6 +722,17 @@ def _status_from_journal(path: str, upgrade_id: str | None, fmt: str, failed: An
     sys.exit(2)  # the state itself was not read: an environment problem
 
 
+def _switch_outcome(event: dict[str, Any]) -> str:
+    """A switchover event's outcome, saying which side serves the writes after it."""
+    outcome, direction = event.get("outcome"), event.get("direction")
+    if outcome == "switched":
+        return "done, NEW serves the writes"
+    if outcome == "rolled_back":
+        what = "rolled back" if direction == "to_old" else "switchover to NEW undone"
+        return f"{what}, OLD serves the writes again"
+    return f"{direction} {outcome}"
+
+
 def _journal_line(event: dict[str, Any]) -> str:
     """One journal event as a line: its time (UTC), kind and what it says."""
     from datetime import UTC, datetime
@@ -716,7 +757,7 @@ def _journal_line(event: dict[str, Any]) -> str:
     elif kind == "hook":
         what = f"to {event.get('switch_to')}: exit {event.get('exit_code')}"
     elif kind == "switchover":
-        what = f"{event.get('direction')} {event.get('outcome')}: {event.get('message', '')}"
+        what = f"{_switch_outcome(event)}: {event.get('message', '')}"
     else:
         what = " ".join(
             str(event[k]) for k in ("phase", "status", "message") if event.get(k) is not None

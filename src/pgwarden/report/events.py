@@ -365,22 +365,14 @@ def _upgrade_hook(e: UpgradeHook) -> list[Text]:
 
 @_renders(UpgradeSwitchover)
 def _upgrade_switchover(e: UpgradeSwitchover) -> list[Text]:
-    mark = (
-        "[green]✓"
-        if e.outcome == "switched"
-        else "[yellow]↺"
-        if e.outcome == "rolled_back"
-        else "[red]✗"
-    )
-    return [
-        styled(
-            mark + " switchover {}[/] ({}): writes paused {} s; {}",
-            e.outcome.replace("_", " "),
-            e.direction.replace("_", " "),
-            f"{e.writes_paused_s:.2f}",
-            e.message,
-        )
-    ]
+    if e.outcome == "switched":
+        head = "[green]✓ switchover done[/]: NEW serves the writes"
+    elif e.outcome == "rolled_back":
+        what = "rolled back" if e.direction == "to_old" else "switchover to NEW undone"
+        head = f"[yellow]↺ {what}[/]: OLD serves the writes again"
+    else:
+        head = f"[red]✗ switchover {e.direction.replace('_', ' ')} failed[/]"
+    return [styled(head + " (writes paused {} s); {}", f"{e.writes_paused_s:.2f}", e.message)]
 
 
 @_renders(BreakGlass)

@@ -12,6 +12,7 @@ time, NEW is made writable again and the upgrade stays switched.
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 import psycopg
 
@@ -149,6 +150,8 @@ def switch_back(
                 output=result.output,
             )
         )
+    if not keep_forward:
+        _record_rollback(journal, record, time.monotonic() - started, paused)
     emit(
         UpgradeSwitchover(
             upgrade_id=record.id,
@@ -156,8 +159,18 @@ def switch_back(
             outcome="rolled_back",
             final_lsn=final,
             writes_paused_s=paused,
-            message="OLD takes the writes again with every write made on NEW; NEW is read-only"
+            message="every write made on NEW is on OLD; NEW is read-only"
             + (" and replicates from OLD again" if keep_forward else ""),
         )
     )
     return paused
+
+
+def _record_rollback(journal: Conn, record: Record, took_s: float, paused_s: float) -> None:
+    """Keep when the rollback ended, how long it took (hook included) and the write pause."""
+    record.info["rollback"] = {
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "seconds": round(took_s, 3),
+        "writes_paused_s": round(paused_s, 3),
+    }
+    save(journal, record)

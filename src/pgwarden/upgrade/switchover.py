@@ -292,9 +292,7 @@ def _forward(sw: Switch, deadline: Deadline) -> None:
     sw.record.info["switched_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     sw.record.state = "switched"
     sw.step("switched")
-    sw.outcome(
-        "switched", paused, "NEW takes the writes; OLD is read-only and receives NEW's changes"
-    )
+    sw.outcome("switched", paused, "OLD is read-only and receives NEW's changes")
 
 
 def _statement_timeout(conn: Conn, deadline: Deadline) -> None:
