@@ -125,4 +125,5 @@ def event_printer(fmt: str = "text") -> Observer:
 
 def run_observer(interrupts: Interrupts, fmt: str = "text") -> Observer:
     """The Ctrl-C handler learns the run from the events; then they are printed."""
+    interrupts.tracked = True
     return fan_out([interrupts.observe, event_printer(fmt)])

@@ -1,6 +1,7 @@
 """Ctrl-C (or SIGTERM) during apply: each press does more, and nothing hangs.
 
-1. cancel the step: the run's watchdog cancels it and cleans up; if the run has
+1. cancel the step (before the run starts or between steps: start nothing more, and say
+   so): the run's watchdog cancels it and cleans up; if the run has
    not reacted within `NUDGE_S` (its connections may be cut off), the step's
    statement is cancelled through a new connection (bounded by a connect timeout);
 2. end the step's backend (pg_terminate_backend, on a new connection), check in
@@ -29,7 +30,15 @@ from types import FrameType
 import orjson
 
 from pgwarden.cli import EXIT_APPLY, err, styled
-from pgwarden.events import Cancelled, Event, RunFinished, RunStarted, StepFailed
+from pgwarden.events import (
+    Cancelled,
+    Event,
+    RunFinished,
+    RunStarted,
+    StepDone,
+    StepFailed,
+    StepStarted,
+)
 from pgwarden.threads import Background
 
 __all__ = ["Interrupts", "ctrl_c_escalates"]
@@ -57,6 +66,8 @@ class Interrupts:
         self.unwind = unwind
         self.resume_hint = resume_hint
         self.run_id: str | None = None
+        self.tracked = False  # `observe` sees the run's events (else what runs is unknown)
+        self.running: tuple[int, ...] = ()  # the steps of the unit running now
         self.presses = 0
         self._ended = threading.Event()  # the run reacted: cancelled, failed or finished
 
@@ -65,14 +76,33 @@ class Interrupts:
         if isinstance(event, RunStarted):
             self.run_id = event.run_id
             self._ended.clear()
+        elif isinstance(event, StepStarted):
+            self.running = event.steps
+        elif isinstance(event, StepDone):
+            self.running = ()
         elif isinstance(event, Cancelled | StepFailed | RunFinished):
+            self.running = ()
             self._ended.set()
+
+    def stopping(self) -> str:
+        """What the first Ctrl-C stops, as the events so far tell it."""
+        if not self.tracked:
+            return "cancelling the running step"
+        if self.run_id is None:
+            return "stopping before the run starts: nothing has changed"
+        if self.running:
+            first, last = self.running[0], self.running[-1]
+            which = f"step {first}" if first == last else f"steps {first}-{last} (one transaction)"
+            return f"cancelling the running {which}"
+        if self._ended.is_set():
+            return "stopping: the run is ending"
+        return "stopping before the next step starts (the steps done stay applied)"
 
     def handler(self, signum: int, frame: FrameType | None) -> None:
         self.presses += 1
         if self.presses == 1:
             self.cancel.set()
-            err.print(styled("[yellow]cancelling the running step (Ctrl-C again to end it)...[/]"))
+            err.print(styled("[yellow]{} (Ctrl-C again to end it)...[/]", self.stopping()))
             if self.dsn is not None:
                 Background(target=self._nudge, name="pgwarden-nudge", daemon=True).start()
             return
