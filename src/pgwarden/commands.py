@@ -21,6 +21,7 @@ from pgwarden.plan import Plan, SourceText, build_plan
 from pgwarden.rules.base import DmlLimits
 from pgwarden.settings import Settings
 from pgwarden.sources.sql_files import read_sources
+from pgwarden.sources.updown import split_halves
 
 if TYPE_CHECKING:
     from pgwarden.analysis.parse import ParsedStatement
@@ -110,6 +111,7 @@ def load_plan(
 
 def explain(sql: str, *, context: Context | None = None, path: str = "<sql>") -> Plan:
     """The plan of a SQL string, one step per statement, with effects."""
+    sql = split_halves(sql).up  # a goose or dbmate file: what runs forward
     stmts = parse(sql, path)
     if not stmts:
         raise InputError(

@@ -58,6 +58,9 @@ class SourceText:
     # What the migration framework says of columns the SQL changes (Alembic's
     # existing_type, Django's old field), each before the statement it precedes.
     facts: tuple[ColumnFact, ...] = ()
+    # The migration tool runs it outside a transaction whatever `file_transaction` says
+    # (goose's `-- +goose NO TRANSACTION`, dbmate's `transaction:false`).
+    no_transaction: bool = False
 
 
 class Derived(TypedDict, total=False):
@@ -369,7 +372,11 @@ def _build_plan(
     for source, stmts in sources:
         texts.append(source)
         tx_kinds = [_tx_kind(s) for s in stmts]
-        explicit = NO_FILE_TRANSACTION in source.text or any(k in _BEGIN for k in tx_kinds)
+        explicit = (
+            source.no_transaction
+            or NO_FILE_TRANSACTION in source.text
+            or any(k in _BEGIN for k in tx_kinds)
+        )
         wrap = file_transaction and not explicit and bool(stmts)
         file_tx: int | None = None
         if wrap:

@@ -45,6 +45,7 @@ from pgwarden.lint.rerunnable import detaches_concurrently, rerunnable
 from pgwarden.lint.rewrite import rewrite_plan
 from pgwarden.plan import NO_FILE_TRANSACTION, Plan, SourceText, Step, TxMode, build_plan
 from pgwarden.rules.pw122_lock_timeout_too_long import bearable_ms, blocked_rate
+from pgwarden.sources.updown import split_halves, with_down_half
 
 __all__ = ["FileFix", "fix_plan", "write_fixes"]
 
@@ -305,12 +306,16 @@ def fix_plan(plan: Plan, result: LintResult, snapshot: Snapshot | None = None) -
             if not fixed:
                 continue
             steps = news.get(source.path, [])
-            new = _render(
+            halves = split_halves(source.text)  # a goose or dbmate file: its up half
+            new = with_down_half(
+                _render(
+                    halves.up,
+                    original,
+                    steps,
+                    _timeout_ms(original, snapshot) if timeout else None,
+                    snapshot.catalog if snapshot is not None else None,
+                ),
                 source.text,
-                original,
-                steps,
-                _timeout_ms(original, snapshot) if timeout else None,
-                snapshot.catalog if snapshot is not None else None,
             )
             if new == source.text:
                 continue
@@ -337,8 +342,10 @@ def _codes(
     plan: Plan, path: str, text: str, snapshot: Snapshot | None, file_transaction: bool
 ) -> set[str]:
     """The codes a lint of `text` alone finds (as `lint` reads the file)."""
+    halves = split_halves(text)
+    source = SourceText(path, text, no_transaction=halves.no_transaction)
     one = build_plan(
-        [(SourceText(path, text), parse(text, path))],
+        [(source, parse(halves.up, path))],
         catalog=snapshot.catalog if snapshot is not None else None,
         server_version=plan.server_version,
         file_transaction=file_transaction,

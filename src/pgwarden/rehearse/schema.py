@@ -20,7 +20,8 @@ from pgwarden.errors import DatabaseError, EnvironmentProblem, InputError
 from pgwarden.pg.binaries import find_installations
 from pgwarden.pg.connect import connect, describe_dsn
 from pgwarden.pg.tool_conninfo import tool_connection
-from pgwarden.sources.sql_files import collect_sql_files, read_sql_file
+from pgwarden.sources.sql_files import collect_sql_files, migration_order, read_sql_file
+from pgwarden.sources.updown import is_down_file, split_halves
 
 __all__ = ["SchemaSource", "apply_schema", "dump_schema", "earlier_migrations", "resolve_schema"]
 
@@ -77,16 +78,25 @@ def dump_schema(dsn: str, *, timeout_s: float = 300.0) -> str:
     return done.stdout
 
 
+def _up_sql(path: Path) -> str:
+    """A migration file's SQL as its tool runs it forward (no goose/dbmate down half)."""
+    return split_halves(read_sql_file(path)).up
+
+
 def earlier_migrations(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
     """`.sql` files that sort before the first given file in its folder (the history)."""
     files = [Path(p) for p in paths if Path(p).is_file()]
     if not files or len(files) != len(paths):
         return []
-    first = min(files)
+    first = min(files, key=migration_order)
     given = {f.resolve() for f in files}
-    folder = first.parent
+    every = list(first.parent.glob("*.sql"))
     return [
-        f for f in sorted(folder.glob("*.sql")) if f.resolve() not in given and f.name < first.name
+        f
+        for f in sorted(every, key=migration_order)
+        if f.resolve() not in given
+        and migration_order(f) < migration_order(first)
+        and not is_down_file(f, every)
     ]
 
 
@@ -109,15 +119,13 @@ def resolve_schema(
         return SchemaSource(schema_sql, schema_label or "given SQL")
     if schema_file is not None:
         files = collect_sql_files([schema_file])
-        return SchemaSource(
-            "\n".join(read_sql_file(f) for f in files), f"schema file {schema_file}"
-        )
+        return SchemaSource("\n".join(_up_sql(f) for f in files), f"schema file {schema_file}")
     if schema_from is not None:
         return SchemaSource(dump_schema(schema_from), f"pg_dump of {describe_dsn(schema_from)}")
     history = earlier_migrations(paths)
     if history:
         return SchemaSource(
-            "\n".join(read_sql_file(f) for f in history),
+            "\n".join(_up_sql(f) for f in history),
             "earlier migrations: " + ", ".join(f.name for f in history),
         )
     return SchemaSource("", "none (the plan starts from an empty database)")

@@ -14,6 +14,7 @@ from typing import BinaryIO
 from pgwarden.analysis.parse import ParsedStatement, Trees, parse
 from pgwarden.errors import InputError, UsageError
 from pgwarden.plan import SourceText
+from pgwarden.sources.updown import down_facts, down_file_of, is_down_file, split_halves
 
 __all__ = [
     "MAX_FILE_BYTES",
@@ -58,7 +59,9 @@ def collect_sql_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
         p = Path(raw)
         mode = _mode(p)
         if mode is not None and S_ISDIR(mode):
-            found = sorted((q for q in p.rglob("*.sql") if q.is_file()), key=migration_order)
+            every = [q for q in p.rglob("*.sql") if q.is_file()]
+            # the down (rollback) halves of up/down pairs run only to roll back: not linted
+            found = sorted((q for q in every if not is_down_file(q, every)), key=migration_order)
             if not found:
                 raise InputError(
                     f"{p}: folder holds no .sql files",
@@ -154,12 +157,29 @@ def read_sources(
         else:
             texts = [(str(p), read_sql_file(p)) for p in collect_sql_files([raw])]
         for name, text in texts:
-            stmts = parse(text, name, trees=trees)
+            halves = split_halves(text)
+            stmts = parse(halves.up, name, trees=trees)
             if not stmts:
                 raise InputError(
                     f"{name}: no SQL statements (the file is empty or only comments)",
                     hint="remove the file or add the migration's statements",
                     path=name,
                 )
-            out.append((SourceText(name, text), stmts))
+            down = halves.down if halves.down is not None else _down_file_text(name)
+            facts = down_facts(stmts, down, name) if down else ()
+            out.append((SourceText(name, text, facts, halves.no_transaction), stmts))
     return out
+
+
+def _down_file_text(name: str) -> str | None:
+    """The text of the down migration paired with file `name` (None: none, or unreadable;
+    it only ever adds what a column was)."""
+    if name == STDIN:
+        return None
+    down = down_file_of(Path(name))
+    if down is None:
+        return None
+    try:
+        return read_sql_file(down)
+    except InputError:
+        return None

@@ -1,0 +1,218 @@
+"""The up and down halves of a migration, as the common migration tools keep them.
+
+goose (`-- +goose Up` / `-- +goose Down`) and dbmate (`-- migrate:up` /
+`-- migrate:down`) keep both directions in one file; golang-migrate and sqlx
+(`<version>_<name>.up.sql` / `.down.sql`), diesel (`<dir>/up.sql` /
+`<dir>/down.sql`), Flyway (`V<version>__` / undo `U<version>__`) and sqitch
+(`deploy/`, `revert/`, `verify/`) keep them in two files. pgwarden lints,
+rehearses and applies the up half only. The down half is read for one thing:
+`ALTER COLUMN c TYPE <t>` there says what `c` was before the up half changed
+its type, which decides whether that change rewrites the table.
+
+goose's `-- +goose NO TRANSACTION` and dbmate's `-- migrate:up
+transaction:false` mean the tool does not wrap the file in a transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pgwarden.analysis.inplan import ColumnFact, type_text
+from pgwarden.analysis.parse import ParsedStatement, parse
+from pgwarden.errors import PgwardenError
+
+__all__ = [
+    "Halves",
+    "down_facts",
+    "down_file_of",
+    "is_down_file",
+    "split_halves",
+    "with_down_half",
+]
+
+# A line that starts a half: goose's `-- +goose Up|Down`, dbmate's `-- migrate:up|down`.
+_MARKER = re.compile(
+    r"^[ \t]*--[ \t]*(?:\+goose[ \t]+(?P<goose>up|down)|migrate:(?P<dbmate>up|down))"
+    r"\b(?P<rest>.*)$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_GOOSE_NO_TX = re.compile(r"^[ \t]*--[ \t]*\+goose[ \t]+no[ \t]+transaction\b", re.I | re.M)
+_DBMATE_NO_TX = re.compile(r"\btransaction:false\b", re.IGNORECASE)
+_FLYWAY_UNDO = re.compile(r"U(\d+(?:[._]\d+)*__.*)")
+_SQITCH_OTHER = ("revert", "verify")
+
+
+@dataclass(frozen=True, slots=True)
+class Halves:
+    """A migration file's text split in two, each half at its own offsets: the other
+    half's characters are blanked (newlines kept), so lines and columns stay the file's."""
+
+    up: str
+    down: str | None  # None: the file has no down half
+    no_transaction: bool  # the tool runs the up half outside a transaction
+
+
+def split_halves(text: str) -> Halves:
+    """The up and down halves of a goose or dbmate file; other text is all up."""
+    markers = list(_MARKER.finditer(text))
+    if not markers:
+        return Halves(text, None, False)
+    up: list[str] = []
+    down: list[str] = []
+    at, state = 0, "up"  # text before the first marker belongs to the up half
+    no_tx = bool(_GOOSE_NO_TX.search(text))
+    for m in markers:
+        _take(text[at : m.start()], state, up, down)
+        state = _half(m)
+        if m.group("dbmate") and state == "up" and _DBMATE_NO_TX.search(m.group("rest")):
+            no_tx = True
+        at = m.start()
+    _take(text[at:], state, up, down)
+    return Halves("".join(up), "".join(down), no_tx)
+
+
+def with_down_half(fixed_up: str, original: str) -> str:
+    """A rewrite of a goose or dbmate file's up half (`fixed_up`, which manages its own
+    transactions) made whole again: marked to run outside the tool's transaction, and the
+    original's text from its first down marker on, as it was."""
+    down = next(
+        (m for m in _MARKER.finditer(original) if _half(m) == "down"),
+        None,
+    )
+    if down is None:
+        return fixed_up
+    up = fixed_up
+    if down.group("goose"):
+        up = _goose_statements(up)
+        if not _GOOSE_NO_TX.search(up):
+            up = "-- +goose NO TRANSACTION\n" + up
+    elif down.group("dbmate"):
+        up = _DBMATE_UP.sub(_no_transaction, up, count=1)
+    return up.rstrip("\n") + "\n\n" + original[down.start() :]
+
+
+_GOOSE_BLOCK = re.compile(r"^[ \t]*--[ \t]*\+goose[ \t]+statement(begin|end)\b.*\n?", re.I | re.M)
+
+
+def _goose_statements(up: str) -> str:
+    """`up` with every statement that has a line ending in `;` inside it (a DO block)
+    between `-- +goose StatementBegin` and `StatementEnd`, as goose needs to send it whole
+    (it ends a statement at such a line otherwise); the old markers are dropped."""
+    up = _GOOSE_BLOCK.sub("", up)
+    try:
+        stmts = parse(up)
+    except PgwardenError:
+        return up
+    out: list[str] = []
+    at = 0
+    for st in stmts:
+        if not re.search(r";[ \t]*(--[^\n]*)?\n", up[st.start : st.end]):
+            continue
+        end = up.find(";", st.end)
+        end = len(up) if end < 0 else end + 1
+        out += [up[at : st.start], "-- +goose StatementBegin\n", up[st.start : end]]
+        out.append("\n-- +goose StatementEnd")
+        at = end
+    return "".join(out) + up[at:]
+
+
+def _half(m: re.Match[str]) -> str:
+    """ "up" or "down": the half a marker starts."""
+    return (m.group("goose") or m.group("dbmate")).lower()
+
+
+_DBMATE_UP = re.compile(r"^([ \t]*--[ \t]*migrate:up\b)(.*)$", re.IGNORECASE | re.MULTILINE)
+
+
+def _no_transaction(m: re.Match[str]) -> str:
+    """dbmate's up marker with `transaction:false` (kept if there)."""
+    rest = m.group(2)
+    return m.group(0) if _DBMATE_NO_TX.search(rest) else f"{m.group(1)} transaction:false{rest}"
+
+
+def _take(chunk: str, state: str, up: list[str], down: list[str]) -> None:
+    """`chunk` into its half, and blanked into the other."""
+    blank = re.sub(r"[^\n]", " ", chunk)
+    up.append(chunk if state == "up" else blank)
+    down.append(chunk if state == "down" else blank)
+
+
+def is_down_file(path: Path, siblings: Sequence[Path] = ()) -> bool:
+    """Whether a file of a migrations folder is a down (or verify) migration that the
+    tools run only to roll back: `*.down.sql`, a `down.sql` next to an `up.sql`, a Flyway
+    `U<version>__` file next to `V` files, sqitch's `revert/` and `verify/` scripts."""
+    name = path.name
+    if name.lower().endswith(".down.sql"):
+        return True
+    if name.lower() == "down.sql" and (path.parent / "up.sql").exists():
+        return True
+    if _FLYWAY_UNDO.fullmatch(name) and any(s.name.startswith("V") for s in siblings):
+        return True
+    return any(
+        part in _SQITCH_OTHER and (Path(*path.parts[:i]) / "deploy").is_dir()
+        for i, part in enumerate(path.parts[:-1])
+        if i > 0
+    )
+
+
+def down_file_of(path: Path) -> Path | None:
+    """The down migration that undoes the up migration `path`, if it exists."""
+    name = path.name
+    candidates: list[Path] = []
+    if name.lower().endswith(".up.sql"):
+        candidates.append(path.with_name(name[: -len(".up.sql")] + ".down.sql"))
+    elif name.lower() == "up.sql":
+        candidates.append(path.with_name("down.sql"))
+    elif re.match(r"V\d", name):
+        candidates.append(path.with_name("U" + name[1:]))
+    if path.parent.name == "deploy":
+        candidates.append(path.parent.parent / "revert" / name)
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def down_facts(up: Sequence[ParsedStatement], down_text: str, path: str) -> tuple[ColumnFact, ...]:
+    """What the down half says each column was before the up half changed its type: one
+    fact before the first up statement that changes the column's type, when the down half
+    sets that column's type exactly once (more is ambiguous). Unparsable down SQL says
+    nothing."""
+    try:
+        down = parse(down_text, path)
+    except PgwardenError:
+        return ()
+    said: dict[tuple[str | None, str, str], list[str]] = {}
+    for st in down:
+        for key, typ in _type_changes(st):
+            said.setdefault(key, []).append(typ)
+    facts: list[ColumnFact] = []
+    done: set[tuple[str | None, str, str]] = set()
+    for i, st in enumerate(up):
+        for key, _ in _type_changes(st):
+            old = said.get(key, [])
+            if key in done or len(old) != 1 or not old[0]:
+                continue
+            done.add(key)
+            schema, table, column = key
+            facts.append(ColumnFact(table, schema, column, old[0], None, i))
+    return tuple(facts)
+
+
+def _type_changes(st: ParsedStatement) -> list[tuple[tuple[str | None, str, str], str]]:
+    """((schema, table, column), new type in `type_text` form) of each `ALTER COLUMN ...
+    TYPE` of an ALTER TABLE statement."""
+    body = st.tree.get("AlterTableStmt")
+    if body is None or body.get("objtype", "OBJECT_TABLE") != "OBJECT_TABLE":
+        return []
+    rel = body["relation"]
+    out = []
+    for c in body.get("cmds") or ():
+        cmd = c.get("AlterTableCmd", {})
+        if cmd.get("subtype") != "AT_AlterColumnType":
+            continue
+        tn = cmd.get("def", {}).get("ColumnDef", {}).get("typeName")
+        if tn is not None and cmd.get("name"):
+            key = (rel.get("schemaname"), str(rel["relname"]), str(cmd["name"]))
+            out.append((key, type_text(tn)))
+    return out
