@@ -9,6 +9,10 @@ the function is `lint_files`): importing the subpackage would replace it.
 
 from __future__ import annotations
 
+# isort: off
+import pgwarden._start  # noqa: F401  first: Ctrl-C while the `pgwarden` command starts
+
+# isort: on
 from typing import TYPE_CHECKING
 
 from pgwarden.errors import PgwardenError as PgwardenError

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar, cast
 import click
 import orjson
 
+from pgwarden._start import as_usual
 from pgwarden.errors import ApplyFailed, PgwardenError
 from pgwarden.report.markup import styled as styled
 
@@ -216,6 +217,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     """Entry point of the `pgwarden` command."""
     global _process
     _process = True
+    as_usual()  # the imports are done: Ctrl-C raises KeyboardInterrupt, handled per command
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         code = _run(argv)
