@@ -1,5 +1,6 @@
 """What `upgrade` says and refuses once an upgrade is over: status after a rollback tells
-how long it took and which side serves; a finished upgrade's OLD is not upgraded again
+how long it took and which side serves; a finished upgrade's OLD is not upgraded again;
+the initial copy's progress says something true when there are no rows to count
 (real clusters, 15 -> 16)."""
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import psycopg
 from click.testing import CliRunner
 
 from pgwarden.cli.upgrade import upgrade
+from pgwarden.events import UpgradeCopy
+from pgwarden.notify.events import event_text
 from pgwarden.upgrade.logical import published_tables
 from tests.upgrade.run_support import Pair, can_write, clean_cwd, leftovers, make_pair, run_args
 
@@ -92,3 +95,29 @@ def test_a_finished_upgrade_is_not_run_again_from_its_read_only_old(
         )
     assert can_write(pair.old_dsn)
     _run(other, tmp_path / "j2.jsonl")
+
+
+def test_copy_progress_says_something_true_without_rows_to_count(
+    logical_clusters, tmp_path: Path
+) -> None:
+    old, new = logical_clusters.get(15), logical_clusters.get(16)
+    name = f"empty_{next(_n)}"
+    pair = Pair(old, new, old.create_database(name), new.create_database(name))
+    with psycopg.connect(pair.old_dsn, autocommit=True) as c:
+        c.execute("CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY)")
+        c.execute("ANALYZE")
+    ran = _run(pair, tmp_path / "j.jsonl")
+    assert "of 0 rows" not in ran, ran
+    assert "no rows to copy (by OLD's statistics)" in ran, ran
+    empty = UpgradeCopy(
+        upgrade_id="u", tables_ready=1, tables_total=2, rows_done=0, rows_total=0, copying=()
+    )
+    assert event_text(empty).endswith("1 of 2 tables ready, no rows to copy (by OLD's statistics)")
+    # a table never analyzed (reltuples -1) is estimated from its live rows, not as 0
+    with psycopg.connect(old.create_database(f"fresh_{next(_n)}"), autocommit=True) as c:
+        c.execute("CREATE TABLE fresh (id int PRIMARY KEY)")
+        c.execute("INSERT INTO fresh SELECT generate_series(1, 500)")
+        c.execute("SELECT pg_stat_force_next_flush()")
+        c.execute("SELECT 1")
+        estimates = {t.name: t.estimate for t in published_tables(c)}
+    assert estimates == {"fresh": 500}, estimates

@@ -66,10 +66,7 @@ def _progress(fmt: str) -> Iterator[Observer]:
                     return
                 last[event.kind] = now
                 if isinstance(event, UpgradeCopy):
-                    err.print(
-                        f"  copied {event.tables_ready}/{event.tables_total} tables, about "
-                        f"{event.rows_done:,} of {event.rows_total:,} rows"
-                    )
+                    err.print(f"  initial copy: {_copy_text(event)}")
                 else:
                     err.print(f"  NEW trails OLD by {_event_lag(event)}")
                 return
@@ -96,8 +93,7 @@ def _progress(fmt: str) -> Iterator[Observer]:
                     visible=True,
                     total=max(event.rows_total, 1),
                     completed=event.rows_done,
-                    detail=f"{event.tables_ready}/{event.tables_total} tables, "
-                    f"{event.rows_done:,}/{event.rows_total:,} rows",
+                    detail=_copy_text(event),
                 )
             elif isinstance(event, UpgradeLag):
                 bar.update(lag, visible=True, detail=f"behind by {_event_lag(event)}")
@@ -106,6 +102,24 @@ def _progress(fmt: str) -> Iterator[Observer]:
                     bar.console.print(line)
 
         yield show
+
+
+def _copy_text(event: UpgradeCopy) -> str:
+    """The initial copy's progress in words (`CopyProgress.describe`)."""
+    from pgwarden.upgrade.logical import CopyProgress
+
+    return CopyProgress(
+        event.tables_ready, event.tables_total, event.rows_done, event.rows_total, event.copying
+    ).describe()
+
+
+def _copy_dict_text(p: dict[str, Any]) -> str:
+    """`_copy`'s progress in words."""
+    from pgwarden.upgrade.logical import CopyProgress
+
+    return CopyProgress(
+        p["tables_ready"], p["tables_total"], p["rows_done"], p["rows_total"], tuple(p["copying"])
+    ).describe()
 
 
 def _event_lag(event: UpgradeLag) -> str:
@@ -513,8 +527,7 @@ def status_cmd(
             out.print(f"  initial copy: NEW not read: {copying['error']}")
         else:
             out.print(
-                f"  initial copy: {copying['tables_ready']}/{copying['tables_total']} tables "
-                f"ready, about {copying['rows_done']:,} of {copying['rows_total']:,} rows"
+                f"  initial copy: {_copy_dict_text(copying)}"
                 + (f" (copying {', '.join(copying['copying'])})" if copying["copying"] else "")
             )
     elif record.phase in ("replication", "initial_copy") and record.state in (

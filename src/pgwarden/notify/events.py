@@ -95,10 +95,12 @@ def event_text(event: Event) -> str:
         share = f"{event.done / event.total:.0%}" if event.total else f"{event.done:,}"
         return f"backup {event.phase} {share}" + (f" ({event.item})" if event.item else "")
     if isinstance(event, UpgradeCopy):
-        return (
-            f"initial copy: {event.tables_ready} of {event.tables_total} tables ready, "
+        rows = (
             f"{event.rows_done:,} of about {event.rows_total:,} rows"
+            if event.rows_total
+            else "no rows to copy (by OLD's statistics)"
         )
+        return f"initial copy: {event.tables_ready} of {event.tables_total} tables ready, {rows}"
     if isinstance(event, UpgradeLag):
         secs = f", {event.lag_s:.1f} s" if event.lag_s is not None else ""
         return f"{event.direction} replication lag {event.lag_bytes:,} bytes{secs}"

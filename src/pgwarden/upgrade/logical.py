@@ -39,8 +39,10 @@ STATE_SCHEMA = "pgwarden_upgrade"
 
 # Ordinary tables (and partitions) of user schemas, not members of an extension.
 _TABLES = """
-SELECT n.nspname, c.relname, c.relpersistence, greatest(c.reltuples, 0)::bigint
+SELECT n.nspname, c.relname, c.relpersistence,
+       (CASE WHEN c.reltuples >= 0 THEN c.reltuples ELSE coalesce(s.n_live_tup, 0) END)::bigint
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
 WHERE c.relkind = 'r'
   AND n.nspname NOT IN ('pg_catalog', 'information_schema', %(state)s)
   AND n.nspname NOT LIKE 'pg\\_toast%%' AND n.nspname NOT LIKE 'pg\\_temp%%'
@@ -234,6 +236,15 @@ class CopyProgress:
     def done(self) -> bool:
         return self.tables_total == self.tables_ready
 
+    def describe(self) -> str:
+        """'1/3 tables ready, about 120 of 400 rows', or what is true when nothing counts."""
+        if self.tables_total == 0:
+            return "no tables to copy"
+        tables = f"{self.tables_ready}/{self.tables_total} tables ready"
+        if self.rows_total == 0:
+            return f"{tables}, no rows to copy (by OLD's statistics)"
+        return f"{tables}, about {self.rows_done:,} of {self.rows_total:,} rows"
+
 
 def copy_progress(new: Conn, name: str, estimates: dict[str, int]) -> CopyProgress:
     """The initial copy of subscription `name` on NEW: pg_subscription_rel's states
@@ -251,6 +262,7 @@ def copy_progress(new: Conn, name: str, estimates: dict[str, int]) -> CopyProgre
     ).fetchall()
     ready = 0
     done = 0
+    unestimated = 0  # rows copied of tables OLD estimated as empty: counted in the total
     copying: list[str] = []
     rows = [r for r in rows if str(r[0]) in estimates]  # not pgwarden's marker
     for table, state, processed in rows:
@@ -260,8 +272,10 @@ def copy_progress(new: Conn, name: str, estimates: dict[str, int]) -> CopyProgre
             done += estimate
         elif processed is not None:
             copying.append(str(table))
-            done += min(int(str(processed)), estimate) if estimate else 0
-    total = sum(estimates.values())
+            copied = int(str(processed))
+            done += min(copied, estimate) if estimate else copied
+            unestimated += 0 if estimate else copied
+    total = sum(estimates.values()) + unestimated
     return CopyProgress(ready, len(rows), min(done, total), total, tuple(copying))
 
 
