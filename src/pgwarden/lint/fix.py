@@ -19,8 +19,10 @@ transactions are the ones it writes. Every statement is made safe to run again
 (`lint.rerunnable`); where SQL cannot make it so (a DETACH PARTITION ...
 CONCURRENTLY that completed; the copies a cancelled REINDEX of a schema, a
 database, a table without a catalog or a partitioned index leaves) a header
-line says to retry with `pgwarden apply`, which reconciles them. Comments (inline ignores
-included) stay with their statements, and the result is linted again: a fix
+line says to retry with `pgwarden apply`, which reconciles them; a statement that names
+what a later RENAME renames fails once the rename has committed (the RENAME itself is
+skipped then), and a header line says to run the file from the statement that failed.
+Comments (inline ignores included) stay with their statements, and the result is linted again: a fix
 that leaves a hazard it claims to fix, or brings one the original did not
 have, is dropped. Fixing a fixed file again (a statement added to it, another
 finding left) adds none of the statements it already has before a statement
@@ -107,7 +109,13 @@ _PARTITIONED_INDEX = (
     "REINDEX INDEX ... CONCURRENTLY of a partitioned index leaves in a partition: retry "
     "with `pgwarden apply`, which drops them."
 )
-_OWN = {HEADER, _RETRY, _TIMEOUT, _DETACH, _UNNAMED, _PARTITIONED_INDEX}
+_RENAMED = (
+    "-- A RENAME below follows statements naming what it renames: once it has committed, "
+    'those fail when the file runs again ("does not exist"): after a failure past it, '
+    "run the file from the statement that failed."
+)
+_OWN = {HEADER, _RETRY, _TIMEOUT, _DETACH, _UNNAMED, _PARTITIONED_INDEX, _RENAMED}
+_WORD = re.compile(r'"((?:[^"]|"")+)"|([A-Za-z_][A-Za-z0-9_$]*)')
 _TRAIL = re.compile(r"[ \t]*;?[ \t]*(--[^\n]*)")
 _IGNORE = re.compile(r"--\s*pgwarden:\s*ignore\b")
 _BOUND = re.compile(r"lock_timeout = '\d+ms'")
@@ -185,6 +193,8 @@ def _render(
         out.append(_UNNAMED)
     if any(_partitioned_index(st, catalog) for st in steps):
         out.append(_PARTITIONED_INDEX)
+    if _named_before_rename(steps):
+        out.append(_RENAMED)
     if timeout_ms is not None:
         out.append(f"SET lock_timeout = '{timeout_ms}ms';")
     notes = _comments(text, original)
@@ -240,6 +250,35 @@ def _rebuilt(step: Step, catalog: Catalog | None) -> list[str]:
                 names += [i.name for i in child.indexes] if child is not None else []
                 todo.append(part)
     return list(dict.fromkeys(names))
+
+
+def _named_before_rename(steps: list[Step]) -> bool:
+    """A RENAME whose old name an earlier statement of the file names on that relation:
+    the guarded RENAME is skipped on a re-run, but that statement fails (or, building
+    an index of the old name, builds it again)."""
+    for i, step in enumerate(steps):
+        old = _renamed(step)
+        if old is None:
+            continue
+        relation, word = old
+        for earlier in steps[:i]:
+            touched = {lk.relation for lk in earlier.effects.locks} | set(earlier.effects.creates)
+            if relation in touched and word in _words(earlier.sql):
+                return True
+    return False
+
+
+def _renamed(step: Step) -> tuple[str, str] | None:
+    """(relation the RENAME locks, the old name) of a RENAME step."""
+    if step.kind != "RenameStmt" or not step.effects.locks:
+        return None
+    old = step.body.get("subname") or (step.body.get("relation") or {}).get("relname")
+    return (step.effects.locks[0].relation, old) if isinstance(old, str) else None
+
+
+def _words(sql: str) -> set[str]:
+    """The identifiers of `sql`, as PostgreSQL folds them."""
+    return {m.group(1) or m.group(2).lower() for m in _WORD.finditer(sql)}
 
 
 def _unnamed_copies(step: Step, catalog: Catalog | None) -> bool:

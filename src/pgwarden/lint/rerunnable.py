@@ -59,7 +59,7 @@ from typing import Any
 
 import pglast
 from pglast import ast
-from pglast.enums import AlterTableType
+from pglast.enums import AlterTableType, ObjectType
 from pglast.stream import RawStream
 
 __all__ = ["detaches_concurrently", "rerunnable"]
@@ -119,6 +119,61 @@ def _guarded_constraint(sql: str, node: Any) -> str | None:
     )
 
 
+_RENAMED_RELATIONS = frozenset(
+    {
+        ObjectType.OBJECT_TABLE,
+        ObjectType.OBJECT_INDEX,
+        ObjectType.OBJECT_SEQUENCE,
+        ObjectType.OBJECT_VIEW,
+        ObjectType.OBJECT_MATVIEW,
+        ObjectType.OBJECT_FOREIGN_TABLE,
+    }
+)
+
+
+def _guarded_rename(sql: str, node: Any) -> str | None:
+    """A RENAME of a relation, column or constraint that runs unless it is done already
+    (the old name gone, the new one there); otherwise it runs, and fails as it would."""
+    rel = node.relation
+    if rel is None:
+        return None
+    table = _relation(rel.schemaname, rel.relname)
+    kind = node.renameType
+    if kind == ObjectType.OBJECT_COLUMN:
+        old, new = _has_column(table, node.subname), _has_column(table, node.newname)
+    elif kind == ObjectType.OBJECT_TABCONSTRAINT:
+        old, new = _has_constraint(table, node.subname), _has_constraint(table, node.newname)
+    elif kind in _RENAMED_RELATIONS:
+        old = f"to_regclass({_literal(table)}) IS NOT NULL"
+        new = f"to_regclass({_literal(_relation(rel.schemaname, node.newname))}) IS NOT NULL"
+    else:
+        return None
+    return (
+        "DO $pgwarden$ BEGIN\n"
+        f"  IF {old}\n"
+        f"     OR NOT {new} THEN\n"
+        f"    {sql.strip().rstrip(';')};\n"
+        "  END IF;\n"
+        "END $pgwarden$"
+    )
+
+
+def _has_column(table: str, column: str) -> str:
+    return (
+        "EXISTS (SELECT FROM pg_attribute\n"
+        f"             WHERE attrelid = to_regclass({_literal(table)})\n"
+        f"               AND attname = {_literal(column)} AND attnum > 0 AND NOT attisdropped)"
+    )
+
+
+def _has_constraint(table: str, name: str) -> str:
+    return (
+        "EXISTS (SELECT FROM pg_constraint\n"
+        f"             WHERE conrelid = to_regclass({_literal(table)})\n"
+        f"               AND conname = {_literal(name)})"
+    )
+
+
 def rerunnable(sql: str, *, indexes: Sequence[str] = (), lock_timeout_ms: int = 1000) -> list[str]:
     """`sql` (one statement, no `;`) as statements that may run again.
 
@@ -154,6 +209,9 @@ def rerunnable(sql: str, *, indexes: Sequence[str] = (), lock_timeout_ms: int = 
     if kind == "ReindexStmt" and _concurrent(node):
         toast = _toast_leftovers(node, lock_timeout_ms)
         return [*_reindex_leftovers(node, indexes), *toast, sql]
+    if kind == "RenameStmt":
+        renamed = _guarded_rename(sql, node)
+        return [renamed] if renamed is not None else [sql]
     if kind == "AlterTableStmt":
         finalize = _finalize_pending_detach(node)
         if finalize is not None:
