@@ -1,9 +1,12 @@
-"""A closed standard input (`<&-`, as some CI runners start jobs) reads as /dev/null.
+"""A closed standard input (`<&-`, as some CI runners start jobs).
 
 With file descriptor 0 closed Python sets `sys.stdin` to None; reading SQL from `-`
 or asking "is this a terminal?" then ended in exit 2, "internal error:
-AttributeError: 'NoneType' object has no attribute ...". Each command runs twice,
-with fd 0 closed and on /dev/null: the same exit code and the same message.
+AttributeError: 'NoneType' object has no attribute ...". A command that only asks
+"is this a terminal?" runs twice, with fd 0 closed and on /dev/null: the same exit
+code and the same message. SQL read from `-` says that stdin is closed (or open for
+writing only) and how to give the SQL; it said "the file is empty", or, write-only,
+"internal error: OSError".
 """
 
 from __future__ import annotations
@@ -30,8 +33,20 @@ def _closed_fd0() -> None:
     os.close(0)
 
 
-def _run(args: list[str], cwd: Path, env: dict[str, str], *, closed: bool) -> tuple[int, str]:
-    """`args` with fd 0 closed, or on /dev/null; (exit code, stderr)."""
+def _write_only_fd0() -> None:
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 0)
+
+
+def _run(
+    args: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    *,
+    closed: bool,
+    fd0: Callable[[], None] = _closed_fd0,
+) -> tuple[int, str]:
+    """`args` with fd 0 closed (or as `fd0` leaves it), or on /dev/null; (exit code,
+    stderr)."""
     full = {**os.environ, "COLUMNS": "200", **env}
     for var in ("PGWARDEN_DATABASE_URL", "DATABASE_URL"):
         if var not in env:
@@ -41,7 +56,7 @@ def _run(args: list[str], cwd: Path, env: dict[str, str], *, closed: bool) -> tu
         cwd=cwd,
         env=full,
         stdin=None if closed else subprocess.DEVNULL,
-        preexec_fn=_closed_fd0 if closed else None,
+        preexec_fn=fd0 if closed else None,
         capture_output=True,
         text=True,
         timeout=120,
@@ -62,14 +77,6 @@ def test_the_child_really_has_no_stdin(tmp_path: Path) -> None:
         closed=True,
     )
     assert code == 1
-
-
-def _explain(tmp: Path, _cluster: Callable[[], Cluster]) -> tuple[list[str], dict[str, str]]:
-    return _pgwarden("explain", "-"), {}
-
-
-def _lint(tmp: Path, _cluster: Callable[[], Cluster]) -> tuple[list[str], dict[str, str]]:
-    return _pgwarden("lint", "-"), {}
 
 
 def _apply(tmp: Path, cluster: Callable[[], Cluster]) -> tuple[list[str], dict[str, str]]:
@@ -108,13 +115,11 @@ def _restore(tmp: Path, cluster: Callable[[], Cluster]) -> tuple[list[str], dict
 @pytest.mark.parametrize(
     ("case", "code", "message"),
     [
-        (_explain, 2, "no SQL statement given"),
-        (_lint, 2, "<stdin>: no SQL statements"),
         (_apply, 1, "is protected (it is not declared in a configuration"),
         (_fleet, 1, "'production' is protected and there is no terminal to confirm the rollout"),
         (_restore, 1, "a restore needs confirmation"),
     ],
-    ids=["explain", "lint", "apply", "fleet-apply", "backup-restore"],
+    ids=["apply", "fleet-apply", "backup-restore"],
 )
 def test_closed_stdin_behaves_as_dev_null(
     case: Case, code: int, message: str, tmp_path: Path, request: pytest.FixtureRequest
@@ -125,3 +130,23 @@ def test_closed_stdin_behaves_as_dev_null(
     assert on_dev_null[0] == code, on_dev_null
     assert message in on_dev_null[1], on_dev_null
     assert closed == on_dev_null
+
+
+@pytest.mark.parametrize("fd0", [_closed_fd0, _write_only_fd0], ids=["closed", "write-only"])
+@pytest.mark.parametrize("command", ["explain", "lint", "rehearse", "apply"])
+def test_sql_from_an_unreadable_stdin_says_so(
+    command: str, fd0: Callable[[], None], db: str, tmp_path: Path
+) -> None:
+    args = _pgwarden(command, "-")
+    if command == "apply":
+        args += ["--database-url", db, "--env", "dev", "--yes"]
+    code, text = _run(args, tmp_path, {}, closed=True, fd0=fd0)
+    why = "closed" if fd0 is _closed_fd0 else "open for writing only"
+    assert code == 2, text
+    assert text.splitlines() == [
+        f"pgwarden: error: standard input is {why}: there is no SQL to read from -",
+        f"  hint: give the SQL as a file path (pgwarden {command} migration.sql), "
+        f"or pipe it in (pgwarden {command} - < migration.sql)",
+    ]
+    with psycopg.connect(db) as c:  # apply read nothing and ran nothing
+        assert c.execute("SELECT to_regnamespace('pgwarden')").fetchone() == (None,)

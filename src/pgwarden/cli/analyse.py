@@ -40,12 +40,13 @@ def explain(
     """
     from pathlib import Path
 
-    from pgwarden.cli.interaction import stdin
+    from pgwarden.cli.interaction import require_stdin, stdin
     from pgwarden.report.explain import explain_json, render_explain
     from pgwarden.sources.sql_files import STDIN, decode_sql, read_sql_file
 
     path = "<sql>"
     if sql == "-":
+        require_stdin([sql], "explain")
         path, sql = STDIN, decode_sql(stdin().read(), STDIN)
     elif sql.strip() and not any(c.isspace() for c in sql.strip()):
         if Path(sql).is_file():
@@ -199,6 +200,10 @@ def lint(
             "--fix rewrites SQL files in place; standard input (-) has no file to rewrite",
             hint="save the SQL to a file and run --fix on it",
         )
+    if "-" in paths:
+        from pgwarden.cli.interaction import require_stdin
+
+        require_stdin(paths, "lint")
     ctx = commands.load_context(
         database_url=database_url,
         stats_file=stats_file,

@@ -23,7 +23,12 @@ from pgwarden.cli import (
     styled,
 )
 from pgwarden.cli.analyse import alembic_options
-from pgwarden.cli.interaction import confirm_prompt, ctrl_c_cancels, run_observer
+from pgwarden.cli.interaction import (
+    confirm_prompt,
+    ctrl_c_cancels,
+    require_stdin,
+    run_observer,
+)
 from pgwarden.cli.options import (
     accept_data_loss_option,
     config_option,
@@ -342,6 +347,7 @@ def apply(
     from pgwarden.cli.analyse import alembic_sources
 
     sources = alembic_sources(paths, alembic_ini, revision_range, unapplied, dsn, strict=True)
+    require_stdin(paths, "apply")
     plan = commands.load_plan(paths, context=ctx, file_transaction=wrap, sources=sources)
     cancel = threading.Event()
     with (

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from pgwarden.cli import EXIT_APPLY, EXIT_FINDINGS, err, handle_errors, out, print_json, styled
-from pgwarden.cli.interaction import ctrl_c_cancels, event_printer, stdin
+from pgwarden.cli.interaction import ctrl_c_cancels, event_printer, require_stdin, stdin
 from pgwarden.cli.options import (
     accept_data_loss_option,
     alembic_option,
@@ -200,11 +200,13 @@ def _report(result: Any) -> None:
 
     assert isinstance(result, RolloutResult)
     done = result.names("done")
-    bad = [t for t in result.targets if t.state in ("failed", "refused", "cancelled")]
+    bad = [
+        t for t in result.targets if t.state in ("failed", "refused", "cancelled", "unreachable")
+    ]
     untouched = result.names("pending")
     others = "".join(
         f", {len(result.names(state))} {state}"
-        for state in ("refused", "cancelled")
+        for state in ("unreachable", "refused", "cancelled")
         if result.names(state)
     )
     _say(
@@ -251,7 +253,8 @@ def _report(result: Any) -> None:
         styled("[bold red]pgwarden: error:[/] rollout {}: {}", result.state, result.message or "")
     )
     err.print(styled("  [dim]hint:[/] {}", hint))
-    # 3: a target failed or was cancelled during its change; 1: refused by a gate or a guard
+    # 3: a target failed or was cancelled during its change; 1: refused by a gate or a guard,
+    # or a target unreachable (nothing of the change ran there)
     code = EXIT_FINDINGS
     if result.reason == "cancelled" or any(t.state in ("failed", "cancelled") for t in bad):
         code = EXIT_APPLY
@@ -371,6 +374,7 @@ def fleet_apply(
     if alembic_ini is not None:
         plan = _alembic_change(alembic_ini, cfg, chosen)
     else:
+        require_stdin(paths, "fleet apply")
         wrap = settings.file_transaction and not no_file_transaction
         plan = commands.load_plan(paths, file_transaction=wrap)
     if dry_run:

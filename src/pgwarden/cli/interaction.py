@@ -9,11 +9,12 @@ and an observer printing events (human lines, or JSON lines for
 from __future__ import annotations
 
 import io
+import os
 import select
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
@@ -22,6 +23,7 @@ import orjson
 
 from pgwarden.cli import err
 from pgwarden.cli.interrupts import Interrupts, ctrl_c_escalates
+from pgwarden.errors import InputError
 from pgwarden.events import Event, Observer, fan_out
 from pgwarden.report.events import render
 
@@ -30,8 +32,10 @@ __all__ = [
     "confirm_prompt",
     "ctrl_c_cancels",
     "event_printer",
+    "require_stdin",
     "run_observer",
     "stdin",
+    "unreadable_stdin",
 ]
 
 
@@ -44,6 +48,32 @@ def stdin() -> BinaryIO:
     if sys.stdin is None:
         return io.BytesIO()
     return sys.stdin.buffer
+
+
+def unreadable_stdin() -> str | None:
+    """Why standard input cannot be read (closed, or opened for writing only); None if it
+    can. Nothing is read."""
+    if sys.stdin is None:
+        return "closed"
+    try:
+        import fcntl
+
+        flags = fcntl.fcntl(sys.stdin.fileno(), fcntl.F_GETFL)
+    except (ImportError, OSError, ValueError):  # no fcntl (Windows), or no descriptor
+        return None
+    return "open for writing only" if flags & os.O_ACCMODE == os.O_WRONLY else None
+
+
+def require_stdin(paths: Iterable[str], command: str) -> None:
+    """`InputError` when `-` is among `paths` and standard input cannot be read: a closed
+    stdin (`<&-`) would otherwise read as an empty file."""
+    if "-" not in paths or (why := unreadable_stdin()) is None:
+        return
+    raise InputError(
+        f"standard input is {why}: there is no SQL to read from -",
+        hint=f"give the SQL as a file path (pgwarden {command} migration.sql), or pipe it in "
+        f"(pgwarden {command} - < migration.sql)",
+    )
 
 
 def confirm_prompt() -> Callable[[str], str] | None:

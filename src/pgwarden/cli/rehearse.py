@@ -168,6 +168,9 @@ def rehearse(
     alembic = sources if isinstance(sources, AlembicSources) else None
     if alembic is not None and not alembic.revisions:
         raise UsageError("no Alembic revisions to rehearse", hint="the range is empty")
+    from pgwarden.cli.interaction import require_stdin
+
+    require_stdin(paths, "rehearse")
     plan = commands.load_plan(
         list(paths),
         file_transaction=not no_file_transaction and settings.file_transaction,
