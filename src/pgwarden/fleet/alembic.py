@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from pgwarden.apply.journal import plan_from_records, plan_to_records, step_keys
-from pgwarden.errors import PgwardenError, UsageError
+from pgwarden.errors import ConnectionFailed, PgwardenError, UsageError
 from pgwarden.fleet.targets import Redactor, Target
 from pgwarden.fleet.words import count
 from pgwarden.plan import Plan
@@ -137,6 +137,8 @@ def read_versions(
     def one(t: Target) -> tuple[str, ...] | str:
         try:
             return tuple(current_revisions(t.dsn))
+        except ConnectionFailed as exc:
+            return redact(t.cannot_connect(exc))
         except Exception as exc:  # unreachable, no right to read: named, nothing ran
             text = exc.message if isinstance(exc, PgwardenError) else str(exc).strip()
             return redact(text.splitlines()[0] if text else type(exc).__name__)

@@ -26,7 +26,7 @@ import orjson
 import psycopg
 from psycopg import sql
 
-from pgwarden.errors import PgwardenError, UsageError
+from pgwarden.errors import ConnectionFailed, PgwardenError, UsageError
 from pgwarden.fleet.config import GateSpec
 from pgwarden.fleet.targets import Redactor, Target
 from pgwarden.pg.connect import connect
@@ -128,6 +128,8 @@ def read_target(
                 stmts,
                 has,
             )
+    except ConnectionFailed as exc:
+        return Reading(error=scrub(target.cannot_connect(exc)))
     except (PgwardenError, psycopg.Error) as exc:
         text = exc.message if isinstance(exc, PgwardenError) else str(exc).strip()
         return Reading(error=scrub(text.splitlines()[0] if text else type(exc).__name__))

@@ -31,7 +31,7 @@ from psycopg import sql
 from pgwarden.apply.api import GuardPolicy, Limits, RunOptions, apply_plan
 from pgwarden.apply.executor import build_units
 from pgwarden.apply.journal import plan_from_records, plan_to_records, schema_exists, step_keys
-from pgwarden.errors import PgwardenError, Refused, UsageError
+from pgwarden.errors import ConnectionFailed, PgwardenError, Refused, UsageError
 from pgwarden.events import (
     Event,
     FleetGate,
@@ -74,7 +74,9 @@ __all__ = [
 ]
 
 CONNECTIONS_PER_APPLY = 3  # the run's session, its journal and its watchdog
-_FAILED = ("failed", "refused", "cancelled")
+# a target in one of these states stops its wave (on_error = halt); "unreachable": it
+# could not be connected to, so nothing of the change ran there
+_FAILED = ("failed", "refused", "cancelled", "unreachable")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +99,7 @@ class RolloutOptions:
 class TargetOutcome:
     name: str
     wave: int
-    state: str  # pending (never touched), running, done, failed, refused, cancelled
+    state: str  # pending (never touched), running, done, failed, refused, cancelled, unreachable
     run_id: str | None = None
     message: str | None = None
 
@@ -564,11 +566,14 @@ class _Runner:
         )
         return state
 
-    def _waiting(self, target: Target, wave: Wave) -> Observer:
-        """Apply's events that mean a target is held up, as `waiting` FleetTarget events."""
+    def _waiting(self, target: Target, wave: Wave, lost: threading.Event) -> Observer:
+        """Apply's events that mean a target is held up, as `waiting` FleetTarget events;
+        `lost` is set once its connection was lost during the change."""
 
         def see(e: Event) -> None:
             what: str | None = None
+            if isinstance(e, Reconnecting):
+                lost.set()
             if isinstance(e, Retry):
                 what = f"step {e.step}: retry in {e.delay_ms} ms ({e.reason}, attempt {e.attempt})"
             elif isinstance(e, WatchdogCancel):
@@ -627,6 +632,7 @@ class _Runner:
             restamp=self.options.restamp,
         )
         journal_file = self.journal.path.with_suffix(".events.jsonl")
+        lost = threading.Event()  # its connection was lost during the change
         try:
             plan, nothing = self._plan_for(target, touched)
             if plan is None:
@@ -656,9 +662,14 @@ class _Runner:
                         resumes=resumes,
                     ),
                     settings=self.settings,
-                    observer=self._waiting(target, wave),
+                    observer=self._waiting(target, wave, lost),
                     cancel=self.cancel,
                 )
+        except ConnectionFailed as exc:
+            # before the change started: unreachable; a reconnect that failed mid-change
+            # is a failure of the change
+            state = "failed" if lost.is_set() else "unreachable"
+            return state, None, self.redact(target.cannot_connect(exc))
         except Refused as exc:
             return "refused", None, self._text(exc)
         except PgwardenError as exc:

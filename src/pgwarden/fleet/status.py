@@ -29,7 +29,7 @@ from psycopg import errors as pge
 from psycopg import sql
 
 from pgwarden.apply.liveness import HEARTBEAT_S, life_of
-from pgwarden.errors import PgwardenError
+from pgwarden.errors import ConnectionFailed, PgwardenError
 from pgwarden.fleet.alembic import start_key
 from pgwarden.fleet.targets import Redactor, Target
 from pgwarden.pg.connect import connect
@@ -320,6 +320,8 @@ def _read(
                 alembic_version=version,
                 objects=objects or {},
             )
+    except ConnectionFailed as exc:
+        return TargetStatus(base.name, base.labels, error=redact(target.cannot_connect(exc)))
     except (PgwardenError, psycopg.Error) as exc:
         text = exc.message if isinstance(exc, PgwardenError) else str(exc).strip()
         return TargetStatus(

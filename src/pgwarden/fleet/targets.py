@@ -18,7 +18,7 @@ import orjson
 import psycopg
 from psycopg import conninfo, sql
 
-from pgwarden.errors import ConfigError, EnvironmentProblem, UsageError
+from pgwarden.errors import ConfigError, ConnectionFailed, EnvironmentProblem, UsageError
 from pgwarden.fleet.config import FleetConfig, RegistrySpec
 from pgwarden.pg.connect import connect, describe_dsn, host_port
 
@@ -34,9 +34,19 @@ class Target:
     name: str
     dsn: str = field(repr=False)
     labels: tuple[tuple[str, str], ...] = ()
+    dsn_env: str | None = None  # the environment variable the URL was read from
 
     def label(self, key: str) -> str | None:
         return dict(self.labels).get(key)
+
+    def url_source(self) -> str:
+        """Where the URL comes from, for connection hints ('' when given in the config)."""
+        return f"its URL comes from ${self.dsn_env}" if self.dsn_env else ""
+
+    def cannot_connect(self, exc: ConnectionFailed) -> str:
+        """A connection failure in one line: libpq's reason, the fix, the URL's variable."""
+        hint = "; ".join(x for x in (exc.hint, self.url_source()) if x)
+        return exc.message.splitlines()[0] + (f" (hint: {hint})" if hint else "")
 
     @property
     def where(self) -> str:
@@ -177,8 +187,9 @@ def _from_command(argv: Sequence[str], fleet: str) -> list[Target]:
         if not isinstance(item, dict) or "name" not in item:
             raise UsageError(f"{what}: line {n} is not an object with a name")
         name = _check_name(str(item["name"]), what)
-        if "dsn_env" in item:
-            dsn = _env(str(item["dsn_env"]), f"target {name}")
+        var = str(item["dsn_env"]) if "dsn_env" in item else None
+        if var is not None:
+            dsn = _env(var, f"target {name}")
         elif "dsn" in item:
             dsn = str(item["dsn"])
         else:
@@ -186,7 +197,8 @@ def _from_command(argv: Sequence[str], fleet: str) -> list[Target]:
         labels = item.get("labels") or {}
         if not isinstance(labels, dict):
             raise UsageError(f"{what}: labels of {name} is not an object")
-        out.append(Target(name, dsn, tuple(sorted((str(k), str(v)) for k, v in labels.items()))))
+        pairs = tuple(sorted((str(k), str(v)) for k, v in labels.items()))
+        out.append(Target(name, dsn, pairs, dsn_env=var))
     return out
 
 
@@ -201,7 +213,7 @@ def load_targets(cfg: FleetConfig) -> list[Target]:
         for st in cfg.targets:
             name = _check_name(st.name, f"fleet {cfg.name}")
             dsn = st.dsn if st.dsn is not None else _env(st.dsn_env or "", f"target {name}")
-            targets.append(Target(name, dsn, st.labels))
+            targets.append(Target(name, dsn, st.labels, dsn_env=st.dsn_env))
     if not targets:
         raise UsageError(f"fleet {cfg.name} has no targets", hint="check its targets source")
     seen: dict[str, int] = {}
