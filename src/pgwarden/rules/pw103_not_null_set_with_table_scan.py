@@ -58,7 +58,7 @@ https://www.postgresql.org/docs/current/sql-altertable.html#SQL-ALTERTABLE-DESC-
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -183,24 +183,73 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         help="add CHECK (column IS NOT NULL) NOT VALID, VALIDATE it in a separate transaction, "
         "then SET NOT NULL (no scan) and drop the CHECK",
         severity=judged.severity,
-        fix=fix(step, table, cols, ctx.plan.server_version),
+        fix=None
+        if _crossed(step, ctx.plan.steps, table, cols)
+        else fix(step, table, cols, ctx.plan.server_version, _names_taken(ctx)),
     )
 
 
-def fix(step: Step, table: str, cols: list[str], server_version: int | None = None) -> Fix | None:
+def _crossed(step: Step, steps: Sequence[Step], table: str, cols: list[str]) -> bool:
+    """Whether a later step of the step's transaction drops NOT NULL of, drops, adds or
+    renames one of `cols`, or renames or drops `table`: the fix's statements that run
+    after the commit would move past it (a DROP NOT NULL undone, a name gone)."""
+    if step.transaction is None:
+        return False
+    for later in steps[step.index + 1 :]:
+        if later.transaction != step.transaction:
+            continue
+        if table_of(later) == table and _changed_columns(later) & set(cols):
+            return True
+        if later.kind in ("RenameStmt", "DropStmt") and table in {
+            lk.relation for lk in later.effects.locks
+        }:
+            kind, column = str(later.body.get("renameType")), str(later.body.get("subname"))
+            if kind != "OBJECT_COLUMN" or column in cols:
+                return True
+    return False
+
+
+def _changed_columns(step: Step) -> set[str]:
+    """Columns an ALTER TABLE step drops NOT NULL of, drops or adds."""
+    out: set[str] = set()
+    for sub, cmd in alter_cmds(step):
+        if sub in ("AT_DropNotNull", "AT_DropColumn"):
+            out.add(str(cmd.get("name")))
+        elif sub == "AT_AddColumn":
+            out.add(str(cmd.get("def", {}).get("ColumnDef", {}).get("colname")))
+    return out
+
+
+def _names_taken(ctx: LintContext) -> set[str]:
+    """The constraint names earlier fixes of the plan chose (a column fixed twice gets
+    a name of its own each time)."""
+    return cast("set[str]", ctx.state.setdefault(f"{RULE_CODE}.names", set()))
+
+
+def fix(
+    step: Step,
+    table: str,
+    cols: list[str],
+    server_version: int | None = None,
+    taken: set[str] | None = None,
+) -> Fix | None:
     """NOT NULL ... NOT VALID + VALIDATE on PostgreSQL 18 (when the plan says so), else
-    the CHECK-first recipe; only when the statement just sets NOT NULL."""
+    the CHECK-first recipe; only when the statement just sets NOT NULL. `taken`: CHECK
+    names earlier fixes chose (skipped; the chosen ones are added)."""
     if not cols or any(sub != "AT_SetNotNull" for sub, _ in alter_cmds(step)):
         return None
     base = table.rsplit(".", 1)[-1].strip('"')
+    taken = set() if taken is None else taken
     if server_version is not None and server_version >= 18:
+        # The name PostgreSQL gives the NOT NULL constraint SET NOT NULL makes; it stays
+        # (a DROP NOT NULL drops it before another fix of the column can add it again).
         nn = {c: f"{base}_{c}_not_null" for c in cols}
         add = [
             f"ALTER TABLE {table} ADD CONSTRAINT {n} NOT NULL {c} NOT VALID;" for c, n in nn.items()
         ]
         validate = [f"ALTER TABLE {table} VALIDATE CONSTRAINT {n};" for n in nn.values()]
         return Fix(_group(add, Placement.IN_PLACE) + _group(validate, Placement.AFTER, _SEPARATE))
-    names = {c: f"{base}_{c}_not_null_check" for c in cols}
+    names = {c: _unique(f"{base}_{c}_not_null_check", taken) for c in cols}
     add = [
         f"ALTER TABLE {table} ADD CONSTRAINT {n} CHECK ({c} IS NOT NULL) NOT VALID;"
         for c, n in names.items()
@@ -217,6 +266,16 @@ def fix(step: Step, table: str, cols: list[str], server_version: int | None = No
 
 
 _SEPARATE = "in a separate transaction:"
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    """`name`, or `name_2`, `name_3`, ... when taken; recorded as taken."""
+    chosen, n = name, 1
+    while chosen in taken:
+        n += 1
+        chosen = f"{name}_{n}"
+    taken.add(chosen)
+    return chosen
 
 
 def _group(
