@@ -109,12 +109,17 @@ _PARTITIONED_INDEX = (
     "REINDEX INDEX ... CONCURRENTLY of a partitioned index leaves in a partition: retry "
     "with `pgwarden apply`, which drops them."
 )
+_APPLY = (
+    "-- The retry with `pgwarden apply`, in full: pgwarden apply FILE --database-url DSN "
+    "--env NAME (add --restamp when pgwarden has never applied to that database: it refuses "
+    "to adopt one holding data without it)."
+)
 _RENAMED = (
     "-- A RENAME below follows statements naming what it renames: once it has committed, "
     'those fail when the file runs again ("does not exist"): after a failure past it, '
     "run the file from the statement that failed."
 )
-_OWN = {HEADER, _RETRY, _TIMEOUT, _DETACH, _UNNAMED, _PARTITIONED_INDEX, _RENAMED}
+_OWN = {HEADER, _RETRY, _TIMEOUT, _DETACH, _UNNAMED, _PARTITIONED_INDEX, _APPLY, _RENAMED}
 _WORD = re.compile(r'"((?:[^"]|"")+)"|([A-Za-z_][A-Za-z0-9_$]*)')
 _TRAIL = re.compile(r"[ \t]*;?[ \t]*(--[^\n]*)")
 _IGNORE = re.compile(r"--\s*pgwarden:\s*ignore\b")
@@ -193,6 +198,8 @@ def _render(
         out.append(_UNNAMED)
     if any(_partitioned_index(st, catalog) for st in steps):
         out.append(_PARTITIONED_INDEX)
+    if any(ln in (_DETACH, _UNNAMED, _PARTITIONED_INDEX) for ln in out):
+        out.append(_APPLY)
     if _named_before_rename(steps):
         out.append(_RENAMED)
     if timeout_ms is not None:
