@@ -28,6 +28,8 @@
    PUBLIC`, global: PostgreSQL's built-in grant cannot be revoked per schema),
    and the roles granted back get it on them. The comment names the
    application roles that lose a routine (they may call it) and the groups.
+5. What the migration role lacks to apply changes (PW510): USAGE and CREATE on the
+   application schemas, CREATE on the database while pgwarden's schema does not exist.
 
 Every statement is built with psycopg.sql from names read from the catalog.
 Steps 1-7 are one transaction (applied with `pgwarden apply`): a failure leaves
@@ -47,7 +49,7 @@ from psycopg import sql
 from pgwarden.access.capabilities import Capability, capabilities, reach
 from pgwarden.access.policy import class_of
 from pgwarden.access.roles import PUBLIC, Catalog
-from pgwarden.access.verdict import AuditFinding, RoleVerdict
+from pgwarden.access.verdict import AuditFinding, RoleVerdict, migration_missing
 from pgwarden.settings import RolePolicy
 
 __all__ = ["FixPlan", "fix_plan", "header"]
@@ -518,8 +520,28 @@ def fix_plan(
         ("5. default privileges that would grant them on new objects", direct["defaults"]),
         ("6. role attributes", direct["attributes"]),
         (routines_title, routines),
+        (
+            f"8. what the migration role {migration} needs to apply changes (CREATE in the "
+            "application schemas; in the database while pgwarden's schema does not exist)",
+            _migration_grants(cat, policy),
+        ),
     ]
     return plan
+
+
+def _migration_grants(cat: Catalog, policy: RolePolicy) -> list[sql.Composable]:
+    """GRANT what the migration role lacks to create tables and pgwarden's schema."""
+    out: list[sql.Composable] = []
+    for m in migration_missing(cat, policy):
+        out.append(
+            sql.SQL("GRANT {} ON {} {} TO {}").format(
+                sql.SQL(", ").join(sql.SQL(p) for p in m.privileges),
+                sql.SQL(m.object_kind.upper()),
+                _ident(m.name),
+                _ident(str(policy.migration)),
+            )
+        )
+    return out
 
 
 _ALTER = {

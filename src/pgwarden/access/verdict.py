@@ -14,12 +14,12 @@ import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pgwarden.access.capabilities import OTHER, Capability, public_capabilities
+from pgwarden.access.capabilities import OTHER, Capability, public_capabilities, reach
 from pgwarden.access.policy import class_of, declared_roles
 from pgwarden.access.roles import PUBLIC, Catalog
 from pgwarden.settings import RolePolicy, config_table
 
-__all__ = ["RULES", "AuditFinding", "RoleVerdict", "judge"]
+__all__ = ["RULES", "AuditFinding", "Missing", "RoleVerdict", "judge", "migration_missing"]
 
 # code -> (name, what it means), for SARIF and the docs
 RULES: dict[str, tuple[str, str]] = {
@@ -52,6 +52,11 @@ RULES: dict[str, tuple[str, str]] = {
         "restore-drill-overdue",
         "the newest verified restore drill of this database is "
         "older than backup.drill_max_age_days, or there is none",
+    ),
+    "PW510": (
+        "migration-cannot-create",
+        "the migration role cannot create in an application schema (or, before pgwarden's "
+        "schema exists, in the database): the first pgwarden apply fails",
     ),
 }
 
@@ -277,6 +282,94 @@ def _policy_findings(cat: Catalog, policy: RolePolicy) -> list[AuditFinding]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class Missing:
+    """Privileges the migration role lacks on a schema or the database to apply changes."""
+
+    object_kind: str  # schema, database
+    name: str  # as stored
+    privileges: tuple[str, ...]  # USAGE, CREATE
+    owner: str  # who may grant them (besides a superuser)
+    public_create: bool = False  # PUBLIC may CREATE there (PW505: the fix revokes it)
+
+
+def migration_missing(cat: Catalog, policy: RolePolicy) -> list[Missing]:
+    """What the migration role (as `current_user`: its own and inherited rights) lacks to
+    create tables in each existing application schema and, while pgwarden's schema does
+    not exist, to create it in the database (CREATE there). PUBLIC's CREATE does not count:
+    it is a finding of its own (PW505), which the fix plan revokes."""
+    role = cat.roles.get(policy.migration or "")
+    if role is None or role.superuser:
+        return []
+    holders = {r for r, x in reach(cat, role.name).items() if not x.set_role}
+    held = {
+        (g.kind, g.schema if g.kind == "schema" else g.name, g.privilege)
+        for g in cat.grants
+        if g.kind in ("schema", "database")
+        and (g.grantee in holders or (g.grantee == PUBLIC and g.privilege == "USAGE"))
+    }
+    schemas = {o.schema: o.owner for o in cat.owned if o.kind == "schema" and o.schema}
+    out: list[Missing] = []
+    public = {
+        (g.kind, g.schema if g.kind == "schema" else g.name)
+        for g in cat.grants
+        if g.grantee == PUBLIC and g.privilege == "CREATE"
+    }
+    for schema in policy.application_schemas:
+        if schema not in schemas:
+            continue
+        lacks = tuple(p for p in ("USAGE", "CREATE") if ("schema", schema, p) not in held)
+        if lacks:
+            owner = _owner_name(cat, schemas[schema])
+            out.append(Missing("schema", schema, lacks, owner, ("schema", schema) in public))
+    if "pgwarden" not in schemas and ("database", cat.database, "CREATE") not in held:
+        by_public = ("database", cat.database) in public
+        out.append(Missing("database", cat.database, ("CREATE",), cat.database_owner, by_public))
+    return out
+
+
+def _owner_name(cat: Catalog, owner: str) -> str:
+    """The role that owns an object; pg_database_owner is the database's owner."""
+    return cat.database_owner if owner == "pg_database_owner" else owner
+
+
+def _migration_findings(cat: Catalog, policy: RolePolicy, protected: bool) -> list[AuditFinding]:
+    """PW510: the migration role cannot create where `pgwarden apply` will."""
+    missing = migration_missing(cat, policy)
+    if not missing:
+        return []
+    who = policy.migration or ""
+    where = "; ".join(
+        (
+            f"in schema {m.name} (no {' or '.join(m.privileges)}"
+            if m.object_kind == "schema"
+            else f"pgwarden's schema in database {m.name} (no CREATE on the database"
+        )
+        + (" but PUBLIC's, which is revoked as PW505)" if m.public_create else ")")
+        for m in missing
+    )
+    grants = "; ".join(
+        f"GRANT {', '.join(m.privileges)} ON {m.object_kind.upper()} {m.name} TO "
+        f"{_quoted(who)} (as {m.owner})"
+        for m in missing
+    )
+    return [
+        AuditFinding(
+            "PW510",
+            "error" if protected else "warning",
+            who,
+            f"migration role {who} cannot create {where}: the first `pgwarden apply` fails "
+            "with permission denied",
+            f"{grants}; PostgreSQL 15 and later no longer let PUBLIC create in schema public; "
+            "`pgwarden audit --fix-plan` writes it",
+        )
+    ]
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _public_findings(cat: Catalog, protected: bool) -> list[AuditFinding]:
     """Grants to PUBLIC that let every role create or write (reported once, not per role)."""
     seen: dict[tuple[str, str], Capability] = {}
@@ -334,5 +427,9 @@ def judge(
         return verdicts, general
     memo: _DefinerMemo = {}
     verdicts = [_judge_role(cat, r, cs, policy, protected, memo) for r, cs in sorted(caps.items())]
-    general = _policy_findings(cat, policy) + _public_findings(cat, protected)
+    general = (
+        _policy_findings(cat, policy)
+        + _migration_findings(cat, policy, protected)
+        + _public_findings(cat, protected)
+    )
     return verdicts, general
