@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -17,6 +19,9 @@ from pgwarden.cli import (
 )
 from pgwarden.cli.analyse import alembic_options, alembic_sources
 from pgwarden.cli.options import config_option, threshold_option
+
+if TYPE_CHECKING:
+    from pgwarden.rehearse.model import RehearsalResult
 
 
 def _range_start(
@@ -248,8 +253,15 @@ def rehearse(
         from pgwarden.rehearse.report_text import render_text
 
         render_text(out_markup, result)  # it escapes what it prints
-    if result.status != "completed" or any(f.severity.value == "error" for f in result.findings):
-        sys.exit(EXIT_FINDINGS)
+    if code := exit_code(result):
+        sys.exit(code)
+
+
+def exit_code(result: RehearsalResult) -> int:
+    """The exit code of a rehearsal that ran (`pgwarden rehearse`, `manage.py pgwarden
+    rehearse`): 1 when a step failed or a finding is an error, else 0."""
+    errors = any(f.severity.value == "error" for f in result.findings)
+    return EXIT_FINDINGS if result.status != "completed" or errors else 0
 
 
 COMMANDS = (rehearse,)

@@ -646,6 +646,6 @@ class Command(BaseCommand):  # type: ignore[misc]
             lines[1:1] = [f"note: {n}" for n in result.notes if n not in lines]
             for line in lines:
                 self.stdout.write(line)
-        if result.status != "completed":
-            return EXIT_APPLY
-        return EXIT_FINDINGS if result.findings else 0
+        from pgwarden.cli.rehearse import exit_code
+
+        return exit_code(result)  # as `pgwarden rehearse` on the same plan
