@@ -174,11 +174,14 @@ def test_audit_fix_plan_apply_then_clean(team: Team, tmp_path: Path) -> None:
     r = audit(*base, "--fix-plan", str(plan), "--format", "json")
     assert r.exit_code == 1 and plan.exists(), r.output
     sql_text = plan.read_text()
-    # each table moves in a short transaction of its own, with the application's grants
+    # each table moves in a short transaction of its own, with what the roles use through
+    # its owner: the application's DML, the developer's reads (a member of the owner)
     move = (
         f'BEGIN;\nALTER TABLE "public"."users" OWNER TO "{team.migrator}";\n'
         f'GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE "public"."users" TO "{team.app}";\n'
-        f'GRANT USAGE, SELECT ON SEQUENCE "public"."users_id_seq" TO "{team.app}";\nCOMMIT;'
+        f'GRANT USAGE, SELECT ON SEQUENCE "public"."users_id_seq" TO "{team.app}";\n'
+        f'GRANT SELECT ON TABLE "public"."users" TO "{team.dev}";\n'
+        f'GRANT SELECT ON SEQUENCE "public"."users_id_seq" TO "{team.dev}";\nCOMMIT;'
     )
     assert move in sql_text
     assert (

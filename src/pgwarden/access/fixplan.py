@@ -2,17 +2,19 @@
 
 0. Each relation of a role through which a login role can drop or alter
    objects beyond its class moves to the migration role in a short transaction
-   of its own, together with the application roles' DML on it and USAGE on its
-   sequences: `ALTER TABLE ... OWNER` takes ACCESS EXCLUSIVE, so one
+   of its own, together with what the application (and read-only) roles use
+   through its owner today (DML, USAGE on its sequences; SELECT), no more:
+   `ALTER TABLE ... OWNER` takes ACCESS EXCLUSIVE, so one
    transaction over every table would hold them all at once.
 1. What else they own moves too: `REASSIGN OWNED BY <role> TO <migration>`
    (schemas, functions, the database: the database owner is the implicit
    member of `pg_database_owner`, which owns schema public from PostgreSQL 15).
-2. Application roles get what ownership gave them and the policy allows:
-   USAGE on their schemas, SELECT/INSERT/UPDATE/DELETE on every table and
-   USAGE/SELECT on every sequence there, and the same on what the migration
-   role creates later (`ALTER DEFAULT PRIVILEGES FOR ROLE <migration>`).
-   Read-only roles that lose a membership get SELECT there instead.
+2. Application roles keep what they use today and the policy allows, no more: per
+   table and sequence of their schemas the DML (USAGE/SELECT) they hold through
+   something the plan may take away (an inherited role's ownership or grant, PUBLIC's
+   write), USAGE on the schemas they use, and DML on what the migration role creates
+   later (`ALTER DEFAULT PRIVILEGES FOR ROLE <migration>`). Read-only roles that lose a
+   membership keep SELECT the same way.
 3. Then the revokes: memberships that lead to capabilities beyond a role's
    class, privileges on tables (on columns too), CREATE on schemas and the
    database (also from PUBLIC), default privileges that would grant them on new
@@ -46,7 +48,7 @@ from datetime import UTC, datetime
 import psycopg
 from psycopg import sql
 
-from pgwarden.access.capabilities import Capability, capabilities, reach
+from pgwarden.access.capabilities import Capability, reach
 from pgwarden.access.policy import class_of
 from pgwarden.access.roles import PUBLIC, Catalog
 from pgwarden.access.verdict import AuditFinding, RoleVerdict, migration_missing
@@ -54,7 +56,6 @@ from pgwarden.settings import RolePolicy
 
 __all__ = ["FixPlan", "fix_plan", "header"]
 
-_APP_TABLE_PRIVS = "SELECT, INSERT, UPDATE, DELETE"
 _ATTR_OFF = {
     "superuser": "NOSUPERUSER",
     "createrole": "NOCREATEROLE",
@@ -75,9 +76,6 @@ class FixPlan:
 
     sections: list[tuple[str, list[sql.Composable]]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what the plan does not fix, and why
-    # what the plan's grants add to what a role can do now (a table an application role
-    # only read or appended to becomes writable): for the review
-    widens: list[str] = field(default_factory=list)
     # one short transaction per relation that changes owner (ALTER ... OWNER takes ACCESS
     # EXCLUSIVE): the new owner and the application's grants on it, together
     relations: list[list[sql.Composable]] = field(default_factory=list)
@@ -92,8 +90,6 @@ class FixPlan:
         lines = [f"-- {h}" if h else "--" for h in header]
         for note in self.notes:
             lines.append(f"-- not fixed here: {note}")
-        for more in self.widens:
-            lines.append(f"-- review: this plan {more}")
         if self.relations:
             lines += [
                 "",
@@ -393,36 +389,100 @@ def _routine_revokes(
     return title, out + keep + defaults
 
 
+# what each class keeps, at most: on relations, on sequences, and on new ones
+_APP_KEEPS = (("SELECT", "INSERT", "UPDATE", "DELETE"), ("USAGE", "SELECT"))
+_READER_KEEPS = (("SELECT",), ("SELECT",))
+_REVOKED_FROM_PUBLIC = frozenset({"INSERT", "UPDATE", "DELETE", "TRUNCATE"})  # PW505
+
+# (kind, schema, name) of a relation or sequence -> privileges
+Kept = dict[tuple[str, str, str], tuple[str, ...]]
+
+
+def _kept(
+    cat: Catalog, role: str, schemas: Sequence[str], keeps: tuple[tuple[str, ...], ...]
+) -> Kept:
+    """Per relation and sequence of `schemas`, the privileges of `keeps` that `role` uses
+    now (without SET ROLE) through something the plan may take away: ownership (its own or
+    an inherited role's), an inherited role's grant, PUBLIC's write. What it holds by a
+    grant to itself stays as it is; what it does not have now, it does not get."""
+    inherited = {r for r, x in reach(cat, role).items() if not x.set_role}
+    grants: dict[tuple[str, str], set[str]] = {}
+    for g in cat.grants:
+        if g.column is not None or g.grantee == role:
+            continue
+        if g.grantee in inherited or (g.grantee == PUBLIC and g.privilege in _REVOKED_FROM_PUBLIC):
+            grants.setdefault((g.kind, g.name), set()).add(g.privilege)
+    out: Kept = {}
+    for o in cat.owned:
+        if o.schema not in schemas or len(o.parts) != 2:
+            continue
+        if o.kind in _ALTER:
+            allowed = keeps[0]
+        elif o.kind == "sequence":
+            allowed = keeps[1]
+        else:
+            continue
+        has = set(allowed) if o.owner in inherited else grants.get((o.kind, o.name), set())
+        privs = tuple(p for p in allowed if p in has)
+        if privs:
+            out[(o.kind, *o.parts)] = privs
+    return out
+
+
+def _usage(cat: Catalog, role: str, schema: str) -> bool:
+    """Whether `role` may use `schema` now (a grant to it, an inherited role or PUBLIC)."""
+    inherited = {r for r, x in reach(cat, role).items() if not x.set_role} | {PUBLIC}
+    return any(
+        g.kind == "schema" and g.schema == schema and g.privilege == "USAGE"
+        and g.grantee in inherited
+        for g in cat.grants
+    )  # fmt: skip
+
+
+def _object_grant(
+    kind: str, parts: tuple[str, str], privs: Sequence[str], role: str
+) -> sql.Composable:
+    return sql.SQL("GRANT {} ON {} {} TO {}").format(
+        sql.SQL(", ").join(sql.SQL(p) for p in privs),
+        sql.SQL("SEQUENCE" if kind == "sequence" else "TABLE"),
+        _ident(*parts),
+        _ident(role),
+    )
+
+
 def _grants_to(
     cat: Catalog,
     policy: RolePolicy,
     roles: Iterable[str],
-    privs: str,
-    seq_privs: str,
+    keeps: tuple[tuple[str, ...], ...],
     creator: str | None,
+    skip: set[tuple[str, str]],
 ) -> list[sql.Composable]:
+    """What `roles` keep in the application schemas: USAGE on a schema they use now, on
+    each relation and sequence the privileges of `keeps` they use now through something
+    the plan may take away (`_kept`; not those in `skip`, (schema, name) moved in step 0
+    with their grants), and `keeps` on what `creator` (the migration role) creates later."""
     schemas = {o.schema for o in cat.owned if o.kind == "schema"}
     out: list[sql.Composable] = []
     for role in roles:
         if role not in cat.roles:
             continue
+        kept = _kept(cat, role, policy.application_schemas, keeps)
         for schema in policy.application_schemas:
             if schema not in schemas:
                 continue
             s, r = _ident(schema), _ident(role)
-            out += [
-                sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(s, r),
-                sql.SQL("GRANT {} ON ALL TABLES IN SCHEMA {} TO {}").format(sql.SQL(privs), s, r),
-                sql.SQL("GRANT {} ON ALL SEQUENCES IN SCHEMA {} TO {}").format(
-                    sql.SQL(seq_privs), s, r
-                ),
-            ]
+            if _usage(cat, role, schema):
+                out.append(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(s, r))
+            for (kind, sch, name), privs in kept.items():
+                if sch == schema and (sch, name) not in skip:
+                    out.append(_object_grant(kind, (sch, name), privs, role))
             if creator is not None and creator in cat.roles:
-                for what, p in (("TABLES", privs), ("SEQUENCES", seq_privs)):
+                for what, p in (("TABLES", keeps[0]), ("SEQUENCES", keeps[1])):
                     out.append(
                         sql.SQL(
                             "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} GRANT {} ON {} TO {}"
-                        ).format(_ident(creator), s, sql.SQL(p), sql.SQL(what), r)
+                        ).format(_ident(creator), s, sql.SQL(", ".join(p)), sql.SQL(what), r)
                     )
     return out
 
@@ -500,19 +560,17 @@ def fix_plan(
     something = bool(reassign or memberships or any(direct.values()) or routines)
     grants: list[sql.Composable] = []
     if something:
-        grants = _grants_to(
-            cat, policy, policy.application, _APP_TABLE_PRIVS, "USAGE, SELECT", migration
-        )
-        plan.widens = _widened(cat, policy)
+        moving = _moving(cat, owners)
+        grants = _grants_to(cat, policy, policy.application, _APP_KEEPS, migration, moving)
         readers = [r for r in policy.readonly if r in losing or r in owner_readers]
-        grants += _grants_to(cat, policy, readers, "SELECT", "SELECT", migration)
+        grants += _grants_to(cat, policy, readers, _READER_KEEPS, migration, moving)
         grants += _schema_usage(cat, policy, owner_readers)
     plan.sections = [
         (f"1. what else they own moves to the migration role {migration}", reassign),
         (
-            "2. what the application (and read-only) roles keep: DML (SELECT) in "
+            "2. what the application (and read-only) roles keep in "
             + ", ".join(policy.application_schemas)
-            + ", now and on new tables",
+            + ": the DML (SELECT) they have now, no more, and on new tables",
             grants,
         ),
         ("3. memberships that lead beyond a role's class", memberships),
@@ -553,42 +611,13 @@ _ALTER = {
 }
 
 
-_DML = ("INSERT", "UPDATE", "DELETE")
-
-
-def _widened(cat: Catalog, policy: RolePolicy) -> list[str]:
-    """Per application role, the existing relations of application_schemas on which the
-    plan's `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES` gives it a write it has not
-    now (neither through ownership nor a grant)."""
-    out: list[str] = []
-    relations = [
-        o for o in cat.owned if o.kind in _ALTER and o.schema in policy.application_schemas
-    ]
-    for app in policy.application:
-        if app not in cat.roles or not relations:
-            continue
-        has: dict[str, set[str]] = {}
-        for c in capabilities(cat, app):
-            if c.route != "grant" or c.column is not None:
-                continue
-            if c.kind == "owner" or (c.kind == "write" and c.privilege in _DML):
-                got = set(_DML) if c.kind == "owner" else {c.privilege}
-                has.setdefault(c.object, set()).update(got)
-        gains = []
-        for o in relations:
-            missing = [x for x in _DML if x not in has.get(o.name, set())]
-            if missing:
-                gains.append(f"{', '.join(missing)} on {o.name}")
-        if gains:
-            shown = "; ".join(gains[:5]) + (
-                f"; and {len(gains) - 5} more" if len(gains) > 5 else ""
-            )
-            out.append(
-                f"gives application role {app} rights it does not have now (step 2 grants DML "
-                f"on every table of {', '.join(policy.application_schemas)}): {shown}; "
-                "revoke what it should not have after applying"
-            )
-    return out
+def _moving(cat: Catalog, owners: Sequence[str]) -> set[tuple[str, str]]:
+    """(schema, name) of the relations step 0 moves (they get their grants there)."""
+    return {
+        (o.parts[0], o.parts[1])
+        for o in cat.owned
+        if o.kind in _ALTER and o.owner in owners and len(o.parts) == 2
+    }
 
 
 def _schema_usage(cat: Catalog, policy: RolePolicy, readers: Sequence[str]) -> list[sql.Composable]:
@@ -621,10 +650,15 @@ def _relation_moves(
     migration: str,
     readers: Sequence[str] = (),
 ) -> list[list[sql.Composable]]:
-    """Per relation of `owners`: ALTER ... OWNER TO the migration role, in the application
-    schemas the application roles' DML on it and USAGE on its sequences, and SELECT on it
-    to its former owner when that is a read-only role (`readers`)."""
-    apps = [_ident(a) for a in policy.application if a in cat.roles]
+    """Per relation of `owners`: ALTER ... OWNER TO the migration role; in the application
+    schemas, what the application and read-only roles use now through its owner (DML,
+    USAGE on its sequences; SELECT), no more; SELECT on it to its former owner when that
+    is a read-only role (`readers`)."""
+    apps = [a for a in policy.application if a in cat.roles]
+    kept = {a: _kept(cat, a, policy.application_schemas, _APP_KEEPS) for a in apps}
+    for r in policy.readonly:  # a read-only role reading through the owner reads on
+        if r in cat.roles and r not in kept:
+            kept[r] = _kept(cat, r, policy.application_schemas, _READER_KEEPS)
     sequences: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for seq, table in cat.sequence_owners.items():
         sequences.setdefault(table, []).append(seq)
@@ -640,18 +674,16 @@ def _relation_moves(
         if o.owner in readers:
             stmts.append(sql.SQL("GRANT SELECT ON {} TO {}").format(name, _ident(o.owner)))
         if o.schema in policy.application_schemas:
-            for app in apps:
-                stmts.append(
-                    sql.SQL("GRANT {} ON TABLE {} TO {}").format(
-                        sql.SQL(_APP_TABLE_PRIVS), name, app
-                    )
-                )
+            for app in kept:  # what it uses now through the owner, no more
+                if app == o.owner and app in readers:
+                    continue  # granted SELECT above
+                privs = kept[app].get((o.kind, o.parts[0], o.parts[1]))
+                if privs:
+                    stmts.append(_object_grant(o.kind, (o.parts[0], o.parts[1]), privs, app))
                 for seq in sequences.get((o.parts[0], o.parts[1]), []):
-                    stmts.append(
-                        sql.SQL("GRANT USAGE, SELECT ON SEQUENCE {} TO {}").format(
-                            _ident(*seq), app
-                        )
-                    )
+                    seq_privs = kept[app].get(("sequence", *seq))
+                    if seq_privs:
+                        stmts.append(_object_grant("sequence", seq, seq_privs, app))
         out.append(stmts)
     return out
 

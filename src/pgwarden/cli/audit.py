@@ -88,7 +88,7 @@ def audit(
                 stamped=stamped(conn),
             )
             plan_text = plan.render(conn, top)
-            nothing, notes = plan.empty, [*plan.notes, *plan.widens]
+            nothing, notes = plan.empty, list(plan.notes)
     if plan_text is not None and fix_plan_file is not None:
         target = Path(fix_plan_file)
         try:
