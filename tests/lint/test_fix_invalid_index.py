@@ -130,3 +130,18 @@ def test_index_being_built_elsewhere_is_left_alone(pg_cluster: Cluster, tmp_path
         while builder.pgconn.get_result() is not None:
             pass
         assert _valid(c, "invoices_created_at_idx") is True
+
+
+def test_unnamed_index_fix_rerun_builds_no_second_copy(pg_any: Cluster, tmp_path: Path) -> None:
+    """An unnamed build is named as the server would name it (the catalog shows the name
+    free), so a re-run finds it (before: every run built another copy, ..._idx1, ...)."""
+    stmts = _fixed(tmp_path, "CREATE INDEX ON invoices (created_at);\n", pg_any.installation.major)
+    with psycopg.connect(_database(pg_any), autocommit=True) as c:
+        for _ in range(2):
+            _run(c, stmts)
+        names = c.execute(
+            "SELECT array_agg(indexrelid::regclass::text) FROM pg_index "
+            "WHERE indrelid = 'invoices'::regclass "
+            "AND pg_get_indexdef(indexrelid) LIKE '%%created_at%%'"
+        ).fetchone()
+    assert names == (["invoices_created_at_idx"],)

@@ -41,7 +41,7 @@ from collections.abc import Iterator
 from pgwarden.analysis.effects import LockMode
 from pgwarden.findings import Fix, FixStatement, Placement, Severity
 from pgwarden.plan import Step
-from pgwarden.rules._sql import qualified, relname
+from pgwarden.rules._sql import qualified, quote, relname
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
 
 _CREATE = re.compile(r"^(\s*CREATE\s+(?:UNIQUE\s+)?INDEX)\b", re.I)
@@ -72,7 +72,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
             help="use CREATE INDEX CONCURRENTLY, outside a transaction block, if a refresh "
             "must not wait",
             severity=Severity.NOTE if judged.severity is Severity.NOTE else Severity.WARNING,
-            fix=fix(step),
+            fix=fix(step, _default_name(step, ctx)),
         )
         return
     yield Hit(
@@ -80,13 +80,43 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         f"{table}: {judged.size}",
         help="use CREATE INDEX CONCURRENTLY, outside a transaction block",
         severity=judged.severity,
-        fix=fix(step),
+        fix=fix(step, _default_name(step, ctx)),
     )
 
 
-def fix(step: Step) -> Fix | None:
+def fix(step: Step, name: str | None = None) -> Fix | None:
+    """The build with CONCURRENTLY; an unnamed one named `name` (the name the server
+    would give it), so that running the fixed file again finds it by name and does
+    not build another copy."""
     fixed, n = _CREATE.subn(r"\1 CONCURRENTLY", step.sql, count=1)
+    if n and name is not None:
+        named = quote(name).replace("\\", "\\\\")
+        fixed = _UNNAMED.sub(rf"\1 {named} ON", fixed, count=1)
     return Fix((FixStatement(fixed + ";", Placement.BEFORE),)) if n else None
+
+
+_UNNAMED = re.compile(r"^(\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY)\s+ON\b", re.I)
+
+
+def _default_name(step: Step, ctx: LintContext) -> str | None:
+    """The name the server gives an unnamed index (table_columns_idx), when the catalog
+    is known (no relation takes it) and the columns are plain and fit it uncut."""
+    body = step.tree.get("IndexStmt") or {}
+    if body.get("idxname") or body.get("indexIncludingParams"):
+        return None  # named, or INCLUDE columns in the name too
+    if ctx.snapshot is None or ctx.snapshot.catalog is None:
+        return None
+    cols = [p.get("IndexElem", {}).get("name") for p in body.get("indexParams") or ()]
+    if not cols or not all(isinstance(c, str) for c in cols) or len(set(cols)) < len(cols):
+        return None
+    table = str((body.get("relation") or {}).get("relname"))
+    name = "_".join([table, *[str(c) for c in cols], "idx"])
+    created = [c.rsplit(".", 1)[-1] for c in step.effects.creates]
+    fits = len(name.encode()) <= _NAME_BYTES
+    return name if fits and created == [name] else None
+
+
+_NAME_BYTES = 63
 
 
 RULE = Rule(
