@@ -40,6 +40,7 @@ def test_status_after_a_rollback_says_how_long_it_took_and_who_serves(
     assert "switchover done: NEW serves the writes" in ran, ran
     runner = CliRunner()
     back = ["rollback", "--database-url", pair.old_dsn, "--target-url", pair.new_dsn]
+    back += ["--journal-file", str(journal)]
     rolled = runner.invoke(upgrade, back)
     assert rolled.exit_code == 0, rolled.output
     assert "rolled back: OLD serves the writes again" in rolled.output, rolled.output
@@ -58,6 +59,8 @@ def test_status_after_a_rollback_says_how_long_it_took_and_who_serves(
     ]
     offline = runner.invoke(upgrade, away)  # OLD unreachable: the local journal's events
     assert "switchover done, NEW serves the writes" in offline.output, offline.output
+    last = offline.output.splitlines()[-2]  # before the `next:` line: the rollback
+    assert "rolled back, OLD serves the writes again" in last, offline.output
     shown = runner.invoke(upgrade, ["status", "--database-url", pair.old_dsn, "--format", "json"])
     data = orjson.loads(shown.output)
     assert data["serving"] == "old"

@@ -334,6 +334,9 @@ def cancel_cmd(
     default=None,
     help="Shell command moving the application back (run with PGWARDEN_SWITCH_TO=old).",
 )
+@click.option(
+    "--journal-file", default=_DEFAULT_JOURNAL, show_default=True, help="Local JSON-lines journal."
+)
 @handle_errors
 def rollback_cmd(
     database_url: str | None,
@@ -341,8 +344,11 @@ def rollback_cmd(
     target_url: str | None,
     timeout_s: float,
     switch_cmd: str | None,
+    journal_file: str,
 ) -> None:
     """After a switchover: back to OLD through the reverse replication, no write lost."""
+    from pgwarden.apply.local_journal import LocalJournal
+    from pgwarden.events import UpgradePhase
     from pgwarden.settings import load_settings
     from pgwarden.upgrade.journal import find_active
     from pgwarden.upgrade.logical import Names, published_tables
@@ -367,13 +373,24 @@ def rollback_cmd(
             if record.state == "switched":  # a rollback cut short is finished whatever
                 with sides.new() as new:
                     refuse_if_reverse_broken(old, new, record)
+            # the local journal first (a journal that cannot be written stops it here, with
+            # nothing changed), so that `status` without OLD tells the rollback too
+            emit = fan_out([LocalJournal(journal_file, record.id), event_printer(log_format), hook])
+            emit(
+                UpgradePhase(
+                    upgrade_id=record.id,
+                    phase="switchover",
+                    status="started",
+                    message="rolling back to OLD",
+                )
+            )
             paused = switch_back(
                 sides,
                 Names(record.id),
                 published_tables(old),
                 record,
                 old,
-                fan_out([event_printer(log_format), hook]),
+                emit,
                 switch_cmd,
                 Deadline(timeout_s),
             )
