@@ -327,6 +327,7 @@ class IndexStmt(TypedDict, total=False):
     relation: RangeVar
     accessMethod: str
     indexParams: list["Node"]
+    indexIncludingParams: list["Node"]
     whereClause: "Node"
     unique: bool
     nulls_not_distinct: bool
