@@ -237,6 +237,8 @@ def type_change_rewrites(old: tuple[str, list[int]], new: tuple[str, list[int]],
 
 # How the assumption of an unknown column type starts (rules match on it).
 CURRENT_TYPE_UNKNOWN = "The current type of"
+# How it ends when the session's TimeZone makes timestamp <-> timestamptz in place.
+IN_PLACE_IN_UTC = "since the session's TimeZone is UTC)."
 
 # Types whose indexes share an operator class: a change among them keeps the index.
 _SAME_OPCLASS = frozenset({"varchar", "text"})
@@ -247,6 +249,10 @@ _WIDENED = {
     "varchar": "a shorter varchar (or, without a limit, text)",
     "numeric": "a numeric of the same scale and no more precision",
 }
+
+
+# timestamp <-> timestamptz: in place when the session's TimeZone is UTC.
+_ZONED_FROM = {"timestamptz": "timestamp", "timestamp": "timestamptz"}
 
 
 def target_family(new: tuple[str, list[int]]) -> str:
@@ -491,10 +497,17 @@ class AlterTable:
             # words and grades the finding from it.
             rewrite = True
             in_place = _WIDENED.get(new[0])
+            zoned = _ZONED_FROM.get(new[0]) if utc else None
             self.ctx.no_catalog(
                 f"{CURRENT_TYPE_UNKNOWN} {self.table}.{name} is not known (no catalog);"
                 " assuming the type change rewrites the table"
-                + (f" (it is done in place if {name} is now {in_place})." if in_place else ".")
+                + (f" (it is done in place if {name} is now {in_place})." if in_place else "")
+                + (
+                    f" (it is done in place if {name} is now {zoned}, {IN_PLACE_IN_UTC}"
+                    if zoned
+                    else ""
+                )
+                + ("" if in_place or zoned else ".")
             )
         else:
             rewrite = opaque_typmods(col["typeName"]) or type_change_rewrites(

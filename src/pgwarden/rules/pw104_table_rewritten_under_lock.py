@@ -24,8 +24,10 @@ SQL alone the current type is not known and a rewrite is assumed, with the
 severity set by what real migrations do (bench/alter_type_study.json,
 docs/lock-model.md): a change to `text` or an unbounded `varchar` is a
 warning, since 14 of 17 such real changes were from a varchar and ran in
-place; every other target (`varchar(n)`, `bigint`, `numeric(p,s)`,
-`timestamptz`, `jsonb`, ...) stays an error. Setting
+place, and so is a change between `timestamp` and `timestamptz` after a `SET
+TimeZone = 'UTC'` in the plan (done in place from the other of the two); every
+other target (`varchar(n)`, `bigint`, `numeric(p,s)`, `timestamptz` in a
+session of unknown zone, `jsonb`, ...) stays an error. Setting
 `unknown_type_change = "error"` makes them all errors.
 
 ## Why is this bad?
@@ -71,6 +73,7 @@ from collections.abc import Iterator
 from pgwarden.analysis.effects import LockMode, TypeChange
 from pgwarden.analysis.locks_altertable import (
     CURRENT_TYPE_UNKNOWN,
+    IN_PLACE_IN_UTC,
     MOSTLY_IN_PLACE,
     target_family,
     type_name,
@@ -109,6 +112,16 @@ def _unknown_type(step: Step, column: str) -> bool:
     return any(a.startswith(CURRENT_TYPE_UNKNOWN) and named in a for a in step.effects.assumptions)
 
 
+def _in_place_in_utc(step: Step, column: str) -> bool:
+    """Whether the lock model said `column`'s change is in place from timestamp (or
+    timestamptz), the session's TimeZone being UTC (a `SET TimeZone` earlier)."""
+    named = f".{column} is not known (no catalog)"
+    return any(
+        a.startswith(CURRENT_TYPE_UNKNOWN) and named in a and a.endswith(IN_PLACE_IN_UTC)
+        for a in step.effects.assumptions
+    )
+
+
 def _known_change(step: Step, name: str) -> TypeChange | None:
     """`name`'s type change as the lock model graded it from the known current type."""
     return next((c for c in step.effects.type_changes if c.column == name), None)
@@ -135,6 +148,14 @@ def _type_cause(step: Step, ctx: LintContext, name: str, tn: TypeName) -> tuple[
     what = f"changing the type of {name} to {type_text(tn)}"
     if not _unknown_type(step, name):
         return what, False
+    if ctx.unknown_type_change != "error" and _in_place_in_utc(step, name):
+        old = "timestamp" if type_text(tn) == "timestamptz" else "timestamptz"
+        return (
+            f"{what} if it is not now {old} (its current type is not known without a catalog; "
+            f"from {old} the change is done in place, since the session's TimeZone is UTC; "
+            f"{_KNOW})",
+            True,
+        )
     studied = MOSTLY_IN_PLACE.get(target_family(type_name(tn)))
     if studied is None or ctx.unknown_type_change == "error":
         unknown = "its current type is not known without a catalog, so a rewrite is assumed"
