@@ -24,6 +24,10 @@ def ledger(db: str) -> str:
     ("args", "needle"),
     [
         (("--set", "bal = 1; DROP TABLE ledger"), "one SET list and one condition"),
+        # a WHERE, FROM or RETURNING smuggled into --set (or --where) is not a SET list
+        (("--set", "bal = 1 WHERE 1 = 1"), "one SET list and one condition"),
+        (("--set", "bal = 1 FROM ledger l2"), "one SET list and one condition"),
+        (("--set", "bal = 1", "--where", "true RETURNING id"), "one SET list and one condition"),
         (("--set", "balance = 1"), 'column "balance" of relation "ledger" does not exist'),
         (("--set", "bal = 1", "--where", "kind = 'x'"), 'column "kind" does not exist'),
     ],

@@ -68,7 +68,12 @@ def _validate(spec: BackfillSpec) -> None:
     where = f" WHERE {spec.where_sql}" if spec.where_sql else ""
     text = f"UPDATE backfill_target SET {spec.set_sql}{where}"
     stmts = parse(text, "<backfill>")
-    if len(stmts) != 1 or stmts[0].kind != "UpdateStmt":
+    body = stmts[0].tree.get("UpdateStmt") if len(stmts) == 1 else None
+    smuggled = body is not None and (
+        any(body.get(k) for k in ("fromClause", "returningClause", "withClause"))
+        or bool(body.get("whereClause")) != bool(spec.where_sql)
+    )
+    if body is None or smuggled:
         raise InputError(
             "--set and --where must be one SET list and one condition, not statements",
             hint="e.g. --set \"status = 'open'\" --where 'status IS NULL'",
