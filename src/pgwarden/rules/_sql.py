@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, cast
 
+from pglast.keywords import COL_NAME_KEYWORDS, RESERVED_KEYWORDS, TYPE_FUNC_NAME_KEYWORDS
+
 from pgwarden.analysis.effects import LockMode
 from pgwarden.analysis.nodes import (
     AlterTableCmd,
@@ -39,6 +41,7 @@ __all__ = [
     "dotted",
     "func_names",
     "how_long",
+    "ident",
     "object_name",
     "option_on",
     "qualified",
@@ -55,6 +58,16 @@ __all__ = [
 ]
 
 TABLE_KINDS = ("table", "partitioned table", "materialized view", "foreign table")
+
+
+_KEYWORDS = COL_NAME_KEYWORDS | RESERVED_KEYWORDS | TYPE_FUNC_NAME_KEYWORDS
+
+
+def ident(name: str) -> str:
+    """`name` as an SQL identifier, quoted as quote_ident() does (case, symbols, keywords)."""
+    if name in _KEYWORDS:
+        return '"' + name + '"'
+    return quote(name)
 
 
 def qualified(relation: str) -> str:

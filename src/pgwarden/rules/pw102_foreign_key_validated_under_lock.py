@@ -49,7 +49,7 @@ from pgwarden.analysis.effects import LockMode
 from pgwarden.analysis.nodes import Constraint
 from pgwarden.findings import Fix, FixStatement, Placement
 from pgwarden.plan import Step
-from pgwarden.rules._sql import alter_cmds, qualified, relname
+from pgwarden.rules._sql import alter_cmds, ident, qualified, relname
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
 
 
@@ -121,12 +121,17 @@ def fix(step: Step, table: str, con: Constraint) -> Fix:
     if not name:
         cols = "_".join(str(a["String"]["sval"]) for a in con.get("fk_attrs", []))
         name = f"{table.split('.')[-1]}_{cols}_fkey"
-        sql = re.sub(
-            r"\bFOREIGN\s+KEY\b", f"CONSTRAINT {name} FOREIGN KEY", step.sql, count=1, flags=re.I
-        )
+        named = f"CONSTRAINT {ident(name)} FOREIGN KEY"
+        sql = re.sub(r"\bFOREIGN\s+KEY\b", named, step.sql, count=1, flags=re.I)
     else:
         sql = step.sql
-    return validate_later(sql.rstrip(), table, str(name))
+    return validate_later(sql.rstrip(), _sql_table(step), ident(str(name)))
+
+
+def _sql_table(step: Step) -> str:
+    """The ALTER TABLE's table as SQL, each part quoted as it must be."""
+    rel = step.tree["AlterTableStmt"].get("relation", {})
+    return ".".join(ident(p) for p in (rel.get("schemaname"), rel.get("relname", "?")) if p)
 
 
 def validate_later(added: str, table: str, name: str) -> Fix:

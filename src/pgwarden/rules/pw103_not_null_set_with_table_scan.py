@@ -66,7 +66,7 @@ from pgwarden.analysis.effects import LockMode
 from pgwarden.analysis.nodes import Node
 from pgwarden.findings import Fix, FixStatement, Placement
 from pgwarden.plan import Step
-from pgwarden.rules._sql import alter_cmds, how_long, strings, strongest_on, table_of
+from pgwarden.rules._sql import alter_cmds, how_long, ident, strings, strongest_on, table_of
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
 
 
@@ -245,18 +245,19 @@ def fix(
         # (a DROP NOT NULL drops it before another fix of the column can add it again).
         nn = {c: f"{base}_{c}_not_null" for c in cols}
         add = [
-            f"ALTER TABLE {table} ADD CONSTRAINT {n} NOT NULL {c} NOT VALID;" for c, n in nn.items()
+            f"ALTER TABLE {table} ADD CONSTRAINT {ident(n)} NOT NULL {ident(c)} NOT VALID;"
+            for c, n in nn.items()
         ]
-        validate = [f"ALTER TABLE {table} VALIDATE CONSTRAINT {n};" for n in nn.values()]
+        validate = [f"ALTER TABLE {table} VALIDATE CONSTRAINT {ident(n)};" for n in nn.values()]
         return Fix(_group(add, Placement.IN_PLACE) + _group(validate, Placement.AFTER, _SEPARATE))
     names = {c: _unique(f"{base}_{c}_not_null_check", taken) for c in cols}
     add = [
-        f"ALTER TABLE {table} ADD CONSTRAINT {n} CHECK ({c} IS NOT NULL) NOT VALID;"
+        f"ALTER TABLE {table} ADD CONSTRAINT {ident(n)} CHECK ({ident(c)} IS NOT NULL) NOT VALID;"
         for c, n in names.items()
     ]
-    validate = [f"ALTER TABLE {table} VALIDATE CONSTRAINT {n};" for n in names.values()]
-    finish = [f"ALTER TABLE {table} ALTER COLUMN {c} SET NOT NULL;" for c in cols] + [
-        f"ALTER TABLE {table} DROP CONSTRAINT {n};" for n in names.values()
+    validate = [f"ALTER TABLE {table} VALIDATE CONSTRAINT {ident(n)};" for n in names.values()]
+    finish = [f"ALTER TABLE {table} ALTER COLUMN {ident(c)} SET NOT NULL;" for c in cols] + [
+        f"ALTER TABLE {table} DROP CONSTRAINT {ident(n)};" for n in names.values()
     ]
     return Fix(
         _group(add, Placement.IN_PLACE)

@@ -54,7 +54,7 @@ from pgwarden.analysis.effects import LockMode
 from pgwarden.analysis.nodes import Constraint
 from pgwarden.findings import Fix
 from pgwarden.plan import Step
-from pgwarden.rules._sql import alter_cmds, how_long, quote, table_of
+from pgwarden.rules._sql import alter_cmds, how_long, ident, table_of
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
 from pgwarden.rules.pw102_foreign_key_validated_under_lock import validate_later
 
@@ -126,7 +126,7 @@ def fix(step: Step, table: str, con: Constraint) -> Fix | None:
     name = con.get("conname")
     if not name or len(step.body.get("cmds", ())) != 1:
         return None
-    return validate_later(step.sql.rstrip().rstrip(";"), table, quote(str(name)))
+    return validate_later(step.sql.rstrip().rstrip(";"), table, ident(str(name)))
 
 
 RULE = Rule(
