@@ -28,12 +28,13 @@ ALTER TABLE "Acc" ALTER COLUMN "Total" SET NOT NULL;
 ALTER TABLE "Acc" ALTER COLUMN "order" SET NOT NULL;
 ALTER TABLE "Acc" ADD CONSTRAINT "Acc_FK" FOREIGN KEY ("Ref") REFERENCES "Other"("Id");
 ALTER TABLE "Acc" ADD FOREIGN KEY ("Id") REFERENCES "Other"("Id");
+ALTER TABLE "Acc" ADD CONSTRAINT "Acc_order" UNIQUE ("order");
 """
 STATE = """\
 SELECT array(SELECT attname || ':' || attnotnull FROM pg_attribute
              WHERE attrelid = '"Acc"'::regclass AND attnum > 0 ORDER BY attnum),
        array(SELECT conname || ':' || convalidated FROM pg_constraint
-             WHERE conrelid = '"Acc"'::regclass AND contype = 'f' ORDER BY 1)
+             WHERE conrelid = '"Acc"'::regclass AND contype IN ('f', 'u') ORDER BY 1)
 """
 
 

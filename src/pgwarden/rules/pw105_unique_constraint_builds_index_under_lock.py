@@ -51,7 +51,7 @@ from pgwarden.analysis.effects import LockMode
 from pgwarden.analysis.nodes import Constraint
 from pgwarden.findings import Fix, FixStatement, Placement
 from pgwarden.plan import Step
-from pgwarden.rules._sql import alter_cmds, how_long, quote, strings, table_of
+from pgwarden.rules._sql import alter_cmds, how_long, ident, strings, table_of
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
 
 _KINDS = {"CONSTR_UNIQUE": "UNIQUE", "CONSTR_PRIMARY": "PRIMARY KEY"}
@@ -107,8 +107,8 @@ def fix(step: Step, table: str, con: Constraint, cols: list[str]) -> Fix | None:
         f"{base}_pkey" if kind == "PRIMARY KEY" else f"{base}_{'_'.join(cols)}_key"
     )
     nulls = " NULLS NOT DISTINCT" if con.get("nulls_not_distinct") else ""
-    column_list = ", ".join(quote(c) for c in cols)
-    index = quote(name)
+    column_list = ", ".join(ident(c) for c in cols)
+    index = ident(name)
     return Fix(
         (
             FixStatement(
