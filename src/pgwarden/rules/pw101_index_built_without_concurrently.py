@@ -41,7 +41,7 @@ from collections.abc import Iterator
 from pgwarden.analysis.effects import LockMode
 from pgwarden.findings import Fix, FixStatement, Placement, Severity
 from pgwarden.plan import Step
-from pgwarden.rules._sql import qualified, quote, relname
+from pgwarden.rules._sql import quote, regclass
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
 
 _CREATE = re.compile(r"^(\s*CREATE\s+(?:UNIQUE\s+)?INDEX)\b", re.I)
@@ -53,7 +53,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         return
     if not step.effects.scans:
         return  # nothing is built: IF NOT EXISTS of an existing index, ON ONLY a partitioned table
-    table = qualified(relname(body.get("relation")))
+    table = regclass(body.get("relation"))
     est = ctx.duration(table, kind="index")
     judged = ctx.judge(table, lock_s=est)
     if judged.severity is None:
