@@ -106,6 +106,7 @@ def check_env_name(
     environments: Mapping[str, Environment] | None = None,
     stamp_env: str | None = None,
     source: str | None = None,
+    unstamped: str = "the database has no pgwarden stamp",
 ) -> str:
     """`name`, or a `UsageError` when it is empty, holds a control character, or is
     not an environment this run may target.
@@ -115,7 +116,8 @@ def check_env_name(
     database's stamp records (a database adopted under that name elsewhere); any
     other undeclared name is a typo or the wrong configuration, refused naming the
     closest declared environment and the stamp's; `source` is the config file that
-    declares them (`Settings.source`), named in the hint.
+    declares them (`Settings.source`), named in the hint; `unstamped` says why no
+    stamp excuses the name when `stamp_env` is None (a fleet checks before reading any).
     """
     bad = [c for c in name if ord(c) < 32 or 127 <= ord(c) < 160]
     if not name.strip() or bad:
@@ -131,11 +133,7 @@ def check_env_name(
     from difflib import get_close_matches  # only to name the closest of a wrong name
 
     close = get_close_matches(name, declared, n=1, cutoff=0.5)
-    stamp = (
-        f"the database's stamp says {stamp_env!r}"
-        if stamp_env is not None
-        else "the database has no pgwarden stamp"
-    )
+    stamp = f"the database's stamp says {stamp_env!r}" if stamp_env is not None else unstamped
     raise UsageError(
         f"{where} {name} is not declared in the configuration "
         f"(declared: {', '.join(declared)}) and {stamp}",

@@ -107,12 +107,24 @@ def _selector(labels: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
 
 
 def _load(kw: dict[str, Any]) -> tuple[Any, Any, list[Any]]:
+    """The settings, the fleet and its targets; a run's --env is checked first, before
+    a registry or command is asked for the targets and before any target is read."""
     from pgwarden.fleet.config import fleet_config
     from pgwarden.fleet.targets import load_targets
-    from pgwarden.settings import load_settings
+    from pgwarden.settings import check_env_name, load_settings
 
     settings = load_settings(kw["config"])
     cfg = fleet_config(settings, kw["fleet"])
+    if "env" in kw:  # apply and resume: a name the configuration does not declare (a typo,
+        # the wrong config) is refused here, as `pgwarden apply` refuses it; a target's
+        # stamp cannot excuse it, as no stamp has been read yet
+        check_env_name(
+            kw["env"],
+            environments=settings.environments,
+            source=settings.source,
+            unstamped="a fleet's --env must be one of them (it is checked before any target "
+            "is read)",
+        )
     return settings, cfg, load_targets(cfg)
 
 
