@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from pgwarden.analysis.catalog import Catalog, read_catalog
+from pgwarden.analysis.snapshot_shape import snapshot_problem
 from pgwarden.errors import InputError
 
 if TYPE_CHECKING:  # loaded with a snapshot (read or taken): lint without one never needs it
@@ -141,6 +142,14 @@ def load_snapshot(path: str | os.PathLike[str]) -> Snapshot:
         raise InputError(
             f"{p}: not a pgwarden stats file (expected format {FORMAT!r})",
             hint="regenerate it with `pgwarden stats dump`",
+            path=str(p),
+        )
+    problem = snapshot_problem(data)
+    if problem is not None:
+        raise InputError(
+            f"{p}: stats file is damaged: {problem}",
+            hint="correct that value, or regenerate the file with"
+            " `pgwarden stats dump --database-url DSN -o FILE`",
             path=str(p),
         )
     try:
