@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -21,7 +21,11 @@ from pgwarden.cli import (
     skip_teardown,
 )
 from pgwarden.cli.options import alembic_option
-from pgwarden.errors import UsageError
+from pgwarden.errors import SqlParseError, UsageError
+
+if TYPE_CHECKING:
+    from pgwarden.lint.engine import LintResult
+    from pgwarden.plan import Plan
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
@@ -186,9 +190,7 @@ def lint(
     lints Alembic revisions.
     """
     from pgwarden.findings import Severity
-    from pgwarden.lint.engine import LintResult
     from pgwarden.plan import Plan
-    from pgwarden.report.lint_json import lint_json
     from pgwarden.settings import load_settings
 
     skip_teardown()  # what lint opens it closes itself (files, a read-only connection)
@@ -229,7 +231,14 @@ def lint(
             sources=sources,
         )
 
-    plan, result = run()
+    try:
+        plan, result = run()
+    except SqlParseError as exc:
+        if fmt in ("json", "sarif", "gitlab"):  # CI uploads the report: it must be one
+            from pgwarden.lint.engine import syntax_error_result
+
+            _print_lint_report(fmt, Plan(()), syntax_error_result(exc))
+        raise
     if apply_fixes:
         from pgwarden.lint.fix import fix_plan, write_fixes
 
@@ -239,7 +248,18 @@ def lint(
             err.print(fx.diff(), highlight=False, end="")
         err.print(f"fixed {sum(len(fx.fixed) for fx in fixes)} finding(s) in {len(fixes)} file(s)")
         plan, result = run()  # what is left after the fixes
+    _print_lint_report(fmt, plan, result)
+    skip_teardown(plan, result)  # freed with the process, not one object at a time
+    threshold = fail_on or settings.fail_on
+    if threshold != "never" and result.failed(Severity(threshold)):
+        sys.exit(EXIT_FINDINGS)
+
+
+def _print_lint_report(fmt: str, plan: Plan, result: LintResult) -> None:
+    """`result` on stdout in `fmt`."""
     if fmt == "json":
+        from pgwarden.report.lint_json import lint_json
+
         print_json(lint_json(plan, result))
     elif fmt == "sarif":
         from pgwarden.report.lint_ci import sarif
@@ -257,10 +277,6 @@ def lint(
         from pgwarden.report.lint_text import render_lint  # rich.syntax, pygments
 
         render_lint(out, plan, result)
-    skip_teardown(plan, result)  # freed with the process, not one object at a time
-    threshold = fail_on or settings.fail_on
-    if threshold != "never" and result.failed(Severity(threshold)):
-        sys.exit(EXIT_FINDINGS)
 
 
 @click.group()

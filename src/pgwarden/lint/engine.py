@@ -10,6 +10,7 @@ from itertools import accumulate
 
 from pgwarden.analysis.context import Snapshot
 from pgwarden.analysis.parse import gc_paused
+from pgwarden.errors import SqlParseError
 from pgwarden.findings import Finding, Fix, Placement, Severity, new_finding
 from pgwarden.location import LineIndex, SourceLocation
 from pgwarden.plan import Plan, Step
@@ -20,14 +21,17 @@ from pgwarden.settings import UnknownTypeChange
 
 __all__ = [
     "IGNORE_WITHOUT_REASON",
+    "SYNTAX_ERROR",
     "LintResult",
     "Suppression",
     "ignore_without_reason",
     "lint_plan",
     "merged_fixes",
+    "syntax_error_result",
 ]
 
 IGNORE_WITHOUT_REASON = "PW900"
+SYNTAX_ERROR = "PW901"
 _CODE = r"(?:PW\d+|[a-z][a-z0-9-]+)"
 _IGNORE = re.compile(rf"--\s*pgwarden:\s*ignore\s+({_CODE}(?:\s*,\s*{_CODE})*)[ \t]*(.*)$", re.M)
 
@@ -159,6 +163,20 @@ def ignore_without_reason(
         location=location,
         step=step,
     )
+
+
+def syntax_error_result(exc: SqlParseError) -> LintResult:
+    """PW901: a file the server grammar rejects, as the one finding of a lint that stopped
+    there (nothing is linted), for the machine formats that must still write a report."""
+    finding = Finding(
+        code=SYNTAX_ERROR,
+        name="syntax-error",
+        severity=Severity.ERROR,
+        message=f"{exc.server_message} (nothing was linted)",
+        help=exc.hint or "fix the SQL at that position",
+        location=exc.location,
+    )
+    return LintResult((finding,))
 
 
 def lint_plan(

@@ -11,7 +11,7 @@ import orjson
 
 from pgwarden.findings import Severity
 from pgwarden.lint import preflight
-from pgwarden.lint.engine import IGNORE_WITHOUT_REASON, LintResult
+from pgwarden.lint.engine import IGNORE_WITHOUT_REASON, SYNTAX_ERROR, LintResult
 from pgwarden.plan import Plan
 from pgwarden.report import github
 from pgwarden.report.lint_docs import rule_doc_url
@@ -67,6 +67,14 @@ def sarif(result: LintResult, *, root: str | os.PathLike[str] | None = None) -> 
             "id": IGNORE_WITHOUT_REASON,
             "name": "ignore-without-reason",
             "shortDescription": {"text": "an inline ignore without a reason suppresses nothing"},
+            "defaultConfiguration": {"level": "error"},
+        }
+    )
+    rules.append(
+        {
+            "id": SYNTAX_ERROR,
+            "name": "syntax-error",
+            "shortDescription": {"text": "the SQL is not valid: nothing was linted"},
             "defaultConfiguration": {"level": "error"},
         }
     )

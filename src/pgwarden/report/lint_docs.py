@@ -10,5 +10,9 @@ _PAGES = "https://github.com/pgwarden/pgwarden/blob/main/docs/rules/README.md"
 
 
 def rule_doc_url(code: str) -> str:
-    """The page of rule `code`; codes without a page of their own (PW900) get the index."""
-    return DOCS_URL.format(code=code) if code.startswith("PW") and code != "PW900" else _PAGES
+    """The page of rule `code`; codes without a page of their own (PW900, PW901) get the
+    index."""
+    return DOCS_URL.format(code=code) if code.startswith("PW") and code not in _NO_PAGE else _PAGES
+
+
+_NO_PAGE = ("PW900", "PW901")

@@ -31,6 +31,8 @@ def render_index() -> str:
         "existing rows would make a new constraint fail at deploy time |",
         "| PW900 | ignore-without-reason | an inline `-- pgwarden: ignore` without a reason "
         "suppresses nothing |",
+        "| PW901 | syntax-error | the SQL is not valid (the parser's message at file:line:column);"
+        " nothing is linted, exit code 2 |",
     ]
     return "\n".join(lines) + "\n"
 

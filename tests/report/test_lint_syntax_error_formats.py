@@ -1,0 +1,88 @@
+"""A file with a SQL syntax error still gets a valid machine report.
+
+`pgwarden lint --format json|sarif|gitlab` writes a document carrying the syntax
+error as a finding (file, line, column, the parser's message), with the same exit
+code (2) and message on stderr as the text format. Before, stdout was empty: CI that
+uploads the report had an empty, invalid file. Text and github output are unchanged
+(the error on stderr only).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PGWARDEN = [sys.executable, "-c", "from pgwarden.cli import main; main()"]
+SQL = "CREATE INDEX ON accounts (x);\nALTER TABLE accounts ADD COLUM y int;\n"
+PARSER = 'syntax error at or near "int"'
+
+
+def _lint(tmp_path: Path, fmt: str) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "migrations").mkdir()
+    (tmp_path / "migrations" / "001_bad.sql").write_text(SQL)
+    return subprocess.run(
+        [*PGWARDEN, "lint", "--format", fmt, "migrations/001_bad.sql"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+def _same_error_as_text(proc: subprocess.CompletedProcess[str]) -> None:
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert proc.stderr.startswith(
+        f"pgwarden: error: migrations/001_bad.sql:2:34: syntax error: {PARSER}"
+    )
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("fmt", ["text", "github"])
+def test_text_and_github_say_it_on_stderr_only(tmp_path: Path, fmt: str) -> None:
+    proc = _lint(tmp_path, fmt)
+    _same_error_as_text(proc)
+    assert proc.stdout == ""
+
+
+def test_json_carries_the_syntax_error(tmp_path: Path) -> None:
+    proc = _lint(tmp_path, "json")
+    _same_error_as_text(proc)
+    doc: dict[str, Any] = json.loads(proc.stdout)
+    [f] = doc["findings"]
+    assert f["code"] == "PW901" and f["name"] == "syntax-error" and f["severity"] == "error"
+    assert PARSER in f["message"]
+    assert f["location"] == {"path": "migrations/001_bad.sql", "line": 2, "column": 34}
+    assert f["fix"] is None and f["fix_mechanical"] is None
+    assert doc["summary"]["errors"] == 1 and doc["summary"]["statements"] == 0
+
+
+def test_sarif_carries_the_syntax_error(tmp_path: Path) -> None:
+    proc = _lint(tmp_path, "sarif")
+    _same_error_as_text(proc)
+    log: dict[str, Any] = json.loads(proc.stdout)
+    assert log["version"] == "2.1.0"
+    [run] = log["runs"]
+    [result] = run["results"]
+    rules = run["tool"]["driver"]["rules"]
+    assert result["ruleId"] == "PW901" and rules[result["ruleIndex"]]["id"] == "PW901"
+    assert result["level"] == "error" and PARSER in result["message"]["text"]
+    [loc] = result["locations"]
+    assert loc["physicalLocation"]["artifactLocation"]["uri"] == "migrations/001_bad.sql"
+    assert loc["physicalLocation"]["region"] == {"startLine": 2, "startColumn": 34}
+
+
+def test_gitlab_carries_the_syntax_error(tmp_path: Path) -> None:
+    proc = _lint(tmp_path, "gitlab")
+    _same_error_as_text(proc)
+    report: list[dict[str, Any]] = json.loads(proc.stdout)
+    [issue] = report
+    assert issue["check_name"] == "PW901" and issue["severity"] == "critical"
+    assert PARSER in issue["description"]
+    assert issue["location"] == {"path": "migrations/001_bad.sql", "lines": {"begin": 2}}
+    assert len(issue["fingerprint"]) == 64
