@@ -110,3 +110,61 @@ def test_a_folder_runs_in_version_order(tmp_path: Path) -> None:
         "sub/0010_c.sql",
         "R__views.sql",  # Flyway's repeatable files after the versioned ones
     ]
+
+
+def _tree(root: Path, names: list[str]) -> list[str]:
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text("SELECT 1;\n")
+    return [p.relative_to(root).as_posix() for p in collect_sql_files([root])]
+
+
+def test_flyway_versions_order_files_across_sub_folders(tmp_path: Path) -> None:
+    """Flyway sorts versioned migrations by version whatever folder holds them, then its
+    repeatable ones by description. Before, a folder's own files came first: V10 before
+    sub/V2, and R__ files in path order."""
+    got = _tree(
+        tmp_path,
+        [
+            "V1__accounts.sql",
+            "V10__ledger.sql",
+            "sub/V2__entries.sql",
+            "sub/deeper/V3_1__fix.sql",
+            "other/V11__index.sql",
+            "R__z_report.sql",
+            "sub/R__a_views.sql",
+        ],
+    )
+    assert got == [
+        "V1__accounts.sql",
+        "sub/V2__entries.sql",
+        "sub/deeper/V3_1__fix.sql",
+        "V10__ledger.sql",
+        "other/V11__index.sql",
+        "sub/R__a_views.sql",
+        "R__z_report.sql",
+    ]
+
+
+def test_plain_names_keep_folder_order(tmp_path: Path) -> None:
+    """Names without a Flyway version: each folder's files in number order, a sub-folder
+    where its name sorts (as before)."""
+    got = _tree(tmp_path, ["010_b.sql", "002_a.sql", "sub/001_c.sql", "2024/001_d.sql"])
+    assert got == ["002_a.sql", "010_b.sql", "2024/001_d.sql", "sub/001_c.sql"]
+
+
+def test_an_upper_case_extension_is_a_sql_file(tmp_path: Path) -> None:
+    """`V3__x.SQL` is linted in its place; before, it was skipped without a word."""
+    got = _tree(tmp_path, ["V1__a.sql", "V3__x.SQL", "V10__b.sql", "sub/V2__y.Sql", "notes.txt"])
+    assert got == ["V1__a.sql", "sub/V2__y.Sql", "V3__x.SQL", "V10__b.sql"]
+    only = tmp_path / "only"
+    assert _tree(only, ["V1__A.SQL"]) == ["V1__A.SQL"]  # not "folder holds no .sql files"
+
+
+def test_rehearse_history_takes_upper_case_extensions(tmp_path: Path) -> None:
+    """rehearse's schema history (the files before the rehearsed one) reads `.SQL` too."""
+    from pgwarden.rehearse.schema import earlier_migrations
+
+    _tree(tmp_path, ["V1__a.sql", "V2__b.SQL", "V3__plan.sql"])
+    history = earlier_migrations([tmp_path / "V3__plan.sql"])
+    assert [p.name for p in history] == ["V1__a.sql", "V2__b.SQL"]

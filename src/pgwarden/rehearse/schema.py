@@ -20,7 +20,12 @@ from pgwarden.errors import DatabaseError, EnvironmentProblem, InputError
 from pgwarden.pg.binaries import find_installations
 from pgwarden.pg.connect import connect, describe_dsn
 from pgwarden.pg.tool_conninfo import tool_connection
-from pgwarden.sources.sql_files import collect_sql_files, migration_order, read_sql_file
+from pgwarden.sources.sql_files import (
+    collect_sql_files,
+    is_sql_file,
+    migration_order,
+    read_sql_file,
+)
 from pgwarden.sources.updown import is_down_file, split_halves
 
 __all__ = ["SchemaSource", "apply_schema", "dump_schema", "earlier_migrations", "resolve_schema"]
@@ -90,7 +95,7 @@ def earlier_migrations(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
         return []
     first = min(files, key=migration_order)
     given = {f.resolve() for f in files}
-    every = list(first.parent.glob("*.sql"))
+    every = [f for f in first.parent.iterdir() if is_sql_file(f)]
     return [
         f
         for f in sorted(every, key=migration_order)

@@ -21,6 +21,7 @@ __all__ = [
     "STDIN",
     "collect_sql_files",
     "decode_sql",
+    "is_sql_file",
     "migration_order",
     "read_sources",
     "read_sql_file",
@@ -37,29 +38,42 @@ _FLYWAY = re.compile(r"V(\d+(?:[._]\d+)*)__")
 
 
 def migration_order(path: Path) -> tuple[object, ...]:
-    """Sort key of a file in a folder of migrations: numbers compare as numbers (V2 before
-    V10; zero-padded names keep their order), Flyway's `V<version>__` files by version
-    (V1 < V1_1 < V2), and its repeatable `R__` files after all the others."""
-    key: list[object] = [path.name.startswith("R__")]  # repeatable: after every other
-    for i, part in enumerate(path.parts):
-        flyway = _FLYWAY.match(part) if i == len(path.parts) - 1 else None
-        if flyway is not None:
-            version = tuple(int(n) for n in re.split(r"[._]", flyway.group(1)))
-            key.append((0, version, part))
-        else:
-            runs = _DIGITS.split(part)
-            key.append((1, tuple(int(r) if j % 2 else r for j, r in enumerate(runs)), part))
-    return tuple(key)
+    """Sort key of a file in a folder of migrations (and its sub-folders).
+
+    Flyway's `V<version>__` files come first, by version whatever sub-folder holds them
+    (V1 < sub/V2 < V10; V1 < V1_1 < V2), as Flyway orders its locations; then every other
+    file, folder by folder (a folder's files and its sub-folders in name order); then
+    Flyway's repeatable `R__` files, by description, as Flyway runs them. Numbers in names
+    compare as numbers (V2 before V10; zero-padded names keep their order)."""
+    parts = tuple((_natural(part), part) for part in path.parts)
+    name = path.name
+    if name.startswith("R__"):  # repeatable: after every other, by description
+        return (2, _natural(name), name, parts)
+    flyway = _FLYWAY.match(name)
+    if flyway is not None:
+        return (0, tuple(int(n) for n in re.split(r"[._]", flyway.group(1))), parts)
+    return (1, parts)
+
+
+def _natural(text: str) -> tuple[str | int, ...]:
+    """`text` with its runs of digits as numbers: "V10__a" -> ("V", 10, "__a")."""
+    return tuple(int(r) if j % 2 else r for j, r in enumerate(_DIGITS.split(text)))
+
+
+def is_sql_file(path: Path) -> bool:
+    """Whether a file found in a folder is SQL: `.sql` in any case (`V3__x.SQL`)."""
+    return path.suffix.lower() == ".sql" and path.is_file()
 
 
 def collect_sql_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """Expand folders into their `.sql` files (recursively, in `migration_order`)."""
+    """Expand folders into their `.sql` (or `.SQL`) files (recursively, in
+    `migration_order`)."""
     out: list[Path] = []
     for raw in paths:
         p = Path(raw)
         mode = _mode(p)
         if mode is not None and S_ISDIR(mode):
-            every = [q for q in p.rglob("*.sql") if q.is_file()]
+            every = [q for q in p.rglob("*") if is_sql_file(q)]
             # the down (rollback) halves of up/down pairs run only to roll back: not linted
             found = sorted((q for q in every if not is_down_file(q, every)), key=migration_order)
             if not found:
