@@ -20,7 +20,7 @@ from pgwarden.analysis.nodes import A_Const, A_Expr, Node, strings
 if TYPE_CHECKING:  # a snapshot's types: pg.stats is loaded with a snapshot
     from pgwarden.pg.stats import ColumnStats
 
-__all__ = ["selectivity"]
+__all__ = ["nearly_every_row", "selectivity"]
 
 # The planner's default selectivity for an equality it knows nothing about.
 _DEFAULT_EQ = 0.005
@@ -342,3 +342,102 @@ def _fraction_below(bounds: tuple[str, ...], value: str) -> float:
                 inside = min(1.0, max(0.0, (x - a) / (b - a)))
             return (i + inside) / buckets
     return 1.0
+
+
+# Far enough ahead (or back) that no real row's timestamp lies beyond it.
+_FUTURE_YEAR = 2100
+_PAST_YEAR = 1900
+_YEAR = re.compile(r"^\s*(-?\d{4,})-\d{1,2}-\d{1,2}")
+
+
+def nearly_every_row(where: Node, target: frozenset[str]) -> str | None:
+    """Why `where` holds for (nearly) every row of the table without any statistics, or
+    None: each AND-ed condition is one that real rows meet: a time column before the
+    current time or a date in 2100+, a key (`id`, `*_id`) `> 0`, `>= 1` or `IS NOT NULL`,
+    or a join of the target to another table (`target.col = other.col`, UPDATE ... FROM or
+    DELETE ... USING). `target`: the names the statement's table goes by."""
+    boolean = where.get("BoolExpr")
+    if boolean is not None:
+        if boolean.get("boolop") != "AND_EXPR":
+            return None
+        reasons = [nearly_every_row(arg, target) for arg in boolean.get("args", ())]
+        if not reasons or any(r is None for r in reasons):
+            return None
+        return " and ".join(r for r in reasons if r is not None)
+    null_test = where.get("NullTest")
+    if null_test is not None:
+        col = _ref(null_test.get("arg", {}))
+        if null_test.get("nulltesttype") == "IS_NOT_NULL" and col and _key_like(col[-1]):
+            return f"{'.'.join(col)} IS NOT NULL holds for every row with a key"
+        return None
+    expr = where.get("A_Expr")
+    if expr is None or expr.get("kind") != "AEXPR_OP" or len(strings(expr.get("name"))) != 1:
+        return None
+    op = strings(expr.get("name"))[0]
+    left, right = expr.get("lexpr", {}), expr.get("rexpr", {})
+    if op == "=":
+        return _joins(left, right, target)
+    if _ref(left) is None:  # const op column: flip the comparison
+        left, right = right, left
+        op = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}.get(op, op)
+    col = _ref(left)
+    if col is None or op not in ("<", "<=", ">", ">="):
+        return None
+    name = ".".join(col)
+    if op in ("<", "<=") and _not_before_now(right):
+        return f"{name} {op} the current time holds for every row dated in the past"
+    year = _year(right)
+    if year is not None and (
+        (op in ("<", "<=") and year >= _FUTURE_YEAR) or (op in (">", ">=") and year < _PAST_YEAR)
+    ):
+        return f"{name} {op} a date in {year} holds for every row with a real date"
+    number = _const(right)
+    if _key_like(col[-1]) and number is not None and number.lstrip("-").isdigit():
+        bound = int(number)
+        if (op == ">" and bound <= 0) or (op == ">=" and bound <= 1):
+            return f"{name} {op} {bound} holds for every generated key"
+    return None
+
+
+def _key_like(column: str) -> bool:
+    low = column.lower()
+    return low == "id" or low.endswith("_id") or (column.endswith("Id") and len(column) > 2)
+
+
+def _not_before_now(node: Node) -> bool:
+    """The current time, or the current time plus a positive interval."""
+    if _is_now(node):
+        return True
+    expr = node.get("A_Expr")
+    if expr is None or strings(expr.get("name")) != ["+"]:
+        return False
+    delta = _seconds(expr.get("rexpr", {}))
+    return _is_now(expr.get("lexpr", {})) and delta is not None and delta >= 0
+
+
+def _year(node: Node) -> int | None:
+    """The year of a date or timestamp literal ('2100-01-01', 'infinity': 9999)."""
+    text = _const(node)
+    if text is None:
+        return None
+    if text.strip().lower() in ("infinity", "+infinity"):
+        return 9999
+    if text.strip().lower() == "-infinity":
+        return -9999
+    match = _YEAR.match(text)
+    return int(match.group(1)) if match else None
+
+
+def _joins(left: Node, right: Node, target: frozenset[str]) -> str | None:
+    """`target.col = other.col`: every target row whose column has its match."""
+    a, b = _ref(left), _ref(right)
+    if not a or not b or len(a) < 2 or len(b) < 2:
+        return None
+    mine = [r for r in (a, b) if r[-2] in target]
+    if len(mine) != 1:
+        return None
+    other = b if mine[0] is a else a
+    return (
+        f"the join {'.'.join(a)} = {'.'.join(b)} keeps every row of the table with a"
+        f" matching {other[-2]} row"
+    )

@@ -14,7 +14,11 @@ of a large or busy table, in one statement is an error. A column the plan added
 earlier without a default is NULL in every existing row, so the backfill
 `UPDATE t SET c = ... WHERE c IS NULL` touches them all (the planner cannot
 say: the column does not exist yet). Without stats or a database the size is
-unknown, and a note says so. (A missing or constant-true
+unknown and a note says so, unless the WHERE is one that real rows all meet:
+a time column before the current time (`viewed_at < now()`) or before a date in
+2100 or later, a key (`id`, `*_id`) `> 0`, `>= 1` or `IS NOT NULL`, or only
+the join to another table (`UPDATE t SET ... FROM u WHERE u.id = t.u_id`);
+that is graded as if the WHERE were missing. (A missing or constant-true
 WHERE is PW140.)
 
 ## Why is this bad?
@@ -54,7 +58,7 @@ from datetime import UTC, datetime
 
 from pgwarden.analysis.context import Snapshot
 from pgwarden.analysis.nodes import Node, strings
-from pgwarden.analysis.selectivity import selectivity
+from pgwarden.analysis.selectivity import nearly_every_row, selectivity
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
 from pgwarden.rules._sql import regclass
@@ -188,6 +192,16 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         span = _key_span(where)
         if span is not None and span <= ctx.dml.max_rows:
             return  # one batch of a keyed loop: at most `span` rows of a unique key
+        reason = nearly_every_row(where, _join_names(body) or frozenset())
+        if reason is not None:
+            yield Hit(
+                message=f"{verb} nearly every row of {table} in one statement: {reason}, so "
+                "each row stays locked until COMMIT and concurrent writes to them wait; "
+                f"{table}: {judged.size}",
+                help=_HELP,
+                severity=judged.severity,
+            )
+            return
         noted = ctx.state.setdefault("PW142", set())
         assert isinstance(noted, set)
         if step.location.path in noted:
