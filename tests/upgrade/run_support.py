@@ -14,6 +14,7 @@ import psycopg
 import psycopg.sql
 import pytest
 
+from pgwarden.apply.identity import stamp_database
 from pgwarden.errors import PostgresNotFound
 from pgwarden.events import Event
 from pgwarden.pg.binaries import find_installation
@@ -132,6 +133,9 @@ def make_pair(clusters: LogicalClusters, old_major: int, new_major: int) -> Pair
     new_dsn = new.create_database(name)
     with psycopg.connect(old_dsn, autocommit=True) as c:
         c.execute(SCHEMA)
+        # OLD holds data: `upgrade run` needs it stamped as the --env of `run_args` (as
+        # apply does); protected, as an undeclared environment with no stamp would be
+        stamp_database(c, "dev", protected=True, by="upgrade-tests")
     return Pair(old, new, old_dsn, new_dsn)
 
 

@@ -43,6 +43,20 @@ def _follow_flag(flag: Path, writer: Writer, dsn: str) -> threading.Thread:
     return t
 
 
+def _stamp_is_own(dsn: str) -> bool:
+    """The database's stamp records environment dev and this server and database."""
+    from pgwarden.apply.identity import read_identity, read_stamp
+
+    with psycopg.connect(dsn, autocommit=True) as c:
+        stamp, ident = read_stamp(c), read_identity(c)
+    return (
+        stamp is not None
+        and stamp.environment == "dev"
+        and (stamp.system_identifier, stamp.database_oid)
+        == (ident.system_identifier, ident.database_oid)
+    )
+
+
 def test_run_switches_over_under_load_and_rolls_back_with_new_writes(
     logical_clusters, tmp_path: Path
 ) -> None:
@@ -70,10 +84,16 @@ def test_run_switches_over_under_load_and_rolls_back_with_new_writes(
     acked = writer.ids()
     assert acked - ids_on(pair.new_dsn) == set()  # no acknowledged write lost
     assert not can_write(pair.old_dsn)  # OLD refuses writes after the switchover
-    # the initial copy was reported and every table verified at one LSN
-    assert any(isinstance(e, UpgradeCopy) and e.tables_ready == 3 for e in events.seen)
+    # the initial copy was reported and every table verified at one LSN (OLD's stamp,
+    # pgwarden.target, travels with the user's tables)
+    assert any(isinstance(e, UpgradeCopy) and e.tables_ready == 4 for e in events.seen)
     verified = [e for e in events.seen if isinstance(e, UpgradeVerified)]
-    assert {e.table for e in verified} == {"public.orders", "public.items", "public.settings"}
+    assert {e.table for e in verified} == {
+        "public.orders",
+        "public.items",
+        "public.settings",
+        "pgwarden.target",
+    }
     assert all(e.same for e in verified)
     assert any(isinstance(e, UpgradeSwitchover) and e.outcome == "switched" for e in events.seen)
     # the sequence continues on NEW after OLD's last value (no duplicate key)
@@ -82,6 +102,9 @@ def test_run_switches_over_under_load_and_rolls_back_with_new_writes(
     # forward replication gone, reverse replication in place
     assert leftovers(pair.old_dsn)["publications"] == []
     assert leftovers(pair.old_dsn)["subscriptions"] == [f"pgwarden_up_{record.id}_rev"]
+    # each side's stamp describes that side: NEW's was rewritten for NEW, and the reverse
+    # replication did not carry it back over OLD's
+    assert _stamp_is_own(pair.new_dsn) and _stamp_is_own(pair.old_dsn)
     # the local journal holds the events, and no password
     assert "upgrade_switchover" in (tmp_path / "journal.jsonl").read_text()
 
@@ -113,6 +136,7 @@ def test_run_switches_over_under_load_and_rolls_back_with_new_writes(
         c.execute("INSERT INTO orders (note) VALUES ('old again')")  # sequence moved past NEW's
         stored = find_latest(c, record.id)
     assert stored is not None and stored.state == "rolled_back"
+    assert _stamp_is_own(pair.old_dsn)  # `pgwarden apply --env dev` keeps working on OLD
     assert leftovers(pair.old_dsn) == {"slots": [], "publications": [], "subscriptions": []}
     assert leftovers(pair.new_dsn) == {"slots": [], "publications": [], "subscriptions": []}
 

@@ -193,6 +193,12 @@ def _event_lag(event: UpgradeLag) -> str:
     "--journal-file", default=_DEFAULT_JOURNAL, show_default=True, help="Local JSON-lines journal."
 )
 @yes_option
+@click.option(
+    "--restamp",
+    is_flag=True,
+    help="Adopt an OLD that holds data but was never stamped by pgwarden (or carries "
+    "another stamp) as --env first (as `pgwarden apply --restamp` does).",
+)
 @click.option("--config", default=None, help="pgwarden.toml or pyproject.toml to read.")
 @handle_errors
 def run(
@@ -211,16 +217,27 @@ def run(
     target_conninfo: str | None,
     journal_file: str,
     yes: bool,
+    restamp: bool,
     config: str | None,
 ) -> None:
     """Upgrade OLD to NEW through logical replication, then switch over (blue/green)."""
-    from pgwarden.cli.environment import check_environment
+    from pgwarden.cli.environment import adopt, check_environment
     from pgwarden.settings import load_settings
     from pgwarden.upgrade.run import RunOptions, run_upgrade
 
     sides = _sides(database_url, target_url, source_conninfo, target_conninfo)
     settings = load_settings(config)
-    check_environment(sides.old, env, settings, yes=yes, lost_stamp_ok=True)
+    check_environment(
+        sides.old,
+        env,
+        settings,
+        yes=yes,
+        lost_stamp_ok=True,
+        unstamped_data_refused=True,
+        restamp=restamp,
+    )
+    if restamp:
+        adopt(sides.old, env, settings)
     options = RunOptions(
         environment=env,
         target_major=to_major,

@@ -226,7 +226,11 @@ def _forward(sw: Switch, deadline: Deadline) -> None:
         deadline.check("setting the sequences")
         _statement_timeout(old, deadline)
         logical.drop_subscription(new, sw.names.forward)
-        logical.create_publication(new, sw.names.reverse, sw.tables)
+        # not the stamp (pgwarden.target): NEW's is rewritten for NEW after the switch, and
+        # sent back it would overwrite OLD's with NEW's identity (apply on OLD after a
+        # rollback then refused it as a copy)
+        back = [t for t in sw.tables if (t.schema, t.name) != ("pgwarden", "target")]
+        logical.create_publication(new, sw.names.reverse, back)
         logical.create_subscription(
             old, sw.names.reverse, sw.sides.target_conninfo, copy_data=False
         )
