@@ -49,7 +49,7 @@ from pgwarden.analysis.effects import LockMode
 from pgwarden.analysis.nodes import Constraint
 from pgwarden.findings import Fix, FixStatement, Placement
 from pgwarden.plan import Step
-from pgwarden.rules._sql import alter_cmds, ident, qualified, relname
+from pgwarden.rules._sql import alter_cmds, ident, regclass
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
 
 
@@ -73,10 +73,10 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     stmt = step.tree.get("AlterTableStmt")
     if stmt is None:
         return
-    table = qualified(relname(stmt.get("relation")))
+    table = regclass(stmt.get("relation"))
     own = step.effects.strongest()
     for con, inline in _foreign_keys(step):
-        ref = qualified(relname(con.get("pktable")))
+        ref = regclass(con.get("pktable"))
         est = ctx.duration(table, kind="fk")
         judged = ctx.judge(table, lock_s=est)
         if judged.severity is None:
@@ -112,15 +112,16 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
             if inline
             else "add the foreign key NOT VALID, then VALIDATE it in a separate transaction",
             severity=judged.severity,
-            fix=None if inline else fix(step, table, con),
+            fix=None if inline else fix(step, con),
         )
 
 
-def fix(step: Step, table: str, con: Constraint) -> Fix:
+def fix(step: Step, con: Constraint) -> Fix:
     name = con.get("conname")
-    if not name:
+    if not name:  # the name the server gives it: table_columns_fkey, unquoted
         cols = "_".join(str(a["String"]["sval"]) for a in con.get("fk_attrs", []))
-        name = f"{table.split('.')[-1]}_{cols}_fkey"
+        table = step.tree["AlterTableStmt"].get("relation", {}).get("relname", "?")
+        name = f"{table}_{cols}_fkey"
         named = f"CONSTRAINT {ident(name)} FOREIGN KEY"
         sql = re.sub(r"\bFOREIGN\s+KEY\b", named, step.sql, count=1, flags=re.I)
     else:
