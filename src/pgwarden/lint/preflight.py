@@ -25,15 +25,23 @@ WITH; the table has no triggers and no generated columns) and TRUNCATE are folde
 into the count: it reads the table through a CTE that applies their SET and WHERE,
 so `UPDATE t SET c = 'x' WHERE c IS NULL` before `SET NOT NULL` leaves nothing to
 report, while an UPDATE whose WHERE misses some rows still reports those (error).
-Statements in a DO body pgwarden reads count the same way. Any other earlier write
-to the table (INSERT, MERGE, COPY, UPDATE ... FROM, ALTER COLUMN TYPE ... USING, a
-DO / CALL body pgwarden cannot read, a Django RunPython) cannot be folded: the rows
-are counted as they are today and reported as a warning naming that statement,
-to check it fixes them. So is a `pgwarden backfill` of the table started and not
-finished (`pgwarden.backfills`): it may or may not end before the deploy. And so is
-a folded statement whose SQL cannot be evaluated as a query (a PL/pgSQL variable,
-`nextval()` in a read-only transaction). Writes made by functions called from a
-SELECT are not seen.
+Statements in a DO body pgwarden reads count the same way. So do an earlier
+`ADD COLUMN` (the existing rows get its default or generated value, else NULL:
+`ADD COLUMN zz int` then `SET NOT NULL` on a table with rows is an error) and
+`ALTER COLUMN ... TYPE` (the column as its USING or cast leaves it, every other
+column unchanged: a type change of another column keeps an error an error).
+Any other earlier write to the table (INSERT, MERGE, COPY, UPDATE ... FROM, a
+DO / CALL body pgwarden cannot read, a Django RunPython) cannot be folded: the
+rows are counted as they are today and reported as a warning naming that
+statement, to check it fixes them. So is a `pgwarden backfill` of the table
+started and not finished (`pgwarden.backfills`): it may or may not end before
+the deploy. And so is a folded statement whose SQL cannot be evaluated as a
+query (a PL/pgSQL variable, `nextval()` in a read-only transaction). Writes made
+by functions called from a SELECT are not seen.
+
+When the role of `--database-url` may not read a table a check counts (no
+SELECT), that check is skipped with a warning naming the role and the table to
+grant, and the other checks go on.
 
 ## Why is this bad?
 The migration fails at that statement in production: after it has waited for
@@ -74,6 +82,7 @@ from pgwarden.findings import Finding, Severity
 from pgwarden.lint.preflight_writes import (
     Sources,
     Write,
+    added_columns,
     plain_table,
     step_writes,
     unfinished_backfills,
@@ -99,6 +108,7 @@ class _Check:
     sample: sql.Composed  # SELECT <the locator of a row>::text ... LIMIT n
     key: str  # what the sample shows: "id", "(tenant, id)", "ctid"; "" when not located
     shown: str  # what is known of the rejected values: "NULL in status", "values not shown"
+    columns: tuple[str, ...] = ()  # the columns that must not be NULL (NOT NULL checks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +125,9 @@ class Violation:
     after: tuple[Write, ...] = ()
     # earlier writes pgwarden cannot fold: today's count, a warning
     changed_by: tuple[Write, ...] = ()
+    columns: tuple[str, ...] = ()  # a NOT NULL check's columns
+    # not counted: (role, table) when the role may not read the table; `rows` is 0
+    unreadable: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +179,7 @@ def _rows_where(
     what: str,
     loc: _Locator,
     shown: str = "values not shown",
+    columns: tuple[str, ...] = (),
 ) -> _Check:
     return _Check(
         step,
@@ -174,6 +188,7 @@ def _rows_where(
         _sample(loc, table, cond),
         loc.key,
         shown,
+        columns,
     )
 
 
@@ -186,6 +201,7 @@ def _nulls(step: Step, table: sql.Composable, label: str, cols: list[str], loc: 
         f"NOT NULL on {label}({', '.join(cols)})",
         loc,
         f"NULL in {' or '.join(cols)}",
+        tuple(cols),
     )
 
 
@@ -464,8 +480,24 @@ def _count(
             ) from None
         if isinstance(exc, psycopg.errors.UndefinedTable | psycopg.errors.UndefinedColumn):
             return None  # the object is created by an earlier step of this plan
+        if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+            raise _Unreadable(_denied_table(exc)) from None
         raise
     return rows, rows_sample
+
+
+class _Unreadable(Exception):
+    """The role may not read a table a check counts (SQLSTATE 42501): the table's name."""
+
+
+def _denied_table(exc: Exception) -> str:
+    """The table the server says is denied ("permission denied for table invoices")."""
+    import re
+
+    diag = getattr(exc, "diag", None)
+    text = str(getattr(diag, "message_primary", None) or exc)
+    found = re.search(r"permission denied for (?:table|relation|view) (\S+)", text)
+    return found.group(1) if found else "a table the check reads"
 
 
 def find_violations(
@@ -498,8 +530,9 @@ def find_violations(
             # a DO block's (or a called procedure's) statements are checked one by one
             for part in step.inner or (step,):
                 try:
+                    own = added_columns(part)  # ADD COLUMN zz, ALTER COLUMN zz SET NOT NULL
                     with conn.transaction():
-                        planned.extend(_plan_checks(part, created, conn, writes, validate))
+                        planned.extend(_plan_checks(part, created, conn, [*writes, *own], validate))
                 except psycopg.errors.UndefinedTable:
                     pass  # the referenced table is created by this plan
                 created.update(c.removeprefix("public.") for c in part.effects.creates)
@@ -511,6 +544,31 @@ def find_violations(
 
 
 def _violations(conn: Any, p: _Planned, timeout_ms: int) -> Iterator[Violation]:
+    """The check's Violation, if rows break it; one saying it was not counted when the
+    role may not read a table it reads (the other checks go on)."""
+    check = p.plain
+    try:
+        yield from _counted(conn, p, timeout_ms)
+    except _Unreadable as denied:
+        row = conn.execute("SELECT current_user").fetchone()
+        role = str(row[0]) if row else "this role"
+        yield Violation(
+            check.step, check.what, 0, (), check.key, unreadable=(role, str(denied.args[0]))
+        )
+
+
+def _relevant(folds: tuple[Write, ...], check: _Check) -> tuple[Write, ...]:
+    """The earlier writes that may change what `check` reads: not an ADD COLUMN or ALTER
+    COLUMN TYPE of a column other than the ones it reads (when it names them)."""
+    return tuple(
+        w
+        for w in folds
+        if not (check.columns and w.kind in ("add", "retype"))
+        or any(c in check.columns for c, _ in w.sets)
+    )
+
+
+def _counted(conn: Any, p: _Planned, timeout_ms: int) -> Iterator[Violation]:
     import psycopg
 
     check = p.plain
@@ -521,16 +579,31 @@ def _violations(conn: Any, p: _Planned, timeout_ms: int) -> Iterator[Violation]:
         except psycopg.Error:  # the earlier statement's SQL does not read as a query here
             got = None
         if got is not None:
+            after = _relevant(p.folds, check)
             if got[0]:
                 yield Violation(
-                    check.step, check.what, got[0], got[1], check.key, check.shown, after=p.folds
+                    check.step,
+                    check.what,
+                    got[0],
+                    got[1],
+                    check.key,
+                    check.shown,
+                    after=after,
+                    columns=check.columns,
                 )
             return
     got = _count(conn, check.what, check.count, check.sample, timeout_ms)
     if got is not None and got[0]:
-        changed = p.opaque or p.folds  # a fold that did not evaluate: as opaque
+        changed = p.opaque or _relevant(p.folds, check)  # a fold that did not evaluate: opaque
         yield Violation(
-            check.step, check.what, got[0], got[1], check.key, check.shown, changed_by=changed
+            check.step,
+            check.what,
+            got[0],
+            got[1],
+            check.key,
+            check.shown,
+            changed_by=changed,
+            columns=check.columns,
         )
 
 
@@ -548,6 +621,20 @@ def _located(v: Violation) -> str:
 
 
 def _finding(v: Violation) -> Finding:
+    if v.unreadable is not None:
+        role, table = v.unreadable
+        return Finding(
+            code=CODE,
+            name=NAME,
+            severity=Severity.WARNING,
+            message=f"check skipped: role {role} lacks SELECT on {table}, so the rows that "
+            f"would violate {v.what} were not counted; the migration may still fail at this "
+            "statement",
+            help=f"GRANT SELECT ON {table} TO {role} (a read-only role on a replica is enough), "
+            "or lint with a --database-url whose role may read it",
+            location=v.step.location,
+            step=v.step.index,
+        )
     e_g = f"; {_located(v)}"
     if v.changed_by:
         return Finding(
@@ -563,19 +650,33 @@ def _finding(v: Violation) -> Finding:
             step=v.step.index,
         )
     after = f" after {_where(v.after)}" if v.after else ""
+    null_adds = [
+        w.sets[0][0]
+        for w in v.after
+        if w.kind == "add" and w.sets[0][1] == "NULL" and w.sets[0][0] in v.columns
+    ]
+    if null_adds:
+        help_ = (
+            f"ADD COLUMN {null_adds[0]} without a default leaves it NULL in every existing "
+            f"row: give it a DEFAULT (ADD COLUMN ... NOT NULL DEFAULT ... needs no rewrite on "
+            "PostgreSQL 11+), or fill it (pgwarden backfill) before adding the constraint"
+        )
+    elif any(w.kind in ("update", "delete") for w in v.after):
+        help_ = (
+            "the earlier statement leaves these rows as they are: widen its WHERE / SET to "
+            "fix them, then add the constraint"
+        )
+    else:
+        help_ = (
+            "fix the data first (pgwarden backfill, in an earlier deploy), then add the constraint"
+        )
     return Finding(
         code=CODE,
         name=NAME,
         severity=Severity.ERROR,
         message=f"{v.rows:,} existing row(s) violate {v.what}{after}: the migration will fail "
         f"at this statement{e_g}",
-        help=(
-            "the earlier statement leaves these rows as they are: widen its WHERE / SET to "
-            "fix them, then add the constraint"
-            if v.after
-            else "fix the data first (pgwarden backfill, in an earlier deploy), then add the "
-            "constraint"
-        ),
+        help=help_,
         location=v.step.location,
         step=v.step.index,
     )

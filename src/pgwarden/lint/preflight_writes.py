@@ -2,10 +2,12 @@
 
 A write is *folded* when its effect on one table can be written as a read-only query:
 an UPDATE or DELETE of that table alone (no FROM / USING / WITH, no triggers or
-generated columns on the table) and TRUNCATE. The table as the write leaves it is a
-derived table (a CTE) that the count then reads instead of the table. Every other
-write is *opaque*: INSERT, MERGE, COPY FROM, ALTER COLUMN TYPE ... USING, a CALL or DO
-body pgwarden cannot read, or code the plan does not show (a Django RunPython).
+generated columns on the table), TRUNCATE, ADD COLUMN (its default, its generated
+expression, else NULL in every existing row) and ALTER COLUMN TYPE (the column as its
+USING, else a cast, leaves it; no other column changes). The table as the write leaves
+it is a derived table (a CTE) that the count then reads instead of the table. Every
+other write is *opaque*: INSERT, MERGE, COPY FROM, a CALL or DO body pgwarden cannot
+read, or code the plan does not show (a Django RunPython).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pgwarden.plan import Step
 __all__ = [
     "Sources",
     "Write",
+    "added_columns",
     "plain_table",
     "step_writes",
     "table_key",
@@ -38,10 +41,11 @@ class Write:
     location: SourceLocation | None  # None: not a statement of the plan (a backfill)
     what: str  # "UPDATE invoices", "RunPython fill_status"
     table: str | None
-    kind: str = "opaque"  # update, delete, truncate, opaque
+    kind: str = "opaque"  # update, delete, truncate, add (a column), retype, opaque
     alias: str = ""
     sets: tuple[tuple[str, str], ...] = ()  # (column, SQL of the new value)
     where: str | None = None  # SQL of the WHERE clause
+    types: tuple[tuple[str, str], ...] = ()  # add, retype: (column, its SQL type after)
 
     @property
     def folds(self) -> bool:
@@ -105,6 +109,62 @@ def _delete(step: Step, name: str) -> Write:
     return Write(step.location, what, name, "delete", _alias(raw), (), _cond(raw))
 
 
+_SERIAL = frozenset({"smallserial", "serial", "bigserial", "serial2", "serial4", "serial8"})
+
+
+def _columns_changed(step: Step, name: str) -> Iterator[Write]:
+    """ADD COLUMN and ALTER COLUMN TYPE of an ALTER TABLE, folded per column: what each
+    leaves in the existing rows. A column filled from a sequence (identity, serial) is
+    left out (its values are not NULL and not known)."""
+    import pglast
+    from pglast.enums import AlterTableType, ConstrType
+
+    raw: Any = pglast.parse_sql(step.sql)[0].stmt
+    alias = str(raw.relation.relname)
+    for cmd in raw.cmds or ():
+        if type(cmd).__name__ != "AlterTableCmd" or cmd.def_ is None:
+            continue
+        col = cmd.def_
+        if cmd.subtype == AlterTableType.AT_AddColumn:
+            typ = _deparse(col.typeName)
+            kinds = {c.contype: c for c in col.constraints or ()}
+            if ConstrType.CONSTR_IDENTITY in kinds or typ.lower() in _SERIAL:
+                continue
+            given = kinds.get(ConstrType.CONSTR_DEFAULT) or kinds.get(ConstrType.CONSTR_GENERATED)
+            value = _deparse(given.raw_expr) if given is not None else "NULL"
+            colname = str(col.colname)
+            what = f"ALTER TABLE {name} ADD COLUMN {colname}"
+            yield Write(
+                step.location,
+                what,
+                name,
+                "add",
+                alias,
+                ((colname, value),),
+                None,
+                ((colname, typ),),
+            )
+        elif cmd.subtype == AlterTableType.AT_AlterColumnType:
+            colname = str(cmd.name)
+            value = (
+                _deparse(col.raw_default)
+                if col.raw_default is not None
+                else sql.Identifier(colname).as_string(None)
+            )
+            what = f"ALTER TABLE {name} ALTER COLUMN {colname} TYPE"
+            typ = _deparse(col.typeName)
+            yield Write(
+                step.location,
+                what,
+                name,
+                "retype",
+                alias,
+                ((colname, value),),
+                None,
+                ((colname, typ),),
+            )
+
+
 def _one(step: Step) -> Iterator[Write]:
     tree: Any = step.tree  # read by node kind below
     loc = step.location
@@ -127,11 +187,9 @@ def _one(step: Step) -> Iterator[Write]:
         yield Write(loc, f"COPY {name} FROM", name)
     elif "AlterTableStmt" in tree:
         body = tree["AlterTableStmt"]
-        for cmd in body.get("cmds", ()):
-            if cmd.get("AlterTableCmd", {}).get("subtype") == "AT_AlterColumnType":
-                name = table_key(body["relation"])
-                yield Write(loc, f"ALTER TABLE {name} ALTER COLUMN ... TYPE", name)
-                break
+        subtypes = {cmd.get("AlterTableCmd", {}).get("subtype") for cmd in body.get("cmds", ())}
+        if subtypes & {"AT_AddColumn", "AT_AlterColumnType"}:
+            yield from _columns_changed(step, table_key(body["relation"]))
     elif "CallStmt" in tree:
         yield Write(loc, "CALL", None)  # a procedure the plan does not create
 
@@ -142,6 +200,12 @@ def unread_body(step: Step) -> Write | None:
         return None
     named = "DO" if step.kind == "DoStmt" else "CALL"
     return Write(step.location, f"{named} body (SQL pgwarden cannot read)", None)
+
+
+def added_columns(step: Step) -> list[Write]:
+    """The columns a step's own ALTER TABLE adds: its later sub-commands (SET NOT NULL,
+    ADD CONSTRAINT on them) see them as the ADD COLUMN leaves them."""
+    return [w for w in _one(step) if w.kind == "add"]
 
 
 def step_writes(step: Step) -> Iterator[Write]:
@@ -191,27 +255,31 @@ class Sources:
         if not mine:
             self._names[key] = source
             return source
-        columns = self._columns(rv) if all(w.folds for w in mine) else None
+        columns = self._columns(rv, mine) if all(w.folds for w in mine) else None
         if columns is None:
-            self.opaque += mine
+            # an added or retyped column changes no other column: not named as a cause
+            self.opaque += [w for w in mine if w.kind not in ("add", "retype")]
             self._names[key] = source
             return source
         for w in mine:
             name = sql.Identifier(f"_pw_{len(self._ctes)}")
             self._ctes.append(sql.SQL("{} AS ({})").format(name, _derived(w, source, columns)))
             source = name
+            columns = _after(w, columns)
         self.folded += mine
         self._names[key] = source
         return source
 
-    def _columns(self, rv: RangeVar) -> list[tuple[str, str]] | None:
-        """(name, type) of the table's columns; None when a fold would be wrong: a trigger
-        may change what an UPDATE writes, a generated column would go stale."""
+    def _columns(self, rv: RangeVar, mine: list[Write]) -> list[tuple[str, str]] | None:
+        """(name, type) of the table's columns; None when a fold of a row write would be
+        wrong: a trigger may change what an UPDATE writes, a generated column would go
+        stale (ADD COLUMN and ALTER COLUMN TYPE fire no row trigger)."""
         reg = plain_table(rv).as_string(self._conn)
         rows = self._conn.execute(_COLUMNS, (reg,)).fetchall()
-        trig = self._conn.execute(_TRIGGERS, (reg,)).fetchone()
-        if any(r[2] for r in rows) or (trig and trig[0]):
-            return None
+        if any(w.kind not in ("add", "retype") for w in mine):
+            trig = self._conn.execute(_TRIGGERS, (reg,)).fetchone()
+            if any(r[2] for r in rows) or (trig and trig[0]):
+                return None
         return [(str(r[0]), str(r[1])) for r in rows]
 
     def prefix(self) -> sql.Composable:
@@ -220,8 +288,17 @@ class Sources:
         return sql.SQL("WITH {} ").format(sql.SQL(", ").join(self._ctes))
 
 
+def _after(w: Write, columns: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The table's (column, type) once `w` ran: an added column last, a retyped one's type."""
+    types = dict(w.types)
+    if w.kind == "add":
+        return [*columns, *w.types]
+    return [(c, types.get(c, t)) for c, t in columns]
+
+
 def _derived(w: Write, source: sql.Composable, columns: list[tuple[str, str]]) -> sql.Composable:
-    """The rows of `source` as the write `w` leaves them (same columns, same order)."""
+    """The rows of `source` as the write `w` leaves them (same columns, same order; an
+    added column last)."""
     alias = sql.Identifier(w.alias)
     if w.kind == "truncate":
         return sql.SQL("SELECT * FROM {} WHERE false").format(source)
@@ -230,14 +307,17 @@ def _derived(w: Write, source: sql.Composable, columns: list[tuple[str, str]]) -
         keep = sql.SQL("NOT {}").format(hit) if hit is not None else sql.SQL("false")
         return sql.SQL("SELECT * FROM {} AS {} WHERE {}").format(source, alias, keep)
     sets = dict(w.sets)
+    types = dict(w.types)
     items: list[sql.Composable] = []
-    for col, typ in columns:
+    for col, typ in [*columns, *(w.types if w.kind == "add" else ())]:
         ident = sql.Identifier(col)
         old = sql.SQL("{}.{}").format(alias, ident)
         if col not in sets:
             items.append(old)
             continue
-        # the UPDATE's own SQL, evaluated read-only; its type cast as the assignment casts it
+        # the statement's own SQL, evaluated read-only; cast as the assignment (or the new
+        # column's type) casts it
+        typ = types.get(col, typ)
         new = sql.SQL("CAST(({}) AS {})").format(sql.SQL(sets[col]), sql.SQL(typ))
         value = (
             sql.SQL("CASE WHEN {} THEN {} ELSE {} END").format(hit, new, old)
