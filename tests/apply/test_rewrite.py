@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pgwarden.apply.api import GuardPolicy, RunOptions, apply_plan
 from pgwarden.apply.executor import build_units
 from pgwarden.apply.journal import step_keys
 from pgwarden.lint.rewrite import rewrite_plan
-from tests.apply.conftest import plan_of, write_sql
+from tests.apply.conftest import plan_of, scalar, write_sql
 
 INCIDENT = Path(__file__).resolve().parents[2] / "examples" / "incident"
 
@@ -61,3 +62,32 @@ def test_a_safe_plan_is_left_alone(tmp_path: Path) -> None:
     original = plan_of(path)
     plan, rewrites = rewrite_plan(original)
     assert rewrites == () and plan is original
+
+
+def test_rewritten_build_runs_after_the_function_it_uses(shop: str, tmp_path: Path) -> None:
+    """`apply --rewrite` takes the concurrent build out of the file's transaction, which
+    creates the function the index uses: the transaction is split there (the function
+    commits, then the build runs), not the build run first ("function does not exist")."""
+    path = write_sql(
+        tmp_path,
+        "CREATE OR REPLACE FUNCTION status_key(s text) RETURNS text\n"
+        "    LANGUAGE sql IMMUTABLE AS $$ SELECT upper(s) $$;\n"
+        "CREATE INDEX invoices_status_key_idx ON invoices ((status_key(status)));\n"
+        "UPDATE settings SET value = value WHERE false;\n",
+    )
+    result = apply_plan(
+        plan_of(path),
+        database_url=shop,
+        policy=GuardPolicy(env="staging"),
+        options=RunOptions(rewrite=True),
+    )
+    assert result.state == "done", result.outcome
+    valid = scalar(
+        shop,
+        "SELECT indisvalid FROM pg_index WHERE indexrelid = 'invoices_status_key_idx'::regclass",
+    )
+    assert valid is True
+    plan, _ = rewrite_plan(plan_of(path))
+    units = [[plan.steps[i].sql for i in u.indexes] for u in build_units(plan, step_keys(plan))]
+    assert [len(u) for u in units] == [1, 1, 1], units  # the function | the build | the rest
+    assert "FUNCTION" in units[0][0] and "CONCURRENTLY" in units[1][0], units

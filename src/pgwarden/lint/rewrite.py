@@ -6,11 +6,23 @@ finding per step). Each statement of the fix goes where its `Placement` says:
 step's transaction begins, `AFTER` after it commits, each in its own
 transaction; `SESSION` settings are left to the caller (`lint --fix` writes a
 bounded prologue, `apply` sets its own timeouts). A statement that cannot run
-in a transaction but sits in one is moved out too. A statement moved out that
-uses what an earlier step of its transaction made (a table it created, a column
-it added) cannot run before that transaction: the transaction is split there
-instead (what came before commits, the statement runs, the rest follows in a
-new transaction).
+in a transaction but sits in one is moved out too.
+
+A statement moved out goes before its transaction only when no earlier statement
+that stays in the transaction could be something it needs or changes what it
+does; otherwise the transaction is split at its place (what came before commits,
+the statement runs, the rest follows in a new transaction). If in doubt, split:
+only these are known to leave it as it was: BEGIN, COMMENT, a SET of a timeout or
+application_name, and DDL or a read of relations it does not name (by name,
+or a name starting with theirs and `_`: the server's names for a table's index,
+sequence, ...; an ALTER TABLE of its own table that only adds a column it does not
+name, without a rewrite). Everything else keeps it after: the creation of an
+extension, function, procedure, type, domain, collation, operator class or
+schema, a rename to or of what it names, SET search_path or ROLE, a DO block or
+CALL, a call of a function that is not built in, any statement writing rows (a
+cascading foreign key or a trigger may write its table), any change of its own
+table, a DROP of an index of its name, and, when its table is unknown (a DROP or
+REINDEX of an index without a catalog), any statement on a relation.
 """
 
 from __future__ import annotations
@@ -20,13 +32,15 @@ from dataclasses import dataclass, replace
 
 from pgwarden.analysis.catalog import Catalog
 from pgwarden.analysis.context import Snapshot
+from pgwarden.analysis.effects import Effects
 from pgwarden.analysis.locks import analyse
-from pgwarden.analysis.nodes import Node
+from pgwarden.analysis.locks_altertable import builtin_volatility
+from pgwarden.analysis.nodes import Node, func_calls, strings, walk
 from pgwarden.analysis.parse import parse
 from pgwarden.findings import Fix, Placement
 from pgwarden.lint.engine import lint_plan
 from pgwarden.plan import Plan, Step, TxMode
-from pgwarden.rules._sql import alter_cmds, table_of
+from pgwarden.rules._sql import object_name
 
 __all__ = ["Rewrite", "rewrite_plan", "statement_changes"]
 
@@ -51,22 +65,184 @@ class _New:
 
 _WORD = re.compile(r'"((?:[^"]|"")+)"|([A-Za-z_][A-Za-z0-9_$]*)')
 
+# Settings an earlier SET may change without changing what a moved statement does or
+# names (search_path, role, default_tablespace, ... do: the statement follows them).
+_INERT_SETTINGS = frozenset(
+    {
+        "lock_timeout",
+        "statement_timeout",
+        "idle_in_transaction_session_timeout",
+        "idle_session_timeout",
+        "transaction_timeout",
+        "application_name",
+        "transaction",  # SET TRANSACTION ISOLATION LEVEL ...
+    }
+)
+# Statements that act on relations only (the names they touch, create or give are
+# compared with the moved statement's); every other kind (an extension, function,
+# procedure, type, domain, collation, operator class, schema, SET search_path, a DO
+# block, a CALL, ...) may be anything a later statement needs.
+_ON_RELATIONS = frozenset(
+    {
+        "SelectStmt",
+        "AlterTableStmt",
+        "IndexStmt",
+        "CreateStmt",
+        "CreateTableAsStmt",
+        "ViewStmt",
+        "CreateSeqStmt",
+        "AlterSeqStmt",
+        "LockStmt",
+        "VacuumStmt",
+    }
+)
+# Statements that write rows: a cascading foreign key or a trigger may write any table
+# (the rows of a unique index's duplicates, of an expression's bad values), wherever
+# they sit, even in a SELECT's WITH.
+_WRITES = frozenset(
+    {"InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt", "TruncateStmt", "CopyStmt"}
+)
+_RELATION_OBJECTS = frozenset(
+    {
+        "OBJECT_TABLE",
+        "OBJECT_INDEX",
+        "OBJECT_VIEW",
+        "OBJECT_MATVIEW",
+        "OBJECT_SEQUENCE",
+        "OBJECT_FOREIGN_TABLE",
+        "OBJECT_COLUMN",
+        "OBJECT_TABCONSTRAINT",
+    }
+)
+# Tree fields that name a relation, column, constraint or index a statement touches or gives.
+_NAME_FIELDS = frozenset({"relname", "newname", "subname", "conname", "idxname", "indexname"})
+# An ADD COLUMN that neither rewrites nor builds anything leaves a later statement that
+# does not name its column as it was: these column constraints build nothing.
+_PLAIN_COLUMN = frozenset({"CONSTR_NULL", "CONSTR_NOTNULL", "CONSTR_DEFAULT"})
 
-def _uses_earlier(sql: str, tree: Node, earlier: list[Step]) -> bool:
-    """Whether `sql` uses a relation or column that one of `earlier` creates or adds."""
-    relations = {lock.relation for lock in analyse(tree).locks}
-    words = {m.group(1) or m.group(2).lower() for m in _WORD.finditer(sql)}
-    for step in earlier:
-        if relations & set(step.effects.creates):
-            return True
-        if table_of(step) not in relations:
+
+class _Kept:
+    """A statement that stays where it is in its transaction's order (a step, what a fix
+    put in its place, or a statement run between two parts of the transaction)."""
+
+    __slots__ = ("_touched", "effects", "kind", "tree")
+
+    def __init__(self, tree: Node, effects: Effects) -> None:
+        self.kind = next(iter(tree))
+        self.tree = tree
+        self.effects = effects
+        self._touched: set[str] | bool | None = False  # not read yet
+
+    def touched(self) -> set[str] | None:
+        """`_touched` of this statement, read once."""
+        if self._touched is False:
+            self._touched = _touched(self)
+        return self._touched if isinstance(self._touched, set) else None
+
+
+def _kept(tree: Node, cat: Catalog | None, server_version: int | None) -> _Kept:
+    return _Kept(tree, analyse(tree, catalog=cat, server_version=server_version))
+
+
+def _bare(name: str) -> str:
+    """The last part of a (qualified, maybe quoted) name, as _WORD reads it."""
+    parts = [m.group(1) or m.group(2).lower() for m in _WORD.finditer(name)]
+    return parts[-1].replace('""', '"') if parts else name
+
+
+def _names(sql: str, effects: Effects) -> frozenset[str]:
+    """Every name a moved statement may refer to: its words, its relations."""
+    words = {(m.group(1) or m.group(2).lower()).replace('""', '"') for m in _WORD.finditer(sql)}
+    words |= {_bare(lock.relation) for lock in effects.locks}
+    words |= {_bare(c) for c in effects.creates}
+    return frozenset(words)
+
+
+def _plain_add_column(kept: _Kept, names: frozenset[str]) -> bool:
+    """An ALTER TABLE that only adds columns the moved statement does not name, without
+    rewriting the table or building anything."""
+    stmt = kept.tree.get("AlterTableStmt")
+    if (
+        stmt is None
+        or kept.effects.rewrites
+        or stmt.get("objtype", "OBJECT_TABLE") != "OBJECT_TABLE"
+    ):
+        return False
+    for cmd in stmt.get("cmds") or ():
+        fields = cmd.get("AlterTableCmd", {})
+        column = fields.get("def", {}).get("ColumnDef")
+        if fields.get("subtype") != "AT_AddColumn" or column is None:
+            return False
+        if column.get("colname") in names or column.get("identity") or column.get("generated"):
+            return False
+        for con in column.get("constraints") or ():
+            if con.get("Constraint", {}).get("contype") not in _PLAIN_COLUMN:
+                return False
+    return True
+
+
+def _touched(kept: _Kept) -> set[str] | None:
+    """The names of the relations (and columns, constraints, indexes) a statement
+    locks, creates, drops, renames or gives; None when it may change other objects too
+    (it writes rows, calls a function that is not built in, or set_config)."""
+    out = {_bare(lock.relation) for lock in kept.effects.locks}
+    out |= {_bare(c) for c in kept.effects.creates}
+    for key, value in walk(kept.tree):
+        if key in _WRITES:
+            return None
+        if key in _NAME_FIELDS and isinstance(value, str):
+            out.add(value)
+    for call in func_calls(kept.tree, []):
+        name = strings(call.get("funcname"))[-1:]
+        if not name or name[0] not in builtin_volatility() or name[0] == "set_config":
+            return None
+    drop = kept.tree.get("DropStmt")
+    if drop is not None:
+        for obj in drop.get("objects") or ():
+            out.add(_bare(object_name(obj)))
+    return out
+
+
+def _on_relations(kept: _Kept) -> bool:
+    """Whether a statement acts on relations only (DDL of a table, view, sequence or
+    index, a read): the names it touches tell what it may change."""
+    drop = kept.tree.get("DropStmt")
+    if drop is not None:
+        return drop.get("removeType") in _RELATION_OBJECTS
+    rename = kept.tree.get("RenameStmt")
+    if rename is not None:
+        return rename.get("renameType") in _RELATION_OBJECTS
+    return kept.kind in _ON_RELATIONS
+
+
+def _may_need(sql: str, tree: Node, earlier: list[_Kept], cat: Catalog | None) -> bool:
+    """Whether the moved statement `sql` may need (or do otherwise after) one of the
+    statements `earlier` in its transaction: if in doubt, yes."""
+    effects = analyse(tree, catalog=cat)
+    names = _names(sql, effects)
+    # A statement whose table is unknown (DROP INDEX of an index the catalog does not
+    # give, REINDEX SCHEMA) may need any relation's statement.
+    located = any(lock.relkind != "index" for lock in effects.locks)
+    # Its names and what they start with before a `_`: the server names a table's index,
+    # sequence, constraint, ... after the table (t_pkey, t_id_seq).
+    heads = set(names)
+    for word in names:
+        heads.update(word[:i] for i, ch in enumerate(word) if ch == "_" and i)
+    for kept in earlier:
+        if kept.kind in ("TransactionStmt", "CommentStmt"):
             continue
-        for sub, fields in alter_cmds(step):
-            column = fields.get("def")
-            if sub == "AT_AddColumn" and isinstance(column, dict):
-                name = column.get("ColumnDef", {}).get("colname")
-                if isinstance(name, str) and name in words:
-                    return True
+        setting = kept.tree.get("VariableSetStmt")
+        if setting is not None:
+            if str(setting.get("name", "")).lower() in _INERT_SETTINGS:
+                continue
+            return True  # search_path, role, RESET ALL, ...
+        if not _on_relations(kept) or not located:
+            return True
+        touched = kept.touched()
+        if touched is None:
+            return True
+        if not touched.isdisjoint(heads) and not _plain_add_column(kept, names):
+            return True
     return False
 
 
@@ -112,12 +288,12 @@ def rewrite_plan(
     inplace: dict[int, list[_New]] = {}
     split: dict[int, list[_New]] = {}  # run where the step was, between two transactions
     rewrites: list[Rewrite] = []
-    so_far: dict[int, list[Step]] = {}  # each transaction's steps up to this one
+    # Each transaction's statements so far that stay in its order: a moved statement may
+    # go before the transaction only when it cannot need one of them.
+    kept: dict[int, list[_Kept]] = {}
     for step in plan.steps:
         tx = step.transaction
-        earlier = so_far.setdefault(tx, []) if tx is not None else []
-        if tx is not None:
-            earlier.append(step)
+        earlier = kept.setdefault(tx, []) if tx is not None else []
         if step.index in fixes:
             code, fix = fixes[step.index]
             placed = [
@@ -129,18 +305,27 @@ def rewrite_plan(
         elif tx is not None and not step.effects.transactional and not step.is_transaction_control:
             code, placed = "tx", [(step.sql, step.tree, Placement.BEFORE)]
         else:
+            earlier.append(_Kept(step.tree, step.effects))
             continue
         rewrites.append(Rewrite(step.index, code, step.sql, tuple(q for q, _, _ in placed)))
         mine: list[_New] = []
+        runs: list[_Kept] = []  # of this step, what runs at its place between two parts
+        stays: list[_Kept] = []  # and what stays in the transaction (after those)
+        splitting = False  # once one of a fix's statements runs at its place, the rest do
         for sql_text, tree, placement in placed:
+            new = _New(sql_text, tree, step, None)
             if placement is Placement.IN_PLACE and analyse(tree).transactional:
-                mine.append(_New(sql_text, tree, step, tx))
+                mine.append(replace(new, transaction=tx))
+                stays.append(_kept(tree, cat, plan.server_version))
             elif placement is Placement.AFTER:
-                after.setdefault(step.index, []).append(_New(sql_text, tree, step, None))
-            elif tx is not None and _uses_earlier(sql_text, tree, earlier[:-1]):
-                split.setdefault(step.index, []).append(_New(sql_text, tree, step, None))
+                after.setdefault(step.index, []).append(new)
+            elif tx is not None and (splitting or _may_need(sql_text, tree, earlier, cat)):
+                split.setdefault(step.index, []).append(new)
+                runs.append(_kept(tree, cat, plan.server_version))
+                splitting = True
             else:  # BEFORE, or anything that cannot run in a transaction block
-                before.setdefault(step.index, []).append(_New(sql_text, tree, step, None))
+                before.setdefault(step.index, []).append(new)
+        earlier.extend(runs + stays)
         inplace[step.index] = mine
 
     if not rewrites:
