@@ -52,6 +52,17 @@ from pgwarden.sources.updown import split_halves, with_down_half
 __all__ = ["FileFix", "fix_plan", "write_fixes"]
 
 DEFAULT_TIMEOUT_MS = 1000
+# What a CONCURRENTLY statement of a bounded file may wait for its SHARE UPDATE EXCLUSIVE
+# lock and for the transactions older than it: the 10 minutes `pgwarden apply` gives such
+# a build. Those waits block no reads or writes; a lock timeout in them throws the build
+# away (an INVALID index), so the file's short timeout would fail it behind any
+# transaction that runs longer than it.
+CONCURRENT_WAIT_MS = 600_000
+# (REINDEX and DETACH ... CONCURRENTLY keep the short timeout: each ends in an ACCESS
+# EXCLUSIVE lock that queries of the table queue behind.)
+_CONCURRENT = re.compile(
+    r"^\s*(?:CREATE\s+(?:UNIQUE\s+)?INDEX|DROP\s+INDEX)\s+CONCURRENTLY\b", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +130,23 @@ _RENAMED = (
     'those fail when the file runs again ("does not exist"): after a failure past it, '
     "run the file from the statement that failed."
 )
-_OWN = {HEADER, _RETRY, _TIMEOUT, _DETACH, _UNNAMED, _PARTITIONED_INDEX, _APPLY, _RENAMED}
+_WAITS = (
+    "-- A CREATE/DROP INDEX CONCURRENTLY below waits up to 10 min for its lock and for older "
+    "transactions (those waits block no reads or writes; timing out throws the build away)."
+)
+# Marks the SETs of that wait (a fix of the fixed file writes them anew).
+_WAIT_TAG = "-- pgwarden: the index build's wait"
+_OWN = {
+    HEADER,
+    _RETRY,
+    _TIMEOUT,
+    _WAITS,
+    _DETACH,
+    _UNNAMED,
+    _PARTITIONED_INDEX,
+    _APPLY,
+    _RENAMED,
+}
 _WORD = re.compile(r'"((?:[^"]|"")+)"|([A-Za-z_][A-Za-z0-9_$]*)')
 _TRAIL = re.compile(r"[ \t]*;?[ \t]*(--[^\n]*)")
 _IGNORE = re.compile(r"--\s*pgwarden:\s*ignore\b")
@@ -202,8 +229,14 @@ def _render(
         out.append(_APPLY)
     if _named_before_rename(steps):
         out.append(_RENAMED)
+    if bounded and any(_concurrent(st.sql) for st in steps):
+        out.append(_WAITS)
     if timeout_ms is not None:
         out.append(f"SET lock_timeout = '{timeout_ms}ms';")
+    # The session's lock_timeout, which the builds' longer wait gives way to after them.
+    session = f"SET lock_timeout = '{timeout_ms}ms'" if timeout_ms is not None else None
+    waiting = False  # the builds' longer wait is in force
+    lines = text.splitlines()
     notes = _comments(text, original)
     placed: set[tuple[int, int]] = set()
     open_tx: int | None = None
@@ -211,9 +244,21 @@ def _render(
     for step in steps:
         if step.is_transaction_control:
             continue  # transactions are rendered from the plan's transaction ids
-        before.append(step.sql)
-        if timeout_ms is not None and _sets_lock_timeout(step):
-            continue  # replaced by the prologue's bounded timeout
+        if _sets_lock_timeout(step):
+            if timeout_ms is not None or _WAIT_TAG in lines[step.location.line - 1]:
+                continue  # replaced by the prologue's timeout, or the builds' wait (below)
+            session = step.sql.strip().rstrip(";")
+        else:
+            before.append(step.sql)
+        stmts = rerunnable(
+            step.sql.strip().rstrip(";"),
+            indexes=_rebuilt(step, catalog),
+            lock_timeout_ms=DEFAULT_TIMEOUT_MS if timeout_ms is None else timeout_ms,
+        )
+        queries = [*_missing(stmts[:-1], before[:-1]), stmts[-1]]
+        if waiting and (step.transaction is not None or not _concurrent(queries[0])):
+            out.append(f"{session};  {_WAIT_TAG}")
+            waiting = False
         if step.transaction != open_tx:
             if open_tx is not None:
                 out.append("COMMIT;")
@@ -227,12 +272,12 @@ def _render(
         placed.add(key)
         out += first_lead + lead
         first_lead = []
-        stmts = rerunnable(
-            step.sql.strip().rstrip(";"),
-            indexes=_rebuilt(step, catalog),
-            lock_timeout_ms=DEFAULT_TIMEOUT_MS if timeout_ms is None else timeout_ms,
-        )
-        out += [f"{q};" for q in [*_missing(stmts[:-1], before[:-1]), stmts[-1]]]
+        for q in queries:
+            if session is not None and _concurrent(q) != waiting:
+                waiting = not waiting
+                wait = f"SET lock_timeout = '{CONCURRENT_WAIT_MS}ms'" if waiting else session
+                out.append(f"{wait};  {_WAIT_TAG}")
+            out.append(f"{q};")
         if trail:
             out[-1] += f"  {trail}"
     if open_tx is not None:
@@ -310,6 +355,11 @@ def _partitioned_index(step: Step, catalog: Catalog | None) -> bool:
         return False
     rel = catalog.get(regclass(stmt.get("relation")))
     return rel is not None and rel.relkind == "I"
+
+
+def _concurrent(sql: str) -> bool:
+    """CREATE or DROP INDEX CONCURRENTLY: waits for old transactions, blocks no queries."""
+    return bool(_CONCURRENT.match(sql))
 
 
 def _sets_lock_timeout(step: Step) -> bool:
