@@ -402,7 +402,10 @@ class FleetWave(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FleetTarget(Event):
-    """One target of a fleet rollout started, or ended (done, failed, refused, cancelled)."""
+    """One target of a fleet rollout started, was held up, or ended: done, failed, refused,
+    cancelled, unreachable (could not be connected to: nothing of the change ran there; the
+    rollout exits 1, not 3, docs/fleet.md), or pending (never started: the wave halted or the
+    rollout was cancelled while it waited its online turn)."""
 
     kind: ClassVar[str] = "fleet_target"
     _optional: ClassVar[frozenset[str]] = frozenset({"run_id", "message", "duration_s"})
@@ -410,7 +413,9 @@ class FleetTarget(Event):
     rollout: str
     wave: int
     target: str
-    state: str  # running, waiting (held up: retry, lock, health), done, failed, refused, cancelled
+    # running, waiting (held up: retry, lock, health), done, failed, refused, cancelled,
+    # unreachable, pending
+    state: str
     run_id: str | None = None
     message: str | None = None
     duration_s: float | None = None
