@@ -51,6 +51,14 @@ def _refuse_superseded(conn: psycopg.Connection[tuple[object, ...]], rid: str, s
     )
 
 
+def _no_such_run(run_id: str, why: str) -> UsageError:
+    return UsageError(
+        f"no run {run_id} in this database: {why}",
+        hint="`pgwarden status` lists the latest runs with their ids (run ID [kind] state); "
+        "`pgwarden resume` without --run continues the latest unfinished one",
+    )
+
+
 def resume_run(
     *,
     database_url: str,
@@ -70,6 +78,8 @@ def resume_run(
         if not (options or RunOptions()).dry_run:  # before the journal is read or a backend ended
             early_role_check(conn, settings or Settings(), policy or GuardPolicy())
         if not schema_exists(conn):
+            if run_id:
+                raise _no_such_run(run_id, "no pgwarden run was ever recorded here")
             raise UsageError("nothing to resume: no pgwarden run was ever recorded here")
         cond = (
             sql.SQL("id = {}").format(sql.Literal(run_id))
@@ -88,6 +98,8 @@ def resume_run(
         ).fetchone()
         server = conn.info.server_version // 10000
         if row is None:
+            if run_id:
+                raise _no_such_run(run_id, "its journal (pgwarden.runs) holds no such id")
             raise UsageError("nothing to resume: every recorded run is done")
         rid, records, accepted, state, pid, started, host, client_pid = row
         if run_id is None:

@@ -1,0 +1,31 @@
+"""`pgwarden resume --run ID` with an id the journal does not hold names that id and how
+to find the real ones (usage error, exit 2); it never says 'every recorded run is done'."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.cli.test_errors import assert_clean_error, run
+
+
+def _apply(tmp_path: Path, db: str) -> str:
+    f = tmp_path / "001.sql"
+    f.write_text("CREATE TABLE t (id int PRIMARY KEY);\n")
+    done = run("apply", str(f), "--database-url", db, "--env", "dev", "--yes", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    status = run("status", "--database-url", db, "--format", "json", cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    return str(json.loads(status.stdout)["runs"][0]["run_id"])
+
+
+def test_resume_of_a_run_id_that_does_not_exist_names_it(tmp_path: Path, db: str):
+    _apply(tmp_path, db)
+    r = run("resume", "--run", "bogus", "--database-url", db, "--env", "dev", "--yes", cwd=tmp_path)
+    assert_clean_error(r, 2, "no run bogus", "pgwarden status")
+    assert "every recorded run is done" not in r.stderr
+
+
+def test_resume_of_a_run_id_on_a_database_without_runs_names_it(tmp_path: Path, db: str):
+    r = run("resume", "--run", "bogus", "--database-url", db, "--env", "dev", "--yes", cwd=tmp_path)
+    assert_clean_error(r, 2, "no run bogus")
