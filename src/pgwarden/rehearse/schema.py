@@ -89,20 +89,58 @@ def _up_sql(path: Path) -> str:
 
 
 def earlier_migrations(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
-    """`.sql` files that sort before the first given file in its folder (the history)."""
+    """The migrations that run before the first given file (the history), in the order
+    `pgwarden lint <folder>` reads them (`collect_sql_files`, down halves left out).
+
+    The folder is the first file's, climbed while the folder above holds migrations named
+    as it is (Flyway `V<version>__`/`R__` files, or names starting with a number), so a
+    file in a sub-folder has the migrations above it; sub-folders are read as `lint`
+    reads them (Flyway versions across sub-folders). A file not named as a migration has
+    the `.sql` files of its own folder that sort before it."""
+    found = _history(paths)
+    return [] if found is None else [found[0] / f for f in found[1]]
+
+
+def _history(paths: Sequence[str | os.PathLike[str]]) -> tuple[Path, list[Path]] | None:
+    """The folder of the history and its files relative to it (None: no history)."""
     files = [Path(p) for p in paths if Path(p).is_file()]
     if not files or len(files) != len(paths):
-        return []
+        return None
     first = min(files, key=migration_order)
     given = {f.resolve() for f in files}
-    every = [f for f in first.parent.iterdir() if is_sql_file(f)]
-    return [
-        f
-        for f in sorted(every, key=migration_order)
-        if f.resolve() not in given
-        and migration_order(f) < migration_order(first)
-        and not is_down_file(f, every)
+    kind = _naming(first.name)
+    root = Path(os.path.abspath(first.parent))  # lexical: climbing never leaves a symlink
+    if kind is None:  # not named as a migration: its own folder only, as it always was
+        every = [f for f in root.iterdir() if is_sql_file(f)]
+        every = [f for f in every if not is_down_file(f, every)]
+    else:
+        while root.parent != root and _holds(root.parent, kind):
+            root = root.parent
+        every = collect_sql_files([root])
+    here = migration_order(Path(os.path.abspath(first)).relative_to(root))
+    history = [
+        f.relative_to(root)
+        for f in every
+        if f.resolve() not in given and migration_order(f.relative_to(root)) < here
     ]
+    base = first.parent if root == Path(os.path.abspath(first.parent)) else root
+    return base, sorted(history, key=migration_order)
+
+
+def _holds(folder: Path, kind: str) -> bool:
+    """Whether `folder` itself holds a migration named as `kind` (unreadable: no)."""
+    try:
+        return any(_naming(f.name) == kind for f in folder.iterdir() if is_sql_file(f))
+    except OSError:
+        return False
+
+
+def _naming(name: str) -> str | None:
+    """How a migration file is named: "flyway" (`V<version>__`, `R__`), "numbered" (a
+    leading number: `0001_x`, `20240101_x`) or None (`schema.sql`, `fix.sql`)."""
+    if migration_order(Path(name))[0] != 1:
+        return "flyway"
+    return "numbered" if name[:1].isdigit() else None
 
 
 def resolve_schema(
@@ -127,11 +165,12 @@ def resolve_schema(
         return SchemaSource("\n".join(_up_sql(f) for f in files), f"schema file {schema_file}")
     if schema_from is not None:
         return SchemaSource(dump_schema(schema_from), f"pg_dump of {describe_dsn(schema_from)}")
-    history = earlier_migrations(paths)
-    if history:
+    found = _history(paths)
+    if found is not None and found[1]:
+        base, history = found
         return SchemaSource(
-            "\n".join(_up_sql(f) for f in history),
-            "earlier migrations: " + ", ".join(f.name for f in history),
+            "\n".join(_up_sql(base / f) for f in history),
+            "earlier migrations: " + ", ".join(f.as_posix() for f in history),
         )
     return SchemaSource("", "none (the plan starts from an empty database)")
 
