@@ -27,7 +27,8 @@ that leaves a hazard it claims to fix, or brings one the original did not
 have, is dropped. Fixing a fixed file again (a statement added to it, another
 finding left) adds none of the statements it already has before a statement
 (the drops of what a cancelled run left, the cleanup and finalize blocks), and
-its bounded-lock-wait header stays while its SET lock_timeout does.
+its bounded-lock-wait header stays while its SET lock_timeout does. The rewrite keeps the
+file's line endings (CRLF stays CRLF) and its missing final newline.
 """
 
 from __future__ import annotations
@@ -151,6 +152,7 @@ _WORD = re.compile(r'"((?:[^"]|"")+)"|([A-Za-z_][A-Za-z0-9_$]*)')
 _TRAIL = re.compile(r"[ \t]*;?[ \t]*(--[^\n]*)")
 _IGNORE = re.compile(r"--\s*pgwarden:\s*ignore\b")
 _BOUND = re.compile(r"lock_timeout = '\d+ms'")
+_BARE_LF = re.compile(r"(?<!\r)\n")
 
 
 def _comments(text: str, original: list[Step]) -> dict[tuple[int, int], tuple[list[str], str]]:
@@ -413,6 +415,7 @@ def fix_plan(plan: Plan, result: LintResult, snapshot: Snapshot | None = None) -
                 ),
                 source.text,
             )
+            new = _as_file_had(new, source.text)
             if new == source.text:
                 continue
             if source.path not in before:
@@ -432,6 +435,18 @@ def fix_plan(plan: Plan, result: LintResult, snapshot: Snapshot | None = None) -
             fixes.append(FileFix(source.path, source.text, new, fixed))
         if not retry:
             return fixes
+
+
+def _as_file_had(new: str, old: str) -> str:
+    """`new` with the line endings `old` had: CRLF when most of its line breaks are (every
+    line break then, the statements' own and a down half's included), and no final line
+    break when it had none (editors keep both as they find them)."""
+    crlf = old.count("\r\n")
+    if crlf and crlf * 2 > old.count("\n"):
+        new = _BARE_LF.sub("\r\n", new)
+    if old and not old.endswith("\n"):
+        new = new.removesuffix("\n").removesuffix("\r")
+    return new
 
 
 def _codes(
@@ -467,5 +482,5 @@ def write_fixes(fixes: list[FileFix]) -> None:
     for fx in fixes:
         target = Path(fx.path)
         tmp = target.with_name(target.name + ".pgwarden-fix")
-        tmp.write_text(fx.new, encoding="utf-8")
+        tmp.write_text(fx.new, encoding="utf-8", newline="")  # its line endings as they are
         tmp.replace(target)
