@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from pgwarden.apply.backfill import LOCK_CLASS, BackfillSpec, run_backfill
+from pgwarden.apply.identity import stamp_database
 from pgwarden.errors import Refused
 from tests.apply.conftest import cli, scalar, wait_until
 
@@ -25,6 +26,8 @@ def ledger(db: str) -> str:
     with psycopg.connect(db, autocommit=True) as c:
         c.execute("CREATE TABLE ledger (id bigint PRIMARY KEY, bal integer NOT NULL DEFAULT 0)")
         c.execute(f"INSERT INTO ledger (id) SELECT g FROM generate_series(1, {ROWS}) g")
+        # stamped, as backfill (like apply) refuses an unstamped database holding data
+        stamp_database(c, "staging", protected=False, by="tests")
     return db
 
 

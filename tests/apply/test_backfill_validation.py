@@ -9,6 +9,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from pgwarden.apply.identity import stamp_database
 from tests.apply.conftest import cli, scalar
 
 
@@ -17,6 +18,8 @@ def ledger(db: str) -> str:
     with psycopg.connect(db, autocommit=True) as c:
         c.execute("CREATE TABLE ledger (id bigint PRIMARY KEY, bal integer NOT NULL DEFAULT 0)")
         c.execute("INSERT INTO ledger (id) SELECT g FROM generate_series(1, 100) g")
+        # stamped, as backfill (like apply) refuses an unstamped database holding data
+        stamp_database(c, "staging", protected=False, by="tests")
     return db
 
 

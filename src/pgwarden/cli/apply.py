@@ -538,6 +538,12 @@ def cancel(database_url: str | None, run_id: str | None, config: str | None) -> 
 @yes_option
 @click.option("--no-health-gate", is_flag=True, help="Do not pause on an unhealthy db.")
 @click.option("--again", is_flag=True, help="Run a finished backfill again, from the first row.")
+@click.option(
+    "--restamp",
+    is_flag=True,
+    help="Adopt a database that holds data but was never stamped by pgwarden, as --env "
+    "(as `pgwarden apply --restamp`).",
+)
 @_break_glass_option
 @config_option
 @dsn_option
@@ -552,6 +558,7 @@ def backfill(
     yes: bool,
     no_health_gate: bool,
     again: bool,
+    restamp: bool,
     break_glass: str | None,
     config: str | None,
     database_url: str | None,
@@ -561,7 +568,7 @@ def backfill(
 
     from pgwarden.apply.backfill import BackfillSpec, check_backfill, run_backfill
     from pgwarden.apply.health import HealthPolicy
-    from pgwarden.cli.environment import check_environment
+    from pgwarden.cli.environment import adopt, check_environment
     from pgwarden.pg.connect import connect, resolve_dsn
     from pgwarden.settings import Environment, load_settings
 
@@ -584,13 +591,23 @@ def backfill(
 
     if early and declared is not None:
         gate(declared)  # the role first: another role may not be able to read pgwarden's stamp
-    target = check_environment(lambda: connect(dsn), env, settings, yes=yes)
+    # as apply: a database holding data but never stamped is refused, whatever --env says
+    target = check_environment(
+        lambda: connect(dsn),
+        env,
+        settings,
+        yes=yes,
+        unstamped_data_refused=True,
+        restamp=restamp,
+    )
     if not early:
         gate(target)
     spec = BackfillSpec(
         table, set_sql, where_sql, batch_size=batch_size, target_batch_ms=target_batch_ms
     )
     check_backfill(dsn, spec)  # a bad --set/--where is said before any progress output
+    if restamp:
+        adopt(lambda: connect(dsn), target.name, settings)
     cancel = threading.Event()
     with (
         ctrl_c_cancels(cancel),
