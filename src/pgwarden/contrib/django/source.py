@@ -488,6 +488,29 @@ def locate(mig: MigrationSQL, line: int) -> SourceLocation:
     return SourceLocation(mig.path, op.line, op.column)
 
 
+def _parse_error_at_operation(
+    mig: MigrationSQL, text: str, starts: list[int], owners: list[int], exc: SqlParseError
+) -> SqlParseError:
+    """`exc` (at a line and column of the migration's SQL text) located at the operation
+    of the migration file whose SQL it is, its position in that SQL kept in the message:
+    lint's machine formats report it there (PW901), as they do a .sql file's."""
+    at = exc.location
+    offset = sum(len(row) + 1 for row in text.split("\n")[: max(at.line - 1, 0)])
+    chunk = bisect_right(starts, offset + max(at.column - 1, 0)) - 1
+    ops = {o.index: o for o in mig.operations}
+    op = ops.get(owners[chunk]) if 0 <= chunk < len(owners) else None
+    where = (
+        SourceLocation(mig.path, op.line, op.column)
+        if op is not None
+        else SourceLocation(mig.path, mig.line, 1)
+    )
+    return SqlParseError(
+        f"{exc.server_message} (in the SQL of {mig.key}, at line {at.line} column "
+        f"{at.column} of the SQL it runs)",
+        where,
+    )
+
+
 def _statement_facts(
     facts: Sequence[ColumnFact], starts: Sequence[int], stmts: Sequence[Any]
 ) -> tuple[ColumnFact, ...]:
@@ -529,9 +552,7 @@ def build_django_plan(
         try:
             stmts = parse(text, mig.path)
         except SqlParseError as exc:
-            raise InputError(
-                f"{mig.path}: the SQL of {mig.key} does not parse: {exc.message}"
-            ) from None
+            raise _parse_error_at_operation(mig, text, starts, owners, exc) from None
         source = SourceText(mig.path, text, _statement_facts(mig.facts, starts, stmts))
         texts.append(source)
         part = build_plan(

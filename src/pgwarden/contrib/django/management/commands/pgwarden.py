@@ -34,7 +34,7 @@ from pgwarden.contrib.django.source import (
     standalone_sql,
     suppress,
 )
-from pgwarden.errors import ApplyFailed, PgwardenError, Refused, UsageError
+from pgwarden.errors import ApplyFailed, PgwardenError, Refused, SqlParseError, UsageError
 
 EXIT_FINDINGS, EXIT_INPUT, EXIT_APPLY = 1, 2, 3
 
@@ -215,7 +215,6 @@ class Command(BaseCommand):  # type: ignore[misc]
         from pgwarden.contrib.django.python_steps import python_writes
         from pgwarden.findings import Severity
         from pgwarden.lint.ignore_sources import apply_source_ignores, source_ignores
-        from pgwarden.report.lint_json import lint_json
         from pgwarden.report.lint_text import render_lint
         from pgwarden.settings import load_settings
 
@@ -235,12 +234,20 @@ class Command(BaseCommand):  # type: ignore[misc]
         )
         self.stderr.write(f"lint: {context_note(connection, ctx, options)}")
         # the TimeZone Django's (and pgwarden migrate's) sessions run with
-        plan = build_django_plan(
-            migs,
-            catalog=ctx.catalog,
-            server_version=ctx.server_version,
-            timezone=session_timezone(connection),
-        )
+        try:
+            plan = build_django_plan(
+                migs,
+                catalog=ctx.catalog,
+                server_version=ctx.server_version,
+                timezone=session_timezone(connection),
+            )
+        except SqlParseError as exc:
+            if options["fmt"] in ("json", "sarif", "gitlab"):  # CI uploads the report
+                from pgwarden.lint.engine import syntax_error_result
+                from pgwarden.plan import Plan
+
+                self._write_lint_report(options, Plan(()), syntax_error_result(exc), migs)
+            raise
         # the settings' DML limits and type-change grading; with the live database, the
         # planner's DML sizes and PW401's counts (as pgwarden lint). A RunPython before a
         # new constraint may fix the rows counted: those counts are warnings naming it
@@ -253,17 +260,8 @@ class Command(BaseCommand):  # type: ignore[misc]
             result, source_ignores(cfg), app_of=apps.get, config=cfg.source or "configuration"
         )
         result = replace(result, findings=tuple(django_help(f) for f in result.findings))
-        if options["fmt"] == "json":
-            doc = lint_json(plan, result)
-            doc["migrations"] = [
-                {"app": m.app_label, "name": m.name, "path": m.path, "atomic": m.atomic}
-                for m in migs
-            ]
-            self.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
-        elif options["fmt"] in ("sarif", "github", "gitlab"):
-            from pgwarden.report.lint_ci import ci_report
-
-            self.stdout.write(ci_report(options["fmt"], plan, result), ending="")
+        if options["fmt"] in ("json", "sarif", "github", "gitlab"):
+            self._write_lint_report(options, plan, result, migs)
         else:
             console = Console(file=self.stdout, highlight=False, soft_wrap=True)
             if not migs:
@@ -273,6 +271,24 @@ class Command(BaseCommand):  # type: ignore[misc]
         if fail_on != "never" and result.failed(Severity(fail_on)):
             return EXIT_FINDINGS
         return 0
+
+    def _write_lint_report(
+        self, options: dict[str, Any], plan: Any, result: Any, migs: list[MigrationSQL]
+    ) -> None:
+        """`result` on stdout in a machine format (json, sarif, github, gitlab)."""
+        if options["fmt"] == "json":
+            from pgwarden.report.lint_json import lint_json
+
+            doc = lint_json(plan, result)
+            doc["migrations"] = [
+                {"app": m.app_label, "name": m.name, "path": m.path, "atomic": m.atomic}
+                for m in migs
+            ]
+            self.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
+        else:
+            from pgwarden.report.lint_ci import ci_report
+
+            self.stdout.write(ci_report(options["fmt"], plan, result), ending="")
 
     # -- migrate -------------------------------------------------------------------
 
