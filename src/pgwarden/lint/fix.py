@@ -21,7 +21,9 @@ CONCURRENTLY that completed; the copies a cancelled REINDEX of a schema, a
 database, a table without a catalog or a partitioned index leaves) a header
 line says to retry with `pgwarden apply`, which reconciles them; a statement that names
 what a later RENAME renames fails once the rename has committed (the RENAME itself is
-skipped then), and a header line says to run the file from the statement that failed.
+skipped then), and a header line says to run the file from the statement that failed;
+likewise for a statement naming what a later ALTER ... SET SCHEMA moves (a CREATE before
+the move makes it anew in the old schema).
 Comments (inline ignores included) stay with their statements, and the result is linted again: a fix
 that leaves a hazard it claims to fix, or brings one the original did not
 have, is dropped. Fixing a fixed file again (a statement added to it, another
@@ -131,6 +133,11 @@ _RENAMED = (
     'those fail when the file runs again ("does not exist"): after a failure past it, '
     "run the file from the statement that failed."
 )
+_MOVED = (
+    "-- A SET SCHEMA below follows statements naming what it moves: once it has committed, "
+    "those make or look for it in its old schema when the file runs again (and fail): after "
+    "a failure past it, run the file from the statement that failed."
+)
 _WAITS = (
     "-- A CREATE/DROP INDEX CONCURRENTLY below waits up to 10 min for its lock and for older "
     "transactions (those waits block no reads or writes; timing out throws the build away)."
@@ -147,6 +154,7 @@ _OWN = {
     _PARTITIONED_INDEX,
     _APPLY,
     _RENAMED,
+    _MOVED,
 }
 _WORD = re.compile(r'"((?:[^"]|"")+)"|([A-Za-z_][A-Za-z0-9_$]*)')
 _TRAIL = re.compile(r"[ \t]*;?[ \t]*(--[^\n]*)")
@@ -231,6 +239,8 @@ def _render(
         out.append(_APPLY)
     if _named_before_rename(steps):
         out.append(_RENAMED)
+    if _named_before_move(steps):
+        out.append(_MOVED)
     if bounded and any(_concurrent(st.sql) for st in steps):
         out.append(_WAITS)
     if timeout_ms is not None:
@@ -319,6 +329,22 @@ def _named_before_rename(steps: list[Step]) -> bool:
             touched = {lk.relation for lk in earlier.effects.locks} | set(earlier.effects.creates)
             if relation in touched and word in _words(earlier.sql):
                 return True
+    return False
+
+
+def _named_before_move(steps: list[Step]) -> bool:
+    """An ALTER ... SET SCHEMA whose object an earlier statement of the file names: the
+    guarded move is skipped on a re-run, but that statement makes a new one in the old
+    schema (then the move fails) or does not find it there."""
+    for i, step in enumerate(steps):
+        if step.kind != "AlterObjectSchemaStmt":
+            continue
+        obj = step.body.get("object")
+        items = obj.get("List", {}).get("items", []) if isinstance(obj, dict) else []
+        names = [it["String"]["sval"] for it in items if isinstance(it, dict) and "String" in it]
+        old = (step.body.get("relation") or {}).get("relname") or (names[-1] if names else None)
+        if isinstance(old, str) and any(old in _words(earlier.sql) for earlier in steps[:i]):
+            return True
     return False
 
 

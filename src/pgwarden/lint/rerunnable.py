@@ -2,11 +2,34 @@
 
 `lint --fix` writes files whose transactions commit one by one, and its header
 says to retry the file when a statement times out. So every statement must
-survive a second run: CREATE TABLE / CREATE INDEX / ADD COLUMN / ADD VALUE get
-IF NOT EXISTS, DROP gets IF EXISTS, a named ADD CONSTRAINT runs only when the
-constraint is not there yet (a DO block: PostgreSQL has no IF NOT EXISTS for
-constraints), a RENAME runs unless it is done already (the old name gone, the new
-one there), and a named concurrent index build first drops an INVALID index of
+survive a second run: CREATE TABLE / CREATE INDEX / ADD COLUMN / ADD VALUE /
+CREATE SEQUENCE / CREATE SCHEMA / CREATE COLLATION / CREATE TABLE AS / CREATE
+MATERIALIZED VIEW get IF NOT EXISTS, DROP gets IF EXISTS, a named ADD CONSTRAINT
+runs only when the constraint is not there yet (a DO block: PostgreSQL has no IF NOT
+EXISTS for constraints), a RENAME (RENAME VALUE of an enum too) runs unless it is
+done already (the old name gone, the new one there).
+
+What has no IF NOT EXISTS runs in a block that skips it when its object is there,
+looked up where the server creates it (the schema named, else the first schema of
+the search_path, current_schema()): CREATE TYPE (composite, enum, range; a base type
+once defined, its shell once created) and CREATE DOMAIN by name in pg_type, CREATE
+FUNCTION / PROCEDURE by name and input argument types (its signature: OUT and TABLE
+arguments are not part of it) in pg_proc, CREATE VIEW by name in pg_class, a CREATE
+SCHEMA with elements (no IF NOT EXISTS there) by name. OR REPLACE is not added: it
+would replace a different object the database had before the file instead of failing
+as the original does, and put back an old body a later statement of the file replaced.
+Like IF NOT EXISTS, the block keeps an object of that name that was there before.
+ALTER ... SET SCHEMA of a table, view, sequence, type or domain runs unless it is done
+(the object in the new schema, its old name finding nothing else). ALTER TABLE ...
+ALTER COLUMN ... TYPE ... USING runs unless every column it converts has the type it
+converts to, typmod included (computed for the built-in types with modifiers; another
+type with modifiers keeps the statement as it is): run again, the conversion would run
+on its own output (fail, or scale twice). A conversion that keeps the column's type
+(TYPE text USING lower(c) on a text column) is taken as done: write it as an UPDATE.
+A statement naming what a later SET SCHEMA moves (the CREATE before it) makes it anew
+in the old schema on a re-run: `lint.fix` says so in the header.
+
+A named concurrent index build first drops an INVALID index of
 that name: what an earlier run of this file left when the build failed or timed
 out half-way (IF NOT EXISTS alone would keep the invalid index, and an ADD
 CONSTRAINT ... USING INDEX would fail on it). A valid index of that name is kept:
@@ -174,6 +197,215 @@ def _has_constraint(table: str, name: str) -> str:
     )
 
 
+# Statements with an IF NOT EXISTS of their own (the keyword after the matched word).
+_IF_NOT_EXISTS = {
+    "CreateSeqStmt": re.compile(r"\b(SEQUENCE)\s+", re.I),
+    "CreateSchemaStmt": re.compile(r"\b(SCHEMA)\s+", re.I),
+    "CreateTableAsStmt": re.compile(r"\b(TABLE|VIEW)\s+", re.I),
+    "DefineStmt": re.compile(r"\b(COLLATION)\s+", re.I),
+}
+
+
+def _may_skip(node: Any) -> bool:
+    """The server takes IF NOT EXISTS on this one (not on a schema with elements,
+    SELECT INTO, or a DefineStmt other than CREATE COLLATION)."""
+    kind = type(node).__name__
+    if kind == "CreateSchemaStmt":
+        return not node.schemaElts
+    if kind == "CreateTableAsStmt":
+        return not node.is_select_into
+    if kind == "DefineStmt":
+        return bool(node.kind == ObjectType.OBJECT_COLLATION)
+    return True
+
+
+def _unless(done: str, sql: str) -> str | None:
+    """A block running `sql` unless `done` (an SQL condition) holds: it ran already."""
+    if "$pgwarden$" in sql:
+        return None
+    return (
+        "DO $pgwarden$ BEGIN\n"
+        f"  IF NOT {done} THEN\n"
+        f"    {sql.strip().rstrip(';')};\n"
+        "  END IF;\n"
+        "END $pgwarden$"
+    )
+
+
+def _split(names: Any) -> tuple[str | None, str]:
+    """(schema, name) of a qualified name (a tuple of String)."""
+    parts = [n.sval for n in names or ()]
+    return (parts[-2] if len(parts) > 1 else None), parts[-1]
+
+
+def _namespace(schema: str | None, temporary: bool = False) -> str:
+    """The schema an object named with `schema` is created in, as the server picks it: the
+    one named, else the first of the search_path that exists (current_schema())."""
+    if schema:
+        return f"to_regnamespace({_literal(_relation(None, schema))})"
+    if temporary:
+        return "pg_my_temp_schema()"
+    return "to_regnamespace(quote_ident(current_schema()))"
+
+
+def _type_exists(names: Any, *, defined: bool = False) -> str:
+    schema, name = _split(names)
+    return (
+        "EXISTS (SELECT FROM pg_type\n"
+        f"             WHERE typname = {_literal(name)}\n"
+        f"               AND typnamespace = {_namespace(schema)}"
+        + ("\n               AND typisdefined)" if defined else ")")
+    )
+
+
+_IN = ("i", "b", "v", "d")  # FunctionParameterMode: IN, INOUT, VARIADIC, default (IN)
+
+
+def _function_exists(node: Any) -> str | None:
+    """The function of that name and input argument types (its signature: OUT and TABLE
+    arguments are not part of it, a procedure's either) exists where it is created."""
+    schema, name = _split(node.funcname)
+    types = []
+    for param in node.parameters or ():
+        if str(param.mode.value) not in _IN:
+            continue
+        if param.argType.pct_type:  # a column's %TYPE: no name the catalog can be asked
+            return None
+        types.append(f"to_regtype({_literal(_deparse(param.argType))})")
+    args = f"ARRAY[{', '.join(types)}]::oid[]" if types else "'{}'::oid[]"
+    return (
+        "EXISTS (SELECT FROM pg_proc\n"
+        f"             WHERE proname = {_literal(name)}\n"
+        f"               AND pronamespace = {_namespace(schema)}\n"
+        f"               AND (proargtypes::oid[])[:] = {args})"
+    )
+
+
+def _relation_exists(rel: Any) -> str:
+    return (
+        "EXISTS (SELECT FROM pg_class\n"
+        f"             WHERE relname = {_literal(rel.relname)}\n"
+        f"               AND relnamespace = "
+        f"{_namespace(rel.schemaname, rel.relpersistence == 't')})"
+    )
+
+
+def _moved(node: Any) -> str | None:
+    """ALTER ... SET SCHEMA done: the object is in the new schema and its old name finds
+    nothing else (when the new schema comes first in the search_path, the old name finds
+    the moved object itself)."""
+    if node.objectType in _RENAMED_RELATIONS and node.relation is not None:
+        rel, lookup = node.relation, "to_regclass"
+        old, new = _relation(rel.schemaname, rel.relname), _relation(node.newschema, rel.relname)
+    elif node.objectType in (ObjectType.OBJECT_TYPE, ObjectType.OBJECT_DOMAIN) and all(
+        type(n).__name__ == "String" for n in node.object or ()
+    ):
+        schema, name = _split(node.object)
+        lookup = "to_regtype"
+        old, new = _relation(schema, name), _relation(node.newschema, name)
+    else:
+        return None
+    old_sql, new_sql = f"{lookup}({_literal(old)})", f"{lookup}({_literal(new)})"
+    return f"({new_sql} IS NOT NULL\n      AND coalesce({old_sql} = {new_sql}, true))"
+
+
+def _guarded_create(sql: str, node: Any) -> str | None:
+    """A CREATE with no IF NOT EXISTS (a type, domain, function, view, schema with
+    elements) that runs unless its object is there, or an ALTER ... SET SCHEMA that runs
+    unless it is done, or a RENAME VALUE unless the value is renamed already."""
+    kind = type(node).__name__
+    done: str | None = None
+    if kind == "CompositeTypeStmt":
+        done = _type_exists(
+            [ast.String(sval=n) for n in (node.typevar.schemaname, node.typevar.relname) if n]
+        )
+    elif kind in ("CreateEnumStmt", "CreateRangeStmt"):
+        done = _type_exists(node.typeName)
+    elif kind == "CreateDomainStmt":
+        done = _type_exists(node.domainname)
+    elif kind == "DefineStmt" and node.kind == ObjectType.OBJECT_TYPE:
+        # a shell type (no definition) is there once created; a base type once defined
+        done = _type_exists(node.defnames, defined=node.definition is not None)
+    elif kind == "CreateFunctionStmt" and not node.replace:
+        done = _function_exists(node)
+    elif kind == "ViewStmt" and not node.replace:
+        done = _relation_exists(node.view)
+    elif kind == "CreateSchemaStmt" and node.schemaElts and node.schemaname:
+        done = f"EXISTS (SELECT FROM pg_namespace WHERE nspname = {_literal(node.schemaname)})"
+    elif kind == "AlterObjectSchemaStmt" and not node.missing_ok:
+        done = _moved(node)
+    elif kind == "AlterEnumStmt" and node.oldVal and node.newVal:
+        done = _renamed_label(node)
+    return _unless(done, sql) if done is not None else None
+
+
+def _renamed_label(node: Any) -> str:
+    """RENAME VALUE done: the enum has the new label and not the old one."""
+    labels = f"enum_range(NULL::{_relation(*_split(node.typeName))})::text[]"
+    return (
+        f"({_literal(node.newVal)} = ANY ({labels})\n"
+        f"      AND NOT {_literal(node.oldVal)} = ANY ({labels}))"
+    )
+
+
+def _guarded_conversion(sql: str, node: Any) -> str | None:
+    """ALTER TABLE ... ALTER COLUMN ... TYPE ... USING that runs unless every column it
+    converts has the type it converts to (with its typmod): a second run would convert
+    the converted values again (twice the * 100) or fail on them."""
+    rel = node.relation
+    cmds = [
+        c
+        for c in node.cmds or ()
+        if c.subtype == AlterTableType.AT_AlterColumnType
+        and c.def_ is not None
+        and c.def_.raw_default is not None
+    ]
+    if rel is None or not cmds:
+        return None
+    table = _relation(rel.schemaname, rel.relname)
+    checks = []
+    for cmd in cmds:
+        typmod = _typmod(cmd.def_.typeName)
+        if typmod is None:
+            return None
+        checks.append(
+            "EXISTS (SELECT FROM pg_attribute\n"
+            f"             WHERE attrelid = to_regclass({_literal(table)})\n"
+            f"               AND attname = {_literal(cmd.name)} AND NOT attisdropped\n"
+            f"               AND atttypid = to_regtype({_literal(_deparse(cmd.def_.typeName))})\n"
+            f"               AND atttypmod = {typmod})"
+        )
+    return _unless("(" + "\n      AND ".join(checks) + ")", sql)
+
+
+_VARHDRSZ = 4
+
+
+def _typmod(type_name: Any) -> int | None:
+    """The atttypmod a column of this type gets (-1: none), as the built-in types' typmod
+    input functions compute it; None for another type with modifiers (not known here)."""
+    mods = list(type_name.typmods or ())
+    if not mods:
+        return -1
+    values = [getattr(getattr(m, "val", None), "ival", None) for m in mods]
+    if any(not isinstance(v, int) for v in values):
+        return None
+    names = [n.sval for n in type_name.names or ()]
+    if len(names) > 1 and names[0] != "pg_catalog":
+        return None
+    base, ints = names[-1], [int(v) for v in values if isinstance(v, int)]
+    if base in ("varchar", "bpchar") and len(ints) == 1:
+        return ints[0] + _VARHDRSZ
+    if base in ("bit", "varbit") and len(ints) == 1:
+        return ints[0]
+    if base == "numeric" and len(ints) in (1, 2):
+        scale = ints[1] if len(ints) == 2 else 0
+        return ((ints[0] << 16) | (scale & 0x7FF)) + _VARHDRSZ
+    if base in ("timestamp", "timestamptz", "time", "timetz") and len(ints) == 1:
+        return min(ints[0], 6)  # the server caps the precision at 6 (with a warning)
+    return None
+
+
 def rerunnable(sql: str, *, indexes: Sequence[str] = (), lock_timeout_ms: int = 1000) -> list[str]:
     """`sql` (one statement, no `;`) as statements that may run again.
 
@@ -212,6 +444,13 @@ def rerunnable(sql: str, *, indexes: Sequence[str] = (), lock_timeout_ms: int = 
     if kind == "RenameStmt":
         renamed = _guarded_rename(sql, node)
         return [renamed] if renamed is not None else [sql]
+    if kind in _IF_NOT_EXISTS and not node.if_not_exists and _may_skip(node):
+        node.if_not_exists = True
+        word = _IF_NOT_EXISTS[kind]
+        return [_text(sql, node, lambda s: word.sub(r"\1 IF NOT EXISTS ", s, count=1))]
+    created = _guarded_create(sql, node)
+    if created is not None:
+        return [created]
     if kind == "AlterTableStmt":
         finalize = _finalize_pending_detach(node)
         if finalize is not None:
@@ -219,6 +458,9 @@ def rerunnable(sql: str, *, indexes: Sequence[str] = (), lock_timeout_ms: int = 
         guarded = _guarded_constraint(sql, node)
         if guarded is not None:
             return [guarded]
+        converted = _guarded_conversion(sql, node)
+        if converted is not None:
+            return [converted]
         changed = False
         for cmd in node.cmds or ():
             if (

@@ -1,0 +1,276 @@
+"""A `lint --fix` output whose statements create types, domains, functions, views,
+schemas, collations, sequences, move a table to a schema or convert a column USING
+an expression runs again after a run that got half-way or to its end (its header says
+to retry the whole file): each such statement is skipped when what it makes is there,
+and the file leaves what one run of the original leaves.
+
+Each shape is a transaction with a CREATE INDEX that `--fix` builds concurrently (so
+the file is rewritten), fixed without a catalog, linted again (no hazard it claims to
+fix, none the original did not have), run half-way, whole, and whole again on a live
+server, and compared with one run of the original.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from pgwarden.analysis.parse import parse
+from pgwarden.commands import Context, lint
+from pgwarden.lint.fix import fix_plan, write_fixes
+from pgwarden.pg.cluster import Cluster
+from tests.fixtures.pg import new_database
+
+SETUP = """
+CREATE TABLE customers (id bigint PRIMARY KEY, name text NOT NULL, email text NOT NULL,
+                        tags text NOT NULL, cents bigint NOT NULL, code varchar(10));
+INSERT INTO customers (id, name, email, tags, cents, code)
+SELECT g, 'customer ' || g, 'c' || g || '@example.org', 'a,b', g * 100, 'c' || g
+FROM generate_series(1, 200) g;
+"""
+BUILD = "CREATE INDEX customers_email_idx ON customers (email);"
+
+
+@dataclass(frozen=True)
+class Shape:
+    name: str
+    sql: str  # the transaction's statements (with the build, or the build is added)
+    setup: str = ""  # what the database has before the file
+
+
+SHAPES = [
+    Shape(
+        "composite_type",
+        "CREATE TYPE contact AS (name text, email text);\n"
+        "CREATE INDEX customers_contact_idx ON customers ((ROW(name, email)::contact));",
+    ),
+    Shape(
+        "enum_and_value",
+        "CREATE TYPE tier AS ENUM ('free', 'paid');\n"
+        "ALTER TYPE tier ADD VALUE 'gold';\n"
+        "ALTER TABLE customers ADD COLUMN tier tier;",
+    ),
+    Shape(
+        "enum_rename_value",
+        "CREATE TYPE state AS ENUM ('new', 'old');\nALTER TYPE state RENAME VALUE 'old' TO 'gone';",
+    ),
+    Shape("range_type", "CREATE TYPE cents_range AS RANGE (subtype = bigint);"),
+    Shape(
+        "domain",
+        "CREATE DOMAIN mail AS text CHECK (VALUE LIKE '%@%');\n"
+        "CREATE INDEX customers_mail_idx ON customers ((email::mail));",
+    ),
+    Shape(
+        "function",
+        "CREATE FUNCTION email_domain(e text) RETURNS text\n"
+        "    LANGUAGE sql IMMUTABLE AS $$ SELECT split_part(e, '@', 2) $$;\n"
+        "CREATE FUNCTION email_domain(e text, n int, VARIADIC rest text[]) RETURNS text\n"
+        "    LANGUAGE sql IMMUTABLE AS $$ SELECT split_part(e, '@', n) $$;\n"
+        "CREATE INDEX customers_domain_idx ON customers ((email_domain(email)));",
+    ),
+    Shape(
+        "procedure",
+        "CREATE PROCEDURE count_customers(IN lo bigint, OUT n bigint)\n"
+        "    LANGUAGE sql AS $$ SELECT count(*) FROM customers WHERE id >= lo $$;",
+    ),
+    Shape(
+        "function_in_new_schema",
+        "CREATE SCHEMA util;\n"
+        "CREATE FUNCTION util.mailbox(e text) RETURNS text\n"
+        "    LANGUAGE sql IMMUTABLE AS $$ SELECT split_part(e, '@', 1) $$;\n"
+        "CREATE INDEX customers_mailbox_idx ON customers ((util.mailbox(email)));",
+    ),
+    Shape(
+        "collation",
+        'CREATE COLLATION bytewise FROM "C";\n'
+        "CREATE INDEX customers_name_bytewise_idx ON customers (name COLLATE bytewise);",
+    ),
+    Shape(
+        "set_schema",
+        "CREATE SCHEMA crm;\nALTER TABLE customers SET SCHEMA crm;\n"
+        "CREATE INDEX customers_email_idx ON crm.customers (email);",
+    ),
+    Shape(
+        "set_schema_of_a_table_the_search_path_finds_first",
+        "ALTER TABLE customers SET SCHEMA crm;",
+        setup="CREATE SCHEMA crm; DO $$ BEGIN EXECUTE format("
+        "'ALTER DATABASE %I SET search_path = crm, public', current_database()); END $$;",
+    ),
+    Shape(
+        "type_set_schema",
+        "CREATE SCHEMA crm;\nALTER TYPE tier SET SCHEMA crm;",
+        setup="CREATE TYPE tier AS ENUM ('free');",
+    ),
+    Shape(
+        "convert_using",
+        "ALTER TABLE customers ALTER COLUMN tags TYPE text[] USING string_to_array(tags, ',');\n"
+        "CREATE INDEX customers_tags_idx ON customers USING gin (tags);",
+    ),
+    Shape(
+        "convert_using_twice_would_scale_twice",
+        "ALTER TABLE customers ALTER COLUMN cents TYPE numeric(12,2) USING cents / 100.0,\n"
+        "    ALTER COLUMN code TYPE varchar(20) USING upper(code);",
+    ),
+    Shape("sequence", "CREATE SEQUENCE customer_no START 1000;"),
+    Shape("view", "CREATE VIEW customer_emails AS SELECT id, email FROM customers;"),
+    Shape(
+        "materialized_view",
+        "CREATE MATERIALIZED VIEW customer_count AS SELECT count(*) FROM customers;",
+    ),
+    Shape("schema", "CREATE SCHEMA reports;"),
+    Shape("schema_with_elements", "CREATE SCHEMA audit CREATE TABLE log (id bigint, at date);"),
+]
+
+
+def _source(shape: Shape) -> str:
+    build = "" if "CREATE INDEX" in shape.sql else f"\n{BUILD}"
+    return f"BEGIN;\n{shape.sql}{build}\nCOMMIT;\n"
+
+
+def _statements(text: str) -> list[str]:
+    return [s.text for s in parse(text)]
+
+
+def _run(dsn: str, stmts: list[str], *, upto: int | None = None) -> None:
+    """The statements (the first `upto` of them: a run stopped there, its open
+    transaction rolled back), each in the session as psql would run them."""
+    with psycopg.connect(dsn, autocommit=True) as c:
+        for q in stmts[:upto]:
+            c.execute(q.encode())
+        if c.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            c.execute("ROLLBACK")
+
+
+def _database(cluster: Cluster, setup: str = "") -> str:
+    dsn = new_database(cluster)
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute(SETUP.encode())
+        if setup:
+            c.execute(setup.encode())
+    return dsn
+
+
+USER = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_'"
+
+
+def _state(dsn: str) -> dict[str, list[tuple[object, ...]]]:
+    """What the file made: relations and their columns, types, enum labels, functions,
+    collations, views and schemas outside the system schemas, and the rows of the tables."""
+    with psycopg.connect(dsn) as c:
+        out = {
+            "relations": c.execute(
+                "SELECT c.oid::regclass::text, c.relkind::text, "
+                "pg_get_viewdef(c.oid) FROM pg_class c "
+                f"JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {USER} ORDER BY 1"
+            ).fetchall(),
+            "columns": c.execute(
+                "SELECT a.attrelid::regclass::text, a.attname, "
+                "format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+                "JOIN pg_class c ON c.oid = a.attrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                f"WHERE {USER} AND a.attnum > 0 AND NOT a.attisdropped ORDER BY 1, 2"
+            ).fetchall(),
+            "types": c.execute(
+                "SELECT t.oid::regtype::text, t.typtype::text, "
+                "format_type(t.typbasetype, t.typtypmod) FROM pg_type t "
+                f"JOIN pg_namespace n ON n.oid = t.typnamespace WHERE {USER} ORDER BY 1"
+            ).fetchall(),
+            "labels": c.execute(
+                "SELECT enumtypid::regtype::text, "
+                "array_agg(enumlabel::text ORDER BY enumsortorder) FROM pg_enum "
+                "GROUP BY 1 ORDER BY 1"
+            ).fetchall(),
+            "functions": c.execute(
+                "SELECT p.oid::regprocedure::text, p.prosrc FROM pg_proc p "
+                f"JOIN pg_namespace n ON n.oid = p.pronamespace WHERE {USER} ORDER BY 1"
+            ).fetchall(),
+            "collations": c.execute(
+                "SELECT o.oid::regcollation::text FROM pg_collation o "
+                f"JOIN pg_namespace n ON n.oid = o.collnamespace WHERE {USER} ORDER BY 1"
+            ).fetchall(),
+            "schemas": c.execute(
+                f"SELECT n.nspname FROM pg_namespace n WHERE {USER} ORDER BY 1"
+            ).fetchall(),
+            "indexes": c.execute(
+                "SELECT pg_get_indexdef(i.indexrelid), i.indisvalid FROM pg_index i "
+                "JOIN pg_class c ON c.oid = i.indexrelid "
+                f"JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {USER} ORDER BY 1"
+            ).fetchall(),
+        }
+        tables = [r[0] for r in out["relations"] if r[1] == "r"]
+        out["rows"] = [
+            (
+                t,
+                c.execute(
+                    f"SELECT md5(string_agg(x::text, ',' ORDER BY x::text)) FROM {t} x"
+                ).fetchone(),
+            )
+            for t in tables
+        ]
+    return out
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=[s.name for s in SHAPES])
+def test_fixed_file_runs_again_and_leaves_what_one_run_does(
+    shape: Shape, pg_any: Cluster, tmp_path: Path
+) -> None:
+    source = _source(shape)
+    plain = _database(pg_any, shape.setup)
+    _run(plain, _statements(source))  # the original, once
+
+    f = tmp_path / "001.sql"
+    f.write_text(source)
+    ctx = Context(None, None, pg_any.installation.major, "x")
+    plan, result = lint([f], context=ctx)
+    before = {x.code for x in result.findings}
+    fixes = fix_plan(plan, result)
+    claimed = {x.code for x in fixes[0].fixed}
+    assert "PW101" in claimed
+    write_fixes(fixes)
+    _, after = lint([f], context=ctx)
+    codes = {x.code for x in after.findings}
+    assert not codes & claimed and codes <= before, (codes, f.read_text())
+
+    stmts = _statements(f.read_text())
+    dsn = _database(pg_any, shape.setup)
+    _run(dsn, stmts, upto=len(stmts) // 2)  # a run that stopped half-way
+    _run(dsn, stmts)  # the retry the header allows
+    _run(dsn, stmts)  # and another
+    assert _state(dsn) == _state(plain), f.read_text()
+
+
+MOVED = "-- A SET SCHEMA below follows statements naming what it moves"
+
+
+def test_a_move_after_the_create_says_to_go_on_from_the_failed_statement(
+    pg_any: Cluster, tmp_path: Path
+) -> None:
+    """CREATE TYPE then SET SCHEMA: once committed, a re-run makes the type anew in its
+    old schema and the move fails; the header says so, and running the file from the
+    statement that failed finishes it."""
+    source = _source(
+        Shape(
+            "create_then_move",
+            "CREATE SCHEMA crm;\nCREATE TYPE tier AS ENUM ('free');\n"
+            "ALTER TYPE tier SET SCHEMA crm;",
+        )
+    )
+    plain = _database(pg_any)
+    _run(plain, _statements(source))
+    f = tmp_path / "001.sql"
+    f.write_text(source)
+    plan, result = lint([f], context=Context(None, None, pg_any.installation.major, "x"))
+    write_fixes(fix_plan(plan, result))
+    text = f.read_text()
+    assert MOVED in text
+    stmts = _statements(text)
+    dsn = _database(pg_any)
+    _run(dsn, stmts)
+    with pytest.raises(psycopg.errors.DuplicateObject):
+        _run(dsn, stmts)
+    failed = next(i for i, q in enumerate(stmts) if "SET SCHEMA" in q)
+    _run(dsn, stmts[failed:])
+    assert _state(dsn) == _state(plain)
