@@ -190,7 +190,6 @@ def lint(
     lints Alembic revisions.
     """
     from pgwarden.findings import Severity
-    from pgwarden.plan import Plan
     from pgwarden.settings import load_settings
 
     skip_teardown()  # what lint opens it closes itself (files, a read-only connection)
@@ -211,9 +210,13 @@ def lint(
         stats_file=stats_file,
         pg_version=pg_version or settings.pg_version,
     )
-    sources = alembic_sources(
-        paths, alembic_ini, revision_range, unapplied, database_url, snapshot=ctx.snapshot
-    )
+    try:
+        sources = alembic_sources(
+            paths, alembic_ini, revision_range, unapplied, database_url, snapshot=ctx.snapshot
+        )
+    except SqlParseError as exc:  # an op.execute the grammar rejects
+        _syntax_error_report(fmt, exc)
+        raise
 
     preflight_dsn = None
     if database_url:
@@ -234,10 +237,7 @@ def lint(
     try:
         plan, result = run()
     except SqlParseError as exc:
-        if fmt in ("json", "sarif", "gitlab"):  # CI uploads the report: it must be one
-            from pgwarden.lint.engine import syntax_error_result
-
-            _print_lint_report(fmt, Plan(()), syntax_error_result(exc))
+        _syntax_error_report(fmt, exc)
         raise
     if apply_fixes:
         from pgwarden.lint.fix import fix_plan, write_fixes
@@ -253,6 +253,16 @@ def lint(
     threshold = fail_on or settings.fail_on
     if threshold != "never" and result.failed(Severity(threshold)):
         sys.exit(EXIT_FINDINGS)
+
+
+def _syntax_error_report(fmt: str, exc: SqlParseError) -> None:
+    """The PW901 report of `exc` on stdout in the formats CI uploads (it must be one);
+    text and github say it on stderr only, as the caller's error."""
+    if fmt in ("json", "sarif", "gitlab"):
+        from pgwarden.lint.engine import syntax_error_result
+        from pgwarden.plan import Plan
+
+        _print_lint_report(fmt, Plan(()), syntax_error_result(exc))
 
 
 def _print_lint_report(fmt: str, plan: Plan, result: LintResult) -> None:

@@ -50,7 +50,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from pgwarden.analysis.inplan import ColumnFact, fact_type
 from pgwarden.analysis.parse import ParsedStatement, parse
-from pgwarden.errors import InputError, Refused, UsageError
+from pgwarden.errors import InputError, Refused, SqlParseError, UsageError
+from pgwarden.location import SourceLocation
 from pgwarden.plan import Plan, SourceText, Step, TxMode, build_plan
 from pgwarden.sources.alembic_online import OnlineRevision, Runner, online_runner, placeholder_sql
 
@@ -350,6 +351,20 @@ def _kind(stmt: ParsedStatement) -> str:
     return stmt.tree.get("TransactionStmt", {}).get("kind", "")
 
 
+def _parse_error_at_line(rev: _Revision, line: int, exc: SqlParseError) -> SqlParseError:
+    """`exc` (at a line and column of the SQL a revision wrote) located at the line of the
+    revision file that wrote it, its position in that SQL kept in the message: lint's
+    machine formats report it there (PW901), as they do a .sql file's."""
+    rows = rev.text.splitlines()
+    row = rows[line - 1] if 0 < line <= len(rows) else ""
+    at = exc.location
+    return SqlParseError(
+        f"{exc.server_message} (in the SQL of revision {rev.revision}, at line {at.line} "
+        f"column {at.column} of the SQL it runs)",
+        SourceLocation(rev.path, line, len(row) - len(row.lstrip()) + 1),
+    )
+
+
 def _assemble(cap: _Capture) -> list[Source]:
     """Attribute each written statement to a revision; compute statement offsets."""
     if not cap.revisions:
@@ -380,7 +395,12 @@ def _assemble(cap: _Capture) -> list[Source]:
                 facts[id(current)].append(replace(payload, before=len(per[id(current)])))
             continue
         sql, line, fname = payload  # type: ignore[misc]
-        stmts = parse(sql, "<alembic>")
+        try:
+            stmts = parse(sql, "<alembic>")
+        except SqlParseError as exc:
+            if current is None or fname is None or line is None:
+                raise
+            raise _parse_error_at_line(current, line, exc) from None
         # BEGIN and CREATE TABLE alembic_version belong to the revision that follows;
         # COMMIT and the version UPDATE/INSERT to the one that ran.
         opens = bool(stmts) and (
