@@ -81,6 +81,10 @@ CREATE TRIGGER t_trg BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION trg();
 """
 )
 
+POL = T + "CREATE POLICY t_pol ON t USING (a > 0);\n"
+RULE = T + "CREATE RULE t_rule AS ON UPDATE TO t DO ALSO NOTHING;\n"
+PUB = T + "CREATE PUBLICATION {s}_pub;\n"
+
 _ALTER_TABLE = [
     Case("add_column_nullable", T, "ALTER TABLE t ADD COLUMN e int"),
     Case("add_column_const_default", T, "ALTER TABLE t ADD COLUMN e int DEFAULT 5"),
@@ -533,6 +537,18 @@ _DROP_CREATE = [
         "CREATE TRIGGER t_trg2 AFTER UPDATE ON t FOR EACH ROW EXECUTE FUNCTION trg()",
     ),
     Case("drop_trigger", TRG, "DROP TRIGGER t_trg ON t"),
+    Case("rename_trigger", TRG, "ALTER TRIGGER t_trg ON t RENAME TO t_trg9"),
+    Case("create_policy", T, "CREATE POLICY t_pol ON t USING (a > 0)"),
+    Case("alter_policy", POL, "ALTER POLICY t_pol ON t USING (a > 1)"),
+    Case("rename_policy", POL, "ALTER POLICY t_pol ON t RENAME TO t_pol9"),
+    Case("drop_policy", POL, "DROP POLICY t_pol ON t"),
+    Case("create_rule", T, "CREATE RULE t_rule AS ON UPDATE TO t DO ALSO NOTHING"),
+    Case("replace_rule", RULE, "CREATE OR REPLACE RULE t_rule AS ON UPDATE TO t DO ALSO NOTHING"),
+    Case("rename_rule", RULE, "ALTER RULE t_rule ON t RENAME TO t_rule9"),
+    Case("drop_rule", RULE, "DROP RULE t_rule ON t"),
+    Case("create_statistics", T, "CREATE STATISTICS t_stat ON a, n FROM t"),
+    Case("create_publication", T, "CREATE PUBLICATION {s}_pub FOR TABLE t"),
+    Case("alter_publication_add", PUB, "ALTER PUBLICATION {s}_pub ADD TABLE t"),
     Case("create_view", T, "CREATE VIEW nv AS SELECT id, a FROM t"),
     Case("create_or_replace_view", MV, "CREATE OR REPLACE VIEW v AS SELECT id, a, 1 AS one FROM t"),
     Case("create_matview", T, "CREATE MATERIALIZED VIEW nmv AS SELECT id, a FROM t"),

@@ -379,6 +379,10 @@ _DROP_RELATION = {
 }
 
 
+# Objects that belong to a table: dropping or renaming one locks the table ACCESS EXCLUSIVE.
+_ON_TABLE = {"OBJECT_TRIGGER": "TRIGGER", "OBJECT_POLICY": "POLICY", "OBJECT_RULE": "RULE"}
+
+
 def _drop(ctx: Ctx, tree: Node) -> None:
     body = tree["DropStmt"]
     kind = body.get("removeType", "")
@@ -397,10 +401,11 @@ def _drop(ctx: Ctx, tree: Node) -> None:
             _drop_index(ctx, ctx.qualified(items), body, missing_ok)
         elif kind == "OBJECT_SCHEMA":
             _drop_schema(ctx, obj["String"]["sval"], cascade, missing_ok)
-        elif kind == "OBJECT_TRIGGER" and items:
+        elif kind in _ON_TABLE and items:
             table = ctx.qualified(items[:-1])
-            ctx.lock(table, AE, "DROP TRIGGER")
-            ctx.lock(table, AS, "DROP TRIGGER: dependency check")
+            what = _ON_TABLE[kind]
+            ctx.lock(table, AE, f"DROP {what}")
+            ctx.lock(table, AS, f"DROP {what}: dependency check")
         elif kind == "OBJECT_FUNCTION" and cascade:
             _drop_function_cascade(ctx, obj)
         elif kind == "OBJECT_TYPE" and cascade:
@@ -617,6 +622,35 @@ def _create_trigger(ctx: Ctx, tree: Node) -> None:
     ctx.lock(ctx.rv(tree["CreateTrigStmt"]["relation"]), SRE, "CREATE TRIGGER")
 
 
+def _create_policy(ctx: Ctx, tree: Node) -> None:
+    ctx.lock(ctx.rv(tree["CreatePolicyStmt"]["table"]), AE, "CREATE POLICY")
+
+
+def _alter_policy(ctx: Ctx, tree: Node) -> None:
+    ctx.lock(ctx.rv(tree["AlterPolicyStmt"]["table"]), AE, "ALTER POLICY")
+
+
+def _create_rule(ctx: Ctx, tree: Node) -> None:
+    ctx.lock(ctx.rv(tree["RuleStmt"]["relation"]), AE, "CREATE RULE")
+
+
+def _create_statistics(ctx: Ctx, tree: Node) -> None:
+    for node in tree["CreateStatsStmt"].get("relations") or ():
+        rv = node.get("RangeVar")
+        if rv is not None:
+            ctx.lock(ctx.rv(rv), SUE, "CREATE STATISTICS")
+
+
+def _publication(ctx: Ctx, tree: Node) -> None:
+    """CREATE/ALTER PUBLICATION ... TABLE t: SHARE UPDATE EXCLUSIVE on each table named."""
+    body = tree.get("CreatePublicationStmt") or tree.get("AlterPublicationStmt") or {}
+    for node in body.get("pubobjects") or ():
+        spec = node.get("PublicationObjSpec", {})
+        rv = spec.get("pubtable", {}).get("relation")
+        if rv is not None:
+            ctx.lock(ctx.rv(rv), SUE, "PUBLICATION ... TABLE")
+
+
 def _create_seq(ctx: Ctx, tree: Node) -> None:
     body = tree["CreateSeqStmt"]
     seq = ctx.rv(body["sequence"])
@@ -649,6 +683,9 @@ def _rename(ctx: Ctx, tree: Node) -> None:
     body = tree["RenameStmt"]
     kind = body.get("renameType", "")
     rv = body.get("relation")
+    if kind in _ON_TABLE and rv is not None:
+        ctx.lock(ctx.rv(rv), AE, f"ALTER {_ON_TABLE[kind]} ... RENAME")
+        return
     if kind not in _REL_OBJECTS or rv is None:
         return
     rel = ctx.rv(rv)
@@ -913,6 +950,12 @@ _HANDLERS: dict[str, Handler] = {
     "ViewStmt": _create_view,
     "RefreshMatViewStmt": _refresh,
     "CreateTrigStmt": _create_trigger,
+    "CreatePolicyStmt": _create_policy,
+    "AlterPolicyStmt": _alter_policy,
+    "RuleStmt": _create_rule,
+    "CreateStatsStmt": _create_statistics,
+    "CreatePublicationStmt": _publication,
+    "AlterPublicationStmt": _publication,
     "CreateSeqStmt": _create_seq,
     "AlterSeqStmt": _alter_seq,
     "RenameStmt": _rename,

@@ -24,6 +24,8 @@ __all__ = [
     "AlterDomainStmt",
     "AlterEnumStmt",
     "AlterObjectSchemaStmt",
+    "AlterPolicyStmt",
+    "AlterPublicationStmt",
     "AlterSeqStmt",
     "AlterTableCmd",
     "AlterTableStmt",
@@ -37,8 +39,11 @@ __all__ = [
     "CopyStmt",
     "CreateEnumStmt",
     "CreateFunctionStmt",
+    "CreatePolicyStmt",
+    "CreatePublicationStmt",
     "CreateSchemaStmt",
     "CreateSeqStmt",
+    "CreateStatsStmt",
     "CreateStmt",
     "CreateTableAsStmt",
     "CreateTrigStmt",
@@ -62,12 +67,15 @@ __all__ = [
     "ObjectWithArgs",
     "PartitionBoundSpec",
     "PartitionCmd",
+    "PublicationObjSpec",
+    "PublicationTable",
     "RangeVar",
     "RefreshMatViewStmt",
     "ReindexStmt",
     "RenameStmt",
     "ReplicaIdentityStmt",
     "ResTarget",
+    "RuleStmt",
     "SelectStmt",
     "String",
     "TableLikeClause",
@@ -408,6 +416,49 @@ class CreateTrigStmt(TypedDict, total=False):
     relation: RangeVar
 
 
+class CreatePolicyStmt(TypedDict, total=False):
+    policy_name: str
+    table: RangeVar
+
+
+class AlterPolicyStmt(TypedDict, total=False):
+    policy_name: str
+    table: RangeVar
+
+
+class RuleStmt(TypedDict, total=False):
+    relation: RangeVar
+    rulename: str
+    replace: bool
+
+
+class CreateStatsStmt(TypedDict, total=False):
+    defnames: list["Node"]
+    relations: list["Node"]
+
+
+class PublicationTable(TypedDict, total=False):
+    relation: RangeVar
+
+
+class PublicationObjSpec(TypedDict, total=False):
+    pubobjtype: str
+    name: str
+    pubtable: PublicationTable
+
+
+class CreatePublicationStmt(TypedDict, total=False):
+    pubname: str
+    pubobjects: list["Node"]
+    for_all_tables: bool
+
+
+class AlterPublicationStmt(TypedDict, total=False):
+    pubname: str
+    pubobjects: list["Node"]
+    action: str
+
+
 class CreateSeqStmt(TypedDict, total=False):
     sequence: RangeVar
     options: list["Node"]
@@ -595,6 +646,14 @@ class Node(TypedDict, total=False):
     CreateStmt: CreateStmt
     CreateTableAsStmt: CreateTableAsStmt
     CreateTrigStmt: CreateTrigStmt
+    CreatePolicyStmt: CreatePolicyStmt
+    AlterPolicyStmt: AlterPolicyStmt
+    RuleStmt: RuleStmt
+    CreateStatsStmt: CreateStatsStmt
+    PublicationObjSpec: PublicationObjSpec
+    PublicationTable: PublicationTable
+    CreatePublicationStmt: CreatePublicationStmt
+    AlterPublicationStmt: AlterPublicationStmt
     CreatedbStmt: CreatedbStmt
     DeleteStmt: DeleteStmt
     DoStmt: DoStmt
