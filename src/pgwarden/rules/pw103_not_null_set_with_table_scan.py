@@ -66,7 +66,15 @@ from pgwarden.analysis.effects import LockMode
 from pgwarden.analysis.nodes import Node
 from pgwarden.findings import Fix, FixStatement, Placement
 from pgwarden.plan import Step
-from pgwarden.rules._sql import alter_cmds, how_long, ident, strings, strongest_on, table_of
+from pgwarden.rules._sql import (
+    alter_cmds,
+    how_long,
+    ident,
+    make_object_name,
+    strings,
+    strongest_on,
+    table_of,
+)
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
 
 
@@ -220,10 +228,10 @@ def _changed_columns(step: Step) -> set[str]:
     return out
 
 
-def _names_taken(ctx: LintContext) -> set[str]:
-    """The constraint names earlier fixes of the plan chose (a column fixed twice gets
-    a name of its own each time)."""
-    return cast("set[str]", ctx.state.setdefault(f"{RULE_CODE}.names", set()))
+def _names_taken(ctx: LintContext) -> dict[str, tuple[str, str]]:
+    """The constraint names earlier fixes of the plan chose, with the (table, column) each
+    is for (a column fixed twice gets a CHECK name of its own each time)."""
+    return cast("dict[str, tuple[str, str]]", ctx.state.setdefault(f"{RULE_CODE}.names", {}))
 
 
 def fix(
@@ -231,26 +239,31 @@ def fix(
     table: str,
     cols: list[str],
     server_version: int | None = None,
-    taken: set[str] | None = None,
+    taken: dict[str, tuple[str, str]] | None = None,
 ) -> Fix | None:
     """NOT NULL ... NOT VALID + VALIDATE on PostgreSQL 18 (when the plan says so), else
-    the CHECK-first recipe; only when the statement just sets NOT NULL. `taken`: CHECK
-    names earlier fixes chose (skipped; the chosen ones are added)."""
+    the CHECK-first recipe; only when the statement just sets NOT NULL. `taken`: names
+    earlier fixes chose, with their (table, column) (skipped; the chosen ones are added).
+
+    Names are cut to 63 bytes as the server cuts the names it makes (makeObjectName:
+    the longer of table and column first, on a character boundary), so that two long
+    columns of a long table do not end with the same name once the server cuts them."""
     if not cols or any(sub != "AT_SetNotNull" for sub, _ in alter_cmds(step)):
         return None
     base = table.rsplit(".", 1)[-1].strip('"')
-    taken = set() if taken is None else taken
+    taken = {} if taken is None else taken
     if server_version is not None and server_version >= 18:
-        # The name PostgreSQL gives the NOT NULL constraint SET NOT NULL makes; it stays
-        # (a DROP NOT NULL drops it before another fix of the column can add it again).
-        nn = {c: f"{base}_{c}_not_null" for c in cols}
+        # The name PostgreSQL gives the NOT NULL constraint SET NOT NULL makes
+        # (ChooseConstraintName: not_null, else not_null1, not_null2, ...); a column's
+        # stays its own (a DROP NOT NULL drops it before another fix can add it again).
+        nn = {c: _choose(base, c, "not_null", "{}{}", taken) for c in cols}
         add = [
             f"ALTER TABLE {table} ADD CONSTRAINT {ident(n)} NOT NULL {ident(c)} NOT VALID;"
             for c, n in nn.items()
         ]
         validate = [f"ALTER TABLE {table} VALIDATE CONSTRAINT {ident(n)};" for n in nn.values()]
         return Fix(_group(add, Placement.IN_PLACE) + _group(validate, Placement.AFTER, _SEPARATE))
-    names = {c: _unique(f"{base}_{c}_not_null_check", taken) for c in cols}
+    names = {c: _choose(base, c, "not_null_check", "{}_{}", taken, own=False) for c in cols}
     add = [
         f"ALTER TABLE {table} ADD CONSTRAINT {ident(n)} CHECK ({ident(c)} IS NOT NULL) NOT VALID;"
         for c, n in names.items()
@@ -269,13 +282,23 @@ def fix(
 _SEPARATE = "in a separate transaction:"
 
 
-def _unique(name: str, taken: set[str]) -> str:
-    """`name`, or `name_2`, `name_3`, ... when taken; recorded as taken."""
-    chosen, n = name, 1
-    while chosen in taken:
+def _choose(
+    table: str,
+    column: str,
+    label: str,
+    numbered: str,
+    taken: dict[str, tuple[str, str]],
+    *,
+    own: bool = True,
+) -> str:
+    """table_column_label cut to fit, or with the label numbered (`numbered` formats
+    label and number: from 1 as the server numbers, from 2 for `_2`) while the name
+    is taken (by another column when `own`: a column keeps its name); recorded."""
+    chosen, n = make_object_name(table, column, label), 0 if own else 1
+    while chosen in taken and not (own and taken[chosen] == (table, column)):
         n += 1
-        chosen = f"{name}_{n}"
-    taken.add(chosen)
+        chosen = make_object_name(table, column, numbered.format(label, n))
+    taken[chosen] = (table, column)
     return chosen
 
 
