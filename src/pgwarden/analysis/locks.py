@@ -39,6 +39,7 @@ from pgwarden.analysis.nodes import (
     defnames,
     quote,
     range_vars,
+    role_names,
     strings,
 )
 from pgwarden.analysis.plpgsql import body_statements, do_body
@@ -651,6 +652,15 @@ def _publication(ctx: Ctx, tree: Node) -> None:
             ctx.lock(ctx.rv(rv), SUE, "PUBLICATION ... TABLE")
 
 
+def _drop_owned(ctx: Ctx, tree: Node) -> None:
+    roles = ", ".join(role_names(tree["DropOwnedStmt"].get("roles")))
+    ctx.destroy(f"every object owned by {roles} in this database")
+    ctx.assume(
+        f"DROP OWNED BY {roles} drops each table, view, sequence, function and type {roles}"
+        " owns in this database (ACCESS EXCLUSIVE on each): which ones is not known here."
+    )
+
+
 def _create_seq(ctx: Ctx, tree: Node) -> None:
     body = tree["CreateSeqStmt"]
     seq = ctx.rv(body["sequence"])
@@ -954,6 +964,7 @@ _HANDLERS: dict[str, Handler] = {
     "AlterPolicyStmt": _alter_policy,
     "RuleStmt": _create_rule,
     "CreateStatsStmt": _create_statistics,
+    "DropOwnedStmt": _drop_owned,
     "CreatePublicationStmt": _publication,
     "AlterPublicationStmt": _publication,
     "CreateSeqStmt": _create_seq,

@@ -51,6 +51,7 @@ __all__ = [
     "DefElem",
     "DeleteStmt",
     "DoStmt",
+    "DropOwnedStmt",
     "DropStmt",
     "DropdbStmt",
     "ExplainStmt",
@@ -70,11 +71,13 @@ __all__ = [
     "PublicationObjSpec",
     "PublicationTable",
     "RangeVar",
+    "ReassignOwnedStmt",
     "RefreshMatViewStmt",
     "ReindexStmt",
     "RenameStmt",
     "ReplicaIdentityStmt",
     "ResTarget",
+    "RoleSpec",
     "RuleStmt",
     "SelectStmt",
     "String",
@@ -99,6 +102,7 @@ __all__ = [
     "regclass",
     "regclass_name",
     "relname",
+    "role_names",
     "strings",
     "type_of",
     "walk",
@@ -416,6 +420,21 @@ class CreateTrigStmt(TypedDict, total=False):
     relation: RangeVar
 
 
+class RoleSpec(TypedDict, total=False):
+    roletype: str
+    rolename: str
+
+
+class ReassignOwnedStmt(TypedDict, total=False):
+    roles: list["Node"]
+    newrole: RoleSpec
+
+
+class DropOwnedStmt(TypedDict, total=False):
+    roles: list["Node"]
+    behavior: str
+
+
 class CreatePolicyStmt(TypedDict, total=False):
     policy_name: str
     table: RangeVar
@@ -652,6 +671,9 @@ class Node(TypedDict, total=False):
     CreateStatsStmt: CreateStatsStmt
     PublicationObjSpec: PublicationObjSpec
     PublicationTable: PublicationTable
+    RoleSpec: RoleSpec
+    DropOwnedStmt: DropOwnedStmt
+    ReassignOwnedStmt: ReassignOwnedStmt
     CreatePublicationStmt: CreatePublicationStmt
     AlterPublicationStmt: AlterPublicationStmt
     CreatedbStmt: CreatedbStmt
@@ -687,6 +709,17 @@ def quote(ident: str) -> str:
     if _PLAIN.fullmatch(ident):
         return ident
     return '"' + ident.replace('"', '""') + '"'
+
+
+def role_names(nodes: list["Node"] | None) -> list[str]:
+    """The roles a list of RoleSpec nodes names (CURRENT_USER, SESSION_USER, ... as spelled)."""
+    out = []
+    for node in nodes or ():
+        spec = node.get("RoleSpec", {})
+        name = spec.get("rolename")
+        kind = spec.get("roletype", "")
+        out.append(name if name else kind.removeprefix("ROLESPEC_") or "?")
+    return out
 
 
 def strings(items: list[Node] | None) -> list[str]:

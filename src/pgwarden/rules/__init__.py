@@ -50,6 +50,7 @@ _MODULES = (
     "pw211_not_null_dropped",
     "pw212_index_dropped_while_used",
     "pw213_foreign_keys_unenforced",
+    "pw214_owned_objects_dropped",
     "pw301_int_primary_key",
     "pw302_timestamp_without_time_zone",
     "pw303_varchar_length_limit",
