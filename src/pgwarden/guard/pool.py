@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import psycopg
 import psycopg_pool
@@ -23,6 +23,7 @@ from psycopg.rows import TupleRow
 from pgwarden.guard.core import Guard, Scope, current_scope
 from pgwarden.guard.errors import DatabaseUnavailable, GuardConfigError
 from pgwarden.guard.probe import checkout, checkout_async, probe_lock_timeout_ms
+from pgwarden.pg.connect import connect_hint, describe_dsn, libpq_reason
 
 __all__ = ["AsyncGuardedPool", "GuardedPool", "PoolLimits", "PoolStats", "SessionTimeouts"]
 
@@ -131,13 +132,67 @@ def _stats(raw: dict[str, int], max_size: int) -> PoolStats:
     )
 
 
-def _unavailable(guard: Guard, exc: BaseException, acquire_timeout_ms: int) -> DatabaseUnavailable:
+class _ConnectFailures:
+    """The pool's last failed connection attempt, until an attempt succeeds: what a
+    request that got no connection in time is told (the pool connects in the background,
+    and psycopg_pool only logs why it could not)."""
+
+    __slots__ = ("last", "target")
+
+    def __init__(self, conninfo: str) -> None:
+        self.last: psycopg.OperationalError | None = None
+        self.target = describe_dsn(conninfo)  # user@host:port/dbname, no password
+
+    def sync_class(self) -> type[psycopg.Connection[TupleRow]]:
+        failures = self
+
+        class _Recorded(psycopg.Connection[TupleRow]):
+            @classmethod
+            def connect(cls, conninfo: str = "", **kwargs: Any) -> Self:
+                try:
+                    conn = super().connect(conninfo, **kwargs)
+                except psycopg.OperationalError as exc:
+                    failures.last = exc
+                    raise
+                failures.last = None
+                return conn
+
+        return _Recorded
+
+    def async_class(self) -> type[psycopg.AsyncConnection[TupleRow]]:
+        failures = self
+
+        class _Recorded(psycopg.AsyncConnection[TupleRow]):
+            @classmethod
+            async def connect(cls, conninfo: str = "", **kwargs: Any) -> Self:
+                try:
+                    conn = await super().connect(conninfo, **kwargs)
+                except psycopg.OperationalError as exc:
+                    failures.last = exc
+                    raise
+                failures.last = None
+                return conn
+
+        return _Recorded
+
+
+def _unavailable(
+    guard: Guard, exc: BaseException, acquire_timeout_ms: int, failures: _ConnectFailures
+) -> DatabaseUnavailable:
     guard.count_shed(DatabaseUnavailable.reason)
-    return DatabaseUnavailable(
-        f"no database connection within {acquire_timeout_ms} ms ({type(exc).__name__})",
+    message = f"no database connection within {acquire_timeout_ms} ms ({type(exc).__name__})"
+    failed = failures.last
+    if failed is None:  # a full pool, or an attempt still under way
+        return DatabaseUnavailable(message, retry_after_s=1, guard=guard.name)
+    # libpq's reason names the user and the database, never the password
+    reason = libpq_reason(str(failed)) or type(failed).__name__
+    shed = DatabaseUnavailable(
+        f"{message}: the pool's last connection attempt to {failures.target} failed: {reason}",
         retry_after_s=1,
         guard=guard.name,
     )
+    shed.hint = f"{connect_hint(failed)}; retry after 1 s"
+    return shed
 
 
 def _lock_timeout_for(scope: Scope, timeouts: SessionTimeouts) -> int | None:
@@ -149,16 +204,14 @@ def _lock_timeout_for(scope: Scope, timeouts: SessionTimeouts) -> int | None:
     )
 
 
-def _pool_failure(
-    guard: Guard, limits: PoolLimits, scope: Scope, exc: BaseException, acquired: bool
-) -> BaseException:
+def _pool_failure(pool: _Pool, scope: Scope, exc: BaseException, acquired: bool) -> BaseException:
     """What to raise for `exc` out of a pooled connection: a full pool before the connection
     was handed out is `DatabaseUnavailable` (shed, fail fast); anything else stays itself.
     The scope sees every failure (its breaker counts them)."""
     scope.note(exc)
     full = isinstance(exc, (psycopg_pool.PoolTimeout, psycopg_pool.TooManyRequests))
     if full and not acquired:
-        return _unavailable(guard, exc, limits.acquire_timeout_ms)
+        return _unavailable(pool.guard, exc, pool.limits.acquire_timeout_ms, pool.failures)
     return exc
 
 
@@ -167,11 +220,16 @@ class _Pool:
     their connections counted in the guard's budget."""
 
     def __init__(
-        self, guard: Guard, limits: PoolLimits | None, timeouts: SessionTimeouts | None
+        self,
+        conninfo: str,
+        guard: Guard,
+        limits: PoolLimits | None,
+        timeouts: SessionTimeouts | None,
     ) -> None:
         self.guard = guard
         self.limits = limits or PoolLimits()
         self.timeouts = timeouts or SessionTimeouts()
+        self.failures = _ConnectFailures(conninfo)
         guard.add_pool(self.limits.max_size)
 
     def _options(self, conninfo: str) -> dict[str, Any]:
@@ -190,9 +248,11 @@ class GuardedPool(_Pool):
         timeouts: SessionTimeouts | None = None,
         open: bool = True,
     ) -> None:
-        super().__init__(guard, limits, timeouts)
+        super().__init__(conninfo, guard, limits, timeouts)
         self.pool: psycopg_pool.ConnectionPool[psycopg.Connection[TupleRow]] = (
-            psycopg_pool.ConnectionPool(conninfo, **self._options(conninfo))
+            psycopg_pool.ConnectionPool(
+                conninfo, connection_class=self.failures.sync_class(), **self._options(conninfo)
+            )
         )
         if open:
             self.open()
@@ -232,7 +292,7 @@ class GuardedPool(_Pool):
                 acquired = True
                 yield conn
         except BaseException as exc:
-            mapped = _pool_failure(self.guard, self.limits, scope, exc, acquired)
+            mapped = _pool_failure(self, scope, exc, acquired)
             if mapped is exc:
                 raise
             raise mapped from exc
@@ -249,9 +309,11 @@ class AsyncGuardedPool(_Pool):
         limits: PoolLimits | None = None,
         timeouts: SessionTimeouts | None = None,
     ) -> None:
-        super().__init__(guard, limits, timeouts)
+        super().__init__(conninfo, guard, limits, timeouts)
         self.pool: psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[TupleRow]] = (
-            psycopg_pool.AsyncConnectionPool(conninfo, **self._options(conninfo))
+            psycopg_pool.AsyncConnectionPool(
+                conninfo, connection_class=self.failures.async_class(), **self._options(conninfo)
+            )
         )
 
     async def open(self) -> None:
@@ -290,7 +352,7 @@ class AsyncGuardedPool(_Pool):
                 acquired = True
                 yield conn
         except BaseException as exc:
-            mapped = _pool_failure(self.guard, self.limits, scope, exc, acquired)
+            mapped = _pool_failure(self, scope, exc, acquired)
             if mapped is exc:
                 raise
             raise mapped from exc

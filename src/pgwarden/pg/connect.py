@@ -11,7 +11,7 @@ from psycopg import conninfo
 
 from pgwarden.errors import ConnectionFailed, UsageError
 
-__all__ = ["connect", "describe_dsn", "host_port", "resolve_dsn"]
+__all__ = ["connect", "connect_hint", "describe_dsn", "host_port", "libpq_reason", "resolve_dsn"]
 
 _ENV_VARS = ("PGWARDEN_DATABASE_URL", "DATABASE_URL")
 
@@ -103,22 +103,27 @@ def connect(
     try:
         return psycopg.connect(**params, autocommit=autocommit)  # type: ignore[arg-type]
     except psycopg.OperationalError as exc:
-        sqlstate = exc.sqlstate
         text = libpq_reason(str(exc)) or type(exc).__name__
-        # libpq reports start-up failures without a SQLSTATE: the hint reads the text,
-        # nothing else does.
-        low = str(exc).lower()
-        if sqlstate in ("28P01", "28000") or "authentication failed" in low:
-            hint = "check the user and password in the URL"
-        elif sqlstate == "3D000" or ("database" in low and "does not exist" in low):
-            hint = "check the database name in the URL, or create the database first"
-        elif "role" in low and "does not exist" in low:
-            hint = "check the user name in the URL"
-        elif re.search(r"invalid \w+ value", low):
-            # libpq rejects an option before connecting: `invalid sslmode value: "bogus"`
-            hint = "check that option's value in the URL (libpq's connection parameters)"
-        else:
-            hint = "check that the server is running and reachable from here (host, port, firewall)"
         raise ConnectionFailed(
-            f"cannot connect to {describe_dsn(dsn)}: {text}", hint=hint, sqlstate=sqlstate
+            f"cannot connect to {describe_dsn(dsn)}: {text}",
+            hint=connect_hint(exc),
+            sqlstate=exc.sqlstate,
         ) from None
+
+
+def connect_hint(exc: psycopg.OperationalError) -> str:
+    """What to fix for a connection attempt that failed with `exc`."""
+    sqlstate = exc.sqlstate
+    # libpq reports start-up failures without a SQLSTATE: the hint reads the text,
+    # nothing else does.
+    low = str(exc).lower()
+    if sqlstate in ("28P01", "28000") or "authentication failed" in low:
+        return "check the user and password in the URL"
+    if sqlstate == "3D000" or ("database" in low and "does not exist" in low):
+        return "check the database name in the URL, or create the database first"
+    if "role" in low and "does not exist" in low:
+        return "check the user name in the URL"
+    if re.search(r"invalid \w+ value", low):
+        # libpq rejects an option before connecting: `invalid sslmode value: "bogus"`
+        return "check that option's value in the URL (libpq's connection parameters)"
+    return "check that the server is running and reachable from here (host, port, firewall)"
