@@ -191,7 +191,8 @@ def _unavailable(
         retry_after_s=1,
         guard=guard.name,
     )
-    shed.hint = f"{connect_hint(failed)}; retry after 1 s"
+    fix = connect_hint(failed, where="the pool's conninfo")
+    shed.hint = f"{fix}; retry after 1 s"
     return shed
 
 

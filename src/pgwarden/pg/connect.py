@@ -111,19 +111,20 @@ def connect(
         ) from None
 
 
-def connect_hint(exc: psycopg.OperationalError) -> str:
-    """What to fix for a connection attempt that failed with `exc`."""
+def connect_hint(exc: psycopg.OperationalError, where: str = "the URL") -> str:
+    """What to fix for a connection attempt that failed with `exc`; `where`: what holds
+    the connection settings."""
     sqlstate = exc.sqlstate
     # libpq reports start-up failures without a SQLSTATE: the hint reads the text,
     # nothing else does.
     low = str(exc).lower()
     if sqlstate in ("28P01", "28000") or "authentication failed" in low:
-        return "check the user and password in the URL"
+        return f"check the user and password in {where}"
     if sqlstate == "3D000" or ("database" in low and "does not exist" in low):
-        return "check the database name in the URL, or create the database first"
+        return f"check the database name in {where}, or create the database first"
     if "role" in low and "does not exist" in low:
-        return "check the user name in the URL"
+        return f"check the user name in {where}"
     if re.search(r"invalid \w+ value", low):
         # libpq rejects an option before connecting: `invalid sslmode value: "bogus"`
-        return "check that option's value in the URL (libpq's connection parameters)"
+        return f"check that option's value in {where} (libpq's connection parameters)"
     return "check that the server is running and reachable from here (host, port, firewall)"

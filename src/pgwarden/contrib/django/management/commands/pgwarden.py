@@ -79,6 +79,33 @@ def context_note(connection: Any, ctx: Any, options: dict[str, Any]) -> str:
     return f"from the SQL alone{why}: every existing table is assumed large and busy"
 
 
+def _ensure_connection(connection: Any) -> None:
+    """Connect Django's database first: a server that is down, a wrong password or an
+    unknown database is one `ConnectionFailed` naming it (no password) and the fix, not a
+    traceback out of Django's migration loader."""
+    import psycopg
+    from django.db.utils import OperationalError
+
+    from pgwarden.errors import ConnectionFailed
+    from pgwarden.pg.connect import connect_hint, describe_dsn, libpq_reason
+
+    try:
+        connection.ensure_connection()
+    except OperationalError as exc:
+        cause = exc.__cause__
+        where = f"{describe_dsn(database_url(connection))} (Django database {connection.alias!r})"
+        if not isinstance(cause, psycopg.OperationalError):
+            raise ConnectionFailed(
+                f"cannot connect to {where}: {type(exc).__name__}",
+                hint="check the DATABASES setting and that the server is reachable",
+            ) from None
+        raise ConnectionFailed(
+            f"cannot connect to {where}: {libpq_reason(str(cause)) or type(cause).__name__}",
+            hint=connect_hint(cause, where=f"DATABASES[{connection.alias!r}]"),
+            sqlstate=cause.sqlstate,
+        ) from None
+
+
 class Command(BaseCommand):  # type: ignore[misc]
     help = "pgwarden: lint, apply under guard, or rehearse Django migrations."
     requires_system_checks: ClassVar[list[str]] = []
@@ -163,6 +190,7 @@ class Command(BaseCommand):  # type: ignore[misc]
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]
         try:
+            _ensure_connection(connections[options["database"]])
             with django_timezone(connections[options["database"]]):
                 if action == "lint":
                     code = self._lint(options)
