@@ -61,6 +61,9 @@ class SourceText:
     # The migration tool runs it outside a transaction whatever `file_transaction` says
     # (goose's `-- +goose NO TRANSACTION`, dbmate's `transaction:false`).
     no_transaction: bool = False
+    # Liquibase formatted SQL: (offset where each changeset starts, whether Liquibase runs
+    # it in a transaction); each is a transaction of its own, whatever `file_transaction`.
+    changesets: tuple[tuple[int, bool], ...] = ()
 
 
 class Derived(TypedDict, total=False):
@@ -379,9 +382,10 @@ def _build_plan(
         )
         wrap = file_transaction and not explicit and bool(stmts)
         file_tx: int | None = None
-        if wrap:
+        if wrap and not source.changesets:
             file_tx = next_tx
             next_tx += 1
+        changeset = -1  # the Liquibase changeset the statement is in (-1: before the first)
         open_tx: int | None = None
         lines = LineIndex(source.text)
         facts = sorted(source.facts, key=_fact_order) if source.facts else []
@@ -389,6 +393,15 @@ def _build_plan(
             while facts and facts[0].before <= at:  # rare: a framework's word on a column
                 inplan.assume(facts.pop(0))
             kind = tx_kinds[at]
+            while (
+                changeset + 1 < len(source.changesets)
+                and source.changesets[changeset + 1][0] <= stmt.start
+            ):
+                changeset += 1
+                file_tx = None
+                if source.changesets[changeset][1]:
+                    file_tx = next_tx
+                    next_tx += 1
             if kind in _BEGIN and open_tx is None:
                 open_tx = next_tx
                 next_tx += 1

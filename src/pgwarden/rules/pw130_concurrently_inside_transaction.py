@@ -6,7 +6,9 @@ INDEX CONCURRENTLY`, `DROP INDEX CONCURRENTLY`, `REINDEX ... CONCURRENTLY`,
 `DETACH PARTITION ... CONCURRENTLY`, `VACUUM`, `CREATE DATABASE`, ...) when
 it sits between `BEGIN` and `COMMIT` in the file, or in a file that the
 migration runner wraps in one transaction (pgwarden's default assumption, as
-Alembic, Django, Flyway and dbmate do). Inside a DO block or a procedure
+Alembic, Django, Flyway and dbmate do), or in a changeset of a Liquibase
+formatted SQL file without `runInTransaction:false` (an error: Liquibase
+certainly runs it in a transaction). Inside a DO block or a procedure
 body it always fails (`cannot be executed from a function`, or `cannot
 run inside a transaction block` when the block runs inside one), so it is
 an error there wherever the block runs.
@@ -84,9 +86,12 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     if step.effects.transactional or not step.in_transaction or step.is_transaction_control:
         return
     explicit = step.tx_mode is TxMode.EXPLICIT
+    changeset = not explicit and _in_changeset(step, ctx)
     where = (
         tx_words(step)
         if explicit
+        else "in a Liquibase changeset, which Liquibase runs in a transaction"
+        if changeset
         else "in a file that pgwarden assumes the runner wraps in one transaction (as Alembic, "
         "Django, Flyway and dbmate do)"
     )
@@ -102,11 +107,19 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     yield Hit(
         message=f"{_what(step)} runs {where}: PostgreSQL rejects it there (cannot run inside a "
         "transaction block) and the migration fails at deploy time",
-        help="run it outside any transaction, in a migration of its own (Alembic "
+        help="put it in a changeset of its own with runInTransaction:false on its --changeset "
+        "line"
+        if changeset
+        else "run it outside any transaction, in a migration of its own (Alembic "
         "autocommit_block(), Django atomic = False); if the runner does not wrap files in a "
         "transaction, lint with --no-file-transaction",
-        severity=Severity.ERROR if explicit else Severity.WARNING,
+        severity=Severity.ERROR if explicit or changeset else Severity.WARNING,
     )
+
+
+def _in_changeset(step: Step, ctx: LintContext) -> bool:
+    """Whether the step is in a Liquibase formatted SQL file (its changesets: transactions)."""
+    return any(t.path == step.location.path and t.changesets for t in ctx.plan.texts)
 
 
 RULE = Rule(

@@ -14,6 +14,7 @@ from typing import BinaryIO
 from pgwarden.analysis.parse import ParsedStatement, Trees, parse
 from pgwarden.errors import InputError, UsageError
 from pgwarden.plan import SourceText
+from pgwarden.sources.liquibase import changesets
 from pgwarden.sources.updown import down_facts, down_file_of, is_down_file, split_halves
 
 __all__ = [
@@ -181,7 +182,8 @@ def read_sources(
                 )
             down = halves.down if halves.down is not None else _down_file_text(name)
             facts = down_facts(stmts, down, name) if down else ()
-            out.append((SourceText(name, text, facts, halves.no_transaction), stmts))
+            source = SourceText(name, text, facts, halves.no_transaction, changesets(text))
+            out.append((source, stmts))
     return out
 
 
