@@ -23,7 +23,10 @@ line says to retry with `pgwarden apply`, which reconciles them; a statement tha
 what a later RENAME renames fails once the rename has committed (the RENAME itself is
 skipped then), and a header line says to run the file from the statement that failed;
 likewise for a statement naming what a later ALTER ... SET SCHEMA moves (a CREATE before
-the move makes it anew in the old schema).
+the move makes it anew in the old schema). Fixed without a catalog, an unnamed CREATE
+INDEX gets the name the server gives it when that name is free and IF NOT EXISTS (a
+re-run would build another copy, _idx1); a header line says that a relation of that name
+there before makes the build be skipped.
 Comments (inline ignores included) stay with their statements, and the result is linted again: a fix
 that leaves a hazard it claims to fix, or brings one the original did not
 have, is dropped. Fixing a fixed file again (a statement added to it, another
@@ -46,7 +49,7 @@ from pgwarden.analysis.nodes import regclass
 from pgwarden.analysis.parse import parse
 from pgwarden.findings import Finding, Placement
 from pgwarden.lint.engine import LintResult, lint_plan
-from pgwarden.lint.rerunnable import detaches_concurrently, rerunnable
+from pgwarden.lint.rerunnable import default_index_name, detaches_concurrently, rerunnable
 from pgwarden.lint.rewrite import rewrite_plan
 from pgwarden.plan import NO_FILE_TRANSACTION, Plan, SourceText, Step, TxMode, build_plan
 from pgwarden.rules.pw122_lock_timeout_too_long import bearable_ms, blocked_rate
@@ -138,6 +141,13 @@ _MOVED = (
     "those make or look for it in its old schema when the file runs again (and fail): after "
     "a failure past it, run the file from the statement that failed."
 )
+_NAMED_INDEX = (
+    "-- An unnamed CREATE INDEX below is built under the name the server gives it when the "
+    "name is free (table_columns_idx, cut to 63 bytes) with IF NOT EXISTS, so that a re-run "
+    "finds it; if a relation of that name is there before the file first runs, the build "
+    "is skipped (the server would have added a number: _idx1), which this file, fixed "
+    "without a catalog, cannot know: name the index, or fix with --database-url."
+)
 _WAITS = (
     "-- A CREATE/DROP INDEX CONCURRENTLY below waits up to 10 min for its lock and for older "
     "transactions (those waits block no reads or writes; timing out throws the build away)."
@@ -155,6 +165,7 @@ _OWN = {
     _APPLY,
     _RENAMED,
     _MOVED,
+    _NAMED_INDEX,
 }
 _WORD = re.compile(r'"((?:[^"]|"")+)"|([A-Za-z_][A-Za-z0-9_$]*)')
 _TRAIL = re.compile(r"[ \t]*;?[ \t]*(--[^\n]*)")
@@ -241,6 +252,10 @@ def _render(
         out.append(_RENAMED)
     if _named_before_move(steps):
         out.append(_MOVED)
+    if catalog is None and any(
+        st.kind == "IndexStmt" and default_index_name(st.sql.strip().rstrip(";")) for st in steps
+    ):
+        out.append(_NAMED_INDEX)
     if bounded and any(_concurrent(st.sql) for st in steps):
         out.append(_WAITS)
     if timeout_ms is not None:
@@ -266,6 +281,7 @@ def _render(
             step.sql.strip().rstrip(";"),
             indexes=_rebuilt(step, catalog),
             lock_timeout_ms=DEFAULT_TIMEOUT_MS if timeout_ms is None else timeout_ms,
+            name_unnamed=catalog is None,
         )
         queries = [*_missing(stmts[:-1], before[:-1]), stmts[-1]]
         if waiting and (step.transaction is not None or not _concurrent(queries[0])):

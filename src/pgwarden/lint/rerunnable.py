@@ -29,6 +29,13 @@ on its own output (fail, or scale twice). A conversion that keeps the column's t
 A statement naming what a later SET SCHEMA moves (the CREATE before it) makes it anew
 in the old schema on a re-run: `lint.fix` says so in the header.
 
+An unnamed CREATE INDEX fixed without a catalog (`name_unnamed`) gets the name the server
+gives it when the name is free (ChooseIndexName: table_columns_idx cut to 63 bytes as
+makeObjectName cuts, the columns named as the server names them) and IF NOT EXISTS:
+run again, the server would pick another free name (_idx1) and build a second copy.
+When a relation of that name is there before, the server would have numbered it and
+the build is skipped: `lint.fix` says so in the header.
+
 A named concurrent index build first drops an INVALID index of
 that name: what an earlier run of this file left when the build failed or timed
 out half-way (IF NOT EXISTS alone would keep the invalid index, and an ADD
@@ -82,10 +89,12 @@ from typing import Any
 
 import pglast
 from pglast import ast
-from pglast.enums import AlterTableType, ObjectType
+from pglast.enums import A_Expr_Kind, AlterTableType, ObjectType
 from pglast.stream import RawStream
 
-__all__ = ["detaches_concurrently", "rerunnable"]
+from pgwarden.rules._sql import make_object_name
+
+__all__ = ["default_index_name", "detaches_concurrently", "rerunnable"]
 
 _ADD_COLUMN = re.compile(
     r"\bADD\s+(?:COLUMN\s+)?(?!IF\b|CONSTRAINT\b|PRIMARY\b|UNIQUE\b|CHECK\b|FOREIGN\b|EXCLUDE\b"
@@ -406,12 +415,19 @@ def _typmod(type_name: Any) -> int | None:
     return None
 
 
-def rerunnable(sql: str, *, indexes: Sequence[str] = (), lock_timeout_ms: int = 1000) -> list[str]:
+def rerunnable(
+    sql: str,
+    *,
+    indexes: Sequence[str] = (),
+    lock_timeout_ms: int = 1000,
+    name_unnamed: bool = False,
+) -> list[str]:
     """`sql` (one statement, no `;`) as statements that may run again.
 
     `indexes`: the indexes a REINDEX TABLE rebuilds, when the catalog knows them
     (their leftovers are dropped first). `lock_timeout_ms`: the bound of a block's
-    lock wait.
+    lock wait. `name_unnamed`: an unnamed CREATE INDEX gets the name the server gives
+    it when that name is free (`default_index_name`), and IF NOT EXISTS.
     """
     try:
         parsed = pglast.parse_sql(sql)
@@ -421,8 +437,15 @@ def rerunnable(sql: str, *, indexes: Sequence[str] = (), lock_timeout_ms: int = 
         return [sql]
     node: Any = parsed[0].stmt
     kind = type(node).__name__
+    text = sql
+    if kind == "IndexStmt" and not node.idxname and name_unnamed:
+        name = _default_index_name(node)
+        if name is not None:
+            node.idxname = name
+            quoted = _relation(None, name).replace("\\", "\\\\")
+            text = _text(sql, node, lambda s: _UNNAMED.sub(rf"\1 {quoted} ON", s, count=1))
+            sql = text
     if kind == "IndexStmt" and node.idxname:
-        text = sql
         if not node.if_not_exists:
             node.if_not_exists = True
             text = _text(sql, node, lambda s: _INDEX.sub(r"INDEX \1IF NOT EXISTS ", s, count=1))
@@ -511,6 +534,73 @@ def _alter_edit(sql: str) -> str:
 
 
 _NAMEDATALEN = 64
+_UNNAMED = re.compile(r"^(\s*CREATE\s+(?:UNIQUE\s+)?INDEX(?:\s+CONCURRENTLY)?)\s+ON\b", re.I)
+
+
+def default_index_name(sql: str) -> str | None:
+    """The name the server gives the unnamed CREATE INDEX `sql` when that name is free
+    (None: named, or a column name this module does not work out)."""
+    try:
+        parsed = pglast.parse_sql(sql)
+    except pglast.parser.ParseError:
+        return None
+    node: Any = parsed[0].stmt if len(parsed) == 1 else None
+    if type(node).__name__ != "IndexStmt" or node.idxname:
+        return None
+    return _default_index_name(node)
+
+
+def _default_index_name(node: Any) -> str | None:
+    """ChooseIndexName of a plain index: table_columns_idx (makeObjectName), the
+    columns (key, then INCLUDE) named as ChooseIndexColumnNames names them: a column
+    by its name, an expression by FigureIndexColname (a function call by the function,
+    a cast by what it casts, else "expr"), a repeated name numbered (a, a1)."""
+    names: list[str] = []
+    for elem in [*(node.indexParams or ()), *(node.indexIncludingParams or ())]:
+        orig = elem.name or _expression_name(elem.expr)
+        if orig is None:
+            return None
+        name, i = orig, 0
+        while name in names:
+            i += 1
+            raw = orig.encode()[: _NAMEDATALEN - 1 - len(str(i))]
+            name = raw.decode("utf-8", errors="ignore") + str(i)
+        names.append(name)
+    if not names or node.relation is None:
+        return None
+    return make_object_name(node.relation.relname, "_".join(names), "idx")
+
+
+_NAMED = {"CaseExpr": "case", "CoalesceExpr": "coalesce", "RowExpr": "row", "A_ArrayExpr": "array"}
+
+
+def _expression_name(expr: Any) -> str | None:
+    """FigureIndexColname of an index expression ("expr" where it finds none), for the
+    nodes it is known for here (None for the others: the caller leaves it unnamed)."""
+    figured = _figure(expr)
+    return None if figured is None else (figured[0] or "expr")
+
+
+def _figure(expr: Any) -> tuple[str | None, int] | None:
+    """FigureColnameInternal: (name, strength); None for a node not known here."""
+    kind = type(expr).__name__
+    if kind == "ColumnRef":
+        fields = [f.sval for f in expr.fields if type(f).__name__ == "String"]
+        return (str(fields[-1]), 2) if fields else (None, 0)
+    if kind == "FuncCall":
+        return str(expr.funcname[-1].sval), 2
+    if kind == "TypeCast":
+        inner = _figure(expr.arg)
+        if inner is None or inner[1] > 1:
+            return inner
+        return str(expr.typeName.names[-1].sval), 1
+    if kind == "CollateClause":
+        return _figure(expr.arg)
+    if kind == "A_Expr":
+        return ("nullif", 2) if expr.kind == A_Expr_Kind.AEXPR_NULLIF else (None, 0)
+    if kind == "A_Const":
+        return None, 0
+    return (_NAMED[kind], 2) if kind in _NAMED else None
 
 
 def _concurrent(node: Any) -> bool:
