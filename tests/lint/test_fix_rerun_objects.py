@@ -39,6 +39,7 @@ class Shape:
     name: str
     sql: str  # the transaction's statements (with the build, or the build is added)
     setup: str = ""  # what the database has before the file
+    extension: str = ""  # an extension the server must have
 
 
 SHAPES = [
@@ -121,6 +122,27 @@ SHAPES = [
         "CREATE MATERIALIZED VIEW customer_count AS SELECT count(*) FROM customers;",
     ),
     Shape("schema", "CREATE SCHEMA reports;"),
+    Shape(
+        "extension",
+        "CREATE EXTENSION pg_trgm;\n"
+        "CREATE INDEX customers_name_trgm ON customers USING gin (name gin_trgm_ops);",
+        extension="pg_trgm",
+    ),
+    Shape(
+        "trigger",
+        "CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS\n"
+        "    $$ BEGIN NEW.email := lower(NEW.email); RETURN NEW; END $$;\n"
+        "CREATE TRIGGER customers_touch BEFORE UPDATE ON customers\n"
+        "    FOR EACH ROW EXECUTE FUNCTION touch();",
+    ),
+    Shape(
+        "policy",
+        "ALTER TABLE customers ENABLE ROW LEVEL SECURITY;\n"
+        "CREATE POLICY customers_own ON customers USING (email = current_user);",
+    ),
+    Shape("rule", "CREATE RULE customers_keep AS ON DELETE TO customers DO INSTEAD NOTHING;"),
+    Shape("statistics", "CREATE STATISTICS customers_name_email ON name, email FROM customers;"),
+    Shape("publication", "CREATE PUBLICATION customers_pub FOR TABLE customers;"),
     Shape("schema_with_elements", "CREATE SCHEMA audit CREATE TABLE log (id bigint, at date);"),
 ]
 
@@ -142,6 +164,12 @@ def _run(dsn: str, stmts: list[str], *, upto: int | None = None) -> None:
             c.execute(q.encode())
         if c.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             c.execute("ROLLBACK")
+
+
+def _available(cluster: Cluster, extension: str) -> bool:
+    with psycopg.connect(cluster.dsn(), autocommit=True) as c:
+        q = "SELECT FROM pg_available_extensions WHERE name = %s"
+        return c.execute(q, (extension,)).fetchone() is not None
 
 
 def _database(cluster: Cluster, setup: str = "") -> str:
@@ -191,6 +219,25 @@ def _state(dsn: str) -> dict[str, list[tuple[object, ...]]]:
                 "SELECT o.oid::regcollation::text FROM pg_collation o "
                 f"JOIN pg_namespace n ON n.oid = o.collnamespace WHERE {USER} ORDER BY 1"
             ).fetchall(),
+            "extensions": c.execute("SELECT extname::text FROM pg_extension ORDER BY 1").fetchall(),
+            "triggers": c.execute(
+                "SELECT tgrelid::regclass::text, tgname::text FROM pg_trigger "
+                "WHERE NOT tgisinternal ORDER BY 1, 2"
+            ).fetchall(),
+            "policies": c.execute(
+                "SELECT polrelid::regclass::text, polname::text FROM pg_policy ORDER BY 1, 2"
+            ).fetchall(),
+            "rules": c.execute(
+                "SELECT ev_class::regclass::text, rulename::text FROM pg_rewrite "
+                "WHERE rulename <> '_RETURN' ORDER BY 1, 2"
+            ).fetchall(),
+            "statistics": c.execute(
+                "SELECT stxname::text FROM pg_statistic_ext ORDER BY 1"
+            ).fetchall(),
+            "publications": c.execute(
+                "SELECT p.pubname::text, r.prrelid::regclass::text FROM pg_publication p "
+                "LEFT JOIN pg_publication_rel r ON r.prpubid = p.oid ORDER BY 1, 2"
+            ).fetchall(),
             "schemas": c.execute(
                 f"SELECT n.nspname FROM pg_namespace n WHERE {USER} ORDER BY 1"
             ).fetchall(),
@@ -218,6 +265,8 @@ def test_fixed_file_runs_again_and_leaves_what_one_run_does(
     shape: Shape, pg_any: Cluster, tmp_path: Path
 ) -> None:
     source = _source(shape)
+    if shape.extension and not _available(pg_any, shape.extension):
+        pytest.skip(f"PostgreSQL {pg_any.installation.major} has no {shape.extension}")
     plain = _database(pg_any, shape.setup)
     _run(plain, _statements(source))  # the original, once
 

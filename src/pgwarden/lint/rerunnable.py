@@ -4,10 +4,11 @@
 says to retry the file when a statement times out. So every statement must
 survive a second run: CREATE TABLE / CREATE INDEX / ADD COLUMN / ADD VALUE /
 CREATE SEQUENCE / CREATE SCHEMA / CREATE COLLATION / CREATE TABLE AS / CREATE
-MATERIALIZED VIEW get IF NOT EXISTS, DROP gets IF EXISTS, a named ADD CONSTRAINT
-runs only when the constraint is not there yet (a DO block: PostgreSQL has no IF NOT
-EXISTS for constraints), a RENAME (RENAME VALUE of an enum too) runs unless it is
-done already (the old name gone, the new one there).
+MATERIALIZED VIEW / CREATE EXTENSION / CREATE SERVER / CREATE STATISTICS get IF NOT
+EXISTS, DROP gets IF EXISTS, a named ADD CONSTRAINT runs only when the constraint is
+not there yet (a DO block: PostgreSQL has no IF NOT EXISTS for constraints), a RENAME
+(RENAME VALUE of an enum too) runs unless it is done already (the old name gone, the
+new one there).
 
 What has no IF NOT EXISTS runs in a block that skips it when its object is there,
 looked up where the server creates it (the schema named, else the first schema of
@@ -15,7 +16,8 @@ the search_path, current_schema()): CREATE TYPE (composite, enum, range; a base 
 once defined, its shell once created) and CREATE DOMAIN by name in pg_type, CREATE
 FUNCTION / PROCEDURE by name and input argument types (its signature: OUT and TABLE
 arguments are not part of it) in pg_proc, CREATE VIEW by name in pg_class, a CREATE
-SCHEMA with elements (no IF NOT EXISTS there) by name. OR REPLACE is not added: it
+SCHEMA with elements (no IF NOT EXISTS there) by name, CREATE TRIGGER / POLICY / RULE
+by name on its table, CREATE EVENT TRIGGER / PUBLICATION by name. OR REPLACE is not added: it
 would replace a different object the database had before the file instead of failing
 as the original does, and put back an old body a later statement of the file replaced.
 Like IF NOT EXISTS, the block keeps an object of that name that was there before.
@@ -212,6 +214,9 @@ _IF_NOT_EXISTS = {
     "CreateSchemaStmt": re.compile(r"\b(SCHEMA)\s+", re.I),
     "CreateTableAsStmt": re.compile(r"\b(TABLE|VIEW)\s+", re.I),
     "DefineStmt": re.compile(r"\b(COLLATION)\s+", re.I),
+    "CreateExtensionStmt": re.compile(r"\b(EXTENSION)\s+", re.I),
+    "CreateForeignServerStmt": re.compile(r"\b(SERVER)\s+", re.I),
+    "CreateStatsStmt": re.compile(r"\b(STATISTICS)\s+", re.I),
 }
 
 
@@ -225,6 +230,8 @@ def _may_skip(node: Any) -> bool:
         return not node.is_select_into
     if kind == "DefineStmt":
         return bool(node.kind == ObjectType.OBJECT_COLLATION)
+    if kind == "CreateStatsStmt":
+        return bool(node.defnames)  # an unnamed one takes no IF NOT EXISTS
     return True
 
 
@@ -345,7 +352,27 @@ def _guarded_create(sql: str, node: Any) -> str | None:
         done = _moved(node)
     elif kind == "AlterEnumStmt" and node.oldVal and node.newVal:
         done = _renamed_label(node)
+    elif kind == "CreateTrigStmt" and not node.replace:
+        done = _named_on("pg_trigger", "tgrelid", "tgname", node.relation, node.trigname)
+    elif kind == "CreatePolicyStmt":
+        done = _named_on("pg_policy", "polrelid", "polname", node.table, node.policy_name)
+    elif kind == "RuleStmt" and not node.replace:
+        done = _named_on("pg_rewrite", "ev_class", "rulename", node.relation, node.rulename)
+    elif kind == "CreateEventTrigStmt":
+        done = f"EXISTS (SELECT FROM pg_event_trigger WHERE evtname = {_literal(node.trigname)})"
+    elif kind == "CreatePublicationStmt":
+        done = f"EXISTS (SELECT FROM pg_publication WHERE pubname = {_literal(node.pubname)})"
     return _unless(done, sql) if done is not None else None
+
+
+def _named_on(catalog: str, relid: str, column: str, rel: Any, name: str) -> str:
+    """An object of that name on that table (a trigger, policy, rule) exists."""
+    table = _relation(rel.schemaname, rel.relname)
+    return (
+        f"EXISTS (SELECT FROM {catalog}\n"
+        f"             WHERE {relid} = to_regclass({_literal(table)})\n"
+        f"               AND {column} = {_literal(name)})"
+    )
 
 
 def _renamed_label(node: Any) -> str:
