@@ -64,6 +64,9 @@ class SourceText:
     # Liquibase formatted SQL: (offset where each changeset starts, whether Liquibase runs
     # it in a transaction); each is a transaction of its own, whatever `file_transaction`.
     changesets: tuple[tuple[int, bool], ...] = ()
+    # Flyway/Liquibase placeholders (`${schema}`) in the file as written, read as quoted
+    # identifiers in `text` (sources.placeholders).
+    placeholders: tuple[str, ...] = ()
 
 
 class Derived(TypedDict, total=False):

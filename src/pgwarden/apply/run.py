@@ -70,6 +70,7 @@ from pgwarden.pg.journal_access import check_journal_readable
 from pgwarden.plan import Plan, destroys_existing
 from pgwarden.rules.base import DmlLimits
 from pgwarden.settings import Environment, Settings, check_env_name, is_protected
+from pgwarden.sources.placeholders import refuse_placeholders
 
 _ADVISORY_KEY = 0x70677764  # "pgwd": one apply at a time per database
 
@@ -179,6 +180,8 @@ def apply_plan(
     lim, snapshot, dry_run, restamp = opts.limits, opts.snapshot, opts.dry_run, guard.restamp
     stop = cancel or threading.Event()
     _refuse_client_copy(plan)
+    if not dry_run:  # the SQL runs as written: Flyway/Liquibase placeholders would not
+        refuse_placeholders(((t.path, t.placeholders) for t in plan.texts), "apply")
     if cfg.require_rehearsed and not dry_run:
         from pgwarden.rehearse.record import was_rehearsed
 

@@ -248,18 +248,20 @@ def lint(
             err.print(fx.diff(), highlight=False, end="")
         err.print(f"fixed {sum(len(fx.fixed) for fx in fixes)} finding(s) in {len(fixes)} file(s)")
         for text in plan.texts:
-            if text.changesets and any(
+            if (text.changesets or text.placeholders) and any(
                 f.fix is not None and plan.steps[f.step].location.path == text.path
                 for f in result.findings
                 if f.step is not None
             ):
-                err.print(
-                    f"not rewritten: {text.path} is Liquibase formatted SQL, whose changesets "
-                    "are its transactions: make the fixes its findings show by hand (a "
-                    "CONCURRENTLY statement in a changeset of its own, with "
-                    "runInTransaction:false)",
-                    highlight=False,
+                why = (
+                    "is Liquibase formatted SQL, whose changesets are its transactions: make "
+                    "the fixes its findings show by hand (a CONCURRENTLY statement in a "
+                    "changeset of its own, with runInTransaction:false)"
+                    if text.changesets
+                    else f"holds placeholders ({', '.join(text.placeholders)}), read as "
+                    "identifiers: make the fixes its findings show by hand"
                 )
+                err.print(f"not rewritten: {text.path} {why}", highlight=False)
         plan, result = run()  # what is left after the fixes
     _print_lint_report(fmt, plan, result)
     skip_teardown(plan, result)  # freed with the process, not one object at a time

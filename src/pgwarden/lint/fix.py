@@ -412,7 +412,8 @@ def _sets_lock_timeout(step: Step) -> bool:
 
 def fix_plan(plan: Plan, result: LintResult, snapshot: Snapshot | None = None) -> list[FileFix]:
     """The rewrite of every file that has at least one mechanical fix (not Liquibase
-    formatted SQL: the transactions a fix writes would not be Liquibase's changesets).
+    formatted SQL: the transactions a fix writes would not be Liquibase's changesets; not a
+    file with Flyway/Liquibase placeholders, which the plan reads as quoted identifiers).
 
     Each rewritten file is linted again as it will be read: a file still showing
     a hazard it claims to fix, or a hazard the original did not have (a fix that
@@ -434,8 +435,8 @@ def fix_plan(plan: Plan, result: LintResult, snapshot: Snapshot | None = None) -
         fixes: list[FileFix] = []
         retry = False
         for source in plan.texts:
-            if source.changesets:
-                continue  # Liquibase formatted SQL: its changesets are its transactions
+            if source.changesets or source.placeholders:
+                continue  # Liquibase changesets are its transactions; placeholders: as written
             original = originals.get(source.path, [])
             mine = findings.get(source.path, [])
             timeout = any(f.fix is not None and f.fix.sets_session for f in mine)

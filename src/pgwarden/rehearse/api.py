@@ -38,6 +38,7 @@ from pgwarden.rehearse.target import Target, open_target
 from pgwarden.rehearse.trace import RehearsalInterrupted, Tracer
 from pgwarden.rehearse.verdict import findings_for
 from pgwarden.settings import Environment
+from pgwarden.sources.placeholders import refuse_placeholders
 
 if TYPE_CHECKING:
     pass
@@ -292,6 +293,7 @@ def rehearse(
 
     if o.rows_cap < 1:
         raise UsageError("--rows-cap must be at least 1")
+    refuse_placeholders(((t.path, t.placeholders) for t in plan.texts), "rehearse")
     fingerprint = plan.fingerprint()
     opaque = _opaque_steps(plan, o.opaque or {})
     snapshot, stats_file = o.snapshot, o.stats_file

@@ -15,6 +15,7 @@ from pgwarden.analysis.parse import ParsedStatement, Trees, parse
 from pgwarden.errors import InputError, UsageError
 from pgwarden.plan import SourceText
 from pgwarden.sources.liquibase import changesets
+from pgwarden.sources.placeholders import quote_placeholders
 from pgwarden.sources.updown import down_facts, down_file_of, is_down_file, split_halves
 
 __all__ = [
@@ -171,7 +172,8 @@ def read_sources(
             texts = [(STDIN, decode_sql(data, STDIN))]
         else:
             texts = [(str(p), read_sql_file(p)) for p in collect_sql_files([raw])]
-        for name, text in texts:
+        for name, written in texts:
+            text, placeholders = quote_placeholders(written)
             halves = split_halves(text)
             stmts = parse(halves.up, name, trees=trees)
             if not stmts:
@@ -182,7 +184,9 @@ def read_sources(
                 )
             down = halves.down if halves.down is not None else _down_file_text(name)
             facts = down_facts(stmts, down, name) if down else ()
-            source = SourceText(name, text, facts, halves.no_transaction, changesets(text))
+            source = SourceText(
+                name, text, facts, halves.no_transaction, changesets(text), placeholders
+            )
             out.append((source, stmts))
     return out
 
