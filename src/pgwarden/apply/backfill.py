@@ -28,6 +28,7 @@ from pgwarden.apply.events import BackfillBatch, Observer
 from pgwarden.apply.guards import Failure, LockPolicy, backoff_ms, classify, set_timeouts
 from pgwarden.apply.health import HealthPolicy, wait_until_healthy
 from pgwarden.apply.journal import Journal
+from pgwarden.apply.upgrade_guard import refuse_during_upgrade
 from pgwarden.errors import ApplyFailed, InputError, Refused
 
 __all__ = ["LOCK_CLASS", "BackfillResult", "BackfillSpec", "check_backfill", "run_backfill"]
@@ -236,8 +237,9 @@ def run_backfill(
 ) -> BackfillResult:
     """Run (or resume) the backfill until every row is visited or it is cancelled.
 
-    Refused while another backfill of the same table runs, and when this job already
-    finished (unless `again`: then it starts over from the first row).
+    Refused while another backfill of the same table runs, when this job already
+    finished (unless `again`: then it starts over from the first row), and on OLD or
+    NEW of an upgrade in progress (`upgrade_guard`).
     """
     from pgwarden.pg.connect import connect
 
@@ -247,6 +249,7 @@ def run_backfill(
     started = time.monotonic()
     with connect(dsn, application_name="pgwarden-backfill") as conn:
         set_timeouts(conn, lock_timeout_ms=2000, statement_timeout_ms=60_000, local=False)
+        refuse_during_upgrade(conn)
         schema, name, pk, oid = _target(conn, spec.table)
         table = f"{schema}.{name}"
         rel = sql.Identifier(schema, name)

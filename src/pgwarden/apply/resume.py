@@ -21,6 +21,7 @@ from pgwarden.apply.journal import plan_from_records, schema_exists
 from pgwarden.apply.liveness import is_this_process, life_of, stop_backend
 from pgwarden.apply.policy import ApplyResult, GuardPolicy, RunOptions
 from pgwarden.apply.run import apply_plan, early_role_check
+from pgwarden.apply.upgrade_guard import refuse_during_upgrade
 from pgwarden.errors import Refused, UsageError
 from pgwarden.pg.connect import connect
 from pgwarden.settings import Settings
@@ -75,7 +76,9 @@ def resume_run(
     `--accept-data-loss` reason holds unless `policy` gives one.
     """
     with connect(database_url, application_name="pgwarden-status") as conn:
-        if not (options or RunOptions()).dry_run:  # before the journal is read or a backend ended
+        if not (options or RunOptions()).dry_run:
+            # before the journal is read or a backend ended: an upgrade in progress, a wrong role
+            refuse_during_upgrade(conn)
             early_role_check(conn, settings or Settings(), policy or GuardPolicy())
         if not schema_exists(conn):
             if run_id:

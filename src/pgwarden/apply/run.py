@@ -60,6 +60,7 @@ from pgwarden.apply.policy import (
     preview,
     watchdog_policy,
 )
+from pgwarden.apply.upgrade_guard import upgrade_in_progress
 from pgwarden.apply.watchdog import Watchdog
 from pgwarden.errors import DatabaseError, InputError, PgwardenError, Refused, UsageError
 from pgwarden.findings import Finding, Severity
@@ -202,6 +203,10 @@ def apply_plan(
     conn = connect(database_url, application_name="pgwarden-apply")
     try:
         set_timeouts(conn, lock_timeout_ms=2000, statement_timeout_ms=60_000, local=False)
+        # OLD or NEW of an upgrade in progress: DDL is not replicated (upgrade_guard)
+        upgrading = upgrade_in_progress(conn)
+        if upgrading is not None and not dry_run:
+            raise upgrading
         if not dry_run:  # a wrong role is refused before the confirmation prompt, and
             early_role_check(conn, cfg, guard)  # before anything reads pgwarden's schema
         if snapshot is None and opts.rewrite:
@@ -259,8 +264,9 @@ def apply_plan(
         roles = _check_roles(conn, environment, cfg, guard, first.refusals if dry_run else None)
         policies = {u.index: derive_lock_policy(u, snapshot, lim) for u in units}
         if dry_run:
+            refused = [upgrading, *first.refusals] if upgrading else first.refusals
             warnings = tuple(
-                f"a real run would be refused: {r.message} (hint: {r.hint})" for r in first.refusals
+                f"a real run would be refused: {r.message} (hint: {r.hint})" for r in refused
             )
             steps = preview(plan, keys, first.applied, policies, units=units)
             return ApplyResult(

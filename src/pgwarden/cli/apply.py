@@ -589,6 +589,10 @@ def backfill(
             dsn, environment, settings, break_glass=break_glass, command="backfill", observer=loud
         )
 
+    from pgwarden.apply.upgrade_guard import refuse_during_upgrade
+
+    with connect(dsn) as conn:  # OLD or NEW of an upgrade in progress: before any prompt
+        refuse_during_upgrade(conn)
     if early and declared is not None:
         gate(declared)  # the role first: another role may not be able to read pgwarden's stamp
     # as apply: a database holding data but never stamped is refused, whatever --env says
