@@ -107,8 +107,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     yield Hit(
         message=f"{_what(step)} runs {where}: PostgreSQL rejects it there (cannot run inside a "
         "transaction block) and the migration fails at deploy time",
-        help="put it in a changeset of its own with runInTransaction:false on its --changeset "
-        "line"
+        help="put it in a changeset of its own with runInTransaction:false on its --changeset line"
         if changeset
         else "run it outside any transaction, in a migration of its own (Alembic "
         "autocommit_block(), Django atomic = False); if the runner does not wrap files in a "
