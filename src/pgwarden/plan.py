@@ -67,6 +67,8 @@ class SourceText:
     # Flyway/Liquibase placeholders (`${schema}`) in the file as written, read as quoted
     # identifiers in `text` (sources.placeholders).
     placeholders: tuple[str, ...] = ()
+    # psql meta-commands of psql's own state (`\set ON_ERROR_STOP on`), blanked in `text`.
+    psql: tuple[str, ...] = ()
 
 
 class Derived(TypedDict, total=False):

@@ -53,6 +53,7 @@ from pgwarden.lint.rerunnable import default_index_name, detaches_concurrently, 
 from pgwarden.lint.rewrite import rewrite_plan
 from pgwarden.plan import NO_FILE_TRANSACTION, Plan, SourceText, Step, TxMode, build_plan
 from pgwarden.rules.pw122_lock_timeout_too_long import bearable_ms, blocked_rate
+from pgwarden.sources.psql import blank_meta_commands
 from pgwarden.sources.updown import split_halves, with_down_half
 
 __all__ = ["FileFix", "fix_plan", "write_fixes"]
@@ -461,6 +462,8 @@ def fix_plan(plan: Plan, result: LintResult, snapshot: Snapshot | None = None) -
                 ),
                 source.text,
             )
+            if source.psql:  # psql's own settings (\set ON_ERROR_STOP on): at the top
+                new = "\n".join(source.psql) + "\n" + new
             new = _as_file_had(new, source.text)
             if new == source.text:
                 continue
@@ -499,6 +502,7 @@ def _codes(
     plan: Plan, path: str, text: str, snapshot: Snapshot | None, file_transaction: bool
 ) -> set[str]:
     """The codes a lint of `text` alone finds (as `lint` reads the file)."""
+    text = blank_meta_commands(text, path)[0]
     halves = split_halves(text)
     source = SourceText(path, text, no_transaction=halves.no_transaction)
     one = build_plan(

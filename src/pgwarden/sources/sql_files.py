@@ -16,6 +16,7 @@ from pgwarden.errors import InputError, UsageError
 from pgwarden.plan import SourceText
 from pgwarden.sources.liquibase import changesets
 from pgwarden.sources.placeholders import quote_placeholders
+from pgwarden.sources.psql import blank_meta_commands
 from pgwarden.sources.updown import down_facts, down_file_of, is_down_file, split_halves
 
 __all__ = [
@@ -173,7 +174,8 @@ def read_sources(
         else:
             texts = [(str(p), read_sql_file(p)) for p in collect_sql_files([raw])]
         for name, written in texts:
-            text, placeholders = quote_placeholders(written)
+            blanked, psql = blank_meta_commands(written, name)
+            text, placeholders = quote_placeholders(blanked)
             halves = split_halves(text)
             stmts = parse(halves.up, name, trees=trees)
             if not stmts:
@@ -185,7 +187,7 @@ def read_sources(
             down = halves.down if halves.down is not None else _down_file_text(name)
             facts = down_facts(stmts, down, name) if down else ()
             source = SourceText(
-                name, text, facts, halves.no_transaction, changesets(text), placeholders
+                name, text, facts, halves.no_transaction, changesets(text), placeholders, psql
             )
             out.append((source, stmts))
     return out

@@ -1,0 +1,61 @@
+"""psql meta-commands in SQL files: harmless ones blanked, the others refused clearly.
+
+Before, `\\set ON_ERROR_STOP on` at the top of a file run with `psql -f` made lint fail
+with `syntax error at or near "\\"` and a hint to fix the SQL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pgwarden.commands import Context, lint
+from pgwarden.errors import InputError
+from pgwarden.lint.fix import fix_plan, write_fixes
+from pgwarden.sources.psql import blank_meta_commands
+
+SCRIPT = "\\set ON_ERROR_STOP on\n\\echo adding a column\nALTER TABLE orders ADD COLUMN x int;\n"
+
+
+def test_harmless_meta_commands_are_blanked(tmp_path: Path) -> None:
+    f = tmp_path / "001.sql"
+    f.write_text(SCRIPT)
+    plan, result = lint([f], context=Context(None, None, 18, "x"))
+    assert [s.location.line for s in plan.steps] == [3]
+    assert {x.code for x in result.findings} == {"PW120"}
+    text, found = blank_meta_commands(SCRIPT, "001.sql")
+    assert len(text) == len(SCRIPT) and found == (
+        "\\set ON_ERROR_STOP on",
+        "\\echo adding a column",
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "named"),
+    [
+        ("\\connect other", "meta-command \\\\connect"),
+        ("\\i other.sql", "meta-command \\\\i"),
+        ("\\.", "COPY ... FROM stdin"),
+    ],
+)
+def test_meta_commands_that_change_what_runs_are_refused(
+    tmp_path: Path, line: str, named: str
+) -> None:
+    f = tmp_path / "001.sql"
+    f.write_text(f"ALTER TABLE orders ADD COLUMN x int;\n{line}\nDROP TABLE t;\n")
+    with pytest.raises(InputError, match=rf"001.sql:2: .*{named}"):
+        lint([f], context=Context(None, None, 18, "x"))
+
+
+def test_fix_keeps_them_at_the_top(tmp_path: Path) -> None:
+    """The fixed file still runs with psql's own settings (ON_ERROR_STOP), and fixing it
+    again changes nothing."""
+    f = tmp_path / "001.sql"
+    f.write_text("\\set ON_ERROR_STOP on\nCREATE INDEX i ON orders (x);\n")
+    plan, result = lint([f], context=Context(None, None, 18, "x"))
+    write_fixes(fix_plan(plan, result))
+    fixed = f.read_text()
+    assert fixed.startswith("\\set ON_ERROR_STOP on\n") and "CONCURRENTLY" in fixed
+    plan, result = lint([f], context=Context(None, None, 18, "x"))
+    assert fix_plan(plan, result) == []
