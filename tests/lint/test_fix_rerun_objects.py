@@ -323,3 +323,25 @@ def test_a_move_after_the_create_says_to_go_on_from_the_failed_statement(
     failed = next(i for i, q in enumerate(stmts) if "SET SCHEMA" in q)
     _run(dsn, stmts[failed:])
     assert _state(dsn) == _state(plain)
+
+
+CONVERTED = "-- An ALTER COLUMN ... TYPE ... USING below is skipped when its columns have"
+
+
+@pytest.mark.parametrize(
+    ("sql", "said"),
+    [
+        ("ALTER TABLE customers ALTER COLUMN cents TYPE numeric USING cents / 100.0;", True),
+        ("ALTER TABLE customers ALTER COLUMN code TYPE varchar(20);", False),  # no USING
+    ],
+)
+def test_the_header_says_a_conversion_keeping_its_type_is_skipped(
+    sql: str, said: bool, tmp_path: Path
+) -> None:
+    """The block cannot tell a conversion that ran from one that keeps the column's type
+    (TYPE text USING lower(c) on a text column): the header says the latter is skipped."""
+    f = tmp_path / "001.sql"
+    f.write_text(_source(Shape("x", sql)))
+    plan, result = lint([f], context=Context(None, None, 15, "x"))
+    write_fixes(fix_plan(plan, result))
+    assert (CONVERTED in f.read_text()) is said

@@ -26,7 +26,9 @@ likewise for a statement naming what a later ALTER ... SET SCHEMA moves (a CREAT
 the move makes it anew in the old schema). Fixed without a catalog, an unnamed CREATE
 INDEX gets the name the server gives it when that name is free and IF NOT EXISTS (a
 re-run would build another copy, _idx1); a header line says that a relation of that name
-there before makes the build be skipped.
+there before makes the build be skipped. An ALTER COLUMN ... TYPE ... USING is skipped
+when its columns have that type (it ran); a header line says one that keeps the type
+does not convert at all.
 Comments (inline ignores included) stay with their statements, and the result is linted again: a fix
 that leaves a hazard it claims to fix, or brings one the original did not
 have, is dropped. Fixing a fixed file again (a statement added to it, another
@@ -49,7 +51,12 @@ from pgwarden.analysis.nodes import regclass
 from pgwarden.analysis.parse import parse
 from pgwarden.findings import Finding, Placement
 from pgwarden.lint.engine import LintResult, lint_plan
-from pgwarden.lint.rerunnable import default_index_name, detaches_concurrently, rerunnable
+from pgwarden.lint.rerunnable import (
+    converts_in_place,
+    default_index_name,
+    detaches_concurrently,
+    rerunnable,
+)
 from pgwarden.lint.rewrite import rewrite_plan
 from pgwarden.plan import NO_FILE_TRANSACTION, Plan, SourceText, Step, TxMode, build_plan
 from pgwarden.rules.pw122_lock_timeout_too_long import bearable_ms, blocked_rate
@@ -149,6 +156,11 @@ _NAMED_INDEX = (
     "is skipped (the server would have added a number: _idx1), which this file, fixed "
     "without a catalog, cannot know: name the index, or fix with --database-url."
 )
+_CONVERTED = (
+    "-- An ALTER COLUMN ... TYPE ... USING below is skipped when its columns have that type "
+    "already (it ran): one that keeps a column's type (TYPE text USING lower(c) on a text "
+    "column) does not convert at all; write that one as an UPDATE."
+)
 _WAITS = (
     "-- A CREATE/DROP INDEX CONCURRENTLY below waits up to 10 min for its lock and for older "
     "transactions (those waits block no reads or writes; timing out throws the build away)."
@@ -167,6 +179,7 @@ _OWN = {
     _RENAMED,
     _MOVED,
     _NAMED_INDEX,
+    _CONVERTED,
 }
 _WORD = re.compile(r'"((?:[^"]|"")+)"|([A-Za-z_][A-Za-z0-9_$]*)')
 _TRAIL = re.compile(r"[ \t]*;?[ \t]*(--[^\n]*)")
@@ -257,6 +270,8 @@ def _render(
         st.kind == "IndexStmt" and default_index_name(st.sql.strip().rstrip(";")) for st in steps
     ):
         out.append(_NAMED_INDEX)
+    if any(st.kind == "AlterTableStmt" and converts_in_place(st.sql) for st in steps):
+        out.append(_CONVERTED)
     if bounded and any(_concurrent(st.sql) for st in steps):
         out.append(_WAITS)
     if timeout_ms is not None:

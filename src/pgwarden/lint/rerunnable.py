@@ -96,7 +96,7 @@ from pglast.stream import RawStream
 
 from pgwarden.rules._sql import make_object_name
 
-__all__ = ["default_index_name", "detaches_concurrently", "rerunnable"]
+__all__ = ["converts_in_place", "default_index_name", "detaches_concurrently", "rerunnable"]
 
 _ADD_COLUMN = re.compile(
     r"\bADD\s+(?:COLUMN\s+)?(?!IF\b|CONSTRAINT\b|PRIMARY\b|UNIQUE\b|CHECK\b|FOREIGN\b|EXCLUDE\b"
@@ -382,6 +382,20 @@ def _renamed_label(node: Any) -> str:
         f"({_literal(node.newVal)} = ANY ({labels})\n"
         f"      AND NOT {_literal(node.oldVal)} = ANY ({labels}))"
     )
+
+
+def converts_in_place(sql: str) -> bool:
+    """`sql` is an ALTER TABLE whose ALTER COLUMN ... TYPE ... USING `rerunnable` skips
+    when the columns have that type already: one that keeps a column's type is skipped
+    on its first run too (`lint.fix` says so in the header)."""
+    try:
+        parsed = pglast.parse_sql(sql)
+    except pglast.parser.ParseError:
+        return False
+    node: Any = parsed[0].stmt if len(parsed) == 1 else None
+    if type(node).__name__ != "AlterTableStmt":
+        return False
+    return _guarded_conversion(sql, node) is not None
 
 
 def _guarded_conversion(sql: str, node: Any) -> str | None:
