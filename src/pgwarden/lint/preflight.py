@@ -579,32 +579,34 @@ def _counted(conn: Any, p: _Planned, timeout_ms: int) -> Iterator[Violation]:
         except psycopg.Error:  # the earlier statement's SQL does not read as a query here
             got = None
         if got is not None:
-            after = _relevant(p.folds, check)
             if got[0]:
-                yield Violation(
-                    check.step,
-                    check.what,
-                    got[0],
-                    got[1],
-                    check.key,
-                    check.shown,
-                    after=after,
-                    columns=check.columns,
-                )
+                yield _violation(check, got, after=_relevant(p.folds, check))
             return
     got = _count(conn, check.what, check.count, check.sample, timeout_ms)
     if got is not None and got[0]:
         changed = p.opaque or _relevant(p.folds, check)  # a fold that did not evaluate: opaque
-        yield Violation(
-            check.step,
-            check.what,
-            got[0],
-            got[1],
-            check.key,
-            check.shown,
-            changed_by=changed,
-            columns=check.columns,
-        )
+        yield _violation(check, got, changed_by=changed)
+
+
+def _violation(
+    check: _Check,
+    got: tuple[int, tuple[str, ...]],
+    *,
+    after: tuple[Write, ...] = (),
+    changed_by: tuple[Write, ...] = (),
+) -> Violation:
+    """The violation `check` counted: `got` is (rows, sample)."""
+    return Violation(
+        check.step,
+        check.what,
+        got[0],
+        got[1],
+        check.key,
+        check.shown,
+        after=after,
+        changed_by=changed_by,
+        columns=check.columns,
+    )
 
 
 def _where(writes: Sequence[Write]) -> str:
