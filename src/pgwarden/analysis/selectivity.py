@@ -20,7 +20,7 @@ from pgwarden.analysis.nodes import A_Const, A_Expr, Node, strings
 if TYPE_CHECKING:  # a snapshot's types: pg.stats is loaded with a snapshot
     from pgwarden.pg.stats import ColumnStats
 
-__all__ = ["nearly_every_row", "selectivity"]
+__all__ = ["literal", "nearly_every_row", "selectivity"]
 
 # The planner's default selectivity for an equality it knows nothing about.
 _DEFAULT_EQ = 0.005
@@ -350,24 +350,52 @@ _PAST_YEAR = 1900
 _YEAR = re.compile(r"^\s*(-?\d{4,})-\d{1,2}-\d{1,2}")
 
 
-def nearly_every_row(where: Node, target: frozenset[str]) -> str | None:
+def literal(node: Node) -> str | None:
+    """The value of a constant (`'x'`, `42`, `false`, `'x'::text`) as text; None otherwise."""
+    return _const(node)
+
+
+def nearly_every_row(
+    where: Node,
+    target: frozenset[str],
+    *,
+    nulls: frozenset[str] = frozenset(),
+    defaults: Mapping[str, str] | None = None,
+) -> str | None:
     """Why `where` holds for (nearly) every row of the table without any statistics, or
     None: each AND-ed condition is one that real rows meet: a time column before the
     current time or a date in 2100+, a key (`id`, `*_id`) `> 0`, `>= 1` or `IS NOT NULL`,
     or a join of the target to another table (`target.col = other.col`, UPDATE ... FROM or
-    DELETE ... USING). `target`: the names the statement's table goes by."""
+    DELETE ... USING). `target`: the names the statement's table goes by. `nulls`: columns
+    the plan added without a default (NULL in every existing row: `IS NULL` holds);
+    `defaults`: columns it added with a constant default (`= it` and `IS NOT NULL` hold)."""
+    known = defaults or {}
     boolean = where.get("BoolExpr")
     if boolean is not None:
         if boolean.get("boolop") != "AND_EXPR":
             return None
-        reasons = [nearly_every_row(arg, target) for arg in boolean.get("args", ())]
+        reasons = [
+            nearly_every_row(arg, target, nulls=nulls, defaults=known)
+            for arg in boolean.get("args", ())
+        ]
         if not reasons or any(r is None for r in reasons):
             return None
         return " and ".join(r for r in reasons if r is not None)
     null_test = where.get("NullTest")
     if null_test is not None:
         col = _ref(null_test.get("arg", {}))
-        if null_test.get("nulltesttype") == "IS_NOT_NULL" and col and _key_like(col[-1]):
+        is_null = null_test.get("nulltesttype") == "IS_NULL"
+        if col and is_null and col[-1] in nulls:
+            return (
+                f"{'.'.join(col)} IS NULL holds for every existing row (the plan added "
+                f"{col[-1]} without a default)"
+            )
+        if col and not is_null and col[-1] in known:
+            return (
+                f"{'.'.join(col)} IS NOT NULL holds for every existing row (the plan added "
+                f"{col[-1]} with a default)"
+            )
+        if not is_null and col and _key_like(col[-1]):
             return f"{'.'.join(col)} IS NOT NULL holds for every row with a key"
         return None
     expr = where.get("A_Expr")
@@ -376,6 +404,12 @@ def nearly_every_row(where: Node, target: frozenset[str]) -> str | None:
     op = strings(expr.get("name"))[0]
     left, right = expr.get("lexpr", {}), expr.get("rexpr", {})
     if op == "=":
+        for col, value in ((_ref(left), right), (_ref(right), left)):
+            if col and col[-1] in known and _const(value) == known[col[-1]]:
+                return (
+                    f"{'.'.join(col)} = {known[col[-1]]} holds for every existing row (the "
+                    f"plan added {col[-1]} with that default)"
+                )
         return _joins(left, right, target)
     if _ref(left) is None:  # const op column: flip the comparison
         left, right = right, left

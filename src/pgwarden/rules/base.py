@@ -14,6 +14,7 @@ from typing import cast
 from pgwarden.analysis.context import Snapshot, estimate_seconds
 from pgwarden.analysis.effects import LockMode
 from pgwarden.analysis.nodes import VariableSetStmt
+from pgwarden.analysis.selectivity import literal
 from pgwarden.findings import Fix, Severity, slot_setter
 from pgwarden.plan import Plan, Step
 from pgwarden.rules._sql import alter_cmds, catalog_relation, table_of
@@ -133,6 +134,9 @@ class LintContext:
     added_columns: set[tuple[str, str]] = field(default_factory=set)  # (table, column)
     # of those, added without a DEFAULT (NULL in every row there was): table -> columns
     added_null: dict[str, set[str]] = field(default_factory=dict)
+    # ... and with a constant DEFAULT (that value in every row there was): table -> {column:
+    # the default as text}
+    added_default: dict[str, dict[str, str]] = field(default_factory=dict)
     dml: DmlLimits = field(default_factory=DmlLimits)
     unknown_type_change: UnknownTypeChange = "warning"  # setting: PW104 without a catalog
     state: dict[str, object] = field(default_factory=dict)  # per rule code, kept by Rule.observe
@@ -155,6 +159,7 @@ class LintContext:
             self.created.clear()
             self.added_columns.clear()
             self.added_null.clear()
+            self.added_default.clear()
         self.unit = path
 
     def after(self, step: Step) -> None:
@@ -173,12 +178,18 @@ class LintContext:
                     name = str(col.get("colname"))
                     if not self._shown_column(altered, name):
                         self.added_columns.add((altered, name))
-                        kinds = {
-                            c.get("Constraint", {}).get("contype")
-                            for c in col.get("constraints") or ()
-                        }
+                        cons = [c.get("Constraint", {}) for c in col.get("constraints") or ()]
+                        kinds = {c.get("contype") for c in cons}
                         if not kinds & {"CONSTR_DEFAULT", "CONSTR_IDENTITY", "CONSTR_GENERATED"}:
                             self.added_null.setdefault(altered, set()).add(name)
+                        for con in cons:
+                            default = (
+                                literal(con.get("raw_expr", {}))
+                                if con.get("contype") == "CONSTR_DEFAULT"
+                                else None
+                            )
+                            if default is not None:
+                                self.added_default.setdefault(altered, {})[name] = default
         setting = step.tree.get("VariableSetStmt")
         if setting is not None and setting.get("name") == "lock_timeout":
             scope = step.transaction if setting.get("is_local") else None

@@ -16,9 +16,12 @@ earlier without a default is NULL in every existing row, so the backfill
 say: the column does not exist yet). Without stats or a database the size is
 unknown and a note says so, unless the WHERE is one that real rows all meet:
 a time column before the current time (`viewed_at < now()`) or before a date in
-2100 or later, a key (`id`, `*_id`) `> 0`, `>= 1` or `IS NOT NULL`, or only
-the join to another table (`UPDATE t SET ... FROM u WHERE u.id = t.u_id`);
-that is graded as if the WHERE were missing. (A missing or constant-true
+2100 or later, a key (`id`, `*_id`) `> 0`, `>= 1` or `IS NOT NULL`, only
+the join to another table (`UPDATE t SET ... FROM u WHERE u.id = t.u_id`), or
+a column the same file added just before: `IS NULL` of one added without a
+default, `= <its default>` or `IS NOT NULL` of one added with a constant
+default (the backfill right after `ADD COLUMN`); that is graded as if the
+WHERE were missing. (A missing or constant-true
 WHERE is PW140.)
 
 ## Why is this bad?
@@ -192,7 +195,12 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         span = _key_span(where)
         if span is not None and span <= ctx.dml.max_rows:
             return  # one batch of a keyed loop: at most `span` rows of a unique key
-        reason = nearly_every_row(where, _join_names(body) or frozenset())
+        reason = nearly_every_row(
+            where,
+            _join_names(body) or frozenset(),
+            nulls=frozenset(ctx.added_null.get(table, ())),
+            defaults=ctx.added_default.get(table),
+        )
         if reason is not None:
             yield Hit(
                 message=f"{verb} nearly every row of {table} in one statement: {reason}, so "
