@@ -1411,6 +1411,16 @@ UPDATE orders o SET note = c.country FROM customers c WHERE c.id = o.customer_id
 -- case rw_data_update_most
 UPDATE orders SET note = 'archived' WHERE created_at < '2100-01-01';
 
+-- the backfill right after ADD COLUMN, in the same migration (Rails, Django RunSQL)
+-- case rw_backfill_added_column | prelude: ALTER TABLE orders ADD COLUMN region text
+UPDATE orders SET region = 'eu' WHERE region IS NULL;
+
+-- case rw_backfill_added_default | prelude: ALTER TABLE orders ADD COLUMN archived boolean NOT NULL DEFAULT false
+UPDATE orders SET archived = true WHERE archived = false;
+
+-- case rw_backfill_added_column_few | prelude: ALTER TABLE orders ADD COLUMN region text
+UPDATE orders SET region = 'eu' WHERE region IS NULL AND id = 7;
+
 -- case rw_rails_composite_index
 CREATE INDEX "index_line_items_on_order_id_and_product_code" ON "line_items" ("order_id", "product_code");
 
