@@ -38,7 +38,7 @@ BUILDS = {
     "cast": f"CREATE INDEX ON {TABLE} ((b::varchar));",
     "repeated_column": f"CREATE UNIQUE INDEX ON {TABLE} (b, b);",
 }
-NAMED = "-- An unnamed CREATE INDEX below is built under the name the server gives it"
+NAMED = "-- An unnamed CREATE INDEX or ADD CONSTRAINT below gets the name the server"
 
 
 def _indexes(dsn: str) -> list[tuple[str, str]]:
@@ -95,3 +95,52 @@ def test_a_named_build_gets_no_such_header(pg_any: Cluster, tmp_path: Path) -> N
     plan, result = lint([f], context=Context(None, None, pg_any.installation.major, "x"))
     write_fixes(fix_plan(plan, result))
     assert NAMED not in f.read_text()
+
+
+CONSTRAINTS = f"""\
+CREATE TABLE fresh (id bigint NOT NULL, c text, p bigint);
+ALTER TABLE fresh ADD PRIMARY KEY (id);
+ALTER TABLE fresh ADD CHECK (id > 0);
+ALTER TABLE fresh ADD CHECK (id > 0 AND c <> '');
+ALTER TABLE fresh ADD FOREIGN KEY (p) REFERENCES fresh (id);
+ALTER TABLE fresh ADD UNIQUE (c) INCLUDE (p);
+ALTER TABLE {TABLE} ADD CHECK (preferred_notification_channel_primary <> '') NOT VALID;
+CREATE INDEX ON small (c);
+"""
+
+
+def _constraints(dsn: str) -> list[tuple[str, str, str]]:
+    with psycopg.connect(dsn) as c:
+        rows = c.execute(
+            "SELECT conrelid::regclass::text, conname::text, pg_get_constraintdef(oid) "
+            "FROM pg_constraint WHERE connamespace = 'public'::regnamespace ORDER BY 1, 2"
+        ).fetchall()
+    return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+
+def test_unnamed_constraints_fixed_without_catalog_run_twice_as_one_copy(
+    pg_any: Cluster, tmp_path: Path
+) -> None:
+    """Unnamed ADD CHECK / FOREIGN KEY / UNIQUE / PRIMARY KEY: a re-run added a second
+    CHECK (_check1), foreign key and unique index, or failed on the primary key."""
+    f = tmp_path / "001.sql"
+    f.write_text(CONSTRAINTS)
+    ctx = Context(None, None, pg_any.installation.major, "x")
+    plan, result = lint([f], context=ctx)
+    before = {x.code for x in result.findings}
+    fixes = fix_plan(plan, result)
+    claimed = {x.code for x in fixes[0].fixed}
+    write_fixes(fixes)
+    fixed = f.read_text()
+    assert NAMED in fixed
+    _, after = lint([f], context=ctx)
+    codes = {x.code for x in after.findings}
+    assert not codes & claimed and codes <= before, (codes, fixed)
+
+    plain = _database(pg_any)
+    _run(plain, CONSTRAINTS)
+    dsn = _database(pg_any)
+    _run(dsn, fixed)
+    _run(dsn, fixed)  # the retry the header allows
+    assert _constraints(dsn) == _constraints(plain), fixed
+    assert _indexes(dsn) == _indexes(plain), fixed

@@ -24,9 +24,9 @@ what a later RENAME renames fails once the rename has committed (the RENAME itse
 skipped then), and a header line says to run the file from the statement that failed;
 likewise for a statement naming what a later ALTER ... SET SCHEMA moves (a CREATE before
 the move makes it anew in the old schema). Fixed without a catalog, an unnamed CREATE
-INDEX gets the name the server gives it when that name is free and IF NOT EXISTS (a
-re-run would build another copy, _idx1); a header line says that a relation of that name
-there before makes the build be skipped. An ALTER COLUMN ... TYPE ... USING is skipped
+INDEX or ADD CONSTRAINT gets the name the server gives it when that name is free and is
+skipped when it is there (a re-run would add another copy, _idx1); a header line says that
+one of that name there before makes it be skipped. An ALTER COLUMN ... TYPE ... USING is skipped
 when its columns have that type (it ran); a header line says one that keeps the type
 does not convert at all.
 Comments (inline ignores included) stay with their statements, and the result is linted again: a fix
@@ -53,6 +53,7 @@ from pgwarden.findings import Finding, Placement
 from pgwarden.lint.engine import LintResult, lint_plan
 from pgwarden.lint.rerunnable import (
     converts_in_place,
+    default_constraint_name,
     default_index_name,
     detaches_concurrently,
     rerunnable,
@@ -150,11 +151,12 @@ _MOVED = (
     "a failure past it, run the file from the statement that failed."
 )
 _NAMED_INDEX = (
-    "-- An unnamed CREATE INDEX below is built under the name the server gives it when the "
-    "name is free (table_columns_idx, cut to 63 bytes) with IF NOT EXISTS, so that a re-run "
-    "finds it; if a relation of that name is there before the file first runs, the build "
-    "is skipped (the server would have added a number: _idx1), which this file, fixed "
-    "without a catalog, cannot know: name the index, or fix with --database-url."
+    "-- An unnamed CREATE INDEX or ADD CONSTRAINT below gets the name the server gives it "
+    "when the name is free (table_columns_idx, _key, _fkey, _check, _pkey, cut to 63 bytes) "
+    "and is skipped when that name is there, so that a re-run finds it; if a relation or "
+    "constraint of that name is there before the file first runs, it is skipped too (the "
+    "server would have added a number: _idx1), which this file, fixed without a catalog, "
+    "cannot know: name it, or fix with --database-url."
 )
 _CONVERTED = (
     "-- An ALTER COLUMN ... TYPE ... USING below is skipped when its columns have that type "
@@ -266,9 +268,7 @@ def _render(
         out.append(_RENAMED)
     if _named_before_move(steps):
         out.append(_MOVED)
-    if catalog is None and any(
-        st.kind == "IndexStmt" and default_index_name(st.sql.strip().rstrip(";")) for st in steps
-    ):
+    if catalog is None and any(_named_by_fix(st) for st in steps):
         out.append(_NAMED_INDEX)
     if any(st.kind == "AlterTableStmt" and converts_in_place(st.sql) for st in steps):
         out.append(_CONVERTED)
@@ -362,6 +362,14 @@ def _named_before_rename(steps: list[Step]) -> bool:
             if relation in touched and word in _words(earlier.sql):
                 return True
     return False
+
+
+def _named_by_fix(step: Step) -> bool:
+    """An unnamed CREATE INDEX or ADD CONSTRAINT the file names as the server would."""
+    sql = step.sql.strip().rstrip(";")
+    if step.kind == "IndexStmt":
+        return default_index_name(sql) is not None
+    return step.kind == "AlterTableStmt" and default_constraint_name(sql) is not None
 
 
 def _named_before_move(steps: list[Step]) -> bool:

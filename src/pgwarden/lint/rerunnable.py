@@ -35,8 +35,12 @@ An unnamed CREATE INDEX fixed without a catalog (`name_unnamed`) gets the name t
 gives it when the name is free (ChooseIndexName: table_columns_idx cut to 63 bytes as
 makeObjectName cuts, the columns named as the server names them) and IF NOT EXISTS:
 run again, the server would pick another free name (_idx1) and build a second copy.
-When a relation of that name is there before, the server would have numbered it and
-the build is skipped: `lint.fix` says so in the header.
+So does an unnamed ADD CHECK / FOREIGN KEY / UNIQUE / PRIMARY KEY (ChooseConstraintName:
+table_column_check or table_check, table_columns_fkey, table_columns_key, table_pkey),
+then guarded by name as a named one: run again it would add a second copy (_check1,
+a second foreign key, a second unique index) or fail (a second primary key).
+When a relation or constraint of that name is there before, the server would have
+numbered it and the statement is skipped: `lint.fix` says so in the header.
 
 A named concurrent index build first drops an INVALID index of
 that name: what an earlier run of this file left when the build failed or timed
@@ -86,17 +90,23 @@ unusual spelling) the statement is deparsed instead.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pglast
 from pglast import ast
-from pglast.enums import A_Expr_Kind, AlterTableType, ObjectType
+from pglast.enums import A_Expr_Kind, AlterTableType, ConstrType, ObjectType
 from pglast.stream import RawStream
 
 from pgwarden.rules._sql import make_object_name
 
-__all__ = ["converts_in_place", "default_index_name", "detaches_concurrently", "rerunnable"]
+__all__ = [
+    "converts_in_place",
+    "default_constraint_name",
+    "default_index_name",
+    "detaches_concurrently",
+    "rerunnable",
+]
 
 _ADD_COLUMN = re.compile(
     r"\bADD\s+(?:COLUMN\s+)?(?!IF\b|CONSTRAINT\b|PRIMARY\b|UNIQUE\b|CHECK\b|FOREIGN\b|EXCLUDE\b"
@@ -519,6 +529,8 @@ def rerunnable(
         finalize = _finalize_pending_detach(node)
         if finalize is not None:
             return [finalize, sql]
+        if name_unnamed:
+            sql = _named_constraint(sql, node)
         guarded = _guarded_constraint(sql, node)
         if guarded is not None:
             return [guarded]
@@ -578,6 +590,94 @@ _NAMEDATALEN = 64
 _UNNAMED = re.compile(r"^(\s*CREATE\s+(?:UNIQUE\s+)?INDEX(?:\s+CONCURRENTLY)?)\s+ON\b", re.I)
 
 
+_UNNAMED_CONSTRAINT = re.compile(r"\bADD\s+(?=(?:CHECK|FOREIGN|UNIQUE|PRIMARY)\b)", re.I)
+
+
+def default_constraint_name(sql: str) -> str | None:
+    """The name the server gives the unnamed constraint one ALTER TABLE ... ADD CHECK /
+    FOREIGN KEY / UNIQUE / PRIMARY KEY adds when that name is free (None: named, another
+    statement, or not worked out here)."""
+    try:
+        parsed = pglast.parse_sql(sql)
+    except pglast.parser.ParseError:
+        return None
+    node: Any = parsed[0].stmt if len(parsed) == 1 else None
+    if type(node).__name__ != "AlterTableStmt":
+        return None
+    con = _unnamed_constraint(node)
+    return _default_constraint_name(node, con) if con is not None else None
+
+
+def _unnamed_constraint(node: Any) -> Any:
+    cmds: list[Any] = list(node.cmds or ())
+    if len(cmds) != 1 or cmds[0].subtype != AlterTableType.AT_AddConstraint:
+        return None
+    con = cmds[0].def_
+    return con if con is not None and not con.conname else None
+
+
+def _named_constraint(sql: str, node: Any) -> str:
+    """`sql` with its one unnamed ADD CONSTRAINT named as the server would name it."""
+    con = _unnamed_constraint(node)
+    name = _default_constraint_name(node, con) if con is not None else None
+    if name is None:
+        return sql
+    con.conname = name
+    quoted = _relation(None, name).replace("\\", "\\\\")
+    return _text(sql, node, lambda s: _UNNAMED_CONSTRAINT.sub(f"ADD CONSTRAINT {quoted} ", s, 1))
+
+
+def _default_constraint_name(node: Any, con: Any) -> str | None:
+    """ChooseConstraintName / ChooseIndexName of an unnamed table constraint: table_pkey,
+    table_columns_key (as an index's columns), table_columns_fkey, table_column_check
+    (the one column its expression names) or table_check; USING INDEX: the index's."""
+    if node.relation is None:
+        return None
+    table, kind = node.relation.relname, con.contype
+    if kind in (ConstrType.CONSTR_PRIMARY, ConstrType.CONSTR_UNIQUE) and con.indexname:
+        return str(con.indexname)
+    if kind == ConstrType.CONSTR_PRIMARY:
+        return make_object_name(table, None, "pkey")
+    if kind == ConstrType.CONSTR_UNIQUE:
+        columns = _numbered([k.sval for k in [*(con.keys or ()), *(con.including or ())]])
+        return make_object_name(table, "_".join(columns), "key") if columns else None
+    if kind == ConstrType.CONSTR_FOREIGN:
+        return make_object_name(table, "_".join(a.sval for a in con.fk_attrs or ()), "fkey")
+    if kind == ConstrType.CONSTR_CHECK and con.raw_expr is not None:
+        named = set(_column_refs(con.raw_expr(depth=None)))
+        if None in named:
+            return None  # a whole-row reference: not worked out here
+        return make_object_name(table, named.pop() if len(named) == 1 else None, "check")
+    return None
+
+
+def _column_refs(tree: Any) -> Iterator[str | None]:
+    """The column each ColumnRef of a node (as pglast dicts it) names (None for t.*)."""
+    if isinstance(tree, dict):
+        if tree.get("@") == "ColumnRef":
+            last = tree["fields"][-1]
+            yield last.get("sval") if isinstance(last, dict) else None
+            return
+        for value in tree.values():
+            yield from _column_refs(value)
+    elif isinstance(tree, (list, tuple)):
+        for value in tree:
+            yield from _column_refs(value)
+
+
+def _numbered(names: list[str]) -> list[str]:
+    """ChooseIndexColumnNames: a name already given is numbered (a, a1, a2)."""
+    out: list[str] = []
+    for orig in names:
+        name, i = orig, 0
+        while name in out:
+            i += 1
+            raw = orig.encode()[: _NAMEDATALEN - 1 - len(str(i))]
+            name = raw.decode("utf-8", errors="ignore") + str(i)
+        out.append(name)
+    return out
+
+
 def default_index_name(sql: str) -> str | None:
     """The name the server gives the unnamed CREATE INDEX `sql` when that name is free
     (None: named, or a column name this module does not work out)."""
@@ -601,12 +701,8 @@ def _default_index_name(node: Any) -> str | None:
         orig = elem.name or _expression_name(elem.expr)
         if orig is None:
             return None
-        name, i = orig, 0
-        while name in names:
-            i += 1
-            raw = orig.encode()[: _NAMEDATALEN - 1 - len(str(i))]
-            name = raw.decode("utf-8", errors="ignore") + str(i)
-        names.append(name)
+        names.append(orig)
+    names = _numbered(names)
     if not names or node.relation is None:
         return None
     return make_object_name(node.relation.relname, "_".join(names), "idx")

@@ -74,12 +74,12 @@ def ident(name: str) -> str:
 _NAME_BYTES = 63  # NAMEDATALEN - 1: what the server keeps of a name
 
 
-def make_object_name(name1: str, name2: str, label: str) -> str:
-    """The name the server makes for an object (makeObjectName): name1_name2_label, with
-    name1 and name2 cut, the longer one byte by byte first, so that it fits 63 bytes,
-    each on a character boundary (pg_mbcliplen)."""
-    raw1, raw2 = name1.encode(), name2.encode()
-    room = _NAME_BYTES - len(label.encode()) - 2
+def make_object_name(name1: str, name2: str | None, label: str) -> str:
+    """The name the server makes for an object (makeObjectName): name1_name2_label (or
+    name1_label), with name1 and name2 cut, the longer one byte by byte first, so that
+    it fits 63 bytes, each on a character boundary (pg_mbcliplen)."""
+    raw1, raw2 = name1.encode(), (name2 or "").encode()
+    room = _NAME_BYTES - len(label.encode()) - (2 if name2 is not None else 1)
     n1, n2 = len(raw1), len(raw2)
     while n1 + n2 > room:
         if n1 > n2:
@@ -88,7 +88,7 @@ def make_object_name(name1: str, name2: str, label: str) -> str:
             n2 -= 1
     cut1 = raw1[:n1].decode("utf-8", errors="ignore")  # a character cut in two goes
     cut2 = raw2[:n2].decode("utf-8", errors="ignore")
-    return f"{cut1}_{cut2}_{label}"
+    return f"{cut1}_{cut2}_{label}" if name2 is not None else f"{cut1}_{label}"
 
 
 def qualified(relation: str) -> str:
