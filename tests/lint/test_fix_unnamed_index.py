@@ -37,6 +37,10 @@ BUILDS = {
     "expression": f"CREATE INDEX ON {TABLE} ((b || 'x'));",
     "cast": f"CREATE INDEX ON {TABLE} ((b::varchar));",
     "repeated_column": f"CREATE UNIQUE INDEX ON {TABLE} (b, b);",
+    # the server numbers the second one (small_c_idx1): the file must too
+    "same_columns_twice": "CREATE INDEX ON small (c);\nCREATE INDEX ON small (c) WHERE id > 10;",
+    "after_an_index_of_that_name": "CREATE INDEX small_c_idx ON small (id);\n"
+    "CREATE INDEX ON small (c);",
 }
 NAMED = "-- An unnamed CREATE INDEX or ADD CONSTRAINT below gets the name the server"
 
@@ -102,6 +106,9 @@ CREATE TABLE fresh (id bigint NOT NULL, c text, p bigint);
 ALTER TABLE fresh ADD PRIMARY KEY (id);
 ALTER TABLE fresh ADD CHECK (id > 0);
 ALTER TABLE fresh ADD CHECK (id > 0 AND c <> '');
+ALTER TABLE fresh ADD CHECK (id < 1000000);
+ALTER TABLE fresh ADD CONSTRAINT fresh_c_check CHECK (c <> 'x');
+ALTER TABLE fresh ADD CHECK (c <> 'y');
 ALTER TABLE fresh ADD FOREIGN KEY (p) REFERENCES fresh (id);
 ALTER TABLE fresh ADD UNIQUE (c) INCLUDE (p);
 ALTER TABLE {TABLE} ADD CHECK (preferred_notification_channel_primary <> '') NOT VALID;

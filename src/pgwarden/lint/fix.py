@@ -284,6 +284,7 @@ def _render(
     placed: set[tuple[int, int]] = set()
     open_tx: int | None = None
     before: list[str] = []  # the file's statements so far
+    names: set[str] = set()  # the index and constraint names of those
     for step in steps:
         if step.is_transaction_control:
             continue  # transactions are rendered from the plan's transaction ids
@@ -298,6 +299,7 @@ def _render(
             indexes=_rebuilt(step, catalog),
             lock_timeout_ms=DEFAULT_TIMEOUT_MS if timeout_ms is None else timeout_ms,
             name_unnamed=catalog is None,
+            taken=names,
         )
         queries = [*_missing(stmts[:-1], before[:-1]), stmts[-1]]
         if waiting and (step.transaction is not None or not _concurrent(queries[0])):

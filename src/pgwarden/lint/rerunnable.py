@@ -90,7 +90,7 @@ unusual spelling) the statement is deparsed instead.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence, Set
 from typing import Any
 
 import pglast
@@ -472,13 +472,16 @@ def rerunnable(
     indexes: Sequence[str] = (),
     lock_timeout_ms: int = 1000,
     name_unnamed: bool = False,
+    taken: set[str] | None = None,
 ) -> list[str]:
     """`sql` (one statement, no `;`) as statements that may run again.
 
     `indexes`: the indexes a REINDEX TABLE rebuilds, when the catalog knows them
     (their leftovers are dropped first). `lock_timeout_ms`: the bound of a block's
     lock wait. `name_unnamed`: an unnamed CREATE INDEX gets the name the server gives
-    it when that name is free (`default_index_name`), and IF NOT EXISTS.
+    it when that name is free (`default_index_name`), and IF NOT EXISTS. `taken`: the
+    index and constraint names of the file's earlier statements (an unnamed one is
+    numbered past them as the server numbers it: _idx1, _check1); this one's is added.
     """
     try:
         parsed = pglast.parse_sql(sql)
@@ -489,14 +492,16 @@ def rerunnable(
     node: Any = parsed[0].stmt
     kind = type(node).__name__
     text = sql
+    taken = set() if taken is None else taken
     if kind == "IndexStmt" and not node.idxname and name_unnamed:
-        name = _default_index_name(node)
+        name = _default_index_name(node, taken)
         if name is not None:
             node.idxname = name
             quoted = _relation(None, name).replace("\\", "\\\\")
             text = _text(sql, node, lambda s: _UNNAMED.sub(rf"\1 {quoted} ON", s, count=1))
             sql = text
     if kind == "IndexStmt" and node.idxname:
+        taken.add(node.idxname)
         if not node.if_not_exists:
             node.if_not_exists = True
             text = _text(sql, node, lambda s: _INDEX.sub(r"INDEX \1IF NOT EXISTS ", s, count=1))
@@ -530,7 +535,14 @@ def rerunnable(
         if finalize is not None:
             return [finalize, sql]
         if name_unnamed:
-            sql = _named_constraint(sql, node)
+            sql = _named_constraint(sql, node, taken)
+        taken.update(
+            c.def_.conname
+            for c in node.cmds or ()
+            if c.subtype == AlterTableType.AT_AddConstraint
+            and c.def_ is not None
+            and c.def_.conname
+        )
         guarded = _guarded_constraint(sql, node)
         if guarded is not None:
             return [guarded]
@@ -616,10 +628,10 @@ def _unnamed_constraint(node: Any) -> Any:
     return con if con is not None and not con.conname else None
 
 
-def _named_constraint(sql: str, node: Any) -> str:
+def _named_constraint(sql: str, node: Any, taken: set[str]) -> str:
     """`sql` with its one unnamed ADD CONSTRAINT named as the server would name it."""
     con = _unnamed_constraint(node)
-    name = _default_constraint_name(node, con) if con is not None else None
+    name = _default_constraint_name(node, con, taken) if con is not None else None
     if name is None:
         return sql
     con.conname = name
@@ -627,7 +639,17 @@ def _named_constraint(sql: str, node: Any) -> str:
     return _text(sql, node, lambda s: _UNNAMED_CONSTRAINT.sub(f"ADD CONSTRAINT {quoted} ", s, 1))
 
 
-def _default_constraint_name(node: Any, con: Any) -> str | None:
+def _choose(name1: str, name2: str | None, label: str, taken: Set[str]) -> str:
+    """makeObjectName, numbered past the names taken as ChooseRelationName /
+    ChooseConstraintName number theirs (label1, label2, ...)."""
+    name, n = make_object_name(name1, name2, label), 0
+    while name in taken:
+        n += 1
+        name = make_object_name(name1, name2, f"{label}{n}")
+    return name
+
+
+def _default_constraint_name(node: Any, con: Any, taken: Set[str] = frozenset()) -> str | None:
     """ChooseConstraintName / ChooseIndexName of an unnamed table constraint: table_pkey,
     table_columns_key (as an index's columns), table_columns_fkey, table_column_check
     (the one column its expression names) or table_check; USING INDEX: the index's."""
@@ -637,17 +659,17 @@ def _default_constraint_name(node: Any, con: Any) -> str | None:
     if kind in (ConstrType.CONSTR_PRIMARY, ConstrType.CONSTR_UNIQUE) and con.indexname:
         return str(con.indexname)
     if kind == ConstrType.CONSTR_PRIMARY:
-        return make_object_name(table, None, "pkey")
+        return _choose(table, None, "pkey", taken)
     if kind == ConstrType.CONSTR_UNIQUE:
         columns = _numbered([k.sval for k in [*(con.keys or ()), *(con.including or ())]])
-        return make_object_name(table, "_".join(columns), "key") if columns else None
+        return _choose(table, "_".join(columns), "key", taken) if columns else None
     if kind == ConstrType.CONSTR_FOREIGN:
-        return make_object_name(table, "_".join(a.sval for a in con.fk_attrs or ()), "fkey")
+        return _choose(table, "_".join(a.sval for a in con.fk_attrs or ()), "fkey", taken)
     if kind == ConstrType.CONSTR_CHECK and con.raw_expr is not None:
         named = set(_column_refs(con.raw_expr(depth=None)))
         if None in named:
             return None  # a whole-row reference: not worked out here
-        return make_object_name(table, named.pop() if len(named) == 1 else None, "check")
+        return _choose(table, named.pop() if len(named) == 1 else None, "check", taken)
     return None
 
 
@@ -691,7 +713,7 @@ def default_index_name(sql: str) -> str | None:
     return _default_index_name(node)
 
 
-def _default_index_name(node: Any) -> str | None:
+def _default_index_name(node: Any, taken: Set[str] = frozenset()) -> str | None:
     """ChooseIndexName of a plain index: table_columns_idx (makeObjectName), the
     columns (key, then INCLUDE) named as ChooseIndexColumnNames names them: a column
     by its name, an expression by FigureIndexColname (a function call by the function,
@@ -705,7 +727,7 @@ def _default_index_name(node: Any) -> str | None:
     names = _numbered(names)
     if not names or node.relation is None:
         return None
-    return make_object_name(node.relation.relname, "_".join(names), "idx")
+    return _choose(node.relation.relname, "_".join(names), "idx", taken)
 
 
 _NAMED = {"CaseExpr": "case", "CoalesceExpr": "coalesce", "RowExpr": "row", "A_ArrayExpr": "array"}
