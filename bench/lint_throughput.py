@@ -11,8 +11,15 @@ into a temporary git worktree and run with this venv's interpreter, so a
 regression shows as a ratio above 1.00. `--select-one N` adds a file of N
 `SELECT 1;` statements (the memory kept per statement).
 
+`--fix N` measures `lint --fix` instead (no squawk): one file of N statements, half
+CREATE INDEX and half ALTER TABLE ... ADD COLUMN on four tables, in one transaction
+(every build is moved out of it, every statement made safe to run again), fixed from
+a fresh copy in every run, next to `lint --format json` of the same file and, with
+--baseline, the baseline's `lint --fix`.
+
     .venv/bin/python bench/lint_throughput.py [--statements 20000] [--runs 5]
         [--baseline 0bbc838|none] [--squawk PATH] [--select-one 200000]
+    .venv/bin/python bench/lint_throughput.py --fix 10000 [--runs 3] [--baseline REV|none]
 
 Both pgwarden trees are byte-compiled first (`compileall`), as an installed
 package is: without it, a tree whose .pyc files are missing or stale (a fresh
@@ -60,6 +67,19 @@ def corpus(n: int) -> list[str]:
     return [TEMPLATES[i % len(TEMPLATES)].format(i=i) for i in range(n)]
 
 
+FIX_TABLES = ("invoices", "payment_accounts", "settings", "orders")
+
+
+def fix_corpus(n: int) -> list[str]:
+    """`n` statements for `lint --fix`: an index build and an added column, by turns."""
+    out = []
+    for i in range(n // 2):
+        table = FIX_TABLES[i % len(FIX_TABLES)]
+        out.append(f"CREATE INDEX idx_{i} ON {table} (c{i});")
+        out.append(f"ALTER TABLE {table} ADD COLUMN c{n + i} integer;")
+    return out
+
+
 class Run(NamedTuple):
     """Median wall and CPU (user + system) seconds over the runs, and the largest peak RSS."""
 
@@ -85,13 +105,20 @@ def rss_run(cmd: list[str], env: dict[str, str] | None = None) -> Run:
 Command = tuple[list[str], dict[str, str] | None]  # argv and environment (None: this one)
 
 
-def measure(cmds: list[Command], runs: int) -> list[Run]:
+def measure(cmds: list[Command], runs: int, fresh: Path | None = None) -> list[Run]:
     """Per command: medians over `runs` (after one warm-up round) and the largest peak RSS.
 
     The commands take turns, one run each per round, so a change in the machine's load
-    falls on all of them rather than on whichever ran during it.
+    falls on all of them rather than on whichever ran during it. `fresh`: a file copied
+    over the command's last argument before each run (what `lint --fix` rewrites).
     """
-    rounds = [[rss_run(cmd, env) for cmd, env in cmds] for _ in range(runs + 1)]
+
+    def one(cmd: list[str], env: dict[str, str] | None) -> Run:
+        if fresh is not None:
+            shutil.copyfile(fresh, cmd[-1])
+        return rss_run(cmd, env)
+
+    rounds = [[one(cmd, env) for cmd, env in cmds] for _ in range(runs + 1)]
     out = []
     for i in range(len(cmds)):
         results = [r[i] for r in rounds]
@@ -161,9 +188,13 @@ def main() -> None:
     ap.add_argument("--baseline", default="0bbc838", help="git revision to compare, or none")
     ap.add_argument("--squawk", default=None, help="the squawk binary")
     ap.add_argument("--select-one", type=int, default=0, help="also lint N x 'SELECT 1;'")
+    ap.add_argument("--fix", type=int, default=0, help="measure lint --fix of N statements")
     args = ap.parse_args()
     bindir = Path(sys.executable).parent
     pgwarden = [str(bindir / "pgwarden")]
+    if args.fix:
+        fix_shape(pgwarden, args.fix, args.runs, args.baseline)
+        return
     squawk = find_squawk(args.squawk)
     stmts = corpus(args.statements)
     with (
@@ -225,6 +256,46 @@ def main() -> None:
             "/squawk = pgwarden / squawk, /base = pgwarden / the baseline revision "
             "(below 1.00: faster), in wall time, then (cpu) in user + system CPU time, "
             "which a busy machine disturbs less"
+        )
+
+
+def fix_shape(pgwarden: list[str], n: int, runs: int, baseline: str) -> None:
+    """`lint --fix` of one file of `n` statements (fix_corpus) beside `lint --format json`
+    of it, and the baseline revision's `lint --fix`."""
+    with (
+        tempfile.TemporaryDirectory(prefix="pgwarden-bench-") as tmp,
+        baseline_checkout(baseline) as base_src,
+    ):
+        source = Path(tmp) / "source.sql"
+        source.write_text("\n".join(fix_corpus(n)) + "\n")
+        target = str(Path(tmp) / "fixed.sql")
+        byte_compile(Path(__file__).resolve().parents[1] / "src")
+        cmds: list[Command] = [
+            ([*pgwarden, "lint", "--format", "json", target], None),
+            ([*pgwarden, "lint", "--fix", target], None),
+        ]
+        if base_src is not None:
+            byte_compile(base_src)
+            base_env = {**os.environ, "PYTHONPATH": str(base_src)}
+            cmds.append(([sys.executable, "-m", "pgwarden", "lint", "--fix", target], base_env))
+        lint, fix, *base = measure(cmds, runs, fresh=source)
+        print(
+            f"lint --fix of 1 file x {n:,} statements ({n // 2:,} CREATE INDEX, "
+            f"{n // 2:,} ADD COLUMN on {len(FIX_TABLES)} tables); baseline {baseline}; "
+            f"median of {runs} runs; memory = peak RSS"
+        )
+        head = f"{'lint json':>10}{'cpu':>8}{'MB':>7}{'lint --fix':>11}{'cpu':>8}{'MB':>7}"
+        line = f"{lint.wall:>9.2f}s{lint.cpu:>7.2f}s{lint.mb:>7.0f}"
+        line += f"{fix.wall:>10.2f}s{fix.cpu:>7.2f}s{fix.mb:>7.0f}"
+        for bs in base:
+            head += f"{'baseline':>10}{'cpu':>8}{'MB':>7}{'/base':>7}{'cpu':>7}"
+            line += f"{bs.wall:>9.2f}s{bs.cpu:>7.2f}s{bs.mb:>7.0f}"
+            line += f"{fix.wall / bs.wall:>6.2f}x{fix.cpu / bs.cpu:>6.2f}x"
+        print(head)
+        print(line, flush=True)
+        print(
+            "cpu = user + system CPU time, which a busy machine disturbs less; /base = this "
+            "lint --fix / the baseline's (below 1.00: faster)"
         )
 
 

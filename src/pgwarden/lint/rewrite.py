@@ -158,27 +158,31 @@ def _names(sql: str, effects: Effects) -> frozenset[str]:
     return frozenset(words)
 
 
-def _plain_add_column(kept: _Kept, names: frozenset[str]) -> bool:
-    """An ALTER TABLE that only adds columns the moved statement does not name, without
-    rewriting the table or building anything."""
+def _plain_columns(kept: _Kept) -> frozenset[str] | None:
+    """The columns of an ALTER TABLE that only adds columns, without rewriting the table or
+    building anything (None: it does more)."""
     stmt = kept.tree.get("AlterTableStmt")
     if (
         stmt is None
         or kept.effects.rewrites
         or stmt.get("objtype", "OBJECT_TABLE") != "OBJECT_TABLE"
     ):
-        return False
+        return None
+    columns: set[str] = set()
     for cmd in stmt.get("cmds") or ():
         fields = cmd.get("AlterTableCmd", {})
         column = fields.get("def", {}).get("ColumnDef")
         if fields.get("subtype") != "AT_AddColumn" or column is None:
-            return False
-        if column.get("colname") in names or column.get("identity") or column.get("generated"):
-            return False
+            return None
+        if column.get("identity") or column.get("generated"):
+            return None
         for con in column.get("constraints") or ():
             if con.get("Constraint", {}).get("contype") not in _PLAIN_COLUMN:
-                return False
-    return True
+                return None
+        name = column.get("colname")
+        if isinstance(name, str):
+            columns.add(name)
+    return frozenset(columns)
 
 
 def _touched(kept: _Kept) -> set[str] | None:
@@ -215,35 +219,68 @@ def _on_relations(kept: _Kept) -> bool:
     return kept.kind in _ON_RELATIONS
 
 
-def _may_need(sql: str, tree: Node, earlier: list[_Kept], cat: Catalog | None) -> bool:
-    """Whether the moved statement `sql` may need (or do otherwise after) one of the
-    statements `earlier` in its transaction: if in doubt, yes."""
-    effects = analyse(tree, catalog=cat)
-    names = _names(sql, effects)
-    # A statement whose table is unknown (DROP INDEX of an index the catalog does not
-    # give, REINDEX SCHEMA) may need any relation's statement.
-    located = any(lock.relkind != "index" for lock in effects.locks)
-    # Its names and what they start with before a `_`: the server names a table's index,
-    # sequence, constraint, ... after the table (t_pkey, t_id_seq).
-    heads = set(names)
-    for word in names:
-        heads.update(word[:i] for i, ch in enumerate(word) if ch == "_" and i)
-    for kept in earlier:
-        if kept.kind in ("TransactionStmt", "CommentStmt"):
-            continue
-        setting = kept.tree.get("VariableSetStmt")
-        if setting is not None:
-            if str(setting.get("name", "")).lower() in _INERT_SETTINGS:
+class _Earlier:
+    """A transaction's statements so far that stay in its order, as `may_need` asks
+    about them: each is read once, when a moved statement first asks (a transaction of
+    n statements and m moved ones costs n + m, not n x m)."""
+
+    __slots__ = ("_always", "_any", "_kept", "_other", "_plain", "_read")
+
+    def __init__(self) -> None:
+        self._kept: list[_Kept] = []
+        self._read = 0  # how many of them are indexed below
+        self._any = False  # one that is not a BEGIN, a COMMENT or a SET of a timeout
+        self._always = False  # one that every moved statement may need
+        self._other: set[str] = set()  # names touched by one that is not a plain ADD COLUMN
+        self._plain: dict[str, set[str]] = {}  # name -> columns plain ADD COLUMNs of it add
+
+    def append(self, kept: _Kept) -> None:
+        self._kept.append(kept)
+
+    def extend(self, kept: list[_Kept]) -> None:
+        self._kept.extend(kept)
+
+    def _index(self) -> None:
+        for kept in self._kept[self._read :]:
+            if kept.kind in ("TransactionStmt", "CommentStmt"):
                 continue
-            return True  # search_path, role, RESET ALL, ...
-        if not _on_relations(kept) or not located:
+            setting = kept.tree.get("VariableSetStmt")
+            if setting is not None and str(setting.get("name", "")).lower() in _INERT_SETTINGS:
+                continue
+            self._any = True
+            touched = kept.touched() if setting is None and _on_relations(kept) else None
+            if touched is None:  # search_path, role, RESET ALL, a function, a row write, ...
+                self._always = True
+                continue
+            columns = _plain_columns(kept)
+            if columns is None:
+                self._other |= touched
+            else:
+                for name in touched:
+                    self._plain.setdefault(name, set()).update(columns)
+        self._read = len(self._kept)
+
+    def may_need(self, sql: str, tree: Node, cat: Catalog | None) -> bool:
+        """Whether the moved statement `sql` may need (or do otherwise after) one of these
+        statements: if in doubt, yes. One that touches a name it names (or its names' heads)
+        counts, unless it only adds columns it does not name to a table."""
+        self._index()
+        if self._always:
             return True
-        touched = kept.touched()
-        if touched is None:
+        effects = analyse(tree, catalog=cat)
+        # A statement whose table is unknown (DROP INDEX of an index the catalog does not
+        # give, REINDEX SCHEMA) may need any relation's statement.
+        if not any(lock.relkind != "index" for lock in effects.locks):
+            return self._any
+        names = _names(sql, effects)
+        # Its names and what they start with before a `_`: the server names a table's
+        # index, sequence, constraint, ... after the table (t_pkey, t_id_seq).
+        heads = set(names)
+        for word in names:
+            heads.update(word[:i] for i, ch in enumerate(word) if ch == "_" and i)
+        if not self._other.isdisjoint(heads):
             return True
-        if not touched.isdisjoint(heads) and not _plain_add_column(kept, names):
-            return True
-    return False
+        return any(not self._plain[h].isdisjoint(names) for h in heads if h in self._plain)
 
 
 def statement_changes(fix: Fix, step: Step) -> bool:
@@ -290,10 +327,10 @@ def rewrite_plan(
     rewrites: list[Rewrite] = []
     # Each transaction's statements so far that stay in its order: a moved statement may
     # go before the transaction only when it cannot need one of them.
-    kept: dict[int, list[_Kept]] = {}
+    kept: dict[int, _Earlier] = {}
     for step in plan.steps:
         tx = step.transaction
-        earlier = kept.setdefault(tx, []) if tx is not None else []
+        earlier = kept.setdefault(tx, _Earlier()) if tx is not None else _Earlier()
         if step.index in fixes:
             code, fix = fixes[step.index]
             placed = [
@@ -319,7 +356,7 @@ def rewrite_plan(
                 stays.append(_kept(tree, cat, plan.server_version))
             elif placement is Placement.AFTER:
                 after.setdefault(step.index, []).append(new)
-            elif tx is not None and (splitting or _may_need(sql_text, tree, earlier, cat)):
+            elif tx is not None and (splitting or earlier.may_need(sql_text, tree, cat)):
                 split.setdefault(step.index, []).append(new)
                 runs.append(_kept(tree, cat, plan.server_version))
                 splitting = True
