@@ -22,7 +22,10 @@ schema, a rename to or of what it names, SET search_path or ROLE, a DO block or
 CALL, a call of a function that is not built in, any statement writing rows (a
 cascading foreign key or a trigger may write its table), any change of its own
 table, a DROP of an index of its name, and, when its table is unknown (a DROP or
-REINDEX of an index without a catalog), any statement on a relation.
+REINDEX of an index without a catalog), any statement on a relation. A fix that
+would move a statement out of a transaction after a SET LOCAL (other than of a
+timeout: search_path, role, ...) is not made: the statement and those after it
+would run without the setting.
 """
 
 from __future__ import annotations
@@ -283,6 +286,16 @@ class _Earlier:
         return any(not self._plain[h].isdisjoint(names) for h in heads if h in self._plain)
 
 
+# Settings whose SET LOCAL the rewrite may drop: a moved statement gets the caller's own.
+_TIMEOUTS = frozenset({"lock_timeout", "statement_timeout", "idle_in_transaction_session_timeout"})
+
+
+def _sets_local(step: Step) -> bool:
+    """SET LOCAL of something other than a timeout (search_path, role, ...)."""
+    body = step.tree.get("VariableSetStmt")
+    return body is not None and bool(body.get("is_local")) and body.get("name") not in _TIMEOUTS
+
+
 def statement_changes(fix: Fix, step: Step) -> bool:
     """Whether a mechanical fix changes the plan's statements (not only session settings)."""
     if not fix.mechanical:
@@ -328,9 +341,12 @@ def rewrite_plan(
     # Each transaction's statements so far that stay in its order: a moved statement may
     # go before the transaction only when it cannot need one of them.
     kept: dict[int, _Earlier] = {}
+    scoped: set[int] = set()  # transactions with a SET LOCAL (not of a timeout) so far
     for step in plan.steps:
         tx = step.transaction
         earlier = kept.setdefault(tx, _Earlier()) if tx is not None else _Earlier()
+        if tx is not None and _sets_local(step):
+            scoped.add(tx)
         if step.index in fixes:
             code, fix = fixes[step.index]
             placed = [
@@ -339,6 +355,13 @@ def rewrite_plan(
                 if fs.placement is not Placement.SESSION
                 for stmt in parse(fs.sql, step.location.path)
             ]
+            if tx in scoped and any(
+                p is not Placement.IN_PLACE or not analyse(t).transactional for _, t, p in placed
+            ):
+                # moved out of (or splitting) its transaction, it and what follows would run
+                # without the SET LOCAL (search_path, role) before it: left as it is
+                earlier.append(_Kept(step.tree, step.effects))
+                continue
         elif tx is not None and not step.effects.transactional and not step.is_transaction_control:
             code, placed = "tx", [(step.sql, step.tree, Placement.BEFORE)]
         else:
