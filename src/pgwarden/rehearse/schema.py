@@ -108,9 +108,11 @@ def _history(paths: Sequence[str | os.PathLike[str]]) -> tuple[Path, list[Path]]
         return None
     first = min(files, key=migration_order)
     given = {f.resolve() for f in files}
-    kind = _naming(first.name)
+    # not SQL (an Alembic revision): no .sql history; not named as a migration: its own
+    # folder only, as it always was
+    kind = _naming(first.name) if is_sql_file(first) else None
     root = Path(os.path.abspath(first.parent))  # lexical: climbing never leaves a symlink
-    if kind is None:  # not named as a migration: its own folder only, as it always was
+    if kind is None:
         every = [f for f in root.iterdir() if is_sql_file(f)]
         every = [f for f in every if not is_down_file(f, every)]
     else:
