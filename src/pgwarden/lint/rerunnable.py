@@ -398,12 +398,8 @@ def converts_in_place(sql: str) -> bool:
     """`sql` is an ALTER TABLE whose ALTER COLUMN ... TYPE ... USING `rerunnable` skips
     when the columns have that type already: one that keeps a column's type is skipped
     on its first run too (`lint.fix` says so in the header)."""
-    try:
-        parsed = pglast.parse_sql(sql)
-    except pglast.parser.ParseError:
-        return False
-    node: Any = parsed[0].stmt if len(parsed) == 1 else None
-    if type(node).__name__ != "AlterTableStmt":
+    node = _one(sql, "AlterTableStmt")
+    if node is None:
         return False
     return _guarded_conversion(sql, node) is not None
 
@@ -609,12 +605,8 @@ def default_constraint_name(sql: str) -> str | None:
     """The name the server gives the unnamed constraint one ALTER TABLE ... ADD CHECK /
     FOREIGN KEY / UNIQUE / PRIMARY KEY adds when that name is free (None: named, another
     statement, or not worked out here)."""
-    try:
-        parsed = pglast.parse_sql(sql)
-    except pglast.parser.ParseError:
-        return None
-    node: Any = parsed[0].stmt if len(parsed) == 1 else None
-    if type(node).__name__ != "AlterTableStmt":
+    node = _one(sql, "AlterTableStmt")
+    if node is None:
         return None
     con = _unnamed_constraint(node)
     return _default_constraint_name(node, con) if con is not None else None
@@ -703,12 +695,8 @@ def _numbered(names: list[str]) -> list[str]:
 def default_index_name(sql: str) -> str | None:
     """The name the server gives the unnamed CREATE INDEX `sql` when that name is free
     (None: named, or a column name this module does not work out)."""
-    try:
-        parsed = pglast.parse_sql(sql)
-    except pglast.parser.ParseError:
-        return None
-    node: Any = parsed[0].stmt if len(parsed) == 1 else None
-    if type(node).__name__ != "IndexStmt" or node.idxname:
+    node = _one(sql, "IndexStmt")
+    if node is None or node.idxname:
         return None
     return _default_index_name(node)
 
@@ -845,14 +833,20 @@ def _toast_leftovers(node: Any, lock_timeout_ms: int) -> list[str]:
     ]
 
 
-def detaches_concurrently(sql: str) -> bool:
-    """`sql` is one ALTER TABLE ... DETACH PARTITION ... CONCURRENTLY."""
+def _one(sql: str, kind: str) -> Any:
+    """The statement node of `sql` when it is one statement of `kind` (None otherwise)."""
     try:
         parsed = pglast.parse_sql(sql)
     except pglast.parser.ParseError:
-        return False
+        return None
     node: Any = parsed[0].stmt if len(parsed) == 1 else None
-    if type(node).__name__ != "AlterTableStmt":
+    return node if type(node).__name__ == kind else None
+
+
+def detaches_concurrently(sql: str) -> bool:
+    """`sql` is one ALTER TABLE ... DETACH PARTITION ... CONCURRENTLY."""
+    node = _one(sql, "AlterTableStmt")
+    if node is None:
         return False
     cmds: list[Any] = list(node.cmds or ())
     return (
