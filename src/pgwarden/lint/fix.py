@@ -227,11 +227,14 @@ def _same(sql: str) -> str:
     return _BOUND.sub("lock_timeout = ?", " ".join(" ".join(lines).split()).rstrip(";"))
 
 
-def _missing(prelude: list[str], before: list[str]) -> list[str]:
+def _missing(prelude: list[str], before: list[str], end: int) -> list[str]:
     """The statements `rerunnable` puts before a step (drops of what a cancelled run left,
-    a block finishing a detach) that the statements just before it are not already:
+    a block finishing a detach) that the statements just before it (`before[:end]`, not
+    copied: one slice per step made the file's rendering quadratic) are not already:
     a fix of a fixed file adds none of them twice."""
-    there = {_same(q) for q in before[max(len(before) - len(prelude), 0) :]}
+    if not prelude:
+        return []
+    there = {_same(q) for q in before[max(end - len(prelude), 0) : max(end, 0)]}
     return [q for q in prelude if _same(q) not in there]
 
 
@@ -256,7 +259,10 @@ def _render(
         _TIMEOUT in text.splitlines() and any(_sets_lock_timeout(s) for s in steps)
     )
     out += [HEADER, _MARK, _TIMEOUT if bounded else _RETRY]
-    if any(detaches_concurrently(st.sql.strip().rstrip(";")) for st in steps):
+    if any(
+        _has_cmd(st, "AT_DetachPartition") and detaches_concurrently(st.sql.strip().rstrip(";"))
+        for st in steps
+    ):
         out.append(_DETACH)
     if any(_unnamed_copies(st, catalog) for st in steps):
         out.append(_UNNAMED)
@@ -270,7 +276,7 @@ def _render(
         out.append(_MOVED)
     if catalog is None and any(_named_by_fix(st) for st in steps):
         out.append(_NAMED_INDEX)
-    if any(st.kind == "AlterTableStmt" and converts_in_place(st.sql) for st in steps):
+    if any(_has_cmd(st, "AT_AlterColumnType") and converts_in_place(st.sql) for st in steps):
         out.append(_CONVERTED)
     if bounded and any(_concurrent(st.sql) for st in steps):
         out.append(_WAITS)
@@ -301,7 +307,7 @@ def _render(
             name_unnamed=catalog is None,
             taken=names,
         )
-        queries = [*_missing(stmts[:-1], before[:-1]), stmts[-1]]
+        queries = [*_missing(stmts[:-1], before, len(before) - 1), stmts[-1]]
         if waiting and (step.transaction is not None or not _concurrent(queries[0])):
             out.append(f"{session};  {_WAIT_TAG}")
             waiting = False
@@ -370,8 +376,18 @@ def _named_by_fix(step: Step) -> bool:
     """An unnamed CREATE INDEX or ADD CONSTRAINT the file names as the server would."""
     sql = step.sql.strip().rstrip(";")
     if step.kind == "IndexStmt":
-        return default_index_name(sql) is not None
-    return step.kind == "AlterTableStmt" and default_constraint_name(sql) is not None
+        return not step.body.get("idxname") and default_index_name(sql) is not None
+    return _has_cmd(step, "AT_AddConstraint") and default_constraint_name(sql) is not None
+
+
+def _has_cmd(step: Step, subtype: str) -> bool:
+    """An ALTER TABLE step with a command of `subtype` (AT_...): read from its tree, so that
+    only such steps are parsed again by the checks of `rerunnable` (every statement of a
+    large file was parsed once per check)."""
+    stmt = step.tree.get("AlterTableStmt")
+    return stmt is not None and any(
+        cmd.get("AlterTableCmd", {}).get("subtype") == subtype for cmd in stmt.get("cmds") or ()
+    )
 
 
 def _named_before_move(steps: list[Step]) -> bool:

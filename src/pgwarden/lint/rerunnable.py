@@ -96,7 +96,7 @@ from typing import Any
 import pglast
 from pglast import ast
 from pglast.enums import A_Expr_Kind, AlterTableType, ConstrType, ObjectType
-from pglast.stream import RawStream
+from pglast.stream import RawStream, maybe_double_quote_name
 
 from pgwarden.rules._sql import make_object_name
 
@@ -585,8 +585,9 @@ def _invalid_index_cleanup(schema: str | None, index: str) -> list[str]:
 
 
 def _relation(schema: str | None, name: str) -> str:
-    """`schema.name` as SQL, quoted where it must be."""
-    return _deparse(ast.RangeVar(schemaname=schema, relname=name, inh=True, relpersistence="p"))
+    """`schema.name` as SQL, quoted where it must be: as pglast deparses that RangeVar,
+    without building and walking a tree for it (a fix names every index it builds)."""
+    return ".".join(maybe_double_quote_name(part) for part in (schema, name) if part)
 
 
 def _alter_edit(sql: str) -> str:
