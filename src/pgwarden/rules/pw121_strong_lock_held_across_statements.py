@@ -3,7 +3,8 @@
 ## What it does
 Flags a statement that reads, rewrites or updates a whole existing relation
 (a scan, a rewrite, an index build, a validation, a backfill UPDATE or
-DELETE) when an earlier statement of the same transaction took a lock that
+DELETE; not one that picks a few rows by key: `id = 7`, `id IN (...)`, a
+keyed batch `id >= a AND id < b`, or a column the catalog shows unique) when an earlier statement of the same transaction took a lock that
 blocks reads or writes on an existing table, and this statement does not
 take that lock itself. The transaction is the `BEGIN ... COMMIT` written in
 the file or, by default, the one transaction the migration runner wraps each
@@ -62,6 +63,7 @@ from pgwarden.findings import Severity
 from pgwarden.plan import Step
 from pgwarden.rules._sql import TABLE_KINDS, how_long, qualified, regclass, tx_words
 from pgwarden.rules.base import LONG_LOCK_S, Hit, LintContext, Rule, describe_lock
+from pgwarden.rules.pw142_dml_touches_many_rows import few_rows
 
 _TABLE_KINDS = frozenset(TABLE_KINDS)
 # Locks named in a finding; the rest are counted. Naming every earlier lock made the
@@ -100,7 +102,10 @@ def _slow(step: Step, ctx: LintContext) -> tuple[str, float | None] | None:
             if not select.get("fromClause"):
                 return None  # INSERT ... VALUES: a few rows
             return f"copies rows into {table}", None
-        whole = not (changed or {}).get("whereClause")
+        where = (changed or {}).get("whereClause")
+        if where is not None and few_rows(where, ctx, table):
+            return None  # by key: a handful of rows, quick
+        whole = not where
         est = ctx.duration(table, rewrite=True) if whole else None
         rows = "every row" if whole else "rows"
         return f"{_DML[step.kind]} {rows} of {table}", est

@@ -61,7 +61,7 @@ from datetime import UTC, datetime
 
 from pgwarden.analysis.context import Snapshot
 from pgwarden.analysis.nodes import Node, strings
-from pgwarden.analysis.selectivity import nearly_every_row, selectivity
+from pgwarden.analysis.selectivity import literal, nearly_every_row, selectivity
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
 from pgwarden.rules._sql import regclass
@@ -146,6 +146,40 @@ def _unique_span(where: Node, ctx: LintContext, table: str) -> int | None:
     }
     widths = [w for col, w in spans.items() if col.rsplit(".", 1)[-1] in unique]
     return min(widths) if widths else None
+
+
+def few_rows(where: Node | None, ctx: LintContext, table: str) -> bool:
+    """Whether `where` pins a handful of rows by a key: `id = c` or `id IN (c, ...)` (or a
+    column the catalog shows unique by itself), or an integer range of at most
+    `dml_max_rows` on such a key (one batch of a keyed loop)."""
+    if not where:
+        return False
+    cat = ctx.snapshot.catalog if ctx.snapshot is not None else None
+    rel = cat.get(table) if cat is not None else None
+    unique = {"id"} | {
+        ix.columns[0]
+        for ix in (rel.indexes if rel is not None else ())
+        if (ix.unique or ix.primary) and ix.valid and len(ix.columns) == 1
+    }
+    spans = _key_spans(where)
+    if any(c.rsplit(".", 1)[-1] in unique and w <= ctx.dml.max_rows for c, w in spans.items()):
+        return True
+    boolean = where.get("BoolExpr")
+    conjuncts = [where]
+    if boolean is not None and boolean.get("boolop") == "AND_EXPR":
+        conjuncts = boolean.get("args", [])
+    for node in conjuncts:
+        expr = node.get("A_Expr")
+        if expr is None or strings(expr.get("name")) != ["="]:
+            continue
+        col = strings(expr.get("lexpr", {}).get("ColumnRef", {}).get("fields"))
+        if not col or col[-1] not in unique:
+            continue
+        right = expr.get("rexpr", {})
+        items = right.get("List", {}).get("items") if expr.get("kind") == "AEXPR_IN" else [right]
+        if items and len(items) <= ctx.dml.max_rows and all(literal(i) is not None for i in items):
+            return True
+    return False
 
 
 def _key_spans(where: Node) -> dict[str, int]:
