@@ -4,8 +4,9 @@
 Flags a statement that reads, rewrites or updates a whole existing relation
 (a scan, a rewrite, an index build, a validation, a backfill UPDATE or
 DELETE; not one that picks a few rows by key: `id = 7`, `id IN (...)`, a
-keyed batch `id >= a AND id < b`, or a column the catalog shows unique) when an earlier statement of the same transaction took a lock that
-blocks reads or writes on an existing table, and this statement does not
+keyed batch `id >= a AND id < b`, or a column the catalog shows unique)
+when an earlier statement of the same transaction took a lock that blocks
+reads or writes on an existing table, and this statement does not
 take that lock itself. The transaction is the `BEGIN ... COMMIT` written in
 the file or, by default, the one transaction the migration runner wraps each
 file in. A finding names the first three such locks and counts the rest.
