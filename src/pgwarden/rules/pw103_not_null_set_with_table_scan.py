@@ -58,7 +58,7 @@ https://www.postgresql.org/docs/current/sql-altertable.html#SQL-ALTERTABLE-DESC-
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -192,29 +192,51 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         "then SET NOT NULL (no scan) and drop the CHECK",
         severity=judged.severity,
         fix=None
-        if _crossed(step, ctx.plan.steps, table, cols)
+        if _crossed(step, _crossings(ctx), table, cols)
         else fix(step, table, cols, ctx.plan.server_version, _names_taken(ctx)),
     )
 
 
-def _crossed(step: Step, steps: Sequence[Step], table: str, cols: list[str]) -> bool:
+# The last statement of each transaction a fix must not move past, by (transaction, table,
+# column): an ALTER TABLE dropping NOT NULL of, dropping or adding the column, or a RENAME of
+# it; column None: a RENAME or DROP of the table itself.
+_Crossings = dict[tuple[int, str, str | None], int]
+
+
+def _crossings(ctx: LintContext) -> _Crossings:
+    """The plan's statements that a fix may not move past, read once per plan."""
+    key = f"{RULE_CODE}.crossings"
+    found = ctx.state.get(key)
+    if found is None:
+        out: _Crossings = {}
+        for later in ctx.plan.steps:
+            tx = later.transaction
+            if tx is None:
+                continue
+            changed = _changed_columns(later)
+            altered = table_of(later) if changed else None
+            if altered is not None:
+                for name in changed:
+                    out[(tx, altered, name)] = later.index
+            if later.kind in ("RenameStmt", "DropStmt"):
+                kind = str(later.body.get("renameType"))
+                column: str | None = (
+                    str(later.body.get("subname")) if kind == "OBJECT_COLUMN" else None
+                )
+                for lock in later.effects.locks:
+                    out[(tx, lock.relation, column)] = later.index
+        found = ctx.state[key] = out
+    return cast("_Crossings", found)
+
+
+def _crossed(step: Step, crossings: _Crossings, table: str, cols: list[str]) -> bool:
     """Whether a later step of the step's transaction drops NOT NULL of, drops, adds or
     renames one of `cols`, or renames or drops `table`: the fix's statements that run
     after the commit would move past it (a DROP NOT NULL undone, a name gone)."""
-    if step.transaction is None:
+    tx = step.transaction
+    if tx is None:
         return False
-    for later in steps[step.index + 1 :]:
-        if later.transaction != step.transaction:
-            continue
-        if table_of(later) == table and _changed_columns(later) & set(cols):
-            return True
-        if later.kind in ("RenameStmt", "DropStmt") and table in {
-            lk.relation for lk in later.effects.locks
-        }:
-            kind, column = str(later.body.get("renameType")), str(later.body.get("subname"))
-            if kind != "OBJECT_COLUMN" or column in cols:
-                return True
-    return False
+    return any(crossings.get((tx, table, c), -1) > step.index for c in [*cols, None])
 
 
 def _changed_columns(step: Step) -> set[str]:
