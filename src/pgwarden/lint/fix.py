@@ -471,7 +471,9 @@ def fix_plan(plan: Plan, result: LintResult, snapshot: Snapshot | None = None) -
     skip: set[int] = set()
     before: dict[str, set[str]] = {}
     while True:
-        rewritten, rewrites = rewrite_plan(plan, snapshot=snapshot, skip=frozenset(skip))
+        rewritten, rewrites = rewrite_plan(
+            plan, snapshot=snapshot, skip=frozenset(skip), findings=result.findings
+        )
         replaced = {(r.step, r.code) for r in rewrites}  # the fix each replaced step took
         news = _by_path(rewritten.steps)
         fixes: list[FileFix] = []

@@ -31,6 +31,7 @@ would run without the setting.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from pgwarden.analysis.catalog import Catalog
@@ -40,7 +41,7 @@ from pgwarden.analysis.locks import analyse
 from pgwarden.analysis.locks_altertable import builtin_volatility
 from pgwarden.analysis.nodes import Node, func_calls, strings, walk
 from pgwarden.analysis.parse import parse
-from pgwarden.findings import Fix, Placement
+from pgwarden.findings import Finding, Fix, Placement
 from pgwarden.lint.engine import lint_plan
 from pgwarden.plan import Plan, Step, TxMode
 from pgwarden.rules._sql import object_name
@@ -315,15 +316,19 @@ def rewrite_plan(
     snapshot: Snapshot | None = None,
     catalog: Catalog | None = None,
     skip: frozenset[int] = frozenset(),
+    findings: Sequence[Finding] | None = None,
 ) -> tuple[Plan, tuple[Rewrite, ...]]:
     """The plan with rewritable hazards replaced, and what was replaced.
 
     `skip`: steps whose fixes are left out (`lint --fix` drops a fix that would
-    bring in a hazard of its own).
+    bring in a hazard of its own). `findings`: the plan's findings as the caller's lint
+    reported them (its settings' and inline ignores applied: an ignored hazard is not
+    rewritten); by default the plan is linted here with every rule.
     """
     cat = catalog if catalog is not None else (snapshot.catalog if snapshot else None)
     fixes: dict[int, tuple[str, Fix]] = {}
-    for f in lint_plan(plan, snapshot=snapshot).findings:
+    reported = findings if findings is not None else lint_plan(plan, snapshot=snapshot).findings
+    for f in reported:
         if (
             f.fix is not None
             and f.step is not None
