@@ -216,7 +216,9 @@ def apply_plan(
         keys = stored_keys(conn, opts.resumes) if opts.resumes else None
         if opts.rewrite:
             original = plan
-            plan, rewrites = rewrite_plan(plan, snapshot=snapshot)
+            plan, rewrites = rewrite_plan(
+                plan, snapshot=snapshot, findings=_reported(plan, snapshot, cfg)
+            )
             if keys is None and rewrites:  # the history is the files' statements'
                 keys, also = rewritten_keys(original, plan)
         keys = keys or step_keys(plan)
@@ -454,12 +456,25 @@ def _findings_ahead(
     )
 
 
+def _reported(plan: Plan, snapshot: Snapshot | None, cfg: Settings) -> tuple[Finding, ...]:
+    """The plan's findings as `pgwarden lint` reports them with these settings: what the
+    configuration ignores (and inline ignores) is not rewritten."""
+    from pgwarden.lint.engine import lint_plan
+
+    found = lint_plan(
+        plan, snapshot=snapshot, ignore=cfg.ignore, unknown_type_change=cfg.unknown_type_change
+    )
+    return tuple(found.findings)
+
+
 def _offline_preview(
     plan: Plan, rewrite: bool, snapshot: Snapshot | None, cfg: Settings
 ) -> ApplyResult:
     rewrites: tuple[Rewrite, ...] = ()
     if rewrite:
-        plan, rewrites = rewrite_plan(plan, snapshot=snapshot)
+        plan, rewrites = rewrite_plan(
+            plan, snapshot=snapshot, findings=_reported(plan, snapshot, cfg)
+        )
     keys = step_keys(plan)
     lim = Limits()
     try:
