@@ -254,20 +254,33 @@ class ProbeSet:
             return None
         g = sql.SQL("g")
         keys = self._tables[name].keys[0]
-        with self._lock:
-            tried = list(writer.inserts)
-        query = sql.SQL(
-            "SELECT count(*), count(*) FILTER (WHERE ({k}) IN (SELECT {v} FROM "
-            "unnest({tried}::bigint[]) AS s(g))) FROM {t} WHERE {c} IS NULL"
-        ).format(
-            k=sql.SQL(", ").join(sql.Identifier(k) for k in keys),
-            v=sql.SQL(", ").join(value(self._tables, name, k, g) for k in keys),
-            tried=sql.Literal(tried),
-            t=sql.SQL(name),
-            c=sql.Identifier(column),
-        )
+
+        def count() -> tuple[object, ...] | None:
+            with self._lock:
+                tried = list(writer.inserts)
+            query = sql.SQL(
+                "SELECT count(*), count(*) FILTER (WHERE ({k}) IN (SELECT {v} FROM "
+                "unnest({tried}::bigint[]) AS s(g))) FROM {t} WHERE {c} IS NULL"
+            ).format(
+                k=sql.SQL(", ").join(sql.Identifier(k) for k in keys),
+                v=sql.SQL(", ").join(value(self._tables, name, k, g) for k in keys),
+                tried=sql.Literal(tried),
+                t=sql.SQL(name),
+                c=sql.Identifier(column),
+            )
+            return conn.execute(query).fetchone()
+
         try:
-            row = conn.execute(query).fetchone()
+            if conn.info.transaction_status is not psycopg.pq.TransactionStatus.IDLE:
+                row = count()
+            else:
+                # The snapshot first, then the keys: a writer notes a key before it sends
+                # its INSERT, so every probe row the count sees is among the keys read after
+                # (read before it, a row inserted in between counted as the fill's own).
+                with conn.transaction():
+                    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                    conn.execute("SELECT 1")
+                    row = count()
         except psycopg.Error:  # the key changed with the migration: not told
             return None
         return (int(str(row[0])), int(str(row[1]))) if row is not None else None
