@@ -135,17 +135,20 @@ def _unique_span(where: Node, ctx: LintContext, table: str) -> int | None:
     """The narrowest integer range the WHERE bounds on a column the catalog shows unique
     by itself (a primary key): no more rows than its width can match."""
     spans = _key_spans(where)
-    cat = ctx.snapshot.catalog if ctx.snapshot is not None else None
-    rel = cat.get(table) if cat is not None and spans else None
-    if rel is None:
-        return None
-    unique = {
-        ix.columns[0]
-        for ix in rel.indexes
-        if (ix.unique or ix.primary) and ix.valid and len(ix.columns) == 1
-    }
+    unique = _unique_columns(ctx, table) if spans else set()
     widths = [w for col, w in spans.items() if col.rsplit(".", 1)[-1] in unique]
     return min(widths) if widths else None
+
+
+def _unique_columns(ctx: LintContext, table: str) -> set[str]:
+    """The columns the catalog shows unique by themselves (a primary key, a unique index)."""
+    cat = ctx.snapshot.catalog if ctx.snapshot is not None else None
+    rel = cat.get(table) if cat is not None else None
+    return {
+        ix.columns[0]
+        for ix in (rel.indexes if rel is not None else ())
+        if (ix.unique or ix.primary) and ix.valid and len(ix.columns) == 1
+    }
 
 
 def few_rows(where: Node | None, ctx: LintContext, table: str) -> bool:
@@ -154,13 +157,7 @@ def few_rows(where: Node | None, ctx: LintContext, table: str) -> bool:
     `dml_max_rows` on such a key (one batch of a keyed loop)."""
     if not where:
         return False
-    cat = ctx.snapshot.catalog if ctx.snapshot is not None else None
-    rel = cat.get(table) if cat is not None else None
-    unique = {"id"} | {
-        ix.columns[0]
-        for ix in (rel.indexes if rel is not None else ())
-        if (ix.unique or ix.primary) and ix.valid and len(ix.columns) == 1
-    }
+    unique = {"id"} | _unique_columns(ctx, table)
     spans = _key_spans(where)
     if any(c.rsplit(".", 1)[-1] in unique and w <= ctx.dml.max_rows for c, w in spans.items()):
         return True
