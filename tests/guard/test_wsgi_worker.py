@@ -13,6 +13,7 @@ from pgwarden.guard import (
     Guard,
     GuardedPool,
     GuardWSGIMiddleware,
+    LimitPolicy,
     PoolLimits,
     SessionTimeouts,
     current_scope,
@@ -82,7 +83,11 @@ def test_worker_decorator_sync_shares_the_scope_with_the_pool(invoices_db):
 
 
 def test_worker_decorator_async(invoices_db):
-    guard = Guard("worker", breaker=quick_breaker(), observers=[])
+    # The pool caps the limit at its two connections, so three of the five tasks below
+    # queue: a queue timeout as generous as the acquire timeout keeps a loaded machine,
+    # slow to open the second connection, from shedding them (it did, at the default 50 ms).
+    queue = LimitPolicy(queue_timeout_ms=30_000)
+    guard = Guard("worker", breaker=quick_breaker(), limit=queue, observers=[])
 
     async def main() -> None:
         # Five tasks share two connections opened on demand: a generous acquire timeout

@@ -358,3 +358,33 @@ def test_a_webhook_limited_to_production_hears_nothing_of_staging(tmp_path: Path
         ("started", "production"),
         ("done", "production"),
     ]
+
+
+def test_stuck_names_the_blocker_and_the_last_retry_whichever_came_last() -> None:
+    """apply emits Retry after an attempt and LockWait before the next: the stuck summary
+    says both, whichever of them the clock caught last."""
+    from pgwarden.events import Blocker, LockWait
+
+    clock = Clock()
+    t = _tracker(clock, stuck_after_s=30.0)
+    t.start()
+    retry = Retry(
+        step=2,
+        steps=(2,),
+        attempt=3,
+        reason="lock_timeout",
+        delay_ms=400,
+        sqlstate=None,
+        waited_on=(),
+    )
+    holder = Blocker(
+        pid=7, application="holder", state="idle in transaction", xact_age_s=9.0, query="LOCK t"
+    )
+    wait = LockWait(steps=(2,), attempt=4, phase="before", blockers=(holder,))
+    t.observe(retry)
+    t.observe(wait)
+    clock.now += 31
+    stuck = t.tick()
+    assert [n.kind for n in stuck] == ["stuck"]
+    assert "in the way: pid 7 holder" in stuck[0].summary, stuck[0].summary
+    assert "last: retry step 2" in stuck[0].summary, stuck[0].summary

@@ -170,6 +170,7 @@ class Tracker:
         self._quiet_until = 0.0
         self._copied = (-1, -1)  # the initial copy's (tables ready, rows) so far
         self._last_lock: LockWait | None = None  # the latest wait that names who is in the way
+        self._last_other: Event | None = None  # the latest other wait: a retry, a pause
 
     # -- notifications ---------------------------------------------------------------
 
@@ -245,12 +246,14 @@ class Tracker:
             self._last_wait = event
             if isinstance(event, LockWait) and event.blockers:
                 self._last_lock = event
+            else:
+                self._last_other = event
         return out
 
     def _moved(self, event: Event, now: float) -> list[Notification]:
         """A progress event: reset the stuck timer; a `progress` notification if due."""
         self._last_progress = now
-        self._last_wait = self._last_lock = None
+        self._last_wait = self._last_lock = self._last_other = None
         if not self.running:
             return []
         if self._stalled:  # moving again: say so at once
@@ -317,12 +320,13 @@ class Tracker:
         return out
 
     def _waiting(self) -> str:
-        """What the command waits for: who is in the way, and the last wait event."""
+        """What the command waits for: who is in the way, and the last other wait (a retry,
+        a pause), also when a lock wait came after it, as one comes before each attempt."""
         parts = []
         if self._last_lock is not None:
             parts.append(event_text(self._last_lock))
-        if self._last_wait is not None and self._last_wait is not self._last_lock:
-            parts.append(f"last: {event_text(self._last_wait)}")
+        if self._last_other is not None:
+            parts.append(f"last: {event_text(self._last_other)}")
         return "".join(f"; {p}" for p in parts)
 
     def _end(self, kind: str, message: str, event: Event | None) -> list[Notification]:
