@@ -35,7 +35,8 @@ have, is dropped. Fixing a fixed file again (a statement added to it, another
 finding left) adds none of the statements it already has before a statement
 (the drops of what a cancelled run left, the cleanup and finalize blocks), and
 its bounded-lock-wait header stays while its SET lock_timeout does. The rewrite keeps the
-file's line endings (CRLF stays CRLF) and its missing final newline.
+file's line endings (CRLF stays CRLF), its missing final newline and its UTF-8 byte order
+mark (which the plan's text leaves out).
 """
 
 from __future__ import annotations
@@ -188,6 +189,7 @@ _TRAIL = re.compile(r"[ \t]*;?[ \t]*(--[^\n]*)")
 _IGNORE = re.compile(r"--\s*pgwarden:\s*ignore\b")
 _BOUND = re.compile(r"lock_timeout = '\d+ms'")
 _BARE_LF = re.compile(r"(?<!\r)\n")
+_BOM = "\ufeff"
 
 
 def _comments(text: str, original: list[Step]) -> dict[tuple[int, int], tuple[list[str], str]]:
@@ -571,9 +573,20 @@ def _by_path(steps: tuple[Step, ...]) -> dict[str, list[Step]]:
 
 
 def write_fixes(fixes: list[FileFix]) -> None:
-    """Write each rewrite in place (temp name, then rename)."""
+    """Write each rewrite in place (temp name, then rename), starting with the UTF-8 byte
+    order mark the file starts with (Windows editors and SSMS write one; reading the
+    file drops it from the text)."""
     for fx in fixes:
         target = Path(fx.path)
         tmp = target.with_name(target.name + ".pgwarden-fix")
-        tmp.write_text(fx.new, encoding="utf-8", newline="")  # its line endings as they are
+        bom = _BOM if _starts_with_bom(target) else ""
+        tmp.write_text(bom + fx.new, encoding="utf-8", newline="")  # its line endings as they are
         tmp.replace(target)
+
+
+def _starts_with_bom(path: Path) -> bool:
+    try:
+        with open(path, "rb") as file:
+            return file.read(len(_BOM.encode())) == _BOM.encode()
+    except FileNotFoundError:
+        return False
