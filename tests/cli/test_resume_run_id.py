@@ -29,3 +29,18 @@ def test_resume_of_a_run_id_that_does_not_exist_names_it(tmp_path: Path, db: str
 def test_resume_of_a_run_id_on_a_database_without_runs_names_it(tmp_path: Path, db: str):
     r = run("resume", "--run", "bogus", "--database-url", db, "--env", "dev", "--yes", cwd=tmp_path)
     assert_clean_error(r, 2, "no run bogus")
+
+
+def test_resume_of_a_done_run_says_it_is_done_and_records_nothing(tmp_path: Path, db: str):
+    rid = _apply(tmp_path, db)
+    r = run("resume", "--run", rid, "--database-url", db, "--env", "dev", "--yes", cwd=tmp_path)
+    # nothing to do is a usage error (exit 2), as `resume` with every run done
+    assert_clean_error(r, 2, f"run {rid} is already done", "finished 20", "nothing was done")
+    assert "pgwarden status" in r.stderr
+    assert r.stdout == ""
+    status = run("status", "--database-url", db, "--format", "json", cwd=tmp_path)
+    runs = json.loads(status.stdout)["runs"]
+    assert [x["run_id"] for x in runs] == [rid]  # no resume run was started
+    assert runs[0]["resumed_by"] is None
+    finished = runs[0]["finished_at"]  # ISO, in the server's time zone
+    assert f"finished {finished[:10]} {finished[11:19]}" in r.stderr

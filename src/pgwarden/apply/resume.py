@@ -60,6 +60,17 @@ def _no_such_run(run_id: str, why: str) -> UsageError:
     )
 
 
+def _already_done(run_id: str, finished: object) -> UsageError:
+    """`resume --run ID` of a done run: nothing to continue, and no run is started (a
+    resume run of it would only record its steps as skipped and mark it continued)."""
+    when = f" (finished {finished:%Y-%m-%d %H:%M:%S})" if isinstance(finished, datetime) else ""
+    return UsageError(
+        f"nothing to resume: run {run_id} is already done{when}; nothing was done",
+        hint="`pgwarden status` shows its steps; changed or new files are applied with "
+        "`pgwarden apply`, an unfinished run is continued with `pgwarden resume --run ID`",
+    )
+
+
 def resume_run(
     *,
     database_url: str,
@@ -96,7 +107,8 @@ def resume_run(
         row = conn.execute(
             sql.SQL(
                 "SELECT id, plan, accept_data_loss, state, backend_pid, started_at, host, "
-                "client_pid FROM pgwarden.runs r WHERE {} ORDER BY started_at DESC LIMIT 1"
+                "client_pid, finished_at FROM pgwarden.runs r WHERE {} "
+                "ORDER BY started_at DESC LIMIT 1"
             ).format(cond)
         ).fetchone()
         server = conn.info.server_version // 10000
@@ -104,7 +116,9 @@ def resume_run(
             if run_id:
                 raise _no_such_run(run_id, "its journal (pgwarden.runs) holds no such id")
             raise UsageError("nothing to resume: every recorded run is done")
-        rid, records, accepted, state, pid, started, host, client_pid = row
+        rid, records, accepted, state, pid, started, host, client_pid, finished = row
+        if state == "done":  # only with --run: without it, done runs are not looked at
+            raise _already_done(str(rid), finished)
         if run_id is None:
             _refuse_superseded(conn, str(rid), str(state))
         if state == "running":
