@@ -27,7 +27,7 @@ from pgwarden.apply.liveness import (
     stop_backend,
     unit_report,
 )
-from pgwarden.errors import PgwardenError
+from pgwarden.errors import PgwardenError, UsageError
 from pgwarden.pg.connect import connect
 
 __all__ = ["CancelResult", "cancel_run", "end_lost_run", "stop_run_backend"]
@@ -124,17 +124,23 @@ def cancel_run(
     client_gone_s: float = HEARTBEAT_S,
 ) -> CancelResult:
     """Stop the live run (or `run_id`): ask its client, or end an orphaned run's backend
-    (one whose watchdog has been silent for `client_gone_s`)."""
+    (one whose watchdog has been silent for `client_gone_s`). `UsageError` when `run_id`
+    names no run of this database."""
     with connect(database_url, application_name="pgwarden-cancel") as conn:
         if not schema_exists(conn):
+            if run_id is not None:
+                raise _no_such_run(conn, run_id, "no pgwarden run was ever recorded here")
             return CancelResult(None, "not-running", "no pgwarden run was ever recorded here")
         runs = _running(conn, run_id)
         if run_id is not None and not runs:
             row = conn.execute(
                 sql.SQL("SELECT state FROM pgwarden.runs WHERE id = {}").format(sql.Literal(run_id))
             ).fetchone()
-            what = "no such run" if row is None else f"it is {row[0]}"
-            return CancelResult(run_id, "not-running", f"run {run_id} is not running: {what}")
+            if row is None:
+                raise _no_such_run(conn, run_id, "its journal (pgwarden.runs) holds no such id")
+            return CancelResult(
+                run_id, "not-running", f"run {run_id} is not running: it is {row[0]}"
+            )
         lives = [
             (r, *life_of(conn, r.run_id, r.pid, r.started_at, client_gone_s=client_gone_s))
             for r in runs
@@ -169,6 +175,15 @@ def cancel_run(
                 )
             return _end_orphan(conn, run, backend)
         return _ask(conn, run, wait_s)
+
+
+def _no_such_run(conn: Conn, run_id: str, why: str) -> UsageError:
+    """`cancel --run ID` of an id this database never recorded: a usage error (exit 2)."""
+    return UsageError(
+        f"no run {run_id} in database {conn.info.dbname}: {why}",
+        hint="`pgwarden status` lists the latest runs with their ids (run ID [kind] state); "
+        "`pgwarden cancel` without --run cancels the running one",
+    )
 
 
 def _nothing_live(lives: list[tuple[_Run, Life, Backend | None]]) -> str:
