@@ -168,3 +168,23 @@ def test_rehearse_history_takes_upper_case_extensions(tmp_path: Path) -> None:
     _tree(tmp_path, ["V1__a.sql", "V2__b.SQL", "V3__plan.sql"])
     history = earlier_migrations([tmp_path / "V3__plan.sql"])
     assert [p.name for p in history] == ["V1__a.sql", "V2__b.SQL"]
+
+
+def test_two_files_of_one_flyway_version_are_refused_as_flyway_refuses_them(
+    tmp_path: Path,
+) -> None:
+    """Flyway stops with "Found more than one migration with version 2" (1.0 and 1 are one
+    version to it); pgwarden names both files instead of picking an order by path."""
+    with pytest.raises(InputError) as info:
+        _tree(tmp_path, ["V1__a.sql", "V2__b.sql", "sub/V2__c.sql", "V3__d.sql"])
+    message = str(info.value)
+    assert "version 2" in message and "V2__b.sql" in message and "sub/V2__c.sql" in message
+    assert info.value.hint is not None and "rename" in info.value.hint
+    with pytest.raises(InputError, match=r"version 1: V1__a\.sql, V1\.0__b\.sql"):
+        _tree(tmp_path / "x", ["V1__a.sql", "V1.0__b.sql"])
+    # different versions, and repeatable files with one description per folder, pass
+    assert _tree(tmp_path / "y", ["V1__a.sql", "V1_1__b.sql", "V1.2__c.sql"]) == [
+        "V1__a.sql",
+        "V1_1__b.sql",
+        "V1.2__c.sql",
+    ]

@@ -85,12 +85,36 @@ def collect_sql_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
                     hint="pass .sql files or a folder that contains them",
                     path=str(p),
                 )
+            _refuse_repeated_versions(p, found)
             out.extend(found)
         elif mode is not None:
             out.append(p)
         else:
             raise InputError(f"{p}: no such file or directory", hint="check the path", path=str(p))
     return out
+
+
+def _refuse_repeated_versions(folder: Path, files: list[Path]) -> None:
+    """Flyway refuses two migrations of one version (V2 and sub/V2, V1 and V1.0): so does
+    pgwarden, naming them, rather than pick an order by path."""
+    seen: dict[tuple[int, ...], Path] = {}
+    for f in files:
+        flyway = _FLYWAY.match(f.name)
+        if flyway is None:
+            continue
+        numbers = [int(n) for n in re.split(r"[._]", flyway.group(1))]
+        while len(numbers) > 1 and numbers[-1] == 0:  # 1.0 is version 1
+            numbers.pop()
+        first = seen.setdefault(tuple(numbers), f)
+        if first is not f:
+            version = _FLYWAY.match(first.name)
+            assert version is not None
+            names = ", ".join(q.relative_to(folder).as_posix() for q in (first, f))
+            raise InputError(
+                f"{folder}: more than one migration of Flyway version {version.group(1)}: {names}",
+                hint="rename one to the next free version, as Flyway would also refuse them",
+                path=str(f),
+            )
 
 
 def _mode(path: Path) -> int | None:
