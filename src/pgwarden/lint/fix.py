@@ -72,10 +72,14 @@ DEFAULT_TIMEOUT_MS = 1000
 # lock and for the transactions older than it: the 10 minutes `pgwarden apply` gives such
 # a build. Those waits block no reads or writes; a lock timeout in them throws the build
 # away (an INVALID index), so the file's short timeout would fail it behind any
-# transaction that runs longer than it.
+# transaction that runs longer than it. A REINDEX ... CONCURRENTLY waits so too: its
+# ACCESS EXCLUSIVE lock on the old copy comes once every transaction using it has ended,
+# and no new query sees that copy (indislive is off), so none queues behind it (measured
+# on PG15 behind a 4 s transaction: reads by the index and updates under a 300 ms
+# lock_timeout never waited).
 CONCURRENT_WAIT_MS = 600_000
-# (REINDEX and DETACH ... CONCURRENTLY keep the short timeout: each ends in an ACCESS
-# EXCLUSIVE lock that queries of the table queue behind.)
+# (DETACH ... CONCURRENTLY keeps the short timeout: it ends in an ACCESS EXCLUSIVE lock on
+# the partition that queries naming the partition queue behind.)
 _CONCURRENT = re.compile(
     r"^\s*(?:CREATE\s+(?:UNIQUE\s+)?INDEX|DROP\s+INDEX)\s+CONCURRENTLY\b", re.IGNORECASE
 )
@@ -165,6 +169,11 @@ _CONVERTED = (
     "column) does not convert at all; write that one as an UPDATE."
 )
 _WAITS = (
+    "-- A CREATE/DROP INDEX or REINDEX ... CONCURRENTLY below waits up to 10 min for its lock "
+    "and for older transactions (those waits block no reads or writes; timing out throws "
+    "the build away)."
+)
+_WAITS_BEFORE = (  # what files fixed before REINDEX waited so say
     "-- A CREATE/DROP INDEX CONCURRENTLY below waits up to 10 min for its lock and for older "
     "transactions (those waits block no reads or writes; timing out throws the build away)."
 )
@@ -175,6 +184,7 @@ _OWN = {
     _RETRY,
     _TIMEOUT,
     _WAITS,
+    _WAITS_BEFORE,
     _DETACH,
     _UNNAMED,
     _PARTITIONED_INDEX,
@@ -280,7 +290,8 @@ def _render(
         out.append(_NAMED_INDEX)
     if any(_has_cmd(st, "AT_AlterColumnType") and converts_in_place(st.sql) for st in steps):
         out.append(_CONVERTED)
-    if bounded and any(_concurrent(st.sql) for st in steps):
+    waits = {st.index for st in steps if _reindexes_concurrently(st)}
+    if bounded and (waits or any(_concurrent(st.sql) for st in steps)):
         out.append(_WAITS)
     if timeout_ms is not None:
         out.append(f"SET lock_timeout = '{timeout_ms}ms';")
@@ -310,7 +321,10 @@ def _render(
             taken=names,
         )
         queries = [*_missing(stmts[:-1], before, len(before) - 1), stmts[-1]]
-        if waiting and (step.transaction is not None or not _concurrent(queries[0])):
+        # Each query's wait: a concurrent REINDEX and what the fix puts before it (drops of
+        # its leftovers; a block dropping its TOAST copy sets its own bound) wait long.
+        longs = [step.index in waits or _concurrent(q) for q in queries]
+        if waiting and (step.transaction is not None or not longs[0]):
             out.append(f"{session};  {_WAIT_TAG}")
             waiting = False
         if step.transaction != open_tx:
@@ -326,8 +340,8 @@ def _render(
         placed.add(key)
         out += first_lead + lead
         first_lead = []
-        for q in queries:
-            if session is not None and _concurrent(q) != waiting:
+        for q, long in zip(queries, longs, strict=True):
+            if session is not None and long != waiting:
                 waiting = not waiting
                 wait = f"SET lock_timeout = '{CONCURRENT_WAIT_MS}ms'" if waiting else session
                 out.append(f"{wait};  {_WAIT_TAG}")
@@ -443,6 +457,12 @@ def _partitioned_index(step: Step, catalog: Catalog | None) -> bool:
         return False
     rel = catalog.get(regclass(stmt.get("relation")))
     return rel is not None and rel.relkind == "I"
+
+
+def _reindexes_concurrently(step: Step) -> bool:
+    """A REINDEX ... CONCURRENTLY (the lock model says it cannot run in a transaction; a
+    REINDEX that can is a plain one)."""
+    return step.kind == "ReindexStmt" and not step.effects.transactional
 
 
 def _concurrent(sql: str) -> bool:
