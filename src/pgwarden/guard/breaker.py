@@ -6,6 +6,10 @@ from a healthy period before), or a failure rate over a rolling window (a partia
 intermittent failure). While half-open exactly one probe is in flight; the rest are shed.
 A failed probe opens it again for twice as long as before, up to `max_open_ms`.
 
+`CircuitOpen` says why: how many of the window's calls had failed when it opened (and
+how many in a row), how many probes failed since, the last failure's kind (by SQLSTATE,
+as the guard reports it: `record(..., failure=...)`), and when it probes again.
+
 Thread-safe; the lock is held only for bookkeeping, never across I/O, so one breaker
 serves threads and event loops alike.
 """
@@ -108,6 +112,9 @@ class CircuitBreaker:
         self._probes_out = 0
         self._probe_successes = 0
         self._streak = 0  # consecutive failures while closed
+        self._last_failure: str | None = None  # the kind of the last failure recorded
+        self._opened_after = (0, 0, 0)  # (failures, calls, in a row) when it opened from closed
+        self._failed_probes = 0  # probes failed since it opened from closed
         self._open_ns = self.policy.open_ms * 1_000_000  # this open period
         p = self.policy
         self._bucket_ns = p.window_ms * 1_000_000 // p.window_buckets
@@ -161,8 +168,11 @@ class CircuitBreaker:
             remaining_ns = max(0, self._opened_ns + self._open_ns - now)
         return self._refusal(state, remaining_ns)
 
-    def record(self, ticket: BreakerTicket, outcome: Outcome) -> None:
-        """Report how an admitted call ended. Idempotent per ticket."""
+    def record(
+        self, ticket: BreakerTicket, outcome: Outcome, *, failure: str | None = None
+    ) -> None:
+        """Report how an admitted call ended. Idempotent per ticket. `failure`: what the
+        failure was (`classify.failure_kind`), named by `CircuitOpen` (no conninfo in it)."""
         notify: tuple[BreakerState, BreakerState, float, int] | None = None
         with self._lock:
             if ticket.done:
@@ -170,6 +180,8 @@ class CircuitBreaker:
             ticket.done = True
             now = self._clock()
             current = ticket.generation == self._generation
+            if current and outcome is Outcome.FAILURE and failure is not None:
+                self._last_failure = failure
             if ticket.probe:
                 # A stale probe (from an earlier period) frees nothing and decides nothing.
                 if current:
@@ -198,11 +210,32 @@ class CircuitBreaker:
         return calls >= p.min_calls and failures / calls >= p.failure_rate
 
     def _refusal(self, state: BreakerState, remaining_ns: int) -> CircuitOpen:
+        with self._lock:
+            why = self._why_locked()
+        if state is BreakerState.HALF_OPEN:
+            then = "a probe call is checking the database now"
+        else:
+            then = f"probes the database again in {remaining_ns / 1e9:.1f} s"
         return CircuitOpen(
-            f"database circuit {self.name!r} is {state.value}: recent calls failed",
+            f"database circuit {self.name!r} is {state.value}: {why}; {then}",
             retry_after_s=self._retry_after_s(remaining_ns),
             guard=self.name,
         )
+
+    def _why_locked(self) -> str:
+        """'5 of 105 calls in the last 5 s failed, the last 5 in a row; then 1 probe failed;
+        last failure: lock timeout (SQLSTATE 55P03 LockNotAvailable)'."""
+        failures, calls, streak = self._opened_after
+        window = f"{self.policy.window_ms / 1000:g} s"
+        why = f"{failures} of {calls} calls in the last {window} failed"
+        if streak >= 2:
+            why += f", the last {streak} in a row"
+        if self._failed_probes:
+            n = self._failed_probes
+            why += f"; then {n} probe{'s' if n > 1 else ''} failed"
+        if self._last_failure is not None:
+            why += f"; last failure: {self._last_failure}"
+        return why
 
     def _retry_after_s(self, remaining_ns: int) -> int:
         base = max(1, math.ceil(remaining_ns / 1e9))
@@ -228,8 +261,11 @@ class CircuitBreaker:
         p = self.policy
         if old is BreakerState.HALF_OPEN:  # the probe failed: back off (Envoy, resilience4j)
             self._open_ns = min(p.longest_open_ms * 1_000_000, self._open_ns * 2)
+            self._failed_probes += 1
         else:
             self._open_ns = p.open_ms * 1_000_000
+            self._opened_after = (failures, calls, self._streak)
+            self._failed_probes = 0
         self._state = BreakerState.OPEN
         self._generation += 1
         self._opened_ns = now

@@ -9,7 +9,13 @@ import psycopg_pool
 
 from pgwarden.guard.errors import DatabaseUnavailable, Shed
 
-__all__ = ["FAILURE_SQLSTATES", "FAILURE_SQLSTATE_CLASSES", "Outcome", "classify"]
+__all__ = [
+    "FAILURE_SQLSTATES",
+    "FAILURE_SQLSTATE_CLASSES",
+    "Outcome",
+    "classify",
+    "failure_kind",
+]
 
 
 class Outcome(enum.Enum):
@@ -36,6 +42,22 @@ FAILURE_SQLSTATES: frozenset[str] = frozenset(
         "25P03",  # idle_in_transaction_session_timeout
     }
 )
+
+
+# What a failure was, for messages: by SQLSTATE, then by its class (never by message text).
+_KINDS: dict[str, str] = {
+    "55P03": "lock timeout",
+    "57014": "statement timeout",  # query_canceled: statement_timeout, or a cancel request
+    "25P03": "idle-in-transaction timeout",
+    "57P01": "server shutting down",
+    "57P02": "server shutting down",
+    "57P03": "server not accepting connections",
+    "53300": "too many connections",
+    "08": "connection failure",
+    "53": "insufficient resources",
+    "57": "operator intervention",
+    "58": "system error",
+}
 
 
 def _one(exc: BaseException) -> Outcome | None:
@@ -70,3 +92,35 @@ def classify(exc: BaseException | None) -> Outcome:
             return found
         cur = cur.__cause__ or cur.__context__
     return Outcome.IGNORE
+
+
+def _kind(exc: BaseException) -> str:
+    if isinstance(exc, psycopg.Error):
+        name = type(exc).__name__
+        state = exc.sqlstate
+        if state is None:  # client-side: refused, reset, connect timeout, lost connection
+            return f"connection failure (no SQLSTATE, {name})"
+        kind = _KINDS.get(state) or _KINDS.get(state[:2], "database error")
+        return f"{kind} (SQLSTATE {state} {name})"
+    if isinstance(exc, psycopg_pool.TooManyRequests):
+        return "pool queue full (TooManyRequests)"
+    if isinstance(exc, psycopg_pool.PoolTimeout):
+        return "no pooled connection in time (PoolTimeout)"
+    return f"database unavailable ({type(exc).__name__})"
+
+
+def failure_kind(exc: BaseException | None) -> str | None:
+    """What made `exc` a failure, for messages: e.g. 'lock timeout (SQLSTATE 55P03
+    LockNotAvailable)'; None when `exc` (or its causes) is no database failure. Named by
+    SQLSTATE and exception class only: no message text, so no conninfo, no password."""
+    seen: set[int] = set()
+    cur = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        found = _one(cur)
+        if found is Outcome.FAILURE:
+            return _kind(cur)
+        if found is not None:
+            return None
+        cur = cur.__cause__ or cur.__context__
+    return None

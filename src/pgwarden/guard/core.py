@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from pgwarden.guard.breaker import BreakerPolicy, BreakerState, BreakerTicket, CircuitBreaker
-from pgwarden.guard.classify import Outcome, classify
+from pgwarden.guard.classify import Outcome, classify, failure_kind
 from pgwarden.guard.errors import Shed
 from pgwarden.guard.events import GuardObserver, LogObserver
 from pgwarden.guard.limit import Limiter, LimitPolicy, Permit
@@ -77,13 +77,17 @@ class Scope:
             with contextlib.suppress(ValueError):
                 _active.reset(self._reset)
             self._reset = None
+        failure: str | None = None
         if self.db_failure is not None:
             outcome = Outcome.FAILURE
+            failure = failure_kind(self.db_failure)
         elif exc is not None:
             outcome = classify(exc)
+            if outcome is Outcome.FAILURE:
+                failure = failure_kind(exc)
         else:
             outcome = Outcome.SUCCESS
-        self.guard._finished(self, outcome)
+        self.guard._finished(self, outcome, failure)
         return outcome
 
     def _activate(self) -> None:
@@ -228,8 +232,8 @@ class Guard:
             o.admitted(self.name, permit.queued_ns / 1e9)
         return s
 
-    def _finished(self, scope: Scope, outcome: Outcome) -> None:
-        self.breaker.record(scope._ticket, outcome)
+    def _finished(self, scope: Scope, outcome: Outcome, failure: str | None = None) -> None:
+        self.breaker.record(scope._ticket, outcome, failure=failure)
         scope._permit.release(outcome)
         with self._lock:
             self._outcomes[outcome.value] += 1

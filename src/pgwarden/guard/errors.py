@@ -45,7 +45,8 @@ class Shed(GuardError):
 
 
 class CircuitOpen(Shed):
-    """The circuit breaker is open: recent database calls failed."""
+    """The circuit breaker is open: recent database calls failed. The message says how many
+    of how many, the last failure's kind (by SQLSTATE) and when it probes again."""
 
     reason = "circuit_open"
 
