@@ -243,10 +243,20 @@ class LintContext:
                 " long ago (no stats given), so assumed large and busy",
             )
         table = self.snapshot.table(relation)
+        placeholder = self.snapshot.placeholder_schemas(relation)
         if table is None:
+            if placeholder is not None and len(placeholder[1]) > 1:
+                return TableJudgement(
+                    Severity.ERROR,
+                    f"size unknown ({placeholder[0]} may be any of the schemas whose table of "
+                    f"that name the stats snapshot has: {', '.join(placeholder[1])}): "
+                    "assumed large and busy",
+                )
             return _NOT_IN_SNAPSHOT
         rate = f", {table.writes_per_s:.0f} writes/s" if table.writes_per_s is not None else ""
         size = f"{_rows(table.rows)}, {_bytes(table.total_bytes)}{rate}"
+        if placeholder is not None:  # the only table of that name the snapshot has
+            size += f"; {placeholder[0]} taken as {placeholder[1][0]}, the only schema with it"
         if table.rows < SMALL_ROWS and table.total_bytes < SMALL_BYTES:
             return TableJudgement(Severity.NOTE, size)
         busy = (table.writes_per_s or 0.0) >= BUSY_WRITES_PER_S

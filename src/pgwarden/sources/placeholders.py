@@ -3,8 +3,11 @@
 The tool substitutes them before the server sees the SQL, so the file as written is not
 valid SQL. pgwarden reads each one as the quoted identifier `"${name}"` (what it mostly
 stands for: a schema, a table, a role), so the file parses and is linted; a placeholder
-inside a string literal or a comment is left alone. A table named through a placeholder
-is not found in a stats snapshot or catalog. `apply` and `rehearse` run SQL as written,
+inside a string literal or a comment is left alone. A table whose schema is a placeholder
+(`${schema}.orders`) is the stats snapshot's only table of that name, and findings say
+which schema they took (`Snapshot.table`); with the name in several schemas, or a table
+named through a placeholder, it is not found in the snapshot, nor in the catalog by the
+lock model. `apply` and `rehearse` run SQL as written,
 so they refuse such files (see `refuse_placeholders`).
 """
 
