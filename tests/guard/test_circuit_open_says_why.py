@@ -5,6 +5,8 @@ migration (lock_timeout) and a statement_timeout."""
 
 from __future__ import annotations
 
+import socket
+
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -13,6 +15,7 @@ from pgwarden.guard import (
     BreakerPolicy,
     BreakerState,
     CircuitOpen,
+    DatabaseUnavailable,
     Guard,
     GuardedPool,
     LimitPolicy,
@@ -105,3 +108,45 @@ def test_a_failed_probe_is_counted_and_named(invoices_db: str) -> None:
     text = str(info.value)
     assert "5 of 5 calls in the last 5 s failed, the last 5 in a row; then 1 probe failed" in text
     assert "lock timeout (SQLSTATE 55P03 LockNotAvailable)" in text
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_circuit_opened_by_a_server_that_is_down_names_the_connect_failure() -> None:
+    port = _closed_port()
+    guard = _guard()
+    conninfo = f"host=127.0.0.1 port={port} dbname=shop user=app password={SECRET}"
+    limits = PoolLimits(max_size=2, min_size=0, acquire_timeout_ms=100)
+    with GuardedPool(conninfo, guard, limits=limits) as pool:
+        for _ in range(5):
+            with pytest.raises(DatabaseUnavailable):
+                _query(pool)
+        with pytest.raises(CircuitOpen) as info:
+            _query(pool)
+    text = str(info.value)
+    assert "5 of 5 calls in the last 5 s failed, the last 5 in a row" in text
+    assert "last failure: no pooled connection in time (PoolTimeout); the pool's last " in text
+    assert "connection attempt failed: connection failure (no SQLSTATE, OperationalError): " in text
+    assert "check that the server is running and reachable from here" in text
+    assert SECRET not in text and str(port) not in text and "127.0.0.1" not in text
+
+
+def test_circuit_opened_by_a_missing_database_names_it(invoices_db: str) -> None:
+    guard = _guard(consecutive_failures=3)
+    conninfo = make_conninfo(invoices_db, dbname="no_such_db", password=SECRET)
+    limits = PoolLimits(max_size=2, min_size=0, acquire_timeout_ms=100)
+    with GuardedPool(conninfo, guard, limits=limits) as pool:
+        for _ in range(3):
+            with pytest.raises(DatabaseUnavailable):
+                _query(pool)
+        with pytest.raises(CircuitOpen) as info:
+            _query(pool)
+    text = str(info.value)
+    assert "attempt failed: connection failure (no SQLSTATE, OperationalError): check the " in text
+    assert "database name in the pool's conninfo, or create the database first" in text
+    assert SECRET not in text and "no_such_db" not in text

@@ -13,6 +13,7 @@ __all__ = [
     "FAILURE_SQLSTATES",
     "FAILURE_SQLSTATE_CLASSES",
     "Outcome",
+    "attempt_kind",
     "classify",
     "failure_kind",
 ]
@@ -95,6 +96,13 @@ def classify(exc: BaseException | None) -> Outcome:
 
 
 def _kind(exc: BaseException) -> str:
+    if isinstance(exc, DatabaseUnavailable):  # the pool's: it names what it knows
+        return exc.failure or f"database unavailable ({type(exc).__name__})"
+    # before psycopg.Error: both are OperationalErrors without a SQLSTATE
+    if isinstance(exc, psycopg_pool.TooManyRequests):
+        return "pool queue full (TooManyRequests)"
+    if isinstance(exc, psycopg_pool.PoolTimeout):
+        return "no pooled connection in time (PoolTimeout)"
     if isinstance(exc, psycopg.Error):
         name = type(exc).__name__
         state = exc.sqlstate
@@ -102,11 +110,13 @@ def _kind(exc: BaseException) -> str:
             return f"connection failure (no SQLSTATE, {name})"
         kind = _KINDS.get(state) or _KINDS.get(state[:2], "database error")
         return f"{kind} (SQLSTATE {state} {name})"
-    if isinstance(exc, psycopg_pool.TooManyRequests):
-        return "pool queue full (TooManyRequests)"
-    if isinstance(exc, psycopg_pool.PoolTimeout):
-        return "no pooled connection in time (PoolTimeout)"
     return f"database unavailable ({type(exc).__name__})"
+
+
+def attempt_kind(exc: BaseException) -> str:
+    """What a failed connection attempt was, by SQLSTATE and class, for messages (libpq
+    reports most start-up failures without a SQLSTATE: 'connection failure')."""
+    return _kind(exc)
 
 
 def failure_kind(exc: BaseException | None) -> str | None:

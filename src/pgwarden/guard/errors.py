@@ -67,3 +67,5 @@ class DatabaseUnavailable(Shed):
     """The database did not answer in time (pool, connect, lock or statement timeout)."""
 
     reason = "database"
+    # what failed, by SQLSTATE and class only (no conninfo): CircuitOpen names it
+    failure: str | None = None

@@ -20,6 +20,7 @@ import psycopg_pool
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import TupleRow
 
+from pgwarden.guard.classify import attempt_kind, failure_kind
 from pgwarden.guard.core import Guard, Scope, current_scope
 from pgwarden.guard.errors import DatabaseUnavailable, GuardConfigError
 from pgwarden.guard.probe import checkout, checkout_async, probe_lock_timeout_ms
@@ -183,7 +184,9 @@ def _unavailable(
     message = f"no database connection within {acquire_timeout_ms} ms ({type(exc).__name__})"
     failed = failures.last
     if failed is None:  # a full pool, or an attempt still under way
-        return DatabaseUnavailable(message, retry_after_s=1, guard=guard.name)
+        full = DatabaseUnavailable(message, retry_after_s=1, guard=guard.name)
+        full.failure = failure_kind(exc)
+        return full
     # libpq's reason names the user and the database, never the password
     reason = libpq_reason(str(failed)) or type(failed).__name__
     shed = DatabaseUnavailable(
@@ -193,6 +196,11 @@ def _unavailable(
     )
     fix = connect_hint(failed, where="the pool's conninfo")
     shed.hint = f"{fix}; retry after 1 s"
+    # by class and the hint's advice (which names no value of the conninfo), for CircuitOpen
+    shed.failure = (
+        f"{failure_kind(exc)}; the pool's last connection attempt failed: "
+        f"{attempt_kind(failed)}: {fix}"
+    )
     return shed
 
 
@@ -209,10 +217,12 @@ def _pool_failure(pool: _Pool, scope: Scope, exc: BaseException, acquired: bool)
     """What to raise for `exc` out of a pooled connection: a full pool before the connection
     was handed out is `DatabaseUnavailable` (shed, fail fast); anything else stays itself.
     The scope sees every failure (its breaker counts them)."""
-    scope.note(exc)
     full = isinstance(exc, (psycopg_pool.PoolTimeout, psycopg_pool.TooManyRequests))
     if full and not acquired:
-        return _unavailable(pool.guard, exc, pool.limits.acquire_timeout_ms, pool.failures)
+        shed = _unavailable(pool.guard, exc, pool.limits.acquire_timeout_ms, pool.failures)
+        scope.note(shed)  # a failure as `exc` is, naming the last connection attempt too
+        return shed
+    scope.note(exc)
     return exc
 
 
