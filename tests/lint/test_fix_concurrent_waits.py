@@ -149,3 +149,24 @@ def test_reindex_concurrently_waits_for_an_older_transaction(
     with _report_running(dsn, "SELECT count(*) FROM invoices"):
         _run(dsn, f)
     assert _invalid(dsn) == []
+
+
+@pytest.mark.parametrize(
+    "reindex", ["REINDEX SCHEMA app", "REINDEX (CONCURRENTLY false) INDEX invoices_status_idx"]
+)
+def test_a_plain_reindex_kept_as_written_keeps_the_short_timeout(
+    tmp_path: Path, reindex: str
+) -> None:
+    """A REINDEX that is not concurrent (PW111 ignored) takes SHARE or ACCESS EXCLUSIVE
+    locks that queries queue behind: it keeps the file's bound. Before, one that cannot run
+    in a transaction (a schema's) was given the concurrent rebuild's 10 min."""
+    f = _fixed_file(tmp_path, f"-- pgwarden: ignore PW111 reviewed\n{reindex};\n", 15)
+    bound = None
+    for stmt in parse(f.read_text()):
+        if stmt.text.startswith("SET lock_timeout"):
+            bound = stmt.text
+        elif stmt.text.startswith("REINDEX"):
+            assert bound == "SET lock_timeout = '1000ms'", f.read_text()
+            break
+    else:
+        raise AssertionError(f.read_text())

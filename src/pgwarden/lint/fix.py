@@ -48,7 +48,7 @@ from pathlib import Path
 
 from pgwarden.analysis.catalog import Catalog
 from pgwarden.analysis.context import Snapshot
-from pgwarden.analysis.nodes import regclass
+from pgwarden.analysis.nodes import option_on, regclass
 from pgwarden.analysis.parse import parse
 from pgwarden.findings import Finding, Placement
 from pgwarden.lint.engine import LintResult, lint_plan
@@ -460,9 +460,10 @@ def _partitioned_index(step: Step, catalog: Catalog | None) -> bool:
 
 
 def _reindexes_concurrently(step: Step) -> bool:
-    """A REINDEX ... CONCURRENTLY (the lock model says it cannot run in a transaction; a
-    REINDEX that can is a plain one)."""
-    return step.kind == "ReindexStmt" and not step.effects.transactional
+    """A REINDEX ... CONCURRENTLY, read from its options (not from whether it can run in a
+    transaction: a plain REINDEX SCHEMA cannot either, and its locks queue queries)."""
+    stmt = step.tree.get("ReindexStmt")
+    return stmt is not None and option_on(stmt.get("params"), "concurrently")
 
 
 def _concurrent(sql: str) -> bool:
