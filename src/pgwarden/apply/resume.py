@@ -60,15 +60,33 @@ def _no_such_run(run_id: str, why: str) -> UsageError:
     )
 
 
-def _already_done(run_id: str, finished: object) -> UsageError:
-    """`resume --run ID` of a done run: nothing to continue, and no run is started (a
-    resume run of it would only record its steps as skipped and mark it continued)."""
+def _already_done(run_id: str, finished: object, by: str | None = None) -> UsageError:
+    """`resume --run ID` of a done run, or of one a later resume (`by`) finished: nothing to
+    continue, and no run is started (a resume run of it would only record its steps as
+    skipped and mark it continued)."""
     when = f" (finished {finished:%Y-%m-%d %H:%M:%S})" if isinstance(finished, datetime) else ""
+    what = f"was continued by run {by}, which is done{when}" if by else f"is already done{when}"
     return UsageError(
-        f"nothing to resume: run {run_id} is already done{when}; nothing was done",
+        f"nothing to resume: run {run_id} {what}; nothing was done",
         hint="`pgwarden status` shows its steps; changed or new files are applied with "
         "`pgwarden apply`, an unfinished run is continued with `pgwarden resume --run ID`",
     )
+
+
+def _finished_by(
+    conn: psycopg.Connection[tuple[object, ...]], rid: str
+) -> tuple[str, object] | None:
+    """The done run (id, finished_at) that continued run `rid`, through a chain of
+    resumes (a resume of it that failed, resumed in turn), or None."""
+    row = conn.execute(
+        sql.SQL(
+            "WITH RECURSIVE later AS (SELECT id, state, finished_at FROM pgwarden.runs "
+            "WHERE resumes = {} UNION ALL SELECT r.id, r.state, r.finished_at "
+            "FROM pgwarden.runs r JOIN later l ON r.resumes = l.id) "
+            "SELECT id, finished_at FROM later WHERE state = 'done' ORDER BY finished_at LIMIT 1"
+        ).format(sql.Literal(rid))
+    ).fetchone()
+    return None if row is None else (str(row[0]), row[1])
 
 
 def resume_run(
@@ -119,6 +137,8 @@ def resume_run(
         rid, records, accepted, state, pid, started, host, client_pid, finished = row
         if state == "done":  # only with --run: without it, done runs are not looked at
             raise _already_done(str(rid), finished)
+        if run_id is not None and (later := _finished_by(conn, str(rid))) is not None:
+            raise _already_done(str(rid), later[1], by=later[0])
         if run_id is None:
             _refuse_superseded(conn, str(rid), str(state))
         if state == "running":
