@@ -67,11 +67,13 @@ class _Tx:
 
 
 def _transaction(ctx: LintContext, tx: int) -> _Tx:
-    """The steps of transaction `tx`; every block is grouped once per lint."""
+    """The steps of transaction `tx`; every block is grouped once per lint. Grouped from
+    the steps the rules check: a DO (or CALL) outside any transaction block runs its body
+    in a transaction of its own, which only its sub-steps carry."""
     txs = cast("dict[int, _Tx] | None", ctx.state.get(CODE))
     if txs is None:
         txs = {}
-        for s in ctx.plan.steps:
+        for s in ctx.plan.lint_steps():
             if s.transaction is None:
                 continue
             block = txs.get(s.transaction)
