@@ -170,3 +170,11 @@ def test_a_plain_reindex_kept_as_written_keeps_the_short_timeout(
             break
     else:
         raise AssertionError(f.read_text())
+
+
+def test_a_plain_reindex_schema_gets_no_header_about_concurrent_copies(tmp_path: Path) -> None:
+    """Only a cancelled REINDEX ... CONCURRENTLY leaves _ccnew copies; before, the header
+    said a plain REINDEX SCHEMA (PW111 ignored) left copies to retry with apply for."""
+    f = _fixed_file(tmp_path, "-- pgwarden: ignore PW111 reviewed\nREINDEX SCHEMA app;\n", 15)
+    assert "cannot name the INVALID copies" not in f.read_text(), f.read_text()
+    assert "pgwarden apply" not in f.read_text(), f.read_text()

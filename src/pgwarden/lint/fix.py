@@ -440,7 +440,7 @@ def _unnamed_copies(step: Step, catalog: Catalog | None) -> bool:
     """A REINDEX ... CONCURRENTLY whose copies the file cannot name: a table's without a
     catalog, a schema's or a database's (`rerunnable` names an index's, a table's from
     the catalog)."""
-    if step.kind != "ReindexStmt" or step.effects.transactional:
+    if not _reindexes_concurrently(step):
         return False
     kind = step.body.get("kind")
     return kind in ("REINDEX_OBJECT_SCHEMA", "REINDEX_OBJECT_DATABASE") or (
@@ -452,7 +452,7 @@ def _partitioned_index(step: Step, catalog: Catalog | None) -> bool:
     """A REINDEX INDEX ... CONCURRENTLY of an index the catalog shows partitioned: it
     rebuilds the partitions' indexes, which the catalog does not tie to it by name."""
     stmt = step.tree.get("ReindexStmt")
-    if catalog is None or not stmt or step.effects.transactional:
+    if catalog is None or not stmt or not _reindexes_concurrently(step):
         return False
     if stmt.get("kind") != "REINDEX_OBJECT_INDEX":
         return False
