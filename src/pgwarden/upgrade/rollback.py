@@ -6,7 +6,8 @@ final LSN through the reverse subscription, sequences are set on OLD from NEW,
 the reverse replication is removed, OLD is made writable, and the switch hook
 runs with PGWARDEN_SWITCH_TO=old. NEW stays read-only (it no longer receives
 OLD's writes). Bounded by a deadline; if OLD has not applied NEW's final LSN in
-time, NEW is made writable again and the upgrade stays switched.
+time, or its apply worker fails on one of NEW's rows meanwhile, NEW is made writable
+again and the upgrade stays switched.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pgwarden.upgrade import logical
 from pgwarden.upgrade.journal import Record, save
 from pgwarden.upgrade.logical import Names, Sides, Table
 from pgwarden.upgrade.sequences import copy_sequences
-from pgwarden.upgrade.verify import lock_tables, wait_applied
+from pgwarden.upgrade.verify import ApplyFailing, lock_tables, wait_applied
 
 __all__ = ["RollbackFailed", "refuse_if_reverse_broken", "switch_back"]
 
@@ -99,7 +100,16 @@ def switch_back(
         lock_tables(locker, tables, int(deadline.left() * 1000))
         logical.set_read_only(new, True)
         logical.terminate_clients(new, keep=(locker.info.backend_pid,))
-        applied = wait_applied(new, old, deadline.at)
+        try:
+            applied = wait_applied(new, old, deadline.at, subscription=names.reverse)
+        except ApplyFailing as exc:
+            raise RollbackFailed(
+                f"OLD's reverse subscription {names.reverse} failed to apply NEW's writes "
+                f"({exc.errors} apply error(s) while NEW was paused; the reason is in OLD's "
+                "server log)",
+                hint="NEW takes writes again; remove the cause on OLD (a constraint, trigger "
+                "or row that refuses NEW's rows), then run `pgwarden upgrade rollback` again",
+            ) from None
         if applied is None:
             raise RollbackFailed(
                 "OLD did not apply NEW's last writes within the timeout",

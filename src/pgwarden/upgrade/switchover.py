@@ -42,7 +42,7 @@ from pgwarden.upgrade import hook_process, logical
 from pgwarden.upgrade.journal import Record, save
 from pgwarden.upgrade.logical import Names, Sides, Table
 from pgwarden.upgrade.sequences import copy_sequences
-from pgwarden.upgrade.verify import lock_tables, wait_applied
+from pgwarden.upgrade.verify import ApplyFailing, lock_tables, wait_applied
 
 __all__ = ["Deadline", "HookResult", "SwitchFailed", "run_hook", "switch_over", "undo"]
 
@@ -211,7 +211,13 @@ def _forward(sw: Switch, deadline: Deadline) -> None:
         lock_tables(sw.locker, sw.tables, int(deadline.left() * 1000))
         sw.step("locked")
         # 2. final LSN, NEW applies it
-        sw.final_lsn = wait_applied(old, new, deadline.at)
+        try:
+            sw.final_lsn = wait_applied(old, new, deadline.at, subscription=sw.names.forward)
+        except ApplyFailing as exc:
+            raise SwitchFailed(
+                f"NEW's subscription failed to apply OLD's last writes ({exc.errors} apply "
+                "error(s); the reason is in NEW's server log)"
+            ) from None
         if sw.final_lsn is None:
             deadline.check("the catch-up of NEW")
             raise SwitchFailed("NEW did not apply OLD's last writes in time")

@@ -23,13 +23,43 @@ from psycopg import sql
 
 from pgwarden.upgrade.logical import MARKER, Table
 
-__all__ = ["NotCaughtUp", "Snapshots", "TableCheck", "compare", "consistent_snapshots"]
+__all__ = [
+    "ApplyFailing",
+    "NotCaughtUp",
+    "Snapshots",
+    "TableCheck",
+    "apply_errors",
+    "compare",
+    "consistent_snapshots",
+]
 
 Conn = psycopg.Connection[tuple[object, ...]]
 
 
 class NotCaughtUp(Exception):
     """NEW did not apply OLD's LSN within the pause; writes went on."""
+
+
+class ApplyFailing(Exception):
+    """The receiver's apply worker failed on the sender's writes while we waited."""
+
+    def __init__(self, subscription: str, errors: int) -> None:
+        super().__init__(f"subscription {subscription}: {errors} apply error(s)")
+        self.subscription = subscription
+        self.errors = errors
+
+
+def apply_errors(receiver: Conn, subscription: str) -> int | None:
+    """The errors `subscription`'s apply worker has counted on `receiver` (None before
+    PostgreSQL 15, which keeps no such count, or when the subscription is gone)."""
+    if receiver.info.server_version < 150000:
+        return None
+    receiver.execute("SELECT pg_stat_clear_snapshot()")  # a fresh read in a transaction too
+    row = receiver.execute(
+        "SELECT apply_error_count FROM pg_stat_subscription_stats WHERE subname = %s",
+        (subscription,),
+    ).fetchone()
+    return None if row is None else int(str(row[0]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,10 +94,19 @@ def lock_tables(conn: Conn, tables: list[Table], timeout_ms: int) -> None:
         )
 
 
-def wait_applied(sender: Conn, receiver: Conn, deadline: float) -> str | None:
+def wait_applied(
+    sender: Conn, receiver: Conn, deadline: float, *, subscription: str | None = None
+) -> str | None:
     """Write a marker row on `sender`; wait until `receiver` has applied it (then it has
     applied every transaction committed on `sender` before). The sender's LSN after the
-    marker, or None when `deadline` (monotonic) passed first."""
+    marker, or None when `deadline` (monotonic) passed first.
+
+    With `subscription` (the one on `receiver` that carries the writes), raises
+    `ApplyFailing` as soon as its apply worker counts a new error: a worker that fails
+    on a row retries it forever, and the caller's writes stay paused for nothing.
+    """
+    errors = apply_errors(receiver, subscription) if subscription else None
+    next_check = time.monotonic() + 0.25
     token = secrets.token_hex(8)
     marker = sql.Identifier(MARKER.schema, MARKER.name)
     # a flushed commit wakes the walsender now (not at the WAL writer's next round)
@@ -82,8 +121,14 @@ def wait_applied(sender: Conn, receiver: Conn, deadline: float) -> str | None:
         if receiver.execute(query, (token,)).fetchone() is not None:
             sender.execute(sql.SQL("DELETE FROM {} WHERE id = %s").format(marker), (token,))
             return lsn
-        if time.monotonic() >= deadline:
+        now = time.monotonic()
+        if now >= deadline:
             return None
+        if subscription and errors is not None and now >= next_check:
+            next_check = now + 0.25
+            count = apply_errors(receiver, subscription)
+            if count is not None and count > errors:
+                raise ApplyFailing(subscription, count - errors)
         time.sleep(0.005)
 
 
