@@ -7,13 +7,13 @@ its metadata, `check()` and optionally `fix()`, and exports `RULE`.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import cast
 
 from pgwarden.analysis.context import Snapshot, estimate_seconds
 from pgwarden.analysis.effects import LockMode
-from pgwarden.analysis.nodes import VariableSetStmt
+from pgwarden.analysis.nodes import A_Const, VariableSetStmt, strings
 from pgwarden.analysis.selectivity import literal
 from pgwarden.findings import Fix, Severity, slot_setter
 from pgwarden.plan import Plan, Step
@@ -198,6 +198,15 @@ class LintContext:
                 self.lock_timeouts.pop(scope, None)
             else:
                 self.lock_timeouts[scope] = value
+        elif setting is not None and setting.get("kind") == "VAR_RESET_ALL":
+            self.lock_timeouts.clear()  # every setting back to its default, LOCAL ones too
+        for is_local, text in set_config_calls(step, "lock_timeout"):
+            scope = step.transaction if is_local else None
+            ms = _ms(text)
+            if ms is None:
+                self.lock_timeouts.pop(scope, None)
+            else:
+                self.lock_timeouts[scope] = ms
         if step.transaction is not None:
             held = self.held.setdefault(step.transaction, {})
             for lock in effects.locks:
@@ -303,7 +312,32 @@ def setting_ms(body: VariableSetStmt) -> int | None:
     const = args[0].get("A_Const", {})
     if "ival" in const:
         return const["ival"].get("ival", 0)
-    text = const.get("sval", {}).get("sval", "").strip().lower()
+    return _ms(const.get("sval", {}).get("sval", ""))
+
+
+def set_config_calls(step: Step, name: str) -> Iterator[tuple[bool, str]]:
+    """(is_local, value) of each `SELECT set_config('<name>', 'value', is_local)` of
+    `step` written with constants: SET (or SET LOCAL, is_local true) by a function call."""
+    select = step.tree.get("SelectStmt")
+    if select is None or select.get("fromClause"):
+        return
+    for target in select.get("targetList") or ():
+        call = target.get("ResTarget", {}).get("val", {}).get("FuncCall")
+        if call is None or strings(call.get("funcname"))[-1:] != ["set_config"]:
+            continue
+        args = [a.get("A_Const") for a in call.get("args") or ()]
+        if len(args) != 3 or any(a is None or a.get("isnull") for a in args):
+            continue
+        setting, value, local = cast("list[A_Const]", args)
+        if setting.get("sval", {}).get("sval", "").lower() != name or "sval" not in value:
+            continue
+        if "boolval" in local:
+            yield bool(local["boolval"].get("boolval")), value["sval"].get("sval", "")
+
+
+def _ms(text: str) -> int | None:
+    """Milliseconds of a time setting's text ('1s', '500', '2min'); None if not one."""
+    text = text.strip().lower()
     number = text.rstrip("abcdefghijklmnopqrstuvwxyz").strip()
     unit = text[len(number) :].strip() or "ms"
     try:

@@ -2,10 +2,11 @@
 
 ## What it does
 Flags a statement that takes a lock blocking reads or writes on an existing
-table when no `SET lock_timeout` (or `SET LOCAL lock_timeout`) precedes it in
-its session or transaction. One finding per transaction (statements outside
-any transaction: one per file), at the first statement that waits; one
-`SET lock_timeout` at the top covers the others.
+table when no `SET lock_timeout` (or `SET LOCAL lock_timeout`, or
+`SELECT set_config('lock_timeout', ...)`) precedes it in its session or
+transaction; a `RESET ALL` after it takes it back. One finding per transaction
+(statements outside any transaction: one per file), at the first statement
+that waits; one `SET lock_timeout` at the top covers the others.
 
 ## Why is this bad?
 A statement that must wait for its lock (behind a long report, an idle
