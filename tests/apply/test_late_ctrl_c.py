@@ -67,3 +67,35 @@ def test_ctrl_c_before_the_run_starts_records_nothing(shop: str, tmp_path: Path)
         )
     assert err.value.exit_code == 2
     assert scalar(shop, "SELECT to_regclass('pgwarden.runs')") is None  # no journal, no run
+
+
+def test_the_report_of_a_failed_run_leaves_ctrl_c_ignored_while_the_process_exits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The report of a failed run ends in sys.exit(3): Ctrl-C must stay ignored while that
+    exit unwinds. `_finish` gave the old handler back on the way out, so a press landing
+    then raised KeyboardInterrupt and the process exited 2, 'interrupted' (seen in a
+    clean-clone CI run of test_ctrl_c_after_the_report_keeps_the_exit_code)."""
+    import pgwarden.cli as cli_module
+    from pgwarden.apply.executor import Outcome
+    from pgwarden.apply.policy import ApplyResult
+    from pgwarden.cli.apply import _finish
+
+    monkeypatch.setattr(cli_module, "_process", True)  # as under `main`: this is the command
+    monkeypatch.setattr(cli_module, "_exit_now", lambda code: None)
+    before = signal.getsignal(signal.SIGINT)
+    failed = ApplyResult(
+        run_id="r1",
+        state="cancelled",
+        environment="staging",
+        steps=(),
+        rewrites=(),
+        outcome=Outcome(state="cancelled", step=0, message="cancelled at step 0", hint="resume"),
+    )
+    try:
+        with pytest.raises(SystemExit) as exited:
+            _finish(failed, None)
+        assert exited.value.code == 3
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)

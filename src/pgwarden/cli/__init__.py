@@ -9,11 +9,12 @@ Exit codes (the contract):
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import wraps
 from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar, cast
@@ -73,6 +74,21 @@ err = cast("Console", _LazyConsole(stderr=True, highlight=False, soft_wrap=True,
 # For renderers outside the CLI that escape user text themselves (rehearse report, demo).
 out_markup = cast("Console", _LazyConsole(highlight=False, soft_wrap=False))
 err_markup = cast("Console", _LazyConsole(stderr=True, highlight=False, soft_wrap=True))
+
+
+@contextlib.contextmanager
+def late_ctrl_c_ignored() -> Iterator[None]:
+    """Ignore Ctrl-C: the outcome is decided, a press landing now (a second one as the
+    report ends) must not turn the documented exit code into 'interrupted' or death by
+    SIGINT. Under `main` for good, since the process ends after the block (giving the
+    handler back while its exit unwinds let such a press raise KeyboardInterrupt); in a
+    test's process (CliRunner), until the block ends."""
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        if not _process:
+            signal.signal(signal.SIGINT, old)
 
 
 def _fail(message: str, hint: str | None, code: int) -> NoReturn:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 import threading
 from typing import Any
@@ -17,6 +16,7 @@ from pgwarden.cli import (
     dsn_option,
     err,
     handle_errors,
+    late_ctrl_c_ignored,
     out,
     print_json,
     skip_teardown,
@@ -176,11 +176,8 @@ def _finish(result: Any, dsn: str | None) -> None:
     (connections closed, notifications sent), so the process ends as soon as it is
     printed, without the interpreter's teardown (where such a press landed too)."""
     skip_teardown(result)
-    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
+    with late_ctrl_c_ignored():
         _report(result, dsn)
-    finally:
-        signal.signal(signal.SIGINT, old)
 
 
 def _report(result: Any, dsn: str | None) -> None:
