@@ -233,6 +233,10 @@ def how_long(seconds: float | None, *, unknown: str = "duration grows with the t
 
 def tx_words(step: Step) -> str:
     """How `step` came to be inside a transaction block."""
+    if step.tx_mode is TxMode.EXPLICIT and step.location.path.endswith(".py"):
+        # An Alembic revision: its BEGIN ... COMMIT are Alembic's (the offline SQL's),
+        # one per revision with transaction_per_migration, else one for the upgrade.
+        return "inside the transaction Alembic runs the migration in"
     if step.tx_mode is TxMode.EXPLICIT:
         return "inside the BEGIN ... COMMIT written in the file"
     return "inside the one transaction the migration runner wraps each file in"
