@@ -448,6 +448,10 @@ _INDEX = [
     Case("reindex_table", T, "REINDEX TABLE t"),
     Case("reindex_concurrently", T, "REINDEX TABLE CONCURRENTLY t", blocked_on="t"),
     Case("reindex_index_concurrently", T, "REINDEX INDEX CONCURRENTLY t_a_idx", blocked_on="t"),
+    # an option turned off is a plain REINDEX: SHARE, in the transaction
+    Case("reindex_concurrently_false", T, "REINDEX (CONCURRENTLY false) TABLE t"),
+    Case("reindex_concurrently_0", T, "REINDEX (CONCURRENTLY 0) INDEX t_a_idx"),
+    Case("reindex_concurrently_on", T, "REINDEX (CONCURRENTLY on) TABLE t", blocked_on="t"),
     # A partitioned table: the partitions are listed under SHARE (both forms; behind a
     # writer on a partition, writers of that partition queue), then reindexed one by one.
     Case("reindex_partitioned", PARTIX, "REINDEX TABLE m", blocked_on="m1"),

@@ -59,3 +59,16 @@ def test_lock_timeouts_of_concurrent_builds(tmp_path: Path) -> None:
     budget = derive_lock_policy(cic, None, Limits(lock_budget_s=30))
     assert (budget.lock_timeout_ms, budget.total_budget_ms) == (30_000, 30_000)
     assert derive_lock_policy(cic, None, Limits(lock_timeout_ms=800)).lock_timeout_ms == 800
+
+
+def test_a_plain_reindex_of_a_schema_gets_the_short_lock_timeout(tmp_path: Path) -> None:
+    """REINDEX SCHEMA (and REINDEX (CONCURRENTLY false)) also refuses a transaction block,
+    but it takes SHARE / ACCESS EXCLUSIVE like any plain REINDEX: its waits queue queries,
+    so it gets the short lock_timeout, not the concurrent build's whole lock budget (it
+    did: builds_index read 'concurrent' from 'runs outside a transaction')."""
+    sql = "REINDEX SCHEMA public;\nREINDEX (CONCURRENTLY false) TABLE invoices;\n" + CIC
+    plan = plan_of(write_sql(tmp_path, sql), file_transaction=False)
+    schema, table, cic = build_units(plan, step_keys(plan))
+    assert derive_lock_policy(schema, None, Limits()).lock_timeout_ms == 500
+    assert derive_lock_policy(table, None, Limits()).lock_timeout_ms == 500
+    assert derive_lock_policy(cic, None, Limits()).lock_timeout_ms == 600_000

@@ -37,6 +37,7 @@ from pgwarden.analysis.nodes import (
     TableLikeClause,
     UpdateStmt,
     defnames,
+    option_on,
     quote,
     range_vars,
     role_names,
@@ -194,7 +195,7 @@ def _create_index(ctx: Ctx, tree: Node) -> None:
 def _reindex(ctx: Ctx, tree: Node) -> None:
     body = tree["ReindexStmt"]
     kind = body.get("kind", "")
-    concurrent = any(name == "concurrently" for _, name in defnames(body.get("params")))
+    concurrent = option_on(body.get("params"), "concurrently")  # (CONCURRENTLY false) is not
     rel_node = body.get("relation")
     if concurrent:
         ctx.transactional = False

@@ -774,7 +774,10 @@ def option_on(options: list[Node] | None, name: str) -> bool:
         arg = body.get("arg")
         if arg is None:
             return True
-        value = str(arg.get("String", {}).get("sval", arg.get("Integer", {}).get("ival", "1")))
+        if "Integer" in arg:  # the parser leaves out an ival of 0
+            value = str(arg["Integer"].get("ival", 0))
+        else:
+            value = str(arg.get("String", {}).get("sval", "1"))
         return value.lower() not in ("false", "off", "0", "no")
     return False
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
+from pgwarden.analysis.nodes import option_on
 from pgwarden.analysis.parse import parse
 from pgwarden.apply.events import Blocker
 from pgwarden.apply.guards import Failure, classify, set_timeouts
@@ -43,7 +44,8 @@ _PROBE = "pgwarden_index_probe"  # the empty temporary copy `definition` builds 
 def builds_index(step: Step) -> bool:
     """A concurrent build that can leave an INVALID index behind."""
     return (step.kind == "IndexStmt" and bool(step.body.get("concurrent"))) or (
-        step.kind == "ReindexStmt" and not step.effects.transactional
+        # not a plain REINDEX SCHEMA / DATABASE, which also refuses a transaction block
+        step.kind == "ReindexStmt" and option_on(step.body.get("params"), "concurrently")
     )
 
 
