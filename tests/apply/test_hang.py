@@ -146,8 +146,8 @@ def test_black_holed_during_cic_apply_ends_by_itself_and_the_orphan_is_handled(
     assert f"pgwarden cancel --run {rid}" in refused.stderr
 
     nothing_live = pgwarden("cancel", "--database-url", direct, cwd=tmp_path)
-    assert nothing_live.returncode == 1
-    assert f"run {rid} is orphaned" in nothing_live.stdout
+    assert nothing_live.returncode == 2, nothing_live.stdout  # nothing to cancel: a usage error
+    assert f"run {rid} is orphaned" in nothing_live.stderr
     assert scalar(direct, "SELECT state FROM pgwarden.runs") == "running"  # nothing marked
 
     ended = pgwarden("cancel", "--database-url", direct, "--run", rid, cwd=tmp_path)
@@ -298,8 +298,8 @@ def test_an_idle_orphan_is_nothing_to_cancel_and_resume_ends_it(
     assert f"{rid}" in fleet.stdout and "orphaned" in fleet.stdout, fleet.stdout + fleet.stderr
 
     nothing = pgwarden("cancel", "--database-url", direct, "--run", rid, cwd=tmp_path)
-    assert nothing.returncode == 1
-    assert "nothing to cancel" in nothing.stdout and f"backend pid {pid} is idle" in nothing.stdout
+    assert nothing.returncode == 2, nothing.stdout  # nothing to cancel: a usage error
+    assert "nothing to cancel" in nothing.stderr and f"backend pid {pid} is idle" in nothing.stderr
     assert scalar(direct, f"SELECT state FROM pg_stat_activity WHERE pid = {pid}") == "idle"
 
     snap.commit()

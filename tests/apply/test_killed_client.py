@@ -57,14 +57,15 @@ def test_a_killed_apply_releases_its_locks_at_once(shop: str, tmp_path: Path) ->
     with psycopg.connect(shop, autocommit=True) as c:
         c.execute("DROP TABLE slow_flag")
     common = ["--database-url", shop]
-    assert "`pgwarden resume` continues it" in _cli(tmp_path, "cancel", *common).stdout
+    assert "`pgwarden resume` continues it" in _cli(tmp_path, "cancel", *common).stderr
     resumed = _cli(tmp_path, "resume", *common)
     assert resumed.returncode == 0, resumed.stderr
     # Continued: nothing left to cancel or resume, and cancel does not send one back to it.
     plain = _cli(tmp_path, "cancel", *common)
-    assert plain.returncode == 1 and plain.stdout.strip() == "no running apply to cancel"
+    assert plain.returncode == 2 and "nothing to cancel: no apply is running\n" in plain.stderr
     named = _cli(tmp_path, "cancel", *common, "--run", str(run))
-    assert "nothing to cancel; run " in named.stdout and "continued it" in named.stdout
+    assert named.returncode == 2, named.stdout
+    assert "nothing to cancel; run " in named.stderr and "continued it" in named.stderr
 
 
 def _cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -130,16 +130,27 @@ def cancel_run(
         if not schema_exists(conn):
             if run_id is not None:
                 raise _no_such_run(conn, run_id, "no pgwarden run was ever recorded here")
-            return CancelResult(None, "not-running", "no pgwarden run was ever recorded here")
+            return CancelResult(
+                None,
+                "not-running",
+                "nothing to cancel: no pgwarden run was ever recorded in database "
+                f"{conn.info.dbname}",
+            )
         runs = _running(conn, run_id)
         if run_id is not None and not runs:
             row = conn.execute(
-                sql.SQL("SELECT state FROM pgwarden.runs WHERE id = {}").format(sql.Literal(run_id))
+                sql.SQL("SELECT state, finished_at FROM pgwarden.runs WHERE id = {}").format(
+                    sql.Literal(run_id)
+                )
             ).fetchone()
             if row is None:
                 raise _no_such_run(conn, run_id, "its journal (pgwarden.runs) holds no such id")
+            state, finished = row
+            when = ""
+            if isinstance(finished, datetime):
+                when = f" (finished {finished:%Y-%m-%d %H:%M:%S})"
             return CancelResult(
-                run_id, "not-running", f"run {run_id} is not running: it is {row[0]}"
+                run_id, "not-running", f"nothing to cancel: run {run_id} is {state}{when}"
             )
         lives = [
             (r, *life_of(conn, r.run_id, r.pid, r.started_at, client_gone_s=client_gone_s))
@@ -187,7 +198,7 @@ def _no_such_run(conn: Conn, run_id: str, why: str) -> UsageError:
 
 
 def _nothing_live(lives: list[tuple[_Run, Life, Backend | None]]) -> str:
-    parts = ["no running apply to cancel"]
+    parts = ["nothing to cancel: no apply is running"]
     for run, life, backend in lives:
         if life == "orphaned" and backend is not None:
             parts.append(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 from typing import Any
 
@@ -501,6 +500,7 @@ def _said(event: dict[str, Any]) -> str:
 def cancel(database_url: str | None, run_id: str | None, config: str | None) -> None:
     """Cancel a running apply from another terminal (the step rolls back cleanly)."""
     from pgwarden.apply.api import cancel_run
+    from pgwarden.errors import UsageError
     from pgwarden.pg.connect import resolve_dsn
     from pgwarden.settings import load_settings
 
@@ -508,9 +508,12 @@ def cancel(database_url: str | None, run_id: str | None, config: str | None) -> 
     assert dsn is not None
     settings = load_settings(config)
     result = cancel_run(dsn, run_id=run_id, client_gone_s=settings.watchdog_client_gone_s)
+    if result.state == "not-running":  # nothing to cancel: exit 2, as nothing to resume
+        raise UsageError(
+            result.message,
+            hint="`pgwarden status` lists the runs with their ids and states",
+        )
     out.print(result.message)
-    if result.state == "not-running":
-        sys.exit(1)
 
 
 @click.command()
