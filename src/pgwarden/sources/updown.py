@@ -1,7 +1,8 @@
 """The up and down halves of a migration, as the common migration tools keep them.
 
-goose (`-- +goose Up` / `-- +goose Down`) and dbmate (`-- migrate:up` /
-`-- migrate:down`) keep both directions in one file; golang-migrate and sqlx
+goose (`-- +goose Up` / `-- +goose Down`), dbmate (`-- migrate:up` /
+`-- migrate:down`) and sql-migrate (`-- +migrate Up` / `-- +migrate Down`) keep
+both directions in one file; golang-migrate and sqlx
 (`<version>_<name>.up.sql` / `.down.sql`), diesel (`<dir>/up.sql` /
 `<dir>/down.sql`), Flyway (`V<version>__` / undo `U<version>__`) and sqitch
 (`deploy/`, `revert/`, `verify/`) keep them in two files. pgwarden lints,
@@ -9,8 +10,9 @@ rehearses and applies the up half only. The down half is read for one thing:
 `ALTER COLUMN c TYPE <t>` there says what `c` was before the up half changed
 its type, which decides whether that change rewrites the table.
 
-goose's `-- +goose NO TRANSACTION` and dbmate's `-- migrate:up
-transaction:false` mean the tool does not wrap the file in a transaction.
+goose's `-- +goose NO TRANSACTION`, dbmate's `-- migrate:up transaction:false`
+and sql-migrate's `-- +migrate Up notransaction` mean the tool does not wrap the
+file in a transaction.
 """
 
 from __future__ import annotations
@@ -33,14 +35,16 @@ __all__ = [
     "with_down_half",
 ]
 
-# A line that starts a half: goose's `-- +goose Up|Down`, dbmate's `-- migrate:up|down`.
+# A line that starts a half: goose's `-- +goose Up|Down`, dbmate's `-- migrate:up|down`,
+# sql-migrate's `-- +migrate Up|Down`.
 _MARKER = re.compile(
-    r"^[ \t]*--[ \t]*(?:\+goose[ \t]+(?P<goose>up|down)|migrate:(?P<dbmate>up|down))"
-    r"\b(?P<rest>.*)$",
+    r"^[ \t]*--[ \t]*(?:\+goose[ \t]+(?P<goose>up|down)|migrate:(?P<dbmate>up|down)"
+    r"|\+migrate[ \t]+(?P<sqlmigrate>up|down))\b(?P<rest>.*)$",
     re.IGNORECASE | re.MULTILINE,
 )
 _GOOSE_NO_TX = re.compile(r"^[ \t]*--[ \t]*\+goose[ \t]+no[ \t]+transaction\b", re.I | re.M)
 _DBMATE_NO_TX = re.compile(r"\btransaction:false\b", re.IGNORECASE)
+_SQLMIGRATE_NO_TX = re.compile(r"\bnotransaction\b", re.IGNORECASE)
 _FLYWAY_UNDO = re.compile(r"U(\d+(?:[._]\d+)*__.*)")
 _SQITCH_OTHER = ("revert", "verify")
 
@@ -56,7 +60,8 @@ class Halves:
 
 
 def split_halves(text: str) -> Halves:
-    """The up and down halves of a goose or dbmate file; other text is all up."""
+    """The up and down halves of a goose, dbmate or sql-migrate file; other text is all
+    up."""
     markers = list(_MARKER.finditer(text))
     if not markers:
         return Halves(text, None, False)
@@ -69,13 +74,15 @@ def split_halves(text: str) -> Halves:
         state = _half(m)
         if m.group("dbmate") and state == "up" and _DBMATE_NO_TX.search(m.group("rest")):
             no_tx = True
+        if m.group("sqlmigrate") and state == "up" and _SQLMIGRATE_NO_TX.search(m.group("rest")):
+            no_tx = True
         at = m.start()
     _take(text[at:], state, up, down)
     return Halves("".join(up), "".join(down), no_tx)
 
 
 def with_down_half(fixed_up: str, original: str) -> str:
-    """A rewrite of a goose or dbmate file's up half (`fixed_up`, which manages its own
+    """A rewrite of a goose, dbmate or sql-migrate file's up half (`fixed_up`, which manages its own
     transactions) made whole again: marked to run outside the tool's transaction, and the
     original's text from its first down marker on, as it was."""
     down = next(
@@ -91,17 +98,19 @@ def with_down_half(fixed_up: str, original: str) -> str:
             up = "-- +goose NO TRANSACTION\n" + up
     elif down.group("dbmate"):
         up = _DBMATE_UP.sub(_no_transaction, up, count=1)
+    else:  # sql-migrate: its statements split as goose's, its up marker notransaction
+        up = _goose_statements(up, "+migrate")
+        up = _SQLMIGRATE_UP.sub(_sqlmigrate_no_transaction, up, count=1)
     return up.rstrip("\n") + "\n\n" + original[down.start() :]
 
 
-_GOOSE_BLOCK = re.compile(r"^[ \t]*--[ \t]*\+goose[ \t]+statement(begin|end)\b.*\n?", re.I | re.M)
-
-
-def _goose_statements(up: str) -> str:
+def _goose_statements(up: str, tool: str = "+goose") -> str:
     """`up` with every statement that has a line ending in `;` inside it (a DO block)
-    between `-- +goose StatementBegin` and `StatementEnd`, as goose needs to send it whole
-    (it ends a statement at such a line otherwise); the old markers are dropped."""
-    up = _GOOSE_BLOCK.sub("", up)
+    between `-- +goose StatementBegin` and `StatementEnd` (sql-migrate: `-- +migrate ...`),
+    as the tool needs to send it whole (it ends a statement at such a line otherwise); the
+    old markers are dropped."""
+    block = rf"^[ \t]*--[ \t]*{re.escape(tool)}[ \t]+statement(begin|end)\b.*\n?"
+    up = re.sub(block, "", up, flags=re.I | re.M)
     try:
         stmts = parse(up)
     except PgwardenError:
@@ -113,18 +122,27 @@ def _goose_statements(up: str) -> str:
             continue
         end = up.find(";", st.end)
         end = len(up) if end < 0 else end + 1
-        out += [up[at : st.start], "-- +goose StatementBegin\n", up[st.start : end]]
-        out.append("\n-- +goose StatementEnd")
+        out += [up[at : st.start], f"-- {tool} StatementBegin\n", up[st.start : end]]
+        out.append(f"\n-- {tool} StatementEnd")
         at = end
     return "".join(out) + up[at:]
 
 
 def _half(m: re.Match[str]) -> str:
     """ "up" or "down": the half a marker starts."""
-    return (m.group("goose") or m.group("dbmate")).lower()
+    return (m.group("goose") or m.group("dbmate") or m.group("sqlmigrate")).lower()
 
 
 _DBMATE_UP = re.compile(r"^([ \t]*--[ \t]*migrate:up\b)(.*)$", re.IGNORECASE | re.MULTILINE)
+
+
+_SQLMIGRATE_UP = re.compile(r"^([ \t]*--[ \t]*\+migrate[ \t]+up\b)(.*)$", re.I | re.M)
+
+
+def _sqlmigrate_no_transaction(m: re.Match[str]) -> str:
+    """sql-migrate's up marker with `notransaction` (kept if there)."""
+    rest = m.group(2)
+    return m.group(0) if _SQLMIGRATE_NO_TX.search(rest) else f"{m.group(1)} notransaction{rest}"
 
 
 def _no_transaction(m: re.Match[str]) -> str:
