@@ -12,7 +12,8 @@ its type, which decides whether that change rewrites the table.
 
 goose's `-- +goose NO TRANSACTION`, dbmate's `-- migrate:up transaction:false`
 and sql-migrate's `-- +migrate Up notransaction` mean the tool does not wrap the
-file in a transaction.
+file in a transaction; so does a `-- postgres-migrations disable-transaction` line
+(the npm postgres-migrations package, which keeps no down half).
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ _MARKER = re.compile(
 _GOOSE_NO_TX = re.compile(r"^[ \t]*--[ \t]*\+goose[ \t]+no[ \t]+transaction\b", re.I | re.M)
 _DBMATE_NO_TX = re.compile(r"\btransaction:false\b", re.IGNORECASE)
 _SQLMIGRATE_NO_TX = re.compile(r"\bnotransaction\b", re.IGNORECASE)
+_PG_MIGRATIONS_NO_TX = re.compile(
+    r"^[ \t]*--[ \t]*postgres-migrations[ \t]+disable-transaction\b", re.IGNORECASE | re.MULTILINE
+)
 _FLYWAY_UNDO = re.compile(r"U(\d+(?:[._]\d+)*__.*)")
 _SQITCH_OTHER = ("revert", "verify")
 
@@ -64,7 +68,7 @@ def split_halves(text: str) -> Halves:
     up."""
     markers = list(_MARKER.finditer(text))
     if not markers:
-        return Halves(text, None, False)
+        return Halves(text, None, bool(_PG_MIGRATIONS_NO_TX.search(text)))
     up: list[str] = []
     down: list[str] = []
     at, state = 0, "up"  # text before the first marker belongs to the up half
