@@ -160,3 +160,42 @@ def test_invalid_policy_is_refused():
         BreakerPolicy(failure_rate=0)
     with pytest.raises(GuardConfigError):
         BreakerPolicy(half_open_probes=0)
+
+
+def test_the_refusal_reads_the_state_as_of_now():
+    """`refusal()` (work shed elsewhere: the queue when the breaker opens) says what
+    `acquire` would do now: once the open period has run out the next call is the probe,
+    not 'probes again in 0.0 s' of a state nothing has moved yet."""
+    breaker, clock, changes = make()
+    trip(breaker)
+    assert "probes the database again in 0.5 s" in str(breaker.refusal())
+    clock.advance_ms(500)  # the open period has run out; nothing has read the state since
+    text = str(breaker.refusal())
+    assert "in 0.0 s" not in text
+    assert "is half_open: " in text and "; the next call goes through as a probe" in text
+    assert changes == [(BreakerState.CLOSED, BreakerState.OPEN)]  # a read moves nothing
+    probe = breaker.acquire()  # as the refusal said
+    assert probe.probe
+    assert "; a probe call is checking the database now" in str(breaker.refusal())
+    breaker.record(probe, Outcome.SUCCESS)  # POLICY needs two: half-open, no probe out
+    text = str(breaker.refusal())
+    assert "is half_open: " in text and "; the next call goes through as a probe" in text
+    assert breaker.acquire().probe
+
+
+def test_the_refusal_of_queued_work_as_the_breaker_opens_with_no_open_period():
+    """The guard sheds queued work with `refusal()` from the breaker's change callback;
+    with `open_ms=0` the open period is over as it starts."""
+    said: list[str] = []
+
+    def opened(old: BreakerState, new: BreakerState, rate: float, calls: int) -> None:
+        if new is BreakerState.OPEN:
+            said.append(str(breaker.refusal()))
+
+    breaker = CircuitBreaker(
+        BreakerPolicy(open_ms=0, consecutive_failures=2), clock=Clock(), on_change=opened
+    )
+    run(breaker, Outcome.FAILURE)
+    run(breaker, Outcome.FAILURE)
+    assert len(said) == 1 and "in 0.0 s" not in said[0]
+    assert "the next call goes through as a probe" in said[0]

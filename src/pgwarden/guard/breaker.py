@@ -8,7 +8,9 @@ A failed probe opens it again for twice as long as before, up to `max_open_ms`.
 
 `CircuitOpen` says why: how many of the window's calls had failed when it opened (and
 how many in a row), how many probes failed since, the last failure's kind (by SQLSTATE,
-as the guard reports it: `record(..., failure=...)`), and when it probes again.
+as the guard reports it: `record(..., failure=...)`), and when it probes again (or that a
+probe is checking now, or that the next call is the probe: an open period that has run
+out reads as half-open).
 
 Thread-safe; the lock is held only for bookkeeping, never across I/O, so one breaker
 serves threads and event loops alike.
@@ -154,19 +156,26 @@ class CircuitBreaker:
             else:
                 state = self._state
                 remaining_ns = max(0, self._opened_ns + self._open_ns - now)
+                probing = self._probes_out > 0
                 ticket = None
         self._notify(notify)
         if ticket is None:
-            raise self._refusal(state, remaining_ns)
+            raise self._refusal(state, remaining_ns, probing=probing)
         return ticket
 
     def refusal(self) -> CircuitOpen:
-        """The `CircuitOpen` that `acquire` raises now (for work refused elsewhere)."""
+        """The `CircuitOpen` for work refused elsewhere (the queue, as the breaker opens),
+        saying what `acquire` would do now: an open period that has run out reads as
+        half-open with the next call its probe. A read: the state is moved (and the change
+        told) by the next `acquire` or `state`, never from inside a change callback."""
         with self._lock:
             now = self._clock()
             state = self._state
             remaining_ns = max(0, self._opened_ns + self._open_ns - now)
-        return self._refusal(state, remaining_ns)
+            probing = self._probes_out > 0
+            if state is BreakerState.OPEN and remaining_ns == 0:  # as `_tick_locked` sees it
+                state, probing = BreakerState.HALF_OPEN, False
+        return self._refusal(state, remaining_ns, probing=probing)
 
     def record(
         self, ticket: BreakerTicket, outcome: Outcome, *, failure: str | None = None
@@ -209,11 +218,13 @@ class CircuitBreaker:
         calls, failures = self._window_locked(now)
         return calls >= p.min_calls and failures / calls >= p.failure_rate
 
-    def _refusal(self, state: BreakerState, remaining_ns: int) -> CircuitOpen:
+    def _refusal(self, state: BreakerState, remaining_ns: int, *, probing: bool) -> CircuitOpen:
         with self._lock:
             why = self._why_locked()
-        if state is BreakerState.HALF_OPEN:
+        if state is BreakerState.HALF_OPEN and probing:
             then = "a probe call is checking the database now"
+        elif state is BreakerState.HALF_OPEN:
+            then = "the next call goes through as a probe of the database"
         else:
             then = f"probes the database again in {remaining_ns / 1e9:.1f} s"
         return CircuitOpen(
