@@ -59,3 +59,41 @@ def test_fix_keeps_them_at_the_top(tmp_path: Path) -> None:
     assert fixed.startswith("\\set ON_ERROR_STOP on\n") and "CONCURRENTLY" in fixed
     plan, result = lint([f], context=Context(None, None, 18, "x"))
     assert fix_plan(plan, result) == []
+
+
+def test_backslashes_inside_literals_bodies_and_comments_are_sql(tmp_path: Path) -> None:
+    """psql sends a line that starts with a backslash inside a string, a dollar-quoted body
+    or a comment as SQL; before, such a line was read as a meta-command and refused."""
+    sql = (
+        "CREATE FUNCTION digits(t text) RETURNS bool LANGUAGE sql AS $f$\n"
+        "SELECT t ~ '^\n"
+        "\\d+$'\n"
+        "$f$;\n"
+        "COMMENT ON FUNCTION digits(text) IS E'line one\n"
+        "\\nline two';\n"
+        "/* usage:\n"
+        "\\i digits.sql\n"
+        "*/\n"
+        "SELECT 1;\n"
+    )
+    text, found = blank_meta_commands(sql, "001.sql")
+    assert (text, found) == (sql, ())
+    f = tmp_path / "001.sql"
+    f.write_text(sql)
+    plan, _ = lint([f], context=Context(None, None, 18, "x"))
+    assert len(plan.steps) == 3
+
+
+def test_a_meta_command_after_a_query_on_its_line_is_read_as_one(tmp_path: Path) -> None:
+    """`SELECT ... \\gexec` (psql runs each result row as SQL) is refused by name; before,
+    lint reported a syntax error at the backslash and a hint to fix the SQL. `\\echo` with a
+    quoted argument is blanked whole."""
+    f = tmp_path / "001.sql"
+    f.write_text(
+        "\\echo 'it''s starting'\n"
+        "SELECT format('CREATE INDEX ON %I (id)', relname) FROM pg_class \\gexec\n"
+    )
+    with pytest.raises(InputError, match=r"001.sql:2: psql meta-command \\gexec"):
+        lint([f], context=Context(None, None, 18, "x"))
+    text, found = blank_meta_commands("\\echo 'it''s' \nSELECT 1;\n", "001.sql")
+    assert found == ("\\echo 'it''s'",) and text == " " * 14 + "\nSELECT 1;\n"

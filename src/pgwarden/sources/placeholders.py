@@ -17,11 +17,9 @@ import re
 from collections.abc import Iterable
 
 from pgwarden.errors import InputError
+from pgwarden.sources.sqlscan import DOLLAR_TAG, PLACEHOLDER, segments
 
 __all__ = ["quote_placeholders", "refuse_placeholders"]
-
-_PLACEHOLDER = re.compile(r"\$\{[^}\s\"']+\}")
-_DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$")
 
 
 def quote_placeholders(text: str) -> tuple[str, tuple[str, ...]]:
@@ -31,71 +29,28 @@ def quote_placeholders(text: str) -> tuple[str, tuple[str, ...]]:
         return text, ()
     out: list[str] = []
     found: dict[str, None] = {}
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c == "$":
-            m = _PLACEHOLDER.match(text, i)
-            if m is not None:
-                found[m.group(0)] = None
-                out.append(f'"{m.group(0)}"')
-                i = m.end()
-                continue
-            tag = _DOLLAR_TAG.match(text, i)
-            if tag is not None and (i == 0 or not (text[i - 1].isalnum() or text[i - 1] == "_")):
-                # a dollar-quoted body is SQL too (a DO block, a function): placeholders
-                # in it are quoted the same way
-                end = text.find(tag.group(0), tag.end())
-                end = n if end < 0 else end
-                inner, names = quote_placeholders(text[tag.end() : end])
-                found.update(dict.fromkeys(names))
-                out.append(tag.group(0) + inner + text[end : end + len(tag.group(0))])
-                i = end + len(tag.group(0))
-                continue
-            out.append(c)
-            i += 1
-        elif c == "'" or c == '"':
-            j = i + 1
-            while j < n:
-                if text[j] == c:
-                    if j + 1 < n and text[j + 1] == c:
-                        j += 2
-                        continue
-                    break
-                if c == "'" and text[j] == "\\" and _escaped(text, i):
-                    j += 2
-                    continue
-                j += 1
-            out.append(text[i : j + 1])
-            i = j + 1
-        elif text.startswith("--", i):
-            j = text.find("\n", i)
-            j = n if j < 0 else j
-            out.append(text[i:j])
-            i = j
-        elif text.startswith("/*", i):
-            j, depth = i + 2, 1
-            while j < n and depth:
-                if text.startswith("/*", j):
-                    depth, j = depth + 1, j + 2
-                elif text.startswith("*/", j):
-                    depth, j = depth - 1, j + 2
-                else:
-                    j += 1
-            out.append(text[i:j])
-            i = j
+
+    def quote(m: re.Match[str]) -> str:
+        found[m.group(0)] = None
+        return f'"{m.group(0)}"'
+
+    for kind, a, b in segments(text):
+        if kind == "code":
+            out.append(PLACEHOLDER.sub(quote, text[a:b]))
+        elif kind == "dollar":
+            # a dollar-quoted body is SQL too (a DO block, a function): placeholders in it
+            # are quoted the same way
+            tag = DOLLAR_TAG.match(text, a)
+            assert tag is not None
+            t = len(tag.group(0))
+            closed = b - a >= 2 * t and text.endswith(tag.group(0), a, b)
+            inner_end = b - t if closed else b
+            inner, names = quote_placeholders(text[a + t : inner_end])
+            found.update(dict.fromkeys(names))
+            out.append(text[a : a + t] + inner + text[inner_end:b])
         else:
-            j = i + 1
-            while j < n and text[j] not in "$'\"-/":
-                j += 1
-            out.append(text[i:j])
-            i = j
+            out.append(text[a:b])
     return "".join(out), tuple(found)
-
-
-def _escaped(text: str, quote: int) -> bool:
-    """Whether the literal opening at `quote` is an E'...' string (backslash escapes)."""
-    return quote > 0 and text[quote - 1] in "eE" and (quote < 2 or not text[quote - 2].isalnum())
 
 
 def refuse_placeholders(texts: Iterable[tuple[str, tuple[str, ...]]], command: str) -> None:

@@ -10,13 +10,18 @@ cannot run or analyse the file as psql would.
 from __future__ import annotations
 
 import re
+from typing import NoReturn
 
 from pgwarden.errors import InputError
+from pgwarden.sources.sqlscan import segments
 
 __all__ = ["blank_meta_commands"]
 
-# A line that is a meta-command: a backslash then its name, at the start of the line.
-_META = re.compile(r"^[ \t]*\\(?P<name>[A-Za-z_!?][A-Za-z_]*|\.)(?P<rest>[^\n]*)$", re.MULTILINE)
+# A meta-command: a backslash, its name, its arguments to the end of the line.
+_META = re.compile(r"\\(?P<name>[A-Za-z_!?][A-Za-z_]*|\.|)")
+# The end of inline COPY ... FROM stdin data, on a line of its own (the data before it is
+# not SQL, so it is found by line, not by the lexer).
+_COPY_END = re.compile(r"^\\\.[ \t\r]*$", re.MULTILINE)
 # Meta-commands that only change psql's own state: output, variables, echo, timing.
 _HARMLESS = frozenset(
     {
@@ -27,29 +32,47 @@ _HARMLESS = frozenset(
 
 
 def blank_meta_commands(text: str, path: str) -> tuple[str, tuple[str, ...]]:
-    """`text` with the harmless meta-command lines blanked (same length, positions kept),
-    and those commands; InputError for one that changes what runs or where."""
+    """`text` with the harmless meta-commands blanked (same length, positions kept), and
+    those commands; InputError for one that changes what runs or where.
+
+    A meta-command is a backslash in code (not in a literal, a quoted identifier, a
+    comment or a dollar-quoted body, as psql reads it) and the rest of its line: at the
+    start of a line or after a query (`SELECT ... \\gexec`).
+    """
     if "\\" not in text:
         return text, ()
+    copy_end = _COPY_END.search(text)
+    if copy_end is not None:
+        _refuse(text, path, copy_end.start(), ".")
     found: list[str] = []
-
-    def blank(m: re.Match[str]) -> str:
-        name = m.group("name")
+    out: list[str] = []
+    last = 0
+    for kind, a, b in segments(text):
+        if kind != "meta":
+            continue
+        m = _META.match(text, a)
+        name = m.group("name") if m is not None else ""
         if name not in _HARMLESS:
-            line = text.count("\n", 0, m.start()) + 1
-            what = (
-                "the end of COPY ... FROM stdin data: pgwarden does not send inline COPY data"
-                if name == "."
-                else f"psql meta-command \\{name}: pgwarden runs and analyses the SQL a file "
-                "sends to the server, and this one changes what psql runs or where"
-            )
-            raise InputError(
-                f"{path}:{line}: {what}",
-                hint="keep migrations to SQL (psql's \\set, \\echo and the like are ignored); "
-                "run this step with psql itself",
-                path=path,
-            )
-        found.append(m.group(0).strip())
-        return " " * len(m.group(0))
+            _refuse(text, path, a, name)
+        found.append(text[a:b].strip())
+        out.append(text[last:a])
+        out.append(" " * (b - a))
+        last = b
+    out.append(text[last:])
+    return "".join(out), tuple(found)
 
-    return _META.sub(blank, text), tuple(found)
+
+def _refuse(text: str, path: str, at: int, name: str) -> NoReturn:
+    line = text.count("\n", 0, at) + 1
+    what = (
+        "the end of COPY ... FROM stdin data: pgwarden does not send inline COPY data"
+        if name == "."
+        else f"psql meta-command \\{name}: pgwarden runs and analyses the SQL a file "
+        "sends to the server, and this one changes what psql runs or where"
+    )
+    raise InputError(
+        f"{path}:{line}: {what}",
+        hint="keep migrations to SQL (psql's \\set, \\echo and the like are ignored); "
+        "run this step with psql itself",
+        path=path,
+    )
