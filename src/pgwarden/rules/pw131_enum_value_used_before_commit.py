@@ -5,7 +5,9 @@ Flags `ALTER TYPE ... ADD VALUE 'v'` inside a transaction block when a later
 statement of the same transaction mentions `'v'` (an UPDATE, a DEFAULT, a
 CHECK, an index predicate, ...). Adding the value inside a transaction is
 fine on PostgreSQL 12 and later, and so is using it when the enum type
-itself was created in the same transaction; neither is flagged.
+itself was created in the same transaction; neither is flagged. A DO block (or
+a procedure a CALL runs) is one transaction of its own: a value its body adds
+and then uses is always an error.
 
 ## Why is this bad?
 Until the transaction that added the value commits, PostgreSQL refuses to
@@ -57,13 +59,23 @@ from pgwarden.rules.base import Hit, LintContext, Rule
 CODE = "PW131"
 
 
+_Key = tuple[int, int, int, str]
+
+
+def _key(step: Step) -> _Key:
+    """A step among the steps the rules check: a DO block's sub-steps share its index."""
+    return (step.index, step.location.line, step.location.column, step.sql)
+
+
 @dataclass(slots=True)
 class _Tx:
-    """One transaction block of the plan, indexed for look-ups."""
+    """One transaction block of the plan, indexed for look-ups; steps are compared by
+    their position in it (a DO body's statements run in order under one index)."""
 
     steps: list[Step] = field(default_factory=list)
-    enums: dict[str, int] = field(default_factory=dict)  # enum -> first step creating it
-    uses: dict[str, list[Step]] | None = None  # string constant -> steps using it, in order
+    at: dict[_Key, int] = field(default_factory=dict)  # step -> its position in `steps`
+    enums: dict[str, int] = field(default_factory=dict)  # enum -> first position creating it
+    uses: dict[str, list[int]] | None = None  # string constant -> positions using it
 
 
 def _transaction(ctx: LintContext, tx: int) -> _Tx:
@@ -79,23 +91,20 @@ def _transaction(ctx: LintContext, tx: int) -> _Tx:
             block = txs.get(s.transaction)
             if block is None:
                 block = txs[s.transaction] = _Tx()
+            block.at.setdefault(_key(s), len(block.steps))
             block.steps.append(s)
             create = s.tree.get("CreateEnumStmt")
             if create is not None:
-                block.enums.setdefault(dotted(create.get("typeName")), s.index)
+                block.enums.setdefault(dotted(create.get("typeName")), len(block.steps) - 1)
         ctx.state[CODE] = txs
     return txs[tx]
 
 
-def _index(step: Step) -> int:
-    return step.index
-
-
 def _first_use(block: _Tx, value: str, after: int) -> Step | None:
-    """The first step of `block` after step `after` with the string constant `value`."""
+    """The first step of `block` after position `after` with the string constant `value`."""
     if block.uses is None:
         block.uses = {}
-        for s in block.steps:
+        for at, s in enumerate(block.steps):
             found = {
                 cast(A_Const, const).get("sval", {}).get("sval")
                 for key, const in walk(s.tree)
@@ -103,10 +112,10 @@ def _first_use(block: _Tx, value: str, after: int) -> Step | None:
             }
             for sval in found:
                 if sval is not None:
-                    block.uses.setdefault(sval, []).append(s)
+                    block.uses.setdefault(sval, []).append(at)
     users = block.uses.get(value, [])
-    k = bisect_right(users, after, key=_index)
-    return users[k] if k < len(users) else None
+    k = bisect_right(users, after)
+    return block.steps[users[k]] if k < len(users) else None
 
 
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
@@ -116,19 +125,23 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     enum = dotted(body.get("typeName"))
     value = body["newVal"]
     block = _transaction(ctx, step.transaction)
-    if block.enums.get(enum, step.index) < step.index:
+    at = block.at.get(_key(step), -1)
+    if block.enums.get(enum, at) < at:
         return  # the type was created earlier in this transaction
-    user = _first_use(block, value, step.index)
+    user = _first_use(block, value, at)
     if user is None:
         return
-    explicit = step.tx_mode is TxMode.EXPLICIT
+    same_body = user.index == step.index  # both in one DO block or procedure body
+    certain = same_body or step.tx_mode is TxMode.EXPLICIT
+    where = f", and line {user.location.line} of the same body"
+    if not same_body:
+        where = f" {tx_words(step)}, and line {user.location.line}"
     yield Hit(
-        message=f"adds value '{value}' to enum {enum} {tx_words(step)}, and line "
-        f"{user.location.line} uses '{value}' before COMMIT: PostgreSQL rejects that (unsafe use "
-        "of new value) and the migration fails",
+        message=f"adds value '{value}' to enum {enum}{where} uses '{value}' before COMMIT: "
+        "PostgreSQL rejects that (unsafe use of new value) and the migration fails",
         help="commit the ADD VALUE first: move the statements that use the value to a later "
         "transaction (a migration of their own)",
-        severity=Severity.ERROR if explicit else Severity.WARNING,
+        severity=Severity.ERROR if certain else Severity.WARNING,
     )
 
 
