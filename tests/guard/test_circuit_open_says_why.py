@@ -1,7 +1,8 @@
 """`CircuitOpen` says why the circuit is open: the last failure's kind (by SQLSTATE),
 how many of how many calls failed, and when the breaker probes the database again;
 never the conninfo or its password. Real failures on a real server: a lock held by a
-migration (lock_timeout) and a statement_timeout."""
+migration (lock_timeout) and a statement_timeout. The log line of the opening says the
+same."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from pgwarden.guard import (
     Guard,
     GuardedPool,
     LimitPolicy,
+    LogObserver,
     PoolLimits,
     SessionTimeouts,
 )
@@ -150,3 +152,58 @@ def test_circuit_opened_by_a_missing_database_names_it(invoices_db: str) -> None
     assert "attempt failed: connection failure (no SQLSTATE, OperationalError): check the " in text
     assert "database name in the pool's conninfo, or create the database first" in text
     assert SECRET not in text and "no_such_db" not in text
+
+
+def test_the_log_line_of_the_opening_says_why(
+    invoices_db: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The warning LogObserver writes as the breaker opens gives CircuitOpen's reason, in
+    the same words (and as `extra` field `why`), never a conninfo value."""
+    guard = Guard(
+        "orders-db",
+        breaker=BreakerPolicy(min_calls=10, consecutive_failures=3, open_ms=30_000),
+        observers=[LogObserver()],
+    )
+    with (
+        caplog.at_level("INFO", logger="pgwarden.guard"),
+        _pool(invoices_db, guard, lock_timeout_ms=50) as pool,
+        Locker(invoices_db),
+    ):
+        for _ in range(3):
+            with pytest.raises(psycopg.errors.LockNotAvailable):
+                _query(pool)
+        with pytest.raises(CircuitOpen) as info:
+            _query(pool)
+    opened = [r for r in caplog.records if getattr(r, "to_state", None) == "open"]
+    assert len(opened) == 1 and opened[0].levelname == "WARNING"
+    line = opened[0].getMessage()
+    why = "3 of 3 calls in the last 5 s failed, the last 3 in a row; last failure: lock "
+    why += "timeout (SQLSTATE 55P03 LockNotAvailable)"
+    assert line.startswith("guard orders-db: circuit closed -> open (failure rate 1.00 over 3 ")
+    assert line.endswith(f": {why}"), line
+    assert f"is open: {why}; " in str(info.value)  # the same words as the refusal
+    assert getattr(opened[0], "why", None) == why
+    _no_conninfo(line, invoices_db)
+
+
+def test_the_log_line_of_a_circuit_opened_by_a_server_that_is_down_names_no_conninfo(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    port = _closed_port()
+    guard = Guard(
+        "orders-db", breaker=BreakerPolicy(consecutive_failures=2), observers=[LogObserver()]
+    )
+    conninfo = f"host=127.0.0.1 port={port} dbname=shop user=app password={SECRET}"
+    limits = PoolLimits(max_size=2, min_size=0, acquire_timeout_ms=100)
+    with (
+        caplog.at_level("WARNING", logger="pgwarden.guard"),
+        GuardedPool(conninfo, guard, limits=limits) as pool,
+    ):
+        for _ in range(2):
+            with pytest.raises(DatabaseUnavailable):
+                _query(pool)
+    [opened] = [r for r in caplog.records if getattr(r, "to_state", None) == "open"]
+    line = opened.getMessage()
+    assert "; last failure: no pooled connection in time (PoolTimeout); the pool's last " in line
+    assert "check that the server is running and reachable from here" in line
+    assert SECRET not in line and str(port) not in line and "127.0.0.1" not in line

@@ -140,6 +140,13 @@ class CircuitBreaker:
         with self._lock:
             return self._window_locked(self._clock())
 
+    def why(self) -> str:
+        """Why it opened, in `CircuitOpen`'s words: '5 of 105 calls in the last 5 s failed,
+        the last 5 in a row; then 1 probe failed; last failure: lock timeout (SQLSTATE 55P03
+        LockNotAvailable)' (kinds by SQLSTATE and class: no conninfo value)."""
+        with self._lock:
+            return self._why_locked()
+
     # -- admission -----------------------------------------------------------------
 
     def acquire(self) -> BreakerTicket:

@@ -250,11 +250,13 @@ class Guard:
     def _breaker_changed(
         self, old: BreakerState, new: BreakerState, failure_rate: float, calls: int
     ) -> None:
+        why: str | None = None
         if new is BreakerState.OPEN:
             # Work queued for a slot would only reach a database known to be failing.
             self.limiter.refuse_queued(self.breaker.refusal)
+            why = self.breaker.why()
         for o in self.observers:
-            o.breaker_changed(self.name, old, new, failure_rate, calls)
+            o.breaker_transition(self.name, old, new, failure_rate, calls, why=why)
 
     def _limit_changed(self, old: int, new: int) -> None:
         for o in self.observers:

@@ -1,4 +1,5 @@
-"""Observers of guard events; `LogObserver` writes one structured log record per change."""
+"""Observers of guard events; `LogObserver` writes one structured log record per change
+(the opening's says why, in `CircuitOpen`'s words)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,21 @@ class GuardObserver:
     ) -> None:
         """The breaker moved from `old` to `new`."""
 
+    def breaker_transition(
+        self,
+        guard: str,
+        old: BreakerState,
+        new: BreakerState,
+        failure_rate: float,
+        calls: int,
+        *,
+        why: str | None,
+    ) -> None:
+        """The breaker moved from `old` to `new`; `why` says why it opened, as `CircuitOpen`
+        does (None when it did not open). The guard calls this one; by default it calls
+        `breaker_changed`, so an observer overrides either."""
+        self.breaker_changed(guard, old, new, failure_rate, calls)
+
     def limit_changed(self, guard: str, old: int, new: int) -> None:
         """The adaptive concurrency limit moved."""
 
@@ -33,7 +49,7 @@ class GuardObserver:
 
 
 class LogObserver(GuardObserver):
-    """Logs breaker transitions (warning when opening) and limit changes (debug)."""
+    """Logs breaker transitions (warning when opening, saying why) and limit changes (debug)."""
 
     def __init__(self, log: logging.Logger | None = None) -> None:
         self.log = log or logger
@@ -41,15 +57,28 @@ class LogObserver(GuardObserver):
     def breaker_changed(
         self, guard: str, old: BreakerState, new: BreakerState, failure_rate: float, calls: int
     ) -> None:
+        self.breaker_transition(guard, old, new, failure_rate, calls, why=None)
+
+    def breaker_transition(
+        self,
+        guard: str,
+        old: BreakerState,
+        new: BreakerState,
+        failure_rate: float,
+        calls: int,
+        *,
+        why: str | None,
+    ) -> None:
         level = logging.WARNING if new is BreakerState.OPEN else logging.INFO
         self.log.log(
             level,
-            "guard %s: circuit %s -> %s (failure rate %.2f over %d calls)",
+            "guard %s: circuit %s -> %s (failure rate %.2f over %d calls)%s",
             guard,
             old.value,
             new.value,
             failure_rate,
             calls,
+            f": {why}" if why else "",
             extra={
                 "event": "pgwarden.guard.breaker",
                 "guard": guard,
@@ -57,6 +86,7 @@ class LogObserver(GuardObserver):
                 "to_state": new.value,
                 "failure_rate": failure_rate,
                 "calls": calls,
+                "why": why,
             },
         )
 
