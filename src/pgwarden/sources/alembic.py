@@ -506,7 +506,6 @@ def read_alembic_sources(
     (`online`, `runners`).
     """
     require_alembic()
-    from alembic.script import ScriptDirectory
 
     if unapplied and revision_range:
         raise UsageError("give either --range or --unapplied, not both")
@@ -518,7 +517,7 @@ def read_alembic_sources(
     url = sqlalchemy_url or database_url
     sa_url = _sqlalchemy_url(url) if url else None
     cfg = _config(ini, None, sa_url)
-    script = ScriptDirectory.from_config(cfg)
+    script = _script_directory(cfg, ini)
     cap = _Capture(script)
     cfg.output_buffer = cap
     current: list[str] | None = list(applied) if applied is not None else None
@@ -561,6 +560,81 @@ def read_alembic_sources(
         online=online,
         runners={o.sql: online_runner(ini, sa_url, o, script=script) for o in online},
     )
+
+
+def _script_directory(cfg: Any, ini: str | os.PathLike[str]) -> Any:
+    """The project's Alembic ScriptDirectory, every revision loaded; what Alembic cannot
+    find or load is an InputError naming it (exit 2)."""
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    try:
+        script = ScriptDirectory.from_config(cfg)
+    except CommandError as exc:  # script_location is not there
+        raise InputError(
+            f"alembic: {exc}",
+            hint=f"script_location in {ini} is read relative to the directory you run from: "
+            "run pgwarden where you run alembic",
+            path=str(ini),
+        ) from None
+    _load(script)
+    return script
+
+
+def _load(script: Any) -> None:
+    """Load every revision file now (Alembic loads them on first use), so that one Alembic
+    cannot load is an error naming its file (exit 2), not an internal error."""
+    import warnings
+
+    from alembic.script.revision import RevisionError
+    from alembic.util import CommandError
+
+    again = "; `alembic history` fails on it the same way"
+    try:
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            script.revision_map.heads  # noqa: B018 (builds the map: imports every revision)
+        for w in said:  # loaded: Alembic's own warnings are shown as they would be
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    except SyntaxError as exc:
+        where = f"{_display(exc.filename)}:{exc.lineno}" if exc.filename else "a revision"
+        raise InputError(
+            f"{where}: Alembic cannot load this revision: SyntaxError: {exc.msg}",
+            hint="fix the revision file" + again,
+            path=exc.filename,
+        ) from None
+    except KeyError as exc:  # a down_revision (or depends_on) naming no revision file
+        named = "".join(f" ({w.message})" for w in said if "is not present" in str(w.message))
+        raise InputError(
+            f"alembic: revision {exc.args[0]!r} is a down_revision (or depends_on) of a "
+            f"revision, but no revision file has that id{named}",
+            hint="check the down_revision of the revision that names it" + again,
+        ) from None
+    except (RevisionError, CommandError) as exc:
+        raise InputError(f"alembic: {exc}", hint="check the revision files" + again) from None
+    except Exception as exc:  # the revision's own code (imports) failed as Alembic ran it
+        where = _failing_file(exc, Path(script.dir))
+        hint = "fix the revision file" + again
+        if isinstance(exc, ImportError):
+            hint = (
+                "run pgwarden where you run alembic, with what the revision imports importable "
+                "(alembic.ini's prepend_sys_path = ., or install the project's package)"
+            )
+        raise InputError(
+            f"{where}: Alembic cannot load this revision: {type(exc).__name__}: {exc}",
+            hint=hint,
+            path=where,
+        ) from None
+
+
+def _failing_file(exc: BaseException, scripts: Path) -> str:
+    """The file under the Alembic script directory where `exc` was raised, innermost."""
+    import traceback
+
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename.endswith(".py") and Path(frame.filename).is_relative_to(scripts):
+            return f"{_display(frame.filename)}:{frame.lineno}"
+    return _display(str(scripts))
 
 
 def _down(script: Any, revision: str) -> tuple[str, ...]:
