@@ -34,7 +34,14 @@ from pgwarden.contrib.django.source import (
     standalone_sql,
     suppress,
 )
-from pgwarden.errors import ApplyFailed, PgwardenError, Refused, SqlParseError, UsageError
+from pgwarden.errors import (
+    ApplyFailed,
+    InputError,
+    PgwardenError,
+    Refused,
+    SqlParseError,
+    UsageError,
+)
 
 EXIT_FINDINGS, EXIT_INPUT, EXIT_APPLY = 1, 2, 3
 
@@ -223,7 +230,7 @@ class Command(BaseCommand):  # type: ignore[misc]
         connection = connections[options["database"]]
         if for_apply:
             MigrationRecorder(connection).ensure_schema()
-        executor = MigrationExecutor(connection)
+        executor = _executor(connection)
         migs = select_migrations(
             executor,
             app_label=options.get("app_label"),
@@ -693,3 +700,44 @@ class Command(BaseCommand):  # type: ignore[misc]
         from pgwarden.cli.rehearse import exit_code
 
         return exit_code(result)  # as `pgwarden rehearse` on the same plan
+
+
+def _executor(connection: Any) -> MigrationExecutor:
+    """Django's MigrationExecutor (it loads every migration); a migration Django cannot
+    load is an InputError naming it (exit 2), as `manage.py migrate` fails on it too."""
+    import traceback
+
+    from django.db.migrations.exceptions import BadMigrationError, NodeNotFoundError
+
+    again = "; `manage.py migrate --plan` fails on it the same way"
+    try:
+        return MigrationExecutor(connection)
+    except (NodeNotFoundError, BadMigrationError) as exc:
+        raise InputError(
+            f"Django cannot build the migration graph: {exc}",
+            hint="fix that migration's dependencies" + again,
+        ) from exc
+    except SyntaxError as exc:
+        where = f"{_shown(exc.filename)}:{exc.lineno}" if exc.filename else "a migration"
+        raise InputError(
+            f"{where}: Django cannot load this migration: SyntaxError: {exc.msg}",
+            hint="fix the migration file" + again,
+        ) from exc
+    except ImportError as exc:
+        frames = traceback.extract_tb(exc.__traceback__)
+        mine = [f for f in frames if "/migrations/" in f.filename.replace("\\", "/")]
+        where = f"{_shown(mine[-1].filename)}:{mine[-1].lineno}" if mine else "a migration"
+        raise InputError(
+            f"{where}: Django cannot load this migration: {type(exc).__name__}: {exc}",
+            hint="make what it imports importable (installed, or on the project's path)" + again,
+        ) from exc
+
+
+def _shown(path: str) -> str:
+    """`path` relative to the working directory when it lies under it."""
+    from pathlib import Path
+
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return path
