@@ -159,8 +159,24 @@ def _read(file: BinaryIO, path: Path) -> bytes:
     return file.read()
 
 
+def _utf16(data: bytes) -> bool:
+    """Whether `data` is UTF-16 text: a byte order mark, or (little-endian without one)
+    a NUL after every character of its first line's ASCII."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return True
+    head = data[:64]
+    return len(head) >= 4 and not any(head[1::2]) and all(head[0::2])
+
+
 def decode_sql(data: bytes, name: str) -> str:
     """SQL text from bytes (a file's, or standard input's); `InputError` if it is not text."""
+    if _utf16(data):
+        raise InputError(
+            f"{name}: UTF-16 text (as Windows PowerShell's > and Out-File write it), not UTF-8",
+            hint="convert it to UTF-8: `iconv -f utf-16 -t utf-8`, or in PowerShell "
+            "`Get-Content FILE | Set-Content -Encoding utf8 NEWFILE`",
+            path=name,
+        )
     if b"\0" in data:
         raise InputError(
             f"{name}: binary file (contains NUL bytes), not SQL",
