@@ -154,6 +154,10 @@ class LintContext:
         path = step.location.path
         if path == self.unit:
             return
+        if self.unit is not None:
+            # Nor does an earlier file's session SET lock_timeout cover this one: it may run
+            # alone, in a deploy and on a connection of its own.
+            self.lock_timeouts.clear()
         if self.unit is not None and self.snapshot is None:
             self.earlier.update(dict.fromkeys(self.created, self.unit))
             self.created.clear()
