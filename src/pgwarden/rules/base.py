@@ -154,9 +154,10 @@ class LintContext:
         path = step.location.path
         if path == self.unit:
             return
-        if self.unit is not None:
-            # Nor does an earlier file's session SET lock_timeout cover this one: it may run
-            # alone, in a deploy and on a connection of its own.
+        if self.unit is not None and not path.endswith(".py"):
+            # Nor does an earlier .sql file's session SET lock_timeout cover this one: it may
+            # run alone, in a deploy and on a connection of its own. (An Alembic or Django
+            # migration is a .py file: env.py's or the runner's settings cover them all.)
             self.lock_timeouts.clear()
         if self.unit is not None and self.snapshot is None:
             self.earlier.update(dict.fromkeys(self.created, self.unit))

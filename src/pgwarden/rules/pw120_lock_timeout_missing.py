@@ -7,7 +7,8 @@ table when no `SET lock_timeout` (or `SET LOCAL lock_timeout`, or
 transaction; a `RESET ALL` after it takes it back. One finding per transaction
 (statements outside any transaction: one per file), at the first statement
 that waits; one `SET lock_timeout` at the top covers the others of its file (a
-later file may run alone, on a connection of its own, so it needs its own).
+later .sql file may run alone, on a connection of its own, so it needs its own;
+Alembic's env.py and Django's runner settings cover every migration).
 
 ## Why is this bad?
 A statement that must wait for its lock (behind a long report, an idle
