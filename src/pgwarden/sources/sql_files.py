@@ -76,7 +76,9 @@ def collect_sql_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
         p = Path(raw)
         mode = _mode(p)
         if mode is not None and S_ISDIR(mode):
-            every = [q for q in p.rglob("*") if is_sql_file(q)]
+            entries = sorted(p.rglob("*"))
+            _refuse_broken_links(entries)
+            every = [q for q in entries if is_sql_file(q)]
             # the down (rollback) halves of up/down pairs run only to roll back: not linted
             found = sorted((q for q in every if not is_down_file(q, every)), key=migration_order)
             if not found:
@@ -92,6 +94,19 @@ def collect_sql_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
         else:
             raise InputError(f"{p}: no such file or directory", hint="check the path", path=str(p))
     return out
+
+
+def _refuse_broken_links(entries: list[Path]) -> None:
+    """A `.sql` of a folder that links to nothing is refused, naming its target: the
+    migration tool fails on it, and passing over it would leave it unlinted unsaid."""
+    for q in entries:
+        if q.suffix.lower() == ".sql" and q.is_symlink() and not q.exists():
+            raise InputError(
+                f"{q}: symbolic link to {os.readlink(q)}, which does not exist",
+                hint="restore the file it links to (or remove the link); the migration tool "
+                "cannot read it either",
+                path=str(q),
+            )
 
 
 def _refuse_repeated_versions(folder: Path, files: list[Path]) -> None:
