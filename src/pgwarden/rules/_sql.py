@@ -156,10 +156,13 @@ _SPELLING = {
 
 
 def type_text(type_name: TypeName) -> str:
-    """A TypeName as a person writes it: `bigint`, `varchar(20)`, `text[]`."""
+    """A TypeName as a person writes it: `bigint`, `varchar(20)`, `text[]`, a quoted name
+    (`"InvoiceStatus"`) as written, not folded to lower case."""
     base, mods, array = type_of(type_name)
     mod = f"({', '.join(map(str, mods))})" if mods else ""
-    return _SPELLING.get(base, base) + mod + ("[]" if array else "")
+    raw = (strings(type_name.get("names")) or [""])[-1]
+    shown = quote(raw) if raw != raw.lower() else _SPELLING.get(base, base)
+    return shown + mod + ("[]" if array else "")
 
 
 ColumnDefs = tuple[tuple[str, str, TypeName, str], ...]
