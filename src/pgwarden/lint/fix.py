@@ -264,9 +264,15 @@ def _render(
         for ln in text.splitlines()[: first_line - 1]
         if ln.strip() and ln not in _OWN and not ln.startswith(NO_FILE_TRANSACTION)
     ]
-    # An inline ignore above the first statement stays with it, below the prologue.
+    # An inline ignore above the first statement stays with it, below the prologue: with
+    # the first statement of the file, not the first one written (a build the fix moves
+    # before the transaction would take it, and the statement it was for lose it).
     out = [ln for ln in head if not _IGNORE.search(ln)]
     first_lead = [ln.strip() for ln in head if _IGNORE.search(ln)]
+    first_key = next(
+        ((s.location.line, s.location.column) for s in original if not s.is_transaction_control),
+        None,
+    )
     # A fixed file keeps its bounded session timeout: a SET lock_timeout step, no finding.
     bounded = timeout_ms is not None or (
         _TIMEOUT in text.splitlines() and any(_sets_lock_timeout(s) for s in steps)
@@ -308,8 +314,11 @@ def _render(
     for step in steps:
         if step.is_transaction_control:
             continue  # transactions are rendered from the plan's transaction ids
+        key = (step.location.line, step.location.column)
         if _sets_lock_timeout(step):
             if timeout_ms is not None or _WAIT_TAG in lines[step.location.line - 1]:
+                if key == first_key:
+                    first_key = None  # the ignore above it goes to the next one written
                 continue  # replaced by the prologue's timeout, or the builds' wait (below)
             session = step.sql.strip().rstrip(";")
         else:
@@ -334,13 +343,14 @@ def _render(
             if step.transaction is not None:
                 out.append("BEGIN;")
             open_tx = step.transaction
-        key = (step.location.line, step.location.column)
         lead, trail = notes.get(key, ([], ""))
         if key in placed:
             lead, trail = [], ""
         placed.add(key)
-        out += first_lead + lead
-        first_lead = []
+        if first_key is None or key == first_key:
+            out += first_lead
+            first_lead = []
+        out += lead
         for q, long in zip(queries, longs, strict=True):
             if session is not None and long != waiting:
                 waiting = not waiting
