@@ -87,3 +87,61 @@ def test_a_script_location_that_is_not_there_is_a_clear_error(tmp_path: Path) ->
     assert "internal error" not in r.stderr, r.stderr
     assert r.stderr.startswith("pgwarden: error: alembic: Path doesn't exist"), r.stderr
     assert "script_location" in r.stderr, r.stderr
+
+
+BODY = '''"""bad body
+
+Revision ID: 0006
+Revises: 0005
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0006"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    {line}
+
+
+def downgrade() -> None:
+    pass
+'''
+
+
+@pytest.mark.parametrize(
+    ("line", "words"),
+    [
+        ('op.add_column("invoices", sa.Column("note", sa.Txt()))', ["has no attribute 'Txt'"]),
+        ('op.add_column("invoices", sa.Column("note", Text()))', ["NameError", "'Text'"]),
+        ("import myapp.fields  # noqa", ["No module named 'myapp'"]),
+    ],
+    ids=["module-attribute", "name", "import"],
+)
+def test_a_revision_whose_own_code_fails_is_an_error_not_a_skip(
+    tmp_path: Path, line: str, words: list[str]
+) -> None:
+    """Before, such a revision was 'cannot be rendered offline: it reads data or inspects
+    the connection', skipped with a warning and exit 0 (nothing linted): it fails online
+    too, so it is an error naming the file and line, exit 2."""
+    site = tmp_path / "proj"
+    shutil.copytree(PROJECT, site)
+    (site / "versions/0006_bad.py").write_text(BODY.format(line=line))
+    lint = ["lint", "--alembic", "alembic.ini", "--range", "0005:head"]
+    r = subprocess.run(
+        [sys.executable, "-m", "pgwarden", *lint],
+        cwd=site,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "reads data" not in r.stderr and "internal error" not in r.stderr, r.stderr
+    assert r.stderr.startswith("pgwarden: error: versions/0006_bad.py:17: "), r.stderr
+    for word in words:
+        assert word in r.stderr, r.stderr

@@ -793,6 +793,15 @@ def _render(
                 hint="`alembic upgrade head --sql` shows the same error; env.py must support "
                 "offline mode (context.is_offline_mode())",
             ) from failed_exc
+        if _broken(failed_exc):  # fails online too: no reading of data would help it
+            where = _failing_file(failed_exc, Path(script.dir))
+            raise InputError(
+                f"{where}: revision {failed.revision} fails as Alembic runs it: "
+                f"{type(failed_exc).__name__}: {failed_exc}",
+                hint="fix the revision; `alembic upgrade --sql` (and an online upgrade) fail "
+                "on it the same way",
+                path=failed.path,
+            ) from failed_exc
         err = OfflineRenderError(
             failed.revision,
             failed.path,
@@ -813,6 +822,17 @@ def _render(
         if not [r for r in wanted if r not in done]:
             return skipped
         start = failed.revision
+
+
+def _broken(exc: BaseException) -> bool:
+    """Whether a revision's failure while rendering is a bug of its own that fails online
+    too (a name, or a module attribute, that is not there; an import), not offline mode's
+    missing data (`'NoneType' object has no attribute 'fetchall'`, no inspection)."""
+    if isinstance(exc, ImportError):
+        return True
+    if isinstance(exc, NameError):
+        return not isinstance(exc, UnboundLocalError)
+    return isinstance(exc, AttributeError) and str(exc).startswith("module ")
 
 
 def thread_transactions(plan: Plan) -> Plan:
