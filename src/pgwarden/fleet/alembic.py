@@ -178,15 +178,14 @@ def alembic_change(
     """
     from pgwarden.sources.alembic import (
         _config,
+        _script_directory,
         build_alembic_plan,
         read_alembic_sources,
         require_alembic,
     )
 
     require_alembic()
-    from alembic.script import ScriptDirectory
-
-    script = ScriptDirectory.from_config(_config(ini, None, None))
+    script = _script_directory(_config(ini, None, None), ini)
     heads = tuple(sorted(script.get_heads()))
     plans: dict[str, Plan] = {}
     revisions: dict[str, tuple[str, ...]] = {}
