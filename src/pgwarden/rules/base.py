@@ -196,16 +196,21 @@ class LintContext:
                             if default is not None:
                                 self.added_default.setdefault(altered, {})[name] = default
         setting = step.tree.get("VariableSetStmt")
+        outside = step.transaction is None  # SET LOCAL there lasts only its own statement
         if setting is not None and setting.get("name") == "lock_timeout":
             scope = step.transaction if setting.get("is_local") else None
             value = setting_ms(setting)
-            if value is None:
+            if setting.get("is_local") and outside:
+                pass
+            elif value is None:
                 self.lock_timeouts.pop(scope, None)
             else:
                 self.lock_timeouts[scope] = value
         elif setting is not None and setting.get("kind") == "VAR_RESET_ALL":
             self.lock_timeouts.clear()  # every setting back to its default, LOCAL ones too
         for is_local, text in set_config_calls(step, "lock_timeout"):
+            if is_local and outside:
+                continue
             scope = step.transaction if is_local else None
             ms = _ms(text)
             if ms is None:

@@ -4,7 +4,8 @@
 Flags a statement that takes a lock blocking reads or writes on an existing
 table when no `SET lock_timeout` (or `SET LOCAL lock_timeout`, or
 `SELECT set_config('lock_timeout', ...)`) precedes it in its session or
-transaction; a `RESET ALL` after it takes it back. One finding per transaction
+transaction (a `SET LOCAL` outside any transaction block sets nothing); a
+`RESET ALL` after it takes it back. One finding per transaction
 (statements outside any transaction: one per file), at the first statement
 that waits; one `SET lock_timeout` at the top covers the others of its file (a
 later .sql file may run alone, on a connection of its own, so it needs its own;
