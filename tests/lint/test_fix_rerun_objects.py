@@ -34,6 +34,20 @@ FROM generate_series(1, 200) g;
 BUILD = "CREATE INDEX customers_email_idx ON customers (email);"
 
 
+# A base type that takes a modifier (as an extension's vector(3) or geometry(Point,4326)
+# does), made of varchar's own C functions: its typmod is the type's own to compute.
+LABEL_TYPE = """
+CREATE TYPE label;
+CREATE FUNCTION label_in(cstring, oid, integer) RETURNS label
+    LANGUAGE internal IMMUTABLE STRICT AS 'varcharin';
+CREATE FUNCTION label_out(label) RETURNS cstring LANGUAGE internal IMMUTABLE STRICT AS 'varcharout';
+CREATE FUNCTION label_typmod_in(cstring[]) RETURNS integer
+    LANGUAGE internal IMMUTABLE STRICT AS 'varchartypmodin';
+CREATE TYPE label (INPUT = label_in, OUTPUT = label_out, TYPMOD_IN = label_typmod_in,
+                   INTERNALLENGTH = VARIABLE, STORAGE = extended);
+"""
+
+
 @dataclass(frozen=True)
 class Shape:
     name: str
@@ -144,6 +158,61 @@ SHAPES = [
     Shape("statistics", "CREATE STATISTICS customers_name_email ON name, email FROM customers;"),
     Shape("publication", "CREATE PUBLICATION customers_pub FOR TABLE customers;"),
     Shape("schema_with_elements", "CREATE SCHEMA audit CREATE TABLE log (id bigint, at date);"),
+    Shape(
+        "cast",
+        "CREATE TYPE tier AS ENUM ('free', 'paid');\n"
+        "CREATE CAST (text AS tier) WITH INOUT AS ASSIGNMENT;",
+    ),
+    Shape(
+        "operator",
+        "CREATE FUNCTION same_name(a text, b text) RETURNS boolean\n"
+        "    LANGUAGE sql IMMUTABLE AS $$ SELECT lower(a) = lower(b) $$;\n"
+        "CREATE OPERATOR === (LEFTARG = text, RIGHTARG = text, FUNCTION = same_name);\n"
+        "CREATE OPERATOR public.!== (RIGHTARG = bigint, FUNCTION = int8um);",
+    ),
+    Shape(
+        "aggregate",
+        "CREATE AGGREGATE total_cents(bigint) (SFUNC = int8pl, STYPE = bigint, INITCOND = '0');\n"
+        "CREATE AGGREGATE newest(BASETYPE = bigint, SFUNC = int8larger, STYPE = bigint);\n"
+        "CREATE AGGREGATE pick(ORDER BY text) (SFUNC = textcat, STYPE = text, INITCOND = '');",
+    ),
+    Shape(
+        "foreign_table",
+        "CREATE FOREIGN DATA WRAPPER nowhere;\n"
+        "CREATE SERVER archive FOREIGN DATA WRAPPER nowhere;\n"
+        "CREATE USER MAPPING FOR CURRENT_USER SERVER archive;\n"
+        "CREATE FOREIGN TABLE old_customers (id bigint, name text) SERVER archive;",
+    ),
+    Shape(
+        "foreign_table_postgres_fdw",
+        "CREATE EXTENSION postgres_fdw;\n"
+        "CREATE SERVER archive FOREIGN DATA WRAPPER postgres_fdw OPTIONS (dbname 'archive');\n"
+        "CREATE USER MAPPING FOR CURRENT_USER SERVER archive;\n"
+        "CREATE FOREIGN TABLE old_customers (id bigint, name text) SERVER archive\n"
+        "    OPTIONS (table_name 'customers');",
+        extension="postgres_fdw",
+    ),
+    Shape(
+        "subscription",
+        "CREATE SUBSCRIPTION customers_sub CONNECTION 'dbname=nowhere'\n"
+        "    PUBLICATION customers_pub WITH (connect = false);",
+    ),
+    Shape("unnamed_exclude", "ALTER TABLE customers ADD EXCLUDE USING btree (email WITH =);"),
+    Shape(
+        "function_with_type_of_a_column",
+        "CREATE FUNCTION label(n customers.name%TYPE, c public.customers.cents%TYPE)\n"
+        "    RETURNS text LANGUAGE sql IMMUTABLE AS $$ SELECT n || c $$;",
+    ),
+    Shape(
+        "convert_using_to_a_type_with_a_typmod_of_its_own",
+        "ALTER TABLE customers ALTER COLUMN code TYPE label(20) USING (code || '!')::label;",
+        setup=LABEL_TYPE,
+    ),
+    Shape(
+        "convert_using_to_an_interval_with_a_precision",
+        "ALTER TABLE customers ALTER COLUMN cents TYPE interval second(0)\n"
+        "    USING make_interval(secs => cents + 1);",
+    ),
 ]
 
 
@@ -240,6 +309,33 @@ def _state(dsn: str) -> dict[str, list[tuple[object, ...]]]:
             ).fetchall(),
             "schemas": c.execute(
                 f"SELECT n.nspname FROM pg_namespace n WHERE {USER} ORDER BY 1"
+            ).fetchall(),
+            "constraints": c.execute(
+                "SELECT conrelid::regclass::text, conname::text, pg_get_constraintdef(o.oid) "
+                "FROM pg_constraint o JOIN pg_namespace n ON n.oid = o.connamespace "
+                f"WHERE {USER} ORDER BY 1, 2"
+            ).fetchall(),
+            "casts": c.execute(
+                "SELECT castsource::regtype::text, casttarget::regtype::text, "
+                "castmethod::text, castcontext::text FROM pg_cast WHERE oid >= 16384 "
+                "ORDER BY 1, 2"
+            ).fetchall(),
+            "operators": c.execute(
+                "SELECT o.oid::regoperator::text, o.oprcode::text FROM pg_operator o "
+                f"JOIN pg_namespace n ON n.oid = o.oprnamespace WHERE {USER} ORDER BY 1"
+            ).fetchall(),
+            "foreign": c.execute(
+                "SELECT 'wrapper', fdwname::text, '' FROM pg_foreign_data_wrapper "
+                "UNION ALL SELECT 'server', srvname::text, array_to_string(srvoptions, ',') "
+                "FROM pg_foreign_server UNION ALL SELECT 'mapping', srvname::text, "
+                "usename::text FROM pg_user_mappings UNION ALL "
+                "SELECT 'table', ftrelid::regclass::text, array_to_string(ftoptions, ',') "
+                "FROM pg_foreign_table ORDER BY 1, 2"
+            ).fetchall(),
+            "subscriptions": c.execute(
+                "SELECT subname::text, subconninfo, subpublications::text FROM pg_subscription "
+                "WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+                "ORDER BY 1"
             ).fetchall(),
             "indexes": c.execute(
                 "SELECT pg_get_indexdef(i.indexrelid), i.indisvalid FROM pg_index i "
@@ -345,3 +441,53 @@ def test_the_header_says_a_conversion_keeping_its_type_is_skipped(
     plan, result = lint([f], context=Context(None, None, 15, "x"))
     write_fixes(fix_plan(plan, result))
     assert (CONVERTED in f.read_text()) is said
+
+
+def test_a_created_role_is_skipped_when_it_is_there(pg_any: Cluster, tmp_path: Path) -> None:
+    """CREATE ROLE has no IF NOT EXISTS: before, the retry stopped at it ('role ... already
+    exists'). Roles belong to the cluster, so this one is named after the test's database
+    and dropped at the end."""
+    dsn = _database(pg_any)
+    with psycopg.connect(dsn) as c:
+        role = f"reporter_{c.info.dbname}"
+    source = _source(
+        Shape(
+            "role",
+            f"CREATE ROLE {role} NOLOGIN;\nCREATE USER {role}_app IN ROLE {role};\n"
+            f"GRANT SELECT ON customers TO {role};",
+        )
+    )
+    f = tmp_path / "001.sql"
+    f.write_text(source)
+    ctx = Context(None, None, pg_any.installation.major, "x")
+    plan, result = lint([f], context=ctx)
+    before = {x.code for x in result.findings}
+    fixes = fix_plan(plan, result)
+    claimed = {x.code for x in fixes[0].fixed}
+    write_fixes(fixes)
+    _, after = lint([f], context=ctx)
+    codes = {x.code for x in after.findings}
+    assert not codes & claimed and codes <= before, (codes, f.read_text())
+    stmts = _statements(f.read_text())
+    try:
+        _run(dsn, stmts, upto=len(stmts) // 2)
+        _run(dsn, stmts)
+        _run(dsn, stmts)
+        with psycopg.connect(dsn) as c:
+            granted = c.execute(
+                "SELECT r.rolname::text, m.rolname::text, has_table_privilege(r.oid, "
+                "'customers', 'SELECT') FROM pg_roles r LEFT JOIN pg_auth_members a "
+                "ON a.member = r.oid LEFT JOIN pg_roles m ON m.oid = a.roleid "
+                "WHERE r.rolname LIKE %s ORDER BY 1",
+                (f"{role}%",),
+            ).fetchall()
+        assert granted == [(role, None, True), (f"{role}_app", role, True)], f.read_text()
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as c:
+            for name in (f"{role}_app", role):
+                c.execute(f"DROP OWNED BY {name} CASCADE".encode()) if _exists(c, name) else None
+                c.execute(f"DROP ROLE IF EXISTS {name}".encode())
+
+
+def _exists(c: psycopg.Connection[tuple[object, ...]], role: str) -> bool:
+    return c.execute("SELECT FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is not None

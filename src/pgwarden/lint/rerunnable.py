@@ -4,28 +4,35 @@
 says to retry the file when a statement times out. So every statement must
 survive a second run: CREATE TABLE / CREATE INDEX / ADD COLUMN / ADD VALUE /
 CREATE SEQUENCE / CREATE SCHEMA / CREATE COLLATION / CREATE TABLE AS / CREATE
-MATERIALIZED VIEW / CREATE EXTENSION / CREATE SERVER / CREATE STATISTICS get IF NOT
-EXISTS, DROP gets IF EXISTS, a named ADD CONSTRAINT runs only when the constraint is
-not there yet (a DO block: PostgreSQL has no IF NOT EXISTS for constraints), a RENAME
-(RENAME VALUE of an enum too) runs unless it is done already (the old name gone, the
-new one there).
+MATERIALIZED VIEW / CREATE EXTENSION / CREATE SERVER / CREATE USER MAPPING / CREATE FOREIGN
+TABLE / CREATE STATISTICS get IF NOT EXISTS, DROP gets IF EXISTS, a named ADD CONSTRAINT
+runs only when the constraint is not there yet (a DO block: PostgreSQL has no IF NOT
+EXISTS for constraints), a RENAME (RENAME VALUE of an enum too) runs unless it is done
+already (the old name gone, the new one there).
 
 What has no IF NOT EXISTS runs in a block that skips it when its object is there,
 looked up where the server creates it (the schema named, else the first schema of
 the search_path, current_schema()): CREATE TYPE (composite, enum, range; a base type
 once defined, its shell once created) and CREATE DOMAIN by name in pg_type, CREATE
-FUNCTION / PROCEDURE by name and input argument types (its signature: OUT and TABLE
-arguments are not part of it) in pg_proc, CREATE VIEW by name in pg_class, a CREATE
-SCHEMA with elements (no IF NOT EXISTS there) by name, CREATE TRIGGER / POLICY / RULE
-by name on its table, CREATE EVENT TRIGGER / PUBLICATION by name. OR REPLACE is not added: it
+FUNCTION / PROCEDURE / AGGREGATE by name and input argument types (its signature: OUT and
+TABLE arguments are not part of it; a column's %TYPE is that column's type; an aggregate's
+direct and aggregated arguments, the old syntax's BASETYPE) in pg_proc, CREATE OPERATOR by
+name and argument types in pg_operator (a shell an earlier COMMUTATOR made does not count),
+CREATE CAST by its two types in pg_cast, CREATE VIEW by name in pg_class, a CREATE SCHEMA
+with elements (no IF NOT EXISTS there) by name, CREATE TRIGGER / POLICY / RULE by name on
+its table, CREATE EVENT TRIGGER / PUBLICATION / ROLE (USER, GROUP) / FOREIGN DATA WRAPPER by
+name, CREATE SUBSCRIPTION by name in the database. A CREATE SUBSCRIPTION that creates its
+replication slot (it connects, by default) cannot run in a block and is left as it is: run
+again, it fails ("already exists"). OR REPLACE is not added: it
 would replace a different object the database had before the file instead of failing
 as the original does, and put back an old body a later statement of the file replaced.
 Like IF NOT EXISTS, the block keeps an object of that name that was there before.
 ALTER ... SET SCHEMA of a table, view, sequence, type or domain runs unless it is done
 (the object in the new schema, its old name finding nothing else). ALTER TABLE ...
 ALTER COLUMN ... TYPE ... USING runs unless every column it converts has the type it
-converts to, typmod included (computed for the built-in types with modifiers; another
-type with modifiers keeps the statement as it is): run again, the conversion would run
+converts to, typmod included (computed here for varchar, char, bit, numeric and the time
+types; for another type with modifiers, an extension's vector(3) or interval(0), the block
+asks the type's own typmod input function): run again, the conversion would run
 on its own output (fail, or scale twice). A conversion that keeps the column's type
 (TYPE text USING lower(c) on a text column) is taken as done: write it as an UPDATE.
 A statement naming what a later SET SCHEMA moves (the CREATE before it) makes it anew
@@ -35,8 +42,9 @@ An unnamed CREATE INDEX fixed without a catalog (`name_unnamed`) gets the name t
 gives it when the name is free (ChooseIndexName: table_columns_idx cut to 63 bytes as
 makeObjectName cuts, the columns named as the server names them) and IF NOT EXISTS:
 run again, the server would pick another free name (_idx1) and build a second copy.
-So does an unnamed ADD CHECK / FOREIGN KEY / UNIQUE / PRIMARY KEY (ChooseConstraintName:
-table_column_check or table_check, table_columns_fkey, table_columns_key, table_pkey),
+So does an unnamed ADD CHECK / FOREIGN KEY / UNIQUE / PRIMARY KEY / EXCLUDE
+(ChooseConstraintName: table_column_check or table_check, table_columns_fkey,
+table_columns_key, table_pkey, table_columns_excl),
 then guarded by name as a named one: run again it would add a second copy (_check1,
 a second foreign key, a second unique index) or fail (a second primary key).
 When a relation or constraint of that name is there before, the server would have
@@ -95,7 +103,13 @@ from typing import Any
 
 import pglast
 from pglast import ast
-from pglast.enums import A_Expr_Kind, AlterTableType, ConstrType, ObjectType
+from pglast.enums import (
+    A_Expr_Kind,
+    AlterTableType,
+    ConstrType,
+    FunctionParameterMode,
+    ObjectType,
+)
 from pglast.stream import RawStream, maybe_double_quote_name
 
 from pgwarden.rules._sql import make_object_name
@@ -227,6 +241,7 @@ _IF_NOT_EXISTS = {
     "CreateExtensionStmt": re.compile(r"\b(EXTENSION)\s+", re.I),
     "CreateForeignServerStmt": re.compile(r"\b(SERVER)\s+", re.I),
     "CreateStatsStmt": re.compile(r"\b(STATISTICS)\s+", re.I),
+    "CreateUserMappingStmt": re.compile(r"\b(MAPPING)\s+", re.I),
 }
 
 
@@ -285,25 +300,49 @@ def _type_exists(names: Any, *, defined: bool = False) -> str:
 
 
 _IN = ("i", "b", "v", "d")  # FunctionParameterMode: IN, INOUT, VARIADIC, default (IN)
+_IN_MODE = FunctionParameterMode.FUNC_PARAM_IN
 
 
 def _function_exists(node: Any) -> str | None:
     """The function of that name and input argument types (its signature: OUT and TABLE
     arguments are not part of it, a procedure's either) exists where it is created."""
-    schema, name = _split(node.funcname)
+    return _proc_exists(node.funcname, node.parameters or ())
+
+
+def _proc_exists(funcname: Any, parameters: Sequence[Any]) -> str | None:
+    """A function (or aggregate) of that name and input argument types exists: an
+    argument's type by name, a column's %TYPE as the column's type."""
+    schema, name = _split(funcname)
     types = []
-    for param in node.parameters or ():
+    for param in parameters:
         if str(param.mode.value) not in _IN:
             continue
-        if param.argType.pct_type:  # a column's %TYPE: no name the catalog can be asked
+        typ = _argument_type(param.argType)
+        if typ is None:
             return None
-        types.append(f"to_regtype({_literal(_deparse(param.argType))})")
+        types.append(typ)
     args = f"ARRAY[{', '.join(types)}]::oid[]" if types else "'{}'::oid[]"
     return (
         "EXISTS (SELECT FROM pg_proc\n"
         f"             WHERE proname = {_literal(name)}\n"
         f"               AND pronamespace = {_namespace(schema)}\n"
         f"               AND (proargtypes::oid[])[:] = {args})"
+    )
+
+
+def _argument_type(type_name: Any) -> str | None:
+    """The oid of an argument's type as SQL: a column's %TYPE (table.column or
+    schema.table.column, as the server resolves it) is that column's type."""
+    if not type_name.pct_type:
+        return f"to_regtype({_literal(_deparse(type_name))})"
+    parts = [n.sval for n in type_name.names or ()]
+    if len(parts) not in (2, 3) or type_name.arrayBounds:
+        return None  # a name the server resolves otherwise (db.schema.table.column, [])
+    table = _relation(parts[-3] if len(parts) == 3 else None, parts[-2])
+    return (
+        "(SELECT atttypid FROM pg_attribute\n"
+        f"                WHERE attrelid = to_regclass({_literal(table)})\n"
+        f"                  AND attname = {_literal(parts[-1])} AND NOT attisdropped)"
     )
 
 
@@ -372,7 +411,83 @@ def _guarded_create(sql: str, node: Any) -> str | None:
         done = f"EXISTS (SELECT FROM pg_event_trigger WHERE evtname = {_literal(node.trigname)})"
     elif kind == "CreatePublicationStmt":
         done = f"EXISTS (SELECT FROM pg_publication WHERE pubname = {_literal(node.pubname)})"
+    elif kind == "CreateRoleStmt":
+        done = f"EXISTS (SELECT FROM pg_roles WHERE rolname = {_literal(node.role)})"
+    elif kind == "CreateCastStmt":
+        done = (
+            "EXISTS (SELECT FROM pg_cast\n"
+            f"             WHERE castsource = to_regtype({_literal(_deparse(node.sourcetype))})\n"
+            f"               AND casttarget = to_regtype({_literal(_deparse(node.targettype))}))"
+        )
+    elif kind == "DefineStmt" and node.kind == ObjectType.OBJECT_OPERATOR:
+        done = _operator_exists(node)
+    elif kind == "DefineStmt" and node.kind == ObjectType.OBJECT_AGGREGATE and not node.replace:
+        done = _aggregate_exists(node)
+    elif kind == "CreateFdwStmt":
+        done = (
+            "EXISTS (SELECT FROM pg_foreign_data_wrapper\n"
+            f"             WHERE fdwname = {_literal(node.fdwname)})"
+        )
+    elif kind == "CreateSubscriptionStmt" and not _creates_slot(node):
+        done = (
+            "EXISTS (SELECT FROM pg_subscription\n"
+            f"             WHERE subname = {_literal(node.subname)}\n"
+            "               AND subdbid = (SELECT oid FROM pg_database\n"
+            "                              WHERE datname = current_database()))"
+        )
     return _unless(done, sql) if done is not None else None
+
+
+def _definition(node: Any, name: str) -> Any:
+    """The argument of a DefineStmt's `name = ...` (None when not given)."""
+    for elem in node.definition or ():
+        if elem.defname == name:
+            return elem.arg
+    return None
+
+
+def _operator_exists(node: Any) -> str | None:
+    """CREATE OPERATOR done: an operator of that name and argument types with a function
+    (not the shell an earlier operator's COMMUTATOR or NEGATOR made, which it fills in)."""
+    schema, name = _split(node.defnames)
+    sides = []
+    for side in ("left", "right"):
+        arg = _definition(node, f"{side}arg")
+        if arg is not None and type(arg).__name__ != "TypeName":
+            return None
+        typ = "0" if arg is None else f"to_regtype({_literal(_deparse(arg))})"
+        sides.append(f"opr{side} = {typ}")
+    return (
+        "EXISTS (SELECT FROM pg_operator\n"
+        f"             WHERE oprname = {_literal(name)}\n"
+        f"               AND oprnamespace = {_namespace(schema)}\n"
+        f"               AND {sides[0]} AND {sides[1]} AND oprcode <> 0)"
+    )
+
+
+def _aggregate_exists(node: Any) -> str | None:
+    """CREATE AGGREGATE done: a function of that name and argument types (direct and
+    aggregated ones; the old syntax's BASETYPE, none for BASETYPE = ANY)."""
+    if not node.oldstyle:
+        args = node.args[0] if node.args else None
+        return _proc_exists(node.defnames, args or ())  # None: agg(*)
+    base = _definition(node, "basetype")
+    if base is None or type(base).__name__ != "TypeName":
+        return None
+    names = [n.sval.lower() for n in base.names or ()]
+    if names == ["any"]:
+        return _proc_exists(node.defnames, ())
+    return _proc_exists(node.defnames, (ast.FunctionParameter(argType=base, mode=_IN_MODE),))
+
+
+def _creates_slot(node: Any) -> bool:
+    """CREATE SUBSCRIPTION that creates a replication slot (it connects, unless
+    connect = false or create_slot = false): it cannot run in a block."""
+    options = {e.defname: e.arg for e in node.options or ()}
+    for name in ("connect", "create_slot"):
+        if name in options and not _true(options[name]):
+            return False
+    return True
 
 
 def _named_on(catalog: str, relid: str, column: str, rel: Any, name: str) -> str:
@@ -419,11 +534,15 @@ def _guarded_conversion(sql: str, node: Any) -> str | None:
     if rel is None or not cmds:
         return None
     table = _relation(rel.schemaname, rel.relname)
-    checks = []
+    checks: list[str] = []
+    computed: list[str | None] = []
     for cmd in cmds:
-        typmod = _typmod(cmd.def_.typeName)
-        if typmod is None:
-            return None
+        typmod: int | str | None = _typmod(cmd.def_.typeName)
+        if typmod is None:  # the type's own typmod input function computes it
+            typmod = f"typmod{len(computed) + 1}"
+            computed.append(_typmod_of(typmod, cmd.def_.typeName))
+            if computed[-1] is None:
+                return None
         checks.append(
             "EXISTS (SELECT FROM pg_attribute\n"
             f"             WHERE attrelid = to_regclass({_literal(table)})\n"
@@ -431,7 +550,49 @@ def _guarded_conversion(sql: str, node: Any) -> str | None:
             f"               AND atttypid = to_regtype({_literal(_deparse(cmd.def_.typeName))})\n"
             f"               AND atttypmod = {typmod})"
         )
-    return _unless("(" + "\n      AND ".join(checks) + ")", sql)
+    done = "(" + "\n      AND ".join(checks) + ")"
+    block = _unless(done, sql)
+    if block is None or not computed:
+        return block
+    names = ", ".join(f"typmod{i + 1}" for i in range(len(computed)))
+    head = (
+        f"-- pgwarden: ignore PW133 {_TYPMOD_REASON}\n"
+        f"DO $pgwarden$ DECLARE {names} integer; modin regproc; BEGIN\n"
+    )
+    return head + "".join(str(c) for c in computed) + block.split("\n", 1)[1]
+
+
+_TYPMOD_REASON = "computes the typmod of the type converted to with its own typmod input"
+
+
+def _typmod_of(var: str, type_name: Any) -> str | None:
+    """PL/pgSQL setting `var` to the typmod a column of this type gets, as the server
+    computes it: the type's typmod input function given the modifiers as text (an
+    extension's vector(3), geometry(Point, 4326); interval(0)). NULL when the type is
+    not there yet (the conversion has not run: it runs, and fails as it would)."""
+    mods: list[str] = []
+    for mod in type_name.typmods or ():
+        kind = type(mod).__name__
+        value: Any = getattr(mod, "val", None)
+        fields: Any = getattr(mod, "fields", None) or ()
+        if kind == "A_Const" and type(value).__name__ in ("Integer", "Float"):
+            mods.append(str(getattr(value, "ival", getattr(value, "fval", ""))))
+        elif kind == "A_Const" and type(value).__name__ == "String":
+            mods.append(str(value.sval))
+        elif kind == "ColumnRef" and len(fields) == 1 and type(fields[0]).__name__ == "String":
+            mods.append(str(fields[0].sval))
+        else:
+            return None  # the server refuses other modifiers
+    bare = ast.TypeName(names=type_name.names, arrayBounds=type_name.arrayBounds)
+    array = ", ".join(_literal(m) for m in mods)
+    return (
+        "  SELECT t.typmodin INTO modin FROM pg_type t\n"
+        f"   WHERE t.oid = to_regtype({_literal(_deparse(bare))}) AND t.typmodin <> 0;\n"
+        "  IF modin IS NOT NULL THEN\n"
+        f"    EXECUTE format('SELECT %s($1)', modin) INTO {var}\n"
+        f"      USING ARRAY[{array}]::cstring[];\n"
+        "  END IF;\n"
+    )
 
 
 _VARHDRSZ = 4
@@ -506,6 +667,9 @@ def rerunnable(
         return [text]
     if kind == "CreateStmt" and not node.if_not_exists and not node.partbound:
         node.if_not_exists = True
+        return [_text(sql, node, lambda s: _TABLE.sub("TABLE IF NOT EXISTS ", s, count=1))]
+    if kind == "CreateForeignTableStmt" and not node.base.if_not_exists and not node.base.partbound:
+        node.base.if_not_exists = True
         return [_text(sql, node, lambda s: _TABLE.sub("TABLE IF NOT EXISTS ", s, count=1))]
     if kind == "DropStmt" and not node.missing_ok:
         node.missing_ok = True
@@ -599,7 +763,7 @@ _NAMEDATALEN = 64
 _UNNAMED = re.compile(r"^(\s*CREATE\s+(?:UNIQUE\s+)?INDEX(?:\s+CONCURRENTLY)?)\s+ON\b", re.I)
 
 
-_UNNAMED_CONSTRAINT = re.compile(r"\bADD\s+(?=(?:CHECK|FOREIGN|UNIQUE|PRIMARY)\b)", re.I)
+_UNNAMED_CONSTRAINT = re.compile(r"\bADD\s+(?=(?:CHECK|FOREIGN|UNIQUE|PRIMARY|EXCLUDE)\b)", re.I)
 
 
 def default_constraint_name(sql: str) -> str | None:
@@ -658,6 +822,13 @@ def _default_constraint_name(node: Any, con: Any, taken: Set[str] = frozenset())
         return _choose(table, "_".join(columns), "key", taken) if columns else None
     if kind == ConstrType.CONSTR_FOREIGN:
         return _choose(table, "_".join(a.sval for a in con.fk_attrs or ()), "fkey", taken)
+    if kind == ConstrType.CONSTR_EXCLUSION:
+        elems = [pair[0] for pair in con.exclusions or ()]
+        names = [e.name or _expression_name(e.expr) for e in elems]
+        names += [k.sval for k in con.including or ()]
+        if not names or None in names:
+            return None
+        return _choose(table, "_".join(_numbered([str(n) for n in names])), "excl", taken)
     if kind == ConstrType.CONSTR_CHECK and con.raw_expr is not None:
         named = set(_column_refs(con.raw_expr(depth=None)))
         if None in named:
