@@ -213,6 +213,17 @@ SHAPES = [
         "ALTER TABLE customers ALTER COLUMN cents TYPE interval second(0)\n"
         "    USING make_interval(secs => cents + 1);",
     ),
+    # The text of the dollar tag the fix's blocks are quoted with, in the statement itself.
+    Shape(
+        "dollar_tag_in_a_constraint",
+        "ALTER TABLE customers ADD CONSTRAINT name_is_no_tag CHECK (name <> '$pgwarden$');",
+    ),
+    Shape(
+        "dollar_tag_around_a_function_body",
+        "CREATE FUNCTION tagged(n text) RETURNS text\n"
+        "    LANGUAGE sql IMMUTABLE AS $pgwarden$ SELECT n || '$pgwarden1$' $pgwarden$;",
+    ),
+    Shape("dollar_tag_in_a_rename", 'ALTER TABLE customers RENAME COLUMN code TO "$pgwarden$";'),
 ]
 
 

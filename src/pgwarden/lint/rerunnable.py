@@ -90,6 +90,9 @@ psql running the file again stops there with "is not a partition", having
 changed nothing; `pgwarden apply` records it as done (`detached`), so the
 file's header says to retry with it.
 
+Blocks are quoted with `$pgwarden$`, or `$pgwarden1$`, `$pgwarden2$`, ... when the
+statement they hold contains that tag (in a CHECK, a quoted name, a function body).
+
 The user's text is kept: a keyword is inserted where it belongs and the result
 is checked against the parse tree with the flag set; when the two differ (an
 unusual spelling) the statement is deparsed instead.
@@ -262,8 +265,6 @@ def _may_skip(node: Any) -> bool:
 
 def _unless(done: str, sql: str) -> str | None:
     """A block running `sql` unless `done` (an SQL condition) holds: it ran already."""
-    if "$pgwarden$" in sql:
-        return None
     return (
         "DO $pgwarden$ BEGIN\n"
         f"  IF NOT {done} THEN\n"
@@ -640,6 +641,35 @@ def rerunnable(
     index and constraint names of the file's earlier statements (an unnamed one is
     numbered past them as the server numbers it: _idx1, _check1); this one's is added.
     """
+    return [_retagged(q) for q in _rerunnable(sql, indexes, lock_timeout_ms, name_unnamed, taken)]
+
+
+_OPEN, _CLOSE = "DO $pgwarden$", "END $pgwarden$"
+
+
+def _retagged(stmt: str) -> str:
+    """A block of this module quoted with a dollar tag its body does not contain: the
+    statement it wraps (a CHECK, a name, a function body) may hold `$pgwarden$`, which
+    would end the block there; `$pgwarden1$`, `$pgwarden2$`, ... then."""
+    start = stmt.find(_OPEN)
+    if start < 0 or not stmt.endswith(_CLOSE):
+        return stmt
+    body = stmt[start + len(_OPEN) : len(stmt) - len(_CLOSE)]
+    tag, n = "pgwarden", 0
+    while f"${tag}$" in body:
+        n += 1
+        tag = f"pgwarden{n}"
+    return stmt if n == 0 else f"{stmt[:start]}DO ${tag}${body}END ${tag}$"
+
+
+def _rerunnable(
+    sql: str,
+    indexes: Sequence[str],
+    lock_timeout_ms: int,
+    name_unnamed: bool,
+    taken: set[str] | None,
+) -> list[str]:
+    """`rerunnable`, its blocks quoted with `$pgwarden$`."""
     try:
         parsed = pglast.parse_sql(sql)
     except pglast.parser.ParseError:
