@@ -60,8 +60,37 @@ def _fix(path: Path, with_catalog: bool) -> str:
             "ALTER TABLE invoices ALTER COLUMN amount_cents TYPE bigint;\n",
             False,
         ),
+        # Header lines about statements the first fix wrapped in a block or named: the
+        # fix of the fixed file keeps them.
+        (
+            "ALTER TABLE invoices ALTER COLUMN amount_cents TYPE numeric(12,2)\n"
+            "    USING amount_cents / 100.0;\n",
+            False,
+        ),
+        ("ALTER TABLE invoices ADD CHECK (amount_cents > 0);\n", False),
+        (
+            "CREATE INDEX invoices_status_idx ON invoices (status);\n"
+            "ALTER TABLE invoices RENAME COLUMN status TO state;\n",
+            False,
+        ),
+        (
+            "CREATE SCHEMA crm;\nCREATE TYPE tier AS ENUM ('free');\n"
+            "ALTER TYPE tier SET SCHEMA crm;\n"
+            "CREATE INDEX invoices_status_idx ON invoices (status);\n",
+            False,
+        ),
     ],
-    ids=["reindex-table-catalog", "reindex-table", "reindex-index", "detach", "another-finding"],
+    ids=[
+        "reindex-table-catalog",
+        "reindex-table",
+        "reindex-index",
+        "detach",
+        "another-finding",
+        "convert-using",
+        "unnamed-check",
+        "rename",
+        "set-schema",
+    ],
 )
 def test_a_fixed_file_fixed_again_gains_only_the_new_fix(
     tmp_path: Path, original: str, with_catalog: bool

@@ -34,7 +34,10 @@ that leaves a hazard it claims to fix, or brings one the original did not
 have, is dropped. Fixing a fixed file again (a statement added to it, another
 finding left) adds none of the statements it already has before a statement
 (the drops of what a cancelled run left, the cleanup and finalize blocks), and
-its bounded-lock-wait header stays while its SET lock_timeout does. The rewrite keeps the
+its bounded-lock-wait header stays while its SET lock_timeout does, and so do its header
+lines about statements it wrapped in a block or named (a RENAME or SET SCHEMA after
+statements naming its object, an unnamed index or constraint, a USING conversion), which
+the fixed file no longer shows as such. The rewrite keeps the
 file's line endings (CRLF stays CRLF), its missing final newline and its UTF-8 byte order
 mark (which the plan's text leaves out).
 """
@@ -289,13 +292,18 @@ def _render(
         out.append(_PARTITIONED_INDEX)
     if any(ln in (_DETACH, _UNNAMED, _PARTITIONED_INDEX) for ln in out):
         out.append(_APPLY)
-    if _named_before_rename(steps):
+    # A fixed file's lines about statements its fix put in a block or named stay: fixed
+    # again, those read as a block, or as named by the user.
+    had = set(text.splitlines()[: first_line - 1]) & {_RENAMED, _MOVED, _NAMED_INDEX, _CONVERTED}
+    if _RENAMED in had or _named_before_rename(steps):
         out.append(_RENAMED)
-    if _named_before_move(steps):
+    if _MOVED in had or _named_before_move(steps):
         out.append(_MOVED)
-    if catalog is None and any(_named_by_fix(st) for st in steps):
+    if _NAMED_INDEX in had or (catalog is None and any(_named_by_fix(st) for st in steps)):
         out.append(_NAMED_INDEX)
-    if any(_has_cmd(st, "AT_AlterColumnType") and converts_in_place(st.sql) for st in steps):
+    if _CONVERTED in had or any(
+        _has_cmd(st, "AT_AlterColumnType") and converts_in_place(st.sql) for st in steps
+    ):
         out.append(_CONVERTED)
     waits = {st.index for st in steps if _rebuild_waits_long(st)}
     if bounded and (waits or any(_concurrent(st.sql) for st in steps)):
