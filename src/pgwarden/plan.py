@@ -25,7 +25,7 @@ from pgwarden.analysis.nodes import (
     dotted,
 )
 from pgwarden.analysis.parse import Body, Node, ParsedStatement, fingerprint, gc_paused
-from pgwarden.analysis.plpgsql import body_statements, do_body, routine_body
+from pgwarden.analysis.plpgsql import body_statements, do_body, routine_body, transaction_control
 from pgwarden.findings import slot_setter
 from pgwarden.location import LineIndex, SourceLocation
 
@@ -175,7 +175,8 @@ class Plan:
                 step.tree,
                 step.tx_mode,
                 step.transaction,
-                Effects(),
+                # no locks of its own; whether it may run in a transaction block is its own
+                Effects(transactional=step.effects.transactional),
                 unanalysed=step.unanalysed,
             )
             tx = body_transaction(step)
@@ -451,7 +452,10 @@ def _build_plan(
                 )
                 # the body's type changes from a known type too (PW104 names the old type)
                 effects = replace(
-                    effects, type_changes=tuple(c for s in inner for c in s.effects.type_changes)
+                    effects,
+                    type_changes=tuple(c for s in inner for c in s.effects.type_changes),
+                    # a body that COMMITs cannot run inside a transaction block
+                    transactional=transaction_control(body.text) is None,
                 )
             steps.append(
                 _new_step(len(steps), stmt, location, mode, tx, effects, inner, unanalysed)

@@ -23,7 +23,7 @@ from pgwarden.analysis.nodes import DefElem, Node, range_vars, strings
 from pgwarden.analysis.parse import parse
 from pgwarden.errors import SqlParseError
 
-__all__ = ["Inner", "body_statements", "do_body", "routine_body"]
+__all__ = ["Inner", "body_statements", "do_body", "routine_body", "transaction_control"]
 
 # The most of a condition's text a finding quotes.
 _COND_CHARS = 80
@@ -126,6 +126,24 @@ def body_statements(body: str) -> tuple[Inner, ...]:
         if isinstance(action, dict):
             walker.stmts([action], None)
     return tuple(walker.out)
+
+
+def transaction_control(body: str) -> str | None:
+    """`COMMIT` or `ROLLBACK` when the body ends transactions itself (a batched backfill
+    does): the server refuses it inside a transaction block ("invalid transaction
+    termination"), so the block runs outside one or fails. None: it does not."""
+    if "commit" not in body.lower() and "rollback" not in body.lower():
+        return None
+    tag = _delimiter(body)
+    try:
+        text = _parser.parse_plpgsql_json(f"DO {tag}{body}{tag}")
+    except _parser.ParseError:
+        return None
+    if '"PLpgSQL_stmt_commit"' in text:
+        return "COMMIT"
+    if '"PLpgSQL_stmt_rollback"' in text:
+        return "ROLLBACK"
+    return None
 
 
 class _Walker:

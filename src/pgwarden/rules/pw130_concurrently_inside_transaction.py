@@ -11,7 +11,10 @@ formatted SQL file without `runInTransaction:false` (an error: Liquibase
 certainly runs it in a transaction). Inside a DO block or a procedure
 body it always fails (`cannot be executed from a function`, or `cannot
 run inside a transaction block` when the block runs inside one), so it is
-an error there wherever the block runs.
+an error there wherever the block runs. A DO block (or a CALL of a procedure
+whose body is in the plan) whose body runs COMMIT or ROLLBACK, as batched
+backfills do, is flagged the same way: inside a transaction block the server
+refuses them (`invalid transaction termination`).
 
 ## Why is this bad?
 PostgreSQL rejects it with `ERROR: ... cannot run inside a transaction
@@ -102,6 +105,18 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
             "block) and the migration fails at deploy time",
             help="move it out of the DO block (or procedure) to a statement of its own, run "
             "outside any transaction; IF NOT EXISTS replaces the existence check",
+        )
+        return
+    if step.kind in ("DoStmt", "CallStmt"):  # its body ends transactions itself
+        what = "a DO block" if step.kind == "DoStmt" else "a CALL of a procedure"
+        yield Hit(
+            message=f"{what} whose body runs COMMIT or ROLLBACK runs {where}: PostgreSQL "
+            "refuses them there (invalid transaction termination) and the migration fails at "
+            "deploy time",
+            help="run it outside any transaction, after the file's COMMIT or in a migration of "
+            "its own (Alembic autocommit_block(), Django atomic = False); or drop the COMMITs "
+            "from the body if it may run as one transaction",
+            severity=Severity.ERROR if explicit or changeset else Severity.WARNING,
         )
         return
     yield Hit(
