@@ -3,7 +3,10 @@
 ## What it does
 Flags a primary-key column declared `integer`, `smallint`, `serial` or
 `smallserial` in `CREATE TABLE` or `ALTER TABLE ... ADD COLUMN`. Plain
-integer columns that are not keys (counts, amounts) are not flagged.
+integer columns that are not keys (counts, amounts) are not flagged, nor are
+generated columns, nor the columns of a composite key that no sequence fills
+(serial, identity, `DEFAULT nextval(...)`): a join table's references run out
+only where the referenced table's key does, and that key is flagged there.
 
 ## Why is this bad?
 An `integer` key stops at 2,147,483,647: inserts start failing when the
@@ -69,14 +72,41 @@ def _columns(step: Step) -> Iterator[tuple[str, ColumnDef, bool]]:
         }
         for e in elts:
             col = e.get("ColumnDef")
-            if col:
-                yield table, col, col.get("colname") in keys or _inline_pk(col)
+            if not col:
+                continue
+            if col.get("colname") in keys:
+                # in a composite key, only a column a sequence fills runs out by itself
+                yield table, col, len(keys) == 1 or _sequenced(col)
+            else:
+                yield table, col, _inline_pk(col)
     elif alter is not None:
         table = regclass(alter.get("relation"))
         for subtype, cmd in alter_cmds(step):
             col = cmd.get("def", {}).get("ColumnDef") if subtype == "AT_AddColumn" else None
             if col:
                 yield table, col, _inline_pk(col)
+
+
+def _sequenced(col: ColumnDef) -> bool:
+    """Whether a sequence fills the column: serial, identity, or DEFAULT nextval(...)."""
+    typ = type_of(col.get("typeName") or {})[0]
+    if typ.startswith(("serial", "smallserial")):
+        return True
+    for c in col.get("constraints") or ():
+        con = c.get("Constraint", {})
+        if con.get("contype") == "CONSTR_IDENTITY":
+            return True
+        if con.get("contype") == "CONSTR_DEFAULT" and "nextval" in str(con.get("raw_expr")):
+            return True
+    return False
+
+
+def _generated(col: ColumnDef) -> bool:
+    """A generated column (GENERATED ALWAYS AS (expr) STORED): computed, never counted up."""
+    return any(
+        c.get("Constraint", {}).get("contype") == "CONSTR_GENERATED"
+        for c in col.get("constraints") or ()
+    )
 
 
 def _inline_pk(col: ColumnDef) -> bool:
@@ -89,7 +119,7 @@ def _inline_pk(col: ColumnDef) -> bool:
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     for table, col, is_pk in _columns(step):
         typ = type_of(col.get("typeName") or {})
-        if not is_pk or typ[2] or typ[0] not in _SMALL:
+        if not is_pk or typ[2] or typ[0] not in _SMALL or _generated(col):
             continue
         yield Hit(
             message=f"primary key {table}.{col.get('colname')} is {_SMALL[typ[0]]}: it runs out "
