@@ -942,6 +942,33 @@ def _drop_database(ctx: Ctx, tree: Node) -> None:
     ctx.destroy(f"database {tree['DropdbStmt']['dbname']}")
 
 
+def _outside_transactions(ctx: Ctx, tree: Node) -> None:
+    """ALTER SYSTEM, CREATE / DROP TABLESPACE, DROP SUBSCRIPTION: no table locks, never
+    inside a transaction block (DROP SUBSCRIPTION drops its replication slot, unless its
+    slot_name is NONE, which the statement does not say)."""
+    del tree
+    ctx.transactional = False
+
+
+def _discard(ctx: Ctx, tree: Node) -> None:
+    """DISCARD ALL never runs inside a transaction block (PLANS, SEQUENCES, TEMP may)."""
+    if tree["DiscardStmt"].get("target") == "DISCARD_ALL":
+        ctx.transactional = False
+
+
+def _create_subscription(ctx: Ctx, tree: Node) -> None:
+    """CREATE SUBSCRIPTION that creates its replication slot (by default; not with
+    connect = false or create_slot = false) never runs inside a transaction block."""
+    options = tree["CreateSubscriptionStmt"].get("options")
+    given = {name for _, name in defnames(options)}
+    if "create_slot" in given:
+        slot = option_on(options, "create_slot")
+    else:  # connect = false makes create_slot false by default
+        slot = "connect" not in given or option_on(options, "connect")
+    if slot:
+        ctx.transactional = False
+
+
 def _nothing(ctx: Ctx, tree: Node) -> None:
     """Statements that lock no relation (types, functions, extensions, schemas, ...)."""
     del ctx, tree
@@ -982,6 +1009,12 @@ _HANDLERS: dict[str, Handler] = {
     "ExplainStmt": _explain,
     "CreatedbStmt": _create_database,
     "DropdbStmt": _drop_database,
+    "AlterSystemStmt": _outside_transactions,
+    "CreateTableSpaceStmt": _outside_transactions,
+    "DropTableSpaceStmt": _outside_transactions,
+    "DropSubscriptionStmt": _outside_transactions,
+    "CreateSubscriptionStmt": _create_subscription,
+    "DiscardStmt": _discard,
     "AlterDomainStmt": _alter_domain,
     "AlterEnumStmt": _nothing,
     "CreateEnumStmt": _nothing,

@@ -45,11 +45,13 @@ __all__ = [
     "CreateSeqStmt",
     "CreateStatsStmt",
     "CreateStmt",
+    "CreateSubscriptionStmt",
     "CreateTableAsStmt",
     "CreateTrigStmt",
     "CreatedbStmt",
     "DefElem",
     "DeleteStmt",
+    "DiscardStmt",
     "DoStmt",
     "DropOwnedStmt",
     "DropStmt",
@@ -567,6 +569,15 @@ class DropdbStmt(TypedDict, total=False):
     missing_ok: bool
 
 
+class CreateSubscriptionStmt(TypedDict, total=False):
+    subname: str
+    options: list["Node"]
+
+
+class DiscardStmt(TypedDict, total=False):
+    target: str
+
+
 class AlterEnumStmt(TypedDict, total=False):
     typeName: list["Node"]
     oldVal: str
@@ -676,6 +687,8 @@ class Node(TypedDict, total=False):
     ReassignOwnedStmt: ReassignOwnedStmt
     CreatePublicationStmt: CreatePublicationStmt
     AlterPublicationStmt: AlterPublicationStmt
+    CreateSubscriptionStmt: CreateSubscriptionStmt
+    DiscardStmt: DiscardStmt
     CreatedbStmt: CreatedbStmt
     DeleteStmt: DeleteStmt
     DoStmt: DoStmt

@@ -1,0 +1,88 @@
+"""`lint --fix` leaves statements PostgreSQL refuses in a transaction block outside the
+BEGIN ... COMMIT it writes: ALTER SYSTEM, CREATE / DROP TABLESPACE, DISCARD ALL, a CREATE
+SUBSCRIPTION that creates its slot, DROP SUBSCRIPTION.
+
+Before, the lock model took them as transactional, so the fix wrapped them with the file's
+other statements and the fixed file failed on its first run ('ALTER SYSTEM cannot run
+inside a transaction block'), where the original ran under psql.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from pgwarden.analysis.parse import parse
+from pgwarden.commands import Context, lint
+from pgwarden.lint.fix import fix_plan, write_fixes
+from pgwarden.pg.cluster import Cluster
+from tests.fixtures.pg import new_database
+
+ORIGINAL = (
+    "ALTER SYSTEM RESET work_mem;\n"
+    "CREATE INDEX customers_email_idx ON customers (email);\n"
+    "DROP TABLESPACE IF EXISTS old_space;\n"
+    "ALTER TABLE customers ADD COLUMN note text;\n"
+)
+
+
+def _fix(path: Path, major: int) -> tuple[set[str], set[str], str]:
+    ctx = Context(None, None, major, "x")
+    plan, result = lint([path], context=ctx)
+    fixes = fix_plan(plan, result)
+    write_fixes(fixes)
+    _, after = lint([path], context=ctx)
+    return {x.code for x in result.findings}, {x.code for x in after.findings}, path.read_text()
+
+
+def _outside(text: str, head: str) -> bool:
+    """The statement holding `head` runs outside every BEGIN ... COMMIT."""
+    open_tx = False
+    for stmt in parse(text):
+        word = stmt.text.split()[0].upper()
+        if word in ("BEGIN", "COMMIT"):
+            open_tx = word == "BEGIN"
+        elif head in stmt.text:  # or in the block the fix wraps it in
+            return not open_tx
+    raise AssertionError(f"{head} not in {text}")
+
+
+def test_fixed_file_runs_them_outside_its_transactions(pg_any: Cluster, tmp_path: Path) -> None:
+    f = tmp_path / "001.sql"
+    f.write_text(ORIGINAL)
+    before, after, fixed = _fix(f, pg_any.installation.major)
+    assert "PW101" in before and "PW101" not in after and after <= before, (after, fixed)
+    assert _outside(fixed, "ALTER SYSTEM") and _outside(fixed, "DROP TABLESPACE"), fixed
+    dsn = new_database(pg_any)
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute("CREATE TABLE customers (id bigint, email text)")
+        for _ in range(2):  # and again, as the header says
+            for stmt in parse(fixed):
+                c.execute(stmt.text.encode())
+        assert c.execute("SELECT to_regclass('customers_email_idx')").fetchone() != (None,)
+
+
+@pytest.mark.parametrize(
+    ("statement", "outside"),
+    [
+        ("CREATE SUBSCRIPTION sub CONNECTION 'dbname=app' PUBLICATION pub", True),
+        (
+            "CREATE SUBSCRIPTION sub CONNECTION 'dbname=app' PUBLICATION pub "
+            "WITH (connect = false)",
+            False,
+        ),
+        ("DROP SUBSCRIPTION sub", True),
+        ("DISCARD ALL", True),
+    ],
+)
+def test_subscriptions_and_discard(statement: str, outside: bool, tmp_path: Path) -> None:
+    """Not run here: a subscription that connects needs a publisher."""
+    f = tmp_path / "001.sql"
+    f.write_text(
+        f"BEGIN;\nALTER TABLE customers ADD COLUMN note text;\n{statement};\n"
+        "CREATE INDEX customers_email_idx ON customers (email);\nCOMMIT;\n"
+    )
+    _, _, fixed = _fix(f, 17)
+    assert _outside(fixed, statement.split()[0] + " " + statement.split()[1]) is outside, fixed
