@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 from pgwarden.analysis.catalog import Catalog
 from pgwarden.analysis.context import Snapshot, load_snapshot, save_snapshot, take_snapshot
 from pgwarden.analysis.parse import parse
-from pgwarden.errors import InputError, UsageError
-from pgwarden.lint.engine import LintResult, lint_plan
+from pgwarden.errors import InputError, SqlParseError, UsageError
+from pgwarden.lint.engine import LintResult, lint_plan, syntax_error_finding
 from pgwarden.plan import Plan, SourceText, build_plan
 from pgwarden.rules.base import DmlLimits
 from pgwarden.settings import Settings
@@ -154,15 +154,23 @@ def lint(
     file_transaction: bool | None = None,
     preflight_dsn: str | None = None,
     sources: Sources | None = None,
+    unparsed: list[SqlParseError] | None = None,
 ) -> tuple[Plan, LintResult]:
     """Lint SQL files (or parsed `sources`) in order, each one migration; returns the plan
     and its findings. Without a snapshot, what an earlier file created is not new.
 
     With `preflight_dsn`, also count existing rows the new constraints would reject.
+    With `unparsed`, SQL files the grammar rejects are left out, each a PW901 finding and
+    its error added there, and the others linted (the first error is raised when no file
+    parses); without, the first error is raised.
     """
     cfg = settings or Settings()
     ctx = context or Context(None, None, cfg.pg_version, "none")
     wrap = cfg.file_transaction if file_transaction is None else file_transaction
+    if sources is None and unparsed is not None:
+        sources = read_sources(paths, unparsed=unparsed)
+        if not sources:
+            raise unparsed[0]
     plan = load_plan(paths, context=ctx, file_transaction=wrap, sources=sources)
     own: set[int] = set()
     if sources is not None and not isinstance(sources, Sequence):
@@ -171,7 +179,11 @@ def lint(
     from pgwarden.lint.ignore_sources import apply_source_ignores, source_ignores
 
     config = cfg.source or "configuration"  # [[ignore_sources]]: migrations you do not own
-    return plan, apply_source_ignores(result, source_ignores(cfg), config=config)
+    result = apply_source_ignores(result, source_ignores(cfg), config=config)
+    if unparsed:
+        skipped = tuple(syntax_error_finding(e, "this file was not linted") for e in unparsed)
+        result = replace(result, findings=skipped + result.findings)
+    return plan, result
 
 
 def lint_built_plan(

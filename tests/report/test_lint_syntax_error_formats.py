@@ -86,3 +86,40 @@ def test_gitlab_carries_the_syntax_error(tmp_path: Path) -> None:
     assert PARSER in issue["description"]
     assert issue["location"] == {"path": "migrations/001_bad.sql", "lines": {"begin": 2}}
     assert len(issue["fingerprint"]) == 64
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_a_syntax_error_in_one_file_of_a_folder_leaves_the_others_linted(
+    tmp_path: Path, fmt: str
+) -> None:
+    """One broken file of a folder: the other files are still linted and reported, the
+    broken one is a PW901 finding, and the exit code and stderr error stay those of a
+    syntax error (2). Before, nothing was linted: the report held only PW901 ("files": 0),
+    and the real hazards of the other files went unseen until the SQL was fixed."""
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "001_index.sql").write_text("CREATE INDEX ON accounts (x);\n")
+    (folder / "002_bad.sql").write_text("ALTER TABLE accounts ADD COLUM y int;\n")
+    (folder / "003_drop.sql").write_text("DROP TABLE ledger;\n")
+    proc = subprocess.run(
+        [*PGWARDEN, "lint", "--format", fmt, "migrations"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert proc.stderr.startswith(
+        f"pgwarden: error: migrations/002_bad.sql:1:34: syntax error: {PARSER}"
+    ), proc.stderr
+    assert "the other 2 file(s) were linted" in proc.stderr, proc.stderr
+    if fmt == "json":
+        doc: dict[str, Any] = json.loads(proc.stdout)
+        codes = {(f["location"]["path"], f["code"]) for f in doc["findings"]}
+        assert ("migrations/001_index.sql", "PW101") in codes
+        assert ("migrations/002_bad.sql", "PW901") in codes
+        assert ("migrations/003_drop.sql", "PW201") in codes
+    else:
+        assert "migrations/002_bad.sql:1:34: error PW901 syntax-error" in proc.stdout
+        assert "error PW101" in proc.stdout and "error PW201" in proc.stdout

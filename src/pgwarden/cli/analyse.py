@@ -224,7 +224,10 @@ def lint(
 
         preflight_dsn = resolve_dsn(database_url, required=False)
 
+    unparsed: list[SqlParseError] = []  # files the grammar rejects: the others are linted
+
     def run() -> tuple[Plan, LintResult]:
+        unparsed.clear()
         return commands.lint(
             list(paths),
             context=ctx,
@@ -232,6 +235,7 @@ def lint(
             file_transaction=False if no_file_transaction else None,
             preflight_dsn=preflight_dsn,
             sources=sources,
+            unparsed=unparsed,
         )
 
     try:
@@ -265,6 +269,14 @@ def lint(
         plan, result = run()  # what is left after the fixes
     _print_lint_report(fmt, plan, result)
     skip_teardown(plan, result)  # freed with the process, not one object at a time
+    if unparsed:  # a syntax error's exit code and message, after the others' report
+        first = unparsed[0]
+        more = f" (and in {len(unparsed) - 1} more file(s))" if len(unparsed) > 1 else ""
+        first.hint = (
+            f"the other {len(plan.texts)} file(s) were linted and reported; fix the SQL at "
+            f"that position{more} (PW901 in the report)"
+        )
+        raise first
     threshold = fail_on or settings.fail_on
     if threshold != "never" and result.failed(Severity(threshold)):
         sys.exit(EXIT_FINDINGS)

@@ -168,15 +168,19 @@ def ignore_without_reason(
 def syntax_error_result(exc: SqlParseError) -> LintResult:
     """PW901: a file the server grammar rejects, as the one finding of a lint that stopped
     there (nothing is linted), for the machine formats that must still write a report."""
-    finding = Finding(
+    return LintResult((syntax_error_finding(exc, "nothing was linted"),))
+
+
+def syntax_error_finding(exc: SqlParseError, what: str) -> Finding:
+    """PW901: the error of a file the server grammar rejects; `what` says what was linted."""
+    return Finding(
         code=SYNTAX_ERROR,
         name="syntax-error",
         severity=Severity.ERROR,
-        message=f"{exc.server_message} (nothing was linted)",
+        message=f"{exc.server_message} ({what})",
         help=exc.hint or "fix the SQL at that position",
         location=exc.location,
     )
-    return LintResult((finding,))
 
 
 def lint_plan(

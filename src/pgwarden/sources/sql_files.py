@@ -12,7 +12,7 @@ from stat import S_ISDIR
 from typing import BinaryIO
 
 from pgwarden.analysis.parse import ParsedStatement, Trees, parse
-from pgwarden.errors import InputError, UsageError
+from pgwarden.errors import InputError, SqlParseError, UsageError
 from pgwarden.plan import SourceText
 from pgwarden.sources.liquibase import changesets
 from pgwarden.sources.placeholders import quote_placeholders
@@ -212,9 +212,12 @@ def decode_sql(data: bytes, name: str) -> str:
 
 def read_sources(
     paths: Iterable[str | os.PathLike[str]],
+    *,
+    unparsed: list[SqlParseError] | None = None,
 ) -> list[tuple[SourceText, list[ParsedStatement]]]:
     """Each .sql file of `paths` (folders in name order; `-`: standard input), read and
-    parsed."""
+    parsed. With `unparsed`, a file the grammar rejects is left out and its error added
+    there (lint goes on with the other files); without, the error is raised."""
     paths = list(paths)
     if not paths:
         raise UsageError("no SQL files given", hint="pass one or more .sql files or folders")
@@ -232,7 +235,13 @@ def read_sources(
             blanked, psql = blank_meta_commands(written, name)
             text, placeholders = quote_placeholders(blanked)
             halves = split_halves(text)
-            stmts = parse(halves.up, name, trees=trees)
+            try:
+                stmts = parse(halves.up, name, trees=trees)
+            except SqlParseError as exc:
+                if unparsed is None:
+                    raise
+                unparsed.append(exc)
+                continue
             if not stmts:
                 raise InputError(
                     f"{name}: no SQL statements (the file is empty or only comments)",
