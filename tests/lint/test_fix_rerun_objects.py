@@ -224,6 +224,12 @@ SHAPES = [
         "    LANGUAGE sql IMMUTABLE AS $pgwarden$ SELECT n || '$pgwarden1$' $pgwarden$;",
     ),
     Shape("dollar_tag_in_a_rename", 'ALTER TABLE customers RENAME COLUMN code TO "$pgwarden$";'),
+    Shape(
+        "type_attributes",
+        "ALTER TYPE pair ADD ATTRIBUTE c int;\n"
+        "ALTER TYPE pair ADD ATTRIBUTE d text, DROP ATTRIBUTE b CASCADE;",
+        setup="CREATE TYPE pair AS (a int, b int);",
+    ),
 ]
 
 

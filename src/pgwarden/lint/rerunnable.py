@@ -27,6 +27,8 @@ again, it fails ("already exists"). OR REPLACE is not added: it
 would replace a different object the database had before the file instead of failing
 as the original does, and put back an old body a later statement of the file replaced.
 Like IF NOT EXISTS, the block keeps an object of that name that was there before.
+ALTER TYPE ... DROP ATTRIBUTE gets IF EXISTS; an ADD ATTRIBUTE (no IF NOT EXISTS there)
+runs unless the composite type has every attribute it adds.
 ALTER ... SET SCHEMA of a table, view, sequence, type or domain runs unless it is done
 (the object in the new schema, its old name finding nothing else). ALTER TABLE ...
 ALTER COLUMN ... TYPE ... USING runs unless every column it converts has the type it
@@ -720,6 +722,8 @@ def _rerunnable(
     created = _guarded_create(sql, node)
     if created is not None:
         return [created]
+    if kind == "AlterTableStmt" and node.objtype == ObjectType.OBJECT_TYPE:
+        return [_guarded_attributes(sql, node)]
     if kind == "AlterTableStmt":
         finalize = _finalize_pending_detach(node)
         if finalize is not None:
@@ -754,6 +758,36 @@ def _rerunnable(
         if changed:
             return [_text(sql, node, _alter_edit)]
     return [sql]
+
+
+_DROP_ATTRIBUTE = re.compile(r"\bDROP\s+ATTRIBUTE\s+(?!IF\b)", re.I)
+
+
+def _guarded_attributes(sql: str, node: Any) -> str:
+    """ALTER TYPE ... ADD / DROP ATTRIBUTE: DROP ATTRIBUTE gets IF EXISTS; with an ADD
+    ATTRIBUTE (no IF NOT EXISTS there), a block runs it unless the composite type has
+    every attribute it adds."""
+    cmds: list[Any] = list(node.cmds or ())
+    for cmd in cmds:
+        if cmd.subtype == AlterTableType.AT_DropColumn:
+            cmd.missing_ok = True
+    text = _text(sql, node, lambda s: _DROP_ATTRIBUTE.sub("DROP ATTRIBUTE IF EXISTS ", s))
+    added = [
+        c.def_.colname
+        for c in cmds
+        if c.subtype == AlterTableType.AT_AddColumn and c.def_ is not None
+    ]
+    rel = node.relation
+    if not added or rel is None:
+        return text
+    typ = f"to_regtype({_literal(_relation(rel.schemaname, rel.relname))})"
+    done = "\n      AND ".join(
+        "EXISTS (SELECT FROM pg_attribute\n"
+        f"             WHERE attrelid = (SELECT typrelid FROM pg_type WHERE oid = {typ})\n"
+        f"               AND attname = {_literal(name)} AND NOT attisdropped)"
+        for name in added
+    )
+    return str(_unless(f"({done})", text))
 
 
 _ASIDE = "pgwarden_invalid"
