@@ -2,8 +2,8 @@
 
 `lint --fix` writes files whose transactions commit one by one, and its header
 says to retry the file when a statement times out. So every statement must
-survive a second run: CREATE TABLE / CREATE INDEX / ADD COLUMN / ADD VALUE /
-CREATE SEQUENCE / CREATE SCHEMA / CREATE COLLATION / CREATE TABLE AS / CREATE
+survive a second run: CREATE TABLE (PARTITION OF too) / CREATE INDEX / ADD COLUMN /
+ADD VALUE / CREATE SEQUENCE / CREATE SCHEMA / CREATE COLLATION / CREATE TABLE AS / CREATE
 MATERIALIZED VIEW / CREATE EXTENSION / CREATE SERVER / CREATE USER MAPPING / CREATE FOREIGN
 TABLE / CREATE STATISTICS get IF NOT EXISTS, DROP gets IF EXISTS, a named ADD CONSTRAINT
 runs only when the constraint is not there yet (a DO block: PostgreSQL has no IF NOT
@@ -27,8 +27,10 @@ again, it fails ("already exists"). OR REPLACE is not added: it
 would replace a different object the database had before the file instead of failing
 as the original does, and put back an old body a later statement of the file replaced.
 Like IF NOT EXISTS, the block keeps an object of that name that was there before.
-ALTER TYPE ... DROP ATTRIBUTE gets IF EXISTS; an ADD ATTRIBUTE (no IF NOT EXISTS there)
-runs unless the composite type has every attribute it adds.
+ALTER TABLE ... ATTACH PARTITION runs unless the table is a partition of that one, ALTER
+COLUMN ... ADD GENERATED ... AS IDENTITY unless the column is an identity column (each
+alone in its statement). ALTER TYPE ... DROP ATTRIBUTE gets IF EXISTS; an ADD ATTRIBUTE
+(no IF NOT EXISTS there) runs unless the composite type has every attribute it adds.
 ALTER ... SET SCHEMA of a table, view, sequence, type or domain runs unless it is done
 (the object in the new schema, its old name finding nothing else). ALTER TABLE ...
 ALTER COLUMN ... TYPE ... USING runs unless every column it converts has the type it
@@ -697,7 +699,7 @@ def _rerunnable(
         if node.concurrent:
             return [*_invalid_index_cleanup(node.relation.schemaname, node.idxname), text]
         return [text]
-    if kind == "CreateStmt" and not node.if_not_exists and not node.partbound:
+    if kind == "CreateStmt" and not node.if_not_exists:
         node.if_not_exists = True
         return [_text(sql, node, lambda s: _TABLE.sub("TABLE IF NOT EXISTS ", s, count=1))]
     if kind == "CreateForeignTableStmt" and not node.base.if_not_exists and not node.base.partbound:
@@ -740,6 +742,9 @@ def _rerunnable(
         guarded = _guarded_constraint(sql, node)
         if guarded is not None:
             return [guarded]
+        done = _attached_or_identity(node)
+        if done is not None:
+            return [str(_unless(done, sql))]
         converted = _guarded_conversion(sql, node)
         if converted is not None:
             return [converted]
@@ -758,6 +763,32 @@ def _rerunnable(
         if changed:
             return [_text(sql, node, _alter_edit)]
     return [sql]
+
+
+def _attached_or_identity(node: Any) -> str | None:
+    """ATTACH PARTITION done: the table is a partition of that one; ALTER COLUMN ... ADD
+    GENERATED ... AS IDENTITY done: the column is an identity column (for a statement of
+    that one command; neither has IF NOT EXISTS)."""
+    cmds: list[Any] = list(node.cmds or ())
+    rel = node.relation
+    if len(cmds) != 1 or rel is None:
+        return None
+    table = _literal(_relation(rel.schemaname, rel.relname))
+    cmd = cmds[0]
+    if cmd.subtype == AlterTableType.AT_AttachPartition and cmd.def_ is not None:
+        part = _literal(_relation(cmd.def_.name.schemaname, cmd.def_.name.relname))
+        return (
+            "EXISTS (SELECT FROM pg_inherits\n"
+            f"             WHERE inhrelid = to_regclass({part})\n"
+            f"               AND inhparent = to_regclass({table}))"
+        )
+    if cmd.subtype == AlterTableType.AT_AddIdentity and cmd.name:
+        return (
+            "EXISTS (SELECT FROM pg_attribute\n"
+            f"             WHERE attrelid = to_regclass({table})\n"
+            f"               AND attname = {_literal(cmd.name)} AND attidentity <> '')"
+        )
+    return None
 
 
 _DROP_ATTRIBUTE = re.compile(r"\bDROP\s+ATTRIBUTE\s+(?!IF\b)", re.I)
