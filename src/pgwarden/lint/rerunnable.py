@@ -10,27 +10,30 @@ runs only when the constraint is not there yet (a DO block: PostgreSQL has no IF
 EXISTS for constraints), a RENAME (RENAME VALUE of an enum too) runs unless it is done
 already (the old name gone, the new one there).
 
-What has no IF NOT EXISTS runs in a block that skips it when its object is there,
-looked up where the server creates it (the schema named, else the first schema of
-the search_path, current_schema()): CREATE TYPE (composite, enum, range; a base type
-once defined, its shell once created) and CREATE DOMAIN by name in pg_type, CREATE
-FUNCTION / PROCEDURE / AGGREGATE by name and input argument types (its signature: OUT and
-TABLE arguments are not part of it; a column's %TYPE is that column's type; an aggregate's
-direct and aggregated arguments, the old syntax's BASETYPE) in pg_proc, CREATE OPERATOR by
-name and argument types in pg_operator (a shell an earlier COMMUTATOR made does not count),
-CREATE CAST by its two types in pg_cast, CREATE VIEW by name in pg_class, a CREATE SCHEMA
-with elements (no IF NOT EXISTS there) by name, CREATE TRIGGER / POLICY / RULE by name on
-its table, CREATE EVENT TRIGGER / PUBLICATION / ROLE (USER, GROUP) / FOREIGN DATA WRAPPER by
+What has no IF NOT EXISTS runs in a block that skips it when its object is there, looked up
+where the server creates it (the schema named, else the first schema of the search_path,
+current_schema()): CREATE TYPE (composite, enum, range; a base type once defined, its shell
+once created) and CREATE DOMAIN by name in pg_type, CREATE FUNCTION / PROCEDURE / AGGREGATE
+by name and input argument types (its signature: OUT and TABLE arguments are not part of it;
+a column's %TYPE is that column's type; an aggregate's direct and aggregated arguments, the
+old syntax's BASETYPE) in pg_proc, CREATE OPERATOR by name and argument types in pg_operator
+(a shell an earlier COMMUTATOR made does not count), CREATE CAST by its two types in
+pg_cast, CREATE OPERATOR CLASS / FAMILY by name and access method, CREATE TEXT SEARCH
+CONFIGURATION / DICTIONARY / PARSER / TEMPLATE and CREATE CONVERSION by name in their
+schema, CREATE ACCESS METHOD by name, CREATE VIEW by name in pg_class, a CREATE SCHEMA with
+elements (no IF NOT EXISTS there) by name, CREATE TRIGGER / POLICY / RULE by name on its
+table, CREATE EVENT TRIGGER / PUBLICATION / ROLE (USER, GROUP) / FOREIGN DATA WRAPPER by
 name, CREATE SUBSCRIPTION by name in the database. A CREATE SUBSCRIPTION that creates its
 replication slot (it connects, by default) cannot run in a block and is left as it is: run
-again, it fails ("already exists"). OR REPLACE is not added: it
-would replace a different object the database had before the file instead of failing
-as the original does, and put back an old body a later statement of the file replaced.
-Like IF NOT EXISTS, the block keeps an object of that name that was there before.
-ALTER TABLE ... ATTACH PARTITION runs unless the table is a partition of that one, ALTER
-COLUMN ... ADD GENERATED ... AS IDENTITY unless the column is an identity column (each
-alone in its statement). ALTER TYPE ... DROP ATTRIBUTE gets IF EXISTS; an ADD ATTRIBUTE
-(no IF NOT EXISTS there) runs unless the composite type has every attribute it adds.
+again, it fails ("already exists"). OR REPLACE is not added: it would replace a different
+object the database had before the file instead of failing as the original does, and put
+back an old body a later statement of the file replaced. Like IF NOT EXISTS, the block keeps
+an object of that name that was there before. ALTER TABLE ... ATTACH PARTITION runs unless
+the table is a partition of that one, INHERIT unless it inherits from that one, ALTER COLUMN
+... ADD GENERATED ... AS IDENTITY unless the column is an identity column (each alone in its
+statement; NO INHERIT is left as it is: done and never inheriting look the same, and the
+latter must fail). ALTER TYPE ... DROP ATTRIBUTE gets IF EXISTS; an ADD ATTRIBUTE (no IF NOT
+EXISTS there) runs unless the composite type has every attribute it adds.
 ALTER ... SET SCHEMA of a table, view, sequence, type or domain runs unless it is done
 (the object in the new schema, its old name finding nothing else). ALTER TABLE ...
 ALTER COLUMN ... TYPE ... USING runs unless every column it converts has the type it
@@ -433,6 +436,19 @@ def _guarded_create(sql: str, node: Any) -> str | None:
             "EXISTS (SELECT FROM pg_foreign_data_wrapper\n"
             f"             WHERE fdwname = {_literal(node.fdwname)})"
         )
+    elif kind == "DefineStmt" and node.kind in _TEXT_SEARCH:
+        table, column, namespace = _TEXT_SEARCH[node.kind]
+        done = _named_in(table, column, namespace, node.defnames)
+    elif kind == "CreateOpClassStmt":
+        done = _named_in("pg_opclass", "opcname", "opcnamespace", node.opclassname)
+        done = done[:-1] + f"\n               AND opcmethod = {_access_method(node.amname)})"
+    elif kind == "CreateOpFamilyStmt":
+        done = _named_in("pg_opfamily", "opfname", "opfnamespace", node.opfamilyname)
+        done = done[:-1] + f"\n               AND opfmethod = {_access_method(node.amname)})"
+    elif kind == "CreateConversionStmt":
+        done = _named_in("pg_conversion", "conname", "connamespace", node.conversion_name)
+    elif kind == "CreateAmStmt":
+        done = f"EXISTS (SELECT FROM pg_am WHERE amname = {_literal(node.amname)})"
     elif kind == "CreateSubscriptionStmt" and not _creates_slot(node):
         done = (
             "EXISTS (SELECT FROM pg_subscription\n"
@@ -441,6 +457,28 @@ def _guarded_create(sql: str, node: Any) -> str | None:
             "                              WHERE datname = current_database()))"
         )
     return _unless(done, sql) if done is not None else None
+
+
+_TEXT_SEARCH = {
+    ObjectType.OBJECT_TSCONFIGURATION: ("pg_ts_config", "cfgname", "cfgnamespace"),
+    ObjectType.OBJECT_TSDICTIONARY: ("pg_ts_dict", "dictname", "dictnamespace"),
+    ObjectType.OBJECT_TSPARSER: ("pg_ts_parser", "prsname", "prsnamespace"),
+    ObjectType.OBJECT_TSTEMPLATE: ("pg_ts_template", "tmplname", "tmplnamespace"),
+}
+
+
+def _named_in(catalog: str, column: str, namespace: str, names: Any) -> str:
+    """An object of that (qualified) name exists where it is created."""
+    schema, name = _split(names)
+    return (
+        f"EXISTS (SELECT FROM {catalog}\n"
+        f"             WHERE {column} = {_literal(name)}\n"
+        f"               AND {namespace} = {_namespace(schema)})"
+    )
+
+
+def _access_method(name: str) -> str:
+    return f"(SELECT oid FROM pg_am WHERE amname = {_literal(name)})"
 
 
 def _definition(node: Any, name: str) -> Any:
@@ -766,9 +804,10 @@ def _rerunnable(
 
 
 def _attached_or_identity(node: Any) -> str | None:
-    """ATTACH PARTITION done: the table is a partition of that one; ALTER COLUMN ... ADD
-    GENERATED ... AS IDENTITY done: the column is an identity column (for a statement of
-    that one command; neither has IF NOT EXISTS)."""
+    """ATTACH PARTITION done: the table is a partition of that one; INHERIT: it inherits
+    from it; ALTER COLUMN ... ADD GENERATED ... AS IDENTITY: the column is an identity
+    column (for a statement of that one command; none has IF NOT EXISTS). NO INHERIT is
+    left as it is: done and never inheriting look the same, and the latter must fail."""
     cmds: list[Any] = list(node.cmds or ())
     rel = node.relation
     if len(cmds) != 1 or rel is None:
@@ -781,6 +820,13 @@ def _attached_or_identity(node: Any) -> str | None:
             "EXISTS (SELECT FROM pg_inherits\n"
             f"             WHERE inhrelid = to_regclass({part})\n"
             f"               AND inhparent = to_regclass({table}))"
+        )
+    if cmd.subtype == AlterTableType.AT_AddInherit and cmd.def_ is not None:
+        parent = _literal(_relation(cmd.def_.schemaname, cmd.def_.relname))
+        return (
+            "EXISTS (SELECT FROM pg_inherits\n"
+            f"             WHERE inhrelid = to_regclass({table})\n"
+            f"               AND inhparent = to_regclass({parent}))"
         )
     if cmd.subtype == AlterTableType.AT_AddIdentity and cmd.name:
         return (
