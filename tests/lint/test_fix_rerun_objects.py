@@ -268,6 +268,21 @@ SHAPES = [
         "ALTER TABLE archived INHERIT customers;",
         setup="CREATE TABLE archived (LIKE customers);",
     ),
+    Shape(
+        "renames_of_other_objects",
+        "ALTER TYPE pair RENAME ATTRIBUTE b TO c;\nALTER TYPE mood RENAME TO feeling;\n"
+        "ALTER DOMAIN mail RENAME TO post;\nALTER FUNCTION twice(int) RENAME TO double;\n"
+        "ALTER PROCEDURE tick RENAME TO tock;\nALTER SCHEMA crm RENAME TO sales;",
+        setup="CREATE TYPE pair AS (a int, b int); CREATE DOMAIN mail AS text;\n"
+        "CREATE TYPE mood AS ENUM ('ok');\n"
+        "CREATE FUNCTION twice(int) RETURNS int LANGUAGE sql AS 'SELECT $1 * 2';\n"
+        "CREATE PROCEDURE tick() LANGUAGE sql AS 'SELECT 1'; CREATE SCHEMA crm;",
+    ),
+    Shape(
+        "domain_constraint",
+        "ALTER DOMAIN mail ADD CONSTRAINT mail_at CHECK (VALUE LIKE '%@%');",
+        setup="CREATE DOMAIN mail AS text;",
+    ),
 ]
 
 
@@ -371,7 +386,8 @@ def _state(dsn: str) -> dict[str, list[tuple[object, ...]]]:
                 f"SELECT n.nspname FROM pg_namespace n WHERE {USER} ORDER BY 1"
             ).fetchall(),
             "constraints": c.execute(
-                "SELECT conrelid::regclass::text, conname::text, pg_get_constraintdef(o.oid) "
+                "SELECT conrelid::regclass::text, contypid::regtype::text, conname::text, "
+                "pg_get_constraintdef(o.oid) "
                 "FROM pg_constraint o JOIN pg_namespace n ON n.oid = o.connamespace "
                 f"WHERE {USER} ORDER BY 1, 2"
             ).fetchall(),

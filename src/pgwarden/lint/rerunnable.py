@@ -7,8 +7,10 @@ ADD VALUE / CREATE SEQUENCE / CREATE SCHEMA / CREATE COLLATION / CREATE TABLE AS
 MATERIALIZED VIEW / CREATE EXTENSION / CREATE SERVER / CREATE USER MAPPING / CREATE FOREIGN
 TABLE / CREATE STATISTICS get IF NOT EXISTS, DROP gets IF EXISTS, a named ADD CONSTRAINT
 runs only when the constraint is not there yet (a DO block: PostgreSQL has no IF NOT
-EXISTS for constraints), a RENAME (RENAME VALUE of an enum too) runs unless it is done
-already (the old name gone, the new one there).
+EXISTS for constraints; a domain's named ADD CONSTRAINT too), a RENAME (of a relation,
+column, constraint, a composite type's attribute, a type, domain, schema or routine;
+RENAME VALUE of an enum too) runs unless it is done already (the old name gone, the new
+one there).
 
 What has no IF NOT EXISTS runs in a block that skips it when its object is there, looked up
 where the server creates it (the schema named, else the first schema of the search_path,
@@ -204,10 +206,11 @@ def _guarded_rename(sql: str, node: Any) -> str | None:
     (the old name gone, the new one there); otherwise it runs, and fails as it would."""
     rel = node.relation
     if rel is None:
-        return None
+        done = _renamed_object(node)
+        return None if done is None else _unless(done, sql)
     table = _relation(rel.schemaname, rel.relname)
     kind = node.renameType
-    if kind == ObjectType.OBJECT_COLUMN:
+    if kind in (ObjectType.OBJECT_COLUMN, ObjectType.OBJECT_ATTRIBUTE):  # a type's: its class
         old, new = _has_column(table, node.subname), _has_column(table, node.newname)
     elif kind == ObjectType.OBJECT_TABCONSTRAINT:
         old, new = _has_constraint(table, node.subname), _has_constraint(table, node.newname)
@@ -224,6 +227,47 @@ def _guarded_rename(sql: str, node: Any) -> str | None:
         "  END IF;\n"
         "END $pgwarden$"
     )
+
+
+_ROUTINES = frozenset(
+    {
+        ObjectType.OBJECT_FUNCTION,
+        ObjectType.OBJECT_PROCEDURE,
+        ObjectType.OBJECT_ROUTINE,
+        ObjectType.OBJECT_AGGREGATE,
+    }
+)
+
+
+def _renamed_object(node: Any) -> str | None:
+    """A RENAME of a schema, type, domain or routine done: the old name finds nothing and
+    the new one finds it (None for other objects)."""
+    kind = node.renameType
+    if kind == ObjectType.OBJECT_SCHEMA:
+        gone, there = (
+            f"{no}EXISTS (SELECT FROM pg_namespace WHERE nspname = {_literal(name)})"
+            for no, name in (("NOT ", node.subname), ("", node.newname))
+        )
+    elif kind in (ObjectType.OBJECT_TYPE, ObjectType.OBJECT_DOMAIN):
+        schema, name = _split(node.object)
+        gone, there = (
+            f"to_regtype({_literal(_relation(schema, n))}) IS {no}NULL"
+            for no, n in (("", name), ("NOT ", node.newname))
+        )
+    elif kind in _ROUTINES and node.object is not None:
+        schema, name = _split(node.object.objname)
+        if node.object.args_unspecified:
+            lookup, args = "to_regproc", ""
+        else:
+            lookup = "to_regprocedure"
+            args = "(" + ", ".join(_deparse(t) for t in node.object.objargs or ()) + ")"
+        gone, there = (
+            f"{lookup}({_literal(_relation(schema, n) + args)}) IS {no}NULL"
+            for no, n in (("", name), ("NOT ", node.newname))
+        )
+    else:
+        return None
+    return f"({gone}\n      AND {there})"
 
 
 def _has_column(table: str, column: str) -> str:
@@ -449,6 +493,14 @@ def _guarded_create(sql: str, node: Any) -> str | None:
         done = _named_in("pg_conversion", "conname", "connamespace", node.conversion_name)
     elif kind == "CreateAmStmt":
         done = f"EXISTS (SELECT FROM pg_am WHERE amname = {_literal(node.amname)})"
+    elif kind == "AlterDomainStmt" and node.subtype == "C" and node.def_ is not None:
+        if node.def_.conname:
+            domain = _literal(_relation(*_split(node.typeName)))
+            done = (
+                "EXISTS (SELECT FROM pg_constraint\n"
+                f"             WHERE contypid = to_regtype({domain})\n"
+                f"               AND conname = {_literal(node.def_.conname)})"
+            )
     elif kind == "CreateSubscriptionStmt" and not _creates_slot(node):
         done = (
             "EXISTS (SELECT FROM pg_subscription\n"
