@@ -183,6 +183,18 @@ def test_the_refusal_reads_the_state_as_of_now():
     assert breaker.acquire().probe
 
 
+def test_the_refusal_never_says_it_probes_again_in_0_0_s():
+    """With under 50 ms of the open period left, the wait is rounded up, never to 0.0 s."""
+    breaker, clock, _ = make()
+    trip(breaker)
+    clock.advance_ms(470)
+    with pytest.raises(CircuitOpen) as info:
+        breaker.acquire()
+    assert "probes the database again in 0.1 s" in str(info.value)
+    clock.advance_ms(29)  # 1 ms left
+    assert "probes the database again in 0.1 s" in str(breaker.refusal())
+
+
 def test_the_refusal_of_queued_work_as_the_breaker_opens_with_no_open_period():
     """The guard sheds queued work with `refusal()` from the breaker's change callback;
     with `open_ms=0` the open period is over as it starts."""

@@ -233,7 +233,10 @@ class CircuitBreaker:
         elif state is BreakerState.HALF_OPEN:
             then = "the next call goes through as a probe of the database"
         else:
-            then = f"probes the database again in {remaining_ns / 1e9:.1f} s"
+            # rounded up: never 'in 0.0 s' while it is still open
+            then = (
+                f"probes the database again in {max(1, math.ceil(remaining_ns / 1e8)) / 10:.1f} s"
+            )
         return CircuitOpen(
             f"database circuit {self.name!r} is {state.value}: {why}; {then}",
             retry_after_s=self._retry_after_s(remaining_ns),

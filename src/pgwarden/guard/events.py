@@ -57,9 +57,26 @@ class LogObserver(GuardObserver):
     def breaker_changed(
         self, guard: str, old: BreakerState, new: BreakerState, failure_rate: float, calls: int
     ) -> None:
-        self.breaker_transition(guard, old, new, failure_rate, calls, why=None)
+        self._log_breaker(guard, old, new, failure_rate, calls, why=None)
 
     def breaker_transition(
+        self,
+        guard: str,
+        old: BreakerState,
+        new: BreakerState,
+        failure_rate: float,
+        calls: int,
+        *,
+        why: str | None,
+    ) -> None:
+        if type(self).breaker_changed is not LogObserver.breaker_changed:
+            # A subclass written against `breaker_changed` gets it, as it did before
+            # `breaker_transition` existed (its super() call writes the line, without why).
+            self.breaker_changed(guard, old, new, failure_rate, calls)
+            return
+        self._log_breaker(guard, old, new, failure_rate, calls, why=why)
+
+    def _log_breaker(
         self,
         guard: str,
         old: BreakerState,
