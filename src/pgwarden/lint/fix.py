@@ -64,6 +64,7 @@ from pgwarden.lint.rerunnable import (
 )
 from pgwarden.lint.rewrite import rewrite_plan
 from pgwarden.plan import NO_FILE_TRANSACTION, Plan, SourceText, Step, TxMode, build_plan
+from pgwarden.rules.base import resets_all_settings
 from pgwarden.rules.pw122_lock_timeout_too_long import bearable_ms, blocked_rate
 from pgwarden.sources.psql import blank_meta_commands
 from pgwarden.sources.updown import split_halves, with_down_half
@@ -183,6 +184,8 @@ _WAITS_BEFORE = (  # what files fixed before REINDEX waited so say
 )
 # Marks the SETs of that wait (a fix of the fixed file writes them anew).
 _WAIT_TAG = "-- pgwarden: the index build's wait"
+# Marks the SET that bounds waits again after the file's RESET ALL or DISCARD ALL.
+_RESET_TAG = "-- pgwarden: bound again after the reset"
 _OWN = {
     HEADER,
     _RETRY,
@@ -324,7 +327,8 @@ def _render(
             continue  # transactions are rendered from the plan's transaction ids
         key = (step.location.line, step.location.column)
         if _sets_lock_timeout(step):
-            if timeout_ms is not None or _WAIT_TAG in lines[step.location.line - 1]:
+            line = lines[step.location.line - 1]
+            if timeout_ms is not None or _WAIT_TAG in line or _RESET_TAG in line:
                 if key == first_key:
                     first_key = None  # the ignore above it goes to the next one written
                 continue  # replaced by the prologue's timeout, or the builds' wait (below)
@@ -365,6 +369,10 @@ def _render(
                 wait = f"SET lock_timeout = '{CONCURRENT_WAIT_MS}ms'" if waiting else session
                 out.append(f"{wait};  {_WAIT_TAG}")
             out.append(f"{q};")
+        if session is not None and resets_all_settings(step):
+            # RESET ALL / DISCARD ALL undid the bound: set it again before what follows.
+            bound = f"SET lock_timeout = '{CONCURRENT_WAIT_MS}ms'" if waiting else session
+            out.append(f"{bound};  {_WAIT_TAG if waiting else _RESET_TAG}")
         if trail:
             out[-1] += f"  {trail}"
     if open_tx is not None:

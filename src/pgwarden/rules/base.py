@@ -206,7 +206,7 @@ class LintContext:
                 self.lock_timeouts.pop(scope, None)
             else:
                 self.lock_timeouts[scope] = value
-        elif setting is not None and setting.get("kind") == "VAR_RESET_ALL":
+        elif resets_all_settings(step):
             self.lock_timeouts.clear()  # every setting back to its default, LOCAL ones too
         for is_local, text in set_config_calls(step, "lock_timeout"):
             if is_local and outside:
@@ -343,6 +343,15 @@ def set_config_calls(step: Step, name: str) -> Iterator[tuple[bool, str]]:
             continue
         if "boolval" in local:
             yield bool(local["boolval"].get("boolval")), value["sval"].get("sval", "")
+
+
+def resets_all_settings(step: Step) -> bool:
+    """RESET ALL or DISCARD ALL: every setting (lock_timeout too) back to its default."""
+    setting = step.tree.get("VariableSetStmt")
+    if setting is not None:
+        return setting.get("kind") == "VAR_RESET_ALL"
+    discard = step.tree.get("DiscardStmt")
+    return discard is not None and discard.get("target") == "DISCARD_ALL"
 
 
 def _ms(text: str) -> int | None:
