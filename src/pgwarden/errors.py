@@ -70,10 +70,13 @@ class InputError(PgwardenError):
 class SqlParseError(InputError):
     """The server grammar rejected the SQL; carries file:line:column."""
 
-    def __init__(self, server_message: str, location: SourceLocation) -> None:
+    def __init__(
+        self, server_message: str, location: SourceLocation, *, hint: str | None = None
+    ) -> None:
         super().__init__(
             f"{location}: syntax error: {server_message}",
-            hint="fix the SQL at that position; pgwarden parses with PostgreSQL's own grammar",
+            hint=hint
+            or "fix the SQL at that position; pgwarden parses with PostgreSQL's own grammar",
             path=location.path,
         )
         self.server_message = server_message

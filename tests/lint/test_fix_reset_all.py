@@ -23,6 +23,11 @@ FILES = {
 }
 
 
+def _run(c: psycopg.Connection[tuple[object, ...]], text: str) -> None:
+    for stmt in parse(text):
+        c.execute(stmt.text)
+
+
 @pytest.mark.parametrize("shape", sorted(FILES))
 def test_the_bound_is_set_again_after_a_reset(pg_cluster, tmp_path: Path, shape: str) -> None:
     f = tmp_path / "001.sql"
@@ -45,6 +50,5 @@ def test_the_bound_is_set_again_after_a_reset(pg_cluster, tmp_path: Path, shape:
             psycopg.connect(dsn, autocommit=True) as c,
             pytest.raises(psycopg.errors.LockNotAvailable),
         ):
-            for stmt in parse(fixed):
-                c.execute(stmt.text)
+            _run(c, fixed)
         blocker.rollback()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pgwarden.commands import Context, lint
-from pgwarden.errors import InputError
+from pgwarden.errors import InputError, SqlParseError
 from pgwarden.lint.fix import fix_plan, write_fixes
 from pgwarden.sources.psql import blank_meta_commands
 
@@ -97,3 +97,19 @@ def test_a_meta_command_after_a_query_on_its_line_is_read_as_one(tmp_path: Path)
         lint([f], context=Context(None, None, 18, "x"))
     text, found = blank_meta_commands("\\echo 'it''s' \nSELECT 1;\n", "001.sql")
     assert found == ("\\echo 'it''s'",) and text == " " * 14 + "\nSELECT 1;\n"
+
+
+@pytest.mark.parametrize("variable", [":tbl", ":'tbl'", ':"tbl"'])
+def test_a_psql_variable_is_named_in_the_syntax_error(tmp_path: Path, variable: str) -> None:
+    """psql fills in `:name` before the server sees it; the error says so instead of only
+    'fix the SQL at that position'. A `::` cast next to a real error is not taken for one."""
+    f = tmp_path / "001.sql"
+    f.write_text(f"\\set tbl orders\nSET lock_timeout = '1s';\nALTER TABLE {variable} ADD z int;\n")
+    with pytest.raises(SqlParseError) as info:
+        lint([f], context=Context(None, None, 18, "x"))
+    assert info.value.location.line == 3
+    assert f"{variable} looks like a psql variable" in str(info.value.hint)
+    f.write_text("SELECT a::int FROM t WHERE;\n")
+    with pytest.raises(SqlParseError) as info:
+        lint([f], context=Context(None, None, 18, "x"))
+    assert "psql variable" not in str(info.value.hint)

@@ -8,6 +8,7 @@ the JSON path is several times faster than building pglast's Node objects.
 from __future__ import annotations
 
 import gc
+import re
 import sys
 import threading
 import types
@@ -157,9 +158,26 @@ def gc_paused() -> Iterator[None]:
         gc.enable()
 
 
+# psql's variable interpolation (`:name`, `:'name'`, `:"name"`), not a `::` cast.
+_PSQL_VARIABLE = re.compile(
+    r"(?<!:):(?:[A-Za-z_][A-Za-z0-9_]*|'[A-Za-z_][A-Za-z0-9_]*'|\"[A-Za-z_][A-Za-z0-9_]*\")"
+)
+
+
 def _error(text: str, message: str, offset: int | None, path: str, base: int) -> SqlParseError:
-    line, col = line_col(text, base + (offset if offset is not None else len(text) - base))
-    return SqlParseError(message, SourceLocation(path, line, col))
+    at = base + (offset if offset is not None else len(text) - base)
+    line, col = line_col(text, at)
+    variable = _PSQL_VARIABLE.match(text, at)
+    if variable is None:
+        return SqlParseError(message, SourceLocation(path, line, col))
+    name = variable.group(0)
+    return SqlParseError(
+        message,
+        SourceLocation(path, line, col),
+        hint=f"{name} looks like a psql variable: psql fills it in (\\set, psql -v), the "
+        "server never sees it, and pgwarden reads the SQL as the server gets it; write "
+        "the value in the file",
+    )
 
 
 # Statement text -> its trees; shared by the parse() calls of one run (`trees=`).
