@@ -283,6 +283,44 @@ SHAPES = [
         "ALTER DOMAIN mail ADD CONSTRAINT mail_at CHECK (VALUE LIKE '%@%');",
         setup="CREATE DOMAIN mail AS text;",
     ),
+    # The server names an unnamed CHECK of a domain mail_check, numbered past the names
+    # taken (the CREATE DOMAIN's own CHECK has mail_check): run again, it adds mail_check3.
+    Shape(
+        "unnamed_domain_checks",
+        "CREATE DOMAIN mail AS text CHECK (VALUE <> '');\n"
+        "ALTER DOMAIN mail ADD CHECK (VALUE LIKE '%@%');\n"
+        "ALTER DOMAIN public.mail ADD CHECK (length(VALUE) > 3);",
+    ),
+    # SELECT ... INTO creates its table, with no IF NOT EXISTS: the server makes it a
+    # CREATE TABLE ... AS (same column types: an unknown literal text, a division numeric).
+    Shape(
+        "select_into",
+        "SELECT id, name, cents * 2 AS double_cents, 'x' AS tag, cents / 3.0 AS third, code\n"
+        "    INTO big_spenders FROM customers WHERE cents > 1000\n"
+        "    UNION ALL SELECT 0, 'none', 0, 'y', 0, NULL;\n"
+        "SELECT 1 AS one INTO UNLOGGED TABLE public.ones;",
+    ),
+    # ALTER EXTENSION ... ADD fails run again ("... is already a member of extension"), and
+    # CREATE TRANSFORM has no IF NOT EXISTS. plpgsql is there on every server.
+    Shape(
+        "extension_members_and_transform",
+        "CREATE FUNCTION from_sql(internal) RETURNS internal\n"
+        "    LANGUAGE internal IMMUTABLE STRICT AS 'int4recv';\n"
+        "CREATE FUNCTION to_sql(internal) RETURNS int LANGUAGE internal IMMUTABLE STRICT\n"
+        "    AS 'int4recv';\n"
+        "CREATE TRANSFORM FOR int LANGUAGE plpgsql\n"
+        "    (FROM SQL WITH FUNCTION from_sql(internal), TO SQL WITH FUNCTION to_sql(internal));\n"
+        "ALTER EXTENSION plpgsql ADD TRANSFORM FOR int LANGUAGE plpgsql;\n"
+        "CREATE FUNCTION helper(bigint, text) RETURNS int LANGUAGE sql AS 'SELECT 1';\n"
+        "ALTER EXTENSION plpgsql ADD FUNCTION helper(int8, text);\n"
+        "CREATE TYPE mood AS ENUM ('ok');\nALTER EXTENSION plpgsql ADD TYPE public.mood;\n"
+        "CREATE CAST (mood AS text) WITH INOUT;\n"
+        "ALTER EXTENSION plpgsql ADD CAST (mood AS text);\n"
+        "CREATE TABLE side (id int);\nALTER EXTENSION plpgsql ADD TABLE side;\n"
+        "CREATE SCHEMA util;\nALTER EXTENSION plpgsql ADD SCHEMA util;\n"
+        "CREATE OPERATOR FAMILY fam USING btree;\n"
+        "ALTER EXTENSION plpgsql ADD OPERATOR FAMILY fam USING btree;",
+    ),
 ]
 
 
@@ -325,7 +363,8 @@ USER = "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '
 
 def _state(dsn: str) -> dict[str, list[tuple[object, ...]]]:
     """What the file made: relations and their columns, types, enum labels, functions,
-    collations, views and schemas outside the system schemas, and the rows of the tables."""
+    collations, views and schemas outside the system schemas, transforms, extension
+    members, and the rows of the tables."""
     with psycopg.connect(dsn) as c:
         out = {
             "relations": c.execute(
@@ -423,6 +462,16 @@ def _state(dsn: str) -> dict[str, list[tuple[object, ...]]]:
                 "SELECT subname::text, subconninfo, subpublications::text FROM pg_subscription "
                 "WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
                 "ORDER BY 1"
+            ).fetchall(),
+            "transforms": c.execute(
+                "SELECT trftype::regtype::text, lanname::text FROM pg_transform t "
+                "JOIN pg_language l ON l.oid = t.trflang ORDER BY 1, 2"
+            ).fetchall(),
+            "members": c.execute(
+                "SELECT pg_describe_object(d.classid, d.objid, d.objsubid), e.extname::text "
+                "FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid "
+                "WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e' "
+                "AND d.objid >= 16384 ORDER BY 1, 2"
             ).fetchall(),
             "indexes": c.execute(
                 "SELECT pg_get_indexdef(i.indexrelid), i.indisvalid FROM pg_index i "

@@ -420,6 +420,8 @@ def _named_by_fix(step: Step) -> bool:
     sql = step.sql.strip().rstrip(";")
     if step.kind == "IndexStmt":
         return not step.body.get("idxname") and default_index_name(sql) is not None
+    if step.kind == "AlterDomainStmt":
+        return default_constraint_name(sql) is not None
     return _has_cmd(step, "AT_AddConstraint") and default_constraint_name(sql) is not None
 
 

@@ -5,7 +5,9 @@ says to retry the file when a statement times out. So every statement must
 survive a second run: CREATE TABLE (PARTITION OF too) / CREATE INDEX / ADD COLUMN /
 ADD VALUE / CREATE SEQUENCE / CREATE SCHEMA / CREATE COLLATION / CREATE TABLE AS / CREATE
 MATERIALIZED VIEW / CREATE EXTENSION / CREATE SERVER / CREATE USER MAPPING / CREATE FOREIGN
-TABLE / CREATE STATISTICS get IF NOT EXISTS, DROP gets IF EXISTS, a named ADD CONSTRAINT
+TABLE / CREATE STATISTICS get IF NOT EXISTS (a SELECT ... INTO, which creates its table,
+becomes the CREATE TABLE IF NOT EXISTS ... AS the server makes of it: the same columns
+and types), DROP gets IF EXISTS, a named ADD CONSTRAINT
 runs only when the constraint is not there yet (a DO block: PostgreSQL has no IF NOT
 EXISTS for constraints; a domain's named ADD CONSTRAINT too), a RENAME (of a relation,
 column, constraint, a composite type's attribute, a type, domain, schema or routine;
@@ -25,7 +27,11 @@ CONFIGURATION / DICTIONARY / PARSER / TEMPLATE and CREATE CONVERSION by name in 
 schema, CREATE ACCESS METHOD by name, CREATE VIEW by name in pg_class, a CREATE SCHEMA with
 elements (no IF NOT EXISTS there) by name, CREATE TRIGGER / POLICY / RULE by name on its
 table, CREATE EVENT TRIGGER / PUBLICATION / ROLE (USER, GROUP) / FOREIGN DATA WRAPPER by
-name, CREATE SUBSCRIPTION by name in the database. A CREATE SUBSCRIPTION that creates its
+name, CREATE SUBSCRIPTION by name in the database, CREATE TRANSFORM by its type and
+language in pg_transform; ALTER EXTENSION ... ADD runs unless the object (found by
+pg_get_object_address as the statement names it) is a member of that extension in
+pg_depend (not a routine named without its arguments, nor an operator with NONE; ALTER
+EXTENSION ... DROP is left as it is, as NO INHERIT). A CREATE SUBSCRIPTION that creates its
 replication slot (it connects, by default) cannot run in a block and is left as it is: run
 again, it fails ("already exists"). OR REPLACE is not added: it would replace a different
 object the database had before the file instead of failing as the original does, and put
@@ -53,7 +59,8 @@ makeObjectName cuts, the columns named as the server names them) and IF NOT EXIS
 run again, the server would pick another free name (_idx1) and build a second copy.
 So does an unnamed ADD CHECK / FOREIGN KEY / UNIQUE / PRIMARY KEY / EXCLUDE
 (ChooseConstraintName: table_column_check or table_check, table_columns_fkey,
-table_columns_key, table_pkey, table_columns_excl),
+table_columns_key, table_pkey, table_columns_excl) and an unnamed ALTER DOMAIN ... ADD
+CHECK (domain_check, numbered past a CREATE DOMAIN's own CHECKs),
 then guarded by name as a named one: run again it would add a second copy (_check1,
 a second foreign key, a second unique index) or fail (a second primary key).
 When a relation or constraint of that name is there before, the server would have
@@ -501,6 +508,15 @@ def _guarded_create(sql: str, node: Any) -> str | None:
                 f"             WHERE contypid = to_regtype({domain})\n"
                 f"               AND conname = {_literal(node.def_.conname)})"
             )
+    elif kind == "AlterExtensionContentsStmt" and node.action == 1:
+        done = _extension_member(node)
+    elif kind == "CreateTransformStmt" and not node.replace:
+        done = (
+            "EXISTS (SELECT FROM pg_transform\n"
+            f"             WHERE trftype = to_regtype({_literal(_deparse(node.type_name))})\n"
+            "               AND trflang = (SELECT oid FROM pg_language\n"
+            f"                              WHERE lanname = {_literal(node.lang)}))"
+        )
     elif kind == "CreateSubscriptionStmt" and not _creates_slot(node):
         done = (
             "EXISTS (SELECT FROM pg_subscription\n"
@@ -573,6 +589,52 @@ def _aggregate_exists(node: Any) -> str | None:
     if names == ["any"]:
         return _proc_exists(node.defnames, ())
     return _proc_exists(node.defnames, (ast.FunctionParameter(argType=base, mode=_IN_MODE),))
+
+
+# pg_get_object_address's names of the object types whose ObjectType name does not read so
+_ADDRESS_TYPES = {
+    ObjectType.OBJECT_FDW: "foreign-data wrapper",
+    ObjectType.OBJECT_FOREIGN_SERVER: "server",
+    ObjectType.OBJECT_MATVIEW: "materialized view",
+    ObjectType.OBJECT_OPCLASS: "operator class",
+    ObjectType.OBJECT_OPFAMILY: "operator family",
+    ObjectType.OBJECT_TSCONFIGURATION: "text search configuration",
+    ObjectType.OBJECT_TSDICTIONARY: "text search dictionary",
+    ObjectType.OBJECT_TSPARSER: "text search parser",
+    ObjectType.OBJECT_TSTEMPLATE: "text search template",
+}
+
+
+def _extension_member(node: Any) -> str | None:
+    """ALTER EXTENSION ... ADD done: the object is a member of that extension (pg_depend,
+    the object found by pg_get_object_address as the statement names it; None for a
+    routine named without its arguments or an operator with NONE, not looked up here)."""
+    obj, names, args = node.object, [], []
+    if type(obj).__name__ == "ObjectWithArgs":
+        if obj.args_unspecified or None in (obj.objargs or ()):
+            return None
+        names = [n.sval for n in obj.objname]
+        args = [_deparse(t) for t in obj.objargs or ()]
+    elif type(obj).__name__ == "String":
+        names = [obj.sval]
+    elif type(obj).__name__ == "TypeName":
+        names = [_deparse(obj)]
+    else:  # a qualified name; a cast's or transform's (type, type or language) pair
+        parts = [n.sval if type(n).__name__ == "String" else _deparse(n) for n in obj or ()]
+        pair = node.objtype in (ObjectType.OBJECT_CAST, ObjectType.OBJECT_TRANSFORM)
+        names, args = (parts[:1], parts[1:]) if pair else (parts, [])
+    kind = _ADDRESS_TYPES.get(node.objtype, node.objtype.name[7:].lower().replace("_", " "))
+    array = "ARRAY[{}]::text[]".format
+    return (
+        "EXISTS (SELECT FROM pg_depend d,\n"
+        f"               pg_get_object_address({_literal(kind)},\n"
+        f"                 {array(', '.join(map(_literal, names)))},"
+        f" {array(', '.join(map(_literal, args)))}) a\n"
+        "             WHERE (d.classid, d.objid, d.objsubid) = (a.classid, a.objid, a.objsubid)\n"
+        "               AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'\n"
+        "               AND d.refobjid = (SELECT oid FROM pg_extension\n"
+        f"                                 WHERE extname = {_literal(node.extname)}))"
+    )
 
 
 def _creates_slot(node: Any) -> bool:
@@ -807,6 +869,11 @@ def _rerunnable(
     if kind == "RenameStmt":
         renamed = _guarded_rename(sql, node)
         return [renamed] if renamed is not None else [sql]
+    if kind == "SelectStmt":
+        created_as = _select_into(sql, node)
+        return [created_as] if created_as is not None else [sql]
+    if kind in ("AlterDomainStmt", "CreateDomainStmt"):
+        sql = _domain_checks(sql, node, taken, name_unnamed)
     if kind in _IF_NOT_EXISTS and not node.if_not_exists and _may_skip(node):
         node.if_not_exists = True
         word = _IF_NOT_EXISTS[kind]
@@ -853,6 +920,59 @@ def _rerunnable(
         if changed:
             return [_text(sql, node, _alter_edit)]
     return [sql]
+
+
+_INTO = re.compile(
+    r"\s*\bINTO\s+(?:(?:TEMPORARY|TEMP|UNLOGGED|LOCAL|GLOBAL)\s+)*(?:TABLE\s+)?"
+    r'(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)(?:\s*\.\s*(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*))*',
+    re.I,
+)
+_PERSISTENCE = {"t": "TEMPORARY ", "u": "UNLOGGED "}
+
+
+def _select_into(sql: str, node: Any) -> str | None:
+    """SELECT ... INTO t (which creates t) as CREATE TABLE IF NOT EXISTS t AS SELECT ...:
+    the server turns the one into the other (the same columns, types and rows); None
+    for a SELECT without INTO. The INTO clause is on the first SELECT of a UNION."""
+    first = node
+    while first.larg is not None:
+        first = first.larg
+    into = first.intoClause
+    if into is None or into.rel is None:
+        return None
+    first.intoClause = None
+    created = ast.CreateTableAsStmt(
+        query=node, into=into, objtype=ObjectType.OBJECT_TABLE, if_not_exists=True
+    )
+    rel = into.rel
+    head = (
+        f"CREATE {_PERSISTENCE.get(rel.relpersistence, '')}TABLE IF NOT EXISTS "
+        f"{_relation(rel.schemaname, rel.relname)} AS "
+    )
+    return _text(sql, created, lambda s: head + _INTO.sub("", s, count=1).strip())
+
+
+def _domain_checks(sql: str, node: Any, taken: set[str], name_unnamed: bool) -> str:
+    """`sql` with the unnamed CHECK an ALTER DOMAIN adds named as the server names it
+    (ChooseConstraintName: domain_check, numbered past the names taken: a re-run would
+    add domain_check1), when `name_unnamed`; the names its CHECKs get (a CREATE DOMAIN's
+    too) are added to `taken`."""
+    if type(node).__name__ == "CreateDomainStmt":
+        _, domain = _split(node.domainname)
+        for con in node.constraints or ():
+            if con.contype == ConstrType.CONSTR_CHECK:
+                taken.add(con.conname or _choose(domain, None, "check", taken))
+        return sql
+    con = node.def_
+    if node.subtype != "C" or con is None or con.contype != ConstrType.CONSTR_CHECK:
+        return sql
+    if not con.conname and name_unnamed:
+        con.conname = _choose(_split(node.typeName)[1], None, "check", taken)
+        quoted = _relation(None, con.conname).replace("\\", "\\\\")
+        sql = _text(sql, node, lambda s: _UNNAMED_CONSTRAINT.sub(f"ADD CONSTRAINT {quoted} ", s, 1))
+    if con.conname:
+        taken.add(con.conname)
+    return sql
 
 
 def _attached_or_identity(node: Any) -> str | None:
@@ -961,11 +1081,17 @@ _UNNAMED_CONSTRAINT = re.compile(r"\bADD\s+(?=(?:CHECK|FOREIGN|UNIQUE|PRIMARY|EX
 
 def default_constraint_name(sql: str) -> str | None:
     """The name the server gives the unnamed constraint one ALTER TABLE ... ADD CHECK /
-    FOREIGN KEY / UNIQUE / PRIMARY KEY adds when that name is free (None: named, another
-    statement, or not worked out here)."""
+    FOREIGN KEY / UNIQUE / PRIMARY KEY or ALTER DOMAIN ... ADD CHECK adds when that name is
+    free (None: named, another statement, or not worked out here)."""
     node = _one(sql, "AlterTableStmt")
     if node is None:
-        return None
+        domain = _one(sql, "AlterDomainStmt")
+        if domain is None or domain.subtype != "C" or domain.def_ is None:
+            return None
+        con = domain.def_
+        if con.conname or con.contype != ConstrType.CONSTR_CHECK:
+            return None
+        return _choose(_split(domain.typeName)[1], None, "check", frozenset())
     con = _unnamed_constraint(node)
     return _default_constraint_name(node, con) if con is not None else None
 
