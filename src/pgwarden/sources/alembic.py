@@ -753,15 +753,42 @@ def upgrade_with(config: Any, script: Any, revision: str, *, sql: bool = False) 
     def upgrade(rev: Any, _context: Any) -> Any:
         return script._upgrade_revs(revision, rev)
 
-    with EnvironmentContext(
+    env = EnvironmentContext(
         config,
         script,
         fn=upgrade,
         as_sql=sql,
         starting_rev=starting_rev,
         destination_rev=revision,
-    ):
+    )
+    if sql:
+        _render_as_online(env)
+    with env:
         script.run_env()
+
+
+def _render_as_online(env: Any) -> None:
+    """Make `env.configure()` (what env.py calls) render SQL as an online run sends it.
+
+    An env.py's offline branch often gives only `literal_binds=True` (Flask-Migrate's does):
+    SQLAlchemy then compiles for psycopg's `pyformat` paramstyle and writes each `%` of a
+    revision's SQL as `%%` (`'100%'` becomes `'100%%'`, which apply would store). Alembic's
+    own template asks for the `named` paramstyle, which escapes nothing; so does this, and
+    it renders bound values inline (`literal_binds`), as SQL to run must have them.
+    """
+    import inspect
+
+    configure = env.configure
+    signature = inspect.signature(configure)
+
+    def as_online(*args: Any, **kw: Any) -> None:
+        given = signature.bind(*args, **kw).arguments
+        extra = given.pop("kw", {})
+        given["dialect_opts"] = {**(given.get("dialect_opts") or {}), "paramstyle": "named"}
+        given["literal_binds"] = True
+        configure(**given, **extra)
+
+    env.configure = as_online
 
 
 def _render(
