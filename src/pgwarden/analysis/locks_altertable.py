@@ -23,6 +23,7 @@ from pgwarden.analysis.nodes import (
     TypeName,
     contains,
     defnames,
+    dotted,
     func_calls,
     quote,
     strings,
@@ -523,7 +524,8 @@ class AlterTable:
         if rel is None:
             return
         if not rewrite and current is not None:
-            self.rebuild_dependents(rel, name, self._current_type(current.type)[0], new[0])
+            collate = dotted(col.get("collClause", {}).get("collname"))
+            self.rebuild_dependents(rel, name, self._current_type(current.type)[0], new[0], collate)
         for con in rel.constraints:
             if con.type == "f" and name in con.columns and con.references is not None:
                 reason = f"foreign key {con.name} re-created for the new type"
@@ -532,9 +534,13 @@ class AlterTable:
                     self.table, con.references, list(con.ref_columns), True, reason
                 )
 
-    def rebuild_dependents(self, rel: Relation, name: str, old: str, new: str) -> None:
+    def rebuild_dependents(
+        self, rel: Relation, name: str, old: str, new: str, collate: str = ""
+    ) -> None:
         """Without a rewrite, the server still re-checks each valid CHECK on the column (a
-        scan), locks each index on it, and rebuilds those whose operator class changes."""
+        scan), locks each index on it, and rebuilds those whose operator class changes, or
+        all of them under a COLLATE clause (the column's collation may change with it; the
+        model does not know the current one, so a clause naming it is taken as a change)."""
         if any(c.type == "c" and c.validated and name in c.columns for c in rel.constraints):
             for leaf in self.leaves():
                 self.ctx.scan(leaf)
@@ -544,7 +550,7 @@ class AlterTable:
                 continue
             self.ctx.lock(ix.name, AE, "index on the column re-created for the new type", "index")
             self.ctx.lock(self.table, SH, f"index {ix.name} re-created for the new type")
-            if same_opclass:  # its storage is kept
+            if same_opclass and not collate:  # its storage is kept
                 self.ctx.lock(ix.name, AS, "index storage reused for the new type", "index")
             else:
                 self.ctx.rewrite(ix.name)

@@ -32,6 +32,7 @@ __all__ = [
     "BoolExpr",
     "CallStmt",
     "ClusterStmt",
+    "CollateClause",
     "ColumnDef",
     "ColumnRef",
     "CommentStmt",
@@ -252,9 +253,14 @@ class Constraint(TypedDict, total=False):
     where_clause: "Node"
 
 
+class CollateClause(TypedDict, total=False):
+    collname: list["Node"]
+
+
 class ColumnDef(TypedDict, total=False):
     colname: str
     typeName: TypeName
+    collClause: CollateClause
     is_not_null: bool
     raw_default: "Node"
     identity: str
@@ -651,6 +657,7 @@ class Node(TypedDict, total=False):
     NullTest: NullTest
     ResTarget: ResTarget
     Constraint: Constraint
+    CollateClause: CollateClause
     ColumnDef: ColumnDef
     IndexElem: IndexElem
     PartitionBoundSpec: PartitionBoundSpec

@@ -17,7 +17,11 @@ Whether a type change rewrites depends on the column's current type. With
 migration framework says what the column was (Alembic's `existing_type`,
 Django's old field) the answer is exact and the message names both types
 (`int4 -> int8 rewrites the table`; `varchar(100) -> varchar(255)` is done in
-place and not flagged). `timestamp` to `timestamptz` is done in place only
+place and not flagged). A type change done in place still rebuilds the
+column's indexes when their operator class changes, or when a `COLLATE`
+clause gives the column a new collation (`TYPE text COLLATE "C"`; a clause
+naming the current collation is taken as a change too, as it is not known),
+reading all of the table under ACCESS EXCLUSIVE. `timestamp` to `timestamptz` is done in place only
 when the session's TimeZone is UTC: the catalog's, a `SET TimeZone` earlier in
 the plan, or the one Django sets; otherwise it is assumed not UTC. From the
 SQL alone the current type is not known and a rewrite is assumed, with the
@@ -79,7 +83,7 @@ from pgwarden.analysis.locks_altertable import (
     type_name,
     volatile,
 )
-from pgwarden.analysis.nodes import TypeName
+from pgwarden.analysis.nodes import TypeName, dotted
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
 from pgwarden.rules._sql import (
@@ -276,8 +280,14 @@ def _in_place(step: Step, ctx: LintContext) -> Iterator[Hit]:
     if judged.severity is None:
         return
     mode = step.effects.strongest().get(table, LockMode.ACCESS_EXCLUSIVE)
+    collates = [
+        f"COLLATE {dotted(c['def']['ColumnDef']['collClause'].get('collname'))}"
+        for sub, c in alter_cmds(step)
+        if sub == "AT_AlterColumnType" and "collClause" in c.get("def", {}).get("ColumnDef", {})
+    ]
+    why = f"the new collation, {', '.join(collates)}" if collates else "its operator class changes"
     work = (
-        f"rebuilds {', '.join(indexes)} (its operator class changes)"
+        f"rebuilds {', '.join(indexes)} ({why})"
         if indexes
         else f"re-validates the CHECK constraints on {', '.join(changed)} by reading all of {table}"
     )
