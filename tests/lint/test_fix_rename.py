@@ -116,3 +116,64 @@ def test_a_rename_after_a_statement_naming_it_is_told(pg_cluster: Cluster, tmp_p
             _run(c, stmts)
         _run(c, stmts[-1:])  # the file from the statement that failed
         assert c.execute("SELECT to_regclass('invoices_status_idx')").fetchone() != (None,)
+
+
+# A RENAME of a type, domain, routine or schema that statements before it name: once it
+# has committed, a re-run makes the object anew (its CREATE is skipped only while the old
+# name is there) or does not find it, and the RENAME fails.
+OTHER_RENAMES = {
+    "type": "CREATE TYPE mood AS ENUM ('ok');\nALTER TABLE invoices ADD COLUMN m mood;\n"
+    "ALTER TYPE mood RENAME TO feeling;",
+    "domain": "CREATE DOMAIN mail AS text;\nALTER TABLE invoices ADD COLUMN contact mail;\n"
+    "ALTER DOMAIN mail RENAME TO post;",
+    "function": "CREATE FUNCTION twice(int) RETURNS int LANGUAGE sql AS 'SELECT $1 * 2';\n"
+    "ALTER FUNCTION twice(int) RENAME TO double;",
+    "schema": "CREATE SCHEMA crm;\nCREATE TABLE crm.leads (id int);\n"
+    "ALTER SCHEMA crm RENAME TO sales;",
+}
+
+
+@pytest.mark.parametrize("sql", OTHER_RENAMES.values(), ids=OTHER_RENAMES.keys())
+def test_a_rename_of_another_object_after_a_statement_naming_it_is_told(
+    pg_any: Cluster, tmp_path: Path, sql: str
+) -> None:
+    """The header line about RENAMEs covers types, domains, routines and schemas too, and
+    what it says to do works: after the failure, the file from the statement that failed
+    leaves what one run of the original does."""
+    original = f"BEGIN;\n{sql}\nCOMMIT;\nCREATE INDEX invoices_note_idx ON invoices (status);\n"
+    stmts, _, _ = _fixed(tmp_path, pg_any.installation.major, original)
+    assert (
+        "-- A RENAME below follows statements naming what it renames"
+        in (tmp_path / "001.sql").read_text()
+    )
+    with psycopg.connect(_database(pg_any), autocommit=True) as plain:
+        _run(plain, [s.text for s in parse(original)])
+        want = _objects(plain)
+    with psycopg.connect(_database(pg_any), autocommit=True) as c:
+        _run(c, stmts)  # the first run
+        failed = None
+        for i, q in enumerate(stmts):  # the retry the header allows
+            try:
+                c.execute(q.encode())
+            except psycopg.errors.Error:
+                failed = i
+                c.execute("ROLLBACK")
+                break
+        assert failed is not None and "RENAME" in stmts[failed]
+        _run(c, stmts[failed:])  # the file from the statement that failed
+        assert _objects(c) == want
+
+
+def _objects(c: psycopg.Connection[tuple[object, ...]]) -> list[tuple[object, ...]]:
+    return c.execute(
+        "SELECT 'type', t.oid::regtype::text FROM pg_type t JOIN pg_namespace n "
+        "ON n.oid = t.typnamespace WHERE n.nspname NOT LIKE 'pg\\_%' AND "
+        "n.nspname <> 'information_schema' AND t.typrelid = 0 AND t.typelem = 0 "
+        "UNION ALL SELECT 'function', p.oid::regprocedure::text FROM pg_proc p "
+        "WHERE p.pronamespace = 'public'::regnamespace "
+        "UNION ALL SELECT 'schema', nspname::text FROM pg_namespace "
+        "WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema' "
+        "UNION ALL SELECT 'relation', oid::regclass::text FROM pg_class "
+        "WHERE relnamespace::regnamespace::text NOT LIKE 'pg\\_%' "
+        "AND relnamespace <> 'information_schema'::regnamespace ORDER BY 1, 2"
+    ).fetchall()

@@ -60,6 +60,7 @@ from pgwarden.lint.rerunnable import (
     default_constraint_name,
     default_index_name,
     detaches_concurrently,
+    renamed_object,
     rerunnable,
 )
 from pgwarden.lint.rewrite import rewrite_plan
@@ -152,6 +153,12 @@ _APPLY = (
 )
 _RENAMED = (
     "-- A RENAME below follows statements naming what it renames: once it has committed, "
+    'those fail when the file runs again ("does not exist"), or make it anew and the '
+    'RENAME fails ("already exists"): after a failure past it, run the file from the '
+    "statement that failed."
+)
+_RENAMED_BEFORE = (  # what files fixed before type, schema and routine renames said
+    "-- A RENAME below follows statements naming what it renames: once it has committed, "
     'those fail when the file runs again ("does not exist"): after a failure past it, '
     "run the file from the statement that failed."
 )
@@ -197,6 +204,7 @@ _OWN = {
     _PARTITIONED_INDEX,
     _APPLY,
     _RENAMED,
+    _RENAMED_BEFORE,
     _MOVED,
     _NAMED_INDEX,
     _CONVERTED,
@@ -297,8 +305,14 @@ def _render(
         out.append(_APPLY)
     # A fixed file's lines about statements its fix put in a block or named stay: fixed
     # again, those read as a block, or as named by the user.
-    had = set(text.splitlines()[: first_line - 1]) & {_RENAMED, _MOVED, _NAMED_INDEX, _CONVERTED}
-    if _RENAMED in had or _named_before_rename(steps):
+    had = set(text.splitlines()[: first_line - 1]) & {
+        _RENAMED,
+        _RENAMED_BEFORE,
+        _MOVED,
+        _NAMED_INDEX,
+        _CONVERTED,
+    }
+    if had & {_RENAMED, _RENAMED_BEFORE} or _named_before_rename(steps):
         out.append(_RENAMED)
     if _MOVED in had or _named_before_move(steps):
         out.append(_MOVED)
@@ -400,10 +414,16 @@ def _rebuilt(step: Step, catalog: Catalog | None) -> list[str]:
 
 
 def _named_before_rename(steps: list[Step]) -> bool:
-    """A RENAME whose old name an earlier statement of the file names on that relation:
-    the guarded RENAME is skipped on a re-run, but that statement fails (or, building
-    an index of the old name, builds it again)."""
+    """A RENAME whose old name an earlier statement of the file names on that relation
+    (of a schema, type, domain or routine: anywhere): the guarded RENAME is skipped on
+    a re-run, but that statement fails (or, building an index of the old name, builds it
+    again; creating the object, makes it anew, and the RENAME then fails)."""
     for i, step in enumerate(steps):
+        if step.kind != "RenameStmt":
+            continue
+        name = renamed_object(step.sql.strip().rstrip(";"))
+        if name is not None and any(name in _words(earlier.sql) for earlier in steps[:i]):
+            return True
         old = _renamed(step)
         if old is None:
             continue

@@ -138,6 +138,7 @@ __all__ = [
     "default_constraint_name",
     "default_index_name",
     "detaches_concurrently",
+    "renamed_object",
     "rerunnable",
 ]
 
@@ -275,6 +276,22 @@ def _renamed_object(node: Any) -> str | None:
     else:
         return None
     return f"({gone}\n      AND {there})"
+
+
+def renamed_object(sql: str) -> str | None:
+    """The old name a RENAME of a schema, type, domain or routine `sql` renames (None for
+    another statement: a relation's, a column's rename names its relation)."""
+    node = _one(sql, "RenameStmt")
+    if node is None:
+        return None
+    kind = node.renameType
+    if kind == ObjectType.OBJECT_SCHEMA:
+        return str(node.subname)
+    if kind in (ObjectType.OBJECT_TYPE, ObjectType.OBJECT_DOMAIN):
+        return _split(node.object)[1]
+    if kind in _ROUTINES and node.object is not None:
+        return _split(node.object.objname)[1]
+    return None
 
 
 def _has_column(table: str, column: str) -> str:
