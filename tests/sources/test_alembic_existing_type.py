@@ -83,7 +83,7 @@ def test_existing_type_grades_the_type_change(project: Path) -> None:
     assert _rewrites(r.stdout) == {
         # line 10: varchar(100) -> varchar(255), in place (was an error: type not known)
         12: "error",  # int4 -> int8 rewrites
-        # line 13: numeric(10,2) -> numeric(12,2) in batch_alter_table, in place
+        # line 14: numeric(10,2) -> numeric(12,2) in batch_alter_table, in place
         16: "error",  # an unbounded varchar -> varchar(80): every row is checked (rewrite)
         20: "error",  # the enum mood -> text rewrites (was a warning: mostly from a varchar)
         22: "warning",  # a non-native Enum is VARCHAR(longest value), not the column's length:

@@ -241,6 +241,7 @@ def _render_with_online(
 ) -> list[Any]:
     """Render the pending revisions offline into `cap`; those that cannot be rendered
     become online steps (pgwarden.sources.alembic_online), returned in order."""
+    from pgwarden.sources import alembic_batch
     from pgwarden.sources.alembic import OfflineRenderError, _down
     from pgwarden.sources.alembic_online import OnlineRevision, placeholder_sql
 
@@ -251,7 +252,8 @@ def _render_with_online(
             context.context_opts["starting_rev"] = start
             mark = len(cap.events)
             try:
-                _offline(context, url, {**opts, "output_buffer": cap})
+                with alembic_batch.recording():
+                    _offline(context, url, {**opts, "output_buffer": cap})
                 return online
             except Exception as exc:
                 failed = cap.drop_failed(mark)

@@ -53,6 +53,7 @@ from pgwarden.analysis.parse import ParsedStatement, parse
 from pgwarden.errors import InputError, Refused, SqlParseError, UsageError
 from pgwarden.location import SourceLocation
 from pgwarden.plan import Plan, SourceText, Step, TxMode, build_plan
+from pgwarden.sources import alembic_batch
 from pgwarden.sources.alembic_online import OnlineRevision, Runner, online_runner, placeholder_sql
 
 if TYPE_CHECKING:
@@ -204,13 +205,15 @@ class _Capture(io.StringIO):
         while frame is not None:
             code = frame.f_code
             fname = code.co_filename
-            if fname in self._paths:
+            # a batch operation runs when its `with` block ends: its line is where it was queued
+            queued = [at for at in alembic_batch.origin(frame) if at[0] in self._paths]
+            if queued or fname in self._paths:
                 if named is not None and call is not self._fact_frame:
                     self._fact_frame = call  # its other statements follow this one
                     fact = _existing_column(named.f_locals)
                     if fact is not None:
                         self.events.append(("fact", fact))
-                return fname, frame.f_lineno
+                return queued[0] if queued else (fname, frame.f_lineno)
             if code.co_name == "alter_column":  # op proxy, AlterColumnOp, toimpl, impl
                 call = frame
                 if "existing_type" in code.co_varnames:
@@ -804,7 +807,8 @@ def _render(
     while True:
         mark = len(cap.events)
         try:
-            upgrade_with(cfg, script, f"{start}:{upper}", sql=True)
+            with alembic_batch.recording():
+                upgrade_with(cfg, script, f"{start}:{upper}", sql=True)
             return skipped
         except Exception as exc:  # the revision's own code (or env.py) failed offline
             failed_exc = exc
