@@ -19,13 +19,21 @@ from pgwarden.analysis.locks import analyse, union_effects
 from pgwarden.analysis.nodes import (
     AlterTableCmd,
     CreateFunctionStmt,
+    SelectStmt,
     TypeName,
     TypeOf,
     VariableSetStmt,
     dotted,
 )
 from pgwarden.analysis.parse import Body, Node, ParsedStatement, fingerprint, gc_paused
-from pgwarden.analysis.plpgsql import body_statements, do_body, routine_body, transaction_control
+from pgwarden.analysis.plpgsql import (
+    body_statements,
+    do_body,
+    executes_argument,
+    routine_body,
+    sql_statements,
+    transaction_control,
+)
 from pgwarden.findings import slot_setter
 from pgwarden.location import LineIndex, SourceLocation
 
@@ -455,7 +463,7 @@ def _build_plan(
                     effects,
                     type_changes=tuple(c for s in inner for c in s.effects.type_changes),
                     # a body that COMMITs cannot run inside a transaction block
-                    transactional=transaction_control(body.text) is None,
+                    transactional=body.sql or transaction_control(body.text) is None,
                 )
             steps.append(
                 _new_step(len(steps), stmt, location, mode, tx, effects, inner, unanalysed)
@@ -477,6 +485,7 @@ class _Body:
     location: SourceLocation  # of the DO / CREATE PROCEDURE statement
     where: str  # "the DO block at line 3", "procedure p (created at line 3)"
     call: bool = False  # reached through a CALL: the statement's effects are the body's
+    sql: bool = False  # plain SQL a function EXECUTEs (`select run_sql($$...$$)`)
 
     @staticmethod
     def of(
@@ -500,6 +509,14 @@ class _Body:
         if routine is not None:
             _record_procedure(routine, stmt, source, lines, location, procedures)
             return None
+        select = tree.get("SelectStmt")
+        if select is not None:
+            run = _executed_string(select, procedures)
+            if run is not None:
+                name, text = run
+                where = f"the SQL passed to {name}() at line {location.line}"
+                start = _offset(source.text, stmt, text)
+                return _Body(text, path, lines, start, location, where, sql=True)
         call = tree.get("CallStmt")
         if call is not None:
             known = procedures.get(dotted(call.get("funccall", {}).get("funcname")))
@@ -529,7 +546,7 @@ class _Body:
         """The body's statements as sub-steps of step `index`, and what is not analysable."""
         inner: list[Step] = []
         unanalysed: list[Unanalysed] = []
-        for part in body_statements(self.text):
+        for part in sql_statements(self.text) if self.sql else body_statements(self.text):
             if self.start is None:
                 loc = self.location
             else:
@@ -569,6 +586,26 @@ def _offset(text: str, stmt: ParsedStatement, body: str) -> int | None:
     return None if at < 0 else at
 
 
+_EXECUTOR = "executor "  # key prefix of functions that EXECUTE their argument
+
+
+def _executed_string(select: SelectStmt, procedures: dict[str, _Body]) -> tuple[str, str] | None:
+    """(function, SQL) of `SELECT f('<sql>') [WHERE ...]` when the plan created f as a
+    function that EXECUTEs its first argument; None otherwise."""
+    targets = select.get("targetList") or []
+    if len(targets) != 1 or select.get("fromClause"):
+        return None
+    call = targets[0].get("ResTarget", {}).get("val", {}).get("FuncCall")
+    if call is None or len(call.get("args") or ()) != 1:
+        return None
+    name = dotted(call.get("funcname"))
+    arg: Node = (call.get("args") or [{}])[0]
+    text = arg.get("A_Const", {}).get("sval", {}).get("sval")
+    if text is None or _EXECUTOR + name not in procedures:
+        return None
+    return name, text
+
+
 def _record_procedure(
     routine: CreateFunctionStmt,
     stmt: ParsedStatement,
@@ -578,10 +615,17 @@ def _record_procedure(
     procedures: dict[str, _Body],
 ) -> None:
     path = source.path
-    if not routine.get("is_procedure"):
-        return
     text, language = routine_body(routine.get("options"))
     name = dotted(routine.get("funcname"))
+    if not routine.get("is_procedure"):
+        # a function that EXECUTEs its first argument: the SQL of `select f('...')` runs
+        params = [p.get("FunctionParameter", {}) for p in routine.get("parameters") or ()]
+        first = params[0].get("name") if params else None
+        if text is not None and language == "plpgsql" and executes_argument(text, first):
+            procedures[_EXECUTOR + name] = _Body(text, path, lines, None, location, name)
+        else:
+            procedures.pop(_EXECUTOR + name, None)
+        return
     if text is None or language != "plpgsql":
         procedures.pop(name, None)
         return

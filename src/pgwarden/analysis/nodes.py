@@ -59,6 +59,7 @@ __all__ = [
     "DropdbStmt",
     "ExplainStmt",
     "FuncCall",
+    "FunctionParameter",
     "GrantStmt",
     "IndexElem",
     "IndexStmt",
@@ -615,10 +616,15 @@ class CallStmt(TypedDict, total=False):
     funccall: FuncCall
 
 
+class FunctionParameter(TypedDict, total=False):
+    name: str
+
+
 class CreateFunctionStmt(TypedDict, total=False):
     is_procedure: bool
     replace: bool
     funcname: list["Node"]
+    parameters: list["Node"]
     options: list["Node"]
 
 
@@ -659,6 +665,7 @@ class Node(TypedDict, total=False):
     Constraint: Constraint
     CollateClause: CollateClause
     ColumnDef: ColumnDef
+    FunctionParameter: FunctionParameter
     IndexElem: IndexElem
     PartitionBoundSpec: PartitionBoundSpec
     PartitionCmd: PartitionCmd

@@ -128,6 +128,26 @@ def body_statements(body: str) -> tuple[Inner, ...]:
     return tuple(walker.out)
 
 
+def sql_statements(sql: str) -> tuple[Inner, ...]:
+    """The statements of SQL text that a function EXECUTEs (see `executes_argument`), as a
+    body's: offsets in the text; SQL the parser rejects is one not-analysable entry."""
+    try:
+        return tuple(Inner(p.text, p.start, p.tree) for p in parse(sql))
+    except SqlParseError as exc:
+        return (Inner(sql, 0, None, None, f"its SQL does not parse: {exc}"),)
+
+
+def executes_argument(body: str, first: str | None) -> bool:
+    """Whether a PL/pgSQL function body only EXECUTEs its first argument (`$1`, or its
+    name `first`): `begin execute $1; end`, the helper some projects run migrations
+    through (`select run_sql($$ ... $$)`), so the SQL of the call's string is what runs."""
+    parts = body_statements(body)
+    if len(parts) != 1 or parts[0].tree is not None or parts[0].condition is not None:
+        return False
+    arg = parts[0].text.strip()
+    return arg == "$1" or (first is not None and arg.lower() == first.lower())
+
+
 def transaction_control(body: str) -> str | None:
     """`COMMIT` or `ROLLBACK` when the body ends transactions itself (a batched backfill
     does): the server refuses it inside a transaction block ("invalid transaction
