@@ -174,3 +174,87 @@ def test_toast_leftover_without_pg_toast_usage_warns(pg_any: Cluster, tmp_path: 
     assert any(toast[0] in w and "cancelled REINDEX" in w for w in warnings), warnings
     _run(dsn, stmts)  # a superuser's retry drops it
     assert _invalid(dsn) == []
+
+
+# The fixed file's detach keeps its 1 s lock_timeout. Its first transaction waits for
+# SHARE UPDATE EXCLUSIVE on the table and the partition (behind a SHARE lock here); its
+# second, once the partition is "detach pending", for the transactions that have the
+# table open (a reader here).
+DETACH_THEN_MORE = (
+    "ALTER TABLE events DETACH PARTITION events_2023;\nALTER TABLE invoices ADD COLUMN note text;\n"
+)
+DETACH_HEADER = "-- A DETACH PARTITION ... CONCURRENTLY that completed cannot run again"
+
+
+@contextmanager
+def _holding(dsn: str, sql: str) -> Iterator[None]:
+    with psycopg.connect(dsn, autocommit=True) as other:
+        other.execute("BEGIN")
+        other.execute(sql.encode())
+        yield
+        other.execute("ROLLBACK")
+
+
+def _until_failure(dsn: str, stmts: list[str]) -> tuple[int, str] | None:
+    """Run `stmts` as psql with ON_ERROR_STOP does: the index of the one that failed, and
+    its error."""
+    with psycopg.connect(dsn, autocommit=True) as c:
+        for i, q in enumerate(stmts):
+            try:
+                c.execute(q.encode())
+            except psycopg.errors.Error as exc:
+                return i, str(exc)
+    return None
+
+
+def _events_state(dsn: str) -> tuple[object, ...]:
+    with psycopg.connect(dsn) as c:
+        row = c.execute(
+            "SELECT (SELECT count(*) FROM pg_inherits), to_regclass('events_2023') IS NOT NULL, "
+            "EXISTS (SELECT FROM pg_attribute WHERE attrelid = 'invoices'::regclass "
+            "AND attname = 'note')"
+        ).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+def test_a_detach_that_timed_out_in_its_first_transaction_runs_on_the_retry(
+    pg_any: Cluster, tmp_path: Path
+) -> None:
+    stmts = _fixed(tmp_path, DETACH_THEN_MORE, pg_any.installation.major, False)
+    dsn = _database(pg_any)
+    detach = next(i for i, q in enumerate(stmts) if q.rstrip(";").endswith("CONCURRENTLY"))
+    with _holding(dsn, "LOCK TABLE events_2023 IN SHARE MODE"):
+        failed = _until_failure(dsn, stmts)  # before any change
+    assert failed == (detach, "canceling statement due to lock timeout")
+    with psycopg.connect(dsn) as c:
+        assert c.execute("SELECT inhdetachpending FROM pg_inherits").fetchall() == [(False,)]
+    assert _until_failure(dsn, stmts) is None  # the retry the header asks for
+    assert _events_state(dsn) == (0, True, True)
+
+
+@pytest.mark.parametrize("retry", ["psql", "apply"])
+def test_a_detach_that_timed_out_in_its_second_transaction_is_finished_on_the_retry(
+    pg_any: Cluster, tmp_path: Path, retry: str
+) -> None:
+    """Left "detach pending": the retry finishes it with FINALIZE before the detach. With
+    psql the detach itself then fails ("is not a partition"), as the header says, and the
+    file from the statement after it runs; `pgwarden apply` records it as done."""
+    stmts = _fixed(tmp_path, DETACH_THEN_MORE, pg_any.installation.major, False)
+    assert DETACH_HEADER in (tmp_path / "001.sql").read_text()
+    dsn = _database(pg_any)
+    detach = next(i for i, q in enumerate(stmts) if q.rstrip(";").endswith("CONCURRENTLY"))
+    with _holding(dsn, "SELECT * FROM events LIMIT 1"):
+        failed = _until_failure(dsn, stmts)  # in its wait
+    assert failed == (detach, "canceling statement due to lock timeout")
+    with psycopg.connect(dsn) as c:
+        assert c.execute("SELECT inhdetachpending FROM pg_inherits").fetchall() == [(True,)]
+    if retry == "apply":
+        apply_fixed(dsn, tmp_path / "001.sql")
+    else:
+        # done by the FINALIZE before it
+        failed = _until_failure(dsn, stmts)
+        assert failed is not None and failed[0] == detach and "is not a partition" in failed[1]
+        assert _events_state(dsn) == (0, True, False)
+        assert _until_failure(dsn, stmts[detach + 1 :]) is None
+    assert _events_state(dsn) == (0, True, True)
