@@ -86,3 +86,61 @@ def test_subscriptions_and_discard(statement: str, outside: bool, tmp_path: Path
     )
     _, _, fixed = _fix(f, 17)
     assert _outside(fixed, statement.split()[0] + " " + statement.split()[1]) is outside, fixed
+
+
+SUBSCRIPTION_HEADER = "-- A CREATE SUBSCRIPTION below creates its replication slot"
+
+
+def test_a_subscription_that_creates_its_slot_is_told_and_run_from_after_it(
+    pg_any: Cluster, tmp_path: Path
+) -> None:
+    """It cannot run in a transaction block or a DO block, so nothing can skip it once it
+    has run: run again, the file stops there having changed nothing ("already exists"),
+    as its header says, and the file from the statement after it completes. Against a
+    publisher of the same version (wal_level = logical): the subscription connects and
+    creates its slot there."""
+    publisher = Cluster.start(pg_any.installation, settings={"wal_level": "logical"})
+    try:
+        with psycopg.connect(publisher.dsn(), autocommit=True) as c:
+            c.execute("CREATE TABLE customers (id bigint PRIMARY KEY, email text)")
+            c.execute("CREATE PUBLICATION customers_pub FOR TABLE customers")
+        conninfo = publisher.dsn().replace("'", "''")
+        statement = (
+            f"CREATE SUBSCRIPTION customers_sub CONNECTION '{conninfo}' PUBLICATION customers_pub"
+        )
+        f = tmp_path / "001.sql"
+        f.write_text(f"ALTER TABLE customers ADD COLUMN tier text;\n{statement};\n{ORIGINAL}")
+        before, after, fixed = _fix(f, pg_any.installation.major)
+        assert "PW101" in before and "PW101" not in after and after <= before, (after, fixed)
+        assert SUBSCRIPTION_HEADER in fixed and _outside(fixed, "CREATE SUBSCRIPTION"), fixed
+        stmts = [s.text for s in parse(fixed)]
+        at = next(i for i, q in enumerate(stmts) if "CREATE SUBSCRIPTION" in q)
+        dsn = new_database(pg_any)
+        with psycopg.connect(dsn, autocommit=True) as c:
+            c.execute("CREATE TABLE customers (id bigint PRIMARY KEY, email text)")
+            try:
+                for q in stmts:  # the first run
+                    c.execute(q.encode())
+                for q in stmts[:at]:  # run again: the file stops at the subscription
+                    c.execute(q.encode())
+                with pytest.raises(psycopg.errors.DuplicateObject, match="already exists"):
+                    c.execute(stmts[at].encode())
+                for q in stmts[at + 1 :]:  # the file from the statement after it
+                    c.execute(q.encode())
+                subs = c.execute("SELECT subname::text FROM pg_subscription").fetchall()
+                assert subs == [("customers_sub",)]
+            finally:
+                c.execute("ALTER SUBSCRIPTION customers_sub DISABLE")
+                c.execute("DROP SUBSCRIPTION customers_sub")  # and its slot on the publisher
+    finally:
+        publisher.stop()
+
+
+def test_a_subscription_without_a_slot_needs_no_header_line(tmp_path: Path) -> None:
+    f = tmp_path / "001.sql"
+    f.write_text(
+        "CREATE SUBSCRIPTION sub CONNECTION 'dbname=app' PUBLICATION pub "
+        f"WITH (connect = false);\n{ORIGINAL}"
+    )
+    _, _, fixed = _fix(f, 17)
+    assert SUBSCRIPTION_HEADER not in fixed

@@ -19,7 +19,10 @@ transactions are the ones it writes. Every statement is made safe to run again
 (`lint.rerunnable`); where SQL cannot make it so (a DETACH PARTITION ...
 CONCURRENTLY that completed; the copies a cancelled REINDEX of a schema, a
 database, a table without a catalog or a partitioned index leaves) a header
-line says to retry with `pgwarden apply`, which reconciles them; a statement that names
+line says to retry with `pgwarden apply`, which reconciles them; a CREATE SUBSCRIPTION
+that creates its replication slot cannot be skipped once it has run (it runs outside
+every transaction and block), and a header line says to run the file from the statement
+after it; a statement that names
 what a later RENAME renames fails once the rename has committed (the RENAME itself is
 skipped then), and a header line says to run the file from the statement that failed;
 likewise for a statement naming what a later ALTER ... SET SCHEMA moves (a CREATE before
@@ -57,6 +60,7 @@ from pgwarden.findings import Finding, Placement
 from pgwarden.lint.engine import LintResult, lint_plan
 from pgwarden.lint.rerunnable import (
     converts_in_place,
+    creates_slot,
     default_constraint_name,
     default_index_name,
     detaches_concurrently,
@@ -136,6 +140,12 @@ _DETACH = (
     'with "is not a partition of"): retry with `pgwarden apply`, which records it as done, '
     "or run the file from the statement after it."
 )
+_SUBSCRIPTION = (
+    "-- A CREATE SUBSCRIPTION below creates its replication slot on the publisher, so it "
+    "runs outside a transaction and cannot be skipped once it has run: run again, psql "
+    'stops there ("subscription ... already exists") having changed nothing: after a '
+    "failure past it, run the file from the statement after it."
+)
 _UNNAMED = (
     "-- This file cannot name the INVALID copies (<index>_ccnew) a cancelled REINDEX ... "
     "CONCURRENTLY of a whole table without a catalog, a schema or a database leaves: retry "
@@ -200,6 +210,7 @@ _OWN = {
     _WAITS,
     _WAITS_BEFORE,
     _DETACH,
+    _SUBSCRIPTION,
     _UNNAMED,
     _PARTITIONED_INDEX,
     _APPLY,
@@ -297,6 +308,8 @@ def _render(
         for st in steps
     ):
         out.append(_DETACH)
+    if any(st.kind == "CreateSubscriptionStmt" and creates_slot(st.sql) for st in steps):
+        out.append(_SUBSCRIPTION)
     if any(_unnamed_copies(st, catalog) for st in steps):
         out.append(_UNNAMED)
     if any(_partitioned_index(st, catalog) for st in steps):

@@ -27,21 +27,24 @@ CONFIGURATION / DICTIONARY / PARSER / TEMPLATE and CREATE CONVERSION by name in 
 schema, CREATE ACCESS METHOD by name, CREATE VIEW by name in pg_class, a CREATE SCHEMA with
 elements (no IF NOT EXISTS there) by name, CREATE TRIGGER / POLICY / RULE by name on its
 table, CREATE EVENT TRIGGER / PUBLICATION / ROLE (USER, GROUP) / FOREIGN DATA WRAPPER by
-name, CREATE SUBSCRIPTION by name in the database, CREATE TRANSFORM by its type and
-language in pg_transform; ALTER EXTENSION ... ADD runs unless the object (found by
-pg_get_object_address as the statement names it) is a member of that extension in
-pg_depend (not a routine named without its arguments, nor an operator with NONE; ALTER
-EXTENSION ... DROP is left as it is, as NO INHERIT). A CREATE SUBSCRIPTION that creates its
-replication slot (it connects, by default) cannot run in a block and is left as it is: run
-again, it fails ("already exists"). OR REPLACE is not added: it would replace a different
-object the database had before the file instead of failing as the original does, and put
-back an old body a later statement of the file replaced. Like IF NOT EXISTS, the block keeps
-an object of that name that was there before. ALTER TABLE ... ATTACH PARTITION runs unless
-the table is a partition of that one, INHERIT unless it inherits from that one, ALTER COLUMN
-... ADD GENERATED ... AS IDENTITY unless the column is an identity column (each alone in its
-statement; NO INHERIT is left as it is: done and never inheriting look the same, and the
-latter must fail). ALTER TYPE ... DROP ATTRIBUTE gets IF EXISTS; an ADD ATTRIBUTE (no IF NOT
-EXISTS there) runs unless the composite type has every attribute it adds.
+name, CREATE SUBSCRIPTION by name in the database, CREATE TRANSFORM by its type and language
+in pg_transform; ALTER EXTENSION ... ADD runs unless the object (found by
+pg_get_object_address as the statement names it) is a member of that extension in pg_depend
+(not a routine named without its arguments, nor an operator with NONE; ALTER EXTENSION ...
+DROP is left as it is, as NO INHERIT). A CREATE SUBSCRIPTION that creates its replication
+slot (it connects, by default) cannot run in a block and is left as it is: run again, it
+fails ("already exists") having changed nothing, and `lint.fix` says in the header to run
+the file from the statement after it (SQL cannot create the slot some other way: connect =
+false makes a subscription without one). OR REPLACE is not added: it would replace a
+different object the database had before the file instead of failing as the original does,
+and put back an old body a later statement of the file replaced. Like IF NOT EXISTS, the
+block keeps an object of that name that was there before. ALTER TABLE ... ATTACH PARTITION
+runs unless the table is a partition of that one, INHERIT unless it inherits from that one,
+ALTER COLUMN ... ADD GENERATED ... AS IDENTITY unless the column is an identity column (each
+alone in its statement; NO INHERIT is left as it is: done and never inheriting look the
+same, and the latter must fail). ALTER TYPE ... DROP ATTRIBUTE gets IF EXISTS; an ADD
+ATTRIBUTE (no IF NOT EXISTS there) runs unless the composite type has every attribute it
+adds.
 ALTER ... SET SCHEMA of a table, view, sequence, type or domain runs unless it is done
 (the object in the new schema, its old name finding nothing else). ALTER TABLE ...
 ALTER COLUMN ... TYPE ... USING runs unless every column it converts has the type it
@@ -135,6 +138,7 @@ from pgwarden.rules._sql import make_object_name
 
 __all__ = [
     "converts_in_place",
+    "creates_slot",
     "default_constraint_name",
     "default_index_name",
     "detaches_concurrently",
@@ -652,6 +656,13 @@ def _extension_member(node: Any) -> str | None:
         "               AND d.refobjid = (SELECT oid FROM pg_extension\n"
         f"                                 WHERE extname = {_literal(node.extname)}))"
     )
+
+
+def creates_slot(sql: str) -> bool:
+    """`sql` is one CREATE SUBSCRIPTION that creates its replication slot: it is left as
+    it is (`lint.fix` says so in the header)."""
+    node = _one(sql, "CreateSubscriptionStmt")
+    return node is not None and _creates_slot(node)
 
 
 def _creates_slot(node: Any) -> bool:
