@@ -16,6 +16,7 @@ from pgwarden.analysis.catalog import Catalog
 from pgwarden.analysis.effects import Effects
 from pgwarden.analysis.inplan import ColumnFact, InPlan
 from pgwarden.analysis.locks import analyse, union_effects
+from pgwarden.analysis.locks_altertable import builtin_volatility
 from pgwarden.analysis.nodes import (
     AlterTableCmd,
     CreateFunctionStmt,
@@ -25,7 +26,7 @@ from pgwarden.analysis.nodes import (
     VariableSetStmt,
     dotted,
 )
-from pgwarden.analysis.parse import Body, Node, ParsedStatement, fingerprint, gc_paused
+from pgwarden.analysis.parse import Body, Node, ParsedStatement, fingerprint, gc_paused, parse
 from pgwarden.analysis.plpgsql import (
     body_statements,
     do_body,
@@ -34,6 +35,7 @@ from pgwarden.analysis.plpgsql import (
     sql_statements,
     transaction_control,
 )
+from pgwarden.errors import SqlParseError
 from pgwarden.findings import slot_setter
 from pgwarden.location import LineIndex, SourceLocation
 
@@ -486,6 +488,8 @@ class _Body:
     where: str  # "the DO block at line 3", "procedure p (created at line 3)"
     call: bool = False  # reached through a CALL: the statement's effects are the body's
     sql: bool = False  # plain SQL a function EXECUTEs (`select run_sql($$...$$)`)
+    function: str = ""  # sql: the function it is passed to
+    known: bool = True  # sql: the plan creates that function (False: it may run it)
 
     @staticmethod
     def of(
@@ -513,10 +517,20 @@ class _Body:
         if select is not None:
             run = _executed_string(select, procedures)
             if run is not None:
-                name, text = run
+                name, text, plan_made = run
                 where = f"the SQL passed to {name}() at line {location.line}"
                 start = _offset(source.text, stmt, text)
-                return _Body(text, path, lines, start, location, where, sql=True)
+                return _Body(
+                    text,
+                    path,
+                    lines,
+                    start,
+                    location,
+                    where,
+                    sql=True,
+                    function=name,
+                    known=plan_made,
+                )
         call = tree.get("CallStmt")
         if call is not None:
             known = procedures.get(dotted(call.get("funccall", {}).get("funcname")))
@@ -546,6 +560,13 @@ class _Body:
         """The body's statements as sub-steps of step `index`, and what is not analysable."""
         inner: list[Step] = []
         unanalysed: list[Unanalysed] = []
+        if not self.known:
+            why = (
+                f"it is SQL in a string passed to {self.function}(), a"
+                " function the linted files do not create: if it EXECUTEs its argument, this"
+                " SQL runs (lint together with the migration that creates the function)"
+            )
+            return (), (Unanalysed(self.location, self.text, why),)
         for part in sql_statements(self.text) if self.sql else body_statements(self.text):
             if self.start is None:
                 loc = self.location
@@ -587,11 +608,16 @@ def _offset(text: str, stmt: ParsedStatement, body: str) -> int | None:
 
 
 _EXECUTOR = "executor "  # key prefix of functions that EXECUTE their argument
+_FUNCTION = "function "  # key prefix of the plan's other functions
 
 
-def _executed_string(select: SelectStmt, procedures: dict[str, _Body]) -> tuple[str, str] | None:
-    """(function, SQL) of `SELECT f('<sql>') [WHERE ...]` when the plan created f as a
-    function that EXECUTEs its first argument; None otherwise."""
+def _executed_string(
+    select: SelectStmt, procedures: dict[str, _Body]
+) -> tuple[str, str, bool] | None:
+    """(function, SQL, known) of `SELECT f('<sql>') [WHERE ...]` when the plan created f
+    as a function that EXECUTEs its first argument (known), or when f is neither built in
+    nor created by the plan and the string is SQL that is not only queries (it may run
+    it: not known); None otherwise."""
     targets = select.get("targetList") or []
     if len(targets) != 1 or select.get("fromClause"):
         return None
@@ -601,9 +627,17 @@ def _executed_string(select: SelectStmt, procedures: dict[str, _Body]) -> tuple[
     name = dotted(call.get("funcname"))
     arg: Node = (call.get("args") or [{}])[0]
     text = arg.get("A_Const", {}).get("sval", {}).get("sval")
-    if text is None or _EXECUTOR + name not in procedures:
+    if text is None:
         return None
-    return name, text
+    if _EXECUTOR + name in procedures:
+        return name, text, True
+    if name in builtin_volatility() or _FUNCTION + name in procedures or name in procedures:
+        return None  # built in, or the plan's own function (or procedure) that does not run it
+    try:
+        kinds = {next(iter(p.tree)) for p in parse(text)}
+    except SqlParseError:
+        return None
+    return (name, text, False) if kinds - {"SelectStmt"} else None
 
 
 def _record_procedure(
@@ -623,7 +657,9 @@ def _record_procedure(
         first = params[0].get("name") if params else None
         if text is not None and language == "plpgsql" and executes_argument(text, first):
             procedures[_EXECUTOR + name] = _Body(text, path, lines, None, location, name)
+            procedures.pop(_FUNCTION + name, None)
         else:
+            procedures[_FUNCTION + name] = _Body("", path, lines, None, location, name)
             procedures.pop(_EXECUTOR + name, None)
         return
     if text is None or language != "plpgsql":

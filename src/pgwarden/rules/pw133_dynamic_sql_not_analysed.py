@@ -8,6 +8,12 @@ rejects. pgwarden analyses every other statement of a body like a top-level
 one (locks, scans, rewrites, destruction), and `EXECUTE` of a constant string
 too; this SQL it cannot know before it runs.
 
+Also flags `SELECT f('<sql>')` where the string holds statements other than
+queries and `f` is neither built in nor created by the linted files: projects
+that run each migration through a helper (`create function run_sql(text) ...
+begin execute $1; end`) hide the whole migration in that string. When the
+helper's `CREATE FUNCTION` is linted too, the string is analysed instead.
+
 ## Why is this bad?
 Lint passing says nothing about what this statement locks, rewrites or
 destroys: an `ALTER TABLE` built by `format()` can take ACCESS EXCLUSIVE and
@@ -73,5 +79,5 @@ RULE = Rule(
     summary="EXECUTE of SQL built at run time in a DO block or procedure is not analysed",
     doc=__doc__ or "",
     check=check,
-    kinds=frozenset({"DoStmt", "CallStmt"}),
+    kinds=frozenset({"DoStmt", "CallStmt", "SelectStmt"}),
 )
