@@ -7,10 +7,13 @@ is full the oldest `progress` body is dropped first. `close(wait_s)` waits at
 most `wait_s` seconds in all for what is queued, then gives up on the rest: the
 threads are daemons, so a receiver that never answers cannot hold the process.
 Errors are described without the URL (`webhook #1 (SLACK_WEBHOOK_URL): HTTP 500`).
+Credentials in the URL (`https://user:token@relay/hook`) go in an `Authorization: Basic`
+header, as curl sends them: urllib would take them for part of the host name.
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import errno
 import random
@@ -23,6 +26,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from email.message import Message
 from typing import IO
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pgwarden.notify.config import Webhook
 from pgwarden.threads import Background
@@ -96,19 +100,32 @@ def _retry_after(exc: BaseException) -> float | None:
     return None
 
 
+def _split_credentials(url: str) -> tuple[str, dict[str, str]]:
+    """(`url` without its user:password@, the Authorization header they make, if any)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, {}
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    token = base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode()
+    bare = urlunsplit(parts._replace(netloc=hostport))
+    return bare, {"Authorization": f"Basic {token}"}
+
+
 def post_once(
     hook: Webhook, body: bytes, timeout_s: float
 ) -> tuple[str, bool, float | None] | None:
     """POST `body` to `hook` once: None when delivered (2xx), else (what went wrong without
     the URL, whether a retry may help, the Retry-After the receiver asked for)."""
     assert hook.url is not None
-    request = urllib.request.Request(
-        hook.url,
-        data=body,
-        method="POST",
-        headers={"Content-Type": "application/json", "User-Agent": _USER_AGENT},
-    )
     try:
+        url, auth = _split_credentials(hook.url)
+        request = urllib.request.Request(
+            url,
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json", "User-Agent": _USER_AGENT, **auth},
+        )
         with _OPENER.open(request, timeout=max(timeout_s, 0.05)) as response:
             response.read(65536)
         return None
