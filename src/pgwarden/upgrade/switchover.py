@@ -288,10 +288,7 @@ def _forward(sw: Switch, deadline: Deadline) -> None:
                 if deadline.cancelled():
                     deadline.check("waiting for writes on NEW")
                 if time.monotonic() >= deadline.at:
-                    raise SwitchFailed(
-                        "no write reached NEW within the switchover timeout: did the hook move "
-                        "the application? (for a quiet application, pass --no-write-check)"
-                    )
+                    raise SwitchFailed(_no_writes(sw.switch_cmd))
                 time.sleep(0.05)
         sw.step("writes_seen")
     finally:
@@ -303,6 +300,20 @@ def _forward(sw: Switch, deadline: Deadline) -> None:
     sw.record.state = "switched"
     sw.step("switched")
     sw.outcome("switched", paused, "OLD is read-only and receives NEW's changes")
+
+
+def _no_writes(switch_cmd: str | None) -> str:
+    """Why the write check failed, naming what should have moved the application."""
+    if switch_cmd:
+        return (
+            "no write reached NEW within the switchover timeout: did the hook move "
+            "the application? (for a quiet application, pass --no-write-check)"
+        )
+    return (
+        "no write reached NEW within the switchover timeout: no --switch-cmd was given, so "
+        "nothing moved the application (pass --switch-cmd CMD that points it at NEW, or "
+        "--no-write-check to move it yourself after the switchover)"
+    )
 
 
 def _statement_timeout(conn: Conn, deadline: Deadline) -> None:
