@@ -13,7 +13,8 @@ its type, which decides whether that change rewrites the table.
 goose's `-- +goose NO TRANSACTION`, dbmate's `-- migrate:up transaction:false`
 and sql-migrate's `-- +migrate Up notransaction` mean the tool does not wrap the
 file in a transaction; so does a `-- postgres-migrations disable-transaction` line
-(the npm postgres-migrations package, which keeps no down half).
+(the npm postgres-migrations package, which keeps no down half), and sqlx's
+`-- no-transaction` when it is the file's first bytes (sqlx reads it nowhere else).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ _SQLMIGRATE_NO_TX = re.compile(r"\bnotransaction\b", re.IGNORECASE)
 _PG_MIGRATIONS_NO_TX = re.compile(
     r"^[ \t]*--[ \t]*postgres-migrations[ \t]+disable-transaction\b", re.IGNORECASE | re.MULTILINE
 )
+_SQLX_NO_TX = "-- no-transaction"  # sqlx: `sql.starts_with(...)`, the file's first bytes
 _FLYWAY_UNDO = re.compile(r"U(\d+(?:[._]\d+)*__.*)")
 _SQITCH_OTHER = ("revert", "verify")
 
@@ -68,7 +70,8 @@ def split_halves(text: str) -> Halves:
     up."""
     markers = list(_MARKER.finditer(text))
     if not markers:
-        return Halves(text, None, bool(_PG_MIGRATIONS_NO_TX.search(text)))
+        no_tx = text.startswith(_SQLX_NO_TX) or bool(_PG_MIGRATIONS_NO_TX.search(text))
+        return Halves(text, None, no_tx)
     up: list[str] = []
     down: list[str] = []
     at, state = 0, "up"  # text before the first marker belongs to the up half
