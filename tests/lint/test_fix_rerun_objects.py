@@ -321,6 +321,25 @@ SHAPES = [
         "CREATE OPERATOR FAMILY fam USING btree;\n"
         "ALTER EXTENSION plpgsql ADD OPERATOR FAMILY fam USING btree;",
     ),
+    # Run again, these fail: "column ... is not an identity column", "... is not a stored
+    # generated column", "constraint ... of domain ... does not exist".
+    Shape(
+        "drop_identity_expression_and_domain_constraint",
+        "ALTER TABLE gen ALTER COLUMN id DROP IDENTITY, ALTER COLUMN g DROP EXPRESSION;\n"
+        "ALTER DOMAIN pos DROP CONSTRAINT positive;",
+        setup="CREATE TABLE gen (id int GENERATED ALWAYS AS IDENTITY,\n"
+        "    g int GENERATED ALWAYS AS (id * 2) STORED);\n"
+        "CREATE DOMAIN pos AS int CONSTRAINT positive CHECK (VALUE > 0);",
+    ),
+    # Run again: 'relation "customers" is already member of publication "customers_pub"'.
+    Shape(
+        "publication_add",
+        "CREATE PUBLICATION customers_pub;\n"
+        "ALTER PUBLICATION customers_pub ADD TABLE customers, public.gen WHERE (id > 0),\n"
+        "    TABLES IN SCHEMA crm;\n"
+        "ALTER PUBLICATION customers_pub ADD TABLES IN SCHEMA CURRENT_SCHEMA;",
+        setup="CREATE TABLE gen (id int); CREATE SCHEMA crm;",
+    ),
 ]
 
 
@@ -374,7 +393,8 @@ def _state(dsn: str) -> dict[str, list[tuple[object, ...]]]:
             ).fetchall(),
             "columns": c.execute(
                 "SELECT a.attrelid::regclass::text, a.attname, "
-                "format_type(a.atttypid, a.atttypmod), a.attidentity::text FROM pg_attribute a "
+                "format_type(a.atttypid, a.atttypmod), a.attidentity::text, "
+                "a.attgenerated::text FROM pg_attribute a "
                 "JOIN pg_class c ON c.oid = a.attrelid "
                 "JOIN pg_namespace n ON n.oid = c.relnamespace "
                 f"WHERE {USER} AND a.attnum > 0 AND NOT a.attisdropped ORDER BY 1, 2"
@@ -419,7 +439,10 @@ def _state(dsn: str) -> dict[str, list[tuple[object, ...]]]:
             ).fetchall(),
             "publications": c.execute(
                 "SELECT p.pubname::text, r.prrelid::regclass::text FROM pg_publication p "
-                "LEFT JOIN pg_publication_rel r ON r.prpubid = p.oid ORDER BY 1, 2"
+                "LEFT JOIN pg_publication_rel r ON r.prpubid = p.oid UNION ALL "
+                "SELECT p.pubname::text, 'schema ' || s.pnnspid::regnamespace::text "
+                "FROM pg_publication p JOIN pg_publication_namespace s ON s.pnpubid = p.oid "
+                "ORDER BY 1, 2"
             ).fetchall(),
             "schemas": c.execute(
                 f"SELECT n.nspname FROM pg_namespace n WHERE {USER} ORDER BY 1"

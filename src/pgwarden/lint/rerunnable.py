@@ -7,7 +7,8 @@ ADD VALUE / CREATE SEQUENCE / CREATE SCHEMA / CREATE COLLATION / CREATE TABLE AS
 MATERIALIZED VIEW / CREATE EXTENSION / CREATE SERVER / CREATE USER MAPPING / CREATE FOREIGN
 TABLE / CREATE STATISTICS get IF NOT EXISTS (a SELECT ... INTO, which creates its table,
 becomes the CREATE TABLE IF NOT EXISTS ... AS the server makes of it: the same columns
-and types), DROP gets IF EXISTS, a named ADD CONSTRAINT
+and types), DROP gets IF EXISTS (so do ALTER COLUMN ... DROP IDENTITY / DROP EXPRESSION
+and ALTER DOMAIN ... DROP CONSTRAINT), a named ADD CONSTRAINT
 runs only when the constraint is not there yet (a DO block: PostgreSQL has no IF NOT
 EXISTS for constraints; a domain's named ADD CONSTRAINT too), a RENAME (of a relation,
 column, constraint, a composite type's attribute, a type, domain, schema or routine;
@@ -28,7 +29,9 @@ schema, CREATE ACCESS METHOD by name, CREATE VIEW by name in pg_class, a CREATE 
 elements (no IF NOT EXISTS there) by name, CREATE TRIGGER / POLICY / RULE by name on its
 table, CREATE EVENT TRIGGER / PUBLICATION / ROLE (USER, GROUP) / FOREIGN DATA WRAPPER by
 name, CREATE SUBSCRIPTION by name in the database, CREATE TRANSFORM by its type and language
-in pg_transform; ALTER EXTENSION ... ADD runs unless the object (found by
+in pg_transform; ALTER PUBLICATION ... ADD runs unless every table (pg_publication_rel)
+and schema (pg_publication_namespace) it adds is in the publication (its DROP is left as it
+is, as NO INHERIT); ALTER EXTENSION ... ADD runs unless the object (found by
 pg_get_object_address as the statement names it) is a member of that extension in pg_depend
 (not a routine named without its arguments, nor an operator with NONE; ALTER EXTENSION ...
 DROP is left as it is, as NO INHERIT). A CREATE SUBSCRIPTION that creates its replication
@@ -127,10 +130,12 @@ import pglast
 from pglast import ast
 from pglast.enums import (
     A_Expr_Kind,
+    AlterPublicationAction,
     AlterTableType,
     ConstrType,
     FunctionParameterMode,
     ObjectType,
+    PublicationObjSpecType,
 )
 from pglast.stream import RawStream, maybe_double_quote_name
 
@@ -531,6 +536,8 @@ def _guarded_create(sql: str, node: Any) -> str | None:
             )
     elif kind == "AlterExtensionContentsStmt" and node.action == 1:
         done = _extension_member(node)
+    elif kind == "AlterPublicationStmt" and node.action == AlterPublicationAction.AP_AddObjects:
+        done = _published(node)
     elif kind == "CreateTransformStmt" and not node.replace:
         done = (
             "EXISTS (SELECT FROM pg_transform\n"
@@ -656,6 +663,38 @@ def _extension_member(node: Any) -> str | None:
         "               AND d.refobjid = (SELECT oid FROM pg_extension\n"
         f"                                 WHERE extname = {_literal(node.extname)}))"
     )
+
+
+def _published(node: Any) -> str | None:
+    """ALTER PUBLICATION ... ADD done: every table it adds is in the publication
+    (pg_publication_rel), every schema too (pg_publication_namespace)."""
+    pub = f"(SELECT oid FROM pg_publication WHERE pubname = {_literal(node.pubname)})"
+    checks = []
+    for obj in node.pubobjects or ():
+        kind = obj.pubobjtype
+        if kind == PublicationObjSpecType.PUBLICATIONOBJ_TABLE and obj.pubtable is not None:
+            rel = obj.pubtable.relation
+            table = _literal(_relation(rel.schemaname, rel.relname))
+            checks.append(
+                "EXISTS (SELECT FROM pg_publication_rel\n"
+                f"             WHERE prpubid = {pub}\n"
+                f"               AND prrelid = to_regclass({table}))"
+            )
+        elif kind in (
+            PublicationObjSpecType.PUBLICATIONOBJ_TABLES_IN_SCHEMA,
+            PublicationObjSpecType.PUBLICATIONOBJ_TABLES_IN_CUR_SCHEMA,
+        ):
+            schema = (
+                obj.name if kind == PublicationObjSpecType.PUBLICATIONOBJ_TABLES_IN_SCHEMA else None
+            )
+            checks.append(
+                "EXISTS (SELECT FROM pg_publication_namespace\n"
+                f"             WHERE pnpubid = {pub}\n"
+                f"               AND pnnspid = {_namespace(schema)})"
+            )
+        else:
+            return None
+    return "(" + "\n      AND ".join(checks) + ")" if checks else None
 
 
 def creates_slot(sql: str) -> bool:
@@ -900,6 +939,9 @@ def _rerunnable(
     if kind == "SelectStmt":
         created_as = _select_into(sql, node)
         return [created_as] if created_as is not None else [sql]
+    if kind == "AlterDomainStmt" and node.subtype == "X" and not node.missing_ok:
+        node.missing_ok = True
+        return [_text(sql, node, lambda s: _DROP_CONSTRAINT.sub("CONSTRAINT IF EXISTS ", s, 1))]
     if kind in ("AlterDomainStmt", "CreateDomainStmt"):
         sql = _domain_checks(sql, node, taken, name_unnamed)
     if kind in _IF_NOT_EXISTS and not node.if_not_exists and _may_skip(node):
@@ -941,6 +983,8 @@ def _rerunnable(
                     AlterTableType.AT_AddColumn,
                     AlterTableType.AT_DropColumn,
                     AlterTableType.AT_DropConstraint,
+                    AlterTableType.AT_DropIdentity,
+                    AlterTableType.AT_DropExpression,
                 )
                 and not cmd.missing_ok
             ):
@@ -950,6 +994,7 @@ def _rerunnable(
     return [sql]
 
 
+_DROP_CONSTRAINT = re.compile(r"\bCONSTRAINT\s+(?!IF\b)", re.I)
 _INTO = re.compile(
     r"\s*\bINTO\s+(?:(?:TEMPORARY|TEMP|UNLOGGED|LOCAL|GLOBAL)\s+)*(?:TABLE\s+)?"
     r'(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)(?:\s*\.\s*(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*))*',
@@ -1095,8 +1140,12 @@ def _relation(schema: str | None, name: str) -> str:
     return ".".join(maybe_double_quote_name(part) for part in (schema, name) if part)
 
 
+_DROP_GENERATED = re.compile(r"\bDROP\s+(IDENTITY|EXPRESSION)\b(?!\s+IF\b)", re.I)
+
+
 def _alter_edit(sql: str) -> str:
     sql = _ADD_COLUMN.sub("ADD COLUMN IF NOT EXISTS ", sql)
+    sql = _DROP_GENERATED.sub(lambda m: f"DROP {m.group(1)} IF EXISTS", sql)
     return _DROP_MEMBER.sub(lambda m: f"DROP {m.group(1) or 'COLUMN '}IF EXISTS ", sql)
 
 
