@@ -183,15 +183,12 @@ def _guarded_upgrade(context: Any, url: str, opts: dict[str, Any], **apply_kw: A
     version_table = str(opts.get("version_table", "alembic_version"))
     if opts.get("version_table_schema"):
         version_table = f"{opts['version_table_schema']}.{version_table}"
+    # several heads: branches the database ran, and (as `alembic upgrade head` runs it)
+    # their merge to come
     heads = current_revisions(dsn, version_table)
-    if len(heads) > 1:
-        raise UsageError(
-            f"the database is at {len(heads)} heads ({', '.join(heads)})",
-            hint="merge the branches (alembic merge) before a guarded upgrade",
-        )
     # Render the pending revisions with Alembic's offline mode, in this process.
     cap = _Capture(context.script)
-    online = _render_with_online(context, url, opts, cap, heads[0] if heads else None)
+    online = _render_with_online(context, url, opts, cap, ",".join(heads) or "base")
     sources = _assemble(cap)
     if not sources:
         return None
@@ -237,19 +234,20 @@ def _guarded_upgrade(context: Any, url: str, opts: dict[str, Any], **apply_kw: A
 
 
 def _render_with_online(
-    context: Any, url: str, opts: dict[str, Any], cap: Any, start: str | None
+    context: Any, url: str, opts: dict[str, Any], cap: Any, start: str
 ) -> list[Any]:
-    """Render the pending revisions offline into `cap`; those that cannot be rendered
-    become online steps (pgwarden.sources.alembic_online), returned in order."""
+    """Render the pending revisions after `start` (the version table's heads, "a,b", or
+    "base") offline into `cap`; those that cannot be rendered become online steps
+    (pgwarden.sources.alembic_online), returned in order."""
     from pgwarden.sources import alembic_batch
-    from pgwarden.sources.alembic import OfflineRenderError, _down
+    from pgwarden.sources.alembic import OfflineRenderError, _down, _ran, _revs, _start_of
     from pgwarden.sources.alembic_online import OnlineRevision, placeholder_sql
 
     online: list[OnlineRevision] = []
     context.context_opts["as_sql"] = True
     try:
         while True:
-            context.context_opts["starting_rev"] = start
+            context.context_opts["starting_rev"] = None if start == "base" else _revs(start)
             mark = len(cap.events)
             try:
                 with alembic_batch.recording():
@@ -271,6 +269,7 @@ def _render_with_online(
                 cap.add_online(failed, statement)
                 after = _down(context.script, failed.revision)
                 online.append(OnlineRevision(failed.revision, failed.path, after, statement))
-                start = failed.revision
+                done = {r.revision for r in cap.revisions} | {o.revision for o in online}
+                start = _start_of(context.script, _ran(context.script, start) | done)
     finally:
         context.context_opts["as_sql"] = False

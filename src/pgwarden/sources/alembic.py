@@ -533,17 +533,12 @@ def read_alembic_sources(
     skipped: list[SkippedRevision] = []
     if revision_range and lower not in ("base", *_heads(script)):
         skipped += _range_start(script, lower, upper, current, applied_from, strict)
-    if current:
-        if len(current) > 1:
-            raise UsageError(
-                f"the database is at {len(current)} heads ({', '.join(current)})",
-                hint="lint each branch with --range REV:head",
-            )
+    if current:  # several heads: branches the database ran, their merge not yet
         lower, ran = _after_applied(
-            script, current[0], lower, upper, applied_from, strict and bool(revision_range)
+            script, tuple(current), lower, upper, applied_from, strict and bool(revision_range)
         )
         skipped += ran
-    at_end = upper in ("head", "heads") and lower in _heads(script)
+    at_end = upper in ("head", "heads") and set(lower.split(",")) <= _heads(script)
     if lower == upper or at_end:
         return AlembicSources((), (), skipped=tuple(skipped))
     rendered = _render(cfg, script, cap, lower, upper, strict)
@@ -670,7 +665,7 @@ def _range_start(
     path = _display(str(rev.path))
     ids = list(reversed(_ids(script, lower, "base")))
     if current is not None:
-        done = set(_ids(script, current[0], "base")) if len(current) == 1 else set()
+        done = _ran(script, ",".join(current)) if current else set()
         missing = [r for r in ids if r not in done]
         if not missing:
             return []  # the database ran A: the range starts where it is
@@ -701,23 +696,47 @@ def _heads(script: Any) -> set[str]:
     return set(script.get_heads())
 
 
+def _revs(spec: str) -> str | tuple[str, ...]:
+    """A range end as Alembic takes it: "a,b" (the heads of a database at several) is a tuple."""
+    return tuple(spec.split(",")) if "," in spec else spec
+
+
 def _ids(script: Any, upper: str, lower: str) -> list[str]:
-    """Revision ids of lower:upper (lower excluded), newest first."""
+    """Revision ids of lower:upper (lower excluded; "a,b": several heads), newest first."""
     from alembic.script.revision import RevisionError
     from alembic.util import CommandError
 
     try:
-        return [sc.revision for sc in script.iterate_revisions(upper, lower)]
+        return [sc.revision for sc in script.iterate_revisions(upper, _revs(lower))]
     except (CommandError, RevisionError) as exc:
         raise UsageError(f"alembic: {exc}", hint="check --range and the revision ids") from None
 
 
+def _ran(script: Any, heads: str) -> set[str]:
+    """Every revision a version table holding `heads` ("a,b") has run ("base": none)."""
+    if heads == "base":
+        return set()
+    return {r for head in heads.split(",") for r in _ids(script, head, "base")}
+
+
+def _start_of(script: Any, ran: set[str]) -> str:
+    """What a version table holds after exactly the revisions `ran` ran: their heads."""
+    below = {down for r in ran for down in _down(script, r)}
+    return ",".join(sorted(r for r in ran if r not in below)) or "base"
+
+
 def _after_applied(
-    script: Any, current: str, lower: str, upper: str, applied_from: str, strict: bool
+    script: Any,
+    heads: tuple[str, ...],
+    lower: str,
+    upper: str,
+    applied_from: str,
+    strict: bool,
 ) -> tuple[str, list[SkippedRevision]]:
-    """The range's start moved past `current`, and the applied revisions it had."""
+    """The range's start moved past the database's `heads`, and the applied revisions it had."""
+    current = ", ".join(heads)
     try:
-        done = set(_ids(script, current, "base"))
+        done = _ran(script, ",".join(heads))
     except UsageError:
         raise UsageError(
             f"{applied_from} is {current}, which is not a revision of this project",
@@ -734,9 +753,10 @@ def _after_applied(
             f"the range {lower}:{upper} includes {len(ran)} revision(s) the database already "
             f"ran ({', '.join(ran)}): {applied_from} is {current}",
             hint="drop --range to apply the revisions after alembic_version, or start the "
-            f"range at {current}",
+            f"range at {','.join(heads)}",
         )
-    start = current if current in wanted else upper  # else the whole range ran
+    in_range = any(head in wanted for head in heads)
+    start = ",".join(heads) if in_range else upper  # else the whole range ran
     return start, [SkippedRevision(r, paths[r], "applied", detail) for r in ran]
 
 
@@ -749,9 +769,10 @@ def upgrade_with(config: Any, script: Any, revision: str, *, sql: bool = False) 
     """
     from alembic.runtime.environment import EnvironmentContext
 
-    starting_rev = None
+    starting_rev: str | tuple[str, ...] | None = None
     if ":" in revision:
-        starting_rev, revision = revision.split(":", 1)
+        start, revision = revision.split(":", 1)
+        starting_rev = _revs(start)  # "a,b": a database at several heads
 
     def upgrade(rev: Any, _context: Any) -> Any:
         return script._upgrade_revs(revision, rev)
@@ -852,7 +873,9 @@ def _render(
         done = {r.revision for r in cap.revisions} | {s.revision for s in skipped}
         if not [r for r in wanted if r not in done]:
             return skipped
-        start = failed.revision
+        # go on from there: the failed revision and every one rendered count as run (on
+        # another branch too, which a restart from the failed revision alone would run again)
+        start = _start_of(script, _ran(script, lower) | done)
 
 
 def _broken(exc: BaseException) -> bool:
