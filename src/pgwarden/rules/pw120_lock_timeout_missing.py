@@ -2,7 +2,8 @@
 
 ## What it does
 Flags a statement that takes a lock blocking reads or writes on an existing
-table when no `SET lock_timeout` (or `SET LOCAL lock_timeout`, or
+table (or ACCESS EXCLUSIVE on a materialized view, which blocks its readers)
+when no `SET lock_timeout` (or `SET LOCAL lock_timeout`, or
 `SELECT set_config('lock_timeout', ...)`) precedes it in its session or
 transaction (a `SET LOCAL` outside any transaction block sets nothing); a
 `RESET ALL` after it takes it back. One finding per transaction
@@ -50,6 +51,10 @@ from pgwarden.findings import Fix, FixStatement, Placement, Severity
 from pgwarden.plan import Step
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
 
+_TABLES = ("table", "partitioned table")
+# ACCESS EXCLUSIVE on a materialized view blocks its readers while it waits, as on a table
+_WAITED_ON = {LockMode.ACCESS_EXCLUSIVE: (*_TABLES, "materialized view")}
+
 
 def _mode(lock: RelationLock) -> LockMode:
     return lock.mode
@@ -69,7 +74,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     if _scope(step) in reported:
         return
     for lock in sorted(step.effects.locks, key=_mode, reverse=True):
-        if not lock.mode.blocks_writes or lock.relkind not in ("table", "partitioned table"):
+        if not lock.mode.blocks_writes or lock.relkind not in _WAITED_ON.get(lock.mode, _TABLES):
             continue
         judged = ctx.judge(lock.relation)
         if judged.severity is None:
