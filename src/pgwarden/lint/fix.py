@@ -14,22 +14,23 @@ with one sized to what the busiest table it touches can bear (at most 1 s):
     BEGIN; ...statements that ran in one transaction...; COMMIT;
     ALTER TABLE ... VALIDATE CONSTRAINT ...;   -- its own transaction, after the commit
 
-The `no-file-transaction` line tells pgwarden (lint, apply) that the file's
-transactions are the ones it writes. Every statement is made safe to run again
-(`lint.rerunnable`); where SQL cannot make it so (a DETACH PARTITION ...
-CONCURRENTLY that completed; the copies a cancelled REINDEX of a schema, a
-database, a table without a catalog or a partitioned index leaves) a header
-line says to retry with `pgwarden apply`, which reconciles them; a CREATE SUBSCRIPTION
-that creates its replication slot cannot be skipped once it has run (it runs outside
-every transaction and block), and a header line says to run the file from the statement
-after it; a statement that names
+The `no-file-transaction` line tells pgwarden (lint, apply) that the file's transactions are
+the ones it writes. Every statement is made safe to run again (`lint.rerunnable`); where SQL
+cannot make it so (a DETACH PARTITION ... CONCURRENTLY that completed; the copies a
+cancelled REINDEX of a schema, a database, a table without a catalog or a partitioned index
+leaves) a header line says to retry with `pgwarden apply`, which reconciles them; a CREATE
+SUBSCRIPTION that creates its replication slot cannot be skipped once it has run (it runs
+outside every transaction and block), and a header line says to run the file from the
+statement after it; an INSERT, COPY FROM or an UPDATE setting a column from the table's own
+values changes data again on a re-run, and a header line says to run the file from the
+statement that failed after a failure past its transaction's COMMIT; a statement that names
 what a later RENAME renames fails once the rename has committed (the RENAME itself is
 skipped then), and a header line says to run the file from the statement that failed;
-likewise for a statement naming what a later ALTER ... SET SCHEMA moves (a CREATE before
-the move makes it anew in the old schema). Fixed without a catalog, an unnamed CREATE
-INDEX or ADD CONSTRAINT gets the name the server gives it when that name is free and is
-skipped when it is there (a re-run would add another copy, _idx1); a header line says that
-one of that name there before makes it be skipped. An ALTER COLUMN ... TYPE ... USING is skipped
+likewise for a statement naming what a later ALTER ... SET SCHEMA moves (a CREATE before the
+move makes it anew in the old schema). Fixed without a catalog, an unnamed CREATE INDEX or
+ADD CONSTRAINT gets the name the server gives it when that name is free and is skipped when
+it is there (a re-run would add another copy, _idx1); a header line says that one of that
+name there before makes it be skipped. An ALTER COLUMN ... TYPE ... USING is skipped
 when its columns have that type (it ran); a header line says one that keeps the type
 does not convert at all.
 Comments (inline ignores included) stay with their statements, and the result is linted again: a fix
@@ -59,6 +60,7 @@ from pgwarden.analysis.parse import parse
 from pgwarden.findings import Finding, Placement
 from pgwarden.lint.engine import LintResult, lint_plan
 from pgwarden.lint.rerunnable import (
+    changes_again,
     converts_in_place,
     creates_slot,
     default_constraint_name,
@@ -146,6 +148,12 @@ _SUBSCRIPTION = (
     'stops there ("subscription ... already exists") having changed nothing: after a '
     "failure past it, run the file from the statement after it."
 )
+_DATA = (
+    "-- An INSERT, COPY FROM or UPDATE from a column's own value below changes data again "
+    "when it runs again (nothing skips it: SET c = c * 100 scales twice, an INSERT adds "
+    "the rows again or fails on a unique key): after a failure past its transaction's "
+    "COMMIT, run the file from the statement that failed, not the whole file."
+)
 _UNNAMED = (
     "-- This file cannot name the INVALID copies (<index>_ccnew) a cancelled REINDEX ... "
     "CONCURRENTLY of a whole table without a catalog, a schema or a database leaves: retry "
@@ -211,6 +219,7 @@ _OWN = {
     _WAITS_BEFORE,
     _DETACH,
     _SUBSCRIPTION,
+    _DATA,
     _UNNAMED,
     _PARTITIONED_INDEX,
     _APPLY,
@@ -220,6 +229,7 @@ _OWN = {
     _NAMED_INDEX,
     _CONVERTED,
 }
+_CHANGES_DATA = frozenset({"InsertStmt", "UpdateStmt", "CopyStmt"})
 _WORD = re.compile(r'"((?:[^"]|"")+)"|([A-Za-z_][A-Za-z0-9_$]*)')
 _TRAIL = re.compile(r"[ \t]*;?[ \t]*(--[^\n]*)")
 _IGNORE = re.compile(r"--\s*pgwarden:\s*ignore\b")
@@ -310,6 +320,8 @@ def _render(
         out.append(_DETACH)
     if any(st.kind == "CreateSubscriptionStmt" and creates_slot(st.sql) for st in steps):
         out.append(_SUBSCRIPTION)
+    if any(st.kind in _CHANGES_DATA and changes_again(st.sql) for st in steps):
+        out.append(_DATA)
     if any(_unnamed_copies(st, catalog) for st in steps):
         out.append(_UNNAMED)
     if any(_partitioned_index(st, catalog) for st in steps):

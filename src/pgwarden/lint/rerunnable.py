@@ -135,6 +135,7 @@ from pglast.enums import (
     ConstrType,
     FunctionParameterMode,
     ObjectType,
+    OnConflictAction,
     PublicationObjSpecType,
 )
 from pglast.stream import RawStream, maybe_double_quote_name
@@ -142,6 +143,7 @@ from pglast.stream import RawStream, maybe_double_quote_name
 from pgwarden.rules._sql import make_object_name
 
 __all__ = [
+    "changes_again",
     "converts_in_place",
     "creates_slot",
     "default_constraint_name",
@@ -695,6 +697,55 @@ def _published(node: Any) -> str | None:
         else:
             return None
     return "(" + "\n      AND ".join(checks) + ")" if checks else None
+
+
+def changes_again(sql: str) -> bool:
+    """`sql` changes data again when it runs again, and nothing here skips it: an INSERT
+    (not ON CONFLICT DO NOTHING, nor DO UPDATE setting columns from EXCLUDED and
+    constants only), an UPDATE setting a column from the table's own values (SET c = c *
+    100 scales twice; a column named without a table is taken as the table's), a COPY
+    FROM (`lint.fix` says so in the header)."""
+    try:
+        parsed = pglast.parse_sql(sql)
+    except pglast.parser.ParseError:
+        return False
+    node: Any = parsed[0].stmt if len(parsed) == 1 else None
+    kind = type(node).__name__
+    if kind == "CopyStmt":
+        return bool(node.is_from)
+    if kind not in ("InsertStmt", "UpdateStmt") or node.relation is None:
+        return False
+    rel = node.relation
+    names = {rel.relname, rel.alias.aliasname if rel.alias is not None else rel.relname}
+    if kind == "InsertStmt":
+        clause = node.onConflictClause
+        if clause is None:
+            return True
+        if clause.action == OnConflictAction.ONCONFLICT_NOTHING:
+            return False
+        targets = clause.targetList
+    else:
+        targets = node.targetList
+    return any(
+        q is None or q in names
+        for t in targets or ()
+        if t.val is not None
+        for q in _qualifiers(t.val(depth=None))
+    )
+
+
+def _qualifiers(tree: Any) -> Iterator[str | None]:
+    """The table each ColumnRef of a node (as pglast dicts it) names (None: unqualified)."""
+    if isinstance(tree, dict):
+        if tree.get("@") == "ColumnRef":
+            names = [f.get("sval") for f in tree["fields"] if isinstance(f, dict)]
+            yield names[-2] if len(names) > 1 else None
+            return
+        for value in tree.values():
+            yield from _qualifiers(value)
+    elif isinstance(tree, (list, tuple)):
+        for value in tree:
+            yield from _qualifiers(value)
 
 
 def creates_slot(sql: str) -> bool:
