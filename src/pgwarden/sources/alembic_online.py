@@ -255,17 +255,20 @@ def online_runner(
         from alembic.script import ScriptDirectory
         from sqlalchemy.exc import DBAPIError
 
-        from pgwarden.sources.alembic import _config, upgrade_with
+        from pgwarden.sources.alembic import _config, _ran, upgrade_with
 
+        cfg = _config(ini, None, sqlalchemy_url)
+        scripts = script if script is not None else ScriptDirectory.from_config(cfg)
+        # what the version table says ran: its heads and all below them (another branch's
+        # head may be there too, or one that depends_on this revision's down revision)
         before = _heads(conn, version_table)
-        if before != rev.after:
+        ran = _ran(scripts, ",".join(before) or "base")
+        if rev.revision in ran or not set(rev.after) <= ran:
             raise _failure(
                 rev,
                 f"{version_table} is {', '.join(before) or 'empty'}, but this revision follows "
                 f"{', '.join(rev.after) or 'base'}; another run moved the database meanwhile",
             )
-        cfg = _config(ini, None, sqlalchemy_url)
-        scripts = script if script is not None else ScriptDirectory.from_config(cfg)
         token = RUNNING_ONLINE.set(True)
         try:
             with _lend(conn) as drivers:
@@ -295,7 +298,7 @@ def online_runner(
                 "through a SQLAlchemy engine pgwarden could hand its connection to",
             )
         after = _heads(conn, version_table)
-        if after != (rev.revision,):
+        if _ran(scripts, ",".join(after) or "base") != ran | {rev.revision}:
             raise _failure(
                 rev,
                 f"Alembic left {version_table} at {', '.join(after) or 'nothing'}, not "
