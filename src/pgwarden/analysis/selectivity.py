@@ -364,7 +364,8 @@ def nearly_every_row(
 ) -> str | None:
     """Why `where` holds for (nearly) every row of the table without any statistics, or
     None: each AND-ed condition is one that real rows meet: a time column before the
-    current time or a date in 2100+, a key (`id`, `*_id`) `> 0`, `>= 1` or `IS NOT NULL`,
+    current time (not one named for instants to come: expires_at, valid_until, ...) or a
+    date in 2100+, a key (`id`, `*_id`) `> 0`, `>= 1` or `IS NOT NULL`,
     or a join of the target to another table (`target.col = other.col`, UPDATE ... FROM or
     DELETE ... USING). `target`: the names the statement's table goes by. `nulls`: columns
     the plan added without a default (NULL in every existing row: `IS NULL` holds);
@@ -418,7 +419,7 @@ def nearly_every_row(
     if col is None or op not in ("<", "<=", ">", ">="):
         return None
     name = ".".join(col)
-    if op in ("<", "<=") and _not_before_now(right):
+    if op in ("<", "<=") and _not_before_now(right) and not _holds_future(col[-1]):
         return f"{name} {op} the current time holds for every row dated in the past"
     year = _year(right)
     if year is not None and (
@@ -431,6 +432,31 @@ def nearly_every_row(
         if (op == ">" and bound <= 0) or (op == ">=" and bound <= 1):
             return f"{name} {op} {bound} holds for every generated key"
     return None
+
+
+# Words of a time column that holds instants to come (expires_at, valid_until,
+# scheduled_for, "deadlineAt"): `< now()` there selects the ones passed, not every row.
+_FUTURE_WORDS = (
+    "expir",
+    "until",
+    "deadline",
+    "due",
+    "valid",
+    "end",
+    "schedul",
+    "next",
+    "retry",
+    "lease",
+    "ttl",
+    "remind",
+    "purge",
+    "lock",
+)
+
+
+def _holds_future(column: str) -> bool:
+    words = re.findall(r"[a-z]+|[A-Z][a-z]*", column)
+    return any(w.lower().startswith(_FUTURE_WORDS) for w in words)
 
 
 def _key_like(column: str) -> bool:

@@ -15,8 +15,10 @@ earlier without a default is NULL in every existing row, so the backfill
 `UPDATE t SET c = ... WHERE c IS NULL` touches them all (the planner cannot
 say: the column does not exist yet). Without stats or a database the size is
 unknown and a note says so, unless the WHERE is one that real rows all meet:
-a time column before the current time (`viewed_at < now()`) or before a date in
-2100 or later, a key (`id`, `*_id`) `> 0`, `>= 1` or `IS NOT NULL`, only
+a time column before the current time (`viewed_at < now()`; not one named for
+instants to come, `expires_at`, `valid_until`, `scheduled_for`, whose cleanup
+of the passed ones stays of unknown size) or before a date in 2100 or later,
+a key (`id`, `*_id`) `> 0`, `>= 1` or `IS NOT NULL`, only
 the join to another table (`UPDATE t SET ... FROM u WHERE u.id = t.u_id`), or
 a column the same file added just before: `IS NULL` of one added without a
 default, `= <its default>` or `IS NOT NULL` of one added with a constant
