@@ -629,9 +629,11 @@ def _failing_file(exc: BaseException, scripts: Path) -> str:
     """The file under the Alembic script directory where `exc` was raised, innermost."""
     import traceback
 
+    scripts = scripts.resolve()  # Alembic's `%(here)s` keeps a `..` of the alembic.ini path
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        if frame.filename.endswith(".py") and Path(frame.filename).is_relative_to(scripts):
-            return f"{_display(frame.filename)}:{frame.lineno}"
+        path = Path(frame.filename).resolve()
+        if frame.filename.endswith(".py") and path.is_relative_to(scripts):
+            return f"{_display(str(path))}:{frame.lineno}"
     return _display(str(scripts))
 
 
