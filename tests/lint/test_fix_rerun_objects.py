@@ -340,6 +340,22 @@ SHAPES = [
         "ALTER PUBLICATION customers_pub ADD TABLES IN SCHEMA CURRENT_SCHEMA;",
         setup="CREATE TABLE gen (id int); CREATE SCHEMA crm;",
     ),
+    # Run again, an OPTIONS (ADD ...) fails: 'option "host" provided more than once'; its
+    # DROP: 'option "dbname" not found'.
+    Shape(
+        "foreign_options",
+        "ALTER SERVER archive OPTIONS (ADD host 'db.example', SET port '5433', DROP dbname);\n"
+        "ALTER FOREIGN DATA WRAPPER nowhere OPTIONS (ADD flavour 'plain');\n"
+        "ALTER USER MAPPING FOR CURRENT_USER SERVER archive OPTIONS (ADD user 'reader');\n"
+        "ALTER USER MAPPING FOR PUBLIC SERVER archive OPTIONS (ADD user 'anyone');\n"
+        "ALTER FOREIGN TABLE old_customers OPTIONS (ADD table_name 'customers'),\n"
+        "    ALTER COLUMN name OPTIONS (column_name 'full_name');",
+        setup="CREATE FOREIGN DATA WRAPPER nowhere;\n"
+        "CREATE SERVER archive FOREIGN DATA WRAPPER nowhere OPTIONS (port '5432', dbname 'x');\n"
+        "CREATE USER MAPPING FOR CURRENT_USER SERVER archive;\n"
+        "CREATE USER MAPPING FOR PUBLIC SERVER archive;\n"
+        "CREATE FOREIGN TABLE old_customers (id bigint, name text) SERVER archive;",
+    ),
 ]
 
 
@@ -463,12 +479,16 @@ def _state(dsn: str) -> dict[str, list[tuple[object, ...]]]:
                 f"JOIN pg_namespace n ON n.oid = o.oprnamespace WHERE {USER} ORDER BY 1"
             ).fetchall(),
             "foreign": c.execute(
-                "SELECT 'wrapper', fdwname::text, '' FROM pg_foreign_data_wrapper "
+                "SELECT 'wrapper', fdwname::text, array_to_string(fdwoptions, ',') "
+                "FROM pg_foreign_data_wrapper "
                 "UNION ALL SELECT 'server', srvname::text, array_to_string(srvoptions, ',') "
                 "FROM pg_foreign_server UNION ALL SELECT 'mapping', srvname::text, "
-                "usename::text FROM pg_user_mappings UNION ALL "
+                "usename::text || ' ' || array_to_string(umoptions, ',') "
+                "FROM pg_user_mappings UNION ALL "
                 "SELECT 'table', ftrelid::regclass::text, array_to_string(ftoptions, ',') "
-                "FROM pg_foreign_table ORDER BY 1, 2"
+                "FROM pg_foreign_table UNION ALL SELECT 'column', attname::text, "
+                "array_to_string(attfdwoptions, ',') FROM pg_attribute "
+                "WHERE attfdwoptions IS NOT NULL ORDER BY 1, 2, 3"
             ).fetchall(),
             "catalog": c.execute(
                 "SELECT 'opclass', opcname::text FROM pg_opclass WHERE oid >= 16384 "

@@ -31,7 +31,10 @@ table, CREATE EVENT TRIGGER / PUBLICATION / ROLE (USER, GROUP) / FOREIGN DATA WR
 name, CREATE SUBSCRIPTION by name in the database, CREATE TRANSFORM by its type and language
 in pg_transform; ALTER PUBLICATION ... ADD runs unless every table (pg_publication_rel)
 and schema (pg_publication_namespace) it adds is in the publication (its DROP is left as it
-is, as NO INHERIT); ALTER EXTENSION ... ADD runs unless the object (found by
+is, as NO INHERIT); an OPTIONS (ADD ... / DROP ...) of ALTER SERVER / FOREIGN DATA WRAPPER /
+USER MAPPING / FOREIGN TABLE (its columns' too, a statement of such commands only) runs
+unless the options are as it leaves them (each option it adds or sets there with its value,
+none it drops); ALTER EXTENSION ... ADD runs unless the object (found by
 pg_get_object_address as the statement names it) is a member of that extension in pg_depend
 (not a routine named without its arguments, nor an operator with NONE; ALTER EXTENSION ...
 DROP is left as it is, as NO INHERIT). A CREATE SUBSCRIPTION that creates its replication
@@ -133,10 +136,12 @@ from pglast.enums import (
     AlterPublicationAction,
     AlterTableType,
     ConstrType,
+    DefElemAction,
     FunctionParameterMode,
     ObjectType,
     OnConflictAction,
     PublicationObjSpecType,
+    RoleSpecType,
 )
 from pglast.stream import RawStream, maybe_double_quote_name
 
@@ -540,6 +545,8 @@ def _guarded_create(sql: str, node: Any) -> str | None:
         done = _extension_member(node)
     elif kind == "AlterPublicationStmt" and node.action == AlterPublicationAction.AP_AddObjects:
         done = _published(node)
+    elif kind in _OPTIONS_OF:
+        done = _options_done(node.options, _OPTIONS_OF[kind](node))
     elif kind == "CreateTransformStmt" and not node.replace:
         done = (
             "EXISTS (SELECT FROM pg_transform\n"
@@ -665,6 +672,86 @@ def _extension_member(node: Any) -> str | None:
         "               AND d.refobjid = (SELECT oid FROM pg_extension\n"
         f"                                 WHERE extname = {_literal(node.extname)}))"
     )
+
+
+def _options_done(options: Any, array: str | None) -> str | None:
+    """An OPTIONS (ADD / SET / DROP ...) clause done: the options array (`array`, SQL)
+    has each option it adds or sets with its value and none it drops. None when it
+    neither adds nor drops one (SET runs again as it is)."""
+    if array is None:
+        return None
+    arr = f"coalesce({array}, '{{}}'::text[])"
+    checks, fails_again = [], False
+    for opt in options or ():
+        name = str(opt.defname)
+        if opt.defaction == DefElemAction.DEFELEM_DROP:
+            fails_again = True
+            checks.append(
+                f"NOT EXISTS (SELECT FROM unnest({arr}) o\n"
+                f"                 WHERE split_part(o, '=', 1) = {_literal(name)})"
+            )
+            continue
+        if type(opt.arg).__name__ != "String":
+            return None
+        fails_again |= opt.defaction != DefElemAction.DEFELEM_SET
+        checks.append(f"{_literal(name + '=' + str(opt.arg.sval))} = ANY ({arr})")
+    return "(" + "\n      AND ".join(checks) + ")" if fails_again else None
+
+
+_ROLE_SPEC = {
+    RoleSpecType.ROLESPEC_CURRENT_USER: "current_user",
+    RoleSpecType.ROLESPEC_CURRENT_ROLE: "current_role",
+    RoleSpecType.ROLESPEC_SESSION_USER: "session_user",
+    RoleSpecType.ROLESPEC_PUBLIC: "'public'",
+}
+
+
+def _mapping_options(node: Any) -> str | None:
+    user = node.user
+    if user is None:
+        return None
+    name = _ROLE_SPEC.get(user.roletype) or _literal(str(user.rolename))
+    return (
+        "(SELECT umoptions FROM pg_user_mappings\n"
+        f"                 WHERE srvname = {_literal(node.servername)} AND usename = {name})"
+    )
+
+
+# The options array each ALTER ... OPTIONS statement changes, as SQL.
+_OPTIONS_OF: dict[str, Callable[[Any], str | None]] = {
+    "AlterForeignServerStmt": lambda n: (
+        f"(SELECT srvoptions FROM pg_foreign_server WHERE srvname = {_literal(n.servername)})"
+    ),
+    "AlterFdwStmt": lambda n: (
+        f"(SELECT fdwoptions FROM pg_foreign_data_wrapper WHERE fdwname = {_literal(n.fdwname)})"
+    ),
+    "AlterUserMappingStmt": _mapping_options,
+}
+
+
+def _foreign_table_options(node: Any) -> str | None:
+    """ALTER FOREIGN TABLE ... OPTIONS / ALTER COLUMN ... OPTIONS done (a statement of
+    such commands only): every one's options as they leave them."""
+    cmds: list[Any] = list(node.cmds or ())
+    rel = node.relation
+    if not cmds or rel is None:
+        return None
+    table = _literal(_relation(rel.schemaname, rel.relname))
+    checks = []
+    for cmd in cmds:
+        if cmd.subtype == AlterTableType.AT_GenericOptions:
+            array = f"(SELECT ftoptions FROM pg_foreign_table WHERE ftrelid = to_regclass({table}))"
+        elif cmd.subtype == AlterTableType.AT_AlterColumnGenericOptions and cmd.name:
+            array = (
+                "(SELECT attfdwoptions FROM pg_attribute\n"
+                f"                 WHERE attrelid = to_regclass({table})"
+                f" AND attname = {_literal(cmd.name)})"
+            )
+        else:
+            return None
+        checks.append(_options_done(cmd.def_, array))
+    done = [c for c in checks if c is not None]
+    return "(" + "\n      AND ".join(done) + ")" if done else None
 
 
 def _published(node: Any) -> str | None:
@@ -1020,7 +1107,7 @@ def _rerunnable(
         guarded = _guarded_constraint(sql, node)
         if guarded is not None:
             return [guarded]
-        done = _attached_or_identity(node)
+        done = _attached_or_identity(node) or _foreign_table_options(node)
         if done is not None:
             return [str(_unless(done, sql))]
         converted = _guarded_conversion(sql, node)
