@@ -3,8 +3,11 @@
 Flask-Migrate's env.py (redash, superset and many more) renders offline with
 `literal_binds=True` and no `paramstyle`: SQLAlchemy then compiles for psycopg's
 `pyformat` style and escapes every `%` as `%%`, as `alembic upgrade --sql` prints.
-Online, `alembic upgrade head` stores `100%`. pgwarden renders the revisions
-offline to lint and apply them, so it must render them as online runs them.
+Online, `alembic upgrade head` stores `100%`. Superset's env.py gives no
+`literal_binds` either: a bound value then rendered as a placeholder
+(`viz_type=%(viz_type)s`), which lint reported as a syntax error. pgwarden renders
+the revisions offline to lint and apply them, so it must render them as online
+runs them.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from pgwarden.sources.alembic import read_alembic_sources
 SAMPLE = Path(__file__).parents[1] / "contrib" / "alembic_project"
 
 # Flask-Migrate's offline branch: literal_binds, no dialect_opts.
-ENV = """
+FLASK_MIGRATE = """
 from alembic import context
 from sqlalchemy import create_engine
 
@@ -38,6 +41,11 @@ else:
         with context.begin_transaction():
             context.run_migrations()
 """
+
+# Superset's offline branch: the URL alone.
+SUPERSET = FLASK_MIGRATE.replace(
+    "context.configure(url=url, literal_binds=True)", "context.configure(url=url)"
+)
 
 REVISION = """
 import sqlalchemy as sa
@@ -55,11 +63,14 @@ def upgrade():
 """
 
 
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+@pytest.fixture(params=[FLASK_MIGRATE, SUPERSET], ids=["flask-migrate", "superset"])
+def project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Path:
+    assert "literal_binds" not in SUPERSET
     (tmp_path / "versions").mkdir()
     shutil.copy(SAMPLE / "alembic.ini", tmp_path / "alembic.ini")
-    (tmp_path / "env.py").write_text(ENV)
+    (tmp_path / "env.py").write_text(request.param)
     (tmp_path / "pgwarden.toml").write_text("[environments.dev]\nprotected = false\n")
     (tmp_path / "versions" / "0001_labels.py").write_text(REVISION)
     monkeypatch.chdir(tmp_path)
