@@ -63,9 +63,15 @@ def _natural(text: str) -> tuple[str | int, ...]:
     return tuple(int(r) if j % 2 else r for j, r in enumerate(_DIGITS.split(text)))
 
 
+# `.sql` in any case (`V3__x.SQL`), and Synapse's PostgreSQL-only deltas (`*.sql.postgres`;
+# its `*.sql.sqlite` twins run on SQLite only)
+_SQL_ENDINGS = (".sql", ".sql.postgres")
+
+
 def is_sql_file(path: Path) -> bool:
-    """Whether a file found in a folder is SQL: `.sql` in any case (`V3__x.SQL`)."""
-    return path.suffix.lower() == ".sql" and path.is_file()
+    """Whether a file found in a folder is SQL: `.sql` in any case (`V3__x.SQL`), or a
+    Synapse delta run on PostgreSQL only (`02_x.sql.postgres`)."""
+    return path.name.lower().endswith(_SQL_ENDINGS) and path.is_file()
 
 
 def collect_sql_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -100,7 +106,7 @@ def _refuse_broken_links(entries: list[Path]) -> None:
     """A `.sql` of a folder that links to nothing is refused, naming its target: the
     migration tool fails on it, and passing over it would leave it unlinted unsaid."""
     for q in entries:
-        if q.suffix.lower() == ".sql" and q.is_symlink() and not q.exists():
+        if q.name.lower().endswith(_SQL_ENDINGS) and q.is_symlink() and not q.exists():
             raise InputError(
                 f"{q}: symbolic link to {os.readlink(q)}, which does not exist",
                 hint="restore the file it links to (or remove the link); the migration tool "
