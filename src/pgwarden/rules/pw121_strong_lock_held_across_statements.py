@@ -4,7 +4,8 @@
 Flags a statement that reads, rewrites or updates a whole existing relation
 (a scan, a rewrite, an index build, a validation, a backfill UPDATE or
 DELETE; not one that picks a few rows by key: `id = 7`, `id IN (...)`, a
-keyed batch `id >= a AND id < b`, or a column the catalog shows unique)
+keyed batch `id >= a AND id < b`, or a column the catalog shows unique;
+not the rewrite of a sequence by `ALTER SEQUENCE ... AS bigint`, one page)
 when an earlier statement of the same transaction took a lock that blocks
 reads or writes on an existing table, and this statement does not
 take that lock itself. The transaction is the `BEGIN ... COMMIT` written in
@@ -75,8 +76,11 @@ _DML = {"UpdateStmt": "updates", "DeleteStmt": "deletes", "InsertStmt": "inserts
 
 def _slow(step: Step, ctx: LintContext) -> tuple[str, float | None] | None:
     """What makes `step` take long on existing data, and its estimated seconds."""
+    kinds = {lk.relation: lk.relkind for lk in step.effects.locks}
     existing = [
-        r for r in (*step.effects.rewrites, *step.effects.scans) if qualified(r) not in ctx.created
+        r
+        for r in (*step.effects.rewrites, *step.effects.scans)
+        if qualified(r) not in ctx.created and kinds.get(r) != "sequence"  # one 8 kB page
     ]
     altered = step.tree.get("AlterTableStmt") if existing else None
     if altered is not None and qualified(regclass(altered.get("relation"))) in ctx.created:
