@@ -153,18 +153,19 @@ class AlembicSources:
 
     sources: tuple[Source, ...]
     revisions: tuple[str, ...]
-    version_table: str = "alembic_version"
+    version_table: str = "alembic_version"  # as env.py configures it (its name, no schema)
     # Revisions of the range left out (or run online), each with why: see SkippedRevision.
     skipped: tuple[SkippedRevision, ...] = ()
     # Revisions apply runs online, and the callables the executor runs for their steps
     # (keyed by the step's placeholder SQL; see pgwarden.apply RunOptions.runners).
     online: tuple[OnlineRevision, ...] = ()
     runners: Mapping[str, Runner] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()  # other things the user must know about the range
 
     def notes(self) -> list[str]:
         """One line per skipped revision (or group of applied ones) for the user."""
         applied = [s for s in self.skipped if s.why == "applied"]
-        lines = [s.detail for s in self.skipped if s.why == "start"]
+        lines = [*self.warnings, *(s.detail for s in self.skipped if s.why == "start")]
         if applied:
             ids = ", ".join(s.revision for s in applied)
             lines.append(f"skipped {len(applied)} applied revision(s) ({ids}): {applied[0].detail}")
@@ -442,18 +443,18 @@ def _config(ini: str | os.PathLike[str], buffer: io.StringIO | None, url: str | 
 
 
 def current_revisions(database_url: str, version_table: str = "alembic_version") -> list[str]:
-    """The revisions recorded in the database's version table (empty: at base)."""
+    """The revisions recorded in the database's version table ("schema.table" or "table";
+    empty: at base)."""
     from psycopg import sql
 
     from pgwarden.pg.connect import connect
 
+    name = sql.SQL(".").join(sql.Identifier(p) for p in version_table.split(".", 1))
     with connect(database_url, application_name="pgwarden-alembic") as conn:
-        row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (version_table,)).fetchone()
+        row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name.as_string(conn),)).fetchone()
         if not (row and row[0]):
             return []
-        rows = conn.execute(
-            sql.SQL("SELECT version_num FROM {}").format(sql.Identifier(version_table))
-        ).fetchall()
+        rows = conn.execute(sql.SQL("SELECT version_num FROM {}").format(name)).fetchall()
         return sorted(str(r[0]) for r in rows)
 
 
@@ -521,11 +522,23 @@ def read_alembic_sources(
     sa_url = _sqlalchemy_url(url) if url else None
     cfg = _config(ini, None, sa_url)
     script = _script_directory(cfg, ini)
+    warnings: list[str] = []
+    current: list[str] | None = list(applied) if applied is not None else None
+    if current is not None or database_url:
+        table = _version_table(cfg, script)
+        if database_url and (current is None or table != "alembic_version"):
+            current, applied_from = (
+                current_revisions(database_url, table),
+                f"the database's {table}",
+            )
+        elif current is not None and table != "alembic_version":  # a snapshot records only that
+            warnings.append(
+                f"env.py keeps the revisions in {table}, and {applied_from} is not from it: "
+                "every revision of the range is linted, as if none had run"
+            )
+            current = None
     cap = _Capture(script)
     cfg.output_buffer = cap
-    current: list[str] | None = list(applied) if applied is not None else None
-    if current is None and database_url:
-        current, applied_from = current_revisions(database_url), "the database's alembic_version"
     rng = revision_range or "base:heads"
     if ":" not in rng:
         rng = f"base:{rng}"
@@ -540,8 +553,9 @@ def read_alembic_sources(
         skipped += ran
     at_end = upper in ("head", "heads") and set(lower.split(",")) <= _heads(script)
     if lower == upper or at_end:
-        return AlembicSources((), (), skipped=tuple(skipped))
+        return AlembicSources((), (), skipped=tuple(skipped), warnings=tuple(warnings))
     rendered = _render(cfg, script, cap, lower, upper, strict)
+    table = str(cfg.attributes.get(_VERSION_TABLE, "alembic_version"))
     skipped += rendered
     sources = _assemble(cap)
     online = tuple(
@@ -554,9 +568,13 @@ def read_alembic_sources(
     return AlembicSources(
         tuple(sources),
         tuple(r.revision for r in cap.revisions),
+        version_table=table.rsplit(".", 1)[-1],
         skipped=tuple(skipped),
         online=online,
-        runners={o.sql: online_runner(ini, sa_url, o, script=script) for o in online},
+        runners={
+            o.sql: online_runner(ini, sa_url, o, version_table=table, script=script) for o in online
+        },
+        warnings=tuple(warnings),
     )
 
 
@@ -810,11 +828,38 @@ def _render_as_online(env: Any) -> None:
     def as_online(*args: Any, **kw: Any) -> None:
         given = signature.bind(*args, **kw).arguments
         extra = given.pop("kw", {})
+        table = str(extra.get("version_table") or "alembic_version")
+        schema = extra.get("version_table_schema")
+        env.config.attributes[_VERSION_TABLE] = f"{schema}.{table}" if schema else table
         given["dialect_opts"] = {**(given.get("dialect_opts") or {}), "paramstyle": "named"}
         given["literal_binds"] = True
         configure(**given, **extra)
 
     env.configure = as_online
+
+
+_VERSION_TABLE = "pgwarden.version_table"  # Config.attributes key: what env.py configured
+
+
+def _version_table(cfg: Any, script: Any) -> str:
+    """The version table env.py configures (`version_table`, `version_table_schema`:
+    "schema.table" or "table"), found by running env.py offline with nothing to run.
+    "alembic_version" when env.py fails here (the rendering says why)."""
+    from alembic.runtime.environment import EnvironmentContext
+
+    env = EnvironmentContext(
+        cfg, script, fn=lambda _rev, _context: [], as_sql=True, destination_rev="base"
+    )
+    _render_as_online(env)
+    buffer, cfg.output_buffer = cfg.output_buffer, io.StringIO()
+    try:
+        with env:
+            script.run_env()
+    except Exception:  # reported by the rendering that follows
+        return "alembic_version"
+    finally:
+        cfg.output_buffer = buffer
+    return str(cfg.attributes.get(_VERSION_TABLE, "alembic_version"))
 
 
 def _render(
