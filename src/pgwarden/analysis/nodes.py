@@ -36,6 +36,7 @@ __all__ = [
     "ColumnDef",
     "ColumnRef",
     "CommentStmt",
+    "CommonTableExpr",
     "Constraint",
     "CopyStmt",
     "CreateEnumStmt",
@@ -534,17 +535,27 @@ class InsertStmt(TypedDict, total=False):
     selectStmt: "Node"
 
 
+class CommonTableExpr(TypedDict, total=False):
+    ctename: str
+
+
+class WithClause(TypedDict, total=False):
+    ctes: list["Node"]
+
+
 class UpdateStmt(TypedDict, total=False):
     relation: RangeVar
     targetList: list["Node"]
     whereClause: "Node"
     fromClause: list["Node"]
+    withClause: WithClause
 
 
 class DeleteStmt(TypedDict, total=False):
     relation: RangeVar
     usingClause: list["Node"]
     whereClause: "Node"
+    withClause: WithClause
 
 
 class SelectStmt(TypedDict, total=False):
@@ -664,6 +675,8 @@ class Node(TypedDict, total=False):
     ResTarget: ResTarget
     Constraint: Constraint
     CollateClause: CollateClause
+    CommonTableExpr: CommonTableExpr
+    WithClause: WithClause
     ColumnDef: ColumnDef
     FunctionParameter: FunctionParameter
     IndexElem: IndexElem

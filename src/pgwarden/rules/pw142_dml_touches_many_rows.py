@@ -19,7 +19,8 @@ a time column before the current time (`viewed_at < now()`; not one named for
 instants to come, `expires_at`, `valid_until`, `scheduled_for`, whose cleanup
 of the passed ones stays of unknown size) or before a date in 2100 or later,
 a key (`id`, `*_id`) `> 0`, `>= 1` or `IS NOT NULL`, only
-the join to another table (`UPDATE t SET ... FROM u WHERE u.id = t.u_id`), or
+the join to another table (`UPDATE t SET ... FROM u WHERE u.id = t.u_id`; not
+to a CTE or a subquery, whose rows the migration picked), or
 a column the same file added just before: `IS NULL` of one added without a
 default, `= <its default>` or `IS NOT NULL` of one added with a constant
 default (the backfill right after `ADD COLUMN`); that is graded as if the
@@ -58,11 +59,12 @@ https://www.postgresql.org/docs/current/planner-stats.html
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import cast
 
 from pgwarden.analysis.context import Snapshot
-from pgwarden.analysis.nodes import Node, strings
+from pgwarden.analysis.nodes import DeleteStmt, Node, UpdateStmt, WithClause, strings
 from pgwarden.analysis.selectivity import literal, nearly_every_row, selectivity
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
@@ -101,10 +103,22 @@ def _estimate(step: Step, ctx: LintContext, table: str) -> tuple[float, float, s
     return share * stats.rows, float(stats.rows), "estimate from column statistics"
 
 
-def _join_names(body: Mapping[str, object]) -> frozenset[str] | None:
-    """The names the target goes by when the statement joins other tables, else None."""
-    if not (body.get("fromClause") or body.get("usingClause")):
+def _join_names(body: UpdateStmt | DeleteStmt) -> frozenset[str] | None:
+    """The names the target goes by when the statement joins other tables, else None
+    (also when it joins a CTE or a subquery: a set of rows picked by the migration, which
+    need not hold a match for every target row)."""
+    joined: list[Node] = [
+        *(cast("UpdateStmt", body).get("fromClause") or ()),
+        *(cast("DeleteStmt", body).get("usingClause") or ()),
+    ]
+    if not joined:
         return None
+    with_: WithClause = body.get("withClause") or {}
+    ctes = {c.get("CommonTableExpr", {}).get("ctename") for c in with_.get("ctes") or ()}
+    for item in joined:
+        table = item.get("RangeVar")
+        if table is None or (not table.get("schemaname") and table.get("relname") in ctes):
+            return None
     rel = body.get("relation")
     if not isinstance(rel, dict):
         return None
