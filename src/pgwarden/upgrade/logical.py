@@ -37,10 +37,13 @@ __all__ = [
 Conn = psycopg.Connection[tuple[object, ...]]
 STATE_SCHEMA = "pgwarden_upgrade"
 
-# Ordinary tables (and partitions) of user schemas, not members of an extension.
+# Ordinary tables (and partitions) of user schemas, not members of an extension, with a
+# row estimate: the planner's (reltuples, as of the last ANALYZE) or the live rows the
+# cumulative statistics count (rows loaded since), whichever is larger.
 _TABLES = """
 SELECT n.nspname, c.relname, c.relpersistence,
-       (CASE WHEN c.reltuples >= 0 THEN c.reltuples ELSE coalesce(s.n_live_tup, 0) END)::bigint
+       (CASE WHEN c.reltuples >= 0 THEN greatest(c.reltuples, coalesce(s.n_live_tup, 0))
+             ELSE coalesce(s.n_live_tup, 0) END)::bigint
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
 WHERE c.relkind = 'r'
@@ -102,7 +105,7 @@ def ensure_marker(conn: Conn) -> None:
 
 
 def published_tables(conn: Conn) -> list[Table]:
-    """The tables an upgrade replicates, with the planner's row estimate."""
+    """The tables an upgrade replicates, with their row estimate (see _TABLES)."""
     rows = conn.execute(_TABLES, {"state": STATE_SCHEMA}).fetchall()
     return [Table(str(s), str(n), p == "u", int(str(e))) for s, n, p, e in rows]
 
