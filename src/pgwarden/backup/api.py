@@ -153,12 +153,23 @@ def plan_restore(
 
 
 def restore(
-    plan: RestorePlan, *, jobs: int = 2, clean: bool = False, no_owner: bool = False
+    plan: RestorePlan,
+    *,
+    jobs: int = 2,
+    clean: bool = False,
+    no_owner: bool = False,
+    observer: Observer | None = None,
 ) -> RestoreResult:
     """Restore the planned backup into its target and compare checksums."""
     _check_jobs(jobs)
     return restore_backup(
-        plan.catalogue, plan.backup.id, plan.target, jobs=jobs, clean=clean, no_owner=no_owner
+        plan.catalogue,
+        plan.backup.id,
+        plan.target,
+        jobs=jobs,
+        clean=clean,
+        no_owner=no_owner,
+        observer=observer,
     )
 
 

@@ -27,8 +27,9 @@ from pgwarden.backup.collisions import (
 )
 from pgwarden.backup.manifest import Manifest, format_duration, format_time
 from pgwarden.backup.tools import ToolFailed, installation_for, run_tool
-from pgwarden.backup.verify import check_files, compare_database
+from pgwarden.backup.verify import check_files, compare_database, restore_progress
 from pgwarden.errors import DatabaseError, InputError, Refused, UsageError
+from pgwarden.events import BackupProgress, Observer
 from pgwarden.pg.connect import connect, describe_dsn
 from pgwarden.pg.tool_conninfo import tool_connection
 from pgwarden.settings import Settings, config_table
@@ -237,8 +238,10 @@ def restore_backup(
     jobs: int = 2,
     clean: bool = False,
     no_owner: bool = False,
+    observer: Observer | None = None,
 ) -> RestoreResult:
-    """Restore `backup_id` into the target, then compare its tables with the manifest."""
+    """Restore `backup_id` into the target, then compare its tables with the manifest;
+    `observer` gets BackupProgress events (tables loaded, in rows; then the check)."""
     m = catalogue.manifest(backup_id)
     present = target.conflicts(m)
     if present and not clean:
@@ -266,13 +269,18 @@ def restore_backup(
             str(inst.tool("pg_restore")),
             f"--jobs={jobs}",
             "--exit-on-error",
+            "--verbose",  # its 'processing data for table' lines are the progress
             *(["--clean", "--if-exists"] if clean else []),
             *(["--no-owner", "--no-privileges"] if no_owner else []),
         ]
         dest = tool_connection(target.dsn)  # the password goes in the environment, not argv
         t0 = time.monotonic()
         try:
-            run_tool([*args, f"--dbname={dest.conninfo}", str(dump_dir)], env=dest.env)
+            run_tool(
+                [*args, f"--dbname={dest.conninfo}", str(dump_dir)],
+                env=dest.env,
+                on_line=restore_progress(m, observer),
+            )
         except ToolFailed as exc:
             raise DatabaseError(
                 f"pg_restore into {target.description} failed: {dest.redact(exc.last_error)}",
@@ -280,6 +288,10 @@ def restore_backup(
                 "with --clean",
             ) from None
         seconds = time.monotonic() - t0
+    if observer is not None:
+        observer(
+            BackupProgress(phase="check", done=0, total=len(m.tables), item="comparing checksums")
+        )
     mismatches = compare_database(target.dsn, m, only_backed_up=True)
     dropped = tuple(str(o) for o in clashes)
     return RestoreResult(m, target.description, seconds, tuple(mismatches), dropped)

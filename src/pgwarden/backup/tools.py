@@ -31,8 +31,9 @@ class ToolFailed(Exception):
     def last_error(self) -> str:
         """The most telling line of stderr."""
         lines = [ln.strip() for ln in self.stderr.splitlines() if ln.strip()]
+        tagged = [ln for ln in lines if ": error:" in ln]  # 'pg_restore: error: ...'
         errors = [ln for ln in lines if "error" in ln.lower() or "could not" in ln.lower()]
-        return (errors or lines or [f"{self.program} exited with code {self.code}"])[0]
+        return (tagged or errors or lines or [f"{self.program} exited with code {self.code}"])[0]
 
 
 def installation_for(major: int) -> Installation:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import psycopg
@@ -29,6 +29,22 @@ from pgwarden.pg.cluster import Cluster
 __all__ = ["check_files", "verify_backup"]
 
 _PROCESSING_RE = re.compile(r'processing data for table "(.+)"')
+
+
+def restore_progress(m: Manifest, observer: Observer | None) -> Callable[[str], None]:
+    """A pg_restore --verbose stderr reader that reports each table it loads, in rows."""
+    sizes = {t.qualified: t.rows for t in m.tables}
+    total = sum(sizes.values())
+    done = 0
+
+    def on_line(line: str) -> None:
+        nonlocal done
+        hit = _PROCESSING_RE.search(line)
+        if hit is not None and observer is not None:
+            done += sizes.get(hit.group(1), 0)
+            observer(BackupProgress(phase="restore", done=done, total=total, item=hit.group(1)))
+
+    return on_line
 
 
 def check_files(
@@ -140,17 +156,7 @@ def verify_backup(
             return v
         dump_major = int(m.pg_dump_version.split(".")[0])
         inst = installation_for(max(m.server_major, dump_major))
-        sizes = {t.qualified: t.rows for t in m.tables}
-        total = sum(sizes.values())
-        done = 0
-
-        def on_line(line: str) -> None:
-            nonlocal done
-            hit = _PROCESSING_RE.search(line)
-            if hit is not None and observer is not None:
-                done += sizes.get(hit.group(1), 0)
-                observer(BackupProgress(phase="restore", done=done, total=total, item=hit.group(1)))
-
+        on_line = restore_progress(m, observer)
         with Cluster.start(inst) as cluster:
             dsn = prepare_database(cluster, m)
             t0 = time.monotonic()

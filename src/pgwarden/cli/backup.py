@@ -375,7 +375,8 @@ def restore(
         typed = click.prompt(f"type the target database name ({name}) to restore into it")
         if typed != name:
             raise Refused("confirmation did not match; nothing was restored")
-    r = api.restore(plan, jobs=jobs, clean=clean, no_owner=no_owner)
+    with _progress() as on_progress:
+        r = api.restore(plan, jobs=jobs, clean=clean, no_owner=no_owner, observer=on_progress)
     if r.dropped:  # --clean: named like the backup's objects of another kind
         out.print(styled("dropped first (another kind in the backup): {}", ", ".join(r.dropped)))
     if r.ok:
