@@ -459,6 +459,7 @@ def _build_plan(
                 effects = union_effects(
                     ((s.effects, "; it runs only" in s.note) for s in inner),
                     (u.text for u in unanalysed),
+                    body.where,
                 )
                 # the body's type changes from a known type too (PW104 names the old type)
                 effects = replace(

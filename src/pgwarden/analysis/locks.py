@@ -78,19 +78,24 @@ def analyse(
     return ctx.effects()
 
 
-def union_effects(parts: Iterable[tuple[Effects, bool]], not_analysed: Iterable[str]) -> Effects:
+def union_effects(
+    parts: Iterable[tuple[Effects, bool]],
+    not_analysed: Iterable[str],
+    where: str = "a PL/pgSQL body",
+) -> Effects:
     """One statement's effects from those of the statements of its body, in order
-    ((effects, runs only on a condition)), and the SQL of the body not analysed."""
+    ((effects, runs only on a condition)), and the SQL of the body not analysed; `where`
+    names the body ("the DO block at line 3", "the SQL passed to run_sql() at line 7")."""
     ctx = Ctx(None, NEWEST)
     for effects, conditional in parts:
         _merge(ctx, effects, conditional)
     for text in not_analysed:
-        ctx.assume(_not_analysed(text))
+        ctx.assume(_not_analysed(text, where))
     return ctx.effects()
 
 
-def _not_analysed(text: str) -> str:
-    return f"Not analysed: `{' '.join(text.split())[:60]}` in a PL/pgSQL body."
+def _not_analysed(text: str, where: str) -> str:
+    return f"Not analysed: `{' '.join(text.split())[:60]}` in {where}."
 
 
 def _merge(ctx: Ctx, sub: Effects, conditional: bool) -> None:
@@ -117,7 +122,7 @@ def _merge_body(ctx: Ctx, body: str) -> None:
     version = None if ctx.version_assumed else ctx.version
     for inner in body_statements(body):
         if inner.tree is None:
-            ctx.assume(_not_analysed(inner.text))
+            ctx.assume(_not_analysed(inner.text, "a PL/pgSQL body"))
             continue
         sub = analyse(
             inner.tree,
