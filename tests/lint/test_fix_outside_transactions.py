@@ -127,7 +127,10 @@ def test_a_subscription_that_creates_its_slot_is_told_and_run_from_after_it(
                     c.execute(stmts[at].encode())
                 for q in stmts[at + 1 :]:  # the file from the statement after it
                     c.execute(q.encode())
-                subs = c.execute("SELECT subname::text FROM pg_subscription").fetchall()
+                subs = c.execute(  # pg_subscription is the cluster's: this database's
+                    "SELECT subname::text FROM pg_subscription WHERE subdbid = "
+                    "(SELECT oid FROM pg_database WHERE datname = current_database())"
+                ).fetchall()
                 assert subs == [("customers_sub",)]
             finally:
                 c.execute("ALTER SUBSCRIPTION customers_sub DISABLE")
