@@ -118,9 +118,9 @@ def test_a_rename_after_a_statement_naming_it_is_told(pg_cluster: Cluster, tmp_p
         assert c.execute("SELECT to_regclass('invoices_status_idx')").fetchone() != (None,)
 
 
-# A RENAME of a type, domain, routine or schema that statements before it name: once it
-# has committed, a re-run makes the object anew (its CREATE is skipped only while the old
-# name is there) or does not find it, and the RENAME fails.
+# A RENAME of a type, domain, routine, schema, publication or trigger that statements before
+# it name: once it has committed, a re-run makes the object anew (its CREATE is skipped only
+# while the old name is there) or does not find it, and the RENAME fails.
 OTHER_RENAMES = {
     "type": "CREATE TYPE mood AS ENUM ('ok');\nALTER TABLE invoices ADD COLUMN m mood;\n"
     "ALTER TYPE mood RENAME TO feeling;",
@@ -130,6 +130,11 @@ OTHER_RENAMES = {
     "ALTER FUNCTION twice(int) RENAME TO double;",
     "schema": "CREATE SCHEMA crm;\nCREATE TABLE crm.leads (id int);\n"
     "ALTER SCHEMA crm RENAME TO sales;",
+    "publication": "CREATE PUBLICATION pub_old;\nALTER PUBLICATION pub_old RENAME TO pub_new;",
+    "trigger": "CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql\n"
+    "    AS $$ BEGIN RETURN NEW; END $$;\n"
+    "CREATE TRIGGER t_old BEFORE UPDATE ON invoices FOR EACH ROW EXECUTE FUNCTION touch();\n"
+    "ALTER TRIGGER t_old ON invoices RENAME TO t_new;",
 }
 
 
@@ -173,6 +178,8 @@ def _objects(c: psycopg.Connection[tuple[object, ...]]) -> list[tuple[object, ..
         "WHERE p.pronamespace = 'public'::regnamespace "
         "UNION ALL SELECT 'schema', nspname::text FROM pg_namespace "
         "WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema' "
+        "UNION ALL SELECT 'publication', pubname::text FROM pg_publication "
+        "UNION ALL SELECT 'trigger', tgname::text FROM pg_trigger WHERE NOT tgisinternal "
         "UNION ALL SELECT 'relation', oid::regclass::text FROM pg_class "
         "WHERE relnamespace::regnamespace::text NOT LIKE 'pg\\_%' "
         "AND relnamespace <> 'information_schema'::regnamespace ORDER BY 1, 2"

@@ -356,6 +356,34 @@ SHAPES = [
         "CREATE USER MAPPING FOR PUBLIC SERVER archive;\n"
         "CREATE FOREIGN TABLE old_customers (id bigint, name text) SERVER archive;",
     ),
+    # Run again after they committed, each fails: 'trigger "t_old" for table "customers"
+    # does not exist', 'publication "pub_old" does not exist', ...
+    Shape(
+        "renames_of_named_objects",
+        "ALTER TRIGGER t_old ON customers RENAME TO t_new;\n"
+        "ALTER POLICY p_old ON customers RENAME TO p_new;\n"
+        "ALTER RULE r_old ON customers RENAME TO r_new;\n"
+        "ALTER DOMAIN mail RENAME CONSTRAINT c_old TO c_new;\n"
+        "ALTER PUBLICATION pub_old RENAME TO pub_new;\n"
+        "ALTER COLLATION public.coll_old RENAME TO coll_new;\n"
+        "ALTER FOREIGN DATA WRAPPER w_old RENAME TO w_new;\n"
+        "ALTER SERVER srv_old RENAME TO srv_new;\n"
+        "ALTER TEXT SEARCH CONFIGURATION cfg_old RENAME TO cfg_new;\n"
+        "ALTER STATISTICS st_old RENAME TO st_new;\n"
+        "ALTER EVENT TRIGGER ev_old RENAME TO ev_new;",
+        setup="CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql\n"
+        "    AS $$ BEGIN RETURN NEW; END $$;\n"
+        "CREATE TRIGGER t_old BEFORE UPDATE ON customers FOR EACH ROW EXECUTE FUNCTION touch();\n"
+        "CREATE POLICY p_old ON customers USING (true);\n"
+        "CREATE RULE r_old AS ON DELETE TO customers DO INSTEAD NOTHING;\n"
+        "CREATE DOMAIN mail AS text CONSTRAINT c_old CHECK (VALUE <> '');\n"
+        'CREATE PUBLICATION pub_old; CREATE COLLATION coll_old FROM "C";\n'
+        "CREATE FOREIGN DATA WRAPPER w_old; CREATE SERVER srv_old FOREIGN DATA WRAPPER w_old;\n"
+        "CREATE TEXT SEARCH CONFIGURATION cfg_old (COPY = simple);\n"
+        "CREATE STATISTICS st_old ON name, email FROM customers;\n"
+        "CREATE FUNCTION noop() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN END $$;\n"
+        "CREATE EVENT TRIGGER ev_old ON sql_drop EXECUTE FUNCTION noop();",
+    ),
 ]
 
 
@@ -505,6 +533,9 @@ def _state(dsn: str) -> dict[str, list[tuple[object, ...]]]:
                 "SELECT subname::text, subconninfo, subpublications::text FROM pg_subscription "
                 "WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
                 "ORDER BY 1"
+            ).fetchall(),
+            "event_triggers": c.execute(
+                "SELECT evtname::text FROM pg_event_trigger ORDER BY 1"
             ).fetchall(),
             "transforms": c.execute(
                 "SELECT trftype::regtype::text, lanname::text FROM pg_transform t "

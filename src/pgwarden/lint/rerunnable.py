@@ -11,7 +11,9 @@ and types), DROP gets IF EXISTS (so do ALTER COLUMN ... DROP IDENTITY / DROP EXP
 and ALTER DOMAIN ... DROP CONSTRAINT), a named ADD CONSTRAINT
 runs only when the constraint is not there yet (a DO block: PostgreSQL has no IF NOT
 EXISTS for constraints; a domain's named ADD CONSTRAINT too), a RENAME (of a relation,
-column, constraint, a composite type's attribute, a type, domain, schema or routine;
+column, constraint, a composite type's attribute, a type, domain, schema or routine; a
+trigger, policy or rule, a domain's constraint, a publication, server, foreign data wrapper,
+event trigger, role, language, collation, conversion, statistics or text search object;
 RENAME VALUE of an enum too) runs unless it is done already (the old name gone, the new
 one there).
 
@@ -241,6 +243,11 @@ def _guarded_rename(sql: str, node: Any) -> str | None:
     elif kind in _RENAMED_RELATIONS:
         old = f"to_regclass({_literal(table)}) IS NOT NULL"
         new = f"to_regclass({_literal(_relation(rel.schemaname, node.newname))}) IS NOT NULL"
+    elif kind in _ON_TABLE:
+        catalog, relid, column = _ON_TABLE[kind]
+        old, new = (
+            _named_on(catalog, relid, column, rel, name) for name in (node.subname, node.newname)
+        )
     else:
         return None
     return (
@@ -290,12 +297,73 @@ def _renamed_object(node: Any) -> str | None:
             for no, n in (("", name), ("NOT ", node.newname))
         )
     else:
-        return None
+        exists = _named_object(node)
+        if exists is None:
+            return None
+        gone, there = f"NOT {exists(node.subname or _object_name(node))}", exists(node.newname)
     return f"({gone}\n      AND {there})"
 
 
+# Objects named on a table: (catalog, its table column, its name column), by rename type.
+_ON_TABLE = {
+    ObjectType.OBJECT_TRIGGER: ("pg_trigger", "tgrelid", "tgname"),
+    ObjectType.OBJECT_POLICY: ("pg_policy", "polrelid", "polname"),
+    ObjectType.OBJECT_RULE: ("pg_rewrite", "ev_class", "rulename"),
+}
+# Objects named in the database or cluster: (catalog, its name column), by rename type.
+_BY_NAME = {
+    ObjectType.OBJECT_PUBLICATION: ("pg_publication", "pubname"),
+    ObjectType.OBJECT_FOREIGN_SERVER: ("pg_foreign_server", "srvname"),
+    ObjectType.OBJECT_FDW: ("pg_foreign_data_wrapper", "fdwname"),
+    ObjectType.OBJECT_EVENT_TRIGGER: ("pg_event_trigger", "evtname"),
+    ObjectType.OBJECT_ROLE: ("pg_roles", "rolname"),
+    ObjectType.OBJECT_LANGUAGE: ("pg_language", "lanname"),
+}
+# Objects named in a schema: (catalog, its name column, its schema column), by rename type.
+_IN_SCHEMA = {
+    ObjectType.OBJECT_COLLATION: ("pg_collation", "collname", "collnamespace"),
+    ObjectType.OBJECT_CONVERSION: ("pg_conversion", "conname", "connamespace"),
+    ObjectType.OBJECT_STATISTIC_EXT: ("pg_statistic_ext", "stxname", "stxnamespace"),
+}  # and _TEXT_SEARCH's
+
+
+def _object_name(node: Any) -> str:
+    """The name a RENAME's object (a String or a qualified name) has now."""
+    obj = node.object
+    return str(obj.sval) if type(obj).__name__ == "String" else _split(obj)[1]
+
+
+def _named_object(node: Any) -> Callable[[str], str] | None:
+    """For a RENAME of a publication, server, wrapper, event trigger, role, language, a
+    domain's constraint, a collation, conversion, statistics object or text search
+    object: SQL saying that one of a given name is there (None for other objects)."""
+    kind = node.renameType
+    if kind in _BY_NAME:
+        catalog, column = _BY_NAME[kind]
+        return lambda name: f"EXISTS (SELECT FROM {catalog} WHERE {column} = {_literal(name)})"
+    if kind == ObjectType.OBJECT_DOMCONSTRAINT:
+        domain = _literal(_relation(*_split(node.object)))
+        return lambda name: (
+            "EXISTS (SELECT FROM pg_constraint\n"
+            f"             WHERE contypid = to_regtype({domain})\n"
+            f"               AND conname = {_literal(name)})"
+        )
+    in_schema = _IN_SCHEMA.get(kind) or _TEXT_SEARCH.get(kind)
+    if in_schema is not None and type(node.object).__name__ != "String":
+        catalog, column, namespace = in_schema
+        schema = _split(node.object)[0]
+        return lambda name: _named_in(
+            catalog,
+            column,
+            namespace,
+            [ast.String(sval=n) for n in (schema, name) if n],
+        )
+    return None
+
+
 def renamed_object(sql: str) -> str | None:
-    """The old name a RENAME of a schema, type, domain or routine `sql` renames (None for
+    """The old name a RENAME of a schema, type, domain, routine, or of an object looked up
+    by `_named_object` (a domain's constraint, a publication, ...) `sql` renames (None for
     another statement: a relation's, a column's rename names its relation)."""
     node = _one(sql, "RenameStmt")
     if node is None:
@@ -307,6 +375,8 @@ def renamed_object(sql: str) -> str | None:
         return _split(node.object)[1]
     if kind in _ROUTINES and node.object is not None:
         return _split(node.object.objname)[1]
+    if node.relation is None and _named_object(node) is not None:
+        return str(node.subname or _object_name(node))
     return None
 
 
