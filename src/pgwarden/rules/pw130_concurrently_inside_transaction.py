@@ -99,12 +99,18 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         "Django, Flyway and dbmate do)"
     )
     if step.note:  # a statement of a DO block or procedure body: always fails
+        passed = "the SQL passed to" in step.note  # a string a function EXECUTEs
         yield Hit(
             message=f"{_what(step)} runs inside a PL/pgSQL body: PostgreSQL rejects it there "
             "(cannot be executed from a function; inside BEGIN: cannot run inside a transaction "
             "block) and the migration fails at deploy time",
-            help="move it out of the DO block (or procedure) to a statement of its own, run "
-            "outside any transaction; IF NOT EXISTS replaces the existence check",
+            help=(
+                "run it as a statement of its own, not in the string passed to the function, "
+                "outside any transaction; IF NOT EXISTS replaces the existence check"
+                if passed
+                else "move it out of the DO block (or procedure) to a statement of its own, "
+                "run outside any transaction; IF NOT EXISTS replaces the existence check"
+            ),
         )
         return
     if step.kind in ("DoStmt", "CallStmt"):  # its body ends transactions itself
