@@ -241,9 +241,15 @@ def rehearse(
             )
     except RehearsalInterrupted as exc:
         where = exc.result.report_path if exc.result is not None else None
-        err.print(
-            styled("[bold red]pgwarden: error:[/] interrupted; the rehearsal cluster was removed")
-        )
+        if database_url is None:
+            gone = "the rehearsal cluster was removed"
+        elif exc.result is not None and exc.result.target:  # scratch database NAME on ...
+            gone = f"the {exc.result.target} was dropped"
+        else:
+            from pgwarden.pg.connect import describe_dsn
+
+            gone = f"the scratch database on {describe_dsn(database_url)} was dropped"
+        err.print(styled("[bold red]pgwarden: error:[/] interrupted; {}", gone))
         if where:
             err.print(f"  partial report: {where}")
         sys.exit(EXIT_INPUT)
