@@ -197,11 +197,87 @@ def _display_path(path: str) -> str:
     return path if rel.startswith("..") else rel
 
 
+# A piece of an `operations` list in source order: (line, column, known) where known
+# is False for a piece of unknown length (a comprehension, `*helper()`, a call).
+_Piece = tuple[int, int, bool]
+
+
+def _pieces(value: ast.expr) -> list[_Piece]:
+    """The pieces a value added to `operations` contributes, in order."""
+    if isinstance(value, ast.List | ast.Tuple):
+        return [(e.lineno, e.col_offset + 1, not isinstance(e, ast.Starred)) for e in value.elts]
+    if isinstance(value, ast.BinOp) and isinstance(value.op, ast.Add):
+        return _pieces(value.left) + _pieces(value.right)
+    return [(value.lineno, value.col_offset + 1, False)]
+
+
+def _in_order(body: list[ast.stmt]) -> list[ast.stmt]:
+    """The statements of a class body in source order, those under if/try/with included."""
+    out: list[ast.stmt] = []
+    for stmt in body:
+        out.append(stmt)
+        if isinstance(stmt, ast.If | ast.For | ast.While | ast.With | ast.Try):
+            for part in ("body", "orelse", "finalbody"):
+                out += _in_order(getattr(stmt, part, []))
+            for handler in getattr(stmt, "handlers", []):
+                out += _in_order(handler.body)
+    return out
+
+
+def _is_operations(node: ast.expr) -> bool:
+    return isinstance(node, ast.Name) and node.id == "operations"
+
+
+def _candidates(cls: ast.ClassDef) -> list[list[_Piece]]:
+    """Each assignment of `operations` with what later statements add to it."""
+    found: list[list[_Piece]] = []
+    for stmt in _in_order(cls.body):
+        if isinstance(stmt, ast.Assign) and any(_is_operations(t) for t in stmt.targets):
+            found.append(_pieces(stmt.value))
+        elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
+            if _is_operations(stmt.target):
+                found.append(_pieces(stmt.value))
+        elif found and isinstance(stmt, ast.AugAssign) and _is_operations(stmt.target):
+            found[-1] += _pieces(stmt.value)
+        elif found and isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
+            call = stmt.value
+            func = call.func
+            if isinstance(func, ast.Attribute) and _is_operations(func.value) and call.args:
+                if func.attr == "extend":
+                    found[-1] += _pieces(call.args[0])
+                elif func.attr == "append":
+                    arg = call.args[0]
+                    found[-1].append((arg.lineno, arg.col_offset + 1, True))
+    return found
+
+
+def _spread(pieces: list[_Piece], count: int, class_line: int) -> list[tuple[int, int]] | None:
+    """`count` operation locations from `pieces`, or None when they cannot hold `count`.
+
+    Known pieces before the first piece of unknown length take the first operations,
+    those after the last one the last operations; the operations between are at that
+    piece when it is the only one, else at `class Migration`.
+    """
+    unknown = [i for i, p in enumerate(pieces) if not p[2]]
+    if not unknown:
+        return [(line, col) for line, col, _ in pieces] if len(pieces) == count else None
+    head = pieces[: unknown[0]]
+    tail = pieces[unknown[-1] + 1 :]
+    if len(head) + len(tail) > count:
+        return None
+    middle = count - len(head) - len(tail)
+    at = pieces[unknown[0]][:2] if len(unknown) == 1 else (class_line, 1)
+    return [p[:2] for p in head] + [at] * middle + [p[:2] for p in tail]
+
+
 def _operation_lines(path: str, count: int) -> tuple[int, list[tuple[int, int]]]:
     """(line of `class Migration`, [(line, column) of each operation]) from the module's AST.
 
-    `operations` may be assigned under an `if` (or several times): the assignment
-    whose list has `count` items is taken, else the first.
+    `operations` may be assigned under an `if` (or several times), and grown by `+=`,
+    `.extend()`, `.append()`, `[...] + [...]`: the assignment whose pieces make `count`
+    operations is taken, else the first (its operations past its known pieces are at
+    `class Migration`). A comprehension or a `*helper()` counts as many operations as
+    the others leave; they are located at it.
     """
     try:
         tree = ast.parse(Path(path).read_text(encoding="utf-8"))
@@ -209,19 +285,18 @@ def _operation_lines(path: str, count: int) -> tuple[int, list[tuple[int, int]]]
         return 1, []
     for node in tree.body:
         if isinstance(node, ast.ClassDef) and node.name == "Migration":
-            found: list[list[tuple[int, int]]] = []
-            for item in ast.walk(node):
-                targets: list[ast.expr] = []
-                value: ast.expr | None = None
-                if isinstance(item, ast.Assign):
-                    targets, value = item.targets, item.value
-                elif isinstance(item, ast.AnnAssign) and item.value is not None:
-                    targets, value = [item.target], item.value
-                named = any(isinstance(t, ast.Name) and t.id == "operations" for t in targets)
-                if named and isinstance(value, ast.List | ast.Tuple):
-                    found.append([(e.lineno, e.col_offset + 1) for e in value.elts])
-            fitting = [f for f in found if len(f) == count]
-            return node.lineno, (fitting or found or [[]])[0]
+            found = _candidates(node)
+            for pieces in found:
+                spread = _spread(pieces, count, node.lineno)
+                if spread is not None:
+                    return node.lineno, spread
+            first = found[0] if found else []
+            known = []
+            for line, col, exact in first:
+                if not exact:
+                    break
+                known.append((line, col))
+            return node.lineno, known
     return 1, []
 
 
