@@ -632,7 +632,11 @@ def _executed_string(
         return None
     if _EXECUTOR + name in procedures:
         return name, text, True
-    if name in builtin_volatility() or _FUNCTION + name in procedures or name in procedures:
+    if (
+        name.removeprefix("pg_catalog.") in builtin_volatility()
+        or _FUNCTION + name in procedures
+        or name in procedures
+    ):
         return None  # built in, or the plan's own function (or procedure) that does not run it
     try:
         kinds = {next(iter(p.tree)) for p in parse(text)}

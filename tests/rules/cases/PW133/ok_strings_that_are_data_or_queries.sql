@@ -6,3 +6,4 @@ create function remember(text) returns void language plpgsql as $$
 begin insert into notes (body) values ($1); end
 $$;
 select remember('drop table orders');
+select pg_catalog.lower('drop table orders');
