@@ -143,9 +143,14 @@ def _known_cause(change: TypeChange) -> str:
     )
 
 
-def _type_cause(step: Step, ctx: LintContext, name: str, tn: TypeName) -> tuple[str, bool]:
+def _type_cause(
+    step: Step, ctx: LintContext, name: str, tn: TypeName, collate: bool = False
+) -> tuple[str, bool]:
     """A type change in words, and whether it is a warning only: its current type is not
-    known and real migrations mostly reach its target in place (setting unknown_type_change)."""
+    known and real migrations mostly reach its target in place (setting unknown_type_change).
+    `collate`: the change has a COLLATE clause, which rebuilds the column's indexes even
+    where the table is kept."""
+    indexes = ", though its COLLATE clause rebuilds the column's indexes" if collate else ""
     known = _known_change(step, name)
     if known is not None:
         return _known_cause(known), False
@@ -156,8 +161,8 @@ def _type_cause(step: Step, ctx: LintContext, name: str, tn: TypeName) -> tuple[
         old = "timestamp" if type_text(tn) == "timestamptz" else "timestamptz"
         return (
             f"{what} if it is not now {old} (its current type is not known without a catalog; "
-            f"from {old} the change is done in place, since the session's TimeZone is UTC; "
-            f"{_KNOW})",
+            f"from {old} the change is done in place, since the session's TimeZone is UTC"
+            f"{indexes}; {_KNOW})",
             True,
         )
     studied = MOSTLY_IN_PLACE.get(target_family(type_name(tn)))
@@ -167,7 +172,7 @@ def _type_cause(step: Step, ctx: LintContext, name: str, tn: TypeName) -> tuple[
     return (
         f"{what} if it is not now {studied.source} (its current type is not known without a "
         f"catalog; of {studied.total} real changes to {studied.words}, {studied.in_place} were "
-        f"from {studied.source}, done in place; {_KNOW})",
+        f"from {studied.source}, done in place{indexes}; {_KNOW})",
         True,
     )
 
@@ -184,7 +189,9 @@ def _causes(step: Step, ctx: LintContext) -> tuple[list[str], str, bool]:
             known = _known_change(step, str(cmd.get("name")))
             if known is not None and not known.rewrites:
                 continue  # done in place: not a cause of the rewrite
-            cause, maybe = _type_cause(step, ctx, str(cmd.get("name")), col["typeName"])
+            cause, maybe = _type_cause(
+                step, ctx, str(cmd.get("name")), col["typeName"], "collClause" in col
+            )
             causes.append(cause)
             soft += maybe
             help_ = (
