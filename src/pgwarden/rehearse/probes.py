@@ -329,6 +329,7 @@ class ProbeSet:
             with contextlib.suppress(psycopg.Error, AttributeError):
                 conn.cancel_safe(timeout=2)
         for th in self._threads:
-            th.join(timeout=5)
+            if th.ident is not None:  # started: stop runs after a failed or interrupted start
+                th.join(timeout=5)
         for conn in self._conns:
             conn.close()
