@@ -384,6 +384,21 @@ SHAPES = [
         "CREATE FUNCTION noop() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN END $$;\n"
         "CREATE EVENT TRIGGER ev_old ON sql_drop EXECUTE FUNCTION noop();",
     ),
+    # Run again after they committed: 'function twice(integer) does not exist', ...
+    Shape(
+        "set_schema_of_other_objects",
+        "ALTER FUNCTION twice(int) SET SCHEMA crm;\nALTER PROCEDURE tick SET SCHEMA crm;\n"
+        "ALTER AGGREGATE total(bigint) SET SCHEMA crm;\nALTER COLLATION coll SET SCHEMA crm;\n"
+        "ALTER STATISTICS st SET SCHEMA crm;\n"
+        "ALTER TEXT SEARCH CONFIGURATION public.cfg SET SCHEMA crm;",
+        setup="CREATE SCHEMA crm;\n"
+        "CREATE FUNCTION twice(int) RETURNS int LANGUAGE sql AS 'SELECT $1 * 2';\n"
+        "CREATE PROCEDURE tick() LANGUAGE sql AS 'SELECT 1';\n"
+        "CREATE AGGREGATE total(bigint) (SFUNC = int8pl, STYPE = bigint);\n"
+        'CREATE COLLATION coll FROM "C";\n'
+        "CREATE STATISTICS st ON name, email FROM customers;\n"
+        "CREATE TEXT SEARCH CONFIGURATION cfg (COPY = simple);",
+    ),
 ]
 
 
@@ -479,7 +494,8 @@ def _state(dsn: str) -> dict[str, list[tuple[object, ...]]]:
                 "WHERE rulename <> '_RETURN' ORDER BY 1, 2"
             ).fetchall(),
             "statistics": c.execute(
-                "SELECT stxname::text FROM pg_statistic_ext ORDER BY 1"
+                "SELECT stxnamespace::regnamespace::text, stxname::text FROM pg_statistic_ext "
+                "ORDER BY 1, 2"
             ).fetchall(),
             "publications": c.execute(
                 "SELECT p.pubname::text, r.prrelid::regclass::text FROM pg_publication p "
@@ -521,7 +537,8 @@ def _state(dsn: str) -> dict[str, list[tuple[object, ...]]]:
             "catalog": c.execute(
                 "SELECT 'opclass', opcname::text FROM pg_opclass WHERE oid >= 16384 "
                 "UNION ALL SELECT 'opfamily', opfname::text FROM pg_opfamily WHERE oid >= 16384 "
-                "UNION ALL SELECT 'config', cfgname::text FROM pg_ts_config WHERE oid >= 16384 "
+                "UNION ALL SELECT 'config', cfgnamespace::regnamespace || '.' || cfgname "
+                "FROM pg_ts_config WHERE oid >= 16384 "
                 "UNION ALL SELECT 'dict', dictname::text FROM pg_ts_dict WHERE oid >= 16384 "
                 "UNION ALL SELECT 'parser', prsname::text FROM pg_ts_parser WHERE oid >= 16384 "
                 "UNION ALL SELECT 'template', tmplname::text FROM pg_ts_template "
@@ -600,19 +617,22 @@ def test_fixed_file_runs_again_and_leaves_what_one_run_does(
 MOVED = "-- A SET SCHEMA below follows statements naming what it moves"
 
 
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "CREATE TYPE tier AS ENUM ('free');\nALTER TYPE tier SET SCHEMA crm;",
+        "CREATE FUNCTION twice(int) RETURNS int LANGUAGE sql AS 'SELECT $1 * 2';\n"
+        "ALTER FUNCTION twice(int) SET SCHEMA crm;",
+    ],
+    ids=["type", "function"],
+)
 def test_a_move_after_the_create_says_to_go_on_from_the_failed_statement(
-    pg_any: Cluster, tmp_path: Path
+    pg_any: Cluster, tmp_path: Path, sql: str
 ) -> None:
-    """CREATE TYPE then SET SCHEMA: once committed, a re-run makes the type anew in its
-    old schema and the move fails; the header says so, and running the file from the
-    statement that failed finishes it."""
-    source = _source(
-        Shape(
-            "create_then_move",
-            "CREATE SCHEMA crm;\nCREATE TYPE tier AS ENUM ('free');\n"
-            "ALTER TYPE tier SET SCHEMA crm;",
-        )
-    )
+    """CREATE TYPE (or FUNCTION) then SET SCHEMA: once committed, a re-run makes it anew
+    in its old schema and the move fails; the header says so, and running the file from
+    the statement that failed finishes it."""
+    source = _source(Shape("create_then_move", f"CREATE SCHEMA crm;\n{sql}"))
     plain = _database(pg_any)
     _run(plain, _statements(source))
     f = tmp_path / "001.sql"
@@ -624,7 +644,7 @@ def test_a_move_after_the_create_says_to_go_on_from_the_failed_statement(
     stmts = _statements(text)
     dsn = _database(pg_any)
     _run(dsn, stmts)
-    with pytest.raises(psycopg.errors.DuplicateObject):
+    with pytest.raises((psycopg.errors.DuplicateObject, psycopg.errors.DuplicateFunction)):
         _run(dsn, stmts)
     failed = next(i for i, q in enumerate(stmts) if "SET SCHEMA" in q)
     _run(dsn, stmts[failed:])

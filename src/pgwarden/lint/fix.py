@@ -489,6 +489,8 @@ def _named_before_move(steps: list[Step]) -> bool:
             continue
         obj = step.body.get("object")
         items = obj.get("List", {}).get("items", []) if isinstance(obj, dict) else []
+        if isinstance(obj, dict) and "ObjectWithArgs" in obj:  # a routine's name
+            items = obj["ObjectWithArgs"].get("objname") or []
         names = [it["String"]["sval"] for it in items if isinstance(it, dict) and "String" in it]
         old = (step.body.get("relation") or {}).get("relname") or (names[-1] if names else None)
         if isinstance(old, str) and any(old in _words(earlier.sql) for earlier in steps[:i]):

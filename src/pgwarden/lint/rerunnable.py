@@ -53,8 +53,10 @@ alone in its statement; NO INHERIT is left as it is: done and never inheriting l
 same, and the latter must fail). ALTER TYPE ... DROP ATTRIBUTE gets IF EXISTS; an ADD
 ATTRIBUTE (no IF NOT EXISTS there) runs unless the composite type has every attribute it
 adds.
-ALTER ... SET SCHEMA of a table, view, sequence, type or domain runs unless it is done
-(the object in the new schema, its old name finding nothing else). ALTER TABLE ...
+ALTER ... SET SCHEMA of a table, view, sequence, type, domain, routine (function, procedure,
+aggregate), collation, conversion, statistics or text search object runs unless it is done
+(the object in the new schema, its old name finding nothing else, looked up along the
+search_path as the server does). ALTER TABLE ...
 ALTER COLUMN ... TYPE ... USING runs unless every column it converts has the type it
 converts to, typmod included (computed here for varchar, char, bit, numeric and the time
 types; for another type with modifiers, an extension's vector(3) or interval(0), the block
@@ -530,10 +532,51 @@ def _moved(node: Any) -> str | None:
         schema, name = _split(node.object)
         lookup = "to_regtype"
         old, new = _relation(schema, name), _relation(node.newschema, name)
+    elif node.objectType in _ROUTINES and type(node.object).__name__ == "ObjectWithArgs":
+        schema, name = _split(node.object.objname)
+        if node.object.args_unspecified:
+            lookup, args = "to_regproc", ""
+        else:
+            lookup = "to_regprocedure"
+            args = "(" + ", ".join(_deparse(t) for t in node.object.objargs or ()) + ")"
+        old, new = _relation(schema, name) + args, _relation(node.newschema, name) + args
+    elif node.objectType == ObjectType.OBJECT_COLLATION:
+        schema, name = _split(node.object)
+        lookup = "to_regcollation"
+        old, new = _relation(schema, name), _relation(node.newschema, name)
+    elif node.objectType in _IN_SCHEMA or node.objectType in _TEXT_SEARCH:
+        catalog, column, namespace = (
+            _IN_SCHEMA.get(node.objectType) or _TEXT_SEARCH[node.objectType]
+        )
+        schema, name = _split(node.object)
+        old_sql, new_sql = (
+            _found(catalog, column, namespace, s, name) for s in (schema, node.newschema)
+        )
+        return f"({new_sql} IS NOT NULL\n      AND coalesce({old_sql} = {new_sql}, true))"
     else:
         return None
     old_sql, new_sql = f"{lookup}({_literal(old)})", f"{lookup}({_literal(new)})"
     return f"({new_sql} IS NOT NULL\n      AND coalesce({old_sql} = {new_sql}, true))"
+
+
+def _found(catalog: str, column: str, namespace: str, schema: str | None, name: str) -> str:
+    """The oid of the object that name finds, as SQL (NULL: none): in the schema named,
+    else the first schema of the search_path holding one (as the server looks it up)."""
+    where = (
+        f"{namespace} = to_regnamespace({_literal(_relation(None, schema))})"
+        if schema
+        else f"{namespace} = to_regnamespace(quote_ident(p.nspname))"
+    )
+    path = (
+        ""
+        if schema
+        else " JOIN unnest(current_schemas(false)) WITH ORDINALITY p(nspname, i) ON true"
+    )
+    order = "" if schema else " ORDER BY p.i"
+    return (
+        f"(SELECT o.oid FROM {catalog} o{path}\n"
+        f"        WHERE o.{column} = {_literal(name)} AND o.{where}{order} LIMIT 1)"
+    )
 
 
 def _guarded_create(sql: str, node: Any) -> str | None:
