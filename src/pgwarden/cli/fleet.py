@@ -106,7 +106,7 @@ def _selector(labels: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(out_))
 
 
-def _load(kw: dict[str, Any]) -> tuple[Any, Any, list[Any]]:
+def _load(kw: dict[str, Any], *, unset_ok: bool = False) -> tuple[Any, Any, list[Any]]:
     """The settings, the fleet and its targets; a run's --env is checked first, before
     a registry or command is asked for the targets and before any target is read."""
     from pgwarden.fleet.config import fleet_config
@@ -125,7 +125,7 @@ def _load(kw: dict[str, Any]) -> tuple[Any, Any, list[Any]]:
             unstamped="a fleet's --env must be one of them (it is checked before any target "
             "is read)",
         )
-    return settings, cfg, load_targets(cfg)
+    return settings, cfg, load_targets(cfg, unset_ok=unset_ok)
 
 
 def _options(kw: dict[str, Any], settings: Any, cfg: Any, *, rewrite: bool = False) -> Any:
@@ -449,7 +449,7 @@ def fleet_status_cmd(fmt: str, check: bool, **kw: Any) -> None:
     from pgwarden.fleet.status import fleet_status
     from pgwarden.fleet.words import count
 
-    settings, cfg, targets = _load(kw)
+    settings, cfg, targets = _load(kw, unset_ok=True)  # it reads: report a missing URL
     path = journal_path(cfg.journal_dir, cfg.name, dict(_selector(kw["labels"])))
     journal = RolloutJournal.load(path).data if path.exists() else None
     if journal is not None and journal.get("state") == "running" and not runner_lock.held(path):

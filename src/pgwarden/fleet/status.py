@@ -224,6 +224,13 @@ def _read(
 ) -> TargetStatus:
     plan_fp, keys = want.plan_fp, want.keys
     base = TargetStatus(target.name, target.labels)
+    if target.unset:  # never connect with an empty conninfo: libpq's defaults are elsewhere
+        return TargetStatus(
+            base.name,
+            base.labels,
+            error=f"the environment variable {target.dsn_env} is not set (it holds the "
+            "database URL)",
+        )
     try:
         with connect(target.dsn, application_name="pgwarden-fleet-status") as conn:
             # never queue behind a migration's lock for long: a status must answer

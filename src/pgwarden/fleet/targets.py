@@ -39,6 +39,11 @@ class Target:
     def label(self, key: str) -> str | None:
         return dict(self.labels).get(key)
 
+    @property
+    def unset(self) -> bool:
+        """Its URL variable is not set (loaded for a status only, see load_targets)."""
+        return not self.dsn
+
     def url_source(self) -> str:
         """Where the URL comes from, for connection hints ('' when given in the config)."""
         return f"its URL comes from ${self.dsn_env}" if self.dsn_env else ""
@@ -202,8 +207,11 @@ def _from_command(argv: Sequence[str], fleet: str) -> list[Target]:
     return out
 
 
-def load_targets(cfg: FleetConfig) -> list[Target]:
-    """Every target of the fleet, names unique; DSNs from the environment, registry or command."""
+def load_targets(cfg: FleetConfig, *, unset_ok: bool = False) -> list[Target]:
+    """Every target of the fleet, names unique; DSNs from the environment, registry or command.
+
+    `unset_ok` (a status, which only reads): a static target whose URL variable is not set
+    gets an empty `dsn` (`Target.unset`), to be reported, never connected to."""
     if cfg.registry is not None:
         targets = _from_registry(cfg.registry, cfg.name)
     elif cfg.command:
@@ -212,7 +220,12 @@ def load_targets(cfg: FleetConfig) -> list[Target]:
         targets = []
         for st in cfg.targets:
             name = _check_name(st.name, f"fleet {cfg.name}")
-            dsn = st.dsn if st.dsn is not None else _env(st.dsn_env or "", f"target {name}")
+            if st.dsn is not None:
+                dsn = st.dsn
+            elif unset_ok and not os.environ.get(st.dsn_env or ""):
+                dsn = ""
+            else:
+                dsn = _env(st.dsn_env or "", f"target {name}")
             targets.append(Target(name, dsn, st.labels, dsn_env=st.dsn_env))
     if not targets:
         raise UsageError(f"fleet {cfg.name} has no targets", hint="check its targets source")
