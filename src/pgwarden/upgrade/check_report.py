@@ -25,6 +25,10 @@ def check_lines(report: CheckReport) -> list[str]:
             f"  pg_upgrade --check ran on a copy: {report.copy.label} "
             f"({report.copy.kind}, restored in {report.copy.restore_s:.1f} s)"
         )
+    elif any(i.code == "pg-upgrade-check-not-run" for i in report.issues):
+        lines.append(
+            "  pg_upgrade --check not run: no copy could be made (pg-upgrade-check-not-run below)"
+        )
     else:
         lines.append("  pg_upgrade --check not run (--copy none)")
     if not report.issues:
