@@ -399,6 +399,16 @@ SHAPES = [
         "CREATE STATISTICS st ON name, email FROM customers;\n"
         "CREATE TEXT SEARCH CONFIGURATION cfg (COPY = simple);",
     ),
+    # Run again: 'duplicate key value violates unique constraint "pg_ts_config_map_index"',
+    # 'mapping for token type "email" does not exist'.
+    Shape(
+        "text_search_mappings",
+        "CREATE TEXT SEARCH CONFIGURATION plain_cfg (PARSER = default);\n"
+        "ALTER TEXT SEARCH CONFIGURATION plain_cfg ADD MAPPING FOR word, hword WITH simple;\n"
+        "ALTER TEXT SEARCH CONFIGURATION public.plain_cfg ADD MAPPING FOR asciiword WITH simple;\n"
+        "ALTER TEXT SEARCH CONFIGURATION copy_cfg DROP MAPPING FOR email;",
+        setup="CREATE TEXT SEARCH CONFIGURATION copy_cfg (COPY = simple);",
+    ),
 ]
 
 
@@ -550,6 +560,11 @@ def _state(dsn: str) -> dict[str, list[tuple[object, ...]]]:
                 "SELECT subname::text, subconninfo, subpublications::text FROM pg_subscription "
                 "WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
                 "ORDER BY 1"
+            ).fetchall(),
+            "ts_mappings": c.execute(
+                "SELECT mapcfg::regconfig::text, maptokentype, mapseqno, "
+                "mapdict::regdictionary::text FROM pg_ts_config_map WHERE mapcfg >= 16384 "
+                "ORDER BY 1, 2, 3"
             ).fetchall(),
             "event_triggers": c.execute(
                 "SELECT evtname::text FROM pg_event_trigger ORDER BY 1"

@@ -31,28 +31,29 @@ schema, CREATE ACCESS METHOD by name, CREATE VIEW by name in pg_class, a CREATE 
 elements (no IF NOT EXISTS there) by name, CREATE TRIGGER / POLICY / RULE by name on its
 table, CREATE EVENT TRIGGER / PUBLICATION / ROLE (USER, GROUP) / FOREIGN DATA WRAPPER by
 name, CREATE SUBSCRIPTION by name in the database, CREATE TRANSFORM by its type and language
-in pg_transform; ALTER PUBLICATION ... ADD runs unless every table (pg_publication_rel)
-and schema (pg_publication_namespace) it adds is in the publication (its DROP is left as it
-is, as NO INHERIT); an OPTIONS (ADD ... / DROP ...) of ALTER SERVER / FOREIGN DATA WRAPPER /
+in pg_transform; ALTER PUBLICATION ... ADD runs unless every table (pg_publication_rel) and
+schema (pg_publication_namespace) it adds is in the publication (its DROP is left as it is,
+as NO INHERIT); an OPTIONS (ADD ... / DROP ...) of ALTER SERVER / FOREIGN DATA WRAPPER /
 USER MAPPING / FOREIGN TABLE (its columns' too, a statement of such commands only) runs
 unless the options are as it leaves them (each option it adds or sets there with its value,
 none it drops); ALTER EXTENSION ... ADD runs unless the object (found by
 pg_get_object_address as the statement names it) is a member of that extension in pg_depend
 (not a routine named without its arguments, nor an operator with NONE; ALTER EXTENSION ...
-DROP is left as it is, as NO INHERIT). A CREATE SUBSCRIPTION that creates its replication
-slot (it connects, by default) cannot run in a block and is left as it is: run again, it
-fails ("already exists") having changed nothing, and `lint.fix` says in the header to run
-the file from the statement after it (SQL cannot create the slot some other way: connect =
-false makes a subscription without one). OR REPLACE is not added: it would replace a
-different object the database had before the file instead of failing as the original does,
-and put back an old body a later statement of the file replaced. Like IF NOT EXISTS, the
-block keeps an object of that name that was there before. ALTER TABLE ... ATTACH PARTITION
-runs unless the table is a partition of that one, INHERIT unless it inherits from that one,
-ALTER COLUMN ... ADD GENERATED ... AS IDENTITY unless the column is an identity column (each
-alone in its statement; NO INHERIT is left as it is: done and never inheriting look the
-same, and the latter must fail). ALTER TYPE ... DROP ATTRIBUTE gets IF EXISTS; an ADD
-ATTRIBUTE (no IF NOT EXISTS there) runs unless the composite type has every attribute it
-adds.
+DROP is left as it is, as NO INHERIT); ALTER TEXT SEARCH CONFIGURATION ... ADD MAPPING
+unless the configuration maps every token type it names (DROP MAPPING gets IF EXISTS). A
+CREATE SUBSCRIPTION that creates its replication slot (it connects, by default) cannot run
+in a block and is left as it is: run again, it fails ("already exists") having changed
+nothing, and `lint.fix` says in the header to run the file from the statement after it (SQL
+cannot create the slot some other way: connect = false makes a subscription without one). OR
+REPLACE is not added: it would replace a different object the database had before the file
+instead of failing as the original does, and put back an old body a later statement of the
+file replaced. Like IF NOT EXISTS, the block keeps an object of that name that was there
+before. ALTER TABLE ... ATTACH PARTITION runs unless the table is a partition of that one,
+INHERIT unless it inherits from that one, ALTER COLUMN ... ADD GENERATED ... AS IDENTITY
+unless the column is an identity column (each alone in its statement; NO INHERIT is left as
+it is: done and never inheriting look the same, and the latter must fail). ALTER TYPE ...
+DROP ATTRIBUTE gets IF EXISTS; an ADD ATTRIBUTE (no IF NOT EXISTS there) runs unless the
+composite type has every attribute it adds.
 ALTER ... SET SCHEMA of a table, view, sequence, type, domain, routine (function, procedure,
 aggregate), collation, conversion, statistics or text search object runs unless it is done
 (the object in the new schema, its old name finding nothing else, looked up along the
@@ -139,6 +140,7 @@ from pglast.enums import (
     A_Expr_Kind,
     AlterPublicationAction,
     AlterTableType,
+    AlterTSConfigType,
     ConstrType,
     DefElemAction,
     FunctionParameterMode,
@@ -658,6 +660,11 @@ def _guarded_create(sql: str, node: Any) -> str | None:
         done = _extension_member(node)
     elif kind == "AlterPublicationStmt" and node.action == AlterPublicationAction.AP_AddObjects:
         done = _published(node)
+    elif (
+        kind == "AlterTSConfigurationStmt"
+        and node.kind == AlterTSConfigType.ALTER_TSCONFIG_ADD_MAPPING
+    ):
+        done = _mapped(node)
     elif kind in _OPTIONS_OF:
         done = _options_done(node.options, _OPTIONS_OF[kind](node))
     elif kind == "CreateTransformStmt" and not node.replace:
@@ -865,6 +872,21 @@ def _foreign_table_options(node: Any) -> str | None:
         checks.append(_options_done(cmd.def_, array))
     done = [c for c in checks if c is not None]
     return "(" + "\n      AND ".join(done) + ")" if done else None
+
+
+def _mapped(node: Any) -> str:
+    """ALTER TEXT SEARCH CONFIGURATION ... ADD MAPPING done: the configuration maps every
+    token type it names (pg_ts_config_map, the types named by its parser's aliases)."""
+    schema, name = _split(node.cfgname)
+    config = _found("pg_ts_config", "cfgname", "cfgnamespace", schema, name)
+    tokens = ", ".join(_literal(str(t.sval)) for t in node.tokentype or ())
+    return (
+        f"(NOT EXISTS (SELECT FROM unnest(ARRAY[{tokens}]) token\n"
+        "             WHERE NOT EXISTS (SELECT FROM pg_ts_config c\n"
+        "                 JOIN pg_ts_config_map m ON m.mapcfg = c.oid\n"
+        "                 JOIN ts_token_type(c.cfgparser) t ON t.tokid = m.maptokentype\n"
+        f"                 WHERE c.oid = {config} AND t.alias = token)))"
+    )
 
 
 def _published(node: Any) -> str | None:
@@ -1193,6 +1215,13 @@ def _rerunnable(
     if kind == "AlterDomainStmt" and node.subtype == "X" and not node.missing_ok:
         node.missing_ok = True
         return [_text(sql, node, lambda s: _DROP_CONSTRAINT.sub("CONSTRAINT IF EXISTS ", s, 1))]
+    if (
+        kind == "AlterTSConfigurationStmt"
+        and node.kind == AlterTSConfigType.ALTER_TSCONFIG_DROP_MAPPING
+        and not node.missing_ok
+    ):
+        node.missing_ok = True
+        return [_text(sql, node, lambda s: _DROP_MAPPING.sub("MAPPING IF EXISTS FOR", s, 1))]
     if kind in ("AlterDomainStmt", "CreateDomainStmt"):
         sql = _domain_checks(sql, node, taken, name_unnamed)
     if kind in _IF_NOT_EXISTS and not node.if_not_exists and _may_skip(node):
@@ -1245,6 +1274,7 @@ def _rerunnable(
     return [sql]
 
 
+_DROP_MAPPING = re.compile(r"\bMAPPING\s+FOR\b", re.I)
 _DROP_CONSTRAINT = re.compile(r"\bCONSTRAINT\s+(?!IF\b)", re.I)
 _INTO = re.compile(
     r"\s*\bINTO\s+(?:(?:TEMPORARY|TEMP|UNLOGGED|LOCAL|GLOBAL)\s+)*(?:TABLE\s+)?"
