@@ -54,7 +54,13 @@ from pgwarden.upgrade.pg_upgrade import (
     run_vacuumdb,
 )
 from pgwarden.upgrade.pg_upgrade_output import Finding, PostStep
-from pgwarden.upgrade.rehearse_copy import CopyInfo, open_source, read_source, restored_copy
+from pgwarden.upgrade.rehearse_copy import (
+    CopyInfo,
+    newest_verified,
+    open_source,
+    read_source,
+    restored_copy,
+)
 
 __all__ = [
     "PhaseTime",
@@ -469,7 +475,13 @@ def rehearse_upgrade(
         target_for(facts.major, options.target_major)
         target_inst = find_installation(options.target_major)
         queries, workload_source, no_workload = _workload(conn, options)
-    _room_for(facts.size_bytes, dumped=options.copy == "dump", copied=options.mode == "copy")
+    # `auto` dumps the database when the catalogue has no verified backup of it
+    dumped = options.copy == "dump" or (
+        options.copy == "auto"
+        and options.backup_id is None
+        and (options.catalogue is None or newest_verified(options.catalogue, facts) is None)
+    )
+    _room_for(facts.size_bytes, dumped=dumped, copied=options.mode == "copy")
     notes: list[str] = []
     if not queries:
         notes.append(no_workload or "no workload: the workload file has no queries")
