@@ -409,6 +409,19 @@ SHAPES = [
         "ALTER TEXT SEARCH CONFIGURATION copy_cfg DROP MAPPING FOR email;",
         setup="CREATE TEXT SEARCH CONFIGURATION copy_cfg (COPY = simple);",
     ),
+    # An ALTER TABLE of several commands adding constraints: run again, a named one fails
+    # ('constraint "rank_positive" ... already exists'), an unnamed one is added again
+    # (customers_score_check2); the server names the unnamed ones in order (_check, _check1).
+    Shape(
+        "several_commands_with_constraints",
+        "ALTER TABLE customers ADD COLUMN rank int,\n"
+        "    ADD CONSTRAINT rank_positive CHECK (rank > 0);\n"
+        "ALTER TABLE customers ADD COLUMN score int, ADD CHECK (score >= 0),\n"
+        "    ADD CHECK (score < 100),\n"
+        "    ADD FOREIGN KEY (score) REFERENCES customers (id) NOT VALID;\n"
+        "ALTER TABLE customers ALTER COLUMN code SET DATA TYPE varchar(20),\n"
+        "    ADD CONSTRAINT code_upper CHECK (code = upper(code)) NOT VALID;",
+    ),
 ]
 
 

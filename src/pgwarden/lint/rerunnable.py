@@ -10,7 +10,9 @@ becomes the CREATE TABLE IF NOT EXISTS ... AS the server makes of it: the same c
 and types), DROP gets IF EXISTS (so do ALTER COLUMN ... DROP IDENTITY / DROP EXPRESSION
 and ALTER DOMAIN ... DROP CONSTRAINT), a named ADD CONSTRAINT
 runs only when the constraint is not there yet (a DO block: PostgreSQL has no IF NOT
-EXISTS for constraints; a domain's named ADD CONSTRAINT too), a RENAME (of a relation,
+EXISTS for constraints; a domain's named ADD CONSTRAINT too; an ALTER TABLE of several
+commands unless the table has every constraint it adds, its other commands made
+rerunnable as alone), a RENAME (of a relation,
 column, constraint, a composite type's attribute, a type, domain, schema or routine; a
 trigger, policy or rule, a domain's constraint, a publication, server, foreign data wrapper,
 event trigger, role, language, collation, conversion, statistics or text search object;
@@ -73,7 +75,8 @@ makeObjectName cuts, the columns named as the server names them) and IF NOT EXIS
 run again, the server would pick another free name (_idx1) and build a second copy.
 So does an unnamed ADD CHECK / FOREIGN KEY / UNIQUE / PRIMARY KEY / EXCLUDE
 (ChooseConstraintName: table_column_check or table_check, table_columns_fkey,
-table_columns_key, table_pkey, table_columns_excl) and an unnamed ALTER DOMAIN ... ADD
+table_columns_key, table_pkey, table_columns_excl; several in one statement numbered in
+order, as the server does: _check, _check1) and an unnamed ALTER DOMAIN ... ADD
 CHECK (domain_check, numbered past a CREATE DOMAIN's own CHECKs),
 then guarded by name as a named one: run again it would add a second copy (_check1,
 a second foreign key, a second unique index) or fail (a second primary key).
@@ -1246,7 +1249,7 @@ def _rerunnable(
             and c.def_ is not None
             and c.def_.conname
         )
-        guarded = _guarded_constraint(sql, node)
+        guarded = _guarded_constraint(sql, node) or _guarded_constraints(sql, node)
         if guarded is not None:
             return [guarded]
         done = _attached_or_identity(node) or _foreign_table_options(node)
@@ -1257,17 +1260,7 @@ def _rerunnable(
             return [converted]
         changed = False
         for cmd in node.cmds or ():
-            if (
-                cmd.subtype
-                in (
-                    AlterTableType.AT_AddColumn,
-                    AlterTableType.AT_DropColumn,
-                    AlterTableType.AT_DropConstraint,
-                    AlterTableType.AT_DropIdentity,
-                    AlterTableType.AT_DropExpression,
-                )
-                and not cmd.missing_ok
-            ):
+            if cmd.subtype in _MISSING_OK and not cmd.missing_ok:
                 cmd.missing_ok = changed = True
         if changed:
             return [_text(sql, node, _alter_edit)]
@@ -1327,6 +1320,18 @@ def _domain_checks(sql: str, node: Any, taken: set[str], name_unnamed: bool) -> 
     if con.conname:
         taken.add(con.conname)
     return sql
+
+
+# ALTER TABLE commands that take IF [NOT] EXISTS (`_alter_edit` writes it).
+_MISSING_OK = frozenset(
+    {
+        AlterTableType.AT_AddColumn,
+        AlterTableType.AT_DropColumn,
+        AlterTableType.AT_DropConstraint,
+        AlterTableType.AT_DropIdentity,
+        AlterTableType.AT_DropExpression,
+    }
+)
 
 
 def _attached_or_identity(node: Any) -> str | None:
@@ -1454,23 +1459,65 @@ def default_constraint_name(sql: str) -> str | None:
     return _default_constraint_name(node, con) if con is not None else None
 
 
+def _unnamed_constraints(node: Any) -> list[Any]:
+    """The constraints an ALTER TABLE's ADD CONSTRAINT commands add unnamed, in order."""
+    return [
+        c.def_
+        for c in node.cmds or ()
+        if c.subtype == AlterTableType.AT_AddConstraint
+        and c.def_ is not None
+        and not c.def_.conname
+    ]
+
+
 def _unnamed_constraint(node: Any) -> Any:
-    cmds: list[Any] = list(node.cmds or ())
-    if len(cmds) != 1 or cmds[0].subtype != AlterTableType.AT_AddConstraint:
-        return None
-    con = cmds[0].def_
-    return con if con is not None and not con.conname else None
+    unnamed = _unnamed_constraints(node)
+    return unnamed[0] if unnamed else None
 
 
 def _named_constraint(sql: str, node: Any, taken: set[str]) -> str:
-    """`sql` with its one unnamed ADD CONSTRAINT named as the server would name it."""
-    con = _unnamed_constraint(node)
-    name = _default_constraint_name(node, con, taken) if con is not None else None
-    if name is None:
-        return sql
-    con.conname = name
-    quoted = _relation(None, name).replace("\\", "\\\\")
-    return _text(sql, node, lambda s: _UNNAMED_CONSTRAINT.sub(f"ADD CONSTRAINT {quoted} ", s, 1))
+    """`sql` with its unnamed ADD CONSTRAINTs named as the server would name them, each
+    numbered past the names before it (none named when one is not worked out here)."""
+    unnamed = _unnamed_constraints(node)
+    names: list[str] = []
+    for con in unnamed:
+        name = _default_constraint_name(node, con, {*taken, *names})
+        if name is None:
+            return sql
+        names.append(name)
+    for con, name in zip(unnamed, names, strict=True):
+        con.conname = name
+
+    def edit(text: str) -> str:
+        for name in names:
+            quoted = _relation(None, name).replace("\\", "\\\\")
+            text = _UNNAMED_CONSTRAINT.sub(f"ADD CONSTRAINT {quoted} ", text, 1)
+        return text
+
+    return _text(sql, node, edit) if names else sql
+
+
+def _guarded_constraints(sql: str, node: Any) -> str | None:
+    """An ALTER TABLE of several commands adding named constraints: it runs unless the
+    table has every one (it ran: the statement is atomic), its other commands made
+    rerunnable as alone (ADD COLUMN IF NOT EXISTS, ...). None for another statement."""
+    cmds: list[Any] = list(node.cmds or ())
+    names = [
+        c.def_.conname
+        for c in cmds
+        if c.subtype == AlterTableType.AT_AddConstraint and c.def_ is not None and c.def_.conname
+    ]
+    rel = node.relation
+    if len(cmds) < 2 or not names or rel is None:
+        return None
+    changed = False
+    for cmd in cmds:
+        if cmd.subtype in _MISSING_OK and not cmd.missing_ok:
+            cmd.missing_ok = changed = True
+    text = _text(sql, node, _alter_edit) if changed else sql
+    table = _relation(rel.schemaname, rel.relname)
+    done = "(" + "\n      AND ".join(_has_constraint(table, n) for n in names) + ")"
+    return _unless(done, text)
 
 
 def _choose(name1: str, name2: str | None, label: str, taken: Set[str]) -> str:
