@@ -375,8 +375,15 @@ def restore(
         typed = click.prompt(f"type the target database name ({name}) to restore into it")
         if typed != name:
             raise Refused("confirmation did not match; nothing was restored")
-    with _progress() as on_progress:
-        r = api.restore(plan, jobs=jobs, clean=clean, no_owner=no_owner, observer=on_progress)
+    with (
+        _progress() as on_progress,
+        attach(settings, command="backup restore", env=env, database_url=target_url) as hook,
+    ):
+        r = api.restore(
+            plan, jobs=jobs, clean=clean, no_owner=no_owner, observer=fan_out([on_progress, hook])
+        )
+        if not r.ok:
+            hook.finish("failed", f"restored {m.id} with differences: {r.mismatches[0]}")
     if r.dropped:  # --clean: named like the backup's objects of another kind
         out.print(styled("dropped first (another kind in the backup): {}", ", ".join(r.dropped)))
     if r.ok:
