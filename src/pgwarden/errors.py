@@ -83,6 +83,16 @@ class SqlParseError(InputError):
         self.location = location
 
 
+class UnreadableSql(SqlParseError):
+    """A file the grammar may accept but pgwarden cannot read as the SQL it sends (a psql
+    meta-command that changes what runs or where); reported like a syntax error."""
+
+    def __init__(self, what: str, location: SourceLocation, *, hint: str) -> None:
+        InputError.__init__(self, f"{location}: {what}", hint=hint, path=location.path)
+        self.server_message = what
+        self.location = location
+
+
 class EnvironmentProblem(PgwardenError):
     """The machine lacks something pgwarden needs."""
 

@@ -123,3 +123,31 @@ def test_a_syntax_error_in_one_file_of_a_folder_leaves_the_others_linted(
     else:
         assert "migrations/002_bad.sql:1:34: error PW901 syntax-error" in proc.stdout
         assert "error PW101" in proc.stdout and "error PW201" in proc.stdout
+
+
+def test_a_refused_psql_file_of_a_folder_leaves_the_others_linted(tmp_path: Path) -> None:
+    """A file with a psql meta-command pgwarden refuses (\\gexec: it changes what runs) is
+    reported as not linted, like a syntax error, and the other files are linted. Before,
+    the whole folder stopped with exit 2 and the report held nothing (a sqitch deploy
+    folder in the real-project sweep)."""
+    folder = tmp_path / "deploy"
+    folder.mkdir()
+    (folder / "001_grants.sql").write_text("SELECT format('GRANT ...') \\gexec\n")
+    (folder / "002_index.sql").write_text("CREATE INDEX ON accounts (x);\n")
+    proc = subprocess.run(
+        [*PGWARDEN, "lint", "--format", "json", "deploy"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert proc.stderr.startswith(
+        "pgwarden: error: deploy/001_grants.sql:1:28: psql meta-command \\gexec"
+    ), proc.stderr
+    assert "the other 1 file(s) were linted" in proc.stderr
+    assert "run this step with psql itself" in proc.stderr
+    doc: dict[str, Any] = json.loads(proc.stdout)
+    codes = {(f["location"]["path"], f["code"]) for f in doc["findings"]}
+    assert codes >= {("deploy/001_grants.sql", "PW901"), ("deploy/002_index.sql", "PW101")}

@@ -44,7 +44,7 @@ def test_meta_commands_that_change_what_runs_are_refused(
 ) -> None:
     f = tmp_path / "001.sql"
     f.write_text(f"ALTER TABLE orders ADD COLUMN x int;\n{line}\nDROP TABLE t;\n")
-    with pytest.raises(InputError, match=rf"001.sql:2: .*{named}"):
+    with pytest.raises(InputError, match=rf"001.sql:2:1: .*{named}"):
         lint([f], context=Context(None, None, 18, "x"))
 
 
@@ -93,7 +93,7 @@ def test_a_meta_command_after_a_query_on_its_line_is_read_as_one(tmp_path: Path)
         "\\echo 'it''s starting'\n"
         "SELECT format('CREATE INDEX ON %I (id)', relname) FROM pg_class \\gexec\n"
     )
-    with pytest.raises(InputError, match=r"001.sql:2: psql meta-command \\gexec"):
+    with pytest.raises(InputError, match=r"001.sql:2:65: psql meta-command \\gexec"):
         lint([f], context=Context(None, None, 18, "x"))
     text, found = blank_meta_commands("\\echo 'it''s' \nSELECT 1;\n", "001.sql")
     assert found == ("\\echo 'it''s'",) and text == " " * 14 + "\nSELECT 1;\n"

@@ -272,9 +272,14 @@ def lint(
     if unparsed:  # a syntax error's exit code and message, after the others' report
         first = unparsed[0]
         more = f" (and in {len(unparsed) - 1} more file(s))" if len(unparsed) > 1 else ""
+        fix = (
+            f"fix the SQL at that position{more}"
+            if type(first) is SqlParseError
+            else f"{first.hint}{more}"
+        )
         first.hint = (
-            f"the other {len(plan.texts)} file(s) were linted and reported; fix the SQL at "
-            f"that position{more} (PW901 in the report)"
+            f"the other {len(plan.texts)} file(s) were linted and reported; {fix} (PW901 in "
+            "the report)"
         )
         raise first
     threshold = fail_on or settings.fail_on

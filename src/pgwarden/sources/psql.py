@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 from typing import NoReturn
 
-from pgwarden.errors import InputError
+from pgwarden.errors import UnreadableSql
+from pgwarden.location import SourceLocation, line_col
 from pgwarden.sources.sqlscan import segments
 
 __all__ = ["blank_meta_commands"]
@@ -33,7 +34,7 @@ _HARMLESS = frozenset(
 
 def blank_meta_commands(text: str, path: str) -> tuple[str, tuple[str, ...]]:
     """`text` with the harmless meta-commands blanked (same length, positions kept), and
-    those commands; InputError for one that changes what runs or where.
+    those commands; UnreadableSql (an InputError) for one that changes what runs or where.
 
     A meta-command is a backslash in code (not in a literal, a quoted identifier, a
     comment or a dollar-quoted body, as psql reads it) and the rest of its line: at the
@@ -63,16 +64,16 @@ def blank_meta_commands(text: str, path: str) -> tuple[str, tuple[str, ...]]:
 
 
 def _refuse(text: str, path: str, at: int, name: str) -> NoReturn:
-    line = text.count("\n", 0, at) + 1
+    line, col = line_col(text, at)
     what = (
         "the end of COPY ... FROM stdin data: pgwarden does not send inline COPY data"
         if name == "."
         else f"psql meta-command \\{name}: pgwarden runs and analyses the SQL a file "
         "sends to the server, and this one changes what psql runs or where"
     )
-    raise InputError(
-        f"{path}:{line}: {what}",
+    raise UnreadableSql(
+        what,
+        SourceLocation(path, line, col),
         hint="keep migrations to SQL (psql's \\set, \\echo and the like are ignored); "
         "run this step with psql itself",
-        path=path,
     )

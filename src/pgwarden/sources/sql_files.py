@@ -238,10 +238,10 @@ def read_sources(
         else:
             texts = [(str(p), read_sql_file(p)) for p in collect_sql_files([raw])]
         for name, written in texts:
-            blanked, psql = blank_meta_commands(written, name)
-            text, placeholders = quote_placeholders(blanked)
-            halves = split_halves(text)
-            try:
+            try:  # a psql meta-command refused (UnreadableSql) or a syntax error
+                blanked, psql = blank_meta_commands(written, name)
+                text, placeholders = quote_placeholders(blanked)
+                halves = split_halves(text)
                 stmts = parse(halves.up, name, trees=trees)
             except SqlParseError as exc:
                 if unparsed is None:
