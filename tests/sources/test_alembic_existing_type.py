@@ -117,3 +117,31 @@ def test_facts_are_kept_per_revision_and_ignored_under_a_catalog(project: Path) 
     plan = build_alembic_plan(sources, catalog=Catalog((account,)))
     (alter,) = [s for s in plan.steps if "account ALTER COLUMN name" in s.sql]
     assert alter.effects.rewrites
+
+
+NULLABLE = """
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0001"
+down_revision = None
+
+
+def upgrade():
+    op.alter_column("account", "nick", existing_type=sa.VARCHAR(length=40),
+                    existing_nullable=True, nullable=True)
+    op.alter_column("account", "email", existing_type=sa.VARCHAR(length=80),
+                    existing_nullable=False, nullable=True)
+    op.alter_column("account", "city", existing_type=sa.VARCHAR(length=80), nullable=True)
+"""
+
+
+def test_existing_nullable_true_makes_drop_not_null_a_no_op(project: Path) -> None:
+    """`alter_column(..., existing_nullable=True, nullable=True)` (autogenerate writes it
+    for columns that stay nullable) drops NOT NULL from a nullable column: nothing changes,
+    so no PW211. Before, every such op was a warning (6 on one of redash's revisions)."""
+    (project / "versions" / "0001_types.py").write_text(NULLABLE)
+    r = CliRunner().invoke(lint_cmd, ["--alembic", "--format", "json"])
+    doc: dict[str, Any] = json.loads(r.stdout)
+    lines = sorted(f["location"]["line"] for f in doc["findings"] if f["code"] == "PW211")
+    assert lines == [12, 14], r.output  # NOT NULL before, or not said

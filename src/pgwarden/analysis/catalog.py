@@ -104,6 +104,11 @@ class Relation:
         """The column called `name`, if any."""
         return next((c for c in self.columns if c.name == name), None)
 
+    def nullable(self, name: str) -> bool | None:
+        """Whether column `name` may hold NULL (not attnotnull); None: no such column."""
+        col = self.column(name)
+        return None if col is None else not col.not_null
+
     def constraint(self, name: str) -> Constraint | None:
         """The constraint called `name`, if any."""
         return next((c for c in self.constraints if c.name == name), None)

@@ -174,6 +174,8 @@ class Effects:
     transactional: bool = True  # may run inside a transaction block
     assumptions: tuple[str, ...] = field(default=())  # what the model assumed, in words
     type_changes: tuple[TypeChange, ...] = ()  # column type changes from a known type
+    # sub-commands the model knows have nothing to do: "DROP NOT NULL t.c" (already nullable)
+    no_ops: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -185,6 +187,7 @@ class Effects:
         transactional: bool = True,
         assumptions: tuple[str, ...] = (),
         type_changes: tuple[TypeChange, ...] = (),
+        no_ops: tuple[str, ...] = (),
     ) -> None:
         _locks(self, locks)
         _rewrites(self, rewrites)
@@ -194,6 +197,7 @@ class Effects:
         _transactional(self, transactional)
         _assumptions(self, assumptions)
         _type_changes(self, type_changes)
+        _no_ops(self, no_ops)
 
     def strongest(self) -> dict[str, LockMode]:
         """The strongest mode per relation."""
@@ -208,6 +212,14 @@ class Effects:
         return max((lk.mode for lk in self.locks), default=None)
 
 
-_locks, _rewrites, _scans, _destroys, _creates, _transactional, _assumptions, _type_changes = (
-    slot_setter(Effects, name) for name in Effects.__slots__
-)
+(
+    _locks,
+    _rewrites,
+    _scans,
+    _destroys,
+    _creates,
+    _transactional,
+    _assumptions,
+    _type_changes,
+    _no_ops,
+) = (slot_setter(Effects, name) for name in Effects.__slots__)

@@ -132,7 +132,7 @@ def _nn_column(definition: str) -> str | None:
 class Draft:
     """One table as the plan left it, kept in dicts so each change and look-up is O(1)."""
 
-    __slots__ = ("_cache", "_checks", "columns", "constraints", "indexes", "start")
+    __slots__ = ("_cache", "_checks", "columns", "constraints", "indexes", "start", "unsure")
 
     def __init__(self, rel: Relation) -> None:
         self.start = rel  # the fields the plan does not change (name, kind, partitions ...)
@@ -146,6 +146,8 @@ class Draft:
             if k.type == "c" and (c := _nn_column(k.definition)) is not None
         }
         self._cache: Relation | None = rel
+        # Columns a framework typed without saying whether they are nullable.
+        self.unsure: set[str] = set()
 
     def relation(self) -> Relation:
         """The table as a catalog `Relation` (built again only after a change)."""
@@ -165,6 +167,11 @@ class Draft:
 
     def column(self, name: str) -> Column | None:
         return self.columns.get(name)
+
+    def nullable(self, name: str) -> bool | None:
+        """Whether column `name` may hold NULL; None: not known."""
+        col = self.columns.get(name)
+        return None if col is None or name in self.unsure else not col.not_null
 
     def constraint(self, name: str) -> Constraint | None:
         return self.constraints.get(name)
@@ -195,6 +202,7 @@ class Draft:
             col = self.columns.get(name)
             if col is not None:
                 self.columns[name] = replace(col, not_null=value)
+            self.unsure.discard(name)
         self.changed()
 
 
@@ -267,6 +275,8 @@ class InPlan:
             return
         not_null = fact.nullable is False or (col is not None and col.not_null)
         draft.columns[fact.column] = Column(fact.column, fact.type, not_null)
+        if fact.nullable is None and not not_null:
+            draft.unsure.add(fact.column)
         draft.changed()
 
     def observe(self, tree: Node) -> None:
@@ -346,6 +356,7 @@ class InPlan:
                 not_null = True
         draft.columns.pop(colname, None)
         draft.columns[colname] = Column(colname, type_text(tn), not_null)
+        draft.unsure.discard(colname)
         draft.changed()
         for con in cons:
             if con["contype"] in ("CONSTR_PRIMARY", "CONSTR_UNIQUE", "CONSTR_CHECK"):

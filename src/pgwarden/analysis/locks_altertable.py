@@ -586,6 +586,11 @@ class AlterTable:
         for leaf in self.leaves():
             self.ctx.scan(leaf)
 
+    def drop_not_null(self, cmd: Cmd) -> None:
+        name = cmd["name"]
+        if self.ctx.nullable(self.table, name):
+            self.ctx.no_op(f"DROP NOT NULL {self.table}.{name}")
+
     def add_constraint(self, cmd: Cmd) -> None:
         con = cmd["def"]["Constraint"]
         kind = con["contype"]
@@ -810,6 +815,7 @@ _HANDLERS: dict[str, Callable[[AlterTable, Cmd], None]] = {
     "AT_DropColumn": AlterTable.drop_column,
     "AT_AlterColumnType": AlterTable.alter_type,
     "AT_SetNotNull": AlterTable.set_not_null,
+    "AT_DropNotNull": AlterTable.drop_not_null,
     "AT_AddConstraint": AlterTable.add_constraint,
     "AT_ValidateConstraint": AlterTable.validate_constraint,
     "AT_DropConstraint": AlterTable.drop_constraint,

@@ -37,6 +37,7 @@ class Ctx:
         "destroys",
         "inplan",
         "locks",
+        "no_ops",
         "rewrites",
         "scans",
         "session_timezone",
@@ -60,6 +61,7 @@ class Ctx:
         self.version_assumed = False
         self.session_timezone: str | None = None
         self.type_changes: list[TypeChange] = []
+        self.no_ops: dict[str, None] = {}
 
     def at_least(self, major: int) -> bool:
         """Whether the server is `major` or newer (states the assumption when defaulted)."""
@@ -90,6 +92,10 @@ class Ctx:
     def create(self, rel: str) -> None:
         self.creates[rel] = None
 
+    def no_op(self, what: str) -> None:
+        """A sub-command with nothing to do: `what` as "DROP NOT NULL t.c"."""
+        self.no_ops[what] = None
+
     def effects(self) -> Effects:
         return Effects(
             locks=tuple(self.locks.values()),
@@ -100,6 +106,7 @@ class Ctx:
             transactional=self.transactional,
             assumptions=tuple(self.assumptions),
             type_changes=tuple(self.type_changes),
+            no_ops=tuple(self.no_ops),
         )
 
     # -- names and catalog -----------------------------------------------------------
@@ -158,6 +165,12 @@ class Ctx:
         if self.inplan is not None:
             return self.inplan.draft(name)
         return self.rel(name)
+
+    def nullable(self, table: str, column: str) -> bool | None:
+        """Whether `column` of `table` may hold NULL before this statement (the catalog, or
+        what the plan and the framework said); None: not known."""
+        rel = self.known(table)
+        return None if rel is None else rel.nullable(column)
 
     def kind(self, name: str) -> str:
         rel = self.rel(name)

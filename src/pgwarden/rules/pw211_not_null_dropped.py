@@ -2,7 +2,10 @@
 
 ## What it does
 Flags `ALTER TABLE ... ALTER COLUMN c DROP NOT NULL` on a table that existed
-before the migration, unless the column was added earlier in the plan.
+before the migration, unless the column was added earlier in the plan or is
+known to be nullable already (the catalog of `--database-url` / `--stats`, or
+the migration's own word: Alembic's `existing_nullable=True`), where the
+statement changes nothing.
 
 ## Why is this bad?
 Readers still deployed assume the column always has a value: the moment a
@@ -46,6 +49,8 @@ from pgwarden.rules.base import Hit, LintContext, Rule
 
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     for table, column, _cmd in existing_columns(step, ctx, "AT_DropNotNull"):
+        if f"DROP NOT NULL {table}.{column}" in step.effects.no_ops:
+            continue  # already nullable (the catalog, or the migration says so)
         yield Hit(
             message=f"drops NOT NULL from {table}.{column} (ACCESS EXCLUSIVE on {table}, blocks "
             "reads and writes, briefly): readers still deployed that assume a value break on "
