@@ -173,8 +173,9 @@ def alembic_change(
 ) -> AlembicChange:
     """Render, once per distinct alembic_version among `versions`, the revisions up to head.
 
-    Refused (`UsageError`, exit 2, before anything runs): a target at several heads or at
-    a revision the project does not have.
+    A target at several heads (branches deployed, their merge not yet) gets what `alembic
+    upgrade head` runs there. Refused (`UsageError`, exit 2, before anything runs): a
+    target at a revision the project does not have.
     """
     from pgwarden.sources.alembic import (
         _config,
