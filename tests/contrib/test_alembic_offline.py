@@ -64,6 +64,10 @@ def test_lint_skips_the_revisions_that_read_data_and_lints_the_rest(project: Pat
     assert INSPECTS in r.stderr and "NoInspectionAvailable" in r.stderr
     assert "title=PW101" in r.stdout and "file=versions/0003_metrics_key_index.py" in r.stdout
     assert "title=PW103" in r.stdout and "file=versions/0005_metrics_value_not_null.py" in r.stdout
+    # each skipped revision is in the report too (CI uploads it; before, only stderr said so)
+    assert "::warning file=versions/0002_dedupe_metric_keys.py,line=1" in r.stdout, r.stdout
+    assert "title=PW133" in r.stdout and "this revision was not linted" in r.stdout
+    assert "::warning file=versions/0004_inspect_columns.py,line=1" in r.stdout
     src = read_alembic_sources("alembic.ini")
     assert src.revisions == ("0001", "0003", "0005")
     assert [(s.revision, s.why) for s in src.skipped] == [("0002", "offline"), ("0004", "offline")]

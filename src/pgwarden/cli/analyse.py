@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -228,7 +229,7 @@ def lint(
 
     def run() -> tuple[Plan, LintResult]:
         unparsed.clear()
-        return commands.lint(
+        plan, result = commands.lint(
             list(paths),
             context=ctx,
             settings=settings,
@@ -237,6 +238,16 @@ def lint(
             sources=sources,
             unparsed=unparsed,
         )
+        if sources is not None:  # revisions lint could not see are in the report too
+            from pgwarden.lint.engine import not_rendered_finding
+
+            unseen = tuple(
+                not_rendered_finding(s.path, s.detail)
+                for s in sources.skipped
+                if s.why == "offline"
+            )
+            result = replace(result, findings=unseen + result.findings)
+        return plan, result
 
     try:
         plan, result = run()

@@ -171,6 +171,19 @@ def syntax_error_result(exc: SqlParseError) -> LintResult:
     return LintResult((syntax_error_finding(exc, "nothing was linted"),))
 
 
+def not_rendered_finding(path: str, why: str) -> Finding:
+    """PW133 at an Alembic revision that cannot render offline: lint did not see its SQL."""
+    return Finding(
+        code="PW133",
+        name="dynamic-sql-not-analysed",
+        severity=Severity.WARNING,
+        message=f"{why.removeprefix(f'{path}: ')} (this revision was not linted)",
+        help="review this revision by hand, or `pgwarden rehearse --alembic` it; "
+        "`pgwarden apply --alembic` runs it online, in a guarded transaction of its own",
+        location=SourceLocation(path, 1, 1),
+    )
+
+
 def syntax_error_finding(exc: SqlParseError, what: str) -> Finding:
     """PW901: the error of a file the server grammar rejects; `what` says what was linted."""
     return Finding(

@@ -14,6 +14,10 @@ that run each migration through a helper (`create function run_sql(text) ...
 begin execute $1; end`) hide the whole migration in that string. When the
 helper's `CREATE FUNCTION` is linted too, the string is analysed instead.
 
+And with `--alembic`, a revision that cannot be rendered offline (it reads
+data or inspects the connection) is this finding at its file: lint did not
+see its SQL (`pgwarden apply --alembic` runs it online).
+
 ## Why is this bad?
 Lint passing says nothing about what this statement locks, rewrites or
 destroys: an `ALTER TABLE` built by `format()` can take ACCESS EXCLUSIVE and
