@@ -59,3 +59,4 @@ def test_an_unstamped_database_holding_data_is_refused_until_adopted(
     production = pgwarden(*args, "production", cwd=tmp_path)
     assert production.returncode == 1, production.stderr
     assert "is stamped 'staging'" in production.stderr, production.stderr
+    assert "refusing to apply" not in production.stderr  # a backfill applies no migration

@@ -50,3 +50,4 @@ def test_an_unstamped_old_holding_data_is_refused_until_adopted(
     assert "no pgwarden stamp" not in said and "newer" in again.stderr, said
     staging = pgwarden(*args[:-2], "staging", "--yes", cwd=tmp_path)
     assert staging.returncode == 1 and "is stamped 'dev'" in staging.stderr, staging.stderr
+    assert "refusing to apply" not in staging.stderr, staging.stderr  # it is an upgrade

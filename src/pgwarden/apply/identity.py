@@ -393,7 +393,7 @@ def _same_target(name: str, ident: Identity, stamp: Stamp) -> None:
     """Refuse when `--env name` or the server is not what `stamp` recorded."""
     if stamp.environment != name:
         raise Refused(
-            f"refusing to apply: --env {name} but database {ident.database_name!r} "
+            f"wrong target: --env {name} but database {ident.database_name!r} "
             f"(system {ident.system_identifier}) is stamped {stamp.environment!r} "
             f"(since {stamp.stamped_at:%Y-%m-%d %H:%M}, by {stamp.stamped_by})",
             hint=f"check the database URL; if this really is {stamp.environment}, "
@@ -402,7 +402,7 @@ def _same_target(name: str, ident: Identity, stamp: Stamp) -> None:
     recorded = (stamp.system_identifier, stamp.database_oid)
     if recorded != (ident.system_identifier, ident.database_oid):
         raise Refused(
-            f"refusing to apply: database {ident.database_name!r} carries the stamp of "
+            f"wrong target: database {ident.database_name!r} carries the stamp of "
             f"{stamp.environment!r} from system {stamp.system_identifier} / database oid "
             f"{stamp.database_oid}, but this is system {ident.system_identifier} / oid "
             f"{ident.database_oid}: it is a copy or a restore",
@@ -419,7 +419,7 @@ def _same_target(name: str, ident: Identity, stamp: Stamp) -> None:
     ]
     if moved:
         raise Refused(
-            f"refusing to apply: database {ident.database_name!r} carries the stamp of "
+            f"wrong target: database {ident.database_name!r} carries the stamp of "
             f"{stamp.environment!r} and the same system identifier, but the stamp was "
             f"written on a server with {', '.join(moved)}: it is a physical copy "
             "(pg_basebackup, a snapshot), or the server moved",
