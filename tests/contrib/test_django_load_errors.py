@@ -47,3 +47,29 @@ def test_a_migration_django_cannot_load_is_one_clear_error(
     assert r.stderr.startswith("error: "), r.stderr
     for word in words:
         assert word in r.stderr, r.stderr
+
+
+CONCURRENT = """from django.contrib.postgres.operations import AddIndexConcurrently
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("beta", "0004_shelf")]
+    operations = [
+        AddIndexConcurrently("shelf", models.Index(fields=["label"], name="shelf_label_idx")),
+    ]
+"""
+
+
+def test_a_concurrent_index_in_an_atomic_migration_says_to_set_atomic_false(
+    tmp_path: Path, db: str
+) -> None:
+    """Django refuses AddIndexConcurrently in an atomic migration; the hint says the fix
+    (atomic = False), not 'check its dependencies'."""
+    site = tmp_path / "site"
+    shutil.copytree(PROJECT, site)
+    (site / PATH).write_text(CONCURRENT)
+    r = manage_multi(site, db, "pgwarden", "lint", "--sql-only")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "set `atomic = False` on the migration" in r.stderr, r.stderr
+    assert "check its dependencies" not in r.stderr, r.stderr

@@ -473,13 +473,20 @@ def _collect(
             collected = list(schema_editor.collected_sql)  # deferred SQL is added on exit
             catalog.feed("\n".join(collected[current["fed"] :]))
         except Exception as exc:
+            hint = (
+                # AddIndexConcurrently / RemoveIndexConcurrently in an atomic migration
+                "set `atomic = False` on the migration class: Django runs this operation "
+                "only outside a transaction (put it in a migration of its own)"
+                if "atomic = False" in str(exc)
+                else "the migrations before it (applied, or pending before it in this run) "
+                "must lead to the state it expects; check its dependencies, or run "
+                "`manage.py sqlmigrate` on it to see Django's own error "
+                "(--traceback shows where it failed)"
+            )
             raise InputError(
                 f"{_display_path(file)}: Django could not generate the SQL of "
                 f"{migration.app_label}.{migration.name}: {type(exc).__name__}: {exc}",
-                hint="the migrations before it (applied, or pending before it in this run) "
-                "must lead to the state it expects; check its dependencies, or run "
-                "`manage.py sqlmigrate` on it to see Django's own error "
-                "(--traceback shows where it failed)",
+                hint=hint,
             ) from exc
         finally:
             current.update(editor=None, fed=0)
