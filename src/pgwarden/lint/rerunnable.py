@@ -294,11 +294,7 @@ def _renamed_object(node: Any) -> str | None:
         )
     elif kind in _ROUTINES and node.object is not None:
         schema, name = _split(node.object.objname)
-        if node.object.args_unspecified:
-            lookup, args = "to_regproc", ""
-        else:
-            lookup = "to_regprocedure"
-            args = "(" + ", ".join(_deparse(t) for t in node.object.objargs or ()) + ")"
+        lookup, args = _routine_lookup(node.object)
         gone, there = (
             f"{lookup}({_literal(_relation(schema, n) + args)}) IS {no}NULL"
             for no, n in (("", name), ("NOT ", node.newname))
@@ -539,11 +535,7 @@ def _moved(node: Any) -> str | None:
         old, new = _relation(schema, name), _relation(node.newschema, name)
     elif node.objectType in _ROUTINES and type(node.object).__name__ == "ObjectWithArgs":
         schema, name = _split(node.object.objname)
-        if node.object.args_unspecified:
-            lookup, args = "to_regproc", ""
-        else:
-            lookup = "to_regprocedure"
-            args = "(" + ", ".join(_deparse(t) for t in node.object.objargs or ()) + ")"
+        lookup, args = _routine_lookup(node.object)
         old, new = _relation(schema, name) + args, _relation(node.newschema, name) + args
     elif node.objectType == ObjectType.OBJECT_COLLATION:
         schema, name = _split(node.object)
@@ -1773,3 +1765,11 @@ def _finalize_pending_detach(node: Any) -> str | None:
         "  END IF;\n"
         "END $pgwarden$"
     )
+
+
+def _routine_lookup(obj: Any) -> tuple[str, str]:
+    """The regproc lookup of a routine (ObjectWithArgs) and its argument list, as written:
+    to_regprocedure with the types when given, to_regproc by name alone otherwise."""
+    if obj.args_unspecified:
+        return "to_regproc", ""
+    return "to_regprocedure", "(" + ", ".join(_deparse(t) for t in obj.objargs or ()) + ")"
