@@ -145,3 +145,33 @@ def test_existing_nullable_true_makes_drop_not_null_a_no_op(project: Path) -> No
     doc: dict[str, Any] = json.loads(r.stdout)
     lines = sorted(f["location"]["line"] for f in doc["findings"] if f["code"] == "PW211")
     assert lines == [12, 14], r.output  # NOT NULL before, or not said
+
+
+NO_CAST = """
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0001"
+down_revision = None
+
+
+def upgrade():
+    op.alter_column("account", "active", existing_type=sa.BOOLEAN(), type_=sa.Integer())
+    op.alter_column("account", "ref", existing_type=sa.INTEGER(), type_=sa.Uuid())
+    op.alter_column("account", "score", existing_type=sa.INTEGER(), type_=sa.Numeric(10, 2))
+    op.alter_column("account", "flag", existing_type=sa.INTEGER(), type_=sa.Boolean(),
+                    postgresql_using="flag::boolean")
+"""
+
+
+def test_a_change_postgresql_cannot_cast_on_its_own_is_an_error(project: Path) -> None:
+    """Autogenerate writes `existing_type=sa.BOOLEAN(), type_=sa.Integer()` with no USING:
+    PostgreSQL refuses it at deploy (no automatic cast), so PW134 says so from the
+    revision alone; integer -> numeric converts on its own; USING given is trusted."""
+    (project / "versions" / "0001_types.py").write_text(NO_CAST)
+    r = CliRunner().invoke(lint_cmd, ["--alembic", "--format", "json"])
+    doc: dict[str, Any] = json.loads(r.stdout)
+    found = {f["location"]["line"]: f["message"] for f in doc["findings"] if f["code"] == "PW134"}
+    assert sorted(found) == [10, 11], r.output
+    assert "from boolean to integer" in found[10]
+    assert "from integer to uuid" in found[11]

@@ -4,12 +4,15 @@
 Flags `ALTER TABLE ... ALTER COLUMN c TYPE t` without `USING` when the
 column's current type is known (the catalog of `--database-url` / `--stats`,
 a column the plan added, or the migration's own word: Alembic's
-`existing_type`, Django's old field) and is a string type (`text`,
-`varchar`, `char`) while the new type is a number, `boolean`, `uuid`,
-`json`/`jsonb`, a date or time type, `bytea` or a network type. PostgreSQL
-converts from a string type only with an explicit cast, so it refuses the
-statement. The table checked against `pg_cast` on every supported server
-version is in the module; other pairs are not flagged.
+`existing_type`, Django's old field) and PostgreSQL has no implicit or
+assignment cast from it to the new type: a string type (`text`, `varchar`,
+`char`) to a number, `boolean`, `uuid`, `json`, a date or time type, `bytea`
+or a network type; `boolean` to or from `integer`; a number to a date or time;
+`uuid` to anything but a string; and so on. Every built-in type converts to a
+string type without `USING`. The table of which built-in types convert to
+which, measured by running the statement on every supported server version,
+is in the module; types outside it (enums, domains over them, extension types)
+are not flagged.
 
 ## Why is this bad?
 The statement fails at deploy time: `ERROR: column "c" cannot be cast
@@ -47,23 +50,70 @@ from pgwarden.plan import Step
 from pgwarden.rules._sql import alter_cmds, table_of
 from pgwarden.rules.base import Hit, LintContext, Rule
 
-# String types: PostgreSQL converts from them only by an explicit (I/O) cast.
+# String types: every built-in type converts to them without USING (an I/O cast that
+# PostgreSQL treats as an assignment cast); from them only by an explicit cast.
 STRINGS = frozenset({"text", "varchar", "bpchar"})
-# Targets with no implicit or assignment cast from any of STRINGS (pg_cast checked on
-# 15-18 by tests/rules/test_pw134_casts.py).
-NO_CAST_FROM_STRING = frozenset(
+# For each built-in type, the other non-string types it converts to with no USING (an
+# implicit or assignment cast, or binary coercion). Measured on 15-18 by running
+# ALTER COLUMN ... TYPE for every pair of BUILT_IN (tests/rules/test_pw134_casts.py).
+CONVERTS_TO: dict[str, frozenset[str]] = {
+    "int2": frozenset({"int4", "int8", "numeric", "float4", "float8"}),
+    "int4": frozenset({"int2", "int8", "numeric", "float4", "float8", "money"}),
+    "int8": frozenset({"int2", "int4", "numeric", "float4", "float8", "money"}),
+    "numeric": frozenset({"int2", "int4", "int8", "float4", "float8", "money"}),
+    "float4": frozenset({"int2", "int4", "int8", "numeric", "float8"}),
+    "float8": frozenset({"int2", "int4", "int8", "numeric", "float4"}),
+    "money": frozenset({"numeric"}),
+    "date": frozenset({"timestamp", "timestamptz"}),
+    "timestamp": frozenset({"date", "time", "timestamptz"}),
+    "timestamptz": frozenset({"date", "time", "timestamp", "timetz"}),
+    "time": frozenset({"interval", "timetz"}),
+    "timetz": frozenset({"time"}),
+    "interval": frozenset({"time"}),
+    "json": frozenset({"jsonb"}),
+    "jsonb": frozenset({"json"}),
+    "inet": frozenset({"cidr"}),
+    "cidr": frozenset({"inet"}),
+    "macaddr": frozenset({"macaddr8"}),
+    "macaddr8": frozenset({"macaddr"}),
+    "bit": frozenset({"varbit"}),
+    "varbit": frozenset({"bit"}),
+}
+# The types the table covers: a change between two of them is flagged when the table
+# has no conversion; a type outside it (an enum, an extension's) never is.
+BUILT_IN = frozenset(CONVERTS_TO) | STRINGS | {"bool", "uuid", "bytea", "xml", "tsvector"}
+# Pairs of BUILT_IN (not from a string type) that `USING c::new` converts: an explicit
+# cast exists on 15-18. From a string type an explicit cast always exists; between other
+# flagged pairs there is none (18 adds bytea <-> smallint/integer/bigint).
+EXPLICIT_CASTS = frozenset(
     {
-        "int2", "int4", "int8", "numeric", "float4", "float8", "bool", "uuid", "json",
-        "jsonb", "date", "timestamp", "timestamptz", "time", "timetz", "interval", "bytea",
-        "inet", "cidr", "macaddr",
+        ("bool", "int4"), ("int4", "bool"), ("bit", "int4"), ("bit", "int8"), ("int4", "bit"),
+        ("int8", "bit"), ("jsonb", "bool"), ("jsonb", "int2"), ("jsonb", "int4"),
+        ("jsonb", "int8"), ("jsonb", "numeric"), ("jsonb", "float4"), ("jsonb", "float8"),
     }
 )  # fmt: skip
+
+
+def fails_without_using(old: str, new: str) -> bool:
+    """Whether ALTER COLUMN ... TYPE from base type `old` to `new` with no USING is
+    refused (both in BUILT_IN; other types are not judged)."""
+    if old == new or old not in BUILT_IN or new not in BUILT_IN or new in STRINGS:
+        return False
+    return new not in CONVERTS_TO.get(old, frozenset())
 
 
 # How SQL (and the server's error) writes the model's internal names.
 _SQL_NAMES = {
     "int2": "smallint", "int4": "integer", "int8": "bigint", "float4": "real",
     "float8": "double precision", "bool": "boolean", "bpchar": "char", "varchar": "varchar",
+    "varbit": "bit varying",
+}  # fmt: skip
+
+
+# How the server's error names a type where SQL's usual spelling differs (format_type).
+_SERVER_NAMES = {
+    "timestamp": "timestamp without time zone", "timestamptz": "timestamp with time zone",
+    "time": "time without time zone", "timetz": "time with time zone",
 }  # fmt: skip
 
 
@@ -96,15 +146,22 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         if change is None:
             continue
         old, new = _base(change.old), _base(change.new)
-        if old not in STRINGS or new not in NO_CAST_FROM_STRING:
+        if not fails_without_using(old, new):
             continue
         was, to = _sql(change.old), _sql(change.new)
+        if old in STRINGS or (old, new) in EXPLICIT_CASTS:
+            how = f"say how to convert: ... TYPE {to} USING {name}::{to}"
+        else:
+            how = (
+                f"there is no cast from {_sql(old)} to {_sql(new)} at all: write the "
+                f"conversion as an expression of {name} in USING"
+            )
         yield Hit(
             message=f"changes {change.table}.{name} from {was} to {to} with no USING: "
-            f"PostgreSQL has no automatic cast from {_sql(old)}, so the statement fails at "
-            f'deploy ("column cannot be cast automatically to type {_sql(new)}")',
-            help=f"say how to convert: ... TYPE {to} USING {name}::{to} "
-            "(and mind PW104: the change rewrites the table)",
+            f"PostgreSQL has no automatic cast from {_sql(old)} to {_sql(new)}, so the "
+            f'statement fails at deploy ("column cannot be cast automatically to type '
+            f'{_SERVER_NAMES.get(new, _sql(new))}")',
+            help=f"{how} (and mind PW104: the change rewrites the table)",
             severity=Severity.ERROR,
         )
 
@@ -112,7 +169,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
 RULE = Rule(
     code="PW134",
     name="type-change-fails-without-using",
-    summary="a type change from a string type without USING fails: there is no automatic cast",
+    summary="a type change without USING fails where PostgreSQL has no automatic cast",
     doc=__doc__ or "",
     check=check,
     kinds=frozenset({"AlterTableStmt"}),
