@@ -7,15 +7,22 @@ on every supported version; and where the rule's help says `USING c::type`, that
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import psycopg
 import pytest
+from click.testing import CliRunner
 from tests.fixtures.pg import new_database
 
+from pgwarden.cli.analyse import lint as lint_cmd
+from pgwarden.cli.analyse import stats as stats_cmd
 from pgwarden.pg.cluster import Cluster
 from pgwarden.rules.pw134_type_change_fails_without_using import (
     BUILT_IN,
     EXPLICIT_CASTS,
     STRINGS,
+    _problem,
     fails_without_using,
 )
 
@@ -65,9 +72,57 @@ def test_the_rule_flags_exactly_the_changes_the_server_refuses(pg_any: Cluster) 
     assert not wrong, "\n".join(wrong)
 
 
+def test_to_and_from_an_enum_the_rule_agrees_with_the_server(pg_any: Cluster) -> None:
+    dsn = new_database(pg_any)
+    wrong: list[str] = []
+    enums = {"mood", "mood2"}
+    with psycopg.connect(dsn) as c:
+        c.execute("CREATE TYPE mood AS ENUM ('sad', 'ok'); CREATE TYPE mood2 AS ENUM ('ok')")
+        for other in sorted(BUILT_IN | {"mood2"}):
+            c.execute(f"CREATE TABLE t_{other} (c {SPELLED.get(other, other)}, e mood)")
+            for old, new, col in ((other, "mood", "c"), ("mood", other, "e")):
+                alter = f"ALTER TABLE t_{other} ALTER COLUMN {col} TYPE {SPELLED.get(new, new)}"
+                refused = _refused(c, alter)
+                flagged = _problem(old, new, enums) is not None
+                if refused not in (None, NO_AUTOMATIC_CAST) or (refused is not None) != flagged:
+                    wrong.append(f"{old} -> {new}: refused {refused}, flagged {flagged}")
+            # the help's conversion for a change to an enum runs (no rows to convert)
+            if _refused(c, f"ALTER TABLE t_{other} ALTER COLUMN c TYPE mood USING c::text::mood"):
+                wrong.append(f"{other} -> mood USING c::text::mood refused")
+        # the current type not known: a change to an enum the plan created fails anyway
+        assert _problem(None, "mood", enums) is not None
+    assert not wrong, "\n".join(wrong)
+
+
 @pytest.mark.parametrize("spelled", ["integer", "uuid"])
 def test_the_message_writes_the_type_as_sql_does(spelled: str) -> None:
     from pgwarden.rules.pw134_type_change_fails_without_using import _sql
 
     assert _sql({"integer": "int4", "uuid": "uuid"}[spelled]) == spelled
     assert _sql("varchar(36)") == "varchar(36)"
+
+
+def test_enums_of_the_catalog_and_of_a_stats_snapshot_are_known(db: str, tmp_path: Path) -> None:
+    """`--database-url` and a `stats dump` snapshot both say which types are enums: a text
+    column changed to one, and an enum column changed to integer, fail without USING."""
+    with psycopg.connect(db, autocommit=True) as c:
+        c.execute(
+            "CREATE SCHEMA app; CREATE TYPE app.mood AS ENUM ('sad', 'ok');"
+            " CREATE TABLE notes (id bigint, feeling text, mood app.mood)"
+        )
+    sql = tmp_path / "m.sql"
+    sql.write_text(
+        "SET lock_timeout = '1s';\n"
+        "ALTER TABLE notes ALTER COLUMN feeling TYPE app.mood;\n"
+        "ALTER TABLE notes ALTER COLUMN mood TYPE integer;\n"
+        "ALTER TABLE notes ALTER COLUMN mood TYPE text;\n"
+    )
+    snapshot = tmp_path / "stats.json"
+    r = CliRunner().invoke(stats_cmd, ["dump", "--database-url", db, "-o", str(snapshot)])
+    assert r.exit_code == 0, r.output
+    for context in (["--database-url", db], ["--stats", str(snapshot)]):
+        r = CliRunner().invoke(lint_cmd, [str(sql), "--format", "json", *context])
+        found = [f for f in json.loads(r.stdout)["findings"] if f["code"] == "PW134"]
+        assert [f["location"]["line"] for f in found] == [2, 3], (context, r.output)
+        assert "no automatic cast from text to an enum" in found[0]["message"]
+        assert "from an enum to integer" in found[1]["message"]

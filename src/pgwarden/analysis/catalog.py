@@ -215,6 +215,8 @@ class Catalog:
     # Every domain as (schema, name, its base type as format_type prints it): a column
     # changed from a domain to its base type (or a wider one) is relabelled, not rewritten.
     domain_bases: tuple[tuple[str, str, str], ...] = ()
+    # Every enum type as (schema, name): nothing converts to one without USING.
+    enums: tuple[tuple[str, str], ...] = ()
     _by_name: dict[str, Relation] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -266,6 +268,7 @@ class Catalog:
             "server_version": self.server_version,
             "constrained_domains": [list(d) for d in self.constrained_domains],
             "domain_bases": [list(d) for d in self.domain_bases],
+            "enums": [list(e) for e in self.enums],
         }
 
     @classmethod
@@ -280,6 +283,7 @@ class Catalog:
                 (str(a), str(b)) for a, b in d.get("constrained_domains", ())
             ),
             domain_bases=tuple((str(a), str(b), str(c)) for a, b, c in d.get("domain_bases", ())),
+            enums=tuple((str(a), str(b)) for a, b in d.get("enums", ())),
         )
 
     def domain_base(self, type_text: str) -> str | None:
@@ -398,6 +402,11 @@ FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
 WHERE t.typtype = 'd' AND {_USER}
 """
 
+_ENUMS = f"""
+SELECT n.nspname, t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+WHERE t.typtype = 'e' AND {_USER}
+"""
+
 _SESSION = (
     "SELECT current_setting('TimeZone'), current_schemas(false),"
     " current_setting('server_version_num')::int / 10000"
@@ -461,4 +470,5 @@ def read_catalog(conn: psycopg.Connection[Any]) -> Catalog:
         server_version=int(version),
         constrained_domains=tuple((str(a), str(b)) for a, b in conn.execute(_DOMAINS)),
         domain_bases=tuple((str(a), str(b), str(c)) for a, b, c in conn.execute(_DOMAIN_BASES)),
+        enums=tuple((str(a), str(b)) for a, b in conn.execute(_ENUMS)),
     )

@@ -203,6 +203,7 @@ _CATALOG = _Obj(
         "server_version": _Opt(_INT),
         "constrained_domains": _List(_Row((("schema", _TEXT), ("name", _TEXT)), 2)),
         "domain_bases": _List(_Row((("schema", _TEXT), ("name", _TEXT), ("base type", _TEXT)), 3)),
+        "enums": _List(_Row((("schema", _TEXT), ("name", _TEXT)), 2)),
     }
 )
 _SNAPSHOT = _Obj(

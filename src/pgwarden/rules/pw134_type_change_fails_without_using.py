@@ -11,8 +11,11 @@ or a network type; `boolean` to or from `integer`; a number to a date or time;
 `uuid` to anything but a string; and so on. Every built-in type converts to a
 string type without `USING`. The table of which built-in types convert to
 which, measured by running the statement on every supported server version,
-is in the module; types outside it (enums, domains over them, extension types)
-are not flagged.
+is in the module. Enums count too (those of the catalog, and those a
+`CREATE TYPE ... AS ENUM` of the plan made): no type converts to an enum
+without `USING`, whatever the column's current type, and an enum converts
+only to a string type. Other types (extension types, composites, ranges) are
+not flagged.
 
 ## Why is this bad?
 The statement fails at deploy time: `ERROR: column "c" cannot be cast
@@ -44,11 +47,15 @@ https://www.postgresql.org/docs/current/sql-altertable.html#SQL-ALTERTABLE-DESC-
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import cast
 
+from pgwarden.analysis.nodes import type_of
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
-from pgwarden.rules._sql import alter_cmds, table_of
+from pgwarden.rules._sql import alter_cmds, dotted, table_of
 from pgwarden.rules.base import Hit, LintContext, Rule
+
+CODE = "PW134"
 
 # String types: every built-in type converts to them without USING (an I/O cast that
 # PostgreSQL treats as an assignment cast); from them only by an explicit cast.
@@ -128,9 +135,47 @@ def _sql(spelled: str) -> str:
     return _SQL_NAMES.get(base, base) + spelled[len(base) :]
 
 
+def _enums(ctx: LintContext) -> set[str]:
+    """Enum types of the catalog and those the plan created so far, by name (lower case,
+    without schema)."""
+    enums = cast("set[str] | None", ctx.state.get(CODE))
+    if enums is None:
+        catalog = ctx.snapshot.catalog if ctx.snapshot is not None else None
+        enums = {name.lower() for _, name in catalog.enums} if catalog is not None else set()
+        ctx.state[CODE] = enums
+    return enums
+
+
+def observe(step: Step, ctx: LintContext) -> None:
+    """Remember the enum types CREATE TYPE ... AS ENUM made."""
+    create = step.tree.get("CreateEnumStmt")
+    if create is not None:
+        _enums(ctx).add(dotted(create.get("typeName")).rpartition(".")[2].lower())
+
+
+def _problem(old: str | None, new: str, enums: set[str]) -> str | None:
+    """Why ALTER COLUMN ... TYPE from `old` (None: not known) to `new` (base types, the
+    model's spelling) with no USING fails, or None when it runs or is not judged."""
+    if old is not None and old.rpartition(".")[2].strip('"').lower() in enums:
+        old = old.rpartition(".")[2].strip('"').lower()  # "app.mood": an enum of the catalog
+    if new in enums:  # no type converts to an enum on its own; the column is not one yet
+        source = f"from {_sql(old)} " if old is not None else ""
+        return None if old == new else f"PostgreSQL has no automatic cast {source}to an enum"
+    if old is None:
+        return None
+    if old in enums:
+        if new in STRINGS or old == new:
+            return None
+        return f"PostgreSQL has no automatic cast from an enum to {_sql(new)}"
+    if fails_without_using(old, new):
+        return f"PostgreSQL has no automatic cast from {_sql(old)} to {_sql(new)}"
+    return None
+
+
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     changes = {(c.table, c.column): c for c in step.effects.type_changes}
-    if not changes:
+    enums = _enums(ctx)
+    if not changes and not enums:
         return
     table = table_of(step)
     for sub, cmd in alter_cmds(step):
@@ -143,35 +188,42 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         change = changes.get((table or "", name)) or next(
             (c for c in changes.values() if c.column == name), None
         )
-        if change is None:
+        base, _, array = type_of(col.get("typeName", {}))
+        if array:
             continue
-        old, new = _base(change.old), _base(change.new)
-        if not fails_without_using(old, new):
+        old = _base(change.old) if change is not None else None
+        why = _problem(old, base, enums)
+        if why is None:
             continue
-        was, to = _sql(change.old), _sql(change.new)
-        if old in STRINGS or (old, new) in EXPLICIT_CASTS:
+        to = _sql(change.new) if change is not None else base
+        was = f"from {_sql(change.old)} " if change is not None else ""
+        target = f"{base} (an enum)" if base in enums else _SERVER_NAMES.get(base, _sql(base))
+        if old is not None and (old in STRINGS or (old, base) in EXPLICIT_CASTS):
             how = f"say how to convert: ... TYPE {to} USING {name}::{to}"
+        elif base in enums:
+            how = f"say how to convert: ... TYPE {to} USING {name}::text::{to}"
         else:
             how = (
-                f"there is no cast from {_sql(old)} to {_sql(new)} at all: write the "
+                f"there is no cast from {_sql(old or '')} to {_sql(base)} at all: write the "
                 f"conversion as an expression of {name} in USING"
             )
         yield Hit(
-            message=f"changes {change.table}.{name} from {was} to {to} with no USING: "
-            f"PostgreSQL has no automatic cast from {_sql(old)} to {_sql(new)}, so the "
-            f'statement fails at deploy ("column cannot be cast automatically to type '
-            f'{_SERVER_NAMES.get(new, _sql(new))}")',
+            message=f"changes {table or (change.table if change else '?')}.{name} {was}to "
+            f'{to} with no USING: {why}, so the statement fails at deploy ("column cannot '
+            f'be cast automatically to type {target.removesuffix(" (an enum)")}")',
             help=f"{how} (and mind PW104: the change rewrites the table)",
             severity=Severity.ERROR,
         )
 
 
 RULE = Rule(
-    code="PW134",
+    code=CODE,
     name="type-change-fails-without-using",
     summary="a type change without USING fails where PostgreSQL has no automatic cast",
     doc=__doc__ or "",
     check=check,
     kinds=frozenset({"AlterTableStmt"}),
     subtypes=frozenset({"AT_AlterColumnType"}),
+    observe=observe,
+    observe_kinds=frozenset({"CreateEnumStmt"}),
 )
