@@ -79,6 +79,9 @@ class SourceText:
     placeholders: tuple[str, ...] = ()
     # psql meta-commands of psql's own state (`\set ON_ERROR_STOP on`), blanked in `text`.
     psql: tuple[str, ...] = ()
+    # Types the migration framework says are enums (Alembic: a native sa.Enum an
+    # alter_column names as type_ or existing_type), by name, lower case, without schema.
+    enums: tuple[str, ...] = ()
 
 
 class Derived(TypedDict, total=False):

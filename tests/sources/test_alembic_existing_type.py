@@ -175,3 +175,48 @@ def test_a_change_postgresql_cannot_cast_on_its_own_is_an_error(project: Path) -
     assert sorted(found) == [10, 11], r.output
     assert "from boolean to integer" in found[10]
     assert "from integer to uuid" in found[11]
+
+
+ENUMS = """
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from alembic import op
+
+revision = "0001"
+down_revision = None
+
+
+def upgrade():
+    op.alter_column("account", "status", existing_type=sa.VARCHAR(length=20),
+                    type_=sa.Enum("new", "done", name="status_kind"))
+    op.alter_column("account", "tier", type_=postgresql.ENUM("a", "b", name="tier_kind",
+                    create_type=False))
+    op.alter_column("account", "mood", existing_type=sa.Enum("sad", "ok", name="mood"),
+                    type_=sa.Integer())
+    op.alter_column("account", "level", existing_type=sa.Enum("x", "y", name="level_kind"),
+                    type_=sa.String(length=40))
+    op.alter_column("account", "state", existing_type=sa.VARCHAR(length=20),
+                    type_=sa.Enum("on", "off", name="state_kind"),
+                    postgresql_using="state::state_kind")
+    op.alter_column("account", "kind", existing_type=sa.VARCHAR(length=20),
+                    type_=sa.Enum("a", "bb", native_enum=False))
+"""
+
+
+def test_a_native_enum_alembic_names_is_known_as_an_enum(project: Path) -> None:
+    """`alter_column(..., type_=sa.Enum(..., name="status_kind"))` writes `TYPE status_kind`
+    with no USING (autogenerate's form; the enum was made by an earlier revision): no type
+    converts to an enum on its own, so PostgreSQL refuses it at deploy. The revision says the
+    type is an enum (type_ or existing_type, sa.Enum or postgresql.ENUM); before, only a
+    CREATE TYPE in the linted range or a catalog did. A non-native Enum is a VARCHAR."""
+    (project / "versions" / "0001_types.py").write_text(ENUMS)
+    r = CliRunner().invoke(lint_cmd, ["--alembic", "--format", "json"])
+    doc: dict[str, Any] = json.loads(r.stdout)
+    found = {f["location"]["line"]: f for f in doc["findings"] if f["code"] == "PW134"}
+    assert sorted(found) == [11, 13, 15], r.output
+    assert "from varchar(20) to status_kind" in found[11]["message"]
+    assert "USING status::status_kind" in found[11]["help"]  # from a string: a cast exists
+    assert "USING tier::text::tier_kind" in found[13]["help"]  # current type not known
+    assert "to tier_kind with no USING" in found[13]["message"]
+    assert "from an enum to integer" in found[15]["message"]
+    assert all(f["severity"] == "error" for f in found.values())

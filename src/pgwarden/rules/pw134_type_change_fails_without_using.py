@@ -11,8 +11,9 @@ or a network type; `boolean` to or from `integer`; a number to a date or time;
 `uuid` to anything but a string; and so on. Every built-in type converts to a
 string type without `USING`. The table of which built-in types convert to
 which, measured by running the statement on every supported server version,
-is in the module. Enums count too (those of the catalog, and those a
-`CREATE TYPE ... AS ENUM` of the plan made): no type converts to an enum
+is in the module. Enums count too (those of the catalog, those a
+`CREATE TYPE ... AS ENUM` of the plan made, and a native `sa.Enum` an
+Alembic `alter_column` names): no type converts to an enum
 without `USING`, whatever the column's current type, and an enum converts
 only to a string type. Other types (extension types, composites, ranges) are
 not flagged.
@@ -136,12 +137,13 @@ def _sql(spelled: str) -> str:
 
 
 def _enums(ctx: LintContext) -> set[str]:
-    """Enum types of the catalog and those the plan created so far, by name (lower case,
-    without schema)."""
+    """Enum types of the catalog, those the migration framework names as enums, and those
+    the plan created so far, by name (lower case, without schema)."""
     enums = cast("set[str] | None", ctx.state.get(CODE))
     if enums is None:
         catalog = ctx.snapshot.catalog if ctx.snapshot is not None else None
         enums = {name.lower() for _, name in catalog.enums} if catalog is not None else set()
+        enums.update(name for text in ctx.plan.texts for name in text.enums)
         ctx.state[CODE] = enums
     return enums
 

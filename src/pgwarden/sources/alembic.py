@@ -194,6 +194,7 @@ class _Capture(io.StringIO):
         self.revisions: list[_Revision] = []
         self.pending: list[tuple[str, int | None, str | None]] = []  # (sql, line, file)
         # ("rev", _Revision) | ("sql", (sql, line, file)) | ("fact", ColumnFact)
+        # | ("enum", name)
         self.events: list[tuple[str, object]] = []
         self.skip_begin = False
         self._fact_frame: Any = None  # the alter_column call the last fact came from
@@ -214,6 +215,7 @@ class _Capture(io.StringIO):
                     fact = _existing_column(named.f_locals)
                     if fact is not None:
                         self.events.append(("fact", fact))
+                    self.events.extend(("enum", e) for e in _enum_names(named.f_locals))
                 return queued[0] if queued else (fname, frame.f_lineno)
             if code.co_name == "alter_column":  # op proxy, AlterColumnOp, toimpl, impl
                 call = frame
@@ -343,6 +345,24 @@ def _existing_column(names: Mapping[str, Any]) -> ColumnFact | None:
     )
 
 
+def _enum_names(names: Mapping[str, Any]) -> list[str]:
+    """Names of the native enum types an `alter_column` call names as `type_` or
+    `existing_type` (lower case, without schema)."""
+    from sqlalchemy import Enum
+    from sqlalchemy.types import to_instance
+
+    found = []
+    for key in ("type_", "existing_type"):
+        try:
+            typ = to_instance(names.get(key))
+        except (TypeError, ValueError, AttributeError):
+            continue
+        name = getattr(typ, "name", None)
+        if isinstance(typ, Enum) and typ.native_enum and isinstance(name, str) and name:
+            found.append(name.lower())
+    return found
+
+
 def _display(path: str) -> str:
     """`path` relative to the working directory when it lies under it."""
     try:
@@ -376,6 +396,7 @@ def _assemble(cap: _Capture) -> list[Source]:
     order = cap.revisions
     per: dict[int, list[ParsedStatement]] = {id(r): [] for r in order}
     facts: dict[int, list[ColumnFact]] = {id(r): [] for r in order}
+    enums: dict[int, list[str]] = {id(r): [] for r in order}
     current: _Revision | None = None
     waiting: list[tuple[str, int | None, str | None]] = []  # before the next revision
 
@@ -398,6 +419,11 @@ def _assemble(cap: _Capture) -> list[Source]:
             if current is not None:
                 facts[id(current)].append(replace(payload, before=len(per[id(current)])))
             continue
+        if what == "enum":
+            assert isinstance(payload, str)
+            if current is not None and payload not in enums[id(current)]:
+                enums[id(current)].append(payload)
+            continue
         sql, line, fname = payload  # type: ignore[misc]
         try:
             stmts = parse(sql, "<alembic>")
@@ -417,7 +443,10 @@ def _assemble(cap: _Capture) -> list[Source]:
             place(current, sql, line, fname is not None)
     for sql, line, fname in waiting:  # trailing BEGIN without a revision (unusual)
         place(order[-1], sql, line, fname is not None)
-    sources = [(SourceText(r.path, r.text, tuple(facts[id(r)])), per[id(r)]) for r in order]
+    sources = [
+        (SourceText(r.path, r.text, tuple(facts[id(r)]), enums=tuple(enums[id(r)])), per[id(r)])
+        for r in order
+    ]
     return sources
 
 
