@@ -37,7 +37,7 @@ def test_a_table_an_earlier_file_created_is_judged_as_existing(tmp_path: Path) -
     errors = _errors([tmp_path / "V1__create.sql", tmp_path / "V2__change.sql"])
     assert ("V2__change.sql", 1) not in errors  # varchar(50) -> varchar(100): known, in place
     assert errors[("V2__change.sql", 2)].startswith("PW104")
-    assert "int8 -> int4" in errors[("V2__change.sql", 2)]
+    assert "bigint -> integer" in errors[("V2__change.sql", 2)]
     assert "created by" in errors[("V2__change.sql", 2)]
     assert "V1__create.sql, an earlier migration" in errors[("V2__change.sql", 2)]
     assert "PW101 builds an index" in errors[("V2__change.sql", 3)]

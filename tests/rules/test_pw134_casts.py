@@ -94,12 +94,15 @@ def test_to_and_from_an_enum_the_rule_agrees_with_the_server(pg_any: Cluster) ->
     assert not wrong, "\n".join(wrong)
 
 
-@pytest.mark.parametrize("spelled", ["integer", "uuid"])
-def test_the_message_writes_the_type_as_sql_does(spelled: str) -> None:
-    from pgwarden.rules.pw134_type_change_fails_without_using import _sql
+@pytest.mark.parametrize(
+    ("model", "spelled"),
+    [("int4", "integer"), ("uuid", "uuid"), ("varchar(36)", "varchar(36)"),
+     ("bpchar(2)", "char(2)"), ("int8[]", "bigint[]"), ("float8", "double precision")],
+)  # fmt: skip
+def test_messages_write_the_type_as_sql_does(model: str, spelled: str) -> None:
+    from pgwarden.analysis.inplan import sql_type
 
-    assert _sql({"integer": "int4", "uuid": "uuid"}[spelled]) == spelled
-    assert _sql("varchar(36)") == "varchar(36)"
+    assert sql_type(model) == spelled
 
 
 def test_enums_of_the_catalog_and_of_a_stats_snapshot_are_known(db: str, tmp_path: Path) -> None:

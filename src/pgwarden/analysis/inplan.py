@@ -40,7 +40,7 @@ from pgwarden.analysis.nodes import Constraint as ConNode
 from pgwarden.analysis.parse import parse_one
 from pgwarden.errors import SqlParseError
 
-__all__ = ["ColumnFact", "Draft", "InPlan", "fact_type", "type_text"]
+__all__ = ["ColumnFact", "Draft", "InPlan", "fact_type", "sql_type", "type_text"]
 
 _SERIAL = {"serial": "int4", "serial4": "int4", "bigserial": "int8", "serial8": "int8"}
 _SERIAL |= {"smallserial": "int2", "serial2": "int2"}
@@ -57,6 +57,20 @@ def type_text(tn: TypeName) -> str:
         return ""  # a typmod that is not a number (PostGIS): the current type is not known
     text = f"{base}({','.join(map(str, mods))})" if mods else base
     return text + "[]" if array else text
+
+
+# How SQL writes the internal names `type_text` gives.
+_SQL_NAMES = {
+    "int2": "smallint", "int4": "integer", "int8": "bigint", "float4": "real",
+    "float8": "double precision", "bool": "boolean", "bpchar": "char", "varbit": "bit varying",
+}  # fmt: skip
+
+
+def sql_type(spelled: str) -> str:
+    """A `type_text` spelling as SQL writes it, for messages: int4 -> integer,
+    bpchar(2) -> char(2), int8[] -> bigint[], varchar(10) stays."""
+    base = re.split(r"[(\[]", spelled, maxsplit=1)[0]
+    return _SQL_NAMES.get(base, base) + spelled[len(base) :]
 
 
 def fact_type(text: str) -> str:

@@ -16,7 +16,7 @@ Whether a type change rewrites depends on the column's current type. With
 `--database-url` or `--stats`, when the plan added the column, or when the
 migration framework says what the column was (Alembic's `existing_type`,
 Django's old field) the answer is exact and the message names both types
-(`int4 -> int8 rewrites the table`; `varchar(100) -> varchar(255)` is done in
+(`integer -> bigint rewrites the table`; `varchar(100) -> varchar(255)` is done in
 place and not flagged). A type change done in place still rebuilds the
 column's indexes when their operator class changes, or when a `COLLATE`
 clause gives the column a new collation (`TYPE text COLLATE "C"`; a clause
@@ -75,6 +75,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from pgwarden.analysis.effects import LockMode, TypeChange
+from pgwarden.analysis.inplan import sql_type
 from pgwarden.analysis.locks_altertable import (
     CURRENT_TYPE_UNKNOWN,
     IN_PLACE_IN_UTC,
@@ -138,7 +139,8 @@ def _known_cause(change: TypeChange) -> str:
     """A rewriting type change from a known type, in words."""
     zoned = {change.old.partition("(")[0], change.new.partition("(")[0]} == _ZONED
     return (
-        f"changing the type of {change.column} ({change.old} -> {change.new} rewrites the "
+        f"changing the type of {change.column} ({sql_type(change.old)} -> {sql_type(change.new)} "
+        "rewrites the "
         "table" + (" outside UTC)" if zoned else ")")
     )
 
@@ -274,7 +276,9 @@ def _in_place(step: Step, ctx: LintContext) -> Iterator[Hit]:
     spelled = []
     for name in changed:
         known = _known_change(step, name)
-        spelled.append(name if known is None else f"{name} ({known.old} -> {known.new})")
+        spelled.append(
+            name if known is None else f"{name} ({sql_type(known.old)} -> {sql_type(known.new)})"
+        )
     if table is None or not changed or table in step.effects.rewrites:
         return
     kinds = {lk.relation: lk.relkind for lk in step.effects.locks}

@@ -50,6 +50,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import cast
 
+from pgwarden.analysis.inplan import sql_type
 from pgwarden.analysis.nodes import type_of
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
@@ -110,14 +111,6 @@ def fails_without_using(old: str, new: str) -> bool:
     return new not in CONVERTS_TO.get(old, frozenset())
 
 
-# How SQL (and the server's error) writes the model's internal names.
-_SQL_NAMES = {
-    "int2": "smallint", "int4": "integer", "int8": "bigint", "float4": "real",
-    "float8": "double precision", "bool": "boolean", "bpchar": "char", "varchar": "varchar",
-    "varbit": "bit varying",
-}  # fmt: skip
-
-
 # How the server's error names a type where SQL's usual spelling differs (format_type).
 _SERVER_NAMES = {
     "timestamp": "timestamp without time zone", "timestamptz": "timestamp with time zone",
@@ -128,12 +121,6 @@ _SERVER_NAMES = {
 def _base(spelled: str) -> str:
     """The base type of the model's spelling: varchar(100) -> varchar."""
     return spelled.split("(", 1)[0]
-
-
-def _sql(spelled: str) -> str:
-    """The model's spelling as SQL writes it: int4 -> integer, varchar(10) stays."""
-    base = _base(spelled)
-    return _SQL_NAMES.get(base, base) + spelled[len(base) :]
 
 
 def _enums(ctx: LintContext) -> set[str]:
@@ -161,16 +148,16 @@ def _problem(old: str | None, new: str, enums: set[str]) -> str | None:
     if old is not None and old.rpartition(".")[2].strip('"').lower() in enums:
         old = old.rpartition(".")[2].strip('"').lower()  # "app.mood": an enum of the catalog
     if new in enums:  # no type converts to an enum on its own; the column is not one yet
-        source = f"from {_sql(old)} " if old is not None else ""
+        source = f"from {sql_type(old)} " if old is not None else ""
         return None if old == new else f"PostgreSQL has no automatic cast {source}to an enum"
     if old is None:
         return None
     if old in enums:
         if new in STRINGS or old == new:
             return None
-        return f"PostgreSQL has no automatic cast from an enum to {_sql(new)}"
+        return f"PostgreSQL has no automatic cast from an enum to {sql_type(new)}"
     if fails_without_using(old, new):
-        return f"PostgreSQL has no automatic cast from {_sql(old)} to {_sql(new)}"
+        return f"PostgreSQL has no automatic cast from {sql_type(old)} to {sql_type(new)}"
     return None
 
 
@@ -197,17 +184,17 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         why = _problem(old, base, enums)
         if why is None:
             continue
-        to = _sql(change.new) if change is not None else base
-        was = f"from {_sql(change.old)} " if change is not None else ""
-        target = f"{base} (an enum)" if base in enums else _SERVER_NAMES.get(base, _sql(base))
+        to = sql_type(change.new) if change is not None else base
+        was = f"from {sql_type(change.old)} " if change is not None else ""
+        target = f"{base} (an enum)" if base in enums else _SERVER_NAMES.get(base, sql_type(base))
         if old is not None and (old in STRINGS or (old, base) in EXPLICIT_CASTS):
             how = f"say how to convert: ... TYPE {to} USING {name}::{to}"
         elif base in enums:
             how = f"say how to convert: ... TYPE {to} USING {name}::text::{to}"
         else:
             how = (
-                f"there is no cast from {_sql(old or '')} to {_sql(base)} at all: write the "
-                f"conversion as an expression of {name} in USING"
+                f"there is no cast from {sql_type(old or '')} to {sql_type(base)} at all: write "
+                f"the conversion as an expression of {name} in USING"
             )
         yield Hit(
             message=f"changes {table or (change.table if change else '?')}.{name} {was}to "
