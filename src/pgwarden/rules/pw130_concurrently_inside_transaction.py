@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import cast
 
 from pgwarden.findings import Severity
 from pgwarden.plan import Step, TxMode
@@ -139,7 +140,12 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
 
 def _in_changeset(step: Step, ctx: LintContext) -> bool:
     """Whether the step is in a Liquibase formatted SQL file (its changesets: transactions)."""
-    return any(t.path == step.location.path and t.changesets for t in ctx.plan.texts)
+    key = "PW130.changesets"
+    paths = cast("frozenset[str] | None", ctx.state.get(key))
+    if paths is None:  # once per lint: a plan may hold thousands of files
+        paths = frozenset(t.path for t in ctx.plan.texts if t.changesets)
+        ctx.state[key] = paths
+    return step.location.path in paths
 
 
 RULE = Rule(
