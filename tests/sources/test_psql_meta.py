@@ -99,16 +99,19 @@ def test_a_meta_command_after_a_query_on_its_line_is_read_as_one(tmp_path: Path)
     assert found == ("\\echo 'it''s'",) and text == " " * 14 + "\nSELECT 1;\n"
 
 
-@pytest.mark.parametrize("variable", [":tbl", ":'tbl'", ':"tbl"'])
+@pytest.mark.parametrize("variable", [":start", ":'start'", ':"start"'])
 def test_a_psql_variable_is_named_in_the_syntax_error(tmp_path: Path, variable: str) -> None:
-    """psql fills in `:name` before the server sees it; the error says so instead of only
-    'fix the SQL at that position'. A `::` cast next to a real error is not taken for one."""
+    """psql fills in `:name` before the server sees it. pgwarden reads one as a quoted
+    identifier or literal (tests/sources/test_psql_variables.py); where that cannot stand
+    (a number is due), the error says it is a psql variable instead of only 'fix the SQL
+    at that position'. A `::` cast next to a real error is not taken for one."""
     f = tmp_path / "001.sql"
-    f.write_text(f"\\set tbl orders\nSET lock_timeout = '1s';\nALTER TABLE {variable} ADD z int;\n")
+    f.write_text(f"\\set start 10\nSET lock_timeout = '1s';\nCREATE SEQUENCE s START {variable};\n")
     with pytest.raises(SqlParseError) as info:
         lint([f], context=Context(None, None, 18, "x"))
     assert info.value.location.line == 3
-    assert f"{variable} looks like a psql variable" in str(info.value.hint)
+    shown = ":'start'" if variable == ":'start'" else ":start"
+    assert f"{shown} looks like a psql variable" in str(info.value.hint)
     f.write_text("SELECT a::int FROM t WHERE;\n")
     with pytest.raises(SqlParseError) as info:
         lint([f], context=Context(None, None, 18, "x"))

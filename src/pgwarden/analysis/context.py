@@ -33,9 +33,10 @@ __all__ = [
 ]
 
 FORMAT = "pgwarden-snapshot/1"
-# A relation whose schema is a Flyway/Liquibase placeholder, as the plan spells it
-# ("${schema}".orders: sources.placeholders reads each one as a quoted identifier).
-_PLACEHOLDER_SCHEMA = re.compile(r'^"(\$\{[^}"]+\})"\.(.+)$')
+# A relation whose schema is a Flyway/Liquibase placeholder or a psql variable, as the plan
+# spells it ("${schema}".orders, ":schema".orders: sources.placeholders reads each one as a
+# quoted identifier).
+_PLACEHOLDER_SCHEMA = re.compile(r'^"(\$\{[^}"]+\}|:[A-Za-z_][A-Za-z0-9_]*)"\.(.+)$')
 # A qualified regclass name: schema (quoted or not) and the rest.
 _QUALIFIED = re.compile(r'^((?:"(?:[^"]|"")*"|[^".]+))\.(.+)$')
 _PLAIN = re.compile(r"^[a-z_][a-z0-9_$]*$")  # an identifier spelled without quotes
@@ -83,7 +84,7 @@ class Snapshot:
             t = self.stats.tables.get(f"public.{name}")
         if t is None and name.startswith("public."):
             t = self.stats.tables.get(name.removeprefix("public."))
-        if t is None and name.startswith('"${'):
+        if t is None and name.startswith(('"${', '":')):
             found = self._placeholder_keys(name)
             if found is not None and len(found[1]) == 1:
                 t = self.stats.tables.get(found[1][0][1])

@@ -158,9 +158,11 @@ def gc_paused() -> Iterator[None]:
         gc.enable()
 
 
-# psql's variable interpolation (`:name`, `:'name'`, `:"name"`), not a `::` cast.
+# psql's variable interpolation (`:name`, `:'name'`, `:"name"`), not a `::` cast; or one
+# as sources.placeholders reads it (`":name"`, `':name'`).
 _PSQL_VARIABLE = re.compile(
     r"(?<!:):(?:[A-Za-z_][A-Za-z0-9_]*|'[A-Za-z_][A-Za-z0-9_]*'|\"[A-Za-z_][A-Za-z0-9_]*\")"
+    r"|\":[A-Za-z_][A-Za-z0-9_]*\"|':[A-Za-z_][A-Za-z0-9_]*'"
 )
 
 
@@ -171,12 +173,14 @@ def _error(text: str, message: str, offset: int | None, path: str, base: int) ->
     if variable is None:
         return SqlParseError(message, SourceLocation(path, line, col))
     name = variable.group(0)
+    if name[0] in "'\"":  # read as an identifier or a literal, which cannot stand here
+        name = ":" + name[2:-1] if name[0] == '"' else f":'{name[2:-1]}'"
     return SqlParseError(
         message,
         SourceLocation(path, line, col),
-        hint=f"{name} looks like a psql variable: psql fills it in (\\set, psql -v), the "
-        "server never sees it, and pgwarden reads the SQL as the server gets it; write "
-        "the value in the file",
+        hint=f"{name} looks like a psql variable: psql fills it in (\\set, psql -v) before "
+        "the server sees the SQL; pgwarden does not know its value and reads it as a quoted "
+        "identifier or literal, which cannot stand here: write the value in the file",
     )
 
 
