@@ -2,7 +2,8 @@
 
 ## What it does
 Flags `DROP INDEX` without `CONCURRENTLY` for an index that existed before
-the migration.
+the migration and that no earlier statement of the plan dropped (a repeated
+`DROP INDEX IF EXISTS` finds nothing and locks nothing).
 
 ## Why is this bad?
 A plain `DROP INDEX` takes ACCESS EXCLUSIVE on the index's table. The drop
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import cast
 
 from pgwarden.analysis.effects import LockMode
 from pgwarden.findings import Fix, FixStatement, Placement, Severity
@@ -45,7 +47,21 @@ from pgwarden.plan import Step
 from pgwarden.rules._sql import TABLE_KINDS, dotted, qualified
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
 
+CODE = "PW207"
 _KEYWORD = re.compile(r"^(\s*DROP\s+INDEX)\b", re.I)
+
+
+def _dropped(ctx: LintContext) -> set[str]:
+    """Indexes earlier steps dropped (a later DROP finds none, or one the plan created)."""
+    return cast("set[str]", ctx.state.setdefault(CODE, set()))
+
+
+def observe(step: Step, ctx: LintContext) -> None:
+    """Remember the indexes a DROP INDEX dropped."""
+    body = step.tree.get("DropStmt")
+    if body is not None and body.get("removeType") == "OBJECT_INDEX":
+        for o in body.get("objects") or ():
+            _dropped(ctx).add(qualified(dotted(o.get("List", {}).get("items"))))
 
 
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
@@ -55,7 +71,8 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     if body.get("concurrent"):
         return
     indexes = [dotted(o.get("List", {}).get("items")) for o in body.get("objects") or ()]
-    indexes = [i for i in indexes if qualified(i) not in ctx.created]
+    gone = _dropped(ctx)
+    indexes = [i for i in indexes if qualified(i) not in ctx.created and qualified(i) not in gone]
     if not indexes:
         return
     tables = [lk.relation for lk in step.effects.locks if lk.relkind in TABLE_KINDS]
@@ -90,10 +107,12 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
 
 
 RULE = Rule(
-    code="PW207",
+    code=CODE,
     name="index-dropped-without-concurrently",
     summary="DROP INDEX without CONCURRENTLY takes ACCESS EXCLUSIVE on the table",
     doc=__doc__ or "",
     check=check,
     kinds=frozenset({"DropStmt"}),
+    observe=observe,
+    observe_kinds=frozenset({"DropStmt"}),
 )
