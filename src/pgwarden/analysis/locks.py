@@ -377,12 +377,13 @@ def _lock(ctx: Ctx, tree: Node) -> None:
 
 # -- DROP --------------------------------------------------------------------------------
 
+# What DROP names, by kind: the relkind locked when the catalog cannot say.
 _DROP_RELATION = {
-    "OBJECT_TABLE",
-    "OBJECT_VIEW",
-    "OBJECT_MATVIEW",
-    "OBJECT_SEQUENCE",
-    "OBJECT_FOREIGN_TABLE",
+    "OBJECT_TABLE": "table",
+    "OBJECT_VIEW": "view",
+    "OBJECT_MATVIEW": "materialized view",
+    "OBJECT_SEQUENCE": "sequence",
+    "OBJECT_FOREIGN_TABLE": "foreign table",
 }
 
 
@@ -401,7 +402,9 @@ def _drop(ctx: Ctx, tree: Node) -> None:
             name = ctx.qualified(items)
             if missing_ok and ctx.catalog is not None and ctx.rel(name) is None:
                 continue
-            ctx.drop_relation(name, cascade, f"DROP {kind[7:].replace('_', ' ')}")
+            ctx.drop_relation(
+                name, cascade, f"DROP {kind[7:].replace('_', ' ')}", _DROP_RELATION[kind]
+            )
             if ctx.rel(name) is None:
                 ctx.destroy(f"{kind[7:].lower().replace('_', ' ')} {name}")
         elif kind == "OBJECT_INDEX" and items:
@@ -692,7 +695,7 @@ def _alter_seq(ctx: Ctx, tree: Node) -> None:
 
 # -- renames, comments, grants -----------------------------------------------------------
 
-_REL_OBJECTS = _DROP_RELATION | {"OBJECT_INDEX", "OBJECT_COLUMN", "OBJECT_TABCONSTRAINT"}
+_REL_OBJECTS = _DROP_RELATION.keys() | {"OBJECT_INDEX", "OBJECT_COLUMN", "OBJECT_TABCONSTRAINT"}
 
 
 def _rename(ctx: Ctx, tree: Node) -> None:

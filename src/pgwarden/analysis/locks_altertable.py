@@ -314,6 +314,7 @@ _OBJECT_KINDS = {
     "OBJECT_VIEW": "view",
     "OBJECT_SEQUENCE": "sequence",
     "OBJECT_FOREIGN_TABLE": "foreign table",
+    "OBJECT_TYPE": "composite type",  # ALTER TYPE ... ADD/DROP/ALTER ATTRIBUTE
 }
 
 

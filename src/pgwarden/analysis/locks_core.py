@@ -269,10 +269,13 @@ class Ctx:
         if con.references is not None:
             self.lock(con.references, AE, f"{reason}: its triggers on the referenced table dropped")
 
-    def drop_relation(self, name: str, cascade: bool, reason: str) -> None:
-        """DROP of a relation and everything that goes with it."""
+    def drop_relation(
+        self, name: str, cascade: bool, reason: str, relkind: str | None = None
+    ) -> None:
+        """DROP of a relation and everything that goes with it (`relkind`: what the
+        statement names, when the catalog does not show it)."""
         rel = self.rel(name)
-        self.lock(name, AE, reason)
+        self.lock(name, AE, reason, None if rel is not None else relkind)
         if rel is None:
             self.no_catalog(
                 f"Without a catalog, the indexes, sequences, partitions, referenced tables"
