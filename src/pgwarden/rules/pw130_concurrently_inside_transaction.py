@@ -6,7 +6,10 @@ INDEX CONCURRENTLY`, `DROP INDEX CONCURRENTLY`, `REINDEX ... CONCURRENTLY`,
 `DETACH PARTITION ... CONCURRENTLY`, `VACUUM`, `CREATE DATABASE`, ...) when
 it sits between `BEGIN` and `COMMIT` in the file, or in a file that the
 migration runner wraps in one transaction (pgwarden's default assumption, as
-Alembic, Django, Flyway and dbmate do), or in a changeset of a Liquibase
+Alembic, Django, Flyway and dbmate do; a file that Prisma Migrate, or morph
+with `-- morph:nontransactional`, sends as one query runs outside any
+transaction when it holds one statement, as one transaction when it holds
+more), or in a changeset of a Liquibase
 formatted SQL file without `runInTransaction:false` (an error: Liquibase
 certainly runs it in a transaction). Inside a DO block or a procedure
 body it always fails (`cannot be executed from a function`, or `cannot
@@ -57,6 +60,7 @@ from pgwarden.findings import Severity
 from pgwarden.plan import Step, TxMode
 from pgwarden.rules._sql import tx_words
 from pgwarden.rules.base import Hit, LintContext, Rule
+from pgwarden.sources.updown import sent_as_one_query
 
 _KINDS = {
     "VacuumStmt": "VACUUM",
@@ -91,11 +95,15 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         return
     explicit = step.tx_mode is TxMode.EXPLICIT
     changeset = not explicit and _in_changeset(step, ctx)
+    one_query = not explicit and not changeset and _sent_as_one_query(step, ctx)
     where = (
         tx_words(step)
         if explicit
         else "in a Liquibase changeset, which Liquibase runs in a transaction"
         if changeset
+        else "in a file of several statements that the runner sends as one query (as Prisma "
+        "Migrate and morph do), which runs as one transaction"
+        if one_query
         else "in a file that pgwarden assumes the runner wraps in one transaction (as Alembic, "
         "Django, Flyway and dbmate do)"
     )
@@ -131,6 +139,9 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         "transaction block) and the migration fails at deploy time",
         help="put it in a changeset of its own with runInTransaction:false on its --changeset line"
         if changeset
+        else "put it in a migration of its own, as its only statement: a query of one statement "
+        "runs outside any transaction"
+        if one_query
         else "run it outside any transaction, in a migration of its own (Alembic "
         "autocommit_block(), Django atomic = False); if the runner does not wrap files in a "
         "transaction, lint with --no-file-transaction",
@@ -144,6 +155,16 @@ def _in_changeset(step: Step, ctx: LintContext) -> bool:
     paths = cast("frozenset[str] | None", ctx.state.get(key))
     if paths is None:  # once per lint: a plan may hold thousands of files
         paths = frozenset(t.path for t in ctx.plan.texts if t.changesets)
+        ctx.state[key] = paths
+    return step.location.path in paths
+
+
+def _sent_as_one_query(step: Step, ctx: LintContext) -> bool:
+    """Whether the step's file is one the runner sends as one query (Prisma, morph)."""
+    key = "PW130.one_query"
+    paths = cast("frozenset[str] | None", ctx.state.get(key))
+    if paths is None:
+        paths = frozenset(t.path for t in ctx.plan.texts if sent_as_one_query(t.path, t.text))
         ctx.state[key] = paths
     return step.location.path in paths
 

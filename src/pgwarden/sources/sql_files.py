@@ -17,7 +17,13 @@ from pgwarden.plan import SourceText
 from pgwarden.sources.liquibase import changesets
 from pgwarden.sources.placeholders import quote_placeholders
 from pgwarden.sources.psql import blank_meta_commands
-from pgwarden.sources.updown import down_facts, down_file_of, is_down_file, split_halves
+from pgwarden.sources.updown import (
+    down_facts,
+    down_file_of,
+    is_down_file,
+    sent_as_one_query,
+    split_halves,
+)
 
 __all__ = [
     "MAX_FILE_BYTES",
@@ -256,8 +262,16 @@ def read_sources(
                 )
             down = halves.down if halves.down is not None else _down_file_text(name)
             facts = down_facts(stmts, down, name) if down else ()
+            # one query of one statement: outside any transaction block
+            alone = len(stmts) == 1 and sent_as_one_query(name, text)
             source = SourceText(
-                name, text, facts, halves.no_transaction, changesets(text), placeholders, psql
+                name,
+                text,
+                facts,
+                halves.no_transaction or alone,
+                changesets(text),
+                placeholders,
+                psql,
             )
             out.append((source, stmts))
     return out

@@ -15,6 +15,11 @@ and sql-migrate's `-- +migrate Up notransaction` mean the tool does not wrap the
 file in a transaction; so does a `-- postgres-migrations disable-transaction` line
 (the npm postgres-migrations package, which keeps no down half), and sqlx's
 `-- no-transaction` when it is the file's first bytes (sqlx reads it nowhere else).
+
+Prisma Migrate (`migrations/<timestamp>_<name>/migration.sql`) and Mattermost's morph
+with `-- morph:nontransactional` send the file as one query (`sent_as_one_query`): a
+file of one statement runs outside any transaction block, one of several runs as one
+implicit transaction, as a file transaction does.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ __all__ = [
     "down_facts",
     "down_file_of",
     "is_down_file",
+    "sent_as_one_query",
     "split_halves",
     "with_down_half",
 ]
@@ -51,6 +57,8 @@ _PG_MIGRATIONS_NO_TX = re.compile(
     r"^[ \t]*--[ \t]*postgres-migrations[ \t]+disable-transaction\b", re.IGNORECASE | re.MULTILINE
 )
 _SQLX_NO_TX = "-- no-transaction"  # sqlx: `sql.starts_with(...)`, the file's first bytes
+_MORPH_NO_TX = re.compile(r"^[ \t]*--[ \t]*morph:nontransactional\b", re.IGNORECASE | re.MULTILINE)
+_PRISMA = re.compile(r"(?:^|[/\\])\d{14}_[^/\\]+[/\\]migration\.sql$")
 _FLYWAY_UNDO = re.compile(r"U(\d+(?:[._]\d+)*__.*)")
 _SQITCH_OTHER = ("revert", "verify")
 
@@ -86,6 +94,13 @@ def split_halves(text: str) -> Halves:
         at = m.start()
     _take(text[at:], state, up, down)
     return Halves("".join(up), "".join(down), no_tx)
+
+
+def sent_as_one_query(path: str, text: str) -> bool:
+    """Whether the migration tool sends the file to the server as one query (Prisma
+    Migrate's migration.sql, morph's nontransactional file): one statement then runs
+    outside any transaction block."""
+    return bool(_PRISMA.search(path)) or bool(_MORPH_NO_TX.search(text))
 
 
 def with_down_half(fixed_up: str, original: str) -> str:

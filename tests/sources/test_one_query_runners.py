@@ -1,0 +1,62 @@
+"""Runners that send a migration file to the server as one query: Prisma Migrate
+(`prisma/migrations/<timestamp>_<name>/migration.sql`) and Mattermost's morph with
+`-- morph:nontransactional`.
+
+A query of one statement runs on its own, outside any transaction block; a query of several
+runs them as one implicit transaction. So a file whose only statement is CREATE INDEX
+CONCURRENTLY runs (before: PW130 said it fails at deploy, on cal.com's and Mattermost's
+single-statement index migrations), and one with another statement next to it fails; both
+checked on the server below (the simple query protocol, as the runners send it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from pgwarden import commands
+
+INDEX = 'CREATE INDEX CONCURRENTLY "Booking_uid_idx" ON "Booking" ("uid");\n'
+OTHER = 'ALTER TABLE "Booking" ADD COLUMN "note" text;\n'
+
+
+def _pw130(path: Path) -> list[str]:
+    _, result = commands.lint([path])
+    found = [f for f in result.findings if f.code == "PW130"]
+    for f in found:
+        if path.read_text().startswith("-- morph") or path.name == "migration.sql":
+            assert "sends as one query (as Prisma Migrate and morph do)" in f.message
+            assert "as its only statement" in f.help
+    return [f.severity.value for f in found]
+
+
+def _prisma(root: Path, sql: str) -> Path:
+    folder = root / "prisma" / "migrations" / "20240501093000_booking_uid_index"
+    folder.mkdir(parents=True)
+    (folder / "migration.sql").write_text(sql)
+    return folder / "migration.sql"
+
+
+def test_prisma_file_of_one_concurrent_build_runs_outside_a_transaction(tmp_path: Path) -> None:
+    assert _pw130(_prisma(tmp_path / "one", INDEX)) == []
+    assert _pw130(_prisma(tmp_path / "two", OTHER + INDEX)) == ["warning"]
+
+
+def test_morph_nontransactional_file_of_one_statement(tmp_path: Path) -> None:
+    up = tmp_path / "000118_create_index_booking.up.sql"
+    up.write_text("-- morph:nontransactional\n" + INDEX)
+    assert _pw130(up) == []
+    up.write_text("-- morph:nontransactional\n" + OTHER + INDEX)
+    assert _pw130(up) == ["warning"]
+    up.write_text(INDEX)  # no header: morph wraps the file in a transaction
+    assert _pw130(up) == ["warning"]
+
+
+def test_one_query_runs_alone_and_several_as_one_transaction(db: str) -> None:
+    with psycopg.connect(db, autocommit=True) as c:
+        c.execute('CREATE TABLE "Booking" (id bigint PRIMARY KEY, uid text)')
+        c.execute(INDEX.encode(), prepare=False)  # bytes, no parameters: simple query
+        with pytest.raises(psycopg.errors.ActiveSqlTransaction):
+            c.execute((OTHER + INDEX.replace("uid_idx", "uid2_idx")).encode())
