@@ -258,6 +258,15 @@ def _const(node: Node, now: datetime | None = None) -> str | None:
     return None
 
 
+def _shown(node: Node) -> str:
+    """A constant as SQL writes it: a string quoted, so that '' does not vanish."""
+    inner = node.get("TypeCast", {}).get("arg", node)
+    text = _const(node) or ""
+    if "sval" in inner.get("A_Const", {}):
+        return "'" + text.replace("'", "''") + "'"
+    return text
+
+
 def _distinct(col: ColumnStats, rows: int) -> float:
     return col.n_distinct if col.n_distinct > 0 else -col.n_distinct * rows
 
@@ -408,7 +417,7 @@ def nearly_every_row(
         for col, value in ((_ref(left), right), (_ref(right), left)):
             if col and col[-1] in known and _const(value) == known[col[-1]]:
                 return (
-                    f"{'.'.join(col)} = {known[col[-1]]} holds for every existing row (the "
+                    f"{'.'.join(col)} = {_shown(value)} holds for every existing row (the "
                     f"plan added {col[-1]} with that default)"
                 )
         return _joins(left, right, target)
