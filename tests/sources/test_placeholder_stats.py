@@ -47,6 +47,7 @@ def test_placeholder_schema_resolves_to_the_only_table_of_that_name(
         'CREATE INDEX ledger_x_idx ON ${flyway:defaultSchema}."Ledger" (x);\n'
         "CREATE INDEX nowhere_x_idx ON ${schema}.nowhere (x);\n"
         "CREATE INDEX orders_x2_idx ON :schema.orders (x);\n"  # a psql variable
+        'CREATE INDEX orders_x3_idx ON {{ index .Options "Namespace" }}.orders (x);\n'  # Go
     )
     _, result = lint([f], context=load_context(stats_file=snap))
     found = {x.location.line: x.message for x in result.findings if x.code == "PW101"}
@@ -59,3 +60,5 @@ def test_placeholder_schema_resolves_to_the_only_table_of_that_name(
     assert '${flyway:defaultSchema} taken as "Books"' in found[4], found[4]
     assert "size unknown (table not in the stats snapshot)" in found[5], found[5]
     assert "3k rows" in found[6] and ":schema taken as public" in found[6], found[6]
+    assert '{{ index .Options "Namespace" }} taken as public' in found[7], found[7]
+    assert "3k rows" in found[7], found[7]

@@ -33,10 +33,12 @@ __all__ = [
 ]
 
 FORMAT = "pgwarden-snapshot/1"
-# A relation whose schema is a Flyway/Liquibase placeholder or a psql variable, as the plan
-# spells it ("${schema}".orders, ":schema".orders: sources.placeholders reads each one as a
-# quoted identifier).
-_PLACEHOLDER_SCHEMA = re.compile(r'^"(\$\{[^}"]+\}|:[A-Za-z_][A-Za-z0-9_]*)"\.(.+)$')
+# A relation whose schema is a Flyway/Liquibase placeholder, a psql variable or a Go template
+# action, as the plan spells it ("${schema}".orders, ":schema".orders, "{{ .Schema }}".orders:
+# sources.placeholders reads each one as a quoted identifier).
+_PLACEHOLDER_SCHEMA = re.compile(
+    r'^"(\$\{[^}"]+\}|:[A-Za-z_][A-Za-z0-9_]*|\{\{(?:[^"]|"")*?\}\})"\.(.+)$'
+)
 # A qualified regclass name: schema (quoted or not) and the rest.
 _QUALIFIED = re.compile(r'^((?:"(?:[^"]|"")*"|[^".]+))\.(.+)$')
 _PLAIN = re.compile(r"^[a-z_][a-z0-9_$]*$")  # an identifier spelled without quotes
@@ -84,7 +86,7 @@ class Snapshot:
             t = self.stats.tables.get(f"public.{name}")
         if t is None and name.startswith("public."):
             t = self.stats.tables.get(name.removeprefix("public."))
-        if t is None and name.startswith(('"${', '":')):
+        if t is None and name.startswith(('"${', '":', '"{{')):
             found = self._placeholder_keys(name)
             if found is not None and len(found[1]) == 1:
                 t = self.stats.tables.get(found[1][0][1])
@@ -116,7 +118,8 @@ class Snapshot:
                     schema = raw if _PLAIN.match(raw) else '"' + raw.replace('"', '""') + '"'
                     rel = key
                 self._by_relname.setdefault(rel, []).append((schema, key))
-        return m.group(1), sorted(self._by_relname.get(m.group(2), []))
+        shown = m.group(1).replace('""', '"')  # a Go template's own quotes, undoubled
+        return shown, sorted(self._by_relname.get(m.group(2), []))
 
     @property
     def server_major(self) -> int:

@@ -1,5 +1,7 @@
 """Placeholders in SQL files: Flyway's and Liquibase's (`${schema}`,
-`${flyway:defaultSchema}`) and psql's variables (`:schema`, `:"schema"`, `:'value'`).
+`${flyway:defaultSchema}`), psql's variables (`:schema`, `:"schema"`, `:'value'`) and Go
+template actions (`{{ index .Options "Namespace" }}`, as golang tools such as pop/fizz
+fill in before running a file).
 
 The tool substitutes them before the server sees the SQL, so the file as written is not
 valid SQL. pgwarden reads each one as the quoted identifier `"${name}"` (what it mostly
@@ -7,7 +9,9 @@ stands for: a schema, a table, a role), so the file parses and is linted; a plac
 inside a string literal or a comment is left alone. A psql variable is read the same way,
 `:s` and `:"s"` as the identifier `":s"`, `:'s'` as the literal `':s'`, only where psql
 fills it in: in code, not inside literals, quoted identifiers, comments or dollar-quoted
-bodies (a `::` cast is not one). A table whose schema is a placeholder
+bodies (a `::` cast is not one). A Go template action in code or in a dollar-quoted body
+is read as the quoted identifier it mostly stands for (`"{{ .Schema }}"`, inner quotes
+doubled). A table whose schema is a placeholder
 (`${schema}.orders`) is the stats snapshot's only table of that name, and findings say
 which schema they took (`Snapshot.table`); with the name in several schemas, or a table
 named through a placeholder, it is not found in the snapshot, nor in the catalog by the
@@ -36,10 +40,14 @@ def quote_placeholders(text: str) -> tuple[str, tuple[str, ...]]:
     """`text` with each placeholder outside literals, identifiers and comments quoted as an
     identifier (a psql `:'variable'` as a literal), and the placeholders found (in order,
     once each)."""
+    templates: tuple[str, ...] = ()
+    if "{{" in text:
+        text, templates = _go_templates(text)
     if ":" in text:
         text, psql = _psql_variables(text)
+        psql = (*templates, *psql)
     else:
-        psql = ()
+        psql = templates
     if "${" not in text:
         return text, psql
     out: list[str] = []
@@ -66,6 +74,39 @@ def quote_placeholders(text: str) -> tuple[str, tuple[str, ...]]:
         else:
             out.append(text[a:b])
     return "".join(out), tuple(found)
+
+
+# A Go text/template action: `{{` to the first `}}`, on any number of lines.
+_GO_ACTION = re.compile(r"\{\{.*?\}\}", re.S)
+
+
+def _go_templates(text: str) -> tuple[str, tuple[str, ...]]:
+    """`text` with each Go template action in code or a dollar-quoted body read as a
+    quoted identifier, and the actions found. Its own quotes (`"Namespace"`) would read as
+    identifiers, so the text is split again after each one."""
+    found: dict[str, None] = {}
+    pos = 0
+    while (start := text.find("{{", pos)) >= 0:
+        action = _GO_ACTION.match(text, start) if _in_code(text, start) else None
+        if action is None:
+            pos = start + 2
+            continue
+        found[action.group(0)] = None
+        quoted = '"' + action.group(0).replace('"', '""') + '"'
+        text = text[:start] + quoted + text[action.end() :]
+        pos = start + len(quoted)
+    return text, tuple(found)
+
+
+def _in_code(text: str, at: int) -> bool:
+    """Whether `at` is in code: at the top or in a dollar-quoted body (SQL too)."""
+    kind, a, b = next(span for span in segments(text) if span[1] <= at < span[2])
+    if kind != "dollar":
+        return kind == "code"
+    tag = DOLLAR_TAG.match(text, a)
+    assert tag is not None
+    t = len(tag.group(0))
+    return a + t <= at and _in_code(text[a + t : b], at - a - t)
 
 
 def _psql_variables(text: str) -> tuple[str, tuple[str, ...]]:
@@ -109,9 +150,9 @@ def refuse_placeholders(texts: Iterable[tuple[str, tuple[str, ...]]], command: s
     for path, names in texts:
         if names:
             raise InputError(
-                f"{path}: holds placeholders ({', '.join(names)}) that Flyway, Liquibase or "
-                f"psql substitutes; pgwarden {command} runs SQL as written and does not know "
-                "their values",
+                f"{path}: holds placeholders ({', '.join(names)}) that Flyway, Liquibase, "
+                f"psql or a Go template substitutes; pgwarden {command} runs SQL as written "
+                "and does not know their values",
                 hint=f"{command} a copy with the values filled in, or run the migration with "
                 "its own tool (pgwarden lint reads placeholders as identifiers)",
                 path=path,
