@@ -101,6 +101,7 @@ __all__ = [
     "defnames",
     "dotted",
     "func_calls",
+    "ident",
     "option_on",
     "quote",
     "range_vars",
@@ -749,6 +750,20 @@ def quote(ident: str) -> str:
     if _PLAIN.fullmatch(ident):
         return ident
     return '"' + ident.replace('"', '""') + '"'
+
+
+_KEYWORDS: set[str] = set()  # what quote_ident() quotes, filled on first use (with pglast's)
+
+
+def ident(name: str) -> str:
+    """`name` as an SQL identifier, quoted as quote_ident() does (case, symbols, keywords)."""
+    if not _KEYWORDS:
+        from pglast import keywords as kw
+
+        _KEYWORDS.update(kw.COL_NAME_KEYWORDS, kw.RESERVED_KEYWORDS, kw.TYPE_FUNC_NAME_KEYWORDS)
+    if name in _KEYWORDS:
+        return '"' + name + '"'
+    return quote(name)
 
 
 def role_names(nodes: list["Node"] | None) -> list[str]:

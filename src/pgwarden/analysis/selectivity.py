@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from pgwarden.analysis.nodes import A_Const, A_Expr, Node, strings
+from pgwarden.analysis.nodes import A_Const, A_Expr, Node, ident, strings
 
 if TYPE_CHECKING:  # a snapshot's types: pg.stats is loaded with a snapshot
     from pgwarden.pg.stats import ColumnStats
@@ -130,6 +130,11 @@ def _expr(
     if op in ("<", "<=", ">", ">="):
         return _range(col, value, op)
     return None
+
+
+def _sql(names: list[str]) -> str:
+    """`a.b` of a column reference for a message, each name quoted as quote_ident() does."""
+    return ".".join(ident(n) for n in names)
 
 
 def _ref(node: Node) -> list[str] | None:
@@ -397,16 +402,16 @@ def nearly_every_row(
         is_null = null_test.get("nulltesttype") == "IS_NULL"
         if col and is_null and col[-1] in nulls:
             return (
-                f"{'.'.join(col)} IS NULL holds for every existing row (the plan added "
-                f"{col[-1]} without a default)"
+                f"{_sql(col)} IS NULL holds for every existing row (the plan added "
+                f"{_sql(col[-1:])} without a default)"
             )
         if col and not is_null and col[-1] in known:
             return (
-                f"{'.'.join(col)} IS NOT NULL holds for every existing row (the plan added "
-                f"{col[-1]} with a default)"
+                f"{_sql(col)} IS NOT NULL holds for every existing row (the plan added "
+                f"{_sql(col[-1:])} with a default)"
             )
         if not is_null and col and _key_like(col[-1]):
-            return f"{'.'.join(col)} IS NOT NULL holds for every row with a key"
+            return f"{_sql(col)} IS NOT NULL holds for every row with a key"
         return None
     expr = where.get("A_Expr")
     if expr is None or expr.get("kind") != "AEXPR_OP" or len(strings(expr.get("name"))) != 1:
@@ -417,8 +422,8 @@ def nearly_every_row(
         for col, value in ((_ref(left), right), (_ref(right), left)):
             if col and col[-1] in known and _const(value) == known[col[-1]]:
                 return (
-                    f"{'.'.join(col)} = {_shown(value)} holds for every existing row (the "
-                    f"plan added {col[-1]} with that default)"
+                    f"{_sql(col)} = {_shown(value)} holds for every existing row (the "
+                    f"plan added {_sql(col[-1:])} with that default)"
                 )
         return _joins(left, right, target)
     if _ref(left) is None:  # const op column: flip the comparison
@@ -427,7 +432,7 @@ def nearly_every_row(
     col = _ref(left)
     if col is None or op not in ("<", "<=", ">", ">="):
         return None
-    name = ".".join(col)
+    name = _sql(col)
     if op in ("<", "<=") and _not_before_now(right) and not _holds_future(col[-1]):
         return f"{name} {op} the current time holds for every row dated in the past"
     year = _year(right)
@@ -507,6 +512,6 @@ def _joins(left: Node, right: Node, target: frozenset[str]) -> str | None:
         return None
     other = b if mine[0] is a else a
     return (
-        f"the join {'.'.join(a)} = {'.'.join(b)} keeps every row of the table with a"
-        f" matching {other[-2]} row"
+        f"the join {_sql(a)} = {_sql(b)} keeps every row of the table with a"
+        f" matching {_sql(other[-2:-1])} row"
     )

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, cast
 
-from pglast.keywords import COL_NAME_KEYWORDS, RESERVED_KEYWORDS, TYPE_FUNC_NAME_KEYWORDS
-
 from pgwarden.analysis.effects import LockMode
 from pgwarden.analysis.nodes import (
     AlterTableCmd,
@@ -16,6 +14,7 @@ from pgwarden.analysis.nodes import (
     TypeOf,
     dotted,
     func_calls,
+    ident,
     option_on,
     quote,
     regclass,
@@ -59,16 +58,6 @@ __all__ = [
 ]
 
 TABLE_KINDS = ("table", "partitioned table", "materialized view", "foreign table")
-
-
-_KEYWORDS = COL_NAME_KEYWORDS | RESERVED_KEYWORDS | TYPE_FUNC_NAME_KEYWORDS
-
-
-def ident(name: str) -> str:
-    """`name` as an SQL identifier, quoted as quote_ident() does (case, symbols, keywords)."""
-    if name in _KEYWORDS:
-        return '"' + name + '"'
-    return quote(name)
 
 
 _NAME_BYTES = 63  # NAMEDATALEN - 1: what the server keeps of a name

@@ -104,8 +104,8 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         )
         scan = f"~{est:.1f} s estimated" if est is not None else "duration grows with the table"
         yield Hit(
-            message=f"validates foreign key {con.get('conname') or '(unnamed)'} by scanning all of "
-            f"{table} ({scan}) while holding {' and '.join(locks)}{from_earlier}; "
+            message=f"validates foreign key {_name(con)} by scanning all of {table} "
+            f"({scan}) while holding {' and '.join(locks)}{from_earlier}; "
             f"{table}: {judged.size}",
             help="add the column without its default and REFERENCES first, then the foreign key "
             "NOT VALID, then VALIDATE it in a separate transaction"
@@ -114,6 +114,12 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
             severity=judged.severity,
             fix=None if inline else fix(step, con),
         )
+
+
+def _name(con: Constraint) -> str:
+    """The constraint's name as SQL, or `(unnamed)`."""
+    name = con.get("conname")
+    return ident(str(name)) if name else "(unnamed)"
 
 
 def fix(step: Step, con: Constraint) -> Fix:

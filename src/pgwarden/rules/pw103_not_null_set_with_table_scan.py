@@ -181,7 +181,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         return
     mode = strongest_on(step, table) or LockMode.ACCESS_EXCLUSIVE
     what = (
-        f"sets NOT NULL on {', '.join(cols)}"
+        f"sets NOT NULL on {', '.join(map(ident, cols))}"
         if cols
         else "adds a primary key over nullable columns, which sets them NOT NULL,"
     )

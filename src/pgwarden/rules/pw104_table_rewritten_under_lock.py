@@ -91,6 +91,7 @@ from pgwarden.rules._sql import (
     alter_cmds,
     func_names,
     how_long,
+    ident,
     judged_rewrites,
     strings,
     table_of,
@@ -139,9 +140,8 @@ def _known_cause(change: TypeChange) -> str:
     """A rewriting type change from a known type, in words."""
     zoned = {change.old.partition("(")[0], change.new.partition("(")[0]} == _ZONED
     return (
-        f"changing the type of {change.column} ({sql_type(change.old)} -> {sql_type(change.new)} "
-        "rewrites the "
-        "table" + (" outside UTC)" if zoned else ")")
+        f"changing the type of {ident(change.column)} ({sql_type(change.old)} -> "
+        f"{sql_type(change.new)} rewrites the table" + (" outside UTC)" if zoned else ")")
     )
 
 
@@ -156,7 +156,7 @@ def _type_cause(
     known = _known_change(step, name)
     if known is not None:
         return _known_cause(known), False
-    what = f"changing the type of {name} to {type_text(tn)}"
+    what = f"changing the type of {ident(name)} to {type_text(tn)}"
     if not _unknown_type(step, name):
         return what, False
     if ctx.unknown_type_change != "error" and _in_place_in_utc(step, name):
@@ -201,7 +201,7 @@ def _causes(step: Step, ctx: LintContext) -> tuple[list[str], str, bool]:
                 "backfill), switch reads, then drop the old column"
             )
         elif subtype == "AT_AddColumn":
-            name = col.get("colname")
+            name = ident(str(col.get("colname")))
             typ = type_of(col.get("typeName", {}))[0]
             kinds = {
                 c.get("Constraint", {}).get("contype"): c.get("Constraint", {})
@@ -241,7 +241,9 @@ def _causes(step: Step, ctx: LintContext) -> tuple[list[str], str, bool]:
         elif subtype == "AT_SetAccessMethod":
             causes.append(f"SET ACCESS METHOD {cmd.get('name')}")
         elif subtype == "AT_SetExpression":
-            causes.append(f"SET EXPRESSION of {cmd.get('name')} (recomputed for every row)")
+            causes.append(
+                f"SET EXPRESSION of {ident(str(cmd.get('name')))} (recomputed for every row)"
+            )
     return causes or ["the change"], help_, 0 < soft == len(causes)
 
 
@@ -277,7 +279,9 @@ def _in_place(step: Step, ctx: LintContext) -> Iterator[Hit]:
     for name in changed:
         known = _known_change(step, name)
         spelled.append(
-            name if known is None else f"{name} ({sql_type(known.old)} -> {sql_type(known.new)})"
+            ident(name)
+            if known is None
+            else f"{ident(name)} ({sql_type(known.old)} -> {sql_type(known.new)})"
         )
     if table is None or not changed or table in step.effects.rewrites:
         return
@@ -300,7 +304,8 @@ def _in_place(step: Step, ctx: LintContext) -> Iterator[Hit]:
     work = (
         f"rebuilds {', '.join(indexes)} ({why})"
         if indexes
-        else f"re-validates the CHECK constraints on {', '.join(changed)} by reading all of {table}"
+        else f"re-validates the CHECK constraints on {', '.join(map(ident, changed))} by reading "
+        f"all of {table}"
     )
     yield Hit(
         message=f"changes the type of {', '.join(spelled)} without rewriting {table}, but "

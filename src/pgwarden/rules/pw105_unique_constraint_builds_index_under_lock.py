@@ -84,7 +84,9 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         kind = _KINDS[con["contype"]]
         mode = step.effects.strongest().get(table, LockMode.ACCESS_EXCLUSIVE)
         what = (
-            f"the new column {cols[0]} declared {kind}" if inline else f"{kind} ({', '.join(cols)})"
+            f"the new column {ident(cols[0])} declared {kind}"
+            if inline
+            else f"{kind} ({', '.join(map(ident, cols))})"
         )
         yield Hit(
             message=f"builds the unique index for {what} by reading and sorting all of {table} "

@@ -85,8 +85,8 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         if judged.severity is None:
             continue
         mode = step.effects.strongest().get(table, LockMode.ACCESS_EXCLUSIVE)
-        name = con.get("conname") or "(unnamed)"
-        on_column = f" declared on the new column {column}" if column else ""
+        name = ident(str(con["conname"])) if con.get("conname") else "(unnamed)"
+        on_column = f" declared on the new column {ident(column)}" if column else ""
         yield Hit(
             message=f"validates CHECK {name}{on_column} by scanning all of {table} "
             f"({how_long(est)}) while holding {describe_lock(mode, table)}; "
@@ -111,8 +111,9 @@ def _validated_with_others(step: Step, ctx: LintContext, table: str) -> Iterator
     if judged.severity is None:
         return
     others = sorted({sub[3:] for sub, _ in alter_cmds(step) if sub != "AT_ValidateConstraint"})
+    validated = ", ".join(map(ident, names))
     yield Hit(
-        message=f"validates {', '.join(names)} by scanning all of {table} ({how_long(est)}) "
+        message=f"validates {validated} by scanning all of {table} ({how_long(est)}) "
         f"while holding {describe_lock(mode, table)}, the lock of the other sub-commands "
         f"({', '.join(others)}) in the same ALTER TABLE; {table}: {judged.size}",
         help="run VALIDATE CONSTRAINT as an ALTER TABLE of its own, in a separate transaction "

@@ -43,7 +43,7 @@ from collections.abc import Iterator
 
 from pgwarden.analysis.effects import LockMode
 from pgwarden.plan import Step
-from pgwarden.rules._sql import alter_cmds, how_long, table_of
+from pgwarden.rules._sql import alter_cmds, how_long, ident, table_of
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
 
 
@@ -60,8 +60,9 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         if judged.severity is None:
             continue
         mode = step.effects.strongest().get(table, LockMode.ACCESS_EXCLUSIVE)
+        name = ident(str(con["conname"])) if con.get("conname") else "(unnamed)"
         yield Hit(
-            message=f"builds the index of exclusion constraint {con.get('conname') or '(unnamed)'} "
+            message=f"builds the index of exclusion constraint {name} "
             f"over all of {table} ({how_long(est)}) while holding {describe_lock(mode, table)}; "
             f"{table}: {judged.size}",
             help="there is no concurrent form: declare it when the table is created, or build a "

@@ -47,7 +47,7 @@ from pgwarden.analysis.effects import LockMode
 from pgwarden.analysis.locks import DOMAIN_USERS_UNKNOWN
 from pgwarden.analysis.nodes import AlterDomainStmt
 from pgwarden.plan import Step
-from pgwarden.rules._sql import dotted, how_long
+from pgwarden.rules._sql import dotted, how_long, ident
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
 
 
@@ -60,12 +60,12 @@ def _validates(body: AlterDomainStmt) -> str | None:
             return None
         name = con.get("conname")
         return f"adds {'NOT NULL' if con['contype'] == 'CONSTR_NOTNULL' else 'CHECK'}" + (
-            f" {name}" if name else ""
+            f" {ident(name)}" if name else ""
         )
     if sub == "O":
         return "sets NOT NULL"
     if sub == "V":
-        return f"validates {body.get('name')}"
+        return f"validates {ident(str(body.get('name')))}"
     return None
 
 

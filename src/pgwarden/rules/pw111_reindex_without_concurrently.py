@@ -69,7 +69,7 @@ from collections.abc import Iterator
 from pgwarden.analysis.effects import LockMode
 from pgwarden.findings import Fix, FixStatement, Placement, Severity
 from pgwarden.plan import Step
-from pgwarden.rules._sql import TABLE_KINDS, how_long, option_on, regclass
+from pgwarden.rules._sql import TABLE_KINDS, how_long, ident, option_on, regclass
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
 
 _KEYWORD = re.compile(r"^(\s*REINDEX\s+(?:\([^)]*\)\s*)?(?:INDEX|TABLE|SCHEMA|DATABASE))\b", re.I)
@@ -83,7 +83,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     kind = body.get("kind", "").removeprefix("REINDEX_OBJECT_").lower()
     if kind in ("schema", "database", "system"):
         name = body.get("name")
-        target = f"{kind} {name}" if name else f"the current {kind}"
+        target = f"{kind} {ident(name)}" if name else f"the current {kind}"
         no_concurrent = (
             " (there is no concurrent form for system catalogs)" if kind == "system" else ""
         )

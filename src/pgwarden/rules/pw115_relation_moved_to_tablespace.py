@@ -45,7 +45,7 @@ from collections.abc import Iterator
 from pgwarden.analysis.context import BYTES_PER_S
 from pgwarden.analysis.effects import LockMode
 from pgwarden.plan import Step
-from pgwarden.rules._sql import alter_cmds, how_long
+from pgwarden.rules._sql import alter_cmds, how_long, ident
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
 
 
@@ -77,7 +77,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         mode = strongest.get(rel, LockMode.ACCESS_EXCLUSIVE)
         takes = how_long(est, unknown=f"duration grows with the {what}")
         yield Hit(
-            message=f"copies every block of {what} {rel} to tablespace {target} "
+            message=f"copies every block of {what} {rel} to tablespace {ident(str(target))} "
             f"({takes}) while holding {describe_lock(mode, rel)}; {table}: {judged.size}",
             help="for an index: CREATE INDEX CONCURRENTLY ... TABLESPACE, then DROP INDEX "
             "CONCURRENTLY the old one; for a table: an online copy (pg_repack --tablespace)",

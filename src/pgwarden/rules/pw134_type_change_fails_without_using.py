@@ -54,7 +54,7 @@ from pgwarden.analysis.inplan import sql_type
 from pgwarden.analysis.nodes import type_of
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
-from pgwarden.rules._sql import alter_cmds, dotted, table_of
+from pgwarden.rules._sql import alter_cmds, dotted, ident, table_of
 from pgwarden.rules.base import Hit, LintContext, Rule
 
 CODE = "PW134"
@@ -188,16 +188,16 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         was = f"from {sql_type(change.old)} " if change is not None else ""
         target = f"{base} (an enum)" if base in enums else _SERVER_NAMES.get(base, sql_type(base))
         if old is not None and (old in STRINGS or (old, base) in EXPLICIT_CASTS):
-            how = f"say how to convert: ... TYPE {to} USING {name}::{to}"
+            how = f"say how to convert: ... TYPE {to} USING {ident(name)}::{to}"
         elif base in enums:
-            how = f"say how to convert: ... TYPE {to} USING {name}::text::{to}"
+            how = f"say how to convert: ... TYPE {to} USING {ident(name)}::text::{to}"
         else:
             how = (
                 f"there is no cast from {sql_type(old or '')} to {sql_type(base)} at all: write "
-                f"the conversion as an expression of {name} in USING"
+                f"the conversion as an expression of {ident(name)} in USING"
             )
         yield Hit(
-            message=f"changes {table or (change.table if change else '?')}.{name} {was}to "
+            message=f"changes {table or (change.table if change else '?')}.{ident(name)} {was}to "
             f'{to} with no USING: {why}, so the statement fails at deploy ("column cannot '
             f'be cast automatically to type {target.removesuffix(" (an enum)")}")',
             help=f"{how} (and mind PW104: the change rewrites the table)",

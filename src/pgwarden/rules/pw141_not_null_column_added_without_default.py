@@ -40,7 +40,7 @@ from collections.abc import Iterator
 
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
-from pgwarden.rules._sql import alter_cmds, table_of, type_of
+from pgwarden.rules._sql import alter_cmds, ident, table_of, type_of
 from pgwarden.rules.base import Hit, LintContext, Rule
 
 _FILLED = {"CONSTR_DEFAULT", "CONSTR_IDENTITY", "CONSTR_GENERATED"}
@@ -62,8 +62,9 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         stats = ctx.snapshot.table(table) if ctx.snapshot is not None else None
         if judged.severity is None or (stats is not None and stats.rows == 0):
             continue
+        name = ident(str(col.get("colname")))
         yield Hit(
-            message=f"adds NOT NULL column {col.get('colname')} with no default: if {table} has "
+            message=f"adds NOT NULL column {name} with no default: if {table} has "
             "any rows, the server rejects it (they would be NULL) after waiting for ACCESS "
             f"EXCLUSIVE, and the deploy fails; {table}: {judged.size}",
             help="give it a constant DEFAULT (free since PostgreSQL 11), or add it nullable, "

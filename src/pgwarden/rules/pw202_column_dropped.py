@@ -41,15 +41,16 @@ from collections.abc import Iterator
 
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
-from pgwarden.rules._sql import existing_columns, size_words
+from pgwarden.rules._sql import existing_columns, ident, size_words
 from pgwarden.rules.base import Hit, LintContext, Rule
 
 
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     for table, column, _cmd in existing_columns(step, ctx, "AT_DropColumn"):
+        col = ident(column)
         yield Hit(
-            message=f"drops column {table}.{column} and its data (ACCESS EXCLUSIVE on {table}, "
-            f"blocks reads and writes, briefly); code that still reads or writes {column} fails "
+            message=f"drops column {table}.{col} and its data (ACCESS EXCLUSIVE on {table}, "
+            f"blocks reads and writes, briefly); code that still reads or writes {col} fails "
             f"from this moment{size_words(ctx, table)}",
             help="stop using the column in a release before (and out of the ORM model), take a "
             "verified backup, then drop it with an ignore comment saying so",

@@ -45,7 +45,7 @@ from collections.abc import Iterator
 
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
-from pgwarden.rules._sql import column_added_earlier, qualified, regclass, size_words
+from pgwarden.rules._sql import column_added_earlier, ident, qualified, regclass, size_words
 from pgwarden.rules.base import Hit, LintContext, Rule
 
 
@@ -59,9 +59,10 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         return
     if column_added_earlier(ctx, step, table, old):
         return
+    was, now = ident(old), ident(new)
     yield Hit(
-        message=f"renames {table}.{old} to {new} (ACCESS EXCLUSIVE on {table}, blocks reads and "
-        f"writes, briefly); every query still naming {old} fails until all code is redeployed, "
+        message=f"renames {table}.{was} to {now} (ACCESS EXCLUSIVE on {table}, blocks reads and "
+        f"writes, briefly); every query still naming {was} fails until all code is redeployed, "
         f"old code during a rolling deploy included{size_words(ctx, table)}",
         help="add the new column, write both, backfill, move reads, and drop the old column in "
         "a later release",

@@ -50,7 +50,7 @@ from typing import cast
 
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
-from pgwarden.rules._sql import qualified, regclass, size_words
+from pgwarden.rules._sql import ident, qualified, regclass, size_words
 from pgwarden.rules.base import Hit, LintContext, Rule
 
 _KINDS = {
@@ -66,12 +66,15 @@ def _change(step: Step) -> tuple[str, str] | None:
     rename = step.tree.get("RenameStmt")
     if rename is not None and rename.get("renameType") in _KINDS:
         rel = regclass(rename.get("relation"))
-        return rel, f"renames {_KINDS[rename['renameType']]} {rel} to {rename.get('newname')}"
+        return (
+            rel,
+            f"renames {_KINDS[rename['renameType']]} {rel} to {ident(str(rename.get('newname')))}",
+        )
     move = step.tree.get("AlterObjectSchemaStmt")
     if move is not None and move.get("objectType") in _KINDS:
         rel = regclass(move.get("relation"))
         kind = _KINDS[move["objectType"]]
-        return rel, f"moves {kind} {rel} to schema {move.get('newschema')}"
+        return rel, f"moves {kind} {rel} to schema {ident(str(move.get('newschema')))}"
     return None
 
 

@@ -37,7 +37,7 @@ from collections.abc import Iterator
 
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
-from pgwarden.rules._sql import first_step_naming, strings
+from pgwarden.rules._sql import first_step_naming, ident, strings
 from pgwarden.rules.base import Hit, LintContext, Rule
 
 CODE = "PW206"
@@ -65,8 +65,8 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         if created.get(schema, step.index) < step.index:
             continue  # created earlier in this plan
         yield Hit(
-            message=f"drops schema {schema} and, through CASCADE, every table, view, function "
-            "and type in it with all their data; code using any of them fails from this "
+            message=f"drops schema {ident(schema)} and, through CASCADE, every table, view, "
+            "function and type in it with all their data; code using any of them fails from this "
             "moment, and the data comes back only from a backup",
             help="drop the objects one by one in earlier releases, then DROP SCHEMA without "
             "CASCADE (it fails safely if anything is left)",

@@ -46,7 +46,7 @@ from collections.abc import Iterator
 
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
-from pgwarden.rules._sql import alter_cmds, object_name, qualified, regclass, table_of
+from pgwarden.rules._sql import alter_cmds, ident, object_name, qualified, regclass, table_of
 from pgwarden.rules.base import Hit, LintContext, Rule
 
 _HELP = "drop or re-point each dependent on purpose first, then drop without CASCADE"
@@ -77,9 +77,9 @@ def _cascaded(step: Step, ctx: LintContext) -> list[str]:
         if cmd.get("behavior") != "DROP_CASCADE":
             continue
         if subtype == "AT_DropColumn":
-            out.append(f"column {table}.{cmd.get('name')}")
+            out.append(f"column {table}.{ident(str(cmd.get('name')))}")
         elif subtype == "AT_DropConstraint":
-            out.append(f"constraint {cmd.get('name')} of {table}")
+            out.append(f"constraint {ident(str(cmd.get('name')))} of {table}")
     return out
 
 

@@ -42,6 +42,7 @@ from collections.abc import Iterator
 
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
+from pgwarden.rules._sql import ident
 from pgwarden.rules.base import Hit, LintContext, Rule
 from pgwarden.rules.pw206_schema_dropped import schemas_created_at
 
@@ -55,9 +56,10 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     old = str(body.get("subname"))
     if schemas_created_at(ctx).get(old, step.index) < step.index:
         return  # created earlier in this plan
+    was, now = ident(old), ident(str(body.get("newname")))
     yield Hit(
-        message=f"renames schema {old} to {body.get('newname')}: every query, search_path "
-        f"and function that names {old} fails from this moment, for all code still deployed",
+        message=f"renames schema {was} to {now}: every query, search_path "
+        f"and function that names {was} fails from this moment, for all code still deployed",
         help="create the new schema and move objects one at a time, leaving views under the old "
         "names, then drop the old schema in a later release",
         severity=Severity.WARNING,

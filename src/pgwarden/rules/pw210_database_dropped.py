@@ -36,7 +36,7 @@ from collections.abc import Iterator
 
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
-from pgwarden.rules._sql import first_step_naming
+from pgwarden.rules._sql import first_step_naming, ident
 from pgwarden.rules.base import Hit, LintContext, Rule
 
 CODE = "PW210"
@@ -61,8 +61,9 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     if _created_at(ctx).get(str(name), step.index) < step.index:
         return  # created earlier in this plan
     yield Hit(
-        message=f"drops database {name} with every table and row in it; it cannot run in a "
-        "transaction, so nothing rolls it back, and only a restored backup brings the data back",
+        message=f"drops database {ident(str(name))} with every table and row in it; it cannot run "
+        "in a transaction, so nothing rolls it back, and only a restored backup brings the data "
+        "back",
         help="keep database drops out of migrations: decommission with a runbook, after a "
         "verified backup",
         severity=Severity.ERROR,

@@ -43,7 +43,7 @@ from collections.abc import Iterator
 
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
-from pgwarden.rules._sql import existing_columns
+from pgwarden.rules._sql import existing_columns, ident
 from pgwarden.rules.base import Hit, LintContext, Rule
 
 
@@ -51,8 +51,9 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     for table, column, _cmd in existing_columns(step, ctx, "AT_DropNotNull"):
         if f"DROP NOT NULL {table}.{column}" in step.effects.no_ops:
             continue  # already nullable (the catalog, or the migration says so)
+        col = ident(column)
         yield Hit(
-            message=f"drops NOT NULL from {table}.{column} (ACCESS EXCLUSIVE on {table}, blocks "
+            message=f"drops NOT NULL from {table}.{col} (ACCESS EXCLUSIVE on {table}, blocks "
             "reads and writes, briefly): readers still deployed that assume a value break on "
             "the first NULL written",
             help="deploy readers that handle NULL first, then drop NOT NULL with an ignore "

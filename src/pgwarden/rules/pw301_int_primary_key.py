@@ -42,7 +42,7 @@ from collections.abc import Iterator
 from pgwarden.analysis.nodes import ColumnDef
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
-from pgwarden.rules._sql import alter_cmds, regclass, strings, type_of
+from pgwarden.rules._sql import alter_cmds, ident, regclass, strings, type_of
 from pgwarden.rules.base import Hit, LintContext, Rule
 
 _SMALL = {
@@ -121,8 +121,9 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         typ = type_of(col.get("typeName") or {})
         if not is_pk or typ[2] or typ[0] not in _SMALL or _generated(col):
             continue
+        name = ident(str(col.get("colname")))
         yield Hit(
-            message=f"primary key {table}.{col.get('colname')} is {_SMALL[typ[0]]}: it runs out "
+            message=f"primary key {table}.{name} is {_SMALL[typ[0]]}: it runs out "
             f"at {_LIMIT[typ[0] in ('int2', 'smallserial', 'serial2')]}, and widening it later "
             "rewrites the table and every referencing foreign key",
             help="declare it bigint (bigint GENERATED ALWAYS AS IDENTITY)",

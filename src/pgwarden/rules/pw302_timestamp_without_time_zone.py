@@ -36,7 +36,7 @@ from collections.abc import Iterator
 
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
-from pgwarden.rules._sql import column_types
+from pgwarden.rules._sql import column_types, ident
 from pgwarden.rules.base import Hit, LintContext, Rule
 
 
@@ -44,8 +44,9 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     for table, column, where, (base, _, _) in column_types(step):
         if base != "timestamp":
             continue
+        col = ident(column)
         yield Hit(
-            message=f"{where} declares {table}.{column} as timestamp without time zone: the "
+            message=f"{where} declares {table}.{col} as timestamp without time zone: the "
             "value carries no zone, so it means different instants to different clients",
             help="use timestamptz (same size, stores an instant)",
             severity=Severity.NOTE,

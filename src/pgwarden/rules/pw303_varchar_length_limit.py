@@ -41,7 +41,7 @@ from collections.abc import Iterator
 
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
-from pgwarden.rules._sql import column_types
+from pgwarden.rules._sql import column_types, ident
 from pgwarden.rules.base import Hit, LintContext, Rule
 
 
@@ -49,10 +49,11 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     for table, column, where, (base, mods, _) in column_types(step):
         if base != "varchar" or not mods:
             continue
+        col = ident(column)
         yield Hit(
-            message=f"{where} declares {table}.{column} as varchar({mods[0]}): stored like text, "
+            message=f"{where} declares {table}.{col} as varchar({mods[0]}): stored like text, "
             "but the limit can only be lowered by rewriting the table",
-            help=f"use text with CHECK (length({column}) <= {mods[0]}), which can be changed "
+            help=f"use text with CHECK (length({col}) <= {mods[0]}), which can be changed "
             "without a rewrite",
             severity=Severity.NOTE,
         )

@@ -39,7 +39,7 @@ from collections.abc import Iterator
 
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
-from pgwarden.rules._sql import column_types
+from pgwarden.rules._sql import column_types, ident
 from pgwarden.rules.base import Hit, LintContext, Rule
 
 
@@ -47,8 +47,9 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     for table, column, where, (base, mods, _) in column_types(step):
         if base != "bpchar":
             continue
+        col = ident(column)
         yield Hit(
-            message=f"{where} declares {table}.{column} as char({mods[0] if mods else 1}): values "
+            message=f"{where} declares {table}.{col} as char({mods[0] if mods else 1}): values "
             "are space-padded and compare ignoring trailing spaces",
             help="use text (with a CHECK on length if the width matters)",
             severity=Severity.NOTE,

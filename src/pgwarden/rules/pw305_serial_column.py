@@ -39,7 +39,7 @@ from collections.abc import Iterator
 
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
-from pgwarden.rules._sql import column_types
+from pgwarden.rules._sql import column_types, ident
 from pgwarden.rules.base import Hit, LintContext, Rule
 
 _SERIAL = {
@@ -56,8 +56,9 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     for table, column, where, (base, _, _) in column_types(step):
         if base not in _SERIAL:
             continue
+        col = ident(column)
         yield Hit(
-            message=f"{where} declares {table}.{column} as {base}: a loose sequence whose "
+            message=f"{where} declares {table}.{col} as {base}: a loose sequence whose "
             "permissions and ownership do not follow the table, and explicit ids can collide",
             help="use bigint GENERATED ALWAYS AS IDENTITY (a smaller integer can run out)",
             severity=Severity.NOTE,

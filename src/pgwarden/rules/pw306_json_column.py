@@ -36,7 +36,7 @@ from collections.abc import Iterator
 
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
-from pgwarden.rules._sql import column_types
+from pgwarden.rules._sql import column_types, ident
 from pgwarden.rules.base import Hit, LintContext, Rule
 
 
@@ -44,8 +44,9 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     for table, column, where, (base, _, _) in column_types(step):
         if base != "json":
             continue
+        col = ident(column)
         yield Hit(
-            message=f"{where} declares {table}.{column} as json: no equality (DISTINCT, GROUP BY, "
+            message=f"{where} declares {table}.{col} as json: no equality (DISTINCT, GROUP BY, "
             "UNION fail), no GIN index, re-parsed on every access",
             help="use jsonb",
             severity=Severity.NOTE,

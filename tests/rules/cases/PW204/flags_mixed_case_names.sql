@@ -1,0 +1,2 @@
+-- the new mixed-case name is quoted like the old one
+ALTER TABLE "VerificationRequest" RENAME TO "VerificationToken";
