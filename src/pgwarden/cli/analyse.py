@@ -256,6 +256,7 @@ def lint(
         raise
     if apply_fixes:
         from pgwarden.lint.fix import fix_plan, write_fixes
+        from pgwarden.sources.flyway import is_flyway_file
 
         fixes = fix_plan(plan, result, ctx.snapshot)
         write_fixes(fixes)
@@ -263,7 +264,8 @@ def lint(
             err.print(fx.diff(), highlight=False, end="")
         err.print(f"fixed {sum(len(fx.fixed) for fx in fixes)} finding(s) in {len(fixes)} file(s)")
         for text in plan.texts:
-            if (text.changesets or text.placeholders) and any(
+            flyway = is_flyway_file(text.path)
+            if (text.changesets or text.placeholders or flyway) and any(
                 f.fix is not None and plan.steps[f.step].location.path == text.path
                 for f in result.findings
                 if f.step is not None
@@ -273,6 +275,11 @@ def lint(
                     "the fixes its findings show by hand (a CONCURRENTLY statement in a "
                     "changeset of its own, with runInTransaction:false)"
                     if text.changesets
+                    else "is a Flyway migration: Flyway runs it in a transaction, or without one "
+                    "when all its statements are CONCURRENTLY (and the like), and refuses a mix: "
+                    "make the fixes its findings show by hand (a CONCURRENTLY statement in a "
+                    "migration of its own)"
+                    if flyway
                     else f"holds placeholders ({', '.join(text.placeholders)}), read as "
                     "identifiers: make the fixes its findings show by hand"
                 )

@@ -73,6 +73,7 @@ from pgwarden.lint.rewrite import rewrite_plan
 from pgwarden.plan import NO_FILE_TRANSACTION, Plan, SourceText, Step, TxMode, build_plan
 from pgwarden.rules.base import resets_all_settings
 from pgwarden.rules.pw122_lock_timeout_too_long import bearable_ms, blocked_rate
+from pgwarden.sources.flyway import is_flyway_file
 from pgwarden.sources.psql import blank_meta_commands
 from pgwarden.sources.updown import split_halves, with_down_half
 
@@ -564,7 +565,9 @@ def _sets_lock_timeout(step: Step) -> bool:
 def fix_plan(plan: Plan, result: LintResult, snapshot: Snapshot | None = None) -> list[FileFix]:
     """The rewrite of every file that has at least one mechanical fix (not Liquibase
     formatted SQL: the transactions a fix writes would not be Liquibase's changesets; not a
-    file with Flyway/Liquibase placeholders, which the plan reads as quoted identifiers).
+    Flyway migration, which Flyway runs in its own transaction and refuses when it mixes
+    CONCURRENTLY with other statements; not a file with Flyway/Liquibase placeholders,
+    which the plan reads as quoted identifiers).
 
     Each rewritten file is linted again as it will be read: a file still showing
     a hazard it claims to fix, or a hazard the original did not have (a fix that
@@ -588,8 +591,8 @@ def fix_plan(plan: Plan, result: LintResult, snapshot: Snapshot | None = None) -
         fixes: list[FileFix] = []
         retry = False
         for source in plan.texts:
-            if source.changesets or source.placeholders:
-                continue  # Liquibase changesets are its transactions; placeholders: as written
+            if source.changesets or source.placeholders or is_flyway_file(source.path):
+                continue  # Liquibase changesets and Flyway files: their tool's transactions
             original = originals.get(source.path, [])
             mine = findings.get(source.path, [])
             timeout = any(f.fix is not None and f.fix.sets_session for f in mine)

@@ -6,7 +6,7 @@ INDEX CONCURRENTLY`, `DROP INDEX CONCURRENTLY`, `REINDEX ... CONCURRENTLY`,
 `DETACH PARTITION ... CONCURRENTLY`, `VACUUM`, `CREATE DATABASE`, ...) when
 it sits between `BEGIN` and `COMMIT` in the file, or in a file that the
 migration runner wraps in one transaction (pgwarden's default assumption, as
-Alembic, Django, Flyway and dbmate do; a file that Prisma Migrate, or morph
+Alembic, Django and dbmate do; a file that Prisma Migrate, or morph
 with `-- morph:nontransactional`, sends as one query runs outside any
 transaction when it holds one statement, as one transaction when it holds
 more), or in a changeset of a Liquibase
@@ -18,6 +18,14 @@ an error there wherever the block runs. A DO block (or a CALL of a procedure
 whose body is in the plan) whose body runs COMMIT or ROLLBACK, as batched
 backfills do, is flagged the same way: inside a transaction block the server
 refuses them (`invalid transaction termination`).
+
+A Flyway migration (`V<version>__`, `R__`) whose statements are all of the
+kinds Flyway runs outside a transaction (`CREATE`/`DROP INDEX CONCURRENTLY`,
+`VACUUM`, `REINDEX SCHEMA`, `CREATE DATABASE`, ...) runs without one, as
+Flyway does. One that mixes such a statement with others (a `SET`, other
+DDL) is flagged too (a warning): Flyway refuses it before running any of it,
+unless `mixed = true`, which runs the whole file without a transaction (so
+the lint reads it that way).
 
 ## Why is this bad?
 PostgreSQL rejects it with `ERROR: ... cannot run inside a transaction
@@ -60,6 +68,7 @@ from pgwarden.findings import Severity
 from pgwarden.plan import Step, TxMode
 from pgwarden.rules._sql import tx_words
 from pgwarden.rules.base import Hit, LintContext, Rule
+from pgwarden.sources.flyway import is_flyway_file, non_transactional
 from pgwarden.sources.updown import sent_as_one_query
 
 _KINDS = {
@@ -91,7 +100,21 @@ def _what(step: Step) -> str:
 
 
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
-    if step.effects.transactional or not step.in_transaction or step.is_transaction_control:
+    if step.effects.transactional or step.is_transaction_control:
+        return
+    if not step.in_transaction:
+        if not step.note and _in_mixed_flyway_file(step, ctx) and non_transactional(step.tree):
+            yield Hit(
+                message=f"{_what(step)} shares a Flyway migration with statements Flyway runs in "
+                "a transaction: Flyway refuses such a migration before running any of it "
+                "(Detected both transactional and non-transactional statements within the same "
+                "migration) unless mixed = true, which runs the whole file outside a "
+                "transaction, each statement committed on its own",
+                help="put it in a Flyway migration of its own, with only statements Flyway runs "
+                "outside a transaction (no SET, no other DDL); or set mixed = true if the file "
+                "may stop half-applied",
+                severity=Severity.WARNING,
+            )
         return
     explicit = step.tx_mode is TxMode.EXPLICIT
     changeset = not explicit and _in_changeset(step, ctx)
@@ -105,7 +128,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         "Migrate and morph do), which runs as one transaction"
         if one_query
         else "in a file that pgwarden assumes the runner wraps in one transaction (as Alembic, "
-        "Django, Flyway and dbmate do)"
+        "Django and dbmate do)"
     )
     if step.note:  # a statement of a DO block or procedure body: always fails
         passed = "the SQL passed to" in step.note  # a string a function EXECUTEs
@@ -155,6 +178,21 @@ def _in_changeset(step: Step, ctx: LintContext) -> bool:
     paths = cast("frozenset[str] | None", ctx.state.get(key))
     if paths is None:  # once per lint: a plan may hold thousands of files
         paths = frozenset(t.path for t in ctx.plan.texts if t.changesets)
+        ctx.state[key] = paths
+    return step.location.path in paths
+
+
+def _in_mixed_flyway_file(step: Step, ctx: LintContext) -> bool:
+    """Whether the step's file is a Flyway migration that mixes statements Flyway runs
+    outside a transaction with others (sources.flyway)."""
+    key = "PW130.flyway_mixed"
+    paths = cast("frozenset[str] | None", ctx.state.get(key))
+    if paths is None:
+        kinds: dict[str, set[bool]] = {}
+        for s in ctx.plan.steps:
+            if is_flyway_file(s.location.path):
+                kinds.setdefault(s.location.path, set()).add(non_transactional(s.tree))
+        paths = frozenset(p for p, seen in kinds.items() if len(seen) == 2)
         ctx.state[key] = paths
     return step.location.path in paths
 

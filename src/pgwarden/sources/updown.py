@@ -14,7 +14,9 @@ goose's `-- +goose NO TRANSACTION`, dbmate's `-- migrate:up transaction:false`
 and sql-migrate's `-- +migrate Up notransaction` mean the tool does not wrap the
 file in a transaction; so does a `-- postgres-migrations disable-transaction` line
 (the npm postgres-migrations package, which keeps no down half), and sqlx's
-`-- no-transaction` when it is the file's first bytes (sqlx reads it nowhere else).
+`-- no-transaction` when it is the file's first bytes (sqlx reads it nowhere else), and
+Atlas's `-- atlas:txmode none` among the comment lines that open the file (its file
+directives; Atlas then runs each statement on its own).
 
 Prisma Migrate (`migrations/<timestamp>_<name>/migration.sql`) and Mattermost's morph
 with `-- morph:nontransactional` send the file as one query (`sent_as_one_query`): a
@@ -57,6 +59,8 @@ _PG_MIGRATIONS_NO_TX = re.compile(
     r"^[ \t]*--[ \t]*postgres-migrations[ \t]+disable-transaction\b", re.IGNORECASE | re.MULTILINE
 )
 _SQLX_NO_TX = "-- no-transaction"  # sqlx: `sql.starts_with(...)`, the file's first bytes
+# Atlas's file directive, in the comment block that opens the file
+_ATLAS_NO_TX = re.compile(r"\A(?:[ \t]*(?:--[^\n]*)?\n)*?[ \t]*--[ \t]*atlas:txmode[ \t]+none\b")
 _MORPH_NO_TX = re.compile(r"^[ \t]*--[ \t]*morph:nontransactional\b", re.IGNORECASE | re.MULTILINE)
 _PRISMA = re.compile(r"(?:^|[/\\])\d{14}_[^/\\]+[/\\]migration\.sql$")
 _FLYWAY_UNDO = re.compile(r"U(\d+(?:[._]\d+)*__.*)")
@@ -78,7 +82,11 @@ def split_halves(text: str) -> Halves:
     up."""
     markers = list(_MARKER.finditer(text))
     if not markers:
-        no_tx = text.startswith(_SQLX_NO_TX) or bool(_PG_MIGRATIONS_NO_TX.search(text))
+        no_tx = (
+            text.startswith(_SQLX_NO_TX)
+            or bool(_PG_MIGRATIONS_NO_TX.search(text))
+            or bool(_ATLAS_NO_TX.match(text))
+        )
         return Halves(text, None, no_tx)
     up: list[str] = []
     down: list[str] = []
