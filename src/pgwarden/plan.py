@@ -20,9 +20,11 @@ from pgwarden.analysis.locks_altertable import builtin_volatility
 from pgwarden.analysis.nodes import (
     AlterTableCmd,
     CreateFunctionStmt,
+    DeleteStmt,
     SelectStmt,
     TypeName,
     TypeOf,
+    UpdateStmt,
     VariableSetStmt,
     dotted,
 )
@@ -91,6 +93,7 @@ class Derived(TypedDict, total=False):
     table_of: str | None  # the table an ALTER TABLE changes
     column_defs: tuple[tuple[str, str, TypeName, str], ...]  # (table, column, type, where)
     column_types: tuple[tuple[str, str, str, TypeOf], ...]  # (table, column, where, type_of)
+    dml_parts: list[tuple[str, UpdateStmt | DeleteStmt]]  # UPDATE/DELETE, its WITH's too
 
 
 def _no_derived() -> Derived:

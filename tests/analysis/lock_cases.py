@@ -605,6 +605,19 @@ _DML = [
     Case("select_view", MV, "SELECT * FROM v"),
     Case("copy_to", T, "COPY t TO STDOUT"),
     Case("copy_from", T, "COPY t (id, a) FROM STDIN"),
+    # Data-modifying WITH queries lock as the statement alone; a WITH name is no relation.
+    Case(
+        "with_delete_insert",
+        T + FK,
+        "WITH moved AS (DELETE FROM t WHERE a < 5 RETURNING id) "
+        "INSERT INTO p (id) SELECT id + 100 FROM moved",
+    ),
+    Case("with_update_select", T, "WITH u AS (UPDATE t SET a = 0 RETURNING id) SELECT * FROM u"),
+    Case(
+        "with_select_insert",
+        T + FK,
+        "WITH picked AS (SELECT id FROM t WHERE a > 3) INSERT INTO p (id) SELECT id FROM picked",
+    ),
 ]
 
 DOM = """

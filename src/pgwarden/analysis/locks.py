@@ -8,6 +8,7 @@ tests/analysis/test_locks_live.py; see docs/lock-model.md.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import cast
 
 from pgwarden.analysis.catalog import Catalog
 from pgwarden.analysis.effects import Effects, LockMode
@@ -28,6 +29,7 @@ from pgwarden.analysis.locks_core import (
 )
 from pgwarden.analysis.nodes import (
     ColumnDef,
+    CommonTableExpr,
     Constraint,
     DropStmt,
     InsertStmt,
@@ -36,12 +38,14 @@ from pgwarden.analysis.nodes import (
     SelectStmt,
     TableLikeClause,
     UpdateStmt,
+    WithClause,
     defnames,
     option_on,
     quote,
     range_vars,
     role_names,
     strings,
+    walk,
 )
 from pgwarden.analysis.plpgsql import body_statements, do_body
 
@@ -74,8 +78,38 @@ def analyse(
     ctx.version_assumed = server_version is None and (
         catalog is None or catalog.server_version is None
     )
+    body = cast("dict[str, object]", next(iter(tree.values())))
+    if body.get("withClause"):
+        ctx.ctes = frozenset(
+            str(cast("CommonTableExpr", value)["ctename"])
+            for key, value in walk(body)
+            if key == "CommonTableExpr"
+        )
     handler(ctx, tree)
+    _with_queries(ctx, kind, body)
     return ctx.effects()
+
+
+_WRITES = ("InsertStmt", "UpdateStmt", "DeleteStmt")
+
+
+def _with_queries(ctx: Ctx, kind: str, body: dict[str, object]) -> None:
+    """The WITH queries of a SELECT/INSERT/UPDATE/DELETE: a data-modifying one locks and
+    writes as the statement would alone; a query's reads are the outer statement's (a
+    SELECT reads its whole tree already)."""
+    if kind not in ("SelectStmt", *_WRITES):
+        return
+    with_ = cast("WithClause | None", body.get("withClause"))
+    for cte in (with_ or {}).get("ctes") or ():
+        query = cte.get("CommonTableExpr", {}).get("ctequery") or {}
+        if len(query) != 1:
+            continue
+        ((inner, node),) = query.items()
+        if inner in _WRITES:
+            _HANDLERS[inner](ctx, query)
+            _with_queries(ctx, inner, cast("dict[str, object]", node))
+        elif kind != "SelectStmt":
+            _query_relations(ctx, query, AS, True, "WITH query")
 
 
 def union_effects(
@@ -554,6 +588,8 @@ def _create_like(ctx: Ctx, table: str, base: str, like: TableLikeClause) -> None
 def _query_relations(ctx: Ctx, query: object, mode: LockMode, planned: bool, reason: str) -> None:
     """Lock what a query reads: each relation, views' base tables, and (planned) indexes."""
     for rv in range_vars(query, []):
+        if not rv.get("schemaname") and rv["relname"] in ctx.ctes:
+            continue  # a WITH query's name
         name = ctx.name(rv.get("schemaname"), rv["relname"])
         rel = ctx.rel(name)
         if ctx.catalog is not None and rel is None:

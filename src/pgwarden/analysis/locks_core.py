@@ -34,6 +34,7 @@ class Ctx:
         "assumptions",
         "catalog",
         "creates",
+        "ctes",
         "destroys",
         "inplan",
         "locks",
@@ -62,6 +63,7 @@ class Ctx:
         self.session_timezone: str | None = None
         self.type_changes: list[TypeChange] = []
         self.no_ops: dict[str, None] = {}
+        self.ctes: frozenset[str] = frozenset()  # WITH query names: not relations
 
     def at_least(self, major: int) -> bool:
         """Whether the server is `major` or newer (states the assumption when defaulted)."""

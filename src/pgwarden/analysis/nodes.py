@@ -538,6 +538,7 @@ class InsertStmt(TypedDict, total=False):
 
 class CommonTableExpr(TypedDict, total=False):
     ctename: str
+    ctequery: "Node"
 
 
 class WithClause(TypedDict, total=False):

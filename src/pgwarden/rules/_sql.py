@@ -9,9 +9,12 @@ from pgwarden.analysis.effects import LockMode
 from pgwarden.analysis.nodes import (
     AlterTableCmd,
     AlterTableStmt,
+    DeleteStmt,
     Node,
     TypeName,
     TypeOf,
+    UpdateStmt,
+    WithClause,
     dotted,
     func_calls,
     ident,
@@ -37,6 +40,7 @@ __all__ = [
     "column_added_earlier",
     "column_defs",
     "column_types",
+    "dml_parts",
     "dotted",
     "func_names",
     "how_long",
@@ -116,6 +120,33 @@ def alter_cmds(step: Step) -> Cmds:
     if cmds is None:
         cmds = step.derived["cmds"] = tuple(alter_table_cmds(step.tree["AlterTableStmt"]))
     return cmds
+
+
+def dml_parts(step: Step) -> list[tuple[str, UpdateStmt | DeleteStmt]]:
+    """The UPDATEs and DELETEs a statement runs: itself, and those of its data-modifying
+    WITH queries (`WITH moved AS (DELETE ... RETURNING *) INSERT ...`), nested ones too,
+    as (kind, body), the statement's own first."""
+    derived = step.derived
+    if "dml_parts" not in derived:
+        parts: list[tuple[str, UpdateStmt | DeleteStmt]] = []
+        _dml_parts(step.tree, parts)
+        derived["dml_parts"] = parts
+    return derived["dml_parts"]
+
+
+def _dml_parts(tree: Node, out: list[tuple[str, UpdateStmt | DeleteStmt]]) -> None:
+    ((kind, body),) = tree.items()
+    if kind in ("UpdateStmt", "DeleteStmt"):
+        out.append((kind, cast("UpdateStmt | DeleteStmt", body)))
+    if kind not in ("SelectStmt", "InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt"):
+        return
+    with_ = cast("WithClause | None", cast("dict[str, object]", body).get("withClause"))
+    if not with_:
+        return
+    for cte in with_.get("ctes") or ():
+        query = cte.get("CommonTableExpr", {}).get("ctequery") or {}
+        if len(query) == 1:
+            _dml_parts(query, out)
 
 
 def table_of(step: Step) -> str | None:

@@ -13,11 +13,11 @@ from typing import cast
 
 from pgwarden.analysis.context import Snapshot, estimate_seconds
 from pgwarden.analysis.effects import LockMode
-from pgwarden.analysis.nodes import A_Const, VariableSetStmt, strings
+from pgwarden.analysis.nodes import A_Const, UpdateStmt, VariableSetStmt, strings
 from pgwarden.analysis.selectivity import literal
 from pgwarden.findings import Fix, Severity, slot_setter
 from pgwarden.plan import Plan, Step
-from pgwarden.rules._sql import alter_cmds, catalog_relation, table_of
+from pgwarden.rules._sql import alter_cmds, catalog_relation, dml_parts, regclass, table_of
 from pgwarden.settings import UnknownTypeChange
 
 __all__ = [
@@ -175,6 +175,7 @@ class LintContext:
                 self.created.add(made.removeprefix("public."))
         if effects.destroys:
             self.dropped.update(d[6:] for d in effects.destroys if d.startswith("table "))
+        self._forget_written_values(step)
         altered = table_of(step)
         if altered is not None:
             for subtype, cmd in alter_cmds(step):
@@ -224,6 +225,35 @@ class LintContext:
                     lock.relation not in held
                 ):
                     held[lock.relation] = (lock.mode, step)
+
+    def _forget_written_values(self, step: Step) -> None:
+        """An UPDATE that sets an added column (a WITH query's too), an INSERT/COPY into
+        its table or a type change: the column may no longer hold NULL (or its default) in
+        every row."""
+        for kind, part in dml_parts(step):
+            if kind != "UpdateStmt":
+                continue
+            table = regclass(part.get("relation"))
+            for target in cast("UpdateStmt", part).get("targetList") or ():
+                name = str(target.get("ResTarget", {}).get("name"))
+                self.added_null.get(table, set()).discard(name)
+                self.added_default.get(table, {}).pop(name, None)
+        rows = step.tree.get("InsertStmt") or step.tree.get("CopyStmt")
+        if rows is not None:
+            if step.kind == "CopyStmt" and not rows.get("is_from"):
+                return
+            table = regclass(rows.get("relation"))
+            self.added_null.pop(table, None)
+            self.added_default.pop(table, None)
+            return
+        altered = table_of(step)
+        if altered is None:
+            return
+        for subtype, cmd in alter_cmds(step):
+            if subtype == "AT_AlterColumnType":
+                name = str(cmd.get("name"))
+                self.added_null.get(altered, set()).discard(name)
+                self.added_default.get(altered, {}).pop(name, None)
 
     def shown_existing(self, relation: str, step: Step) -> bool:
         """Whether `step` creates a table the snapshot shows existing (not dropped before it).

@@ -3,7 +3,9 @@
 ## What it does
 Flags `UPDATE t SET ...` and `DELETE FROM t` without a `WHERE` clause (or with
 one that is constant and true: `WHERE true`, `WHERE 1 = 1`) on a
-table that existed before the migration: the typical unbatched backfill. An
+table that existed before the migration: the typical unbatched backfill; also
+in a data-modifying WITH query (`WITH moved AS (DELETE FROM t RETURNING *)
+INSERT INTO t_archive SELECT * FROM moved`). An
 UPDATE is graded by the table's size and traffic, and is an error whenever the
 table holds more than `dml_max_rows` rows (as PW142 grades the same rows
 touched through a WHERE); a DELETE is always an error.
@@ -49,10 +51,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from pgwarden.analysis.nodes import A_Const, Node
+from pgwarden.analysis.nodes import A_Const, DeleteStmt, Node, UpdateStmt
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
-from pgwarden.rules._sql import how_long, regclass, strings
+from pgwarden.rules._sql import dml_parts, how_long, regclass, strings
 from pgwarden.rules.base import Hit, LintContext, Rule
 
 _HELP = (
@@ -80,26 +82,31 @@ def always_true(where: Node) -> bool:
 
 
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
-    body = step.tree.get("UpdateStmt") or step.tree.get("DeleteStmt")
-    if body is None:
-        return
-    where = body.get("whereClause")
-    if where and not always_true(where):
-        return
+    for i, (kind, body) in enumerate(dml_parts(step)):
+        where = body.get("whereClause")
+        if not where or always_true(where):
+            own = i == 0 and kind == step.kind
+            yield from _whole_table(kind, body, ctx, "" if own else "its WITH query ")
+
+
+def _whole_table(
+    kind: str, body: UpdateStmt | DeleteStmt, ctx: LintContext, who: str
+) -> Iterator[Hit]:
     table = regclass(body.get("relation"))
     est = ctx.duration(table, rewrite=True)
     judged = ctx.judge(table, lock_s=est)
     if judged.severity is None:
         return
-    if step.kind == "UpdateStmt":
+    if kind == "UpdateStmt":
         severity, limit = judged.severity, ""
         stats = ctx.snapshot.table(table) if ctx.snapshot is not None else None
         if stats is not None and stats.rows > ctx.dml.max_rows and severity is not Severity.ERROR:
             # as PW142 grades the same rows touched through a WHERE
             severity, limit = Severity.ERROR, f", more than dml_max_rows = {ctx.dml.max_rows:,}"
         yield Hit(
-            message=f"updates every row of {table} in one statement ({how_long(est)}): each row "
-            "stays locked until COMMIT, so concurrent writes to any row wait (reads go on), and a "
+            message=f"{who}updates every row of {table} in one statement ({how_long(est)}): "
+            "each row stays locked until COMMIT, so concurrent writes to any row wait (reads go "
+            "on), and a "
             f"new version of every row is written (WAL burst, replica lag, bloat); "
             f"{table}: {judged.size}{limit}",
             help=_HELP,
@@ -107,9 +114,9 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         )
         return
     yield Hit(
-        message=f"deletes every row of {table} in one statement ({how_long(est)}): the data is "
-        "gone, each row stays locked until COMMIT so concurrent writes to it wait, and dead rows "
-        f"fill the table until vacuum; {table}: {judged.size}",
+        message=f"{who}deletes every row of {table} in one statement ({how_long(est)}): the "
+        "data is gone, each row stays locked until COMMIT so concurrent writes to it wait, and "
+        f"dead rows fill the table until vacuum; {table}: {judged.size}",
         help="if the rows must go, delete in batches (pgwarden backfill) after a verified backup; "
         "if the table should go, stop using it and drop it in a later release",
         severity=Severity.ERROR,
@@ -122,5 +129,5 @@ RULE = Rule(
     summary="UPDATE or DELETE without WHERE locks every row in one huge transaction",
     doc=__doc__ or "",
     check=check,
-    kinds=frozenset({"UpdateStmt", "DeleteStmt"}),
+    kinds=frozenset({"UpdateStmt", "DeleteStmt", "SelectStmt", "InsertStmt"}),
 )

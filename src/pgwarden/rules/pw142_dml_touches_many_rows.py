@@ -25,7 +25,11 @@ a column the same file added just before: `IS NULL` of one added without a
 default, `= <its default>` or `IS NOT NULL` of one added with a constant
 default (the backfill right after `ADD COLUMN`); that is graded as if the
 WHERE were missing. (A missing or constant-true
-WHERE is PW140.)
+WHERE is PW140.) The UPDATEs and DELETEs of data-modifying WITH queries
+(`WITH moved AS (DELETE FROM t WHERE ... RETURNING *) INSERT INTO ...`) are
+judged the same way. A column the plan added is no longer assumed NULL (or its
+default) everywhere once an UPDATE set it, rows were inserted or copied in, or
+its type changed.
 
 ## Why is this bad?
 Every row the statement changes stays locked until COMMIT, so concurrent
@@ -68,7 +72,7 @@ from pgwarden.analysis.nodes import DeleteStmt, Node, UpdateStmt, WithClause, st
 from pgwarden.analysis.selectivity import literal, nearly_every_row, selectivity
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
-from pgwarden.rules._sql import regclass
+from pgwarden.rules._sql import dml_parts, regclass
 from pgwarden.rules.base import Hit, LintContext, Rule
 from pgwarden.rules.pw140_whole_table_update_or_delete import always_true
 
@@ -78,13 +82,15 @@ _HELP = (
 )
 
 
-def _estimate(step: Step, ctx: LintContext, table: str) -> tuple[float, float, str] | None:
-    """(rows touched, rows of the table, where the figure comes from), or None when unknown."""
-    planned = ctx.dml.planner_rows.get(step.index)
+def _estimate(
+    step: Step, ctx: LintContext, table: str, body: UpdateStmt | DeleteStmt, own: bool
+) -> tuple[float, float, str] | None:
+    """(rows touched, rows of the table, where the figure comes from), or None when unknown.
+    `own`: the statement's own UPDATE/DELETE (the planner's figure is for it), not a WITH's."""
+    planned = ctx.dml.planner_rows.get(step.index) if own else None
     if planned is not None:
         return planned[0], planned[1], "planner estimate"
-    body = step.tree.get("UpdateStmt") or step.tree.get("DeleteStmt")
-    if ctx.snapshot is None or body is None or "whereClause" not in body:
+    if ctx.snapshot is None or "whereClause" not in body:
         return None
     stats = ctx.snapshot.table(table)
     if stats is None:
@@ -226,18 +232,21 @@ def _key_spans(where: Node) -> dict[str, int]:
 
 
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
-    body = step.tree.get("UpdateStmt") or step.tree.get("DeleteStmt")
-    if body is None:
-        return
-    where = body.get("whereClause")
-    if not where or always_true(where):
-        return  # PW140
+    for i, (kind, body) in enumerate(dml_parts(step)):
+        where = body.get("whereClause")
+        if where and not always_true(where):  # else PW140
+            yield from _touches(step, ctx, kind, body, where, own=i == 0 and kind == step.kind)
+
+
+def _touches(
+    step: Step, ctx: LintContext, kind: str, body: UpdateStmt | DeleteStmt, where: Node, own: bool
+) -> Iterator[Hit]:
     table = regclass(body.get("relation"))
     judged = ctx.judge(table)
     if judged.severity is None or judged.severity is Severity.NOTE:
         return  # created in this plan, or small: a few rows, whatever the WHERE
-    verb = "updates" if step.kind == "UpdateStmt" else "deletes"
-    est = _estimate(step, ctx, table)
+    verb = ("" if own else "its WITH query ") + ("updates" if kind == "UpdateStmt" else "deletes")
+    est = _estimate(step, ctx, table, body, own)
     if est is None:
         span = _key_span(where)
         if span is not None and span <= ctx.dml.max_rows:
@@ -313,5 +322,5 @@ RULE = Rule(
     summary="UPDATE or DELETE whose WHERE matches many rows of a large table in one statement",
     doc=__doc__ or "",
     check=check,
-    kinds=frozenset({"UpdateStmt", "DeleteStmt"}),
+    kinds=frozenset({"UpdateStmt", "DeleteStmt", "SelectStmt", "InsertStmt"}),
 )

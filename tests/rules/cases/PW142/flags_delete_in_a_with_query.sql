@@ -1,0 +1,2 @@
+SET lock_timeout = '2s';
+WITH moved AS (DELETE FROM events WHERE created_at < now() RETURNING *) INSERT INTO events_archive SELECT * FROM moved;
