@@ -614,6 +614,19 @@ _DML = [
     ),
     Case("with_update_select", T, "WITH u AS (UPDATE t SET a = 0 RETURNING id) SELECT * FROM u"),
     Case(
+        "merge_update_insert",
+        T + "CREATE TABLE src (id int, a int); INSERT INTO src VALUES (1, 5), (500, 6);",
+        "MERGE INTO t USING src s ON s.id = t.id WHEN MATCHED THEN UPDATE SET a = s.a "
+        "WHEN NOT MATCHED THEN INSERT (id, a) VALUES (s.id, s.a)",
+        min_version=15,
+    ),
+    Case(
+        "merge_delete_referenced",
+        FKD + "INSERT INTO p VALUES (3, 3);",
+        "MERGE INTO p USING (VALUES (3)) v (id) ON v.id = p.id WHEN MATCHED THEN DELETE",
+        min_version=15,
+    ),
+    Case(
         "with_select_insert",
         T + FK,
         "WITH picked AS (SELECT id FROM t WHERE a > 3) INSERT INTO p (id) SELECT id FROM picked",

@@ -36,7 +36,15 @@ from tests.fixtures.pg import new_database
 # Reads by DML and SELECT depend on the plan, not on a lock being held; TRUNCATE's
 # "scan" is the rebuild of its indexes over the new, empty file. Scans are not compared.
 _PLAN_DEPENDENT_SCANS = frozenset(
-    {"InsertStmt", "UpdateStmt", "DeleteStmt", "SelectStmt", "CopyStmt", "TruncateStmt"}
+    {
+        "InsertStmt",
+        "UpdateStmt",
+        "DeleteStmt",
+        "MergeStmt",
+        "SelectStmt",
+        "CopyStmt",
+        "TruncateStmt",
+    }
 )
 
 _databases: dict[int, str] = {}

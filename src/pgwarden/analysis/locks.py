@@ -97,7 +97,7 @@ def _with_queries(ctx: Ctx, kind: str, body: dict[str, object]) -> None:
     """The WITH queries of a SELECT/INSERT/UPDATE/DELETE: a data-modifying one locks and
     writes as the statement would alone; a query's reads are the outer statement's (a
     SELECT reads its whole tree already)."""
-    if kind not in ("SelectStmt", *_WRITES):
+    if kind not in ("SelectStmt", "MergeStmt", *_WRITES):
         return
     with_ = cast("WithClause | None", body.get("withClause"))
     for cte in (with_ or {}).get("ctes") or ():
@@ -943,6 +943,27 @@ def _delete(ctx: Ctx, tree: Node) -> None:
         ctx.destroy(f"all rows of {table} (DELETE without WHERE)")
 
 
+def _merge_into(ctx: Ctx, tree: Node) -> None:
+    """MERGE: ROW EXCLUSIVE on the target and its indexes, the source read; each action's
+    foreign-key checks as its INSERT/UPDATE/DELETE would run them."""
+    body = cast("dict[str, object]", next(iter(tree.values())))
+    source: list[Node] = [cast("Node", body["sourceRelation"])]
+    table = _write_rows(ctx, cast(RangeVar, body["relation"]), "MERGE", source, "USING")
+    clauses = cast("list[dict[str, dict[str, object]]]", body.get("mergeWhenClauses", []))
+    for clause in clauses:
+        when = clause["MergeWhenClause"]
+        command = when.get("commandType")
+        if command == "CMD_INSERT":
+            _fk_checks(ctx, table, None, inbound=False)
+        elif command == "CMD_UPDATE":
+            targets = cast("list[dict[str, dict[str, str]]]", when.get("targetList", []))
+            cols = {t["ResTarget"]["name"] for t in targets if "ResTarget" in t}
+            _fk_checks(ctx, table, cols, inbound=False)
+            _fk_checks(ctx, table, cols, inbound=True)
+        elif command == "CMD_DELETE":
+            _fk_checks(ctx, table, None, inbound=True)
+
+
 def _select(ctx: Ctx, tree: Node) -> None:
     body: SelectStmt = tree["SelectStmt"]
     into = body.get("intoClause")
@@ -1048,6 +1069,7 @@ _HANDLERS: dict[str, Handler] = {
     "InsertStmt": _insert,
     "UpdateStmt": _update,
     "DeleteStmt": _delete,
+    "MergeStmt": _merge_into,
     "SelectStmt": _select,
     "CopyStmt": _copy,
     "ExplainStmt": _explain,
