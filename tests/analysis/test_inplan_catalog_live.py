@@ -39,6 +39,7 @@ class InPlanCase:
     earlier: str
     sql: str
     alone: bool = True  # also checked from the SQL alone (no catalog)
+    alone_locks: bool = False  # ... and its locks too (those of the table and the index)
 
 
 CASES = [
@@ -151,6 +152,21 @@ CASES = [
         "ALTER TABLE h ADD CONSTRAINT h_id_pos CHECK (id > 0) NOT VALID;",
         "ALTER TABLE h VALIDATE CONSTRAINT h_id_pos",
     ),
+    # DROP INDEX of an index the plan created: its table is known (ACCESS EXCLUSIVE)
+    InPlanCase(
+        "drop_index_created_in_plan",
+        H,
+        "CREATE INDEX h_note_idx ON h (note);",
+        "DROP INDEX h_note_idx",
+        alone_locks=True,
+    ),
+    InPlanCase(
+        "drop_index_if_exists_created_in_plan",
+        H,
+        "CREATE INDEX ON h (note);",
+        "DROP INDEX IF EXISTS h_note_idx",
+        alone_locks=True,
+    ),
     InPlanCase(
         "add_column_if_not_exists_again",
         H,
@@ -194,10 +210,13 @@ def test_inplan_overlay_matches_server(case: InPlanCase, conn: Any) -> None:
                 inplan.observe(stmt.tree)
             model = analyse(last.tree, catalog=catalog, server_version=major, inplan=inplan)
             if catalog is None:
-                if case.alone:  # the table's indexes are not known from the SQL alone
+                if case.alone and "AlterTableStmt" in last.tree:
+                    # the table's indexes are not known from the SQL alone
                     table = last.tree["AlterTableStmt"]["relation"]["relname"]
                     assert (table in model.rewrites) == (table in observed.rewrites)
                     assert set(model.scans) == observed.scans
+                if case.alone_locks:
+                    assert _pairs(model) == observed.locks
                 continue
             assert set(model.rewrites) == observed.rewrites
             assert set(model.scans) == observed.scans

@@ -265,6 +265,13 @@ class InPlan:
             return self.rels[name]
         return self.base.get(name) if self.base is not None else None
 
+    def index_table(self, index: str) -> str | None:
+        """The table of an index the plan created (and has not dropped since)."""
+        for name, draft in self.rels.items():
+            if draft is not None and index in draft.indexes:
+                return name
+        return None
+
     # -- writing ---------------------------------------------------------------------
 
     def assume(self, fact: ColumnFact) -> None:

@@ -460,10 +460,12 @@ def _drop(ctx: Ctx, tree: Node) -> None:
 
 def _drop_index(ctx: Ctx, index: str, body: DropStmt, missing_ok: bool) -> None:
     rel = ctx.rel(index)
-    if rel is None and ctx.catalog is not None and missing_ok:
+    table = rel.table if rel is not None else None
+    if table is None and ctx.inplan is not None:
+        table = ctx.inplan.index_table(index)  # one the plan created
+    if rel is None and table is None and ctx.catalog is not None and missing_ok:
         return
     concurrent = bool(body.get("concurrent"))
-    table = rel.table if rel is not None else None
     if table is None:
         ctx.assume(f"The table of index {index} is not known (no catalog); it is locked too.")
     if concurrent:
@@ -946,17 +948,16 @@ def _delete(ctx: Ctx, tree: Node) -> None:
 def _merge_into(ctx: Ctx, tree: Node) -> None:
     """MERGE: ROW EXCLUSIVE on the target and its indexes, the source read; each action's
     foreign-key checks as its INSERT/UPDATE/DELETE would run them."""
-    body = cast("dict[str, object]", next(iter(tree.values())))
-    source: list[Node] = [cast("Node", body["sourceRelation"])]
-    table = _write_rows(ctx, cast(RangeVar, body["relation"]), "MERGE", source, "USING")
-    clauses = cast("list[dict[str, dict[str, object]]]", body.get("mergeWhenClauses", []))
-    for clause in clauses:
-        when = clause["MergeWhenClause"]
+    body = tree["MergeStmt"]
+    source = [body["sourceRelation"]] if "sourceRelation" in body else []
+    table = _write_rows(ctx, body["relation"], "MERGE", source, "USING")
+    for clause in body.get("mergeWhenClauses") or ():
+        when = clause.get("MergeWhenClause", {})
         command = when.get("commandType")
         if command == "CMD_INSERT":
             _fk_checks(ctx, table, None, inbound=False)
         elif command == "CMD_UPDATE":
-            targets = cast("list[dict[str, dict[str, str]]]", when.get("targetList", []))
+            targets = when.get("targetList") or ()
             cols = {t["ResTarget"]["name"] for t in targets if "ResTarget" in t}
             _fk_checks(ctx, table, cols, inbound=False)
             _fk_checks(ctx, table, cols, inbound=True)

@@ -560,6 +560,18 @@ class DeleteStmt(TypedDict, total=False):
     withClause: WithClause
 
 
+class MergeWhenClause(TypedDict, total=False):
+    commandType: str  # CMD_INSERT, CMD_UPDATE, CMD_DELETE, CMD_NOTHING
+    targetList: list["Node"]
+
+
+class MergeStmt(TypedDict, total=False):
+    relation: RangeVar
+    sourceRelation: "Node"
+    mergeWhenClauses: list["Node"]
+    withClause: WithClause
+
+
 class SelectStmt(TypedDict, total=False):
     intoClause: IntoClause
     targetList: list["Node"]
@@ -720,6 +732,8 @@ class Node(TypedDict, total=False):
     DiscardStmt: DiscardStmt
     CreatedbStmt: CreatedbStmt
     DeleteStmt: DeleteStmt
+    MergeStmt: MergeStmt
+    MergeWhenClause: MergeWhenClause
     DoStmt: DoStmt
     DropStmt: DropStmt
     DropdbStmt: DropdbStmt
