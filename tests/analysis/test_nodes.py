@@ -28,7 +28,12 @@ def test_readers_on_a_parsed_tree() -> None:
     col = stmt["cmds"][0]["AlterTableCmd"]["def"]["ColumnDef"]
     assert nodes.quote(col["colname"]) == '"Note"'
     assert nodes.type_of(col["typeName"]) == ("varchar", [20], True)
-    assert nodes.dotted(col["typeName"]["names"]) == "pg_catalog.varchar"
+    assert nodes.dotted(col["typeName"]["names"]) == 'pg_catalog."varchar"'  # a keyword
+    # quoted as regclass prints a name: upper case, symbols and keywords (not unreserved ones)
+    assert nodes.regclass(_alter('ALTER TABLE "user" ADD c int')["relation"]) == '"user"'
+    assert nodes.regclass(_alter('ALTER TABLE public."order" ADD c int')["relation"]) == '"order"'
+    assert nodes.regclass(_alter("ALTER TABLE account ADD c int")["relation"]) == "account"
+    assert nodes.quote("name") == "name"  # an unreserved keyword
     assert locks_altertable.type_name(col["typeName"]) == ("varchar[]", [20])
     assert _sql.type_text(col["typeName"]) == "varchar(20)[]"
 

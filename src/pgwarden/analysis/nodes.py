@@ -761,8 +761,9 @@ _PLAIN = re.compile(r"[a-z_][a-z0-9_$]*")
 
 @lru_cache(maxsize=4096)  # type: ignore[misc]  # typeshed's lru_cache is typed with Any
 def quote(ident: str) -> str:
-    """Quote an identifier the way regclass output does (keywords aside)."""
-    if _PLAIN.fullmatch(ident):
+    """Quote an identifier as regclass output and quote_ident() do: upper case, symbols,
+    and keywords that are not unreserved (`"user"`, `"order"`, `"Acct"`)."""
+    if _PLAIN.fullmatch(ident) and ident not in (_KEYWORDS or _keywords()):
         return ident
     return '"' + ident.replace('"', '""') + '"'
 
@@ -770,14 +771,15 @@ def quote(ident: str) -> str:
 _KEYWORDS: set[str] = set()  # what quote_ident() quotes, filled on first use (with pglast's)
 
 
+def _keywords() -> set[str]:
+    from pglast import keywords as kw
+
+    _KEYWORDS.update(kw.COL_NAME_KEYWORDS, kw.RESERVED_KEYWORDS, kw.TYPE_FUNC_NAME_KEYWORDS)
+    return _KEYWORDS
+
+
 def ident(name: str) -> str:
     """`name` as an SQL identifier, quoted as quote_ident() does (case, symbols, keywords)."""
-    if not _KEYWORDS:
-        from pglast import keywords as kw
-
-        _KEYWORDS.update(kw.COL_NAME_KEYWORDS, kw.RESERVED_KEYWORDS, kw.TYPE_FUNC_NAME_KEYWORDS)
-    if name in _KEYWORDS:
-        return '"' + name + '"'
     return quote(name)
 
 

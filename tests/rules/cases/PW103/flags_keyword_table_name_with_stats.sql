@@ -1,0 +1,2 @@
+-- stats: keyword-names-stats.json
+ALTER TABLE "user" ALTER COLUMN name SET NOT NULL;
