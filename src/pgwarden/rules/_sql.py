@@ -217,7 +217,8 @@ def column_types(step: Step) -> ColumnTypes:
 
 def _column_defs(step: Step) -> Iterator[tuple[str, str, TypeName, str]]:
     create = step.tree.get("CreateStmt")
-    if create is not None:
+    if create is not None and create.get("relation", {}).get("relpersistence") != "t":
+        # (a temporary table's column types do not outlive the session: not judged)
         table = regclass(create.get("relation"))
         for elt in create.get("tableElts") or ():
             col = elt.get("ColumnDef")

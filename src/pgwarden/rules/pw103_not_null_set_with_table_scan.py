@@ -6,7 +6,10 @@ Flags `ALTER TABLE ... ALTER COLUMN c SET NOT NULL` (and, on PostgreSQL 18,
 nothing proves the column has no NULLs: no validated `CHECK (c IS NOT NULL)`
 in the catalog or earlier in the plan. It also flags `ADD PRIMARY KEY USING
 INDEX` when the catalog shows a key column is still nullable, because the
-primary key sets NOT NULL on it with the same scan.
+primary key sets NOT NULL on it with the same scan. Not when the same ALTER TABLE
+rewrites the table (`ALTER COLUMN c TYPE bigint, ALTER COLUMN c SET NOT NULL`):
+the rewrite checks each row as it copies it, with no scan of its own, and the
+rewrite is PW104's.
 
 ## Why is this bad?
 SET NOT NULL takes ACCESS EXCLUSIVE on the table and then reads every row to
@@ -171,6 +174,8 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     cols, pk_using_index = _not_null_columns(step)
     if not (cols or pk_using_index) or not step.effects.scans:
         return  # the lock model knows a valid CHECK or NOT NULL already proves it
+    if table in step.effects.rewrites:
+        return  # the rewrite checks each row as it copies it: no scan of its own (PW104's)
     proofs = _proofs(ctx, table)
     cols = [c for c in cols if not proofs.covers(c)]
     if not cols and not pk_using_index:

@@ -3,7 +3,9 @@
 ## What it does
 Flags `DROP ... CASCADE` (tables, views, types, functions, columns,
 constraints, ...) and `TRUNCATE ... CASCADE` on objects that existed before
-the migration. `DROP SCHEMA ... CASCADE` is PW206.
+the migration. `DROP SCHEMA ... CASCADE` is PW206. Not a trigger, policy,
+extended statistics object or event trigger: nothing can depend on one, so
+CASCADE drops nothing more.
 
 Severity: error when the cascade can take data with it (TRUNCATE, and DROP
 TYPE / DOMAIN, which drop the columns of that type); a warning otherwise
@@ -52,6 +54,10 @@ from pgwarden.rules.base import Hit, LintContext, Rule
 _HELP = "drop or re-point each dependent on purpose first, then drop without CASCADE"
 
 
+# Objects no other object can depend on (pg_depend never names them as referenced).
+_NO_DEPENDENTS = frozenset({"trigger", "policy", "statistic_ext", "event_trigger"})
+
+
 def _cascaded(step: Step, ctx: LintContext) -> list[str]:
     """What the step drops or empties with CASCADE, in words."""
     drop = step.tree.get("DropStmt")
@@ -59,6 +65,8 @@ def _cascaded(step: Step, ctx: LintContext) -> list[str]:
         kind = drop.get("removeType", "").removeprefix("OBJECT_").lower()
         if kind == "schema":
             return []  # PW206
+        if kind in _NO_DEPENDENTS:
+            return []  # nothing can depend on it: CASCADE drops nothing more
         out = []
         for obj in drop.get("objects") or ():
             name = object_name(obj)

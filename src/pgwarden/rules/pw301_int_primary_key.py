@@ -7,6 +7,8 @@ integer columns that are not keys (counts, amounts) are not flagged, nor are
 generated columns, nor the columns of a composite key that no sequence fills
 (serial, identity, `DEFAULT nextval(...)`): a join table's references run out
 only where the referenced table's key does, and that key is flagged there.
+Columns of a temporary table (`CREATE TEMP TABLE`) are not flagged: the table
+is gone at the end of the session.
 
 ## Why is this bad?
 An `integer` key stops at 2,147,483,647: inserts start failing when the
@@ -62,6 +64,8 @@ def _columns(step: Step) -> Iterator[tuple[str, ColumnDef, bool]]:
     create = step.tree.get("CreateStmt")
     alter = step.tree.get("AlterTableStmt")
     if create is not None:
+        if create.get("relation", {}).get("relpersistence") == "t":
+            return  # a temporary table: gone at the end of the session
         table = regclass(create.get("relation"))
         elts = create.get("tableElts") or ()
         keys = {

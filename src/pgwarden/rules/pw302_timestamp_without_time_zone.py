@@ -3,6 +3,8 @@
 ## What it does
 Flags columns declared `timestamp` / `timestamp without time zone` in
 `CREATE TABLE`, `ADD COLUMN` and `ALTER COLUMN ... TYPE`.
+Columns of a temporary table (`CREATE TEMP TABLE`) are not flagged: the table
+is gone at the end of the session.
 
 ## Why is this bad?
 A `timestamp` is a wall-clock reading with no zone: the same value means

@@ -4,6 +4,8 @@
 Flags columns declared `varchar(n)` / `character varying(n)` in `CREATE
 TABLE`, `ADD COLUMN` and `ALTER COLUMN ... TYPE`. `varchar` without a
 length is not flagged (it is `text` under another name).
+Columns of a temporary table (`CREATE TEMP TABLE`) are not flagged: the table
+is gone at the end of the session.
 
 ## Why is this bad?
 In PostgreSQL `varchar(n)` is stored exactly like `text`; the limit is the

@@ -4,6 +4,8 @@
 Flags columns declared `char(n)`, `character(n)` or bare `char` (which is
 `char(1)`) in `CREATE TABLE`, `ADD COLUMN` and `ALTER COLUMN ... TYPE`. The
 internal one-byte type `"char"` is not flagged.
+Columns of a temporary table (`CREATE TEMP TABLE`) are not flagged: the table
+is gone at the end of the session.
 
 ## Why is this bad?
 `char(n)` pads values with spaces to `n` characters, ignores trailing spaces

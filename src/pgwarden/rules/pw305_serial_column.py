@@ -4,6 +4,8 @@
 Flags columns declared `smallserial`, `serial` or `bigserial` in `CREATE
 TABLE` and `ADD COLUMN` (adding one to an existing table also rewrites it:
 see PW104).
+Columns of a temporary table (`CREATE TEMP TABLE`) are not flagged: the table
+is gone at the end of the session.
 
 ## Why is this bad?
 `serial` is shorthand for an integer column with a `nextval()` default and a

@@ -3,6 +3,8 @@
 ## What it does
 Flags columns declared `json` in `CREATE TABLE`, `ADD COLUMN` and `ALTER
 COLUMN ... TYPE`.
+Columns of a temporary table (`CREATE TEMP TABLE`) are not flagged: the table
+is gone at the end of the session.
 
 ## Why is this bad?
 `json` stores the text as given and parses it on every access. It has no

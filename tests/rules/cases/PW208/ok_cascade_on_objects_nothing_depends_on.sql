@@ -1,0 +1,3 @@
+DROP TRIGGER IF EXISTS splits_notify ON splits CASCADE;
+DROP POLICY IF EXISTS tenant_isolation ON splits CASCADE;
+DROP STATISTICS IF EXISTS splits_stats CASCADE;

@@ -1,0 +1,1 @@
+CREATE TEMPORARY TABLE guard (blocked integer NOT NULL PRIMARY KEY, at timestamp, note varchar(20), j json);

@@ -1,0 +1,1 @@
+CREATE TEMP TABLE guard (blocked integer NOT NULL PRIMARY KEY, at timestamp, note varchar(20), j json);
