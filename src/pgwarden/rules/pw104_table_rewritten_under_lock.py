@@ -247,6 +247,12 @@ def _causes(step: Step, ctx: LintContext) -> tuple[list[str], str, bool]:
     return causes or ["the change"], help_, 0 < soft == len(causes)
 
 
+def maybe_in_place(step: Step, ctx: LintContext) -> bool:
+    """Whether every cause of the step's rewrite is a type change from a type not known
+    that real migrations mostly make in place (PW104's 'may rewrite', a warning)."""
+    return step.kind == "AlterTableStmt" and bool(step.effects.rewrites) and _causes(step, ctx)[2]
+
+
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     if step.kind != "AlterTableStmt":
         return

@@ -67,6 +67,7 @@ from pgwarden.findings import Severity
 from pgwarden.plan import Step
 from pgwarden.rules._sql import TABLE_KINDS, how_long, qualified, regclass, tx_words
 from pgwarden.rules.base import LONG_LOCK_S, Hit, LintContext, Rule, describe_lock
+from pgwarden.rules.pw104_table_rewritten_under_lock import maybe_in_place
 from pgwarden.rules.pw142_dml_touches_many_rows import few_rows
 
 _TABLE_KINDS = frozenset(TABLE_KINDS)
@@ -76,8 +77,10 @@ NAMED = 3
 _DML = {"UpdateStmt": "updates", "DeleteStmt": "deletes", "InsertStmt": "inserts"}
 
 
-def _slow(step: Step, ctx: LintContext) -> tuple[str, float | None] | None:
-    """What makes `step` take long on existing data, and its estimated seconds."""
+def _slow(step: Step, ctx: LintContext) -> tuple[str, float | None, bool] | None:
+    """What makes `step` take long on existing data, its estimated seconds, and whether it
+    is only a rewrite that real migrations mostly avoid (a type change from a type not
+    known: PW104's 'may rewrite')."""
     if step.kind == "TruncateStmt":
         return None  # new empty files swapped in: quick at any size (0.75 ms for 2M rows)
     kinds = {lk.relation: lk.relkind for lk in step.effects.locks}
@@ -97,8 +100,10 @@ def _slow(step: Step, ctx: LintContext) -> tuple[str, float | None] | None:
         work = "index" if step.kind == "IndexStmt" else "scan"
         times = [ctx.duration(r, kind="rewrite" if r in rewrites else work) for r in rels]
         est = sum(t for t in times if t is not None) if all(t is not None for t in times) else None
-        verb = "rewrites" if rewrites & set(rels) else "reads all of"
-        return f"{verb} {', '.join(rels)}", est
+        if not rewrites & set(rels):
+            return f"reads all of {', '.join(rels)}", est, False
+        maybe = set(step.effects.scans) <= rewrites and maybe_in_place(step, ctx)
+        return f"{'may rewrite' if maybe else 'rewrites'} {', '.join(rels)}", est, maybe
     insert = step.tree.get("InsertStmt")
     changed = step.tree.get("UpdateStmt") or step.tree.get("DeleteStmt")
     dml = insert or changed
@@ -110,14 +115,14 @@ def _slow(step: Step, ctx: LintContext) -> tuple[str, float | None] | None:
             select = insert.get("selectStmt", {}).get("SelectStmt", {})
             if not select.get("fromClause"):
                 return None  # INSERT ... VALUES: a few rows
-            return f"copies rows into {table}", None
+            return f"copies rows into {table}", None, False
         where = (changed or {}).get("whereClause")
         if where is not None and few_rows(where, ctx, table):
             return None  # by key: a handful of rows, quick
         whole = not where
         est = ctx.duration(table, rewrite=True) if whole else None
         rows = "every row" if whole else "rows"
-        return f"{_DML[step.kind]} {rows} of {table}", est
+        return f"{_DML[step.kind]} {rows} of {table}", est, False
     return None
 
 
@@ -251,7 +256,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     slow = _slow(step, ctx)
     if slow is None:
         return
-    doing, est = slow
+    doing, est, maybe = slow
     held = _held(ctx, step.transaction)
     if held is None:
         return
@@ -278,7 +283,8 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         f"{tx_words(step)}, so that traffic waits for this statement too; {said.sizes}",
         help="commit right after the statement that takes the strong lock and run this one in its "
         "own transaction (its own migration, or its own BEGIN ... COMMIT block in the file)",
-        severity=said.worst,
+        # a rewrite PW104 only says may happen: no surer here
+        severity=Severity.WARNING if maybe and said.worst is Severity.ERROR else said.worst,
     )
 
 
