@@ -84,6 +84,11 @@ class SourceText:
     # Types the migration framework says are enums (Alembic: a native sa.Enum an
     # alter_column names as type_ or existing_type), by name, lower case, without schema.
     enums: tuple[str, ...] = ()
+    # The tool holds a transaction (or one query) around the file, so that a BEGIN in it
+    # starts none: statements before it share its block, and those after its COMMIT one
+    # more transaction (Flyway, golang-migrate, sqlx, diesel, Prisma, dbmate). Only when
+    # the plan assumes file transactions.
+    runner_transaction: bool = False
 
 
 class Derived(TypedDict, total=False):
@@ -372,7 +377,9 @@ def build_plan(
     """Steps from parsed sources, in order, with transaction blocks and effects.
 
     `file_transaction` models runners that wrap each file in one transaction
-    (Alembic, Django, Flyway); explicit BEGIN/COMMIT in a file always wins.
+    (Alembic, Django, Flyway); explicit BEGIN/COMMIT in a file wins, except in a file
+    whose tool holds a transaction around it (`SourceText.runner_transaction`): there
+    statements outside the blocks join the next block (or one transaction of their own).
     A source's `facts` are taken right before the statement each precedes, where
     neither the catalog nor the statements before say anything of the column.
     `timezone`: the session's TimeZone when the plan starts, as a runner sets it
@@ -403,6 +410,16 @@ def _build_plan(
             or any(k in _BEGIN for k in tx_kinds)
         )
         wrap = file_transaction and not explicit and bool(stmts)
+        # BEGIN inside the runner's transaction: what runs outside blocks joins them
+        joined = (
+            file_transaction
+            and source.runner_transaction
+            and not source.no_transaction
+            and not source.changesets
+            and NO_FILE_TRANSACTION not in source.text
+            and any(k in _BEGIN for k in tx_kinds)
+        )
+        outside_tx: int | None = None  # joined: the transaction of statements outside blocks
         file_tx: int | None = None
         if wrap and not source.changesets:
             file_tx = next_tx
@@ -425,8 +442,16 @@ def _build_plan(
                     file_tx = next_tx
                     next_tx += 1
             if kind in _BEGIN and open_tx is None:
-                open_tx = next_tx
-                next_tx += 1
+                if outside_tx is not None:
+                    open_tx, outside_tx = outside_tx, None
+                else:
+                    open_tx = next_tx
+                    next_tx += 1
+            elif joined and open_tx is None and file_tx is None and kind is None:
+                if outside_tx is None:
+                    outside_tx = next_tx
+                    next_tx += 1
+                file_tx = outside_tx
             tx = open_tx if open_tx is not None else file_tx
             mode = (
                 TxMode.EXPLICIT
@@ -478,6 +503,8 @@ def _build_plan(
                 _new_step(len(steps), stmt, location, mode, tx, effects, inner, unanalysed)
             )
             inplan.observe(stmt.tree)
+            if joined and open_tx is None:
+                file_tx = None  # the outside statements' own, set again for the next one
             if kind in _END:
                 open_tx = None
     return Plan(tuple(steps), tuple(t.path for t in texts), server_version, tuple(texts))

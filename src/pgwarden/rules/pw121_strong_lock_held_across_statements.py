@@ -12,7 +12,10 @@ reads or writes on an existing table (not one the transaction dropped: what
 waits for it fails anyway; not a sequence or a composite type), and this
 statement does not take that lock itself. The transaction is the `BEGIN ... COMMIT` written in
 the file or, by default, the one transaction the migration runner wraps each
-file in. A finding names the first three such locks and counts the rest.
+file in. In a file whose tool holds a transaction around it (Flyway,
+golang-migrate and sqlx `*.up.sql`, diesel, Prisma, dbmate) a `BEGIN` starts
+none: what runs before it shares its block. A finding names the first three
+such locks and counts the rest.
 
 ## Why is this bad?
 A lock is released at COMMIT, not when the statement that took it ends. A
@@ -61,10 +64,11 @@ from __future__ import annotations
 from bisect import insort
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
 from pgwarden.analysis.effects import LockMode
 from pgwarden.findings import Severity
-from pgwarden.plan import Step
+from pgwarden.plan import Step, TxMode
 from pgwarden.rules._sql import TABLE_KINDS, how_long, qualified, regclass, tx_words
 from pgwarden.rules.base import LONG_LOCK_S, Hit, LintContext, Rule, describe_lock
 from pgwarden.rules.pw104_table_rewritten_under_lock import maybe_in_place
@@ -282,10 +286,31 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         f"this statement {doing} ({how_long(est)}): locks live until COMMIT and this runs "
         f"{tx_words(step)}, so that traffic waits for this statement too; {said.sizes}",
         help="commit right after the statement that takes the strong lock and run this one in its "
-        "own transaction (its own migration, or its own BEGIN ... COMMIT block in the file)",
+        + (
+            "own transaction: its own migration (a BEGIN in this file starts no transaction: "
+            "the tool holds one around the file)"
+            if _runner_holds_transaction(step, ctx)
+            else "own transaction (its own migration, or its own BEGIN ... COMMIT block in the "
+            "file)"
+        ),
         # a rewrite PW104 only says may happen: no surer here
         severity=Severity.WARNING if maybe and said.worst is Severity.ERROR else said.worst,
     )
+
+
+def _runner_holds_transaction(step: Step, ctx: LintContext) -> bool:
+    """Whether the step's file is one whose tool holds a transaction around it (a BEGIN in
+    it starts none: SourceText.runner_transaction), when the plan assumes file transactions."""
+    key = f"{CODE}.runner_transaction"
+    paths = ctx.state.get(key)
+    if paths is None:
+        held = {t.path for t in ctx.plan.texts if t.runner_transaction}
+        paths = ctx.state[key] = frozenset(  # (none when lint assumes no file transactions)
+            s.location.path
+            for s in ctx.plan.steps
+            if s.tx_mode is TxMode.FILE and s.location.path in held
+        )
+    return step.location.path in cast("frozenset[str]", paths)
 
 
 def _say(

@@ -22,6 +22,7 @@ from pgwarden.sources.updown import (
     down_facts,
     down_file_of,
     is_down_file,
+    runner_holds_transaction,
     sent_as_one_query,
     split_halves,
 )
@@ -276,6 +277,7 @@ def read_sources(
                 changesets(text),
                 placeholders,
                 psql,
+                runner_transaction=runner_holds_transaction(name, text),
             )
             out.append((source, stmts))
     return out

@@ -29,11 +29,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from pgwarden.analysis.inplan import ColumnFact, type_text
 from pgwarden.analysis.parse import ParsedStatement, parse
 from pgwarden.errors import PgwardenError
+from pgwarden.sources.flyway import is_flyway_file
 
 __all__ = [
     "Halves",
@@ -102,6 +103,26 @@ def split_halves(text: str) -> Halves:
         at = m.start()
     _take(text[at:], state, up, down)
     return Halves("".join(up), "".join(down), no_tx)
+
+
+_DBMATE_UP = re.compile(r"^[ \t]*--[ \t]*migrate:up\b", re.IGNORECASE | re.MULTILINE)
+
+
+def runner_holds_transaction(path: str, text: str) -> bool:
+    """Whether the tool runs the file in a transaction of its own or sends it as one query
+    (a BEGIN in it then starts no transaction: what runs before it joins the block, and
+    after its COMMIT one more transaction runs to the next BEGIN or the end): Flyway
+    (`V<version>__`, `R__`), golang-migrate and sqlx (`*.up.sql`), diesel (`up.sql`),
+    Prisma (`migration.sql`) and dbmate (`-- migrate:up`). Not goose, whose statements
+    after such a COMMIT run each on its own, nor a plain `.sql` file run by psql."""
+    name = PurePath(path).name
+    return (
+        name.endswith(".up.sql")
+        or name == "up.sql"
+        or is_flyway_file(path)
+        or bool(_PRISMA.search(path))
+        or bool(_DBMATE_UP.search(text))
+    )
 
 
 def sent_as_one_query(path: str, text: str) -> bool:
