@@ -47,7 +47,9 @@ CREATE INDEX CONCURRENTLY invoices_created_at_idx ON invoices (created_at);
 Run it outside any transaction, in a migration of its own. Alembic: inside
 `with op.get_context().autocommit_block():`. Django: a migration with
 `atomic = False`. golang-migrate runs a file holding a single statement
-without a transaction; if your runner does not wrap files in transactions,
+without a transaction (pgwarden reads a `*.up.sql` file so when the `go.mod`
+above it requires golang-migrate; sqlx and morph wrap such a file in a
+transaction); if your runner does not wrap files in transactions,
 lint with `--no-file-transaction` (or `file_transaction = false` in
 `[tool.pgwarden]`).
 
@@ -125,7 +127,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         else "in a Liquibase changeset, which Liquibase runs in a transaction"
         if changeset
         else "in a file of several statements that the runner sends as one query (as Prisma "
-        "Migrate and morph do), which runs as one transaction"
+        "Migrate, morph and golang-migrate do), which runs as one transaction"
         if one_query
         else "in a file that pgwarden assumes the runner wraps in one transaction (as Alembic, "
         "Django and dbmate do)"
@@ -167,7 +169,14 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         if one_query
         else "run it outside any transaction, in a migration of its own (Alembic "
         "autocommit_block(), Django atomic = False); if the runner does not wrap files in a "
-        "transaction, lint with --no-file-transaction",
+        "transaction, lint with --no-file-transaction"
+        + (
+            " (golang-migrate sends a *.up.sql file as one query, so a file of this statement "
+            "alone runs outside any transaction: pgwarden reads it so when the go.mod above the "
+            "file requires golang-migrate; sqlx and morph wrap it)"
+            if step.location.path.endswith(".up.sql")
+            else ""
+        ),
         severity=Severity.ERROR if explicit or changeset else Severity.WARNING,
     )
 

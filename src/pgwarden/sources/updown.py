@@ -18,8 +18,9 @@ file in a transaction; so does a `-- postgres-migrations disable-transaction` li
 Atlas's `-- atlas:txmode none` among the comment lines that open the file (its file
 directives; Atlas then runs each statement on its own).
 
-Prisma Migrate (`migrations/<timestamp>_<name>/migration.sql`) and Mattermost's morph
-with `-- morph:nontransactional` send the file as one query (`sent_as_one_query`): a
+Prisma Migrate (`migrations/<timestamp>_<name>/migration.sql`), Mattermost's morph
+with `-- morph:nontransactional`, and golang-migrate (a `*.up.sql` file in a Go module
+whose go.mod requires it) send the file as one query (`sent_as_one_query`): a
 file of one statement runs outside any transaction block, one of several runs as one
 implicit transaction, as a file transaction does.
 """
@@ -35,6 +36,7 @@ from pgwarden.analysis.inplan import ColumnFact, type_text
 from pgwarden.analysis.parse import ParsedStatement, parse
 from pgwarden.errors import PgwardenError
 from pgwarden.sources.flyway import is_flyway_file
+from pgwarden.sources.gomodule import go_migration_library
 
 __all__ = [
     "Halves",
@@ -127,9 +129,14 @@ def runner_holds_transaction(path: str, text: str) -> bool:
 
 def sent_as_one_query(path: str, text: str) -> bool:
     """Whether the migration tool sends the file to the server as one query (Prisma
-    Migrate's migration.sql, morph's nontransactional file): one statement then runs
-    outside any transaction block."""
-    return bool(_PRISMA.search(path)) or bool(_MORPH_NO_TX.search(text))
+    Migrate's migration.sql, morph's nontransactional file, a golang-migrate `*.up.sql`
+    of a Go module that requires golang-migrate): one statement then runs outside any
+    transaction block."""
+    return (
+        bool(_PRISMA.search(path))
+        or bool(_MORPH_NO_TX.search(text))
+        or (path.endswith(".up.sql") and go_migration_library(path) == "golang-migrate")
+    )
 
 
 def with_down_half(fixed_up: str, original: str) -> str:

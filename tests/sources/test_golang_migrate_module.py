@@ -1,0 +1,62 @@
+"""golang-migrate's `*.up.sql` files, told apart by the go.mod above them.
+
+golang-migrate sends a file as one query: a file of one CREATE INDEX CONCURRENTLY runs
+outside any transaction (ente's `123_*.up.sql`, from the real-project sweep, was a PW130
+warning). sqlx (Rust) and Mattermost's morph wrap the same-named file in a transaction,
+where it fails; without a go.mod that says which, PW130 stays a warning and its help
+names the ambiguity.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pgwarden import commands
+from pgwarden.sources.gomodule import go_migration_library
+
+INDEX = "CREATE INDEX CONCURRENTLY files_owner_idx ON files (owner_id);\n"
+OTHER = "ALTER TABLE files ADD COLUMN note text;\n"
+GO_MOD = "module example.com/server\n\ngo 1.22\n\nrequire (\n\t{}\n)\n"
+
+
+def _project(root: Path, requires: str | None, sql: str) -> Path:
+    root.mkdir(parents=True)
+    (root / ".git").mkdir()
+    if requires is not None:
+        (root / "go.mod").write_text(GO_MOD.format(requires))
+    folder = root / "pkg" / "db" / "migrations"
+    folder.mkdir(parents=True)
+    up = folder / "000123_files_owner_idx.up.sql"
+    up.write_text(sql)
+    return up
+
+
+def _pw130(path: Path) -> list[tuple[str, str]]:
+    _, result = commands.lint([path])
+    return [(f.severity.value, f.help) for f in result.findings if f.code == "PW130"]
+
+
+def test_golang_migrate_module_runs_a_lone_concurrent_build(tmp_path: Path) -> None:
+    dep = "github.com/golang-migrate/migrate/v4 v4.17.0"
+    up = _project(tmp_path / "ente", dep, INDEX)
+    assert go_migration_library(str(up)) == "golang-migrate"
+    assert _pw130(up) == []
+    up.write_text(OTHER + INDEX)  # one query of two statements: one implicit transaction
+    assert [s for s, _ in _pw130(up)] == ["warning"]
+
+
+def test_morph_module_or_no_module_keeps_the_warning(tmp_path: Path) -> None:
+    morph = _project(tmp_path / "mm", "github.com/mattermost/morph v1.1.0", INDEX)
+    assert go_migration_library(str(morph)) == "morph"
+    none = _project(tmp_path / "plain", None, INDEX)
+    assert go_migration_library(str(none)) is None
+    both = _project(
+        tmp_path / "both",
+        "github.com/golang-migrate/migrate/v4 v4.17.0\n\tgithub.com/mattermost/morph v1.1.0",
+        INDEX,
+    )
+    assert go_migration_library(str(both)) is None
+    for up in (morph, none, both):
+        ((severity, help_),) = _pw130(up)
+        assert severity == "warning"
+        assert "golang-migrate sends a *.up.sql file as one query" in help_
