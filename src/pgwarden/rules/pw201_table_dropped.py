@@ -5,6 +5,9 @@ Flags `DROP TABLE` of a table that existed before the migration (a table
 created earlier in the same plan is not flagged). An error, except when the
 stats snapshot shows the table empty (0 rows) with no reads or writes while it
 was sampled: then a warning, because stale stats can hide rows written since.
+When the same file copied the table's rows into another one first (`INSERT
+INTO t_new SELECT ... FROM t`, a table rebuilt under a new name), the finding
+says what that copy can leave out instead of calling the data lost.
 
 ## Why is this bad?
 The rows are gone the moment the transaction commits; getting them back means
@@ -47,9 +50,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from pgwarden.analysis.effects import LockMode
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
-from pgwarden.rules._sql import dotted, known_missing, qualified, size_words, strings
+from pgwarden.rules._sql import (
+    dotted,
+    known_missing,
+    qualified,
+    regclass,
+    size_words,
+    strings,
+)
 from pgwarden.rules.base import Hit, LintContext, Rule
 
 if TYPE_CHECKING:  # a snapshot's types: pg.stats is loaded with a snapshot
@@ -77,6 +88,21 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
                 severity=Severity.WARNING,
             )
             continue
+        copy = _copied_before(step, ctx, table)
+        if copy is not None:
+            target, line = copy
+            yield Hit(
+                message=f"drops table {table} (ACCESS EXCLUSIVE on {table}, blocks reads and "
+                f"writes) after copying its rows into {target} at line {line}: what that copy "
+                f"left out goes with it (columns not selected, rows filtered out, rows written "
+                f"to {table} after the copy unless a lock kept writers out)"
+                f"{size_words(ctx, table)}",
+                help=f"lock {table} against writes (LOCK TABLE {table} IN SHARE MODE) in the "
+                "copy's transaction, compare the row counts, and keep a verified backup; then "
+                "drop it with an ignore comment saying so (-- pgwarden: ignore PW201 <why>)",
+                severity=Severity.ERROR,
+            )
+            continue
         yield Hit(
             message=f"drops table {table} and every row in it (ACCESS EXCLUSIVE on {table}, "
             f"blocks reads and writes); code still using {table} fails from this moment and the "
@@ -85,6 +111,24 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
             "it with an ignore comment saying so (-- pgwarden: ignore PW201 <why it is safe>)",
             severity=Severity.ERROR,
         )
+
+
+def _copied_before(step: Step, ctx: LintContext, table: str) -> tuple[str, int] | None:
+    """(target, line) of an INSERT ... SELECT earlier in the step's file that read `table`
+    (a table rebuilt under a new name before the old one is dropped), else None."""
+    for earlier in reversed(ctx.plan.steps[: step.index]):
+        if earlier.location.path != step.location.path:
+            break
+        insert = earlier.tree.get("InsertStmt")
+        if insert is None:
+            continue
+        target = regclass(insert.get("relation"))
+        if target != table and any(
+            lock.relation == table and lock.mode is LockMode.ACCESS_SHARE
+            for lock in earlier.effects.locks
+        ):
+            return target, earlier.location.line
+    return None
 
 
 def _empty_and_unused(stats: TableStats) -> bool:
