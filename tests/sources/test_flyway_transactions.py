@@ -102,3 +102,29 @@ def test_fix_says_why_it_left_the_file(tmp_path: Path) -> None:
     assert out.exit_code == 1, out.output
     assert f"not rewritten: {f} is a Flyway migration" in out.output
     assert f.read_text() == "CREATE INDEX orders_v_idx ON orders (v);\n"
+
+
+def test_a_statement_flyway_does_not_know_runs_in_its_transaction(tmp_path: Path) -> None:
+    """REINDEX TABLE CONCURRENTLY is not on Flyway's list: Flyway wraps the migration, and
+    the server refuses it there. Not an assumption about the runner: an error."""
+    f = tmp_path / "V30__reindex.sql"
+    f.write_text("REINDEX TABLE CONCURRENTLY orders;\n")
+    _, result = commands.lint([f])
+    (pw130,) = [x for x in result.findings if x.code == "PW130"]
+    assert pw130.severity.value == "error"
+    assert "Flyway runs in a transaction" in pw130.message
+    assert "V30__reindex.sql.conf" in pw130.help and "executeInTransaction=false" in pw130.help
+
+
+def test_script_config_executes_outside_a_transaction(tmp_path: Path) -> None:
+    """`V31__x.sql.conf` with executeInTransaction=false (Flyway 6.1 on): no transaction,
+    so neither PW130 nor Flyway's refusal of a mixed migration."""
+    mixed = tmp_path / "V31__mixed.sql"
+    mixed.write_text(ALTER + CIC)
+    reindex = tmp_path / "V32__reindex.sql"
+    reindex.write_text("REINDEX TABLE CONCURRENTLY orders;\n")
+    for f in (mixed, reindex):
+        Path(f"{f}.conf").write_text("# script config\nexecuteInTransaction = false\n")
+    assert not [c for c in _codes(mixed) + _codes(reindex) if c[0] in ("PW130", "PW121")]
+    Path(f"{reindex}.conf").write_text("executeInTransaction=true\n")
+    assert ("PW130", "error") in _codes(reindex)

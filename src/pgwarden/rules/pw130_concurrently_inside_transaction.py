@@ -25,7 +25,11 @@ kinds Flyway runs outside a transaction (`CREATE`/`DROP INDEX CONCURRENTLY`,
 Flyway does. One that mixes such a statement with others (a `SET`, other
 DDL) is flagged too (a warning): Flyway refuses it before running any of it,
 unless `mixed = true`, which runs the whole file without a transaction (so
-the lint reads it that way).
+the lint reads it that way). A statement that cannot run in a transaction but
+is not on Flyway's list (`REINDEX TABLE ... CONCURRENTLY`, `DETACH PARTITION
+... CONCURRENTLY`) is an error in a Flyway migration: Flyway runs it in one. A
+script config file next to the migration (`V3__x.sql.conf`) saying
+`executeInTransaction=false` runs the migration outside any transaction.
 
 ## Why is this bad?
 PostgreSQL rejects it with `ERROR: ... cannot run inside a transaction
@@ -64,13 +68,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import PurePath
 from typing import cast
 
 from pgwarden.findings import Severity
 from pgwarden.plan import Step, TxMode
 from pgwarden.rules._sql import tx_words
 from pgwarden.rules.base import Hit, LintContext, Rule
-from pgwarden.sources.flyway import is_flyway_file, non_transactional
+from pgwarden.sources.flyway import (
+    is_flyway_file,
+    non_transactional,
+    script_config_no_transaction,
+)
 from pgwarden.sources.updown import sent_as_one_query
 
 _KINDS = {
@@ -120,12 +129,17 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         return
     explicit = step.tx_mode is TxMode.EXPLICIT
     changeset = not explicit and _in_changeset(step, ctx)
-    one_query = not explicit and not changeset and _sent_as_one_query(step, ctx)
+    flyway = not explicit and not changeset and is_flyway_file(step.location.path)
+    one_query = not explicit and not changeset and not flyway and _sent_as_one_query(step, ctx)
     where = (
         tx_words(step)
         if explicit
         else "in a Liquibase changeset, which Liquibase runs in a transaction"
         if changeset
+        else "in a Flyway migration, which Flyway runs in a transaction: its parser does not "
+        "count this statement among those it runs outside one (only CREATE/DROP INDEX "
+        "CONCURRENTLY, VACUUM, REINDEX SCHEMA, ...)"
+        if flyway
         else "in a file of several statements that the runner sends as one query (as Prisma "
         "Migrate, morph and golang-migrate do), which runs as one transaction"
         if one_query
@@ -164,6 +178,9 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         "transaction block) and the migration fails at deploy time",
         help="put it in a changeset of its own with runInTransaction:false on its --changeset line"
         if changeset
+        else "put it in a Flyway migration of its own with a script config file next to it "
+        f"({PurePath(step.location.path).name}.conf) that says executeInTransaction=false"
+        if flyway
         else "put it in a migration of its own, as its only statement: a query of one statement "
         "runs outside any transaction"
         if one_query
@@ -177,7 +194,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
             if step.location.path.endswith(".up.sql")
             else ""
         ),
-        severity=Severity.ERROR if explicit or changeset else Severity.WARNING,
+        severity=Severity.ERROR if explicit or changeset or flyway else Severity.WARNING,
     )
 
 
@@ -201,7 +218,9 @@ def _in_mixed_flyway_file(step: Step, ctx: LintContext) -> bool:
         for s in ctx.plan.steps:
             if is_flyway_file(s.location.path):
                 kinds.setdefault(s.location.path, set()).add(non_transactional(s.tree))
-        paths = frozenset(p for p, seen in kinds.items() if len(seen) == 2)
+        paths = frozenset(  # (executeInTransaction=false: Flyway runs it as it is)
+            p for p, seen in kinds.items() if len(seen) == 2 and not script_config_no_transaction(p)
+        )
         ctx.state[key] = paths
     return step.location.path in paths
 

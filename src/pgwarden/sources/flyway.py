@@ -7,18 +7,20 @@ ALL` (and `ALTER TYPE ... ADD VALUE` before PostgreSQL 12). A migration made onl
 statements runs outside any transaction, each statement on its own. One that mixes them
 with others is refused (`Detected both transactional and non-transactional statements
 within the same migration (even though mixed is false)`) unless `mixed = true`, which runs
-the whole migration outside a transaction.
+the whole migration outside a transaction. A script config file next to the migration
+(`V3__x.sql.conf`, Flyway 6.1 on) with `executeInTransaction=false` runs it outside one
+whatever its statements.
 """
 
 from __future__ import annotations
 
 import re
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import cast
 
 from pgwarden.analysis.nodes import Node
 
-__all__ = ["is_flyway_file", "non_transactional"]
+__all__ = ["is_flyway_file", "non_transactional", "script_config_no_transaction"]
 
 _NAME = re.compile(r"(?:V\d+(?:[._]\d+)*|R)__.+\.sql$")
 _ALWAYS = frozenset(
@@ -59,3 +61,19 @@ def non_transactional(tree: Node) -> bool:
     if kind == "DiscardStmt":
         return body.get("target") == "DISCARD_ALL"
     return False
+
+
+_EXECUTE_IN_TRANSACTION = re.compile(
+    r"^[ \t]*(?:flyway\.)?executeInTransaction[ \t]*[=:][ \t]*(\w+)", re.MULTILINE
+)
+
+
+def script_config_no_transaction(path: str) -> bool:
+    """Whether the Flyway migration's script config file (`<file>.conf` next to it) says
+    `executeInTransaction=false`."""
+    try:
+        text = Path(path + ".conf").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    found = _EXECUTE_IN_TRANSACTION.findall(text)
+    return bool(found) and found[-1].lower() == "false"

@@ -14,7 +14,11 @@ from typing import BinaryIO
 from pgwarden.analysis.parse import ParsedStatement, Trees, parse
 from pgwarden.errors import InputError, SqlParseError, UsageError
 from pgwarden.plan import SourceText
-from pgwarden.sources.flyway import is_flyway_file, non_transactional
+from pgwarden.sources.flyway import (
+    is_flyway_file,
+    non_transactional,
+    script_config_no_transaction,
+)
 from pgwarden.sources.liquibase import changesets
 from pgwarden.sources.placeholders import quote_placeholders
 from pgwarden.sources.psql import blank_meta_commands
@@ -267,7 +271,11 @@ def read_sources(
             # one query of one statement: outside any transaction block; a Flyway migration
             # with a statement Flyway runs outside one runs without one (or is refused)
             alone = (len(stmts) == 1 and sent_as_one_query(name, text)) or (
-                is_flyway_file(name) and any(non_transactional(s.tree) for s in stmts)
+                is_flyway_file(name)
+                and (
+                    any(non_transactional(s.tree) for s in stmts)
+                    or script_config_no_transaction(name)
+                )
             )
             source = SourceText(
                 name,
