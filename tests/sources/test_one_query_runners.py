@@ -62,3 +62,19 @@ def test_one_query_runs_alone_and_several_as_one_transaction(db: str) -> None:
         c.execute(INDEX.encode(), prepare=False)  # bytes, no parameters: simple query
         with pytest.raises(psycopg.errors.ActiveSqlTransaction):
             c.execute((OTHER + INDEX.replace("uid_idx", "uid2_idx")).encode())
+
+
+def test_fix_leaves_files_sent_as_one_query(tmp_path: Path) -> None:
+    """A fix writes SET lock_timeout and a DO block next to CREATE INDEX CONCURRENTLY: sent
+    as one query (Prisma), that file would fail at deploy ('cannot run inside a transaction
+    block'); so --fix leaves it and says why."""
+    from click.testing import CliRunner
+
+    from pgwarden.cli import cli
+
+    migration = _prisma(tmp_path, 'CREATE INDEX "Booking_uid_idx" ON "Booking" ("uid");\n')
+    before = migration.read_text()
+    out = CliRunner().invoke(cli, ["lint", "--fix", str(migration)], terminal_width=400)
+    assert out.exit_code == 1, out.output
+    assert f"not rewritten: {migration} is sent to the server as one query" in out.output
+    assert migration.read_text() == before

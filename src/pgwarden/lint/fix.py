@@ -75,7 +75,7 @@ from pgwarden.rules.base import resets_all_settings
 from pgwarden.rules.pw122_lock_timeout_too_long import bearable_ms, blocked_rate
 from pgwarden.sources.flyway import is_flyway_file
 from pgwarden.sources.psql import blank_meta_commands
-from pgwarden.sources.updown import split_halves, with_down_half
+from pgwarden.sources.updown import sent_as_one_query, split_halves, with_down_half
 
 __all__ = ["FileFix", "fix_plan", "write_fixes"]
 
@@ -566,7 +566,9 @@ def fix_plan(plan: Plan, result: LintResult, snapshot: Snapshot | None = None) -
     """The rewrite of every file that has at least one mechanical fix (not Liquibase
     formatted SQL: the transactions a fix writes would not be Liquibase's changesets; not a
     Flyway migration, which Flyway runs in its own transaction and refuses when it mixes
-    CONCURRENTLY with other statements; not a file with Flyway/Liquibase placeholders,
+    CONCURRENTLY with other statements; not a file its tool sends as one query (Prisma,
+    morph, golang-migrate), where CONCURRENTLY runs only as the file's only statement;
+    not a file with Flyway/Liquibase placeholders,
     which the plan reads as quoted identifiers).
 
     Each rewritten file is linted again as it will be read: a file still showing
@@ -591,8 +593,13 @@ def fix_plan(plan: Plan, result: LintResult, snapshot: Snapshot | None = None) -
         fixes: list[FileFix] = []
         retry = False
         for source in plan.texts:
-            if source.changesets or source.placeholders or is_flyway_file(source.path):
-                continue  # Liquibase changesets and Flyway files: their tool's transactions
+            if (
+                source.changesets
+                or source.placeholders
+                or is_flyway_file(source.path)
+                or sent_as_one_query(source.path, source.text)
+            ):
+                continue  # their tool's transactions (or one query) decide, not the fix's
             original = originals.get(source.path, [])
             mine = findings.get(source.path, [])
             timeout = any(f.fix is not None and f.fix.sets_session for f in mine)
