@@ -287,8 +287,8 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         f"{tx_words(step)}, so that traffic waits for this statement too; {said.sizes}",
         help="commit right after the statement that takes the strong lock and run this one in its "
         + (
-            "own transaction: its own migration (a BEGIN in this file starts no transaction: "
-            "the tool holds one around the file)"
+            "own transaction: its own migration (the tool runs this whole file in one "
+            "transaction, so a BEGIN ... COMMIT block inside it would start none)"
             if _runner_holds_transaction(step, ctx)
             else "own transaction (its own migration, or its own BEGIN ... COMMIT block in the "
             "file)"
