@@ -19,6 +19,7 @@ class Case:
     blocked_on: str | None = None  # non-transactional: the relation a blocker locks
     min_version: int = 13
     max_version: int = 99
+    extension: str | None = None  # needed by the setup: skipped where it is not installed
 
 
 T = """
@@ -33,6 +34,13 @@ CREATE TABLE p (id int PRIMARY KEY, v int);
 CREATE TABLE f (id int PRIMARY KEY, p_id int);
 INSERT INTO p VALUES (1, 1), (2, 2);
 INSERT INTO f VALUES (1, 1), (2, 2);
+"""
+
+CI = """
+CREATE EXTENSION IF NOT EXISTS citext;
+CREATE TABLE ci (id int PRIMARY KEY, name text, slug varchar(100), code char(4));
+CREATE INDEX ci_name_idx ON ci (name);
+INSERT INTO ci SELECT g, 'n' || g, 's' || g, 'c' FROM generate_series(1, 20) g;
 """
 
 FKD = FK + "ALTER TABLE f ADD CONSTRAINT f_p_id_fkey FOREIGN KEY (p_id) REFERENCES p (id);\n"
@@ -220,6 +228,37 @@ _ALTER_TABLE = [
     ),
     Case("alter_type_fk_column", FKD, "ALTER TABLE f ALTER COLUMN p_id TYPE bigint"),
     Case("set_not_null", T, "ALTER TABLE t ALTER COLUMN a SET NOT NULL"),
+    # citext (an extension): binary casts from and to text and varchar, its index rebuilt
+    Case(
+        "type_text_to_citext",
+        CI,
+        "ALTER TABLE ci ALTER COLUMN name TYPE citext",
+        extension="citext",
+    ),
+    Case(
+        "type_varchar_to_citext",
+        CI,
+        "ALTER TABLE ci ALTER COLUMN slug TYPE citext",
+        extension="citext",
+    ),
+    Case(
+        "type_char_to_citext",
+        CI,
+        "ALTER TABLE ci ALTER COLUMN code TYPE citext",
+        extension="citext",
+    ),
+    Case(
+        "type_citext_to_text",
+        CI + "ALTER TABLE ci ALTER COLUMN name TYPE citext;",
+        "ALTER TABLE ci ALTER COLUMN name TYPE text",
+        extension="citext",
+    ),
+    Case(
+        "type_citext_to_short_varchar",
+        CI + "ALTER TABLE ci ALTER COLUMN name TYPE citext;",
+        "ALTER TABLE ci ALTER COLUMN name TYPE varchar(50)",
+        extension="citext",
+    ),
     # the rewrite checks NOT NULL as it copies the rows (PW103 stays quiet)
     Case(
         "set_not_null_with_rewrite",

@@ -231,6 +231,12 @@ def type_change_rewrites(old: tuple[str, list[int]], new: tuple[str, list[int]],
     # char(n) -> text/varchar strips trailing blanks (rtrim): a rewrite (measured on 15-18).
     if ob == "cidr" and nb == "inet":
         return False
+    # citext's casts from and to text and varchar are WITHOUT FUNCTION (binary); bpchar's
+    # to citext is a function, and a varchar(n) target checks lengths
+    if nb == "citext" and ob in ("text", "varchar"):
+        return False
+    if ob == "citext" and (nb == "text" or (nb == "varchar" and not nm)):
+        return False
     if {ob, nb} == {"timestamp", "timestamptz"}:
         return not utc or om != nm
     return True
