@@ -238,8 +238,17 @@ def _processes(*needles: str) -> list[int]:
     return found
 
 
-def _descendants_running(pattern: str) -> bool:
-    return bool(_processes(pattern))
+def _descendants_running(pattern: str) -> list[str]:
+    """The processes whose command line holds `pattern`, described (pid, state, command)."""
+    out = []
+    for pid in _processes(pattern):
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue  # gone meanwhile
+        out.append(f"{pid} {state} {cmd[:200]}")
+    return out
 
 
 def test_ctrl_c_during_verify_leaves_nothing_behind(pg_cluster, tmp_path):
@@ -283,8 +292,8 @@ def test_ctrl_c_during_verify_leaves_nothing_behind(pg_cluster, tmp_path):
         stdout, stderr = proc.communicate(timeout=60)
         assert proc.returncode == 2, (stdout, stderr)
         assert "interrupted" in stderr and "Traceback" not in stderr
-        assert not _descendants_running(str(private_tmp))
-        assert not _descendants_running(str(cat / m.id / "dump"))
+        assert not (left := _descendants_running(str(private_tmp))), left
+        assert not (left := _descendants_running(str(cat / m.id / "dump"))), left
         assert [p.name for p in private_tmp.iterdir()] == []
         assert not (cat / m.id / "verification.json").exists()
         (info,) = api.list_backups(cat)

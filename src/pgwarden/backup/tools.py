@@ -7,7 +7,9 @@ import os
 import re
 import signal
 import subprocess
-from collections.abc import Callable, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from pgwarden.errors import PostgresNotFound
@@ -82,22 +84,25 @@ def stream_process(
     On any exception (Ctrl-C included, or one raised by `on_line`) the whole group is
     killed and reaped before the exception propagates.
     """
-    proc = subprocess.Popen(
-        list(args),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE if merge_stdout else subprocess.DEVNULL,
-        stderr=subprocess.STDOUT if merge_stdout else subprocess.PIPE,
-        text=True,
-        errors="replace",
-        cwd=cwd,
-        env=env,
-        start_new_session=True,
-        user=user,
-        group=group,
-        extra_groups=[] if user is not None else None,
-    )
+    with _sigint_deferred() as deferred:  # a Ctrl-C while the child starts: handled below
+        proc = subprocess.Popen(
+            list(args),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if merge_stdout else subprocess.DEVNULL,
+            stderr=subprocess.STDOUT if merge_stdout else subprocess.PIPE,
+            text=True,
+            errors="replace",
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+            user=user,
+            group=group,
+            extra_groups=[] if user is not None else None,
+        )
     pipe = proc.stdout if merge_stdout else proc.stderr
     try:
+        if deferred:
+            signal.raise_signal(signal.SIGINT)  # now, with the child there to kill
         assert pipe is not None
         for line in pipe:
             on_line(line)
@@ -106,10 +111,60 @@ def stream_process(
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+        _wait_group_gone(proc.pid)
         raise
     finally:
         if pipe is not None:
             pipe.close()
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[list[int]]:
+    """Hold a Ctrl-C back while a child is being started: raised inside Popen, it would
+    leave the child running with no one to kill it. Yields the list the held signals go
+    to (the caller raises them again once it can kill the child). Main thread only."""
+    held: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield held
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is None:  # a handler not set from Python: leave it be
+        yield held
+        return
+    signal.signal(signal.SIGINT, lambda signum, _frame: held.append(signum))
+    try:
+        yield held
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _wait_group_gone(pgid: int, timeout_s: float = 5.0) -> None:
+    """Wait (at most `timeout_s`) until no live process is left in group `pgid`: SIGKILL is
+    delivered asynchronously, and the leader's children (pg_restore's --jobs workers) are
+    not ours to reap, so they may still be dying when the leader has been reaped."""
+    deadline = time.monotonic() + timeout_s
+    while _group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of group `pgid` is alive (not a zombie), from /proc (Linux)."""
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return False
+    for pid in entries:
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        # after the command name: state, ppid, pgrp
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+            return True
+    return False
 
 
 def run_tool(

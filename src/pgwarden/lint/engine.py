@@ -266,7 +266,7 @@ def _lint_plan(
                         hit.severity,
                         hit.message + step.note,
                         hit.help,
-                        step.location,
+                        hit.location or step.location,
                         None if step.note else hit.fix,  # no SQL to swap inside a body
                         step.index,
                     )

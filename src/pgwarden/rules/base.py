@@ -16,6 +16,7 @@ from pgwarden.analysis.effects import LockMode
 from pgwarden.analysis.nodes import A_Const, UpdateStmt, VariableSetStmt, strings
 from pgwarden.analysis.selectivity import literal
 from pgwarden.findings import Fix, Severity, slot_setter
+from pgwarden.location import SourceLocation
 from pgwarden.plan import Plan, Step
 from pgwarden.rules._sql import alter_cmds, catalog_relation, dml_parts, regclass, table_of
 from pgwarden.settings import UnknownTypeChange
@@ -55,20 +56,27 @@ class Hit:
     help: str
     severity: Severity = Severity.ERROR
     fix: Fix | None = None
+    location: SourceLocation | None = None  # where it is, when not at the step's start
 
     # Each slot set through its own setter: a third of the frozen dataclass __init__'s
     # cost per field (rules yield a hit per finding).
     def __init__(
-        self, message: str, help: str, severity: Severity = Severity.ERROR, fix: Fix | None = None
+        self,
+        message: str,
+        help: str,
+        severity: Severity = Severity.ERROR,
+        fix: Fix | None = None,
+        location: SourceLocation | None = None,
     ) -> None:
         _hit_message(self, message)
         _hit_help(self, help)
         _hit_severity(self, severity)
         _hit_fix(self, fix)
+        _hit_location(self, location)
 
 
-_hit_message, _hit_help, _hit_severity, _hit_fix = (
-    slot_setter(Hit, name) for name in ("message", "help", "severity", "fix")
+_hit_message, _hit_help, _hit_severity, _hit_fix, _hit_location = (
+    slot_setter(Hit, name) for name in ("message", "help", "severity", "fix", "location")
 )
 
 

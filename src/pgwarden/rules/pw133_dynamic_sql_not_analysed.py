@@ -74,6 +74,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
             "can be analysed, or check the SQL it produces with pgwarden explain and add "
             "-- pgwarden: ignore PW133 <reason>",
             severity=Severity.WARNING,
+            location=part.location,  # the EXECUTE inside the block, for CI annotations
         )
 
 
