@@ -3,7 +3,8 @@
 ## What it does
 Flags `ALTER TABLE ... ADD COLUMN c type NOT NULL` (or `PRIMARY KEY`) with no
 `DEFAULT`, identity or generated expression, on a table that existed before
-the migration. Not flagged when the stats snapshot says the table is empty.
+the migration. Not flagged when the stats snapshot says the table is empty, nor
+after the same file emptied it (`TRUNCATE`, `DELETE` without `WHERE`).
 
 ## Why is this bad?
 Existing rows would get NULL in the new column, so the server rejects the
@@ -40,7 +41,7 @@ from collections.abc import Iterator
 
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
-from pgwarden.rules._sql import alter_cmds, ident, table_of, type_of
+from pgwarden.rules._sql import alter_cmds, ident, regclass, table_of, type_of
 from pgwarden.rules.base import Hit, LintContext, Rule
 
 _FILLED = {"CONSTR_DEFAULT", "CONSTR_IDENTITY", "CONSTR_GENERATED"}
@@ -62,6 +63,8 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         stats = ctx.snapshot.table(table) if ctx.snapshot is not None else None
         if judged.severity is None or (stats is not None and stats.rows == 0):
             continue
+        if _emptied_before(step, ctx, table):
+            continue
         name = ident(str(col.get("colname")))
         yield Hit(
             message=f"adds NOT NULL column {name} with no default: if {table} has "
@@ -71,6 +74,27 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
             "backfill, then SET NOT NULL through a validated CHECK",
             severity=Severity.WARNING,
         )
+
+
+def _emptied_before(step: Step, ctx: LintContext, table: str) -> bool:
+    """Whether an earlier statement of the step's file emptied `table`: TRUNCATE, or
+    DELETE without WHERE (what the migration does to add a column to a table it refills)."""
+    for earlier in reversed(ctx.plan.steps[: step.index]):
+        if earlier.location.path != step.location.path:
+            return False
+        truncate = earlier.tree.get("TruncateStmt")
+        if truncate is not None and table in (
+            regclass(r.get("RangeVar")) for r in truncate.get("relations") or ()
+        ):
+            return True
+        delete = earlier.tree.get("DeleteStmt")
+        if (
+            delete is not None
+            and not delete.get("whereClause")
+            and regclass(delete.get("relation")) == table
+        ):
+            return True
+    return False
 
 
 RULE = Rule(
