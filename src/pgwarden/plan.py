@@ -601,6 +601,12 @@ class _Body:
                 " SQL runs (lint together with the migration that creates the function)"
             )
             return (), (Unanalysed(self.location, self.text, why),)
+        # a body that COMMITs (a batched backfill) is not one transaction
+        whole = (
+            ", which commits as it goes"
+            if not self.sql and transaction_control(self.text) is not None
+            else ", which runs as one transaction"
+        )
         for part in sql_statements(self.text) if self.sql else body_statements(self.text):
             if self.start is None:
                 loc = self.location
@@ -626,7 +632,7 @@ class _Body:
                         timezone=timezone,
                         inplan=inplan,
                     ),
-                    note=f" (in {self.where}, which runs as one transaction{when})",
+                    note=f" (in {self.where}{whole}{when})",
                     built_at=owner,
                 )
             )

@@ -118,9 +118,12 @@ def test_lock_model_matches_server(
     case: Case, lockdb: tuple[int, str, psycopg.Connection[Any]]
 ) -> None:
     major, dsn, conn = lockdb
-    if case.extension is not None and not conn.execute(
-        "SELECT 1 FROM pg_available_extensions WHERE name = %s", (case.extension,)
-    ).fetchone():
+    if (
+        case.extension is not None
+        and not conn.execute(
+            "SELECT 1 FROM pg_available_extensions WHERE name = %s", (case.extension,)
+        ).fetchone()
+    ):
         pytest.skip(f"extension {case.extension} is not installed with PostgreSQL {major}")
     schema = f"c_{case.id}"
     sql = case.sql.replace("{s}", schema)

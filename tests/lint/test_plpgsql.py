@@ -66,6 +66,21 @@ def test_do_block_statements_are_linted_at_their_lines(tmp_path: Path) -> None:
     assert all(f.fix is None for f in findings)
 
 
+def test_a_body_that_commits_is_not_called_one_transaction(tmp_path: Path) -> None:
+    """A batched backfill in a DO block COMMITs per batch (run outside a transaction)."""
+    body = (
+        "DO $$\nDECLARE n bigint;\nBEGIN\n  LOOP\n"
+        "    UPDATE orders SET v2 = v WHERE id IN "
+        "(SELECT id FROM orders WHERE v2 IS NULL LIMIT 5000);\n"
+        "    GET DIAGNOSTICS n = ROW_COUNT;\n    EXIT WHEN n = 0;\n    COMMIT;\n"
+        "  END LOOP;\nEND\n$$;\n"
+    )
+    _, findings = _lint(tmp_path, body, wrap=False)
+    (note,) = [f for f in findings if f.code == "PW142"]
+    assert "in the DO block at line 1, which commits as it goes" in note.message
+    assert "one transaction" not in note.message
+
+
 def test_do_step_runs_as_one_statement_with_the_union_of_effects(tmp_path: Path) -> None:
     plan, _ = _lint(tmp_path, SUPABASE)
     (step,) = plan.steps  # apply and rehearse run the DO as one statement
