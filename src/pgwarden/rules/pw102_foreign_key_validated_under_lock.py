@@ -83,7 +83,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
             continue
         held = ctx.held_before(step)
         locks = []
-        for rel in (table, ref):
+        for rel in dict.fromkeys((table, ref)):  # a self-reference: the table once
             mode = max(
                 LockMode.SHARE_ROW_EXCLUSIVE,
                 held.get(rel, (LockMode.ACCESS_SHARE,))[0],
