@@ -79,12 +79,14 @@ def analyse(
         catalog is None or catalog.server_version is None
     )
     body = cast("dict[str, object]", next(iter(tree.values())))
-    if body.get("withClause"):
-        ctx.ctes = frozenset(
-            str(cast("CommonTableExpr", value)["ctename"])
-            for key, value in walk(body)
-            if key == "CommonTableExpr"
-        )
+    if "withClause" not in body:  # most statements
+        handler(ctx, tree)
+        return ctx.effects()
+    ctx.ctes = frozenset(
+        str(cast("CommonTableExpr", value)["ctename"])
+        for key, value in walk(body)
+        if key == "CommonTableExpr"
+    )
     handler(ctx, tree)
     _with_queries(ctx, kind, body)
     return ctx.effects()

@@ -778,9 +778,7 @@ def _keywords() -> set[str]:
     return _KEYWORDS
 
 
-def ident(name: str) -> str:
-    """`name` as an SQL identifier, quoted as quote_ident() does (case, symbols, keywords)."""
-    return quote(name)
+ident = quote  # `name` as an SQL identifier, quoted as quote_ident() does
 
 
 def role_names(nodes: list["Node"] | None) -> list[str]:

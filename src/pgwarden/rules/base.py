@@ -124,6 +124,12 @@ class DmlLimits:
     planner_rows: dict[int, tuple[float, float]] = field(default_factory=dict)
 
 
+# Statements that may write values into existing rows (LintContext._forget_written_values)
+_WRITE_KINDS = frozenset(
+    {"UpdateStmt", "InsertStmt", "CopyStmt", "AlterTableStmt", "SelectStmt", "DeleteStmt"}
+)
+
+
 @dataclass(slots=True)
 class LintContext:
     """The plan being linted, the stats snapshot, and what earlier steps did."""
@@ -238,14 +244,20 @@ class LintContext:
         """An UPDATE that sets an added column (a WITH query's too), an INSERT/COPY into
         its table or a type change: the column may no longer hold NULL (or its default) in
         every row."""
-        for kind, part in dml_parts(step):
-            if kind != "UpdateStmt":
-                continue
-            table = regclass(part.get("relation"))
-            for target in cast("UpdateStmt", part).get("targetList") or ():
-                name = str(target.get("ResTarget", {}).get("name"))
-                self.added_null.get(table, set()).discard(name)
-                self.added_default.get(table, {}).pop(name, None)
+        if not self.added_null and not self.added_default:
+            return  # nothing known of any column's values (most plans, most of the time)
+        kind = step.kind
+        if kind not in _WRITE_KINDS:
+            return
+        if kind == "UpdateStmt" or "withClause" in step.body:
+            for sub, part in dml_parts(step):
+                if sub != "UpdateStmt":
+                    continue
+                table = regclass(part.get("relation"))
+                for target in cast("UpdateStmt", part).get("targetList") or ():
+                    name = str(target.get("ResTarget", {}).get("name"))
+                    self.added_null.get(table, set()).discard(name)
+                    self.added_default.get(table, {}).pop(name, None)
         rows = step.tree.get("InsertStmt") or step.tree.get("CopyStmt")
         if rows is not None:
             if step.kind == "CopyStmt" and not rows.get("is_from"):

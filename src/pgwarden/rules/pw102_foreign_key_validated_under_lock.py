@@ -83,7 +83,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
             continue
         held = ctx.held_before(step)
         locks = []
-        for rel in dict.fromkeys((table, ref)):  # a self-reference: the table once
+        for rel in (table,) if ref == table else (table, ref):  # a self-reference: once
             mode = max(
                 LockMode.SHARE_ROW_EXCLUSIVE,
                 held.get(rel, (LockMode.ACCESS_SHARE,))[0],

@@ -15,6 +15,7 @@ whatever its statements.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from pathlib import Path, PurePath
 from typing import cast
 
@@ -39,6 +40,7 @@ _REINDEX_WIDE = frozenset(
 )
 
 
+@lru_cache(maxsize=4096)
 def is_flyway_file(path: str) -> bool:
     """A versioned (`V<version>__`) or repeatable (`R__`) Flyway SQL migration."""
     return bool(_NAME.match(PurePath(path).name))
