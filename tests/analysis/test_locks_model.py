@@ -246,3 +246,19 @@ def test_database_and_wide_reindex_statements_refuse_transactions() -> None:
     ):
         assert analyse(parse_one(sql)).transactional is False, sql
     assert analyse(parse_one("DROP DATABASE IF EXISTS x")).destroys == ("database x",)
+
+
+def test_what_each_mode_blocks_follows_the_conflict_table() -> None:
+    """explain's 'blocks' column: ROW EXCLUSIVE (every writer) blocks CREATE INDEX (SHARE)
+    and CREATE TRIGGER (SHARE ROW EXCLUSIVE); it said 'only ACCESS EXCLUSIVE'."""
+    from pgwarden.analysis.effects import LockMode
+
+    words = {mode: mode.blocks for mode in LockMode}
+    assert words[LockMode.ACCESS_SHARE] == "only ACCESS EXCLUSIVE (DROP, most ALTER TABLE)"
+    assert words[LockMode.ROW_SHARE].startswith("only EXCLUSIVE and ACCESS EXCLUSIVE")
+    assert "CREATE INDEX" in words[LockMode.ROW_EXCLUSIVE]
+    assert "CREATE TRIGGER" in words[LockMode.ROW_EXCLUSIVE]
+    assert LockMode.ROW_EXCLUSIVE.conflicts_with(LockMode.SHARE)
+    assert LockMode.ROW_EXCLUSIVE.conflicts_with(LockMode.SHARE_ROW_EXCLUSIVE)
+    assert words[LockMode.SHARE] == "writes"
+    assert words[LockMode.ACCESS_EXCLUSIVE] == "reads and writes"

@@ -67,6 +67,16 @@ class LockMode(IntEnum):
             return "writes"
         if self.conflicts_with(LockMode.SHARE_UPDATE_EXCLUSIVE):
             return "schema changes, VACUUM and concurrent index builds"
+        if self.conflicts_with(LockMode.SHARE):  # ROW EXCLUSIVE: what writers take
+            return (
+                "index builds (CREATE INDEX), CREATE TRIGGER, new foreign keys and most "
+                "schema changes"
+            )
+        if self.conflicts_with(LockMode.EXCLUSIVE):  # ROW SHARE: SELECT FOR UPDATE
+            return (
+                "only EXCLUSIVE and ACCESS EXCLUSIVE (REFRESH MATERIALIZED VIEW CONCURRENTLY, "
+                "DROP, most ALTER TABLE)"
+            )
         if self.conflicts_with(LockMode.ACCESS_EXCLUSIVE):
             return "only ACCESS EXCLUSIVE (DROP, most ALTER TABLE)"
         return "nothing"
