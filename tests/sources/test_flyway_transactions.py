@@ -84,7 +84,7 @@ def test_a_mixed_migration_is_refused_by_flyway_and_holds_no_lock(tmp_path: Path
     assert not [x for x in result.findings if x.code == "PW121"]  # no transaction holds it
     other = tmp_path / "0021_mixed.sql"
     other.write_text(ALTER + CIC)
-    assert ("PW121", "error") in _codes(other)
+    assert ("PW130", "warning") in _codes(other)  # a runner assumed to wrap the file
 
 
 def test_fix_leaves_flyway_migrations_as_written(tmp_path: Path) -> None:

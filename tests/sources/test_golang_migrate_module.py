@@ -42,7 +42,7 @@ def test_golang_migrate_module_runs_a_lone_concurrent_build(tmp_path: Path) -> N
     assert go_migration_library(str(up)) == "golang-migrate"
     assert _pw130(up) == []
     up.write_text(OTHER + INDEX)  # one query of two statements: one implicit transaction
-    assert [s for s, _ in _pw130(up)] == ["warning"]
+    assert [s for s, _ in _pw130(up)] == ["error"]
 
 
 def test_morph_module_or_no_module_keeps_the_warning(tmp_path: Path) -> None:

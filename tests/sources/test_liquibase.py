@@ -54,7 +54,7 @@ def test_each_changeset_is_a_transaction_of_its_own(tmp_path: Path) -> None:
 
 
 def test_the_same_file_without_the_header_is_one_transaction(tmp_path: Path) -> None:
-    assert {"PW121", "PW130"} <= _codes(tmp_path, TWO)
+    assert "PW130" in _codes(tmp_path, TWO)  # (not PW121: in a transaction it fails at once)
 
 
 def test_concurrently_in_a_changeset_run_in_a_transaction_is_an_error(tmp_path: Path) -> None:

@@ -38,3 +38,15 @@ def test_the_header_counts_only_as_the_first_bytes_of_the_file(tmp_path: Path) -
         late.write_text(text)
         assert not split_halves(text).no_transaction
         assert "PW130" in _codes(late)
+
+
+def test_a_no_transaction_file_of_several_statements_is_one_query(tmp_path: Path) -> None:
+    """sqlx sends the file with conn.execute(sql), no arguments: one simple query, so
+    several statements run as one implicit transaction and CONCURRENTLY fails there (the
+    server says so for `SET ...; CREATE INDEX CONCURRENTLY ...` sent as one query)."""
+    two = tmp_path / "20240101000002_two.up.sql"
+    two.write_text(f"-- no-transaction\nSET lock_timeout = '2s';\n{INDEX}")
+    _, result = commands.lint([two])
+    (pw130,) = [f for f in result.findings if f.code == "PW130"]
+    assert pw130.severity.value == "error"
+    assert "sends as one query" in pw130.message

@@ -6,7 +6,8 @@ Flags a statement that reads, rewrites or updates a whole existing relation
 DELETE; not one that picks a few rows by key: `id = 7`, `id IN (...)`, a
 keyed batch `id >= a AND id < b`, or a column the catalog shows unique;
 not the rewrite of a sequence by `ALTER SEQUENCE ... AS bigint`, one page;
-nor a `TRUNCATE`, which swaps in new empty files whatever the table's size)
+nor a `TRUNCATE`, which swaps in new empty files whatever the table's size;
+nor one that cannot run in a transaction block, which fails at once there: PW130)
 when an earlier statement of the same transaction took a lock that blocks
 reads or writes on an existing table (not one the transaction dropped: what
 waits for it fails anyway; not a sequence or a composite type), and this
@@ -257,6 +258,8 @@ def _held(ctx: LintContext, tx: int) -> _Held | None:
 def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     if step.transaction is None or not ctx.held_before(step):
         return
+    if not step.effects.transactional:
+        return  # in a transaction it fails at once (PW130's), holding nobody up
     slow = _slow(step, ctx)
     if slow is None:
         return

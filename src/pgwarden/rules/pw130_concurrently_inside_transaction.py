@@ -9,7 +9,8 @@ migration runner wraps in one transaction (pgwarden's default assumption, as
 Alembic, Django and dbmate do; a file that Prisma Migrate, or morph
 with `-- morph:nontransactional`, sends as one query runs outside any
 transaction when it holds one statement, as one transaction when it holds
-more), or in a changeset of a Liquibase
+more, as golang-migrate and sqlx's `-- no-transaction` do too: then an error,
+the failure being certain), or in a changeset of a Liquibase
 formatted SQL file without `runInTransaction:false` (an error: Liquibase
 certainly runs it in a transaction). Inside a DO block or a procedure
 body it always fails (`cannot be executed from a function`, or `cannot
@@ -141,7 +142,8 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         "CONCURRENTLY, VACUUM, REINDEX SCHEMA, ...)"
         if flyway
         else "in a file of several statements that the runner sends as one query (as Prisma "
-        "Migrate, morph and golang-migrate do), which runs as one transaction"
+        "Migrate, morph, golang-migrate and sqlx's -- no-transaction do), which runs as one "
+        "transaction"
         if one_query
         else "in a file that pgwarden assumes the runner wraps in one transaction (as Alembic, "
         "Django and dbmate do)"
@@ -190,11 +192,15 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         + (
             " (golang-migrate sends a *.up.sql file as one query, so a file of this statement "
             "alone runs outside any transaction: pgwarden reads it so when the go.mod above the "
-            "file requires golang-migrate; sqlx and morph wrap it)"
+            "file requires golang-migrate; sqlx and morph wrap it unless it starts with "
+            "-- no-transaction (sqlx) or holds -- morph:nontransactional (morph), and then it "
+            "must be the file's only statement)"
             if step.location.path.endswith(".up.sql")
             else ""
         ),
-        severity=Severity.ERROR if explicit or changeset or flyway else Severity.WARNING,
+        severity=Severity.ERROR
+        if explicit or changeset or flyway or one_query
+        else Severity.WARNING,
     )
 
 

@@ -270,7 +270,8 @@ def read_sources(
             facts = down_facts(stmts, down, name) if down else ()
             # one query of one statement: outside any transaction block; a Flyway migration
             # with a statement Flyway runs outside one runs without one (or is refused)
-            alone = (len(stmts) == 1 and sent_as_one_query(name, text)) or (
+            one_query = sent_as_one_query(name, text)
+            alone = (len(stmts) == 1 and one_query) or (
                 is_flyway_file(name)
                 and (
                     any(non_transactional(s.tree) for s in stmts)
@@ -281,7 +282,9 @@ def read_sources(
                 name,
                 text,
                 facts,
-                halves.no_transaction or alone,
+                # (a no-transaction file sent as one query of several statements: one
+                # implicit transaction, as sqlx's `-- no-transaction` file is)
+                (halves.no_transaction and not (one_query and len(stmts) > 1)) or alone,
                 changesets(text),
                 placeholders,
                 psql,
