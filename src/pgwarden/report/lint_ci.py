@@ -113,7 +113,8 @@ def github_annotations(result: LintResult) -> str:
             f"file={github.prop(f.location.path)},line={f.location.line},col={f.location.column},"
             f"title={github.prop(f'{f.code} {f.name}')}"
         )
-        lines.append(f"::{_GH_LEVEL[f.severity]} {props}::{github.data(f'{f.message}. {f.help}')}")
+        text = github.data(f"{f.message}. Help: {f.help}")
+        lines.append(f"::{_GH_LEVEL[f.severity]} {props}::{text}")
     return "\n".join(lines) + ("\n" if lines else "")
 
 
