@@ -87,6 +87,7 @@ def load_plan(
     context: Context | None = None,
     file_transaction: bool = False,
     sources: Sources | None = None,
+    up_sql_runner: str | None = None,
 ) -> Plan:
     """A Plan from .sql files and folders (folders in name order), or from `sources`.
 
@@ -102,7 +103,7 @@ def load_plan(
             sources.sources, catalog=ctx.catalog, server_version=ctx.server_version
         )
     return build_plan(
-        sources if sources is not None else read_sources(paths),
+        sources if sources is not None else read_sources(paths, up_sql_runner=up_sql_runner),
         catalog=ctx.catalog,
         server_version=ctx.server_version,
         file_transaction=file_transaction,
@@ -168,10 +169,16 @@ def lint(
     ctx = context or Context(None, None, cfg.pg_version, "none")
     wrap = cfg.file_transaction if file_transaction is None else file_transaction
     if sources is None and unparsed is not None:
-        sources = read_sources(paths, unparsed=unparsed)
+        sources = read_sources(paths, unparsed=unparsed, up_sql_runner=cfg.up_sql_runner)
         if not sources:
             raise unparsed[0]
-    plan = load_plan(paths, context=ctx, file_transaction=wrap, sources=sources)
+    plan = load_plan(
+        paths,
+        context=ctx,
+        file_transaction=wrap,
+        sources=sources,
+        up_sql_runner=cfg.up_sql_runner,
+    )
     own: set[int] = set()
     if sources is not None and not isinstance(sources, Sequence):
         own = {s.index for s in plan.steps if sources.is_bookkeeping(s)}

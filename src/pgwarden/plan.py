@@ -89,6 +89,8 @@ class SourceText:
     # more transaction (Flyway, golang-migrate, sqlx, diesel, Prisma, dbmate). Only when
     # the plan assumes file transactions.
     runner_transaction: bool = False
+    # The tool sends the file to the server as one query (sources.updown.sent_as_one_query).
+    one_query: bool = False
 
 
 class Derived(TypedDict, total=False):

@@ -186,6 +186,9 @@ class Settings:
     source: str | None = None
     pg_version: int | None = None
     file_transaction: bool = True
+    # The tool that runs `*.up.sql` files when no go.mod above them says (golang-migrate
+    # sends a file as one query; sqlx and morph wrap it in a transaction): None, not known.
+    up_sql_runner: str | None = None
     fail_on: str = "error"
     ignore: tuple[str, ...] = ()
     environments: dict[str, Environment] = field(default_factory=dict)
@@ -264,10 +267,14 @@ def load_settings(config: str | os.PathLike[str] | None = None) -> Settings:
     return _build(table, shown)
 
 
+# The tools whose `*.up.sql` files pgwarden tells apart (the up_sql_runner setting).
+UP_SQL_RUNNERS = ("golang-migrate", "sqlx", "morph")
+
 # Every valid key, by table: None marks a table of named entries (environments.<name>).
 KEYS: dict[str | None, Any] = {
     "pg_version": int,
     "file_transaction": bool,
+    "up_sql_runner": str,
     "fail_on": str,
     "ignore": list,
     "ignore_sources": list,  # [{path = glob | app = label, rules?, reason}]: lint/ignore_sources.py
@@ -386,6 +393,12 @@ def _build(t: dict[str, Any], source: str) -> Settings:
             f"{source}: unknown_type_change must be error or warning, got {raw_unknown_type!r}"
         )
     unknown_type: UnknownTypeChange = "error" if raw_unknown_type == "error" else "warning"
+    up_sql_runner = typed("up_sql_runner", str, None)
+    if up_sql_runner is not None and up_sql_runner not in UP_SQL_RUNNERS:
+        raise ConfigError(
+            f"{source}: up_sql_runner must be one of {', '.join(UP_SQL_RUNNERS)}, "
+            f"got {up_sql_runner!r}"
+        )
     watchdog = typed("watchdog", dict, {})
     unreachable = _seconds(watchdog, "unreachable_s", UNREACHABLE_S, source)
     client_gone = _seconds(watchdog, "client_gone_s", CLIENT_GONE_S, source)
@@ -393,6 +406,7 @@ def _build(t: dict[str, Any], source: str) -> Settings:
         source=source,
         pg_version=typed("pg_version", int, None),
         file_transaction=typed("file_transaction", bool, True),
+        up_sql_runner=up_sql_runner,
         fail_on=fail_on,
         ignore=tuple(str(x) for x in ignore),
         environments=envs,

@@ -60,3 +60,26 @@ def test_morph_module_or_no_module_keeps_the_warning(tmp_path: Path) -> None:
         ((severity, help_),) = _pw130(up)
         assert severity == "warning"
         assert "golang-migrate sends a *.up.sql file as one query" in help_
+
+
+def test_the_configuration_names_the_runner_where_no_go_mod_says(tmp_path: Path) -> None:
+    """The migrate CLI (or its Docker image) runs folders with no go.mod above them:
+    `up_sql_runner = "golang-migrate"` says what the names cannot."""
+    import pytest
+
+    from pgwarden.errors import ConfigError
+    from pgwarden.settings import load_settings
+
+    up = _project(tmp_path / "cli", None, INDEX)
+    two = up.with_name("000124_two.up.sql")
+    two.write_text(OTHER + INDEX)
+    config = tmp_path / "pgwarden.toml"
+    config.write_text('up_sql_runner = "golang-migrate"\n')
+    settings = load_settings(config)
+    assert settings.up_sql_runner == "golang-migrate"
+    _, result = commands.lint([up, two], settings=settings)
+    found = [(f.location.path, f.severity.value) for f in result.findings if f.code == "PW130"]
+    assert found == [(str(two), "error")]  # the lone build runs; the pair fails for sure
+    config.write_text('up_sql_runner = "flyway"\n')
+    with pytest.raises(ConfigError, match="up_sql_runner must be one of golang-migrate"):
+        load_settings(config)

@@ -257,7 +257,6 @@ def lint(
     if apply_fixes:
         from pgwarden.lint.fix import fix_plan, write_fixes
         from pgwarden.sources.flyway import is_flyway_file
-        from pgwarden.sources.updown import sent_as_one_query
 
         fixes = fix_plan(plan, result, ctx.snapshot)
         write_fixes(fixes)
@@ -266,7 +265,7 @@ def lint(
         err.print(f"fixed {sum(len(fx.fixed) for fx in fixes)} finding(s) in {len(fixes)} file(s)")
         for text in plan.texts:
             flyway = is_flyway_file(text.path)
-            one_query = sent_as_one_query(text.path, text.text)
+            one_query = text.one_query
             if (text.changesets or text.placeholders or flyway or one_query) and any(
                 f.fix is not None and plan.steps[f.step].location.path == text.path
                 for f in result.findings

@@ -81,7 +81,6 @@ from pgwarden.sources.flyway import (
     non_transactional,
     script_config_no_transaction,
 )
-from pgwarden.sources.updown import sent_as_one_query
 
 _KINDS = {
     "VacuumStmt": "VACUUM",
@@ -192,7 +191,8 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         + (
             " (golang-migrate sends a *.up.sql file as one query, so a file of this statement "
             "alone runs outside any transaction: pgwarden reads it so when the go.mod above the "
-            "file requires golang-migrate; sqlx and morph wrap it unless it starts with "
+            'file requires golang-migrate, or with up_sql_runner = "golang-migrate" in the '
+            "configuration; sqlx and morph wrap it unless it starts with "
             "-- no-transaction (sqlx) or holds -- morph:nontransactional (morph), and then it "
             "must be the file's only statement)"
             if step.location.path.endswith(".up.sql")
@@ -236,7 +236,7 @@ def _sent_as_one_query(step: Step, ctx: LintContext) -> bool:
     key = "PW130.one_query"
     paths = cast("frozenset[str] | None", ctx.state.get(key))
     if paths is None:
-        paths = frozenset(t.path for t in ctx.plan.texts if sent_as_one_query(t.path, t.text))
+        paths = frozenset(t.path for t in ctx.plan.texts if t.one_query)
         ctx.state[key] = paths
     return step.location.path in paths
 

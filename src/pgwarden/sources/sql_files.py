@@ -232,10 +232,12 @@ def read_sources(
     paths: Iterable[str | os.PathLike[str]],
     *,
     unparsed: list[SqlParseError] | None = None,
+    up_sql_runner: str | None = None,
 ) -> list[tuple[SourceText, list[ParsedStatement]]]:
     """Each .sql file of `paths` (folders in name order; `-`: standard input), read and
     parsed. With `unparsed`, a file the grammar rejects is left out and its error added
-    there (lint goes on with the other files); without, the error is raised."""
+    there (lint goes on with the other files); without, the error is raised.
+    `up_sql_runner`: the tool that runs `*.up.sql` files, as the configuration says."""
     paths = list(paths)
     if not paths:
         raise UsageError("no SQL files given", hint="pass one or more .sql files or folders")
@@ -270,7 +272,7 @@ def read_sources(
             facts = down_facts(stmts, down, name) if down else ()
             # one query of one statement: outside any transaction block; a Flyway migration
             # with a statement Flyway runs outside one runs without one (or is refused)
-            one_query = sent_as_one_query(name, text)
+            one_query = sent_as_one_query(name, text, up_sql_runner)
             alone = (len(stmts) == 1 and one_query) or (
                 is_flyway_file(name)
                 and (
@@ -289,6 +291,7 @@ def read_sources(
                 placeholders,
                 psql,
                 runner_transaction=runner_holds_transaction(name, text),
+                one_query=one_query,
             )
             out.append((source, stmts))
     return out

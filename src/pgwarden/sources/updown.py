@@ -127,16 +127,20 @@ def runner_holds_transaction(path: str, text: str) -> bool:
     )
 
 
-def sent_as_one_query(path: str, text: str) -> bool:
+def sent_as_one_query(path: str, text: str, up_sql_runner: str | None = None) -> bool:
     """Whether the migration tool sends the file to the server as one query (Prisma
     Migrate's migration.sql, morph's nontransactional file, sqlx's `-- no-transaction`
     file, a golang-migrate `*.up.sql` of a Go module that requires golang-migrate): one
-    statement then runs outside any transaction block, several as one transaction."""
+    statement then runs outside any transaction block, several as one transaction.
+    `up_sql_runner`: the tool the configuration names for `*.up.sql` files (over go.mod)."""
     return (
         bool(_PRISMA.search(path))
         or bool(_MORPH_NO_TX.search(text))
         or text.startswith(_SQLX_NO_TX)  # sqlx: conn.execute(sql), no arguments
-        or (path.endswith(".up.sql") and go_migration_library(path) == "golang-migrate")
+        or (
+            path.endswith(".up.sql")
+            and (up_sql_runner or go_migration_library(path)) == "golang-migrate"
+        )
     )
 
 
