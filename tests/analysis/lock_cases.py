@@ -626,6 +626,21 @@ _DROP_CREATE = [
 _DML = [
     Case("insert", T, "INSERT INTO t (id, a) VALUES (100, 1)"),
     Case("insert_fk", FKD, "INSERT INTO f VALUES (3, 1)"),
+    Case(
+        "insert_on_conflict_update",
+        T,
+        "INSERT INTO t (id, a) VALUES (1, 5) ON CONFLICT (id) DO UPDATE SET a = EXCLUDED.a",
+    ),
+    Case(
+        "insert_on_conflict_nothing",
+        T,
+        "INSERT INTO t (id, a) VALUES (1, 5) ON CONFLICT DO NOTHING",
+    ),
+    Case(
+        "insert_on_conflict_target_nothing",
+        T,
+        "INSERT INTO t (id, a) VALUES (1, 5) ON CONFLICT (id) DO NOTHING",
+    ),
     Case("insert_select", T + FK, "INSERT INTO p (id) SELECT id + 100 FROM t"),
     # nextval() of a serial/identity default: ROW EXCLUSIVE on the sequence (Django's
     # INSERT INTO django_migrations (app, name, applied) VALUES ...)

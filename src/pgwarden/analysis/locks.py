@@ -882,6 +882,9 @@ def _insert(ctx: Ctx, tree: Node) -> None:
     body = tree["InsertStmt"]
     table = ctx.rv(body["relation"])
     ctx.lock(table, RE, "INSERT")
+    if body.get("onConflictClause", {}).get("infer"):
+        # ON CONFLICT (target): the planner opens every index to infer the arbiter
+        ctx.planner_indexes(table, RE, "INSERT ... ON CONFLICT: arbiter inference")
     sel = body.get("selectStmt", {}).get("SelectStmt", {})
     if sel and not sel.get("valuesLists"):
         _query_relations(ctx, sel, AS, True, "INSERT ... SELECT")

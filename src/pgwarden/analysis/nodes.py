@@ -530,10 +530,16 @@ class GrantStmt(TypedDict, total=False):
     objects: list["Node"]
 
 
+class OnConflictClause(TypedDict, total=False):
+    action: str  # ONCONFLICT_NOTHING, ONCONFLICT_UPDATE
+    infer: dict[str, object]  # the conflict target, when written
+
+
 class InsertStmt(TypedDict, total=False):
     relation: RangeVar
     cols: list["Node"]
     selectStmt: "Node"
+    onConflictClause: OnConflictClause
 
 
 class CommonTableExpr(TypedDict, total=False):
@@ -734,6 +740,7 @@ class Node(TypedDict, total=False):
     DeleteStmt: DeleteStmt
     MergeStmt: MergeStmt
     MergeWhenClause: MergeWhenClause
+    OnConflictClause: OnConflictClause
     DoStmt: DoStmt
     DropStmt: DropStmt
     DropdbStmt: DropdbStmt
