@@ -654,6 +654,13 @@ _DML = [
         "INSERT INTO ti (x) VALUES (1)",
     ),
     Case("update", T, "UPDATE t SET a = a + 1 WHERE id = 1"),
+    Case("update_fk_column", FKD, "UPDATE f SET p_id = 2 WHERE id = 1"),
+    Case(
+        "update_referenced_key",
+        FKD + "INSERT INTO p VALUES (3, 3);",
+        "UPDATE p SET id = 30 WHERE id = 3",
+    ),
+    Case("update_referenced_other_column", FKD, "UPDATE p SET v = 30 WHERE id = 2"),
     Case("update_no_where", T, "UPDATE t SET a = 0"),
     Case("delete", T, "DELETE FROM t WHERE id = 1"),
     Case("delete_no_where", T, "DELETE FROM t"),
