@@ -35,6 +35,7 @@ _MODULES = (
     "pw132_transaction_left_open",
     "pw133_dynamic_sql_not_analysed",
     "pw134_type_change_fails_without_using",
+    "pw135_default_references_a_column",
     "pw140_whole_table_update_or_delete",
     "pw141_not_null_column_added_without_default",
     "pw142_dml_touches_many_rows",
