@@ -83,3 +83,25 @@ def test_the_configuration_names_the_runner_where_no_go_mod_says(tmp_path: Path)
     config.write_text('up_sql_runner = "flyway"\n')
     with pytest.raises(ConfigError, match="up_sql_runner must be one of golang-migrate"):
         load_settings(config)
+
+
+def test_bun_runs_parts_apart_and_only_tx_files_in_a_transaction(tmp_path: Path) -> None:
+    """uptrace/bun: a `*.up.sql` runs without a transaction, each `--bun:split` part as
+    one query; a `*.tx.up.sql` in one transaction (zep's migrations, from the real-project
+    sweep, got a PW121 error for a lock no transaction holds)."""
+    alter = "ALTER TABLE session ADD COLUMN user_id uuid;\n"
+    index = "CREATE INDEX session_user_id_idx ON session (user_id);\n"
+    split = _project(
+        tmp_path / "zep", "github.com/uptrace/bun v1.1.17", alter + "--bun:split\n" + index
+    )
+    assert go_migration_library(str(split)) == "bun"
+    _, result = commands.lint([split])
+    assert {f.code for f in result.findings} >= {"PW101"}
+    assert "PW121" not in {f.code for f in result.findings}
+    whole = split.with_name("000125_whole.up.sql")  # no split: one query
+    whole.write_text(OTHER + INDEX)
+    assert [s for s, _ in _pw130(whole)] == ["error"]
+    tx = split.with_name("000126_tx.tx.up.sql")  # bun's transaction
+    tx.write_text(alter + "--bun:split\n" + index)
+    _, result = commands.lint([tx])
+    assert "PW121" in {f.code for f in result.findings}

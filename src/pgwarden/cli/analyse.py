@@ -257,6 +257,7 @@ def lint(
     if apply_fixes:
         from pgwarden.lint.fix import fix_plan, write_fixes
         from pgwarden.sources.flyway import is_flyway_file
+        from pgwarden.sources.updown import statements_apart
 
         fixes = fix_plan(plan, result, ctx.snapshot)
         write_fixes(fixes)
@@ -265,7 +266,7 @@ def lint(
         err.print(f"fixed {sum(len(fx.fixed) for fx in fixes)} finding(s) in {len(fixes)} file(s)")
         for text in plan.texts:
             flyway = is_flyway_file(text.path)
-            one_query = text.one_query
+            one_query = text.one_query or statements_apart(text.path, text.text)
             if (text.changesets or text.placeholders or flyway or one_query) and any(
                 f.fix is not None and plan.steps[f.step].location.path == text.path
                 for f in result.findings
@@ -282,9 +283,9 @@ def lint(
                     "migration of its own)"
                     if flyway
                     else "is sent to the server as one query (Prisma Migrate, morph, "
-                    "golang-migrate), where a CONCURRENTLY statement runs only as the file's only "
-                    "statement: make the fixes its findings show by hand (each CONCURRENTLY "
-                    "statement in a migration of its own)"
+                    "golang-migrate; bun: one per --bun:split part), where a CONCURRENTLY "
+                    "statement runs only as the query's only statement: make the fixes its "
+                    "findings show by hand (each CONCURRENTLY statement in a migration of its own)"
                     if one_query
                     else f"holds placeholders ({', '.join(text.placeholders)}), read as "
                     "identifiers: make the fixes its findings show by hand"

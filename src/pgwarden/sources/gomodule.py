@@ -1,9 +1,10 @@
 """Which Go migration library a project uses, from the nearest `go.mod`.
 
-`*.up.sql` files are golang-migrate's, sqlx's (Rust) or morph's; they run differently:
-golang-migrate sends the file as one query (one statement: outside any transaction),
-sqlx and morph wrap it in a transaction. The `go.mod` above the file names the library
-the project requires.
+`*.up.sql` files are golang-migrate's, bun's, sqlx's (Rust) or morph's; they run
+differently: golang-migrate sends the file as one query (one statement: outside any
+transaction); bun too, or each part between `--bun:split` lines as one, and in a
+transaction only a `*.tx.up.sql`; sqlx and morph wrap it in a transaction. The `go.mod`
+above the file names the library the project requires.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ __all__ = ["go_migration_library"]
 _LIBRARIES = {
     "github.com/golang-migrate/migrate": "golang-migrate",
     "github.com/mattermost/morph": "morph",
+    "github.com/uptrace/bun": "bun",
 }
 _LEVELS = 8  # folders walked up at most
 

@@ -29,6 +29,7 @@ from pgwarden.sources.updown import (
     runner_holds_transaction,
     sent_as_one_query,
     split_halves,
+    statements_apart,
 )
 
 __all__ = [
@@ -286,7 +287,9 @@ def read_sources(
                 facts,
                 # (a no-transaction file sent as one query of several statements: one
                 # implicit transaction, as sqlx's `-- no-transaction` file is)
-                (halves.no_transaction and not (one_query and len(stmts) > 1)) or alone,
+                (halves.no_transaction and not (one_query and len(stmts) > 1))
+                or alone
+                or statements_apart(name, text, up_sql_runner),
                 changesets(text),
                 placeholders,
                 psql,

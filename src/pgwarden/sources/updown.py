@@ -45,6 +45,7 @@ __all__ = [
     "is_down_file",
     "sent_as_one_query",
     "split_halves",
+    "statements_apart",
     "with_down_half",
 ]
 
@@ -130,7 +131,8 @@ def runner_holds_transaction(path: str, text: str) -> bool:
 def sent_as_one_query(path: str, text: str, up_sql_runner: str | None = None) -> bool:
     """Whether the migration tool sends the file to the server as one query (Prisma
     Migrate's migration.sql, morph's nontransactional file, sqlx's `-- no-transaction`
-    file, a golang-migrate `*.up.sql` of a Go module that requires golang-migrate): one
+    file, a golang-migrate `*.up.sql` of a Go module that requires golang-migrate, a bun
+    `*.up.sql` without `--bun:split`): one
     statement then runs outside any transaction block, several as one transaction.
     `up_sql_runner`: the tool the configuration names for `*.up.sql` files (over go.mod)."""
     return (
@@ -139,8 +141,26 @@ def sent_as_one_query(path: str, text: str, up_sql_runner: str | None = None) ->
         or text.startswith(_SQLX_NO_TX)  # sqlx: conn.execute(sql), no arguments
         or (
             path.endswith(".up.sql")
-            and (up_sql_runner or go_migration_library(path)) == "golang-migrate"
+            and (
+                (tool := up_sql_runner or go_migration_library(path)) == "golang-migrate"
+                or (tool == "bun" and not path.endswith(".tx.up.sql") and _BUN_SPLIT not in text)
+            )
         )
+    )
+
+
+_BUN_SPLIT = "--bun:split"
+
+
+def statements_apart(path: str, text: str, up_sql_runner: str | None = None) -> bool:
+    """Whether the tool runs the file's statements apart, outside any transaction: a bun
+    `*.up.sql` (not `*.tx.up.sql`) cut by `--bun:split` lines, each part sent on its own
+    (read here as each statement on its own)."""
+    return (
+        path.endswith(".up.sql")
+        and not path.endswith(".tx.up.sql")
+        and _BUN_SPLIT in text
+        and (up_sql_runner or go_migration_library(path)) == "bun"
     )
 
 
