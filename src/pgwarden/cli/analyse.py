@@ -256,6 +256,7 @@ def lint(
         raise
     if apply_fixes:
         from pgwarden.lint.fix import fix_plan, write_fixes
+        from pgwarden.sources.drizzle import is_drizzle_file
         from pgwarden.sources.flyway import is_flyway_file
         from pgwarden.sources.updown import statements_apart
 
@@ -267,7 +268,8 @@ def lint(
         for text in plan.texts:
             flyway = is_flyway_file(text.path)
             one_query = text.one_query or statements_apart(text.path, text.text)
-            if (text.changesets or text.placeholders or flyway or one_query) and any(
+            drizzle = is_drizzle_file(text.path, text.text)
+            if (text.changesets or text.placeholders or flyway or one_query or drizzle) and any(
                 f.fix is not None and plan.steps[f.step].location.path == text.path
                 for f in result.findings
                 if f.step is not None
@@ -287,6 +289,9 @@ def lint(
                     "statement runs only as the query's only statement: make the fixes its "
                     "findings show by hand (each CONCURRENTLY statement in a migration of its own)"
                     if one_query
+                    else "is a drizzle migration, which drizzle runs with all pending ones in "
+                    "one transaction: make the fixes its findings show by hand"
+                    if drizzle
                     else f"holds placeholders ({', '.join(text.placeholders)}), read as "
                     "identifiers: make the fixes its findings show by hand"
                 )

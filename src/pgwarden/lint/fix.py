@@ -73,6 +73,7 @@ from pgwarden.lint.rewrite import rewrite_plan
 from pgwarden.plan import NO_FILE_TRANSACTION, Plan, SourceText, Step, TxMode, build_plan
 from pgwarden.rules.base import resets_all_settings
 from pgwarden.rules.pw122_lock_timeout_too_long import bearable_ms, blocked_rate
+from pgwarden.sources.drizzle import is_drizzle_file
 from pgwarden.sources.flyway import is_flyway_file
 from pgwarden.sources.psql import blank_meta_commands
 from pgwarden.sources.updown import split_halves, statements_apart, with_down_half
@@ -599,6 +600,7 @@ def fix_plan(plan: Plan, result: LintResult, snapshot: Snapshot | None = None) -
                 or is_flyway_file(source.path)
                 or source.one_query
                 or statements_apart(source.path, source.text)
+                or is_drizzle_file(source.path, source.text)
             ):
                 continue  # their tool's transactions (or one query) decide, not the fix's
             original = originals.get(source.path, [])

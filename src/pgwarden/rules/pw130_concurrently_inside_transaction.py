@@ -20,6 +20,10 @@ whose body is in the plan) whose body runs COMMIT or ROLLBACK, as batched
 backfills do, is flagged the same way: inside a transaction block the server
 refuses them (`invalid transaction termination`).
 
+A drizzle-kit migration (a `.sql` file next to `meta/_journal.json`, or cut by
+`--> statement-breakpoint`) is an error too: drizzle runs all pending
+migrations in one transaction.
+
 A Flyway migration (`V<version>__`, `R__`) whose statements are all of the
 kinds Flyway runs outside a transaction (`CREATE`/`DROP INDEX CONCURRENTLY`,
 `VACUUM`, `REINDEX SCHEMA`, `CREATE DATABASE`, ...) runs without one, as
@@ -76,6 +80,7 @@ from pgwarden.findings import Severity
 from pgwarden.plan import Step, TxMode
 from pgwarden.rules._sql import tx_words
 from pgwarden.rules.base import Hit, LintContext, Rule
+from pgwarden.sources.drizzle import is_drizzle_file
 from pgwarden.sources.flyway import (
     is_flyway_file,
     non_transactional,
@@ -130,6 +135,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     explicit = step.tx_mode is TxMode.EXPLICIT
     changeset = not explicit and _in_changeset(step, ctx)
     flyway = not explicit and not changeset and is_flyway_file(step.location.path)
+    drizzle = not explicit and not changeset and not flyway and _in_drizzle_file(step, ctx)
     one_query = not explicit and not changeset and not flyway and _sent_as_one_query(step, ctx)
     where = (
         tx_words(step)
@@ -140,6 +146,8 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         "count this statement among those it runs outside one (only CREATE/DROP INDEX "
         "CONCURRENTLY, VACUUM, REINDEX SCHEMA, ...)"
         if flyway
+        else "in a drizzle migration: drizzle runs all pending migrations in one transaction"
+        if drizzle
         else "in a file of several statements that the runner sends as one query (as Prisma "
         "Migrate, morph, golang-migrate and sqlx's -- no-transaction do), which runs as one "
         "transaction"
@@ -182,6 +190,9 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         else "put it in a Flyway migration of its own with a script config file next to it "
         f"({PurePath(step.location.path).name}.conf) that says executeInTransaction=false"
         if flyway
+        else "drizzle's migrator cannot run it: run it outside drizzle (psql, or a script "
+        "after the migration), then make the migration that needs it expect it"
+        if drizzle
         else "put it in a migration of its own, as its only statement: a query of one statement "
         "runs outside any transaction"
         if one_query
@@ -199,9 +210,19 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
             else ""
         ),
         severity=Severity.ERROR
-        if explicit or changeset or flyway or one_query
+        if explicit or changeset or flyway or drizzle or one_query
         else Severity.WARNING,
     )
+
+
+def _in_drizzle_file(step: Step, ctx: LintContext) -> bool:
+    """Whether the step's file is a drizzle-kit migration (sources.drizzle)."""
+    key = "PW130.drizzle"
+    paths = cast("frozenset[str] | None", ctx.state.get(key))
+    if paths is None:
+        paths = frozenset(t.path for t in ctx.plan.texts if is_drizzle_file(t.path, t.text))
+        ctx.state[key] = paths
+    return step.location.path in paths
 
 
 def _in_changeset(step: Step, ctx: LintContext) -> bool:
