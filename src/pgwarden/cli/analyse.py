@@ -255,10 +255,7 @@ def lint(
         _syntax_error_report(fmt, exc)
         raise
     if apply_fixes:
-        from pgwarden.lint.fix import fix_plan, write_fixes
-        from pgwarden.sources.drizzle import is_drizzle_file
-        from pgwarden.sources.flyway import is_flyway_file
-        from pgwarden.sources.updown import statements_apart
+        from pgwarden.lint.fix import fix_plan, left_as_written, write_fixes
 
         fixes = fix_plan(plan, result, ctx.snapshot)
         write_fixes(fixes)
@@ -266,35 +263,12 @@ def lint(
             err.print(fx.diff(), highlight=False, end="")
         err.print(f"fixed {sum(len(fx.fixed) for fx in fixes)} finding(s) in {len(fixes)} file(s)")
         for text in plan.texts:
-            flyway = is_flyway_file(text.path)
-            one_query = text.one_query or statements_apart(text.path, text.text)
-            drizzle = is_drizzle_file(text.path, text.text)
-            if (text.changesets or text.placeholders or flyway or one_query or drizzle) and any(
+            why = left_as_written(text)
+            if why is not None and any(
                 f.fix is not None and plan.steps[f.step].location.path == text.path
                 for f in result.findings
                 if f.step is not None
             ):
-                why = (
-                    "is Liquibase formatted SQL, whose changesets are its transactions: make "
-                    "the fixes its findings show by hand (a CONCURRENTLY statement in a "
-                    "changeset of its own, with runInTransaction:false)"
-                    if text.changesets
-                    else "is a Flyway migration: Flyway runs it in a transaction, or without one "
-                    "when all its statements are CONCURRENTLY (and the like), and refuses a mix: "
-                    "make the fixes its findings show by hand (a CONCURRENTLY statement in a "
-                    "migration of its own)"
-                    if flyway
-                    else "is sent to the server as one query (Prisma Migrate, morph, "
-                    "golang-migrate; bun: one per --bun:split part), where a CONCURRENTLY "
-                    "statement runs only as the query's only statement: make the fixes its "
-                    "findings show by hand (each CONCURRENTLY statement in a migration of its own)"
-                    if one_query
-                    else "is a drizzle migration, which drizzle runs with all pending ones in "
-                    "one transaction: make the fixes its findings show by hand"
-                    if drizzle
-                    else f"holds placeholders ({', '.join(text.placeholders)}), read as "
-                    "identifiers: make the fixes its findings show by hand"
-                )
                 err.print(f"not rewritten: {text.path} {why}", highlight=False)
         plan, result = run()  # what is left after the fixes
     _print_lint_report(fmt, plan, result)

@@ -78,7 +78,7 @@ from pgwarden.sources.flyway import is_flyway_file
 from pgwarden.sources.psql import blank_meta_commands
 from pgwarden.sources.updown import split_halves, statements_apart, with_down_half
 
-__all__ = ["FileFix", "fix_plan", "write_fixes"]
+__all__ = ["FileFix", "fix_plan", "left_as_written", "write_fixes"]
 
 DEFAULT_TIMEOUT_MS = 1000
 # What a CONCURRENTLY statement of a bounded file may wait for its SHARE UPDATE EXCLUSIVE
@@ -563,14 +563,46 @@ def _sets_lock_timeout(step: Step) -> bool:
     return step.kind == "VariableSetStmt" and step.body.get("name") == "lock_timeout"
 
 
+def left_as_written(source: SourceText) -> str | None:
+    """Why `--fix` leaves `source` as written, in words that follow its path ("is a Flyway
+    migration: ..."), or None when it may rewrite it: the transactions (or queries) a fix
+    writes would not be the ones its migration tool runs."""
+    if source.changesets:
+        return (
+            "is Liquibase formatted SQL, whose changesets are its transactions: make the fixes "
+            "its findings show by hand (a CONCURRENTLY statement in a changeset of its own, "
+            "with runInTransaction:false)"
+        )
+    if is_flyway_file(source.path):
+        return (
+            "is a Flyway migration: Flyway runs it in a transaction, or without one when all "
+            "its statements are CONCURRENTLY (and the like), and refuses a mix: make the fixes "
+            "its findings show by hand (a CONCURRENTLY statement in a migration of its own)"
+        )
+    if source.one_query or statements_apart(source.path, source.text):
+        return (
+            "is sent to the server as one query (Prisma Migrate, morph, golang-migrate; bun: "
+            "one per --bun:split part), where a CONCURRENTLY statement runs only as the "
+            "query's only statement: make the fixes its findings show by hand (each "
+            "CONCURRENTLY statement in a migration of its own)"
+        )
+    if is_drizzle_file(source.path, source.text):
+        return (
+            "is a drizzle migration, which drizzle runs with all pending ones in one "
+            "transaction: make the fixes its findings show by hand"
+        )
+    if source.placeholders:
+        return (
+            f"holds placeholders ({', '.join(source.placeholders)}), read as identifiers: "
+            "make the fixes its findings show by hand"
+        )
+    return None
+
+
 def fix_plan(plan: Plan, result: LintResult, snapshot: Snapshot | None = None) -> list[FileFix]:
-    """The rewrite of every file that has at least one mechanical fix (not Liquibase
-    formatted SQL: the transactions a fix writes would not be Liquibase's changesets; not a
-    Flyway migration, which Flyway runs in its own transaction and refuses when it mixes
-    CONCURRENTLY with other statements; not a file its tool sends as one query (Prisma,
-    morph, golang-migrate), where CONCURRENTLY runs only as the file's only statement;
-    not a file with Flyway/Liquibase placeholders,
-    which the plan reads as quoted identifiers).
+    """The rewrite of every file that has at least one mechanical fix, except those
+    `left_as_written` says why (Liquibase, Flyway, files sent as one query, drizzle,
+    placeholders).
 
     Each rewritten file is linted again as it will be read: a file still showing
     a hazard it claims to fix, or a hazard the original did not have (a fix that
@@ -594,14 +626,7 @@ def fix_plan(plan: Plan, result: LintResult, snapshot: Snapshot | None = None) -
         fixes: list[FileFix] = []
         retry = False
         for source in plan.texts:
-            if (
-                source.changesets
-                or source.placeholders
-                or is_flyway_file(source.path)
-                or source.one_query
-                or statements_apart(source.path, source.text)
-                or is_drizzle_file(source.path, source.text)
-            ):
+            if left_as_written(source) is not None:
                 continue  # their tool's transactions (or one query) decide, not the fix's
             original = originals.get(source.path, [])
             mine = findings.get(source.path, [])
