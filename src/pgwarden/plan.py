@@ -91,6 +91,9 @@ class SourceText:
     runner_transaction: bool = False
     # The tool sends the file to the server as one query (sources.updown.sent_as_one_query).
     one_query: bool = False
+    # The tool sends each part between `--bun:split` lines as a query of its own, outside any
+    # transaction (sources.updown.statements_apart).
+    split_parts: bool = False
 
 
 class Derived(TypedDict, total=False):

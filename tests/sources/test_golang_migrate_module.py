@@ -105,3 +105,27 @@ def test_bun_runs_parts_apart_and_only_tx_files_in_a_transaction(tmp_path: Path)
     tx.write_text(alter + "--bun:split\n" + index)
     _, result = commands.lint([tx])
     assert "PW121" in {f.code for f in result.findings}
+
+
+def test_fix_leaves_a_bun_file_the_configuration_names(tmp_path: Path) -> None:
+    """`up_sql_runner = "bun"` (no go.mod) reads a split `*.up.sql` as bun runs it, and
+    --fix leaves it as written, as it does when go.mod says bun: a fix's BEGIN, SET and
+    DO block would be cut apart by the `--bun:split` lines. Before, --fix asked only go.mod
+    and rewrote the file."""
+    from click.testing import CliRunner
+
+    from pgwarden.cli import cli
+
+    alter = "ALTER TABLE session ADD COLUMN user_id uuid;\n"
+    index = "CREATE INDEX session_user_id_idx ON session (user_id);\n"
+    up = _project(tmp_path / "zep", None, alter + "--bun:split\n" + index)
+    before = up.read_text()
+    config = tmp_path / "zep" / "pgwarden.toml"
+    config.write_text('up_sql_runner = "bun"\n')
+    out = CliRunner().invoke(
+        cli, ["lint", "--fix", "--config", str(config), str(up)], terminal_width=400
+    )
+    assert out.exit_code == 1, out.output
+    assert "PW121" not in out.output  # read as bun runs it
+    assert f"not rewritten: {up} is sent to the server as one query" in out.output
+    assert up.read_text() == before

@@ -76,7 +76,7 @@ from pgwarden.rules.pw122_lock_timeout_too_long import bearable_ms, blocked_rate
 from pgwarden.sources.drizzle import is_drizzle_file
 from pgwarden.sources.flyway import is_flyway_file
 from pgwarden.sources.psql import blank_meta_commands
-from pgwarden.sources.updown import split_halves, statements_apart, with_down_half
+from pgwarden.sources.updown import split_halves, with_down_half
 
 __all__ = ["FileFix", "fix_plan", "left_as_written", "write_fixes"]
 
@@ -579,7 +579,7 @@ def left_as_written(source: SourceText) -> str | None:
             "its statements are CONCURRENTLY (and the like), and refuses a mix: make the fixes "
             "its findings show by hand (a CONCURRENTLY statement in a migration of its own)"
         )
-    if source.one_query or statements_apart(source.path, source.text):
+    if source.one_query or source.split_parts:
         return (
             "is sent to the server as one query (Prisma Migrate, morph, golang-migrate; bun: "
             "one per --bun:split part), where a CONCURRENTLY statement runs only as the "

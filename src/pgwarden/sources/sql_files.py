@@ -274,6 +274,7 @@ def read_sources(
             # one query of one statement: outside any transaction block; a Flyway migration
             # with a statement Flyway runs outside one runs without one (or is refused)
             one_query = sent_as_one_query(name, text, up_sql_runner)
+            split_parts = statements_apart(name, text, up_sql_runner)
             alone = (len(stmts) == 1 and one_query) or (
                 is_flyway_file(name)
                 and (
@@ -289,12 +290,13 @@ def read_sources(
                 # implicit transaction, as sqlx's `-- no-transaction` file is)
                 (halves.no_transaction and not (one_query and len(stmts) > 1))
                 or alone
-                or statements_apart(name, text, up_sql_runner),
+                or split_parts,
                 changesets(text),
                 placeholders,
                 psql,
                 runner_transaction=runner_holds_transaction(name, text),
                 one_query=one_query,
+                split_parts=split_parts,
             )
             out.append((source, stmts))
     return out
