@@ -144,6 +144,9 @@ class Step:
     # A sub-step: the location its step had when the plan was built (sources that move
     # the step, e.g. to an Alembic op call, leave the sub-step's own location meaningless).
     built_at: SourceLocation | None = None
+    # A sub-step of a body that COMMITs: the COMMITs before it (each starts a transaction;
+    # its `transaction` is body_transaction(step, segment)).
+    segment: int = 0
 
     def __post_init__(self) -> None:
         kind = next(iter(self.tree))
@@ -205,10 +208,10 @@ class Plan:
                 Effects(transactional=step.effects.transactional),
                 unanalysed=step.unanalysed,
             )
-            tx = body_transaction(step)
             for sub in step.inner:  # sources renumber steps and transactions after the build
                 if sub.built_at is not None and sub.built_at != step.location:
                     sub = _relocated(sub, step)
+                tx = body_transaction(step, sub.segment)
                 if sub.index != step.index or sub.transaction != tx:
                     sub = replace(sub, index=step.index, transaction=tx)
                 yield sub
@@ -269,10 +272,23 @@ def _relocated(sub: Step, step: Step) -> Step:
     return replace(sub, location=step.location, note=note, built_at=step.location)
 
 
-def body_transaction(step: Step) -> int:
+def body_transaction(step: Step, segment: int = 0) -> int:
     """The transaction a DO / CALL body runs in: the step's, or its own (a negative id,
-    distinct from every transaction block of the plan)."""
-    return step.transaction if step.transaction is not None else -(step.index + 1)
+    distinct from every transaction block of the plan); in a body that COMMITs, the one
+    its `segment`-th COMMIT starts."""
+    return _segment_transaction(step.transaction, step.index, segment)
+
+
+_SEGMENTS = 1 << 32  # ids of a body's later transactions: apart from every step's own
+
+
+def _segment_transaction(transaction: int | None, index: int, segment: int) -> int:
+    """body_transaction() of the step at `index` in `transaction` (None: autocommit). A
+    body inside a transaction block fails at its COMMIT ("invalid transaction
+    termination"): its statements are read as that block's."""
+    if transaction is not None:
+        return transaction
+    return -(index + 1) - segment * _SEGMENTS
 
 
 _new = object.__new__
@@ -291,6 +307,7 @@ _STEP_FIELDS = (
     "unanalysed",
     "note",
     "built_at",
+    "segment",
 )
 assert Step.__slots__ == _STEP_FIELDS, "_new_step() sets every field of Step"
 # Each slot's own setter: a frozen dataclass's __init__ looks each field up by name
@@ -309,6 +326,7 @@ _inner = slot_setter(Step, "inner")
 _unanalysed = slot_setter(Step, "unanalysed")
 _note = slot_setter(Step, "note")
 _built_at = slot_setter(Step, "built_at")
+_segment = slot_setter(Step, "segment")
 
 
 def _new_step(
@@ -339,6 +357,7 @@ def _new_step(
     _unanalysed(step, unanalysed)
     _note(step, "")
     _built_at(step, None)
+    _segment(step, 0)
     return step
 
 
@@ -484,7 +503,7 @@ def _build_plan(
             else:
                 inner, unanalysed = body.steps(
                     len(steps),
-                    tx if tx is not None else -(len(steps) + 1),  # as body_transaction()
+                    tx,
                     mode if tx is not None else TxMode.BODY,
                     catalog,
                     server_version,
@@ -588,7 +607,7 @@ class _Body:
     def steps(
         self,
         index: int,
-        transaction: int,
+        transaction: int | None,
         mode: TxMode,
         catalog: Catalog | None,
         server_version: int | None,
@@ -596,7 +615,8 @@ class _Body:
         inplan: InPlan,
         owner: SourceLocation,
     ) -> tuple[tuple[Step, ...], tuple[Unanalysed, ...]]:
-        """The body's statements as sub-steps of step `index`, and what is not analysable."""
+        """The body's statements as sub-steps of step `index` (in `transaction`, None:
+        autocommit, each in the body's own), and what is not analysable."""
         inner: list[Step] = []
         unanalysed: list[Unanalysed] = []
         if not self.known:
@@ -629,7 +649,7 @@ class _Body:
                     location=loc,
                     tree=part.tree,
                     tx_mode=mode,
-                    transaction=transaction,
+                    transaction=_segment_transaction(transaction, index, part.commits),
                     effects=analyse(
                         part.tree,
                         catalog=catalog,
@@ -639,6 +659,7 @@ class _Body:
                     ),
                     note=f" (in {self.where}{whole}{when})",
                     built_at=owner,
+                    segment=part.commits,
                 )
             )
             inplan.observe(part.tree)  # later statements see what this one created

@@ -156,3 +156,47 @@ def test_concurrently_inside_a_do_block_always_fails(
     (finding,) = [f for f in lint_plan(plan).findings if f.code == "PW130"]
     assert finding.severity.value == "error"
     assert said in finding.message
+
+
+def test_commit_in_a_do_block_ends_the_transaction_its_locks_live_in(
+    schema: tuple[int, psycopg.Connection[Any], Catalog],
+) -> None:
+    """A DO block that COMMITs (outside any transaction block): the statements after a
+    COMMIT, in its loop too, run in a new transaction; the ALTER's ACCESS EXCLUSIVE is
+    gone (pg_locks, read in the body itself). The plan gives them transactions of their
+    own, so PW121 does not say the lock is still held during the backfill."""
+    major, conn, catalog = schema
+    sql = """DO $$
+BEGIN
+  ALTER TABLE t ADD COLUMN z int;
+  INSERT INTO seen SELECT 'before', count(*) FROM pg_locks
+    WHERE pid = pg_backend_pid() AND relation = 't'::regclass AND mode = 'AccessExclusiveLock';
+  COMMIT;
+  LOOP
+    UPDATE t SET z = 1 WHERE id IN (SELECT id FROM t WHERE z IS NULL LIMIT 5);
+    INSERT INTO seen SELECT 'loop', count(*) FROM pg_locks
+      WHERE pid = pg_backend_pid() AND relation = 't'::regclass AND mode = 'AccessExclusiveLock';
+    EXIT WHEN (SELECT count(*) FROM t WHERE z IS NULL) = 0;
+    COMMIT;
+  END LOOP;
+END
+$$;
+"""
+    conn.execute("CREATE TABLE seen (at text, n int)")
+    conn.execute(sql)
+    seen = conn.execute("SELECT at, max(n), count(*) FROM seen GROUP BY at ORDER BY at").fetchall()
+    assert seen == [("before", 1, 1), ("loop", 0, 4)]
+    plan = _plan(sql, catalog, major)
+    inner = plan.steps[0].inner
+    assert [s.kind for s in inner] == [
+        "AlterTableStmt",
+        "InsertStmt",
+        "UpdateStmt",
+        "InsertStmt",
+        "SelectStmt",
+    ]
+    alter, before, *looped = [s.transaction for s in inner]
+    assert alter == before and alter not in looped
+    result = lint_plan(plan)
+    after_commit = {s.location.line for s in inner[2:]}
+    assert not [f for f in result.findings if f.code == "PW121" and f.location.line in after_commit]

@@ -12,7 +12,7 @@ at run time and is reported as not analysable (`dynamic`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import TypedDict, cast
 
@@ -69,6 +69,9 @@ class Inner:
     tree: Node | None  # None: not analysable, see `dynamic`
     condition: str | None = None  # when it runs, in words; None: whenever the body runs
     dynamic: str | None = None  # why it is not analysable
+    # COMMITs (or ROLLBACKs) the body runs before it, in text order: each starts a new
+    # transaction (a batched backfill's `COMMIT` in its loop counts as one)
+    commits: int = 0
 
 
 def do_body(args: list[Node] | None) -> tuple[str | None, str]:
@@ -125,7 +128,12 @@ def body_statements(body: str) -> tuple[Inner, ...]:
         action = fn.get("PLpgSQL_function", {}).get("action")
         if isinstance(action, dict):
             walker.stmts([action], None)
-    return tuple(walker.out)
+    if not walker.ends:
+        return tuple(walker.out)
+    return tuple(
+        replace(inner, commits=sum(1 for end in walker.ends if end <= at))
+        for at, inner in enumerate(walker.out)
+    )
 
 
 def sql_statements(sql: str) -> tuple[Inner, ...]:
@@ -166,8 +174,11 @@ def transaction_control(body: str) -> str | None:
     return None
 
 
+_LOOP = "once per loop iteration, if at all"
+
+
 class _Walker:
-    __slots__ = ("body", "line_starts", "out")
+    __slots__ = ("body", "ends", "line_starts", "out")
 
     def __init__(self, body: str) -> None:
         self.body = body
@@ -176,6 +187,8 @@ class _Walker:
             if ch == "\n":
                 self.line_starts.append(i + 1)
         self.out: list[Inner] = []
+        # len(out) at each COMMIT or ROLLBACK that runs whenever the body (or its loop) does
+        self.ends: list[int] = []
 
     def stmts(self, items: list[dict[str, PlStmt]] | None, cond: str | None) -> None:
         for item in items or ():
@@ -184,6 +197,8 @@ class _Walker:
 
     def stmt(self, kind: str, s: PlStmt, cond: str | None) -> None:
         line = s.get("lineno", 1)
+        if kind in ("PLpgSQL_stmt_commit", "PLpgSQL_stmt_rollback") and cond in (None, _LOOP):
+            self.ends.append(len(self.out))
         if kind in ("PLpgSQL_stmt_dynexecute", "PLpgSQL_stmt_dynfors"):
             self.dynamic(s.get("query", {}).get("PLpgSQL_expr", {}), line, cond)
         elif kind == "PLpgSQL_stmt_return_query" and "dynquery" in s:
@@ -222,7 +237,7 @@ class _Walker:
                     _join(cond, "after an error, in an EXCEPTION handler"),
                 )
         elif "body" in s:  # loops
-            self.stmts(s.get("body"), _join(cond, "once per loop iteration, if at all"))
+            self.stmts(s.get("body"), _join(cond, _LOOP))
 
     def expr(self, expr: Expr, line: int, cond: str | None) -> None:
         query = expr.get("query")

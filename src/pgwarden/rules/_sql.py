@@ -263,6 +263,8 @@ def tx_words(step: Step) -> str:
         return "inside the transaction Alembic runs the migration in"
     if step.tx_mode is TxMode.EXPLICIT:
         return "inside the BEGIN ... COMMIT written in the file"
+    if step.tx_mode is TxMode.BODY and "commits as it goes" in step.note:
+        return "inside the transaction its DO block or procedure call holds until its next COMMIT"
     if step.tx_mode is TxMode.BODY:  # a DO block or CALL outside any transaction block
         return "inside the one transaction its DO block or procedure call runs as"
     return "inside the one transaction the migration runner wraps each file in"

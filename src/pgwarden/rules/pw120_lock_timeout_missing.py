@@ -48,7 +48,7 @@ from collections.abc import Iterator
 
 from pgwarden.analysis.effects import LockMode, RelationLock
 from pgwarden.findings import Fix, FixStatement, Placement, Severity
-from pgwarden.plan import Step
+from pgwarden.plan import Step, TxMode
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
 
 _TABLES = ("table", "partitioned table")
@@ -61,7 +61,10 @@ def _mode(lock: RelationLock) -> LockMode:
 
 
 def _scope(step: Step) -> object:
-    """What one finding covers: the step's transaction, else its file."""
+    """What one finding covers: the step's transaction, else its file; a DO block (or
+    CALL) outside any transaction block, the whole body, COMMITs in it or not."""
+    if step.tx_mode is TxMode.BODY:
+        return ("body", step.index)
     return step.transaction if step.transaction is not None else step.location.path
 
 
