@@ -428,19 +428,21 @@ def _build_plan(
     for source, stmts in sources:
         texts.append(source)
         tx_kinds = [_tx_kind(s) for s in stmts]
-        explicit = (
-            source.no_transaction
-            or NO_FILE_TRANSACTION in source.text
-            or any(k in _BEGIN for k in tx_kinds)
-        )
-        wrap = file_transaction and not explicit and bool(stmts)
+        # pgwarden's own marker says how psql or apply runs the file, never how a tool that
+        # sends it as one query does (--fix writes it into the files it rewrites)
+        marked = NO_FILE_TRANSACTION in source.text and not source.one_query
+        explicit = source.no_transaction or marked or any(k in _BEGIN for k in tx_kinds)
+        # a tool that sends the file as one query runs it as one transaction, however the
+        # rest of the plan's files run
+        wraps = file_transaction or source.one_query
+        wrap = wraps and not explicit and bool(stmts)
         # BEGIN inside the runner's transaction: what runs outside blocks joins them
         joined = (
-            file_transaction
+            wraps
             and source.runner_transaction
             and not source.no_transaction
             and not source.changesets
-            and NO_FILE_TRANSACTION not in source.text
+            and not marked
             and any(k in _BEGIN for k in tx_kinds)
         )
         outside_tx: int | None = None  # joined: the transaction of statements outside blocks

@@ -129,3 +129,27 @@ def test_fix_leaves_a_bun_file_the_configuration_names(tmp_path: Path) -> None:
     assert "PW121" not in out.output  # read as bun runs it
     assert f"not rewritten: {up} is sent to the server as one query" in out.output
     assert up.read_text() == before
+
+
+def test_fix_leaves_up_sql_files_their_tool_wraps(tmp_path: Path) -> None:
+    """sqlx, morph and pop run a `*.up.sql` file inside their transaction, diesel an
+    `up.sql`: a fix's BEGIN ... COMMIT would end the tool's transaction and its CONCURRENTLY
+    statements fail there (the supabase/auth sweep: pop). --fix leaves them and says why;
+    before, it rewrote them with its own no-file-transaction marker, which lint believed."""
+    from click.testing import CliRunner
+
+    from pgwarden.cli import cli
+
+    sql = OTHER + "CREATE INDEX files_owner_idx ON files (owner_id);\n"
+    pop = _project(tmp_path / "auth", "github.com/gobuffalo/pop/v6 v6.1.1", sql)
+    plain = _project(tmp_path / "sqlx", None, sql)
+    diesel = tmp_path / "diesel" / "migrations" / "2024-01-01-000000_owner" / "up.sql"
+    diesel.parent.mkdir(parents=True)
+    diesel.write_text(sql)
+    for path in (pop, plain, diesel):
+        out = CliRunner().invoke(cli, ["lint", "--fix", str(path)], terminal_width=400)
+        assert out.exit_code == 1, out.output
+        assert f"not rewritten: {path} is run by its migration tool inside a transaction" in (
+            out.output
+        )
+        assert path.read_text() == sql

@@ -243,12 +243,51 @@ def test_fix_of_a_goose_file_keeps_its_down_half_and_runs_twice(tmp_path: Path, 
         assert valid == (True,)
 
 
-def test_fix_of_a_dbmate_file_turns_its_transaction_off(tmp_path: Path) -> None:
+def test_fix_of_a_dbmate_file_runs_as_dbmate_sends_it(tmp_path: Path, db: str) -> None:
+    """dbmate sends an up half marked `transaction:false` as one query (`db.Exec`, lib/pq's
+    simple query; dbmate issues 126, 182, 285): a CONCURRENTLY statement runs there only
+    alone. The fix turns the transaction off for its BEGIN ... COMMIT blocks and keeps the
+    plain build, whose PW101 stays (before, it wrote SET, a DO block and CREATE INDEX
+    CONCURRENTLY into that one query, which the server refuses)."""
     down = "-- migrate:down\nDROP INDEX users_email;\n"
     path = tmp_path / "20260103000000_index.sql"
-    path.write_text(f"-- migrate:up\nCREATE INDEX users_email ON users (email);\n\n{down}")
+    path.write_text(
+        "-- migrate:up\nALTER TABLE users ADD COLUMN note text;\n"
+        f"CREATE INDEX users_email ON users (email);\n\n{down}"
+    )
+    _, result = commands.lint([path])
+    was = {f.code for f in result.findings}
     fixed = _fix(path)
     assert fixed.startswith("-- migrate:up transaction:false\n") and fixed.endswith(down)
-    assert split_halves(fixed).no_transaction
+    up = split_halves(fixed).up
+    assert "CONCURRENTLY" not in up and "lock_timeout" in up
     _, result = commands.lint([path])
-    assert [f.code for f in result.findings] == []
+    assert "PW101" in {f.code for f in result.findings} < was  # PW120 fixed, nothing new
+    with psycopg.connect(db, autocommit=True) as c:
+        c.execute(SCHEMA.encode())
+        for _ in range(2):  # one query, as dbmate sends it; twice, as a retry does
+            c.execute(up.encode())
+        assert c.execute("SELECT to_regclass('users_email') IS NOT NULL").fetchone() == (True,)
+        with pytest.raises(psycopg.errors.ActiveSqlTransaction):  # what the old fix wrote
+            c.execute(b"SET lock_timeout = '1s'; CREATE INDEX CONCURRENTLY e2 ON users (email);")
+
+
+def test_postgres_migrations_and_dbmate_no_transaction_files_are_one_query(
+    tmp_path: Path,
+) -> None:
+    """postgres-migrations sends a `disable-transaction` file with one client.query, dbmate
+    a `transaction:false` up half with one db.Exec: alone, a CONCURRENTLY statement runs;
+    beside another statement it fails for sure (PW130 error), and --fix leaves the file."""
+    index = "CREATE INDEX CONCURRENTLY users_email ON users (email);\n"
+    other = "ALTER TABLE users ADD COLUMN note text;\n"
+    pm = tmp_path / "0080-index.sql"
+    dbmate = tmp_path / "20260104000000_index.sql"
+    for sql, severity in ((index, []), (other + index, ["error"])):
+        pm.write_text("-- postgres-migrations disable-transaction\n" + sql)
+        dbmate.write_text(f"-- migrate:up transaction:false\n{sql}\n-- migrate:down\n")
+        for path in (pm, dbmate):
+            _, result = commands.lint([path])
+            assert [f.severity.value for f in result.findings if f.code == "PW130"] == severity
+    before = pm.read_text()
+    _fix(pm)
+    assert pm.read_text() == before

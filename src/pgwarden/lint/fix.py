@@ -56,7 +56,6 @@ from pathlib import Path
 from pgwarden.analysis.catalog import Catalog
 from pgwarden.analysis.context import Snapshot
 from pgwarden.analysis.nodes import option_on, regclass
-from pgwarden.analysis.parse import parse
 from pgwarden.findings import Finding, Placement
 from pgwarden.lint.engine import LintResult, lint_plan
 from pgwarden.lint.rerunnable import (
@@ -75,7 +74,7 @@ from pgwarden.rules.base import resets_all_settings
 from pgwarden.rules.pw122_lock_timeout_too_long import bearable_ms, blocked_rate
 from pgwarden.sources.drizzle import is_drizzle_file
 from pgwarden.sources.flyway import is_flyway_file
-from pgwarden.sources.psql import blank_meta_commands
+from pgwarden.sources.sql_files import read_source
 from pgwarden.sources.updown import split_halves, with_down_half
 
 __all__ = ["FileFix", "fix_plan", "left_as_written", "write_fixes"]
@@ -563,6 +562,9 @@ def _sets_lock_timeout(step: Step) -> bool:
     return step.kind == "VariableSetStmt" and step.body.get("name") == "lock_timeout"
 
 
+_UP_SQL = re.compile(r"(?:^|[/\\])(?:[^/\\]*\.)?up\.sql$")  # x.up.sql, diesel's up.sql
+
+
 def left_as_written(source: SourceText) -> str | None:
     """Why `--fix` leaves `source` as written, in words that follow its path ("is a Flyway
     migration: ..."), or None when it may rewrite it: the transactions (or queries) a fix
@@ -586,6 +588,15 @@ def left_as_written(source: SourceText) -> str | None:
             "query's only statement: make the fixes its findings show by hand (each "
             "CONCURRENTLY statement in a migration of its own)"
         )
+    if source.runner_transaction and _UP_SQL.search(source.path):
+        return (
+            "is run by its migration tool inside a transaction (sqlx, morph and pop wrap a "
+            "*.up.sql file in one, diesel an up.sql), where the BEGIN ... COMMIT blocks and "
+            "CONCURRENTLY statements of a fix do not run as written: make the fixes its "
+            "findings show by hand (each CONCURRENTLY statement in a migration of its own, "
+            "which the tool runs outside a transaction: sqlx's -- no-transaction, morph's "
+            "-- morph:nontransactional, diesel's run_in_transaction = false)"
+        )
     if is_drizzle_file(source.path, source.text):
         return (
             "is a drizzle migration, which drizzle runs with all pending ones in one "
@@ -601,8 +612,8 @@ def left_as_written(source: SourceText) -> str | None:
 
 def fix_plan(plan: Plan, result: LintResult, snapshot: Snapshot | None = None) -> list[FileFix]:
     """The rewrite of every file that has at least one mechanical fix, except those
-    `left_as_written` says why (Liquibase, Flyway, files sent as one query, drizzle,
-    placeholders).
+    `left_as_written` says why (Liquibase, Flyway, files sent as one query, `*.up.sql`
+    files their tool wraps, drizzle, placeholders).
 
     Each rewritten file is linted again as it will be read: a file still showing
     a hazard it claims to fix, or a hazard the original did not have (a fix that
@@ -692,11 +703,8 @@ def _codes(
     plan: Plan, path: str, text: str, snapshot: Snapshot | None, file_transaction: bool
 ) -> set[str]:
     """The codes a lint of `text` alone finds (as `lint` reads the file)."""
-    text = blank_meta_commands(text, path)[0]
-    halves = split_halves(text)
-    source = SourceText(path, text, no_transaction=halves.no_transaction)
     one = build_plan(
-        [(source, parse(halves.up, path))],
+        [read_source(path, text)],
         catalog=snapshot.catalog if snapshot is not None else None,
         server_version=plan.server_version,
         file_transaction=file_transaction,

@@ -307,7 +307,8 @@ def _runner_holds_transaction(step: Step, ctx: LintContext) -> bool:
     key = f"{CODE}.runner_transaction"
     paths = ctx.state.get(key)
     if paths is None:
-        held = {t.path for t in ctx.plan.texts if t.runner_transaction}
+        # (a BEGIN in a file sent as one query does start a block)
+        held = {t.path for t in ctx.plan.texts if t.runner_transaction and not t.one_query}
         paths = ctx.state[key] = frozenset(  # (none when lint assumes no file transactions)
             s.location.path
             for s in ctx.plan.steps

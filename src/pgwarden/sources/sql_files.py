@@ -39,6 +39,7 @@ __all__ = [
     "decode_sql",
     "is_sql_file",
     "migration_order",
+    "read_source",
     "read_sources",
     "read_sql_file",
 ]
@@ -254,52 +255,59 @@ def read_sources(
             texts = [(str(p), read_sql_file(p)) for p in collect_sql_files([raw])]
         for name, written in texts:
             try:  # a psql meta-command refused (UnreadableSql) or a syntax error
-                blanked, psql = blank_meta_commands(written, name)
-                text, placeholders = quote_placeholders(blanked)
-                halves = split_halves(text)
-                stmts = parse(halves.up, name, trees=trees)
+                out.append(read_source(name, written, trees=trees, up_sql_runner=up_sql_runner))
             except SqlParseError as exc:
                 if unparsed is None:
                     raise
                 unparsed.append(exc)
-                continue
-            if not stmts:
-                raise InputError(
-                    f"{name}: no SQL statements (the file is empty or only comments)",
-                    hint="remove the file or add the migration's statements",
-                    path=name,
-                )
-            down = halves.down if halves.down is not None else _down_file_text(name)
-            facts = down_facts(stmts, down, name) if down else ()
-            # one query of one statement: outside any transaction block; a Flyway migration
-            # with a statement Flyway runs outside one runs without one (or is refused)
-            one_query = sent_as_one_query(name, text, up_sql_runner)
-            split_parts = statements_apart(name, text, up_sql_runner)
-            alone = (len(stmts) == 1 and one_query) or (
-                is_flyway_file(name)
-                and (
-                    any(non_transactional(s.tree) for s in stmts)
-                    or script_config_no_transaction(name)
-                )
-            )
-            source = SourceText(
-                name,
-                text,
-                facts,
-                # (a no-transaction file sent as one query of several statements: one
-                # implicit transaction, as sqlx's `-- no-transaction` file is)
-                (halves.no_transaction and not (one_query and len(stmts) > 1))
-                or alone
-                or split_parts,
-                changesets(text),
-                placeholders,
-                psql,
-                runner_transaction=runner_holds_transaction(name, text),
-                one_query=one_query,
-                split_parts=split_parts,
-            )
-            out.append((source, stmts))
     return out
+
+
+def read_source(
+    name: str,
+    written: str,
+    *,
+    trees: Trees | None = None,
+    up_sql_runner: str | None = None,
+) -> tuple[SourceText, list[ParsedStatement]]:
+    """The file `name` whose text is `written`, read and parsed as its migration tool runs
+    it (its halves, markers, placeholders, psql meta-commands, one query or not).
+    Raises SqlParseError for SQL the grammar rejects, InputError for a file of no SQL."""
+    blanked, psql = blank_meta_commands(written, name)
+    text, placeholders = quote_placeholders(blanked)
+    halves = split_halves(text)
+    stmts = parse(halves.up, name, trees=trees)
+    if not stmts:
+        raise InputError(
+            f"{name}: no SQL statements (the file is empty or only comments)",
+            hint="remove the file or add the migration's statements",
+            path=name,
+        )
+    down = halves.down if halves.down is not None else _down_file_text(name)
+    facts = down_facts(stmts, down, name) if down else ()
+    # one query of one statement: outside any transaction block; a Flyway migration
+    # with a statement Flyway runs outside one runs without one (or is refused)
+    one_query = sent_as_one_query(name, text, up_sql_runner)
+    split_parts = statements_apart(name, text, up_sql_runner)
+    alone = (len(stmts) == 1 and one_query) or (
+        is_flyway_file(name)
+        and (any(non_transactional(s.tree) for s in stmts) or script_config_no_transaction(name))
+    )
+    source = SourceText(
+        name,
+        text,
+        facts,
+        # (a no-transaction file sent as one query of several statements: one
+        # implicit transaction, as sqlx's `-- no-transaction` file is)
+        (halves.no_transaction and not (one_query and len(stmts) > 1)) or alone or split_parts,
+        changesets(text),
+        placeholders,
+        psql,
+        runner_transaction=runner_holds_transaction(name, text),
+        one_query=one_query,
+        split_parts=split_parts,
+    )
+    return source, stmts
 
 
 def _down_file_text(name: str) -> str | None:

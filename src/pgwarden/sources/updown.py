@@ -19,8 +19,10 @@ Atlas's `-- atlas:txmode none` among the comment lines that open the file (its f
 directives; Atlas then runs each statement on its own).
 
 Prisma Migrate (`migrations/<timestamp>_<name>/migration.sql`), Mattermost's morph
-with `-- morph:nontransactional`, and golang-migrate (a `*.up.sql` file in a Go module
-whose go.mod requires it) send the file as one query (`sent_as_one_query`): a
+with `-- morph:nontransactional`, dbmate with `transaction:false` (`db.Exec` of the up
+half), postgres-migrations with `disable-transaction` (`client.query` of the file), and
+golang-migrate (a `*.up.sql` file in a Go module whose go.mod requires it) send the
+file as one query (`sent_as_one_query`): a
 file of one statement runs outside any transaction block, one of several runs as one
 implicit transaction, as a file transaction does.
 """
@@ -131,14 +133,21 @@ def runner_holds_transaction(path: str, text: str) -> bool:
 def sent_as_one_query(path: str, text: str, up_sql_runner: str | None = None) -> bool:
     """Whether the migration tool sends the file to the server as one query (Prisma
     Migrate's migration.sql, morph's nontransactional file, sqlx's `-- no-transaction`
-    file, a golang-migrate `*.up.sql` of a Go module that requires golang-migrate, a bun
-    `*.up.sql` without `--bun:split`): one
+    file, dbmate's up half marked `transaction:false`, a postgres-migrations file marked
+    `disable-transaction`, a golang-migrate `*.up.sql` of a Go module that requires
+    golang-migrate, a bun `*.up.sql` without `--bun:split`): one
     statement then runs outside any transaction block, several as one transaction.
     `up_sql_runner`: the tool the configuration names for `*.up.sql` files (over go.mod)."""
     return (
         bool(_PRISMA.search(path))
         or bool(_MORPH_NO_TX.search(text))
         or text.startswith(_SQLX_NO_TX)  # sqlx: conn.execute(sql), no arguments
+        # dbmate: db.Exec(up half) outside a transaction, one query as lib/pq sends it
+        or any(
+            m.group("dbmate") and _half(m) == "up" and _DBMATE_NO_TX.search(m.group("rest"))
+            for m in _MARKER.finditer(text)
+        )
+        or bool(_PG_MIGRATIONS_NO_TX.search(text))  # postgres-migrations: client.query(sql)
         or (
             path.endswith(".up.sql")
             and (
