@@ -94,6 +94,9 @@ class SourceText:
     # The tool sends each part between `--bun:split` lines as a query of its own, outside any
     # transaction (sources.updown.statements_apart).
     split_parts: bool = False
+    # The migration tool that certainly runs the file in a transaction (goose, dbmate,
+    # sql-migrate, morph, sqlx: sources.updown.wrapping_tool), "" when not known.
+    wrapped_by: str = ""
 
 
 class Derived(TypedDict, total=False):

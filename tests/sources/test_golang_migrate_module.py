@@ -45,9 +45,13 @@ def test_golang_migrate_module_runs_a_lone_concurrent_build(tmp_path: Path) -> N
     assert [s for s, _ in _pw130(up)] == ["error"]
 
 
-def test_morph_module_or_no_module_keeps_the_warning(tmp_path: Path) -> None:
+def test_morph_module_wraps_for_sure_and_no_module_keeps_the_warning(tmp_path: Path) -> None:
+    """morph runs a `*.up.sql` in a transaction unless it says -- morph:nontransactional:
+    with go.mod requiring morph alone, PW130 is an error naming morph's marker."""
     morph = _project(tmp_path / "mm", "github.com/mattermost/morph v1.1.0", INDEX)
     assert go_migration_library(str(morph)) == "morph"
+    ((severity, help_),) = _pw130(morph)
+    assert severity == "error" and "-- morph:nontransactional" in help_
     none = _project(tmp_path / "plain", None, INDEX)
     assert go_migration_library(str(none)) is None
     both = _project(
@@ -56,7 +60,7 @@ def test_morph_module_or_no_module_keeps_the_warning(tmp_path: Path) -> None:
         INDEX,
     )
     assert go_migration_library(str(both)) is None
-    for up in (morph, none, both):
+    for up in (none, both):
         ((severity, help_),) = _pw130(up)
         assert severity == "warning"
         assert "golang-migrate sends a *.up.sql file as one query" in help_

@@ -10,7 +10,9 @@ Alembic, Django and dbmate do; a file that Prisma Migrate, or morph
 with `-- morph:nontransactional`, sends as one query runs outside any
 transaction when it holds one statement, as one transaction when it holds
 more, as golang-migrate and sqlx's `-- no-transaction` do too: then an error,
-the failure being certain), or in a changeset of a Liquibase
+the failure being certain; so is a goose, dbmate or sql-migrate migration
+without its no-transaction marker, and a morph or sqlx `*.up.sql` that
+go.mod or `up_sql_runner` names, which their tool wraps), or in a changeset of a Liquibase
 formatted SQL file without `runInTransaction:false` (an error: Liquibase
 certainly runs it in a transaction). Inside a DO block or a procedure
 body it always fails (`cannot be executed from a function`, or `cannot
@@ -137,6 +139,8 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     flyway = not explicit and not changeset and is_flyway_file(step.location.path)
     drizzle = not explicit and not changeset and not flyway and _in_drizzle_file(step, ctx)
     one_query = not explicit and not changeset and not flyway and _sent_as_one_query(step, ctx)
+    known = explicit or changeset or flyway or drizzle or one_query
+    tool = "" if known or step.tx_mode is not TxMode.FILE else _wrapping_tool(step, ctx)
     where = (
         tx_words(step)
         if explicit
@@ -152,6 +156,8 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         "Migrate, morph, golang-migrate and sqlx's -- no-transaction do), which runs as one "
         "transaction"
         if one_query
+        else f"in a {tool} migration, which {tool} runs in a transaction"
+        if tool
         else "in a file that pgwarden assumes the runner wraps in one transaction (as Alembic, "
         "Django and dbmate do)"
     )
@@ -196,6 +202,9 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         else "put it in a migration of its own, as its only statement: a query of one statement "
         "runs outside any transaction"
         if one_query
+        else f"put it in a migration of its own that {tool} runs outside a transaction: "
+        + _NO_TRANSACTION[tool]
+        if tool
         else "run it outside any transaction, in a migration of its own (Alembic "
         "autocommit_block(), Django atomic = False); if the runner does not wrap files in a "
         "transaction, lint with --no-file-transaction"
@@ -210,7 +219,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
             else ""
         ),
         severity=Severity.ERROR
-        if explicit or changeset or flyway or drizzle or one_query
+        if explicit or changeset or flyway or drizzle or one_query or tool
         else Severity.WARNING,
     )
 
@@ -252,6 +261,30 @@ def _in_mixed_flyway_file(step: Step, ctx: LintContext) -> bool:
         )
         ctx.state[key] = paths
     return step.location.path in paths
+
+
+# How each tool is told to run a migration outside a transaction.
+_NO_TRANSACTION = {
+    "goose": "-- +goose NO TRANSACTION at its top (goose then runs each statement on its own)",
+    "sql-migrate": "-- +migrate Up notransaction (sql-migrate then runs each statement on its own)",
+    "dbmate": "-- migrate:up transaction:false, with this as the only statement (dbmate sends "
+    "the up half as one query)",
+    "morph": "-- morph:nontransactional, with this as the only statement (morph sends the file "
+    "as one query)",
+    "sqlx": "-- no-transaction as its first line, with this as the only statement (sqlx sends "
+    "the file as one query)",
+}
+
+
+def _wrapping_tool(step: Step, ctx: LintContext) -> str:
+    """The tool that certainly runs the step's file in a transaction (SourceText.wrapped_by),
+    "" when not known."""
+    key = "PW130.wrapped_by"
+    tools = cast("dict[str, str] | None", ctx.state.get(key))
+    if tools is None:
+        tools = {t.path: t.wrapped_by for t in ctx.plan.texts if t.wrapped_by}
+        ctx.state[key] = tools
+    return tools.get(step.location.path, "")
 
 
 def _sent_as_one_query(step: Step, ctx: LintContext) -> bool:

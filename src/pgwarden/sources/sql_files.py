@@ -30,6 +30,7 @@ from pgwarden.sources.updown import (
     sent_as_one_query,
     split_halves,
     statements_apart,
+    wrapping_tool,
 )
 
 __all__ = [
@@ -306,6 +307,7 @@ def read_source(
         runner_transaction=runner_holds_transaction(name, text),
         one_query=one_query,
         split_parts=split_parts,
+        wrapped_by=wrapping_tool(name, text, up_sql_runner) or "",
     )
     return source, stmts
 

@@ -49,6 +49,7 @@ __all__ = [
     "split_halves",
     "statements_apart",
     "with_down_half",
+    "wrapping_tool",
 ]
 
 # A line that starts a half: goose's `-- +goose Up|Down`, dbmate's `-- migrate:up|down`,
@@ -159,6 +160,22 @@ def sent_as_one_query(path: str, text: str, up_sql_runner: str | None = None) ->
 
 
 _BUN_SPLIT = "--bun:split"
+
+
+def wrapping_tool(path: str, text: str, up_sql_runner: str | None = None) -> str | None:
+    """The migration tool that certainly runs the file's up half in a transaction, by name:
+    goose, dbmate or sql-migrate (their up marker, without their no-transaction marker),
+    morph or sqlx (a `*.up.sql` that go.mod or `up_sql_runner` says is theirs, without
+    `-- morph:nontransactional` or a leading `-- no-transaction`). None: not known."""
+    up = next((m for m in _MARKER.finditer(text) if _half(m) == "up"), None)
+    if up is not None:
+        if split_halves(text).no_transaction:
+            return None
+        return "goose" if up.group("goose") else "dbmate" if up.group("dbmate") else "sql-migrate"
+    if not path.endswith(".up.sql") or _MORPH_NO_TX.search(text) or text.startswith(_SQLX_NO_TX):
+        return None
+    tool = up_sql_runner or go_migration_library(path)
+    return tool if tool in ("morph", "sqlx") else None
 
 
 def statements_apart(path: str, text: str, up_sql_runner: str | None = None) -> bool:
