@@ -11,7 +11,10 @@ import psycopg
 import pytest
 
 from pgwarden.analysis.context import save_snapshot, take_snapshot
+from pgwarden.analysis.parse import parse
 from pgwarden.commands import lint, load_context
+from pgwarden.lint.engine import lint_plan
+from pgwarden.plan import SourceText, build_plan
 
 SCHEMA = """
 CREATE TABLE customers (id bigint PRIMARY KEY, country text);
@@ -59,3 +62,22 @@ def test_join_on_a_key_touches_the_rows_whose_key_is_set(shop: str, tmp_path: Pa
         assert m, found[line].message
         est = int(m.group(1).replace(",", ""))
         assert abs(est - real) <= 0.1 * real, (statement, est, real)
+
+
+def test_join_with_a_limited_batch_of_an_outer_with_query_is_one_batch(shop: str) -> None:
+    """`WITH batch AS (SELECT ... LIMIT n), u AS (UPDATE ... FROM batch ...)`: the UPDATE
+    joins a WITH query of its statement, not a table: it touches the batch's rows (the
+    server: 1,000), not every row with a match (supabase/storage's backfill loop, from the
+    real-project sweep, was a PW142 error "the join ... keeps every row")."""
+    batch = (
+        "WITH batch AS (SELECT id FROM orders WHERE note = 'n' ORDER BY id LIMIT 1000), "
+        "u AS (UPDATE orders o SET note = 'm' FROM batch b WHERE o.id = b.id RETURNING 1) "
+        "SELECT count(*) FROM u"
+    )
+    with psycopg.connect(shop) as c:
+        assert c.execute(batch).fetchone() == (1000,)
+        c.rollback()
+    sql = batch + ";\n"
+    plan = build_plan([(SourceText("m.sql", sql), parse(sql, "m.sql"))])
+    found = [f for f in lint_plan(plan).findings if f.code == "PW142"]
+    assert [f.severity.value for f in found] == ["note"], [f.message for f in found]

@@ -102,17 +102,25 @@ def _estimate(
 
         columns = {**columns, **{c: ColumnStats(null_frac=1.0, n_distinct=0.0) for c in added}}
     share = selectivity(
-        body["whereClause"], columns, stats.rows, _taken_at(ctx.snapshot), _join_names(body)
+        body["whereClause"],
+        columns,
+        stats.rows,
+        _taken_at(ctx.snapshot),
+        _join_names(body, _cte_names(step)),
     )
     if share is None:
         return None
     return share * stats.rows, float(stats.rows), "estimate from column statistics"
 
 
-def _join_names(body: UpdateStmt | DeleteStmt) -> frozenset[str] | None:
+def _join_names(
+    body: UpdateStmt | DeleteStmt, outer: frozenset[str] = frozenset()
+) -> frozenset[str] | None:
     """The names the target goes by when the statement joins other tables, else None
     (also when it joins a CTE or a subquery: a set of rows picked by the migration, which
-    need not hold a match for every target row)."""
+    need not hold a match for every target row). `outer`: the CTE names of the statement
+    the UPDATE/DELETE is a WITH query of (`WITH batch AS (... LIMIT n), u AS (UPDATE ...
+    FROM batch ...)`: a batch loop's step, not a join with a table)."""
     joined: list[Node] = [
         *(cast("UpdateStmt", body).get("fromClause") or ()),
         *(cast("DeleteStmt", body).get("usingClause") or ()),
@@ -121,6 +129,7 @@ def _join_names(body: UpdateStmt | DeleteStmt) -> frozenset[str] | None:
         return None
     with_: WithClause = body.get("withClause") or {}
     ctes = {c.get("CommonTableExpr", {}).get("ctename") for c in with_.get("ctes") or ()}
+    ctes |= outer
     for item in joined:
         table = item.get("RangeVar")
         if table is None or (not table.get("schemaname") and table.get("relname") in ctes):
@@ -131,6 +140,16 @@ def _join_names(body: UpdateStmt | DeleteStmt) -> frozenset[str] | None:
     alias = rel.get("alias")
     name = alias.get("aliasname") if isinstance(alias, dict) else rel.get("relname")
     return frozenset({str(name)})
+
+
+def _cte_names(step: Step) -> frozenset[str]:
+    """The names of the WITH queries of the statement (its own WITH, not nested ones)."""
+    with_ = cast("WithClause | None", cast("dict[str, object]", step.body).get("withClause"))
+    if not with_:
+        return frozenset()
+    return frozenset(
+        str(c.get("CommonTableExpr", {}).get("ctename")) for c in with_.get("ctes") or ()
+    )
 
 
 def _taken_at(snapshot: Snapshot) -> datetime | None:
@@ -253,7 +272,7 @@ def _touches(
             return  # one batch of a keyed loop: at most `span` rows of a unique key
         reason = nearly_every_row(
             where,
-            _join_names(body) or frozenset(),
+            _join_names(body, _cte_names(step)) or frozenset(),
             nulls=frozenset(ctx.added_null.get(table, ())),
             defaults=ctx.added_default.get(table),
         )
