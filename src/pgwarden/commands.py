@@ -14,14 +14,12 @@ from typing import TYPE_CHECKING
 
 from pgwarden.analysis.catalog import Catalog
 from pgwarden.analysis.context import Snapshot, load_snapshot, save_snapshot, take_snapshot
-from pgwarden.analysis.parse import parse
 from pgwarden.errors import InputError, SqlParseError, UsageError
 from pgwarden.lint.engine import LintResult, lint_plan, syntax_error_finding
 from pgwarden.plan import Plan, SourceText, build_plan
 from pgwarden.rules.base import DmlLimits
 from pgwarden.settings import Settings
-from pgwarden.sources.sql_files import read_sources
-from pgwarden.sources.updown import split_halves
+from pgwarden.sources.sql_files import read_source, read_sources
 
 if TYPE_CHECKING:
     from pgwarden.analysis.parse import ParsedStatement
@@ -111,16 +109,20 @@ def load_plan(
 
 
 def explain(sql: str, *, context: Context | None = None, path: str = "<sql>") -> Plan:
-    """The plan of a SQL string, one step per statement, with effects."""
-    sql = split_halves(sql).up  # a goose or dbmate file: what runs forward
-    stmts = parse(sql, path)
-    if not stmts:
+    """The plan of a SQL string (the text of the file `path`, if one), one step per
+    statement, with effects; read as lint reads a file (a goose or dbmate file's up half,
+    placeholders and psql variables, its tool's transactions)."""
+    try:
+        source = read_source(path, sql)
+    except SqlParseError:
+        raise
+    except InputError:  # no statement in it
         raise InputError(
             "no SQL statement given", hint='pass SQL, e.g. pgwarden explain "DROP TABLE t"'
-        )
+        ) from None
     ctx = context or Context(None, None, None, "none")
     return build_plan(
-        [(SourceText(path, sql), stmts)],
+        [source],
         catalog=ctx.catalog,
         server_version=ctx.server_version,
     )
