@@ -210,6 +210,9 @@ _WAITS_BEFORE = (  # what files fixed before REINDEX waited so say
 )
 # Marks the SETs of that wait (a fix of the fixed file writes them anew).
 _WAIT_TAG = "-- pgwarden: the index build's wait"
+# Marks the SET back to the file's bound after those builds (files fixed before said the
+# wait's tag there too).
+_BACK_TAG = "-- pgwarden: back from the index build's wait"
 # Marks the SET that bounds waits again after the file's RESET ALL or DISCARD ALL.
 _RESET_TAG = "-- pgwarden: bound again after the reset"
 _OWN = {
@@ -368,7 +371,7 @@ def _render(
         key = (step.location.line, step.location.column)
         if _sets_lock_timeout(step):
             line = lines[step.location.line - 1]
-            if timeout_ms is not None or _WAIT_TAG in line or _RESET_TAG in line:
+            if timeout_ms is not None or any(t in line for t in (_WAIT_TAG, _BACK_TAG, _RESET_TAG)):
                 if key == first_key:
                     first_key = None  # the ignore above it goes to the next one written
                 continue  # replaced by the prologue's timeout, or the builds' wait (below)
@@ -387,7 +390,7 @@ def _render(
         # its leftovers; a block dropping its TOAST copy sets its own bound) wait long.
         longs = [step.index in waits or _concurrent(q) for q in queries]
         if waiting and (step.transaction is not None or not longs[0]):
-            out.append(f"{session};  {_WAIT_TAG}")
+            out.append(f"{session};  {_BACK_TAG}")
             waiting = False
         if step.transaction != open_tx:
             if open_tx is not None:
@@ -407,7 +410,7 @@ def _render(
             if session is not None and long != waiting:
                 waiting = not waiting
                 wait = f"SET lock_timeout = '{CONCURRENT_WAIT_MS}ms'" if waiting else session
-                out.append(f"{wait};  {_WAIT_TAG}")
+                out.append(f"{wait};  {_WAIT_TAG if waiting else _BACK_TAG}")
             out.append(f"{q};")
         if session is not None and resets_all_settings(step):
             # RESET ALL / DISCARD ALL undid the bound: set it again before what follows.

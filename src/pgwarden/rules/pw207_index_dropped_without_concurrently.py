@@ -27,9 +27,22 @@ does not support `CASCADE`. Alembic: `op.drop_index(...,
 postgresql_concurrently=True)` inside `autocommit_block()`. Django:
 `RemoveIndexConcurrently` in a migration with `atomic = False`.
 
+When the next statement of the file builds an index of the same name (a
+rebuild: `DROP INDEX i; CREATE UNIQUE INDEX i ON ...`), the fix builds the new
+one first under another name, then drops the old one and gives the new one
+its name:
+```sql
+CREATE UNIQUE INDEX CONCURRENTLY i_pgwarden_new ON ...;
+DROP INDEX CONCURRENTLY i;
+ALTER INDEX i_pgwarden_new RENAME TO i;
+```
+Dropping first, as the two statements are written, would leave the table
+without the index (and without its uniqueness) for the whole concurrent build.
+
 ## Fix safety
 Safe: the result is the same. A failed concurrent drop leaves an invalid
-index; run the drop again.
+index; run the drop again. A rebuild run again builds the index once more
+and swaps it in the same way.
 
 ## References
 https://www.postgresql.org/docs/current/sql-dropindex.html
@@ -42,6 +55,7 @@ from collections.abc import Iterator
 from typing import cast
 
 from pgwarden.analysis.effects import LockMode
+from pgwarden.analysis.nodes import quote
 from pgwarden.findings import Fix, FixStatement, Placement, Severity
 from pgwarden.plan import Step
 from pgwarden.rules._sql import TABLE_KINDS, dotted, qualified
@@ -88,12 +102,15 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     )
     sizes = "".join(f"; {t}: {j.size}" for t, j in zip(tables, judged, strict=True))
     single = len(indexes) == 1 and body.get("behavior") != "DROP_CASCADE"
+    rebuild = _rebuilt_by(step, ctx, indexes[0]) if single else None
     yield Hit(
         message=f"drops {', '.join(indexes)} holding {on}: quick once granted, but while it "
         f"waits for running queries every new query on the table queues behind it{sizes}",
         help="use DROP INDEX CONCURRENTLY, outside a transaction block (one index per statement)",
         severity=Severity.NOTE if small else Severity.WARNING,
-        fix=Fix(
+        fix=_swap(indexes[0], rebuild)
+        if rebuild is not None
+        else Fix(
             (
                 FixStatement(
                     _KEYWORD.sub(r"\1 CONCURRENTLY", step.sql, count=1).rstrip().rstrip(";") + ";",
@@ -104,6 +121,50 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         if single
         else None,
     )
+
+
+def _rebuilt_by(step: Step, ctx: LintContext, index: str) -> Step | None:
+    """The CREATE INDEX of the same name that is the next statement of the DROP's file
+    (BEGIN, COMMIT and SET between them aside): a rebuild of the index."""
+    schema, _, name = index.rpartition(".")
+    for later in ctx.plan.steps[step.index + 1 :]:
+        if later.location.path != step.location.path:
+            return None
+        if later.kind in ("TransactionStmt", "VariableSetStmt"):
+            continue
+        body = later.tree.get("IndexStmt")
+        if body is None or body.get("idxname") != name.strip('"').replace('""', '"'):
+            return None
+        on = (body.get("relation") or {}).get("schemaname")
+        return later if (on or "") == schema.strip('"') and _NAMED.match(later.sql) else None
+    return None
+
+
+def _swap(index: str, rebuild: Step) -> Fix:
+    """The rebuild's index built concurrently under a name of its own, then swapped in for
+    the old one: the table is never without it."""
+    schema, _, name = index.rpartition(".")
+    bare = name.strip('"').replace('""', '"')
+    new = quote(bare.encode()[: _NAME_BYTES - len(_NEW)].decode(errors="ignore") + _NEW)
+    build = _NAMED.sub(rf"\1 CONCURRENTLY {new.replace(chr(92), chr(92) * 2)} ON", rebuild.sql)
+    prefix = f"{schema}." if schema else ""
+    return Fix(
+        (
+            FixStatement(build.rstrip().rstrip(";") + ";", Placement.BEFORE),
+            FixStatement(f"DROP INDEX CONCURRENTLY {index};", Placement.BEFORE),
+            FixStatement(f"ALTER INDEX {prefix}{new} RENAME TO {name};", Placement.BEFORE),
+        )
+    )
+
+
+# CREATE [UNIQUE] INDEX [CONCURRENTLY] [IF NOT EXISTS] name ON: the name, to replace
+_NAMED = re.compile(
+    r"^(\s*CREATE\s+(?:UNIQUE\s+)?INDEX)\s+(?:CONCURRENTLY\s+)?(?:IF\s+NOT\s+EXISTS\s+)?"
+    r'(?:"(?:[^"]|"")+"|[^\s"(]+)\s+ON\b',
+    re.I,
+)
+_NEW = "_pgwarden_new"
+_NAME_BYTES = 63
 
 
 RULE = Rule(
