@@ -76,3 +76,24 @@ def test_fix_leaves_files_sent_as_one_query(tmp_path: Path) -> None:
     assert out.exit_code == 1, out.output
     assert f"not rewritten: {migration} is sent to the server as one query" in out.output
     assert migration.read_text() == before
+
+
+def test_prisma_folder_of_any_name_beside_its_migration_lock(tmp_path: Path) -> None:
+    """Prisma takes any folder name (umami's `17_remove_duplicate_key`): a `migration.sql`
+    whose migrations folder holds Prisma's `migration_lock.toml` is Prisma's, sent as one
+    query (before: read as a plain file, and --fix rewrote it into SET, a DO block and
+    CONCURRENTLY statements that fail as one query)."""
+    migrations = tmp_path / "prisma" / "migrations"
+    folder = migrations / "17_remove_duplicate_key"
+    folder.mkdir(parents=True)
+    migration = folder / "migration.sql"
+    migration.write_text(INDEX)
+    _, result = commands.lint([migration])  # no lock file: a plain file
+    assert [f.severity.value for f in result.findings if f.code == "PW130"] == ["warning"]
+    (migrations / "migration_lock.toml").write_text('provider = "postgresql"\n')
+    from pgwarden.sources.updown import _prisma_lock
+
+    _prisma_lock.cache_clear()
+    assert _pw130(migration) == []  # one query of one statement: runs
+    migration.write_text(OTHER + INDEX)
+    assert _pw130(migration) == ["error"]

@@ -32,6 +32,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path, PurePath
 
 from pgwarden.analysis.inplan import ColumnFact, type_text
@@ -45,6 +46,7 @@ __all__ = [
     "down_facts",
     "down_file_of",
     "is_down_file",
+    "is_prisma_file",
     "sent_as_one_query",
     "split_halves",
     "statements_apart",
@@ -70,6 +72,26 @@ _SQLX_NO_TX = "-- no-transaction"  # sqlx: `sql.starts_with(...)`, the file's fi
 _ATLAS_NO_TX = re.compile(r"\A(?:[ \t]*(?:--[^\n]*)?\n)*?[ \t]*--[ \t]*atlas:txmode[ \t]+none\b")
 _MORPH_NO_TX = re.compile(r"^[ \t]*--[ \t]*morph:nontransactional\b", re.IGNORECASE | re.MULTILINE)
 _PRISMA = re.compile(r"(?:^|[/\\])\d{14}_[^/\\]+[/\\]migration\.sql$")
+_PRISMA_FOLDER = re.compile(r"(?:^|[/\\])[^/\\]+[/\\]migration\.sql$")
+
+
+def is_prisma_file(path: str) -> bool:
+    """A Prisma Migrate migration: `migrations/<timestamp>_<name>/migration.sql`, or any
+    `<folder>/migration.sql` whose migrations folder holds Prisma's `migration_lock.toml`
+    (Prisma takes any folder name: umami's `17_remove_duplicate_key`)."""
+    if _PRISMA.search(path):
+        return True
+    return bool(_PRISMA_FOLDER.search(path)) and _prisma_lock(str(PurePath(path).parent.parent))
+
+
+@lru_cache(maxsize=256)
+def _prisma_lock(folder: str) -> bool:
+    try:
+        return (Path(folder) / "migration_lock.toml").is_file()
+    except OSError:
+        return False
+
+
 _FLYWAY_UNDO = re.compile(r"U(\d+(?:[._]\d+)*__.*)")
 _SQITCH_OTHER = ("revert", "verify")
 
@@ -126,7 +148,7 @@ def runner_holds_transaction(path: str, text: str) -> bool:
         name.endswith(".up.sql")
         or name == "up.sql"
         or is_flyway_file(path)
-        or bool(_PRISMA.search(path))
+        or is_prisma_file(path)
         or bool(_DBMATE_UP.search(text))
     )
 
@@ -140,7 +162,7 @@ def sent_as_one_query(path: str, text: str, up_sql_runner: str | None = None) ->
     statement then runs outside any transaction block, several as one transaction.
     `up_sql_runner`: the tool the configuration names for `*.up.sql` files (over go.mod)."""
     return (
-        bool(_PRISMA.search(path))
+        is_prisma_file(path)
         or bool(_MORPH_NO_TX.search(text))
         or text.startswith(_SQLX_NO_TX)  # sqlx: conn.execute(sql), no arguments
         # dbmate: db.Exec(up half) outside a transaction, one query as lib/pq sends it
