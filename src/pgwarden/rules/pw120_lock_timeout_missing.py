@@ -2,7 +2,8 @@
 
 ## What it does
 Flags a statement that takes a lock blocking reads or writes on an existing
-table (or ACCESS EXCLUSIVE on a materialized view, which blocks its readers)
+table (or ACCESS EXCLUSIVE on a view or materialized view, which blocks its
+readers: DROP VIEW, CREATE OR REPLACE VIEW)
 when no `SET lock_timeout` (or `SET LOCAL lock_timeout`, or
 `SELECT set_config('lock_timeout', ...)`) precedes it in its session or
 transaction (a `SET LOCAL` outside any transaction block sets nothing); a
@@ -52,8 +53,9 @@ from pgwarden.plan import Step, TxMode
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
 
 _TABLES = ("table", "partitioned table")
-# ACCESS EXCLUSIVE on a materialized view blocks its readers while it waits, as on a table
-_WAITED_ON = {LockMode.ACCESS_EXCLUSIVE: (*_TABLES, "materialized view")}
+# ACCESS EXCLUSIVE on a view or materialized view blocks its readers while it waits, as
+# on a table (DROP VIEW, CREATE OR REPLACE VIEW of a view in use)
+_WAITED_ON = {LockMode.ACCESS_EXCLUSIVE: (*_TABLES, "view", "materialized view")}
 
 
 def _mode(lock: RelationLock) -> LockMode:
