@@ -68,6 +68,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from pgwarden.analysis.effects import LockMode
+from pgwarden.analysis.nodes import CommonTableExpr, InsertStmt, Node, WithClause, range_vars
 from pgwarden.findings import Severity
 from pgwarden.plan import Step, TxMode
 from pgwarden.rules._sql import TABLE_KINDS, how_long, qualified, regclass, tx_words
@@ -114,13 +115,19 @@ def _slow(step: Step, ctx: LintContext) -> tuple[str, float | None, bool] | None
     dml = insert or changed
     if dml is not None:
         table = regclass(dml.get("relation"))
-        if qualified(table) in ctx.created:
-            return None
         if insert is not None:
             select = insert.get("selectStmt", {}).get("SelectStmt", {})
             if not select.get("fromClause"):
                 return None  # INSERT ... VALUES: a few rows
-            return f"copies rows into {table}", None, False
+            if qualified(table) not in ctx.created:
+                return f"copies rows into {table}", None, False
+            # into a table the plan created: the copy reads its existing sources whole
+            read = _existing_sources(insert, ctx)
+            if not read or few_rows(select.get("whereClause"), ctx, read[0]):
+                return None
+            return f"reads all of {', '.join(read)} to copy rows into {table}", None, False
+        if qualified(table) in ctx.created:
+            return None
         where = (changed or {}).get("whereClause")
         if where is not None and few_rows(where, ctx, table):
             return None  # by key: a handful of rows, quick
@@ -129,6 +136,28 @@ def _slow(step: Step, ctx: LintContext) -> tuple[str, float | None, bool] | None
         rows = "every row" if whole else "rows"
         return f"{_DML[step.kind]} {rows} of {table}", est, False
     return None
+
+
+def _existing_sources(insert: InsertStmt, ctx: LintContext) -> list[str]:
+    """The existing tables an INSERT ... SELECT reads (not its WITH queries, not tables
+    the plan created), in order."""
+    select: Node = insert.get("selectStmt") or {}
+    ctes: set[str] = set()
+    parts = [cast("dict[str, object]", insert)]
+    inner = select.get("SelectStmt")
+    if inner is not None:
+        parts.append(cast("dict[str, object]", inner))
+    for part in parts:
+        with_ = cast("WithClause | None", part.get("withClause"))
+        for cte in (with_ or {}).get("ctes") or ():
+            common: CommonTableExpr = cte.get("CommonTableExpr") or {}
+            ctes.add(str(common.get("ctename")))
+    names: list[str] = [
+        regclass(rv)
+        for rv in range_vars(select, [])
+        if rv.get("schemaname") or rv.get("relname") not in ctes
+    ]
+    return [n for n in dict.fromkeys(names, True) if qualified(n) not in ctx.created]
 
 
 CODE = "PW121"
