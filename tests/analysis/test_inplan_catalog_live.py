@@ -167,6 +167,13 @@ CASES = [
         "DROP INDEX IF EXISTS h_note_idx",
         alone_locks=True,
     ),
+    # SET NOT NULL again (synapse's 74/03 after 73/07): the column is NOT NULL, no scan
+    InPlanCase(
+        "set_not_null_again",
+        H,
+        "UPDATE h SET note = 'x'; ALTER TABLE h ALTER note SET NOT NULL;",
+        "ALTER TABLE h ALTER note SET NOT NULL",
+    ),
     InPlanCase(
         "add_column_if_not_exists_again",
         H,

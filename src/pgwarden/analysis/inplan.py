@@ -212,10 +212,11 @@ class Draft:
         self.changed()
 
     def set_not_null(self, cols: list[str], value: bool) -> None:
+        """SET (or DROP) NOT NULL of `cols`; a column not known yet (a table the catalog
+        does not show) is known from here on to be NOT NULL (or not), of a type not known."""
         for name in cols:
-            col = self.columns.get(name)
-            if col is not None:
-                self.columns[name] = replace(col, not_null=value)
+            col = self.columns.get(name) or Column(name, "")
+            self.columns[name] = replace(col, not_null=value)
             self.unsure.discard(name)
         self.changed()
 
