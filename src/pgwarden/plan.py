@@ -515,6 +515,7 @@ def _build_plan(
                     timezone,
                     inplan,
                     location,
+                    procedures,
                 )
                 effects = union_effects(
                     ((s.effects, "; it runs only" in s.note) for s in inner),
@@ -594,20 +595,7 @@ class _Body:
                     function=name,
                     known=plan_made,
                 )
-        call = tree.get("CallStmt")
-        if call is not None:
-            known = procedures.get(dotted(call.get("funccall", {}).get("funcname")))
-            if known is not None:
-                return _Body(
-                    known.text,
-                    known.path,
-                    known.lines,
-                    known.start,
-                    known.location,
-                    f"{known.where}, run by the CALL at line {location.line}",
-                    call=True,
-                )
-        return None
+        return _called(tree, procedures, f"at line {location.line}")
 
     def steps(
         self,
@@ -619,9 +607,16 @@ class _Body:
         timezone: str | None,
         inplan: InPlan,
         owner: SourceLocation,
+        procedures: dict[str, _Body] | None = None,
+        segment: int = 0,
+        cond: str | None = None,
+        depth: int = 0,
     ) -> tuple[tuple[Step, ...], tuple[Unanalysed, ...]]:
         """The body's statements as sub-steps of step `index` (in `transaction`, None:
-        autocommit, each in the body's own), and what is not analysable."""
+        autocommit, each in the body's own), and what is not analysable. A statement that
+        calls a routine the plan created (`procedures`: PERFORM f(), CALL p()) stands for
+        that routine's statements, `depth` calls deep at most 3; `segment` and `cond`: the
+        COMMITs before the call and when it runs."""
         inner: list[Step] = []
         unanalysed: list[Unanalysed] = []
         if not self.known:
@@ -646,7 +641,32 @@ class _Body:
             if part.tree is None:
                 unanalysed.append(Unanalysed(loc, part.text, part.dynamic or "not analysable"))
                 continue
-            when = f"; it runs only {part.condition}" if part.condition else ""
+            condition = "; ".join(c for c in (cond, part.condition) if c) or None
+            here = segment + part.commits
+            called = (
+                _called(part.tree, procedures, f"at line {loc.line} of {self.where}")
+                if procedures is not None and depth < _CALL_DEPTH and not self.sql
+                else None
+            )
+            if called is not None:
+                more, missed = called.steps(
+                    index,
+                    transaction,
+                    mode,
+                    catalog,
+                    server_version,
+                    timezone,
+                    inplan,
+                    owner,
+                    procedures,
+                    here,
+                    condition,
+                    depth + 1,
+                )
+                inner.extend(more)
+                unanalysed.extend(missed)
+                continue
+            when = f"; it runs only {condition}" if condition else ""
             inner.append(
                 Step(
                     index=index,
@@ -654,7 +674,7 @@ class _Body:
                     location=loc,
                     tree=part.tree,
                     tx_mode=mode,
-                    transaction=_segment_transaction(transaction, index, part.commits),
+                    transaction=_segment_transaction(transaction, index, here),
                     effects=analyse(
                         part.tree,
                         catalog=catalog,
@@ -664,11 +684,37 @@ class _Body:
                     ),
                     note=f" (in {self.where}{whole}{when})",
                     built_at=owner,
-                    segment=part.commits,
+                    segment=here,
                 )
             )
             inplan.observe(part.tree)  # later statements see what this one created
         return tuple(inner), tuple(unanalysed)
+
+
+_CALL_DEPTH = 3  # routines calling routines: followed this deep
+
+
+def _called(tree: Node, procedures: dict[str, _Body], at: str) -> _Body | None:
+    """The body a statement runs by calling a routine the plan created in PL/pgSQL: the
+    procedure of a CALL, the function of a `SELECT f(...)` (a PERFORM in a body) that
+    selects nothing else and reads no table (it runs once)."""
+    call = tree.get("CallStmt")
+    if call is not None:
+        known = procedures.get(dotted(call.get("funccall", {}).get("funcname")))
+        verb = "CALL"
+    else:
+        select = tree.get("SelectStmt")
+        targets = (select or {}).get("targetList") or []
+        if select is None or len(targets) != 1 or select.get("fromClause"):
+            return None
+        func = targets[0].get("ResTarget", {}).get("val", {}).get("FuncCall")
+        if func is None:
+            return None
+        known = procedures.get(_FUNCTION + dotted(func.get("funcname")))
+        verb = "SELECT"
+    if known is None or not known.text:
+        return None
+    return replace(known, where=f"{known.where}, run by the {verb} {at}", call=True)
 
 
 def _offset(text: str, stmt: ParsedStatement, body: str) -> int | None:
@@ -733,8 +779,11 @@ def _record_procedure(
         if text is not None and language == "plpgsql" and executes_argument(text, first):
             procedures[_EXECUTOR + name] = _Body(text, path, lines, None, location, name)
             procedures.pop(_FUNCTION + name, None)
-        else:
-            procedures[_FUNCTION + name] = _Body("", path, lines, None, location, name)
+        else:  # its body, when PL/pgSQL: what a `SELECT f()` or PERFORM of it runs
+            body = text if text is not None and language == "plpgsql" else ""
+            where = f"function {name} (created at line {location.line})"
+            at = _offset(source.text, stmt, body) if body else None
+            procedures[_FUNCTION + name] = _Body(body, path, lines, at, location, where)
             procedures.pop(_EXECUTOR + name, None)
         return
     if text is None or language != "plpgsql":
