@@ -298,11 +298,17 @@ def _render(
     catalog: Catalog | None = None,
 ) -> str:
     first_line = min((s.location.line for s in original), default=1)
+    # The file's opening comments as written, blank lines between them too (a licence
+    # block, then what the migration does); not the lines a fix wrote.
     head = [
         ln
         for ln in text.splitlines()[: first_line - 1]
-        if ln.strip() and ln not in _OWN and not ln.startswith(NO_FILE_TRANSACTION)
+        if ln not in _OWN and not ln.startswith(NO_FILE_TRANSACTION)
     ]
+    while head and not head[-1].strip():
+        head.pop()
+    while head and not head[0].strip():
+        head.pop(0)
     # An inline ignore above the first statement stays with it, below the prologue: with
     # the first statement of the file, not the first one written (a build the fix moves
     # before the transaction would take it, and the statement it was for lose it).
