@@ -117,8 +117,8 @@ def _slow(step: Step, ctx: LintContext) -> tuple[str, float | None, bool] | None
         table = regclass(dml.get("relation"))
         if insert is not None:
             select = insert.get("selectStmt", {}).get("SelectStmt", {})
-            if not select.get("fromClause"):
-                return None  # INSERT ... VALUES: a few rows
+            if not range_vars(select, []):
+                return None  # INSERT ... VALUES (or SELECT of no table): a few rows
             if qualified(table) not in ctx.created:
                 return f"copies rows into {table}", None, False
             # into a table the plan created: the copy reads its existing sources whole
