@@ -174,6 +174,29 @@ CASES = [
         "UPDATE h SET note = 'x'; ALTER TABLE h ALTER note SET NOT NULL;",
         "ALTER TABLE h ALTER note SET NOT NULL",
     ),
+    # Foreign keys the plan made, dropped: the referenced table's triggers go too, under
+    # ACCESS EXCLUSIVE (Lemmy's column-level REFERENCES, flipt's ALTER-added key: the sweep)
+    InPlanCase(
+        "column_fk_dropped",
+        P,
+        "CREATE TABLE cs (id int, p_id int CONSTRAINT cs_fk REFERENCES p);",
+        "ALTER TABLE cs DROP CONSTRAINT cs_fk",
+        alone_locks=True,
+    ),
+    InPlanCase(
+        "table_with_column_fk_dropped",
+        P,
+        "CREATE TABLE cs (id int, p_id int REFERENCES p);",
+        "DROP TABLE cs",
+        alone_locks=True,
+    ),
+    InPlanCase(
+        "added_fk_dropped",
+        P,
+        "ALTER TABLE h ADD CONSTRAINT h_p_fk FOREIGN KEY (id) REFERENCES p (id) NOT VALID;",
+        "ALTER TABLE h DROP CONSTRAINT h_p_fk",
+        alone_locks=True,
+    ),
     InPlanCase(
         "add_column_if_not_exists_again",
         H,

@@ -381,7 +381,12 @@ class InPlan:
         draft.unsure.discard(colname)
         draft.changed()
         for con in cons:
-            if con["contype"] in ("CONSTR_PRIMARY", "CONSTR_UNIQUE", "CONSTR_CHECK"):
+            if con["contype"] in (
+                "CONSTR_PRIMARY",
+                "CONSTR_UNIQUE",
+                "CONSTR_CHECK",
+                "CONSTR_FOREIGN",
+            ):
                 self._add_constraint(draft, con, colname)
 
     def _add_constraint(self, draft: Draft, con: ConNode, column: str | None) -> None:

@@ -681,6 +681,9 @@ class AlterTable:
         name = cmd["name"]
         rel = self.ctx.rel(self.table)
         con = rel.constraint(name) if rel is not None else None
+        if con is None and rel is None:  # a constraint the plan added to a table not known
+            known = self.ctx.known(self.table)
+            con = known.constraint(name) if known is not None else None
         if con is None:
             if rel is None:
                 self.ctx.assume(
