@@ -593,8 +593,8 @@ def left_as_written(source: SourceText) -> str | None:
     if source.one_query or source.split_parts:
         return (
             "is sent to the server as one query (Prisma Migrate; golang-migrate; morph, sqlx, "
-            "dbmate and postgres-migrations when marked to run without a transaction; bun: one "
-            "per --bun:split part), where a CONCURRENTLY statement runs only as the "
+            "dbmate, postgres-migrations and diesel when marked to run without a transaction; "
+            "bun: one per --bun:split part), where a CONCURRENTLY statement runs only as the "
             "query's only statement: make the fixes its findings show by hand (each "
             "CONCURRENTLY statement in a migration of its own)"
         )

@@ -11,8 +11,9 @@ with `-- morph:nontransactional`, sends as one query runs outside any
 transaction when it holds one statement, as one transaction when it holds
 more, as golang-migrate and sqlx's `-- no-transaction` do too: then an error,
 the failure being certain; so is a goose, dbmate or sql-migrate migration
-without its no-transaction marker, and a morph or sqlx `*.up.sql` that
-go.mod or `up_sql_runner` names, which their tool wraps), or in a changeset of a Liquibase
+without its no-transaction marker, a morph or sqlx `*.up.sql` that go.mod
+or `up_sql_runner` names, and a diesel `up.sql` whose metadata.toml does not
+say `run_in_transaction = false`, which their tool wraps), or in a changeset of a Liquibase
 formatted SQL file without `runInTransaction:false` (an error: Liquibase
 certainly runs it in a transaction). Inside a DO block or a procedure
 body it always fails (`cannot be executed from a function`, or `cannot
@@ -273,6 +274,8 @@ _NO_TRANSACTION = {
     "as one query)",
     "sqlx": "-- no-transaction as its first line, with this as the only statement (sqlx sends "
     "the file as one query)",
+    "diesel": "run_in_transaction = false in the metadata.toml beside its up.sql, with this as "
+    "the only statement (diesel then sends the file as one query)",
 }
 
 

@@ -43,6 +43,7 @@ from pgwarden.sources.gomodule import go_migration_library
 
 __all__ = [
     "Halves",
+    "diesel_no_transaction",
     "down_facts",
     "down_file_of",
     "is_down_file",
@@ -90,6 +91,25 @@ def _prisma_lock(folder: str) -> bool:
         return (Path(folder) / "migration_lock.toml").is_file()
     except OSError:
         return False
+
+
+def diesel_no_transaction(path: str) -> bool:
+    """Whether the diesel migration of `path` (its `up.sql`) has a metadata.toml beside it
+    that says `run_in_transaction = false`: diesel then sends the file as one query
+    (batch_execute) outside a transaction; else it runs it in one."""
+    return _run_in_transaction(str(PurePath(path).parent)) is False
+
+
+@lru_cache(maxsize=256)
+def _run_in_transaction(folder: str) -> bool | None:
+    import tomllib  # only for diesel folders
+
+    try:
+        data = tomllib.loads((Path(folder) / "metadata.toml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    value = data.get("run_in_transaction")
+    return value if isinstance(value, bool) else None
 
 
 _FLYWAY_UNDO = re.compile(r"U(\d+(?:[._]\d+)*__.*)")
@@ -171,6 +191,8 @@ def sent_as_one_query(path: str, text: str, up_sql_runner: str | None = None) ->
             for m in _MARKER.finditer(text)
         )
         or bool(_PG_MIGRATIONS_NO_TX.search(text))  # postgres-migrations: client.query(sql)
+        # diesel: batch_execute(up.sql), without a transaction when metadata.toml says so
+        or (PurePath(path).name == "up.sql" and diesel_no_transaction(path))
         or (
             path.endswith(".up.sql")
             and (
@@ -188,12 +210,15 @@ def wrapping_tool(path: str, text: str, up_sql_runner: str | None = None) -> str
     """The migration tool that certainly runs the file's up half in a transaction, by name:
     goose, dbmate or sql-migrate (their up marker, without their no-transaction marker),
     morph or sqlx (a `*.up.sql` that go.mod or `up_sql_runner` says is theirs, without
-    `-- morph:nontransactional` or a leading `-- no-transaction`). None: not known."""
+    `-- morph:nontransactional` or a leading `-- no-transaction`), diesel (an `up.sql`
+    whose metadata.toml does not say `run_in_transaction = false`). None: not known."""
     up = next((m for m in _MARKER.finditer(text) if _half(m) == "up"), None)
     if up is not None:
         if split_halves(text).no_transaction:
             return None
         return "goose" if up.group("goose") else "dbmate" if up.group("dbmate") else "sql-migrate"
+    if PurePath(path).name == "up.sql":
+        return None if diesel_no_transaction(path) else "diesel"
     if not path.endswith(".up.sql") or _MORPH_NO_TX.search(text) or text.startswith(_SQLX_NO_TX):
         return None
     tool = up_sql_runner or go_migration_library(path)
