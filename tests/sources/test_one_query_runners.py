@@ -97,3 +97,19 @@ def test_prisma_folder_of_any_name_beside_its_migration_lock(tmp_path: Path) -> 
     assert _pw130(migration) == []  # one query of one statement: runs
     migration.write_text(OTHER + INDEX)
     assert _pw130(migration) == ["error"]
+
+
+def test_printed_fix_of_a_one_query_index_build_is_the_build_alone(tmp_path: Path) -> None:
+    """A Prisma file of one CREATE INDEX: PW101's fix (CONCURRENTLY) must stay the file's
+    only statement, so PW120 offers no SET beside it and says to set lock_timeout for the
+    role (the printed fix was SET + CREATE INDEX CONCURRENTLY, which fails as one query:
+    trigger.dev, from the real-project sweep)."""
+    migration = _prisma(tmp_path, 'CREATE UNIQUE INDEX "Job_key" ON "Job" ("key");\n')
+    _, result = commands.lint([migration])
+    by_code = {f.code: f for f in result.findings}
+    assert by_code["PW101"].fix is not None
+    assert by_code["PW120"].fix is None
+    assert "ALTER ROLE <role> SET lock_timeout" in by_code["PW120"].help
+    other = _prisma(tmp_path / "b", 'ALTER TABLE "Job" ADD COLUMN "note" text;\n')
+    _, result = commands.lint([other])
+    assert [f.fix is not None for f in result.findings if f.code == "PW120"] == [True]

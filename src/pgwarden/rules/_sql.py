@@ -25,7 +25,7 @@ from pgwarden.analysis.nodes import (
     strings,
     type_of,
 )
-from pgwarden.plan import Step, TxMode
+from pgwarden.plan import SourceText, Step, TxMode
 
 if TYPE_CHECKING:
     from pgwarden.analysis.catalog import Catalog, Relation
@@ -45,6 +45,7 @@ __all__ = [
     "func_names",
     "how_long",
     "ident",
+    "in_file_where",
     "make_object_name",
     "object_name",
     "option_on",
@@ -347,3 +348,15 @@ def first_step_naming(
                 index.setdefault(name, s.index)
         ctx.state[key] = found = index
     return cast("dict[str, int]", found)
+
+
+def in_file_where(
+    step: Step, ctx: LintContext, key: str, holds: Callable[[SourceText], bool]
+) -> bool:
+    """Whether the step's file is one of the plan's texts that `holds`, the set of them
+    worked out once per lint under `key` (a plan may hold thousands of files)."""
+    paths = cast("frozenset[str] | None", ctx.state.get(key))
+    if paths is None:
+        paths = frozenset(t.path for t in ctx.plan.texts if holds(t))
+        ctx.state[key] = paths
+    return step.location.path in paths

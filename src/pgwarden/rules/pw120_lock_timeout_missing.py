@@ -50,6 +50,7 @@ from collections.abc import Iterator
 from pgwarden.analysis.effects import LockMode, RelationLock
 from pgwarden.findings import Fix, FixStatement, Placement, Severity
 from pgwarden.plan import Step, TxMode
+from pgwarden.rules._sql import in_file_where
 from pgwarden.rules.base import Hit, LintContext, Rule, describe_lock
 
 _TABLES = ("table", "partitioned table")
@@ -85,13 +86,22 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         if judged.severity is None:
             continue
         reported.add(_scope(step))
+        alone = _becomes_concurrent(step) and in_file_where(
+            step, ctx, "PW120.one_query", lambda t: t.one_query or t.split_parts
+        )
         yield Hit(
             message=f"waits for {describe_lock(lock.mode, lock.relation)} with no lock_timeout: "
             f"while it waits, every later query on {lock.relation} queues behind it",
-            help="SET lock_timeout = '1s' (or less) before this statement and retry on failure; "
+            help="set lock_timeout for the role the migrations run as (ALTER ROLE <role> SET "
+            "lock_timeout = '1s') and retry on failure: the tool sends this file as one query, "
+            "where the CONCURRENTLY form of this statement runs only alone, with no SET beside it"
+            if alone
+            else "SET lock_timeout = '1s' (or less) before this statement and retry on failure; "
             "later statements of the same transaction (or file) are not reported again",
             severity=Severity.WARNING,
-            fix=Fix(
+            fix=None
+            if alone
+            else Fix(
                 (
                     FixStatement(
                         "SET lock_timeout = '1s';", Placement.SESSION, "at the top of the file:"
@@ -100,6 +110,15 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
             ),
         )
         return
+
+
+def _becomes_concurrent(step: Step) -> bool:
+    """A CREATE INDEX, DROP INDEX or REINDEX without CONCURRENTLY: the safe form another
+    rule's fix gives it cannot share a query with a SET."""
+    if step.kind in ("IndexStmt", "ReindexStmt"):
+        return True
+    drop = step.tree.get("DropStmt")
+    return drop is not None and drop.get("removeType") == "OBJECT_INDEX"
 
 
 CODE = "PW120"

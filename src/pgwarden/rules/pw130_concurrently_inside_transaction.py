@@ -75,13 +75,13 @@ https://www.postgresql.org/docs/current/sql-createindex.html#SQL-CREATEINDEX-CON
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import PurePath
 from typing import cast
 
 from pgwarden.findings import Severity
-from pgwarden.plan import SourceText, Step, TxMode
-from pgwarden.rules._sql import tx_words
+from pgwarden.plan import Step, TxMode
+from pgwarden.rules._sql import in_file_where, tx_words
 from pgwarden.rules.base import Hit, LintContext, Rule
 from pgwarden.sources.drizzle import is_drizzle_file
 from pgwarden.sources.flyway import (
@@ -225,26 +225,14 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     )
 
 
-def _in_file_where(
-    step: Step, ctx: LintContext, key: str, holds: Callable[[SourceText], bool]
-) -> bool:
-    """Whether the step's file is one of the plan's texts that `holds`, the set of them
-    worked out once per lint under `key` (a plan may hold thousands of files)."""
-    paths = cast("frozenset[str] | None", ctx.state.get(key))
-    if paths is None:
-        paths = frozenset(t.path for t in ctx.plan.texts if holds(t))
-        ctx.state[key] = paths
-    return step.location.path in paths
-
-
 def _in_drizzle_file(step: Step, ctx: LintContext) -> bool:
     """Whether the step's file is a drizzle-kit migration (sources.drizzle)."""
-    return _in_file_where(step, ctx, "PW130.drizzle", lambda t: is_drizzle_file(t.path, t.text))
+    return in_file_where(step, ctx, "PW130.drizzle", lambda t: is_drizzle_file(t.path, t.text))
 
 
 def _in_changeset(step: Step, ctx: LintContext) -> bool:
     """Whether the step is in a Liquibase formatted SQL file (its changesets: transactions)."""
-    return _in_file_where(step, ctx, "PW130.changesets", lambda t: bool(t.changesets))
+    return in_file_where(step, ctx, "PW130.changesets", lambda t: bool(t.changesets))
 
 
 def _in_mixed_flyway_file(step: Step, ctx: LintContext) -> bool:
@@ -292,7 +280,7 @@ def _wrapping_tool(step: Step, ctx: LintContext) -> str:
 
 def _sent_as_one_query(step: Step, ctx: LintContext) -> bool:
     """Whether the step's file is one the runner sends as one query (SourceText.one_query)."""
-    return _in_file_where(step, ctx, "PW130.one_query", lambda t: t.one_query)
+    return in_file_where(step, ctx, "PW130.one_query", lambda t: t.one_query)
 
 
 RULE = Rule(
