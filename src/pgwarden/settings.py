@@ -268,7 +268,7 @@ def load_settings(config: str | os.PathLike[str] | None = None) -> Settings:
 
 
 # The tools whose `*.up.sql` files pgwarden tells apart (the up_sql_runner setting).
-UP_SQL_RUNNERS = ("golang-migrate", "bun", "sqlx", "morph")
+UP_SQL_RUNNERS = ("golang-migrate", "bun", "sqlx", "morph", "maragudk/migrate")
 
 # Every valid key, by table: None marks a table of named entries (environments.<name>).
 KEYS: dict[str | None, Any] = {

@@ -157,3 +157,13 @@ def test_fix_leaves_up_sql_files_their_tool_wraps(tmp_path: Path) -> None:
             out.output
         )
         assert path.read_text() == sql
+
+
+def test_maragudk_migrate_always_wraps(tmp_path: Path) -> None:
+    """maragudk/migrate runs every migration in a transaction (apply: inTransaction, no
+    option): CONCURRENTLY there fails for sure (harness's 0121, the real-project sweep:
+    a warning)."""
+    up = _project(tmp_path / "harness", "github.com/maragudk/migrate v0.4.3", INDEX)
+    assert go_migration_library(str(up)) == "maragudk/migrate"
+    ((severity, help_),) = _pw130(up)
+    assert severity == "error" and "maragudk/migrate runs every migration in a transaction" in help_

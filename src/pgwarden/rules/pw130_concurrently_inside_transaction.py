@@ -205,6 +205,10 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         if one_query
         else f"put it in a migration of its own that {tool} runs outside a transaction: "
         + _NO_TRANSACTION[tool]
+        if tool in _NO_TRANSACTION
+        else f"{tool} runs every migration in a transaction, with no way out: run it outside "
+        f"{tool} (psql, or code after the migration), then make the migrations that need it "
+        "expect it"
         if tool
         else "run it outside any transaction, in a migration of its own (Alembic "
         "autocommit_block(), Django atomic = False); if the runner does not wrap files in a "

@@ -3,7 +3,8 @@
 `*.up.sql` files are golang-migrate's, bun's, sqlx's (Rust) or morph's; they run
 differently: golang-migrate sends the file as one query (one statement: outside any
 transaction); bun too, or each part between `--bun:split` lines as one, and in a
-transaction only a `*.tx.up.sql`; sqlx and morph wrap it in a transaction. The `go.mod`
+transaction only a `*.tx.up.sql`; sqlx and morph wrap it in a transaction, and
+maragudk/migrate always does. The `go.mod`
 above the file names the library the project requires.
 """
 
@@ -18,13 +19,16 @@ _LIBRARIES = {
     "github.com/golang-migrate/migrate": "golang-migrate",
     "github.com/mattermost/morph": "morph",
     "github.com/uptrace/bun": "bun",
+    "github.com/maragudk/migrate": "maragudk/migrate",
+    "maragu.dev/migrate": "maragudk/migrate",
 }
 _LEVELS = 8  # folders walked up at most
 
 
 def go_migration_library(path: str) -> str | None:
-    """ "golang-migrate" or "morph" when the nearest go.mod above `path` requires exactly
-    one of them (None: no go.mod up to the repository root, neither, or both)."""
+    """The library ("golang-migrate", "morph", "bun", "maragudk/migrate") when the nearest
+    go.mod above `path` requires exactly one of them (None: no go.mod up to the repository
+    root, none of them, or several)."""
     try:
         folder = Path(path).resolve().parent
     except OSError:

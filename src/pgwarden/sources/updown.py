@@ -222,7 +222,7 @@ def wrapping_tool(path: str, text: str, up_sql_runner: str | None = None) -> str
     if not path.endswith(".up.sql") or _MORPH_NO_TX.search(text) or text.startswith(_SQLX_NO_TX):
         return None
     tool = up_sql_runner or go_migration_library(path)
-    return tool if tool in ("morph", "sqlx") else None
+    return tool if tool in ("morph", "sqlx", "maragudk/migrate") else None
 
 
 def statements_apart(path: str, text: str, up_sql_runner: str | None = None) -> bool:
