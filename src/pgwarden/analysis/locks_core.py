@@ -27,6 +27,11 @@ EX = LockMode.EXCLUSIVE
 AE = LockMode.ACCESS_EXCLUSIVE
 
 
+# The reason of the lock on the referenced table when a foreign key is dropped (rules
+# read it: a foreign key has no dependents).
+FK_TRIGGERS_DROPPED = "its triggers on the referenced table dropped"
+
+
 class Ctx:
     """Collects the effects of one statement."""
 
@@ -269,7 +274,7 @@ class Ctx:
     def drop_foreign_key(self, table: str, con: Constraint, reason: str) -> None:
         """Dropping a foreign key removes triggers on both tables."""
         if con.references is not None:
-            self.lock(con.references, AE, f"{reason}: its triggers on the referenced table dropped")
+            self.lock(con.references, AE, f"{reason}: {FK_TRIGGERS_DROPPED}")
 
     def drop_relation(
         self, name: str, cascade: bool, reason: str, relkind: str | None = None

@@ -4,7 +4,8 @@
 Flags `DROP ... CASCADE` (tables, views, types, functions, columns,
 constraints, ...) and `TRUNCATE ... CASCADE` on objects that existed before
 the migration. `DROP SCHEMA ... CASCADE` is PW206. Not a trigger, policy,
-extended statistics object or event trigger: nothing can depend on one, so
+extended statistics object, event trigger or foreign key (one the catalog or
+an earlier statement of the plan shows): nothing can depend on one, so
 CASCADE drops nothing more.
 
 Severity: error when the cascade can take data with it (TRUNCATE, and DROP
@@ -46,6 +47,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from pgwarden.analysis.locks_core import FK_TRIGGERS_DROPPED
 from pgwarden.findings import Severity
 from pgwarden.plan import Step
 from pgwarden.rules._sql import alter_cmds, ident, object_name, qualified, regclass, table_of
@@ -87,7 +89,11 @@ def _cascaded(step: Step, ctx: LintContext) -> list[str]:
         if subtype == "AT_DropColumn":
             out.append(f"column {table}.{ident(str(cmd.get('name')))}")
         elif subtype == "AT_DropConstraint":
-            out.append(f"constraint {ident(str(cmd.get('name')))} of {table}")
+            name = str(cmd.get("name"))
+            fk = f"DROP CONSTRAINT {name}: {FK_TRIGGERS_DROPPED}"
+            if any(lk.reason == fk for lk in step.effects.locks):
+                continue  # a foreign key (the catalog or the plan says): nothing depends on it
+            out.append(f"constraint {ident(name)} of {table}")
     return out
 
 
