@@ -58,29 +58,6 @@ def _union(plan: Plan) -> Effects:
     return Effects(locks=locks, creates=creates, rewrites=rewrites)
 
 
-def test_called_procedure_locks_what_the_plan_says(
-    schema: tuple[int, psycopg.Connection[Any], Catalog],
-) -> None:
-    major, conn, catalog = schema
-    sql = """CREATE PROCEDURE backfill() LANGUAGE plpgsql AS $$
-BEGIN
-  ALTER TABLE t ADD COLUMN z int;
-  CREATE INDEX t_b_idx ON t (b);
-  UPDATE t SET b = 'y' WHERE id = 1;
-END
-$$;
-CALL backfill();
-"""
-    plan = _plan(sql, catalog, major)
-    call = plan.steps[1]
-    assert [s.kind for s in call.inner] == ["AlterTableStmt", "IndexStmt", "UpdateStmt"]
-    observed = live.observe_in_transaction(conn, [s.sql for s in plan.steps])
-    predicted = _union(plan)
-    assert _pairs(predicted) == observed.locks
-    assert set(predicted.rewrites) == observed.rewrites
-    assert set(predicted.creates) == observed.created
-
-
 def test_dml_and_taken_branches_inside_a_do_block(
     schema: tuple[int, psycopg.Connection[Any], Catalog],
 ) -> None:
@@ -202,30 +179,35 @@ $$;
     assert not [f for f in result.findings if f.code == "PW121" and f.location.line in after_commit]
 
 
-@pytest.mark.parametrize(
-    "caller", ["SELECT backfill();", "DO $$ BEGIN PERFORM backfill(); END $$;"]
-)
-def test_called_function_locks_what_the_plan_says(
-    schema: tuple[int, psycopg.Connection[Any], Catalog], caller: str
-) -> None:
-    """A PL/pgSQL function the plan creates, run by `SELECT f()` or a body's PERFORM:
-    its statements are the call's (supabase/storage's migrate_calculate_sentinel_prefixes,
-    PERFORMed after a CREATE INDEX in the same DO block: the real-project sweep). Before,
-    the call locked nothing in the plan."""
-    major, conn, catalog = schema
-    sql = f"""CREATE FUNCTION backfill() RETURNS void LANGUAGE plpgsql AS $$
-BEGIN
+BODY = """BEGIN
   ALTER TABLE t ADD COLUMN z int;
   CREATE INDEX t_b_idx ON t (b);
   UPDATE t SET b = 'y' WHERE id = 1;
-END
-$$;
-{caller}
-"""
+END"""
+FUNCTION = "CREATE FUNCTION backfill() RETURNS void LANGUAGE plpgsql"
+
+
+@pytest.mark.parametrize(
+    ("routine", "caller", "note"),
+    [
+        ("CREATE PROCEDURE backfill() LANGUAGE plpgsql", "CALL backfill();", "procedure"),
+        (FUNCTION, "SELECT backfill();", "function"),
+        (FUNCTION, "DO $$ BEGIN PERFORM backfill(); END $$;", "function"),
+    ],
+)
+def test_called_routine_locks_what_the_plan_says(
+    schema: tuple[int, psycopg.Connection[Any], Catalog], routine: str, caller: str, note: str
+) -> None:
+    """A PL/pgSQL procedure the plan creates, run by CALL, or a function, run by
+    `SELECT f()` or a body's PERFORM: its statements are the call's (supabase/storage's
+    migrate_calculate_sentinel_prefixes, PERFORMed after a CREATE INDEX in the same DO
+    block: the real-project sweep; a function's call locked nothing before)."""
+    major, conn, catalog = schema
+    sql = f"{routine} AS $$\n{BODY}\n$$;\n{caller}\n"
     plan = _plan(sql, catalog, major)
     call = plan.steps[1]
     assert [s.kind for s in call.inner] == ["AlterTableStmt", "IndexStmt", "UpdateStmt"]
-    assert "function backfill (created at line 1), run by the" in call.inner[0].note
+    assert f"{note} backfill (created at line 1)" in call.inner[0].note
     observed = live.observe_in_transaction(conn, [s.sql for s in plan.steps])
     predicted = _union(plan)
     assert _pairs(predicted) == observed.locks
