@@ -167,3 +167,20 @@ def test_maragudk_migrate_always_wraps(tmp_path: Path) -> None:
     assert go_migration_library(str(up)) == "maragudk/migrate"
     ((severity, help_),) = _pw130(up)
     assert severity == "error" and "maragudk/migrate runs every migration in a transaction" in help_
+
+
+def test_held_locks_name_the_transaction_the_tool_makes(tmp_path: Path) -> None:
+    """PW121 says whose transaction holds the lock: the one query golang-migrate sends, or
+    the transaction goose runs a migration in, not 'the runner wraps each file'."""
+    backfill = OTHER + "UPDATE files SET note = '';\n"
+    gm = _project(tmp_path / "gm", "github.com/golang-migrate/migrate/v4 v4.17.0", backfill)
+    goose = tmp_path / "00002_note.sql"
+    goose.write_text(f"-- +goose Up\n{backfill}\n-- +goose Down\nSELECT 1;\n")
+    words = {
+        gm: "a query of several statements runs as (the tool sends this file to the server",
+        goose: "inside the transaction goose runs the migration in",
+    }
+    for path, said in words.items():
+        _, result = commands.lint([path])
+        (f,) = [f for f in result.findings if f.code == "PW121"]
+        assert said in f.message, f.message

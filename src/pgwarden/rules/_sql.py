@@ -256,7 +256,7 @@ def how_long(seconds: float | None, *, unknown: str = "duration grows with the t
     return f"~{seconds:.1f} s estimated" if seconds >= 0.05 else "under 0.1 s estimated"
 
 
-def tx_words(step: Step) -> str:
+def tx_words(step: Step, ctx: LintContext) -> str:
     """How `step` came to be inside a transaction block."""
     if step.tx_mode is TxMode.EXPLICIT and step.location.path.endswith(".py"):
         # An Alembic revision: its BEGIN ... COMMIT are Alembic's (the offline SQL's),
@@ -268,6 +268,22 @@ def tx_words(step: Step) -> str:
         return "inside the transaction its DO block or procedure call holds until its next COMMIT"
     if step.tx_mode is TxMode.BODY:  # a DO block or CALL outside any transaction block
         return "inside the one transaction its DO block or procedure call runs as"
+    if step.tx_mode is TxMode.FILE:
+        tools = cast("dict[str, str] | None", ctx.state.get("tx_words.tools"))
+        if tools is None:
+            tools = ctx.state["tx_words.tools"] = {
+                t.path: "" if t.one_query else t.wrapped_by
+                for t in ctx.plan.texts
+                if t.one_query or t.wrapped_by
+            }
+        tool = tools.get(step.location.path)
+        if tool == "":
+            return (
+                "inside the one transaction a query of several statements runs as (the tool "
+                "sends this file to the server as one query)"
+            )
+        if tool is not None:
+            return f"inside the transaction {tool} runs the migration in"
     return "inside the one transaction the migration runner wraps each file in"
 
 

@@ -316,7 +316,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     yield Hit(
         message=f"{said.locks}, {'is' if said.count == 1 else 'are'} still held while "
         f"this statement {doing} ({how_long(est)}): locks live until COMMIT and this runs "
-        f"{tx_words(step)}, so that traffic waits for this statement too; {said.sizes}",
+        f"{tx_words(step, ctx)}, so that traffic waits for this statement too; {said.sizes}",
         help="commit right after the statement that takes the strong lock and run this one in its "
         + (
             "own transaction: its own migration (the tool runs this whole file in one "

@@ -143,7 +143,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     known = explicit or changeset or flyway or drizzle or one_query
     tool = "" if known or step.tx_mode is not TxMode.FILE else _wrapping_tool(step, ctx)
     where = (
-        tx_words(step)
+        tx_words(step, ctx)
         if explicit
         else "in a Liquibase changeset, which Liquibase runs in a transaction"
         if changeset

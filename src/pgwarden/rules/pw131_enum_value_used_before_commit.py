@@ -135,7 +135,7 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
     certain = same_body or step.tx_mode is TxMode.EXPLICIT
     where = f", and line {user.location.line} of the same body"
     if not same_body:
-        where = f" {tx_words(step)}, and line {user.location.line}"
+        where = f" {tx_words(step, ctx)}, and line {user.location.line}"
     yield Hit(
         message=f"adds value '{value}' to enum {enum}{where} uses '{value}' before COMMIT: "
         "PostgreSQL rejects that (unsafe use of new value) and the migration fails",
