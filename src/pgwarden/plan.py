@@ -432,12 +432,12 @@ def _build_plan(
         texts.append(source)
         tx_kinds = [_tx_kind(s) for s in stmts]
         # pgwarden's own marker says how psql or apply runs the file, never how a tool that
-        # sends it as one query does (--fix writes it into the files it rewrites)
-        marked = NO_FILE_TRANSACTION in source.text and not source.one_query
+        # sends it as one query or wraps it does (--fix writes it into files it rewrites)
+        marked = NO_FILE_TRANSACTION in source.text and not (source.one_query or source.wrapped_by)
         explicit = source.no_transaction or marked or any(k in _BEGIN for k in tx_kinds)
-        # a tool that sends the file as one query runs it as one transaction, however the
-        # rest of the plan's files run
-        wraps = file_transaction or source.one_query
+        # a tool that sends the file as one query runs it as one transaction, and a tool
+        # known to wrap it runs it in one, however the rest of the plan's files run
+        wraps = file_transaction or source.one_query or bool(source.wrapped_by)
         wrap = wraps and not explicit and bool(stmts)
         # BEGIN inside the runner's transaction: what runs outside blocks joins them
         joined = (

@@ -296,3 +296,16 @@ def test_postgres_migrations_and_dbmate_no_transaction_files_are_one_query(
     before = pm.read_text()
     _fix(pm)
     assert pm.read_text() == before
+
+
+def test_a_tool_known_to_wrap_wraps_under_no_file_transaction(tmp_path: Path) -> None:
+    """--no-file-transaction says how files run when nothing else does; a goose migration
+    without `-- +goose NO TRANSACTION` still runs in goose's transaction, where
+    CONCURRENTLY fails for sure (before: no finding under --no-file-transaction)."""
+    path = tmp_path / "00003_index.sql"
+    path.write_text(
+        "-- +goose Up\nALTER TABLE users ADD COLUMN note text;\n"
+        "CREATE INDEX CONCURRENTLY users_note ON users (note);\n-- +goose Down\nSELECT 1;\n"
+    )
+    _, result = commands.lint([path], file_transaction=False)
+    assert [f.severity.value for f in result.findings if f.code == "PW130"] == ["error"]
