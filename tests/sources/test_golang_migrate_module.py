@@ -184,3 +184,12 @@ def test_held_locks_name_the_transaction_the_tool_makes(tmp_path: Path) -> None:
         _, result = commands.lint([path])
         (f,) = [f for f in result.findings if f.code == "PW121"]
         assert said in f.message, f.message
+
+
+def test_bun_tx_file_wraps_for_sure(tmp_path: Path) -> None:
+    """bun runs a `*.tx.up.sql` in one transaction: CONCURRENTLY there fails for sure."""
+    up = _project(tmp_path / "zep", "github.com/uptrace/bun v1.1.17", INDEX)
+    tx = up.with_name("000127_index.tx.up.sql")
+    tx.write_text(INDEX)
+    ((severity, help_),) = _pw130(tx)
+    assert severity == "error" and "not *.tx.up.sql" in help_

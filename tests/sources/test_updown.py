@@ -309,3 +309,17 @@ def test_a_tool_known_to_wrap_wraps_under_no_file_transaction(tmp_path: Path) ->
     )
     _, result = commands.lint([path], file_transaction=False)
     assert [f.severity.value for f in result.findings if f.code == "PW130"] == ["error"]
+
+
+def test_begin_inside_a_goose_migration_starts_no_transaction(tmp_path: Path) -> None:
+    """goose runs the up half in its transaction: a BEGIN there starts none (the server
+    warns), so the ALTER's ACCESS EXCLUSIVE is held through the UPDATE (PW121); a DO block
+    that COMMITs fails there for sure (PW130 error). Before: no PW121, and a warning."""
+    path = tmp_path / "00004_backfill.sql"
+    path.write_text(
+        "-- +goose Up\nALTER TABLE users ADD COLUMN IF NOT EXISTS d int;\n"
+        "BEGIN;\nUPDATE users SET d = 0;\nCOMMIT;\n"
+    )
+    assert "PW121" in _codes([path])[(path.name, 4)]
+    path.write_text("-- +goose Up\nDO $$ BEGIN UPDATE users SET d = 1; COMMIT; END $$;\n")
+    assert "PW130" in _codes([path])[(path.name, 2)]

@@ -186,7 +186,9 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
             help="run it outside any transaction, after the file's COMMIT or in a migration of "
             "its own (Alembic autocommit_block(), Django atomic = False); or drop the COMMITs "
             "from the body if it may run as one transaction",
-            severity=Severity.ERROR if explicit or changeset else Severity.WARNING,
+            severity=Severity.ERROR
+            if explicit or changeset or flyway or tool
+            else Severity.WARNING,
         )
         return
     yield Hit(
@@ -268,6 +270,8 @@ _NO_TRANSACTION = {
     "the file as one query)",
     "diesel": "run_in_transaction = false in the metadata.toml beside its up.sql, with this as "
     "the only statement (diesel then sends the file as one query)",
+    "bun": "a *.up.sql file, not *.tx.up.sql, with this as the only statement of its "
+    "--bun:split part (bun sends each part as one query)",
 }
 
 

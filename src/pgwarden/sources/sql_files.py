@@ -290,6 +290,7 @@ def read_source(
     # with a statement Flyway runs outside one runs without one (or is refused)
     one_query = sent_as_one_query(name, text, up_sql_runner)
     split_parts = statements_apart(name, text, up_sql_runner)
+    wrapped_by = wrapping_tool(name, text, up_sql_runner) or ""
     alone = (len(stmts) == 1 and one_query) or (
         is_flyway_file(name)
         and (any(non_transactional(s.tree) for s in stmts) or script_config_no_transaction(name))
@@ -304,10 +305,10 @@ def read_source(
         changesets(text),
         placeholders,
         psql,
-        runner_transaction=runner_holds_transaction(name, text),
+        runner_transaction=runner_holds_transaction(name, text) or bool(wrapped_by),
         one_query=one_query,
         split_parts=split_parts,
-        wrapped_by=wrapping_tool(name, text, up_sql_runner) or "",
+        wrapped_by=wrapped_by,
     )
     return source, stmts
 

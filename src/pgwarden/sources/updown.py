@@ -210,7 +210,8 @@ def wrapping_tool(path: str, text: str, up_sql_runner: str | None = None) -> str
     """The migration tool that certainly runs the file's up half in a transaction, by name:
     goose, dbmate or sql-migrate (their up marker, without their no-transaction marker),
     morph or sqlx (a `*.up.sql` that go.mod or `up_sql_runner` says is theirs, without
-    `-- morph:nontransactional` or a leading `-- no-transaction`), diesel (an `up.sql`
+    `-- morph:nontransactional` or a leading `-- no-transaction`), bun (a `*.tx.up.sql`),
+    maragudk/migrate (any `*.up.sql`), diesel (an `up.sql`
     whose metadata.toml does not say `run_in_transaction = false`). None: not known."""
     up = next((m for m in _MARKER.finditer(text) if _half(m) == "up"), None)
     if up is not None:
@@ -222,6 +223,8 @@ def wrapping_tool(path: str, text: str, up_sql_runner: str | None = None) -> str
     if not path.endswith(".up.sql") or _MORPH_NO_TX.search(text) or text.startswith(_SQLX_NO_TX):
         return None
     tool = up_sql_runner or go_migration_library(path)
+    if tool == "bun":
+        return "bun" if path.endswith(".tx.up.sql") else None
     return tool if tool in ("morph", "sqlx", "maragudk/migrate") else None
 
 
