@@ -24,6 +24,6 @@ def test_opening_comments_keep_their_blank_lines(tmp_path: Path) -> None:
         head + "\nALTER TABLE destinations ALTER retry_interval SET DATA TYPE BIGINT;\n"
     )
     assert _fix(path) == 1
-    assert path.read_text().startswith(head + "-- Rewritten by `pgwarden lint --fix`")
+    assert path.read_text().startswith(head + "\n-- Rewritten by `pgwarden lint --fix`")
     once = path.read_text()
     assert _fix(path) == 0 and path.read_text() == once

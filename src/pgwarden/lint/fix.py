@@ -305,10 +305,15 @@ def _render(
         for ln in text.splitlines()[: first_line - 1]
         if ln not in _OWN and not ln.startswith(NO_FILE_TRANSACTION)
     ]
-    while head and not head[-1].strip():
-        head.pop()
     while head and not head[0].strip():
         head.pop(0)
+    # A blank line after them stays one (Atlas reads its directives only from comments a
+    # blank line ends: `-- atlas:txmode none`).
+    apart = bool(head) and not head[-1].strip()
+    while head and not head[-1].strip():
+        head.pop()
+    if head and apart:
+        head.append("")
     # An inline ignore above the first statement stays with it, below the prologue: with
     # the first statement of the file, not the first one written (a build the fix moves
     # before the transaction would take it, and the statement it was for lose it).

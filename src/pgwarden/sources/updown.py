@@ -69,8 +69,12 @@ _PG_MIGRATIONS_NO_TX = re.compile(
     r"^[ \t]*--[ \t]*postgres-migrations[ \t]+disable-transaction\b", re.IGNORECASE | re.MULTILINE
 )
 _SQLX_NO_TX = "-- no-transaction"  # sqlx: `sql.starts_with(...)`, the file's first bytes
-# Atlas's file directive, in the comment block that opens the file
-_ATLAS_NO_TX = re.compile(r"\A(?:[ \t]*(?:--[^\n]*)?\n)*?[ \t]*--[ \t]*atlas:txmode[ \t]+none\b")
+# Atlas's file directive: among the comment lines that open the file, which a blank line
+# must follow (Atlas reads no directive otherwise: LocalFile.comments)
+_ATLAS_NO_TX = re.compile(
+    r"\A(?:(?:--|#)[^\n]*\n)*?(?:--|#)[ \t]*atlas:txmode[ \t]+none\b[^\n]*\n"
+    r"(?:(?:--|#)[^\n]*\n)*[ \t]*(?:\n|\Z)"
+)
 _MORPH_NO_TX = re.compile(r"^[ \t]*--[ \t]*morph:nontransactional\b", re.IGNORECASE | re.MULTILINE)
 _PRISMA = re.compile(r"(?:^|[/\\])\d{14}_[^/\\]+[/\\]migration\.sql$")
 _PRISMA_FOLDER = re.compile(r"(?:^|[/\\])[^/\\]+[/\\]migration\.sql$")
