@@ -94,6 +94,10 @@ class SourceText:
     # The tool sends each part between `--bun:split` lines as a query of its own, outside any
     # transaction (sources.updown.statements_apart).
     split_parts: bool = False
+    # The parts the tool sends as one query each (bun's `--bun:split`), outside any
+    # transaction: (offset where each starts, whether it holds several statements, which
+    # then run as one implicit transaction).
+    query_parts: tuple[tuple[int, bool], ...] = ()
     # The migration tool that certainly runs the file in a transaction (goose, dbmate,
     # sql-migrate, morph, sqlx: sources.updown.wrapping_tool), "" when not known.
     wrapped_by: str = ""
@@ -431,6 +435,8 @@ def _build_plan(
     for source, stmts in sources:
         texts.append(source)
         tx_kinds = [_tx_kind(s) for s in stmts]
+        # Liquibase changesets, or the parts a tool sends as one query each: transactions
+        bounds = source.changesets or source.query_parts
         # pgwarden's own marker says how psql or apply runs the file, never how a tool that
         # sends it as one query or wraps it does (--fix writes it into files it rewrites)
         marked = NO_FILE_TRANSACTION in source.text and not (source.one_query or source.wrapped_by)
@@ -444,13 +450,13 @@ def _build_plan(
             wraps
             and source.runner_transaction
             and not source.no_transaction
-            and not source.changesets
+            and not bounds
             and not marked
             and any(k in _BEGIN for k in tx_kinds)
         )
         outside_tx: int | None = None  # joined: the transaction of statements outside blocks
         file_tx: int | None = None
-        if wrap and not source.changesets:
+        if wrap and not bounds:
             file_tx = next_tx
             next_tx += 1
         changeset = -1  # the Liquibase changeset the statement is in (-1: before the first)
@@ -461,13 +467,10 @@ def _build_plan(
             while facts and facts[0].before <= at:  # rare: a framework's word on a column
                 inplan.assume(facts.pop(0))
             kind = tx_kinds[at]
-            while (
-                changeset + 1 < len(source.changesets)
-                and source.changesets[changeset + 1][0] <= stmt.start
-            ):
+            while changeset + 1 < len(bounds) and bounds[changeset + 1][0] <= stmt.start:
                 changeset += 1
                 file_tx = None
-                if source.changesets[changeset][1]:
+                if bounds[changeset][1]:
                     file_tx = next_tx
                     next_tx += 1
             if kind in _BEGIN and open_tx is None:

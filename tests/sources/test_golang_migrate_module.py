@@ -193,3 +193,23 @@ def test_bun_tx_file_wraps_for_sure(tmp_path: Path) -> None:
     tx.write_text(INDEX)
     ((severity, help_),) = _pw130(tx)
     assert severity == "error" and "not *.tx.up.sql" in help_
+
+
+def test_each_bun_split_part_is_one_query(tmp_path: Path) -> None:
+    """bun sends each --bun:split part as one query (migrate/migration.go: one ExecContext
+    per part): a part of several statements runs as one implicit transaction, where
+    CONCURRENTLY fails for sure and an ALTER's lock is held through the UPDATE after it
+    (a new user's check: neither was found; pg_locks shows the lock held)."""
+    sql = (
+        "ALTER TABLE files ADD COLUMN IF NOT EXISTS note2 text;\n\n--bun:split\n\n"
+        "SET lock_timeout = 2000;\n"
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS files_note2_idx ON files (note2);\n"
+        "\n--bun:split\n\n"
+        "ALTER TABLE users ADD COLUMN score int;\nUPDATE users SET score = 0;\n"
+    )
+    up = _project(tmp_path / "zep", "github.com/uptrace/bun v1.1.17", sql)
+    _, result = commands.lint([up])
+    found = {(f.code, f.location.line, f.severity.value) for f in result.findings}
+    assert ("PW130", 6, "error") in found
+    assert ("PW121", 11, "error") in found
+    assert not [f for f in result.findings if f.code == "PW121" and f.location.line < 11]

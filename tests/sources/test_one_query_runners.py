@@ -27,7 +27,7 @@ def _pw130(path: Path) -> list[str]:
     found = [f for f in result.findings if f.code == "PW130"]
     for f in found:
         if path.read_text().startswith("-- morph") or path.name == "migration.sql":
-            assert "sends as one query (as Prisma Migrate, morph, golang-migrate" in f.message
+            assert "sends as one query (as Prisma Migrate, golang-migrate, bun" in f.message
             assert "as its only statement" in f.help
     return [f.severity.value for f in found]
 

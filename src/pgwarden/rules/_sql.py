@@ -269,12 +269,13 @@ def tx_words(step: Step, ctx: LintContext) -> str:
     if step.tx_mode is TxMode.BODY:  # a DO block or CALL outside any transaction block
         return "inside the one transaction its DO block or procedure call runs as"
     if step.tx_mode is TxMode.FILE:
-        tools = cast("dict[str, str] | None", ctx.state.get("tx_words.tools"))
+        key = "tx_words.tools"
+        tools = cast("dict[str, str] | None", ctx.state.get(key))
         if tools is None:
-            tools = ctx.state["tx_words.tools"] = {
-                t.path: "" if t.one_query else t.wrapped_by
+            tools = ctx.state[key] = {
+                t.path: "" if t.one_query or t.query_parts else t.wrapped_by
                 for t in ctx.plan.texts
-                if t.one_query or t.wrapped_by
+                if t.one_query or t.query_parts or t.wrapped_by
             }
         tool = tools.get(step.location.path)
         if tool == "":

@@ -337,7 +337,11 @@ def _runner_holds_transaction(step: Step, ctx: LintContext) -> bool:
     paths = ctx.state.get(key)
     if paths is None:
         # (a BEGIN in a file sent as one query does start a block)
-        held = {t.path for t in ctx.plan.texts if t.runner_transaction and not t.one_query}
+        held = {
+            t.path
+            for t in ctx.plan.texts
+            if t.runner_transaction and not t.one_query and not t.query_parts
+        }
         paths = ctx.state[key] = frozenset(  # (none when lint assumes no file transactions)
             s.location.path
             for s in ctx.plan.steps

@@ -153,8 +153,9 @@ def check(step: Step, ctx: LintContext) -> Iterator[Hit]:
         if flyway
         else "in a drizzle migration: drizzle runs all pending migrations in one transaction"
         if drizzle
-        else "in a file of several statements that the runner sends as one query (as Prisma "
-        "Migrate, morph, golang-migrate and sqlx's -- no-transaction do), which runs as one "
+        else "in a file (or bun --bun:split part) of several statements that the runner sends "
+        "as one query (as Prisma Migrate, golang-migrate, bun, and morph, sqlx, dbmate, "
+        "diesel or postgres-migrations without a transaction do), which runs as one "
         "transaction"
         if one_query
         else f"in a {tool} migration, which {tool} runs in a transaction"
@@ -288,7 +289,7 @@ def _wrapping_tool(step: Step, ctx: LintContext) -> str:
 
 def _sent_as_one_query(step: Step, ctx: LintContext) -> bool:
     """Whether the step's file is one the runner sends as one query (SourceText.one_query)."""
-    return in_file_where(step, ctx, "PW130.one_query", lambda t: t.one_query)
+    return in_file_where(step, ctx, "PW130.one_query", lambda t: t.one_query or bool(t.query_parts))
 
 
 RULE = Rule(

@@ -29,6 +29,7 @@ from pgwarden.sources.updown import (
     runner_holds_transaction,
     sent_as_one_query,
     split_halves,
+    split_queries,
     statements_apart,
     wrapping_tool,
 )
@@ -309,6 +310,7 @@ def read_source(
         one_query=one_query,
         split_parts=split_parts,
         wrapped_by=wrapped_by,
+        query_parts=split_queries(text, [s.start for s in stmts]) if split_parts else (),
     )
     return source, stmts
 

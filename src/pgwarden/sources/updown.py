@@ -50,6 +50,7 @@ __all__ = [
     "is_prisma_file",
     "sent_as_one_query",
     "split_halves",
+    "split_queries",
     "statements_apart",
     "with_down_half",
     "wrapping_tool",
@@ -208,6 +209,20 @@ def sent_as_one_query(path: str, text: str, up_sql_runner: str | None = None) ->
 
 
 _BUN_SPLIT = "--bun:split"
+
+
+_BUN_SPLIT_LINE = re.compile(r"^[ \t]*--bun:split[^\n]*(?:\n|\Z)", re.MULTILINE)
+
+
+def split_queries(text: str, starts: Sequence[int]) -> tuple[tuple[int, bool], ...]:
+    """The parts of a bun file between its `--bun:split` lines, each sent as one query:
+    (offset where it starts, whether it holds several of the statements at `starts`)."""
+    bounds = [0, *(m.end() for m in _BUN_SPLIT_LINE.finditer(text))]
+    out = []
+    for at, begin in enumerate(bounds):
+        end = bounds[at + 1] if at + 1 < len(bounds) else len(text) + 1
+        out.append((begin, sum(1 for s in starts if begin <= s < end) > 1))
+    return tuple(out)
 
 
 def wrapping_tool(path: str, text: str, up_sql_runner: str | None = None) -> str | None:
