@@ -647,7 +647,7 @@ class _Body:
             condition = "; ".join(c for c in (cond, part.condition) if c) or None
             here = segment + part.commits
             called = (
-                _called(part.tree, procedures, f"at line {loc.line} of {self.where}")
+                _called(part.tree, procedures, f"at line {loc.line} of {self.where}", inside=True)
                 if procedures is not None and depth < _CALL_DEPTH and not self.sql
                 else None
             )
@@ -697,10 +697,12 @@ class _Body:
 _CALL_DEPTH = 3  # routines calling routines: followed this deep
 
 
-def _called(tree: Node, procedures: dict[str, _Body], at: str) -> _Body | None:
+def _called(
+    tree: Node, procedures: dict[str, _Body], at: str, inside: bool = False
+) -> _Body | None:
     """The body a statement runs by calling a routine the plan created in PL/pgSQL: the
-    procedure of a CALL, the function of a `SELECT f(...)` (a PERFORM in a body) that
-    selects nothing else and reads no table (it runs once)."""
+    procedure of a CALL, the function of a `SELECT f(...)` (a PERFORM in a body: `inside`)
+    that selects nothing else and reads no table (it runs once)."""
     call = tree.get("CallStmt")
     if call is not None:
         known = procedures.get(dotted(call.get("funccall", {}).get("funcname")))
@@ -714,7 +716,7 @@ def _called(tree: Node, procedures: dict[str, _Body], at: str) -> _Body | None:
         if func is None:
             return None
         known = procedures.get(_FUNCTION + dotted(func.get("funcname")))
-        verb = "SELECT"
+        verb = "PERFORM (or SELECT)" if inside else "SELECT"
     if known is None or not known.text:
         return None
     return replace(known, where=f"{known.where}, run by the {verb} {at}", call=True)

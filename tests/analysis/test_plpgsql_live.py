@@ -190,9 +190,9 @@ FUNCTION = "CREATE FUNCTION backfill() RETURNS void LANGUAGE plpgsql"
 @pytest.mark.parametrize(
     ("routine", "caller", "note"),
     [
-        ("CREATE PROCEDURE backfill() LANGUAGE plpgsql", "CALL backfill();", "procedure"),
-        (FUNCTION, "SELECT backfill();", "function"),
-        (FUNCTION, "DO $$ BEGIN PERFORM backfill(); END $$;", "function"),
+        ("CREATE PROCEDURE backfill() LANGUAGE plpgsql", "CALL backfill();", "procedure CALL"),
+        (FUNCTION, "SELECT backfill();", "function SELECT"),
+        (FUNCTION, "DO $$ BEGIN PERFORM backfill(); END $$;", "function PERFORM"),
     ],
 )
 def test_called_routine_locks_what_the_plan_says(
@@ -203,11 +203,12 @@ def test_called_routine_locks_what_the_plan_says(
     migrate_calculate_sentinel_prefixes, PERFORMed after a CREATE INDEX in the same DO
     block: the real-project sweep; a function's call locked nothing before)."""
     major, conn, catalog = schema
+    note, verb = note.split()
     sql = f"{routine} AS $$\n{BODY}\n$$;\n{caller}\n"
     plan = _plan(sql, catalog, major)
     call = plan.steps[1]
     assert [s.kind for s in call.inner] == ["AlterTableStmt", "IndexStmt", "UpdateStmt"]
-    assert f"{note} backfill (created at line 1)" in call.inner[0].note
+    assert f"{note} backfill (created at line 1), run by the {verb}" in call.inner[0].note
     observed = live.observe_in_transaction(conn, [s.sql for s in plan.steps])
     predicted = _union(plan)
     assert _pairs(predicted) == observed.locks
