@@ -598,7 +598,7 @@ class _Body:
                     function=name,
                     known=plan_made,
                 )
-        return _called(tree, procedures, f"at line {location.line}")
+        return _called(tree, procedures, location.line)
 
     def steps(
         self,
@@ -647,7 +647,7 @@ class _Body:
             condition = "; ".join(c for c in (cond, part.condition) if c) or None
             here = segment + part.commits
             called = (
-                _called(part.tree, procedures, f"at line {loc.line} of {self.where}", inside=True)
+                _called(part.tree, procedures, loc.line, self.where)
                 if procedures is not None and depth < _CALL_DEPTH and not self.sql
                 else None
             )
@@ -698,11 +698,12 @@ _CALL_DEPTH = 3  # routines calling routines: followed this deep
 
 
 def _called(
-    tree: Node, procedures: dict[str, _Body], at: str, inside: bool = False
+    tree: Node, procedures: dict[str, _Body], line: int, body: str | None = None
 ) -> _Body | None:
-    """The body a statement runs by calling a routine the plan created in PL/pgSQL: the
-    procedure of a CALL, the function of a `SELECT f(...)` (a PERFORM in a body: `inside`)
-    that selects nothing else and reads no table (it runs once)."""
+    """The body a statement (at `line`; of the PL/pgSQL body `body` describes, or at the
+    top level) runs by calling a routine the plan created in PL/pgSQL: the procedure of a
+    CALL, the function of a `SELECT f(...)` (a PERFORM in a body) that selects nothing
+    else and reads no table (it runs once)."""
     call = tree.get("CallStmt")
     if call is not None:
         known = procedures.get(dotted(call.get("funccall", {}).get("funcname")))
@@ -716,9 +717,10 @@ def _called(
         if func is None:
             return None
         known = procedures.get(_FUNCTION + dotted(func.get("funcname")))
-        verb = "PERFORM (or SELECT)" if inside else "SELECT"
+        verb = "SELECT" if body is None else "PERFORM (or SELECT)"
     if known is None or not known.text:
         return None
+    at = f"at line {line}" if body is None else f"at line {line} of {body}"
     return replace(known, where=f"{known.where}, run by the {verb} {at}", call=True)
 
 

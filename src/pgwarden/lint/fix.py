@@ -75,7 +75,7 @@ from pgwarden.rules.pw122_lock_timeout_too_long import bearable_ms, blocked_rate
 from pgwarden.sources.drizzle import is_drizzle_file
 from pgwarden.sources.flyway import is_flyway_file
 from pgwarden.sources.sql_files import read_source
-from pgwarden.sources.updown import split_halves, with_down_half
+from pgwarden.sources.updown import is_up_sql_file, split_halves, with_down_half
 
 __all__ = ["FileFix", "fix_plan", "left_as_written", "write_fixes"]
 
@@ -576,9 +576,6 @@ def _sets_lock_timeout(step: Step) -> bool:
     return step.kind == "VariableSetStmt" and step.body.get("name") == "lock_timeout"
 
 
-_UP_SQL = re.compile(r"(?:^|[/\\])(?:[^/\\]*\.)?up\.sql$")  # x.up.sql, diesel's up.sql
-
-
 def left_as_written(source: SourceText) -> str | None:
     """Why `--fix` leaves `source` as written, in words that follow its path ("is a Flyway
     migration: ..."), or None when it may rewrite it: the transactions (or queries) a fix
@@ -603,7 +600,7 @@ def left_as_written(source: SourceText) -> str | None:
             "query's only statement: make the fixes its findings show by hand (each "
             "CONCURRENTLY statement in a migration of its own)"
         )
-    if source.runner_transaction and _UP_SQL.search(source.path):
+    if source.runner_transaction and is_up_sql_file(source.path):
         return (
             "is run by its migration tool inside a transaction (sqlx, morph and pop wrap a "
             "*.up.sql file in one, diesel an up.sql), where the BEGIN ... COMMIT blocks and "

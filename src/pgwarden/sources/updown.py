@@ -48,6 +48,7 @@ __all__ = [
     "down_file_of",
     "is_down_file",
     "is_prisma_file",
+    "is_up_sql_file",
     "sent_as_one_query",
     "split_halves",
     "split_queries",
@@ -166,16 +167,21 @@ def runner_holds_transaction(path: str, text: str) -> bool:
     (a BEGIN in it then starts no transaction: what runs before it joins the block, and
     after its COMMIT one more transaction runs to the next BEGIN or the end): Flyway
     (`V<version>__`, `R__`), golang-migrate and sqlx (`*.up.sql`), diesel (`up.sql`),
-    Prisma (`migration.sql`) and dbmate (`-- migrate:up`). Not goose, whose statements
-    after such a COMMIT run each on its own, nor a plain `.sql` file run by psql."""
-    name = PurePath(path).name
+    Prisma (`migration.sql`) and dbmate (`-- migrate:up`); goose and sql-migrate when
+    `wrapping_tool` names them. Not a plain `.sql` file run by psql."""
     return (
-        name.endswith(".up.sql")
-        or name == "up.sql"
+        is_up_sql_file(path)
         or is_flyway_file(path)
         or is_prisma_file(path)
         or bool(_DBMATE_UP.search(text))
     )
+
+
+def is_up_sql_file(path: str) -> bool:
+    """An up migration of its own file: `<version>_<name>.up.sql` (golang-migrate, sqlx,
+    morph, bun, maragudk/migrate) or diesel's `<folder>/up.sql`."""
+    name = PurePath(path).name
+    return name.endswith(".up.sql") or name == "up.sql"
 
 
 def sent_as_one_query(path: str, text: str, up_sql_runner: str | None = None) -> bool:
